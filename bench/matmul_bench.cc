@@ -1,0 +1,180 @@
+// Matmul throughput next to this machine's measured limits (GUIDE rule 10).
+//   matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--dtype bf16|f16|f32]
+// Decode (m = 1) is judged against DRAM read bandwidth (weight bytes / time); prefill (m = 512)
+// against the dot-product peak of the instructions the kernel uses (bf16 dot or fp32 FMA).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/matmul.h"
+#include "backends/cpu/roofline.h"
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+
+namespace {
+
+using namespace brisk;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  bool json = false;
+  int threads = 0;
+  cpu::MatmulIsa isa = cpu::MatmulIsa::Auto;
+  std::vector<DType> dtypes = {DType::BF16, DType::F16, DType::F32};
+};
+
+struct Shape {
+  int64_t m, k, n;
+};
+
+struct Result {
+  DType dtype;
+  Shape shape;
+  double seconds;  // median per call
+  double gflops, weight_gbps, fraction;
+  const char* limit;  // which roofline the fraction refers to
+};
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+// Enough copies of the weights that a decode sweep streams from DRAM, as a real model whose
+// layers together dwarf the last-level cache does; prefill reuses one copy, as one layer does.
+std::vector<std::vector<uint8_t>> make_weights(DType t, int64_t n, int64_t k, bool many) {
+  const size_t bytes = size_t(n * k) * dtype_size(t);
+  const size_t copies = many ? std::max<size_t>(2, (size_t(256) << 20) / bytes + 1) : 1;
+  std::vector<uint8_t> first(bytes);
+  std::mt19937 rng(42);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (size_t i = 0; i < size_t(n * k); ++i) {
+    float v = dist(rng);
+    if (t == DType::F32) {
+      std::memcpy(&first[i * 4], &v, 4);
+    } else {
+      uint16_t h = t == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+      std::memcpy(&first[i * 2], &h, 2);
+    }
+  }
+  return std::vector<std::vector<uint8_t>>(copies, first);
+}
+
+Result run_case(DType t, Shape s, const Options& opt, ThreadPool& pool, double bw, double fma,
+                double bf16) {
+  const bool decode = s.m == 1;
+  auto weights = make_weights(t, s.n, s.k, decode);
+  std::vector<float> x(size_t(s.m * s.k), 0.5f), y(size_t(s.m * s.n));
+  std::vector<Tensor> views;
+  for (auto& w : weights) views.push_back(Tensor{w.data(), t, {s.n, s.k}});
+
+  cpu::matmul_with_isa(opt.isa, x.data(), s.m, s.k, views[0], nullptr, y.data(), pool);  // warm-up
+  std::vector<double> times;
+  const auto start = Clock::now();
+  for (size_t call = 0; times.size() < 5 || std::chrono::duration<double>(Clock::now() - start).count() < 0.5;
+       ++call) {
+    const Tensor& w = views[call % views.size()];
+    auto t0 = Clock::now();
+    cpu::matmul_with_isa(opt.isa, x.data(), s.m, s.k, w, nullptr, y.data(), pool);
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  Result r{t, s, times[times.size() / 2], 0, 0, 0, ""};
+  r.gflops = 2.0 * double(s.m * s.n * s.k) / r.seconds / 1e9;
+  r.weight_gbps = double(views[0].nbytes()) / r.seconds / 1e9;
+  const bool bf16_dots = t == DType::BF16 && cpu::matmul_isa_supported(cpu::MatmulIsa::Avx512, t) &&
+                         opt.isa != cpu::MatmulIsa::Avx2;
+  if (decode) {
+    r.fraction = r.weight_gbps / bw;
+    r.limit = "read_bandwidth";
+  } else if (bf16_dots) {
+    r.fraction = r.gflops / bf16;
+    r.limit = "bf16_dot_peak";
+  } else {
+    r.fraction = r.gflops / fma;
+    r.limit = "fp32_fma_peak";
+  }
+  return r;
+}
+
+bool parse(int argc, char** argv, Options& opt) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--json") {
+      opt.json = true;
+    } else if (a == "--threads") {
+      opt.threads = std::atoi(next().c_str());
+    } else if (a == "--isa") {
+      std::string v = next();
+      opt.isa = v == "avx512" ? cpu::MatmulIsa::Avx512 : v == "avx2" ? cpu::MatmulIsa::Avx2 : cpu::MatmulIsa::Auto;
+    } else if (a == "--dtype") {
+      std::string v = next();
+      for (char& ch : v) ch = char(std::toupper(ch));
+      auto t = dtype_from_name(v);
+      if (!t) return false;
+      opt.dtypes = {*t};
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (!parse(argc, argv, opt)) {
+    std::fprintf(stderr, "usage: matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--dtype bf16|f16|f32]\n");
+    return 2;
+  }
+  ThreadPool pool(opt.threads);
+  const double bw = cpu::measure_read_bandwidth_gbps(pool);
+  const double fma = cpu::measure_fp32_fma_peak_gflops(pool);
+  const double bf16 = cpu::measure_bf16_dot_peak_gflops(pool);
+
+  // Llama-style projections: square attention ones and TinyLlama's MLP up (2048->5632) and down.
+  const Shape kShapes[] = {{1, 2048, 2048}, {1, 2048, 5632}, {1, 5632, 2048},
+                           {512, 2048, 2048}, {512, 2048, 5632}, {512, 5632, 2048}};
+  std::vector<Result> results;
+  for (DType t : opt.dtypes) {
+    if (!cpu::matmul_isa_supported(opt.isa, t)) continue;
+    for (const Shape& s : kShapes) results.push_back(run_case(t, s, opt, pool, bw, fma, bf16));
+  }
+
+  if (opt.json) {
+    std::printf("{\n  \"machine\": {\"cpu\": \"%s\", \"features\": \"%s\", \"threads\": %d},\n",
+                cpu_model().c_str(), cpu_features_string().c_str(), pool.size());
+    std::printf("  \"roofline\": {\"read_bandwidth_gbps\": %.2f, \"fp32_fma_peak_gflops\": %.1f, "
+                "\"bf16_dot_peak_gflops\": %.1f},\n  \"results\": [\n", bw, fma, bf16);
+    for (size_t i = 0; i < results.size(); ++i) {
+      const Result& r = results[i];
+      std::printf("    {\"dtype\": \"%s\", \"m\": %ld, \"k\": %ld, \"n\": %ld, \"ms\": %.4f, "
+                  "\"gflops\": %.2f, \"weight_gbps\": %.2f, \"fraction\": %.3f, \"of\": \"%s\"}%s\n",
+                  std::string(dtype_name(r.dtype)).c_str(), long(r.shape.m), long(r.shape.k),
+                  long(r.shape.n), r.seconds * 1e3, r.gflops, r.weight_gbps, r.fraction, r.limit,
+                  i + 1 < results.size() ? "," : "");
+    }
+    std::printf("  ]\n}\n");
+    return 0;
+  }
+  std::printf("cpu: %s [%s], %d threads\n", cpu_model().c_str(), cpu_features_string().c_str(),
+              pool.size());
+  std::printf("read bandwidth %.1f GB/s | fp32 FMA peak %.1f GFLOP/s | bf16 dot peak %.1f GFLOP/s\n\n",
+              bw, fma, bf16);
+  std::printf("%-5s %5s %5s %5s %10s %9s %8s %8s  %s\n", "dtype", "m", "k", "n", "ms", "GFLOP/s",
+              "GB/s", "fraction", "of");
+  for (const Result& r : results)
+    std::printf("%-5s %5ld %5ld %5ld %10.4f %9.1f %8.1f %7.1f%%  %s\n",
+                std::string(dtype_name(r.dtype)).c_str(), long(r.shape.m), long(r.shape.k),
+                long(r.shape.n), r.seconds * 1e3, r.gflops, r.weight_gbps, 100 * r.fraction, r.limit);
+  return 0;
+}

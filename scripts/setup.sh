@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs brisk's build dependencies (Debian 12 packages) and builds it into ./build.
+# Used by the README's two commands and by CI. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(cmake ninja-build g++ pkg-config python3 nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
+          libcli11-dev libgtest-dev)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# nvcc lives outside PATH on the CUDA images; CMake compiles the CUDA sources when it finds it.
+if [ -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then export PATH=/usr/local/cuda/bin:$PATH; fi
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$(nproc)"

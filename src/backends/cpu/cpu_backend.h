@@ -1,0 +1,35 @@
+// The CPU backend: SIMD matmul and attention on a thread pool; the light element-wise ops use the
+// scalar references, which cost little next to the matmuls.
+#pragma once
+
+#include "core/thread_pool.h"
+#include "ops/backend.h"
+
+namespace brisk {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+  const char* name() const override { return "cpu"; }
+  ThreadPool& pool() { return pool_; }
+
+  void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+              float* y) override;
+  void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+                 int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
+                 int64_t head_dim, float scale) override;
+  void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
+                float* y) override;
+  void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
+                  float eps, float* y) override;
+  void rope(float* x, const int32_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+            const float* cos_table, const float* sin_table) override;
+  void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
+  void gelu_tanh(float* x, int64_t n) override;
+  void add(float* x, const float* y, int64_t n) override;
+
+ private:
+  ThreadPool pool_;
+};
+
+}  // namespace brisk

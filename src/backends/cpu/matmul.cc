@@ -1,0 +1,196 @@
+// The matmul driver: picks a kernel family, rounds activations to bf16 when the kernels want it,
+// splits output features over threads and blocks the loops for the caches. Arithmetic lives in
+// the per-ISA tile kernels (matmul_kernels.h).
+#include "backends/cpu/matmul.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "backends/cpu/matmul_kernels.h"
+#include "core/cpu_features.h"
+#include "core/error.h"
+
+namespace brisk::cpu {
+
+namespace {
+
+using kernels::KernelSet;
+using kernels::TileOutput;
+
+// Cache budgets. A panel (the weight rows of one tile over a k-chunk) is re-read from L1 by every
+// tile of activation rows, so it must leave L1 room for the activation stream (and for a second
+// hyperthread). An activation block is re-read from L2 by every panel; weights stream from DRAM
+// once per activation block, so a larger block means less DRAM traffic per flop.
+static int64_t kPanelBytes = getenv("PANEL") ? atoll(getenv("PANEL")) : 16 * 1024;
+static int64_t kActivationBlockBytes = getenv("XBLOCK") ? atoll(getenv("XBLOCK")) : 256 * 1024;
+static int kPrefetch = getenv("PF") ? atoi(getenv("PF")) : 0;
+// Below this many multiply-adds, waking the other threads costs more than it saves.
+constexpr int64_t kMinParallelMacs = 1 << 16;
+
+int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+// Splits k into equal chunks of at most max_len (multiples of 64, so every chunk but the last
+// holds whole vector steps): equal chunks avoid a short last chunk paying a full reduction.
+int64_t chunk_length(int64_t k, int64_t max_len) {
+  max_len = std::max<int64_t>(64, max_len / 64 * 64);
+  const int64_t chunks = (k + max_len - 1) / max_len;
+  return round_up((k + chunks - 1) / chunks, 64);
+}
+
+const KernelSet* select_kernels(MatmulIsa isa, DType wtype) {
+  if (isa == MatmulIsa::Auto)
+    isa = matmul_isa_supported(MatmulIsa::Avx512, wtype) ? MatmulIsa::Avx512 : MatmulIsa::Avx2;
+  BRISK_CHECK(matmul_isa_supported(isa, wtype),
+              "matmul: kernels for " + std::string(dtype_name(wtype)) + " not supported on this CPU");
+  return isa == MatmulIsa::Avx512 ? kernels::avx512_kernels(wtype) : kernels::avx2_kernels(wtype);
+}
+
+// Activations rounded to bf16, kept per calling thread and grown only when a call needs more, so
+// steady-state inference allocates nothing. 64-byte aligned rows keep vector loads on one line.
+class Bf16Scratch {
+ public:
+  ~Bf16Scratch() { std::free(data_); }
+  uint16_t* get(size_t elements) {
+    if (elements > capacity_) {
+      std::free(data_);
+      capacity_ = size_t(round_up(int64_t(elements), 32));
+      data_ = static_cast<uint16_t*>(std::aligned_alloc(64, capacity_ * sizeof(uint16_t)));
+      BRISK_CHECK(data_ != nullptr, "matmul: cannot allocate bf16 activation scratch");
+    }
+    return data_;
+  }
+
+ private:
+  uint16_t* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+thread_local Bf16Scratch t_bf16_scratch;
+
+struct Operands {
+  const char* x;  // fp32 [m, ldx] or bf16 [m, ldx]
+  int64_t ldx;
+  size_t x_size;
+  int64_t m, k, n;
+  const char* w;  // [n, k]
+  size_t w_size;
+  const float* bias;
+  float* y;  // [m, n]
+};
+
+// Computes y[:, n_begin:n_end] over all of m and k. Loop order, outermost first: k-chunks (so a
+// panel fits L1), activation blocks (L2), weight panels (streamed from memory once per block),
+// activation tiles (the panel is reused from L1).
+void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t n_end) {
+  const bool decode = op.m == 1;
+  const int64_t rows = decode ? ks.decode_rows : ks.rows;
+  const int64_t cols = decode ? 1 : ks.cols;
+  // A single activation row reuses nothing, so decode skips k-chunking and its extra passes.
+  const int64_t kb = decode ? op.k : chunk_length(op.k, kPanelBytes / (rows * int64_t(op.w_size)));
+  const int64_t mb =
+      std::max(cols, kActivationBlockBytes / (kb * int64_t(op.x_size)) / cols * cols);
+  for (int64_t k0 = 0; k0 < op.k; k0 += kb) {
+    const int64_t k_len = std::min(kb, op.k - k0);
+    const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
+    for (int64_t m0 = 0; m0 < op.m; m0 += mb) {
+      const int64_t m1 = std::min(op.m, m0 + mb);
+      for (int64_t n0 = n_begin; n0 < n_end; n0 += rows) {
+        const int64_t r = std::min(rows, n_end - n0);
+        const char* w = op.w + (n0 * op.k + k0) * int64_t(op.w_size);
+        const float* bias = op.bias ? op.bias + n0 : nullptr;
+        // Prefetch the next panel a slice per tile so its DRAM latency hides behind this panel.
+        const int64_t n_tiles = (m1 - m0 + cols - 1) / cols;
+        const int64_t next_rows = std::min(rows, n_end - n0 - rows);
+        const int64_t line_per_row = (k_len * int64_t(op.w_size) + 63) / 64;
+        const int64_t next_lines = kPrefetch && next_rows > 0 ? next_rows * line_per_row : 0;
+        for (int64_t i = m0; i < m1; i += cols) {
+          const int64_t c = std::min(cols, m1 - i);
+          if (next_lines) {
+            const int64_t t = (i - m0) / cols;
+            for (int64_t l = next_lines * t / n_tiles; l < next_lines * (t + 1) / n_tiles; ++l)
+              __builtin_prefetch(w + (rows + l / line_per_row) * op.k * int64_t(op.w_size) + (l % line_per_row) * 64);
+          }
+          kernels::TileFn fn = ks.tile[r - 1][c - 1];
+          BRISK_CHECK(fn != nullptr, "matmul: missing tile kernel");
+          fn(op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, w, op.k, k_len,
+             op.y + i * op.n + n0, op.n, bias, out);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool matmul_isa_supported(MatmulIsa isa, DType wtype) {
+  const CpuFeatures& f = cpu_features();
+  const bool is_float = wtype == DType::F32 || wtype == DType::F16 || wtype == DType::BF16;
+  switch (isa) {
+    case MatmulIsa::Auto:
+      return is_float && (matmul_isa_supported(MatmulIsa::Avx512, wtype) ||
+                          matmul_isa_supported(MatmulIsa::Avx2, wtype));
+    case MatmulIsa::Avx512:
+      // The kernel file is compiled with BW/VL/DQ too; every AVX-512 core with BW has VL and DQ.
+      return is_float && f.avx512f && f.avx512bw && f.f16c &&
+             (wtype != DType::BF16 || f.avx512bf16);
+    case MatmulIsa::Avx2:
+      return is_float && f.avx2 && f.fma && f.f16c;
+  }
+  return false;
+}
+
+void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const Tensor& w,
+                     const float* bias, float* y, ThreadPool& pool) {
+  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
+              "matmul: weight " + shape_string(w.shape) + " is not [n, " + std::to_string(k) + "]");
+  BRISK_CHECK(m >= 0 && k >= 0, "matmul: negative size");
+  const int64_t n = w.dim(0);
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) y[i * n + j] = bias ? bias[j] : 0.0f;
+    return;
+  }
+  const KernelSet& ks = *select_kernels(isa, w.dtype);
+
+  Operands op{reinterpret_cast<const char*>(x), k, sizeof(float), m, k, n,
+              static_cast<const char*>(w.data), dtype_size(w.dtype), bias, y};
+  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
+  if (ks.x_bf16) {
+    // Rounded once per call, not once per tile: the tiles re-read activations many times.
+    const int64_t ldx = round_up(k, 32);
+    uint16_t* xb = t_bf16_scratch.get(size_t(m * ldx));
+    if (parallel && m > 1) {
+      pool.parallel_for(m, [&](int64_t r0, int64_t r1) {
+        kernels::round_rows_to_bf16_avx512(x + r0 * k, r1 - r0, k, xb + r0 * ldx, ldx);
+      });
+    } else {
+      kernels::round_rows_to_bf16_avx512(x, m, k, xb, ldx);
+    }
+    op.x = reinterpret_cast<const char*>(xb);
+    op.ldx = ldx;
+    op.x_size = sizeof(uint16_t);
+  }
+
+  // Contiguous blocks of whole tiles per thread: each thread streams its own weight rows once.
+  const int64_t rows = m == 1 ? ks.decode_rows : ks.rows;
+  const int64_t groups = (n + rows - 1) / rows;
+  const int parts = parallel ? int(std::min<int64_t>(groups, pool.size())) : 1;
+  if (parts == 1) {
+    run_rows(ks, op, 0, n);
+    return;
+  }
+  pool.run_on_all([&](int t) {
+    if (t >= parts) return;
+    const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
+    run_rows(ks, op, g0 * rows, std::min(n, g1 * rows));
+  });
+}
+
+void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
+            ThreadPool& pool) {
+  matmul_with_isa(MatmulIsa::Auto, x, m, k, w, bias, y, pool);
+}
+
+}  // namespace brisk::cpu

@@ -1,0 +1,31 @@
+// y = x w^T (+ bias) on the CPU: the hot op of LLM inference. Weights stay where they are
+// (memory-mapped files): no repacking, no copies; kernels read them row by row in dot-product form.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace brisk::cpu {
+
+// y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n] if non-null). x, y fp32 row-major contiguous;
+// w is [n, k] row-major, F32, F16 or BF16.
+//  - F32/F16 weights: fp32 multiply-adds (f16 converted to fp32 in registers).
+//  - BF16 weights with AVX512_BF16: x is rounded to bf16 once per call and the dot products run
+//    on bf16 pairs accumulating in fp32; without it, bf16 weights are widened to fp32 instead.
+// Work is split over the pool's threads by blocks of output features.
+void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
+            ThreadPool& pool);
+
+// Which kernel family runs; Auto picks the best the CPU supports. Tests and benchmarks force a
+// family to cover every path on one machine.
+enum class MatmulIsa : uint8_t { Auto, Avx512, Avx2 };
+
+// True if this CPU can run `isa` for weights of dtype `wtype`.
+bool matmul_isa_supported(MatmulIsa isa, DType wtype);
+
+void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const Tensor& w,
+                     const float* bias, float* y, ThreadPool& pool);
+
+}  // namespace brisk::cpu

@@ -1,0 +1,199 @@
+// AVX-512 matmul tiles (F32, F16 and BF16 weights). Compiled with -mavx512f/bw/vl/dq/bf16 (see
+// src/CMakeLists.txt); matmul.cc only calls in after cpu_features() confirms the ISA.
+//
+// Dot-product form: a tile keeps rows x cols accumulators of 16 fp32 lanes, streams the k axis
+// of both operands in their stored layout (no repacking) and reduces the lanes once at the end.
+#include <immintrin.h>
+
+#include <utility>
+
+#include "backends/cpu/matmul_kernels.h"
+
+// GCC 12's intrinsic headers build "undefined" vectors from themselves (_mm512_undefined_ps), which
+// its own -Wuninitialized then flags at every inlined cast or conversion: a known false positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace brisk::cpu::kernels {
+
+namespace {
+
+// Weight-dtype traits: how many k elements one step consumes, how to load them and how to
+// multiply-add them into 16 fp32 lanes.
+struct F32Weights {
+  using X = float;
+  using W = float;
+  using XV = __m512;
+  using WV = __m512;
+  using Mask = __mmask16;
+  static constexpr int kStep = 16;
+  static Mask tail_mask(int64_t n) { return Mask((1u << n) - 1); }
+  static XV load_x(const X* p) { return _mm512_loadu_ps(p); }
+  static XV load_x(const X* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static WV load_w(const W* p) { return _mm512_loadu_ps(p); }
+  static WV load_w(const W* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static __m512 madd(__m512 acc, XV x, WV w) { return _mm512_fmadd_ps(x, w, acc); }
+};
+
+struct F16Weights {
+  using X = float;
+  using W = uint16_t;
+  using XV = __m512;
+  using WV = __m512;
+  using Mask = __mmask16;
+  static constexpr int kStep = 16;
+  static Mask tail_mask(int64_t n) { return Mask((1u << n) - 1); }
+  static XV load_x(const X* p) { return _mm512_loadu_ps(p); }
+  static XV load_x(const X* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  // F16C widening happens once per weight vector and is shared by all activation rows.
+  static WV load_w(const W* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
+  static WV load_w(const W* p, Mask m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  static __m512 madd(__m512 acc, XV x, WV w) { return _mm512_fmadd_ps(x, w, acc); }
+};
+
+// x arrives already rounded to bf16; each vdpbf16ps does 32 multiply-adds into 16 fp32 lanes.
+struct Bf16Weights {
+  using X = uint16_t;
+  using W = uint16_t;
+  using XV = __m512i;
+  using WV = __m512i;
+  using Mask = __mmask32;
+  static constexpr int kStep = 32;
+  static Mask tail_mask(int64_t n) { return Mask((1u << n) - 1); }
+  static XV load_x(const X* p) { return _mm512_loadu_si512(p); }
+  static XV load_x(const X* p, Mask m) { return _mm512_maskz_loadu_epi16(m, p); }
+  static WV load_w(const W* p) { return _mm512_loadu_si512(p); }
+  static WV load_w(const W* p, Mask m) { return _mm512_maskz_loadu_epi16(m, p); }
+  static __m512 madd(__m512 acc, XV x, WV w) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)w);
+  }
+};
+
+// Lane r of the result is the sum of the 8 lanes of h_r. A shared add tree costs about one
+// instruction per input instead of ~6 for separate reductions, which matters when k is short.
+// Vectors pass by value: an array behind a pointer would keep GCC from holding the tile's
+// accumulators in registers.
+inline __m256 sum_lanes8(__m256 h0, __m256 h1, __m256 h2, __m256 h3, __m256 h4, __m256 h5,
+                         __m256 h6, __m256 h7) {
+  // hadd(a, b) = [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7]
+  __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(h0, h1), _mm256_hadd_ps(h2, h3));
+  __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(h4, h5), _mm256_hadd_ps(h6, h7));
+  return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
+}
+
+inline __m256 fold_halves(__m512 v) {
+  return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+}
+
+template <class T, int R, int C>
+void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_len, float* y,
+          int64_t ldy, const float* bias, TileOutput out) {
+  using X = typename T::X;
+  using W = typename T::W;
+  const X* x[C];
+  const W* w[R];
+  #pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) x[c] = static_cast<const X*>(xp) + c * ldx;
+  #pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = static_cast<const W*>(wp) + r * ldw;
+
+  __m512 acc[C][R];
+  #pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+
+  // Weight vectors are loaded once per step and reused by every activation row of the tile. One
+  // loop body serves full steps and the masked tail, so the accumulators never leave registers.
+  const int64_t full = k_len / T::kStep * T::kStep;
+  typename T::Mask mask = typename T::Mask(~0u);
+  for (int64_t i = 0; i < k_len; i += T::kStep) {
+    if (i == full) mask = T::tail_mask(k_len - i);
+    typename T::WV wv[R];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) wv[r] = T::load_w(w[r] + i, mask);
+    #pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      typename T::XV xv = T::load_x(x[c] + i, mask);
+      #pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[c][r] = T::madd(acc[c][r], xv, wv[r]);
+    }
+  }
+
+  const __mmask8 rows_mask = __mmask8((1u << R) - 1);
+  #pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) {
+    __m256 h[8];
+    #pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) h[r] = r < R ? fold_halves(acc[c][r]) : _mm256_setzero_ps();
+    __m256 s = sum_lanes8(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+    float* yc = y + c * ldy;
+    if (out == TileOutput::Accumulate)
+      s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(rows_mask, yc));
+    else if (bias)
+      s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(rows_mask, bias));
+    _mm256_mask_storeu_ps(yc, rows_mask, s);
+  }
+}
+
+// Tiles beyond 24 accumulators would spill registers; the driver never asks for them.
+constexpr bool tile_needed(int rows, int cols) { return rows * cols <= 24 || cols == 1; }
+
+template <class T, int... I>
+constexpr KernelSet make_set(int rows, int cols, int decode_rows, std::integer_sequence<int, I...>) {
+  KernelSet set{std::is_same_v<typename T::X, uint16_t>, rows, cols, decode_rows, {}};
+  auto fill = [&](auto index) {
+    constexpr int r = decltype(index)::value / kMaxTileCols + 1;
+    constexpr int c = decltype(index)::value % kMaxTileCols + 1;
+    if constexpr (tile_needed(r, c)) set.tile[r - 1][c - 1] = &tile<T, r, c>;
+  };
+  (fill(std::integral_constant<int, I>{}), ...);
+  return set;
+}
+
+template <class T>
+constexpr KernelSet make_set(int rows, int cols, int decode_rows) {
+  return make_set<T>(rows, cols, decode_rows,
+                     std::make_integer_sequence<int, kMaxTileRows * kMaxTileCols>{});
+}
+
+// 6 weight rows x 4 activation rows: 24 accumulators + 6 weight vectors + 1 activation vector
+// fit the 32 zmm registers, and each step does 24 multiply-adds for 10 loads.
+constexpr KernelSet kF32Set = make_set<F32Weights>(6, 4, 8);
+constexpr KernelSet kF16Set = make_set<F16Weights>(6, 4, 8);
+constexpr KernelSet kBf16Set = make_set<Bf16Weights>(6, 4, 8);
+
+}  // namespace
+
+const KernelSet* avx512_kernels(DType wtype) {
+  switch (wtype) {
+    case DType::F32: return &kF32Set;
+    case DType::F16: return &kF16Set;
+    case DType::BF16: return &kBf16Set;
+    default: return nullptr;
+  }
+}
+
+void round_rows_to_bf16_avx512(const float* x, int64_t rows, int64_t k, uint16_t* out, int64_t ld) {
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* src = x + row * k;
+    uint16_t* dst = out + row * ld;
+    int64_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+      __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+      _mm512_storeu_si512(dst + i, (__m512i)v);
+    }
+    // Tail and padding together: masked-off lanes load as zero, which is also the padding value.
+    for (; i < ld; i += 32) {
+      int64_t left = k - i;
+      __mmask16 lo = left <= 0 ? 0 : left >= 16 ? 0xffff : __mmask16((1u << left) - 1);
+      __mmask16 hi = left <= 16 ? 0 : left >= 32 ? 0xffff : __mmask16((1u << (left - 16)) - 1);
+      __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + i + 16),
+                                       _mm512_maskz_loadu_ps(lo, src + i));
+      int64_t width = ld - i < 32 ? ld - i : 32;
+      _mm512_mask_storeu_epi16(dst + i, __mmask32((uint64_t(1) << width) - 1), (__m512i)v);
+    }
+  }
+}
+
+}  // namespace brisk::cpu::kernels

@@ -1,0 +1,40 @@
+// The contract between the matmul driver (matmul.cc: threading and cache blocking, ISA-free) and
+// the per-ISA tile kernels (matmul_avx512.cc, matmul_avx2.cc, each compiled with its own flags).
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace brisk::cpu::kernels {
+
+enum class TileOutput : uint8_t { Store, Accumulate };
+
+// One register tile in dot-product form, rows weight rows by cols activation rows:
+//   y[c * ldy + r] = sum_{i < k_len} x[c * ldx + i] * w[r * ldw + i]   (r < rows, c < cols)
+// Store writes the sums (+ bias[r] if bias is non-null); Accumulate adds them to y (later
+// k-chunks). x points at fp32 or, for sets with x_bf16, at bf16 rows; w at the weight dtype.
+using TileFn = void (*)(const void* x, int64_t ldx, const void* w, int64_t ldw, int64_t k_len,
+                        float* y, int64_t ldy, const float* bias, TileOutput out);
+
+constexpr int kMaxTileRows = 8;
+constexpr int kMaxTileCols = 4;
+
+struct KernelSet {
+  bool x_bf16;      // activations must be rounded to bf16 rows before the tiles run
+  int rows;         // weight rows of the main tile when m > 1
+  int cols;         // activation rows of the main tile
+  int decode_rows;  // weight rows of the tile when m == 1 (memory-bound: more rows in flight)
+  // tile[r - 1][c - 1] handles r weight rows by c activation rows; null where never needed.
+  TileFn tile[kMaxTileRows][kMaxTileCols];
+};
+
+// Null when the ISA file has no kernels for this weight dtype.
+const KernelSet* avx512_kernels(DType wtype);
+const KernelSet* avx2_kernels(DType wtype);
+
+// Rounds each fp32 row of length k to bf16 (round to nearest even) into rows of ld >= k
+// elements, zero-filling the padding so that padded rows stay harmless to read.
+void round_rows_to_bf16_avx512(const float* x, int64_t rows, int64_t k, uint16_t* out, int64_t ld);
+
+}  // namespace brisk::cpu::kernels

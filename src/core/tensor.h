@@ -1,0 +1,52 @@
+// A non-owning view of a contiguous row-major tensor. Weights point into memory-mapped files;
+// activations point into buffers the model preallocates.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace brisk {
+
+enum class Device : uint8_t { CPU, CUDA };
+
+struct Tensor {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  Device device = Device::CPU;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  int rank() const { return int(shape.size()); }
+  int64_t dim(int i) const { return shape[size_t(i < 0 ? int(shape.size()) + i : i)]; }
+  bool empty() const { return data == nullptr; }
+
+  template <class T>
+  T* as() const { return static_cast<T*>(data); }
+};
+
+std::string shape_string(const std::vector<int64_t>& shape);  // "[384, 1024]"
+
+// An owning fp32 buffer for activations and scratch; allocated once, reused every step.
+class FloatBuffer {
+ public:
+  FloatBuffer() = default;
+  explicit FloatBuffer(size_t n) : data_(n) {}
+  void resize(size_t n) { data_.resize(n); }
+  float* data() { return data_.data(); }
+  const float* data() const { return data_.data(); }
+  size_t size() const { return data_.size(); }
+
+ private:
+  std::vector<float> data_;
+};
+
+}  // namespace brisk

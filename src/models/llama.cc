@@ -1,0 +1,158 @@
+// The Llama family: Llama 1/2/3, Mistral (within its window) and Qwen2 (q/k/v biases).
+// Pre-norm decoder: x += Attn(RMSNorm(x)); x += SwiGLU(RMSNorm(x)); logits = Head(RMSNorm(x)).
+#include <cmath>
+
+#include "models/model.h"
+
+namespace brisk {
+
+namespace {
+
+struct LlamaLayer {
+  Tensor attn_norm;                // [d]
+  Tensor wq, wk, wv, wo;           // [h*dh, d], [kv*dh, d], [kv*dh, d], [d, h*dh]
+  Tensor bq, bk, bv, bo;           // optional biases (Qwen2: q/k/v; attention_bias: all four)
+  Tensor mlp_norm;                 // [d]
+  Tensor w_gate, w_up, w_down;     // [ff, d], [ff, d], [d, ff]
+  Tensor b_gate, b_up, b_down;     // optional (mlp_bias)
+};
+
+class Llama final : public Model {
+ public:
+  Llama(const ModelConfig& c, Backend& backend, const ModelOptions& options)
+      : Model(c, backend, options), layers_(size_t(c.n_layers)) {
+    const int64_t max_rows = max_rows_;
+    const int64_t q_dim = c.n_heads * c.head_dim;
+    x_.resize(size_t(max_rows * c.hidden_size));
+    h_.resize(size_t(max_rows * std::max(c.hidden_size, q_dim)));
+    q_.resize(size_t(max_rows * q_dim));
+    attn_.resize(size_t(max_rows * q_dim));
+    gate_.resize(size_t(max_rows * c.intermediate_size));
+    up_.resize(size_t(max_rows * c.intermediate_size));
+    positions_.resize(size_t(max_rows));
+    build_rope_tables();
+  }
+
+  void visit_tensors(const TensorVisitor& visit) override {
+    const auto& c = config_;
+    const int64_t d = c.hidden_size, ff = c.intermediate_size;
+    const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+    auto matrix = [&](const std::string& name, std::vector<int64_t> shape, Tensor& slot) {
+      visit({name, std::move(shape), TensorKind::Matrix}, slot);
+    };
+    auto vector = [&](const std::string& name, int64_t n, Tensor& slot, bool present) {
+      if (present) visit({name, {n}, TensorKind::Vector}, slot);
+    };
+    visit({"model.embed_tokens.weight", {c.vocab_size, d}, TensorKind::Embedding}, embed_);
+    for (int64_t i = 0; i < c.n_layers; ++i) {
+      LlamaLayer& L = layers_[size_t(i)];
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      vector(p + "input_layernorm.weight", d, L.attn_norm, true);
+      matrix(p + "self_attn.q_proj.weight", {q_dim, d}, L.wq);
+      matrix(p + "self_attn.k_proj.weight", {kv_dim, d}, L.wk);
+      matrix(p + "self_attn.v_proj.weight", {kv_dim, d}, L.wv);
+      matrix(p + "self_attn.o_proj.weight", {d, q_dim}, L.wo);
+      vector(p + "self_attn.q_proj.bias", q_dim, L.bq, c.qkv_bias);
+      vector(p + "self_attn.k_proj.bias", kv_dim, L.bk, c.qkv_bias);
+      vector(p + "self_attn.v_proj.bias", kv_dim, L.bv, c.qkv_bias);
+      vector(p + "self_attn.o_proj.bias", d, L.bo, c.o_bias);
+      vector(p + "post_attention_layernorm.weight", d, L.mlp_norm, true);
+      matrix(p + "mlp.gate_proj.weight", {ff, d}, L.w_gate);
+      matrix(p + "mlp.up_proj.weight", {ff, d}, L.w_up);
+      matrix(p + "mlp.down_proj.weight", {d, ff}, L.w_down);
+      vector(p + "mlp.gate_proj.bias", ff, L.b_gate, c.mlp_bias);
+      vector(p + "mlp.up_proj.bias", ff, L.b_up, c.mlp_bias);
+      vector(p + "mlp.down_proj.bias", d, L.b_down, c.mlp_bias);
+    }
+    vector("model.norm.weight", d, final_norm_, true);
+    // Tied checkpoints usually omit lm_head; some save a copy, which is then used as it is.
+    visit({"lm_head.weight", {c.vocab_size, d}, TensorKind::Matrix,
+           c.tie_word_embeddings ? Presence::Optional : Presence::Required},
+          lm_head_);
+  }
+
+  const Tensor& output_head() const override { return lm_head_.empty() ? embed_ : lm_head_; }
+
+  void forward(const int32_t* tokens, int64_t n, int64_t start, KvCache& cache, LogitRows which,
+               float* logits) override {
+    BRISK_CHECK(n > 0 && n <= max_rows_, "forward: row count out of range");
+    BRISK_CHECK(start + n <= cache.capacity() && start + n <= context_, "forward: past the context");
+    const auto& c = config_;
+    const int64_t d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
+    const int64_t q_dim = c.n_heads * dh;
+    Backend& be = backend_;
+    const float scale = 1.0f / std::sqrt(float(dh));
+
+    for (int64_t r = 0; r < n; ++r) {
+      positions_[size_t(r)] = int32_t(start + r);
+      embed_row(tokens[r], x_.data() + r * d);
+    }
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const LlamaLayer& L = layers_[size_t(l)];
+      float* k_new = cache.k(l, start);
+      float* v_new = cache.v(l, start);
+      be.rms_norm(x_.data(), vec(L.attn_norm), n, d, float(c.norm_eps), h_.data());
+      be.matmul(h_.data(), n, d, L.wq, bias(L.bq), q_.data());
+      be.matmul(h_.data(), n, d, L.wk, bias(L.bk), k_new);  // straight into the cache
+      be.matmul(h_.data(), n, d, L.wv, bias(L.bv), v_new);
+      be.rope(q_.data(), positions_.data(), n, c.n_heads, dh, cos_.data(), sin_.data());
+      be.rope(k_new, positions_.data(), n, c.n_kv_heads, dh, cos_.data(), sin_.data());
+      be.attention(q_.data(), cache.k(l), cache.v(l), attn_.data(), n, start, c.n_heads,
+                   c.n_kv_heads, dh, scale);
+      be.matmul(attn_.data(), n, q_dim, L.wo, bias(L.bo), h_.data());
+      be.add(x_.data(), h_.data(), n * d);
+
+      be.rms_norm(x_.data(), vec(L.mlp_norm), n, d, float(c.norm_eps), h_.data());
+      be.matmul(h_.data(), n, d, L.w_gate, bias(L.b_gate), gate_.data());
+      be.matmul(h_.data(), n, d, L.w_up, bias(L.b_up), up_.data());
+      be.silu_mul(gate_.data(), up_.data(), gate_.data(), n * ff);
+      be.matmul(gate_.data(), n, ff, L.w_down, bias(L.b_down), h_.data());
+      be.add(x_.data(), h_.data(), n * d);
+    }
+    if (which == LogitRows::None) return;
+    const int64_t first = which == LogitRows::Last ? n - 1 : 0;
+    const int64_t rows = n - first;
+    be.rms_norm(x_.data() + first * d, vec(final_norm_), rows, d, float(c.norm_eps), h_.data());
+    be.matmul(h_.data(), rows, d, output_head(), nullptr, logits);
+  }
+
+ private:
+  const float* bias(const Tensor& t) const { return t.empty() ? nullptr : t.as<float>(); }
+
+  void embed_row(int32_t token, float* out) const {
+    BRISK_CHECK(token >= 0 && token < config_.vocab_size, "token id out of range");
+    const int64_t d = config_.hidden_size;
+    const size_t base = size_t(token) * size_t(d);
+    for (int64_t i = 0; i < d; ++i) out[i] = load_as_f32(embed_.data, embed_.dtype, base + size_t(i));
+  }
+
+  // cos/sin of pos * inv_freq for every position, computed once in double.
+  void build_rope_tables() {
+    const std::vector<float> inv = config_.rope_inv_freq();
+    const int64_t half = int64_t(inv.size());
+    cos_.resize(size_t(context_ * half));
+    sin_.resize(size_t(context_ * half));
+    for (int64_t p = 0; p < context_; ++p)
+      for (int64_t i = 0; i < half; ++i) {
+        // transformers forms the angle in fp32 (inv_freq * position); so do we, then cos/sin exactly.
+        float angle = float(p) * inv[size_t(i)];
+        cos_[size_t(p * half + i)] = float(std::cos(double(angle)));
+        sin_[size_t(p * half + i)] = float(std::sin(double(angle)));
+      }
+  }
+
+  Tensor embed_, final_norm_, lm_head_;
+  std::vector<LlamaLayer> layers_;
+  // Activations, sized for max_rows once.
+  std::vector<float> x_, h_, q_, attn_, gate_, up_, cos_, sin_;
+  std::vector<int32_t> positions_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_llama(const ModelConfig& config, Backend& backend,
+                                  const ModelOptions& options) {
+  return std::make_unique<Llama>(config, backend, options);
+}
+
+}  // namespace brisk

@@ -1,0 +1,128 @@
+#include "models/model.h"
+
+#include <cstring>
+#include <set>
+
+namespace brisk {
+
+namespace {
+
+// Buffers the reference implementations register but that are not weights.
+bool is_ignorable_buffer(const std::string& name) {
+  auto ends_with = [&](const char* suffix) {
+    size_t n = std::strlen(suffix);
+    return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
+  };
+  return ends_with(".attn.bias") || ends_with(".attn.masked_bias") || ends_with("rotary_emb.inv_freq");
+}
+
+bool is_float_weight(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+}  // namespace
+
+Status Model::bind(const WeightStore& store) {
+  std::set<std::string> claimed;
+  Status status = ok_status();
+  visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    if (!status.ok()) return;
+    const StoredTensor* stored = store.find(spec.name);
+    if (!stored) {
+      if (spec.presence == Presence::Optional) return;
+      status = make_error("missing tensor '" + spec.name + "' (" + store.describe() + ")");
+      return;
+    }
+    claimed.insert(spec.name);
+    const Tensor& t = stored->tensor;
+    const std::string at = stored->file + ": tensor '" + spec.name + "'";
+    if (t.shape != spec.shape) {
+      status = make_error(at + " has shape " + shape_string(t.shape) + ", expected " +
+                          shape_string(spec.shape) + " from config.json");
+      return;
+    }
+    if (!is_float_weight(t.dtype)) {
+      status = make_error(at + " has dtype " + std::string(dtype_name(t.dtype)) +
+                          "; weights must be F32, F16 or BF16");
+      return;
+    }
+    const size_t n = size_t(t.numel());
+    if (spec.kind == TensorKind::Vector) {
+      auto buf = std::make_unique<uint8_t[]>(n * sizeof(float));
+      float* f = reinterpret_cast<float*>(buf.get());
+      for (size_t i = 0; i < n; ++i) f[i] = load_as_f32(t.data, t.dtype, i);
+      slot = Tensor{f, DType::F32, t.shape};
+      owned_.push_back(std::move(buf));
+    } else if (spec.kind == TensorKind::TransposedMatrix) {
+      const int64_t rows = t.shape[0], cols = t.shape[1];
+      const size_t es = dtype_size(t.dtype);
+      auto buf = std::make_unique<uint8_t[]>(n * es);
+      const uint8_t* src = static_cast<const uint8_t*>(t.data);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          std::memcpy(buf.get() + size_t(c * rows + r) * es, src + size_t(r * cols + c) * es, es);
+      slot = Tensor{buf.get(), t.dtype, {cols, rows}};
+      owned_.push_back(std::move(buf));
+    } else {
+      slot = t;
+    }
+  });
+  BRISK_TRY(status);
+  for (const auto& [name, stored] : store.all())
+    if (!claimed.count(name) && !is_ignorable_buffer(name))
+      return make_error(stored.file + ": unexpected tensor '" + name + "' for model_type '" +
+                        config_.model_type + "' (config.json and weights disagree?)");
+  return ok_status();
+}
+
+Model::Model(ModelConfig config, Backend& backend, const ModelOptions& options)
+    : config_(std::move(config)), backend_(backend), max_rows_(options.max_rows) {
+  context_ = options.context > 0 ? std::min(options.context, max_context())
+                                 : std::min(max_context(), kDefaultContext);
+}
+
+int64_t Model::max_context() const {
+  int64_t ctx = config_.max_position;
+  if (config_.sliding_window > 0) ctx = std::min(ctx, config_.sliding_window);
+  return ctx;
+}
+
+uint64_t Model::weight_bytes_per_token() {
+  uint64_t bytes = 0;
+  bool head_counted = false;
+  visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    if (slot.empty() || spec.kind == TensorKind::Vector) return;
+    if (spec.kind == TensorKind::Embedding) {
+      bytes += slot.nbytes() / uint64_t(slot.shape[0]);
+    } else {
+      bytes += slot.nbytes();
+      head_counted |= slot.data == output_head().data;
+    }
+  });
+  if (!head_counted) bytes += output_head().nbytes();  // a tied embedding table read in full
+  return bytes;
+}
+
+uint64_t Model::parameter_count() {
+  uint64_t n = 0;
+  visit_tensors([&](const TensorSpec&, Tensor& slot) { n += uint64_t(slot.numel() * !slot.empty()); });
+  return n;
+}
+
+std::unique_ptr<Model> make_model(const ModelConfig& config, Backend& backend,
+                                  const ModelOptions& options) {
+  return config.arch == Architecture::GPT2 ? make_gpt2(config, backend, options)
+                                           : make_llama(config, backend, options);
+}
+
+Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Backend& backend,
+                                          const ModelOptions& options) {
+  if (!std::filesystem::is_directory(dir))
+    return make_error(dir.string() + ": not a model folder (expected a directory with config.json)");
+  BRISK_ASSIGN(config, load_model_config(dir / "config.json"));
+  BRISK_ASSIGN(store, WeightStore::open_dir(dir));
+  std::unique_ptr<Model> model = make_model(config, backend, options);
+  model->store_ = std::make_shared<const WeightStore>(std::move(store));
+  BRISK_TRY(model->bind(*model->store_));
+  return model;
+}
+
+}  // namespace brisk

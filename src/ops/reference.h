@@ -1,0 +1,39 @@
+// Scalar reference implementations of every op: the oracle that SIMD/threaded/GPU kernels are
+// tested against. Plain loops, fp32 (or wider) accumulation, no cleverness.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace brisk::ref {
+
+// y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]). x, y fp32 row-major; w is [n, k] in any float
+// dtype (F32/F16/BF16). Accumulates in double.
+void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
+
+// y = x / rms(x) * weight, per row of length d.
+void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* y);
+// y = (x - mean) / sqrt(var + eps) * weight + bias, per row of length d.
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
+                float eps, float* y);
+
+// Rotary embedding, "rotate half" layout (as transformers' Llama): for each head the pairs are
+// (i, i + head_dim/2) rotated by angle pos * inv_freq[i]. x is [rows, n_heads, head_dim];
+// cos_table/sin_table are [n_positions, head_dim/2].
+void rope(float* x, const int32_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+          const float* cos_table, const float* sin_table);
+
+// Causal attention with grouped KV heads. q: [rows, n_heads, head_dim] for positions
+// first_pos..first_pos+rows-1; k, v: [n_ctx, n_kv_heads, head_dim] holding positions 0..n_ctx-1
+// (n_ctx >= first_pos + rows). out: [rows, n_heads, head_dim].
+void attention(const float* q, const float* k, const float* v, float* out, int64_t rows,
+               int64_t first_pos, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale);
+
+// out[i] = silu(gate[i]) * up[i]
+void silu_mul(const float* gate, const float* up, float* out, int64_t n);
+void add(float* x, const float* y, int64_t n);  // x += y
+// GELU, tanh approximation (GPT-2's "gelu_new"), in place.
+void gelu_tanh(float* x, int64_t n);
+
+}  // namespace brisk::ref

@@ -1,0 +1,98 @@
+// Scalar references for everything but matmul (see reference.h).
+#include <cmath>
+#include <vector>
+
+#include "ops/reference.h"
+
+namespace brisk::ref {
+
+void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    double ss = 0;
+    for (int64_t i = 0; i < d; ++i) ss += double(xr[i]) * xr[i];
+    float inv = float(1.0 / std::sqrt(ss / double(d) + eps));
+    for (int64_t i = 0; i < d; ++i) y[r * d + i] = weight[i] * (xr[i] * inv);
+  }
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
+                float eps, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < d; ++i) mean += xr[i];
+    mean /= double(d);
+    for (int64_t i = 0; i < d; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+    var /= double(d);
+    float inv = float(1.0 / std::sqrt(var + eps));
+    for (int64_t i = 0; i < d; ++i)
+      y[r * d + i] = float(xr[i] - mean) * inv * weight[i] + (bias ? bias[i] : 0.0f);
+  }
+}
+
+void rope(float* x, const int32_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+          const float* cos_table, const float* sin_table) {
+  const int64_t half = head_dim / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* c = cos_table + int64_t(positions[r]) * half;
+    const float* s = sin_table + int64_t(positions[r]) * half;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (r * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        float a = v[i], b = v[i + half];
+        v[i] = a * c[i] - b * s[i];
+        v[i + half] = b * c[i] + a * s[i];
+      }
+    }
+  }
+}
+
+void attention(const float* q, const float* k, const float* v, float* out, int64_t rows,
+               int64_t first_pos, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+               float scale) {
+  const int64_t group = n_heads / n_kv_heads;
+  std::vector<double> scores;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t n_keys = first_pos + r + 1;  // causal: keys 0..pos
+    scores.assign(size_t(n_keys), 0.0);
+    for (int64_t h = 0; h < n_heads; ++h) {
+      const int64_t kvh = h / group;
+      const float* qh = q + (r * n_heads + h) * head_dim;
+      double max_score = -INFINITY;
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const float* kj = k + (j * n_kv_heads + kvh) * head_dim;
+        double dot = 0;
+        for (int64_t i = 0; i < head_dim; ++i) dot += double(qh[i]) * kj[i];
+        scores[size_t(j)] = dot * scale;
+        max_score = std::max(max_score, scores[size_t(j)]);
+      }
+      double sum = 0;
+      for (auto& s : scores) sum += (s = std::exp(s - max_score));
+      float* oh = out + (r * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < head_dim; ++i) {
+        double acc = 0;
+        for (int64_t j = 0; j < n_keys; ++j) acc += scores[size_t(j)] * v[(j * n_kv_heads + kvh) * head_dim + i];
+        oh[i] = float(acc / sum);
+      }
+    }
+  }
+}
+
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void gelu_tanh(float* x, int64_t n) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+  }
+}
+
+void add(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace brisk::ref

@@ -1,0 +1,33 @@
+// `brisk bench`: prefill and decode throughput (medians after a warm-up) next to this machine's
+// physical limits measured in the same run (memory read bandwidth, multiply-add peaks).
+#pragma once
+
+#include <vector>
+
+#include "runtime/engine.h"
+
+namespace brisk {
+
+struct BenchOptions {
+  int64_t prompt_tokens = 512;
+  int64_t new_tokens = 128;
+  int64_t repetitions = 5;
+  bool measure_limits = true;  // run the bandwidth and peak microbenchmarks too
+};
+
+struct BenchResult {
+  std::vector<double> prefill_tok_s, decode_tok_s;  // one entry per repetition
+  double prefill_tok_s_median = 0, decode_tok_s_median = 0;
+  uint64_t weight_bytes = 0;       // weights read per decoded token
+  uint64_t matmul_flops_per_token = 0;
+  uint64_t peak_rss_bytes = 0;
+  double read_bandwidth_gbps = 0;  // 0 when not measured
+  double fp32_fma_peak_gflops = 0;
+  double bf16_dot_peak_gflops = 0;
+};
+
+Result<BenchResult> run_bench(Engine& engine, const BenchOptions& options);
+double median(std::vector<double> values);
+uint64_t peak_rss_bytes();
+
+}  // namespace brisk

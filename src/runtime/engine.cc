@@ -1,0 +1,121 @@
+#include "runtime/engine.h"
+
+#include <chrono>
+
+#include "runtime/stop_matcher.h"
+#include "tokenizer/stream_decoder.h"
+
+namespace brisk {
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::Length: return "length";
+    case StopReason::Eos: return "eos";
+    case StopReason::StopString: return "stop";
+    case StopReason::Context: return "context";
+  }
+  return "?";
+}
+
+Engine::Engine(std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model,
+               std::unique_ptr<Tokenizer> tokenizer)
+    : backend_(std::move(backend)), model_(std::move(model)), tokenizer_(std::move(tokenizer)),
+      cache_(model_->make_cache(model_->context())),
+      logits_(size_t(model_->max_rows() * model_->config().vocab_size)) {}
+
+Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
+  if (options.threads < 0) return make_error("--threads must be >= 0 (0 = all cores)");
+  auto backend = std::make_unique<CpuBackend>(options.threads);
+  BRISK_ASSIGN(model, load_model(options.model_dir, *backend, {options.max_rows, options.context}));
+  if (options.context > model->max_context())
+    return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +
+                      std::to_string(model->max_context()) + " tokens");
+  BRISK_ASSIGN(tokenizer, Tokenizer::load(options.model_dir));
+  return std::unique_ptr<Engine>(new Engine(std::move(backend), std::move(model), std::move(tokenizer)));
+}
+
+const float* Engine::prefill(const std::vector<int32_t>& tokens) {
+  BRISK_CHECK(!tokens.empty() && int64_t(tokens.size()) <= context(), "prefill: bad length");
+  const int64_t n = int64_t(tokens.size()), chunk = model_->max_rows();
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t rows = std::min(chunk, n - start);
+    model_->forward(tokens.data() + start, rows, start, cache_,
+                    start + rows == n ? LogitRows::Last : LogitRows::None, logits_.data());
+  }
+  return logits_.data();
+}
+
+const float* Engine::decode_step(int32_t token, int64_t pos) {
+  model_->forward(&token, 1, pos, cache_, LogitRows::Last, logits_.data());
+  return logits_.data();
+}
+
+Result<GenerateResult> Engine::generate(const GenerateRequest& request,
+                                        const std::function<void(const std::string&)>& on_text) {
+  const std::vector<int32_t> prompt = tokenizer_->encode(request.prompt, AddSpecial::Yes);
+  if (prompt.empty()) return make_error("the prompt is empty (and the tokenizer adds no BOS token)");
+  if (int64_t(prompt.size()) >= context())
+    return make_error("the prompt has " + std::to_string(prompt.size()) +
+                      " tokens, which fills the context of " + std::to_string(context()));
+  if (request.max_new_tokens < 0) return make_error("the number of new tokens must be >= 0");
+  for (int32_t id : prompt)
+    if (id >= model_->config().vocab_size)
+      return make_error("the tokenizer produced id " + std::to_string(id) + " beyond the model's vocab_size " +
+                        std::to_string(model_->config().vocab_size));
+
+  GenerateResult result;
+  result.prompt_tokens = int64_t(prompt.size());
+  const int64_t vocab = model_->config().vocab_size;
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  Sampler sampler(request.sampling, vocab);
+  sampler.add_prompt(prompt);
+  StreamDecoder decoder(*tokenizer_);
+  StopMatcher stopper(request.stop);
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return;
+    result.text += piece;
+    if (on_text) on_text(piece);
+  };
+
+  double t0 = now_seconds();
+  const float* row = prefill(prompt);
+  double t1 = now_seconds();
+  result.prefill_seconds = t1 - t0;
+
+  int64_t pos = int64_t(prompt.size());
+  for (int64_t i = 0; i < request.max_new_tokens; ++i) {
+    std::copy(row, row + vocab, logits.begin());
+    const int32_t token = sampler.sample(logits.data());
+    const auto eos = tokenizer_->eos_id();
+    const auto& cfg_eos = model_->config().eos_ids;
+    const bool is_eos = (eos && token == *eos) ||
+                        std::find(cfg_eos.begin(), cfg_eos.end(), token) != cfg_eos.end();
+    if (request.stop_at_eos && is_eos) {
+      result.reason = StopReason::Eos;
+      break;
+    }
+    result.ids.push_back(token);
+    emit(stopper.push(decoder.push(token)));
+    if (stopper.stopped()) {
+      result.reason = StopReason::StopString;
+      break;
+    }
+    if (i + 1 == request.max_new_tokens) break;
+    if (pos >= context()) {
+      result.reason = StopReason::Context;
+      break;
+    }
+    row = decode_step(token, pos++);
+  }
+  if (!stopper.stopped()) emit(stopper.push(decoder.flush()) + stopper.flush());
+  result.decode_seconds = now_seconds() - t1;
+  return result;
+}
+
+}  // namespace brisk

@@ -1,0 +1,75 @@
+// A model ready to run: weights, tokenizer, backend, one sequence's KV cache, and the
+// prefill/decode loop with sampling and stop conditions.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "models/model.h"
+#include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace brisk {
+
+struct EngineOptions {
+  std::filesystem::path model_dir;
+  int threads = 0;          // 0: all hardware threads
+  int64_t max_rows = 512;   // prefill chunk: tokens per forward call
+  int64_t context = 0;      // 0: min(model maximum, kDefaultContext)
+};
+
+enum class StopReason { Length, Eos, StopString, Context };
+const char* stop_reason_name(StopReason r);
+
+struct GenerateRequest {
+  std::string prompt;
+  int64_t max_new_tokens = 128;
+  SamplingParams sampling;
+  std::vector<std::string> stop;  // stop strings; the text ends before the first match
+  bool stop_at_eos = true;
+};
+
+struct GenerateResult {
+  std::string text;             // new text only, stop string excluded
+  std::vector<int32_t> ids;     // new tokens only
+  int64_t prompt_tokens = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;    // from the first to the last sampled token
+  StopReason reason = StopReason::Length;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> open(const EngineOptions& options);
+
+  Model& model() { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  CpuBackend& backend() { return *backend_; }
+  int64_t context() const { return cache_.capacity(); }
+
+  // Runs tokens through the model at positions 0.. in chunks of max_rows; returns the last
+  // row's logits (vocab floats, valid until the next call).
+  const float* prefill(const std::vector<int32_t>& tokens);
+  // Feeds one token at position `pos` and returns its logits.
+  const float* decode_step(int32_t token, int64_t pos);
+
+  // Streams each piece of new text to on_text as soon as it is complete (UTF-8 and stop strings).
+  Result<GenerateResult> generate(const GenerateRequest& request,
+                                  const std::function<void(const std::string&)>& on_text = {});
+
+ private:
+  Engine(std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model,
+         std::unique_ptr<Tokenizer> tokenizer);
+
+  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  KvCache cache_;
+  std::vector<float> logits_;  // [max_rows, vocab]
+};
+
+}  // namespace brisk

@@ -1,0 +1,51 @@
+#include "runtime/perplexity.h"
+
+#include <chrono>
+#include <cmath>
+
+namespace brisk {
+
+Result<PerplexityResult> perplexity(Engine& engine, const std::vector<int32_t>& tokens, int64_t ctx,
+                                    const std::function<void(int64_t, int64_t)>& progress) {
+  if (ctx < 2) return make_error("--ctx must be at least 2");
+  if (ctx > engine.context())
+    return make_error("--ctx " + std::to_string(ctx) + " exceeds the model's context of " +
+                      std::to_string(engine.context()));
+  PerplexityResult r;
+  r.tokens = int64_t(tokens.size());
+  r.windows = r.tokens / ctx;
+  if (r.windows == 0)
+    return make_error("the text has " + std::to_string(r.tokens) + " tokens, fewer than one window of " +
+                      std::to_string(ctx));
+  Model& model = engine.model();
+  const int64_t vocab = model.config().vocab_size;
+  const int64_t chunk = model.max_rows();
+  KvCache cache = model.make_cache(ctx);
+  std::vector<float> logits(size_t(chunk * vocab));
+  const auto t0 = std::chrono::steady_clock::now();
+
+  for (int64_t w = 0; w < r.windows; ++w) {
+    const int32_t* window = tokens.data() + w * ctx;
+    for (int64_t start = 0; start < ctx; start += chunk) {
+      const int64_t rows = std::min(chunk, ctx - start);
+      model.forward(window + start, rows, start, cache, LogitRows::All, logits.data());
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t pos = start + i;
+        if (pos + 1 >= ctx) break;  // the last position has nothing to predict in this window
+        const float* row = logits.data() + i * vocab;
+        double max_logit = row[0];
+        for (int64_t v = 1; v < vocab; ++v) max_logit = std::max(max_logit, double(row[v]));
+        double sum = 0;
+        for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - max_logit);
+        r.nll_sum += max_logit + std::log(sum) - double(row[window[pos + 1]]);
+        ++r.scored;
+      }
+    }
+    if (progress) progress(w + 1, r.windows);
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.ppl = std::exp(r.nll_sum / double(r.scored));
+  return r;
+}
+
+}  // namespace brisk

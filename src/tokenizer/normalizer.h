@@ -1,0 +1,36 @@
+// tokenizer.json "normalizer": rewrites each stretch of text between added tokens before it is
+// pre-tokenized (SentencePiece-style tokenizers prepend "▁" and turn spaces into "▁" here).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "tokenizer/regex.h"
+
+namespace brisk {
+
+class Normalizer {
+ public:
+  // `config` is the "normalizer" value (null means none).
+  static Result<Normalizer> from_json(const nlohmann::json& config, const std::string& where);
+
+  bool empty() const { return steps_.empty(); }
+  void apply(std::string& text) const;
+
+ private:
+  enum class Kind { Prepend, Replace, Strip };
+  struct Step {
+    Kind kind{};
+    std::string text{};  // Prepend: the prefix; Replace: the replacement
+    std::optional<Pattern> pattern{};
+    bool strip_left = false;
+    bool strip_right = false;
+  };
+  Status append(const nlohmann::json& config, const std::string& where);
+
+  std::vector<Step> steps_;
+};
+
+}  // namespace brisk

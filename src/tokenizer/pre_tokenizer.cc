@@ -1,0 +1,259 @@
+#include "tokenizer/pre_tokenizer.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/json_fields.h"
+
+namespace brisk {
+namespace {
+
+// GPT-2's word regex, which the ByteLevel pre-tokenizer applies when use_regex is set.
+constexpr std::string_view kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+struct Element {
+  size_t begin;
+  size_t end;
+  bool is_match;
+};
+
+}  // namespace
+
+Result<PreTokenizer> PreTokenizer::from_json(const nlohmann::json& config,
+                                             const std::string& where) {
+  PreTokenizer pre;
+  if (config.is_null()) return pre;
+  BRISK_TRY(pre.append(config, where));
+  return pre;
+}
+
+Status PreTokenizer::append(const nlohmann::json& config, const std::string& where) {
+  if (byte_level_) {
+    return make_error(where + ": steps after ByteLevel are not supported (ByteLevel must come last)");
+  }
+  BRISK_ASSIGN(type, json_fields::type_tag(config, where));
+  if (type == "Sequence") {
+    const auto it = config.find("pretokenizers");
+    if (it == config.end() || !it->is_array()) {
+      return make_error(where + ".pretokenizers: expected an array");
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      BRISK_TRY(append((*it)[i], where + ".pretokenizers[" + std::to_string(i) + "]"));
+    }
+    return ok_status();
+  }
+  if (type == "Split") return append_split(config, where);
+  if (type == "ByteLevel") return append_byte_level(config, where);
+  if (type == "Metaspace") return append_metaspace(config, where);
+  if (type == "Digits") {
+    BRISK_ASSIGN(individual, json_fields::boolean(config, "individual_digits", false, where));
+    BRISK_ASSIGN(pattern, Pattern::from_regex(individual ? R"(\p{N})" : R"(\p{N}+)", where));
+    steps_.push_back({.kind = Kind::Split, .pattern = std::move(pattern)});
+    return ok_status();
+  }
+  if (type == "WhitespaceSplit" || type == "Whitespace") {
+    // WhitespaceSplit drops whitespace runs; Whitespace keeps \w+ and punctuation runs.
+    const bool words = type == "Whitespace";
+    BRISK_ASSIGN(pattern, Pattern::from_regex(words ? R"(\w+|[^\w\s]+)" : R"(\s+)", where));
+    steps_.push_back({.kind = Kind::Split,
+                      .pattern = std::move(pattern),
+                      .behavior = Behavior::Removed,
+                      .invert = words});
+    return ok_status();
+  }
+  return make_error(where + ".type: unsupported pre_tokenizer '" + type + "'");
+}
+
+Status PreTokenizer::append_split(const nlohmann::json& config, const std::string& where) {
+  const auto it = config.find("pattern");
+  if (it == config.end()) return make_error(where + ".pattern: missing");
+  BRISK_ASSIGN(pattern, Pattern::from_json(*it, where + ".pattern"));
+  BRISK_ASSIGN(behavior_name, json_fields::string(config, "behavior", where));
+  BRISK_ASSIGN(invert, json_fields::boolean(config, "invert", false, where));
+  Behavior behavior;
+  if (behavior_name == "Removed") {
+    behavior = Behavior::Removed;
+  } else if (behavior_name == "Isolated") {
+    behavior = Behavior::Isolated;
+  } else if (behavior_name == "MergedWithPrevious") {
+    behavior = Behavior::MergedWithPrevious;
+  } else if (behavior_name == "MergedWithNext") {
+    behavior = Behavior::MergedWithNext;
+  } else if (behavior_name == "Contiguous") {
+    behavior = Behavior::Contiguous;
+  } else {
+    return make_error(where + ".behavior: unknown split behavior '" + behavior_name + "'");
+  }
+  steps_.push_back(
+      {.kind = Kind::Split, .pattern = std::move(pattern), .behavior = behavior, .invert = invert});
+  return ok_status();
+}
+
+Status PreTokenizer::append_byte_level(const nlohmann::json& config, const std::string& where) {
+  // Defaults are those of tokenizers' ByteLevel::default().
+  BRISK_ASSIGN(prefix, json_fields::boolean(config, "add_prefix_space", true, where));
+  BRISK_ASSIGN(use_regex, json_fields::boolean(config, "use_regex", true, where));
+  Step step{.kind = Kind::ByteLevel};
+  step.add_prefix_space = prefix;
+  if (use_regex) {
+    BRISK_ASSIGN(pattern, Pattern::from_regex(kGpt2Pattern, where));
+    step.pattern = std::move(pattern);
+  }
+  steps_.push_back(std::move(step));
+  byte_level_ = true;
+  return ok_status();
+}
+
+Status PreTokenizer::append_metaspace(const nlohmann::json& config, const std::string& where) {
+  BRISK_ASSIGN(replacement, json_fields::string(config, "replacement", where));
+  BRISK_ASSIGN(split, json_fields::boolean(config, "split", true, where));
+  Step step{.kind = Kind::Metaspace};
+  step.replacement = replacement;
+  BRISK_ASSIGN(scheme, json_fields::optional_string(config, "prepend_scheme", where));
+  if (scheme) {
+    if (*scheme == "always") {
+      step.prepend = Prepend::Always;
+    } else if (*scheme == "first") {
+      step.prepend = Prepend::First;
+    } else if (*scheme == "never") {
+      step.prepend = Prepend::Never;
+    } else {
+      return make_error(where + ".prepend_scheme: unknown value '" + *scheme + "'");
+    }
+  } else {
+    // Files written before prepend_scheme existed say add_prefix_space instead.
+    BRISK_ASSIGN(prefix, json_fields::boolean(config, "add_prefix_space", true, where));
+    step.prepend = prefix ? Prepend::Always : Prepend::Never;
+  }
+  if (split) step.pattern = Pattern::from_literal(replacement);
+  steps_.push_back(std::move(step));
+  return ok_status();
+}
+
+void PreTokenizer::split_pieces(const Piece& piece, const Pattern& pattern, Behavior behavior,
+                                bool invert, std::vector<Piece>& out) {
+  const std::string& text = piece.text;
+  std::vector<Span> matches;
+  pattern.find_all(text, matches);
+  // Matches and the gaps between them, covering the text, as tokenizers' find_matches builds.
+  std::vector<Element> elements;
+  elements.reserve(matches.size() * 2 + 1);
+  size_t previous = 0;
+  for (const Span& m : matches) {
+    if (previous != m.begin) elements.push_back({previous, m.begin, invert});
+    elements.push_back({m.begin, m.end, !invert});
+    previous = m.end;
+  }
+  if (previous != text.size() || elements.empty()) {
+    elements.push_back({previous, text.size(), invert});
+  }
+
+  std::vector<Span> spans;
+  spans.reserve(elements.size());
+  switch (behavior) {
+    case Behavior::Removed:
+      for (const Element& e : elements) {
+        if (!e.is_match) spans.push_back({e.begin, e.end});
+      }
+      break;
+    case Behavior::Isolated:
+      for (const Element& e : elements) spans.push_back({e.begin, e.end});
+      break;
+    case Behavior::MergedWithPrevious: {
+      bool previous_match = false;
+      for (const Element& e : elements) {
+        if (e.is_match && !previous_match && !spans.empty()) {
+          spans.back().end = e.end;
+        } else {
+          spans.push_back({e.begin, e.end});
+        }
+        previous_match = e.is_match;
+      }
+      break;
+    }
+    case Behavior::MergedWithNext: {
+      // Walk right to left so each delimiter joins the piece after it.
+      bool next_match = false;
+      for (auto e = elements.rbegin(); e != elements.rend(); ++e) {
+        if (e->is_match && !next_match && !spans.empty()) {
+          spans.back().begin = e->begin;
+        } else {
+          spans.push_back({e->begin, e->end});
+        }
+        next_match = e->is_match;
+      }
+      std::reverse(spans.begin(), spans.end());
+      break;
+    }
+    case Behavior::Contiguous: {
+      bool previous_match = false;
+      for (const Element& e : elements) {
+        if (e.is_match == previous_match && !spans.empty()) {
+          spans.back().end = e.end;
+        } else {
+          spans.push_back({e.begin, e.end});
+        }
+        previous_match = e.is_match;
+      }
+      break;
+    }
+  }
+  for (const Span& s : spans) {
+    if (s.begin == s.end) continue;
+    out.push_back({text.substr(s.begin, s.end - s.begin), piece.at_start && s.begin == 0});
+  }
+}
+
+void PreTokenizer::apply(const Step& step, Piece& piece, std::vector<Piece>& out) const {
+  switch (step.kind) {
+    case Kind::Split:
+      split_pieces(piece, *step.pattern, step.behavior, step.invert, out);
+      return;
+    case Kind::ByteLevel:
+      if (step.add_prefix_space && piece.text.front() != ' ') piece.text.insert(0, " ");
+      break;
+    case Kind::Metaspace: {
+      std::string replaced;
+      replaced.reserve(piece.text.size() + 8);
+      for (char c : piece.text) {
+        if (c == ' ') {
+          replaced += step.replacement;
+        } else {
+          replaced.push_back(c);
+        }
+      }
+      const bool has_prefix = replaced.compare(0, step.replacement.size(), step.replacement) == 0;
+      const bool prepend = step.prepend == Prepend::Always ||
+                           (step.prepend == Prepend::First && piece.at_start);
+      if (prepend && !has_prefix) replaced.insert(0, step.replacement);
+      piece.text = std::move(replaced);
+      break;
+    }
+  }
+  if (step.pattern) {
+    // ByteLevel's GPT-2 regex isolates words; Metaspace glues each "▁" to the word after it.
+    const Behavior behavior =
+        step.kind == Kind::Metaspace ? Behavior::MergedWithNext : Behavior::Isolated;
+    split_pieces(piece, *step.pattern, behavior, false, out);
+  } else {
+    out.push_back(std::move(piece));
+  }
+}
+
+void PreTokenizer::split(std::string text, bool at_text_start,
+                         std::vector<std::string>& words) const {
+  if (text.empty()) return;
+  std::vector<Piece> pieces;
+  pieces.push_back({std::move(text), at_text_start});
+  std::vector<Piece> next;
+  for (const Step& step : steps_) {
+    next.clear();
+    next.reserve(pieces.size());
+    for (Piece& piece : pieces) apply(step, piece, next);
+    pieces.swap(next);
+  }
+  for (Piece& piece : pieces) words.push_back(std::move(piece.text));
+}
+
+}  // namespace brisk

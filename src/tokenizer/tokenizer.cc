@@ -1,0 +1,39 @@
+#include "tokenizer/tokenizer.h"
+
+#include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer_config.h"
+#include "tokenizer/utf8.h"
+
+namespace brisk {
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& model_dir) {
+  BRISK_ASSIGN(config, read_tokenizer_config(model_dir));
+  const std::string config_where = (model_dir / "tokenizer_config.json").string() + ": ";
+  const std::filesystem::path json_file = model_dir / "tokenizer.json";
+  const std::filesystem::path model_file = model_dir / "tokenizer.model";
+  if (std::filesystem::exists(json_file)) {
+    BRISK_ASSIGN(tokenizer, BpeTokenizer::load(json_file));
+    BRISK_TRY(tokenizer->apply_config(config, config_where));
+    return std::unique_ptr<Tokenizer>(std::move(tokenizer));
+  }
+  if (std::filesystem::exists(model_file)) {
+    BRISK_ASSIGN(tokenizer, SentencePieceTokenizer::load(model_file));
+    BRISK_TRY(tokenizer->apply_config(config, config_where));
+    return std::unique_ptr<Tokenizer>(std::move(tokenizer));
+  }
+  return make_error(model_dir.string() + ": no tokenizer.json or tokenizer.model found");
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
+  std::string bytes;
+  int32_t previous = -1;
+  for (const int32_t id : ids) {
+    if (skip_special && is_special(id)) continue;
+    bytes += token_bytes(id, previous);
+    previous = id;
+  }
+  return utf8::repair(bytes);
+}
+
+}  // namespace brisk

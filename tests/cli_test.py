@@ -1,0 +1,149 @@
+"""End-to-end tests of the brisk CLI on the shared models, against Hugging Face references
+(tests/fixtures/reference/shared-models.json, made by scripts/golden/make_fixtures.py)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+BRISK = os.environ["BRISK_BIN"]
+SHARED = os.environ["BRISK_SHARED_DIR"]
+FIXTURES = os.environ["BRISK_FIXTURES_DIR"]
+MODELS = ["sotu-llama", "sotu-gpt2", "sotu-qwen2"]
+with open(os.path.join(FIXTURES, "reference", "shared-models.json")) as f:
+    REFERENCE = json.load(f)
+
+
+def model_dir(name):
+    return os.path.join(SHARED, "models", name)
+
+
+def brisk(*args, check=True):
+    proc = subprocess.run([BRISK, *args], capture_output=True, text=True, timeout=1800)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"brisk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def brisk_json(*args):
+    return json.loads(brisk(*args, "--json").stdout)
+
+
+class Greedy(unittest.TestCase):
+    def test_greedy_64_tokens_match_transformers(self):
+        for model in MODELS:
+            for case in REFERENCE[model]["greedy"]:
+                with self.subTest(model=model, prompt=case["prompt"]):
+                    tok = brisk_json("tokenize", "-m", model_dir(model), "--text", case["prompt"], "--add-special")
+                    self.assertEqual(tok["ids"], case["prompt_ids"])
+                    out = brisk_json("generate", "-m", model_dir(model), "-p", case["prompt"], "-n", "64",
+                                     "--temp", "0", "--ignore-eos")
+                    self.assertEqual(out["ids"], case["new_ids"])
+                    self.assertEqual(out["text"], case["text"])
+                    self.assertEqual(out["new_tokens"], 64)
+                    self.assertEqual(out["prompt_tokens"], len(case["prompt_ids"]))
+
+
+class Perplexity(unittest.TestCase):
+    def check(self, model):
+        ref = REFERENCE[model]["sotu-test"]
+        out = brisk_json("perplexity", "-m", model_dir(model), "-f",
+                         os.path.join(SHARED, "data", "text", "sotu-test.txt"), "--ctx", "512")
+        self.assertEqual(out["tokens"], ref["tokens"])
+        self.assertEqual(out["windows"], ref["windows"])
+        self.assertEqual(out["scored"], ref["scored"])
+        self.assertLess(abs(out["ppl"] / ref["ppl"] - 1), 5e-4, f"{model}: {out['ppl']} vs {ref['ppl']}")
+
+    def test_sotu_llama(self):
+        self.check("sotu-llama")
+
+    def test_sotu_gpt2(self):
+        self.check("sotu-gpt2")
+
+    def test_sotu_qwen2(self):
+        self.check("sotu-qwen2")
+
+
+class Sampling(unittest.TestCase):
+    def test_same_seed_same_output(self):
+        args = ["generate", "-m", model_dir("sotu-llama"), "-p", "We the people", "-n", "24", "--temp", "0.9",
+                "--seed", "7"]
+        a, b = brisk_json(*args), brisk_json(*args)
+        self.assertEqual(a["ids"], b["ids"])
+        c = brisk_json(*args[:-1], "8")
+        self.assertNotEqual(a["ids"], c["ids"])
+
+    def test_stop_string(self):
+        out = brisk_json("generate", "-m", model_dir("sotu-llama"), "-p", "The State of the Union is", "-n", "64",
+                         "--temp", "0", "--stop", "Union.")
+        self.assertEqual(out["stop_reason"], "stop")
+        self.assertEqual(out["text"], " the only part of the Union of the ")
+
+    def test_streaming_text_equals_json_text(self):
+        args = ["generate", "-m", model_dir("sotu-qwen2"), "-p", "Tonight", "-n", "40", "--temp", "0"]
+        streamed = brisk(*args).stdout
+        self.assertEqual(streamed.rstrip("\n"), brisk_json(*args)["text"])
+
+
+class Errors(unittest.TestCase):
+    def test_bad_flag(self):
+        p = brisk("generate", "-m", model_dir("sotu-llama"), "-p", "x", "--no-such-flag", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--no-such-flag", p.stderr)
+
+    def test_missing_model(self):
+        p = brisk("generate", "-m", "/nonexistent/model", "-p", "x", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent/model", p.stderr)
+
+    def test_prompt_over_context(self):
+        p = brisk("generate", "-m", model_dir("sotu-llama"), "-p", "word " * 2000, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("context", p.stderr)
+
+    def test_missing_text_file(self):
+        p = brisk("perplexity", "-m", model_dir("sotu-llama"), "-f", "/nonexistent.txt", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent.txt", p.stderr)
+
+    def test_text_shorter_than_window(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+            f.write("Too short.")
+            f.flush()
+            p = brisk("perplexity", "-m", model_dir("sotu-llama"), "-f", f.name, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("fewer than one window", p.stderr)
+
+
+class Tools(unittest.TestCase):
+    def test_inspect(self):
+        out = brisk_json("inspect", "-m", model_dir("sotu-llama"))
+        self.assertEqual(out["params"], 15733632)
+        names = {t["name"]: t for t in out["tensors"]}
+        self.assertEqual(names["lm_head.weight"]["shape"], [8192, 384])
+        self.assertEqual(names["lm_head.weight"]["dtype"], "BF16")
+        self.assertTrue(all(0 <= t["sparsity"] <= 1 for t in out["tensors"]))
+
+    def test_bench_json(self):
+        out = brisk_json("bench", "-m", model_dir("sotu-gpt2"), "-p", "32", "-n", "8", "-r", "2", "--no-limits")
+        for key in ["prefill_tok_s", "decode_tok_s", "weight_bytes", "peak_rss_bytes"]:
+            self.assertGreater(out[key], 0, key)
+
+    def test_synth_round_trip(self):
+        with tempfile.TemporaryDirectory() as d:
+            out_dir = os.path.join(d, "gpt2")
+            brisk("synth", "--shape", "gpt2-124m", "-o", out_dir, "--dtype", "bf16", "--seed", "3")
+            info = brisk_json("inspect", "-m", out_dir)
+            self.assertEqual(info["params"], 124439808)  # wte, wpe, 12 blocks, ln_f
+            gen = brisk_json("generate", "-m", out_dir, "-p", "hello", "-n", "4", "--temp", "0", "--ignore-eos")
+            self.assertEqual(gen["new_tokens"], 4)
+            again = os.path.join(d, "gpt2")  # refuses to overwrite a non-empty folder
+            p = brisk("synth", "--shape", "gpt2-124m", "-o", again, check=False)
+            self.assertEqual(p.returncode, 1)
+            p = brisk("synth", "--shape", "gpt5", "-o", os.path.join(d, "x"), check=False)
+            self.assertIn("unknown --shape 'gpt5'", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,232 @@
+// Every user-facing loader error: a clear message naming the file and the tensor/field, never a
+// crash. Each case copies a golden fixture folder to a temp dir and breaks one thing.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "backends/cpu/cpu_backend.h"
+#include "formats/json_file.h"
+#include "formats/safetensors.h"
+#include "models/model.h"
+
+namespace brisk {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kFixture = fs::path(BRISK_FIXTURES_DIR) / "golden" / "llama-gqa";
+
+class LoaderErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("brisk-loader-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(kFixture / f, dir_ / f);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string load_error() {
+    CpuBackend backend(1);
+    auto model = load_model(dir_, backend, {8, 0});
+    EXPECT_FALSE(model.ok()) << "expected an error";
+    return model.ok() ? "" : model.error().message;
+  }
+  void write(const fs::path& name, const std::string& text) {
+    std::ofstream(dir_ / name, std::ios::binary | std::ios::trunc) << text;
+  }
+  std::string read(const fs::path& name) { return read_text_file(dir_ / name).value(); }
+  void edit_config(const std::function<void(Json&)>& edit) {
+    Json j = Json::parse(read("config.json"));
+    edit(j);
+    write("config.json", j.dump());
+  }
+  // Rewrites model.safetensors after `edit` changes the tensor list (views into the fixture).
+  void edit_weights(const std::function<void(std::vector<NamedTensor>&)>& edit) {
+    auto file = SafetensorsFile::open(kFixture / "model.safetensors");
+    ASSERT_TRUE(file.ok());
+    std::vector<NamedTensor> tensors = file.value().tensors();
+    edit(tensors);
+    ASSERT_TRUE(write_safetensors(dir_ / "model.safetensors", tensors).ok());
+  }
+  fs::path dir_;
+};
+
+#define EXPECT_HAS(haystack, needle) EXPECT_NE((haystack).find(needle), std::string::npos) << (haystack)
+
+TEST_F(LoaderErrors, FixtureLoads) {
+  CpuBackend backend(1);
+  auto model = load_model(dir_, backend, {8, 0});
+  EXPECT_TRUE(model.ok()) << model.error().message;
+}
+
+TEST_F(LoaderErrors, UnknownModelType) {
+  edit_config([](Json& j) { j["model_type"] = "mamba"; });
+  auto e = load_error();
+  EXPECT_HAS(e, "config.json");
+  EXPECT_HAS(e, "unknown model_type 'mamba'");
+}
+
+TEST_F(LoaderErrors, MalformedConfigJson) {
+  write("config.json", "{\"model_type\": \"llama\", ");
+  auto e = load_error();
+  EXPECT_HAS(e, "config.json");
+  EXPECT_HAS(e, "malformed JSON");
+}
+
+TEST_F(LoaderErrors, MissingConfig) {
+  fs::remove(dir_ / "config.json");
+  EXPECT_HAS(load_error(), "config.json");
+}
+
+TEST_F(LoaderErrors, MissingConfigField) {
+  edit_config([](Json& j) { j.erase("hidden_size"); });
+  EXPECT_HAS(load_error(), "missing field 'hidden_size'");
+}
+
+TEST_F(LoaderErrors, WrongFieldType) {
+  edit_config([](Json& j) { j["num_hidden_layers"] = "two"; });
+  EXPECT_HAS(load_error(), "'num_hidden_layers' must be a positive integer");
+}
+
+TEST_F(LoaderErrors, UnsupportedRopeType) {
+  edit_config([](Json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}}; });
+  EXPECT_HAS(load_error(), "unsupported rope type 'yarn'");
+}
+
+TEST_F(LoaderErrors, MissingTensor) {
+  edit_weights([](auto& tensors) {
+    std::erase_if(tensors, [](const NamedTensor& t) { return t.name == "model.layers.1.mlp.up_proj.weight"; });
+  });
+  EXPECT_HAS(load_error(), "missing tensor 'model.layers.1.mlp.up_proj.weight'");
+}
+
+TEST_F(LoaderErrors, ExtraTensor) {
+  edit_weights([](auto& tensors) {
+    NamedTensor extra = tensors[0];
+    extra.name = "model.layers.7.surprise.weight";
+    tensors.push_back(extra);
+  });
+  auto e = load_error();
+  EXPECT_HAS(e, "model.safetensors");
+  EXPECT_HAS(e, "unexpected tensor 'model.layers.7.surprise.weight'");
+}
+
+TEST_F(LoaderErrors, WrongShape) {
+  edit_weights([](auto& tensors) {
+    for (auto& t : tensors)
+      if (t.name == "model.layers.0.self_attn.k_proj.weight") std::swap(t.tensor.shape[0], t.tensor.shape[1]);
+  });
+  auto e = load_error();
+  EXPECT_HAS(e, "tensor 'model.layers.0.self_attn.k_proj.weight' has shape [64, 32], expected [32, 64]");
+}
+
+TEST_F(LoaderErrors, WrongDtype) {
+  edit_weights([](auto& tensors) {
+    for (auto& t : tensors)
+      if (t.name == "model.norm.weight") t.tensor.dtype = DType::I32;
+  });
+  EXPECT_HAS(load_error(), "tensor 'model.norm.weight' has dtype I32");
+}
+
+TEST_F(LoaderErrors, TruncatedFile) {
+  std::string bytes = read("model.safetensors");
+  write("model.safetensors", bytes.substr(0, bytes.size() / 2));
+  auto e = load_error();
+  EXPECT_HAS(e, "model.safetensors");
+  EXPECT_HAS(e, "truncated");
+}
+
+TEST_F(LoaderErrors, TooShortForHeader) {
+  write("model.safetensors", "abc");
+  EXPECT_HAS(load_error(), "too short");
+}
+
+TEST_F(LoaderErrors, HeaderLengthBeyondFile) {
+  std::string bytes = read("model.safetensors");
+  uint64_t huge = uint64_t(1) << 40;
+  std::memcpy(bytes.data(), &huge, 8);
+  write("model.safetensors", bytes);
+  EXPECT_HAS(load_error(), "header length");
+}
+
+TEST_F(LoaderErrors, CorruptHeaderJson) {
+  std::string bytes = read("model.safetensors");
+  bytes[8] = '[';  // the header must be an object; '[' followed by '"' is invalid JSON
+  bytes[9] = ';';
+  write("model.safetensors", bytes);
+  auto e = load_error();
+  EXPECT_HAS(e, "safetensors header");
+}
+
+TEST_F(LoaderErrors, NoWeights) {
+  fs::remove(dir_ / "model.safetensors");
+  EXPECT_HAS(load_error(), "no model.safetensors");
+}
+
+TEST_F(LoaderErrors, NotADirectory) {
+  CpuBackend backend(1);
+  auto model = load_model(dir_ / "nope", backend);
+  ASSERT_FALSE(model.ok());
+  EXPECT_HAS(model.error().message, "not a model folder");
+}
+
+// Splits the weights into two shards with an index; loads, then breaks the index.
+class ShardedLoad : public LoaderErrors {
+ protected:
+  void shard() {
+    auto file = SafetensorsFile::open(kFixture / "model.safetensors");
+    ASSERT_TRUE(file.ok());
+    std::vector<NamedTensor> a, b;
+    Json map = Json::object();
+    for (const auto& t : file.value().tensors()) {
+      bool first = t.name.find("layers.1.") == std::string::npos;
+      (first ? a : b).push_back(t);
+      map[t.name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    }
+    ASSERT_TRUE(write_safetensors(dir_ / "model-00001-of-00002.safetensors", a).ok());
+    ASSERT_TRUE(write_safetensors(dir_ / "model-00002-of-00002.safetensors", b).ok());
+    fs::remove(dir_ / "model.safetensors");
+    index_ = {{"metadata", {{"total_size", 0}}}, {"weight_map", map}};
+    write("model.safetensors.index.json", index_.dump());
+  }
+  Json index_;
+};
+
+TEST_F(ShardedLoad, LoadsAndMatchesSingleFile) {
+  shard();
+  CpuBackend backend(1);
+  auto sharded = load_model(dir_, backend, {8, 0});
+  ASSERT_TRUE(sharded.ok()) << sharded.error().message;
+  auto single = load_model(kFixture, backend, {8, 0});
+  ASSERT_TRUE(single.ok());
+  const int32_t ids[4] = {1, 5, 9, 300};
+  const int64_t vocab = single.value()->config().vocab_size;
+  std::vector<float> la(static_cast<size_t>(vocab)), lb(static_cast<size_t>(vocab));
+  auto ca = sharded.value()->make_cache(8), cb = single.value()->make_cache(8);
+  sharded.value()->forward(ids, 4, 0, ca, LogitRows::Last, la.data());
+  single.value()->forward(ids, 4, 0, cb, LogitRows::Last, lb.data());
+  EXPECT_EQ(la, lb);
+}
+
+TEST_F(ShardedLoad, MissingShard) {
+  shard();
+  fs::remove(dir_ / "model-00002-of-00002.safetensors");
+  EXPECT_HAS(load_error(), "model-00002-of-00002.safetensors: cannot open");
+}
+
+TEST_F(ShardedLoad, TensorNotInNamedShard) {
+  shard();
+  index_["weight_map"]["model.layers.1.mlp.up_proj.weight"] = "model-00001-of-00002.safetensors";
+  write("model.safetensors.index.json", index_.dump());
+  EXPECT_HAS(load_error(), "'model.layers.1.mlp.up_proj.weight' is mapped to model-00001-of-00002.safetensors");
+}
+
+TEST_F(ShardedLoad, MalformedIndex) {
+  shard();
+  write("model.safetensors.index.json", "{\"weight_map\": 3}");
+  EXPECT_HAS(load_error(), "missing 'weight_map' object");
+}
+
+}  // namespace
+}  // namespace brisk

@@ -1,0 +1,184 @@
+// cpu::matmul against ref::matmul on odd shapes, every weight dtype, both kernel families, with
+// and without bias, misaligned pointers and 1 or 2 threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/matmul.h"
+#include "core/dtype.h"
+#include "ops/reference.h"
+
+namespace brisk {
+namespace {
+
+using cpu::MatmulIsa;
+
+struct Case {
+  MatmulIsa isa;
+  DType wtype;
+};
+
+std::string case_name(const testing::TestParamInfo<Case>& info) {
+  return std::string(info.param.isa == MatmulIsa::Avx512 ? "Avx512" : "Avx2") + "_" +
+         std::string(dtype_name(info.param.wtype));
+}
+
+// Weights stored in their dtype, one spare element in front so a view can start misaligned.
+struct Weights {
+  std::vector<uint8_t> bytes;
+  DType dtype;
+  int64_t n, k;
+
+  Weights(DType t, int64_t n_, int64_t k_, std::mt19937& rng) : dtype(t), n(n_), k(k_) {
+    const size_t es = dtype_size(t);
+    bytes.resize((size_t(n * k) + 1) * es);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (size_t i = 0; i < size_t(n * k) + 1; ++i) {
+      float v = dist(rng);
+      uint8_t* p = bytes.data() + i * es;
+      if (t == DType::F32) {
+        std::memcpy(p, &v, 4);
+      } else {
+        uint16_t h = t == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+        std::memcpy(p, &h, 2);
+      }
+    }
+  }
+  Tensor view(int offset) const {
+    return Tensor{const_cast<uint8_t*>(bytes.data()) + size_t(offset) * dtype_size(dtype), dtype,
+                  {n, k}};
+  }
+};
+
+std::vector<float> random_floats(size_t count, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(count);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// Error scale per output: sum_k |x w|, so tolerances are relative to the size of the terms.
+std::vector<double> magnitudes(const float* x, int64_t m, int64_t k, const Tensor& w) {
+  const int64_t n = w.dim(0);
+  std::vector<double> mag(size_t(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < k; ++p)
+        s += std::fabs(double(x[i * k + p]) * load_as_f32(w.data, w.dtype, size_t(j * k + p)));
+      mag[size_t(i * n + j)] = s;
+    }
+  return mag;
+}
+
+class MatmulTest : public testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (!cpu::matmul_isa_supported(GetParam().isa, GetParam().wtype))
+      GTEST_SKIP() << "kernels not supported on this CPU";
+  }
+
+  // bf16 kernels on AVX-512 round x to bf16 (relative error 2^-9); everything else is fp32.
+  double tolerance() const {
+    const Case& c = GetParam();
+    return c.wtype == DType::BF16 && c.isa == MatmulIsa::Avx512 ? 1e-2 : 1e-5;
+  }
+
+  // Runs every variant (bias, misalignment, threads) of one shape against the reference.
+  void check_shape(int64_t m, int64_t k, int64_t n, std::mt19937& rng) {
+    const Case& c = GetParam();
+    Weights weights(c.wtype, n, k, rng);
+    std::vector<float> x_store = random_floats(size_t(m * k) + 1, rng);
+    std::vector<float> bias_store = random_floats(size_t(n) + 1, rng);
+    const std::vector<double> mag = magnitudes(x_store.data(), m, k, weights.view(0));
+
+    for (int with_bias = 0; with_bias < 2; ++with_bias) {
+      const float* bias = with_bias ? bias_store.data() : nullptr;
+      std::vector<float> expect(size_t(m * n));
+      ref::matmul(x_store.data(), m, k, weights.view(0), bias, expect.data());
+      for (int offset = 0; offset < 2; ++offset) {
+        // Misaligned copies of every operand; the weights just start one element later.
+        std::vector<float> x(x_store.begin(), x_store.end() - 1);
+        x.insert(x.begin(), size_t(offset), 0.0f);
+        std::vector<float> b(bias_store.begin(), bias_store.end() - 1);
+        b.insert(b.begin(), size_t(offset), 0.0f);
+        Weights shifted = weights;
+        std::memmove(shifted.bytes.data() + size_t(offset) * dtype_size(c.wtype),
+                     weights.bytes.data(), size_t(n * k) * dtype_size(c.wtype));
+        for (ThreadPool* pool : {&pool1_, &pool2_}) {
+          std::vector<float> y(size_t(m * n) + 1, NAN);
+          cpu::matmul_with_isa(c.isa, x.data() + offset, m, k, shifted.view(offset),
+                               with_bias ? b.data() + offset : nullptr, y.data() + offset, *pool);
+          for (int64_t i = 0; i < m * n; ++i) {
+            const double err = std::fabs(double(y[size_t(i + offset)]) - expect[size_t(i)]);
+            ASSERT_LE(err, tolerance() * mag[size_t(i)] + 1e-6)
+                << "m=" << m << " k=" << k << " n=" << n << " bias=" << with_bias
+                << " offset=" << offset << " threads=" << pool->size() << " at (" << i / n << ", "
+                << i % n << ") got " << y[size_t(i + offset)] << " want " << expect[size_t(i)];
+          }
+        }
+      }
+    }
+  }
+
+  ThreadPool pool1_{1};
+  ThreadPool pool2_{2};
+};
+
+TEST_P(MatmulTest, OddShapes) {
+  std::mt19937 rng(1234);
+  for (int64_t m : {1, 2, 3, 5, 17, 64})
+    for (int64_t k : {1, 7, 31, 32, 33, 100, 257, 1024})
+      for (int64_t n : {1, 3, 16, 17, 100}) check_shape(m, k, n, rng);
+}
+
+// Long k and many rows: exercises k-chunking (partial sums added into y) and activation blocks.
+TEST_P(MatmulTest, LargeShapes) {
+  std::mt19937 rng(99);
+  check_shape(300, 3001, 37, rng);
+  check_shape(1, 5632, 61, rng);
+  check_shape(9, 2048, 200, rng);
+}
+
+// The bf16 kernels must equal an exact product of bf16-rounded activations with the weights:
+// any error beyond fp32 accumulation means a wrong rounding or a lost term.
+TEST_P(MatmulTest, Bf16RoundingIsTheOnlyApproximation) {
+  const Case& c = GetParam();
+  if (c.wtype != DType::BF16 || c.isa != MatmulIsa::Avx512) GTEST_SKIP() << "bf16 kernels only";
+  std::mt19937 rng(7);
+  const int64_t m = 23, k = 777, n = 45;
+  Weights weights(c.wtype, n, k, rng);
+  std::vector<float> x = random_floats(size_t(m * k), rng);
+  std::vector<float> x_rounded(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x_rounded[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  std::vector<float> expect(size_t(m * n)), y(size_t(m * n));
+  ref::matmul(x_rounded.data(), m, k, weights.view(0), nullptr, expect.data());
+  cpu::matmul_with_isa(c.isa, x.data(), m, k, weights.view(0), nullptr, y.data(), pool2_);
+  const std::vector<double> mag = magnitudes(x_rounded.data(), m, k, weights.view(0));
+  for (size_t i = 0; i < y.size(); ++i) ASSERT_LE(std::fabs(y[i] - expect[i]), 1e-5 * mag[i] + 1e-6);
+}
+
+TEST(MatmulAuto, ZeroKGivesBias) {
+  ThreadPool pool(2);
+  std::vector<float> w_data(1), bias = {1.5f, -2.0f}, y(6, NAN);
+  Tensor w{w_data.data(), DType::F32, {2, 0}};
+  cpu::matmul(nullptr, 3, 0, w, bias.data(), y.data(), pool);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(y[size_t(i * 2)], 1.5f);
+    EXPECT_EQ(y[size_t(i * 2 + 1)], -2.0f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllPaths, MatmulTest,
+    testing::Values(Case{MatmulIsa::Avx512, DType::F32}, Case{MatmulIsa::Avx512, DType::F16},
+                    Case{MatmulIsa::Avx512, DType::BF16}, Case{MatmulIsa::Avx2, DType::F32},
+                    Case{MatmulIsa::Avx2, DType::F16}, Case{MatmulIsa::Avx2, DType::BF16}),
+    case_name);
+
+}  // namespace
+}  // namespace brisk

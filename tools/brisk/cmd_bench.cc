@@ -1,0 +1,78 @@
+// brisk bench: prefill and decode speed, with this machine's limits measured in the same run.
+#include <memory>
+
+#include "common.h"
+#include "core/cpu_features.h"
+#include "runtime/bench.h"
+
+namespace brisk::cli {
+
+Command add_bench(CLI::App& app) {
+  struct Flags {
+    EngineOptions engine;
+    BenchOptions bench;
+    std::string model;
+    bool json = false, no_limits = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "bench", "Prefill and decode throughput (medians after a warm-up), weight bytes per token,\n"
+               "peak RSS, and the machine's read bandwidth and multiply-add peaks for comparison");
+  sub->add_option("-m,--model", f->model, "Model folder")->required();
+  sub->add_option("-p,--prompt-tokens", f->bench.prompt_tokens, "Prompt length for prefill")->capture_default_str();
+  sub->add_option("-n,--new-tokens", f->bench.new_tokens, "Tokens decoded per repetition")->capture_default_str();
+  sub->add_option("-r,--repetitions", f->bench.repetitions, "Timed repetitions (after one warm-up)")->capture_default_str();
+  sub->add_option("-t,--threads", f->engine.threads, "CPU threads; 0 = all cores")->capture_default_str();
+  sub->add_flag("--no-limits", f->no_limits, "Skip the bandwidth and peak microbenchmarks");
+  sub->add_flag("--json", f->json, "Print one JSON object");
+  return {sub, [f]() {
+    f->engine.model_dir = f->model;
+    f->engine.context = f->bench.prompt_tokens + f->bench.new_tokens;
+    f->bench.measure_limits = !f->no_limits;
+    auto engine = Engine::open(f->engine);
+    if (!engine) return fail(engine.error());
+    auto result = run_bench(*engine.value(), f->bench);
+    if (!result) return fail(result.error());
+    const BenchResult& r = result.value();
+    const double decode_gbps = double(r.weight_bytes) * r.decode_tok_s_median / 1e9;
+    const double prefill_gflops = double(r.matmul_flops_per_token) * r.prefill_tok_s_median / 1e9;
+    const bool bf16 = engine.value()->model().output_head().dtype == DType::BF16;
+    const double peak = bf16 && r.bf16_dot_peak_gflops > 0 ? r.bf16_dot_peak_gflops : r.fp32_fma_peak_gflops;
+    Json out = {{"prefill_tok_s", r.prefill_tok_s_median},
+                {"decode_tok_s", r.decode_tok_s_median},
+                {"weight_bytes", r.weight_bytes},
+                {"peak_rss_bytes", r.peak_rss_bytes},
+                {"prefill_tok_s_runs", r.prefill_tok_s},
+                {"decode_tok_s_runs", r.decode_tok_s},
+                {"prompt_tokens", f->bench.prompt_tokens},
+                {"new_tokens", f->bench.new_tokens},
+                {"threads", engine.value()->backend().pool().size()},
+                {"cpu_features", cpu_features_string()},
+                {"decode_GBps", decode_gbps},
+                {"prefill_gflops", prefill_gflops}};
+    if (f->bench.measure_limits) {
+      out["read_bandwidth_GBps"] = r.read_bandwidth_gbps;
+      out["fp32_fma_peak_gflops"] = r.fp32_fma_peak_gflops;
+      out["bf16_dot_peak_gflops"] = r.bf16_dot_peak_gflops;
+      out["decode_roofline_fraction"] = r.read_bandwidth_gbps > 0 ? decode_gbps / r.read_bandwidth_gbps : 0.0;
+      out["prefill_peak_fraction"] = peak > 0 ? prefill_gflops / peak : 0.0;
+      out["prefill_peak_kind"] = bf16 && r.bf16_dot_peak_gflops > 0 ? "bf16_dot" : "fp32_fma";
+    }
+    if (f->json) {
+      print_json(out);
+    } else {
+      std::printf("prefill %.1f tok/s (%.1f GFLOP/s)   decode %.2f tok/s (%.2f GB/s of weights)\n",
+                  r.prefill_tok_s_median, prefill_gflops, r.decode_tok_s_median, decode_gbps);
+      if (f->bench.measure_limits)
+        std::printf("machine: read %.1f GB/s, fp32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s -> decode at %.0f%% of "
+                    "bandwidth, prefill at %.0f%% of peak\n",
+                    r.read_bandwidth_gbps, r.fp32_fma_peak_gflops, r.bf16_dot_peak_gflops,
+                    100 * out["decode_roofline_fraction"].get<double>(), 100 * out["prefill_peak_fraction"].get<double>());
+      std::printf("weights read per token %.1f MB, peak RSS %.1f MB\n", double(r.weight_bytes) / 1e6,
+                  double(r.peak_rss_bytes) / 1e6);
+    }
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli

@@ -1,0 +1,55 @@
+// brisk perplexity: exp(mean NLL) of a text file over consecutive context windows.
+#include <memory>
+
+#include "common.h"
+#include "core/mapped_file.h"
+#include "runtime/perplexity.h"
+
+namespace brisk::cli {
+
+Command add_perplexity(CLI::App& app) {
+  struct Flags {
+    EngineOptions engine;
+    std::string model, file;
+    int64_t ctx = 512;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "perplexity",
+      "Perplexity of a text file: tokenized whole without special tokens, cut into consecutive\n"
+      "windows of --ctx tokens (the last partial one dropped); in each window positions\n"
+      "0..ctx-2 predict tokens 1..ctx-1; ppl = exp(mean NLL over all scored tokens)");
+  sub->add_option("-m,--model", f->model, "Model folder")->required();
+  sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
+  sub->add_option("--ctx", f->ctx, "Window length in tokens")->capture_default_str()->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  sub->add_option("-t,--threads", f->engine.threads, "CPU threads; 0 = all cores")->capture_default_str();
+  sub->add_flag("--json", f->json, "Print {\"ppl\", \"tokens\", \"windows\", \"scored\", \"seconds\"}");
+  return {sub, [f]() {
+    f->engine.model_dir = f->model;
+    f->engine.context = f->ctx;
+    f->engine.max_rows = std::min<int64_t>(f->ctx, 512);
+    auto text = read_text_file(f->file);
+    if (!text) return fail(text.error());
+    auto engine = Engine::open(f->engine);
+    if (!engine) return fail(engine.error());
+    const auto tokens = engine.value()->tokenizer().encode(text.value(), AddSpecial::No);
+    ProgressBar bar("perplexity");
+    auto result = perplexity(*engine.value(), tokens, f->ctx, [&](int64_t done, int64_t total) {
+      bar.update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total) + " windows");
+    });
+    bar.finish();
+    if (!result) return fail(result.error());
+    const PerplexityResult& r = result.value();
+    if (f->json) {
+      print_json({{"ppl", r.ppl}, {"tokens", r.tokens}, {"windows", r.windows}, {"scored", r.scored},
+                  {"seconds", r.seconds}, {"nll_sum", r.nll_sum}});
+    } else {
+      std::printf("ppl %.4f over %lld scored tokens (%lld windows of %lld; %lld tokens in file) in %.1f s\n", r.ppl,
+                  (long long)r.scored, (long long)r.windows, (long long)f->ctx, (long long)r.tokens, r.seconds);
+    }
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli

@@ -1,0 +1,35 @@
+// brisk tokenize: text -> token ids with the model's own tokenizer.
+#include <iostream>
+#include <memory>
+
+#include "common.h"
+#include "tokenizer/tokenizer.h"
+
+namespace brisk::cli {
+
+Command add_tokenize(CLI::App& app) {
+  struct Flags {
+    std::string model, text;
+    bool add_special = false, json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids of a text");
+  sub->add_option("-m,--model", f->model, "Model folder with tokenizer.json or tokenizer.model")->required();
+  sub->add_option("--text", f->text, "Text to tokenize")->required();
+  sub->add_flag("--add-special", f->add_special, "Add BOS/EOS as the tokenizer's template says");
+  sub->add_flag("--json", f->json, "Print {\"ids\": [...]}");
+  return {sub, [f]() {
+    auto tokenizer = Tokenizer::load(f->model);
+    if (!tokenizer) return fail(tokenizer.error());
+    auto ids = tokenizer.value()->encode(f->text, f->add_special ? AddSpecial::Yes : AddSpecial::No);
+    if (f->json) {
+      print_json({{"ids", ids}});
+    } else {
+      for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+      std::cout << std::endl;
+    }
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli

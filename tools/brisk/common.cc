@@ -1,0 +1,47 @@
+#include "common.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+namespace brisk::cli {
+
+namespace {
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+}  // namespace
+
+int fail(const Error& error) { return fail(error.message); }
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "brisk: error: %s\n", message.c_str());
+  return 1;
+}
+
+void print_json(const Json& json) { std::cout << json.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl; }
+
+ProgressBar::ProgressBar(std::string label)
+    : label_(std::move(label)), enabled_(isatty(STDERR_FILENO)), start_(now()) {}
+
+void ProgressBar::update(double done, double total, const std::string& detail) {
+  if (!enabled_ || total <= 0) return;
+  const int width = 30;
+  const double frac = std::min(1.0, done / total);
+  const int filled = int(frac * width);
+  const double elapsed = now() - start_;
+  const double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+  std::string bar(size_t(filled), '#');
+  bar.append(size_t(width - filled), '-');
+  std::fprintf(stderr, "\r%s [%s] %5.1f%%  %.0fs elapsed, ~%.0fs left  %s\x1b[K", label_.c_str(), bar.c_str(),
+               100 * frac, elapsed, eta, detail.c_str());
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
+void ProgressBar::finish() {
+  if (drawn_) std::fprintf(stderr, "\n");
+  drawn_ = false;
+}
+
+}  // namespace brisk::cli

@@ -1,0 +1,16 @@
+// brisk: run, measure and compress large language models. One subcommand per file.
+#include "common.h"
+
+int main(int argc, char** argv) {
+  using namespace brisk::cli;
+  CLI::App app{"brisk: run Hugging Face LLMs (Llama, Mistral, Qwen2, GPT-2) exactly and fast.\n"
+               "Run 'brisk <command> --help' for a command's options."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "brisk 0.1.0");
+  const Command commands[] = {add_generate(app), add_tokenize(app), add_perplexity(app),
+                              add_bench(app),    add_synth(app),    add_inspect(app)};
+  CLI11_PARSE(app, argc, argv);
+  for (const Command& c : commands)
+    if (c.app->parsed()) return c.run();
+  return 1;
+}
