@@ -159,7 +159,8 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
   const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
   if (ks.x_bf16) {
     // Rounded once per call, not once per tile: the tiles re-read activations many times.
-    const int64_t ldx = round_up(k, 32);
+    int64_t ldx = round_up(k, 32);
+    if (getenv("PADX") && (ldx * 2) % 4096 == 0) ldx += atoi(getenv("PADX"));
     uint16_t* xb = t_bf16_scratch.get(size_t(m * ldx));
     if (parallel && m > 1) {
       pool.parallel_for(m, [&](int64_t r0, int64_t r1) {
