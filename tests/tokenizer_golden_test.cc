@@ -70,21 +70,20 @@ TEST_P(GoldenTokenizer, MatchesHuggingFaceOnEveryString) {
   EXPECT_EQ(matched, cases.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    All, GoldenTokenizer,
-    ::testing::Values(GoldenCase{"sotu-gpt2", kModels / "sotu-gpt2"},
-                      GoldenCase{"sotu-llama", kModels / "sotu-llama"},
-                      GoldenCase{"sotu-qwen2", kModels / "sotu-qwen2"},
-                      GoldenCase{"spm-bpe-legacy", kFixtures / "spm-bpe-legacy"},
-                      GoldenCase{"spm-bpe-metaspace", kFixtures / "spm-bpe-metaspace"},
-                      GoldenCase{"llama2-spm", kModels / "llama2-tokenizer"}),
-    [](const ::testing::TestParamInfo<GoldenCase>& info) {
-      std::string name = info.param.name;
-      for (char& ch : name) {
-        if (ch == '-') ch = '_';
-      }
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(All, GoldenTokenizer,
+                         ::testing::Values(GoldenCase{"sotu-gpt2", kModels / "sotu-gpt2"},
+                                           GoldenCase{"sotu-llama", kModels / "sotu-llama"},
+                                           GoldenCase{"sotu-qwen2", kModels / "sotu-qwen2"},
+                                           GoldenCase{"spm-bpe-legacy", kFixtures / "spm-bpe-legacy"},
+                                           GoldenCase{"spm-bpe-metaspace", kFixtures / "spm-bpe-metaspace"},
+                                           GoldenCase{"llama2-spm", kModels / "llama2-tokenizer"}),
+                         [](const ::testing::TestParamInfo<GoldenCase>& info) {
+                           std::string name = info.param.name;
+                           for (char& ch : name) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace brisk

@@ -8,16 +8,15 @@ namespace {
 // Rust's char::is_whitespace (the Unicode White_Space property).
 bool is_whitespace(uint32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-         cp == 0x205F || cp == 0x3000;
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
 }
 
 // Approximates Unicode \w (letters, digits, marks, connector punctuation): ASCII exactly, and
 // outside ASCII everything but whitespace and the common punctuation blocks.
 bool is_word_char(uint32_t cp) {
   if (cp < 0x80) {
-    return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
-           cp == '_';
+    return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp == '_';
   }
   if (is_whitespace(cp)) return false;
   if (cp >= 0x80 && cp <= 0xBF) return cp == 0xAA || cp == 0xB5 || cp == 0xBA;
@@ -37,8 +36,7 @@ uint32_t last_char(std::string_view text, size_t* start) {
 
 }  // namespace
 
-AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens,
-                                     const std::vector<std::string>& patterns)
+AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens, const std::vector<std::string>& patterns)
     : tokens_(std::move(tokens)) {
   nodes_.emplace_back();
   for (size_t t = 0; t < tokens_.size(); ++t) {
@@ -100,8 +98,7 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<TextSegment>& o
     if (token.single_word) {
       size_t unused = 0;
       const bool word_before = start > 0 && is_word_char(last_char(text.substr(0, start), &unused));
-      const bool word_after =
-          stop < text.size() && is_word_char(utf8::decode_char(text, stop, &unused));
+      const bool word_after = stop < text.size() && is_word_char(utf8::decode_char(text, stop, &unused));
       if (word_before || word_after) {
         pos = stop;  // the match is consumed even when rejected, as the Aho-Corasick scan does
         continue;

@@ -41,8 +41,8 @@ Result<BpeModel> BpeModel::create(std::vector<std::pair<std::string, int32_t>> v
     }
     const auto merged_id = model.token_to_id(merged);
     if (!left_id || !right_id || !merged_id) {
-      return make_error(where + ".merges[" + std::to_string(rank) + "]: merge '" + left + " " +
-                        right + "' uses a token missing from the vocabulary");
+      return make_error(where + ".merges[" + std::to_string(rank) + "]: merge '" + left + " " + right +
+                        "' uses a token missing from the vocabulary");
     }
     // Later duplicates win, as when Hugging Face collects the merges into a map.
     model.merges_[pair_key(*left_id, *right_id)] = Merge{static_cast<uint32_t>(rank), *merged_id};

@@ -15,8 +15,7 @@ constexpr size_t kMaxCachedWordBytes = 256;
 }  // namespace
 
 BpeTokenizer::BpeTokenizer(BpeModel model, Normalizer normalizer, PreTokenizer pre_tokenizer,
-                           TokenDecoder decoder, std::vector<AddedToken> added,
-                           SpecialTokenTemplate specials)
+                           TokenDecoder decoder, std::vector<AddedToken> added, SpecialTokenTemplate specials)
     : model_(std::move(model)),
       normalizer_(std::move(normalizer)),
       pre_tokenizer_(std::move(pre_tokenizer)),
@@ -57,8 +56,7 @@ Status BpeTokenizer::apply_config(const TokenizerConfig& config, const std::stri
     eos_id_ = token_to_id(*config.eos_token);
     if (!eos_id_) return make_error(where + "eos_token: '" + *config.eos_token + "' is not a token");
   }
-  auto set_presence = [](std::vector<int32_t>& ids, std::optional<int32_t> id, bool wanted,
-                         bool at_front) {
+  auto set_presence = [](std::vector<int32_t>& ids, std::optional<int32_t> id, bool wanted, bool at_front) {
     if (!id) return;
     const auto it = std::find(ids.begin(), ids.end(), *id);
     if (!wanted && it != ids.end()) ids.erase(it);
@@ -69,17 +67,15 @@ Status BpeTokenizer::apply_config(const TokenizerConfig& config, const std::stri
   return ok_status();
 }
 
-void BpeTokenizer::encode_segment(std::string text, bool at_text_start,
-                                  std::vector<int32_t>& ids, WordCache& cache) const {
-  std::vector<std::string> words;
-  pre_tokenizer_.split(std::move(text), at_text_start, words);
+void BpeTokenizer::encode_segment(std::string_view text, bool at_text_start, std::vector<int32_t>& ids,
+                                  WordCache& cache) const {
   std::string mapped;
-  for (const std::string& word : words) {
+  pre_tokenizer_.split(text, at_text_start, [&](std::string_view word) {
     const bool cacheable = word.size() <= kMaxCachedWordBytes;
     if (cacheable) {
       if (const auto it = cache.find(word); it != cache.end()) {
         ids.insert(ids.end(), it->second.begin(), it->second.end());
-        continue;
+        return;
       }
     }
     const size_t first = ids.size();
@@ -91,49 +87,51 @@ void BpeTokenizer::encode_segment(std::string text, bool at_text_start,
       model_.encode_word(word, ids);
     }
     if (cacheable) cache.emplace(word, std::vector<int32_t>(ids.begin() + first, ids.end()));
-  }
+  });
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, AddSpecial add_special) const {
-  // HF receives Rust strings, which are valid UTF-8 by construction; repair ours the same way
-  // Python would have had to before handing them over.
-  const std::string input = utf8::repair(text);
-  std::vector<int32_t> ids;
-  ids.reserve(input.size() / 3 + 8);
-  if (add_special == AddSpecial::Yes) {
-    ids.insert(ids.end(), specials_.prefix.begin(), specials_.prefix.end());
+  // HF receives Rust strings, which are valid UTF-8 by construction; invalid input is repaired
+  // the way Python would have had to before handing it over.
+  std::string repaired;
+  if (!utf8::is_valid(text)) {
+    repaired = utf8::repair(text);
+    text = repaired;
   }
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 8);
+  if (add_special == AddSpecial::Yes) ids.insert(ids.end(), specials_.prefix.begin(), specials_.prefix.end());
   WordCache cache;
   std::vector<TextSegment> segments;
-  raw_matcher_.split(input, segments);
+  raw_matcher_.split(text, segments);
   std::vector<TextSegment> inner;
+  std::string normalized;
   for (const TextSegment& segment : segments) {
     if (segment.id >= 0) {
       ids.push_back(segment.id);
       continue;
     }
-    // The normalizer runs on each stretch between added tokens separately, as in HF.
-    std::string piece = input.substr(segment.begin, segment.end - segment.begin);
+    const std::string_view piece = text.substr(segment.begin, segment.end - segment.begin);
     const bool at_start = segment.begin == 0;
-    normalizer_.apply(piece);
-    if (normalized_matcher_.empty()) {
-      encode_segment(std::move(piece), at_start, ids, cache);
+    if (normalizer_.empty() && normalized_matcher_.empty()) {
+      encode_segment(piece, at_start, ids, cache);
       continue;
     }
+    // The normalizer runs on each stretch between added tokens separately, as in HF.
+    normalized.assign(piece);
+    normalizer_.apply(normalized);
     inner.clear();
-    normalized_matcher_.split(piece, inner);
+    normalized_matcher_.split(normalized, inner);
     for (const TextSegment& part : inner) {
       if (part.id >= 0) {
         ids.push_back(part.id);
       } else {
-        encode_segment(piece.substr(part.begin, part.end - part.begin),
+        encode_segment(std::string_view(normalized).substr(part.begin, part.end - part.begin),
                        at_start && part.begin == 0, ids, cache);
       }
     }
   }
-  if (add_special == AddSpecial::Yes) {
-    ids.insert(ids.end(), specials_.suffix.begin(), specials_.suffix.end());
-  }
+  if (add_special == AddSpecial::Yes) ids.insert(ids.end(), specials_.suffix.begin(), specials_.suffix.end());
   return ids;
 }
 

@@ -34,12 +34,12 @@ class BpeTokenizer final : public Tokenizer {
   std::optional<int32_t> token_to_id(std::string_view token) const override;
 
  private:
-  using WordCache = std::unordered_map<std::string, std::vector<int32_t>>;
+  using WordCache = StringMap<std::vector<int32_t>>;  // pre-token word -> its ids, per call
 
-  BpeTokenizer(BpeModel model, Normalizer normalizer, PreTokenizer pre_tokenizer,
-               TokenDecoder decoder, std::vector<AddedToken> added, SpecialTokenTemplate specials);
+  BpeTokenizer(BpeModel model, Normalizer normalizer, PreTokenizer pre_tokenizer, TokenDecoder decoder,
+               std::vector<AddedToken> added, SpecialTokenTemplate specials);
   // Normalizes, pre-tokenizes and BPE-encodes one stretch of text without added tokens.
-  void encode_segment(std::string text, bool at_text_start, std::vector<int32_t>& ids,
+  void encode_segment(std::string_view text, bool at_text_start, std::vector<int32_t>& ids,
                       WordCache& cache) const;
   const AddedToken* added_token(int32_t id) const;
 

@@ -28,12 +28,10 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_merges(const json
       const std::string& text = merge.get_ref<const std::string&>();
       const size_t space = text.find(' ');
       if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos) {
-        return make_error(where + "[" + std::to_string(i) + "]: expected \"left right\", got '" +
-                          text + "'");
+        return make_error(where + "[" + std::to_string(i) + "]: expected \"left right\", got '" + text + "'");
       }
       out.emplace_back(text.substr(0, space), text.substr(space + 1));
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
-               merge[1].is_string()) {
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
       out.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
     } else {
       return make_error(where + "[" + std::to_string(i) + "]: expected a string or a pair");
@@ -122,12 +120,11 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::load(const std::filesystem::
     BRISK_ASSIGN(pre_tokenizer,
                  PreTokenizer::from_json(member(root, "pre_tokenizer"), prefix + "pre_tokenizer"));
     BRISK_ASSIGN(decoder, TokenDecoder::from_json(member(root, "decoder"), prefix + "decoder"));
-    BRISK_ASSIGN(specials, parse_post_processor(member(root, "post_processor"),
-                                                prefix + "post_processor"));
+    BRISK_ASSIGN(specials, parse_post_processor(member(root, "post_processor"), prefix + "post_processor"));
     BRISK_ASSIGN(added, parse_added_tokens(member(root, "added_tokens"), prefix + "added_tokens"));
-    return std::unique_ptr<BpeTokenizer>(
-        new BpeTokenizer(std::move(model), std::move(normalizer), std::move(pre_tokenizer),
-                         std::move(decoder), std::move(added), std::move(specials)));
+    return std::unique_ptr<BpeTokenizer>(new BpeTokenizer(std::move(model), std::move(normalizer),
+                                                          std::move(pre_tokenizer), std::move(decoder),
+                                                          std::move(added), std::move(specials)));
   } catch (const nlohmann::json::exception& e) {
     return make_error(prefix + "unexpected structure: " + e.what());
   }

@@ -28,9 +28,7 @@ inline Result<Json> read_file(const std::filesystem::path& path) {
   }
 }
 
-inline std::string field(const std::string& where, const char* key) {
-  return where + "." + key;
-}
+inline std::string field(const std::string& where, const char* key) { return where + "." + key; }
 
 // A required string member.
 inline Result<std::string> string(const Json& object, const char* key, const std::string& where) {
@@ -51,8 +49,7 @@ inline Result<std::optional<std::string>> optional_string(const Json& object, co
 }
 
 // A boolean member with a default for absent/null.
-inline Result<bool> boolean(const Json& object, const char* key, bool fallback,
-                            const std::string& where) {
+inline Result<bool> boolean(const Json& object, const char* key, bool fallback, const std::string& where) {
   const auto it = object.find(key);
   if (it == object.end() || it->is_null()) return fallback;
   if (!it->is_boolean()) return make_error(field(where, key) + ": expected true or false");

@@ -7,8 +7,8 @@
 namespace brisk {
 namespace {
 
-Result<std::vector<int32_t>> special_token_ids(const nlohmann::json& config,
-                                               const std::string& name, const std::string& where) {
+Result<std::vector<int32_t>> special_token_ids(const nlohmann::json& config, const std::string& name,
+                                               const std::string& where) {
   const auto specials = config.find("special_tokens");
   if (specials == config.end() || !specials->is_object() || !specials->contains(name)) {
     return make_error(where + ".special_tokens: no entry for '" + name + "'");
@@ -28,8 +28,7 @@ Result<std::vector<int32_t>> special_token_ids(const nlohmann::json& config,
   return out;
 }
 
-Status parse_template(const nlohmann::json& config, const std::string& where,
-                      SpecialTokenTemplate& result) {
+Status parse_template(const nlohmann::json& config, const std::string& where, SpecialTokenTemplate& result) {
   const auto single = config.find("single");
   if (single == config.end() || !single->is_array()) {
     return make_error(where + ".single: expected an array");
@@ -53,8 +52,7 @@ Status parse_template(const nlohmann::json& config, const std::string& where,
 }
 
 // Roberta/Bert store {"cls": ["<s>", 0], "sep": ["</s>", 2]}.
-Result<int32_t> named_pair_id(const nlohmann::json& config, const char* key,
-                              const std::string& where) {
+Result<int32_t> named_pair_id(const nlohmann::json& config, const char* key, const std::string& where) {
   const auto it = config.find(key);
   if (it == config.end() || !it->is_array() || it->size() != 2 || !(*it)[1].is_number_integer()) {
     return make_error(where + "." + key + ": expected [token, id]");
@@ -80,8 +78,7 @@ Status append_processor(const nlohmann::json& config, const std::string& where,
       return make_error(where + ".processors: expected an array");
     }
     for (size_t i = 0; i < it->size(); ++i) {
-      BRISK_TRY(append_processor((*it)[i], where + ".processors[" + std::to_string(i) + "]",
-                                 result));
+      BRISK_TRY(append_processor((*it)[i], where + ".processors[" + std::to_string(i) + "]", result));
     }
     return ok_status();
   }
@@ -90,8 +87,7 @@ Status append_processor(const nlohmann::json& config, const std::string& where,
 
 }  // namespace
 
-Result<SpecialTokenTemplate> parse_post_processor(const nlohmann::json& config,
-                                                  const std::string& where) {
+Result<SpecialTokenTemplate> parse_post_processor(const nlohmann::json& config, const std::string& where) {
   SpecialTokenTemplate result;
   if (!config.is_null()) BRISK_TRY(append_processor(config, where, result));
   return result;

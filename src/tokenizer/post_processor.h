@@ -17,7 +17,6 @@ struct SpecialTokenTemplate {
   std::vector<int32_t> suffix;  // ids after it
 };
 
-Result<SpecialTokenTemplate> parse_post_processor(const nlohmann::json& config,
-                                                  const std::string& where);
+Result<SpecialTokenTemplate> parse_post_processor(const nlohmann::json& config, const std::string& where);
 
 }  // namespace brisk

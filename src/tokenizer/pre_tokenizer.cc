@@ -20,8 +20,7 @@ struct Element {
 
 }  // namespace
 
-Result<PreTokenizer> PreTokenizer::from_json(const nlohmann::json& config,
-                                             const std::string& where) {
+Result<PreTokenizer> PreTokenizer::from_json(const nlohmann::json& config, const std::string& where) {
   PreTokenizer pre;
   if (config.is_null()) return pre;
   BRISK_TRY(pre.append(config, where));
@@ -56,10 +55,8 @@ Status PreTokenizer::append(const nlohmann::json& config, const std::string& whe
     // WhitespaceSplit drops whitespace runs; Whitespace keeps \w+ and punctuation runs.
     const bool words = type == "Whitespace";
     BRISK_ASSIGN(pattern, Pattern::from_regex(words ? R"(\w+|[^\w\s]+)" : R"(\s+)", where));
-    steps_.push_back({.kind = Kind::Split,
-                      .pattern = std::move(pattern),
-                      .behavior = Behavior::Removed,
-                      .invert = words});
+    steps_.push_back(
+        {.kind = Kind::Split, .pattern = std::move(pattern), .behavior = Behavior::Removed, .invert = words});
     return ok_status();
   }
   return make_error(where + ".type: unsupported pre_tokenizer '" + type + "'");
@@ -131,9 +128,8 @@ Status PreTokenizer::append_metaspace(const nlohmann::json& config, const std::s
   return ok_status();
 }
 
-void PreTokenizer::split_pieces(const Piece& piece, const Pattern& pattern, Behavior behavior,
-                                bool invert, std::vector<Piece>& out) {
-  const std::string& text = piece.text;
+void PreTokenizer::split_spans(std::string_view text, const Pattern& pattern, Behavior behavior, bool invert,
+                               std::vector<Span>& spans) {
   std::vector<Span> matches;
   pattern.find_all(text, matches);
   // Matches and the gaps between them, covering the text, as tokenizers' find_matches builds.
@@ -145,11 +141,8 @@ void PreTokenizer::split_pieces(const Piece& piece, const Pattern& pattern, Beha
     elements.push_back({m.begin, m.end, !invert});
     previous = m.end;
   }
-  if (previous != text.size() || elements.empty()) {
-    elements.push_back({previous, text.size(), invert});
-  }
+  if (previous != text.size() || elements.empty()) elements.push_back({previous, text.size(), invert});
 
-  std::vector<Span> spans;
   spans.reserve(elements.size());
   switch (behavior) {
     case Behavior::Removed:
@@ -199,61 +192,63 @@ void PreTokenizer::split_pieces(const Piece& piece, const Pattern& pattern, Beha
       break;
     }
   }
-  for (const Span& s : spans) {
-    if (s.begin == s.end) continue;
-    out.push_back({text.substr(s.begin, s.end - s.begin), piece.at_start && s.begin == 0});
-  }
 }
 
-void PreTokenizer::apply(const Step& step, Piece& piece, std::vector<Piece>& out) const {
+void PreTokenizer::run(size_t step_index, std::string_view text, bool at_start,
+                       const WordVisitor& visit) const {
+  if (text.empty()) return;  // tokenizers drops empty splits at every stage
+  if (step_index == steps_.size()) {
+    visit(text);
+    return;
+  }
+  const Step& step = steps_[step_index];
+  // Steps that rewrite the text own the rewritten copy for as long as later steps look at it.
+  std::string rewritten;
   switch (step.kind) {
     case Kind::Split:
-      split_pieces(piece, *step.pattern, step.behavior, step.invert, out);
-      return;
+      break;
     case Kind::ByteLevel:
-      if (step.add_prefix_space && piece.text.front() != ' ') piece.text.insert(0, " ");
+      if (step.add_prefix_space && text.front() != ' ') {
+        rewritten.reserve(text.size() + 1);
+        rewritten.push_back(' ');
+        rewritten.append(text);
+        text = rewritten;
+      }
       break;
     case Kind::Metaspace: {
-      std::string replaced;
-      replaced.reserve(piece.text.size() + 8);
-      for (char c : piece.text) {
+      rewritten.reserve(text.size() + 8);
+      for (char c : text) {
         if (c == ' ') {
-          replaced += step.replacement;
+          rewritten += step.replacement;
         } else {
-          replaced.push_back(c);
+          rewritten.push_back(c);
         }
       }
-      const bool has_prefix = replaced.compare(0, step.replacement.size(), step.replacement) == 0;
-      const bool prepend = step.prepend == Prepend::Always ||
-                           (step.prepend == Prepend::First && piece.at_start);
-      if (prepend && !has_prefix) replaced.insert(0, step.replacement);
-      piece.text = std::move(replaced);
+      const bool has_prefix = rewritten.compare(0, step.replacement.size(), step.replacement) == 0;
+      const bool prepend = step.prepend == Prepend::Always || (step.prepend == Prepend::First && at_start);
+      if (prepend && !has_prefix) rewritten.insert(0, step.replacement);
+      text = rewritten;
       break;
     }
   }
-  if (step.pattern) {
-    // ByteLevel's GPT-2 regex isolates words; Metaspace glues each "▁" to the word after it.
-    const Behavior behavior =
-        step.kind == Kind::Metaspace ? Behavior::MergedWithNext : Behavior::Isolated;
-    split_pieces(piece, *step.pattern, behavior, false, out);
-  } else {
-    out.push_back(std::move(piece));
+  if (!step.pattern) {
+    run(step_index + 1, text, at_start, visit);
+    return;
+  }
+  // Split uses its own behaviour; ByteLevel's GPT-2 regex isolates words; Metaspace glues each
+  // "▁" to the word after it.
+  Behavior behavior = step.behavior;
+  if (step.kind == Kind::ByteLevel) behavior = Behavior::Isolated;
+  if (step.kind == Kind::Metaspace) behavior = Behavior::MergedWithNext;
+  std::vector<Span> spans;
+  split_spans(text, *step.pattern, behavior, step.kind == Kind::Split && step.invert, spans);
+  for (const Span& span : spans) {
+    run(step_index + 1, text.substr(span.begin, span.end - span.begin), at_start && span.begin == 0, visit);
   }
 }
 
-void PreTokenizer::split(std::string text, bool at_text_start,
-                         std::vector<std::string>& words) const {
-  if (text.empty()) return;
-  std::vector<Piece> pieces;
-  pieces.push_back({std::move(text), at_text_start});
-  std::vector<Piece> next;
-  for (const Step& step : steps_) {
-    next.clear();
-    next.reserve(pieces.size());
-    for (Piece& piece : pieces) apply(step, piece, next);
-    pieces.swap(next);
-  }
-  for (Piece& piece : pieces) words.push_back(std::move(piece.text));
+void PreTokenizer::split(std::string_view text, bool at_text_start, const WordVisitor& visit) const {
+  run(0, text, at_text_start, visit);
 }
 
 }  // namespace brisk

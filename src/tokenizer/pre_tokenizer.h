@@ -4,6 +4,7 @@
 // WhitespaceSplit, and Sequence of these.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
@@ -19,9 +20,11 @@ class PreTokenizer {
   // `config` is the "pre_tokenizer" value (null means the whole text is one word).
   static Result<PreTokenizer> from_json(const nlohmann::json& config, const std::string& where);
 
-  // Appends the words of one normalized segment. `at_text_start` says whether the segment
-  // begins the input (Metaspace's prepend_scheme "first" only prepends there).
-  void split(std::string text, bool at_text_start, std::vector<std::string>& words) const;
+  using WordVisitor = std::function<void(std::string_view word)>;
+
+  // Calls `visit` on each word of one normalized segment, in order. `at_text_start` says whether
+  // the segment begins the input (Metaspace's prepend_scheme "first" only prepends there).
+  void split(std::string_view text, bool at_text_start, const WordVisitor& visit) const;
 
   // True when a ByteLevel step ran: words must go through byte_level::encode before the model.
   // ByteLevel is required to be the last step, so callers can apply the mapping per word (and
@@ -32,17 +35,13 @@ class PreTokenizer {
   enum class Kind { Split, ByteLevel, Metaspace };
   enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
   enum class Prepend { Always, First, Never };
-  struct Piece {
-    std::string text;
-    bool at_start;
-  };
   struct Step {
     Kind kind{};
     std::optional<Pattern> pattern{};  // Split, ByteLevel with use_regex, Metaspace with split
     Behavior behavior = Behavior::Isolated;
     bool invert = false;
     bool add_prefix_space = false;  // ByteLevel
-    std::string replacement{};        // Metaspace
+    std::string replacement{};      // Metaspace
     Prepend prepend = Prepend::Always;
   };
 
@@ -50,9 +49,10 @@ class PreTokenizer {
   Status append_split(const nlohmann::json& config, const std::string& where);
   Status append_byte_level(const nlohmann::json& config, const std::string& where);
   Status append_metaspace(const nlohmann::json& config, const std::string& where);
-  void apply(const Step& step, Piece& piece, std::vector<Piece>& out) const;
-  static void split_pieces(const Piece& piece, const Pattern& pattern, Behavior behavior,
-                           bool invert, std::vector<Piece>& out);
+  // Applies steps_[step_index..] to text, depth first, so words are never all materialized.
+  void run(size_t step_index, std::string_view text, bool at_start, const WordVisitor& visit) const;
+  static void split_spans(std::string_view text, const Pattern& pattern, Behavior behavior, bool invert,
+                          std::vector<Span>& spans);
 
   std::vector<Step> steps_;
   bool byte_level_ = false;

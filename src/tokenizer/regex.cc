@@ -48,9 +48,8 @@ std::string pcre2_message(int code) {
 Result<Regex> Regex::compile(std::string_view pattern, const std::string& where) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                    PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
   if (code == nullptr) {
     return make_error(where + ": cannot compile regex '" + std::string(pattern) + "' at offset " +
                       std::to_string(error_offset) + ": " + pcre2_message(error_code));
@@ -72,13 +71,11 @@ void Regex::find_all(std::string_view text, std::vector<Span>& matches) const {
   while (search_from <= text.size()) {
     // Callers pass valid UTF-8, so the per-call O(n) validity check would only make long texts
     // quadratic.
-    const int rc = code_->jit
-                       ? pcre2_jit_match(code_->code, subject, text.size(), search_from,
-                                         PCRE2_NO_UTF_CHECK, s.data, s.context)
-                       : pcre2_match(code_->code, subject, text.size(), search_from,
-                                     PCRE2_NO_UTF_CHECK, s.data, s.context);
-    BRISK_CHECK(rc >= 0 || rc == PCRE2_ERROR_NOMATCH,
-                "regex match failed: " + pcre2_message(rc));
+    const int rc = code_->jit ? pcre2_jit_match(code_->code, subject, text.size(), search_from,
+                                                PCRE2_NO_UTF_CHECK, s.data, s.context)
+                              : pcre2_match(code_->code, subject, text.size(), search_from,
+                                            PCRE2_NO_UTF_CHECK, s.data, s.context);
+    BRISK_CHECK(rc >= 0 || rc == PCRE2_ERROR_NOMATCH, "regex match failed: " + pcre2_message(rc));
     if (rc == PCRE2_ERROR_NOMATCH) break;
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(s.data);
     const size_t begin = ovector[0];

@@ -2,6 +2,7 @@
 
 #include <sentencepiece_processor.h>
 
+#include "tokenizer/token_decoder.h"
 #include "tokenizer/utf8.h"
 
 namespace brisk {
@@ -13,8 +14,7 @@ constexpr std::string_view kUnknownSurface = " \xE2\x81\x87 ";
 
 }  // namespace
 
-SentencePieceTokenizer::SentencePieceTokenizer(
-    std::unique_ptr<sentencepiece::SentencePieceProcessor> sp)
+SentencePieceTokenizer::SentencePieceTokenizer(std::unique_ptr<sentencepiece::SentencePieceProcessor> sp)
     : sp_(std::move(sp)) {
   if (sp_->bos_id() >= 0) bos_id_ = sp_->bos_id();
   if (sp_->eos_id() >= 0) eos_id_ = sp_->eos_id();
@@ -33,8 +33,7 @@ Result<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::load(
   return std::unique_ptr<SentencePieceTokenizer>(new SentencePieceTokenizer(std::move(sp)));
 }
 
-Status SentencePieceTokenizer::apply_config(const TokenizerConfig& config,
-                                            const std::string& where) {
+Status SentencePieceTokenizer::apply_config(const TokenizerConfig& config, const std::string& where) {
   if (config.bos_token) {
     bos_id_ = token_to_id(*config.bos_token);
     if (!bos_id_) return make_error(where + "bos_token: '" + *config.bos_token + "' is not a piece");
@@ -48,8 +47,7 @@ Status SentencePieceTokenizer::apply_config(const TokenizerConfig& config,
   return ok_status();
 }
 
-std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text,
-                                                    AddSpecial add_special) const {
+std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text, AddSpecial add_special) const {
   std::vector<int> pieces;
   const std::string input = utf8::repair(text);
   const auto status = sp_->Encode(input, &pieces);
@@ -69,8 +67,8 @@ std::string SentencePieceTokenizer::token_bytes(int32_t id, int32_t previous) co
   if (sp_->IsUnknown(id)) return std::string(kUnknownSurface);
   const std::string& piece = sp_->IdToPiece(id);
   if (sp_->IsByte(id)) {
-    // Byte pieces are spelled <0xAB>.
-    return std::string(1, static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));
+    const int value = byte_token_value(piece);  // byte pieces are spelled <0xAB>
+    return value < 0 ? std::string() : std::string(1, static_cast<char>(value));
   }
   std::string text;
   text.reserve(piece.size());

@@ -22,7 +22,8 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
   text = std::move(out);
 }
 
-// "<0xAB>" -> 0xAB, or -1 when the token is not a byte token.
+}  // namespace
+
 int byte_token_value(std::string_view token) {
   if (token.size() != 6 || token.compare(0, 3, "<0x") != 0 || token[5] != '>') return -1;
   int value = 0;
@@ -43,10 +44,7 @@ int byte_token_value(std::string_view token) {
   return value;
 }
 
-}  // namespace
-
-Result<TokenDecoder> TokenDecoder::from_json(const nlohmann::json& config,
-                                             const std::string& where) {
+Result<TokenDecoder> TokenDecoder::from_json(const nlohmann::json& config, const std::string& where) {
   TokenDecoder decoder;
   if (!config.is_null()) BRISK_TRY(decoder.append(config, where));
   return decoder;
@@ -70,13 +68,11 @@ Status TokenDecoder::append(const nlohmann::json& config, const std::string& whe
     fused_ = true;
   } else if (type == "Replace") {
     const auto it = config.find("pattern");
-    if (it == config.end() || !it->is_object() || !it->contains("String") ||
-        !(*it)["String"].is_string()) {
+    if (it == config.end() || !it->is_object() || !it->contains("String") || !(*it)["String"].is_string()) {
       return make_error(where + ".pattern: only {\"String\": ...} patterns are supported");
     }
     BRISK_ASSIGN(content, json_fields::string(config, "content", where));
-    steps_.push_back(
-        {.kind = Kind::Replace, .from = (*it)["String"].get<std::string>(), .to = content});
+    steps_.push_back({.kind = Kind::Replace, .from = (*it)["String"].get<std::string>(), .to = content});
   } else if (type == "Strip") {
     BRISK_ASSIGN(content, json_fields::string(config, "content", where));
     BRISK_ASSIGN(start, json_fields::count(config, "start", 0, where));

@@ -13,6 +13,9 @@
 
 namespace brisk {
 
+// The byte a byte-fallback token such as "<0xAB>" stands for, or -1 for any other token.
+int byte_token_value(std::string_view token);
+
 class TokenDecoder {
  public:
   // `config` is the "decoder" value (null: tokens are output as spelled).
@@ -25,12 +28,12 @@ class TokenDecoder {
   enum class Kind { ByteLevel, Replace, ByteFallback, Strip, Metaspace };
   struct Step {
     Kind kind{};
-    std::string from{};  // Replace: pattern; Strip: the character; Metaspace: replacement
-    std::string to{};    // Replace: content
-    size_t start = 0;  // Strip: how many leading copies of `from` to remove
-    size_t stop = 0;   // Strip: trailing
-    bool whole_text = false;    // Strip after Fuse: acts on the start of the output only
-    bool strip_first = false;   // Metaspace: drop the replacement in the first token
+    std::string from{};        // Replace: pattern; Strip: the character; Metaspace: replacement
+    std::string to{};          // Replace: content
+    size_t start = 0;          // Strip: how many leading copies of `from` to remove
+    size_t stop = 0;           // Strip: trailing
+    bool whole_text = false;   // Strip after Fuse: acts on the start of the output only
+    bool strip_first = false;  // Metaspace: drop the replacement in the first token
   };
   Status append(const nlohmann::json& config, const std::string& where);
 
