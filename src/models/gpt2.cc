@@ -1,7 +1,6 @@
 // GPT-2: learned positions, pre-LayerNorm blocks with biases, GELU (tanh) MLP, tied head.
 // x += Attn(LN1(x)); x += MLP(LN2(x)); logits = LN_f(x) · wte^T.
 #include <cmath>
-#include <cstring>
 
 #include "models/model.h"
 
@@ -22,14 +21,14 @@ class Gpt2 final : public Model {
  public:
   Gpt2(const ModelConfig& c, Backend& backend, const ModelOptions& options)
       : Model(c, backend, options), layers_(size_t(c.n_layers)) {
-    const int64_t max_rows = max_rows_;
     const int64_t d = c.hidden_size;
-    x_.resize(size_t(max_rows * d));
-    h_.resize(size_t(max_rows * d));
-    qkv_.resize(size_t(max_rows * 3 * d));
-    q_.resize(size_t(max_rows * d));
-    attn_.resize(size_t(max_rows * d));
-    ff_.resize(size_t(max_rows * c.intermediate_size));
+    x_ = activation(d);
+    h_ = activation(d);
+    qkv_ = activation(3 * d);
+    q_ = activation(d);
+    attn_ = activation(d);
+    ff_ = activation(c.intermediate_size);
+    positions_.resize(size_t(max_rows_));
   }
 
   void visit_tensors(const TensorVisitor& visit) override {
@@ -78,49 +77,40 @@ class Gpt2 final : public Model {
     const float scale = 1.0f / std::sqrt(float(dh));
     Backend& be = backend_;
 
-    for (int64_t r = 0; r < n; ++r) {
-      BRISK_CHECK(tokens[r] >= 0 && tokens[r] < c.vocab_size, "token id out of range");
-      float* xr = x_.data() + r * d;
-      const size_t tok = size_t(tokens[r]) * size_t(d), pos = size_t(start + r) * size_t(d);
-      for (int64_t i = 0; i < d; ++i)
-        xr[i] = load_as_f32(wte_.data, wte_.dtype, tok + size_t(i)) +
-                load_as_f32(wpe_.data, wpe_.dtype, pos + size_t(i));
-    }
+    float *x = x_.data(), *h = h_.data(), *qkv = qkv_.data(), *q = q_.data(), *attn = attn_.data();
+    float* ff_act = ff_.data();
+    for (int64_t r = 0; r < n; ++r) positions_[size_t(r)] = int32_t(start + r);
+    be.gather_rows(wte_, tokens, n, x, Accumulate::No);
+    be.gather_rows(wpe_, positions_.data(), n, x, Accumulate::Yes);
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const Gpt2Layer& L = layers_[size_t(l)];
-      be.layer_norm(x_.data(), vec(L.ln1_w), vec(L.ln1_b), n, d, eps, h_.data());
-      be.matmul(h_.data(), n, d, L.w_qkv, vec(L.b_qkv), qkv_.data());
+      be.layer_norm(x, vec(L.ln1_w), vec(L.ln1_b), n, d, eps, h);
+      be.matmul(h, n, d, L.w_qkv, vec(L.b_qkv), qkv);
       // The fused projection yields [q | k | v] per row; k and v go to the cache.
-      float* k_new = cache.k(l, start);
-      float* v_new = cache.v(l, start);
-      for (int64_t r = 0; r < n; ++r) {
-        const float* row = qkv_.data() + r * 3 * d;
-        std::memcpy(q_.data() + r * d, row, size_t(d) * sizeof(float));
-        std::memcpy(k_new + r * d, row + d, size_t(d) * sizeof(float));
-        std::memcpy(v_new + r * d, row + 2 * d, size_t(d) * sizeof(float));
-      }
-      be.attention(q_.data(), cache.k(l), cache.v(l), attn_.data(), n, start, c.n_heads, c.n_heads,
-                   dh, scale);
-      be.matmul(attn_.data(), n, d, L.w_proj, vec(L.b_proj), h_.data());
-      be.add(x_.data(), h_.data(), n * d);
+      be.copy_2d(qkv, 3 * d, q, d, n, d);
+      be.copy_2d(qkv + d, 3 * d, cache.k(l, start), d, n, d);
+      be.copy_2d(qkv + 2 * d, 3 * d, cache.v(l, start), d, n, d);
+      be.attention(q, cache.k(l), cache.v(l), attn, n, start, c.n_heads, c.n_heads, dh, scale);
+      be.matmul(attn, n, d, L.w_proj, vec(L.b_proj), h);
+      be.add(x, h, n * d);
 
-      be.layer_norm(x_.data(), vec(L.ln2_w), vec(L.ln2_b), n, d, eps, h_.data());
-      be.matmul(h_.data(), n, d, L.w_fc, vec(L.b_fc), ff_.data());
-      be.gelu_tanh(ff_.data(), n * ff);
-      be.matmul(ff_.data(), n, ff, L.w_out, vec(L.b_out), h_.data());
-      be.add(x_.data(), h_.data(), n * d);
+      be.layer_norm(x, vec(L.ln2_w), vec(L.ln2_b), n, d, eps, h);
+      be.matmul(h, n, d, L.w_fc, vec(L.b_fc), ff_act);
+      be.gelu_tanh(ff_act, n * ff);
+      be.matmul(ff_act, n, ff, L.w_out, vec(L.b_out), h);
+      be.add(x, h, n * d);
     }
     if (which == LogitRows::None) return;
     const int64_t first = which == LogitRows::Last ? n - 1 : 0;
-    const int64_t rows = n - first;
-    be.layer_norm(x_.data() + first * d, vec(lnf_w_), vec(lnf_b_), rows, d, eps, h_.data());
-    be.matmul(h_.data(), rows, d, output_head(), nullptr, logits);
+    be.layer_norm(x + first * d, vec(lnf_w_), vec(lnf_b_), n - first, d, eps, h);
+    project_to_logits(h, n - first, logits);
   }
 
  private:
   Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
   std::vector<Gpt2Layer> layers_;
-  std::vector<float> x_, h_, qkv_, q_, attn_, ff_;  // activations, sized for max_rows once
+  Buffer x_, h_, qkv_, q_, attn_, ff_;  // activations [max_rows, width], allocated once
+  std::vector<int32_t> positions_;      // host ids for the position-embedding gather
 };
 
 }  // namespace

@@ -1,19 +1,22 @@
 // Keys and values of one sequence for every layer, fp32, [capacity, n_kv_heads, head_dim] per
-// layer. Allocated once for the largest context the run needs.
+// layer, in the backend's memory. Allocated once for the largest context the run needs.
 #pragma once
 
 #include <vector>
 
-#include "core/tensor.h"
+#include "ops/backend.h"
 
 namespace brisk {
 
 class KvCache {
  public:
-  KvCache(int64_t n_layers, int64_t capacity, int64_t n_kv_heads, int64_t head_dim)
-      : capacity_(capacity), row_(n_kv_heads * head_dim),
-        k_(size_t(n_layers), FloatBuffer(size_t(capacity * row_))),
-        v_(size_t(n_layers), FloatBuffer(size_t(capacity * row_))) {}
+  KvCache(Backend& backend, int64_t n_layers, int64_t capacity, int64_t n_kv_heads, int64_t head_dim)
+      : capacity_(capacity), row_(n_kv_heads * head_dim) {
+    for (int64_t l = 0; l < n_layers; ++l) {
+      k_.push_back(backend.allocate(size_t(capacity * row_)));
+      v_.push_back(backend.allocate(size_t(capacity * row_)));
+    }
+  }
 
   int64_t capacity() const { return capacity_; }
   float* k(int64_t layer, int64_t pos = 0) { return k_[size_t(layer)].data() + pos * row_; }
@@ -23,7 +26,7 @@ class KvCache {
  private:
   int64_t capacity_;
   int64_t row_;
-  std::vector<FloatBuffer> k_, v_;
+  std::vector<Buffer> k_, v_;
 };
 
 }  // namespace brisk

@@ -21,15 +21,13 @@ class Llama final : public Model {
  public:
   Llama(const ModelConfig& c, Backend& backend, const ModelOptions& options)
       : Model(c, backend, options), layers_(size_t(c.n_layers)) {
-    const int64_t max_rows = max_rows_;
     const int64_t q_dim = c.n_heads * c.head_dim;
-    x_.resize(size_t(max_rows * c.hidden_size));
-    h_.resize(size_t(max_rows * std::max(c.hidden_size, q_dim)));
-    q_.resize(size_t(max_rows * q_dim));
-    attn_.resize(size_t(max_rows * q_dim));
-    gate_.resize(size_t(max_rows * c.intermediate_size));
-    up_.resize(size_t(max_rows * c.intermediate_size));
-    positions_.resize(size_t(max_rows));
+    x_ = activation(c.hidden_size);
+    h_ = activation(std::max(c.hidden_size, q_dim));
+    q_ = activation(q_dim);
+    attn_ = activation(q_dim);
+    gate_ = activation(c.intermediate_size);
+    up_ = activation(c.intermediate_size);
     build_rope_tables();
   }
 
@@ -80,72 +78,62 @@ class Llama final : public Model {
     const auto& c = config_;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
     const int64_t q_dim = c.n_heads * dh;
+    const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(dh));
     Backend& be = backend_;
-    const float scale = 1.0f / std::sqrt(float(dh));
+    float *x = x_.data(), *h = h_.data(), *q = q_.data(), *attn = attn_.data();
+    float *gate = gate_.data(), *up = up_.data();
 
-    for (int64_t r = 0; r < n; ++r) {
-      positions_[size_t(r)] = int32_t(start + r);
-      embed_row(tokens[r], x_.data() + r * d);
-    }
+    be.gather_rows(embed_, tokens, n, x, Accumulate::No);
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LlamaLayer& L = layers_[size_t(l)];
       float* k_new = cache.k(l, start);
       float* v_new = cache.v(l, start);
-      be.rms_norm(x_.data(), vec(L.attn_norm), n, d, float(c.norm_eps), h_.data());
-      be.matmul(h_.data(), n, d, L.wq, bias(L.bq), q_.data());
-      be.matmul(h_.data(), n, d, L.wk, bias(L.bk), k_new);  // straight into the cache
-      be.matmul(h_.data(), n, d, L.wv, bias(L.bv), v_new);
-      be.rope(q_.data(), positions_.data(), n, c.n_heads, dh, cos_.data(), sin_.data());
-      be.rope(k_new, positions_.data(), n, c.n_kv_heads, dh, cos_.data(), sin_.data());
-      be.attention(q_.data(), cache.k(l), cache.v(l), attn_.data(), n, start, c.n_heads,
-                   c.n_kv_heads, dh, scale);
-      be.matmul(attn_.data(), n, q_dim, L.wo, bias(L.bo), h_.data());
-      be.add(x_.data(), h_.data(), n * d);
+      be.rms_norm(x, vec(L.attn_norm), n, d, eps, h);
+      be.matmul(h, n, d, L.wq, optional_vec(L.bq), q);
+      be.matmul(h, n, d, L.wk, optional_vec(L.bk), k_new);  // straight into the cache
+      be.matmul(h, n, d, L.wv, optional_vec(L.bv), v_new);
+      be.rope(q, start, n, c.n_heads, dh, cos_.data(), sin_.data());
+      be.rope(k_new, start, n, c.n_kv_heads, dh, cos_.data(), sin_.data());
+      be.attention(q, cache.k(l), cache.v(l), attn, n, start, c.n_heads, c.n_kv_heads, dh, scale);
+      be.matmul(attn, n, q_dim, L.wo, optional_vec(L.bo), h);
+      be.add(x, h, n * d);
 
-      be.rms_norm(x_.data(), vec(L.mlp_norm), n, d, float(c.norm_eps), h_.data());
-      be.matmul(h_.data(), n, d, L.w_gate, bias(L.b_gate), gate_.data());
-      be.matmul(h_.data(), n, d, L.w_up, bias(L.b_up), up_.data());
-      be.silu_mul(gate_.data(), up_.data(), gate_.data(), n * ff);
-      be.matmul(gate_.data(), n, ff, L.w_down, bias(L.b_down), h_.data());
-      be.add(x_.data(), h_.data(), n * d);
+      be.rms_norm(x, vec(L.mlp_norm), n, d, eps, h);
+      be.matmul(h, n, d, L.w_gate, optional_vec(L.b_gate), gate);
+      be.matmul(h, n, d, L.w_up, optional_vec(L.b_up), up);
+      be.silu_mul(gate, up, gate, n * ff);
+      be.matmul(gate, n, ff, L.w_down, optional_vec(L.b_down), h);
+      be.add(x, h, n * d);
     }
     if (which == LogitRows::None) return;
     const int64_t first = which == LogitRows::Last ? n - 1 : 0;
-    const int64_t rows = n - first;
-    be.rms_norm(x_.data() + first * d, vec(final_norm_), rows, d, float(c.norm_eps), h_.data());
-    be.matmul(h_.data(), rows, d, output_head(), nullptr, logits);
+    be.rms_norm(x + first * d, vec(final_norm_), n - first, d, eps, h);
+    project_to_logits(h, n - first, logits);
   }
 
  private:
-  const float* bias(const Tensor& t) const { return t.empty() ? nullptr : t.as<float>(); }
-
-  void embed_row(int32_t token, float* out) const {
-    BRISK_CHECK(token >= 0 && token < config_.vocab_size, "token id out of range");
-    const int64_t d = config_.hidden_size;
-    const size_t base = size_t(token) * size_t(d);
-    for (int64_t i = 0; i < d; ++i) out[i] = load_as_f32(embed_.data, embed_.dtype, base + size_t(i));
-  }
-
-  // cos/sin of pos * inv_freq for every position, computed once in double.
+  // cos/sin of pos * inv_freq for every position this instance supports.
   void build_rope_tables() {
     const std::vector<float> inv = config_.rope_inv_freq();
     const int64_t half = int64_t(inv.size());
-    cos_.resize(size_t(context_ * half));
-    sin_.resize(size_t(context_ * half));
+    std::vector<float> cos_host(size_t(context_ * half)), sin_host(size_t(context_ * half));
     for (int64_t p = 0; p < context_; ++p)
       for (int64_t i = 0; i < half; ++i) {
         // transformers forms the angle in fp32 (inv_freq * position); so do we, then cos/sin exactly.
-        float angle = float(p) * inv[size_t(i)];
-        cos_[size_t(p * half + i)] = float(std::cos(double(angle)));
-        sin_[size_t(p * half + i)] = float(std::sin(double(angle)));
+        const float angle = float(p) * inv[size_t(i)];
+        cos_host[size_t(p * half + i)] = float(std::cos(double(angle)));
+        sin_host[size_t(p * half + i)] = float(std::sin(double(angle)));
       }
+    cos_ = backend_.allocate(cos_host.size());
+    sin_ = backend_.allocate(sin_host.size());
+    backend_.copy_to_device(cos_.data(), cos_host.data(), cos_host.size());
+    backend_.copy_to_device(sin_.data(), sin_host.data(), sin_host.size());
   }
 
   Tensor embed_, final_norm_, lm_head_;
   std::vector<LlamaLayer> layers_;
-  // Activations, sized for max_rows once.
-  std::vector<float> x_, h_, q_, attn_, gate_, up_, cos_, sin_;
-  std::vector<int32_t> positions_;
+  // Activations [max_rows, width] and rope tables, allocated once.
+  Buffer x_, h_, q_, attn_, gate_, up_, cos_, sin_;
 };
 
 }  // namespace

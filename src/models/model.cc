@@ -49,7 +49,7 @@ Status Model::bind(const WeightStore& store) {
       auto buf = std::make_unique<uint8_t[]>(n * sizeof(float));
       float* f = reinterpret_cast<float*>(buf.get());
       for (size_t i = 0; i < n; ++i) f[i] = load_as_f32(t.data, t.dtype, i);
-      slot = Tensor{f, DType::F32, t.shape};
+      slot = backend_.upload(Tensor{f, DType::F32, t.shape});
       owned_.push_back(std::move(buf));
     } else if (spec.kind == TensorKind::TransposedMatrix) {
       const int64_t rows = t.shape[0], cols = t.shape[1];
@@ -59,10 +59,10 @@ Status Model::bind(const WeightStore& store) {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c)
           std::memcpy(buf.get() + size_t(c * rows + r) * es, src + size_t(r * cols + c) * es, es);
-      slot = Tensor{buf.get(), t.dtype, {cols, rows}};
+      slot = backend_.upload(Tensor{buf.get(), t.dtype, {cols, rows}});
       owned_.push_back(std::move(buf));
     } else {
-      slot = t;
+      slot = backend_.upload(t);
     }
   });
   BRISK_TRY(status);
@@ -77,6 +77,14 @@ Model::Model(ModelConfig config, Backend& backend, const ModelOptions& options)
     : config_(std::move(config)), backend_(backend), max_rows_(options.max_rows) {
   context_ = options.context > 0 ? std::min(options.context, max_context())
                                  : std::min(max_context(), kDefaultContext);
+}
+
+void Model::project_to_logits(const float* normed, int64_t rows, float* logits_host) {
+  // Sized by the largest request seen: generation needs one row, perplexity a whole window.
+  const size_t needed = size_t(rows * config_.vocab_size);
+  if (logits_.size() < needed) logits_ = backend_.allocate(needed);
+  backend_.matmul(normed, rows, config_.hidden_size, output_head(), nullptr, logits_.data());
+  backend_.copy_to_host(logits_host, logits_.data(), size_t(rows * config_.vocab_size));
 }
 
 int64_t Model::max_context() const {

@@ -62,7 +62,7 @@ class Model {
   virtual const Tensor& output_head() const = 0;
 
   KvCache make_cache(int64_t capacity) const {
-    return KvCache(config_.n_layers, capacity, config_.n_kv_heads, config_.head_dim);
+    return KvCache(backend_, config_.n_layers, capacity, config_.n_kv_heads, config_.head_dim);
   }
   // The largest context this model supports (position table / sliding window).
   int64_t max_context() const;
@@ -76,6 +76,10 @@ class Model {
   // store must be claimed.
   Status bind(const WeightStore& store);
   float* vec(const Tensor& t) const { return t.as<float>(); }
+  const float* optional_vec(const Tensor& t) const { return t.empty() ? nullptr : t.as<float>(); }
+  Buffer activation(int64_t per_row) { return backend_.allocate(size_t(max_rows_ * per_row)); }
+  // Final norm output rows -> logits on the host ([rows, vocab]).
+  void project_to_logits(const float* normed, int64_t rows, float* logits_host);
 
   ModelConfig config_;
   Backend& backend_;
@@ -84,6 +88,7 @@ class Model {
 
  private:
   std::vector<std::unique_ptr<uint8_t[]>> owned_;  // converted vectors and transposed matrices
+  Buffer logits_;                                   // [max_rows, vocab] in backend memory
   std::shared_ptr<const WeightStore> store_;
   friend Result<std::unique_ptr<Model>> load_model(const std::filesystem::path&, Backend&,
                                                    const ModelOptions&);

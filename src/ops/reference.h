@@ -19,9 +19,9 @@ void layer_norm(const float* x, const float* weight, const float* bias, int64_t 
                 float eps, float* y);
 
 // Rotary embedding, "rotate half" layout (as transformers' Llama): for each head the pairs are
-// (i, i + head_dim/2) rotated by angle pos * inv_freq[i]. x is [rows, n_heads, head_dim];
-// cos_table/sin_table are [n_positions, head_dim/2].
-void rope(float* x, const int32_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+// (i, i + head_dim/2) rotated by angle pos * inv_freq[i]. x is [rows, n_heads, head_dim] at
+// positions first_pos..; cos_table/sin_table are [n_positions, head_dim/2].
+void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
           const float* cos_table, const float* sin_table);
 
 // Causal attention with grouped KV heads. q: [rows, n_heads, head_dim] for positions

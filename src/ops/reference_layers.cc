@@ -31,12 +31,12 @@ void layer_norm(const float* x, const float* weight, const float* bias, int64_t 
   }
 }
 
-void rope(float* x, const int32_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
           const float* cos_table, const float* sin_table) {
   const int64_t half = head_dim / 2;
   for (int64_t r = 0; r < rows; ++r) {
-    const float* c = cos_table + int64_t(positions[r]) * half;
-    const float* s = sin_table + int64_t(positions[r]) * half;
+    const float* c = cos_table + (first_pos + r) * half;
+    const float* s = sin_table + (first_pos + r) * half;
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (r * n_heads + h) * head_dim;
       for (int64_t i = 0; i < half; ++i) {

@@ -27,7 +27,7 @@ Engine::Engine(std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model
                std::unique_ptr<Tokenizer> tokenizer)
     : backend_(std::move(backend)), model_(std::move(model)), tokenizer_(std::move(tokenizer)),
       cache_(model_->make_cache(model_->context())),
-      logits_(size_t(model_->max_rows() * model_->config().vocab_size)) {}
+      logits_(size_t(model_->config().vocab_size)) {}
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   if (options.threads < 0) return make_error("--threads must be >= 0 (0 = all cores)");

@@ -69,7 +69,7 @@ class Engine {
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   KvCache cache_;
-  std::vector<float> logits_;  // [max_rows, vocab]
+  std::vector<float> logits_;  // [vocab]: the last row of the latest forward call
 };
 
 }  // namespace brisk

@@ -1,10 +1,54 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "backends/cpu/attention.h"
 #include "backends/cpu/matmul.h"
+#include "core/error.h"
 #include "ops/reference.h"
 
 namespace brisk {
+
+Buffer CpuBackend::allocate(size_t n_floats) {
+  // 64-byte alignment keeps SIMD loads of activation rows on cache-line boundaries.
+  const size_t bytes = (std::max<size_t>(n_floats, 1) * sizeof(float) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  BRISK_CHECK(p != nullptr, "out of host memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(p, 0, bytes);
+  return Buffer(this, static_cast<float*>(p), n_floats);
+}
+
+void CpuBackend::release(float* data) { std::free(data); }
+
+void CpuBackend::copy_to_device(float* dst, const float* host_src, size_t n) {
+  std::memcpy(dst, host_src, n * sizeof(float));
+}
+
+void CpuBackend::copy_to_host(float* host_dst, const float* src, size_t n) {
+  if (host_dst != src) std::memcpy(host_dst, src, n * sizeof(float));
+}
+
+void CpuBackend::gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
+                             Accumulate accumulate) {
+  const int64_t rows = table.dim(0), d = table.dim(1);
+  for (int64_t r = 0; r < n; ++r) {
+    BRISK_CHECK(ids[r] >= 0 && ids[r] < rows, "gather_rows: id " + std::to_string(ids[r]) + " out of range");
+    const size_t base = size_t(ids[r]) * size_t(d);
+    float* o = out + r * d;
+    if (accumulate == Accumulate::Yes) {
+      for (int64_t i = 0; i < d; ++i) o[i] += load_as_f32(table.data, table.dtype, base + size_t(i));
+    } else {
+      for (int64_t i = 0; i < d; ++i) o[i] = load_as_f32(table.data, table.dtype, base + size_t(i));
+    }
+  }
+}
+
+void CpuBackend::copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride,
+                         int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * dst_stride, src + r * src_stride, size_t(cols) * sizeof(float));
+}
 
 void CpuBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
                         float* y) {
@@ -32,10 +76,10 @@ void CpuBackend::layer_norm(const float* x, const float* weight, const float* bi
   });
 }
 
-void CpuBackend::rope(float* x, const int32_t* positions, int64_t rows, int64_t n_heads,
+void CpuBackend::rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads,
                       int64_t head_dim, const float* cos_table, const float* sin_table) {
   pool_.parallel_for(rows, [&](int64_t b, int64_t e) {
-    ref::rope(x + b * n_heads * head_dim, positions + b, e - b, n_heads, head_dim, cos_table, sin_table);
+    ref::rope(x + b * n_heads * head_dim, first_pos + b, e - b, n_heads, head_dim, cos_table, sin_table);
   });
 }
 

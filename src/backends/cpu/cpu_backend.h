@@ -13,8 +13,18 @@ class CpuBackend final : public Backend {
   const char* name() const override { return "cpu"; }
   ThreadPool& pool() { return pool_; }
 
+  Buffer allocate(size_t n_floats) override;
+  void release(float* data) override;
+  Tensor upload(const Tensor& host_tensor) override { return host_tensor; }
+  void copy_to_device(float* dst, const float* host_src, size_t n) override;
+  void copy_to_host(float* host_dst, const float* src, size_t n) override;
+
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
+  void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
+                   Accumulate accumulate) override;
+  void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
+               int64_t cols) override;
   void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
                  int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
                  int64_t head_dim, float scale) override;
@@ -22,7 +32,7 @@ class CpuBackend final : public Backend {
                 float* y) override;
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
                   float eps, float* y) override;
-  void rope(float* x, const int32_t* positions, int64_t rows, int64_t n_heads, int64_t head_dim,
+  void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
             const float* cos_table, const float* sin_table) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;
