@@ -102,6 +102,11 @@ class Errors(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("context", p.stderr)
 
+    def test_bad_device(self):
+        p = brisk("generate", "-m", model_dir("sotu-llama"), "-p", "x", "--device", "tpu", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--device 'tpu'", p.stderr)
+
     def test_missing_text_file(self):
         p = brisk("perplexity", "-m", model_dir("sotu-llama"), "-f", "/nonexistent.txt", check=False)
         self.assertEqual(p.returncode, 1)

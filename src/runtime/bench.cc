@@ -6,6 +6,7 @@
 #include <chrono>
 #include <random>
 
+#include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/roofline.h"
 
 namespace brisk {
@@ -69,8 +70,9 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
     if (!head_is_matrix) r.matmul_flops_per_token += 2 * uint64_t(model.output_head().numel());
   }
   r.peak_rss_bytes = peak_rss_bytes();
-  if (o.measure_limits) {
-    ThreadPool& pool = engine.backend().pool();
+  auto* cpu = dynamic_cast<CpuBackend*>(&engine.backend());
+  if (o.measure_limits && cpu) {  // the CPU's limits; a GPU's are measured by bench/ scripts
+    ThreadPool& pool = cpu->pool();
     r.read_bandwidth_gbps = cpu::measure_read_bandwidth_gbps(pool);
     r.fp32_fma_peak_gflops = cpu::measure_fp32_fma_peak_gflops(pool);
     r.bf16_dot_peak_gflops = cpu::measure_bf16_dot_peak_gflops(pool);

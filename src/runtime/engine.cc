@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "runtime/device.h"
 #include "runtime/stop_matcher.h"
 #include "tokenizer/stream_decoder.h"
 
@@ -23,15 +24,14 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
-Engine::Engine(std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model,
+Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
                std::unique_ptr<Tokenizer> tokenizer)
     : backend_(std::move(backend)), model_(std::move(model)), tokenizer_(std::move(tokenizer)),
       cache_(model_->make_cache(model_->context())),
       logits_(size_t(model_->config().vocab_size)) {}
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
-  if (options.threads < 0) return make_error("--threads must be >= 0 (0 = all cores)");
-  auto backend = std::make_unique<CpuBackend>(options.threads);
+  BRISK_ASSIGN(backend, make_backend(options.device, options.threads));
   BRISK_ASSIGN(model, load_model(options.model_dir, *backend, {options.max_rows, options.context}));
   if (options.context > model->max_context())
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/cpu_backend.h"
 #include "models/model.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -17,7 +16,8 @@ namespace brisk {
 
 struct EngineOptions {
   std::filesystem::path model_dir;
-  int threads = 0;          // 0: all hardware threads
+  std::string device = "cpu";  // cpu, cuda, cuda:N
+  int threads = 0;          // CPU threads; 0: all hardware threads
   int64_t max_rows = 512;   // prefill chunk: tokens per forward call
   int64_t context = 0;      // 0: min(model maximum, kDefaultContext)
 };
@@ -48,7 +48,7 @@ class Engine {
 
   Model& model() { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
-  CpuBackend& backend() { return *backend_; }
+  Backend& backend() { return *backend_; }
   int64_t context() const { return cache_.capacity(); }
 
   // Runs tokens through the model at positions 0.. in chunks of max_rows; returns the last
@@ -62,10 +62,10 @@ class Engine {
                                   const std::function<void(const std::string&)>& on_text = {});
 
  private:
-  Engine(std::unique_ptr<CpuBackend> backend, std::unique_ptr<Model> model,
+  Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
          std::unique_ptr<Tokenizer> tokenizer);
 
-  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<Backend> backend_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   KvCache cache_;

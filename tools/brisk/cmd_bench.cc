@@ -3,6 +3,7 @@
 
 #include "common.h"
 #include "core/cpu_features.h"
+#include "core/thread_pool.h"
 #include "runtime/bench.h"
 
 namespace brisk::cli {
@@ -23,6 +24,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("-n,--new-tokens", f->bench.new_tokens, "Tokens decoded per repetition")->capture_default_str();
   sub->add_option("-r,--repetitions", f->bench.repetitions, "Timed repetitions (after one warm-up)")->capture_default_str();
   sub->add_option("-t,--threads", f->engine.threads, "CPU threads; 0 = all cores")->capture_default_str();
+  sub->add_option("--device", f->engine.device, "cpu, cuda or cuda:N (no silent fallback)")->capture_default_str();
   sub->add_flag("--no-limits", f->no_limits, "Skip the bandwidth and peak microbenchmarks");
   sub->add_flag("--json", f->json, "Print one JSON object");
   return {sub, [f]() {
@@ -46,11 +48,12 @@ Command add_bench(CLI::App& app) {
                 {"decode_tok_s_runs", r.decode_tok_s},
                 {"prompt_tokens", f->bench.prompt_tokens},
                 {"new_tokens", f->bench.new_tokens},
-                {"threads", engine.value()->backend().pool().size()},
+                {"threads", f->engine.threads > 0 ? f->engine.threads : hardware_threads()},
+                {"device", f->engine.device},
                 {"cpu_features", cpu_features_string()},
                 {"decode_GBps", decode_gbps},
                 {"prefill_gflops", prefill_gflops}};
-    if (f->bench.measure_limits) {
+    if (r.read_bandwidth_gbps > 0) {
       out["read_bandwidth_GBps"] = r.read_bandwidth_gbps;
       out["fp32_fma_peak_gflops"] = r.fp32_fma_peak_gflops;
       out["bf16_dot_peak_gflops"] = r.bf16_dot_peak_gflops;
@@ -63,7 +66,7 @@ Command add_bench(CLI::App& app) {
     } else {
       std::printf("prefill %.1f tok/s (%.1f GFLOP/s)   decode %.2f tok/s (%.2f GB/s of weights)\n",
                   r.prefill_tok_s_median, prefill_gflops, r.decode_tok_s_median, decode_gbps);
-      if (f->bench.measure_limits)
+      if (r.read_bandwidth_gbps > 0)
         std::printf("machine: read %.1f GB/s, fp32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s -> decode at %.0f%% of "
                     "bandwidth, prefill at %.0f%% of peak\n",
                     r.read_bandwidth_gbps, r.fp32_fma_peak_gflops, r.bf16_dot_peak_gflops,

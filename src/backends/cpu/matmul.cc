@@ -4,7 +4,9 @@
 #include "backends/cpu/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "backends/cpu/matmul_kernels.h"
@@ -18,13 +20,14 @@ namespace {
 using kernels::KernelSet;
 using kernels::TileOutput;
 
-// Cache budgets. A panel (the weight rows of one tile over a k-chunk) is re-read from L1 by every
-// tile of activation rows, so it must leave L1 room for the activation stream (and for a second
-// hyperthread). An activation block is re-read from L2 by every panel; weights stream from DRAM
-// once per activation block, so a larger block means less DRAM traffic per flop.
-static int64_t kPanelBytes = getenv("PANEL") ? atoll(getenv("PANEL")) : 16 * 1024;
-static int64_t kActivationBlockBytes = getenv("XBLOCK") ? atoll(getenv("XBLOCK")) : 256 * 1024;
-static int kPrefetch = getenv("PF") ? atoi(getenv("PF")) : 0;
+// Cache budgets (per core: 48 KiB L1d, 1 MiB L2 on the Zen 5 this was tuned on). A panel (the
+// weight rows of one tile over a k-chunk) is re-read from L1 by every tile of activation rows, so
+// it takes half of L1 and leaves the rest to the activation stream: 24 KiB lets k = 2048 bf16 run
+// unchunked (16 KiB measured ~10% slower). An activation block is re-read from L2 by every panel,
+// and weights stream from memory once per block, so the block takes half of L2 (256 KiB and
+// 1 MiB both measured slower). See bench/notes-cpu-matmul.md.
+constexpr int64_t kPanelBytes = 24 * 1024;
+constexpr int64_t kActivationBlockBytes = 512 * 1024;
 // Below this many multiply-adds, waking the other threads costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 16;
 
@@ -46,27 +49,28 @@ const KernelSet* select_kernels(MatmulIsa isa, DType wtype) {
   return isa == MatmulIsa::Avx512 ? kernels::avx512_kernels(wtype) : kernels::avx2_kernels(wtype);
 }
 
-// Activations rounded to bf16, kept per calling thread and grown only when a call needs more, so
-// steady-state inference allocates nothing. 64-byte aligned rows keep vector loads on one line.
-class Bf16Scratch {
+// Activations rounded to bf16 (or copied into padded rows), kept per calling thread and grown
+// only when a call needs more, so steady-state inference allocates nothing. 64-byte aligned rows
+// keep vector loads on one cache line.
+class ActivationScratch {
  public:
-  ~Bf16Scratch() { std::free(data_); }
-  uint16_t* get(size_t elements) {
-    if (elements > capacity_) {
+  ~ActivationScratch() { std::free(data_); }
+  void* get(size_t bytes) {
+    if (bytes > capacity_) {
       std::free(data_);
-      capacity_ = size_t(round_up(int64_t(elements), 32));
-      data_ = static_cast<uint16_t*>(std::aligned_alloc(64, capacity_ * sizeof(uint16_t)));
-      BRISK_CHECK(data_ != nullptr, "matmul: cannot allocate bf16 activation scratch");
+      capacity_ = size_t(round_up(int64_t(bytes), 64));
+      data_ = std::aligned_alloc(64, capacity_);
+      BRISK_CHECK(data_ != nullptr, "matmul: cannot allocate activation scratch");
     }
     return data_;
   }
 
  private:
-  uint16_t* data_ = nullptr;
+  void* data_ = nullptr;
   size_t capacity_ = 0;
 };
 
-thread_local Bf16Scratch t_bf16_scratch;
+thread_local ActivationScratch t_activation_scratch;
 
 struct Operands {
   const char* x;  // fp32 [m, ldx] or bf16 [m, ldx]
@@ -78,6 +82,21 @@ struct Operands {
   const float* bias;
   float* y;  // [m, n]
 };
+
+// One weight panel (rows r from n0, k-chunk k0..k0+k_len) against activation rows m0..m1.
+void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, int64_t k0,
+               int64_t k_len, int64_t m0, int64_t m1, int64_t cols) {
+  const char* w = op.w + (n0 * op.k + k0) * int64_t(op.w_size);
+  const float* bias = op.bias ? op.bias + n0 : nullptr;
+  const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
+  for (int64_t i = m0; i < m1; i += cols) {
+    const int64_t c = std::min(cols, m1 - i);
+    kernels::TileFn fn = ks.tile[r - 1][c - 1];
+    BRISK_CHECK(fn != nullptr, "matmul: missing tile kernel");
+    fn(op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, w, op.k, k_len,
+       op.y + i * op.n + n0, op.n, bias, out);
+  }
+}
 
 // Computes y[:, n_begin:n_end] over all of m and k. Loop order, outermost first: k-chunks (so a
 // panel fits L1), activation blocks (L2), weight panels (streamed from memory once per block),
@@ -92,32 +111,44 @@ void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t 
       std::max(cols, kActivationBlockBytes / (kb * int64_t(op.x_size)) / cols * cols);
   for (int64_t k0 = 0; k0 < op.k; k0 += kb) {
     const int64_t k_len = std::min(kb, op.k - k0);
-    const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
     for (int64_t m0 = 0; m0 < op.m; m0 += mb) {
       const int64_t m1 = std::min(op.m, m0 + mb);
-      for (int64_t n0 = n_begin; n0 < n_end; n0 += rows) {
-        const int64_t r = std::min(rows, n_end - n0);
-        const char* w = op.w + (n0 * op.k + k0) * int64_t(op.w_size);
-        const float* bias = op.bias ? op.bias + n0 : nullptr;
-        // Prefetch the next panel a slice per tile so its DRAM latency hides behind this panel.
-        const int64_t n_tiles = (m1 - m0 + cols - 1) / cols;
-        const int64_t next_rows = std::min(rows, n_end - n0 - rows);
-        const int64_t line_per_row = (k_len * int64_t(op.w_size) + 63) / 64;
-        const int64_t next_lines = kPrefetch && next_rows > 0 ? next_rows * line_per_row : 0;
-        for (int64_t i = m0; i < m1; i += cols) {
-          const int64_t c = std::min(cols, m1 - i);
-          if (next_lines) {
-            const int64_t t = (i - m0) / cols;
-            for (int64_t l = next_lines * t / n_tiles; l < next_lines * (t + 1) / n_tiles; ++l)
-              __builtin_prefetch(w + (rows + l / line_per_row) * op.k * int64_t(op.w_size) + (l % line_per_row) * 64);
-          }
-          kernels::TileFn fn = ks.tile[r - 1][c - 1];
-          BRISK_CHECK(fn != nullptr, "matmul: missing tile kernel");
-          fn(op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, w, op.k, k_len,
-             op.y + i * op.n + n0, op.n, bias, out);
-        }
-      }
+      for (int64_t n0 = n_begin; n0 < n_end; n0 += rows)
+        run_panel(ks, op, n0, std::min(rows, n_end - n0), k0, k_len, m0, m1, cols);
     }
+  }
+}
+
+// Points op.x at the activations in the form the tiles read best. bf16 kernels get x rounded to
+// bf16 once per call (not once per tile: tiles re-read activations many times). Rows a multiple
+// of 4 KiB apart would put the same k offset of every row of an activation tile in one L1 set,
+// on top of the panel rows that may already share it; padding each row by one cache line breaks
+// that (fp32, k = 2048: +11% prefill, for the price of one copy of x).
+void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t k, bool parallel,
+                         ThreadPool& pool, Operands& op) {
+  if (ks.x_bf16) {
+    int64_t ldx = round_up(k, 32);
+    if (ldx * int64_t(sizeof(uint16_t)) % 4096 == 0) ldx += 32;
+    auto* xb = static_cast<uint16_t*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(uint16_t)));
+    auto round = [&](int64_t r0, int64_t r1) {
+      kernels::round_rows_to_bf16_avx512(x + r0 * k, r1 - r0, k, xb + r0 * ldx, ldx);
+    };
+    if (parallel && m > 1) pool.parallel_for(m, round);
+    else round(0, m);
+    op.x = reinterpret_cast<const char*>(xb);
+    op.ldx = ldx;
+    op.x_size = sizeof(uint16_t);
+  } else if (m > 1 && k * int64_t(sizeof(float)) % 4096 == 0) {
+    const int64_t ldx = k + 16;
+    auto* xf = static_cast<float*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(float)));
+    auto copy = [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        std::memcpy(xf + r * ldx, x + r * k, size_t(k) * sizeof(float));
+    };
+    if (parallel) pool.parallel_for(m, copy);
+    else copy(0, m);
+    op.x = reinterpret_cast<const char*>(xf);
+    op.ldx = ldx;
   }
 }
 
@@ -157,22 +188,7 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
   Operands op{reinterpret_cast<const char*>(x), k, sizeof(float), m, k, n,
               static_cast<const char*>(w.data), dtype_size(w.dtype), bias, y};
   const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
-  if (ks.x_bf16) {
-    // Rounded once per call, not once per tile: the tiles re-read activations many times.
-    int64_t ldx = round_up(k, 32);
-    if (getenv("PADX") && (ldx * 2) % 4096 == 0) ldx += atoi(getenv("PADX"));
-    uint16_t* xb = t_bf16_scratch.get(size_t(m * ldx));
-    if (parallel && m > 1) {
-      pool.parallel_for(m, [&](int64_t r0, int64_t r1) {
-        kernels::round_rows_to_bf16_avx512(x + r0 * k, r1 - r0, k, xb + r0 * ldx, ldx);
-      });
-    } else {
-      kernels::round_rows_to_bf16_avx512(x, m, k, xb, ldx);
-    }
-    op.x = reinterpret_cast<const char*>(xb);
-    op.ldx = ldx;
-    op.x_size = sizeof(uint16_t);
-  }
+  prepare_activations(ks, x, m, k, parallel, pool, op);
 
   // Contiguous blocks of whole tiles per thread: each thread streams its own weight rows once.
   const int64_t rows = m == 1 ? ks.decode_rows : ks.rows;
@@ -180,6 +196,18 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
   const int parts = parallel ? int(std::min<int64_t>(groups, pool.size())) : 1;
   if (parts == 1) {
     run_rows(ks, op, 0, n);
+    return;
+  }
+  static int blocks_per_thread = getenv("BPT") ? atoi(getenv("BPT")) : 0;
+  if (blocks_per_thread > 0) {
+    const int64_t n_blocks = std::min<int64_t>(groups, int64_t(parts) * blocks_per_thread);
+    std::atomic<int64_t> next{0};
+    pool.run_on_all([&](int) {
+      for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < n_blocks;) {
+        const int64_t g0 = groups * b / n_blocks, g1 = groups * (b + 1) / n_blocks;
+        run_rows(ks, op, g0 * rows, std::min(n, g1 * rows));
+      }
+    });
     return;
   }
   pool.run_on_all([&](int t) {
