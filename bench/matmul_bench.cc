@@ -1,7 +1,9 @@
 // Matmul throughput next to this machine's measured limits (GUIDE rule 10).
-//   matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--dtype bf16|f16|f32]
+//   matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--bf16-math exact|dot] [--dtype bf16|f16|f32]
+//                [--only decode|prefill]
 // Decode (m = 1) is judged against DRAM read bandwidth (weight bytes / time); prefill (m = 512)
-// against the dot-product peak of the instructions the kernel uses (bf16 dot or fp32 FMA).
+// against the dot-product peak of the instructions the kernel uses (bf16 dot or fp32 FMA; with
+// --isa avx2 still the machine's best peak). GFLOP/s, GB/s and fractions use the median call.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,7 +27,9 @@ struct Options {
   bool json = false;
   int threads = 0;
   cpu::MatmulIsa isa = cpu::MatmulIsa::Auto;
+  cpu::Bf16Math bf16_math = cpu::Bf16Math::Dot;
   std::vector<DType> dtypes = {DType::BF16, DType::F16, DType::F32};
+  int64_t only_m = 0;  // 0: decode and prefill shapes; else only shapes with this m
 };
 
 struct Shape {
@@ -35,7 +39,8 @@ struct Shape {
 struct Result {
   DType dtype;
   Shape shape;
-  double seconds;  // median per call
+  double seconds;       // median per call
+  double best_seconds;  // fastest call: what the kernel does when the shared machine is quiet
   double gflops, weight_gbps, fraction;
   const char* limit;  // which roofline the fraction refers to
 };
@@ -67,29 +72,36 @@ std::vector<std::vector<uint8_t>> make_weights(DType t, int64_t n, int64_t k, bo
   return std::vector<std::vector<uint8_t>>(copies, first);
 }
 
-Result run_case(DType t, Shape s, const Options& opt, ThreadPool& pool, double bw, double fma,
-                double bf16) {
+Result run_case(DType t, Shape s, const Options& opt, ThreadPool& pool) {
   const bool decode = s.m == 1;
   auto weights = make_weights(t, s.n, s.k, decode);
   std::vector<float> x(size_t(s.m * s.k), 0.5f), y(size_t(s.m * s.n));
   std::vector<Tensor> views;
   for (auto& w : weights) views.push_back(Tensor{w.data(), t, {s.n, s.k}});
 
-  cpu::matmul_with_isa(opt.isa, x.data(), s.m, s.k, views[0], nullptr, y.data(), pool);  // warm-up
+  cpu::matmul_with_isa(opt.isa, x.data(), s.m, s.k, views[0], nullptr, y.data(), pool, opt.bf16_math);  // warm-up
   std::vector<double> times;
   const auto start = Clock::now();
   for (size_t call = 0; times.size() < 5 || std::chrono::duration<double>(Clock::now() - start).count() < 0.5;
        ++call) {
     const Tensor& w = views[call % views.size()];
     auto t0 = Clock::now();
-    cpu::matmul_with_isa(opt.isa, x.data(), s.m, s.k, w, nullptr, y.data(), pool);
+    cpu::matmul_with_isa(opt.isa, x.data(), s.m, s.k, w, nullptr, y.data(), pool, opt.bf16_math);
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   std::sort(times.begin(), times.end());
-  Result r{t, s, times[times.size() / 2], 0, 0, 0, ""};
+  Result r{t, s, times[times.size() / 2], times.front(), 0, 0, 0, ""};
   r.gflops = 2.0 * double(s.m * s.n * s.k) / r.seconds / 1e9;
   r.weight_gbps = double(views[0].nbytes()) / r.seconds / 1e9;
-  const bool bf16_dots = t == DType::BF16 && cpu::matmul_isa_supported(cpu::MatmulIsa::Avx512, t) &&
+  return r;
+}
+
+// Sets the fraction of the limit that bounds this case: memory for decode, arithmetic for prefill.
+void judge(Result& r, const Options& opt, double bw, double fma, double bf16) {
+  const DType t = r.dtype;
+  const bool decode = r.shape.m == 1;
+  const bool bf16_dots = t == DType::BF16 && opt.bf16_math == cpu::Bf16Math::Dot &&
+                         cpu::matmul_isa_supported(cpu::MatmulIsa::Avx512, t, opt.bf16_math) &&
                          opt.isa != cpu::MatmulIsa::Avx2;
   if (decode) {
     r.fraction = r.weight_gbps / bw;
@@ -101,7 +113,6 @@ Result run_case(DType t, Shape s, const Options& opt, ThreadPool& pool, double b
     r.fraction = r.gflops / fma;
     r.limit = "fp32_fma_peak";
   }
-  return r;
 }
 
 bool parse(int argc, char** argv, Options& opt) {
@@ -114,7 +125,17 @@ bool parse(int argc, char** argv, Options& opt) {
       opt.threads = std::atoi(next().c_str());
     } else if (a == "--isa") {
       std::string v = next();
-      opt.isa = v == "avx512" ? cpu::MatmulIsa::Avx512 : v == "avx2" ? cpu::MatmulIsa::Avx2 : cpu::MatmulIsa::Auto;
+      opt.isa = v == "avx512" ? cpu::MatmulIsa::Avx512
+                : v == "avx2" ? cpu::MatmulIsa::Avx2
+                              : cpu::MatmulIsa::Auto;
+    } else if (a == "--bf16-math") {
+      std::string v = next();
+      if (v != "exact" && v != "dot") return false;
+      opt.bf16_math = v == "exact" ? cpu::Bf16Math::Exact : cpu::Bf16Math::Dot;
+    } else if (a == "--only") {
+      std::string v = next();
+      if (v != "decode" && v != "prefill") return false;
+      opt.only_m = v == "decode" ? 1 : 512;
     } else if (a == "--dtype") {
       std::string v = next();
       for (char& ch : v) ch = char(std::toupper(ch));
@@ -133,48 +154,62 @@ bool parse(int argc, char** argv, Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   if (!parse(argc, argv, opt)) {
-    std::fprintf(stderr, "usage: matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--dtype bf16|f16|f32]\n");
+    std::fprintf(stderr,
+                 "usage: matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--bf16-math exact|dot] "
+                 "[--dtype bf16|f16|f32] [--only decode|prefill]\n");
     return 2;
   }
   ThreadPool pool(opt.threads);
-  const double bw = cpu::measure_read_bandwidth_gbps(pool);
+  // Bandwidth is measured before and after the runs and the higher figure kept: on a shared
+  // machine one reading can be depressed by a neighbour, and a fraction of a too-low limit would
+  // flatter the kernels.
+  const double bw_before = cpu::measure_read_bandwidth_gbps(pool);
   const double fma = cpu::measure_fp32_fma_peak_gflops(pool);
   const double bf16 = cpu::measure_bf16_dot_peak_gflops(pool);
 
   // Llama-style projections: square attention ones and TinyLlama's MLP up (2048->5632) and down.
-  const Shape kShapes[] = {{1, 2048, 2048}, {1, 2048, 5632}, {1, 5632, 2048},
+  const Shape kShapes[] = {{1, 2048, 2048},   {1, 2048, 5632},   {1, 5632, 2048},
                            {512, 2048, 2048}, {512, 2048, 5632}, {512, 5632, 2048}};
   std::vector<Result> results;
   for (DType t : opt.dtypes) {
-    if (!cpu::matmul_isa_supported(opt.isa, t)) continue;
-    for (const Shape& s : kShapes) results.push_back(run_case(t, s, opt, pool, bw, fma, bf16));
+    if (!cpu::matmul_isa_supported(opt.isa, t, opt.bf16_math)) continue;
+    for (const Shape& s : kShapes)
+      if (opt.only_m == 0 || s.m == opt.only_m) results.push_back(run_case(t, s, opt, pool));
   }
+  const double bw_after = cpu::measure_read_bandwidth_gbps(pool);
+  const double bw = std::max(bw_before, bw_after);
+  for (Result& r : results) judge(r, opt, bw, fma, bf16);
 
   if (opt.json) {
     std::printf("{\n  \"machine\": {\"cpu\": \"%s\", \"features\": \"%s\", \"threads\": %d},\n",
                 cpu_model().c_str(), cpu_features_string().c_str(), pool.size());
-    std::printf("  \"roofline\": {\"read_bandwidth_gbps\": %.2f, \"fp32_fma_peak_gflops\": %.1f, "
-                "\"bf16_dot_peak_gflops\": %.1f},\n  \"results\": [\n", bw, fma, bf16);
+    std::printf(
+        "  \"roofline\": {\"read_bandwidth_gbps\": %.2f, \"read_bandwidth_before_after_gbps\": "
+        "[%.2f, %.2f], \"fp32_fma_peak_gflops\": %.1f, \"bf16_dot_peak_gflops\": %.1f},\n"
+        "  \"results\": [\n",
+        bw, bw_before, bw_after, fma, bf16);
     for (size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];
-      std::printf("    {\"dtype\": \"%s\", \"m\": %ld, \"k\": %ld, \"n\": %ld, \"ms\": %.4f, "
-                  "\"gflops\": %.2f, \"weight_gbps\": %.2f, \"fraction\": %.3f, \"of\": \"%s\"}%s\n",
-                  std::string(dtype_name(r.dtype)).c_str(), long(r.shape.m), long(r.shape.k),
-                  long(r.shape.n), r.seconds * 1e3, r.gflops, r.weight_gbps, r.fraction, r.limit,
-                  i + 1 < results.size() ? "," : "");
+      std::printf(
+          "    {\"dtype\": \"%s\", \"m\": %ld, \"k\": %ld, \"n\": %ld, \"ms\": %.4f, \"ms_best\": %.4f, "
+          "\"gflops\": %.2f, \"weight_gbps\": %.2f, \"fraction\": %.3f, \"of\": \"%s\"}%s\n",
+          std::string(dtype_name(r.dtype)).c_str(), long(r.shape.m), long(r.shape.k), long(r.shape.n),
+          r.seconds * 1e3, r.best_seconds * 1e3, r.gflops, r.weight_gbps, r.fraction, r.limit,
+          i + 1 < results.size() ? "," : "");
     }
     std::printf("  ]\n}\n");
     return 0;
   }
-  std::printf("cpu: %s [%s], %d threads\n", cpu_model().c_str(), cpu_features_string().c_str(),
-              pool.size());
-  std::printf("read bandwidth %.1f GB/s | fp32 FMA peak %.1f GFLOP/s | bf16 dot peak %.1f GFLOP/s\n\n",
-              bw, fma, bf16);
-  std::printf("%-5s %5s %5s %5s %10s %9s %8s %8s  %s\n", "dtype", "m", "k", "n", "ms", "GFLOP/s",
-              "GB/s", "fraction", "of");
+  std::printf("cpu: %s [%s], %d threads\n", cpu_model().c_str(), cpu_features_string().c_str(), pool.size());
+  std::printf(
+      "read bandwidth %.1f GB/s (before %.1f, after %.1f) | fp32 FMA peak %.1f GFLOP/s | "
+      "bf16 dot peak %.1f GFLOP/s\n\n",
+      bw, bw_before, bw_after, fma, bf16);
+  std::printf("%-5s %5s %5s %5s %10s %10s %9s %8s %8s  %s\n", "dtype", "m", "k", "n", "ms", "best ms",
+              "GFLOP/s", "GB/s", "fraction", "of");
   for (const Result& r : results)
-    std::printf("%-5s %5ld %5ld %5ld %10.4f %9.1f %8.1f %7.1f%%  %s\n",
-                std::string(dtype_name(r.dtype)).c_str(), long(r.shape.m), long(r.shape.k),
-                long(r.shape.n), r.seconds * 1e3, r.gflops, r.weight_gbps, 100 * r.fraction, r.limit);
+    std::printf("%-5s %5ld %5ld %5ld %10.4f %10.4f %9.1f %8.1f %7.1f%%  %s\n",
+                std::string(dtype_name(r.dtype)).c_str(), long(r.shape.m), long(r.shape.k), long(r.shape.n),
+                r.seconds * 1e3, r.best_seconds * 1e3, r.gflops, r.weight_gbps, 100 * r.fraction, r.limit);
   return 0;
 }

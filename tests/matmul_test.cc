@@ -1,5 +1,7 @@
 // cpu::matmul against ref::matmul on odd shapes, every weight dtype, both kernel families, with
 // and without bias, misaligned pointers and 1 or 2 threads.
+#include "backends/cpu/matmul.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,23 +10,24 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/matmul.h"
 #include "core/dtype.h"
 #include "ops/reference.h"
 
 namespace brisk {
 namespace {
 
+using cpu::Bf16Math;
 using cpu::MatmulIsa;
 
 struct Case {
   MatmulIsa isa;
   DType wtype;
+  Bf16Math math = Bf16Math::Exact;
 };
 
 std::string case_name(const testing::TestParamInfo<Case>& info) {
   return std::string(info.param.isa == MatmulIsa::Avx512 ? "Avx512" : "Avx2") + "_" +
-         std::string(dtype_name(info.param.wtype));
+         std::string(dtype_name(info.param.wtype)) + (info.param.math == Bf16Math::Dot ? "_Dot" : "");
 }
 
 // Weights stored in their dtype, one spare element in front so a view can start misaligned.
@@ -49,8 +52,7 @@ struct Weights {
     }
   }
   Tensor view(int offset) const {
-    return Tensor{const_cast<uint8_t*>(bytes.data()) + size_t(offset) * dtype_size(dtype), dtype,
-                  {n, k}};
+    return Tensor{const_cast<uint8_t*>(bytes.data()) + size_t(offset) * dtype_size(dtype), dtype, {n, k}};
   }
 };
 
@@ -78,15 +80,12 @@ std::vector<double> magnitudes(const float* x, int64_t m, int64_t k, const Tenso
 class MatmulTest : public testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
-    if (!cpu::matmul_isa_supported(GetParam().isa, GetParam().wtype))
+    if (!cpu::matmul_isa_supported(GetParam().isa, GetParam().wtype, GetParam().math))
       GTEST_SKIP() << "kernels not supported on this CPU";
   }
 
-  // bf16 kernels on AVX-512 round x to bf16 (relative error 2^-9); everything else is fp32.
-  double tolerance() const {
-    const Case& c = GetParam();
-    return c.wtype == DType::BF16 && c.isa == MatmulIsa::Avx512 ? 1e-2 : 1e-5;
-  }
+  // bf16 dot products round x to bf16 (relative error 2^-9); everything else is fp32.
+  double tolerance() const { return GetParam().math == Bf16Math::Dot ? 1e-2 : 1e-5; }
 
   // Runs every variant (bias, misalignment, threads) of one shape against the reference.
   void check_shape(int64_t m, int64_t k, int64_t n, std::mt19937& rng) {
@@ -107,18 +106,18 @@ class MatmulTest : public testing::TestWithParam<Case> {
         std::vector<float> b(bias_store.begin(), bias_store.end() - 1);
         b.insert(b.begin(), size_t(offset), 0.0f);
         Weights shifted = weights;
-        std::memmove(shifted.bytes.data() + size_t(offset) * dtype_size(c.wtype),
-                     weights.bytes.data(), size_t(n * k) * dtype_size(c.wtype));
+        std::memmove(shifted.bytes.data() + size_t(offset) * dtype_size(c.wtype), weights.bytes.data(),
+                     size_t(n * k) * dtype_size(c.wtype));
         for (ThreadPool* pool : {&pool1_, &pool2_}) {
           std::vector<float> y(size_t(m * n) + 1, NAN);
           cpu::matmul_with_isa(c.isa, x.data() + offset, m, k, shifted.view(offset),
-                               with_bias ? b.data() + offset : nullptr, y.data() + offset, *pool);
+                               with_bias ? b.data() + offset : nullptr, y.data() + offset, *pool, c.math);
           for (int64_t i = 0; i < m * n; ++i) {
             const double err = std::fabs(double(y[size_t(i + offset)]) - expect[size_t(i)]);
             ASSERT_LE(err, tolerance() * mag[size_t(i)] + 1e-6)
-                << "m=" << m << " k=" << k << " n=" << n << " bias=" << with_bias
-                << " offset=" << offset << " threads=" << pool->size() << " at (" << i / n << ", "
-                << i % n << ") got " << y[size_t(i + offset)] << " want " << expect[size_t(i)];
+                << "m=" << m << " k=" << k << " n=" << n << " bias=" << with_bias << " offset=" << offset
+                << " threads=" << pool->size() << " at (" << i / n << ", " << i % n << ") got "
+                << y[size_t(i + offset)] << " want " << expect[size_t(i)];
           }
         }
       }
@@ -147,7 +146,7 @@ TEST_P(MatmulTest, LargeShapes) {
 // The AVX-512 bf16 kernels must equal an exact product of bf16-rounded activations with the
 // weights: any error beyond fp32 accumulation means a wrong rounding or a lost term.
 TEST(MatmulBf16, RoundingIsTheOnlyApproximation) {
-  if (!cpu::matmul_isa_supported(MatmulIsa::Avx512, DType::BF16))
+  if (!cpu::matmul_isa_supported(MatmulIsa::Avx512, DType::BF16, Bf16Math::Dot))
     GTEST_SKIP() << "no AVX512_BF16 on this CPU";
   ThreadPool pool(2);
   std::mt19937 rng(7);
@@ -158,7 +157,8 @@ TEST(MatmulBf16, RoundingIsTheOnlyApproximation) {
   for (size_t i = 0; i < x.size(); ++i) x_rounded[i] = bf16_to_f32(f32_to_bf16(x[i]));
   std::vector<float> expect(size_t(m * n)), y(size_t(m * n));
   ref::matmul(x_rounded.data(), m, k, weights.view(0), nullptr, expect.data());
-  cpu::matmul_with_isa(MatmulIsa::Avx512, x.data(), m, k, weights.view(0), nullptr, y.data(), pool);
+  cpu::matmul_with_isa(MatmulIsa::Avx512, x.data(), m, k, weights.view(0), nullptr, y.data(), pool,
+                       Bf16Math::Dot);
   const std::vector<double> mag = magnitudes(x_rounded.data(), m, k, weights.view(0));
   for (size_t i = 0; i < y.size(); ++i) ASSERT_LE(std::fabs(y[i] - expect[i]), 1e-5 * mag[i] + 1e-6);
 }
@@ -174,12 +174,14 @@ TEST(MatmulAuto, ZeroKGivesBias) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllPaths, MatmulTest,
-    testing::Values(Case{MatmulIsa::Avx512, DType::F32}, Case{MatmulIsa::Avx512, DType::F16},
-                    Case{MatmulIsa::Avx512, DType::BF16}, Case{MatmulIsa::Avx2, DType::F32},
-                    Case{MatmulIsa::Avx2, DType::F16}, Case{MatmulIsa::Avx2, DType::BF16}),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(AllPaths, MatmulTest,
+                         testing::Values(Case{MatmulIsa::Avx512, DType::F32},
+                                         Case{MatmulIsa::Avx512, DType::F16},
+                                         Case{MatmulIsa::Avx512, DType::BF16},
+                                         Case{MatmulIsa::Avx512, DType::BF16, Bf16Math::Dot},
+                                         Case{MatmulIsa::Avx2, DType::F32}, Case{MatmulIsa::Avx2, DType::F16},
+                                         Case{MatmulIsa::Avx2, DType::BF16}),
+                         case_name);
 
 }  // namespace
 }  // namespace brisk

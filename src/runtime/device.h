@@ -10,6 +10,9 @@
 
 namespace brisk {
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device, int cpu_threads);
+enum class Bf16Precision { Exact, Fast };  // Fast: bf16 activations in bf16-weight matmuls
+
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device, int cpu_threads,
+                                              Bf16Precision bf16 = Bf16Precision::Exact);
 
 }  // namespace brisk

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "models/model.h"
+#include "runtime/device.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -18,6 +19,7 @@ struct EngineOptions {
   std::filesystem::path model_dir;
   std::string device = "cpu";  // cpu, cuda, cuda:N
   int threads = 0;          // CPU threads; 0: all hardware threads
+  Bf16Precision bf16 = Bf16Precision::Exact;
   int64_t max_rows = 512;   // prefill chunk: tokens per forward call
   int64_t context = 0;      // 0: min(model maximum, kDefaultContext)
 };

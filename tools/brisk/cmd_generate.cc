@@ -32,8 +32,7 @@ Command add_generate(CLI::App& app) {
   sub->add_option("--seed", f->seed, "Random seed; -1 = pick one (printed with --json)")->capture_default_str();
   sub->add_option("--stop", f->request.stop, "Stop before this string (repeatable)");
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
-  sub->add_option("-t,--threads", f->engine.threads, "CPU threads; 0 = all cores")->capture_default_str();
-  sub->add_option("--device", f->engine.device, "cpu, cuda or cuda:N (no silent fallback)")->capture_default_str();
+  add_engine_flags(sub, f->engine);
   sub->add_option("--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", f->json, "Print one JSON object instead of streaming text");
 

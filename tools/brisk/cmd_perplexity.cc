@@ -23,8 +23,7 @@ Command add_perplexity(CLI::App& app) {
   sub->add_option("-m,--model", f->model, "Model folder")->required();
   sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
   sub->add_option("--ctx", f->ctx, "Window length in tokens")->capture_default_str()->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  sub->add_option("-t,--threads", f->engine.threads, "CPU threads; 0 = all cores")->capture_default_str();
-  sub->add_option("--device", f->engine.device, "cpu, cuda or cuda:N (no silent fallback)")->capture_default_str();
+  add_engine_flags(sub, f->engine);
   sub->add_flag("--json", f->json, "Print {\"ppl\", \"tokens\", \"windows\", \"scored\", \"seconds\"}");
   return {sub, [f]() {
     f->engine.model_dir = f->model;

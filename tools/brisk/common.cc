@@ -12,6 +12,15 @@ namespace {
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
+void add_engine_flags(CLI::App* sub, EngineOptions& options) {
+  sub->add_option("-t,--threads", options.threads, "CPU threads; 0 = all cores")->capture_default_str();
+  sub->add_option("--device", options.device, "cpu, cuda or cuda:N (no silent fallback)")->capture_default_str();
+  sub->add_flag_function(
+      "--bf16-fast", [&options](int64_t) { options.bf16 = Bf16Precision::Fast; },
+      "BF16 weights: round activations to bf16 and use bf16 dot products (about 2x prefill on\n"
+      "AVX512-BF16 CPUs; logits ~1e-3 from fp32). Default: exact fp32 arithmetic on bf16 weights");
+}
+
 int fail(const Error& error) { return fail(error.message); }
 
 int fail(const std::string& message) {

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "formats/json_file.h"
+#include "runtime/engine.h"
 
 namespace brisk::cli {
 
@@ -21,6 +22,9 @@ Command add_perplexity(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_synth(CLI::App& app);
 Command add_inspect(CLI::App& app);
+
+// The flags every model-running command shares: --device, --threads, --bf16-fast.
+void add_engine_flags(CLI::App* sub, EngineOptions& options);
 
 // Prints "brisk: error: ..." to stderr and returns the exit code for user errors.
 int fail(const Error& error);

@@ -52,7 +52,7 @@ void CpuBackend::copy_2d(const float* src, int64_t src_stride, float* dst, int64
 
 void CpuBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
                         float* y) {
-  cpu::matmul(x, m, k, w, bias, y, pool_);
+  cpu::matmul(x, m, k, w, bias, y, pool_, bf16_math_);
 }
 
 void CpuBackend::attention(const float* q, const float* k_cache, const float* v_cache, float* out,

@@ -2,6 +2,7 @@
 // scalar references, which cost little next to the matmuls.
 #pragma once
 
+#include "backends/cpu/matmul.h"
 #include "core/thread_pool.h"
 #include "ops/backend.h"
 
@@ -9,7 +10,8 @@ namespace brisk {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+  explicit CpuBackend(int n_threads, cpu::Bf16Math bf16_math = cpu::Bf16Math::Exact)
+      : pool_(n_threads), bf16_math_(bf16_math) {}
   const char* name() const override { return "cpu"; }
   ThreadPool& pool() { return pool_; }
 
@@ -40,6 +42,7 @@ class CpuBackend final : public Backend {
 
  private:
   ThreadPool pool_;
+  cpu::Bf16Math bf16_math_;
 };
 
 }  // namespace brisk

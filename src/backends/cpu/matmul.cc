@@ -4,7 +4,6 @@
 #include "backends/cpu/matmul.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -41,12 +40,15 @@ int64_t chunk_length(int64_t k, int64_t max_len) {
   return round_up((k + chunks - 1) / chunks, 64);
 }
 
-const KernelSet* select_kernels(MatmulIsa isa, DType wtype) {
-  if (isa == MatmulIsa::Auto)
-    isa = matmul_isa_supported(MatmulIsa::Avx512, wtype) ? MatmulIsa::Avx512 : MatmulIsa::Avx2;
-  BRISK_CHECK(matmul_isa_supported(isa, wtype),
+const KernelSet* select_kernels(MatmulIsa isa, DType wtype, Bf16Math math) {
+  if (isa == MatmulIsa::Auto) {
+    if (math == Bf16Math::Dot && !matmul_isa_supported(MatmulIsa::Avx512, wtype, math)) math = Bf16Math::Exact;
+    isa = matmul_isa_supported(MatmulIsa::Avx512, wtype, math) ? MatmulIsa::Avx512 : MatmulIsa::Avx2;
+  }
+  BRISK_CHECK(matmul_isa_supported(isa, wtype, math),
               "matmul: kernels for " + std::string(dtype_name(wtype)) + " not supported on this CPU");
-  return isa == MatmulIsa::Avx512 ? kernels::avx512_kernels(wtype) : kernels::avx2_kernels(wtype);
+  return isa == MatmulIsa::Avx512 ? kernels::avx512_kernels(wtype, math == Bf16Math::Dot)
+                                  : kernels::avx2_kernels(wtype);
 }
 
 // Activations rounded to bf16 (or copied into padded rows), kept per calling thread and grown
@@ -84,8 +86,8 @@ struct Operands {
 };
 
 // One weight panel (rows r from n0, k-chunk k0..k0+k_len) against activation rows m0..m1.
-void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, int64_t k0,
-               int64_t k_len, int64_t m0, int64_t m1, int64_t cols) {
+void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, int64_t k0, int64_t k_len,
+               int64_t m0, int64_t m1, int64_t cols) {
   const char* w = op.w + (n0 * op.k + k0) * int64_t(op.w_size);
   const float* bias = op.bias ? op.bias + n0 : nullptr;
   const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
@@ -93,8 +95,8 @@ void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, i
     const int64_t c = std::min(cols, m1 - i);
     kernels::TileFn fn = ks.tile[r - 1][c - 1];
     BRISK_CHECK(fn != nullptr, "matmul: missing tile kernel");
-    fn(op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, w, op.k, k_len,
-       op.y + i * op.n + n0, op.n, bias, out);
+    fn(op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, w, op.k, k_len, op.y + i * op.n + n0, op.n,
+       bias, out);
   }
 }
 
@@ -107,8 +109,7 @@ void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t 
   const int64_t cols = decode ? 1 : ks.cols;
   // A single activation row reuses nothing, so decode skips k-chunking and its extra passes.
   const int64_t kb = decode ? op.k : chunk_length(op.k, kPanelBytes / (rows * int64_t(op.w_size)));
-  const int64_t mb =
-      std::max(cols, kActivationBlockBytes / (kb * int64_t(op.x_size)) / cols * cols);
+  const int64_t mb = std::max(cols, kActivationBlockBytes / (kb * int64_t(op.x_size)) / cols * cols);
   for (int64_t k0 = 0; k0 < op.k; k0 += kb) {
     const int64_t k_len = std::min(kb, op.k - k0);
     for (int64_t m0 = 0; m0 < op.m; m0 += mb) {
@@ -133,8 +134,10 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
     auto round = [&](int64_t r0, int64_t r1) {
       kernels::round_rows_to_bf16_avx512(x + r0 * k, r1 - r0, k, xb + r0 * ldx, ldx);
     };
-    if (parallel && m > 1) pool.parallel_for(m, round);
-    else round(0, m);
+    if (parallel && m > 1)
+      pool.parallel_for(m, round);
+    else
+      round(0, m);
     op.x = reinterpret_cast<const char*>(xb);
     op.ldx = ldx;
     op.x_size = sizeof(uint16_t);
@@ -142,11 +145,12 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
     const int64_t ldx = k + 16;
     auto* xf = static_cast<float*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(float)));
     auto copy = [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        std::memcpy(xf + r * ldx, x + r * k, size_t(k) * sizeof(float));
+      for (int64_t r = r0; r < r1; ++r) std::memcpy(xf + r * ldx, x + r * k, size_t(k) * sizeof(float));
     };
-    if (parallel) pool.parallel_for(m, copy);
-    else copy(0, m);
+    if (parallel)
+      pool.parallel_for(m, copy);
+    else
+      copy(0, m);
     op.x = reinterpret_cast<const char*>(xf);
     op.ldx = ldx;
   }
@@ -154,25 +158,25 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
 
 }  // namespace
 
-bool matmul_isa_supported(MatmulIsa isa, DType wtype) {
+bool matmul_isa_supported(MatmulIsa isa, DType wtype, Bf16Math math) {
   const CpuFeatures& f = cpu_features();
   const bool is_float = wtype == DType::F32 || wtype == DType::F16 || wtype == DType::BF16;
   switch (isa) {
     case MatmulIsa::Auto:
-      return is_float && (matmul_isa_supported(MatmulIsa::Avx512, wtype) ||
-                          matmul_isa_supported(MatmulIsa::Avx2, wtype));
+      return is_float && (matmul_isa_supported(MatmulIsa::Avx512, wtype, math) ||
+                           matmul_isa_supported(MatmulIsa::Avx2, wtype, math));
     case MatmulIsa::Avx512:
       // The kernel file is compiled with BW/VL/DQ too; every AVX-512 core with BW has VL and DQ.
       return is_float && f.avx512f && f.avx512bw && f.f16c &&
-             (wtype != DType::BF16 || f.avx512bf16);
-    case MatmulIsa::Avx2:
-      return is_float && f.avx2 && f.fma && f.f16c;
+             (wtype != DType::BF16 || math == Bf16Math::Exact || f.avx512bf16);
+    case MatmulIsa::Avx2:  // widens bf16: Exact only
+      return is_float && f.avx2 && f.fma && f.f16c && (wtype != DType::BF16 || math == Bf16Math::Exact);
   }
   return false;
 }
 
-void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const Tensor& w,
-                     const float* bias, float* y, ThreadPool& pool) {
+void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+                     float* y, ThreadPool& pool, Bf16Math math) {
   BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
               "matmul: weight " + shape_string(w.shape) + " is not [n, " + std::to_string(k) + "]");
   BRISK_CHECK(m >= 0 && k >= 0, "matmul: negative size");
@@ -183,10 +187,18 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
       for (int64_t j = 0; j < n; ++j) y[i * n + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  const KernelSet& ks = *select_kernels(isa, w.dtype);
+  const KernelSet& ks = *select_kernels(isa, w.dtype, math);
 
-  Operands op{reinterpret_cast<const char*>(x), k, sizeof(float), m, k, n,
-              static_cast<const char*>(w.data), dtype_size(w.dtype), bias, y};
+  Operands op{reinterpret_cast<const char*>(x),
+              k,
+              sizeof(float),
+              m,
+              k,
+              n,
+              static_cast<const char*>(w.data),
+              dtype_size(w.dtype),
+              bias,
+              y};
   const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
   prepare_activations(ks, x, m, k, parallel, pool, op);
 
@@ -198,18 +210,6 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
     run_rows(ks, op, 0, n);
     return;
   }
-  static int blocks_per_thread = getenv("BPT") ? atoi(getenv("BPT")) : 0;
-  if (blocks_per_thread > 0) {
-    const int64_t n_blocks = std::min<int64_t>(groups, int64_t(parts) * blocks_per_thread);
-    std::atomic<int64_t> next{0};
-    pool.run_on_all([&](int) {
-      for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < n_blocks;) {
-        const int64_t g0 = groups * b / n_blocks, g1 = groups * (b + 1) / n_blocks;
-        run_rows(ks, op, g0 * rows, std::min(n, g1 * rows));
-      }
-    });
-    return;
-  }
   pool.run_on_all([&](int t) {
     if (t >= parts) return;
     const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
@@ -218,8 +218,8 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
 }
 
 void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
-            ThreadPool& pool) {
-  matmul_with_isa(MatmulIsa::Auto, x, m, k, w, bias, y, pool);
+            ThreadPool& pool, Bf16Math math) {
+  matmul_with_isa(MatmulIsa::Auto, x, m, k, w, bias, y, pool, math);
 }
 
 }  // namespace brisk::cpu

@@ -9,23 +9,29 @@
 
 namespace brisk::cpu {
 
+// How BF16 weights are multiplied.
+enum class Bf16Math : uint8_t {
+  Exact,  // widened to fp32 in registers, fp32 FMAs: the numbers of an fp32 reference
+  Dot,    // x rounded to bf16 once per call, AVX512-BF16 dot products (twice the multiply-add
+          // rate; ~2^-9 relative error per activation), where the CPU has them
+};
+
 // y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n] if non-null). x, y fp32 row-major contiguous;
 // w is [n, k] row-major, F32, F16 or BF16.
 //  - F32/F16 weights: fp32 multiply-adds (f16 converted to fp32 in registers).
-//  - BF16 weights with AVX512_BF16: x is rounded to bf16 once per call and the dot products run
-//    on bf16 pairs accumulating in fp32; without it, bf16 weights are widened to fp32 instead.
+//  - BF16 weights: see Bf16Math; without AVX512_BF16, Dot falls back to Exact.
 // Work is split over the pool's threads by blocks of output features.
 void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
-            ThreadPool& pool);
+            ThreadPool& pool, Bf16Math math = Bf16Math::Exact);
 
 // Which kernel family runs; Auto picks the best the CPU supports. Tests and benchmarks force a
 // family to cover every path on one machine.
 enum class MatmulIsa : uint8_t { Auto, Avx512, Avx2 };
 
-// True if this CPU can run `isa` for weights of dtype `wtype`.
-bool matmul_isa_supported(MatmulIsa isa, DType wtype);
+// True if this CPU can run `isa` for weights of dtype `wtype` with `math`.
+bool matmul_isa_supported(MatmulIsa isa, DType wtype, Bf16Math math = Bf16Math::Exact);
 
-void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const Tensor& w,
-                     const float* bias, float* y, ThreadPool& pool);
+void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+                     float* y, ThreadPool& pool, Bf16Math math = Bf16Math::Exact);
 
 }  // namespace brisk::cpu

@@ -52,42 +52,40 @@ constexpr int kPrefetchBytes = 256;
 // loops early only with the pragmas, which keeps the accumulators out of memory.
 template <class T, int R, int C>
 __attribute__((always_inline)) inline void step(__m256 (&acc)[C][R], const float* const (&x)[C],
-                                                const typename T::W* const (&w)[R], int64_t i,
-                                                int64_t n) {
+                                                const typename T::W* const (&w)[R], int64_t i, int64_t n) {
   using W = typename T::W;
   __m256 wv[R];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    wv[r] = n == 8 ? T::load_w(w[r] + i)
-                   : load_tail(w[r] + i, n, [](const W* p) { return T::load_w(p); });
+    wv[r] = n == 8 ? T::load_w(w[r] + i) : load_tail(w[r] + i, n, [](const W* p) { return T::load_w(p); });
     // Keeps the weight vector in a register: GCC would otherwise fold the fp32 load into each of
     // the C FMAs that use it, doubling the loads per step (measured 77 -> 93 GFLOP/s in L1).
     if constexpr (C > 1) __asm__("" : "+x"(wv[r]));
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) {
-    __m256 xv = n == 8 ? load_f32(x[c] + i)
-                       : load_tail(x[c] + i, n, [](const float* p) { return load_f32(p); });
-    #pragma GCC unroll 8
+    __m256 xv =
+        n == 8 ? load_f32(x[c] + i) : load_tail(x[c] + i, n, [](const float* p) { return load_f32(p); });
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[c][r] = _mm256_fmadd_ps(xv, wv[r], acc[c][r]);
   }
 }
 
 template <class T, int R, int C>
-void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_len, float* y,
-          int64_t ldy, const float* bias, TileOutput out) {
+void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_len, float* y, int64_t ldy,
+          const float* bias, TileOutput out) {
   using W = typename T::W;
   const float* x[C];
   const W* w[R];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) x[c] = static_cast<const float*>(xp) + c * ldx;
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) w[r] = static_cast<const W*>(wp) + r * ldw;
 
   __m256 acc[C][R];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[c][r] = _mm256_setzero_ps();
 
   // Two steps per iteration: one prefetch per 64-byte line, and half the loop overhead, which
@@ -95,9 +93,9 @@ void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_le
   int64_t i = 0;
   for (; i + 16 <= k_len; i += 16) {
     if constexpr (C > 1) {
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) _mm_prefetch((const char*)(w[r] + i) + kPrefetchBytes, _MM_HINT_T0);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int c = 0; c < C; ++c) _mm_prefetch((const char*)(x[c] + i) + kPrefetchBytes, _MM_HINT_T0);
     }
     step<T, R, C>(acc, x, w, i, 8);
@@ -106,10 +104,10 @@ void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_le
   for (; i + 8 <= k_len; i += 8) step<T, R, C>(acc, x, w, i, 8);
   if (i < k_len) step<T, R, C>(acc, x, w, i, k_len - i);
 
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) {
     __m256 h[8];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < 8; ++r) h[r] = r < R ? acc[c][r] : _mm256_setzero_ps();
     float sums[8];
     _mm_storeu_ps(sums, sum_lanes4(h[0], h[1], h[2], h[3]));
@@ -151,10 +149,14 @@ constexpr KernelSet kBf16Set = make_set<Bf16Weights>(6);
 
 const KernelSet* avx2_kernels(DType wtype) {
   switch (wtype) {
-    case DType::F32: return &kF32Set;
-    case DType::F16: return &kF16Set;
-    case DType::BF16: return &kBf16Set;
-    default: return nullptr;
+    case DType::F32:
+      return &kF32Set;
+    case DType::F16:
+      return &kF16Set;
+    case DType::BF16:
+      return &kBf16Set;
+    default:
+      return nullptr;
   }
 }
 

@@ -51,6 +51,24 @@ struct F16Weights {
   static __m512 madd(__m512 acc, XV x, WV w) { return _mm512_fmadd_ps(x, w, acc); }
 };
 
+// Exact bf16: weights widened to fp32 (a 16-bit shift) once per vector, fp32 activations and
+// FMAs, so results equal an fp32 reference on the same weights.
+struct Bf16WidenWeights {
+  using X = float;
+  using W = uint16_t;
+  using XV = __m512;
+  using WV = __m512;
+  using Mask = __mmask16;
+  static constexpr int kStep = 16;
+  static Mask tail_mask(int64_t n) { return Mask((1u << n) - 1); }
+  static XV load_x(const X* p) { return _mm512_loadu_ps(p); }
+  static XV load_x(const X* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static WV widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static WV load_w(const W* p) { return widen(_mm256_loadu_si256((const __m256i*)p)); }
+  static WV load_w(const W* p, Mask m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+  static __m512 madd(__m512 acc, XV x, WV w) { return _mm512_fmadd_ps(x, w, acc); }
+};
+
 // x arrives already rounded to bf16; each vdpbf16ps does 32 multiply-adds into 16 fp32 lanes.
 struct Bf16Weights {
   using X = uint16_t;
@@ -64,17 +82,15 @@ struct Bf16Weights {
   static XV load_x(const X* p, Mask m) { return _mm512_maskz_loadu_epi16(m, p); }
   static WV load_w(const W* p) { return _mm512_loadu_si512(p); }
   static WV load_w(const W* p, Mask m) { return _mm512_maskz_loadu_epi16(m, p); }
-  static __m512 madd(__m512 acc, XV x, WV w) {
-    return _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)w);
-  }
+  static __m512 madd(__m512 acc, XV x, WV w) { return _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)w); }
 };
 
 // Lane r of the result is the sum of the 8 lanes of h_r. A shared add tree costs about one
 // instruction per input instead of ~6 for separate reductions, which matters when k is short.
 // Vectors pass by value: an array behind a pointer would keep GCC from holding the tile's
 // accumulators in registers.
-inline __m256 sum_lanes8(__m256 h0, __m256 h1, __m256 h2, __m256 h3, __m256 h4, __m256 h5,
-                         __m256 h6, __m256 h7) {
+inline __m256 sum_lanes8(__m256 h0, __m256 h1, __m256 h2, __m256 h3, __m256 h4, __m256 h5, __m256 h6,
+                         __m256 h7) {
   // hadd(a, b) = [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7]
   __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(h0, h1), _mm256_hadd_ps(h2, h3));
   __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(h4, h5), _mm256_hadd_ps(h6, h7));
@@ -103,46 +119,44 @@ constexpr int kDecodePrefetchBytes = 512;
 // the accumulator array in registers; without it the array lives on the stack (see the notes).
 template <class T, int R, int C, class... Mask>
 __attribute__((always_inline)) inline void step(__m512 (&acc)[C][R], const typename T::X* const (&x)[C],
-                                                const typename T::W* const (&w)[R], int64_t i,
-                                                Mask... mask) {
+                                                const typename T::W* const (&w)[R], int64_t i, Mask... mask) {
   typename T::WV wv[R];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-    _mm_prefetch((const char*)(w[r] + i) + (C > 1 ? kWPrefetchBytes : kDecodePrefetchBytes),
-                 _MM_HINT_T0);
-  #pragma GCC unroll 8
+    _mm_prefetch((const char*)(w[r] + i) + (C > 1 ? kWPrefetchBytes : kDecodePrefetchBytes), _MM_HINT_T0);
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) wv[r] = T::load_w(w[r] + i, mask...);
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) {
     if constexpr (C > 1) _mm_prefetch((const char*)(x[c] + i) + kXPrefetchBytes, _MM_HINT_T0);
     typename T::XV xv = T::load_x(x[c] + i, mask...);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[c][r] = T::madd(acc[c][r], xv, wv[r]);
   }
 }
 
 template <class T, int R, int C>
-void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_len, float* y,
-          int64_t ldy, const float* bias, TileOutput out) {
+void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_len, float* y, int64_t ldy,
+          const float* bias, TileOutput out) {
   using X = typename T::X;
   using W = typename T::W;
   const X* x[C];
   const W* w[R];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) x[c] = static_cast<const X*>(xp) + c * ldx;
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) w[r] = static_cast<const W*>(wp) + r * ldw;
 
   __m512 acc[C][R];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
 
   // Later k-chunks add into y, whose lines were last touched a whole pass over the panels ago;
   // fetching them now hides that miss behind the k-loop instead of stalling the epilogue.
   if (out == TileOutput::Accumulate) {
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
       _mm_prefetch((const char*)(y + c * ldy), _MM_HINT_T0);
       _mm_prefetch((const char*)(y + c * ldy + R - 1), _MM_HINT_T0);
@@ -154,10 +168,10 @@ void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_le
   if (i < k_len) step<T, R, C>(acc, x, w, i, T::tail_mask(k_len - i));
 
   const __mmask8 rows_mask = __mmask8((1u << R) - 1);
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) {
     __m256 h[8];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < 8; ++r) h[r] = r < R ? fold_halves(acc[c][r]) : _mm256_setzero_ps();
     __m256 s = sum_lanes8(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
     float* yc = y + c * ldy;
@@ -186,8 +200,7 @@ constexpr KernelSet make_set(int rows, int cols, int decode_rows, std::integer_s
 
 template <class T>
 constexpr KernelSet make_set(int rows, int cols, int decode_rows) {
-  return make_set<T>(rows, cols, decode_rows,
-                     std::make_integer_sequence<int, kMaxTileRows * kMaxTileCols>{});
+  return make_set<T>(rows, cols, decode_rows, std::make_integer_sequence<int, kMaxTileRows * kMaxTileCols>{});
 }
 
 // 6 weight rows x 4 activation rows: 24 accumulators + 6 weight vectors + 1 activation vector
@@ -195,15 +208,20 @@ constexpr KernelSet make_set(int rows, int cols, int decode_rows) {
 constexpr KernelSet kF32Set = make_set<F32Weights>(6, 4, 8);
 constexpr KernelSet kF16Set = make_set<F16Weights>(6, 4, 8);
 constexpr KernelSet kBf16Set = make_set<Bf16Weights>(6, 4, 8);
+constexpr KernelSet kBf16WidenSet = make_set<Bf16WidenWeights>(6, 4, 8);
 
 }  // namespace
 
-const KernelSet* avx512_kernels(DType wtype) {
+const KernelSet* avx512_kernels(DType wtype, bool bf16_dot) {
   switch (wtype) {
-    case DType::F32: return &kF32Set;
-    case DType::F16: return &kF16Set;
-    case DType::BF16: return &kBf16Set;
-    default: return nullptr;
+    case DType::F32:
+      return &kF32Set;
+    case DType::F16:
+      return &kF16Set;
+    case DType::BF16:
+      return bf16_dot ? &kBf16Set : &kBf16WidenSet;
+    default:
+      return nullptr;
   }
 }
 
@@ -221,8 +239,8 @@ void round_rows_to_bf16_avx512(const float* x, int64_t rows, int64_t k, uint16_t
       int64_t left = k - i;
       __mmask16 lo = left <= 0 ? 0 : left >= 16 ? 0xffff : __mmask16((1u << left) - 1);
       __mmask16 hi = left <= 16 ? 0 : left >= 32 ? 0xffff : __mmask16((1u << (left - 16)) - 1);
-      __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + i + 16),
-                                       _mm512_maskz_loadu_ps(lo, src + i));
+      __m512bh v =
+          _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + i + 16), _mm512_maskz_loadu_ps(lo, src + i));
       int64_t width = ld - i < 32 ? ld - i : 32;
       _mm512_mask_storeu_epi16(dst + i, __mmask32((uint64_t(1) << width) - 1), (__m512i)v);
     }

@@ -14,8 +14,8 @@ enum class TileOutput : uint8_t { Store, Accumulate };
 //   y[c * ldy + r] = sum_{i < k_len} x[c * ldx + i] * w[r * ldw + i]   (r < rows, c < cols)
 // Store writes the sums (+ bias[r] if bias is non-null); Accumulate adds them to y (later
 // k-chunks). x points at fp32 or, for sets with x_bf16, at bf16 rows; w at the weight dtype.
-using TileFn = void (*)(const void* x, int64_t ldx, const void* w, int64_t ldw, int64_t k_len,
-                        float* y, int64_t ldy, const float* bias, TileOutput out);
+using TileFn = void (*)(const void* x, int64_t ldx, const void* w, int64_t ldw, int64_t k_len, float* y,
+                        int64_t ldy, const float* bias, TileOutput out);
 
 constexpr int kMaxTileRows = 8;
 constexpr int kMaxTileCols = 4;
@@ -29,8 +29,9 @@ struct KernelSet {
   TileFn tile[kMaxTileRows][kMaxTileCols];
 };
 
-// Null when the ISA file has no kernels for this weight dtype.
-const KernelSet* avx512_kernels(DType wtype);
+// Null when the ISA file has no kernels for this weight dtype. bf16_dot: BF16 weights use
+// AVX512-BF16 dot products on bf16-rounded activations instead of widening to fp32.
+const KernelSet* avx512_kernels(DType wtype, bool bf16_dot);
 const KernelSet* avx2_kernels(DType wtype);
 
 // Rounds each fp32 row of length k to bf16 (round to nearest even) into rows of ld >= k

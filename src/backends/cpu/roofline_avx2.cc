@@ -25,8 +25,8 @@ uint64_t read_xor_avx2(const void* data, size_t bytes) {
     acc[0] = _mm256_xor_si256(acc[0], _mm256_load_si256(p + i));
   __m256i a = acc[0];
   for (int s = 1; s < kStreams; ++s) a = _mm256_xor_si256(a, acc[s]);
-  return uint64_t(_mm256_extract_epi64(a, 0) | _mm256_extract_epi64(a, 1) |
-                  _mm256_extract_epi64(a, 2) | _mm256_extract_epi64(a, 3));
+  return uint64_t(_mm256_extract_epi64(a, 0) | _mm256_extract_epi64(a, 1) | _mm256_extract_epi64(a, 2) |
+                  _mm256_extract_epi64(a, 3));
 }
 
 double fma_loop_avx2(int64_t iters) {

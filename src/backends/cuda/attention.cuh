@@ -1,0 +1,32 @@
+// Causal attention with grouped KV heads over an fp32 cache (see ref::attention), in fp32.
+//
+// One kernel serves decode and prefill: a block takes a tile of 16 query vectors that share a KV
+// head (rows x group-heads), walks 32-key tiles of the cache through shared memory with an online
+// softmax (no [T, T] score matrix), and keeps its outputs in registers. When there are too few
+// query tiles to fill the GPU (decode: one row), the keys are split over several blocks
+// ("flash-decoding"); each writes an unnormalized partial output with its running max and sum,
+// and a second kernel merges the splits.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backends/cuda/cuda_common.cuh"
+
+namespace brisk::cuda {
+
+struct AttentionShape {
+  int64_t rows, first_pos, n_heads, n_kv_heads, head_dim;
+  float scale;
+};
+
+// Largest head_dim supported (kernels are instantiated for 32, 64, 128 and 256, padding up).
+constexpr int64_t kMaxHeadDim = 256;
+
+// split_scratch holds the partial outputs of a split run; sm_count sizes the split.
+void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+               const AttentionShape& shape, int sm_count, Scratch& split_scratch,
+               cudaStream_t stream);
+
+}  // namespace brisk::cuda

@@ -1,0 +1,86 @@
+// The CUDA backend: activations are fp32 device buffers, weights are uploaded once in their stored
+// dtype (F32/F16/BF16), and every op is enqueued on one stream that the backend owns. Only
+// copy_to_host waits for the device. This header compiles without nvcc (the CUDA handle types are
+// forward-declared), so CPU-only code can name the class and call the factory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/backend.h"
+
+// The runtime's own opaque handle structs; cudaStream_t is CUstream_st*.
+struct CUstream_st;
+
+namespace brisk {
+
+namespace cuda {
+class MatmulEngine;  // cuBLASLt handle, workspace, plan cache (matmul.cuh)
+class Scratch;       // a growable device buffer (cuda_common.cuh)
+}  // namespace cuda
+
+class CudaBackend final : public Backend {
+ public:
+  // Fails with a message when there is no device, the index is out of range, or the device cannot
+  // be set up (out of memory for the workspace, a broken driver).
+  static Result<std::unique_ptr<CudaBackend>> create(int device);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  const char* name() const override { return "cuda"; }
+  int device() const { return device_; }
+  CUstream_st* stream() const { return stream_; }
+  void synchronize();
+
+  // Fallible forms of allocate/upload: out of device memory becomes an error value naming the
+  // request and the free memory (allocate/upload abort with the same message instead).
+  Result<Buffer> try_allocate(size_t n_floats);
+  Result<Tensor> try_upload(const Tensor& host_tensor);
+
+  Buffer allocate(size_t n_floats) override;
+  void release(float* data) override;
+  Tensor upload(const Tensor& host_tensor) override;
+  void copy_to_device(float* dst, const float* host_src, size_t n) override;
+  void copy_to_host(float* host_dst, const float* src, size_t n) override;
+
+  void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+              float* y) override;
+  void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+                 int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
+                 int64_t head_dim, float scale) override;
+  void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
+                   Accumulate accumulate) override;
+  void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
+               int64_t cols) override;
+  void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
+                float* y) override;
+  void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
+                  float eps, float* y) override;
+  void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
+            const float* cos_table, const float* sin_table) override;
+  void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
+  void gelu_tanh(float* x, int64_t n) override;
+  void add(float* x, const float* y, int64_t n) override;
+
+ private:
+  explicit CudaBackend(int device);
+  Status init();
+  void activate() const;  // makes device_ current on the calling thread
+
+  int device_;
+  int sm_count_ = 0;
+  CUstream_st* stream_ = nullptr;
+  std::unique_ptr<cuda::MatmulEngine> matmul_;
+  std::unique_ptr<cuda::Scratch> attention_scratch_;  // split-K partial outputs
+  std::vector<void*> uploads_;                        // weights owned by this backend
+};
+
+// The CUDA backend on `device`, or an error ("no CUDA device found (cudaGetDeviceCount: ...)",
+// "CUDA device 3 out of range: 1 device(s) present", out of memory) -- never a crash.
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device);
+
+}  // namespace brisk

@@ -1,0 +1,60 @@
+// Shared pieces of the CUDA backend: checked calls, launch helpers, a growable scratch buffer.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/error.h"
+
+namespace brisk::cuda {
+
+std::string cuda_error_text(cudaError_t status);  // "cudaErrorMemoryAllocation: out of memory"
+
+// Every CUDA runtime call goes through this: a failure is a broken invariant (file:line + text).
+#define BRISK_CUDA_CHECK(expr)                                                          \
+  do {                                                                                  \
+    const cudaError_t brisk_cuda_status_ = (expr);                                      \
+    if (brisk_cuda_status_ != cudaSuccess)                                              \
+      ::brisk::check_failed(__FILE__, __LINE__, #expr,                                  \
+                            ::brisk::cuda::cuda_error_text(brisk_cuda_status_));        \
+  } while (0)
+
+// After each kernel launch: catches bad launch configurations at the call that made them.
+#define BRISK_CUDA_LAUNCH_CHECK() BRISK_CUDA_CHECK(cudaGetLastError())
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Blocks for a grid-stride loop over n items: enough to fill the GPU, no more than needed.
+inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 4096) {
+  int64_t blocks = ceil_div(n, threads);
+  if (blocks < 1) blocks = 1;
+  return unsigned(blocks < max_blocks ? blocks : max_blocks);
+}
+
+// The largest power of two (capped at 256) dividing an address: what cuBLASLt may assume.
+inline uint32_t alignment_of(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && (a % align) != 0) align /= 2;
+  return align;
+}
+
+// A device buffer that only grows. Growing waits for the stream first: kernels already queued may
+// still read the old memory.
+class Scratch {
+ public:
+  explicit Scratch(cudaStream_t stream) : stream_(stream) {}
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* get(size_t bytes);
+
+ private:
+  cudaStream_t stream_;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace brisk::cuda

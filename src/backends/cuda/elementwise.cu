@@ -1,0 +1,153 @@
+#include "backends/cuda/elementwise.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "backends/cuda/cuda_common.cuh"
+
+namespace brisk::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict__ y, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __bfloat16_as_ushort(__float2bfloat16_rn(x[i]));
+}
+
+__global__ void to_f16_kernel(const float* __restrict__ x, uint16_t* __restrict__ y, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __half_as_ushort(__float2half_rn(x[i]));
+}
+
+__global__ void silu_mul_kernel(const float* __restrict__ gate, const float* __restrict__ up,
+                                float* out, int64_t n) {
+  // out may alias gate (the models write the product over the gate buffer): no __restrict__.
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void gelu_tanh_kernel(float* x, int64_t n) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+  }
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    x[i] += y[i];
+}
+
+// Ids ride in the kernel's parameter block: 2 KB per launch, no host->device copy.
+constexpr int kIdsPerLaunch = 512;
+struct IdBatch {
+  int32_t ids[kIdsPerLaunch];
+};
+
+__device__ __forceinline__ float load_f32(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float load_f32(const __nv_bfloat16* p, int64_t i) {
+  return __bfloat162float(p[i]);
+}
+__device__ __forceinline__ float load_f32(const __half* p, int64_t i) { return __half2float(p[i]); }
+
+template <class T>
+__global__ void gather_kernel(const T* __restrict__ table, int64_t d, const IdBatch batch,
+                              float* __restrict__ out, bool accumulate) {
+  const int r = int(blockIdx.y);
+  const T* src = table + int64_t(batch.ids[r]) * d;
+  float* dst = out + int64_t(r) * d;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < d;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = load_f32(src, i);
+    dst[i] = accumulate ? dst[i] + v : v;
+  }
+}
+
+template <class T>
+void launch_gather(const T* table, int64_t d, const int32_t* ids, int64_t n, float* out,
+                   bool accumulate, cudaStream_t stream) {
+  for (int64_t first = 0; first < n; first += kIdsPerLaunch) {
+    const int count = int(std::min<int64_t>(kIdsPerLaunch, n - first));
+    IdBatch batch{};
+    std::copy(ids + first, ids + first + count, batch.ids);
+    const dim3 grid(grid_for(d, kThreads, 64), unsigned(count));
+    gather_kernel<T><<<grid, kThreads, 0, stream>>>(table, d, batch, out + first * d, accumulate);
+    BRISK_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace
+
+void convert_f32_to_bf16(const float* x, uint16_t* y, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  to_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, y, n);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void convert_f32_to_f16(const float* x, uint16_t* y, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  to_f16_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, y, n);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  silu_mul_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(gate, up, out, n);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void gelu_tanh(float* x, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  gelu_tanh_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, n);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void add(float* x, const float* y, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  add_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, y, n);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void gather_rows(const Tensor& table, const int32_t* host_ids, int64_t n, float* out,
+                 bool accumulate, cudaStream_t stream) {
+  BRISK_CHECK(table.device == Device::CUDA && table.rank() == 2,
+              "CudaBackend::gather_rows: table must be a [rows, d] tensor in device memory");
+  const int64_t rows = table.dim(0), d = table.dim(1);
+  for (int64_t r = 0; r < n; ++r)
+    BRISK_CHECK(host_ids[r] >= 0 && host_ids[r] < rows,
+                "gather_rows: id " + std::to_string(host_ids[r]) + " out of range");
+  if (n <= 0 || d <= 0) return;
+  switch (table.dtype) {
+    case DType::F32:
+      return launch_gather(table.as<const float>(), d, host_ids, n, out, accumulate, stream);
+    case DType::BF16:
+      return launch_gather(table.as<const __nv_bfloat16>(), d, host_ids, n, out, accumulate, stream);
+    case DType::F16:
+      return launch_gather(table.as<const __half>(), d, host_ids, n, out, accumulate, stream);
+    default:
+      BRISK_CHECK(false, "gather_rows: table must be F32, F16 or BF16");
+  }
+}
+
+void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
+             int64_t cols, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  BRISK_CHECK(src_stride >= cols && dst_stride >= cols, "copy_2d: stride smaller than a row");
+  BRISK_CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(dst_stride) * sizeof(float), src,
+                                     size_t(src_stride) * sizeof(float), size_t(cols) * sizeof(float),
+                                     size_t(rows), cudaMemcpyDeviceToDevice, stream));
+}
+
+}  // namespace brisk::cuda

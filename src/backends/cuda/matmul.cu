@@ -1,0 +1,413 @@
+#include "backends/cuda/matmul.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <string>
+
+#include "backends/cuda/elementwise.cuh"
+
+namespace brisk::cuda {
+
+namespace {
+
+std::string lt_error_text(cublasStatus_t status) {
+  return std::string(cublasLtGetStatusName(status)) + ": " + cublasLtGetStatusString(status);
+}
+
+#define BRISK_LT_CHECK(expr)                                                                \
+  do {                                                                                      \
+    const cublasStatus_t brisk_lt_status_ = (expr);                                         \
+    if (brisk_lt_status_ != CUBLAS_STATUS_SUCCESS)                                          \
+      ::brisk::check_failed(__FILE__, __LINE__, #expr, lt_error_text(brisk_lt_status_));    \
+  } while (0)
+
+// ---- weight element conversions -------------------------------------------------------------
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+
+// 16 bytes of weights -> fp32 values (8 for the 2-byte types, 4 for fp32).
+__device__ __forceinline__ void unpack(const uint4& v, const __nv_bfloat16*, float* f) {
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    // Little-endian: the low half of each word is the earlier element.
+    f[2 * i] = __uint_as_float(words[i] << 16);
+    f[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void unpack(const uint4& v, const __half*, float* f) {
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    __half2 h;
+    memcpy(&h, &words[i], 4);
+    const float2 t = __half22float2(h);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+__device__ __forceinline__ void unpack(const uint4& v, const float*, float* f) {
+  f[0] = __uint_as_float(v.x);
+  f[1] = __uint_as_float(v.y);
+  f[2] = __uint_as_float(v.z);
+  f[3] = __uint_as_float(v.w);
+}
+
+// Weights are read exactly once per call: skip L1, and let L2 fetch whole 256-byte sectors.
+__device__ __forceinline__ uint4 load_streaming(const void* p) {
+  uint4 r;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+      : "l"(p));
+  return r;
+}
+
+// ---- GEMV (m <= 8) ------------------------------------------------------------------------------
+// One warp per R weight rows; the block's 8 warps share x, staged through shared memory in chunks
+// (all m rows of it). Each lane keeps kUnroll*R 16-byte weight loads in flight before using them.
+
+constexpr int kGemvThreads = 256;
+constexpr int kGemvWarps = kGemvThreads / 32;
+constexpr int kGemvChunkFloats = 4096;  // 16 KB of x per chunk, split over the M rows
+constexpr int kGemvUnroll = 4;
+
+template <class W, int M, bool kVector>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_kernel(const float* __restrict__ x, int m, int k, const W* __restrict__ w, int64_t n,
+                const float* __restrict__ bias, float* __restrict__ y) {
+  constexpr int R = M >= 4 ? 2 : 1;  // rows per warp: more rows reuse each x value more
+  constexpr int E = 16 / int(sizeof(W));
+  constexpr int CH = kGemvChunkFloats / M;  // a multiple of 8, hence of E
+  __shared__ __align__(16) float xs[M * CH];
+
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int64_t row0 = (int64_t(blockIdx.x) * kGemvWarps + warp) * R;
+  float acc[R][M];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int mi = 0; mi < M; ++mi) acc[r][mi] = 0.0f;
+  const W* wrow[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) wrow[r] = w + (row0 + r < n ? row0 + r : 0) * int64_t(k);
+
+  for (int c0 = 0; c0 < k; c0 += CH) {
+    const int len = min(CH, k - c0);
+    __syncthreads();  // the previous chunk is no longer read
+    for (int i = int(threadIdx.x); i < M * len; i += kGemvThreads) {
+      const int mi = i / len, j = i - mi * len;
+      xs[mi * CH + j] = mi < m ? x[int64_t(mi) * k + c0 + j] : 0.0f;
+    }
+    __syncthreads();
+    if (row0 >= n) continue;  // idle warps still join the barriers above
+
+    if constexpr (kVector) {
+      const int nvec = len / E;
+      for (int v0 = 0; v0 < nvec; v0 += 32 * kGemvUnroll) {
+        uint4 buf[R][kGemvUnroll];
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int u = 0; u < kGemvUnroll; ++u) {
+            const int v = v0 + u * 32 + lane;
+            buf[r][u] = v < nvec ? load_streaming(wrow[r] + c0 + int64_t(v) * E)
+                                 : make_uint4(0, 0, 0, 0);
+          }
+#pragma unroll
+        for (int u = 0; u < kGemvUnroll; ++u) {
+          const int v = v0 + u * 32 + lane;
+          if (v >= nvec) break;
+          float wf[R][E];
+#pragma unroll
+          for (int r = 0; r < R; ++r) unpack(buf[r][u], static_cast<const W*>(nullptr), wf[r]);
+#pragma unroll
+          for (int mi = 0; mi < M; ++mi) {
+            const float* xp = xs + mi * CH + v * E;
+#pragma unroll
+            for (int e = 0; e < E; e += 4) {
+              const float4 xv = *reinterpret_cast<const float4*>(xp + e);
+#pragma unroll
+              for (int r = 0; r < R; ++r) {
+                acc[r][mi] = fmaf(wf[r][e], xv.x, acc[r][mi]);
+                acc[r][mi] = fmaf(wf[r][e + 1], xv.y, acc[r][mi]);
+                acc[r][mi] = fmaf(wf[r][e + 2], xv.z, acc[r][mi]);
+                acc[r][mi] = fmaf(wf[r][e + 3], xv.w, acc[r][mi]);
+              }
+            }
+          }
+        }
+      }
+    } else {
+      // Any k and alignment: one element per lane per step (still coalesced across the warp).
+      for (int j0 = 0; j0 < len; j0 += 32 * kGemvUnroll) {
+        float buf[R][kGemvUnroll];
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int u = 0; u < kGemvUnroll; ++u) {
+            const int j = j0 + u * 32 + lane;
+            buf[r][u] = j < len ? to_f32(wrow[r][c0 + j]) : 0.0f;
+          }
+#pragma unroll
+        for (int u = 0; u < kGemvUnroll; ++u) {
+          const int j = j0 + u * 32 + lane;
+          if (j >= len) break;
+#pragma unroll
+          for (int mi = 0; mi < M; ++mi)
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r][mi] = fmaf(buf[r][u], xs[mi * CH + j], acc[r][mi]);
+        }
+      }
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int mi = 0; mi < M; ++mi) {
+      float s = acc[r][mi];
+#pragma unroll
+      for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+      acc[r][mi] = s;
+    }
+  if (lane != 0) return;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int64_t row = row0 + r;
+    if (row >= n) continue;
+    const float b = bias ? bias[row] : 0.0f;
+#pragma unroll
+    for (int mi = 0; mi < M; ++mi)
+      if (mi < m) y[int64_t(mi) * n + row] = acc[r][mi] + b;
+  }
+}
+
+template <class W, int M>
+void launch_gemv(const float* x, int m, int k, const W* w, int64_t n, const float* bias, float* y,
+                 cudaStream_t stream) {
+  constexpr int rows_per_block = kGemvWarps * (M >= 4 ? 2 : 1);
+  const unsigned blocks = unsigned(ceil_div(n, rows_per_block));
+  const bool vector = (int64_t(k) * int64_t(sizeof(W))) % 16 == 0 && alignment_of(w) >= 16;
+  if (vector)
+    gemv_kernel<W, M, true><<<blocks, kGemvThreads, 0, stream>>>(x, m, k, w, n, bias, y);
+  else
+    gemv_kernel<W, M, false><<<blocks, kGemvThreads, 0, stream>>>(x, m, k, w, n, bias, y);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+template <class W>
+void dispatch_gemv(const float* x, int m, int k, const W* w, int64_t n, const float* bias,
+                   float* y, cudaStream_t stream) {
+  if (m == 1) return launch_gemv<W, 1>(x, m, k, w, n, bias, y, stream);
+  if (m == 2) return launch_gemv<W, 2>(x, m, k, w, n, bias, y, stream);
+  if (m <= 4) return launch_gemv<W, 4>(x, m, k, w, n, bias, y, stream);
+  return launch_gemv<W, 8>(x, m, k, w, n, bias, y, stream);
+}
+
+// ---- fallback GEMM (shapes cuBLASLt declines) ---------------------------------------------------
+
+constexpr int kTile = 16;
+
+template <class W>
+__global__ void __launch_bounds__(kTile * kTile)
+    tiled_gemm_kernel(const float* __restrict__ x, int64_t m, int64_t k, const W* __restrict__ w,
+                      int64_t n, const float* __restrict__ bias, float* __restrict__ y) {
+  __shared__ float xs[kTile][kTile + 1], ws[kTile][kTile + 1];
+  const int tx = int(threadIdx.x) % kTile, ty = int(threadIdx.x) / kTile;
+  const int64_t x_row = int64_t(blockIdx.y) * kTile + ty;  // row of x this thread loads
+  const int64_t w_row = int64_t(blockIdx.x) * kTile + ty;  // row of w this thread loads
+  float acc = 0.0f;
+  for (int64_t k0 = 0; k0 < k; k0 += kTile) {
+    const int64_t kk = k0 + tx;
+    xs[ty][tx] = x_row < m && kk < k ? x[x_row * k + kk] : 0.0f;
+    ws[ty][tx] = w_row < n && kk < k ? to_f32(w[w_row * k + kk]) : 0.0f;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kTile; ++i) acc = fmaf(xs[ty][i], ws[tx][i], acc);
+    __syncthreads();
+  }
+  const int64_t row = int64_t(blockIdx.y) * kTile + ty, col = int64_t(blockIdx.x) * kTile + tx;
+  if (row < m && col < n) y[row * n + col] = acc + (bias ? bias[col] : 0.0f);
+}
+
+template <class W>
+void launch_tiled(const float* x, int64_t m, int64_t k, const W* w, int64_t n, const float* bias,
+                  float* y, cudaStream_t stream) {
+  const dim3 grid(unsigned(ceil_div(n, kTile)), unsigned(ceil_div(m, kTile)));
+  tiled_gemm_kernel<W><<<grid, kTile * kTile, 0, stream>>>(x, m, k, w, n, bias, y);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::F32: return CUDA_R_32F;
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::F16: return CUDA_R_16F;
+    default: BRISK_CHECK(false, "matmul: weights must be F32, F16 or BF16");
+  }
+  return CUDA_R_32F;
+}
+
+void check_weight(const Tensor& w, int64_t k) {
+  BRISK_CHECK(w.device == Device::CUDA, "CudaBackend::matmul: weight is not in device memory "
+                                        "(upload it through the backend first)");
+  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
+              "CudaBackend::matmul: w must be [n, k] with k = " + std::to_string(k) + ", got " +
+                  shape_string(w.shape));
+  cuda_type(w.dtype);
+}
+
+}  // namespace
+
+// ---- MatmulEngine -------------------------------------------------------------------------------
+
+Result<std::unique_ptr<MatmulEngine>> MatmulEngine::create(cudaStream_t stream) {
+  std::unique_ptr<MatmulEngine> engine(new MatmulEngine(stream));
+  const cublasStatus_t status = cublasLtCreate(&engine->handle_);
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    engine->handle_ = nullptr;
+    return make_error("cuBLASLt could not start (cublasLtCreate: " + lt_error_text(status) + ")");
+  }
+  // Hopper kernels want up to 32 MiB of workspace for their best algorithms.
+  constexpr size_t kWorkspace = size_t(32) << 20;
+  const cudaError_t err = cudaMalloc(&engine->workspace_, kWorkspace);
+  if (err != cudaSuccess) {
+    engine->workspace_ = nullptr;
+    return make_error("out of device memory allocating the 32 MiB cuBLASLt workspace (" +
+                      cuda_error_text(err) + ")");
+  }
+  engine->workspace_bytes_ = kWorkspace;
+  return engine;
+}
+
+void MatmulEngine::destroy(Plan& p) {
+  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.d) cublasLtMatrixLayoutDestroy(p.d);
+  if (p.desc) cublasLtMatmulDescDestroy(p.desc);
+  p = Plan{};
+}
+
+MatmulEngine::~MatmulEngine() {
+  for (auto& [key, plan] : plans_) destroy(plan);
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+MatmulEngine::Plan& MatmulEngine::plan_for(DType wtype, int64_t m, int64_t n, int64_t k, bool bias,
+                                           const void* a, const void* b, const void* d) {
+  const PlanKey key{int(wtype), m, n, k, bias, alignment_of(a), alignment_of(b), alignment_of(d)};
+  auto found = plans_.find(key);
+  if (found != plans_.end()) return found->second;
+  if (plans_.size() >= 1024) {  // many distinct prefill lengths: start over rather than grow
+    for (auto& [old_key, plan] : plans_) destroy(plan);
+    plans_.clear();
+  }
+
+  // Column-major view: D[n, m] = W^T[n, k] . X^T[k, m], where W is stored [n, k] row-major,
+  // i.e. a column-major k x n matrix (transposed by the op), and X is a column-major k x m one.
+  Plan p;
+  const cudaDataType_t ab = cuda_type(wtype);
+  BRISK_LT_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
+  BRISK_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a,
+                                                sizeof(trans_a)));
+  BRISK_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b,
+                                                sizeof(trans_b)));
+  if (bias) {
+    // The bias vector has D's type (fp32) and one entry per row of D (per output feature).
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    BRISK_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                  &epilogue, sizeof(epilogue)));
+  }
+  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.a, ab, uint64_t(k), uint64_t(n), k));
+  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.b, ab, uint64_t(k), uint64_t(m), k));
+  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, uint64_t(n), uint64_t(m), n));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  BRISK_LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t ws = workspace_bytes_;
+  BRISK_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  // The defaults assume 256-byte aligned pointers; activations at row offsets may be less.
+  const uint32_t align_a = std::get<5>(key), align_b = std::get<6>(key), align_d = std::get<7>(key);
+  BRISK_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)));
+  BRISK_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)));
+  BRISK_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof(align_d)));
+  BRISK_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof(align_d)));
+  cublasLtMatmulHeuristicResult_t result{};
+  int returned = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.d,
+                                                               p.d, pref, 1, &result, &returned);
+  cublasLtMatmulPreferenceDestroy(pref);
+  // NOT_SUPPORTED here means "no kernel for this shape/alignment": the caller falls back.
+  p.usable = status == CUBLAS_STATUS_SUCCESS && returned > 0;
+  if (p.usable) p.algo = result.algo;
+  return plans_.emplace(key, p).first->second;
+}
+
+bool MatmulEngine::lt_gemm(const float* x, int64_t m, int64_t k, const Tensor& w,
+                           const float* bias, float* y) {
+  check_weight(w, k);
+  const int64_t n = w.dim(0);
+  const size_t x_elems = size_t(m) * size_t(k);
+  const void* b = x;
+  if (w.dtype != DType::F32) b = x_lowp_.get(x_elems * dtype_size(w.dtype));
+  Plan& p = plan_for(w.dtype, m, n, k, bias != nullptr, w.data, b, y);
+  if (!p.usable) return false;
+  if (w.dtype == DType::BF16)
+    convert_f32_to_bf16(x, static_cast<uint16_t*>(const_cast<void*>(b)), int64_t(x_elems), stream_);
+  else if (w.dtype == DType::F16)
+    convert_f32_to_f16(x, static_cast<uint16_t*>(const_cast<void*>(b)), int64_t(x_elems), stream_);
+  if (bias)
+    BRISK_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                  &bias, sizeof(bias)));
+  const float alpha = 1.0f, beta = 0.0f;
+  BRISK_LT_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, w.data, p.a, b, p.b, &beta, y, p.d, y,
+                                p.d, &p.algo, workspace_, workspace_bytes_, stream_));
+  return true;
+}
+
+void MatmulEngine::gemv(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+                        float* y) {
+  check_weight(w, k);
+  BRISK_CHECK(m >= 1 && m <= 8, "gemv: m must be in 1..8");
+  BRISK_CHECK(k < (int64_t(1) << 31), "gemv: k too large");
+  const int64_t n = w.dim(0);
+  switch (w.dtype) {
+    case DType::F32:
+      return dispatch_gemv(x, int(m), int(k), w.as<const float>(), n, bias, y, stream_);
+    case DType::BF16:
+      return dispatch_gemv(x, int(m), int(k), w.as<const __nv_bfloat16>(), n, bias, y, stream_);
+    default:
+      return dispatch_gemv(x, int(m), int(k), w.as<const __half>(), n, bias, y, stream_);
+  }
+}
+
+void MatmulEngine::fallback_gemm(const float* x, int64_t m, int64_t k, const Tensor& w,
+                                 const float* bias, float* y) {
+  check_weight(w, k);
+  const int64_t n = w.dim(0);
+  BRISK_CHECK(ceil_div(m, kTile) <= 65535, "fallback_gemm: too many rows");
+  switch (w.dtype) {
+    case DType::F32: return launch_tiled(x, m, k, w.as<const float>(), n, bias, y, stream_);
+    case DType::BF16: return launch_tiled(x, m, k, w.as<const __nv_bfloat16>(), n, bias, y, stream_);
+    default: return launch_tiled(x, m, k, w.as<const __half>(), n, bias, y, stream_);
+  }
+}
+
+void MatmulEngine::run(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+                       float* y) {
+  if (m <= 0) return;
+  if (m <= 8) return gemv(x, m, k, w, bias, y);
+  if (!lt_gemm(x, m, k, w, bias, y)) fallback_gemm(x, m, k, w, bias, y);
+}
+
+}  // namespace brisk::cuda

@@ -1,0 +1,62 @@
+// y[m, n] = x[m, k] w[n, k]^T (+ bias) on the GPU.
+//  - m <= 8: a hand-written GEMV that streams each weight row once with 16-byte loads (the
+//    decode case, bound by memory bandwidth); x stays fp32.
+//  - m > 8: cuBLASLt. BF16/F16 weights: x is rounded to the weight dtype in a scratch buffer,
+//    products accumulate in fp32 and land in fp32 (+bias in the epilogue). F32 weights: plain
+//    fp32 (CUBLAS_COMPUTE_32F, no TF32), so results match an fp32 reference.
+//  - Shapes cuBLASLt finds no algorithm for (odd leading dimensions): a simple tiled kernel.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "backends/cuda/cuda_common.cuh"
+#include "core/tensor.h"
+
+namespace brisk::cuda {
+
+class MatmulEngine {
+ public:
+  static Result<std::unique_ptr<MatmulEngine>> create(cudaStream_t stream);
+  ~MatmulEngine();
+  MatmulEngine(const MatmulEngine&) = delete;
+  MatmulEngine& operator=(const MatmulEngine&) = delete;
+
+  void run(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
+
+  // Exposed for tests and benchmarks: force one path regardless of m.
+  void gemv(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
+  void fallback_gemm(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+                     float* y);
+  // False when cuBLASLt has no algorithm for the shape/alignment (the caller falls back).
+  bool lt_gemm(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
+
+ private:
+  // One cuBLASLt configuration, built once per (dtype, shape, bias, alignments).
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    bool usable = false;
+  };
+  using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t, uint32_t>;
+
+  explicit MatmulEngine(cudaStream_t stream) : stream_(stream), x_lowp_(stream) {}
+  Plan& plan_for(DType wtype, int64_t m, int64_t n, int64_t k, bool bias, const void* a,
+                 const void* b, const void* d);
+  static void destroy(Plan& p);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  Scratch x_lowp_;  // x rounded to the weight dtype for cuBLASLt
+  std::map<PlanKey, Plan> plans_;
+};
+
+}  // namespace brisk::cuda

@@ -1,0 +1,14 @@
+// Rotary embedding, "rotate half" layout (see ref::rope), in place on [rows, n_heads, head_dim].
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace brisk::cuda {
+
+// cos_table/sin_table: [n_positions, head_dim/2] in device memory.
+void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
+          const float* cos_table, const float* sin_table, cudaStream_t stream);
+
+}  // namespace brisk::cuda
