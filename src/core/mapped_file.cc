@@ -48,3 +48,14 @@ Result<std::string> read_text_file(const std::filesystem::path& path) {
 }
 
 }  // namespace brisk
+
+namespace brisk {
+
+void release_mapped_pages(const void* p, size_t n) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(p) + page - 1) / page * page;
+  const uintptr_t end = (uintptr_t(p) + n) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace brisk

@@ -30,4 +30,9 @@ class MappedFile {
 
 Result<std::string> read_text_file(const std::filesystem::path& path);
 
+// Drops this process's pages for [p, p + n) of a read-only file mapping once the data has been
+// copied elsewhere (the page cache keeps the file; a later read faults it back in). Keeps the
+// resident set at one copy of the weights while loading.
+void release_mapped_pages(const void* p, size_t n);
+
 }  // namespace brisk

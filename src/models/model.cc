@@ -1,5 +1,7 @@
 #include "models/model.h"
 
+#include "core/mapped_file.h"
+
 #include <cstring>
 #include <set>
 
@@ -63,6 +65,8 @@ Status Model::bind(const WeightStore& store) {
       owned_.push_back(std::move(buf));
     } else {
       slot = backend_.upload(t);
+      // The backend made its own copy: drop the mapped pages so memory holds the weights once.
+      if (slot.data != t.data) release_mapped_pages(t.data, t.nbytes());
     }
   });
   BRISK_TRY(status);

@@ -7,12 +7,13 @@
 
 namespace brisk {
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device, int cpu_threads,
-                                              Bf16Precision bf16) {
-  if (cpu_threads < 0) return make_error("--threads must be >= 0 (0 = all cores)");
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
+  const std::string& device = options.device;
+  if (options.threads < 0) return make_error("--threads must be >= 0 (0 = all cores)");
   if (device == "cpu")
     return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(
-        cpu_threads, bf16 == Bf16Precision::Fast ? cpu::Bf16Math::Dot : cpu::Bf16Math::Exact));
+        options.threads, options.bf16 == Bf16Precision::Fast ? cpu::Bf16Math::Dot : cpu::Bf16Math::Exact,
+        options.mmap_weights ? WeightPlacement::Mapped : WeightPlacement::Resident));
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
     int index = 0;
     if (device.size() > 5) {

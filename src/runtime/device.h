@@ -12,7 +12,13 @@ namespace brisk {
 
 enum class Bf16Precision { Exact, Fast };  // Fast: bf16 activations in bf16-weight matmuls
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device, int cpu_threads,
-                                              Bf16Precision bf16 = Bf16Precision::Exact);
+struct BackendOptions {
+  std::string device = "cpu";  // cpu, cuda, cuda:N
+  int threads = 0;             // CPU threads; 0: all hardware threads
+  Bf16Precision bf16 = Bf16Precision::Exact;
+  bool mmap_weights = false;   // CPU: read weights in place instead of copying them to huge pages
+};
+
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
 
 }  // namespace brisk

@@ -31,7 +31,7 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
       logits_(size_t(model_->config().vocab_size)) {}
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
-  BRISK_ASSIGN(backend, make_backend(options.device, options.threads, options.bf16));
+  BRISK_ASSIGN(backend, make_backend(options.backend));
   BRISK_ASSIGN(model, load_model(options.model_dir, *backend, {options.max_rows, options.context}));
   if (options.context > model->max_context())
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +

@@ -17,9 +17,7 @@ namespace brisk {
 
 struct EngineOptions {
   std::filesystem::path model_dir;
-  std::string device = "cpu";  // cpu, cuda, cuda:N
-  int threads = 0;          // CPU threads; 0: all hardware threads
-  Bf16Precision bf16 = Bf16Precision::Exact;
+  BackendOptions backend;
   int64_t max_rows = 512;   // prefill chunk: tokens per forward call
   int64_t context = 0;      // 0: min(model maximum, kDefaultContext)
 };

@@ -23,7 +23,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("-p,--prompt-tokens", f->bench.prompt_tokens, "Prompt length for prefill")->capture_default_str();
   sub->add_option("-n,--new-tokens", f->bench.new_tokens, "Tokens decoded per repetition")->capture_default_str();
   sub->add_option("-r,--repetitions", f->bench.repetitions, "Timed repetitions (after one warm-up)")->capture_default_str();
-  add_engine_flags(sub, f->engine);
+  add_engine_flags(sub, f->engine.backend);
   sub->add_flag("--no-limits", f->no_limits, "Skip the bandwidth and peak microbenchmarks");
   sub->add_flag("--json", f->json, "Print one JSON object");
   return {sub, [f]() {
@@ -39,7 +39,7 @@ Command add_bench(CLI::App& app) {
     const double prefill_gflops = double(r.matmul_flops_per_token) * r.prefill_tok_s_median / 1e9;
     // The multiply-add rate the kernels can reach: bf16 dot products only for --bf16-fast.
     const bool bf16 = engine.value()->model().output_head().dtype == DType::BF16 &&
-                      f->engine.bf16 == Bf16Precision::Fast;
+                      f->engine.backend.bf16 == Bf16Precision::Fast;
     const double peak = bf16 && r.bf16_dot_peak_gflops > 0 ? r.bf16_dot_peak_gflops : r.fp32_fma_peak_gflops;
     Json out = {{"prefill_tok_s", r.prefill_tok_s_median},
                 {"decode_tok_s", r.decode_tok_s_median},
@@ -49,9 +49,9 @@ Command add_bench(CLI::App& app) {
                 {"decode_tok_s_runs", r.decode_tok_s},
                 {"prompt_tokens", f->bench.prompt_tokens},
                 {"new_tokens", f->bench.new_tokens},
-                {"threads", f->engine.threads > 0 ? f->engine.threads : hardware_threads()},
-                {"device", f->engine.device},
-                {"bf16_math", f->engine.bf16 == Bf16Precision::Fast ? "bf16_dot" : "exact_fp32"},
+                {"threads", f->engine.backend.threads > 0 ? f->engine.backend.threads : hardware_threads()},
+                {"device", f->engine.backend.device},
+                {"bf16_math", f->engine.backend.bf16 == Bf16Precision::Fast ? "bf16_dot" : "exact_fp32"},
                 {"cpu_features", cpu_features_string()},
                 {"decode_GBps", decode_gbps},
                 {"prefill_gflops", prefill_gflops}};

@@ -23,7 +23,7 @@ Command add_perplexity(CLI::App& app) {
   sub->add_option("-m,--model", f->model, "Model folder")->required();
   sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
   sub->add_option("--ctx", f->ctx, "Window length in tokens")->capture_default_str()->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  add_engine_flags(sub, f->engine);
+  add_engine_flags(sub, f->engine.backend);
   sub->add_flag("--json", f->json, "Print {\"ppl\", \"tokens\", \"windows\", \"scored\", \"seconds\"}");
   return {sub, [f]() {
     f->engine.model_dir = f->model;

@@ -23,8 +23,8 @@ Command add_bench(CLI::App& app);
 Command add_synth(CLI::App& app);
 Command add_inspect(CLI::App& app);
 
-// The flags every model-running command shares: --device, --threads, --bf16-fast.
-void add_engine_flags(CLI::App* sub, EngineOptions& options);
+// The flags every model-running command shares: --device, --threads, --bf16-fast, --mmap.
+void add_engine_flags(CLI::App* sub, BackendOptions& options);
 
 // Prints "brisk: error: ..." to stderr and returns the exit code for user errors.
 int fail(const Error& error);

@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -20,6 +22,31 @@ Buffer CpuBackend::allocate(size_t n_floats) {
 }
 
 void CpuBackend::release(float* data) { std::free(data); }
+
+CpuBackend::~CpuBackend() {
+  for (const Chunk& c : weight_chunks_) munmap(c.data, c.size);
+}
+
+Tensor CpuBackend::upload(const Tensor& host_tensor) {
+  if (placement_ == WeightPlacement::Mapped || host_tensor.nbytes() < (64u << 10)) return host_tensor;
+  constexpr size_t kHugePage = 2u << 20, kChunk = 256u << 20, kAlign = 64;
+  const size_t bytes = (host_tensor.nbytes() + kAlign - 1) / kAlign * kAlign;
+  if (weight_chunks_.empty() || weight_chunks_.back().size - weight_chunks_.back().used < bytes) {
+    const size_t size = std::max(kChunk, (bytes + kHugePage - 1) / kHugePage * kHugePage);
+    // Over-allocate by one huge page so the chunk can start on a 2 MiB boundary.
+    void* raw = mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    BRISK_CHECK(raw != MAP_FAILED, "out of memory reserving " + std::to_string(size >> 20) + " MiB for weights");
+    auto* aligned = reinterpret_cast<uint8_t*>((uintptr_t(raw) + kHugePage - 1) / kHugePage * kHugePage);
+    madvise(aligned, size, MADV_HUGEPAGE);
+    weight_chunks_.push_back({static_cast<uint8_t*>(raw), size + kHugePage, size_t(aligned - static_cast<uint8_t*>(raw))});
+  }
+  Chunk& c = weight_chunks_.back();
+  Tensor copy = host_tensor;
+  copy.data = c.data + c.used;
+  c.used += bytes;
+  std::memcpy(copy.data, host_tensor.data, host_tensor.nbytes());
+  return copy;
+}
 
 void CpuBackend::copy_to_device(float* dst, const float* host_src, size_t n) {
   std::memcpy(dst, host_src, n * sizeof(float));

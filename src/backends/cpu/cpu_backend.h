@@ -4,20 +4,30 @@
 
 #include "backends/cpu/matmul.h"
 #include "core/thread_pool.h"
+#include <vector>
+
 #include "ops/backend.h"
 
 namespace brisk {
 
+// Where weights live. Resident copies them into anonymous memory backed by transparent huge
+// pages: page-cache mappings use 4 KiB pages, and the TLB misses cost decode ~30% of its
+// bandwidth (tinyllama-1.1b bf16, 2 threads: 41 -> 55 GB/s). Mapped reads the file in place
+// (no copy, faster start, less memory when several processes share the file).
+enum class WeightPlacement { Resident, Mapped };
+
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads, cpu::Bf16Math bf16_math = cpu::Bf16Math::Exact)
-      : pool_(n_threads), bf16_math_(bf16_math) {}
+  explicit CpuBackend(int n_threads, cpu::Bf16Math bf16_math = cpu::Bf16Math::Exact,
+                      WeightPlacement placement = WeightPlacement::Resident)
+      : pool_(n_threads), bf16_math_(bf16_math), placement_(placement) {}
+  ~CpuBackend() override;
   const char* name() const override { return "cpu"; }
   ThreadPool& pool() { return pool_; }
 
   Buffer allocate(size_t n_floats) override;
   void release(float* data) override;
-  Tensor upload(const Tensor& host_tensor) override { return host_tensor; }
+  Tensor upload(const Tensor& host_tensor) override;
   void copy_to_device(float* dst, const float* host_src, size_t n) override;
   void copy_to_host(float* host_dst, const float* src, size_t n) override;
 
@@ -43,6 +53,13 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool pool_;
   cpu::Bf16Math bf16_math_;
+  WeightPlacement placement_;
+  // Resident weights: large huge-page-backed chunks, bump-allocated.
+  struct Chunk {
+    uint8_t* data;
+    size_t size, used;
+  };
+  std::vector<Chunk> weight_chunks_;
 };
 
 }  // namespace brisk

@@ -28,6 +28,15 @@ __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 
+// x as the GEMM path sees it: rounded to the weight dtype (cuBLASLt multiplies like with like).
+__device__ __forceinline__ float round_like(float v, const float*) { return v; }
+__device__ __forceinline__ float round_like(float v, const __nv_bfloat16*) {
+  return __bfloat162float(__float2bfloat16_rn(v));
+}
+__device__ __forceinline__ float round_like(float v, const __half*) {
+  return __half2float(__float2half_rn(v));
+}
+
 // 16 bytes of weights -> fp32 values (8 for the 2-byte types, 4 for fp32).
 __device__ __forceinline__ void unpack(const uint4& v, const __nv_bfloat16*, float* f) {
   const uint32_t words[4] = {v.x, v.y, v.z, v.w};
@@ -72,13 +81,13 @@ __device__ __forceinline__ uint4 load_streaming(const void* p) {
 constexpr int kGemvThreads = 256;
 constexpr int kGemvWarps = kGemvThreads / 32;
 constexpr int kGemvChunkFloats = 4096;  // 16 KB of x per chunk, split over the M rows
-constexpr int kGemvUnroll = 4;
 
 template <class W, int M, bool kVector>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(const float* __restrict__ x, int m, int k, const W* __restrict__ w, int64_t n,
                 const float* __restrict__ bias, float* __restrict__ y) {
   constexpr int R = M >= 4 ? 2 : 1;  // rows per warp: more rows reuse each x value more
+  constexpr int kGemvUnroll = 4 / R;  // 16-byte weight loads in flight per lane: R * kGemvUnroll
   constexpr int E = 16 / int(sizeof(W));
   constexpr int CH = kGemvChunkFloats / M;  // a multiple of 8, hence of E
   __shared__ __align__(16) float xs[M * CH];
@@ -208,6 +217,8 @@ void dispatch_gemv(const float* x, int m, int k, const W* w, int64_t n, const fl
 }
 
 // ---- fallback GEMM (shapes cuBLASLt declines) ---------------------------------------------------
+// Same numerics as the cuBLASLt path (x rounded to the weight dtype, fp32 sums), so a model's
+// output does not depend on which of the two ran.
 
 constexpr int kTile = 16;
 
@@ -222,7 +233,7 @@ __global__ void __launch_bounds__(kTile * kTile)
   float acc = 0.0f;
   for (int64_t k0 = 0; k0 < k; k0 += kTile) {
     const int64_t kk = k0 + tx;
-    xs[ty][tx] = x_row < m && kk < k ? x[x_row * k + kk] : 0.0f;
+    xs[ty][tx] = x_row < m && kk < k ? round_like(x[x_row * k + kk], w) : 0.0f;
     ws[ty][tx] = w_row < n && kk < k ? to_f32(w[w_row * k + kk]) : 0.0f;
     __syncthreads();
 #pragma unroll
@@ -280,7 +291,7 @@ Result<std::unique_ptr<MatmulEngine>> MatmulEngine::create(cudaStream_t stream) 
                       cuda_error_text(err) + ")");
   }
   engine->workspace_bytes_ = kWorkspace;
-  return engine;
+  return Result<std::unique_ptr<MatmulEngine>>(std::move(engine));
 }
 
 void MatmulEngine::destroy(Plan& p) {

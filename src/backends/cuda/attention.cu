@@ -1,0 +1,298 @@
+#include "backends/cuda/attention.cuh"
+
+#include <algorithm>
+#include <cmath>
+
+namespace brisk::cuda {
+
+namespace {
+
+constexpr int kQueryTile = 16;   // query vectors per block (rows x heads of one KV head)
+constexpr int kKeyTile = 32;     // keys per shared-memory tile
+constexpr int kThreads = 128;    // 8 threads per query vector
+constexpr int kSub = kThreads / kQueryTile;
+constexpr int kKeysPerThread = kKeyTile / kSub;
+constexpr int64_t kMinSplitKeys = 128;  // below this a split costs more to merge than it saves
+constexpr int64_t kMaxSplits = 128;
+
+struct Params {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  float* part_o;   // [n_splits, rows * n_heads, head_dim] when n_splits > 1
+  float* part_ml;  // [n_splits, rows * n_heads, 2]: running max and sum
+  int rows, first_pos, n_heads, n_kv_heads, head_dim, group;
+  int q_per_kv;   // query vectors per KV head: rows * group
+  int n_q_tiles;  // per KV head
+  int split_keys, n_splits;
+  float scale;
+  bool vec4;  // K/V rows can be read as float4
+};
+
+template <int HD>
+constexpr size_t smem_floats() {
+  // q [16][HD+1], k [32][HD+1], v [32][HD], p [16][33]; odd row strides keep banks apart.
+  return size_t(kQueryTile * (HD + 1) + kKeyTile * (HD + 1) + kKeyTile * HD +
+                kQueryTile * (kKeyTile + 1));
+}
+
+template <int HD>
+__global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
+  extern __shared__ float smem[];
+  float* qs = smem;
+  float* ks = qs + kQueryTile * (HD + 1);
+  float* vs = ks + kKeyTile * (HD + 1);  // offset 48 * (HD + 1) floats: 16-byte aligned
+  float* ps = vs + kKeyTile * HD;
+
+  const int kvh = int(blockIdx.x) / p.n_q_tiles;
+  const int tile = int(blockIdx.x) % p.n_q_tiles;
+  const int split = int(blockIdx.y);
+  const int tid = int(threadIdx.x);
+  const int ql = tid / kSub, sub = tid % kSub;
+  const int hd = p.head_dim;
+  const int64_t pos_stride = int64_t(p.n_kv_heads) * hd;  // floats between cache positions
+
+  for (int i = tid; i < kQueryTile * HD; i += kThreads) {
+    const int qq = i / HD, d = i % HD;
+    const int qi = tile * kQueryTile + qq;
+    float val = 0.0f;
+    if (qi < p.q_per_kv && d < hd) {
+      const int r = qi / p.group, h = kvh * p.group + qi % p.group;
+      val = p.q[(int64_t(r) * p.n_heads + h) * hd + d];
+    }
+    qs[qq * (HD + 1) + d] = val;
+  }
+
+  const int my_qi = tile * kQueryTile + ql;
+  const bool my_valid = my_qi < p.q_per_kv;
+  const int my_r = my_valid ? my_qi / p.group : 0;
+  const int my_h = kvh * p.group + (my_valid ? my_qi % p.group : 0);
+  const int my_last_key = my_valid ? p.first_pos + my_r : -1;  // causal: keys 0..pos
+
+  const int tile_last_q = min(tile * kQueryTile + kQueryTile - 1, p.q_per_kv - 1);
+  const int tile_last_key = p.first_pos + tile_last_q / p.group;
+  const int key_begin = split * p.split_keys;
+  const int key_end = min(key_begin + p.split_keys, tile_last_key + 1);
+
+  constexpr int kOut = HD / kSub;  // output dims per thread: sub, sub + 8, ...
+  float o[kOut];
+#pragma unroll
+  for (int i = 0; i < kOut; ++i) o[i] = 0.0f;
+  float m_run = -INFINITY, l_part = 0.0f;
+
+  for (int kt = key_begin; kt < key_end; kt += kKeyTile) {
+    __syncthreads();  // the previous tile is no longer read
+    if (p.vec4) {
+      constexpr int kVecs = HD / 4;
+      for (int i = tid; i < kKeyTile * kVecs; i += kThreads) {
+        const int kk = i / kVecs, d = (i % kVecs) * 4, key = kt + kk;
+        float4 kv = make_float4(0, 0, 0, 0), vv = make_float4(0, 0, 0, 0);
+        if (key < key_end && d < hd) {
+          const int64_t off = int64_t(key) * pos_stride + int64_t(kvh) * hd + d;
+          kv = *reinterpret_cast<const float4*>(p.k + off);
+          vv = *reinterpret_cast<const float4*>(p.v + off);
+        }
+        float* kd = ks + kk * (HD + 1) + d;
+        kd[0] = kv.x;
+        kd[1] = kv.y;
+        kd[2] = kv.z;
+        kd[3] = kv.w;
+        *reinterpret_cast<float4*>(vs + kk * HD + d) = vv;
+      }
+    } else {
+      for (int i = tid; i < kKeyTile * HD; i += kThreads) {
+        const int kk = i / HD, d = i % HD, key = kt + kk;
+        float kv = 0.0f, vv = 0.0f;
+        if (key < key_end && d < hd) {
+          const int64_t off = int64_t(key) * pos_stride + int64_t(kvh) * hd + d;
+          kv = p.k[off];
+          vv = p.v[off];
+        }
+        ks[kk * (HD + 1) + d] = kv;
+        vs[kk * HD + d] = vv;
+      }
+    }
+    __syncthreads();
+
+    // Scores of my query against keys sub, sub + 8, sub + 16, sub + 24 of the tile.
+    float s[kKeysPerThread];
+#pragma unroll
+    for (int c = 0; c < kKeysPerThread; ++c) s[c] = 0.0f;
+    const float* qrow = qs + ql * (HD + 1);
+#pragma unroll 4
+    for (int d = 0; d < hd; ++d) {
+      const float qd = qrow[d];
+#pragma unroll
+      for (int c = 0; c < kKeysPerThread; ++c)
+        s[c] = fmaf(qd, ks[(sub + kSub * c) * (HD + 1) + d], s[c]);
+    }
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int c = 0; c < kKeysPerThread; ++c) {
+      const int key = kt + sub + kSub * c;
+      s[c] = key <= my_last_key && key < key_end ? s[c] * p.scale : -INFINITY;
+      tile_max = fmaxf(tile_max, s[c]);
+    }
+    // The 8 threads of a query are 8 consecutive lanes.
+#pragma unroll
+    for (int off = kSub / 2; off > 0; off /= 2)
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off));
+    const float m_new = fmaxf(m_run, tile_max);
+    float alpha = 1.0f, p_sum = 0.0f;
+    if (m_new == -INFINITY) {  // nothing visible yet: keep everything at zero
+#pragma unroll
+      for (int c = 0; c < kKeysPerThread; ++c) s[c] = 0.0f;
+    } else {
+      alpha = expf(m_run - m_new);
+#pragma unroll
+      for (int c = 0; c < kKeysPerThread; ++c) {
+        s[c] = expf(s[c] - m_new);
+        p_sum += s[c];
+      }
+    }
+    m_run = m_new;
+    l_part = l_part * alpha + p_sum;
+#pragma unroll
+    for (int c = 0; c < kKeysPerThread; ++c) ps[ql * (kKeyTile + 1) + sub + kSub * c] = s[c];
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) o[i] *= alpha;
+    __syncthreads();
+
+    const float* prow = ps + ql * (kKeyTile + 1);
+    const int keys_here = min(kKeyTile, key_end - kt);
+    for (int kk = 0; kk < keys_here; ++kk) {
+      const float pk = prow[kk];
+      const float* vrow = vs + kk * HD + sub;
+#pragma unroll
+      for (int i = 0; i < kOut; ++i) o[i] = fmaf(pk, vrow[kSub * i], o[i]);
+    }
+  }
+
+  float l = l_part;
+#pragma unroll
+  for (int off = kSub / 2; off > 0; off /= 2) l += __shfl_xor_sync(0xffffffffu, l, off);
+  if (!my_valid) return;
+  const int64_t gq = int64_t(my_r) * p.n_heads + my_h;
+  if (p.n_splits == 1) {
+    const float inv = 1.0f / l;
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) {
+      const int d = sub + kSub * i;
+      if (d < hd) p.out[gq * hd + d] = o[i] * inv;
+    }
+  } else {
+    const int64_t slot = int64_t(split) * (int64_t(p.rows) * p.n_heads) + gq;
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) {
+      const int d = sub + kSub * i;
+      if (d < hd) p.part_o[slot * hd + d] = o[i];
+    }
+    if (sub == 0) {
+      p.part_ml[slot * 2] = m_run;
+      p.part_ml[slot * 2 + 1] = l;
+    }
+  }
+}
+
+// Merges the splits of one query vector: rescale each partial to the global max, then normalize.
+__global__ void combine_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml,
+                               float* __restrict__ out, int64_t total_q, int n_splits, int hd) {
+  const int64_t gq = blockIdx.x;
+  float m_all = -INFINITY;
+  for (int s = 0; s < n_splits; ++s) m_all = fmaxf(m_all, part_ml[(s * total_q + gq) * 2]);
+  float l_all = 0.0f;
+  for (int s = 0; s < n_splits; ++s) {
+    const float m = part_ml[(s * total_q + gq) * 2];
+    if (m != -INFINITY) l_all += expf(m - m_all) * part_ml[(s * total_q + gq) * 2 + 1];
+  }
+  const float inv = 1.0f / l_all;
+  for (int d = int(threadIdx.x); d < hd; d += int(blockDim.x)) {
+    float acc = 0.0f;
+    for (int s = 0; s < n_splits; ++s) {
+      const float m = part_ml[(s * total_q + gq) * 2];
+      if (m != -INFINITY) acc += expf(m - m_all) * part_o[(s * total_q + gq) * hd + d];
+    }
+    out[gq * hd + d] = acc * inv;
+  }
+}
+
+template <int HD>
+void launch_attention(const Params& p, const dim3& grid, cudaStream_t stream) {
+  const size_t smem = smem_floats<HD>() * sizeof(float);
+  if (smem > 48 * 1024)  // past the default limit a kernel must opt in
+    BRISK_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  attention_kernel<HD><<<grid, kThreads, smem, stream>>>(p);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+               const AttentionShape& shape, int sm_count, Scratch& split_scratch,
+               cudaStream_t stream) {
+  const auto& s = shape;
+  if (s.rows <= 0) return;
+  BRISK_CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0,
+              "attention: n_heads must be a multiple of n_kv_heads");
+  BRISK_CHECK(s.head_dim > 0 && s.head_dim <= kMaxHeadDim,
+              "attention: head_dim " + std::to_string(s.head_dim) + " above the supported 256");
+  BRISK_CHECK(s.first_pos + s.rows < (int64_t(1) << 30) && s.rows * s.n_heads < (int64_t(1) << 30),
+              "attention: sizes out of range");
+
+  Params p{};
+  p.q = q;
+  p.k = k_cache;
+  p.v = v_cache;
+  p.out = out;
+  p.rows = int(s.rows);
+  p.first_pos = int(s.first_pos);
+  p.n_heads = int(s.n_heads);
+  p.n_kv_heads = int(s.n_kv_heads);
+  p.head_dim = int(s.head_dim);
+  p.group = int(s.n_heads / s.n_kv_heads);
+  p.q_per_kv = p.rows * p.group;
+  p.n_q_tiles = int(ceil_div(p.q_per_kv, kQueryTile));
+  p.scale = s.scale;
+  p.vec4 = s.head_dim % 4 == 0 && alignment_of(k_cache) >= 16 && alignment_of(v_cache) >= 16;
+
+  // Split the keys only when the query tiles alone leave the GPU idle (decode).
+  const int64_t blocks = int64_t(p.n_q_tiles) * s.n_kv_heads;
+  const int64_t n_keys = s.first_pos + s.rows;
+  int64_t n_splits = 1;
+  if (blocks < 2 * int64_t(sm_count)) {
+    const int64_t wanted = ceil_div(2 * int64_t(sm_count), blocks);
+    n_splits = std::clamp<int64_t>(std::min(wanted, ceil_div(n_keys, kMinSplitKeys)), 1, kMaxSplits);
+  }
+  const int64_t split_keys = ceil_div(ceil_div(n_keys, n_splits), kKeyTile) * kKeyTile;
+  n_splits = ceil_div(n_keys, split_keys);
+  p.split_keys = int(split_keys);
+  p.n_splits = int(n_splits);
+  const int64_t total_q = s.rows * s.n_heads;
+  if (n_splits > 1) {
+    const size_t o_floats = size_t(n_splits * total_q * s.head_dim);
+    float* base = static_cast<float*>(
+        split_scratch.get((o_floats + size_t(n_splits * total_q * 2)) * sizeof(float)));
+    p.part_o = base;
+    p.part_ml = base + o_floats;
+  }
+
+  const dim3 grid{unsigned(blocks), unsigned(n_splits)};
+  if (s.head_dim <= 32)
+    launch_attention<32>(p, grid, stream);
+  else if (s.head_dim <= 64)
+    launch_attention<64>(p, grid, stream);
+  else if (s.head_dim <= 128)
+    launch_attention<128>(p, grid, stream);
+  else
+    launch_attention<256>(p, grid, stream);
+
+  if (n_splits > 1) {
+    combine_kernel<<<unsigned(total_q), 128, 0, stream>>>(p.part_o, p.part_ml, out, total_q,
+                                                          p.n_splits, p.head_dim);
+    BRISK_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace brisk::cuda

@@ -1,0 +1,251 @@
+#include "backends/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+#include "backends/cuda/attention.cuh"
+#include "backends/cuda/cuda_common.cuh"
+#include "backends/cuda/elementwise.cuh"
+#include "backends/cuda/matmul.cuh"
+#include "backends/cuda/norms.cuh"
+#include "backends/cuda/rope.cuh"
+
+namespace brisk {
+
+namespace cuda {
+
+std::string cuda_error_text(cudaError_t status) {
+  return std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
+}
+
+Scratch::~Scratch() {
+  if (data_) cudaFree(data_);
+}
+
+void* Scratch::get(size_t bytes) {
+  if (bytes <= bytes_) return data_;
+  const size_t grown = std::max(bytes, bytes_ * 2);
+  BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (data_) BRISK_CUDA_CHECK(cudaFree(data_));
+  data_ = nullptr;
+  bytes_ = 0;
+  BRISK_CUDA_CHECK(cudaMalloc(&data_, grown));
+  bytes_ = grown;
+  return data_;
+}
+
+}  // namespace cuda
+
+namespace {
+
+std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+std::string out_of_memory(int device, size_t bytes, const char* what, cudaError_t err) {
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaGetLastError();  // clear the allocation error before asking
+  std::string free_text;
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess)
+    free_text = "; " + mib(free_bytes) + " free of " + mib(total_bytes);
+  return "CUDA device " + std::to_string(device) + ": out of memory " + what + " (" +
+         mib(bytes) + " requested" + free_text + "; " + cuda::cuda_error_text(err) + ")";
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device) : device_(device) {}
+
+Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError();  // the runtime keeps the error; do not leak it into later calls
+    return make_error("no CUDA device found (cudaGetDeviceCount: " +
+                      (err != cudaSuccess ? cuda::cuda_error_text(err) : std::string("0 devices")) +
+                      ")");
+  }
+  if (device < 0 || device >= count)
+    return make_error("CUDA device " + std::to_string(device) + " out of range: " +
+                      std::to_string(count) + " device(s) present");
+  std::unique_ptr<CudaBackend> backend(new CudaBackend(device));
+  BRISK_TRY(backend->init());
+  return Result<std::unique_ptr<CudaBackend>>(std::move(backend));
+}
+
+Status CudaBackend::init() {
+  const std::string where = "CUDA device " + std::to_string(device_);
+  cudaError_t err = cudaSetDevice(device_);
+  if (err != cudaSuccess) return make_error(where + ": cannot be used (" + cuda::cuda_error_text(err) + ")");
+  err = cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_);
+  if (err != cudaSuccess) return make_error(where + ": " + cuda::cuda_error_text(err));
+  cudaStream_t stream = nullptr;
+  err = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (err != cudaSuccess)
+    return make_error(where + ": cannot create a stream (" + cuda::cuda_error_text(err) + ")");
+  stream_ = stream;
+  auto engine = cuda::MatmulEngine::create(stream);
+  if (!engine.ok()) return make_error(where + ": " + engine.error().message);
+  matmul_ = std::move(engine).value();
+  attention_scratch_ = std::make_unique<cuda::Scratch>(stream);
+  return ok_status();
+}
+
+// Teardown ignores errors on purpose: a destructor has no one to report to, and a device that
+// already failed must not turn into a second abort here.
+CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);
+  if (stream_) cudaStreamSynchronize(stream_);
+  matmul_.reset();
+  attention_scratch_.reset();
+  for (void* p : uploads_) cudaFree(p);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::activate() const { BRISK_CUDA_CHECK(cudaSetDevice(device_)); }
+
+void CudaBackend::synchronize() {
+  activate();
+  BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+// ---- memory -------------------------------------------------------------------------------------
+
+Result<Buffer> CudaBackend::try_allocate(size_t n_floats) {
+  activate();
+  const size_t bytes = std::max<size_t>(n_floats, 1) * sizeof(float);
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, bytes);
+  if (err != cudaSuccess) return make_error(out_of_memory(device_, bytes, "allocating activations", err));
+  // Zero-filled, as Backend promises; ordered before any later op on the stream.
+  BRISK_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+  return Buffer(this, static_cast<float*>(p), n_floats);
+}
+
+Buffer CudaBackend::allocate(size_t n_floats) {
+  auto buffer = try_allocate(n_floats);
+  BRISK_CHECK(buffer.ok(), buffer.ok() ? std::string() : buffer.error().message);
+  return std::move(buffer).value();
+}
+
+void CudaBackend::release(float* data) {
+  activate();
+  BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued kernels may still use it
+  BRISK_CUDA_CHECK(cudaFree(data));
+}
+
+Result<Tensor> CudaBackend::try_upload(const Tensor& host_tensor) {
+  if (host_tensor.device == Device::CUDA) return host_tensor;
+  const DType t = host_tensor.dtype;
+  if (t != DType::F32 && t != DType::F16 && t != DType::BF16)
+    return make_error("CudaBackend::upload: dtype " + std::string(dtype_name(t)) +
+                      " not supported (F32, F16, BF16)");
+  activate();
+  const size_t bytes = std::max<size_t>(host_tensor.nbytes(), 1);
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, bytes);
+  if (err != cudaSuccess)
+    return make_error(out_of_memory(device_, bytes,
+                                    ("uploading a " + shape_string(host_tensor.shape) + " weight").c_str(),
+                                    err));
+  uploads_.push_back(p);
+  if (host_tensor.nbytes() > 0)
+    // On our stream (not the legacy default one, which a non-blocking stream does not wait for);
+    // a pageable source is staged before the call returns.
+    BRISK_CUDA_CHECK(cudaMemcpyAsync(p, host_tensor.data, host_tensor.nbytes(),
+                                     cudaMemcpyHostToDevice, stream_));
+  Tensor device_tensor = host_tensor;
+  device_tensor.data = p;
+  device_tensor.device = Device::CUDA;
+  return device_tensor;
+}
+
+Tensor CudaBackend::upload(const Tensor& host_tensor) {
+  auto tensor = try_upload(host_tensor);
+  BRISK_CHECK(tensor.ok(), tensor.ok() ? std::string() : tensor.error().message);
+  return std::move(tensor).value();
+}
+
+void CudaBackend::copy_to_device(float* dst, const float* host_src, size_t n) {
+  activate();
+  if (n == 0) return;
+  // Pageable source: the runtime stages it before returning, so host_src may be reused at once.
+  BRISK_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::copy_to_host(float* host_dst, const float* src, size_t n) {
+  activate();
+  if (n > 0)
+    BRISK_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+// ---- ops ----------------------------------------------------------------------------------------
+
+void CudaBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+                         float* y) {
+  activate();
+  matmul_->run(x, m, k, w, bias, y);
+}
+
+void CudaBackend::attention(const float* q, const float* k_cache, const float* v_cache, float* out,
+                            int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
+                            int64_t head_dim, float scale) {
+  activate();
+  cuda::attention(q, k_cache, v_cache, out,
+                  cuda::AttentionShape{rows, first_pos, n_heads, n_kv_heads, head_dim, scale},
+                  sm_count_, *attention_scratch_, stream_);
+}
+
+void CudaBackend::gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
+                              Accumulate accumulate) {
+  activate();
+  cuda::gather_rows(table, ids, n, out, accumulate == Accumulate::Yes, stream_);
+}
+
+void CudaBackend::copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride,
+                          int64_t rows, int64_t cols) {
+  activate();
+  cuda::copy_2d(src, src_stride, dst, dst_stride, rows, cols, stream_);
+}
+
+void CudaBackend::rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
+                           float* y) {
+  activate();
+  cuda::rms_norm(x, weight, rows, d, eps, y, stream_);
+}
+
+void CudaBackend::layer_norm(const float* x, const float* weight, const float* bias, int64_t rows,
+                             int64_t d, float eps, float* y) {
+  activate();
+  cuda::layer_norm(x, weight, bias, rows, d, eps, y, stream_);
+}
+
+void CudaBackend::rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads,
+                       int64_t head_dim, const float* cos_table, const float* sin_table) {
+  activate();
+  cuda::rope(x, first_pos, rows, n_heads, head_dim, cos_table, sin_table, stream_);
+}
+
+void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  activate();
+  cuda::silu_mul(gate, up, out, n, stream_);
+}
+
+void CudaBackend::gelu_tanh(float* x, int64_t n) {
+  activate();
+  cuda::gelu_tanh(x, n, stream_);
+}
+
+void CudaBackend::add(float* x, const float* y, int64_t n) {
+  activate();
+  cuda::add(x, y, n, stream_);
+}
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {
+  auto backend = CudaBackend::create(device);
+  if (!backend.ok()) return backend.error();
+  return std::unique_ptr<Backend>(std::move(backend).value());
+}
+
+}  // namespace brisk

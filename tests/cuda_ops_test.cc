@@ -1,0 +1,351 @@
+// Every CudaBackend op against the scalar reference (ops/reference.h) on random shapes, odd sizes
+// and misaligned pointers. Outputs are poisoned with NaN first, so an unwritten element fails.
+// Without a GPU every test skips (CI), except the check that the factory says why.
+// Each comparison prints "[cuda-err] <op> ... rel=<relative L2 error>" for scripts/gpu_check.sh.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backends/cuda/cuda_backend.h"
+#include "core/dtype.h"
+#include "ops/reference.h"
+
+namespace brisk {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+double relative_l2(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double d = double(got[i]) - double(want[i]);
+    num += d * d;
+    den += double(want[i]) * double(want[i]);
+  }
+  if (std::isnan(num)) return std::numeric_limits<double>::infinity();
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+double report(const std::string& what, const std::vector<float>& got, const std::vector<float>& want) {
+  const double err = relative_l2(got, want);
+  std::printf("[cuda-err] %s rel=%.3e\n", what.c_str(), err);
+  return err;
+}
+
+std::vector<float> random_vector(size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A host weight in one dtype, kept alive for the reference.
+struct HostWeight {
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  Tensor tensor;
+};
+
+HostWeight make_weight(DType dtype, int64_t n, int64_t k, std::mt19937& rng) {
+  HostWeight w;
+  w.f32 = random_vector(size_t(n * k), rng, 0.5f);
+  if (dtype == DType::F32) {
+    w.tensor = Tensor{w.f32.data(), DType::F32, {n, k}};
+  } else {
+    w.half.resize(w.f32.size());
+    for (size_t i = 0; i < w.f32.size(); ++i)
+      w.half[i] = dtype == DType::BF16 ? f32_to_bf16(w.f32[i]) : f32_to_f16(w.f32[i]);
+    w.tensor = Tensor{w.half.data(), dtype, {n, k}};
+  }
+  return w;
+}
+
+std::vector<float> round_to(DType dtype, const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    r[i] = dtype == DType::BF16 ? bf16_to_f32(f32_to_bf16(x[i]))
+         : dtype == DType::F16  ? f16_to_f32(f32_to_f16(x[i]))
+                                : x[i];
+  return r;
+}
+
+class CudaOps : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto backend = CudaBackend::create(0);
+    if (backend.ok())
+      backend_ = std::move(backend).value();
+    else
+      skip_reason_ = backend.error().message;
+  }
+  static void TearDownTestSuite() { backend_.reset(); }
+  void SetUp() override {
+    if (!backend_) GTEST_SKIP() << "no GPU: " << skip_reason_;
+  }
+
+  CudaBackend& be() { return *backend_; }
+  // A device buffer of n floats (+ `offset` leading floats, to misalign it) holding `host`.
+  Buffer device(const std::vector<float>& host, size_t offset = 0) {
+    Buffer b = be().allocate(host.size() + offset);
+    be().copy_to_device(b.data() + offset, host.data(), host.size());
+    return b;
+  }
+  Buffer poisoned(size_t n, size_t offset = 0) { return device(std::vector<float>(n, kNaN), offset); }
+  std::vector<float> host(const float* device_ptr, size_t n) {
+    std::vector<float> out(n);
+    be().copy_to_host(out.data(), device_ptr, n);
+    return out;
+  }
+
+  std::mt19937 rng_{1234};
+  static inline std::unique_ptr<CudaBackend> backend_;
+  static inline std::string skip_reason_;
+};
+
+// ---- factory and errors ---------------------------------------------------------------------
+
+TEST(CudaFactory, ExplainsMissingOrBadDevice) {
+  auto backend = make_cuda_backend(0);
+  if (!backend.ok()) {
+    EXPECT_EQ(backend.error().message.rfind("no CUDA device found (cudaGetDeviceCount: ", 0), 0u)
+        << backend.error().message;
+    return;
+  }
+  EXPECT_STREQ(backend.value()->name(), "cuda");
+  for (int bad : {-1, 9999}) {
+    auto out_of_range = make_cuda_backend(bad);
+    ASSERT_FALSE(out_of_range.ok());
+    EXPECT_NE(out_of_range.error().message.find("out of range"), std::string::npos)
+        << out_of_range.error().message;
+  }
+}
+
+TEST_F(CudaOps, OutOfMemoryIsAnErrorAndTheBackendStillWorks) {
+  auto huge = be().try_allocate(size_t(1) << 42);  // 16 TiB
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.error().message.find("out of memory"), std::string::npos) << huge.error().message;
+  std::printf("[cuda-msg] %s\n", huge.error().message.c_str());
+  std::vector<float> x = {1, 2, 3}, y = {10, 20, 30};
+  Buffer dx = device(x), dy = device(y);
+  be().add(dx.data(), dy.data(), 3);
+  EXPECT_EQ(host(dx.data(), 3), (std::vector<float>{11, 22, 33}));
+}
+
+TEST_F(CudaOps, AllocateZeroFills) {
+  Buffer b = be().allocate(1000);
+  for (float v : host(b.data(), 1000)) ASSERT_EQ(v, 0.0f);
+}
+
+// ---- matmul ----------------------------------------------------------------------------------
+
+struct MatmulCase {
+  int64_t m, n, k;
+};
+
+TEST_F(CudaOps, Matmul) {
+  const std::vector<MatmulCase> cases = {
+      {1, 64, 64},    {3, 64, 64},    {8, 77, 131},   {17, 77, 131},  {128, 320, 64},
+      {1, 1000, 1030}, {5, 256, 96},  {2, 33, 7},     {17, 1000, 1030}, {128, 256, 96},
+      {1, 300, 5000}, {8, 300, 5000}, {4, 130, 8200}, {9, 8, 8},      {64, 1, 17}};
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+    for (const auto& c : cases) {
+      for (bool with_bias : {false, true}) {
+        for (size_t misalign : {size_t(0), size_t(1)}) {
+          if (misalign && with_bias) continue;
+          HostWeight w = make_weight(dtype, c.n, c.k, rng_);
+          const Tensor dw = be().upload(w.tensor);
+          ASSERT_EQ(dw.device, Device::CUDA);
+          const std::vector<float> x = random_vector(size_t(c.m * c.k), rng_);
+          const std::vector<float> bias = random_vector(size_t(c.n), rng_);
+          Buffer dx = device(x, misalign), db = device(bias), dy = poisoned(size_t(c.m * c.n), misalign);
+          be().matmul(dx.data() + misalign, c.m, c.k, dw, with_bias ? db.data() : nullptr,
+                      dy.data() + misalign);
+          const std::vector<float> got = host(dy.data() + misalign, size_t(c.m * c.n));
+
+          // GEMV (m <= 8) keeps x in fp32; the GEMM path rounds x to the weight dtype first.
+          const bool rounded = dtype != DType::F32 && c.m > 8;
+          const std::vector<float> x_ref = rounded ? round_to(dtype, x) : x;
+          std::vector<float> want(size_t(c.m * c.n)), want_exact(size_t(c.m * c.n));
+          ref::matmul(x_ref.data(), c.m, c.k, w.tensor, with_bias ? bias.data() : nullptr, want.data());
+          ref::matmul(x.data(), c.m, c.k, w.tensor, with_bias ? bias.data() : nullptr,
+                      want_exact.data());
+          const std::string name = "matmul dtype=" + std::string(dtype_name(dtype)) +
+                                   " m=" + std::to_string(c.m) + " n=" + std::to_string(c.n) +
+                                   " k=" + std::to_string(c.k) + " bias=" + std::to_string(with_bias) +
+                                   " misalign=" + std::to_string(misalign);
+          // fp32 products are exact for 16-bit operands, so only the summation order differs.
+          EXPECT_LT(report(name, got, want), dtype == DType::F32 ? 1e-5 : 1e-4) << name;
+          EXPECT_LT(relative_l2(got, want_exact), 1e-2) << name;
+        }
+      }
+    }
+  }
+}
+
+// ---- attention -------------------------------------------------------------------------------
+
+struct AttentionCase {
+  int64_t rows, first_pos, n_heads, n_kv_heads, head_dim;
+};
+
+TEST_F(CudaOps, Attention) {
+  const std::vector<AttentionCase> cases = {
+      {1, 2999, 8, 2, 128},  // decode over a long context, GQA: split keys
+      {1, 0, 4, 4, 32},      // the first token: one key
+      {77, 50, 6, 2, 64},    // prefill chunk after a prefix, GQA 3
+      {77, 0, 4, 4, 32},     // prefill from scratch, MHA
+      {5, 1000, 4, 1, 16},   // MQA, small head
+      {3, 400, 4, 2, 80},    // head_dim padded up to 128
+      {2, 700, 2, 2, 256},   // the largest head_dim
+      {9, 33, 4, 2, 18},     // head_dim not a multiple of 4: scalar loads
+      {1, 129, 32, 8, 128},  // Llama-3-8B decode shape
+      {130, 0, 8, 8, 64},    // many query tiles
+  };
+  for (const auto& c : cases) {
+    const int64_t n_ctx = c.first_pos + c.rows, spare = 7;
+    const int64_t kv_row = c.n_kv_heads * c.head_dim, q_row = c.n_heads * c.head_dim;
+    const float scale = 1.0f / std::sqrt(float(c.head_dim));
+    std::vector<float> q = random_vector(size_t(c.rows * q_row), rng_);
+    std::vector<float> k = random_vector(size_t(n_ctx * kv_row), rng_);
+    std::vector<float> v = random_vector(size_t(n_ctx * kv_row), rng_);
+    std::vector<float> want(size_t(c.rows * q_row));
+    ref::attention(q.data(), k.data(), v.data(), want.data(), c.rows, c.first_pos, c.n_heads,
+                   c.n_kv_heads, c.head_dim, scale);
+    // Cache slots past the causal limit hold NaN: reading one poisons the output.
+    k.resize(size_t((n_ctx + spare) * kv_row), kNaN);
+    v.resize(size_t((n_ctx + spare) * kv_row), kNaN);
+    Buffer dq = device(q), dk = device(k), dv = device(v), dout = poisoned(want.size());
+    be().attention(dq.data(), dk.data(), dv.data(), dout.data(), c.rows, c.first_pos, c.n_heads,
+                   c.n_kv_heads, c.head_dim, scale);
+    const std::string name = "attention rows=" + std::to_string(c.rows) +
+                             " first_pos=" + std::to_string(c.first_pos) +
+                             " heads=" + std::to_string(c.n_heads) + "/" +
+                             std::to_string(c.n_kv_heads) + " hd=" + std::to_string(c.head_dim);
+    EXPECT_LT(report(name, host(dout.data(), want.size()), want), 1e-5) << name;
+  }
+}
+
+// ---- norms, rope, element-wise ---------------------------------------------------------------
+
+TEST_F(CudaOps, RmsNormAndLayerNorm) {
+  for (auto [rows, d] : {std::pair<int64_t, int64_t>{1, 4096}, {7, 64}, {33, 1000}, {3, 13}}) {
+    const std::vector<float> x = random_vector(size_t(rows * d), rng_, 3.0f);
+    const std::vector<float> w = random_vector(size_t(d), rng_), b = random_vector(size_t(d), rng_);
+    Buffer dx = device(x), dw = device(w), db = device(b);
+    const std::string shape = " rows=" + std::to_string(rows) + " d=" + std::to_string(d);
+
+    std::vector<float> want(x.size());
+    ref::rms_norm(x.data(), w.data(), rows, d, 1e-5f, want.data());
+    Buffer dy = poisoned(x.size());
+    be().rms_norm(dx.data(), dw.data(), rows, d, 1e-5f, dy.data());
+    EXPECT_LT(report("rms_norm" + shape, host(dy.data(), x.size()), want), 1e-6);
+
+    for (bool with_bias : {false, true}) {
+      ref::layer_norm(x.data(), w.data(), with_bias ? b.data() : nullptr, rows, d, 1e-5f, want.data());
+      Buffer dl = poisoned(x.size());
+      be().layer_norm(dx.data(), dw.data(), with_bias ? db.data() : nullptr, rows, d, 1e-5f, dl.data());
+      EXPECT_LT(report("layer_norm bias=" + std::to_string(with_bias) + shape,
+                       host(dl.data(), x.size()), want),
+                1e-6);
+    }
+  }
+}
+
+TEST_F(CudaOps, Rope) {
+  for (auto [rows, first_pos, heads, hd] : std::vector<std::array<int64_t, 4>>{
+           {1, 0, 4, 16}, {77, 50, 6, 64}, {5, 1000, 2, 128}, {3, 7, 3, 18}}) {
+    const int64_t n_pos = first_pos + rows + 3, half = hd / 2;
+    std::vector<float> cos_t(size_t(n_pos * half)), sin_t(size_t(n_pos * half));
+    for (int64_t p = 0; p < n_pos; ++p)
+      for (int64_t i = 0; i < half; ++i) {
+        const double angle = double(p) * std::pow(10000.0, -2.0 * double(i) / double(hd));
+        cos_t[size_t(p * half + i)] = float(std::cos(angle));
+        sin_t[size_t(p * half + i)] = float(std::sin(angle));
+      }
+    std::vector<float> x = random_vector(size_t(rows * heads * hd), rng_);
+    Buffer dx = device(x), dc = device(cos_t), ds = device(sin_t);
+    be().rope(dx.data(), first_pos, rows, heads, hd, dc.data(), ds.data());
+    ref::rope(x.data(), first_pos, rows, heads, hd, cos_t.data(), sin_t.data());
+    EXPECT_LT(report("rope rows=" + std::to_string(rows) + " first_pos=" + std::to_string(first_pos) +
+                         " hd=" + std::to_string(hd),
+                     host(dx.data(), x.size()), x),
+              1e-6);
+  }
+}
+
+TEST_F(CudaOps, ElementWise) {
+  for (int64_t n : {int64_t(1), int64_t(1000), int64_t(1) << 20, int64_t(12345)}) {
+    const std::string size = " n=" + std::to_string(n);
+    const std::vector<float> a = random_vector(size_t(n), rng_, 3.0f), b = random_vector(size_t(n), rng_);
+    Buffer da = device(a), db = device(b);
+
+    std::vector<float> want(a.size());
+    ref::silu_mul(a.data(), b.data(), want.data(), n);
+    Buffer dout = poisoned(a.size());
+    be().silu_mul(da.data(), db.data(), dout.data(), n);
+    EXPECT_LT(report("silu_mul" + size, host(dout.data(), a.size()), want), 1e-6);
+    be().silu_mul(da.data(), db.data(), da.data(), n);  // in place over gate, as the models do
+    EXPECT_LT(relative_l2(host(da.data(), a.size()), want), 1e-6);
+
+    Buffer dg = device(a);
+    want = a;
+    ref::gelu_tanh(want.data(), n);
+    be().gelu_tanh(dg.data(), n);
+    EXPECT_LT(report("gelu_tanh" + size, host(dg.data(), a.size()), want), 1e-6);
+
+    Buffer dx = device(a);
+    want = a;
+    ref::add(want.data(), b.data(), n);
+    be().add(dx.data(), db.data(), n);
+    EXPECT_LT(report("add" + size, host(dx.data(), a.size()), want), 1e-7);
+  }
+}
+
+TEST_F(CudaOps, GatherRows) {
+  const int64_t rows = 500, d = 70, n = 600;  // n > 512 ids: more than one launch
+  std::uniform_int_distribution<int32_t> pick(0, int32_t(rows - 1));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& id : ids) id = pick(rng_);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+    HostWeight table = make_weight(dtype, rows, d, rng_);
+    const Tensor dt = be().upload(table.tensor);
+    for (Accumulate acc : {Accumulate::No, Accumulate::Yes}) {
+      const std::vector<float> start = random_vector(size_t(n * d), rng_);
+      std::vector<float> want = acc == Accumulate::Yes ? start : std::vector<float>(start.size());
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t i = 0; i < d; ++i) {
+          const float v = load_as_f32(table.tensor.data, dtype, size_t(ids[size_t(r)] * d + i));
+          want[size_t(r * d + i)] = acc == Accumulate::Yes ? want[size_t(r * d + i)] + v : v;
+        }
+      Buffer dout = acc == Accumulate::Yes ? device(start) : poisoned(start.size());
+      be().gather_rows(dt, ids.data(), n, dout.data(), acc);
+      EXPECT_LT(report("gather_rows dtype=" + std::string(dtype_name(dtype)) +
+                           " accumulate=" + std::to_string(acc == Accumulate::Yes),
+                       host(dout.data(), start.size()), want),
+                1e-7);
+    }
+  }
+}
+
+TEST_F(CudaOps, Copy2d) {
+  const int64_t rows = 12, cols = 37, src_stride = 111, dst_stride = 40, src_offset = 5;
+  const std::vector<float> src = random_vector(size_t(rows * src_stride + src_offset), rng_);
+  const std::vector<float> dst0 = random_vector(size_t(rows * dst_stride), rng_);
+  std::vector<float> want = dst0;  // the columns past `cols` stay as they were
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      want[size_t(r * dst_stride + c)] = src[size_t(src_offset + r * src_stride + c)];
+  Buffer ds = device(src), dd = device(dst0);
+  be().copy_2d(ds.data() + src_offset, src_stride, dd.data(), dst_stride, rows, cols);
+  EXPECT_LT(report("copy_2d", host(dd.data(), want.size()), want), 1e-9);
+}
+
+}  // namespace
+}  // namespace brisk
