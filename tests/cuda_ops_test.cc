@@ -153,7 +153,8 @@ TEST_F(CudaOps, Matmul) {
   const std::vector<MatmulCase> cases = {
       {1, 64, 64},    {3, 64, 64},    {8, 77, 131},   {17, 77, 131},  {128, 320, 64},
       {1, 1000, 1030}, {5, 256, 96},  {2, 33, 7},     {17, 1000, 1030}, {128, 256, 96},
-      {1, 300, 5000}, {8, 300, 5000}, {4, 130, 8200}, {9, 8, 8},      {64, 1, 17}};
+      {1, 300, 5000}, {8, 300, 5000}, {4, 130, 8200}, {9, 8, 8},      {64, 1, 17},
+      {1, 1, 64},     {3, 5, 24},     {6, 2000, 256}, {1, 4096, 4096}};
   for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
     for (const auto& c : cases) {
       for (bool with_bias : {false, true}) {
@@ -207,6 +208,7 @@ TEST_F(CudaOps, Attention) {
       {9, 33, 4, 2, 18},     // head_dim not a multiple of 4: scalar loads
       {1, 129, 32, 8, 128},  // Llama-3-8B decode shape
       {130, 0, 8, 8, 64},    // many query tiles
+      {2, 300, 4, 2, 64},    // two decode rows in one narrow tile: different causal limits
   };
   for (const auto& c : cases) {
     const int64_t n_ctx = c.first_pos + c.rows, spare = 7;

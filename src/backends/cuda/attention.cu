@@ -7,12 +7,12 @@ namespace brisk::cuda {
 
 namespace {
 
-constexpr int kQueryTile = 16;   // query vectors per block (rows x heads of one KV head)
-constexpr int kKeyTile = 32;     // keys per shared-memory tile
-constexpr int kThreads = 128;    // 8 threads per query vector
-constexpr int kSub = kThreads / kQueryTile;
-constexpr int kKeysPerThread = kKeyTile / kSub;
-constexpr int64_t kMinSplitKeys = 128;  // below this a split costs more to merge than it saves
+// Query vectors per block (rows x heads of one KV head): 16 for prefill; 4 for decode, where a
+// row brings only `group` query vectors and a 16-wide tile would mostly compute on padding.
+constexpr int kWideTile = 16, kNarrowTile = 4;
+constexpr int kKeyTile = 32;   // keys per shared-memory tile
+constexpr int kThreads = 128;  // kThreads / tile threads per query vector
+constexpr int64_t kMinSplitKeys = 64;  // below this a split costs more to merge than it saves
 constexpr int64_t kMaxSplits = 128;
 
 struct Params {
@@ -30,19 +30,22 @@ struct Params {
   bool vec4;  // K/V rows can be read as float4
 };
 
-template <int HD>
+template <int HD, int QT>
 constexpr size_t smem_floats() {
-  // q [16][HD+1], k [32][HD+1], v [32][HD], p [16][33]; odd row strides keep banks apart.
-  return size_t(kQueryTile * (HD + 1) + kKeyTile * (HD + 1) + kKeyTile * HD +
-                kQueryTile * (kKeyTile + 1));
+  // q [QT][HD+1], k [32][HD+1], v [32][HD], p [QT][33]; odd row strides keep banks apart.
+  return size_t(QT * (HD + 1) + kKeyTile * (HD + 1) + kKeyTile * HD + QT * (kKeyTile + 1));
 }
 
-template <int HD>
+template <int HD, int QT>
 __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
+  constexpr int kQueryTile = QT;
+  constexpr int kSub = kThreads / QT;  // threads per query vector (consecutive lanes)
+  constexpr int kKeysPerThread = kKeyTile / kSub;
+  static_assert(kKeysPerThread >= 1 && HD % kSub == 0, "tile shape");
   extern __shared__ float smem[];
   float* qs = smem;
   float* ks = qs + kQueryTile * (HD + 1);
-  float* vs = ks + kKeyTile * (HD + 1);  // offset 48 * (HD + 1) floats: 16-byte aligned
+  float* vs = ks + kKeyTile * (HD + 1);  // offset (QT + 32) * (HD + 1) floats: 16-byte aligned
   float* ps = vs + kKeyTile * HD;
 
   const int kvh = int(blockIdx.x) / p.n_q_tiles;
@@ -75,7 +78,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   const int key_begin = split * p.split_keys;
   const int key_end = min(key_begin + p.split_keys, tile_last_key + 1);
 
-  constexpr int kOut = HD / kSub;  // output dims per thread: sub, sub + 8, ...
+  constexpr int kOut = HD / kSub;  // output dims per thread: sub, sub + kSub, ...
   float o[kOut];
 #pragma unroll
   for (int i = 0; i < kOut; ++i) o[i] = 0.0f;
@@ -84,21 +87,37 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   for (int kt = key_begin; kt < key_end; kt += kKeyTile) {
     __syncthreads();  // the previous tile is no longer read
     if (p.vec4) {
+      // Every load of a batch is issued before the first store: a load-store loop pays one
+      // memory round trip per iteration.
       constexpr int kVecs = HD / 4;
-      for (int i = tid; i < kKeyTile * kVecs; i += kThreads) {
-        const int kk = i / kVecs, d = (i % kVecs) * 4, key = kt + kk;
-        float4 kv = make_float4(0, 0, 0, 0), vv = make_float4(0, 0, 0, 0);
-        if (key < key_end && d < hd) {
-          const int64_t off = int64_t(key) * pos_stride + int64_t(kvh) * hd + d;
-          kv = *reinterpret_cast<const float4*>(p.k + off);
-          vv = *reinterpret_cast<const float4*>(p.v + off);
+      constexpr int kLoads = kKeyTile * kVecs / kThreads;  // float4s of K (and of V) per thread
+      constexpr int kBatch = kLoads < 8 ? kLoads : 8;
+      static_assert(kLoads % kBatch == 0, "tile shape");
+#pragma unroll
+      for (int b0 = 0; b0 < kLoads; b0 += kBatch) {
+        float4 kv[kBatch], vv[kBatch];
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+          const int i = tid + (b0 + u) * kThreads;
+          const int kk = i / kVecs, d = (i % kVecs) * 4, key = kt + kk;
+          kv[u] = vv[u] = make_float4(0, 0, 0, 0);
+          if (key < key_end && d < hd) {
+            const int64_t off = int64_t(key) * pos_stride + int64_t(kvh) * hd + d;
+            kv[u] = *reinterpret_cast<const float4*>(p.k + off);
+            vv[u] = *reinterpret_cast<const float4*>(p.v + off);
+          }
         }
-        float* kd = ks + kk * (HD + 1) + d;
-        kd[0] = kv.x;
-        kd[1] = kv.y;
-        kd[2] = kv.z;
-        kd[3] = kv.w;
-        *reinterpret_cast<float4*>(vs + kk * HD + d) = vv;
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+          const int i = tid + (b0 + u) * kThreads;
+          const int kk = i / kVecs, d = (i % kVecs) * 4;
+          float* kd = ks + kk * (HD + 1) + d;
+          kd[0] = kv[u].x;
+          kd[1] = kv[u].y;
+          kd[2] = kv[u].z;
+          kd[3] = kv[u].w;
+          *reinterpret_cast<float4*>(vs + kk * HD + d) = vv[u];
+        }
       }
     } else {
       for (int i = tid; i < kKeyTile * HD; i += kThreads) {
@@ -115,7 +134,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
     }
     __syncthreads();
 
-    // Scores of my query against keys sub, sub + 8, sub + 16, sub + 24 of the tile.
+    // Scores of my query against keys sub, sub + kSub, ... of the tile.
     float s[kKeysPerThread];
 #pragma unroll
     for (int c = 0; c < kKeysPerThread; ++c) s[c] = 0.0f;
@@ -134,7 +153,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
       s[c] = key <= my_last_key && key < key_end ? s[c] * p.scale : -INFINITY;
       tile_max = fmaxf(tile_max, s[c]);
     }
-    // The 8 threads of a query are 8 consecutive lanes.
+    // The kSub threads of a query are consecutive lanes of one warp.
 #pragma unroll
     for (int off = kSub / 2; off > 0; off /= 2)
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off));
@@ -217,14 +236,26 @@ __global__ void combine_kernel(const float* __restrict__ part_o, const float* __
   }
 }
 
-template <int HD>
+template <int HD, int QT>
 void launch_attention(const Params& p, const dim3& grid, cudaStream_t stream) {
-  const size_t smem = smem_floats<HD>() * sizeof(float);
+  const size_t smem = smem_floats<HD, QT>() * sizeof(float);
   if (smem > 48 * 1024)  // past the default limit a kernel must opt in
-    BRISK_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD>,
+    BRISK_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, QT>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  attention_kernel<HD><<<grid, kThreads, smem, stream>>>(p);
+  attention_kernel<HD, QT><<<grid, kThreads, smem, stream>>>(p);
   BRISK_CUDA_LAUNCH_CHECK();
+}
+
+template <int QT>
+void launch_for_head_dim(const Params& p, const dim3& grid, cudaStream_t stream) {
+  if (p.head_dim <= 32)
+    launch_attention<32, QT>(p, grid, stream);
+  else if (p.head_dim <= 64)
+    launch_attention<64, QT>(p, grid, stream);
+  else if (p.head_dim <= 128)
+    launch_attention<128, QT>(p, grid, stream);
+  else
+    launch_attention<256, QT>(p, grid, stream);
 }
 
 }  // namespace
@@ -253,7 +284,8 @@ void attention(const float* q, const float* k_cache, const float* v_cache, float
   p.head_dim = int(s.head_dim);
   p.group = int(s.n_heads / s.n_kv_heads);
   p.q_per_kv = p.rows * p.group;
-  p.n_q_tiles = int(ceil_div(p.q_per_kv, kQueryTile));
+  const int tile = p.q_per_kv <= kNarrowTile ? kNarrowTile : kWideTile;
+  p.n_q_tiles = int(ceil_div(p.q_per_kv, tile));
   p.scale = s.scale;
   p.vec4 = s.head_dim % 4 == 0 && alignment_of(k_cache) >= 16 && alignment_of(v_cache) >= 16;
 
@@ -261,8 +293,9 @@ void attention(const float* q, const float* k_cache, const float* v_cache, float
   const int64_t blocks = int64_t(p.n_q_tiles) * s.n_kv_heads;
   const int64_t n_keys = s.first_pos + s.rows;
   int64_t n_splits = 1;
-  if (blocks < 2 * int64_t(sm_count)) {
-    const int64_t wanted = ceil_div(2 * int64_t(sm_count), blocks);
+  // About four blocks per SM: one block's tile loads and math do not overlap, several do.
+  if (blocks < 4 * int64_t(sm_count)) {
+    const int64_t wanted = ceil_div(4 * int64_t(sm_count), blocks);
     n_splits = std::clamp<int64_t>(std::min(wanted, ceil_div(n_keys, kMinSplitKeys)), 1, kMaxSplits);
   }
   const int64_t split_keys = ceil_div(ceil_div(n_keys, n_splits), kKeyTile) * kKeyTile;
@@ -279,14 +312,10 @@ void attention(const float* q, const float* k_cache, const float* v_cache, float
   }
 
   const dim3 grid{unsigned(blocks), unsigned(n_splits)};
-  if (s.head_dim <= 32)
-    launch_attention<32>(p, grid, stream);
-  else if (s.head_dim <= 64)
-    launch_attention<64>(p, grid, stream);
-  else if (s.head_dim <= 128)
-    launch_attention<128>(p, grid, stream);
+  if (tile == kNarrowTile)
+    launch_for_head_dim<kNarrowTile>(p, grid, stream);
   else
-    launch_attention<256>(p, grid, stream);
+    launch_for_head_dim<kWideTile>(p, grid, stream);
 
   if (n_splits > 1) {
     combine_kernel<<<unsigned(total_q), 128, 0, stream>>>(p.part_o, p.part_ml, out, total_q,

@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <string>
 
 #include "backends/cuda/elementwise.cuh"
@@ -75,145 +76,237 @@ __device__ __forceinline__ uint4 load_streaming(const void* p) {
 }
 
 // ---- GEMV (m <= 8) ------------------------------------------------------------------------------
-// One warp per R weight rows; the block's 8 warps share x, staged through shared memory in chunks
-// (all m rows of it). Each lane keeps kUnroll*R 16-byte weight loads in flight before using them.
+// A persistent grid (as many blocks as fit on the GPU at once): block b owns the weight rows
+// b, b + G, b + 2G, ... (G = grid size), so every SM streams the same number of rows and none
+// idles while others finish. The block stages x (all m rows, fp32) through shared memory in
+// chunks; each warp takes R of the block's rows at a time and keeps R * U 16-byte weight loads in
+// flight before using them. Partial sums per chunk go to shared memory, so x is staged once per
+// chunk per block whatever the number of rows.
 
 constexpr int kGemvThreads = 256;
 constexpr int kGemvWarps = kGemvThreads / 32;
-constexpr int kGemvChunkFloats = 4096;  // 16 KB of x per chunk, split over the M rows
+constexpr int kGemvXFloats = 8192;    // x chunk, all M rows: 32 KB
+constexpr int kGemvAccFloats = 4096;  // partial sums [rows of the block][M]: 16 KB
+constexpr size_t kGemvSmemBytes = size_t(kGemvXFloats + kGemvAccFloats) * sizeof(float);
+
+template <int M>
+struct GemvShape {
+  static constexpr int R = M >= 8 ? 4 : M >= 2 ? 2 : 1;  // rows per warp: each x value reused R times
+  static constexpr int U = 8 / R;                        // loads in flight per lane: R * U = 8
+  static constexpr int CH = kGemvXFloats / M;            // x chunk per row: a multiple of 8
+};
+
+// FMAs of 16 bytes of unpacked weights (E values) with x[e0 .. e0 + E) from shared memory. For the
+// 2-byte types a lane reads 32 bytes of x; lanes whose bit 2 is set read the upper half first, so
+// the 8 lanes of each 128-bit shared-memory phase hit 8 distinct bank groups (no 2-way conflict).
+template <int E, int R>
+__device__ __forceinline__ void fma_x(const float* xp, int lane, const float (&wf)[R][E],
+                                      float (&acc)[R]) {
+  if constexpr (E == 8) {
+    const bool swap = (lane >> 2) & 1;
+    const float4 first = *reinterpret_cast<const float4*>(xp + (swap ? 4 : 0));
+    const float4 second = *reinterpret_cast<const float4*>(xp + (swap ? 0 : 4));
+    const float4 lo = swap ? second : first, hi = swap ? first : second;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      acc[r] = fmaf(wf[r][0], lo.x, acc[r]);
+      acc[r] = fmaf(wf[r][1], lo.y, acc[r]);
+      acc[r] = fmaf(wf[r][2], lo.z, acc[r]);
+      acc[r] = fmaf(wf[r][3], lo.w, acc[r]);
+      acc[r] = fmaf(wf[r][4], hi.x, acc[r]);
+      acc[r] = fmaf(wf[r][5], hi.y, acc[r]);
+      acc[r] = fmaf(wf[r][6], hi.z, acc[r]);
+      acc[r] = fmaf(wf[r][7], hi.w, acc[r]);
+    }
+  } else {
+    const float4 v = *reinterpret_cast<const float4*>(xp);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      acc[r] = fmaf(wf[r][0], v.x, acc[r]);
+      acc[r] = fmaf(wf[r][1], v.y, acc[r]);
+      acc[r] = fmaf(wf[r][2], v.z, acc[r]);
+      acc[r] = fmaf(wf[r][3], v.w, acc[r]);
+    }
+  }
+}
+
+// Copies x[0:M, c0:c0+len] into xs[M][CH] (rows past m as zeros), T = float4 when x rows are
+// 16-byte aligned. All of a thread's loads are issued before its first store: a load-store loop
+// would pay one L2 round trip per iteration, which cost ~6 us per call (measured).
+template <int M, class T>
+__device__ __forceinline__ void stage_x(const float* __restrict__ x, int m, int k, int c0, int len,
+                                        float* xs) {
+  constexpr int kWidth = sizeof(T) / sizeof(float);
+  constexpr int kBatch = 8;
+  constexpr int CH = GemvShape<M>::CH;
+  const int per_row = len / kWidth, total = M * per_row;
+  for (int base = int(threadIdx.x); base < total; base += kGemvThreads * kBatch) {
+    T v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = base + u * kGemvThreads;
+      const int mi = i / per_row, j = (i - mi * per_row) * kWidth;
+      v[u] = i < total && mi < m ? *reinterpret_cast<const T*>(x + int64_t(mi) * k + c0 + j) : T{};
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = base + u * kGemvThreads;
+      const int mi = i / per_row, j = (i - mi * per_row) * kWidth;
+      if (i < total) *reinterpret_cast<T*>(xs + mi * CH + j) = v[u];
+    }
+  }
+}
 
 template <class W, int M, bool kVector>
 __global__ void __launch_bounds__(kGemvThreads)
-    gemv_kernel(const float* __restrict__ x, int m, int k, const W* __restrict__ w, int64_t n,
-                const float* __restrict__ bias, float* __restrict__ y) {
-  constexpr int R = M >= 4 ? 2 : 1;  // rows per warp: more rows reuse each x value more
-  constexpr int kGemvUnroll = 4 / R;  // 16-byte weight loads in flight per lane: R * kGemvUnroll
+    gemv_kernel(const float* __restrict__ x, int m, int k, bool x_vec4, const W* __restrict__ w,
+                int64_t n, const float* __restrict__ bias, float* __restrict__ y) {
+  using S = GemvShape<M>;
+  constexpr int R = S::R, U = S::U, CH = S::CH;
   constexpr int E = 16 / int(sizeof(W));
-  constexpr int CH = kGemvChunkFloats / M;  // a multiple of 8, hence of E
-  __shared__ __align__(16) float xs[M * CH];
+  extern __shared__ __align__(16) float gemv_smem[];
+  float* xs = gemv_smem;                   // [M][CH]
+  float* acc_s = gemv_smem + kGemvXFloats;  // [rows_here][M]
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t row0 = (int64_t(blockIdx.x) * kGemvWarps + warp) * R;
-  float acc[R][M];
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int mi = 0; mi < M; ++mi) acc[r][mi] = 0.0f;
-  const W* wrow[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) wrow[r] = w + (row0 + r < n ? row0 + r : 0) * int64_t(k);
+  const int64_t grid = gridDim.x, b = blockIdx.x;
+  const int64_t rows_here = n > b ? (n - 1 - b) / grid + 1 : 0;  // rows b, b + G, ...
+  const int64_t groups = (rows_here + R - 1) / R;
 
   for (int c0 = 0; c0 < k; c0 += CH) {
     const int len = min(CH, k - c0);
     __syncthreads();  // the previous chunk is no longer read
-    for (int i = int(threadIdx.x); i < M * len; i += kGemvThreads) {
-      const int mi = i / len, j = i - mi * len;
-      xs[mi * CH + j] = mi < m ? x[int64_t(mi) * k + c0 + j] : 0.0f;
-    }
+    if (x_vec4)
+      stage_x<M, float4>(x, m, k, c0, len, xs);
+    else
+      stage_x<M, float>(x, m, k, c0, len, xs);
     __syncthreads();
-    if (row0 >= n) continue;  // idle warps still join the barriers above
 
-    if constexpr (kVector) {
-      const int nvec = len / E;
-      for (int v0 = 0; v0 < nvec; v0 += 32 * kGemvUnroll) {
-        uint4 buf[R][kGemvUnroll];
+    for (int64_t g = warp; g < groups; g += kGemvWarps) {
+      const W* wrow[R];
 #pragma unroll
-        for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
+        const int64_t j = g * R + r;
+        wrow[r] = w + (b + (j < rows_here ? j : 0) * grid) * int64_t(k) + c0;
+      }
+      float acc[M][R];
 #pragma unroll
-          for (int u = 0; u < kGemvUnroll; ++u) {
-            const int v = v0 + u * 32 + lane;
-            buf[r][u] = v < nvec ? load_streaming(wrow[r] + c0 + int64_t(v) * E)
-                                 : make_uint4(0, 0, 0, 0);
-          }
+      for (int mi = 0; mi < M; ++mi)
 #pragma unroll
-        for (int u = 0; u < kGemvUnroll; ++u) {
-          const int v = v0 + u * 32 + lane;
-          if (v >= nvec) break;
-          float wf[R][E];
+        for (int r = 0; r < R; ++r) acc[mi][r] = 0.0f;
+
+      if constexpr (kVector) {
+        const int nvec = len / E;
+        for (int v0 = 0; v0 < nvec; v0 += 32 * U) {
+          uint4 buf[U][R];
 #pragma unroll
-          for (int r = 0; r < R; ++r) unpack(buf[r][u], static_cast<const W*>(nullptr), wf[r]);
+          for (int u = 0; u < U; ++u)
 #pragma unroll
-          for (int mi = 0; mi < M; ++mi) {
-            const float* xp = xs + mi * CH + v * E;
-#pragma unroll
-            for (int e = 0; e < E; e += 4) {
-              const float4 xv = *reinterpret_cast<const float4*>(xp + e);
-#pragma unroll
-              for (int r = 0; r < R; ++r) {
-                acc[r][mi] = fmaf(wf[r][e], xv.x, acc[r][mi]);
-                acc[r][mi] = fmaf(wf[r][e + 1], xv.y, acc[r][mi]);
-                acc[r][mi] = fmaf(wf[r][e + 2], xv.z, acc[r][mi]);
-                acc[r][mi] = fmaf(wf[r][e + 3], xv.w, acc[r][mi]);
-              }
+            for (int r = 0; r < R; ++r) {
+              const int v = v0 + u * 32 + lane;
+              buf[u][r] = v < nvec ? load_streaming(wrow[r] + int64_t(v) * E) : make_uint4(0, 0, 0, 0);
             }
+#pragma unroll
+          for (int u = 0; u < U; ++u) {
+            const int v = v0 + u * 32 + lane;
+            if (v >= nvec) break;
+            float wf[R][E];
+#pragma unroll
+            for (int r = 0; r < R; ++r) unpack(buf[u][r], static_cast<const W*>(nullptr), wf[r]);
+#pragma unroll
+            for (int mi = 0; mi < M; ++mi) fma_x<E, R>(xs + mi * CH + v * E, lane, wf, acc[mi]);
           }
         }
-      }
-    } else {
-      // Any k and alignment: one element per lane per step (still coalesced across the warp).
-      for (int j0 = 0; j0 < len; j0 += 32 * kGemvUnroll) {
-        float buf[R][kGemvUnroll];
+      } else {
+        // Any k and alignment: one element per lane per step (still coalesced across the warp).
+        for (int j0 = 0; j0 < len; j0 += 32 * U) {
+          float buf[U][R];
 #pragma unroll
-        for (int r = 0; r < R; ++r)
+          for (int u = 0; u < U; ++u)
 #pragma unroll
-          for (int u = 0; u < kGemvUnroll; ++u) {
+            for (int r = 0; r < R; ++r) {
+              const int j = j0 + u * 32 + lane;
+              buf[u][r] = j < len ? to_f32(wrow[r][j]) : 0.0f;
+            }
+#pragma unroll
+          for (int u = 0; u < U; ++u) {
             const int j = j0 + u * 32 + lane;
-            buf[r][u] = j < len ? to_f32(wrow[r][c0 + j]) : 0.0f;
+            if (j >= len) break;
+#pragma unroll
+            for (int mi = 0; mi < M; ++mi)
+#pragma unroll
+              for (int r = 0; r < R; ++r) acc[mi][r] = fmaf(buf[u][r], xs[mi * CH + j], acc[mi][r]);
           }
-#pragma unroll
-        for (int u = 0; u < kGemvUnroll; ++u) {
-          const int j = j0 + u * 32 + lane;
-          if (j >= len) break;
-#pragma unroll
-          for (int mi = 0; mi < M; ++mi)
-#pragma unroll
-            for (int r = 0; r < R; ++r) acc[r][mi] = fmaf(buf[r][u], xs[mi * CH + j], acc[r][mi]);
         }
       }
+
+#pragma unroll
+      for (int mi = 0; mi < M; ++mi)
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          float s = acc[mi][r];
+#pragma unroll
+          for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+          const int64_t j = g * R + r;
+          if (lane == 0 && j < rows_here) {
+            float& slot = acc_s[j * M + mi];
+            slot = c0 == 0 ? s : slot + s;
+          }
+        }
     }
   }
 
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int mi = 0; mi < M; ++mi) {
-      float s = acc[r][mi];
-#pragma unroll
-      for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-      acc[r][mi] = s;
-    }
-  if (lane != 0) return;
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const int64_t row = row0 + r;
-    if (row >= n) continue;
-    const float b = bias ? bias[row] : 0.0f;
-#pragma unroll
-    for (int mi = 0; mi < M; ++mi)
-      if (mi < m) y[int64_t(mi) * n + row] = acc[r][mi] + b;
+  __syncthreads();
+  for (int64_t i = threadIdx.x; i < rows_here * m; i += kGemvThreads) {
+    const int64_t j = i / m, mi = i - j * m, row = b + j * grid;
+    y[mi * n + row] = acc_s[j * M + mi] + (bias ? bias[row] : 0.0f);
   }
+}
+
+template <class W, int M, bool kVector>
+int gemv_blocks_per_sm() {
+  // Resident blocks per SM for this instantiation (registers, 48 KB of shared memory); computed
+  // once. All GPUs of one process are assumed to be of one kind.
+  static const int blocks = [] {
+    int b = 0;
+    BRISK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &b, gemv_kernel<W, M, kVector>, kGemvThreads, kGemvSmemBytes));
+    return b > 0 ? b : 1;
+  }();
+  return blocks;
+}
+
+template <class W, int M, bool kVector>
+void launch_gemv_variant(const float* x, int m, int k, const W* w, int64_t n, const float* bias,
+                         float* y, int sm_count, cudaStream_t stream) {
+  constexpr int R = GemvShape<M>::R;
+  int64_t grid = int64_t(sm_count) * gemv_blocks_per_sm<W, M, kVector>();
+  grid = std::max(grid, ceil_div(n * M, kGemvAccFloats));  // partial sums must fit
+  grid = std::min(grid, ceil_div(n, R));                   // at least R rows per block
+  // float4 staging needs 16-byte x rows; chunks (CH) and hence every c0 are multiples of 4.
+  const bool x_vec4 = k % 4 == 0 && alignment_of(x) >= 16;
+  gemv_kernel<W, M, kVector><<<unsigned(grid), kGemvThreads, kGemvSmemBytes, stream>>>(
+      x, m, k, x_vec4, w, n, bias, y);
+  BRISK_CUDA_LAUNCH_CHECK();
 }
 
 template <class W, int M>
 void launch_gemv(const float* x, int m, int k, const W* w, int64_t n, const float* bias, float* y,
-                 cudaStream_t stream) {
-  constexpr int rows_per_block = kGemvWarps * (M >= 4 ? 2 : 1);
-  const unsigned blocks = unsigned(ceil_div(n, rows_per_block));
+                 int sm_count, cudaStream_t stream) {
   const bool vector = (int64_t(k) * int64_t(sizeof(W))) % 16 == 0 && alignment_of(w) >= 16;
   if (vector)
-    gemv_kernel<W, M, true><<<blocks, kGemvThreads, 0, stream>>>(x, m, k, w, n, bias, y);
+    launch_gemv_variant<W, M, true>(x, m, k, w, n, bias, y, sm_count, stream);
   else
-    gemv_kernel<W, M, false><<<blocks, kGemvThreads, 0, stream>>>(x, m, k, w, n, bias, y);
-  BRISK_CUDA_LAUNCH_CHECK();
+    launch_gemv_variant<W, M, false>(x, m, k, w, n, bias, y, sm_count, stream);
 }
 
 template <class W>
 void dispatch_gemv(const float* x, int m, int k, const W* w, int64_t n, const float* bias,
-                   float* y, cudaStream_t stream) {
-  if (m == 1) return launch_gemv<W, 1>(x, m, k, w, n, bias, y, stream);
-  if (m == 2) return launch_gemv<W, 2>(x, m, k, w, n, bias, y, stream);
-  if (m <= 4) return launch_gemv<W, 4>(x, m, k, w, n, bias, y, stream);
-  return launch_gemv<W, 8>(x, m, k, w, n, bias, y, stream);
+                   float* y, int sm_count, cudaStream_t stream) {
+  if (m == 1) return launch_gemv<W, 1>(x, m, k, w, n, bias, y, sm_count, stream);
+  if (m == 2) return launch_gemv<W, 2>(x, m, k, w, n, bias, y, sm_count, stream);
+  if (m <= 4) return launch_gemv<W, 4>(x, m, k, w, n, bias, y, sm_count, stream);
+  return launch_gemv<W, 8>(x, m, k, w, n, bias, y, sm_count, stream);
 }
 
 // ---- fallback GEMM (shapes cuBLASLt declines) ---------------------------------------------------
@@ -291,6 +384,9 @@ Result<std::unique_ptr<MatmulEngine>> MatmulEngine::create(cudaStream_t stream) 
                       cuda_error_text(err) + ")");
   }
   engine->workspace_bytes_ = kWorkspace;
+  int device = 0;
+  BRISK_CUDA_CHECK(cudaGetDevice(&device));
+  BRISK_CUDA_CHECK(cudaDeviceGetAttribute(&engine->sm_count_, cudaDevAttrMultiProcessorCount, device));
   return Result<std::unique_ptr<MatmulEngine>>(std::move(engine));
 }
 
@@ -394,11 +490,12 @@ void MatmulEngine::gemv(const float* x, int64_t m, int64_t k, const Tensor& w, c
   const int64_t n = w.dim(0);
   switch (w.dtype) {
     case DType::F32:
-      return dispatch_gemv(x, int(m), int(k), w.as<const float>(), n, bias, y, stream_);
+      return dispatch_gemv(x, int(m), int(k), w.as<const float>(), n, bias, y, sm_count_, stream_);
     case DType::BF16:
-      return dispatch_gemv(x, int(m), int(k), w.as<const __nv_bfloat16>(), n, bias, y, stream_);
+      return dispatch_gemv(x, int(m), int(k), w.as<const __nv_bfloat16>(), n, bias, y, sm_count_,
+                           stream_);
     default:
-      return dispatch_gemv(x, int(m), int(k), w.as<const __half>(), n, bias, y, stream_);
+      return dispatch_gemv(x, int(m), int(k), w.as<const __half>(), n, bias, y, sm_count_, stream_);
   }
 }
 

@@ -1,6 +1,6 @@
 // y[m, n] = x[m, k] w[n, k]^T (+ bias) on the GPU.
-//  - m <= 8: a hand-written GEMV that streams each weight row once with 16-byte loads (the
-//    decode case, bound by memory bandwidth); x stays fp32.
+//  - m <= 8: a hand-written GEMV that streams each weight row once with 16-byte loads over a
+//    persistent grid (the decode case, bound by memory bandwidth); x stays fp32.
 //  - m > 8: cuBLASLt. BF16/F16 weights: x is rounded to the weight dtype in a scratch buffer,
 //    products accumulate in fp32 and land in fp32 (+bias in the epilogue). F32 weights: plain
 //    fp32 (CUBLAS_COMPUTE_32F, no TF32), so results match an fp32 reference.
@@ -52,6 +52,7 @@ class MatmulEngine {
   static void destroy(Plan& p);
 
   cudaStream_t stream_;
+  int sm_count_ = 1;  // sizes the GEMV's persistent grid
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;

@@ -1,0 +1,240 @@
+// CUDA op throughput next to limits measured in the same run (GUIDE rule 10).
+//   cuda_op_bench [--json PATH] [--device N]
+// - Device-to-device copy of 1 GiB: the bandwidth ceiling (bytes read + bytes written).
+// - bf16 GEMV (m = 1, also m = 4 and 8) on Llama-3-8B shapes through CudaBackend::matmul, weight
+//   copies rotated so the 50 MB L2 never holds them: GB/s of weights (+x, y) vs the copy.
+// - bf16 GEMM through CudaBackend::matmul (x rounding + cuBLASLt) at m = 2048, vs the same path
+//   at 8192^3, the library's own peak on this device.
+// - Decode attention over a 4096-token fp32 cache (Llama-3-8B heads): GB/s of K/V vs the copy;
+//   prefill attention over 2048 rows: TFLOP/s (fp32 math).
+// Times are medians over batches of calls timed with CUDA events.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/cuda_backend.h"
+#include "core/dtype.h"
+
+namespace {
+
+using namespace brisk;
+
+#define BENCH_CUDA_CHECK(expr)                                                             \
+  do {                                                                                     \
+    const cudaError_t e_ = (expr);                                                         \
+    if (e_ != cudaSuccess) {                                                               \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                        \
+    }                                                                                      \
+  } while (0)
+
+// Median seconds per call of `fn(i)` (i counts calls), over `batches` batches of `per_batch`.
+template <class Fn>
+double median_seconds(cudaStream_t stream, int batches, int per_batch, Fn&& fn) {
+  cudaEvent_t start, stop;
+  BENCH_CUDA_CHECK(cudaEventCreate(&start));
+  BENCH_CUDA_CHECK(cudaEventCreate(&stop));
+  int call = 0;
+  for (int i = 0; i < 3; ++i) fn(call++);  // warm-up: module load, plans, clocks
+  BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::vector<double> times;
+  for (int b = 0; b < batches; ++b) {
+    BENCH_CUDA_CHECK(cudaEventRecord(start, stream));
+    for (int i = 0; i < per_batch; ++i) fn(call++);
+    BENCH_CUDA_CHECK(cudaEventRecord(stop, stream));
+    BENCH_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    BENCH_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    times.push_back(double(ms) * 1e-3 / per_batch);
+  }
+  BENCH_CUDA_CHECK(cudaEventDestroy(start));
+  BENCH_CUDA_CHECK(cudaEventDestroy(stop));
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// Random, non-zero bf16 values (zeros can run faster than real data).
+std::vector<uint16_t> random_bf16(size_t n, uint64_t seed) {
+  std::vector<uint16_t> v(n);
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& x : v) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    const float f = float(int32_t(s >> 40) - (1 << 23)) / float(1 << 23);  // [-1, 1)
+    x = f32_to_bf16(f == 0.0f ? 0.5f : f);
+  }
+  return v;
+}
+
+std::vector<float> random_f32(size_t n, uint64_t seed) {
+  std::vector<uint16_t> b = random_bf16(n, seed);
+  std::vector<float> f(n);
+  for (size_t i = 0; i < n; ++i) f[i] = bf16_to_f32(b[i]);
+  return f;
+}
+
+struct Row {
+  std::string kind;
+  int64_t m, n, k;
+  double us, rate, ratio;  // rate: GB/s or TFLOP/s; ratio: vs the copy or the GEMM peak
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json_path;
+  int device = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device = std::atoi(argv[++i]);
+  }
+  auto created = CudaBackend::create(device);
+  if (!created.ok()) {
+    std::fprintf(stderr, "cuda_op_bench: %s\n", created.error().message.c_str());
+    return 1;
+  }
+  CudaBackend& be = *created.value();
+  cudaStream_t stream = be.stream();
+  cudaDeviceProp prop{};
+  BENCH_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  std::vector<Row> rows;
+
+  // Copy ceiling: 1 GiB each way.
+  const size_t copy_floats = size_t(1) << 28;
+  double copy_gbps = 0;
+  {
+    Buffer a = be.allocate(copy_floats), b = be.allocate(copy_floats);
+    std::vector<float> fill = random_f32(1 << 20, 7);
+    for (size_t off = 0; off < copy_floats; off += fill.size())
+      be.copy_to_device(a.data() + off, fill.data(), fill.size());
+    const double s = median_seconds(stream, 15, 2, [&](int) {
+      BENCH_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), copy_floats * 4, cudaMemcpyDeviceToDevice, stream));
+    });
+    copy_gbps = 2.0 * copy_floats * 4 / s / 1e9;
+    rows.push_back({"d2d_copy_1GiB", 0, 0, 0, s * 1e6, copy_gbps, 1.0});
+  }
+
+  // GEMV on Llama-3-8B shapes (n, k).
+  const std::vector<std::pair<int64_t, int64_t>> gemv_shapes = {
+      {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+  for (auto [n, k] : gemv_shapes) {
+    const size_t bytes = size_t(n * k) * 2;
+    const size_t copies = std::max<size_t>(2, (size_t(200) << 20) / bytes + 1);
+    std::vector<uint16_t> host = random_bf16(size_t(n * k), uint64_t(n + k));
+    std::vector<Tensor> weights;
+    for (size_t c = 0; c < copies; ++c)
+      weights.push_back(be.upload(Tensor{host.data(), DType::BF16, {n, k}}));
+    host.clear();
+    host.shrink_to_fit();
+    std::vector<float> xh = random_f32(size_t(8 * k), 11);
+    Buffer x = be.allocate(size_t(8 * k)), y = be.allocate(size_t(8 * n));
+    be.copy_to_device(x.data(), xh.data(), xh.size());
+    for (int64_t m : {1, 4, 8}) {
+      const double s = median_seconds(stream, 25, 8, [&](int call) {
+        be.matmul(x.data(), m, k, weights[size_t(call) % copies], nullptr, y.data());
+      });
+      const double gbps = (double(bytes) + double(m * k + m * n) * 4) / s / 1e9;
+      rows.push_back({"gemv_bf16", m, n, k, s * 1e6, gbps, gbps / copy_gbps});
+    }
+    be.synchronize();
+    // The weights stay owned by the backend until it goes; free device memory for the next shape
+    // is plentiful (at most ~2.1 GB per shape).
+  }
+
+  // GEMM: m = 2048 on the same shapes, and the 8192^3 peak through the same path.
+  double peak_tflops = 0;
+  {
+    struct G { int64_t m, n, k; };
+    const std::vector<G> gemms = {{8192, 8192, 8192}, {2048, 4096, 4096}, {2048, 14336, 4096},
+                                  {2048, 4096, 14336}, {2048, 128256, 4096}};
+    for (const G& g : gemms) {
+      std::vector<uint16_t> host = random_bf16(size_t(g.n * g.k), uint64_t(g.m + g.n));
+      const Tensor w = be.upload(Tensor{host.data(), DType::BF16, {g.n, g.k}});
+      std::vector<float> xh = random_f32(size_t(g.m * g.k), 13);
+      Buffer x = be.allocate(size_t(g.m * g.k)), y = be.allocate(size_t(g.m * g.n));
+      be.copy_to_device(x.data(), xh.data(), xh.size());
+      const double s = median_seconds(stream, 10, 3, [&](int) {
+        be.matmul(x.data(), g.m, g.k, w, nullptr, y.data());
+      });
+      const double tflops = 2.0 * double(g.m) * double(g.n) * double(g.k) / s / 1e12;
+      if (g.m == 8192) peak_tflops = tflops;
+      rows.push_back({g.m == 8192 ? "gemm_bf16_peak" : "gemm_bf16", g.m, g.n, g.k, s * 1e6, tflops,
+                      tflops / peak_tflops});
+      be.synchronize();
+    }
+  }
+
+  // Decode attention: one row at position 4095, 32 query heads over 8 KV heads of 128.
+  {
+    const int64_t ctx = 4096, heads = 32, kv = 8, hd = 128;
+    const size_t cache = size_t(ctx * kv * hd);
+    std::vector<float> fill = random_f32(cache, 17);
+    Buffer k = be.allocate(cache), v = be.allocate(cache), q = be.allocate(size_t(heads * hd)),
+           out = be.allocate(size_t(heads * hd));
+    be.copy_to_device(k.data(), fill.data(), cache);
+    be.copy_to_device(v.data(), fill.data(), cache);
+    be.copy_to_device(q.data(), fill.data(), size_t(heads * hd));
+    const double s = median_seconds(stream, 25, 10, [&](int) {
+      be.attention(q.data(), k.data(), v.data(), out.data(), 1, ctx - 1, heads, kv, hd, 0.088f);
+    });
+    const double gbps = 2.0 * double(cache) * 4 / s / 1e9;
+    rows.push_back({"attention_decode_f32", 1, ctx, hd, s * 1e6, gbps, gbps / copy_gbps});
+  }
+
+  // Prefill attention: 2048 rows from position 0 (causal), same heads; fp32 math on CUDA cores,
+  // so its ratio (to the bf16 tensor-core GEMM peak) only says how far it is from that path.
+  {
+    const int64_t t = 2048, heads = 32, kv = 8, hd = 128;
+    std::vector<float> fill = random_f32(size_t(t * heads * hd), 19);
+    Buffer q = be.allocate(size_t(t * heads * hd)), out = be.allocate(size_t(t * heads * hd));
+    Buffer k = be.allocate(size_t(t * kv * hd)), v = be.allocate(size_t(t * kv * hd));
+    be.copy_to_device(q.data(), fill.data(), size_t(t * heads * hd));
+    be.copy_to_device(k.data(), fill.data(), size_t(t * kv * hd));
+    be.copy_to_device(v.data(), fill.data(), size_t(t * kv * hd));
+    const double s = median_seconds(stream, 10, 2, [&](int) {
+      be.attention(q.data(), k.data(), v.data(), out.data(), t, 0, heads, kv, hd, 0.088f);
+    });
+    // QK^T and PV over the causal half: 2 * 2 * heads * hd * t^2 / 2 FLOPs.
+    const double tflops = 2.0 * double(heads * hd) * double(t) * double(t) / s / 1e12;
+    rows.push_back({"attention_prefill_f32", t, t, hd, s * 1e6, tflops, tflops / peak_tflops});
+  }
+
+  std::printf("device: %s (%d SMs, %.0f MB L2)\n", prop.name, prop.multiProcessorCount,
+              prop.l2CacheSize / 1e6);
+  std::printf("%-22s %6s %7s %6s %10s %10s %7s\n", "op", "m", "n", "k", "us", "rate", "ratio");
+  for (const Row& r : rows) {
+    const bool flops = r.kind.rfind("gemm", 0) == 0 || r.kind == "attention_prefill_f32";
+    std::printf("%-22s %6lld %7lld %6lld %10.1f %7.1f %s %6.1f%%\n", r.kind.c_str(), (long long)r.m,
+                (long long)r.n, (long long)r.k, r.us, r.rate, flops ? "TF/s" : "GB/s",
+                100.0 * r.ratio);
+  }
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    int driver = 0, runtime = 0;
+    BENCH_CUDA_CHECK(cudaDriverGetVersion(&driver));
+    BENCH_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+    out << "{\n  \"bench\": \"bench/cuda_op_bench.cc\",\n  \"device\": \"" << prop.name
+        << "\",\n  \"cuda_driver_api\": " << driver << ",\n  \"cuda_runtime\": " << runtime
+        << ",\n  \"sm_count\": " << prop.multiProcessorCount
+        << ",\n  \"copy_GBps\": " << copy_gbps << ",\n  \"gemm_peak_TFLOPs\": " << peak_tflops
+        << ",\n  \"note\": \"gemv/attention ratio = GB/s / copy_GBps (read+write bytes of a 1 GiB "
+           "device copy); gemm ratio = TFLOP/s / the same path at 8192^3; attention_prefill_f32 ratio = its "
+           "fp32 CUDA-core TFLOP/s over that bf16 tensor-core peak\",\n  \"rows\": [\n";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      const bool flops = r.kind.rfind("gemm", 0) == 0 || r.kind == "attention_prefill_f32";
+      out << "    {\"op\": \"" << r.kind << "\", \"m\": " << r.m << ", \"n\": " << r.n
+          << ", \"k\": " << r.k << ", \"median_us\": " << r.us << ", \""
+          << (flops ? "TFLOPs" : "GBps") << "\": " << r.rate << ", \"ratio\": " << r.ratio << "}"
+          << (i + 1 < rows.size() ? "," : "") << "\n";
+    }
+    out << "  ]\n}\n";
+  }
+  return 0;
+}
