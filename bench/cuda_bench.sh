@@ -16,6 +16,8 @@ export OUT
 tail -12 "$OUT/gpu_check.txt"
 ninja -C "$ROOT/build-gpu" brisk cuda_op_bench >"$OUT/build-brisk.log" 2>&1 || { tail -20 "$OUT/build-brisk.log"; exit 1; }
 B="$ROOT/build-gpu/tools/brisk/brisk"
+# Shared libraries unpacked by gpu_check.sh from .debs/ on machines without the dev packages.
+[ -d /tmp/brisk-sysroot ] && export LD_LIBRARY_PATH=/tmp/brisk-sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 R="$OUT/raw"
 mkdir -p "$R"
 
@@ -35,7 +37,7 @@ for shape in llama3-8b qwen2.5-0.5b; do
   done
 done
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >"$R/gpu.txt"
-timeout 330 python3 "$ROOT/bench/peer_transformers.py" --model /tmp/synth-llama3-8b --prompt 16 --new 256 \
+LD_LIBRARY_PATH= timeout 330 python3 "$ROOT/bench/peer_transformers.py" --model /tmp/synth-llama3-8b --prompt 16 --new 256 \
   >"$R/peer.json" 2>"$R/peer.err"
 
 python3 - "$R" "$OUT/cuda-decode.json" <<'PY'
@@ -60,6 +62,7 @@ for shape in ["llama3-8b", "qwen2.5-0.5b"]:
                             "prefill_2048": load(f"ttft-{shape}-2048.json")}
 print(json.dumps(doc, indent=1)[:200])
 json.dump(doc, open(out, "w"), indent=1)
+os.system(f"tar czf {os.path.dirname(out)}/raw.tar.gz -C {raw} .")
 s = doc["shapes"]["llama3-8b"]
 print("llama3-8b bs1 decode tok/s:", s["bench"].get("decode_tok_s"), "weight bytes:", s["bench"].get("weight_bytes"))
 print("ttft ms:", s["ttft_ms"], "prefill GFLOP/s @2048:", s["prefill_2048"].get("prefill_gflops"))
