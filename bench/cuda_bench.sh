@@ -38,8 +38,9 @@ for shape in llama3-8b qwen2.5-0.5b; do
   done
 done
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >"$R/gpu.txt"
-LD_LIBRARY_PATH= timeout 270 python3 "$ROOT/bench/peer_transformers.py" --model /tmp/synth-llama3-8b --prompt 16 --new 256 \
-  >"$R/peer.json" 2>"$R/peer.err"
+LD_LIBRARY_PATH= timeout ${PEER_TIMEOUT:-270} python3 "$ROOT/bench/peer_transformers.py" --model /tmp/synth-llama3-8b --prompt 16 --new 256 \
+  >"$R/peer.jsonl" 2>"$R/peer.err"
+tail -n 1 "$R/peer.jsonl" >"$R/peer.json"
 
 python3 - "$R" "$OUT/cuda-decode.json" <<'PY'
 import glob, json, os, sys
