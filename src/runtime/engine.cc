@@ -40,6 +40,15 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   return std::unique_ptr<Engine>(new Engine(std::move(backend), std::move(model), std::move(tokenizer)));
 }
 
+Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {
+  const int64_t vocab = model_->config().vocab_size;
+  for (int32_t id : ids)
+    if (id < 0 || id >= vocab)
+      return make_error("the tokenizer produced id " + std::to_string(id) + " beyond the model's vocab_size " +
+                        std::to_string(vocab) + " (tokenizer and model do not match)");
+  return ok_status();
+}
+
 const float* Engine::prefill(const std::vector<int32_t>& tokens) {
   BRISK_CHECK(!tokens.empty() && int64_t(tokens.size()) <= context(), "prefill: bad length");
   const int64_t n = int64_t(tokens.size()), chunk = model_->max_rows();
@@ -64,10 +73,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
     return make_error("the prompt has " + std::to_string(prompt.size()) +
                       " tokens, which fills the context of " + std::to_string(context()));
   if (request.max_new_tokens < 0) return make_error("the number of new tokens must be >= 0");
-  for (int32_t id : prompt)
-    if (id >= model_->config().vocab_size)
-      return make_error("the tokenizer produced id " + std::to_string(id) + " beyond the model's vocab_size " +
-                        std::to_string(model_->config().vocab_size));
+  BRISK_TRY(check_token_ids(prompt));
 
   GenerateResult result;
   result.prompt_tokens = int64_t(prompt.size());

@@ -51,6 +51,9 @@ class Engine {
   Backend& backend() { return *backend_; }
   int64_t context() const { return cache_.capacity(); }
 
+  // Every id must index the model's embedding table (a tokenizer from another model may not).
+  Status check_token_ids(const std::vector<int32_t>& ids) const;
+
   // Runs tokens through the model at positions 0.. in chunks of max_rows; returns the last
   // row's logits (vocab floats, valid until the next call).
   const float* prefill(const std::vector<int32_t>& tokens);

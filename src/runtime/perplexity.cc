@@ -19,6 +19,7 @@ Result<PerplexityResult> perplexity(Engine& engine, const std::vector<int32_t>& 
                       std::to_string(ctx));
   Model& model = engine.model();
   const int64_t vocab = model.config().vocab_size;
+  BRISK_TRY(engine.check_token_ids(tokens));
   const int64_t chunk = model.max_rows();
   KvCache cache = model.make_cache(ctx);
   std::vector<float> logits(size_t(chunk * vocab));
