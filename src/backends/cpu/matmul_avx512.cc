@@ -51,22 +51,12 @@ struct F16Weights {
   static __m512 madd(__m512 acc, XV x, WV w) { return _mm512_fmadd_ps(x, w, acc); }
 };
 
-// Exact bf16: weights widened to fp32 (a 16-bit shift) once per vector, fp32 activations and
-// FMAs, so results equal an fp32 reference on the same weights.
-struct Bf16WidenWeights {
-  using X = float;
-  using W = uint16_t;
-  using XV = __m512;
-  using WV = __m512;
-  using Mask = __mmask16;
-  static constexpr int kStep = 16;
-  static Mask tail_mask(int64_t n) { return Mask((1u << n) - 1); }
-  static XV load_x(const X* p) { return _mm512_loadu_ps(p); }
-  static XV load_x(const X* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+// Exact bf16: as F16 (fp32 activations and FMAs), but weights are widened by a 16-bit shift, so
+// results equal an fp32 reference on the same weights.
+struct Bf16WidenWeights : F16Weights {
   static WV widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
   static WV load_w(const W* p) { return widen(_mm256_loadu_si256((const __m256i*)p)); }
   static WV load_w(const W* p, Mask m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
-  static __m512 madd(__m512 acc, XV x, WV w) { return _mm512_fmadd_ps(x, w, acc); }
 };
 
 // x arrives already rounded to bf16; each vdpbf16ps does 32 multiply-adds into 16 fp32 lanes.
