@@ -35,18 +35,4 @@ struct Tensor {
 
 std::string shape_string(const std::vector<int64_t>& shape);  // "[384, 1024]"
 
-// An owning fp32 buffer for activations and scratch; allocated once, reused every step.
-class FloatBuffer {
- public:
-  FloatBuffer() = default;
-  explicit FloatBuffer(size_t n) : data_(n) {}
-  void resize(size_t n) { data_.resize(n); }
-  float* data() { return data_.data(); }
-  const float* data() const { return data_.data(); }
-  size_t size() const { return data_.size(); }
-
- private:
-  std::vector<float> data_;
-};
-
 }  // namespace brisk

@@ -97,20 +97,24 @@ int64_t Model::max_context() const {
   return ctx;
 }
 
-uint64_t Model::weight_bytes_per_token() {
-  uint64_t bytes = 0;
-  bool head_counted = false;
+Model::TokenCost Model::cost_per_token() {
+  TokenCost cost;
+  bool head_seen = false;
   visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
     if (slot.empty() || spec.kind == TensorKind::Vector) return;
-    if (spec.kind == TensorKind::Embedding) {
-      bytes += slot.nbytes() / uint64_t(slot.shape[0]);
-    } else {
-      bytes += slot.nbytes();
-      head_counted |= slot.data == output_head().data;
+    if (spec.kind == TensorKind::Embedding) {  // one row gathered per token
+      cost.weight_bytes += slot.nbytes() / uint64_t(slot.shape[0]);
+      return;
     }
+    cost.weight_bytes += slot.nbytes();
+    cost.multiply_adds += uint64_t(slot.numel());
+    head_seen |= slot.data == output_head().data;
   });
-  if (!head_counted) bytes += output_head().nbytes();  // a tied embedding table read in full
-  return bytes;
+  if (!head_seen) {  // a tied embedding table doubles as the head and is then read in full
+    cost.weight_bytes += output_head().nbytes();
+    cost.multiply_adds += uint64_t(output_head().numel());
+  }
+  return cost;
 }
 
 uint64_t Model::parameter_count() {

@@ -66,8 +66,13 @@ class Model {
   }
   // The largest context this model supports (position table / sliding window).
   int64_t max_context() const;
-  // Bytes of weights read to decode one token (every matrix once; embeddings: one row).
-  uint64_t weight_bytes_per_token();
+  // What one token costs in the matrix products: weight bytes read (every matrix once, the
+  // head once even when tied, one embedding row) and multiply-adds.
+  struct TokenCost {
+    uint64_t weight_bytes = 0;
+    uint64_t multiply_adds = 0;
+  };
+  TokenCost cost_per_token();
   uint64_t parameter_count();
 
  protected:

@@ -57,18 +57,9 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
   }
   r.prefill_tok_s_median = median(r.prefill_tok_s);
   r.decode_tok_s_median = median(r.decode_tok_s);
-  r.weight_bytes = model.weight_bytes_per_token();
-  model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
-    if (!slot.empty() && (spec.kind == TensorKind::Matrix || spec.kind == TensorKind::TransposedMatrix))
-      r.matmul_flops_per_token += 2 * uint64_t(slot.numel());
-  });
-  if (model.config().tie_word_embeddings && model.output_head().data != nullptr) {
-    bool head_is_matrix = false;
-    model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
-      head_is_matrix |= spec.kind == TensorKind::Matrix && slot.data == model.output_head().data;
-    });
-    if (!head_is_matrix) r.matmul_flops_per_token += 2 * uint64_t(model.output_head().numel());
-  }
+  const Model::TokenCost cost = model.cost_per_token();
+  r.weight_bytes = cost.weight_bytes;
+  r.matmul_flops_per_token = 2 * cost.multiply_adds;
   r.peak_rss_bytes = peak_rss_bytes();
   auto* cpu = dynamic_cast<CpuBackend*>(&engine.backend());
   if (o.measure_limits && cpu) {  // the CPU's limits; a GPU's are measured by bench/ scripts

@@ -50,6 +50,7 @@ class Engine {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
   int64_t context() const { return cache_.capacity(); }
+  KvCache& cache() { return cache_; }  // the one sequence's keys and values
 
   // Every id must index the model's embedding table (a tokenizer from another model may not).
   Status check_token_ids(const std::vector<int32_t>& ids) const;

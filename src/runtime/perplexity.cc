@@ -21,7 +21,7 @@ Result<PerplexityResult> perplexity(Engine& engine, const std::vector<int32_t>& 
   const int64_t vocab = model.config().vocab_size;
   BRISK_TRY(engine.check_token_ids(tokens));
   const int64_t chunk = model.max_rows();
-  KvCache cache = model.make_cache(ctx);
+  KvCache& cache = engine.cache();  // each window overwrites positions 0..ctx-1
   std::vector<float> logits(size_t(chunk * vocab));
   const auto t0 = std::chrono::steady_clock::now();
 
