@@ -110,8 +110,8 @@ class Evaluator {
     bind_targets(*frames_.back(), node.targets, value);
   }
 
-  // A loop's frame lives for the whole loop: a `set` in one iteration is seen by the next and
-  // vanishes afterwards.
+  // Each iteration runs in a fresh frame, as in jinja2: a `set` in the body is seen neither by
+  // the next iteration nor after the loop (namespace() attributes are, being shared objects).
   void exec_for(const Node& node, std::string& out) {
     const ValueList all = eval(*node.expr).iterate();
     frames_.push_back(std::make_shared<ValueDict>());
@@ -135,6 +135,7 @@ class Evaluator {
     for (int64_t i = 0; i < length; ++i) {
       step();
       *index = i;
+      frames_.back() = std::make_shared<ValueDict>();
       ValueDict& frame = *frames_.back();
       bind_targets(frame, node.targets, items[static_cast<size_t>(i)]);
       frame.set("loop", loop_object(items, i, cycle));
@@ -229,7 +230,7 @@ class Evaluator {
       case Expr::Kind::kTuple: {
         ValueList items;
         for (const auto& child : e.children) items.push_back(eval(*child));
-        return Value(std::move(items));
+        return e.kind == Expr::Kind::kTuple ? Value::tuple(std::move(items)) : Value(std::move(items));
       }
       case Expr::Kind::kDict: {
         ValueDict dict;

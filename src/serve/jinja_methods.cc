@@ -163,7 +163,7 @@ Value dict_method(const ValueDict& dict, const std::string& name, const CallArgs
   }
   ValueList out;
   for (const auto& [key, value] : dict.items) {
-    if (name == "items") out.emplace_back(ValueList{Value(key), value});
+    if (name == "items") out.push_back(Value::tuple({Value(key), value}));
     else if (name == "keys") out.emplace_back(key);
     else out.push_back(value);
   }

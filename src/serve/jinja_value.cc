@@ -1,5 +1,6 @@
 #include "serve/jinja_value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -50,6 +51,12 @@ Value::Value(double f) : kind_(Kind::kFloat), f_(f) {}
 Value::Value(std::string s) : kind_(Kind::kString), s_(std::move(s)) {}
 Value::Value(ValueList list) : kind_(Kind::kList), list_(std::make_shared<ValueList>(std::move(list))) {}
 Value::Value(ValueDict dict) : kind_(Kind::kDict), dict_(std::make_shared<ValueDict>(std::move(dict))) {}
+
+Value Value::tuple(ValueList items) {
+  Value v(std::move(items));
+  v.tuple_ = true;
+  return v;
+}
 
 Value Value::make_namespace(ValueDict attributes) {
   Value v(std::move(attributes));
@@ -258,8 +265,9 @@ std::string Value::to_string() const {
     case Kind::kFloat: return python_float_repr(f_);
     case Kind::kString: return s_;
     case Kind::kList: {
-      std::string out = "[";
+      std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
+      if (tuple_) return out + (list_->size() == 1 ? ",)" : ")");
       return out + "]";
     }
     case Kind::kDict: {

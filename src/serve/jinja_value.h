@@ -60,6 +60,7 @@ class Value {
   Value(const char* s) : Value(std::string(s)) {}  // NOLINT
   Value(ValueList list);  // NOLINT
   Value(ValueDict dict);  // NOLINT
+  static Value tuple(ValueList items);  // a list that prints as (a, b), as Python's tuples do
   static Value make_namespace(ValueDict attributes);
   static Value function(NativeFunction fn);
 
@@ -69,7 +70,7 @@ class Value {
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_number() const { return kind_ == Kind::kBool || kind_ == Kind::kInt || kind_ == Kind::kFloat; }
   bool is_integer() const { return kind_ == Kind::kBool || kind_ == Kind::kInt; }
-  bool is_list() const { return kind_ == Kind::kList; }
+  bool is_list() const { return kind_ == Kind::kList; }  // lists and tuples
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_mapping() const { return kind_ == Kind::kDict || kind_ == Kind::kNamespace; }
 
@@ -97,6 +98,7 @@ class Value {
  private:
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
+  bool tuple_ = false;
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;  // string contents, or the name of an undefined variable
