@@ -16,7 +16,8 @@ std::string describe(const jinja::TemplateError& e) {
 }
 
 jinja::Value strftime_now(const jinja::CallArgs& args, std::optional<std::time_t> now) {
-  const std::string& format = jinja::expect_string(jinja::argument(args, 0, "format"), "strftime_now() format");
+  const std::string& format =
+      jinja::expect_string(jinja::argument(args, 0, "format"), "strftime_now() format");
   const std::time_t t = now.value_or(std::time(nullptr));
   std::tm local{};
   localtime_r(&t, &local);
@@ -31,7 +32,8 @@ Result<std::string> template_from_config(const Json& config, const std::string& 
   const auto it = config.find("chat_template");
   if (it == config.end() || it->is_null()) return make_error("");
   if (it->is_string()) return it->get<std::string>();
-  if (!it->is_array()) return make_error(where + ": chat_template: expected a string or a list of {name, template}");
+  if (!it->is_array())
+    return make_error(where + ": chat_template: expected a string or a list of {name, template}");
   for (const Json& entry : *it) {
     if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
         entry["template"].is_string()) {
@@ -79,7 +81,8 @@ Result<ChatTemplate> ChatTemplate::from_tokenizer_config(const std::filesystem::
   } else {
     where = config_path.string();
     if (!std::filesystem::exists(config_path)) {
-      return make_error(model_dir.string() + ": the model has no chat_template in tokenizer_config.json (no such file)");
+      return make_error(model_dir.string() +
+                        ": the model has no chat_template in tokenizer_config.json (no such file)");
     }
     BRISK_ASSIGN(config, read_json_file(config_path));
     if (!config.is_object()) return make_error(where + ": expected a JSON object");
@@ -95,7 +98,8 @@ Result<ChatTemplate> ChatTemplate::from_tokenizer_config(const std::filesystem::
   return parsed;
 }
 
-Result<std::string> ChatTemplate::apply(const std::vector<ChatMessage>& messages, GenerationPrompt prompt) const {
+Result<std::string> ChatTemplate::apply(const std::vector<ChatMessage>& messages,
+                                        GenerationPrompt prompt) const {
   nlohmann::ordered_json json = nlohmann::ordered_json::array();
   for (const ChatMessage& m : messages) json.push_back({{"role", m.role}, {"content", m.content}});
   return apply_json(json, prompt);
@@ -111,7 +115,8 @@ Result<std::string> ChatTemplate::apply_json(const nlohmann::ordered_json& messa
                                              jinja::TemplateError::Origin::kRaisedByTemplate);
                 }));
     const std::optional<std::time_t> now = inputs.now;
-    globals.set("strftime_now", jinja::Value::function([now](const jinja::CallArgs& args) { return strftime_now(args, now); }));
+    globals.set("strftime_now", jinja::Value::function(
+                                    [now](const jinja::CallArgs& args) { return strftime_now(args, now); }));
     if (bos_token_) globals.set("bos_token", jinja::Value(*bos_token_));
     if (eos_token_) globals.set("eos_token", jinja::Value(*eos_token_));
     globals.set("messages", jinja::value_from_json(messages));

@@ -30,7 +30,7 @@ enum class GenerationPrompt { kOmit, kAppend };
 
 // What the OpenAI request adds beyond the messages.
 struct ChatTemplateInputs {
-  nlohmann::ordered_json tools = nullptr;  // a list of tool schemas, or null
+  nlohmann::ordered_json tools = nullptr;                               // a list of tool schemas, or null
   nlohmann::ordered_json variables = nlohmann::ordered_json::object();  // extra template variables
   std::optional<std::time_t> now;  // strftime_now()'s clock; nullopt: the current local time
 };

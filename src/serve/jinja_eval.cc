@@ -38,7 +38,8 @@ class Evaluator {
 
  private:
   void step() {
-    if (++steps_ > limits_.max_steps) throw TemplateError("template exceeded its step budget (endless loop?)");
+    if (++steps_ > limits_.max_steps)
+      throw TemplateError("template exceeded its step budget (endless loop?)");
   }
 
   Value lookup(const std::string& name) const {
@@ -53,7 +54,8 @@ class Evaluator {
     for (const auto& node : nodes) {
       const Flow flow = at_line(node->line, [&] { return exec(*node, out); });
       if (flow != Flow::kNormal) return flow;
-      if (out.size() > limits_.max_output_bytes) throw TemplateError("template output exceeds its size limit", node->line);
+      if (out.size() > limits_.max_output_bytes)
+        throw TemplateError("template output exceeds its size limit", node->line);
     }
     return Flow::kNormal;
   }
@@ -61,25 +63,38 @@ class Evaluator {
   Flow exec(const Node& node, std::string& out) {
     step();
     switch (node.kind) {
-      case Node::Kind::kText: out += node.text; return Flow::kNormal;
-      case Node::Kind::kOutput: out += eval(*node.expr).to_string(); return Flow::kNormal;
+      case Node::Kind::kText:
+        out += node.text;
+        return Flow::kNormal;
+      case Node::Kind::kOutput:
+        out += eval(*node.expr).to_string();
+        return Flow::kNormal;
       case Node::Kind::kIf:
         for (const auto& [condition, body] : node.branches) {
           if (eval(*condition).truthy()) return exec_all(body, out);
         }
         return exec_all(node.else_body, out);
-      case Node::Kind::kFor: exec_for(node, out); return Flow::kNormal;
-      case Node::Kind::kSet: exec_set(node, eval(*node.expr)); return Flow::kNormal;
+      case Node::Kind::kFor:
+        exec_for(node, out);
+        return Flow::kNormal;
+      case Node::Kind::kSet:
+        exec_set(node, eval(*node.expr));
+        return Flow::kNormal;
       case Node::Kind::kSetBlock: {
         std::string captured;
         exec_all(node.body, captured);
         exec_set(node, Value(std::move(captured)));
         return Flow::kNormal;
       }
-      case Node::Kind::kMacro: define_macro(node); return Flow::kNormal;
-      case Node::Kind::kBreak: return Flow::kBreak;
-      case Node::Kind::kContinue: return Flow::kContinue;
-      case Node::Kind::kScope: return exec_all(node.body, out);
+      case Node::Kind::kMacro:
+        define_macro(node);
+        return Flow::kNormal;
+      case Node::Kind::kBreak:
+        return Flow::kBreak;
+      case Node::Kind::kContinue:
+        return Flow::kContinue;
+      case Node::Kind::kScope:
+        return exec_all(node.body, out);
     }
     return Flow::kNormal;
   }
@@ -159,8 +174,10 @@ class Evaluator {
     add("length", Value(length));
     add("depth", Value(int64_t{1}));
     add("depth0", Value(int64_t{0}));
-    add("previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item"));
-    add("nextitem", i + 1 < length ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item"));
+    add("previtem",
+        i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item"));
+    add("nextitem",
+        i + 1 < length ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item"));
     add("cycle", cycle);
     return Value(std::move(loop));
   }
@@ -170,36 +187,42 @@ class Evaluator {
   void define_macro(const Node& node) {
     const Frames closure = frames_;
     const Node* macro = &node;
-    frames_.back()->set(node.name, Value::function([this, closure, macro](const CallArgs& args) {
-      if (args.positional.size() > macro->params.size()) {
-        throw TemplateError("macro '" + macro->name + "' takes " + std::to_string(macro->params.size()) + " arguments");
-      }
-      auto locals = std::make_shared<ValueDict>();
-      for (size_t p = 0; p < macro->params.size(); ++p) {
-        const auto& [name, default_value] = macro->params[p];
-        if (p < args.positional.size()) locals->set(name, args.positional[p]);
-        else if (const Value* kw = args.keyword_arg(name)) locals->set(name, *kw);
-        else locals->set(name, default_value ? eval(*default_value) : Value::undefined("parameter '" + name + "' was not given"));
-      }
-      if (++call_depth_ > limits_.max_call_depth) {
-        --call_depth_;
-        throw TemplateError("macro calls nested too deeply (recursion?)");
-      }
-      Frames saved = std::move(frames_);
-      frames_ = closure;
-      frames_.push_back(locals);
-      std::string out;
-      try {
-        exec_all(macro->body, out);
-      } catch (...) {
-        frames_ = std::move(saved);
-        --call_depth_;
-        throw;
-      }
-      frames_ = std::move(saved);
-      --call_depth_;
-      return Value(std::move(out));
-    }));
+    frames_.back()->set(
+        node.name, Value::function([this, closure, macro](const CallArgs& args) {
+          if (args.positional.size() > macro->params.size()) {
+            throw TemplateError("macro '" + macro->name + "' takes " + std::to_string(macro->params.size()) +
+                                " arguments");
+          }
+          auto locals = std::make_shared<ValueDict>();
+          for (size_t p = 0; p < macro->params.size(); ++p) {
+            const auto& [name, default_value] = macro->params[p];
+            if (p < args.positional.size())
+              locals->set(name, args.positional[p]);
+            else if (const Value* kw = args.keyword_arg(name))
+              locals->set(name, *kw);
+            else
+              locals->set(name, default_value ? eval(*default_value)
+                                              : Value::undefined("parameter '" + name + "' was not given"));
+          }
+          if (++call_depth_ > limits_.max_call_depth) {
+            --call_depth_;
+            throw TemplateError("macro calls nested too deeply (recursion?)");
+          }
+          Frames saved = std::move(frames_);
+          frames_ = closure;
+          frames_.push_back(locals);
+          std::string out;
+          try {
+            exec_all(macro->body, out);
+          } catch (...) {
+            frames_ = std::move(saved);
+            --call_depth_;
+            throw;
+          }
+          frames_ = std::move(saved);
+          --call_depth_;
+          return Value(std::move(out));
+        }));
   }
 
   // ---- expressions ----
@@ -209,7 +232,8 @@ class Evaluator {
 
   CallArgs eval_args(const Expr& e, size_t first_positional) {
     CallArgs args;
-    for (size_t i = first_positional; i < e.children.size(); ++i) args.positional.push_back(eval(*e.children[i]));
+    for (size_t i = first_positional; i < e.children.size(); ++i)
+      args.positional.push_back(eval(*e.children[i]));
     for (const auto& [name, value] : e.keywords) args.keyword.emplace_back(name, eval(*value));
     return args;
   }
@@ -224,8 +248,10 @@ class Evaluator {
   Value eval_here(const Expr& e) {
     step();
     switch (e.kind) {
-      case Expr::Kind::kLiteral: return e.literal;
-      case Expr::Kind::kName: return lookup(e.name);
+      case Expr::Kind::kLiteral:
+        return e.literal;
+      case Expr::Kind::kName:
+        return lookup(e.name);
       case Expr::Kind::kList:
       case Expr::Kind::kTuple: {
         ValueList items;
@@ -240,15 +266,18 @@ class Evaluator {
         }
         return Value(std::move(dict));
       }
-      case Expr::Kind::kAttribute: return get_attribute(eval(*e.children[0]), e.name);
-      case Expr::Kind::kSubscript: return get_item(eval(*e.children[0]), eval(*e.children[1]));
+      case Expr::Kind::kAttribute:
+        return get_attribute(eval(*e.children[0]), e.name);
+      case Expr::Kind::kSubscript:
+        return get_item(eval(*e.children[0]), eval(*e.children[1]));
       case Expr::Kind::kSlice: {
         const Value sequence = eval(*e.children[0]);
         const auto start = slice_bound(e.children[1]);
         const auto stop = slice_bound(e.children[2]);
         return slice(sequence, start, stop, slice_bound(e.children[3]));
       }
-      case Expr::Kind::kCall: return eval_call(e);
+      case Expr::Kind::kCall:
+        return eval_call(e);
       case Expr::Kind::kFilter: {
         const Value input = eval(*e.children[0]);
         return apply_filter(e.name, input, eval_args(e, 1));
@@ -261,7 +290,8 @@ class Evaluator {
         const Value operand = eval(*e.children[0]);
         if (e.name == "not") return Value(!operand.truthy());
         if (e.name == "-") return unary_minus(operand);
-        if (!operand.is_number()) throw TemplateError("bad operand type for unary +: '" + operand.type_name() + "'");
+        if (!operand.is_number())
+          throw TemplateError("bad operand type for unary +: '" + operand.type_name() + "'");
         return operand;
       }
       case Expr::Kind::kBinary: {
@@ -271,10 +301,12 @@ class Evaluator {
         if (e.name == "or") return left.truthy() ? left : eval(*e.children[1]);
         return binary_operation(e.name, left, eval(*e.children[1]));
       }
-      case Expr::Kind::kCompare: return Value(eval_compare(e));
+      case Expr::Kind::kCompare:
+        return Value(eval_compare(e));
       case Expr::Kind::kConditional:
         if (eval(*e.children[0]).truthy()) return eval(*e.children[1]);
-        return e.children[2] ? eval(*e.children[2]) : Value::undefined("the conditional expression has no else");
+        return e.children[2] ? eval(*e.children[2])
+                             : Value::undefined("the conditional expression has no else");
     }
     return Value();
   }
@@ -285,14 +317,22 @@ class Evaluator {
       Value right = eval(*e.children[i + 1]);
       const std::string& op = e.ops[i];
       bool holds;
-      if (op == "==") holds = values_equal(left, right);
-      else if (op == "!=") holds = !values_equal(left, right);
-      else if (op == "<") holds = value_less(left, right);
-      else if (op == ">") holds = value_less(right, left);
-      else if (op == "<=") holds = !value_less(right, left);
-      else if (op == ">=") holds = !value_less(left, right);
-      else if (op == "in") holds = contains(right, left);
-      else holds = !contains(right, left);  // not in
+      if (op == "==")
+        holds = values_equal(left, right);
+      else if (op == "!=")
+        holds = !values_equal(left, right);
+      else if (op == "<")
+        holds = value_less(left, right);
+      else if (op == ">")
+        holds = value_less(right, left);
+      else if (op == "<=")
+        holds = !value_less(right, left);
+      else if (op == ">=")
+        holds = !value_less(left, right);
+      else if (op == "in")
+        holds = contains(right, left);
+      else
+        holds = !contains(right, left);  // not in
       if (!holds) return false;
       left = std::move(right);
     }
@@ -311,7 +351,8 @@ class Evaluator {
     }
     if (function.kind() != Value::Kind::kFunction) {
       if (function.is_undefined()) {
-        throw TemplateError(function.undefined_name().empty() ? "calling an undefined value" : function.undefined_name());
+        throw TemplateError(function.undefined_name().empty() ? "calling an undefined value"
+                                                              : function.undefined_name());
       }
       throw TemplateError("'" + function.type_name() + "' object is not callable");
     }

@@ -1,7 +1,7 @@
 // Renders a parsed template. Scoping follows jinja2: each loop iteration and each macro call
 // gets its own frame (a `set` inside a loop is gone at the next iteration and after the loop,
-// which is why templates use namespace()); `if` does not. Undefined names render as "" and are falsy; reading an attribute of one is an error,
-// as with jinja2's default Undefined.
+// which is why templates use namespace()); `if` does not. Undefined names render as "" and are
+// falsy; reading an attribute of one is an error, as with jinja2's default Undefined.
 #pragma once
 
 #include <cstdint>

@@ -67,12 +67,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -95,7 +106,9 @@ Value select_items(const Value& input, const CallArgs& args, bool by_attribute, 
   const CallArgs test_args = rest_of(args, test_position + 1);
   for (const Value& item : input.iterate()) {
     const Value subject = by_attribute ? get_attribute(item, attribute) : item;
-    const bool passed = test.is_undefined() ? subject.truthy() : apply_test(expect_string(test, "test name"), subject, test_args);
+    const bool passed = test.is_undefined()
+                            ? subject.truthy()
+                            : apply_test(expect_string(test, "test name"), subject, test_args);
     if (passed == keep) out.push_back(item);
   }
   return Value(std::move(out));
@@ -120,16 +133,23 @@ Value map_items(const Value& input, const CallArgs& args) {
 Value sorted(const Value& input, const CallArgs& args) {
   ValueList items = input.iterate();
   const Value& attribute = argument(args, 2, "attribute");
-  auto key = [&](const Value& v) { return attribute.is_undefined() ? v : get_attribute(v, expect_string(attribute, "sort attribute")); };
-  std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) { return value_less(key(a), key(b)); });
+  auto key = [&](const Value& v) {
+    return attribute.is_undefined() ? v : get_attribute(v, expect_string(attribute, "sort attribute"));
+  };
+  std::stable_sort(items.begin(), items.end(),
+                   [&](const Value& a, const Value& b) { return value_less(key(a), key(b)); });
   if (argument(args, 0, "reverse").truthy()) std::reverse(items.begin(), items.end());
   return Value(std::move(items));
 }
 
 Value indent(const Value& input, const CallArgs& args) {
   const Value& width_arg = argument(args, 0, "width");
-  const std::string pad = width_arg.is_string() ? width_arg.as_string()
-                                                : std::string(static_cast<size_t>(std::clamp<int64_t>(width_arg.is_undefined() ? 4 : expect_int(width_arg, "indent width"), 0, 1024)), ' ');
+  const std::string pad =
+      width_arg.is_string()
+          ? width_arg.as_string()
+          : std::string(static_cast<size_t>(std::clamp<int64_t>(
+                            width_arg.is_undefined() ? 4 : expect_int(width_arg, "indent width"), 0, 1024)),
+                        ' ');
   const bool first = argument(args, 1, "first").truthy(), blank = argument(args, 2, "blank").truthy();
   const std::vector<std::string> lines = python_split(input.to_string(), std::string("\n"), -1);
   std::string out;
@@ -156,8 +176,9 @@ Value extreme(const Value& input, bool want_max) {
 Value apply_filter(const std::string& name, const Value& input, const CallArgs& args) {
   if (name == "trim") {
     const Value& chars = argument(args, 0, "chars");
-    return Value(python_strip(input.to_string(), chars.is_string() ? std::optional<std::string>(chars.as_string()) : std::nullopt,
-                              StripSide::kBoth));
+    return Value(python_strip(
+        input.to_string(), chars.is_string() ? std::optional<std::string>(chars.as_string()) : std::nullopt,
+        StripSide::kBoth));
   }
   if (name == "upper") return Value(ascii_upper(input.to_string()));
   if (name == "lower") return Value(ascii_lower(input.to_string()));
@@ -178,11 +199,13 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
   if (name == "tojson") {
     const Value& indent_arg = argument(args, 0, "indent");
     std::optional<int> indent;
-    if (!indent_arg.is_undefined() && !indent_arg.is_none()) indent = static_cast<int>(std::clamp<int64_t>(expect_int(indent_arg, "tojson indent"), 0, 64));
+    if (!indent_arg.is_undefined() && !indent_arg.is_none())
+      indent = static_cast<int>(std::clamp<int64_t>(expect_int(indent_arg, "tojson indent"), 0, 64));
     return Value(to_python_json(input, indent));
   }
   if (name == "default" || name == "d") {
-    const bool use_default = input.is_undefined() || (argument(args, 1, "boolean").truthy() && !input.truthy());
+    const bool use_default =
+        input.is_undefined() || (argument(args, 1, "boolean").truthy() && !input.truthy());
     if (!use_default) return input;
     const Value& fallback = argument(args, 0, "default_value");
     return fallback.is_undefined() ? Value("") : fallback;
@@ -199,7 +222,9 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
     bool first = true;
     for (const Value& item : input.iterate()) {
       if (!first) out += separator.to_string();
-      out += (attribute.is_undefined() ? item : get_attribute(item, expect_string(attribute, "join attribute"))).to_string();
+      out +=
+          (attribute.is_undefined() ? item : get_attribute(item, expect_string(attribute, "join attribute")))
+              .to_string();
       first = false;
       if (out.size() > kMaxStringBytes) throw TemplateError("join: result too long");
     }
@@ -207,8 +232,9 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
   }
   if (name == "replace") {
     const Value& count = argument(args, 2, "count");
-    return Value(python_replace(input.to_string(), argument(args, 0, "old").to_string(), argument(args, 1, "new").to_string(),
-                                count.is_undefined() || count.is_none() ? -1 : expect_int(count, "replace count")));
+    return Value(python_replace(
+        input.to_string(), argument(args, 0, "old").to_string(), argument(args, 1, "new").to_string(),
+        count.is_undefined() || count.is_none() ? -1 : expect_int(count, "replace count")));
   }
   if (name == "items") {
     if (input.is_undefined()) return Value(ValueList{});
@@ -217,7 +243,8 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
     return call_method(input, "items", none);
   }
   if (name == "select" || name == "reject") return select_items(input, args, false, name == "select");
-  if (name == "selectattr" || name == "rejectattr") return select_items(input, args, true, name == "selectattr");
+  if (name == "selectattr" || name == "rejectattr")
+    return select_items(input, args, true, name == "selectattr");
   if (name == "map") return map_items(input, args);
   if (name == "reverse") {
     if (input.is_string()) {
@@ -233,7 +260,8 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
   if (name == "unique") {
     ValueList out;
     for (const Value& item : input.iterate()) {
-      if (std::none_of(out.begin(), out.end(), [&](const Value& seen) { return values_equal(seen, item); })) out.push_back(item);
+      if (std::none_of(out.begin(), out.end(), [&](const Value& seen) { return values_equal(seen, item); }))
+        out.push_back(item);
     }
     return Value(std::move(out));
   }
@@ -242,12 +270,14 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
     Value total(int64_t{0});
     for (const Value& item : input.iterate()) {
       if (!item.is_number()) throw TemplateError("sum: unsupported item type '" + item.type_name() + "'");
-      total = total.is_integer() && item.is_integer() ? Value(total.as_int() + item.as_int()) : Value(total.as_double() + item.as_double());
+      total = total.is_integer() && item.is_integer() ? Value(total.as_int() + item.as_int())
+                                                      : Value(total.as_double() + item.as_double());
     }
     return total;
   }
   if (name == "indent") return indent(input, args);
-  if (name == "wordcount") return Value(static_cast<int64_t>(python_split(input.to_string(), std::nullopt, -1).size()));
+  if (name == "wordcount")
+    return Value(static_cast<int64_t>(python_split(input.to_string(), std::nullopt, -1).size()));
   throw TemplateError("unknown filter '" + name + "'");
 }
 
@@ -266,7 +296,8 @@ bool apply_test(const std::string& name, const Value& input, const CallArgs& arg
   if (name == "string") return input.is_string();
   if (name == "mapping") return input.is_dict();
   // jinja2 asks Python whether iter()/len() work: Undefined supports both.
-  if (name == "iterable" || name == "sequence") return input.is_string() || input.is_list() || input.is_mapping() || input.is_undefined();
+  if (name == "iterable" || name == "sequence")
+    return input.is_string() || input.is_list() || input.is_mapping() || input.is_undefined();
   if (name == "callable") return kind == Value::Kind::kFunction;
   if (name == "odd" || name == "even") {
     const int64_t v = expect_int(input, "the value of an '" + name + "' test");
@@ -286,7 +317,8 @@ bool apply_test(const std::string& name, const Value& input, const CallArgs& arg
   if (name == "in") return contains(other, input);
   if (name == "sameas") {
     if (input.kind() != other.kind()) return false;
-    return kind == Value::Kind::kNone || kind == Value::Kind::kUndefined || (kind == Value::Kind::kBool && input.as_bool() == other.as_bool()) ||
+    return kind == Value::Kind::kNone || kind == Value::Kind::kUndefined ||
+           (kind == Value::Kind::kBool && input.as_bool() == other.as_bool()) ||
            (kind == Value::Kind::kInt && input.as_int() == other.as_int());
   }
   if (name == "lower") return input.is_string() && ascii_lower(input.as_string()) == input.as_string();

@@ -49,17 +49,38 @@ std::string decode_string_literal(std::string_view body, int line) {
     }
     const char c = body[++i];
     switch (c) {
-      case '\n': break;  // a backslash-newline continues the line
-      case '\\': out += '\\'; break;
-      case '\'': out += '\''; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\a'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'v': out += '\v'; break;
+      case '\n':
+        break;  // a backslash-newline continues the line
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'v':
+        out += '\v';
+        break;
       case 'x':
       case 'u':
       case 'U': {
@@ -183,13 +204,15 @@ class Lexer {
         ++pos_;
       }
       if (pos_ >= src_.size()) {
-        throw TemplateError(std::string("unterminated '") + (is_block ? "{%" : "{{") + "' tag: missing '" + close + "'",
-                            tag_line);
+        throw TemplateError(
+            std::string("unterminated '") + (is_block ? "{%" : "{{") + "' tag: missing '" + close + "'",
+            tag_line);
       }
       if (depth == 0) {
         const std::string_view rest = std::string_view(src_).substr(pos_);
         char control = '\0';
-        if ((rest.size() >= 3 && (rest[0] == '-' || (is_block && rest[0] == '+'))) && rest.substr(1, 2) == close) {
+        if ((rest.size() >= 3 && (rest[0] == '-' || (is_block && rest[0] == '+'))) &&
+            rest.substr(1, 2) == close) {
           control = rest[0];
         }
         if (control || rest.substr(0, 2) == close) {
@@ -234,7 +257,9 @@ class Lexer {
   void lex_number() {
     const size_t start = pos_;
     auto digits = [&] {
-      while (pos_ < src_.size() && (is_digit(src_[pos_]) || (src_[pos_] == '_' && pos_ + 1 < src_.size() && is_digit(src_[pos_ + 1])))) ++pos_;
+      while (pos_ < src_.size() && (is_digit(src_[pos_]) || (src_[pos_] == '_' && pos_ + 1 < src_.size() &&
+                                                             is_digit(src_[pos_ + 1]))))
+        ++pos_;
     };
     digits();
     bool is_float = false;

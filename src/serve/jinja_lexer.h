@@ -12,11 +12,11 @@
 namespace brisk::jinja {
 
 enum class TokenType {
-  kText,  // literal template text (after whitespace control)
+  kText,           // literal template text (after whitespace control)
   kVariableBegin,  // {{
-  kVariableEnd,  // }}
-  kBlockBegin,  // {%
-  kBlockEnd,  // %}
+  kVariableEnd,    // }}
+  kBlockBegin,     // {%
+  kBlockEnd,       // %}
   kName,
   kString,  // text holds the decoded value
   kInteger,

@@ -26,8 +26,9 @@ int64_t expect_int(const Value& value, const std::string& what) {
 
 Value get_attribute(const Value& object, const std::string& name) {
   if (object.is_undefined()) {
-    throw TemplateError(object.undefined_name().empty() ? "cannot read attribute '" + name + "' of an undefined value"
-                                                         : object.undefined_name());
+    throw TemplateError(object.undefined_name().empty()
+                            ? "cannot read attribute '" + name + "' of an undefined value"
+                            : object.undefined_name());
   }
   if (object.is_mapping()) {
     if (const Value* v = object.as_dict().find(name)) return *v;
@@ -37,7 +38,8 @@ Value get_attribute(const Value& object, const std::string& name) {
 
 Value get_item(const Value& object, const Value& key) {
   if (object.is_undefined()) {
-    throw TemplateError(object.undefined_name().empty() ? "cannot index an undefined value" : object.undefined_name());
+    throw TemplateError(object.undefined_name().empty() ? "cannot index an undefined value"
+                                                        : object.undefined_name());
   }
   if (key.is_integer() && (object.is_list() || object.is_string())) {
     int64_t index = key.as_int();
@@ -59,7 +61,8 @@ Value get_item(const Value& object, const Value& key) {
 
 bool contains(const Value& haystack, const Value& needle) {
   switch (haystack.kind()) {
-    case Value::Kind::kUndefined: return false;
+    case Value::Kind::kUndefined:
+      return false;
     case Value::Kind::kString:
       return haystack.as_string().find(expect_string(needle, "the left operand of 'in <string>'")) !=
              std::string::npos;
@@ -67,19 +70,21 @@ bool contains(const Value& haystack, const Value& needle) {
       return std::any_of(haystack.as_list().begin(), haystack.as_list().end(),
                          [&](const Value& item) { return values_equal(item, needle); });
     case Value::Kind::kDict:
-    case Value::Kind::kNamespace: return needle.is_string() && haystack.as_dict().find(needle.as_string()) != nullptr;
-    default: throw TemplateError("argument of type '" + haystack.type_name() + "' is not iterable");
+    case Value::Kind::kNamespace:
+      return needle.is_string() && haystack.as_dict().find(needle.as_string()) != nullptr;
+    default:
+      throw TemplateError("argument of type '" + haystack.type_name() + "' is not iterable");
   }
 }
 
 namespace {
 
-const char* const kStringMethods[] = {"strip", "lstrip", "rstrip", "split", "startswith", "endswith", "upper",
-                                      "lower", "replace", "title", "capitalize", "find", "count", "join",
-                                      "isdigit", "isalpha", "isspace"};
+const char* const kStringMethods[] = {"strip", "lstrip", "rstrip",  "split",   "startswith", "endswith",
+                                      "upper", "lower",  "replace", "title",   "capitalize", "find",
+                                      "count", "join",   "isdigit", "isalpha", "isspace"};
 const char* const kDictMethods[] = {"get", "items", "keys", "values"};
-const char* const kMutatingMethods[] = {"append", "extend", "insert", "pop", "remove", "clear", "update",
-                                        "setdefault", "sort", "reverse", "popitem"};
+const char* const kMutatingMethods[] = {"append", "extend",     "insert", "pop",     "remove", "clear",
+                                        "update", "setdefault", "sort",   "reverse", "popitem"};
 
 template <size_t N>
 bool listed(const char* const (&names)[N], const std::string& name) {
@@ -95,7 +100,8 @@ std::optional<std::string> optional_string(const Value& v, const std::string& wh
 bool matches_affix(const std::string& s, const Value& affixes, bool at_start) {
   auto one = [&](const Value& affix) {
     const std::string& a = expect_string(affix, "startswith/endswith argument");
-    return s.size() >= a.size() && (at_start ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0);
+    return s.size() >= a.size() &&
+           (at_start ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0);
   };
   if (affixes.is_list()) return std::any_of(affixes.as_list().begin(), affixes.as_list().end(), one);
   return one(affixes);
@@ -104,7 +110,9 @@ bool matches_affix(const std::string& s, const Value& affixes, bool at_start) {
 Value string_method(const std::string& s, const std::string& name, const CallArgs& args) {
   const std::string where = "str." + name + "()";
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
-    const StripSide side = name == "strip" ? StripSide::kBoth : name == "lstrip" ? StripSide::kLeft : StripSide::kRight;
+    const StripSide side = name == "strip"    ? StripSide::kBoth
+                           : name == "lstrip" ? StripSide::kLeft
+                                              : StripSide::kRight;
     return Value(python_strip(s, optional_string(argument(args, 0, "chars"), where), side));
   }
   if (name == "split") {
@@ -116,14 +124,16 @@ Value string_method(const std::string& s, const std::string& name, const CallArg
     }
     return Value(std::move(parts));
   }
-  if (name == "startswith" || name == "endswith") return Value(matches_affix(s, argument(args, 0, "prefix"), name == "startswith"));
+  if (name == "startswith" || name == "endswith")
+    return Value(matches_affix(s, argument(args, 0, "prefix"), name == "startswith"));
   if (name == "upper") return Value(ascii_upper(s));
   if (name == "lower") return Value(ascii_lower(s));
   if (name == "title") return Value(python_title(s));
   if (name == "capitalize") return Value(python_capitalize(s));
   if (name == "replace") {
     const Value& count = argument(args, 2, "count");
-    return Value(python_replace(s, expect_string(argument(args, 0, "old"), where), expect_string(argument(args, 1, "new"), where),
+    return Value(python_replace(s, expect_string(argument(args, 0, "old"), where),
+                                expect_string(argument(args, 1, "new"), where),
                                 count.is_undefined() ? -1 : expect_int(count, where + " count")));
   }
   if (name == "find") {
@@ -163,9 +173,12 @@ Value dict_method(const ValueDict& dict, const std::string& name, const CallArgs
   }
   ValueList out;
   for (const auto& [key, value] : dict.items) {
-    if (name == "items") out.push_back(Value::tuple({Value(key), value}));
-    else if (name == "keys") out.emplace_back(key);
-    else out.push_back(value);
+    if (name == "items")
+      out.push_back(Value::tuple({Value(key), value}));
+    else if (name == "keys")
+      out.emplace_back(key);
+    else
+      out.push_back(value);
   }
   return Value(std::move(out));
 }
@@ -202,7 +215,8 @@ ValueDict standard_globals() {
                 if (step == 0) throw TemplateError("range() step must not be zero");
                 ValueList out;
                 for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-                  if (static_cast<int64_t>(out.size()) >= kMaxSequenceLength) throw TemplateError("range() too long");
+                  if (static_cast<int64_t>(out.size()) >= kMaxSequenceLength)
+                    throw TemplateError("range() too long");
                   out.emplace_back(i);
                 }
                 return Value(std::move(out));
@@ -210,7 +224,8 @@ ValueDict standard_globals() {
   auto keywords_to_dict = [](const CallArgs& args, const char* what) {
     ValueDict dict;
     for (const Value& positional : args.positional) {
-      if (!positional.is_dict()) throw TemplateError(std::string(what) + "() takes keyword arguments or a dict");
+      if (!positional.is_dict())
+        throw TemplateError(std::string(what) + "() takes keyword arguments or a dict");
       for (const auto& [k, v] : positional.as_dict().items) dict.set(k, v);
     }
     for (const auto& [k, v] : args.keyword) dict.set(k, v);

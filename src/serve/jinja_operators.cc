@@ -9,11 +9,13 @@ namespace brisk::jinja {
 namespace {
 
 [[noreturn]] void unsupported(const std::string& op, const Value& a, const Value& b) {
-  throw TemplateError("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
+  throw TemplateError("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" +
+                      b.type_name() + "'");
 }
 
 [[noreturn]] void undefined_operand(const Value& v) {
-  throw TemplateError(v.undefined_name().empty() ? "an undefined value used in arithmetic" : v.undefined_name());
+  throw TemplateError(v.undefined_name().empty() ? "an undefined value used in arithmetic"
+                                                 : v.undefined_name());
 }
 
 template <class Op>
@@ -35,14 +37,16 @@ Value repeat(const Value& sequence, int64_t times) {
   if (times <= 0) return sequence.is_string() ? Value("") : Value(ValueList{});
   const int64_t unit = sequence.is_string() ? static_cast<int64_t>(sequence.as_string().size())
                                             : static_cast<int64_t>(sequence.as_list().size());
-  if (unit > 0 && times > static_cast<int64_t>(kMaxStringBytes) / unit) throw TemplateError("repetition result too large");
+  if (unit > 0 && times > static_cast<int64_t>(kMaxStringBytes) / unit)
+    throw TemplateError("repetition result too large");
   if (sequence.is_string()) {
     std::string out;
     for (int64_t i = 0; i < times; ++i) out += sequence.as_string();
     return Value(std::move(out));
   }
   ValueList out;
-  for (int64_t i = 0; i < times; ++i) out.insert(out.end(), sequence.as_list().begin(), sequence.as_list().end());
+  for (int64_t i = 0; i < times; ++i)
+    out.insert(out.end(), sequence.as_list().begin(), sequence.as_list().end());
   return Value(std::move(out));
 }
 
@@ -93,7 +97,8 @@ Value binary_operation(const std::string& op, const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) return arithmetic(op, a, b);
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
-      if (a.as_string().size() + b.as_string().size() > kMaxStringBytes) throw TemplateError("string too long");
+      if (a.as_string().size() + b.as_string().size() > kMaxStringBytes)
+        throw TemplateError("string too long");
       return Value(a.as_string() + b.as_string());
     }
     if (a.is_list() && b.is_list()) {
@@ -107,7 +112,8 @@ Value binary_operation(const std::string& op, const Value& a, const Value& b) {
     if ((a.is_string() || a.is_list()) && b.is_integer()) return repeat(a, b.as_int());
     if (a.is_integer() && (b.is_string() || b.is_list())) return repeat(b, a.as_int());
   }
-  if (op == "%" && a.is_string()) throw TemplateError("printf-style string formatting ('%') is not supported");
+  if (op == "%" && a.is_string())
+    throw TemplateError("printf-style string formatting ('%') is not supported");
   unsupported(op, a, b);
 }
 
@@ -126,13 +132,15 @@ Value slice(const Value& sequence, std::optional<int64_t> start, std::optional<i
   if (sequence.is_list()) {
     ValueList out;
     const ValueList& items = sequence.as_list();
-    for (int64_t i : slice_positions(static_cast<int64_t>(items.size()), start, stop, step)) out.push_back(items[static_cast<size_t>(i)]);
+    for (int64_t i : slice_positions(static_cast<int64_t>(items.size()), start, stop, step))
+      out.push_back(items[static_cast<size_t>(i)]);
     return Value(std::move(out));
   }
   if (sequence.is_string()) {
     const std::vector<uint32_t> cps = decode_utf8(sequence.as_string());
     std::vector<uint32_t> out;
-    for (int64_t i : slice_positions(static_cast<int64_t>(cps.size()), start, stop, step)) out.push_back(cps[static_cast<size_t>(i)]);
+    for (int64_t i : slice_positions(static_cast<int64_t>(cps.size()), start, stop, step))
+      out.push_back(cps[static_cast<size_t>(i)]);
     return Value(encode_utf8(out));
   }
   if (sequence.is_undefined()) undefined_operand(sequence);

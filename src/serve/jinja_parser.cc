@@ -24,9 +24,7 @@ class Parser {
 
  private:
   // ---- token helpers ----
-  const Token& peek(size_t ahead = 0) const {
-    return tokens_[std::min(index_ + ahead, tokens_.size() - 1)];
-  }
+  const Token& peek(size_t ahead = 0) const { return tokens_[std::min(index_ + ahead, tokens_.size() - 1)]; }
   Token next() {
     Token t = peek();
     if (index_ < tokens_.size() - 1) ++index_;
@@ -40,14 +38,22 @@ class Parser {
   }
   static std::string describe(const Token& t) {
     switch (t.type) {
-      case TokenType::kText: return "template text";
-      case TokenType::kVariableBegin: return "'{{'";
-      case TokenType::kVariableEnd: return "'}}'";
-      case TokenType::kBlockBegin: return "'{%'";
-      case TokenType::kBlockEnd: return "'%}'";
-      case TokenType::kString: return "a string";
-      case TokenType::kEnd: return "the end of the template";
-      default: return "'" + t.text + "'";
+      case TokenType::kText:
+        return "template text";
+      case TokenType::kVariableBegin:
+        return "'{{'";
+      case TokenType::kVariableEnd:
+        return "'}}'";
+      case TokenType::kBlockBegin:
+        return "'{%'";
+      case TokenType::kBlockEnd:
+        return "'%}'";
+      case TokenType::kString:
+        return "a string";
+      case TokenType::kEnd:
+        return "the end of the template";
+      default:
+        return "'" + t.text + "'";
     }
   }
   [[noreturn]] void fail(const std::string& message) const { throw TemplateError(message, peek().line); }
@@ -85,8 +91,8 @@ class Parser {
       const Token& t = peek();
       if (t.type == TokenType::kEnd) {
         if (end_tags.empty()) return nodes;
-        throw TemplateError("'{% " + opener + " %}' is never closed: expected '{% " + end_tags.back() + " %}'",
-                            opener_line);
+        throw TemplateError(
+            "'{% " + opener + " %}' is never closed: expected '{% " + end_tags.back() + " %}'", opener_line);
       }
       if (t.type == TokenType::kText) {
         auto node = make_node(Node::Kind::kText);
@@ -127,12 +133,18 @@ class Parser {
     const int line = peek().line;
     const std::string tag = expect_name("a tag name");
     std::unique_ptr<Node> node;
-    if (tag == "if") node = parse_if();
-    else if (tag == "for") node = parse_for();
-    else if (tag == "set") node = parse_set();
-    else if (tag == "macro") node = parse_macro();
-    else if (tag == "break" || tag == "continue") node = parse_loop_control(tag);
-    else if (tag == "generation") node = parse_scope(tag);
+    if (tag == "if")
+      node = parse_if();
+    else if (tag == "for")
+      node = parse_for();
+    else if (tag == "set")
+      node = parse_set();
+    else if (tag == "macro")
+      node = parse_macro();
+    else if (tag == "break" || tag == "continue")
+      node = parse_loop_control(tag);
+    else if (tag == "generation")
+      node = parse_scope(tag);
     else if (tag.rfind("end", 0) == 0 || tag == "else" || tag == "elif") {
       throw TemplateError("unexpected '{% " + tag + " %}' with no open block it could close", line);
     } else {
@@ -348,8 +360,8 @@ class Parser {
     while (true) {
       std::string op;
       const Token& t = peek();
-      if (t.type == TokenType::kOperator &&
-          (t.text == "==" || t.text == "!=" || t.text == "<" || t.text == "<=" || t.text == ">" || t.text == ">=")) {
+      if (t.type == TokenType::kOperator && (t.text == "==" || t.text == "!=" || t.text == "<" ||
+                                             t.text == "<=" || t.text == ">" || t.text == ">=")) {
         op = t.text;
         next();
       } else if (at_name("in")) {
@@ -430,9 +442,12 @@ class Parser {
       case TokenType::kName: {
         next();
         auto e = make_expr(Expr::Kind::kLiteral, t.line);
-        if (t.text == "true" || t.text == "True") e->literal = Value(true);
-        else if (t.text == "false" || t.text == "False") e->literal = Value(false);
-        else if (t.text == "none" || t.text == "None") e->literal = Value::none();
+        if (t.text == "true" || t.text == "True")
+          e->literal = Value(true);
+        else if (t.text == "false" || t.text == "False")
+          e->literal = Value(false);
+        else if (t.text == "none" || t.text == "None")
+          e->literal = Value::none();
         else {
           e->kind = Expr::Kind::kName;
           e->name = t.text;
@@ -458,7 +473,8 @@ class Parser {
         e->literal = Value(std::strtod(t.text.c_str(), nullptr));
         return e;
       }
-      default: break;
+      default:
+        break;
     }
     if (at_op("(")) return parse_parenthesized();
     if (at_op("[")) {
@@ -618,9 +634,9 @@ class Parser {
     test->name = expect_name("a test name");
     test->children.push_back(std::move(node));
     const Token& t = peek();
-    const bool starts_argument =
-        t.type == TokenType::kName || t.type == TokenType::kString || t.type == TokenType::kInteger ||
-        t.type == TokenType::kFloat || at_op("[") || at_op("{");
+    const bool starts_argument = t.type == TokenType::kName || t.type == TokenType::kString ||
+                                 t.type == TokenType::kInteger || t.type == TokenType::kFloat || at_op("[") ||
+                                 at_op("{");
     if (at_op("(")) {
       parse_call_args(*test);
     } else if (starts_argument && !at_name("else") && !at_name("or") && !at_name("and")) {

@@ -29,7 +29,7 @@ std::string python_replace(std::string_view s, std::string_view from, std::strin
 std::string ascii_upper(std::string_view s);
 std::string ascii_lower(std::string_view s);
 std::string python_capitalize(std::string_view s);  // first upper, rest lower
-std::string python_title(std::string_view s);  // each word's first letter upper, rest lower
+std::string python_title(std::string_view s);       // each word's first letter upper, rest lower
 
 // Python's slice index rules (PySlice_AdjustIndices): the positions seq[start:stop:step] visits.
 std::vector<int64_t> slice_positions(int64_t length, std::optional<int64_t> start,

@@ -73,38 +73,54 @@ Value Value::function(NativeFunction fn) {
 
 int64_t Value::as_int() const { return kind_ == Kind::kBool ? (b_ ? 1 : 0) : i_; }
 
-double Value::as_double() const {
-  return kind_ == Kind::kFloat ? f_ : static_cast<double>(as_int());
-}
+double Value::as_double() const { return kind_ == Kind::kFloat ? f_ : static_cast<double>(as_int()); }
 
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return b_;
-    case Kind::kInt: return i_ != 0;
-    case Kind::kFloat: return f_ != 0;
-    case Kind::kString: return !s_.empty();
-    case Kind::kList: return !list_->empty();
-    case Kind::kDict: return !dict_->items.empty();
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return b_;
+    case Kind::kInt:
+      return i_ != 0;
+    case Kind::kFloat:
+      return f_ != 0;
+    case Kind::kString:
+      return !s_.empty();
+    case Kind::kList:
+      return !list_->empty();
+    case Kind::kDict:
+      return !dict_->items.empty();
     case Kind::kNamespace:
-    case Kind::kFunction: return true;
+    case Kind::kFunction:
+      return true;
   }
   return false;
 }
 
 std::string Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return "list";
-    case Kind::kDict: return "dict";
-    case Kind::kNamespace: return "Namespace";
-    case Kind::kFunction: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kFunction:
+      return "function";
   }
   return "?";
 }
@@ -131,7 +147,8 @@ std::string python_float_repr(double f) {
   }
   if (exponent < 0) return sign + "0." + std::string(-exponent - 1, '0') + digits;
   const size_t integer_digits = static_cast<size_t>(exponent) + 1;
-  if (digits.size() <= integer_digits) return sign + digits + std::string(integer_digits - digits.size(), '0') + ".0";
+  if (digits.size() <= integer_digits)
+    return sign + digits + std::string(integer_digits - digits.size(), '0') + ".0";
   return sign + digits.substr(0, integer_digits) + "." + digits.substr(integer_digits);
 }
 
@@ -168,13 +185,27 @@ void append_json_string(std::string& out, const std::string& s) {
   out += '"';
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char hex[8];
@@ -196,17 +227,28 @@ void append_python_json(std::string& out, const Value& v, std::optional<int> ind
   };
   const char* item_separator = indent ? "," : ", ";
   switch (v.kind()) {
-    case Value::Kind::kNone: out += "null"; return;
-    case Value::Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case Value::Kind::kInt: out += std::to_string(v.as_int()); return;
+    case Value::Kind::kNone:
+      out += "null";
+      return;
+    case Value::Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
     case Value::Kind::kFloat: {
       const double f = v.as_double();
-      if (std::isnan(f)) out += "NaN";
-      else if (std::isinf(f)) out += f < 0 ? "-Infinity" : "Infinity";
-      else out += python_float_repr(f);
+      if (std::isnan(f))
+        out += "NaN";
+      else if (std::isinf(f))
+        out += f < 0 ? "-Infinity" : "Infinity";
+      else
+        out += python_float_repr(f);
       return;
     }
-    case Value::Kind::kString: append_json_string(out, v.as_string()); return;
+    case Value::Kind::kString:
+      append_json_string(out, v.as_string());
+      return;
     case Value::Kind::kList: {
       if (v.as_list().empty()) {
         out += "[]";
@@ -258,12 +300,18 @@ std::string to_python_json(const Value& value, std::optional<int> indent) {
 
 std::string Value::to_string() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return b_ ? "True" : "False";
-    case Kind::kInt: return std::to_string(i_);
-    case Kind::kFloat: return python_float_repr(f_);
-    case Kind::kString: return s_;
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return b_ ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(i_);
+    case Kind::kFloat:
+      return python_float_repr(f_);
+    case Kind::kString:
+      return s_;
     case Kind::kList: {
       std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
@@ -279,8 +327,10 @@ std::string Value::to_string() const {
       }
       return out + "}";
     }
-    case Kind::kNamespace: return "<Namespace>";
-    case Kind::kFunction: return "<function>";
+    case Kind::kNamespace:
+      return "<Namespace>";
+    case Kind::kFunction:
+      return "<function>";
   }
   return "";
 }
@@ -293,27 +343,35 @@ std::string Value::repr() const {
 
 std::optional<int64_t> Value::length() const {
   switch (kind_) {
-    case Kind::kUndefined: return 0;
-    case Kind::kString: return code_point_count(s_);
-    case Kind::kList: return static_cast<int64_t>(list_->size());
+    case Kind::kUndefined:
+      return 0;
+    case Kind::kString:
+      return code_point_count(s_);
+    case Kind::kList:
+      return static_cast<int64_t>(list_->size());
     case Kind::kDict:
-    case Kind::kNamespace: return static_cast<int64_t>(dict_->items.size());
-    default: return std::nullopt;
+    case Kind::kNamespace:
+      return static_cast<int64_t>(dict_->items.size());
+    default:
+      return std::nullopt;
   }
 }
 
 ValueList Value::iterate() const {
   ValueList out;
   switch (kind_) {
-    case Kind::kUndefined: return out;
-    case Kind::kList: return *list_;
+    case Kind::kUndefined:
+      return out;
+    case Kind::kList:
+      return *list_;
     case Kind::kDict:
       for (const auto& item : dict_->items) out.emplace_back(item.first);
       return out;
     case Kind::kString:
       for (uint32_t cp : decode_utf8(s_)) out.emplace_back(encode_utf8({cp}));
       return out;
-    default: throw TemplateError("'" + type_name() + "' object is not iterable");
+    default:
+      throw TemplateError("'" + type_name() + "' object is not iterable");
   }
 }
 
@@ -325,8 +383,10 @@ bool values_equal(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.as_string() == b.as_string();
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.as_string() == b.as_string();
     case Value::Kind::kList: {
       const ValueList &x = a.as_list(), &y = b.as_list();
       if (x.size() != y.size()) return false;
@@ -344,7 +404,8 @@ bool values_equal(const Value& a, const Value& b) {
       }
       return true;
     }
-    default: return &a.as_dict() == &b.as_dict();  // namespaces and functions: identity
+    default:
+      return &a.as_dict() == &b.as_dict();  // namespaces and functions: identity
   }
 }
 
@@ -361,8 +422,8 @@ bool value_less(const Value& a, const Value& b) {
     }
     return x.size() < y.size();
   }
-  throw TemplateError("'<' not supported between instances of '" + a.type_name() + "' and '" +
-                      b.type_name() + "'");
+  throw TemplateError("'<' not supported between instances of '" + a.type_name() + "' and '" + b.type_name() +
+                      "'");
 }
 
 namespace {
@@ -371,12 +432,18 @@ template <class JsonType>
 Value from_json(const JsonType& json, int depth) {
   if (depth > 512) throw TemplateError("JSON value nested too deeply");
   switch (json.type()) {
-    case JsonType::value_t::null: return Value::none();
-    case JsonType::value_t::boolean: return Value(json.template get<bool>());
-    case JsonType::value_t::number_integer: return Value(json.template get<int64_t>());
-    case JsonType::value_t::number_unsigned: return Value(static_cast<int64_t>(json.template get<uint64_t>()));
-    case JsonType::value_t::number_float: return Value(json.template get<double>());
-    case JsonType::value_t::string: return Value(json.template get<std::string>());
+    case JsonType::value_t::null:
+      return Value::none();
+    case JsonType::value_t::boolean:
+      return Value(json.template get<bool>());
+    case JsonType::value_t::number_integer:
+      return Value(json.template get<int64_t>());
+    case JsonType::value_t::number_unsigned:
+      return Value(static_cast<int64_t>(json.template get<uint64_t>()));
+    case JsonType::value_t::number_float:
+      return Value(json.template get<double>());
+    case JsonType::value_t::string:
+      return Value(json.template get<std::string>());
     case JsonType::value_t::array: {
       ValueList list;
       for (const auto& item : json) list.push_back(from_json(item, depth + 1));
@@ -384,10 +451,12 @@ Value from_json(const JsonType& json, int depth) {
     }
     case JsonType::value_t::object: {
       ValueDict dict;
-      for (auto it = json.begin(); it != json.end(); ++it) dict.items.emplace_back(it.key(), from_json(it.value(), depth + 1));
+      for (auto it = json.begin(); it != json.end(); ++it)
+        dict.items.emplace_back(it.key(), from_json(it.value(), depth + 1));
       return Value(std::move(dict));
     }
-    default: return Value::none();  // binary and discarded values never come from parsed text
+    default:
+      return Value::none();  // binary and discarded values never come from parsed text
   }
 }
 

@@ -52,15 +52,15 @@ class Value {
   Value() = default;  // Undefined
   static Value undefined(std::string name = "");
   static Value none();
-  Value(bool b);  // NOLINT: literals convert implicitly, as in Python
-  Value(int64_t i);  // NOLINT
+  Value(bool b);                                    // NOLINT: literals convert implicitly, as in Python
+  Value(int64_t i);                                 // NOLINT
   Value(int i) : Value(static_cast<int64_t>(i)) {}  // NOLINT
-  Value(double f);  // NOLINT
-  Value(std::string s);  // NOLINT
-  Value(const char* s) : Value(std::string(s)) {}  // NOLINT
-  Value(ValueList list);  // NOLINT
-  Value(ValueDict dict);  // NOLINT
-  static Value tuple(ValueList items);  // a list that prints as (a, b), as Python's tuples do
+  Value(double f);                                  // NOLINT
+  Value(std::string s);                             // NOLINT
+  Value(const char* s) : Value(std::string(s)) {}   // NOLINT
+  Value(ValueList list);                            // NOLINT
+  Value(ValueDict dict);                            // NOLINT
+  static Value tuple(ValueList items);              // a list that prints as (a, b), as Python's tuples do
   static Value make_namespace(ValueDict attributes);
   static Value function(NativeFunction fn);
 
@@ -75,7 +75,7 @@ class Value {
   bool is_mapping() const { return kind_ == Kind::kDict || kind_ == Kind::kNamespace; }
 
   bool as_bool() const { return b_; }
-  int64_t as_int() const;  // bool or int
+  int64_t as_int() const;    // bool or int
   double as_double() const;  // any number
   const std::string& as_string() const { return s_; }
   const ValueList& as_list() const { return *list_; }
@@ -88,7 +88,7 @@ class Value {
   bool truthy() const;
   std::string type_name() const;  // Python's: 'str', 'NoneType', ...
   std::string to_string() const;  // str(x); Undefined renders as ""
-  std::string repr() const;  // repr(x), used for items of printed lists and dicts
+  std::string repr() const;       // repr(x), used for items of printed lists and dicts
 
   // Python's len(); nullopt for values without one (numbers, None).
   std::optional<int64_t> length() const;
