@@ -353,12 +353,14 @@ def write_gguf(path, metadata, tensors):
         ne = list(reversed(shape))  # GGUF lists dimensions fastest-first
         infos += pack_string(name) + struct.pack(f"<I{len(ne)}QIQ", len(ne), *ne, GGML[kind], offset)
         offset += (len(data) + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
-    with open(path, "wb") as f:
+    partial = f"{path}.{os.getpid()}.partial"  # renamed into place whole: readers never see half a file
+    with open(partial, "wb") as f:
         f.write(header + infos)
         f.write(b"\0" * (-f.tell() % ALIGNMENT))
         for _, _, _, data in tensors:
             f.write(data)
             f.write(b"\0" * (-len(data) % ALIGNMENT))
+    os.replace(partial, path)
 
 
 def convert_model(args):
@@ -374,12 +376,13 @@ def convert_model(args):
             sidecar = decoded
     metadata = [("general.name", STRING, os.path.basename(os.path.normpath(args.folder)))]
     metadata += model_metadata(config) + tokenizer_metadata(args.folder, config)
-    write_gguf(args.out, metadata, tensors)
-    if args.sidecar:
+    if args.sidecar:  # written first: the model file's appearance means both are complete
         if sidecar is None:
             raise SystemExit(f"no tensor named {args.sidecar_tensor}")
-        with open(args.sidecar, "wb") as f:
+        with open(args.sidecar + f".{os.getpid()}.partial", "wb") as f:
             f.write(sidecar.tobytes())
+        os.replace(args.sidecar + f".{os.getpid()}.partial", args.sidecar)
+    write_gguf(args.out, metadata, tensors)
 
 
 def main():
@@ -389,7 +392,7 @@ def main():
     m.add_argument("folder")
     m.add_argument("out")
     m.add_argument("--type", choices=sorted(GGML), default="f32")
-    m.add_argument("--sidecar-tensor", default="blk.0.attn_v.weight")
+    m.add_argument("--sidecar-tensor", default="blk.0.ffn_down.weight")
     m.add_argument("--sidecar")
     s = sub.add_parser("spm")
     s.add_argument("model")
