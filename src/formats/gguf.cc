@@ -1,5 +1,6 @@
 #include "formats/gguf.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -127,9 +128,11 @@ Result<GgufValue> read_value(Reader& r, uint32_t raw_type, const std::string& wh
     }
     return v;
   }
-  if (v.element_type == GgufType::String) v.strings.reserve(size_t(count));
-  else if (v.element_type == GgufType::Float32 || v.element_type == GgufType::Float64) v.floats.reserve(size_t(count));
-  else v.integers.reserve(size_t(count));
+  // Reserve at most 1M up front: a corrupt count in a large file must not allocate gigabytes.
+  const size_t reserve = size_t(std::min<uint64_t>(count, 1u << 20));
+  if (v.element_type == GgufType::String) v.strings.reserve(reserve);
+  else if (v.element_type == GgufType::Float32 || v.element_type == GgufType::Float64) v.floats.reserve(reserve);
+  else v.integers.reserve(reserve);
   for (uint64_t i = 0; i < count; ++i) BRISK_TRY(read_scalar(r, v.element_type, v, what));
   return v;
 }
