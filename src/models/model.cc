@@ -1,6 +1,7 @@
 #include "models/model.h"
 
 #include "core/mapped_file.h"
+#include "formats/gguf_model.h"
 
 #include <cstring>
 #include <set>
@@ -221,10 +222,20 @@ std::unique_ptr<Model> make_model(const ModelConfig& config, Backend& backend,
 
 Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Backend& backend,
                                           const ModelOptions& options) {
-  if (!std::filesystem::is_directory(dir))
-    return make_error(dir.string() + ": not a model folder (expected a directory with config.json)");
-  BRISK_ASSIGN(config, load_model_config(dir / "config.json"));
-  BRISK_ASSIGN(store, WeightStore::open_dir(dir));
+  ModelConfig config;
+  WeightStore store;
+  if (is_gguf_path(dir)) {  // llama.cpp's single-file format
+    BRISK_ASSIGN(gguf, open_gguf_model(dir));
+    config = std::move(gguf.config);
+    store = std::move(gguf.weights);
+  } else {
+    if (!std::filesystem::is_directory(dir))
+      return make_error(dir.string() + ": not a model folder (expected a directory with config.json, or a .gguf file)");
+    BRISK_ASSIGN(folder_config, load_model_config(dir / "config.json"));
+    BRISK_ASSIGN(folder_store, WeightStore::open_dir(dir));
+    config = std::move(folder_config);
+    store = std::move(folder_store);
+  }
   std::unique_ptr<Model> model = make_model(config, backend, options);
   model->store_ = std::make_shared<const WeightStore>(std::move(store));
   BRISK_TRY(model->bind(*model->store_));
