@@ -62,6 +62,13 @@ Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {
   return ok_status();
 }
 
+bool Engine::is_eos(int32_t token) const {
+  const auto eos = tokenizer_->eos_id();
+  const auto& config_eos = model_->config().eos_ids;
+  return (eos && token == *eos) ||
+         std::find(config_eos.begin(), config_eos.end(), token) != config_eos.end();
+}
+
 const float* Engine::prefill(const std::vector<int32_t>& tokens) {
   BRISK_CHECK(!tokens.empty() && int64_t(tokens.size()) <= context(), "prefill: bad length");
   const int64_t n = int64_t(tokens.size()), chunk = model_->max_rows();
@@ -75,6 +82,16 @@ const float* Engine::prefill(const std::vector<int32_t>& tokens) {
 
 const float* Engine::decode_step(int32_t token, int64_t pos) {
   model_->forward(&token, 1, pos, cache_, LogitRows::Last, logits_.data());
+  return logits_.data();
+}
+
+const float* Engine::forward(const std::vector<SequenceChunk>& chunks) {
+  size_t rows = 0;
+  for (const SequenceChunk& c : chunks)
+    rows += c.logits == LogitRows::All ? size_t(c.n_tokens) : c.logits == LogitRows::Last ? 1 : 0;
+  const size_t needed = rows * size_t(model_->config().vocab_size);
+  if (logits_.size() < needed) logits_.resize(needed);
+  model_->forward(chunks, cache_, logits_.data());
   return logits_.data();
 }
 
@@ -111,11 +128,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   for (int64_t i = 0; i < request.max_new_tokens; ++i) {
     std::copy(row, row + vocab, logits.begin());
     const int32_t token = sampler.sample(logits.data());
-    const auto eos = tokenizer_->eos_id();
-    const auto& cfg_eos = model_->config().eos_ids;
-    const bool is_eos = (eos && token == *eos) ||
-                        std::find(cfg_eos.begin(), cfg_eos.end(), token) != cfg_eos.end();
-    if (request.stop_at_eos && is_eos) {
+    if (request.stop_at_eos && is_eos(token)) {
       result.reason = StopReason::Eos;
       break;
     }

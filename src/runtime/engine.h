@@ -58,12 +58,17 @@ class Engine {
 
   // Every id must index the model's embedding table (a tokenizer from another model may not).
   Status check_token_ids(const std::vector<int32_t>& ids) const;
+  // The tokenizer's EOS or one of config.json's eos_token_id values.
+  bool is_eos(int32_t token) const;
 
   // Runs tokens through the model at positions 0.. in chunks of max_rows; returns the last
   // row's logits (vocab floats, valid until the next call).
   const float* prefill(const std::vector<int32_t>& tokens);
   // Feeds one token at position `pos` and returns its logits.
   const float* decode_step(int32_t token, int64_t pos);
+  // One pass over several sequences' chunks (see Model::forward); returns the logits rows the
+  // chunks asked for, in order ([rows, vocab], valid until the next call).
+  const float* forward(const std::vector<SequenceChunk>& chunks);
 
   // Streams each piece of new text to on_text as soon as it is complete (UTF-8 and stop strings).
   Result<GenerateResult> generate(const GenerateRequest& request,
@@ -77,7 +82,7 @@ class Engine {
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   KvCache cache_;
-  std::vector<float> logits_;  // [vocab]: the last row of the latest forward call
+  std::vector<float> logits_;  // the logits rows of the latest forward call
 };
 
 }  // namespace brisk

@@ -18,6 +18,8 @@
 
 namespace brisk {
 
+class KvBlocks;
+
 struct CompletionRequest {
   std::vector<int32_t> prompt;  // token ids (the caller tokenizes and applies chat templates)
   int64_t max_new_tokens = 16;
@@ -64,6 +66,7 @@ struct SchedulerStats {
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_free = 0;
   int64_t preemptions = 0;  // sequences requeued because KV memory ran out
+  int64_t prefix_blocks_reused = 0;  // blocks taken from the prefix cache instead of computed
 };
 
 struct SchedulerOptions {
@@ -95,6 +98,16 @@ class Scheduler {
   struct Sequence;
   void worker_loop();
   void step();
+  void take_cancellations_locked(std::vector<std::unique_ptr<Sequence>>& ended);
+  void admit_locked();
+  void reuse_prefix(Sequence& seq);
+  bool reserve(Sequence& seq, int64_t end);
+  void preempt(Sequence& seq);
+  void requeue_preempted();
+  void sample_next(Sequence& seq, const float* logits_row);
+  void finish(Sequence& seq, StopReason reason, const std::string& error = "");
+  void release_blocks(Sequence& seq);
+  void update_stats();
 
   Engine& engine_;
   SchedulerOptions options_;
@@ -108,6 +121,11 @@ class Scheduler {
   bool stop_ = false;
   Drain drain_ = Drain::Finish;
   SchedulerStats stats_;
+  // Worker-thread state.
+  std::unique_ptr<KvBlocks> blocks_;
+  int64_t preemptions_ = 0;
+  int64_t prefix_blocks_reused_ = 0;
+  std::vector<float> row_;  // one logits row for the sampler
   std::thread worker_;
 };
 

@@ -1,0 +1,380 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/kv_blocks.h"
+#include "runtime/stop_matcher.h"
+#include "tokenizer/stream_decoder.h"
+
+namespace brisk {
+
+// One request in flight. tokens holds the prompt and every sampled token; the first `computed`
+// of them have keys and values in the sequence's blocks. A decode step computes the last sampled
+// token; a prefill step computes a chunk of the prompt (or, after preemption, of everything).
+struct Scheduler::Sequence {
+  Sequence(uint64_t id, CompletionRequest r, EventSink s, Engine& engine)
+      : id(id), request(std::move(r)), sink(std::move(s)), tokens(request.prompt),
+        prompt_tokens(int64_t(request.prompt.size())),
+        sampler(request.sampling, engine.model().config().vocab_size), decoder(engine.tokenizer()),
+        stopper(request.stop) {
+    sampler.add_prompt(request.prompt);
+  }
+
+  uint64_t id;
+  CompletionRequest request;
+  EventSink sink;
+  std::vector<int32_t> tokens;
+  int64_t prompt_tokens;
+  int64_t computed = 0;
+  std::vector<int32_t> blocks;
+  int64_t published = 0;       // leading blocks offered to the prefix cache
+  uint64_t prefix_hash = 0;    // chain hash through block `published - 1`
+  Sampler sampler;
+  StreamDecoder decoder;
+  StopMatcher stopper;
+  bool cancelled = false;
+  bool preempted = false;  // blocks taken back this step; requeued at its end
+  bool done = false;
+
+  int64_t generated() const { return int64_t(tokens.size()) - prompt_tokens; }
+};
+
+namespace {
+
+// log-softmax of one logits row: the chosen token's logprob and the top n.
+void add_logprobs(const float* row, int64_t vocab, int32_t chosen, int32_t top_n, StreamEvent& event) {
+  double max_logit = row[0];
+  for (int64_t v = 1; v < vocab; ++v) max_logit = std::max(max_logit, double(row[v]));
+  double sum = 0;
+  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - max_logit);
+  const double log_norm = max_logit + std::log(sum);
+  event.logprobs.push_back(float(double(row[chosen]) - log_norm));
+  std::vector<TokenLogprob> top;
+  if (top_n > 0) {
+    std::vector<int32_t> ids(static_cast<size_t>(vocab));
+    for (int64_t v = 0; v < vocab; ++v) ids[size_t(v)] = int32_t(v);
+    const int64_t n = std::min<int64_t>(top_n, vocab);
+    std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
+                      [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+    for (int64_t i = 0; i < n; ++i)
+      top.push_back({ids[size_t(i)], float(double(row[ids[size_t(i)]]) - log_norm)});
+  }
+  event.top_logprobs.push_back(std::move(top));
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
+    : engine_(engine), options_(options),
+      blocks_(std::make_unique<KvBlocks>(engine.cache().n_blocks())) {
+  BRISK_CHECK(options_.max_batch >= 1 && options_.prefill_chunk >= 1, "Scheduler: bad options");
+  options_.max_batch = std::min(options_.max_batch, engine.model().max_rows());
+  worker_ = std::thread([this] { worker_loop(); });
+}
+
+Scheduler::~Scheduler() {
+  shutdown(Drain::Cancel);
+}
+
+SubmitResult Scheduler::submit(CompletionRequest request, EventSink sink) {
+  SubmitResult result;
+  auto reject = [&](SubmitError error, std::string message) {
+    result.error = error;
+    result.message = std::move(message);
+    return result;
+  };
+  const int64_t context = engine_.context();
+  if (request.prompt.empty()) return reject(SubmitError::BadRequest, "prompt: the prompt is empty");
+  if (int64_t(request.prompt.size()) >= context)
+    return reject(SubmitError::PromptTooLong,
+                  "prompt: " + std::to_string(request.prompt.size()) +
+                      " tokens do not fit the context of " + std::to_string(context) + " tokens");
+  if (request.max_new_tokens <= 0)
+    return reject(SubmitError::BadRequest, "max_tokens: must be at least 1");
+  if (Status ids = engine_.check_token_ids(request.prompt); !ids.ok())
+    return reject(SubmitError::BadRequest, "prompt: " + ids.error().message);
+  if (request.top_logprobs > 20) return reject(SubmitError::BadRequest, "top_logprobs: at most 20");
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!accepting_) return reject(SubmitError::ShuttingDown, "the server is shutting down");
+  if (int64_t(waiting_.size()) >= options_.max_queue)
+    return reject(SubmitError::QueueFull, "the request queue is full (" +
+                                              std::to_string(options_.max_queue) + " waiting)");
+  result.id = next_id_++;
+  waiting_.push_back(std::make_unique<Sequence>(result.id, std::move(request), std::move(sink), engine_));
+  stats_.queued = int64_t(waiting_.size());
+  wake_.notify_all();
+  return result;
+}
+
+void Scheduler::cancel(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cancelled_.push_back(id);
+  wake_.notify_all();
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void Scheduler::shutdown(Drain how) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    accepting_ = false;
+    if (how == Drain::Cancel) drain_ = Drain::Cancel;
+    stop_ = true;
+    wake_.notify_all();
+  }
+  if (worker_.joinable()) worker_.join();
+}
+
+void Scheduler::worker_loop() {
+  for (;;) {
+    std::vector<std::unique_ptr<Sequence>> ended;  // finished outside the lock: sinks may call back
+    bool quit = false;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running_.empty() || !cancelled_.empty(); });
+      quit = stop_ && (drain_ == Drain::Cancel || (waiting_.empty() && running_.empty()));
+      if (quit) {
+        for (auto& seq : running_) ended.push_back(std::move(seq));
+        for (auto& seq : waiting_) ended.push_back(std::move(seq));
+        running_.clear();
+        waiting_.clear();
+      } else {
+        take_cancellations_locked(ended);
+        admit_locked();
+      }
+    }
+    for (auto& seq : ended)
+      finish(*seq, StopReason::Length, quit ? "cancelled: the server is shutting down" : "cancelled");
+    if (quit) break;
+    step();
+  }
+}
+
+void Scheduler::take_cancellations_locked(std::vector<std::unique_ptr<Sequence>>& ended) {
+  for (uint64_t id : cancelled_) {
+    for (auto& seq : running_)
+      if (seq->id == id) seq->cancelled = true;
+    for (auto& seq : waiting_)
+      if (seq->id == id) seq->cancelled = true;
+  }
+  cancelled_.clear();
+  // Waiting requests that were cancelled end now; running ones at the top of the next step.
+  for (auto it = waiting_.begin(); it != waiting_.end();)
+    if ((*it)->cancelled) {
+      ended.push_back(std::move(*it));
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+}
+
+// Moves waiting requests into the running batch while there is room in the batch and free
+// blocks for their first chunk (a preempted sequence waits until memory frees up instead of
+// taking it straight back).
+void Scheduler::admit_locked() {
+  int64_t spare_blocks = blocks_->available();
+  while (!waiting_.empty() && int64_t(running_.size()) < options_.max_batch) {
+    const Sequence& next = *waiting_.front();
+    const int64_t first_chunk = std::min<int64_t>(int64_t(next.tokens.size()), options_.prefill_chunk);
+    const int64_t needed = KvCache::blocks_for(first_chunk + 1);
+    if (!running_.empty() && needed > spare_blocks) break;
+    spare_blocks -= needed;
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+  stats_.queued = int64_t(waiting_.size());
+}
+
+void Scheduler::finish(Sequence& seq, StopReason reason, const std::string& error) {
+  release_blocks(seq);
+  seq.done = true;
+  StreamEvent event;
+  if (error.empty() && !seq.stopper.stopped()) event.text = seq.stopper.push(seq.decoder.flush()) + seq.stopper.flush();
+  event.finished = true;
+  event.reason = reason;
+  event.error = error;
+  event.prompt_tokens = seq.prompt_tokens;
+  event.completion_tokens = seq.generated();
+  if (seq.sink) seq.sink(event);
+}
+
+// Takes cached blocks for the sequence's leading full blocks (never its last token: that one
+// must be computed to give logits).
+void Scheduler::reuse_prefix(Sequence& seq) {
+  const int64_t bs = KvCache::kBlockSize;
+  const int64_t reusable = (int64_t(seq.tokens.size()) - 1) / bs;
+  uint64_t hash = 0;
+  for (int64_t i = 0; i < reusable; ++i) {
+    const uint64_t next = KvBlocks::chain_hash(hash, seq.tokens.data() + i * bs, bs);
+    const std::optional<int32_t> block = blocks_->lookup(next);
+    if (!block) break;
+    seq.blocks.push_back(*block);
+    ++prefix_blocks_reused_;
+    hash = next;
+    seq.computed += bs;
+    seq.published = i + 1;
+    seq.prefix_hash = hash;
+  }
+}
+
+// Gives the sequence blocks for positions up to `end`; when the pool is exhausted, preempts the
+// most recently admitted other sequence (its blocks return to the pool and it is requeued to be
+// recomputed later). Returns false when nothing more can be freed.
+bool Scheduler::reserve(Sequence& seq, int64_t end) {
+  while (int64_t(seq.blocks.size()) < KvCache::blocks_for(end)) {
+    if (std::optional<int32_t> block = blocks_->allocate()) {
+      seq.blocks.push_back(*block);
+      continue;
+    }
+    Sequence* victim = nullptr;
+    for (auto it = running_.rbegin(); it != running_.rend(); ++it)
+      if (it->get() != &seq && !(*it)->blocks.empty()) {
+        victim = it->get();
+        break;
+      }
+    if (!victim) return false;
+    preempt(*victim);
+  }
+  return true;
+}
+
+void Scheduler::preempt(Sequence& seq) {
+  for (int32_t b : seq.blocks) blocks_->release(b);
+  seq.blocks.clear();
+  seq.computed = 0;
+  seq.published = 0;
+  seq.prefix_hash = 0;
+  seq.preempted = true;
+  ++preemptions_;
+}
+
+void Scheduler::step() {
+  const int64_t bs = KvCache::kBlockSize;
+  // Cancelled sequences end before any work is spent on them.
+  for (auto& seq : running_)
+    if (seq->cancelled) finish(*seq, StopReason::Length, "cancelled");
+  std::erase_if(running_, [](const auto& seq) { return seq->cancelled; });
+
+  // Plan: every decode row first (one token each), then prompt chunks within the budget.
+  std::vector<Sequence*> planned;
+  std::vector<int64_t> planned_rows;
+  int64_t rows = 0, prefill_budget = options_.prefill_chunk;
+  const int64_t max_rows = engine_.model().max_rows();
+  for (bool decode_pass : {true, false})
+    for (auto& owned : running_) {
+      Sequence& seq = *owned;
+      if (seq.preempted) continue;
+      const bool decoding = seq.computed > 0 && int64_t(seq.tokens.size()) - seq.computed == 1;
+      if (decoding != decode_pass) continue;
+      if (seq.computed == 0 && seq.blocks.empty()) reuse_prefix(seq);
+      int64_t n = int64_t(seq.tokens.size()) - seq.computed;
+      if (!decoding) n = std::min(n, prefill_budget);
+      n = std::min(n, max_rows - rows);
+      if (n <= 0) continue;
+      if (!reserve(seq, seq.computed + n)) continue;  // waits for blocks to free up
+      if (!decoding) prefill_budget -= n;
+      rows += n;
+      planned.push_back(&seq);
+      planned_rows.push_back(n);
+    }
+  // Reserving may have preempted a sequence planned earlier in this step: drop it from the batch.
+  std::vector<Sequence*> batch;
+  std::vector<SequenceChunk> chunks;
+  for (size_t i = 0; i < planned.size(); ++i) {
+    Sequence& seq = *planned[i];
+    if (seq.preempted) continue;
+    const int64_t n = planned_rows[i];
+    const bool last = seq.computed + n == int64_t(seq.tokens.size());
+    batch.push_back(&seq);
+    chunks.push_back({seq.tokens.data() + seq.computed, n, seq.computed, seq.blocks.data(),
+                      int64_t(seq.blocks.size()), last ? LogitRows::Last : LogitRows::None});
+  }
+  requeue_preempted();
+
+  if (!batch.empty()) {
+    const float* logits = engine_.forward(chunks);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Sequence& seq = *batch[i];
+      seq.computed += chunks[i].n_tokens;
+      // Offer newly completed blocks to the prefix cache.
+      while (seq.published < seq.computed / bs) {
+        seq.prefix_hash = KvBlocks::chain_hash(seq.prefix_hash, seq.tokens.data() + seq.published * bs, bs);
+        blocks_->publish(seq.blocks[size_t(seq.published)], seq.prefix_hash);
+        ++seq.published;
+      }
+      if (chunks[i].logits == LogitRows::None) continue;
+      sample_next(seq, logits);
+      logits += engine_.model().config().vocab_size;
+    }
+    std::erase_if(running_, [](const auto& seq) { return seq->done; });
+  }
+  update_stats();
+}
+
+// Samples the token after the sequence's last one, streams it, and ends the sequence on EOS, a
+// stop string, max_tokens or the context.
+void Scheduler::sample_next(Sequence& seq, const float* logits_row) {
+  const int64_t vocab = engine_.model().config().vocab_size;
+  row_.assign(logits_row, logits_row + vocab);  // the sampler edits its row (penalties)
+  const int32_t token = seq.sampler.sample(row_.data());
+  if (seq.request.stop_at_eos && engine_.is_eos(token)) {
+    finish(seq, StopReason::Eos);
+    return;
+  }
+  StreamEvent event;
+  event.ids.push_back(token);
+  if (seq.request.top_logprobs >= 0) add_logprobs(logits_row, vocab, token, seq.request.top_logprobs, event);
+  seq.tokens.push_back(token);
+  event.text = seq.stopper.push(seq.decoder.push(token));
+  event.prompt_tokens = seq.prompt_tokens;
+  event.completion_tokens = seq.generated();
+  if (seq.stopper.stopped()) {
+    event.finished = true;
+    event.reason = StopReason::StopString;
+  } else if (seq.generated() >= seq.request.max_new_tokens) {
+    event.finished = true;
+    event.reason = StopReason::Length;
+  } else if (int64_t(seq.tokens.size()) >= engine_.context()) {
+    event.finished = true;
+    event.reason = StopReason::Context;
+  }
+  if (event.finished) {
+    if (!seq.stopper.stopped()) event.text += seq.stopper.push(seq.decoder.flush()) + seq.stopper.flush();
+    release_blocks(seq);
+    seq.done = true;
+  }
+  if (seq.sink) seq.sink(event);
+}
+
+void Scheduler::release_blocks(Sequence& seq) {
+  for (int32_t b : seq.blocks) blocks_->release(b);
+  seq.blocks.clear();
+}
+
+void Scheduler::requeue_preempted() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Back to the front of the queue, oldest first, to be recomputed when blocks free up.
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it)
+    if ((*it)->preempted) {
+      (*it)->preempted = false;
+      waiting_.push_front(std::move(*it));
+    }
+  std::erase_if(running_, [](const auto& seq) { return seq == nullptr; });
+}
+
+void Scheduler::update_stats() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.queued = int64_t(waiting_.size());
+  stats_.running = int64_t(running_.size());
+  stats_.kv_blocks_used = blocks_->used();
+  stats_.kv_blocks_free = blocks_->available();
+  stats_.preemptions = preemptions_;
+  stats_.prefix_blocks_reused = prefix_blocks_reused_;
+}
+
+}  // namespace brisk
