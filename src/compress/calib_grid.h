@@ -1,0 +1,138 @@
+// The uniform integer grid the calibrated methods (GPTQ, AWQ, SmoothQuant) quantize onto, and the
+// layout they hand back. One convention for every method and bit width:
+//
+//   code in [0, 2^bits - 1] (unsigned, one per byte here; packing is the runtime format's job)
+//   w ~= (code - zero) * scale            zero is an integer in code units
+//
+//   Asymmetric: min/max of the group, widened to include 0 (so 0 is exact, as GPTQ and AWQ do),
+//               scale = (max - min) / (2^bits - 1), zero = round(-min / scale).
+//   Symmetric:  absmax of the group, scale = absmax / (2^(bits-1) - 1), zero = 2^(bits-1);
+//               codes then span [-2^(bits-1), 2^(bits-1) - 1] around zero: RTN never reaches the
+//               most negative step, GPTQ's error feedback may.
+//
+// Groups are runs of group_size consecutive input columns of one output row (group_size 0: the
+// whole row, i.e. per output channel).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/error.h"
+
+namespace brisk::calib {
+
+enum class Symmetry { Symmetric, Asymmetric };
+
+struct QuantSpec {
+  int bits = 4;
+  int64_t group_size = 128;  // 0: one group per output row
+  Symmetry symmetry = Symmetry::Asymmetric;
+
+  int max_code() const { return (1 << bits) - 1; }
+  int64_t group_width(int64_t cols) const { return group_size > 0 ? group_size : cols; }
+  int64_t groups(int64_t cols) const { return (cols + group_width(cols) - 1) / group_width(cols); }
+};
+
+// One group's scale and zero point.
+struct GridStep {
+  float scale = 1;
+  float zero = 0;  // integer-valued, in code units
+
+  int code(float w, int max_code) const {
+    const float q = std::nearbyint(w / scale) + zero;
+    return int(std::clamp(q, 0.0f, float(max_code)));
+  }
+  float value(int code) const { return (float(code) - zero) * scale; }
+  float round_trip(float w, int max_code) const { return value(code(w, max_code)); }
+};
+
+// The grid for the values lo..hi (the group's min and max, or -absmax..absmax for symmetric).
+// clip in (0, 1] shrinks the range (AWQ's clipping search).
+inline GridStep fit_grid(float lo, float hi, const QuantSpec& spec, float clip = 1.0f) {
+  GridStep g;
+  const int max_code = spec.max_code();
+  if (spec.symmetry == Symmetry::Symmetric) {
+    const float absmax = std::max(std::fabs(lo), std::fabs(hi)) * clip;
+    g.zero = float(1 << (spec.bits - 1));
+    g.scale = absmax > 0 ? absmax / float((1 << (spec.bits - 1)) - 1) : 1.0f;
+    return g;
+  }
+  lo = std::min(lo, 0.0f) * clip;
+  hi = std::max(hi, 0.0f) * clip;
+  if (hi - lo <= 0) return GridStep{1.0f, 0.0f};  // an all-zero group: any scale is exact
+  g.scale = (hi - lo) / float(max_code);
+  g.zero = std::clamp(std::nearbyint(-lo / g.scale), 0.0f, float(max_code));
+  return g;
+}
+
+// The grid of n values spaced `stride` apart.
+inline GridStep fit_grid(const float* w, int64_t n, int64_t stride, const QuantSpec& spec,
+                         float clip = 1.0f) {
+  float lo = w[0], hi = w[0];
+  for (int64_t i = 1; i < n; ++i) {
+    lo = std::min(lo, w[i * stride]);
+    hi = std::max(hi, w[i * stride]);
+  }
+  return fit_grid(lo, hi, spec, clip);
+}
+
+// A quantized weight matrix W [rows = out, cols = in] in original column order.
+struct QuantizedMatrix {
+  int64_t rows = 0, cols = 0;
+  QuantSpec spec;
+  std::vector<uint8_t> codes;      // [rows, cols]
+  std::vector<float> scales;       // [rows, groups]
+  std::vector<float> zeros;        // [rows, groups], integer-valued
+  // Group of each input column, only when columns were grouped out of order (GPTQ act-order with
+  // GroupOrder::Activation); empty means column / group_size.
+  std::vector<int32_t> group_index;
+  std::vector<float> dequantized;  // [rows, cols]: (code - zero) * scale, what inference computes with
+
+  int64_t groups() const { return spec.groups(cols); }
+  int64_t group_of(int64_t col) const {
+    return group_index.empty() ? col / spec.group_width(cols) : group_index[size_t(col)];
+  }
+};
+
+// Validates a spec against a matrix width: bits 2..8, groups dividing the columns.
+inline Status check_spec(const QuantSpec& spec, int64_t cols, const std::string& what) {
+  if (spec.bits < 2 || spec.bits > 8)
+    return make_error(what + ": --bits must be 2..8, got " + std::to_string(spec.bits));
+  if (spec.group_size < 0 || (spec.group_size > 0 && cols % spec.group_size != 0))
+    return make_error(what + ": group size " + std::to_string(spec.group_size) +
+                      " does not divide its " + std::to_string(cols) + " input columns");
+  return ok_status();
+}
+
+// Round-to-nearest in the same layout: the baseline the calibrated methods are measured against.
+// clip, if given, is [rows, groups] range-shrink factors (AWQ's clipping search).
+inline QuantizedMatrix quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
+                                    const float* clip = nullptr) {
+  QuantizedMatrix q;
+  q.rows = rows;
+  q.cols = cols;
+  q.spec = spec;
+  const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
+  q.codes.resize(size_t(rows * cols));
+  q.dequantized.resize(size_t(rows * cols));
+  q.scales.resize(size_t(rows * groups));
+  q.zeros.resize(size_t(rows * groups));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t c0 = g * width, n = std::min(width, cols - c0);
+      const size_t at = size_t(r * cols + c0);
+      const GridStep step = fit_grid(w + at, n, 1, spec, clip ? clip[r * groups + g] : 1.0f);
+      q.scales[size_t(r * groups + g)] = step.scale;
+      q.zeros[size_t(r * groups + g)] = step.zero;
+      for (int64_t c = 0; c < n; ++c) {
+        const int code = step.code(w[at + size_t(c)], spec.max_code());
+        q.codes[at + size_t(c)] = uint8_t(code);
+        q.dequantized[at + size_t(c)] = step.value(code);
+      }
+    }
+  return q;
+}
+
+}  // namespace brisk::calib

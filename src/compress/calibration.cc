@@ -1,0 +1,141 @@
+#include "compress/calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace brisk::calib {
+
+const InputStats* CalibrationStats::find(const std::string& tensor_name) const {
+  auto it = by_tensor.find(tensor_name);
+  return it == by_tensor.end() ? nullptr : it->second.get();
+}
+
+void CalibratingBackend::start_capture(std::unordered_map<const void*, std::string> weights,
+                                       int64_t sample_stride, int64_t sample_cap) {
+  names_ = std::move(weights);
+  stats_.clear();
+  last_stats_.reset();
+  last_input_.clear();
+  sample_stride_ = std::max<int64_t>(sample_stride, 1);
+  sample_cap_ = sample_cap;
+  capturing_ = true;
+}
+
+std::map<std::string, std::shared_ptr<InputStats>> CalibratingBackend::finish_capture() {
+  capturing_ = false;
+  std::map<std::string, std::shared_ptr<InputStats>> out;
+  for (auto& [ptr, stats] : stats_) out[names_.at(ptr)] = stats;
+  stats_.clear();
+  last_stats_.reset();
+  last_input_ = {};
+  transposed_ = {};
+  gram_ = {};
+  return out;
+}
+
+void CalibratingBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w,
+                                const float* bias, float* y) {
+  if (capturing_ && names_.count(w.data)) {
+    std::shared_ptr<InputStats>& slot = stats_[w.data];
+    const size_t n = size_t(m * k);
+    // q/k/v (and gate/up) read the same activations back to back: record them once, share them.
+    const bool same_input = last_stats_ && last_m_ == m && last_input_.size() == n &&
+                            std::memcmp(last_input_.data(), x, n * sizeof(float)) == 0;
+    if (!same_input || (slot && slot != last_stats_)) {
+      if (!slot) {
+        slot = std::make_shared<InputStats>();
+        slot->width = k;
+        slot->xtx.assign(size_t(k * k), 0.0);
+        slot->abs_sum.assign(size_t(k), 0.0);
+        slot->abs_max.assign(size_t(k), 0.0f);
+      }
+      BRISK_CHECK(slot->width == k, "calibration: a weight was fed inputs of two widths");
+      record(x, m, k, *slot);
+      last_input_.assign(x, x + n);
+      last_m_ = m;
+      last_stats_ = slot;
+    } else if (!slot) {
+      slot = last_stats_;
+    }
+  }
+  inner_.matmul(x, m, k, w, bias, y);
+}
+
+void CalibratingBackend::record(const float* x, int64_t m, int64_t k, InputStats& s) {
+  for (int64_t r = 0; r < m; ++r) {
+    const float* row = x + r * k;
+    for (int64_t i = 0; i < k; ++i) {
+      const float a = std::fabs(row[i]);
+      s.abs_sum[size_t(i)] += a;
+      s.abs_max[size_t(i)] = std::max(s.abs_max[size_t(i)], a);
+    }
+    if ((s.rows + r) % sample_stride_ == 0 && s.sample_rows() < sample_cap_)
+      s.samples.insert(s.samples.end(), row, row + k);
+  }
+  s.rows += m;
+  // x^T x through the inner backend's matmul: (x^T)[k, m] times its own transpose. fp32 sums over
+  // one call's rows (at most a window), then double across calls.
+  transposed_.resize(size_t(k * m));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t i = 0; i < k; ++i) transposed_[size_t(i * m + r)] = x[r * k + i];
+  gram_.resize(size_t(k * k));
+  const Tensor xt{transposed_.data(), DType::F32, {k, m}};
+  inner_.matmul(transposed_.data(), k, m, xt, nullptr, gram_.data());
+  for (size_t i = 0; i < gram_.size(); ++i) s.xtx[i] += double(gram_[i]);
+}
+
+std::vector<std::string> calibrated_matrices(Model& model,
+                                             const std::function<bool(const std::string&)>& select) {
+  std::vector<std::string> names;
+  const void* head = model.output_head().data;
+  model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    const bool matrix = spec.kind == TensorKind::Matrix || spec.kind == TensorKind::TransposedMatrix;
+    if (!matrix || slot.empty() || slot.data == head) return;
+    if (!select || select(spec.name)) names.push_back(spec.name);
+  });
+  return names;
+}
+
+Result<CalibrationStats> calibrate(Model& model, CalibratingBackend& backend,
+                                   const std::vector<int32_t>& tokens,
+                                   const CalibrationOptions& options) {
+  const int64_t window = options.window;
+  if (window < 1 || window > model.context())
+    return make_error("calibration window of " + std::to_string(window) +
+                      " tokens does not fit the model's context of " + std::to_string(model.context()));
+  int64_t usable = int64_t(tokens.size());
+  if (options.max_tokens > 0) usable = std::min(usable, options.max_tokens);
+  CalibrationStats result;
+  result.windows = usable / window;
+  result.tokens = result.windows * window;
+  if (result.tokens < std::max<int64_t>(options.min_tokens, 1))
+    return make_error("too little calibration text: " + std::to_string(tokens.size()) +
+                      " tokens give " + std::to_string(result.tokens) + " in whole windows of " +
+                      std::to_string(window) + "; need at least " + std::to_string(options.min_tokens));
+  const int64_t vocab = model.config().vocab_size;
+  for (int64_t i = 0; i < result.tokens; ++i)
+    if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= vocab)
+      return make_error("calibration token id " + std::to_string(tokens[size_t(i)]) +
+                        " is outside the model's vocabulary of " + std::to_string(vocab));
+
+  std::unordered_map<const void*, std::string> names;
+  const std::vector<std::string> wanted = calibrated_matrices(model, options.select);
+  model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    if (std::find(wanted.begin(), wanted.end(), spec.name) != wanted.end()) names[slot.data] = spec.name;
+  });
+  const int64_t stride = options.sample_rows > 0 ? std::max<int64_t>(result.tokens / options.sample_rows, 1) : 1;
+  backend.start_capture(std::move(names), stride, options.sample_rows);
+
+  KvCache cache = model.make_cache(window);
+  const int64_t chunk = model.max_rows();
+  for (int64_t w = 0; w < result.windows; ++w) {
+    const int32_t* ids = tokens.data() + w * window;
+    for (int64_t start = 0; start < window; start += chunk)
+      model.forward(ids + start, std::min(chunk, window - start), start, cache, LogitRows::None, nullptr);
+  }
+  result.by_tensor = backend.finish_capture();
+  return result;
+}
+
+}  // namespace brisk::calib

@@ -1,0 +1,136 @@
+// Calibration capture: what GPTQ, AWQ and SmoothQuant need to know about the activations each
+// weight matrix sees, gathered by running text through an unmodified model.
+//
+// A CalibratingBackend wraps a CPU backend, forwards every op to it, and in matmul() adds the
+// input rows to the statistics of the weight being multiplied (keyed by the weight's data pointer,
+// i.e. the pointer the model actually passes, after the backend's upload() copy). calibrate()
+// maps those pointers back to tensor names through Model::visit_tensors.
+//
+//   CpuBackend cpu(threads);
+//   CalibratingBackend capture(cpu);
+//   BRISK_ASSIGN(model, load_model(dir, capture, {.max_rows = 512, .context = 512}));
+//   BRISK_ASSIGN(stats, calibrate(*model, capture, tokens, {}));
+//   const InputStats* in = stats.find("model.layers.0.self_attn.q_proj.weight");
+//
+// Matrices fed the same activations in consecutive calls (q/k/v, gate/up) share one InputStats.
+// Memory: one [k, k] double Hessian per distinct input (8 k^2 bytes); select limits capture to
+// some tensors (e.g. one layer at a time) for models where that matters.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "models/model.h"
+#include "ops/backend.h"
+
+namespace brisk::calib {
+
+// Statistics of the activations one matmul input carried, over all calibration rows.
+struct InputStats {
+  int64_t width = 0;            // k: input features
+  int64_t rows = 0;             // activation rows (tokens) seen
+  std::vector<double> xtx;      // [k, k] sum over rows of x^T x (GPTQ's Hessian is 2 xtx / rows)
+  std::vector<double> abs_sum;  // [k] sum of |x| per input channel (AWQ: mean |x|)
+  std::vector<float> abs_max;   // [k] max |x| per input channel (SmoothQuant)
+  std::vector<float> samples;   // [n, k] an evenly strided subsample of the rows (SmoothQuant's search)
+
+  int64_t sample_rows() const { return width ? int64_t(samples.size()) / width : 0; }
+  double mean_abs(int64_t i) const { return rows ? abs_sum[size_t(i)] / double(rows) : 0.0; }
+};
+
+struct CalibrationStats {
+  int64_t tokens = 0;   // calibration tokens run
+  int64_t windows = 0;  // forward passes of `window` tokens
+  std::map<std::string, std::shared_ptr<InputStats>> by_tensor;  // weight name -> its input
+
+  const InputStats* find(const std::string& tensor_name) const;
+};
+
+struct CalibrationOptions {
+  int64_t window = 512;         // tokens per sequence (positions 0..window-1); <= model context
+  int64_t max_tokens = 65536;   // calibration tokens used (whole windows); 0: all given
+  int64_t min_tokens = 1024;    // fewer tokens than this is an error (too little calibration text)
+  int64_t sample_rows = 0;      // raw activation rows kept per input (0: none)
+  // Which weights to capture (by name); empty: every matrix except the output head.
+  std::function<bool(const std::string&)> select;
+};
+
+// A Backend that forwards every op to `inner` and, while capturing, records matmul inputs.
+// inner must run on host memory (the CPU backend): statistics are read from x directly.
+class CalibratingBackend final : public Backend {
+ public:
+  explicit CalibratingBackend(Backend& inner) : inner_(inner) {}
+  Backend& inner() { return inner_; }
+
+  // Starts recording for exactly these weight pointers; sample_stride keeps every n-th row.
+  void start_capture(std::unordered_map<const void*, std::string> weights, int64_t sample_stride,
+                     int64_t sample_cap);
+  // Stops recording and hands back the statistics by weight name.
+  std::map<std::string, std::shared_ptr<InputStats>> finish_capture();
+
+  const char* name() const override { return inner_.name(); }
+  Device device() const override { return inner_.device(); }
+  Buffer allocate(size_t n) override { return inner_.allocate(n); }
+  void release(float* data) override { inner_.release(data); }
+  Tensor upload(const Tensor& t) override { return inner_.upload(t); }
+  void copy_to_device(float* dst, const float* src, size_t n) override { inner_.copy_to_device(dst, src, n); }
+  void copy_to_host(float* dst, const float* src, size_t n) override { inner_.copy_to_host(dst, src, n); }
+  void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+              float* y) override;
+  void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+                 const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                 float scale) override {
+    inner_.attention(q, k_pool, v_pool, out, batch, n_heads, n_kv_heads, head_dim, scale);
+  }
+  void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
+                const int32_t* slots, float* k_pool, float* v_pool) override {
+    inner_.store_kv(k, v, rows, width, src_stride, slots, k_pool, v_pool);
+  }
+  void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
+                   Accumulate acc) override { inner_.gather_rows(table, ids, n, out, acc); }
+  void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
+               int64_t cols) override { inner_.copy_2d(src, src_stride, dst, dst_stride, rows, cols); }
+  void rms_norm(const float* x, const float* w, int64_t rows, int64_t d, float eps,
+                float* y) override { inner_.rms_norm(x, w, rows, d, eps, y); }
+  void layer_norm(const float* x, const float* w, const float* b, int64_t rows, int64_t d, float eps,
+                  float* y) override { inner_.layer_norm(x, w, b, rows, d, eps, y); }
+  void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+            const float* cos_table, const float* sin_table) override {
+    inner_.rope(x, rows, n_heads, head_dim, positions, cos_table, sin_table);
+  }
+  void silu_mul(const float* g, const float* u, float* out, int64_t n) override { inner_.silu_mul(g, u, out, n); }
+  void gelu_tanh(float* x, int64_t n) override { inner_.gelu_tanh(x, n); }
+  void add(float* x, const float* y, int64_t n) override { inner_.add(x, y, n); }
+
+ private:
+  void record(const float* x, int64_t m, int64_t k, InputStats& stats);
+
+  Backend& inner_;
+  bool capturing_ = false;
+  int64_t sample_stride_ = 1, sample_cap_ = 0;
+  std::unordered_map<const void*, std::string> names_;                   // weight pointer -> name
+  std::unordered_map<const void*, std::shared_ptr<InputStats>> stats_;  // weight pointer -> input
+  // The previous matmul's input, to recognise q/k/v (gate/up) reading the same activations.
+  std::vector<float> last_input_;
+  int64_t last_m_ = 0;
+  std::shared_ptr<InputStats> last_stats_;
+  std::vector<float> transposed_, gram_;  // scratch: x^T [k, m] and x^T x [k, k] in fp32
+};
+
+// Names of the matrices calibration captures by default: every matrix but the output head and
+// the embedding tables (select, if given, narrows them further).
+std::vector<std::string> calibrated_matrices(Model& model,
+                                             const std::function<bool(const std::string&)>& select = {});
+
+// Runs tokens through `model` (which must have been loaded on `backend`) in windows and returns
+// the statistics of every selected matrix. Errors: too little calibration text, a window longer
+// than the model's context.
+Result<CalibrationStats> calibrate(Model& model, CalibratingBackend& backend,
+                                   const std::vector<int32_t>& tokens,
+                                   const CalibrationOptions& options);
+
+}  // namespace brisk::calib

@@ -1,0 +1,151 @@
+#include "compress/gptq.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "compress/calib_linalg.h"
+
+namespace brisk::calib {
+
+namespace {
+
+// U: the upper Cholesky factor of (H + damp I)^-1, [n, n] fp32. Dampening grows tenfold until H
+// is positive definite (calibration that never excited some directions leaves it singular).
+Result<std::vector<float>> inverse_hessian_factor(const std::vector<double>& h, int64_t n, double damp) {
+  double mean_diag = 0;
+  for (int64_t i = 0; i < n; ++i) mean_diag += h[size_t(i * n + i)];
+  mean_diag /= double(n);
+  double added = damp * mean_diag;
+  for (int attempt = 0; attempt < 6; ++attempt, added *= 10) {
+    std::vector<double> l = h;
+    for (int64_t i = 0; i < n; ++i) l[size_t(i * n + i)] += added;
+    if (!cholesky_lower(l, n)) continue;
+    std::vector<double> inv = inverse_from_cholesky(l, n);
+    if (!cholesky_lower(inv, n)) continue;
+    std::vector<float> upper(size_t(n * n));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) upper[size_t(i * n + j)] = float(inv[size_t(j * n + i)]);
+    return upper;
+  }
+  return make_error("the Hessian stays indefinite after dampening (non-finite calibration activations?)");
+}
+
+}  // namespace
+
+Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const std::vector<double>& xtx,
+                             const QuantSpec& spec, const GptqOptions& options) {
+  BRISK_CHECK(int64_t(xtx.size()) == cols * cols, "gptq: Hessian size does not match the matrix");
+  BRISK_TRY(check_spec(spec, cols, "gptq"));
+  const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
+  const int max_code = spec.max_code();
+
+  // Dead inputs: the weights never mattered on the calibration text; zero them (exactly
+  // representable) and give H a unit diagonal there so it stays invertible.
+  std::vector<float> original(w, w + rows * cols);
+  std::vector<double> h = xtx;
+  for (int64_t i = 0; i < cols; ++i)
+    if (h[size_t(i * cols + i)] == 0) {
+      h[size_t(i * cols + i)] = 1;
+      for (int64_t r = 0; r < rows; ++r) original[size_t(r * cols + i)] = 0;
+    }
+
+  // Visiting order: columns with the largest H_ii (most activation energy) first under act-order.
+  std::vector<int64_t> order(static_cast<size_t>(cols));
+  std::iota(order.begin(), order.end(), 0);
+  const bool act_order = options.act_order == ActOrder::On;
+  if (act_order)
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return h[size_t(a * cols + a)] > h[size_t(b * cols + b)];
+    });
+  const bool static_grids = act_order && options.group_order == GroupOrder::Static;
+
+  std::vector<float> work(size_t(rows * cols));  // W with columns in visiting order, updated in place
+  std::vector<double> hp(size_t(cols * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) work[size_t(r * cols + j)] = original[size_t(r * cols + order[size_t(j)])];
+  for (int64_t i = 0; i < cols; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      hp[size_t(i * cols + j)] = h[size_t(order[size_t(i)] * cols + order[size_t(j)])];
+  BRISK_ASSIGN(u, inverse_hessian_factor(hp, cols, options.damp));
+  hp = {};
+
+  QuantizedMatrix q;
+  q.rows = rows;
+  q.cols = cols;
+  q.spec = spec;
+  q.codes.resize(size_t(rows * cols));
+  q.dequantized.resize(size_t(rows * cols));
+  q.scales.resize(size_t(rows * groups));
+  q.zeros.resize(size_t(rows * groups));
+  if (act_order && !static_grids) q.group_index.resize(size_t(cols));
+  // Static grids: fitted to the original weights in their contiguous groups, before any update.
+  if (static_grids)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0; g < groups; ++g) {
+        const GridStep step = fit_grid(original.data() + r * cols + g * width, width, 1, spec);
+        q.scales[size_t(r * groups + g)] = step.scale;
+        q.zeros[size_t(r * groups + g)] = step.zero;
+      }
+
+  const int64_t block = std::max<int64_t>(options.block, 1);
+  std::vector<float> err(size_t(rows * block));
+  for (int64_t b0 = 0; b0 < cols; b0 += block) {
+    const int64_t b1 = std::min(b0 + block, cols);
+    for (int64_t j = b0; j < b1; ++j) {
+      const int64_t col = order[size_t(j)];
+      // The group this column belongs to, and (when first reached) its grid from the current weights.
+      const int64_t group = static_grids ? col / width : j / width;
+      if (!static_grids && j % width == 0)
+        for (int64_t r = 0; r < rows; ++r) {
+          const GridStep step = fit_grid(work.data() + r * cols + j, std::min(width, cols - j), 1, spec);
+          q.scales[size_t(r * groups + group)] = step.scale;
+          q.zeros[size_t(r * groups + group)] = step.zero;
+        }
+      if (!q.group_index.empty()) q.group_index[size_t(col)] = int32_t(group);
+      const float* u_row = u.data() + j * cols;
+      const float d = u_row[j];
+      for (int64_t r = 0; r < rows; ++r) {
+        const GridStep step{q.scales[size_t(r * groups + group)], q.zeros[size_t(r * groups + group)]};
+        float* wr = work.data() + r * cols;
+        const int code = step.code(wr[j], max_code);
+        const float value = step.value(code);
+        q.codes[size_t(r * cols + col)] = uint8_t(code);
+        q.dequantized[size_t(r * cols + col)] = value;
+        const float e = (wr[j] - value) / d;
+        err[size_t(r * block + (j - b0))] = e;
+        for (int64_t k = j + 1; k < b1; ++k) wr[k] -= e * u_row[k];
+      }
+    }
+    // Lazy batch: the block's errors reach the remaining columns in one pass.
+    for (int64_t r = 0; r < rows; ++r) {
+      float* wr = work.data() + r * cols;
+      for (int64_t j = b0; j < b1; ++j) {
+        const float e = err[size_t(r * block + (j - b0))];
+        const float* u_row = u.data() + j * cols;
+        for (int64_t k = b1; k < cols; ++k) wr[k] -= e * u_row[k];
+      }
+    }
+  }
+  return q;
+}
+
+Result<std::map<std::string, QuantizedMatrix>> gptq_quantize(FloatWeights& weights,
+                                                            const CalibrationStats& stats,
+                                                            const QuantSpec& spec,
+                                                            const GptqOptions& options) {
+  for (const auto& [name, input] : stats.by_tensor) {
+    if (!weights.has(name)) return make_error("gptq: calibrated tensor '" + name + "' is not a model weight");
+    BRISK_TRY(check_spec(spec, weights.cols(name), "gptq: tensor '" + name + "'"));
+  }
+  std::map<std::string, QuantizedMatrix> out;
+  for (const auto& [name, input] : stats.by_tensor) {
+    std::vector<float>& w = weights.at(name);
+    auto q = gptq(w.data(), weights.rows(name), weights.cols(name), input->xtx, spec, options);
+    if (!q) return make_error("gptq: tensor '" + name + "': " + q.error().message);
+    std::copy(q->dequantized.begin(), q->dequantized.end(), w.begin());  // the model may point at w
+    out[name] = std::move(q.value());
+  }
+  return out;
+}
+
+}  // namespace brisk::calib

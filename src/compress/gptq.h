@@ -1,0 +1,61 @@
+// GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative
+// Pre-trained Transformers"): quantizes a weight matrix one input column at a time and spreads
+// each column's rounding error over the columns not yet quantized, weighted by the inverse
+// Hessian of the layer's squared output error, H = 2 X^T X (X: calibration inputs).
+//
+// Per matrix W [out, in]:
+//  - dead inputs (H_ii = 0: the channel never fired) get H_ii = 1 and W[:, i] = 0;
+//  - dampening: H += damp * mean(diag H) * I (retried with 10x more if H is still not positive
+//    definite);
+//  - U = upper Cholesky factor of H^-1; columns are quantized in blocks of `block`, with the
+//    in-block updates immediate and the rest applied once per block (the paper's lazy batching);
+//  - groups: the grid of a group is fitted to the (already error-updated) weights when its first
+//    column is reached, as in the paper.
+//  - act-order: columns are visited by descending H_ii. Two ways to group them, see GroupOrder.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compress/calib_grid.h"
+#include "compress/calib_weights.h"
+#include "compress/calibration.h"
+
+namespace brisk::calib {
+
+enum class ActOrder { Off, On };
+
+// How groups are formed under act-order (without act-order both are the same contiguous groups).
+enum class GroupOrder {
+  // Groups stay contiguous runs of input columns (column / group_size), and their grids are
+  // fitted to the original weights before quantization starts ("static groups"). No group index:
+  // the layout RTN kernels read. The default.
+  Static,
+  // Groups are consecutive runs in visiting order, fitted when reached; the result carries
+  // group_index (g_idx) because a group's columns are scattered in the original order.
+  Activation,
+};
+
+struct GptqOptions {
+  double damp = 0.01;    // fraction of mean(diag H) added to the diagonal
+  int64_t block = 128;   // columns per lazy-batch block
+  ActOrder act_order = ActOrder::Off;
+  GroupOrder group_order = GroupOrder::Static;
+};
+
+// Quantizes w [rows, cols] given xtx = sum x^T x [cols, cols] (the Hessian up to a factor, which
+// GPTQ is invariant to). Fails only if H stays indefinite after repeated dampening.
+Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const std::vector<double>& xtx,
+                             const QuantSpec& spec, const GptqOptions& options = {});
+
+// Every matrix in `stats`: quantized with its input's Hessian and replaced in `weights` by its
+// dequantized values. All Hessians come from one pass of the unquantized model; for the paper's
+// sequential variant (later layers calibrated on earlier quantized ones) call this once per layer
+// with stats captured after binding the previous layers' results (CalibrationOptions::select).
+Result<std::map<std::string, QuantizedMatrix>> gptq_quantize(FloatWeights& weights,
+                                                            const CalibrationStats& stats,
+                                                            const QuantSpec& spec,
+                                                            const GptqOptions& options = {});
+
+}  // namespace brisk::calib
