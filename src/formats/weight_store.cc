@@ -15,6 +15,13 @@ const StoredTensor* WeightStore::find(const std::string& name) const {
 
 std::string WeightStore::describe() const { return description_; }
 
+void WeightStore::replace(const std::vector<std::string>& parts, const std::string& name, StoredTensor tensor,
+                          std::shared_ptr<const void> owner) {
+  for (const auto& p : parts) tensors_.erase(p);
+  tensors_[name] = std::move(tensor);
+  owned_.push_back(std::move(owner));
+}
+
 Result<WeightStore> WeightStore::open_dir(const fs::path& dir) {
   WeightStore store;
   const fs::path single = dir / "model.safetensors";

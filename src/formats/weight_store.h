@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,9 +25,15 @@ class WeightStore {
   const std::map<std::string, StoredTensor>& all() const { return tensors_; }
   std::string describe() const;  // "model.safetensors" or "3 shards of model.safetensors.index.json"
 
+  // Replaces the stored tensors `parts` by `tensor` under `name`, its memory kept alive by
+  // `owner` (quantized checkpoints: packed parts converted once into a runtime block tensor).
+  void replace(const std::vector<std::string>& parts, const std::string& name, StoredTensor tensor,
+               std::shared_ptr<const void> owner);
+
  private:
   std::vector<SafetensorsFile> files_;
   std::map<std::string, StoredTensor> tensors_;
+  std::vector<std::shared_ptr<const void>> owned_;  // memory of converted tensors
   std::string description_;
 };
 
