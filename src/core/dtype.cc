@@ -1,8 +1,10 @@
 #include "core/dtype.h"
 
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
+#include "core/quant_blocks.h"
 
 namespace brisk {
 
@@ -16,8 +18,15 @@ constexpr DTypeRow kRows[] = {
     {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
     {DType::I64, "I64", 8}, {DType::I32, "I32", 4}, {DType::I16, "I16", 2},
     {DType::I8, "I8", 1},   {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
-    {DType::F64, "F64", 8},
+    {DType::F64, "F64", 8}, {DType::F8_E4M3, "F8_E4M3", 1},
 };
+// Block dtypes: their sizes come from the traits table (core/quant_blocks.cc); names only here.
+struct BlockName {
+  DType type;
+  std::string_view name;
+};
+constexpr BlockName kBlockNames[] = {{DType::Q8, "Q8"},   {DType::Q8A8, "Q8A8"}, {DType::F8, "F8"},
+                                     {DType::Q4, "Q4"},   {DType::NF4, "NF4"},   {DType::LOG4, "LOG4"}};
 const DTypeRow& row(DType t) {
   for (const auto& r : kRows)
     if (r.type == t) return r;
@@ -25,8 +34,24 @@ const DTypeRow& row(DType t) {
 }
 }  // namespace
 
-size_t dtype_size(DType t) { return row(t).size; }
-std::string_view dtype_name(DType t) { return row(t).name; }
+size_t dtype_size(DType t) {
+  if (const QuantTraits* q = quant_traits(t)) return q->bytes;
+  return row(t).size;
+}
+int64_t dtype_block(DType t) {
+  if (const QuantTraits* q = quant_traits(t)) return q->block;
+  return 1;
+}
+bool is_block_dtype(DType t) { return quant_traits(t) != nullptr; }
+size_t row_bytes(DType t, int64_t cols) {
+  const int64_t block = dtype_block(t);
+  return size_t((cols + block - 1) / block) * dtype_size(t);
+}
+std::string_view dtype_name(DType t) {
+  for (const auto& b : kBlockNames)
+    if (b.type == t) return b.name;
+  return row(t).name;
+}
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& r : kRows)
     if (r.name == name) return r.type;
@@ -76,6 +101,31 @@ uint16_t f32_to_f16(float f) {
   return sign | uint16_t((mant_round - (112u << 23)) >> 13);
 }
 
+float e4m3_to_f32(uint8_t b) {
+  const int exp = (b >> 3) & 0xf, mant = b & 7;
+  const float sign = (b & 0x80) ? -1.0f : 1.0f;
+  if (exp == 15 && mant == 7) return std::numeric_limits<float>::quiet_NaN();
+  if (exp == 0) return sign * std::ldexp(float(mant), -9);  // subnormal: mant * 2^-3 * 2^-6
+  return sign * std::ldexp(float(8 + mant), exp - 10);       // 1.mmm * 2^(exp - 7)
+}
+
+uint8_t f32_to_e4m3(float f) {
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  if (std::isnan(f)) return 0x7f;
+  const float a = std::min(std::fabs(f), 448.0f);
+  if (a < std::ldexp(1.0f, -6)) {  // subnormal range: multiples of 2^-9, ties to even
+    return sign | uint8_t(std::nearbyint(a * 512.0f));  // 8 * 2^-9 = 2^-6 rolls into exponent 1
+  }
+  int e;
+  std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1): the e4m3 exponent is e - 1
+  const float step = std::ldexp(1.0f, e - 1 - 3);
+  const float q = std::nearbyint(a / step) * step;  // may round up into the next binade
+  int qe;
+  const float qm = std::frexp(q, &qe);
+  const int exp = qe - 1 + 7, mant = int(qm * 16.0f) - 8;
+  return sign | uint8_t(exp << 3 | mant);
+}
+
 float load_as_f32(const void* data, DType t, size_t i) {
   switch (t) {
     case DType::F32: return static_cast<const float*>(data)[i];
@@ -84,6 +134,7 @@ float load_as_f32(const void* data, DType t, size_t i) {
     case DType::F64: return float(static_cast<const double*>(data)[i]);
     case DType::I32: return float(static_cast<const int32_t*>(data)[i]);
     case DType::I64: return float(static_cast<const int64_t*>(data)[i]);
+    case DType::F8_E4M3: return e4m3_to_f32(static_cast<const uint8_t*>(data)[i]);
     default: BRISK_CHECK(false, "load_as_f32: unsupported dtype " + std::string(dtype_name(t)));
   }
 }

@@ -24,7 +24,13 @@ struct Tensor {
     for (int64_t d : shape) n *= d;
     return n;
   }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  // Block dtypes pad each row to whole blocks (see core/dtype.h).
+  size_t nbytes() const {
+    if (shape.empty()) return dtype_size(dtype);
+    int64_t rows = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
+    return size_t(rows) * row_bytes(dtype, shape.back());
+  }
   int rank() const { return int(shape.size()); }
   int64_t dim(int i) const { return shape[size_t(i < 0 ? int(shape.size()) + i : i)]; }
   bool empty() const { return data == nullptr; }

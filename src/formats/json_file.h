@@ -12,5 +12,7 @@ using Json = nlohmann::json;
 
 Result<Json> read_json_file(const std::filesystem::path& path);
 Result<Json> parse_json(std::string_view text, const std::string& what);  // what: "file.json"
+// Writes (truncates) a text file; errors name the path.
+Status write_text_file(const std::filesystem::path& path, const std::string& text);
 
 }  // namespace brisk

@@ -192,6 +192,7 @@ Result<ModelConfig> parse_model_config(const Json& json, const std::string& wher
   c.model_type = mt->get<std::string>();
   c.bos_ids = token_ids(json, "bos_token_id");
   c.eos_ids = token_ids(json, "eos_token_id");
+  if (auto q = json.find("quantization_config"); q != json.end() && !q->is_null()) c.quantization_config = *q;
   if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2")
     return parse_llama(json, where, std::move(c));
   if (c.model_type == "gpt2") return parse_gpt2(json, where, std::move(c));

@@ -42,6 +42,7 @@ struct ModelConfig {
   bool mlp_bias = false;
   int64_t sliding_window = 0; // 0: none. Mistral's window; contexts are capped to it.
   std::vector<int32_t> bos_ids, eos_ids;
+  Json quantization_config;   // as written (null: not quantized); formats/quantized_checkpoint.h reads it
 
   // Rotary inverse frequencies (head_dim/2 entries) with the configured scaling applied.
   std::vector<float> rope_inv_freq() const;

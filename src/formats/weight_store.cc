@@ -31,6 +31,13 @@ WeightStore WeightStore::from_tensors(std::map<std::string, StoredTensor> tensor
   return store;
 }
 
+void WeightStore::replace(const std::vector<std::string>& parts, const std::string& name, StoredTensor tensor,
+                          std::shared_ptr<const void> owner) {
+  for (const auto& p : parts) tensors_.erase(p);
+  tensors_[name] = std::move(tensor);
+  owners_.push_back(std::move(owner));
+}
+
 Result<WeightStore> WeightStore::open_dir(const fs::path& dir) {
   WeightStore store;
   const fs::path single = dir / "model.safetensors";

@@ -33,8 +33,14 @@ class WeightStore {
   const std::map<std::string, StoredTensor>& all() const { return tensors_; }
   std::string describe() const;  // "model.safetensors" or "3 shards of model.safetensors.index.json"
 
+  // Replaces the stored tensors `parts` by `tensor` under `name`, its memory kept alive by
+  // `owner` (quantized checkpoints: packed parts converted once into a runtime block tensor).
+  void replace(const std::vector<std::string>& parts, const std::string& name, StoredTensor tensor,
+               std::shared_ptr<const void> owner);
+
  private:
   std::vector<SafetensorsFile> files_;
+  // Memory of tensors the store made (GGUF decodes, converted quantized checkpoints).
   std::vector<std::shared_ptr<const void>> owners_;
   std::map<std::string, StoredTensor> tensors_;
   std::string description_;

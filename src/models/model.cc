@@ -2,6 +2,7 @@
 
 #include "core/mapped_file.h"
 #include "formats/gguf_model.h"
+#include "formats/quantized_checkpoint.h"
 
 #include <cstring>
 #include <set>
@@ -37,14 +38,21 @@ Status Model::bind(const WeightStore& store) {
     claimed.insert(spec.name);
     const Tensor& t = stored->tensor;
     const std::string at = stored->file + ": tensor '" + spec.name + "'";
-    if (t.shape != spec.shape) {
+    // Quantized matrices (block dtypes, converted at load) are [out, in]: GPT-2's Conv1D
+    // matrices were transposed before quantization.
+    const bool quantized = is_block_dtype(t.dtype);
+    const bool matrix = spec.kind == TensorKind::Matrix || spec.kind == TensorKind::TransposedMatrix;
+    std::vector<int64_t> expected = spec.shape;
+    if (quantized && spec.kind == TensorKind::TransposedMatrix) std::swap(expected[0], expected[1]);
+    if (t.shape != expected) {
       status = make_error(at + " has shape " + shape_string(t.shape) + ", expected " +
-                          shape_string(spec.shape) + " from config.json");
+                          shape_string(expected) + " from config.json");
       return;
     }
-    if (!is_float_weight(t.dtype)) {
+    if (!is_float_weight(t.dtype) && !(quantized && matrix)) {
       status = make_error(at + " has dtype " + std::string(dtype_name(t.dtype)) +
-                          "; weights must be F32, F16 or BF16");
+                          (matrix ? "; weights must be F32, F16, BF16 or a quantized format"
+                                  : "; embeddings and vectors must be F32, F16 or BF16"));
       return;
     }
     const size_t n = size_t(t.numel());
@@ -54,7 +62,7 @@ Status Model::bind(const WeightStore& store) {
       for (size_t i = 0; i < n; ++i) f[i] = load_as_f32(t.data, t.dtype, i);
       slot = backend_.upload(Tensor{f, DType::F32, t.shape});
       owned_.push_back(std::move(buf));
-    } else if (spec.kind == TensorKind::TransposedMatrix) {
+    } else if (spec.kind == TensorKind::TransposedMatrix && !quantized) {
       const int64_t rows = t.shape[0], cols = t.shape[1];
       const size_t es = dtype_size(t.dtype);
       auto buf = std::make_unique<uint8_t[]>(n * es);
@@ -235,6 +243,10 @@ Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Back
     BRISK_ASSIGN(folder_store, WeightStore::open_dir(dir));
     config = std::move(folder_config);
     store = std::move(folder_store);
+  }
+  if (!config.quantization_config.is_null()) {
+    BRISK_ASSIGN(layout, parse_quantization_config(config.quantization_config, (dir / "config.json").string()));
+    BRISK_TRY(convert_quantized_tensors(layout, store));
   }
   std::unique_ptr<Model> model = make_model(config, backend, options);
   model->store_ = std::make_shared<const WeightStore>(std::move(store));

@@ -10,7 +10,8 @@
 namespace brisk::ref {
 
 // y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]). x, y fp32 row-major; w is [n, k] in any float
-// dtype (F32/F16/BF16). Accumulates in double.
+// dtype (F32/F16/BF16) or a block format (core/quant_blocks.h; Q8A8 also quantizes each row of
+// x per token). Accumulates in double.
 void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
 
 // y = x / rms(x) * weight, per row of length d.

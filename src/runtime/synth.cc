@@ -130,12 +130,7 @@ Json byte_level_tokenizer(int64_t vocab_size, int64_t eos_id) {
                      {"vocab", vocab}, {"merges", Json::array()}}}};
 }
 
-Status write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) return make_error(path.string() + ": write failed");
-  return ok_status();
-}
+Status write_text(const fs::path& path, const std::string& text) { return write_text_file(path, text); }
 
 constexpr uint64_t kShardBytes = 4ull << 30;  // shard like transformers does for big models
 

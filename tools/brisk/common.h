@@ -22,6 +22,7 @@ Command add_perplexity(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_synth(CLI::App& app);
 Command add_inspect(CLI::App& app);
+Command add_quantize(CLI::App& app);
 
 // The flags every model-running command shares: --device, --threads, --bf16-fast, --mmap.
 void add_engine_flags(CLI::App* sub, BackendOptions& options);

@@ -7,6 +7,7 @@
 
 #include "backends/cpu/attention.h"
 #include "backends/cpu/matmul.h"
+#include "backends/cpu/matmul_quant.h"
 #include "core/error.h"
 #include "ops/reference.h"
 
@@ -79,6 +80,7 @@ void CpuBackend::copy_2d(const float* src, int64_t src_stride, float* dst, int64
 
 void CpuBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
                         float* y) {
+  if (is_block_dtype(w.dtype)) return cpu::matmul_quant(x, m, k, w, bias, y, pool_);
   cpu::matmul(x, m, k, w, bias, y, pool_, bf16_math_);
 }
 

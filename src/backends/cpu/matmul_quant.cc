@@ -1,0 +1,167 @@
+// The quantized matmul driver: prepares activations (zero-padded to whole blocks, or quantized
+// per token for w8a8), splits output rows over threads and blocks activation rows for L2.
+#include "backends/cpu/matmul_quant.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/matmul_quant_kernels.h"
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "core/quant_blocks.h"
+
+namespace brisk::cpu {
+
+namespace {
+
+using quant_kernels::kTileCols;
+using quant_kernels::kTileRows;
+using quant_kernels::QuantKernelSet;
+
+// An activation block is re-read by every weight tile of a thread, so it should stay in L2
+// (half of a 1 MiB L2, as matmul.cc); weights are then streamed once per block.
+constexpr int64_t kActivationBlockBytes = 512 * 1024;
+constexpr int64_t kMinParallelMacs = 1 << 16;
+
+// Per calling thread, grown on demand: steady-state inference allocates nothing.
+thread_local std::vector<uint8_t> t_x_scratch;
+thread_local std::vector<float> t_x_scales;
+
+struct Prepared {
+  const void* x;         // fp32 rows or (Q8A8) u8 rows
+  int64_t ldx;           // elements between rows
+  size_t x_bytes;        // bytes per element
+  const float* scales;   // Q8A8: per-row activation scales
+};
+
+Prepared prepare_activations(const float* x, int64_t m, int64_t k, int64_t padded_k, DType wtype,
+                             bool parallel, ThreadPool& pool) {
+  auto each_row = [&](const std::function<void(int64_t)>& fn) {
+    if (parallel && m > 1)
+      pool.parallel_for(m, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) fn(r);
+      });
+    else
+      for (int64_t r = 0; r < m; ++r) fn(r);
+  };
+  if (wtype == DType::Q8A8) {
+    t_x_scratch.resize(size_t(m * padded_k));
+    t_x_scales.resize(size_t(m));
+    uint8_t* xq = t_x_scratch.data();
+    float* scales = t_x_scales.data();
+    each_row([&](int64_t r) { scales[r] = quantize_activation_row_u8(x + r * k, k, padded_k, xq + r * padded_k); });
+    return {xq, padded_k, 1, scales};
+  }
+  if (padded_k == k) return {x, k, sizeof(float), nullptr};
+  // Kernels read whole blocks; the padding must be zeros (weights there are zero, but 0 * NaN
+  // from stale memory would not be).
+  t_x_scratch.resize(size_t(m * padded_k) * sizeof(float));
+  float* xp = reinterpret_cast<float*>(t_x_scratch.data());
+  each_row([&](int64_t r) {
+    std::memcpy(xp + r * padded_k, x + r * k, size_t(k) * sizeof(float));
+    std::fill(xp + r * padded_k + k, xp + (r + 1) * padded_k, 0.0f);
+  });
+  return {xp, padded_k, sizeof(float), nullptr};
+}
+
+// Portable path: each weight row decoded to fp32 once, dotted with every activation row (for
+// Q8A8 the activations are the dequantized per-token codes, as in the reference).
+void scalar_rows(const Prepared& px, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
+                 int64_t n, int64_t n0, int64_t n1) {
+  const QuantTraits& t = *quant_traits(w.dtype);
+  const size_t rb = row_bytes(w.dtype, k);
+  std::vector<float> wrow(static_cast<size_t>(k)), xrow(static_cast<size_t>(k));
+  for (int64_t j = n0; j < n1; ++j) {
+    t.dequantize_row(static_cast<const uint8_t*>(w.data) + size_t(j) * rb, k, wrow.data());
+    for (int64_t i = 0; i < m; ++i) {
+      const float* xi;
+      if (px.scales) {
+        const uint8_t* xq = static_cast<const uint8_t*>(px.x) + i * px.ldx;
+        for (int64_t p = 0; p < k; ++p) xrow[size_t(p)] = float(int(xq[p]) - 128) * px.scales[i];
+        xi = xrow.data();
+      } else {
+        xi = static_cast<const float*>(px.x) + i * px.ldx;
+      }
+      float sum = 0.0f;
+      for (int64_t p = 0; p < k; ++p) sum += xi[p] * wrow[size_t(p)];
+      y[i * n + j] = sum + (bias ? bias[j] : 0.0f);
+    }
+  }
+}
+
+// Output rows n0..n1 over all activation rows: activation blocks (L2) outermost, then weight
+// tiles (streamed), then activation tiles (the tile's weight rows stay in L1/L2).
+void tiled_rows(const QuantKernelSet& ks, const Prepared& px, int64_t m, int64_t k, const Tensor& w,
+                const float* bias, float* y, int64_t n, int64_t n0, int64_t n1) {
+  const int64_t n_blocks = (k + dtype_block(w.dtype) - 1) / dtype_block(w.dtype);
+  const size_t ldw = row_bytes(w.dtype, k);
+  const int64_t row_bytes_x = px.ldx * int64_t(px.x_bytes);
+  const int64_t mb = std::max<int64_t>(kTileCols, kActivationBlockBytes / row_bytes_x / kTileCols * kTileCols);
+  const auto* wbase = static_cast<const uint8_t*>(w.data);
+  for (int64_t m0 = 0; m0 < m; m0 += mb) {
+    const int64_t m1 = std::min(m, m0 + mb);
+    for (int64_t r0 = n0; r0 < n1; r0 += kTileRows) {
+      const int64_t rows = std::min<int64_t>(kTileRows, n1 - r0);
+      for (int64_t c0 = m0; c0 < m1; c0 += kTileCols) {
+        const int64_t cols = std::min<int64_t>(kTileCols, m1 - c0);
+        ks.tile[rows - 1][cols - 1](static_cast<const uint8_t*>(px.x) + c0 * row_bytes_x, px.ldx,
+                                    px.scales ? px.scales + c0 : nullptr, wbase + size_t(r0) * ldw, ldw, n_blocks,
+                                    y + c0 * n + r0, n, bias ? bias + r0 : nullptr);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool quant_kernels_supported(QuantKernels which, DType wtype) {
+  if (!quant_traits(wtype)) return false;
+  const CpuFeatures& f = cpu_features();
+  const bool avx512 = f.avx512f && f.avx512bw && f.f16c && (wtype != DType::Q8A8 || f.avx512vnni) &&
+                      quant_kernels::avx512_quant_kernels(wtype) != nullptr;
+  switch (which) {
+    case QuantKernels::Avx512: return avx512;
+    case QuantKernels::Auto:
+    case QuantKernels::Scalar: return true;
+  }
+  return false;
+}
+
+void matmul_quant(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
+                  ThreadPool& pool, QuantKernels which) {
+  BRISK_CHECK(quant_traits(w.dtype) != nullptr, "matmul_quant: " + std::string(dtype_name(w.dtype)) +
+                                                     " is not a quantized format");
+  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
+              "matmul_quant: weight " + shape_string(w.shape) + " is not [n, " + std::to_string(k) + "]");
+  BRISK_CHECK(quant_kernels_supported(which, w.dtype), "matmul_quant: kernels not supported on this CPU");
+  const int64_t n = w.dim(0);
+  if (m == 0 || n == 0) return;
+  if (which == QuantKernels::Auto)
+    which = quant_kernels_supported(QuantKernels::Avx512, w.dtype) ? QuantKernels::Avx512 : QuantKernels::Scalar;
+
+  const int64_t block = dtype_block(w.dtype);
+  const int64_t padded_k = (k + block - 1) / block * block;
+  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
+  const Prepared px = prepare_activations(x, m, k, padded_k, w.dtype, parallel, pool);
+
+  auto run = [&](int64_t n0, int64_t n1) {
+    if (which == QuantKernels::Scalar)
+      scalar_rows(px, m, k, w, bias, y, n, n0, n1);
+    else
+      tiled_rows(*quant_kernels::avx512_quant_kernels(w.dtype), px, m, k, w, bias, y, n, n0, n1);
+  };
+  // Contiguous runs of whole tiles per thread: each thread streams its own weight rows once.
+  const int64_t groups = (n + kTileRows - 1) / kTileRows;
+  const int parts = parallel ? int(std::min<int64_t>(groups, pool.size())) : 1;
+  if (parts == 1) return run(0, n);
+  pool.run_on_all([&](int t) {
+    if (t >= parts) return;
+    const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
+    run(g0 * kTileRows, std::min(n, g1 * kTileRows));
+  });
+}
+
+}  // namespace brisk::cpu

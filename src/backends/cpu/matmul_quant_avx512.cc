@@ -1,0 +1,218 @@
+// AVX-512 tiles for quantized weights (core/quant_blocks.h). Compiled with -mavx512f/bw/vl/dq/vnni
+// (src/CMakeLists.txt); matmul_quant.cc only calls in after cpu_features() confirms the ISA.
+//
+// Weight-only formats (Q8, F8, Q4, NF4, LOG4) dequantize each weight vector in registers once and
+// multiply-add it into every activation row of the tile with fp32 FMAs, so results match the
+// scalar reference up to summation order. Q8A8 multiplies u8 activations by s8 weights with
+// vpdpbusd (64 multiply-adds per instruction) into int32 and applies the scales at the end.
+#include <immintrin.h>
+
+#include <utility>
+
+#include "backends/cpu/matmul_quant_kernels.h"
+#include "core/quant_blocks.h"
+
+// GCC 12's intrinsic headers trip its own -Wuninitialized (see matmul_avx512.cc).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace brisk::cpu::quant_kernels {
+
+namespace {
+
+// Decode streams every weight byte from DRAM once; prefetching ~512 B ahead of each weight row
+// keeps more lines in flight than the hardware prefetcher alone (as in matmul_avx512.cc).
+constexpr int kPrefetchBytes = 512;
+
+// Format policies for the fp32-activation tiles: a block is kSteps steps; a step yields kVecs
+// vectors of 16 consecutive weights. State is what a block needs prepared once (the Q4 level
+// table); row_scale is applied to the finished dot product (per-channel formats).
+struct Q8Format {
+  using Block = BlockQ8;
+  static constexpr int kSteps = 16, kVecs = 1, kStepBytes = 16;
+  using State = int;
+  static State prepare(const Block&) { return 0; }
+  static void load(const Block& b, int s, State, __m512 (&out)[kVecs]) {
+    out[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(b.q + 16 * s))));
+  }
+  static float row_scale(const Block& b) { return b.scale; }
+};
+
+// e4m3 -> fp16 by moving bits: sign to bit 15, exponent and mantissa shifted left by 7. The fp16
+// exponent bias is 8 more than e4m3's, so the fp16 value is the e4m3 value times 2^-8 (subnormals
+// included: they land on fp16 subnormals); the 2^8 goes into the row scale. NaN codes never occur
+// (the quantizer saturates).
+struct F8Format {
+  using Block = BlockF8;
+  static constexpr int kSteps = 16, kVecs = 1, kStepBytes = 16;
+  using State = int;
+  static State prepare(const Block&) { return 0; }
+  static void load(const Block& b, int s, State, __m512 (&out)[kVecs]) {
+    const __m256i h = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(b.q + 16 * s)));
+    const __m256i bits = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x80)), 8),
+                                         _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(0x7f)), 7));
+    out[0] = _mm512_cvtph_ps(bits);
+  }
+  static float row_scale(const Block& b) { return b.scale * 256.0f; }
+};
+
+// 4-bit codes: a 16-entry table of (level - zero) * scale per block, then each nibble vector is
+// one permute (vpermps) away from its fp32 weights. kLevels null: integer levels 0..15.
+template <const float* kLevels>
+struct Nibble4Format {
+  using Block = BlockQ4;
+  static constexpr int kSteps = 4, kVecs = 2, kStepBytes = 16;
+  using State = __m512;
+  static State prepare(const Block& b) {
+    __m512 levels = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    if constexpr (kLevels != nullptr) levels = _mm512_loadu_ps(kLevels);
+    const __m512 scale = _mm512_cvtph_ps(_mm256_set1_epi16(short(b.scale_f16)));
+    return _mm512_mul_ps(_mm512_sub_ps(levels, _mm512_set1_ps(float(b.zero))), scale);
+  }
+  static void load(const Block& b, int s, State table, __m512 (&out)[kVecs]) {
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(b.q + 16 * s)));
+    out[0] = _mm512_permutexvar_ps(_mm512_and_si512(v, _mm512_set1_epi32(0xf)), table);
+    out[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
+  }
+  static float row_scale(const Block&) { return 1.0f; }
+};
+constexpr const float* kIntegerLevels = nullptr;
+
+template <class F, int R, int C>
+void float_tile(const void* xp, int64_t ldx, const float*, const void* wp, size_t ldw, int64_t n_blocks,
+                float* y, int64_t ldy, const float* bias) {
+  using Block = typename F::Block;
+  constexpr int64_t kBlockValues = F::kSteps * F::kVecs * 16;
+  const float* x = static_cast<const float*>(xp);
+  const Block* w[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  __m512 acc[C][R];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    typename F::State state[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) state[r] = F::prepare(w[r][b]);
+    const float* xb = x + b * kBlockValues;
+#pragma GCC unroll 16
+    for (int s = 0; s < F::kSteps; ++s) {
+      __m512 wv[R][F::kVecs];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        if ((s * F::kStepBytes) % 64 == 0)
+          _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + s * F::kStepBytes + kPrefetchBytes, _MM_HINT_T0);
+        F::load(w[r][b], s, state[r], wv[r]);
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c)
+#pragma GCC unroll 2
+        for (int v = 0; v < F::kVecs; ++v) {
+          const __m512 xv = _mm512_loadu_ps(xb + c * ldx + (s * F::kVecs + v) * 16);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) acc[c][r] = _mm512_fmadd_ps(xv, wv[r][v], acc[c][r]);
+        }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const float scale = n_blocks > 0 ? F::row_scale(w[r][0]) : 0.0f;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c)
+      y[c * ldy + r] = _mm512_reduce_add_ps(acc[c][r]) * scale + (bias ? bias[r] : 0.0f);
+  }
+}
+
+// w8a8: x holds u8 = code + 128, so sum(u8 * w) = sum(code * w) + 128 * sum(w); the block sums
+// remove the second term exactly in int32. |sum| <= 255 * 127 * k fits int32 for k < 66,000.
+template <int R, int C>
+void int8_tile(const void* xp, int64_t ldx, const float* x_scales, const void* wp, size_t ldw, int64_t n_blocks,
+               float* y, int64_t ldy, const float* bias) {
+  const uint8_t* x = static_cast<const uint8_t*>(xp);
+  const BlockQ8A8* w[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8A8*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  __m512i acc[C][R];
+  int32_t row_sum[R] = {};
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_si512();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) row_sum[r] += w[r][b].sum;
+#pragma GCC unroll 4
+    for (int s = 0; s < 4; ++s) {
+      __m512i wv[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(w[r][b].q + 64 * s) + kPrefetchBytes, _MM_HINT_T0);
+        wv[r] = _mm512_loadu_si512(w[r][b].q + 64 * s);
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        const __m512i xv = _mm512_loadu_si512(x + c * ldx + b * 256 + 64 * s);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[c][r] = _mm512_dpbusd_epi32(acc[c][r], xv, wv[r]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const float w_scale = n_blocks > 0 ? w[r][0].scale : 0.0f;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const int32_t dot = _mm512_reduce_add_epi32(acc[c][r]) - 128 * row_sum[r];
+      y[c * ldy + r] = float(dot) * (x_scales[c] * w_scale) + (bias ? bias[r] : 0.0f);
+    }
+  }
+}
+
+template <template <int, int> class Tile, int... I>
+constexpr QuantKernelSet make_set(std::integer_sequence<int, I...>) {
+  QuantKernelSet set{};
+  ((set.tile[I / kTileCols][I % kTileCols] = Tile<I / kTileCols + 1, I % kTileCols + 1>::run), ...);
+  return set;
+}
+template <template <int, int> class Tile>
+constexpr QuantKernelSet make_set() {
+  return make_set<Tile>(std::make_integer_sequence<int, kTileRows * kTileCols>{});
+}
+
+template <class F>
+struct FloatTiles {
+  template <int R, int C>
+  struct Tile {
+    static constexpr QuantTileFn run = &float_tile<F, R, C>;
+  };
+};
+template <int R, int C>
+struct Int8Tile {
+  static constexpr QuantTileFn run = &int8_tile<R, C>;
+};
+
+constexpr QuantKernelSet kQ8Set = make_set<FloatTiles<Q8Format>::Tile>();
+constexpr QuantKernelSet kF8Set = make_set<FloatTiles<F8Format>::Tile>();
+constexpr QuantKernelSet kQ4Set = make_set<FloatTiles<Nibble4Format<kIntegerLevels>>::Tile>();
+constexpr QuantKernelSet kNf4Set = make_set<FloatTiles<Nibble4Format<kNf4Levels>>::Tile>();
+constexpr QuantKernelSet kLog4Set = make_set<FloatTiles<Nibble4Format<kLog4Levels>>::Tile>();
+constexpr QuantKernelSet kQ8A8Set = make_set<Int8Tile>();
+
+}  // namespace
+
+const QuantKernelSet* avx512_quant_kernels(DType wtype) {
+  switch (wtype) {
+    case DType::Q8: return &kQ8Set;
+    case DType::Q8A8: return &kQ8A8Set;
+    case DType::F8: return &kF8Set;
+    case DType::Q4: return &kQ4Set;
+    case DType::NF4: return &kNf4Set;
+    case DType::LOG4: return &kLog4Set;
+    default: return nullptr;
+  }
+}
+
+}  // namespace brisk::cpu::quant_kernels

@@ -1,0 +1,131 @@
+#include "compress/quantize_model.h"
+
+#include <chrono>
+
+#include "backends/cpu/cpu_backend.h"
+#include "formats/quantized_checkpoint.h"
+#include "formats/weight_store.h"
+#include "models/model.h"
+
+namespace brisk {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_quantizable(TensorKind kind) { return kind == TensorKind::Matrix || kind == TensorKind::TransposedMatrix; }
+
+// A stored matrix as fp32 [out, in] (GPT-2's Conv1D [in, out] transposed).
+std::vector<float> matrix_as_f32(const Tensor& t, TensorKind kind) {
+  const int64_t rows = t.dim(0), cols = t.dim(1);
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t dst = kind == TensorKind::TransposedMatrix ? size_t(c * rows + r) : size_t(r * cols + c);
+      out[dst] = load_as_f32(t.data, t.dtype, size_t(r * cols + c));
+    }
+  return out;
+}
+
+Status check_not_quantized(const Json& config, const WeightStore& store, const fs::path& in) {
+  if (config.contains("quantization_config"))
+    return make_error((in / "config.json").string() + ": model is already quantized (has quantization_config); "
+                      "quantize the original model instead");
+  for (const auto& [name, stored] : store.all()) {
+    const DType d = stored.tensor.dtype;
+    if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
+      return make_error(stored.file + ": tensor '" + name + "' is " + std::string(dtype_name(d)) +
+                        "; the model looks already quantized");
+  }
+  return ok_status();
+}
+
+Status copy_side_files(const fs::path& in, const fs::path& out) {
+  for (const auto& entry : fs::directory_iterator(in)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || name == "config.json" || entry.path().extension() == ".safetensors" ||
+        name == "model.safetensors.index.json")
+      continue;
+    std::error_code ec;
+    fs::copy_file(entry.path(), out / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) return make_error((out / name).string() + ": cannot copy: " + ec.message());
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
+                                           const std::function<void(int64_t, int64_t)>& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  BRISK_TRY(validate_quant_spec(o.spec));
+  if (!fs::is_directory(o.in)) return make_error(o.in.string() + ": not a model folder");
+  BRISK_ASSIGN(config_json, read_json_file(o.in / "config.json"));
+  BRISK_ASSIGN(config, parse_model_config(config_json, (o.in / "config.json").string()));
+  BRISK_ASSIGN(store, WeightStore::open_dir(o.in));
+  BRISK_TRY(check_not_quantized(config_json, store, o.in));
+  std::error_code ec;
+  if (fs::exists(o.out) && !fs::is_empty(o.out, ec))
+    return make_error(o.out.string() + ": output folder exists and is not empty");
+
+  // The architecture's own tensor list names every matrix and its kind (GUIDE rule 2).
+  CpuBackend backend(1);
+  auto model = make_model(config, backend, {1, 1});
+  struct Item {
+    TensorSpec spec;
+    bool head;
+  };
+  std::vector<Item> items;
+  // Mark every slot non-empty (never dereferenced: this model only lists tensors) so that
+  // output_head() names the real head slot, not the tied-embedding fallback.
+  model->visit_tensors([&](const TensorSpec&, Tensor& slot) { slot.data = &slot; });
+  model->visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    items.push_back({spec, slot.data == model->output_head().data});
+  });
+
+  QuantizedLayout layout{runtime_dtype(o.spec.scheme), o.spec.group, o.spec.symmetry};
+  if (quant_traits(layout.runtime)->per_channel) layout.group = 0;
+  QuantizeModelReport report;
+  std::vector<OwnedTensor> owned;
+  std::vector<NamedTensor> passthrough;
+  int64_t total = 0, done = 0;
+  for (const Item& it : items) total += is_quantizable(it.spec.kind);
+  for (const Item& it : items) {
+    const StoredTensor* stored = store.find(it.spec.name);
+    if (!stored) continue;  // optional tensors; load checks the rest
+    report.bytes_in += stored->tensor.nbytes();
+    const bool quantize = is_quantizable(it.spec.kind) && (!it.head || o.head == HeadPolicy::Quantize);
+    if (!quantize) {
+      if (is_quantizable(it.spec.kind)) {
+        const std::string& n = it.spec.name;
+        report.kept.push_back(n.size() > 7 && n.ends_with(".weight") ? n.substr(0, n.size() - 7) : n);
+      }
+      passthrough.push_back({it.spec.name, stored->tensor});
+      report.bytes_out += stored->tensor.nbytes();
+      continue;
+    }
+    const std::vector<float> w = matrix_as_f32(stored->tensor, it.spec.kind);
+    const bool transposed = it.spec.kind == TensorKind::TransposedMatrix;
+    const int64_t rows = stored->tensor.dim(transposed ? 1 : 0), cols = stored->tensor.dim(transposed ? 0 : 1);
+    BRISK_ASSIGN(q, quantize_matrix(w.data(), rows, cols, o.spec, it.spec.name));
+    for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout)) {
+      report.bytes_out += t.bytes.size();
+      owned.push_back(std::move(t));
+    }
+    ++report.quantized;
+    if (progress) progress(++done, total);
+  }
+
+  fs::create_directories(o.out, ec);
+  if (ec) return make_error(o.out.string() + ": cannot create: " + ec.message());
+  std::vector<NamedTensor> tensors = passthrough;
+  for (const auto& t : owned) tensors.push_back(t.view());
+  BRISK_TRY(write_safetensors(o.out / "model.safetensors", tensors, {{"format", "pt"}}));
+  config_json["quantization_config"] = quantization_config_json(layout, report.kept);
+  BRISK_TRY(write_text_file(o.out / "config.json", config_json.dump(2)));
+  BRISK_TRY(copy_side_files(o.in, o.out));
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace brisk

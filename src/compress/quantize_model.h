@@ -1,0 +1,33 @@
+// brisk quantize: a Hugging Face model folder in, a quantized model folder out (model.safetensors
+// in a compressed-tensors layout, config.json with "quantization_config", tokenizer files copied).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "compress/quantize.h"
+
+namespace brisk {
+
+enum class HeadPolicy { Keep, Quantize };  // the output head (lm_head) stays in its dtype by default
+
+struct QuantizeModelOptions {
+  std::filesystem::path in, out;
+  QuantSpec spec;
+  HeadPolicy head = HeadPolicy::Keep;
+};
+
+struct QuantizeModelReport {
+  int64_t quantized = 0;              // matrices quantized
+  std::vector<std::string> kept;      // matrices left in their dtype (the head)
+  uint64_t bytes_in = 0, bytes_out = 0;  // model.safetensors payload before / after
+  double seconds = 0;
+};
+
+// progress(matrices done, matrices total)
+Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& options,
+                                           const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace brisk

@@ -1,0 +1,169 @@
+// Quantized formats and kernels: block encode/decode round trips, e4m3 rounding, RTN error bounds,
+// and every CPU kernel family against the scalar reference (ref::matmul) on random shapes with
+// odd sizes and misaligned activations.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backends/cpu/matmul_quant.h"
+#include "core/quant_blocks.h"
+#include "ops/reference.h"
+
+namespace brisk {
+namespace {
+
+std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A quantized [rows, cols] matrix in its own storage.
+struct QuantMatrix {
+  std::vector<uint8_t> bytes;
+  Tensor tensor;
+};
+
+QuantMatrix quantize(const std::vector<float>& w, int64_t rows, int64_t cols, DType dtype, Symmetry sym,
+                     int64_t group = 128) {
+  QuantMatrix q;
+  const size_t rb = row_bytes(dtype, cols);
+  q.bytes.resize(rb * size_t(rows));
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row(*quant_traits(dtype), w.data() + r * cols, cols, group, sym, q.bytes.data() + size_t(r) * rb);
+  q.tensor = Tensor{q.bytes.data(), dtype, {rows, cols}};
+  return q;
+}
+
+TEST(QuantFormats, E4m3RoundTripsEveryCodeAndRoundsToNearestEven) {
+  for (int b = 0; b < 256; ++b) {
+    if ((b & 0x7f) == 0x7f) continue;  // NaN
+    const float v = e4m3_to_f32(uint8_t(b));
+    if (v == 0.0f) continue;  // +-0 both fine
+    EXPECT_EQ(f32_to_e4m3(v), b) << b;
+  }
+  EXPECT_EQ(e4m3_to_f32(0x7e), 448.0f);
+  EXPECT_EQ(f32_to_e4m3(1000.0f), 0x7e);                        // saturates
+  EXPECT_EQ(e4m3_to_f32(f32_to_e4m3(1.0625f)), 1.0f);           // tie between 1 and 1.125 -> even
+  EXPECT_EQ(e4m3_to_f32(f32_to_e4m3(1.1875f)), 1.25f);          // tie between 1.125 and 1.25 -> even
+  EXPECT_EQ(e4m3_to_f32(0x01), std::ldexp(1.0f, -9));           // smallest subnormal
+  EXPECT_EQ(e4m3_to_f32(f32_to_e4m3(std::ldexp(1.0f, -11))), 0.0f);
+}
+
+TEST(QuantFormats, CodesRoundTripThroughBlocks) {
+  for (DType dtype : {DType::Q8, DType::Q8A8, DType::F8, DType::Q4, DType::NF4, DType::LOG4}) {
+    const QuantTraits& t = *quant_traits(dtype);
+    const int64_t n = 300, group = t.per_channel ? n : 128;
+    auto x = random_values(size_t(n), 7);
+    std::vector<uint8_t> blocks(row_bytes(dtype, n));
+    quantize_row(t, x.data(), n, group, Symmetry::Symmetric, blocks.data());
+    std::vector<int32_t> codes(static_cast<size_t>(n));
+    std::vector<GroupParams> params(3);
+    t.decode_row(blocks.data(), n, group, codes.data(), params.data());
+    std::vector<uint8_t> again(blocks.size());
+    t.encode_row(codes.data(), params.data(), n, group, again.data());
+    EXPECT_EQ(blocks, again) << dtype_name(dtype);
+    std::vector<float> deq(static_cast<size_t>(n));
+    t.dequantize_row(blocks.data(), n, deq.data());
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_FLOAT_EQ(deq[size_t(i)], dequantize_code(t, codes[size_t(i)], params[size_t(i / group)]));
+  }
+}
+
+TEST(QuantFormats, RoundToNearestErrorIsWithinHalfAStep) {
+  const int64_t n = 256;
+  auto x = random_values(size_t(n), 3);
+  float absmax = 0, lo = 0, hi = 0;
+  for (float v : x) absmax = std::max(absmax, std::fabs(v)), lo = std::min(lo, v), hi = std::max(hi, v);
+  struct Case {
+    DType dtype;
+    Symmetry sym;
+    float max_error;
+  };
+  const Case cases[] = {{DType::Q8, Symmetry::Symmetric, absmax / 127 / 2 * 1.001f},
+                        {DType::Q4, Symmetry::Symmetric, absmax / 7 / 2 * 1.01f},
+                        {DType::Q4, Symmetry::Asymmetric, (hi - lo) / 15 * 1.01f},  // half a step + zero rounding
+                        {DType::F8, Symmetry::Symmetric, absmax / 16 * 1.001f}};
+  for (const Case& c : cases) {
+    std::vector<uint8_t> blocks(row_bytes(c.dtype, n));
+    quantize_row(*quant_traits(c.dtype), x.data(), n, 128, c.sym, blocks.data());
+    std::vector<float> deq(static_cast<size_t>(n));
+    quant_traits(c.dtype)->dequantize_row(blocks.data(), n, deq.data());
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_LE(std::fabs(deq[size_t(i)] - x[size_t(i)]), c.max_error) << dtype_name(c.dtype) << " " << i;
+  }
+}
+
+TEST(QuantFormats, AsymmetricZeroPointFollowsMinMax) {
+  std::vector<float> x(128);
+  for (int i = 0; i < 128; ++i) x[size_t(i)] = 1.0f + float(i) / 127.0f * 3.0f;  // all positive: 1..4
+  GroupParams p = choose_params(*quant_traits(DType::Q4), x.data(), 128, Symmetry::Asymmetric);
+  EXPECT_EQ(p.zero, 0);  // the range is widened to include 0, so 0 is the minimum
+  EXPECT_NEAR(p.scale, 4.0f / 15.0f, 1e-3f);
+}
+
+struct KernelCase {
+  DType dtype;
+  cpu::QuantKernels kernels;
+};
+
+class QuantMatmulTest : public ::testing::TestWithParam<KernelCase> {};
+
+TEST_P(QuantMatmulTest, MatchesReferenceOnRandomShapes) {
+  const KernelCase c = GetParam();
+  if (!cpu::quant_kernels_supported(c.kernels, c.dtype)) GTEST_SKIP() << "kernels not supported on this CPU";
+  ThreadPool pool(3);
+  std::mt19937 rng(11);
+  const int64_t ms[] = {1, 2, 3, 4, 5, 9, 70};
+  const int64_t ks[] = {128, 256, 384, 200, 1000};
+  const int64_t ns[] = {1, 3, 4, 13, 67};
+  for (int64_t m : ms)
+    for (int64_t k : ks)
+      for (int64_t n : ns) {
+        const bool asym = c.dtype == DType::Q4 && (m + n) % 2 == 1;
+        auto w = random_values(size_t(n * k), uint32_t(rng()), 0.05f);
+        QuantMatrix q = quantize(w, n, k, c.dtype, asym ? Symmetry::Asymmetric : Symmetry::Symmetric);
+        // One extra float in front: activations start 4 bytes off any vector alignment.
+        auto xbuf = random_values(size_t(m * k + 1), uint32_t(rng()));
+        const float* x = xbuf.data() + 1;
+        auto bias = random_values(size_t(n), uint32_t(rng()));
+        const float* b = (n % 2) ? bias.data() : nullptr;
+        std::vector<float> want(size_t(m * n)), got(size_t(m * n), NAN);
+        ref::matmul(x, m, k, q.tensor, b, want.data());
+        cpu::matmul_quant(x, m, k, q.tensor, b, got.data(), pool, c.kernels);
+        // Summation order differs from the double-precision reference: bound by sum |x * w|.
+        std::vector<float> wrow(static_cast<size_t>(k));
+        for (int64_t j = 0; j < n; ++j) {
+          quant_traits(c.dtype)->dequantize_row(q.bytes.data() + size_t(j) * row_bytes(c.dtype, k), k, wrow.data());
+          for (int64_t i = 0; i < m; ++i) {
+            double mag = 0;
+            for (int64_t p = 0; p < k; ++p) mag += std::fabs(double(x[i * k + p]) * wrow[size_t(p)]);
+            // Q8A8: the activations are quantized too; one step of a per-token code can flip
+            // between paths only through float rounding, so the same bound holds.
+            const double tol = 1e-5 * mag + 1e-6;
+            ASSERT_NEAR(got[size_t(i * n + j)], want[size_t(i * n + j)], tol)
+                << dtype_name(c.dtype) << " m=" << m << " k=" << k << " n=" << n << " at " << i << "," << j;
+          }
+        }
+      }
+}
+
+std::vector<KernelCase> all_cases() {
+  std::vector<KernelCase> cases;
+  for (DType d : {DType::Q8, DType::Q8A8, DType::F8, DType::Q4, DType::NF4, DType::LOG4})
+    for (auto k : {cpu::QuantKernels::Avx512, cpu::QuantKernels::Scalar}) cases.push_back({d, k});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, QuantMatmulTest, ::testing::ValuesIn(all_cases()),
+                         [](const auto& info) {
+                           return std::string(dtype_name(info.param.dtype)) +
+                                  (info.param.kernels == cpu::QuantKernels::Avx512 ? "_avx512" : "_scalar");
+                         });
+
+}  // namespace
+}  // namespace brisk

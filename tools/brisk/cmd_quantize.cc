@@ -1,0 +1,63 @@
+// brisk quantize: model folder in, quantized model folder out (library: src/compress).
+#include <memory>
+
+#include "common.h"
+#include "compress/quantize_model.h"
+
+namespace brisk::cli {
+
+Command add_quantize(CLI::App& app) {
+  struct Flags {
+    std::string in, out, scheme, method = "rtn";
+    int64_t group = 128;
+    bool sym = false, asym = false, quantize_head = false, json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "quantize",
+      "Quantize every linear layer of a model (embeddings, norms and by default lm_head keep their\n"
+      "dtype) and write a model folder with compressed-tensors safetensors (docs/FORMAT.md)");
+  sub->add_option("-m,--model", f->in, "Input model folder (unquantized)")->required();
+  sub->add_option("-o,--out", f->out, "Output folder (must not exist or be empty)")->required();
+  sub->add_option("--scheme", f->scheme,
+                  "w8 (int8 per channel), w4 (int4 per group), w8a8 (int8 weights, int8 activations per\n"
+                  "token at run time), fp8 (e4m3 per channel), nf4, log2 (4-bit codebooks per group)")
+      ->required();
+  sub->add_option("--method", f->method, "rtn (round to nearest)")->capture_default_str();
+  sub->add_option("--group", f->group, "Values per scale for 4-bit schemes (multiple of 128)")->capture_default_str();
+  auto* sym = sub->add_flag("--sym", f->sym, "Symmetric absmax scales (default)");
+  sub->add_flag("--asym", f->asym, "Asymmetric min/max scales with a zero point (w4 only)")->excludes(sym);
+  sub->add_flag("--quantize-head", f->quantize_head, "Quantize lm_head too (when it is not tied to the embeddings)");
+  sub->add_flag("--json", f->json, "Print a JSON report");
+  return {sub, [f]() {
+    auto scheme = parse_quant_scheme(f->scheme);
+    if (!scheme) return fail(scheme.error());
+    if (f->method != "rtn") return fail("--method " + f->method + ": unknown method (known: rtn)");
+    QuantizeModelOptions o;
+    o.in = f->in;
+    o.out = f->out;
+    o.spec.scheme = scheme.value();
+    o.spec.group = f->group;
+    o.spec.symmetry = f->asym ? Symmetry::Asymmetric : Symmetry::Symmetric;
+    o.head = f->quantize_head ? HeadPolicy::Quantize : HeadPolicy::Keep;
+    ProgressBar bar("quantize " + f->scheme);
+    auto report = quantize_model(o, [&](int64_t done, int64_t total) {
+      bar.update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total) + " matrices");
+    });
+    bar.finish();
+    if (!report) return fail(report.error());
+    const QuantizeModelReport& r = report.value();
+    if (f->json) {
+      print_json({{"scheme", f->scheme}, {"method", f->method}, {"group", f->group}, {"asym", f->asym},
+                  {"quantized", r.quantized}, {"kept", r.kept}, {"bytes_in", r.bytes_in},
+                  {"bytes_out", r.bytes_out}, {"seconds", r.seconds}, {"out", f->out}});
+    } else {
+      std::printf("wrote %s: %lld matrices quantized (%s), %.1f MiB -> %.1f MiB in %.1f s\n", f->out.c_str(),
+                  (long long)r.quantized, f->scheme.c_str(), double(r.bytes_in) / (1 << 20),
+                  double(r.bytes_out) / (1 << 20), r.seconds);
+    }
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli
