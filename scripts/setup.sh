@@ -14,6 +14,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The server's end-to-end tests use OpenAI's Node client, pinned by tests/serve/package-lock.json.
+(cd tests/serve && npm ci --no-audit --no-fund >/dev/null)
+
 # nvcc lives outside PATH on the CUDA images; CMake compiles the CUDA sources when it finds it.
 if [ -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then export PATH=/usr/local/cuda/bin:$PATH; fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
