@@ -170,6 +170,29 @@ int main(int argc, char** argv) {
     }
   }
 
+  // One sequence owning the cache's blocks in order, `rows` queries ending at position ctx - 1.
+  std::vector<Buffer> layouts;  // keeps the device copies alive for the timed calls
+  auto one_sequence = [&](int64_t rows, int64_t ctx) {
+    const int64_t block = 16, blocks = (ctx + block - 1) / block;
+    std::vector<float> words(size_t(4 + blocks));  // a SequenceSpan, then the block table
+    const int32_t span[4] = {0, int32_t(rows), int32_t(ctx - rows), 0};
+    std::memcpy(words.data(), span, sizeof(span));
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int32_t id = int32_t(b);
+      std::memcpy(&words[size_t(4 + b)], &id, 4);
+    }
+    layouts.push_back(be.allocate(words.size()));
+    be.copy_to_device(layouts.back().data(), words.data(), words.size());
+    AttentionBatch a;
+    a.seqs = reinterpret_cast<const SequenceSpan*>(layouts.back().data());
+    a.block_tables = reinterpret_cast<const int32_t*>(layouts.back().data() + 4);
+    a.n_seqs = 1;
+    a.n_rows = a.max_rows = rows;
+    a.max_keys = ctx;
+    a.block_size = block;
+    return a;
+  };
+
   // Decode attention: one row at position 4095, 32 query heads over 8 KV heads of 128.
   {
     const int64_t ctx = 4096, heads = 32, kv = 8, hd = 128;
@@ -180,8 +203,9 @@ int main(int argc, char** argv) {
     be.copy_to_device(k.data(), fill.data(), cache);
     be.copy_to_device(v.data(), fill.data(), cache);
     be.copy_to_device(q.data(), fill.data(), size_t(heads * hd));
+    const AttentionBatch batch = one_sequence(1, ctx);
     const double s = median_seconds(stream, 25, 10, [&](int) {
-      be.attention(q.data(), k.data(), v.data(), out.data(), 1, ctx - 1, heads, kv, hd, 0.088f);
+      be.attention(q.data(), k.data(), v.data(), out.data(), batch, heads, kv, hd, 0.088f);
     });
     const double gbps = 2.0 * double(cache) * 4 / s / 1e9;
     rows.push_back({"attention_decode_f32", 1, ctx, hd, s * 1e6, gbps, gbps / copy_gbps});
@@ -197,8 +221,9 @@ int main(int argc, char** argv) {
     be.copy_to_device(q.data(), fill.data(), size_t(t * heads * hd));
     be.copy_to_device(k.data(), fill.data(), size_t(t * kv * hd));
     be.copy_to_device(v.data(), fill.data(), size_t(t * kv * hd));
+    const AttentionBatch batch = one_sequence(t, t);
     const double s = median_seconds(stream, 10, 2, [&](int) {
-      be.attention(q.data(), k.data(), v.data(), out.data(), t, 0, heads, kv, hd, 0.088f);
+      be.attention(q.data(), k.data(), v.data(), out.data(), batch, heads, kv, hd, 0.088f);
     });
     // QK^T and PV over the causal half: 2 * 2 * heads * hd * t^2 / 2 FLOPs.
     const double tflops = 2.0 * double(heads * hd) * double(t) * double(t) / s / 1e12;

@@ -6,6 +6,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "ops/reference.h"
+#include "paged_batch.h"
 
 namespace brisk {
 namespace {
@@ -24,31 +25,57 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
 }
 
 struct AttentionCase {
-  int64_t rows, first_pos, n_heads, n_kv_heads, head_dim;
+  std::vector<std::pair<int64_t, int64_t>> seqs;  // (rows, first_pos) per sequence
+  int64_t n_heads, n_kv_heads, head_dim;
 };
 
 TEST(CpuOps, AttentionMatchesReference) {
   std::mt19937 rng(5);
   const AttentionCase cases[] = {
-      {1, 0, 4, 4, 64},     {1, 300, 32, 4, 64},  {7, 0, 6, 2, 64},   {17, 40, 8, 1, 17},
-      {5, 3, 40, 2, 80},    {64, 0, 12, 12, 128}, {3, 1000, 4, 2, 96}, {2, 5, 1, 1, 1},
+      {{{1, 0}}, 4, 4, 64},     {{{1, 300}}, 32, 4, 64},  {{{7, 0}}, 6, 2, 64},
+      {{{17, 40}}, 8, 1, 17},   {{{5, 3}}, 40, 2, 80},    {{{64, 0}}, 12, 12, 128},
+      {{{3, 1000}}, 4, 2, 96},  {{{2, 5}}, 1, 1, 1},
+      // Mixed batches: decode rows of different lengths next to prefill chunks.
+      {{{1, 37}, {1, 0}, {9, 20}, {1, 129}}, 8, 2, 64},
+      {{{33, 0}, {1, 15}, {1, 16}, {4, 60}}, 6, 6, 32},
   };
   for (int threads : {1, 2}) {
     CpuBackend backend(threads);
     for (const auto& c : cases) {
-      const int64_t n_ctx = c.first_pos + c.rows;
-      auto q = random_floats(size_t(c.rows * c.n_heads * c.head_dim), rng);
-      auto k = random_floats(size_t(n_ctx * c.n_kv_heads * c.head_dim), rng);
-      auto v = random_floats(size_t(n_ctx * c.n_kv_heads * c.head_dim), rng);
+      const PagedBatch b = make_paged_batch(c.seqs, rng);
+      const int64_t kv_row = c.n_kv_heads * c.head_dim;
+      std::normal_distribution<float> dist;
+      auto q = random_floats(size_t(b.n_rows * c.n_heads * c.head_dim), rng);
+      auto k = make_pool(b, kv_row, [&] { return dist(rng); });
+      auto v = make_pool(b, kv_row, [&] { return dist(rng); });
       std::vector<float> want(q.size()), got(q.size(), NAN);
       const float scale = 1.0f / std::sqrt(float(c.head_dim));
-      ref::attention(q.data(), k.data(), v.data(), want.data(), c.rows, c.first_pos, c.n_heads, c.n_kv_heads,
+      ref::attention(q.data(), k.data(), v.data(), want.data(), b.host(), c.n_heads, c.n_kv_heads,
                      c.head_dim, scale);
-      backend.attention(q.data(), k.data(), v.data(), got.data(), c.rows, c.first_pos, c.n_heads, c.n_kv_heads,
+      backend.attention(q.data(), k.data(), v.data(), got.data(), b.host(), c.n_heads, c.n_kv_heads,
                         c.head_dim, scale);
-      expect_close(got, want, 2e-5, "attention rows=" + std::to_string(c.rows) + " heads=" + std::to_string(c.n_heads));
+      expect_close(got, want, 2e-5, "attention seqs=" + std::to_string(c.seqs.size()) +
+                                        " rows=" + std::to_string(b.n_rows) + " heads=" + std::to_string(c.n_heads));
     }
   }
+}
+
+TEST(CpuOps, StoreKvWritesSlots) {
+  std::mt19937 rng(7);
+  CpuBackend backend(2);
+  const PagedBatch b = make_paged_batch({{5, 3}, {1, 40}, {20, 0}}, rng);
+  const int64_t width = 12, stride = 3 * width;
+  auto src = random_floats(size_t(b.n_rows * stride), rng);
+  std::vector<float> want_k(size_t(b.n_blocks * b.block_size * width)), want_v = want_k;
+  std::vector<float> got_k = want_k, got_v = want_k;
+  ref::store_kv(src.data(), src.data() + width, b.n_rows, width, stride, b.slots.data(), want_k.data(),
+                want_v.data());
+  backend.store_kv(src.data(), src.data() + width, b.n_rows, width, stride, b.slots.data(), got_k.data(),
+                   got_v.data());
+  EXPECT_EQ(got_k, want_k);
+  EXPECT_EQ(got_v, want_v);
+  // Row r of k landed in its slot.
+  EXPECT_EQ(want_k[size_t(b.slots[4]) * width + 2], src[4 * stride + 2]);
 }
 
 TEST(CpuOps, NormsRopeActivationsMatchReference) {
@@ -79,8 +106,9 @@ TEST(CpuOps, NormsRopeActivationsMatchReference) {
   auto cos_t = random_floats(size_t(positions * head_dim / 2), rng), sin_t = random_floats(cos_t.size(), rng);
   auto x = random_floats(size_t(rows * heads * head_dim), rng);
   std::vector<float> want = x, got = x;
-  ref::rope(want.data(), 7, rows, heads, head_dim, cos_t.data(), sin_t.data());
-  backend.rope(got.data(), 7, rows, heads, head_dim, cos_t.data(), sin_t.data());
+  const std::vector<int32_t> pos = {7, 0, 19, 3, 3};  // any positions, as a mixed batch has
+  ref::rope(want.data(), rows, heads, head_dim, pos.data(), cos_t.data(), sin_t.data());
+  backend.rope(got.data(), rows, heads, head_dim, pos.data(), cos_t.data(), sin_t.data());
   expect_close(got, want, 1e-6, "rope");
 }
 

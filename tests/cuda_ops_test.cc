@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <limits>
 #include <random>
@@ -16,6 +17,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "core/dtype.h"
 #include "ops/reference.h"
+#include "paged_batch.h"
 
 namespace brisk {
 namespace {
@@ -98,6 +100,13 @@ class CudaOps : public ::testing::Test {
     return b;
   }
   Buffer poisoned(size_t n, size_t offset = 0) { return device(std::vector<float>(n, kNaN), offset); }
+  // 32-bit metadata (block tables, spans) copied bit for bit through a float buffer.
+  template <class T>
+  Buffer device_words(const std::vector<T>& values) {
+    std::vector<float> words(values.size() * sizeof(T) / sizeof(float));
+    std::memcpy(words.data(), values.data(), words.size() * sizeof(float));
+    return device(words);
+  }
   std::vector<float> host(const float* device_ptr, size_t n) {
     std::vector<float> out(n);
     be().copy_to_host(out.data(), device_ptr, n);
@@ -193,45 +202,69 @@ TEST_F(CudaOps, Matmul) {
 // ---- attention -------------------------------------------------------------------------------
 
 struct AttentionCase {
-  int64_t rows, first_pos, n_heads, n_kv_heads, head_dim;
+  std::vector<std::pair<int64_t, int64_t>> seqs;  // (rows, first_pos) per sequence
+  int64_t n_heads, n_kv_heads, head_dim;
 };
 
 TEST_F(CudaOps, Attention) {
   const std::vector<AttentionCase> cases = {
-      {1, 2999, 8, 2, 128},  // decode over a long context, GQA: split keys
-      {1, 0, 4, 4, 32},      // the first token: one key
-      {77, 50, 6, 2, 64},    // prefill chunk after a prefix, GQA 3
-      {77, 0, 4, 4, 32},     // prefill from scratch, MHA
-      {5, 1000, 4, 1, 16},   // MQA, small head
-      {3, 400, 4, 2, 80},    // head_dim padded up to 128
-      {2, 700, 2, 2, 256},   // the largest head_dim
-      {9, 33, 4, 2, 18},     // head_dim not a multiple of 4: scalar loads
-      {1, 129, 32, 8, 128},  // Llama-3-8B decode shape
-      {130, 0, 8, 8, 64},    // many query tiles
-      {2, 300, 4, 2, 64},    // two decode rows in one narrow tile: different causal limits
+      {{{1, 2999}}, 8, 2, 128},  // decode over a long context, GQA: split keys
+      {{{1, 0}}, 4, 4, 32},      // the first token: one key
+      {{{77, 50}}, 6, 2, 64},    // prefill chunk after a prefix, GQA 3
+      {{{77, 0}}, 4, 4, 32},     // prefill from scratch, MHA
+      {{{5, 1000}}, 4, 1, 16},   // MQA, small head
+      {{{3, 400}}, 4, 2, 80},    // head_dim padded up to 128
+      {{{2, 700}}, 2, 2, 256},   // the largest head_dim
+      {{{9, 33}}, 4, 2, 18},     // head_dim not a multiple of 4: scalar loads
+      {{{1, 129}}, 32, 8, 128},  // Llama-3-8B decode shape
+      {{{130, 0}}, 8, 8, 64},    // many query tiles
+      {{{2, 300}}, 4, 2, 64},    // two decode rows in one narrow tile: different causal limits
+      // Batched decode: sequences of different lengths in one launch (split keys).
+      {{{1, 2000}, {1, 0}, {1, 77}, {1, 511}, {1, 16}}, 32, 8, 128},
+      // A prefill chunk beside decode rows.
+      {{{1, 300}, {40, 17}, {1, 5}}, 8, 2, 64},
   };
   for (const auto& c : cases) {
-    const int64_t n_ctx = c.first_pos + c.rows, spare = 7;
+    const PagedBatch b = make_paged_batch(c.seqs, rng_);
     const int64_t kv_row = c.n_kv_heads * c.head_dim, q_row = c.n_heads * c.head_dim;
     const float scale = 1.0f / std::sqrt(float(c.head_dim));
-    std::vector<float> q = random_vector(size_t(c.rows * q_row), rng_);
-    std::vector<float> k = random_vector(size_t(n_ctx * kv_row), rng_);
-    std::vector<float> v = random_vector(size_t(n_ctx * kv_row), rng_);
-    std::vector<float> want(size_t(c.rows * q_row));
-    ref::attention(q.data(), k.data(), v.data(), want.data(), c.rows, c.first_pos, c.n_heads,
-                   c.n_kv_heads, c.head_dim, scale);
-    // Cache slots past the causal limit hold NaN: reading one poisons the output.
-    k.resize(size_t((n_ctx + spare) * kv_row), kNaN);
-    v.resize(size_t((n_ctx + spare) * kv_row), kNaN);
+    std::normal_distribution<float> dist;
+    std::vector<float> q = random_vector(size_t(b.n_rows * q_row), rng_);
+    // Slots no sequence owns hold NaN: reading one poisons the output.
+    std::vector<float> k = make_pool(b, kv_row, [&] { return dist(rng_); });
+    std::vector<float> v = make_pool(b, kv_row, [&] { return dist(rng_); });
+    std::vector<float> want(size_t(b.n_rows * q_row));
+    ref::attention(q.data(), k.data(), v.data(), want.data(), b.host(), c.n_heads, c.n_kv_heads,
+                   c.head_dim, scale);
     Buffer dq = device(q), dk = device(k), dv = device(v), dout = poisoned(want.size());
-    be().attention(dq.data(), dk.data(), dv.data(), dout.data(), c.rows, c.first_pos, c.n_heads,
-                   c.n_kv_heads, c.head_dim, scale);
-    const std::string name = "attention rows=" + std::to_string(c.rows) +
-                             " first_pos=" + std::to_string(c.first_pos) +
-                             " heads=" + std::to_string(c.n_heads) + "/" +
-                             std::to_string(c.n_kv_heads) + " hd=" + std::to_string(c.head_dim);
+    Buffer dspans = device_words(b.spans), dtables = device_words(b.tables);
+    AttentionBatch batch = b.host();
+    batch.seqs = reinterpret_cast<const SequenceSpan*>(dspans.data());
+    batch.block_tables = reinterpret_cast<const int32_t*>(dtables.data());
+    be().attention(dq.data(), dk.data(), dv.data(), dout.data(), batch, c.n_heads, c.n_kv_heads,
+                   c.head_dim, scale);
+    std::string name = "attention seqs=";
+    for (auto [rows, first] : c.seqs) name += std::to_string(rows) + "@" + std::to_string(first) + ",";
+    name += " heads=" + std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) +
+            " hd=" + std::to_string(c.head_dim);
     EXPECT_LT(report(name, host(dout.data(), want.size()), want), 1e-5) << name;
   }
+}
+
+TEST_F(CudaOps, StoreKv) {
+  const PagedBatch b = make_paged_batch({{5, 3}, {1, 40}, {20, 0}}, rng_);
+  const int64_t width = 24, stride = 3 * width;
+  const std::vector<float> src = random_vector(size_t(b.n_rows * stride), rng_);
+  const size_t pool = size_t(b.n_blocks * b.block_size * width);
+  std::vector<float> want_k(pool, 0.0f), want_v(pool, 0.0f);
+  ref::store_kv(src.data(), src.data() + width, b.n_rows, width, stride, b.slots.data(), want_k.data(),
+                want_v.data());
+  Buffer dsrc = device(src), dk = device(std::vector<float>(pool, 0.0f)), dv = device(std::vector<float>(pool, 0.0f));
+  Buffer dslots = device_words(b.slots);
+  be().store_kv(dsrc.data(), dsrc.data() + width, b.n_rows, width, stride,
+                reinterpret_cast<const int32_t*>(dslots.data()), dk.data(), dv.data());
+  EXPECT_EQ(host(dk.data(), pool), want_k);
+  EXPECT_EQ(host(dv.data(), pool), want_v);
 }
 
 // ---- norms, rope, element-wise ---------------------------------------------------------------
@@ -272,9 +305,11 @@ TEST_F(CudaOps, Rope) {
         sin_t[size_t(p * half + i)] = float(std::sin(angle));
       }
     std::vector<float> x = random_vector(size_t(rows * heads * hd), rng_);
-    Buffer dx = device(x), dc = device(cos_t), ds = device(sin_t);
-    be().rope(dx.data(), first_pos, rows, heads, hd, dc.data(), ds.data());
-    ref::rope(x.data(), first_pos, rows, heads, hd, cos_t.data(), sin_t.data());
+    std::vector<int32_t> pos(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) pos[size_t(r)] = int32_t(r % 2 ? first_pos + r : first_pos + rows - 1 - r);
+    Buffer dx = device(x), dc = device(cos_t), ds = device(sin_t), dpos = device_words(pos);
+    be().rope(dx.data(), rows, heads, hd, reinterpret_cast<const int32_t*>(dpos.data()), dc.data(), ds.data());
+    ref::rope(x.data(), rows, heads, hd, pos.data(), cos_t.data(), sin_t.data());
     EXPECT_LT(report("rope rows=" + std::to_string(rows) + " first_pos=" + std::to_string(first_pos) +
                          " hd=" + std::to_string(hd),
                      host(dx.data(), x.size()), x),

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "formats/gguf_model.h"
 #include "formats/json_file.h"
 
 namespace brisk {
@@ -14,6 +15,21 @@ const StoredTensor* WeightStore::find(const std::string& name) const {
 }
 
 std::string WeightStore::describe() const { return description_; }
+
+Result<WeightStore> WeightStore::open(const fs::path& path) {
+  if (!is_gguf_path(path)) return open_dir(path);
+  BRISK_ASSIGN(model, open_gguf_model(path));
+  return std::move(model.weights);
+}
+
+WeightStore WeightStore::from_tensors(std::map<std::string, StoredTensor> tensors, std::string description,
+                                      std::vector<std::shared_ptr<const void>> owners) {
+  WeightStore store;
+  store.tensors_ = std::move(tensors);
+  store.description_ = std::move(description);
+  store.owners_ = std::move(owners);
+  return store;
+}
 
 Result<WeightStore> WeightStore::open_dir(const fs::path& dir) {
   WeightStore store;

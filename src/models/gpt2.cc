@@ -28,7 +28,6 @@ class Gpt2 final : public Model {
     q_ = activation(d);
     attn_ = activation(d);
     ff_ = activation(c.intermediate_size);
-    positions_.resize(size_t(max_rows_));
   }
 
   void visit_tensors(const TensorVisitor& visit) override {
@@ -66,31 +65,25 @@ class Gpt2 final : public Model {
 
   const Tensor& output_head() const override { return lm_head_.empty() ? wte_ : lm_head_; }
 
-  void forward(const int32_t* tokens, int64_t n, int64_t start, KvCache& cache, LogitRows which,
-               float* logits) override {
-    BRISK_CHECK(n > 0 && n <= max_rows_, "forward: row count out of range");
-    BRISK_CHECK(start + n <= cache.capacity() && start + n <= context_,
-                "forward: past the context");
+  void run(const Batch& batch, KvCache& cache, float* logits) override {
     const auto& c = config_;
-    const int64_t d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
+    const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
     const float eps = float(c.norm_eps);
     const float scale = 1.0f / std::sqrt(float(dh));
     Backend& be = backend_;
 
     float *x = x_.data(), *h = h_.data(), *qkv = qkv_.data(), *q = q_.data(), *attn = attn_.data();
     float* ff_act = ff_.data();
-    for (int64_t r = 0; r < n; ++r) positions_[size_t(r)] = int32_t(start + r);
-    be.gather_rows(wte_, tokens, n, x, Accumulate::No);
-    be.gather_rows(wpe_, positions_.data(), n, x, Accumulate::Yes);
+    be.gather_rows(wte_, batch.tokens.data(), n, x, Accumulate::No);
+    be.gather_rows(wpe_, batch.positions.data(), n, x, Accumulate::Yes);
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const Gpt2Layer& L = layers_[size_t(l)];
       be.layer_norm(x, vec(L.ln1_w), vec(L.ln1_b), n, d, eps, h);
       be.matmul(h, n, d, L.w_qkv, vec(L.b_qkv), qkv);
       // The fused projection yields [q | k | v] per row; k and v go to the cache.
       be.copy_2d(qkv, 3 * d, q, d, n, d);
-      be.copy_2d(qkv + d, 3 * d, cache.k(l, start), d, n, d);
-      be.copy_2d(qkv + 2 * d, 3 * d, cache.v(l, start), d, n, d);
-      be.attention(q, cache.k(l), cache.v(l), attn, n, start, c.n_heads, c.n_heads, dh, scale);
+      be.store_kv(qkv + d, qkv + 2 * d, n, d, 3 * d, batch.slots_dev, cache.k(l), cache.v(l));
+      be.attention(q, cache.k(l), cache.v(l), attn, batch.attention, c.n_heads, c.n_heads, dh, scale);
       be.matmul(attn, n, d, L.w_proj, vec(L.b_proj), h);
       be.add(x, h, n * d);
 
@@ -100,17 +93,16 @@ class Gpt2 final : public Model {
       be.matmul(ff_act, n, ff, L.w_out, vec(L.b_out), h);
       be.add(x, h, n * d);
     }
-    if (which == LogitRows::None) return;
-    const int64_t first = which == LogitRows::Last ? n - 1 : 0;
-    be.layer_norm(x + first * d, vec(lnf_w_), vec(lnf_b_), n - first, d, eps, h);
-    project_to_logits(h, n - first, logits);
+    const int64_t n_logits = int64_t(batch.logit_rows.size());
+    if (n_logits == 0) return;
+    be.layer_norm(logit_rows(batch, x), vec(lnf_w_), vec(lnf_b_), n_logits, d, eps, h);
+    project_to_logits(h, n_logits, logits);
   }
 
  private:
   Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
   std::vector<Gpt2Layer> layers_;
   Buffer x_, h_, qkv_, q_, attn_, ff_;  // activations [max_rows, width], allocated once
-  std::vector<int32_t> positions_;      // host ids for the position-embedding gather
 };
 
 }  // namespace

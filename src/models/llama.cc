@@ -25,6 +25,8 @@ class Llama final : public Model {
     x_ = activation(c.hidden_size);
     h_ = activation(std::max(c.hidden_size, q_dim));
     q_ = activation(q_dim);
+    k_ = activation(c.n_kv_heads * c.head_dim);
+    v_ = activation(c.n_kv_heads * c.head_dim);
     attn_ = activation(q_dim);
     gate_ = activation(c.intermediate_size);
     up_ = activation(c.intermediate_size);
@@ -71,30 +73,27 @@ class Llama final : public Model {
 
   const Tensor& output_head() const override { return lm_head_.empty() ? embed_ : lm_head_; }
 
-  void forward(const int32_t* tokens, int64_t n, int64_t start, KvCache& cache, LogitRows which,
-               float* logits) override {
-    BRISK_CHECK(n > 0 && n <= max_rows_, "forward: row count out of range");
-    BRISK_CHECK(start + n <= cache.capacity() && start + n <= context_, "forward: past the context");
+  void run(const Batch& batch, KvCache& cache, float* logits) override {
     const auto& c = config_;
-    const int64_t d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
-    const int64_t q_dim = c.n_heads * dh;
+    const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
+    const int64_t q_dim = c.n_heads * dh, kv_dim = c.n_kv_heads * dh;
     const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(dh));
     Backend& be = backend_;
-    float *x = x_.data(), *h = h_.data(), *q = q_.data(), *attn = attn_.data();
-    float *gate = gate_.data(), *up = up_.data();
+    float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
+    float *attn = attn_.data(), *gate = gate_.data(), *up = up_.data();
+    const int32_t* pos = batch.positions_dev;
 
-    be.gather_rows(embed_, tokens, n, x, Accumulate::No);
+    be.gather_rows(embed_, batch.tokens.data(), n, x, Accumulate::No);
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LlamaLayer& L = layers_[size_t(l)];
-      float* k_new = cache.k(l, start);
-      float* v_new = cache.v(l, start);
       be.rms_norm(x, vec(L.attn_norm), n, d, eps, h);
       be.matmul(h, n, d, L.wq, optional_vec(L.bq), q);
-      be.matmul(h, n, d, L.wk, optional_vec(L.bk), k_new);  // straight into the cache
-      be.matmul(h, n, d, L.wv, optional_vec(L.bv), v_new);
-      be.rope(q, start, n, c.n_heads, dh, cos_.data(), sin_.data());
-      be.rope(k_new, start, n, c.n_kv_heads, dh, cos_.data(), sin_.data());
-      be.attention(q, cache.k(l), cache.v(l), attn, n, start, c.n_heads, c.n_kv_heads, dh, scale);
+      be.matmul(h, n, d, L.wk, optional_vec(L.bk), k);
+      be.matmul(h, n, d, L.wv, optional_vec(L.bv), v);
+      be.rope(q, n, c.n_heads, dh, pos, cos_.data(), sin_.data());
+      be.rope(k, n, c.n_kv_heads, dh, pos, cos_.data(), sin_.data());
+      be.store_kv(k, v, n, kv_dim, kv_dim, batch.slots_dev, cache.k(l), cache.v(l));
+      be.attention(q, cache.k(l), cache.v(l), attn, batch.attention, c.n_heads, c.n_kv_heads, dh, scale);
       be.matmul(attn, n, q_dim, L.wo, optional_vec(L.bo), h);
       be.add(x, h, n * d);
 
@@ -105,10 +104,10 @@ class Llama final : public Model {
       be.matmul(gate, n, ff, L.w_down, optional_vec(L.b_down), h);
       be.add(x, h, n * d);
     }
-    if (which == LogitRows::None) return;
-    const int64_t first = which == LogitRows::Last ? n - 1 : 0;
-    be.rms_norm(x + first * d, vec(final_norm_), n - first, d, eps, h);
-    project_to_logits(h, n - first, logits);
+    const int64_t n_logits = int64_t(batch.logit_rows.size());
+    if (n_logits == 0) return;
+    be.rms_norm(logit_rows(batch, x), vec(final_norm_), n_logits, d, eps, h);
+    project_to_logits(h, n_logits, logits);
   }
 
  private:
@@ -133,7 +132,7 @@ class Llama final : public Model {
   Tensor embed_, final_norm_, lm_head_;
   std::vector<LlamaLayer> layers_;
   // Activations [max_rows, width] and rope tables, allocated once.
-  Buffer x_, h_, q_, attn_, gate_, up_, cos_, sin_;
+  Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, cos_, sin_;
 };
 
 }  // namespace

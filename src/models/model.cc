@@ -1,6 +1,7 @@
 #include "models/model.h"
 
 #include "core/mapped_file.h"
+#include "formats/gguf_model.h"
 
 #include <cstring>
 #include <set>
@@ -83,6 +84,96 @@ Model::Model(ModelConfig config, Backend& backend, const ModelOptions& options)
                                  : std::min(max_context(), kDefaultContext);
 }
 
+void Model::forward(const int32_t* tokens, int64_t n, int64_t start_pos, KvCache& cache,
+                    LogitRows which, float* logits) {
+  // The identity block table: this sequence owns every block of the cache, in order.
+  if (int64_t(identity_table_.size()) < cache.n_blocks()) {
+    identity_table_.resize(size_t(cache.n_blocks()));
+    for (size_t b = 0; b < identity_table_.size(); ++b) identity_table_[b] = int32_t(b);
+  }
+  forward({SequenceChunk{tokens, n, start_pos, identity_table_.data(), cache.n_blocks(), which}}, cache,
+          logits);
+}
+
+void Model::forward(const std::vector<SequenceChunk>& chunks, KvCache& cache, float* logits) {
+  prepare_batch(chunks, cache);
+  run(batch_, cache, logits);
+}
+
+namespace {
+// Grows a backend buffer to hold n 32-bit values and copies them in. Buffers are fp32-typed;
+// int32 metadata travels through them bit for bit (both backends copy bytes).
+template <class T>
+const T* upload_words(Backend& backend, Buffer& buf, const std::vector<T>& host) {
+  static_assert(sizeof(T) % sizeof(float) == 0);
+  const size_t words = host.size() * sizeof(T) / sizeof(float);
+  if (buf.size() < words) buf = backend.allocate(std::max<size_t>(words, 64));
+  backend.copy_to_device(buf.data(), reinterpret_cast<const float*>(host.data()), words);
+  return reinterpret_cast<const T*>(buf.data());
+}
+}  // namespace
+
+void Model::prepare_batch(const std::vector<SequenceChunk>& chunks, const KvCache& cache) {
+  Batch& b = batch_;
+  b.tokens.clear();
+  b.positions.clear();
+  b.logit_rows.clear();
+  slots_host_.clear();
+  tables_host_.clear();
+  spans_host_.clear();
+  int64_t max_rows = 0, max_keys = 0;
+  for (const SequenceChunk& c : chunks) {
+    const int64_t end = c.first_pos + c.n_tokens;
+    BRISK_CHECK(c.n_tokens > 0 && c.first_pos >= 0, "forward: empty chunk");
+    BRISK_CHECK(end <= context_, "forward: past the context");
+    BRISK_CHECK(c.n_blocks * KvCache::kBlockSize >= end, "forward: block table too short");
+    const int64_t first_row = int64_t(b.tokens.size());
+    spans_host_.push_back({int32_t(first_row), int32_t(c.n_tokens), int32_t(c.first_pos),
+                           int32_t(tables_host_.size())});
+    const int64_t used_blocks = KvCache::blocks_for(end);
+    for (int64_t i = 0; i < used_blocks; ++i) {
+      BRISK_CHECK(c.block_table[i] >= 0 && c.block_table[i] < cache.n_blocks(), "forward: bad block id");
+      tables_host_.push_back(c.block_table[i]);
+    }
+    for (int64_t i = 0; i < c.n_tokens; ++i) {
+      const int64_t pos = c.first_pos + i;
+      b.tokens.push_back(c.tokens[i]);
+      b.positions.push_back(int32_t(pos));
+      slots_host_.push_back(int32_t(c.block_table[pos / KvCache::kBlockSize] * KvCache::kBlockSize +
+                                    pos % KvCache::kBlockSize));
+      if (c.logits == LogitRows::All || (c.logits == LogitRows::Last && i + 1 == c.n_tokens))
+        b.logit_rows.push_back(int32_t(first_row + i));
+    }
+    max_rows = std::max(max_rows, c.n_tokens);
+    max_keys = std::max(max_keys, end);
+  }
+  b.rows = int64_t(b.tokens.size());
+  BRISK_CHECK(b.rows > 0 && b.rows <= max_rows_, "forward: row count out of range");
+  b.positions_dev = upload_words(backend_, positions_dev_, b.positions);
+  b.slots_dev = upload_words(backend_, slots_dev_, slots_host_);
+  AttentionBatch& a = b.attention;
+  a.seqs = upload_words(backend_, spans_dev_, spans_host_);
+  a.block_tables = upload_words(backend_, tables_dev_, tables_host_);
+  a.host_seqs = spans_host_.data();
+  a.host_block_tables = tables_host_.data();
+  a.n_seqs = int64_t(spans_host_.size());
+  a.n_rows = b.rows;
+  a.block_size = KvCache::kBlockSize;
+  a.max_rows = max_rows;
+  a.max_keys = max_keys;
+}
+
+const float* Model::logit_rows(const Batch& batch, const float* x) {
+  const int64_t n = int64_t(batch.logit_rows.size()), d = config_.hidden_size;
+  bool all_in_order = n == batch.rows;
+  for (int64_t i = 0; all_in_order && i < n; ++i) all_in_order = batch.logit_rows[size_t(i)] == i;
+  if (all_in_order) return x;
+  if (logit_inputs_.size() < size_t(n * d)) logit_inputs_ = backend_.allocate(size_t(max_rows_ * d));
+  const Tensor rows{const_cast<float*>(x), DType::F32, {batch.rows, d}, backend_.device()};
+  backend_.gather_rows(rows, batch.logit_rows.data(), n, logit_inputs_.data(), Accumulate::No);
+  return logit_inputs_.data();
+}
+
 void Model::project_to_logits(const float* normed, int64_t rows, float* logits_host) {
   // Sized by the largest request seen: generation needs one row, perplexity a whole window.
   const size_t needed = size_t(rows * config_.vocab_size);
@@ -131,10 +222,20 @@ std::unique_ptr<Model> make_model(const ModelConfig& config, Backend& backend,
 
 Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Backend& backend,
                                           const ModelOptions& options) {
-  if (!std::filesystem::is_directory(dir))
-    return make_error(dir.string() + ": not a model folder (expected a directory with config.json)");
-  BRISK_ASSIGN(config, load_model_config(dir / "config.json"));
-  BRISK_ASSIGN(store, WeightStore::open_dir(dir));
+  ModelConfig config;
+  WeightStore store;
+  if (is_gguf_path(dir)) {  // llama.cpp's single-file format
+    BRISK_ASSIGN(gguf, open_gguf_model(dir));
+    config = std::move(gguf.config);
+    store = std::move(gguf.weights);
+  } else {
+    if (!std::filesystem::is_directory(dir))
+      return make_error(dir.string() + ": not a model folder (expected a directory with config.json, or a .gguf file)");
+    BRISK_ASSIGN(folder_config, load_model_config(dir / "config.json"));
+    BRISK_ASSIGN(folder_store, WeightStore::open_dir(dir));
+    config = std::move(folder_config);
+    store = std::move(folder_store);
+  }
   std::unique_ptr<Model> model = make_model(config, backend, options);
   model->store_ = std::make_shared<const WeightStore>(std::move(store));
   BRISK_TRY(model->bind(*model->store_));

@@ -24,6 +24,17 @@ constexpr int64_t kDefaultContext = 4096;
 
 enum class LogitRows { None, Last, All };  // which rows of a forward call need logits
 
+// One sequence's part of a forward batch: tokens at positions first_pos.., keys and values
+// stored through its block table (which covers positions 0..first_pos + n_tokens - 1).
+struct SequenceChunk {
+  const int32_t* tokens = nullptr;  // [n_tokens], host memory
+  int64_t n_tokens = 0;
+  int64_t first_pos = 0;
+  const int32_t* block_table = nullptr;  // host memory
+  int64_t n_blocks = 0;
+  LogitRows logits = LogitRows::Last;
+};
+
 // How a checkpoint tensor maps onto a weight slot.
 enum class TensorKind {
   Matrix,            // [out, in] used in place by matmul
@@ -51,18 +62,22 @@ class Model {
   int64_t max_rows() const { return max_rows_; }
   int64_t context() const { return context_; }  // positions this instance can run (<= max_context)
 
-  // Runs tokens[0..n) at positions start_pos..start_pos+n-1 of the sequence held in `cache`
-  // (n <= max_rows()) and writes logits for the last row ([vocab]), all rows ([n, vocab]) or none.
-  virtual void forward(const int32_t* tokens, int64_t n, int64_t start_pos, KvCache& cache,
-                       LogitRows which, float* logits) = 0;
+  // Runs several sequences' tokens in one pass (at most max_rows() rows in all) and writes the
+  // logits each chunk asks for, chunk after chunk, as rows of [vocab] into logits (host).
+  void forward(const std::vector<SequenceChunk>& chunks, KvCache& cache, float* logits);
+  // One sequence that owns the cache's blocks 0.. in order: tokens[0..n) at positions start_pos..
+  void forward(const int32_t* tokens, int64_t n, int64_t start_pos, KvCache& cache, LogitRows which,
+               float* logits);
 
   // Walks every weight slot of this model with its checkpoint spec.
   virtual void visit_tensors(const TensorVisitor& visit) = 0;
   // The matrix that maps hidden states to logits (the embedding table when tied).
   virtual const Tensor& output_head() const = 0;
 
-  KvCache make_cache(int64_t capacity) const {
-    return KvCache(backend_, config_.n_layers, capacity, config_.n_kv_heads, config_.head_dim);
+  // A cache of at least `positions` token slots.
+  KvCache make_cache(int64_t positions) const {
+    return KvCache(backend_, config_.n_layers, KvCache::blocks_for(positions), config_.n_kv_heads,
+                   config_.head_dim);
   }
   // The largest context this model supports (position table / sliding window).
   int64_t max_context() const;
@@ -77,14 +92,30 @@ class Model {
 
  protected:
   Model(ModelConfig config, Backend& backend, const ModelOptions& options);
+
+  // The batch of the current forward call, laid out by prepare_batch(): host copies for the ops
+  // that take host arrays, backend copies for the rest.
+  struct Batch {
+    int64_t rows = 0;
+    std::vector<int32_t> tokens, positions;  // [rows], host
+    std::vector<int32_t> logit_rows;         // rows whose logits the caller wants, host
+    const int32_t* positions_dev = nullptr;  // [rows], backend memory
+    const int32_t* slots_dev = nullptr;      // [rows] cache slot of each row, backend memory
+    AttentionBatch attention;
+  };
+  // The architecture's pass over a prepared batch; logits rows as listed in batch.logit_rows.
+  virtual void run(const Batch& batch, KvCache& cache, float* logits) = 0;
+  // The rows of x [rows, hidden] whose logits are wanted, gathered in order (x itself when every
+  // row is wanted). The caller norms them and hands them to project_to_logits.
+  const float* logit_rows(const Batch& batch, const float* x);
+  // Final norm output rows -> logits on the host ([rows, vocab]).
+  void project_to_logits(const float* normed, int64_t rows, float* logits_host);
   // Binds every slot to the store's tensors; errors name the tensor and file; every tensor in the
   // store must be claimed.
   Status bind(const WeightStore& store);
   float* vec(const Tensor& t) const { return t.as<float>(); }
   const float* optional_vec(const Tensor& t) const { return t.empty() ? nullptr : t.as<float>(); }
   Buffer activation(int64_t per_row) { return backend_.allocate(size_t(max_rows_ * per_row)); }
-  // Final norm output rows -> logits on the host ([rows, vocab]).
-  void project_to_logits(const float* normed, int64_t rows, float* logits_host);
 
   ModelConfig config_;
   Backend& backend_;
@@ -94,6 +125,14 @@ class Model {
  private:
   std::vector<std::unique_ptr<uint8_t[]>> owned_;  // converted vectors and transposed matrices
   Buffer logits_;                                   // [max_rows, vocab] in backend memory
+  Buffer logit_inputs_;                             // rows gathered for the head
+  // Batch layout: host staging and backend copies, grown when a batch needs more.
+  Batch batch_;
+  std::vector<int32_t> slots_host_, tables_host_;
+  std::vector<SequenceSpan> spans_host_;
+  std::vector<int32_t> identity_table_;  // blocks 0.. for one-sequence callers
+  Buffer positions_dev_, slots_dev_, spans_dev_, tables_dev_;
+  void prepare_batch(const std::vector<SequenceChunk>& chunks, const KvCache& cache);
   std::shared_ptr<const WeightStore> store_;
   friend Result<std::unique_ptr<Model>> load_model(const std::filesystem::path&, Backend&,
                                                    const ModelOptions&);

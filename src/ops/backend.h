@@ -35,10 +35,34 @@ class Buffer {
 
 enum class Accumulate : bool { No, Yes };
 
+// Where the sequences of one forward batch sit in the rows and in the paged KV cache. The arrays
+// live in the backend's memory (filled once per forward call); the counts are host values so a
+// backend can size its launches. Row r of the batch holds sequence s's position
+// seqs[s].first_pos + (r - seqs[s].first_row); key position p of sequence s lives in cache slot
+// block_tables[seqs[s].table_offset + p / block_size] * block_size + p % block_size.
+struct SequenceSpan {
+  int32_t first_row;     // its first row in the batch
+  int32_t n_rows;        // its rows (queries) in this call
+  int32_t first_pos;     // position of its first row; it attends keys 0..first_pos + n_rows - 1
+  int32_t table_offset;  // where its block table starts in block_tables
+};
+struct AttentionBatch {
+  const SequenceSpan* seqs = nullptr;     // [n_seqs], backend memory
+  const int32_t* block_tables = nullptr;  // backend memory
+  const SequenceSpan* host_seqs = nullptr;     // the same spans in host memory
+  const int32_t* host_block_tables = nullptr;  // the same tables in host memory
+  int64_t n_seqs = 0;
+  int64_t n_rows = 0;         // total rows
+  int64_t block_size = 16;
+  int64_t max_rows = 0;       // the most rows any one sequence has
+  int64_t max_keys = 0;       // the most keys any one sequence attends
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+  virtual Device device() const = 0;  // where this backend's memory lives
 
   // Memory. Buffers come zero-filled.
   virtual Buffer allocate(size_t n_floats) = 0;
@@ -52,10 +76,14 @@ class Backend {
   virtual void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
                       float* y) = 0;
 
-  // Causal attention of `rows` queries at positions first_pos.. over the cache; see ref::attention.
-  virtual void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
-                         int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
+  // Causal attention for every sequence of a batch over its paged cache; see ref::attention.
+  // q/out: [rows, n_heads, head_dim]; k_pool/v_pool: [blocks * block_size, n_kv_heads, head_dim].
+  virtual void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+                         const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads,
                          int64_t head_dim, float scale) = 0;
+  // pool[slots[r]] = row r of k and of v (rows of `width` floats, src_stride apart).
+  virtual void store_kv(const float* k, const float* v, int64_t rows, int64_t width,
+                        int64_t src_stride, const int32_t* slots, float* k_pool, float* v_pool) = 0;
 
   // out[r] (+)= table[ids[r]] for r < n, table [rows, d] in any float dtype; ids in host memory.
   virtual void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
@@ -68,10 +96,10 @@ class Backend {
                         float* y) = 0;
   virtual void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows,
                           int64_t d, float eps, float* y) = 0;
-  // In place on x [rows, n_heads, head_dim] at positions first_pos..; cos/sin tables are
-  // [n_positions, head_dim/2] in this backend's memory.
-  virtual void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
-                    const float* cos_table, const float* sin_table) = 0;
+  // In place on x [rows, n_heads, head_dim], row r at position positions[r] (backend memory);
+  // cos/sin tables are [n_positions, head_dim/2] in this backend's memory.
+  virtual void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim,
+                    const int32_t* positions, const float* cos_table, const float* sin_table) = 0;
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   virtual void gelu_tanh(float* x, int64_t n) = 0;
   virtual void add(float* x, const float* y, int64_t n) = 0;  // x += y

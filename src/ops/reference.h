@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "ops/backend.h"
 
 namespace brisk::ref {
 
@@ -19,16 +20,21 @@ void layer_norm(const float* x, const float* weight, const float* bias, int64_t 
                 float eps, float* y);
 
 // Rotary embedding, "rotate half" layout (as transformers' Llama): for each head the pairs are
-// (i, i + head_dim/2) rotated by angle pos * inv_freq[i]. x is [rows, n_heads, head_dim] at
-// positions first_pos..; cos_table/sin_table are [n_positions, head_dim/2].
-void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
+// (i, i + head_dim/2) rotated by angle pos * inv_freq[i]. x is [rows, n_heads, head_dim], row r at
+// position positions[r]; cos_table/sin_table are [n_positions, head_dim/2].
+void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
           const float* cos_table, const float* sin_table);
 
-// Causal attention with grouped KV heads. q: [rows, n_heads, head_dim] for positions
-// first_pos..first_pos+rows-1; k, v: [n_ctx, n_kv_heads, head_dim] holding positions 0..n_ctx-1
-// (n_ctx >= first_pos + rows). out: [rows, n_heads, head_dim].
-void attention(const float* q, const float* k, const float* v, float* out, int64_t rows,
-               int64_t first_pos, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale);
+// pool[slots[r]] = row r of k (and of v): rows of `width` floats, src_stride floats apart.
+void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
+              const int32_t* slots, float* k_pool, float* v_pool);
+
+// Causal attention with grouped KV heads for every sequence of a batch (see AttentionBatch in
+// ops/backend.h; host arrays are used). q, out: [rows, n_heads, head_dim]; k_pool, v_pool:
+// [slots, n_kv_heads, head_dim].
+void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+               const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+               float scale);
 
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);

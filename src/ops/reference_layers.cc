@@ -31,12 +31,12 @@ void layer_norm(const float* x, const float* weight, const float* bias, int64_t 
   }
 }
 
-void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
+void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
           const float* cos_table, const float* sin_table) {
   const int64_t half = head_dim / 2;
   for (int64_t r = 0; r < rows; ++r) {
-    const float* c = cos_table + (first_pos + r) * half;
-    const float* s = sin_table + (first_pos + r) * half;
+    const float* c = cos_table + int64_t(positions[r]) * half;
+    const float* s = sin_table + int64_t(positions[r]) * half;
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (r * n_heads + h) * head_dim;
       for (int64_t i = 0; i < half; ++i) {
@@ -48,32 +48,47 @@ void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t he
   }
 }
 
-void attention(const float* q, const float* k, const float* v, float* out, int64_t rows,
-               int64_t first_pos, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
+              const int32_t* slots, float* k_pool, float* v_pool) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy(k + r * src_stride, k + r * src_stride + width, k_pool + int64_t(slots[r]) * width);
+    std::copy(v + r * src_stride, v + r * src_stride + width, v_pool + int64_t(slots[r]) * width);
+  }
+}
+
+void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+               const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                float scale) {
   const int64_t group = n_heads / n_kv_heads;
   std::vector<double> scores;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t n_keys = first_pos + r + 1;  // causal: keys 0..pos
-    scores.assign(size_t(n_keys), 0.0);
-    for (int64_t h = 0; h < n_heads; ++h) {
-      const int64_t kvh = h / group;
-      const float* qh = q + (r * n_heads + h) * head_dim;
-      double max_score = -INFINITY;
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float* kj = k + (j * n_kv_heads + kvh) * head_dim;
-        double dot = 0;
-        for (int64_t i = 0; i < head_dim; ++i) dot += double(qh[i]) * kj[i];
-        scores[size_t(j)] = dot * scale;
-        max_score = std::max(max_score, scores[size_t(j)]);
-      }
-      double sum = 0;
-      for (auto& s : scores) sum += (s = std::exp(s - max_score));
-      float* oh = out + (r * n_heads + h) * head_dim;
-      for (int64_t i = 0; i < head_dim; ++i) {
-        double acc = 0;
-        for (int64_t j = 0; j < n_keys; ++j) acc += scores[size_t(j)] * v[(j * n_kv_heads + kvh) * head_dim + i];
-        oh[i] = float(acc / sum);
+  for (int64_t s = 0; s < batch.n_seqs; ++s) {
+    const SequenceSpan& seq = batch.host_seqs[s];
+    const int32_t* table = batch.host_block_tables + seq.table_offset;
+    auto slot = [&](int64_t p) { return table[p / batch.block_size] * batch.block_size + p % batch.block_size; };
+    for (int64_t i = 0; i < seq.n_rows; ++i) {
+      const int64_t r = seq.first_row + i;
+      const int64_t n_keys = seq.first_pos + i + 1;  // causal: keys 0..pos
+      scores.assign(size_t(n_keys), 0.0);
+      for (int64_t h = 0; h < n_heads; ++h) {
+        const int64_t kvh = h / group;
+        const float* qh = q + (r * n_heads + h) * head_dim;
+        double max_score = -INFINITY;
+        for (int64_t j = 0; j < n_keys; ++j) {
+          const float* kj = k_pool + (slot(j) * n_kv_heads + kvh) * head_dim;
+          double dot = 0;
+          for (int64_t e = 0; e < head_dim; ++e) dot += double(qh[e]) * kj[e];
+          scores[size_t(j)] = dot * scale;
+          max_score = std::max(max_score, scores[size_t(j)]);
+        }
+        double sum = 0;
+        for (auto& sc : scores) sum += (sc = std::exp(sc - max_score));
+        float* oh = out + (r * n_heads + h) * head_dim;
+        for (int64_t e = 0; e < head_dim; ++e) {
+          double acc = 0;
+          for (int64_t j = 0; j < n_keys; ++j)
+            acc += scores[size_t(j)] * v_pool[(slot(j) * n_kv_heads + kvh) * head_dim + e];
+          oh[e] = float(acc / sum);
+        }
       }
     }
   }

@@ -25,9 +25,9 @@ const char* stop_reason_name(StopReason r) {
 }
 
 Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
-               std::unique_ptr<Tokenizer> tokenizer)
+               std::unique_ptr<Tokenizer> tokenizer, int64_t kv_blocks)
     : backend_(std::move(backend)), model_(std::move(model)), tokenizer_(std::move(tokenizer)),
-      cache_(model_->make_cache(model_->context())),
+      cache_(model_->make_cache(kv_blocks * KvCache::kBlockSize)),
       logits_(size_t(model_->config().vocab_size)) {}
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
@@ -37,7 +37,20 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +
                       std::to_string(model->max_context()) + " tokens");
   BRISK_ASSIGN(tokenizer, Tokenizer::load(options.model_dir));
-  return std::unique_ptr<Engine>(new Engine(std::move(backend), std::move(model), std::move(tokenizer)));
+  // The cache holds at least one sequence of the full context, so every request fits alone.
+  const ModelConfig& c = model->config();
+  const size_t per_block = KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim);
+  const int64_t context_blocks = KvCache::blocks_for(model->context());
+  if (options.kv_bytes < 0) return make_error("--kv-mem must be positive");
+  if (options.kv_bytes > 0 && options.kv_bytes / int64_t(per_block) < context_blocks)
+    return make_error("--kv-mem " + std::to_string(options.kv_bytes) + " bytes holds " +
+                      std::to_string(options.kv_bytes / int64_t(per_block) * KvCache::kBlockSize) +
+                      " tokens, fewer than the context of " + std::to_string(model->context()) +
+                      " (" + std::to_string(context_blocks * int64_t(per_block)) +
+                      " bytes); raise --kv-mem or lower --ctx");
+  const int64_t kv_blocks = std::max(context_blocks, options.kv_bytes / int64_t(per_block));
+  return std::unique_ptr<Engine>(
+      new Engine(std::move(backend), std::move(model), std::move(tokenizer), kv_blocks));
 }
 
 Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {

@@ -20,6 +20,7 @@ struct EngineOptions {
   BackendOptions backend;
   int64_t max_rows = 512;   // prefill chunk: tokens per forward call
   int64_t context = 0;      // 0: min(model maximum, kDefaultContext)
+  int64_t kv_bytes = 0;     // KV cache memory (--kv-mem); 0: one sequence of the full context
 };
 
 enum class StopReason { Length, Eos, StopString, Context };
@@ -49,8 +50,11 @@ class Engine {
   Model& model() { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
-  int64_t context() const { return cache_.capacity(); }
-  KvCache& cache() { return cache_; }  // the one sequence's keys and values
+  int64_t context() const { return model_->context(); }
+  // All keys and values, in blocks. prefill/decode_step/generate and perplexity use it as one
+  // sequence owning every block; the Scheduler hands blocks to many sequences instead (not both
+  // at once).
+  KvCache& cache() { return cache_; }
 
   // Every id must index the model's embedding table (a tokenizer from another model may not).
   Status check_token_ids(const std::vector<int32_t>& ids) const;
@@ -67,7 +71,7 @@ class Engine {
 
  private:
   Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
-         std::unique_ptr<Tokenizer> tokenizer);
+         std::unique_ptr<Tokenizer> tokenizer, int64_t kv_blocks);
 
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Model> model_;

@@ -46,10 +46,7 @@ ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const std::vector<Chat
     return invalid_field("messages",
                          "this model has no chat template, so /v1/chat/completions cannot turn messages into a prompt "
                          "(use /v1/completions with a plain prompt): " + chat_template_error_);
-  Result<std::string> text = [&] {
-    std::lock_guard lock(chat_template_mutex_);
-    return chat_template_->apply(messages, /*add_generation_prompt=*/true);
-  }();
+  Result<std::string> text = chat_template_->apply(messages, GenerationPrompt::kAppend);
   if (!text) return invalid_field("messages", "the model's chat template failed on these messages: " + text.error().message);
   // The template writes the special tokens (BOS included) itself, as transformers does.
   return tokenizer_.encode(text.value(), AddSpecial::No);

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
@@ -58,7 +57,6 @@ class OpenAiServer {
   ServerOptions options_;
   std::optional<ChatTemplate> chat_template_;
   std::string chat_template_error_;  // why there is none
-  std::mutex chat_template_mutex_;   // apply() is not documented as thread-safe
   Metrics metrics_;
   ConnectionWatch watch_;
   std::atomic<bool> accepting_{true};

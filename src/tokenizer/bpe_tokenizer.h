@@ -22,6 +22,9 @@ class BpeTokenizer final : public Tokenizer {
  public:
   // Parses tokenizer.json; errors name the file and field.
   static Result<std::unique_ptr<BpeTokenizer>> load(const std::filesystem::path& file);
+  // The same from a parsed tokenizer.json document (GGUF builds one from its metadata);
+  // `prefix` starts every error message.
+  static Result<std::unique_ptr<BpeTokenizer>> from_json(const nlohmann::json& root, const std::string& prefix);
 
   // Takes BOS/EOS from tokenizer_config.json, whose add_bos_token/add_eos_token (when present)
   // decide whether encoding adds them, as transformers rebuilds the template from them.

@@ -109,7 +109,10 @@ Result<std::vector<AddedToken>> parse_added_tokens(const json& added, const std:
 
 Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::load(const std::filesystem::path& file) {
   BRISK_ASSIGN(root, json_fields::read_file(file));
-  const std::string prefix = file.string() + ": ";
+  return from_json(root, file.string() + ": ");
+}
+
+Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::from_json(const nlohmann::json& root, const std::string& prefix) {
   if (!root.is_object()) return make_error(prefix + "expected a JSON object");
   if (!root.contains("model")) return make_error(prefix + "model: missing");
   // Component parsers check the fields they read; this catch is a backstop so that no nlohmann

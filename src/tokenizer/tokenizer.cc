@@ -1,6 +1,8 @@
 #include "tokenizer/tokenizer.h"
 
+#include "formats/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/gguf_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
 #include "tokenizer/utf8.h"
@@ -8,6 +10,7 @@
 namespace brisk {
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& model_dir) {
+  if (is_gguf_path(model_dir)) return load_gguf_tokenizer(model_dir);
   BRISK_ASSIGN(config, read_tokenizer_config(model_dir));
   const std::string config_where = (model_dir / "tokenizer_config.json").string() + ": ";
   const std::filesystem::path json_file = model_dir / "tokenizer.json";

@@ -22,7 +22,8 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
 
   // Loads tokenizer.json (preferred) or tokenizer.model from a model folder, plus
-  // tokenizer_config.json (bos/eos, add_bos_token) when present.
+  // tokenizer_config.json (bos/eos, add_bos_token) when present; or the tokenizer.ggml.*
+  // metadata of a .gguf file.
   static Result<std::unique_ptr<Tokenizer>> load(const std::filesystem::path& model_dir);
 
   // Special/added tokens found inside the text are matched as whole tokens (as HF does).

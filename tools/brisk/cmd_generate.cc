@@ -19,7 +19,7 @@ Command add_generate(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("generate", "Continue a prompt, streaming the new text to stdout");
-  sub->add_option("-m,--model", f->model, "Model folder (Hugging Face layout)")->required();
+  sub->add_option("-m,--model", f->model, "Model folder (Hugging Face layout) or .gguf file")->required();
   sub->add_option("-p,--prompt", f->request.prompt, "Prompt text")->required();
   sub->add_option("-n,--n-predict", f->request.max_new_tokens, "New tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--temp", f->request.sampling.temperature, "Sampling temperature; 0 = greedy")->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -14,10 +14,10 @@ Command add_inspect(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("inspect", "List a model's tensors: name, shape, dtype, element count and\n"
                                                 "sparsity (fraction of exact zeros)");
-  sub->add_option("-m,--model", f->model, "Model folder")->required();
+  sub->add_option("-m,--model", f->model, "Model folder or .gguf file")->required();
   sub->add_flag("--json", f->json, "Print {\"params\", \"tensors\": [...]}");
   return {sub, [f]() {
-    auto store = WeightStore::open_dir(f->model);
+    auto store = WeightStore::open(f->model);
     if (!store) return fail(store.error());
     Json tensors = Json::array();
     uint64_t params = 0;

@@ -82,11 +82,15 @@ void CpuBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, c
   cpu::matmul(x, m, k, w, bias, y, pool_, bf16_math_);
 }
 
-void CpuBackend::attention(const float* q, const float* k_cache, const float* v_cache, float* out,
-                           int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
+void CpuBackend::attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+                           const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads,
                            int64_t head_dim, float scale) {
-  cpu::attention(q, k_cache, v_cache, out, rows, first_pos, n_heads, n_kv_heads, head_dim, scale,
-                 pool_);
+  cpu::attention(q, k_pool, v_pool, out, batch, n_heads, n_kv_heads, head_dim, scale, pool_);
+}
+
+void CpuBackend::store_kv(const float* k, const float* v, int64_t rows, int64_t width,
+                          int64_t src_stride, const int32_t* slots, float* k_pool, float* v_pool) {
+  ref::store_kv(k, v, rows, width, src_stride, slots, k_pool, v_pool);
 }
 
 void CpuBackend::rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
@@ -103,10 +107,10 @@ void CpuBackend::layer_norm(const float* x, const float* weight, const float* bi
   });
 }
 
-void CpuBackend::rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads,
-                      int64_t head_dim, const float* cos_table, const float* sin_table) {
+void CpuBackend::rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim,
+                      const int32_t* positions, const float* cos_table, const float* sin_table) {
   pool_.parallel_for(rows, [&](int64_t b, int64_t e) {
-    ref::rope(x + b * n_heads * head_dim, first_pos + b, e - b, n_heads, head_dim, cos_table, sin_table);
+    ref::rope(x + b * n_heads * head_dim, e - b, n_heads, head_dim, positions + b, cos_table, sin_table);
   });
 }
 

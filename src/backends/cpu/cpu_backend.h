@@ -23,6 +23,7 @@ class CpuBackend final : public Backend {
       : pool_(n_threads), bf16_math_(bf16_math), placement_(placement) {}
   ~CpuBackend() override;
   const char* name() const override { return "cpu"; }
+  Device device() const override { return Device::CPU; }
   ThreadPool& pool() { return pool_; }
 
   Buffer allocate(size_t n_floats) override;
@@ -37,14 +38,17 @@ class CpuBackend final : public Backend {
                    Accumulate accumulate) override;
   void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
                int64_t cols) override;
-  void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
-                 int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
-                 int64_t head_dim, float scale) override;
+  void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+                 const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                 float scale) override;
+  void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
+              const int32_t* slots,
+                float* k_pool, float* v_pool) override;
   void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
                 float* y) override;
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
                   float eps, float* y) override;
-  void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
+  void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
             const float* cos_table, const float* sin_table) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;

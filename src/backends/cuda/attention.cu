@@ -22,9 +22,11 @@ struct Params {
   float* out;
   float* part_o;   // [n_splits, rows * n_heads, head_dim] when n_splits > 1
   float* part_ml;  // [n_splits, rows * n_heads, 2]: running max and sum
-  int rows, first_pos, n_heads, n_kv_heads, head_dim, group;
-  int q_per_kv;   // query vectors per KV head: rows * group
-  int n_q_tiles;  // per KV head
+  const SequenceSpan* seqs;  // [n_seqs] (grid z)
+  const int32_t* block_tables;
+  int block_size;
+  int total_rows, n_heads, n_kv_heads, head_dim, group;
+  int n_q_tiles;  // per KV head, for the sequence with the most rows
   int split_keys, n_splits;
   float scale;
   bool vec4;  // K/V rows can be read as float4
@@ -51,6 +53,10 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   const int kvh = int(blockIdx.x) / p.n_q_tiles;
   const int tile = int(blockIdx.x) % p.n_q_tiles;
   const int split = int(blockIdx.y);
+  const SequenceSpan seq = p.seqs[blockIdx.z];
+  const int q_per_kv = seq.n_rows * p.group;  // this sequence's query vectors per KV head
+  if (tile * kQueryTile >= q_per_kv) return;  // a tile past a short sequence's rows
+  const int32_t* table = p.block_tables + seq.table_offset;
   const int tid = int(threadIdx.x);
   const int ql = tid / kSub, sub = tid % kSub;
   const int hd = p.head_dim;
@@ -60,21 +66,21 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
     const int qq = i / HD, d = i % HD;
     const int qi = tile * kQueryTile + qq;
     float val = 0.0f;
-    if (qi < p.q_per_kv && d < hd) {
-      const int r = qi / p.group, h = kvh * p.group + qi % p.group;
+    if (qi < q_per_kv && d < hd) {
+      const int r = seq.first_row + qi / p.group, h = kvh * p.group + qi % p.group;
       val = p.q[(int64_t(r) * p.n_heads + h) * hd + d];
     }
     qs[qq * (HD + 1) + d] = val;
   }
 
   const int my_qi = tile * kQueryTile + ql;
-  const bool my_valid = my_qi < p.q_per_kv;
-  const int my_r = my_valid ? my_qi / p.group : 0;
+  const bool my_valid = my_qi < q_per_kv;
+  const int my_r = my_valid ? my_qi / p.group : 0;  // row within the sequence
   const int my_h = kvh * p.group + (my_valid ? my_qi % p.group : 0);
-  const int my_last_key = my_valid ? p.first_pos + my_r : -1;  // causal: keys 0..pos
+  const int my_last_key = my_valid ? seq.first_pos + my_r : -1;  // causal: keys 0..pos
 
-  const int tile_last_q = min(tile * kQueryTile + kQueryTile - 1, p.q_per_kv - 1);
-  const int tile_last_key = p.first_pos + tile_last_q / p.group;
+  const int tile_last_q = min(tile * kQueryTile + kQueryTile - 1, q_per_kv - 1);
+  const int tile_last_key = seq.first_pos + tile_last_q / p.group;
   const int key_begin = split * p.split_keys;
   const int key_end = min(key_begin + p.split_keys, tile_last_key + 1);
 
@@ -102,7 +108,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
           const int kk = i / kVecs, d = (i % kVecs) * 4, key = kt + kk;
           kv[u] = vv[u] = make_float4(0, 0, 0, 0);
           if (key < key_end && d < hd) {
-            const int64_t off = int64_t(key) * pos_stride + int64_t(kvh) * hd + d;
+            const int64_t slot = int64_t(table[key / p.block_size]) * p.block_size + key % p.block_size;
+            const int64_t off = slot * pos_stride + int64_t(kvh) * hd + d;
             kv[u] = *reinterpret_cast<const float4*>(p.k + off);
             vv[u] = *reinterpret_cast<const float4*>(p.v + off);
           }
@@ -124,7 +131,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
         const int kk = i / HD, d = i % HD, key = kt + kk;
         float kv = 0.0f, vv = 0.0f;
         if (key < key_end && d < hd) {
-          const int64_t off = int64_t(key) * pos_stride + int64_t(kvh) * hd + d;
+          const int64_t slot = int64_t(table[key / p.block_size]) * p.block_size + key % p.block_size;
+          const int64_t off = slot * pos_stride + int64_t(kvh) * hd + d;
           kv = p.k[off];
           vv = p.v[off];
         }
@@ -192,7 +200,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
 #pragma unroll
   for (int off = kSub / 2; off > 0; off /= 2) l += __shfl_xor_sync(0xffffffffu, l, off);
   if (!my_valid) return;
-  const int64_t gq = int64_t(my_r) * p.n_heads + my_h;
+  const int64_t gq = int64_t(seq.first_row + my_r) * p.n_heads + my_h;
   if (p.n_splits == 1) {
     const float inv = 1.0f / l;
 #pragma unroll
@@ -201,7 +209,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
       if (d < hd) p.out[gq * hd + d] = o[i] * inv;
     }
   } else {
-    const int64_t slot = int64_t(split) * (int64_t(p.rows) * p.n_heads) + gq;
+    const int64_t slot = int64_t(split) * (int64_t(p.total_rows) * p.n_heads) + gq;
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
       const int d = sub + kSub * i;
@@ -260,38 +268,41 @@ void launch_for_head_dim(const Params& p, const dim3& grid, cudaStream_t stream)
 
 }  // namespace
 
-void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
-               const AttentionShape& shape, int sm_count, Scratch& split_scratch,
-               cudaStream_t stream) {
+void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+               const AttentionBatch& batch, const AttentionShape& shape, int sm_count,
+               Scratch& split_scratch, cudaStream_t stream) {
   const auto& s = shape;
-  if (s.rows <= 0) return;
+  if (batch.n_rows <= 0) return;
   BRISK_CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0,
               "attention: n_heads must be a multiple of n_kv_heads");
   BRISK_CHECK(s.head_dim > 0 && s.head_dim <= kMaxHeadDim,
               "attention: head_dim " + std::to_string(s.head_dim) + " above the supported 256");
-  BRISK_CHECK(s.first_pos + s.rows < (int64_t(1) << 30) && s.rows * s.n_heads < (int64_t(1) << 30),
+  BRISK_CHECK(batch.max_keys < (int64_t(1) << 30) && batch.n_rows * s.n_heads < (int64_t(1) << 30) &&
+                  batch.n_seqs < 65536,
               "attention: sizes out of range");
 
   Params p{};
   p.q = q;
-  p.k = k_cache;
-  p.v = v_cache;
+  p.k = k_pool;
+  p.v = v_pool;
   p.out = out;
-  p.rows = int(s.rows);
-  p.first_pos = int(s.first_pos);
+  p.seqs = batch.seqs;
+  p.block_tables = batch.block_tables;
+  p.block_size = int(batch.block_size);
+  p.total_rows = int(batch.n_rows);
   p.n_heads = int(s.n_heads);
   p.n_kv_heads = int(s.n_kv_heads);
   p.head_dim = int(s.head_dim);
   p.group = int(s.n_heads / s.n_kv_heads);
-  p.q_per_kv = p.rows * p.group;
-  const int tile = p.q_per_kv <= kNarrowTile ? kNarrowTile : kWideTile;
-  p.n_q_tiles = int(ceil_div(p.q_per_kv, tile));
+  const int64_t max_q_per_kv = batch.max_rows * p.group;
+  const int tile = max_q_per_kv <= kNarrowTile ? kNarrowTile : kWideTile;
+  p.n_q_tiles = int(ceil_div(max_q_per_kv, tile));
   p.scale = s.scale;
-  p.vec4 = s.head_dim % 4 == 0 && alignment_of(k_cache) >= 16 && alignment_of(v_cache) >= 16;
+  p.vec4 = s.head_dim % 4 == 0 && alignment_of(k_pool) >= 16 && alignment_of(v_pool) >= 16;
 
   // Split the keys only when the query tiles alone leave the GPU idle (decode).
-  const int64_t blocks = int64_t(p.n_q_tiles) * s.n_kv_heads;
-  const int64_t n_keys = s.first_pos + s.rows;
+  const int64_t blocks = int64_t(p.n_q_tiles) * s.n_kv_heads * batch.n_seqs;
+  const int64_t n_keys = batch.max_keys;
   int64_t n_splits = 1;
   // About four blocks per SM: one block's tile loads and math do not overlap, several do.
   if (blocks < 4 * int64_t(sm_count)) {
@@ -302,7 +313,7 @@ void attention(const float* q, const float* k_cache, const float* v_cache, float
   n_splits = ceil_div(n_keys, split_keys);
   p.split_keys = int(split_keys);
   p.n_splits = int(n_splits);
-  const int64_t total_q = s.rows * s.n_heads;
+  const int64_t total_q = batch.n_rows * s.n_heads;
   if (n_splits > 1) {
     const size_t o_floats = size_t(n_splits * total_q * s.head_dim);
     float* base = static_cast<float*>(
@@ -311,7 +322,8 @@ void attention(const float* q, const float* k_cache, const float* v_cache, float
     p.part_ml = base + o_floats;
   }
 
-  const dim3 grid{unsigned(blocks), unsigned(n_splits)};
+  const dim3 grid{unsigned(int64_t(p.n_q_tiles) * s.n_kv_heads), unsigned(n_splits),
+                  unsigned(batch.n_seqs)};
   if (tile == kNarrowTile)
     launch_for_head_dim<kNarrowTile>(p, grid, stream);
   else

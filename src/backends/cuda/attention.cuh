@@ -14,20 +14,23 @@
 #include <cstdint>
 
 #include "backends/cuda/cuda_common.cuh"
+#include "ops/backend.h"
 
 namespace brisk::cuda {
 
 struct AttentionShape {
-  int64_t rows, first_pos, n_heads, n_kv_heads, head_dim;
+  int64_t n_heads, n_kv_heads, head_dim;
   float scale;
 };
 
 // Largest head_dim supported (kernels are instantiated for 32, 64, 128 and 256, padding up).
 constexpr int64_t kMaxHeadDim = 256;
 
+// Every sequence of the batch over its paged cache (see AttentionBatch): the grid's z dimension
+// is the sequence, and a key position goes through the sequence's block table to its cache slot.
 // split_scratch holds the partial outputs of a split run; sm_count sizes the split.
-void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
-               const AttentionShape& shape, int sm_count, Scratch& split_scratch,
-               cudaStream_t stream);
+void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+               const AttentionBatch& batch, const AttentionShape& shape, int sm_count,
+               Scratch& split_scratch, cudaStream_t stream);
 
 }  // namespace brisk::cuda

@@ -9,6 +9,7 @@
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/elementwise.cuh"
 #include "backends/cuda/matmul.cuh"
+#include "backends/cuda/kv_store.cuh"
 #include "backends/cuda/norms.cuh"
 #include "backends/cuda/rope.cuh"
 
@@ -188,13 +189,19 @@ void CudaBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, 
   matmul_->run(x, m, k, w, bias, y);
 }
 
-void CudaBackend::attention(const float* q, const float* k_cache, const float* v_cache, float* out,
-                            int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
+void CudaBackend::attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+                            const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads,
                             int64_t head_dim, float scale) {
   activate();
-  cuda::attention(q, k_cache, v_cache, out,
-                  cuda::AttentionShape{rows, first_pos, n_heads, n_kv_heads, head_dim, scale},
-                  sm_count_, *attention_scratch_, stream_);
+  cuda::attention(q, k_pool, v_pool, out, batch,
+                  cuda::AttentionShape{n_heads, n_kv_heads, head_dim, scale}, sm_count_,
+                  *attention_scratch_, stream_);
+}
+
+void CudaBackend::store_kv(const float* k, const float* v, int64_t rows, int64_t width,
+                           int64_t src_stride, const int32_t* slots, float* k_pool, float* v_pool) {
+  activate();
+  cuda::store_kv(k, v, rows, width, src_stride, slots, k_pool, v_pool, stream_);
 }
 
 void CudaBackend::gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
@@ -221,10 +228,10 @@ void CudaBackend::layer_norm(const float* x, const float* weight, const float* b
   cuda::layer_norm(x, weight, bias, rows, d, eps, y, stream_);
 }
 
-void CudaBackend::rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads,
-                       int64_t head_dim, const float* cos_table, const float* sin_table) {
+void CudaBackend::rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim,
+                       const int32_t* positions, const float* cos_table, const float* sin_table) {
   activate();
-  cuda::rope(x, first_pos, rows, n_heads, head_dim, cos_table, sin_table, stream_);
+  cuda::rope(x, rows, n_heads, head_dim, positions, cos_table, sin_table, stream_);
 }
 
 void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {

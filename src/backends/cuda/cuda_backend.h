@@ -32,7 +32,8 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   const char* name() const override { return "cuda"; }
-  int device() const { return device_; }
+  Device device() const override { return Device::CUDA; }
+  int device_index() const { return device_; }
   CUstream_st* stream() const { return stream_; }
   void synchronize();
 
@@ -49,9 +50,11 @@ class CudaBackend final : public Backend {
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
-  void attention(const float* q, const float* k_cache, const float* v_cache, float* out,
-                 int64_t rows, int64_t first_pos, int64_t n_heads, int64_t n_kv_heads,
-                 int64_t head_dim, float scale) override;
+  void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
+                 const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                 float scale) override;
+  void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
+                const int32_t* slots, float* k_pool, float* v_pool) override;
   void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
                    Accumulate accumulate) override;
   void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
@@ -60,7 +63,7 @@ class CudaBackend final : public Backend {
                 float* y) override;
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
                   float eps, float* y) override;
-  void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
+  void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
             const float* cos_table, const float* sin_table) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;

@@ -9,8 +9,8 @@ namespace {
 constexpr int kThreads = 256;
 
 // One thread per rotated pair (i, i + half) of one head of one row.
-__global__ void rope_kernel(float* x, int64_t first_pos, int64_t rows, int64_t n_heads,
-                            int64_t head_dim, const float* __restrict__ cos_table,
+__global__ void rope_kernel(float* x, int64_t rows, int64_t n_heads, int64_t head_dim,
+                            const int32_t* __restrict__ positions, const float* __restrict__ cos_table,
                             const float* __restrict__ sin_table) {
   const int64_t half = head_dim / 2;
   const int64_t pairs = rows * n_heads * half;
@@ -19,8 +19,9 @@ __global__ void rope_kernel(float* x, int64_t first_pos, int64_t rows, int64_t n
     const int64_t i = t % half;
     const int64_t head = t / half;  // r * n_heads + h
     const int64_t r = head / n_heads;
-    const float c = cos_table[(first_pos + r) * half + i];
-    const float s = sin_table[(first_pos + r) * half + i];
+    const int64_t pos = positions[r];
+    const float c = cos_table[pos * half + i];
+    const float s = sin_table[pos * half + i];
     float* v = x + head * head_dim;
     const float a = v[i], b = v[i + half];
     v[i] = a * c - b * s;
@@ -30,12 +31,12 @@ __global__ void rope_kernel(float* x, int64_t first_pos, int64_t rows, int64_t n
 
 }  // namespace
 
-void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
+void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
           const float* cos_table, const float* sin_table, cudaStream_t stream) {
   const int64_t pairs = rows * n_heads * (head_dim / 2);
   if (pairs <= 0) return;
-  rope_kernel<<<grid_for(pairs, kThreads), kThreads, 0, stream>>>(x, first_pos, rows, n_heads,
-                                                                   head_dim, cos_table, sin_table);
+  rope_kernel<<<grid_for(pairs, kThreads), kThreads, 0, stream>>>(
+      x, rows, n_heads, head_dim, positions, cos_table, sin_table);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 

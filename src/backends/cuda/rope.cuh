@@ -7,8 +7,9 @@
 
 namespace brisk::cuda {
 
-// cos_table/sin_table: [n_positions, head_dim/2] in device memory.
-void rope(float* x, int64_t first_pos, int64_t rows, int64_t n_heads, int64_t head_dim,
+// Row r at position positions[r]; positions and cos_table/sin_table ([n_positions,
+// head_dim/2]) in device memory.
+void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
           const float* cos_table, const float* sin_table, cudaStream_t stream);
 
 }  // namespace brisk::cuda

@@ -1,0 +1,190 @@
+#include "tokenizer/gguf_tokenizer.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "formats/gguf.h"
+#include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/utf8.h"
+
+namespace brisk {
+namespace {
+
+using nlohmann::json;
+
+// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
+enum TokenType : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+
+// The split regexes of the pre-tokenizers llama.cpp names in tokenizer.ggml.pre (its
+// llama-vocab.cpp pairs each name with the regex of the original tokenizer.json).
+constexpr const char* kLlama3Regex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char* kQwen2Regex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+json split_then_byte_level(const char* regex) {
+  return {{"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+}
+
+Result<json> byte_level_pre_tokenizer(const std::string& pre, const std::string& where) {
+  if (pre == "gpt-2" || pre == "default")
+    return json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  if (pre == "llama-bpe" || pre == "llama3" || pre == "smaug-bpe") return split_then_byte_level(kLlama3Regex);
+  if (pre == "qwen2") return split_then_byte_level(kQwen2Regex);
+  return make_error(where + "tokenizer.ggml.pre: pre-tokenizer '" + pre +
+                    "' is not supported (supported: gpt-2, default, llama-bpe, llama3, smaug-bpe, qwen2)");
+}
+
+// Control and user-defined tokens are matched whole before BPE, as tokenizer.json's added_tokens.
+json added_tokens(const std::vector<std::string>& tokens, const std::vector<int64_t>* types) {
+  json added = json::array();
+  if (!types) return added;
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const int64_t t = (*types)[id];
+    if (t != kControl && t != kUserDefined && t != kUnknown) continue;
+    added.push_back({{"id", id}, {"content", tokens[id]}, {"special", t != kUserDefined}, {"normalized", false}});
+  }
+  return added;
+}
+
+json vocab_object(const std::vector<std::string>& tokens) {
+  json vocab = json::object();
+  for (size_t id = 0; id < tokens.size(); ++id) vocab[tokens[id]] = id;  // a repeated spelling keeps its last id
+  return vocab;
+}
+
+Result<json> gpt2_tokenizer_json(const GgufFile& f, const std::vector<std::string>& tokens,
+                                 const std::vector<int64_t>* types, const std::string& where) {
+  BRISK_ASSIGN(merges, f.strings("tokenizer.ggml.merges"));
+  BRISK_ASSIGN(pre_name, f.optional_string("tokenizer.ggml.pre"));
+  BRISK_ASSIGN(pre, byte_level_pre_tokenizer(pre_name.value_or("default"), where));
+  json merge_list = json::array();
+  for (const std::string& m : *merges) merge_list.push_back(m);  // "left right", as older tokenizer.json
+  json model = {{"type", "BPE"}, {"vocab", vocab_object(tokens)}, {"merges", std::move(merge_list)},
+                // llama.cpp encodes a Llama 3 word that is itself a token as that token.
+                {"ignore_merges", pre_name == "llama-bpe" || pre_name == "llama3"}};
+  return json{{"model", std::move(model)},
+              {"pre_tokenizer", std::move(pre)},
+              {"decoder", {{"type", "ByteLevel"}}},
+              {"added_tokens", added_tokens(tokens, types)}};
+}
+
+// SentencePiece BPE merges the adjacent pair whose joined piece scores highest. Hugging Face's
+// converter turns that into merge ranks: every split of a piece into two pieces is a merge,
+// ranked by the joined piece's score (then id).
+std::vector<std::string> merges_from_scores(const std::vector<std::string>& tokens, const std::vector<double>& scores,
+                                            const std::vector<int64_t>* types) {
+  std::unordered_map<std::string, size_t> ids;
+  for (size_t i = 0; i < tokens.size(); ++i) ids.emplace(tokens[i], i);
+  struct Candidate {
+    double score;
+    size_t merged, left;
+    std::string text;
+  };
+  std::vector<Candidate> candidates;
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    if (types && (*types)[id] != kNormal) continue;
+    const std::string& t = tokens[id];
+    for (size_t cut = 1; cut < t.size(); ++cut) {
+      if ((static_cast<unsigned char>(t[cut]) & 0xC0) == 0x80) continue;  // inside a UTF-8 character
+      auto l = ids.find(t.substr(0, cut)), r = ids.find(t.substr(cut));
+      if (l == ids.end() || r == ids.end()) continue;
+      candidates.push_back({scores[id], id, l->second, t.substr(0, cut) + " " + t.substr(cut)});
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return a.merged != b.merged ? a.merged < b.merged : a.left < b.left;
+  });
+  std::vector<std::string> merges;
+  merges.reserve(candidates.size());
+  for (auto& c : candidates) merges.push_back(std::move(c.text));
+  return merges;
+}
+
+Result<json> llama_tokenizer_json(const GgufFile& f, const std::vector<std::string>& tokens,
+                                  const std::vector<int64_t>* types, const std::string& where) {
+  BRISK_ASSIGN(scores, f.floats("tokenizer.ggml.scores"));
+  if (scores->size() != tokens.size())
+    return make_error(where + "tokenizer.ggml.scores has " + std::to_string(scores->size()) + " entries for " +
+                      std::to_string(tokens.size()) + " tokens");
+  BRISK_ASSIGN(unk, f.optional_integer("tokenizer.ggml.unknown_token_id"));
+  // Merges are written as pairs: SentencePiece pieces may contain spaces only as "▁".
+  json merge_list = json::array();
+  for (const std::string& m : merges_from_scores(tokens, *scores, types)) merge_list.push_back(m);
+  json model = {{"type", "BPE"}, {"vocab", vocab_object(tokens)}, {"merges", std::move(merge_list)},
+                {"byte_fallback", true}, {"fuse_unk", true}};
+  if (unk && *unk >= 0 && size_t(*unk) < tokens.size()) model["unk_token"] = tokens[size_t(*unk)];
+  const std::string space = "\xe2\x96\x81";  // "▁", SentencePiece's visible space
+  json normalizer = {{"type", "Sequence"},
+                     {"normalizers",
+                      {{{"type", "Prepend"}, {"prepend", space}},
+                       {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", space}}}}};
+  json decoder = {{"type", "Sequence"},
+                  {"decoders",
+                   {{{"type", "Replace"}, {"pattern", {{"String", space}}}, {"content", " "}},
+                    {{"type", "ByteFallback"}},
+                    {{"type", "Fuse"}},
+                    {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
+  return json{{"model", std::move(model)},
+              {"normalizer", std::move(normalizer)},
+              {"pre_tokenizer", nullptr},
+              {"decoder", std::move(decoder)},
+              {"added_tokens", added_tokens(tokens, types)}};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::path& path) {
+  BRISK_ASSIGN(file, GgufFile::open(path));
+  const GgufFile& f = *file;
+  const std::string where = path.string() + ": metadata ";
+  BRISK_ASSIGN(kind, f.string("tokenizer.ggml.model"));
+  BRISK_ASSIGN(tokens, f.strings("tokenizer.ggml.tokens"));
+  const std::vector<int64_t>* types = nullptr;
+  if (f.find("tokenizer.ggml.token_type")) {
+    BRISK_ASSIGN(t, f.integers("tokenizer.ggml.token_type"));
+    if (t->size() != tokens->size())
+      return make_error(where + "tokenizer.ggml.token_type has " + std::to_string(t->size()) + " entries for " +
+                        std::to_string(tokens->size()) + " tokens");
+    types = t;
+  }
+  json root;
+  if (kind == "gpt2") {
+    BRISK_ASSIGN(j, gpt2_tokenizer_json(f, *tokens, types, where));
+    root = std::move(j);
+  } else if (kind == "llama") {
+    BRISK_ASSIGN(j, llama_tokenizer_json(f, *tokens, types, where));
+    root = std::move(j);
+  } else {
+    return make_error(where + "tokenizer.ggml.model: tokenizer '" + kind + "' is not supported (supported: gpt2, llama)");
+  }
+  BRISK_ASSIGN(tokenizer, BpeTokenizer::from_json(root, path.string() + " (GGUF tokenizer): "));
+
+  // BOS/EOS by id; llama.cpp adds BOS by default for SentencePiece vocabularies only.
+  TokenizerConfig config;
+  auto token_name = [&](const char* key) -> Result<std::optional<std::string>> {
+    BRISK_ASSIGN(id, f.optional_integer(key));
+    if (!id) return std::optional<std::string>();
+    if (*id < 0 || size_t(*id) >= tokens->size())
+      return make_error(where + key + " = " + std::to_string(*id) + " is not a token id (" +
+                        std::to_string(tokens->size()) + " tokens)");
+    return std::optional<std::string>((*tokens)[size_t(*id)]);
+  };
+  BRISK_ASSIGN(bos, token_name("tokenizer.ggml.bos_token_id"));
+  BRISK_ASSIGN(eos, token_name("tokenizer.ggml.eos_token_id"));
+  BRISK_ASSIGN(add_bos, f.optional_bool("tokenizer.ggml.add_bos_token"));
+  BRISK_ASSIGN(add_eos, f.optional_bool("tokenizer.ggml.add_eos_token"));
+  config.bos_token = bos;
+  config.eos_token = eos;
+  config.add_bos_token = add_bos.value_or(kind == "llama");
+  config.add_eos_token = add_eos.value_or(false);
+  BRISK_TRY(tokenizer->apply_config(config, where));
+  return std::unique_ptr<Tokenizer>(std::move(tokenizer));
+}
+
+}  // namespace brisk

@@ -1,0 +1,17 @@
+// A tokenizer from a GGUF file's tokenizer.ggml.* metadata. llama.cpp stores the vocabulary as
+// arrays (tokens, token types, merges or scores) plus a model name: "gpt2" (byte-level BPE with a
+// pre-tokenizer named by tokenizer.ggml.pre) or "llama" (SentencePiece BPE with byte fallback).
+// Both are rebuilt as the tokenizer.json Hugging Face would write for them, so one BPE engine
+// serves every format.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "tokenizer/tokenizer.h"
+
+namespace brisk {
+
+Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::path& gguf_file);
+
+}  // namespace brisk

@@ -1,0 +1,70 @@
+"""The brisk CLI on .gguf files: the shared models converted by tests/gguf_writer.py (BF16, so the
+weights are bit-identical to the safetensors) must generate what transformers generated
+(tests/fixtures/reference/shared-models.json), and a corrupt file must fail cleanly."""
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+BRISK = os.environ["BRISK_BIN"]
+SHARED = os.environ["BRISK_SHARED_DIR"]
+FIXTURES = os.environ["BRISK_FIXTURES_DIR"]
+WORK = os.environ["BRISK_GGUF_WORK_DIR"]
+WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gguf_writer.py")
+MODELS = ["sotu-llama", "sotu-gpt2", "sotu-qwen2"]
+with open(os.path.join(FIXTURES, "reference", "shared-models.json")) as f:
+    REFERENCE = json.load(f)
+
+
+def converted(model):
+    os.makedirs(WORK, exist_ok=True)
+    out = os.path.join(WORK, f"{model}-bf16.gguf")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(WRITER):
+        subprocess.run([sys.executable, WRITER, "model", os.path.join(SHARED, "models", model), out,
+                        "--type", "bf16"], check=True)
+    return out
+
+
+def brisk(*args, check=True):
+    proc = subprocess.run([BRISK, *args], capture_output=True, text=True, timeout=1800)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"brisk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def brisk_json(*args):
+    return json.loads(brisk(*args, "--json").stdout)
+
+
+class GgufCli(unittest.TestCase):
+    def test_generate_matches_transformers(self):
+        for model in MODELS:
+            gguf = converted(model)
+            case = REFERENCE[model]["greedy"][0]
+            with self.subTest(model=model):
+                tok = brisk_json("tokenize", "-m", gguf, "--text", case["prompt"], "--add-special")
+                self.assertEqual(tok["ids"], case["prompt_ids"])
+                out = brisk_json("generate", "-m", gguf, "-p", case["prompt"], "-n", "64", "--temp", "0",
+                                 "--ignore-eos")
+                self.assertEqual(out["ids"], case["new_ids"])
+                self.assertEqual(out["text"], case["text"])
+
+    def test_inspect_lists_hugging_face_names(self):
+        out = brisk_json("inspect", "-m", converted("sotu-qwen2"))
+        names = {t["name"] for t in out["tensors"]}
+        self.assertIn("model.layers.0.self_attn.q_proj.bias", names)
+        self.assertIn("model.embed_tokens.weight", names)
+
+    def test_corrupt_file_fails_cleanly(self):
+        bad = os.path.join(WORK, "truncated.gguf")
+        with open(converted("sotu-gpt2"), "rb") as f, open(bad, "wb") as g:
+            g.write(f.read(100000))
+        proc = brisk("generate", "-m", bad, "-p", "Hello", "-n", "4", check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("truncated.gguf", proc.stderr)
+        self.assertNotIn("BRISK_CHECK", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
