@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ pkg-config python3 nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
-          libcli11-dev libgtest-dev)
+          libcli11-dev libgtest-dev libcpp-httplib-dev nodejs npm)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -13,6 +13,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The server's end-to-end tests use OpenAI's Node client, pinned by tests/serve/package-lock.json.
+(cd tests/serve && npm ci --no-audit --no-fund >/dev/null)
 
 # nvcc lives outside PATH on the CUDA images; CMake compiles the CUDA sources when it finds it.
 if [ -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then export PATH=/usr/local/cuda/bin:$PATH; fi

@@ -48,7 +48,9 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
                       " tokens, fewer than the context of " + std::to_string(model->context()) +
                       " (" + std::to_string(context_blocks * int64_t(per_block)) +
                       " bytes); raise --kv-mem or lower --ctx");
-  const int64_t kv_blocks = std::max(context_blocks, options.kv_bytes / int64_t(per_block));
+  const int64_t wanted_blocks = options.kv_bytes > 0 ? options.kv_bytes / int64_t(per_block)
+                                                     : KvCache::blocks_for(options.kv_tokens);
+  const int64_t kv_blocks = std::max(context_blocks, wanted_blocks);
   return std::unique_ptr<Engine>(
       new Engine(std::move(backend), std::move(model), std::move(tokenizer), kv_blocks));
 }

@@ -20,7 +20,8 @@ struct EngineOptions {
   BackendOptions backend;
   int64_t max_rows = 512;   // prefill chunk: tokens per forward call
   int64_t context = 0;      // 0: min(model maximum, kDefaultContext)
-  int64_t kv_bytes = 0;     // KV cache memory (--kv-mem); 0: one sequence of the full context
+  int64_t kv_bytes = 0;     // KV cache memory (--kv-mem); 0: kv_tokens positions
+  int64_t kv_tokens = 0;    // used when kv_bytes is 0; at least one sequence of the full context
 };
 
 enum class StopReason { Length, Eos, StopString, Context };

@@ -24,6 +24,24 @@ void add_engine_flags(CLI::App* sub, BackendOptions& options) {
                 "copying them to huge pages (the default: decode ~30% faster)");
 }
 
+Result<int64_t> parse_byte_size(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return make_error("'" + text + "' is not a size in bytes (examples: 1048576, 512M, 8G)");
+  }
+  std::string suffix = text.substr(used);
+  double scale = 1;
+  if (suffix == "K" || suffix == "k" || suffix == "KiB") scale = 1024.0;
+  else if (suffix == "M" || suffix == "MiB") scale = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "GiB") scale = 1024.0 * 1024 * 1024;
+  else if (!suffix.empty() && suffix != "B") return make_error("'" + text + "': unknown size suffix '" + suffix + "' (K, M, G)");
+  if (!(value > 0)) return make_error("'" + text + "': the size must be positive");
+  return int64_t(value * scale);
+}
+
 int fail(const Error& error) { return fail(error.message); }
 
 int fail(const std::string& message) {

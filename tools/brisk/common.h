@@ -23,9 +23,13 @@ Command add_bench(CLI::App& app);
 Command add_synth(CLI::App& app);
 Command add_inspect(CLI::App& app);
 Command add_quantize(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 // The flags every model-running command shares: --device, --threads, --bf16-fast, --mmap.
 void add_engine_flags(CLI::App* sub, BackendOptions& options);
+
+// "4096", "512K", "8M", "2G" (powers of 1024) -> bytes.
+Result<int64_t> parse_byte_size(const std::string& text);
 
 // Prints "brisk: error: ..." to stderr and returns the exit code for user errors.
 int fail(const Error& error);

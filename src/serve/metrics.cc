@@ -1,0 +1,98 @@
+#include "serve/metrics.h"
+
+#include <cstdio>
+
+namespace brisk::serve {
+
+namespace {
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+void gauge(std::string& out, const char* name, const char* help, double value) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " + number(value) + "\n";
+}
+
+}  // namespace
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double value, int64_t count) {
+  size_t bucket = 0;
+  while (bucket < bounds_.size() && value > bounds_[bucket]) ++bucket;
+  std::lock_guard lock(mutex_);
+  counts_[bucket] += count;
+  sum_ += value * double(count);
+  total_ += count;
+}
+
+void Histogram::render(std::string& out, const std::string& name, const std::string& help) const {
+  std::lock_guard lock(mutex_);
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " histogram\n";
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    out += name + "_bucket{le=\"" + number(bounds_[i]) + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(total_) + "\n";
+  out += name + "_sum " + number(sum_) + "\n";
+  out += name + "_count " + std::to_string(total_) + "\n";
+}
+
+// Bucket edges span a tiny CPU model's sub-millisecond steps up to queueing delays of a minute.
+Metrics::Metrics()
+    : ttft_({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}),
+      inter_token_({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}),
+      e2e_({0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}) {}
+
+void Metrics::count_request(const std::string& endpoint, int status) {
+  std::lock_guard lock(mutex_);
+  ++requests_[{endpoint, status}];
+}
+
+void Metrics::count_tokens(int64_t prompt, int64_t completion) {
+  prompt_tokens_ += prompt;
+  completion_tokens_ += completion;
+}
+
+void Metrics::observe_inter_token(double seconds, int64_t tokens) {
+  if (tokens > 0) inter_token_.observe(seconds / double(tokens), tokens);
+}
+
+std::string Metrics::render(const SchedulerStats& stats) const {
+  std::string out;
+  out += "# HELP brisk_requests_total HTTP requests to the /v1 endpoints by final status.\n"
+         "# TYPE brisk_requests_total counter\n";
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, count] : requests_)
+      out += "brisk_requests_total{endpoint=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
+             std::to_string(count) + "\n";
+  }
+  out += "# HELP brisk_prompt_tokens_total Prompt tokens of accepted requests.\n"
+         "# TYPE brisk_prompt_tokens_total counter\n"
+         "brisk_prompt_tokens_total " + std::to_string(prompt_tokens_.load()) + "\n";
+  out += "# HELP brisk_generation_tokens_total Tokens generated.\n"
+         "# TYPE brisk_generation_tokens_total counter\n"
+         "brisk_generation_tokens_total " + std::to_string(completion_tokens_.load()) + "\n";
+  ttft_.render(out, "brisk_time_to_first_token_seconds", "From request arrival to its first generated token.");
+  inter_token_.render(out, "brisk_inter_token_latency_seconds", "Gap between successive generated tokens of a request.");
+  e2e_.render(out, "brisk_request_latency_seconds", "From request arrival to its last token.");
+  gauge(out, "brisk_queue_depth", "Requests waiting for a slot in the running batch.", double(stats.queued));
+  gauge(out, "brisk_running_batch", "Sequences in the running batch.", double(stats.running));
+  gauge(out, "brisk_kv_blocks_used", "KV cache blocks in use.", double(stats.kv_blocks_used));
+  gauge(out, "brisk_kv_blocks_free", "KV cache blocks free.", double(stats.kv_blocks_free));
+  out += "# HELP brisk_preemptions_total Sequences requeued because KV memory ran out.\n"
+         "# TYPE brisk_preemptions_total counter\n"
+         "brisk_preemptions_total " + std::to_string(stats.preemptions) + "\n";
+  out += "# HELP brisk_prefix_cache_blocks_reused_total KV blocks taken from the prefix cache instead of computed.\n"
+         "# TYPE brisk_prefix_cache_blocks_reused_total counter\n"
+         "brisk_prefix_cache_blocks_reused_total " + std::to_string(stats.prefix_blocks_reused) + "\n";
+  return out;
+}
+
+}  // namespace brisk::serve

@@ -1,0 +1,289 @@
+#include "serve/openai_protocol.h"
+
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <random>
+
+namespace brisk::serve {
+
+Json error_json(const ApiError& error) {
+  return {{"error",
+           {{"message", error.message},
+            {"type", error.type},
+            {"param", error.param.empty() ? Json(nullptr) : Json(error.param)},
+            {"code", error.code.empty() ? Json(nullptr) : Json(error.code)}}}};
+}
+
+namespace {
+
+// Field readers: absent or null leaves the default; a wrong type or range is a 400 naming the field.
+// They return an error message (empty: fine) so the callers read as a flat list of fields.
+std::string read_number(const Json& body, const char* key, double lo, double hi, float& out) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return "";
+  if (!it->is_number()) return std::string("'") + key + "' must be a number";
+  const double v = it->get<double>();
+  if (!std::isfinite(v) || v < lo || v > hi)
+    return std::string("'") + key + "' must be between " + Json(lo).dump() + " and " + Json(hi).dump();
+  out = float(v);
+  return "";
+}
+
+// Integers may arrive as 16 or 16.0 (JavaScript clients); 16.5 is an error.
+std::string read_integer(const Json& body, const char* key, int64_t lo, int64_t hi, int64_t& out) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return "";
+  const std::string range = std::string("'") + key + "' must be an integer between " +
+                            std::to_string(lo) + " and " + std::to_string(hi);
+  if (it->is_number_unsigned()) {
+    const uint64_t v = it->get<uint64_t>();
+    if (v > uint64_t(hi) || (lo > 0 && v < uint64_t(lo))) return range;
+    out = int64_t(v);
+  } else if (it->is_number_integer()) {
+    const int64_t v = it->get<int64_t>();
+    if (v < lo || v > hi) return range;
+    out = v;
+  } else if (it->is_number_float()) {
+    const double v = it->get<double>();
+    if (!std::isfinite(v) || v != std::floor(v) || v < double(lo) || v > double(hi)) return range;
+    out = int64_t(v);
+  } else {
+    return range;
+  }
+  return "";
+}
+
+std::string read_bool(const Json& body, const char* key, bool& out) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return "";
+  if (!it->is_boolean()) return std::string("'") + key + "' must be true or false";
+  out = it->get<bool>();
+  return "";
+}
+
+// stop: a string or a list of strings; empty strings would stop at once, so they are dropped.
+std::string read_stop(const Json& body, std::vector<std::string>& out) {
+  auto it = body.find("stop");
+  if (it == body.end() || it->is_null()) return "";
+  if (it->is_string()) {
+    if (!it->get_ref<const std::string&>().empty()) out.push_back(it->get<std::string>());
+    return "";
+  }
+  if (!it->is_array() || it->size() > 16) return "'stop' must be a string or a list of at most 16 strings";
+  for (const Json& s : *it) {
+    if (!s.is_string()) return "'stop' must be a string or a list of at most 16 strings";
+    if (!s.get_ref<const std::string&>().empty()) out.push_back(s.get<std::string>());
+  }
+  return "";
+}
+
+struct FieldError {
+  std::string param, message;
+};
+
+// Reads the fields both endpoints share; the first bad one wins.
+std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, GenerationParams& p) {
+  // OpenAI's defaults, not the CLI's.
+  p.sampling.temperature = 1.0f;
+  p.sampling.top_p = 1.0f;
+  p.sampling.top_k = 0;
+  p.sampling.min_p = 0.0f;
+  p.sampling.repetition_penalty = 1.0f;
+  p.sampling.seed = std::random_device{}();
+
+  auto model = body.find("model");
+  if (model != body.end() && !model->is_null()) {
+    if (!model->is_string()) return FieldError{"model", "'model' must be a string"};
+    p.model = model->get<std::string>();
+  }
+  int64_t seed = -1;
+  int64_t top_k = 0;
+  std::string message;
+  const int64_t int_max = std::numeric_limits<int64_t>::max();
+#define BRISK_FIELD(param, call) \
+  if (!(message = (call)).empty()) return FieldError{param, message}
+  BRISK_FIELD("max_tokens", read_integer(body, "max_tokens", 1, int_max, p.max_tokens));
+  if (endpoint == Endpoint::ChatCompletions)
+    BRISK_FIELD("max_completion_tokens", read_integer(body, "max_completion_tokens", 1, int_max, p.max_tokens));
+  BRISK_FIELD("n", read_integer(body, "n", 1, kMaxChoices, p.n));
+  BRISK_FIELD("stream", read_bool(body, "stream", p.stream));
+  BRISK_FIELD("temperature", read_number(body, "temperature", 0, 2, p.sampling.temperature));
+  BRISK_FIELD("top_p", read_number(body, "top_p", 0, 1, p.sampling.top_p));
+  BRISK_FIELD("top_k", read_integer(body, "top_k", -1, 1 << 30, top_k));
+  BRISK_FIELD("min_p", read_number(body, "min_p", 0, 1, p.sampling.min_p));
+  BRISK_FIELD("presence_penalty", read_number(body, "presence_penalty", -2, 2, p.sampling.presence_penalty));
+  BRISK_FIELD("frequency_penalty", read_number(body, "frequency_penalty", -2, 2, p.sampling.frequency_penalty));
+  BRISK_FIELD("repetition_penalty", read_number(body, "repetition_penalty", 0.01, 10, p.sampling.repetition_penalty));
+  BRISK_FIELD("seed", read_integer(body, "seed", std::numeric_limits<int64_t>::min(), int_max, seed));
+  BRISK_FIELD("stop", read_stop(body, p.stop));
+  BRISK_FIELD("ignore_eos", read_bool(body, "ignore_eos", p.ignore_eos));
+  if (endpoint == Endpoint::Completions) {
+    int64_t logprobs = -1;
+    BRISK_FIELD("logprobs", read_integer(body, "logprobs", 0, kMaxTopLogprobs, logprobs));
+    p.top_logprobs = int32_t(logprobs);
+  } else {
+    bool logprobs = false;
+    int64_t top = 0;
+    BRISK_FIELD("logprobs", read_bool(body, "logprobs", logprobs));
+    BRISK_FIELD("top_logprobs", read_integer(body, "top_logprobs", 0, kMaxTopLogprobs, top));
+    if (!logprobs && body.contains("top_logprobs") && !body["top_logprobs"].is_null() && top > 0)
+      return FieldError{"top_logprobs", "'top_logprobs' needs 'logprobs': true"};
+    p.top_logprobs = logprobs ? int32_t(top) : -1;
+  }
+#undef BRISK_FIELD
+  p.sampling.top_k = int32_t(std::max<int64_t>(top_k, 0));
+  if (seed != -1 || body.contains("seed")) p.sampling.seed = uint64_t(seed);
+  auto options = body.find("stream_options");
+  if (options != body.end() && !options->is_null()) {
+    if (!options->is_object()) return FieldError{"stream_options", "'stream_options' must be an object"};
+    bool include_usage = false;
+    if (!(message = read_bool(*options, "include_usage", include_usage)).empty())
+      return FieldError{"stream_options.include_usage", message};
+    p.include_usage = include_usage;
+  }
+  return std::nullopt;
+}
+
+ApiResult<Json> parse_object(std::string_view body) {
+  Json json = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return invalid_field("", "the request body is not valid JSON");
+  if (!json.is_object()) return invalid_field("", "the request body must be a JSON object");
+  return json;
+}
+
+// Token ids in a prompt: integers in int32 range (the vocabulary check comes after parsing).
+bool read_ids(const Json& array, std::vector<int32_t>& out) {
+  for (const Json& v : array) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > std::numeric_limits<int32_t>::max())
+      return false;
+    out.push_back(int32_t(v.get<int64_t>()));
+  }
+  return true;
+}
+
+std::optional<FieldError> read_prompts(const Json& body, std::vector<PromptInput>& prompts) {
+  const char* shape = "'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids";
+  auto it = body.find("prompt");
+  if (it == body.end() || it->is_null()) return FieldError{"prompt", "'prompt' is required"};
+  const Json& p = *it;
+  if (p.is_string()) {
+    prompts.emplace_back(p.get<std::string>());
+  } else if (p.is_array() && !p.empty() && p[0].is_number()) {
+    std::vector<int32_t> ids;
+    if (!read_ids(p, ids)) return FieldError{"prompt", shape};
+    prompts.emplace_back(std::move(ids));
+  } else if (p.is_array()) {
+    for (const Json& item : p) {
+      if (item.is_string()) {
+        prompts.emplace_back(item.get<std::string>());
+      } else if (item.is_array()) {
+        std::vector<int32_t> ids;
+        if (!read_ids(item, ids)) return FieldError{"prompt", shape};
+        prompts.emplace_back(std::move(ids));
+      } else {
+        return FieldError{"prompt", shape};
+      }
+    }
+  } else {
+    return FieldError{"prompt", shape};
+  }
+  if (prompts.empty()) return FieldError{"prompt", "'prompt' is empty"};
+  for (const PromptInput& one : prompts) {
+    const bool empty = std::holds_alternative<std::string>(one) ? std::get<std::string>(one).empty()
+                                                               : std::get<std::vector<int32_t>>(one).empty();
+    if (empty) return FieldError{"prompt", "'prompt' is empty"};
+  }
+  return std::nullopt;
+}
+
+// content: a string, null, or a list of parts of which only {"type": "text"} carry text for us.
+std::optional<FieldError> read_content(const Json& message, std::string& out) {
+  auto it = message.find("content");
+  if (it == message.end() || it->is_null()) return std::nullopt;
+  if (it->is_string()) {
+    out = it->get<std::string>();
+    return std::nullopt;
+  }
+  if (!it->is_array()) return FieldError{"messages", "a message's 'content' must be a string or a list of parts"};
+  for (const Json& part : *it) {
+    if (!part.is_object() || part.value("type", Json()).is_string() == false)
+      return FieldError{"messages", "each content part must be an object with a 'type'"};
+    if (part["type"] != "text") return FieldError{"messages", "only text content parts are supported"};
+    auto text = part.find("text");
+    if (text == part.end() || !text->is_string()) return FieldError{"messages", "a text part needs a string 'text'"};
+    out += text->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ApiResult<CompletionBody> parse_completion_body(std::string_view text) {
+  auto json = parse_object(text);
+  if (!json) return json.error();
+  CompletionBody body;
+  if (auto bad = read_shared(json.value(), Endpoint::Completions, body.params)) return invalid_field(bad->param, bad->message);
+  if (auto bad = read_prompts(json.value(), body.prompts)) return invalid_field(bad->param, bad->message);
+  if (int64_t(body.prompts.size()) * body.params.n > kMaxChoices)
+    return invalid_field("n", "prompts x n must be at most " + std::to_string(kMaxChoices));
+  return body;
+}
+
+ApiResult<ChatBody> parse_chat_body(std::string_view text) {
+  auto json = parse_object(text);
+  if (!json) return json.error();
+  ChatBody body;
+  if (auto bad = read_shared(json.value(), Endpoint::ChatCompletions, body.params)) return invalid_field(bad->param, bad->message);
+  auto messages = json.value().find("messages");
+  if (messages == json.value().end() || !messages->is_array() || messages->empty())
+    return invalid_field("messages", "'messages' must be a non-empty list of {role, content} objects");
+  for (const Json& m : *messages) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || m["role"].get_ref<const std::string&>().empty())
+      return invalid_field("messages", "each message must be an object with a string 'role'");
+    ChatMessage message{m["role"].get<std::string>(), ""};
+    if (auto bad = read_content(m, message.content)) return invalid_field(bad->param, bad->message);
+    body.messages.push_back(std::move(message));
+  }
+  return body;
+}
+
+ApiResult<CompletionRequest> make_completion_request(const GenerationParams& params, Endpoint endpoint,
+                                                     std::vector<int32_t> prompt, int64_t context,
+                                                     int64_t vocab_size) {
+  const char* prompt_field = endpoint == Endpoint::Completions ? "prompt" : "messages";
+  if (prompt.empty()) return invalid_field(prompt_field, "the prompt is empty (and the tokenizer adds no BOS token)");
+  for (int32_t id : prompt)
+    if (id < 0 || id >= vocab_size)
+      return invalid_field(prompt_field, "token id " + std::to_string(id) + " is outside the vocabulary (" +
+                                             std::to_string(vocab_size) + " tokens)");
+  const int64_t prompt_tokens = int64_t(prompt.size());
+  ApiError too_long = invalid_field(prompt_field, "");
+  too_long.code = "context_length_exceeded";
+  if (prompt_tokens >= context) {
+    too_long.message = "the prompt has " + std::to_string(prompt_tokens) + " tokens, but the context holds " +
+                       std::to_string(context) + " (prompt and completion together)";
+    return too_long;
+  }
+  const int64_t room = context - prompt_tokens;
+  int64_t max_tokens = params.max_tokens;
+  if (max_tokens < 0) {
+    max_tokens = endpoint == Endpoint::Completions ? std::min<int64_t>(16, room) : room;
+  } else if (max_tokens > room) {
+    too_long.param = "max_tokens";
+    too_long.message = "max_tokens is " + std::to_string(max_tokens) + " but the context holds " +
+                       std::to_string(context) + " tokens and the prompt takes " + std::to_string(prompt_tokens) +
+                       "; at most " + std::to_string(room) + " can be generated";
+    return too_long;
+  }
+  CompletionRequest request;
+  request.prompt = std::move(prompt);
+  request.max_new_tokens = max_tokens;
+  request.sampling = params.sampling;
+  request.stop = params.stop;
+  request.stop_at_eos = !params.ignore_eos;
+  request.top_logprobs = params.top_logprobs;
+  return request;
+}
+
+}  // namespace brisk::serve

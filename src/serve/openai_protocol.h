@@ -1,0 +1,60 @@
+// OpenAI request bodies -> checked generation parameters -> scheduler requests. Parsing never
+// throws and never trusts the body: every field is type-checked, unknown fields are ignored, and a
+// bad one yields a 400 naming it (param).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "runtime/scheduler.h"
+#include "serve/api_error.h"
+#include "serve/chat_template.h"
+
+namespace brisk::serve {
+
+enum class Endpoint { Completions, ChatCompletions };
+
+// The fields both endpoints share, with OpenAI's defaults (temperature 1, top_p 1; our extras
+// top_k and min_p off).
+struct GenerationParams {
+  std::string model;        // empty: not given (then the served model)
+  int64_t max_tokens = -1;  // -1: not given (completions: 16; chat: the rest of the context)
+  int64_t n = 1;            // choices per prompt
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
+  SamplingParams sampling;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;      // extra (as vLLM): keep going past EOS (load generators use it)
+  int32_t top_logprobs = -1;    // -1: no logprobs; otherwise the chosen token's plus that many
+};
+
+// A prompt as text or as token ids (the completions endpoint accepts both).
+using PromptInput = std::variant<std::string, std::vector<int32_t>>;
+
+struct CompletionBody {
+  GenerationParams params;
+  std::vector<PromptInput> prompts;  // one choice group per prompt
+};
+
+struct ChatBody {
+  GenerationParams params;
+  std::vector<ChatMessage> messages;
+};
+
+// Limits that keep one request from taking the server down (n x prompts sequences).
+constexpr int64_t kMaxChoices = 128;
+constexpr int32_t kMaxTopLogprobs = 20;
+
+ApiResult<CompletionBody> parse_completion_body(std::string_view body);
+ApiResult<ChatBody> parse_chat_body(std::string_view body);
+
+// Checks a tokenized prompt against the context and builds the scheduler request.
+// vocab_size: every id must index the embedding table.
+ApiResult<CompletionRequest> make_completion_request(const GenerationParams& params, Endpoint endpoint,
+                                                     std::vector<int32_t> prompt, int64_t context,
+                                                     int64_t vocab_size);
+
+}  // namespace brisk::serve

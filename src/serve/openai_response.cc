@@ -1,0 +1,161 @@
+#include "serve/openai_response.h"
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+namespace brisk::serve {
+
+const char* finish_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::Eos:
+    case StopReason::StopString: return "stop";
+    case StopReason::Length:
+    case StopReason::Context: return "length";
+  }
+  return "stop";
+}
+
+Json usage_json(const Usage& usage) {
+  return {{"prompt_tokens", usage.prompt_tokens},
+          {"completion_tokens", usage.completion_tokens},
+          {"total_tokens", usage.prompt_tokens + usage.completion_tokens}};
+}
+
+std::string dump_json(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+namespace {
+
+std::string random_id(const char* prefix) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)rng());
+  return std::string(prefix) + hex;
+}
+
+Json bytes_json(const std::string& s) {
+  Json out = Json::array();
+  for (unsigned char c : s) out.push_back(int(c));
+  return out;
+}
+
+}  // namespace
+
+ResponseBuilder::ResponseBuilder(Endpoint endpoint, std::string model, const Tokenizer& tokenizer, bool logprobs)
+    : endpoint_(endpoint),
+      model_(std::move(model)),
+      tokenizer_(tokenizer),
+      logprobs_(logprobs),
+      id_(random_id(endpoint == Endpoint::Completions ? "cmpl-" : "chatcmpl-")),
+      created_(std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch()).count()) {}
+
+void ResponseBuilder::append(ChoiceState& choice, const StreamEvent& event) {
+  choice.text += event.text;
+  choice.ids.insert(choice.ids.end(), event.ids.begin(), event.ids.end());
+  choice.logprobs.insert(choice.logprobs.end(), event.logprobs.begin(), event.logprobs.end());
+  choice.top_logprobs.insert(choice.top_logprobs.end(), event.top_logprobs.begin(), event.top_logprobs.end());
+  choice.prompt_tokens = event.prompt_tokens;
+  choice.completion_tokens = event.completion_tokens;
+  if (event.finished) {
+    choice.finished = true;
+    choice.reason = event.reason;
+    choice.error = event.error;
+  }
+}
+
+Json ResponseBuilder::logprobs_json(const std::vector<int32_t>& ids, const std::vector<float>& logprobs,
+                                    const std::vector<std::vector<TokenLogprob>>& top, int32_t previous,
+                                    size_t offset) const {
+  // The scheduler sends logprobs per token when asked; guard against a short list anyway.
+  const size_t count = std::min(ids.size(), logprobs.size());
+  if (endpoint_ == Endpoint::Completions) {
+    Json tokens = Json::array(), token_logprobs = Json::array(), tops = Json::array(), offsets = Json::array();
+    for (size_t i = 0; i < count; ++i) {
+      const std::string piece = tokenizer_.token_bytes(ids[i], previous);
+      tokens.push_back(piece);
+      token_logprobs.push_back(logprobs[i]);
+      offsets.push_back(offset);
+      Json alternatives = Json::object();
+      if (i < top.size())
+        for (const TokenLogprob& t : top[i]) alternatives[tokenizer_.token_bytes(t.id, previous)] = t.logprob;
+      tops.push_back(std::move(alternatives));
+      offset += piece.size();
+      previous = ids[i];
+    }
+    return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", tops}, {"text_offset", offsets}};
+  }
+  Json content = Json::array();
+  for (size_t i = 0; i < count; ++i) {
+    const std::string piece = tokenizer_.token_bytes(ids[i], previous);
+    Json alternatives = Json::array();
+    if (i < top.size())
+      for (const TokenLogprob& t : top[i]) {
+        const std::string alt = tokenizer_.token_bytes(t.id, previous);
+        alternatives.push_back({{"token", alt}, {"logprob", t.logprob}, {"bytes", bytes_json(alt)}});
+      }
+    content.push_back({{"token", piece}, {"logprob", logprobs[i]}, {"bytes", bytes_json(piece)},
+                       {"top_logprobs", std::move(alternatives)}});
+    previous = ids[i];
+  }
+  return {{"content", content}};
+}
+
+Json ResponseBuilder::chunk_envelope() const {
+  return {{"id", id_},
+          {"object", endpoint_ == Endpoint::Completions ? "text_completion" : "chat.completion.chunk"},
+          {"created", created_},
+          {"model", model_}};
+}
+
+Json ResponseBuilder::role_chunk(int64_t index) const {
+  Json chunk = chunk_envelope();
+  chunk["choices"] = Json::array(
+      {{{"index", index}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+  return chunk;
+}
+
+Json ResponseBuilder::event_chunk(int64_t index, const StreamEvent& event, const ChoiceState& before) const {
+  Json choice = {{"index", index}};
+  if (endpoint_ == Endpoint::Completions)
+    choice["text"] = event.text;
+  else
+    choice["delta"] = event.text.empty() && event.finished ? Json::object() : Json{{"content", event.text}};
+  const int32_t previous = before.ids.empty() ? -1 : before.ids.back();
+  choice["logprobs"] = logprobs_ ? logprobs_json(event.ids, event.logprobs, event.top_logprobs, previous, before.text.size())
+                                 : Json(nullptr);
+  choice["finish_reason"] = event.finished ? Json(finish_reason_name(event.reason)) : Json(nullptr);
+  Json chunk = chunk_envelope();
+  chunk["choices"] = Json::array({std::move(choice)});
+  return chunk;
+}
+
+Json ResponseBuilder::usage_chunk(const Usage& usage) const {
+  Json chunk = chunk_envelope();
+  chunk["choices"] = Json::array();
+  chunk["usage"] = usage_json(usage);
+  return chunk;
+}
+
+Json ResponseBuilder::full_response(const std::vector<ChoiceState>& choices, const Usage& usage) const {
+  Json out = {{"id", id_},
+              {"object", endpoint_ == Endpoint::Completions ? "text_completion" : "chat.completion"},
+              {"created", created_},
+              {"model", model_}};
+  Json list = Json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceState& c = choices[i];
+    Json choice = {{"index", i}, {"finish_reason", finish_reason_name(c.reason)}};
+    if (endpoint_ == Endpoint::Completions)
+      choice["text"] = c.text;
+    else
+      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+    choice["logprobs"] = logprobs_ ? logprobs_json(c.ids, c.logprobs, c.top_logprobs, -1, 0) : Json(nullptr);
+    list.push_back(std::move(choice));
+  }
+  out["choices"] = std::move(list);
+  out["usage"] = usage_json(usage);
+  return out;
+}
+
+}  // namespace brisk::serve

@@ -1,0 +1,67 @@
+// The OpenAI-compatible server: routes (/v1/completions, /v1/chat/completions, /v1/models,
+// /health, /metrics), API-key check, and graceful shutdown, on top of one Scheduler. Knows HTTP
+// and JSON; the scheduler below knows neither.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runtime/scheduler.h"
+#include "serve/chat_template.h"
+#include "serve/connection_watch.h"
+#include "serve/http_server.h"
+#include "serve/metrics.h"
+#include "serve/openai_protocol.h"
+
+namespace brisk::serve {
+
+class GenerationSession;
+
+struct ServerOptions {
+  HttpOptions http;
+  std::string model_name;  // what /v1/models lists and requests may name
+  std::string api_key;     // empty: no authentication
+};
+
+class OpenAiServer {
+ public:
+  // The scheduler and the engine's tokenizer must outlive the server. The chat template is loaded
+  // from model_dir; without one the chat endpoint answers 400 saying why.
+  OpenAiServer(Scheduler& scheduler, const std::filesystem::path& model_dir, ServerOptions options);
+
+  Result<int> bind() { return http_.bind(); }
+  void run() { http_.run(); }  // blocks until shutdown() has stopped the listener
+
+  // Stops taking requests (503), lets in-flight ones finish for up to `grace`, cancels what is
+  // left, then stops the listener. Thread-safe; a signal-waiting thread calls it.
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  void add_routes();
+  void handle_generation(Endpoint endpoint, const httplib::Request& req, httplib::Response& res);
+  ApiResult<std::vector<CompletionRequest>> build_requests(Endpoint endpoint, const std::string& body,
+                                                           GenerationParams& params);
+  ApiResult<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages);
+  void stream_response(Endpoint endpoint, const GenerationParams& params,
+                       std::shared_ptr<GenerationSession> session, ConnectionWatch::Guard guard,
+                       httplib::Response& res);
+  void reply_error(const std::string& endpoint, httplib::Response& res, const ApiError& error);
+
+  Scheduler& scheduler_;
+  const Tokenizer& tokenizer_;
+  int64_t context_;
+  int64_t vocab_size_;
+  ServerOptions options_;
+  std::optional<ChatTemplate> chat_template_;
+  std::string chat_template_error_;  // why there is none
+  Metrics metrics_;
+  ConnectionWatch watch_;
+  std::atomic<bool> accepting_{true};
+  std::atomic<int64_t> in_flight_{0};  // generation requests between submit and last byte
+  HttpServer http_;
+};
+
+}  // namespace brisk::serve

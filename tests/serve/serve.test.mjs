@@ -1,0 +1,369 @@
+// End-to-end tests of `brisk serve` with OpenAI's official Node client (and raw HTTP for the
+// error paths) on the shared sotu-llama model. Run by ctest (label serve):
+//   BRISK_BIN=build/tools/brisk/brisk BRISK_SHARED_DIR=../shared node --test tests/serve/serve.test.mjs
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+
+const BRISK = process.env.BRISK_BIN;
+const SHARED = process.env.BRISK_SHARED_DIR;
+assert.ok(BRISK && SHARED, 'set BRISK_BIN and BRISK_SHARED_DIR');
+const LLAMA = path.join(SHARED, 'models', 'sotu-llama');
+const KEY = 'sk-brisk-test';
+
+// Starts `brisk serve --port 0 ...` and resolves once it prints "listening on http://host:port".
+function startServer(modelDir, extraArgs = []) {
+  const proc = spawn(BRISK, ['serve', '-m', modelDir, '--port', '0', '-t', '2', ...extraArgs],
+                     { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60000);
+    proc.stderr.on('data', (d) => {
+      log += d;
+      const m = log.match(/listening on (http:\/\/[^\s]+)/);
+      if (m && timer) {
+        clearTimeout(timer);
+        const exited = new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal })));
+        resolve({
+          url: m[1], proc, exited, log: () => log,
+          async stop() { proc.kill('SIGTERM'); return exited; },
+        });
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited ${code}:\n${log}`)));
+  });
+}
+
+function client(server, apiKey = KEY) {
+  return new OpenAI({ baseURL: `${server.url}/v1`, apiKey, maxRetries: 0, timeout: 120000 });
+}
+
+async function post(server, route, body, headers = { Authorization: `Bearer ${KEY}` }) {
+  const res = await fetch(`${server.url}${route}`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON: the assertion below says so */ }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+function assertOpenAIError(r, status, param) {
+  assert.equal(r.status, status, r.text);
+  assert.ok(r.json && r.json.error, `not an OpenAI error body: ${r.text}`);
+  assert.equal(typeof r.json.error.message, 'string');
+  assert.ok(r.json.error.message.length > 0);
+  assert.equal(typeof r.json.error.type, 'string');
+  assert.ok('param' in r.json.error && 'code' in r.json.error);
+  if (param !== undefined) assert.equal(r.json.error.param, param, r.text);
+}
+
+async function streamText(openai, params) {
+  const stream = await openai.completions.create({ ...params, stream: true });
+  let text = '';
+  let finish = null;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      text += c.text;
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  return { text, finish };
+}
+
+// Prometheus text: comments, or "name{labels} value".
+function parseMetrics(text) {
+  const values = {};
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?) (\S+)$/);
+    assert.ok(m, `bad metrics line: ${line}`);
+    assert.ok(!Number.isNaN(Number(m[3])), `bad value: ${line}`);
+    values[m[1]] = Number(m[3]);
+  }
+  return values;
+}
+
+describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
+  let server;
+  let openai;
+  before(async () => {
+    server = await startServer(LLAMA, ['--api-key', KEY, '--ctx', '256', '--max-batch', '64']);
+    openai = client(server);
+  });
+  after(async () => {
+    const { code } = await server.stop();
+    assert.equal(code, 0, `graceful shutdown exits 0:\n${server.log()}`);
+  });
+
+  test('lists the model', async () => {
+    const models = await openai.models.list();
+    assert.deepEqual(models.data.map((m) => m.id), ['sotu-llama']);
+  });
+
+  test('completion, greedy: usage, finish reason, stream equals non-stream', async () => {
+    const params = { model: 'sotu-llama', prompt: 'The State of the Union is', max_tokens: 24, temperature: 0 };
+    const full = await openai.completions.create(params);
+    assert.equal(full.object, 'text_completion');
+    assert.equal(full.choices.length, 1);
+    assert.ok(full.choices[0].text.length > 0);
+    assert.ok(['length', 'stop'].includes(full.choices[0].finish_reason));
+    assert.equal(full.usage.prompt_tokens, 6);
+    assert.ok(full.usage.completion_tokens > 0 && full.usage.completion_tokens <= 24);
+    assert.equal(full.usage.total_tokens, full.usage.prompt_tokens + full.usage.completion_tokens);
+    const streamed = await streamText(openai, params);
+    assert.equal(streamed.text, full.choices[0].text);
+    assert.equal(streamed.finish, full.choices[0].finish_reason);
+  });
+
+  test('stream_options.include_usage adds a last chunk with usage', async () => {
+    const stream = await openai.completions.create({
+      prompt: 'We the people', max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true },
+    });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    const last = chunks.at(-1);
+    assert.deepEqual(last.choices, []);
+    assert.equal(last.usage.completion_tokens, 8);
+    for (const c of chunks.slice(0, -1)) assert.equal(c.usage, null);
+  });
+
+  test('stop strings, n, seed and logprobs', async () => {
+    const greedy = await openai.completions.create({ prompt: 'The State of the Union is', max_tokens: 24, temperature: 0 });
+    const text = greedy.choices[0].text;
+    const cut = text.indexOf(' ', 4);
+    assert.ok(cut > 0, text);
+    const stopAt = text.slice(cut, cut + 3);
+    const stopped = await openai.completions.create({ prompt: 'The State of the Union is', max_tokens: 24, temperature: 0, stop: [stopAt] });
+    assert.equal(stopped.choices[0].text, text.slice(0, text.indexOf(stopAt)));
+    assert.equal(stopped.choices[0].finish_reason, 'stop');
+
+    const sampled = { prompt: 'Our nation', max_tokens: 12, temperature: 1, top_p: 0.9, seed: 11, n: 3 };
+    const a = await openai.completions.create(sampled);
+    const b = await openai.completions.create(sampled);
+    assert.equal(a.choices.length, 3);
+    assert.deepEqual(a.choices.map((c) => c.index), [0, 1, 2]);
+    assert.deepEqual(a.choices.map((c) => c.text), b.choices.map((c) => c.text), 'same seed, same samples');
+    assert.equal(a.usage.prompt_tokens, 3);  // counted once for the n choices
+
+    const lp = await openai.completions.create({ prompt: 'We the people', max_tokens: 6, temperature: 0, logprobs: 2 });
+    const logprobs = lp.choices[0].logprobs;
+    assert.equal(logprobs.tokens.length, lp.usage.completion_tokens);
+    assert.equal(logprobs.token_logprobs.length, logprobs.tokens.length);
+    assert.equal(logprobs.tokens.join(''), lp.choices[0].text);
+    for (let i = 0; i < logprobs.tokens.length; ++i) {
+      assert.ok(logprobs.token_logprobs[i] <= 0);
+      assert.equal(Object.keys(logprobs.top_logprobs[i]).length, 2);
+      // Greedy: the chosen token is the most likely one.
+      const best = Math.max(...Object.values(logprobs.top_logprobs[i]));
+      assert.ok(Math.abs(best - logprobs.token_logprobs[i]) < 1e-4);
+    }
+  });
+
+  test('chat without a chat template is a clear 400', async () => {
+    await assert.rejects(
+      openai.chat.completions.create({ model: 'sotu-llama', messages: [{ role: 'user', content: 'Hello' }] }),
+      (err) => err.status === 400 && /chat template/.test(err.message) && err.param === 'messages');
+  });
+
+  test('64 concurrent streaming clients each get their non-streamed greedy text', async () => {
+    const prompts = Array.from({ length: 64 }, (_, i) =>
+      `In ${1900 + i} the President told the Congress that the state of the ${['economy', 'nation', 'army', 'union'][i % 4]}`);
+    const params = (prompt) => ({ prompt, max_tokens: 24, temperature: 0 });
+    const expected = [];
+    for (const prompt of prompts) expected.push((await openai.completions.create(params(prompt))).choices[0].text);
+    const streamed = await Promise.all(prompts.map((prompt) => streamText(openai, params(prompt))));
+    for (let i = 0; i < prompts.length; ++i) assert.equal(streamed[i].text, expected[i], `client ${i}`);
+  });
+
+  test('raw HTTP errors: 401, 400s, 404', async () => {
+    const good = { prompt: 'Hello', max_tokens: 4 };
+    assertOpenAIError(await post(server, '/v1/completions', good, {}), 401);
+    assertOpenAIError(await post(server, '/v1/completions', good, { Authorization: 'Bearer wrong' }), 401);
+    await assert.rejects(client(server, 'wrong').models.list(), (err) => err.status === 401);
+    assertOpenAIError(await post(server, '/v1/completions', '{"prompt": "Hello", '), 400);
+    assertOpenAIError(await post(server, '/v1/completions', '[1,2]'), 400);
+    assertOpenAIError(await post(server, '/v1/completions', { prompt: 42 }), 400, 'prompt');
+    assertOpenAIError(await post(server, '/v1/completions', { prompt: '' }), 400, 'prompt');
+    assertOpenAIError(await post(server, '/v1/completions', { prompt: 'Hi', max_tokens: 0 }), 400, 'max_tokens');
+    assertOpenAIError(await post(server, '/v1/completions', { prompt: 'Hi', max_tokens: -3 }), 400, 'max_tokens');
+    assertOpenAIError(await post(server, '/v1/completions', { prompt: 'Hi', max_tokens: '5' }), 400, 'max_tokens');
+    assertOpenAIError(await post(server, '/v1/completions', { prompt: 'Hi', temperature: 'hot' }), 400, 'temperature');
+    assertOpenAIError(await post(server, '/v1/completions', { prompt: 'Hi', max_tokens: 1000000 }), 400, 'max_tokens');
+    const long = 'the people of the United States '.repeat(100);  // far beyond --ctx 256
+    const tooLong = await post(server, '/v1/completions', { prompt: long });
+    assertOpenAIError(tooLong, 400, 'prompt');
+    assert.equal(tooLong.json.error.code, 'context_length_exceeded');
+    assertOpenAIError(await post(server, '/v1/chat/completions', { messages: 'hi' }), 400, 'messages');
+    const unknownModel = await post(server, '/v1/completions', { model: 'gpt-4o', prompt: 'Hi' });
+    assertOpenAIError(unknownModel, 404, 'model');
+    assert.equal(unknownModel.json.error.code, 'model_not_found');
+    assertOpenAIError(await post(server, '/v1/nothing', good), 404);
+    // Unknown fields are ignored.
+    const extra = await post(server, '/v1/completions', { ...good, best_of: 1, user: 'x', frobnicate: { a: [1] } });
+    assert.equal(extra.status, 200, extra.text);
+    // No key needed for health and metrics.
+    assert.equal((await fetch(`${server.url}/health`)).status, 200);
+  });
+
+  test('a client that disconnects cancels its request', async () => {
+    const controller = new AbortController();
+    const stream = await openai.completions.create(
+      { prompt: 'The Congress', max_tokens: 200, temperature: 0, ignore_eos: true, stream: true },
+      { signal: controller.signal });
+    let chunks = 0;
+    try {
+      for await (const _ of stream) if (++chunks === 2) controller.abort();
+    } catch (err) {
+      assert.ok(err.name === 'AbortError' || err.constructor.name === 'APIUserAbortError', String(err));
+    }
+    assert.ok(chunks < 200, 'the stream stopped when the client aborted');
+    // The cancelled request is counted with status 499 once the server notices.
+    let metrics = {};
+    for (let i = 0; i < 100; ++i) {
+      metrics = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+      if (metrics['brisk_requests_total{endpoint="completions",status="499"}'] >= 1) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(metrics['brisk_requests_total{endpoint="completions",status="499"}'] >= 1);
+    assert.ok(metrics['brisk_generation_tokens_total'] < 1e9);
+  });
+
+  test('/metrics parses and counts', async () => {
+    const res = await fetch(`${server.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^text\/plain/);
+    const m = parseMetrics(await res.text());
+    assert.ok(m['brisk_requests_total{endpoint="completions",status="200"}'] > 64);
+    assert.ok(m['brisk_requests_total{endpoint="completions",status="400"}'] >= 8);
+    assert.ok(m['brisk_time_to_first_token_seconds_count'] > 64);
+    assert.ok(m['brisk_inter_token_latency_seconds_count'] > 64);
+    assert.ok(m['brisk_generation_tokens_total'] > 64 * 20);
+    for (const g of ['brisk_queue_depth', 'brisk_running_batch', 'brisk_kv_blocks_used', 'brisk_kv_blocks_free'])
+      assert.ok(g in m, g);
+  });
+
+  test('never crashes on garbage: raw bytes and mutated bodies', async () => {
+    const raw = (bytes) => new Promise((resolve) => {
+      const { hostname, port } = new URL(server.url);
+      const sock = net.connect(Number(port), hostname, () => sock.end(bytes));
+      sock.on('data', () => {});
+      sock.on('error', () => resolve());
+      sock.on('close', () => resolve());
+      sock.setTimeout(5000, () => sock.destroy());
+    });
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const junk = (n) => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
+    await raw(junk(300));
+    await raw('GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n');
+    await raw('POST /v1/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n{"pro');
+    await raw(`POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer ${KEY}\r\n\r\nzz\r\n`);
+    await raw(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${'X-A: b\r\n'.repeat(2000)}\r\n`);
+    const base = JSON.stringify({ prompt: 'Hello there', max_tokens: 2, stop: ['x'], logprobs: 1, n: 2, stream: false });
+    const alphabet = '{}[]":,0123456789.eE+-truefalsnul \\\u00ff\n';
+    for (let i = 0; i < 150; ++i) {
+      const chars = [...base];
+      for (let e = 0; e < 1 + Math.floor(rand() * 6); ++e) {
+        const at = Math.floor(rand() * chars.length);
+        if (rand() < 0.5) chars[at] = alphabet[Math.floor(rand() * alphabet.length)];
+        else chars.splice(at, 1 + Math.floor(rand() * 3));
+      }
+      const r = await post(server, i % 2 ? '/v1/completions' : '/v1/chat/completions', chars.join(''));
+      assert.ok(r.status === 200 || (r.status >= 400 && r.status < 500 && r.json && r.json.error), `${r.status}: ${r.text}`);
+    }
+    for (let i = 0; i < 50; ++i) await raw(junk(1 + Math.floor(rand() * 2000)));
+    assert.equal((await fetch(`${server.url}/health`)).status, 200);
+  });
+});
+
+describe('queue limits', { timeout: 300000 }, () => {
+  test('a full queue answers 429 with Retry-After', async () => {
+    const server = await startServer(LLAMA, ['--max-batch', '1', '--max-queue', '1']);
+    try {
+      const body = { prompt: 'The economy', max_tokens: 150, temperature: 0, ignore_eos: true };
+      const results = await Promise.all(Array.from({ length: 8 }, () => post(server, '/v1/completions', body, {})));
+      const statuses = results.map((r) => r.status);
+      assert.ok(statuses.includes(429), `statuses: ${statuses}`);
+      assert.ok(statuses.includes(200), `statuses: ${statuses}`);
+      for (const r of results) {
+        if (r.status === 429) {
+          assertOpenAIError(r, 429);
+          assert.ok(Number(r.headers.get('retry-after')) >= 1);
+        } else {
+          assert.equal(r.status, 200, r.text);
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('SIGTERM lets an in-flight stream finish, then exits 0', async () => {
+    const server = await startServer(LLAMA, []);
+    const openai = client(server, 'unused');
+    const stream = await openai.completions.create({ prompt: 'The State', max_tokens: 64, temperature: 0, ignore_eos: true, stream: true });
+    let tokens = 0;
+    let finish = null;
+    const consumed = (async () => {
+      for await (const chunk of stream) {
+        if (++tokens === 1) server.proc.kill('SIGTERM');
+        if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
+      }
+    })();
+    await consumed;
+    assert.equal(finish, 'length');
+    const { code } = await server.exited;
+    assert.equal(code, 0);
+  });
+});
+
+describe('chat on a model with a chat template', { timeout: 300000 }, () => {
+  let dir;
+  let server;
+  before(async () => {
+    // A copy of sotu-llama whose tokenizer_config.json carries a simple template.
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brisk-chat-'));
+    for (const name of fs.readdirSync(LLAMA)) {
+      if (name !== 'tokenizer_config.json') fs.symlinkSync(path.join(LLAMA, name), path.join(dir, name));
+    }
+    const config = JSON.parse(fs.readFileSync(path.join(LLAMA, 'tokenizer_config.json'), 'utf8'));
+    config.chat_template = "{{ bos_token }}{% for message in messages %}{{ message['role'] | capitalize }}: " +
+      "{{ message['content'] }}\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}";
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+    server = await startServer(dir, []);
+  });
+  after(async () => {
+    if (server) await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('chat completion, stream equals non-stream', async () => {
+    const openai = client(server, 'unused');
+    const params = { model: path.basename(dir), messages: [{ role: 'system', content: 'You are the President.' },
+                                                          { role: 'user', content: 'How is the Union?' }],
+                     max_tokens: 16, temperature: 0 };
+    const full = await openai.chat.completions.create(params);
+    assert.equal(full.object, 'chat.completion');
+    assert.equal(full.choices[0].message.role, 'assistant');
+    assert.ok(full.choices[0].message.content.length > 0);
+    assert.ok(full.usage.prompt_tokens > 10);
+    const stream = await openai.chat.completions.create({ ...params, stream: true });
+    let text = '';
+    let role = null;
+    for await (const chunk of stream) {
+      assert.equal(chunk.object, 'chat.completion.chunk');
+      const delta = chunk.choices[0].delta;
+      if (delta.role) role = delta.role;
+      text += delta.content ?? '';
+    }
+    assert.equal(role, 'assistant');
+    assert.equal(text, full.choices[0].message.content);
+  });
+});

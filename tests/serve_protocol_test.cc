@@ -1,0 +1,267 @@
+// The server's protocol layer without an engine: request parsing and validation, SSE framing,
+// Prometheus text, the API-key check, and a fuzz of the JSON paths (no input may crash them).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "serve/auth.h"
+#include "serve/metrics.h"
+#include "serve/openai_protocol.h"
+#include "serve/sse.h"
+
+namespace brisk::serve {
+namespace {
+
+TEST(Protocol, CompletionDefaultsAreOpenAIs) {
+  auto body = parse_completion_body(R"({"model": "m", "prompt": "Hello", "unknown_field": {"x": [1, 2]}})");
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  const GenerationParams& p = body.value().params;
+  EXPECT_EQ(p.model, "m");
+  EXPECT_EQ(p.sampling.temperature, 1.0f);
+  EXPECT_EQ(p.sampling.top_p, 1.0f);
+  EXPECT_EQ(p.sampling.top_k, 0);
+  EXPECT_EQ(p.sampling.min_p, 0.0f);
+  EXPECT_EQ(p.n, 1);
+  EXPECT_FALSE(p.stream);
+  EXPECT_EQ(p.top_logprobs, -1);
+  ASSERT_EQ(body.value().prompts.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(body.value().prompts[0]), "Hello");
+}
+
+TEST(Protocol, CompletionFieldsAreRead) {
+  auto body = parse_completion_body(R"({"prompt": [[1, 2, 3], "text"], "max_tokens": 8.0, "temperature": 0,
+    "top_p": 0.5, "top_k": 7, "min_p": 0.1, "stop": ["a", "", "b"], "seed": 42, "presence_penalty": 0.5,
+    "frequency_penalty": -0.5, "logprobs": 3, "n": 2, "stream": true,
+    "stream_options": {"include_usage": true}, "ignore_eos": true})");
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  const GenerationParams& p = body.value().params;
+  EXPECT_EQ(p.max_tokens, 8);
+  EXPECT_EQ(p.sampling.temperature, 0.0f);
+  EXPECT_EQ(p.sampling.top_p, 0.5f);
+  EXPECT_EQ(p.sampling.top_k, 7);
+  EXPECT_FLOAT_EQ(p.sampling.min_p, 0.1f);
+  EXPECT_EQ(p.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(p.sampling.seed, 42u);
+  EXPECT_EQ(p.sampling.presence_penalty, 0.5f);
+  EXPECT_EQ(p.sampling.frequency_penalty, -0.5f);
+  EXPECT_EQ(p.top_logprobs, 3);
+  EXPECT_EQ(p.n, 2);
+  EXPECT_TRUE(p.stream);
+  EXPECT_TRUE(p.include_usage);
+  EXPECT_TRUE(p.ignore_eos);
+  ASSERT_EQ(body.value().prompts.size(), 2u);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(body.value().prompts[0]), (std::vector<int32_t>{1, 2, 3}));
+}
+
+TEST(Protocol, StopMayBeOneString) {
+  auto body = parse_completion_body(R"({"prompt": "x", "stop": "\n\n"})");
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(body.value().params.stop, (std::vector<std::string>{"\n\n"}));
+}
+
+// Each bad body names the field at fault.
+TEST(Protocol, BadCompletionBodiesAre400s) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"{", ""},
+      {"[1, 2]", ""},
+      {"", ""},
+      {R"({"prompt": ""})", "prompt"},
+      {R"({"prompt": []})", "prompt"},
+      {R"({})", "prompt"},
+      {R"({"prompt": 5})", "prompt"},
+      {R"({"prompt": [1, "a"]})", "prompt"},
+      {R"({"prompt": [-1]})", "prompt"},
+      {R"({"prompt": "x", "max_tokens": 0})", "max_tokens"},
+      {R"({"prompt": "x", "max_tokens": -5})", "max_tokens"},
+      {R"({"prompt": "x", "max_tokens": 1.5})", "max_tokens"},
+      {R"({"prompt": "x", "max_tokens": "16"})", "max_tokens"},
+      {R"({"prompt": "x", "temperature": "hot"})", "temperature"},
+      {R"({"prompt": "x", "temperature": 3})", "temperature"},
+      {R"({"prompt": "x", "top_p": 1.5})", "top_p"},
+      {R"({"prompt": "x", "n": 0})", "n"},
+      {R"({"prompt": "x", "n": 1000})", "n"},
+      {R"({"prompt": "x", "stream": "yes"})", "stream"},
+      {R"({"prompt": "x", "stop": [1]})", "stop"},
+      {R"({"prompt": "x", "logprobs": 50})", "logprobs"},
+      {R"({"prompt": "x", "model": 3})", "model"},
+      {R"({"prompt": "x", "stream_options": []})", "stream_options"},
+      {R"({"prompt": "x", "seed": "s"})", "seed"},
+  };
+  for (const auto& [text, param] : cases) {
+    auto body = parse_completion_body(text);
+    ASSERT_FALSE(body.ok()) << text;
+    EXPECT_EQ(body.error().status, 400) << text;
+    EXPECT_EQ(body.error().param, param) << text;
+    EXPECT_FALSE(body.error().message.empty());
+  }
+}
+
+TEST(Protocol, ChatBodies) {
+  auto body = parse_chat_body(R"({"model": "m", "messages": [{"role": "system", "content": "Be brief."},
+    {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},
+    {"role": "assistant", "content": null}], "logprobs": true, "top_logprobs": 2, "max_completion_tokens": 5})");
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  ASSERT_EQ(body.value().messages.size(), 3u);
+  EXPECT_EQ(body.value().messages[1].role, "user");
+  EXPECT_EQ(body.value().messages[1].content, "Hi there");
+  EXPECT_EQ(body.value().messages[2].content, "");
+  EXPECT_EQ(body.value().params.top_logprobs, 2);
+  EXPECT_EQ(body.value().params.max_tokens, 5);
+
+  for (const char* bad : {R"({"messages": []})", R"({"messages": "hi"})", R"({"messages": [{"content": "x"}]})",
+                          R"({"messages": [{"role": "user", "content": 5}]})",
+                          R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})",
+                          R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 3})"}) {
+    auto parsed = parse_chat_body(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.error().status, 400) << bad;
+  }
+}
+
+TEST(Protocol, RequestsAreCheckedAgainstTheContext) {
+  GenerationParams params;
+  params.max_tokens = -1;
+  auto ok = make_completion_request(params, Endpoint::Completions, {1, 2, 3}, 100, 50);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok.value().max_new_tokens, 16);  // OpenAI's completions default
+  EXPECT_TRUE(ok.value().stop_at_eos);
+
+  auto chat = make_completion_request(params, Endpoint::ChatCompletions, {1, 2, 3}, 100, 50);
+  ASSERT_TRUE(chat.ok());
+  EXPECT_EQ(chat.value().max_new_tokens, 97);  // the rest of the context
+
+  auto full = make_completion_request(params, Endpoint::Completions, std::vector<int32_t>(100, 1), 100, 50);
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code, "context_length_exceeded");
+
+  params.max_tokens = 98;
+  auto too_many = make_completion_request(params, Endpoint::Completions, {1, 2, 3}, 100, 50);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.error().param, "max_tokens");
+  params.max_tokens = 97;
+  EXPECT_TRUE(make_completion_request(params, Endpoint::Completions, {1, 2, 3}, 100, 50).ok());
+
+  auto bad_id = make_completion_request(params, Endpoint::Completions, {1, 50}, 100, 50);
+  ASSERT_FALSE(bad_id.ok());
+  EXPECT_EQ(bad_id.error().param, "prompt");
+  EXPECT_FALSE(make_completion_request(params, Endpoint::Completions, {}, 100, 50).ok());
+}
+
+TEST(Protocol, ErrorJsonIsOpenAIShaped) {
+  Json j = error_json(invalid_field("max_tokens", "bad"));
+  EXPECT_EQ(j["error"]["message"], "bad");
+  EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(j["error"]["param"], "max_tokens");
+  EXPECT_TRUE(j["error"]["code"].is_null());
+}
+
+TEST(Sse, Framing) {
+  EXPECT_EQ(sse_event(R"({"a":1})"), "data: {\"a\":1}\n\n");
+  EXPECT_EQ(sse_event("one\ntwo"), "data: one\ndata: two\n\n");
+  EXPECT_EQ(sse_done(), "data: [DONE]\n\n");
+}
+
+TEST(Auth, BearerKey) {
+  EXPECT_TRUE(bearer_authorized("", ""));
+  EXPECT_TRUE(bearer_authorized("anything", ""));
+  EXPECT_TRUE(bearer_authorized("Bearer sk-1", "sk-1"));
+  EXPECT_TRUE(bearer_authorized("bearer sk-1", "sk-1"));
+  EXPECT_FALSE(bearer_authorized("", "sk-1"));
+  EXPECT_FALSE(bearer_authorized("Bearer sk-2", "sk-1"));
+  EXPECT_FALSE(bearer_authorized("Bearer sk-1x", "sk-1"));
+  EXPECT_FALSE(bearer_authorized("Bearer sk-", "sk-1"));
+  EXPECT_FALSE(bearer_authorized("Basic sk-1", "sk-1"));
+}
+
+TEST(Metrics, PrometheusText) {
+  Metrics metrics;
+  metrics.count_request("completions", 200);
+  metrics.count_request("completions", 200);
+  metrics.count_request("chat_completions", 400);
+  metrics.count_tokens(10, 20);
+  metrics.observe_time_to_first_token(0.02);
+  metrics.observe_inter_token(0.01, 2);  // two tokens, 5 ms apart each
+  SchedulerStats stats;
+  stats.queued = 3;
+  stats.running = 5;
+  stats.kv_blocks_used = 7;
+  stats.kv_blocks_free = 9;
+  const std::string text = metrics.render(stats);
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  EXPECT_TRUE(has("brisk_requests_total{endpoint=\"completions\",status=\"200\"} 2")) << text;
+  EXPECT_TRUE(has("brisk_requests_total{endpoint=\"chat_completions\",status=\"400\"} 1"));
+  EXPECT_TRUE(has("brisk_prompt_tokens_total 10"));
+  EXPECT_TRUE(has("brisk_generation_tokens_total 20"));
+  EXPECT_TRUE(has("brisk_time_to_first_token_seconds_bucket{le=\"0.01\"} 0"));
+  EXPECT_TRUE(has("brisk_time_to_first_token_seconds_bucket{le=\"0.025\"} 1"));
+  EXPECT_TRUE(has("brisk_time_to_first_token_seconds_count 1"));
+  EXPECT_TRUE(has("brisk_inter_token_latency_seconds_bucket{le=\"0.005\"} 2"));
+  EXPECT_TRUE(has("brisk_inter_token_latency_seconds_count 2"));
+  EXPECT_TRUE(has("brisk_queue_depth 3"));
+  EXPECT_TRUE(has("brisk_running_batch 5"));
+  EXPECT_TRUE(has("brisk_kv_blocks_used 7"));
+  EXPECT_TRUE(has("brisk_kv_blocks_free 9"));
+  // Every non-comment line is "name{labels} value" or "name value".
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    ASSERT_NE(space, std::string::npos) << line;
+    char* rest = nullptr;
+    std::strtod(line.c_str() + space + 1, &rest);
+    EXPECT_EQ(*rest, '\0') << line;
+  }
+}
+
+// Random and mutated bodies: the parsers return a value or a 400, never crash or throw.
+TEST(Fuzz, ParsersSurviveAnyBody) {
+  const std::vector<std::string> seeds = {
+      R"({"model": "m", "prompt": "Hello", "max_tokens": 5, "stop": ["x"], "logprobs": 2, "n": 2})",
+      R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "stream": true,
+          "stream_options": {"include_usage": true}, "top_logprobs": 1, "logprobs": true})",
+      R"({"prompt": [[1,2],[3]], "temperature": 0.5, "seed": -3})",
+  };
+  const std::string alphabet = "{}[]\":,0123456789.eE+-truefalsnl \\u00\xff\x80\n\tabc";
+  std::mt19937 rng(1234);
+  auto check = [](const std::string& body) {
+    auto a = parse_completion_body(body);
+    if (!a.ok()) {
+      EXPECT_GE(a.error().status, 400);
+    }
+    auto b = parse_chat_body(body);
+    if (!b.ok()) {
+      EXPECT_GE(b.error().status, 400);
+    }
+  };
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string body = seeds[rng() % seeds.size()];
+    const int edits = 1 + int(rng() % 8);
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      const size_t at = rng() % body.size();
+      switch (rng() % 4) {
+        case 0: body[at] = alphabet[rng() % alphabet.size()]; break;
+        case 1: body.erase(at, 1 + rng() % 4); break;
+        case 2: body.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+        case 3: body.insert(at, body.substr(rng() % body.size(), rng() % 16)); break;
+      }
+    }
+    check(body);
+  }
+  for (int iter = 0; iter < 2000; ++iter) {
+    std::string body(rng() % 64, '\0');
+    for (char& c : body) c = char(rng());
+    check(body);
+  }
+  // Deep nesting and odd numbers.
+  check(std::string(100000, '[') + std::string(100000, ']'));
+  check(R"({"prompt": ")" + std::string(100000, '{') + R"("})");
+  check(R"({"prompt": "x", "max_tokens": 1e999, "temperature": -0.0, "n": 18446744073709551615})");
+  check(R"({"prompt": [2147483648]})");
+  check(R"({"messages": [{"role": "user", "content": "\ud800"}]})");
+}
+
+}  // namespace
+}  // namespace brisk::serve

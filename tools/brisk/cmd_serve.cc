@@ -1,0 +1,84 @@
+// brisk serve: an OpenAI-compatible HTTP server (completions, chat, models, health, metrics) over
+// the continuous-batching scheduler.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <pthread.h>
+#include <thread>
+
+#include "common.h"
+#include "runtime/scheduler.h"
+#include "serve/openai_server.h"
+
+namespace brisk::cli {
+
+Command add_serve(CLI::App& app) {
+  struct Flags {
+    EngineOptions engine;
+    SchedulerOptions scheduler;
+    serve::ServerOptions server;
+    std::string model;
+    std::string kv_mem;  // bytes; the scheduler's paged KV cache budget
+    double shutdown_grace_s = 30;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
+  sub->add_option("-m,--model", f->model, "Model folder (Hugging Face layout)")->required();
+  sub->add_option("--host", f->server.http.host, "Address to listen on")->capture_default_str();
+  sub->add_option("--port", f->server.http.port, "Port; 0 = any free port (printed)")->capture_default_str()->check(CLI::Range(0, 65535));
+  add_engine_flags(sub, f->engine.backend);
+  sub->add_option("--ctx", f->engine.context, "Context length per sequence; 0 = min(model maximum, 4096)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-batch", f->scheduler.max_batch, "Sequences decoded together; 1 = one request at a time")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--kv-mem", f->kv_mem, "KV cache memory in bytes (suffixes K, M, G); default: --max-batch sequences of 1024 tokens");
+  sub->add_option("--api-key", f->server.api_key, "Require 'Authorization: Bearer KEY' on /v1 endpoints");
+  sub->add_option("--parallel-requests", f->server.http.threads, "HTTP connections served at once (each stream holds one)")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--shutdown-grace", f->shutdown_grace_s, "Seconds SIGTERM waits for in-flight requests before cancelling them")->capture_default_str()->check(CLI::NonNegativeNumber);
+
+  return {sub, [f]() {
+    // SIGTERM/SIGINT go to one waiting thread, not to whichever thread the kernel picks; blocked
+    // before any thread (the engine's pool, the HTTP pool) starts so all inherit the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
+
+    if (!f->kv_mem.empty()) {
+      auto bytes = parse_byte_size(f->kv_mem);
+      if (!bytes) return fail(bytes.error());
+      f->engine.kv_bytes = bytes.value();
+    }
+    // Without --kv-mem: room for a full batch of 1024-token sequences (at least one context).
+    f->engine.kv_tokens = f->scheduler.max_batch * 1024;
+    f->engine.model_dir = f->model;
+    auto engine = Engine::open(f->engine);
+    if (!engine) return fail(engine.error());
+    Scheduler scheduler(*engine.value(), f->scheduler);
+    f->server.model_name = std::filesystem::path(f->model).lexically_normal().filename().string();
+    if (f->server.model_name.empty()) f->server.model_name = std::filesystem::path(f->model).parent_path().filename().string();
+    serve::OpenAiServer server(scheduler, f->model, f->server);
+    auto port = server.bind();
+    if (!port) return fail(port.error());
+
+    std::atomic<bool> signalled{false};
+    std::thread signal_waiter([&] {
+      int received = 0;
+      sigwait(&signals, &received);
+      if (signalled.exchange(true)) return;  // woken by run() returning on its own
+      std::fprintf(stderr, "brisk serve: %s received, shutting down\n", received == SIGINT ? "SIGINT" : "SIGTERM");
+      server.shutdown(std::chrono::milliseconds(int64_t(f->shutdown_grace_s * 1000)));
+    });
+    std::fprintf(stderr, "listening on http://%s:%d\n", f->server.http.host.c_str(), port.value());
+    std::fflush(stderr);
+    server.run();
+    if (!signalled.exchange(true)) pthread_kill(signal_waiter.native_handle(), SIGTERM);
+    signal_waiter.join();
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli
