@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ pkg-config python3 nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
-          libcli11-dev libgtest-dev libcpp-httplib-dev nodejs npm)
+          libcli11-dev libgtest-dev libcpp-httplib-dev)
+# Node.js and npm for the server's client tests: Debian's, unless the machine already has them
+# (a NodeSource nodejs conflicts with Debian's npm package).
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
