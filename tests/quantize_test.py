@@ -9,6 +9,7 @@ import unittest
 BRISK = os.environ["BRISK_BIN"]
 SHARED = os.environ["BRISK_SHARED_DIR"]
 MODELS = ["sotu-llama", "sotu-gpt2", "sotu-qwen2"]
+CALIB = os.path.join(SHARED, "data", "text", "sotu-train.txt")
 
 
 def model_dir(name):
@@ -58,6 +59,18 @@ class QuantizeErrors(unittest.TestCase):
         self.fails_with(["-m", model_dir("sotu-llama"), "-o", self.out(), "--scheme", "w4", "--group", "100"],
                         "multiple of 128")
 
+    def test_calibrated_methods_need_text_and_their_scheme(self):
+        m = ["-m", model_dir("sotu-llama"), "-o", self.out()]
+        self.fails_with(m + ["--scheme", "w4", "--method", "gptq"], "needs calibration text")
+        self.fails_with(m + ["--scheme", "w4", "--method", "magic", "--calib", CALIB], "unknown quantization method")
+        self.fails_with(m + ["--scheme", "w4", "--method", "smoothquant", "--calib", CALIB], "needs --scheme w8a8")
+        self.fails_with(m + ["--scheme", "w8", "--method", "awq", "--calib", CALIB], "w4 scheme")
+        tiny = os.path.join(self.tmp.name, "tiny.txt")
+        with open(tiny, "w") as f:
+            f.write("Too little text to calibrate on.")
+        self.fails_with(m + ["--scheme", "w4", "--method", "gptq", "--calib", tiny], "calibration")
+        self.assertFalse(os.path.exists(self.out()) and os.listdir(self.out()))
+
     def test_already_quantized(self):
         brisk("quantize", "-m", model_dir("sotu-llama"), "-o", self.out("q"), "--scheme", "w8")
         self.fails_with(["-m", self.out("q"), "-o", self.out(), "--scheme", "w4"], "already quantized")
@@ -87,6 +100,19 @@ class QuantizeRoundTrip(unittest.TestCase):
                         gen = json.loads(brisk("generate", "-m", out, "-p", "The state of the union", "-n", "8",
                                                "--temp", "0", "--ignore-eos", "--json").stdout)
                         self.assertEqual(gen["new_tokens"], 8)
+
+    def test_calibrated_methods_write_loadable_models(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for method, scheme in [("gptq", "w4"), ("awq", "w4"), ("smoothquant", "w8a8")]:
+                with self.subTest(method=method):
+                    out = os.path.join(tmp, method)
+                    rep = json.loads(brisk("quantize", "-m", model_dir("sotu-llama"), "-o", out, "--scheme", scheme,
+                                           "--asym" if scheme == "w4" else "--sym", "--method", method,
+                                           "--calib", CALIB, "--calib-tokens", "2048", "--json").stdout)
+                    self.assertEqual(rep["method"], method)
+                    gen = json.loads(brisk("generate", "-m", out, "-p", "The state of the union", "-n", "8",
+                                           "--temp", "0", "--ignore-eos", "--json").stdout)
+                    self.assertEqual(gen["new_tokens"], 8)
 
     def test_w8_greedy_tokens_match_the_original(self):
         with tempfile.TemporaryDirectory() as tmp:

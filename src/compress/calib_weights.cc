@@ -16,6 +16,12 @@ FloatWeights FloatWeights::copy_from(Model& model) {
   return out;
 }
 
+std::vector<std::string> FloatWeights::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, entry] : tensors_) out.push_back(name);
+  return out;
+}
+
 std::vector<float>& FloatWeights::at(const std::string& name) {
   auto it = tensors_.find(name);
   BRISK_CHECK(it != tensors_.end(), "FloatWeights: no tensor '" + name + "'");

@@ -20,6 +20,7 @@ class FloatWeights {
   static FloatWeights copy_from(Model& model);
 
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  std::vector<std::string> names() const;
   std::vector<float>& at(const std::string& name);  // BRISK_CHECKs that the name exists
   const std::vector<int64_t>& shape(const std::string& name) const;
   int64_t rows(const std::string& name) const { return shape(name)[0]; }

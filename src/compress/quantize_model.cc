@@ -1,6 +1,7 @@
 #include "compress/quantize_model.h"
 
 #include <chrono>
+#include <cstring>
 
 #include "backends/cpu/cpu_backend.h"
 #include "formats/quantized_checkpoint.h"
@@ -25,6 +26,12 @@ std::vector<float> matrix_as_f32(const Tensor& t, TensorKind kind) {
       out[dst] = load_as_f32(t.data, t.dtype, size_t(r * cols + c));
     }
   return out;
+}
+
+OwnedTensor owned_f32(const std::string& name, const std::vector<float>& values, std::vector<int64_t> shape) {
+  OwnedTensor t{name, DType::F32, std::move(shape), std::vector<uint8_t>(values.size() * sizeof(float))};
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  return t;
 }
 
 Status check_not_quantized(const Json& config, const WeightStore& store, const fs::path& in) {
@@ -95,6 +102,17 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
     if (!stored) continue;  // optional tensors; load checks the rest
     report.bytes_in += stored->tensor.nbytes();
     const bool quantize = is_quantizable(it.spec.kind) && (!it.head || o.head == HeadPolicy::Quantize);
+    const std::vector<float>* changed = nullptr;
+    if (o.overrides) {
+      auto v = o.overrides->values.find(it.spec.name);
+      if (v != o.overrides->values.end()) changed = &v->second;
+    }
+    if (!quantize && changed && it.spec.kind == TensorKind::Vector) {  // a folded norm weight or bias
+      OwnedTensor t = owned_f32(it.spec.name, *changed, stored->tensor.shape);
+      report.bytes_out += t.bytes.size();
+      owned.push_back(std::move(t));
+      continue;
+    }
     if (!quantize) {
       if (is_quantizable(it.spec.kind)) {
         const std::string& n = it.spec.name;
@@ -104,10 +122,16 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
       report.bytes_out += stored->tensor.nbytes();
       continue;
     }
-    const std::vector<float> w = matrix_as_f32(stored->tensor, it.spec.kind);
     const bool transposed = it.spec.kind == TensorKind::TransposedMatrix;
     const int64_t rows = stored->tensor.dim(transposed ? 1 : 0), cols = stored->tensor.dim(transposed ? 0 : 1);
-    BRISK_ASSIGN(q, quantize_matrix(w.data(), rows, cols, o.spec, it.spec.name));
+    const QuantizedMatrix* chosen = nullptr;
+    if (o.overrides) {
+      auto m = o.overrides->matrices.find(it.spec.name);
+      if (m != o.overrides->matrices.end()) chosen = &m->second;
+    }
+    const std::vector<float> w = chosen || changed ? std::vector<float>() : matrix_as_f32(stored->tensor, it.spec.kind);
+    BRISK_ASSIGN(q, chosen ? Result<QuantizedMatrix>(*chosen)
+                           : quantize_matrix(changed ? changed->data() : w.data(), rows, cols, o.spec, it.spec.name));
     for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout)) {
       report.bytes_out += t.bytes.size();
       owned.push_back(std::move(t));

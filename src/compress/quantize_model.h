@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,10 +14,19 @@ namespace brisk {
 
 enum class HeadPolicy { Keep, Quantize };  // the output head (lm_head) stays in its dtype by default
 
+// What a calibrated method decided (compress/calibrated_quantize.h): tensors whose values it
+// changed (folded norms and producer rows; matrices as [out, in]) and matrices whose codes it
+// chose. Anything not listed is taken from the input checkpoint, RTN for matrices.
+struct MethodOverrides {
+  std::map<std::string, std::vector<float>> values;
+  std::map<std::string, QuantizedMatrix> matrices;
+};
+
 struct QuantizeModelOptions {
   std::filesystem::path in, out;
   QuantSpec spec;
   HeadPolicy head = HeadPolicy::Keep;
+  const MethodOverrides* overrides = nullptr;
 };
 
 struct QuantizeModelReport {

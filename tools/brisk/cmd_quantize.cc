@@ -2,14 +2,18 @@
 #include <memory>
 
 #include "common.h"
+#include "compress/calib_pipeline.h"
+#include "compress/calibrated_quantize.h"
 #include "compress/quantize_model.h"
+#include "core/mapped_file.h"
 
 namespace brisk::cli {
 
 Command add_quantize(CLI::App& app) {
   struct Flags {
-    std::string in, out, scheme, method = "rtn";
-    int64_t group = 128;
+    std::string in, out, scheme, method = "rtn", calib;
+    int64_t group = 128, calib_tokens = 65536;
+    int threads = 0;
     bool sym = false, asym = false, quantize_head = false, json = false;
   };
   auto f = std::make_shared<Flags>();
@@ -23,7 +27,13 @@ Command add_quantize(CLI::App& app) {
                   "w8 (int8 per channel), w4 (int4 per group), w8a8 (int8 weights, int8 activations per\n"
                   "token at run time), fp8 (e4m3 per channel), nf4, log2 (4-bit codebooks per group)")
       ->required();
-  sub->add_option("--method", f->method, "rtn (round to nearest)")->capture_default_str();
+  sub->add_option("--method", f->method,
+                  "rtn (round to nearest), gptq or awq (w4, need --calib), smoothquant (w8a8, needs --calib)")
+      ->capture_default_str();
+  sub->add_option("--calib", f->calib, "Calibration text file (tokenized without special tokens)");
+  sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens used (whole 512-token windows)")
+      ->capture_default_str();
+  sub->add_option("-t,--threads", f->threads, "CPU threads for calibration (default: all cores)");
   sub->add_option("--group", f->group, "Values per scale for 4-bit schemes (multiple of 128)")->capture_default_str();
   auto* sym = sub->add_flag("--sym", f->sym, "Symmetric absmax scales (default)");
   sub->add_flag("--asym", f->asym, "Asymmetric min/max scales with a zero point (w4 only)")->excludes(sym);
@@ -32,7 +42,6 @@ Command add_quantize(CLI::App& app) {
   return {sub, [f]() {
     auto scheme = parse_quant_scheme(f->scheme);
     if (!scheme) return fail(scheme.error());
-    if (f->method != "rtn") return fail("--method " + f->method + ": unknown method (known: rtn)");
     QuantizeModelOptions o;
     o.in = f->in;
     o.out = f->out;
@@ -40,6 +49,24 @@ Command add_quantize(CLI::App& app) {
     o.spec.group = f->group;
     o.spec.symmetry = f->asym ? Symmetry::Asymmetric : Symmetry::Symmetric;
     o.head = f->quantize_head ? HeadPolicy::Quantize : HeadPolicy::Keep;
+    MethodOverrides overrides;
+    if (f->method != "rtn") {
+      auto method = calib::parse_method(f->method);
+      if (!method) return fail(method.error());
+      if (f->calib.empty()) return fail("--method " + f->method + " needs calibration text: --calib FILE");
+      auto text = read_text_file(f->calib);
+      if (!text) return fail(text.error());
+      auto tokenizer = Tokenizer::load(f->in);
+      if (!tokenizer) return fail(tokenizer.error());
+      CalibratedQuantizeOptions c{f->in, o.spec, f->method,
+                                  tokenizer.value()->encode(text.value(), AddSpecial::No), f->calib_tokens,
+                                  f->threads};
+      std::fprintf(stderr, "calibrating (%s, %zu tokens of text)...\n", f->method.c_str(), c.calibration_tokens.size());
+      auto result = calibrated_overrides(c);
+      if (!result) return fail(result.error());
+      overrides = std::move(result.value());
+      o.overrides = &overrides;
+    }
     ProgressBar bar("quantize " + f->scheme);
     auto report = quantize_model(o, [&](int64_t done, int64_t total) {
       bar.update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total) + " matrices");
