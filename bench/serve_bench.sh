@@ -14,6 +14,7 @@ DEVICE=${DEVICE:-cpu}
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-64}
 REQUESTS=${REQUESTS:-128}
+SERIAL_REQUESTS=${SERIAL_REQUESTS:-$REQUESTS}  # one-at-a-time is a steady rate: fewer requests measure it
 RATE=${RATE:-inf}             # arrivals per second; inf = all at once (throughput)
 CONCURRENCY=${CONCURRENCY:-128}
 PROMPT=${PROMPT:-"16 64"}     # prompt tokens: min max
@@ -24,7 +25,7 @@ EXTRA=${EXTRA:-}              # more serve flags, e.g. "--kv-mem 8G"
 LABEL=${LABEL:-$DEVICE-$(basename "$MODEL")-$(hostname -s)}
 OUT=${1:-bench/results/serve-$LABEL.json}
 
-run_one() {  # max-batch -> report JSON on stdout
+run_one() {  # max-batch requests -> report JSON on stdout
   local log pid port report
   log=$(mktemp)
   # shellcheck disable=SC2086
@@ -39,15 +40,15 @@ run_one() {  # max-batch -> report JSON on stdout
   done
   echo "== --max-batch $1 on port $port" >&2
   # shellcheck disable=SC2086
-  report=$(python3 bench/serve_load.py --url "http://127.0.0.1:$port" --requests "$REQUESTS" --rate "$RATE" \
+  report=$(python3 bench/serve_load.py --url "http://127.0.0.1:$port" --requests "$2" --rate "$RATE" \
       --concurrency "$CONCURRENCY" --prompt-len $PROMPT --output-len $OUTPUT --vocab "$VOCAB" || true)
   kill -TERM "$pid"; wait "$pid" || true
   rm -f "$log"
   echo "$report"
 }
 
-batched=$(run_one "$BATCH")
-serial=$(run_one 1)
+batched=$(run_one "$BATCH" "$REQUESTS")
+serial=$(run_one 1 "$SERIAL_REQUESTS")
 
 python3 - "$OUT" "$batched" "$serial" "$MODEL" "$DEVICE" "$THREADS" "$BATCH" <<'PY'
 import datetime, json, platform, subprocess, sys
