@@ -24,6 +24,36 @@ void add_engine_flags(CLI::App* sub, BackendOptions& options) {
                 "copying them to huge pages (the default: decode ~30% faster)");
 }
 
+void add_engine_flags(CLI::App* sub, EngineOptions& options) {
+  add_engine_flags(sub, options.backend);
+  sub->add_option_function<std::string>(
+         "--kv-mem",
+         [&options](const std::string& text) {
+           // Digits with an optional binary suffix: 8G, 512M, 1048576.
+           size_t used = 0;
+           double value = 0;
+           try {
+             value = std::stod(text, &used);
+           } catch (const std::exception&) {
+             throw CLI::ValidationError("--kv-mem", "'" + text + "' is not a size (e.g. 8G, 512M)");
+           }
+           const std::string suffix = text.substr(used);
+           const double scale = suffix.empty() || suffix == "B" ? 1.0
+                                : suffix == "K" || suffix == "KiB" ? 1024.0
+                                : suffix == "M" || suffix == "MiB" ? 1024.0 * 1024
+                                : suffix == "G" || suffix == "GiB" ? 1024.0 * 1024 * 1024
+                                : -1.0;
+           if (scale < 0 || value <= 0)
+             throw CLI::ValidationError("--kv-mem", "'" + text + "' is not a positive size (e.g. 8G, 512M)");
+           options.kv_bytes = int64_t(value * scale);
+         },
+         "KV cache memory in bytes (K/M/G suffixes); default: one sequence of the full context")
+      ->type_name("BYTES");
+  sub->add_flag_function(
+      "--no-graphs", [&options](int64_t) { options.decode_graphs = DecodeGraphs::Off; },
+      "CUDA: launch every kernel of every decode step instead of replaying recorded graphs");
+}
+
 int fail(const Error& error) { return fail(error.message); }
 
 int fail(const std::string& message) {

@@ -25,6 +25,8 @@ Command add_inspect(CLI::App& app);
 
 // The flags every model-running command shares: --device, --threads, --bf16-fast, --mmap.
 void add_engine_flags(CLI::App* sub, BackendOptions& options);
+// The same plus the engine's own: --kv-mem (KV cache bytes; K/M/G suffixes) and --no-graphs.
+void add_engine_flags(CLI::App* sub, EngineOptions& options);
 
 // Prints "brisk: error: ..." to stderr and returns the exit code for user errors.
 int fail(const Error& error);
