@@ -76,6 +76,13 @@ Result<double> batched_decode_tok_s(Engine& engine, const BenchOptions& o, int64
   return median(runs);
 }
 
+uint64_t device_bytes_in_use(Backend& backend) {
+#ifdef BRISK_HAVE_CUDA
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) return cuda->memory_in_use();
+#endif
+  return 0;
+}
+
 }  // namespace
 
 Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
@@ -130,10 +137,9 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
       BRISK_ASSIGN(tok_s, batched_decode_tok_s(engine, o, n, cache, batch_runner));
       r.batch_tok_s.push_back({n, tok_s});
     }
+    r.device_bytes_in_use = device_bytes_in_use(engine.backend());  // while the batch cache lives
   }
-#ifdef BRISK_HAVE_CUDA
-  if (auto* cuda = dynamic_cast<CudaBackend*>(&engine.backend())) r.device_bytes_in_use = cuda->memory_in_use();
-#endif
+  if (r.device_bytes_in_use == 0) r.device_bytes_in_use = device_bytes_in_use(engine.backend());
   r.prefill_tok_s_median = median(r.prefill_tok_s);
   r.decode_tok_s_median = median(r.decode_tok_s);
   const Model::TokenCost cost = model.cost_per_token();

@@ -30,7 +30,7 @@ struct BenchResult {
   double fp32_fma_peak_gflops = 0;
   double bf16_dot_peak_gflops = 0;
   std::vector<std::pair<int64_t, double>> batch_tok_s;  // (N, generated tokens/s of all N)
-  uint64_t device_bytes_in_use = 0;  // GPU memory in use after the runs (0 on the CPU)
+  uint64_t device_bytes_in_use = 0;  // GPU memory in use after the (largest) batch (0 on the CPU)
 };
 
 Result<BenchResult> run_bench(Engine& engine, const BenchOptions& options);
