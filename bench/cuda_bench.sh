@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# GPU benchmark and checks in one device call: build (scripts/gpu_check.sh: GPU op and golden
-# tests), then on the shared models --device cuda perplexity and greedy parity, then a synthetic
-# llama3-8b (bf16): batch-1 decode (16-token prompt, 256 new), time to first token at 128/512/2048,
-# the device's copy bandwidth and GEMM peak (bench/cuda_op_bench), and transformers on the same
-# weights (bench/peer_transformers.py). Writes $OUT/cuda-decode.json; prints a summary last.
-# Models come from $MODELS (default .carry/models) with the sotu-test text in .carry/text.
+# GPU benchmark and checks in one device call: build (scripts/gpu_check.sh: GPU op, golden and
+# runtime tests), then on the shared models --device cuda perplexity and greedy parity, then a
+# synthetic llama3-8b (bf16): batch-1 decode (16-token prompt, 256 new) with and without recorded
+# CUDA graphs, batched decode at 1..256 sequences, time to first token at 128/512/2048, the
+# device's copy bandwidth and GEMM peak (bench/cuda_op_bench), and transformers on the same
+# weights (bench/peer_transformers.py). Writes $OUT/cuda-decode.json (the shape of
+# bench/results/cuda-decode-h100.json) and $OUT/raw.tar.gz (every log and raw JSON); prints a
+# summary last. Models come from $MODELS (default .carry/models), text from .carry/text.
+#   PEER=0 skips the transformers peer; BATCHES=1,8,... picks the batched sizes.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/build-gpu/out}
 MODELS=${MODELS:-$ROOT/.carry/models}
 TEXT=${TEXT:-$ROOT/.carry/text/sotu-test.txt}
+BATCHES=${BATCHES:-1,8,32,64,128,256}
 mkdir -p "$OUT"
-export OUT
-"$ROOT/scripts/gpu_check.sh" --no-bench >"$OUT/gpu_check.txt" 2>&1
-tail -12 "$OUT/gpu_check.txt"
-ninja -C "$ROOT/build-gpu" brisk cuda_op_bench >"$OUT/build-brisk.log" 2>&1 || { tail -20 "$OUT/build-brisk.log"; exit 1; }
+# Raw files stay outside $OUT (the device tool returns at most 8 files) and travel as one tarball.
+R=${RAW:-/tmp/brisk-bench-raw}
+rm -rf "$R" && mkdir -p "$R/check"
+OUT="$R/check" BRISK_MODELS="$MODELS" "$ROOT/scripts/gpu_check.sh" --no-bench >"$R/gpu_check.txt" 2>&1
+tail -14 "$R/gpu_check.txt"
+ninja -C "$ROOT/build-gpu" brisk cuda_op_bench >"$R/build-brisk.log" 2>&1 || { tail -20 "$R/build-brisk.log"; exit 1; }
 B="$ROOT/build-gpu/tools/brisk/brisk"
 # Shared libraries unpacked by gpu_check.sh from .debs/ on machines without the dev packages.
 [ -d /tmp/brisk-sysroot ] && export LD_LIBRARY_PATH=/tmp/brisk-sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-R="$OUT/raw"
-mkdir -p "$R"
 
 for m in "$MODELS"/*/; do
   name=$(basename "$m")
@@ -32,48 +36,87 @@ timeout 120 "$ROOT/build-gpu/bench/cuda_op_bench" --json "$R/ops.json" >"$R/ops.
 for shape in llama3-8b qwen2.5-0.5b; do
   [ -d /tmp/synth-$shape ] || "$B" synth --shape $shape --dtype bf16 -o /tmp/synth-$shape >/dev/null 2>"$R/synth-$shape.err"
   "$B" bench -m /tmp/synth-$shape --device cuda -p 16 -n 256 -r 3 --json >"$R/bench-$shape.json" 2>"$R/bench-$shape.err"
+  "$B" bench -m /tmp/synth-$shape --device cuda -p 16 -n 256 -r 3 --no-graphs --json \
+    >"$R/bench-$shape-nographs.json" 2>>"$R/bench-$shape.err"
   [ $shape = llama3-8b ] || continue
+  "$B" bench -m /tmp/synth-$shape --device cuda -p 16 -n 256 -r 1 --batch "$BATCHES" --json \
+    >"$R/batch-$shape.json" 2>>"$R/bench-$shape.err"
   for p in 128 512 2048; do
     "$B" bench -m /tmp/synth-$shape --device cuda -p $p -n 1 -r 5 --json >"$R/ttft-$shape-$p.json" 2>>"$R/bench-$shape.err"
   done
 done
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >"$R/gpu.txt"
-LD_LIBRARY_PATH= timeout ${PEER_TIMEOUT:-270} python3 "$ROOT/bench/peer_transformers.py" --model /tmp/synth-llama3-8b --prompt 16 --new 256 \
-  >"$R/peer.jsonl" 2>"$R/peer.err"
-tail -n 1 "$R/peer.jsonl" >"$R/peer.json"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$R/gpu.txt"
+if [ "${PEER:-1}" = 1 ]; then
+  LD_LIBRARY_PATH= timeout ${PEER_TIMEOUT:-270} python3 "$ROOT/bench/peer_transformers.py" --model /tmp/synth-llama3-8b \
+    --prompt 16 --new 256 >"$R/peer.jsonl" 2>"$R/peer.err"
+  tail -n 1 "$R/peer.jsonl" >"$R/peer.json"
+fi
 
 python3 - "$R" "$OUT/cuda-decode.json" <<'PY'
-import glob, json, os, sys
+import json, os, sys, time
 raw, out = sys.argv[1], sys.argv[2]
 def load(name):
     try:
         return json.load(open(os.path.join(raw, name)))
     except Exception as e:
         return {"error": repr(e)}
-ops = load("ops.json")
-peer = load("peer.json")
-doc = {"machine": open(os.path.join(raw, "gpu.txt")).read().strip(), "command": "bench/cuda_bench.sh",
-       "ops": ops, "peer_raw": peer, "models": {}, "shapes": {}}
-for f in sorted(glob.glob(os.path.join(raw, "ppl-*.json"))):
-    name = os.path.basename(f)[4:-5]
-    doc["models"][name] = {"ppl": load(f"ppl-{name}.json"), "greedy_ids": load(f"greedy-{name}.json").get("ids")}
-for shape in ["llama3-8b"]:
-    b = load(f"bench-{shape}.json")
-    ttft = {p: 1000.0 * p / load(f"ttft-{shape}-{p}.json").get("prefill_tok_s", float("nan")) for p in (128, 512, 2048)}
-    doc["shapes"][shape] = {"bench": b, "ttft_ms": ttft,
-                            "prefill_2048": load(f"ttft-{shape}-2048.json")}
-print(json.dumps(doc, indent=1)[:200])
+ops, peer = load("ops.json"), load("peer.json")
+bench, nographs, batch = load("bench-llama3-8b.json"), load("bench-llama3-8b-nographs.json"), load("batch-llama3-8b.json")
+copy = ops.get("copy_GBps") or float("nan")
+weight_gb = bench.get("weight_bytes", 0) / 1e9
+roofline = copy / weight_gb if weight_gb else float("nan")
+bs1 = bench.get("decode_tok_s", float("nan"))
+ttft = {str(p): 1000.0 * p / load(f"ttft-llama3-8b-{p}.json").get("prefill_tok_s", float("nan")) for p in (128, 512, 2048)}
+prefill_tflops = load("ttft-llama3-8b-2048.json").get("prefill_gflops", float("nan")) / 1e3
+gemm_peak = ops.get("gemm_peak_TFLOPs", float("nan"))
+batch_tok_s = batch.get("batch_tok_s", {})
+doc = {
+    "machine": open(os.path.join(raw, "gpu.txt")).read().strip(),
+    "date": time.strftime("%Y-%m-%d"),
+    "command": "bench/cuda_bench.sh (one device call)",
+    "model_shape": "llama3-8b (brisk synth --shape llama3-8b --dtype bf16)",
+    "copy_GBps": copy,
+    "weight_GB": weight_gb,
+    "bs1_decode_tok_s": bs1,
+    "bs1_decode_tok_s_runs": bench.get("decode_tok_s_runs"),
+    "bs1_decode_tok_s_no_graphs": nographs.get("decode_tok_s"),
+    "roofline_tok_s": roofline,
+    "roofline_fraction": bs1 / roofline,
+    "peer": {"name": "transformers + torch, same weights, bf16, generate() greedy, 16-token prompt, 256 new",
+             # The faster of eager and static cache + torch.compile (null when it did not finish).
+             "bs1_decode_tok_s": max([v for v in (peer.get("transformers_eager"), peer.get("transformers_static_compile"))
+                                      if isinstance(v, (int, float))], default=None),
+             **{k: v for k, v in peer.items() if not k.endswith("runs")}},
+    "ttft_ms": ttft,
+    "prefill_tflops": prefill_tflops,
+    "gemm_peak_tflops": gemm_peak,
+    "prefill_peak_fraction": prefill_tflops / gemm_peak if gemm_peak == gemm_peak else None,
+    "batch_tok_s": batch_tok_s,
+    "batch_64_over_1": (batch_tok_s.get("64", 0) / batch_tok_s["1"]) if batch_tok_s.get("1") else None,
+    "batch_note": "N sequences, each its own random 16-token prompt and block table, decode 256 steps together "
+                  "(greedy ids chosen on the GPU, recorded CUDA graphs); generated tokens/s of all N",
+    "peak_gpu_bytes": batch.get("gpu_bytes_in_use"),
+    "peak_gpu_bytes_note": "device memory in use (total - free) after the largest batch: weights, KV cache for "
+                           "max(N) x 272 positions (fp32), activations, graphs",
+    "qwen2.5-0.5b": {"bs1_decode_tok_s": load("bench-qwen2.5-0.5b.json").get("decode_tok_s"),
+                     "bs1_decode_tok_s_no_graphs": load("bench-qwen2.5-0.5b-nographs.json").get("decode_tok_s"),
+                     "weight_bytes": load("bench-qwen2.5-0.5b.json").get("weight_bytes")},
+    "shared_models_on_gpu": {},
+}
+for f in sorted(os.listdir(raw)):
+    if f.startswith("ppl-") and f.endswith(".json"):
+        name = f[4:-5]
+        doc["shared_models_on_gpu"][name] = {"sotu_test_ppl": load(f).get("ppl"),
+                                             "greedy_ids": load(f"greedy-{name}.json").get("ids")}
 json.dump(doc, open(out, "w"), indent=1)
-os.system(f"tar czf {os.path.dirname(out)}/raw.tar.gz -C {raw} .")
-s = doc["shapes"]["llama3-8b"]
-print("llama3-8b bs1 decode tok/s:", s["bench"].get("decode_tok_s"), "weight bytes:", s["bench"].get("weight_bytes"))
-print("ttft ms:", s["ttft_ms"], "prefill GFLOP/s @2048:", s["prefill_2048"].get("prefill_gflops"))
-doc["shapes"]["qwen2.5-0.5b"] = {"bench": load("bench-qwen2.5-0.5b.json")}
-json.dump(doc, open(out, "w"), indent=1)
-print("qwen2.5-0.5b decode tok/s:", doc["shapes"]["qwen2.5-0.5b"]["bench"].get("decode_tok_s"))
-print("peer:", {k: v for k, v in peer.items() if not k.endswith("runs")})
-for name, m in doc["models"].items():
-    print(name, "ppl", m["ppl"].get("ppl"), "greedy", (m["greedy_ids"] or [])[:8])
-print("ops copy/gemm:", {k: v for k, v in ops.items() if isinstance(v, (int, float))} if isinstance(ops, dict) else ops)
+print("llama3-8b bs1 decode tok/s:", bs1, "(no graphs:", nographs.get("decode_tok_s"), ") roofline", roofline,
+      "fraction", doc["roofline_fraction"])
+print("batch tok/s:", batch_tok_s, "64/1:", doc["batch_64_over_1"], "gpu bytes:", doc["peak_gpu_bytes"])
+print("ttft ms:", ttft, "prefill TFLOP/s @2048:", prefill_tflops, "of peak", gemm_peak)
+print("qwen2.5-0.5b:", doc["qwen2.5-0.5b"])
+print("peer:", doc["peer"])
+for name, m in doc["shared_models_on_gpu"].items():
+    print(name, "ppl", m["sotu_test_ppl"], "greedy", (m["greedy_ids"] or [])[:8])
 PY
 for f in "$R"/*.err; do [ -s "$f" ] && { echo "--- $f"; head -c 600 "$f"; echo; }; done
+tar czf "$OUT/raw.tar.gz" -C "$R" .

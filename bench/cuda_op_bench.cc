@@ -120,9 +120,9 @@ int main(int argc, char** argv) {
     rows.push_back({"d2d_copy_1GiB", 0, 0, 0, s * 1e6, copy_gbps, 1.0});
   }
 
-  // GEMV on Llama-3-8B shapes (n, k).
+  // GEMV on Llama-3-8B shapes (n, k): k/v, q/o, gate/up, down, head.
   const std::vector<std::pair<int64_t, int64_t>> gemv_shapes = {
-      {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+      {1024, 4096}, {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
   for (auto [n, k] : gemv_shapes) {
     const size_t bytes = size_t(n * k) * 2;
     const size_t copies = std::max<size_t>(2, (size_t(200) << 20) / bytes + 1);

@@ -4,6 +4,7 @@
 // Each comparison prints "[cuda-err] <op> ... rel=<relative L2 error>" for scripts/gpu_check.sh.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -362,12 +363,69 @@ TEST_F(CudaOps, GatherRows) {
           want[size_t(r * d + i)] = acc == Accumulate::Yes ? want[size_t(r * d + i)] + v : v;
         }
       Buffer dout = acc == Accumulate::Yes ? device(start) : poisoned(start.size());
-      be().gather_rows(dt, ids.data(), n, dout.data(), acc);
+      Buffer dids = device_words(ids);
+      be().gather_rows(dt, reinterpret_cast<const int32_t*>(dids.data()), n, dout.data(), acc);
       EXPECT_LT(report("gather_rows dtype=" + std::string(dtype_name(dtype)) +
                            " accumulate=" + std::to_string(acc == Accumulate::Yes),
                        host(dout.data(), start.size()), want),
                 1e-7);
     }
+  }
+}
+
+TEST_F(CudaOps, GatherRowsOutOfRangeIdGivesNaN) {
+  const std::vector<float> table_host = random_vector(3 * 5, rng_);
+  const Tensor table = be().upload(Tensor{const_cast<float*>(table_host.data()), DType::F32, {3, 5}});
+  Buffer dids = device_words(std::vector<int32_t>{2, 3, -1});
+  Buffer dout = device(std::vector<float>(15, 0.0f));
+  be().gather_rows(table, reinterpret_cast<const int32_t*>(dids.data()), 3, dout.data(), Accumulate::No);
+  const std::vector<float> got = host(dout.data(), 15);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(got[size_t(i)], table_host[size_t(10 + i)]);
+    EXPECT_TRUE(std::isnan(got[size_t(5 + i)]) && std::isnan(got[size_t(10 + i)]));
+  }
+}
+
+// ---- sampling --------------------------------------------------------------------------------
+
+TEST_F(CudaOps, ArgmaxRowsMatchesTheHostSampler) {
+  for (auto [rows, vocab] : {std::pair<int64_t, int64_t>{1, 128256}, {7, 1000}, {300, 8192}, {3, 5}}) {
+    std::vector<float> logits = random_vector(size_t(rows * vocab), rng_, 4.0f);
+    // Ties: row 0's maximum appears twice; the first one must win, as in std::max_element.
+    if (vocab > 10) logits[7] = logits[size_t(vocab - 2)] = 100.0f;
+    std::vector<int32_t> want(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = logits.data() + r * vocab;
+      want[size_t(r)] = int32_t(std::max_element(row, row + vocab) - row);
+    }
+    Buffer dl = device(logits), dids = device(std::vector<float>(size_t(rows), kNaN));
+    be().argmax_rows(dl.data(), rows, vocab, reinterpret_cast<int32_t*>(dids.data()));
+    std::vector<int32_t> got(static_cast<size_t>(rows));
+    be().copy_to_host(reinterpret_cast<float*>(got.data()), dids.data(), size_t(rows));
+    EXPECT_EQ(got, want) << "rows=" << rows << " vocab=" << vocab;
+  }
+}
+
+// ---- recording -------------------------------------------------------------------------------
+
+TEST_F(CudaOps, RecordedOpsReplayOnNewInputs) {
+  ASSERT_TRUE(be().can_record());
+  const int64_t n = 1000;
+  std::vector<float> a = random_vector(size_t(n), rng_), b = random_vector(size_t(n), rng_);
+  Buffer da = device(a), db = device(b), dout = poisoned(size_t(n));
+  be().begin_capture();
+  be().silu_mul(da.data(), db.data(), dout.data(), n);
+  be().add(dout.data(), db.data(), n);
+  auto recording = be().end_capture();
+  ASSERT_NE(recording, nullptr);
+  for (int round = 0; round < 3; ++round) {
+    a = random_vector(size_t(n), rng_);  // new inputs in the same buffers before each replay
+    be().copy_to_device(da.data(), a.data(), size_t(n));
+    recording->replay();
+    std::vector<float> want(static_cast<size_t>(n));
+    ref::silu_mul(a.data(), b.data(), want.data(), n);
+    ref::add(want.data(), b.data(), n);
+    EXPECT_LT(report("recorded silu_mul+add", host(dout.data(), size_t(n)), want), 1e-6);
   }
 }
 

@@ -65,7 +65,7 @@ class Gpt2 final : public Model {
 
   const Tensor& output_head() const override { return lm_head_.empty() ? wte_ : lm_head_; }
 
-  void run(const Batch& batch, KvCache& cache, float* logits) override {
+  void run(const Batch& batch, KvCache& cache) override {
     const auto& c = config_;
     const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
     const float eps = float(c.norm_eps);
@@ -74,8 +74,8 @@ class Gpt2 final : public Model {
 
     float *x = x_.data(), *h = h_.data(), *qkv = qkv_.data(), *q = q_.data(), *attn = attn_.data();
     float* ff_act = ff_.data();
-    be.gather_rows(wte_, batch.tokens.data(), n, x, Accumulate::No);
-    be.gather_rows(wpe_, batch.positions.data(), n, x, Accumulate::Yes);
+    be.gather_rows(wte_, batch.tokens_dev, n, x, Accumulate::No);
+    be.gather_rows(wpe_, batch.positions_dev, n, x, Accumulate::Yes);
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const Gpt2Layer& L = layers_[size_t(l)];
       be.layer_norm(x, vec(L.ln1_w), vec(L.ln1_b), n, d, eps, h);
@@ -96,7 +96,7 @@ class Gpt2 final : public Model {
     const int64_t n_logits = int64_t(batch.logit_rows.size());
     if (n_logits == 0) return;
     be.layer_norm(logit_rows(batch, x), vec(lnf_w_), vec(lnf_b_), n_logits, d, eps, h);
-    project_to_logits(h, n_logits, logits);
+    project_to_logits(h, n_logits);
   }
 
  private:

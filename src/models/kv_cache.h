@@ -4,6 +4,7 @@
 // (perplexity, tests) simply owns blocks 0.. in order, which is a contiguous cache.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "ops/backend.h"
@@ -24,6 +25,23 @@ class KvCache {
     }
   }
 
+  // The same, with running out of backend memory as an error value (the cache is the one large
+  // buffer whose size the user picks: --kv-mem, --ctx).
+  static Result<KvCache> create(Backend& backend, int64_t n_layers, int64_t n_blocks, int64_t n_kv_heads,
+                                int64_t head_dim) {
+    KvCache cache(n_blocks, n_kv_heads * head_dim);
+    for (int64_t l = 0; l < n_layers; ++l)
+      for (auto* pool : {&cache.k_, &cache.v_}) {
+        auto buffer = backend.try_allocate(size_t(cache.capacity() * cache.row_));
+        if (!buffer.ok())
+          return make_error("KV cache of " + std::to_string(cache.capacity()) + " positions (" +
+                            std::to_string(bytes_per_block(n_layers, n_kv_heads, head_dim) * size_t(n_blocks) >> 20) +
+                            " MiB): " + buffer.error().message + "; lower --kv-mem or --ctx");
+        pool->push_back(std::move(buffer).value());
+      }
+    return cache;
+  }
+
   static int64_t blocks_for(int64_t positions) { return (positions + kBlockSize - 1) / kBlockSize; }
   static size_t bytes_per_block(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim) {
     return size_t(2 * n_layers * kBlockSize * n_kv_heads * head_dim) * sizeof(float);
@@ -36,6 +54,8 @@ class KvCache {
   size_t bytes() const { return 2 * k_.size() * size_t(capacity() * row_) * sizeof(float); }
 
  private:
+  KvCache(int64_t n_blocks, int64_t row) : n_blocks_(n_blocks), row_(row) {}
+
   int64_t n_blocks_;
   int64_t row_;  // floats per position per layer
   std::vector<Buffer> k_, v_;

@@ -73,7 +73,7 @@ class Llama final : public Model {
 
   const Tensor& output_head() const override { return lm_head_.empty() ? embed_ : lm_head_; }
 
-  void run(const Batch& batch, KvCache& cache, float* logits) override {
+  void run(const Batch& batch, KvCache& cache) override {
     const auto& c = config_;
     const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
     const int64_t q_dim = c.n_heads * dh, kv_dim = c.n_kv_heads * dh;
@@ -83,7 +83,7 @@ class Llama final : public Model {
     float *attn = attn_.data(), *gate = gate_.data(), *up = up_.data();
     const int32_t* pos = batch.positions_dev;
 
-    be.gather_rows(embed_, batch.tokens.data(), n, x, Accumulate::No);
+    be.gather_rows(embed_, batch.tokens_dev, n, x, Accumulate::No);
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LlamaLayer& L = layers_[size_t(l)];
       be.rms_norm(x, vec(L.attn_norm), n, d, eps, h);
@@ -107,7 +107,7 @@ class Llama final : public Model {
     const int64_t n_logits = int64_t(batch.logit_rows.size());
     if (n_logits == 0) return;
     be.rms_norm(logit_rows(batch, x), vec(final_norm_), n_logits, d, eps, h);
-    project_to_logits(h, n_logits, logits);
+    project_to_logits(h, n_logits);
   }
 
  private:

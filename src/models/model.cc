@@ -104,24 +104,24 @@ void Model::forward(const int32_t* tokens, int64_t n, int64_t start_pos, KvCache
 }
 
 void Model::forward(const std::vector<SequenceChunk>& chunks, KvCache& cache, float* logits) {
-  prepare_batch(chunks, cache);
-  run(batch_, cache, logits);
+  prepare(chunks, cache);
+  const float* rows = run_prepared(cache);
+  const size_t n = size_t(prepared_logit_rows() * config_.vocab_size);
+  if (n > 0) backend_.copy_to_host(logits, rows, n);
 }
 
-namespace {
-// Grows a backend buffer to hold n 32-bit values and copies them in. Buffers are fp32-typed;
-// int32 metadata travels through them bit for bit (both backends copy bytes).
-template <class T>
-const T* upload_words(Backend& backend, Buffer& buf, const std::vector<T>& host) {
-  static_assert(sizeof(T) % sizeof(float) == 0);
-  const size_t words = host.size() * sizeof(T) / sizeof(float);
-  if (buf.size() < words) buf = backend.allocate(std::max<size_t>(words, 64));
-  backend.copy_to_device(buf.data(), reinterpret_cast<const float*>(host.data()), words);
-  return reinterpret_cast<const T*>(buf.data());
+const float* Model::run_prepared(KvCache& cache) {
+  run(batch_, cache);
+  return logits_.data();
 }
-}  // namespace
 
-void Model::prepare_batch(const std::vector<SequenceChunk>& chunks, const KvCache& cache) {
+void Model::ensure(Buffer& buffer, size_t n_floats) {
+  if (buffer.size() >= n_floats) return;
+  buffer = backend_.allocate(n_floats);
+  ++buffers_epoch_;
+}
+
+void Model::prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cache, int64_t key_bound) {
   Batch& b = batch_;
   b.tokens.clear();
   b.positions.clear();
@@ -157,18 +157,46 @@ void Model::prepare_batch(const std::vector<SequenceChunk>& chunks, const KvCach
   }
   b.rows = int64_t(b.tokens.size());
   BRISK_CHECK(b.rows > 0 && b.rows <= max_rows_, "forward: row count out of range");
-  b.positions_dev = upload_words(backend_, positions_dev_, b.positions);
-  b.slots_dev = upload_words(backend_, slots_dev_, slots_host_);
+  BRISK_CHECK(key_bound == 0 || key_bound >= max_keys, "forward: key_bound below the batch's keys");
+
+  // One staging vector, one upload: [tokens | positions | slots | logit rows | spans | tables].
+  static_assert(sizeof(SequenceSpan) == 4 * sizeof(int32_t));
+  words_host_.clear();
+  auto append = [&](const int32_t* p, size_t n) {
+    const size_t at = words_host_.size();
+    words_host_.insert(words_host_.end(), p, p + n);
+    return at;
+  };
+  const size_t tokens_at = append(b.tokens.data(), b.tokens.size());
+  const size_t positions_at = append(b.positions.data(), b.positions.size());
+  const size_t slots_at = append(slots_host_.data(), slots_host_.size());
+  const size_t logit_rows_at = append(b.logit_rows.data(), b.logit_rows.size());
+  const size_t spans_at = append(reinterpret_cast<const int32_t*>(spans_host_.data()), 4 * spans_host_.size());
+  const size_t tables_at = append(tables_host_.data(), tables_host_.size());
+  // Sized for max_rows rows of one-block sequences at least, so decode steps never regrow it.
+  ensure(words_dev_, std::max(words_host_.size(), size_t(8 * max_rows_ + 64)));
+  backend_.copy_to_device(words_dev_.data(), reinterpret_cast<const float*>(words_host_.data()),
+                          words_host_.size());
+  const int32_t* dev = reinterpret_cast<const int32_t*>(words_dev_.data());
+  b.tokens_dev = dev + tokens_at;
+  b.positions_dev = dev + positions_at;
+  b.slots_dev = dev + slots_at;
+  b.logit_rows_dev = dev + logit_rows_at;
   AttentionBatch& a = b.attention;
-  a.seqs = upload_words(backend_, spans_dev_, spans_host_);
-  a.block_tables = upload_words(backend_, tables_dev_, tables_host_);
+  a.seqs = reinterpret_cast<const SequenceSpan*>(dev + spans_at);
+  a.block_tables = dev + tables_at;
   a.host_seqs = spans_host_.data();
   a.host_block_tables = tables_host_.data();
   a.n_seqs = int64_t(spans_host_.size());
   a.n_rows = b.rows;
   a.block_size = KvCache::kBlockSize;
   a.max_rows = max_rows;
-  a.max_keys = max_keys;
+  a.max_keys = key_bound > 0 ? key_bound : max_keys;
+
+  // Output buffers sized here, never inside run(): a recorded pass must not allocate.
+  const int64_t n_logits = int64_t(b.logit_rows.size());
+  if (n_logits > 0) ensure(logits_, size_t(n_logits * config_.vocab_size));
+  if (n_logits > 0 && n_logits != b.rows) ensure(logit_inputs_, size_t(n_logits * config_.hidden_size));
 }
 
 const float* Model::logit_rows(const Batch& batch, const float* x) {
@@ -176,18 +204,13 @@ const float* Model::logit_rows(const Batch& batch, const float* x) {
   bool all_in_order = n == batch.rows;
   for (int64_t i = 0; all_in_order && i < n; ++i) all_in_order = batch.logit_rows[size_t(i)] == i;
   if (all_in_order) return x;
-  if (logit_inputs_.size() < size_t(n * d)) logit_inputs_ = backend_.allocate(size_t(max_rows_ * d));
   const Tensor rows{const_cast<float*>(x), DType::F32, {batch.rows, d}, backend_.device()};
-  backend_.gather_rows(rows, batch.logit_rows.data(), n, logit_inputs_.data(), Accumulate::No);
+  backend_.gather_rows(rows, batch.logit_rows_dev, n, logit_inputs_.data(), Accumulate::No);
   return logit_inputs_.data();
 }
 
-void Model::project_to_logits(const float* normed, int64_t rows, float* logits_host) {
-  // Sized by the largest request seen: generation needs one row, perplexity a whole window.
-  const size_t needed = size_t(rows * config_.vocab_size);
-  if (logits_.size() < needed) logits_ = backend_.allocate(needed);
+void Model::project_to_logits(const float* normed, int64_t rows) {
   backend_.matmul(normed, rows, config_.hidden_size, output_head(), nullptr, logits_.data());
-  backend_.copy_to_host(logits_host, logits_.data(), size_t(rows * config_.vocab_size));
 }
 
 int64_t Model::max_context() const {

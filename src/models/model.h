@@ -65,6 +65,18 @@ class Model {
   // Runs several sequences' tokens in one pass (at most max_rows() rows in all) and writes the
   // logits each chunk asks for, chunk after chunk, as rows of [vocab] into logits (host).
   void forward(const std::vector<SequenceChunk>& chunks, KvCache& cache, float* logits);
+  // forward() in two halves, for callers that record a pass once and replay it
+  // (runtime/decode_runner). prepare() lays the batch out and uploads it into the model's batch
+  // buffers in one host->device copy; run_prepared() only enqueues ops and returns the logits rows
+  // in backend memory ([prepared_logit_rows(), vocab], valid until the next call). key_bound > 0
+  // sizes the attention launch for up to that many keys per sequence (instead of the batch's own
+  // most), so that a recording made now serves later, longer steps.
+  void prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cache, int64_t key_bound = 0);
+  const float* run_prepared(KvCache& cache);
+  int64_t prepared_logit_rows() const { return int64_t(batch_.logit_rows.size()); }
+  // Changes whenever a buffer that run_prepared() touches is reallocated: a recording made before
+  // then holds stale pointers.
+  uint64_t buffers_epoch() const { return buffers_epoch_; }
   // One sequence that owns the cache's blocks 0.. in order: tokens[0..n) at positions start_pos..
   void forward(const int32_t* tokens, int64_t n, int64_t start_pos, KvCache& cache, LogitRows which,
                float* logits);
@@ -93,23 +105,26 @@ class Model {
  protected:
   Model(ModelConfig config, Backend& backend, const ModelOptions& options);
 
-  // The batch of the current forward call, laid out by prepare_batch(): host copies for the ops
+  // The batch of the current forward call, laid out by prepare(): host copies for the ops
   // that take host arrays, backend copies for the rest.
   struct Batch {
     int64_t rows = 0;
     std::vector<int32_t> tokens, positions;  // [rows], host
     std::vector<int32_t> logit_rows;         // rows whose logits the caller wants, host
+    const int32_t* tokens_dev = nullptr;     // [rows], backend memory
     const int32_t* positions_dev = nullptr;  // [rows], backend memory
     const int32_t* slots_dev = nullptr;      // [rows] cache slot of each row, backend memory
+    const int32_t* logit_rows_dev = nullptr; // [logit_rows.size()], backend memory
     AttentionBatch attention;
   };
-  // The architecture's pass over a prepared batch; logits rows as listed in batch.logit_rows.
-  virtual void run(const Batch& batch, KvCache& cache, float* logits) = 0;
+  // The architecture's pass over a prepared batch: enqueues ops only (no host copies), ending
+  // with project_to_logits for the rows listed in batch.logit_rows (if any).
+  virtual void run(const Batch& batch, KvCache& cache) = 0;
   // The rows of x [rows, hidden] whose logits are wanted, gathered in order (x itself when every
   // row is wanted). The caller norms them and hands them to project_to_logits.
   const float* logit_rows(const Batch& batch, const float* x);
-  // Final norm output rows -> logits on the host ([rows, vocab]).
-  void project_to_logits(const float* normed, int64_t rows, float* logits_host);
+  // Final norm output rows -> logits in backend memory ([rows, vocab], the model's logits buffer).
+  void project_to_logits(const float* normed, int64_t rows);
   // Binds every slot to the store's tensors; errors name the tensor and file; every tensor in the
   // store must be claimed.
   Status bind(const WeightStore& store);
@@ -131,8 +146,13 @@ class Model {
   std::vector<int32_t> slots_host_, tables_host_;
   std::vector<SequenceSpan> spans_host_;
   std::vector<int32_t> identity_table_;  // blocks 0.. for one-sequence callers
-  Buffer positions_dev_, slots_dev_, spans_dev_, tables_dev_;
-  void prepare_batch(const std::vector<SequenceChunk>& chunks, const KvCache& cache);
+  // Every per-call array (tokens, positions, slots, logit rows, spans, block tables) packed into
+  // one staging vector and one backend buffer: one upload per forward call.
+  std::vector<int32_t> words_host_;
+  Buffer words_dev_;
+  uint64_t buffers_epoch_ = 0;
+  // Grows a backend buffer to at least n floats (counting the reallocation in buffers_epoch_).
+  void ensure(Buffer& buffer, size_t n_floats);
   std::shared_ptr<const WeightStore> store_;
   friend Result<std::unique_ptr<Model>> load_model(const std::filesystem::path&, Backend&,
                                                    const ModelOptions&);

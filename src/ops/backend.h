@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace brisk {
@@ -66,6 +67,9 @@ class Backend {
 
   // Memory. Buffers come zero-filled.
   virtual Buffer allocate(size_t n_floats) = 0;
+  // allocate() that reports running out of memory as an error (naming the request and what is
+  // free) instead of stopping the process; for large user-sized buffers (the KV cache).
+  virtual Result<Buffer> try_allocate(size_t n_floats) { return allocate(n_floats); }
   virtual void release(float* data) = 0;
   // A weight in this backend's memory (the CPU backend uses the mapped original in place).
   virtual Tensor upload(const Tensor& host_tensor) = 0;
@@ -85,7 +89,8 @@ class Backend {
   virtual void store_kv(const float* k, const float* v, int64_t rows, int64_t width,
                         int64_t src_stride, const int32_t* slots, float* k_pool, float* v_pool) = 0;
 
-  // out[r] (+)= table[ids[r]] for r < n, table [rows, d] in any float dtype; ids in host memory.
+  // out[r] (+)= table[ids[r]] for r < n, table [rows, d] in any float dtype; ids in backend memory
+  // (so a recorded pass reads each step's ids from the same buffer).
   virtual void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
                            Accumulate accumulate) = 0;
   // dst[r, 0:cols] = src[r, 0:cols] for r < rows, with row strides in floats.
@@ -103,6 +108,23 @@ class Backend {
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   virtual void gelu_tanh(float* x, int64_t n) = 0;
   virtual void add(float* x, const float* y, int64_t n) = 0;  // x += y
+
+  // ids[r] = the index of the largest value of row r of logits [rows, vocab] (the first one on a
+  // tie, as std::max_element); ids in backend memory. Greedy sampling without moving the rows.
+  virtual void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) = 0;
+
+  // Recording a fixed sequence of ops once and replaying it (CUDA graphs), for callers that run
+  // the same pass many times (runtime/decode_runner). Between begin_capture and end_capture the ops
+  // are recorded, not run: they must not copy to the host, allocate, or read host arrays that
+  // change later. Backends without it return nullptr from end_capture (and record nothing).
+  class Recording {
+   public:
+    virtual ~Recording() = default;
+    virtual void replay() = 0;  // enqueues the recorded ops again, as if called in the same order
+  };
+  virtual bool can_record() const { return false; }
+  virtual void begin_capture() {}
+  virtual std::unique_ptr<Recording> end_capture() { return nullptr; }
 };
 
 }  // namespace brisk

@@ -2,6 +2,7 @@
 // physical limits measured in the same run (memory read bandwidth, multiply-add peaks).
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "runtime/engine.h"
@@ -13,6 +14,10 @@ struct BenchOptions {
   int64_t new_tokens = 128;
   int64_t repetitions = 5;
   bool measure_limits = true;  // run the bandwidth and peak microbenchmarks too
+  // Batched decode: for each N, N sequences (each its own prompt and block table) decode
+  // new_tokens steps together after their prefill; greedy ids chosen on the device.
+  std::vector<int64_t> batch_sizes;
+  DecodeGraphs decode_graphs = DecodeGraphs::Auto;
 };
 
 struct BenchResult {
@@ -24,6 +29,8 @@ struct BenchResult {
   double read_bandwidth_gbps = 0;  // 0 when not measured
   double fp32_fma_peak_gflops = 0;
   double bf16_dot_peak_gflops = 0;
+  std::vector<std::pair<int64_t, double>> batch_tok_s;  // (N, generated tokens/s of all N)
+  uint64_t device_bytes_in_use = 0;  // GPU memory in use after the (largest) batch (0 on the CPU)
 };
 
 Result<BenchResult> run_bench(Engine& engine, const BenchOptions& options);

@@ -25,10 +25,14 @@ const char* stop_reason_name(StopReason r) {
 }
 
 Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
-               std::unique_ptr<Tokenizer> tokenizer, int64_t kv_blocks)
+               std::unique_ptr<Tokenizer> tokenizer, KvCache cache, DecodeGraphs graphs)
     : backend_(std::move(backend)), model_(std::move(model)), tokenizer_(std::move(tokenizer)),
-      cache_(model_->make_cache(kv_blocks * KvCache::kBlockSize)),
-      logits_(size_t(model_->config().vocab_size)) {}
+      cache_(std::move(cache)),
+      logits_(size_t(model_->config().vocab_size)),
+      all_blocks_(size_t(cache_.n_blocks())),
+      greedy_(*model_, *backend_, graphs) {
+  for (size_t b = 0; b < all_blocks_.size(); ++b) all_blocks_[b] = int32_t(b);
+}
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   BRISK_ASSIGN(backend, make_backend(options.backend));
@@ -51,8 +55,10 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   const int64_t wanted_blocks = options.kv_bytes > 0 ? options.kv_bytes / int64_t(per_block)
                                                      : KvCache::blocks_for(options.kv_tokens);
   const int64_t kv_blocks = std::max(context_blocks, wanted_blocks);
+  BRISK_ASSIGN(cache, KvCache::create(*backend, c.n_layers, kv_blocks, c.n_kv_heads, c.head_dim));
   return std::unique_ptr<Engine>(
-      new Engine(std::move(backend), std::move(model), std::move(tokenizer), kv_blocks));
+      new Engine(std::move(backend), std::move(model), std::move(tokenizer), std::move(cache),
+                 options.decode_graphs));
 }
 
 Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {
@@ -97,6 +103,10 @@ const float* Engine::forward(const std::vector<SequenceChunk>& chunks) {
   return logits_.data();
 }
 
+const int32_t* Engine::forward_greedy(const std::vector<SequenceChunk>& chunks) {
+  return greedy_.run(chunks, cache_);
+}
+
 Result<GenerateResult> Engine::generate(const GenerateRequest& request,
                                         const std::function<void(const std::string&)>& on_text) {
   const std::vector<int32_t> prompt = tokenizer_->encode(request.prompt, AddSpecial::Yes);
@@ -110,9 +120,34 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   GenerateResult result;
   result.prompt_tokens = int64_t(prompt.size());
   const int64_t vocab = model_->config().vocab_size;
-  std::vector<float> logits(static_cast<size_t>(vocab));
+  // Greedy without penalties: the backend picks each token (only its id comes back, and CUDA
+  // replays recorded decode steps); otherwise the Sampler reads each logits row on the host.
+  const SamplingParams& sp = request.sampling;
+  const bool greedy_on_device = sp.temperature <= 0.0f && sp.repetition_penalty == 1.0f &&
+                                sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f;
+  std::vector<float> logits(greedy_on_device ? 0 : size_t(vocab));
   Sampler sampler(request.sampling, vocab);
   sampler.add_prompt(prompt);
+  // Runs tokens at positions first_pos.. (in chunks of max_rows) and returns the next token.
+  auto advance = [&](const int32_t* tokens, int64_t n, int64_t first_pos) {
+    int32_t next = 0;
+    for (int64_t done = 0; done < n; done += model_->max_rows()) {
+      const int64_t rows = std::min(model_->max_rows(), n - done);
+      const bool last = done + rows == n;
+      const std::vector<SequenceChunk> chunk = {{tokens + done, rows, first_pos + done, all_blocks_.data(),
+                                                 int64_t(all_blocks_.size()), last ? LogitRows::Last : LogitRows::None}};
+      if (greedy_on_device) {
+        const int32_t* ids = forward_greedy(chunk);
+        if (last) next = ids[0];
+      } else {
+        const float* row = forward(chunk);
+        if (!last) continue;
+        std::copy(row, row + vocab, logits.begin());
+        next = sampler.sample(logits.data());
+      }
+    }
+    return next;
+  };
   StreamDecoder decoder(*tokenizer_);
   StopMatcher stopper(request.stop);
   auto emit = [&](const std::string& piece) {
@@ -122,14 +157,12 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   };
 
   double t0 = now_seconds();
-  const float* row = prefill(prompt);
+  int32_t token = advance(prompt.data(), int64_t(prompt.size()), 0);
   double t1 = now_seconds();
   result.prefill_seconds = t1 - t0;
 
   int64_t pos = int64_t(prompt.size());
   for (int64_t i = 0; i < request.max_new_tokens; ++i) {
-    std::copy(row, row + vocab, logits.begin());
-    const int32_t token = sampler.sample(logits.data());
     if (request.stop_at_eos && is_eos(token)) {
       result.reason = StopReason::Eos;
       break;
@@ -145,7 +178,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
       result.reason = StopReason::Context;
       break;
     }
-    row = decode_step(token, pos++);
+    token = advance(&token, 1, pos++);
   }
   if (!stopper.stopped()) emit(stopper.push(decoder.flush()) + stopper.flush());
   result.decode_seconds = now_seconds() - t1;

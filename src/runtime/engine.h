@@ -10,6 +10,7 @@
 
 #include "models/model.h"
 #include "runtime/device.h"
+#include "runtime/greedy_runner.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -22,6 +23,7 @@ struct EngineOptions {
   int64_t context = 0;      // 0: min(model maximum, kDefaultContext)
   int64_t kv_bytes = 0;     // KV cache memory (--kv-mem); 0: kv_tokens positions
   int64_t kv_tokens = 0;    // used when kv_bytes is 0; at least one sequence of the full context
+  DecodeGraphs decode_graphs = DecodeGraphs::Auto;  // --no-graphs: launch every op every step
 };
 
 enum class StopReason { Length, Eos, StopString, Context };
@@ -70,6 +72,10 @@ class Engine {
   // One pass over several sequences' chunks (see Model::forward); returns the logits rows the
   // chunks asked for, in order ([rows, vocab], valid until the next call).
   const float* forward(const std::vector<SequenceChunk>& chunks);
+  // The same pass with greedy token ids chosen on the device instead of logits: the argmax of each
+  // logits row, in order (valid until the next call). Decode steps replay recorded graphs on CUDA.
+  const int32_t* forward_greedy(const std::vector<SequenceChunk>& chunks);
+  GreedyRunner& greedy_runner() { return greedy_; }
 
   // Streams each piece of new text to on_text as soon as it is complete (UTF-8 and stop strings).
   Result<GenerateResult> generate(const GenerateRequest& request,
@@ -77,13 +83,15 @@ class Engine {
 
  private:
   Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
-         std::unique_ptr<Tokenizer> tokenizer, int64_t kv_blocks);
+         std::unique_ptr<Tokenizer> tokenizer, KvCache cache, DecodeGraphs graphs);
 
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   KvCache cache_;
   std::vector<float> logits_;  // the logits rows of the latest forward call
+  std::vector<int32_t> all_blocks_;  // 0..n_blocks-1: generate() owns the whole cache
+  GreedyRunner greedy_;  // after cache_ and backend_: its recordings name both
 };
 
 }  // namespace brisk

@@ -24,7 +24,10 @@ Command add_bench(CLI::App& app) {
   sub->add_option("-p,--prompt-tokens", f->bench.prompt_tokens, "Prompt length for prefill")->capture_default_str();
   sub->add_option("-n,--new-tokens", f->bench.new_tokens, "Tokens decoded per repetition")->capture_default_str();
   sub->add_option("-r,--repetitions", f->bench.repetitions, "Timed repetitions (after one warm-up)")->capture_default_str();
-  add_engine_flags(sub, f->engine.backend);
+  sub->add_option("--batch", f->bench.batch_sizes,
+                  "Also decode N sequences together for each N (comma-separated), e.g. 1,8,64")
+      ->delimiter(',');
+  add_engine_flags(sub, f->engine);
   sub->add_flag("--no-limits", f->no_limits, "Skip the bandwidth and peak microbenchmarks");
   sub->add_flag("--json", f->json, "Print one JSON object");
   return {sub, [f]() {
@@ -33,7 +36,9 @@ Command add_bench(CLI::App& app) {
     // Prefill the whole prompt in one forward call (up to 2048 rows): the matrix products then
     // run at the size the bench reports.
     f->engine.max_rows = std::clamp<int64_t>(f->bench.prompt_tokens, 1, 2048);
+    for (int64_t n : f->bench.batch_sizes) f->engine.max_rows = std::max(f->engine.max_rows, n);
     f->bench.measure_limits = !f->no_limits;
+    f->bench.decode_graphs = f->engine.decode_graphs;
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     auto result = run_bench(*engine.value(), f->bench);
@@ -59,6 +64,13 @@ Command add_bench(CLI::App& app) {
                 {"cpu_features", cpu_features_string()},
                 {"decode_GBps", decode_gbps},
                 {"prefill_gflops", prefill_gflops}};
+    out["decode_graphs"] = f->engine.decode_graphs == DecodeGraphs::Auto;
+    if (!r.batch_tok_s.empty()) {
+      Json batch = Json::object();
+      for (auto [n, tok_s] : r.batch_tok_s) batch[std::to_string(n)] = tok_s;
+      out["batch_tok_s"] = batch;
+    }
+    if (r.device_bytes_in_use > 0) out["gpu_bytes_in_use"] = r.device_bytes_in_use;
     if (r.read_bandwidth_gbps > 0) {
       out["read_bandwidth_GBps"] = r.read_bandwidth_gbps;
       out["fp32_fma_peak_gflops"] = r.fp32_fma_peak_gflops;
@@ -79,6 +91,8 @@ Command add_bench(CLI::App& app) {
                     100 * out["decode_roofline_fraction"].get<double>(), 100 * out["prefill_peak_fraction"].get<double>());
       std::printf("weights read per token %.1f MB, peak RSS %.1f MB\n", double(r.weight_bytes) / 1e6,
                   double(r.peak_rss_bytes) / 1e6);
+      for (auto [n, tok_s] : r.batch_tok_s)
+        std::printf("batch %lld: %.1f tok/s (%.1f per sequence)\n", (long long)n, tok_s, tok_s / double(n));
     }
     return 0;
   }};

@@ -20,7 +20,6 @@ Command add_serve(CLI::App& app) {
     SchedulerOptions scheduler;
     serve::ServerOptions server;
     std::string model;
-    std::string kv_mem;  // bytes; the scheduler's paged KV cache budget
     double shutdown_grace_s = 30;
   };
   auto f = std::make_shared<Flags>();
@@ -28,11 +27,10 @@ Command add_serve(CLI::App& app) {
   sub->add_option("-m,--model", f->model, "Model folder (Hugging Face layout)")->required();
   sub->add_option("--host", f->server.http.host, "Address to listen on")->capture_default_str();
   sub->add_option("--port", f->server.http.port, "Port; 0 = any free port (printed)")->capture_default_str()->check(CLI::Range(0, 65535));
-  add_engine_flags(sub, f->engine.backend);
+  add_engine_flags(sub, f->engine);
   sub->add_option("--ctx", f->engine.context, "Context length per sequence; 0 = min(model maximum, 4096)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--max-batch", f->scheduler.max_batch, "Sequences decoded together; 1 = one request at a time")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--kv-mem", f->kv_mem, "KV cache memory in bytes (suffixes K, M, G); default: --max-batch sequences of 1024 tokens");
   sub->add_option("--api-key", f->server.api_key, "Require 'Authorization: Bearer KEY' on /v1 endpoints");
   sub->add_option("--parallel-requests", f->server.http.threads, "HTTP connections served at once (each stream holds one)")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--shutdown-grace", f->shutdown_grace_s, "Seconds SIGTERM waits for in-flight requests before cancelling them")->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -47,11 +45,6 @@ Command add_serve(CLI::App& app) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
 
-    if (!f->kv_mem.empty()) {
-      auto bytes = parse_byte_size(f->kv_mem);
-      if (!bytes) return fail(bytes.error());
-      f->engine.kv_bytes = bytes.value();
-    }
     // Without --kv-mem: room for a full batch of 1024-token sequences (at least one context).
     f->engine.kv_tokens = f->scheduler.max_batch * 1024;
     f->engine.model_dir = f->model;

@@ -42,6 +42,23 @@ Result<int64_t> parse_byte_size(const std::string& text) {
   return int64_t(value * scale);
 }
 
+void add_engine_flags(CLI::App* sub, EngineOptions& options) {
+  add_engine_flags(sub, options.backend);
+  sub->add_option_function<std::string>(
+         "--kv-mem",
+         [&options](const std::string& text) {
+           const Result<int64_t> bytes = parse_byte_size(text);
+           if (!bytes.ok()) throw CLI::ValidationError("--kv-mem", bytes.error().message);
+           options.kv_bytes = bytes.value();
+         },
+         "KV cache memory in bytes (K/M/G suffixes); default: one sequence of the full context\n"
+         "(serve: --max-batch sequences of 1024 tokens)")
+      ->type_name("BYTES");
+  sub->add_flag_function(
+      "--no-graphs", [&options](int64_t) { options.decode_graphs = DecodeGraphs::Off; },
+      "CUDA: launch every kernel of every decode step instead of replaying recorded graphs");
+}
+
 int fail(const Error& error) { return fail(error.message); }
 
 int fail(const std::string& message) {

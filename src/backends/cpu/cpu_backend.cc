@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -69,6 +70,13 @@ void CpuBackend::gather_rows(const Tensor& table, const int32_t* ids, int64_t n,
     } else {
       for (int64_t i = 0; i < d; ++i) o[i] = load_as_f32(table.data, table.dtype, base + size_t(i));
     }
+  }
+}
+
+void CpuBackend::argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = logits + r * vocab;
+    ids[r] = int32_t(std::max_element(row, row + vocab) - row);  // the host Sampler's greedy choice
   }
 }
 

@@ -53,6 +53,7 @@ class CpuBackend final : public Backend {
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
+  void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override;
 
  private:
   ThreadPool pool_;

@@ -12,6 +12,7 @@
 #include "backends/cuda/kv_store.cuh"
 #include "backends/cuda/norms.cuh"
 #include "backends/cuda/rope.cuh"
+#include "backends/cuda/sampling.cuh"
 
 namespace brisk {
 
@@ -23,16 +24,16 @@ std::string cuda_error_text(cudaError_t status) {
 
 Scratch::~Scratch() {
   if (data_) cudaFree(data_);
+  for (void* p : outgrown_) cudaFree(p);
 }
 
 void* Scratch::get(size_t bytes) {
   if (bytes <= bytes_) return data_;
   const size_t grown = std::max(bytes, bytes_ * 2);
-  BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  if (data_) BRISK_CUDA_CHECK(cudaFree(data_));
-  data_ = nullptr;
-  bytes_ = 0;
-  BRISK_CUDA_CHECK(cudaMalloc(&data_, grown));
+  void* p = nullptr;
+  BRISK_CUDA_CHECK(cudaMalloc(&p, grown));
+  if (data_) outgrown_.push_back(data_);
+  data_ = p;
   bytes_ = grown;
   return data_;
 }
@@ -110,10 +111,18 @@ void CudaBackend::synchronize() {
   BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
+size_t CudaBackend::memory_in_use() const {
+  activate();
+  size_t free_bytes = 0, total_bytes = 0;
+  BRISK_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return total_bytes - free_bytes;
+}
+
 // ---- memory -------------------------------------------------------------------------------------
 
 Result<Buffer> CudaBackend::try_allocate(size_t n_floats) {
   activate();
+  BRISK_CHECK(!capturing_, "allocate while recording a pass (size buffers before begin_capture)");
   const size_t bytes = std::max<size_t>(n_floats, 1) * sizeof(float);
   void* p = nullptr;
   const cudaError_t err = cudaMalloc(&p, bytes);
@@ -169,6 +178,7 @@ Tensor CudaBackend::upload(const Tensor& host_tensor) {
 
 void CudaBackend::copy_to_device(float* dst, const float* host_src, size_t n) {
   activate();
+  BRISK_CHECK(!capturing_, "copy_to_device while recording a pass (upload before begin_capture)");
   if (n == 0) return;
   // Pageable source: the runtime stages it before returning, so host_src may be reused at once.
   BRISK_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
@@ -176,6 +186,7 @@ void CudaBackend::copy_to_device(float* dst, const float* host_src, size_t n) {
 
 void CudaBackend::copy_to_host(float* host_dst, const float* src, size_t n) {
   activate();
+  BRISK_CHECK(!capturing_, "copy_to_host while recording a pass");
   if (n > 0)
     BRISK_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
   BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -247,6 +258,58 @@ void CudaBackend::gelu_tanh(float* x, int64_t n) {
 void CudaBackend::add(float* x, const float* y, int64_t n) {
   activate();
   cuda::add(x, y, n, stream_);
+}
+
+void CudaBackend::argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) {
+  activate();
+  cuda::argmax_rows(logits, rows, vocab, ids, stream_);
+}
+
+// ---- recording (CUDA graphs) --------------------------------------------------------------------
+
+namespace {
+
+class CudaRecording final : public Backend::Recording {
+ public:
+  CudaRecording(cudaGraphExec_t exec, cudaStream_t stream, int device)
+      : exec_(exec), stream_(stream), device_(device) {}
+  ~CudaRecording() override {
+    cudaSetDevice(device_);
+    cudaGraphExecDestroy(exec_);
+  }
+  void replay() override {
+    BRISK_CUDA_CHECK(cudaSetDevice(device_));
+    BRISK_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+  }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+  int device_;
+};
+
+}  // namespace
+
+void CudaBackend::begin_capture() {
+  activate();
+  BRISK_CHECK(!capturing_, "begin_capture: already capturing");
+  // Thread-local mode: a call on this thread that would break the recording (a synchronization, a
+  // host copy) fails loudly instead of silently running once.
+  BRISK_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  capturing_ = true;
+}
+
+std::unique_ptr<Backend::Recording> CudaBackend::end_capture() {
+  activate();
+  BRISK_CHECK(capturing_, "end_capture: not capturing");
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  BRISK_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  BRISK_CUDA_CHECK(err);
+  return std::make_unique<CudaRecording>(exec, stream_, device_);
 }
 
 Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {

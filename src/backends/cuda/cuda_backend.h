@@ -36,10 +36,12 @@ class CudaBackend final : public Backend {
   int device_index() const { return device_; }
   CUstream_st* stream() const { return stream_; }
   void synchronize();
+  // Device memory in use by every process (total - free), for benchmarks' peak-memory figures.
+  size_t memory_in_use() const;
 
   // Fallible forms of allocate/upload: out of device memory becomes an error value naming the
   // request and the free memory (allocate/upload abort with the same message instead).
-  Result<Buffer> try_allocate(size_t n_floats);
+  Result<Buffer> try_allocate(size_t n_floats) override;
   Result<Tensor> try_upload(const Tensor& host_tensor);
 
   Buffer allocate(size_t n_floats) override;
@@ -68,6 +70,11 @@ class CudaBackend final : public Backend {
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
+  void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override;
+
+  bool can_record() const override { return true; }
+  void begin_capture() override;
+  std::unique_ptr<Recording> end_capture() override;
 
  private:
   explicit CudaBackend(int device);
@@ -80,6 +87,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::MatmulEngine> matmul_;
   std::unique_ptr<cuda::Scratch> attention_scratch_;  // split-K partial outputs
   std::vector<void*> uploads_;                        // weights owned by this backend
+  bool capturing_ = false;
 };
 
 // The CUDA backend on `device`, or an error ("no CUDA device found (cudaGetDeviceCount: ...)",

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -41,8 +42,9 @@ inline uint32_t alignment_of(const void* p) {
   return align;
 }
 
-// A device buffer that only grows. Growing waits for the stream first: kernels already queued may
-// still read the old memory.
+// A device buffer that only grows. An outgrown buffer is kept until the backend goes away, not
+// freed: a recorded pass (CUDA graph) may still name it, and kernels already queued may read it.
+// Growth doubles, so the kept buffers add up to less than the current one.
 class Scratch {
  public:
   explicit Scratch(cudaStream_t stream) : stream_(stream) {}
@@ -55,6 +57,7 @@ class Scratch {
   cudaStream_t stream_;
   void* data_ = nullptr;
   size_t bytes_ = 0;
+  std::vector<void*> outgrown_;
 };
 
 }  // namespace brisk::cuda

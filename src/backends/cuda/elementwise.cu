@@ -50,40 +50,39 @@ __global__ void add_kernel(float* x, const float* y, int64_t n) {
     x[i] += y[i];
 }
 
-// Ids ride in the kernel's parameter block: 2 KB per launch, no host->device copy.
-constexpr int kIdsPerLaunch = 512;
-struct IdBatch {
-  int32_t ids[kIdsPerLaunch];
-};
-
 __device__ __forceinline__ float load_f32(const float* p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float load_f32(const __nv_bfloat16* p, int64_t i) {
   return __bfloat162float(p[i]);
 }
 __device__ __forceinline__ float load_f32(const __half* p, int64_t i) { return __half2float(p[i]); }
 
+// Block row y copies table row ids[y]. An id out of range (the host cannot check ids that live on
+// the device) yields a NaN row rather than a read past the table.
 template <class T>
-__global__ void gather_kernel(const T* __restrict__ table, int64_t d, const IdBatch batch,
-                              float* __restrict__ out, bool accumulate) {
-  const int r = int(blockIdx.y);
-  const T* src = table + int64_t(batch.ids[r]) * d;
-  float* dst = out + int64_t(r) * d;
+__global__ void gather_kernel(const T* __restrict__ table, int64_t rows, int64_t d,
+                              const int32_t* __restrict__ ids, float* __restrict__ out,
+                              bool accumulate) {
+  const int64_t r = blockIdx.y;
+  const int32_t id = ids[r];
+  const bool valid = id >= 0 && id < rows;
+  const T* src = table + (valid ? int64_t(id) : 0) * d;
+  float* dst = out + r * d;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < d;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const float v = load_f32(src, i);
+    const float v = valid ? load_f32(src, i) : __int_as_float(0x7fc00000);
     dst[i] = accumulate ? dst[i] + v : v;
   }
 }
 
 template <class T>
-void launch_gather(const T* table, int64_t d, const int32_t* ids, int64_t n, float* out,
-                   bool accumulate, cudaStream_t stream) {
-  for (int64_t first = 0; first < n; first += kIdsPerLaunch) {
-    const int count = int(std::min<int64_t>(kIdsPerLaunch, n - first));
-    IdBatch batch{};
-    std::copy(ids + first, ids + first + count, batch.ids);
+void launch_gather(const T* table, int64_t rows, int64_t d, const int32_t* ids, int64_t n,
+                   float* out, bool accumulate, cudaStream_t stream) {
+  constexpr int64_t kMaxGridY = 65535;
+  for (int64_t first = 0; first < n; first += kMaxGridY) {
+    const int64_t count = std::min(kMaxGridY, n - first);
     const dim3 grid(grid_for(d, kThreads, 64), unsigned(count));
-    gather_kernel<T><<<grid, kThreads, 0, stream>>>(table, d, batch, out + first * d, accumulate);
+    gather_kernel<T><<<grid, kThreads, 0, stream>>>(table, rows, d, ids + first, out + first * d,
+                                                    accumulate);
     BRISK_CUDA_LAUNCH_CHECK();
   }
 }
@@ -120,22 +119,19 @@ void add(float* x, const float* y, int64_t n, cudaStream_t stream) {
   BRISK_CUDA_LAUNCH_CHECK();
 }
 
-void gather_rows(const Tensor& table, const int32_t* host_ids, int64_t n, float* out,
+void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
                  bool accumulate, cudaStream_t stream) {
   BRISK_CHECK(table.device == Device::CUDA && table.rank() == 2,
               "CudaBackend::gather_rows: table must be a [rows, d] tensor in device memory");
   const int64_t rows = table.dim(0), d = table.dim(1);
-  for (int64_t r = 0; r < n; ++r)
-    BRISK_CHECK(host_ids[r] >= 0 && host_ids[r] < rows,
-                "gather_rows: id " + std::to_string(host_ids[r]) + " out of range");
   if (n <= 0 || d <= 0) return;
   switch (table.dtype) {
     case DType::F32:
-      return launch_gather(table.as<const float>(), d, host_ids, n, out, accumulate, stream);
+      return launch_gather(table.as<const float>(), rows, d, ids, n, out, accumulate, stream);
     case DType::BF16:
-      return launch_gather(table.as<const __nv_bfloat16>(), d, host_ids, n, out, accumulate, stream);
+      return launch_gather(table.as<const __nv_bfloat16>(), rows, d, ids, n, out, accumulate, stream);
     case DType::F16:
-      return launch_gather(table.as<const __half>(), d, host_ids, n, out, accumulate, stream);
+      return launch_gather(table.as<const __half>(), rows, d, ids, n, out, accumulate, stream);
     default:
       BRISK_CHECK(false, "gather_rows: table must be F32, F16 or BF16");
   }

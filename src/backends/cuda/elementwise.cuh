@@ -18,9 +18,9 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStr
 void gelu_tanh(float* x, int64_t n, cudaStream_t stream);
 void add(float* x, const float* y, int64_t n, cudaStream_t stream);
 
-// out[r] (+)= table[ids[r]]; ids in host memory (travel as kernel parameters, so no copy and no
-// synchronization); table [rows, d] F32/F16/BF16 in device memory. Ids must be in range.
-void gather_rows(const Tensor& table, const int32_t* host_ids, int64_t n, float* out,
+// out[r] (+)= table[ids[r]]; ids and table [rows, d] (F32/F16/BF16) in device memory. An id out
+// of range gives a row of NaN (callers check ids on the host before they upload them).
+void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
                  bool accumulate, cudaStream_t stream);
 
 void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
