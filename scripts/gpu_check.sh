@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the CUDA backend's checks on a GPU machine, then its benchmark:
-#   scripts/gpu_check.sh [--no-bench] [--sanitize]
+#   scripts/gpu_check.sh [--no-bench] [--sanitize] [--build-only]
 # Logs and the benchmark JSON (at most 8 files: the device tool returns no more) go under $OUT (default: build-gpu/out); a short summary
 # is printed last. Builds only what the GPU checks need (brisk_cuda, the two test programs, the
 # benchmark) with its own build folder, build-gpu.
@@ -10,7 +10,8 @@
 # pointed at; nothing is installed system-wide. Fetch them once, on a Debian 12 machine:
 #   mkdir -p .debs && cd .debs && apt-get download libgtest-dev nlohmann-json3-dev libpcre2-dev \
 #     libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libsentencepiece-dev \
-#     libsentencepiece0 libcli11-dev pkgconf pkgconf-bin libpkgconf3 pkg-config
+#     libsentencepiece0 libcli11-dev pkgconf pkgconf-bin libpkgconf3 pkg-config libprotobuf-lite32 \
+#     libcpp-httplib-dev libcpp-httplib0.11 libbrotli-dev libbrotli1 libssl-dev zlib1g-dev
 # (The GPU targets link none of PCRE2/SentencePiece; the top-level CMakeLists only requires that
 # they can be found.)
 set -uo pipefail
@@ -19,12 +20,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$ROOT/build-gpu"
 OUT=${OUT:-$BUILD/out}
 BENCH=1
+BUILD_ONLY=0
 SANITIZE=0
 for arg in "$@"; do
   case "$arg" in
     --no-bench) BENCH=0 ;;
+    --build-only) BUILD_ONLY=1; BENCH=0 ;;
     --sanitize) SANITIZE=1 ;;
-    *) echo "usage: $0 [--no-bench] [--sanitize]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--no-bench] [--sanitize] [--build-only]" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$OUT"
@@ -77,6 +80,7 @@ if ! ninja -C "$BUILD" -j"${JOBS:-16}" "${TARGETS[@]}" >"$OUT/build.log" 2>&1; t
   exit 1
 fi
 say "build: $(( $(date +%s) - START )) s"
+[ "$BUILD_ONLY" = 1 ] && exit 0
 
 status=0
 run_test() {  # name, then gtest arguments

@@ -47,7 +47,7 @@ void add_engine_flags(CLI::App* sub, EngineOptions& options) {
   sub->add_option_function<std::string>(
          "--kv-mem",
          [&options](const std::string& text) {
-           const Result<int64_t> bytes = parse_byte_size(text);
+           Result<int64_t> bytes = parse_byte_size(text);
            if (!bytes.ok()) throw CLI::ValidationError("--kv-mem", bytes.error().message);
            options.kv_bytes = bytes.value();
          },
