@@ -5,15 +5,16 @@
 // $BRISK_MODELS/sotu-llama when set (the GPU machine gets models carried in), else ../shared.
 #include <gtest/gtest.h>
 
-#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
-#include <mutex>
 
+#include "greedy_requests.h"
 #include "runtime/scheduler.h"
 
 namespace brisk {
 namespace {
+
+using namespace greedy_requests;
 
 std::string model_dir() {
   const char* carried = std::getenv("BRISK_MODELS");
@@ -40,33 +41,7 @@ std::unique_ptr<Engine> open_cuda_engine(int64_t context, DecodeGraphs graphs, s
   return std::move(engine).value();
 }
 
-const std::vector<std::string> kPrompts = {
-    "The state of the union is", "My fellow Americans, tonight", "We will build",
-    "Congress must act to",      "In the year ahead, our economy", "Freedom",
-};
 constexpr int64_t kNew = 24;
-
-SamplingParams greedy() {
-  SamplingParams p;
-  p.temperature = 0.0f;
-  return p;
-}
-
-// Each prompt alone, one op launch at a time (no recorded graphs).
-std::vector<std::vector<int32_t>> solo(Engine& engine) {
-  std::vector<std::vector<int32_t>> out;
-  for (const std::string& p : kPrompts) {
-    GenerateRequest r;
-    r.prompt = p;
-    r.max_new_tokens = kNew;
-    r.sampling = greedy();
-    r.stop_at_eos = false;
-    auto result = engine.generate(r);
-    EXPECT_TRUE(result.ok());
-    out.push_back(result->ids);
-  }
-  return out;
-}
 
 class CudaRuntime : public ::testing::Test {
  protected:
@@ -74,7 +49,7 @@ class CudaRuntime : public ::testing::Test {
     std::string why;
     solo_engine_ = open_cuda_engine(256, DecodeGraphs::Off, &why);
     if (!solo_engine_) GTEST_SKIP() << why;
-    want_ = solo(*solo_engine_);
+    want_ = solo_results(*solo_engine_, kNew);  // one op launch at a time, no recorded graphs
   }
   std::unique_ptr<Engine> solo_engine_;
   std::vector<std::vector<int32_t>> want_;
@@ -84,38 +59,7 @@ TEST_F(CudaRuntime, SchedulerBatchedGreedyEqualsSolo) {
   SchedulerOptions options;
   options.max_batch = 4;      // more requests than slots: some wait in the queue
   options.prefill_chunk = 3;  // prompts arrive over several steps beside running decodes
-  Scheduler scheduler(*solo_engine_, options);
-  struct Collector {
-    std::mutex mutex;
-    std::condition_variable cv;
-    std::vector<int32_t> ids;
-    std::string error;
-    bool done = false;
-  };
-  std::vector<Collector> got(kPrompts.size());
-  for (size_t i = 0; i < kPrompts.size(); ++i) {
-    CompletionRequest r;
-    r.prompt = solo_engine_->tokenizer().encode(kPrompts[i], AddSpecial::Yes);
-    r.max_new_tokens = kNew;
-    r.sampling = greedy();
-    r.stop_at_eos = false;
-    Collector* c = &got[i];
-    ASSERT_EQ(scheduler.submit(r, [c](const StreamEvent& e) {
-      std::lock_guard<std::mutex> lock(c->mutex);
-      c->ids.insert(c->ids.end(), e.ids.begin(), e.ids.end());
-      if (e.finished) {
-        c->error = e.error;
-        c->done = true;
-        c->cv.notify_all();
-      }
-    }).error, SubmitError::None);
-  }
-  for (size_t i = 0; i < kPrompts.size(); ++i) {
-    std::unique_lock<std::mutex> lock(got[i].mutex);
-    got[i].cv.wait(lock, [&] { return got[i].done; });
-    EXPECT_EQ(got[i].error, "");
-    EXPECT_EQ(got[i].ids, want_[i]) << "request " << i << ": " << kPrompts[i];
-  }
+  expect_batched_equals_solo(*solo_engine_, options, kNew);
 }
 
 // All prompts decode together, each with its own (scattered) blocks, through recorded graphs.

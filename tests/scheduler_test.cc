@@ -3,14 +3,14 @@
 // blocks are shared; cancellation and bad requests end cleanly.
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <mutex>
-
+#include "greedy_requests.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/scheduler.h"
 
 namespace brisk {
 namespace {
+
+using namespace greedy_requests;
 
 const std::string kModel = std::string(BRISK_SHARED_DIR) + "/models/sotu-llama";
 
@@ -23,85 +23,6 @@ std::unique_ptr<Engine> open_engine(int64_t context, int64_t kv_bytes = 0) {
   auto engine = Engine::open(options);
   EXPECT_TRUE(engine.ok()) << engine.error().message;
   return std::move(engine).value();
-}
-
-SamplingParams greedy() {
-  SamplingParams p;
-  p.temperature = 0.0f;
-  return p;
-}
-
-// Collects one request's events; wait() returns once the finished event arrived.
-struct Collector {
-  std::mutex mutex;
-  std::condition_variable done_cv;
-  std::vector<int32_t> ids;
-  std::string text, error;
-  bool done = false;
-  StopReason reason = StopReason::Length;
-
-  EventSink sink() {
-    return [this](const StreamEvent& e) {
-      std::lock_guard<std::mutex> lock(mutex);
-      ids.insert(ids.end(), e.ids.begin(), e.ids.end());
-      text += e.text;
-      if (e.finished) {
-        done = true;
-        reason = e.reason;
-        error = e.error;
-        done_cv.notify_all();
-      }
-    };
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex);
-    done_cv.wait(lock, [&] { return done; });
-  }
-};
-
-const std::vector<std::string> kPrompts = {
-    "The state of the union is",
-    "My fellow Americans, tonight",
-    "We will build",
-    "Congress must act to",
-    "In the year ahead, our economy",
-    "Freedom",
-};
-
-std::vector<std::vector<int32_t>> solo_results(Engine& engine, int64_t n_new) {
-  std::vector<std::vector<int32_t>> out;
-  for (const std::string& p : kPrompts) {
-    GenerateRequest r;
-    r.prompt = p;
-    r.max_new_tokens = n_new;
-    r.sampling = greedy();
-    r.stop_at_eos = false;
-    auto result = engine.generate(r);
-    EXPECT_TRUE(result.ok());
-    out.push_back(result->ids);
-  }
-  return out;
-}
-
-void expect_batched_equals_solo(Engine& engine, const SchedulerOptions& options, int64_t n_new,
-                                int64_t* preemptions = nullptr) {
-  const auto want = solo_results(engine, n_new);
-  Scheduler scheduler(engine, options);
-  std::vector<Collector> got(kPrompts.size());
-  for (size_t i = 0; i < kPrompts.size(); ++i) {
-    CompletionRequest r;
-    r.prompt = engine.tokenizer().encode(kPrompts[i], AddSpecial::Yes);
-    r.max_new_tokens = n_new;
-    r.sampling = greedy();
-    r.stop_at_eos = false;
-    ASSERT_EQ(scheduler.submit(r, got[i].sink()).error, SubmitError::None);
-  }
-  for (size_t i = 0; i < kPrompts.size(); ++i) {
-    got[i].wait();
-    EXPECT_EQ(got[i].error, "");
-    EXPECT_EQ(got[i].ids, want[i]) << "request " << i << ": " << kPrompts[i];
-  }
-  if (preemptions) *preemptions = scheduler.stats().preemptions;
 }
 
 TEST(Scheduler, BatchedGreedyEqualsSolo) {
