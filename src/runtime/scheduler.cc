@@ -297,7 +297,16 @@ void Scheduler::step() {
   requeue_preempted();
 
   if (!batch.empty()) {
-    const float* logits = engine_.forward(chunks);
+    // When every sequence wants plain greedy tokens, the device picks them: a step then returns
+    // one id per sequence instead of [rows, vocab] logits to copy and scan on the host.
+    const bool device_greedy = std::all_of(batch.begin(), batch.end(), [](const Sequence* seq) {
+      const SamplingParams& p = seq->request.sampling;
+      return p.temperature == 0.0f && p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
+             p.frequency_penalty == 0.0f && seq->request.top_logprobs < 0;
+    });
+    const int32_t* greedy_ids = device_greedy ? engine_.forward_greedy(chunks) : nullptr;
+    const float* logits = device_greedy ? nullptr : engine_.forward(chunks);
+    const int64_t vocab = engine_.model().config().vocab_size;
     for (size_t i = 0; i < batch.size(); ++i) {
       Sequence& seq = *batch[i];
       seq.computed += chunks[i].n_tokens;
@@ -308,27 +317,31 @@ void Scheduler::step() {
         ++seq.published;
       }
       if (chunks[i].logits == LogitRows::None) continue;
-      sample_next(seq, logits);
-      logits += engine_.model().config().vocab_size;
+      if (device_greedy) {
+        emit_token(seq, *greedy_ids++, nullptr);
+      } else {
+        row_.assign(logits, logits + vocab);  // the sampler edits its row (penalties)
+        const int32_t token = seq.sampler.sample(row_.data());
+        emit_token(seq, token, logits);
+        logits += vocab;
+      }
     }
     std::erase_if(running_, [](const auto& seq) { return seq->done; });
   }
   update_stats();
 }
 
-// Samples the token after the sequence's last one, streams it, and ends the sequence on EOS, a
-// stop string, max_tokens or the context.
-void Scheduler::sample_next(Sequence& seq, const float* logits_row) {
+// Streams the token chosen after the sequence's last one (logits_row, when given, for logprobs)
+// and ends the sequence on EOS, a stop string, max_tokens or the context.
+void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row) {
   const int64_t vocab = engine_.model().config().vocab_size;
-  row_.assign(logits_row, logits_row + vocab);  // the sampler edits its row (penalties)
-  const int32_t token = seq.sampler.sample(row_.data());
   if (seq.request.stop_at_eos && engine_.is_eos(token)) {
     finish(seq, StopReason::Eos);
     return;
   }
   StreamEvent event;
   event.ids.push_back(token);
-  if (seq.request.top_logprobs >= 0) add_logprobs(logits_row, vocab, token, seq.request.top_logprobs, event);
+  if (logits_row && seq.request.top_logprobs >= 0) add_logprobs(logits_row, vocab, token, seq.request.top_logprobs, event);
   seq.tokens.push_back(token);
   event.text = seq.stopper.push(seq.decoder.push(token));
   event.prompt_tokens = seq.prompt_tokens;

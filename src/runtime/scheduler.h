@@ -104,7 +104,7 @@ class Scheduler {
   bool reserve(Sequence& seq, int64_t end);
   void preempt(Sequence& seq);
   void requeue_preempted();
-  void sample_next(Sequence& seq, const float* logits_row);
+  void emit_token(Sequence& seq, int32_t token, const float* logits_row);
   void finish(Sequence& seq, StopReason reason, const std::string& error = "");
   void release_blocks(Sequence& seq);
   void update_stats();
