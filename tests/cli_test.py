@@ -2,32 +2,14 @@
 (tests/fixtures/reference/shared-models.json, made by scripts/golden/make_fixtures.py)."""
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import unittest
 
-BRISK = os.environ["BRISK_BIN"]
-SHARED = os.environ["BRISK_SHARED_DIR"]
+from brisk_cli import MODELS, SHARED, brisk, brisk_json, model_dir
+
 FIXTURES = os.environ["BRISK_FIXTURES_DIR"]
-MODELS = ["sotu-llama", "sotu-gpt2", "sotu-qwen2"]
 with open(os.path.join(FIXTURES, "reference", "shared-models.json")) as f:
     REFERENCE = json.load(f)
-
-
-def model_dir(name):
-    return os.path.join(SHARED, "models", name)
-
-
-def brisk(*args, check=True):
-    proc = subprocess.run([BRISK, *args], capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"brisk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc
-
-
-def brisk_json(*args):
-    return json.loads(brisk(*args, "--json").stdout)
 
 
 class Greedy(unittest.TestCase):

@@ -7,12 +7,11 @@ import subprocess
 import sys
 import unittest
 
-BRISK = os.environ["BRISK_BIN"]
-SHARED = os.environ["BRISK_SHARED_DIR"]
+from brisk_cli import MODELS, SHARED, brisk, brisk_json
+
 FIXTURES = os.environ["BRISK_FIXTURES_DIR"]
 WORK = os.environ["BRISK_GGUF_WORK_DIR"]
 WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gguf_writer.py")
-MODELS = ["sotu-llama", "sotu-gpt2", "sotu-qwen2"]
 with open(os.path.join(FIXTURES, "reference", "shared-models.json")) as f:
     REFERENCE = json.load(f)
 
@@ -24,17 +23,6 @@ def converted(model):
         subprocess.run([sys.executable, WRITER, "model", os.path.join(SHARED, "models", model), out,
                         "--type", "bf16"], check=True)
     return out
-
-
-def brisk(*args, check=True):
-    proc = subprocess.run([BRISK, *args], capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"brisk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc
-
-
-def brisk_json(*args):
-    return json.loads(brisk(*args, "--json").stdout)
 
 
 class GgufCli(unittest.TestCase):

@@ -2,25 +2,12 @@
 in every scheme, loads back and generates (python3 standard library only)."""
 import json
 import os
-import subprocess
 import tempfile
 import unittest
 
-BRISK = os.environ["BRISK_BIN"]
-SHARED = os.environ["BRISK_SHARED_DIR"]
-MODELS = ["sotu-llama", "sotu-gpt2", "sotu-qwen2"]
+from brisk_cli import MODELS, SHARED, brisk, model_dir
+
 CALIB = os.path.join(SHARED, "data", "text", "sotu-train.txt")
-
-
-def model_dir(name):
-    return os.path.join(SHARED, "models", name)
-
-
-def brisk(*args, check=True):
-    proc = subprocess.run([BRISK, *args], capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"brisk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc
 
 
 class QuantizeErrors(unittest.TestCase):
