@@ -51,10 +51,12 @@ void dequantize_q4_0(const void* src, int64_t blocks, float* dst) {
 }
 
 // Q4_K and Q5_K walk the super-block in four 64-element halves of two 32-element sub-blocks:
-// the low nibbles of 32 bytes are the first sub-block, their high nibbles the second.
-void dequantize_q4_k(const void* src, int64_t blocks, float* dst) {
+// the low nibbles of 32 bytes are the first sub-block, their high nibbles the second. Q5_K adds
+// a fifth bit per value: sub-block 2j takes it from bit 2j of qh[l], sub-block 2j+1 from bit 2j+1.
+template <class Block, bool kFifthBit>
+void dequantize_k_nibbles(const void* src, int64_t blocks, float* dst) {
   for (int64_t b = 0; b < blocks; ++b) {
-    const auto blk = load_block<BlockQ4_K>(src, b);
+    const auto blk = load_block<Block>(src, b);
     const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
     const uint8_t* q = blk.qs;
     for (int j = 0; j < kQK_K / 64; ++j) {
@@ -63,35 +65,25 @@ void dequantize_q4_k(const void* src, int64_t blocks, float* dst) {
       k_quant_scale_min(blk.scales, 2 * j + 1, &sc1, &m1);
       const float d0 = d * float(sc0), min0 = dmin * float(m0);
       const float d1 = d * float(sc1), min1 = dmin * float(m1);
-      for (int l = 0; l < 32; ++l) dst[l] = d0 * float(q[l] & 0x0f) - min0;
-      for (int l = 0; l < 32; ++l) dst[l + 32] = d1 * float(q[l] >> 4) - min1;
+      const uint8_t bit0 = uint8_t(1u << (2 * j)), bit1 = uint8_t(1u << (2 * j + 1));
+      auto high = [&](int l, uint8_t bit) -> int {
+        if constexpr (kFifthBit) return blk.qh[l] & bit ? 16 : 0;
+        return 0;
+      };
+      for (int l = 0; l < 32; ++l) dst[l] = d0 * float((q[l] & 0x0f) + high(l, bit0)) - min0;
+      for (int l = 0; l < 32; ++l) dst[l + 32] = d1 * float((q[l] >> 4) + high(l, bit1)) - min1;
       q += 32;
       dst += 64;
     }
   }
 }
 
+void dequantize_q4_k(const void* src, int64_t blocks, float* dst) {
+  dequantize_k_nibbles<BlockQ4_K, false>(src, blocks, dst);
+}
+
 void dequantize_q5_k(const void* src, int64_t blocks, float* dst) {
-  for (int64_t b = 0; b < blocks; ++b) {
-    const auto blk = load_block<BlockQ5_K>(src, b);
-    const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
-    const uint8_t* q = blk.qs;
-    for (int j = 0; j < kQK_K / 64; ++j) {
-      uint8_t sc0, m0, sc1, m1;
-      k_quant_scale_min(blk.scales, 2 * j, &sc0, &m0);
-      k_quant_scale_min(blk.scales, 2 * j + 1, &sc1, &m1);
-      const float d0 = d * float(sc0), min0 = dmin * float(m0);
-      const float d1 = d * float(sc1), min1 = dmin * float(m1);
-      // Sub-block 2j takes its fifth bit from bit 2j of qh[l], sub-block 2j+1 from bit 2j+1.
-      const uint8_t bit0 = uint8_t(1u << (2 * j)), bit1 = uint8_t(1u << (2 * j + 1));
-      for (int l = 0; l < 32; ++l)
-        dst[l] = d0 * float((q[l] & 0x0f) + (blk.qh[l] & bit0 ? 16 : 0)) - min0;
-      for (int l = 0; l < 32; ++l)
-        dst[l + 32] = d1 * float((q[l] >> 4) + (blk.qh[l] & bit1 ? 16 : 0)) - min1;
-      q += 32;
-      dst += 64;
-    }
-  }
+  dequantize_k_nibbles<BlockQ5_K, true>(src, blocks, dst);
 }
 
 // Q6_K walks two 128-element halves; in each, 64 ql bytes and 32 qh bytes hold four runs of 32
