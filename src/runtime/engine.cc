@@ -122,9 +122,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   const int64_t vocab = model_->config().vocab_size;
   // Greedy without penalties: the backend picks each token (only its id comes back, and CUDA
   // replays recorded decode steps); otherwise the Sampler reads each logits row on the host.
-  const SamplingParams& sp = request.sampling;
-  const bool greedy_on_device = sp.temperature <= 0.0f && sp.repetition_penalty == 1.0f &&
-                                sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f;
+  const bool greedy_on_device = request.sampling.plain_greedy();
   std::vector<float> logits(greedy_on_device ? 0 : size_t(vocab));
   Sampler sampler(request.sampling, vocab);
   sampler.add_prompt(prompt);

@@ -18,6 +18,13 @@ struct SamplingParams {
   float presence_penalty = 0.0f;    // OpenAI semantics over the output so far
   float frequency_penalty = 0.0f;
   uint64_t seed = 0;
+
+  // Greedy with no penalties: the token is the argmax of the raw logits, which a backend can
+  // pick on the device (Backend::argmax_rows) without the logits ever reaching the host.
+  bool plain_greedy() const {
+    return temperature <= 0.0f && repetition_penalty == 1.0f && presence_penalty == 0.0f &&
+           frequency_penalty == 0.0f;
+  }
 };
 
 class Sampler {

@@ -300,9 +300,7 @@ void Scheduler::step() {
     // When every sequence wants plain greedy tokens, the device picks them: a step then returns
     // one id per sequence instead of [rows, vocab] logits to copy and scan on the host.
     const bool device_greedy = std::all_of(batch.begin(), batch.end(), [](const Sequence* seq) {
-      const SamplingParams& p = seq->request.sampling;
-      return p.temperature == 0.0f && p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
-             p.frequency_penalty == 0.0f && seq->request.top_logprobs < 0;
+      return seq->request.sampling.plain_greedy() && seq->request.top_logprobs < 0;
     });
     const int32_t* greedy_ids = device_greedy ? engine_.forward_greedy(chunks) : nullptr;
     const float* logits = device_greedy ? nullptr : engine_.forward(chunks);
