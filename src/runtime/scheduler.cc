@@ -362,9 +362,12 @@ void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row
   if (seq.sink) seq.sink(event);
 }
 
+// Called outside the lock. Stats are refreshed here, before the sequence's last event goes out,
+// so a caller that saw a request end also sees its blocks free.
 void Scheduler::release_blocks(Sequence& seq) {
   for (int32_t b : seq.blocks) blocks_->release(b);
   seq.blocks.clear();
+  update_stats();
 }
 
 void Scheduler::requeue_preempted() {
