@@ -71,8 +71,7 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_b
 
 // c[16x8] += a[16x16] * b[16x8]. Lane l holds c rows l/4 (c[0], c[1]) and l/4 + 8 (c[2], c[3]) at
 // columns 2*(l%4) and 2*(l%4)+1.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
       "{%8, %9}, {%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -110,8 +109,8 @@ struct KvTile {
   PoolChunk<T> chunk[kPerThread];
 
   __device__ __forceinline__ void fetch(const T* pool, const int32_t* table, int block_shift,
-                                        int64_t pos_stride, int64_t head_offset, int key0,
-                                        int key_end, int tid) {
+                                        int64_t pos_stride, int64_t head_offset, int key0, int key_end,
+                                        int tid) {
 #pragma unroll
     for (int c = 0; c < kPerThread; ++c) {
       const int i = tid + c * kThreads;
@@ -148,8 +147,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(const PrefillParams p
   constexpr int kStride = tile_stride<HD>();
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kBlockQ][kStride]
-  __nv_bfloat16* ks = qs + kBlockQ * kStride;                       // [kBlockK][kStride]
-  __nv_bfloat16* vs = ks + kBlockK * kStride;                       // [kBlockK][kStride]
+  __nv_bfloat16* ks = qs + kBlockQ * kStride;                      // [kBlockK][kStride]
+  __nv_bfloat16* vs = ks + kBlockK * kStride;                      // [kBlockK][kStride]
 
   const SequenceSpan seq = p.seqs[blockIdx.z];
   // Blocks start roughly in index order: the tiles with the most keys go first, short ones fill
@@ -218,8 +217,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(const PrefillParams p
 #pragma unroll
         for (int j = 0; j < kBlockK / 16; ++j) {  // two 8-key tiles per ldmatrix
           uint32_t b[4];
-          ldmatrix_x4(b, ks + (j * 16 + (lane / 16) * 8 + lane % 8) * kStride + kd * 16 +
-                             ((lane / 8) % 2) * 8);
+          ldmatrix_x4(b,
+                      ks + (j * 16 + (lane / 16) * 8 + lane % 8) * kStride + kd * 16 + ((lane / 8) % 2) * 8);
           mma_bf16(s[2 * j], a, b[0], b[1]);
           mma_bf16(s[2 * j + 1], a, b[2], b[3]);
         }
@@ -283,15 +282,14 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(const PrefillParams p
       // 16-key step, so P goes from registers to the tensor cores without shared memory.
 #pragma unroll
       for (int kk = 0; kk < kBlockK / 16; ++kk) {
-        const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]),
-                               pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+        const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
                                pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                                pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
         for (int dp = 0; dp < HD / 16; ++dp) {  // two 8-dim output tiles per ldmatrix
           uint32_t b[4];
-          ldmatrix_x4_trans(b, vs + (kk * 16 + ((lane / 8) % 2) * 8 + lane % 8) * kStride +
-                                   dp * 16 + (lane / 16) * 8);
+          ldmatrix_x4_trans(
+              b, vs + (kk * 16 + ((lane / 8) % 2) * 8 + lane % 8) * kStride + dp * 16 + (lane / 16) * 8);
           mma_bf16(o[2 * dp], a, b[0], b[1]);
           mma_bf16(o[2 * dp + 1], a, b[2], b[3]);
         }
@@ -318,8 +316,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(const PrefillParams p
     float* dst = p.out + (r * p.n_heads + h) * HD + tig * 2;
 #pragma unroll
     for (int n = 0; n < HD / 8; ++n)
-      *reinterpret_cast<float2*>(dst + n * 8) =
-          make_float2(o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
+      *reinterpret_cast<float2*>(dst + n * 8) = make_float2(o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
   }
 }
 
@@ -327,8 +324,8 @@ template <int HD>
 void launch_prefill(const PrefillParams& p, const dim3& grid, cudaStream_t stream) {
   constexpr size_t smem = smem_bytes<HD>();
   if (smem > 48 * 1024)  // past the default limit a kernel must opt in
-    BRISK_CUDA_CHECK(cudaFuncSetAttribute(prefill_kernel<HD>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    BRISK_CUDA_CHECK(
+        cudaFuncSetAttribute(prefill_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   prefill_kernel<HD><<<grid, kThreads, smem, stream>>>(p);
   BRISK_CUDA_LAUNCH_CHECK();
 }
@@ -343,8 +340,7 @@ bool prefill_attention_fits(const AttentionBatch& batch, const AttentionShape& s
 }
 
 void prefill_attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                       const AttentionBatch& batch, const AttentionShape& shape,
-                       cudaStream_t stream) {
+                       const AttentionBatch& batch, const AttentionShape& shape, cudaStream_t stream) {
   BRISK_CHECK(prefill_attention_fits(batch, shape), "prefill_attention: unsupported shape");
   BRISK_CHECK(prefill_attention_aligned(q, k_pool, v_pool, out),
               "prefill_attention: q, out and the K/V pools must be 16-byte aligned");

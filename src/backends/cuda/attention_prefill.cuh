@@ -30,7 +30,6 @@ inline bool prefill_attention_aligned(const float* q, const float* k_pool, const
 // Same contract as attention() (q/out fp32 [rows, n_heads, head_dim], fp32 pools read through the
 // block tables), with bf16 rounding of Q, K, V and P: relative error ~2e-3 instead of ~1e-6.
 void prefill_attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                       const AttentionBatch& batch, const AttentionShape& shape,
-                       cudaStream_t stream);
+                       const AttentionBatch& batch, const AttentionShape& shape, cudaStream_t stream);
 
 }  // namespace brisk::cuda
