@@ -120,7 +120,7 @@ echo "==================== SUMMARY ===================="
 # Largest relative error per op family (the tests print one [cuda-err] line per comparison).
 cat "$OUT"/cuda_ops_test.log "$OUT"/cuda_model_test.log 2>/dev/null | awk '
   /^\[cuda-err\]/ {
-    op = $2; if (op == "matmul" || op == "golden") op = op " " $3;
+    op = $2; if (op == "matmul" || op == "golden" || op == "attention") op = op " " $3;
     split($NF, kv, "="); e = kv[2] + 0;
     if (!(op in worst) || e > worst[op]) { worst[op] = e; at[op] = $0 }
   }

@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -93,6 +95,7 @@ class CudaOps : public ::testing::Test {
     if (!backend_) GTEST_SKIP() << "no GPU: " << skip_reason_;
   }
 
+ public:  // the helpers below are shared with free test functions (check_attention)
   CudaBackend& be() { return *backend_; }
   // A device buffer of n floats (+ `offset` leading floats, to misalign it) holding `host`.
   Buffer device(const std::vector<float>& host, size_t offset = 0) {
@@ -114,6 +117,7 @@ class CudaOps : public ::testing::Test {
     return out;
   }
 
+ protected:
   std::mt19937 rng_{1234};
   static inline std::unique_ptr<CudaBackend> backend_;
   static inline std::string skip_reason_;
@@ -207,7 +211,85 @@ struct AttentionCase {
   int64_t n_heads, n_kv_heads, head_dim;
 };
 
+// ref::attention over the batch, its rows split into chunks run on all cores: the scalar double
+// reference needs minutes for a 2048-row prefill with 32 heads on one core. A row's output depends
+// only on its position and the pool, so a chunk is a one-sequence batch of its own.
+void reference_attention_parallel(const std::vector<float>& q, const std::vector<float>& k,
+                                  const std::vector<float>& v, std::vector<float>& out,
+                                  const PagedBatch& b, const AttentionCase& c, float scale) {
+  constexpr int32_t kChunkRows = 32;
+  std::vector<SequenceSpan> chunks;
+  for (const SequenceSpan& s : b.spans)
+    for (int32_t r = 0; r < s.n_rows; r += kChunkRows)
+      chunks.push_back({s.first_row + r, std::min(kChunkRows, s.n_rows - r), s.first_pos + r,
+                        s.table_offset});
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < chunks.size(); i = next++) {
+      AttentionBatch one = b.host();
+      one.seqs = one.host_seqs = &chunks[i];
+      one.n_seqs = 1;
+      ref::attention(q.data(), k.data(), v.data(), out.data(), one, c.n_heads, c.n_kv_heads,
+                     c.head_dim, scale);
+    }
+  };
+  std::vector<std::thread> threads(std::max(1u, std::thread::hardware_concurrency()));
+  for (auto& t : threads) t = std::thread(work);
+  for (auto& t : threads) t.join();
+}
+
+std::string attention_case_name(const AttentionCase& c) {
+  std::string name = "seqs=";
+  for (auto [rows, first] : c.seqs) name += std::to_string(rows) + "@" + std::to_string(first) + ",";
+  return name + " heads=" + std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) +
+         " hd=" + std::to_string(c.head_dim);
+}
+
+// Runs one case on the GPU and checks it against the reference. The fp32 kernel must match to
+// ~1e-6. The tensor-core prefill kernel rounds Q, K, V and the probabilities P to bf16 (8
+// significant bits: relative rounding error <= 2^-9 ~ 2e-3 each); the rounding errors of different
+// keys are independent and partly cancel in the weighted sum over keys, which leaves a relative L2
+// error of ~2e-3..4e-3 on random data. It must stay below 1e-2 against the exact reference, and
+// below 5e-3 against the reference on bf16-rounded q, k, v, where only the rounding of P and the
+// summation order remain (a wrong mask or a misplaced tile gives errors of order 1, not 1e-2).
+void check_attention(CudaOps& t, const AttentionCase& c, std::mt19937& rng) {
+  const PagedBatch b = make_paged_batch(c.seqs, rng);
+  const int64_t kv_row = c.n_kv_heads * c.head_dim, q_row = c.n_heads * c.head_dim;
+  const float scale = 1.0f / std::sqrt(float(c.head_dim));
+  std::normal_distribution<float> dist;
+  std::vector<float> q = random_vector(size_t(b.n_rows * q_row), rng);
+  // Slots no sequence owns hold NaN: reading one poisons the output.
+  std::vector<float> k = make_pool(b, kv_row, [&] { return dist(rng); });
+  std::vector<float> v = make_pool(b, kv_row, [&] { return dist(rng); });
+  std::vector<float> want(size_t(b.n_rows * q_row));
+  reference_attention_parallel(q, k, v, want, b, c, scale);
+  Buffer dq = t.device(q), dk = t.device(k), dv = t.device(v), dout = t.poisoned(want.size());
+  Buffer dspans = t.device_words(b.spans), dtables = t.device_words(b.tables);
+  AttentionBatch batch = b.host();
+  batch.seqs = reinterpret_cast<const SequenceSpan*>(dspans.data());
+  batch.block_tables = reinterpret_cast<const int32_t*>(dtables.data());
+  t.be().attention(dq.data(), dk.data(), dv.data(), dout.data(), batch, c.n_heads, c.n_kv_heads,
+                   c.head_dim, scale);
+  const std::vector<float> got = t.host(dout.data(), want.size());
+  const bool tensor_cores =
+      CudaBackend::uses_tensor_core_attention(batch, c.n_heads, c.n_kv_heads, c.head_dim);
+  if (!tensor_cores) {
+    const std::string name = "attention fp32 " + attention_case_name(c);
+    EXPECT_LT(report(name, got, want), 1e-5) << name;
+    return;
+  }
+  const std::string name = "attention bf16-tc " + attention_case_name(c);
+  EXPECT_LT(report(name, got, want), 1e-2) << name;
+  std::vector<float> want_rounded(want.size());
+  reference_attention_parallel(round_to(DType::BF16, q), round_to(DType::BF16, k),
+                               round_to(DType::BF16, v), want_rounded, b, c, scale);
+  const std::string rounded_name = "attention bf16-tc/rounded-inputs " + attention_case_name(c);
+  EXPECT_LT(report(rounded_name, got, want_rounded), 5e-3) << rounded_name;
+}
+
 TEST_F(CudaOps, Attention) {
+  // Shapes of both kernels: those with enough rows and head_dim 64/128 run on the tensor cores
+  // (check_attention picks the tolerance), the rest in fp32.
   const std::vector<AttentionCase> cases = {
       {{{1, 2999}}, 8, 2, 128},  // decode over a long context, GQA: split keys
       {{{1, 0}}, 4, 4, 32},      // the first token: one key
@@ -220,35 +302,40 @@ TEST_F(CudaOps, Attention) {
       {{{1, 129}}, 32, 8, 128},  // Llama-3-8B decode shape
       {{{130, 0}}, 8, 8, 64},    // many query tiles
       {{{2, 300}}, 4, 2, 64},    // two decode rows in one narrow tile: different causal limits
+      {{{150, 0}}, 4, 4, 96},    // a long prefill with a head_dim the tensor-core kernel leaves
       // Batched decode: sequences of different lengths in one launch (split keys).
       {{{1, 2000}, {1, 0}, {1, 77}, {1, 511}, {1, 16}}, 32, 8, 128},
       // A prefill chunk beside decode rows.
       {{{1, 300}, {40, 17}, {1, 5}}, 8, 2, 64},
   };
+  for (const auto& c : cases) check_attention(*this, c, rng_);
+}
+
+// Cases that must reach the bf16 tensor-core prefill kernel (asserted, so a changed dispatch rule
+// shows up here instead of silently testing the fp32 kernel twice). Its tiles are 128 query
+// vectors (rows x group) by 64 keys; the cases cover tails of both, causal diagonals inside a
+// tile, deep prefixes, GQA/MHA and several sequences with shuffled block tables in one launch.
+TEST_F(CudaOps, AttentionPrefillTensorCores) {
+  const std::vector<AttentionCase> cases = {
+      {{{2048, 0}}, 32, 8, 128},  // the Llama-3-8B prefill shape (the benchmark's)
+      {{{2048, 0}}, 8, 8, 64},    // MHA, head_dim 64
+      {{{77, 50}}, 32, 8, 128},   // a chunk after a prefix: rows and keys (127) off tile sizes
+      {{{77, 50}}, 8, 8, 64},     // the same, MHA: 77 query vectors, most of one tile padding
+      {{{64, 0}}, 4, 4, 128},     // exactly the threshold: half a tile
+      {{{16, 0}}, 32, 8, 64},     // 16 rows x group 4: the threshold again, through GQA
+      {{{200, 1000}}, 32, 8, 128},  // deep prefix: unmasked tiles, then the diagonal
+      {{{129, 0}}, 6, 2, 64},     // group 3: tiles end mid-row
+      {{{300, 7}}, 16, 1, 128},   // MQA, group 16: 8 rows per warp tile
+      // Several sequences in one launch: different lengths and prefixes, one decode row among them.
+      {{{100, 0}, {33, 200}, {64, 15}, {1, 40}, {250, 3}}, 32, 8, 128},
+      {{{70, 0}, {90, 500}, {17, 16}}, 8, 8, 64},
+  };
   for (const auto& c : cases) {
     const PagedBatch b = make_paged_batch(c.seqs, rng_);
-    const int64_t kv_row = c.n_kv_heads * c.head_dim, q_row = c.n_heads * c.head_dim;
-    const float scale = 1.0f / std::sqrt(float(c.head_dim));
-    std::normal_distribution<float> dist;
-    std::vector<float> q = random_vector(size_t(b.n_rows * q_row), rng_);
-    // Slots no sequence owns hold NaN: reading one poisons the output.
-    std::vector<float> k = make_pool(b, kv_row, [&] { return dist(rng_); });
-    std::vector<float> v = make_pool(b, kv_row, [&] { return dist(rng_); });
-    std::vector<float> want(size_t(b.n_rows * q_row));
-    ref::attention(q.data(), k.data(), v.data(), want.data(), b.host(), c.n_heads, c.n_kv_heads,
-                   c.head_dim, scale);
-    Buffer dq = device(q), dk = device(k), dv = device(v), dout = poisoned(want.size());
-    Buffer dspans = device_words(b.spans), dtables = device_words(b.tables);
-    AttentionBatch batch = b.host();
-    batch.seqs = reinterpret_cast<const SequenceSpan*>(dspans.data());
-    batch.block_tables = reinterpret_cast<const int32_t*>(dtables.data());
-    be().attention(dq.data(), dk.data(), dv.data(), dout.data(), batch, c.n_heads, c.n_kv_heads,
-                   c.head_dim, scale);
-    std::string name = "attention seqs=";
-    for (auto [rows, first] : c.seqs) name += std::to_string(rows) + "@" + std::to_string(first) + ",";
-    name += " heads=" + std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) +
-            " hd=" + std::to_string(c.head_dim);
-    EXPECT_LT(report(name, host(dout.data(), want.size()), want), 1e-5) << name;
+    ASSERT_TRUE(
+        CudaBackend::uses_tensor_core_attention(b.host(), c.n_heads, c.n_kv_heads, c.head_dim))
+        << "expected the tensor-core prefill kernel for " << attention_case_name(c);
+    check_attention(*this, c, rng_);
   }
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backends/cuda/attention_prefill.cuh"
+
 namespace brisk::cuda {
 
 namespace {
@@ -280,6 +282,11 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
   BRISK_CHECK(batch.max_keys < (int64_t(1) << 30) && batch.n_rows * s.n_heads < (int64_t(1) << 30) &&
                   batch.n_seqs < 65536,
               "attention: sizes out of range");
+  // Many query rows per sequence (prefill): the bf16 tensor-core kernel; decode stays here in fp32.
+  if (prefill_attention_fits(batch, s) && prefill_attention_aligned(q, k_pool, v_pool, out)) {
+    prefill_attention(q, k_pool, v_pool, out, batch, s, stream);
+    return;
+  }
 
   Params p{};
   p.q = q;

@@ -1,12 +1,13 @@
 // Causal attention with grouped KV heads over an fp32 cache (see ref::attention), in fp32.
 //
-// One kernel serves decode and prefill: a block takes a tile of query vectors that share a KV head
+// Batches with many query rows per sequence (prefill) go to the bf16 tensor-core kernel of
+// attention_prefill.cuh when their shape fits it; this fp32 kernel serves the rest (decode, odd
+// head dims) and is the exact path. A block takes a tile of query vectors that share a KV head
 // (rows x group-heads; 16 of them, or 4 when a decode row brings no more), walks 32-key tiles of
 // the cache through shared memory with an online softmax (no [T, T] score matrix), and keeps its
-// outputs in registers. When there are too few
-// query tiles to fill the GPU (decode: one row), the keys are split over several blocks
-// ("flash-decoding"); each writes an unnormalized partial output with its running max and sum,
-// and a second kernel merges the splits.
+// outputs in registers. When there are too few query tiles to fill the GPU (decode: one row), the
+// keys are split over several blocks ("flash-decoding"); each writes an unnormalized partial
+// output with its running max and sum, and a second kernel merges the splits.
 #pragma once
 
 #include <cuda_runtime.h>

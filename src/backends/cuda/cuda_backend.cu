@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backends/cuda/attention.cuh"
+#include "backends/cuda/attention_prefill.cuh"
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/elementwise.cuh"
 #include "backends/cuda/matmul.cuh"
@@ -207,6 +208,12 @@ void CudaBackend::attention(const float* q, const float* k_pool, const float* v_
   cuda::attention(q, k_pool, v_pool, out, batch,
                   cuda::AttentionShape{n_heads, n_kv_heads, head_dim, scale}, sm_count_,
                   *attention_scratch_, stream_);
+}
+
+bool CudaBackend::uses_tensor_core_attention(const AttentionBatch& batch, int64_t n_heads,
+                                             int64_t n_kv_heads, int64_t head_dim) {
+  return cuda::prefill_attention_fits(batch,
+                                      cuda::AttentionShape{n_heads, n_kv_heads, head_dim, 1.0f});
 }
 
 void CudaBackend::store_kv(const float* k, const float* v, int64_t rows, int64_t width,

@@ -55,6 +55,10 @@ class CudaBackend final : public Backend {
   void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
                  const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                  float scale) override;
+  // Whether attention() runs this shape on the bf16 tensor-core prefill kernel (for 16-byte
+  // aligned q, out and pools) rather than the exact fp32 one; tests pick their tolerance from it.
+  static bool uses_tensor_core_attention(const AttentionBatch& batch, int64_t n_heads,
+                                         int64_t n_kv_heads, int64_t head_dim);
   void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
                 const int32_t* slots, float* k_pool, float* v_pool) override;
   void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
