@@ -4,11 +4,13 @@
 # synthetic llama3-8b (bf16): batch-1 decode (16-token prompt, 256 new) with and without recorded
 # CUDA graphs, batched decode at 1..256 sequences, time to first token at 128/512/2048, the
 # device's copy bandwidth and GEMM peak (bench/cuda_op_bench), and transformers on the same
-# weights (bench/peer_transformers.py). Writes $OUT/cuda-decode.json (the shape of
+# weights (bench/peer_transformers.py); then the same llama3-8b quantized on the machine's CPUs
+# (`brisk quantize --scheme w8` and `w4`, RTN, -t 16) with bs1 (3 runs) and batch-64 decode each. Writes $OUT/cuda-decode.json (the shape of
 # bench/results/cuda-decode-h100.json) and $OUT/raw.tar.gz (every log and raw JSON); prints a
 # summary last. Models come from $MODELS (default .carry/models), text from .carry/text.
 #   PEER=0 skips the transformers peer; BATCHES=1,8,... picks the batched sizes; CHECK=0 skips the
-#   build-and-test step (gpu_check.sh) for a call that only re-measures.
+#   build-and-test step (gpu_check.sh) for a call that only re-measures; QUANT_SCHEMES="w8 w4"
+#   picks the quantized runs ("" skips them).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/build-gpu/out}
@@ -49,6 +51,15 @@ for shape in llama3-8b qwen2.5-0.5b; do
   for p in 128 512 2048; do
     "$B" bench -m /tmp/synth-$shape --device cuda -p $p -n 1 -r 5 --json >"$R/ttft-$shape-$p.json" 2>>"$R/bench-$shape.err"
   done
+done
+# Quantizing 8B (7e9 values; RTN rows spread over 16 threads, then packed and written once) takes
+# about a minute per scheme; loading it for the bench converts and repacks on one core (~30 s).
+for scheme in ${QUANT_SCHEMES-w8 w4}; do
+  q=/tmp/synth-llama3-8b-$scheme
+  [ -d $q ] || "$B" quantize -m /tmp/synth-llama3-8b -o $q --scheme $scheme -t 16 --json \
+    >"$R/quantize-$scheme.json" 2>"$R/quantize-$scheme.err"
+  "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch 64 --json \
+    >"$R/bench-llama3-8b-$scheme.json" 2>"$R/bench-llama3-8b-$scheme.err"
 done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$R/gpu.txt"
 if [ "${PEER:-1}" = 1 ]; then
@@ -113,6 +124,29 @@ doc = {
                      "weight_bytes": load("bench-qwen2.5-0.5b.json").get("weight_bytes")},
     "shared_models_on_gpu": {},
 }
+# Quantized llama3-8b: the same bs1 / batch-64 decode as bf16, each against its own byte roofline
+# (the weight bytes one token reads, codes + scales, over the copy bandwidth).
+doc["quantized"] = {}
+for f in sorted(os.listdir(raw)):
+    if not (f.startswith("bench-llama3-8b-w") and f.endswith(".json")):
+        continue
+    scheme = f[len("bench-llama3-8b-"):-5]
+    q = load(f)
+    q_bs1, q_gb = q.get("decode_tok_s", float("nan")), q.get("weight_bytes", 0) / 1e9
+    q_roof = copy / q_gb if q_gb else float("nan")
+    q_b64 = q.get("batch_tok_s", {}).get("64")
+    doc["quantized"][scheme] = {
+        "command": f"brisk quantize --scheme {scheme} -t 16 (RTN); brisk bench -p 16 -n 256 -r 3 --batch 64",
+        "quantize_seconds": load(f"quantize-{scheme}.json").get("seconds"),
+        "weight_GB": q_gb,
+        "bs1_decode_tok_s": q_bs1,
+        "bs1_decode_tok_s_runs": q.get("decode_tok_s_runs"),
+        "bs1_vs_bf16": q_bs1 / bs1 if bs1 == bs1 and bs1 else None,
+        "roofline_tok_s": q_roof,
+        "roofline_fraction": q_bs1 / q_roof,
+        "batch_64_tok_s": q_b64,
+        "batch_64_vs_bf16": q_b64 / batch_tok_s["64"] if q_b64 and batch_tok_s.get("64") else None,
+    }
 for f in sorted(os.listdir(raw)):
     if f.startswith("ppl-") and f.endswith(".json"):
         name = f[4:-5]
@@ -125,6 +159,10 @@ print("batch tok/s:", batch_tok_s, "64/1:", doc["batch_64_over_1"], "gpu bytes:"
 print("ttft ms:", ttft, "prefill TFLOP/s @2048:", prefill_tflops, "of peak", gemm_peak)
 print("qwen2.5-0.5b:", doc["qwen2.5-0.5b"])
 print("peer:", doc["peer"])
+for scheme, q in doc["quantized"].items():
+    print(f"llama3-8b {scheme}: bs1 {q['bs1_decode_tok_s']} tok/s ({q['bs1_vs_bf16']}x bf16, roofline fraction "
+          f"{q['roofline_fraction']}), batch 64 {q['batch_64_tok_s']} ({q['batch_64_vs_bf16']}x bf16), "
+          f"quantized in {q['quantize_seconds']} s")
 for name, m in doc["shared_models_on_gpu"].items():
     print(name, "ppl", m["sotu_test_ppl"], "greedy", (m["greedy_ids"] or [])[:8])
 PY

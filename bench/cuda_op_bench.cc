@@ -3,6 +3,8 @@
 // - Device-to-device copy of 1 GiB: the bandwidth ceiling (bytes read + bytes written).
 // - bf16 GEMV (m = 1, also m = 4 and 8) on Llama-3-8B shapes through CudaBackend::matmul, weight
 //   copies rotated so the 50 MB L2 never holds them: GB/s of weights (+x, y) vs the copy.
+// - Quantized GEMV (Q8 per channel, Q4 groups of 128; m = 1 and 8) on the q/o, gate/up and down
+//   shapes: GB/s of the bytes the kernel reads (codes + scales as uploaded, + x, y) vs the copy.
 // - bf16 GEMM through CudaBackend::matmul (x rounding + cuBLASLt) at m = 2048, vs the same path
 //   at 8192^3, the library's own peak on this device.
 // - Decode attention over a 4096-token fp32 cache (Llama-3-8B heads): GB/s of K/V vs the copy;
@@ -22,7 +24,9 @@
 #include <vector>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/quant_layout.h"
 #include "core/dtype.h"
+#include "core/quant_blocks.h"
 
 namespace {
 
@@ -147,6 +151,37 @@ int main(int argc, char** argv) {
     be.synchronize();
     // The weights stay owned by the backend until it goes; free device memory for the next shape
     // is plentiful (at most ~2.1 GB per shape).
+  }
+
+  // Quantized GEMV: 256 distinct RTN-quantized rows tiled over the matrix (quantizing 58M values
+  // per shape would cost seconds and change nothing the kernel sees).
+  for (DType dtype : {DType::Q8, DType::Q4}) {
+    for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
+      const int64_t distinct = 256;
+      const size_t rb = row_bytes(dtype, k);
+      std::vector<float> values = random_f32(size_t(distinct * k), uint64_t(n * 3 + k));
+      std::vector<uint8_t> blocks(rb * size_t(n));
+      for (int64_t r = 0; r < distinct; ++r)
+        quantize_row(*quant_traits(dtype), values.data() + r * k, k, 128, Symmetry::Symmetric,
+                     blocks.data() + size_t(r) * rb);
+      for (int64_t r = distinct; r < n; ++r)
+        std::memcpy(blocks.data() + size_t(r) * rb, blocks.data() + size_t(r % distinct) * rb, rb);
+      const size_t bytes = cuda::quant_device_layout(dtype, n, k).bytes;
+      const size_t copies = std::max<size_t>(2, (size_t(200) << 20) / bytes + 1);
+      std::vector<Tensor> weights;
+      for (size_t c = 0; c < copies; ++c) weights.push_back(be.upload(Tensor{blocks.data(), dtype, {n, k}}));
+      std::vector<float> xh = random_f32(size_t(8 * k), 11);
+      Buffer x = be.allocate(size_t(8 * k)), y = be.allocate(size_t(8 * n));
+      be.copy_to_device(x.data(), xh.data(), xh.size());
+      for (int64_t m : {1, 8}) {
+        const double s = median_seconds(stream, 25, 8, [&](int call) {
+          be.matmul(x.data(), m, k, weights[size_t(call) % copies], nullptr, y.data());
+        });
+        const double gbps = (double(bytes) + double(m * k + m * n) * 4) / s / 1e9;
+        rows.push_back({dtype == DType::Q8 ? "gemv_q8" : "gemv_q4g128", m, n, k, s * 1e6, gbps, gbps / copy_gbps});
+      }
+      be.synchronize();
+    }
   }
 
   // GEMM: m = 2048 on the same shapes, and the 8192^3 peak through the same path.

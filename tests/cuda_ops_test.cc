@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/quant_layout.h"
 #include "core/dtype.h"
+#include "core/quant_blocks.h"
 #include "ops/reference.h"
 #include "paged_batch.h"
 
@@ -202,6 +204,119 @@ TEST_F(CudaOps, Matmul) {
       }
     }
   }
+}
+
+// ---- quantized matmul ------------------------------------------------------------------------
+
+const DType kBlockDtypes[] = {DType::Q8, DType::Q8A8, DType::F8, DType::Q4, DType::NF4, DType::LOG4};
+
+// A [n, k] matrix quantized with RTN into host blocks (Q4: asymmetric when asked).
+struct HostQuantWeight {
+  std::vector<uint8_t> bytes;
+  Tensor tensor;
+};
+
+HostQuantWeight make_quant_weight(DType dtype, int64_t n, int64_t k, Symmetry sym, std::mt19937& rng) {
+  const std::vector<float> w = random_vector(size_t(n * k), rng, 0.5f);
+  HostQuantWeight q;
+  const size_t rb = row_bytes(dtype, k);
+  q.bytes.resize(rb * size_t(n));
+  for (int64_t r = 0; r < n; ++r)
+    quantize_row(*quant_traits(dtype), w.data() + r * k, k, 128, sym, q.bytes.data() + size_t(r) * rb);
+  q.tensor = Tensor{q.bytes.data(), dtype, {n, k}};
+  return q;
+}
+
+// No GPU needed: the upload's repack keeps every value (and never grows the tensor).
+TEST(CudaQuantLayout, RepackKeepsEveryValue) {
+  std::mt19937 rng(5);
+  for (DType dtype : kBlockDtypes)
+    for (int64_t k : {int64_t(300), int64_t(256), int64_t(1000), int64_t(128)})
+      for (Symmetry sym : {Symmetry::Symmetric, Symmetry::Asymmetric}) {
+        if (sym == Symmetry::Asymmetric && dtype != DType::Q4) continue;
+        const int64_t n = 7;
+        HostQuantWeight q = make_quant_weight(dtype, n, k, sym, rng);
+        const cuda::QuantDeviceLayout layout = cuda::quant_device_layout(dtype, n, k);
+        EXPECT_LE(layout.bytes, q.tensor.nbytes());
+        EXPECT_EQ(layout.params_offset % 16, 0u);
+        std::vector<uint8_t> packed(layout.bytes);
+        cuda::repack_for_device(q.tensor, packed.data());
+        std::vector<float> row(static_cast<size_t>(k));
+        for (int64_t r = 0; r < n; ++r) {
+          quant_traits(dtype)->dequantize_row(q.bytes.data() + size_t(r) * row_bytes(dtype, k), k, row.data());
+          for (int64_t c = 0; c < k; ++c)
+            ASSERT_EQ(cuda::repacked_value(dtype, packed.data(), n, k, r, c), row[size_t(c)])
+                << dtype_name(dtype) << " k=" << k << " at " << r << "," << c;
+        }
+      }
+}
+
+// What the GEMM path (m > 8) multiplies: x rounded to bf16 (Q8A8: after its per-token int8
+// snap) and the weights dequantized and rounded to bf16.
+struct DenseReference {
+  std::vector<float> x;
+  std::vector<uint16_t> w;
+  Tensor tensor;
+};
+
+DenseReference gemm_operands(const std::vector<float>& x, int64_t m, int64_t k, const HostQuantWeight& q) {
+  DenseReference d;
+  const DType dtype = q.tensor.dtype;
+  const int64_t n = q.tensor.dim(0);
+  d.x = x;
+  if (dtype == DType::Q8A8) {
+    std::vector<uint8_t> codes(static_cast<size_t>(k));
+    for (int64_t i = 0; i < m; ++i) {
+      const float scale = quantize_activation_row_u8(x.data() + i * k, k, k, codes.data());
+      for (int64_t p = 0; p < k; ++p) d.x[size_t(i * k + p)] = float(int(codes[size_t(p)]) - 128) * scale;
+    }
+  }
+  d.x = round_to(DType::BF16, d.x);
+  std::vector<float> row(static_cast<size_t>(k));
+  d.w.resize(size_t(n * k));
+  for (int64_t r = 0; r < n; ++r) {
+    quant_traits(dtype)->dequantize_row(q.bytes.data() + size_t(r) * row_bytes(dtype, k), k, row.data());
+    for (int64_t c = 0; c < k; ++c) d.w[size_t(r * k + c)] = f32_to_bf16(row[size_t(c)]);
+  }
+  d.tensor = Tensor{d.w.data(), DType::BF16, {n, k}};
+  return d;
+}
+
+TEST_F(CudaOps, QuantizedMatmul) {
+  // k = 300 and 1000: not whole blocks (padded rows); 4100: two x chunks at m = 8, scalar staging.
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{77, 300}, {256, 1024}, {130, 4100}, {5, 1000}};
+  for (DType dtype : kBlockDtypes)
+    for (int64_t m : {int64_t(1), int64_t(2), int64_t(5), int64_t(8), int64_t(33), int64_t(300)})
+      for (size_t s = 0; s < shapes.size(); ++s) {
+        const auto [n, k] = shapes[s];
+        const Symmetry sym = dtype == DType::Q4 && (m + int64_t(s)) % 2 ? Symmetry::Asymmetric : Symmetry::Symmetric;
+        const bool with_bias = s % 2 == 1;
+        const size_t misalign = m % 2;  // x and y 4 bytes off 16-byte alignment
+        HostQuantWeight q = make_quant_weight(dtype, n, k, sym, rng_);
+        const Tensor dw = be().upload(q.tensor);
+        ASSERT_EQ(dw.device, Device::CUDA);
+        ASSERT_EQ(dw.dtype, dtype);
+        const std::vector<float> x = random_vector(size_t(m * k), rng_);
+        const std::vector<float> bias = random_vector(size_t(n), rng_);
+        const float* b = with_bias ? bias.data() : nullptr;
+        Buffer dx = device(x, misalign), db = device(bias), dy = poisoned(size_t(m * n), misalign);
+        be().matmul(dx.data() + misalign, m, k, dw, with_bias ? db.data() : nullptr, dy.data() + misalign);
+        const std::vector<float> got = host(dy.data() + misalign, size_t(m * n));
+
+        std::vector<float> exact(size_t(m * n));
+        ref::matmul(x.data(), m, k, q.tensor, b, exact.data());
+        std::vector<float> want = exact;
+        if (m > 8) {  // the GEMM path: bf16 operands, fp32 sums
+          const DenseReference d = gemm_operands(x, m, k, q);
+          ref::matmul(d.x.data(), m, k, d.tensor, b, want.data());
+        }
+        const std::string name = "matmul dtype=" + std::string(dtype_name(dtype)) +
+                                 (sym == Symmetry::Asymmetric ? "-asym" : "") + " m=" + std::to_string(m) +
+                                 " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                                 " bias=" + std::to_string(with_bias) + " misalign=" + std::to_string(misalign);
+        EXPECT_LT(report(name, got, want), 1e-4) << name;
+        EXPECT_LT(relative_l2(got, exact), 1e-2) << name;
+      }
 }
 
 // ---- attention -------------------------------------------------------------------------------

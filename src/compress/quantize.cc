@@ -60,7 +60,7 @@ Status validate_quant_spec(const QuantSpec& spec) {
 }
 
 Result<QuantizedMatrix> quantize_matrix(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
-                                        const std::string& name) {
+                                        const std::string& name, ThreadPool* pool) {
   BRISK_TRY(validate_quant_spec(spec));
   const QuantTraits& t = *quant_traits(runtime_dtype(spec.scheme));
   const int64_t group = effective_group(spec, cols);
@@ -69,8 +69,14 @@ Result<QuantizedMatrix> quantize_matrix(const float* w, int64_t rows, int64_t co
                       std::to_string(cols) + " input features");
   QuantizedMatrix q = allocate(t.dtype, rows, cols);
   const size_t rb = row_bytes(t.dtype, cols);
-  for (int64_t r = 0; r < rows; ++r)
-    quantize_row(t, w + r * cols, cols, group, spec.symmetry, q.bytes.get() + size_t(r) * rb);
+  auto quantize_rows = [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      quantize_row(t, w + r * cols, cols, group, spec.symmetry, q.bytes.get() + size_t(r) * rb);
+  };
+  if (pool)
+    pool->parallel_for(rows, quantize_rows);
+  else
+    quantize_rows(0, rows);
   return q;
 }
 

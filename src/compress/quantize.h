@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/quant_blocks.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 
 namespace brisk {
 
@@ -38,9 +39,10 @@ struct QuantizedMatrix {
 };
 
 // RTN: each group (or output row) gets absmax / min-max params and nearest codes. `name` is the
-// tensor for errors (e.g. a group size that does not divide cols).
+// tensor for errors (e.g. a group size that does not divide cols). Rows are split over `pool`
+// when one is given (an 8B model is ~7e9 values: minutes on one core).
 Result<QuantizedMatrix> quantize_matrix(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
-                                        const std::string& name);
+                                        const std::string& name, ThreadPool* pool = nullptr);
 
 // For methods that pick codes themselves: codes [rows, cols] and params [rows, cols / group]
 // (one per row for per-channel schemes) packed into runtime blocks.

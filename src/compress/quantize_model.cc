@@ -90,6 +90,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
     items.push_back({spec, slot.data == model->output_head().data});
   });
 
+  ThreadPool pool(o.threads);
   QuantizedLayout layout{runtime_dtype(o.spec.scheme), o.spec.group, o.spec.symmetry};
   if (quant_traits(layout.runtime)->per_channel) layout.group = 0;
   QuantizeModelReport report;
@@ -131,7 +132,8 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
     }
     const std::vector<float> w = chosen || changed ? std::vector<float>() : matrix_as_f32(stored->tensor, it.spec.kind);
     BRISK_ASSIGN(q, chosen ? Result<QuantizedMatrix>(*chosen)
-                           : quantize_matrix(changed ? changed->data() : w.data(), rows, cols, o.spec, it.spec.name));
+                           : quantize_matrix(changed ? changed->data() : w.data(), rows, cols, o.spec, it.spec.name,
+                                             &pool));
     for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout)) {
       report.bytes_out += t.bytes.size();
       owned.push_back(std::move(t));

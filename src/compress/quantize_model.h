@@ -27,6 +27,7 @@ struct QuantizeModelOptions {
   QuantSpec spec;
   HeadPolicy head = HeadPolicy::Keep;
   const MethodOverrides* overrides = nullptr;
+  int threads = 0;  // CPU threads for RTN (0: all cores)
 };
 
 struct QuantizeModelReport {

@@ -33,7 +33,7 @@ Command add_quantize(CLI::App& app) {
   sub->add_option("--calib", f->calib, "Calibration text file (tokenized without special tokens)");
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens used (whole 512-token windows)")
       ->capture_default_str();
-  sub->add_option("-t,--threads", f->threads, "CPU threads for calibration (default: all cores)");
+  sub->add_option("-t,--threads", f->threads, "CPU threads for quantizing and calibration (default: all cores)");
   sub->add_option("--group", f->group, "Values per scale for 4-bit schemes (multiple of 128)")->capture_default_str();
   auto* sym = sub->add_flag("--sym", f->sym, "Symmetric absmax scales (default)");
   sub->add_flag("--asym", f->asym, "Asymmetric min/max scales with a zero point (w4 only)")->excludes(sym);
@@ -49,6 +49,7 @@ Command add_quantize(CLI::App& app) {
     o.spec.group = f->group;
     o.spec.symmetry = f->asym ? Symmetry::Asymmetric : Symmetry::Symmetric;
     o.head = f->quantize_head ? HeadPolicy::Quantize : HeadPolicy::Keep;
+    o.threads = f->threads;
     MethodOverrides overrides;
     if (f->method != "rtn") {
       auto method = calib::parse_method(f->method);

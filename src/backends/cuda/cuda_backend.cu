@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "backends/cuda/attention.cuh"
 #include "backends/cuda/attention_prefill.cuh"
@@ -12,6 +13,7 @@
 #include "backends/cuda/matmul.cuh"
 #include "backends/cuda/kv_store.cuh"
 #include "backends/cuda/norms.cuh"
+#include "backends/cuda/quant_layout.h"
 #include "backends/cuda/rope.cuh"
 #include "backends/cuda/sampling.cuh"
 
@@ -148,11 +150,25 @@ void CudaBackend::release(float* data) {
 Result<Tensor> CudaBackend::try_upload(const Tensor& host_tensor) {
   if (host_tensor.device == Device::CUDA) return host_tensor;
   const DType t = host_tensor.dtype;
-  if (t != DType::F32 && t != DType::F16 && t != DType::BF16)
+  const bool quantized = is_block_dtype(t);
+  if (t != DType::F32 && t != DType::F16 && t != DType::BF16 && !quantized)
     return make_error("CudaBackend::upload: dtype " + std::string(dtype_name(t)) +
-                      " not supported (F32, F16, BF16)");
+                      " not supported (F32, F16, BF16 or a quantized block format)");
+  if (quantized && host_tensor.rank() != 2)
+    return make_error("CudaBackend::upload: a " + std::string(dtype_name(t)) + " tensor must be a matrix, got " +
+                      shape_string(host_tensor.shape));
+  // Block dtypes are repacked into the kernels' layout (quant_layout.h); the rest go as they are.
+  std::vector<uint8_t> repacked;
+  const void* source = host_tensor.data;
+  size_t source_bytes = host_tensor.nbytes();
+  if (quantized) {
+    repacked.resize(cuda::quant_device_layout(t, host_tensor.dim(0), host_tensor.dim(1)).bytes);
+    cuda::repack_for_device(host_tensor, repacked.data());
+    source = repacked.data();
+    source_bytes = repacked.size();
+  }
   activate();
-  const size_t bytes = std::max<size_t>(host_tensor.nbytes(), 1);
+  const size_t bytes = std::max<size_t>(source_bytes, 1);
   void* p = nullptr;
   const cudaError_t err = cudaMalloc(&p, bytes);
   if (err != cudaSuccess)
@@ -160,11 +176,10 @@ Result<Tensor> CudaBackend::try_upload(const Tensor& host_tensor) {
                                     ("uploading a " + shape_string(host_tensor.shape) + " weight").c_str(),
                                     err));
   uploads_.push_back(p);
-  if (host_tensor.nbytes() > 0)
+  if (source_bytes > 0)
     // On our stream (not the legacy default one, which a non-blocking stream does not wait for);
-    // a pageable source is staged before the call returns.
-    BRISK_CUDA_CHECK(cudaMemcpyAsync(p, host_tensor.data, host_tensor.nbytes(),
-                                     cudaMemcpyHostToDevice, stream_));
+    // a pageable source is staged before the call returns, so `repacked` may go right after.
+    BRISK_CUDA_CHECK(cudaMemcpyAsync(p, source, source_bytes, cudaMemcpyHostToDevice, stream_));
   Tensor device_tensor = host_tensor;
   device_tensor.data = p;
   device_tensor.device = Device::CUDA;

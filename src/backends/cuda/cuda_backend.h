@@ -1,7 +1,8 @@
 // The CUDA backend: activations are fp32 device buffers, weights are uploaded once in their stored
-// dtype (F32/F16/BF16), and every op is enqueued on one stream that the backend owns. Only
-// copy_to_host waits for the device. This header compiles without nvcc (the CUDA handle types are
-// forward-declared), so CPU-only code can name the class and call the factory.
+// dtype (F32/F16/BF16, or a quantized block dtype repacked for the GPU: quant_layout.h), and every
+// op is enqueued on one stream that the backend owns. Only copy_to_host waits for the device. This
+// header compiles without nvcc (the CUDA handle types are forward-declared), so CPU-only code can
+// name the class and call the factory.
 #pragma once
 
 #include <cstddef>

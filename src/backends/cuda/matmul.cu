@@ -7,6 +7,8 @@
 #include <string>
 
 #include "backends/cuda/elementwise.cuh"
+#include "backends/cuda/gemv_common.cuh"
+#include "backends/cuda/quant_gemv.cuh"
 
 namespace brisk::cuda {
 
@@ -66,15 +68,6 @@ __device__ __forceinline__ void unpack(const uint4& v, const float*, float* f) {
   f[3] = __uint_as_float(v.w);
 }
 
-// Weights are read exactly once per call: skip L1, and let L2 fetch whole 256-byte sectors.
-__device__ __forceinline__ uint4 load_streaming(const void* p) {
-  uint4 r;
-  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-      : "l"(p));
-  return r;
-}
-
 // ---- GEMV (m <= 8) ------------------------------------------------------------------------------
 // A persistent grid (as many blocks as fit on the GPU at once): block b owns the weight rows
 // b, b + G, b + 2G, ... (G = grid size), so every SM streams the same number of rows and none
@@ -82,12 +75,6 @@ __device__ __forceinline__ uint4 load_streaming(const void* p) {
 // chunks; each warp takes R of the block's rows at a time and keeps R * U 16-byte weight loads in
 // flight before using them. Partial sums per chunk go to shared memory, so x is staged once per
 // chunk per block whatever the number of rows.
-
-constexpr int kGemvThreads = 256;
-constexpr int kGemvWarps = kGemvThreads / 32;
-constexpr int kGemvXFloats = 8192;    // x chunk, all M rows: 32 KB
-constexpr int kGemvAccFloats = 4096;  // partial sums [rows of the block][M]: 16 KB
-constexpr size_t kGemvSmemBytes = size_t(kGemvXFloats + kGemvAccFloats) * sizeof(float);
 
 template <int M>
 struct GemvShape {
@@ -482,8 +469,33 @@ bool MatmulEngine::lt_gemm(const float* x, int64_t m, int64_t k, const Tensor& w
   return true;
 }
 
+void MatmulEngine::run_quantized(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
+                                 float* y) {
+  BRISK_CHECK(w.device == Device::CUDA, "CudaBackend::matmul: weight is not in device memory "
+                                        "(upload it through the backend first)");
+  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
+              "CudaBackend::matmul: w must be [n, k] with k = " + std::to_string(k) + ", got " +
+                  shape_string(w.shape));
+  BRISK_CHECK(k < (int64_t(1) << 30), "quantized matmul: k too large");
+  const int64_t n = w.dim(0);
+  if (w.dtype == DType::Q8A8) {
+    auto* xq = static_cast<float*>(x_quant_.get(size_t(m) * size_t(k) * sizeof(float)));
+    quantize_rows_per_token(x, m, k, xq, stream_);
+    x = xq;
+  }
+  if (m <= 8) return quant_gemv(x, int(m), int(k), w, bias, y, sm_count_, stream_);
+  auto* dense_w = static_cast<uint16_t*>(w_bf16_.get(size_t(n) * size_t(k) * sizeof(uint16_t)));
+  dequantize_to_bf16(w, dense_w, stream_);
+  const Tensor dense{dense_w, DType::BF16, {n, k}, Device::CUDA};
+  if (!lt_gemm(x, m, k, dense, bias, y)) fallback_gemm(x, m, k, dense, bias, y);
+}
+
 void MatmulEngine::gemv(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
                         float* y) {
+  if (is_block_dtype(w.dtype)) {
+    BRISK_CHECK(m >= 1 && m <= 8, "gemv: m must be in 1..8");
+    return run_quantized(x, m, k, w, bias, y);
+  }
   check_weight(w, k);
   BRISK_CHECK(m >= 1 && m <= 8, "gemv: m must be in 1..8");
   BRISK_CHECK(k < (int64_t(1) << 31), "gemv: k too large");
@@ -514,6 +526,7 @@ void MatmulEngine::fallback_gemm(const float* x, int64_t m, int64_t k, const Ten
 void MatmulEngine::run(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
                        float* y) {
   if (m <= 0) return;
+  if (is_block_dtype(w.dtype)) return run_quantized(x, m, k, w, bias, y);
   if (m <= 8) return gemv(x, m, k, w, bias, y);
   if (!lt_gemm(x, m, k, w, bias, y)) fallback_gemm(x, m, k, w, bias, y);
 }

@@ -5,6 +5,8 @@
 //    products accumulate in fp32 and land in fp32 (+bias in the epilogue). F32 weights: plain
 //    fp32 (CUBLAS_COMPUTE_32F, no TF32), so results match an fp32 reference.
 //  - Shapes cuBLASLt finds no algorithm for (odd leading dimensions): a simple tiled kernel.
+//  - Quantized weights (block dtypes, quant_gemv.cuh): their own GEMV for m <= 8; larger m
+//    dequantizes the matrix to bf16 in a scratch buffer and takes the cuBLASLt path above.
 #pragma once
 
 #include <cublasLt.h>
@@ -37,6 +39,9 @@ class MatmulEngine {
   bool lt_gemm(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
 
  private:
+  // Block-dtype weights, any m (Q8A8: activations snapped to their per-token int8 grid first).
+  void run_quantized(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
+
   // One cuBLASLt configuration, built once per (dtype, shape, bias, alignments).
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
@@ -46,7 +51,8 @@ class MatmulEngine {
   };
   using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t, uint32_t>;
 
-  explicit MatmulEngine(cudaStream_t stream) : stream_(stream), x_lowp_(stream) {}
+  explicit MatmulEngine(cudaStream_t stream)
+      : stream_(stream), x_lowp_(stream), x_quant_(stream), w_bf16_(stream) {}
   Plan& plan_for(DType wtype, int64_t m, int64_t n, int64_t k, bool bias, const void* a,
                  const void* b, const void* d);
   static void destroy(Plan& p);
@@ -57,6 +63,8 @@ class MatmulEngine {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   Scratch x_lowp_;  // x rounded to the weight dtype for cuBLASLt
+  Scratch x_quant_;  // Q8A8: x on its per-token int8 grid
+  Scratch w_bf16_;   // a quantized matrix dequantized for the GEMM path (the largest one seen)
   std::map<PlanKey, Plan> plans_;
 };
 
