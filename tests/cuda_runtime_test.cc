@@ -91,8 +91,8 @@ TEST_F(CudaRuntime, RecordedBatchedDecodeEqualsSolo) {
     for (size_t i = 0; i < n; ++i) tokens[i].push_back(ids[i]), got[i].push_back(ids[i]);
   }
   for (size_t i = 0; i < n; ++i) EXPECT_EQ(got[i], want_[i]) << "sequence " << i << ": " << kPrompts[i];
-  EXPECT_GE(engine->greedy_runner().recordings_made(), 1);
-  EXPECT_GE(engine->greedy_runner().replays(), kNew - 3);
+  EXPECT_GE(engine->token_runner().recordings_made(), 1);
+  EXPECT_GE(engine->token_runner().replays(), kNew - 3);
 
   // And one sequence alone through recorded steps (generate's greedy path).
   GenerateRequest r;
