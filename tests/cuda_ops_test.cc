@@ -608,6 +608,99 @@ TEST_F(CudaOps, ArgmaxRowsMatchesTheHostSampler) {
   }
 }
 
+// Random parameters for one row: every feature on or off, penalties on up to 40 distinct tokens.
+SampleRowParams random_sample_params(int64_t vocab, std::mt19937& rng, std::vector<TokenCount>& counts) {
+  auto pick = [&](auto... options) {
+    const std::array values = {options...};
+    return values[rng() % values.size()];
+  };
+  SampleRowParams p;
+  p.seed = (uint64_t(rng()) << 32) | rng();
+  p.step = rng() % 1000;
+  p.temperature = pick(0.0f, 0.3f, 0.7f, 1.0f, 1.8f);
+  p.top_k = pick(0, 1, 5, 50, int32_t(vocab), int32_t(vocab) + 3);
+  p.top_p = pick(1.0f, 0.95f, 0.6f, 0.2f, 0.0f);
+  p.min_p = pick(0.0f, 0.0f, 0.05f, 0.3f);
+  p.repetition_penalty = pick(1.0f, 1.3f, 0.8f);
+  p.presence_penalty = pick(0.0f, 0.5f, -0.4f);
+  p.frequency_penalty = pick(0.0f, 0.25f);
+  p.first_count = int32_t(counts.size());
+  std::vector<int32_t> tokens(static_cast<size_t>(vocab));
+  for (int64_t t = 0; t < vocab; ++t) tokens[size_t(t)] = int32_t(t);
+  std::shuffle(tokens.begin(), tokens.end(), rng);
+  p.n_counts = int32_t(std::min<int64_t>(vocab, rng() % 41));
+  for (int32_t i = 0; i < p.n_counts; ++i) counts.push_back({tokens[size_t(i)], int32_t(rng() % 4)});
+  return p;
+}
+
+// The same ids as the reference on random logits (no ties) and random parameters; the penalized
+// logits left in place agree bit for bit.
+TEST_F(CudaOps, SampleRowsMatchTheReference) {
+  int64_t rows_total = 0, mismatches = 0;
+  for (auto [rows, vocab] : {std::pair<int64_t, int64_t>{1, 128256}, {2, 151936}, {64, 8192}, {300, 1000}, {9, 5}}) {
+    std::vector<float> logits = random_vector(size_t(rows * vocab), rng_, 3.0f);
+    std::vector<TokenCount> counts;
+    std::vector<SampleRowParams> params;
+    for (int64_t r = 0; r < rows; ++r) params.push_back(random_sample_params(vocab, rng_, counts));
+    counts.push_back({0, 0});  // never empty, so the device buffer exists
+    Buffer dl = device(logits), dparams = device_words(params), dcounts = device_words(counts),
+           dids = device(std::vector<float>(size_t(rows), kNaN));
+    be().sample_rows(dl.data(), rows, vocab, reinterpret_cast<const SampleRowParams*>(dparams.data()),
+                     reinterpret_cast<const TokenCount*>(dcounts.data()), reinterpret_cast<int32_t*>(dids.data()));
+    std::vector<int32_t> got(static_cast<size_t>(rows)), want(static_cast<size_t>(rows));
+    be().copy_to_host(reinterpret_cast<float*>(got.data()), dids.data(), size_t(rows));
+    std::vector<float> scratch;
+    for (int64_t r = 0; r < rows; ++r)
+      want[size_t(r)] = ref::sample_row(logits.data() + r * vocab, vocab, params[size_t(r)], counts.data(), scratch);
+    EXPECT_EQ(report("sample_rows penalized logits", host(dl.data(), logits.size()), logits), 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const SampleRowParams& p = params[size_t(r)];
+      mismatches += got[size_t(r)] != want[size_t(r)];
+      EXPECT_EQ(got[size_t(r)], want[size_t(r)])
+          << "rows=" << rows << " vocab=" << vocab << " row " << r << ": temperature=" << p.temperature
+          << " top_k=" << p.top_k << " top_p=" << p.top_p << " min_p=" << p.min_p << " penalties=" << p.n_counts;
+    }
+    rows_total += rows;
+  }
+  std::printf("[cuda-err] sample_rows id mismatches %lld of %lld rows\n", (long long)mismatches, (long long)rows_total);
+}
+
+// Many draws of one distribution (each row its own step): the frequencies follow softmax, and
+// top-p keeps only the smallest set reaching p.
+TEST_F(CudaOps, SampleRowsFollowTheDistribution) {
+  const std::vector<double> probs = {0.05, 0.5, 0.3, 0.1, 0.05};
+  const int64_t vocab = int64_t(probs.size()), rows = 20000;
+  for (float top_p : {1.0f, 0.75f}) {
+    std::vector<float> logits;
+    for (int64_t r = 0; r < rows; ++r)
+      for (double pr : probs) logits.push_back(float(std::log(pr)));
+    std::vector<SampleRowParams> params(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      params[size_t(r)].seed = 3;
+      params[size_t(r)].step = uint64_t(r);
+      params[size_t(r)].temperature = 1.0f;
+      params[size_t(r)].top_p = top_p;
+    }
+    const std::vector<TokenCount> counts = {{0, 0}};
+    Buffer dl = device(logits), dparams = device_words(params), dcounts = device_words(counts),
+           dids = device(std::vector<float>(size_t(rows), kNaN));
+    be().sample_rows(dl.data(), rows, vocab, reinterpret_cast<const SampleRowParams*>(dparams.data()),
+                     reinterpret_cast<const TokenCount*>(dcounts.data()), reinterpret_cast<int32_t*>(dids.data()));
+    std::vector<int32_t> got(static_cast<size_t>(rows));
+    be().copy_to_host(reinterpret_cast<float*>(got.data()), dids.data(), size_t(rows));
+    std::vector<double> freq(probs.size());
+    for (int32_t id : got) {
+      ASSERT_TRUE(id >= 0 && id < vocab);
+      freq[size_t(id)] += 1.0 / double(rows);
+    }
+    for (size_t i = 0; i < probs.size(); ++i) {
+      const bool kept = top_p == 1.0f || i == 1 || i == 2;  // 0.5 + 0.3 reaches 0.75
+      const double want = kept ? probs[i] / (top_p == 1.0f ? 1.0 : 0.8) : 0.0;
+      EXPECT_NEAR(freq[i], want, 0.015) << "top_p=" << top_p << " token " << i;
+    }
+  }
+}
+
 // ---- recording -------------------------------------------------------------------------------
 
 TEST_F(CudaOps, RecordedOpsReplayOnNewInputs) {

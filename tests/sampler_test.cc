@@ -1,9 +1,13 @@
 // Sampler and stop-string behaviour on hand-made logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 
+#include "backends/cpu/cpu_backend.h"
+#include "ops/reference.h"
 #include "runtime/sampler.h"
 #include "runtime/stop_matcher.h"
 
@@ -113,6 +117,144 @@ TEST(Sampler, PresenceAndFrequencyPenaltiesCountOutputTokens) {
   EXPECT_FLOAT_EQ(l[0], 0.2f);
   l = {1.0f, 0.0f};
   EXPECT_EQ(sampler.sample(l.data()), 1);  // 1 - 0.5 - 0.6 < 0
+}
+
+// Random123's known-answer vectors for Philox-4x32-10 (tests/kat_vectors there).
+TEST(Philox, MatchesTheKnownAnswers) {
+  struct Case {
+    sampling::Philox4 counter;
+    uint32_t key0, key1;
+    sampling::Philox4 want;
+  };
+  const Case cases[] = {
+      {{{0, 0, 0, 0}}, 0, 0, {{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}}},
+      {{{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}}, 0xffffffff, 0xffffffff,
+       {{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}}},
+      {{{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}}, 0xa4093822, 0x299f31d0,
+       {{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}},
+  };
+  for (const Case& c : cases) {
+    const sampling::Philox4 got = sampling::philox4x32_10(c.counter, c.key0, c.key1);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(got.v[i], c.want.v[i]) << "word " << i;
+  }
+}
+
+// ops/sampling.h's definition read literally (every survivor rule by counting over the whole row,
+// O(vocab^2)), against the reference's sort and nth_element.
+int32_t literal_sample(std::vector<float> l, const SampleRowParams& p, const std::vector<TokenCount>& counts) {
+  const int64_t vocab = int64_t(l.size());
+  for (int32_t i = 0; i < p.n_counts; ++i) {
+    const TokenCount& c = counts[size_t(p.first_count + i)];
+    l[size_t(c.token)] = sampling::penalized_logit(l[size_t(c.token)], c.generated, p);
+  }
+  const int64_t best = std::max_element(l.begin(), l.end()) - l.begin();
+  const float max_logit = l[size_t(best)];
+  if (p.temperature <= 0) return int32_t(best);
+  auto z = [&](int64_t i) { return sampling::scaled_logit(l[size_t(i)], max_logit, p.temperature); };
+  auto in_top_k = [&](int64_t i) {
+    if (!sampling::top_k_active(p.top_k, vocab)) return true;
+    int64_t greater = 0;
+    for (int64_t j = 0; j < vocab; ++j) greater += l[size_t(j)] > l[size_t(i)];
+    return greater < p.top_k;
+  };
+  std::vector<bool> top_k(static_cast<size_t>(vocab));
+  double total = 0;
+  for (int64_t i = 0; i < vocab; ++i)
+    if ((top_k[size_t(i)] = in_top_k(i))) total += double(expf(z(i)));
+  int32_t chosen = -1;
+  float best_score = -INFINITY;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (!top_k[size_t(i)] || !sampling::passes_min_p(z(i), p.min_p)) continue;
+    double above = 0;
+    for (int64_t j = 0; j < vocab; ++j)
+      if (top_k[size_t(j)] && l[size_t(j)] > l[size_t(i)]) above += double(expf(z(j)));
+    const bool in_top_p = p.top_p >= 1.0f || (p.top_p > 0.0f ? above < double(p.top_p) * total
+                                                             : l[size_t(i)] == max_logit);
+    if (!in_top_p) continue;
+    const float score = z(i) + sampling::gumbel_noise(p.seed, p.step, i);
+    if (score > best_score) best_score = score, chosen = int32_t(i);
+  }
+  return chosen;
+}
+
+TEST(SampleRow, ReferenceFollowsTheLiteralDefinition) {
+  std::mt19937 rng(99);
+  std::vector<float> scratch;
+  for (int trial = 0; trial < 600; ++trial) {
+    const int64_t vocab = 1 + int64_t(rng() % 120);
+    std::vector<float> logits(static_cast<size_t>(vocab));
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    // Quarter steps make ties common: equal logits must stay or go together.
+    for (float& x : logits) x = std::round(normal(rng) * 4.0f) / 4.0f;
+    if (trial % 7 == 0) logits[0] = -INFINITY;
+    std::vector<TokenCount> counts = {{0, 0}};  // an entry of another row, to test first_count
+    SampleRowParams p;
+    p.seed = rng();
+    p.step = rng() % 50;
+    const float temperatures[] = {0.0f, 0.5f, 1.0f, 1.7f};
+    p.temperature = temperatures[rng() % 4];
+    p.top_k = int32_t(rng() % (vocab + 2)) - 1;
+    p.top_p = rng() % 3 == 0 ? 1.0f : float(rng() % 101) / 100.0f;
+    p.min_p = rng() % 2 == 0 ? 0.0f : float(rng() % 50) / 100.0f;
+    p.repetition_penalty = rng() % 2 == 0 ? 1.0f : 1.5f;
+    p.presence_penalty = rng() % 2 == 0 ? 0.0f : 0.4f;
+    p.frequency_penalty = rng() % 2 == 0 ? 0.0f : 0.3f;
+    p.first_count = 1;
+    for (int64_t t = 1; t < vocab; t += 1 + int64_t(rng() % 5)) counts.push_back({int32_t(t), int32_t(rng() % 3)});
+    p.n_counts = int32_t(counts.size()) - 1;
+    std::vector<float> row = logits;
+    EXPECT_EQ(ref::sample_row(row.data(), vocab, p, counts.data(), scratch), literal_sample(logits, p, counts))
+        << "trial " << trial << ": vocab=" << vocab << " temperature=" << p.temperature << " top_k=" << p.top_k
+        << " top_p=" << p.top_p << " min_p=" << p.min_p;
+  }
+}
+
+// A Sampler's host draws equal the backend op fed with its row_params() and counts(), step after
+// step with penalties growing: the packing the device path uses loses nothing.
+TEST(SampleRow, SamplerAgreesWithTheBackendOp) {
+  SamplingParams params;
+  params.temperature = 0.9f;
+  params.top_k = 20;
+  params.top_p = 0.9f;
+  params.min_p = 0.02f;
+  params.repetition_penalty = 1.2f;
+  params.presence_penalty = 0.3f;
+  params.frequency_penalty = 0.2f;
+  params.seed = 1234;
+  const int64_t vocab = 300;
+  Sampler host(params, vocab), device(params, vocab);
+  host.add_prompt({3, 4, 5, 250});
+  device.add_prompt({3, 4, 5, 250});
+  CpuBackend backend(1);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  for (int step = 0; step < 200; ++step) {
+    std::vector<float> logits(static_cast<size_t>(vocab));
+    for (float& x : logits) x = normal(rng);
+    std::vector<float> row = logits;
+    const SampleRowParams p = device.row_params(0);
+    int32_t id = -1;
+    backend.sample_rows(row.data(), 1, vocab, &p, device.counts().data(), &id);
+    device.accept(id);
+    EXPECT_EQ(host.sample(logits.data()), id) << "step " << step;
+    EXPECT_EQ(logits, row) << "step " << step;  // the same penalties, in place
+  }
+}
+
+TEST(SampleRow, StepsAndSeedsGiveDifferentDraws) {
+  SampleRowParams p;
+  p.temperature = 1.0f;
+  const std::vector<float> flat(1000, 0.0f);
+  std::vector<float> scratch, row;
+  std::map<int32_t, int> seen;
+  for (uint64_t seed = 0; seed < 10; ++seed)
+    for (uint64_t step = 0; step < 10; ++step) {
+      p.seed = seed;
+      p.step = step;
+      row = flat;
+      ++seen[ref::sample_row(row.data(), 1000, p, nullptr, scratch)];
+    }
+  EXPECT_GT(seen.size(), 80u);  // 100 uniform draws from 1000 tokens rarely collide
 }
 
 TEST(StopMatcher, HoldsBackPossibleStopPrefix) {

@@ -106,6 +106,8 @@ class CalibratingBackend final : public Backend {
   void gelu_tanh(float* x, int64_t n) override { inner_.gelu_tanh(x, n); }
   void add(float* x, const float* y, int64_t n) override { inner_.add(x, y, n); }
   void argmax_rows(const float* l, int64_t rows, int64_t vocab, int32_t* ids) override { inner_.argmax_rows(l, rows, vocab, ids); }
+  void sample_rows(float* l, int64_t rows, int64_t vocab, const SampleRowParams* params, const TokenCount* counts,
+                   int32_t* ids) override { inner_.sample_rows(l, rows, vocab, params, counts, ids); }
 
  private:
   void record(const float* x, int64_t m, int64_t k, InputStats& stats);

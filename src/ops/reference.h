@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ops/backend.h"
+#include "ops/sampling.h"
 
 namespace brisk::ref {
 
@@ -42,5 +44,11 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void add(float* x, const float* y, int64_t n);  // x += y
 // GELU, tanh approximation (GPT-2's "gelu_new"), in place.
 void gelu_tanh(float* x, int64_t n);
+
+// Backend::sample_rows for one row (the steps of ops/sampling.h): applies the penalties listed at
+// counts[params.first_count, +params.n_counts) to logits in place and returns the chosen token.
+// scratch is working memory the caller keeps between calls (no allocation per token).
+int32_t sample_row(float* logits, int64_t vocab, const SampleRowParams& params, const TokenCount* counts,
+                   std::vector<float>& scratch);
 
 }  // namespace brisk::ref

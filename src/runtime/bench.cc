@@ -38,7 +38,7 @@ double seconds_since(bench_clock::time_point t) {
 // its own block table in a cache sized for all N; prompts are prefilled (untimed) in as few
 // forward calls as max_rows allows, then every step feeds each sequence its last greedy token.
 Result<double> batched_decode_tok_s(Engine& engine, const BenchOptions& o, int64_t n_seqs, KvCache& cache,
-                                    GreedyRunner& runner) {
+                                    TokenRunner& runner) {
   Model& model = engine.model();
   const int64_t per_seq = KvCache::blocks_for(o.prompt_tokens + o.new_tokens);
   std::mt19937 rng(uint32_t(77 + n_seqs));
@@ -58,7 +58,7 @@ Result<double> batched_decode_tok_s(Engine& engine, const BenchOptions& o, int64
       for (int64_t s = first; s < std::min(n_seqs, first + per_call); ++s)
         chunks.push_back({tokens[size_t(s)].data(), o.prompt_tokens, 0, tables[size_t(s)].data(), per_seq,
                           LogitRows::Last});
-      const int32_t* ids = runner.run(chunks, cache);
+      const int32_t* ids = runner.run_greedy(chunks, cache);
       for (size_t i = 0; i < chunks.size(); ++i) tokens[size_t(first) + i].push_back(ids[i]);
     }
     const auto t0 = bench_clock::now();
@@ -68,7 +68,7 @@ Result<double> batched_decode_tok_s(Engine& engine, const BenchOptions& o, int64
         const auto& t = tokens[size_t(s)];
         chunks.push_back({&t.back(), 1, int64_t(t.size()) - 1, tables[size_t(s)].data(), per_seq, LogitRows::Last});
       }
-      const int32_t* ids = runner.run(chunks, cache);
+      const int32_t* ids = runner.run_greedy(chunks, cache);
       for (int64_t s = 0; s < n_seqs; ++s) tokens[size_t(s)].push_back(ids[s]);
     }
     if (rep > 0) runs.push_back(double(n_seqs * (o.new_tokens - 1)) / seconds_since(t0));
@@ -106,9 +106,9 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
   // recorded graphs where the backend records (the engine's runner, as generate uses it).
   std::vector<int32_t> table(size_t(engine.cache().n_blocks()));
   for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(b);
-  GreedyRunner runner(model, engine.backend(), o.decode_graphs);
+  TokenRunner runner(model, engine.backend(), o.decode_graphs);
   auto step = [&](const int32_t* tokens, int64_t n, int64_t first_pos) {
-    return runner.run({{tokens, n, first_pos, table.data(), int64_t(table.size()), LogitRows::Last}},
+    return runner.run_greedy({{tokens, n, first_pos, table.data(), int64_t(table.size()), LogitRows::Last}},
                       engine.cache())[0];
   };
   // Repetition 0 is the warm-up (page faults on mapped weights, caches, thread start, graphs).
@@ -132,7 +132,7 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
     BRISK_ASSIGN(cache, KvCache::create(engine.backend(), c.n_layers,
                                         most * KvCache::blocks_for(o.prompt_tokens + o.new_tokens),
                                         c.n_kv_heads, c.head_dim));
-    GreedyRunner batch_runner(model, engine.backend(), o.decode_graphs);
+    TokenRunner batch_runner(model, engine.backend(), o.decode_graphs);
     for (int64_t n : o.batch_sizes) {
       BRISK_ASSIGN(tok_s, batched_decode_tok_s(engine, o, n, cache, batch_runner));
       r.batch_tok_s.push_back({n, tok_s});

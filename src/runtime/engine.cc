@@ -30,7 +30,7 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
       cache_(std::move(cache)),
       logits_(size_t(model_->config().vocab_size)),
       all_blocks_(size_t(cache_.n_blocks())),
-      greedy_(*model_, *backend_, graphs) {
+      runner_(*model_, *backend_, graphs) {
   for (size_t b = 0; b < all_blocks_.size(); ++b) all_blocks_[b] = int32_t(b);
 }
 
@@ -104,7 +104,12 @@ const float* Engine::forward(const std::vector<SequenceChunk>& chunks) {
 }
 
 const int32_t* Engine::forward_greedy(const std::vector<SequenceChunk>& chunks) {
-  return greedy_.run(chunks, cache_);
+  return runner_.run_greedy(chunks, cache_);
+}
+
+const int32_t* Engine::forward_sampled(const std::vector<SequenceChunk>& chunks,
+                                       const std::vector<const Sampler*>& samplers) {
+  return runner_.run_sampled(chunks, cache_, samplers);
 }
 
 Result<GenerateResult> Engine::generate(const GenerateRequest& request,
@@ -119,13 +124,12 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
 
   GenerateResult result;
   result.prompt_tokens = int64_t(prompt.size());
-  const int64_t vocab = model_->config().vocab_size;
-  // Greedy without penalties: the backend picks each token (only its id comes back, and CUDA
-  // replays recorded decode steps); otherwise the Sampler reads each logits row on the host.
-  const bool greedy_on_device = request.sampling.plain_greedy();
-  std::vector<float> logits(greedy_on_device ? 0 : size_t(vocab));
-  Sampler sampler(request.sampling, vocab);
+  // Only token ids come back from each step: the backend picks them (argmax for plain greedy,
+  // sample_rows otherwise), and CUDA replays recorded decode steps.
+  const bool plain_greedy = request.sampling.plain_greedy();
+  Sampler sampler(request.sampling, model_->config().vocab_size);
   sampler.add_prompt(prompt);
+  const std::vector<const Sampler*> last_row_sampler = {&sampler}, no_rows;
   // Runs tokens at positions first_pos.. (in chunks of max_rows) and returns the next token.
   auto advance = [&](const int32_t* tokens, int64_t n, int64_t first_pos) {
     int32_t next = 0;
@@ -134,16 +138,11 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
       const bool last = done + rows == n;
       const std::vector<SequenceChunk> chunk = {{tokens + done, rows, first_pos + done, all_blocks_.data(),
                                                  int64_t(all_blocks_.size()), last ? LogitRows::Last : LogitRows::None}};
-      if (greedy_on_device) {
-        const int32_t* ids = forward_greedy(chunk);
-        if (last) next = ids[0];
-      } else {
-        const float* row = forward(chunk);
-        if (!last) continue;
-        std::copy(row, row + vocab, logits.begin());
-        next = sampler.sample(logits.data());
-      }
+      const int32_t* ids = plain_greedy ? forward_greedy(chunk)
+                                        : forward_sampled(chunk, last ? last_row_sampler : no_rows);
+      if (last) next = ids[0];
     }
+    sampler.accept(next);
     return next;
   };
   StreamDecoder decoder(*tokenizer_);

@@ -10,8 +10,8 @@
 
 #include "models/model.h"
 #include "runtime/device.h"
-#include "runtime/greedy_runner.h"
 #include "runtime/sampler.h"
+#include "runtime/token_runner.h"
 #include "tokenizer/tokenizer.h"
 
 namespace brisk {
@@ -75,7 +75,11 @@ class Engine {
   // The same pass with greedy token ids chosen on the device instead of logits: the argmax of each
   // logits row, in order (valid until the next call). Decode steps replay recorded graphs on CUDA.
   const int32_t* forward_greedy(const std::vector<SequenceChunk>& chunks);
-  GreedyRunner& greedy_runner() { return greedy_; }
+  // The same pass with each logits row drawn on the device by its sampler (samplers[i] for the
+  // i-th row), penalties included; the caller accepts the ids into the samplers.
+  const int32_t* forward_sampled(const std::vector<SequenceChunk>& chunks,
+                                 const std::vector<const Sampler*>& samplers);
+  TokenRunner& token_runner() { return runner_; }
 
   // Streams each piece of new text to on_text as soon as it is complete (UTF-8 and stop strings).
   Result<GenerateResult> generate(const GenerateRequest& request,
@@ -91,7 +95,7 @@ class Engine {
   KvCache cache_;
   std::vector<float> logits_;  // the logits rows of the latest forward call
   std::vector<int32_t> all_blocks_;  // 0..n_blocks-1: generate() owns the whole cache
-  GreedyRunner greedy_;  // after cache_ and backend_: its recordings name both
+  TokenRunner runner_;  // after cache_ and backend_: its recordings name both
 };
 
 }  // namespace brisk

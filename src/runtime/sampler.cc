@@ -1,78 +1,51 @@
 #include "runtime/sampler.h"
 
-#include <algorithm>
-#include <cmath>
+#include "core/error.h"
+#include "ops/reference.h"
 
 namespace brisk {
 
-Sampler::Sampler(SamplingParams params, int64_t vocab_size)
-    : params_(params), vocab_(vocab_size), rng_(params.seed) {
-  candidates_.reserve(size_t(vocab_size));
+Sampler::Sampler(SamplingParams params, int64_t vocab_size) : params_(params), vocab_(vocab_size) {}
+
+void Sampler::count(int32_t token, int32_t generated) {
+  BRISK_CHECK(token >= 0 && token < vocab_, "Sampler: token " + std::to_string(token) + " out of range");
+  auto [it, added] = where_.try_emplace(token, counts_.size());
+  if (added) counts_.push_back({token, 0});
+  counts_[it->second].generated += generated;
 }
 
 void Sampler::add_prompt(const std::vector<int32_t>& prompt) {
-  for (int32_t t : prompt) ++seen_[t];
+  if (params_.repetition_penalty == 1.0f) return;  // only repetition looks at the prompt
+  for (int32_t t : prompt) count(t, 0);
 }
 
-void Sampler::apply_penalties(float* logits) const {
-  if (params_.repetition_penalty != 1.0f)
-    for (const auto& [token, count] : seen_) {
-      float& l = logits[token];
-      l = l > 0 ? l / params_.repetition_penalty : l * params_.repetition_penalty;
-    }
-  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f)
-    for (const auto& [token, count] : generated_)
-      logits[token] -= params_.presence_penalty + params_.frequency_penalty * float(count);
+void Sampler::accept(int32_t token) {
+  ++step_;
+  if (params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+      params_.frequency_penalty != 0.0f)
+    count(token, 1);
+}
+
+SampleRowParams Sampler::row_params(int32_t first_count) const {
+  SampleRowParams p;
+  p.seed = params_.seed;
+  p.step = step_;
+  p.temperature = params_.temperature;
+  p.top_k = params_.top_k;
+  p.top_p = params_.top_p;
+  p.min_p = params_.min_p;
+  p.repetition_penalty = params_.repetition_penalty;
+  p.presence_penalty = params_.presence_penalty;
+  p.frequency_penalty = params_.frequency_penalty;
+  p.first_count = first_count;
+  p.n_counts = int32_t(counts_.size());
+  return p;
 }
 
 int32_t Sampler::sample(float* logits) {
-  apply_penalties(logits);
-  int32_t chosen;
-  if (params_.temperature <= 0.0f) {
-    chosen = int32_t(std::max_element(logits, logits + vocab_) - logits);
-  } else {
-    candidates_.clear();
-    for (int64_t i = 0; i < vocab_; ++i) candidates_.emplace_back(logits[i], int32_t(i));
-    auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first; };
-    size_t keep = candidates_.size();
-    if (params_.top_k > 0 && size_t(params_.top_k) < keep) {
-      keep = size_t(params_.top_k);
-      std::partial_sort(candidates_.begin(), candidates_.begin() + long(keep), candidates_.end(), by_logit);
-    } else {
-      std::sort(candidates_.begin(), candidates_.end(), by_logit);
-    }
-    candidates_.resize(keep);
-    // Softmax over the survivors at the given temperature (max subtracted for stability).
-    const float max_logit = candidates_[0].first;
-    double total = 0;
-    for (auto& c : candidates_) total += (c.first = std::exp((c.first - max_logit) / params_.temperature));
-    for (auto& c : candidates_) c.first = float(c.first / total);
-    if (params_.top_p < 1.0f) {
-      double cumulative = 0;
-      size_t n = 0;
-      while (n < candidates_.size() && (n == 0 || cumulative < params_.top_p)) cumulative += candidates_[n++].first;
-      candidates_.resize(n);
-    }
-    if (params_.min_p > 0.0f) {
-      const float floor = params_.min_p * candidates_[0].first;
-      size_t n = 1;
-      while (n < candidates_.size() && candidates_[n].first >= floor) ++n;
-      candidates_.resize(n);
-    }
-    double mass = 0;
-    for (const auto& c : candidates_) mass += c.first;
-    double u = std::uniform_real_distribution<double>(0.0, mass)(rng_);
-    chosen = candidates_.back().second;
-    for (const auto& c : candidates_) {
-      if ((u -= c.first) <= 0) {
-        chosen = c.second;
-        break;
-      }
-    }
-  }
-  ++seen_[chosen];
-  ++generated_[chosen];
-  return chosen;
+  const int32_t token = ref::sample_row(logits, vocab_, row_params(0), counts_.data(), scratch_);
+  accept(token);
+  return token;
 }
 
 }  // namespace brisk

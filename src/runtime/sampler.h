@@ -1,11 +1,14 @@
-// Turns a row of logits into the next token: penalties, then greedy or temperature sampling with
-// top-k / top-p / min-p truncation. Deterministic for a given seed.
+// One sequence's sampling state: its parameters, the tokens its penalties act on, and the step
+// counter that seeds each draw. The draw itself is ops/sampling.h's definition, run either here
+// on a host logits row (ref::sample_row) or on the device by Backend::sample_rows from the
+// parameters this class packs: the same seed gives the same tokens on both.
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <unordered_map>
 #include <vector>
+
+#include "ops/sampling.h"
 
 namespace brisk {
 
@@ -33,18 +36,27 @@ class Sampler {
 
   // Registers tokens already in the sequence (the prompt) for the repetition penalty.
   void add_prompt(const std::vector<int32_t>& prompt);
+
   // Picks the next token from logits[vocab] (modified in place by penalties) and records it.
   int32_t sample(float* logits);
+  // Records a token drawn elsewhere (Backend::sample_rows from row_params()) as sample() would.
+  void accept(int32_t token);
+
+  // This step's parameters for Backend::sample_rows, its penalized tokens (counts()) placed at
+  // first_count of the batch's TokenCount array.
+  SampleRowParams row_params(int32_t first_count) const;
+  // The tokens the penalties act on, each once: what the device needs besides row_params().
+  const std::vector<TokenCount>& counts() const { return counts_; }
 
  private:
-  void apply_penalties(float* logits) const;
+  void count(int32_t token, int32_t generated);
 
   SamplingParams params_;
   int64_t vocab_;
-  std::mt19937_64 rng_;
-  std::unordered_map<int32_t, int32_t> seen_;       // prompt + output tokens (repetition)
-  std::unordered_map<int32_t, int32_t> generated_;  // output token counts (presence/frequency)
-  std::vector<std::pair<float, int32_t>> candidates_;  // reused every step
+  uint64_t step_ = 0;                          // tokens drawn so far: the RNG counter
+  std::vector<TokenCount> counts_;             // only what an active penalty reads
+  std::unordered_map<int32_t, size_t> where_;  // token -> its entry in counts_
+  std::vector<float> scratch_;                 // ref::sample_row's working memory
 };
 
 }  // namespace brisk

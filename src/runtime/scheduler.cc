@@ -297,13 +297,21 @@ void Scheduler::step() {
   requeue_preempted();
 
   if (!batch.empty()) {
-    // When every sequence wants plain greedy tokens, the device picks them: a step then returns
-    // one id per sequence instead of [rows, vocab] logits to copy and scan on the host.
-    const bool device_greedy = std::all_of(batch.begin(), batch.end(), [](const Sequence* seq) {
-      return seq->request.sampling.plain_greedy() && seq->request.top_logprobs < 0;
+    // Only token ids come back from the device, unless a sequence asked for logprobs: plain greedy
+    // batches take the argmax, others are drawn by Backend::sample_rows. Logprobs need the logits
+    // rows on the host, where the Sampler draws by the same definition.
+    const bool host_logits = std::any_of(batch.begin(), batch.end(),
+                                         [](const Sequence* seq) { return seq->request.top_logprobs >= 0; });
+    const bool plain_greedy = std::all_of(batch.begin(), batch.end(), [](const Sequence* seq) {
+      return seq->request.sampling.plain_greedy();
     });
-    const int32_t* greedy_ids = device_greedy ? engine_.forward_greedy(chunks) : nullptr;
-    const float* logits = device_greedy ? nullptr : engine_.forward(chunks);
+    std::vector<const Sampler*> samplers;
+    for (size_t i = 0; i < batch.size(); ++i)
+      if (chunks[i].logits != LogitRows::None) samplers.push_back(&batch[i]->sampler);
+    const float* logits = host_logits ? engine_.forward(chunks) : nullptr;
+    const int32_t* ids = host_logits    ? nullptr
+                         : plain_greedy ? engine_.forward_greedy(chunks)
+                                        : engine_.forward_sampled(chunks, samplers);
     const int64_t vocab = engine_.model().config().vocab_size;
     for (size_t i = 0; i < batch.size(); ++i) {
       Sequence& seq = *batch[i];
@@ -315,13 +323,13 @@ void Scheduler::step() {
         ++seq.published;
       }
       if (chunks[i].logits == LogitRows::None) continue;
-      if (device_greedy) {
-        emit_token(seq, *greedy_ids++, nullptr);
-      } else {
+      if (host_logits) {
         row_.assign(logits, logits + vocab);  // the sampler edits its row (penalties)
-        const int32_t token = seq.sampler.sample(row_.data());
-        emit_token(seq, token, logits);
+        emit_token(seq, seq.sampler.sample(row_.data()), logits);
         logits += vocab;
+      } else {
+        seq.sampler.accept(*ids);
+        emit_token(seq, *ids++, nullptr);
       }
     }
     std::erase_if(running_, [](const auto& seq) { return seq->done; });

@@ -54,11 +54,14 @@ class CpuBackend final : public Backend {
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
   void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override;
+  void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
+                   const TokenCount* counts, int32_t* ids) override;
 
  private:
   ThreadPool pool_;
   cpu::Bf16Math bf16_math_;
   WeightPlacement placement_;
+  std::vector<float> sample_scratch_;  // ref::sample_row's working memory, kept between steps
   // Resident weights: large huge-page-backed chunks, bump-allocated.
   struct Chunk {
     uint8_t* data;

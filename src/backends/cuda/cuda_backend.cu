@@ -287,6 +287,12 @@ void CudaBackend::argmax_rows(const float* logits, int64_t rows, int64_t vocab, 
   cuda::argmax_rows(logits, rows, vocab, ids, stream_);
 }
 
+void CudaBackend::sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
+                              const TokenCount* counts, int32_t* ids) {
+  activate();
+  cuda::sample_rows(logits, rows, vocab, params, counts, ids, stream_);
+}
+
 // ---- recording (CUDA graphs) --------------------------------------------------------------------
 
 namespace {

@@ -76,6 +76,8 @@ class CudaBackend final : public Backend {
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
   void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override;
+  void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
+                   const TokenCount* counts, int32_t* ids) override;
 
   bool can_record() const override { return true; }
   void begin_capture() override;
