@@ -1,10 +1,9 @@
-#include "backends/cuda/quant_gemm.cuh"
-
 #include <cuda_fp8.h>
 
 #include <type_traits>
 
 #include "backends/cuda/cuda_common.cuh"
+#include "backends/cuda/quant_gemm.cuh"
 
 namespace brisk::cuda {
 
@@ -104,12 +103,14 @@ void launch_scale_output(const Acc* acc, int64_t m, int64_t n, const float* sx, 
                          const float* bias, float* y, cudaStream_t stream) {
   constexpr int kThreads = 256;
   // w_scales come from the uploaded weight (16-byte aligned params); checked anyway.
-  const bool vector = n % 4 == 0 && alignment_of(acc) >= 16 && alignment_of(y) >= 16 &&
-                      alignment_of(sw) >= 16;
+  const bool vector =
+      n % 4 == 0 && alignment_of(acc) >= 16 && alignment_of(y) >= 16 && alignment_of(sw) >= 16;
   if (vector)
-    scale_output_kernel<Acc, true><<<grid_for(m * n / 4, kThreads), kThreads, 0, stream>>>(acc, m, n, sx, sw, bias, y);
+    scale_output_kernel<Acc, true>
+        <<<grid_for(m * n / 4, kThreads), kThreads, 0, stream>>>(acc, m, n, sx, sw, bias, y);
   else
-    scale_output_kernel<Acc, false><<<grid_for(m * n, kThreads), kThreads, 0, stream>>>(acc, m, n, sx, sw, bias, y);
+    scale_output_kernel<Acc, false>
+        <<<grid_for(m * n, kThreads), kThreads, 0, stream>>>(acc, m, n, sx, sw, bias, y);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 
@@ -122,21 +123,21 @@ void quantize_activations(const float* x, int64_t m, int64_t k, int64_t depth, A
               "quantize_activations: codes rows must be 16-byte multiples covering k");
   const bool vec = k % 4 == 0 && alignment_of(x) >= 16;
   if (code == ActivationCode::Int8)
-    quantize_activations_kernel<ActivationCode::Int8><<<unsigned(m), kQuantThreads, 0, stream>>>(
-        x, k, depth, vec, codes, scales);
+    quantize_activations_kernel<ActivationCode::Int8>
+        <<<unsigned(m), kQuantThreads, 0, stream>>>(x, k, depth, vec, codes, scales);
   else
-    quantize_activations_kernel<ActivationCode::E4m3><<<unsigned(m), kQuantThreads, 0, stream>>>(
-        x, k, depth, vec, codes, scales);
+    quantize_activations_kernel<ActivationCode::E4m3>
+        <<<unsigned(m), kQuantThreads, 0, stream>>>(x, k, depth, vec, codes, scales);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 
-void scale_gemm_output(const int32_t* acc, int64_t m, int64_t n, const float* x_scales,
-                       const float* w_scales, const float* bias, float* y, cudaStream_t stream) {
+void scale_gemm_output(const int32_t* acc, int64_t m, int64_t n, const float* x_scales, const float* w_scales,
+                       const float* bias, float* y, cudaStream_t stream) {
   launch_scale_output(acc, m, n, x_scales, w_scales, bias, y, stream);
 }
 
-void scale_gemm_output(const float* acc, int64_t m, int64_t n, const float* x_scales,
-                       const float* w_scales, const float* bias, float* y, cudaStream_t stream) {
+void scale_gemm_output(const float* acc, int64_t m, int64_t n, const float* x_scales, const float* w_scales,
+                       const float* bias, float* y, cudaStream_t stream) {
   launch_scale_output(acc, m, n, x_scales, w_scales, bias, y, stream);
 }
 

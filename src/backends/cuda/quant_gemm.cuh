@@ -29,9 +29,9 @@ void quantize_activations(const float* x, int64_t m, int64_t k, int64_t depth, A
 // y[i, j] = (float(acc[i, j]) * x_scales[i]) * w_scales[j] (+ bias[j]), rounded at each step (no
 // fused multiply-add), so a host reference can reproduce it bit for bit. acc may be y itself (the
 // GEMM writes its accumulators into y's memory when y is aligned: int32 and fp32 are both 4 bytes).
-void scale_gemm_output(const int32_t* acc, int64_t m, int64_t n, const float* x_scales,
-                       const float* w_scales, const float* bias, float* y, cudaStream_t stream);
-void scale_gemm_output(const float* acc, int64_t m, int64_t n, const float* x_scales,
-                       const float* w_scales, const float* bias, float* y, cudaStream_t stream);
+void scale_gemm_output(const int32_t* acc, int64_t m, int64_t n, const float* x_scales, const float* w_scales,
+                       const float* bias, float* y, cudaStream_t stream);
+void scale_gemm_output(const float* acc, int64_t m, int64_t n, const float* x_scales, const float* w_scales,
+                       const float* bias, float* y, cudaStream_t stream);
 
 }  // namespace brisk::cuda
