@@ -6,7 +6,8 @@
 // - Quantized GEMV (Q8 per channel, Q4 groups of 128; m = 1 and 8) on the q/o, gate/up and down
 //   shapes: GB/s of the bytes the kernel reads (codes + scales as uploaded, + x, y) vs the copy.
 // - bf16 GEMM through CudaBackend::matmul (x rounding + cuBLASLt) at m = 2048, vs the same path
-//   at 8192^3, the library's own peak on this device.
+//   at 8192^3, the library's own peak on this device; w8a8 (int8) and fp8 GEMMs (x quantized per
+//   token + cuBLASLt + rescale) on the q/o and gate/up shapes, vs the same bf16 peak.
 // - Decode attention over a 4096-token fp32 cache (Llama-3-8B heads): GB/s of K/V vs the copy;
 //   prefill attention (bf16 tensor cores) over 2048 rows, a 512-row chunk, head_dim 64: TFLOP/s
 //   vs the GEMM peak.
@@ -85,6 +86,21 @@ std::vector<float> random_f32(size_t n, uint64_t seed) {
   return f;
 }
 
+// A [n, k] RTN-quantized matrix in host blocks: 256 distinct rows tiled over it (quantizing 58M
+// values per shape would cost seconds and change nothing the kernels see).
+std::vector<uint8_t> tiled_quant_blocks(DType dtype, int64_t n, int64_t k) {
+  const int64_t distinct = 256;
+  const size_t rb = row_bytes(dtype, k);
+  std::vector<float> values = random_f32(size_t(distinct * k), uint64_t(n * 3 + k));
+  std::vector<uint8_t> blocks(rb * size_t(n));
+  for (int64_t r = 0; r < distinct && r < n; ++r)
+    quantize_row(*quant_traits(dtype), values.data() + r * k, k, 128, Symmetry::Symmetric,
+                 blocks.data() + size_t(r) * rb);
+  for (int64_t r = distinct; r < n; ++r)
+    std::memcpy(blocks.data() + size_t(r) * rb, blocks.data() + size_t(r % distinct) * rb, rb);
+  return blocks;
+}
+
 struct Row {
   std::string kind;
   int64_t m, n, k;
@@ -153,19 +169,10 @@ int main(int argc, char** argv) {
     // is plentiful (at most ~2.1 GB per shape).
   }
 
-  // Quantized GEMV: 256 distinct RTN-quantized rows tiled over the matrix (quantizing 58M values
-  // per shape would cost seconds and change nothing the kernel sees).
+  // Quantized GEMV.
   for (DType dtype : {DType::Q8, DType::Q4}) {
     for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
-      const int64_t distinct = 256;
-      const size_t rb = row_bytes(dtype, k);
-      std::vector<float> values = random_f32(size_t(distinct * k), uint64_t(n * 3 + k));
-      std::vector<uint8_t> blocks(rb * size_t(n));
-      for (int64_t r = 0; r < distinct; ++r)
-        quantize_row(*quant_traits(dtype), values.data() + r * k, k, 128, Symmetry::Symmetric,
-                     blocks.data() + size_t(r) * rb);
-      for (int64_t r = distinct; r < n; ++r)
-        std::memcpy(blocks.data() + size_t(r) * rb, blocks.data() + size_t(r % distinct) * rb, rb);
+      std::vector<uint8_t> blocks = tiled_quant_blocks(dtype, n, k);
       const size_t bytes = cuda::quant_device_layout(dtype, n, k).bytes;
       const size_t copies = std::max<size_t>(2, (size_t(200) << 20) / bytes + 1);
       std::vector<Tensor> weights;
@@ -204,6 +211,25 @@ int main(int argc, char** argv) {
       rows.push_back({g.m == 8192 ? "gemm_bf16_peak" : "gemm_bf16", g.m, g.n, g.k, s * 1e6, tflops,
                       tflops / peak_tflops});
       be.synchronize();
+    }
+    // w8a8 and fp8 through CudaBackend::matmul: per-token quantization of x + cuBLASLt int8 / fp8
+    // + the rescaling epilogue, all timed. Ratio vs the bf16 peak (Hopper's int8 / fp8 peak is ~2x).
+    for (DType dtype : {DType::Q8A8, DType::F8}) {
+      for (const G& g : std::vector<G>{{2048, 4096, 4096}, {2048, 14336, 4096}}) {
+        std::vector<uint8_t> blocks = tiled_quant_blocks(dtype, g.n, g.k);
+        const Tensor w = be.upload(Tensor{blocks.data(), dtype, {g.n, g.k}});
+        std::vector<float> xh = random_f32(size_t(g.m * g.k), 13);
+        Buffer x = be.allocate(size_t(g.m * g.k)), y = be.allocate(size_t(g.m * g.n));
+        be.copy_to_device(x.data(), xh.data(), xh.size());
+        const double s = median_seconds(stream, 10, 3, [&](int) {
+          be.matmul(x.data(), g.m, g.k, w, nullptr, y.data());
+        });
+        const double tflops = 2.0 * double(g.m) * double(g.n) * double(g.k) / s / 1e12;
+        std::string kind = dtype == DType::Q8A8 ? "gemm_q8a8" : "gemm_f8";
+        if (!be.uses_low_precision_gemm(g.m, g.k, w)) kind += "_bf16_fallback";
+        rows.push_back({kind, g.m, g.n, g.k, s * 1e6, tflops, tflops / peak_tflops});
+        be.synchronize();
+      }
     }
   }
 

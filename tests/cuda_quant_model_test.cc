@@ -1,7 +1,7 @@
 // Quantized sotu-llama on CUDA against the same model on the CPU: for every scheme `brisk
 // quantize` writes, logits over a 40-token text in 1-row chunks (the quantized GEMVs) and in
-// 64-row chunks (dequantize to bf16 + cuBLASLt) stay close to the CPU's, and greedy decoding from
-// a short prompt (all GEMV) gives the same tokens. Skips without a GPU. Uses
+// 64-row chunks (cuBLASLt: bf16 on dequantized weights; int8 / fp8 GEMMs for w8a8 / fp8) stay
+// close to the CPU's, and greedy decoding from a short prompt (all GEMV) gives the same tokens. Skips without a GPU. Uses
 // $BRISK_MODELS/sotu-llama when set (the GPU machine gets models carried in), else ../shared.
 // Prints "[cuda-err] quant-model <scheme> chunk=<c> rel=<err>" for scripts/gpu_check.sh.
 #include <gtest/gtest.h>
@@ -75,12 +75,15 @@ TEST_P(CudaQuantModel, MatchesTheCpu) {
   for (int i = 0; i < 40; ++i) ids.push_back(int32_t((i * 2654435761u) % 8000u) + 100);
   const std::vector<float> want = golden::run(*on_cpu.value(), ids, 64);
   // 1-row chunks: fp32 GEMVs on both sides. 64-row chunks: the GPU rounds x and the dequantized
-  // weights to bf16 (as its bf16 GEMM path does), so the bf16 golden tolerance applies.
+  // weights to bf16 (as its bf16 GEMM path does), so the bf16 golden tolerance applies -- except
+  // w8a8 (int8 GEMM, the CPU's arithmetic) and fp8, whose GEMM also rounds x to e4m3 per token
+  // (~2.5% rms per value; the CPU keeps x in fp32), so its bound is wider.
   for (int64_t chunk : {int64_t(1), int64_t(64)}) {
     const std::vector<float> got = golden::run(*on_gpu.value(), ids, chunk);
     const double err = golden::relative_l2(got, want);
     std::printf("[cuda-err] quant-model %s chunk=%lld rel=%.3e\n", s.name.c_str(), (long long)chunk, err);
-    EXPECT_LT(err, chunk == 1 ? 1e-3 : 1e-2) << s.name << " chunk=" << chunk;
+    const double bound = chunk == 1 ? 1e-3 : s.scheme == QuantScheme::FP8 ? 1e-1 : 1e-2;
+    EXPECT_LT(err, bound) << s.name << " chunk=" << chunk;
   }
   const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 6);  // <= 8 rows: GEMV prefill too
   EXPECT_EQ(greedy(*on_gpu.value(), prompt, 24), greedy(*on_cpu.value(), prompt, 24)) << s.name;

@@ -216,6 +216,11 @@ void CudaBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, 
   matmul_->run(x, m, k, w, bias, y);
 }
 
+bool CudaBackend::uses_low_precision_gemm(int64_t m, int64_t k, const Tensor& w) {
+  activate();
+  return m > 8 && matmul_->quant_gemm_available(m, k, w);
+}
+
 void CudaBackend::attention(const float* q, const float* k_pool, const float* v_pool, float* out,
                             const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads,
                             int64_t head_dim, float scale) {

@@ -53,6 +53,10 @@ class CudaBackend final : public Backend {
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
+  // Whether matmul() runs these quantized weights at m rows on cuBLASLt's int8 (Q8A8) or fp8 (F8)
+  // tensor-core GEMM with x quantized per token, rather than the bf16 dequantize path; tests pick
+  // their reference from it.
+  bool uses_low_precision_gemm(int64_t m, int64_t k, const Tensor& w);
   void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
                  const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                  float scale) override;

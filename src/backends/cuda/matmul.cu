@@ -8,7 +8,9 @@
 
 #include "backends/cuda/elementwise.cuh"
 #include "backends/cuda/gemv_common.cuh"
+#include "backends/cuda/quant_gemm.cuh"
 #include "backends/cuda/quant_gemv.cuh"
+#include "backends/cuda/quant_layout.h"
 
 namespace brisk::cuda {
 
@@ -342,6 +344,36 @@ cudaDataType_t cuda_type(DType t) {
   return CUDA_R_32F;
 }
 
+// What cuBLASLt multiplies for a weight dtype: element types, compute and scale types, and the
+// depth and weight leading dimension (x's codes are stored with ld = depth, D with ld = n).
+struct LtOperands {
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  cudaDataType_t scale = CUDA_R_32F, ab = CUDA_R_32F, d = CUDA_R_32F;
+  int64_t depth = 0, lda = 0;
+};
+
+LtOperands lt_operands(DType wtype, int64_t n, int64_t k) {
+  LtOperands o;
+  if (wtype == DType::Q8A8 || wtype == DType::F8) {
+    // The uploaded codes as they lie: rows of code_row_bytes, zero codes past k. Int8: the IMMA
+    // kernels' only combination with int32 output (scale type int32). Fp8: fp32 output, which the
+    // e4m3 x e4m3 kernels offer next to bf16/fp16; cuBLASLt's A/B/D scale pointers stay unset (1.0).
+    o.depth = quant_gemm_depth(k);
+    o.lda = quant_device_layout(wtype, n, k).code_row_bytes;
+    if (wtype == DType::Q8A8) {
+      o.compute = CUBLAS_COMPUTE_32I;
+      o.scale = o.d = CUDA_R_32I;
+      o.ab = CUDA_R_8I;
+    } else {
+      o.ab = CUDA_R_8F_E4M3;
+    }
+    return o;
+  }
+  o.ab = cuda_type(wtype);
+  o.depth = o.lda = k;
+  return o;
+}
+
 void check_weight(const Tensor& w, int64_t k) {
   BRISK_CHECK(w.device == Device::CUDA, "CudaBackend::matmul: weight is not in device memory "
                                         "(upload it through the backend first)");
@@ -349,6 +381,15 @@ void check_weight(const Tensor& w, int64_t k) {
               "CudaBackend::matmul: w must be [n, k] with k = " + std::to_string(k) + ", got " +
                   shape_string(w.shape));
   cuda_type(w.dtype);
+}
+
+void check_quant_weight(const Tensor& w, int64_t k) {
+  BRISK_CHECK(w.device == Device::CUDA, "CudaBackend::matmul: weight is not in device memory "
+                                        "(upload it through the backend first)");
+  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
+              "CudaBackend::matmul: w must be [n, k] with k = " + std::to_string(k) + ", got " +
+                  shape_string(w.shape));
+  BRISK_CHECK(k < (int64_t(1) << 30), "quantized matmul: k too large");
 }
 
 }  // namespace
@@ -403,9 +444,10 @@ MatmulEngine::Plan& MatmulEngine::plan_for(DType wtype, int64_t m, int64_t n, in
 
   // Column-major view: D[n, m] = W^T[n, k] . X^T[k, m], where W is stored [n, k] row-major,
   // i.e. a column-major k x n matrix (transposed by the op), and X is a column-major k x m one.
+  // A transposed, B not ("TN") is also the only form the int8 and fp8 kernels accept.
   Plan p;
-  const cudaDataType_t ab = cuda_type(wtype);
-  BRISK_LT_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const LtOperands o = lt_operands(wtype, n, k);
+  BRISK_LT_CHECK(cublasLtMatmulDescCreate(&p.desc, o.compute, o.scale));
   const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
   BRISK_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a,
                                                 sizeof(trans_a)));
@@ -417,9 +459,9 @@ MatmulEngine::Plan& MatmulEngine::plan_for(DType wtype, int64_t m, int64_t n, in
     BRISK_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                   &epilogue, sizeof(epilogue)));
   }
-  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.a, ab, uint64_t(k), uint64_t(n), k));
-  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.b, ab, uint64_t(k), uint64_t(m), k));
-  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, uint64_t(n), uint64_t(m), n));
+  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.a, o.ab, uint64_t(o.depth), uint64_t(n), o.lda));
+  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.b, o.ab, uint64_t(o.depth), uint64_t(m), o.depth));
+  BRISK_LT_CHECK(cublasLtMatrixLayoutCreate(&p.d, o.d, uint64_t(n), uint64_t(m), n));
 
   cublasLtMatmulPreference_t pref = nullptr;
   BRISK_LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -469,15 +511,57 @@ bool MatmulEngine::lt_gemm(const float* x, int64_t m, int64_t k, const Tensor& w
   return true;
 }
 
+// ---- Q8A8 / F8 on cuBLASLt's int8 / fp8 GEMM (quant_gemm.cuh) ------------------------------------
+
+bool MatmulEngine::quant_gemm_available(int64_t m, int64_t k, const Tensor& w) {
+  check_quant_weight(w, k);
+  if (w.dtype != DType::Q8A8 && w.dtype != DType::F8) return false;
+  const int64_t n = w.dim(0), depth = quant_gemm_depth(k);
+  // n % 4: the int8 kernels need the row count of A (n) and every leading dimension to be
+  // multiples of 4, and D's leading dimension (n) must keep its columns 16-byte aligned. A depth
+  // past 2^17 could overflow the int32 sums (127 * 127 * depth).
+  if (m < 1 || m > 2147483647 || n % 4 != 0 || depth > (int64_t(1) << 17) || alignment_of(w.data) < 16)
+    return false;
+  // x's codes and (for aligned y) the outputs sit at 256-byte aligned addresses, as null does.
+  return plan_for(w.dtype, m, n, k, false, w.data, nullptr, nullptr).usable;
+}
+
+bool MatmulEngine::lt_quant_gemm(const float* x, int64_t m, int64_t k, const Tensor& w,
+                                 const float* bias, float* y) {
+  if (!quant_gemm_available(m, k, w)) return false;
+  const int64_t n = w.dim(0), depth = quant_gemm_depth(k);
+  auto* codes = static_cast<uint8_t*>(x_quant_.get(size_t(m) * size_t(depth) + size_t(m) * sizeof(float)));
+  auto* x_scales = reinterpret_cast<float*>(codes + size_t(m) * size_t(depth));
+  // D (int32 or fp32, 4 bytes like y) goes straight into y, which the epilogue then rescales in
+  // place; a y that is not 16-byte aligned gets a scratch buffer instead.
+  void* acc = alignment_of(y) >= 16 ? static_cast<void*>(y) : gemm_acc_.get(size_t(m * n) * sizeof(float));
+  Plan& p = plan_for(w.dtype, m, n, k, false, w.data, codes, acc);
+  if (!p.usable) return false;
+  const bool int8 = w.dtype == DType::Q8A8;
+  quantize_activations(x, m, k, depth, int8 ? ActivationCode::Int8 : ActivationCode::E4m3, codes,
+                       x_scales, stream_);
+  // The scalars have the descriptor's scale type: int32 for the int8 GEMM, fp32 for fp8. Fp8's
+  // fast-accumulation mode stays off (the default), so partial sums are promoted to fp32 regularly.
+  const int32_t alpha_i = 1, beta_i = 0;
+  const float alpha_f = 1.0f, beta_f = 0.0f;
+  const void* alpha = int8 ? static_cast<const void*>(&alpha_i) : &alpha_f;
+  const void* beta = int8 ? static_cast<const void*>(&beta_i) : &beta_f;
+  BRISK_LT_CHECK(cublasLtMatmul(handle_, p.desc, alpha, w.data, p.a, codes, p.b, beta, acc, p.d, acc,
+                                p.d, &p.algo, workspace_, workspace_bytes_, stream_));
+  const auto* w_scales = reinterpret_cast<const float*>(static_cast<const uint8_t*>(w.data) +
+                                                        quant_device_layout(w.dtype, n, k).params_offset);
+  if (int8)
+    scale_gemm_output(static_cast<const int32_t*>(acc), m, n, x_scales, w_scales, bias, y, stream_);
+  else
+    scale_gemm_output(static_cast<const float*>(acc), m, n, x_scales, w_scales, bias, y, stream_);
+  return true;
+}
+
 void MatmulEngine::run_quantized(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
                                  float* y) {
-  BRISK_CHECK(w.device == Device::CUDA, "CudaBackend::matmul: weight is not in device memory "
-                                        "(upload it through the backend first)");
-  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
-              "CudaBackend::matmul: w must be [n, k] with k = " + std::to_string(k) + ", got " +
-                  shape_string(w.shape));
-  BRISK_CHECK(k < (int64_t(1) << 30), "quantized matmul: k too large");
+  check_quant_weight(w, k);
   const int64_t n = w.dim(0);
+  if (m > 8 && lt_quant_gemm(x, m, k, w, bias, y)) return;
   if (w.dtype == DType::Q8A8) {
     auto* xq = static_cast<float*>(x_quant_.get(size_t(m) * size_t(k) * sizeof(float)));
     quantize_rows_per_token(x, m, k, xq, stream_);
