@@ -106,6 +106,22 @@ TEST(QuantFormats, AsymmetricZeroPointFollowsMinMax) {
   EXPECT_NEAR(p.scale, 4.0f / 15.0f, 1e-3f);
 }
 
+TEST(QuantFormats, ActivationBlocksRoundWithinHalfAStepOfEachBlock) {
+  const int64_t n = 70, padded = 96;  // two full blocks, a partial one, no padding block
+  auto x = random_values(size_t(n), 5);
+  x[3] = 40.0f;  // an outlier coarsens its own block only
+  std::vector<int8_t> codes(size_t(padded), 99);
+  std::vector<float> scales(size_t(padded / kActivationBlock));
+  quantize_activation_blocks(x.data(), n, padded, codes.data(), scales.data());
+  EXPECT_FLOAT_EQ(scales[0], 40.0f / 127.0f);
+  EXPECT_LT(scales[1], 40.0f / 127.0f / 4);
+  for (int64_t i = 0; i < n; ++i)
+    EXPECT_LE(std::fabs(codes[size_t(i)] * scales[size_t(i / kActivationBlock)] - x[size_t(i)]),
+              scales[size_t(i / kActivationBlock)] * 0.5001f)
+        << i;
+  for (int64_t i = n; i < padded; ++i) EXPECT_EQ(codes[size_t(i)], 0) << i;
+}
+
 struct KernelCase {
   DType dtype;
   cpu::QuantKernels kernels;
