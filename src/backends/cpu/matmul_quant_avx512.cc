@@ -244,10 +244,11 @@ struct Nibble4Codes {
     if constexpr (kCodebook) return _mm512_shuffle_epi8(table, nibbles);
     return nibbles;
   }
+  static float unit() { return kCodebook ? int8_codebook(kType)->unit : 1.0f; }
   // The weight scale of a block and the unsigned operand's offset (in code units).
-  static void block_params(const Block& b, float& scale, float& offset) {
+  static void block_params(const Block& b, float unit, float& scale, float& offset) {
     if constexpr (kCodebook) {
-      scale = _cvtsh_ss(b.scale_f16) * int8_codebook(kType)->unit;
+      scale = _cvtsh_ss(b.scale_f16) * unit;
       offset = 128.0f;
     } else {
       scale = _cvtsh_ss(b.scale_f16);
@@ -278,6 +279,8 @@ void int8_activation_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
   const __m512i table = F::table();
+  [[maybe_unused]] float unit = 1.0f;
+  if constexpr (!F::kPerChannel) unit = F::unit();
   __m512 acc[C][R];
   float offset_sum[C][R] = {};  // 4-bit: sum over blocks of scale * offset * block activation sum
 #pragma GCC unroll 8
@@ -312,7 +315,7 @@ void int8_activation_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t
       float scale[R], offset[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        F::block_params(w[r][b], scale[r], offset[r]);
+        F::block_params(w[r][b], unit, scale[r], offset[r]);
 #pragma GCC unroll 2
         for (int g = 0; g < F::kGroups; ++g) {
           _mm_prefetch(reinterpret_cast<const char*>(w[r][b].q) + 32 * g + kPrefetchBytes, _MM_HINT_T0);
