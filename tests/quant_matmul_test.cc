@@ -106,6 +106,22 @@ TEST(QuantFormats, AsymmetricZeroPointFollowsMinMax) {
   EXPECT_NEAR(p.scale, 4.0f / 15.0f, 1e-3f);
 }
 
+TEST(QuantFormats, ActivationBlocksRoundWithinHalfAStepOfEachBlock) {
+  const int64_t n = 70, padded = 96;  // two full blocks, a partial one, no padding block
+  auto x = random_values(size_t(n), 5);
+  x[3] = 40.0f;  // an outlier coarsens its own block only
+  std::vector<int8_t> codes(size_t(padded), 99);
+  std::vector<float> scales(size_t(padded / kActivationBlock));
+  quantize_activation_blocks(x.data(), n, padded, codes.data(), scales.data());
+  EXPECT_FLOAT_EQ(scales[0], 40.0f / 127.0f);
+  EXPECT_LT(scales[1], 40.0f / 127.0f / 4);
+  for (int64_t i = 0; i < n; ++i)
+    EXPECT_LE(std::fabs(codes[size_t(i)] * scales[size_t(i / kActivationBlock)] - x[size_t(i)]),
+              scales[size_t(i / kActivationBlock)] * 0.5001f)
+        << i;
+  for (int64_t i = n; i < padded; ++i) EXPECT_EQ(codes[size_t(i)], 0) << i;
+}
+
 struct KernelCase {
   DType dtype;
   cpu::QuantKernels kernels;
@@ -133,7 +149,10 @@ TEST_P(QuantMatmulTest, MatchesReferenceOnRandomShapes) {
         auto bias = random_values(size_t(n), uint32_t(rng()));
         const float* b = (n % 2) ? bias.data() : nullptr;
         std::vector<float> want(size_t(m * n)), got(size_t(m * n), NAN);
-        ref::matmul(x, m, k, q.tensor, b, want.data());
+        if (c.kernels == cpu::QuantKernels::Avx512Int8)
+          ref::matmul_int8_activations(x, m, k, q.tensor, b, want.data());
+        else
+          ref::matmul(x, m, k, q.tensor, b, want.data());
         cpu::matmul_quant(x, m, k, q.tensor, b, got.data(), pool, c.kernels);
         // Summation order differs from the double-precision reference: bound by sum |x * w|.
         std::vector<float> wrow(static_cast<size_t>(k));
@@ -155,14 +174,18 @@ TEST_P(QuantMatmulTest, MatchesReferenceOnRandomShapes) {
 std::vector<KernelCase> all_cases() {
   std::vector<KernelCase> cases;
   for (DType d : {DType::Q8, DType::Q8A8, DType::F8, DType::Q4, DType::NF4, DType::LOG4})
-    for (auto k : {cpu::QuantKernels::Avx512, cpu::QuantKernels::Scalar}) cases.push_back({d, k});
+    for (auto k : {cpu::QuantKernels::Avx512Int8, cpu::QuantKernels::Avx512, cpu::QuantKernels::Scalar})
+      if (k != cpu::QuantKernels::Avx512Int8 || (d != DType::Q8A8 && d != DType::F8)) cases.push_back({d, k});
   return cases;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFormats, QuantMatmulTest, ::testing::ValuesIn(all_cases()),
                          [](const auto& info) {
+                           const cpu::QuantKernels k = info.param.kernels;
                            return std::string(dtype_name(info.param.dtype)) +
-                                  (info.param.kernels == cpu::QuantKernels::Avx512 ? "_avx512" : "_scalar");
+                                  (k == cpu::QuantKernels::Avx512Int8 ? "_avx512_int8"
+                                   : k == cpu::QuantKernels::Avx512   ? "_avx512"
+                                                                      : "_scalar");
                          });
 
 }  // namespace
