@@ -2,13 +2,15 @@
 # CPU decode/prefill speed of each quantization scheme against bf16 on the synthetic
 # tinyllama-1.1b shape (2 threads by default). Needs a quiet machine: timings on a shared,
 # loaded host are meaningless. Writes bench/results/quant-speed-cpu-<host>.json (or $1).
+# A scheme ending in +head also quantizes lm_head (brisk quantize --quantize-head):
+#   SCHEMES="w8 w4 w4+head" bench/quant_speed.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BRISK=${BRISK:-./build/tools/brisk/brisk}
 THREADS=${THREADS:-2}
 OUT=${1:-bench/results/quant-speed-cpu-$(hostname -s).json}
 SYNTH_DIR=${SYNTH_DIR:-/tmp/brisk-synth-tinyllama-bf16}
-SCHEMES=${SCHEMES:-w8 w4 w8a8 fp8 nf4}
+SCHEMES=${SCHEMES:-w8 w4 w8a8 fp8 nf4 w8+head w4+head}
 
 [ -d "$SYNTH_DIR" ] || "$BRISK" synth --shape tinyllama-1.1b --dtype bf16 --seed 1 -o "$SYNTH_DIR"
 rows=$(mktemp)
@@ -17,7 +19,9 @@ for scheme in bf16 $SCHEMES; do
   dir="$SYNTH_DIR"
   if [ "$scheme" != bf16 ]; then
     dir="$SYNTH_DIR-$scheme"
-    [ -d "$dir" ] || "$BRISK" quantize -m "$SYNTH_DIR" -o "$dir" --scheme "$scheme" > /dev/null
+    flags=(--scheme "${scheme%+head}")
+    [ "$scheme" != "${scheme%+head}" ] && flags+=(--quantize-head)
+    [ -d "$dir" ] || "$BRISK" quantize -m "$SYNTH_DIR" -o "$dir" "${flags[@]}" > /dev/null
   fi
   echo "== $scheme" >&2
   r=$("$BRISK" bench -m "$dir" -t "$THREADS" -p 512 -n 32 -r 3 --json)

@@ -133,7 +133,10 @@ TEST_P(QuantMatmulTest, MatchesReferenceOnRandomShapes) {
         auto bias = random_values(size_t(n), uint32_t(rng()));
         const float* b = (n % 2) ? bias.data() : nullptr;
         std::vector<float> want(size_t(m * n)), got(size_t(m * n), NAN);
-        ref::matmul(x, m, k, q.tensor, b, want.data());
+        if (c.kernels == cpu::QuantKernels::Avx512Int8)
+          ref::matmul_int8_activations(x, m, k, q.tensor, b, want.data());
+        else
+          ref::matmul(x, m, k, q.tensor, b, want.data());
         cpu::matmul_quant(x, m, k, q.tensor, b, got.data(), pool, c.kernels);
         // Summation order differs from the double-precision reference: bound by sum |x * w|.
         std::vector<float> wrow(static_cast<size_t>(k));
@@ -155,14 +158,18 @@ TEST_P(QuantMatmulTest, MatchesReferenceOnRandomShapes) {
 std::vector<KernelCase> all_cases() {
   std::vector<KernelCase> cases;
   for (DType d : {DType::Q8, DType::Q8A8, DType::F8, DType::Q4, DType::NF4, DType::LOG4})
-    for (auto k : {cpu::QuantKernels::Avx512, cpu::QuantKernels::Scalar}) cases.push_back({d, k});
+    for (auto k : {cpu::QuantKernels::Avx512Int8, cpu::QuantKernels::Avx512, cpu::QuantKernels::Scalar})
+      if (k != cpu::QuantKernels::Avx512Int8 || (d != DType::Q8A8 && d != DType::F8)) cases.push_back({d, k});
   return cases;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFormats, QuantMatmulTest, ::testing::ValuesIn(all_cases()),
                          [](const auto& info) {
+                           const cpu::QuantKernels k = info.param.kernels;
                            return std::string(dtype_name(info.param.dtype)) +
-                                  (info.param.kernels == cpu::QuantKernels::Avx512 ? "_avx512" : "_scalar");
+                                  (k == cpu::QuantKernels::Avx512Int8 ? "_avx512_int8"
+                                   : k == cpu::QuantKernels::Avx512   ? "_avx512"
+                                                                      : "_scalar");
                          });
 
 }  // namespace

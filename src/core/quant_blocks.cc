@@ -231,4 +231,36 @@ float quantize_activation_row_u8(const float* x, int64_t n, int64_t padded, uint
   return absmax / 127.0f;
 }
 
+void quantize_activation_blocks(const float* x, int64_t n, int64_t padded, int8_t* codes, float* scales) {
+  for (int64_t b0 = 0; b0 < padded; b0 += kActivationBlock) {
+    const int64_t len = std::clamp<int64_t>(n - b0, 0, kActivationBlock);
+    float absmax = 0.0f;
+    for (int64_t i = 0; i < len; ++i) absmax = std::max(absmax, std::fabs(x[b0 + i]));
+    const float inv = absmax > 0.0f ? 127.0f / absmax : 0.0f;
+    for (int64_t i = 0; i < len; ++i) codes[b0 + i] = int8_t(std::nearbyint(x[b0 + i] * inv));
+    std::memset(codes + b0 + len, 0, size_t(kActivationBlock - len));
+    scales[b0 / kActivationBlock] = absmax / 127.0f;
+  }
+}
+
+namespace {
+
+Int8Codebook make_int8_codebook(const float* levels, float per_unit) {
+  Int8Codebook book{};
+  for (int i = 0; i < 16; ++i) book.level[i] = int8_t(std::nearbyint(levels[i] * per_unit));
+  book.unit = 1.0f / per_unit;
+  return book;
+}
+
+const Int8Codebook kNf4Int8 = make_int8_codebook(kNf4Levels, 127.0f);
+const Int8Codebook kLog4Int8 = make_int8_codebook(kLog4Levels, 64.0f);
+
+}  // namespace
+
+const Int8Codebook* int8_codebook(DType t) {
+  if (t == DType::NF4) return &kNf4Int8;
+  if (t == DType::LOG4) return &kLog4Int8;
+  return nullptr;
+}
+
 }  // namespace brisk

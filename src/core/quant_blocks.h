@@ -108,4 +108,21 @@ void quantize_row(const QuantTraits& traits, const float* x, int64_t n, int64_t 
 // Returns the row's scale (absmax / 127; 0 for an all-zero row).
 float quantize_activation_row_u8(const float* x, int64_t n, int64_t padded, uint8_t* out);
 
+// Weight-only formats on integer dot-product kernels (AVX-512 VNNI): each activation row is
+// quantized to int8 per block of kActivationBlock values (symmetric, scale = absmax / 127, as
+// llama.cpp's Q8_0), so the error follows the local magnitude rather than the row's largest
+// outlier. codes is zero-padded to `padded` (a multiple of the block); scales gets one entry per
+// block (0 for an all-zero block).
+constexpr int64_t kActivationBlock = 32;
+void quantize_activation_blocks(const float* x, int64_t n, int64_t padded, int8_t* codes, float* scales);
+
+// The 4-bit codebooks as int8 levels for integer kernels: level(code) ~= level[code] * unit.
+// LOG4 is exact (powers of two times 64); NF4 rounds each level to the nearest 1/127.
+struct Int8Codebook {
+  int8_t level[16];
+  float unit;
+};
+// Null for formats without a codebook.
+const Int8Codebook* int8_codebook(DType t);
+
 }  // namespace brisk

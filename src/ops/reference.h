@@ -14,6 +14,11 @@ namespace brisk::ref {
 // x per token). Accumulates in double.
 void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
 
+// The numerics of the integer kernels for weight-only block formats (Q8, Q4, NF4, LOG4): each
+// row of x quantized to int8 per kActivationBlock values (quantize_activation_blocks), codebook
+// levels as their int8 approximations (int8_codebook). Accumulates in double.
+void matmul_int8_activations(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
+
 // y = x / rms(x) * weight, per row of length d.
 void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* y);
 // y = (x - mean) / sqrt(var + eps) * weight + bias, per row of length d.

@@ -1,5 +1,6 @@
-// The quantized matmul driver: prepares activations (zero-padded to whole blocks, or quantized
-// per token for w8a8), splits output rows over threads and blocks activation rows for L2.
+// The quantized matmul driver: prepares activations (zero-padded to whole blocks, quantized per
+// token for w8a8, or per 32 values for the integer tiles), splits output rows over threads and
+// blocks activation rows for L2.
 #include "backends/cpu/matmul_quant.h"
 
 #include <algorithm>
@@ -17,6 +18,9 @@ namespace brisk::cpu {
 
 namespace {
 
+using quant_kernels::Int8KernelSet;
+using quant_kernels::Int8Rows;
+using quant_kernels::kGroupValues;
 using quant_kernels::kTileCols;
 using quant_kernels::kTileRows;
 using quant_kernels::QuantKernelSet;
@@ -92,27 +96,97 @@ void scalar_rows(const Prepared& px, int64_t m, int64_t k, const Tensor& w, cons
   }
 }
 
-// Output rows n0..n1 over all activation rows: activation blocks (L2) outermost, then weight
-// tiles (streamed), then activation tiles (the tile's weight rows stay in L1/L2).
+// Output rows n0..n1 over all m activation rows (x_row_bytes each): activation blocks (L2)
+// outermost, then weight tiles (streamed), then activation tiles (the tile's weight rows stay in
+// L1/L2). tile(r0, rows, c0, cols) runs one register tile.
+template <class Tile>
+void for_each_tile(int64_t m, int64_t x_row_bytes, int64_t n0, int64_t n1, Tile tile) {
+  const int64_t mb = std::max<int64_t>(kTileCols, kActivationBlockBytes / x_row_bytes / kTileCols * kTileCols);
+  for (int64_t m0 = 0; m0 < m; m0 += mb) {
+    const int64_t m1 = std::min(m, m0 + mb);
+    for (int64_t r0 = n0; r0 < n1; r0 += kTileRows)
+      for (int64_t c0 = m0; c0 < m1; c0 += kTileCols)
+        tile(r0, std::min<int64_t>(kTileRows, n1 - r0), c0, std::min<int64_t>(kTileCols, m1 - c0));
+  }
+}
+
 void tiled_rows(const QuantKernelSet& ks, const Prepared& px, int64_t m, int64_t k, const Tensor& w,
                 const float* bias, float* y, int64_t n, int64_t n0, int64_t n1) {
   const int64_t n_blocks = (k + dtype_block(w.dtype) - 1) / dtype_block(w.dtype);
   const size_t ldw = row_bytes(w.dtype, k);
   const int64_t row_bytes_x = px.ldx * int64_t(px.x_bytes);
-  const int64_t mb = std::max<int64_t>(kTileCols, kActivationBlockBytes / row_bytes_x / kTileCols * kTileCols);
   const auto* wbase = static_cast<const uint8_t*>(w.data);
-  for (int64_t m0 = 0; m0 < m; m0 += mb) {
-    const int64_t m1 = std::min(m, m0 + mb);
-    for (int64_t r0 = n0; r0 < n1; r0 += kTileRows) {
-      const int64_t rows = std::min<int64_t>(kTileRows, n1 - r0);
-      for (int64_t c0 = m0; c0 < m1; c0 += kTileCols) {
-        const int64_t cols = std::min<int64_t>(kTileCols, m1 - c0);
-        ks.tile[rows - 1][cols - 1](static_cast<const uint8_t*>(px.x) + c0 * row_bytes_x, px.ldx,
-                                    px.scales ? px.scales + c0 : nullptr, wbase + size_t(r0) * ldw, ldw, n_blocks,
-                                    y + c0 * n + r0, n, bias ? bias + r0 : nullptr);
-      }
+  for_each_tile(m, row_bytes_x, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
+    ks.tile[rows - 1][cols - 1](static_cast<const uint8_t*>(px.x) + c0 * row_bytes_x, px.ldx,
+                                px.scales ? px.scales + c0 : nullptr, wbase + size_t(r0) * ldw, ldw, n_blocks,
+                                y + c0 * n + r0, n, bias ? bias + r0 : nullptr);
+  });
+}
+
+// ---- int8 activations for the integer tiles of weight-only formats ----
+
+thread_local std::vector<int8_t> t_codes;
+thread_local std::vector<float> t_lane_scales, t_block_sums, t_row_sums;
+
+// Each row: int8 codes per kActivationBlock values (quantize_activation_blocks), moved into the
+// tiles' order, the scale of every int32 lane, and the dequantized sums the tiles subtract the
+// weights' offsets with.
+Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t padded_k, int64_t block,
+                                  const Int8KernelSet& ks, bool parallel, ThreadPool& pool) {
+  t_codes.resize(size_t(m * padded_k));
+  t_lane_scales.resize(size_t(m * padded_k / 4));
+  t_block_sums.resize(size_t(m * padded_k / block));
+  t_row_sums.resize(size_t(m));
+  int8_t* codes = t_codes.data();
+  float *lane_scales = t_lane_scales.data(), *block_sums = t_block_sums.data(), *row_sums = t_row_sums.data();
+  auto row = [&](int64_t r) {
+    thread_local std::vector<int8_t> natural;
+    thread_local std::vector<float> scales;
+    natural.resize(size_t(padded_k));
+    scales.resize(size_t(padded_k / kActivationBlock));
+    quantize_activation_blocks(x + r * k, k, padded_k, natural.data(), scales.data());
+    int8_t* out = codes + r * padded_k;
+    float* lanes = lane_scales + r * padded_k / 4;
+    for (int64_t g = 0; g < padded_k; g += kGroupValues) {
+      for (int p = 0; p < kGroupValues; ++p) out[g + p] = natural[size_t(g + ks.position_value[p])];
+      for (int l = 0; l < kGroupValues / 4; ++l) lanes[g / 4 + l] = scales[size_t((g + ks.position_value[4 * l]) / kActivationBlock)];
     }
-  }
+    float* sums = block_sums + r * (padded_k / block);
+    float total = 0.0f;
+    for (int64_t b = 0; b < padded_k / block; ++b) {
+      float sum = 0.0f;
+      for (int64_t a = b * block; a < (b + 1) * block; a += kActivationBlock) {
+        int32_t codes_sum = 0;
+        for (int64_t i = a; i < a + kActivationBlock; ++i) codes_sum += natural[size_t(i)];
+        sum += float(codes_sum) * scales[size_t(a / kActivationBlock)];
+      }
+      sums[b] = sum;
+      total += sum;
+    }
+    row_sums[r] = total;
+  };
+  if (parallel && m > 1)
+    pool.parallel_for(m, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) row(r);
+    });
+  else
+    for (int64_t r = 0; r < m; ++r) row(r);
+  return {codes, lane_scales, block_sums, row_sums, padded_k};
+}
+
+void int8_tiled_rows(const Int8KernelSet& ks, const Int8Rows& px, int64_t m, int64_t k, const Tensor& w,
+                     const float* bias, float* y, int64_t n, int64_t n0, int64_t n1) {
+  const int64_t block = dtype_block(w.dtype);
+  const int64_t n_blocks = px.ld / block;
+  const size_t ldw = row_bytes(w.dtype, k);
+  const auto* wbase = static_cast<const uint8_t*>(w.data);
+  // Codes and lane scales: twice the activation's int8 bytes.
+  for_each_tile(m, 2 * px.ld, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
+    const Int8Rows xc{px.codes + c0 * px.ld, px.lane_scales + c0 * px.ld / 4, px.block_sums + c0 * n_blocks,
+                      px.row_sums + c0, px.ld};
+    ks.tile[rows - 1][cols - 1](xc, wbase + size_t(r0) * ldw, ldw, n_blocks, y + c0 * n + r0, n,
+                                bias ? bias + r0 : nullptr);
+  });
 }
 
 }  // namespace
@@ -122,7 +196,10 @@ bool quant_kernels_supported(QuantKernels which, DType wtype) {
   const CpuFeatures& f = cpu_features();
   const bool avx512 = f.avx512f && f.avx512bw && f.f16c && (wtype != DType::Q8A8 || f.avx512vnni) &&
                       quant_kernels::avx512_quant_kernels(wtype) != nullptr;
+  const bool avx512_int8 = f.avx512f && f.avx512bw && f.f16c && f.avx512vnni &&
+                           quant_kernels::avx512_vnni_int8_kernels(wtype) != nullptr;
   switch (which) {
+    case QuantKernels::Avx512Int8: return avx512_int8;
     case QuantKernels::Avx512: return avx512;
     case QuantKernels::Auto:
     case QuantKernels::Scalar: return true;
@@ -139,16 +216,28 @@ void matmul_quant(const float* x, int64_t m, int64_t k, const Tensor& w, const f
   BRISK_CHECK(quant_kernels_supported(which, w.dtype), "matmul_quant: kernels not supported on this CPU");
   const int64_t n = w.dim(0);
   if (m == 0 || n == 0) return;
-  if (which == QuantKernels::Auto)
-    which = quant_kernels_supported(QuantKernels::Avx512, w.dtype) ? QuantKernels::Avx512 : QuantKernels::Scalar;
+  if (which == QuantKernels::Auto) {
+    which = QuantKernels::Scalar;
+    for (QuantKernels kind : {QuantKernels::Avx512Int8, QuantKernels::Avx512})
+      if (which == QuantKernels::Scalar && quant_kernels_supported(kind, w.dtype)) which = kind;
+  }
 
   const int64_t block = dtype_block(w.dtype);
   const int64_t padded_k = (k + block - 1) / block * block;
   const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
-  const Prepared px = prepare_activations(x, m, k, padded_k, w.dtype, parallel, pool);
+  const quant_kernels::Int8KernelSet* int8_set =
+      which == QuantKernels::Avx512Int8 ? quant_kernels::avx512_vnni_int8_kernels(w.dtype) : nullptr;
+  Prepared px{};
+  Int8Rows qx{};
+  if (int8_set)
+    qx = prepare_int8_activations(x, m, k, padded_k, block, *int8_set, parallel, pool);
+  else
+    px = prepare_activations(x, m, k, padded_k, w.dtype, parallel, pool);
 
   auto run = [&](int64_t n0, int64_t n1) {
-    if (which == QuantKernels::Scalar)
+    if (int8_set)
+      int8_tiled_rows(*int8_set, qx, m, k, w, bias, y, n, n0, n1);
+    else if (which == QuantKernels::Scalar)
       scalar_rows(px, m, k, w, bias, y, n, n0, n1);
     else
       tiled_rows(*quant_kernels::avx512_quant_kernels(w.dtype), px, m, k, w, bias, y, n, n0, n1);

@@ -9,13 +9,18 @@
 
 namespace brisk::cpu {
 
-// Which kernels run: Auto picks AVX-512 (with VNNI for Q8A8) where the CPU has it, else the
-// portable scalar path. Tests force each to cover both on one machine.
-enum class QuantKernels : uint8_t { Auto, Avx512, Scalar };
+// Which kernels run. Auto picks Avx512Int8 where the CPU has AVX-512 VNNI and the format has
+// integer tiles (Q8, Q4, NF4, LOG4), else Avx512 (with VNNI for Q8A8), else the portable scalar
+// path. Tests force each to cover all on one machine.
+//   Avx512Int8: activations quantized to int8 per 32 values, integer dot products (the numerics
+//               of ref::matmul_int8_activations)
+//   Avx512, Scalar: fp32 activations times dequantized weights (the numerics of ref::matmul)
+enum class QuantKernels : uint8_t { Auto, Avx512Int8, Avx512, Scalar };
 
 bool quant_kernels_supported(QuantKernels which, DType wtype);
 
-// Weight-only formats: fp32 activations times weights dequantized in registers, fp32 sums.
+// Weight-only formats: fp32 activations times weights dequantized in registers, fp32 sums, or
+// (Avx512Int8) int8 activations per 32 values times the weight codes in int32, scaled per block.
 // Q8A8: each activation row is quantized to int8 per token (absmax / 127) at run time, then int8
 // dot products (u8 x s8 with a +128 offset corrected by the weight row sums).
 void matmul_quant(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,

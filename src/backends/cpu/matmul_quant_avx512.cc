@@ -1,10 +1,15 @@
 // AVX-512 tiles for quantized weights (core/quant_blocks.h). Compiled with -mavx512f/bw/vl/dq/vnni
 // (src/CMakeLists.txt); matmul_quant.cc only calls in after cpu_features() confirms the ISA.
 //
-// Weight-only formats (Q8, F8, Q4, NF4, LOG4) dequantize each weight vector in registers once and
-// multiply-add it into every activation row of the tile with fp32 FMAs, so results match the
-// scalar reference up to summation order. Q8A8 multiplies u8 activations by s8 weights with
-// vpdpbusd (64 multiply-adds per instruction) into int32 and applies the scales at the end.
+// Float tiles: weight-only formats (Q8, F8, Q4, NF4, LOG4) dequantize each weight vector in
+// registers once and multiply-add it into every activation row of the tile with fp32 FMAs, so
+// results match the scalar reference up to summation order. They are arithmetic-bound at decode
+// (a widen, a convert and an FMA per 16 weights).
+// Integer tiles: the same weight-only formats against int8 activations (quantized per 32 values
+// by the driver) with vpdpbusd, 64 multiply-adds per instruction: weight codes are the unsigned
+// operand (Q8 codes + 128; 4-bit codes as they are, or their int8 codebook level + 128), so the
+// offset comes off as offset * sum(activations), precomputed per row or per weight block.
+// Q8A8 multiplies u8 activations (per-token scale) by s8 weights into int32, scales at the end.
 #include <immintrin.h>
 
 #include <utility>
@@ -171,15 +176,15 @@ void int8_tile(const void* xp, int64_t ldx, const float* x_scales, const void* w
   }
 }
 
-template <template <int, int> class Tile, int... I>
-constexpr QuantKernelSet make_set(std::integer_sequence<int, I...>) {
-  QuantKernelSet set{};
+template <class Set, template <int, int> class Tile, int... I>
+constexpr Set make_set(std::integer_sequence<int, I...>) {
+  Set set{};
   ((set.tile[I / kTileCols][I % kTileCols] = Tile<I / kTileCols + 1, I % kTileCols + 1>::run), ...);
   return set;
 }
-template <template <int, int> class Tile>
-constexpr QuantKernelSet make_set() {
-  return make_set<Tile>(std::make_integer_sequence<int, kTileRows * kTileCols>{});
+template <template <int, int> class Tile, class Set = QuantKernelSet>
+constexpr Set make_set() {
+  return make_set<Set, Tile>(std::make_integer_sequence<int, kTileRows * kTileCols>{});
 }
 
 template <class F>
@@ -201,6 +206,170 @@ constexpr QuantKernelSet kNf4Set = make_set<FloatTiles<Nibble4Format<kNf4Levels>
 constexpr QuantKernelSet kLog4Set = make_set<FloatTiles<Nibble4Format<kLog4Levels>>::Tile>();
 constexpr QuantKernelSet kQ8A8Set = make_set<Int8Tile>();
 
+// ---- integer tiles (int8 activations) ----
+
+// Per-channel int8: a group is 64 consecutive codes, made unsigned by flipping the sign bit
+// (code + 128); the 128 * sum(x) this adds is removed once per row (row_sums).
+struct Q8Codes {
+  using Block = BlockQ8;
+  static constexpr int kGroups = 4;
+  static constexpr bool kPerChannel = true;
+  static constexpr float kOffset = 128.0f;
+  static __m512i table() { return _mm512_setzero_si512(); }
+  static __m512i codes(const Block& b, int g, __m512i) {
+    return _mm512_xor_si512(_mm512_loadu_si512(b.q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
+  }
+  static float row_scale(const Block& b) { return b.scale; }
+};
+
+// BlockQ4: group g is chunks 2g and 2g + 1 (32 bytes); both halves of a vector get the same 32
+// bytes, the upper half shifted down a nibble, so the vector holds values [0, 16) [32, 48)
+// [16, 32) [48, 64) of the group (kNibbleOrder). Codebook formats then look their levels up
+// (vpshufb over a 16-byte table of int8 level + 128); Q4 codes are used as they are.
+template <DType kType>
+struct Nibble4Codes {
+  using Block = BlockQ4;
+  static constexpr int kGroups = 2;
+  static constexpr bool kPerChannel = false;
+  static constexpr bool kCodebook = kType != DType::Q4;
+  static __m512i table() {
+    if constexpr (!kCodebook) return _mm512_setzero_si512();
+    const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(int8_codebook(kType)->level));
+    return _mm512_broadcast_i32x4(_mm_xor_si128(levels, _mm_set1_epi8(char(0x80))));
+  }
+  static __m512i codes(const Block& b, int g, __m512i table) {
+    const __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32 * g)));
+    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    const __m512i nibbles = _mm512_and_si512(_mm512_srlv_epi16(both, shift), _mm512_set1_epi8(0x0f));
+    if constexpr (kCodebook) return _mm512_shuffle_epi8(table, nibbles);
+    return nibbles;
+  }
+  // The weight scale of a block and the unsigned operand's offset (in code units).
+  static void block_params(const Block& b, float& scale, float& offset) {
+    if constexpr (kCodebook) {
+      scale = _cvtsh_ss(b.scale_f16) * int8_codebook(kType)->unit;
+      offset = 128.0f;
+    } else {
+      scale = _cvtsh_ss(b.scale_f16);
+      offset = float(b.zero);
+    }
+  }
+};
+
+constexpr Int8KernelSet with_order(Int8KernelSet set, bool nibble_order) {
+  for (int p = 0; p < kGroupValues; ++p) {
+    const int quarter = p / 16;  // nibble order swaps the middle quarters
+    const int from = nibble_order && (quarter == 1 || quarter == 2) ? 3 - quarter : quarter;
+    set.position_value[p] = uint8_t(from * 16 + p % 16);
+  }
+  return set;
+}
+
+inline __m512 lane_dot(__m512i w, __m512i x) {
+  return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x));
+}
+
+template <class F, int R, int C>
+void int8_activation_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
+               const float* bias) {
+  using Block = typename F::Block;
+  constexpr int64_t kBlockValues = F::kGroups * kGroupValues;
+  const Block* w[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  const __m512i table = F::table();
+  __m512 acc[C][R];
+  float offset_sum[C][R] = {};  // 4-bit: sum over blocks of scale * offset * block activation sum
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int8_t* xb = x.codes + b * kBlockValues;
+    const float* sb = x.lane_scales + b * kBlockValues / 4;
+    if constexpr (F::kPerChannel) {
+      // Per-channel scale: every group's lane dots go straight into the accumulators.
+#pragma GCC unroll 4
+      for (int g = 0; g < F::kGroups; ++g) {
+        __m512i wv[R];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kGroupValues * g + kPrefetchBytes, _MM_HINT_T0);
+          wv[r] = F::codes(w[r][b], g, table);
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) {
+          const __m512i xv = _mm512_loadu_si512(xb + c * x.ld + kGroupValues * g);
+          const __m512 sv = _mm512_loadu_ps(sb + c * x.ld / 4 + kGroupValues / 4 * g);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) acc[c][r] = _mm512_fmadd_ps(lane_dot(wv[r], xv), sv, acc[c][r]);
+        }
+      }
+    } else {
+      // Per-block scale: the block's lane dots are summed, then scaled once.
+      __m512i wv[R][F::kGroups];
+      float scale[R], offset[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        F::block_params(w[r][b], scale[r], offset[r]);
+#pragma GCC unroll 2
+        for (int g = 0; g < F::kGroups; ++g) {
+          _mm_prefetch(reinterpret_cast<const char*>(w[r][b].q) + 32 * g + kPrefetchBytes, _MM_HINT_T0);
+          wv[r][g] = F::codes(w[r][b], g, table);
+        }
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        __m512i xv[F::kGroups];
+        __m512 sv[F::kGroups];
+#pragma GCC unroll 2
+        for (int g = 0; g < F::kGroups; ++g) {
+          xv[g] = _mm512_loadu_si512(xb + c * x.ld + kGroupValues * g);
+          sv[g] = _mm512_loadu_ps(sb + c * x.ld / 4 + kGroupValues / 4 * g);
+        }
+        const float block_sum = x.block_sums[c * (x.ld / kBlockValues) + b];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          __m512 t = _mm512_mul_ps(lane_dot(wv[r][0], xv[0]), sv[0]);
+#pragma GCC unroll 2
+          for (int g = 1; g < F::kGroups; ++g) t = _mm512_fmadd_ps(lane_dot(wv[r][g], xv[g]), sv[g], t);
+          acc[c][r] = _mm512_fmadd_ps(t, _mm512_set1_ps(scale[r]), acc[c][r]);
+          offset_sum[c][r] += scale[r] * offset[r] * block_sum;
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      float dot;
+      if constexpr (F::kPerChannel)
+        dot = (_mm512_reduce_add_ps(acc[c][r]) - F::kOffset * x.row_sums[c]) * F::row_scale(w[r][0]);
+      else
+        dot = _mm512_reduce_add_ps(acc[c][r]) - offset_sum[c][r];
+      y[c * ldy + r] = dot + (bias ? bias[r] : 0.0f);
+    }
+  }
+}
+
+template <class F>
+struct Int8ActivationTiles {
+  template <int R, int C>
+  struct Tile {
+    static constexpr Int8TileFn run = &int8_activation_tile<F, R, C>;
+  };
+};
+
+constexpr Int8KernelSet kQ8Int8Set = with_order(make_set<Int8ActivationTiles<Q8Codes>::Tile, Int8KernelSet>(), false);
+constexpr Int8KernelSet kQ4Int8Set =
+    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::Q4>>::Tile, Int8KernelSet>(), true);
+constexpr Int8KernelSet kNf4Int8Set =
+    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::NF4>>::Tile, Int8KernelSet>(), true);
+constexpr Int8KernelSet kLog4Int8Set =
+    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::LOG4>>::Tile, Int8KernelSet>(), true);
+
 }  // namespace
 
 const QuantKernelSet* avx512_quant_kernels(DType wtype) {
@@ -211,6 +380,16 @@ const QuantKernelSet* avx512_quant_kernels(DType wtype) {
     case DType::Q4: return &kQ4Set;
     case DType::NF4: return &kNf4Set;
     case DType::LOG4: return &kLog4Set;
+    default: return nullptr;
+  }
+}
+
+const Int8KernelSet* avx512_vnni_int8_kernels(DType wtype) {
+  switch (wtype) {
+    case DType::Q8: return &kQ8Int8Set;
+    case DType::Q4: return &kQ4Int8Set;
+    case DType::NF4: return &kNf4Int8Set;
+    case DType::LOG4: return &kLog4Int8Set;
     default: return nullptr;
   }
 }
