@@ -11,6 +11,7 @@
 #include "backends/cuda/quant_gemm.cuh"
 #include "backends/cuda/quant_gemv.cuh"
 #include "backends/cuda/quant_layout.h"
+#include "backends/cuda/quant_gemv_int8.cuh"
 
 namespace brisk::cuda {
 
@@ -566,6 +567,10 @@ void MatmulEngine::run_quantized(const float* x, int64_t m, int64_t k, const Ten
     auto* xq = static_cast<float*>(x_quant_.get(size_t(m) * size_t(k) * sizeof(float)));
     quantize_rows_per_token(x, m, k, xq, stream_);
     x = xq;
+  }
+  if (m <= 8 && has_int8_activation_gemv(w.dtype)) {
+    void* codes = x_int8_.get(int8_activation_bytes(int(m), w));
+    return quant_gemv_int8(x, int(m), int(k), w, bias, y, sm_count_, codes, stream_);
   }
   if (m <= 8) return quant_gemv(x, int(m), int(k), w, bias, y, sm_count_, stream_);
   auto* dense_w = static_cast<uint16_t*>(w_bf16_.get(size_t(n) * size_t(k) * sizeof(uint16_t)));

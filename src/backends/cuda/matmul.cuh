@@ -5,10 +5,11 @@
 //    products accumulate in fp32 and land in fp32 (+bias in the epilogue). F32 weights: plain
 //    fp32 (CUBLAS_COMPUTE_32F, no TF32), so results match an fp32 reference.
 //  - Shapes cuBLASLt finds no algorithm for (odd leading dimensions): a simple tiled kernel.
-//  - Quantized weights (block dtypes, quant_gemv.cuh): their own GEMV for m <= 8. Larger m:
-//    Q8A8 and F8 run cuBLASLt's int8 / fp8 tensor-core GEMM on the uploaded codes with x
-//    quantized per token (quant_gemm.cuh); the other formats, and Q8A8 / F8 shapes those kernels
-//    do not take, dequantize the matrix to bf16 in a scratch buffer and take the bf16 path above.
+//  - Quantized weights (block dtypes): their own GEMV for m <= 8 (Q8, Q4, NF4, LOG4 on int8
+//    activations, quant_gemv_int8.cuh; F8, Q8A8 in fp32, quant_gemv.cuh). Larger m: Q8A8 and
+//    F8 run cuBLASLt's int8 / fp8 tensor-core GEMM on the uploaded codes with x quantized per
+//    token (quant_gemm.cuh); the other formats, and Q8A8 / F8 shapes those kernels do not take,
+//    dequantize the matrix to bf16 in a scratch buffer and take the bf16 path above.
 #pragma once
 
 #include <cublasLt.h>
@@ -60,7 +61,8 @@ class MatmulEngine {
   using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t, uint32_t>;
 
   explicit MatmulEngine(cudaStream_t stream)
-      : stream_(stream), x_lowp_(stream), x_quant_(stream), w_bf16_(stream), gemm_acc_(stream) {}
+      : stream_(stream), x_lowp_(stream), x_quant_(stream), x_int8_(stream), w_bf16_(stream),
+        gemm_acc_(stream) {}
   Plan& plan_for(DType wtype, int64_t m, int64_t n, int64_t k, bool bias, const void* a,
                  const void* b, const void* d);
   static void destroy(Plan& p);
@@ -72,6 +74,7 @@ class MatmulEngine {
   size_t workspace_bytes_ = 0;
   Scratch x_lowp_;  // x rounded to the weight dtype for cuBLASLt
   Scratch x_quant_;  // Q8A8 GEMV: x on its per-token int8 grid; lt_quant_gemm: x's codes + scales
+  Scratch x_int8_;   // the int8 GEMV's activation codes (quant_gemv_int8)
   Scratch w_bf16_;   // a quantized matrix dequantized for the GEMM path (the largest one seen)
   Scratch gemm_acc_;  // lt_quant_gemm's accumulators when y is not 16-byte aligned
   std::map<PlanKey, Plan> plans_;

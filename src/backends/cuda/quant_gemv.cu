@@ -206,18 +206,9 @@ __device__ __forceinline__ void accumulate_vector(const uint4 (&w)[R], const uin
   }
 }
 
-struct QuantMatrix {
-  const uint8_t* codes;    // [n, code_row_bytes]
-  const uint32_t* params;  // [n, groups]: fp32 row scales (8-bit) or group words (4-bit)
-  int64_t code_row_bytes;
-  int groups;
-  int padded_k;
-  int64_t n;
-};
-
 template <Format F, int M>
 __global__ void __launch_bounds__(kGemvThreads)
-    quant_gemv_kernel(const float* __restrict__ x, int m, int k, bool x_vec4, QuantMatrix w, Levels levels,
+    quant_gemv_kernel(const float* __restrict__ x, int m, int k, bool x_vec4, QuantDeviceView w, Levels levels,
                       const float* __restrict__ bias, float* __restrict__ y) {
   using S = QuantShape<M>;
   constexpr int R = S::R, U = S::U, CH = S::CH;
@@ -300,13 +291,6 @@ __global__ void __launch_bounds__(kGemvThreads)
   }
 }
 
-QuantMatrix device_view(const Tensor& w) {
-  const QuantDeviceLayout l = quant_device_layout(w.dtype, w.dim(0), w.dim(1));
-  const auto* base = static_cast<const uint8_t*>(w.data);
-  return {base, reinterpret_cast<const uint32_t*>(base + l.params_offset), l.code_row_bytes, int(l.groups),
-          int(l.padded_k), w.dim(0)};
-}
-
 Levels levels_of(DType dtype) {
   Levels l{};
   const float* table = quant_traits(dtype)->levels;
@@ -323,7 +307,7 @@ void launch_quant_gemv(const float* x, int m, int k, const Tensor& w, const floa
                                                                    kGemvSmemBytes));
     return b > 0 ? b : 1;
   }();
-  const QuantMatrix qm = device_view(w);
+  const QuantDeviceView qm = quant_device_view(w);
   constexpr int R = QuantShape<M>::R;
   int64_t grid = int64_t(sm_count) * blocks_per_sm;
   grid = std::max(grid, ceil_div(qm.n * M, kGemvAccFloats));  // partial sums must fit
@@ -346,7 +330,7 @@ void dispatch_rows(const float* x, int m, int k, const Tensor& w, const float* b
 // ---- dequantize to bf16 (the GEMM path) -------------------------------------------------------
 
 template <Format F>
-__global__ void dequantize_kernel(QuantMatrix w, int k, Levels levels, __nv_bfloat16* __restrict__ out) {
+__global__ void dequantize_kernel(QuantDeviceView w, int k, Levels levels, __nv_bfloat16* __restrict__ out) {
   constexpr bool kNibbles = bits_of(F) == 4;
   constexpr int kValues = kNibbles ? 32 : 16;
   __shared__ float level_s[16];
@@ -416,18 +400,16 @@ __global__ void __launch_bounds__(kRowThreads)
 void quant_gemv(const float* x, int m, int k, const Tensor& w, const float* bias, float* y, int sm_count,
                 cudaStream_t stream) {
   switch (w.dtype) {
+    // Q8 (on fp32 x) stays reachable for comparisons; the engine runs it through quant_gemv_int8.
     case DType::Q8:
     case DType::Q8A8: return dispatch_rows<Format::Int8>(x, m, k, w, bias, y, sm_count, stream);
     case DType::F8: return dispatch_rows<Format::E4m3>(x, m, k, w, bias, y, sm_count, stream);
-    case DType::Q4: return dispatch_rows<Format::Int4>(x, m, k, w, bias, y, sm_count, stream);
-    case DType::NF4:
-    case DType::LOG4: return dispatch_rows<Format::Codebook4>(x, m, k, w, bias, y, sm_count, stream);
-    default: BRISK_CHECK(false, "quant_gemv: " + std::string(dtype_name(w.dtype)) + " is not a block dtype");
+    default: BRISK_CHECK(false, "quant_gemv: " + std::string(dtype_name(w.dtype)) + " runs in quant_gemv_int8");
   }
 }
 
 void dequantize_to_bf16(const Tensor& w, uint16_t* out, cudaStream_t stream) {
-  const QuantMatrix qm = device_view(w);
+  const QuantDeviceView qm = quant_device_view(w);
   const int k = int(w.dim(1));
   const int64_t vectors = qm.n * ceil_div(k, 16);  // an upper bound: sizes the grid only
   const unsigned grid = grid_for(vectors, 256, 8192);

@@ -1,6 +1,7 @@
 // Matmuls with quantized weights (block dtypes, repacked at upload: quant_layout.h).
-//  - m <= 8: quant_gemv, the persistent-grid GEMV of matmul.cu with codes widened in registers
-//    (int8 / e4m3 / int4 / a 16-level codebook), fp32 products and sums, x kept in fp32.
+//  - m <= 8: Q8, Q4, NF4, LOG4 run on int8 activations (quant_gemv_int8.cuh). F8 and Q8A8 run
+//    quant_gemv here, the persistent-grid GEMV of matmul.cu with codes widened in registers
+//    (int8 / e4m3), fp32 products and sums, x kept in fp32.
 //  - larger m: MatmulEngine dequantizes the matrix to bf16 (dequantize_to_bf16) and runs the
 //    cuBLASLt bf16 GEMM on it.
 // w8a8 (Q8A8) runs as Q8 on activations first snapped to their per-token int8 grid
@@ -15,7 +16,7 @@
 
 namespace brisk::cuda {
 
-// y[m, n] = x[m, k] w[n, k]^T (+ bias) for m in 1..8; w a repacked block-dtype matrix.
+// y[m, n] = x[m, k] w[n, k]^T (+ bias) for m in 1..8; w a repacked F8, Q8A8 (or Q8) matrix.
 void quant_gemv(const float* x, int m, int k, const Tensor& w, const float* bias, float* y, int sm_count,
                 cudaStream_t stream);
 

@@ -50,6 +50,13 @@ QuantDeviceLayout quant_device_layout(DType dtype, int64_t n, int64_t k) {
   return l;
 }
 
+QuantDeviceView quant_device_view(const Tensor& w) {
+  const QuantDeviceLayout l = quant_device_layout(w.dtype, w.dim(0), w.dim(1));
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  return {base, reinterpret_cast<const uint32_t*>(base + l.params_offset), l.code_row_bytes, int(l.groups),
+          int(l.padded_k), w.dim(0)};
+}
+
 void repack_for_device(const Tensor& host, uint8_t* out) {
   BRISK_CHECK(host.rank() == 2, "repack_for_device: a quantized tensor must be a matrix, got " +
                                     shape_string(host.shape));

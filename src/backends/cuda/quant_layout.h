@@ -33,6 +33,19 @@ struct QuantDeviceLayout {
 
 constexpr int64_t kQ4GroupValues = 128;  // values per 4-bit params word (BlockQ4's block)
 
+// The two arrays of an uploaded matrix, as the kernels take them.
+struct QuantDeviceView {
+  const uint8_t* codes;    // [n, code_row_bytes]
+  const uint32_t* params;  // [n, groups]: fp32 row scales (8-bit) or group words (4-bit)
+  int64_t code_row_bytes;
+  int groups;
+  int padded_k;
+  int64_t n;
+};
+
+// w: an uploaded (repacked) [n, k] block-dtype matrix.
+QuantDeviceView quant_device_view(const Tensor& w);
+
 // dtype must be a block dtype.
 QuantDeviceLayout quant_device_layout(DType dtype, int64_t n, int64_t k);
 
