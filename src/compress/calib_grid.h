@@ -10,6 +10,10 @@
 //               codes then span [-2^(bits-1), 2^(bits-1) - 1] around zero: RTN never reaches the
 //               most negative step, GPTQ's error feedback may.
 //
+// Scales are rounded to fp16 when fitted, because the runtime's 4-bit blocks store them so: codes
+// chosen against an fp32 scale (GPTQ's error feedback in particular) would otherwise be decoded
+// with a slightly different one.
+//
 // Groups are runs of group_size consecutive input columns of one output row (group_size 0: the
 // whole row, i.e. per output channel).
 #pragma once
@@ -19,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 namespace brisk::calib {
@@ -48,6 +53,8 @@ struct GridStep {
   float round_trip(float w, int max_code) const { return value(code(w, max_code)); }
 };
 
+inline float stored_scale(float scale) { return f16_to_f32(f32_to_f16(scale)); }
+
 // The grid for the values lo..hi (the group's min and max, or -absmax..absmax for symmetric).
 // clip in (0, 1] shrinks the range (AWQ's clipping search).
 inline GridStep fit_grid(float lo, float hi, const QuantSpec& spec, float clip = 1.0f) {
@@ -56,13 +63,15 @@ inline GridStep fit_grid(float lo, float hi, const QuantSpec& spec, float clip =
   if (spec.symmetry == Symmetry::Symmetric) {
     const float absmax = std::max(std::fabs(lo), std::fabs(hi)) * clip;
     g.zero = float(1 << (spec.bits - 1));
-    g.scale = absmax > 0 ? absmax / float((1 << (spec.bits - 1)) - 1) : 1.0f;
+    g.scale = stored_scale(absmax / float((1 << (spec.bits - 1)) - 1));
+    if (!(g.scale > 0)) g.scale = 1.0f;  // an all-zero group (or below fp16's smallest step)
     return g;
   }
   lo = std::min(lo, 0.0f) * clip;
   hi = std::max(hi, 0.0f) * clip;
   if (hi - lo <= 0) return GridStep{1.0f, 0.0f};  // an all-zero group: any scale is exact
-  g.scale = (hi - lo) / float(max_code);
+  g.scale = stored_scale((hi - lo) / float(max_code));
+  if (g.scale == 0) return GridStep{1.0f, 0.0f};  // a range below fp16's smallest step
   g.zero = std::clamp(std::nearbyint(-lo / g.scale), 0.0f, float(max_code));
   return g;
 }

@@ -104,20 +104,26 @@ Result<CalibrationStats> calibrate(Model& model, CalibratingBackend& backend,
   if (window < 1 || window > model.context())
     return make_error("calibration window of " + std::to_string(window) +
                       " tokens does not fit the model's context of " + std::to_string(model.context()));
-  int64_t usable = int64_t(tokens.size());
-  if (options.max_tokens > 0) usable = std::min(usable, options.max_tokens);
+  // Windows spread evenly over the whole text rather than its first max_tokens: a text in
+  // chronological order (speeches by year) otherwise calibrates on one era only, and the
+  // Hessians GPTQ fits to it generalise worse than RTN (GPTQ's reference samples random windows).
+  const int64_t available = int64_t(tokens.size()) / window;
   CalibrationStats result;
-  result.windows = usable / window;
+  result.windows = available;
+  if (options.max_tokens > 0) result.windows = std::min(available, options.max_tokens / window);
   result.tokens = result.windows * window;
   if (result.tokens < std::max<int64_t>(options.min_tokens, 1))
     return make_error("too little calibration text: " + std::to_string(tokens.size()) +
                       " tokens give " + std::to_string(result.tokens) + " in whole windows of " +
                       std::to_string(window) + "; need at least " + std::to_string(options.min_tokens));
+  std::vector<int64_t> starts(size_t(result.windows));
+  for (int64_t w = 0; w < result.windows; ++w) starts[size_t(w)] = (w * available / result.windows) * window;
   const int64_t vocab = model.config().vocab_size;
-  for (int64_t i = 0; i < result.tokens; ++i)
-    if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= vocab)
-      return make_error("calibration token id " + std::to_string(tokens[size_t(i)]) +
-                        " is outside the model's vocabulary of " + std::to_string(vocab));
+  for (int64_t start : starts)
+    for (int64_t i = start; i < start + window; ++i)
+      if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= vocab)
+        return make_error("calibration token id " + std::to_string(tokens[size_t(i)]) +
+                          " is outside the model's vocabulary of " + std::to_string(vocab));
 
   std::unordered_map<const void*, std::string> names;
   const std::vector<std::string> wanted = calibrated_matrices(model, options.select);
@@ -129,8 +135,8 @@ Result<CalibrationStats> calibrate(Model& model, CalibratingBackend& backend,
 
   KvCache cache = model.make_cache(window);
   const int64_t chunk = model.max_rows();
-  for (int64_t w = 0; w < result.windows; ++w) {
-    const int32_t* ids = tokens.data() + w * window;
+  for (int64_t start_token : starts) {
+    const int32_t* ids = tokens.data() + start_token;
     for (int64_t start = 0; start < window; start += chunk)
       model.forward(ids + start, std::min(chunk, window - start), start, cache, LogitRows::None, nullptr);
   }

@@ -52,7 +52,8 @@ struct CalibrationStats {
 
 struct CalibrationOptions {
   int64_t window = 512;         // tokens per sequence (positions 0..window-1); <= model context
-  int64_t max_tokens = 65536;   // calibration tokens used (whole windows); 0: all given
+  int64_t max_tokens = 65536;   // calibration tokens used (whole windows spread evenly over the
+                                // text); 0: all given
   int64_t min_tokens = 1024;    // fewer tokens than this is an error (too little calibration text)
   int64_t sample_rows = 0;      // raw activation rows kept per input (0: none)
   // Which weights to capture (by name); empty: every matrix except the output head.

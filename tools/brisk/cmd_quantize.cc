@@ -31,7 +31,7 @@ Command add_quantize(CLI::App& app) {
                   "rtn (round to nearest), gptq or awq (w4, need --calib), smoothquant (w8a8, needs --calib)")
       ->capture_default_str();
   sub->add_option("--calib", f->calib, "Calibration text file (tokenized without special tokens)");
-  sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens used (whole 512-token windows)")
+  sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens used (whole 512-token windows, spread evenly over the file)")
       ->capture_default_str();
   sub->add_option("-t,--threads", f->threads, "CPU threads for quantizing and calibration (default: all cores)");
   sub->add_option("--group", f->group, "Values per scale for 4-bit schemes (multiple of 128)")->capture_default_str();
