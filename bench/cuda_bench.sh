@@ -8,20 +8,25 @@
 # (`brisk quantize --scheme w8` and `w4`, RTN, -t 16) with bs1 (3 runs) and batch-64 decode each. Writes $OUT/cuda-decode.json (the shape of
 # bench/results/cuda-decode-h100.json) and $OUT/raw.tar.gz (every log and raw JSON); prints a
 # summary last. Models come from $MODELS (default .carry/models), text from .carry/text.
-#   PEER=0 skips the transformers peer; BATCHES=1,8,... picks the batched sizes; CHECK=0 skips the
-#   build-and-test step (gpu_check.sh) for a call that only re-measures; QUANT_SCHEMES="w8 w4"
-#   picks the quantized runs ("" skips them).
+#   PARTS picks what runs (default all): check (GPU tests; without it only the build), models
+#   (shared models' ppl and greedy ids), ops (cuda_op_bench), bf16 (llama3-8b bs1 with and without
+#   graphs), batch, ttft, qwen (qwen2.5-0.5b bs1), quant, peer. A full run does not fit one 10-minute
+#   call; two calls (e.g. "check models ops bf16 batch ttft qwen" and "bf16 quant peer") do, each
+#   with its own same-run comparisons. BATCHES=1,8,... picks the batched sizes; QUANT_SCHEMES="w8 w4"
+#   picks the quantized runs; PEER_TIMEOUT limits the torch.compile variant.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/build-gpu/out}
 MODELS=${MODELS:-$ROOT/.carry/models}
 TEXT=${TEXT:-$ROOT/.carry/text/sotu-test.txt}
 BATCHES=${BATCHES:-1,8,32,64,128,256}
+PARTS=" ${PARTS:-check models ops bf16 batch ttft qwen quant peer} "
+want() { [[ "$PARTS" == *" $1 "* ]]; }
 mkdir -p "$OUT"
 # Raw files stay outside $OUT (the device tool returns at most 8 files) and travel as one tarball.
 R=${RAW:-/tmp/brisk-bench-raw}
 rm -rf "$R" && mkdir -p "$R/check"
-if [ "${CHECK:-1}" = 1 ]; then
+if want check; then
   OUT="$R/check" BRISK_MODELS="$MODELS" "$ROOT/scripts/gpu_check.sh" --no-bench >"$R/gpu_check.txt" 2>&1
 else
   OUT="$R/check" BRISK_MODELS="$MODELS" "$ROOT/scripts/gpu_check.sh" --build-only >"$R/gpu_check.txt" 2>&1
@@ -32,37 +37,50 @@ B="$ROOT/build-gpu/tools/brisk/brisk"
 # Shared libraries unpacked by gpu_check.sh from .debs/ on machines without the dev packages.
 [ -d /tmp/brisk-sysroot ] && export LD_LIBRARY_PATH=/tmp/brisk-sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
-for m in "$MODELS"/*/; do
-  name=$(basename "$m")
-  "$B" perplexity -m "$m" -f "$TEXT" --ctx 512 --device cuda --json >"$R/ppl-$name.json" 2>"$R/ppl-$name.err"
-  "$B" generate -m "$m" -p "The State of the Union is" -n 64 --temp 0 --ignore-eos --device cuda --json \
-    >"$R/greedy-$name.json" 2>>"$R/ppl-$name.err"
-done
-
-timeout 120 "$ROOT/build-gpu/bench/cuda_op_bench" --json "$R/ops.json" >"$R/ops.log" 2>&1
-for shape in llama3-8b qwen2.5-0.5b; do
-  [ -d /tmp/synth-$shape ] || "$B" synth --shape $shape --dtype bf16 -o /tmp/synth-$shape >/dev/null 2>"$R/synth-$shape.err"
-  "$B" bench -m /tmp/synth-$shape --device cuda -p 16 -n 256 -r 3 --json >"$R/bench-$shape.json" 2>"$R/bench-$shape.err"
-  "$B" bench -m /tmp/synth-$shape --device cuda -p 16 -n 256 -r 3 --no-graphs --json \
-    >"$R/bench-$shape-nographs.json" 2>>"$R/bench-$shape.err"
-  [ $shape = llama3-8b ] || continue
-  "$B" bench -m /tmp/synth-$shape --device cuda -p 16 -n 256 -r 1 --batch "$BATCHES" --json \
-    >"$R/batch-$shape.json" 2>>"$R/bench-$shape.err"
-  for p in 128 512 2048; do
-    "$B" bench -m /tmp/synth-$shape --device cuda -p $p -n 1 -r 5 --json >"$R/ttft-$shape-$p.json" 2>>"$R/bench-$shape.err"
+if want models; then
+  for m in "$MODELS"/*/; do
+    name=$(basename "$m")
+    "$B" perplexity -m "$m" -f "$TEXT" --ctx 512 --device cuda --json >"$R/ppl-$name.json" 2>"$R/ppl-$name.err"
+    "$B" generate -m "$m" -p "The State of the Union is" -n 64 --temp 0 --ignore-eos --device cuda --json \
+      >"$R/greedy-$name.json" 2>>"$R/ppl-$name.err"
   done
-done
+fi
+want ops && timeout 120 "$ROOT/build-gpu/bench/cuda_op_bench" --json "$R/ops.json" >"$R/ops.log" 2>&1
+synth() { [ -d /tmp/synth-$1 ] || "$B" synth --shape $1 --dtype bf16 -o /tmp/synth-$1 >/dev/null 2>"$R/synth-$1.err"; }
+L=/tmp/synth-llama3-8b
+if want bf16 || want batch || want ttft || want quant || want peer; then synth llama3-8b; fi
+if want bf16; then
+  "$B" bench -m $L --device cuda -p 16 -n 256 -r 3 --json >"$R/bench-llama3-8b.json" 2>"$R/bench-llama3-8b.err"
+  "$B" bench -m $L --device cuda -p 16 -n 256 -r 3 --no-graphs --json \
+    >"$R/bench-llama3-8b-nographs.json" 2>>"$R/bench-llama3-8b.err"
+fi
+want batch && "$B" bench -m $L --device cuda -p 16 -n 256 -r 1 --batch "$BATCHES" --json \
+  >"$R/batch-llama3-8b.json" 2>>"$R/bench-llama3-8b.err"
+if want ttft; then
+  for p in 128 512 2048; do
+    "$B" bench -m $L --device cuda -p $p -n 1 -r 5 --json >"$R/ttft-llama3-8b-$p.json" 2>>"$R/bench-llama3-8b.err"
+  done
+fi
+if want qwen; then
+  synth qwen2.5-0.5b
+  "$B" bench -m /tmp/synth-qwen2.5-0.5b --device cuda -p 16 -n 256 -r 3 --json >"$R/bench-qwen2.5-0.5b.json" \
+    2>"$R/bench-qwen2.5-0.5b.err"
+  "$B" bench -m /tmp/synth-qwen2.5-0.5b --device cuda -p 16 -n 256 -r 3 --no-graphs --json \
+    >"$R/bench-qwen2.5-0.5b-nographs.json" 2>>"$R/bench-qwen2.5-0.5b.err"
+fi
 # Quantizing 8B (7e9 values; RTN rows spread over 16 threads, then packed and written once) takes
 # about a minute per scheme; loading it for the bench converts and repacks on one core (~30 s).
-for scheme in ${QUANT_SCHEMES-w8 w4}; do
-  q=/tmp/synth-llama3-8b-$scheme
-  [ -d $q ] || "$B" quantize -m /tmp/synth-llama3-8b -o $q --scheme $scheme -t 16 --json \
-    >"$R/quantize-$scheme.json" 2>"$R/quantize-$scheme.err"
-  "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch 64 --json \
-    >"$R/bench-llama3-8b-$scheme.json" 2>"$R/bench-llama3-8b-$scheme.err"
-done
+if want quant; then
+  for scheme in ${QUANT_SCHEMES-w8 w4}; do
+    q=$L-$scheme
+    [ -d $q ] || "$B" quantize -m $L -o $q --scheme $scheme -t 16 --json \
+      >"$R/quantize-$scheme.json" 2>"$R/quantize-$scheme.err"
+    "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch 64 --json \
+      >"$R/bench-llama3-8b-$scheme.json" 2>"$R/bench-llama3-8b-$scheme.err"
+  done
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$R/gpu.txt"
-if [ "${PEER:-1}" = 1 ]; then
+if want peer; then
   # Each variant in its own process and time limit; torch.compile's autotuning alone took ~190 s.
   for variant in eager compile; do
     limit=$([ $variant = eager ] && echo 150 || echo "${PEER_TIMEOUT:-360}")
