@@ -50,7 +50,11 @@ for model in $MODELS; do
     bytes=$(du -b "$dir"/*.safetensors | awk '{s += $1} END {print s}')
     for text in $TEXTS; do
       echo "== $model $scheme $text" >&2
-      r=$("$BRISK" perplexity -m "$dir" -f "$SHARED/data/text/$text.txt" --ctx 512 -t "$THREADS" "${run_flags[@]}" --json)
+      if ! r=$("$BRISK" perplexity -m "$dir" -f "$SHARED/data/text/$text.txt" --ctx 512 -t "$THREADS" \
+          "${run_flags[@]}" --json 2> "$WORK/err"); then
+        echo "{\"model\": \"$model\", \"scheme\": \"$scheme\", \"text\": \"$text\", \"error\": $(tail -1 "$WORK/err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" >> "$rows"
+        continue
+      fi
       echo "{\"model\": \"$model\", \"scheme\": \"$scheme\", \"text\": \"$text\", \"bytes\": $bytes, \"result\": $r}" >> "$rows"
     done
   done
