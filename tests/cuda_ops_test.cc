@@ -443,7 +443,9 @@ TEST_F(CudaOps, QuantizedMatmul) {
           ref::matmul(d.x.data(), m, k, d.tensor, b, want.data());
         }
         EXPECT_LT(report(name, got, want), bound) << name;
-        EXPECT_LT(relative_l2(got, exact), 1e-2) << name;
+        // Against fp32 activations: int8 activations per 32 values add their own rounding (1.4e-2
+        // measured on a 5-row NF4 shape on the H100), so that path gets a wider sanity bound.
+        EXPECT_LT(relative_l2(got, exact), int8_gemv ? 3e-2 : 1e-2) << name;
       }
 }
 
