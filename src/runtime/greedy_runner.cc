@@ -37,7 +37,7 @@ const int32_t* GreedyRunner::run(const std::vector<SequenceChunk>& chunks, KvCac
     const int64_t bucket = key_bucket(max_keys, model_.context());
     model_.prepare(chunks, cache, bucket);  // uploads this step's tokens, positions, tables
     Recorded& r = recorded_[{int64_t(chunks.size()), bucket}];
-    if (r.pass && r.buffers_epoch == model_.buffers_epoch() && r.cache_pool == cache.k(0)) {
+    if (r.pass && r.buffers_epoch == model_.buffers_epoch() && r.cache_pool == cache.layer(0).k) {
       r.pass->replay();
       rows = int64_t(chunks.size());
       ++replays_;
@@ -49,7 +49,7 @@ const int32_t* GreedyRunner::run(const std::vector<SequenceChunk>& chunks, KvCac
       enqueue(cache);
       r.pass = backend_.end_capture();
       r.buffers_epoch = model_.buffers_epoch();
-      r.cache_pool = cache.k(0);
+      r.cache_pool = cache.layer(0).k;
       ++recordings_made_;
     }
   }

@@ -39,7 +39,7 @@ class GreedyRunner {
   struct Recorded {
     std::unique_ptr<Backend::Recording> pass;
     uint64_t buffers_epoch = 0;         // the model's buffers it names
-    const float* cache_pool = nullptr;  // and the cache (layer 0's keys stand for it)
+    const void* cache_pool = nullptr;  // and the cache (layer 0's keys stand for it)
   };
   // Enqueues the prepared pass and the argmax into ids_dev_; returns the rows.
   int64_t enqueue(KvCache& cache);

@@ -1,4 +1,6 @@
-// Causal attention with grouped KV heads over an fp32 cache (see ref::attention), in fp32.
+// Causal attention with grouped KV heads over a paged cache of any KvDtype (see ref::attention),
+// in fp32: bf16/int8/fp8 keys and values are converted (times their row's scale) as the tiles
+// are loaded into shared memory, so only the global-memory reads narrow.
 //
 // One kernel serves decode and prefill: a block takes a tile of query vectors that share a KV head
 // (rows x group-heads; 16 of them, or 4 when a decode row brings no more), walks 32-key tiles of
@@ -19,7 +21,7 @@
 namespace brisk::cuda {
 
 struct AttentionShape {
-  int64_t n_heads, n_kv_heads, head_dim;
+  int64_t n_heads, n_kv_heads, head_dim;  // n_kv_heads and head_dim as in the KvPools
   float scale;
 };
 
@@ -29,8 +31,7 @@ constexpr int64_t kMaxHeadDim = 256;
 // Every sequence of the batch over its paged cache (see AttentionBatch): the grid's z dimension
 // is the sequence, and a key position goes through the sequence's block table to its cache slot.
 // split_scratch holds the partial outputs of a split run; sm_count sizes the split.
-void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-               const AttentionBatch& batch, const AttentionShape& shape, int sm_count,
-               Scratch& split_scratch, cudaStream_t stream);
+void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+               const AttentionShape& shape, int sm_count, Scratch& split_scratch, cudaStream_t stream);
 
 }  // namespace brisk::cuda

@@ -52,11 +52,10 @@ class CudaBackend final : public Backend {
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
-  void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                 const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                 float scale) override;
-  void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
-                const int32_t* slots, float* k_pool, float* v_pool) override;
+  void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+                 int64_t n_heads, float scale) override;
+  void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
+                const KvPools& kv) override;
   void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
                    Accumulate accumulate) override;
   void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
