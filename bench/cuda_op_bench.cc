@@ -256,22 +256,31 @@ int main(int argc, char** argv) {
     return a;
   };
 
-  // Decode attention: one row at position 4095, 32 query heads over 8 KV heads of 128.
-  {
-    const int64_t ctx = 4096, heads = 32, kv = 8, hd = 128;
-    const size_t cache = size_t(ctx * kv * hd);
+  // Decode attention: one row at position 4095, 32 query heads over 8 KV heads of 128, for each
+  // KV cache dtype (the cache is filled through store_kv, so int8/fp8 carry real scales).
+  for (KvDtype dtype : {KvDtype::F32, KvDtype::BF16, KvDtype::I8, KvDtype::F8}) {
+    const int64_t ctx = 4096, heads = 32, kv_heads = 8, hd = 128;
+    const size_t cache = size_t(ctx * kv_heads * hd), head_rows = size_t(ctx * kv_heads);
+    const size_t cache_floats = (cache * kv_element_bytes(dtype) + 3) / 4;
     std::vector<float> fill = random_f32(cache, 17);
-    Buffer k = be.allocate(cache), v = be.allocate(cache), q = be.allocate(size_t(heads * hd)),
-           out = be.allocate(size_t(heads * hd));
-    be.copy_to_device(k.data(), fill.data(), cache);
-    be.copy_to_device(v.data(), fill.data(), cache);
+    std::vector<int32_t> slot_ids(static_cast<size_t>(ctx));
+    for (int64_t i = 0; i < ctx; ++i) slot_ids[size_t(i)] = int32_t(i);
+    Buffer k = be.allocate(cache_floats), v = be.allocate(cache_floats), ks = be.allocate(head_rows),
+           vs = be.allocate(head_rows), src = be.allocate(cache), slots = be.allocate(size_t(ctx)),
+           q = be.allocate(size_t(heads * hd)), out = be.allocate(size_t(heads * hd));
+    be.copy_to_device(src.data(), fill.data(), cache);
+    be.copy_to_device(slots.data(), reinterpret_cast<const float*>(slot_ids.data()), size_t(ctx));
     be.copy_to_device(q.data(), fill.data(), size_t(heads * hd));
+    const KvPools pools{dtype, k.data(), v.data(), ks.data(), vs.data(), kv_heads, hd};
+    be.store_kv(src.data(), src.data(), ctx, kv_heads * hd, reinterpret_cast<const int32_t*>(slots.data()), pools);
     const AttentionBatch batch = one_sequence(1, ctx);
     const double s = median_seconds(stream, 25, 10, [&](int) {
-      be.attention(q.data(), k.data(), v.data(), out.data(), batch, heads, kv, hd, 0.088f);
+      be.attention(q.data(), pools, out.data(), batch, heads, 0.088f);
     });
-    const double gbps = 2.0 * double(cache) * 4 / s / 1e9;
-    rows.push_back({"attention_decode_f32", 1, ctx, hd, s * 1e6, gbps, gbps / copy_gbps});
+    const double bytes = 2.0 * (double(cache * kv_element_bytes(dtype)) + (kv_has_scales(dtype) ? 4.0 * double(head_rows) : 0));
+    const double gbps = bytes / s / 1e9;
+    rows.push_back({"attention_decode_" + std::string(kv_dtype_name(dtype)), 1, ctx, hd, s * 1e6, gbps,
+                    gbps / copy_gbps});
   }
 
   // Prefill attention on the bf16 tensor-core kernel (Llama-3-8B heads): 2048 rows from position
@@ -292,7 +301,8 @@ int main(int argc, char** argv) {
       const AttentionBatch batch = one_sequence(c.rows, c.ctx);
       const float scale = 1.0f / std::sqrt(float(c.hd));
       const double s = median_seconds(stream, 10, 5, [&](int) {
-        be.attention(q.data(), k.data(), v.data(), out.data(), batch, heads, kv, c.hd, scale);
+        be.attention(q.data(), KvPools{KvDtype::F32, k.data(), v.data(), nullptr, nullptr, kv, c.hd}, out.data(), batch,
+                     heads, scale);
       });
       const double first_pos = double(c.ctx - c.rows);
       const double visible = double(c.rows) * (first_pos + double(c.rows) / 2);  // (row, key) pairs

@@ -89,6 +89,13 @@ class Errors(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("--device 'tpu'", p.stderr)
 
+    def test_bad_kv_dtype(self):
+        for cmd in (["generate", "-p", "x"], ["perplexity", "-f", "/nonexistent.txt"], ["bench"], ["serve"]):
+            with self.subTest(cmd=cmd[0]):
+                p = brisk(cmd[0], "-m", model_dir("sotu-llama"), *cmd[1:], "--kv-dtype", "int4", check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("'int4' is not a KV cache type (f32, bf16, int8, fp8)", p.stderr)
+
     def test_missing_text_file(self):
         p = brisk("perplexity", "-m", model_dir("sotu-llama"), "-f", "/nonexistent.txt", check=False)
         self.assertEqual(p.returncode, 1)
@@ -116,6 +123,11 @@ class Tools(unittest.TestCase):
         out = brisk_json("bench", "-m", model_dir("sotu-gpt2"), "-p", "32", "-n", "8", "-r", "2", "--no-limits")
         for key in ["prefill_tok_s", "decode_tok_s", "weight_bytes", "peak_rss_bytes"]:
             self.assertGreater(out[key], 0, key)
+        self.assertEqual(out["kv_dtype"], "f32")
+        out = brisk_json("bench", "-m", model_dir("sotu-gpt2"), "-p", "32", "-n", "8", "-r", "2", "--no-limits",
+                         "--kv-dtype", "int8", "--batch", "2")
+        self.assertEqual(out["kv_dtype"], "int8")
+        self.assertGreater(out["decode_tok_s"], 0)
 
     def test_synth_round_trip(self):
         with tempfile.TemporaryDirectory() as d:

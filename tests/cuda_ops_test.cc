@@ -113,6 +113,21 @@ class CudaOps : public ::testing::Test {
     std::memcpy(words.data(), values.data(), words.size() * sizeof(float));
     return device(words);
   }
+  // A host KV cache (paged_batch.h) copied to the device, pools pointing at the copies.
+  struct DeviceKv {
+    Buffer k, v, k_scales, v_scales;
+    KvPools pools;
+  };
+  DeviceKv device_kv(const HostKv& kv) {
+    DeviceKv d{device(kv.k), device(kv.v), device(kv.k_scales), device(kv.v_scales), kv.pools};
+    d.pools.k = d.k.data();
+    d.pools.v = d.v.data();
+    if (kv_has_scales(kv.pools.dtype)) {
+      d.pools.k_scales = d.k_scales.data();
+      d.pools.v_scales = d.v_scales.data();
+    }
+    return d;
+  }
   std::vector<float> host(const float* device_ptr, size_t n) {
     std::vector<float> out(n);
     be().copy_to_host(out.data(), device_ptr, n);
@@ -474,8 +489,9 @@ void reference_attention_parallel(const std::vector<float>& q, const std::vector
       AttentionBatch one = b.host();
       one.seqs = one.host_seqs = &chunks[i];
       one.n_seqs = 1;
-      ref::attention(q.data(), k.data(), v.data(), out.data(), one, c.n_heads, c.n_kv_heads,
-                     c.head_dim, scale);
+      const KvPools pools{KvDtype::F32, const_cast<float*>(k.data()), const_cast<float*>(v.data()),
+                          nullptr, nullptr, c.n_kv_heads, c.head_dim};
+      ref::attention(q.data(), pools, out.data(), one, c.n_heads, scale);
     }
   };
   std::vector<std::thread> threads(std::max(1u, std::thread::hardware_concurrency()));
@@ -513,14 +529,28 @@ void check_attention(CudaOps& t, const AttentionCase& c, std::mt19937& rng) {
   AttentionBatch batch = b.host();
   batch.seqs = reinterpret_cast<const SequenceSpan*>(dspans.data());
   batch.block_tables = reinterpret_cast<const int32_t*>(dtables.data());
-  t.be().attention(dq.data(), dk.data(), dv.data(), dout.data(), batch, c.n_heads, c.n_kv_heads,
-                   c.head_dim, scale);
+  const KvPools pools{KvDtype::F32, dk.data(), dv.data(), nullptr, nullptr, c.n_kv_heads, c.head_dim};
+  t.be().attention(dq.data(), pools, dout.data(), batch, c.n_heads, scale);
   const std::vector<float> got = t.host(dout.data(), want.size());
   const bool tensor_cores =
       CudaBackend::uses_tensor_core_attention(batch, c.n_heads, c.n_kv_heads, c.head_dim);
   if (!tensor_cores) {
     const std::string name = "attention fp32 " + attention_case_name(c);
     EXPECT_LT(report(name, got, want), 1e-5) << name;
+    // The narrower KV dtypes (always the fp32 kernel, loading through their element type) against
+    // the reference on the same stored pools: only the arithmetic differs. Not on the tensor-core
+    // shapes: those take f32 pools only, and the scalar reference would need minutes there.
+    for (KvDtype dtype : {KvDtype::BF16, KvDtype::I8, KvDtype::F8}) {
+      HostKv kv(k, v, c.n_kv_heads, c.head_dim, dtype);
+      std::vector<float> want_kv(want.size());
+      ref::attention(q.data(), kv.pools, want_kv.data(), b.host(), c.n_heads, scale);
+      const CudaOps::DeviceKv dkv = t.device_kv(kv);
+      Buffer dout_kv = t.poisoned(want.size());
+      t.be().attention(dq.data(), dkv.pools, dout_kv.data(), batch, c.n_heads, scale);
+      const std::string kv_name =
+          "attention kv=" + std::string(kv_dtype_name(dtype)) + " " + attention_case_name(c);
+      EXPECT_LT(report(kv_name, t.host(dout_kv.data(), want.size()), want_kv), 1e-5) << kv_name;
+    }
     return;
   }
   const std::string name = "attention bf16-tc " + attention_case_name(c);
@@ -584,20 +614,32 @@ TEST_F(CudaOps, AttentionPrefillTensorCores) {
   }
 }
 
+// The device writes exactly the reference's bytes and scales for every dtype (head rows longer
+// than a warp, an all-zero row included).
 TEST_F(CudaOps, StoreKv) {
   const PagedBatch b = make_paged_batch({{5, 3}, {1, 40}, {20, 0}}, rng_);
-  const int64_t width = 24, stride = 3 * width;
-  const std::vector<float> src = random_vector(size_t(b.n_rows * stride), rng_);
-  const size_t pool = size_t(b.n_blocks * b.block_size * width);
-  std::vector<float> want_k(pool, 0.0f), want_v(pool, 0.0f);
-  ref::store_kv(src.data(), src.data() + width, b.n_rows, width, stride, b.slots.data(), want_k.data(),
-                want_v.data());
-  Buffer dsrc = device(src), dk = device(std::vector<float>(pool, 0.0f)), dv = device(std::vector<float>(pool, 0.0f));
-  Buffer dslots = device_words(b.slots);
-  be().store_kv(dsrc.data(), dsrc.data() + width, b.n_rows, width, stride,
-                reinterpret_cast<const int32_t*>(dslots.data()), dk.data(), dv.data());
-  EXPECT_EQ(host(dk.data(), pool), want_k);
-  EXPECT_EQ(host(dv.data(), pool), want_v);
+  const int64_t n_kv_heads = 2, head_dim = 40, width = n_kv_heads * head_dim, stride = 3 * width;
+  std::vector<float> src = random_vector(size_t(b.n_rows * stride), rng_, 3.0f);
+  std::fill_n(src.begin() + stride + head_dim, head_dim, 0.0f);  // row 1, kv head 1
+  const std::vector<float> zeros(size_t(b.n_blocks * b.block_size * width), 0.0f);
+  Buffer dsrc = device(src), dslots = device_words(b.slots);
+  for (KvDtype dtype : {KvDtype::F32, KvDtype::BF16, KvDtype::I8, KvDtype::F8}) {
+    HostKv want(zeros, zeros, n_kv_heads, head_dim, dtype);
+    ref::store_kv(src.data(), src.data() + width, b.n_rows, stride, b.slots.data(), want.pools);
+    const DeviceKv got = device_kv(HostKv(zeros, zeros, n_kv_heads, head_dim, dtype));
+    be().store_kv(dsrc.data(), dsrc.data() + width, b.n_rows, stride,
+                  reinterpret_cast<const int32_t*>(dslots.data()), got.pools);
+    // Byte comparisons: codes seen as floats may spell NaN, which never equals itself.
+    auto same_bytes = [&](const float* device_ptr, const std::vector<float>& expected) {
+      const std::vector<float> got = host(device_ptr, expected.size());
+      return std::memcmp(got.data(), expected.data(), expected.size() * sizeof(float)) == 0;
+    };
+    const std::string name(kv_dtype_name(dtype));
+    EXPECT_TRUE(same_bytes(got.k.data(), want.k)) << name;
+    EXPECT_TRUE(same_bytes(got.v.data(), want.v)) << name;
+    EXPECT_TRUE(same_bytes(got.k_scales.data(), want.k_scales)) << name;
+    EXPECT_TRUE(same_bytes(got.v_scales.data(), want.v_scales)) << name;
+  }
 }
 
 // ---- norms, rope, element-wise ---------------------------------------------------------------

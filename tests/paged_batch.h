@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ops/backend.h"
+#include "ops/reference.h"
 
 namespace brisk {
 
@@ -75,5 +76,35 @@ std::vector<float> make_pool(const PagedBatch& b, int64_t row_width, Fill fill) 
     }
   return pool;
 }
+
+// fp32 pools (make_pool) stored as `dtype` through ref::store_kv, every slot; a NaN slot stays
+// poisoned (NaN bf16 values, or a NaN scale for int8/fp8).
+struct HostKv {
+  HostKv(const HostKv&) = delete;  // pools points into the vectors
+  std::vector<float> k, v;  // bytes of the pools, in floats (as Buffer holds them)
+  std::vector<float> k_scales, v_scales;
+  KvPools pools;
+
+  HostKv(const std::vector<float>& k32, const std::vector<float>& v32, int64_t n_kv_heads, int64_t head_dim,
+         KvDtype dtype) {
+    const int64_t row = n_kv_heads * head_dim, slots = int64_t(k32.size()) / row;
+    const size_t floats = (size_t(slots * row) * kv_element_bytes(dtype) + 3) / 4;
+    k.assign(floats, 0.0f);
+    v.assign(floats, 0.0f);
+    k_scales.assign(size_t(slots * n_kv_heads), 0.0f);
+    v_scales = k_scales;
+    pools = KvPools{dtype, k.data(), v.data(), k_scales.data(), v_scales.data(), n_kv_heads, head_dim};
+    if (!kv_has_scales(dtype)) pools.k_scales = pools.v_scales = nullptr;
+    std::vector<int32_t> all(static_cast<size_t>(slots));
+    std::iota(all.begin(), all.end(), 0);
+    // k and v travel as one [slots, 2, row] source, as models pass them (src_stride = 2 * row).
+    std::vector<float> kv(size_t(slots * 2 * row));
+    for (int64_t s = 0; s < slots; ++s) {
+      std::copy_n(k32.begin() + s * row, row, kv.begin() + s * 2 * row);
+      std::copy_n(v32.begin() + s * row, row, kv.begin() + s * 2 * row + row);
+    }
+    ref::store_kv(kv.data(), kv.data() + row, slots, 2 * row, all.data(), pools);
+  }
+};
 
 }  // namespace brisk

@@ -37,7 +37,7 @@ TEST(Scheduler, PreemptionKeepsResults) {
   // Exactly one context of KV memory (64 tokens) for six sequences of ~8 + 40 tokens.
   auto engine = open_engine(64);
   const ModelConfig& c = engine->model().config();
-  const int64_t kv_bytes = int64_t(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim)) * 4;
+  const int64_t kv_bytes = int64_t(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, KvDtype::F32)) * 4;
   engine = open_engine(64, kv_bytes);
   SchedulerOptions options;
   options.max_batch = 6;

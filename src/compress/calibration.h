@@ -82,14 +82,13 @@ class CalibratingBackend final : public Backend {
   void copy_to_host(float* dst, const float* src, size_t n) override { inner_.copy_to_host(dst, src, n); }
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
-  void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                 const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                 float scale) override {
-    inner_.attention(q, k_pool, v_pool, out, batch, n_heads, n_kv_heads, head_dim, scale);
+  void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+                 int64_t n_heads, float scale) override {
+    inner_.attention(q, kv, out, batch, n_heads, scale);
   }
-  void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
-                const int32_t* slots, float* k_pool, float* v_pool) override {
-    inner_.store_kv(k, v, rows, width, src_stride, slots, k_pool, v_pool);
+  void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
+                const KvPools& kv) override {
+    inner_.store_kv(k, v, rows, src_stride, slots, kv);
   }
   void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
                    Accumulate acc) override { inner_.gather_rows(table, ids, n, out, acc); }

@@ -82,8 +82,9 @@ class Gpt2 final : public Model {
       be.matmul(h, n, d, L.w_qkv, vec(L.b_qkv), qkv);
       // The fused projection yields [q | k | v] per row; k and v go to the cache.
       be.copy_2d(qkv, 3 * d, q, d, n, d);
-      be.store_kv(qkv + d, qkv + 2 * d, n, d, 3 * d, batch.slots_dev, cache.k(l), cache.v(l));
-      be.attention(q, cache.k(l), cache.v(l), attn, batch.attention, c.n_heads, c.n_heads, dh, scale);
+      const KvPools kv = cache.layer(l);
+      be.store_kv(qkv + d, qkv + 2 * d, n, 3 * d, batch.slots_dev, kv);
+      be.attention(q, kv, attn, batch.attention, c.n_heads, scale);
       be.matmul(attn, n, d, L.w_proj, vec(L.b_proj), h);
       be.add(x, h, n * d);
 

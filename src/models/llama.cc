@@ -92,8 +92,9 @@ class Llama final : public Model {
       be.matmul(h, n, d, L.wv, optional_vec(L.bv), v);
       be.rope(q, n, c.n_heads, dh, pos, cos_.data(), sin_.data());
       be.rope(k, n, c.n_kv_heads, dh, pos, cos_.data(), sin_.data());
-      be.store_kv(k, v, n, kv_dim, kv_dim, batch.slots_dev, cache.k(l), cache.v(l));
-      be.attention(q, cache.k(l), cache.v(l), attn, batch.attention, c.n_heads, c.n_kv_heads, dh, scale);
+      const KvPools kv = cache.layer(l);
+      be.store_kv(k, v, n, kv_dim, batch.slots_dev, kv);
+      be.attention(q, kv, attn, batch.attention, c.n_heads, scale);
       be.matmul(attn, n, q_dim, L.wo, optional_vec(L.bo), h);
       be.add(x, h, n * d);
 

@@ -87,9 +87,9 @@ class Model {
   virtual const Tensor& output_head() const = 0;
 
   // A cache of at least `positions` token slots.
-  KvCache make_cache(int64_t positions) const {
+  KvCache make_cache(int64_t positions, KvDtype dtype = KvDtype::F32) const {
     return KvCache(backend_, config_.n_layers, KvCache::blocks_for(positions), config_.n_kv_heads,
-                   config_.head_dim);
+                   config_.head_dim, dtype);
   }
   // The largest context this model supports (position table / sliding window).
   int64_t max_context() const;

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/kv_dtype.h"
 #include "core/tensor.h"
 #include "ops/sampling.h"
 
@@ -60,6 +61,20 @@ struct AttentionBatch {
   int64_t max_keys = 0;       // the most keys any one sequence attends
 };
 
+// One layer's paged keys and values (models/kv_cache.h) in the backend's memory: k and v are
+// [slots, n_kv_heads, head_dim] elements of `dtype`; for I8/F8 each (slot, kv head) row also has
+// an fp32 scale in k_scales/v_scales [slots, n_kv_heads] (value = code * scale; null otherwise).
+// Backends quantize in store_kv and dequantize as attention loads; the math stays fp32.
+struct KvPools {
+  KvDtype dtype = KvDtype::F32;
+  void* k = nullptr;
+  void* v = nullptr;
+  float* k_scales = nullptr;
+  float* v_scales = nullptr;
+  int64_t n_kv_heads = 0, head_dim = 0;
+  int64_t row() const { return n_kv_heads * head_dim; }  // elements per slot
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -82,13 +97,13 @@ class Backend {
                       float* y) = 0;
 
   // Causal attention for every sequence of a batch over its paged cache; see ref::attention.
-  // q/out: [rows, n_heads, head_dim]; k_pool/v_pool: [blocks * block_size, n_kv_heads, head_dim].
-  virtual void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                         const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads,
-                         int64_t head_dim, float scale) = 0;
-  // pool[slots[r]] = row r of k and of v (rows of `width` floats, src_stride apart).
-  virtual void store_kv(const float* k, const float* v, int64_t rows, int64_t width,
-                        int64_t src_stride, const int32_t* slots, float* k_pool, float* v_pool) = 0;
+  // q/out: [rows, n_heads, kv.head_dim]; n_heads a multiple of kv.n_kv_heads.
+  virtual void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+                         int64_t n_heads, float scale) = 0;
+  // kv[slots[r]] = row r of k and of v (rows of kv.row() floats, src_stride apart), converted to
+  // kv.dtype (one scale per kv head row for I8/F8).
+  virtual void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride,
+                        const int32_t* slots, const KvPools& kv) = 0;
 
   // out[r] (+)= table[ids[r]] for r < n, table [rows, d] in any float dtype; ids in backend memory
   // (so a recorded pass reads each step's ids from the same buffer).

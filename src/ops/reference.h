@@ -33,15 +33,15 @@ void layer_norm(const float* x, const float* weight, const float* bias, int64_t 
 void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
           const float* cos_table, const float* sin_table);
 
-// pool[slots[r]] = row r of k (and of v): rows of `width` floats, src_stride floats apart.
-void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
-              const int32_t* slots, float* k_pool, float* v_pool);
+// kv[slots[r]] = row r of k (and of v): rows of kv.row() floats, src_stride floats apart, each
+// head row converted by kv_quantize_row (core/kv_dtype.h).
+void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
+              const KvPools& kv);
 
 // Causal attention with grouped KV heads for every sequence of a batch (see AttentionBatch in
-// ops/backend.h; host arrays are used). q, out: [rows, n_heads, head_dim]; k_pool, v_pool:
-// [slots, n_kv_heads, head_dim].
-void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-               const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+// ops/backend.h; host arrays are used). q, out: [rows, n_heads, kv.head_dim]; keys and values
+// are dequantized to fp32 (kv_dequantize_row) before any arithmetic.
+void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch, int64_t n_heads,
                float scale);
 
 // out[i] = silu(gate[i]) * up[i]

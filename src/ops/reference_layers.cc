@@ -1,4 +1,5 @@
 // Scalar references for everything but matmul (see reference.h).
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -48,19 +49,38 @@ void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32
   }
 }
 
-void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
-              const int32_t* slots, float* k_pool, float* v_pool) {
-  for (int64_t r = 0; r < rows; ++r) {
-    std::copy(k + r * src_stride, k + r * src_stride + width, k_pool + int64_t(slots[r]) * width);
-    std::copy(v + r * src_stride, v + r * src_stride + width, v_pool + int64_t(slots[r]) * width);
-  }
+void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
+              const KvPools& kv) {
+  const size_t elem = kv_element_bytes(kv.dtype);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t h = 0; h < kv.n_kv_heads; ++h) {
+      const int64_t head_row = int64_t(slots[r]) * kv.n_kv_heads + h;  // index of the (slot, head) row
+      const size_t at = size_t(head_row * kv.head_dim) * elem;
+      const int64_t src = r * src_stride + h * kv.head_dim;
+      const float k_scale = kv_quantize_row(k + src, kv.head_dim, kv.dtype, static_cast<char*>(kv.k) + at);
+      const float v_scale = kv_quantize_row(v + src, kv.head_dim, kv.dtype, static_cast<char*>(kv.v) + at);
+      if (kv_has_scales(kv.dtype)) {
+        kv.k_scales[head_row] = k_scale;
+        kv.v_scales[head_row] = v_scale;
+      }
+    }
 }
 
-void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-               const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+namespace {
+// Head row `head_row` of one pool as fp32.
+void load_head_row(const void* pool, const float* scales, const KvPools& kv, int64_t head_row, float* out) {
+  const size_t at = size_t(head_row * kv.head_dim) * kv_element_bytes(kv.dtype);
+  kv_dequantize_row(static_cast<const char*>(pool) + at, kv.head_dim, kv.dtype,
+                    kv_has_scales(kv.dtype) ? scales[head_row] : 1.0f, out);
+}
+}  // namespace
+
+void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch, int64_t n_heads,
                float scale) {
+  const int64_t n_kv_heads = kv.n_kv_heads, head_dim = kv.head_dim;
   const int64_t group = n_heads / n_kv_heads;
   std::vector<double> scores;
+  std::vector<float> keys, values;  // [n_keys, head_dim] of one kv head, dequantized
   for (int64_t s = 0; s < batch.n_seqs; ++s) {
     const SequenceSpan& seq = batch.host_seqs[s];
     const int32_t* table = batch.host_block_tables + seq.table_offset;
@@ -69,12 +89,18 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
       const int64_t r = seq.first_row + i;
       const int64_t n_keys = seq.first_pos + i + 1;  // causal: keys 0..pos
       scores.assign(size_t(n_keys), 0.0);
+      keys.resize(size_t(n_keys * head_dim));
+      values.resize(size_t(n_keys * head_dim));
       for (int64_t h = 0; h < n_heads; ++h) {
         const int64_t kvh = h / group;
+        for (int64_t j = 0; j < n_keys; ++j) {
+          load_head_row(kv.k, kv.k_scales, kv, slot(j) * n_kv_heads + kvh, keys.data() + j * head_dim);
+          load_head_row(kv.v, kv.v_scales, kv, slot(j) * n_kv_heads + kvh, values.data() + j * head_dim);
+        }
         const float* qh = q + (r * n_heads + h) * head_dim;
         double max_score = -INFINITY;
         for (int64_t j = 0; j < n_keys; ++j) {
-          const float* kj = k_pool + (slot(j) * n_kv_heads + kvh) * head_dim;
+          const float* kj = keys.data() + j * head_dim;
           double dot = 0;
           for (int64_t e = 0; e < head_dim; ++e) dot += double(qh[e]) * kj[e];
           scores[size_t(j)] = dot * scale;
@@ -85,8 +111,7 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
         float* oh = out + (r * n_heads + h) * head_dim;
         for (int64_t e = 0; e < head_dim; ++e) {
           double acc = 0;
-          for (int64_t j = 0; j < n_keys; ++j)
-            acc += scores[size_t(j)] * v_pool[(slot(j) * n_kv_heads + kvh) * head_dim + e];
+          for (int64_t j = 0; j < n_keys; ++j) acc += scores[size_t(j)] * values[size_t(j * head_dim + e)];
           oh[e] = float(acc / sum);
         }
       }

@@ -131,7 +131,7 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
     const int64_t most = *std::max_element(o.batch_sizes.begin(), o.batch_sizes.end());
     BRISK_ASSIGN(cache, KvCache::create(engine.backend(), c.n_layers,
                                         most * KvCache::blocks_for(o.prompt_tokens + o.new_tokens),
-                                        c.n_kv_heads, c.head_dim));
+                                        c.n_kv_heads, c.head_dim, engine.cache().dtype()));
     TokenRunner batch_runner(model, engine.backend(), o.decode_graphs);
     for (int64_t n : o.batch_sizes) {
       BRISK_ASSIGN(tok_s, batched_decode_tok_s(engine, o, n, cache, batch_runner));

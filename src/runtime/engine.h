@@ -23,6 +23,9 @@ struct EngineOptions {
   int64_t context = 0;      // 0: min(model maximum, kDefaultContext)
   int64_t kv_bytes = 0;     // KV cache memory (--kv-mem); 0: kv_tokens positions
   int64_t kv_tokens = 0;    // used when kv_bytes is 0; at least one sequence of the full context
+  // The cache's element type (--kv-dtype). fp32 on every device: logits then equal an fp32
+  // reference; bf16/int8/fp8 trade a little accuracy for 2-4x the positions in the same bytes.
+  KvDtype kv_dtype = KvDtype::F32;
   DecodeGraphs decode_graphs = DecodeGraphs::Auto;  // --no-graphs: launch every op every step
 };
 

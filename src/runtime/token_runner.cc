@@ -30,7 +30,7 @@ std::pair<const float*, int64_t> TokenRunner::forward(const std::vector<Sequence
   const int64_t bucket = key_bucket(max_keys, model_.context());
   model_.prepare(chunks, cache, bucket);  // uploads this step's tokens, positions, tables
   Recorded& r = recorded_[{int64_t(chunks.size()), bucket}];
-  if (r.pass && r.buffers_epoch == model_.buffers_epoch() && r.cache_pool == cache.k(0)) {
+  if (r.pass && r.buffers_epoch == model_.buffers_epoch() && r.cache_pool == cache.layer(0).k) {
     r.pass->replay();
     ++replays_;
     return {r.logits, int64_t(chunks.size())};
@@ -43,7 +43,7 @@ std::pair<const float*, int64_t> TokenRunner::forward(const std::vector<Sequence
   r.pass = backend_.end_capture();
   BRISK_CHECK(r.logits == logits, "TokenRunner: the recorded pass moved its logits");
   r.buffers_epoch = model_.buffers_epoch();
-  r.cache_pool = cache.k(0);
+  r.cache_pool = cache.layer(0).k;
   ++recordings_made_;
   return {logits, int64_t(chunks.size())};
 }

@@ -47,7 +47,7 @@ class TokenRunner {
   struct Recorded {
     std::unique_ptr<Backend::Recording> pass;
     uint64_t buffers_epoch = 0;         // the model's buffers it names
-    const float* cache_pool = nullptr;  // and the cache (layer 0's keys stand for it)
+    const void* cache_pool = nullptr;  // and the cache (layer 0's keys stand for it)
     const float* logits = nullptr;      // where the replayed pass leaves its logits rows
   };
   // Runs (or replays) the pass; returns its logits rows in backend memory and their count.

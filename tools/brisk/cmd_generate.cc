@@ -33,6 +33,7 @@ Command add_generate(CLI::App& app) {
   sub->add_option("--stop", f->request.stop, "Stop before this string (repeatable)");
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
   add_engine_flags(sub, f->engine.backend);
+  add_kv_dtype_flag(sub, f->engine.kv_dtype);
   sub->add_option("--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", f->json, "Print one JSON object instead of streaming text");
 

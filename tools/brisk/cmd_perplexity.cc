@@ -24,7 +24,9 @@ Command add_perplexity(CLI::App& app) {
   sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
   sub->add_option("--ctx", f->ctx, "Window length in tokens")->capture_default_str()->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   add_engine_flags(sub, f->engine.backend);
-  sub->add_flag("--json", f->json, "Print {\"ppl\", \"tokens\", \"windows\", \"scored\", \"seconds\"}");
+  add_kv_dtype_flag(sub, f->engine.kv_dtype);
+  sub->add_flag("--json", f->json,
+                "Print {\"ppl\", \"tokens\", \"windows\", \"scored\", \"seconds\", \"nll_sum\", \"kv_dtype\"}");
   return {sub, [f]() {
     f->engine.model_dir = f->model;
     f->engine.context = f->ctx;
@@ -43,7 +45,8 @@ Command add_perplexity(CLI::App& app) {
     const PerplexityResult& r = result.value();
     if (f->json) {
       print_json({{"ppl", r.ppl}, {"tokens", r.tokens}, {"windows", r.windows}, {"scored", r.scored},
-                  {"seconds", r.seconds}, {"nll_sum", r.nll_sum}});
+                  {"seconds", r.seconds}, {"nll_sum", r.nll_sum},
+                  {"kv_dtype", kv_dtype_name(f->engine.kv_dtype)}});
     } else {
       std::printf("ppl %.4f over %lld scored tokens (%lld windows of %lld; %lld tokens in file) in %.1f s\n", r.ppl,
                   (long long)r.scored, (long long)r.windows, (long long)f->ctx, (long long)r.tokens, r.seconds);

@@ -54,9 +54,24 @@ void add_engine_flags(CLI::App* sub, EngineOptions& options) {
          "KV cache memory in bytes (K/M/G suffixes); default: one sequence of the full context\n"
          "(serve: --max-batch sequences of 1024 tokens)")
       ->type_name("BYTES");
+  add_kv_dtype_flag(sub, options.kv_dtype);
   sub->add_flag_function(
       "--no-graphs", [&options](int64_t) { options.decode_graphs = DecodeGraphs::Off; },
       "CUDA: launch every kernel of every decode step instead of replaying recorded graphs");
+}
+
+void add_kv_dtype_flag(CLI::App* sub, KvDtype& dtype) {
+  sub->add_option_function<std::string>(
+         "--kv-dtype",
+         [&dtype](const std::string& text) {
+           const std::optional<KvDtype> parsed = kv_dtype_from_name(text);
+           if (!parsed)
+             throw CLI::ValidationError("--kv-dtype", "'" + text + "' is not a KV cache type (f32, bf16, int8, fp8)");
+           dtype = *parsed;
+         },
+         "KV cache element type: f32 (default, exact), bf16, int8 or fp8 (e4m3); int8/fp8 keep one\n"
+         "scale per position and KV head. Narrower types hold 2-4x the positions in --kv-mem")
+      ->type_name("TYPE");
 }
 
 int fail(const Error& error) { return fail(error.message); }

@@ -27,8 +27,11 @@ Command add_serve(CLI::App& app);
 
 // The flags every model-running command shares: --device, --threads, --bf16-fast, --mmap.
 void add_engine_flags(CLI::App* sub, BackendOptions& options);
-// The same plus the engine's own: --kv-mem (KV cache bytes; K/M/G suffixes) and --no-graphs.
+// The same plus the engine's own: --kv-mem (KV cache bytes; K/M/G suffixes), --kv-dtype and
+// --no-graphs.
 void add_engine_flags(CLI::App* sub, EngineOptions& options);
+// --kv-dtype f32|bf16|int8|fp8 alone (commands that take no other engine flag).
+void add_kv_dtype_flag(CLI::App* sub, KvDtype& dtype);
 
 // "4096", "512K", "8M", "2G" (powers of 1024) -> bytes.
 Result<int64_t> parse_byte_size(const std::string& text);

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
+
+#include "core/dtype.h"
 
 namespace brisk::cpu {
 
@@ -29,15 +32,91 @@ struct KeyRows {
   }
 };
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void attend_block(const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries,
-                  int64_t n_keys_max, const float* k_pool, const float* v_pool, KeyRows key_row,
-                  int64_t head_dim, float scale, float* scores, float* k_transposed) {
+// Pool element types: each converts a run of stored values to fp32 (scale folded in) with GCC
+// vectors, which every target clone below lowers to its own ISA (one zmm op per 16 values on
+// AVX-512).
+typedef uint16_t u16x16 __attribute__((vector_size(32)));
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+typedef int8_t i8x16 __attribute__((vector_size(16)));
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+
+struct Bf16 {
+  uint16_t bits;
+};
+struct E4m3 {
+  uint8_t bits;
+};
+
+__attribute__((always_inline)) inline float scalar_to_f32(Bf16 x) { return bf16_to_f32(x.bits); }
+__attribute__((always_inline)) inline float scalar_to_f32(int8_t x) { return float(x); }
+__attribute__((always_inline)) inline float scalar_to_f32(E4m3 x) { return e4m3_to_f32(x.bits); }
+
+// 16 stored values -> dst[0..16) as fp32 times scale (stores, not returns: a 64-byte vector
+// return value would change the ABI of the non-AVX-512 clones).
+__attribute__((always_inline)) inline void vector_to_f32(const Bf16* src, float scale, float* dst) {
+  u16x16 h;
+  std::memcpy(&h, src, sizeof(h));
+  const v16 x = (v16)(__builtin_convertvector(h, u32x16) << 16) * scale;  // bf16: the top half of an fp32
+  std::memcpy(dst, &x, sizeof(x));
+}
+__attribute__((always_inline)) inline void vector_to_f32(const int8_t* src, float scale, float* dst) {
+  i8x16 c;
+  std::memcpy(&c, src, sizeof(c));
+  const v16 x = __builtin_convertvector(c, v16) * scale;
+  std::memcpy(dst, &x, sizeof(x));
+}
+// e4m3 -> fp32 by moving bits: sign to bit 31, exponent and mantissa to bits 20..26. The fp32
+// pattern is the e4m3 value times 2^-120 (e4m3 subnormals land on fp32 subnormals, still exact),
+// so one multiply finishes it. 0x7f (NaN) is never stored: codes saturate at 448.
+__attribute__((always_inline)) inline void vector_to_f32(const E4m3* src, float scale, float* dst) {
+  u8x16 b;
+  std::memcpy(&b, src, sizeof(b));
+  const u32x16 w = __builtin_convertvector(b, u32x16);
+  const v16 x = (v16)(((w & 0x80u) << 24) | ((w & 0x7fu) << 20)) * 0x1p120f * scale;  // 2^120 * scale may overflow
+  std::memcpy(dst, &x, sizeof(x));
+}
+
+// One head row of a non-fp32 pool as fp32 values times `scale`.
+template <class T>
+__attribute__((always_inline)) inline void row_to_f32(const T* src, float scale, int64_t n, float* dst) {
+  const int64_t full = n / kLanes * kLanes;
+  for (int64_t i = 0; i < full; i += kLanes) vector_to_f32(src + i, scale, dst + i);
+  for (int64_t i = full; i < n; ++i) dst[i] = scalar_to_f32(src[i]) * scale;
+}
+
+// Where a block's keys and values are: the pools (elements of T) and, for int8/fp8, the scale of
+// each (slot, kv head) row, indexed by a row's element offset / head_dim.
+template <class T>
+struct Pools {
+  const T* k;
+  const T* v;
+  const float* k_scales;
+  const float* v_scales;
+};
+
+// Row `offset` of a pool as fp32: the pool itself when it is fp32, else converted into `scratch`.
+template <class T>
+__attribute__((always_inline)) inline const float* load_row(const T* pool, const float* scales, int64_t offset,
+                                                             int64_t head_dim, float* scratch) {
+  if constexpr (std::is_same_v<T, float>) {
+    return pool + offset;
+  } else {
+    row_to_f32(pool + offset, scales ? scales[offset / head_dim] : 1.0f, head_dim, scratch);
+    return scratch;
+  }
+}
+
+template <class T>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void attend_block(
+    const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries, int64_t n_keys_max,
+    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, float* scores, float* k_transposed,
+    float* row_scratch) {
   // Pass 1: scores. k_transposed holds [head_dim][16] of the current key block.
   for (int64_t j0 = 0; j0 < n_keys_max; j0 += kLanes) {
     const int64_t width = std::min<int64_t>(kLanes, n_keys_max - j0);
     for (int64_t jj = 0; jj < kLanes; ++jj) {
-      const float* kj = k_pool + key_row(j0 + std::min(jj, width - 1));
+      const float* kj = load_row(pools.k, pools.k_scales, key_row(j0 + std::min(jj, width - 1)), head_dim,
+                                 row_scratch);
       for (int64_t i = 0; i < head_dim; ++i) k_transposed[i * kLanes + jj] = kj[i];
     }
     for (int64_t a = 0; a < n_queries; ++a) {
@@ -63,11 +142,12 @@ void attend_block(const float* const* q, float* const* out, const int64_t* n_key
     for (int64_t j = n_keys[a]; j < n_keys_max; ++j) s[j] = 0.0f;
     std::fill(out[a], out[a] + head_dim, 0.0f);
   }
-  // Pass 2: outputs += p * v, one value row at a time. Explicit vectors: the compiler cannot
-  // prove that out and the cache do not overlap, and would otherwise stay scalar.
+  // Pass 2: outputs += p * v, one value row at a time (converted once for the whole block).
+  // Explicit vectors: the compiler cannot prove that out and the cache do not overlap, and would
+  // otherwise stay scalar.
   const int64_t full = head_dim / kLanes * kLanes;
   for (int64_t j = 0; j < n_keys_max; ++j) {
-    const float* vj = v_pool + key_row(j);
+    const float* vj = load_row(pools.v, pools.v_scales, key_row(j), head_dim, row_scratch);
     for (int64_t a = 0; a < n_queries; ++a) {
       const float p = scores[a * n_keys_max + j];
       float* o = out[a];
@@ -85,9 +165,11 @@ void attend_block(const float* const* q, float* const* out, const int64_t* n_key
 
 }  // namespace
 
-void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-               const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-               float scale, ThreadPool& pool) {
+namespace {
+
+template <class T>
+void attention_over(const float* q, const Pools<T>& pools, float* out, const AttentionBatch& batch,
+                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, ThreadPool& pool) {
   const int64_t group = n_heads / n_kv_heads;
   const int64_t kv_stride = n_kv_heads * head_dim;
   const int64_t q_stride = n_heads * head_dim;
@@ -108,7 +190,7 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
   const Unit* unit_list = units.data();
   pool.run_on_all([&](int t) {
     // Per-thread scratch, grown once and reused by every later call.
-    thread_local std::vector<float> scores, k_transposed;
+    thread_local std::vector<float> scores, k_transposed, row_scratch;
     thread_local std::vector<const float*> q_rows;
     thread_local std::vector<float*> out_rows;
     thread_local std::vector<int64_t> n_keys;
@@ -131,12 +213,33 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
         }
       scores.resize(size_t(n_queries * (n_keys_max + kLanes)));
       k_transposed.resize(size_t(head_dim * kLanes));
+      row_scratch.resize(size_t(head_dim));
       const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
                             kvh * head_dim};
-      attend_block(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, k_pool,
-                   v_pool, key_row, head_dim, scale, scores.data(), k_transposed.data());
+      attend_block(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
+                   head_dim, scale, scores.data(), k_transposed.data(), row_scratch.data());
     }
   });
+}
+
+template <class T>
+Pools<T> pools_of(const KvPools& kv) {
+  const bool scaled = kv_has_scales(kv.dtype);  // other dtypes may leave stale pointers there
+  return {static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), scaled ? kv.k_scales : nullptr,
+          scaled ? kv.v_scales : nullptr};
+}
+
+}  // namespace
+
+void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch, int64_t n_heads,
+               float scale, ThreadPool& pool) {
+  const int64_t n_kv = kv.n_kv_heads, hd = kv.head_dim;
+  switch (kv.dtype) {
+    case KvDtype::F32: return attention_over(q, pools_of<float>(kv), out, batch, n_heads, n_kv, hd, scale, pool);
+    case KvDtype::BF16: return attention_over(q, pools_of<Bf16>(kv), out, batch, n_heads, n_kv, hd, scale, pool);
+    case KvDtype::I8: return attention_over(q, pools_of<int8_t>(kv), out, batch, n_heads, n_kv, hd, scale, pool);
+    case KvDtype::F8: return attention_over(q, pools_of<E4m3>(kv), out, batch, n_heads, n_kv, hd, scale, pool);
+  }
 }
 
 }  // namespace brisk::cpu

@@ -99,15 +99,15 @@ void CpuBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, c
   cpu::matmul(x, m, k, w, bias, y, pool_, bf16_math_);
 }
 
-void CpuBackend::attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                           const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads,
-                           int64_t head_dim, float scale) {
-  cpu::attention(q, k_pool, v_pool, out, batch, n_heads, n_kv_heads, head_dim, scale, pool_);
+void CpuBackend::attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+                           int64_t n_heads, float scale) {
+  cpu::attention(q, kv, out, batch, n_heads, scale, pool_);
 }
 
-void CpuBackend::store_kv(const float* k, const float* v, int64_t rows, int64_t width,
-                          int64_t src_stride, const int32_t* slots, float* k_pool, float* v_pool) {
-  ref::store_kv(k, v, rows, width, src_stride, slots, k_pool, v_pool);
+// Scalar: a step stores one row per token, a sliver of the matmul work around it.
+void CpuBackend::store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride,
+                          const int32_t* slots, const KvPools& kv) {
+  ref::store_kv(k, v, rows, src_stride, slots, kv);
 }
 
 void CpuBackend::rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,

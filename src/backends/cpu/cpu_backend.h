@@ -38,12 +38,10 @@ class CpuBackend final : public Backend {
                    Accumulate accumulate) override;
   void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
                int64_t cols) override;
-  void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                 const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                 float scale) override;
-  void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
-              const int32_t* slots,
-                float* k_pool, float* v_pool) override;
+  void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+                 int64_t n_heads, float scale) override;
+  void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
+                const KvPools& kv) override;
   void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
                 float* y) override;
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,

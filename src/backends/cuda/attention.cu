@@ -1,5 +1,7 @@
 #include "backends/cuda/attention.cuh"
 
+#include "backends/cuda/kv_elements.cuh"
+
 #include <algorithm>
 #include <cmath>
 
@@ -19,8 +21,10 @@ constexpr int64_t kMaxSplits = 128;
 
 struct Params {
   const float* q;
-  const float* k;
-  const float* v;
+  const void* k;  // [slots, n_kv_heads, head_dim] of the kernel's element type
+  const void* v;
+  const float* k_scales;  // [slots, n_kv_heads] for int8/fp8
+  const float* v_scales;
   float* out;
   float* part_o;   // [n_splits, rows * n_heads, head_dim] when n_splits > 1
   float* part_ml;  // [n_splits, rows * n_heads, 2]: running max and sum
@@ -31,8 +35,26 @@ struct Params {
   int n_q_tiles;  // per KV head, for the sequence with the most rows
   int split_keys, n_splits;
   float scale;
-  bool vec4;  // K/V rows can be read as float4
+  bool vec4;  // K/V rows can be read 4 elements at a time
 };
+
+// Keys and values as fp32: the stored element times its row's scale (int8/fp8).
+template <class T>
+__device__ float4 scaled(float4 x, const float* scales, int64_t head_row) {
+  if constexpr (KvElement<T>::kScaled) {
+    const float s = scales[head_row];
+    x.x *= s;
+    x.y *= s;
+    x.z *= s;
+    x.w *= s;
+  }
+  return x;
+}
+template <class T>
+__device__ float scaled(float x, const float* scales, int64_t head_row) {
+  if constexpr (KvElement<T>::kScaled) x *= scales[head_row];
+  return x;
+}
 
 template <int HD, int QT>
 constexpr size_t smem_floats() {
@@ -40,7 +62,7 @@ constexpr size_t smem_floats() {
   return size_t(QT * (HD + 1) + kKeyTile * (HD + 1) + kKeyTile * HD + QT * (kKeyTile + 1));
 }
 
-template <int HD, int QT>
+template <int HD, int QT, class T>
 __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   constexpr int kQueryTile = QT;
   constexpr int kSub = kThreads / QT;  // threads per query vector (consecutive lanes)
@@ -62,7 +84,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   const int tid = int(threadIdx.x);
   const int ql = tid / kSub, sub = tid % kSub;
   const int hd = p.head_dim;
-  const int64_t pos_stride = int64_t(p.n_kv_heads) * hd;  // floats between cache positions
+  const int64_t pos_stride = int64_t(p.n_kv_heads) * hd;  // elements between cache positions
+  const T* k_pool = static_cast<const T*>(p.k);
+  const T* v_pool = static_cast<const T*>(p.v);
 
   for (int i = tid; i < kQueryTile * HD; i += kThreads) {
     const int qq = i / HD, d = i % HD;
@@ -112,8 +136,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
           if (key < key_end && d < hd) {
             const int64_t slot = int64_t(table[key / p.block_size]) * p.block_size + key % p.block_size;
             const int64_t off = slot * pos_stride + int64_t(kvh) * hd + d;
-            kv[u] = *reinterpret_cast<const float4*>(p.k + off);
-            vv[u] = *reinterpret_cast<const float4*>(p.v + off);
+            const int64_t head_row = slot * p.n_kv_heads + kvh;
+            kv[u] = scaled<T>(KvElement<T>::load4(k_pool + off), p.k_scales, head_row);
+            vv[u] = scaled<T>(KvElement<T>::load4(v_pool + off), p.v_scales, head_row);
           }
         }
 #pragma unroll
@@ -135,8 +160,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
         if (key < key_end && d < hd) {
           const int64_t slot = int64_t(table[key / p.block_size]) * p.block_size + key % p.block_size;
           const int64_t off = slot * pos_stride + int64_t(kvh) * hd + d;
-          kv = p.k[off];
-          vv = p.v[off];
+          const int64_t head_row = slot * p.n_kv_heads + kvh;
+          kv = scaled<T>(KvElement<T>::load(k_pool[off]), p.k_scales, head_row);
+          vv = scaled<T>(KvElement<T>::load(v_pool[off]), p.v_scales, head_row);
         }
         ks[kk * (HD + 1) + d] = kv;
         vs[kk * HD + d] = vv;
@@ -246,33 +272,43 @@ __global__ void combine_kernel(const float* __restrict__ part_o, const float* __
   }
 }
 
-template <int HD, int QT>
+template <int HD, int QT, class T>
 void launch_attention(const Params& p, const dim3& grid, cudaStream_t stream) {
   const size_t smem = smem_floats<HD, QT>() * sizeof(float);
   if (smem > 48 * 1024)  // past the default limit a kernel must opt in
-    BRISK_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, QT>,
+    BRISK_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, QT, T>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  attention_kernel<HD, QT><<<grid, kThreads, smem, stream>>>(p);
+  attention_kernel<HD, QT, T><<<grid, kThreads, smem, stream>>>(p);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 
-template <int QT>
+template <int QT, class T>
 void launch_for_head_dim(const Params& p, const dim3& grid, cudaStream_t stream) {
   if (p.head_dim <= 32)
-    launch_attention<32, QT>(p, grid, stream);
+    launch_attention<32, QT, T>(p, grid, stream);
   else if (p.head_dim <= 64)
-    launch_attention<64, QT>(p, grid, stream);
+    launch_attention<64, QT, T>(p, grid, stream);
   else if (p.head_dim <= 128)
-    launch_attention<128, QT>(p, grid, stream);
+    launch_attention<128, QT, T>(p, grid, stream);
   else
-    launch_attention<256, QT>(p, grid, stream);
+    launch_attention<256, QT, T>(p, grid, stream);
+}
+
+// The pool's element type becomes the kernel's template type here, and only here.
+template <int QT>
+void launch_for_dtype(const Params& p, KvDtype dtype, const dim3& grid, cudaStream_t stream) {
+  switch (dtype) {
+    case KvDtype::F32: return launch_for_head_dim<QT, float>(p, grid, stream);
+    case KvDtype::BF16: return launch_for_head_dim<QT, uint16_t>(p, grid, stream);
+    case KvDtype::I8: return launch_for_head_dim<QT, int8_t>(p, grid, stream);
+    case KvDtype::F8: return launch_for_head_dim<QT, uint8_t>(p, grid, stream);
+  }
 }
 
 }  // namespace
 
-void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-               const AttentionBatch& batch, const AttentionShape& shape, int sm_count,
-               Scratch& split_scratch, cudaStream_t stream) {
+void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+               const AttentionShape& shape, int sm_count, Scratch& split_scratch, cudaStream_t stream) {
   const auto& s = shape;
   if (batch.n_rows <= 0) return;
   BRISK_CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0,
@@ -282,16 +318,23 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
   BRISK_CHECK(batch.max_keys < (int64_t(1) << 30) && batch.n_rows * s.n_heads < (int64_t(1) << 30) &&
                   batch.n_seqs < 65536,
               "attention: sizes out of range");
-  // Many query rows per sequence (prefill): the bf16 tensor-core kernel; decode stays here in fp32.
-  if (prefill_attention_fits(batch, s) && prefill_attention_aligned(q, k_pool, v_pool, out)) {
-    prefill_attention(q, k_pool, v_pool, out, batch, s, stream);
-    return;
+  // Many query rows per sequence (prefill) over f32 pools: the bf16 tensor-core kernel; decode
+  // and the narrower pools (read through their own element loads) stay here in fp32.
+  if (kv.dtype == KvDtype::F32) {
+    const auto* k_pool = static_cast<const float*>(kv.k);
+    const auto* v_pool = static_cast<const float*>(kv.v);
+    if (prefill_attention_fits(batch, s) && prefill_attention_aligned(q, k_pool, v_pool, out)) {
+      prefill_attention(q, k_pool, v_pool, out, batch, s, stream);
+      return;
+    }
   }
 
   Params p{};
   p.q = q;
-  p.k = k_pool;
-  p.v = v_pool;
+  p.k = kv.k;
+  p.v = kv.v;
+  p.k_scales = kv.k_scales;
+  p.v_scales = kv.v_scales;
   p.out = out;
   p.seqs = batch.seqs;
   p.block_tables = batch.block_tables;
@@ -305,7 +348,8 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
   const int tile = max_q_per_kv <= kNarrowTile ? kNarrowTile : kWideTile;
   p.n_q_tiles = int(ceil_div(max_q_per_kv, tile));
   p.scale = s.scale;
-  p.vec4 = s.head_dim % 4 == 0 && alignment_of(k_pool) >= 16 && alignment_of(v_pool) >= 16;
+  const uint32_t vec_bytes = 4 * uint32_t(kv_element_bytes(kv.dtype));
+  p.vec4 = s.head_dim % 4 == 0 && alignment_of(kv.k) >= vec_bytes && alignment_of(kv.v) >= vec_bytes;
 
   // Split the keys only when the query tiles alone leave the GPU idle (decode).
   const int64_t blocks = int64_t(p.n_q_tiles) * s.n_kv_heads * batch.n_seqs;
@@ -332,9 +376,9 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
   const dim3 grid{unsigned(int64_t(p.n_q_tiles) * s.n_kv_heads), unsigned(n_splits),
                   unsigned(batch.n_seqs)};
   if (tile == kNarrowTile)
-    launch_for_head_dim<kNarrowTile>(p, grid, stream);
+    launch_for_dtype<kNarrowTile>(p, kv.dtype, grid, stream);
   else
-    launch_for_head_dim<kWideTile>(p, grid, stream);
+    launch_for_dtype<kWideTile>(p, kv.dtype, grid, stream);
 
   if (n_splits > 1) {
     combine_kernel<<<unsigned(total_q), 128, 0, stream>>>(p.part_o, p.part_ml, out, total_q,

@@ -1,4 +1,6 @@
-// Causal attention with grouped KV heads over an fp32 cache (see ref::attention), in fp32.
+// Causal attention with grouped KV heads over a paged cache of any KvDtype (see ref::attention),
+// in fp32: bf16/int8/fp8 keys and values are converted (times their row's scale) as the tiles
+// are loaded into shared memory, so only the global-memory reads narrow.
 //
 // Batches with many query rows per sequence (prefill) go to the bf16 tensor-core kernel of
 // attention_prefill.cuh when their shape fits it; this fp32 kernel serves the rest (decode, odd
@@ -20,7 +22,7 @@
 namespace brisk::cuda {
 
 struct AttentionShape {
-  int64_t n_heads, n_kv_heads, head_dim;
+  int64_t n_heads, n_kv_heads, head_dim;  // n_kv_heads and head_dim as in the KvPools
   float scale;
 };
 
@@ -30,8 +32,7 @@ constexpr int64_t kMaxHeadDim = 256;
 // Every sequence of the batch over its paged cache (see AttentionBatch): the grid's z dimension
 // is the sequence, and a key position goes through the sequence's block table to its cache slot.
 // split_scratch holds the partial outputs of a split run; sm_count sizes the split.
-void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-               const AttentionBatch& batch, const AttentionShape& shape, int sm_count,
-               Scratch& split_scratch, cudaStream_t stream);
+void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+               const AttentionShape& shape, int sm_count, Scratch& split_scratch, cudaStream_t stream);
 
 }  // namespace brisk::cuda

@@ -221,13 +221,11 @@ bool CudaBackend::uses_low_precision_gemm(int64_t m, int64_t k, const Tensor& w)
   return m > 8 && matmul_->quant_gemm_available(m, k, w);
 }
 
-void CudaBackend::attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                            const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads,
-                            int64_t head_dim, float scale) {
+void CudaBackend::attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+                            int64_t n_heads, float scale) {
   activate();
-  cuda::attention(q, k_pool, v_pool, out, batch,
-                  cuda::AttentionShape{n_heads, n_kv_heads, head_dim, scale}, sm_count_,
-                  *attention_scratch_, stream_);
+  cuda::attention(q, kv, out, batch, cuda::AttentionShape{n_heads, kv.n_kv_heads, kv.head_dim, scale},
+                  sm_count_, *attention_scratch_, stream_);
 }
 
 bool CudaBackend::uses_tensor_core_attention(const AttentionBatch& batch, int64_t n_heads,
@@ -236,10 +234,10 @@ bool CudaBackend::uses_tensor_core_attention(const AttentionBatch& batch, int64_
                                       cuda::AttentionShape{n_heads, n_kv_heads, head_dim, 1.0f});
 }
 
-void CudaBackend::store_kv(const float* k, const float* v, int64_t rows, int64_t width,
-                           int64_t src_stride, const int32_t* slots, float* k_pool, float* v_pool) {
+void CudaBackend::store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride,
+                           const int32_t* slots, const KvPools& kv) {
   activate();
-  cuda::store_kv(k, v, rows, width, src_stride, slots, k_pool, v_pool, stream_);
+  cuda::store_kv(k, v, rows, src_stride, slots, kv, stream_);
 }
 
 void CudaBackend::gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,

@@ -57,15 +57,15 @@ class CudaBackend final : public Backend {
   // tensor-core GEMM with x quantized per token, rather than the bf16 dequantize path; tests pick
   // their reference from it.
   bool uses_low_precision_gemm(int64_t m, int64_t k, const Tensor& w);
-  void attention(const float* q, const float* k_pool, const float* v_pool, float* out,
-                 const AttentionBatch& batch, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                 float scale) override;
-  // Whether attention() runs this shape on the bf16 tensor-core prefill kernel (for 16-byte
-  // aligned q, out and pools) rather than the exact fp32 one; tests pick their tolerance from it.
+  void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
+                 int64_t n_heads, float scale) override;
+  // Whether attention() runs this shape on the bf16 tensor-core prefill kernel (for f32 pools and
+  // 16-byte aligned q, out and pools) rather than the exact fp32 one; tests pick their tolerance
+  // from it.
   static bool uses_tensor_core_attention(const AttentionBatch& batch, int64_t n_heads,
                                          int64_t n_kv_heads, int64_t head_dim);
-  void store_kv(const float* k, const float* v, int64_t rows, int64_t width, int64_t src_stride,
-                const int32_t* slots, float* k_pool, float* v_pool) override;
+  void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
+                const KvPools& kv) override;
   void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
                    Accumulate accumulate) override;
   void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
