@@ -93,7 +93,7 @@ void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, i
   const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
   for (int64_t i = m0; i < m1; i += cols) {
     const int64_t c = std::min(cols, m1 - i);
-    kernels::TileFn fn = ks.tile[r - 1][c - 1];
+    kernels::TileFn fn = op.m == 1 ? ks.decode_tile[r - 1] : ks.tile[r - 1][c - 1];
     BRISK_CHECK(fn != nullptr, "matmul: missing tile kernel");
     fn(op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, w, op.k, k_len, op.y + i * op.n + n0, op.n,
        bias, out);
@@ -121,13 +121,15 @@ void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t 
 }
 
 // Points op.x at the activations in the form the tiles read best. bf16 kernels get x rounded to
-// bf16 once per call (not once per tile: tiles re-read activations many times). Rows a multiple
-// of 4 KiB apart would put the same k offset of every row of an activation tile in one L1 set,
-// on top of the panel rows that may already share it; padding each row by one cache line breaks
-// that (fp32, k = 2048: +11% prefill, for the price of one copy of x).
+// bf16 once per call (not once per tile: tiles re-read activations many times); exact bf16 decode
+// gets its row split into even and odd elements (see XForm). Rows a multiple of 4 KiB apart would
+// put the same k offset of every row of an activation tile in one L1 set, on top of the panel rows
+// that may already share it; padding each row by one cache line breaks that (fp32, k = 2048: +11%
+// prefill, for the price of one copy of x).
 void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t k, bool parallel,
                          ThreadPool& pool, Operands& op) {
-  if (ks.x_bf16) {
+  const kernels::XForm form = m == 1 ? ks.decode_x_form : ks.x_form;
+  if (form == kernels::XForm::Bf16) {
     int64_t ldx = round_up(k, 32);
     if (ldx * int64_t(sizeof(uint16_t)) % 4096 == 0) ldx += 32;
     auto* xb = static_cast<uint16_t*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(uint16_t)));
@@ -141,6 +143,12 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
     op.x = reinterpret_cast<const char*>(xb);
     op.ldx = ldx;
     op.x_size = sizeof(uint16_t);
+  } else if (form == kernels::XForm::F32EvenOdd) {
+    BRISK_CHECK(m == 1, "matmul: even/odd activations are for single rows");
+    auto* xs = static_cast<float*>(t_activation_scratch.get(size_t(round_up(k, 32)) * sizeof(float)));
+    kernels::split_even_odd_avx512(x, k, xs);
+    op.x = reinterpret_cast<const char*>(xs);
+    op.ldx = round_up(k, 32);
   } else if (m > 1 && k * int64_t(sizeof(float)) % 4096 == 0) {
     const int64_t ldx = k + 16;
     auto* xf = static_cast<float*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(float)));
