@@ -13,13 +13,10 @@ namespace {
 // lowers it for its own ISA).
 typedef float v16 __attribute__((vector_size(64)));
 constexpr int kLanes = 16;
-constexpr int kRowBlock = 4;  // query rows handled together: keys/values are reused across them
+constexpr int kRowBlock = 4;     // query rows handled together: keys/values are reused across them
+constexpr int kKeyBlock = 32;    // keys scored together (two vectors of lanes)
+constexpr int kQueryBlock = 4;   // queries whose scores or outputs are accumulated together
 
-// A block of query vectors (rows x heads of one GQA group) against all their keys, in two passes
-// over the cache: scores for 16 keys at a time from a transposed key block (so each q element is
-// one broadcast FMA into 16 lanes), a causal softmax per query, then the values weighted into the
-// outputs, each value row loaded once for the whole block. Scores live in `scores`
-// [n_queries, n_keys_max]; nothing is ever [T, T] beyond the block.
 // Key position p of one sequence and kv head -> offset of its row in the pool.
 struct KeyRows {
   const int32_t* table;
@@ -29,27 +26,86 @@ struct KeyRows {
   }
 };
 
+// These helpers are always inlined into each target clone of attend_block, so the vector ABI of
+// an out-of-line call (which GCC warns about for the default clone) never applies.
+#pragma GCC diagnostic ignored "-Wpsabi"
+__attribute__((always_inline)) inline v16 load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof(v16));
+  return v;
+}
+__attribute__((always_inline)) inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v16)); }
+
+// Scores of Q queries (Q <= kQueryBlock) against the kKeyBlock keys held transposed in kt
+// [head_dim][kKeyBlock]. Each loaded key vector serves Q queries and each broadcast query element
+// serves two key vectors: 2 + Q loads per 2Q FMAs and 2Q independent chains, where one query at a
+// time was bound by two loads per FMA.
+template <int Q>
+__attribute__((always_inline)) inline void score_queries(const float* const* q, const float* kt, int64_t head_dim,
+                                                         float* scores, int64_t stride, int64_t width) {
+  v16 lo[Q] = {}, hi[Q] = {};
+  for (int64_t i = 0; i < head_dim; ++i) {
+    const v16 k_lo = load16(kt + i * kKeyBlock), k_hi = load16(kt + i * kKeyBlock + kLanes);
+#pragma GCC unroll 4
+    for (int a = 0; a < Q; ++a) {
+      lo[a] += q[a][i] * k_lo;
+      hi[a] += q[a][i] * k_hi;
+    }
+  }
+#pragma GCC unroll 4
+  for (int a = 0; a < Q; ++a) {
+    float row[kKeyBlock];
+    store16(row, lo[a]);
+    store16(row + kLanes, hi[a]);
+    std::memcpy(scores + a * stride, row, size_t(width) * sizeof(float));
+  }
+}
+
+// out[a][d0 .. d0 + 16V) = sum_j p[a][j] * v_j[d0 ..) for Q queries, accumulated in registers
+// across all keys (each value vector loaded once per Q queries, no stores inside the key loop).
+template <int Q, int V>
+__attribute__((always_inline)) inline void weigh_values(float* const* out, const float* scores, int64_t stride,
+                                                        int64_t n_keys, const float* v_pool, KeyRows key_row,
+                                                        int64_t d0) {
+  v16 acc[Q][V] = {};
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float* vj = v_pool + key_row(j) + d0;
+    v16 vv[V];
+#pragma GCC unroll 4
+    for (int e = 0; e < V; ++e) vv[e] = load16(vj + e * kLanes);
+#pragma GCC unroll 4
+    for (int a = 0; a < Q; ++a) {
+      const float p = scores[a * stride + j];
+#pragma GCC unroll 4
+      for (int e = 0; e < V; ++e) acc[a][e] += p * vv[e];
+    }
+  }
+#pragma GCC unroll 4
+  for (int a = 0; a < Q; ++a)
+#pragma GCC unroll 4
+    for (int e = 0; e < V; ++e) store16(out[a] + d0 + e * kLanes, acc[a][e]);
+}
+
+// A block of query vectors (rows x heads of one GQA group) against all their keys, in two passes
+// over the cache: scores from transposed key blocks (so each q element is one broadcast FMA into
+// 16 lanes), a causal softmax per query, then the values weighted into the outputs. Scores live in
+// `scores` [n_queries, n_keys_max]; nothing is ever [T, T] beyond the block.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void attend_block(const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries,
                   int64_t n_keys_max, const float* k_pool, const float* v_pool, KeyRows key_row,
                   int64_t head_dim, float scale, float* scores, float* k_transposed) {
-  // Pass 1: scores. k_transposed holds [head_dim][16] of the current key block.
-  for (int64_t j0 = 0; j0 < n_keys_max; j0 += kLanes) {
-    const int64_t width = std::min<int64_t>(kLanes, n_keys_max - j0);
-    for (int64_t jj = 0; jj < kLanes; ++jj) {
+  // Pass 1: scores. k_transposed holds [head_dim][kKeyBlock] of the current key block.
+  for (int64_t j0 = 0; j0 < n_keys_max; j0 += kKeyBlock) {
+    const int64_t width = std::min<int64_t>(kKeyBlock, n_keys_max - j0);
+    for (int64_t jj = 0; jj < kKeyBlock; ++jj) {
       const float* kj = k_pool + key_row(j0 + std::min(jj, width - 1));
-      for (int64_t i = 0; i < head_dim; ++i) k_transposed[i * kLanes + jj] = kj[i];
+      for (int64_t i = 0; i < head_dim; ++i) k_transposed[i * kKeyBlock + jj] = kj[i];
     }
-    for (int64_t a = 0; a < n_queries; ++a) {
-      v16 acc = {};
-      const float* qa = q[a];
-      for (int64_t i = 0; i < head_dim; ++i) {
-        v16 kt;
-        std::memcpy(&kt, k_transposed + i * kLanes, sizeof(v16));
-        acc += qa[i] * kt;
-      }
-      std::memcpy(scores + a * n_keys_max + j0, &acc, size_t(width) * sizeof(float));
-    }
+    int64_t a = 0;
+    for (; a + kQueryBlock <= n_queries; a += kQueryBlock)
+      score_queries<kQueryBlock>(q + a, k_transposed, head_dim, scores + a * n_keys_max + j0, n_keys_max, width);
+    for (; a < n_queries; ++a)
+      score_queries<1>(q + a, k_transposed, head_dim, scores + a * n_keys_max + j0, n_keys_max, width);
   }
   // Softmax per query over its own (causal) keys; later keys get weight 0.
   for (int64_t a = 0; a < n_queries; ++a) {
@@ -61,25 +117,30 @@ void attend_block(const float* const* q, float* const* out, const int64_t* n_key
     const float inv = 1.0f / sum;
     for (int64_t j = 0; j < n_keys[a]; ++j) s[j] *= inv;
     for (int64_t j = n_keys[a]; j < n_keys_max; ++j) s[j] = 0.0f;
-    std::fill(out[a], out[a] + head_dim, 0.0f);
   }
-  // Pass 2: outputs += p * v, one value row at a time. Explicit vectors: the compiler cannot
-  // prove that out and the cache do not overlap, and would otherwise stay scalar.
-  const int64_t full = head_dim / kLanes * kLanes;
-  for (int64_t j = 0; j < n_keys_max; ++j) {
-    const float* vj = v_pool + key_row(j);
-    for (int64_t a = 0; a < n_queries; ++a) {
-      const float p = scores[a * n_keys_max + j];
-      float* o = out[a];
-      for (int64_t i = 0; i < full; i += kLanes) {
-        v16 ov, vv;
-        std::memcpy(&ov, o + i, sizeof(v16));
-        std::memcpy(&vv, vj + i, sizeof(v16));
-        ov += p * vv;
-        std::memcpy(o + i, &ov, sizeof(v16));
-      }
-      for (int64_t i = full; i < head_dim; ++i) o[i] += p * vj[i];
+  // Pass 2: outputs = scores x values, 64 then 16 dimensions at a time, the rest scalar.
+  int64_t a = 0;
+  for (; a < n_queries; a += kQueryBlock) {
+    const int64_t qa = std::min<int64_t>(kQueryBlock, n_queries - a);
+    const float* sa = scores + a * n_keys_max;
+    int64_t d0 = 0;
+    if (qa == kQueryBlock) {
+      for (; d0 + 4 * kLanes <= head_dim; d0 += 4 * kLanes)
+        weigh_values<kQueryBlock, 4>(out + a, sa, n_keys_max, n_keys_max, v_pool, key_row, d0);
+      for (; d0 + kLanes <= head_dim; d0 += kLanes)
+        weigh_values<kQueryBlock, 1>(out + a, sa, n_keys_max, n_keys_max, v_pool, key_row, d0);
+    } else {
+      for (int64_t b = 0; b < qa; ++b)
+        for (int64_t d = 0; d + kLanes <= head_dim; d += kLanes)
+          weigh_values<1, 1>(out + a + b, sa + b * n_keys_max, n_keys_max, n_keys_max, v_pool, key_row, d);
+      d0 = head_dim / kLanes * kLanes;
     }
+    for (int64_t b = 0; b < qa; ++b)
+      for (int64_t d = d0; d < head_dim; ++d) {
+        float acc = 0;
+        for (int64_t j = 0; j < n_keys_max; ++j) acc += sa[b * n_keys_max + j] * v_pool[key_row(j) + d];
+        out[a + b][d] = acc;
+      }
   }
 }
 
@@ -129,8 +190,8 @@ void attention(const float* q, const float* k_pool, const float* v_pool, float* 
           out_rows[a] = out + r * q_stride + head * head_dim;
           n_keys[a] = span.first_pos + i + 1;
         }
-      scores.resize(size_t(n_queries * (n_keys_max + kLanes)));
-      k_transposed.resize(size_t(head_dim * kLanes));
+      scores.resize(size_t(n_queries * n_keys_max));
+      k_transposed.resize(size_t(head_dim * kKeyBlock));
       const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
                             kvh * head_dim};
       attend_block(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, k_pool,
