@@ -218,8 +218,8 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
               dtype_size(w.dtype),
               bias,
               y};
-  const int64_t tiles = (n + (m == 1 ? ks.decode_rows : ks.rows) - 1) / (m == 1 ? ks.decode_rows : ks.rows);
-  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1 && tiles > 1;
+  // A single tile of rows cannot be split: waking the other threads would buy nothing.
+  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1 && n > (m == 1 ? ks.decode_rows : ks.rows);
   prepare_activations(ks, x, m, k, parallel, pool, op);
 
   if (!parallel) {
