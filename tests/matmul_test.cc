@@ -163,6 +163,31 @@ TEST(MatmulBf16, RoundingIsTheOnlyApproximation) {
   for (size_t i = 0; i < y.size(); ++i) ASSERT_LE(std::fabs(y[i] - expect[i]), 1e-5 * mag[i] + 1e-6);
 }
 
+// One parallel job over several weights must give exactly what separate calls give (same tiles,
+// same splits of k), including a weight too small to split and a bias on one of them.
+TEST(MatmulAuto, SameInputEqualsSeparateCalls) {
+  ThreadPool pool(2);
+  std::mt19937 rng(11);
+  for (Bf16Math math : {Bf16Math::Exact, Bf16Math::Dot})
+    for (int64_t m : {1, 3, 70}) {
+      const int64_t k = 384;
+      Weights a(DType::BF16, 384, k, rng), b(DType::BF16, 5, k, rng), c(DType::BF16, 129, k, rng);
+      const Tensor wa = a.view(0), wb = b.view(0), wc = c.view(0);
+      std::vector<float> x = random_floats(size_t(m * k), rng), bias = random_floats(129, rng);
+      std::vector<float> ya(size_t(m * 384)), yb(size_t(m * 5)), yc(size_t(m * 129));
+      std::vector<float> za(ya.size()), zb(yb.size()), zc(yc.size());
+      cpu::matmul(x.data(), m, k, wa, nullptr, ya.data(), pool, math);
+      cpu::matmul(x.data(), m, k, wb, nullptr, yb.data(), pool, math);
+      cpu::matmul(x.data(), m, k, wc, bias.data(), yc.data(), pool, math);
+      const cpu::MatmulTarget targets[] = {{&wa, nullptr, za.data()}, {&wb, nullptr, zb.data()},
+                                           {&wc, bias.data(), zc.data()}};
+      cpu::matmul_same_input(x.data(), m, k, targets, 3, pool, math);
+      EXPECT_EQ(ya, za) << "m=" << m;
+      EXPECT_EQ(yb, zb) << "m=" << m;
+      EXPECT_EQ(yc, zc) << "m=" << m;
+    }
+}
+
 TEST(MatmulAuto, ZeroKGivesBias) {
   ThreadPool pool(2);
   std::vector<float> w_data(1), bias = {1.5f, -2.0f}, y(6, NAN);

@@ -87,9 +87,8 @@ class Llama final : public Model {
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LlamaLayer& L = layers_[size_t(l)];
       be.rms_norm(x, vec(L.attn_norm), n, d, eps, h);
-      be.matmul(h, n, d, L.wq, optional_vec(L.bq), q);
-      be.matmul(h, n, d, L.wk, optional_vec(L.bk), k);
-      be.matmul(h, n, d, L.wv, optional_vec(L.bv), v);
+      be.matmul_same_input(h, n, d, {{&L.wq, optional_vec(L.bq), q}, {&L.wk, optional_vec(L.bk), k},
+                                     {&L.wv, optional_vec(L.bv), v}});
       be.rope(q, n, c.n_heads, dh, pos, cos_.data(), sin_.data());
       be.rope(k, n, c.n_kv_heads, dh, pos, cos_.data(), sin_.data());
       const KvPools kv = cache.layer(l);
@@ -99,8 +98,7 @@ class Llama final : public Model {
       be.add(x, h, n * d);
 
       be.rms_norm(x, vec(L.mlp_norm), n, d, eps, h);
-      be.matmul(h, n, d, L.w_gate, optional_vec(L.b_gate), gate);
-      be.matmul(h, n, d, L.w_up, optional_vec(L.b_up), up);
+      be.matmul_same_input(h, n, d, {{&L.w_gate, optional_vec(L.b_gate), gate}, {&L.w_up, optional_vec(L.b_up), up}});
       be.silu_mul(gate, up, gate, n * ff);
       be.matmul(gate, n, ff, L.w_down, optional_vec(L.b_down), h);
       be.add(x, h, n * d);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 
 #include "core/error.h"
@@ -95,6 +96,16 @@ class Backend {
   // y[m, n] = x[m, k] · w[n, k]^T (+ bias[n]); see ref::matmul.
   virtual void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
                       float* y) = 0;
+  // One matmul per output, all of the same x (q/k/v, gate/up). The CPU backend runs them as one
+  // parallel job (one fork/join and one activation conversion instead of one per matmul).
+  struct MatmulOutput {
+    const Tensor* w;
+    const float* bias;  // may be null
+    float* y;
+  };
+  virtual void matmul_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<MatmulOutput> outs) {
+    for (const MatmulOutput& o : outs) matmul(x, m, k, *o.w, o.bias, o.y);
+  }
 
   // Causal attention for every sequence of a batch over its paged cache; see ref::attention.
   // q/out: [rows, n_heads, kv.head_dim]; n_heads a multiple of kv.n_kv_heads.

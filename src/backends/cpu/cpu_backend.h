@@ -34,6 +34,7 @@ class CpuBackend final : public Backend {
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
+  void matmul_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<MatmulOutput> outs) override;
   void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
                    Accumulate accumulate) override;
   void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,

@@ -93,7 +93,7 @@ void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, i
   const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
   for (int64_t i = m0; i < m1; i += cols) {
     const int64_t c = std::min(cols, m1 - i);
-    kernels::TileFn fn = ks.tile[r - 1][c - 1];
+    kernels::TileFn fn = op.m == 1 ? ks.decode_tile[r - 1] : ks.tile[r - 1][c - 1];
     BRISK_CHECK(fn != nullptr, "matmul: missing tile kernel");
     fn(op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, w, op.k, k_len, op.y + i * op.n + n0, op.n,
        bias, out);
@@ -120,14 +120,27 @@ void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t 
   }
 }
 
+// Thread t's share of all output features when `parts` threads split them: a contiguous block of
+// whole tiles, so each thread streams its own weight rows once.
+void run_share(const KernelSet& ks, const Operands& op, int t, int parts) {
+  const int64_t rows = op.m == 1 ? ks.decode_rows : ks.rows;
+  const int64_t groups = (op.n + rows - 1) / rows;
+  parts = int(std::min<int64_t>(groups, parts));
+  if (t >= parts) return;
+  const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
+  run_rows(ks, op, g0 * rows, std::min(op.n, g1 * rows));
+}
+
 // Points op.x at the activations in the form the tiles read best. bf16 kernels get x rounded to
-// bf16 once per call (not once per tile: tiles re-read activations many times). Rows a multiple
-// of 4 KiB apart would put the same k offset of every row of an activation tile in one L1 set,
-// on top of the panel rows that may already share it; padding each row by one cache line breaks
-// that (fp32, k = 2048: +11% prefill, for the price of one copy of x).
+// bf16 once per call (not once per tile: tiles re-read activations many times); exact bf16 decode
+// gets its row split into even and odd elements (see XForm). Rows a multiple of 4 KiB apart would
+// put the same k offset of every row of an activation tile in one L1 set, on top of the panel rows
+// that may already share it; padding each row by one cache line breaks that (fp32, k = 2048: +11%
+// prefill, for the price of one copy of x).
 void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t k, bool parallel,
                          ThreadPool& pool, Operands& op) {
-  if (ks.x_bf16) {
+  const kernels::XForm form = m == 1 ? ks.decode_x_form : ks.x_form;
+  if (form == kernels::XForm::Bf16) {
     int64_t ldx = round_up(k, 32);
     if (ldx * int64_t(sizeof(uint16_t)) % 4096 == 0) ldx += 32;
     auto* xb = static_cast<uint16_t*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(uint16_t)));
@@ -141,6 +154,12 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
     op.x = reinterpret_cast<const char*>(xb);
     op.ldx = ldx;
     op.x_size = sizeof(uint16_t);
+  } else if (form == kernels::XForm::F32EvenOdd) {
+    BRISK_CHECK(m == 1, "matmul: even/odd activations are for single rows");
+    auto* xs = static_cast<float*>(t_activation_scratch.get(size_t(round_up(k, 32)) * sizeof(float)));
+    kernels::split_even_odd_avx512(x, k, xs);
+    op.x = reinterpret_cast<const char*>(xs);
+    op.ldx = round_up(k, 32);
   } else if (m > 1 && k * int64_t(sizeof(float)) % 4096 == 0) {
     const int64_t ldx = k + 16;
     auto* xf = static_cast<float*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(float)));
@@ -199,21 +218,51 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
               dtype_size(w.dtype),
               bias,
               y};
-  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
+  // A single tile of rows cannot be split: waking the other threads would buy nothing.
+  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1 && n > (m == 1 ? ks.decode_rows : ks.rows);
   prepare_activations(ks, x, m, k, parallel, pool, op);
 
-  // Contiguous blocks of whole tiles per thread: each thread streams its own weight rows once.
-  const int64_t rows = m == 1 ? ks.decode_rows : ks.rows;
-  const int64_t groups = (n + rows - 1) / rows;
-  const int parts = parallel ? int(std::min<int64_t>(groups, pool.size())) : 1;
-  if (parts == 1) {
+  if (!parallel) {
     run_rows(ks, op, 0, n);
     return;
   }
+  pool.run_on_all([&](int t) { run_share(ks, op, t, pool.size()); });
+}
+
+void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget* targets, int n_targets,
+                       ThreadPool& pool, Bf16Math math) {
+  constexpr int kMaxTargets = 4;
+  bool fused = n_targets > 0 && n_targets <= kMaxTargets && m > 0 && k > 0;
+  for (int i = 0; fused && i < n_targets; ++i) {
+    const Tensor& w = *targets[i].w;
+    fused = w.dtype == targets[0].w->dtype && w.rank() == 2 && w.dim(1) == k && w.dim(0) > 0 &&
+            matmul_isa_supported(MatmulIsa::Auto, w.dtype, math);
+  }
+  if (!fused) {
+    for (int i = 0; i < n_targets; ++i) matmul(x, m, k, *targets[i].w, targets[i].bias, targets[i].y, pool, math);
+    return;
+  }
+  const KernelSet& ks = *select_kernels(MatmulIsa::Auto, targets[0].w->dtype, math);
+  int64_t macs = 0;
+  for (int i = 0; i < n_targets; ++i) macs += m * k * targets[i].w->dim(0);
+  const bool parallel = macs >= kMinParallelMacs && pool.size() > 1;
+  Operands base{reinterpret_cast<const char*>(x), k, sizeof(float), m, k, 0, nullptr,
+                dtype_size(targets[0].w->dtype), nullptr, nullptr};
+  prepare_activations(ks, x, m, k, parallel, pool, base);
+  Operands ops[kMaxTargets];
+  for (int i = 0; i < n_targets; ++i) {
+    ops[i] = base;
+    ops[i].n = targets[i].w->dim(0);
+    ops[i].w = static_cast<const char*>(targets[i].w->data);
+    ops[i].bias = targets[i].bias;
+    ops[i].y = targets[i].y;
+  }
+  if (!parallel) {
+    for (int i = 0; i < n_targets; ++i) run_rows(ks, ops[i], 0, ops[i].n);
+    return;
+  }
   pool.run_on_all([&](int t) {
-    if (t >= parts) return;
-    const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
-    run_rows(ks, op, g0 * rows, std::min(n, g1 * rows));
+    for (int i = 0; i < n_targets; ++i) run_share(ks, ops[i], t, pool.size());
   });
 }
 

@@ -24,6 +24,18 @@ enum class Bf16Math : uint8_t {
 void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
             ThreadPool& pool, Bf16Math math = Bf16Math::Exact);
 
+// One weight of matmul_same_input: y = x w^T (+ bias).
+struct MatmulTarget {
+  const Tensor* w;
+  const float* bias;  // may be null
+  float* y;
+};
+
+// Several matmuls of the same x with float weights of one dtype, run as one parallel job: x is
+// converted once and every thread takes its share of each weight's output features.
+void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget* targets, int n_targets,
+                       ThreadPool& pool, Bf16Math math = Bf16Math::Exact);
+
 // Which kernel family runs; Auto picks the best the CPU supports. Tests and benchmarks force a
 // family to cover every path on one machine.
 enum class MatmulIsa : uint8_t { Auto, Avx512, Avx2 };

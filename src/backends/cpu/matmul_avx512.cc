@@ -91,6 +91,22 @@ inline __m256 fold_halves(__m512 v) {
   return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
 }
 
+// y[r] (+ bias[r], or + y[r] when accumulating) = the sum of the 16 lanes of acc[r], for r < R.
+template <int R>
+__attribute__((always_inline)) inline void write_sums(const __m512 (&acc)[R], float* y, const float* bias,
+                                                      TileOutput out) {
+  const __mmask8 rows_mask = __mmask8((1u << R) - 1);
+  __m256 h[8];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; ++r) h[r] = r < R ? fold_halves(acc[r]) : _mm256_setzero_ps();
+  __m256 s = sum_lanes8(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+  if (out == TileOutput::Accumulate)
+    s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(rows_mask, y));
+  else if (bias)
+    s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(rows_mask, bias));
+  _mm256_mask_storeu_ps(y, rows_mask, s);
+}
+
 // Software prefetch distances for prefill tiles (C > 1). Activation rows stream from L2 (the
 // weight panel stays in L1): the hardware prefetcher alone left ~8% of the dot-product rate
 // unused, 4 steps (256 B) ahead recovers it; 128 B is as good, 512 B+ worse. Weight rows are in
@@ -157,20 +173,51 @@ void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_le
   for (; i + T::kStep <= k_len; i += T::kStep) step<T, R, C>(acc, x, w, i);
   if (i < k_len) step<T, R, C>(acc, x, w, i, T::tail_mask(k_len - i));
 
-  const __mmask8 rows_mask = __mmask8((1u << R) - 1);
 #pragma GCC unroll 8
-  for (int c = 0; c < C; ++c) {
-    __m256 h[8];
+  for (int c = 0; c < C; ++c) write_sums<R>(acc[c], y + c * ldy, bias, out);
+}
+
+// Exact bf16 decode on XForm::F32EvenOdd activations. A 64-byte load brings 32 bf16 weights of a
+// row; as 16 32-bit lanes, the low half of lane j is element 2j and the high half element 2j + 1,
+// so a 16-bit left shift gives the even elements as fp32 and clearing the low halves gives the odd
+// ones: two cheap ALU ops per cache line where widening 16 elements at a time (vpmovzxwd) costs a
+// shuffle per half line. Even and odd products go to separate accumulators (two FMAs chained on
+// one accumulator measured slower); each is a plain fp32 FMA of the exact weight.
+template <int R, class... Mask>
+__attribute__((always_inline)) inline void even_odd_step(__m512 (&even)[R], __m512 (&odd)[R], const float* x,
+                                                         const uint16_t* const (&w)[R], int64_t i, __m512i high,
+                                                         Mask... mask) {
+  const __m512 xe = _mm512_loadu_ps(x + i);  // x is zero-padded to whole blocks: no mask needed
+  const __m512 xo = _mm512_loadu_ps(x + i + 16);
 #pragma GCC unroll 8
-    for (int r = 0; r < 8; ++r) h[r] = r < R ? fold_halves(acc[c][r]) : _mm256_setzero_ps();
-    __m256 s = sum_lanes8(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
-    float* yc = y + c * ldy;
-    if (out == TileOutput::Accumulate)
-      s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(rows_mask, yc));
-    else if (bias)
-      s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(rows_mask, bias));
-    _mm256_mask_storeu_ps(yc, rows_mask, s);
+  for (int r = 0; r < R; ++r) _mm_prefetch((const char*)(w[r] + i) + kDecodePrefetchBytes, _MM_HINT_T0);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512i raw = Bf16Weights::load_w(w[r] + i, mask...);
+    even[r] = _mm512_fmadd_ps(xe, _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16)), even[r]);
+    odd[r] = _mm512_fmadd_ps(xo, _mm512_castsi512_ps(_mm512_and_si512(raw, high)), odd[r]);
   }
+}
+
+template <int R>
+void decode_tile_even_odd(const void* xp, int64_t /*ldx*/, const void* wp, int64_t ldw, int64_t k_len, float* y,
+                          int64_t /*ldy*/, const float* bias, TileOutput out) {
+  const float* x = static_cast<const float*>(xp);
+  const uint16_t* w[R];
+  __m512 even[R], odd[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    w[r] = static_cast<const uint16_t*>(wp) + r * ldw;
+    even[r] = _mm512_setzero_ps();
+    odd[r] = _mm512_setzero_ps();
+  }
+  const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
+  int64_t i = 0;
+  for (; i + 32 <= k_len; i += 32) even_odd_step<R>(even, odd, x, w, i, high);
+  if (i < k_len) even_odd_step<R>(even, odd, x, w, i, high, Bf16Weights::tail_mask(k_len - i));
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) even[r] = _mm512_add_ps(even[r], odd[r]);
+  write_sums<R>(even, y, bias, out);
 }
 
 // Tiles beyond 24 accumulators would spill registers; the driver never asks for them.
@@ -178,11 +225,13 @@ constexpr bool tile_needed(int rows, int cols) { return rows * cols <= 24 || col
 
 template <class T, int... I>
 constexpr KernelSet make_set(int rows, int cols, int decode_rows, std::integer_sequence<int, I...>) {
-  KernelSet set{std::is_same_v<typename T::X, uint16_t>, rows, cols, decode_rows, {}};
+  constexpr XForm form = std::is_same_v<typename T::X, uint16_t> ? XForm::Bf16 : XForm::F32;
+  KernelSet set{form, form, rows, cols, decode_rows, {}, {}};
   auto fill = [&](auto index) {
     constexpr int r = decltype(index)::value / kMaxTileCols + 1;
     constexpr int c = decltype(index)::value % kMaxTileCols + 1;
     if constexpr (tile_needed(r, c)) set.tile[r - 1][c - 1] = &tile<T, r, c>;
+    if constexpr (c == 1) set.decode_tile[r - 1] = &tile<T, r, 1>;
   };
   (fill(std::integral_constant<int, I>{}), ...);
   return set;
@@ -198,7 +247,15 @@ constexpr KernelSet make_set(int rows, int cols, int decode_rows) {
 constexpr KernelSet kF32Set = make_set<F32Weights>(6, 4, 8);
 constexpr KernelSet kF16Set = make_set<F16Weights>(6, 4, 8);
 constexpr KernelSet kBf16Set = make_set<Bf16Weights>(6, 4, 8);
-constexpr KernelSet kBf16WidenSet = make_set<Bf16WidenWeights>(6, 4, 8);
+constexpr KernelSet kBf16WidenSet = [] {
+  KernelSet set = make_set<Bf16WidenWeights>(6, 4, 8);
+  set.decode_x_form = XForm::F32EvenOdd;
+  auto fill = [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((set.decode_tile[I] = &decode_tile_even_odd<I + 1>), ...);
+  };
+  fill(std::make_integer_sequence<int, kMaxTileRows>{});
+  return set;
+}();
 
 }  // namespace
 
@@ -234,6 +291,19 @@ void round_rows_to_bf16_avx512(const float* x, int64_t rows, int64_t k, uint16_t
       int64_t width = ld - i < 32 ? ld - i : 32;
       _mm512_mask_storeu_epi16(dst + i, __mmask32((uint64_t(1) << width) - 1), (__m512i)v);
     }
+  }
+}
+
+void split_even_odd_avx512(const float* x, int64_t k, float* out) {
+  const __m512i even_index = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd_index = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (int64_t i = 0; i < k; i += 32) {
+    const int64_t left = k - i;
+    const __mmask16 lo = left >= 16 ? 0xffff : __mmask16((1u << left) - 1);
+    const __mmask16 hi = left <= 16 ? 0 : left >= 32 ? 0xffff : __mmask16((1u << (left - 16)) - 1);
+    const __m512 a = _mm512_maskz_loadu_ps(lo, x + i), b = _mm512_maskz_loadu_ps(hi, x + i + 16);
+    _mm512_storeu_ps(out + i, _mm512_permutex2var_ps(a, even_index, b));
+    _mm512_storeu_ps(out + i + 16, _mm512_permutex2var_ps(a, odd_index, b));
   }
 }
 

@@ -20,13 +20,26 @@ using TileFn = void (*)(const void* x, int64_t ldx, const void* w, int64_t ldw, 
 constexpr int kMaxTileRows = 8;
 constexpr int kMaxTileCols = 4;
 
+// How the tiles want the activation rows laid out.
+enum class XForm : uint8_t {
+  F32,   // as given (fp32 rows)
+  Bf16,  // rounded to bf16 rows (round_rows_to_bf16_avx512)
+  // fp32, each block of 32 split into its 16 even then its 16 odd elements, zero-padded to a
+  // multiple of 32 (split_even_odd_avx512). One 64-byte load of 32 bf16 weights then widens to
+  // fp32 with a shift (even elements) and a mask (odd elements): no shuffles on the weight stream.
+  F32EvenOdd,
+};
+
 struct KernelSet {
-  bool x_bf16;      // activations must be rounded to bf16 rows before the tiles run
-  int rows;         // weight rows of the main tile when m > 1
-  int cols;         // activation rows of the main tile
-  int decode_rows;  // weight rows of the tile when m == 1 (memory-bound: more rows in flight)
+  XForm x_form;         // activations of prefill tiles (m > 1)
+  XForm decode_x_form;  // activations of decode tiles (m == 1)
+  int rows;             // weight rows of the main tile when m > 1
+  int cols;             // activation rows of the main tile
+  int decode_rows;      // weight rows of the tile when m == 1 (memory-bound: more rows in flight)
   // tile[r - 1][c - 1] handles r weight rows by c activation rows; null where never needed.
   TileFn tile[kMaxTileRows][kMaxTileCols];
+  // decode_tile[r - 1]: r weight rows by the single activation row, in decode_x_form.
+  TileFn decode_tile[kMaxTileRows];
 };
 
 // Null when the ISA file has no kernels for this weight dtype. bf16_dot: BF16 weights use
@@ -37,5 +50,8 @@ const KernelSet* avx2_kernels(DType wtype);
 // Rounds each fp32 row of length k to bf16 (round to nearest even) into rows of ld >= k
 // elements, zero-filling the padding so that padded rows stay harmless to read.
 void round_rows_to_bf16_avx512(const float* x, int64_t rows, int64_t k, uint16_t* out, int64_t ld);
+
+// One fp32 row of length k into XForm::F32EvenOdd: round_up(k, 32) floats at out.
+void split_even_odd_avx512(const float* x, int64_t k, float* out);
 
 }  // namespace brisk::cpu::kernels
