@@ -16,7 +16,6 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cuda/cuda_backend.h"
-#include "core/cpu_features.h"
 #include "compress/quantize_model.h"
 #include "golden_fixture.h"
 
@@ -75,31 +74,33 @@ TEST_P(CudaQuantModel, MatchesTheCpu) {
   std::vector<int32_t> ids;
   for (int i = 0; i < 40; ++i) ids.push_back(int32_t((i * 2654435761u) % 8000u) + 100);
   const std::vector<float> want = golden::run(*on_cpu.value(), ids, 64);
-  // 1-row chunks: the same GEMV numerics on both sides (int8 activations per 32 values for w8,
-  // w4, nf4, log2; fp32 for fp8) -- where the CPU has AVX-512 VNNI. Without it the CPU keeps fp32
-  // activations (the exact numerics) while the GPU's int8 GEMV rounds them: 3.9e-3..4.4e-3 measured
-  // on the H100's host, and greedy tokens may part at a near tie, so those get a wider bound and no
-  // token comparison. 64-row chunks: the GPU rounds x and the dequantized weights to bf16 (as its
-  // bf16 GEMM path does), so the bf16 golden tolerance applies -- except fp8, whose GEMM also rounds
-  // x to e4m3 per token (~2.5% rms per value; the CPU keeps x in fp32).
-  // w8a8 quantizes each activation row per token at run time: where the upstream fp32 differs in
-  // the last bits (GPU vs CPU sums), a value on a rounding edge snaps to the neighbouring int8
-  // code, a step of absmax / 127 -- 4.7e-3 and 1.4e-2 were measured on an H100.
-  const bool int8_gemv = s.scheme != QuantScheme::FP8 && s.scheme != QuantScheme::W8A8;
-  const bool same_numerics = !int8_gemv || cpu_features().avx512vnni;
+  // fp8 keeps activations in fp32 on both sides at 1-row chunks, so CPU and GPU agree to summation
+  // order (2e-7 measured on the H100) and greedy tokens must be equal. Every other scheme quantizes
+  // activations at run time (int8 per 32 values for w8, w4, nf4, log2; per token for w8a8) on both
+  // sides with the same arithmetic (the op tests check it to 1e-7), but rounding is discontinuous:
+  // where the upstream fp32 sums differ in their last bits (CPU vs GPU order), a value on a
+  // rounding edge snaps to the neighbouring code. 3.9e-3..4.8e-3 measured on the H100 (its host has
+  // AVX-512 VNNI, so the CPU ran the int8 path too), and greedy tokens may part at a near tie, so
+  // these get a wider bound and the shared prefix is reported, not required.
+  // 64-row chunks: the GPU rounds x and the dequantized weights to bf16 (as its bf16 GEMM path
+  // does), so the bf16 golden tolerance applies -- except fp8 (the GEMM rounds x to e4m3 per
+  // token, ~2.5% rms per value) and w8a8 (1.2e-2 measured).
+  const bool fp32_activations = s.scheme == QuantScheme::FP8;
   for (int64_t chunk : {int64_t(1), int64_t(64)}) {
     const std::vector<float> got = golden::run(*on_gpu.value(), ids, chunk);
     const double err = golden::relative_l2(got, want);
     std::printf("[cuda-err] quant-model %s chunk=%lld rel=%.3e\n", s.name.c_str(), (long long)chunk, err);
-    double bound = chunk == 1 ? (same_numerics ? 1e-3 : 1e-2) : s.scheme == QuantScheme::FP8 ? 1e-1 : 1e-2;
-    if (s.scheme == QuantScheme::W8A8) bound = chunk == 1 ? 1e-2 : 3e-2;
+    double bound = chunk == 1 ? (fp32_activations ? 1e-3 : 1e-2) : fp32_activations ? 1e-1 : 1e-2;
+    if (s.scheme == QuantScheme::W8A8 && chunk == 64) bound = 3e-2;
     EXPECT_LT(err, bound) << s.name << " chunk=" << chunk;
   }
   const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 6);  // <= 8 rows: GEMV prefill too
-  if (same_numerics)
-    EXPECT_EQ(greedy(*on_gpu.value(), prompt, 24), greedy(*on_cpu.value(), prompt, 24)) << s.name;
-  else
-    std::printf("quant-model %s: greedy tokens not compared (host CPU without AVX-512 VNNI)\n", s.name.c_str());
+  const std::vector<int32_t> gpu_tokens = greedy(*on_gpu.value(), prompt, 24);
+  const std::vector<int32_t> cpu_tokens = greedy(*on_cpu.value(), prompt, 24);
+  if (fp32_activations) EXPECT_EQ(gpu_tokens, cpu_tokens) << s.name;
+  const auto parted = std::mismatch(gpu_tokens.begin(), gpu_tokens.end(), cpu_tokens.begin());
+  std::printf("quant-model %s: greedy tokens agree on the first %lld of 24\n", s.name.c_str(),
+              (long long)(parted.first - gpu_tokens.begin()));
   on_cpu.value().reset();
   on_gpu.value().reset();
   fs::remove_all(out);
