@@ -72,7 +72,7 @@ if ! cmake -S "$ROOT" -B "$BUILD" "${CMAKE_ARGS[@]}" >"$OUT/configure.log" 2>&1;
   echo "SUMMARY: configure FAILED (see $OUT/configure.log)"
   exit 1
 fi
-TARGETS=(brisk_cuda cuda_ops_test cuda_model_test cuda_runtime_test cuda_quant_model_test)
+TARGETS=(brisk_cuda cuda_ops_test cuda_quant_ops_test cuda_model_test cuda_runtime_test cuda_quant_model_test)
 [ "$BENCH" = 1 ] && TARGETS+=(cuda_op_bench)
 if ! ninja -C "$BUILD" -j"${JOBS:-16}" "${TARGETS[@]}" >"$OUT/build.log" 2>&1; then
   grep -E "error|FAILED" "$OUT/build.log" | head -40
@@ -93,6 +93,7 @@ run_test() {  # name, then gtest arguments
 }
 say "== tests"
 run_test cuda_ops_test
+run_test cuda_quant_ops_test
 run_test cuda_model_test
 # The runtime test needs sotu-llama: carried models (.carry/models) on the GPU machine.
 export BRISK_MODELS=${BRISK_MODELS:-$ROOT/.carry/models}
@@ -119,14 +120,14 @@ fi
 echo
 echo "==================== SUMMARY ===================="
 # Largest relative error per op family (the tests print one [cuda-err] line per comparison).
-cat "$OUT"/cuda_ops_test.log "$OUT"/cuda_model_test.log "$OUT"/cuda_quant_model_test.log 2>/dev/null | awk '
+cat "$OUT"/cuda_ops_test.log "$OUT"/cuda_quant_ops_test.log "$OUT"/cuda_model_test.log "$OUT"/cuda_quant_model_test.log 2>/dev/null | awk '
   /^\[cuda-err\]/ {
     op = $2; if (op == "matmul" || op == "golden" || op == "attention" || op == "quant-model") op = op " " $3;
     split($NF, kv, "="); e = kv[2] + 0;
     if (!(op in worst) || e > worst[op]) { worst[op] = e; at[op] = $0 }
   }
   END { for (op in worst) printf "max err %-28s %.2e\n", op, worst[op] }' | sort
-grep -h -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT"/cuda_ops_test.log "$OUT"/cuda_model_test.log "$OUT"/cuda_runtime_test.log \
+grep -h -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT"/cuda_ops_test.log "$OUT"/cuda_quant_ops_test.log "$OUT"/cuda_model_test.log "$OUT"/cuda_runtime_test.log \
   "$OUT"/cuda_quant_model_test.log
 [ "$BENCH" = 1 ] && tail -24 "$OUT/bench.log"
 echo "overall: $([ $status = 0 ] && echo PASS || echo FAIL)"
