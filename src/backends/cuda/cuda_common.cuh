@@ -42,6 +42,24 @@ inline uint32_t alignment_of(const void* p) {
   return align;
 }
 
+#ifdef __CUDACC__
+// The largest of every thread's non-negative partial (|x| maxima) over a block of kThreads
+// threads, returned to all of them. Call once per kernel: its shared slots are not reset.
+template <int kThreads>
+__device__ __forceinline__ float block_absmax(float partial) {
+  static_assert(kThreads % 32 == 0, "whole warps");
+  __shared__ float warp_max[kThreads / 32];
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) partial = fmaxf(partial, __shfl_xor_sync(0xffffffffu, partial, off));
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = partial;
+  __syncthreads();
+  float absmax = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kThreads / 32; ++w) absmax = fmaxf(absmax, warp_max[w]);
+  return absmax;
+}
+#endif
+
 // A device buffer that only grows. An outgrown buffer is kept until the backend goes away, not
 // freed: a recorded pass (CUDA graph) may still name it, and kernels already queued may read it.
 // Growth doubles, so the kept buffers add up to less than the current one.

@@ -23,4 +23,25 @@ __device__ __forceinline__ uint4 load_streaming(const void* p) {
   return r;
 }
 
+// A warp's partial dot products -> the block's per-row partial sums in shared memory: each of
+// the warp's R rows (rows g * R .. of the block's rows_here) and M activation rows is summed over
+// the lanes, and lane 0 stores it in acc_s[j * M + mi] (the first x chunk) or adds it (later ones).
+template <int M, int R>
+__device__ __forceinline__ void add_warp_sums(const float (&acc)[M][R], int64_t g, int64_t rows_here,
+                                              bool first_chunk, int lane, float* acc_s) {
+#pragma unroll
+  for (int mi = 0; mi < M; ++mi)
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float s = acc[mi][r];
+#pragma unroll
+      for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+      const int64_t j = g * R + r;
+      if (lane == 0 && j < rows_here) {
+        float& slot = acc_s[j * M + mi];
+        slot = first_chunk ? s : slot + s;
+      }
+    }
+}
+
 }  // namespace brisk::cuda

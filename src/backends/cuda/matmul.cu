@@ -230,19 +230,7 @@ __global__ void __launch_bounds__(kGemvThreads)
         }
       }
 
-#pragma unroll
-      for (int mi = 0; mi < M; ++mi)
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          float s = acc[mi][r];
-#pragma unroll
-          for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-          const int64_t j = g * R + r;
-          if (lane == 0 && j < rows_here) {
-            float& slot = acc_s[j * M + mi];
-            slot = c0 == 0 ? s : slot + s;
-          }
-        }
+      add_warp_sums<M, R>(acc, g, rows_here, c0 == 0, lane, acc_s);
     }
   }
 
@@ -375,21 +363,22 @@ LtOperands lt_operands(DType wtype, int64_t n, int64_t k) {
   return o;
 }
 
-void check_weight(const Tensor& w, int64_t k) {
+// A device weight [n, k] of any dtype.
+void check_weight_shape(const Tensor& w, int64_t k) {
   BRISK_CHECK(w.device == Device::CUDA, "CudaBackend::matmul: weight is not in device memory "
                                         "(upload it through the backend first)");
   BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
               "CudaBackend::matmul: w must be [n, k] with k = " + std::to_string(k) + ", got " +
                   shape_string(w.shape));
+}
+
+void check_weight(const Tensor& w, int64_t k) {
+  check_weight_shape(w, k);
   cuda_type(w.dtype);
 }
 
 void check_quant_weight(const Tensor& w, int64_t k) {
-  BRISK_CHECK(w.device == Device::CUDA, "CudaBackend::matmul: weight is not in device memory "
-                                        "(upload it through the backend first)");
-  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
-              "CudaBackend::matmul: w must be [n, k] with k = " + std::to_string(k) + ", got " +
-                  shape_string(w.shape));
+  check_weight_shape(w, k);
   BRISK_CHECK(k < (int64_t(1) << 30), "quantized matmul: k too large");
 }
 

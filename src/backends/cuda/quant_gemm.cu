@@ -37,20 +37,13 @@ __global__ void __launch_bounds__(kQuantThreads)
     quantize_activations_kernel(const float* __restrict__ x, int64_t k, int64_t depth, bool vec,
                                 uint8_t* __restrict__ codes, float* __restrict__ scales) {
   constexpr float kLimit = C == ActivationCode::Int8 ? 127.0f : 448.0f;
-  __shared__ float warp_max[kQuantThreads / 32];
   const float* row = x + int64_t(blockIdx.x) * k;
   float mx = 0.0f;
   for (int64_t j = int64_t(threadIdx.x) * 4; j < k; j += kQuantThreads * 4) {
     const float4 v = load4(row, j, k, vec);
     mx = fmaxf(fmaxf(mx, fmaxf(fabsf(v.x), fabsf(v.y))), fmaxf(fabsf(v.z), fabsf(v.w)));
   }
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = mx;
-  __syncthreads();
-  float absmax = 0.0f;
-#pragma unroll
-  for (int w = 0; w < kQuantThreads / 32; ++w) absmax = fmaxf(absmax, warp_max[w]);
+  const float absmax = block_absmax<kQuantThreads>(mx);
   // The host's arithmetic, operation for operation: IEEE division, then one rounded product.
   const float inv = absmax > 0.0f ? kLimit / absmax : 0.0f;
   if (threadIdx.x == 0) scales[blockIdx.x] = absmax / kLimit;

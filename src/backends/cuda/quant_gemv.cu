@@ -94,11 +94,10 @@ __device__ __forceinline__ float group_scale(uint32_t param) {
 // ---- GEMV (m <= 8) --------------------------------------------------------------------------
 // The shape of matmul.cu's GEMV: a persistent grid (block b owns rows b, b + G, ...), x staged
 // in shared memory by chunks, each warp streaming R rows with U 16-byte loads in flight per
-// row. Differences: a 16-byte vector holds 16 (8-bit) or 32 (4-bit) values, so x is read from
-// shared memory 2-4x as often per weight byte. Hence R = 4 rows per warp at m <= 2 (each x read
-// serves 4 rows), and x is stored with 4 pad floats after every 32 values: lane l's vector then
-// starts 36 l (4-bit) or ~18 l (8-bit) floats in, so the 8 lanes of each 128-bit phase hit 8
-// distinct bank groups (unpadded, every lane would hit the same banks).
+// row. Differences: a 16-byte vector holds 16 8-bit values, so x is read from shared memory 2x
+// as often per weight byte. Hence R = 4 rows per warp at m <= 2 (each x read serves 4 rows), and
+// x is stored with 4 pad floats after every 32 values: lane l's vector then starts ~18 l floats
+// in, so the 8 lanes of each 128-bit phase hit 8 distinct bank groups.
 
 template <int M>
 struct QuantShape {
@@ -106,11 +105,10 @@ struct QuantShape {
   static constexpr int U = 8 / R;
   static constexpr int CH = (kGemvXFloats * 8 / 9) / M / 256 * 256;  // values per chunk and row
   static constexpr int CHP = CH / 32 * 36;                           // floats per row, padded
-  static_assert(M * CHP <= kGemvXFloats - 16, "x chunk plus the codebook must fit");
+  static_assert(M * CHP <= kGemvXFloats, "the x chunk must fit");
 };
 
 __device__ __forceinline__ int padded_index(int i) { return i + (i >> 5) * 4; }
-constexpr int kLevelsAt = kGemvXFloats - 16;  // the codebook's place in shared memory
 
 // x[0:M, c0:c0+len] -> xs (rows past m and columns past k as zeros: padding codes are level 0,
 // but 0 * stale shared memory could be NaN). All of a thread's loads are issued before its stores.
@@ -155,70 +153,38 @@ __device__ __forceinline__ void fma4(const float (&w)[4], const float4& x, float
   acc = fmaf(w[3], x.w, acc);
 }
 
-// acc[mi][r] += (16-byte vector w[r] decoded) . x[mi] over the vector's values; xv is the
-// vector's first value in row 0 of the staged x. 8-bit rows leave the row scale for the end;
-// 4-bit vectors lie inside one group of 128, so their scale is applied per vector.
+// acc[mi][r] += (16-byte vector w[r] of an 8-bit format, decoded) . x[mi] over the vector's 16
+// values; xv is the vector's first value in row 0 of the staged x. The row scale is applied at the
+// end.
 template <Format F, int M, int R>
-__device__ __forceinline__ void accumulate_vector(const uint4 (&w)[R], const uint32_t (&param)[R],
-                                                  const float* xv, const float* levels, float (&acc)[M][R]) {
+__device__ __forceinline__ void accumulate_vector(const uint4 (&w)[R], const float* xv, float (&acc)[M][R]) {
   constexpr int CHP = QuantShape<M>::CHP;
-  if constexpr (bits_of(F) == 8) {
 #pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      float wv[R][4];
+  for (int t = 0; t < 4; ++t) {
+    float wv[R][4];
 #pragma unroll
-      for (int r = 0; r < R; ++r) decode_word8<F>(word_of(w[r], t), wv[r]);
+    for (int r = 0; r < R; ++r) decode_word8<F>(word_of(w[r], t), wv[r]);
 #pragma unroll
-      for (int mi = 0; mi < M; ++mi) {
-        const float4 xa = *reinterpret_cast<const float4*>(xv + mi * CHP + 4 * t);
+    for (int mi = 0; mi < M; ++mi) {
+      const float4 xa = *reinterpret_cast<const float4*>(xv + mi * CHP + 4 * t);
 #pragma unroll
-        for (int r = 0; r < R; ++r) fma4(wv[r], xa, acc[mi][r]);
-      }
-    }
-  } else {
-    float part[M][R];
-#pragma unroll
-    for (int mi = 0; mi < M; ++mi)
-#pragma unroll
-      for (int r = 0; r < R; ++r) part[mi][r] = 0.0f;
-#pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      float lo[R][4], hi[R][4];
-#pragma unroll
-      for (int r = 0; r < R; ++r) decode_word4<F>(word_of(w[r], t), param[r], levels, lo[r], hi[r]);
-#pragma unroll
-      for (int mi = 0; mi < M; ++mi) {
-        const float4 xa = *reinterpret_cast<const float4*>(xv + mi * CHP + 4 * t);
-        const float4 xb = *reinterpret_cast<const float4*>(xv + mi * CHP + 16 + 4 * t);
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          fma4(lo[r], xa, part[mi][r]);
-          fma4(hi[r], xb, part[mi][r]);
-        }
-      }
-    }
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const float s = group_scale(param[r]);
-#pragma unroll
-      for (int mi = 0; mi < M; ++mi) acc[mi][r] = fmaf(part[mi][r], s, acc[mi][r]);
+      for (int r = 0; r < R; ++r) fma4(wv[r], xa, acc[mi][r]);
     }
   }
 }
 
 template <Format F, int M>
 __global__ void __launch_bounds__(kGemvThreads)
-    quant_gemv_kernel(const float* __restrict__ x, int m, int k, bool x_vec4, QuantDeviceView w, Levels levels,
+    quant_gemv_kernel(const float* __restrict__ x, int m, int k, bool x_vec4, QuantDeviceView w,
                       const float* __restrict__ bias, float* __restrict__ y) {
+  // The 4-bit formats take quant_gemv_int8 (int8 activations); this kernel serves F8 and Q8A8.
+  static_assert(bits_of(F) == 8, "8-bit formats only");
   using S = QuantShape<M>;
   constexpr int R = S::R, U = S::U, CH = S::CH;
-  constexpr bool kNibbles = bits_of(F) == 4;
-  constexpr int kValues = kNibbles ? 32 : 16;  // values per 16-byte vector
+  constexpr int kValues = 16;  // values per 16-byte vector
   extern __shared__ __align__(16) float quant_smem[];
   float* xs = quant_smem;                    // [M][CHP]
-  float* level_s = quant_smem + kLevelsAt;   // [16]
   float* acc_s = quant_smem + kGemvXFloats;  // [rows_here][M]
-  if (F == Format::Codebook4 && threadIdx.x < 16) level_s[threadIdx.x] = levels.v[threadIdx.x];
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int64_t grid = gridDim.x, b = blockIdx.x;
@@ -234,12 +200,10 @@ __global__ void __launch_bounds__(kGemvThreads)
 
     for (int64_t g = warp; g < row_groups; g += kGemvWarps) {
       const uint8_t* wrow[R];
-      const uint32_t* prow[R];
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         const int64_t j = g * R + r, row = b + (j < rows_here ? j : 0) * grid;
         wrow[r] = w.codes + row * w.code_row_bytes + int64_t(c0 / kValues) * 16;
-        prow[r] = w.params + row * w.groups + c0 / kQ4GroupValues;
       }
       float acc[M][R];
 #pragma unroll
@@ -249,44 +213,29 @@ __global__ void __launch_bounds__(kGemvThreads)
 
       for (int v0 = 0; v0 < nvec; v0 += 32 * U) {
         uint4 buf[U][R];
-        uint32_t param[U][R];
 #pragma unroll
         for (int u = 0; u < U; ++u)
 #pragma unroll
           for (int r = 0; r < R; ++r) {
             const int v = v0 + u * 32 + lane;
             buf[u][r] = v < nvec ? load_streaming(wrow[r] + int64_t(v) * 16) : make_uint4(0, 0, 0, 0);
-            // A 4-bit vector's group word (4 vectors per group); 4 neighbouring lanes share it.
-            param[u][r] = kNibbles && v < nvec ? __ldg(prow[r] + v / 4) : 0u;
           }
 #pragma unroll
         for (int u = 0; u < U; ++u) {
           const int v = v0 + u * 32 + lane;
           if (v >= nvec) break;
-          accumulate_vector<F, M, R>(buf[u], param[u], xs + padded_index(v * kValues), level_s, acc);
+          accumulate_vector<F, M, R>(buf[u], xs + padded_index(v * kValues), acc);
         }
       }
 
-#pragma unroll
-      for (int mi = 0; mi < M; ++mi)
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          float s = acc[mi][r];
-#pragma unroll
-          for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-          const int64_t j = g * R + r;
-          if (lane == 0 && j < rows_here) {
-            float& slot = acc_s[j * M + mi];
-            slot = c0 == 0 ? s : slot + s;
-          }
-        }
+      add_warp_sums<M, R>(acc, g, rows_here, c0 == 0, lane, acc_s);
     }
   }
 
   __syncthreads();
   for (int64_t i = threadIdx.x; i < rows_here * m; i += kGemvThreads) {
     const int64_t j = i / m, mi = i - j * m, row = b + j * grid;
-    const float scale = kNibbles ? 1.0f : __uint_as_float(__ldg(w.params + row));
+    const float scale = __uint_as_float(__ldg(w.params + row));
     y[mi * w.n + row] = acc_s[j * M + mi] * scale + (bias ? bias[row] : 0.0f);
   }
 }
@@ -314,7 +263,7 @@ void launch_quant_gemv(const float* x, int m, int k, const Tensor& w, const floa
   grid = std::min(grid, ceil_div(qm.n, R));                   // at least R rows per block
   const bool x_vec4 = k % 4 == 0 && alignment_of(x) >= 16;
   quant_gemv_kernel<F, M><<<unsigned(grid), kGemvThreads, kGemvSmemBytes, stream>>>(
-      x, m, k, x_vec4, qm, levels_of(w.dtype), bias, y);
+      x, m, k, x_vec4, qm, bias, y);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 
@@ -377,18 +326,11 @@ constexpr int kRowThreads = 256;
 
 __global__ void __launch_bounds__(kRowThreads)
     quantize_rows_kernel(const float* __restrict__ x, int64_t k, float* __restrict__ out) {
-  __shared__ float warp_max[kRowThreads / 32];
   const float* row = x + int64_t(blockIdx.x) * k;
   float* dst = out + int64_t(blockIdx.x) * k;
   float mx = 0.0f;
   for (int64_t i = threadIdx.x; i < k; i += kRowThreads) mx = fmaxf(mx, fabsf(row[i]));
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = mx;
-  __syncthreads();
-  float absmax = 0.0f;
-#pragma unroll
-  for (int w = 0; w < kRowThreads / 32; ++w) absmax = fmaxf(absmax, warp_max[w]);
+  const float absmax = block_absmax<kRowThreads>(mx);
   // The host's arithmetic, operation for operation (IEEE division, round half to even).
   const float inv = absmax > 0.0f ? 127.0f / absmax : 0.0f;
   const float scale = absmax / 127.0f;

@@ -323,19 +323,7 @@ __global__ void __launch_bounds__(kGemvThreads, blocks_per_sm_target<F, M>())
         }
       }
 
-#pragma unroll
-      for (int mi = 0; mi < M; ++mi)
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          float s = acc[mi][r];
-#pragma unroll
-          for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-          const int64_t j = g * kRows + r;
-          if (lane == 0 && j < rows_here) {
-            float& slot = acc_s[j * M + mi];
-            slot = c0 == 0 ? s : slot + s;
-          }
-        }
+      add_warp_sums<M, kRows>(acc, g, rows_here, c0 == 0, lane, acc_s);
     }
   }
 
