@@ -197,15 +197,17 @@ int main(int argc, char** argv) {
     struct G { int64_t m, n, k; };
     const std::vector<G> gemms = {{8192, 8192, 8192}, {2048, 4096, 4096}, {2048, 14336, 4096},
                                   {2048, 4096, 14336}, {2048, 128256, 4096}};
-    for (const G& g : gemms) {
-      std::vector<uint16_t> host = random_bf16(size_t(g.n * g.k), uint64_t(g.m + g.n));
-      const Tensor w = be.upload(Tensor{host.data(), DType::BF16, {g.n, g.k}});
+    // Median seconds of CudaBackend::matmul of random x [m, k] with w [n, k].
+    auto gemm_seconds = [&](const G& g, const Tensor& w) {
       std::vector<float> xh = random_f32(size_t(g.m * g.k), 13);
       Buffer x = be.allocate(size_t(g.m * g.k)), y = be.allocate(size_t(g.m * g.n));
       be.copy_to_device(x.data(), xh.data(), xh.size());
-      const double s = median_seconds(stream, 10, 3, [&](int) {
-        be.matmul(x.data(), g.m, g.k, w, nullptr, y.data());
-      });
+      return median_seconds(stream, 10, 3, [&](int) { be.matmul(x.data(), g.m, g.k, w, nullptr, y.data()); });
+    };
+    for (const G& g : gemms) {
+      std::vector<uint16_t> host = random_bf16(size_t(g.n * g.k), uint64_t(g.m + g.n));
+      const Tensor w = be.upload(Tensor{host.data(), DType::BF16, {g.n, g.k}});
+      const double s = gemm_seconds(g, w);
       const double tflops = 2.0 * double(g.m) * double(g.n) * double(g.k) / s / 1e12;
       if (g.m == 8192) peak_tflops = tflops;
       rows.push_back({g.m == 8192 ? "gemm_bf16_peak" : "gemm_bf16", g.m, g.n, g.k, s * 1e6, tflops,
@@ -218,12 +220,7 @@ int main(int argc, char** argv) {
       for (const G& g : std::vector<G>{{2048, 4096, 4096}, {2048, 14336, 4096}}) {
         std::vector<uint8_t> blocks = tiled_quant_blocks(dtype, g.n, g.k);
         const Tensor w = be.upload(Tensor{blocks.data(), dtype, {g.n, g.k}});
-        std::vector<float> xh = random_f32(size_t(g.m * g.k), 13);
-        Buffer x = be.allocate(size_t(g.m * g.k)), y = be.allocate(size_t(g.m * g.n));
-        be.copy_to_device(x.data(), xh.data(), xh.size());
-        const double s = median_seconds(stream, 10, 3, [&](int) {
-          be.matmul(x.data(), g.m, g.k, w, nullptr, y.data());
-        });
+        const double s = gemm_seconds(g, w);
         const double tflops = 2.0 * double(g.m) * double(g.n) * double(g.k) / s / 1e12;
         std::string kind = dtype == DType::Q8A8 ? "gemm_q8a8" : "gemm_f8";
         if (!be.uses_low_precision_gemm(g.m, g.k, w)) kind += "_bf16_fallback";
