@@ -184,14 +184,18 @@ TEST(CpuOps, NormsRopeActivationsMatchReference) {
       backend.gelu_tanh(got.data(), rows * d);
       expect_close(got, want, 1e-6, "gelu_tanh");
     }
-  const int64_t heads = 3, head_dim = 8, rows = 5, positions = 20;
+  const int64_t heads = 3, kv_heads = 1, head_dim = 8, rows = 5, positions = 20;
   auto cos_t = random_floats(size_t(positions * head_dim / 2), rng), sin_t = random_floats(cos_t.size(), rng);
-  auto x = random_floats(size_t(rows * heads * head_dim), rng);
-  std::vector<float> want = x, got = x;
+  auto q = random_floats(size_t(rows * heads * head_dim), rng);
+  auto k = random_floats(size_t(rows * kv_heads * head_dim), rng);
+  std::vector<float> want_q = q, got_q = q, want_k = k, got_k = k;
   const std::vector<int32_t> pos = {7, 0, 19, 3, 3};  // any positions, as a mixed batch has
-  ref::rope(want.data(), rows, heads, head_dim, pos.data(), cos_t.data(), sin_t.data());
-  backend.rope(got.data(), rows, heads, head_dim, pos.data(), cos_t.data(), sin_t.data());
-  expect_close(got, want, 1e-6, "rope");
+  ref::rope(want_q.data(), rows, heads, head_dim, pos.data(), cos_t.data(), sin_t.data());
+  ref::rope(want_k.data(), rows, kv_heads, head_dim, pos.data(), cos_t.data(), sin_t.data());
+  backend.rope(got_q.data(), got_k.data(), rows, heads, kv_heads, head_dim, pos.data(), cos_t.data(),
+               sin_t.data());
+  expect_close(got_q, want_q, 1e-6, "rope q");
+  expect_close(got_k, want_k, 1e-6, "rope k");
 }
 
 TEST(CpuOps, GatherRowsConvertsEveryDtype) {

@@ -109,6 +109,42 @@ TEST_F(CudaOps, Matmul) {
   }
 }
 
+// q/k/v-like matrices placed back to back (place_adjacent) and multiplied in one pass give exactly
+// what one matmul per matrix gives, at every m (the GEMV only changes where each row is written).
+TEST_F(CudaOps, MatmulSameInputOverAdjacentMatrices) {
+  for (DType dtype : {DType::BF16, DType::F32}) {
+    const int64_t k = 520;
+    const std::vector<int64_t> rows = {96, 40, 40};
+    std::vector<HostWeight> hw;
+    std::vector<Tensor> dw;
+    for (int64_t n : rows) {
+      hw.push_back(make_weight(dtype, n, k, rng_));
+      dw.push_back(be().upload(hw.back().tensor));
+    }
+    be().place_adjacent({&dw[0], &dw[1], &dw[2]});
+    for (size_t p = 1; p < dw.size(); ++p)
+      ASSERT_EQ(static_cast<uint8_t*>(dw[p - 1].data) + dw[p - 1].nbytes(), dw[p].data);
+    for (int64_t m : {1, 3, 8, 12}) {
+      const std::vector<float> x = random_vector(size_t(m * k), rng_);
+      Buffer dx = device(x);
+      std::vector<Buffer> bias, together, apart;
+      for (size_t p = 0; p < rows.size(); ++p) {
+        bias.push_back(device(random_vector(size_t(rows[p]), rng_)));
+        together.push_back(poisoned(size_t(m * rows[p])));
+        apart.push_back(poisoned(size_t(m * rows[p])));
+        be().matmul(dx.data(), m, k, dw[p], p == 1 ? nullptr : bias[p].data(), apart[p].data());
+      }
+      be().matmul_same_input(dx.data(), m, k,
+                             {{&dw[0], bias[0].data(), together[0].data()},
+                              {&dw[1], nullptr, together[1].data()},
+                              {&dw[2], bias[2].data(), together[2].data()}});
+      for (size_t p = 0; p < rows.size(); ++p)
+        EXPECT_EQ(host(together[p].data(), size_t(m * rows[p])), host(apart[p].data(), size_t(m * rows[p])))
+            << dtype_name(dtype) << " m=" << m << " part " << p;
+    }
+  }
+}
+
 // ---- attention -------------------------------------------------------------------------------
 
 struct AttentionCase {
@@ -290,7 +326,7 @@ TEST_F(CudaOps, StoreKv) {
 // ---- norms, rope, element-wise ---------------------------------------------------------------
 
 TEST_F(CudaOps, RmsNormAndLayerNorm) {
-  for (auto [rows, d] : {std::pair<int64_t, int64_t>{1, 4096}, {7, 64}, {33, 1000}, {3, 13}}) {
+  for (auto [rows, d] : {std::pair<int64_t, int64_t>{1, 4096}, {7, 64}, {33, 1000}, {3, 13}, {2, 8192}, {2, 5001}}) {
     const std::vector<float> x = random_vector(size_t(rows * d), rng_, 3.0f);
     const std::vector<float> w = random_vector(size_t(d), rng_), b = random_vector(size_t(d), rng_);
     Buffer dx = device(x), dw = device(w), db = device(b);
@@ -301,6 +337,16 @@ TEST_F(CudaOps, RmsNormAndLayerNorm) {
     Buffer dy = poisoned(x.size());
     be().rms_norm(dx.data(), dw.data(), rows, d, 1e-5f, dy.data());
     EXPECT_LT(report("rms_norm" + shape, host(dy.data(), x.size()), want), 1e-6);
+
+    // The fused residual form, writing its output over h as the models do: x += h; h = norm(x).
+    const std::vector<float> h = random_vector(x.size(), rng_);
+    std::vector<float> sum = x;
+    ref::add(sum.data(), h.data(), rows * d);
+    ref::rms_norm(sum.data(), w.data(), rows, d, 1e-5f, want.data());
+    Buffer dsum = device(x), dh = device(h);
+    be().add_rms_norm(dsum.data(), dh.data(), dw.data(), rows, d, 1e-5f, dh.data());
+    EXPECT_LT(report("add_rms_norm" + shape, host(dh.data(), x.size()), want), 1e-6);
+    EXPECT_EQ(host(dsum.data(), x.size()), sum);
 
     for (bool with_bias : {false, true}) {
       ref::layer_norm(x.data(), w.data(), with_bias ? b.data() : nullptr, rows, d, 1e-5f, want.data());
@@ -314,8 +360,8 @@ TEST_F(CudaOps, RmsNormAndLayerNorm) {
 }
 
 TEST_F(CudaOps, Rope) {
-  for (auto [rows, first_pos, heads, hd] : std::vector<std::array<int64_t, 4>>{
-           {1, 0, 4, 16}, {77, 50, 6, 64}, {5, 1000, 2, 128}, {3, 7, 3, 18}}) {
+  for (auto [rows, first_pos, heads, kv_heads, hd] : std::vector<std::array<int64_t, 5>>{
+           {1, 0, 4, 2, 16}, {77, 50, 6, 6, 64}, {5, 1000, 2, 1, 128}, {3, 7, 3, 0, 18}}) {
     const int64_t n_pos = first_pos + rows + 3, half = hd / 2;
     std::vector<float> cos_t(size_t(n_pos * half)), sin_t(size_t(n_pos * half));
     for (int64_t p = 0; p < n_pos; ++p)
@@ -324,16 +370,20 @@ TEST_F(CudaOps, Rope) {
         cos_t[size_t(p * half + i)] = float(std::cos(angle));
         sin_t[size_t(p * half + i)] = float(std::sin(angle));
       }
-    std::vector<float> x = random_vector(size_t(rows * heads * hd), rng_);
+    std::vector<float> q = random_vector(size_t(rows * heads * hd), rng_);
+    std::vector<float> k = random_vector(size_t(std::max<int64_t>(rows * kv_heads * hd, 1)), rng_);
     std::vector<int32_t> pos(static_cast<size_t>(rows));
     for (int64_t r = 0; r < rows; ++r) pos[size_t(r)] = int32_t(r % 2 ? first_pos + r : first_pos + rows - 1 - r);
-    Buffer dx = device(x), dc = device(cos_t), ds = device(sin_t), dpos = device_words(pos);
-    be().rope(dx.data(), rows, heads, hd, reinterpret_cast<const int32_t*>(dpos.data()), dc.data(), ds.data());
-    ref::rope(x.data(), rows, heads, hd, pos.data(), cos_t.data(), sin_t.data());
-    EXPECT_LT(report("rope rows=" + std::to_string(rows) + " first_pos=" + std::to_string(first_pos) +
-                         " hd=" + std::to_string(hd),
-                     host(dx.data(), x.size()), x),
-              1e-6);
+    Buffer dq = device(q), dk = device(k), dc = device(cos_t), ds = device(sin_t), dpos = device_words(pos);
+    // kv_heads 0: no key tensor (k null); k must then come back untouched.
+    be().rope(dq.data(), kv_heads > 0 ? dk.data() : nullptr, rows, heads, kv_heads, hd,
+              reinterpret_cast<const int32_t*>(dpos.data()), dc.data(), ds.data());
+    ref::rope(q.data(), rows, heads, hd, pos.data(), cos_t.data(), sin_t.data());
+    ref::rope(k.data(), rows, kv_heads, hd, pos.data(), cos_t.data(), sin_t.data());
+    const std::string shape = " rows=" + std::to_string(rows) + " first_pos=" + std::to_string(first_pos) +
+                              " hd=" + std::to_string(hd) + " kv_heads=" + std::to_string(kv_heads);
+    EXPECT_LT(report("rope q" + shape, host(dq.data(), q.size()), q), 1e-6);
+    EXPECT_LT(report("rope k" + shape, host(dk.data(), k.size()), k), 1e-6);
   }
 }
 

@@ -98,9 +98,9 @@ class CalibratingBackend final : public Backend {
                 float* y) override { inner_.rms_norm(x, w, rows, d, eps, y); }
   void layer_norm(const float* x, const float* w, const float* b, int64_t rows, int64_t d, float eps,
                   float* y) override { inner_.layer_norm(x, w, b, rows, d, eps, y); }
-  void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
-            const float* cos_table, const float* sin_table) override {
-    inner_.rope(x, rows, n_heads, head_dim, positions, cos_table, sin_table);
+  void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+            const int32_t* positions, const float* cos_table, const float* sin_table) override {
+    inner_.rope(q, k, rows, n_heads, n_kv_heads, head_dim, positions, cos_table, sin_table);
   }
   void silu_mul(const float* g, const float* u, float* out, int64_t n) override { inner_.silu_mul(g, u, out, n); }
   void gelu_tanh(float* x, int64_t n) override { inner_.gelu_tanh(x, n); }

@@ -71,6 +71,13 @@ class Llama final : public Model {
           lm_head_);
   }
 
+  void place_weights() override {
+    for (LlamaLayer& L : layers_) {
+      backend_.place_adjacent({&L.wq, &L.wk, &L.wv});
+      backend_.place_adjacent({&L.w_gate, &L.w_up});
+    }
+  }
+
   const Tensor& output_head() const override { return lm_head_.empty() ? embed_ : lm_head_; }
 
   void run(const Batch& batch, KvCache& cache) override {
@@ -84,24 +91,27 @@ class Llama final : public Model {
     const int32_t* pos = batch.positions_dev;
 
     be.gather_rows(embed_, batch.tokens_dev, n, x, Accumulate::No);
+    be.rms_norm(x, vec(layers_[0].attn_norm), n, d, eps, h);
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LlamaLayer& L = layers_[size_t(l)];
-      be.rms_norm(x, vec(L.attn_norm), n, d, eps, h);
+      // h = attn_norm(x) here.
       be.matmul_same_input(h, n, d, {{&L.wq, optional_vec(L.bq), q}, {&L.wk, optional_vec(L.bk), k},
                                      {&L.wv, optional_vec(L.bv), v}});
-      be.rope(q, n, c.n_heads, dh, pos, cos_.data(), sin_.data());
-      be.rope(k, n, c.n_kv_heads, dh, pos, cos_.data(), sin_.data());
+      be.rope(q, k, n, c.n_heads, c.n_kv_heads, dh, pos, cos_.data(), sin_.data());
       const KvPools kv = cache.layer(l);
       be.store_kv(k, v, n, kv_dim, batch.slots_dev, kv);
       be.attention(q, kv, attn, batch.attention, c.n_heads, scale);
       be.matmul(attn, n, q_dim, L.wo, optional_vec(L.bo), h);
-      be.add(x, h, n * d);
+      be.add_rms_norm(x, h, vec(L.mlp_norm), n, d, eps, h);
 
-      be.rms_norm(x, vec(L.mlp_norm), n, d, eps, h);
       be.matmul_same_input(h, n, d, {{&L.w_gate, optional_vec(L.b_gate), gate}, {&L.w_up, optional_vec(L.b_up), up}});
       be.silu_mul(gate, up, gate, n * ff);
       be.matmul(gate, n, ff, L.w_down, optional_vec(L.b_down), h);
-      be.add(x, h, n * d);
+      // The residual add, fused with the next layer's input norm where there is one.
+      if (l + 1 < c.n_layers)
+        be.add_rms_norm(x, h, vec(layers_[size_t(l + 1)].attn_norm), n, d, eps, h);
+      else
+        be.add(x, h, n * d);
     }
     const int64_t n_logits = int64_t(batch.logit_rows.size());
     if (n_logits == 0) return;

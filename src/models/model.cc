@@ -83,6 +83,7 @@ Status Model::bind(const WeightStore& store) {
     if (!claimed.count(name) && !is_ignorable_buffer(name))
       return make_error(stored.file + ": unexpected tensor '" + name + "' for model_type '" +
                         config_.model_type + "' (config.json and weights disagree?)");
+  place_weights();
   return ok_status();
 }
 

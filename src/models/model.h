@@ -128,6 +128,9 @@ class Model {
   // Binds every slot to the store's tensors; errors name the tensor and file; every tensor in the
   // store must be claimed.
   Status bind(const WeightStore& store);
+  // Called by bind() once every slot holds its weight: an architecture asks the backend to place
+  // matrices that share an input next to each other (Backend::place_adjacent).
+  virtual void place_weights() {}
   float* vec(const Tensor& t) const { return t.as<float>(); }
   const float* optional_vec(const Tensor& t) const { return t.empty() ? nullptr : t.as<float>(); }
   Buffer activation(int64_t per_row) { return backend_.allocate(size_t(max_rows_ * per_row)); }

@@ -90,6 +90,11 @@ class Backend {
   virtual void release(float* data) = 0;
   // A weight in this backend's memory (the CPU backend uses the mapped original in place).
   virtual Tensor upload(const Tensor& host_tensor) = 0;
+  // Moves uploaded matrices that one matmul_same_input call multiplies by the same x (q/k/v,
+  // gate/up) into one allocation, back to back in the given order, where that lets the backend
+  // run them as one pass; updates the tensors' data. Called once after loading; by default (and
+  // where the backend cannot) they stay where they are.
+  virtual void place_adjacent(std::initializer_list<Tensor*> matrices) { (void)matrices; }
   virtual void copy_to_device(float* dst, const float* host_src, size_t n) = 0;
   virtual void copy_to_host(float* host_dst, const float* src, size_t n) = 0;
 
@@ -126,12 +131,22 @@ class Backend {
 
   virtual void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
                         float* y) = 0;
+  // The residual step of a pre-norm block: x += h, then y = rms_norm(x) (y may be h). Backends
+  // may fuse the two passes; the result is the same as add() followed by rms_norm().
+  virtual void add_rms_norm(float* x, const float* h, const float* weight, int64_t rows, int64_t d,
+                            float eps, float* y) {
+    add(x, h, rows * d);
+    rms_norm(x, weight, rows, d, eps, y);
+  }
   virtual void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows,
                           int64_t d, float eps, float* y) = 0;
-  // In place on x [rows, n_heads, head_dim], row r at position positions[r] (backend memory);
-  // cos/sin tables are [n_positions, head_dim/2] in this backend's memory.
-  virtual void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim,
-                    const int32_t* positions, const float* cos_table, const float* sin_table) = 0;
+  // Rotary embedding in place on the queries q [rows, n_heads, head_dim] and the keys k [rows,
+  // n_kv_heads, head_dim] (k may be null with n_kv_heads 0), row r at position positions[r]
+  // (backend memory); cos/sin tables are [n_positions, head_dim/2] in this backend's memory.
+  // See ref::rope, which the two tensors each follow.
+  virtual void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
+                    int64_t head_dim, const int32_t* positions, const float* cos_table,
+                    const float* sin_table) = 0;
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   virtual void gelu_tanh(float* x, int64_t n) = 0;
   virtual void add(float* x, const float* y, int64_t n) = 0;  // x += y

@@ -137,10 +137,14 @@ void CpuBackend::layer_norm(const float* x, const float* weight, const float* bi
   });
 }
 
-void CpuBackend::rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim,
-                      const int32_t* positions, const float* cos_table, const float* sin_table) {
+void CpuBackend::rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
+                      int64_t head_dim, const int32_t* positions, const float* cos_table,
+                      const float* sin_table) {
   pool_.parallel_for(rows, [&](int64_t b, int64_t e) {
-    ref::rope(x + b * n_heads * head_dim, e - b, n_heads, head_dim, positions + b, cos_table, sin_table);
+    ref::rope(q + b * n_heads * head_dim, e - b, n_heads, head_dim, positions + b, cos_table, sin_table);
+    if (k)
+      ref::rope(k + b * n_kv_heads * head_dim, e - b, n_kv_heads, head_dim, positions + b, cos_table,
+                sin_table);
   });
 }
 

@@ -47,8 +47,8 @@ class CpuBackend final : public Backend {
                 float* y) override;
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
                   float eps, float* y) override;
-  void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
-            const float* cos_table, const float* sin_table) override;
+  void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+            const int32_t* positions, const float* cos_table, const float* sin_table) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;

@@ -186,6 +186,45 @@ Result<Tensor> CudaBackend::try_upload(const Tensor& host_tensor) {
   return device_tensor;
 }
 
+void CudaBackend::place_adjacent(std::initializer_list<Tensor*> matrices) {
+  if (matrices.size() < 2) return;
+  const Tensor& first = **matrices.begin();
+  size_t total = 0;
+  bool adjacent = true;
+  const auto* next = static_cast<const uint8_t*>(first.data);
+  for (const Tensor* t : matrices) {
+    const bool owned = std::find(uploads_.begin(), uploads_.end(), t->data) != uploads_.end();
+    if (!owned || t->device != Device::CUDA || is_block_dtype(t->dtype) || t->dtype != first.dtype ||
+        t->rank() != 2 || t->dim(1) != first.dim(1))
+      return;
+    adjacent = adjacent && t->data == next;
+    next += t->nbytes();
+    total += t->nbytes();
+  }
+  if (adjacent) return;
+  activate();
+  void* group = nullptr;
+  if (cudaMalloc(&group, total) != cudaSuccess) {
+    cudaGetLastError();  // not fatal: the matrices just stay apart
+    return;
+  }
+  auto* at = static_cast<uint8_t*>(group);
+  for (Tensor* t : matrices) {
+    BRISK_CUDA_CHECK(cudaMemcpyAsync(at, t->data, t->nbytes(), cudaMemcpyDeviceToDevice, stream_));
+    at += t->nbytes();
+  }
+  BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  at = static_cast<uint8_t*>(group);
+  for (Tensor* t : matrices) {
+    BRISK_CUDA_CHECK(cudaFree(t->data));
+    uploads_.erase(std::find(uploads_.begin(), uploads_.end(), t->data));
+    t->data = at;
+    at += t->nbytes();
+  }
+  // The group is freed once, through its first matrix's address.
+  uploads_.push_back(group);
+}
+
 Tensor CudaBackend::upload(const Tensor& host_tensor) {
   auto tensor = try_upload(host_tensor);
   BRISK_CHECK(tensor.ok(), tensor.ok() ? std::string() : tensor.error().message);
@@ -214,6 +253,22 @@ void CudaBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, 
                          float* y) {
   activate();
   matmul_->run(x, m, k, w, bias, y);
+}
+
+void CudaBackend::matmul_same_input(const float* x, int64_t m, int64_t k,
+                                    std::initializer_list<MatmulOutput> outs) {
+  activate();
+  cuda::MatmulEngine::StackedOutput stacked[cuda::GemvOutputs::kMax];
+  int count = 0;
+  for (const MatmulOutput& o : outs) {
+    if (count == cuda::GemvOutputs::kMax) {
+      count = 0;  // more matrices than one pass takes
+      break;
+    }
+    stacked[count++] = {o.w, o.bias, o.y};
+  }
+  if (count > 0 && matmul_->run_stacked(x, m, k, stacked, count)) return;
+  for (const MatmulOutput& o : outs) matmul_->run(x, m, k, *o.w, o.bias, o.y);
 }
 
 bool CudaBackend::uses_low_precision_gemm(int64_t m, int64_t k, const Tensor& w) {
@@ -258,16 +313,23 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t rows, in
   cuda::rms_norm(x, weight, rows, d, eps, y, stream_);
 }
 
+void CudaBackend::add_rms_norm(float* x, const float* h, const float* weight, int64_t rows,
+                               int64_t d, float eps, float* y) {
+  activate();
+  cuda::add_rms_norm(x, h, weight, rows, d, eps, y, stream_);
+}
+
 void CudaBackend::layer_norm(const float* x, const float* weight, const float* bias, int64_t rows,
                              int64_t d, float eps, float* y) {
   activate();
   cuda::layer_norm(x, weight, bias, rows, d, eps, y, stream_);
 }
 
-void CudaBackend::rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim,
-                       const int32_t* positions, const float* cos_table, const float* sin_table) {
+void CudaBackend::rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
+                       int64_t head_dim, const int32_t* positions, const float* cos_table,
+                       const float* sin_table) {
   activate();
-  cuda::rope(x, rows, n_heads, head_dim, positions, cos_table, sin_table, stream_);
+  cuda::rope(q, k, rows, n_heads, n_kv_heads, head_dim, positions, cos_table, sin_table, stream_);
 }
 
 void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {

@@ -48,11 +48,17 @@ class CudaBackend final : public Backend {
   Buffer allocate(size_t n_floats) override;
   void release(float* data) override;
   Tensor upload(const Tensor& host_tensor) override;
+  // F32/F16/BF16 matrices only (block dtypes keep their own repacked layout); a group that does
+  // not fit in free memory stays where it is.
+  void place_adjacent(std::initializer_list<Tensor*> matrices) override;
   void copy_to_device(float* dst, const float* host_src, size_t n) override;
   void copy_to_host(float* host_dst, const float* src, size_t n) override;
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
+  // One GEMV pass when m <= 8 and the matrices were placed adjacently; else one matmul each.
+  void matmul_same_input(const float* x, int64_t m, int64_t k,
+                         std::initializer_list<MatmulOutput> outs) override;
   // Whether matmul() runs these quantized weights at m rows on cuBLASLt's int8 (Q8A8) or fp8 (F8)
   // tensor-core GEMM with x quantized per token, rather than the bf16 dequantize path; tests pick
   // their reference from it.
@@ -72,10 +78,12 @@ class CudaBackend final : public Backend {
                int64_t cols) override;
   void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
                 float* y) override;
+  void add_rms_norm(float* x, const float* h, const float* weight, int64_t rows, int64_t d,
+                    float eps, float* y) override;
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
                   float eps, float* y) override;
-  void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
-            const float* cos_table, const float* sin_table) override;
+  void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+            const int32_t* positions, const float* cos_table, const float* sin_table) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;

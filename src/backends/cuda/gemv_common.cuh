@@ -14,6 +14,36 @@ constexpr int kGemvXFloats = 8192;    // x chunk, all M rows: 32 KB
 constexpr int kGemvAccFloats = 4096;  // partial sums [rows of the block][M]: 16 KB
 constexpr size_t kGemvSmemBytes = size_t(kGemvXFloats + kGemvAccFloats) * sizeof(float);
 
+// Where a GEMV's output rows go. One weight allocation may hold several matrices stacked by rows
+// (q/k/v or gate/up placed adjacently at load): rows [end[p-1], end[p]) belong to part p, whose
+// output y[p] is [m, end[p] - end[p-1]] with its own bias (or none). A plain GEMV has one part.
+struct GemvOutputs {
+  static constexpr int kMax = 3;
+  float* y[kMax] = {};
+  const float* bias[kMax] = {};
+  int64_t end[kMax] = {};
+  int count = 0;
+
+  static GemvOutputs one(float* y, const float* bias, int64_t n) {
+    GemvOutputs o;
+    o.y[0] = y;
+    o.bias[0] = bias;
+    o.end[0] = n;
+    o.count = 1;
+    return o;
+  }
+  __host__ __device__ int64_t rows() const { return end[count - 1]; }
+
+  // y[mi, row] = value + bias[row], in the part that owns weight row `row`. The lookup runs once
+  // per output value, after the row's sums are complete, never in the weight stream.
+  __device__ __forceinline__ void store(int64_t mi, int64_t row, float value) const {
+    int p = 0;
+    while (p + 1 < count && row >= end[p]) ++p;
+    const int64_t start = p > 0 ? end[p - 1] : 0, local = row - start;
+    y[p][mi * (end[p] - start) + local] = value + (bias[p] ? bias[p][local] : 0.0f);
+  }
+};
+
 // Weights are read exactly once per call: skip L1, and let L2 fetch whole 256-byte sectors.
 __device__ __forceinline__ uint4 load_streaming(const void* p) {
   uint4 r;

@@ -120,9 +120,6 @@ __device__ __forceinline__ void fma_x(const float* xp, int lane, const float (&w
   }
 }
 
-// Copies x[0:M, c0:c0+len] into xs[M][CH] (rows past m as zeros), T = float4 when x rows are
-// 16-byte aligned. All of a thread's loads are issued before its first store: a load-store loop
-// would pay one L2 round trip per iteration, which cost ~6 us per call (measured).
 template <int M, class T>
 __device__ __forceinline__ void stage_x(const float* __restrict__ x, int m, int k, int c0, int len,
                                         float* xs) {
@@ -150,7 +147,7 @@ __device__ __forceinline__ void stage_x(const float* __restrict__ x, int m, int 
 template <class W, int M, bool kVector>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(const float* __restrict__ x, int m, int k, bool x_vec4, const W* __restrict__ w,
-                int64_t n, const float* __restrict__ bias, float* __restrict__ y) {
+                const GemvOutputs out) {
   using S = GemvShape<M>;
   constexpr int R = S::R, U = S::U, CH = S::CH;
   constexpr int E = 16 / int(sizeof(W));
@@ -159,7 +156,7 @@ __global__ void __launch_bounds__(kGemvThreads)
   float* acc_s = gemv_smem + kGemvXFloats;  // [rows_here][M]
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t grid = gridDim.x, b = blockIdx.x;
+  const int64_t grid = gridDim.x, b = blockIdx.x, n = out.rows();
   const int64_t rows_here = n > b ? (n - 1 - b) / grid + 1 : 0;  // rows b, b + G, ...
   const int64_t groups = (rows_here + R - 1) / R;
 
@@ -236,8 +233,8 @@ __global__ void __launch_bounds__(kGemvThreads)
 
   __syncthreads();
   for (int64_t i = threadIdx.x; i < rows_here * m; i += kGemvThreads) {
-    const int64_t j = i / m, mi = i - j * m, row = b + j * grid;
-    y[mi * n + row] = acc_s[j * M + mi] + (bias ? bias[row] : 0.0f);
+    const int64_t j = i / m, mi = i - j * m;
+    out.store(mi, b + j * grid, acc_s[j * M + mi]);
   }
 }
 
@@ -255,36 +252,37 @@ int gemv_blocks_per_sm() {
 }
 
 template <class W, int M, bool kVector>
-void launch_gemv_variant(const float* x, int m, int k, const W* w, int64_t n, const float* bias,
-                         float* y, int sm_count, cudaStream_t stream) {
+void launch_gemv_variant(const float* x, int m, int k, const W* w, const GemvOutputs& out,
+                         int sm_count, cudaStream_t stream) {
   constexpr int R = GemvShape<M>::R;
+  const int64_t n = out.rows();
   int64_t grid = int64_t(sm_count) * gemv_blocks_per_sm<W, M, kVector>();
   grid = std::max(grid, ceil_div(n * M, kGemvAccFloats));  // partial sums must fit
   grid = std::min(grid, ceil_div(n, R));                   // at least R rows per block
   // float4 staging needs 16-byte x rows; chunks (CH) and hence every c0 are multiples of 4.
   const bool x_vec4 = k % 4 == 0 && alignment_of(x) >= 16;
   gemv_kernel<W, M, kVector><<<unsigned(grid), kGemvThreads, kGemvSmemBytes, stream>>>(
-      x, m, k, x_vec4, w, n, bias, y);
+      x, m, k, x_vec4, w, out);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 
 template <class W, int M>
-void launch_gemv(const float* x, int m, int k, const W* w, int64_t n, const float* bias, float* y,
-                 int sm_count, cudaStream_t stream) {
+void launch_gemv(const float* x, int m, int k, const W* w, const GemvOutputs& out, int sm_count,
+                 cudaStream_t stream) {
   const bool vector = (int64_t(k) * int64_t(sizeof(W))) % 16 == 0 && alignment_of(w) >= 16;
   if (vector)
-    launch_gemv_variant<W, M, true>(x, m, k, w, n, bias, y, sm_count, stream);
+    launch_gemv_variant<W, M, true>(x, m, k, w, out, sm_count, stream);
   else
-    launch_gemv_variant<W, M, false>(x, m, k, w, n, bias, y, sm_count, stream);
+    launch_gemv_variant<W, M, false>(x, m, k, w, out, sm_count, stream);
 }
 
 template <class W>
-void dispatch_gemv(const float* x, int m, int k, const W* w, int64_t n, const float* bias,
-                   float* y, int sm_count, cudaStream_t stream) {
-  if (m == 1) return launch_gemv<W, 1>(x, m, k, w, n, bias, y, sm_count, stream);
-  if (m == 2) return launch_gemv<W, 2>(x, m, k, w, n, bias, y, sm_count, stream);
-  if (m <= 4) return launch_gemv<W, 4>(x, m, k, w, n, bias, y, sm_count, stream);
-  return launch_gemv<W, 8>(x, m, k, w, n, bias, y, sm_count, stream);
+void dispatch_gemv(const float* x, int m, int k, const W* w, const GemvOutputs& out, int sm_count,
+                   cudaStream_t stream) {
+  if (m == 1) return launch_gemv<W, 1>(x, m, k, w, out, sm_count, stream);
+  if (m == 2) return launch_gemv<W, 2>(x, m, k, w, out, sm_count, stream);
+  if (m <= 4) return launch_gemv<W, 4>(x, m, k, w, out, sm_count, stream);
+  return launch_gemv<W, 8>(x, m, k, w, out, sm_count, stream);
 }
 
 // ---- fallback GEMM (shapes cuBLASLt declines) ---------------------------------------------------
@@ -575,18 +573,44 @@ void MatmulEngine::gemv(const float* x, int64_t m, int64_t k, const Tensor& w, c
     return run_quantized(x, m, k, w, bias, y);
   }
   check_weight(w, k);
+  gemv_rows(x, m, k, w, GemvOutputs::one(y, bias, w.dim(0)));
+}
+
+void MatmulEngine::gemv_rows(const float* x, int64_t m, int64_t k, const Tensor& w,
+                             const GemvOutputs& out) {
   BRISK_CHECK(m >= 1 && m <= 8, "gemv: m must be in 1..8");
   BRISK_CHECK(k < (int64_t(1) << 31), "gemv: k too large");
-  const int64_t n = w.dim(0);
   switch (w.dtype) {
     case DType::F32:
-      return dispatch_gemv(x, int(m), int(k), w.as<const float>(), n, bias, y, sm_count_, stream_);
+      return dispatch_gemv(x, int(m), int(k), w.as<const float>(), out, sm_count_, stream_);
     case DType::BF16:
-      return dispatch_gemv(x, int(m), int(k), w.as<const __nv_bfloat16>(), n, bias, y, sm_count_,
-                           stream_);
+      return dispatch_gemv(x, int(m), int(k), w.as<const __nv_bfloat16>(), out, sm_count_, stream_);
     default:
-      return dispatch_gemv(x, int(m), int(k), w.as<const __half>(), n, bias, y, sm_count_, stream_);
+      return dispatch_gemv(x, int(m), int(k), w.as<const __half>(), out, sm_count_, stream_);
   }
+}
+
+bool MatmulEngine::run_stacked(const float* x, int64_t m, int64_t k, const StackedOutput* outs,
+                               int count) {
+  // One GEMV over the union when the matrices lie back to back in one plain-dtype allocation
+  // (CudaBackend::place_adjacent); larger m (cuBLASLt) would need strided outputs.
+  if (m < 1 || m > 8 || count < 2 || count > GemvOutputs::kMax) return false;
+  const Tensor& first = *outs[0].w;
+  if (first.device != Device::CUDA || is_block_dtype(first.dtype)) return false;
+  GemvOutputs out;
+  const auto* next = static_cast<const uint8_t*>(first.data);
+  for (int p = 0; p < count; ++p) {
+    const Tensor& w = *outs[p].w;
+    if (w.dtype != first.dtype || w.rank() != 2 || w.dim(1) != k || w.data != next) return false;
+    next += w.nbytes();
+    out.y[p] = outs[p].y;
+    out.bias[p] = outs[p].bias;
+    out.end[p] = (p > 0 ? out.end[p - 1] : 0) + w.dim(0);
+  }
+  out.count = count;
+  check_weight(first, k);
+  gemv_rows(x, m, k, first, out);
+  return true;
 }
 
 void MatmulEngine::fallback_gemm(const float* x, int64_t m, int64_t k, const Tensor& w,

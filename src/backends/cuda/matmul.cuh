@@ -21,6 +21,7 @@
 #include <tuple>
 
 #include "backends/cuda/cuda_common.cuh"
+#include "backends/cuda/gemv_common.cuh"
 #include "core/tensor.h"
 
 namespace brisk::cuda {
@@ -33,6 +34,14 @@ class MatmulEngine {
   MatmulEngine& operator=(const MatmulEngine&) = delete;
 
   void run(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
+  // Several matrices of one x (q/k/v, gate/up) that lie back to back in device memory, in order,
+  // as one GEMV pass (m <= 8, F32/F16/BF16 weights); false (nothing enqueued) otherwise.
+  struct StackedOutput {
+    const Tensor* w;
+    const float* bias;
+    float* y;
+  };
+  bool run_stacked(const float* x, int64_t m, int64_t k, const StackedOutput* outs, int count);
 
   // Exposed for tests and benchmarks: force one path regardless of m.
   void gemv(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
@@ -48,6 +57,8 @@ class MatmulEngine {
   bool quant_gemm_available(int64_t m, int64_t k, const Tensor& w);
 
  private:
+  // The plain-dtype GEMV over w's rows, written where `out` says.
+  void gemv_rows(const float* x, int64_t m, int64_t k, const Tensor& w, const GemvOutputs& out);
   // Block-dtype weights, any m (Q8A8: activations snapped to their per-token int8 grid first).
   void run_quantized(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
 

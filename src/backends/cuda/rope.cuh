@@ -1,4 +1,5 @@
-// Rotary embedding, "rotate half" layout (see ref::rope), in place on [rows, n_heads, head_dim].
+// Rotary embedding, "rotate half" layout (see ref::rope), in place on the queries [rows, n_heads,
+// head_dim] and keys [rows, n_kv_heads, head_dim] of a batch, in one launch.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -9,7 +10,9 @@ namespace brisk::cuda {
 
 // Row r at position positions[r]; positions and cos_table/sin_table ([n_positions,
 // head_dim/2]) in device memory.
-void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
-          const float* cos_table, const float* sin_table, cudaStream_t stream);
+// k may be null (then only q rotates).
+void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+          const int32_t* positions, const float* cos_table, const float* sin_table,
+          cudaStream_t stream);
 
 }  // namespace brisk::cuda
