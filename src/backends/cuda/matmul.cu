@@ -81,9 +81,12 @@ __device__ __forceinline__ void unpack(const uint4& v, const float*, float* f) {
 
 template <int M>
 struct GemvShape {
-  static constexpr int R = M >= 8 ? 4 : M >= 2 ? 2 : 1;  // rows per warp: each x value reused R times
-  static constexpr int U = 8 / R;                        // loads in flight per lane: R * U = 8
-  static constexpr int CH = kGemvXFloats / M;            // x chunk per row: a multiple of 8
+  static constexpr int R = M >= 8 ? 4 : 2;  // rows per warp: each x value reused R times
+  // 16-byte loads in flight per lane, R * U: 16 at m = 1 (a warp's rows then take half as many
+  // dependent DRAM round trips, which is what bounds the 4096-row matrices), 8 otherwise (x's
+  // registers).
+  static constexpr int U = M == 1 ? 8 : 8 / R;
+  static constexpr int CH = kGemvXFloats / M;  // x chunk per row: a multiple of 8
 };
 
 // FMAs of 16 bytes of unpacked weights (E values) with x[e0 .. e0 + E) from shared memory. For the
