@@ -21,6 +21,7 @@ namespace {
 using quant_kernels::Int8KernelSet;
 using quant_kernels::Int8Rows;
 using quant_kernels::kGroupValues;
+using quant_kernels::kLanesPerGroup;
 using quant_kernels::kTileCols;
 using quant_kernels::kTileRows;
 using quant_kernels::QuantKernelSet;
@@ -126,19 +127,22 @@ void tiled_rows(const QuantKernelSet& ks, const Prepared& px, int64_t m, int64_t
 // ---- int8 activations for the integer tiles of weight-only formats ----
 
 thread_local std::vector<int8_t> t_codes;
-thread_local std::vector<float> t_lane_scales, t_block_sums, t_row_sums;
+thread_local std::vector<float> t_lane_scales, t_row_sums;
+thread_local std::vector<int32_t> t_lane_sums;
 
 // Each row: int8 codes per kActivationBlock values (quantize_activation_blocks), moved into the
-// tiles' order, the scale of every int32 lane, and the dequantized sums the tiles subtract the
-// weights' offsets with.
-Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t padded_k, int64_t block,
-                                  const Int8KernelSet& ks, bool parallel, ThreadPool& pool) {
+// tiles' order, the scale and negated code sum of every int32 lane of a group (the tiles take
+// the weights' zero points off with the sums), and the row's dequantized sum (Q8's offset).
+Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t padded_k, const Int8KernelSet& ks,
+                                  bool parallel, ThreadPool& pool) {
+  const int64_t group = ks.group, lanes = padded_k / group * kLanesPerGroup;
   t_codes.resize(size_t(m * padded_k));
-  t_lane_scales.resize(size_t(m * padded_k / 4));
-  t_block_sums.resize(size_t(m * padded_k / block));
+  t_lane_scales.resize(size_t(m * lanes));
+  t_lane_sums.resize(size_t(m * lanes));
   t_row_sums.resize(size_t(m));
   int8_t* codes = t_codes.data();
-  float *lane_scales = t_lane_scales.data(), *block_sums = t_block_sums.data(), *row_sums = t_row_sums.data();
+  float *lane_scales = t_lane_scales.data(), *row_sums = t_row_sums.data();
+  int32_t* lane_sums = t_lane_sums.data();
   auto row = [&](int64_t r) {
     thread_local std::vector<int8_t> natural;
     thread_local std::vector<float> scales;
@@ -146,22 +150,25 @@ Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t 
     scales.resize(size_t(padded_k / kActivationBlock));
     quantize_activation_blocks(x + r * k, k, padded_k, natural.data(), scales.data());
     int8_t* out = codes + r * padded_k;
-    float* lanes = lane_scales + r * padded_k / 4;
-    for (int64_t g = 0; g < padded_k; g += kGroupValues) {
-      for (int p = 0; p < kGroupValues; ++p) out[g + p] = natural[size_t(g + ks.position_value[p])];
-      for (int l = 0; l < kGroupValues / 4; ++l) lanes[g / 4 + l] = scales[size_t((g + ks.position_value[4 * l]) / kActivationBlock)];
-    }
-    float* sums = block_sums + r * (padded_k / block);
-    float total = 0.0f;
-    for (int64_t b = 0; b < padded_k / block; ++b) {
-      float sum = 0.0f;
-      for (int64_t a = b * block; a < (b + 1) * block; a += kActivationBlock) {
-        int32_t codes_sum = 0;
-        for (int64_t i = a; i < a + kActivationBlock; ++i) codes_sum += natural[size_t(i)];
-        sum += float(codes_sum) * scales[size_t(a / kActivationBlock)];
+    float* lane_scale = lane_scales + r * lanes;
+    int32_t* lane_sum = lane_sums + r * lanes;
+    for (int64_t g = 0; g < padded_k; g += group) {
+      for (int64_t p = 0; p < group; ++p) out[g + p] = natural[size_t(g + ks.position_value[p])];
+      // A lane's 4 bytes sit at the same offset of each 64-byte vector of the group, and the
+      // order keeps them in one activation block.
+      for (int64_t l = 0; l < kLanesPerGroup; ++l) {
+        int32_t sum = 0;
+        for (int64_t v = 0; v < group; v += kGroupValues)
+          for (int64_t i = 0; i < 4; ++i) sum += out[g + v + 4 * l + i];
+        *lane_scale++ = scales[size_t((g + ks.position_value[4 * l]) / kActivationBlock)] * ks.lane_scale_unit;
+        *lane_sum++ = int32_t(uint32_t(uint16_t(int16_t(-sum))) << 16);
       }
-      sums[b] = sum;
-      total += sum;
+    }
+    float total = 0.0f;
+    for (int64_t a = 0; a < padded_k; a += kActivationBlock) {
+      int32_t codes_sum = 0;
+      for (int64_t i = a; i < a + kActivationBlock; ++i) codes_sum += natural[size_t(i)];
+      total += float(codes_sum) * scales[size_t(a / kActivationBlock)];
     }
     row_sums[r] = total;
   };
@@ -171,18 +178,17 @@ Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t 
     });
   else
     for (int64_t r = 0; r < m; ++r) row(r);
-  return {codes, lane_scales, block_sums, row_sums, padded_k};
+  return {codes, lane_scales, lane_sums, row_sums, padded_k};
 }
 
 void int8_tiled_rows(const Int8KernelSet& ks, const Int8Rows& px, int64_t m, int64_t k, const Tensor& w,
                      const float* bias, float* y, int64_t n, int64_t n0, int64_t n1) {
-  const int64_t block = dtype_block(w.dtype);
-  const int64_t n_blocks = px.ld / block;
+  const int64_t n_blocks = px.ld / dtype_block(w.dtype);
+  const int64_t lanes = px.ld / ks.group * kLanesPerGroup;
   const size_t ldw = row_bytes(w.dtype, k);
   const auto* wbase = static_cast<const uint8_t*>(w.data);
-  // Codes and lane scales: twice the activation's int8 bytes.
-  for_each_tile(m, 2 * px.ld, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
-    const Int8Rows xc{px.codes + c0 * px.ld, px.lane_scales + c0 * px.ld / 4, px.block_sums + c0 * n_blocks,
+  for_each_tile(m, px.ld + lanes * 8, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
+    const Int8Rows xc{px.codes + c0 * px.ld, px.lane_scales + c0 * lanes, px.lane_sums + c0 * lanes,
                       px.row_sums + c0, px.ld};
     ks.tile[rows - 1][cols - 1](xc, wbase + size_t(r0) * ldw, ldw, n_blocks, y + c0 * n + r0, n,
                                 bias ? bias + r0 : nullptr);
@@ -230,7 +236,7 @@ void matmul_quant(const float* x, int64_t m, int64_t k, const Tensor& w, const f
   Prepared px{};
   Int8Rows qx{};
   if (int8_set)
-    qx = prepare_int8_activations(x, m, k, padded_k, block, *int8_set, parallel, pool);
+    qx = prepare_int8_activations(x, m, k, padded_k, *int8_set, parallel, pool);
   else
     px = prepare_activations(x, m, k, padded_k, w.dtype, parallel, pool);
 

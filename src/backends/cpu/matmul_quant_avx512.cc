@@ -8,10 +8,11 @@
 // Integer tiles: the same weight-only formats against int8 activations (quantized per 32 values
 // by the driver) with vpdpbusd, 64 multiply-adds per instruction: weight codes are the unsigned
 // operand (Q8 codes + 128; 4-bit codes as they are, or their int8 codebook level + 128), so the
-// offset comes off as offset * sum(activations), precomputed per row or per weight block.
+// offset comes off as offset * sum(activations): per row (Q8) or in each int32 lane (4-bit).
 // Q8A8 multiplies u8 activations (per-token scale) by s8 weights into int32, scales at the end.
 #include <immintrin.h>
 
+#include <cstring>
 #include <utility>
 
 #include "backends/cpu/matmul_quant_kernels.h"
@@ -208,81 +209,22 @@ constexpr QuantKernelSet kQ8A8Set = make_set<Int8Tile>();
 
 // ---- integer tiles (int8 activations) ----
 
-// Per-channel int8: a group is 64 consecutive codes, made unsigned by flipping the sign bit
-// (code + 128); the 128 * sum(x) this adds is removed once per row (row_sums).
-struct Q8Codes {
-  using Block = BlockQ8;
-  static constexpr int kGroups = 4;
-  static constexpr bool kPerChannel = true;
-  static constexpr float kOffset = 128.0f;
-  static __m512i table() { return _mm512_setzero_si512(); }
-  static __m512i codes(const Block& b, int g, __m512i) {
-    return _mm512_xor_si512(_mm512_loadu_si512(b.q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
-  }
-  static float row_scale(const Block& b) { return b.scale; }
-};
-
-// BlockQ4: group g is chunks 2g and 2g + 1 (32 bytes); both halves of a vector get the same 32
-// bytes, the upper half shifted down a nibble, so the vector holds values [0, 16) [32, 48)
-// [16, 32) [48, 64) of the group (kNibbleOrder). Codebook formats then look their levels up
-// (vpshufb over a 16-byte table of int8 level + 128); Q4 codes are used as they are.
-template <DType kType>
-struct Nibble4Codes {
-  using Block = BlockQ4;
-  static constexpr int kGroups = 2;
-  static constexpr bool kPerChannel = false;
-  static constexpr bool kCodebook = kType != DType::Q4;
-  static __m512i table() {
-    if constexpr (!kCodebook) return _mm512_setzero_si512();
-    const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(int8_codebook(kType)->level));
-    return _mm512_broadcast_i32x4(_mm_xor_si128(levels, _mm_set1_epi8(char(0x80))));
-  }
-  static __m512i codes(const Block& b, int g, __m512i table) {
-    const __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32 * g)));
-    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-    const __m512i nibbles = _mm512_and_si512(_mm512_srlv_epi16(both, shift), _mm512_set1_epi8(0x0f));
-    if constexpr (kCodebook) return _mm512_shuffle_epi8(table, nibbles);
-    return nibbles;
-  }
-  static float unit() { return kCodebook ? int8_codebook(kType)->unit : 1.0f; }
-  // The weight scale of a block and the unsigned operand's offset (in code units).
-  static void block_params(const Block& b, float unit, float& scale, float& offset) {
-    if constexpr (kCodebook) {
-      scale = _cvtsh_ss(b.scale_f16) * unit;
-      offset = 128.0f;
-    } else {
-      scale = _cvtsh_ss(b.scale_f16);
-      offset = float(b.zero);
-    }
-  }
-};
-
-constexpr Int8KernelSet with_order(Int8KernelSet set, bool nibble_order) {
-  for (int p = 0; p < kGroupValues; ++p) {
-    const int quarter = p / 16;  // nibble order swaps the middle quarters
-    const int from = nibble_order && (quarter == 1 || quarter == 2) ? 3 - quarter : quarter;
-    set.position_value[p] = uint8_t(from * 16 + p % 16);
-  }
-  return set;
-}
-
 inline __m512 lane_dot(__m512i w, __m512i x) {
   return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x));
 }
 
-template <class F, int R, int C>
-void int8_activation_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
-               const float* bias) {
-  using Block = typename F::Block;
-  constexpr int64_t kBlockValues = F::kGroups * kGroupValues;
-  const Block* w[R];
+// Per-channel int8 (BlockQ8): a group is 64 consecutive codes, made unsigned by flipping the sign
+// bit (code + 128); every group's lane dots go straight into fp32 accumulators with the lanes'
+// activation scales, and the 128 * sum(x) the offset adds comes off once per row (row_sums).
+template <int R, int C>
+void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
+             const float* bias) {
+  constexpr int kGroups = 4;
+  constexpr int64_t kBlockValues = kGroups * kGroupValues;
+  const BlockQ8* w[R];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
-  const __m512i table = F::table();
-  [[maybe_unused]] float unit = 1.0f;
-  if constexpr (!F::kPerChannel) unit = F::unit();
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8*>(static_cast<const uint8_t*>(wp) + r * ldw);
   __m512 acc[C][R];
-  float offset_sum[C][R] = {};  // 4-bit: sum over blocks of scale * offset * block activation sum
 #pragma GCC unroll 8
   for (int c = 0; c < C; ++c)
 #pragma GCC unroll 8
@@ -291,87 +233,144 @@ void int8_activation_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int8_t* xb = x.codes + b * kBlockValues;
     const float* sb = x.lane_scales + b * kBlockValues / 4;
-    if constexpr (F::kPerChannel) {
-      // Per-channel scale: every group's lane dots go straight into the accumulators.
 #pragma GCC unroll 4
-      for (int g = 0; g < F::kGroups; ++g) {
-        __m512i wv[R];
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kGroupValues * g + kPrefetchBytes, _MM_HINT_T0);
-          wv[r] = F::codes(w[r][b], g, table);
-        }
-#pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) {
-          const __m512i xv = _mm512_loadu_si512(xb + c * x.ld + kGroupValues * g);
-          const __m512 sv = _mm512_loadu_ps(sb + c * x.ld / 4 + kGroupValues / 4 * g);
-#pragma GCC unroll 8
-          for (int r = 0; r < R; ++r) acc[c][r] = _mm512_fmadd_ps(lane_dot(wv[r], xv), sv, acc[c][r]);
-        }
-      }
-    } else {
-      // Per-block scale: the block's lane dots are summed, then scaled once.
-      __m512i wv[R][F::kGroups];
-      float scale[R], offset[R];
+    for (int g = 0; g < kGroups; ++g) {
+      __m512i wv[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        F::block_params(w[r][b], unit, scale[r], offset[r]);
-#pragma GCC unroll 2
-        for (int g = 0; g < F::kGroups; ++g) {
-          _mm_prefetch(reinterpret_cast<const char*>(w[r][b].q) + 32 * g + kPrefetchBytes, _MM_HINT_T0);
-          wv[r][g] = F::codes(w[r][b], g, table);
-        }
+        _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kGroupValues * g + kPrefetchBytes, _MM_HINT_T0);
+        wv[r] = _mm512_xor_si512(_mm512_loadu_si512(w[r][b].q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
       }
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) {
-        __m512i xv[F::kGroups];
-        __m512 sv[F::kGroups];
-#pragma GCC unroll 2
-        for (int g = 0; g < F::kGroups; ++g) {
-          xv[g] = _mm512_loadu_si512(xb + c * x.ld + kGroupValues * g);
-          sv[g] = _mm512_loadu_ps(sb + c * x.ld / 4 + kGroupValues / 4 * g);
-        }
-        const float block_sum = x.block_sums[c * (x.ld / kBlockValues) + b];
+        const __m512i xv = _mm512_loadu_si512(xb + c * x.ld + kGroupValues * g);
+        const __m512 sv = _mm512_loadu_ps(sb + c * x.ld / 4 + kGroupValues / 4 * g);
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          __m512 t = _mm512_mul_ps(lane_dot(wv[r][0], xv[0]), sv[0]);
-#pragma GCC unroll 2
-          for (int g = 1; g < F::kGroups; ++g) t = _mm512_fmadd_ps(lane_dot(wv[r][g], xv[g]), sv[g], t);
-          acc[c][r] = _mm512_fmadd_ps(t, _mm512_set1_ps(scale[r]), acc[c][r]);
-          offset_sum[c][r] += scale[r] * offset[r] * block_sum;
-        }
+        for (int r = 0; r < R; ++r) acc[c][r] = _mm512_fmadd_ps(lane_dot(wv[r], xv), sv, acc[c][r]);
       }
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
+    const float scale = n_blocks > 0 ? w[r][0].scale : 0.0f;
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) {
-      float dot;
-      if constexpr (F::kPerChannel)
-        dot = (_mm512_reduce_add_ps(acc[c][r]) - F::kOffset * x.row_sums[c]) * F::row_scale(w[r][0]);
-      else
-        dot = _mm512_reduce_add_ps(acc[c][r]) - offset_sum[c][r];
-      y[c * ldy + r] = dot + (bias ? bias[r] : 0.0f);
-    }
+    for (int c = 0; c < C; ++c)
+      y[c * ldy + r] = (_mm512_reduce_add_ps(acc[c][r]) - 128.0f * x.row_sums[c]) * scale + (bias ? bias[r] : 0.0f);
   }
 }
 
-template <class F>
-struct Int8ActivationTiles {
+// BlockQ4 (Q4, NF4, LOG4): one 64-byte load holds a block's 128 codes. Activations come in
+// nibble order (kNibbleOrder): the low nibbles meet the group's first 64 codes, the high
+// nibbles the next 64, and a lane of either vector covers the same activation block, so both
+// vpdpbusd go into one int32 accumulator. That accumulator starts at -zero * sum(lane's codes)
+// (one vpmaddwd; Q4's zero point from the block header, the codebooks' +128 offset once per
+// block), so a block costs each row one convert and one FMA with (lane scales * block scale).
+template <DType kType>
+struct Nibble4Codes {
+  static constexpr bool kCodebook = kType != DType::Q4;
+  static __m512i table() {
+    if constexpr (!kCodebook) return _mm512_setzero_si512();
+    const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(int8_codebook(kType)->level));
+    return _mm512_broadcast_i32x4(_mm_xor_si128(levels, _mm_set1_epi8(char(0x80))));
+  }
+  static float unit() { return kCodebook ? int8_codebook(kType)->unit : 1.0f; }
+  static void codes(const BlockQ4& b, __m512i table, __m512i& lo, __m512i& hi) {
+    const __m512i v = _mm512_loadu_si512(b.q);
+    const __m512i nibble = _mm512_set1_epi8(0x0f);
+    lo = _mm512_and_si512(v, nibble);
+    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+    if constexpr (kCodebook) {
+      lo = _mm512_shuffle_epi8(table, lo);
+      hi = _mm512_shuffle_epi8(table, hi);
+    }
+  }
+  // Every int32 lane: the block's zero point in its high int16 (vpmaddwd's factor for lane_sums).
+  static __m512i zero_high(const BlockQ4& b) {
+    if constexpr (kCodebook) return _mm512_set1_epi32(128 << 16);
+    uint32_t header;
+    std::memcpy(&header, &b, sizeof(header));
+    return _mm512_and_si512(_mm512_set1_epi32(int(header)), _mm512_set1_epi32(0x00ff0000));
+  }
+};
+
+template <class F, int R, int C>
+void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
+                  const float* bias) {
+  const BlockQ4* w[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  const __m512i table = F::table();
+  const int64_t lanes_ld = x.ld / kMaxGroupValues * kLanesPerGroup;
+  __m512 acc[C][R];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m512i lo[R], hi[R], zero[R];
+    __m512 scale[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kPrefetchBytes, _MM_HINT_T0);
+      F::codes(w[r][b], table, lo[r], hi[r]);
+      zero[r] = F::zero_high(w[r][b]);
+      scale[r] = _mm512_cvtph_ps(_mm256_set1_epi16(short(w[r][b].scale_f16)));
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const int8_t* xb = x.codes + c * x.ld + b * kMaxGroupValues;
+      const __m512i xlo = _mm512_loadu_si512(xb), xhi = _mm512_loadu_si512(xb + kGroupValues);
+      const __m512 lane_scale = _mm512_loadu_ps(x.lane_scales + c * lanes_ld + b * kLanesPerGroup);
+      const __m512i lane_sum = _mm512_loadu_si512(x.lane_sums + c * lanes_ld + b * kLanesPerGroup);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        __m512i dot = _mm512_madd_epi16(zero[r], lane_sum);
+        dot = _mm512_dpbusd_epi32(dot, lo[r], xlo);
+        dot = _mm512_dpbusd_epi32(dot, hi[r], xhi);
+        acc[c][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(lane_scale, scale[r]), acc[c][r]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) y[c * ldy + r] = _mm512_reduce_add_ps(acc[c][r]) + (bias ? bias[r] : 0.0f);
+}
+
+// Byte p of a group holds value position_value[p]. Q8: natural order. 4-bit (kNibbleOrder): the
+// low nibbles of a BlockQ4's 64 bytes, then the high ones (see BlockQ4's chunk layout).
+enum class CodeOrder : uint8_t { Natural, Nibble };
+
+constexpr Int8KernelSet with_order(Int8KernelSet set, CodeOrder order, float unit = 1.0f) {
+  set.group = order == CodeOrder::Nibble ? kMaxGroupValues : kGroupValues;
+  set.lane_scale_unit = unit;
+  for (int p = 0; p < set.group; ++p) {
+    const int byte = p % kGroupValues, high = p / kGroupValues;
+    set.position_value[p] = order == CodeOrder::Nibble ? uint8_t(32 * (byte / 16) + 16 * high + byte % 16) : uint8_t(p);
+  }
+  return set;
+}
+
+template <int R, int C>
+struct Q8Tile {
+  static constexpr Int8TileFn run = &q8_tile<R, C>;
+};
+template <DType kType>
+struct Nibble4Tiles {
   template <int R, int C>
   struct Tile {
-    static constexpr Int8TileFn run = &int8_activation_tile<F, R, C>;
+    static constexpr Int8TileFn run = &nibble4_tile<Nibble4Codes<kType>, R, C>;
   };
 };
 
-constexpr Int8KernelSet kQ8Int8Set = with_order(make_set<Int8ActivationTiles<Q8Codes>::Tile, Int8KernelSet>(), false);
-constexpr Int8KernelSet kQ4Int8Set =
-    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::Q4>>::Tile, Int8KernelSet>(), true);
-constexpr Int8KernelSet kNf4Int8Set =
-    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::NF4>>::Tile, Int8KernelSet>(), true);
-constexpr Int8KernelSet kLog4Int8Set =
-    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::LOG4>>::Tile, Int8KernelSet>(), true);
+template <DType kType>
+Int8KernelSet nibble4_set() {
+  return with_order(make_set<Nibble4Tiles<kType>::template Tile, Int8KernelSet>(), CodeOrder::Nibble,
+                    Nibble4Codes<kType>::unit());
+}
+
+constexpr Int8KernelSet kQ8Int8Set = with_order(make_set<Q8Tile, Int8KernelSet>(), CodeOrder::Natural);
 
 }  // namespace
 
@@ -388,11 +387,14 @@ const QuantKernelSet* avx512_quant_kernels(DType wtype) {
 }
 
 const Int8KernelSet* avx512_vnni_int8_kernels(DType wtype) {
+  // The codebook units are another file's globals: built at first use (no static init order).
+  static const Int8KernelSet q4 = nibble4_set<DType::Q4>(), nf4 = nibble4_set<DType::NF4>(),
+                             log4 = nibble4_set<DType::LOG4>();
   switch (wtype) {
     case DType::Q8: return &kQ8Int8Set;
-    case DType::Q4: return &kQ4Int8Set;
-    case DType::NF4: return &kNf4Int8Set;
-    case DType::LOG4: return &kLog4Int8Set;
+    case DType::Q4: return &q4;
+    case DType::NF4: return &nf4;
+    case DType::LOG4: return &log4;
     default: return nullptr;
   }
 }
