@@ -130,12 +130,10 @@ thread_local std::vector<int8_t> t_codes;
 thread_local std::vector<float> t_lane_scales, t_row_sums;
 thread_local std::vector<int32_t> t_lane_sums;
 
-// Each row: int8 codes per kActivationBlock values (quantize_activation_blocks), moved into the
-// tiles' order, the scale and negated code sum of every int32 lane of a group (the tiles take
-// the weights' zero points off with the sums), and the row's dequantized sum (Q8's offset).
+// Every row in the set's form (Int8KernelSet::prepare_row); the buffers are per calling thread.
 Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t padded_k, const Int8KernelSet& ks,
                                   bool parallel, ThreadPool& pool) {
-  const int64_t group = ks.group, lanes = padded_k / group * kLanesPerGroup;
+  const int64_t lanes = padded_k / ks.group * kLanesPerGroup;
   t_codes.resize(size_t(m * padded_k));
   t_lane_scales.resize(size_t(m * lanes));
   t_lane_sums.resize(size_t(m * lanes));
@@ -144,33 +142,8 @@ Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t 
   float *lane_scales = t_lane_scales.data(), *row_sums = t_row_sums.data();
   int32_t* lane_sums = t_lane_sums.data();
   auto row = [&](int64_t r) {
-    thread_local std::vector<int8_t> natural;
-    thread_local std::vector<float> scales;
-    natural.resize(size_t(padded_k));
-    scales.resize(size_t(padded_k / kActivationBlock));
-    quantize_activation_blocks(x + r * k, k, padded_k, natural.data(), scales.data());
-    int8_t* out = codes + r * padded_k;
-    float* lane_scale = lane_scales + r * lanes;
-    int32_t* lane_sum = lane_sums + r * lanes;
-    for (int64_t g = 0; g < padded_k; g += group) {
-      for (int64_t p = 0; p < group; ++p) out[g + p] = natural[size_t(g + ks.position_value[p])];
-      // A lane's 4 bytes sit at the same offset of each 64-byte vector of the group, and the
-      // order keeps them in one activation block.
-      for (int64_t l = 0; l < kLanesPerGroup; ++l) {
-        int32_t sum = 0;
-        for (int64_t v = 0; v < group; v += kGroupValues)
-          for (int64_t i = 0; i < 4; ++i) sum += out[g + v + 4 * l + i];
-        *lane_scale++ = scales[size_t((g + ks.position_value[4 * l]) / kActivationBlock)] * ks.lane_scale_unit;
-        *lane_sum++ = int32_t(uint32_t(uint16_t(int16_t(-sum))) << 16);
-      }
-    }
-    float total = 0.0f;
-    for (int64_t a = 0; a < padded_k; a += kActivationBlock) {
-      int32_t codes_sum = 0;
-      for (int64_t i = a; i < a + kActivationBlock; ++i) codes_sum += natural[size_t(i)];
-      total += float(codes_sum) * scales[size_t(a / kActivationBlock)];
-    }
-    row_sums[r] = total;
+    ks.prepare_row(x + r * k, k, padded_k, codes + r * padded_k, lane_scales + r * lanes, lane_sums + r * lanes,
+                   row_sums + r);
   };
   if (parallel && m > 1)
     pool.parallel_for(m, [&](int64_t b, int64_t e) {

@@ -12,6 +12,7 @@
 // Q8A8 multiplies u8 activations (per-token scale) by s8 weights into int32, scales at the end.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -338,17 +339,65 @@ void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_block
     for (int c = 0; c < C; ++c) y[c * ldy + r] = _mm512_reduce_add_ps(acc[c][r]) + (bias ? bias[r] : 0.0f);
 }
 
-// Byte p of a group holds value position_value[p]. Q8: natural order. 4-bit (kNibbleOrder): the
-// low nibbles of a BlockQ4's 64 bytes, then the high ones (see BlockQ4's chunk layout).
+// Where an activation block's codes go. Natural (Q8): in place. Nibble (4-bit): per group of
+// 128 values (a BlockQ4), the first 16 values of every 32 meet the low nibbles (bytes 0..63 of
+// the group's codes), the last 16 the high nibbles (bytes 64..127); see BlockQ4's chunk layout.
 enum class CodeOrder : uint8_t { Natural, Nibble };
 
-constexpr Int8KernelSet with_order(Int8KernelSet set, CodeOrder order, float unit = 1.0f) {
-  set.group = order == CodeOrder::Nibble ? kMaxGroupValues : kGroupValues;
-  set.lane_scale_unit = unit;
-  for (int p = 0; p < set.group; ++p) {
-    const int byte = p % kGroupValues, high = p / kGroupValues;
-    set.position_value[p] = order == CodeOrder::Nibble ? uint8_t(32 * (byte / 16) + 16 * high + byte % 16) : uint8_t(p);
+// One activation row as the integer tiles read it. Codes: quantize_activation_blocks' numerics
+// (absmax / 127 per 32 values, the same float product, round to nearest even). Lane scales: the
+// activation scale of every int32 lane times `unit`. Lane sums: -(lane's code sum) << 16.
+template <CodeOrder kOrder>
+void prepare_int8_row(const float* x, int64_t k, int64_t padded_k, float unit, int8_t* codes, float* lane_scales,
+                      int32_t* lane_sums, float* row_sum) {
+  constexpr int64_t kGroup = kOrder == CodeOrder::Nibble ? kMaxGroupValues : kGroupValues;
+  constexpr int64_t kLanesPerBlock = kLanesPerGroup * kActivationBlock / kGroup;
+  static_assert(kActivationBlock == 32, "two 16-value halves per activation block");
+  float total = 0.0f;
+  for (int64_t b0 = 0; b0 < padded_k; b0 += kActivationBlock) {
+    const int64_t len = std::clamp<int64_t>(k - b0, 0, kActivationBlock);
+    const __mmask16 m0 = __mmask16(len >= 16 ? 0xffff : (1u << len) - 1);
+    const __mmask16 m1 = __mmask16(len >= 32 ? 0xffff : len > 16 ? (1u << (len - 16)) - 1 : 0);
+    const __m512 a = _mm512_maskz_loadu_ps(m0, x + b0), b = _mm512_maskz_loadu_ps(m1, x + b0 + 16);
+    const float absmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+    const __m512 inv = _mm512_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
+    const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, inv)), qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, inv));
+    const float scale = absmax / 127.0f;
+    const int64_t group0 = b0 / kGroup * kGroup, in_group = b0 % kGroup;
+    int8_t* first = codes + b0;
+    int8_t* second = codes + b0 + 16;
+    if constexpr (kOrder == CodeOrder::Nibble) {
+      first = codes + group0 + in_group / 2;
+      second = first + kGroupValues;
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(first), _mm512_cvtsepi32_epi8(qa));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(second), _mm512_cvtsepi32_epi8(qb));
+    float* lanes = lane_scales + group0 / kGroup * kLanesPerGroup + in_group / kActivationBlock * kLanesPerBlock;
+    for (int64_t l = 0; l < kLanesPerBlock; ++l) lanes[l] = scale * unit;
+    total += float(_mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb))) * scale;
   }
+  *row_sum = total;
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t g = 0; g < padded_k; g += kGroup) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t v = 0; v < kGroup; v += kGroupValues)
+      sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512(codes + g + v));
+    _mm512_storeu_si512(lane_sums + g / kGroup * kLanesPerGroup,
+                        _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), sum), 16));
+  }
+}
+
+template <CodeOrder kOrder, DType kType>
+void prepare_row_for(const float* x, int64_t k, int64_t padded_k, int8_t* codes, float* lane_scales,
+                     int32_t* lane_sums, float* row_sum) {
+  const float unit = kOrder == CodeOrder::Nibble ? Nibble4Codes<kType>::unit() : 1.0f;
+  prepare_int8_row<kOrder>(x, k, padded_k, unit, codes, lane_scales, lane_sums, row_sum);
+}
+
+template <CodeOrder kOrder, DType kType>
+constexpr Int8KernelSet with_order(Int8KernelSet set) {
+  set.group = kOrder == CodeOrder::Nibble ? kMaxGroupValues : kGroupValues;
+  set.prepare_row = &prepare_row_for<kOrder, kType>;
   return set;
 }
 
@@ -364,13 +413,10 @@ struct Nibble4Tiles {
   };
 };
 
+constexpr Int8KernelSet kQ8Int8Set = with_order<CodeOrder::Natural, DType::Q8>(make_set<Q8Tile, Int8KernelSet>());
 template <DType kType>
-Int8KernelSet nibble4_set() {
-  return with_order(make_set<Nibble4Tiles<kType>::template Tile, Int8KernelSet>(), CodeOrder::Nibble,
-                    Nibble4Codes<kType>::unit());
-}
-
-constexpr Int8KernelSet kQ8Int8Set = with_order(make_set<Q8Tile, Int8KernelSet>(), CodeOrder::Natural);
+constexpr Int8KernelSet kNibble4Int8Set =
+    with_order<CodeOrder::Nibble, kType>(make_set<Nibble4Tiles<kType>::template Tile, Int8KernelSet>());
 
 }  // namespace
 
@@ -387,14 +433,11 @@ const QuantKernelSet* avx512_quant_kernels(DType wtype) {
 }
 
 const Int8KernelSet* avx512_vnni_int8_kernels(DType wtype) {
-  // The codebook units are another file's globals: built at first use (no static init order).
-  static const Int8KernelSet q4 = nibble4_set<DType::Q4>(), nf4 = nibble4_set<DType::NF4>(),
-                             log4 = nibble4_set<DType::LOG4>();
   switch (wtype) {
     case DType::Q8: return &kQ8Int8Set;
-    case DType::Q4: return &q4;
-    case DType::NF4: return &nf4;
-    case DType::LOG4: return &log4;
+    case DType::Q4: return &kNibble4Int8Set<DType::Q4>;
+    case DType::NF4: return &kNibble4Int8Set<DType::NF4>;
+    case DType::LOG4: return &kNibble4Int8Set<DType::LOG4>;
     default: return nullptr;
   }
 }

@@ -52,13 +52,15 @@ struct Int8Rows {
 using Int8TileFn = void (*)(const Int8Rows& x, const void* w, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
                             const float* bias);
 
+// One activation row of k values (zero-padded to padded_k) into the tiles' form: codes (the
+// numerics of quantize_activation_blocks) in the set's order, lane scales, lane sums, row sum.
+using Int8PrepareRowFn = void (*)(const float* x, int64_t k, int64_t padded_k, int8_t* codes, float* lane_scales,
+                                  int32_t* lane_sums, float* row_sum);
+
 struct Int8KernelSet {
   Int8TileFn tile[kTileRows][kTileCols];  // tile[R - 1][C - 1]
   int64_t group = kGroupValues;            // kGroupValues or kMaxGroupValues
-  float lane_scale_unit = 1.0f;            // folded into lane_scales (the 4-bit codebooks' unit)
-  // position_value[p]: which value of a group sits at byte p of the group's codes (the unpack
-  // order of the weight codes); the first `group` entries are used.
-  uint8_t position_value[kMaxGroupValues];
+  Int8PrepareRowFn prepare_row = nullptr;
 };
 
 // Null for formats without integer tiles (F8, Q8A8, which has its own).
