@@ -207,6 +207,35 @@ TEST(QuantMatmulInt8, MatchesReferenceOnModelShapesAndSaturatedActivations) {
       }
 }
 
+// Several weights against one x (q/k/v, gate/up): the same numbers as one call per weight, for
+// every kernel family, with row counts that split unevenly over the threads.
+TEST(QuantMatmulSameInput, MatchesOneCallPerWeight) {
+  ThreadPool pool(3);
+  std::mt19937 rng(31);
+  for (DType dtype : {DType::Q8, DType::Q8A8, DType::Q4, DType::NF4})
+    for (auto kernels : {cpu::QuantKernels::Avx512Int8, cpu::QuantKernels::Avx512, cpu::QuantKernels::Scalar})
+      for (int64_t m : {1, 5}) {
+        if (!cpu::quant_kernels_supported(kernels, dtype)) continue;
+        const int64_t k = 384, ns[] = {67, 13, 5};
+        std::vector<QuantMatrix> ws;
+        std::vector<std::vector<float>> biases, together, alone;
+        for (int64_t n : ns) {
+          ws.push_back(quantize(random_values(size_t(n * k), uint32_t(rng()), 0.05f), n, k, dtype, Symmetry::Symmetric));
+          biases.push_back(random_values(size_t(n), uint32_t(rng())));
+          together.emplace_back(size_t(m * n), NAN);
+          alone.emplace_back(size_t(m * n), NAN);
+        }
+        auto x = random_values(size_t(m * k), uint32_t(rng()));
+        cpu::MatmulTarget targets[3];
+        for (int i = 0; i < 3; ++i) {
+          targets[i] = {&ws[size_t(i)].tensor, i == 1 ? nullptr : biases[size_t(i)].data(), together[size_t(i)].data()};
+          cpu::matmul_quant(x.data(), m, k, ws[size_t(i)].tensor, targets[i].bias, alone[size_t(i)].data(), pool, kernels);
+        }
+        cpu::matmul_quant_same_input(x.data(), m, k, targets, 3, pool, kernels);
+        for (int i = 0; i < 3; ++i) EXPECT_EQ(together[size_t(i)], alone[size_t(i)]) << dtype_name(dtype) << " m=" << m;
+      }
+}
+
 std::vector<KernelCase> all_cases() {
   std::vector<KernelCase> cases;
   for (DType d : {DType::Q8, DType::Q8A8, DType::F8, DType::Q4, DType::NF4, DType::LOG4})

@@ -188,47 +188,68 @@ bool quant_kernels_supported(QuantKernels which, DType wtype) {
 
 void matmul_quant(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
                   ThreadPool& pool, QuantKernels which) {
-  BRISK_CHECK(quant_traits(w.dtype) != nullptr, "matmul_quant: " + std::string(dtype_name(w.dtype)) +
-                                                     " is not a quantized format");
-  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
-              "matmul_quant: weight " + shape_string(w.shape) + " is not [n, " + std::to_string(k) + "]");
-  BRISK_CHECK(quant_kernels_supported(which, w.dtype), "matmul_quant: kernels not supported on this CPU");
-  const int64_t n = w.dim(0);
-  if (m == 0 || n == 0) return;
+  const MatmulTarget target{&w, bias, y};
+  matmul_quant_same_input(x, m, k, &target, 1, pool, which);
+}
+
+void matmul_quant_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget* targets, int n_targets,
+                             ThreadPool& pool, QuantKernels which) {
+  BRISK_CHECK(n_targets > 0, "matmul_quant: no weights");
+  const DType wtype = targets[0].w->dtype;
+  int64_t macs = 0;
+  for (int i = 0; i < n_targets; ++i) {
+    const Tensor& w = *targets[i].w;
+    BRISK_CHECK(quant_traits(w.dtype) != nullptr,
+                "matmul_quant: " + std::string(dtype_name(w.dtype)) + " is not a quantized format");
+    BRISK_CHECK(w.dtype == wtype, "matmul_quant: weights of one call share a dtype");
+    BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
+                "matmul_quant: weight " + shape_string(w.shape) + " is not [n, " + std::to_string(k) + "]");
+    macs += m * k * w.dim(0);
+  }
+  BRISK_CHECK(quant_kernels_supported(which, wtype), "matmul_quant: kernels not supported on this CPU");
+  if (macs == 0) return;
   if (which == QuantKernels::Auto) {
     which = QuantKernels::Scalar;
     for (QuantKernels kind : {QuantKernels::Avx512Int8, QuantKernels::Avx512})
-      if (which == QuantKernels::Scalar && quant_kernels_supported(kind, w.dtype)) which = kind;
+      if (which == QuantKernels::Scalar && quant_kernels_supported(kind, wtype)) which = kind;
   }
 
-  const int64_t block = dtype_block(w.dtype);
+  const int64_t block = dtype_block(wtype);
   const int64_t padded_k = (k + block - 1) / block * block;
-  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
+  const bool parallel = macs >= kMinParallelMacs && pool.size() > 1;
   const quant_kernels::Int8KernelSet* int8_set =
-      which == QuantKernels::Avx512Int8 ? quant_kernels::avx512_vnni_int8_kernels(w.dtype) : nullptr;
+      which == QuantKernels::Avx512Int8 ? quant_kernels::avx512_vnni_int8_kernels(wtype) : nullptr;
+  // Prepared once for every weight (q, k, v or gate, up read the same x).
   Prepared px{};
   Int8Rows qx{};
   if (int8_set)
     qx = prepare_int8_activations(x, m, k, padded_k, *int8_set, parallel, pool);
   else
-    px = prepare_activations(x, m, k, padded_k, w.dtype, parallel, pool);
+    px = prepare_activations(x, m, k, padded_k, wtype, parallel, pool);
 
-  auto run = [&](int64_t n0, int64_t n1) {
+  auto run = [&](const MatmulTarget& t, int64_t n0, int64_t n1) {
+    const int64_t n = t.w->dim(0);
     if (int8_set)
-      int8_tiled_rows(*int8_set, qx, m, k, w, bias, y, n, n0, n1);
+      int8_tiled_rows(*int8_set, qx, m, k, *t.w, t.bias, t.y, n, n0, n1);
     else if (which == QuantKernels::Scalar)
-      scalar_rows(px, m, k, w, bias, y, n, n0, n1);
+      scalar_rows(px, m, k, *t.w, t.bias, t.y, n, n0, n1);
     else
-      tiled_rows(*quant_kernels::avx512_quant_kernels(w.dtype), px, m, k, w, bias, y, n, n0, n1);
+      tiled_rows(*quant_kernels::avx512_quant_kernels(wtype), px, m, k, *t.w, t.bias, t.y, n, n0, n1);
   };
-  // Contiguous runs of whole tiles per thread: each thread streams its own weight rows once.
-  const int64_t groups = (n + kTileRows - 1) / kTileRows;
-  const int parts = parallel ? int(std::min<int64_t>(groups, pool.size())) : 1;
-  if (parts == 1) return run(0, n);
+  if (!parallel) {
+    for (int i = 0; i < n_targets; ++i) run(targets[i], 0, targets[i].w->dim(0));
+    return;
+  }
+  // One parallel job: every thread takes a contiguous run of whole tiles of each weight, so it
+  // streams its own weight rows once and the threads meet once for all the weights.
   pool.run_on_all([&](int t) {
-    if (t >= parts) return;
-    const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
-    run(g0 * kTileRows, std::min(n, g1 * kTileRows));
+    for (int i = 0; i < n_targets; ++i) {
+      const int64_t n = targets[i].w->dim(0), groups = (n + kTileRows - 1) / kTileRows;
+      const int parts = int(std::min<int64_t>(groups, pool.size()));
+      if (t >= parts) continue;
+      const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
+      run(targets[i], g0 * kTileRows, std::min(n, g1 * kTileRows));
+    }
   });
 }
 
