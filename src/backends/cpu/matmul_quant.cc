@@ -160,10 +160,23 @@ void int8_tiled_rows(const Int8KernelSet& ks, const Int8Rows& px, int64_t m, int
   const int64_t lanes = px.ld / ks.group * kLanesPerGroup;
   const size_t ldw = row_bytes(w.dtype, k);
   const auto* wbase = static_cast<const uint8_t*>(w.data);
+  auto xc = [&](int64_t c0) {
+    return Int8Rows{px.codes + c0 * px.ld, px.lane_scales + c0 * lanes, px.lane_sums + c0 * lanes, px.row_sums + c0,
+                    px.ld};
+  };
+  if (m == 1) {
+    // Decode: the widest tile streams the most weight rows at once for the one activation row.
+    int64_t r0 = n0;
+    for (; r0 + quant_kernels::kDecodeRows <= n1; r0 += quant_kernels::kDecodeRows)
+      ks.decode_tile(xc(0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
+    for (; r0 < n1; r0 += kTileRows) {
+      const int64_t rows = std::min<int64_t>(kTileRows, n1 - r0);
+      ks.tile[rows - 1][0](xc(0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
+    }
+    return;
+  }
   for_each_tile(m, px.ld + lanes * 8, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
-    const Int8Rows xc{px.codes + c0 * px.ld, px.lane_scales + c0 * lanes, px.lane_sums + c0 * lanes,
-                      px.row_sums + c0, px.ld};
-    ks.tile[rows - 1][cols - 1](xc, wbase + size_t(r0) * ldw, ldw, n_blocks, y + c0 * n + r0, n,
+    ks.tile[rows - 1][cols - 1](xc(c0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + c0 * n + r0, n,
                                 bias ? bias + r0 : nullptr);
   });
 }

@@ -30,6 +30,10 @@ namespace {
 // Decode streams every weight byte from DRAM once; prefetching ~512 B ahead of each weight row
 // keeps more lines in flight than the hardware prefetcher alone (as in matmul_avx512.cc).
 constexpr int kPrefetchBytes = 512;
+#ifndef NTPF
+#define NTPF 32768
+#endif
+constexpr size_t kNextTilePrefetchMax = NTPF;
 
 // Format policies for the fp32-activation tiles: a block is kSteps steps; a step yields kVecs
 // vectors of 16 consecutive weights. State is what a block needs prepared once (the Q4 level
@@ -302,6 +306,11 @@ void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_block
   for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4*>(static_cast<const uint8_t*>(wp) + r * ldw);
   const __m512i table = F::table();
   const int64_t lanes_ld = x.ld / kMaxGroupValues * kLanesPerGroup;
+  // A tile's rows are one contiguous run of R * ldw bytes and the next decode tile follows it.
+  // Short rows (k = 2048: 1,088 bytes) end before a fixed distance ahead pays off, so at decode
+  // each block prefetches the same block of the next tile instead, while that stays within L1.
+  const size_t prefetch_offset =
+      C == 1 && R * ldw <= kNextTilePrefetchMax ? R * ldw : size_t(kPrefetchBytes);
   __m512 acc[C][R];
 #pragma GCC unroll 8
   for (int c = 0; c < C; ++c)
@@ -313,7 +322,7 @@ void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_block
     __m512 scale[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kPrefetchBytes, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + prefetch_offset, _MM_HINT_T0);
       F::codes(w[r][b], table, lo[r], hi[r]);
       zero[r] = F::zero_high(w[r][b]);
       scale[r] = _mm512_cvtph_ps(_mm256_set1_epi16(short(w[r][b].scale_f16)));
@@ -397,6 +406,10 @@ void prepare_row_for(const float* x, int64_t k, int64_t padded_k, int8_t* codes,
 template <CodeOrder kOrder, DType kType>
 constexpr Int8KernelSet with_order(Int8KernelSet set) {
   set.group = kOrder == CodeOrder::Nibble ? kMaxGroupValues : kGroupValues;
+  if constexpr (kOrder == CodeOrder::Nibble)
+    set.decode_tile = &nibble4_tile<Nibble4Codes<kType>, kDecodeRows, 1>;
+  else
+    set.decode_tile = &q8_tile<kDecodeRows, 1>;
   set.prepare_row = &prepare_row_for<kOrder, kType>;
   return set;
 }

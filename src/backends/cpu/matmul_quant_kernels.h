@@ -57,8 +57,11 @@ using Int8TileFn = void (*)(const Int8Rows& x, const void* w, size_t ldw, int64_
 using Int8PrepareRowFn = void (*)(const float* x, int64_t k, int64_t padded_k, int8_t* codes, float* lane_scales,
                                   int32_t* lane_sums, float* row_sum);
 
+constexpr int kDecodeRows = 8;  // weight rows of the one-activation-row (decode) tile
+
 struct Int8KernelSet {
   Int8TileFn tile[kTileRows][kTileCols];  // tile[R - 1][C - 1]
+  Int8TileFn decode_tile = nullptr;       // kDecodeRows x 1, for m = 1
   int64_t group = kGroupValues;            // kGroupValues or kMaxGroupValues
   Int8PrepareRowFn prepare_row = nullptr;
 };
