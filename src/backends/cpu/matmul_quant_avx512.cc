@@ -35,6 +35,22 @@ constexpr int kPrefetchBytes = 512;
 #endif
 constexpr size_t kNextTilePrefetchMax = NTPF;
 
+// The R weight rows of a tile, ldw bytes apart.
+template <class Block, int R>
+[[gnu::always_inline]] inline void tile_rows(const void* wp, size_t ldw, const Block* (&w)[R]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
+}
+
+// Accumulators stay in registers only when these loops unroll early (bench/notes-cpu-matmul.md, 2).
+template <class V, int C, int R>
+[[gnu::always_inline]] inline void set_all(V (&acc)[C][R], V value) {
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[c][r] = value;
+}
+
 // Format policies for the fp32-activation tiles: a block is kSteps steps; a step yields kVecs
 // vectors of 16 consecutive weights. State is what a block needs prepared once (the Q4 level
 // table); row_scale is applied to the finished dot product (per-channel formats).
@@ -96,13 +112,9 @@ void float_tile(const void* xp, int64_t ldx, const float*, const void* wp, size_
   constexpr int64_t kBlockValues = F::kSteps * F::kVecs * 16;
   const float* x = static_cast<const float*>(xp);
   const Block* w[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  tile_rows(wp, ldw, w);
   __m512 acc[C][R];
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c)
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+  set_all(acc, _mm512_setzero_ps());
 
   for (int64_t b = 0; b < n_blocks; ++b) {
     typename F::State state[R];
@@ -144,14 +156,10 @@ void int8_tile(const void* xp, int64_t ldx, const float* x_scales, const void* w
                float* y, int64_t ldy, const float* bias) {
   const uint8_t* x = static_cast<const uint8_t*>(xp);
   const BlockQ8A8* w[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8A8*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  tile_rows(wp, ldw, w);
   __m512i acc[C][R];
   int32_t row_sum[R] = {};
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c)
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_si512();
+  set_all(acc, _mm512_setzero_si512());
   for (int64_t b = 0; b < n_blocks; ++b) {
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) row_sum[r] += w[r][b].sum;
@@ -227,13 +235,9 @@ void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, fl
   constexpr int kGroups = 4;
   constexpr int64_t kBlockValues = kGroups * kGroupValues;
   const BlockQ8* w[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  tile_rows(wp, ldw, w);
   __m512 acc[C][R];
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c)
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+  set_all(acc, _mm512_setzero_ps());
 
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int8_t* xb = x.codes + b * kBlockValues;
@@ -302,8 +306,7 @@ template <class F, int R, int C>
 void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
                   const float* bias) {
   const BlockQ4* w[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  tile_rows(wp, ldw, w);
   const __m512i table = F::table();
   const int64_t lanes_ld = x.ld / kMaxGroupValues * kLanesPerGroup;
   // A tile's rows are one contiguous run of R * ldw bytes and the next decode tile follows it.
@@ -312,10 +315,7 @@ void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_block
   const size_t prefetch_offset =
       C == 1 && R * ldw <= kNextTilePrefetchMax ? R * ldw : size_t(kPrefetchBytes);
   __m512 acc[C][R];
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c)
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+  set_all(acc, _mm512_setzero_ps());
 
   for (int64_t b = 0; b < n_blocks; ++b) {
     __m512i lo[R], hi[R], zero[R];
