@@ -171,6 +171,71 @@ TEST_P(QuantMatmulTest, MatchesReferenceOnRandomShapes) {
       }
 }
 
+// The integer tiles on the decode shapes of a real model (long k, several weight tiles per
+// thread, odd row counts), with asymmetric zero points and activations whose every code is +-127
+// (the largest lane sums the 4-bit tiles correct zero points with).
+TEST(QuantMatmulInt8, MatchesReferenceOnModelShapesAndSaturatedActivations) {
+  if (!cpu::quant_kernels_supported(cpu::QuantKernels::Avx512Int8, DType::Q4)) GTEST_SKIP() << "no AVX-512 VNNI";
+  ThreadPool pool(2);
+  std::mt19937 rng(23);
+  struct Shape {
+    int64_t m, k, n;
+  };
+  for (DType dtype : {DType::Q8, DType::Q4, DType::NF4, DType::LOG4})
+    for (Shape s : {Shape{1, 2048, 61}, Shape{1, 5632, 35}, Shape{3, 2048, 9}})
+      for (bool saturated : {false, true}) {
+        const bool asym = dtype == DType::Q4 && s.n % 2 == 1;
+        auto w = random_values(size_t(s.n * s.k), uint32_t(rng()), 0.05f);
+        QuantMatrix q = quantize(w, s.n, s.k, dtype, asym ? Symmetry::Asymmetric : Symmetry::Symmetric);
+        auto x = random_values(size_t(s.m * s.k), uint32_t(rng()));
+        if (saturated)
+          for (size_t i = 0; i < x.size(); ++i) x[i] = (i / 7) % 2 ? 3.0f : -3.0f;
+        std::vector<float> want(size_t(s.m * s.n)), got(size_t(s.m * s.n), NAN);
+        ref::matmul_int8_activations(x.data(), s.m, s.k, q.tensor, nullptr, want.data());
+        cpu::matmul_quant(x.data(), s.m, s.k, q.tensor, nullptr, got.data(), pool, cpu::QuantKernels::Avx512Int8);
+        std::vector<float> wrow(static_cast<size_t>(s.k));
+        for (int64_t j = 0; j < s.n; ++j) {
+          quant_traits(dtype)->dequantize_row(q.bytes.data() + size_t(j) * row_bytes(dtype, s.k), s.k, wrow.data());
+          for (int64_t i = 0; i < s.m; ++i) {
+            double mag = 0;
+            for (int64_t p = 0; p < s.k; ++p) mag += std::fabs(double(x[size_t(i * s.k + p)]) * wrow[size_t(p)]);
+            ASSERT_NEAR(got[size_t(i * s.n + j)], want[size_t(i * s.n + j)], 1e-5 * mag + 1e-6)
+                << dtype_name(dtype) << " m=" << s.m << " k=" << s.k << " n=" << s.n << " saturated=" << saturated
+                << " at " << i << "," << j;
+          }
+        }
+      }
+}
+
+// Several weights against one x (q/k/v, gate/up): the same numbers as one call per weight, for
+// every kernel family, with row counts that split unevenly over the threads.
+TEST(QuantMatmulSameInput, MatchesOneCallPerWeight) {
+  ThreadPool pool(3);
+  std::mt19937 rng(31);
+  for (DType dtype : {DType::Q8, DType::Q8A8, DType::Q4, DType::NF4})
+    for (auto kernels : {cpu::QuantKernels::Avx512Int8, cpu::QuantKernels::Avx512, cpu::QuantKernels::Scalar})
+      for (int64_t m : {1, 5}) {
+        if (!cpu::quant_kernels_supported(kernels, dtype)) continue;
+        const int64_t k = 384, ns[] = {67, 13, 5};
+        std::vector<QuantMatrix> ws;
+        std::vector<std::vector<float>> biases, together, alone;
+        for (int64_t n : ns) {
+          ws.push_back(quantize(random_values(size_t(n * k), uint32_t(rng()), 0.05f), n, k, dtype, Symmetry::Symmetric));
+          biases.push_back(random_values(size_t(n), uint32_t(rng())));
+          together.emplace_back(size_t(m * n), NAN);
+          alone.emplace_back(size_t(m * n), NAN);
+        }
+        auto x = random_values(size_t(m * k), uint32_t(rng()));
+        cpu::MatmulTarget targets[3];
+        for (int i = 0; i < 3; ++i) {
+          targets[i] = {&ws[size_t(i)].tensor, i == 1 ? nullptr : biases[size_t(i)].data(), together[size_t(i)].data()};
+          cpu::matmul_quant(x.data(), m, k, ws[size_t(i)].tensor, targets[i].bias, alone[size_t(i)].data(), pool, kernels);
+        }
+        cpu::matmul_quant_same_input(x.data(), m, k, targets, 3, pool, kernels);
+        for (int i = 0; i < 3; ++i) EXPECT_EQ(together[size_t(i)], alone[size_t(i)]) << dtype_name(dtype) << " m=" << m;
+      }
+}
+
 std::vector<KernelCase> all_cases() {
   std::vector<KernelCase> cases;
   for (DType d : {DType::Q8, DType::Q8A8, DType::F8, DType::Q4, DType::NF4, DType::LOG4})

@@ -101,15 +101,17 @@ void CpuBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, c
 
 void CpuBackend::matmul_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<MatmulOutput> outs) {
   cpu::MatmulTarget targets[4];
-  bool float_weights = outs.size() <= 4;
+  bool float_weights = outs.size() <= 4, quantized = outs.size() <= 4;
   int n = 0;
   for (const MatmulOutput& o : outs) {
     if (n == 4) break;
     float_weights = float_weights && !is_block_dtype(o.w->dtype);
+    quantized = quantized && is_block_dtype(o.w->dtype) && o.w->dtype == outs.begin()->w->dtype;
     targets[n++] = {o.w, o.bias, o.y};
   }
-  if (!float_weights) return Backend::matmul_same_input(x, m, k, outs);
-  cpu::matmul_same_input(x, m, k, targets, n, pool_, bf16_math_);
+  if (float_weights) return cpu::matmul_same_input(x, m, k, targets, n, pool_, bf16_math_);
+  if (quantized) return cpu::matmul_quant_same_input(x, m, k, targets, n, pool_);
+  Backend::matmul_same_input(x, m, k, outs);
 }
 
 void CpuBackend::attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,

@@ -21,6 +21,7 @@ namespace {
 using quant_kernels::Int8KernelSet;
 using quant_kernels::Int8Rows;
 using quant_kernels::kGroupValues;
+using quant_kernels::kLanesPerGroup;
 using quant_kernels::kTileCols;
 using quant_kernels::kTileRows;
 using quant_kernels::QuantKernelSet;
@@ -126,44 +127,23 @@ void tiled_rows(const QuantKernelSet& ks, const Prepared& px, int64_t m, int64_t
 // ---- int8 activations for the integer tiles of weight-only formats ----
 
 thread_local std::vector<int8_t> t_codes;
-thread_local std::vector<float> t_lane_scales, t_block_sums, t_row_sums;
+thread_local std::vector<float> t_lane_scales, t_row_sums;
+thread_local std::vector<int32_t> t_lane_sums;
 
-// Each row: int8 codes per kActivationBlock values (quantize_activation_blocks), moved into the
-// tiles' order, the scale of every int32 lane, and the dequantized sums the tiles subtract the
-// weights' offsets with.
-Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t padded_k, int64_t block,
-                                  const Int8KernelSet& ks, bool parallel, ThreadPool& pool) {
+// Every row in the set's form (Int8KernelSet::prepare_row); the buffers are per calling thread.
+Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t padded_k, const Int8KernelSet& ks,
+                                  bool parallel, ThreadPool& pool) {
+  const int64_t lanes = padded_k / ks.group * kLanesPerGroup;
   t_codes.resize(size_t(m * padded_k));
-  t_lane_scales.resize(size_t(m * padded_k / 4));
-  t_block_sums.resize(size_t(m * padded_k / block));
+  t_lane_scales.resize(size_t(m * lanes));
+  t_lane_sums.resize(size_t(m * lanes));
   t_row_sums.resize(size_t(m));
   int8_t* codes = t_codes.data();
-  float *lane_scales = t_lane_scales.data(), *block_sums = t_block_sums.data(), *row_sums = t_row_sums.data();
+  float *lane_scales = t_lane_scales.data(), *row_sums = t_row_sums.data();
+  int32_t* lane_sums = t_lane_sums.data();
   auto row = [&](int64_t r) {
-    thread_local std::vector<int8_t> natural;
-    thread_local std::vector<float> scales;
-    natural.resize(size_t(padded_k));
-    scales.resize(size_t(padded_k / kActivationBlock));
-    quantize_activation_blocks(x + r * k, k, padded_k, natural.data(), scales.data());
-    int8_t* out = codes + r * padded_k;
-    float* lanes = lane_scales + r * padded_k / 4;
-    for (int64_t g = 0; g < padded_k; g += kGroupValues) {
-      for (int p = 0; p < kGroupValues; ++p) out[g + p] = natural[size_t(g + ks.position_value[p])];
-      for (int l = 0; l < kGroupValues / 4; ++l) lanes[g / 4 + l] = scales[size_t((g + ks.position_value[4 * l]) / kActivationBlock)];
-    }
-    float* sums = block_sums + r * (padded_k / block);
-    float total = 0.0f;
-    for (int64_t b = 0; b < padded_k / block; ++b) {
-      float sum = 0.0f;
-      for (int64_t a = b * block; a < (b + 1) * block; a += kActivationBlock) {
-        int32_t codes_sum = 0;
-        for (int64_t i = a; i < a + kActivationBlock; ++i) codes_sum += natural[size_t(i)];
-        sum += float(codes_sum) * scales[size_t(a / kActivationBlock)];
-      }
-      sums[b] = sum;
-      total += sum;
-    }
-    row_sums[r] = total;
+    ks.prepare_row(x + r * k, k, padded_k, codes + r * padded_k, lane_scales + r * lanes, lane_sums + r * lanes,
+                   row_sums + r);
   };
   if (parallel && m > 1)
     pool.parallel_for(m, [&](int64_t b, int64_t e) {
@@ -171,20 +151,32 @@ Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t 
     });
   else
     for (int64_t r = 0; r < m; ++r) row(r);
-  return {codes, lane_scales, block_sums, row_sums, padded_k};
+  return {codes, lane_scales, lane_sums, row_sums, padded_k};
 }
 
 void int8_tiled_rows(const Int8KernelSet& ks, const Int8Rows& px, int64_t m, int64_t k, const Tensor& w,
                      const float* bias, float* y, int64_t n, int64_t n0, int64_t n1) {
-  const int64_t block = dtype_block(w.dtype);
-  const int64_t n_blocks = px.ld / block;
+  const int64_t n_blocks = px.ld / dtype_block(w.dtype);
+  const int64_t lanes = px.ld / ks.group * kLanesPerGroup;
   const size_t ldw = row_bytes(w.dtype, k);
   const auto* wbase = static_cast<const uint8_t*>(w.data);
-  // Codes and lane scales: twice the activation's int8 bytes.
-  for_each_tile(m, 2 * px.ld, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
-    const Int8Rows xc{px.codes + c0 * px.ld, px.lane_scales + c0 * px.ld / 4, px.block_sums + c0 * n_blocks,
-                      px.row_sums + c0, px.ld};
-    ks.tile[rows - 1][cols - 1](xc, wbase + size_t(r0) * ldw, ldw, n_blocks, y + c0 * n + r0, n,
+  auto xc = [&](int64_t c0) {
+    return Int8Rows{px.codes + c0 * px.ld, px.lane_scales + c0 * lanes, px.lane_sums + c0 * lanes, px.row_sums + c0,
+                    px.ld};
+  };
+  if (m == 1) {
+    // Decode: the widest tile streams the most weight rows at once for the one activation row.
+    int64_t r0 = n0;
+    for (; r0 + quant_kernels::kDecodeRows <= n1; r0 += quant_kernels::kDecodeRows)
+      ks.decode_tile(xc(0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
+    for (; r0 < n1; r0 += kTileRows) {
+      const int64_t rows = std::min<int64_t>(kTileRows, n1 - r0);
+      ks.tile[rows - 1][0](xc(0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
+    }
+    return;
+  }
+  for_each_tile(m, px.ld + lanes * 8, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
+    ks.tile[rows - 1][cols - 1](xc(c0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + c0 * n + r0, n,
                                 bias ? bias + r0 : nullptr);
   });
 }
@@ -209,47 +201,68 @@ bool quant_kernels_supported(QuantKernels which, DType wtype) {
 
 void matmul_quant(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
                   ThreadPool& pool, QuantKernels which) {
-  BRISK_CHECK(quant_traits(w.dtype) != nullptr, "matmul_quant: " + std::string(dtype_name(w.dtype)) +
-                                                     " is not a quantized format");
-  BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
-              "matmul_quant: weight " + shape_string(w.shape) + " is not [n, " + std::to_string(k) + "]");
-  BRISK_CHECK(quant_kernels_supported(which, w.dtype), "matmul_quant: kernels not supported on this CPU");
-  const int64_t n = w.dim(0);
-  if (m == 0 || n == 0) return;
+  const MatmulTarget target{&w, bias, y};
+  matmul_quant_same_input(x, m, k, &target, 1, pool, which);
+}
+
+void matmul_quant_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget* targets, int n_targets,
+                             ThreadPool& pool, QuantKernels which) {
+  BRISK_CHECK(n_targets > 0, "matmul_quant: no weights");
+  const DType wtype = targets[0].w->dtype;
+  int64_t macs = 0;
+  for (int i = 0; i < n_targets; ++i) {
+    const Tensor& w = *targets[i].w;
+    BRISK_CHECK(quant_traits(w.dtype) != nullptr,
+                "matmul_quant: " + std::string(dtype_name(w.dtype)) + " is not a quantized format");
+    BRISK_CHECK(w.dtype == wtype, "matmul_quant: weights of one call share a dtype");
+    BRISK_CHECK(w.rank() == 2 && w.dim(1) == k,
+                "matmul_quant: weight " + shape_string(w.shape) + " is not [n, " + std::to_string(k) + "]");
+    macs += m * k * w.dim(0);
+  }
+  BRISK_CHECK(quant_kernels_supported(which, wtype), "matmul_quant: kernels not supported on this CPU");
+  if (macs == 0) return;
   if (which == QuantKernels::Auto) {
     which = QuantKernels::Scalar;
     for (QuantKernels kind : {QuantKernels::Avx512Int8, QuantKernels::Avx512})
-      if (which == QuantKernels::Scalar && quant_kernels_supported(kind, w.dtype)) which = kind;
+      if (which == QuantKernels::Scalar && quant_kernels_supported(kind, wtype)) which = kind;
   }
 
-  const int64_t block = dtype_block(w.dtype);
+  const int64_t block = dtype_block(wtype);
   const int64_t padded_k = (k + block - 1) / block * block;
-  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1;
+  const bool parallel = macs >= kMinParallelMacs && pool.size() > 1;
   const quant_kernels::Int8KernelSet* int8_set =
-      which == QuantKernels::Avx512Int8 ? quant_kernels::avx512_vnni_int8_kernels(w.dtype) : nullptr;
+      which == QuantKernels::Avx512Int8 ? quant_kernels::avx512_vnni_int8_kernels(wtype) : nullptr;
+  // Prepared once for every weight (q, k, v or gate, up read the same x).
   Prepared px{};
   Int8Rows qx{};
   if (int8_set)
-    qx = prepare_int8_activations(x, m, k, padded_k, block, *int8_set, parallel, pool);
+    qx = prepare_int8_activations(x, m, k, padded_k, *int8_set, parallel, pool);
   else
-    px = prepare_activations(x, m, k, padded_k, w.dtype, parallel, pool);
+    px = prepare_activations(x, m, k, padded_k, wtype, parallel, pool);
 
-  auto run = [&](int64_t n0, int64_t n1) {
+  auto run = [&](const MatmulTarget& t, int64_t n0, int64_t n1) {
+    const int64_t n = t.w->dim(0);
     if (int8_set)
-      int8_tiled_rows(*int8_set, qx, m, k, w, bias, y, n, n0, n1);
+      int8_tiled_rows(*int8_set, qx, m, k, *t.w, t.bias, t.y, n, n0, n1);
     else if (which == QuantKernels::Scalar)
-      scalar_rows(px, m, k, w, bias, y, n, n0, n1);
+      scalar_rows(px, m, k, *t.w, t.bias, t.y, n, n0, n1);
     else
-      tiled_rows(*quant_kernels::avx512_quant_kernels(w.dtype), px, m, k, w, bias, y, n, n0, n1);
+      tiled_rows(*quant_kernels::avx512_quant_kernels(wtype), px, m, k, *t.w, t.bias, t.y, n, n0, n1);
   };
-  // Contiguous runs of whole tiles per thread: each thread streams its own weight rows once.
-  const int64_t groups = (n + kTileRows - 1) / kTileRows;
-  const int parts = parallel ? int(std::min<int64_t>(groups, pool.size())) : 1;
-  if (parts == 1) return run(0, n);
+  if (!parallel) {
+    for (int i = 0; i < n_targets; ++i) run(targets[i], 0, targets[i].w->dim(0));
+    return;
+  }
+  // One parallel job: every thread takes a contiguous run of whole tiles of each weight, so it
+  // streams its own weight rows once and the threads meet once for all the weights.
   pool.run_on_all([&](int t) {
-    if (t >= parts) return;
-    const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
-    run(g0 * kTileRows, std::min(n, g1 * kTileRows));
+    for (int i = 0; i < n_targets; ++i) {
+      const int64_t n = targets[i].w->dim(0), groups = (n + kTileRows - 1) / kTileRows;
+      const int parts = int(std::min<int64_t>(groups, pool.size()));
+      if (t >= parts) continue;
+      const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
+      run(targets[i], g0 * kTileRows, std::min(n, g1 * kTileRows));
+    }
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "backends/cpu/matmul.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
@@ -25,5 +26,10 @@ bool quant_kernels_supported(QuantKernels which, DType wtype);
 // dot products (u8 x s8 with a +128 offset corrected by the weight row sums).
 void matmul_quant(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
                   ThreadPool& pool, QuantKernels which = QuantKernels::Auto);
+
+// Several weights of one quantized dtype times the same x (q/k/v, gate/up): the activations are
+// prepared once and all weights run as one parallel job (one fork/join per call, not per weight).
+void matmul_quant_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget* targets, int n_targets,
+                             ThreadPool& pool, QuantKernels which = QuantKernels::Auto);
 
 }  // namespace brisk::cpu

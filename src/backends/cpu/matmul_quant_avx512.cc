@@ -8,10 +8,12 @@
 // Integer tiles: the same weight-only formats against int8 activations (quantized per 32 values
 // by the driver) with vpdpbusd, 64 multiply-adds per instruction: weight codes are the unsigned
 // operand (Q8 codes + 128; 4-bit codes as they are, or their int8 codebook level + 128), so the
-// offset comes off as offset * sum(activations), precomputed per row or per weight block.
+// offset comes off as offset * sum(activations): per row (Q8) or in each int32 lane (4-bit).
 // Q8A8 multiplies u8 activations (per-token scale) by s8 weights into int32, scales at the end.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "backends/cpu/matmul_quant_kernels.h"
@@ -28,6 +30,26 @@ namespace {
 // Decode streams every weight byte from DRAM once; prefetching ~512 B ahead of each weight row
 // keeps more lines in flight than the hardware prefetcher alone (as in matmul_avx512.cc).
 constexpr int kPrefetchBytes = 512;
+#ifndef NTPF
+#define NTPF 32768
+#endif
+constexpr size_t kNextTilePrefetchMax = NTPF;
+
+// The R weight rows of a tile, ldw bytes apart.
+template <class Block, int R>
+[[gnu::always_inline]] inline void tile_rows(const void* wp, size_t ldw, const Block* (&w)[R]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
+}
+
+// Accumulators stay in registers only when these loops unroll early (bench/notes-cpu-matmul.md, 2).
+template <class V, int C, int R>
+[[gnu::always_inline]] inline void set_all(V (&acc)[C][R], V value) {
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[c][r] = value;
+}
 
 // Format policies for the fp32-activation tiles: a block is kSteps steps; a step yields kVecs
 // vectors of 16 consecutive weights. State is what a block needs prepared once (the Q4 level
@@ -90,13 +112,9 @@ void float_tile(const void* xp, int64_t ldx, const float*, const void* wp, size_
   constexpr int64_t kBlockValues = F::kSteps * F::kVecs * 16;
   const float* x = static_cast<const float*>(xp);
   const Block* w[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  tile_rows(wp, ldw, w);
   __m512 acc[C][R];
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c)
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
+  set_all(acc, _mm512_setzero_ps());
 
   for (int64_t b = 0; b < n_blocks; ++b) {
     typename F::State state[R];
@@ -138,14 +156,10 @@ void int8_tile(const void* xp, int64_t ldx, const float* x_scales, const void* w
                float* y, int64_t ldy, const float* bias) {
   const uint8_t* x = static_cast<const uint8_t*>(xp);
   const BlockQ8A8* w[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8A8*>(static_cast<const uint8_t*>(wp) + r * ldw);
+  tile_rows(wp, ldw, w);
   __m512i acc[C][R];
   int32_t row_sum[R] = {};
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c)
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_si512();
+  set_all(acc, _mm512_setzero_si512());
   for (int64_t b = 0; b < n_blocks; ++b) {
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) row_sum[r] += w[r][b].sum;
@@ -208,170 +222,214 @@ constexpr QuantKernelSet kQ8A8Set = make_set<Int8Tile>();
 
 // ---- integer tiles (int8 activations) ----
 
-// Per-channel int8: a group is 64 consecutive codes, made unsigned by flipping the sign bit
-// (code + 128); the 128 * sum(x) this adds is removed once per row (row_sums).
-struct Q8Codes {
-  using Block = BlockQ8;
-  static constexpr int kGroups = 4;
-  static constexpr bool kPerChannel = true;
-  static constexpr float kOffset = 128.0f;
-  static __m512i table() { return _mm512_setzero_si512(); }
-  static __m512i codes(const Block& b, int g, __m512i) {
-    return _mm512_xor_si512(_mm512_loadu_si512(b.q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
-  }
-  static float row_scale(const Block& b) { return b.scale; }
-};
+inline __m512 lane_dot(__m512i w, __m512i x) {
+  return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x));
+}
 
-// BlockQ4: group g is chunks 2g and 2g + 1 (32 bytes); both halves of a vector get the same 32
-// bytes, the upper half shifted down a nibble, so the vector holds values [0, 16) [32, 48)
-// [16, 32) [48, 64) of the group (kNibbleOrder). Codebook formats then look their levels up
-// (vpshufb over a 16-byte table of int8 level + 128); Q4 codes are used as they are.
+// Per-channel int8 (BlockQ8): a group is 64 consecutive codes, made unsigned by flipping the sign
+// bit (code + 128); every group's lane dots go straight into fp32 accumulators with the lanes'
+// activation scales, and the 128 * sum(x) the offset adds comes off once per row (row_sums).
+template <int R, int C>
+void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
+             const float* bias) {
+  constexpr int kGroups = 4;
+  constexpr int64_t kBlockValues = kGroups * kGroupValues;
+  const BlockQ8* w[R];
+  tile_rows(wp, ldw, w);
+  __m512 acc[C][R];
+  set_all(acc, _mm512_setzero_ps());
+
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int8_t* xb = x.codes + b * kBlockValues;
+    const float* sb = x.lane_scales + b * kBlockValues / 4;
+#pragma GCC unroll 4
+    for (int g = 0; g < kGroups; ++g) {
+      __m512i wv[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kGroupValues * g + kPrefetchBytes, _MM_HINT_T0);
+        wv[r] = _mm512_xor_si512(_mm512_loadu_si512(w[r][b].q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        const __m512i xv = _mm512_loadu_si512(xb + c * x.ld + kGroupValues * g);
+        const __m512 sv = _mm512_loadu_ps(sb + c * x.ld / 4 + kGroupValues / 4 * g);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[c][r] = _mm512_fmadd_ps(lane_dot(wv[r], xv), sv, acc[c][r]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const float scale = n_blocks > 0 ? w[r][0].scale : 0.0f;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c)
+      y[c * ldy + r] = (_mm512_reduce_add_ps(acc[c][r]) - 128.0f * x.row_sums[c]) * scale + (bias ? bias[r] : 0.0f);
+  }
+}
+
+// BlockQ4 (Q4, NF4, LOG4): one 64-byte load holds a block's 128 codes. Activations come in
+// nibble order (kNibbleOrder): the low nibbles meet the group's first 64 codes, the high
+// nibbles the next 64, and a lane of either vector covers the same activation block, so both
+// vpdpbusd go into one int32 accumulator. That accumulator starts at -zero * sum(lane's codes)
+// (one vpmaddwd; Q4's zero point from the block header, the codebooks' +128 offset once per
+// block), so a block costs each row one convert and one FMA with (lane scales * block scale).
 template <DType kType>
 struct Nibble4Codes {
-  using Block = BlockQ4;
-  static constexpr int kGroups = 2;
-  static constexpr bool kPerChannel = false;
   static constexpr bool kCodebook = kType != DType::Q4;
   static __m512i table() {
     if constexpr (!kCodebook) return _mm512_setzero_si512();
     const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(int8_codebook(kType)->level));
     return _mm512_broadcast_i32x4(_mm_xor_si128(levels, _mm_set1_epi8(char(0x80))));
   }
-  static __m512i codes(const Block& b, int g, __m512i table) {
-    const __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32 * g)));
-    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-    const __m512i nibbles = _mm512_and_si512(_mm512_srlv_epi16(both, shift), _mm512_set1_epi8(0x0f));
-    if constexpr (kCodebook) return _mm512_shuffle_epi8(table, nibbles);
-    return nibbles;
-  }
   static float unit() { return kCodebook ? int8_codebook(kType)->unit : 1.0f; }
-  // The weight scale of a block and the unsigned operand's offset (in code units).
-  static void block_params(const Block& b, float unit, float& scale, float& offset) {
+  static void codes(const BlockQ4& b, __m512i table, __m512i& lo, __m512i& hi) {
+    const __m512i v = _mm512_loadu_si512(b.q);
+    const __m512i nibble = _mm512_set1_epi8(0x0f);
+    lo = _mm512_and_si512(v, nibble);
+    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
     if constexpr (kCodebook) {
-      scale = _cvtsh_ss(b.scale_f16) * unit;
-      offset = 128.0f;
-    } else {
-      scale = _cvtsh_ss(b.scale_f16);
-      offset = float(b.zero);
+      lo = _mm512_shuffle_epi8(table, lo);
+      hi = _mm512_shuffle_epi8(table, hi);
     }
+  }
+  // Every int32 lane: the block's zero point in its high int16 (vpmaddwd's factor for lane_sums).
+  static __m512i zero_high(const BlockQ4& b) {
+    if constexpr (kCodebook) return _mm512_set1_epi32(128 << 16);
+    uint32_t header;
+    std::memcpy(&header, &b, sizeof(header));
+    return _mm512_and_si512(_mm512_set1_epi32(int(header)), _mm512_set1_epi32(0x00ff0000));
   }
 };
 
-constexpr Int8KernelSet with_order(Int8KernelSet set, bool nibble_order) {
-  for (int p = 0; p < kGroupValues; ++p) {
-    const int quarter = p / 16;  // nibble order swaps the middle quarters
-    const int from = nibble_order && (quarter == 1 || quarter == 2) ? 3 - quarter : quarter;
-    set.position_value[p] = uint8_t(from * 16 + p % 16);
+template <class F, int R, int C>
+void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
+                  const float* bias) {
+  const BlockQ4* w[R];
+  tile_rows(wp, ldw, w);
+  const __m512i table = F::table();
+  const int64_t lanes_ld = x.ld / kMaxGroupValues * kLanesPerGroup;
+  // A tile's rows are one contiguous run of R * ldw bytes and the next decode tile follows it.
+  // Short rows (k = 2048: 1,088 bytes) end before a fixed distance ahead pays off, so at decode
+  // each block prefetches the same block of the next tile instead, while that stays within L1.
+  const size_t prefetch_offset =
+      C == 1 && R * ldw <= kNextTilePrefetchMax ? R * ldw : size_t(kPrefetchBytes);
+  __m512 acc[C][R];
+  set_all(acc, _mm512_setzero_ps());
+
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m512i lo[R], hi[R], zero[R];
+    __m512 scale[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + prefetch_offset, _MM_HINT_T0);
+      F::codes(w[r][b], table, lo[r], hi[r]);
+      zero[r] = F::zero_high(w[r][b]);
+      scale[r] = _mm512_cvtph_ps(_mm256_set1_epi16(short(w[r][b].scale_f16)));
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const int8_t* xb = x.codes + c * x.ld + b * kMaxGroupValues;
+      const __m512i xlo = _mm512_loadu_si512(xb), xhi = _mm512_loadu_si512(xb + kGroupValues);
+      const __m512 lane_scale = _mm512_loadu_ps(x.lane_scales + c * lanes_ld + b * kLanesPerGroup);
+      const __m512i lane_sum = _mm512_loadu_si512(x.lane_sums + c * lanes_ld + b * kLanesPerGroup);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        __m512i dot = _mm512_madd_epi16(zero[r], lane_sum);
+        dot = _mm512_dpbusd_epi32(dot, lo[r], xlo);
+        dot = _mm512_dpbusd_epi32(dot, hi[r], xhi);
+        acc[c][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(lane_scale, scale[r]), acc[c][r]);
+      }
+    }
   }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) y[c * ldy + r] = _mm512_reduce_add_ps(acc[c][r]) + (bias ? bias[r] : 0.0f);
+}
+
+// Where an activation block's codes go. Natural (Q8): in place. Nibble (4-bit): per group of
+// 128 values (a BlockQ4), the first 16 values of every 32 meet the low nibbles (bytes 0..63 of
+// the group's codes), the last 16 the high nibbles (bytes 64..127); see BlockQ4's chunk layout.
+enum class CodeOrder : uint8_t { Natural, Nibble };
+
+// One activation row as the integer tiles read it. Codes: quantize_activation_blocks' numerics
+// (absmax / 127 per 32 values, the same float product, round to nearest even). Lane scales: the
+// activation scale of every int32 lane times `unit`. Lane sums: -(lane's code sum) << 16.
+template <CodeOrder kOrder>
+void prepare_int8_row(const float* x, int64_t k, int64_t padded_k, float unit, int8_t* codes, float* lane_scales,
+                      int32_t* lane_sums, float* row_sum) {
+  constexpr int64_t kGroup = kOrder == CodeOrder::Nibble ? kMaxGroupValues : kGroupValues;
+  constexpr int64_t kLanesPerBlock = kLanesPerGroup * kActivationBlock / kGroup;
+  static_assert(kActivationBlock == 32, "two 16-value halves per activation block");
+  float total = 0.0f;
+  for (int64_t b0 = 0; b0 < padded_k; b0 += kActivationBlock) {
+    const int64_t len = std::clamp<int64_t>(k - b0, 0, kActivationBlock);
+    const __mmask16 m0 = __mmask16(len >= 16 ? 0xffff : (1u << len) - 1);
+    const __mmask16 m1 = __mmask16(len >= 32 ? 0xffff : len > 16 ? (1u << (len - 16)) - 1 : 0);
+    const __m512 a = _mm512_maskz_loadu_ps(m0, x + b0), b = _mm512_maskz_loadu_ps(m1, x + b0 + 16);
+    const float absmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+    const __m512 inv = _mm512_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
+    const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, inv)), qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, inv));
+    const float scale = absmax / 127.0f;
+    const int64_t group0 = b0 / kGroup * kGroup, in_group = b0 % kGroup;
+    int8_t* first = codes + b0;
+    int8_t* second = codes + b0 + 16;
+    if constexpr (kOrder == CodeOrder::Nibble) {
+      first = codes + group0 + in_group / 2;
+      second = first + kGroupValues;
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(first), _mm512_cvtsepi32_epi8(qa));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(second), _mm512_cvtsepi32_epi8(qb));
+    float* lanes = lane_scales + group0 / kGroup * kLanesPerGroup + in_group / kActivationBlock * kLanesPerBlock;
+    for (int64_t l = 0; l < kLanesPerBlock; ++l) lanes[l] = scale * unit;
+    total += float(_mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb))) * scale;
+  }
+  *row_sum = total;
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t g = 0; g < padded_k; g += kGroup) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t v = 0; v < kGroup; v += kGroupValues)
+      sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512(codes + g + v));
+    _mm512_storeu_si512(lane_sums + g / kGroup * kLanesPerGroup,
+                        _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), sum), 16));
+  }
+}
+
+template <CodeOrder kOrder, DType kType>
+void prepare_row_for(const float* x, int64_t k, int64_t padded_k, int8_t* codes, float* lane_scales,
+                     int32_t* lane_sums, float* row_sum) {
+  const float unit = kOrder == CodeOrder::Nibble ? Nibble4Codes<kType>::unit() : 1.0f;
+  prepare_int8_row<kOrder>(x, k, padded_k, unit, codes, lane_scales, lane_sums, row_sum);
+}
+
+template <CodeOrder kOrder, DType kType>
+constexpr Int8KernelSet with_order(Int8KernelSet set) {
+  set.group = kOrder == CodeOrder::Nibble ? kMaxGroupValues : kGroupValues;
+  if constexpr (kOrder == CodeOrder::Nibble)
+    set.decode_tile = &nibble4_tile<Nibble4Codes<kType>, kDecodeRows, 1>;
+  else
+    set.decode_tile = &q8_tile<kDecodeRows, 1>;
+  set.prepare_row = &prepare_row_for<kOrder, kType>;
   return set;
 }
 
-inline __m512 lane_dot(__m512i w, __m512i x) {
-  return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x));
-}
-
-template <class F, int R, int C>
-void int8_activation_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
-               const float* bias) {
-  using Block = typename F::Block;
-  constexpr int64_t kBlockValues = F::kGroups * kGroupValues;
-  const Block* w[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
-  const __m512i table = F::table();
-  [[maybe_unused]] float unit = 1.0f;
-  if constexpr (!F::kPerChannel) unit = F::unit();
-  __m512 acc[C][R];
-  float offset_sum[C][R] = {};  // 4-bit: sum over blocks of scale * offset * block activation sum
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c)
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[c][r] = _mm512_setzero_ps();
-
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const int8_t* xb = x.codes + b * kBlockValues;
-    const float* sb = x.lane_scales + b * kBlockValues / 4;
-    if constexpr (F::kPerChannel) {
-      // Per-channel scale: every group's lane dots go straight into the accumulators.
-#pragma GCC unroll 4
-      for (int g = 0; g < F::kGroups; ++g) {
-        __m512i wv[R];
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kGroupValues * g + kPrefetchBytes, _MM_HINT_T0);
-          wv[r] = F::codes(w[r][b], g, table);
-        }
-#pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) {
-          const __m512i xv = _mm512_loadu_si512(xb + c * x.ld + kGroupValues * g);
-          const __m512 sv = _mm512_loadu_ps(sb + c * x.ld / 4 + kGroupValues / 4 * g);
-#pragma GCC unroll 8
-          for (int r = 0; r < R; ++r) acc[c][r] = _mm512_fmadd_ps(lane_dot(wv[r], xv), sv, acc[c][r]);
-        }
-      }
-    } else {
-      // Per-block scale: the block's lane dots are summed, then scaled once.
-      __m512i wv[R][F::kGroups];
-      float scale[R], offset[R];
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        F::block_params(w[r][b], unit, scale[r], offset[r]);
-#pragma GCC unroll 2
-        for (int g = 0; g < F::kGroups; ++g) {
-          _mm_prefetch(reinterpret_cast<const char*>(w[r][b].q) + 32 * g + kPrefetchBytes, _MM_HINT_T0);
-          wv[r][g] = F::codes(w[r][b], g, table);
-        }
-      }
-#pragma GCC unroll 8
-      for (int c = 0; c < C; ++c) {
-        __m512i xv[F::kGroups];
-        __m512 sv[F::kGroups];
-#pragma GCC unroll 2
-        for (int g = 0; g < F::kGroups; ++g) {
-          xv[g] = _mm512_loadu_si512(xb + c * x.ld + kGroupValues * g);
-          sv[g] = _mm512_loadu_ps(sb + c * x.ld / 4 + kGroupValues / 4 * g);
-        }
-        const float block_sum = x.block_sums[c * (x.ld / kBlockValues) + b];
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          __m512 t = _mm512_mul_ps(lane_dot(wv[r][0], xv[0]), sv[0]);
-#pragma GCC unroll 2
-          for (int g = 1; g < F::kGroups; ++g) t = _mm512_fmadd_ps(lane_dot(wv[r][g], xv[g]), sv[g], t);
-          acc[c][r] = _mm512_fmadd_ps(t, _mm512_set1_ps(scale[r]), acc[c][r]);
-          offset_sum[c][r] += scale[r] * offset[r] * block_sum;
-        }
-      }
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) {
-      float dot;
-      if constexpr (F::kPerChannel)
-        dot = (_mm512_reduce_add_ps(acc[c][r]) - F::kOffset * x.row_sums[c]) * F::row_scale(w[r][0]);
-      else
-        dot = _mm512_reduce_add_ps(acc[c][r]) - offset_sum[c][r];
-      y[c * ldy + r] = dot + (bias ? bias[r] : 0.0f);
-    }
-  }
-}
-
-template <class F>
-struct Int8ActivationTiles {
+template <int R, int C>
+struct Q8Tile {
+  static constexpr Int8TileFn run = &q8_tile<R, C>;
+};
+template <DType kType>
+struct Nibble4Tiles {
   template <int R, int C>
   struct Tile {
-    static constexpr Int8TileFn run = &int8_activation_tile<F, R, C>;
+    static constexpr Int8TileFn run = &nibble4_tile<Nibble4Codes<kType>, R, C>;
   };
 };
 
-constexpr Int8KernelSet kQ8Int8Set = with_order(make_set<Int8ActivationTiles<Q8Codes>::Tile, Int8KernelSet>(), false);
-constexpr Int8KernelSet kQ4Int8Set =
-    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::Q4>>::Tile, Int8KernelSet>(), true);
-constexpr Int8KernelSet kNf4Int8Set =
-    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::NF4>>::Tile, Int8KernelSet>(), true);
-constexpr Int8KernelSet kLog4Int8Set =
-    with_order(make_set<Int8ActivationTiles<Nibble4Codes<DType::LOG4>>::Tile, Int8KernelSet>(), true);
+constexpr Int8KernelSet kQ8Int8Set = with_order<CodeOrder::Natural, DType::Q8>(make_set<Q8Tile, Int8KernelSet>());
+template <DType kType>
+constexpr Int8KernelSet kNibble4Int8Set =
+    with_order<CodeOrder::Nibble, kType>(make_set<Nibble4Tiles<kType>::template Tile, Int8KernelSet>());
 
 }  // namespace
 
@@ -390,9 +448,9 @@ const QuantKernelSet* avx512_quant_kernels(DType wtype) {
 const Int8KernelSet* avx512_vnni_int8_kernels(DType wtype) {
   switch (wtype) {
     case DType::Q8: return &kQ8Int8Set;
-    case DType::Q4: return &kQ4Int8Set;
-    case DType::NF4: return &kNf4Int8Set;
-    case DType::LOG4: return &kLog4Int8Set;
+    case DType::Q4: return &kNibble4Int8Set<DType::Q4>;
+    case DType::NF4: return &kNibble4Int8Set<DType::NF4>;
+    case DType::LOG4: return &kNibble4Int8Set<DType::LOG4>;
     default: return nullptr;
   }
 }
