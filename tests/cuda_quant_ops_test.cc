@@ -198,6 +198,37 @@ TEST_F(CudaOps, QuantizedMatmulInt8AndFp8Gemm) {
       }
 }
 
+// q/k/v-like quantized matrices through matmul_same_input (x quantized once for the int8 GEMV
+// formats) give exactly what one matmul per matrix gives, at every m and for every block dtype.
+TEST_F(CudaOps, QuantizedMatmulSameInputEqualsOneCallEach) {
+  const int64_t k = 1000;
+  const std::vector<int64_t> rows = {96, 40, 40};
+  for (DType dtype : kBlockDtypes)
+    for (int64_t m : {int64_t(1), int64_t(5), int64_t(8), int64_t(12)}) {
+      std::vector<HostQuantWeight> hq;
+      std::vector<Tensor> dw;
+      for (int64_t n : rows) {
+        hq.push_back(make_quant_weight(dtype, n, k, Symmetry::Symmetric, rng_));
+        dw.push_back(be().upload(hq.back().tensor));
+      }
+      Buffer dx = device(random_vector(size_t(m * k), rng_));
+      std::vector<Buffer> bias, together, apart;
+      for (size_t p = 0; p < rows.size(); ++p) {
+        bias.push_back(device(random_vector(size_t(rows[p]), rng_)));
+        together.push_back(poisoned(size_t(m * rows[p])));
+        apart.push_back(poisoned(size_t(m * rows[p])));
+        be().matmul(dx.data(), m, k, dw[p], p == 1 ? nullptr : bias[p].data(), apart[p].data());
+      }
+      be().matmul_same_input(dx.data(), m, k,
+                             {{&dw[0], bias[0].data(), together[0].data()},
+                              {&dw[1], nullptr, together[1].data()},
+                              {&dw[2], bias[2].data(), together[2].data()}});
+      for (size_t p = 0; p < rows.size(); ++p)
+        EXPECT_EQ(host(together[p].data(), size_t(m * rows[p])), host(apart[p].data(), size_t(m * rows[p])))
+            << dtype_name(dtype) << " m=" << m << " part " << p;
+    }
+}
+
 TEST_F(CudaOps, QuantizedMatmul) {
   // k = 300 and 1000: not whole blocks (padded rows); 4100: two x chunks at m = 8 in the fp32
   // GEMV (F8, Q8A8); 13000: three chunks at m = 8 in the int8 GEMV.

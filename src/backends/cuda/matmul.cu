@@ -559,8 +559,9 @@ void MatmulEngine::run_quantized(const float* x, int64_t m, int64_t k, const Ten
     x = xq;
   }
   if (m <= 8 && has_int8_activation_gemv(w.dtype)) {
+    const Int8GemvTarget target{&w, bias, y};
     void* codes = x_int8_.get(int8_activation_bytes(int(m), w));
-    return quant_gemv_int8(x, int(m), int(k), w, bias, y, sm_count_, codes, stream_);
+    return quant_gemv_int8(x, int(m), int(k), &target, 1, sm_count_, codes, stream_);
   }
   if (m <= 8) return quant_gemv(x, int(m), int(k), w, bias, y, sm_count_, stream_);
   auto* dense_w = static_cast<uint16_t*>(w_bf16_.get(size_t(n) * size_t(k) * sizeof(uint16_t)));
@@ -595,11 +596,25 @@ void MatmulEngine::gemv_rows(const float* x, int64_t m, int64_t k, const Tensor&
 
 bool MatmulEngine::run_stacked(const float* x, int64_t m, int64_t k, const StackedOutput* outs,
                                int count) {
-  // One GEMV over the union when the matrices lie back to back in one plain-dtype allocation
-  // (CudaBackend::place_adjacent); larger m (cuBLASLt) would need strided outputs.
   if (m < 1 || m > 8 || count < 2 || count > GemvOutputs::kMax) return false;
   const Tensor& first = *outs[0].w;
-  if (first.device != Device::CUDA || is_block_dtype(first.dtype)) return false;
+  if (first.device != Device::CUDA) return false;
+  if (is_block_dtype(first.dtype)) {
+    // The int8-activation GEMV formats: x quantized once, then one GEMV per matrix.
+    if (!has_int8_activation_gemv(first.dtype)) return false;
+    Int8GemvTarget targets[GemvOutputs::kMax];
+    for (int p = 0; p < count; ++p) {
+      const Tensor& w = *outs[p].w;
+      if (w.dtype != first.dtype || w.device != Device::CUDA || w.rank() != 2 || w.dim(1) != k) return false;
+      check_quant_weight(w, k);
+      targets[p] = {&w, outs[p].bias, outs[p].y};
+    }
+    void* codes = x_int8_.get(int8_activation_bytes(int(m), first));
+    quant_gemv_int8(x, int(m), int(k), targets, count, sm_count_, codes, stream_);
+    return true;
+  }
+  // Plain dtypes: one GEMV over the union when the matrices lie back to back in one allocation
+  // (CudaBackend::place_adjacent); larger m (cuBLASLt) would need strided outputs.
   GemvOutputs out;
   const auto* next = static_cast<const uint8_t*>(first.data);
   for (int p = 0; p < count; ++p) {

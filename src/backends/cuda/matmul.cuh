@@ -34,8 +34,10 @@ class MatmulEngine {
   MatmulEngine& operator=(const MatmulEngine&) = delete;
 
   void run(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
-  // Several matrices of one x (q/k/v, gate/up) that lie back to back in device memory, in order,
-  // as one GEMV pass (m <= 8, F32/F16/BF16 weights); false (nothing enqueued) otherwise.
+  // Several matrices of one x (q/k/v, gate/up) at m <= 8, fewer launches than one run() each:
+  // F32/F16/BF16 matrices that lie back to back in device memory, in order, as one GEMV pass;
+  // Q8/Q4/NF4/LOG4 matrices of one dtype with x quantized once for all. False (nothing
+  // enqueued) otherwise.
   struct StackedOutput {
     const Tensor* w;
     const float* bias;

@@ -389,15 +389,24 @@ void launch_gemv(const ActCodes& act, int m, const Tensor& w, const float* bias,
 }
 
 template <Codes F>
-void run_codes(const float* x, int m, int k, const Tensor& w, const float* bias, float* y, int sm_count,
+void run_codes(const float* x, int m, int k, const Int8GemvTarget* targets, int count, int sm_count,
                const ActCodes& act, cudaStream_t stream) {
   const int64_t blocks = int64_t(m) * (act.ld / kBlock);
   quantize_x_kernel<F><<<grid_for(blocks, kQuantizeThreads / 32, 1024), kQuantizeThreads, 0, stream>>>(x, m, k, act);
   BRISK_CUDA_LAUNCH_CHECK();
-  if (m == 1) return launch_gemv<F, 1>(act, m, w, bias, y, sm_count, stream);
-  if (m == 2) return launch_gemv<F, 2>(act, m, w, bias, y, sm_count, stream);
-  if (m <= 4) return launch_gemv<F, 4>(act, m, w, bias, y, sm_count, stream);
-  return launch_gemv<F, 8>(act, m, w, bias, y, sm_count, stream);
+  for (int t = 0; t < count; ++t) {
+    const Tensor& w = *targets[t].w;
+    const float* bias = targets[t].bias;
+    float* y = targets[t].y;
+    if (m == 1)
+      launch_gemv<F, 1>(act, m, w, bias, y, sm_count, stream);
+    else if (m == 2)
+      launch_gemv<F, 2>(act, m, w, bias, y, sm_count, stream);
+    else if (m <= 4)
+      launch_gemv<F, 4>(act, m, w, bias, y, sm_count, stream);
+    else
+      launch_gemv<F, 8>(act, m, w, bias, y, sm_count, stream);
+  }
 }
 
 }  // namespace
@@ -411,17 +420,22 @@ size_t int8_activation_bytes(int m, const Tensor& w) {
   return size_t(m) * size_t(ld) + size_t(m) * size_t(ld / kBlock) * sizeof(float2);
 }
 
-void quant_gemv_int8(const float* x, int m, int k, const Tensor& w, const float* bias, float* y, int sm_count,
+void quant_gemv_int8(const float* x, int m, int k, const Int8GemvTarget* targets, int count, int sm_count,
                      void* scratch, cudaStream_t stream) {
   BRISK_CHECK(m >= 1 && m <= 8, "quant_gemv_int8: m must be in 1..8");
+  BRISK_CHECK(count >= 1, "quant_gemv_int8: no weights");
+  const Tensor& w = *targets[0].w;
+  for (int t = 1; t < count; ++t)
+    BRISK_CHECK(targets[t].w->dtype == w.dtype && targets[t].w->dim(1) == w.dim(1),
+                "quant_gemv_int8: weights sharing x must share dtype and k");
   const int64_t ld = quant_device_layout(w.dtype, w.dim(0), w.dim(1)).padded_k;
   auto* base = static_cast<int8_t*>(scratch);
   const ActCodes act{base, reinterpret_cast<float2*>(base + size_t(m) * size_t(ld)), ld};
   switch (w.dtype) {
-    case DType::Q8: return run_codes<Codes::Int8>(x, m, k, w, bias, y, sm_count, act, stream);
-    case DType::Q4: return run_codes<Codes::Int4>(x, m, k, w, bias, y, sm_count, act, stream);
+    case DType::Q8: return run_codes<Codes::Int8>(x, m, k, targets, count, sm_count, act, stream);
+    case DType::Q4: return run_codes<Codes::Int4>(x, m, k, targets, count, sm_count, act, stream);
     case DType::NF4:
-    case DType::LOG4: return run_codes<Codes::Codebook4>(x, m, k, w, bias, y, sm_count, act, stream);
+    case DType::LOG4: return run_codes<Codes::Codebook4>(x, m, k, targets, count, sm_count, act, stream);
     default: BRISK_CHECK(false, "quant_gemv_int8: " + std::string(dtype_name(w.dtype)) + " has no int8 GEMV");
   }
 }
