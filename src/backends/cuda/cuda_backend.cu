@@ -258,16 +258,7 @@ void CudaBackend::matmul(const float* x, int64_t m, int64_t k, const Tensor& w, 
 void CudaBackend::matmul_same_input(const float* x, int64_t m, int64_t k,
                                     std::initializer_list<MatmulOutput> outs) {
   activate();
-  cuda::MatmulEngine::StackedOutput stacked[cuda::GemvOutputs::kMax];
-  int count = 0;
-  for (const MatmulOutput& o : outs) {
-    if (count == cuda::GemvOutputs::kMax) {
-      count = 0;  // more matrices than one pass takes
-      break;
-    }
-    stacked[count++] = {o.w, o.bias, o.y};
-  }
-  if (count > 0 && matmul_->run_stacked(x, m, k, stacked, count)) return;
+  if (matmul_->run_same_input(x, m, k, outs)) return;
   for (const MatmulOutput& o : outs) matmul_->run(x, m, k, *o.w, o.bias, o.y);
 }
 

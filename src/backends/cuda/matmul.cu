@@ -82,9 +82,8 @@ __device__ __forceinline__ void unpack(const uint4& v, const float*, float* f) {
 template <int M>
 struct GemvShape {
   static constexpr int R = M >= 8 ? 4 : 2;  // rows per warp: each x value reused R times
-  // 16-byte loads in flight per lane, R * U: 16 at m = 1 (a warp's rows then take half as many
-  // dependent DRAM round trips, which is what bounds the 4096-row matrices), 8 otherwise (x's
-  // registers).
+  // 16-byte loads in flight per lane, R * U: 16 at m = 1 (two rows per warp; no loss measured,
+  // bench/notes-cuda.md item 16), 8 otherwise (x's registers).
   static constexpr int U = M == 1 ? 8 : 8 / R;
   static constexpr int CH = kGemvXFloats / M;  // x chunk per row: a multiple of 8
 };
@@ -123,6 +122,9 @@ __device__ __forceinline__ void fma_x(const float* xp, int lane, const float (&w
   }
 }
 
+// Copies x[0:M, c0:c0+len] into xs[M][CH] (rows past m as zeros), T = float4 when x rows are
+// 16-byte aligned. All of a thread's loads are issued before its first store: a load-store loop
+// would pay one L2 round trip per iteration, which cost ~6 us per call (measured).
 template <int M, class T>
 __device__ __forceinline__ void stage_x(const float* __restrict__ x, int m, int k, int c0, int len,
                                         float* xs) {
@@ -594,20 +596,22 @@ void MatmulEngine::gemv_rows(const float* x, int64_t m, int64_t k, const Tensor&
   }
 }
 
-bool MatmulEngine::run_stacked(const float* x, int64_t m, int64_t k, const StackedOutput* outs,
-                               int count) {
+bool MatmulEngine::run_same_input(const float* x, int64_t m, int64_t k,
+                               std::initializer_list<Backend::MatmulOutput> outs) {
+  const int count = int(outs.size());
   if (m < 1 || m > 8 || count < 2 || count > GemvOutputs::kMax) return false;
-  const Tensor& first = *outs[0].w;
+  const Backend::MatmulOutput* part = outs.begin();
+  const Tensor& first = *part[0].w;
   if (first.device != Device::CUDA) return false;
   if (is_block_dtype(first.dtype)) {
     // The int8-activation GEMV formats: x quantized once, then one GEMV per matrix.
     if (!has_int8_activation_gemv(first.dtype)) return false;
     Int8GemvTarget targets[GemvOutputs::kMax];
     for (int p = 0; p < count; ++p) {
-      const Tensor& w = *outs[p].w;
+      const Tensor& w = *part[p].w;
       if (w.dtype != first.dtype || w.device != Device::CUDA || w.rank() != 2 || w.dim(1) != k) return false;
       check_quant_weight(w, k);
-      targets[p] = {&w, outs[p].bias, outs[p].y};
+      targets[p] = {&w, part[p].bias, part[p].y};
     }
     void* codes = x_int8_.get(int8_activation_bytes(int(m), first));
     quant_gemv_int8(x, int(m), int(k), targets, count, sm_count_, codes, stream_);
@@ -618,11 +622,11 @@ bool MatmulEngine::run_stacked(const float* x, int64_t m, int64_t k, const Stack
   GemvOutputs out;
   const auto* next = static_cast<const uint8_t*>(first.data);
   for (int p = 0; p < count; ++p) {
-    const Tensor& w = *outs[p].w;
+    const Tensor& w = *part[p].w;
     if (w.dtype != first.dtype || w.rank() != 2 || w.dim(1) != k || w.data != next) return false;
     next += w.nbytes();
-    out.y[p] = outs[p].y;
-    out.bias[p] = outs[p].bias;
+    out.y[p] = part[p].y;
+    out.bias[p] = part[p].bias;
     out.end[p] = (p > 0 ? out.end[p - 1] : 0) + w.dim(0);
   }
   out.count = count;

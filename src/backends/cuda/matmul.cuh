@@ -23,6 +23,7 @@
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/gemv_common.cuh"
 #include "core/tensor.h"
+#include "ops/backend.h"
 
 namespace brisk::cuda {
 
@@ -38,12 +39,7 @@ class MatmulEngine {
   // F32/F16/BF16 matrices that lie back to back in device memory, in order, as one GEMV pass;
   // Q8/Q4/NF4/LOG4 matrices of one dtype with x quantized once for all. False (nothing
   // enqueued) otherwise.
-  struct StackedOutput {
-    const Tensor* w;
-    const float* bias;
-    float* y;
-  };
-  bool run_stacked(const float* x, int64_t m, int64_t k, const StackedOutput* outs, int count);
+  bool run_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<Backend::MatmulOutput> outs);
 
   // Exposed for tests and benchmarks: force one path regardless of m.
   void gemv(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
