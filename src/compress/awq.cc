@@ -93,20 +93,24 @@ std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t 
     for (int64_t c = 0; c < cols; ++c)
       dq[size_t(r * cols + c)] = w[r * cols + c] - grids[size_t(r * groups + c / width)].round_trip(w[r * cols + c], spec.max_code());
   std::vector<float> hg(size_t(width * width)), hrows(size_t(width * cols)), trial(size_t(rows * width));
-  std::vector<float> y(size_t(rows * width)), cross(size_t(rows * width));
+  std::vector<float> y(size_t(rows * width)), cross(size_t(rows * width), 0.0f);
   std::vector<std::pair<float, float>> range(static_cast<size_t>(rows));
+  // Cross-group terms for asymmetric grids only, see awq.h.
+  const bool cross_terms = spec.symmetry == Symmetry::Asymmetric;
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t c0 = g * width;
     for (int64_t i = 0; i < width; ++i)
       for (int64_t j = 0; j < width; ++j) hg[size_t(i * width + j)] = h[size_t((c0 + i) * cols + c0 + j)];
     // The row error's part that depends on group g: dq_g Hgg dq_g^T + 2 dq_g . cross_g, where
     // cross_g = H[g, others] dq_others (the other groups held at their current grids).
-    std::copy(h.begin() + c0 * cols, h.begin() + (c0 + width) * cols, hrows.begin());
-    matmul_host(backend, dq.data(), rows, cols, hrows.data(), width, cross.data());
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy(dq.begin() + r * cols + c0, dq.begin() + r * cols + c0 + width, trial.begin() + r * width);
-    matmul_host(backend, trial.data(), rows, width, hg.data(), width, y.data());
-    for (size_t i = 0; i < cross.size(); ++i) cross[i] -= y[i];
+    if (cross_terms) {
+      std::copy(h.begin() + c0 * cols, h.begin() + (c0 + width) * cols, hrows.begin());
+      matmul_host(backend, dq.data(), rows, cols, hrows.data(), width, cross.data());
+      for (int64_t r = 0; r < rows; ++r)
+        std::copy(dq.begin() + r * cols + c0, dq.begin() + r * cols + c0 + width, trial.begin() + r * width);
+      matmul_host(backend, trial.data(), rows, width, hg.data(), width, y.data());
+      for (size_t i = 0; i < cross.size(); ++i) cross[i] -= y[i];
+    }
     for (int64_t r = 0; r < rows; ++r) range[size_t(r)] = value_range(w + r * cols + c0, width, 1);
     auto grid = [&](int64_t r, Shrink s) { return fit_grid(range[size_t(r)].first, range[size_t(r)].second, spec, s); };
     const std::vector<Shrink> best =

@@ -18,11 +18,15 @@
 //    o_proj columns of heads sharing a v head share one scale; their mean|x| is averaged), the
 //    up_proj rows for down_proj (silu(gate) * up is linear in up).
 //  - Clipping search ("auto_clip"): per output row and group, the range is shrunk (both ends, then
-//    each end of an asymmetric grid alone, grid_search.h) to minimise the row's whole output
-//    error: groups are visited in order with the others held at their current grids, so the
-//    cross-group terms of H count (a consistent bias of clipped groups adds up across a row,
-//    which the group's own block of H does not see). Every matrix is clipped, q_proj and k_proj
-//    too (the reference skips them; on sotu-llama clipping them lowered perplexity).
+//    each end of an asymmetric grid alone, grid_search.h) to minimise the row's output error.
+//    Asymmetric grids: the whole row's, groups visited in order with the others held at their
+//    current grids, so the cross-group terms of H count (clipping one end biases a group, and
+//    biases add up across a row through the activations' means, which the group's own block of
+//    H does not see). Symmetric grids (one absmax shrink, no bias): the group's own block only.
+//    Measured on sotu-llama w4 g128 (whole sotu-test, 16k calibration tokens): cross terms took
+//    asym from 9% to 44% of RTN's perplexity gap closed but sym from 60% down to 42%.
+//    Every matrix is clipped, q_proj and k_proj too (the reference skips them; on sotu-llama
+//    clipping them lowered perplexity in both symmetries).
 //  - Statistics come from one pass of the fp32 model; all groups' scales are searched on the
 //    original weights, then folded, then every matrix is quantized.
 #pragma once
