@@ -114,7 +114,7 @@ std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t 
     for (int64_t r = 0; r < rows; ++r) range[size_t(r)] = value_range(w + r * cols + c0, width, 1);
     auto grid = [&](int64_t r, Shrink s) { return fit_grid(range[size_t(r)].first, range[size_t(r)].second, spec, s); };
     const std::vector<Shrink> best =
-        search_shrinks(rows, spec, options.clip, [&](const std::vector<Shrink>& shrinks, std::vector<double>& error) {
+        search_shrinks(rows, spec, options.clip(spec), [&](const std::vector<Shrink>& shrinks, std::vector<double>& error) {
           for (int64_t r = 0; r < rows; ++r) {
             const float* wr = w + r * cols + c0;
             const GridStep step = grid(r, shrinks[size_t(r)]);
