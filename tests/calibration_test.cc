@@ -73,6 +73,70 @@ TEST(Grid, AsymmetricKeepsZeroExactAndSymmetricIsCentred) {
   EXPECT_NEAR(s.round_trip(-0.9f, 15), -0.9f, 1e-3);
 }
 
+// The range search never does worse than the full range on its own objective, and clips what
+// matters little: an outlier at one end of an asymmetric group, that end much more than the other.
+TEST(GridSearch, NeverWorseThanFullRangeAndClipsAnUnimportantOutlier) {
+  std::mt19937 rng(11);
+  const int64_t rows = 16, n = 128;
+  std::vector<float> w = normal(size_t(rows * n), rng), importance = normal(size_t(n), rng);
+  for (float& v : importance) v = std::fabs(v);
+  for (Symmetry symmetry : {Symmetry::Asymmetric, Symmetry::Symmetric}) {
+    const QuantSpec spec{4, n, symmetry};
+    const std::vector<GridStep> grids = search_grids(w.data(), rows, n, n, importance.data(), spec, {});
+    double searched = 0, full = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* wr = w.data() + r * n;
+      const double e = weighted_grid_error(wr, n, importance.data(), grids[size_t(r)], spec.max_code());
+      const double e_full = weighted_grid_error(wr, n, importance.data(), fit_grid(wr, n, 1, spec), spec.max_code());
+      EXPECT_LE(e, e_full) << "row " << r;
+      searched += e;
+      full += e_full;
+      EXPECT_EQ(stored_scale(grids[size_t(r)].scale), grids[size_t(r)].scale);
+    }
+    EXPECT_LT(searched, full) << (symmetry == Symmetry::Symmetric ? "sym" : "asym");
+  }
+  // Values spread evenly over [-1, 1] and one at 1.6 that hardly counts.
+  std::vector<float> v(static_cast<size_t>(n)), weight(static_cast<size_t>(n), 1.0f);
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = -1.0f + 2.0f * float(i) / float(n - 1);
+  v[7] = 1.6f;
+  weight[7] = 0.01f;
+  const QuantSpec asym{4, n, Symmetry::Asymmetric};
+  const std::vector<Shrink> shrinks = search_shrinks(1, asym, {}, [&](const std::vector<Shrink>& s, std::vector<double>& e) {
+    e[0] = weighted_grid_error(v.data(), n, weight.data(), fit_grid(v.data(), n, 1, asym, s[0]), asym.max_code());
+  });
+  EXPECT_LE(shrinks[0].hi, 0.7f);  // about 1 / 1.6
+  EXPECT_GT(shrinks[0].lo, 0.9f);
+}
+
+// AWQ's clipping search lowers the output error ||X W^T - X Q^T||^2 below RTN's. Asymmetric grids
+// count the cross-group terms (a coordinate descent from RTN's grids over each row's groups), so
+// no row ends above RTN; symmetric grids judge each group by its own block of H.
+TEST(AwqClip, LowerOutputErrorThanRtn) {
+  std::mt19937 rng(13);
+  const int64_t rows = 32, cols = 256, n = 2048;
+  const std::vector<float> w = normal(size_t(rows * cols), rng);
+  std::vector<float> x = correlated_inputs(n, cols, rng);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t i = 0; i < cols; i += 3) x[size_t(r * cols + i)] += 2.0f;  // channels with a mean
+  const std::vector<float> h = to_float(gram(x, n, cols));
+  CpuBackend cpu(2);
+  for (Symmetry symmetry : {Symmetry::Asymmetric, Symmetry::Symmetric}) {
+    const QuantSpec spec{4, 64, symmetry};
+    const QuantizedMatrix rtn = quantize_rtn(w.data(), rows, cols, spec);
+    const QuantizedMatrix clipped = awq_quantize_matrix(cpu, w.data(), rows, cols, h, spec, AwqOptions{});
+    expect_layout_consistent(clipped);
+    const double e_rtn = output_error(cpu, w.data(), rtn.dequantized.data(), rows, cols, h);
+    const double e_clip = output_error(cpu, w.data(), clipped.dequantized.data(), rows, cols, h);
+    EXPECT_LT(e_clip, 0.9 * e_rtn) << (symmetry == Symmetry::Symmetric ? "sym" : "asym");
+    if (symmetry == Symmetry::Symmetric) continue;
+    for (int64_t r = 0; r < rows; ++r) {
+      const double row_rtn = output_error(cpu, w.data() + r * cols, rtn.dequantized.data() + r * cols, 1, cols, h);
+      const double row_clip = output_error(cpu, w.data() + r * cols, clipped.dequantized.data() + r * cols, 1, cols, h);
+      EXPECT_LE(row_clip, row_rtn * (1 + 1e-4)) << "row " << r;
+    }
+  }
+}
+
 struct GptqCase {
   Symmetry symmetry;
   ActOrder act_order;

@@ -9,12 +9,6 @@ namespace brisk::calib {
 
 namespace {
 
-// The reference implementation does not clip q/k: their error is judged through attention scores.
-bool skip_clip(const std::string& name) {
-  return name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos ||
-         name.find("c_attn") != std::string::npos;
-}
-
 // mean|x| per producer channel (channels mapped together averaged).
 std::vector<double> channel_activity(const ScaleGroup& group, const InputStats& input) {
   const int64_t k = input.width, n = group.channels(k);
@@ -63,6 +57,7 @@ AwqScales awq_search_scales(Backend& backend, FloatWeights& weights, const Scale
     const float alpha = float(a) / float(std::max(options.grid, 1));
     std::vector<float> s = scales_for(activity, alpha);
     const std::vector<float> full = expand_scales(group, s, k);
+    const std::vector<float> h_scaled = scaled_hessian(input.xtx, full, k);
     double error = 0;
     for (const std::string& name : group.consumers) {
       const std::vector<float>& w = weights.at(name);
@@ -70,7 +65,7 @@ AwqScales awq_search_scales(Backend& backend, FloatWeights& weights, const Scale
       scaled.resize(w.size());
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t i = 0; i < k; ++i) scaled[size_t(r * k + i)] = w[size_t(r * k + i)] * full[size_t(i)];
-      QuantizedMatrix q = quantize_rtn(scaled.data(), rows, k, spec);
+      QuantizedMatrix q = awq_quantize_matrix(backend, scaled.data(), rows, k, h_scaled, spec, options);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t i = 0; i < k; ++i) q.dequantized[size_t(r * k + i)] /= full[size_t(i)];
       error += output_error(backend, w.data(), q.dequantized.data(), rows, k, h);
@@ -85,38 +80,71 @@ AwqScales awq_search_scales(Backend& backend, FloatWeights& weights, const Scale
   return best;
 }
 
-std::vector<float> awq_search_clip(Backend& backend, const float* w, int64_t rows, int64_t cols,
-                                   const std::vector<float>& h, const QuantSpec& spec,
-                                   const AwqOptions& options) {
+std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t rows, int64_t cols,
+                                      const std::vector<float>& h, const QuantSpec& spec,
+                                      const AwqOptions& options) {
   const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
-  std::vector<float> clip(size_t(rows * groups), 1.0f);
-  std::vector<double> best(size_t(rows * groups), std::numeric_limits<double>::infinity());
-  std::vector<float> hg(size_t(width * width)), dq(size_t(rows * width)), y(size_t(rows * width));
-  const int steps = std::max(options.clip_grid, 1);
+  // Start from RTN's grids; dq = w - q over the whole row, kept current as groups change.
+  std::vector<GridStep> grids(size_t(rows * groups));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g) grids[size_t(r * groups + g)] = fit_grid(w + r * cols + g * width, width, 1, spec);
+  std::vector<float> dq(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      dq[size_t(r * cols + c)] = w[r * cols + c] - grids[size_t(r * groups + c / width)].round_trip(w[r * cols + c], spec.max_code());
+  std::vector<float> hg(size_t(width * width)), hrows(size_t(width * cols)), trial(size_t(rows * width));
+  std::vector<float> y(size_t(rows * width)), cross(size_t(rows * width), 0.0f);
+  std::vector<std::pair<float, float>> range(static_cast<size_t>(rows));
+  // Cross-group terms for asymmetric grids only, see awq.h.
+  const bool cross_terms = spec.symmetry == Symmetry::Asymmetric;
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t c0 = g * width;
     for (int64_t i = 0; i < width; ++i)
       for (int64_t j = 0; j < width; ++j) hg[size_t(i * width + j)] = h[size_t((c0 + i) * cols + c0 + j)];
-    for (int t = 0; t < steps; ++t) {
-      const float ratio = 1.0f - options.max_shrink * float(t) / float(steps);
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* wr = w + r * cols + c0;
-        const GridStep step = fit_grid(wr, width, 1, spec, ratio);
-        for (int64_t i = 0; i < width; ++i)
-          dq[size_t(r * width + i)] = wr[i] - step.round_trip(wr[i], spec.max_code());
-      }
-      matmul_host(backend, dq.data(), rows, width, hg.data(), width, y.data());
-      for (int64_t r = 0; r < rows; ++r) {
-        double e = 0;
-        for (int64_t i = 0; i < width; ++i) e += double(dq[size_t(r * width + i)]) * double(y[size_t(r * width + i)]);
-        if (e < best[size_t(r * groups + g)]) {
-          best[size_t(r * groups + g)] = e;
-          clip[size_t(r * groups + g)] = ratio;
-        }
-      }
+    // The row error's part that depends on group g: dq_g Hgg dq_g^T + 2 dq_g . cross_g, where
+    // cross_g = H[g, others] dq_others (the other groups held at their current grids).
+    if (cross_terms) {
+      std::copy(h.begin() + c0 * cols, h.begin() + (c0 + width) * cols, hrows.begin());
+      matmul_host(backend, dq.data(), rows, cols, hrows.data(), width, cross.data());
+      for (int64_t r = 0; r < rows; ++r)
+        std::copy(dq.begin() + r * cols + c0, dq.begin() + r * cols + c0 + width, trial.begin() + r * width);
+      matmul_host(backend, trial.data(), rows, width, hg.data(), width, y.data());
+      for (size_t i = 0; i < cross.size(); ++i) cross[i] -= y[i];
+    }
+    for (int64_t r = 0; r < rows; ++r) range[size_t(r)] = value_range(w + r * cols + c0, width, 1);
+    auto grid = [&](int64_t r, Shrink s) { return fit_grid(range[size_t(r)].first, range[size_t(r)].second, spec, s); };
+    const std::vector<Shrink> best =
+        search_shrinks(rows, spec, options.clip(spec), [&](const std::vector<Shrink>& shrinks, std::vector<double>& error) {
+          for (int64_t r = 0; r < rows; ++r) {
+            const float* wr = w + r * cols + c0;
+            const GridStep step = grid(r, shrinks[size_t(r)]);
+            for (int64_t i = 0; i < width; ++i)
+              trial[size_t(r * width + i)] = wr[i] - step.round_trip(wr[i], spec.max_code());
+          }
+          matmul_host(backend, trial.data(), rows, width, hg.data(), width, y.data());
+          for (int64_t r = 0; r < rows; ++r) {
+            double e = 0;
+            for (int64_t i = 0; i < width; ++i) {
+              const size_t at = size_t(r * width + i);
+              e += double(trial[at]) * (double(y[at]) + 2.0 * double(cross[at]));
+            }
+            error[size_t(r)] = e;
+          }
+        });
+    for (int64_t r = 0; r < rows; ++r) {
+      const GridStep step = grid(r, best[size_t(r)]);
+      grids[size_t(r * groups + g)] = step;
+      for (int64_t i = 0; i < width; ++i)
+        dq[size_t(r * cols + c0 + i)] = w[r * cols + c0 + i] - step.round_trip(w[r * cols + c0 + i], spec.max_code());
     }
   }
-  return clip;
+  return grids;
+}
+
+QuantizedMatrix awq_quantize_matrix(Backend& backend, const float* w, int64_t rows, int64_t cols,
+                                    const std::vector<float>& h, const QuantSpec& spec, const AwqOptions& options) {
+  if (options.clip_search == ClipSearch::Off) return quantize_rtn(w, rows, cols, spec);
+  return quantize_on_grids(w, rows, cols, spec, awq_search_clip(backend, w, rows, cols, h, spec, options));
 }
 
 Result<AwqResult> awq_quantize(Backend& backend, FloatWeights& weights, const ModelConfig& config,
@@ -144,10 +172,8 @@ Result<AwqResult> awq_quantize(Backend& backend, FloatWeights& weights, const Mo
     auto it = input_scale.find(name);
     const std::vector<float> s = it != input_scale.end() ? it->second : std::vector<float>(size_t(cols), 1.0f);
     std::vector<float>& w = weights.at(name);
-    std::vector<float> clip;
-    if (options.clip == ClipSearch::On && !skip_clip(name))
-      clip = awq_search_clip(backend, w.data(), rows, cols, scaled_hessian(input->xtx, s, cols), spec, options);
-    QuantizedMatrix q = quantize_rtn(w.data(), rows, cols, spec, clip.empty() ? nullptr : clip.data());
+    QuantizedMatrix q =
+        awq_quantize_matrix(backend, w.data(), rows, cols, scaled_hessian(input->xtx, s, cols), spec, options);
     std::copy(q.dequantized.begin(), q.dequantized.end(), w.begin());  // the model may point at w
     result.matrices[name] = std::move(q);
   }

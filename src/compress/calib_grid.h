@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/dtype.h"
@@ -55,20 +56,26 @@ struct GridStep {
 
 inline float stored_scale(float scale) { return f16_to_f32(f32_to_f16(scale)); }
 
+// How far a grid's range is shrunk from the group's extremes, per end, in (0, 1]: clipping the
+// few largest weights buys a finer step for all the others (the searches in grid_search.h).
+// Symmetric grids have one absmax and use `hi` only.
+struct Shrink {
+  float lo = 1.0f, hi = 1.0f;
+};
+
 // The grid for the values lo..hi (the group's min and max, or -absmax..absmax for symmetric).
-// clip in (0, 1] shrinks the range (AWQ's clipping search).
-inline GridStep fit_grid(float lo, float hi, const QuantSpec& spec, float clip = 1.0f) {
+inline GridStep fit_grid(float lo, float hi, const QuantSpec& spec, Shrink shrink = {}) {
   GridStep g;
   const int max_code = spec.max_code();
   if (spec.symmetry == Symmetry::Symmetric) {
-    const float absmax = std::max(std::fabs(lo), std::fabs(hi)) * clip;
+    const float absmax = std::max(std::fabs(lo), std::fabs(hi)) * shrink.hi;
     g.zero = float(1 << (spec.bits - 1));
     g.scale = stored_scale(absmax / float((1 << (spec.bits - 1)) - 1));
     if (!(g.scale > 0)) g.scale = 1.0f;  // an all-zero group (or below fp16's smallest step)
     return g;
   }
-  lo = std::min(lo, 0.0f) * clip;
-  hi = std::max(hi, 0.0f) * clip;
+  lo = std::min(lo, 0.0f) * shrink.lo;
+  hi = std::max(hi, 0.0f) * shrink.hi;
   if (hi - lo <= 0) return GridStep{1.0f, 0.0f};  // an all-zero group: any scale is exact
   g.scale = stored_scale((hi - lo) / float(max_code));
   if (g.scale == 0) return GridStep{1.0f, 0.0f};  // a range below fp16's smallest step
@@ -76,15 +83,20 @@ inline GridStep fit_grid(float lo, float hi, const QuantSpec& spec, float clip =
   return g;
 }
 
-// The grid of n values spaced `stride` apart.
-inline GridStep fit_grid(const float* w, int64_t n, int64_t stride, const QuantSpec& spec,
-                         float clip = 1.0f) {
+// The extremes of n values spaced `stride` apart.
+inline std::pair<float, float> value_range(const float* w, int64_t n, int64_t stride) {
   float lo = w[0], hi = w[0];
   for (int64_t i = 1; i < n; ++i) {
     lo = std::min(lo, w[i * stride]);
     hi = std::max(hi, w[i * stride]);
   }
-  return fit_grid(lo, hi, spec, clip);
+  return {lo, hi};
+}
+
+// The grid of n values spaced `stride` apart.
+inline GridStep fit_grid(const float* w, int64_t n, int64_t stride, const QuantSpec& spec, Shrink shrink = {}) {
+  const auto [lo, hi] = value_range(w, n, stride);
+  return fit_grid(lo, hi, spec, shrink);
 }
 
 // A quantized weight matrix W [rows = out, cols = in] in original column order.
@@ -115,15 +127,15 @@ inline Status check_spec(const QuantSpec& spec, int64_t cols, const std::string&
   return ok_status();
 }
 
-// Round-to-nearest in the same layout: the baseline the calibrated methods are measured against.
-// clip, if given, is [rows, groups] range-shrink factors (AWQ's clipping search).
-inline QuantizedMatrix quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
-                                    const float* clip = nullptr) {
+// Codes for w [rows, cols] on given grids [rows, groups].
+inline QuantizedMatrix quantize_on_grids(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
+                                         const std::vector<GridStep>& grids) {
   QuantizedMatrix q;
   q.rows = rows;
   q.cols = cols;
   q.spec = spec;
   const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
+  BRISK_CHECK(int64_t(grids.size()) == rows * groups, "quantize_on_grids: one grid per row and group");
   q.codes.resize(size_t(rows * cols));
   q.dequantized.resize(size_t(rows * cols));
   q.scales.resize(size_t(rows * groups));
@@ -132,7 +144,7 @@ inline QuantizedMatrix quantize_rtn(const float* w, int64_t rows, int64_t cols, 
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t c0 = g * width, n = std::min(width, cols - c0);
       const size_t at = size_t(r * cols + c0);
-      const GridStep step = fit_grid(w + at, n, 1, spec, clip ? clip[r * groups + g] : 1.0f);
+      const GridStep& step = grids[size_t(r * groups + g)];
       q.scales[size_t(r * groups + g)] = step.scale;
       q.zeros[size_t(r * groups + g)] = step.zero;
       for (int64_t c = 0; c < n; ++c) {
@@ -142,6 +154,17 @@ inline QuantizedMatrix quantize_rtn(const float* w, int64_t rows, int64_t cols, 
       }
     }
   return q;
+}
+
+// Round-to-nearest in the same layout (min/max or absmax grids, no search): the baseline the
+// calibrated methods are measured against.
+inline QuantizedMatrix quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
+  const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
+  std::vector<GridStep> grids(size_t(rows * groups));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g)
+      grids[size_t(r * groups + g)] = fit_grid(w + r * cols + g * width, std::min(width, cols - g * width), 1, spec);
+  return quantize_on_grids(w, rows, cols, spec, grids);
 }
 
 }  // namespace brisk::calib

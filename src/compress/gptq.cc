@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "compress/calib_linalg.h"
+#include "compress/grid_search.h"
 
 namespace brisk::calib {
 
@@ -78,14 +79,26 @@ Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const s
   q.scales.resize(size_t(rows * groups));
   q.zeros.resize(size_t(rows * groups));
   if (act_order && !static_grids) q.group_index.resize(size_t(cols));
+  // What a column's rounding error costs once the columns after it have compensated: e^2 / U_jj^2
+  // (the quantity GPTQ's own updates minimise), by original column. Grids are searched with it.
+  std::vector<float> cost(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) {
+    const float d = u[size_t(j * cols + j)];
+    cost[size_t(order[size_t(j)])] = 1.0f / (d * d);
+  }
+  auto set_grids = [&](const float* w0, int64_t n, const float* importance, int64_t group) {
+    const std::vector<GridStep> found = search_grids(w0, rows, n, cols, importance, spec, options.grid);
+    for (int64_t r = 0; r < rows; ++r) {
+      const GridStep& step = found[size_t(r)];
+      q.scales[size_t(r * groups + group)] = step.scale;
+      q.zeros[size_t(r * groups + group)] = step.zero;
+    }
+  };
   // Static grids: fitted to the original weights in their contiguous groups, before any update.
   if (static_grids)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0; g < groups; ++g) {
-        const GridStep step = fit_grid(original.data() + r * cols + g * width, width, 1, spec);
-        q.scales[size_t(r * groups + g)] = step.scale;
-        q.zeros[size_t(r * groups + g)] = step.zero;
-      }
+    for (int64_t g = 0; g < groups; ++g) set_grids(original.data() + g * width, width, cost.data() + g * width, g);
+  std::vector<float> visiting_cost(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) visiting_cost[size_t(j)] = cost[size_t(order[size_t(j)])];
 
   const int64_t block = std::max<int64_t>(options.block, 1);
   std::vector<float> err(size_t(rows * block));
@@ -96,11 +109,7 @@ Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const s
       // The group this column belongs to, and (when first reached) its grid from the current weights.
       const int64_t group = static_grids ? col / width : j / width;
       if (!static_grids && j % width == 0)
-        for (int64_t r = 0; r < rows; ++r) {
-          const GridStep step = fit_grid(work.data() + r * cols + j, std::min(width, cols - j), 1, spec);
-          q.scales[size_t(r * groups + group)] = step.scale;
-          q.zeros[size_t(r * groups + group)] = step.zero;
-        }
+        set_grids(work.data() + j, std::min(width, cols - j), visiting_cost.data() + j, group);
       if (!q.group_index.empty()) q.group_index[size_t(col)] = int32_t(group);
       const float* u_row = u.data() + j * cols;
       const float d = u_row[j];

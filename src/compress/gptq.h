@@ -9,8 +9,11 @@
 //    definite);
 //  - U = upper Cholesky factor of H^-1; columns are quantized in blocks of `block`, with the
 //    in-block updates immediate and the rest applied once per block (the paper's lazy batching);
-//  - groups: the grid of a group is fitted to the (already error-updated) weights when its first
-//    column is reached, as in the paper.
+//  - groups: the grid of a group is fixed when its first column is reached, from the (already
+//    error-updated) weights as in the paper, but with its range searched (grid_search.h) rather
+//    than min/max: the shrink minimising sum_j e_j^2 / U_jj^2 over the group's columns, what each
+//    column's rounding error costs once the later columns have compensated for it (the original
+//    code's `mse` option weighs all columns alike; this weighting did better on sotu-llama).
 //  - act-order: columns are visited by descending H_ii. Two ways to group them, see GroupOrder.
 #pragma once
 
@@ -21,6 +24,7 @@
 #include "compress/calib_grid.h"
 #include "compress/calib_weights.h"
 #include "compress/calibration.h"
+#include "compress/grid_search.h"
 
 namespace brisk::calib {
 
@@ -42,6 +46,7 @@ struct GptqOptions {
   int64_t block = 128;   // columns per lazy-batch block
   ActOrder act_order = ActOrder::Off;
   GroupOrder group_order = GroupOrder::Static;
+  GridSearchOptions grid;  // each group's range, searched when its grid is fixed
 };
 
 // Quantizes w [rows, cols] given xtx = sum x^T x [cols, cols] (the Hessian up to a factor, which
