@@ -2,8 +2,9 @@
 // the same engine (RTN, GPTQ, AWQ; SmoothQuant's int8 weights with fp32 activations on request).
 // Prints one JSON object. Reproduces the calibrated-quantization figures in docs/RESULTS.md:
 //
-//   calib_ppl ../shared/models/sotu-llama --calib ../shared/data/text/sotu-train.txt \
+//   calib_ppl ../shared/models/sotu-llama --calib ../shared/data/text/sotu-train.txt
 //             --test ../shared/data/text/sotu-test.txt --ctx 512 --calib-tokens 65536
+//   (one command line)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
