@@ -15,6 +15,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -113,6 +114,30 @@ class CudaOps : public ::testing::Test {
     std::vector<float> out(n);
     be().copy_to_host(out.data(), device_ptr, n);
     return out;
+  }
+
+  // matmul_same_input over three matrices of k columns (the second without a bias) against one
+  // matmul each, on a random x of m rows: the outputs must be equal bit for bit.
+  void expect_same_input_equals_one_call_each(const std::vector<Tensor>& dw, int64_t m, int64_t k,
+                                              std::string_view what) {
+    ASSERT_EQ(dw.size(), 3u);
+    Buffer dx = device(random_vector(size_t(m * k), rng_));
+    std::vector<Buffer> bias, together, apart;
+    for (size_t p = 0; p < dw.size(); ++p) {
+      const int64_t n = dw[p].dim(0);
+      bias.push_back(device(random_vector(size_t(n), rng_)));
+      together.push_back(poisoned(size_t(m * n)));
+      apart.push_back(poisoned(size_t(m * n)));
+      be().matmul(dx.data(), m, k, dw[p], p == 1 ? nullptr : bias[p].data(), apart[p].data());
+    }
+    be().matmul_same_input(dx.data(), m, k,
+                           {{&dw[0], bias[0].data(), together[0].data()},
+                            {&dw[1], nullptr, together[1].data()},
+                            {&dw[2], bias[2].data(), together[2].data()}});
+    for (size_t p = 0; p < dw.size(); ++p) {
+      const size_t n = size_t(m * dw[p].dim(0));
+      EXPECT_EQ(host(together[p].data(), n), host(apart[p].data(), n)) << what << " m=" << m << " part " << p;
+    }
   }
 
  protected:

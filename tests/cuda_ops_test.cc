@@ -124,24 +124,7 @@ TEST_F(CudaOps, MatmulSameInputOverAdjacentMatrices) {
     be().place_adjacent({&dw[0], &dw[1], &dw[2]});
     for (size_t p = 1; p < dw.size(); ++p)
       ASSERT_EQ(static_cast<uint8_t*>(dw[p - 1].data) + dw[p - 1].nbytes(), dw[p].data);
-    for (int64_t m : {1, 3, 8, 12}) {
-      const std::vector<float> x = random_vector(size_t(m * k), rng_);
-      Buffer dx = device(x);
-      std::vector<Buffer> bias, together, apart;
-      for (size_t p = 0; p < rows.size(); ++p) {
-        bias.push_back(device(random_vector(size_t(rows[p]), rng_)));
-        together.push_back(poisoned(size_t(m * rows[p])));
-        apart.push_back(poisoned(size_t(m * rows[p])));
-        be().matmul(dx.data(), m, k, dw[p], p == 1 ? nullptr : bias[p].data(), apart[p].data());
-      }
-      be().matmul_same_input(dx.data(), m, k,
-                             {{&dw[0], bias[0].data(), together[0].data()},
-                              {&dw[1], nullptr, together[1].data()},
-                              {&dw[2], bias[2].data(), together[2].data()}});
-      for (size_t p = 0; p < rows.size(); ++p)
-        EXPECT_EQ(host(together[p].data(), size_t(m * rows[p])), host(apart[p].data(), size_t(m * rows[p])))
-            << dtype_name(dtype) << " m=" << m << " part " << p;
-    }
+    for (int64_t m : {1, 3, 8, 12}) expect_same_input_equals_one_call_each(dw, m, k, dtype_name(dtype));
   }
 }
 

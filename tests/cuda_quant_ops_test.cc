@@ -211,21 +211,7 @@ TEST_F(CudaOps, QuantizedMatmulSameInputEqualsOneCallEach) {
         hq.push_back(make_quant_weight(dtype, n, k, Symmetry::Symmetric, rng_));
         dw.push_back(be().upload(hq.back().tensor));
       }
-      Buffer dx = device(random_vector(size_t(m * k), rng_));
-      std::vector<Buffer> bias, together, apart;
-      for (size_t p = 0; p < rows.size(); ++p) {
-        bias.push_back(device(random_vector(size_t(rows[p]), rng_)));
-        together.push_back(poisoned(size_t(m * rows[p])));
-        apart.push_back(poisoned(size_t(m * rows[p])));
-        be().matmul(dx.data(), m, k, dw[p], p == 1 ? nullptr : bias[p].data(), apart[p].data());
-      }
-      be().matmul_same_input(dx.data(), m, k,
-                             {{&dw[0], bias[0].data(), together[0].data()},
-                              {&dw[1], nullptr, together[1].data()},
-                              {&dw[2], bias[2].data(), together[2].data()}});
-      for (size_t p = 0; p < rows.size(); ++p)
-        EXPECT_EQ(host(together[p].data(), size_t(m * rows[p])), host(apart[p].data(), size_t(m * rows[p])))
-            << dtype_name(dtype) << " m=" << m << " part " << p;
+      expect_same_input_equals_one_call_each(dw, m, k, dtype_name(dtype));
     }
 }
 
