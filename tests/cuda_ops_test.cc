@@ -128,6 +128,35 @@ TEST_F(CudaOps, MatmulSameInputOverAdjacentMatrices) {
   }
 }
 
+// gate/up placed back to back run as one GEMV with the SwiGLU epilogue; it must give exactly what
+// the two matmuls and silu_mul give (at m > 8, and for matrices apart, it is that path itself).
+TEST_F(CudaOps, MatmulSwigluOverAdjacentGateUp) {
+  for (DType dtype : {DType::BF16, DType::F32}) {
+    const int64_t k = 520, ff = 300;
+    HostWeight hg = make_weight(dtype, ff, k, rng_), hu = make_weight(dtype, ff, k, rng_);
+    Tensor gate = be().upload(hg.tensor), up = be().upload(hu.tensor);
+    for (bool adjacent : {false, true}) {
+      if (adjacent) be().place_adjacent({&gate, &up});
+      for (int64_t m : {1, 3, 8, 12})
+        for (bool with_bias : {false, true}) {
+          Buffer dx = device(random_vector(size_t(m * k), rng_));
+          Buffer bg = device(random_vector(size_t(ff), rng_)), bu = device(random_vector(size_t(ff), rng_));
+          const float* gate_bias = with_bias ? bg.data() : nullptr;
+          const float* up_bias = with_bias ? bu.data() : nullptr;
+          Buffer g_apart = poisoned(size_t(m * ff)), u_apart = poisoned(size_t(m * ff));
+          be().matmul(dx.data(), m, k, gate, gate_bias, g_apart.data());
+          be().matmul(dx.data(), m, k, up, up_bias, u_apart.data());
+          be().silu_mul(g_apart.data(), u_apart.data(), g_apart.data(), m * ff);
+          Buffer g_fused = poisoned(size_t(m * ff)), u_scratch = poisoned(size_t(m * ff));
+          be().matmul_swiglu(dx.data(), m, k, {&gate, gate_bias, g_fused.data()},
+                             {&up, up_bias, u_scratch.data()});
+          EXPECT_EQ(host(g_fused.data(), size_t(m * ff)), host(g_apart.data(), size_t(m * ff)))
+              << dtype_name(dtype) << " adjacent=" << adjacent << " m=" << m << " bias=" << with_bias;
+        }
+    }
+  }
+}
+
 // ---- attention -------------------------------------------------------------------------------
 
 struct AttentionCase {
@@ -303,6 +332,45 @@ TEST_F(CudaOps, StoreKv) {
     EXPECT_TRUE(same_bytes(got.v.data(), want.v)) << name;
     EXPECT_TRUE(same_bytes(got.k_scales.data(), want.k_scales)) << name;
     EXPECT_TRUE(same_bytes(got.v_scales.data(), want.v_scales)) << name;
+  }
+}
+
+// rope_store_kv (one launch for F32/BF16 pools, the two calls for I8/F8) leaves q, k and the
+// pools exactly as rope() then store_kv() do.
+TEST_F(CudaOps, RopeStoreKvEqualsRopeThenStoreKv) {
+  const PagedBatch b = make_paged_batch({{5, 3}, {1, 40}, {20, 0}}, rng_);
+  const int64_t n_heads = 4, n_kv_heads = 2, head_dim = 40, width = n_kv_heads * head_dim;
+  const int64_t n_pos = 64, half = head_dim / 2;
+  const std::vector<float> cos_t = random_vector(size_t(n_pos * half), rng_);
+  const std::vector<float> sin_t = random_vector(size_t(n_pos * half), rng_);
+  std::vector<int32_t> pos(size_t(b.n_rows));
+  for (size_t r = 0; r < pos.size(); ++r) pos[r] = int32_t((r * 7) % size_t(n_pos));
+  const std::vector<float> q = random_vector(size_t(b.n_rows * n_heads * head_dim), rng_, 3.0f);
+  const std::vector<float> k = random_vector(size_t(b.n_rows * width), rng_, 3.0f);
+  const std::vector<float> v = random_vector(size_t(b.n_rows * width), rng_, 3.0f);
+  const std::vector<float> zeros(size_t(b.n_blocks * b.block_size * width), 0.0f);
+  Buffer dc = device(cos_t), ds = device(sin_t), dpos = device_words(pos), dslots = device_words(b.slots);
+  const auto* positions = reinterpret_cast<const int32_t*>(dpos.data());
+  const auto* slots = reinterpret_cast<const int32_t*>(dslots.data());
+  for (KvDtype dtype : {KvDtype::F32, KvDtype::BF16, KvDtype::I8, KvDtype::F8}) {
+    Buffer q1 = device(q), k1 = device(k), v1 = device(v), q2 = device(q), k2 = device(k), v2 = device(v);
+    const DeviceKv apart = device_kv(HostKv(zeros, zeros, n_kv_heads, head_dim, dtype));
+    const DeviceKv fused = device_kv(HostKv(zeros, zeros, n_kv_heads, head_dim, dtype));
+    be().rope(q1.data(), k1.data(), b.n_rows, n_heads, n_kv_heads, head_dim, positions, dc.data(), ds.data());
+    be().store_kv(k1.data(), v1.data(), b.n_rows, width, slots, apart.pools);
+    be().rope_store_kv(q2.data(), k2.data(), v2.data(), b.n_rows, n_heads, positions, dc.data(), ds.data(),
+                       slots, fused.pools);
+    const std::string name(kv_dtype_name(dtype));
+    auto same = [&](const Buffer& a, const Buffer& c) {  // whole buffers, as bytes: codes may spell NaN
+      const std::vector<float> x = host(a.data(), a.size()), y = host(c.data(), c.size());
+      return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+    };
+    EXPECT_TRUE(same(q1, q2)) << name;
+    EXPECT_TRUE(same(k1, k2)) << name;
+    EXPECT_TRUE(same(apart.k, fused.k)) << name;
+    EXPECT_TRUE(same(apart.v, fused.v)) << name;
+    EXPECT_TRUE(same(apart.k_scales, fused.k_scales)) << name;
+    EXPECT_TRUE(same(apart.v_scales, fused.v_scales)) << name;
   }
 }
 

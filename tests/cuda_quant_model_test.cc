@@ -97,7 +97,9 @@ TEST_P(CudaQuantModel, MatchesTheCpu) {
   const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 6);  // <= 8 rows: GEMV prefill too
   const std::vector<int32_t> gpu_tokens = greedy(*on_gpu.value(), prompt, 24);
   const std::vector<int32_t> cpu_tokens = greedy(*on_cpu.value(), prompt, 24);
-  if (fp32_activations) EXPECT_EQ(gpu_tokens, cpu_tokens) << s.name;
+  if (fp32_activations) {
+    EXPECT_EQ(gpu_tokens, cpu_tokens) << s.name;
+  }
   const auto parted = std::mismatch(gpu_tokens.begin(), gpu_tokens.end(), cpu_tokens.begin());
   std::printf("quant-model %s: greedy tokens agree on the first %lld of 24\n", s.name.c_str(),
               (long long)(parted.first - gpu_tokens.begin()));

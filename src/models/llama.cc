@@ -83,7 +83,7 @@ class Llama final : public Model {
   void run(const Batch& batch, KvCache& cache) override {
     const auto& c = config_;
     const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
-    const int64_t q_dim = c.n_heads * dh, kv_dim = c.n_kv_heads * dh;
+    const int64_t q_dim = c.n_heads * dh;
     const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(dh));
     Backend& be = backend_;
     float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
@@ -97,15 +97,13 @@ class Llama final : public Model {
       // h = attn_norm(x) here.
       be.matmul_same_input(h, n, d, {{&L.wq, optional_vec(L.bq), q}, {&L.wk, optional_vec(L.bk), k},
                                      {&L.wv, optional_vec(L.bv), v}});
-      be.rope(q, k, n, c.n_heads, c.n_kv_heads, dh, pos, cos_.data(), sin_.data());
       const KvPools kv = cache.layer(l);
-      be.store_kv(k, v, n, kv_dim, batch.slots_dev, kv);
+      be.rope_store_kv(q, k, v, n, c.n_heads, pos, cos_.data(), sin_.data(), batch.slots_dev, kv);
       be.attention(q, kv, attn, batch.attention, c.n_heads, scale);
       be.matmul(attn, n, q_dim, L.wo, optional_vec(L.bo), h);
       be.add_rms_norm(x, h, vec(L.mlp_norm), n, d, eps, h);
 
-      be.matmul_same_input(h, n, d, {{&L.w_gate, optional_vec(L.b_gate), gate}, {&L.w_up, optional_vec(L.b_up), up}});
-      be.silu_mul(gate, up, gate, n * ff);
+      be.matmul_swiglu(h, n, d, {&L.w_gate, optional_vec(L.b_gate), gate}, {&L.w_up, optional_vec(L.b_up), up});
       be.matmul(gate, n, ff, L.w_down, optional_vec(L.b_down), h);
       // The residual add, fused with the next layer's input norm where there is one.
       if (l + 1 < c.n_layers)

@@ -112,6 +112,16 @@ class Backend {
     for (const MatmulOutput& o : outs) matmul(x, m, k, *o.w, o.bias, o.y);
   }
 
+  // The SwiGLU input of an MLP: gate.y = silu(x · gate.w^T + gate.bias) * (x · up.w^T + up.bias),
+  // [m, n] each; up.y is scratch of the same size that backends may leave untouched. The result
+  // equals matmul_same_input({gate, up}) followed by silu_mul, which is the default; a backend may
+  // form the product as each output value is summed (no second pass, no up.y round trip).
+  virtual void matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate,
+                             const MatmulOutput& up) {
+    matmul_same_input(x, m, k, {gate, up});
+    silu_mul(gate.y, up.y, gate.y, m * gate.w->dim(0));
+  }
+
   // Causal attention for every sequence of a batch over its paged cache; see ref::attention.
   // q/out: [rows, n_heads, kv.head_dim]; n_heads a multiple of kv.n_kv_heads.
   virtual void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
@@ -147,6 +157,15 @@ class Backend {
   virtual void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
                     int64_t head_dim, const int32_t* positions, const float* cos_table,
                     const float* sin_table) = 0;
+  // The attention inputs of one layer: rope() on q [rows, n_heads, kv.head_dim] and k, then
+  // store_kv(k, v, rows, kv.row(), slots, kv) (k and v rows kv.row() floats apart). The default
+  // makes the two calls; a backend may do both in one pass.
+  virtual void rope_store_kv(float* q, float* k, const float* v, int64_t rows, int64_t n_heads,
+                             const int32_t* positions, const float* cos_table, const float* sin_table,
+                             const int32_t* slots, const KvPools& kv) {
+    rope(q, k, rows, n_heads, kv.n_kv_heads, kv.head_dim, positions, cos_table, sin_table);
+    store_kv(k, v, rows, kv.row(), slots, kv);
+  }
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   virtual void gelu_tanh(float* x, int64_t n) = 0;
   virtual void add(float* x, const float* y, int64_t n) = 0;  // x += y

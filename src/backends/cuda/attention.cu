@@ -28,6 +28,7 @@ struct Params {
   float* out;
   float* part_o;   // [n_splits, rows * n_heads, head_dim] when n_splits > 1
   float* part_ml;  // [n_splits, rows * n_heads, 2]: running max and sum
+  int* arrivals;   // [grid.z * grid.x] splits finished per (sequence, KV head, query tile); zeros
   const SequenceSpan* seqs;  // [n_seqs] (grid z)
   const int32_t* block_tables;
   int block_size;
@@ -68,6 +69,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   constexpr int kSub = kThreads / QT;  // threads per query vector (consecutive lanes)
   constexpr int kKeysPerThread = kKeyTile / kSub;
   static_assert(kKeysPerThread >= 1 && HD % kSub == 0, "tile shape");
+  let_dependents_launch();
+  wait_for_producer();
   extern __shared__ float smem[];
   float* qs = smem;
   float* ks = qs + kQueryTile * (HD + 1);
@@ -227,17 +230,20 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   float l = l_part;
 #pragma unroll
   for (int off = kSub / 2; off > 0; off /= 2) l += __shfl_xor_sync(0xffffffffu, l, off);
-  if (!my_valid) return;
   const int64_t gq = int64_t(seq.first_row + my_r) * p.n_heads + my_h;
   if (p.n_splits == 1) {
+    if (!my_valid) return;
     const float inv = 1.0f / l;
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
       const int d = sub + kSub * i;
       if (d < hd) p.out[gq * hd + d] = o[i] * inv;
     }
-  } else {
-    const int64_t slot = int64_t(split) * (int64_t(p.total_rows) * p.n_heads) + gq;
+    return;
+  }
+  const int64_t total_q = int64_t(p.total_rows) * p.n_heads;
+  if (my_valid) {
+    const int64_t slot = int64_t(split) * total_q + gq;
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
       const int d = sub + kSub * i;
@@ -248,27 +254,43 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
       p.part_ml[slot * 2 + 1] = l;
     }
   }
-}
-
-// Merges the splits of one query vector: rescale each partial to the global max, then normalize.
-__global__ void combine_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml,
-                               float* __restrict__ out, int64_t total_q, int n_splits, int hd) {
-  const int64_t gq = blockIdx.x;
+  // The last split of this tile to finish merges them all (no second kernel): partials are
+  // made visible before the arrival is counted, and the counter is left at zero for the next call.
+  __shared__ bool merges;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    int* arrivals = p.arrivals + blockIdx.z * gridDim.x + blockIdx.x;
+    merges = atomicAdd(arrivals, 1) == p.n_splits - 1;
+    if (merges) *arrivals = 0;
+  }
+  __syncthreads();
+  if (!merges || !my_valid) return;
+  __threadfence();
+  // Rescale each partial to the global max, then normalize (__ldcg: other blocks wrote them).
   float m_all = -INFINITY;
-  for (int s = 0; s < n_splits; ++s) m_all = fmaxf(m_all, part_ml[(s * total_q + gq) * 2]);
+  for (int sp = 0; sp < p.n_splits; ++sp) m_all = fmaxf(m_all, __ldcg(p.part_ml + (sp * total_q + gq) * 2));
   float l_all = 0.0f;
-  for (int s = 0; s < n_splits; ++s) {
-    const float m = part_ml[(s * total_q + gq) * 2];
-    if (m != -INFINITY) l_all += expf(m - m_all) * part_ml[(s * total_q + gq) * 2 + 1];
+  float acc[kOut];
+#pragma unroll
+  for (int i = 0; i < kOut; ++i) acc[i] = 0.0f;
+  for (int sp = 0; sp < p.n_splits; ++sp) {
+    const int64_t slot = sp * total_q + gq;
+    const float m = __ldcg(p.part_ml + slot * 2);
+    if (m == -INFINITY) continue;
+    const float w = expf(m - m_all);
+    l_all += w * __ldcg(p.part_ml + slot * 2 + 1);
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) {
+      const int d = sub + kSub * i;
+      if (d < hd) acc[i] += w * __ldcg(p.part_o + slot * hd + d);
+    }
   }
   const float inv = 1.0f / l_all;
-  for (int d = int(threadIdx.x); d < hd; d += int(blockDim.x)) {
-    float acc = 0.0f;
-    for (int s = 0; s < n_splits; ++s) {
-      const float m = part_ml[(s * total_q + gq) * 2];
-      if (m != -INFINITY) acc += expf(m - m_all) * part_o[(s * total_q + gq) * hd + d];
-    }
-    out[gq * hd + d] = acc * inv;
+#pragma unroll
+  for (int i = 0; i < kOut; ++i) {
+    const int d = sub + kSub * i;
+    if (d < hd) p.out[gq * hd + d] = acc[i] * inv;
   }
 }
 
@@ -278,8 +300,7 @@ void launch_attention(const Params& p, const dim3& grid, cudaStream_t stream) {
   if (smem > 48 * 1024)  // past the default limit a kernel must opt in
     BRISK_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, QT, T>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  attention_kernel<HD, QT, T><<<grid, kThreads, smem, stream>>>(p);
-  BRISK_CUDA_LAUNCH_CHECK();
+  launch_overlapped(attention_kernel<HD, QT, T>, grid, dim3(kThreads), smem, stream, p);
 }
 
 template <int QT, class T>
@@ -308,7 +329,8 @@ void launch_for_dtype(const Params& p, KvDtype dtype, const dim3& grid, cudaStre
 }  // namespace
 
 void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-               const AttentionShape& shape, int sm_count, Scratch& split_scratch, cudaStream_t stream) {
+               const AttentionShape& shape, int sm_count, Scratch& split_scratch,
+               Scratch& split_arrivals, cudaStream_t stream) {
   const auto& s = shape;
   if (batch.n_rows <= 0) return;
   BRISK_CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0,
@@ -371,6 +393,8 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
         split_scratch.get((o_floats + size_t(n_splits * total_q * 2)) * sizeof(float)));
     p.part_o = base;
     p.part_ml = base + o_floats;
+    p.arrivals = static_cast<int*>(
+        split_arrivals.get(size_t(int64_t(p.n_q_tiles) * s.n_kv_heads * batch.n_seqs) * sizeof(int)));
   }
 
   const dim3 grid{unsigned(int64_t(p.n_q_tiles) * s.n_kv_heads), unsigned(n_splits),
@@ -379,12 +403,6 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
     launch_for_dtype<kNarrowTile>(p, kv.dtype, grid, stream);
   else
     launch_for_dtype<kWideTile>(p, kv.dtype, grid, stream);
-
-  if (n_splits > 1) {
-    combine_kernel<<<unsigned(total_q), 128, 0, stream>>>(p.part_o, p.part_ml, out, total_q,
-                                                          p.n_splits, p.head_dim);
-    BRISK_CUDA_LAUNCH_CHECK();
-  }
 }
 
 }  // namespace brisk::cuda

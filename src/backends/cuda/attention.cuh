@@ -9,7 +9,8 @@
 // the cache through shared memory with an online softmax (no [T, T] score matrix), and keeps its
 // outputs in registers. When there are too few query tiles to fill the GPU (decode: one row), the
 // keys are split over several blocks ("flash-decoding"); each writes an unnormalized partial
-// output with its running max and sum, and a second kernel merges the splits.
+// output with its running max and sum, and the last block of a tile to finish merges them (an
+// arrival counter per tile; no second kernel).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -31,8 +32,10 @@ constexpr int64_t kMaxHeadDim = 256;
 
 // Every sequence of the batch over its paged cache (see AttentionBatch): the grid's z dimension
 // is the sequence, and a key position goes through the sequence's block table to its cache slot.
-// split_scratch holds the partial outputs of a split run; sm_count sizes the split.
+// split_scratch holds the partial outputs of a split run, split_arrivals (a zeroed Scratch) its
+// counters; sm_count sizes the split.
 void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-               const AttentionShape& shape, int sm_count, Scratch& split_scratch, cudaStream_t stream);
+               const AttentionShape& shape, int sm_count, Scratch& split_scratch,
+               Scratch& split_arrivals, cudaStream_t stream);
 
 }  // namespace brisk::cuda

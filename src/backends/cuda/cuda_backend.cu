@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -30,11 +31,20 @@ Scratch::~Scratch() {
   for (void* p : outgrown_) cudaFree(p);
 }
 
+bool overlapped_launches_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("BRISK_PDL");
+    return !(v && std::string(v) == "0");
+  }();
+  return enabled;
+}
+
 void* Scratch::get(size_t bytes) {
   if (bytes <= bytes_) return data_;
   const size_t grown = std::max(bytes, bytes_ * 2);
   void* p = nullptr;
   BRISK_CUDA_CHECK(cudaMalloc(&p, grown));
+  if (zeroed_) BRISK_CUDA_CHECK(cudaMemsetAsync(p, 0, grown, stream_));
   if (data_) outgrown_.push_back(data_);
   data_ = p;
   bytes_ = grown;
@@ -93,6 +103,7 @@ Status CudaBackend::init() {
   if (!engine.ok()) return make_error(where + ": " + engine.error().message);
   matmul_ = std::move(engine).value();
   attention_scratch_ = std::make_unique<cuda::Scratch>(stream);
+  attention_arrivals_ = std::make_unique<cuda::Scratch>(stream, /*zeroed=*/true);
   return ok_status();
 }
 
@@ -103,6 +114,7 @@ CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   matmul_.reset();
   attention_scratch_.reset();
+  attention_arrivals_.reset();
   for (void* p : uploads_) cudaFree(p);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -262,6 +274,12 @@ void CudaBackend::matmul_same_input(const float* x, int64_t m, int64_t k,
   for (const MatmulOutput& o : outs) matmul_->run(x, m, k, *o.w, o.bias, o.y);
 }
 
+void CudaBackend::matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate,
+                                const MatmulOutput& up) {
+  activate();
+  if (!matmul_->run_swiglu(x, m, k, gate, up)) Backend::matmul_swiglu(x, m, k, gate, up);
+}
+
 bool CudaBackend::uses_low_precision_gemm(int64_t m, int64_t k, const Tensor& w) {
   activate();
   return m > 8 && matmul_->quant_gemm_available(m, k, w);
@@ -271,7 +289,7 @@ void CudaBackend::attention(const float* q, const KvPools& kv, float* out, const
                             int64_t n_heads, float scale) {
   activate();
   cuda::attention(q, kv, out, batch, cuda::AttentionShape{n_heads, kv.n_kv_heads, kv.head_dim, scale},
-                  sm_count_, *attention_scratch_, stream_);
+                  sm_count_, *attention_scratch_, *attention_arrivals_, stream_);
 }
 
 bool CudaBackend::uses_tensor_core_attention(const AttentionBatch& batch, int64_t n_heads,
@@ -321,6 +339,14 @@ void CudaBackend::rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_
                        const float* sin_table) {
   activate();
   cuda::rope(q, k, rows, n_heads, n_kv_heads, head_dim, positions, cos_table, sin_table, stream_);
+}
+
+void CudaBackend::rope_store_kv(float* q, float* k, const float* v, int64_t rows, int64_t n_heads,
+                                const int32_t* positions, const float* cos_table, const float* sin_table,
+                                const int32_t* slots, const KvPools& kv) {
+  activate();
+  if (!cuda::rope_store_kv(q, k, v, rows, n_heads, positions, cos_table, sin_table, slots, kv, stream_))
+    Backend::rope_store_kv(q, k, v, rows, n_heads, positions, cos_table, sin_table, slots, kv);
 }
 
 void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {

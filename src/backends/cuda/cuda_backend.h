@@ -59,6 +59,9 @@ class CudaBackend final : public Backend {
   // One GEMV pass when m <= 8 and the matrices were placed adjacently; else one matmul each.
   void matmul_same_input(const float* x, int64_t m, int64_t k,
                          std::initializer_list<MatmulOutput> outs) override;
+  // One GEMV pass with a SwiGLU epilogue when m <= 8 and gate/up were placed adjacently.
+  void matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate,
+                     const MatmulOutput& up) override;
   // Whether matmul() runs these quantized weights at m rows on cuBLASLt's int8 (Q8A8) or fp8 (F8)
   // tensor-core GEMM with x quantized per token, rather than the bf16 dequantize path; tests pick
   // their reference from it.
@@ -84,6 +87,10 @@ class CudaBackend final : public Backend {
                   float eps, float* y) override;
   void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
             const int32_t* positions, const float* cos_table, const float* sin_table) override;
+  // One launch for F32/BF16 pools; I8/F8 pools (a scale per head row) take the two calls.
+  void rope_store_kv(float* q, float* k, const float* v, int64_t rows, int64_t n_heads,
+                     const int32_t* positions, const float* cos_table, const float* sin_table,
+                     const int32_t* slots, const KvPools& kv) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
@@ -104,7 +111,8 @@ class CudaBackend final : public Backend {
   int sm_count_ = 0;
   CUstream_st* stream_ = nullptr;
   std::unique_ptr<cuda::MatmulEngine> matmul_;
-  std::unique_ptr<cuda::Scratch> attention_scratch_;  // split-K partial outputs
+  std::unique_ptr<cuda::Scratch> attention_scratch_;   // split-K partial outputs
+  std::unique_ptr<cuda::Scratch> attention_arrivals_;  // split-K arrival counters (kept at zero)
   std::vector<void*> uploads_;                        // weights owned by this backend
   bool capturing_ = false;
 };

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -42,7 +43,34 @@ inline uint32_t alignment_of(const void* p) {
   return align;
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched through launch_overlapped may start
+// while the previous kernel in the stream is still running. It must call wait_for_producer()
+// in every block before it reads or writes anything another kernel touches (only constant data,
+// such as weights, may be fetched before), and it calls let_dependents_launch() first so that
+// the next kernel may do the same. Both are no-ops in a kernel launched the ordinary way.
+// BRISK_PDL=0 turns the overlap off (for A/B measurements).
+bool overlapped_launches_enabled();
+
 #ifdef __CUDACC__
+__device__ __forceinline__ void let_dependents_launch() { asm volatile("griddepcontrol.launch_dependents;"); }
+__device__ __forceinline__ void wait_for_producer() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+
+template <class... Params, class... Args>
+void launch_overlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes,
+                       cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &overlap;
+  config.numAttrs = overlapped_launches_enabled() ? 1 : 0;
+  BRISK_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
 // The largest of every thread's non-negative partial (|x| maxima) over a block of kThreads
 // threads, returned to all of them. Call once per kernel: its shared slots are not reset.
 template <int kThreads>
@@ -65,7 +93,8 @@ __device__ __forceinline__ float block_absmax(float partial) {
 // Growth doubles, so the kept buffers add up to less than the current one.
 class Scratch {
  public:
-  explicit Scratch(cudaStream_t stream) : stream_(stream) {}
+  // zeroed: memory is zero-filled when (re)allocated, for users that leave it zero after use.
+  explicit Scratch(cudaStream_t stream, bool zeroed = false) : stream_(stream), zeroed_(zeroed) {}
   ~Scratch();
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
@@ -73,6 +102,7 @@ class Scratch {
 
  private:
   cudaStream_t stream_;
+  bool zeroed_;
   void* data_ = nullptr;
   size_t bytes_ = 0;
   std::vector<void*> outgrown_;

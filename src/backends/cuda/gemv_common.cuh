@@ -17,12 +17,17 @@ constexpr size_t kGemvSmemBytes = size_t(kGemvXFloats + kGemvAccFloats) * sizeof
 // Where a GEMV's output rows go. One weight allocation may hold several matrices stacked by rows
 // (q/k/v or gate/up placed adjacently at load): rows [end[p-1], end[p]) belong to part p, whose
 // output y[p] is [m, end[p] - end[p-1]] with its own bias (or none). A plain GEMV has one part.
+//
+// SwiGLU (two parts of n rows each, gate then up): the grid hands out row *pairs* (gate row i, up
+// row i), each to one warp, which keeps the two sums next to each other, so the epilogue writes
+// y[0][mi, i] = silu(gate + bias) * (up + bias) straight away (y[1] is not written).
 struct GemvOutputs {
   static constexpr int kMax = 3;
   float* y[kMax] = {};
   const float* bias[kMax] = {};
   int64_t end[kMax] = {};
   int count = 0;
+  bool swiglu = false;
 
   static GemvOutputs one(float* y, const float* bias, int64_t n) {
     GemvOutputs o;
@@ -33,6 +38,13 @@ struct GemvOutputs {
     return o;
   }
   __host__ __device__ int64_t rows() const { return end[count - 1]; }
+  // What the grid distributes: rows, or (SwiGLU) row pairs of two consecutive local rows each.
+  __host__ __device__ int64_t units() const { return swiglu ? end[0] : rows(); }
+  __host__ __device__ int rows_per_unit() const { return swiglu ? 2 : 1; }
+  // Weight row of block b's local row j (the block owns units b, b + grid, ...).
+  __device__ __forceinline__ int64_t weight_row(int64_t b, int64_t j, int64_t grid) const {
+    return swiglu ? b + (j >> 1) * grid + (j & 1) * end[0] : b + j * grid;
+  }
 
   // y[mi, row] = value + bias[row], in the part that owns weight row `row`. The lookup runs once
   // per output value, after the row's sums are complete, never in the weight stream.
@@ -41,6 +53,12 @@ struct GemvOutputs {
     while (p + 1 < count && row >= end[p]) ++p;
     const int64_t start = p > 0 ? end[p - 1] : 0, local = row - start;
     y[p][mi * (end[p] - start) + local] = value + (bias[p] ? bias[p][local] : 0.0f);
+  }
+  // SwiGLU unit i: the expressions of the separate path (bias add, then silu_mul's), bit for bit.
+  __device__ __forceinline__ void store_swiglu(int64_t mi, int64_t i, float gate, float up) const {
+    const float g = gate + (bias[0] ? bias[0][i] : 0.0f);
+    const float u = up + (bias[1] ? bias[1][i] : 0.0f);
+    y[0][mi * end[0] + i] = g / (1.0f + expf(-g)) * u;
   }
 };
 

@@ -20,6 +20,7 @@ struct KvElement<float> {
   static constexpr bool kScaled = false;
   __device__ static float load(float x) { return x; }
   __device__ static float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+  __device__ static float store(float f) { return f; }
 };
 
 template <>

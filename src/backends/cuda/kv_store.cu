@@ -1,7 +1,5 @@
 #include "backends/cuda/kv_store.cuh"
 
-#include <type_traits>
-
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/kv_elements.cuh"
 
@@ -21,13 +19,8 @@ __global__ void store_plain_kernel(const float* __restrict__ k, const float* __r
        t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = t / width, i = t % width;
     const int64_t dst = int64_t(slots[r]) * width + i;
-    if constexpr (std::is_same_v<T, float>) {
-      k_pool[dst] = k[r * src_stride + i];
-      v_pool[dst] = v[r * src_stride + i];
-    } else {
-      k_pool[dst] = KvElement<T>::store(k[r * src_stride + i]);
-      v_pool[dst] = KvElement<T>::store(v[r * src_stride + i]);
-    }
+    k_pool[dst] = KvElement<T>::store(k[r * src_stride + i]);
+    v_pool[dst] = KvElement<T>::store(v[r * src_stride + i]);
   }
 }
 

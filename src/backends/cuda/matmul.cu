@@ -155,15 +155,35 @@ __global__ void __launch_bounds__(kGemvThreads)
                 const GemvOutputs out) {
   using S = GemvShape<M>;
   constexpr int R = S::R, U = S::U, CH = S::CH;
+  static_assert(R % 2 == 0, "a SwiGLU row pair must fall to one warp");
   constexpr int E = 16 / int(sizeof(W));
   extern __shared__ __align__(16) float gemv_smem[];
   float* xs = gemv_smem;                   // [M][CH]
   float* acc_s = gemv_smem + kGemvXFloats;  // [rows_here][M]
 
+  let_dependents_launch();
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t grid = gridDim.x, b = blockIdx.x, n = out.rows();
-  const int64_t rows_here = n > b ? (n - 1 - b) / grid + 1 : 0;  // rows b, b + G, ...
+  const int64_t grid = gridDim.x, b = blockIdx.x, units = out.units();
+  const int64_t units_here = units > b ? (units - 1 - b) / grid + 1 : 0;  // units b, b + G, ...
+  const int64_t rows_here = units_here * out.rows_per_unit();
   const int64_t groups = (rows_here + R - 1) / R;
+
+  // The weights do not depend on x: while the previous kernel finishes, the warp's first batch
+  // of loads is fetched into L2, where the loop below then finds it.
+  if (kVector && warp < groups) {
+    const int nvec = min(CH, k) / E;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t j = int64_t(warp) * R + r;
+      const W* row = w + out.weight_row(b, j < rows_here ? j : 0, grid) * int64_t(k);
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int v = u * 32 + lane;
+        if (v < nvec) asm volatile("prefetch.global.L2 [%0];" ::"l"(row + int64_t(v) * E));
+      }
+    }
+  }
+  wait_for_producer();
 
   for (int c0 = 0; c0 < k; c0 += CH) {
     const int len = min(CH, k - c0);
@@ -179,7 +199,7 @@ __global__ void __launch_bounds__(kGemvThreads)
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         const int64_t j = g * R + r;
-        wrow[r] = w + (b + (j < rows_here ? j : 0) * grid) * int64_t(k) + c0;
+        wrow[r] = w + out.weight_row(b, j < rows_here ? j : 0, grid) * int64_t(k) + c0;
       }
       float acc[M][R];
 #pragma unroll
@@ -237,9 +257,12 @@ __global__ void __launch_bounds__(kGemvThreads)
   }
 
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < rows_here * m; i += kGemvThreads) {
+  for (int64_t i = threadIdx.x; i < units_here * m; i += kGemvThreads) {
     const int64_t j = i / m, mi = i - j * m;
-    out.store(mi, b + j * grid, acc_s[j * M + mi]);
+    if (out.swiglu)
+      out.store_swiglu(mi, b + j * grid, acc_s[2 * j * M + mi], acc_s[(2 * j + 1) * M + mi]);
+    else
+      out.store(mi, b + j * grid, acc_s[j * M + mi]);
   }
 }
 
@@ -266,9 +289,8 @@ void launch_gemv_variant(const float* x, int m, int k, const W* w, const GemvOut
   grid = std::min(grid, ceil_div(n, R));                   // at least R rows per block
   // float4 staging needs 16-byte x rows; chunks (CH) and hence every c0 are multiples of 4.
   const bool x_vec4 = k % 4 == 0 && alignment_of(x) >= 16;
-  gemv_kernel<W, M, kVector><<<unsigned(grid), kGemvThreads, kGemvSmemBytes, stream>>>(
-      x, m, k, x_vec4, w, out);
-  BRISK_CUDA_LAUNCH_CHECK();
+  launch_overlapped(gemv_kernel<W, M, kVector>, dim3(unsigned(grid)), dim3(kGemvThreads), kGemvSmemBytes,
+                    stream, x, m, k, x_vec4, w, out);
 }
 
 template <class W, int M>
@@ -632,6 +654,26 @@ bool MatmulEngine::run_same_input(const float* x, int64_t m, int64_t k,
   out.count = count;
   check_weight(first, k);
   gemv_rows(x, m, k, first, out);
+  return true;
+}
+
+bool MatmulEngine::run_swiglu(const float* x, int64_t m, int64_t k, const Backend::MatmulOutput& gate,
+                              const Backend::MatmulOutput& up) {
+  const Tensor &wg = *gate.w, &wu = *up.w;
+  if (m < 1 || m > 8 || wg.device != Device::CUDA || is_block_dtype(wg.dtype) ||
+      wu.dtype != wg.dtype || wg.rank() != 2 || wu.shape != wg.shape || wg.dim(1) != k ||
+      static_cast<const uint8_t*>(wg.data) + wg.nbytes() != wu.data)
+    return false;
+  check_weight(wg, k);
+  GemvOutputs out;
+  out.y[0] = gate.y;
+  out.bias[0] = gate.bias;
+  out.bias[1] = up.bias;
+  out.end[0] = wg.dim(0);
+  out.end[1] = 2 * wg.dim(0);
+  out.count = 2;
+  out.swiglu = true;
+  gemv_rows(x, m, k, wg, out);
   return true;
 }
 

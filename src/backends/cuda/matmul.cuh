@@ -40,6 +40,10 @@ class MatmulEngine {
   // Q8/Q4/NF4/LOG4 matrices of one dtype with x quantized once for all. False (nothing
   // enqueued) otherwise.
   bool run_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<Backend::MatmulOutput> outs);
+  // Backend::matmul_swiglu as one GEMV pass (SwiGLU epilogue) for F32/F16/BF16 gate and up
+  // matrices placed back to back, m <= 8; false (nothing enqueued) otherwise.
+  bool run_swiglu(const float* x, int64_t m, int64_t k, const Backend::MatmulOutput& gate,
+                  const Backend::MatmulOutput& up);
 
   // Exposed for tests and benchmarks: force one path regardless of m.
   void gemv(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);

@@ -55,6 +55,8 @@ template <bool kResidual, class V>
 __global__ void __launch_bounds__(kThreads)
     rms_norm_kernel(float* x, const float* h, const float* __restrict__ weight, int64_t d, float eps,
                     float* y) {
+  let_dependents_launch();
+  wait_for_producer();
   constexpr int kWidth = int(sizeof(V) / sizeof(float)), kHeld = 4;
   const int64_t n = d / kWidth, row = blockIdx.x;
   V* xr = reinterpret_cast<V*>(x + row * d);
@@ -103,11 +105,8 @@ void launch_rms_norm(float* x, const float* h, const float* weight, int64_t rows
   BRISK_CHECK(rows < (int64_t(1) << 31), "rms_norm: too many rows");
   const bool vec4 = d % 4 == 0 && alignment_of(x) >= 16 && alignment_of(weight) >= 16 &&
                     alignment_of(y) >= 16 && (!kResidual || alignment_of(h) >= 16);
-  if (vec4)
-    rms_norm_kernel<kResidual, float4><<<unsigned(rows), kThreads, 0, stream>>>(x, h, weight, d, eps, y);
-  else
-    rms_norm_kernel<kResidual, float><<<unsigned(rows), kThreads, 0, stream>>>(x, h, weight, d, eps, y);
-  BRISK_CUDA_LAUNCH_CHECK();
+  launch_overlapped(vec4 ? rms_norm_kernel<kResidual, float4> : rms_norm_kernel<kResidual, float>,
+                    dim3(unsigned(rows)), dim3(kThreads), 0, stream, x, h, weight, d, eps, y);
 }
 
 __global__ void __launch_bounds__(kThreads)

@@ -55,12 +55,6 @@ struct ActCodes {
   int64_t ld;
 };
 
-// Programmatic dependent launch (sm_90): the producer lets the GEMV start early; the GEMV
-// waits for the producer's writes before it reads x. Both are no-ops without the launch
-// attribute.
-__device__ __forceinline__ void let_dependents_launch() { asm volatile("griddepcontrol.launch_dependents;"); }
-__device__ __forceinline__ void wait_for_producer() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-
 constexpr int kQuantizeThreads = 256;
 
 // One warp per 32-value block: the host's arithmetic (absmax, IEEE 127 / absmax, product,
@@ -279,6 +273,7 @@ __global__ void __launch_bounds__(kGemvThreads, blocks_per_sm_target<F, M>())
   float2* blocks_s = reinterpret_cast<float2*>(int8_gemv_smem + M * chunk);      // [M][chunk / 32]
   float* acc_s = reinterpret_cast<float*>(int8_gemv_smem + kXBytes);             // [rows_here][M]
 
+  let_dependents_launch();
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int64_t grid = gridDim.x, b = blockIdx.x;
   const int64_t rows_here = w.n > b ? (w.n - 1 - b) / grid + 1 : 0;  // rows b, b + G, ...
@@ -374,18 +369,8 @@ void launch_gemv(const ActCodes& act, int m, const Tensor& w, const float* bias,
   grid = std::min(grid, ceil_div(qm.n, kRows));               // at least kRows rows per block
   const int chunk = chunk_values(M, qm.padded_k);
 
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(unsigned(grid));
-  config.blockDim = dim3(kGemvThreads);
-  config.dynamicSmemBytes = kSmemBytes;
-  config.stream = stream;
-  cudaLaunchAttribute overlap{};
-  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  overlap.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &overlap;
-  config.numAttrs = 1;
-  BRISK_CUDA_CHECK(cudaLaunchKernelEx(&config, int8_gemv_kernel<F, M>, act, m, qm, chunk, codebook_of(w.dtype),
-                                      bias, y));
+  launch_overlapped(int8_gemv_kernel<F, M>, dim3(unsigned(grid)), dim3(kGemvThreads), kSmemBytes, stream, act, m,
+                    qm, chunk, codebook_of(w.dtype), bias, y);
 }
 
 template <Codes F>
