@@ -168,8 +168,11 @@ __global__ void __launch_bounds__(kGemvThreads)
   const int64_t rows_here = units_here * out.rows_per_unit();
   const int64_t groups = (rows_here + R - 1) / R;
 
-  // The weights do not depend on x: while the previous kernel finishes, the warp's first batch
-  // of loads is fetched into L2, where the loop below then finds it.
+  // The weights do not depend on x: the warp's first batch of loads goes out before the wait for
+  // the previous kernel (which may still be running) and before x is staged, and the loop below
+  // starts from these registers.
+  uint4 first[U][R];
+  bool preloaded = false;
   if (kVector && warp < groups) {
     const int nvec = min(CH, k) / E;
 #pragma unroll
@@ -179,9 +182,10 @@ __global__ void __launch_bounds__(kGemvThreads)
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int v = u * 32 + lane;
-        if (v < nvec) asm volatile("prefetch.global.L2 [%0];" ::"l"(row + int64_t(v) * E));
+        first[u][r] = v < nvec ? load_streaming(row + int64_t(v) * E) : make_uint4(0, 0, 0, 0);
       }
     }
+    preloaded = true;
   }
   wait_for_producer();
 
@@ -216,8 +220,12 @@ __global__ void __launch_bounds__(kGemvThreads)
 #pragma unroll
             for (int r = 0; r < R; ++r) {
               const int v = v0 + u * 32 + lane;
-              buf[u][r] = v < nvec ? load_streaming(wrow[r] + int64_t(v) * E) : make_uint4(0, 0, 0, 0);
+              if (preloaded)  // this warp's first batch: (c0, g, v0) = (0, warp, 0)
+                buf[u][r] = first[u][r];
+              else
+                buf[u][r] = v < nvec ? load_streaming(wrow[r] + int64_t(v) * E) : make_uint4(0, 0, 0, 0);
             }
+          preloaded = false;
 #pragma unroll
           for (int u = 0; u < U; ++u) {
             const int v = v0 + u * 32 + lane;
