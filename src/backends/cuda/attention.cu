@@ -16,7 +16,9 @@ namespace {
 constexpr int kWideTile = 16, kNarrowTile = 4;
 constexpr int kKeyTile = 32;   // keys per shared-memory tile
 constexpr int kThreads = 128;  // kThreads / tile threads per query vector
-constexpr int64_t kMinSplitKeys = 64;  // below this a split costs more to merge than it saves
+// A split holds at least one key tile: the merge costs the last block one extra read of the
+// partials, less than a second tile load-and-compute round (short decode contexts).
+constexpr int64_t kMinSplitKeys = kKeyTile;
 constexpr int64_t kMaxSplits = 128;
 
 struct Params {

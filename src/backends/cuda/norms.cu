@@ -56,26 +56,37 @@ __global__ void __launch_bounds__(kThreads)
     rms_norm_kernel(float* x, const float* h, const float* __restrict__ weight, int64_t d, float eps,
                     float* y) {
   let_dependents_launch();
-  wait_for_producer();
   constexpr int kWidth = int(sizeof(V) / sizeof(float)), kHeld = 4;
   const int64_t n = d / kWidth, row = blockIdx.x;
   V* xr = reinterpret_cast<V*>(x + row * d);
   const V* hr = reinterpret_cast<const V*>(kResidual ? h + row * d : nullptr);
   const V* wr = reinterpret_cast<const V*>(weight);
   V* yr = reinterpret_cast<V*>(y + row * d);
-  V held[kHeld];
+  // The weights are constant: fetched before waiting for the kernel that writes x and h. Then
+  // every load of x and h is issued before the first use (x and h may alias y, so the compiler
+  // would not move h's loads above the stores of x itself).
+  V held[kHeld], added[kHeld], wv[kHeld];
+#pragma unroll
+  for (int c = 0; c < kHeld; ++c) {
+    const int64_t i = threadIdx.x + c * kThreads;
+    if (i < n) wv[c] = wr[i];
+  }
+  wait_for_producer();
   double ss = 0.0;
 #pragma unroll
   for (int c = 0; c < kHeld; ++c) {
     const int64_t i = threadIdx.x + c * kThreads;
-    if (i < n) held[c] = xr[i];
+    if (i < n) {
+      held[c] = xr[i];
+      if constexpr (kResidual) added[c] = hr[i];
+    }
   }
 #pragma unroll
   for (int c = 0; c < kHeld; ++c) {
     const int64_t i = threadIdx.x + c * kThreads;
     if (i >= n) break;
     if constexpr (kResidual) {
-      add_to(held[c], hr[i]);
+      add_to(held[c], added[c]);
       xr[i] = held[c];
     }
     ss += sum_squares(held[c]);
@@ -93,7 +104,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int c = 0; c < kHeld; ++c) {
     const int64_t i = threadIdx.x + c * kThreads;
-    if (i < n) yr[i] = scaled(wr[i], held[c], inv);
+    if (i < n) yr[i] = scaled(wv[c], held[c], inv);
   }
   for (int64_t i = threadIdx.x + kHeld * kThreads; i < n; i += kThreads) yr[i] = scaled(wr[i], xr[i], inv);
 }
