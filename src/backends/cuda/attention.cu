@@ -93,15 +93,24 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   const T* k_pool = static_cast<const T*>(p.k);
   const T* v_pool = static_cast<const T*>(p.v);
 
-  for (int i = tid; i < kQueryTile * HD; i += kThreads) {
-    const int qq = i / HD, d = i % HD;
+  // The query tile, every load issued before the first store (one memory round trip).
+  constexpr int kQLoads = kQueryTile * HD / kThreads;
+  static_assert(kQueryTile * HD % kThreads == 0, "tile shape");
+  float q_held[kQLoads];
+#pragma unroll
+  for (int u = 0; u < kQLoads; ++u) {
+    const int i = tid + u * kThreads, qq = i / HD, d = i % HD;
     const int qi = tile * kQueryTile + qq;
-    float val = 0.0f;
+    q_held[u] = 0.0f;
     if (qi < q_per_kv && d < hd) {
       const int r = seq.first_row + qi / p.group, h = kvh * p.group + qi % p.group;
-      val = p.q[(int64_t(r) * p.n_heads + h) * hd + d];
+      q_held[u] = p.q[(int64_t(r) * p.n_heads + h) * hd + d];
     }
-    qs[qq * (HD + 1) + d] = val;
+  }
+#pragma unroll
+  for (int u = 0; u < kQLoads; ++u) {
+    const int i = tid + u * kThreads;
+    qs[(i / HD) * (HD + 1) + i % HD] = q_held[u];
   }
 
   const int my_qi = tile * kQueryTile + ql;
