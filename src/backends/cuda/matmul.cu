@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(kGemvThreads)
   // The weights do not depend on x: the warp's first batch of loads goes out before the wait for
   // the previous kernel (which may still be running) and before x is staged, and the loop below
   // starts from these registers.
-  uint4 first[U][R];
+  uint4 buf[U][R];  // one set of registers for the preload and every later batch
   bool preloaded = false;
   if (kVector && warp < groups) {
     const int nvec = min(CH, k) / E;
@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kGemvThreads)
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int v = u * 32 + lane;
-        first[u][r] = v < nvec ? load_streaming(row + int64_t(v) * E) : make_uint4(0, 0, 0, 0);
+        buf[u][r] = v < nvec ? load_streaming(row + int64_t(v) * E) : make_uint4(0, 0, 0, 0);
       }
     }
     preloaded = true;
@@ -214,17 +214,15 @@ __global__ void __launch_bounds__(kGemvThreads)
       if constexpr (kVector) {
         const int nvec = len / E;
         for (int v0 = 0; v0 < nvec; v0 += 32 * U) {
-          uint4 buf[U][R];
+          if (!preloaded) {  // the preload is this warp's first batch: (c0, g, v0) = (0, warp, 0)
 #pragma unroll
-          for (int u = 0; u < U; ++u)
+            for (int u = 0; u < U; ++u)
 #pragma unroll
-            for (int r = 0; r < R; ++r) {
-              const int v = v0 + u * 32 + lane;
-              if (preloaded)  // this warp's first batch: (c0, g, v0) = (0, warp, 0)
-                buf[u][r] = first[u][r];
-              else
+              for (int r = 0; r < R; ++r) {
+                const int v = v0 + u * 32 + lane;
                 buf[u][r] = v < nvec ? load_streaming(wrow[r] + int64_t(v) * E) : make_uint4(0, 0, 0, 0);
-            }
+              }
+          }
           preloaded = false;
 #pragma unroll
           for (int u = 0; u < U; ++u) {
