@@ -85,16 +85,13 @@ std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t 
                                       const AwqOptions& options) {
   const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
   // Start from RTN's grids; dq = w - q over the whole row, kept current as groups change.
-  std::vector<GridStep> grids(size_t(rows * groups));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = 0; g < groups; ++g) grids[size_t(r * groups + g)] = fit_grid(w + r * cols + g * width, width, 1, spec);
+  std::vector<GridStep> grids = rtn_grids(w, rows, cols, spec);
   std::vector<float> dq(size_t(rows * cols));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
       dq[size_t(r * cols + c)] = w[r * cols + c] - grids[size_t(r * groups + c / width)].round_trip(w[r * cols + c], spec.max_code());
   std::vector<float> hg(size_t(width * width)), hrows(size_t(width * cols)), trial(size_t(rows * width));
   std::vector<float> y(size_t(rows * width)), cross(size_t(rows * width), 0.0f);
-  std::vector<std::pair<float, float>> range(static_cast<size_t>(rows));
   // Cross-group terms for asymmetric grids only, see awq.h.
   const bool cross_terms = spec.symmetry == Symmetry::Asymmetric;
   for (int64_t g = 0; g < groups; ++g) {
@@ -111,8 +108,8 @@ std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t 
       matmul_host(backend, trial.data(), rows, width, hg.data(), width, y.data());
       for (size_t i = 0; i < cross.size(); ++i) cross[i] -= y[i];
     }
-    for (int64_t r = 0; r < rows; ++r) range[size_t(r)] = value_range(w + r * cols + c0, width, 1);
-    auto grid = [&](int64_t r, Shrink s) { return fit_grid(range[size_t(r)].first, range[size_t(r)].second, spec, s); };
+    const RowGroupRanges ranges(w + c0, rows, width, cols);
+    auto grid = [&](int64_t r, Shrink s) { return ranges.grid(r, spec, s); };
     const std::vector<Shrink> best =
         search_shrinks(rows, spec, options.clip(spec), [&](const std::vector<Shrink>& shrinks, std::vector<double>& error) {
           for (int64_t r = 0; r < rows; ++r) {

@@ -156,15 +156,20 @@ inline QuantizedMatrix quantize_on_grids(const float* w, int64_t rows, int64_t c
   return q;
 }
 
-// Round-to-nearest in the same layout (min/max or absmax grids, no search): the baseline the
-// calibrated methods are measured against.
-inline QuantizedMatrix quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
+// Round-to-nearest's grids [rows, groups] for w [rows, cols]: each group's min/max or absmax.
+inline std::vector<GridStep> rtn_grids(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
   const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
   std::vector<GridStep> grids(size_t(rows * groups));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t g = 0; g < groups; ++g)
       grids[size_t(r * groups + g)] = fit_grid(w + r * cols + g * width, std::min(width, cols - g * width), 1, spec);
-  return quantize_on_grids(w, rows, cols, spec, grids);
+  return grids;
+}
+
+// Round-to-nearest in the same layout (no search): the baseline the calibrated methods are
+// measured against.
+inline QuantizedMatrix quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
+  return quantize_on_grids(w, rows, cols, spec, rtn_grids(w, rows, cols, spec));
 }
 
 }  // namespace brisk::calib

@@ -44,9 +44,8 @@ double weighted_grid_error(const float* w, int64_t n, const float* importance, c
 std::vector<GridStep> search_grids(const float* w, int64_t rows, int64_t n, int64_t row_stride,
                                    const float* importance, const QuantSpec& spec,
                                    const GridSearchOptions& options) {
-  std::vector<std::pair<float, float>> range(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) range[size_t(r)] = value_range(w + r * row_stride, n, 1);
-  auto grid = [&](int64_t r, Shrink s) { return fit_grid(range[size_t(r)].first, range[size_t(r)].second, spec, s); };
+  const RowGroupRanges ranges(w, rows, n, row_stride);
+  auto grid = [&](int64_t r, Shrink s) { return ranges.grid(r, spec, s); };
   const std::vector<Shrink> best =
       search_shrinks(rows, spec, options, [&](const std::vector<Shrink>& shrinks, std::vector<double>& error) {
         for (int64_t r = 0; r < rows; ++r)

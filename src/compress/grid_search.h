@@ -11,7 +11,9 @@
 // range on the objective given.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "compress/calib_grid.h"
@@ -21,6 +23,21 @@ namespace brisk::calib {
 struct GridSearchOptions {
   int steps = 20;            // shrink levels 1, 1 - max_shrink/steps, ..., per coordinate
   float max_shrink = 0.5f;   // the smallest range tried is (1 - max_shrink) of the full one
+};
+
+// The extremes of one group per row (row r's n values at w + r * row_stride), found once, and the
+// grid each gives under a shrink.
+class RowGroupRanges {
+ public:
+  RowGroupRanges(const float* w, int64_t rows, int64_t n, int64_t row_stride) : range_(static_cast<size_t>(rows)) {
+    for (int64_t r = 0; r < rows; ++r) range_[size_t(r)] = value_range(w + r * row_stride, n, 1);
+  }
+  GridStep grid(int64_t r, const QuantSpec& spec, Shrink shrink) const {
+    return fit_grid(range_[size_t(r)].first, range_[size_t(r)].second, spec, shrink);
+  }
+
+ private:
+  std::vector<std::pair<float, float>> range_;
 };
 
 // errors(shrinks, out): out[i] = the error of group i with its range shrunk by shrinks[i].

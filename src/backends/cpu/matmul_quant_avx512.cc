@@ -30,10 +30,9 @@ namespace {
 // Decode streams every weight byte from DRAM once; prefetching ~512 B ahead of each weight row
 // keeps more lines in flight than the hardware prefetcher alone (as in matmul_avx512.cc).
 constexpr int kPrefetchBytes = 512;
-#ifndef NTPF
-#define NTPF 32768
-#endif
-constexpr size_t kNextTilePrefetchMax = NTPF;
+// Decode tiles prefetch the next tile's block while the tile (R rows) is at most this many bytes,
+// so the prefetched lines are still in L1 (48 KB) when that tile reaches them.
+constexpr size_t kNextTilePrefetchMax = 32768;
 
 // The R weight rows of a tile, ldw bytes apart.
 template <class Block, int R>

@@ -589,7 +589,7 @@ void MatmulEngine::run_quantized(const float* x, int64_t m, int64_t k, const Ten
     x = xq;
   }
   if (m <= 8 && has_int8_activation_gemv(w.dtype)) {
-    const Int8GemvTarget target{&w, bias, y};
+    const Backend::MatmulOutput target{&w, bias, y};
     void* codes = x_int8_.get(int8_activation_bytes(int(m), w));
     return quant_gemv_int8(x, int(m), int(k), &target, 1, sm_count_, codes, stream_);
   }
@@ -634,15 +634,13 @@ bool MatmulEngine::run_same_input(const float* x, int64_t m, int64_t k,
   if (is_block_dtype(first.dtype)) {
     // The int8-activation GEMV formats: x quantized once, then one GEMV per matrix.
     if (!has_int8_activation_gemv(first.dtype)) return false;
-    Int8GemvTarget targets[GemvOutputs::kMax];
     for (int p = 0; p < count; ++p) {
       const Tensor& w = *part[p].w;
       if (w.dtype != first.dtype || w.device != Device::CUDA || w.rank() != 2 || w.dim(1) != k) return false;
       check_quant_weight(w, k);
-      targets[p] = {&w, part[p].bias, part[p].y};
     }
     void* codes = x_int8_.get(int8_activation_bytes(int(m), first));
-    quant_gemv_int8(x, int(m), int(k), targets, count, sm_count_, codes, stream_);
+    quant_gemv_int8(x, int(m), int(k), part, count, sm_count_, codes, stream_);
     return true;
   }
   // Plain dtypes: one GEMV over the union when the matrices lie back to back in one allocation

@@ -374,7 +374,7 @@ void launch_gemv(const ActCodes& act, int m, const Tensor& w, const float* bias,
 }
 
 template <Codes F>
-void run_codes(const float* x, int m, int k, const Int8GemvTarget* targets, int count, int sm_count,
+void run_codes(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, int sm_count,
                const ActCodes& act, cudaStream_t stream) {
   const int64_t blocks = int64_t(m) * (act.ld / kBlock);
   quantize_x_kernel<F><<<grid_for(blocks, kQuantizeThreads / 32, 1024), kQuantizeThreads, 0, stream>>>(x, m, k, act);
@@ -405,7 +405,7 @@ size_t int8_activation_bytes(int m, const Tensor& w) {
   return size_t(m) * size_t(ld) + size_t(m) * size_t(ld / kBlock) * sizeof(float2);
 }
 
-void quant_gemv_int8(const float* x, int m, int k, const Int8GemvTarget* targets, int count, int sm_count,
+void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, int sm_count,
                      void* scratch, cudaStream_t stream) {
   BRISK_CHECK(m >= 1 && m <= 8, "quant_gemv_int8: m must be in 1..8");
   BRISK_CHECK(count >= 1, "quant_gemv_int8: no weights");

@@ -18,6 +18,7 @@
 #include <cstddef>
 
 #include "core/tensor.h"
+#include "ops/backend.h"
 
 namespace brisk::cuda {
 
@@ -27,17 +28,10 @@ bool has_int8_activation_gemv(DType dtype);
 // Device scratch quant_gemv_int8 needs for m rows against w (the quantized x).
 size_t int8_activation_bytes(int m, const Tensor& w);
 
-// One weight of a call: y[m, n] = x[m, k] w[n, k]^T (+ bias).
-struct Int8GemvTarget {
-  const Tensor* w;  // a repacked matrix of a dtype above
-  const float* bias;
-  float* y;
-};
-
-// Every target's y for m in 1..8. x is quantized once for all of them (q/k/v, gate/up), so the
-// targets must share dtype and k. scratch: int8_activation_bytes(m, w) bytes of device memory,
-// 256-byte aligned.
-void quant_gemv_int8(const float* x, int m, int k, const Int8GemvTarget* targets, int count, int sm_count,
+// Every target's y[m, n] = x[m, k] w[n, k]^T (+ bias) for m in 1..8, each w a repacked matrix of
+// a dtype above. x is quantized once for all of them (q/k/v, gate/up), so the targets must share
+// dtype and k. scratch: int8_activation_bytes(m, w) bytes of device memory, 256-byte aligned.
+void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, int sm_count,
                      void* scratch, cudaStream_t stream);
 
 }  // namespace brisk::cuda
