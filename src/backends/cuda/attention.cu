@@ -72,19 +72,21 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   constexpr int kKeysPerThread = kKeyTile / kSub;
   static_assert(kKeysPerThread >= 1 && HD % kSub == 0, "tile shape");
   let_dependents_launch();
-  wait_for_producer();
   extern __shared__ float smem[];
   float* qs = smem;
   float* ks = qs + kQueryTile * (HD + 1);
   float* vs = ks + kKeyTile * (HD + 1);  // offset (QT + 32) * (HD + 1) floats: 16-byte aligned
   float* ps = vs + kKeyTile * HD;
 
+  // Sequence spans and block tables are uploaded before a step's first kernel, so (unlike q and
+  // the cache) they may be read before the wait: the span and the first tile's cache slots are
+  // in registers when the previous kernel's data becomes visible.
   const int kvh = int(blockIdx.x) / p.n_q_tiles;
   const int tile = int(blockIdx.x) % p.n_q_tiles;
   const int split = int(blockIdx.y);
   const SequenceSpan seq = p.seqs[blockIdx.z];
   const int q_per_kv = seq.n_rows * p.group;  // this sequence's query vectors per KV head
-  if (tile * kQueryTile >= q_per_kv) return;  // a tile past a short sequence's rows
+  const bool past_rows = tile * kQueryTile >= q_per_kv;  // a tile past a short sequence's rows
   const int32_t* table = p.block_tables + seq.table_offset;
   const int tid = int(threadIdx.x);
   const int ql = tid / kSub, sub = tid % kSub;
@@ -93,7 +95,37 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   const T* k_pool = static_cast<const T*>(p.k);
   const T* v_pool = static_cast<const T*>(p.v);
 
-  // The query tile, every load issued before the first store (one memory round trip).
+  const int my_qi = tile * kQueryTile + ql;
+  const bool my_valid = my_qi < q_per_kv;
+  const int my_r = my_valid ? my_qi / p.group : 0;  // row within the sequence
+  const int my_h = kvh * p.group + (my_valid ? my_qi % p.group : 0);
+  const int my_last_key = my_valid ? seq.first_pos + my_r : -1;  // causal: keys 0..pos
+
+  const int tile_last_q = min(tile * kQueryTile + kQueryTile - 1, q_per_kv - 1);
+  const int tile_last_key = seq.first_pos + tile_last_q / p.group;
+  const int key_begin = split * p.split_keys;
+  const int key_end = min(key_begin + p.split_keys, tile_last_key + 1);
+
+  // The vector path's K/V loads: kLoads float4s of K (and of V) per thread and tile, issued in
+  // batches of kBatch, every load of a batch before the first store (a load-store loop pays one
+  // memory round trip per iteration). slot_of: the cache slot of a batch's load u, or -1.
+  constexpr int kVecs = HD / 4;
+  constexpr int kLoads = kKeyTile * kVecs / kThreads;
+  constexpr int kBatch = kLoads < 8 ? kLoads : 8;
+  static_assert(kLoads % kBatch == 0, "tile shape");
+  auto slot_of = [&](int kt, int b0, int u) {
+    const int i = tid + (b0 + u) * kThreads;
+    const int key = kt + i / kVecs, d = (i % kVecs) * 4;
+    return key < key_end && d < hd ? table[key / p.block_size] * p.block_size + key % p.block_size : -1;
+  };
+  int first_slots[kBatch];  // the first tile's first batch
+#pragma unroll
+  for (int u = 0; u < kBatch; ++u) first_slots[u] = p.vec4 && !past_rows ? slot_of(key_begin, 0, u) : -1;
+  wait_for_producer();  // also in a block with no work: completion stays transitive down the chain
+  if (past_rows) return;
+
+  // The query tile: its loads, then (below) the first K/V batch's, then the stores of both --
+  // one memory round trip for the two.
   constexpr int kQLoads = kQueryTile * HD / kThreads;
   static_assert(kQueryTile * HD % kThreads == 0, "tile shape");
   float q_held[kQLoads];
@@ -107,22 +139,16 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
       q_held[u] = p.q[(int64_t(r) * p.n_heads + h) * hd + d];
     }
   }
+  bool q_stored = false;
+  auto store_q = [&] {
+    if (q_stored) return;
 #pragma unroll
-  for (int u = 0; u < kQLoads; ++u) {
-    const int i = tid + u * kThreads;
-    qs[(i / HD) * (HD + 1) + i % HD] = q_held[u];
-  }
-
-  const int my_qi = tile * kQueryTile + ql;
-  const bool my_valid = my_qi < q_per_kv;
-  const int my_r = my_valid ? my_qi / p.group : 0;  // row within the sequence
-  const int my_h = kvh * p.group + (my_valid ? my_qi % p.group : 0);
-  const int my_last_key = my_valid ? seq.first_pos + my_r : -1;  // causal: keys 0..pos
-
-  const int tile_last_q = min(tile * kQueryTile + kQueryTile - 1, q_per_kv - 1);
-  const int tile_last_key = seq.first_pos + tile_last_q / p.group;
-  const int key_begin = split * p.split_keys;
-  const int key_end = min(key_begin + p.split_keys, tile_last_key + 1);
+    for (int u = 0; u < kQLoads; ++u) {
+      const int i = tid + u * kThreads;
+      qs[(i / HD) * (HD + 1) + i % HD] = q_held[u];
+    }
+    q_stored = true;
+  };
 
   constexpr int kOut = HD / kSub;  // output dims per thread: sub, sub + kSub, ...
   float o[kOut];
@@ -133,28 +159,22 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   for (int kt = key_begin; kt < key_end; kt += kKeyTile) {
     __syncthreads();  // the previous tile is no longer read
     if (p.vec4) {
-      // Every load of a batch is issued before the first store: a load-store loop pays one
-      // memory round trip per iteration.
-      constexpr int kVecs = HD / 4;
-      constexpr int kLoads = kKeyTile * kVecs / kThreads;  // float4s of K (and of V) per thread
-      constexpr int kBatch = kLoads < 8 ? kLoads : 8;
-      static_assert(kLoads % kBatch == 0, "tile shape");
 #pragma unroll
       for (int b0 = 0; b0 < kLoads; b0 += kBatch) {
         float4 kv[kBatch], vv[kBatch];
 #pragma unroll
         for (int u = 0; u < kBatch; ++u) {
-          const int i = tid + (b0 + u) * kThreads;
-          const int kk = i / kVecs, d = (i % kVecs) * 4, key = kt + kk;
+          const int slot = kt == key_begin && b0 == 0 ? first_slots[u] : slot_of(kt, b0, u);
           kv[u] = vv[u] = make_float4(0, 0, 0, 0);
-          if (key < key_end && d < hd) {
-            const int64_t slot = int64_t(table[key / p.block_size]) * p.block_size + key % p.block_size;
-            const int64_t off = slot * pos_stride + int64_t(kvh) * hd + d;
-            const int64_t head_row = slot * p.n_kv_heads + kvh;
+          if (slot >= 0) {
+            const int d = ((tid + (b0 + u) * kThreads) % kVecs) * 4;
+            const int64_t off = int64_t(slot) * pos_stride + int64_t(kvh) * hd + d;
+            const int64_t head_row = int64_t(slot) * p.n_kv_heads + kvh;
             kv[u] = scaled<T>(KvElement<T>::load4(k_pool + off), p.k_scales, head_row);
             vv[u] = scaled<T>(KvElement<T>::load4(v_pool + off), p.v_scales, head_row);
           }
         }
+        store_q();
 #pragma unroll
         for (int u = 0; u < kBatch; ++u) {
           const int i = tid + (b0 + u) * kThreads;
@@ -168,6 +188,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
         }
       }
     } else {
+      store_q();
       for (int i = tid; i < kKeyTile * HD; i += kThreads) {
         const int kk = i / HD, d = i % HD, key = kt + kk;
         float kv = 0.0f, vv = 0.0f;
@@ -279,17 +300,21 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   if (!merges || !my_valid) return;
   __threadfence();
   // Rescale each partial to the global max, then normalize (__ldcg: other blocks wrote them).
+  // The loads of several splits are independent and unrolled to be in flight together: at long
+  // contexts this loop over dozens of splits is the merging block's whole cost.
   float m_all = -INFINITY;
+#pragma unroll 8
   for (int sp = 0; sp < p.n_splits; ++sp) m_all = fmaxf(m_all, __ldcg(p.part_ml + (sp * total_q + gq) * 2));
   float l_all = 0.0f;
   float acc[kOut];
 #pragma unroll
   for (int i = 0; i < kOut; ++i) acc[i] = 0.0f;
+#pragma unroll 2
   for (int sp = 0; sp < p.n_splits; ++sp) {
     const int64_t slot = sp * total_q + gq;
     const float m = __ldcg(p.part_ml + slot * 2);
-    if (m == -INFINITY) continue;
-    const float w = expf(m - m_all);
+    // A split that saw no key of this query left m = -inf, l = 0 and o = 0.
+    const float w = m == -INFINITY ? 0.0f : expf(m - m_all);
     l_all += w * __ldcg(p.part_ml + slot * 2 + 1);
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {

@@ -46,8 +46,10 @@ inline uint32_t alignment_of(const void* p) {
 // Programmatic dependent launch (sm_90): a kernel launched through launch_overlapped may start
 // while the previous kernel in the stream is still running. It must call wait_for_producer()
 // in every block before it reads or writes anything another kernel touches (only constant data,
-// such as weights, may be fetched before), and it calls let_dependents_launch() first so that
-// the next kernel may do the same. Both are no-ops in a kernel launched the ordinary way.
+// such as weights, and the step's uploaded inputs -- positions, slots, block tables, which a
+// stream copy wrote before the step's first kernel -- may be fetched before), and it calls
+// let_dependents_launch() first so that the next kernel may do the same. Both are no-ops in a
+// kernel launched the ordinary way.
 // BRISK_PDL=0 turns the overlap off (for A/B measurements).
 bool overlapped_launches_enabled();
 

@@ -9,44 +9,49 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Rotates pair t of the batch (one thread per rotated pair (i, i + half) of one head of one row;
-// a row's heads are its n_heads query heads, then its n_kv_heads key heads). Returns the key
-// head's index (or -1 for a query head) and the rotated values, for a caller that stores them.
-struct RotatedPair {
-  int64_t row, kv_head, i;
-  float lo, hi;
+// Pair t of the batch: one thread per rotated pair (i, i + half) of one head of one row; a row's
+// heads are its n_heads query heads, then its n_kv_heads key heads. Where it lies and its angle
+// come from positions and the cos/sin tables only -- no activations -- so a programmatic
+// dependent may look them up before its wait.
+struct PairSite {
+  int64_t row, head, i;
+  float c, s;
 };
-__device__ __forceinline__ RotatedPair rotate_pair(int64_t t, float* q, float* k, int64_t n_heads,
-                                                   int64_t n_kv_heads, int64_t head_dim,
-                                                   const int32_t* __restrict__ positions,
-                                                   const float* __restrict__ cos_table,
-                                                   const float* __restrict__ sin_table) {
-  const int64_t half = head_dim / 2, heads = n_heads + n_kv_heads;
+__device__ __forceinline__ PairSite pair_site(int64_t t, int64_t heads, int64_t half,
+                                              const int32_t* __restrict__ positions,
+                                              const float* __restrict__ cos_table,
+                                              const float* __restrict__ sin_table) {
   const int64_t i = t % half;
   const int64_t r = t / half / heads, h = t / half - r * heads;
   const int64_t pos = positions[r];
-  const float c = cos_table[pos * half + i];
-  const float s = sin_table[pos * half + i];
-  float* v = h < n_heads ? q + (r * n_heads + h) * head_dim
-                         : k + (r * n_kv_heads + h - n_heads) * head_dim;
-  const float a = v[i], b = v[i + half];
-  const RotatedPair p{r, h < n_heads ? -1 : h - n_heads, i, a * c - b * s, b * c + a * s};
-  v[i] = p.lo;
-  v[i + half] = p.hi;
-  return p;
+  return {r, h, i, cos_table[pos * half + i], sin_table[pos * half + i]};
+}
+
+// Rotates the pair in place (q for a query head, k for a key head); returns the rotated values.
+__device__ __forceinline__ float2 rotate_pair(const PairSite& p, float* q, float* k, int64_t n_heads,
+                                              int64_t n_kv_heads, int64_t half) {
+  float* v = p.head < n_heads ? q + (p.row * n_heads + p.head) * 2 * half
+                              : k + (p.row * n_kv_heads + p.head - n_heads) * 2 * half;
+  const float a = v[p.i], b = v[p.i + half];
+  const float lo = a * p.c - b * p.s, hi = b * p.c + a * p.s;
+  v[p.i] = lo;
+  v[p.i + half] = hi;
+  return {lo, hi};
 }
 
 __global__ void rope_kernel(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
                             int64_t head_dim, const int32_t* __restrict__ positions,
                             const float* __restrict__ cos_table, const float* __restrict__ sin_table) {
-  const int64_t pairs = rows * (n_heads + n_kv_heads) * (head_dim / 2);
+  const int64_t half = head_dim / 2, heads = n_heads + n_kv_heads, pairs = rows * heads * half;
   for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < pairs;
        t += int64_t(gridDim.x) * blockDim.x)
-    rotate_pair(t, q, k, n_heads, n_kv_heads, head_dim, positions, cos_table, sin_table);
+    rotate_pair(pair_site(t, heads, half, positions, cos_table, sin_table), q, k, n_heads, n_kv_heads, half);
 }
 
 // rope_kernel's pairs, each rotated key pair also stored into the pool at its row's slot, then
 // one thread per value of v copied into the pool: store_plain_kernel's stores (kv_store.cu).
+// Positions, angles and slots are uploaded or constant: a thread's first item looks them up
+// before the wait, so only q, k and v are read after it.
 template <class T>
 __global__ void rope_store_kernel(float* q, float* k, const float* __restrict__ v, int64_t rows,
                                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
@@ -56,21 +61,32 @@ __global__ void rope_store_kernel(float* q, float* k, const float* __restrict__ 
                                   const int32_t* __restrict__ slots, T* __restrict__ k_pool,
                                   T* __restrict__ v_pool) {
   let_dependents_launch();
-  wait_for_producer();
-  const int64_t half = head_dim / 2, width = n_kv_heads * head_dim;
-  const int64_t pairs = rows * (n_heads + n_kv_heads) * half, total = pairs + rows * width;
-  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < total;
-       t += int64_t(gridDim.x) * blockDim.x) {
+  const int64_t half = head_dim / 2, heads = n_heads + n_kv_heads, width = n_kv_heads * head_dim;
+  const int64_t pairs = rows * heads * half, total = pairs + rows * width;
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  PairSite site{};
+  int64_t slot = 0;
+  auto look_up = [&](int64_t t) {
     if (t < pairs) {
-      const RotatedPair p =
-          rotate_pair(t, q, k, n_heads, n_kv_heads, head_dim, positions, cos_table, sin_table);
-      if (p.kv_head < 0) continue;
-      T* dst = k_pool + int64_t(slots[p.row]) * width + p.kv_head * head_dim + p.i;
-      dst[0] = KvElement<T>::store(p.lo);
-      dst[half] = KvElement<T>::store(p.hi);
+      site = pair_site(t, heads, half, positions, cos_table, sin_table);
+      if (site.head >= n_heads) slot = slots[site.row];
+    } else if (t < total) {
+      slot = slots[(t - pairs) / width];
+    }
+  };
+  look_up(first);
+  wait_for_producer();
+  for (int64_t t = first; t < total; t += int64_t(gridDim.x) * blockDim.x) {
+    if (t != first) look_up(t);
+    if (t < pairs) {
+      const float2 r = rotate_pair(site, q, k, n_heads, n_kv_heads, half);
+      if (site.head < n_heads) continue;
+      T* dst = k_pool + slot * width + (site.head - n_heads) * head_dim + site.i;
+      dst[0] = KvElement<T>::store(r.x);
+      dst[half] = KvElement<T>::store(r.y);
     } else {
       const int64_t e = t - pairs, r = e / width, i = e - r * width;
-      v_pool[int64_t(slots[r]) * width + i] = KvElement<T>::store(v[r * width + i]);
+      v_pool[slot * width + i] = KvElement<T>::store(v[r * width + i]);
     }
   }
 }
