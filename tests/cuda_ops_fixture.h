@@ -140,6 +140,26 @@ class CudaOps : public ::testing::Test {
     }
   }
 
+  // matmul_swiglu(gate, up) gives exactly what the two matmuls and silu_mul give, with and
+  // without biases.
+  void expect_swiglu_equals_apart(const Tensor& gate, const Tensor& up, int64_t m, int64_t k, std::string_view what) {
+    const int64_t ff = gate.dim(0);
+    for (bool with_bias : {false, true}) {
+      Buffer dx = device(random_vector(size_t(m * k), rng_));
+      Buffer bg = device(random_vector(size_t(ff), rng_)), bu = device(random_vector(size_t(ff), rng_));
+      const float* gate_bias = with_bias ? bg.data() : nullptr;
+      const float* up_bias = with_bias ? bu.data() : nullptr;
+      Buffer g_apart = poisoned(size_t(m * ff)), u_apart = poisoned(size_t(m * ff));
+      be().matmul(dx.data(), m, k, gate, gate_bias, g_apart.data());
+      be().matmul(dx.data(), m, k, up, up_bias, u_apart.data());
+      be().silu_mul(g_apart.data(), u_apart.data(), g_apart.data(), m * ff);
+      Buffer g_fused = poisoned(size_t(m * ff)), u_scratch = poisoned(size_t(m * ff));
+      be().matmul_swiglu(dx.data(), m, k, {&gate, gate_bias, g_fused.data()}, {&up, up_bias, u_scratch.data()});
+      EXPECT_EQ(host(g_fused.data(), size_t(m * ff)), host(g_apart.data(), size_t(m * ff)))
+          << what << " m=" << m << " bias=" << with_bias;
+    }
+  }
+
  protected:
   std::mt19937 rng_{1234};
   static inline std::unique_ptr<CudaBackend> backend_;

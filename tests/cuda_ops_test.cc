@@ -138,21 +138,7 @@ TEST_F(CudaOps, MatmulSwigluOverAdjacentGateUp) {
     for (bool adjacent : {false, true}) {
       if (adjacent) be().place_adjacent({&gate, &up});
       for (int64_t m : {1, 3, 8, 12})
-        for (bool with_bias : {false, true}) {
-          Buffer dx = device(random_vector(size_t(m * k), rng_));
-          Buffer bg = device(random_vector(size_t(ff), rng_)), bu = device(random_vector(size_t(ff), rng_));
-          const float* gate_bias = with_bias ? bg.data() : nullptr;
-          const float* up_bias = with_bias ? bu.data() : nullptr;
-          Buffer g_apart = poisoned(size_t(m * ff)), u_apart = poisoned(size_t(m * ff));
-          be().matmul(dx.data(), m, k, gate, gate_bias, g_apart.data());
-          be().matmul(dx.data(), m, k, up, up_bias, u_apart.data());
-          be().silu_mul(g_apart.data(), u_apart.data(), g_apart.data(), m * ff);
-          Buffer g_fused = poisoned(size_t(m * ff)), u_scratch = poisoned(size_t(m * ff));
-          be().matmul_swiglu(dx.data(), m, k, {&gate, gate_bias, g_fused.data()},
-                             {&up, up_bias, u_scratch.data()});
-          EXPECT_EQ(host(g_fused.data(), size_t(m * ff)), host(g_apart.data(), size_t(m * ff)))
-              << dtype_name(dtype) << " adjacent=" << adjacent << " m=" << m << " bias=" << with_bias;
-        }
+        expect_swiglu_equals_apart(gate, up, m, k, std::string(dtype_name(dtype)) + " adjacent=" + std::to_string(adjacent));
     }
   }
 }

@@ -215,6 +215,21 @@ TEST_F(CudaOps, QuantizedMatmulSameInputEqualsOneCallEach) {
     }
 }
 
+// Quantized gate/up through matmul_swiglu: the int8 GEMV's SwiGLU epilogue (m <= 8) or the
+// separate matmuls and silu_mul; either way exactly what those give.
+TEST_F(CudaOps, QuantizedMatmulSwigluEqualsApart) {
+  const int64_t k = 1000, ff = 136;
+  for (DType dtype : kBlockDtypes) {
+    const HostQuantWeight hg = make_quant_weight(dtype, ff, k, Symmetry::Symmetric, rng_);
+    // Q4's up matrix with zero points: the code-sum correction in the fused epilogue's inputs.
+    const HostQuantWeight hu =
+        make_quant_weight(dtype, ff, k, dtype == DType::Q4 ? Symmetry::Asymmetric : Symmetry::Symmetric, rng_);
+    const Tensor gate = be().upload(hg.tensor), up = be().upload(hu.tensor);
+    for (int64_t m : {int64_t(1), int64_t(5), int64_t(8), int64_t(12)})
+      expect_swiglu_equals_apart(gate, up, m, k, dtype_name(dtype));
+  }
+}
+
 TEST_F(CudaOps, QuantizedMatmul) {
   // k = 300 and 1000: not whole blocks (padded rows); 4100: two x chunks at m = 8 in the fp32
   // GEMV (F8, Q8A8); 13000: three chunks at m = 8 in the int8 GEMV.

@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace brisk::cuda {
@@ -46,13 +47,20 @@ struct GemvOutputs {
     return swiglu ? b + (j >> 1) * grid + (j & 1) * end[0] : b + j * grid;
   }
 
+  // The part that owns weight row `row`, and where that part's rows start.
+  __host__ __device__ int part_of(int64_t row) const {
+    int p = 0;
+    while (p + 1 < count && row >= end[p]) ++p;
+    return p;
+  }
+  __host__ __device__ int64_t start(int p) const { return p > 0 ? end[p - 1] : 0; }
+
   // y[mi, row] = value + bias[row], in the part that owns weight row `row`. The lookup runs once
   // per output value, after the row's sums are complete, never in the weight stream.
   __device__ __forceinline__ void store(int64_t mi, int64_t row, float value) const {
-    int p = 0;
-    while (p + 1 < count && row >= end[p]) ++p;
-    const int64_t start = p > 0 ? end[p - 1] : 0, local = row - start;
-    y[p][mi * (end[p] - start) + local] = value + (bias[p] ? bias[p][local] : 0.0f);
+    const int p = part_of(row);
+    const int64_t local = row - start(p);
+    y[p][mi * (end[p] - start(p)) + local] = value + (bias[p] ? bias[p][local] : 0.0f);
   }
   // SwiGLU unit i: the expressions of the separate path (bias add, then silu_mul's), bit for bit.
   __device__ __forceinline__ void store_swiglu(int64_t mi, int64_t i, float gate, float up) const {
@@ -61,6 +69,15 @@ struct GemvOutputs {
     y[0][mi * end[0] + i] = g / (1.0f + expf(-g)) * u;
   }
 };
+
+// Blocks of a persistent-grid GEMV: `resident` (what fits on the GPU at once), but at least
+// enough that no block owns more rows than its partial sums hold (acc_floats / M), and at most
+// one per `rows_per_warp` rows (a block with fewer would idle most of its warps).
+inline int64_t gemv_grid(int64_t resident, const GemvOutputs& out, int M, int rows_per_warp, int acc_floats) {
+  const int64_t units_per_block = acc_floats / (int64_t(M) * out.rows_per_unit());
+  const int64_t grid = std::max(resident, (out.units() + units_per_block - 1) / units_per_block);
+  return std::min(grid, (out.rows() + rows_per_warp - 1) / rows_per_warp);
+}
 
 // Weights are read exactly once per call: skip L1, and let L2 fetch whole 256-byte sectors.
 __device__ __forceinline__ uint4 load_streaming(const void* p) {

@@ -288,11 +288,8 @@ int gemv_blocks_per_sm() {
 template <class W, int M, bool kVector>
 void launch_gemv_variant(const float* x, int m, int k, const W* w, const GemvOutputs& out,
                          int sm_count, cudaStream_t stream) {
-  constexpr int R = GemvShape<M>::R;
-  const int64_t n = out.rows();
-  int64_t grid = int64_t(sm_count) * gemv_blocks_per_sm<W, M, kVector>();
-  grid = std::max(grid, ceil_div(n * M, kGemvAccFloats));  // partial sums must fit
-  grid = std::min(grid, ceil_div(n, R));                   // at least R rows per block
+  const int64_t grid = gemv_grid(int64_t(sm_count) * gemv_blocks_per_sm<W, M, kVector>(), out, M,
+                                 GemvShape<M>::R, kGemvAccFloats);
   // float4 staging needs 16-byte x rows; chunks (CH) and hence every c0 are multiples of 4.
   const bool x_vec4 = k % 4 == 0 && alignment_of(x) >= 16;
   launch_overlapped(gemv_kernel<W, M, kVector>, dim3(unsigned(grid)), dim3(kGemvThreads), kGemvSmemBytes,
@@ -411,6 +408,19 @@ void check_weight(const Tensor& w, int64_t k) {
 void check_quant_weight(const Tensor& w, int64_t k) {
   check_weight_shape(w, k);
   BRISK_CHECK(k < (int64_t(1) << 30), "quantized matmul: k too large");
+}
+
+// Whether quant_gemv_int8 takes these matrices at m rows: one int8-activation dtype and one k,
+// all on the device.
+bool int8_gemv_takes(int64_t m, int64_t k, const Backend::MatmulOutput* part, int count) {
+  const Tensor& first = *part[0].w;
+  if (m < 1 || m > 8 || !has_int8_activation_gemv(first.dtype)) return false;
+  for (int p = 0; p < count; ++p) {
+    const Tensor& w = *part[p].w;
+    if (w.dtype != first.dtype || w.device != Device::CUDA || w.rank() != 2 || w.dim(1) != k) return false;
+    check_quant_weight(w, k);
+  }
+  return true;
 }
 
 }  // namespace
@@ -591,7 +601,7 @@ void MatmulEngine::run_quantized(const float* x, int64_t m, int64_t k, const Ten
   if (m <= 8 && has_int8_activation_gemv(w.dtype)) {
     const Backend::MatmulOutput target{&w, bias, y};
     void* codes = x_int8_.get(int8_activation_bytes(int(m), w));
-    return quant_gemv_int8(x, int(m), int(k), &target, 1, sm_count_, codes, stream_);
+    return quant_gemv_int8(x, int(m), int(k), &target, 1, false, sm_count_, codes, stream_);
   }
   if (m <= 8) return quant_gemv(x, int(m), int(k), w, bias, y, sm_count_, stream_);
   auto* dense_w = static_cast<uint16_t*>(w_bf16_.get(size_t(n) * size_t(k) * sizeof(uint16_t)));
@@ -632,15 +642,10 @@ bool MatmulEngine::run_same_input(const float* x, int64_t m, int64_t k,
   const Tensor& first = *part[0].w;
   if (first.device != Device::CUDA) return false;
   if (is_block_dtype(first.dtype)) {
-    // The int8-activation GEMV formats: x quantized once, then one GEMV per matrix.
-    if (!has_int8_activation_gemv(first.dtype)) return false;
-    for (int p = 0; p < count; ++p) {
-      const Tensor& w = *part[p].w;
-      if (w.dtype != first.dtype || w.device != Device::CUDA || w.rank() != 2 || w.dim(1) != k) return false;
-      check_quant_weight(w, k);
-    }
+    // The int8-activation GEMV formats: x quantized once, then one GEMV over all the matrices.
+    if (!int8_gemv_takes(m, k, part, count)) return false;
     void* codes = x_int8_.get(int8_activation_bytes(int(m), first));
-    quant_gemv_int8(x, int(m), int(k), part, count, sm_count_, codes, stream_);
+    quant_gemv_int8(x, int(m), int(k), part, count, false, sm_count_, codes, stream_);
     return true;
   }
   // Plain dtypes: one GEMV over the union when the matrices lie back to back in one allocation
@@ -664,9 +669,15 @@ bool MatmulEngine::run_same_input(const float* x, int64_t m, int64_t k,
 bool MatmulEngine::run_swiglu(const float* x, int64_t m, int64_t k, const Backend::MatmulOutput& gate,
                               const Backend::MatmulOutput& up) {
   const Tensor &wg = *gate.w, &wu = *up.w;
-  if (m < 1 || m > 8 || wg.device != Device::CUDA || is_block_dtype(wg.dtype) ||
-      wu.dtype != wg.dtype || wg.rank() != 2 || wu.shape != wg.shape || wg.dim(1) != k ||
-      static_cast<const uint8_t*>(wg.data) + wg.nbytes() != wu.data)
+  if (is_block_dtype(wg.dtype)) {
+    const Backend::MatmulOutput parts[2] = {gate, up};
+    if (wu.shape != wg.shape || !int8_gemv_takes(m, k, parts, 2)) return false;
+    quant_gemv_int8(x, int(m), int(k), parts, 2, true, sm_count_, x_int8_.get(int8_activation_bytes(int(m), wg)),
+                    stream_);
+    return true;
+  }
+  if (m < 1 || m > 8 || wg.device != Device::CUDA || wu.dtype != wg.dtype || wg.rank() != 2 ||
+      wu.shape != wg.shape || wg.dim(1) != k || static_cast<const uint8_t*>(wg.data) + wg.nbytes() != wu.data)
     return false;
   check_weight(wg, k);
   GemvOutputs out;

@@ -63,6 +63,7 @@ template <Codes F>
 __global__ void __launch_bounds__(kQuantizeThreads)
     quantize_x_kernel(const float* __restrict__ x, int m, int k, ActCodes act) {
   let_dependents_launch();
+  wait_for_producer();
   const int lane = int(threadIdx.x) % 32;
   const int64_t per_row = act.ld / kBlock, total = int64_t(m) * per_row;
   const int64_t warps = int64_t(gridDim.x) * (kQuantizeThreads / 32);
@@ -206,18 +207,51 @@ __device__ __forceinline__ void accumulate_vector(const uint4 (&w)[kRows], const
   }
 }
 
+// The matrices of one call (GemvOutputs' parts): one dtype and k, so one row layout.
+struct QuantParts {
+  const uint8_t* codes[GemvOutputs::kMax];
+  const uint32_t* params[GemvOutputs::kMax];
+  int64_t code_row_bytes;
+  int groups, padded_k;
+
+  // Part p's arrays, picked by comparisons: indexing the kernel parameter with a run-time p
+  // would copy it to local memory.
+  template <class T>
+  __device__ __forceinline__ static const T* pick(const T* const (&arrays)[GemvOutputs::kMax], int p) {
+    const T* a = arrays[0];
+#pragma unroll
+    for (int q = 1; q < GemvOutputs::kMax; ++q) a = p == q ? arrays[q] : a;
+    return a;
+  }
+};
+
 // The codes and params of row group g (rows past the block's last repeat its first row; their
-// sums are never stored) at chunk c0.
+// sums are never stored) at chunk c0. The part lookup runs once per row and chunk, not per load.
 template <Codes F>
-__device__ __forceinline__ void row_pointers(const QuantDeviceView& w, int64_t b, int64_t grid, int64_t rows_here,
-                                             int64_t g, int c0, const uint8_t* (&wrow)[kRows],
+__device__ __forceinline__ void row_pointers(const QuantParts& w, const GemvOutputs& out, int64_t b, int64_t grid,
+                                             int64_t rows_here, int64_t g, int c0, const uint8_t* (&wrow)[kRows],
                                              const uint32_t* (&prow)[kRows]) {
   constexpr int kValues = values_per_vector(F);
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    const int64_t j = g * kRows + r, row = b + (j < rows_here ? j : 0) * grid;
-    wrow[r] = w.codes + row * w.code_row_bytes + int64_t(c0 / kValues) * 16;
-    prow[r] = w.params + row * w.groups + c0 / kQ4GroupValues;
+    const int64_t j = g * kRows + r, row = out.weight_row(b, j < rows_here ? j : 0, grid);
+    const int p = out.part_of(row);
+    const int64_t local = row - out.start(p);
+    wrow[r] = QuantParts::pick(w.codes, p) + local * w.code_row_bytes + int64_t(c0 / kValues) * 16;
+    prow[r] = QuantParts::pick(w.params, p) + local * w.groups + c0 / kQ4GroupValues;
+  }
+}
+
+// The factor a row's integer sums still need: the 8-bit row scale; 1 for Q4 (the group scales
+// are applied per vector); the codebook's unit for NF4 / LOG4.
+template <Codes F>
+__device__ __forceinline__ float row_scale(const QuantParts& w, const GemvOutputs& out, int64_t row,
+                                           const Codebook& book) {
+  if constexpr (F == Codes::Int8) {
+    const int p = out.part_of(row);
+    return __uint_as_float(__ldg(QuantParts::pick(w.params, p) + (row - out.start(p))));
+  } else {
+    return F == Codes::Int4 ? 1.0f : book.unit;
   }
 }
 
@@ -264,10 +298,10 @@ __device__ __forceinline__ void stage_codes(const ActCodes& act, int m, int c0, 
 
 template <Codes F, int M>
 __global__ void __launch_bounds__(kGemvThreads, blocks_per_sm_target<F, M>())
-    int8_gemv_kernel(ActCodes act, int m, QuantDeviceView w, int chunk, Codebook book,
-                     const float* __restrict__ bias, float* __restrict__ y) {
+    int8_gemv_kernel(ActCodes act, int m, QuantParts w, int chunk, Codebook book, const GemvOutputs out) {
   constexpr int U = loads_per_row<F, M>();
   constexpr int kValues = values_per_vector(F);
+  static_assert(kRows % 2 == 0, "a SwiGLU row pair must fall to one warp");
   extern __shared__ __align__(16) uint8_t int8_gemv_smem[];
   int8_t* xs = reinterpret_cast<int8_t*>(int8_gemv_smem);                        // [M][chunk]
   float2* blocks_s = reinterpret_cast<float2*>(int8_gemv_smem + M * chunk);      // [M][chunk / 32]
@@ -275,9 +309,11 @@ __global__ void __launch_bounds__(kGemvThreads, blocks_per_sm_target<F, M>())
 
   let_dependents_launch();
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t grid = gridDim.x, b = blockIdx.x;
-  const int64_t rows_here = w.n > b ? (w.n - 1 - b) / grid + 1 : 0;  // rows b, b + G, ...
+  const int64_t grid = gridDim.x, b = blockIdx.x, units = out.units();
+  const int64_t units_here = units > b ? (units - 1 - b) / grid + 1 : 0;  // units b, b + G, ...
+  const int64_t rows_here = units_here * out.rows_per_unit();
   const int64_t row_groups = (rows_here + kRows - 1) / kRows;
+  const int padded_k = w.padded_k;
 
   // The weights do not depend on x: the warp's first loads go out before the wait.
   uint4 buf[U][kRows];
@@ -286,21 +322,21 @@ __global__ void __launch_bounds__(kGemvThreads, blocks_per_sm_target<F, M>())
   const uint32_t* prow[kRows];
   bool preloaded = false;
   if (warp < row_groups) {
-    row_pointers<F>(w, b, grid, rows_here, warp, 0, wrow, prow);
-    load_vectors<F, U>(wrow, prow, 0, min(chunk, w.padded_k) / kValues, lane, buf, param);
+    row_pointers<F>(w, out, b, grid, rows_here, warp, 0, wrow, prow);
+    load_vectors<F, U>(wrow, prow, 0, min(chunk, padded_k) / kValues, lane, buf, param);
     preloaded = true;
   }
   wait_for_producer();
 
-  for (int c0 = 0; c0 < w.padded_k; c0 += chunk) {
-    const int len = min(chunk, w.padded_k - c0);  // a multiple of 256: whole vectors and groups
-    __syncthreads();                               // the previous chunk is no longer read
+  for (int c0 = 0; c0 < padded_k; c0 += chunk) {
+    const int len = min(chunk, padded_k - c0);  // a multiple of 256: whole vectors and groups
+    __syncthreads();                             // the previous chunk is no longer read
     stage_codes<M>(act, m, c0, len, chunk, xs, blocks_s);
     __syncthreads();
     const int nvec = len / kValues;
 
     for (int64_t g = warp; g < row_groups; g += kGemvWarps) {
-      row_pointers<F>(w, b, grid, rows_here, g, c0, wrow, prow);
+      row_pointers<F>(w, out, b, grid, rows_here, g, c0, wrow, prow);
       float acc[M][kRows];
 #pragma unroll
       for (int mi = 0; mi < M; ++mi)
@@ -323,12 +359,16 @@ __global__ void __launch_bounds__(kGemvThreads, blocks_per_sm_target<F, M>())
   }
 
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < rows_here * m; i += kGemvThreads) {
-    const int64_t j = i / m, mi = i - j * m, row = b + j * grid;
-    const float scale = F == Codes::Int8 ? __uint_as_float(__ldg(w.params + row))
-                        : F == Codes::Int4 ? 1.0f
-                                           : book.unit;
-    y[mi * w.n + row] = acc_s[j * M + mi] * scale + (bias ? bias[row] : 0.0f);
+  for (int64_t i = threadIdx.x; i < units_here * m; i += kGemvThreads) {
+    const int64_t j = i / m, mi = i - j * m;
+    if (out.swiglu) {
+      const int64_t gate_row = out.weight_row(b, 2 * j, grid), up_row = out.weight_row(b, 2 * j + 1, grid);
+      out.store_swiglu(mi, b + j * grid, acc_s[2 * j * M + mi] * row_scale<F>(w, out, gate_row, book),
+                       acc_s[(2 * j + 1) * M + mi] * row_scale<F>(w, out, up_row, book));
+    } else {
+      const int64_t row = b + j * grid;
+      out.store(mi, row, acc_s[j * M + mi] * row_scale<F>(w, out, row, book));
+    }
   }
 }
 
@@ -353,7 +393,7 @@ int chunk_values(int m_rows, int64_t padded_k) {
 }
 
 template <Codes F, int M>
-void launch_gemv(const ActCodes& act, int m, const Tensor& w, const float* bias, float* y, int sm_count,
+void launch_gemv(const ActCodes& act, int m, const QuantParts& w, DType dtype, const GemvOutputs& out, int sm_count,
                  cudaStream_t stream) {
   static const int blocks_per_sm = [] {  // resident blocks per SM, computed once
     BRISK_CUDA_CHECK(cudaFuncSetAttribute(int8_gemv_kernel<F, M>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -363,35 +403,26 @@ void launch_gemv(const ActCodes& act, int m, const Tensor& w, const float* bias,
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, int8_gemv_kernel<F, M>, kGemvThreads, kSmemBytes));
     return b > 0 ? b : 1;
   }();
-  const QuantDeviceView qm = quant_device_view(w);
-  int64_t grid = int64_t(sm_count) * blocks_per_sm;
-  grid = std::max(grid, ceil_div(qm.n * M, kGemvAccFloats));  // partial sums must fit
-  grid = std::min(grid, ceil_div(qm.n, kRows));               // at least kRows rows per block
-  const int chunk = chunk_values(M, qm.padded_k);
-
+  const int64_t grid = gemv_grid(int64_t(sm_count) * blocks_per_sm, out, M, kRows, kGemvAccFloats);
+  const int chunk = chunk_values(M, w.padded_k);
   launch_overlapped(int8_gemv_kernel<F, M>, dim3(unsigned(grid)), dim3(kGemvThreads), kSmemBytes, stream, act, m,
-                    qm, chunk, codebook_of(w.dtype), bias, y);
+                    w, chunk, codebook_of(dtype), out);
 }
 
 template <Codes F>
-void run_codes(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, int sm_count,
-               const ActCodes& act, cudaStream_t stream) {
+void run_codes(const float* x, int m, int k, const QuantParts& w, DType dtype, const GemvOutputs& out,
+               int sm_count, const ActCodes& act, cudaStream_t stream) {
   const int64_t blocks = int64_t(m) * (act.ld / kBlock);
-  quantize_x_kernel<F><<<grid_for(blocks, kQuantizeThreads / 32, 1024), kQuantizeThreads, 0, stream>>>(x, m, k, act);
-  BRISK_CUDA_LAUNCH_CHECK();
-  for (int t = 0; t < count; ++t) {
-    const Tensor& w = *targets[t].w;
-    const float* bias = targets[t].bias;
-    float* y = targets[t].y;
-    if (m == 1)
-      launch_gemv<F, 1>(act, m, w, bias, y, sm_count, stream);
-    else if (m == 2)
-      launch_gemv<F, 2>(act, m, w, bias, y, sm_count, stream);
-    else if (m <= 4)
-      launch_gemv<F, 4>(act, m, w, bias, y, sm_count, stream);
-    else
-      launch_gemv<F, 8>(act, m, w, bias, y, sm_count, stream);
-  }
+  launch_overlapped(quantize_x_kernel<F>, dim3(grid_for(blocks, kQuantizeThreads / 32, 1024)), dim3(kQuantizeThreads),
+                    0, stream, x, m, k, act);
+  if (m == 1)
+    launch_gemv<F, 1>(act, m, w, dtype, out, sm_count, stream);
+  else if (m == 2)
+    launch_gemv<F, 2>(act, m, w, dtype, out, sm_count, stream);
+  else if (m <= 4)
+    launch_gemv<F, 4>(act, m, w, dtype, out, sm_count, stream);
+  else
+    launch_gemv<F, 8>(act, m, w, dtype, out, sm_count, stream);
 }
 
 }  // namespace
@@ -405,22 +436,38 @@ size_t int8_activation_bytes(int m, const Tensor& w) {
   return size_t(m) * size_t(ld) + size_t(m) * size_t(ld / kBlock) * sizeof(float2);
 }
 
-void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, int sm_count,
-                     void* scratch, cudaStream_t stream) {
+void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, bool swiglu,
+                     int sm_count, void* scratch, cudaStream_t stream) {
   BRISK_CHECK(m >= 1 && m <= 8, "quant_gemv_int8: m must be in 1..8");
-  BRISK_CHECK(count >= 1, "quant_gemv_int8: no weights");
+  BRISK_CHECK(count >= 1 && count <= GemvOutputs::kMax, "quant_gemv_int8: 1 to 3 weights");
+  BRISK_CHECK(!swiglu || (count == 2 && targets[0].w->shape == targets[1].w->shape),
+              "quant_gemv_int8: SwiGLU takes a gate and an up matrix of one shape");
   const Tensor& w = *targets[0].w;
-  for (int t = 1; t < count; ++t)
-    BRISK_CHECK(targets[t].w->dtype == w.dtype && targets[t].w->dim(1) == w.dim(1),
-                "quant_gemv_int8: weights sharing x must share dtype and k");
+  QuantParts parts{};
+  GemvOutputs out;
+  for (int t = 0; t < count; ++t) {
+    const Tensor& wt = *targets[t].w;
+    BRISK_CHECK(wt.dtype == w.dtype && wt.dim(1) == w.dim(1), "quant_gemv_int8: weights sharing x must share dtype and k");
+    const QuantDeviceView view = quant_device_view(wt);
+    parts.codes[t] = view.codes;
+    parts.params[t] = view.params;
+    parts.code_row_bytes = view.code_row_bytes;
+    parts.groups = view.groups;
+    parts.padded_k = view.padded_k;
+    out.y[t] = targets[t].y;
+    out.bias[t] = targets[t].bias;
+    out.end[t] = out.start(t) + wt.dim(0);
+    out.count = t + 1;
+  }
+  out.swiglu = swiglu;
   const int64_t ld = quant_device_layout(w.dtype, w.dim(0), w.dim(1)).padded_k;
   auto* base = static_cast<int8_t*>(scratch);
   const ActCodes act{base, reinterpret_cast<float2*>(base + size_t(m) * size_t(ld)), ld};
   switch (w.dtype) {
-    case DType::Q8: return run_codes<Codes::Int8>(x, m, k, targets, count, sm_count, act, stream);
-    case DType::Q4: return run_codes<Codes::Int4>(x, m, k, targets, count, sm_count, act, stream);
+    case DType::Q8: return run_codes<Codes::Int8>(x, m, k, parts, w.dtype, out, sm_count, act, stream);
+    case DType::Q4: return run_codes<Codes::Int4>(x, m, k, parts, w.dtype, out, sm_count, act, stream);
     case DType::NF4:
-    case DType::LOG4: return run_codes<Codes::Codebook4>(x, m, k, targets, count, sm_count, act, stream);
+    case DType::LOG4: return run_codes<Codes::Codebook4>(x, m, k, parts, w.dtype, out, sm_count, act, stream);
     default: BRISK_CHECK(false, "quant_gemv_int8: " + std::string(dtype_name(w.dtype)) + " has no int8 GEMV");
   }
 }

@@ -4,7 +4,7 @@
 //     scale, round half to even -- quantize_activation_blocks (core/quant_blocks.h) on the GPU --
 //     plus the block's code sum (for Q4's zero point). Codes land in the order the GEMV's
 //     integer dot products want them (a permutation within each 32-value block).
-//  2. The GEMV: weight codes stay integers (int8; 4-bit nibbles masked out to bytes; NF4 / LOG4
+//  2. The GEMV (one launch for all the matrices that share x): weight codes stay integers (int8; 4-bit nibbles masked out to bytes; NF4 / LOG4
 //     looked up in their int8 codebook with byte permutes), __dp4a per 4 values, one int32 dot per
 //     32-value block and row, which becomes fp32 through the activation block's scale (and the
 //     4-bit group's scale). Launched as a programmatic dependent of step 1 (sm_90), so its launch
@@ -29,9 +29,12 @@ bool has_int8_activation_gemv(DType dtype);
 size_t int8_activation_bytes(int m, const Tensor& w);
 
 // Every target's y[m, n] = x[m, k] w[n, k]^T (+ bias) for m in 1..8, each w a repacked matrix of
-// a dtype above. x is quantized once for all of them (q/k/v, gate/up), so the targets must share
-// dtype and k. scratch: int8_activation_bytes(m, w) bytes of device memory, 256-byte aligned.
-void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, int sm_count,
-                     void* scratch, cudaStream_t stream);
+// a dtype above. x is quantized once, and one GEMV runs over the rows of all 1..3 targets (q/k/v,
+// gate/up), so they must share dtype and k. swiglu (two targets, gate and up, of one shape):
+// targets[0].y gets silu(gate) * up instead (what silu_mul makes of the two outputs, bit for
+// bit) and targets[1].y is not written. scratch: int8_activation_bytes(m, w) bytes of device
+// memory, 256-byte aligned.
+void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, bool swiglu,
+                     int sm_count, void* scratch, cudaStream_t stream);
 
 }  // namespace brisk::cuda
