@@ -71,9 +71,11 @@ fi
 # Quantizing 8B (7e9 values; RTN rows spread over 16 threads, then packed and written once) takes
 # about a minute per scheme; loading it for the bench converts and repacks on one core (~30 s).
 if want quant; then
-  for scheme in ${QUANT_SCHEMES-w8 w4}; do
+  for scheme in ${QUANT_SCHEMES-w8 w4}; do  # a scheme ending in +head also quantizes lm_head
     q=$L-$scheme
-    [ -d $q ] || "$B" quantize -m $L -o $q --scheme $scheme -t 16 --json \
+    flags=(--scheme "${scheme%+head}")
+    [ "$scheme" != "${scheme%+head}" ] && flags+=(--quantize-head)
+    [ -d $q ] || "$B" quantize -m $L -o $q "${flags[@]}" -t 16 --json \
       >"$R/quantize-$scheme.json" 2>"$R/quantize-$scheme.err"
     "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch 64 --json \
       >"$R/bench-llama3-8b-$scheme.json" 2>"$R/bench-llama3-8b-$scheme.err"
@@ -146,15 +148,17 @@ doc = {
 # (the weight bytes one token reads, codes + scales, over the copy bandwidth).
 doc["quantized"] = {}
 for f in sorted(os.listdir(raw)):
-    if not (f.startswith("bench-llama3-8b-w") and f.endswith(".json")):
-        continue
     scheme = f[len("bench-llama3-8b-"):-5]
+    if not (f.startswith("bench-llama3-8b-") and f.endswith(".json")) or scheme == "nographs":
+        continue
     q = load(f)
     q_bs1, q_gb = q.get("decode_tok_s", float("nan")), q.get("weight_bytes", 0) / 1e9
     q_roof = copy / q_gb if q_gb else float("nan")
     q_b64 = q.get("batch_tok_s", {}).get("64")
     doc["quantized"][scheme] = {
-        "command": f"brisk quantize --scheme {scheme} -t 16 (RTN); brisk bench -p 16 -n 256 -r 3 --batch 64",
+        "command": f"brisk quantize --scheme {scheme.removesuffix('+head')}"
+                   + (" --quantize-head" if scheme.endswith("+head") else "")
+                   + " -t 16 (RTN); brisk bench -p 16 -n 256 -r 3 --batch 64",
         "quantize_seconds": load(f"quantize-{scheme}.json").get("seconds"),
         "weight_GB": q_gb,
         "bs1_decode_tok_s": q_bs1,
