@@ -10,7 +10,8 @@
 # summary last. Models come from $MODELS (default .carry/models), text from .carry/text.
 #   PARTS picks what runs (default all): check (GPU tests; without it only the build), models
 #   (shared models' ppl and greedy ids), ops (cuda_op_bench), bf16 (llama3-8b bs1 with and without
-#   graphs), batch, ttft, qwen (qwen2.5-0.5b bs1), quant, peer. A full run does not fit one 10-minute
+#   graphs), batch, ttft, qwen (qwen2.5-0.5b bs1), quant, peer, tiny (tinyllama-1.1b: bf16 and
+#   TINY_SCHEMES="w8 w4 fp8 w8a8", bs1 and batch 64). A full run does not fit one 10-minute
 #   call; two calls (e.g. "check models ops bf16 batch ttft qwen" and "bf16 quant peer") do, each
 #   with its own same-run comparisons. BATCHES=1,8,... picks the batched sizes; QUANT_SCHEMES="w8 w4"
 #   picks the quantized runs; PEER_TIMEOUT limits the torch.compile variant.
@@ -20,7 +21,7 @@ OUT=${OUT:-$ROOT/build-gpu/out}
 MODELS=${MODELS:-$ROOT/.carry/models}
 TEXT=${TEXT:-$ROOT/.carry/text/sotu-test.txt}
 BATCHES=${BATCHES:-1,8,32,64,128,256}
-PARTS=" ${PARTS:-check models ops bf16 batch ttft qwen quant peer} "
+PARTS=" ${PARTS:-check models ops bf16 batch ttft qwen quant peer tiny} "
 want() { [[ "$PARTS" == *" $1 "* ]]; }
 mkdir -p "$OUT"
 # Raw files stay outside $OUT (the device tool returns at most 8 files) and travel as one tarball.
@@ -67,6 +68,17 @@ if want qwen; then
     2>"$R/bench-qwen2.5-0.5b.err"
   "$B" bench -m /tmp/synth-qwen2.5-0.5b --device cuda -p 16 -n 256 -r 3 --no-graphs --json \
     >"$R/bench-qwen2.5-0.5b-nographs.json" 2>>"$R/bench-qwen2.5-0.5b.err"
+fi
+# The tinyllama-1.1b shape, bf16 and each of TINY_SCHEMES, bs1 and batch 64 (issue 4's second shape).
+if want tiny; then
+  synth tinyllama-1.1b
+  T=/tmp/synth-tinyllama-1.1b
+  for scheme in bf16 ${TINY_SCHEMES-w8 w4 fp8 w8a8}; do
+    q=$T-$scheme
+    [ $scheme = bf16 ] && q=$T
+    [ -d $q ] || "$B" quantize -m $T -o $q --scheme $scheme -t 16 --json >/dev/null 2>"$R/tiny-$scheme.err"
+    "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch 64 --json >"$R/tiny-$scheme.json" 2>>"$R/tiny-$scheme.err"
+  done
 fi
 # Quantizing 8B (7e9 values; RTN rows spread over 16 threads, then packed and written once) takes
 # about a minute per scheme; loading it for the bench converts and repacks on one core (~30 s).
@@ -169,6 +181,20 @@ for f in sorted(os.listdir(raw)):
         "batch_64_tok_s": q_b64,
         "batch_64_vs_bf16": q_b64 / batch_tok_s["64"] if q_b64 and batch_tok_s.get("64") else None,
     }
+# tinyllama-1.1b: every scheme against bf16 in the same call.
+tiny = {f[5:-5]: load(f) for f in sorted(os.listdir(raw)) if f.startswith("tiny-") and f.endswith(".json")}
+if tiny:
+    base = tiny.get("bf16", {})
+    doc["tinyllama-1.1b"] = {
+        scheme: {"bs1_decode_tok_s": t.get("decode_tok_s"), "weight_GB": t.get("weight_bytes", 0) / 1e9,
+                 "roofline_fraction": t.get("decode_tok_s", 0) * t.get("weight_bytes", 0) / 1e9 / copy
+                 if copy == copy else None,
+                 "bs1_vs_bf16": t.get("decode_tok_s", 0) / base["decode_tok_s"] if base.get("decode_tok_s") else None,
+                 "batch_64_tok_s": t.get("batch_tok_s", {}).get("64"),
+                 "batch_64_vs_bf16": (t.get("batch_tok_s", {}).get("64") or 0) / base["batch_tok_s"]["64"]
+                 if base.get("batch_tok_s", {}).get("64") else None}
+        for scheme, t in tiny.items()}
+    print("tinyllama-1.1b:", json.dumps(doc["tinyllama-1.1b"]))
 for f in sorted(os.listdir(raw)):
     if f.startswith("ppl-") and f.endswith(".json"):
         name = f[4:-5]
