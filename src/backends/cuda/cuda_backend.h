@@ -56,10 +56,12 @@ class CudaBackend final : public Backend {
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
-  // One GEMV pass when m <= 8 and the matrices were placed adjacently; else one matmul each.
+  // One GEMV pass when m <= 8 and the matrices were placed adjacently (or are int8-activation
+  // GEMV formats, which need no adjacency); else one matmul each.
   void matmul_same_input(const float* x, int64_t m, int64_t k,
                          std::initializer_list<MatmulOutput> outs) override;
-  // One GEMV pass with a SwiGLU epilogue when m <= 8 and gate/up were placed adjacently.
+  // One GEMV pass with a SwiGLU epilogue when m <= 8 and gate/up were placed adjacently (or are
+  // int8-activation GEMV formats).
   void matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate,
                      const MatmulOutput& up) override;
   // Whether matmul() runs these quantized weights at m rows on cuBLASLt's int8 (Q8A8) or fp8 (F8)

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ops/backend.h"
+
 namespace brisk::cuda {
 
 constexpr int kGemvThreads = 256;
@@ -36,6 +38,19 @@ struct GemvOutputs {
     o.bias[0] = bias;
     o.end[0] = n;
     o.count = 1;
+    return o;
+  }
+  // The parts of one GEMV over 1..kMax matrices stacked in this order (rows of part p =
+  // parts[p].w->dim(0)); swiglu for a gate and an up matrix.
+  static GemvOutputs of(const Backend::MatmulOutput* parts, int count, bool swiglu = false) {
+    GemvOutputs o;
+    for (int p = 0; p < count; ++p) {
+      o.y[p] = parts[p].y;
+      o.bias[p] = parts[p].bias;
+      o.end[p] = o.start(p) + parts[p].w->dim(0);
+    }
+    o.count = count;
+    o.swiglu = swiglu;
     return o;
   }
   __host__ __device__ int64_t rows() const { return end[count - 1]; }

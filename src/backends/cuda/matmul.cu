@@ -650,27 +650,22 @@ bool MatmulEngine::run_same_input(const float* x, int64_t m, int64_t k,
   }
   // Plain dtypes: one GEMV over the union when the matrices lie back to back in one allocation
   // (CudaBackend::place_adjacent); larger m (cuBLASLt) would need strided outputs.
-  GemvOutputs out;
   const auto* next = static_cast<const uint8_t*>(first.data);
   for (int p = 0; p < count; ++p) {
     const Tensor& w = *part[p].w;
     if (w.dtype != first.dtype || w.rank() != 2 || w.dim(1) != k || w.data != next) return false;
     next += w.nbytes();
-    out.y[p] = part[p].y;
-    out.bias[p] = part[p].bias;
-    out.end[p] = (p > 0 ? out.end[p - 1] : 0) + w.dim(0);
   }
-  out.count = count;
   check_weight(first, k);
-  gemv_rows(x, m, k, first, out);
+  gemv_rows(x, m, k, first, GemvOutputs::of(part, count));
   return true;
 }
 
 bool MatmulEngine::run_swiglu(const float* x, int64_t m, int64_t k, const Backend::MatmulOutput& gate,
                               const Backend::MatmulOutput& up) {
   const Tensor &wg = *gate.w, &wu = *up.w;
+  const Backend::MatmulOutput parts[2] = {gate, up};
   if (is_block_dtype(wg.dtype)) {
-    const Backend::MatmulOutput parts[2] = {gate, up};
     if (wu.shape != wg.shape || !int8_gemv_takes(m, k, parts, 2)) return false;
     quant_gemv_int8(x, int(m), int(k), parts, 2, true, sm_count_, x_int8_.get(int8_activation_bytes(int(m), wg)),
                     stream_);
@@ -680,15 +675,7 @@ bool MatmulEngine::run_swiglu(const float* x, int64_t m, int64_t k, const Backen
       wu.shape != wg.shape || wg.dim(1) != k || static_cast<const uint8_t*>(wg.data) + wg.nbytes() != wu.data)
     return false;
   check_weight(wg, k);
-  GemvOutputs out;
-  out.y[0] = gate.y;
-  out.bias[0] = gate.bias;
-  out.bias[1] = up.bias;
-  out.end[0] = wg.dim(0);
-  out.end[1] = 2 * wg.dim(0);
-  out.count = 2;
-  out.swiglu = true;
-  gemv_rows(x, m, k, wg, out);
+  gemv_rows(x, m, k, wg, GemvOutputs::of(parts, 2, /*swiglu=*/true));
   return true;
 }
 

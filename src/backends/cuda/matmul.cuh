@@ -37,11 +37,12 @@ class MatmulEngine {
   void run(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y);
   // Several matrices of one x (q/k/v, gate/up) at m <= 8, fewer launches than one run() each:
   // F32/F16/BF16 matrices that lie back to back in device memory, in order, as one GEMV pass;
-  // Q8/Q4/NF4/LOG4 matrices of one dtype with x quantized once for all. False (nothing
-  // enqueued) otherwise.
+  // Q8/Q4/NF4/LOG4 matrices of one dtype with x quantized once, then one GEMV over all. False
+  // (nothing enqueued) otherwise.
   bool run_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<Backend::MatmulOutput> outs);
-  // Backend::matmul_swiglu as one GEMV pass (SwiGLU epilogue) for F32/F16/BF16 gate and up
-  // matrices placed back to back, m <= 8; false (nothing enqueued) otherwise.
+  // Backend::matmul_swiglu as one GEMV pass with the SwiGLU epilogue at m <= 8: F32/F16/BF16
+  // gate and up placed back to back, or Q8/Q4/NF4/LOG4 (the int8-activation GEMV, which needs no
+  // adjacency); false (nothing enqueued) otherwise.
   bool run_swiglu(const float* x, int64_t m, int64_t k, const Backend::MatmulOutput& gate,
                   const Backend::MatmulOutput& up);
 

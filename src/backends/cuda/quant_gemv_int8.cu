@@ -444,7 +444,6 @@ void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* 
               "quant_gemv_int8: SwiGLU takes a gate and an up matrix of one shape");
   const Tensor& w = *targets[0].w;
   QuantParts parts{};
-  GemvOutputs out;
   for (int t = 0; t < count; ++t) {
     const Tensor& wt = *targets[t].w;
     BRISK_CHECK(wt.dtype == w.dtype && wt.dim(1) == w.dim(1), "quant_gemv_int8: weights sharing x must share dtype and k");
@@ -454,13 +453,9 @@ void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* 
     parts.code_row_bytes = view.code_row_bytes;
     parts.groups = view.groups;
     parts.padded_k = view.padded_k;
-    out.y[t] = targets[t].y;
-    out.bias[t] = targets[t].bias;
-    out.end[t] = out.start(t) + wt.dim(0);
-    out.count = t + 1;
   }
-  out.swiglu = swiglu;
-  const int64_t ld = quant_device_layout(w.dtype, w.dim(0), w.dim(1)).padded_k;
+  const GemvOutputs out = GemvOutputs::of(targets, count, swiglu);
+  const int64_t ld = parts.padded_k;
   auto* base = static_cast<int8_t*>(scratch);
   const ActCodes act{base, reinterpret_cast<float2*>(base + size_t(m) * size_t(ld)), ld};
   switch (w.dtype) {
