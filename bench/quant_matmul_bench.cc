@@ -3,7 +3,8 @@
 // layer: fp32-activation tiles (QuantKernels::Avx512) against the integer tiles (Avx512Int8) over
 //   one decoder layer, timed alternately in one process; the fastest round of each counts (on a
 //   shared, loaded host a median measures the other tenants), with the weight bytes read per second.
-// matrices: each weight shape of a decode token on its own (Auto kernels, as the model runs them),
+// matrices: each weight shape of a decode token on its own (Auto kernels and the weight layout of
+//   CpuBackend::upload, as the model runs them),
 //   Q8 / Q4 / BF16, the lm head included, each matrix copied until the set is well past the last
 //   level cache so every call streams its weights from DRAM; best and median per call.
 // cached: as matrices with one copy each, so the smaller matrices run from cache (compute rate).
@@ -64,8 +65,15 @@ struct Copies {
 Copies make_copies(DType dtype, Layer l, std::mt19937& rng, size_t stream_bytes) {
   Copies c;
   std::vector<uint8_t> one;
+  BlockOrder order = BlockOrder::RowMajor;
   if (is_block_dtype(dtype)) {
-    one = make_weights(dtype, l, rng).bytes;
+    Weights w = make_weights(dtype, l, rng);
+    one = w.bytes;
+    // As CpuBackend::upload lays them out for the model.
+    if (cpu::interleaves_for_decode(w.tensor)) {
+      cpu::interleave_rows(w.tensor, one.data());
+      order = BlockOrder::Interleaved8;
+    }
   } else {
     std::normal_distribution<float> dist(0.0f, 0.02f);
     one.resize(size_t(l.n * l.k) * dtype_size(dtype));
@@ -78,6 +86,7 @@ Copies make_copies(DType dtype, Layer l, std::mt19937& rng, size_t stream_bytes)
   for (size_t i = 0; i < count; ++i) {
     std::copy(one.begin(), one.end(), c.bytes.begin() + std::ptrdiff_t(i * one.size()));
     c.tensors.push_back(Tensor{c.bytes.data() + i * one.size(), dtype, {l.n, l.k}});
+    c.tensors.back().block_order = order;
   }
   return c;
 }

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/matmul_quant.h"
@@ -234,6 +235,37 @@ TEST(QuantMatmulSameInput, MatchesOneCallPerWeight) {
         cpu::matmul_quant_same_input(x.data(), m, k, targets, 3, pool, kernels);
         for (int i = 0; i < 3; ++i) EXPECT_EQ(together[size_t(i)], alone[size_t(i)]) << dtype_name(dtype) << " m=" << m;
       }
+}
+
+// BlockOrder::Interleaved8 moves blocks, not arithmetic: every tile computes each row as it does
+// row-major, so results are bit-equal, at decode and prefill, over several threads and together
+// with other weights. Shapes with n not a multiple of 8 keep the row-major layout.
+TEST(QuantMatmulInterleaved, EqualsRowMajorBitForBit) {
+  ThreadPool pool(3);
+  std::mt19937 rng(47);
+  for (DType dtype : {DType::Q8, DType::Q4, DType::NF4, DType::LOG4}) {
+    if (!cpu::quant_kernels_supported(cpu::QuantKernels::Avx512Int8, dtype)) GTEST_SKIP() << "no AVX-512 VNNI";
+    for (int64_t m : {1, 3, 9})
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{8, 128}, {48, 300}, {136, 1000}, {1024, 256}}) {
+        const Symmetry sym = dtype == DType::Q4 ? Symmetry::Asymmetric : Symmetry::Symmetric;
+        QuantMatrix w = quantize(random_values(size_t(n * k), uint32_t(rng()), 0.05f), n, k, dtype, sym);
+        ASSERT_TRUE(cpu::interleaves_for_decode(w.tensor));
+        std::vector<uint8_t> packed(w.tensor.nbytes());
+        cpu::interleave_rows(w.tensor, packed.data());
+        Tensor interleaved = w.tensor;
+        interleaved.data = packed.data();
+        interleaved.block_order = BlockOrder::Interleaved8;
+        EXPECT_FALSE(cpu::interleaves_for_decode(interleaved));
+        const auto x = random_values(size_t(m * k), uint32_t(rng()));
+        const auto bias = random_values(size_t(n), uint32_t(rng()));
+        std::vector<float> plain(size_t(m * n), NAN), moved(size_t(m * n), NAN);
+        cpu::matmul_quant(x.data(), m, k, w.tensor, bias.data(), plain.data(), pool);
+        cpu::matmul_quant(x.data(), m, k, interleaved, bias.data(), moved.data(), pool);
+        EXPECT_EQ(plain, moved) << dtype_name(dtype) << " m=" << m << " n=" << n << " k=" << k;
+      }
+  }
+  QuantMatrix odd = quantize(random_values(size_t(12 * 128), 5), 12, 128, DType::Q4, Symmetry::Symmetric);
+  EXPECT_FALSE(cpu::interleaves_for_decode(odd.tensor));
 }
 
 std::vector<KernelCase> all_cases() {

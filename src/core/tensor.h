@@ -1,4 +1,4 @@
-// A non-owning view of a contiguous row-major tensor. Weights point into memory-mapped files;
+// A non-owning view of a contiguous row-major tensor (block dtypes: see BlockOrder). Weights point into memory-mapped files;
 // activations point into buffers the model preallocates.
 #pragma once
 
@@ -13,11 +13,19 @@ namespace brisk {
 
 enum class Device : uint8_t { CPU, CUDA };
 
+// Where the blocks of a block-dtype matrix lie. RowMajor: row after row. Interleaved8: rows in
+// groups of 8, and within a group block b of its 8 rows side by side before block b + 1, so an
+// 8-row decode tile reads one sequential stream (short rows read as 8 streams ran at a third of
+// the speed: bench/notes-cpu-matmul.md item 24). Only the CPU backend's upload makes it, and only
+// its integer tiles read it (backends/cpu/matmul_quant.h).
+enum class BlockOrder : uint8_t { RowMajor, Interleaved8 };
+
 struct Tensor {
   void* data = nullptr;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   Device device = Device::CPU;
+  BlockOrder block_order = BlockOrder::RowMajor;
 
   int64_t numel() const {
     int64_t n = 1;

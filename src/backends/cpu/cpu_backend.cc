@@ -46,7 +46,12 @@ Tensor CpuBackend::upload(const Tensor& host_tensor) {
   Tensor copy = host_tensor;
   copy.data = c.data + c.used;
   c.used += bytes;
-  std::memcpy(copy.data, host_tensor.data, host_tensor.nbytes());
+  if (is_block_dtype(host_tensor.dtype) && cpu::interleaves_for_decode(host_tensor)) {
+    cpu::interleave_rows(host_tensor, copy.data);
+    copy.block_order = BlockOrder::Interleaved8;
+  } else {
+    std::memcpy(copy.data, host_tensor.data, host_tensor.nbytes());
+  }
   return copy;
 }
 

@@ -154,12 +154,36 @@ Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t 
   return {codes, lane_scales, lane_sums, row_sums, padded_k};
 }
 
+// Where row r starts, and the strides a tile walks, in either BlockOrder.
+struct BlockAddressing {
+  const uint8_t* base;
+  size_t row_bytes, block_bytes;
+  bool interleaved;
+
+  BlockAddressing(const Tensor& w, int64_t k)
+      : base(static_cast<const uint8_t*>(w.data)),
+        row_bytes(brisk::row_bytes(w.dtype, k)),
+        block_bytes(brisk::row_bytes(w.dtype, dtype_block(w.dtype))),
+        interleaved(w.block_order == BlockOrder::Interleaved8) {}
+  const uint8_t* row(int64_t r) const {
+    if (!interleaved) return base + size_t(r) * row_bytes;
+    return base + size_t(r / kInterleaveRows) * kInterleaveRows * row_bytes + size_t(r % kInterleaveRows) * block_bytes;
+  }
+  size_t ldw() const { return interleaved ? block_bytes : row_bytes; }
+  size_t block_stride() const { return interleaved ? kInterleaveRows * block_bytes : block_bytes; }
+};
+
+// Tiles never straddle a group of kInterleaveRows rows: threads split at whole groups
+// (matmul_quant_same_input), decode tiles are one group, and the others are kTileRows rows, a
+// divisor of the group, starting at multiples of kTileRows.
+static_assert(kInterleaveRows == quant_kernels::kDecodeRows && kInterleaveRows % kTileRows == 0);
+
 void int8_tiled_rows(const Int8KernelSet& ks, const Int8Rows& px, int64_t m, int64_t k, const Tensor& w,
                      const float* bias, float* y, int64_t n, int64_t n0, int64_t n1) {
   const int64_t n_blocks = px.ld / dtype_block(w.dtype);
   const int64_t lanes = px.ld / ks.group * kLanesPerGroup;
-  const size_t ldw = row_bytes(w.dtype, k);
-  const auto* wbase = static_cast<const uint8_t*>(w.data);
+  const BlockAddressing at(w, k);
+  const size_t ldw = at.ldw(), block_stride = at.block_stride();
   auto xc = [&](int64_t c0) {
     return Int8Rows{px.codes + c0 * px.ld, px.lane_scales + c0 * lanes, px.lane_sums + c0 * lanes, px.row_sums + c0,
                     px.ld};
@@ -168,20 +192,37 @@ void int8_tiled_rows(const Int8KernelSet& ks, const Int8Rows& px, int64_t m, int
     // Decode: the widest tile streams the most weight rows at once for the one activation row.
     int64_t r0 = n0;
     for (; r0 + quant_kernels::kDecodeRows <= n1; r0 += quant_kernels::kDecodeRows)
-      ks.decode_tile(xc(0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
+      ks.decode_tile(xc(0), at.row(r0), ldw, block_stride, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
     for (; r0 < n1; r0 += kTileRows) {
       const int64_t rows = std::min<int64_t>(kTileRows, n1 - r0);
-      ks.tile[rows - 1][0](xc(0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
+      ks.tile[rows - 1][0](xc(0), at.row(r0), ldw, block_stride, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
     }
     return;
   }
   for_each_tile(m, px.ld + lanes * 8, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
-    ks.tile[rows - 1][cols - 1](xc(c0), wbase + size_t(r0) * ldw, ldw, n_blocks, y + c0 * n + r0, n,
+    ks.tile[rows - 1][cols - 1](xc(c0), at.row(r0), ldw, block_stride, n_blocks, y + c0 * n + r0, n,
                                 bias ? bias + r0 : nullptr);
   });
 }
 
 }  // namespace
+
+bool interleaves_for_decode(const Tensor& w) {
+  return w.block_order == BlockOrder::RowMajor && w.rank() == 2 && w.dim(0) % kInterleaveRows == 0 &&
+         quant_kernels_supported(QuantKernels::Avx512Int8, w.dtype);
+}
+
+void interleave_rows(const Tensor& w, void* out) {
+  BRISK_CHECK(interleaves_for_decode(w), "interleave_rows: " + shape_string(w.shape) + " " +
+                                             std::string(dtype_name(w.dtype)) + " has no interleaved layout");
+  const int64_t n = w.dim(0), n_blocks = (w.dim(1) + dtype_block(w.dtype) - 1) / dtype_block(w.dtype);
+  const size_t rb = row_bytes(w.dtype, w.dim(1)), bb = row_bytes(w.dtype, dtype_block(w.dtype));
+  const auto* src = static_cast<const uint8_t*>(w.data);
+  auto* dst = static_cast<uint8_t*>(out);
+  for (int64_t g = 0; g < n; g += kInterleaveRows)
+    for (int64_t b = 0; b < n_blocks; ++b)
+      for (int64_t r = g; r < g + kInterleaveRows; ++r, dst += bb) std::memcpy(dst, src + size_t(r) * rb + size_t(b) * bb, bb);
+}
 
 bool quant_kernels_supported(QuantKernels which, DType wtype) {
   if (!quant_traits(wtype)) return false;
@@ -226,6 +267,9 @@ void matmul_quant_same_input(const float* x, int64_t m, int64_t k, const MatmulT
     for (QuantKernels kind : {QuantKernels::Avx512Int8, QuantKernels::Avx512})
       if (which == QuantKernels::Scalar && quant_kernels_supported(kind, wtype)) which = kind;
   }
+  for (int i = 0; i < n_targets; ++i)
+    BRISK_CHECK(targets[i].w->block_order == BlockOrder::RowMajor || which == QuantKernels::Avx512Int8,
+                "matmul_quant: interleaved weights need the integer tiles");
 
   const int64_t block = dtype_block(wtype);
   const int64_t padded_k = (k + block - 1) / block * block;
@@ -253,15 +297,16 @@ void matmul_quant_same_input(const float* x, int64_t m, int64_t k, const MatmulT
     for (int i = 0; i < n_targets; ++i) run(targets[i], 0, targets[i].w->dim(0));
     return;
   }
-  // One parallel job: every thread takes a contiguous run of whole tiles of each weight, so it
-  // streams its own weight rows once and the threads meet once for all the weights.
+  // One parallel job: every thread takes a contiguous run of whole decode tiles (whole
+  // interleaved groups) of each weight, so it streams its own weight rows once and the threads
+  // meet once for all the weights.
   pool.run_on_all([&](int t) {
     for (int i = 0; i < n_targets; ++i) {
-      const int64_t n = targets[i].w->dim(0), groups = (n + kTileRows - 1) / kTileRows;
+      const int64_t n = targets[i].w->dim(0), groups = (n + kInterleaveRows - 1) / kInterleaveRows;
       const int parts = int(std::min<int64_t>(groups, pool.size()));
       if (t >= parts) continue;
       const int64_t g0 = groups * t / parts, g1 = groups * (t + 1) / parts;
-      run(targets[i], g0 * kTileRows, std::min(n, g1 * kTileRows));
+      run(targets[i], g0 * kInterleaveRows, std::min(n, g1 * kInterleaveRows));
     }
   });
 }

@@ -20,6 +20,14 @@ enum class QuantKernels : uint8_t { Auto, Avx512Int8, Avx512, Scalar };
 
 bool quant_kernels_supported(QuantKernels which, DType wtype);
 
+// BlockOrder::Interleaved8 (core/tensor.h): decode reads each thread's weights as one sequential
+// stream. interleaves_for_decode: whether w (row-major) has that layout here: a [n, k] matrix
+// with n a multiple of kInterleaveRows whose format has integer tiles on this CPU, the only
+// kernels that read it. interleave_rows writes it (w.nbytes() bytes) to out.
+constexpr int64_t kInterleaveRows = 8;
+bool interleaves_for_decode(const Tensor& w);
+void interleave_rows(const Tensor& w, void* out);
+
 // Weight-only formats: fp32 activations times weights dequantized in registers, fp32 sums, or
 // (Avx512Int8) int8 activations per 32 values times the weight codes in int32, scaled per block.
 // Q8A8: each activation row is quantized to int8 per token (absmax / 127) at run time, then int8

@@ -41,6 +41,12 @@ template <class Block, int R>
   for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(wp) + r * ldw);
 }
 
+// Block b of a row that starts at `row` (the integer tiles' row-major or interleaved layouts).
+template <class Block>
+[[gnu::always_inline]] inline const Block& block_at(const uint8_t* row, int64_t b, size_t block_stride) {
+  return *reinterpret_cast<const Block*>(row + size_t(b) * block_stride);
+}
+
 // Accumulators stay in registers only when these loops unroll early (bench/notes-cpu-matmul.md, 2).
 template <class V, int C, int R>
 [[gnu::always_inline]] inline void set_all(V (&acc)[C][R], V value) {
@@ -229,12 +235,13 @@ inline __m512 lane_dot(__m512i w, __m512i x) {
 // bit (code + 128); every group's lane dots go straight into fp32 accumulators with the lanes'
 // activation scales, and the 128 * sum(x) the offset adds comes off once per row (row_sums).
 template <int R, int C>
-void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
-             const float* bias) {
+void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, size_t block_stride, int64_t n_blocks, float* y,
+             int64_t ldy, const float* bias) {
   constexpr int kGroups = 4;
   constexpr int64_t kBlockValues = kGroups * kGroupValues;
-  const BlockQ8* w[R];
+  const uint8_t* w[R];
   tile_rows(wp, ldw, w);
+  const bool prefetch = block_stride == sizeof(BlockQ8);  // interleaved rows stream sequentially
   __m512 acc[C][R];
   set_all(acc, _mm512_setzero_ps());
 
@@ -246,8 +253,10 @@ void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, fl
       __m512i wv[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kGroupValues * g + kPrefetchBytes, _MM_HINT_T0);
-        wv[r] = _mm512_xor_si512(_mm512_loadu_si512(w[r][b].q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
+        const BlockQ8& block = block_at<BlockQ8>(w[r], b, block_stride);
+        if (prefetch)
+          _mm_prefetch(reinterpret_cast<const char*>(&block) + kGroupValues * g + kPrefetchBytes, _MM_HINT_T0);
+        wv[r] = _mm512_xor_si512(_mm512_loadu_si512(block.q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
       }
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) {
@@ -260,7 +269,7 @@ void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, fl
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const float scale = n_blocks > 0 ? w[r][0].scale : 0.0f;
+    const float scale = n_blocks > 0 ? block_at<BlockQ8>(w[r], 0, block_stride).scale : 0.0f;
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c)
       y[c * ldy + r] = (_mm512_reduce_add_ps(acc[c][r]) - 128.0f * x.row_sums[c]) * scale + (bias ? bias[r] : 0.0f);
@@ -302,15 +311,18 @@ struct Nibble4Codes {
 };
 
 template <class F, int R, int C>
-void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
-                  const float* bias) {
-  const BlockQ4* w[R];
+void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, size_t block_stride, int64_t n_blocks, float* y,
+                  int64_t ldy, const float* bias) {
+  const uint8_t* w[R];
   tile_rows(wp, ldw, w);
   const __m512i table = F::table();
   const int64_t lanes_ld = x.ld / kMaxGroupValues * kLanesPerGroup;
-  // A tile's rows are one contiguous run of R * ldw bytes and the next decode tile follows it.
-  // Short rows (k = 2048: 1,088 bytes) end before a fixed distance ahead pays off, so at decode
-  // each block prefetches the same block of the next tile instead, while that stays within L1.
+  // Interleaved rows are one sequential stream, which the hardware prefetcher serves best alone.
+  // Row-major: a tile's rows are one contiguous run of R * ldw bytes and the next decode tile
+  // follows it. Short rows (k = 2048: 1,088 bytes) end before a fixed distance ahead pays off,
+  // so at decode each block prefetches the same block of the next tile instead, while that stays
+  // within L1.
+  const bool prefetch = block_stride == sizeof(BlockQ4);
   const size_t prefetch_offset =
       C == 1 && R * ldw <= kNextTilePrefetchMax ? R * ldw : size_t(kPrefetchBytes);
   __m512 acc[C][R];
@@ -321,10 +333,11 @@ void nibble4_tile(const Int8Rows& x, const void* wp, size_t ldw, int64_t n_block
     __m512 scale[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + prefetch_offset, _MM_HINT_T0);
-      F::codes(w[r][b], table, lo[r], hi[r]);
-      zero[r] = F::zero_high(w[r][b]);
-      scale[r] = _mm512_cvtph_ps(_mm256_set1_epi16(short(w[r][b].scale_f16)));
+      const BlockQ4& block = block_at<BlockQ4>(w[r], b, block_stride);
+      if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(&block) + prefetch_offset, _MM_HINT_T0);
+      F::codes(block, table, lo[r], hi[r]);
+      zero[r] = F::zero_high(block);
+      scale[r] = _mm512_cvtph_ps(_mm256_set1_epi16(short(block.scale_f16)));
     }
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {

@@ -49,8 +49,11 @@ struct Int8Rows {
   int64_t ld;
 };
 
-using Int8TileFn = void (*)(const Int8Rows& x, const void* w, size_t ldw, int64_t n_blocks, float* y, int64_t ldy,
-                            const float* bias);
+// w: the tile's first row; its rows are ldw bytes apart and each row's blocks block_stride bytes
+// apart (row-major: ldw = the row's bytes, block_stride = one block; BlockOrder::Interleaved8:
+// ldw = one block, block_stride = 8 blocks).
+using Int8TileFn = void (*)(const Int8Rows& x, const void* w, size_t ldw, size_t block_stride, int64_t n_blocks,
+                            float* y, int64_t ldy, const float* bias);
 
 // One activation row of k values (zero-padded to padded_k) into the tiles' form: codes (the
 // numerics of quantize_activation_blocks) in the set's order, lane scales, lane sums, row sum.
