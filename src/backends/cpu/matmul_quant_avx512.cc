@@ -251,6 +251,29 @@ void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, size_t block_stride,
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int8_t* xb = x.codes + b * kBlockValues;
     const float* sb = x.lane_scales + b * kBlockValues / 4;
+    if constexpr (C == 1) {
+      // Decode walks each row's block front to back, row after row: ascending addresses, which
+      // the stream prefetchers follow (group-major order jumps 260 bytes at a time). Each
+      // accumulator still sums its groups in order, so the sums are the same.
+      __m512i xv[kGroups];
+      __m512 sv[kGroups];
+#pragma GCC unroll 4
+      for (int g = 0; g < kGroups; ++g) {
+        xv[g] = _mm512_loadu_si512(xb + kGroupValues * g);
+        sv[g] = _mm512_loadu_ps(sb + kGroupValues / 4 * g);
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const BlockQ8& block = block_at<BlockQ8>(w[r], b, block_stride);
+#pragma GCC unroll 4
+        for (int g = 0; g < kGroups; ++g) {
+          _mm_prefetch(reinterpret_cast<const char*>(&block) + kGroupValues * g + prefetch_offset, _MM_HINT_T0);
+          const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(block.q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
+          acc[0][r] = _mm512_fmadd_ps(lane_dot(wv, xv[g]), sv[g], acc[0][r]);
+        }
+      }
+      continue;
+    }
 #pragma GCC unroll 4
     for (int g = 0; g < kGroups; ++g) {
       __m512i wv[R];
