@@ -46,7 +46,7 @@ Tensor CpuBackend::upload(const Tensor& host_tensor) {
   Tensor copy = host_tensor;
   copy.data = c.data + c.used;
   c.used += bytes;
-  if (is_block_dtype(host_tensor.dtype) && cpu::interleaves_for_decode(host_tensor)) {
+  if (cpu::interleaves_for_decode(host_tensor)) {
     cpu::interleave_rows(host_tensor, copy.data);
     copy.block_order = BlockOrder::Interleaved8;
   } else {

@@ -220,13 +220,12 @@ __attribute__((always_inline)) inline void even_odd_step(__m512 (&even)[R], __m5
   }
 }
 
+// Sums of R rows side by side (sums[r] = even + odd sums of row r).
 template <int R>
-void rows_side_by_side_even_odd(const float* x, const void* wp, int64_t ldw, int64_t k_len, __m512 (&sums)[R]) {
-  const uint16_t* w[R];
+void even_odd_sums(const float* x, const uint16_t* const (&w)[R], int64_t k_len, __m512 (&sums)[R]) {
   __m512 even[R], odd[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    w[r] = static_cast<const uint16_t*>(wp) + r * ldw;
     even[r] = _mm512_setzero_ps();
     odd[r] = _mm512_setzero_ps();
   }
@@ -243,19 +242,19 @@ template <int R>
 void decode_tile_even_odd(const void* xp, int64_t /*ldx*/, const void* wp, int64_t ldw, int64_t k_len, float* y,
                           int64_t /*ldy*/, const float* bias, TileOutput out) {
   const float* x = static_cast<const float*>(xp);
+  const uint16_t* w[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = static_cast<const uint16_t*>(wp) + r * ldw;
   __m512 sums[R];
   if (k_len * int64_t(sizeof(uint16_t)) > kSequentialRowBytes) {
-    rows_side_by_side_even_odd<R>(x, wp, ldw, k_len, sums);
-    return write_sums<R>(sums, y, bias, out);
-  }
-  const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
-  for (int r = 0; r < R; ++r) {
-    const uint16_t* const w[1] = {static_cast<const uint16_t*>(wp) + r * ldw};
-    __m512 even[1] = {_mm512_setzero_ps()}, odd[1] = {_mm512_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= k_len; i += 32) even_odd_step<1>(even, odd, x, w, i, high);
-    if (i < k_len) even_odd_step<1>(even, odd, x, w, i, high, Bf16Weights::tail_mask(k_len - i));
-    sums[r] = _mm512_add_ps(even[0], odd[0]);
+    even_odd_sums<R>(x, w, k_len, sums);
+  } else {
+    for (int r = 0; r < R; ++r) {
+      const uint16_t* const row[1] = {w[r]};
+      __m512 row_sum[1];
+      even_odd_sums<1>(x, row, k_len, row_sum);
+      sums[r] = row_sum[0];
+    }
   }
   write_sums<R>(sums, y, bias, out);
 }
