@@ -17,6 +17,7 @@ namespace {
 typedef float v16 __attribute__((vector_size(64)));
 constexpr int kLanes = 16;
 constexpr int kRowBlock = 4;  // query rows handled together: keys/values are reused across them
+constexpr int64_t kDirectScoreQueries = 8;  // up to this many queries, scores skip the key transpose
 
 // A block of query vectors (rows x heads of one GQA group) against all their keys, in two passes
 // over the cache: scores for 16 keys at a time from a transposed key block (so each q element is
@@ -106,13 +107,43 @@ __attribute__((always_inline)) inline const float* load_row(const T* pool, const
   }
 }
 
+typedef float v8 __attribute__((vector_size(32)));
+
+__attribute__((always_inline)) inline float sum_lanes(v16 x) {
+  const v8 h = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
+               __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+  float s = 0.0f;
+  for (int l = 0; l < 8; ++l) s += h[l];
+  return s;
+}
+
 template <class T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_block(
     const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries, int64_t n_keys_max,
     const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, float* scores, float* k_transposed,
     float* row_scratch) {
-  // Pass 1: scores. k_transposed holds [head_dim][16] of the current key block.
-  for (int64_t j0 = 0; j0 < n_keys_max; j0 += kLanes) {
+  // Pass 1: scores. Few queries (decode: one row's GQA group) take each key row as it lies, 16
+  // elements per FMA and one horizontal sum per query; transposing a key block (below) costs 2
+  // scalar moves per key element, which only many queries repay (sotu-llama decode at 640 keys:
+  // attention was 40% of the step; notes item 26).
+  const bool direct = n_queries <= kDirectScoreQueries && head_dim % kLanes == 0;
+  if (direct) {
+    for (int64_t j = 0; j < n_keys_max; ++j) {
+      const float* kj = load_row(pools.k, pools.k_scales, key_row(j), head_dim, row_scratch);
+      for (int64_t a = 0; a < n_queries; ++a) {
+        v16 acc = {};
+        for (int64_t i = 0; i < head_dim; i += kLanes) {
+          v16 qv, kv;
+          std::memcpy(&qv, q[a] + i, sizeof(v16));
+          std::memcpy(&kv, kj + i, sizeof(v16));
+          acc += qv * kv;
+        }
+        scores[a * n_keys_max + j] = sum_lanes(acc);
+      }
+    }
+  }
+  // k_transposed holds [head_dim][16] of the current key block.
+  for (int64_t j0 = 0; j0 < n_keys_max && !direct; j0 += kLanes) {
     const int64_t width = std::min<int64_t>(kLanes, n_keys_max - j0);
     for (int64_t jj = 0; jj < kLanes; ++jj) {
       const float* kj = load_row(pools.k, pools.k_scales, key_row(j0 + std::min(jj, width - 1)), head_dim,
