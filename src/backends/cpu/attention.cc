@@ -124,8 +124,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_block(
     float* row_scratch) {
   // Pass 1: scores. Few queries (decode: one row's GQA group) take each key row as it lies, 16
   // elements per FMA and one horizontal sum per query; transposing a key block (below) costs 2
-  // scalar moves per key element, which only many queries repay (sotu-llama decode at 640 keys:
-  // attention was 40% of the step; notes item 26).
+  // scalar moves per key element, which only many queries repay (sotu-llama at 512-768 keys:
+  // attention sampled nearly as often as the decode matmuls; notes item 26).
   const bool direct = n_queries <= kDirectScoreQueries && head_dim % kLanes == 0;
   if (direct) {
     for (int64_t j = 0; j < n_keys_max; ++j) {
