@@ -1,5 +1,5 @@
-// A non-owning view of a contiguous row-major tensor (block dtypes: see BlockOrder). Weights point into memory-mapped files;
-// activations point into buffers the model preallocates.
+// A non-owning view of a contiguous row-major tensor (block dtypes: see BlockOrder). Weights
+// point into memory-mapped files; activations point into buffers the model preallocates.
 #pragma once
 
 #include <cstdint>

@@ -167,7 +167,8 @@ struct BlockAddressing {
         interleaved(w.block_order == BlockOrder::Interleaved8) {}
   const uint8_t* row(int64_t r) const {
     if (!interleaved) return base + size_t(r) * row_bytes;
-    return base + size_t(r / kInterleaveRows) * kInterleaveRows * row_bytes + size_t(r % kInterleaveRows) * block_bytes;
+    return base + size_t(r / kInterleaveRows) * kInterleaveRows * row_bytes +
+           size_t(r % kInterleaveRows) * block_bytes;
   }
   size_t ldw() const { return interleaved ? block_bytes : row_bytes; }
   size_t block_stride() const { return interleaved ? kInterleaveRows * block_bytes : block_bytes; }
@@ -221,7 +222,8 @@ void interleave_rows(const Tensor& w, void* out) {
   auto* dst = static_cast<uint8_t*>(out);
   for (int64_t g = 0; g < n; g += kInterleaveRows)
     for (int64_t b = 0; b < n_blocks; ++b)
-      for (int64_t r = g; r < g + kInterleaveRows; ++r, dst += bb) std::memcpy(dst, src + size_t(r) * rb + size_t(b) * bb, bb);
+      for (int64_t r = g; r < g + kInterleaveRows; ++r, dst += bb)
+        std::memcpy(dst, src + size_t(r) * rb + size_t(b) * bb, bb);
 }
 
 bool quant_kernels_supported(QuantKernels which, DType wtype) {

@@ -268,7 +268,8 @@ void q8_tile(const Int8Rows& x, const void* wp, size_t ldw, size_t block_stride,
 #pragma GCC unroll 4
         for (int g = 0; g < kGroups; ++g) {
           _mm_prefetch(reinterpret_cast<const char*>(&block) + kGroupValues * g + prefetch_offset, _MM_HINT_T0);
-          const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(block.q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
+          const __m512i wv =
+              _mm512_xor_si512(_mm512_loadu_si512(block.q + kGroupValues * g), _mm512_set1_epi8(char(0x80)));
           acc[0][r] = _mm512_fmadd_ps(lane_dot(wv, xv[g]), sv[g], acc[0][r]);
         }
       }
