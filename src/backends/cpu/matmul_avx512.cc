@@ -126,6 +126,16 @@ constexpr int kDecodePrefetchBytes = 512;
 // their order either way, so results are the same.
 constexpr int64_t kSequentialRowBytes = 4096;
 
+// A decode tile's rows one after another (sums[r] = one_row(w[r])) when they are short enough;
+// false for longer rows, which the caller runs side by side.
+template <int R, class W, class OneRow>
+[[gnu::always_inline]] inline bool rows_in_turn(int64_t k_len, const W* const (&w)[R], __m512 (&sums)[R],
+                                                OneRow one_row) {
+  if (k_len * int64_t(sizeof(W)) > kSequentialRowBytes) return false;
+  for (int r = 0; r < R; ++r) sums[r] = one_row(w[r]);
+  return true;
+}
+
 // One k-step of a tile: weight vectors are loaded once and reused by every activation row.
 // `mask...` is empty for full steps (plain loads) or one tail mask (masked loads). Every loop
 // over R or C carries `#pragma GCC unroll`: GCC then unrolls before scalar replacement and keeps
@@ -177,17 +187,15 @@ void tile(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_le
   }
 
   if constexpr (C == 1) {
-    if (k_len * int64_t(sizeof(W)) <= kSequentialRowBytes) {
-      for (int r = 0; r < R; ++r) {
-        __m512 row_acc[1][1] = {{_mm512_setzero_ps()}};
-        const W* const row[1] = {w[r]};
-        int64_t i = 0;
-        for (; i + T::kStep <= k_len; i += T::kStep) step<T, 1, 1>(row_acc, x, row, i);
-        if (i < k_len) step<T, 1, 1>(row_acc, x, row, i, T::tail_mask(k_len - i));
-        acc[0][r] = row_acc[0][0];
-      }
-      return write_sums<R>(acc[0], y, bias, out);
-    }
+    auto one_row = [&](const W* row) {
+      __m512 row_acc[1][1] = {{_mm512_setzero_ps()}};
+      const W* const rows[1] = {row};
+      int64_t i = 0;
+      for (; i + T::kStep <= k_len; i += T::kStep) step<T, 1, 1>(row_acc, x, rows, i);
+      if (i < k_len) step<T, 1, 1>(row_acc, x, rows, i, T::tail_mask(k_len - i));
+      return row_acc[0][0];
+    };
+    if (rows_in_turn<R>(k_len, w, acc[0], one_row)) return write_sums<R>(acc[0], y, bias, out);
   }
 
   int64_t i = 0;
@@ -237,7 +245,7 @@ void even_odd_sums(const float* x, const uint16_t* const (&w)[R], int64_t k_len,
   for (int r = 0; r < R; ++r) sums[r] = _mm512_add_ps(even[r], odd[r]);
 }
 
-// Rows in turn up to kSequentialRowBytes, as tile<T, R, 1>.
+// Rows in turn when short, as tile<T, R, 1>.
 template <int R>
 void decode_tile_even_odd(const void* xp, int64_t /*ldx*/, const void* wp, int64_t ldw, int64_t k_len, float* y,
                           int64_t /*ldy*/, const float* bias, TileOutput out) {
@@ -245,17 +253,14 @@ void decode_tile_even_odd(const void* xp, int64_t /*ldx*/, const void* wp, int64
   const uint16_t* w[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) w[r] = static_cast<const uint16_t*>(wp) + r * ldw;
+  auto one_row = [&](const uint16_t* row) {
+    const uint16_t* const rows[1] = {row};
+    __m512 row_sum[1];
+    even_odd_sums<1>(x, rows, k_len, row_sum);
+    return row_sum[0];
+  };
   __m512 sums[R];
-  if (k_len * int64_t(sizeof(uint16_t)) > kSequentialRowBytes) {
-    even_odd_sums<R>(x, w, k_len, sums);
-  } else {
-    for (int r = 0; r < R; ++r) {
-      const uint16_t* const row[1] = {w[r]};
-      __m512 row_sum[1];
-      even_odd_sums<1>(x, row, k_len, row_sum);
-      sums[r] = row_sum[0];
-    }
-  }
+  if (!rows_in_turn<R>(k_len, w, sums, one_row)) even_odd_sums<R>(x, w, k_len, sums);
   write_sums<R>(sums, y, bias, out);
 }
 

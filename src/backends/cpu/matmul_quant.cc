@@ -163,7 +163,7 @@ struct BlockAddressing {
   BlockAddressing(const Tensor& w, int64_t k)
       : base(static_cast<const uint8_t*>(w.data)),
         row_bytes(brisk::row_bytes(w.dtype, k)),
-        block_bytes(brisk::row_bytes(w.dtype, dtype_block(w.dtype))),
+        block_bytes(dtype_size(w.dtype)),
         interleaved(w.block_order == BlockOrder::Interleaved8) {}
   const uint8_t* row(int64_t r) const {
     if (!interleaved) return base + size_t(r) * row_bytes;
@@ -217,7 +217,7 @@ void interleave_rows(const Tensor& w, void* out) {
   BRISK_CHECK(interleaves_for_decode(w), "interleave_rows: " + shape_string(w.shape) + " " +
                                              std::string(dtype_name(w.dtype)) + " has no interleaved layout");
   const int64_t n = w.dim(0), n_blocks = (w.dim(1) + dtype_block(w.dtype) - 1) / dtype_block(w.dtype);
-  const size_t rb = row_bytes(w.dtype, w.dim(1)), bb = row_bytes(w.dtype, dtype_block(w.dtype));
+  const size_t rb = row_bytes(w.dtype, w.dim(1)), bb = dtype_size(w.dtype);
   const auto* src = static_cast<const uint8_t*>(w.data);
   auto* dst = static_cast<uint8_t*>(out);
   for (int64_t g = 0; g < n; g += kInterleaveRows)
