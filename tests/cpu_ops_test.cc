@@ -184,6 +184,18 @@ TEST(CpuOps, NormsRopeActivationsMatchReference) {
       backend.gelu_tanh(got.data(), rows * d);
       expect_close(got, want, 1e-6, "gelu_tanh");
     }
+  // The vector exp's edges: inputs where e^-x over- or underflows, and both sides of zero.
+  std::vector<float> edges = {-200.0f, -89.0f, -87.5f, -30.0f, -1e-8f, 0.0f, 1e-8f, 30.0f, 87.5f, 89.0f, 200.0f};
+  edges.resize(32, 0.5f);  // two whole vectors
+  std::vector<float> up(edges.size(), 1.5f), want(edges.size()), got(edges.size());
+  ref::silu_mul(edges.data(), up.data(), want.data(), int64_t(edges.size()));
+  backend.silu_mul(edges.data(), up.data(), got.data(), int64_t(edges.size()));
+  expect_close(got, want, 1e-6, "silu_mul at the edges");
+  want = edges;
+  got = edges;
+  ref::gelu_tanh(want.data(), int64_t(edges.size()));
+  backend.gelu_tanh(got.data(), int64_t(edges.size()));
+  expect_close(got, want, 1e-6, "gelu_tanh at the edges");
   const int64_t heads = 3, kv_heads = 1, head_dim = 8, rows = 5, positions = 20;
   auto cos_t = random_floats(size_t(positions * head_dim / 2), rng), sin_t = random_floats(cos_t.size(), rng);
   auto q = random_floats(size_t(rows * heads * head_dim), rng);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backends/cpu/activations.h"
 #include "backends/cpu/attention.h"
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/matmul_quant.h"
@@ -156,11 +157,11 @@ void CpuBackend::rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t
 }
 
 void CpuBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
-  pool_.parallel_for(n, [&](int64_t b, int64_t e) { ref::silu_mul(gate + b, up + b, out + b, e - b); });
+  pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::silu_mul(gate + b, up + b, out + b, e - b); });
 }
 
 void CpuBackend::gelu_tanh(float* x, int64_t n) {
-  pool_.parallel_for(n, [&](int64_t b, int64_t e) { ref::gelu_tanh(x + b, e - b); });
+  pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::gelu_tanh(x + b, e - b); });
 }
 
 void CpuBackend::add(float* x, const float* y, int64_t n) { ref::add(x, y, n); }

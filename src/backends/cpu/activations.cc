@@ -1,0 +1,60 @@
+#include "backends/cpu/activations.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "backends/cpu/vector_math.h"
+
+namespace brisk::cpu {
+
+namespace {
+
+// silu(g) = g / (1 + e^-g), from e = e^-|g| so the exponent never overflows:
+// g / (1 + e) for g >= 0, g e / (1 + e) below.
+__attribute__((always_inline)) inline void silu(v16& g) {
+  v16 e = g > 0 ? -g : g;
+  exp_nonpositive(e);
+  const v16 one = v16{} + 1.0f;
+  g = g * (g > 0 ? one : e) / (one + e);
+}
+
+// tanh(y) = sign(y) (1 - e) / (1 + e) with e = e^-2|y|.
+__attribute__((always_inline)) inline void tanh_of(v16& y) {
+  v16 e = y > 0 ? -2.0f * y : 2.0f * y;
+  exp_nonpositive(e);
+  const v16 one = v16{} + 1.0f;
+  const v16 magnitude = (one - e) / (one + e);
+  y = y < 0 ? -magnitude : magnitude;
+}
+
+}  // namespace
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void silu_mul(const float* gate, const float* up,
+                                                                           float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    v16 g, u;
+    std::memcpy(&g, gate + i, sizeof(v16));
+    std::memcpy(&u, up + i, sizeof(v16));
+    silu(g);
+    g *= u;
+    std::memcpy(out + i, &g, sizeof(v16));
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_tanh(float* x, int64_t n) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    v16 v;
+    std::memcpy(&v, x + i, sizeof(v16));
+    v16 t = k * (v + 0.044715f * v * v * v);
+    tanh_of(t);
+    v = 0.5f * v * (1.0f + t);
+    std::memcpy(x + i, &v, sizeof(v16));
+  }
+  for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::tanh(k * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+}
+
+}  // namespace brisk::cpu
