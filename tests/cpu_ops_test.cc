@@ -41,6 +41,8 @@ TEST(CpuOps, AttentionMatchesReference) {
       {{{1, 0}}, 4, 4, 64},     {{{1, 300}}, 32, 4, 64},  {{{7, 0}}, 6, 2, 64},
       {{{17, 40}}, 8, 1, 17},   {{{5, 3}}, 40, 2, 80},    {{{64, 0}}, 12, 12, 128},
       {{{3, 1000}}, 4, 2, 96},  {{{2, 5}}, 1, 1, 1},
+      // Few-query units (at most 8 query vectors): GQA groups of 3 and 7, two causal rows in one unit.
+      {{{1, 50}}, 6, 2, 64},    {{{1, 20}}, 14, 2, 128}, {{{2, 9}}, 6, 2, 64},
       // Mixed batches: decode rows of different lengths next to prefill chunks.
       {{{1, 37}, {1, 0}, {9, 20}, {1, 129}}, 8, 2, 64},
       {{{33, 0}, {1, 15}, {1, 16}, {4, 60}}, 6, 6, 32},

@@ -97,98 +97,220 @@ struct Pools {
   const float* v_scales;
 };
 
-// Row `offset` of a pool as fp32: the pool itself when it is fp32, else converted into `scratch`.
+// Where a unit works: every array is the caller's, grown once per thread and reused.
+struct Scratch {
+  float* q_transposed;   // attend_many: [head_dim][width], query a's element i at i * width + a
+  float* probs;          // scores, then softmax numerators (attend_many key-major, attend_few query-major)
+  float* out_block;      // [queries][padded_dim]: unnormalized outputs
+  float* rows;           // [2][n_keys_max][padded_dim]: converted key and value rows, when needed
+  const float** k_rows;  // [n_keys_max + padding]: the last row repeats into the padding
+  const float** v_rows;  // [n_keys_max]
+  float* inv_sum;        // [queries]: 1 / softmax denominator
+};
+
+constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// Points k_rows / v_rows at each key's fp32 row: the pool itself when it is fp32 and head_dim a
+// multiple of 16, else rows converted once per unit (scale folded in, value rows zero-padded to
+// padded_dim so the value pass reads whole vectors).
 template <class T>
-__attribute__((always_inline)) inline const float* load_row(const T* pool, const float* scales,
-                                                            int64_t offset, int64_t head_dim,
-                                                            float* scratch) {
-  if constexpr (std::is_same_v<T, float>) {
-    return pool + offset;
-  } else {
-    row_to_f32(pool + offset, scales ? scales[offset / head_dim] : 1.0f, head_dim, scratch);
-    return scratch;
+__attribute__((always_inline)) inline void gather_rows(const Pools<T>& pools, KeyRows key_row, int64_t n_keys,
+                                                       int64_t n_padded_keys, int64_t head_dim,
+                                                       const Scratch& s) {
+  const int64_t padded_dim = round_up(head_dim, kLanes);
+  const bool convert = !std::is_same_v<T, float> || padded_dim != head_dim;
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const int64_t at = key_row(j);
+    if (!convert) {
+      s.k_rows[j] = reinterpret_cast<const float*>(pools.k + at);
+      s.v_rows[j] = reinterpret_cast<const float*>(pools.v + at);
+      continue;
+    }
+    float* k_row = s.rows + j * padded_dim;
+    float* v_row = s.rows + (n_keys + j) * padded_dim;
+    row_to_f32(pools.k + at, pools.k_scales ? pools.k_scales[at / head_dim] : 1.0f, head_dim, k_row);
+    row_to_f32(pools.v + at, pools.v_scales ? pools.v_scales[at / head_dim] : 1.0f, head_dim, v_row);
+    std::fill(k_row + head_dim, k_row + padded_dim, 0.0f);
+    std::fill(v_row + head_dim, v_row + padded_dim, 0.0f);
+    s.k_rows[j] = k_row;
+    s.v_rows[j] = v_row;
+  }
+  for (int64_t j = n_keys; j < n_padded_keys; ++j) s.k_rows[j] = s.k_rows[n_keys - 1];
+}
+
+// The step functions unroll their constant loops early (pragmas), or GCC keeps the accumulators
+// in memory (as the matmul tiles did, notes item 2).
+
+// Q queries x 16 * NV output elements over all keys, outputs in registers: per key, NV value
+// vectors and one broadcast probability per query. Query a's probability for key j is at
+// probs[j * key_stride + a * query_stride].
+template <int Q, int NV>
+__attribute__((always_inline)) inline void value_step(const float* probs, int64_t key_stride,
+                                                      int64_t query_stride, const float* const* v,
+                                                      int64_t n_keys, int64_t dim, float* out_block,
+                                                      int64_t padded_dim) {
+  v16 acc[Q][NV] = {};
+  for (int64_t j = 0; j < n_keys; ++j) {
+    v16 vv[NV];
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) std::memcpy(&vv[n], v[j] + dim + n * kLanes, sizeof(v16));
+    const float* p = probs + j * key_stride;
+#pragma GCC unroll 8
+    for (int a = 0; a < Q; ++a)
+#pragma GCC unroll 8
+      for (int n = 0; n < NV; ++n) acc[a][n] += p[a * query_stride] * vv[n];
+  }
+#pragma GCC unroll 8
+  for (int a = 0; a < Q; ++a)
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n)
+      std::memcpy(out_block + a * padded_dim + dim + n * kLanes, &acc[a][n], sizeof(v16));
+}
+
+// The value pass over Q queries, 32 output elements (16 for an odd last vector) at a time.
+template <int Q>
+__attribute__((always_inline)) inline void value_pass(const float* probs, int64_t key_stride,
+                                                      int64_t query_stride, const float* const* v,
+                                                      int64_t n_keys, int64_t padded_dim, float* out_block) {
+  for (int64_t d = 0; d < padded_dim; d += 2 * kLanes) {
+    if (d + kLanes < padded_dim)
+      value_step<Q, 2>(probs, key_stride, query_stride, v, n_keys, d, out_block, padded_dim);
+    else
+      value_step<Q, 1>(probs, key_stride, query_stride, v, n_keys, d, out_block, padded_dim);
   }
 }
 
-typedef float v8 __attribute__((vector_size(32)));
-
-__attribute__((always_inline)) inline float sum_lanes(v16 x) {
-  const v8 h = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
-               __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
-  float s = 0.0f;
-  for (int l = 0; l < 8; ++l) s += h[l];
-  return s;
+// out[a] = out_block[a] / (its softmax denominator).
+__attribute__((always_inline)) inline void write_outputs(float* const* out, int64_t n_queries,
+                                                         int64_t head_dim, const Scratch& s) {
+  const int64_t padded_dim = round_up(head_dim, kLanes);
+  for (int64_t a = 0; a < n_queries; ++a)
+    for (int64_t i = 0; i < head_dim; ++i) out[a][i] = s.out_block[a * padded_dim + i] * s.inv_sum[a];
 }
 
-// Few queries (decode: one row's GQA group): scores straight from each key row as it lies, 16
-// elements per FMA and one horizontal sum per query and key (sotu-llama at 512-768 keys: this
-// pass sampled nearly as often as the decode matmuls while it transposed key blocks; notes item
-// 26). Scores live in `scores` [n_queries, n_keys_max]. Needs head_dim % 16 == 0.
+// Decode reads the cache from memory, one strided head row per key: the hardware prefetchers do
+// not run far enough ahead of rows 512 B apart (sotu-llama: the value loads took most of
+// attend_few's samples), so rows are requested this many keys ahead.
+constexpr int64_t kPrefetchKeys = 8;
+
+__attribute__((always_inline)) inline void prefetch_row(const float* row, int64_t head_dim) {
+  for (int64_t i = 0; i < head_dim; i += 16) __builtin_prefetch(row + i);
+}
+
+// sums[l] = the sum of x[l]'s lanes, for 16 vectors at once: each level adds the halves of two
+// vectors' partial sums into one vector (8 + 4 + 2 + 1 shuffle-add pairs instead of 16 separate
+// horizontal sums).
+__attribute__((always_inline)) inline void sum_lanes_16(v16 (&x)[16], float* sums) {
+  v16 h[8], g[4], f[2];
+#pragma GCC unroll 8
+  for (int m = 0; m < 8; ++m)
+    h[m] = __builtin_shufflevector(x[2 * m], x[2 * m + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22,
+                                   23) +
+           __builtin_shufflevector(x[2 * m], x[2 * m + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28,
+                                   29, 30, 31);
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; ++m)
+    g[m] = __builtin_shufflevector(h[2 * m], h[2 * m + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25,
+                                   26, 27) +
+           __builtin_shufflevector(h[2 * m], h[2 * m + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29,
+                                   30, 31);
+#pragma GCC unroll 2
+  for (int m = 0; m < 2; ++m)
+    f[m] = __builtin_shufflevector(g[2 * m], g[2 * m + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25,
+                                   28, 29) +
+           __builtin_shufflevector(g[2 * m], g[2 * m + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27,
+                                   30, 31);
+  const v16 e =
+      __builtin_shufflevector(f[0], f[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+      __builtin_shufflevector(f[0], f[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  std::memcpy(sums, &e, sizeof(v16));
+}
+
+// Few queries (decode: one row's GQA group): scores straight from the key rows as they lie, 16
+// keys at a time (one FMA per 16 elements per key, then one reduction tree for the 16 sums), so
+// no transpose of keys or queries. Scores are query-major ([n_queries][n_keys_max rounded up to
+// 16]); the softmax runs 16 keys per vector. sotu-llama at 512-768 keys: this pass sampled
+// nearly as often as the decode matmuls while it transposed key blocks (notes items 26, 29).
+// Needs head_dim % 16 == 0.
 template <class T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_few(
     const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries, int64_t n_keys_max,
-    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, float* scores,
-    float* row_scratch) {
-  for (int64_t j = 0; j < n_keys_max; ++j) {
-    const float* kj = load_row(pools.k, pools.k_scales, key_row(j), head_dim, row_scratch);
+    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, const Scratch& s) {
+  const int64_t stride = round_up(n_keys_max, kLanes);
+  gather_rows(pools, key_row, n_keys_max, stride, head_dim, s);
+  for (int64_t j0 = 0; j0 < n_keys_max; j0 += kLanes) {
+    const float* const* k = s.k_rows + j0;
+    for (int64_t b = kLanes; b < 2 * kLanes && j0 + b < n_keys_max; ++b) prefetch_row(k[b], head_dim);
     for (int64_t a = 0; a < n_queries; ++a) {
-      v16 acc = {};
+      v16 acc[kLanes] = {};
       for (int64_t i = 0; i < head_dim; i += kLanes) {
-        v16 qv, kv;
+        v16 qv;
         std::memcpy(&qv, q[a] + i, sizeof(v16));
-        std::memcpy(&kv, kj + i, sizeof(v16));
-        acc += qv * kv;
+#pragma GCC unroll 16
+        for (int b = 0; b < kLanes; ++b) {
+          v16 kv;
+          std::memcpy(&kv, k[b] + i, sizeof(v16));
+          acc[b] += qv * kv;
+        }
       }
-      scores[a * n_keys_max + j] = sum_lanes(acc);
+      sum_lanes_16(acc, s.probs + a * stride + j0);
     }
   }
-  // Softmax per query over its own (causal) keys; later keys get weight 0.
+  // Causal softmax per query, 16 keys per vector: keys past the query's own count get weight 0.
   for (int64_t a = 0; a < n_queries; ++a) {
-    float* s = scores + a * n_keys_max;
-    float max_score = -INFINITY;
-    for (int64_t j = 0; j < n_keys[a]; ++j) max_score = std::max(max_score, s[j] *= scale);
-    float sum = 0;
-    for (int64_t j = 0; j < n_keys[a]; ++j) sum += (s[j] = std::exp(s[j] - max_score));
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n_keys[a]; ++j) s[j] *= inv;
-    for (int64_t j = n_keys[a]; j < n_keys_max; ++j) s[j] = 0.0f;
-    std::fill(out[a], out[a] + head_dim, 0.0f);
+    float* row = s.probs + a * stride;
+    const v16 limit = v16{} + float(n_keys[a]), lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    v16 max_score = v16{} - INFINITY;
+    for (int64_t j = 0; j < stride; j += kLanes) {
+      v16 x;
+      std::memcpy(&x, row + j, sizeof(v16));
+      x *= scale;
+      std::memcpy(row + j, &x, sizeof(v16));
+      max_score = lane + float(j) < limit && x > max_score ? x : max_score;
+    }
+    float m = max_score[0];
+    for (int l = 1; l < kLanes; ++l) m = std::max(m, max_score[l]);
+    v16 sum = {};
+    for (int64_t j = 0; j < stride; j += kLanes) {
+      v16 p;
+      std::memcpy(&p, row + j, sizeof(v16));
+      p -= m;
+      exp_nonpositive(p);
+      p = lane + float(j) < limit ? p : v16{};
+      sum += p;
+      std::memcpy(row + j, &p, sizeof(v16));
+    }
+    float total = 0;
+    for (int l = 0; l < kLanes; ++l) total += sum[l];
+    s.inv_sum[a] = 1.0f / total;
   }
-  // outputs += p * v, one value row at a time (converted once for the whole group). Explicit
-  // vectors: the compiler cannot prove that out and the cache do not overlap.
+  // Values in one pass over the keys, each row loaded once for all queries (the outputs stay in
+  // L1): decode reads the cache from memory, so a pass per query group would cost more than the
+  // output loads and stores it saves (notes item 29).
+  float* const out_block = s.out_block;  // locals: the stores below could alias s's fields
+  const float* const probs = s.probs;
+  const float* const* const v_rows = s.v_rows;
+  std::fill(out_block, out_block + n_queries * head_dim, 0.0f);
   for (int64_t j = 0; j < n_keys_max; ++j) {
-    const float* vj = load_row(pools.v, pools.v_scales, key_row(j), head_dim, row_scratch);
-    for (int64_t a = 0; a < n_queries; ++a) {
-      const float p = scores[a * n_keys_max + j];
-      float* o = out[a];
-      for (int64_t i = 0; i < head_dim; i += kLanes) {
-        v16 ov, vv;
-        std::memcpy(&ov, o + i, sizeof(v16));
-        std::memcpy(&vv, vj + i, sizeof(v16));
-        ov += p * vv;
-        std::memcpy(o + i, &ov, sizeof(v16));
+    if (j + kPrefetchKeys < n_keys_max) prefetch_row(v_rows[j + kPrefetchKeys], head_dim);
+    for (int64_t i = 0; i < head_dim; i += kLanes) {
+      v16 vv;
+      std::memcpy(&vv, v_rows[j] + i, sizeof(v16));
+      for (int64_t a = 0; a < n_queries; ++a) {
+        float* o = out_block + a * head_dim + i;
+        v16 ov;
+        std::memcpy(&ov, o, sizeof(v16));
+        ov += probs[a * stride + j] * vv;
+        std::memcpy(o, &ov, sizeof(v16));
       }
     }
   }
+  write_outputs(out, n_queries, head_dim, s);
 }
 
-// Where attend_many works: every array is the caller's, sized for this block.
-struct ManyScratch {
-  float* q_transposed;   // [head_dim][width]: query a's element i at i * width + a; padding lanes 0
-  float* probs;          // [n_keys_max + kKeyBlock][width]: scores, then softmax numerators
-  float* out_block;      // [width][padded_dim]
-  float* rows;           // [2][n_keys_max][padded_dim]: converted key and value rows, when needed
-  const float** k_rows;  // [n_keys_max + kKeyBlock]
-  const float** v_rows;  // [n_keys_max]
-  float* inv_sum;        // [width]
-};
-
-constexpr int64_t kKeyBlock = 4;      // keys per score step
-constexpr int64_t kValueQueries = 8;  // queries per value step
+constexpr int64_t kKeyBlock = 4;  // keys per score step of attend_many
 
 // Scores of 16 * NV queries against kKeyBlock keys: one broadcast key element feeds NV FMAs.
-// The step functions unroll their constant loops early (pragmas), or GCC keeps the accumulators
-// in memory (as the matmul tiles did, notes item 2).
 template <int NV>
 __attribute__((always_inline)) inline void score_step(const float* qt, int64_t width, const float* const* k,
                                                       int64_t head_dim, float scale, float* probs) {
@@ -206,64 +328,22 @@ __attribute__((always_inline)) inline void score_step(const float* qt, int64_t w
   for (int64_t b = 0; b < kKeyBlock; ++b)
 #pragma GCC unroll 8
     for (int n = 0; n < NV; ++n) {
-      const v16 s = acc[b][n] * scale;
-      std::memcpy(probs + b * width + n * kLanes, &s, sizeof(v16));
+      const v16 sc = acc[b][n] * scale;
+      std::memcpy(probs + b * width + n * kLanes, &sc, sizeof(v16));
     }
 }
 
-// kValueQueries queries x 16 * NV output elements over all keys: one broadcast probability feeds
-// NV FMAs.
-template <int NV>
-__attribute__((always_inline)) inline void value_step(const float* probs, int64_t width,
-                                                      const float* const* v, int64_t n_keys, int64_t dim,
-                                                      float* out_block, int64_t padded_dim) {
-  v16 acc[kValueQueries][NV] = {};
-  for (int64_t j = 0; j < n_keys; ++j) {
-    v16 vv[NV];
-#pragma GCC unroll 8
-    for (int n = 0; n < NV; ++n) std::memcpy(&vv[n], v[j] + dim + n * kLanes, sizeof(v16));
-    const float* p = probs + j * width;
-#pragma GCC unroll 8
-    for (int64_t a = 0; a < kValueQueries; ++a)
-#pragma GCC unroll 8
-      for (int n = 0; n < NV; ++n) acc[a][n] += p[a] * vv[n];
-  }
-#pragma GCC unroll 8
-  for (int64_t a = 0; a < kValueQueries; ++a)
-#pragma GCC unroll 8
-    for (int n = 0; n < NV; ++n)
-      std::memcpy(out_block + a * padded_dim + dim + n * kLanes, &acc[a][n], sizeof(v16));
-}
-
-// Many queries (prefill): the block's queries are transposed once, padded to whole vectors of 16
+// Many queries (prefill): the unit's queries are transposed once, padded to whole vectors of 16
 // (`width`), so a score step is a broadcast key element times 16 queries, and scores are stored
-// key-major: the softmax then runs on 16 queries per vector (a vector exp instead of one libm call
-// per score) and the value pass broadcasts one probability per query into 16 output elements,
-// with outputs held in registers across all keys. Rows of a non-fp32 pool, or of a head_dim that
-// is no multiple of 16, are converted into padded fp32 rows once per block.
+// key-major: the softmax then runs on 16 queries per vector and the value pass broadcasts one
+// probability per query into 16 output elements, with outputs held in registers across all keys
+// (notes item 27).
 template <class T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
     const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries, int64_t n_keys_max,
-    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, const ManyScratch& s) {
-  const int64_t width = (n_queries + kLanes - 1) / kLanes * kLanes;
-  const int64_t padded_dim = (head_dim + kLanes - 1) / kLanes * kLanes;
-  const bool convert = !std::is_same_v<T, float> || padded_dim != head_dim;
-  for (int64_t j = 0; j < n_keys_max; ++j) {
-    const int64_t at = key_row(j);
-    if (!convert) {
-      s.k_rows[j] = reinterpret_cast<const float*>(pools.k + at);
-      s.v_rows[j] = reinterpret_cast<const float*>(pools.v + at);
-      continue;
-    }
-    float* k_row = s.rows + j * padded_dim;
-    float* v_row = s.rows + (n_keys_max + j) * padded_dim;
-    row_to_f32(pools.k + at, pools.k_scales ? pools.k_scales[at / head_dim] : 1.0f, head_dim, k_row);
-    row_to_f32(pools.v + at, pools.v_scales ? pools.v_scales[at / head_dim] : 1.0f, head_dim, v_row);
-    std::fill(v_row + head_dim, v_row + padded_dim, 0.0f);
-    s.k_rows[j] = k_row;
-    s.v_rows[j] = v_row;
-  }
-  for (int64_t j = n_keys_max; j < n_keys_max + kKeyBlock; ++j) s.k_rows[j] = s.k_rows[n_keys_max - 1];
+    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, const Scratch& s) {
+  const int64_t width = round_up(n_queries, kLanes);
+  gather_rows(pools, key_row, n_keys_max, n_keys_max + kKeyBlock, head_dim, s);
   for (int64_t i = 0; i < head_dim; ++i)
     for (int64_t a = 0; a < width; ++a) s.q_transposed[i * width + a] = a < n_queries ? q[a][i] : 0.0f;
 
@@ -279,39 +359,30 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
   // Causal softmax, 16 queries per vector: keys past a query's own count get weight 0. Padding
   // lanes count every key (their scores are 0), so no lane divides by zero.
   for (int64_t a = 0; a < width; a += kLanes) {
-    v16 limit, max_score = {};
+    v16 limit, max_score = v16{} - INFINITY;
     for (int64_t l = 0; l < kLanes; ++l) limit[l] = float(a + l < n_queries ? n_keys[a + l] : n_keys_max);
-    max_score -= INFINITY;
     for (int64_t j = 0; j < n_keys_max; ++j) {
       v16 x;
       std::memcpy(&x, s.probs + j * width + a, sizeof(v16));
-      const v16 key = v16{} + float(j);
-      max_score = key < limit && x > max_score ? x : max_score;
+      max_score = float(j) < limit && x > max_score ? x : max_score;
     }
     v16 sum = {};
     for (int64_t j = 0; j < n_keys_max; ++j) {
       float* at = s.probs + j * width + a;
-      v16 x;
-      std::memcpy(&x, at, sizeof(v16));
-      const v16 key = v16{} + float(j);
-      v16 p = x - max_score;
+      v16 p;
+      std::memcpy(&p, at, sizeof(v16));
+      p -= max_score;
       exp_nonpositive(p);
-      p = key < limit ? p : v16{};
+      p = float(j) < limit ? p : v16{};
       sum += p;
       std::memcpy(at, &p, sizeof(v16));
     }
     for (int64_t l = 0; l < kLanes; ++l) s.inv_sum[a + l] = 1.0f / sum[l];
   }
-  for (int64_t a = 0; a < width; a += kValueQueries)
-    for (int64_t d = 0; d < padded_dim; d += 2 * kLanes) {
-      float* block = s.out_block + a * padded_dim;
-      if (d + kLanes < padded_dim)
-        value_step<2>(s.probs + a, width, s.v_rows, n_keys_max, d, block, padded_dim);
-      else
-        value_step<1>(s.probs + a, width, s.v_rows, n_keys_max, d, block, padded_dim);
-    }
-  for (int64_t a = 0; a < n_queries; ++a)
-    for (int64_t i = 0; i < head_dim; ++i) out[a][i] = s.out_block[a * padded_dim + i] * s.inv_sum[a];
+  const int64_t padded_dim = round_up(head_dim, kLanes);
+  for (int64_t a = 0; a < width; a += 8)
+    value_pass<8>(s.probs + a, width, 1, s.v_rows, n_keys_max, padded_dim, s.out_block + a * padded_dim);
+  write_outputs(out, n_queries, head_dim, s);
 }
 
 }  // namespace
@@ -344,9 +415,10 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
   const int64_t n_units = int64_t(units.size()) * n_kv_heads;
   const int n_threads = pool.size();
   const Unit* unit_list = units.data();
+  const int64_t padded_dim = round_up(head_dim, kLanes);
   pool.run_on_all([&](int t) {
     // Per-thread scratch, grown once and reused by every later call.
-    thread_local std::vector<float> scores, row_scratch, q_transposed, out_block, inv_sum;
+    thread_local std::vector<float> probs, rows, q_transposed, out_block, inv_sum;
     thread_local std::vector<const float*> q_rows, k_rows, v_rows;
     thread_local std::vector<float*> out_rows;
     thread_local std::vector<int64_t> n_keys;
@@ -369,26 +441,25 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
         }
       const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
                             kvh * head_dim};
-      if (n_queries <= kDirectScoreQueries && head_dim % kLanes == 0) {
-        scores.resize(size_t(n_queries * n_keys_max));
-        row_scratch.resize(size_t(head_dim));
-        attend_few(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
-                   head_dim, scale, scores.data(), row_scratch.data());
-        continue;
-      }
-      const int64_t width = (n_queries + kLanes - 1) / kLanes * kLanes;
-      const int64_t padded_dim = (head_dim + kLanes - 1) / kLanes * kLanes;
-      q_transposed.resize(size_t(head_dim * width));
-      scores.resize(size_t((n_keys_max + kKeyBlock) * width));
+      const bool few = n_queries <= kDirectScoreQueries && head_dim % kLanes == 0;
+      const int64_t width = round_up(n_queries, kLanes);
+      const int64_t padded_keys = round_up(n_keys_max, kLanes) + kKeyBlock;
+      q_transposed.resize(few ? 0 : size_t(head_dim * width));
+      probs.resize(size_t(padded_keys * width));
       out_block.resize(size_t(width * padded_dim));
-      row_scratch.resize(size_t(2 * n_keys_max * padded_dim));
-      k_rows.resize(size_t(n_keys_max + kKeyBlock));
+      const bool convert = !std::is_same_v<T, float> || padded_dim != head_dim;  // as gather_rows decides
+      rows.resize(convert ? size_t(2 * n_keys_max * padded_dim) : 0);
+      k_rows.resize(size_t(padded_keys));
       v_rows.resize(size_t(n_keys_max));
       inv_sum.resize(size_t(width));
-      const ManyScratch scratch{q_transposed.data(), scores.data(), out_block.data(), row_scratch.data(),
-                                k_rows.data(),       v_rows.data(), inv_sum.data()};
-      attend_many(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
-                  head_dim, scale, scratch);
+      const Scratch scratch{q_transposed.data(), probs.data(),  out_block.data(), rows.data(),
+                            k_rows.data(),       v_rows.data(), inv_sum.data()};
+      if (few)
+        attend_few(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
+                   head_dim, scale, scratch);
+      else
+        attend_many(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
+                    head_dim, scale, scratch);
     }
   });
 }
