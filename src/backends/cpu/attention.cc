@@ -138,48 +138,6 @@ __attribute__((always_inline)) inline void gather_rows(const Pools<T>& pools, Ke
   for (int64_t j = n_keys; j < n_padded_keys; ++j) s.k_rows[j] = s.k_rows[n_keys - 1];
 }
 
-// The step functions unroll their constant loops early (pragmas), or GCC keeps the accumulators
-// in memory (as the matmul tiles did, notes item 2).
-
-// Q queries x 16 * NV output elements over all keys, outputs in registers: per key, NV value
-// vectors and one broadcast probability per query. Query a's probability for key j is at
-// probs[j * key_stride + a * query_stride].
-template <int Q, int NV>
-__attribute__((always_inline)) inline void value_step(const float* probs, int64_t key_stride,
-                                                      int64_t query_stride, const float* const* v,
-                                                      int64_t n_keys, int64_t dim, float* out_block,
-                                                      int64_t padded_dim) {
-  v16 acc[Q][NV] = {};
-  for (int64_t j = 0; j < n_keys; ++j) {
-    v16 vv[NV];
-#pragma GCC unroll 8
-    for (int n = 0; n < NV; ++n) std::memcpy(&vv[n], v[j] + dim + n * kLanes, sizeof(v16));
-    const float* p = probs + j * key_stride;
-#pragma GCC unroll 8
-    for (int a = 0; a < Q; ++a)
-#pragma GCC unroll 8
-      for (int n = 0; n < NV; ++n) acc[a][n] += p[a * query_stride] * vv[n];
-  }
-#pragma GCC unroll 8
-  for (int a = 0; a < Q; ++a)
-#pragma GCC unroll 8
-    for (int n = 0; n < NV; ++n)
-      std::memcpy(out_block + a * padded_dim + dim + n * kLanes, &acc[a][n], sizeof(v16));
-}
-
-// The value pass over Q queries, 32 output elements (16 for an odd last vector) at a time.
-template <int Q>
-__attribute__((always_inline)) inline void value_pass(const float* probs, int64_t key_stride,
-                                                      int64_t query_stride, const float* const* v,
-                                                      int64_t n_keys, int64_t padded_dim, float* out_block) {
-  for (int64_t d = 0; d < padded_dim; d += 2 * kLanes) {
-    if (d + kLanes < padded_dim)
-      value_step<Q, 2>(probs, key_stride, query_stride, v, n_keys, d, out_block, padded_dim);
-    else
-      value_step<Q, 1>(probs, key_stride, query_stride, v, n_keys, d, out_block, padded_dim);
-  }
-}
-
 // out[a] = out_block[a] / (its softmax denominator).
 __attribute__((always_inline)) inline void write_outputs(float* const* out, int64_t n_queries,
                                                          int64_t head_dim, const Scratch& s) {
@@ -310,6 +268,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_few(
 
 constexpr int64_t kKeyBlock = 4;  // keys per score step of attend_many
 
+// The step functions unroll their constant loops early (pragmas), or GCC keeps the accumulators
+// in memory (as the matmul tiles did, notes item 2).
+
 // Scores of 16 * NV queries against kKeyBlock keys: one broadcast key element feeds NV FMAs.
 template <int NV>
 __attribute__((always_inline)) inline void score_step(const float* qt, int64_t width, const float* const* k,
@@ -331,6 +292,32 @@ __attribute__((always_inline)) inline void score_step(const float* qt, int64_t w
       const v16 sc = acc[b][n] * scale;
       std::memcpy(probs + b * width + n * kLanes, &sc, sizeof(v16));
     }
+}
+
+constexpr int64_t kValueQueries = 8;  // queries per value step of attend_many
+
+// kValueQueries queries x 16 * NV output elements over all keys, outputs in registers: per key,
+// NV value vectors and one broadcast probability per query (probs key-major, `width` apart).
+template <int NV>
+__attribute__((always_inline)) inline void value_step(const float* probs, int64_t width, const float* const* v,
+                                                      int64_t n_keys, int64_t dim, float* out_block,
+                                                      int64_t padded_dim) {
+  v16 acc[kValueQueries][NV] = {};
+  for (int64_t j = 0; j < n_keys; ++j) {
+    v16 vv[NV];
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) std::memcpy(&vv[n], v[j] + dim + n * kLanes, sizeof(v16));
+    const float* p = probs + j * width;
+#pragma GCC unroll 8
+    for (int a = 0; a < kValueQueries; ++a)
+#pragma GCC unroll 8
+      for (int n = 0; n < NV; ++n) acc[a][n] += p[a] * vv[n];
+  }
+#pragma GCC unroll 8
+  for (int a = 0; a < kValueQueries; ++a)
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n)
+      std::memcpy(out_block + a * padded_dim + dim + n * kLanes, &acc[a][n], sizeof(v16));
 }
 
 // Many queries (prefill): the unit's queries are transposed once, padded to whole vectors of 16
@@ -380,8 +367,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
     for (int64_t l = 0; l < kLanes; ++l) s.inv_sum[a + l] = 1.0f / sum[l];
   }
   const int64_t padded_dim = round_up(head_dim, kLanes);
-  for (int64_t a = 0; a < width; a += 8)
-    value_pass<8>(s.probs + a, width, 1, s.v_rows, n_keys_max, padded_dim, s.out_block + a * padded_dim);
+  for (int64_t a = 0; a < width; a += kValueQueries)
+    for (int64_t d = 0; d < padded_dim; d += 2 * kLanes) {  // 32 output elements, or 16 for an odd last vector
+      float* block = s.out_block + a * padded_dim;
+      if (d + kLanes < padded_dim)
+        value_step<2>(s.probs + a, width, s.v_rows, n_keys_max, d, block, padded_dim);
+      else
+        value_step<1>(s.probs + a, width, s.v_rows, n_keys_max, d, block, padded_dim);
+    }
   write_outputs(out, n_queries, head_dim, s);
 }
 
