@@ -141,9 +141,17 @@ __attribute__((always_inline)) inline void gather_rows(const Pools<T>& pools, Ke
 // out[a] = out_block[a] / (its softmax denominator).
 __attribute__((always_inline)) inline void write_outputs(float* const* out, int64_t n_queries,
                                                          int64_t head_dim, const Scratch& s) {
-  const int64_t padded_dim = round_up(head_dim, kLanes);
-  for (int64_t a = 0; a < n_queries; ++a)
-    for (int64_t i = 0; i < head_dim; ++i) out[a][i] = s.out_block[a * padded_dim + i] * s.inv_sum[a];
+  const int64_t padded_dim = round_up(head_dim, kLanes), full = head_dim / kLanes * kLanes;
+  for (int64_t a = 0; a < n_queries; ++a) {
+    const float* from = s.out_block + a * padded_dim;
+    for (int64_t i = 0; i < full; i += kLanes) {  // explicit vectors: out[a] might alias the block
+      v16 o;
+      std::memcpy(&o, from + i, sizeof(v16));
+      o *= s.inv_sum[a];
+      std::memcpy(out[a] + i, &o, sizeof(v16));
+    }
+    for (int64_t i = full; i < head_dim; ++i) out[a][i] = from[i] * s.inv_sum[a];
+  }
 }
 
 // Decode reads the cache from memory, one strided head row per key: the hardware prefetchers do
@@ -218,13 +226,15 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_few(
   for (int64_t a = 0; a < n_queries; ++a) {
     float* row = s.probs + a * stride;
     const v16 limit = v16{} + float(n_keys[a]), lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    v16 max_score = v16{} - INFINITY;
+    const v16 minus_inf = v16{} - INFINITY;
+    v16 max_score = minus_inf;
     for (int64_t j = 0; j < stride; j += kLanes) {
       v16 x;
       std::memcpy(&x, row + j, sizeof(v16));
       x *= scale;
       std::memcpy(row + j, &x, sizeof(v16));
-      max_score = lane + float(j) < limit && x > max_score ? x : max_score;
+      x = lane + float(j) < limit ? x : minus_inf;  // no && on vectors: GCC splits it into lanes
+      max_score = x > max_score ? x : max_score;
     }
     float m = max_score[0];
     for (int l = 1; l < kLanes; ++l) m = std::max(m, max_score[l]);
@@ -346,12 +356,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
   // Causal softmax, 16 queries per vector: keys past a query's own count get weight 0. Padding
   // lanes count every key (their scores are 0), so no lane divides by zero.
   for (int64_t a = 0; a < width; a += kLanes) {
-    v16 limit, max_score = v16{} - INFINITY;
+    const v16 minus_inf = v16{} - INFINITY;
+    v16 limit, max_score = minus_inf;
     for (int64_t l = 0; l < kLanes; ++l) limit[l] = float(a + l < n_queries ? n_keys[a + l] : n_keys_max);
     for (int64_t j = 0; j < n_keys_max; ++j) {
       v16 x;
       std::memcpy(&x, s.probs + j * width + a, sizeof(v16));
-      max_score = float(j) < limit && x > max_score ? x : max_score;
+      x = float(j) < limit ? x : minus_inf;  // no && on vectors: GCC splits it into lanes
+      max_score = x > max_score ? x : max_score;
     }
     v16 sum = {};
     for (int64_t j = 0; j < n_keys_max; ++j) {
