@@ -173,6 +173,14 @@ TEST(CpuOps, NormsRopeActivationsMatchReference) {
       ref::rms_norm(x.data(), w.data(), rows, d, 1e-5f, want.data());
       backend.rms_norm(x.data(), w.data(), rows, d, 1e-5f, got.data());
       expect_close(got, want, 1e-6, "rms_norm");
+      // The residual add and the norm, written over h as the models call it.
+      auto h = random_floats(x.size(), rng), sum = x, got_h = h;
+      ref::add(sum.data(), h.data(), rows * d);
+      ref::rms_norm(sum.data(), w.data(), rows, d, 1e-5f, want.data());
+      std::vector<float> got_sum = x;
+      backend.add_rms_norm(got_sum.data(), got_h.data(), w.data(), rows, d, 1e-5f, got_h.data());
+      expect_close(got_sum, sum, 0, "add_rms_norm sum");
+      expect_close(got_h, want, 1e-6, "add_rms_norm");
       ref::layer_norm(x.data(), w.data(), b.data(), rows, d, 1e-5f, want.data());
       backend.layer_norm(x.data(), w.data(), b.data(), rows, d, 1e-5f, got.data());
       expect_close(got, want, 1e-6, "layer_norm");

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "backends/cpu/activations.h"
+#include "backends/cpu/layer_ops.h"
 #include "backends/cpu/attention.h"
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/matmul_quant.h"
@@ -134,7 +134,15 @@ void CpuBackend::store_kv(const float* k, const float* v, int64_t rows, int64_t 
 void CpuBackend::rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
                           float* y) {
   pool_.parallel_for(rows, [&](int64_t b, int64_t e) {
-    ref::rms_norm(x + b * d, weight, e - b, d, eps, y + b * d);
+    cpu::rms_norm(x + b * d, weight, e - b, d, eps, y + b * d);
+  });
+}
+
+void CpuBackend::add_rms_norm(float* x, const float* h, const float* weight, int64_t rows, int64_t d,
+                              float eps, float* y) {
+  pool_.parallel_for(rows, [&](int64_t b, int64_t e) {
+    ref::add(x + b * d, h + b * d, (e - b) * d);
+    cpu::rms_norm(x + b * d, weight, e - b, d, eps, y + b * d);
   });
 }
 

@@ -45,6 +45,9 @@ class CpuBackend final : public Backend {
                 const KvPools& kv) override;
   void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,
                 float* y) override;
+  // The residual add and the norm row by row in one parallel job (the base class adds on one thread).
+  void add_rms_norm(float* x, const float* h, const float* weight, int64_t rows, int64_t d, float eps,
+                    float* y) override;
   void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t d,
                   float eps, float* y) override;
   void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,

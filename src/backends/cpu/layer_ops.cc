@@ -1,4 +1,4 @@
-#include "backends/cpu/activations.h"
+#include "backends/cpu/layer_ops.h"
 
 #include <cmath>
 #include <cstring>
@@ -28,6 +28,39 @@ __attribute__((always_inline)) inline void tanh_of(v16& y) {
 }
 
 }  // namespace
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void rms_norm(const float* x, const float* weight,
+                                                                            int64_t rows, int64_t d, float eps,
+                                                                            float* y) {
+  typedef double v8d __attribute__((vector_size(64)));
+  typedef float v8f __attribute__((vector_size(32)));
+  const int64_t full = d / 8 * 8;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    float* yr = y + r * d;
+    v8d sums[2] = {};  // two chains, so the adds overlap
+    int64_t i = 0;
+    for (; i < full; i += 8) {
+      v8f f;
+      std::memcpy(&f, xr + i, sizeof(f));
+      const v8d v = __builtin_convertvector(f, v8d);
+      sums[(i / 8) & 1] += v * v;
+    }
+    double ss = 0;
+    for (int l = 0; l < 8; ++l) ss += sums[0][l] + sums[1][l];
+    for (; i < d; ++i) ss += double(xr[i]) * xr[i];
+    const float inv = float(1.0 / std::sqrt(ss / double(d) + eps));
+    int64_t j = 0;
+    for (; j + kLanes <= d; j += kLanes) {  // explicit vectors: y may alias x
+      v16 v, w;
+      std::memcpy(&v, xr + j, sizeof(v16));
+      std::memcpy(&w, weight + j, sizeof(v16));
+      v = w * (v * inv);
+      std::memcpy(yr + j, &v, sizeof(v16));
+    }
+    for (; j < d; ++j) yr[j] = weight[j] * (xr[j] * inv);
+  }
+}
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void silu_mul(const float* gate, const float* up,
                                                                            float* out, int64_t n) {

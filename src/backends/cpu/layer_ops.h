@@ -1,0 +1,16 @@
+#pragma once
+// The layer ops between the matmuls, in 16-lane vectors: the ref:: versions are scalar (a double
+// add chain per RMSNorm row, a libm call per SiLU / GELU value), which took ~10% of sotu-llama's
+// prefill next to its 384-wide matmuls. Single-threaded: the backend splits the rows or range.
+#include <cstdint>
+
+namespace brisk::cpu {
+
+// ref::rms_norm, sums of squares in 8 double lanes (the reference's double sum, in another order).
+void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* y);
+
+// ref::silu_mul and ref::gelu_tanh through a vector exp: within a few ulp of the reference.
+void silu_mul(const float* gate, const float* up, float* out, int64_t n);
+void gelu_tanh(float* x, int64_t n);
+
+}  // namespace brisk::cpu
