@@ -17,8 +17,9 @@ void add_engine_flags(CLI::App* sub, BackendOptions& options) {
   sub->add_option("--device", options.device, "cpu, cuda or cuda:N (no silent fallback)")->capture_default_str();
   sub->add_flag_function(
       "--bf16-fast", [&options](int64_t) { options.bf16 = Bf16Precision::Fast; },
-      "BF16 weights: round activations to bf16 and use bf16 dot products (about 2x prefill on\n"
-      "AVX512-BF16 CPUs; logits ~1e-3 from fp32). Default: exact fp32 arithmetic on bf16 weights");
+      "BF16 weights: round activations (and prefill attention's operands) to bf16 and use bf16 dot\n"
+      "products (about 2x prefill on AVX512-BF16 CPUs; logits ~1e-3 from fp32). Default: exact fp32\n"
+      "arithmetic on bf16 weights");
   sub->add_flag("--mmap", options.mmap_weights,
                 "CPU: read weights in place from the mapped files (less memory, faster start) instead of\n"
                 "copying them to huge pages (the default: decode ~30% faster)");

@@ -6,7 +6,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/cpu/attention_bf16.h"
 #include "backends/cpu/vector_math.h"
+#include "core/cpu_features.h"
 #include "core/dtype.h"
 
 namespace brisk::cpu {
@@ -106,6 +108,7 @@ struct Scratch {
   const float** k_rows;  // [n_keys_max + padding]: the last row repeats into the padding
   const float** v_rows;  // [n_keys_max]
   float* inv_sum;        // [queries]: 1 / softmax denominator
+  uint32_t* bf16_pairs;  // attend_many with bf16 dot products: attention_bf16::scratch_words
 };
 
 constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
@@ -309,9 +312,9 @@ constexpr int64_t kValueQueries = 8;  // queries per value step of attend_many
 // kValueQueries queries x 16 * NV output elements over all keys, outputs in registers: per key,
 // NV value vectors and one broadcast probability per query (probs key-major, `width` apart).
 template <int NV>
-__attribute__((always_inline)) inline void value_step(const float* probs, int64_t width, const float* const* v,
-                                                      int64_t n_keys, int64_t dim, float* out_block,
-                                                      int64_t padded_dim) {
+__attribute__((always_inline)) inline void value_step(const float* probs, int64_t width,
+                                                      const float* const* v, int64_t n_keys, int64_t dim,
+                                                      float* out_block, int64_t padded_dim) {
   v16 acc[kValueQueries][NV] = {};
   for (int64_t j = 0; j < n_keys; ++j) {
     v16 vv[NV];
@@ -338,13 +341,16 @@ __attribute__((always_inline)) inline void value_step(const float* probs, int64_
 template <class T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
     const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries, int64_t n_keys_max,
-    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, const Scratch& s) {
+    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, Bf16Math math, const Scratch& s) {
   const int64_t width = round_up(n_queries, kLanes);
   gather_rows(pools, key_row, n_keys_max, n_keys_max + kKeyBlock, head_dim, s);
-  for (int64_t i = 0; i < head_dim; ++i)
-    for (int64_t a = 0; a < width; ++a) s.q_transposed[i * width + a] = a < n_queries ? q[a][i] : 0.0f;
+  if (math == Bf16Math::Dot)
+    attention_bf16::scores(q, n_queries, width, s.k_rows, n_keys_max, head_dim, scale, s.bf16_pairs, s.probs);
+  else
+    for (int64_t i = 0; i < head_dim; ++i)
+      for (int64_t a = 0; a < width; ++a) s.q_transposed[i * width + a] = a < n_queries ? q[a][i] : 0.0f;
 
-  for (int64_t a = 0; a < width; a += 2 * kLanes) {
+  for (int64_t a = 0; a < width && math == Bf16Math::Exact; a += 2 * kLanes) {
     const bool pair = a + kLanes < width;
     for (int64_t j = 0; j < n_keys_max; j += kKeyBlock) {
       if (pair)
@@ -379,8 +385,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
     for (int64_t l = 0; l < kLanes; ++l) s.inv_sum[a + l] = 1.0f / sum[l];
   }
   const int64_t padded_dim = round_up(head_dim, kLanes);
-  for (int64_t a = 0; a < width; a += kValueQueries)
-    for (int64_t d = 0; d < padded_dim; d += 2 * kLanes) {  // 32 output elements, or 16 for an odd last vector
+  if (math == Bf16Math::Dot)
+    attention_bf16::values(s.probs, width, s.v_rows, n_keys_max, padded_dim, s.bf16_pairs, s.out_block);
+  for (int64_t a = 0; a < width && math == Bf16Math::Exact; a += kValueQueries)
+    for (int64_t d = 0; d < padded_dim;
+         d += 2 * kLanes) {  // 32 output elements, or 16 for an odd last vector
       float* block = s.out_block + a * padded_dim;
       if (d + kLanes < padded_dim)
         value_step<2>(s.probs + a, width, s.v_rows, n_keys_max, d, block, padded_dim);
@@ -400,7 +409,8 @@ constexpr int64_t kUnitQueries = 32;
 
 template <class T>
 void attention_over(const float* q, const Pools<T>& pools, float* out, const AttentionBatch& batch,
-                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, ThreadPool& pool) {
+                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, Bf16Math math,
+                    ThreadPool& pool) {
   const int64_t group = n_heads / n_kv_heads;
   const int64_t kv_stride = n_kv_heads * head_dim;
   const int64_t q_stride = n_heads * head_dim;
@@ -427,6 +437,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
     thread_local std::vector<const float*> q_rows, k_rows, v_rows;
     thread_local std::vector<float*> out_rows;
     thread_local std::vector<int64_t> n_keys;
+    thread_local std::vector<uint32_t> bf16_pairs;
     for (int64_t u = t; u < n_units; u += n_threads) {
       const Unit& unit = unit_list[u / n_kv_heads];
       const int64_t kvh = u % n_kv_heads;
@@ -457,14 +468,16 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
       k_rows.resize(size_t(padded_keys));
       v_rows.resize(size_t(n_keys_max));
       inv_sum.resize(size_t(width));
+      const bool bf16 = !few && math == Bf16Math::Dot;
+      bf16_pairs.resize(bf16 ? size_t(attention_bf16::scratch_words(n_keys_max, width, head_dim)) : 0);
       const Scratch scratch{q_transposed.data(), probs.data(),  out_block.data(), rows.data(),
-                            k_rows.data(),       v_rows.data(), inv_sum.data()};
+                            k_rows.data(),       v_rows.data(), inv_sum.data(),   bf16_pairs.data()};
       if (few)
         attend_few(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
                    head_dim, scale, scratch);
       else
         attend_many(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
-                    head_dim, scale, scratch);
+                    head_dim, scale, math, scratch);
     }
   });
 }
@@ -479,17 +492,18 @@ Pools<T> pools_of(const KvPools& kv) {
 }  // namespace
 
 void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch, int64_t n_heads,
-               float scale, ThreadPool& pool) {
+               float scale, Bf16Math math, ThreadPool& pool) {
   const int64_t n_kv = kv.n_kv_heads, hd = kv.head_dim;
+  if (!cpu_features().avx512bf16) math = Bf16Math::Exact;
   switch (kv.dtype) {
     case KvDtype::F32:
-      return attention_over(q, pools_of<float>(kv), out, batch, n_heads, n_kv, hd, scale, pool);
+      return attention_over(q, pools_of<float>(kv), out, batch, n_heads, n_kv, hd, scale, math, pool);
     case KvDtype::BF16:
-      return attention_over(q, pools_of<Bf16>(kv), out, batch, n_heads, n_kv, hd, scale, pool);
+      return attention_over(q, pools_of<Bf16>(kv), out, batch, n_heads, n_kv, hd, scale, math, pool);
     case KvDtype::I8:
-      return attention_over(q, pools_of<int8_t>(kv), out, batch, n_heads, n_kv, hd, scale, pool);
+      return attention_over(q, pools_of<int8_t>(kv), out, batch, n_heads, n_kv, hd, scale, math, pool);
     case KvDtype::F8:
-      return attention_over(q, pools_of<E4m3>(kv), out, batch, n_heads, n_kv, hd, scale, pool);
+      return attention_over(q, pools_of<E4m3>(kv), out, batch, n_heads, n_kv, hd, scale, math, pool);
   }
 }
 

@@ -122,7 +122,7 @@ void CpuBackend::matmul_same_input(const float* x, int64_t m, int64_t k, std::in
 
 void CpuBackend::attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
                            int64_t n_heads, float scale) {
-  cpu::attention(q, kv, out, batch, n_heads, scale, pool_);
+  cpu::attention(q, kv, out, batch, n_heads, scale, bf16_math_, pool_);
 }
 
 // Scalar: a step stores one row per token, a sliver of the matmul work around it.
@@ -141,7 +141,7 @@ void CpuBackend::rms_norm(const float* x, const float* weight, int64_t rows, int
 void CpuBackend::add_rms_norm(float* x, const float* h, const float* weight, int64_t rows, int64_t d,
                               float eps, float* y) {
   pool_.parallel_for(rows, [&](int64_t b, int64_t e) {
-    ref::add(x + b * d, h + b * d, (e - b) * d);
+    cpu::add(x + b * d, h + b * d, (e - b) * d);
     cpu::rms_norm(x + b * d, weight, e - b, d, eps, y + b * d);
   });
 }
@@ -172,6 +172,6 @@ void CpuBackend::gelu_tanh(float* x, int64_t n) {
   pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::gelu_tanh(x + b, e - b); });
 }
 
-void CpuBackend::add(float* x, const float* y, int64_t n) { ref::add(x, y, n); }
+void CpuBackend::add(float* x, const float* y, int64_t n) { cpu::add(x, y, n); }
 
 }  // namespace brisk

@@ -29,9 +29,21 @@ __attribute__((always_inline)) inline void tanh_of(v16& y) {
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void rms_norm(const float* x, const float* weight,
-                                                                            int64_t rows, int64_t d, float eps,
-                                                                            float* y) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void add(float* x, const float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    v16 a, b;
+    std::memcpy(&a, x + i, sizeof(v16));
+    std::memcpy(&b, y + i, sizeof(v16));
+    a += b;
+    std::memcpy(x + i, &a, sizeof(v16));
+  }
+  for (; i < n; ++i) x[i] += y[i];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void rms_norm(const float* x,
+                                                                           const float* weight, int64_t rows,
+                                                                           int64_t d, float eps, float* y) {
   typedef double v8d __attribute__((vector_size(64)));
   typedef float v8f __attribute__((vector_size(32)));
   const int64_t full = d / 8 * 8;

@@ -9,6 +9,9 @@ namespace brisk::cpu {
 // ref::rms_norm, sums of squares in 8 double lanes (the reference's double sum, in another order).
 void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* y);
 
+// x += y (ref::add, which GCC leaves scalar: x and y may overlap).
+void add(float* x, const float* y, int64_t n);
+
 // ref::silu_mul and ref::gelu_tanh through a vector exp: within a few ulp of the reference.
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void gelu_tanh(float* x, int64_t n);

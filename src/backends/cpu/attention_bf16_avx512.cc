@@ -1,0 +1,159 @@
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cpu/attention_bf16.h"
+#include "core/dtype.h"
+
+// GCC 12's intrinsic headers trip its own -Wuninitialized (see matmul_avx512.cc).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace brisk::cpu::attention_bf16 {
+
+namespace {
+
+constexpr int64_t kLanes = 16;
+constexpr int64_t kKeyBlock = 4;      // keys per score step
+constexpr int64_t kValueQueries = 8;  // queries per value step
+
+int64_t pairs(int64_t n) { return (n + 1) / 2; }
+int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// Two rows of 16 fp32 values -> 16 words, word l = (bf16 of a[l], bf16 of b[l]): the pair layout
+// a dot product over consecutive keys (or elements) wants.
+__m512i interleave_bf16(const float* a, const float* b) {
+  const __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a));
+  const __m256i hi = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(b));
+  const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                         22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(order, both);
+}
+
+// A row of n fp32 values as bf16 element pairs (a bf16 array read as 32-bit words), an odd last
+// element paired with 0.
+void row_to_pairs(const float* row, int64_t n, uint32_t* out) {
+  uint16_t* h = reinterpret_cast<uint16_t*>(out);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + i),
+                        (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(row + i)));
+  for (; i < n; ++i) h[i] = f32_to_bf16(row[i]);
+  if (n % 2) h[n] = 0;
+}
+
+template <int NV>
+[[gnu::always_inline]] inline void score_step(const uint32_t* q_pairs, int64_t width,
+                                              const uint32_t* const (&k)[kKeyBlock], int64_t n_pairs,
+                                              float scale, float* probs) {
+  __m512 acc[kKeyBlock][NV];
+#pragma GCC unroll 8
+  for (int b = 0; b < kKeyBlock; ++b)
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) acc[b][n] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n_pairs; ++i) {
+    __m512i qv[NV];
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) qv[n] = _mm512_loadu_si512(q_pairs + i * width + n * kLanes);
+#pragma GCC unroll 8
+    for (int b = 0; b < kKeyBlock; ++b) {
+      const __m512i kv = _mm512_set1_epi32(int(k[b][i]));
+#pragma GCC unroll 8
+      for (int n = 0; n < NV; ++n) acc[b][n] = _mm512_dpbf16_ps(acc[b][n], (__m512bh)qv[n], (__m512bh)kv);
+    }
+  }
+#pragma GCC unroll 8
+  for (int b = 0; b < kKeyBlock; ++b)
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n)
+      _mm512_storeu_ps(probs + b * width + n * kLanes, _mm512_mul_ps(acc[b][n], _mm512_set1_ps(scale)));
+}
+
+template <int NV>
+[[gnu::always_inline]] inline void value_step(const uint32_t* p_pairs, int64_t width, const uint32_t* v_pairs,
+                                              int64_t n_pairs, int64_t padded_dim, int64_t dim,
+                                              float* out_block) {
+  __m512 acc[kValueQueries][NV];
+#pragma GCC unroll 8
+  for (int a = 0; a < kValueQueries; ++a)
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) acc[a][n] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n_pairs; ++j) {
+    __m512i vv[NV];
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) vv[n] = _mm512_loadu_si512(v_pairs + j * padded_dim + dim + n * kLanes);
+#pragma GCC unroll 8
+    for (int a = 0; a < kValueQueries; ++a) {
+      const __m512i pv = _mm512_set1_epi32(int(p_pairs[j * width + a]));
+#pragma GCC unroll 8
+      for (int n = 0; n < NV; ++n) acc[a][n] = _mm512_dpbf16_ps(acc[a][n], (__m512bh)vv[n], (__m512bh)pv);
+    }
+  }
+#pragma GCC unroll 8
+  for (int a = 0; a < kValueQueries; ++a)
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) _mm512_storeu_ps(out_block + a * padded_dim + dim + n * kLanes, acc[a][n]);
+}
+
+}  // namespace
+
+int64_t scratch_words(int64_t n_keys, int64_t width, int64_t head_dim) {
+  const int64_t for_scores = pairs(head_dim) * (width + n_keys + 1);
+  const int64_t for_values = pairs(n_keys) * (padded(head_dim) + width);
+  return std::max(for_scores, for_values);
+}
+
+void scores(const float* const* q, int64_t n_queries, int64_t width, const float* const* k_rows,
+            int64_t n_keys, int64_t head_dim, float scale, uint32_t* scratch, float* probs) {
+  // Queries as element pairs, transposed: word (i, a) = query a's elements 2i, 2i + 1. Keys as
+  // element pairs row by row. An odd head_dim pairs its last element with 0.
+  const int64_t n_pairs = pairs(head_dim);
+  uint32_t* q_pairs = scratch;
+  uint32_t* k_pairs = scratch + n_pairs * width;
+  for (int64_t j = 0; j < n_keys; ++j) row_to_pairs(k_rows[j], head_dim, k_pairs + j * n_pairs);
+  uint32_t* q_row = k_pairs + n_keys * n_pairs;  // one query's pairs on the way to their column
+  for (int64_t a = 0; a < width; ++a) {
+    if (a < n_queries) row_to_pairs(q[a], head_dim, q_row);
+    for (int64_t i = 0; i < n_pairs; ++i) q_pairs[i * width + a] = a < n_queries ? q_row[i] : 0u;
+  }
+  for (int64_t a = 0; a < width; a += 2 * kLanes)
+    for (int64_t j = 0; j < n_keys; j += kKeyBlock) {
+      const uint32_t* k[kKeyBlock];
+      for (int64_t b = 0; b < kKeyBlock; ++b) k[b] = k_pairs + std::min(j + b, n_keys - 1) * n_pairs;
+      if (a + kLanes < width)
+        score_step<2>(q_pairs + a, width, k, n_pairs, scale, probs + j * width + a);
+      else
+        score_step<1>(q_pairs + a, width, k, n_pairs, scale, probs + j * width + a);
+    }
+}
+
+void values(const float* probs, int64_t width, const float* const* v_rows, int64_t n_keys, int64_t padded_dim,
+            uint32_t* scratch, float* out_block) {
+  // Values and probabilities as key pairs: word (j, d) = (v[2j][d], v[2j + 1][d]) and word (j, a)
+  // likewise; an odd key count pairs its last key with a zero probability and value.
+  const int64_t n_pairs = pairs(n_keys);
+  uint32_t* v_pairs = scratch;
+  uint32_t* p_pairs = scratch + n_pairs * padded_dim;
+  static const float kZeros[kLanes] = {};
+  for (int64_t j = 0; j < n_pairs; ++j) {
+    const bool odd = 2 * j + 1 == n_keys;
+    for (int64_t d = 0; d < padded_dim; d += kLanes)
+      _mm512_storeu_si512(v_pairs + j * padded_dim + d,
+                          interleave_bf16(v_rows[2 * j] + d, odd ? kZeros : v_rows[2 * j + 1] + d));
+    for (int64_t a = 0; a < width; a += kLanes)
+      _mm512_storeu_si512(
+          p_pairs + j * width + a,
+          interleave_bf16(probs + 2 * j * width + a, odd ? kZeros : probs + (2 * j + 1) * width + a));
+  }
+  for (int64_t a = 0; a < width; a += kValueQueries)
+    for (int64_t d = 0; d < padded_dim; d += 2 * kLanes) {
+      if (d + kLanes < padded_dim)
+        value_step<2>(p_pairs + a, width, v_pairs, n_pairs, padded_dim, d, out_block + a * padded_dim);
+      else
+        value_step<1>(p_pairs + a, width, v_pairs, n_pairs, padded_dim, d, out_block + a * padded_dim);
+    }
+}
+
+}  // namespace brisk::cpu::attention_bf16
