@@ -333,6 +333,36 @@ __attribute__((always_inline)) inline void value_step(const float* probs, int64_
       std::memcpy(out_block + a * padded_dim + dim + n * kLanes, &acc[a][n], sizeof(v16));
 }
 
+// attend_many's score pass in fp32: the queries transposed into s.q_transposed, then 32 (or an
+// odd last 16) queries x kKeyBlock keys per step.
+__attribute__((always_inline)) inline void scores_fp32(const float* const* q, int64_t n_queries,
+                                                       int64_t width, int64_t n_keys, int64_t head_dim,
+                                                       float scale, const Scratch& s) {
+  for (int64_t i = 0; i < head_dim; ++i)
+    for (int64_t a = 0; a < width; ++a) s.q_transposed[i * width + a] = a < n_queries ? q[a][i] : 0.0f;
+  for (int64_t a = 0; a < width; a += 2 * kLanes)
+    for (int64_t j = 0; j < n_keys; j += kKeyBlock) {
+      if (a + kLanes < width)
+        score_step<2>(s.q_transposed + a, width, s.k_rows + j, head_dim, scale, s.probs + j * width + a);
+      else
+        score_step<1>(s.q_transposed + a, width, s.k_rows + j, head_dim, scale, s.probs + j * width + a);
+    }
+}
+
+// attend_many's value pass in fp32: kValueQueries queries x 32 output elements (16 for an odd
+// last vector) per step.
+__attribute__((always_inline)) inline void values_fp32(int64_t width, int64_t n_keys, int64_t padded_dim,
+                                                       const Scratch& s) {
+  for (int64_t a = 0; a < width; a += kValueQueries)
+    for (int64_t d = 0; d < padded_dim; d += 2 * kLanes) {
+      float* block = s.out_block + a * padded_dim;
+      if (d + kLanes < padded_dim)
+        value_step<2>(s.probs + a, width, s.v_rows, n_keys, d, block, padded_dim);
+      else
+        value_step<1>(s.probs + a, width, s.v_rows, n_keys, d, block, padded_dim);
+    }
+}
+
 // Many queries (prefill): the unit's queries are transposed once, padded to whole vectors of 16
 // (`width`), so a score step is a broadcast key element times 16 queries, and scores are stored
 // key-major: the softmax then runs on 16 queries per vector and the value pass broadcasts one
@@ -347,18 +377,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
   if (math == Bf16Math::Dot)
     attention_bf16::scores(q, n_queries, width, s.k_rows, n_keys_max, head_dim, scale, s.bf16_pairs, s.probs);
   else
-    for (int64_t i = 0; i < head_dim; ++i)
-      for (int64_t a = 0; a < width; ++a) s.q_transposed[i * width + a] = a < n_queries ? q[a][i] : 0.0f;
-
-  for (int64_t a = 0; a < width && math == Bf16Math::Exact; a += 2 * kLanes) {
-    const bool pair = a + kLanes < width;
-    for (int64_t j = 0; j < n_keys_max; j += kKeyBlock) {
-      if (pair)
-        score_step<2>(s.q_transposed + a, width, s.k_rows + j, head_dim, scale, s.probs + j * width + a);
-      else
-        score_step<1>(s.q_transposed + a, width, s.k_rows + j, head_dim, scale, s.probs + j * width + a);
-    }
-  }
+    scores_fp32(q, n_queries, width, n_keys_max, head_dim, scale, s);
   // Causal softmax, 16 queries per vector: keys past a query's own count get weight 0. Padding
   // lanes count every key (their scores are 0), so no lane divides by zero.
   for (int64_t a = 0; a < width; a += kLanes) {
@@ -387,15 +406,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
   const int64_t padded_dim = round_up(head_dim, kLanes);
   if (math == Bf16Math::Dot)
     attention_bf16::values(s.probs, width, s.v_rows, n_keys_max, padded_dim, s.bf16_pairs, s.out_block);
-  for (int64_t a = 0; a < width && math == Bf16Math::Exact; a += kValueQueries)
-    for (int64_t d = 0; d < padded_dim;
-         d += 2 * kLanes) {  // 32 output elements, or 16 for an odd last vector
-      float* block = s.out_block + a * padded_dim;
-      if (d + kLanes < padded_dim)
-        value_step<2>(s.probs + a, width, s.v_rows, n_keys_max, d, block, padded_dim);
-      else
-        value_step<1>(s.probs + a, width, s.v_rows, n_keys_max, d, block, padded_dim);
-    }
+  else
+    values_fp32(width, n_keys_max, padded_dim, s);
   write_outputs(out, n_queries, head_dim, s);
 }
 
