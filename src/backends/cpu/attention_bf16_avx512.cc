@@ -1,10 +1,9 @@
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cstring>
-
 #include "backends/cpu/attention_bf16.h"
-#include "core/dtype.h"
+
+// This file is compiled for AVX-512: it calls no inline function from a shared header (an
+// out-of-line copy built here could be the one the linker keeps for everyone, AVX2 machines too).
 
 // GCC 12's intrinsic headers trip its own -Wuninitialized (see matmul_avx512.cc).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -40,7 +39,10 @@ void row_to_pairs(const float* row, int64_t n, uint32_t* out) {
   for (; i + kLanes <= n; i += kLanes)
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + i),
                         (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(row + i)));
-  for (; i < n; ++i) h[i] = f32_to_bf16(row[i]);
+  if (i < n) {
+    const __mmask16 tail = __mmask16((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(h + i, tail, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, row + i)));
+  }
   if (n % 2) h[n] = 0;
 }
 
@@ -102,7 +104,7 @@ template <int NV>
 int64_t scratch_words(int64_t n_keys, int64_t width, int64_t head_dim) {
   const int64_t for_scores = pairs(head_dim) * (width + n_keys + 1);
   const int64_t for_values = pairs(n_keys) * (padded(head_dim) + width);
-  return std::max(for_scores, for_values);
+  return for_scores > for_values ? for_scores : for_values;
 }
 
 void scores(const float* const* q, int64_t n_queries, int64_t width, const float* const* k_rows,
@@ -121,7 +123,8 @@ void scores(const float* const* q, int64_t n_queries, int64_t width, const float
   for (int64_t a = 0; a < width; a += 2 * kLanes)
     for (int64_t j = 0; j < n_keys; j += kKeyBlock) {
       const uint32_t* k[kKeyBlock];
-      for (int64_t b = 0; b < kKeyBlock; ++b) k[b] = k_pairs + std::min(j + b, n_keys - 1) * n_pairs;
+      for (int64_t b = 0; b < kKeyBlock; ++b)
+        k[b] = k_pairs + (j + b < n_keys ? j + b : n_keys - 1) * n_pairs;
       if (a + kLanes < width)
         score_step<2>(q_pairs + a, width, k, n_pairs, scale, probs + j * width + a);
       else
