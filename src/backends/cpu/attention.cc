@@ -17,9 +17,6 @@ namespace {
 
 constexpr int64_t kDirectScoreQueries = 8;  // up to this many queries per unit take attend_few
 
-// Each unit is a block of query vectors (rows x heads of one GQA group) against all their keys,
-// in two passes over the cache: scores and a causal softmax, then the values weighted into the
-// outputs. Nothing is ever [T, T] beyond one block's scores.
 // Key position p of one sequence and kv head -> offset of its row in the pool.
 struct KeyRows {
   const int32_t* table;
@@ -113,18 +110,23 @@ struct Scratch {
 
 constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
-// Points k_rows / v_rows at each key's fp32 row: the pool itself when it is fp32 and head_dim a
-// multiple of 16, else rows converted once per unit (scale folded in, value rows zero-padded to
-// padded_dim so the value pass reads whole vectors).
+// Whether a unit reads converted copies of its rows: unless the pool is fp32 and head_dim a
+// multiple of 16 (whole vectors), the kernels read padded fp32 rows.
+template <class T>
+constexpr bool converts_rows(int64_t head_dim) {
+  return !std::is_same_v<T, float> || head_dim % kLanes != 0;
+}
+
+// Points k_rows / v_rows at each key's fp32 row: the pool itself, or rows converted once per unit
+// (converts_rows: scale folded in, zero-padded to padded_dim so the passes read whole vectors).
 template <class T>
 __attribute__((always_inline)) inline void gather_rows(const Pools<T>& pools, KeyRows key_row, int64_t n_keys,
                                                        int64_t n_padded_keys, int64_t head_dim,
                                                        const Scratch& s) {
   const int64_t padded_dim = round_up(head_dim, kLanes);
-  const bool convert = !std::is_same_v<T, float> || padded_dim != head_dim;
   for (int64_t j = 0; j < n_keys; ++j) {
     const int64_t at = key_row(j);
-    if (!convert) {
+    if (!converts_rows<T>(head_dim)) {
       s.k_rows[j] = reinterpret_cast<const float*>(pools.k + at);
       s.v_rows[j] = reinterpret_cast<const float*>(pools.v + at);
       continue;
@@ -415,6 +417,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
 
 namespace {
 
+// Each unit is a block of query vectors (rows x heads of one GQA group) against all their keys,
+// in two passes over the cache: scores and a causal softmax, then the values weighted into the
+// outputs. Nothing is ever [T, T] beyond one block's scores.
+//
 // Queries per prefill unit: rows x GQA group near two vectors of 16 (attend_many pads to whole
 // vectors). Decode rows are units of one row.
 constexpr int64_t kUnitQueries = 32;
@@ -475,8 +481,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
       q_transposed.resize(few ? 0 : size_t(head_dim * width));
       probs.resize(size_t(padded_keys * width));
       out_block.resize(size_t(width * padded_dim));
-      const bool convert = !std::is_same_v<T, float> || padded_dim != head_dim;  // as gather_rows decides
-      rows.resize(convert ? size_t(2 * n_keys_max * padded_dim) : 0);
+      rows.resize(converts_rows<T>(head_dim) ? size_t(2 * n_keys_max * padded_dim) : 0);
       k_rows.resize(size_t(padded_keys));
       v_rows.resize(size_t(n_keys_max));
       inv_sum.resize(size_t(width));

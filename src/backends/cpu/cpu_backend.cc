@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "backends/cpu/layer_ops.h"
 #include "backends/cpu/attention.h"
+#include "backends/cpu/layer_ops.h"
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/matmul_quant.h"
 #include "core/error.h"
