@@ -3,8 +3,9 @@
 // - Device-to-device copy of 1 GiB: the bandwidth ceiling (bytes read + bytes written).
 // - bf16 GEMV (m = 1, also m = 4 and 8) on Llama-3-8B shapes through CudaBackend::matmul, weight
 //   copies rotated so the 50 MB L2 never holds them: GB/s of weights (+x, y) vs the copy.
-// - Quantized GEMV (Q8 per channel, Q4 groups of 128; m = 1 and 8) on the q/o, gate/up and down
-//   shapes: GB/s of the bytes the kernel reads (codes + scales as uploaded, + x, y) vs the copy.
+// - Quantized GEMV (Q8 per channel, Q4 groups of 128; m = 1 and 8) and int8 GEMM (m = 16, 64:
+//   batched decode) on the q/o, gate/up and down shapes: GB/s of the bytes the kernel reads
+//   (codes + scales as uploaded, + x, y) vs the copy; Q8 / Q4 GEMM at m = 2048 vs the bf16 peak.
 // - bf16 GEMM through CudaBackend::matmul (x rounding + cuBLASLt) at m = 2048, vs the same path
 //   at 8192^3, the library's own peak on this device; w8a8 (int8) and fp8 GEMMs (x quantized per
 //   token + cuBLASLt + rescale) on the q/o and gate/up shapes, vs the same bf16 peak.
@@ -177,15 +178,16 @@ int main(int argc, char** argv) {
       const size_t copies = std::max<size_t>(2, (size_t(200) << 20) / bytes + 1);
       std::vector<Tensor> weights;
       for (size_t c = 0; c < copies; ++c) weights.push_back(be.upload(Tensor{blocks.data(), dtype, {n, k}}));
-      std::vector<float> xh = random_f32(size_t(8 * k), 11);
-      Buffer x = be.allocate(size_t(8 * k)), y = be.allocate(size_t(8 * n));
+      std::vector<float> xh = random_f32(size_t(64 * k), 11);
+      Buffer x = be.allocate(size_t(64 * k)), y = be.allocate(size_t(64 * n));
       be.copy_to_device(x.data(), xh.data(), xh.size());
-      for (int64_t m : {1, 8}) {
+      for (int64_t m : {1, 8, 16, 64}) {
         const double s = median_seconds(stream, 25, 8, [&](int call) {
           be.matmul(x.data(), m, k, weights[size_t(call) % copies], nullptr, y.data());
         });
         const double gbps = (double(bytes) + double(m * k + m * n) * 4) / s / 1e9;
-        rows.push_back({dtype == DType::Q8 ? "gemv_q8" : "gemv_q4g128", m, n, k, s * 1e6, gbps, gbps / copy_gbps});
+        const std::string kind = std::string(m <= 8 ? "gemv_" : "gemm_int8_") + (dtype == DType::Q8 ? "q8" : "q4g128");
+        rows.push_back({kind, m, n, k, s * 1e6, gbps, gbps / copy_gbps});
       }
       be.synchronize();
     }
@@ -216,14 +218,17 @@ int main(int argc, char** argv) {
     }
     // w8a8 and fp8 through CudaBackend::matmul: per-token quantization of x + cuBLASLt int8 / fp8
     // + the rescaling epilogue, all timed. Ratio vs the bf16 peak (Hopper's int8 / fp8 peak is ~2x).
-    for (DType dtype : {DType::Q8A8, DType::F8}) {
+    // Q8 / Q4 at m = 2048: the int8 tensor-core GEMM with its per-32-value scaling (quant_gemm_int8).
+    for (DType dtype : {DType::Q8A8, DType::F8, DType::Q8, DType::Q4}) {
       for (const G& g : std::vector<G>{{2048, 4096, 4096}, {2048, 14336, 4096}}) {
         std::vector<uint8_t> blocks = tiled_quant_blocks(dtype, g.n, g.k);
         const Tensor w = be.upload(Tensor{blocks.data(), dtype, {g.n, g.k}});
         const double s = gemm_seconds(g, w);
         const double tflops = 2.0 * double(g.m) * double(g.n) * double(g.k) / s / 1e12;
-        std::string kind = dtype == DType::Q8A8 ? "gemm_q8a8" : "gemm_f8";
-        if (!be.uses_low_precision_gemm(g.m, g.k, w)) kind += "_bf16_fallback";
+        std::string kind = dtype == DType::Q8A8 ? "gemm_q8a8" : dtype == DType::F8 ? "gemm_f8"
+                           : dtype == DType::Q8 ? "gemm_int8_q8" : "gemm_int8_q4g128";
+        if ((dtype == DType::Q8A8 || dtype == DType::F8) && !be.uses_low_precision_gemm(g.m, g.k, w))
+          kind += "_bf16_fallback";
         rows.push_back({kind, g.m, g.n, g.k, s * 1e6, tflops, tflops / peak_tflops});
         be.synchronize();
       }

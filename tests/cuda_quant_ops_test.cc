@@ -1,6 +1,7 @@
 // Quantized weights on CUDA against the scalar references: the upload's repack, the GEMVs
 // (int8 activations per 32 values for Q8/Q4/NF4/LOG4; fp32 x for F8/Q8A8), the int8 / fp8
-// cuBLASLt GEMMs (Q8A8 / F8 at m > 8) and the dequantize-to-bf16 GEMM path.
+// cuBLASLt GEMMs (Q8A8 / F8 at m > 8), the int8 tensor-core GEMM (Q8 / Q4 at m > 8) and the
+// dequantize-to-bf16 GEMM path (NF4 / LOG4).
 #include "cuda_ops_fixture.h"
 
 namespace brisk {
@@ -198,6 +199,33 @@ TEST_F(CudaOps, QuantizedMatmulInt8AndFp8Gemm) {
       }
 }
 
+// The int8 tensor-core GEMM of Q8 and Q4 (m > 8) on random shapes: token counts that fill a
+// block's 16, 32 or 64 tokens exactly, partly, or spill into more blocks; row counts that are not
+// whole 64-row tiles; depths from one 4-bit group to many; 4-bit zero points. Within 1e-5 of the
+// scalar int8-activation reference, like the GEMV.
+TEST_F(CudaOps, QuantizedInt8GemmMatchesReference) {
+  for (int trial = 0; trial < 24; ++trial) {
+    const DType dtype = trial % 2 ? DType::Q4 : DType::Q8;
+    const Symmetry sym = dtype == DType::Q4 && trial % 4 == 3 ? Symmetry::Asymmetric : Symmetry::Symmetric;
+    const int64_t m = std::uniform_int_distribution<int64_t>(9, 150)(rng_);
+    const int64_t n = std::uniform_int_distribution<int64_t>(1, 200)(rng_);
+    const int64_t k = 128 * std::uniform_int_distribution<int64_t>(1, 24)(rng_) - (trial % 3) * 37;
+    const bool with_bias = trial % 5 == 0;
+    HostQuantWeight q = make_quant_weight(dtype, n, k, sym, rng_);
+    const Tensor dw = be().upload(q.tensor);
+    const std::vector<float> x = random_vector(size_t(m * k), rng_);
+    const std::vector<float> bias = random_vector(size_t(n), rng_);
+    Buffer dx = device(x), db = device(bias), dy = poisoned(size_t(m * n));
+    be().matmul(dx.data(), m, k, dw, with_bias ? db.data() : nullptr, dy.data());
+    std::vector<float> want(size_t(m * n));
+    ref::matmul_int8_activations(x.data(), m, k, q.tensor, with_bias ? bias.data() : nullptr, want.data());
+    const std::string name = "int8 gemm dtype=" + std::string(dtype_name(dtype)) +
+                             (sym == Symmetry::Asymmetric ? "-asym" : "") + " m=" + std::to_string(m) +
+                             " n=" + std::to_string(n) + " k=" + std::to_string(k);
+    EXPECT_LT(report(name, host(dy.data(), size_t(m * n)), want), 1e-5) << name;
+  }
+}
+
 // q/k/v-like quantized matrices through matmul_same_input (x quantized once for the int8 GEMV
 // formats) give exactly what one matmul per matrix gives, at every m and for every block dtype.
 TEST_F(CudaOps, QuantizedMatmulSameInputEqualsOneCallEach) {
@@ -263,14 +291,15 @@ TEST_F(CudaOps, QuantizedMatmul) {
           continue;
         }
         std::vector<float> want = exact;
-        // The GEMV of Q8, Q4, NF4, LOG4 runs on int8 activations (per 32 values) with integer
-        // dot products, as the CPU does: only the order of fp32 sums of block products differs.
-        const bool int8_gemv = m <= 8 && dtype != DType::Q8A8 && dtype != DType::F8;
+        // The GEMV of Q8, Q4, NF4, LOG4 and the GEMM of Q8, Q4 run on int8 activations (per 32
+        // values) with integer dot products, as the CPU does: only the order of fp32 sums of
+        // block products differs.
+        const bool int8_gemv = (m <= 8 && dtype != DType::Q8A8 && dtype != DType::F8) || dtype == DType::Q8 || dtype == DType::Q4;
         double bound = 1e-4;
         if (int8_gemv) {
           ref::matmul_int8_activations(x.data(), m, k, q.tensor, b, want.data());
           bound = 1e-5;
-        } else if (m > 8) {  // the GEMM path: bf16 operands, fp32 sums
+        } else if (m > 8) {  // NF4 / LOG4's GEMM path: bf16 operands, fp32 sums
           const DenseReference d = gemm_operands(x, m, k, q);
           ref::matmul(d.x.data(), m, k, d.tensor, b, want.data());
         }

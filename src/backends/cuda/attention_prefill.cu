@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backends/cuda/tensor_core.cuh"
+
 namespace brisk::cuda {
 
 namespace {
@@ -44,38 +46,11 @@ struct PrefillParams {
   float scale_log2;  // softmax scale * log2(e): the exponentials run as exp2
 };
 
-// ---- bf16 tensor-core primitives (PTX ISA: mma.m16n8k16 and ldmatrix fragment layouts) -----------
+// ---- bf16 packing (the mma and ldmatrix primitives are in tensor_core.cuh) -------------------------
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // lo in the low half: the lower column
   return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ uint32_t smem_address(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-
-// Four 8x8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat16* row) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_address(row)));
-}
-
-// The same, each matrix transposed on the way (V: stored [key][dim], needed as the k x n operand).
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_bfloat16* row) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_address(row)));
-}
-
-// c[16x8] += a[16x16] * b[16x8]. Lane l holds c rows l/4 (c[0], c[1]) and l/4 + 8 (c[2], c[3]) at
-// columns 2*(l%4) and 2*(l%4)+1.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // ---- K/V tiles -------------------------------------------------------------------------------------

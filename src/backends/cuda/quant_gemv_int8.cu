@@ -9,6 +9,7 @@
 #include "backends/cuda/cuda_common.cuh"
 #include "backends/cuda/gemv_common.cuh"
 #include "backends/cuda/quant_layout.h"
+#include "backends/cuda/tensor_core.cuh"
 #include "core/quant_blocks.h"
 
 namespace brisk::cuda {
@@ -270,11 +271,6 @@ __device__ __forceinline__ void load_vectors(const uint8_t* const (&wrow)[kRows]
     }
 }
 
-__device__ __forceinline__ void copy_async16(void* smem, const void* global) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(global));
-}
-
 // The chunk [c0, c0 + len) of every row's codes and block params -> shared memory (rows past m
 // as zeros). All copies are in flight at once.
 template <int M>
@@ -293,7 +289,7 @@ __device__ __forceinline__ void stage_codes(const ActCodes& act, int m, int c0, 
     if (mi < m) copy_async16(dst, act.blocks + mi * (act.ld / kBlock) + c0 / kBlock + 2 * j);
     else *reinterpret_cast<float4*>(dst) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
-  asm volatile("cp.async.wait_all;" ::: "memory");
+  copy_async_wait_all();
 }
 
 template <Codes F, int M>
@@ -410,11 +406,16 @@ void launch_gemv(const ActCodes& act, int m, const QuantParts& w, DType dtype, c
 }
 
 template <Codes F>
-void run_codes(const float* x, int m, int k, const QuantParts& w, DType dtype, const GemvOutputs& out,
-               int sm_count, const ActCodes& act, cudaStream_t stream) {
+void quantize_x(const float* x, int m, int k, const ActCodes& act, cudaStream_t stream) {
   const int64_t blocks = int64_t(m) * (act.ld / kBlock);
   launch_overlapped(quantize_x_kernel<F>, dim3(grid_for(blocks, kQuantizeThreads / 32, 1024)), dim3(kQuantizeThreads),
                     0, stream, x, m, k, act);
+}
+
+template <Codes F>
+void run_codes(const float* x, int m, int k, const QuantParts& w, DType dtype, const GemvOutputs& out,
+               int sm_count, const ActCodes& act, cudaStream_t stream) {
+  quantize_x<F>(x, m, k, act, stream);
   if (m == 1)
     launch_gemv<F, 1>(act, m, w, dtype, out, sm_count, stream);
   else if (m == 2)
@@ -434,6 +435,12 @@ bool has_int8_activation_gemv(DType dtype) {
 size_t int8_activation_bytes(int m, const Tensor& w) {
   const int64_t ld = quant_device_layout(w.dtype, w.dim(0), w.dim(1)).padded_k;
   return size_t(m) * size_t(ld) + size_t(m) * size_t(ld / kBlock) * sizeof(float2);
+}
+
+void quantize_activation_blocks(const float* x, int m, int k, int64_t ld, int8_t* codes, float2* blocks,
+                                cudaStream_t stream) {
+  BRISK_CHECK(ld % kBlock == 0 && ld >= k, "quantize_activation_blocks: ld must be a multiple of 32 and >= k");
+  quantize_x<Codes::Int8>(x, m, k, ActCodes{codes, blocks, ld}, stream);  // Int8: codes stay in value order
 }
 
 void quant_gemv_int8(const float* x, int m, int k, const Backend::MatmulOutput* targets, int count, bool swiglu,

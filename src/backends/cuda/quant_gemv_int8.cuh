@@ -25,8 +25,14 @@ namespace brisk::cuda {
 // True for the dtypes quant_gemv_int8 runs (Q8, Q4, NF4, LOG4).
 bool has_int8_activation_gemv(DType dtype);
 
-// Device scratch quant_gemv_int8 needs for m rows against w (the quantized x).
+// Device scratch quant_gemv_int8 (and quant_gemm_int8) needs for m rows against w (the quantized x).
 size_t int8_activation_bytes(int m, const Tensor& w);
+
+// Step 1 alone, codes in value order (no staging permutation): x[m, k] -> codes [m, ld] (zero
+// past k) and per 32 values {scale, code sum as int bits} [m, ld / 32], ld a multiple of 32.
+// Launched as a programmatic dependent (sm_90), like every kernel of the decode chain.
+void quantize_activation_blocks(const float* x, int m, int k, int64_t ld, int8_t* codes, float2* blocks,
+                                cudaStream_t stream);
 
 // Every target's y[m, n] = x[m, k] w[n, k]^T (+ bias) for m in 1..8, each w a repacked matrix of
 // a dtype above. x is quantized once, and one GEMV runs over the rows of all 1..3 targets (q/k/v,
