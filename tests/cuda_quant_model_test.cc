@@ -1,6 +1,7 @@
 // Quantized sotu-llama on CUDA against the same model on the CPU: for every scheme `brisk
 // quantize` writes, logits over a 40-token text in 1-row chunks (the quantized GEMVs) and in
-// 64-row chunks (cuBLASLt: bf16 on dequantized weights; int8 / fp8 GEMMs for w8a8 / fp8) stay
+// 64-row chunks (w8 / w4: the int8 tensor-core GEMM on the CPU's int8 activations; nf4 / log2:
+// cuBLASLt bf16 on dequantized weights; int8 / fp8 cuBLASLt GEMMs for w8a8 / fp8) stay
 // close to the CPU's, and greedy decoding from a short prompt (all GEMV) gives the same tokens. Skips without a GPU. Uses
 // $BRISK_MODELS/sotu-llama when set (the GPU machine gets models carried in), else ../shared.
 // Prints "[cuda-err] quant-model <scheme> chunk=<c> rel=<err>" for scripts/gpu_check.sh.
@@ -82,8 +83,8 @@ TEST_P(CudaQuantModel, MatchesTheCpu) {
   // rounding edge snaps to the neighbouring code. 3.9e-3..4.8e-3 measured on the H100 (its host has
   // AVX-512 VNNI, so the CPU ran the int8 path too), and greedy tokens may part at a near tie, so
   // these get a wider bound and the shared prefix is reported, not required.
-  // 64-row chunks: the GPU rounds x and the dequantized weights to bf16 (as its bf16 GEMM path
-  // does), so the bf16 golden tolerance applies -- except fp8 (the GEMM rounds x to e4m3 per
+  // 64-row chunks: w8 / w4 keep the arithmetic above; nf4 / log2 round x and the dequantized
+  // weights to bf16 (the bf16 GEMM path), so the bf16 golden tolerance applies -- except fp8 (the GEMM rounds x to e4m3 per
   // token, ~2.5% rms per value) and w8a8 (1.2e-2 measured).
   const bool fp32_activations = s.scheme == QuantScheme::FP8;
   for (int64_t chunk : {int64_t(1), int64_t(64)}) {
