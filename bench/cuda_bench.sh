@@ -83,10 +83,10 @@ fi
 # Quantizing 8B (7e9 values; RTN rows spread over 16 threads, then packed and written once) takes
 # about a minute per scheme; loading it for the bench converts and repacks on one core (~30 s).
 if want quant; then
-  for scheme in ${QUANT_SCHEMES-w8 w4}; do  # a scheme ending in +head also quantizes lm_head
+  for scheme in ${QUANT_SCHEMES-w8 w4}; do  # scheme:policy picks lm_head's (brisk quantize --head)
     q=$L-$scheme
-    flags=(--scheme "${scheme%+head}")
-    [ "$scheme" != "${scheme%+head}" ] && flags+=(--quantize-head)
+    flags=(--scheme "${scheme%%:*}")
+    [ "$scheme" != "${scheme%%:*}" ] && flags+=(--head "${scheme#*:}")
     [ -d $q ] || "$B" quantize -m $L -o $q "${flags[@]}" -t 16 --json \
       >"$R/quantize-$scheme.json" 2>"$R/quantize-$scheme.err"
     "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch 64 --json \
@@ -168,8 +168,8 @@ for f in sorted(os.listdir(raw)):
     q_roof = copy / q_gb if q_gb else float("nan")
     q_b64 = q.get("batch_tok_s", {}).get("64")
     doc["quantized"][scheme] = {
-        "command": f"brisk quantize --scheme {scheme.removesuffix('+head')}"
-                   + (" --quantize-head" if scheme.endswith("+head") else "")
+        "command": f"brisk quantize --scheme {scheme.split(':')[0]}"
+                   + (f" --head {scheme.split(':')[1]}" if ":" in scheme else "")
                    + " -t 16 (RTN); brisk bench -p 16 -n 256 -r 3 --batch 64",
         "quantize_seconds": load(f"quantize-{scheme}.json").get("seconds"),
         "weight_GB": q_gb,

@@ -3,15 +3,15 @@
 # tinyllama-1.1b shape (2 threads by default), ROUNDS rounds (default 3). On a shared host the
 # absolute figures move with the load; the per-round ratios much less. Writes
 # bench/results/quant-speed-cpu-<host>.json (or $1).
-# A scheme ending in +head also quantizes lm_head (brisk quantize --quantize-head):
-#   SCHEMES="w8 w4 w4+head" bench/quant_speed.sh
+# A scheme may name its lm_head policy after a colon (brisk quantize --head; default auto: 8 bits):
+#   SCHEMES="w8 w4 w4:keep w4:same" bench/quant_speed.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BRISK=${BRISK:-./build/tools/brisk/brisk}
 THREADS=${THREADS:-2}
 OUT=${1:-bench/results/quant-speed-cpu-$(hostname -s).json}
 SYNTH_DIR=${SYNTH_DIR:-/tmp/brisk-synth-tinyllama-bf16}
-SCHEMES=${SCHEMES:-w8 w4 w8a8 fp8 nf4 w8+head w4+head}
+SCHEMES=${SCHEMES:-w8 w4 w8a8 fp8 nf4 w8:keep w4:keep}
 
 [ -d "$SYNTH_DIR" ] || "$BRISK" synth --shape tinyllama-1.1b --dtype bf16 --seed 1 -o "$SYNTH_DIR"
 # Rounds alternate the schemes (bf16, then each scheme, then again), so a change in the host's
@@ -22,8 +22,8 @@ rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
 for scheme in $SCHEMES; do
   dir="$SYNTH_DIR-$scheme"
-  flags=(--scheme "${scheme%+head}")
-  [ "$scheme" != "${scheme%+head}" ] && flags+=(--quantize-head)
+  flags=(--scheme "${scheme%%:*}")
+  [ "$scheme" != "${scheme%%:*}" ] && flags+=(--head "${scheme#*:}")
   [ -d "$dir" ] || "$BRISK" quantize -m "$SYNTH_DIR" -o "$dir" "${flags[@]}" > /dev/null
 done
 for round in $(seq "$ROUNDS"); do

@@ -6,6 +6,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "formats/json_file.h"
+#include "formats/quantized_checkpoint.h"
 #include "formats/safetensors.h"
 #include "models/model.h"
 
@@ -226,6 +227,64 @@ TEST_F(ShardedLoad, MalformedIndex) {
   shard();
   write("model.safetensors.index.json", "{\"weight_map\": 3}");
   EXPECT_HAS(load_error(), "missing 'weight_map' object");
+}
+
+// quantization_config: one group per scheme, modules matched by name, then "re:" pattern, then
+// class; malformed groups named in the error.
+TEST(QuantizationConfig, GroupsMatchByNameThenPatternThenClass) {
+  const Json q = Json::parse(R"({
+    "quant_method": "compressed-tensors", "format": "pack-quantized",
+    "config_groups": {
+      "group_0": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "symmetric": true,
+                                                     "strategy": "group", "group_size": 128}},
+      "group_1": {"targets": ["re:model\\.layers\\.1\\..*"],
+                  "weights": {"num_bits": 4, "type": "int", "symmetric": false, "strategy": "group", "group_size": 256}},
+      "group_2": {"targets": ["lm_head"], "weights": {"num_bits": 8, "type": "int", "symmetric": true, "strategy": "channel"}},
+      "group_3": {"targets": ["model.embed_tokens"], "format": "float-quantized",
+                  "weights": {"num_bits": 8, "type": "float", "symmetric": true, "strategy": "channel"}}}})");
+  auto groups = parse_quantization_config(q, "config.json");
+  ASSERT_TRUE(groups.ok()) << groups.error().message;
+  ASSERT_EQ(groups.value().size(), 4u);
+  auto dtype_of = [&](const std::string& module) {
+    const QuantizedGroup* g = group_for(groups.value(), module);
+    return g ? g->layout.runtime : DType::F32;
+  };
+  EXPECT_EQ(dtype_of("lm_head"), DType::Q8);
+  EXPECT_EQ(dtype_of("model.embed_tokens"), DType::F8);  // the group's own format
+  EXPECT_EQ(dtype_of("model.layers.0.mlp.up_proj"), DType::Q4);
+  const QuantizedGroup* one = group_for(groups.value(), "model.layers.1.mlp.up_proj");
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(one->layout.group, 256);
+  EXPECT_EQ(one->layout.symmetry, Symmetry::Asymmetric);
+  // "re:" matches from the start of the name, as Python's re.match.
+  EXPECT_EQ(group_for(groups.value(), "x.model.layers.1.q")->layout.group, 128);
+
+  const Json no_class = Json::parse(R"({"format": "pack-quantized", "config_groups": {"g": {"targets": ["lm_head"],
+      "weights": {"num_bits": 8, "type": "int", "symmetric": true, "strategy": "channel"}}}})");
+  auto only_head = parse_quantization_config(no_class, "config.json");
+  ASSERT_TRUE(only_head.ok());
+  EXPECT_EQ(group_for(only_head.value(), "model.layers.0.mlp.up_proj"), nullptr);
+}
+
+TEST(QuantizationConfig, MalformedGroupsAreNamed) {
+  const std::string w4 = R"("weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 128})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"format": "pack-quantized", "config_groups": {}})", "at least one group"},
+      {R"({"format": "pack-quantized", "config_groups": {"g": {)" + w4 + "}}}", "group 'g': 'targets' must be"},
+      {R"({"format": "pack-quantized", "config_groups": {"g": {"targets": [7], )" + w4 + "}}}", "must be a string"},
+      {R"({"format": "pack-quantized", "config_groups": {"g": {"targets": ["re:(["], )" + w4 + "}}}",
+       "not a valid regular expression"},
+      {R"({"format": "pack-quantized", "config_groups": {"g": {"targets": ["Linear"]}}})", "group 'g': config group has no 'weights'"},
+      {R"({"format": "pack-quantized", "config_groups": {"g": {"targets": ["Linear"], "format": "naive-quantized", )" + w4 +
+           "}}}",
+       "format 'naive-quantized' with 4-bit"},
+  };
+  for (const auto& [json, needle] : cases) {
+    auto r = parse_quantization_config(Json::parse(json), "dir/config.json");
+    ASSERT_FALSE(r.ok()) << json;
+    EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("dir/config.json"), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace

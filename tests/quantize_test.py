@@ -58,6 +58,28 @@ class QuantizeErrors(unittest.TestCase):
         self.fails_with(m + ["--scheme", "w4", "--method", "gptq", "--calib", tiny], "calibration")
         self.assertFalse(os.path.exists(self.out()) and os.listdir(self.out()))
 
+    def test_unknown_head_policy(self):
+        self.fails_with(["-m", model_dir("sotu-llama"), "-o", self.out(), "--scheme", "w4", "--head", "w2"],
+                        "unknown head policy 'w2'", "keep")
+
+    def test_quantized_module_without_a_group(self):
+        out = self.out("q")
+        brisk("quantize", "-m", model_dir("sotu-llama"), "-o", out, "--scheme", "w4")
+        cfg_path = os.path.join(out, "config.json")
+        cfg = json.load(open(cfg_path))
+        groups = cfg["quantization_config"]["config_groups"]
+        del groups["group_1"]  # the head's 8-bit group: the "Linear" group now takes lm_head, whose codes are 8-bit
+        json.dump(cfg, open(cfg_path, "w"))
+        self.fails_to_load(out, "'lm_head.weight': packed values are I32 [8192, 96], expected I32 [8192, 48]")
+        groups["group_0"]["targets"] = ["re:model\\.layers\\."]  # no group for lm_head at all
+        json.dump(cfg, open(cfg_path, "w"))
+        self.fails_to_load(out, "no quantization_config group targets 'lm_head'")
+
+    def fails_to_load(self, model, needle):
+        p = brisk("generate", "-m", model, "-p", "We", "-n", "1", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(needle, p.stderr)
+
     def test_already_quantized(self):
         brisk("quantize", "-m", model_dir("sotu-llama"), "-o", self.out("q"), "--scheme", "w8")
         self.fails_with(["-m", self.out("q"), "-o", self.out(), "--scheme", "w4"], "already quantized")
@@ -100,6 +122,33 @@ class QuantizeRoundTrip(unittest.TestCase):
                     gen = json.loads(brisk("generate", "-m", out, "-p", "The state of the union", "-n", "8",
                                            "--temp", "0", "--ignore-eos", "--json").stdout)
                     self.assertEqual(gen["new_tokens"], 8)
+
+    def test_head_policies(self):
+        # sotu-llama's lm_head is not tied: auto gives it 8 bits under a 4-bit scheme (a second
+        # config group naming it), keep leaves it in bf16, same gives it the scheme.
+        with tempfile.TemporaryDirectory() as tmp:
+            args = ["-p", "We the people", "-n", "8", "--temp", "0", "--ignore-eos", "--json"]
+            ids = {}
+            for head, want_head, want_groups in [("auto", "w8", 2), ("keep", None, 1), ("same", "w4", 1)]:
+                with self.subTest(head=head):
+                    out = os.path.join(tmp, head)
+                    rep = json.loads(brisk("quantize", "-m", model_dir("sotu-llama"), "-o", out, "--scheme", "w4",
+                                           "--head", head, "--json").stdout)
+                    self.assertEqual(rep["head"], want_head)
+                    self.assertEqual(rep["kept"], ["lm_head"] if head == "keep" else [])
+                    q = json.load(open(os.path.join(out, "config.json")))["quantization_config"]
+                    self.assertEqual(len(q["config_groups"]), want_groups)
+                    if head == "auto":
+                        g = q["config_groups"]["group_1"]
+                        self.assertEqual((g["targets"], g["weights"]["num_bits"]), (["lm_head"], 8))
+                    ids[head] = json.loads(brisk("generate", "-m", out, *args).stdout)["ids"]
+            # A pattern target reaches the head as its name does.
+            cfg_path = os.path.join(tmp, "auto", "config.json")
+            cfg = json.load(open(cfg_path))
+            cfg["quantization_config"]["config_groups"]["group_1"]["targets"] = ["re:lm_"]
+            json.dump(cfg, open(cfg_path, "w"))
+            self.assertEqual(json.loads(brisk("generate", "-m", os.path.join(tmp, "auto"), *args).stdout)["ids"],
+                             ids["auto"])
 
     def test_w8_greedy_tokens_match_the_original(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -60,7 +60,35 @@ Status copy_side_files(const fs::path& in, const fs::path& out) {
   return ok_status();
 }
 
+QuantizedLayout layout_of(const QuantSpec& spec) {
+  QuantizedLayout layout{runtime_dtype(spec.scheme), spec.group, spec.symmetry};
+  if (quant_traits(layout.runtime)->per_channel) layout.group = 0;
+  return layout;
+}
+
+bool same_layout(const QuantizedLayout& a, const QuantizedLayout& b) {
+  return a.runtime == b.runtime && a.group == b.group && a.symmetry == b.symmetry;
+}
+
 }  // namespace
+
+Result<HeadPolicy> parse_head_policy(std::string_view name) {
+  if (name == "auto") return HeadPolicy::Auto;
+  if (name == "keep") return HeadPolicy::Keep;
+  if (name == "same") return HeadPolicy::Same;
+  if (name == "w8") return HeadPolicy::W8;
+  return make_error("unknown head policy '" + std::string(name) + "' (auto, keep, same, w8)");
+}
+
+std::optional<QuantSpec> head_spec(HeadPolicy policy, const QuantSpec& body) {
+  if (policy == HeadPolicy::Keep) return std::nullopt;
+  QuantSpec w8;
+  w8.scheme = QuantScheme::W8;
+  w8.symmetry = Symmetry::Symmetric;
+  if (policy == HeadPolicy::W8) return w8;
+  if (policy == HeadPolicy::Same) return body;
+  return quant_traits(runtime_dtype(body.scheme))->bits == 8 ? body : w8;
+}
 
 Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
                                            const std::function<void(int64_t, int64_t)>& progress) {
@@ -91,18 +119,20 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   });
 
   ThreadPool pool(o.threads);
-  QuantizedLayout layout{runtime_dtype(o.spec.scheme), o.spec.group, o.spec.symmetry};
-  if (quant_traits(layout.runtime)->per_channel) layout.group = 0;
+  const QuantizedLayout layout = layout_of(o.spec);
+  const std::optional<QuantSpec> head = head_spec(o.head, o.spec);
   QuantizeModelReport report;
   std::vector<OwnedTensor> owned;
   std::vector<NamedTensor> passthrough;
   int64_t total = 0, done = 0;
+  std::string head_name;  // the head's weight, when quantized
   for (const Item& it : items) total += is_quantizable(it.spec.kind);
   for (const Item& it : items) {
     const StoredTensor* stored = store.find(it.spec.name);
     if (!stored) continue;  // optional tensors; load checks the rest
     report.bytes_in += stored->tensor.nbytes();
-    const bool quantize = is_quantizable(it.spec.kind) && (!it.head || o.head == HeadPolicy::Quantize);
+    const bool quantize = is_quantizable(it.spec.kind) && (!it.head || head);
+    const QuantSpec& spec = it.head && head ? *head : o.spec;
     const std::vector<float>* changed = nullptr;
     if (o.overrides) {
       auto v = o.overrides->values.find(it.spec.name);
@@ -126,15 +156,19 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
     const bool transposed = it.spec.kind == TensorKind::TransposedMatrix;
     const int64_t rows = stored->tensor.dim(transposed ? 1 : 0), cols = stored->tensor.dim(transposed ? 0 : 1);
     const QuantizedMatrix* chosen = nullptr;
-    if (o.overrides) {
+    if (o.overrides && !it.head) {  // calibrated methods choose the codes of the layers' matrices only
       auto m = o.overrides->matrices.find(it.spec.name);
       if (m != o.overrides->matrices.end()) chosen = &m->second;
     }
     const std::vector<float> w = chosen || changed ? std::vector<float>() : matrix_as_f32(stored->tensor, it.spec.kind);
     BRISK_ASSIGN(q, chosen ? Result<QuantizedMatrix>(*chosen)
-                           : quantize_matrix(changed ? changed->data() : w.data(), rows, cols, o.spec, it.spec.name,
+                           : quantize_matrix(changed ? changed->data() : w.data(), rows, cols, spec, it.spec.name,
                                              &pool));
-    for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout)) {
+    if (it.head) {
+      report.head_scheme = std::string(quant_scheme_name(spec.scheme));
+      head_name = it.spec.name;
+    }
+    for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout_of(spec))) {
       report.bytes_out += t.bytes.size();
       owned.push_back(std::move(t));
     }
@@ -147,7 +181,13 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   std::vector<NamedTensor> tensors = passthrough;
   for (const auto& t : owned) tensors.push_back(t.view());
   BRISK_TRY(write_safetensors(o.out / "model.safetensors", tensors, {{"format", "pt"}}));
-  config_json["quantization_config"] = quantization_config_json(layout, report.kept);
+  // The body's group targets every linear layer; a head stored otherwise gets its own group,
+  // which names it (a name outranks the class).
+  std::vector<QuantizedGroup> groups = {{{"Linear"}, layout}};
+  if (!report.head_scheme.empty() && !same_layout(layout_of(*head), layout)) {
+    groups.push_back({{head_name.substr(0, head_name.size() - 7)}, layout_of(*head)});  // "lm_head"
+  }
+  config_json["quantization_config"] = quantization_config_json(groups, report.kept);
   BRISK_TRY(write_text_file(o.out / "config.json", config_json.dump(2)));
   BRISK_TRY(copy_side_files(o.in, o.out));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,15 @@
 
 namespace brisk {
 
-enum class HeadPolicy { Keep, Quantize };  // the output head (lm_head) stays in its dtype by default
+// How the output head (lm_head, when not tied to the embeddings) is stored. Auto: never below 8
+// bits -- the body's scheme when it has 8 bits (w8, w8a8, fp8), else w8 (llama.cpp likewise keeps
+// its output matrix at 6-8 bits under 4-bit types); the head is a large share of a small model's
+// bytes and its errors reach every logit directly. Keep: its original dtype. Same: the body's
+// scheme. W8: int8 per channel.
+enum class HeadPolicy { Auto, Keep, Same, W8 };
+Result<HeadPolicy> parse_head_policy(std::string_view name);  // "auto", "keep", "same", "w8"
+// The scheme the head gets under `policy` with the body quantized by `body`, or none (Keep).
+std::optional<QuantSpec> head_spec(HeadPolicy policy, const QuantSpec& body);
 
 // What a calibrated method decided (compress/calibrated_quantize.h): tensors whose values it
 // changed (folded norms and producer rows; matrices as [out, in]) and matrices whose codes it
@@ -25,14 +34,15 @@ struct MethodOverrides {
 struct QuantizeModelOptions {
   std::filesystem::path in, out;
   QuantSpec spec;
-  HeadPolicy head = HeadPolicy::Keep;
+  HeadPolicy head = HeadPolicy::Auto;
   const MethodOverrides* overrides = nullptr;
   int threads = 0;  // CPU threads for RTN (0: all cores)
 };
 
 struct QuantizeModelReport {
   int64_t quantized = 0;              // matrices quantized
-  std::vector<std::string> kept;      // matrices left in their dtype (the head)
+  std::vector<std::string> kept;      // matrices left in their dtype (the head under Keep)
+  std::string head_scheme;            // the head's scheme ("" when kept, tied or absent)
   uint64_t bytes_in = 0, bytes_out = 0;  // model.safetensors payload before / after
   double seconds = 0;
 };

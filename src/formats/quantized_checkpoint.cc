@@ -1,6 +1,7 @@
 #include "formats/quantized_checkpoint.h"
 
 #include <cstring>
+#include <regex>
 
 namespace brisk {
 
@@ -115,7 +116,10 @@ std::vector<OwnedTensor> quantized_disk_tensors(const std::string& weight_name, 
   return out;
 }
 
-Json quantization_config_json(const QuantizedLayout& layout, const std::vector<std::string>& ignore) {
+namespace {
+
+Json group_json(const QuantizedGroup& g, const std::string& top_format) {
+  const QuantizedLayout& layout = g.layout;
   const QuantTraits& t = *quant_traits(layout.runtime);
   const bool channel = t.per_channel || layout.group == 0;
   Json weights = {{"num_bits", t.bits},
@@ -129,30 +133,14 @@ Json quantization_config_json(const QuantizedLayout& layout, const std::vector<s
   Json activations = nullptr;
   if (layout.runtime == DType::Q8A8)
     activations = {{"num_bits", 8}, {"type", "int"}, {"symmetric", true}, {"strategy", "token"}, {"dynamic", true}};
-  Json group = {{"targets", {"Linear"}}, {"weights", weights}, {"input_activations", activations},
+  Json group = {{"targets", g.targets}, {"weights", weights}, {"input_activations", activations},
                 {"output_activations", nullptr}};
-  if (t.levels) {
-    return {{"quant_method", "brisk"}, {"format", kCodebookFormat},
-            {"codebook", layout.runtime == DType::NF4 ? "nf4" : "log2"},
-            {"levels", std::vector<float>(t.levels, t.levels + 16)},
-            {"config_groups", {{"group_0", group}}}, {"ignore", ignore}};
-  }
-  return {{"quant_method", "compressed-tensors"},
-          {"format", disk_format(layout.runtime)},
-          {"quantization_status", "compressed"},
-          {"config_groups", {{"group_0", group}}},
-          {"ignore", ignore},
-          {"kv_cache_scheme", nullptr}};
+  if (disk_format(layout.runtime) != top_format) group["format"] = disk_format(layout.runtime);
+  return group;
 }
 
-Result<QuantizedLayout> parse_quantization_config(const Json& q, const std::string& where) {
-  const std::string at = where + ": quantization_config";
-  if (!q.is_object()) return make_error(at + " is not an object");
-  const std::string format = q.value("format", "");
-  auto groups = q.find("config_groups");
-  if (groups == q.end() || !groups->is_object() || groups->size() != 1)
-    return make_error(at + ": brisk reads exactly one entry in 'config_groups'");
-  const Json& g = groups->begin().value();
+// One config group's layout; `format` is the group's own or the top-level one.
+Result<QuantizedLayout> parse_group(const Json& q, const Json& g, const std::string& format, const std::string& at) {
   auto w = g.find("weights");
   if (w == g.end() || !w->is_object()) return make_error(at + ": config group has no 'weights'");
   const int bits = w->value("num_bits", 0);
@@ -197,15 +185,100 @@ Result<QuantizedLayout> parse_quantization_config(const Json& q, const std::stri
   return layout;
 }
 
-Status convert_quantized_tensors(const QuantizedLayout& layout, WeightStore& store) {
+// compressed-tensors matches "re:" patterns with Python's re.match: anchored at the start only.
+bool regex_matches(const std::string& pattern, const std::string& name) {
+  try {
+    std::smatch match;
+    return std::regex_search(name, match, std::regex(pattern), std::regex_constants::match_continuous);
+  } catch (const std::regex_error&) {
+    return false;  // parse_quantization_config has rejected it already
+  }
+}
+
+}  // namespace
+
+Json quantization_config_json(const std::vector<QuantizedGroup>& groups, const std::vector<std::string>& ignore) {
+  BRISK_CHECK(!groups.empty(), "quantization_config_json: no groups");
+  const std::string format = disk_format(groups[0].layout.runtime);
+  Json config_groups = Json::object();
+  for (size_t i = 0; i < groups.size(); ++i) config_groups["group_" + std::to_string(i)] = group_json(groups[i], format);
+  const QuantTraits& first = *quant_traits(groups[0].layout.runtime);
+  if (first.levels) {
+    return {{"quant_method", "brisk"}, {"format", kCodebookFormat},
+            {"codebook", groups[0].layout.runtime == DType::NF4 ? "nf4" : "log2"},
+            {"levels", std::vector<float>(first.levels, first.levels + 16)},
+            {"config_groups", config_groups}, {"ignore", ignore}};
+  }
+  return {{"quant_method", "compressed-tensors"},
+          {"format", format},
+          {"quantization_status", "compressed"},
+          {"config_groups", config_groups},
+          {"ignore", ignore},
+          {"kv_cache_scheme", nullptr}};
+}
+
+Result<std::vector<QuantizedGroup>> parse_quantization_config(const Json& q, const std::string& where) {
+  const std::string at = where + ": quantization_config";
+  if (!q.is_object()) return make_error(at + " is not an object");
+  const std::string format = q.value("format", "");
+  auto groups = q.find("config_groups");
+  if (groups == q.end() || !groups->is_object() || groups->empty())
+    return make_error(at + ": 'config_groups' must be an object with at least one group");
+  std::vector<QuantizedGroup> out;
+  for (const auto& [name, g] : groups->items()) {
+    const std::string group_at = at + ": config group '" + name + "'";
+    if (!g.is_object()) return make_error(group_at + " is not an object");
+    QuantizedGroup parsed;
+    const Json targets = g.value("targets", Json(nullptr));
+    if (!targets.is_array() || targets.empty()) return make_error(group_at + ": 'targets' must be a non-empty list");
+    for (const Json& t : targets) {
+      if (!t.is_string()) return make_error(group_at + ": every target must be a string");
+      const std::string target = t.get<std::string>();
+      if (target.starts_with("re:")) {
+        try {
+          std::regex check(target.substr(3));
+        } catch (const std::regex_error&) {
+          return make_error(group_at + ": target '" + target + "' is not a valid regular expression");
+        }
+      }
+      parsed.targets.push_back(target);
+    }
+    const Json own_format = g.value("format", Json(nullptr));
+    BRISK_ASSIGN(layout, parse_group(q, g, own_format.is_string() ? own_format.get<std::string>() : format, group_at));
+    parsed.layout = layout;
+    out.push_back(std::move(parsed));
+  }
+  return out;
+}
+
+const QuantizedGroup* group_for(const std::vector<QuantizedGroup>& groups, const std::string& module) {
+  for (const QuantizedGroup& g : groups)
+    for (const std::string& t : g.targets)
+      if (t == module) return &g;
+  for (const QuantizedGroup& g : groups)
+    for (const std::string& t : g.targets)
+      if (t.starts_with("re:") && regex_matches(t.substr(3), module)) return &g;
+  for (const QuantizedGroup& g : groups)
+    for (const std::string& t : g.targets)
+      if (t == "Linear") return &g;
+  return nullptr;
+}
+
+Status convert_quantized_tensors(const std::vector<QuantizedGroup>& groups, WeightStore& store) {
   std::vector<std::string> weights;
   for (const auto& [name, stored] : store.all())
     if (name.size() > 13 && name.compare(name.size() - 13, 13, ".weight_scale") == 0)
       weights.push_back(name.substr(0, name.size() - 6));
-  const QuantTraits& t = *quant_traits(layout.runtime);
   for (const std::string& wname : weights) {
     const std::string p = weight_prefix(wname);
     const StoredTensor* scale = store.find(p + "scale");
+    const std::string module = wname.substr(0, wname.size() - 7);  // "...weight" -> the module's name
+    const QuantizedGroup* owner = group_for(groups, module);
+    if (!owner)
+      return make_error(scale->file + ": '" + wname + "' is quantized but no quantization_config group targets '" +
+                        module + "'");
+    const QuantizedLayout& layout = owner->layout;
+    const QuantTraits& t = *quant_traits(layout.runtime);
     const StoredTensor* packed = store.find(p + "packed");
     const StoredTensor* plain = store.find(wname);
     const StoredTensor* zero = store.find(p + "zero_point");

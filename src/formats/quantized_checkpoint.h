@@ -22,6 +22,16 @@ struct QuantizedLayout {
   Symmetry symmetry = Symmetry::Symmetric;
 };
 
+// One entry of "config_groups": the modules it applies to and how they are quantized. A target
+// is a module name ("lm_head"), "re:" and a regular expression matched from the start of the
+// name, or the class "Linear" (every linear layer); a module takes the group that names it
+// exactly, else the first whose regex matches, else the "Linear" group (compressed-tensors'
+// order of precedence).
+struct QuantizedGroup {
+  std::vector<std::string> targets;
+  QuantizedLayout layout;
+};
+
 // A tensor that owns its bytes (what the writer produces).
 struct OwnedTensor {
   std::string name;
@@ -37,14 +47,18 @@ struct OwnedTensor {
 std::vector<OwnedTensor> quantized_disk_tensors(const std::string& weight_name, const Tensor& weight,
                                                 const QuantizedLayout& layout);
 
-// config.json's "quantization_config" for a layout; `ignore` names the modules left unquantized.
-Json quantization_config_json(const QuantizedLayout& layout, const std::vector<std::string>& ignore);
+// config.json's "quantization_config" for the groups (the first sets the top-level format; a
+// group stored in another format names its own); `ignore` names the modules left unquantized.
+Json quantization_config_json(const std::vector<QuantizedGroup>& groups, const std::vector<std::string>& ignore);
 
 // Reads "quantization_config" (where: config.json path, for errors).
-Result<QuantizedLayout> parse_quantization_config(const Json& config, const std::string& where);
+Result<std::vector<QuantizedGroup>> parse_quantization_config(const Json& config, const std::string& where);
+
+// The group whose targets take `module` ("model.layers.0.mlp.up_proj"), or null.
+const QuantizedGroup* group_for(const std::vector<QuantizedGroup>& groups, const std::string& module);
 
 // Converts every quantized matrix in `store` (found by its "..weight_scale") into one runtime
-// block tensor named "...weight", once, at load.
-Status convert_quantized_tensors(const QuantizedLayout& layout, WeightStore& store);
+// block tensor named "...weight", once, at load, each by its group's layout.
+Status convert_quantized_tensors(const std::vector<QuantizedGroup>& groups, WeightStore& store);
 
 }  // namespace brisk

@@ -269,8 +269,8 @@ Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Back
     store = std::move(folder_store);
   }
   if (!config.quantization_config.is_null()) {
-    BRISK_ASSIGN(layout, parse_quantization_config(config.quantization_config, (dir / "config.json").string()));
-    BRISK_TRY(convert_quantized_tensors(layout, store));
+    BRISK_ASSIGN(groups, parse_quantization_config(config.quantization_config, (dir / "config.json").string()));
+    BRISK_TRY(convert_quantized_tensors(groups, store));
   }
   std::unique_ptr<Model> model = make_model(config, backend, options);
   model->store_ = std::make_shared<const WeightStore>(std::move(store));

@@ -11,16 +11,17 @@ namespace brisk::cli {
 
 Command add_quantize(CLI::App& app) {
   struct Flags {
-    std::string in, out, scheme, method = "rtn", calib;
+    std::string in, out, scheme, method = "rtn", calib, head = "auto";
     int64_t group = 128, calib_tokens = 65536;
     int threads = 0;
-    bool sym = false, asym = false, quantize_head = false, json = false;
+    bool sym = false, asym = false, json = false;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
       "quantize",
-      "Quantize every linear layer of a model (embeddings, norms and by default lm_head keep their\n"
-      "dtype) and write a model folder with compressed-tensors safetensors (docs/FORMAT.md)");
+      "Quantize every linear layer of a model (embeddings and norms keep their dtype; lm_head gets at\n"
+      "least 8 bits, see --head) and write a model folder with compressed-tensors safetensors\n"
+      "(docs/FORMAT.md)");
   sub->add_option("-m,--model", f->in, "Input model folder (unquantized)")->required();
   sub->add_option("-o,--out", f->out, "Output folder (must not exist or be empty)")->required();
   sub->add_option("--scheme", f->scheme,
@@ -37,7 +38,10 @@ Command add_quantize(CLI::App& app) {
   sub->add_option("--group", f->group, "Values per scale for 4-bit schemes (multiple of 128)")->capture_default_str();
   auto* sym = sub->add_flag("--sym", f->sym, "Symmetric absmax scales (default)");
   sub->add_flag("--asym", f->asym, "Asymmetric min/max scales with a zero point (w4 only)")->excludes(sym);
-  sub->add_flag("--quantize-head", f->quantize_head, "Quantize lm_head too (when it is not tied to the embeddings)");
+  sub->add_option("--head", f->head,
+                  "lm_head (when not tied to the embeddings): auto (the scheme if it has 8 bits, else w8),\n"
+                  "keep (its dtype), same (the scheme), w8 (int8 per channel)")
+      ->capture_default_str();
   sub->add_flag("--json", f->json, "Print a JSON report");
   return {sub, [f]() {
     auto scheme = parse_quant_scheme(f->scheme);
@@ -48,7 +52,9 @@ Command add_quantize(CLI::App& app) {
     o.spec.scheme = scheme.value();
     o.spec.group = f->group;
     o.spec.symmetry = f->asym ? Symmetry::Asymmetric : Symmetry::Symmetric;
-    o.head = f->quantize_head ? HeadPolicy::Quantize : HeadPolicy::Keep;
+    auto head = parse_head_policy(f->head);
+    if (!head) return fail(head.error());
+    o.head = head.value();
     o.threads = f->threads;
     MethodOverrides overrides;
     if (f->method != "rtn") {
@@ -77,11 +83,13 @@ Command add_quantize(CLI::App& app) {
     const QuantizeModelReport& r = report.value();
     if (f->json) {
       print_json({{"scheme", f->scheme}, {"method", f->method}, {"group", f->group}, {"asym", f->asym},
-                  {"quantized", r.quantized}, {"kept", r.kept}, {"bytes_in", r.bytes_in},
+                  {"quantized", r.quantized}, {"kept", r.kept},
+                  {"head", r.head_scheme.empty() ? Json(nullptr) : Json(r.head_scheme)}, {"bytes_in", r.bytes_in},
                   {"bytes_out", r.bytes_out}, {"seconds", r.seconds}, {"out", f->out}});
     } else {
-      std::printf("wrote %s: %lld matrices quantized (%s), %.1f MiB -> %.1f MiB in %.1f s\n", f->out.c_str(),
-                  (long long)r.quantized, f->scheme.c_str(), double(r.bytes_in) / (1 << 20),
+      const std::string head = r.head_scheme.empty() ? "" : ", lm_head " + r.head_scheme;
+      std::printf("wrote %s: %lld matrices quantized (%s%s), %.1f MiB -> %.1f MiB in %.1f s\n", f->out.c_str(),
+                  (long long)r.quantized, f->scheme.c_str(), head.c_str(), double(r.bytes_in) / (1 << 20),
                   double(r.bytes_out) / (1 << 20), r.seconds);
     }
     return 0;
