@@ -15,6 +15,7 @@ MODELS=${MODELS:-sotu-llama sotu-gpt2 sotu-qwen2}
 TEXTS=${TEXTS:-sotu-test wikitext2-test}
 SCHEMES=${SCHEMES:-w8 w8a8 w8a8-sq fp8 w4 w4-asym w4-asym-gptq w4-asym-awq nf4 log2 kv-int8 kv-fp8}
 CALIB_TOKENS=${CALIB_TOKENS:-16384}
+HEAD=${HEAD:-auto}  # brisk quantize --head: lm_head's policy (auto: 8 bits)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -30,7 +31,7 @@ for model in $MODELS; do
       kv-*) run_flags=(--kv-dtype "${scheme#kv-}") ;;
       *)
         dir="$WORK/$model-$scheme"
-        flags=(--scheme "${scheme%%-*}" -t "$THREADS")
+        flags=(--scheme "${scheme%%-*}" -t "$THREADS" --head "$HEAD")
         case "$scheme" in *-asym*) flags+=(--asym) ;; esac
         case "$scheme" in
           *-gptq) flags+=(--method gptq) ;;
@@ -60,9 +61,9 @@ for model in $MODELS; do
   done
 done
 
-python3 - "$OUT" "$rows" <<'PY'
+python3 - "$OUT" "$rows" "$HEAD" <<'PY'
 import json, platform, subprocess, sys, datetime
-out, rows = sys.argv[1], [json.loads(l) for l in open(sys.argv[2])]
+out, rows, head = sys.argv[1], [json.loads(l) for l in open(sys.argv[2])], sys.argv[3]
 base = {(r["model"], r["text"]): r["result"]["ppl"] for r in rows if r["scheme"] == "base"}
 table = []
 for r in rows:
@@ -76,7 +77,8 @@ for r in rows:
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 doc = {"machine": {"cpu": cpu, "cores": subprocess.check_output(["nproc"]).decode().strip()},
        "date": datetime.date.today().isoformat(), "command": "bench/quant_accuracy.sh",
-       "notes": "group 128, lm_head and embeddings unquantized; RTN unless the scheme names gptq/awq/sq "
+       "notes": f"group 128, embeddings unquantized, lm_head by brisk quantize --head {head} (auto: the "
+                "scheme if it has 8 bits, else w8; a head tied to the embeddings stays); RTN unless the scheme names gptq/awq/sq "
                 "(calibrated on sotu-train); the original models are bf16, so 'bf16 (original)' equals fp32 "
                 "arithmetic on the same weights (brisk widens bf16 exactly)",
        "results": table}
