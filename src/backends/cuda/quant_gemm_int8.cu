@@ -244,6 +244,7 @@ void quant_gemm_int8(const float* x, int m, int k, const Tensor& w, const float*
   BRISK_CHECK(has_int8_gemm(w.dtype), "quant_gemm_int8: " + std::string(dtype_name(w.dtype)) + " has no int8 GEMM");
   BRISK_CHECK(m >= 1 && w.rank() == 2 && w.dim(1) == k, "quant_gemm_int8: w must be [n, k] and m >= 1");
   const QuantDeviceView v = quant_device_view(w);
+  if (v.n == 0) return;  // nothing to write (and an empty grid is a launch error)
   auto* codes = static_cast<int8_t*>(scratch);
   auto* blocks = reinterpret_cast<float2*>(codes + size_t(m) * size_t(v.padded_k));
   quantize_activation_blocks(x, m, k, v.padded_k, codes, blocks, stream);
