@@ -252,16 +252,21 @@ Result<std::vector<QuantizedGroup>> parse_quantization_config(const Json& q, con
 }
 
 const QuantizedGroup* group_for(const std::vector<QuantizedGroup>& groups, const std::string& module) {
+  // How closely a target takes the module: 0 by name, 1 by pattern, 2 by class; 3 not at all.
+  auto rank = [&](const std::string& t) {
+    if (t == module) return 0;
+    if (t.starts_with("re:") && regex_matches(t.substr(3), module)) return 1;
+    return t == "Linear" ? 2 : 3;
+  };
+  const QuantizedGroup* best = nullptr;
+  int best_rank = 3;
   for (const QuantizedGroup& g : groups)
     for (const std::string& t : g.targets)
-      if (t == module) return &g;
-  for (const QuantizedGroup& g : groups)
-    for (const std::string& t : g.targets)
-      if (t.starts_with("re:") && regex_matches(t.substr(3), module)) return &g;
-  for (const QuantizedGroup& g : groups)
-    for (const std::string& t : g.targets)
-      if (t == "Linear") return &g;
-  return nullptr;
+      if (const int r = rank(t); r < best_rank) {  // the first group wins a tie
+        best = &g;
+        best_rank = r;
+      }
+  return best;
 }
 
 Status convert_quantized_tensors(const std::vector<QuantizedGroup>& groups, WeightStore& store) {
