@@ -46,26 +46,38 @@ void row_to_pairs(const float* row, int64_t n, uint32_t* out) {
   if (n % 2) h[n] = 0;
 }
 
+// Both passes are one pattern: acc[r][n] = sum over steps i of vector n of row i (16 words at
+// vec + i * vec_stride + 16 n) dotted with the broadcast word word(r, i) -- two bf16 multiply-adds
+// per lane and word. The loops are unrolled early (pragmas), or GCC keeps the accumulators in
+// memory (notes item 2).
+template <int R, int NV, class Word>
+[[gnu::always_inline]] inline void dot_pairs(const uint32_t* vec, int64_t vec_stride, int64_t steps, Word word,
+                                             __m512 (&acc)[R][NV]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) acc[r][n] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < steps; ++i) {
+    __m512i vv[NV];
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) vv[n] = _mm512_loadu_si512(vec + i * vec_stride + n * kLanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512i bv = _mm512_set1_epi32(int(word(r, i)));
+#pragma GCC unroll 8
+      for (int n = 0; n < NV; ++n) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], (__m512bh)vv[n], (__m512bh)bv);
+    }
+  }
+}
+
+// Scores of 16 * NV queries (element pairs, transposed) against kKeyBlock keys: one broadcast
+// key pair feeds NV dot products.
 template <int NV>
 [[gnu::always_inline]] inline void score_step(const uint32_t* q_pairs, int64_t width,
                                               const uint32_t* const (&k)[kKeyBlock], int64_t n_pairs,
                                               float scale, float* probs) {
   __m512 acc[kKeyBlock][NV];
-#pragma GCC unroll 8
-  for (int b = 0; b < kKeyBlock; ++b)
-#pragma GCC unroll 8
-    for (int n = 0; n < NV; ++n) acc[b][n] = _mm512_setzero_ps();
-  for (int64_t i = 0; i < n_pairs; ++i) {
-    __m512i qv[NV];
-#pragma GCC unroll 8
-    for (int n = 0; n < NV; ++n) qv[n] = _mm512_loadu_si512(q_pairs + i * width + n * kLanes);
-#pragma GCC unroll 8
-    for (int b = 0; b < kKeyBlock; ++b) {
-      const __m512i kv = _mm512_set1_epi32(int(k[b][i]));
-#pragma GCC unroll 8
-      for (int n = 0; n < NV; ++n) acc[b][n] = _mm512_dpbf16_ps(acc[b][n], (__m512bh)qv[n], (__m512bh)kv);
-    }
-  }
+  dot_pairs(q_pairs, width, n_pairs, [&](int b, int64_t i) { return k[b][i]; }, acc);
 #pragma GCC unroll 8
   for (int b = 0; b < kKeyBlock; ++b)
 #pragma GCC unroll 8
@@ -73,26 +85,14 @@ template <int NV>
       _mm512_storeu_ps(probs + b * width + n * kLanes, _mm512_mul_ps(acc[b][n], _mm512_set1_ps(scale)));
 }
 
+// kValueQueries queries x 16 * NV output elements over all key pairs, outputs in registers: one
+// broadcast probability pair per query feeds NV dot products with value pairs.
 template <int NV>
 [[gnu::always_inline]] inline void value_step(const uint32_t* p_pairs, int64_t width, const uint32_t* v_pairs,
                                               int64_t n_pairs, int64_t padded_dim, int64_t dim,
                                               float* out_block) {
   __m512 acc[kValueQueries][NV];
-#pragma GCC unroll 8
-  for (int a = 0; a < kValueQueries; ++a)
-#pragma GCC unroll 8
-    for (int n = 0; n < NV; ++n) acc[a][n] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < n_pairs; ++j) {
-    __m512i vv[NV];
-#pragma GCC unroll 8
-    for (int n = 0; n < NV; ++n) vv[n] = _mm512_loadu_si512(v_pairs + j * padded_dim + dim + n * kLanes);
-#pragma GCC unroll 8
-    for (int a = 0; a < kValueQueries; ++a) {
-      const __m512i pv = _mm512_set1_epi32(int(p_pairs[j * width + a]));
-#pragma GCC unroll 8
-      for (int n = 0; n < NV; ++n) acc[a][n] = _mm512_dpbf16_ps(acc[a][n], (__m512bh)vv[n], (__m512bh)pv);
-    }
-  }
+  dot_pairs(v_pairs + dim, padded_dim, n_pairs, [&](int a, int64_t j) { return p_pairs[j * width + a]; }, acc);
 #pragma GCC unroll 8
   for (int a = 0; a < kValueQueries; ++a)
 #pragma GCC unroll 8
