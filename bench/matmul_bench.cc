@@ -1,6 +1,6 @@
 // Matmul throughput next to this machine's measured limits (GUIDE rule 10).
 //   matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--bf16-math exact|dot] [--dtype bf16|f16|f32]
-//                [--only decode|prefill]
+//                [--only decode|prefill] [--shape MxKxN ...]
 // Decode (m = 1) is judged against DRAM read bandwidth (weight bytes / time); prefill (m = 512)
 // against the dot-product peak of the instructions the kernel uses (bf16 dot or fp32 FMA; with
 // --isa avx2 still the machine's best peak). GFLOP/s, GB/s and fractions use the median call.
@@ -35,6 +35,8 @@ struct Options {
 struct Shape {
   int64_t m, k, n;
 };
+
+std::vector<Shape> shapes;  // --shape MxKxN, repeatable; empty: the default Llama shapes
 
 struct Result {
   DType dtype;
@@ -136,6 +138,11 @@ bool parse(int argc, char** argv, Options& opt) {
       std::string v = next();
       if (v != "decode" && v != "prefill") return false;
       opt.only_m = v == "decode" ? 1 : 512;
+    } else if (a == "--shape") {
+      Shape sh{};
+      if (std::sscanf(next().c_str(), "%ldx%ldx%ld", &sh.m, &sh.k, &sh.n) != 3 || sh.m < 1 || sh.k < 1 || sh.n < 1)
+        return false;
+      shapes.push_back(sh);
     } else if (a == "--dtype") {
       std::string v = next();
       for (char& ch : v) ch = char(std::toupper(ch));
@@ -156,7 +163,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, opt)) {
     std::fprintf(stderr,
                  "usage: matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--bf16-math exact|dot] "
-                 "[--dtype bf16|f16|f32] [--only decode|prefill]\n");
+                 "[--dtype bf16|f16|f32] [--only decode|prefill] [--shape MxKxN ...]\n");
     return 2;
   }
   ThreadPool pool(opt.threads);
@@ -168,12 +175,12 @@ int main(int argc, char** argv) {
   const double bf16 = cpu::measure_bf16_dot_peak_gflops(pool);
 
   // Llama-style projections: square attention ones and TinyLlama's MLP up (2048->5632) and down.
-  const Shape kShapes[] = {{1, 2048, 2048},   {1, 2048, 5632},   {1, 5632, 2048},
-                           {512, 2048, 2048}, {512, 2048, 5632}, {512, 5632, 2048}};
+  if (shapes.empty())
+    shapes = {{1, 2048, 2048}, {1, 2048, 5632}, {1, 5632, 2048}, {512, 2048, 2048}, {512, 2048, 5632}, {512, 5632, 2048}};
   std::vector<Result> results;
   for (DType t : opt.dtypes) {
     if (!cpu::matmul_isa_supported(opt.isa, t, opt.bf16_math)) continue;
-    for (const Shape& s : kShapes)
+    for (const Shape& s : shapes)
       if (opt.only_m == 0 || s.m == opt.only_m) results.push_back(run_case(t, s, opt, pool));
   }
   const double bw_after = cpu::measure_read_bandwidth_gbps(pool);

@@ -129,6 +129,19 @@ class Tools(unittest.TestCase):
         self.assertEqual(out["kv_dtype"], "int8")
         self.assertGreater(out["decode_tok_s"], 0)
 
+    def test_bench_counts_the_flops_prefill_runs(self):
+        # Layers' products and causal attention per prompt token; the head only for the last row.
+        c = json.load(open(os.path.join(model_dir("sotu-llama"), "config.json")))
+        d, f, L, H, kv, hd = (c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"],
+                              c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"])
+        layer = d * H * hd * 2 + d * kv * hd * 2 + 3 * d * f
+        p = 32
+        attention = 2 * (p * (p + 1) // 2) * L * H * hd
+        expect = 2 * (p * L * layer + c["vocab_size"] * d + attention) / p
+        out = brisk_json("bench", "-m", model_dir("sotu-llama"), "-p", str(p), "-n", "2", "-r", "1", "--no-limits")
+        self.assertEqual(out["prefill_flops_per_token"], expect)
+        self.assertAlmostEqual(out["prefill_gflops"], expect * out["prefill_tok_s"] / 1e9, delta=1e-6 * out["prefill_gflops"])
+
     def test_synth_round_trip(self):
         with tempfile.TemporaryDirectory() as d:
             out_dir = os.path.join(d, "gpt2")

@@ -109,7 +109,9 @@ TEST(CpuOps, Bf16DotAttentionStaysNearReference) {
       const std::string what = kv_name(dtype) + " hd=" + std::to_string(c.head_dim) + " heads=" +
                                std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads);
       EXPECT_LT(std::sqrt(err / norm), 1e-2) << what;
-      if (cpu_features().avx512bf16) EXPECT_NE(got, same) << what << ": the bf16 path did not run";
+      if (cpu_features().avx512bf16) {
+        EXPECT_NE(got, same) << what << ": the bf16 path did not run";
+      }
     }
   }
 }

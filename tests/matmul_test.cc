@@ -150,17 +150,20 @@ TEST(MatmulBf16, RoundingIsTheOnlyApproximation) {
     GTEST_SKIP() << "no AVX512_BF16 on this CPU";
   ThreadPool pool(2);
   std::mt19937 rng(7);
-  const int64_t m = 23, k = 777, n = 45;
-  Weights weights(DType::BF16, n, k, rng);
-  std::vector<float> x = random_floats(size_t(m * k), rng);
-  std::vector<float> x_rounded(x.size());
-  for (size_t i = 0; i < x.size(); ++i) x_rounded[i] = bf16_to_f32(f32_to_bf16(x[i]));
-  std::vector<float> expect(size_t(m * n)), y(size_t(m * n));
-  ref::matmul(x_rounded.data(), m, k, weights.view(0), nullptr, expect.data());
-  cpu::matmul_with_isa(MatmulIsa::Avx512, x.data(), m, k, weights.view(0), nullptr, y.data(), pool,
-                       Bf16Math::Dot);
-  const std::vector<double> mag = magnitudes(x_rounded.data(), m, k, weights.view(0));
-  for (size_t i = 0; i < y.size(); ++i) ASSERT_LE(std::fabs(y[i] - expect[i]), 1e-5 * mag[i] + 1e-6);
+  for (int64_t m : {23, 100}) {  // dot-product tiles; packed outer-product tiles (64 rows and up)
+    const int64_t k = 777, n = 45;
+    Weights weights(DType::BF16, n, k, rng);
+    std::vector<float> x = random_floats(size_t(m * k), rng);
+    std::vector<float> x_rounded(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x_rounded[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    std::vector<float> expect(size_t(m * n)), y(size_t(m * n));
+    ref::matmul(x_rounded.data(), m, k, weights.view(0), nullptr, expect.data());
+    cpu::matmul_with_isa(MatmulIsa::Avx512, x.data(), m, k, weights.view(0), nullptr, y.data(), pool,
+                         Bf16Math::Dot);
+    const std::vector<double> mag = magnitudes(x_rounded.data(), m, k, weights.view(0));
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_LE(std::fabs(y[i] - expect[i]), 1e-5 * mag[i] + 1e-6) << "m=" << m << " at " << i;
+  }
 }
 
 // One parallel job over several weights must give exactly what separate calls give (same tiles,

@@ -237,7 +237,14 @@ Model::TokenCost Model::cost_per_token() {
     cost.weight_bytes += output_head().nbytes();
     cost.multiply_adds += uint64_t(output_head().numel());
   }
+  cost.head_multiply_adds = uint64_t(output_head().numel());
   return cost;
+}
+
+uint64_t Model::attention_multiply_adds(int64_t first_pos, int64_t n_tokens) const {
+  // Token at position p sees p + 1 keys: the sum over the span is n * first_pos + n (n + 1) / 2.
+  const uint64_t n = uint64_t(n_tokens), keys = n * uint64_t(first_pos) + n * (n + 1) / 2;
+  return 2 * keys * uint64_t(config_.n_layers * config_.n_heads * config_.head_dim);
 }
 
 uint64_t Model::parameter_count() {

@@ -94,12 +94,16 @@ class Model {
   // The largest context this model supports (position table / sliding window).
   int64_t max_context() const;
   // What one token costs in the matrix products: weight bytes read (every matrix once, the
-  // head once even when tied, one embedding row) and multiply-adds.
+  // head once even when tied, one embedding row) and multiply-adds, of which the head's.
   struct TokenCost {
     uint64_t weight_bytes = 0;
     uint64_t multiply_adds = 0;
+    uint64_t head_multiply_adds = 0;
   };
   TokenCost cost_per_token();
+  // Multiply-adds of attention's two products (q k^T and the weighted sum of values) for
+  // n_tokens consecutive tokens from position first_pos, each seeing its own and earlier keys.
+  uint64_t attention_multiply_adds(int64_t first_pos, int64_t n_tokens) const;
   uint64_t parameter_count();
 
  protected:

@@ -144,7 +144,11 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
   r.decode_tok_s_median = median(r.decode_tok_s);
   const Model::TokenCost cost = model.cost_per_token();
   r.weight_bytes = cost.weight_bytes;
-  r.matmul_flops_per_token = 2 * cost.multiply_adds;
+  for (int64_t start = 0; start < o.prompt_tokens; start += model.max_rows()) {
+    const int64_t n = std::min(model.max_rows(), o.prompt_tokens - start);
+    r.prefill_flops += 2 * (uint64_t(n) * (cost.multiply_adds - cost.head_multiply_adds) + cost.head_multiply_adds +
+                            model.attention_multiply_adds(start, n));
+  }
   r.peak_rss_bytes = peak_rss_bytes();
   auto* cpu = dynamic_cast<CpuBackend*>(&engine.backend());
   if (o.measure_limits && cpu) {  // the CPU's limits; a GPU's are measured by bench/ scripts

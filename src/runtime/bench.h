@@ -24,7 +24,9 @@ struct BenchResult {
   std::vector<double> prefill_tok_s, decode_tok_s;  // one entry per repetition
   double prefill_tok_s_median = 0, decode_tok_s_median = 0;
   uint64_t weight_bytes = 0;       // weights read per decoded token
-  uint64_t matmul_flops_per_token = 0;
+  // Floating-point operations of one prefill as it runs: every layer's products and attention
+  // for each prompt token, the head only for each chunk's last row (the one whose logits count).
+  uint64_t prefill_flops = 0;
   uint64_t peak_rss_bytes = 0;
   double read_bandwidth_gbps = 0;  // 0 when not measured
   double fp32_fma_peak_gflops = 0;

@@ -45,7 +45,8 @@ Command add_bench(CLI::App& app) {
     if (!result) return fail(result.error());
     const BenchResult& r = result.value();
     const double decode_gbps = double(r.weight_bytes) * r.decode_tok_s_median / 1e9;
-    const double prefill_gflops = double(r.matmul_flops_per_token) * r.prefill_tok_s_median / 1e9;
+    const double prefill_flops_per_token = double(r.prefill_flops) / double(f->bench.prompt_tokens);
+    const double prefill_gflops = prefill_flops_per_token * r.prefill_tok_s_median / 1e9;
     // The multiply-add rate the kernels can reach: bf16 dot products only for --bf16-fast.
     const bool bf16 = engine.value()->model().output_head().dtype == DType::BF16 &&
                       f->engine.backend.bf16 == Bf16Precision::Fast;
@@ -64,6 +65,7 @@ Command add_bench(CLI::App& app) {
                 {"kv_dtype", kv_dtype_name(f->engine.kv_dtype)},
                 {"cpu_features", cpu_features_string()},
                 {"decode_GBps", decode_gbps},
+                {"prefill_flops_per_token", prefill_flops_per_token},
                 {"prefill_gflops", prefill_gflops}};
     out["decode_graphs"] = f->engine.decode_graphs == DecodeGraphs::Auto;
     if (!r.batch_tok_s.empty()) {

@@ -3,6 +3,8 @@
 // the per-ISA tile kernels (matmul_kernels.h).
 #include "backends/cpu/matmul.h"
 
+#include <xmmintrin.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +29,12 @@ using kernels::TileOutput;
 // 1 MiB both measured slower). See bench/notes-cpu-matmul.md.
 constexpr int64_t kPanelBytes = 24 * 1024;
 constexpr int64_t kActivationBlockBytes = 512 * 1024;
+// A packed panel (outer-product tiles) is re-read by every activation tile, from L1/L2; the
+// activation rows of a k-chunk are re-read by every panel, from L2.
+constexpr int64_t kPackedPanelBytes = 48 * 1024;
+// Below this many activation rows, packing a panel costs more than the lane sums it saves
+// (bench/notes-cpu-matmul.md item 34).
+constexpr int64_t kMinPackedRows = 64;
 // Below this many multiply-adds, waking the other threads costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 16;
 
@@ -51,12 +59,12 @@ const KernelSet* select_kernels(MatmulIsa isa, DType wtype, Bf16Math math) {
                                   : kernels::avx2_kernels(wtype);
 }
 
-// Activations rounded to bf16 (or copied into padded rows), kept per calling thread and grown
-// only when a call needs more, so steady-state inference allocates nothing. 64-byte aligned rows
+// Activations rounded to bf16 (or copied into padded rows) and packed weight panels, kept per
+// thread and grown only when a call needs more, so steady-state inference allocates nothing. 64-byte aligned rows
 // keep vector loads on one cache line.
-class ActivationScratch {
+class Scratch {
  public:
-  ~ActivationScratch() { std::free(data_); }
+  ~Scratch() { std::free(data_); }
   void* get(size_t bytes) {
     if (bytes > capacity_) {
       std::free(data_);
@@ -72,7 +80,8 @@ class ActivationScratch {
   size_t capacity_ = 0;
 };
 
-thread_local ActivationScratch t_activation_scratch;
+thread_local Scratch t_activation_scratch;
+thread_local Scratch t_panel_scratch;  // packed weight panels, one per worker thread
 
 struct Operands {
   const char* x;  // fp32 [m, ldx] or bf16 [m, ldx]
@@ -83,7 +92,60 @@ struct Operands {
   size_t w_size;
   const float* bias;
   float* y;  // [m, n]
+  const kernels::PackedKernels* packed;  // outer-product tiles when non-null (BF16 dot, many rows)
 };
+
+const kernels::PackedKernels* select_packed(MatmulIsa isa, DType wtype, Bf16Math math, int64_t m) {
+  if (m < kMinPackedRows || wtype != DType::BF16 || math != Bf16Math::Dot || isa == MatmulIsa::Avx2 ||
+      !matmul_isa_supported(MatmulIsa::Avx512, wtype, math))
+    return nullptr;
+  return kernels::avx512_packed_bf16_kernels();
+}
+
+// Prefetches lines [first, first + count) of a box of weight rows (rows x row_bytes, ldw_bytes
+// apart) into L2.
+void prefetch_rows(const char* w, int64_t ldw_bytes, int64_t rows, int64_t row_bytes, int64_t first,
+                   int64_t count) {
+  const int64_t lines_per_row = (row_bytes + 63) / 64;
+  const int64_t end = std::min(first + count, rows * lines_per_row);
+  for (int64_t line = first; line < end; ++line)
+    _mm_prefetch(w + (line / lines_per_row) * ldw_bytes + (line % lines_per_row) * 64, _MM_HINT_T1);
+}
+
+// run_rows in outer-product form: per k-chunk, each panel of 16 * vectors weight rows is packed
+// once and then multiplied by every activation row. Packing would wait on memory for each
+// panel's weights; the tiles of one panel prefetch the next panel's instead, a share each.
+void run_rows_packed(const Operands& op, int64_t n_begin, int64_t n_end) {
+  const kernels::PackedKernels& pk = *op.packed;
+  const int64_t width = 16 * int64_t(pk.vectors);
+  const int64_t kb = chunk_length(op.k, kPackedPanelBytes / (width * int64_t(op.w_size)));
+  void* panel = t_panel_scratch.get(size_t(width * round_up(kb, 2)) * op.w_size);
+  const int64_t ldw_bytes = op.k * int64_t(op.w_size);
+  const int64_t tiles = (op.m + pk.rows - 1) / pk.rows;
+  for (int64_t k0 = 0; k0 < op.k; k0 += kb) {
+    const int64_t k_len = std::min(kb, op.k - k0);
+    const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
+    for (int64_t n0 = n_begin; n0 < n_end; n0 += width) {
+      const int64_t n_cols = std::min(width, n_end - n0);
+      const int vectors = int((n_cols + 15) / 16);
+      pk.pack(op.w + n0 * ldw_bytes + k0 * int64_t(op.w_size), op.k, n_cols, k_len, vectors, panel);
+      // The next panel: the next rows of this k-chunk, else the first rows of the next chunk.
+      int64_t next_n = n0 + width, next_k = k0;
+      if (next_n >= n_end) next_n = n_begin, next_k = k0 + kb;
+      const int64_t next_rows = next_k < op.k ? std::min(width, n_end - next_n) : 0;
+      const int64_t next_bytes = std::min(kb, op.k - next_k) * int64_t(op.w_size);
+      const int64_t share = (next_rows * ((next_bytes + 63) / 64) + tiles - 1) / tiles;
+      const char* next = op.w + next_n * ldw_bytes + next_k * int64_t(op.w_size);
+      const float* bias = op.bias ? op.bias + n0 : nullptr;
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t i = t * pk.rows, r = std::min<int64_t>(pk.rows, op.m - i);
+        if (next_rows > 0) prefetch_rows(next, ldw_bytes, next_rows, next_bytes, t * share, share);
+        pk.tile[r - 1][vectors - 1](op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, panel, k_len,
+                                    op.y + i * op.n + n0, op.n, n_cols, bias, out);
+      }
+    }
+  }
+}
 
 // One weight panel (rows r from n0, k-chunk k0..k0+k_len) against activation rows m0..m1.
 void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, int64_t k0, int64_t k_len,
@@ -104,6 +166,7 @@ void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, i
 // panel fits L1), activation blocks (L2), weight panels (streamed from memory once per block),
 // activation tiles (the panel is reused from L1).
 void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t n_end) {
+  if (op.packed) return run_rows_packed(op, n_begin, n_end);
   const bool decode = op.m == 1;
   const int64_t rows = decode ? ks.decode_rows : ks.rows;
   const int64_t cols = decode ? 1 : ks.cols;
@@ -123,7 +186,7 @@ void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t 
 // Thread t's share of all output features when `parts` threads split them: a contiguous block of
 // whole tiles, so each thread streams its own weight rows once.
 void run_share(const KernelSet& ks, const Operands& op, int t, int parts) {
-  const int64_t rows = op.m == 1 ? ks.decode_rows : ks.rows;
+  const int64_t rows = op.packed ? 16 : op.m == 1 ? ks.decode_rows : ks.rows;
   const int64_t groups = (op.n + rows - 1) / rows;
   parts = int(std::min<int64_t>(groups, parts));
   if (t >= parts) return;
@@ -217,7 +280,8 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
               static_cast<const char*>(w.data),
               dtype_size(w.dtype),
               bias,
-              y};
+              y,
+              select_packed(isa, w.dtype, math, m)};
   // A single tile of rows cannot be split: waking the other threads would buy nothing.
   const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1 && n > (m == 1 ? ks.decode_rows : ks.rows);
   prepare_activations(ks, x, m, k, parallel, pool, op);
@@ -247,7 +311,8 @@ void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget*
   for (int i = 0; i < n_targets; ++i) macs += m * k * targets[i].w->dim(0);
   const bool parallel = macs >= kMinParallelMacs && pool.size() > 1;
   Operands base{reinterpret_cast<const char*>(x), k, sizeof(float), m, k, 0, nullptr,
-                dtype_size(targets[0].w->dtype), nullptr, nullptr};
+                dtype_size(targets[0].w->dtype), nullptr, nullptr,
+                select_packed(MatmulIsa::Auto, targets[0].w->dtype, math, m)};
   prepare_activations(ks, x, m, k, parallel, pool, base);
   Operands ops[kMaxTargets];
   for (int i = 0; i < n_targets; ++i) {

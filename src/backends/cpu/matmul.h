@@ -1,5 +1,6 @@
 // y = x w^T (+ bias) on the CPU: the hot op of LLM inference. Weights stay where they are
-// (memory-mapped files): no repacking, no copies; kernels read them row by row in dot-product form.
+// (memory-mapped files), no copies: kernels read them row by row in dot-product form, except bf16
+// dot products over many rows, which pack a small panel at a time into a per-thread scratch.
 #pragma once
 
 #include <cstdint>

@@ -47,6 +47,30 @@ struct KernelSet {
 const KernelSet* avx512_kernels(DType wtype, bool bf16_dot);
 const KernelSet* avx2_kernels(DType wtype);
 
+// Outer-product tiles for many activation rows with bf16 dot products (matmul_packed_avx512.cc).
+// A panel of up to 16 * vectors weight rows over k_len elements is first packed into pairs:
+//   out[p * 16 * vectors + j] = (w[j * ldw + 2p], w[j * ldw + 2p + 1]) as one 32-bit lane,
+// zero where j >= n_cols or 2p + 1 >= k_len, p < ceil(k_len / 2).
+using PackFn = void (*)(const void* w, int64_t ldw, int64_t n_cols, int64_t k_len, int vectors, void* out);
+// A tile of rows activation rows (bf16, ldx apart, zero-padded past k_len to an even length) by
+// `vectors` packed vectors: y[r * ldy + j] = sum_i x[r * ldx + i] * w[j][i] for j < n_cols, with
+// Store / Accumulate and bias as TileFn.
+using PackedTileFn = void (*)(const void* x, int64_t ldx, const void* panel, int64_t k_len, float* y, int64_t ldy,
+                              int64_t n_cols, const float* bias, TileOutput out);
+
+constexpr int kMaxPackedRows = 8;
+constexpr int kMaxPackedVectors = 3;
+
+struct PackedKernels {
+  int rows;     // activation rows of the main tile
+  int vectors;  // 16-feature vectors of the main tile (a panel's width)
+  PackFn pack;
+  PackedTileFn tile[kMaxPackedRows][kMaxPackedVectors];  // [rows - 1][vectors - 1]
+};
+
+// For BF16 weights with bf16 dot products, on CPUs with AVX512_BF16.
+const PackedKernels* avx512_packed_bf16_kernels();
+
 // Rounds each fp32 row of length k to bf16 (round to nearest even) into rows of ld >= k
 // elements, zero-filling the padding so that padded rows stay harmless to read.
 void round_rows_to_bf16_avx512(const float* x, int64_t rows, int64_t k, uint16_t* out, int64_t ld);
