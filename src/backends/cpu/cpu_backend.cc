@@ -71,7 +71,13 @@ void CpuBackend::gather_rows(const Tensor& table, const int32_t* ids, int64_t n,
     BRISK_CHECK(ids[r] >= 0 && ids[r] < rows, "gather_rows: id " + std::to_string(ids[r]) + " out of range");
     const size_t base = size_t(ids[r]) * size_t(d);
     float* o = out + r * d;
-    if (accumulate == Accumulate::Yes) {
+    if (table.dtype == DType::BF16) {  // the common case, without a dtype switch per element
+      const uint16_t* row = static_cast<const uint16_t*>(table.data) + base;
+      if (accumulate == Accumulate::Yes)
+        for (int64_t i = 0; i < d; ++i) o[i] += bf16_to_f32(row[i]);
+      else
+        for (int64_t i = 0; i < d; ++i) o[i] = bf16_to_f32(row[i]);
+    } else if (accumulate == Accumulate::Yes) {
       for (int64_t i = 0; i < d; ++i) o[i] += load_as_f32(table.data, table.dtype, base + size_t(i));
     } else {
       for (int64_t i = 0; i < d; ++i) o[i] = load_as_f32(table.data, table.dtype, base + size_t(i));
@@ -157,10 +163,21 @@ void CpuBackend::rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t
                       int64_t head_dim, const int32_t* positions, const float* cos_table,
                       const float* sin_table) {
   pool_.parallel_for(rows, [&](int64_t b, int64_t e) {
-    ref::rope(q + b * n_heads * head_dim, e - b, n_heads, head_dim, positions + b, cos_table, sin_table);
+    cpu::rope(q + b * n_heads * head_dim, e - b, n_heads, head_dim, positions + b, cos_table, sin_table);
     if (k)
-      ref::rope(k + b * n_kv_heads * head_dim, e - b, n_kv_heads, head_dim, positions + b, cos_table,
+      cpu::rope(k + b * n_kv_heads * head_dim, e - b, n_kv_heads, head_dim, positions + b, cos_table,
                 sin_table);
+  });
+}
+
+void CpuBackend::rope_store_kv(float* q, float* k, const float* v, int64_t rows, int64_t n_heads,
+                               const int32_t* positions, const float* cos_table, const float* sin_table,
+                               const int32_t* slots, const KvPools& kv) {
+  const int64_t n_kv = kv.n_kv_heads, hd = kv.head_dim, kv_row = kv.row();
+  pool_.parallel_for(rows, [&](int64_t b, int64_t e) {
+    cpu::rope(q + b * n_heads * hd, e - b, n_heads, hd, positions + b, cos_table, sin_table);
+    cpu::rope(k + b * kv_row, e - b, n_kv, hd, positions + b, cos_table, sin_table);
+    ref::store_kv(k + b * kv_row, v + b * kv_row, e - b, kv_row, slots + b, kv);
   });
 }
 
@@ -172,6 +189,10 @@ void CpuBackend::gelu_tanh(float* x, int64_t n) {
   pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::gelu_tanh(x + b, e - b); });
 }
 
-void CpuBackend::add(float* x, const float* y, int64_t n) { cpu::add(x, y, n); }
+void CpuBackend::add(float* x, const float* y, int64_t n) {
+  pool_.parallel_for((n + 1023) / 1024, [&](int64_t b, int64_t e) {
+    cpu::add(x + b * 1024, y + b * 1024, std::min(n, e * 1024) - b * 1024);
+  });
+}
 
 }  // namespace brisk

@@ -74,6 +74,36 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void rms_norm(const
   }
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void rope(float* x, int64_t rows, int64_t n_heads,
+                                                                       int64_t head_dim, const int32_t* positions,
+                                                                       const float* cos_table,
+                                                                       const float* sin_table) {
+  const int64_t half = head_dim / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* c = cos_table + int64_t(positions[r]) * half;
+    const float* s = sin_table + int64_t(positions[r]) * half;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (r * n_heads + h) * head_dim;
+      int64_t i = 0;
+      for (; i + kLanes <= half; i += kLanes) {
+        v16 a, b, cv, sv;
+        std::memcpy(&a, v + i, sizeof(v16));
+        std::memcpy(&b, v + i + half, sizeof(v16));
+        std::memcpy(&cv, c + i, sizeof(v16));
+        std::memcpy(&sv, s + i, sizeof(v16));
+        const v16 lo = a * cv - b * sv, hi = b * cv + a * sv;
+        std::memcpy(v + i, &lo, sizeof(v16));
+        std::memcpy(v + i + half, &hi, sizeof(v16));
+      }
+      for (; i < half; ++i) {
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c[i] - b * s[i];
+        v[i + half] = b * c[i] + a * s[i];
+      }
+    }
+  }
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) void silu_mul(const float* gate, const float* up,
                                                                            float* out, int64_t n) {
   int64_t i = 0;

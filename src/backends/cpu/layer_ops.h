@@ -12,6 +12,10 @@ void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, floa
 // x += y (ref::add, which GCC leaves scalar: x and y may overlap).
 void add(float* x, const float* y, int64_t n);
 
+// ref::rope (rotate-half pairs, tables [position][head_dim / 2]), 16 pairs at a time.
+void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+          const float* cos_table, const float* sin_table);
+
 // ref::silu_mul and ref::gelu_tanh through a vector exp: within a few ulp of the reference.
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void gelu_tanh(float* x, int64_t n);
