@@ -166,6 +166,78 @@ TEST(MatmulBf16, RoundingIsTheOnlyApproximation) {
   }
 }
 
+// Weights stored pair-packed (BlockOrder::Bf16Pairs, as CpuBackend::upload_matrix makes them
+// under --bf16-fast): from 64 rows the same outer-product tiles as per-call packing, so the same
+// bits; below that the exact product of bf16-rounded activations, as the dot-product tiles.
+TEST(MatmulBf16Pairs, StoredPanelsGiveTheSameProducts) {
+  if (!cpu::matmul_isa_supported(MatmulIsa::Avx512, DType::BF16, Bf16Math::Dot))
+    GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  std::mt19937 rng(21);
+  ThreadPool pool1(1), pool2(2);
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{16, 2}, {48, 6}, {80, 384}, {128, 1030}, {400, 96}}) {
+    Weights weights(DType::BF16, n, k, rng);
+    const Tensor rows = weights.view(0);
+    ASSERT_TRUE(cpu::packs_bf16_pairs(rows));
+    std::vector<uint8_t> packed_bytes(rows.nbytes());
+    cpu::pack_bf16_pairs(rows, packed_bytes.data());
+    Tensor packed = rows;
+    packed.data = packed_bytes.data();
+    packed.block_order = BlockOrder::Bf16Pairs;
+    std::vector<float> bias = random_floats(size_t(n), rng);
+    for (int64_t m : {1, 3, 8, 9, 63, 64, 100, 300}) {
+      std::vector<float> x = random_floats(size_t(m * k), rng), x_rounded(x.size());
+      for (size_t i = 0; i < x.size(); ++i) x_rounded[i] = bf16_to_f32(f32_to_bf16(x[i]));
+      std::vector<float> expect(size_t(m * n));
+      ref::matmul(x_rounded.data(), m, k, rows, bias.data(), expect.data());
+      const std::vector<double> mag = magnitudes(x_rounded.data(), m, k, rows);
+      std::vector<float> from_rows(size_t(m * n));
+      cpu::matmul_with_isa(MatmulIsa::Avx512, x.data(), m, k, rows, bias.data(), from_rows.data(), pool2,
+                           Bf16Math::Dot);
+      for (ThreadPool* pool : {&pool1, &pool2}) {
+        std::vector<float> y(size_t(m * n), NAN);
+        cpu::matmul(x.data(), m, k, packed, bias.data(), y.data(), *pool, Bf16Math::Dot);
+        const std::string at = "n=" + std::to_string(n) + " k=" + std::to_string(k) + " m=" +
+                               std::to_string(m) + " threads=" + std::to_string(pool->size());
+        if (m >= 64) {
+          EXPECT_EQ(y, from_rows) << at;
+        }
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_LE(std::fabs(y[i] - expect[i]), 1e-5 * mag[i] + 1e-6) << at << " at " << i;
+      }
+    }
+  }
+  Weights odd(DType::BF16, 17, 8, rng), odd_k(DType::BF16, 16, 7, rng), f32(DType::F32, 16, 8, rng);
+  EXPECT_FALSE(cpu::packs_bf16_pairs(odd.view(0)));
+  EXPECT_FALSE(cpu::packs_bf16_pairs(odd_k.view(0)));
+  EXPECT_FALSE(cpu::packs_bf16_pairs(f32.view(0)));
+}
+
+// A product over several weights in one job, some stored pair-packed and some row-major, equals
+// the separate calls.
+TEST(MatmulBf16Pairs, SameInputMixesLayouts) {
+  if (!cpu::matmul_isa_supported(MatmulIsa::Avx512, DType::BF16, Bf16Math::Dot))
+    GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  std::mt19937 rng(5);
+  ThreadPool pool(2);
+  const int64_t k = 256;
+  Weights a(DType::BF16, 96, k, rng), b(DType::BF16, 40, k, rng);
+  std::vector<uint8_t> a_packed(a.view(0).nbytes());
+  cpu::pack_bf16_pairs(a.view(0), a_packed.data());
+  Tensor wa = a.view(0), wb = b.view(0);
+  wa.data = a_packed.data();
+  wa.block_order = BlockOrder::Bf16Pairs;
+  for (int64_t m : {1, 5, 70}) {
+    std::vector<float> x = random_floats(size_t(m * k), rng);
+    std::vector<float> ya(size_t(m * 96)), yb(size_t(m * 40)), za(ya.size()), zb(yb.size());
+    cpu::matmul(x.data(), m, k, wa, nullptr, ya.data(), pool, Bf16Math::Dot);
+    cpu::matmul(x.data(), m, k, wb, nullptr, yb.data(), pool, Bf16Math::Dot);
+    const cpu::MatmulTarget targets[] = {{&wa, nullptr, za.data()}, {&wb, nullptr, zb.data()}};
+    cpu::matmul_same_input(x.data(), m, k, targets, 2, pool, Bf16Math::Dot);
+    EXPECT_EQ(ya, za) << "m=" << m;
+    EXPECT_EQ(yb, zb) << "m=" << m;
+  }
+}
+
 // One parallel job over several weights must give exactly what separate calls give (same tiles,
 // same splits of k), including a weight too small to split and a bias on one of them.
 TEST(MatmulAuto, SameInputEqualsSeparateCalls) {

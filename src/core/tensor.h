@@ -18,7 +18,11 @@ enum class Device : uint8_t { CPU, CUDA };
 // 8-row decode tile reads one sequential stream (short rows read as 8 streams ran at a third of
 // the speed: bench/notes-cpu-matmul.md item 24). Only the CPU backend's upload makes it, and only
 // its integer tiles read it (backends/cpu/matmul_quant.h).
-enum class BlockOrder : uint8_t { RowMajor, Interleaved8 };
+// Bf16Pairs (BF16 [n, k] matrices, n a multiple of 16, k even): panels of 48 rows (the last one
+// 16 or 32), each panel k / 2 rows of 32-bit words, word j of row i = elements 2i and 2i + 1 of
+// the panel's row j. The CPU backend's upload makes it under --bf16-fast, for its outer-product
+// tiles (backends/cpu/matmul.h).
+enum class BlockOrder : uint8_t { RowMajor, Interleaved8, Bf16Pairs };
 
 struct Tensor {
   void* data = nullptr;

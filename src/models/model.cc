@@ -70,10 +70,10 @@ Status Model::bind(const WeightStore& store) {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c)
           std::memcpy(buf.get() + size_t(c * rows + r) * es, src + size_t(r * cols + c) * es, es);
-      slot = backend_.upload(Tensor{buf.get(), t.dtype, {cols, rows}});
+      slot = backend_.upload_matrix(Tensor{buf.get(), t.dtype, {cols, rows}});
       owned_.push_back(std::move(buf));
     } else {
-      slot = backend_.upload(t);
+      slot = matrix ? backend_.upload_matrix(t) : backend_.upload(t);
       // The backend made its own copy: drop the mapped pages so memory holds the weights once.
       if (slot.data != t.data) release_mapped_pages(t.data, t.nbytes());
     }

@@ -90,6 +90,9 @@ class Backend {
   virtual void release(float* data) = 0;
   // A weight in this backend's memory (the CPU backend uses the mapped original in place).
   virtual Tensor upload(const Tensor& host_tensor) = 0;
+  // upload() of a matrix that only matmuls read (never gathered by row): the backend may store
+  // it in a layout of its own (Tensor::block_order).
+  virtual Tensor upload_matrix(const Tensor& host_tensor) { return upload(host_tensor); }
   // Moves uploaded matrices that one matmul_same_input call multiplies by the same x (q/k/v,
   // gate/up) into one allocation, back to back in the given order, where that lets the backend
   // run them as one pass; updates the tensors' data. Called once after loading; by default (and

@@ -30,10 +30,9 @@ CpuBackend::~CpuBackend() {
   for (const Chunk& c : weight_chunks_) munmap(c.data, c.size);
 }
 
-Tensor CpuBackend::upload(const Tensor& host_tensor) {
-  if (placement_ == WeightPlacement::Mapped || host_tensor.nbytes() < (64u << 10)) return host_tensor;
+void* CpuBackend::reserve(size_t n_bytes) {
   constexpr size_t kHugePage = 2u << 20, kChunk = 256u << 20, kAlign = 64;
-  const size_t bytes = (host_tensor.nbytes() + kAlign - 1) / kAlign * kAlign;
+  const size_t bytes = (n_bytes + kAlign - 1) / kAlign * kAlign;
   if (weight_chunks_.empty() || weight_chunks_.back().size - weight_chunks_.back().used < bytes) {
     const size_t size = std::max(kChunk, (bytes + kHugePage - 1) / kHugePage * kHugePage);
     // Over-allocate by one huge page so the chunk can start on a 2 MiB boundary.
@@ -44,15 +43,32 @@ Tensor CpuBackend::upload(const Tensor& host_tensor) {
     weight_chunks_.push_back({static_cast<uint8_t*>(raw), size + kHugePage, size_t(aligned - static_cast<uint8_t*>(raw))});
   }
   Chunk& c = weight_chunks_.back();
-  Tensor copy = host_tensor;
-  copy.data = c.data + c.used;
+  void* p = c.data + c.used;
   c.used += bytes;
+  return p;
+}
+
+Tensor CpuBackend::upload(const Tensor& host_tensor) {
+  if (placement_ == WeightPlacement::Mapped || host_tensor.nbytes() < (64u << 10)) return host_tensor;
+  Tensor copy = host_tensor;
+  copy.data = reserve(host_tensor.nbytes());
   if (cpu::interleaves_for_decode(host_tensor)) {
     cpu::interleave_rows(host_tensor, copy.data);
     copy.block_order = BlockOrder::Interleaved8;
   } else {
     std::memcpy(copy.data, host_tensor.data, host_tensor.nbytes());
   }
+  return copy;
+}
+
+Tensor CpuBackend::upload_matrix(const Tensor& host_tensor) {
+  if (placement_ == WeightPlacement::Mapped || bf16_math_ != cpu::Bf16Math::Dot ||
+      !cpu::packs_bf16_pairs(host_tensor))
+    return upload(host_tensor);
+  Tensor copy = host_tensor;
+  copy.data = reserve(host_tensor.nbytes());
+  cpu::pack_bf16_pairs(host_tensor, copy.data);
+  copy.block_order = BlockOrder::Bf16Pairs;
   return copy;
 }
 

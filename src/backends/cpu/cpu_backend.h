@@ -29,6 +29,8 @@ class CpuBackend final : public Backend {
   Buffer allocate(size_t n_floats) override;
   void release(float* data) override;
   Tensor upload(const Tensor& host_tensor) override;
+  // Under --bf16-fast, BF16 matrices go in the outer-product tiles' layout (BlockOrder::Bf16Pairs).
+  Tensor upload_matrix(const Tensor& host_tensor) override;
   void copy_to_device(float* dst, const float* host_src, size_t n) override;
   void copy_to_host(float* host_dst, const float* src, size_t n) override;
 
@@ -64,6 +66,8 @@ class CpuBackend final : public Backend {
                    const TokenCount* counts, int32_t* ids) override;
 
  private:
+  void* reserve(size_t n_bytes);  // 64-byte aligned room in the weight chunks
+
   ThreadPool pool_;
   cpu::Bf16Math bf16_math_;
   WeightPlacement placement_;

@@ -35,6 +35,11 @@ constexpr int64_t kPackedPanelBytes = 48 * 1024;
 // Below this many activation rows, packing a panel costs more than the lane sums it saves
 // (bench/notes-cpu-matmul.md item 34).
 constexpr int64_t kMinPackedRows = 64;
+// From this many activation rows, threads split the rows of stored (pair-packed) weights instead
+// of their features: each then reads only activations it rounded itself and writes only its own
+// output rows, where split features pass every activation row between the cores (~5% of a
+// sotu-llama prefill; notes item 35). Per-call packing would be repeated by every thread.
+constexpr int64_t kMinRowSplit = 64;
 // Below this many multiply-adds, waking the other threads costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 16;
 
@@ -93,13 +98,19 @@ struct Operands {
   const float* bias;
   float* y;  // [m, n]
   const kernels::PackedKernels* packed;  // outer-product tiles when non-null (BF16 dot, many rows)
+  bool pre_packed;                       // w is BlockOrder::Bf16Pairs (panels packed at upload)
 };
 
-const kernels::PackedKernels* select_packed(MatmulIsa isa, DType wtype, Bf16Math math, int64_t m) {
-  if (m < kMinPackedRows || wtype != DType::BF16 || math != Bf16Math::Dot || isa == MatmulIsa::Avx2 ||
-      !matmul_isa_supported(MatmulIsa::Avx512, wtype, math))
-    return nullptr;
-  return kernels::avx512_packed_bf16_kernels();
+// Outer-product tiles for weights stored as pairs (at every m) or packed per call (many rows).
+const kernels::PackedKernels* select_packed(MatmulIsa isa, const Tensor& w, Bf16Math math, int64_t m) {
+  const bool supported = w.dtype == DType::BF16 && math == Bf16Math::Dot && isa != MatmulIsa::Avx2 &&
+                         matmul_isa_supported(MatmulIsa::Avx512, w.dtype, math);
+  if (w.block_order == BlockOrder::Bf16Pairs) {
+    BRISK_CHECK(supported, "matmul: pair-packed BF16 weights need AVX512-BF16 dot products");
+    return kernels::avx512_packed_bf16_kernels();
+  }
+  BRISK_CHECK(w.block_order == BlockOrder::RowMajor, "matmul: weights in an unknown layout");
+  return supported && m >= kMinPackedRows ? kernels::avx512_packed_bf16_kernels() : nullptr;
 }
 
 // Prefetches lines [first, first + count) of a box of weight rows (rows x row_bytes, ldw_bytes
@@ -115,30 +126,34 @@ void prefetch_rows(const char* w, int64_t ldw_bytes, int64_t rows, int64_t row_b
 // run_rows in outer-product form: per k-chunk, each panel of 16 * vectors weight rows is packed
 // once and then multiplied by every activation row. Packing would wait on memory for each
 // panel's weights; the tiles of one panel prefetch the next panel's instead, a share each.
-void run_rows_packed(const Operands& op, int64_t n_begin, int64_t n_end) {
+void run_rows_packed(const Operands& op, int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end) {
   const kernels::PackedKernels& pk = *op.packed;
   const int64_t width = 16 * int64_t(pk.vectors);
   const int64_t kb = chunk_length(op.k, kPackedPanelBytes / (width * int64_t(op.w_size)));
-  void* panel = t_panel_scratch.get(size_t(width * round_up(kb, 2)) * op.w_size);
+  void* scratch = op.pre_packed ? nullptr : t_panel_scratch.get(size_t(width * round_up(kb, 2)) * op.w_size);
   const int64_t ldw_bytes = op.k * int64_t(op.w_size);
-  const int64_t tiles = (op.m + pk.rows - 1) / pk.rows;
+  const int64_t tiles = (m_end - m_begin + pk.rows - 1) / pk.rows;
   for (int64_t k0 = 0; k0 < op.k; k0 += kb) {
     const int64_t k_len = std::min(kb, op.k - k0);
     const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
     for (int64_t n0 = n_begin; n0 < n_end; n0 += width) {
       const int64_t n_cols = std::min(width, n_end - n0);
       const int vectors = int((n_cols + 15) / 16);
-      pk.pack(op.w + n0 * ldw_bytes + k0 * int64_t(op.w_size), op.k, n_cols, k_len, vectors, panel);
+      // A stored panel starts at its first row's bytes (panels are whole rows x k) and its
+      // k-chunk k0 / 2 pair rows of width n_cols further.
+      const void* panel = op.pre_packed ? op.w + n0 * ldw_bytes + (k0 / 2) * n_cols * 4 : scratch;
+      if (!op.pre_packed)
+        pk.pack(op.w + n0 * ldw_bytes + k0 * int64_t(op.w_size), op.k, n_cols, k_len, vectors, scratch);
       // The next panel: the next rows of this k-chunk, else the first rows of the next chunk.
       int64_t next_n = n0 + width, next_k = k0;
       if (next_n >= n_end) next_n = n_begin, next_k = k0 + kb;
-      const int64_t next_rows = next_k < op.k ? std::min(width, n_end - next_n) : 0;
+      const int64_t next_rows = next_k < op.k && !op.pre_packed ? std::min(width, n_end - next_n) : 0;
       const int64_t next_bytes = std::min(kb, op.k - next_k) * int64_t(op.w_size);
       const int64_t share = (next_rows * ((next_bytes + 63) / 64) + tiles - 1) / tiles;
       const char* next = op.w + next_n * ldw_bytes + next_k * int64_t(op.w_size);
       const float* bias = op.bias ? op.bias + n0 : nullptr;
       for (int64_t t = 0; t < tiles; ++t) {
-        const int64_t i = t * pk.rows, r = std::min<int64_t>(pk.rows, op.m - i);
+        const int64_t i = m_begin + t * pk.rows, r = std::min<int64_t>(pk.rows, m_end - i);
         if (next_rows > 0) prefetch_rows(next, ldw_bytes, next_rows, next_bytes, t * share, share);
         pk.tile[r - 1][vectors - 1](op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, panel, k_len,
                                     op.y + i * op.n + n0, op.n, n_cols, bias, out);
@@ -166,7 +181,7 @@ void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, i
 // panel fits L1), activation blocks (L2), weight panels (streamed from memory once per block),
 // activation tiles (the panel is reused from L1).
 void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t n_end) {
-  if (op.packed) return run_rows_packed(op, n_begin, n_end);
+  if (op.packed) return run_rows_packed(op, 0, op.m, n_begin, n_end);
   const bool decode = op.m == 1;
   const int64_t rows = decode ? ks.decode_rows : ks.rows;
   const int64_t cols = decode ? 1 : ks.cols;
@@ -186,7 +201,13 @@ void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t 
 // Thread t's share of all output features when `parts` threads split them: a contiguous block of
 // whole tiles, so each thread streams its own weight rows once.
 void run_share(const KernelSet& ks, const Operands& op, int t, int parts) {
-  const int64_t rows = op.packed ? 16 : op.m == 1 ? ks.decode_rows : ks.rows;
+  if (op.pre_packed && op.m >= kMinRowSplit) {
+    parts = int(std::min<int64_t>(op.m, parts));  // as ThreadPool::parallel_for splits rows
+    if (t < parts) run_rows_packed(op, op.m * t / parts, op.m * (t + 1) / parts, 0, op.n);
+    return;
+  }
+  // Stored panels are whole: a share starts on one.
+  const int64_t rows = op.pre_packed ? 16 * op.packed->vectors : op.packed ? 16 : op.m == 1 ? ks.decode_rows : ks.rows;
   const int64_t groups = (op.n + rows - 1) / rows;
   parts = int(std::min<int64_t>(groups, parts));
   if (t >= parts) return;
@@ -240,6 +261,24 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
 
 }  // namespace
 
+bool packs_bf16_pairs(const Tensor& w) {
+  return w.dtype == DType::BF16 && w.rank() == 2 && w.block_order == BlockOrder::RowMajor && w.dim(0) % 16 == 0 &&
+         w.dim(1) % 2 == 0 && w.dim(1) > 0 && matmul_isa_supported(MatmulIsa::Avx512, DType::BF16, Bf16Math::Dot);
+}
+
+void pack_bf16_pairs(const Tensor& w, void* out) {
+  BRISK_CHECK(packs_bf16_pairs(w), "pack_bf16_pairs: " + shape_string(w.shape) + " " +
+                                       std::string(dtype_name(w.dtype)) + " cannot be pair-packed here");
+  const kernels::PackedKernels& pk = *kernels::avx512_packed_bf16_kernels();
+  const int64_t n = w.dim(0), k = w.dim(1), width = 16 * int64_t(pk.vectors);
+  const auto* src = static_cast<const uint16_t*>(w.data);
+  auto* dst = static_cast<uint16_t*>(out);
+  for (int64_t n0 = 0; n0 < n; n0 += width) {  // a panel holds its rows' elements, in pairs
+    const int64_t cols = std::min(width, n - n0);
+    pk.pack(src + n0 * k, k, cols, k, int(cols / 16), dst + n0 * k);
+  }
+}
+
 bool matmul_isa_supported(MatmulIsa isa, DType wtype, Bf16Math math) {
   const CpuFeatures& f = cpu_features();
   const bool is_float = wtype == DType::F32 || wtype == DType::F16 || wtype == DType::BF16;
@@ -281,7 +320,8 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
               dtype_size(w.dtype),
               bias,
               y,
-              select_packed(isa, w.dtype, math, m)};
+              select_packed(isa, w, math, m),
+              w.block_order == BlockOrder::Bf16Pairs};
   // A single tile of rows cannot be split: waking the other threads would buy nothing.
   const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1 && n > (m == 1 ? ks.decode_rows : ks.rows);
   prepare_activations(ks, x, m, k, parallel, pool, op);
@@ -312,7 +352,7 @@ void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget*
   const bool parallel = macs >= kMinParallelMacs && pool.size() > 1;
   Operands base{reinterpret_cast<const char*>(x), k, sizeof(float), m, k, 0, nullptr,
                 dtype_size(targets[0].w->dtype), nullptr, nullptr,
-                select_packed(MatmulIsa::Auto, targets[0].w->dtype, math, m)};
+                nullptr, false};
   prepare_activations(ks, x, m, k, parallel, pool, base);
   Operands ops[kMaxTargets];
   for (int i = 0; i < n_targets; ++i) {
@@ -321,6 +361,8 @@ void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget*
     ops[i].w = static_cast<const char*>(targets[i].w->data);
     ops[i].bias = targets[i].bias;
     ops[i].y = targets[i].y;
+    ops[i].packed = select_packed(MatmulIsa::Auto, *targets[i].w, math, m);
+    ops[i].pre_packed = targets[i].w->block_order == BlockOrder::Bf16Pairs;
   }
   if (!parallel) {
     for (int i = 0; i < n_targets; ++i) run_rows(ks, ops[i], 0, ops[i].n);

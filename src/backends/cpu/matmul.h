@@ -1,6 +1,7 @@
-// y = x w^T (+ bias) on the CPU: the hot op of LLM inference. Weights stay where they are
-// (memory-mapped files), no copies: kernels read them row by row in dot-product form, except bf16
-// dot products over many rows, which pack a small panel at a time into a per-thread scratch.
+// y = x w^T (+ bias) on the CPU: the hot op of LLM inference. Row-major weights are read in place
+// by dot-product tiles (bf16 dot products over many rows pack a small panel at a time into a
+// per-thread scratch for outer-product tiles); weights stored pair-packed (BlockOrder::Bf16Pairs)
+// always run the outer-product tiles.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,12 @@ struct MatmulTarget {
 // converted once and every thread takes its share of each weight's output features.
 void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget* targets, int n_targets,
                        ThreadPool& pool, Bf16Math math = Bf16Math::Exact);
+
+// Whether w is a BF16 matrix this CPU can store as BlockOrder::Bf16Pairs (AVX512-BF16, n a
+// multiple of 16, k even, row-major now); pack_bf16_pairs writes that layout (w.nbytes() bytes)
+// to out. matmul reads such weights with outer-product tiles at every m, bf16 dot products only.
+bool packs_bf16_pairs(const Tensor& w);
+void pack_bf16_pairs(const Tensor& w, void* out);
 
 // Which kernel family runs; Auto picks the best the CPU supports. Tests and benchmarks force a
 // family to cover every path on one machine.
