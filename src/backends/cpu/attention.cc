@@ -370,16 +370,20 @@ __attribute__((always_inline)) inline void values_fp32(int64_t width, int64_t n_
 // key-major: the softmax then runs on 16 queries per vector and the value pass broadcasts one
 // probability per query into 16 output elements, with outputs held in registers across all keys
 // (notes item 27).
+// With bf16 dot products (k_pairs / v_pairs non-null: the sequence's keys and values as
+// attention_bf16 pairs, converted once per call) the cache rows are not read here.
 template <class T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
     const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries, int64_t n_keys_max,
-    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, Bf16Math math, const Scratch& s) {
+    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, const uint32_t* k_pairs,
+    const uint32_t* v_pairs, const Scratch& s) {
   const int64_t width = round_up(n_queries, kLanes);
-  gather_rows(pools, key_row, n_keys_max, n_keys_max + kKeyBlock, head_dim, s);
-  if (math == Bf16Math::Dot)
-    attention_bf16::scores(q, n_queries, width, s.k_rows, n_keys_max, head_dim, scale, s.bf16_pairs, s.probs);
-  else
+  if (k_pairs) {
+    attention_bf16::scores(q, n_queries, width, k_pairs, n_keys_max, head_dim, scale, s.bf16_pairs, s.probs);
+  } else {
+    gather_rows(pools, key_row, n_keys_max, n_keys_max + kKeyBlock, head_dim, s);
     scores_fp32(q, n_queries, width, n_keys_max, head_dim, scale, s);
+  }
   // Causal softmax, 16 queries per vector: keys past a query's own count get weight 0. Padding
   // lanes count every key (their scores are 0), so no lane divides by zero.
   for (int64_t a = 0; a < width; a += kLanes) {
@@ -406,8 +410,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
     for (int64_t l = 0; l < kLanes; ++l) s.inv_sum[a + l] = 1.0f / sum[l];
   }
   const int64_t padded_dim = round_up(head_dim, kLanes);
-  if (math == Bf16Math::Dot)
-    attention_bf16::values(s.probs, width, s.v_rows, n_keys_max, padded_dim, s.bf16_pairs, s.out_block);
+  if (v_pairs)
+    attention_bf16::values(s.probs, width, v_pairs, n_keys_max, padded_dim, s.bf16_pairs, s.out_block);
   else
     values_fp32(width, n_keys_max, padded_dim, s);
   write_outputs(out, n_queries, head_dim, s);
@@ -449,6 +453,54 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
   const int n_threads = pool.size();
   const Unit* unit_list = units.data();
   const int64_t padded_dim = round_up(head_dim, kLanes);
+  // A unit takes attend_few unless it has more queries than that handles (or head_dim is not whole
+  // vectors); a sequence's first unit has the most rows.
+  auto few_queries = [&](int64_t n_queries) { return n_queries <= kDirectScoreQueries && head_dim % kLanes == 0; };
+
+  // With bf16 dot products, attend_many reads keys and values as bf16 pairs. Each sequence's are
+  // converted once per kv head, in a job before the units', rather than by every unit (17 units
+  // of a 512-token prompt converted the same keys): pair_at[seq * n_kv_heads + kvh] is the offset
+  // of its key pairs in kv_pairs, value pairs right after; -1 where no unit needs them.
+  // (Thread-local to the calling thread; the workers see them through these references.)
+  thread_local std::vector<int64_t> pair_at_store;
+  thread_local std::vector<uint32_t> kv_pairs_store;
+  std::vector<int64_t>& pair_at = pair_at_store;
+  std::vector<uint32_t>& kv_pairs = kv_pairs_store;
+  pair_at.assign(size_t(batch.n_seqs * n_kv_heads), -1);
+  int64_t words = 0;
+  for (int64_t s = 0; math == Bf16Math::Dot && s < batch.n_seqs; ++s) {
+    const SequenceSpan& span = batch.host_seqs[s];
+    if (span.n_rows == 0 || few_queries(std::min<int64_t>(span.n_rows, unit_rows) * group)) continue;
+    const int64_t n_keys = span.first_pos + span.n_rows;
+    for (int64_t kvh = 0; kvh < n_kv_heads; ++kvh) {
+      pair_at[size_t(s * n_kv_heads + kvh)] = words;
+      words += attention_bf16::key_pair_words(n_keys, head_dim) + attention_bf16::value_pair_words(n_keys, padded_dim);
+    }
+  }
+  kv_pairs.resize(size_t(words));
+  if (words > 0) {
+    pool.run_on_all([&](int t) {
+      thread_local std::vector<float> rows;
+      thread_local std::vector<const float*> k_rows, v_rows;
+      for (int64_t u = t; u < batch.n_seqs * n_kv_heads; u += n_threads) {
+        if (pair_at[size_t(u)] < 0) continue;
+        const SequenceSpan& span = batch.host_seqs[u / n_kv_heads];
+        const int64_t kvh = u % n_kv_heads, n_keys = span.first_pos + span.n_rows;
+        const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
+                              kvh * head_dim};
+        rows.resize(converts_rows<T>(head_dim) ? size_t(2 * n_keys * padded_dim) : 0);
+        k_rows.resize(size_t(n_keys));
+        v_rows.resize(size_t(n_keys));
+        const Scratch rows_only{nullptr, nullptr, nullptr, rows.data(), k_rows.data(), v_rows.data(), nullptr, nullptr};
+        gather_rows(pools, key_row, n_keys, n_keys, head_dim, rows_only);
+        uint32_t* k_pairs = kv_pairs.data() + pair_at[size_t(u)];
+        attention_bf16::keys_to_pairs(k_rows.data(), n_keys, head_dim, k_pairs);
+        attention_bf16::values_to_pairs(v_rows.data(), n_keys, padded_dim,
+                                        k_pairs + attention_bf16::key_pair_words(n_keys, head_dim));
+      }
+    });
+  }
+
   pool.run_on_all([&](int t) {
     // Per-thread scratch, grown once and reused by every later call.
     thread_local std::vector<float> probs, rows, q_transposed, out_block, inv_sum;
@@ -475,7 +527,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
         }
       const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
                             kvh * head_dim};
-      const bool few = n_queries <= kDirectScoreQueries && head_dim % kLanes == 0;
+      const bool few = few_queries(n_queries);
       const int64_t width = round_up(n_queries, kLanes);
       const int64_t padded_keys = round_up(n_keys_max, kLanes) + kKeyBlock;
       q_transposed.resize(few ? 0 : size_t(head_dim * width));
@@ -485,16 +537,21 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
       k_rows.resize(size_t(padded_keys));
       v_rows.resize(size_t(n_keys_max));
       inv_sum.resize(size_t(width));
-      const bool bf16 = !few && math == Bf16Math::Dot;
+      const int64_t at = pair_at[size_t(unit.seq * n_kv_heads + kvh)];
+      const bool bf16 = !few && at >= 0;
       bf16_pairs.resize(bf16 ? size_t(attention_bf16::scratch_words(n_keys_max, width, head_dim)) : 0);
       const Scratch scratch{q_transposed.data(), probs.data(),  out_block.data(), rows.data(),
                             k_rows.data(),       v_rows.data(), inv_sum.data(),   bf16_pairs.data()};
-      if (few)
+      if (few) {
         attend_few(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
                    head_dim, scale, scratch);
-      else
+      } else {
+        const uint32_t* k_pairs = bf16 ? kv_pairs.data() + at : nullptr;
+        const int64_t seq_keys = span.first_pos + span.n_rows;
+        const uint32_t* v_pairs = bf16 ? k_pairs + attention_bf16::key_pair_words(seq_keys, head_dim) : nullptr;
         attend_many(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
-                    head_dim, scale, math, scratch);
+                    head_dim, scale, k_pairs, v_pairs, scratch);
+      }
     }
   });
 }

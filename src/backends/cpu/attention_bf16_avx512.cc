@@ -18,7 +18,6 @@ constexpr int64_t kKeyBlock = 4;      // keys per score step
 constexpr int64_t kValueQueries = 8;  // queries per value step
 
 int64_t pairs(int64_t n) { return (n + 1) / 2; }
-int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 // Two rows of 16 fp32 values -> 16 words, word l = (bf16 of a[l], bf16 of b[l]): the pair layout
 // a dot product over consecutive keys (or elements) wants.
@@ -101,21 +100,35 @@ template <int NV>
 
 }  // namespace
 
+int64_t key_pair_words(int64_t n_keys, int64_t head_dim) { return n_keys * pairs(head_dim); }
+int64_t value_pair_words(int64_t n_keys, int64_t padded_dim) { return pairs(n_keys) * padded_dim; }
+
 int64_t scratch_words(int64_t n_keys, int64_t width, int64_t head_dim) {
-  const int64_t for_scores = pairs(head_dim) * (width + n_keys + 1);
-  const int64_t for_values = pairs(n_keys) * (padded(head_dim) + width);
+  const int64_t for_scores = pairs(head_dim) * (width + 1);
+  const int64_t for_values = pairs(n_keys) * width;
   return for_scores > for_values ? for_scores : for_values;
 }
 
-void scores(const float* const* q, int64_t n_queries, int64_t width, const float* const* k_rows,
-            int64_t n_keys, int64_t head_dim, float scale, uint32_t* scratch, float* probs) {
-  // Queries as element pairs, transposed: word (i, a) = query a's elements 2i, 2i + 1. Keys as
-  // element pairs row by row. An odd head_dim pairs its last element with 0.
+void keys_to_pairs(const float* const* k_rows, int64_t n_keys, int64_t head_dim, uint32_t* out) {
+  for (int64_t j = 0; j < n_keys; ++j) row_to_pairs(k_rows[j], head_dim, out + j * pairs(head_dim));
+}
+
+void values_to_pairs(const float* const* v_rows, int64_t n_keys, int64_t padded_dim, uint32_t* out) {
+  static const float kZeros[kLanes] = {};
+  for (int64_t j = 0; j < pairs(n_keys); ++j) {
+    const float* second = 2 * j + 1 < n_keys ? v_rows[2 * j + 1] : nullptr;
+    for (int64_t d = 0; d < padded_dim; d += kLanes)
+      _mm512_storeu_si512(out + j * padded_dim + d, interleave_bf16(v_rows[2 * j] + d, second ? second + d : kZeros));
+  }
+}
+
+void scores(const float* const* q, int64_t n_queries, int64_t width, const uint32_t* k_pairs, int64_t n_keys,
+            int64_t head_dim, float scale, uint32_t* scratch, float* probs) {
+  // Queries as element pairs, transposed: word (i, a) = query a's elements 2i, 2i + 1. An odd
+  // head_dim pairs its last element with 0.
   const int64_t n_pairs = pairs(head_dim);
   uint32_t* q_pairs = scratch;
-  uint32_t* k_pairs = scratch + n_pairs * width;
-  for (int64_t j = 0; j < n_keys; ++j) row_to_pairs(k_rows[j], head_dim, k_pairs + j * n_pairs);
-  uint32_t* q_row = k_pairs + n_keys * n_pairs;  // one query's pairs on the way to their column
+  uint32_t* q_row = q_pairs + n_pairs * width;  // one query's pairs on the way to their column
   for (int64_t a = 0; a < width; ++a) {
     if (a < n_queries) row_to_pairs(q[a], head_dim, q_row);
     for (int64_t i = 0; i < n_pairs; ++i) q_pairs[i * width + a] = a < n_queries ? q_row[i] : 0u;
@@ -132,19 +145,16 @@ void scores(const float* const* q, int64_t n_queries, int64_t width, const float
     }
 }
 
-void values(const float* probs, int64_t width, const float* const* v_rows, int64_t n_keys, int64_t padded_dim,
+void values(const float* probs, int64_t width, const uint32_t* v_pairs, int64_t n_keys, int64_t padded_dim,
             uint32_t* scratch, float* out_block) {
-  // Values and probabilities as key pairs: word (j, d) = (v[2j][d], v[2j + 1][d]) and word (j, a)
-  // likewise; an odd key count pairs its last key with a zero probability and value.
+  // Probabilities as key pairs, like the values: word (j, a) = (p[2j][a], p[2j + 1][a]); an odd
+  // key count pairs its last key with a zero probability (so whatever value shares its pair
+  // contributes nothing).
   const int64_t n_pairs = pairs(n_keys);
-  uint32_t* v_pairs = scratch;
-  uint32_t* p_pairs = scratch + n_pairs * padded_dim;
+  uint32_t* p_pairs = scratch;
   static const float kZeros[kLanes] = {};
   for (int64_t j = 0; j < n_pairs; ++j) {
     const bool odd = 2 * j + 1 == n_keys;
-    for (int64_t d = 0; d < padded_dim; d += kLanes)
-      _mm512_storeu_si512(v_pairs + j * padded_dim + d,
-                          interleave_bf16(v_rows[2 * j] + d, odd ? kZeros : v_rows[2 * j + 1] + d));
     for (int64_t a = 0; a < width; a += kLanes)
       _mm512_storeu_si512(
           p_pairs + j * width + a,
