@@ -446,15 +446,17 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
   units.clear();
   for (int64_t s = 0; s < batch.n_seqs; ++s) {
     const SequenceSpan& span = batch.host_seqs[s];
-    for (int32_t r = 0; r < span.n_rows; r += unit_rows)
-      units.push_back({int32_t(s), r, std::min(span.n_rows, r + unit_rows)});
+    // Rows shared evenly: a short last unit would fall to attend_few with all the keys.
+    const int32_t count = (span.n_rows + unit_rows - 1) / unit_rows;
+    for (int32_t i = 0; i < count; ++i)
+      units.push_back({int32_t(s), span.n_rows * i / count, span.n_rows * (i + 1) / count});
   }
   const int64_t n_units = int64_t(units.size()) * n_kv_heads;
   const int n_threads = pool.size();
   const Unit* unit_list = units.data();
   const int64_t padded_dim = round_up(head_dim, kLanes);
   // A unit takes attend_few unless it has more queries than that handles (or head_dim is not whole
-  // vectors); a sequence's first unit has the most rows.
+  // vectors); a sequence's units have at most min(n_rows, unit_rows) rows.
   auto few_queries = [&](int64_t n_queries) { return n_queries <= kDirectScoreQueries && head_dim % kLanes == 0; };
 
   // With bf16 dot products, attend_many reads keys and values as bf16 pairs. Each sequence's are

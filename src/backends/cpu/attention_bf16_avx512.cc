@@ -1,6 +1,7 @@
 #include <immintrin.h>
 
 #include "backends/cpu/attention_bf16.h"
+#include "backends/cpu/matmul_kernels.h"
 
 // This file is compiled for AVX-512: it calls no inline function from a shared header (an
 // out-of-line copy built here could be the one the linker keeps for everyone, AVX2 machines too).
@@ -104,7 +105,7 @@ int64_t key_pair_words(int64_t n_keys, int64_t head_dim) { return n_keys * pairs
 int64_t value_pair_words(int64_t n_keys, int64_t padded_dim) { return pairs(n_keys) * padded_dim; }
 
 int64_t scratch_words(int64_t n_keys, int64_t width, int64_t head_dim) {
-  const int64_t for_scores = pairs(head_dim) * (width + 1);
+  const int64_t for_scores = 2 * pairs(head_dim) * width;
   const int64_t for_values = pairs(n_keys) * width;
   return for_scores > for_values ? for_scores : for_values;
 }
@@ -124,15 +125,15 @@ void values_to_pairs(const float* const* v_rows, int64_t n_keys, int64_t padded_
 
 void scores(const float* const* q, int64_t n_queries, int64_t width, const uint32_t* k_pairs, int64_t n_keys,
             int64_t head_dim, float scale, uint32_t* scratch, float* probs) {
-  // Queries as element pairs, transposed: word (i, a) = query a's elements 2i, 2i + 1. An odd
-  // head_dim pairs its last element with 0.
+  // Queries as element pairs, transposed: word (i, a) = query a's elements 2i, 2i + 1 (an odd
+  // head_dim pairs its last element with 0), zero past n_queries. That is the matmul's packed
+  // panel layout, so its packing (16 x 16 word transposes) turns the bf16 rows around.
   const int64_t n_pairs = pairs(head_dim);
   uint32_t* q_pairs = scratch;
-  uint32_t* q_row = q_pairs + n_pairs * width;  // one query's pairs on the way to their column
-  for (int64_t a = 0; a < width; ++a) {
-    if (a < n_queries) row_to_pairs(q[a], head_dim, q_row);
-    for (int64_t i = 0; i < n_pairs; ++i) q_pairs[i * width + a] = a < n_queries ? q_row[i] : 0u;
-  }
+  uint32_t* q_rows = q_pairs + n_pairs * width;  // [n_queries][n_pairs]
+  for (int64_t a = 0; a < n_queries; ++a) row_to_pairs(q[a], head_dim, q_rows + a * n_pairs);
+  kernels::avx512_packed_bf16_kernels()->pack(q_rows, 2 * n_pairs, n_queries, 2 * n_pairs, int(width / kLanes),
+                                              q_pairs);
   for (int64_t a = 0; a < width; a += 2 * kLanes)
     for (int64_t j = 0; j < n_keys; j += kKeyBlock) {
       const uint32_t* k[kKeyBlock];

@@ -201,11 +201,6 @@ void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t 
 // Thread t's share of all output features when `parts` threads split them: a contiguous block of
 // whole tiles, so each thread streams its own weight rows once.
 void run_share(const KernelSet& ks, const Operands& op, int t, int parts) {
-  if (op.pre_packed && op.m >= kMinRowSplit) {
-    parts = int(std::min<int64_t>(op.m, parts));  // as ThreadPool::parallel_for splits rows
-    if (t < parts) run_rows_packed(op, op.m * t / parts, op.m * (t + 1) / parts, 0, op.n);
-    return;
-  }
   // Stored panels are whole: a share starts on one.
   const int64_t rows = op.pre_packed ? 16 * op.packed->vectors : op.packed ? 16 : op.m == 1 ? ks.decode_rows : ks.rows;
   const int64_t groups = (op.n + rows - 1) / rows;
@@ -221,8 +216,9 @@ void run_share(const KernelSet& ks, const Operands& op, int t, int parts) {
 // put the same k offset of every row of an activation tile in one L1 set, on top of the panel rows
 // that may already share it; padding each row by one cache line breaks that (fp32, k = 2048: +11%
 // prefill, for the price of one copy of x).
+// With round_now false, bf16 rows are only laid out (op.x, op.ldx): the caller rounds them.
 void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t k, bool parallel,
-                         ThreadPool& pool, Operands& op) {
+                         bool round_now, ThreadPool& pool, Operands& op) {
   const kernels::XForm form = m == 1 ? ks.decode_x_form : ks.x_form;
   if (form == kernels::XForm::Bf16) {
     int64_t ldx = round_up(k, 32);
@@ -231,9 +227,9 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
     auto round = [&](int64_t r0, int64_t r1) {
       kernels::round_rows_to_bf16_avx512(x + r0 * k, r1 - r0, k, xb + r0 * ldx, ldx);
     };
-    if (parallel && m > 1)
+    if (round_now && parallel && m > 1)
       pool.parallel_for(m, round);
-    else
+    else if (round_now)
       round(0, m);
     op.x = reinterpret_cast<const char*>(xb);
     op.ldx = ldx;
@@ -256,6 +252,38 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
       copy(0, m);
     op.x = reinterpret_cast<const char*>(xf);
     op.ldx = ldx;
+  }
+}
+
+// Runs ops (products of the same fp32 x, one kernel set) to completion. With stored panels and
+// many rows the threads split rows, and each rounds its own rows of x inside the same job: one
+// job instead of two, and no activation row crosses cores.
+void run_job(const KernelSet& ks, const float* x, Operands* ops, int n_ops, bool parallel, ThreadPool& pool) {
+  const int64_t m = ops[0].m, k = ops[0].k;
+  bool split_rows = parallel && m >= kMinRowSplit;
+  for (int i = 0; i < n_ops; ++i) split_rows = split_rows && ops[i].pre_packed;
+  prepare_activations(ks, x, m, k, parallel, !split_rows, pool, ops[0]);
+  for (int i = 1; i < n_ops; ++i) {
+    ops[i].x = ops[0].x;
+    ops[i].ldx = ops[0].ldx;
+    ops[i].x_size = ops[0].x_size;
+  }
+  if (!parallel) {
+    for (int i = 0; i < n_ops; ++i) run_rows(ks, ops[i], 0, ops[i].n);
+  } else if (split_rows) {
+    const int parts = int(std::min<int64_t>(m, pool.size()));
+    auto* xb = reinterpret_cast<uint16_t*>(const_cast<char*>(ops[0].x));
+    const int64_t ldx = ops[0].ldx;
+    pool.run_on_all([&](int t) {
+      if (t >= parts) return;
+      const int64_t r0 = m * t / parts, r1 = m * (t + 1) / parts;
+      kernels::round_rows_to_bf16_avx512(x + r0 * k, r1 - r0, k, xb + r0 * ldx, ldx);
+      for (int i = 0; i < n_ops; ++i) run_rows_packed(ops[i], r0, r1, 0, ops[i].n);
+    });
+  } else {
+    pool.run_on_all([&](int t) {
+      for (int i = 0; i < n_ops; ++i) run_share(ks, ops[i], t, pool.size());
+    });
   }
 }
 
@@ -324,13 +352,7 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
               w.block_order == BlockOrder::Bf16Pairs};
   // A single tile of rows cannot be split: waking the other threads would buy nothing.
   const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1 && n > (m == 1 ? ks.decode_rows : ks.rows);
-  prepare_activations(ks, x, m, k, parallel, pool, op);
-
-  if (!parallel) {
-    run_rows(ks, op, 0, n);
-    return;
-  }
-  pool.run_on_all([&](int t) { run_share(ks, op, t, pool.size()); });
+  run_job(ks, x, &op, 1, parallel, pool);
 }
 
 void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget* targets, int n_targets,
@@ -353,7 +375,6 @@ void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget*
   Operands base{reinterpret_cast<const char*>(x), k, sizeof(float), m, k, 0, nullptr,
                 dtype_size(targets[0].w->dtype), nullptr, nullptr,
                 nullptr, false};
-  prepare_activations(ks, x, m, k, parallel, pool, base);
   Operands ops[kMaxTargets];
   for (int i = 0; i < n_targets; ++i) {
     ops[i] = base;
@@ -364,13 +385,7 @@ void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget*
     ops[i].packed = select_packed(MatmulIsa::Auto, *targets[i].w, math, m);
     ops[i].pre_packed = targets[i].w->block_order == BlockOrder::Bf16Pairs;
   }
-  if (!parallel) {
-    for (int i = 0; i < n_targets; ++i) run_rows(ks, ops[i], 0, ops[i].n);
-    return;
-  }
-  pool.run_on_all([&](int t) {
-    for (int i = 0; i < n_targets; ++i) run_share(ks, ops[i], t, pool.size());
-  });
+  run_job(ks, x, ops, n_targets, parallel, pool);
 }
 
 void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y,
