@@ -1,6 +1,6 @@
 // Matmul throughput next to this machine's measured limits (GUIDE rule 10).
-//   matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--bf16-math exact|dot] [--dtype bf16|f16|f32]
-//                [--only decode|prefill] [--shape MxKxN ...]
+//   matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--bf16-math exact|dot]
+//                [--dtype bf16|f16|f32] [--only decode|prefill] [--shape MxKxN ...]
 // Decode (m = 1) is judged against DRAM read bandwidth (weight bytes / time); prefill (m = 512)
 // against the dot-product peak of the instructions the kernel uses (bf16 dot or fp32 FMA; with
 // --isa avx2 still the machine's best peak). GFLOP/s, GB/s and fractions use the median call.
@@ -140,7 +140,8 @@ bool parse(int argc, char** argv, Options& opt) {
       opt.only_m = v == "decode" ? 1 : 512;
     } else if (a == "--shape") {
       Shape sh{};
-      if (std::sscanf(next().c_str(), "%ldx%ldx%ld", &sh.m, &sh.k, &sh.n) != 3 || sh.m < 1 || sh.k < 1 || sh.n < 1)
+      if (std::sscanf(next().c_str(), "%ldx%ldx%ld", &sh.m, &sh.k, &sh.n) != 3 || sh.m < 1 || sh.k < 1 ||
+          sh.n < 1)
         return false;
       shapes.push_back(sh);
     } else if (a == "--dtype") {
@@ -161,9 +162,10 @@ bool parse(int argc, char** argv, Options& opt) {
 int main(int argc, char** argv) {
   Options opt;
   if (!parse(argc, argv, opt)) {
-    std::fprintf(stderr,
-                 "usage: matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--bf16-math exact|dot] "
-                 "[--dtype bf16|f16|f32] [--only decode|prefill] [--shape MxKxN ...]\n");
+    std::fprintf(
+        stderr,
+        "usage: matmul_bench [--json] [--threads N] [--isa auto|avx512|avx2] [--bf16-math exact|dot] "
+        "[--dtype bf16|f16|f32] [--only decode|prefill] [--shape MxKxN ...]\n");
     return 2;
   }
   ThreadPool pool(opt.threads);
@@ -176,7 +178,8 @@ int main(int argc, char** argv) {
 
   // Llama-style projections: square attention ones and TinyLlama's MLP up (2048->5632) and down.
   if (shapes.empty())
-    shapes = {{1, 2048, 2048}, {1, 2048, 5632}, {1, 5632, 2048}, {512, 2048, 2048}, {512, 2048, 5632}, {512, 5632, 2048}};
+    shapes = {{1, 2048, 2048},   {1, 2048, 5632},   {1, 5632, 2048},
+              {512, 2048, 2048}, {512, 2048, 5632}, {512, 5632, 2048}};
   std::vector<Result> results;
   for (DType t : opt.dtypes) {
     if (!cpu::matmul_isa_supported(opt.isa, t, opt.bf16_math)) continue;

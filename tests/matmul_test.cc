@@ -196,8 +196,8 @@ TEST(MatmulBf16Pairs, StoredPanelsGiveTheSameProducts) {
       for (ThreadPool* pool : {&pool1, &pool2}) {
         std::vector<float> y(size_t(m * n), NAN);
         cpu::matmul(x.data(), m, k, packed, bias.data(), y.data(), *pool, Bf16Math::Dot);
-        const std::string at = "n=" + std::to_string(n) + " k=" + std::to_string(k) + " m=" +
-                               std::to_string(m) + " threads=" + std::to_string(pool->size());
+        const std::string at = "n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                               " m=" + std::to_string(m) + " threads=" + std::to_string(pool->size());
         if (m >= 64) {
           EXPECT_EQ(y, from_rows) << at;
         }

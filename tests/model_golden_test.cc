@@ -46,7 +46,8 @@ TEST_P(ModelGolden, Bf16DotProductsMatchTransformers) {
     }
     for (int64_t chunk : {int64_t(64), int64_t(7), int64_t(1)}) {
       auto logits = golden::run(*model.value(), g.ids, chunk);
-      EXPECT_LT(golden::relative_l2(logits, g.logits), 1e-2) << variant << " threads=" << threads << " chunk=" << chunk;
+      EXPECT_LT(golden::relative_l2(logits, g.logits), 1e-2)
+          << variant << " threads=" << threads << " chunk=" << chunk;
     }
   }
 }

@@ -146,8 +146,8 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
   r.weight_bytes = cost.weight_bytes;
   for (int64_t start = 0; start < o.prompt_tokens; start += model.max_rows()) {
     const int64_t n = std::min(model.max_rows(), o.prompt_tokens - start);
-    r.prefill_flops += 2 * (uint64_t(n) * (cost.multiply_adds - cost.head_multiply_adds) + cost.head_multiply_adds +
-                            model.attention_multiply_adds(start, n));
+    r.prefill_flops += 2 * (uint64_t(n) * (cost.multiply_adds - cost.head_multiply_adds) +
+                            cost.head_multiply_adds + model.attention_multiply_adds(start, n));
   }
   r.peak_rss_bytes = peak_rss_bytes();
   auto* cpu = dynamic_cast<CpuBackend*>(&engine.backend());

@@ -457,7 +457,9 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
   const int64_t padded_dim = round_up(head_dim, kLanes);
   // A unit takes attend_few unless it has more queries than that handles (or head_dim is not whole
   // vectors); a sequence's units have at most min(n_rows, unit_rows) rows.
-  auto few_queries = [&](int64_t n_queries) { return n_queries <= kDirectScoreQueries && head_dim % kLanes == 0; };
+  auto few_queries = [&](int64_t n_queries) {
+    return n_queries <= kDirectScoreQueries && head_dim % kLanes == 0;
+  };
 
   // With bf16 dot products, attend_many reads keys and values as bf16 pairs. Each sequence's are
   // converted once per kv head, in a job before the units', rather than by every unit (17 units
@@ -476,7 +478,8 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
     const int64_t n_keys = span.first_pos + span.n_rows;
     for (int64_t kvh = 0; kvh < n_kv_heads; ++kvh) {
       pair_at[size_t(s * n_kv_heads + kvh)] = words;
-      words += attention_bf16::key_pair_words(n_keys, head_dim) + attention_bf16::value_pair_words(n_keys, padded_dim);
+      words += attention_bf16::key_pair_words(n_keys, head_dim) +
+               attention_bf16::value_pair_words(n_keys, padded_dim);
     }
   }
   kv_pairs.resize(size_t(words));
@@ -493,7 +496,8 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
         rows.resize(converts_rows<T>(head_dim) ? size_t(2 * n_keys * padded_dim) : 0);
         k_rows.resize(size_t(n_keys));
         v_rows.resize(size_t(n_keys));
-        const Scratch rows_only{nullptr, nullptr, nullptr, rows.data(), k_rows.data(), v_rows.data(), nullptr, nullptr};
+        const Scratch rows_only{nullptr,       nullptr,       nullptr, rows.data(),
+                                k_rows.data(), v_rows.data(), nullptr, nullptr};
         gather_rows(pools, key_row, n_keys, n_keys, head_dim, rows_only);
         uint32_t* k_pairs = kv_pairs.data() + pair_at[size_t(u)];
         attention_bf16::keys_to_pairs(k_rows.data(), n_keys, head_dim, k_pairs);
@@ -550,7 +554,8 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
       } else {
         const uint32_t* k_pairs = bf16 ? kv_pairs.data() + at : nullptr;
         const int64_t seq_keys = span.first_pos + span.n_rows;
-        const uint32_t* v_pairs = bf16 ? k_pairs + attention_bf16::key_pair_words(seq_keys, head_dim) : nullptr;
+        const uint32_t* v_pairs =
+            bf16 ? k_pairs + attention_bf16::key_pair_words(seq_keys, head_dim) : nullptr;
         attend_many(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
                     head_dim, scale, k_pairs, v_pairs, scratch);
       }

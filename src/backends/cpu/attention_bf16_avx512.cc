@@ -119,7 +119,8 @@ void values_to_pairs(const float* const* v_rows, int64_t n_keys, int64_t padded_
   for (int64_t j = 0; j < pairs(n_keys); ++j) {
     const float* second = 2 * j + 1 < n_keys ? v_rows[2 * j + 1] : nullptr;
     for (int64_t d = 0; d < padded_dim; d += kLanes)
-      _mm512_storeu_si512(out + j * padded_dim + d, interleave_bf16(v_rows[2 * j] + d, second ? second + d : kZeros));
+      _mm512_storeu_si512(out + j * padded_dim + d,
+                          interleave_bf16(v_rows[2 * j] + d, second ? second + d : kZeros));
   }
 }
 
@@ -132,8 +133,8 @@ void scores(const float* const* q, int64_t n_queries, int64_t width, const uint3
   uint32_t* q_pairs = scratch;
   uint32_t* q_rows = q_pairs + n_pairs * width;  // [n_queries][n_pairs]
   for (int64_t a = 0; a < n_queries; ++a) row_to_pairs(q[a], head_dim, q_rows + a * n_pairs);
-  kernels::avx512_packed_bf16_kernels()->pack(q_rows, 2 * n_pairs, n_queries, 2 * n_pairs, int(width / kLanes),
-                                              q_pairs);
+  kernels::avx512_packed_bf16_kernels()->pack(q_rows, 2 * n_pairs, n_queries, 2 * n_pairs,
+                                              int(width / kLanes), q_pairs);
   for (int64_t a = 0; a < width; a += 2 * kLanes)
     for (int64_t j = 0; j < n_keys; j += kKeyBlock) {
       const uint32_t* k[kKeyBlock];

@@ -55,9 +55,9 @@ class CpuBackend final : public Backend {
   void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
             const int32_t* positions, const float* cos_table, const float* sin_table) override;
   // Each thread rotates its rows and stores their keys and values (the base class stores on one thread).
-  void rope_store_kv(float* q, float* k, const float* v, int64_t rows, int64_t n_heads, const int32_t* positions,
-                     const float* cos_table, const float* sin_table, const int32_t* slots,
-                     const KvPools& kv) override;
+  void rope_store_kv(float* q, float* k, const float* v, int64_t rows, int64_t n_heads,
+                     const int32_t* positions, const float* cos_table, const float* sin_table,
+                     const int32_t* slots, const KvPools& kv) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;

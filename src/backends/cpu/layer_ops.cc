@@ -74,8 +74,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void rms_norm(const
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void rope(float* x, int64_t rows, int64_t n_heads,
-                                                                       int64_t head_dim, const int32_t* positions,
+__attribute__((target_clones("avx512f", "avx2", "default"))) void rope(float* x, int64_t rows,
+                                                                       int64_t n_heads, int64_t head_dim,
+                                                                       const int32_t* positions,
                                                                        const float* cos_table,
                                                                        const float* sin_table) {
   const int64_t half = head_dim / 2;

@@ -65,8 +65,8 @@ const KernelSet* select_kernels(MatmulIsa isa, DType wtype, Bf16Math math) {
 }
 
 // Activations rounded to bf16 (or copied into padded rows) and packed weight panels, kept per
-// thread and grown only when a call needs more, so steady-state inference allocates nothing. 64-byte aligned rows
-// keep vector loads on one cache line.
+// thread and grown only when a call needs more, so steady-state inference allocates nothing.
+// 64-byte aligned rows keep vector loads on one cache line.
 class Scratch {
  public:
   ~Scratch() { std::free(data_); }
@@ -202,7 +202,10 @@ void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t 
 // whole tiles, so each thread streams its own weight rows once.
 void run_share(const KernelSet& ks, const Operands& op, int t, int parts) {
   // Stored panels are whole: a share starts on one.
-  const int64_t rows = op.pre_packed ? 16 * op.packed->vectors : op.packed ? 16 : op.m == 1 ? ks.decode_rows : ks.rows;
+  const int64_t rows = op.pre_packed ? 16 * op.packed->vectors
+                       : op.packed   ? 16
+                       : op.m == 1   ? ks.decode_rows
+                                     : ks.rows;
   const int64_t groups = (op.n + rows - 1) / rows;
   parts = int(std::min<int64_t>(groups, parts));
   if (t >= parts) return;
@@ -290,8 +293,9 @@ void run_job(const KernelSet& ks, const float* x, Operands* ops, int n_ops, bool
 }  // namespace
 
 bool packs_bf16_pairs(const Tensor& w) {
-  return w.dtype == DType::BF16 && w.rank() == 2 && w.block_order == BlockOrder::RowMajor && w.dim(0) % 16 == 0 &&
-         w.dim(1) % 2 == 0 && w.dim(1) > 0 && matmul_isa_supported(MatmulIsa::Avx512, DType::BF16, Bf16Math::Dot);
+  return w.dtype == DType::BF16 && w.rank() == 2 && w.block_order == BlockOrder::RowMajor &&
+         w.dim(0) % 16 == 0 && w.dim(1) % 2 == 0 && w.dim(1) > 0 &&
+         matmul_isa_supported(MatmulIsa::Avx512, DType::BF16, Bf16Math::Dot);
 }
 
 void pack_bf16_pairs(const Tensor& w, void* out) {
@@ -372,9 +376,8 @@ void matmul_same_input(const float* x, int64_t m, int64_t k, const MatmulTarget*
   int64_t macs = 0;
   for (int i = 0; i < n_targets; ++i) macs += m * k * targets[i].w->dim(0);
   const bool parallel = macs >= kMinParallelMacs && pool.size() > 1;
-  Operands base{reinterpret_cast<const char*>(x), k, sizeof(float), m, k, 0, nullptr,
-                dtype_size(targets[0].w->dtype), nullptr, nullptr,
-                nullptr, false};
+  Operands base{reinterpret_cast<const char*>(x), k,       sizeof(float), m,       k,    0, nullptr,
+                dtype_size(targets[0].w->dtype),  nullptr, nullptr,       nullptr, false};
   Operands ops[kMaxTargets];
   for (int i = 0; i < n_targets; ++i) {
     ops[i] = base;

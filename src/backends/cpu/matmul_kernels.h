@@ -55,8 +55,8 @@ using PackFn = void (*)(const void* w, int64_t ldw, int64_t n_cols, int64_t k_le
 // A tile of rows activation rows (bf16, ldx apart, zero-padded past k_len to an even length) by
 // `vectors` packed vectors: y[r * ldy + j] = sum_i x[r * ldx + i] * w[j][i] for j < n_cols, with
 // Store / Accumulate and bias as TileFn.
-using PackedTileFn = void (*)(const void* x, int64_t ldx, const void* panel, int64_t k_len, float* y, int64_t ldy,
-                              int64_t n_cols, const float* bias, TileOutput out);
+using PackedTileFn = void (*)(const void* x, int64_t ldx, const void* panel, int64_t k_len, float* y,
+                              int64_t ldy, int64_t n_cols, const float* bias, TileOutput out);
 
 constexpr int kMaxPackedRows = 8;
 constexpr int kMaxPackedVectors = 3;

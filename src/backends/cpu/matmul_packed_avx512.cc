@@ -38,7 +38,8 @@ inline void transpose16(__m512i (&v)[16]) {
   // Column 4L + c is lane L of v[c], v[4 + c], v[8 + c], v[12 + c], in that order.
 #pragma GCC unroll 4
   for (int c = 0; c < 4; ++c) {
-    const __m512i ab02 = _mm512_shuffle_i32x4(v[c], v[4 + c], 0x88), ab13 = _mm512_shuffle_i32x4(v[c], v[4 + c], 0xdd);
+    const __m512i ab02 = _mm512_shuffle_i32x4(v[c], v[4 + c], 0x88),
+                  ab13 = _mm512_shuffle_i32x4(v[c], v[4 + c], 0xdd);
     const __m512i cd02 = _mm512_shuffle_i32x4(v[8 + c], v[12 + c], 0x88);
     const __m512i cd13 = _mm512_shuffle_i32x4(v[8 + c], v[12 + c], 0xdd);
     t[c] = _mm512_shuffle_i32x4(ab02, cd02, 0x88);       // column c
@@ -62,7 +63,8 @@ void pack_pairs(const void* wp, int64_t ldw, int64_t n_cols, int64_t k_len, int 
       __m512i v[16];
 #pragma GCC unroll 16
       for (int j = 0; j < 16; ++j)
-        v[j] = j0 + j < n_cols ? _mm512_maskz_loadu_epi16(mask, w + (j0 + j) * ldw + k0) : _mm512_setzero_si512();
+        v[j] = j0 + j < n_cols ? _mm512_maskz_loadu_epi16(mask, w + (j0 + j) * ldw + k0)
+                               : _mm512_setzero_si512();
       transpose16(v);
       const int64_t pairs = std::min<int64_t>(16, (left + 1) / 2);
       for (int64_t p = 0; p < pairs; ++p) _mm512_storeu_si512(out + (k0 / 2 + p) * width + j0, v[p]);
@@ -103,7 +105,8 @@ void packed_tile(const void* xp, int64_t ldx, const void* panelp, int64_t k_len,
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) {
     const __mmask16 m = c == C - 1 ? last : __mmask16(0xffff);
-    const __m512 b = bias && out == TileOutput::Store ? _mm512_maskz_loadu_ps(m, bias + 16 * c) : _mm512_setzero_ps();
+    const __m512 b =
+        bias && out == TileOutput::Store ? _mm512_maskz_loadu_ps(m, bias + 16 * c) : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       float* dst = y + r * ldy + 16 * c;
@@ -127,7 +130,8 @@ constexpr PackedKernels make_packed(std::integer_sequence<int, I...>) {
 
 // 8 rows x 3 vectors: 24 accumulators, 3 weight vectors and a broadcast in 32 registers; each pair
 // step does 24 dot products for 3 loads and 8 broadcasts.
-constexpr PackedKernels kPackedBf16 = make_packed(std::make_integer_sequence<int, kMaxPackedRows * kMaxPackedVectors>{});
+constexpr PackedKernels kPackedBf16 =
+    make_packed(std::make_integer_sequence<int, kMaxPackedRows * kMaxPackedVectors>{});
 
 }  // namespace
 
