@@ -421,6 +421,60 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
 
 namespace {
 
+// A unit takes attend_few unless it has more queries than that handles or head_dim is not whole
+// vectors.
+bool takes_attend_few(int64_t n_queries, int64_t head_dim) {
+  return n_queries <= kDirectScoreQueries && head_dim % kLanes == 0;
+}
+
+// With bf16 dot products, attend_many reads keys and values as bf16 pairs. Each sequence's are
+// converted here once per kv head, in a job before the units', rather than by every unit (17
+// units of a 512-token prompt converted the same keys). pair_at[seq * n_kv_heads + kvh] is the
+// offset of its key pairs in kv_pairs, value pairs right after; -1 where no unit needs them (a
+// sequence's units have at most unit_rows rows of `group` queries).
+template <class T>
+void pair_keys_and_values(const Pools<T>& pools, const AttentionBatch& batch, int64_t n_kv_heads, int64_t head_dim,
+                          int64_t unit_rows, int64_t group, ThreadPool& pool, std::vector<int64_t>& pair_at,
+                          std::vector<uint32_t>& kv_pairs) {
+  const int64_t padded_dim = round_up(head_dim, kLanes), kv_stride = n_kv_heads * head_dim;
+  pair_at.assign(size_t(batch.n_seqs * n_kv_heads), -1);
+  int64_t words = 0;
+  for (int64_t s = 0; s < batch.n_seqs; ++s) {
+    const SequenceSpan& span = batch.host_seqs[s];
+    if (span.n_rows == 0 || takes_attend_few(std::min<int64_t>(span.n_rows, unit_rows) * group, head_dim)) continue;
+    const int64_t n_keys = span.first_pos + span.n_rows;
+    for (int64_t kvh = 0; kvh < n_kv_heads; ++kvh) {
+      pair_at[size_t(s * n_kv_heads + kvh)] = words;
+      words += attention_bf16::key_pair_words(n_keys, head_dim) +
+               attention_bf16::value_pair_words(n_keys, padded_dim);
+    }
+  }
+  kv_pairs.resize(size_t(words));
+  if (words == 0) return;
+  const int n_threads = pool.size();
+  pool.run_on_all([&](int t) {
+    thread_local std::vector<float> rows;
+    thread_local std::vector<const float*> k_rows, v_rows;
+    for (int64_t u = t; u < batch.n_seqs * n_kv_heads; u += n_threads) {
+      if (pair_at[size_t(u)] < 0) continue;
+      const SequenceSpan& span = batch.host_seqs[u / n_kv_heads];
+      const int64_t kvh = u % n_kv_heads, n_keys = span.first_pos + span.n_rows;
+      const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
+                            kvh * head_dim};
+      rows.resize(converts_rows<T>(head_dim) ? size_t(2 * n_keys * padded_dim) : 0);
+      k_rows.resize(size_t(n_keys));
+      v_rows.resize(size_t(n_keys));
+      const Scratch rows_only{nullptr,       nullptr,       nullptr, rows.data(),
+                              k_rows.data(), v_rows.data(), nullptr, nullptr};
+      gather_rows(pools, key_row, n_keys, n_keys, head_dim, rows_only);
+      uint32_t* k_pairs = kv_pairs.data() + pair_at[size_t(u)];
+      attention_bf16::keys_to_pairs(k_rows.data(), n_keys, head_dim, k_pairs);
+      attention_bf16::values_to_pairs(v_rows.data(), n_keys, padded_dim,
+                                      k_pairs + attention_bf16::key_pair_words(n_keys, head_dim));
+    }
+  });
+}
+
 // Each unit is a block of query vectors (rows x heads of one GQA group) against all their keys,
 // in two passes over the cache: scores and a causal softmax, then the values weighted into the
 // outputs. Nothing is ever [T, T] beyond one block's scores.
@@ -455,57 +509,14 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
   const int n_threads = pool.size();
   const Unit* unit_list = units.data();
   const int64_t padded_dim = round_up(head_dim, kLanes);
-  // A unit takes attend_few unless it has more queries than that handles (or head_dim is not whole
-  // vectors); a sequence's units have at most min(n_rows, unit_rows) rows.
-  auto few_queries = [&](int64_t n_queries) {
-    return n_queries <= kDirectScoreQueries && head_dim % kLanes == 0;
-  };
-
-  // With bf16 dot products, attend_many reads keys and values as bf16 pairs. Each sequence's are
-  // converted once per kv head, in a job before the units', rather than by every unit (17 units
-  // of a 512-token prompt converted the same keys): pair_at[seq * n_kv_heads + kvh] is the offset
-  // of its key pairs in kv_pairs, value pairs right after; -1 where no unit needs them.
-  // (Thread-local to the calling thread; the workers see them through these references.)
   thread_local std::vector<int64_t> pair_at_store;
   thread_local std::vector<uint32_t> kv_pairs_store;
-  std::vector<int64_t>& pair_at = pair_at_store;
+  std::vector<int64_t>& pair_at = pair_at_store;  // the workers see the caller's through these
   std::vector<uint32_t>& kv_pairs = kv_pairs_store;
-  pair_at.assign(size_t(batch.n_seqs * n_kv_heads), -1);
-  int64_t words = 0;
-  for (int64_t s = 0; math == Bf16Math::Dot && s < batch.n_seqs; ++s) {
-    const SequenceSpan& span = batch.host_seqs[s];
-    if (span.n_rows == 0 || few_queries(std::min<int64_t>(span.n_rows, unit_rows) * group)) continue;
-    const int64_t n_keys = span.first_pos + span.n_rows;
-    for (int64_t kvh = 0; kvh < n_kv_heads; ++kvh) {
-      pair_at[size_t(s * n_kv_heads + kvh)] = words;
-      words += attention_bf16::key_pair_words(n_keys, head_dim) +
-               attention_bf16::value_pair_words(n_keys, padded_dim);
-    }
-  }
-  kv_pairs.resize(size_t(words));
-  if (words > 0) {
-    pool.run_on_all([&](int t) {
-      thread_local std::vector<float> rows;
-      thread_local std::vector<const float*> k_rows, v_rows;
-      for (int64_t u = t; u < batch.n_seqs * n_kv_heads; u += n_threads) {
-        if (pair_at[size_t(u)] < 0) continue;
-        const SequenceSpan& span = batch.host_seqs[u / n_kv_heads];
-        const int64_t kvh = u % n_kv_heads, n_keys = span.first_pos + span.n_rows;
-        const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
-                              kvh * head_dim};
-        rows.resize(converts_rows<T>(head_dim) ? size_t(2 * n_keys * padded_dim) : 0);
-        k_rows.resize(size_t(n_keys));
-        v_rows.resize(size_t(n_keys));
-        const Scratch rows_only{nullptr,       nullptr,       nullptr, rows.data(),
-                                k_rows.data(), v_rows.data(), nullptr, nullptr};
-        gather_rows(pools, key_row, n_keys, n_keys, head_dim, rows_only);
-        uint32_t* k_pairs = kv_pairs.data() + pair_at[size_t(u)];
-        attention_bf16::keys_to_pairs(k_rows.data(), n_keys, head_dim, k_pairs);
-        attention_bf16::values_to_pairs(v_rows.data(), n_keys, padded_dim,
-                                        k_pairs + attention_bf16::key_pair_words(n_keys, head_dim));
-      }
-    });
-  }
+  if (math == Bf16Math::Dot)
+    pair_keys_and_values(pools, batch, n_kv_heads, head_dim, unit_rows, group, pool, pair_at, kv_pairs);
+  else
+    pair_at.assign(size_t(batch.n_seqs * n_kv_heads), -1);
 
   pool.run_on_all([&](int t) {
     // Per-thread scratch, grown once and reused by every later call.
@@ -533,7 +544,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
         }
       const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
                             kvh * head_dim};
-      const bool few = few_queries(n_queries);
+      const bool few = takes_attend_few(n_queries, head_dim);
       const int64_t width = round_up(n_queries, kLanes);
       const int64_t padded_keys = round_up(n_keys_max, kLanes) + kKeyBlock;
       q_transposed.resize(few ? 0 : size_t(head_dim * width));
