@@ -206,8 +206,9 @@ void CpuBackend::gelu_tanh(float* x, int64_t n) {
 }
 
 void CpuBackend::add(float* x, const float* y, int64_t n) {
-  pool_.parallel_for((n + 1023) / 1024, [&](int64_t b, int64_t e) {
-    cpu::add(x + b * 1024, y + b * 1024, std::min(n, e * 1024) - b * 1024);
+  constexpr int64_t kPiece = 1024;  // below two pieces (a decode row) one thread adds alone
+  pool_.parallel_for((n + kPiece - 1) / kPiece, [&](int64_t b, int64_t e) {
+    cpu::add(x + b * kPiece, y + b * kPiece, std::min(n, e * kPiece) - b * kPiece);
   });
 }
 
