@@ -8,6 +8,9 @@ FloatWeights FloatWeights::copy_from(Model& model) {
   FloatWeights out;
   model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
     if (slot.empty() || spec.kind == TensorKind::Embedding) return;
+    // Indexing by element assumes row-major storage (not a backend layout such as Bf16Pairs).
+    BRISK_CHECK(slot.block_order == BlockOrder::RowMajor,
+                "FloatWeights: '" + spec.name + "' is not stored row-major (load the model without --bf16-fast)");
     Entry& e = out.tensors_[spec.name];
     e.shape = slot.shape;
     e.data.resize(size_t(slot.numel()));
