@@ -19,6 +19,7 @@ constexpr int64_t kKeyBlock = 4;      // keys per score step
 constexpr int64_t kValueQueries = 8;  // queries per value step
 
 int64_t pairs(int64_t n) { return (n + 1) / 2; }
+const float kZeros[kLanes] = {};  // the partner of an odd count's last row
 
 // Two rows of 16 fp32 values -> 16 words, word l = (bf16 of a[l], bf16 of b[l]): the pair layout
 // a dot product over consecutive keys (or elements) wants.
@@ -115,7 +116,6 @@ void keys_to_pairs(const float* const* k_rows, int64_t n_keys, int64_t head_dim,
 }
 
 void values_to_pairs(const float* const* v_rows, int64_t n_keys, int64_t padded_dim, uint32_t* out) {
-  static const float kZeros[kLanes] = {};
   for (int64_t j = 0; j < pairs(n_keys); ++j) {
     const float* second = 2 * j + 1 < n_keys ? v_rows[2 * j + 1] : nullptr;
     for (int64_t d = 0; d < padded_dim; d += kLanes)
@@ -154,7 +154,6 @@ void values(const float* probs, int64_t width, const uint32_t* v_pairs, int64_t 
   // contributes nothing).
   const int64_t n_pairs = pairs(n_keys);
   uint32_t* p_pairs = scratch;
-  static const float kZeros[kLanes] = {};
   for (int64_t j = 0; j < n_pairs; ++j) {
     const bool odd = 2 * j + 1 == n_keys;
     for (int64_t a = 0; a < width; a += kLanes)

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backends/cpu/vector_math.h"
+#include "ops/reference.h"
 
 namespace brisk::cpu {
 
@@ -80,13 +81,13 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void rope(float* x,
                                                                        const float* cos_table,
                                                                        const float* sin_table) {
   const int64_t half = head_dim / 2;
+  if (half % kLanes != 0) return ref::rope(x, rows, n_heads, head_dim, positions, cos_table, sin_table);
   for (int64_t r = 0; r < rows; ++r) {
     const float* c = cos_table + int64_t(positions[r]) * half;
     const float* s = sin_table + int64_t(positions[r]) * half;
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (r * n_heads + h) * head_dim;
-      int64_t i = 0;
-      for (; i + kLanes <= half; i += kLanes) {
+      for (int64_t i = 0; i < half; i += kLanes) {
         v16 a, b, cv, sv;
         std::memcpy(&a, v + i, sizeof(v16));
         std::memcpy(&b, v + i + half, sizeof(v16));
@@ -95,11 +96,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void rope(float* x,
         const v16 lo = a * cv - b * sv, hi = b * cv + a * sv;
         std::memcpy(v + i, &lo, sizeof(v16));
         std::memcpy(v + i + half, &hi, sizeof(v16));
-      }
-      for (; i < half; ++i) {
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c[i] - b * s[i];
-        v[i + half] = b * c[i] + a * s[i];
       }
     }
   }

@@ -12,7 +12,8 @@ void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, floa
 // x += y (ref::add, which GCC leaves scalar: x and y may overlap).
 void add(float* x, const float* y, int64_t n);
 
-// ref::rope (rotate-half pairs, tables [position][head_dim / 2]), 16 pairs at a time.
+// ref::rope (rotate-half pairs, tables [position][head_dim / 2]), 16 pairs at a time; ref::rope
+// itself when head_dim / 2 is not a multiple of 16.
 void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
           const float* cos_table, const float* sin_table);
 

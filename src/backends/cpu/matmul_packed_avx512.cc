@@ -3,9 +3,10 @@
 // The dot-product tiles (matmul_avx512.cc) leave every output as 16 partial sums to be added
 // across lanes at the end: ~3.5 instructions per output, a fifth of the work when k = 384. Here
 // lanes run over 16 output features instead, so sums finish in place. That needs the 16 features'
-// weights side by side for each pair of k: a panel of weight rows is repacked (per call, per
-// thread, into a scratch that stays in cache) so that 32-bit lane j of vector p holds
-// w[j][2p], w[j][2p + 1], the pair vdpbf16ps multiplies by a broadcast activation pair.
+// weights side by side for each pair of k: a panel of weight rows is packed (once at load for
+// BlockOrder::Bf16Pairs, else per call and thread into a scratch that stays in cache) so that
+// 32-bit lane j of vector p holds w[j][2p], w[j][2p + 1], the pair vdpbf16ps multiplies by a
+// broadcast activation pair.
 #include <immintrin.h>
 
 #include <cstring>
@@ -51,7 +52,7 @@ inline void transpose16(__m512i (&v)[16]) {
   for (int i = 0; i < 16; ++i) v[i] = t[i];
 }
 
-// See pack_bf16_pairs_avx512 in matmul_kernels.h.
+// A PackFn (matmul_kernels.h).
 void pack_pairs(const void* wp, int64_t ldw, int64_t n_cols, int64_t k_len, int vectors, void* outp) {
   const uint16_t* w = static_cast<const uint16_t*>(wp);
   uint32_t* out = static_cast<uint32_t*>(outp);
