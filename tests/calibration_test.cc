@@ -295,9 +295,7 @@ TEST(Gptq, LowerOutputErrorThanRtnOnSotuLlamaActivations) {
   ASSERT_TRUE(model.ok()) << model.error().message;
   CalibrationOptions options;
   options.window = 512;
-  options.select = [](const std::string& name) {
-    return name.rfind("model.layers.0.", 0) == 0 || name.rfind("model.layers.1.", 0) == 0;
-  };
+  options.select = [](const TensorSpec& spec) { return spec.layer == 0 || spec.layer == 1; };
   auto stats = calibrate(*model.value(), capture, text_tokens(kText / "sotu-train.txt", 4 * 512), options);
   ASSERT_TRUE(stats.ok()) << stats.error().message;
   ASSERT_EQ(stats->by_tensor.size(), 14u);

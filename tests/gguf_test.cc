@@ -11,7 +11,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "core/dtype.h"
 #include "formats/gguf.h"
-#include "formats/gguf_model.h"
+#include "models/gguf_model.h"
 #include "models/model.h"
 #include "runtime/perplexity.h"
 #include "tokenizer/tokenizer.h"

@@ -177,6 +177,31 @@ def reload_diff(folder, ids, logits):
     return float((forward_logits(m, ids) - logits).abs().max())
 
 
+def save_with_bf16_twin(gdir, name, model, ids, note, seed, old_style):
+    """golden/<name> (fp32) and golden/<name>-bf16 (weights rounded to bf16, logits computed in
+    fp32 from the rounded values); returns the index entry with the reload self-checks."""
+    logits = forward_logits(model, ids)
+    folder = os.path.join(gdir, name)
+    save_variant(model, folder, ids, logits, old_style)
+    rounded = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.to(torch.bfloat16).to(torch.float32))
+    logits16 = forward_logits(rounded, ids)
+    folder16 = os.path.join(gdir, name + "-bf16")
+    save_variant(copy.deepcopy(rounded).to(torch.bfloat16), folder16, ids, logits16, old_style)
+    return {
+        "note": note,
+        "class": type(model).__name__,
+        "seed": seed,
+        "logits_abs_max": float(logits.abs().max()),
+        "logits_std": float(logits.std()),
+        "bf16_vs_fp32_logits_max_diff": float((logits16 - logits).abs().max()),
+        "reload_max_diff": reload_diff(folder, ids, logits),
+        "reload_max_diff_bf16": reload_diff(folder16, ids, logits16),
+    }
+
+
 def make_tiny_models(out):
     gdir = os.path.join(out, "golden")
     index = {"generated_by": generated_by("cpu"), "seq_len": SEQ_LEN, "variants": {}}
@@ -190,30 +215,7 @@ def make_tiny_models(out):
             ids = torch.randint(0, config.vocab_size, (SEQ_LEN,), generator=torch.Generator().manual_seed(seed))
             old_style = name == "llama-gqa"
 
-            # fp32 variant
-            logits = forward_logits(model, ids)
-            folder = os.path.join(gdir, name)
-            save_variant(model, folder, ids, logits, old_style)
-
-            # bf16 twin: round weights to bf16, compute in fp32 from the rounded values
-            rounded = copy.deepcopy(model)
-            with torch.no_grad():
-                for p in rounded.parameters():
-                    p.copy_(p.to(torch.bfloat16).to(torch.float32))
-            logits16 = forward_logits(rounded, ids)
-            folder16 = os.path.join(gdir, name + "-bf16")
-            save_variant(copy.deepcopy(rounded).to(torch.bfloat16), folder16, ids, logits16, old_style)
-
-            entry = {
-                "note": note,
-                "class": type(model).__name__,
-                "seed": seed,
-                "logits_abs_max": float(logits.abs().max()),
-                "logits_std": float(logits.std()),
-                "bf16_vs_fp32_logits_max_diff": float((logits16 - logits).abs().max()),
-                "reload_max_diff": reload_diff(folder, ids, logits),
-                "reload_max_diff_bf16": reload_diff(folder16, ids, logits16),
-            }
+            entry = save_with_bf16_twin(gdir, name, model, ids, note, seed, old_style)
             index["variants"][name] = entry
             log("tiny %s: %s" % (name, json.dumps(entry)))
             if max(entry["reload_max_diff"], entry["reload_max_diff_bf16"]) > 1e-4:

@@ -6,12 +6,6 @@ namespace brisk::calib {
 
 namespace {
 
-// The prefix of layer l's tensor names in either naming scheme.
-bool in_layer(const std::string& name, int64_t layer) {
-  const std::string n = std::to_string(layer) + ".";
-  return name.rfind("model.layers." + n, 0) == 0 || name.rfind("transformer.h." + n, 0) == 0;
-}
-
 void keep_matrices(CalibratedModel& out, std::map<std::string, QuantizedMatrix>&& matrices) {
   for (auto& [name, q] : matrices) out.matrices[name] = std::move(q);
 }
@@ -65,7 +59,7 @@ Result<CalibratedModel> quantize_with_calibration(const std::filesystem::path& m
       // Layer by layer: each layer's Hessians come from inputs that already went through the
       // quantized layers before it.
       for (int64_t l = 0; l < model->config().n_layers; ++l) {
-        calibration.select = [l](const std::string& name) { return in_layer(name, l); };
+        calibration.select = [l](const TensorSpec& spec) { return spec.layer == l; };
         BRISK_ASSIGN(stats, calibrate(*model, capture, calibration_tokens, calibration));
         out.calibration_tokens = stats.tokens;
         BRISK_ASSIGN(q, gptq_quantize(out.weights, stats, options.spec, options.gptq));

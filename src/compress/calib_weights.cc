@@ -50,39 +50,60 @@ int64_t ScaleGroup::channels(int64_t k) const {
   return *std::max_element(channel_of.begin(), channel_of.end()) + 1;
 }
 
+namespace {
+
+// One layer's tensors by role, weight and bias.
+class LayerTensors {
+ public:
+  void add(const TensorSpec& spec) { (spec.part == Part::Weight ? weights_ : biases_)[spec.role] = spec.name; }
+  bool has(Role role) const { return weights_.count(role) != 0; }
+  const std::string& weight(Role role) const { return weights_.at(role); }
+  std::string bias(Role role) const {
+    auto it = biases_.find(role);
+    return it == biases_.end() ? "" : it->second;
+  }
+
+ private:
+  std::map<Role, std::string> weights_, biases_;
+};
+
+}  // namespace
+
 std::vector<ScaleGroup> scale_groups(const ModelConfig& c, Folds folds) {
   using P = ScaleGroup::Producer;
   const bool all = folds == Folds::All;
+  std::vector<LayerTensors> layers(size_t(c.n_layers));
+  for (const TensorSpec& spec : c.arch->tensors(c))
+    if (spec.layer != kNoLayer) layers[size_t(spec.layer)].add(spec);
+
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
   std::vector<ScaleGroup> groups;
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    if (c.arch == Architecture::GPT2) {
-      const std::string p = "transformer.h." + std::to_string(l) + ".";
-      groups.push_back({{p + "attn.c_attn.weight"}, p + "ln_1.weight", p + "ln_1.bias", P::Norm, 0, {}});
-      if (all)
-        groups.push_back({{p + "attn.c_proj.weight"}, p + "attn.c_attn.weight", p + "attn.c_attn.bias",
-                          P::Linear, 2 * c.hidden_size, {}});
-      groups.push_back({{p + "mlp.c_fc.weight"}, p + "ln_2.weight", p + "ln_2.bias", P::Norm, 0, {}});
-      continue;
-    }
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const std::string a = p + "self_attn.", m = p + "mlp.";
-    groups.push_back({{a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"},
-                      p + "input_layernorm.weight", "", P::Norm, 0, {}});
+  for (const LayerTensors& t : layers) {
+    const bool fused_qkv = t.has(Role::AttnQkv);
+    const std::vector<std::string> qkv = fused_qkv ? std::vector<std::string>{t.weight(Role::AttnQkv)}
+                                                   : std::vector<std::string>{t.weight(Role::AttnQ), t.weight(Role::AttnK),
+                                                                              t.weight(Role::AttnV)};
+    groups.push_back({qkv, t.weight(Role::AttnNorm), t.bias(Role::AttnNorm), P::Norm, 0, {}});
     if (all) {
-      // o_proj column (head h, dim i) reads v head h / (heads per kv head), dim i.
-      ScaleGroup o{{a + "o_proj.weight"}, a + "v_proj.weight", c.qkv_bias ? a + "v_proj.bias" : "",
-                   P::Linear, 0, {}};
+      // o's column (head h, dim i) reads v head h / (heads per kv head), dim i.
+      const Role v = fused_qkv ? Role::AttnQkv : Role::AttnV;
+      ScaleGroup o{{t.weight(Role::AttnO)}, t.weight(v), t.bias(v), P::Linear, fused_qkv ? q_dim + kv_dim : 0, {}};
       const int64_t per_kv = c.n_heads / c.n_kv_heads;
       if (per_kv > 1)
         for (int64_t h = 0; h < c.n_heads; ++h)
           for (int64_t i = 0; i < c.head_dim; ++i) o.channel_of.push_back((h / per_kv) * c.head_dim + i);
       groups.push_back(std::move(o));
     }
-    groups.push_back({{m + "gate_proj.weight", m + "up_proj.weight"}, p + "post_attention_layernorm.weight",
-                      "", P::Norm, 0, {}});
-    if (all)
-      groups.push_back({{m + "down_proj.weight"}, m + "up_proj.weight", c.mlp_bias ? m + "up_proj.bias" : "",
-                        P::Linear, 0, {}});
+    const bool fused_gate_up = t.has(Role::MlpGateUp), gated = fused_gate_up || t.has(Role::MlpGate);
+    std::vector<std::string> mlp_in = {t.weight(fused_gate_up ? Role::MlpGateUp : Role::MlpUp)};
+    if (t.has(Role::MlpGate)) mlp_in.insert(mlp_in.begin(), t.weight(Role::MlpGate));
+    groups.push_back({mlp_in, t.weight(Role::MlpNorm), t.bias(Role::MlpNorm), P::Norm, 0, {}});
+    // down reads act(gate) * up, linear in up; an ungated MLP's activation blocks the fold.
+    if (all && gated) {
+      const Role up = fused_gate_up ? Role::MlpGateUp : Role::MlpUp;
+      groups.push_back({{t.weight(Role::MlpDown)}, t.weight(up), t.bias(up), P::Linear,
+                        fused_gate_up ? c.intermediate_size : 0, {}});
+    }
   }
   return groups;
 }

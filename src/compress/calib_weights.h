@@ -1,6 +1,6 @@
 // The model-level side of the calibrated methods: an fp32 working copy of a model's weights that
 // the methods rewrite (scale folding, quantized-then-dequantized matrices), and the map of where a
-// per-input-channel scale can be folded for each architecture family.
+// per-input-channel scale can be folded, derived from the architecture's tensor roles.
 #pragma once
 
 #include <map>
@@ -55,10 +55,10 @@ struct ScaleGroup {
   int64_t channels(int64_t k) const;  // distinct scales (producer channels) for k consumer columns
 };
 
-// The scale groups of every layer: llama family: input_layernorm -> q/k/v, v_proj -> o_proj,
-// post_attention_layernorm -> gate/up, up_proj -> down_proj; GPT-2: ln_1 -> c_attn, the v rows of
-// c_attn -> attn.c_proj, ln_2 -> c_fc (GELU blocks c_fc -> mlp.c_proj). With `norm_only`, just the
-// groups fed by a norm (SmoothQuant's).
+// The scale groups of every layer, from the roles of a pre-norm block: attention norm -> q/k/v (or
+// the fused qkv), v (the v rows of a fused qkv) -> o, MLP norm -> gate/up (or the lone up),
+// up (the up rows of a fused gate_up) -> down when the MLP is gated (an ungated MLP's activation
+// sits between up and down). With Folds::NormOnly, just the groups fed by a norm (SmoothQuant's).
 enum class Folds { All, NormOnly };
 std::vector<ScaleGroup> scale_groups(const ModelConfig& config, Folds folds = Folds::All);
 

@@ -86,13 +86,11 @@ void CalibratingBackend::record(const float* x, int64_t m, int64_t k, InputStats
 }
 
 std::vector<std::string> calibrated_matrices(Model& model,
-                                             const std::function<bool(const std::string&)>& select) {
+                                             const std::function<bool(const TensorSpec&)>& select) {
   std::vector<std::string> names;
-  const void* head = model.output_head().data;
   model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
-    const bool matrix = spec.kind == TensorKind::Matrix || spec.kind == TensorKind::TransposedMatrix;
-    if (!matrix || slot.empty() || slot.data == head) return;
-    if (!select || select(spec.name)) names.push_back(spec.name);
+    if (!spec.is_matrix() || slot.empty() || spec.role == Role::Head) return;
+    if (!select || select(spec)) names.push_back(spec.name);
   });
   return names;
 }

@@ -56,8 +56,8 @@ struct CalibrationOptions {
                                 // text); 0: all given
   int64_t min_tokens = 1024;    // fewer tokens than this is an error (too little calibration text)
   int64_t sample_rows = 0;      // raw activation rows kept per input (0: none)
-  // Which weights to capture (by name); empty: every matrix except the output head.
-  std::function<bool(const std::string&)> select;
+  // Which weights to capture (e.g. one layer); empty: every matrix except the output head.
+  std::function<bool(const TensorSpec&)> select;
 };
 
 // A Backend that forwards every op to `inner` and, while capturing, records matmul inputs.
@@ -127,7 +127,7 @@ class CalibratingBackend final : public Backend {
 // Names of the matrices calibration captures by default: every matrix but the output head and
 // the embedding tables (select, if given, narrows them further).
 std::vector<std::string> calibrated_matrices(Model& model,
-                                             const std::function<bool(const std::string&)>& select = {});
+                                             const std::function<bool(const TensorSpec&)>& select = {});
 
 // Runs tokens through `model` (which must have been loaded on `backend`) in windows and returns
 // the statistics of every selected matrix. Errors: too little calibration text, a window longer

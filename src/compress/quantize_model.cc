@@ -103,20 +103,13 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   if (fs::exists(o.out) && !fs::is_empty(o.out, ec))
     return make_error(o.out.string() + ": output folder exists and is not empty");
 
-  // The architecture's own tensor list names every matrix and its kind (GUIDE rule 2).
-  CpuBackend backend(1);
-  auto model = make_model(config, backend, {1, 1});
+  // The architecture's own tensor list names every matrix, its kind and role (GUIDE rule 2).
   struct Item {
     TensorSpec spec;
     bool head;
   };
   std::vector<Item> items;
-  // Mark every slot non-empty (never dereferenced: this model only lists tensors) so that
-  // output_head() names the real head slot, not the tied-embedding fallback.
-  model->visit_tensors([&](const TensorSpec&, Tensor& slot) { slot.data = &slot; });
-  model->visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
-    items.push_back({spec, slot.data == model->output_head().data});
-  });
+  for (const TensorSpec& spec : config.arch->tensors(config)) items.push_back({spec, spec.role == Role::Head});
 
   ThreadPool pool(o.threads);
   const QuantizedLayout layout = layout_of(o.spec);
@@ -125,7 +118,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   std::vector<OwnedTensor> owned;
   std::vector<NamedTensor> passthrough;
   int64_t total = 0, done = 0;
-  std::string head_name;  // the head's weight, when quantized
+  std::string head_module;  // the head's module ("lm_head"), when quantized
   for (const Item& it : items) total += is_quantizable(it.spec.kind);
   for (const Item& it : items) {
     const StoredTensor* stored = store.find(it.spec.name);
@@ -145,10 +138,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
       continue;
     }
     if (!quantize) {
-      if (is_quantizable(it.spec.kind)) {
-        const std::string& n = it.spec.name;
-        report.kept.push_back(n.size() > 7 && n.ends_with(".weight") ? n.substr(0, n.size() - 7) : n);
-      }
+      if (is_quantizable(it.spec.kind)) report.kept.push_back(it.spec.module);
       passthrough.push_back({it.spec.name, stored->tensor});
       report.bytes_out += stored->tensor.nbytes();
       continue;
@@ -166,7 +156,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
                                              &pool));
     if (it.head) {
       report.head_scheme = std::string(quant_scheme_name(spec.scheme));
-      head_name = it.spec.name;
+      head_module = it.spec.module;
     }
     for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout_of(spec))) {
       report.bytes_out += t.bytes.size();
@@ -185,7 +175,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   // which names it (a name outranks the class).
   std::vector<QuantizedGroup> groups = {{{"Linear"}, layout}};
   if (!report.head_scheme.empty() && !same_layout(layout_of(*head), layout)) {
-    groups.push_back({{head_name.substr(0, head_name.size() - 7)}, layout_of(*head)});  // "lm_head"
+    groups.push_back({{head_module}, layout_of(*head)});
   }
   config_json["quantization_config"] = quantization_config_json(groups, report.kept);
   BRISK_TRY(write_text_file(o.out / "config.json", config_json.dump(2)));

@@ -2,7 +2,6 @@
 
 #include <set>
 
-#include "formats/gguf_model.h"
 #include "formats/json_file.h"
 
 namespace brisk {
@@ -15,12 +14,6 @@ const StoredTensor* WeightStore::find(const std::string& name) const {
 }
 
 std::string WeightStore::describe() const { return description_; }
-
-Result<WeightStore> WeightStore::open(const fs::path& path) {
-  if (!is_gguf_path(path)) return open_dir(path);
-  BRISK_ASSIGN(model, open_gguf_model(path));
-  return std::move(model.weights);
-}
 
 WeightStore WeightStore::from_tensors(std::map<std::string, StoredTensor> tensors, std::string description,
                                       std::vector<std::shared_ptr<const void>> owners) {

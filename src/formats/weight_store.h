@@ -1,7 +1,7 @@
 // All weight tensors of a Hugging Face model folder: model.safetensors, or the shards that
 // model.safetensors.index.json names. Every tensor is a view into a mapped file. A .gguf file
-// opens as a store too (formats/gguf_model.h): renamed to Hugging Face names, its quantized
-// tensors decoded into memory the store owns. (Model::bind may drop the pages of tensors the
+// becomes a store too (models/gguf_model.h, from_tensors): renamed to Hugging Face names, its
+// quantized tensors decoded into memory the store owns. (Model::bind may drop the pages of tensors the
 // backend copied, mapped or owned alike: read a store's tensors before binding, not after.)
 #pragma once
 
@@ -23,8 +23,6 @@ struct StoredTensor {
 class WeightStore {
  public:
   static Result<WeightStore> open_dir(const std::filesystem::path& model_dir);
-  // A model folder, or a .gguf file.
-  static Result<WeightStore> open(const std::filesystem::path& path);
   // Tensors that point into memory `owners` keep alive.
   static WeightStore from_tensors(std::map<std::string, StoredTensor> tensors, std::string description,
                                   std::vector<std::shared_ptr<const void>> owners);

@@ -2,6 +2,7 @@
 // x += Attn(LN1(x)); x += MLP(LN2(x)); logits = LN_f(x) · wte^T.
 #include <cmath>
 
+#include "models/gguf_model.h"
 #include "models/model.h"
 
 namespace brisk {
@@ -9,18 +10,45 @@ namespace brisk {
 namespace {
 
 struct Gpt2Layer {
-  Tensor ln1_w, ln1_b;        // [d]
-  Tensor w_qkv, b_qkv;        // [3d, d] (stored [d, 3d] as Conv1D), [3d]
-  Tensor w_proj, b_proj;      // [d, d], [d]
-  Tensor ln2_w, ln2_b;        // [d]
-  Tensor w_fc, b_fc;          // [ff, d], [ff]
-  Tensor w_out, b_out;        // [d, ff], [d]
+  Tensor ln1_w, ln1_b, ln2_w, ln2_b;  // [d]
+  Linear qkv;                         // [3d, d] (stored [d, 3d] as Conv1D) + [3d]
+  Linear proj;                        // [d, d] + [d]
+  Linear fc;                          // [ff, d] + [ff]
+  Linear out;                         // [d, ff] + [d]
+};
+
+struct Gpt2Weights {
+  Tensor wte, wpe, lnf_w, lnf_b;
+  Linear head;  // optional copy of wte
+  std::vector<Gpt2Layer> layers;
+
+  explicit Gpt2Weights(const ModelConfig& c) : layers(size_t(c.n_layers)) {}
+
+  void visit(const ModelConfig& c, const TensorVisitor& visit) {
+    const int64_t d = c.hidden_size, ff = c.intermediate_size;
+    constexpr TensorKind conv1d = TensorKind::TransposedMatrix;
+    const TensorDeclarer model(visit, "transformer.");
+    model.embedding("wte", Role::TokenEmbed, c.vocab_size, d, wte);
+    model.embedding("wpe", Role::PositionEmbed, c.max_position, d, wpe);
+    for (int64_t i = 0; i < c.n_layers; ++i) {
+      Gpt2Layer& L = layers[size_t(i)];
+      const TensorDeclarer layer(visit, "transformer.h." + std::to_string(i) + ".", i);
+      layer.norm("ln_1", Role::AttnNorm, d, L.ln1_w, &L.ln1_b);
+      layer.linear("attn.c_attn", Role::AttnQkv, 3 * d, d, L.qkv, HasBias::Yes, conv1d);
+      layer.linear("attn.c_proj", Role::AttnO, d, d, L.proj, HasBias::Yes, conv1d);
+      layer.norm("ln_2", Role::MlpNorm, d, L.ln2_w, &L.ln2_b);
+      layer.linear("mlp.c_fc", Role::MlpUp, ff, d, L.fc, HasBias::Yes, conv1d);
+      layer.linear("mlp.c_proj", Role::MlpDown, d, ff, L.out, HasBias::Yes, conv1d);
+    }
+    model.norm("ln_f", Role::FinalNorm, d, lnf_w, &lnf_b);
+    TensorDeclarer(visit, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
+                                     Presence::Optional);
+  }
 };
 
 class Gpt2 final : public Model {
  public:
-  Gpt2(const ModelConfig& c, Backend& backend, const ModelOptions& options)
-      : Model(c, backend, options), layers_(size_t(c.n_layers)) {
+  Gpt2(const ModelConfig& c, Backend& backend, const ModelOptions& options) : Model(c, backend, options), w_(c) {
     const int64_t d = c.hidden_size;
     x_ = activation(d);
     h_ = activation(d);
@@ -30,40 +58,9 @@ class Gpt2 final : public Model {
     ff_ = activation(c.intermediate_size);
   }
 
-  void visit_tensors(const TensorVisitor& visit) override {
-    const auto& c = config_;
-    const int64_t d = c.hidden_size, ff = c.intermediate_size;
-    const std::string t = "transformer.";
-    auto conv = [&](const std::string& name, int64_t in, int64_t out, Tensor& slot) {
-      visit({name, {in, out}, TensorKind::TransposedMatrix}, slot);
-    };
-    auto vector = [&](const std::string& name, int64_t n, Tensor& slot) {
-      visit({name, {n}, TensorKind::Vector}, slot);
-    };
-    visit({t + "wte.weight", {c.vocab_size, d}, TensorKind::Embedding}, wte_);
-    visit({t + "wpe.weight", {c.max_position, d}, TensorKind::Embedding}, wpe_);
-    for (int64_t i = 0; i < c.n_layers; ++i) {
-      Gpt2Layer& L = layers_[size_t(i)];
-      const std::string p = t + "h." + std::to_string(i) + ".";
-      vector(p + "ln_1.weight", d, L.ln1_w);
-      vector(p + "ln_1.bias", d, L.ln1_b);
-      conv(p + "attn.c_attn.weight", d, 3 * d, L.w_qkv);
-      vector(p + "attn.c_attn.bias", 3 * d, L.b_qkv);
-      conv(p + "attn.c_proj.weight", d, d, L.w_proj);
-      vector(p + "attn.c_proj.bias", d, L.b_proj);
-      vector(p + "ln_2.weight", d, L.ln2_w);
-      vector(p + "ln_2.bias", d, L.ln2_b);
-      conv(p + "mlp.c_fc.weight", d, ff, L.w_fc);
-      vector(p + "mlp.c_fc.bias", ff, L.b_fc);
-      conv(p + "mlp.c_proj.weight", ff, d, L.w_out);
-      vector(p + "mlp.c_proj.bias", d, L.b_out);
-    }
-    vector(t + "ln_f.weight", d, lnf_w_);
-    vector(t + "ln_f.bias", d, lnf_b_);
-    visit({"lm_head.weight", {c.vocab_size, d}, TensorKind::Matrix, Presence::Optional}, lm_head_);
-  }
+  void visit_tensors(const TensorVisitor& visit) override { w_.visit(config_, visit); }
 
-  const Tensor& output_head() const override { return lm_head_.empty() ? wte_ : lm_head_; }
+  const Tensor& output_head() const override { return w_.head.weight.empty() ? w_.wte : w_.head.weight; }
 
   void run(const Batch& batch, KvCache& cache) override {
     const auto& c = config_;
@@ -74,43 +71,91 @@ class Gpt2 final : public Model {
 
     float *x = x_.data(), *h = h_.data(), *qkv = qkv_.data(), *q = q_.data(), *attn = attn_.data();
     float* ff_act = ff_.data();
-    be.gather_rows(wte_, batch.tokens_dev, n, x, Accumulate::No);
-    be.gather_rows(wpe_, batch.positions_dev, n, x, Accumulate::Yes);
+    be.gather_rows(w_.wte, batch.tokens_dev, n, x, Accumulate::No);
+    be.gather_rows(w_.wpe, batch.positions_dev, n, x, Accumulate::Yes);
     for (int64_t l = 0; l < c.n_layers; ++l) {
-      const Gpt2Layer& L = layers_[size_t(l)];
+      const Gpt2Layer& L = w_.layers[size_t(l)];
       be.layer_norm(x, vec(L.ln1_w), vec(L.ln1_b), n, d, eps, h);
-      be.matmul(h, n, d, L.w_qkv, vec(L.b_qkv), qkv);
+      be.linear(h, n, L.qkv, qkv);
       // The fused projection yields [q | k | v] per row; k and v go to the cache.
       be.copy_2d(qkv, 3 * d, q, d, n, d);
       const KvPools kv = cache.layer(l);
       be.store_kv(qkv + d, qkv + 2 * d, n, 3 * d, batch.slots_dev, kv);
       be.attention(q, kv, attn, batch.attention, c.n_heads, scale);
-      be.matmul(attn, n, d, L.w_proj, vec(L.b_proj), h);
+      be.linear(attn, n, L.proj, h);
       be.add(x, h, n * d);
 
       be.layer_norm(x, vec(L.ln2_w), vec(L.ln2_b), n, d, eps, h);
-      be.matmul(h, n, d, L.w_fc, vec(L.b_fc), ff_act);
+      be.linear(h, n, L.fc, ff_act);
       be.gelu_tanh(ff_act, n * ff);
-      be.matmul(ff_act, n, ff, L.w_out, vec(L.b_out), h);
+      be.linear(ff_act, n, L.out, h);
       be.add(x, h, n * d);
     }
     const int64_t n_logits = int64_t(batch.logit_rows.size());
     if (n_logits == 0) return;
-    be.layer_norm(logit_rows(batch, x), vec(lnf_w_), vec(lnf_b_), n_logits, d, eps, h);
+    be.layer_norm(logit_rows(batch, x), vec(w_.lnf_w), vec(w_.lnf_b), n_logits, d, eps, h);
     project_to_logits(h, n_logits);
   }
 
  private:
-  Tensor wte_, wpe_, lnf_w_, lnf_b_, lm_head_;
-  std::vector<Gpt2Layer> layers_;
+  Gpt2Weights w_;
   Buffer x_, h_, qkv_, q_, attn_, ff_;  // activations [max_rows, width], allocated once
 };
 
+Result<ModelConfig> parse_gpt2(const ConfigFields& f, ModelConfig c) {
+  const std::string& where = f.where();
+  BRISK_ASSIGN(vocab, f.integer("vocab_size"));
+  BRISK_ASSIGN(hidden, f.integer("n_embd"));
+  BRISK_ASSIGN(layers, f.integer("n_layer"));
+  BRISK_ASSIGN(heads, f.integer("n_head"));
+  BRISK_ASSIGN(max_pos, f.integer_or("n_positions", 1024));
+  BRISK_ASSIGN(inner, f.integer_or("n_inner", 4 * hidden));
+  BRISK_ASSIGN(eps, f.number_or("layer_norm_epsilon", 1e-5));
+  BRISK_ASSIGN(tie, f.boolean_or("tie_word_embeddings", true));
+  BRISK_ASSIGN(by_layer, f.boolean_or("scale_attn_by_inverse_layer_idx", false));
+  BRISK_ASSIGN(scale_weights, f.boolean_or("scale_attn_weights", true));
+  if (by_layer || !scale_weights)
+    return make_error(where + ": GPT-2 attention scaling variants (scale_attn_by_inverse_layer_idx, scale_attn_weights=false) are not supported");
+  if (hidden % heads != 0) return make_error(where + ": n_embd is not divisible by n_head");
+  std::string act = f.string_or("activation_function", "gelu_new");
+  if (act != "gelu_new" && act != "gelu_pytorch_tanh")
+    return make_error(where + ": unsupported activation_function '" + act + "' (supported: gelu_new)");
+  if (!tie) return make_error(where + ": GPT-2 with untied lm_head is not supported");
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = inner;
+  c.n_layers = layers;
+  c.n_heads = heads;
+  c.n_kv_heads = heads;
+  c.head_dim = hidden / heads;
+  c.max_position = max_pos;
+  c.norm_eps = eps;
+  c.tie_word_embeddings = true;
+  c.qkv_bias = c.o_bias = c.mlp_bias = true;
+  return c;
+}
+
+Result<Json> gpt2_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
+  BRISK_ASSIGN(common, read_gguf_common(f, arch));
+  BRISK_ASSIGN(eps, f.number(std::string(arch.name) + ".attention.layer_norm_epsilon"));
+  Json j = common.json;
+  j.update({{"n_embd", common.hidden}, {"n_inner", common.ff}, {"n_layer", common.layers}, {"n_head", common.heads},
+            {"n_positions", common.context}, {"layer_norm_epsilon", eps}, {"tie_word_embeddings", true}});
+  return j;
+}
+
 }  // namespace
 
-std::unique_ptr<Model> make_gpt2(const ModelConfig& config, Backend& backend,
-                                  const ModelOptions& options) {
-  return std::make_unique<Gpt2>(config, backend, options);
-}
+extern const Architecture kGpt2Architecture{
+    .family = "gpt2",
+    .model_types = {"gpt2"},
+    .parse_config = parse_gpt2,
+    .tensors = collect_tensor_specs<Gpt2Weights>,
+    .make = [](const ModelConfig& c, Backend& be, const ModelOptions& o) -> std::unique_ptr<Model> {
+      return std::make_unique<Gpt2>(c, be, o);
+    },
+    .gguf = {{"gpt2", "gpt2", false}},
+    .gguf_config = gpt2_gguf_config,
+};
 
 }  // namespace brisk

@@ -1,26 +1,77 @@
-// The Llama family: Llama 1/2/3, Mistral (within its window) and Qwen2 (q/k/v biases).
+// The Llama family: Llama 1/2/3, Mistral (within its window), Qwen2 (q/k/v biases) and Phi-3
+// (q/k/v and gate/up fused into one matrix each, LongRoPE).
 // Pre-norm decoder: x += Attn(RMSNorm(x)); x += SwiGLU(RMSNorm(x)); logits = Head(RMSNorm(x)).
+#include <any>
 #include <cmath>
 
+#include "models/gguf_model.h"
 #include "models/model.h"
+#include "models/rope_tables.h"
 
 namespace brisk {
 
 namespace {
 
+// What the family's members differ in beyond the shared config fields.
+struct LlamaSettings {
+  bool fused_projections = false;  // Phi-3: qkv_proj [q | k | v] and gate_up_proj [gate | up]
+};
+
+const LlamaSettings& settings(const ModelConfig& c) { return std::any_cast<const LlamaSettings&>(c.family); }
+
 struct LlamaLayer {
-  Tensor attn_norm;                // [d]
-  Tensor wq, wk, wv, wo;           // [h*dh, d], [kv*dh, d], [kv*dh, d], [d, h*dh]
-  Tensor bq, bk, bv, bo;           // optional biases (Qwen2: q/k/v; attention_bias: all four)
-  Tensor mlp_norm;                 // [d]
-  Tensor w_gate, w_up, w_down;     // [ff, d], [ff, d], [d, ff]
-  Tensor b_gate, b_up, b_down;     // optional (mlp_bias)
+  Tensor attn_norm, mlp_norm;  // [d]
+  Linear q, k, v, o;           // [h*dh, d], [kv*dh, d], [kv*dh, d], [d, h*dh]; biases: Qwen2 q/k/v, attention_bias all
+  Linear gate, up, down;       // [ff, d], [ff, d], [d, ff]; biases with mlp_bias
+  Linear qkv, gate_up;         // fused: [(h + 2 kv) * dh, d], [2 ff, d]; q/k/v and gate/up then stay empty
+};
+
+struct LlamaWeights {
+  Tensor embed, final_norm;
+  Linear head;  // empty when tied to embed
+  std::vector<LlamaLayer> layers;
+
+  explicit LlamaWeights(const ModelConfig& c) : layers(size_t(c.n_layers)) {}
+
+  void visit(const ModelConfig& c, const TensorVisitor& visit) {
+    const int64_t d = c.hidden_size, ff = c.intermediate_size;
+    const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+    const HasBias qkv_bias{c.qkv_bias}, o_bias{c.o_bias}, mlp_bias{c.mlp_bias};
+    const bool fused = settings(c).fused_projections;
+    const TensorDeclarer model(visit, "model.");
+    model.embedding("embed_tokens", Role::TokenEmbed, c.vocab_size, d, embed);
+    for (int64_t i = 0; i < c.n_layers; ++i) {
+      LlamaLayer& L = layers[size_t(i)];
+      const TensorDeclarer layer(visit, "model.layers." + std::to_string(i) + ".", i);
+      layer.norm("input_layernorm", Role::AttnNorm, d, L.attn_norm);
+      if (fused) {
+        layer.linear("self_attn.qkv_proj", Role::AttnQkv, q_dim + 2 * kv_dim, d, L.qkv, qkv_bias);
+      } else {
+        layer.linear("self_attn.q_proj", Role::AttnQ, q_dim, d, L.q, qkv_bias);
+        layer.linear("self_attn.k_proj", Role::AttnK, kv_dim, d, L.k, qkv_bias);
+        layer.linear("self_attn.v_proj", Role::AttnV, kv_dim, d, L.v, qkv_bias);
+      }
+      layer.linear("self_attn.o_proj", Role::AttnO, d, q_dim, L.o, o_bias);
+      layer.norm("post_attention_layernorm", Role::MlpNorm, d, L.mlp_norm);
+      if (fused) {
+        layer.linear("mlp.gate_up_proj", Role::MlpGateUp, 2 * ff, d, L.gate_up, mlp_bias);
+      } else {
+        layer.linear("mlp.gate_proj", Role::MlpGate, ff, d, L.gate, mlp_bias);
+        layer.linear("mlp.up_proj", Role::MlpUp, ff, d, L.up, mlp_bias);
+      }
+      layer.linear("mlp.down_proj", Role::MlpDown, d, ff, L.down, mlp_bias);
+    }
+    model.norm("norm", Role::FinalNorm, d, final_norm);
+    // Tied checkpoints usually omit lm_head; some save a copy, which is then used as it is.
+    TensorDeclarer(visit, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
+                                     c.tie_word_embeddings ? Presence::Optional : Presence::Required);
+  }
 };
 
 class Llama final : public Model {
  public:
   Llama(const ModelConfig& c, Backend& backend, const ModelOptions& options)
-      : Model(c, backend, options), layers_(size_t(c.n_layers)) {
+      : Model(c, backend, options), w_(c) {
     const int64_t q_dim = c.n_heads * c.head_dim;
     x_ = activation(c.hidden_size);
     h_ = activation(std::max(c.hidden_size, q_dim));
@@ -30,123 +81,197 @@ class Llama final : public Model {
     attn_ = activation(q_dim);
     gate_ = activation(c.intermediate_size);
     up_ = activation(c.intermediate_size);
-    build_rope_tables();
+    if (settings(c).fused_projections) {
+      fused_ = activation(std::max(q_dim + 2 * c.n_kv_heads * c.head_dim, 2 * c.intermediate_size));
+    }
+    rope_ = RopeTables(backend, c, context_);
   }
 
-  void visit_tensors(const TensorVisitor& visit) override {
-    const auto& c = config_;
-    const int64_t d = c.hidden_size, ff = c.intermediate_size;
-    const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
-    auto matrix = [&](const std::string& name, std::vector<int64_t> shape, Tensor& slot) {
-      visit({name, std::move(shape), TensorKind::Matrix}, slot);
-    };
-    auto vector = [&](const std::string& name, int64_t n, Tensor& slot, bool present) {
-      if (present) visit({name, {n}, TensorKind::Vector}, slot);
-    };
-    visit({"model.embed_tokens.weight", {c.vocab_size, d}, TensorKind::Embedding}, embed_);
-    for (int64_t i = 0; i < c.n_layers; ++i) {
-      LlamaLayer& L = layers_[size_t(i)];
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      vector(p + "input_layernorm.weight", d, L.attn_norm, true);
-      matrix(p + "self_attn.q_proj.weight", {q_dim, d}, L.wq);
-      matrix(p + "self_attn.k_proj.weight", {kv_dim, d}, L.wk);
-      matrix(p + "self_attn.v_proj.weight", {kv_dim, d}, L.wv);
-      matrix(p + "self_attn.o_proj.weight", {d, q_dim}, L.wo);
-      vector(p + "self_attn.q_proj.bias", q_dim, L.bq, c.qkv_bias);
-      vector(p + "self_attn.k_proj.bias", kv_dim, L.bk, c.qkv_bias);
-      vector(p + "self_attn.v_proj.bias", kv_dim, L.bv, c.qkv_bias);
-      vector(p + "self_attn.o_proj.bias", d, L.bo, c.o_bias);
-      vector(p + "post_attention_layernorm.weight", d, L.mlp_norm, true);
-      matrix(p + "mlp.gate_proj.weight", {ff, d}, L.w_gate);
-      matrix(p + "mlp.up_proj.weight", {ff, d}, L.w_up);
-      matrix(p + "mlp.down_proj.weight", {d, ff}, L.w_down);
-      vector(p + "mlp.gate_proj.bias", ff, L.b_gate, c.mlp_bias);
-      vector(p + "mlp.up_proj.bias", ff, L.b_up, c.mlp_bias);
-      vector(p + "mlp.down_proj.bias", d, L.b_down, c.mlp_bias);
-    }
-    vector("model.norm.weight", d, final_norm_, true);
-    // Tied checkpoints usually omit lm_head; some save a copy, which is then used as it is.
-    visit({"lm_head.weight", {c.vocab_size, d}, TensorKind::Matrix,
-           c.tie_word_embeddings ? Presence::Optional : Presence::Required},
-          lm_head_);
-  }
+  void visit_tensors(const TensorVisitor& visit) override { w_.visit(config_, visit); }
 
   void place_weights() override {
-    for (LlamaLayer& L : layers_) {
-      backend_.place_adjacent({&L.wq, &L.wk, &L.wv});
-      backend_.place_adjacent({&L.w_gate, &L.w_up});
+    if (settings(config_).fused_projections) return;  // already one matrix each
+    for (LlamaLayer& L : w_.layers) {
+      backend_.place_adjacent({&L.q, &L.k, &L.v});
+      backend_.place_adjacent({&L.gate, &L.up});
     }
   }
 
-  const Tensor& output_head() const override { return lm_head_.empty() ? embed_ : lm_head_; }
+  const Tensor& output_head() const override { return w_.head.weight.empty() ? w_.embed : w_.head.weight; }
 
   void run(const Batch& batch, KvCache& cache) override {
     const auto& c = config_;
-    const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
-    const int64_t q_dim = c.n_heads * dh;
-    const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(dh));
+    const int64_t n = batch.rows, d = c.hidden_size;
+    const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(c.head_dim));
     Backend& be = backend_;
     float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
     float *attn = attn_.data(), *gate = gate_.data(), *up = up_.data();
     const int32_t* pos = batch.positions_dev;
 
-    be.gather_rows(embed_, batch.tokens_dev, n, x, Accumulate::No);
-    be.rms_norm(x, vec(layers_[0].attn_norm), n, d, eps, h);
+    be.gather_rows(w_.embed, batch.tokens_dev, n, x, Accumulate::No);
+    be.rms_norm(x, vec(w_.layers[0].attn_norm), n, d, eps, h);
     for (int64_t l = 0; l < c.n_layers; ++l) {
-      const LlamaLayer& L = layers_[size_t(l)];
+      const LlamaLayer& L = w_.layers[size_t(l)];
       // h = attn_norm(x) here.
-      be.matmul_same_input(h, n, d, {{&L.wq, optional_vec(L.bq), q}, {&L.wk, optional_vec(L.bk), k},
-                                     {&L.wv, optional_vec(L.bv), v}});
+      project_qkv(L, h, n, q, k, v);
       const KvPools kv = cache.layer(l);
-      be.rope_store_kv(q, k, v, n, c.n_heads, pos, cos_.data(), sin_.data(), batch.slots_dev, kv);
+      be.rope_store_kv(q, k, v, n, c.n_heads, pos, rope_.cos(), rope_.sin(), batch.slots_dev, kv);
       be.attention(q, kv, attn, batch.attention, c.n_heads, scale);
-      be.matmul(attn, n, q_dim, L.wo, optional_vec(L.bo), h);
+      be.linear(attn, n, L.o, h);
       be.add_rms_norm(x, h, vec(L.mlp_norm), n, d, eps, h);
 
-      be.matmul_swiglu(h, n, d, {&L.w_gate, optional_vec(L.b_gate), gate}, {&L.w_up, optional_vec(L.b_up), up});
-      be.matmul(gate, n, ff, L.w_down, optional_vec(L.b_down), h);
+      project_swiglu(L, h, n, gate, up);
+      be.linear(gate, n, L.down, h);
       // The residual add, fused with the next layer's input norm where there is one.
       if (l + 1 < c.n_layers)
-        be.add_rms_norm(x, h, vec(layers_[size_t(l + 1)].attn_norm), n, d, eps, h);
+        be.add_rms_norm(x, h, vec(w_.layers[size_t(l + 1)].attn_norm), n, d, eps, h);
       else
         be.add(x, h, n * d);
     }
     const int64_t n_logits = int64_t(batch.logit_rows.size());
     if (n_logits == 0) return;
-    be.rms_norm(logit_rows(batch, x), vec(final_norm_), n_logits, d, eps, h);
+    be.rms_norm(logit_rows(batch, x), vec(w_.final_norm), n_logits, d, eps, h);
     project_to_logits(h, n_logits);
   }
 
  private:
-  // cos/sin of pos * inv_freq for every position this instance supports.
-  void build_rope_tables() {
-    const std::vector<float> inv = config_.rope_inv_freq();
-    const int64_t half = int64_t(inv.size());
-    std::vector<float> cos_host(size_t(context_ * half)), sin_host(size_t(context_ * half));
-    for (int64_t p = 0; p < context_; ++p)
-      for (int64_t i = 0; i < half; ++i) {
-        // transformers forms the angle in fp32 (inv_freq * position); so do we, then cos/sin exactly.
-        const float angle = float(p) * inv[size_t(i)];
-        cos_host[size_t(p * half + i)] = float(std::cos(double(angle)));
-        sin_host[size_t(p * half + i)] = float(std::sin(double(angle)));
-      }
-    cos_ = backend_.allocate(cos_host.size());
-    sin_ = backend_.allocate(sin_host.size());
-    backend_.copy_to_device(cos_.data(), cos_host.data(), cos_host.size());
-    backend_.copy_to_device(sin_.data(), sin_host.data(), sin_host.size());
+  // q, k, v [n, h*dh], [n, kv*dh], [n, kv*dh] from h.
+  void project_qkv(const LlamaLayer& L, const float* h, int64_t n, float* q, float* k, float* v) {
+    if (L.qkv.weight.empty()) return backend_.linear_same_input(h, n, {{&L.q, q}, {&L.k, k}, {&L.v, v}});
+    // One fused product, then its [q | k | v] row parts side by side for rope and the cache.
+    const int64_t q_dim = config_.n_heads * config_.head_dim, kv_dim = config_.n_kv_heads * config_.head_dim;
+    const int64_t width = q_dim + 2 * kv_dim;
+    float* qkv = fused_.data();
+    backend_.linear(h, n, L.qkv, qkv);
+    backend_.copy_2d(qkv, width, q, q_dim, n, q_dim);
+    backend_.copy_2d(qkv + q_dim, width, k, kv_dim, n, kv_dim);
+    backend_.copy_2d(qkv + q_dim + kv_dim, width, v, kv_dim, n, kv_dim);
+  }
+  // gate = silu(h Wg^T) * (h Wu^T), [n, ff]; up is scratch.
+  void project_swiglu(const LlamaLayer& L, const float* h, int64_t n, float* gate, float* up) {
+    if (L.gate_up.weight.empty()) return backend_.linear_swiglu(h, n, {&L.gate, gate}, {&L.up, up});
+    const int64_t ff = config_.intermediate_size;
+    float* gate_up = fused_.data();
+    backend_.linear(h, n, L.gate_up, gate_up);
+    backend_.copy_2d(gate_up, 2 * ff, gate, ff, n, ff);
+    backend_.copy_2d(gate_up + ff, 2 * ff, up, ff, n, ff);
+    backend_.silu_mul(gate, up, gate, n * ff);
   }
 
-  Tensor embed_, final_norm_, lm_head_;
-  std::vector<LlamaLayer> layers_;
-  // Activations [max_rows, width] and rope tables, allocated once.
-  Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, cos_, sin_;
+  LlamaWeights w_;
+  // Activations [max_rows, width], allocated once (fused_: the fused products, Phi-3 only).
+  Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, fused_;
+  RopeTables rope_;
 };
+
+Result<ModelConfig> parse_llama(const ConfigFields& f, ModelConfig c) {
+  const std::string& where = f.where();
+  BRISK_ASSIGN(vocab, f.integer("vocab_size"));
+  BRISK_ASSIGN(hidden, f.integer("hidden_size"));
+  BRISK_ASSIGN(inter, f.integer("intermediate_size"));
+  BRISK_ASSIGN(layers, f.integer("num_hidden_layers"));
+  BRISK_ASSIGN(heads, f.integer("num_attention_heads"));
+  BRISK_ASSIGN(kv_heads, f.integer_or("num_key_value_heads", heads));
+  BRISK_ASSIGN(max_pos, f.integer_or("max_position_embeddings", 2048));
+  BRISK_ASSIGN(eps, f.number_or("rms_norm_eps", 1e-6));
+  BRISK_ASSIGN(tie, f.boolean_or("tie_word_embeddings", false));
+  BRISK_ASSIGN(attn_bias, f.boolean_or("attention_bias", false));
+  BRISK_ASSIGN(mlp_bias, f.boolean_or("mlp_bias", false));
+  BRISK_ASSIGN(rope, parse_rope(f.json(), where));
+  if (hidden % heads != 0 && !f.has("head_dim"))
+    return make_error(where + ": hidden_size " + std::to_string(hidden) + " is not divisible by num_attention_heads " + std::to_string(heads) + " and no head_dim is given");
+  BRISK_ASSIGN(head_dim, f.integer_or("head_dim", hidden / heads));
+  if (heads % kv_heads != 0)
+    return make_error(where + ": num_attention_heads " + std::to_string(heads) + " is not a multiple of num_key_value_heads " + std::to_string(kv_heads));
+  if (head_dim % 2 != 0) return make_error(where + ": head_dim must be even for rotary embeddings");
+  std::string act = f.string_or("hidden_act", "silu");
+  if (act != "silu" && act != "swish")
+    return make_error(where + ": unsupported hidden_act '" + act + "' (llama family supports silu)");
+  const bool phi3 = c.model_type == "phi3";
+  BRISK_ASSIGN(rotary_fraction, f.number_or("partial_rotary_factor", 1.0));
+  if (rotary_fraction != 1.0)
+    return f.error("partial_rotary_factor", "= " + std::to_string(rotary_fraction) + ": brisk supports full rotary only");
+  if (rope.type == RopeType::LongRope && int64_t(rope.short_factor.size()) != head_dim / 2)
+    return make_error(where + ": longrope short_factor/long_factor have " + std::to_string(rope.short_factor.size()) +
+                      " entries, expected head_dim / 2 = " + std::to_string(head_dim / 2));
+
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = inter;
+  c.n_layers = layers;
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.max_position = max_pos;
+  c.norm_eps = eps;
+  c.rope = rope;
+  c.tie_word_embeddings = tie;
+  c.qkv_bias = attn_bias || c.model_type == "qwen2";
+  c.o_bias = attn_bias && c.model_type != "qwen2";
+  c.mlp_bias = mlp_bias && c.model_type == "llama";
+  c.family = LlamaSettings{.fused_projections = phi3};
+  // Mistral's (and Phi-3's) sliding window only matters beyond it: brisk caps contexts at the
+  // window instead of silently attending too far. Qwen2 has a window only when use_sliding_window
+  // is true.
+  BRISK_ASSIGN(use_window, f.boolean_or("use_sliding_window", c.model_type == "mistral" || phi3));
+  if (use_window) {
+    BRISK_ASSIGN(window, f.integer_or("sliding_window", 0));
+    c.sliding_window = window;
+  }
+  return c;
+}
+
+// llama.cpp's llama / qwen2 metadata as config.json fields.
+Result<Json> llama_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
+  BRISK_ASSIGN(common, read_gguf_common(f, arch));
+  const std::string a = std::string(arch.name) + ".";
+  const std::string where = f.path().string();
+  BRISK_ASSIGN(eps, f.number(a + "attention.layer_norm_rms_epsilon"));
+  BRISK_ASSIGN(theta, f.optional_number(a + "rope.freq_base"));
+  BRISK_ASSIGN(key_length, f.optional_integer(a + "attention.key_length"));
+  BRISK_ASSIGN(value_length, f.optional_integer(a + "attention.value_length"));
+  BRISK_ASSIGN(rope_dims, f.optional_integer(a + "rope.dimension_count"));
+  const int64_t heads = common.heads;
+  const int64_t head_dim = key_length.value_or(heads > 0 ? common.hidden / heads : 0);
+  if (value_length && *value_length != head_dim)
+    return make_error(where + ": attention.key_length and value_length differ; brisk needs equal head sizes");
+  if (rope_dims && *rope_dims != head_dim)
+    return make_error(where + ": metadata '" + a + "rope.dimension_count' = " + std::to_string(*rope_dims) +
+                      " rotates part of each head; brisk supports full rotary only (head size " + std::to_string(head_dim) + ")");
+  Json j = common.json;
+  j.update({{"hidden_size", common.hidden}, {"intermediate_size", common.ff}, {"num_hidden_layers", common.layers},
+            {"num_attention_heads", heads}, {"num_key_value_heads", common.kv_heads},
+            {"head_dim", head_dim}, {"max_position_embeddings", common.context}, {"rms_norm_eps", eps},
+            {"rope_theta", theta.value_or(10000.0)}, {"tie_word_embeddings", !f.find_tensor("output.weight")},
+            {"attention_bias", arch.model_type == "llama" && f.find_tensor("blk.0.attn_q.bias")},
+            {"mlp_bias", f.find_tensor("blk.0.ffn_up.bias") != nullptr}});
+
+  BRISK_ASSIGN(scaling, f.optional_string(a + "rope.scaling.type"));
+  BRISK_ASSIGN(factor, f.optional_number(a + "rope.scaling.factor"));
+  BRISK_ASSIGN(old_linear, f.optional_number(a + "rope.scale_linear"));  // pre-2024 files
+  if (scaling == "linear" || (!scaling && old_linear && *old_linear != 1.0)) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", factor.value_or(old_linear.value_or(1.0))}};
+  } else if (scaling && *scaling != "none") {
+    return make_error(where + ": metadata '" + a + "rope.scaling.type' = '" + *scaling +
+                      "' is not supported (supported: none, linear)");
+  }
+  return j;
+}
 
 }  // namespace
 
-std::unique_ptr<Model> make_llama(const ModelConfig& config, Backend& backend,
-                                  const ModelOptions& options) {
-  return std::make_unique<Llama>(config, backend, options);
-}
+extern const Architecture kLlamaArchitecture{
+    .family = "llama",
+    .model_types = {"llama", "mistral", "qwen2", "phi3"},
+    .parse_config = parse_llama,
+    .tensors = collect_tensor_specs<LlamaWeights>,
+    .make = [](const ModelConfig& c, Backend& be, const ModelOptions& o) -> std::unique_ptr<Model> {
+      return std::make_unique<Llama>(c, be, o);
+    },
+    // qwen2's converter keeps the Hugging Face row order; llama's (Mistral's too) interleaves.
+    // phi3 GGUF files (rope factors as tensors) are not mapped yet.
+    .gguf = {{"llama", "llama", true}, {"qwen2", "qwen2", false}},
+    .gguf_config = llama_gguf_config,
+};
 
 }  // namespace brisk

@@ -1,7 +1,7 @@
 #include "models/model.h"
 
 #include "core/mapped_file.h"
-#include "formats/gguf_model.h"
+#include "models/gguf_model.h"
 #include "formats/quantized_checkpoint.h"
 
 #include <cstring>
@@ -255,8 +255,8 @@ uint64_t Model::parameter_count() {
 
 std::unique_ptr<Model> make_model(const ModelConfig& config, Backend& backend,
                                   const ModelOptions& options) {
-  return config.arch == Architecture::GPT2 ? make_gpt2(config, backend, options)
-                                           : make_llama(config, backend, options);
+  BRISK_CHECK(config.arch, "make_model: config without an architecture");
+  return config.arch->make(config, backend, options);
 }
 
 Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Backend& backend,

@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "formats/model_config.h"
 #include "formats/weight_store.h"
+#include "models/architecture.h"
 #include "models/kv_cache.h"
+#include "models/model_config.h"
+#include "models/tensor_spec.h"
 #include "ops/backend.h"
 
 namespace brisk {
@@ -34,25 +36,6 @@ struct SequenceChunk {
   int64_t n_blocks = 0;
   LogitRows logits = LogitRows::Last;
 };
-
-// How a checkpoint tensor maps onto a weight slot.
-enum class TensorKind {
-  Matrix,            // [out, in] used in place by matmul
-  Embedding,         // [vocab, d] used in place, read one row per token
-  TransposedMatrix,  // stored [in, out] (GPT-2's Conv1D); transposed once at load
-  Vector,            // norm weights and biases: converted to fp32 at load (tiny)
-};
-enum class Presence { Required, Optional };
-
-struct TensorSpec {
-  std::string name;            // Hugging Face name
-  std::vector<int64_t> shape;  // as stored in the checkpoint
-  TensorKind kind;
-  Presence presence = Presence::Required;
-};
-
-// Each architecture lists its tensors once (GUIDE rule 2); loading, synth and export all walk it.
-using TensorVisitor = std::function<void(const TensorSpec& spec, Tensor& slot)>;
 
 class Model {
  public:
@@ -169,9 +152,7 @@ class Model {
 Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Backend& backend,
                                           const ModelOptions& options = {});
 
-// Architecture constructors (llama.cc, gpt2.cc): weights unbound, activations allocated.
-std::unique_ptr<Model> make_llama(const ModelConfig& config, Backend& backend, const ModelOptions& options);
-std::unique_ptr<Model> make_gpt2(const ModelConfig& config, Backend& backend, const ModelOptions& options);
+// Builds the model config.arch declares (weights unbound, activations allocated).
 std::unique_ptr<Model> make_model(const ModelConfig& config, Backend& backend, const ModelOptions& options);
 
 }  // namespace brisk

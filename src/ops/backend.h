@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/kv_dtype.h"
 #include "core/tensor.h"
+#include "ops/linear.h"
 #include "ops/sampling.h"
 
 namespace brisk {
@@ -123,6 +124,34 @@ class Backend {
                              const MatmulOutput& up) {
     matmul_same_input(x, m, k, {gate, up});
     silu_mul(gate.y, up.y, gate.y, m * gate.w->dim(0));
+  }
+
+  // Models call these on their Linear slots; they reduce to the matmul family above, which is what
+  // backends implement. A new weight form (low-rank pair, 2:4, shard) changes these, not models.
+  struct LinearOutput {
+    const Linear* layer;
+    float* y;
+  };
+  static MatmulOutput as_matmul(const LinearOutput& o) { return {&o.layer->weight, o.layer->bias_data(), o.y}; }
+  void linear(const float* x, int64_t m, const Linear& layer, float* y) {
+    matmul(x, m, layer.in_features(), layer.weight, layer.bias_data(), y);
+  }
+  // Two or three layers of one input (gate/up, q/k/v).
+  void linear_same_input(const float* x, int64_t m, std::initializer_list<LinearOutput> outs) {
+    const LinearOutput* o = outs.begin();
+    const int64_t k = o[0].layer->in_features();
+    if (outs.size() == 2) return matmul_same_input(x, m, k, {as_matmul(o[0]), as_matmul(o[1])});
+    BRISK_CHECK(outs.size() == 3, "linear_same_input: two or three layers");
+    matmul_same_input(x, m, k, {as_matmul(o[0]), as_matmul(o[1]), as_matmul(o[2])});
+  }
+  void linear_swiglu(const float* x, int64_t m, const LinearOutput& gate, const LinearOutput& up) {
+    matmul_swiglu(x, m, gate.layer->in_features(), as_matmul(gate), as_matmul(up));
+  }
+  void place_adjacent(std::initializer_list<Linear*> layers) {
+    Linear* const* l = layers.begin();
+    if (layers.size() == 2) return place_adjacent({&l[0]->weight, &l[1]->weight});
+    BRISK_CHECK(layers.size() == 3, "place_adjacent: two or three layers");
+    place_adjacent({&l[0]->weight, &l[1]->weight, &l[2]->weight});
   }
 
   // Causal attention for every sequence of a batch over its paged cache; see ref::attention.

@@ -4,7 +4,6 @@
 #include <fstream>
 #include <map>
 
-#include "backends/cpu/cpu_backend.h"
 #include "formats/json_file.h"
 #include "formats/safetensors.h"
 #include "models/model.h"
@@ -162,12 +161,9 @@ Status synthesize_model(const SynthOptions& o, const std::function<void(uint64_t
   BRISK_ASSIGN(cfg, parse_model_config(config, o.shape));
 
   // Walk the architecture's own tensor list (the same one loading uses) to get names and shapes.
-  CpuBackend backend(1);
-  auto model = make_model(cfg, backend, {1, 1});
   std::vector<TensorSpec> specs;
-  model->visit_tensors([&](const TensorSpec& spec, Tensor&) {
+  for (const TensorSpec& spec : cfg.arch->tensors(cfg))
     if (spec.presence == Presence::Required) specs.push_back(spec);
-  });
   uint64_t total = 0;
   for (const auto& s : specs) {
     uint64_t n = 1;
@@ -200,8 +196,8 @@ Status synthesize_model(const SynthOptions& o, const std::function<void(uint64_t
       Tensor t{nullptr, o.dtype, s->shape};
       storage.emplace_back(t.nbytes());
       t.data = storage.back().data();
-      const bool is_norm_weight = s->kind == TensorKind::Vector && s->name.find("bias") == std::string::npos;
-      const bool is_bias = s->kind == TensorKind::Vector && !is_norm_weight;
+      const bool is_bias = s->kind == TensorKind::Vector && s->part == Part::Bias;
+      const bool is_norm_weight = s->kind == TensorKind::Vector && !is_bias;
       fill(t, s->name, o.seed, is_norm_weight ? 1.0f : 0.0f, is_bias ? 0.01f : is_norm_weight ? 0.05f : 0.02f);
       tensors.push_back({s->name, t});
       weight_map[s->name] = file;

@@ -2,7 +2,9 @@
 #include <memory>
 
 #include "common.h"
+#include "formats/gguf.h"
 #include "formats/weight_store.h"
+#include "models/gguf_model.h"
 
 namespace brisk::cli {
 
@@ -17,7 +19,13 @@ Command add_inspect(CLI::App& app) {
   sub->add_option("-m,--model", f->model, "Model folder or .gguf file")->required();
   sub->add_flag("--json", f->json, "Print {\"params\", \"tensors\": [...]}");
   return {sub, [f]() {
-    auto store = WeightStore::open(f->model);
+    // A .gguf file shows as the Hugging Face tensors it maps to (models/gguf_model.h).
+    auto open = [&]() -> Result<WeightStore> {
+      if (!is_gguf_path(f->model)) return WeightStore::open_dir(f->model);
+      BRISK_ASSIGN(gguf, open_gguf_model(f->model));
+      return std::move(gguf.weights);
+    };
+    auto store = open();
     if (!store) return fail(store.error());
     Json tensors = Json::array();
     uint64_t params = 0;

@@ -1,0 +1,76 @@
+#include "formats/config_fields.h"
+
+namespace brisk {
+
+bool ConfigFields::has(const char* key) const {
+  auto it = json_.find(key);
+  return it != json_.end() && !it->is_null();
+}
+
+Error ConfigFields::error(const std::string& key, const std::string& what) const {
+  return make_error(where_ + ": field '" + key + "' " + what);
+}
+
+Result<int64_t> ConfigFields::integer(const char* key) const {
+  auto it = json_.find(key);
+  if (it == json_.end() || it->is_null()) return make_error(where_ + ": missing field '" + key + "'");
+  if (!it->is_number_integer() || it->get<int64_t>() <= 0)
+    return error(key, "must be a positive integer, got " + it->dump());
+  return it->get<int64_t>();
+}
+
+Result<int64_t> ConfigFields::integer_or(const char* key, int64_t fallback) const {
+  if (!has(key)) return fallback;
+  return integer(key);
+}
+
+Result<double> ConfigFields::number_or(const char* key, double fallback) const {
+  if (!has(key)) return fallback;
+  const Json& v = json_.at(key);
+  if (!v.is_number()) return error(key, "must be a number, got " + v.dump());
+  return v.get<double>();
+}
+
+Result<std::optional<double>> ConfigFields::optional_number(const char* key) const {
+  if (!has(key)) return std::optional<double>();
+  BRISK_ASSIGN(v, number_or(key, 0.0));
+  return std::optional<double>(v);
+}
+
+Result<bool> ConfigFields::boolean_or(const char* key, bool fallback) const {
+  if (!has(key)) return fallback;
+  const Json& v = json_.at(key);
+  if (!v.is_boolean()) return error(key, "must be true or false, got " + v.dump());
+  return v.get<bool>();
+}
+
+std::string ConfigFields::string_or(const char* key, const std::string& fallback) const {
+  auto it = json_.find(key);
+  return it != json_.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+Result<std::vector<double>> ConfigFields::numbers(const char* key) const {
+  if (!has(key)) return make_error(where_ + ": missing field '" + key + "'");
+  const Json& v = json_.at(key);
+  if (!v.is_array()) return error(key, "must be an array of numbers, got " + v.dump());
+  std::vector<double> out;
+  for (const Json& x : v) {
+    if (!x.is_number()) return error(key, "must be an array of numbers, got element " + x.dump());
+    out.push_back(x.get<double>());
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> ConfigFields::strings_or_empty(const char* key) const {
+  std::vector<std::string> out;
+  if (!has(key)) return out;
+  const Json& v = json_.at(key);
+  if (!v.is_array()) return error(key, "must be an array of strings, got " + v.dump());
+  for (const Json& x : v) {
+    if (!x.is_string()) return error(key, "must be an array of strings, got element " + x.dump());
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace brisk

@@ -1,0 +1,63 @@
+// One declaration per architecture family (models/<family>.cc) and the registry of them. A
+// declaration says which config.json model_types it accepts and parses their fields, lists its
+// tensors with roles, names its GGUF counterparts, and builds the model. Everything else
+// (loading, GGUF mapping, quantization groups, synth, counts) derives from it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/config_fields.h"
+#include "models/model_config.h"
+#include "models/tensor_spec.h"
+
+namespace brisk {
+
+class Backend;
+class Model;
+struct ModelOptions;
+class GgufFile;
+
+// How a GGUF file of one general.architecture value maps onto this family.
+struct GgufArchitecture {
+  std::string_view name;      // general.architecture
+  std::string_view model_type;  // the config.json model_type it stands for
+  // llama.cpp's converter interleaves the rotary halves of each Q and K head for these.
+  bool rotary_rows_interleaved = false;
+};
+
+struct Architecture {
+  std::string_view family;                    // "llama"
+  std::vector<std::string_view> model_types;  // config.json model_type values it accepts
+  // Reads the family's fields into `base` (model_type, token ids, quantization already set).
+  Result<ModelConfig> (*parse_config)(const ConfigFields& fields, ModelConfig base);
+  // Every tensor of a model of this config, in load order (Model::visit_tensors walks the same
+  // specs with the built model's slots).
+  std::vector<TensorSpec> (*tensors)(const ModelConfig& config);
+  std::unique_ptr<Model> (*make)(const ModelConfig& config, Backend& backend, const ModelOptions& options);
+  std::vector<GgufArchitecture> gguf;         // empty: no GGUF mapping
+  // GGUF metadata -> config.json fields for parse_config (null when gguf is empty).
+  Result<Json> (*gguf_config)(const GgufFile& file, const GgufArchitecture& arch);
+};
+
+// Every registered family (models/registry.cc).
+const std::vector<const Architecture*>& architectures();
+// The declaration accepting config.json's model_type, or null.
+const Architecture* find_architecture(std::string_view model_type);
+// "gpt2, llama, mistral, qwen2": for errors.
+std::string known_model_types();
+
+// A declaration's tensor list, collected from a weights struct's visit(config, visitor) without
+// building a model: `Weights` is the family's plain struct of slots.
+template <class Weights>
+std::vector<TensorSpec> collect_tensor_specs(const ModelConfig& config) {
+  Weights weights(config);
+  std::vector<TensorSpec> specs;
+  weights.visit(config, [&](const TensorSpec& spec, Tensor&) { specs.push_back(spec); });
+  return specs;
+}
+
+}  // namespace brisk

@@ -1,0 +1,146 @@
+#include "models/model_config.h"
+
+#include "models/architecture.h"
+
+#include <cmath>
+
+namespace brisk {
+
+namespace {
+
+std::vector<int32_t> token_ids(const Json& json, const char* key) {
+  std::vector<int32_t> ids;
+  auto it = json.find(key);
+  if (it == json.end()) return ids;
+  if (it->is_number_integer()) ids.push_back(it->get<int32_t>());
+  if (it->is_array())
+    for (const auto& v : *it)
+      if (v.is_number_integer()) ids.push_back(v.get<int32_t>());
+  return ids;
+}
+
+// LongRoPE: factors of head_dim / 2 entries each; original_max_position_embeddings in the
+// rope object or at the top level (Phi-3's config); attention_factor as transformers derives it
+// when absent: sqrt(1 + ln(max / original) / ln(original)) when the context is extended.
+Status parse_longrope(const Json& json, const ConfigFields& f, RopeConfig& rope) {
+  BRISK_ASSIGN(short_factor, f.numbers("short_factor"));
+  BRISK_ASSIGN(long_factor, f.numbers("long_factor"));
+  if (short_factor.size() != long_factor.size())
+    return f.error("long_factor", "has " + std::to_string(long_factor.size()) + " entries, short_factor " +
+                                      std::to_string(short_factor.size()));
+  const ConfigFields top(json, f.where());
+  BRISK_ASSIGN(top_original, top.integer_or("original_max_position_embeddings", 0));
+  BRISK_ASSIGN(original, f.integer_or("original_max_position_embeddings", top_original));
+  if (original <= 0) return f.error("original_max_position_embeddings", "is required for longrope");
+  BRISK_ASSIGN(max_position, top.integer_or("max_position_embeddings", original));
+  BRISK_ASSIGN(given_attention_factor, f.optional_number("attention_factor"));
+  const double factor = double(max_position) / double(original);
+  rope.short_factor = short_factor;
+  rope.long_factor = long_factor;
+  rope.original_max_position = original;
+  rope.factor = factor;
+  rope.attention_factor = given_attention_factor.value_or(
+      factor <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(factor) / std::log(double(original))));
+  return ok_status();
+}
+
+}  // namespace
+
+Result<RopeConfig> parse_rope(const Json& json, const std::string& where) {
+  RopeConfig rope;
+  BRISK_ASSIGN(top_theta, ConfigFields(json, where).number_or("rope_theta", 10000.0));
+  rope.theta = top_theta;
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    auto it = json.find(key);
+    if (it == json.end() || it->is_null()) continue;
+    const std::string at = where + ": '" + key + "'";
+    if (!it->is_object()) return make_error(at + " must be an object");
+    ConfigFields f(*it, at);
+    BRISK_ASSIGN(theta, f.number_or("rope_theta", rope.theta));
+    rope.theta = theta;
+    std::string type = f.string_or("rope_type", f.string_or("type", "default"));
+    if (type == "default") {
+      rope.type = RopeType::Default;
+    } else if (type == "linear") {
+      rope.type = RopeType::Linear;
+    } else if (type == "llama3") {
+      rope.type = RopeType::Llama3;
+    } else if (type == "longrope" || type == "su") {
+      rope.type = RopeType::LongRope;
+    } else {
+      return make_error(at + ": unsupported rope type '" + type + "' (supported: default, linear, llama3, longrope)");
+    }
+    if (rope.type == RopeType::LongRope) {
+      BRISK_TRY(parse_longrope(json, f, rope));
+    } else if (rope.type != RopeType::Default) {
+      BRISK_ASSIGN(factor, f.number_or("factor", 0.0));
+      if (!(factor > 0)) return make_error(at + ": rope type '" + type + "' needs a positive 'factor'");
+      rope.factor = factor;
+    }
+    if (rope.type == RopeType::Llama3) {
+      BRISK_ASSIGN(low, f.number_or("low_freq_factor", 1.0));
+      BRISK_ASSIGN(high, f.number_or("high_freq_factor", 4.0));
+      BRISK_ASSIGN(orig, f.integer("original_max_position_embeddings"));
+      if (!(high > low)) return make_error(at + ": high_freq_factor must exceed low_freq_factor");
+      rope.low_freq_factor = low;
+      rope.high_freq_factor = high;
+      rope.original_max_position = orig;
+    }
+  }
+  if (!(rope.theta > 0)) return make_error(where + ": rope_theta must be positive");
+  return rope;
+}
+
+
+Result<ModelConfig> parse_model_config(const Json& json, const std::string& where) {
+  if (!json.is_object()) return make_error(where + ": not a JSON object");
+  auto mt = json.find("model_type");
+  if (mt == json.end() || !mt->is_string()) return make_error(where + ": missing field 'model_type'");
+  ModelConfig c;
+  c.model_type = mt->get<std::string>();
+  c.bos_ids = token_ids(json, "bos_token_id");
+  c.eos_ids = token_ids(json, "eos_token_id");
+  if (auto q = json.find("quantization_config"); q != json.end() && !q->is_null()) c.quantization_config = *q;
+  const Architecture* arch = find_architecture(c.model_type);
+  if (!arch)
+    return make_error(where + ": unknown model_type '" + c.model_type + "' (supported: " + known_model_types() + ")");
+  c.arch = arch;
+  BRISK_ASSIGN(parsed, arch->parse_config(ConfigFields(json, where), std::move(c)));
+  parsed.arch = arch;
+  return parsed;
+}
+
+Result<ModelConfig> load_model_config(const std::filesystem::path& config_json) {
+  BRISK_ASSIGN(json, read_json_file(config_json));
+  return parse_model_config(json, config_json.string());
+}
+
+std::vector<float> ModelConfig::rope_inv_freq(int64_t context) const {
+  const int64_t half = head_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  const std::vector<double>& longrope = context > rope.original_max_position ? rope.long_factor : rope.short_factor;
+  for (int64_t i = 0; i < half; ++i) {
+    double f = 1.0 / std::pow(rope.theta, double(2 * i) / double(head_dim));
+    if (rope.type == RopeType::LongRope) f /= longrope[size_t(i)];
+    if (rope.type == RopeType::Linear) f /= rope.factor;
+    if (rope.type == RopeType::Llama3) {
+      // Long wavelengths are slowed by `factor`, short ones kept, the band between blended
+      // (Llama 3.1's published scheme, as transformers' _compute_llama3_parameters applies it).
+      const double pi = 3.14159265358979323846;
+      double wavelen = 2 * pi / f;
+      double low_wavelen = double(rope.original_max_position) / rope.low_freq_factor;
+      double high_wavelen = double(rope.original_max_position) / rope.high_freq_factor;
+      if (wavelen > low_wavelen) {
+        f /= rope.factor;
+      } else if (wavelen >= high_wavelen) {
+        double smooth = (double(rope.original_max_position) / wavelen - rope.low_freq_factor) /
+                        (rope.high_freq_factor - rope.low_freq_factor);
+        f = (1 - smooth) * f / rope.factor + smooth * f;
+      }
+    }
+    inv[size_t(i)] = float(f);
+  }
+  return inv;
+}
+
+}  // namespace brisk

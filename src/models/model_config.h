@@ -1,0 +1,71 @@
+// The architecture hyper-parameters of a model, read from its config.json (never guessed from
+// names or shapes). The fields every family shares live here; each family's own settings are
+// parsed by its declaration (models/<family>.cc) into `family`.
+#pragma once
+
+#include <any>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/config_fields.h"
+#include "formats/json_file.h"
+
+namespace brisk {
+
+struct Architecture;
+
+enum class RopeType { Default, Linear, Llama3, LongRope };
+
+struct RopeConfig {
+  double theta = 10000.0;
+  RopeType type = RopeType::Default;
+  double factor = 1.0;                       // linear and llama3
+  double low_freq_factor = 1.0;              // llama3
+  double high_freq_factor = 4.0;             // llama3
+  int64_t original_max_position = 8192;      // llama3, longrope
+  // LongRoPE (Phi-3 "su"): per-frequency divisors for contexts up to / beyond the original length,
+  // and the magnitude correction applied to cos and sin.
+  std::vector<double> short_factor, long_factor;
+  double attention_factor = 1.0;
+};
+
+struct ModelConfig {
+  std::string model_type;             // as written in config.json
+  const Architecture* arch = nullptr; // the declaration that accepted model_type
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_position = 0;
+  double norm_eps = 1e-5;
+  RopeConfig rope;            // rotary families
+  bool tie_word_embeddings = false;
+  bool qkv_bias = false;      // Qwen2 always; Llama with attention_bias
+  bool o_bias = false;        // Llama with attention_bias
+  bool mlp_bias = false;
+  int64_t sliding_window = 0; // 0: none. Mistral's window; contexts are capped to it.
+  std::vector<int32_t> bos_ids, eos_ids;
+  Json quantization_config;   // as written (null: not quantized); formats/quantized_checkpoint.h reads it
+  std::any family;            // the family's own settings (its declaration parses and reads them)
+
+  // Rotary inverse frequencies (head_dim/2 entries) with the configured scaling applied, for a
+  // model instance running up to `context` positions (LongRoPE picks its factors by it, as
+  // llama.cpp does, so a sequence's cached keys never change factors midway).
+  std::vector<float> rope_inv_freq(int64_t context) const;
+};
+
+// rope_theta and scaling at the top level (older checkpoints), in "rope_scaling", or in
+// "rope_parameters" (transformers >= 5).
+Result<RopeConfig> parse_rope(const Json& json, const std::string& where);
+
+// Finds the declaration for config.json's model_type (an unknown one is an error listing the
+// known ones) and lets it read the rest.
+Result<ModelConfig> parse_model_config(const Json& json, const std::string& where);
+Result<ModelConfig> load_model_config(const std::filesystem::path& config_json);
+
+}  // namespace brisk

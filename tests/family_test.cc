@@ -1,0 +1,169 @@
+// Architecture families and their declarations: the registry, the roles every pass derives
+// from, and members checked through the golden fixtures of another (Phi-3's fused projections
+// against transformers' Llama logits: Phi-3 is Llama with q/k/v and gate/up stored as one matrix).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <unistd.h>
+
+#include "backends/cpu/cpu_backend.h"
+#include "formats/safetensors.h"
+#include "golden_fixture.h"
+#include "models/gguf_model.h"
+
+namespace brisk {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(Registry, UnknownModelTypeListsTheKnownOnes) {
+  auto c = parse_model_config(Json{{"model_type", "mamba"}}, "config.json");
+  ASSERT_FALSE(c.ok());
+  const std::string& e = c.error().message;
+  EXPECT_NE(e.find("unknown model_type 'mamba'"), std::string::npos) << e;
+  for (const char* known : {"gpt2", "llama", "mistral", "phi3", "qwen2"})
+    EXPECT_NE(e.find(known), std::string::npos) << e;
+}
+
+// Every tensor of every registered family has a distinct Hugging Face name and a distinct GGUF
+// name (the mapping is derived from the roles, so two roles must never meet on one name).
+TEST(Registry, RolesGiveDistinctNames) {
+  for (const char* dir : {"llama-mqa-bias", "gpt2", "qwen2"}) {
+    auto c = load_model_config(golden::kDir + dir + "/config.json");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    std::set<std::string> hf, gguf;
+    for (const TensorSpec& s : c->arch->tensors(*c)) {
+      EXPECT_TRUE(hf.insert(s.name).second) << s.name;
+      EXPECT_TRUE(gguf.insert(gguf_tensor_name(s)).second) << gguf_tensor_name(s);
+      EXPECT_EQ(s.name.rfind(s.module, 0), 0u) << s.name << " module " << s.module;
+    }
+  }
+}
+
+TEST(Registry, SplitAxesFollowMegatron) {
+  EXPECT_EQ(split_axis(Role::AttnQ, Part::Weight), SplitAxis::Columns);
+  EXPECT_EQ(split_axis(Role::AttnQkv, Part::Bias), SplitAxis::Columns);
+  EXPECT_EQ(split_axis(Role::AttnO, Part::Weight), SplitAxis::Rows);
+  EXPECT_EQ(split_axis(Role::MlpDown, Part::Bias), SplitAxis::None);  // added once, after the reduce
+  EXPECT_EQ(split_axis(Role::AttnNorm, Part::Weight), SplitAxis::None);
+}
+
+// Rows of several same-dtype tensors of `store`, stacked: a fused projection.
+NamedTensor stack_rows(const std::vector<const StoredTensor*>& parts, const std::string& name,
+                       std::vector<std::vector<uint8_t>>& storage) {
+  int64_t rows = 0;
+  const int64_t cols = parts[0]->tensor.rank() == 2 ? parts[0]->tensor.shape[1] : 0;
+  size_t bytes = 0;
+  for (const StoredTensor* p : parts) {
+    rows += p->tensor.shape[0];
+    bytes += p->tensor.nbytes();
+  }
+  storage.emplace_back(bytes);
+  uint8_t* out = storage.back().data();
+  for (const StoredTensor* p : parts) {
+    std::memcpy(out, p->tensor.data, p->tensor.nbytes());
+    out += p->tensor.nbytes();
+  }
+  std::vector<int64_t> shape = cols ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows};
+  return {name, Tensor{storage.back().data(), parts[0]->tensor.dtype, shape}};
+}
+
+// The llama-gqa fixture rewritten as a Phi-3 checkpoint.
+fs::path write_phi3_from_llama(const std::string& variant) {
+  const fs::path src = golden::kDir + variant;
+  const fs::path dst = fs::temp_directory_path() / ("brisk-phi3-" + variant + "-" + std::to_string(::getpid()));
+  fs::create_directories(dst);
+  auto store = WeightStore::open_dir(src);
+  EXPECT_TRUE(store.ok());
+  std::vector<std::vector<uint8_t>> storage;
+  std::vector<NamedTensor> out;
+  for (const auto& [name, stored] : store->all()) {
+    const auto at = name.find("self_attn.q_proj");
+    const auto gate = name.find("mlp.gate_proj");
+    if (at != std::string::npos) {
+      const std::string p = name.substr(0, at) + "self_attn.";
+      out.push_back(stack_rows({store->find(p + "q_proj.weight"), store->find(p + "k_proj.weight"),
+                                store->find(p + "v_proj.weight")},
+                               p + "qkv_proj.weight", storage));
+    } else if (gate != std::string::npos) {
+      const std::string p = name.substr(0, gate) + "mlp.";
+      out.push_back(stack_rows({store->find(p + "gate_proj.weight"), store->find(p + "up_proj.weight")},
+                               p + "gate_up_proj.weight", storage));
+    } else if (name.find("_proj") == std::string::npos || name.find("o_proj") != std::string::npos ||
+               name.find("down_proj") != std::string::npos) {
+      out.push_back({name, stored.tensor});
+    }
+  }
+  EXPECT_TRUE(write_safetensors(dst / "model.safetensors", out, {{"format", "pt"}}).ok());
+  auto config = read_json_file(src / "config.json");
+  EXPECT_TRUE(config.ok());
+  Json c = *config;
+  c["model_type"] = "phi3";
+  c["architectures"] = {"Phi3ForCausalLM"};
+  std::ofstream(dst / "config.json") << c.dump(2);
+  return dst;
+}
+
+TEST(Phi3, FusedProjectionsMatchTransformersLlamaLogits) {
+  for (const std::string variant : {"llama-gqa", "llama-gqa-bf16"}) {
+    const fs::path dir = write_phi3_from_llama(variant);
+    const double tolerance = golden::is_bf16(variant) ? 1e-2 : 1e-4;
+    golden::Golden g = golden::read(variant);
+    CpuBackend backend(2);
+    auto model = load_model(dir, backend, {64, 0});
+    ASSERT_TRUE(model.ok()) << model.error().message;
+    int fused = 0;
+    model.value()->visit_tensors([&](const TensorSpec& s, Tensor&) {
+      fused += s.role == Role::AttnQkv || s.role == Role::MlpGateUp;
+    });
+    EXPECT_EQ(fused, 2 * model.value()->config().n_layers);
+    for (int64_t chunk : {int64_t(64), int64_t(7), int64_t(1)})
+      EXPECT_LT(golden::relative_l2(golden::run(*model.value(), g.ids, chunk), g.logits), tolerance)
+          << variant << " chunk=" << chunk;
+    fs::remove_all(dir);
+  }
+}
+
+TEST(Phi3, LongRopeFactorsMustMatchTheHeads) {
+  Json c = {{"model_type", "phi3"}, {"vocab_size", 320}, {"hidden_size", 64}, {"intermediate_size", 160},
+            {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"max_position_embeddings", 128},
+            {"original_max_position_embeddings", 32},
+            {"rope_scaling", {{"type", "longrope"}, {"short_factor", {1.0, 1.0}}, {"long_factor", {2.0, 2.0}}}}};
+  auto r = parse_model_config(c, "config.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("expected head_dim / 2 = 8"), std::string::npos) << r.error().message;
+  c["rope_scaling"]["long_factor"] = {2.0};
+  r = parse_model_config(c, "config.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("long_factor"), std::string::npos) << r.error().message;
+}
+
+// LongRoPE picks its factors by the instance's context and scales cos/sin by
+// sqrt(1 + ln(max / original) / ln(original)) (transformers' default attention factor).
+TEST(Phi3, LongRopeFrequencies) {
+  std::vector<double> short_f(8), long_f(8);
+  for (int i = 0; i < 8; ++i) {
+    short_f[size_t(i)] = 1.0 + 0.05 * i;
+    long_f[size_t(i)] = 1.0 + 0.4 * i;
+  }
+  Json c = {{"model_type", "phi3"}, {"vocab_size", 320}, {"hidden_size", 64}, {"intermediate_size", 160},
+            {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"max_position_embeddings", 128},
+            {"original_max_position_embeddings", 32},
+            {"rope_parameters", {{"rope_type", "longrope"}, {"rope_theta", 10000.0}, {"short_factor", short_f},
+                                 {"long_factor", long_f}}}};
+  auto r = parse_model_config(c, "config.json");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_NEAR(r->rope.attention_factor, std::sqrt(1.0 + std::log(4.0) / std::log(32.0)), 1e-12);
+  const std::vector<float> within = r->rope_inv_freq(32), beyond = r->rope_inv_freq(33);
+  for (int i = 0; i < 8; ++i) {
+    const double base = 1.0 / std::pow(10000.0, 2.0 * i / 16.0);
+    EXPECT_FLOAT_EQ(within[size_t(i)], float(base / short_f[size_t(i)]));
+    EXPECT_FLOAT_EQ(beyond[size_t(i)], float(base / long_f[size_t(i)]));
+  }
+}
+
+}  // namespace
+}  // namespace brisk
