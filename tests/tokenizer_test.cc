@@ -340,9 +340,9 @@ TEST(TokenizerErrors, UnsupportedComponentsNameTheField) {
   };
   const std::vector<Case> cases = {
       {R"({"model": {"type": "Unigram", "vocab": []}})", "model.type"},
-      {tiny_tokenizer_json("[]", "[]", R"({"pre_tokenizer": {"type": "BertPreTokenizer"}})"),
+      {tiny_tokenizer_json("[]", "[]", R"({"pre_tokenizer": {"type": "UnicodeScripts"}})"),
        "pre_tokenizer.type"},
-      {tiny_tokenizer_json("[]", "[]", R"({"decoder": {"type": "WordPiece"}})"), "decoder.type"},
+      {tiny_tokenizer_json("[]", "[]", R"({"decoder": {"type": "CTC"}})"), "decoder.type"},
       {tiny_tokenizer_json(R"(["a q"])", "[]"), "model.merges[0]"},
       {tiny_tokenizer_json("[]", "[]", R"({"pre_tokenizer": {"type": "Split",
          "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}})"),

@@ -188,7 +188,14 @@ Result<ModelConfig> parse_llama(const ConfigFields& f, ModelConfig c) {
   if (act != "silu" && act != "swish")
     return make_error(where + ": unsupported hidden_act '" + act + "' (llama family supports silu)");
   const bool phi3 = c.model_type == "phi3";
-  BRISK_ASSIGN(rotary_fraction, f.number_or("partial_rotary_factor", 1.0));
+  // At the top level, or inside rope_parameters (transformers >= 5).
+  BRISK_ASSIGN(top_rotary_fraction, f.number_or("partial_rotary_factor", 1.0));
+  double rotary_fraction = top_rotary_fraction;
+  if (f.has("rope_parameters") && f.json().at("rope_parameters").is_object()) {
+    BRISK_ASSIGN(inner, ConfigFields(f.json().at("rope_parameters"), where + ": 'rope_parameters'")
+                            .number_or("partial_rotary_factor", rotary_fraction));
+    rotary_fraction = inner;
+  }
   if (rotary_fraction != 1.0)
     return f.error("partial_rotary_factor", "= " + std::to_string(rotary_fraction) + ": brisk supports full rotary only");
   if (rope.type == RopeType::LongRope && int64_t(rope.short_factor.size()) != head_dim / 2)

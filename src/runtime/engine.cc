@@ -3,8 +3,6 @@
 #include <chrono>
 
 #include "runtime/device.h"
-#include "runtime/stop_matcher.h"
-#include "tokenizer/stream_decoder.h"
 
 namespace brisk {
 
@@ -146,8 +144,8 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
     sampler.accept(next);
     return next;
   };
-  StreamDecoder decoder(*tokenizer_);
-  StopMatcher stopper(request.stop);
+  SequenceOutput output(*tokenizer_, request.stop, {request.max_new_tokens, context(), request.stop_at_eos},
+                        result.prompt_tokens, [this](int32_t id) { return is_eos(id); });
   auto emit = [&](const std::string& piece) {
     if (piece.empty()) return;
     result.text += piece;
@@ -159,26 +157,16 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   double t1 = now_seconds();
   result.prefill_seconds = t1 - t0;
 
-  int64_t pos = int64_t(prompt.size());
-  for (int64_t i = 0; i < request.max_new_tokens; ++i) {
-    if (request.stop_at_eos && is_eos(token)) {
-      result.reason = StopReason::Eos;
+  for (int64_t pos = int64_t(prompt.size()); request.max_new_tokens > 0; ++pos) {
+    const SequenceOutput::Step step = output.push(token);
+    if (step.accepted) result.ids.push_back(token);
+    emit(step.text);
+    if (step.ended) {
+      result.reason = *step.ended;
       break;
     }
-    result.ids.push_back(token);
-    emit(stopper.push(decoder.push(token)));
-    if (stopper.stopped()) {
-      result.reason = StopReason::StopString;
-      break;
-    }
-    if (i + 1 == request.max_new_tokens) break;
-    if (pos >= context()) {
-      result.reason = StopReason::Context;
-      break;
-    }
-    token = advance(&token, 1, pos++);
+    token = advance(&token, 1, pos);
   }
-  if (!stopper.stopped()) emit(stopper.push(decoder.flush()) + stopper.flush());
   result.decode_seconds = now_seconds() - t1;
   return result;
 }

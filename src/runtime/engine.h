@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/sequence_output.h"
 #include "models/model.h"
 #include "runtime/device.h"
 #include "runtime/sampler.h"
@@ -29,8 +30,6 @@ struct EngineOptions {
   DecodeGraphs decode_graphs = DecodeGraphs::Auto;  // --no-graphs: launch every op every step
 };
 
-enum class StopReason { Length, Eos, StopString, Context };
-const char* stop_reason_name(StopReason r);
 
 struct GenerateRequest {
   std::string prompt;

@@ -4,8 +4,7 @@
 #include <cmath>
 
 #include "runtime/kv_blocks.h"
-#include "runtime/stop_matcher.h"
-#include "tokenizer/stream_decoder.h"
+#include "runtime/sequence_output.h"
 
 namespace brisk {
 
@@ -16,8 +15,9 @@ struct Scheduler::Sequence {
   Sequence(uint64_t id, CompletionRequest r, EventSink s, Engine& engine)
       : id(id), request(std::move(r)), sink(std::move(s)), tokens(request.prompt),
         prompt_tokens(int64_t(request.prompt.size())),
-        sampler(request.sampling, engine.model().config().vocab_size), decoder(engine.tokenizer()),
-        stopper(request.stop) {
+        sampler(request.sampling, engine.model().config().vocab_size),
+        output(engine.tokenizer(), request.stop, {request.max_new_tokens, engine.context(), request.stop_at_eos},
+               prompt_tokens, [&engine](int32_t token) { return engine.is_eos(token); }) {
     sampler.add_prompt(request.prompt);
   }
 
@@ -31,13 +31,12 @@ struct Scheduler::Sequence {
   int64_t published = 0;       // leading blocks offered to the prefix cache
   uint64_t prefix_hash = 0;    // chain hash through block `published - 1`
   Sampler sampler;
-  StreamDecoder decoder;
-  StopMatcher stopper;
+  SequenceOutput output;
   bool cancelled = false;
   bool preempted = false;  // blocks taken back this step; requeued at its end
   bool done = false;
 
-  int64_t generated() const { return int64_t(tokens.size()) - prompt_tokens; }
+  int64_t generated() const { return output.generated(); }
 };
 
 namespace {
@@ -194,7 +193,7 @@ void Scheduler::finish(Sequence& seq, StopReason reason, const std::string& erro
   release_blocks(seq);
   seq.done = true;
   StreamEvent event;
-  if (error.empty() && !seq.stopper.stopped()) event.text = seq.stopper.push(seq.decoder.flush()) + seq.stopper.flush();
+  if (error.empty()) event.text = seq.output.flush();
   event.finished = true;
   event.reason = reason;
   event.error = error;
@@ -341,29 +340,19 @@ void Scheduler::step() {
 // and ends the sequence on EOS, a stop string, max_tokens or the context.
 void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row) {
   const int64_t vocab = engine_.model().config().vocab_size;
-  if (seq.request.stop_at_eos && engine_.is_eos(token)) {
-    finish(seq, StopReason::Eos);
-    return;
-  }
+  SequenceOutput::Step step = seq.output.push(token);
   StreamEvent event;
-  event.ids.push_back(token);
-  if (logits_row && seq.request.top_logprobs >= 0) add_logprobs(logits_row, vocab, token, seq.request.top_logprobs, event);
-  seq.tokens.push_back(token);
-  event.text = seq.stopper.push(seq.decoder.push(token));
+  if (step.accepted) {  // not EOS, which ends the sequence without being part of its output
+    event.ids.push_back(token);
+    if (logits_row && seq.request.top_logprobs >= 0) add_logprobs(logits_row, vocab, token, seq.request.top_logprobs, event);
+    seq.tokens.push_back(token);
+  }
+  event.text = std::move(step.text);
   event.prompt_tokens = seq.prompt_tokens;
   event.completion_tokens = seq.generated();
-  if (seq.stopper.stopped()) {
+  if (step.ended) {
     event.finished = true;
-    event.reason = StopReason::StopString;
-  } else if (seq.generated() >= seq.request.max_new_tokens) {
-    event.finished = true;
-    event.reason = StopReason::Length;
-  } else if (int64_t(seq.tokens.size()) >= engine_.context()) {
-    event.finished = true;
-    event.reason = StopReason::Context;
-  }
-  if (event.finished) {
-    if (!seq.stopper.stopped()) event.text += seq.stopper.push(seq.decoder.flush()) + seq.stopper.flush();
+    event.reason = *step.ended;
     release_blocks(seq);
     seq.done = true;
   }
