@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tokenizer/string_map.h"
 
 namespace brisk {
 
@@ -27,14 +28,6 @@ struct BpeOptions {
   std::string continuing_subword_prefix;  // prepended to every non-initial character
   std::string end_of_word_suffix;         // appended to the last character
 };
-
-// Lets unordered_map<std::string, ...> be searched with a string_view, without a temporary.
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-template <class V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 class BpeModel {
  public:

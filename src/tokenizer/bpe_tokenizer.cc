@@ -20,50 +20,16 @@ BpeTokenizer::BpeTokenizer(BpeModel model, Normalizer normalizer, PreTokenizer p
       normalizer_(std::move(normalizer)),
       pre_tokenizer_(std::move(pre_tokenizer)),
       decoder_(std::move(decoder)),
-      added_(std::move(added)),
+      added_(std::move(added), normalizer_),
       specials_(std::move(specials)) {
-  std::vector<AddedToken> raw, normalized;
-  std::vector<std::string> raw_patterns, normalized_patterns;
-  vocab_size_ = model_.size();
-  for (size_t i = 0; i < added_.size(); ++i) {
-    const AddedToken& token = added_[i];
-    added_by_content_.emplace(token.content, token.id);
-    added_by_id_.emplace(token.id, i);
-    vocab_size_ = std::max(vocab_size_, token.id + 1);
-    if (token.normalized) {
-      // Normalized tokens are searched for in normalized text, so their pattern is normalized.
-      std::string pattern = token.content;
-      normalizer_.apply(pattern);
-      normalized.push_back(token);
-      normalized_patterns.push_back(std::move(pattern));
-    } else {
-      raw.push_back(token);
-      raw_patterns.push_back(token.content);
-    }
-  }
-  raw_matcher_ = AddedTokenMatcher(std::move(raw), raw_patterns);
-  normalized_matcher_ = AddedTokenMatcher(std::move(normalized), normalized_patterns);
+  vocab_size_ = std::max(model_.size(), added_.id_limit());
 }
 
 Status BpeTokenizer::apply_config(const TokenizerConfig& config, const std::string& where) {
-  if (config.bos_token) {
-    bos_id_ = token_to_id(*config.bos_token);
-    if (!bos_id_) return make_error(where + "bos_token: '" + *config.bos_token + "' is not a token");
-  } else if (!specials_.prefix.empty()) {
-    bos_id_ = specials_.prefix.front();
-  }
-  if (config.eos_token) {
-    eos_id_ = token_to_id(*config.eos_token);
-    if (!eos_id_) return make_error(where + "eos_token: '" + *config.eos_token + "' is not a token");
-  }
-  auto set_presence = [](std::vector<int32_t>& ids, std::optional<int32_t> id, bool wanted, bool at_front) {
-    if (!id) return;
-    const auto it = std::find(ids.begin(), ids.end(), *id);
-    if (!wanted && it != ids.end()) ids.erase(it);
-    if (wanted && it == ids.end()) ids.insert(at_front ? ids.begin() : ids.end(), *id);
-  };
-  if (config.add_bos_token) set_presence(specials_.prefix, bos_id_, *config.add_bos_token, true);
-  if (config.add_eos_token) set_presence(specials_.suffix, eos_id_, *config.add_eos_token, false);
+  auto lookup = [this](std::string_view token) { return token_to_id(token); };
+  BRISK_ASSIGN(ids, apply_tokenizer_config(config, lookup, specials_, where));
+  bos_id_ = ids.bos;
+  eos_id_ = ids.eos;
   return ok_status();
 }
 
@@ -102,47 +68,16 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, AddSpecial add_
   ids.reserve(text.size() / 3 + 8);
   if (add_special == AddSpecial::Yes) ids.insert(ids.end(), specials_.prefix.begin(), specials_.prefix.end());
   WordCache cache;
-  std::vector<TextSegment> segments;
-  raw_matcher_.split(text, segments);
-  std::vector<TextSegment> inner;
-  std::string normalized;
-  for (const TextSegment& segment : segments) {
-    if (segment.id >= 0) {
-      ids.push_back(segment.id);
-      continue;
-    }
-    const std::string_view piece = text.substr(segment.begin, segment.end - segment.begin);
-    const bool at_start = segment.begin == 0;
-    if (normalizer_.empty() && normalized_matcher_.empty()) {
-      encode_segment(piece, at_start, ids, cache);
-      continue;
-    }
-    // The normalizer runs on each stretch between added tokens separately, as in HF.
-    normalized.assign(piece);
-    normalizer_.apply(normalized);
-    inner.clear();
-    normalized_matcher_.split(normalized, inner);
-    for (const TextSegment& part : inner) {
-      if (part.id >= 0) {
-        ids.push_back(part.id);
-      } else {
-        encode_segment(std::string_view(normalized).substr(part.begin, part.end - part.begin),
-                       at_start && part.begin == 0, ids, cache);
-      }
-    }
-  }
+  added_.encode(text, normalizer_, ids, [&](std::string_view segment, bool at_start) {
+    encode_segment(segment, at_start, ids, cache);
+  });
   if (add_special == AddSpecial::Yes) ids.insert(ids.end(), specials_.suffix.begin(), specials_.suffix.end());
   return ids;
 }
 
-const AddedToken* BpeTokenizer::added_token(int32_t id) const {
-  const auto it = added_by_id_.find(id);
-  return it == added_by_id_.end() ? nullptr : &added_[it->second];
-}
-
 std::string BpeTokenizer::token_bytes(int32_t id, int32_t previous) const {
   const std::string* spelling = nullptr;
-  if (const AddedToken* added = added_token(id)) {
+  if (const AddedToken* added = added_.find(id)) {
     spelling = &added->content;
   } else {
     spelling = model_.id_to_token(id);
@@ -153,14 +88,12 @@ std::string BpeTokenizer::token_bytes(int32_t id, int32_t previous) const {
 }
 
 bool BpeTokenizer::is_special(int32_t id) const {
-  const AddedToken* added = added_token(id);
+  const AddedToken* added = added_.find(id);
   return added != nullptr && added->special;
 }
 
 std::optional<int32_t> BpeTokenizer::token_to_id(std::string_view token) const {
-  if (const auto it = added_by_content_.find(token); it != added_by_content_.end()) {
-    return it->second;
-  }
+  if (const auto id = added_.find(token)) return id;
   return model_.token_to_id(token);
 }
 

@@ -5,9 +5,8 @@
 
 #include <filesystem>
 #include <memory>
-#include <unordered_map>
 
-#include "tokenizer/added_tokens.h"
+#include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/post_processor.h"
@@ -44,17 +43,12 @@ class BpeTokenizer final : public Tokenizer {
   // Normalizes, pre-tokenizes and BPE-encodes one stretch of text without added tokens.
   void encode_segment(std::string_view text, bool at_text_start, std::vector<int32_t>& ids,
                       WordCache& cache) const;
-  const AddedToken* added_token(int32_t id) const;
 
   BpeModel model_;
   Normalizer normalizer_;
   PreTokenizer pre_tokenizer_;
   TokenDecoder decoder_;
-  std::vector<AddedToken> added_;
-  AddedTokenMatcher raw_matcher_;         // added tokens with normalized=false
-  AddedTokenMatcher normalized_matcher_;  // the others, matched after normalization
-  StringMap<int32_t> added_by_content_;
-  std::unordered_map<int32_t, size_t> added_by_id_;  // index into added_
+  AddedVocabulary added_;
   SpecialTokenTemplate specials_;
   int32_t vocab_size_ = 0;
 };

@@ -8,13 +8,8 @@
 namespace brisk {
 namespace {
 
+using json_fields::member;
 using nlohmann::json;
-
-const json& member(const json& object, const char* key) {
-  static const json null_value;
-  const auto it = object.find(key);
-  return it == object.end() ? null_value : *it;
-}
 
 Result<std::vector<std::pair<std::string, std::string>>> parse_merges(const json& merges,
                                                                       const std::string& where) {
@@ -75,36 +70,6 @@ Result<BpeModel> parse_model(const json& model, const std::string& where) {
   return BpeModel::create(std::move(entries), merges, std::move(options), where);
 }
 
-Result<std::vector<AddedToken>> parse_added_tokens(const json& added, const std::string& where) {
-  std::vector<AddedToken> tokens;
-  if (added.is_null()) return tokens;
-  if (!added.is_array()) return make_error(where + ": expected an array");
-  for (size_t i = 0; i < added.size(); ++i) {
-    const json& entry = added[i];
-    const std::string at = where + "[" + std::to_string(i) + "]";
-    if (!entry.is_object() || !member(entry, "id").is_number_integer()) {
-      return make_error(at + ".id: expected an integer");
-    }
-    AddedToken token;
-    token.id = member(entry, "id").get<int32_t>();
-    BRISK_ASSIGN(content, json_fields::string(entry, "content", at));
-    BRISK_ASSIGN(special, json_fields::boolean(entry, "special", false, at));
-    BRISK_ASSIGN(lstrip, json_fields::boolean(entry, "lstrip", false, at));
-    BRISK_ASSIGN(rstrip, json_fields::boolean(entry, "rstrip", false, at));
-    BRISK_ASSIGN(single_word, json_fields::boolean(entry, "single_word", false, at));
-    // tokenizers defaults "normalized" to the opposite of "special".
-    BRISK_ASSIGN(normalized, json_fields::boolean(entry, "normalized", !special, at));
-    token.content = content;
-    token.special = special;
-    token.lstrip = lstrip;
-    token.rstrip = rstrip;
-    token.single_word = single_word;
-    token.normalized = normalized;
-    tokens.push_back(std::move(token));
-  }
-  return tokens;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::load(const std::filesystem::path& file) {
@@ -124,7 +89,7 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::from_json(const nlohmann::js
                  PreTokenizer::from_json(member(root, "pre_tokenizer"), prefix + "pre_tokenizer"));
     BRISK_ASSIGN(decoder, TokenDecoder::from_json(member(root, "decoder"), prefix + "decoder"));
     BRISK_ASSIGN(specials, parse_post_processor(member(root, "post_processor"), prefix + "post_processor"));
-    BRISK_ASSIGN(added, parse_added_tokens(member(root, "added_tokens"), prefix + "added_tokens"));
+    BRISK_ASSIGN(added, AddedVocabulary::parse(member(root, "added_tokens"), prefix + "added_tokens"));
     return std::unique_ptr<BpeTokenizer>(new BpeTokenizer(std::move(model), std::move(normalizer),
                                                           std::move(pre_tokenizer), std::move(decoder),
                                                           std::move(added), std::move(specials)));

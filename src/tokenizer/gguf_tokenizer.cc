@@ -7,6 +7,7 @@
 #include "formats/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/utf8.h"
+#include "tokenizer/wordpiece_tokenizer.h"
 
 namespace brisk {
 namespace {
@@ -137,6 +138,69 @@ Result<json> llama_tokenizer_json(const GgufFile& f, const std::vector<std::stri
               {"added_tokens", added_tokens(tokens, types)}};
 }
 
+// llama.cpp's convert_hf_to_gguf.py (BertModel.set_vocab) respells a WordPiece vocabulary the
+// SentencePiece way: word-initial pieces gain a leading U+2581, continuations lose their "##",
+// control tokens stay as they are (older converters kept every "[...]" token as it was). Undoing
+// that gives back the tokenizer.json spellings, so the WordPiece model runs unchanged.
+std::string wordpiece_spelling(const std::string& token, int64_t type) {
+  static constexpr std::string_view kWordStart = "\xe2\x96\x81";
+  if (type == kControl) return token;
+  if (token.starts_with(kWordStart)) return token.substr(kWordStart.size());
+  if (token.size() >= 2 && token.front() == '[' && token.back() == ']') return token;
+  return "##" + token;
+}
+
+// The "bert" vocabulary as a BERT tokenizer.json. GGUF keeps no do_lower_case; like llama.cpp
+// (whose WPM tokenizer always lowercases) this assumes an uncased model, the usual case for the
+// embedding models converted to GGUF. The text is wrapped in CLS ... SEP, as llama.cpp does.
+Result<std::unique_ptr<WordPieceTokenizer>> bert_tokenizer(const GgufFile& f,
+                                                           const std::vector<std::string>& tokens,
+                                                           const std::vector<int64_t>* types,
+                                                           const std::string& path,
+                                                           const std::string& where) {
+  std::vector<std::string> spelled(tokens.size());
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    spelled[id] = wordpiece_spelling(tokens[id], types ? (*types)[id] : int64_t{kNormal});
+  }
+  // Special tokens by id key, else by their usual spelling.
+  auto special = [&](std::initializer_list<const char*> keys, const char* spelling) -> Result<int64_t> {
+    for (const char* key : keys) {
+      BRISK_ASSIGN(id, f.optional_integer(key));
+      if (!id) continue;
+      if (*id < 0 || size_t(*id) >= tokens.size())
+        return make_error(where + key + " = " + std::to_string(*id) + " is not a token id");
+      return *id;
+    }
+    const auto it = std::find(spelled.begin(), spelled.end(), spelling);
+    if (it == spelled.end())
+      return make_error(where + *keys.begin() + ": missing, and no token is spelled " + spelling);
+    return int64_t(it - spelled.begin());
+  };
+  BRISK_ASSIGN(cls, special({"tokenizer.ggml.cls_token_id", "tokenizer.ggml.bos_token_id"}, "[CLS]"));
+  BRISK_ASSIGN(sep, special({"tokenizer.ggml.seperator_token_id"}, "[SEP]"));
+  BRISK_ASSIGN(unk, special({"tokenizer.ggml.unknown_token_id"}, "[UNK]"));
+  json model = {{"type", "WordPiece"},
+                {"vocab", vocab_object(spelled)},
+                {"unk_token", spelled[size_t(unk)]},
+                {"continuing_subword_prefix", "##"},
+                {"max_input_chars_per_word", 100}};
+  json root = {{"model", std::move(model)},
+               {"normalizer", {{"type", "BertNormalizer"}}},
+               {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
+               {"post_processor",
+                {{"type", "BertProcessing"},
+                 {"cls", {spelled[size_t(cls)], cls}},
+                 {"sep", {spelled[size_t(sep)], sep}}}},
+               {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}}},
+               {"added_tokens", added_tokens(spelled, types)}};
+  BRISK_ASSIGN(tokenizer, WordPieceTokenizer::from_json(root, path + " (GGUF tokenizer): "));
+  TokenizerConfig config;
+  BRISK_ASSIGN(eos, f.optional_integer("tokenizer.ggml.eos_token_id"));
+  if (eos && *eos >= 0 && size_t(*eos) < tokens.size()) config.eos_token = spelled[size_t(*eos)];
+  BRISK_TRY(tokenizer->apply_config(config, where));
+  return tokenizer;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::path& path) {
@@ -153,6 +217,10 @@ Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::pa
                         std::to_string(tokens->size()) + " tokens");
     types = t;
   }
+  if (kind == "bert") {
+    BRISK_ASSIGN(tokenizer, bert_tokenizer(f, *tokens, types, path.string(), where));
+    return std::unique_ptr<Tokenizer>(std::move(tokenizer));
+  }
   json root;
   if (kind == "gpt2") {
     BRISK_ASSIGN(j, gpt2_tokenizer_json(f, *tokens, types, where));
@@ -161,7 +229,8 @@ Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::pa
     BRISK_ASSIGN(j, llama_tokenizer_json(f, *tokens, types, where));
     root = std::move(j);
   } else {
-    return make_error(where + "tokenizer.ggml.model: tokenizer '" + kind + "' is not supported (supported: gpt2, llama)");
+    return make_error(where + "tokenizer.ggml.model: tokenizer '" + kind +
+                      "' is not supported (supported: gpt2, llama, bert)");
   }
   BRISK_ASSIGN(tokenizer, BpeTokenizer::from_json(root, path.string() + " (GGUF tokenizer): "));
 

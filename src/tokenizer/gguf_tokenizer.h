@@ -1,8 +1,8 @@
 // A tokenizer from a GGUF file's tokenizer.ggml.* metadata. llama.cpp stores the vocabulary as
 // arrays (tokens, token types, merges or scores) plus a model name: "gpt2" (byte-level BPE with a
-// pre-tokenizer named by tokenizer.ggml.pre) or "llama" (SentencePiece BPE with byte fallback).
-// Both are rebuilt as the tokenizer.json Hugging Face would write for them, so one BPE engine
-// serves every format.
+// pre-tokenizer named by tokenizer.ggml.pre), "llama" (SentencePiece BPE with byte fallback) or
+// "bert" (WordPiece, respelled the SentencePiece way). Each is rebuilt as the tokenizer.json
+// Hugging Face would write for it, so the tokenizer.json engines serve every format.
 #pragma once
 
 #include <filesystem>

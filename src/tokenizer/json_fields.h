@@ -30,6 +30,14 @@ inline Result<Json> read_file(const std::filesystem::path& path) {
 
 inline std::string field(const std::string& where, const char* key) { return where + "." + key; }
 
+// A member of an object, or null when absent (or when `object` is not an object).
+inline const Json& member(const Json& object, const char* key) {
+  static const Json null_value;
+  if (!object.is_object()) return null_value;
+  const auto it = object.find(key);
+  return it == object.end() ? null_value : *it;
+}
+
 // A required string member.
 inline Result<std::string> string(const Json& object, const char* key, const std::string& where) {
   const auto it = object.find(key);

@@ -61,6 +61,9 @@ Status Normalizer::append(const nlohmann::json& config, const std::string& where
     BRISK_ASSIGN(left, json_fields::boolean(config, "strip_left", true, where));
     BRISK_ASSIGN(right, json_fields::boolean(config, "strip_right", true, where));
     steps_.push_back({.kind = Kind::Strip, .strip_left = left, .strip_right = right});
+  } else if (type == "BertNormalizer") {
+    BRISK_ASSIGN(options, parse_bert_normalizer(config, where));
+    steps_.push_back({.kind = Kind::Bert, .bert = options});
   } else if (type == "NFC") {
     // Text reaching an LLM is NFC already in practice (keyboards, the web and Python all produce
     // composed forms), so NFC is accepted as the identity instead of pulling in ICU; decomposed
@@ -96,6 +99,9 @@ void Normalizer::apply(std::string& text) const {
       }
       case Kind::Strip:
         strip(text, step.strip_left, step.strip_right);
+        break;
+      case Kind::Bert:
+        apply_bert_normalizer(step.bert, text);
         break;
     }
   }

@@ -1,5 +1,6 @@
 // tokenizer.json "normalizer": rewrites each stretch of text between added tokens before it is
-// pre-tokenized (SentencePiece-style tokenizers prepend "▁" and turn spaces into "▁" here).
+// pre-tokenized (SentencePiece-style tokenizers prepend "▁" and turn spaces into "▁" here; BERT
+// lowercases and strips accents).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tokenizer/bert_normalizer.h"
 #include "tokenizer/regex.h"
 
 namespace brisk {
@@ -20,13 +22,14 @@ class Normalizer {
   void apply(std::string& text) const;
 
  private:
-  enum class Kind { Prepend, Replace, Strip };
+  enum class Kind { Prepend, Replace, Strip, Bert };
   struct Step {
     Kind kind{};
     std::string text{};  // Prepend: the prefix; Replace: the replacement
     std::optional<Pattern> pattern{};
     bool strip_left = false;
     bool strip_right = false;
+    BertNormalizerOptions bert{};
   };
   Status append(const nlohmann::json& config, const std::string& where);
 

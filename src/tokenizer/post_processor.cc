@@ -1,5 +1,6 @@
 #include "tokenizer/post_processor.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/json_fields.h"
@@ -91,6 +92,30 @@ Result<SpecialTokenTemplate> parse_post_processor(const nlohmann::json& config, 
   SpecialTokenTemplate result;
   if (!config.is_null()) BRISK_TRY(append_processor(config, where, result));
   return result;
+}
+
+Result<SpecialTokenIds> apply_tokenizer_config(const TokenizerConfig& config, const TokenLookup& token_to_id,
+                                               SpecialTokenTemplate& specials, const std::string& where) {
+  SpecialTokenIds ids;
+  if (config.bos_token) {
+    ids.bos = token_to_id(*config.bos_token);
+    if (!ids.bos) return make_error(where + "bos_token: '" + *config.bos_token + "' is not a token");
+  } else if (!specials.prefix.empty()) {
+    ids.bos = specials.prefix.front();
+  }
+  if (config.eos_token) {
+    ids.eos = token_to_id(*config.eos_token);
+    if (!ids.eos) return make_error(where + "eos_token: '" + *config.eos_token + "' is not a token");
+  }
+  auto set_presence = [](std::vector<int32_t>& list, std::optional<int32_t> id, bool wanted, bool at_front) {
+    if (!id) return;
+    const auto it = std::find(list.begin(), list.end(), *id);
+    if (!wanted && it != list.end()) list.erase(it);
+    if (wanted && it == list.end()) list.insert(at_front ? list.begin() : list.end(), *id);
+  };
+  if (config.add_bos_token) set_presence(specials.prefix, ids.bos, *config.add_bos_token, true);
+  if (config.add_eos_token) set_presence(specials.suffix, ids.eos, *config.add_eos_token, false);
+  return ids;
 }
 
 }  // namespace brisk

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/json_fields.h"
+#include "tokenizer/unicode_props.h"
+#include "tokenizer/utf8.h"
 
 namespace brisk {
 namespace {
@@ -49,6 +51,10 @@ Status PreTokenizer::append(const nlohmann::json& config, const std::string& whe
     BRISK_ASSIGN(individual, json_fields::boolean(config, "individual_digits", false, where));
     BRISK_ASSIGN(pattern, Pattern::from_regex(individual ? R"(\p{N})" : R"(\p{N}+)", where));
     steps_.push_back({.kind = Kind::Split, .pattern = std::move(pattern)});
+    return ok_status();
+  }
+  if (type == "BertPreTokenizer") {
+    steps_.push_back({.kind = Kind::Bert});
     return ok_status();
   }
   if (type == "WhitespaceSplit" || type == "Whitespace") {
@@ -194,6 +200,25 @@ void PreTokenizer::split_spans(std::string_view text, const Pattern& pattern, Be
   }
 }
 
+// BertPreTokenizer: split on whitespace (dropped), then every punctuation character is a word of
+// its own. Character classes are tokenizers' own (unicode_props.h), not PCRE2's, whose Unicode is
+// newer.
+void PreTokenizer::bert_spans(std::string_view text, std::vector<Span>& spans) {
+  size_t word_start = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t length = 0;
+    const uint32_t cp = utf8::decode_char(text, pos, &length);
+    const bool space = unicode::is_whitespace(cp);
+    if (space || unicode::is_bert_punctuation(cp)) {
+      if (word_start < pos) spans.push_back({word_start, pos});
+      if (!space) spans.push_back({pos, pos + length});
+      word_start = pos + length;
+    }
+    pos += length;
+  }
+  if (word_start < text.size()) spans.push_back({word_start, text.size()});
+}
+
 void PreTokenizer::run(size_t step_index, std::string_view text, bool at_start,
                        const WordVisitor& visit) const {
   if (text.empty()) return;  // tokenizers drops empty splits at every stage
@@ -207,6 +232,15 @@ void PreTokenizer::run(size_t step_index, std::string_view text, bool at_start,
   switch (step.kind) {
     case Kind::Split:
       break;
+    case Kind::Bert: {
+      std::vector<Span> spans;
+      bert_spans(text, spans);
+      for (const Span& span : spans) {
+        run(step_index + 1, text.substr(span.begin, span.end - span.begin), at_start && span.begin == 0,
+            visit);
+      }
+      return;
+    }
     case Kind::ByteLevel:
       if (step.add_prefix_space && text.front() != ' ') {
         rewritten.reserve(text.size() + 1);

@@ -1,7 +1,7 @@
 // tokenizer.json "pre_tokenizer": cuts normalized text into words that BPE encodes
 // independently (and that can therefore be cached). Supported: Split (regex or literal, every
 // delimiter behaviour), ByteLevel (GPT-2 regex + byte mapping), Metaspace, Digits, Whitespace,
-// WhitespaceSplit, and Sequence of these.
+// WhitespaceSplit, BertPreTokenizer, and Sequence of these.
 #pragma once
 
 #include <functional>
@@ -32,7 +32,7 @@ class PreTokenizer {
   bool byte_level() const { return byte_level_; }
 
  private:
-  enum class Kind { Split, ByteLevel, Metaspace };
+  enum class Kind { Split, ByteLevel, Metaspace, Bert };
   enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
   enum class Prepend { Always, First, Never };
   struct Step {
@@ -53,6 +53,7 @@ class PreTokenizer {
   void run(size_t step_index, std::string_view text, bool at_start, const WordVisitor& visit) const;
   static void split_spans(std::string_view text, const Pattern& pattern, Behavior behavior, bool invert,
                           std::vector<Span>& spans);
+  static void bert_spans(std::string_view text, std::vector<Span>& spans);
 
   std::vector<Step> steps_;
   bool byte_level_ = false;

@@ -1,6 +1,7 @@
 #include "tokenizer/token_decoder.h"
 
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "tokenizer/byte_level.h"
 #include "tokenizer/json_fields.h"
@@ -20,6 +21,14 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
   if (copied == 0) return;
   out.append(text, copied, std::string::npos);
   text = std::move(out);
+}
+
+// tokenizers' decoders::wordpiece::cleanup, in its order (applied to one decoded piece).
+void clean_up_tokenization(std::string& text) {
+  static constexpr std::pair<std::string_view, std::string_view> kRewrites[] = {
+      {" .", "."},   {" ?", "?"},           {" !", "!"},   {" ,", ","},     {" ' ", "'"},   {" n't", "n't"},
+      {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (const auto& [from, to] : kRewrites) replace_all(text, from, to);
 }
 
 }  // namespace
@@ -89,6 +98,12 @@ Status TokenDecoder::append(const nlohmann::json& config, const std::string& whe
     Step step{.kind = Kind::Metaspace, .from = replacement, .to = " "};
     step.strip_first = scheme ? *scheme != "never" : prefix;
     steps_.push_back(step);
+  } else if (type == "WordPiece") {
+    BRISK_ASSIGN(prefix, json_fields::optional_string(config, "prefix", where));
+    BRISK_ASSIGN(cleanup, json_fields::boolean(config, "cleanup", true, where));
+    Step step{.kind = Kind::WordPiece, .from = prefix.value_or("##")};
+    step.cleanup = cleanup;
+    steps_.push_back(step);
   } else {
     return make_error(where + ".type: unsupported decoder '" + type + "'");
   }
@@ -132,6 +147,16 @@ std::string TokenDecoder::decode(std::string_view token, bool first) const {
       }
       case Kind::Metaspace:
         replace_all(text, step.from, first && step.strip_first ? "" : step.to);
+        break;
+      case Kind::WordPiece:
+        if (!first) {
+          if (text.compare(0, step.from.size(), step.from) == 0) {
+            text.erase(0, step.from.size());
+          } else {
+            text.insert(0, 1, ' ');
+          }
+        }
+        if (step.cleanup) clean_up_tokenization(text);
         break;
     }
   }

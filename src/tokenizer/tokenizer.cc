@@ -3,9 +3,11 @@
 #include "formats/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/gguf_tokenizer.h"
+#include "tokenizer/json_fields.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
 #include "tokenizer/utf8.h"
+#include "tokenizer/wordpiece_tokenizer.h"
 
 namespace brisk {
 
@@ -16,7 +18,14 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& 
   const std::filesystem::path json_file = model_dir / "tokenizer.json";
   const std::filesystem::path model_file = model_dir / "tokenizer.model";
   if (std::filesystem::exists(json_file)) {
-    BRISK_ASSIGN(tokenizer, BpeTokenizer::load(json_file));
+    BRISK_ASSIGN(root, json_fields::read_file(json_file));
+    const std::string prefix = json_file.string() + ": ";
+    if (is_wordpiece_json(root)) {
+      BRISK_ASSIGN(tokenizer, WordPieceTokenizer::from_json(root, prefix));
+      BRISK_TRY(tokenizer->apply_config(config, config_where));
+      return std::unique_ptr<Tokenizer>(std::move(tokenizer));
+    }
+    BRISK_ASSIGN(tokenizer, BpeTokenizer::from_json(root, prefix));
     BRISK_TRY(tokenizer->apply_config(config, config_where));
     return std::unique_ptr<Tokenizer>(std::move(tokenizer));
   }

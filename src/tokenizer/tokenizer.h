@@ -1,5 +1,5 @@
-// Text <-> token ids. Loaded from a model folder: tokenizer.json (byte-level BPE or
-// SentencePiece-style BPE, as Hugging Face `tokenizers` writes it) or, failing that,
+// Text <-> token ids. Loaded from a model folder: tokenizer.json (byte-level BPE,
+// SentencePiece-style BPE or WordPiece, as Hugging Face `tokenizers` writes it) or, failing that,
 // tokenizer.model (SentencePiece, through libsentencepiece). Ids equal Hugging Face's.
 #pragma once
 
