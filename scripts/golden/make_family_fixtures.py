@@ -133,8 +133,11 @@ def train_wordpiece(text_path, folder):
                             special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     os.makedirs(folder, exist_ok=True)
     tok.save_model(folder)  # vocab.txt
-    fast = BertTokenizerFast(vocab_file=os.path.join(folder, "vocab.txt"), do_lower_case=True,
+    from transformers.models.bert.tokenization_bert import load_vocab
+    # transformers 5 ignores vocab_file here (the tokenizer came out with 5 tokens): pass the vocab.
+    fast = BertTokenizerFast(vocab=dict(load_vocab(os.path.join(folder, "vocab.txt"))), do_lower_case=True,
                              model_max_length=128)
+    assert fast.vocab_size > 100, "WordPiece vocabulary did not load (%d tokens)" % fast.vocab_size
     fast.save_pretrained(folder)  # tokenizer.json, tokenizer_config.json, special_tokens_map.json
     return fast
 
