@@ -265,6 +265,41 @@ TEST_F(CudaOps, Attention) {
   for (const auto& c : cases) check_attention(*this, c, rng_);
 }
 
+// Sliding windows and soft-capped scores run on the fp32 kernel (prefill shapes included: the
+// tensor-core kernel declines them), split decode too, against the reference.
+TEST_F(CudaOps, WindowedSoftCappedAttention) {
+  const std::vector<AttentionCase> cases = {
+      {{{1, 2999}}, 8, 2, 128},                     // split decode: most splits see no key
+      {{{130, 0}}, 8, 8, 64},                       // a prefill shape of the tensor-core kernel
+      {{{1, 300}, {40, 17}, {1, 5}}, 8, 2, 64},     // mixed batch
+      {{{9, 33}}, 4, 2, 18},
+  };
+  const AttentionParams variants[] = {{0.0f, 0.0f, 16}, {0.0f, 5.0f, 0}, {0.0f, 3.0f, 100}};
+  for (const auto& c : cases)
+    for (AttentionParams params : variants) {
+      const PagedBatch b = make_paged_batch(c.seqs, rng_);
+      params.scale = 4.0f / std::sqrt(float(c.head_dim));
+      const int64_t kv_row = c.n_kv_heads * c.head_dim, q_row = c.n_heads * c.head_dim;
+      std::normal_distribution<float> dist;
+      std::vector<float> q = random_vector(size_t(b.n_rows * q_row), rng_);
+      std::vector<float> k = make_pool(b, kv_row, [&] { return dist(rng_); });
+      std::vector<float> v = make_pool(b, kv_row, [&] { return dist(rng_); });
+      const KvPools host_pools{KvDtype::F32, k.data(), v.data(), nullptr, nullptr, c.n_kv_heads, c.head_dim};
+      std::vector<float> want(size_t(b.n_rows * q_row));
+      ref::attention(q.data(), host_pools, want.data(), b.host(), c.n_heads, params);
+      Buffer dq = device(q), dk = device(k), dv = device(v), dout = poisoned(want.size());
+      Buffer dspans = device_words(b.spans), dtables = device_words(b.tables);
+      AttentionBatch batch = b.host();
+      batch.seqs = reinterpret_cast<const SequenceSpan*>(dspans.data());
+      batch.block_tables = reinterpret_cast<const int32_t*>(dtables.data());
+      const KvPools pools{KvDtype::F32, dk.data(), dv.data(), nullptr, nullptr, c.n_kv_heads, c.head_dim};
+      be().attention(dq.data(), pools, dout.data(), batch, c.n_heads, params);
+      const std::string name = "attention window=" + std::to_string(params.window) + " cap=" +
+                               std::to_string(params.softcap) + " " + attention_case_name(c);
+      EXPECT_LT(report(name, host(dout.data(), want.size()), want), 1e-5) << name;
+    }
+}
+
 // Cases that must reach the bf16 tensor-core prefill kernel (asserted, so a changed dispatch rule
 // shows up here instead of silently testing the fp32 kernel twice). Its tiles are 128 query
 // vectors (rows x group) by 64 keys; the cases cover tails of both, causal diagonals inside a

@@ -83,8 +83,8 @@ class CalibratingBackend final : public Backend {
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
   void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-                 int64_t n_heads, float scale) override {
-    inner_.attention(q, kv, out, batch, n_heads, scale);
+                 int64_t n_heads, const AttentionParams& params) override {
+    inner_.attention(q, kv, out, batch, n_heads, params);
   }
   void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
                 const KvPools& kv) override {

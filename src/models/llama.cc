@@ -1,4 +1,4 @@
-// The Llama family: Llama 1/2/3, Mistral (within its window), Qwen2 (q/k/v biases) and Phi-3
+// The Llama family: Llama 1/2/3, Mistral (sliding window), Qwen2 (q/k/v biases) and Phi-3
 // (q/k/v and gate/up fused into one matrix each, LongRoPE).
 // Pre-norm decoder: x += Attn(RMSNorm(x)); x += SwiGLU(RMSNorm(x)); logits = Head(RMSNorm(x)).
 #include <any>
@@ -15,6 +15,7 @@ namespace {
 // What the family's members differ in beyond the shared config fields.
 struct LlamaSettings {
   bool fused_projections = false;  // Phi-3: qkv_proj [q | k | v] and gate_up_proj [gate | up]
+  std::vector<int64_t> layer_windows;  // per layer: > 0 a sliding window of that many keys, 0 full
 };
 
 const LlamaSettings& settings(const ModelConfig& c) { return std::any_cast<const LlamaSettings&>(c.family); }
@@ -116,7 +117,7 @@ class Llama final : public Model {
       project_qkv(L, h, n, q, k, v);
       const KvPools kv = cache.layer(l);
       be.rope_store_kv(q, k, v, n, c.n_heads, pos, rope_.cos(), rope_.sin(), batch.slots_dev, kv);
-      be.attention(q, kv, attn, batch.attention, c.n_heads, scale);
+      be.attention(q, kv, attn, batch.attention, c.n_heads, {scale, 0.0f, settings(c).layer_windows[size_t(l)]});
       be.linear(attn, n, L.o, h);
       be.add_rms_norm(x, h, vec(L.mlp_norm), n, d, eps, h);
 
@@ -163,6 +164,28 @@ class Llama final : public Model {
   Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, fused_;
   RopeTables rope_;
 };
+
+// Which layers attend through a sliding window: Mistral and Phi-3 every layer (when
+// sliding_window is set); Qwen2 only with use_sliding_window, from layer max_window_layers on
+// (transformers' default layer_types), or as an explicit layer_types list says.
+Result<std::vector<int64_t>> sliding_windows(const ConfigFields& f, const std::string& model_type, int64_t layers) {
+  std::vector<int64_t> out(size_t(layers), 0);
+  const bool qwen2 = model_type == "qwen2";
+  BRISK_ASSIGN(use_window, f.boolean_or("use_sliding_window", !qwen2));
+  if (!use_window || !f.has("sliding_window")) return out;
+  BRISK_ASSIGN(window, f.integer("sliding_window"));
+  BRISK_ASSIGN(types, f.strings_or_empty("layer_types"));
+  BRISK_ASSIGN(first_windowed, f.integer_or("max_window_layers", qwen2 ? layers : 0));
+  if (!types.empty() && int64_t(types.size()) != layers)
+    return f.error("layer_types", "has " + std::to_string(types.size()) + " entries for " + std::to_string(layers) + " layers");
+  for (int64_t l = 0; l < layers; ++l) {
+    const bool windowed = types.empty() ? (!qwen2 || l >= first_windowed) : types[size_t(l)] == "sliding_attention";
+    if (!types.empty() && !windowed && types[size_t(l)] != "full_attention")
+      return f.error("layer_types", "entry '" + types[size_t(l)] + "' is neither sliding_attention nor full_attention");
+    out[size_t(l)] = windowed ? window : 0;
+  }
+  return out;
+}
 
 Result<ModelConfig> parse_llama(const ConfigFields& f, ModelConfig c) {
   const std::string& where = f.where();
@@ -216,15 +239,8 @@ Result<ModelConfig> parse_llama(const ConfigFields& f, ModelConfig c) {
   c.qkv_bias = attn_bias || c.model_type == "qwen2";
   c.o_bias = attn_bias && c.model_type != "qwen2";
   c.mlp_bias = mlp_bias && c.model_type == "llama";
-  c.family = LlamaSettings{.fused_projections = phi3};
-  // Mistral's (and Phi-3's) sliding window only matters beyond it: brisk caps contexts at the
-  // window instead of silently attending too far. Qwen2 has a window only when use_sliding_window
-  // is true.
-  BRISK_ASSIGN(use_window, f.boolean_or("use_sliding_window", c.model_type == "mistral" || phi3));
-  if (use_window) {
-    BRISK_ASSIGN(window, f.integer_or("sliding_window", 0));
-    c.sliding_window = window;
-  }
+  BRISK_ASSIGN(windows, sliding_windows(f, c.model_type, layers));
+  c.family = LlamaSettings{.fused_projections = phi3, .layer_windows = std::move(windows)};
   return c;
 }
 

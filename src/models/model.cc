@@ -215,9 +215,7 @@ void Model::project_to_logits(const float* normed, int64_t rows) {
 }
 
 int64_t Model::max_context() const {
-  int64_t ctx = config_.max_position;
-  if (config_.sliding_window > 0) ctx = std::min(ctx, config_.sliding_window);
-  return ctx;
+  return config_.max_position;
 }
 
 Model::TokenCost Model::cost_per_token() {

@@ -48,7 +48,6 @@ struct ModelConfig {
   bool qkv_bias = false;      // Qwen2 always; Llama with attention_bias
   bool o_bias = false;        // Llama with attention_bias
   bool mlp_bias = false;
-  int64_t sliding_window = 0; // 0: none. Mistral's window; contexts are capped to it.
   std::vector<int32_t> bos_ids, eos_ids;
   Json quantization_config;   // as written (null: not quantized); formats/quantized_checkpoint.h reads it
   std::any family;            // the family's own settings (its declaration parses and reads them)

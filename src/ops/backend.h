@@ -51,6 +51,18 @@ struct SequenceSpan {
   int32_t first_pos;     // position of its first row; it attends keys 0..first_pos + n_rows - 1
   int32_t table_offset;  // where its block table starts in block_tables
 };
+// How attention turns scores into weights, beyond causal softmax(q . k * scale).
+struct AttentionParams {
+  float scale = 1.0f;
+  float softcap = 0.0f;  // > 0: scores become softcap * tanh(score / softcap) before the softmax (Gemma-2)
+  int64_t window = 0;    // > 0: a query at position p sees keys p - window + 1 .. p only (sliding window)
+  AttentionParams(float scale_) : scale(scale_) {}  // plain causal attention (implicit on purpose)
+  AttentionParams(float scale_, float softcap_, int64_t window_) : scale(scale_), softcap(softcap_), window(window_) {}
+  bool plain() const { return softcap == 0.0f && window == 0; }
+  // The first key position a query at position `pos` sees.
+  int64_t first_key(int64_t pos) const { return window > 0 && pos >= window ? pos - window + 1 : 0; }
+};
+
 struct AttentionBatch {
   const SequenceSpan* seqs = nullptr;     // [n_seqs], backend memory
   const int32_t* block_tables = nullptr;  // backend memory
@@ -157,7 +169,7 @@ class Backend {
   // Causal attention for every sequence of a batch over its paged cache; see ref::attention.
   // q/out: [rows, n_heads, kv.head_dim]; n_heads a multiple of kv.n_kv_heads.
   virtual void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-                         int64_t n_heads, float scale) = 0;
+                         int64_t n_heads, const AttentionParams& params) = 0;
   // kv[slots[r]] = row r of k and of v (rows of kv.row() floats, src_stride apart), converted to
   // kv.dtype (one scale per kv head row for I8/F8).
   virtual void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride,

@@ -40,9 +40,10 @@ void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, 
 
 // Causal attention with grouped KV heads for every sequence of a batch (see AttentionBatch in
 // ops/backend.h; host arrays are used). q, out: [rows, n_heads, kv.head_dim]; keys and values
-// are dequantized to fp32 (kv_dequantize_row) before any arithmetic.
+// are dequantized to fp32 (kv_dequantize_row) before any arithmetic. A query at position p sees
+// keys params.first_key(p) .. p; a score is dot * scale, soft-capped when params.softcap > 0.
 void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch, int64_t n_heads,
-               float scale);
+               const AttentionParams& params);
 
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);

@@ -76,7 +76,7 @@ void load_head_row(const void* pool, const float* scales, const KvPools& kv, int
 }  // namespace
 
 void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch, int64_t n_heads,
-               float scale) {
+               const AttentionParams& params) {
   const int64_t n_kv_heads = kv.n_kv_heads, head_dim = kv.head_dim;
   const int64_t group = n_heads / n_kv_heads;
   std::vector<double> scores;
@@ -87,15 +87,16 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
     auto slot = [&](int64_t p) { return table[p / batch.block_size] * batch.block_size + p % batch.block_size; };
     for (int64_t i = 0; i < seq.n_rows; ++i) {
       const int64_t r = seq.first_row + i;
-      const int64_t n_keys = seq.first_pos + i + 1;  // causal: keys 0..pos
+      const int64_t pos = seq.first_pos + i, first = params.first_key(pos);
+      const int64_t n_keys = pos + 1 - first;  // causal: keys first..pos
       scores.assign(size_t(n_keys), 0.0);
       keys.resize(size_t(n_keys * head_dim));
       values.resize(size_t(n_keys * head_dim));
       for (int64_t h = 0; h < n_heads; ++h) {
         const int64_t kvh = h / group;
         for (int64_t j = 0; j < n_keys; ++j) {
-          load_head_row(kv.k, kv.k_scales, kv, slot(j) * n_kv_heads + kvh, keys.data() + j * head_dim);
-          load_head_row(kv.v, kv.v_scales, kv, slot(j) * n_kv_heads + kvh, values.data() + j * head_dim);
+          load_head_row(kv.k, kv.k_scales, kv, slot(first + j) * n_kv_heads + kvh, keys.data() + j * head_dim);
+          load_head_row(kv.v, kv.v_scales, kv, slot(first + j) * n_kv_heads + kvh, values.data() + j * head_dim);
         }
         const float* qh = q + (r * n_heads + h) * head_dim;
         double max_score = -INFINITY;
@@ -103,7 +104,9 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
           const float* kj = keys.data() + j * head_dim;
           double dot = 0;
           for (int64_t e = 0; e < head_dim; ++e) dot += double(qh[e]) * kj[e];
-          scores[size_t(j)] = dot * scale;
+          double score = dot * params.scale;
+          if (params.softcap > 0) score = params.softcap * std::tanh(score / params.softcap);
+          scores[size_t(j)] = score;
           max_score = std::max(max_score, scores[size_t(j)]);
         }
         double sum = 0;

@@ -159,6 +159,17 @@ __attribute__((always_inline)) inline void write_outputs(float* const* out, int6
   }
 }
 
+// cap * tanh(x / cap) in 16 lanes (Gemma-2's score soft-capping): tanh(y) = sign(y) (1 - e) / (1 + e)
+// with e = exp(-2 |y|) <= 1, so the exponential stays in exp_nonpositive's range.
+__attribute__((always_inline)) inline v16 soft_cap(v16 x, float cap) {
+  const v16 y = x / cap;
+  const v16 a = y < 0 ? -y : y;
+  v16 e = -2.0f * a;
+  exp_nonpositive(e);
+  const v16 t = (1.0f - e) / (1.0f + e);
+  return (y < 0 ? -t : t) * cap;
+}
+
 // Decode reads the cache from memory, one strided head row per key: the hardware prefetchers do
 // not run far enough ahead of rows 512 B apart (sotu-llama: the value loads took most of
 // attend_few's samples), so rows are requested this many keys ahead.
@@ -205,8 +216,10 @@ __attribute__((always_inline)) inline void sum_lanes_16(v16 (&x)[16], float* sum
 // Needs head_dim % 16 == 0.
 template <class T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_few(
-    const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries, int64_t n_keys_max,
-    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, const Scratch& s) {
+    const float* const* q, float* const* out, const int64_t* first_key, const int64_t* n_keys, int64_t n_queries,
+    int64_t n_keys_max, const Pools<T>& pools, KeyRows key_row, int64_t head_dim, const AttentionParams& params,
+    const Scratch& s) {
+  const float scale = params.scale;
   const int64_t stride = round_up(n_keys_max, kLanes);
   gather_rows(pools, key_row, n_keys_max, stride, head_dim, s);
   for (int64_t j0 = 0; j0 < n_keys_max; j0 += kLanes) {
@@ -227,18 +240,22 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_few(
       sum_lanes_16(acc, s.probs + a * stride + j0);
     }
   }
-  // Causal softmax per query, 16 keys per vector: keys past the query's own count get weight 0.
+  // Causal softmax per query, 16 keys per vector: keys outside the query's [first, count) get
+  // weight 0.
   for (int64_t a = 0; a < n_queries; ++a) {
     float* row = s.probs + a * stride;
     const v16 limit = v16{} + float(n_keys[a]), lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const v16 lower = v16{} + float(first_key[a]);
     const v16 minus_inf = v16{} - INFINITY;
     v16 max_score = minus_inf;
     for (int64_t j = 0; j < stride; j += kLanes) {
       v16 x;
       std::memcpy(&x, row + j, sizeof(v16));
       x *= scale;
+      if (params.softcap > 0) x = soft_cap(x, params.softcap);
       std::memcpy(row + j, &x, sizeof(v16));
       x = lane + float(j) < limit ? x : minus_inf;  // no && on vectors: GCC splits it into lanes
+      x = lane + float(j) >= lower ? x : minus_inf;
       max_score = x > max_score ? x : max_score;
     }
     float m = max_score[0];
@@ -250,6 +267,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_few(
       p -= m;
       exp_nonpositive(p);
       p = lane + float(j) < limit ? p : v16{};
+      p = lane + float(j) >= lower ? p : v16{};
       sum += p;
       std::memcpy(row + j, &p, sizeof(v16));
     }
@@ -374,9 +392,10 @@ __attribute__((always_inline)) inline void values_fp32(int64_t width, int64_t n_
 // attention_bf16 pairs, converted once per call) the cache rows are not read here.
 template <class T>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
-    const float* const* q, float* const* out, const int64_t* n_keys, int64_t n_queries, int64_t n_keys_max,
-    const Pools<T>& pools, KeyRows key_row, int64_t head_dim, float scale, const uint32_t* k_pairs,
-    const uint32_t* v_pairs, const Scratch& s) {
+    const float* const* q, float* const* out, const int64_t* first_key, const int64_t* n_keys, int64_t n_queries,
+    int64_t n_keys_max, const Pools<T>& pools, KeyRows key_row, int64_t head_dim, const AttentionParams& params,
+    const uint32_t* k_pairs, const uint32_t* v_pairs, const Scratch& s) {
+  const float scale = params.scale;
   const int64_t width = round_up(n_queries, kLanes);
   if (k_pairs) {
     attention_bf16::scores(q, n_queries, width, k_pairs, n_keys_max, head_dim, scale, s.bf16_pairs, s.probs);
@@ -384,16 +403,28 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
     gather_rows(pools, key_row, n_keys_max, n_keys_max + kKeyBlock, head_dim, s);
     scores_fp32(q, n_queries, width, n_keys_max, head_dim, scale, s);
   }
-  // Causal softmax, 16 queries per vector: keys past a query's own count get weight 0. Padding
-  // lanes count every key (their scores are 0), so no lane divides by zero.
+  if (params.softcap > 0)
+    for (int64_t j = 0; j < n_keys_max; ++j)
+      for (int64_t a = 0; a < width; a += kLanes) {
+        v16 x;
+        std::memcpy(&x, s.probs + j * width + a, sizeof(v16));
+        x = soft_cap(x, params.softcap);
+        std::memcpy(s.probs + j * width + a, &x, sizeof(v16));
+      }
+  // Causal softmax, 16 queries per vector: keys outside a query's [first, count) get weight 0.
+  // Padding lanes count every key (their scores are 0), so no lane divides by zero.
   for (int64_t a = 0; a < width; a += kLanes) {
     const v16 minus_inf = v16{} - INFINITY;
-    v16 limit, max_score = minus_inf;
-    for (int64_t l = 0; l < kLanes; ++l) limit[l] = float(a + l < n_queries ? n_keys[a + l] : n_keys_max);
+    v16 limit, lower, max_score = minus_inf;
+    for (int64_t l = 0; l < kLanes; ++l) {
+      limit[l] = float(a + l < n_queries ? n_keys[a + l] : n_keys_max);
+      lower[l] = float(a + l < n_queries ? first_key[a + l] : 0);
+    }
     for (int64_t j = 0; j < n_keys_max; ++j) {
       v16 x;
       std::memcpy(&x, s.probs + j * width + a, sizeof(v16));
       x = float(j) < limit ? x : minus_inf;  // no && on vectors: GCC splits it into lanes
+      x = float(j) >= lower ? x : minus_inf;
       max_score = x > max_score ? x : max_score;
     }
     v16 sum = {};
@@ -404,6 +435,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
       p -= max_score;
       exp_nonpositive(p);
       p = float(j) < limit ? p : v16{};
+      p = float(j) >= lower ? p : v16{};
       sum += p;
       std::memcpy(at, &p, sizeof(v16));
     }
@@ -485,8 +517,8 @@ constexpr int64_t kUnitQueries = 32;
 
 template <class T>
 void attention_over(const float* q, const Pools<T>& pools, float* out, const AttentionBatch& batch,
-                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, Bf16Math math,
-                    ThreadPool& pool) {
+                    int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, const AttentionParams& params,
+                    Bf16Math math, ThreadPool& pool) {
   const int64_t group = n_heads / n_kv_heads;
   const int64_t kv_stride = n_kv_heads * head_dim;
   const int64_t q_stride = n_heads * head_dim;
@@ -523,7 +555,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
     thread_local std::vector<float> probs, rows, q_transposed, out_block, inv_sum;
     thread_local std::vector<const float*> q_rows, k_rows, v_rows;
     thread_local std::vector<float*> out_rows;
-    thread_local std::vector<int64_t> n_keys;
+    thread_local std::vector<int64_t> n_keys, first_key;
     thread_local std::vector<uint32_t> bf16_pairs;
     for (int64_t u = t; u < n_units; u += n_threads) {
       const Unit& unit = unit_list[u / n_kv_heads];
@@ -534,6 +566,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
       q_rows.resize(size_t(n_queries));
       out_rows.resize(size_t(n_queries));
       n_keys.resize(size_t(n_queries));
+      first_key.resize(size_t(n_queries));
       for (int64_t i = unit.first_row; i < unit.end_row; ++i)
         for (int64_t g = 0; g < group; ++g) {
           const size_t a = size_t((i - unit.first_row) * group + g);
@@ -541,6 +574,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
           q_rows[a] = q + r * q_stride + head * head_dim;
           out_rows[a] = out + r * q_stride + head * head_dim;
           n_keys[a] = span.first_pos + i + 1;
+          first_key[a] = params.first_key(span.first_pos + i);
         }
       const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
                             kvh * head_dim};
@@ -560,15 +594,15 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
       const Scratch scratch{q_transposed.data(), probs.data(),  out_block.data(), rows.data(),
                             k_rows.data(),       v_rows.data(), inv_sum.data(),   bf16_pairs.data()};
       if (few) {
-        attend_few(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
-                   head_dim, scale, scratch);
+        attend_few(q_rows.data(), out_rows.data(), first_key.data(), n_keys.data(), n_queries, n_keys_max, pools,
+                   key_row, head_dim, params, scratch);
       } else {
         const uint32_t* k_pairs = bf16 ? kv_pairs.data() + at : nullptr;
         const int64_t seq_keys = span.first_pos + span.n_rows;
         const uint32_t* v_pairs =
             bf16 ? k_pairs + attention_bf16::key_pair_words(seq_keys, head_dim) : nullptr;
-        attend_many(q_rows.data(), out_rows.data(), n_keys.data(), n_queries, n_keys_max, pools, key_row,
-                    head_dim, scale, k_pairs, v_pairs, scratch);
+        attend_many(q_rows.data(), out_rows.data(), first_key.data(), n_keys.data(), n_queries, n_keys_max, pools,
+                    key_row, head_dim, params, k_pairs, v_pairs, scratch);
       }
     }
   });
@@ -584,18 +618,18 @@ Pools<T> pools_of(const KvPools& kv) {
 }  // namespace
 
 void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch, int64_t n_heads,
-               float scale, Bf16Math math, ThreadPool& pool) {
+               const AttentionParams& params, Bf16Math math, ThreadPool& pool) {
   const int64_t n_kv = kv.n_kv_heads, hd = kv.head_dim;
   if (!cpu_features().avx512bf16) math = Bf16Math::Exact;
   switch (kv.dtype) {
     case KvDtype::F32:
-      return attention_over(q, pools_of<float>(kv), out, batch, n_heads, n_kv, hd, scale, math, pool);
+      return attention_over(q, pools_of<float>(kv), out, batch, n_heads, n_kv, hd, params, math, pool);
     case KvDtype::BF16:
-      return attention_over(q, pools_of<Bf16>(kv), out, batch, n_heads, n_kv, hd, scale, math, pool);
+      return attention_over(q, pools_of<Bf16>(kv), out, batch, n_heads, n_kv, hd, params, math, pool);
     case KvDtype::I8:
-      return attention_over(q, pools_of<int8_t>(kv), out, batch, n_heads, n_kv, hd, scale, math, pool);
+      return attention_over(q, pools_of<int8_t>(kv), out, batch, n_heads, n_kv, hd, params, math, pool);
     case KvDtype::F8:
-      return attention_over(q, pools_of<E4m3>(kv), out, batch, n_heads, n_kv, hd, scale, math, pool);
+      return attention_over(q, pools_of<E4m3>(kv), out, batch, n_heads, n_kv, hd, params, math, pool);
   }
 }
 

@@ -15,6 +15,6 @@ namespace brisk::cpu {
 // Bf16Math::Dot (--bf16-fast) runs prefill units (more than 8 query vectors) on bf16 dot products
 // where the CPU has them (attention_bf16.h); decode rows and Bf16Math::Exact stay fp32.
 void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch, int64_t n_heads,
-               float scale, Bf16Math math, ThreadPool& pool);
+               const AttentionParams& params, Bf16Math math, ThreadPool& pool);
 
 }  // namespace brisk::cpu

@@ -143,8 +143,8 @@ void CpuBackend::matmul_same_input(const float* x, int64_t m, int64_t k, std::in
 }
 
 void CpuBackend::attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-                           int64_t n_heads, float scale) {
-  cpu::attention(q, kv, out, batch, n_heads, scale, bf16_math_, pool_);
+                           int64_t n_heads, const AttentionParams& params) {
+  cpu::attention(q, kv, out, batch, n_heads, params, bf16_math_, pool_);
 }
 
 // Scalar: a step stores one row per token, a sliver of the matmul work around it.

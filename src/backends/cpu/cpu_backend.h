@@ -42,7 +42,7 @@ class CpuBackend final : public Backend {
   void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
                int64_t cols) override;
   void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-                 int64_t n_heads, float scale) override;
+                 int64_t n_heads, const AttentionParams& params) override;
   void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
                 const KvPools& kv) override;
   void rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps,

@@ -38,6 +38,8 @@ struct Params {
   int n_q_tiles;  // per KV head, for the sequence with the most rows
   int split_keys, n_splits;
   float scale;
+  float softcap;  // > 0: score = softcap * tanh(score / softcap)
+  int window;     // > 0: a query at position p sees keys p - window + 1 .. p
   bool vec4;  // K/V rows can be read 4 elements at a time
 };
 
@@ -221,7 +223,10 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
 #pragma unroll
     for (int c = 0; c < kKeysPerThread; ++c) {
       const int key = kt + sub + kSub * c;
-      s[c] = key <= my_last_key && key < key_end ? s[c] * p.scale : -INFINITY;
+      const bool in_window = p.window <= 0 || key > my_last_key - p.window;
+      float score = s[c] * p.scale;
+      if (p.softcap > 0.0f) score = p.softcap * tanhf(score / p.softcap);
+      s[c] = key <= my_last_key && key < key_end && in_window ? score : -INFINITY;
       tile_max = fmaxf(tile_max, s[c]);
     }
     // The kSub threads of a query are consecutive lanes of one warp.
@@ -376,8 +381,9 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
   BRISK_CHECK(batch.max_keys < (int64_t(1) << 30) && batch.n_rows * s.n_heads < (int64_t(1) << 30) &&
                   batch.n_seqs < 65536,
               "attention: sizes out of range");
-  // Many query rows per sequence (prefill) over f32 pools: the bf16 tensor-core kernel; decode
-  // and the narrower pools (read through their own element loads) stay here in fp32.
+  // Many query rows per sequence (prefill) over f32 pools: the bf16 tensor-core kernel; decode,
+  // the narrower pools (read through their own element loads), windows and soft-capping stay here
+  // in fp32.
   if (kv.dtype == KvDtype::F32) {
     const auto* k_pool = static_cast<const float*>(kv.k);
     const auto* v_pool = static_cast<const float*>(kv.v);
@@ -406,6 +412,8 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
   const int tile = max_q_per_kv <= kNarrowTile ? kNarrowTile : kWideTile;
   p.n_q_tiles = int(ceil_div(max_q_per_kv, tile));
   p.scale = s.scale;
+  p.softcap = s.softcap;
+  p.window = int(std::min<int64_t>(s.window, int64_t(1) << 30));
   const uint32_t vec_bytes = 4 * uint32_t(kv_element_bytes(kv.dtype));
   p.vec4 = s.head_dim % 4 == 0 && alignment_of(kv.k) >= vec_bytes && alignment_of(kv.v) >= vec_bytes;
 

@@ -25,6 +25,8 @@ namespace brisk::cuda {
 struct AttentionShape {
   int64_t n_heads, n_kv_heads, head_dim;  // n_kv_heads and head_dim as in the KvPools
   float scale;
+  float softcap = 0.0f;  // AttentionParams: > 0 soft-caps scores
+  int64_t window = 0;    // AttentionParams: > 0 limits a query to its last `window` keys
 };
 
 // Largest head_dim supported (kernels are instantiated for 32, 64, 128 and 256, padding up).

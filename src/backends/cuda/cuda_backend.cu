@@ -286,9 +286,11 @@ bool CudaBackend::uses_low_precision_gemm(int64_t m, int64_t k, const Tensor& w)
 }
 
 void CudaBackend::attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-                            int64_t n_heads, float scale) {
+                            int64_t n_heads, const AttentionParams& params) {
   activate();
-  cuda::attention(q, kv, out, batch, cuda::AttentionShape{n_heads, kv.n_kv_heads, kv.head_dim, scale},
+  cuda::attention(q, kv, out, batch,
+                  cuda::AttentionShape{n_heads, kv.n_kv_heads, kv.head_dim, params.scale, params.softcap,
+                                       params.window},
                   sm_count_, *attention_scratch_, *attention_arrivals_, stream_);
 }
 

@@ -69,7 +69,7 @@ class CudaBackend final : public Backend {
   // their reference from it.
   bool uses_low_precision_gemm(int64_t m, int64_t k, const Tensor& w);
   void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-                 int64_t n_heads, float scale) override;
+                 int64_t n_heads, const AttentionParams& params) override;
   // Whether attention() runs this shape on the bf16 tensor-core prefill kernel (for f32 pools and
   // 16-byte aligned q, out and pools) rather than the exact fp32 one; tests pick their tolerance
   // from it.
