@@ -279,6 +279,21 @@ TEST(CpuOps, NormsRopeActivationsMatchReference) {
       ref::gelu_tanh(want.data(), rows * d);
       backend.gelu_tanh(got.data(), rows * d);
       expect_close(got, want, 1e-6, "gelu_tanh");
+      want = x;
+      got = x;
+      ref::mul(want.data(), up.data(), rows * d);
+      backend.mul(got.data(), up.data(), rows * d);
+      expect_close(got, want, 0, "mul");
+      want = x;
+      got = x;
+      ref::scale(want.data(), rows * d, 8.0f);
+      backend.scale(got.data(), rows * d, 8.0f);
+      expect_close(got, want, 0, "scale");
+      want = x;
+      got = x;
+      ref::soft_cap(want.data(), rows * d, 0.7f);
+      backend.soft_cap(got.data(), rows * d, 0.7f);
+      expect_close(got, want, 1e-6, "soft_cap");
     }
   // The vector exp's edges: inputs where e^-x over- or underflows, and both sides of zero.
   std::vector<float> edges = {-200.0f, -89.0f, -87.5f, -30.0f, -1e-8f, 0.0f, 1e-8f, 30.0f, 87.5f, 89.0f, 200.0f};
@@ -292,6 +307,11 @@ TEST(CpuOps, NormsRopeActivationsMatchReference) {
   ref::gelu_tanh(want.data(), int64_t(edges.size()));
   backend.gelu_tanh(got.data(), int64_t(edges.size()));
   expect_close(got, want, 1e-6, "gelu_tanh at the edges");
+  want = edges;
+  got = edges;
+  ref::soft_cap(want.data(), int64_t(edges.size()), 30.0f);
+  backend.soft_cap(got.data(), int64_t(edges.size()), 30.0f);
+  expect_close(got, want, 1e-6, "soft_cap at the edges");
   const int64_t heads = 3, kv_heads = 1, head_dim = 8, rows = 5, positions = 20;
   auto cos_t = random_floats(size_t(positions * head_dim / 2), rng), sin_t = random_floats(cos_t.size(), rng);
   auto q = random_floats(size_t(rows * heads * head_dim), rng);

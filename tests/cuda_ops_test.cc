@@ -484,6 +484,23 @@ TEST_F(CudaOps, ElementWise) {
     ref::add(want.data(), b.data(), n);
     be().add(dx.data(), db.data(), n);
     EXPECT_LT(report("add" + size, host(dx.data(), a.size()), want), 1e-7);
+
+    // Gemma's ops: GeGLU's product, the embedding scale, soft-capped logits.
+    Buffer dm = device(a);
+    want = a;
+    ref::mul(want.data(), b.data(), n);
+    be().mul(dm.data(), db.data(), n);
+    EXPECT_LT(report("mul" + size, host(dm.data(), a.size()), want), 1e-7);
+    Buffer ds = device(a);
+    want = a;
+    ref::scale(want.data(), n, 8.0f);
+    be().scale(ds.data(), n, 8.0f);
+    EXPECT_LT(report("scale" + size, host(ds.data(), a.size()), want), 1e-7);
+    Buffer dc = device(a);
+    want = a;
+    ref::soft_cap(want.data(), n, 2.5f);
+    be().soft_cap(dc.data(), n, 2.5f);
+    EXPECT_LT(report("soft_cap" + size, host(dc.data(), a.size()), want), 1e-6);
   }
 }
 

@@ -132,7 +132,9 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
       if (v != o.overrides->values.end()) changed = &v->second;
     }
     if (!quantize && changed && it.spec.kind == TensorKind::Vector) {  // a folded norm weight or bias
-      OwnedTensor t = owned_f32(it.spec.name, *changed, stored->tensor.shape);
+      std::vector<float> stored_values = *changed;  // runtime values; the file holds them less the offset
+      for (float& v : stored_values) v -= it.spec.load_offset;
+      OwnedTensor t = owned_f32(it.spec.name, stored_values, stored->tensor.shape);
       report.bytes_out += t.bytes.size();
       owned.push_back(std::move(t));
       continue;

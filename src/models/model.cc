@@ -59,7 +59,7 @@ Status Model::bind(const WeightStore& store) {
     if (spec.kind == TensorKind::Vector) {
       auto buf = std::make_unique<uint8_t[]>(n * sizeof(float));
       float* f = reinterpret_cast<float*>(buf.get());
-      for (size_t i = 0; i < n; ++i) f[i] = load_as_f32(t.data, t.dtype, i);
+      for (size_t i = 0; i < n; ++i) f[i] = load_as_f32(t.data, t.dtype, i) + spec.load_offset;
       slot = backend_.upload(Tensor{f, DType::F32, t.shape});
       owned_.push_back(std::move(buf));
     } else if (spec.kind == TensorKind::TransposedMatrix && !quantized) {
@@ -210,8 +210,9 @@ const float* Model::logit_rows(const Batch& batch, const float* x) {
   return logit_inputs_.data();
 }
 
-void Model::project_to_logits(const float* normed, int64_t rows) {
+float* Model::project_to_logits(const float* normed, int64_t rows) {
   backend_.matmul(normed, rows, config_.hidden_size, output_head(), nullptr, logits_.data());
+  return logits_.data();
 }
 
 int64_t Model::max_context() const {

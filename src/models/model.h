@@ -110,8 +110,9 @@ class Model {
   // The rows of x [rows, hidden] whose logits are wanted, gathered in order (x itself when every
   // row is wanted). The caller norms them and hands them to project_to_logits.
   const float* logit_rows(const Batch& batch, const float* x);
-  // Final norm output rows -> logits in backend memory ([rows, vocab], the model's logits buffer).
-  void project_to_logits(const float* normed, int64_t rows);
+  // Final norm output rows -> logits in backend memory ([rows, vocab], the model's logits buffer,
+  // returned for architectures that transform them further).
+  float* project_to_logits(const float* normed, int64_t rows);
   // Binds every slot to the store's tensors; errors name the tensor and file; every tensor in the
   // store must be claimed.
   Status bind(const WeightStore& store);

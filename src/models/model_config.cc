@@ -116,6 +116,10 @@ Result<ModelConfig> load_model_config(const std::filesystem::path& config_json) 
 }
 
 std::vector<float> ModelConfig::rope_inv_freq(int64_t context) const {
+  return brisk::rope_inv_freq(rope, head_dim, context);
+}
+
+std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim, int64_t context) {
   const int64_t half = head_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   const std::vector<double>& longrope = context > rope.original_max_position ? rope.long_factor : rope.short_factor;

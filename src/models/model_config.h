@@ -58,6 +58,10 @@ struct ModelConfig {
   std::vector<float> rope_inv_freq(int64_t context) const;
 };
 
+// Rotary inverse frequencies (head_dim/2 entries) of one rope configuration; see
+// ModelConfig::rope_inv_freq.
+std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim, int64_t context);
+
 // rope_theta and scaling at the top level (older checkpoints), in "rope_scaling", or in
 // "rope_parameters" (transformers >= 5).
 Result<RopeConfig> parse_rope(const Json& json, const std::string& where);

@@ -4,9 +4,9 @@
 
 namespace brisk {
 
-RopeTables::RopeTables(Backend& backend, const ModelConfig& config, int64_t positions) {
-  const std::vector<float> inv_freq = config.rope_inv_freq(positions);
-  const float attention_factor = float(config.rope.attention_factor);
+RopeTables::RopeTables(Backend& backend, const RopeConfig& rope, int64_t head_dim, int64_t positions) {
+  const std::vector<float> inv_freq = rope_inv_freq(rope, head_dim, positions);
+  const float attention_factor = float(rope.attention_factor);
   const int64_t half = int64_t(inv_freq.size());
   std::vector<float> cos_host(size_t(positions * half)), sin_host(size_t(positions * half));
   for (int64_t p = 0; p < positions; ++p)

@@ -75,8 +75,10 @@ const char* role_gguf_name(Role role) { return names_of(role).gguf; }
 namespace brisk {
 
 void TensorDeclarer::declare(const std::string& module, const std::string& suffix, Role role, Part part,
-                             std::vector<int64_t> shape, TensorKind kind, Presence presence, Tensor& slot) const {
-  TensorSpec spec{prefix_ + module + suffix, prefix_ + module, std::move(shape), kind, presence, layer_, role, part};
+                             std::vector<int64_t> shape, TensorKind kind, Presence presence, Tensor& slot,
+                             float load_offset) const {
+  TensorSpec spec{prefix_ + module + suffix, prefix_ + module, std::move(shape), kind, presence, layer_, role, part,
+                  load_offset};
   visit_(spec, slot);
 }
 
@@ -96,6 +98,10 @@ void TensorDeclarer::vector(const std::string& name, Role role, int64_t n, Tenso
 void TensorDeclarer::norm(const std::string& name, Role role, int64_t n, Tensor& weight, Tensor* bias) const {
   declare(name, ".weight", role, Part::Weight, {n}, TensorKind::Vector, Presence::Required, weight);
   if (bias) declare(name, ".bias", role, Part::Bias, {n}, TensorKind::Vector, Presence::Required, *bias);
+}
+
+void TensorDeclarer::norm_plus_one(const std::string& name, Role role, int64_t n, Tensor& weight) const {
+  declare(name, ".weight", role, Part::Weight, {n}, TensorKind::Vector, Presence::Required, weight, 1.0f);
 }
 
 void TensorDeclarer::embedding(const std::string& name, Role role, int64_t rows, int64_t cols, Tensor& slot) const {

@@ -71,6 +71,10 @@ struct TensorSpec {
   int64_t layer = kNoLayer;
   Role role = Role::TokenEmbed;
   Part part = Part::Weight;
+  // Vectors: added to every element at load. Gemma's norms multiply by 1 + w and store w, so
+  // their runtime weight is stored + 1 (in fp32, as transformers forms it); passes that write a
+  // vector back subtract it again.
+  float load_offset = 0.0f;
 
   bool is_matrix() const { return kind == TensorKind::Matrix || kind == TensorKind::TransposedMatrix; }
   SplitAxis split() const { return split_axis(role, part); }
@@ -96,12 +100,15 @@ class TensorDeclarer {
   void vector(const std::string& name, Role role, int64_t n, Tensor& slot, Part part = Part::Weight) const;
   // A norm's "<name>.weight" and, with a bias, "<name>.bias".
   void norm(const std::string& name, Role role, int64_t n, Tensor& weight, Tensor* bias = nullptr) const;
+  // A norm that scales by 1 + weight (Gemma): "<name>.weight", its load_offset 1.
+  void norm_plus_one(const std::string& name, Role role, int64_t n, Tensor& weight) const;
   // "<name>.weight" [rows, cols], read one row per id.
   void embedding(const std::string& name, Role role, int64_t rows, int64_t cols, Tensor& slot) const;
 
  private:
   void declare(const std::string& module, const std::string& suffix, Role role, Part part,
-               std::vector<int64_t> shape, TensorKind kind, Presence presence, Tensor& slot) const;
+               std::vector<int64_t> shape, TensorKind kind, Presence presence, Tensor& slot,
+               float load_offset = 0.0f) const;
 
   const TensorVisitor& visit_;
   std::string prefix_;

@@ -213,6 +213,9 @@ class Backend {
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   virtual void gelu_tanh(float* x, int64_t n) = 0;
   virtual void add(float* x, const float* y, int64_t n) = 0;  // x += y
+  virtual void mul(float* x, const float* y, int64_t n) = 0;  // x *= y (GeGLU's gate times up)
+  virtual void scale(float* x, int64_t n, float s) = 0;       // x *= s (Gemma's embedding scale)
+  virtual void soft_cap(float* x, int64_t n, float cap) = 0;  // x = cap * tanh(x / cap) (Gemma-2 logits)
 
   // ids[r] = the index of the largest value of row r of logits [rows, vocab] (the first one on a
   // tie, as std::max_element); ids in backend memory. Greedy sampling without moving the rows.

@@ -48,6 +48,9 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void add(float* x, const float* y, int64_t n);  // x += y
+void mul(float* x, const float* y, int64_t n);  // x *= y
+void scale(float* x, int64_t n, float s);      // x *= s
+void soft_cap(float* x, int64_t n, float cap);  // x = cap * tanh(x / cap)
 // GELU, tanh approximation (GPT-2's "gelu_new"), in place.
 void gelu_tanh(float* x, int64_t n);
 

@@ -198,7 +198,7 @@ Status synthesize_model(const SynthOptions& o, const std::function<void(uint64_t
       t.data = storage.back().data();
       const bool is_bias = s->kind == TensorKind::Vector && s->part == Part::Bias;
       const bool is_norm_weight = s->kind == TensorKind::Vector && !is_bias;
-      fill(t, s->name, o.seed, is_norm_weight ? 1.0f : 0.0f, is_bias ? 0.01f : is_norm_weight ? 0.05f : 0.02f);
+      fill(t, s->name, o.seed, is_norm_weight ? 1.0f - s->load_offset : 0.0f, is_bias ? 0.01f : is_norm_weight ? 0.05f : 0.02f);
       tensors.push_back({s->name, t});
       weight_map[s->name] = file;
       written += t.nbytes();

@@ -159,17 +159,6 @@ __attribute__((always_inline)) inline void write_outputs(float* const* out, int6
   }
 }
 
-// cap * tanh(x / cap) in 16 lanes (Gemma-2's score soft-capping): tanh(y) = sign(y) (1 - e) / (1 + e)
-// with e = exp(-2 |y|) <= 1, so the exponential stays in exp_nonpositive's range.
-__attribute__((always_inline)) inline v16 soft_cap(v16 x, float cap) {
-  const v16 y = x / cap;
-  const v16 a = y < 0 ? -y : y;
-  v16 e = -2.0f * a;
-  exp_nonpositive(e);
-  const v16 t = (1.0f - e) / (1.0f + e);
-  return (y < 0 ? -t : t) * cap;
-}
-
 // Decode reads the cache from memory, one strided head row per key: the hardware prefetchers do
 // not run far enough ahead of rows 512 B apart (sotu-llama: the value loads took most of
 // attend_few's samples), so rows are requested this many keys ahead.
@@ -252,7 +241,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_few(
       v16 x;
       std::memcpy(&x, row + j, sizeof(v16));
       x *= scale;
-      if (params.softcap > 0) x = soft_cap(x, params.softcap);
+      if (params.softcap > 0) soft_cap(x, params.softcap);
       std::memcpy(row + j, &x, sizeof(v16));
       x = lane + float(j) < limit ? x : minus_inf;  // no && on vectors: GCC splits it into lanes
       x = lane + float(j) >= lower ? x : minus_inf;
@@ -408,7 +397,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
       for (int64_t a = 0; a < width; a += kLanes) {
         v16 x;
         std::memcpy(&x, s.probs + j * width + a, sizeof(v16));
-        x = soft_cap(x, params.softcap);
+        soft_cap(x, params.softcap);
         std::memcpy(s.probs + j * width + a, &x, sizeof(v16));
       }
   // Causal softmax, 16 queries per vector: keys outside a query's [first, count) get weight 0.

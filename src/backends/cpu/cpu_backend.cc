@@ -201,6 +201,18 @@ void CpuBackend::silu_mul(const float* gate, const float* up, float* out, int64_
   pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::silu_mul(gate + b, up + b, out + b, e - b); });
 }
 
+void CpuBackend::mul(float* x, const float* y, int64_t n) {
+  pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::mul(x + b, y + b, e - b); });
+}
+
+void CpuBackend::scale(float* x, int64_t n, float s) {
+  pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::scale(x + b, e - b, s); });
+}
+
+void CpuBackend::soft_cap(float* x, int64_t n, float cap) {
+  pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::soft_cap(x + b, e - b, cap); });
+}
+
 void CpuBackend::gelu_tanh(float* x, int64_t n) {
   pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::gelu_tanh(x + b, e - b); });
 }

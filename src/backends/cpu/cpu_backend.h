@@ -61,6 +61,9 @@ class CpuBackend final : public Backend {
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void gelu_tanh(float* x, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
+  void mul(float* x, const float* y, int64_t n) override;
+  void scale(float* x, int64_t n, float s) override;
+  void soft_cap(float* x, int64_t n, float cap) override;
   void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override;
   void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
                    const TokenCount* counts, int32_t* ids) override;

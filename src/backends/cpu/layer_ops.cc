@@ -19,15 +19,6 @@ __attribute__((always_inline)) inline void silu(v16& g) {
   g = g * (g > 0 ? one : e) / (one + e);
 }
 
-// tanh(y) = sign(y) (1 - e) / (1 + e) with e = e^-2|y|.
-__attribute__((always_inline)) inline void tanh_of(v16& y) {
-  v16 e = y > 0 ? -2.0f * y : 2.0f * y;
-  exp_nonpositive(e);
-  const v16 one = v16{} + 1.0f;
-  const v16 magnitude = (one - e) / (one + e);
-  y = y < 0 ? -magnitude : magnitude;
-}
-
 }  // namespace
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void add(float* x, const float* y, int64_t n) {
@@ -113,6 +104,40 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void silu_mul(const
     std::memcpy(out + i, &g, sizeof(v16));
   }
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void mul(float* x, const float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    v16 a, b;
+    std::memcpy(&a, x + i, sizeof(v16));
+    std::memcpy(&b, y + i, sizeof(v16));
+    a *= b;
+    std::memcpy(x + i, &a, sizeof(v16));
+  }
+  for (; i < n; ++i) x[i] *= y[i];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void scale(float* x, int64_t n, float s) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    v16 a;
+    std::memcpy(&a, x + i, sizeof(v16));
+    a *= s;
+    std::memcpy(x + i, &a, sizeof(v16));
+  }
+  for (; i < n; ++i) x[i] *= s;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void soft_cap(float* x, int64_t n, float cap) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    v16 a;
+    std::memcpy(&a, x + i, sizeof(v16));
+    soft_cap(a, cap);
+    std::memcpy(x + i, &a, sizeof(v16));
+  }
+  for (; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_tanh(float* x, int64_t n) {

@@ -20,5 +20,9 @@ void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32
 // ref::silu_mul and ref::gelu_tanh through a vector exp: within a few ulp of the reference.
 void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void gelu_tanh(float* x, int64_t n);
+// ref::mul, ref::scale, ref::soft_cap (tanh through the vector exp).
+void mul(float* x, const float* y, int64_t n);
+void scale(float* x, int64_t n, float s);
+void soft_cap(float* x, int64_t n, float cap);
 
 }  // namespace brisk::cpu

@@ -31,4 +31,20 @@ __attribute__((always_inline)) inline void exp_nonpositive(v16& x) {
   x = (v16)((i32x16)p + (((i32x16)t - (i32x16)t_round) << 23));
 }
 
+// tanh(y) = sign(y) (1 - e) / (1 + e) with e = e^-2|y|.
+__attribute__((always_inline)) inline void tanh_of(v16& y) {
+  v16 e = y > 0 ? -2.0f * y : 2.0f * y;
+  exp_nonpositive(e);
+  const v16 one = v16{} + 1.0f;
+  const v16 magnitude = (one - e) / (one + e);
+  y = y < 0 ? -magnitude : magnitude;
+}
+
+// x = cap * tanh(x / cap): Gemma-2's soft-capping of attention scores and logits.
+__attribute__((always_inline)) inline void soft_cap(v16& x, float cap) {
+  x /= cap;
+  tanh_of(x);
+  x *= cap;
+}
+
 }  // namespace brisk::cpu

@@ -356,6 +356,21 @@ void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64
   cuda::silu_mul(gate, up, out, n, stream_);
 }
 
+void CudaBackend::mul(float* x, const float* y, int64_t n) {
+  activate();
+  cuda::mul(x, y, n, stream_);
+}
+
+void CudaBackend::scale(float* x, int64_t n, float s) {
+  activate();
+  cuda::scale(x, n, s, stream_);
+}
+
+void CudaBackend::soft_cap(float* x, int64_t n, float cap) {
+  activate();
+  cuda::soft_cap(x, n, cap, stream_);
+}
+
 void CudaBackend::gelu_tanh(float* x, int64_t n) {
   activate();
   cuda::gelu_tanh(x, n, stream_);

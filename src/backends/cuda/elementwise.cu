@@ -50,6 +50,24 @@ __global__ void add_kernel(float* x, const float* y, int64_t n) {
     x[i] += y[i];
 }
 
+__global__ void mul_kernel(float* x, const float* y, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    x[i] *= y[i];
+}
+
+__global__ void scale_kernel(float* x, int64_t n, float s) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    x[i] *= s;
+}
+
+__global__ void soft_cap_kernel(float* x, int64_t n, float cap) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = cap * tanhf(x[i] / cap);
+}
+
 __device__ __forceinline__ float load_f32(const float* p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float load_f32(const __nv_bfloat16* p, int64_t i) {
   return __bfloat162float(p[i]);
@@ -116,6 +134,24 @@ void gelu_tanh(float* x, int64_t n, cudaStream_t stream) {
 void add(float* x, const float* y, int64_t n, cudaStream_t stream) {
   if (n <= 0) return;
   add_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, y, n);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void mul(float* x, const float* y, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  mul_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, y, n);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void scale(float* x, int64_t n, float s, cudaStream_t stream) {
+  if (n <= 0) return;
+  scale_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, n, s);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void soft_cap(float* x, int64_t n, float cap, cudaStream_t stream) {
+  if (n <= 0) return;
+  soft_cap_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, n, cap);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 

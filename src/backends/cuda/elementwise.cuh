@@ -17,6 +17,9 @@ void convert_f32_to_f16(const float* x, uint16_t* y, int64_t n, cudaStream_t str
 void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
 void gelu_tanh(float* x, int64_t n, cudaStream_t stream);
 void add(float* x, const float* y, int64_t n, cudaStream_t stream);
+void mul(float* x, const float* y, int64_t n, cudaStream_t stream);
+void scale(float* x, int64_t n, float s, cudaStream_t stream);
+void soft_cap(float* x, int64_t n, float cap, cudaStream_t stream);
 
 // out[r] (+)= table[ids[r]]; ids and table [rows, d] (F32/F16/BF16) in device memory. An id out
 // of range gives a row of NaN (callers check ids on the host before they upload them).
