@@ -23,7 +23,8 @@ inline const std::vector<std::string> kVariants = {
     "llama3-rope-bf16", "llama-mha-tied-headdim-bf16", "llama-mqa-bias-bf16", "qwen2-bf16",
     "mistral-bf16",   "gpt2-bf16",
     // Families added after the first three (scripts/golden/make_family_fixtures.py, families.json).
-    "phi3", "phi3-bf16", "phi3-longrope", "phi3-longrope-bf16", "mistral-window", "mistral-window-bf16"};
+    "phi3", "phi3-bf16", "phi3-longrope", "phi3-longrope-bf16", "mistral-window", "mistral-window-bf16",
+    "gemma2", "gemma2-bf16", "gemma2-nocap", "gemma2-nocap-bf16", "gemma3", "gemma3-bf16"};
 
 inline bool is_bf16(const std::string& variant) {
   return variant.size() > 5 && variant.compare(variant.size() - 5, 5, "-bf16") == 0;

@@ -7,11 +7,13 @@ namespace brisk {
 
 extern const Architecture kLlamaArchitecture;  // models/llama.cc
 extern const Architecture kGpt2Architecture;   // models/gpt2.cc
+extern const Architecture kGemmaArchitecture;  // models/gemma.cc
 
 const std::vector<const Architecture*>& architectures() {
   static const std::vector<const Architecture*> all = {
       &kLlamaArchitecture,
       &kGpt2Architecture,
+      &kGemmaArchitecture,
   };
   return all;
 }
