@@ -84,14 +84,16 @@ TEST(CpuOps, AttentionMatchesReference) {
 }
 
 // Sliding windows (a query sees its last `window` keys) and Gemma-2's score soft-capping, alone
-// and together, on decode rows and prefill units, against the reference.
+// and together, and encoders' bidirectional mask, on decode rows and prefill units, against the
+// reference.
 TEST(CpuOps, WindowedSoftCappedAttentionMatchesReference) {
   std::mt19937 rng(12);
   const AttentionCase cases[] = {
       {{{1, 300}}, 8, 2, 64},  {{{40, 0}}, 6, 2, 64},           {{{17, 40}}, 8, 1, 17},
       {{{64, 0}}, 4, 4, 128},  {{{1, 37}, {9, 20}, {1, 5}}, 8, 2, 64}, {{{5, 3}}, 40, 2, 80},
   };
-  const AttentionParams variants[] = {{0.0f, 0.0f, 16}, {0.0f, 5.0f, 0}, {0.0f, 3.0f, 7}, {0.0f, 50.0f, 1}};
+  const AttentionParams variants[] = {{0.0f, 0.0f, 16}, {0.0f, 5.0f, 0}, {0.0f, 3.0f, 7}, {0.0f, 50.0f, 1},
+                                      {0.0f, 0.0f, 0, AttentionMask::Bidirectional}};
   for (int threads : {1, 2}) {
     for (cpu::Bf16Math math : {cpu::Bf16Math::Exact, cpu::Bf16Math::Dot}) {
       CpuBackend backend(threads, math);
@@ -294,6 +296,11 @@ TEST(CpuOps, NormsRopeActivationsMatchReference) {
       ref::soft_cap(want.data(), rows * d, 0.7f);
       backend.soft_cap(got.data(), rows * d, 0.7f);
       expect_close(got, want, 1e-6, "soft_cap");
+      want = x;
+      got = x;
+      ref::gelu_erf(want.data(), rows * d);
+      backend.gelu_erf(got.data(), rows * d);
+      expect_close(got, want, 0, "gelu_erf");
     }
   // The vector exp's edges: inputs where e^-x over- or underflows, and both sides of zero.
   std::vector<float> edges = {-200.0f, -89.0f, -87.5f, -30.0f, -1e-8f, 0.0f, 1e-8f, 30.0f, 87.5f, 89.0f, 200.0f};

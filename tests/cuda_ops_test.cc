@@ -265,7 +265,7 @@ TEST_F(CudaOps, Attention) {
   for (const auto& c : cases) check_attention(*this, c, rng_);
 }
 
-// Sliding windows and soft-capped scores run on the fp32 kernel (prefill shapes included: the
+// Sliding windows, soft-capped scores and bidirectional masks run on the fp32 kernel (prefill shapes included: the
 // tensor-core kernel declines them), split decode too, against the reference.
 TEST_F(CudaOps, WindowedSoftCappedAttention) {
   const std::vector<AttentionCase> cases = {
@@ -274,7 +274,8 @@ TEST_F(CudaOps, WindowedSoftCappedAttention) {
       {{{1, 300}, {40, 17}, {1, 5}}, 8, 2, 64},     // mixed batch
       {{{9, 33}}, 4, 2, 18},
   };
-  const AttentionParams variants[] = {{0.0f, 0.0f, 16}, {0.0f, 5.0f, 0}, {0.0f, 3.0f, 100}};
+  const AttentionParams variants[] = {{0.0f, 0.0f, 16}, {0.0f, 5.0f, 0}, {0.0f, 3.0f, 100},
+                                      {0.0f, 0.0f, 0, AttentionMask::Bidirectional}};
   for (const auto& c : cases)
     for (AttentionParams params : variants) {
       const PagedBatch b = make_paged_batch(c.seqs, rng_);
@@ -501,6 +502,11 @@ TEST_F(CudaOps, ElementWise) {
     ref::soft_cap(want.data(), n, 2.5f);
     be().soft_cap(dc.data(), n, 2.5f);
     EXPECT_LT(report("soft_cap" + size, host(dc.data(), a.size()), want), 1e-6);
+    Buffer de = device(a);
+    want = a;
+    ref::gelu_erf(want.data(), n);
+    be().gelu_erf(de.data(), n);
+    EXPECT_LT(report("gelu_erf" + size, host(de.data(), a.size()), want), 1e-6);
   }
 }
 

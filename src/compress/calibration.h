@@ -108,6 +108,7 @@ class CalibratingBackend final : public Backend {
   void mul(float* x, const float* y, int64_t n) override { inner_.mul(x, y, n); }
   void scale(float* x, int64_t n, float s) override { inner_.scale(x, n, s); }
   void soft_cap(float* x, int64_t n, float cap) override { inner_.soft_cap(x, n, cap); }
+  void gelu_erf(float* x, int64_t n) override { inner_.gelu_erf(x, n); }
   void argmax_rows(const float* l, int64_t rows, int64_t vocab, int32_t* ids) override { inner_.argmax_rows(l, rows, vocab, ids); }
   void sample_rows(float* l, int64_t rows, int64_t vocab, const SampleRowParams* params, const TokenCount* counts,
                    int32_t* ids) override { inner_.sample_rows(l, rows, vocab, params, counts, ids); }

@@ -107,7 +107,7 @@ void Model::forward(const int32_t* tokens, int64_t n, int64_t start_pos, KvCache
 void Model::forward(const std::vector<SequenceChunk>& chunks, KvCache& cache, float* logits) {
   prepare(chunks, cache);
   const float* rows = run_prepared(cache);
-  const size_t n = size_t(prepared_logit_rows() * config_.vocab_size);
+  const size_t n = size_t(prepared_logit_rows() * output_width());
   if (n > 0) backend_.copy_to_host(logits, rows, n);
 }
 
@@ -196,7 +196,7 @@ void Model::prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cac
 
   // Output buffers sized here, never inside run(): a recorded pass must not allocate.
   const int64_t n_logits = int64_t(b.logit_rows.size());
-  if (n_logits > 0) ensure(logits_, size_t(n_logits * config_.vocab_size));
+  if (n_logits > 0) ensure(logits_, size_t(n_logits * output_width()));
   if (n_logits > 0 && n_logits != b.rows) ensure(logit_inputs_, size_t(n_logits * config_.hidden_size));
 }
 

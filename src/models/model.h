@@ -25,6 +25,7 @@ struct ModelOptions {
 constexpr int64_t kDefaultContext = 4096;
 
 enum class LogitRows { None, Last, All };  // which rows of a forward call need logits
+enum class ModelOutput { Logits, HiddenStates, ClassLogits };
 
 // One sequence's part of a forward batch: tokens at positions first_pos.., keys and values
 // stored through its block table (which covers positions 0..first_pos + n_tokens - 1).
@@ -63,6 +64,12 @@ class Model {
   // One sequence that owns the cache's blocks 0.. in order: tokens[0..n) at positions start_pos..
   void forward(const int32_t* tokens, int64_t n, int64_t start_pos, KvCache& cache, LogitRows which,
                float* logits);
+
+  // What a forward pass writes per requested row: vocabulary logits (decoders), or an encoder's
+  // last hidden states, or a classifier's label logits (one row per sequence).
+  virtual ModelOutput output() const { return ModelOutput::Logits; }
+  virtual int64_t output_width() const { return config_.vocab_size; }
+  virtual std::vector<std::string> output_labels() const { return {}; }  // ClassLogits: label names by id
 
   // Walks every weight slot of this model with its checkpoint spec.
   virtual void visit_tensors(const TensorVisitor& visit) = 0;
@@ -113,6 +120,8 @@ class Model {
   // Final norm output rows -> logits in backend memory ([rows, vocab], the model's logits buffer,
   // returned for architectures that transform them further).
   float* project_to_logits(const float* normed, int64_t rows);
+  // The output buffer run() fills: [requested rows, output_width()] in backend memory.
+  float* output_rows() { return logits_.data(); }
   // Binds every slot to the store's tensors; errors name the tensor and file; every tensor in the
   // store must be claimed.
   Status bind(const WeightStore& store);

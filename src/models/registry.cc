@@ -8,12 +8,14 @@ namespace brisk {
 extern const Architecture kLlamaArchitecture;  // models/llama.cc
 extern const Architecture kGpt2Architecture;   // models/gpt2.cc
 extern const Architecture kGemmaArchitecture;  // models/gemma.cc
+extern const Architecture kBertArchitecture;   // models/bert.cc
 
 const std::vector<const Architecture*>& architectures() {
   static const std::vector<const Architecture*> all = {
       &kLlamaArchitecture,
       &kGpt2Architecture,
       &kGemmaArchitecture,
+      &kBertArchitecture,
   };
   return all;
 }

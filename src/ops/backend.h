@@ -51,16 +51,24 @@ struct SequenceSpan {
   int32_t first_pos;     // position of its first row; it attends keys 0..first_pos + n_rows - 1
   int32_t table_offset;  // where its block table starts in block_tables
 };
+// Causal: a query at position p sees keys up to p (decoders). Bidirectional: every query of a
+// sequence's chunk sees all its keys, up to the chunk's last position (encoders: BERT).
+enum class AttentionMask : uint8_t { Causal, Bidirectional };
+
 // How attention turns scores into weights, beyond causal softmax(q . k * scale).
 struct AttentionParams {
   float scale = 1.0f;
   float softcap = 0.0f;  // > 0: scores become softcap * tanh(score / softcap) before the softmax (Gemma-2)
-  int64_t window = 0;    // > 0: a query at position p sees keys p - window + 1 .. p only (sliding window)
+  int64_t window = 0;    // > 0: a query at position p sees keys p - window + 1 .. p only (sliding window; causal)
+  AttentionMask mask = AttentionMask::Causal;
   AttentionParams(float scale_) : scale(scale_) {}  // plain causal attention (implicit on purpose)
-  AttentionParams(float scale_, float softcap_, int64_t window_) : scale(scale_), softcap(softcap_), window(window_) {}
-  bool plain() const { return softcap == 0.0f && window == 0; }
+  AttentionParams(float scale_, float softcap_, int64_t window_, AttentionMask mask_ = AttentionMask::Causal)
+      : scale(scale_), softcap(softcap_), window(window_), mask(mask_) {}
+  bool plain() const { return softcap == 0.0f && window == 0 && mask == AttentionMask::Causal; }
   // The first key position a query at position `pos` sees.
   int64_t first_key(int64_t pos) const { return window > 0 && pos >= window ? pos - window + 1 : 0; }
+  // One past the last key position a query at `pos` sees, in a chunk ending at position `chunk_end`.
+  int64_t end_key(int64_t pos, int64_t chunk_end) const { return mask == AttentionMask::Causal ? pos + 1 : chunk_end; }
 };
 
 struct AttentionBatch {
@@ -216,6 +224,7 @@ class Backend {
   virtual void mul(float* x, const float* y, int64_t n) = 0;  // x *= y (GeGLU's gate times up)
   virtual void scale(float* x, int64_t n, float s) = 0;       // x *= s (Gemma's embedding scale)
   virtual void soft_cap(float* x, int64_t n, float cap) = 0;  // x = cap * tanh(x / cap) (Gemma-2 logits)
+  virtual void gelu_erf(float* x, int64_t n) = 0;             // exact GELU (BERT's "gelu"), in place
 
   // ids[r] = the index of the largest value of row r of logits [rows, vocab] (the first one on a
   // tie, as std::max_element); ids in backend memory. Greedy sampling without moving the rows.

@@ -51,6 +51,7 @@ void add(float* x, const float* y, int64_t n);  // x += y
 void mul(float* x, const float* y, int64_t n);  // x *= y
 void scale(float* x, int64_t n, float s);      // x *= s
 void soft_cap(float* x, int64_t n, float cap);  // x = cap * tanh(x / cap)
+void gelu_erf(float* x, int64_t n);             // exact GELU: x/2 (1 + erf(x / sqrt 2)), in place
 // GELU, tanh approximation (GPT-2's "gelu_new"), in place.
 void gelu_tanh(float* x, int64_t n);
 

@@ -88,7 +88,7 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
     for (int64_t i = 0; i < seq.n_rows; ++i) {
       const int64_t r = seq.first_row + i;
       const int64_t pos = seq.first_pos + i, first = params.first_key(pos);
-      const int64_t n_keys = pos + 1 - first;  // causal: keys first..pos
+      const int64_t n_keys = params.end_key(pos, seq.first_pos + seq.n_rows) - first;
       scores.assign(size_t(n_keys), 0.0);
       keys.resize(size_t(n_keys * head_dim));
       values.resize(size_t(n_keys * head_dim));
@@ -144,6 +144,10 @@ void mul(float* x, const float* y, int64_t n) {
 
 void scale(float* x, int64_t n, float s) {
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+void gelu_erf(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
 }
 
 void soft_cap(float* x, int64_t n, float cap) {

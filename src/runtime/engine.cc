@@ -113,6 +113,8 @@ const int32_t* Engine::forward_sampled(const std::vector<SequenceChunk>& chunks,
 
 Result<GenerateResult> Engine::generate(const GenerateRequest& request,
                                         const std::function<void(const std::string&)>& on_text) {
+  if (model_->output() != ModelOutput::Logits)
+    return make_error("model_type '" + model_->config().model_type + "' does not generate text (use brisk embed / classify)");
   const std::vector<int32_t> prompt = tokenizer_->encode(request.prompt, AddSpecial::Yes);
   if (prompt.empty()) return make_error("the prompt is empty (and the tokenizer adds no BOS token)");
   if (int64_t(prompt.size()) >= context())

@@ -8,6 +8,8 @@ namespace brisk {
 Result<PerplexityResult> perplexity(Engine& engine, const std::vector<int32_t>& tokens, int64_t ctx,
                                     const std::function<void(int64_t, int64_t)>& progress) {
   if (ctx < 2) return make_error("--ctx must be at least 2");
+  if (engine.model().output() != ModelOutput::Logits)
+    return make_error("model_type '" + engine.model().config().model_type + "' does not predict tokens: no perplexity");
   if (ctx > engine.context())
     return make_error("--ctx " + std::to_string(ctx) + " exceeds the model's context of " +
                       std::to_string(engine.context()));

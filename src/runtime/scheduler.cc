@@ -84,6 +84,8 @@ SubmitResult Scheduler::submit(CompletionRequest request, EventSink sink) {
     return result;
   };
   const int64_t context = engine_.context();
+  if (engine_.model().output() != ModelOutput::Logits)
+    return reject(SubmitError::BadRequest, "model: this model does not generate text (an encoder: use /v1/embeddings)");
   if (request.prompt.empty()) return reject(SubmitError::BadRequest, "prompt: the prompt is empty");
   if (int64_t(request.prompt.size()) >= context)
     return reject(SubmitError::PromptTooLong,
@@ -129,13 +131,33 @@ void Scheduler::shutdown(Drain how) {
   if (worker_.joinable()) worker_.join();
 }
 
+struct Scheduler::Job {
+  const std::function<void(Engine&)>* fn;
+  bool done = false;
+  std::condition_variable finished;
+};
+
+bool Scheduler::run_on_worker(const std::function<void(Engine&)>& fn) {
+  Job job{&fn};
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!accepting_) return false;
+  jobs_.push_back(&job);
+  wake_.notify_all();
+  job.finished.wait(lock, [&] { return job.done; });
+  return true;
+}
+
 void Scheduler::worker_loop() {
   for (;;) {
     std::vector<std::unique_ptr<Sequence>> ended;  // finished outside the lock: sinks may call back
     bool quit = false;
+    std::deque<Job*> jobs;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running_.empty() || !cancelled_.empty(); });
+      wake_.wait(lock, [&] {
+        return stop_ || !waiting_.empty() || !running_.empty() || !cancelled_.empty() || !jobs_.empty();
+      });
+      jobs.swap(jobs_);
       quit = stop_ && (drain_ == Drain::Cancel || (waiting_.empty() && running_.empty()));
       if (quit) {
         for (auto& seq : running_) ended.push_back(std::move(seq));
@@ -149,6 +171,12 @@ void Scheduler::worker_loop() {
     }
     for (auto& seq : ended)
       finish(*seq, StopReason::Length, quit ? "cancelled: the server is shutting down" : "cancelled");
+    for (Job* job : jobs) {  // between steps: the engine is the worker's alone here
+      (*job->fn)(engine_);
+      std::lock_guard<std::mutex> lock(mutex_);
+      job->done = true;
+      job->finished.notify_all();
+    }
     if (quit) break;
     step();
   }

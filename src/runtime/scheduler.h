@@ -94,6 +94,10 @@ class Scheduler {
 
   Engine& engine() { return engine_; }
 
+  // Runs `job` on the worker thread, which owns the engine, between two steps, and waits for it
+  // (encoder passes for /v1/embeddings). Thread-safe; false, without running it, once shutting down.
+  bool run_on_worker(const std::function<void(Engine&)>& job);
+
  private:
   struct Sequence;
   void worker_loop();
@@ -116,6 +120,8 @@ class Scheduler {
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
   std::vector<uint64_t> cancelled_;
+  struct Job;
+  std::deque<Job*> jobs_;  // run_on_worker's callers wait on their own Job
   uint64_t next_id_ = 1;
   bool accepting_ = true;
   bool stop_ = false;

@@ -20,6 +20,19 @@ OpenAiServer::OpenAiServer(Scheduler& scheduler, const std::filesystem::path& mo
     chat_template_.emplace(std::move(chat.value()));
   else
     chat_template_error_ = chat.error().message;
+  Model& model = scheduler.engine().model();
+  if (model.output() == ModelOutput::HiddenStates) {
+    auto pooling = read_pooling_config(model_dir);
+    if (pooling)
+      pooling_ = *pooling;
+    else
+      embeddings_error_ = pooling.error().message;
+    embedding_width_ = model.output_width();
+    embedding_limit_ = std::min(scheduler.engine().context(), model.max_rows());
+  } else {
+    embeddings_error_ = "model_type '" + model.config().model_type +
+                        "' does not output hidden states: /v1/embeddings needs an encoder model such as BertModel";
+  }
   add_routes();
 }
 
@@ -68,6 +81,9 @@ void OpenAiServer::add_routes() {
   });
   routes.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
     handle_generation(Endpoint::ChatCompletions, req, res);
+  });
+  routes.Post("/v1/embeddings", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_embeddings(req, res);
   });
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "runtime/embedding.h"
 #include "runtime/scheduler.h"
 #include "serve/chat_template.h"
 #include "serve/connection_watch.h"
@@ -19,6 +20,11 @@
 namespace brisk::serve {
 
 class GenerationSession;
+
+struct EmbeddingsRequest {
+  std::vector<std::vector<int32_t>> inputs;  // token ids, special tokens included
+  bool base64 = false;
+};
 
 struct ServerOptions {
   HttpOptions http;
@@ -49,6 +55,8 @@ class OpenAiServer {
                        std::shared_ptr<GenerationSession> session, ConnectionWatch::Guard guard,
                        httplib::Response& res);
   void reply_error(const std::string& endpoint, httplib::Response& res, const ApiError& error);
+  void handle_embeddings(const httplib::Request& req, httplib::Response& res);  // embeddings_handler.cc
+  ApiResult<EmbeddingsRequest> parse_embeddings(const std::string& body);
 
   Scheduler& scheduler_;
   const Tokenizer& tokenizer_;
@@ -57,6 +65,9 @@ class OpenAiServer {
   ServerOptions options_;
   std::optional<ChatTemplate> chat_template_;
   std::string chat_template_error_;  // why there is none
+  std::optional<PoolingConfig> pooling_;  // encoder models: how /v1/embeddings pools
+  std::string embeddings_error_;          // why there is none
+  int64_t embedding_width_ = 0, embedding_limit_ = 0;
   Metrics metrics_;
   ConnectionWatch watch_;
   std::atomic<bool> accepting_{true};

@@ -24,6 +24,8 @@ Command add_synth(CLI::App& app);
 Command add_inspect(CLI::App& app);
 Command add_quantize(CLI::App& app);
 Command add_serve(CLI::App& app);
+Command add_embed(CLI::App& app);
+Command add_classify(CLI::App& app);
 
 // The flags every model-running command shares: --device, --threads, --bf16-fast, --mmap.
 void add_engine_flags(CLI::App* sub, BackendOptions& options);

@@ -551,7 +551,8 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
       const int64_t kvh = u % n_kv_heads;
       const SequenceSpan& span = batch.host_seqs[unit.seq];
       const int64_t n_queries = (unit.end_row - unit.first_row) * group;
-      const int64_t n_keys_max = span.first_pos + unit.end_row;  // the block's last row sees the most keys
+      // The block's last row sees the most keys (every row sees all of them when bidirectional).
+      const int64_t n_keys_max = params.end_key(span.first_pos + unit.end_row - 1, span.first_pos + span.n_rows);
       q_rows.resize(size_t(n_queries));
       out_rows.resize(size_t(n_queries));
       n_keys.resize(size_t(n_queries));
@@ -562,7 +563,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
           const int64_t head = kvh * group + g, r = span.first_row + i;
           q_rows[a] = q + r * q_stride + head * head_dim;
           out_rows[a] = out + r * q_stride + head * head_dim;
-          n_keys[a] = span.first_pos + i + 1;
+          n_keys[a] = params.end_key(span.first_pos + i, span.first_pos + span.n_rows);
           first_key[a] = params.first_key(span.first_pos + i);
         }
       const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,

@@ -213,6 +213,10 @@ void CpuBackend::soft_cap(float* x, int64_t n, float cap) {
   pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::soft_cap(x + b, e - b, cap); });
 }
 
+void CpuBackend::gelu_erf(float* x, int64_t n) {
+  pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::gelu_erf(x + b, e - b); });
+}
+
 void CpuBackend::gelu_tanh(float* x, int64_t n) {
   pool_.parallel_for(n, [&](int64_t b, int64_t e) { cpu::gelu_tanh(x + b, e - b); });
 }

@@ -140,6 +140,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void soft_cap(float
   for (; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
+void gelu_erf(float* x, int64_t n) { ref::gelu_erf(x, n); }
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_tanh(float* x, int64_t n) {
   const float k = 0.7978845608028654f;  // sqrt(2 / pi)
   int64_t i = 0;

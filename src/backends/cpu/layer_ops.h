@@ -24,5 +24,7 @@ void gelu_tanh(float* x, int64_t n);
 void mul(float* x, const float* y, int64_t n);
 void scale(float* x, int64_t n, float s);
 void soft_cap(float* x, int64_t n, float cap);
+// ref::gelu_erf with libm's erf per value: encoders' MLPs are a small share of their time.
+void gelu_erf(float* x, int64_t n);
 
 }  // namespace brisk::cpu

@@ -40,6 +40,7 @@ struct Params {
   float scale;
   float softcap;  // > 0: score = softcap * tanh(score / softcap)
   int window;     // > 0: a query at position p sees keys p - window + 1 .. p
+  bool bidirectional;  // every query sees all keys of its sequence's chunk
   bool vec4;  // K/V rows can be read 4 elements at a time
 };
 
@@ -101,10 +102,12 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   const bool my_valid = my_qi < q_per_kv;
   const int my_r = my_valid ? my_qi / p.group : 0;  // row within the sequence
   const int my_h = kvh * p.group + (my_valid ? my_qi % p.group : 0);
-  const int my_last_key = my_valid ? seq.first_pos + my_r : -1;  // causal: keys 0..pos
+  const int chunk_last_key = seq.first_pos + seq.n_rows - 1;
+  // Causal: keys 0..pos; bidirectional: the whole chunk.
+  const int my_last_key = !my_valid ? -1 : p.bidirectional ? chunk_last_key : seq.first_pos + my_r;
 
   const int tile_last_q = min(tile * kQueryTile + kQueryTile - 1, q_per_kv - 1);
-  const int tile_last_key = seq.first_pos + tile_last_q / p.group;
+  const int tile_last_key = p.bidirectional ? chunk_last_key : seq.first_pos + tile_last_q / p.group;
   const int key_begin = split * p.split_keys;
   const int key_end = min(key_begin + p.split_keys, tile_last_key + 1);
 
@@ -382,8 +385,8 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
                   batch.n_seqs < 65536,
               "attention: sizes out of range");
   // Many query rows per sequence (prefill) over f32 pools: the bf16 tensor-core kernel; decode,
-  // the narrower pools (read through their own element loads), windows and soft-capping stay here
-  // in fp32.
+  // the narrower pools (read through their own element loads), windows, soft-capping and
+  // bidirectional masks stay here in fp32.
   if (kv.dtype == KvDtype::F32) {
     const auto* k_pool = static_cast<const float*>(kv.k);
     const auto* v_pool = static_cast<const float*>(kv.v);
@@ -414,6 +417,8 @@ void attention(const float* q, const KvPools& kv, float* out, const AttentionBat
   p.scale = s.scale;
   p.softcap = s.softcap;
   p.window = int(std::min<int64_t>(s.window, int64_t(1) << 30));
+  p.bidirectional = s.mask == AttentionMask::Bidirectional;
+  BRISK_CHECK(!p.bidirectional || s.window == 0, "attention: sliding windows are causal");
   const uint32_t vec_bytes = 4 * uint32_t(kv_element_bytes(kv.dtype));
   p.vec4 = s.head_dim % 4 == 0 && alignment_of(kv.k) >= vec_bytes && alignment_of(kv.v) >= vec_bytes;
 

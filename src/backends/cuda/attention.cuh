@@ -27,6 +27,7 @@ struct AttentionShape {
   float scale;
   float softcap = 0.0f;  // AttentionParams: > 0 soft-caps scores
   int64_t window = 0;    // AttentionParams: > 0 limits a query to its last `window` keys
+  AttentionMask mask = AttentionMask::Causal;
 };
 
 // Largest head_dim supported (kernels are instantiated for 32, 64, 128 and 256, padding up).

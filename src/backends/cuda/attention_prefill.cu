@@ -309,7 +309,8 @@ void launch_prefill(const PrefillParams& p, const dim3& grid, cudaStream_t strea
 
 bool prefill_attention_fits(const AttentionBatch& batch, const AttentionShape& shape) {
   if (shape.head_dim != 64 && shape.head_dim != 128) return false;
-  if (shape.softcap > 0.0f || shape.window > 0) return false;  // the fp32 kernel does those
+  if (shape.softcap > 0.0f || shape.window > 0 || shape.mask != AttentionMask::Causal)
+    return false;  // the fp32 kernel does those
   if (shape.n_kv_heads <= 0 || shape.n_heads % shape.n_kv_heads != 0) return false;
   if (batch.block_size <= 0 || (batch.block_size & (batch.block_size - 1)) != 0) return false;
   return batch.max_rows * (shape.n_heads / shape.n_kv_heads) >= kMinQueryVectors;

@@ -290,7 +290,7 @@ void CudaBackend::attention(const float* q, const KvPools& kv, float* out, const
   activate();
   cuda::attention(q, kv, out, batch,
                   cuda::AttentionShape{n_heads, kv.n_kv_heads, kv.head_dim, params.scale, params.softcap,
-                                       params.window},
+                                       params.window, params.mask},
                   sm_count_, *attention_scratch_, *attention_arrivals_, stream_);
 }
 
@@ -369,6 +369,11 @@ void CudaBackend::scale(float* x, int64_t n, float s) {
 void CudaBackend::soft_cap(float* x, int64_t n, float cap) {
   activate();
   cuda::soft_cap(x, n, cap, stream_);
+}
+
+void CudaBackend::gelu_erf(float* x, int64_t n) {
+  activate();
+  cuda::gelu_erf(x, n, stream_);
 }
 
 void CudaBackend::gelu_tanh(float* x, int64_t n) {

@@ -99,6 +99,7 @@ class CudaBackend final : public Backend {
   void mul(float* x, const float* y, int64_t n) override;
   void scale(float* x, int64_t n, float s) override;
   void soft_cap(float* x, int64_t n, float cap) override;
+  void gelu_erf(float* x, int64_t n) override;
   void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override;
   void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
                    const TokenCount* counts, int32_t* ids) override;

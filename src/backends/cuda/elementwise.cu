@@ -68,6 +68,12 @@ __global__ void soft_cap_kernel(float* x, int64_t n, float cap) {
     x[i] = cap * tanhf(x[i] / cap);
 }
 
+__global__ void gelu_erf_kernel(float* x, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
 __device__ __forceinline__ float load_f32(const float* p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float load_f32(const __nv_bfloat16* p, int64_t i) {
   return __bfloat162float(p[i]);
@@ -152,6 +158,12 @@ void scale(float* x, int64_t n, float s, cudaStream_t stream) {
 void soft_cap(float* x, int64_t n, float cap, cudaStream_t stream) {
   if (n <= 0) return;
   soft_cap_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, n, cap);
+  BRISK_CUDA_LAUNCH_CHECK();
+}
+
+void gelu_erf(float* x, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  gelu_erf_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, n);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 

@@ -20,6 +20,7 @@ void add(float* x, const float* y, int64_t n, cudaStream_t stream);
 void mul(float* x, const float* y, int64_t n, cudaStream_t stream);
 void scale(float* x, int64_t n, float s, cudaStream_t stream);
 void soft_cap(float* x, int64_t n, float cap, cudaStream_t stream);
+void gelu_erf(float* x, int64_t n, cudaStream_t stream);
 
 // out[r] (+)= table[ids[r]]; ids and table [rows, d] (F32/F16/BF16) in device memory. An id out
 // of range gives a row of NaN (callers check ids on the host before they upload them).

@@ -1,0 +1,129 @@
+#include "runtime/embedding.h"
+
+#include <cmath>
+
+#include "formats/json_file.h"
+
+namespace brisk {
+
+namespace fs = std::filesystem;
+
+const char* pooling_name(Pooling p) {
+  switch (p) {
+    case Pooling::Mean: return "mean";
+    case Pooling::Cls: return "cls";
+    case Pooling::Last: return "last";
+  }
+  return "?";
+}
+
+Result<Pooling> parse_pooling(const std::string& name) {
+  for (Pooling p : {Pooling::Mean, Pooling::Cls, Pooling::Last})
+    if (name == pooling_name(p)) return p;
+  return make_error("unknown pooling '" + name + "' (mean, cls, last)");
+}
+
+Result<PoolingConfig> read_pooling_config(const fs::path& dir) {
+  PoolingConfig out;
+  const fs::path modules_path = dir / "modules.json";
+  if (!fs::is_directory(dir) || !fs::exists(modules_path)) return out;
+  BRISK_ASSIGN(modules, read_json_file(modules_path));
+  if (!modules.is_array()) return make_error(modules_path.string() + ": not a list of modules");
+  for (const Json& m : modules) {
+    const std::string type = m.is_object() && m.contains("type") && m["type"].is_string() ? m["type"].get<std::string>() : "";
+    const std::string path = m.is_object() && m.contains("path") && m["path"].is_string() ? m["path"].get<std::string>() : "";
+    if (type.ends_with("Normalize")) out.normalize = true;
+    if (!type.ends_with("Pooling")) continue;
+    const fs::path config_path = dir / path / "config.json";
+    BRISK_ASSIGN(config, read_json_file(config_path));
+    auto flag = [&](const char* key) { return config.contains(key) && config[key].is_boolean() && config[key].get<bool>(); };
+    int modes = 0;
+    if (flag("pooling_mode_mean_tokens")) out.pooling = Pooling::Mean, ++modes;
+    if (flag("pooling_mode_cls_token")) out.pooling = Pooling::Cls, ++modes;
+    if (flag("pooling_mode_lasttoken")) out.pooling = Pooling::Last, ++modes;
+    for (const char* unsupported : {"pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
+                                    "pooling_mode_weightedmean_tokens"})
+      if (flag(unsupported))
+        return make_error(config_path.string() + ": '" + unsupported + "' is not supported (mean, cls, last token)");
+    if (modes != 1)
+      return make_error(config_path.string() + ": expected exactly one pooling mode, found " + std::to_string(modes));
+  }
+  return out;
+}
+
+Result<std::vector<int32_t>> encoder_tokens(Engine& engine, const std::string& text) {
+  std::vector<int32_t> tokens = engine.tokenizer().encode(text, AddSpecial::Yes);
+  if (tokens.empty()) return make_error("the text gives no tokens");
+  const int64_t limit = std::min(engine.context(), engine.model().max_rows());
+  if (int64_t(tokens.size()) > limit)
+    return make_error("the text has " + std::to_string(tokens.size()) + " tokens, more than the model's " +
+                      std::to_string(limit) + " (context_length_exceeded)");
+  BRISK_TRY(engine.check_token_ids(tokens));
+  return tokens;
+}
+
+namespace {
+
+// The model's output rows for one whole sequence (a fresh pass from position 0).
+Result<std::vector<float>> encode_rows(Engine& engine, const std::vector<int32_t>& tokens, LogitRows rows) {
+  Model& model = engine.model();
+  const int64_t n = int64_t(tokens.size());
+  if (n == 0) return make_error("empty sequence");
+  if (n > std::min(engine.context(), model.max_rows()))
+    return make_error("the sequence has " + std::to_string(n) + " tokens, more than the model's " +
+                      std::to_string(std::min(engine.context(), model.max_rows())));
+  std::vector<float> out(size_t((rows == LogitRows::All ? n : 1) * model.output_width()));
+  model.forward(tokens.data(), n, 0, engine.cache(), rows, out.data());
+  return out;
+}
+
+}  // namespace
+
+Result<Embedding> embed(Engine& engine, const std::vector<int32_t>& tokens, const PoolingConfig& pooling) {
+  Model& model = engine.model();
+  if (model.output() != ModelOutput::HiddenStates)
+    return make_error("model_type '" + model.config().model_type +
+                      "' does not output hidden states: embeddings need an encoder model such as BertModel");
+  BRISK_ASSIGN(rows, encode_rows(engine, tokens, LogitRows::All));
+  const int64_t n = int64_t(tokens.size()), d = model.output_width();
+  Embedding e;
+  e.tokens = n;
+  e.vector.assign(size_t(d), 0.0f);
+  if (pooling.pooling == Pooling::Mean) {
+    // Summed in double, as the mean of n rows; sentence-transformers sums in fp32 (1e-7 apart).
+    std::vector<double> sum(size_t(d), 0.0);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < d; ++i) sum[size_t(i)] += rows[size_t(r * d + i)];
+    for (int64_t i = 0; i < d; ++i) e.vector[size_t(i)] = float(sum[size_t(i)] / double(n));
+  } else {
+    const int64_t r = pooling.pooling == Pooling::Cls ? 0 : n - 1;
+    std::copy(rows.begin() + r * d, rows.begin() + (r + 1) * d, e.vector.begin());
+  }
+  if (pooling.normalize) {
+    double norm = 0;
+    for (float v : e.vector) norm += double(v) * v;
+    // torch.nn.functional.normalize: x / max(||x||, 1e-12).
+    const double scale = 1.0 / std::max(std::sqrt(norm), 1e-12);
+    for (float& v : e.vector) v = float(v * scale);
+  }
+  return e;
+}
+
+Result<Classification> classify(Engine& engine, const std::vector<int32_t>& tokens) {
+  Model& model = engine.model();
+  if (model.output() != ModelOutput::ClassLogits)
+    return make_error("model_type '" + model.config().model_type +
+                      "' is not a sequence classifier (BertForSequenceClassification)");
+  BRISK_ASSIGN(logits, encode_rows(engine, tokens, LogitRows::Last));
+  Classification c;
+  c.tokens = int64_t(tokens.size());
+  c.logits = logits;
+  c.labels = model.output_labels();
+  double max_logit = -INFINITY, sum = 0;
+  for (float v : logits) max_logit = std::max(max_logit, double(v));
+  for (float v : logits) sum += std::exp(double(v) - max_logit);
+  for (float v : logits) c.probabilities.push_back(float(std::exp(double(v) - max_logit) / sum));
+  return c;
+}
+
+}  // namespace brisk

@@ -1,0 +1,135 @@
+// POST /v1/embeddings: OpenAI's embeddings API over an encoder model. Each input is encoded on the
+// scheduler's worker thread (which owns the engine), pooled as the model folder's
+// sentence-transformers config says; "float" or "base64" (little-endian float32, what the openai
+// client asks for by default) encoding.
+#include <cstring>
+
+#include "runtime/embedding.h"
+#include "serve/openai_response.h"
+#include "serve/openai_server.h"
+
+namespace brisk::serve {
+
+namespace {
+
+std::string base64(const std::vector<float>& values) {
+  static const char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(values.size() * sizeof(float), '\0');
+  std::memcpy(bytes.data(), values.data(), bytes.size());  // x86: little-endian, as OpenAI's
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const uint32_t b0 = uint8_t(bytes[i]), b1 = i + 1 < bytes.size() ? uint8_t(bytes[i + 1]) : 0,
+                   b2 = i + 2 < bytes.size() ? uint8_t(bytes[i + 2]) : 0;
+    const uint32_t word = (b0 << 16) | (b1 << 8) | b2;
+    out += kDigits[(word >> 18) & 63];
+    out += kDigits[(word >> 12) & 63];
+    out += i + 1 < bytes.size() ? kDigits[(word >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kDigits[word & 63] : '=';
+  }
+  return out;
+}
+
+bool is_token_list(const Json& v) {
+  if (!v.is_array() || v.empty()) return false;
+  for (const Json& t : v)
+    if (!t.is_number_integer()) return false;
+  return true;
+}
+
+}  // namespace
+
+ApiResult<EmbeddingsRequest> OpenAiServer::parse_embeddings(const std::string& body_text) {
+  auto parsed = parse_json(body_text, "request body");
+  if (!parsed || !parsed->is_object()) return invalid_field("", "the request body must be a JSON object");
+  const Json& body = *parsed;
+  EmbeddingsRequest r;
+  if (auto m = body.find("model"); m != body.end() && !m->is_null()) {
+    if (!m->is_string()) return invalid_field("model", "'model' must be a string");
+    if (m->get<std::string>() != options_.model_name)
+      return ApiError{404, "the model '" + m->get<std::string>() + "' does not exist; this server serves '" +
+                               options_.model_name + "'", "invalid_request_error", "model", "model_not_found"};
+  }
+  if (auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
+    if (!f->is_string() || (*f != "float" && *f != "base64"))
+      return invalid_field("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+    r.base64 = *f == "base64";
+  }
+  if (auto d = body.find("dimensions"); d != body.end() && !d->is_null())
+    if (!d->is_number_integer() || d->get<int64_t>() != embedding_width_)
+      return invalid_field("dimensions", "'dimensions' is not supported: this model's embeddings have " +
+                                             std::to_string(embedding_width_) + " dimensions");
+  auto input = body.find("input");
+  if (input == body.end() || input->is_null()) return invalid_field("input", "'input' is required");
+  auto add_text = [&](const Json& v) -> std::optional<ApiError> {
+    std::vector<int32_t> ids = tokenizer_.encode(v.get<std::string>(), AddSpecial::Yes);
+    r.inputs.push_back(std::move(ids));
+    return std::nullopt;
+  };
+  if (input->is_string()) {
+    add_text(*input);
+  } else if (is_token_list(*input)) {
+    r.inputs.push_back(input->get<std::vector<int32_t>>());
+  } else if (input->is_array() && !input->empty()) {
+    for (const Json& item : *input) {
+      if (item.is_string()) {
+        add_text(item);
+      } else if (is_token_list(item)) {
+        r.inputs.push_back(item.get<std::vector<int32_t>>());
+      } else {
+        return invalid_field("input", "'input' must be a string, a list of strings, a list of token ids, or a "
+                                      "list of token id lists");
+      }
+    }
+  } else {
+    return invalid_field("input", "'input' must be a string, a list of strings, a list of token ids, or a list "
+                                  "of token id lists (not empty)");
+  }
+  if (r.inputs.size() > 2048) return invalid_field("input", "at most 2048 inputs per request");
+  for (size_t i = 0; i < r.inputs.size(); ++i) {
+    if (r.inputs[i].empty()) return invalid_field("input", "input " + std::to_string(i) + " is empty");
+    if (int64_t(r.inputs[i].size()) > embedding_limit_)
+      return ApiError{400, "input " + std::to_string(i) + " has " + std::to_string(r.inputs[i].size()) +
+                               " tokens, more than the model's " + std::to_string(embedding_limit_),
+                      "invalid_request_error", "input", "context_length_exceeded"};
+    for (int32_t id : r.inputs[i])
+      if (id < 0 || id >= vocab_size_)
+        return invalid_field("input", "token id " + std::to_string(id) + " is outside the vocabulary of " +
+                                          std::to_string(vocab_size_));
+  }
+  return r;
+}
+
+void OpenAiServer::handle_embeddings(const httplib::Request& req, httplib::Response& res) {
+  const std::string label = "embeddings";
+  if (!accepting_) return reply_error(label, res, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
+  if (!pooling_)
+    return reply_error(label, res, ApiError{400, embeddings_error_, "invalid_request_error", "model", "unsupported_model"});
+  auto request = parse_embeddings(req.body);
+  if (!request) return reply_error(label, res, request.error());
+  Json data = Json::array();
+  int64_t tokens = 0;
+  std::string failure;
+  const bool ran = scheduler_.run_on_worker([&](Engine& engine) {
+    for (size_t i = 0; i < request->inputs.size() && failure.empty(); ++i) {
+      auto e = embed(engine, request->inputs[i], *pooling_);
+      if (!e) {
+        failure = e.error().message;
+        break;
+      }
+      tokens += e->tokens;
+      Json item = {{"object", "embedding"}, {"index", i}};
+      if (request->base64)
+        item["embedding"] = base64(e->vector);
+      else
+        item["embedding"] = e->vector;
+      data.push_back(std::move(item));
+    }
+  });
+  if (!ran) return reply_error(label, res, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
+  if (!failure.empty()) return reply_error(label, res, ApiError{500, failure, "server_error", "", ""});
+  set_json(res, 200, dump_json({{"object", "list"}, {"data", data}, {"model", options_.model_name},
+                                {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}));
+  metrics_.count_request(label, 200);
+}
+
+}  // namespace brisk::serve

@@ -1,0 +1,131 @@
+// brisk embed / brisk classify: encoder models (BERT) over texts.
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include "common.h"
+#include "core/mapped_file.h"
+#include "runtime/embedding.h"
+
+namespace brisk::cli {
+
+namespace {
+
+// -p TEXT (repeatable) and -f FILE (one text per non-empty line), in that order.
+Result<std::vector<std::string>> input_texts(const std::vector<std::string>& prompts, const std::string& file) {
+  std::vector<std::string> texts = prompts;
+  if (!file.empty()) {
+    BRISK_ASSIGN(content, read_text_file(file));
+    std::istringstream lines(content);
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty()) texts.push_back(line);
+  }
+  if (texts.empty()) return make_error("no input: give -p TEXT or -f FILE (one text per line)");
+  return texts;
+}
+
+}  // namespace
+
+Command add_embed(CLI::App& app) {
+  struct Flags {
+    EngineOptions engine;
+    std::string model, file, pooling;
+    std::vector<std::string> prompts;
+    bool normalize = false, no_normalize = false, json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "embed",
+      "Sentence embeddings with an encoder model (BertModel): the last hidden states pooled (mean,\n"
+      "[CLS] or last token) and optionally L2-normalized. Defaults come from the folder's\n"
+      "sentence-transformers files (1_Pooling/config.json, modules.json), else mean, unnormalized");
+  sub->add_option("-m,--model", f->model, "Model folder")->required();
+  sub->add_option("-p,--prompt", f->prompts, "Text to embed (repeatable)");
+  sub->add_option("-f,--file", f->file, "Text file: one text per line");
+  sub->add_option("--pooling", f->pooling, "mean, cls or last (default: the model's sentence-transformers config)");
+  auto* norm = sub->add_flag("--normalize", f->normalize, "L2-normalize (default: as the model's config says)");
+  sub->add_flag("--no-normalize", f->no_normalize, "Do not normalize")->excludes(norm);
+  add_engine_flags(sub, f->engine.backend);
+  sub->add_flag("--json", f->json,
+                "Print {\"pooling\", \"normalize\", \"dimensions\", \"data\": [{\"index\", \"tokens\", \"embedding\"}]}");
+  return {sub, [f]() {
+    auto texts = input_texts(f->prompts, f->file);
+    if (!texts) return fail(texts.error());
+    auto pooling = read_pooling_config(f->model);
+    if (!pooling) return fail(pooling.error());
+    if (!f->pooling.empty()) {
+      auto p = parse_pooling(f->pooling);
+      if (!p) return fail(p.error().message + " (--pooling)");
+      pooling->pooling = *p;
+    }
+    if (f->normalize) pooling->normalize = true;
+    if (f->no_normalize) pooling->normalize = false;
+    f->engine.model_dir = f->model;
+    auto engine = Engine::open(f->engine);
+    if (!engine) return fail(engine.error());
+    Json data = Json::array();
+    for (size_t i = 0; i < texts->size(); ++i) {
+      auto tokens = encoder_tokens(*engine.value(), (*texts)[i]);
+      if (!tokens) return fail("input " + std::to_string(i) + ": " + tokens.error().message);
+      auto e = embed(*engine.value(), *tokens, *pooling);
+      if (!e) return fail(e.error());
+      if (f->json) {
+        data.push_back({{"index", i}, {"tokens", e->tokens}, {"embedding", e->vector}});
+      } else {
+        for (size_t k = 0; k < e->vector.size(); ++k) std::printf(k ? " %.7g" : "%.7g", double(e->vector[k]));
+        std::printf("\n");
+      }
+    }
+    if (f->json)
+      print_json({{"pooling", pooling_name(pooling->pooling)}, {"normalize", pooling->normalize},
+                  {"dimensions", engine.value()->model().output_width()}, {"data", data}});
+    return 0;
+  }};
+}
+
+Command add_classify(CLI::App& app) {
+  struct Flags {
+    EngineOptions engine;
+    std::string model, file;
+    std::vector<std::string> prompts;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "classify", "Sequence classification (BertForSequenceClassification): label logits and\n"
+                  "probabilities per text, labels from config.json's id2label");
+  sub->add_option("-m,--model", f->model, "Model folder")->required();
+  sub->add_option("-p,--prompt", f->prompts, "Text to classify (repeatable)");
+  sub->add_option("-f,--file", f->file, "Text file: one text per line");
+  add_engine_flags(sub, f->engine.backend);
+  sub->add_flag("--json", f->json,
+                "Print {\"data\": [{\"index\", \"tokens\", \"label\", \"scores\": [{\"label\", \"logit\", \"probability\"}]}]}");
+  return {sub, [f]() {
+    auto texts = input_texts(f->prompts, f->file);
+    if (!texts) return fail(texts.error());
+    f->engine.model_dir = f->model;
+    auto engine = Engine::open(f->engine);
+    if (!engine) return fail(engine.error());
+    Json data = Json::array();
+    for (size_t i = 0; i < texts->size(); ++i) {
+      auto tokens = encoder_tokens(*engine.value(), (*texts)[i]);
+      if (!tokens) return fail("input " + std::to_string(i) + ": " + tokens.error().message);
+      auto c = classify(*engine.value(), *tokens);
+      if (!c) return fail(c.error());
+      size_t best = 0;
+      Json scores = Json::array();
+      for (size_t k = 0; k < c->logits.size(); ++k) {
+        if (c->logits[k] > c->logits[best]) best = k;
+        scores.push_back({{"label", c->labels[k]}, {"logit", c->logits[k]}, {"probability", c->probabilities[k]}});
+      }
+      if (f->json)
+        data.push_back({{"index", i}, {"tokens", c->tokens}, {"label", c->labels[best]}, {"scores", scores}});
+      else
+        std::printf("%s\t%.4f\n", c->labels[best].c_str(), double(c->probabilities[best]));
+    }
+    if (f->json) print_json({{"data", data}});
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli
