@@ -45,6 +45,12 @@ const std::map<std::string, Json>& shapes() {
         {"rms_norm_eps", 1e-6}, {"rope_theta", 1000000.0}, {"hidden_act", "silu"},
         {"tie_word_embeddings", true}, {"use_sliding_window", false},
         {"bos_token_id", 151643}, {"eos_token_id", 151643}}},
+      // An encoder for the embeddings path (brisk embed, /v1/embeddings) in tests and benchmarks.
+      {"bert-mini",
+       {{"model_type", "bert"}, {"architectures", {"BertModel"}}, {"hidden_size", 128},
+        {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"intermediate_size", 512},
+        {"vocab_size", 1024}, {"max_position_embeddings", 512}, {"type_vocab_size", 2},
+        {"layer_norm_eps", 1e-12}, {"hidden_act", "gelu"}}},
       {"gpt2-124m",
        {{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}, {"n_embd", 768},
         {"n_layer", 12}, {"n_head", 12}, {"n_positions", 1024}, {"vocab_size", 50257},
@@ -213,7 +219,8 @@ Status synthesize_model(const SynthOptions& o, const std::function<void(uint64_t
   const int64_t eos = cfg.eos_ids.empty() ? -1 : cfg.eos_ids[0];
   BRISK_TRY(write_text(o.out / "config.json", config.dump(2)));
   BRISK_TRY(write_text(o.out / "tokenizer.json", byte_level_tokenizer(cfg.vocab_size, eos).dump()));
-  Json tok_config = {{"eos_token", "<|endoftext|>"}, {"bos_token", nullptr}, {"model_max_length", cfg.max_position}};
+  Json tok_config = {{"eos_token", eos >= 0 ? Json("<|endoftext|>") : Json()}, {"bos_token", nullptr},
+                     {"model_max_length", cfg.max_position}};
   BRISK_TRY(write_text(o.out / "tokenizer_config.json", tok_config.dump(2)));
   return ok_status();
 }

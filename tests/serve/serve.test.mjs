@@ -367,3 +367,69 @@ describe('chat on a model with a chat template', { timeout: 300000 }, () => {
     assert.equal(text, full.choices[0].message.content);
   });
 });
+
+// /v1/embeddings on an encoder (a random-weight BertModel from `brisk synth --shape bert-mini`),
+// through the official client (which asks for base64 and decodes it) and raw HTTP.
+describe('embeddings on an encoder', { timeout: 300000 }, () => {
+  let server;
+  let openai;
+  let dir;
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brisk-bert-'));
+    const model = path.join(dir, 'bert-mini');
+    await new Promise((resolve, reject) => {
+      const p = spawn(BRISK, ['synth', '--shape', 'bert-mini', '--dtype', 'f32', '-o', model], { stdio: 'ignore' });
+      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`synth exited ${code}`))));
+    });
+    server = await startServer(model, ['--api-key', KEY]);
+    openai = client(server);
+  });
+  after(async () => {
+    const { code } = await server.stop();
+    assert.equal(code, 0, `graceful shutdown exits 0:\n${server.log()}`);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('client: a batch of strings, base64 decoded, equal to one at a time', async () => {
+    const batch = await openai.embeddings.create({ model: 'bert-mini', input: ['The Union is strong', 'hello'] });
+    assert.equal(batch.object, 'list');
+    assert.equal(batch.model, 'bert-mini');
+    assert.equal(batch.data.length, 2);
+    for (const [i, d] of batch.data.entries()) {
+      assert.equal(d.object, 'embedding');
+      assert.equal(d.index, i);
+      assert.equal(d.embedding.length, 128);
+      assert.ok(d.embedding.every(Number.isFinite));
+    }
+    assert.ok(batch.usage.prompt_tokens > 0);
+    assert.equal(batch.usage.total_tokens, batch.usage.prompt_tokens);
+    const one = await openai.embeddings.create({ model: 'bert-mini', input: 'hello' });
+    assert.deepEqual(one.data[0].embedding, batch.data[1].embedding);
+    assert.notDeepEqual(batch.data[0].embedding, batch.data[1].embedding);
+  });
+
+  test('float format and token-id input agree with base64 and text', async () => {
+    const floats = await post(server, '/v1/embeddings', { input: 'hello', encoding_format: 'float' });
+    assert.equal(floats.status, 200, floats.text);
+    const decoded = await openai.embeddings.create({ model: 'bert-mini', input: 'hello' });
+    const a = floats.json.data[0].embedding;
+    const b = decoded.data[0].embedding;
+    assert.equal(a.length, b.length);
+    for (let i = 0; i < a.length; ++i) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * (1 + Math.abs(b[i])));
+    const tokens = await post(server, '/v1/embeddings', { input: [104, 101, 108, 108, 111], encoding_format: 'float' });
+    assert.equal(tokens.status, 200, tokens.text);
+    assert.deepEqual(tokens.json.data[0].embedding, a);  // the byte-level tokenizer: "hello" is its 5 bytes
+  });
+
+  test('errors name the field; an encoder does not complete', async () => {
+    assertOpenAIError(await post(server, '/v1/embeddings', { input: 'x', dimensions: 64 }), 400, 'dimensions');
+    assertOpenAIError(await post(server, '/v1/embeddings', { input: [] }), 400, 'input');
+    assertOpenAIError(await post(server, '/v1/embeddings', { input: [[1, 2], 'x', {}] }), 400, 'input');
+    assertOpenAIError(await post(server, '/v1/embeddings', { input: 'x', encoding_format: 'int8' }), 400,
+                      'encoding_format');
+    assertOpenAIError(await post(server, '/v1/embeddings', { input: 'x', model: 'gpt-4' }), 404, 'model');
+    assertOpenAIError(await post(server, '/v1/embeddings', { input: 'word '.repeat(600) }), 400, 'input');
+    const completion = await post(server, '/v1/completions', { prompt: 'hello', max_tokens: 4 });
+    assert.equal(completion.status, 400, completion.text);
+  });
+});
