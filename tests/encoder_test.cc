@@ -12,7 +12,9 @@
 #include <map>
 #include <random>
 
+#include "backends/cpu/cpu_backend.h"
 #include "formats/safetensors.h"
+#include "golden_fixture.h"
 #include "runtime/embedding.h"
 
 namespace brisk {
@@ -265,6 +267,36 @@ TEST(Bert, PoolingConfigAndErrors) {
   auto too_long = encoder_tokens(*engine, long_text);
   ASSERT_FALSE(too_long.ok());
   EXPECT_NE(too_long.error().message.find("context_length_exceeded"), std::string::npos);
+}
+
+// A decoder opened for hidden states outputs its final norm's rows: times transformers' lm_head
+// they must give transformers' logits (the llama-gqa fixture: untied head, fp32).
+TEST(DecoderEmbeddings, HiddenStatesTimesTheHeadAreTransformersLogits) {
+  golden::Golden g = golden::read("llama-gqa");
+  CpuBackend backend(2);
+  auto model = load_model(golden::kDir + "llama-gqa", backend, {64, 0, ModelOutput::HiddenStates});
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  Model& m = *model.value();
+  ASSERT_EQ(m.output(), ModelOutput::HiddenStates);
+  const int64_t n = int64_t(g.ids.size()), d = m.config().hidden_size, vocab = m.config().vocab_size;
+  ASSERT_EQ(m.output_width(), d);
+  KvCache cache = m.make_cache(n);
+  std::vector<float> hidden(size_t(n * d));
+  m.forward(g.ids.data(), n, 0, cache, LogitRows::All, hidden.data());
+  auto weights = SafetensorsFile::open(golden::kDir + "llama-gqa/model.safetensors");
+  ASSERT_TRUE(weights.ok());
+  const float* head = nullptr;
+  for (const auto& t : weights->tensors())
+    if (t.name == "lm_head.weight") head = t.tensor.as<float>();
+  ASSERT_NE(head, nullptr);
+  std::vector<float> logits(size_t(n * vocab));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t v = 0; v < vocab; ++v) {
+      double acc = 0;
+      for (int64_t i = 0; i < d; ++i) acc += double(hidden[size_t(r * d + i)]) * head[v * d + i];
+      logits[size_t(r * vocab + v)] = float(acc);
+    }
+  EXPECT_LT(golden::relative_l2(logits, g.logits), 1e-4);
 }
 
 }  // namespace

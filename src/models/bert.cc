@@ -91,6 +91,7 @@ class Bert final : public Model {
     return s_.classifier ? int64_t(s_.labels.size()) : config_.hidden_size;
   }
   std::vector<std::string> output_labels() const override { return s_.labels; }
+  bool is_encoder() const override { return true; }
   void visit_tensors(const TensorVisitor& visit) override { w_.visit(config_, visit); }
   void place_weights() override {
     for (BertLayer& L : w_.layers) backend_.place_adjacent({&L.q, &L.k, &L.v});

@@ -141,7 +141,7 @@ class Gemma final : public Model {
     if (n_logits == 0) return;
     be.rms_norm(logit_rows(batch, x), vec(w_.final_norm), n_logits, d, eps, h);
     float* logits = project_to_logits(h, n_logits);
-    if (s_.final_softcap > 0) be.soft_cap(logits, n_logits * c.vocab_size, s_.final_softcap);
+    if (logits && s_.final_softcap > 0) be.soft_cap(logits, n_logits * c.vocab_size, s_.final_softcap);
   }
 
  private:

@@ -88,7 +88,8 @@ Status Model::bind(const WeightStore& store) {
 }
 
 Model::Model(ModelConfig config, Backend& backend, const ModelOptions& options)
-    : config_(std::move(config)), backend_(backend), max_rows_(options.max_rows) {
+    : config_(std::move(config)), backend_(backend), max_rows_(options.max_rows),
+      decoder_output_(options.decoder_output) {
   context_ = options.context > 0 ? std::min(options.context, max_context())
                                  : std::min(max_context(), kDefaultContext);
 }
@@ -211,6 +212,11 @@ const float* Model::logit_rows(const Batch& batch, const float* x) {
 }
 
 float* Model::project_to_logits(const float* normed, int64_t rows) {
+  if (decoder_output_ == ModelOutput::HiddenStates) {
+    const int64_t d = config_.hidden_size;
+    backend_.copy_2d(normed, d, logits_.data(), d, rows, d);
+    return nullptr;
+  }
   backend_.matmul(normed, rows, config_.hidden_size, output_head(), nullptr, logits_.data());
   return logits_.data();
 }

@@ -17,15 +17,18 @@
 
 namespace brisk {
 
+enum class LogitRows { None, Last, All };  // which rows of a forward call need logits
+enum class ModelOutput { Logits, HiddenStates, ClassLogits };
+
 struct ModelOptions {
   int64_t max_rows = 512;  // the most tokens one forward call processes (prefill chunk)
   int64_t context = 0;     // positions to support; 0: min(model maximum, kDefaultContext)
+  // Decoders: HiddenStates writes the final norm's output rows instead of logits (embeddings
+  // with last-token or mean pooling). Encoders output what they are regardless.
+  ModelOutput decoder_output = ModelOutput::Logits;
 };
 // Long-context models (Llama 3.1: 131072) would otherwise allocate huge caches by default.
 constexpr int64_t kDefaultContext = 4096;
-
-enum class LogitRows { None, Last, All };  // which rows of a forward call need logits
-enum class ModelOutput { Logits, HiddenStates, ClassLogits };
 
 // One sequence's part of a forward batch: tokens at positions first_pos.., keys and values
 // stored through its block table (which covers positions 0..first_pos + n_tokens - 1).
@@ -67,9 +70,12 @@ class Model {
 
   // What a forward pass writes per requested row: vocabulary logits (decoders), or an encoder's
   // last hidden states, or a classifier's label logits (one row per sequence).
-  virtual ModelOutput output() const { return ModelOutput::Logits; }
-  virtual int64_t output_width() const { return config_.vocab_size; }
+  virtual ModelOutput output() const { return decoder_output_; }
+  virtual int64_t output_width() const {
+    return decoder_output_ == ModelOutput::HiddenStates ? config_.hidden_size : config_.vocab_size;
+  }
   virtual std::vector<std::string> output_labels() const { return {}; }  // ClassLogits: label names by id
+  virtual bool is_encoder() const { return false; }  // bidirectional: a sequence runs in one call
 
   // Walks every weight slot of this model with its checkpoint spec.
   virtual void visit_tensors(const TensorVisitor& visit) = 0;
@@ -118,7 +124,8 @@ class Model {
   // row is wanted). The caller norms them and hands them to project_to_logits.
   const float* logit_rows(const Batch& batch, const float* x);
   // Final norm output rows -> logits in backend memory ([rows, vocab], the model's logits buffer,
-  // returned for architectures that transform them further).
+  // returned for architectures that transform them further). With decoder_output HiddenStates
+  // the normed rows themselves are the output, and it returns null (nothing to transform).
   float* project_to_logits(const float* normed, int64_t rows);
   // The output buffer run() fills: [requested rows, output_width()] in backend memory.
   float* output_rows() { return logits_.data(); }
@@ -136,6 +143,7 @@ class Model {
   Backend& backend_;
   int64_t max_rows_;
   int64_t context_;
+  ModelOutput decoder_output_;
 
  private:
   std::vector<std::unique_ptr<uint8_t[]>> owned_;  // converted vectors and transposed matrices

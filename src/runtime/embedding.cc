@@ -23,8 +23,11 @@ Result<Pooling> parse_pooling(const std::string& name) {
   return make_error("unknown pooling '" + name + "' (mean, cls, last)");
 }
 
-Result<PoolingConfig> read_pooling_config(const fs::path& dir) {
+Pooling default_pooling(const Model& model) { return model.is_encoder() ? Pooling::Mean : Pooling::Last; }
+
+Result<PoolingConfig> read_pooling_config(const fs::path& dir, Pooling fallback) {
   PoolingConfig out;
+  out.pooling = fallback;
   const fs::path modules_path = dir / "modules.json";
   if (!fs::is_directory(dir) || !fs::exists(modules_path)) return out;
   BRISK_ASSIGN(modules, read_json_file(modules_path));
@@ -83,7 +86,7 @@ Result<Embedding> embed(Engine& engine, const std::vector<int32_t>& tokens, cons
   Model& model = engine.model();
   if (model.output() != ModelOutput::HiddenStates)
     return make_error("model_type '" + model.config().model_type +
-                      "' does not output hidden states: embeddings need an encoder model such as BertModel");
+                      "' does not output hidden states here (a classifier, or a decoder opened for logits)");
   BRISK_ASSIGN(rows, encode_rows(engine, tokens, LogitRows::All));
   const int64_t n = int64_t(tokens.size()), d = model.output_width();
   Embedding e;

@@ -22,16 +22,20 @@ struct PoolingConfig {
   bool normalize = false;  // L2-normalize the pooled vector
 };
 // From the folder's sentence-transformers modules (1_Pooling/config.json's pooling_mode_*
-// flags; a Normalize module in modules.json); mean, unnormalized, when there are none.
+// flags; a Normalize module in modules.json); without them mean for encoders and the last token
+// for decoders (`decoder`), unnormalized.
 // Pooling modes brisk does not implement (max, weighted mean, ...) are errors naming the file.
-Result<PoolingConfig> read_pooling_config(const std::filesystem::path& model_dir);
+Result<PoolingConfig> read_pooling_config(const std::filesystem::path& model_dir, Pooling fallback = Pooling::Mean);
+// The fallback for a model: mean for encoders, the last token for decoders.
+Pooling default_pooling(const Model& model);
 
 struct Embedding {
   std::vector<float> vector;  // [hidden]
   int64_t tokens = 0;         // sequence length, special tokens included
 };
-// The encoder's last hidden states of `tokens` pooled. Errors: a model that does not output
-// hidden states (decoders, classifiers), an empty sequence, one longer than the context.
+// The model's last hidden states of `tokens` pooled: an encoder's, or a decoder's final norm output
+// (an engine opened with decoder_output HiddenStates; last-token pooling is the usual choice).
+// Errors: a model that does not output hidden states, an empty sequence, one longer than the context.
 Result<Embedding> embed(Engine& engine, const std::vector<int32_t>& tokens, const PoolingConfig& pooling);
 
 struct Classification {

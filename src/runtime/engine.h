@@ -28,6 +28,7 @@ struct EngineOptions {
   // reference; bf16/int8/fp8 trade a little accuracy for 2-4x the positions in the same bytes.
   KvDtype kv_dtype = KvDtype::F32;
   DecodeGraphs decode_graphs = DecodeGraphs::Auto;  // --no-graphs: launch every op every step
+  ModelOutput decoder_output = ModelOutput::Logits;  // HiddenStates: decoders as embedding models
 };
 
 

@@ -36,9 +36,10 @@ Command add_embed(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
       "embed",
-      "Sentence embeddings with an encoder model (BertModel): the last hidden states pooled (mean,\n"
-      "[CLS] or last token) and optionally L2-normalized. Defaults come from the folder's\n"
-      "sentence-transformers files (1_Pooling/config.json, modules.json), else mean, unnormalized");
+      "Sentence embeddings: an encoder's (BertModel) last hidden states, or a decoder's final norm\n"
+      "output, pooled (mean, [CLS] or last token) and optionally L2-normalized. Defaults come from\n"
+      "the folder's sentence-transformers files (1_Pooling/config.json, modules.json), else mean\n"
+      "for encoders and the last token for decoders, unnormalized");
   sub->add_option("-m,--model", f->model, "Model folder")->required();
   sub->add_option("-p,--prompt", f->prompts, "Text to embed (repeatable)");
   sub->add_option("-f,--file", f->file, "Text file: one text per line");
@@ -51,7 +52,11 @@ Command add_embed(CLI::App& app) {
   return {sub, [f]() {
     auto texts = input_texts(f->prompts, f->file);
     if (!texts) return fail(texts.error());
-    auto pooling = read_pooling_config(f->model);
+    f->engine.model_dir = f->model;
+    f->engine.decoder_output = ModelOutput::HiddenStates;  // decoders embed with their final norm's output
+    auto engine = Engine::open(f->engine);
+    if (!engine) return fail(engine.error());
+    auto pooling = read_pooling_config(f->model, default_pooling(engine.value()->model()));
     if (!pooling) return fail(pooling.error());
     if (!f->pooling.empty()) {
       auto p = parse_pooling(f->pooling);
@@ -60,9 +65,6 @@ Command add_embed(CLI::App& app) {
     }
     if (f->normalize) pooling->normalize = true;
     if (f->no_normalize) pooling->normalize = false;
-    f->engine.model_dir = f->model;
-    auto engine = Engine::open(f->engine);
-    if (!engine) return fail(engine.error());
     Json data = Json::array();
     for (size_t i = 0; i < texts->size(); ++i) {
       auto tokens = encoder_tokens(*engine.value(), (*texts)[i]);
