@@ -157,5 +157,34 @@ class Tools(unittest.TestCase):
             self.assertIn("unknown --shape 'gpt5'", p.stderr)
 
 
+    def test_embed_and_classify(self):
+        # A decoder embeds with its final norm's output, last-token pooled by default.
+        out = brisk_json("embed", "-m", model_dir("sotu-llama"), "-p", "The State of the Union", "-p", "is strong",
+                         "--normalize")
+        self.assertEqual((out["pooling"], out["normalize"], out["dimensions"]), ("last", True, 384))
+        self.assertEqual([d["index"] for d in out["data"]], [0, 1])
+        for d in out["data"]:
+            self.assertEqual(len(d["embedding"]), 384)
+            self.assertAlmostEqual(sum(v * v for v in d["embedding"]), 1.0, places=5)
+        with tempfile.TemporaryDirectory() as tmp:
+            bert = os.path.join(tmp, "bert")
+            brisk("synth", "--shape", "bert-mini", "-o", bert, "--dtype", "f32")
+            texts = os.path.join(tmp, "texts.txt")
+            with open(texts, "w") as f:
+                f.write("hello\n\nworld peace\n")
+            out = brisk_json("embed", "-m", bert, "-f", texts, "--pooling", "cls")
+            self.assertEqual((out["pooling"], out["normalize"], out["dimensions"]), ("cls", False, 128))
+            self.assertEqual(len(out["data"]), 2)  # the empty line is skipped
+            # An encoder does not generate; a non-classifier does not classify; bad flags name themselves.
+            for args, needle in ((["generate", "-m", bert, "-p", "x"], "does not generate"),
+                                 (["classify", "-m", bert, "-p", "x"], "not a sequence classifier"),
+                                 (["embed", "-m", bert, "-p", "x", "--pooling", "max"], "--pooling"),
+                                 (["embed", "-m", bert], "no input"),
+                                 (["embed", "-m", bert, "-p", "word " * 600], "context_length_exceeded")):
+                p = brisk(*args, check=False)
+                self.assertEqual(p.returncode, 1, args)
+                self.assertIn(needle, p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

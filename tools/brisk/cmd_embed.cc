@@ -24,6 +24,17 @@ Result<std::vector<std::string>> input_texts(const std::vector<std::string>& pro
   return texts;
 }
 
+// Each text's tokens (special tokens added), checked against the context; errors name the input.
+Result<std::vector<std::vector<int32_t>>> input_tokens(Engine& engine, const std::vector<std::string>& texts) {
+  std::vector<std::vector<int32_t>> out;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto tokens = encoder_tokens(engine, texts[i]);
+    if (!tokens) return make_error("input " + std::to_string(i) + ": " + tokens.error().message);
+    out.push_back(std::move(*tokens));
+  }
+  return out;
+}
+
 }  // namespace
 
 Command add_embed(CLI::App& app) {
@@ -65,11 +76,11 @@ Command add_embed(CLI::App& app) {
     }
     if (f->normalize) pooling->normalize = true;
     if (f->no_normalize) pooling->normalize = false;
+    auto inputs = input_tokens(*engine.value(), *texts);
+    if (!inputs) return fail(inputs.error());
     Json data = Json::array();
-    for (size_t i = 0; i < texts->size(); ++i) {
-      auto tokens = encoder_tokens(*engine.value(), (*texts)[i]);
-      if (!tokens) return fail("input " + std::to_string(i) + ": " + tokens.error().message);
-      auto e = embed(*engine.value(), *tokens, *pooling);
+    for (size_t i = 0; i < inputs->size(); ++i) {
+      auto e = embed(*engine.value(), (*inputs)[i], *pooling);
       if (!e) return fail(e.error());
       if (f->json) {
         data.push_back({{"index", i}, {"tokens", e->tokens}, {"embedding", e->vector}});
@@ -108,11 +119,11 @@ Command add_classify(CLI::App& app) {
     f->engine.model_dir = f->model;
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
+    auto inputs = input_tokens(*engine.value(), *texts);
+    if (!inputs) return fail(inputs.error());
     Json data = Json::array();
-    for (size_t i = 0; i < texts->size(); ++i) {
-      auto tokens = encoder_tokens(*engine.value(), (*texts)[i]);
-      if (!tokens) return fail("input " + std::to_string(i) + ": " + tokens.error().message);
-      auto c = classify(*engine.value(), *tokens);
+    for (size_t i = 0; i < inputs->size(); ++i) {
+      auto c = classify(*engine.value(), (*inputs)[i]);
       if (!c) return fail(c.error());
       size_t best = 0;
       Json scores = Json::array();
