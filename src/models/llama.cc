@@ -103,36 +103,44 @@ class Llama final : public Model {
   void run(const Batch& batch, KvCache& cache) override {
     const auto& c = config_;
     const int64_t n = batch.rows, d = c.hidden_size;
+    const float eps = float(c.norm_eps);
+    Backend& be = backend_;
+    be.gather_rows(w_.embed, batch.tokens_dev, n, x_.data(), Accumulate::No);
+    run_layers(batch, cache, 0, c.n_layers);
+    const int64_t n_logits = int64_t(batch.logit_rows.size());
+    if (n_logits == 0) return;
+    be.rms_norm(logit_rows(batch, x_.data()), vec(w_.final_norm), n_logits, d, eps, h_.data());
+    project_to_logits(h_.data(), n_logits);
+  }
+
+  // Layers [first, end) over the residual stream x: a self-contained stage (pipeline parallelism
+  // cuts here). Inside it, each residual add is fused with the next layer's input norm; the
+  // stage's first layer norms its input itself and its last one only adds.
+  void run_layers(const Batch& batch, KvCache& cache, int64_t first, int64_t end) {
+    const auto& c = config_;
+    const int64_t n = batch.rows, d = c.hidden_size;
     const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(c.head_dim));
     Backend& be = backend_;
     float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
     float *attn = attn_.data(), *gate = gate_.data(), *up = up_.data();
-    const int32_t* pos = batch.positions_dev;
-
-    be.gather_rows(w_.embed, batch.tokens_dev, n, x, Accumulate::No);
-    be.rms_norm(x, vec(w_.layers[0].attn_norm), n, d, eps, h);
-    for (int64_t l = 0; l < c.n_layers; ++l) {
+    be.rms_norm(x, vec(w_.layers[size_t(first)].attn_norm), n, d, eps, h);
+    for (int64_t l = first; l < end; ++l) {
       const LlamaLayer& L = w_.layers[size_t(l)];
       // h = attn_norm(x) here.
       project_qkv(L, h, n, q, k, v);
       const KvPools kv = cache.layer(l);
-      be.rope_store_kv(q, k, v, n, c.n_heads, pos, rope_.cos(), rope_.sin(), batch.slots_dev, kv);
+      be.rope_store_kv(q, k, v, n, c.n_heads, batch.positions_dev, rope_.cos(), rope_.sin(), batch.slots_dev, kv);
       be.attention(q, kv, attn, batch.attention, c.n_heads, {scale, 0.0f, settings(c).layer_windows[size_t(l)]});
       be.linear(attn, n, L.o, h);
       be.add_rms_norm(x, h, vec(L.mlp_norm), n, d, eps, h);
 
       project_swiglu(L, h, n, gate, up);
       be.linear(gate, n, L.down, h);
-      // The residual add, fused with the next layer's input norm where there is one.
-      if (l + 1 < c.n_layers)
+      if (l + 1 < end)
         be.add_rms_norm(x, h, vec(w_.layers[size_t(l + 1)].attn_norm), n, d, eps, h);
       else
         be.add(x, h, n * d);
     }
-    const int64_t n_logits = int64_t(batch.logit_rows.size());
-    if (n_logits == 0) return;
-    be.rms_norm(logit_rows(batch, x), vec(w_.final_norm), n_logits, d, eps, h);
-    project_to_logits(h, n_logits);
   }
 
  private:
