@@ -375,15 +375,20 @@ TEST(Folding, ScalesFoldedIntoProducersKeepTheFp32Model) {
   EXPECT_LT(max_abs_diff(original, fp32), 1e-4f);
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(0.5f, 2.0f);
-  for (Folds folds : {Folds::All, Folds::NormOnly})  // AWQ's and SmoothQuant's fold sites
-    for (const ScaleGroup& g : scale_groups(m.config(), folds)) {
+  for (Folds folds : {Folds::All, Folds::NormOnly}) {  // AWQ's and SmoothQuant's fold sites
+    auto groups = scale_groups(m.config(), folds);
+    ASSERT_TRUE(groups.ok()) << groups.error().message;
+    for (const ScaleGroup& g : groups.value()) {
       std::vector<float> s(size_t(g.channels(weights.cols(g.consumers[0]))));
       for (float& v : s) v = u(rng);
       fold_scales(weights, g, s);
     }
+  }
   const std::vector<float> folded = logits_of(m, tokens);
   EXPECT_LT(max_abs_diff(fp32, folded), 1e-4f);
-  EXPECT_EQ(scale_groups(m.config(), Folds::All)[1].channel_of.size(), 384u);  // GQA: 6 q heads, 2 kv
+  auto all = scale_groups(m.config(), Folds::All);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all.value()[1].channel_of.size(), 384u);  // GQA: 6 q heads, 2 kv
 }
 
 // Perplexity on a slice of sotu-test with the weights of `out` bound into the engine's model.
@@ -423,6 +428,17 @@ TEST(EndToEnd, GptqAndAwqBeatRtnOnSotuLlamaW4) {
   EXPECT_GT(ppl[Method::Rtn], base);
   EXPECT_LT(ppl[Method::Gptq], ppl[Method::Rtn]);
   EXPECT_LT(ppl[Method::Awq], ppl[Method::Rtn]);
+}
+
+// Fold sites come from the roles of pre-norm blocks: a post-norm encoder has none, and says so.
+TEST(Folding, PostNormEncodersAreRefused) {
+  auto bert = parse_model_config(Json{{"model_type", "bert"}, {"vocab_size", 10}, {"hidden_size", 16},
+                                      {"num_hidden_layers", 1}, {"num_attention_heads", 2}, {"intermediate_size", 8}},
+                                 "config.json");
+  ASSERT_TRUE(bert.ok()) << bert.error().message;
+  auto groups = scale_groups(*bert, Folds::All);
+  ASSERT_FALSE(groups.ok());
+  EXPECT_NE(groups.error().message.find("pre-norm"), std::string::npos) << groups.error().message;
 }
 
 TEST(Pipeline, UnknownMethodNamed) {

@@ -155,7 +155,8 @@ Result<AwqResult> awq_quantize(Backend& backend, FloatWeights& weights, const Mo
   // Scales of every group searched on the weights as they stand, then folded: a group only
   // touches its consumers' columns and its producer's rows, which row-wise grids do not mind.
   std::map<std::string, std::vector<float>> input_scale;  // consumer -> s over its input channels
-  for (const ScaleGroup& group : scale_groups(config, Folds::All)) {
+  BRISK_ASSIGN(groups, scale_groups(config, Folds::All));
+  for (const ScaleGroup& group : groups) {
     const InputStats* input = stats.find(group.consumers[0]);
     if (!input) continue;  // not calibrated (capture limited by CalibrationOptions::select)
     AwqScales found = awq_search_scales(backend, weights, group, *input, spec, options);

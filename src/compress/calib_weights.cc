@@ -69,7 +69,7 @@ class LayerTensors {
 
 }  // namespace
 
-std::vector<ScaleGroup> scale_groups(const ModelConfig& c, Folds folds) {
+Result<std::vector<ScaleGroup>> scale_groups(const ModelConfig& c, Folds folds) {
   using P = ScaleGroup::Producer;
   const bool all = folds == Folds::All;
   std::vector<LayerTensors> layers(size_t(c.n_layers));
@@ -79,6 +79,11 @@ std::vector<ScaleGroup> scale_groups(const ModelConfig& c, Folds folds) {
   const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
   std::vector<ScaleGroup> groups;
   for (const LayerTensors& t : layers) {
+    // Post-norm encoders (BERT) and blocks without both input norms have no such fold sites.
+    if (!t.has(Role::AttnNorm) || !t.has(Role::MlpNorm))
+      return make_error("model_type '" + c.model_type +
+                        "': scale folding (AWQ, SmoothQuant) needs pre-norm blocks (a norm before attention and one "
+                        "before the MLP); use --method rtn or gptq");
     const bool fused_qkv = t.has(Role::AttnQkv);
     const std::vector<std::string> qkv = fused_qkv ? std::vector<std::string>{t.weight(Role::AttnQkv)}
                                                    : std::vector<std::string>{t.weight(Role::AttnQ), t.weight(Role::AttnK),

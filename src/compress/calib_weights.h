@@ -60,7 +60,8 @@ struct ScaleGroup {
 // up (the up rows of a fused gate_up) -> down when the MLP is gated (an ungated MLP's activation
 // sits between up and down). With Folds::NormOnly, just the groups fed by a norm (SmoothQuant's).
 enum class Folds { All, NormOnly };
-std::vector<ScaleGroup> scale_groups(const ModelConfig& config, Folds folds = Folds::All);
+// An error for models without pre-norm blocks (BERT).
+Result<std::vector<ScaleGroup>> scale_groups(const ModelConfig& config, Folds folds = Folds::All);
 
 // Multiplies the consumers' columns by s and divides the producer's channels by it.
 // s has group.channels(k) entries.

@@ -74,7 +74,8 @@ Result<SmoothQuantResult> smoothquant(Backend& backend, FloatWeights& weights, c
     return make_error("smoothquant: alpha range " + std::to_string(options.alpha_min) + ".." +
                       std::to_string(options.alpha_max) + " step " + std::to_string(options.alpha_step) + " is empty");
   SmoothQuantResult result;
-  for (const ScaleGroup& group : scale_groups(config, Folds::NormOnly)) {
+  BRISK_ASSIGN(groups, scale_groups(config, Folds::NormOnly));
+  for (const ScaleGroup& group : groups) {
     const InputStats* input = stats.find(group.consumers[0]);
     if (!input) continue;
     if (input->sample_rows() == 0)
