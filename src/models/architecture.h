@@ -60,4 +60,10 @@ std::vector<TensorSpec> collect_tensor_specs(const ModelConfig& config) {
   return specs;
 }
 
+// A declaration's constructor: `M` is the family's Model subclass.
+template <class M>
+std::unique_ptr<Model> construct_model(const ModelConfig& config, Backend& backend, const ModelOptions& options) {
+  return std::make_unique<M>(config, backend, options);
+}
+
 }  // namespace brisk

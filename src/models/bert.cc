@@ -216,9 +216,7 @@ extern const Architecture kBertArchitecture{
     .model_types = {"bert"},
     .parse_config = parse_bert,
     .tensors = collect_tensor_specs<BertWeights>,
-    .make = [](const ModelConfig& c, Backend& be, const ModelOptions& o) -> std::unique_ptr<Model> {
-      return std::make_unique<Bert>(c, be, o);
-    },
+    .make = construct_model<Bert>,
     .gguf = {},  // llama.cpp's bert GGUF files: not mapped yet
     .gguf_config = nullptr,
 };

@@ -259,9 +259,7 @@ extern const Architecture kGemmaArchitecture{
     .model_types = {"gemma2", "gemma3_text"},
     .parse_config = parse_gemma,
     .tensors = collect_tensor_specs<GemmaWeights>,
-    .make = [](const ModelConfig& c, Backend& be, const ModelOptions& o) -> std::unique_ptr<Model> {
-      return std::make_unique<Gemma>(c, be, o);
-    },
+    .make = construct_model<Gemma>,
     // llama.cpp's converter stores Gemma's norms as 1 + w: not mapped yet.
     .gguf = {},
     .gguf_config = nullptr,

@@ -151,9 +151,7 @@ extern const Architecture kGpt2Architecture{
     .model_types = {"gpt2"},
     .parse_config = parse_gpt2,
     .tensors = collect_tensor_specs<Gpt2Weights>,
-    .make = [](const ModelConfig& c, Backend& be, const ModelOptions& o) -> std::unique_ptr<Model> {
-      return std::make_unique<Gpt2>(c, be, o);
-    },
+    .make = construct_model<Gpt2>,
     .gguf = {{"gpt2", "gpt2", false}},
     .gguf_config = gpt2_gguf_config,
 };

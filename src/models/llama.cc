@@ -296,9 +296,7 @@ extern const Architecture kLlamaArchitecture{
     .model_types = {"llama", "mistral", "qwen2", "phi3"},
     .parse_config = parse_llama,
     .tensors = collect_tensor_specs<LlamaWeights>,
-    .make = [](const ModelConfig& c, Backend& be, const ModelOptions& o) -> std::unique_ptr<Model> {
-      return std::make_unique<Llama>(c, be, o);
-    },
+    .make = construct_model<Llama>,
     // qwen2's converter keeps the Hugging Face row order; llama's (Mistral's too) interleaves.
     // phi3 GGUF files (rope factors as tensors) are not mapped yet.
     .gguf = {{"llama", "llama", true}, {"qwen2", "qwen2", false}},
