@@ -47,7 +47,7 @@ struct Architecture {
 const std::vector<const Architecture*>& architectures();
 // The declaration accepting config.json's model_type, or null.
 const Architecture* find_architecture(std::string_view model_type);
-// "gpt2, llama, mistral, qwen2": for errors.
+// The accepted model_types, sorted and comma-separated: for errors.
 std::string known_model_types();
 
 // A declaration's tensor list, collected from a weights struct's visit(config, visitor) without
