@@ -14,25 +14,6 @@ constexpr size_t kMaxCachedWordBytes = 256;
 
 }  // namespace
 
-BpeTokenizer::BpeTokenizer(BpeModel model, Normalizer normalizer, PreTokenizer pre_tokenizer,
-                           TokenDecoder decoder, std::vector<AddedToken> added, SpecialTokenTemplate specials)
-    : model_(std::move(model)),
-      normalizer_(std::move(normalizer)),
-      pre_tokenizer_(std::move(pre_tokenizer)),
-      decoder_(std::move(decoder)),
-      added_(std::move(added), normalizer_),
-      specials_(std::move(specials)) {
-  vocab_size_ = std::max(model_.size(), added_.id_limit());
-}
-
-Status BpeTokenizer::apply_config(const TokenizerConfig& config, const std::string& where) {
-  auto lookup = [this](std::string_view token) { return token_to_id(token); };
-  BRISK_ASSIGN(ids, apply_tokenizer_config(config, lookup, specials_, where));
-  bos_id_ = ids.bos;
-  eos_id_ = ids.eos;
-  return ok_status();
-}
-
 void BpeTokenizer::encode_segment(std::string_view text, bool at_text_start, std::vector<int32_t>& ids,
                                   WordCache& cache) const {
   std::string mapped;
@@ -73,28 +54,6 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, AddSpecial add_
   });
   if (add_special == AddSpecial::Yes) ids.insert(ids.end(), specials_.suffix.begin(), specials_.suffix.end());
   return ids;
-}
-
-std::string BpeTokenizer::token_bytes(int32_t id, int32_t previous) const {
-  const std::string* spelling = nullptr;
-  if (const AddedToken* added = added_.find(id)) {
-    spelling = &added->content;
-  } else {
-    spelling = model_.id_to_token(id);
-  }
-  // Ids past the vocabulary (models pad their embedding tables) decode to nothing.
-  if (spelling == nullptr) return {};
-  return decoder_.decode(*spelling, previous < 0);
-}
-
-bool BpeTokenizer::is_special(int32_t id) const {
-  const AddedToken* added = added_.find(id);
-  return added != nullptr && added->special;
-}
-
-std::optional<int32_t> BpeTokenizer::token_to_id(std::string_view token) const {
-  if (const auto id = added_.find(token)) return id;
-  return model_.token_to_id(token);
 }
 
 }  // namespace brisk

@@ -72,6 +72,16 @@ Result<BpeModel> parse_model(const json& model, const std::string& where) {
 
 }  // namespace
 
+Result<TokenizerPipeline> parse_tokenizer_pipeline(const json& root, const std::string& prefix) {
+  BRISK_ASSIGN(normalizer, Normalizer::from_json(member(root, "normalizer"), prefix + "normalizer"));
+  BRISK_ASSIGN(pre_tokenizer, PreTokenizer::from_json(member(root, "pre_tokenizer"), prefix + "pre_tokenizer"));
+  BRISK_ASSIGN(decoder, TokenDecoder::from_json(member(root, "decoder"), prefix + "decoder"));
+  BRISK_ASSIGN(specials, parse_post_processor(member(root, "post_processor"), prefix + "post_processor"));
+  BRISK_ASSIGN(added, AddedVocabulary::parse(member(root, "added_tokens"), prefix + "added_tokens"));
+  return TokenizerPipeline{std::move(normalizer), std::move(pre_tokenizer), std::move(decoder), std::move(added),
+                           std::move(specials)};
+}
+
 Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::load(const std::filesystem::path& file) {
   BRISK_ASSIGN(root, json_fields::read_file(file));
   return from_json(root, file.string() + ": ");
@@ -84,15 +94,8 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::from_json(const nlohmann::js
   // exception escapes the library whatever the file contains.
   try {
     BRISK_ASSIGN(model, parse_model(root["model"], prefix + "model"));
-    BRISK_ASSIGN(normalizer, Normalizer::from_json(member(root, "normalizer"), prefix + "normalizer"));
-    BRISK_ASSIGN(pre_tokenizer,
-                 PreTokenizer::from_json(member(root, "pre_tokenizer"), prefix + "pre_tokenizer"));
-    BRISK_ASSIGN(decoder, TokenDecoder::from_json(member(root, "decoder"), prefix + "decoder"));
-    BRISK_ASSIGN(specials, parse_post_processor(member(root, "post_processor"), prefix + "post_processor"));
-    BRISK_ASSIGN(added, AddedVocabulary::parse(member(root, "added_tokens"), prefix + "added_tokens"));
-    return std::unique_ptr<BpeTokenizer>(new BpeTokenizer(std::move(model), std::move(normalizer),
-                                                          std::move(pre_tokenizer), std::move(decoder),
-                                                          std::move(added), std::move(specials)));
+    BRISK_ASSIGN(parts, parse_tokenizer_pipeline(root, prefix));
+    return std::unique_ptr<BpeTokenizer>(new BpeTokenizer(std::move(model), std::move(parts)));
   } catch (const nlohmann::json::exception& e) {
     return make_error(prefix + "unexpected structure: " + e.what());
   }

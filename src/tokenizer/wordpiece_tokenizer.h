@@ -8,13 +8,7 @@
 #include <memory>
 #include <span>
 
-#include "tokenizer/added_vocabulary.h"
-#include "tokenizer/normalizer.h"
-#include "tokenizer/post_processor.h"
-#include "tokenizer/pre_tokenizer.h"
-#include "tokenizer/token_decoder.h"
-#include "tokenizer/tokenizer.h"
-#include "tokenizer/tokenizer_config.h"
+#include "tokenizer/vocab_tokenizer.h"
 #include "tokenizer/wordpiece_model.h"
 
 namespace brisk {
@@ -23,21 +17,14 @@ namespace brisk {
 // having a vocabulary but no merges, as tokenizers decides).
 bool is_wordpiece_json(const nlohmann::json& root);
 
-class WordPieceTokenizer final : public Tokenizer {
+class WordPieceTokenizer final : public VocabTokenizer<WordPieceModel> {
  public:
   // Parses a tokenizer.json document whose model is WordPiece; `prefix` starts every error
   // message (the file name).
   static Result<std::unique_ptr<WordPieceTokenizer>> from_json(const nlohmann::json& root,
                                                                const std::string& prefix);
 
-  // tokenizer_config.json's bos/eos and add_bos_token/add_eos_token, as for BPE tokenizers.
-  Status apply_config(const TokenizerConfig& config, const std::string& where);
-
   std::vector<int32_t> encode(std::string_view text, AddSpecial add_special) const override;
-  std::string token_bytes(int32_t id, int32_t previous) const override;
-  int32_t vocab_size() const override { return vocab_size_; }
-  bool is_special(int32_t id) const override;
-  std::optional<int32_t> token_to_id(std::string_view token) const override;
 
   // Truncation belongs to the caller (encoders cap input at model_max_length): encode without
   // specials, keep at most max_length - special_token_count() ids, then add_special_tokens()
@@ -46,16 +33,7 @@ class WordPieceTokenizer final : public Tokenizer {
   std::vector<int32_t> add_special_tokens(std::span<const int32_t> ids) const;
 
  private:
-  WordPieceTokenizer(WordPieceModel model, Normalizer normalizer, PreTokenizer pre_tokenizer,
-                     TokenDecoder decoder, std::vector<AddedToken> added, SpecialTokenTemplate specials);
-
-  WordPieceModel model_;
-  Normalizer normalizer_;
-  PreTokenizer pre_tokenizer_;
-  TokenDecoder decoder_;
-  AddedVocabulary added_;  // after normalizer_: built from it
-  SpecialTokenTemplate specials_;
-  int32_t vocab_size_ = 0;
+  using VocabTokenizer::VocabTokenizer;
 };
 
 }  // namespace brisk

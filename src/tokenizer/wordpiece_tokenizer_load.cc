@@ -51,18 +51,10 @@ Result<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::from_json(const 
   // exception escapes the library whatever the file contains.
   try {
     BRISK_ASSIGN(model, parse_model(root["model"], prefix + "model"));
-    BRISK_ASSIGN(normalizer, Normalizer::from_json(member(root, "normalizer"), prefix + "normalizer"));
-    BRISK_ASSIGN(pre_tokenizer,
-                 PreTokenizer::from_json(member(root, "pre_tokenizer"), prefix + "pre_tokenizer"));
-    if (pre_tokenizer.byte_level()) {
+    BRISK_ASSIGN(parts, parse_tokenizer_pipeline(root, prefix));
+    if (parts.pre_tokenizer.byte_level())
       return make_error(prefix + "pre_tokenizer: ByteLevel with a WordPiece model is not supported");
-    }
-    BRISK_ASSIGN(decoder, TokenDecoder::from_json(member(root, "decoder"), prefix + "decoder"));
-    BRISK_ASSIGN(specials, parse_post_processor(member(root, "post_processor"), prefix + "post_processor"));
-    BRISK_ASSIGN(added, AddedVocabulary::parse(member(root, "added_tokens"), prefix + "added_tokens"));
-    return std::unique_ptr<WordPieceTokenizer>(
-        new WordPieceTokenizer(std::move(model), std::move(normalizer), std::move(pre_tokenizer),
-                               std::move(decoder), std::move(added), std::move(specials)));
+    return std::unique_ptr<WordPieceTokenizer>(new WordPieceTokenizer(std::move(model), std::move(parts)));
   } catch (const nlohmann::json::exception& e) {
     return make_error(prefix + "unexpected structure: " + e.what());
   }
