@@ -96,6 +96,43 @@ TEST(Protocol, BadCompletionBodiesAre400s) {
   }
 }
 
+// /v1/embeddings: inputs read as prompts are; wrong types, empty and oversized inputs, truncated and
+// deeply nested bodies are 400s naming the field.
+TEST(Protocol, EmbeddingsBodies) {
+  auto ok = parse_embeddings_body(R"({"model": "m", "input": ["a", [1, 2]], "encoding_format": "base64"})");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->model, "m");
+  EXPECT_TRUE(ok->base64);
+  ASSERT_EQ(ok->inputs.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(ok->inputs[0]), "a");
+  EXPECT_EQ(std::get<std::vector<int32_t>>(ok->inputs[1]), (std::vector<int32_t>{1, 2}));
+  std::string many = R"({"input": [)";
+  for (int i = 0; i < 2049; ++i) many += std::string(i ? "," : "") + "\"x\"";
+  many += "]}";
+  const std::pair<std::string, std::string> bad[] = {
+      {R"({})", "input"},
+      {R"({"input": ""})", "input"},
+      {R"({"input": []})", "input"},
+      {R"({"input": [[]]})", "input"},
+      {R"({"input": [-1]})", "input"},
+      {R"({"input": [4294967296]})", "input"},
+      {R"({"input": [{"a": 1}]})", "input"},
+      {R"({"input": "x", "encoding_format": "int8"})", "encoding_format"},
+      {R"({"input": "x", "dimensions": -3})", "dimensions"},
+      {R"({"input": "x", "dimensions": "8"})", "dimensions"},
+      {R"({"input": "x", "model": 7})", "model"},
+      {R"({"input": "x")", ""},
+      {std::string(100000, '[') + std::string(100000, ']'), ""},
+      {many, "input"},
+  };
+  for (const auto& [body, param] : bad) {
+    auto r = parse_embeddings_body(body);
+    ASSERT_FALSE(r.ok()) << body.substr(0, 80);
+    EXPECT_EQ(r.error().status, 400);
+    EXPECT_EQ(r.error().param, param) << body.substr(0, 80);
+  }
+}
+
 TEST(Protocol, ChatBodies) {
   auto body = parse_chat_body(R"({"model": "m", "messages": [{"role": "system", "content": "Be brief."},
     {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},
@@ -223,6 +260,7 @@ TEST(Fuzz, ParsersSurviveAnyBody) {
       R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "stream": true,
           "stream_options": {"include_usage": true}, "top_logprobs": 1, "logprobs": true})",
       R"({"prompt": [[1,2],[3]], "temperature": 0.5, "seed": -3})",
+      R"({"model": "m", "input": ["a", [1, 2]], "encoding_format": "base64", "dimensions": 8})",
   };
   const std::string alphabet = "{}[]\":,0123456789.eE+-truefalsnl \\u00\xff\x80\n\tabc";
   std::mt19937 rng(1234);
@@ -234,6 +272,10 @@ TEST(Fuzz, ParsersSurviveAnyBody) {
     auto b = parse_chat_body(body);
     if (!b.ok()) {
       EXPECT_GE(b.error().status, 400);
+    }
+    auto e = parse_embeddings_body(body);
+    if (!e.ok()) {
+      EXPECT_GE(e.error().status, 400);
     }
   };
   for (int iter = 0; iter < 20000; ++iter) {

@@ -29,70 +29,33 @@ std::string base64(const std::vector<float>& values) {
   return out;
 }
 
-bool is_token_list(const Json& v) {
-  if (!v.is_array() || v.empty()) return false;
-  for (const Json& t : v)
-    if (!t.is_number_integer()) return false;
-  return true;
-}
-
 }  // namespace
 
-ApiResult<EmbeddingsRequest> OpenAiServer::parse_embeddings(const std::string& body_text) {
-  auto parsed = parse_json(body_text, "request body");
-  if (!parsed || !parsed->is_object()) return invalid_field("", "the request body must be a JSON object");
-  const Json& body = *parsed;
+ApiResult<EmbeddingsRequest> OpenAiServer::parse_embeddings(const std::string& text) {
+  auto body = parse_embeddings_body(text);
+  if (!body) return body.error();
+  if (!body->model.empty() && body->model != options_.model_name)
+    return ApiError{404, "the model '" + body->model + "' does not exist; this server serves '" + options_.model_name + "'",
+                    "invalid_request_error", "model", "model_not_found"};
+  if (body->dimensions != 0 && body->dimensions != embedding_width_)
+    return invalid_field("dimensions", "'dimensions' is not supported: this model's embeddings have " +
+                                           std::to_string(embedding_width_) + " dimensions");
   EmbeddingsRequest r;
-  if (auto m = body.find("model"); m != body.end() && !m->is_null()) {
-    if (!m->is_string()) return invalid_field("model", "'model' must be a string");
-    if (m->get<std::string>() != options_.model_name)
-      return ApiError{404, "the model '" + m->get<std::string>() + "' does not exist; this server serves '" +
-                               options_.model_name + "'", "invalid_request_error", "model", "model_not_found"};
+  r.base64 = body->base64;
+  for (PromptInput& input : body->inputs) {
+    if (auto* text = std::get_if<std::string>(&input))
+      r.inputs.push_back(tokenizer_.encode(*text, AddSpecial::Yes));
+    else
+      r.inputs.push_back(std::move(std::get<std::vector<int32_t>>(input)));
   }
-  if (auto f = body.find("encoding_format"); f != body.end() && !f->is_null()) {
-    if (!f->is_string() || (*f != "float" && *f != "base64"))
-      return invalid_field("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
-    r.base64 = *f == "base64";
-  }
-  if (auto d = body.find("dimensions"); d != body.end() && !d->is_null())
-    if (!d->is_number_integer() || d->get<int64_t>() != embedding_width_)
-      return invalid_field("dimensions", "'dimensions' is not supported: this model's embeddings have " +
-                                             std::to_string(embedding_width_) + " dimensions");
-  auto input = body.find("input");
-  if (input == body.end() || input->is_null()) return invalid_field("input", "'input' is required");
-  auto add_text = [&](const Json& v) -> std::optional<ApiError> {
-    std::vector<int32_t> ids = tokenizer_.encode(v.get<std::string>(), AddSpecial::Yes);
-    r.inputs.push_back(std::move(ids));
-    return std::nullopt;
-  };
-  if (input->is_string()) {
-    add_text(*input);
-  } else if (is_token_list(*input)) {
-    r.inputs.push_back(input->get<std::vector<int32_t>>());
-  } else if (input->is_array() && !input->empty()) {
-    for (const Json& item : *input) {
-      if (item.is_string()) {
-        add_text(item);
-      } else if (is_token_list(item)) {
-        r.inputs.push_back(item.get<std::vector<int32_t>>());
-      } else {
-        return invalid_field("input", "'input' must be a string, a list of strings, a list of token ids, or a "
-                                      "list of token id lists");
-      }
-    }
-  } else {
-    return invalid_field("input", "'input' must be a string, a list of strings, a list of token ids, or a list "
-                                  "of token id lists (not empty)");
-  }
-  if (r.inputs.size() > 2048) return invalid_field("input", "at most 2048 inputs per request");
   for (size_t i = 0; i < r.inputs.size(); ++i) {
-    if (r.inputs[i].empty()) return invalid_field("input", "input " + std::to_string(i) + " is empty");
+    if (r.inputs[i].empty()) return invalid_field("input", "input " + std::to_string(i) + " gives no tokens");
     if (int64_t(r.inputs[i].size()) > embedding_limit_)
       return ApiError{400, "input " + std::to_string(i) + " has " + std::to_string(r.inputs[i].size()) +
                                " tokens, more than the model's " + std::to_string(embedding_limit_),
                       "invalid_request_error", "input", "context_length_exceeded"};
     for (int32_t id : r.inputs[i])
-      if (id < 0 || id >= vocab_size_)
+      if (id >= vocab_size_)
         return invalid_field("input", "token id " + std::to_string(id) + " is outside the vocabulary of " +
                                           std::to_string(vocab_size_));
   }

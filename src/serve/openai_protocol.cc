@@ -162,16 +162,19 @@ bool read_ids(const Json& array, std::vector<int32_t>& out) {
   return true;
 }
 
-std::optional<FieldError> read_prompts(const Json& body, std::vector<PromptInput>& prompts) {
-  const char* shape = "'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids";
-  auto it = body.find("prompt");
-  if (it == body.end() || it->is_null()) return FieldError{"prompt", "'prompt' is required"};
+// `field` ("prompt", or embeddings' "input"): a string, a list of strings, a list of token ids or a
+// list of lists of token ids, none empty.
+std::optional<FieldError> read_prompts(const Json& body, const std::string& field, std::vector<PromptInput>& prompts) {
+  const std::string shape =
+      "'" + field + "' must be a string, a list of strings, a list of token ids or a list of lists of token ids";
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return FieldError{field, "'" + field + "' is required"};
   const Json& p = *it;
   if (p.is_string()) {
     prompts.emplace_back(p.get<std::string>());
   } else if (p.is_array() && !p.empty() && p[0].is_number()) {
     std::vector<int32_t> ids;
-    if (!read_ids(p, ids)) return FieldError{"prompt", shape};
+    if (!read_ids(p, ids)) return FieldError{field, shape};
     prompts.emplace_back(std::move(ids));
   } else if (p.is_array()) {
     for (const Json& item : p) {
@@ -179,20 +182,20 @@ std::optional<FieldError> read_prompts(const Json& body, std::vector<PromptInput
         prompts.emplace_back(item.get<std::string>());
       } else if (item.is_array()) {
         std::vector<int32_t> ids;
-        if (!read_ids(item, ids)) return FieldError{"prompt", shape};
+        if (!read_ids(item, ids)) return FieldError{field, shape};
         prompts.emplace_back(std::move(ids));
       } else {
-        return FieldError{"prompt", shape};
+        return FieldError{field, shape};
       }
     }
   } else {
-    return FieldError{"prompt", shape};
+    return FieldError{field, shape};
   }
-  if (prompts.empty()) return FieldError{"prompt", "'prompt' is empty"};
+  if (prompts.empty()) return FieldError{field, "'" + field + "' is empty"};
   for (const PromptInput& one : prompts) {
     const bool empty = std::holds_alternative<std::string>(one) ? std::get<std::string>(one).empty()
                                                                : std::get<std::vector<int32_t>>(one).empty();
-    if (empty) return FieldError{"prompt", "'prompt' is empty"};
+    if (empty) return FieldError{field, "'" + field + "' is empty"};
   }
   return std::nullopt;
 }
@@ -224,9 +227,34 @@ ApiResult<CompletionBody> parse_completion_body(std::string_view text) {
   if (!json) return json.error();
   CompletionBody body;
   if (auto bad = read_shared(json.value(), Endpoint::Completions, body.params)) return invalid_field(bad->param, bad->message);
-  if (auto bad = read_prompts(json.value(), body.prompts)) return invalid_field(bad->param, bad->message);
+  if (auto bad = read_prompts(json.value(), "prompt", body.prompts)) return invalid_field(bad->param, bad->message);
   if (int64_t(body.prompts.size()) * body.params.n > kMaxChoices)
     return invalid_field("n", "prompts x n must be at most " + std::to_string(kMaxChoices));
+  return body;
+}
+
+ApiResult<EmbeddingsBody> parse_embeddings_body(std::string_view text) {
+  auto json = parse_object(text);
+  if (!json) return json.error();
+  const Json& j = json.value();
+  EmbeddingsBody body;
+  if (auto m = j.find("model"); m != j.end() && !m->is_null()) {
+    if (!m->is_string()) return invalid_field("model", "'model' must be a string");
+    body.model = m->get<std::string>();
+  }
+  if (auto f = j.find("encoding_format"); f != j.end() && !f->is_null()) {
+    if (!f->is_string() || (*f != "float" && *f != "base64"))
+      return invalid_field("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+    body.base64 = *f == "base64";
+  }
+  if (auto d = j.find("dimensions"); d != j.end() && !d->is_null()) {
+    if (!d->is_number_integer() || d->get<int64_t>() <= 0)
+      return invalid_field("dimensions", "'dimensions' must be a positive integer");
+    body.dimensions = d->get<int64_t>();
+  }
+  if (auto bad = read_prompts(j, "input", body.inputs)) return invalid_field(bad->param, bad->message);
+  if (int64_t(body.inputs.size()) > kMaxEmbeddingInputs)
+    return invalid_field("input", "at most " + std::to_string(kMaxEmbeddingInputs) + " inputs per request");
   return body;
 }
 

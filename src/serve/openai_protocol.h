@@ -39,6 +39,14 @@ struct CompletionBody {
   std::vector<PromptInput> prompts;  // one choice group per prompt
 };
 
+struct EmbeddingsBody {
+  std::string model;                // empty: not given
+  std::vector<PromptInput> inputs;  // texts or token ids, none empty
+  bool base64 = false;              // encoding_format "base64" (little-endian float32)
+  int64_t dimensions = 0;           // 0: not given; otherwise must equal the model's width
+};
+constexpr int64_t kMaxEmbeddingInputs = 2048;  // OpenAI's limit per request
+
 struct ChatBody {
   GenerationParams params;
   std::vector<ChatMessage> messages;
@@ -50,6 +58,7 @@ constexpr int32_t kMaxTopLogprobs = 20;
 
 ApiResult<CompletionBody> parse_completion_body(std::string_view body);
 ApiResult<ChatBody> parse_chat_body(std::string_view body);
+ApiResult<EmbeddingsBody> parse_embeddings_body(std::string_view body);
 
 // Checks a tokenized prompt against the context and builds the scheduler request.
 // vocab_size: every id must index the embedding table.
