@@ -250,6 +250,14 @@ TEST(Bert, PoolingConfigAndErrors) {
   p = read_pooling_config(dir);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message.find("pooling_mode_max_tokens"), std::string::npos) << p.error().message;
+  // Hostile files: truncated, the wrong shape, a module folder without its config.
+  for (const char* modules : {R"([{"type": "sentence_transformers.models.Pool)", R"({"type": "Pooling"})",
+                              R"([{"type": "Pooling", "path": "missing"}])"}) {
+    std::ofstream(dir / "modules.json") << modules;
+    p = read_pooling_config(dir);
+    ASSERT_FALSE(p.ok()) << modules;
+    EXPECT_NE(p.error().message.find(dir.string()), std::string::npos) << p.error().message;
+  }
   fs::remove_all(dir);
 
   auto bad = parse_model_config(Json{{"model_type", "bert"}, {"architectures", {"BertForMaskedLM"}}, {"vocab_size", 10},

@@ -165,5 +165,49 @@ TEST(Phi3, LongRopeFrequencies) {
   }
 }
 
+// Hostile configs of the new families: wrong types, lengths and values are errors naming the field.
+TEST(Registry, BadFamilyConfigsNameTheField) {
+  const Json gemma = {{"model_type", "gemma2"}, {"vocab_size", 32}, {"hidden_size", 16}, {"intermediate_size", 8},
+                      {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"head_dim", 8}};
+  const Json bert = {{"model_type", "bert"}, {"architectures", {"BertForSequenceClassification"}}, {"vocab_size", 32},
+                     {"hidden_size", 16}, {"intermediate_size", 8}, {"num_hidden_layers", 1},
+                     {"num_attention_heads", 2}, {"id2label", {{"0", "a"}, {"1", "b"}}}};
+  ASSERT_TRUE(parse_model_config(gemma, "config.json").ok());
+  ASSERT_TRUE(parse_model_config(bert, "config.json").ok());
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {{{"layer_types", {"sliding_attention"}}}, "layer_types"},
+      {{{"layer_types", {"sliding_attention", "chunked"}}}, "layer_types"},
+      {{{"attn_logit_softcapping", -1.0}}, "attn_logit_softcapping"},
+      {{{"final_logit_softcapping", "30"}}, "final_logit_softcapping"},
+      {{{"query_pre_attn_scalar", 0}}, "query_pre_attn_scalar"},
+      {{{"sliding_window", -4}}, "sliding_window"},
+      {{{"use_bidirectional_attention", true}}, "use_bidirectional_attention"},
+      {{{"hidden_activation", "relu"}}, "hidden_activation"},
+  };
+  for (const auto& [patch, field] : cases) {
+    Json c = gemma;
+    c.update(patch);
+    auto r = parse_model_config(c, "config.json");
+    ASSERT_FALSE(r.ok()) << patch.dump();
+    EXPECT_NE(r.error().message.find(field), std::string::npos) << r.error().message;
+  }
+  const std::vector<std::pair<Json, std::string>> bert_cases = {
+      {{{"id2label", {{"", "a"}, {"1", "b"}}}}, "id2label"},
+      {{{"id2label", {{"0", "a"}, {"00", "b"}}}}, "id2label"},
+      {{{"id2label", {{"0", 1}}}}, "id2label"},
+      {{{"id2label", Json::array()}}, "id2label"},
+      {{{"position_embedding_type", "relative_key"}}, "position_embedding_type"},
+      {{{"is_decoder", true}}, "is_decoder"},
+      {{{"type_vocab_size", 0}}, "type_vocab_size"},
+  };
+  for (const auto& [patch, field] : bert_cases) {
+    Json c = bert;
+    c.update(patch);
+    auto r = parse_model_config(c, "config.json");
+    ASSERT_FALSE(r.ok()) << patch.dump();
+    EXPECT_NE(r.error().message.find(field), std::string::npos) << r.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace brisk

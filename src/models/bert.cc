@@ -187,11 +187,16 @@ Result<ModelConfig> parse_bert(const ConfigFields& f, ModelConfig c) {
     if (labels == json.end() || !labels->is_object() || labels->empty())
       return f.error("id2label", "is required for BertForSequenceClassification");
     s.labels.resize(labels->size());
+    std::vector<bool> named(labels->size(), false);
     for (auto it = labels->begin(); it != labels->end(); ++it) {
+      const std::string& key = it.key();
       char* end = nullptr;
-      const long id = std::strtol(it.key().c_str(), &end, 10);
-      if (*end != '\0' || id < 0 || size_t(id) >= s.labels.size() || !it->is_string())
-        return f.error("id2label", "must map the ids 0.." + std::to_string(s.labels.size() - 1) + " to names");
+      const long id = std::strtol(key.c_str(), &end, 10);
+      const bool valid = !key.empty() && *end == '\0' && id >= 0 && size_t(id) < s.labels.size() &&
+                         !named[size_t(id)] && it->is_string();
+      if (!valid)
+        return f.error("id2label", "must map each id 0.." + std::to_string(s.labels.size() - 1) + " once to a name");
+      named[size_t(id)] = true;
       s.labels[size_t(id)] = it->get<std::string>();
     }
   }
