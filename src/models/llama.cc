@@ -72,7 +72,7 @@ struct LlamaWeights {
 class Llama final : public Model {
  public:
   Llama(const ModelConfig& c, Backend& backend, const ModelOptions& options)
-      : Model(c, backend, options), w_(c) {
+      : Model(c, backend, options), w_(c), s_(settings(c)) {
     const int64_t q_dim = c.n_heads * c.head_dim;
     x_ = activation(c.hidden_size);
     h_ = activation(std::max(c.hidden_size, q_dim));
@@ -82,7 +82,7 @@ class Llama final : public Model {
     attn_ = activation(q_dim);
     gate_ = activation(c.intermediate_size);
     up_ = activation(c.intermediate_size);
-    if (settings(c).fused_projections) {
+    if (s_.fused_projections) {
       fused_ = activation(std::max(q_dim + 2 * c.n_kv_heads * c.head_dim, 2 * c.intermediate_size));
     }
     rope_ = RopeTables(backend, c, context_);
@@ -91,7 +91,7 @@ class Llama final : public Model {
   void visit_tensors(const TensorVisitor& visit) override { w_.visit(config_, visit); }
 
   void place_weights() override {
-    if (settings(config_).fused_projections) return;  // already one matrix each
+    if (s_.fused_projections) return;  // already one matrix each
     for (LlamaLayer& L : w_.layers) {
       backend_.place_adjacent({&L.q, &L.k, &L.v});
       backend_.place_adjacent({&L.gate, &L.up});
@@ -130,7 +130,7 @@ class Llama final : public Model {
       project_qkv(L, h, n, q, k, v);
       const KvPools kv = cache.layer(l);
       be.rope_store_kv(q, k, v, n, c.n_heads, batch.positions_dev, rope_.cos(), rope_.sin(), batch.slots_dev, kv);
-      be.attention(q, kv, attn, batch.attention, c.n_heads, {scale, 0.0f, settings(c).layer_windows[size_t(l)]});
+      be.attention(q, kv, attn, batch.attention, c.n_heads, {scale, 0.0f, s_.layer_windows[size_t(l)]});
       be.linear(attn, n, L.o, h);
       be.add_rms_norm(x, h, vec(L.mlp_norm), n, d, eps, h);
 
@@ -168,6 +168,7 @@ class Llama final : public Model {
   }
 
   LlamaWeights w_;
+  LlamaSettings s_;  // the family's settings, out of config_.family once
   // Activations [max_rows, width], allocated once (fused_: the fused products, Phi-3 only).
   Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, fused_;
   RopeTables rope_;

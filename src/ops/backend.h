@@ -64,7 +64,6 @@ struct AttentionParams {
   AttentionParams(float scale_) : scale(scale_) {}  // plain causal attention (implicit on purpose)
   AttentionParams(float scale_, float softcap_, int64_t window_, AttentionMask mask_ = AttentionMask::Causal)
       : scale(scale_), softcap(softcap_), window(window_), mask(mask_) {}
-  bool plain() const { return softcap == 0.0f && window == 0 && mask == AttentionMask::Causal; }
   // The first key position a query at position `pos` sees.
   int64_t first_key(int64_t pos) const { return window > 0 && pos >= window ? pos - window + 1 : 0; }
   // One past the last key position a query at `pos` sees, in a chunk ending at position `chunk_end`.
