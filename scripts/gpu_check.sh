@@ -3,7 +3,8 @@
 #   scripts/gpu_check.sh [--no-bench] [--sanitize] [--build-only]
 # Logs and the benchmark JSON (at most 8 files: the device tool returns no more) go under $OUT (default: build-gpu/out); a short summary
 # is printed last. Builds only what the GPU checks need (brisk_cuda, the two test programs, the
-# benchmark) with its own build folder, build-gpu.
+# benchmark) with its own build folder, build-gpu. SRC=DIR builds another source tree (a base
+# revision for bench/cuda_ab.sh) in DIR/build-gpu; TARGETS="a b" replaces the target list.
 #
 # Machines without the project's Debian dev packages (the lent GPU machines have none): put the
 # .deb files in .debs/ (see below) and they are unpacked into a private sysroot that CMake is
@@ -16,7 +17,8 @@
 # they can be found.)
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=${SRC:-$(cd "$(dirname "$0")/.." && pwd)}
+DEBS=$(cd "$(dirname "$0")/.." && pwd)/.debs
 BUILD="$ROOT/build-gpu"
 OUT=${OUT:-$BUILD/out}
 BENCH=1
@@ -44,10 +46,10 @@ NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVCC")
 
 # Dev packages from .debs/ when present: a private sysroot, found through explicit package dirs.
-if compgen -G "$ROOT/.debs/*.deb" >/dev/null; then
-  SYSROOT=/tmp/brisk-sysroot
+if compgen -G "$DEBS/*.deb" >/dev/null; then
+  SYSROOT=${SYSROOT:-/tmp/brisk-sysroot}  # SYSROOT=DIR when two builds run at once
   rm -rf "$SYSROOT" && mkdir -p "$SYSROOT"
-  for deb in "$ROOT"/.debs/*.deb; do dpkg -x "$deb" "$SYSROOT"; done
+  for deb in "$DEBS"/*.deb; do dpkg -x "$deb" "$SYSROOT"; done
   LIBDIR="$SYSROOT/usr/lib/x86_64-linux-gnu"
   # pkgconf from the sysroot needs its library; a wrapper keeps LD_LIBRARY_PATH away from the rest.
   cat >"$SYSROOT/pkg-config" <<EOF
@@ -72,7 +74,7 @@ if ! cmake -S "$ROOT" -B "$BUILD" "${CMAKE_ARGS[@]}" >"$OUT/configure.log" 2>&1;
   echo "SUMMARY: configure FAILED (see $OUT/configure.log)"
   exit 1
 fi
-TARGETS=(brisk_cuda cuda_ops_test cuda_quant_ops_test cuda_model_test cuda_runtime_test cuda_quant_model_test)
+read -r -a TARGETS <<<"${TARGETS:-brisk_cuda cuda_ops_test cuda_quant_ops_test cuda_model_test cuda_runtime_test cuda_quant_model_test}"
 [ "$BENCH" = 1 ] && TARGETS+=(cuda_op_bench)
 if ! ninja -C "$BUILD" -j"${JOBS:-16}" "${TARGETS[@]}" >"$OUT/build.log" 2>&1; then
   grep -E "error|FAILED" "$OUT/build.log" | head -40

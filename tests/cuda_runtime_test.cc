@@ -1,14 +1,16 @@
 // The runtime on the CUDA backend with a real model (sotu-llama): batched greedy decoding gives
 // every sequence the tokens it gets alone -- through the scheduler (paged attention over many
 // block tables) and through the token runner (device argmax and sampling, recorded decode
-// steps replayed as CUDA graphs). Skips without a GPU or without the model. The model folder is
-// $BRISK_MODELS/sotu-llama when set (the GPU machine gets models carried in), else ../shared.
+// steps replayed as CUDA graphs); and the BERT fixture's embeddings and logits on the GPU. Skips
+// without a GPU or without the model. The model folder is $BRISK_MODELS/sotu-llama when set (the
+// GPU machine gets models carried in), else ../shared.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
+#include "bert_golden.h"
 #include "greedy_requests.h"
 #include "runtime/scheduler.h"
 
@@ -142,6 +144,13 @@ TEST_F(CudaRuntime, SampledGenerateAgreesAcrossGraphsAndTheCpu) {
   std::printf("[cuda-err] sampled generate: cpu and cuda agree on the first %zu of %zu tokens\n", shared,
               launched->ids.size());
   EXPECT_GE(shared, 8u);
+}
+
+TEST(CudaEncoder, BertMatchesTransformers) {
+  BackendOptions gpu;
+  gpu.device = "cuda";
+  if (auto backend = make_backend(gpu); !backend.ok()) GTEST_SKIP() << backend.error().message;
+  bert_golden::check_bert_golden("cuda");
 }
 
 }  // namespace

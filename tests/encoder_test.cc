@@ -13,6 +13,7 @@
 #include <random>
 
 #include "backends/cpu/cpu_backend.h"
+#include "bert_golden.h"
 #include "formats/safetensors.h"
 #include "golden_fixture.h"
 #include "runtime/embedding.h"
@@ -234,6 +235,8 @@ TEST(Bert, ClassifierMatchesAScalarForward) {
   EXPECT_NEAR(total, 1.0, 1e-6);
 }
 
+TEST(Bert, MatchesTransformersAndSentenceTransformers) { bert_golden::check_bert_golden("cpu"); }
+
 TEST(Bert, PoolingConfigAndErrors) {
   const fs::path dir = fs::temp_directory_path() / ("brisk-pooling-" + std::to_string(::getpid()));
   fs::create_directories(dir / "1_Pooling");
@@ -250,6 +253,22 @@ TEST(Bert, PoolingConfigAndErrors) {
   p = read_pooling_config(dir);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message.find("pooling_mode_max_tokens"), std::string::npos) << p.error().message;
+  // sentence-transformers 5 names the mode instead ("pooling_mode": "mean"); a name or a list of one.
+  std::ofstream(dir / "1_Pooling/config.json") << R"({"pooling_mode": "lasttoken", "include_prompt": true})";
+  p = read_pooling_config(dir);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->pooling, Pooling::Last);
+  std::ofstream(dir / "1_Pooling/config.json") << R"({"pooling_mode": ["cls"]})";
+  p = read_pooling_config(dir);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->pooling, Pooling::Cls);
+  for (const char* config : {R"({"pooling_mode": "max"})", R"({"pooling_mode": 3})", R"({"pooling_mode": ["mean", "cls"]})",
+                             R"({"pooling_mode": "mean", "pooling_mode_cls_token": true})", R"({})"}) {
+    std::ofstream(dir / "1_Pooling/config.json") << config;
+    p = read_pooling_config(dir);
+    ASSERT_FALSE(p.ok()) << config;
+    EXPECT_NE(p.error().message.find("1_Pooling"), std::string::npos) << p.error().message;
+  }
   // Hostile files: truncated, the wrong shape, a module folder without its config.
   for (const char* modules : {R"([{"type": "sentence_transformers.models.Pool)", R"({"type": "Pooling"})",
                               R"([{"type": "Pooling", "path": "missing"}])"}) {

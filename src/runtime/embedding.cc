@@ -39,17 +39,27 @@ Result<PoolingConfig> read_pooling_config(const fs::path& dir, Pooling fallback)
     if (!type.ends_with("Pooling")) continue;
     const fs::path config_path = dir / path / "config.json";
     BRISK_ASSIGN(config, read_json_file(config_path));
-    auto flag = [&](const char* key) { return config.contains(key) && config[key].is_boolean() && config[key].get<bool>(); };
-    int modes = 0;
-    if (flag("pooling_mode_mean_tokens")) out.pooling = Pooling::Mean, ++modes;
-    if (flag("pooling_mode_cls_token")) out.pooling = Pooling::Cls, ++modes;
-    if (flag("pooling_mode_lasttoken")) out.pooling = Pooling::Last, ++modes;
-    for (const char* unsupported : {"pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
-                                    "pooling_mode_weightedmean_tokens"})
-      if (flag(unsupported))
-        return make_error(config_path.string() + ": '" + unsupported + "' is not supported (mean, cls, last token)");
-    if (modes != 1)
-      return make_error(config_path.string() + ": expected exactly one pooling mode, found " + std::to_string(modes));
+    // sentence-transformers 5 writes one "pooling_mode" name; earlier versions one boolean
+    // "pooling_mode_*" flag per mode. Either way exactly one mode, and one brisk implements.
+    std::vector<std::string> modes;
+    if (config.contains("pooling_mode")) {
+      const Json& mode = config["pooling_mode"];
+      for (const Json& m : mode.is_array() ? mode : Json::array({mode})) {
+        if (!m.is_string()) return make_error(config_path.string() + ": 'pooling_mode' must be a name or a list of names");
+        modes.push_back(m.get<std::string>());
+      }
+    }
+    for (const char* key : {"pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_tokens",
+                            "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                            "pooling_mode_lasttoken"})
+      if (config.contains(key) && config[key].is_boolean() && config[key].get<bool>()) modes.push_back(key);
+    if (modes.size() != 1)
+      return make_error(config_path.string() + ": expected exactly one pooling mode, found " + std::to_string(modes.size()));
+    const std::string& mode = modes[0];
+    if (mode == "mean" || mode == "pooling_mode_mean_tokens") out.pooling = Pooling::Mean;
+    else if (mode == "cls" || mode == "pooling_mode_cls_token") out.pooling = Pooling::Cls;
+    else if (mode == "lasttoken" || mode == "pooling_mode_lasttoken") out.pooling = Pooling::Last;
+    else return make_error(config_path.string() + ": pooling mode '" + mode + "' is not supported (mean, cls, lasttoken)");
   }
   return out;
 }
