@@ -29,15 +29,19 @@ TEST(Registry, UnknownModelTypeListsTheKnownOnes) {
 }
 
 // Every tensor of every registered family has a distinct Hugging Face name and a distinct GGUF
-// name (the mapping is derived from the roles, so two roles must never meet on one name).
+// name (the mapping is derived from the roles and the architecture's renamed roles, so two roles
+// must never meet on one name).
 TEST(Registry, RolesGiveDistinctNames) {
-  for (const char* dir : {"llama-mqa-bias", "gpt2", "qwen2"}) {
+  for (const char* dir : {"llama-mqa-bias", "gpt2", "qwen2", "phi3", "gemma2", "gemma3", "bert", "bert-cls"}) {
     auto c = load_model_config(golden::kDir + dir + "/config.json");
     ASSERT_TRUE(c.ok()) << c.error().message;
+    const GgufArchitecture* arch = nullptr;
+    for (const GgufArchitecture& g : c->arch->gguf)
+      if (g.model_type == c->model_type) arch = &g;
     std::set<std::string> hf, gguf;
     for (const TensorSpec& s : c->arch->tensors(*c)) {
       EXPECT_TRUE(hf.insert(s.name).second) << s.name;
-      EXPECT_TRUE(gguf.insert(gguf_tensor_name(s)).second) << gguf_tensor_name(s);
+      EXPECT_TRUE(gguf.insert(gguf_tensor_name(s, arch)).second) << gguf_tensor_name(s, arch);
       EXPECT_EQ(s.name.rfind(s.module, 0), 0u) << s.name << " module " << s.module;
     }
   }

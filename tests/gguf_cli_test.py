@@ -1,8 +1,12 @@
 """The brisk CLI on .gguf files: the shared models converted by tests/gguf_writer.py (BF16, so the
 weights are bit-identical to the safetensors) must generate what transformers generated
-(tests/fixtures/reference/shared-models.json), and a corrupt file must fail cleanly."""
+(tests/fixtures/reference/shared-models.json), the BERT fixture's GGUF must embed as
+sentence-transformers did with its pooling_type as the default, and a corrupt file must fail
+cleanly."""
+import array
 import json
 import os
+import struct
 import subprocess
 import sys
 import unittest
@@ -25,6 +29,16 @@ def converted(model):
     return out
 
 
+def f32_tensors(path):
+    """The F32 tensors of a safetensors file, flattened."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    return {name: array.array("f", data[info["data_offsets"][0]:info["data_offsets"][1]]).tolist()
+            for name, info in header.items() if name != "__metadata__" and info["dtype"] == "F32"}
+
+
 class GgufCli(unittest.TestCase):
     def test_generate_matches_transformers(self):
         for model in MODELS:
@@ -43,6 +57,22 @@ class GgufCli(unittest.TestCase):
         names = {t["name"] for t in out["tensors"]}
         self.assertIn("model.layers.0.self_attn.q_proj.bias", names)
         self.assertIn("model.embed_tokens.weight", names)
+
+    def test_bert_embeddings_follow_pooling_type(self):
+        """The BERT fixture as llama.cpp converts it: bert.pooling_type (mean) and llama.cpp's
+        normalization are the defaults, and the vectors are sentence-transformers'."""
+        folder = os.path.join(FIXTURES, "golden", "bert")
+        gguf = os.path.join(WORK, "cli-bert-f32.gguf")
+        if not os.path.exists(gguf) or os.path.getmtime(gguf) < os.path.getmtime(WRITER):
+            subprocess.run([sys.executable, WRITER, "model", folder, gguf, "--type", "f32"], check=True)
+        want = f32_tensors(os.path.join(folder, "embeddings.safetensors"))
+        out = brisk_json("embed", "-m", gguf, "-p", "The State of the Union is strong.")
+        self.assertEqual(out["pooling"], "mean")
+        self.assertTrue(out["normalize"])
+        got = out["data"][0]["embedding"]
+        expected = want["mean_normalized.0"]
+        self.assertEqual(len(got), len(expected))
+        self.assertLess(max(abs(a - b) for a, b in zip(got, expected)), 1e-5)
 
     def test_corrupt_file_fails_cleanly(self):
         bad = os.path.join(WORK, "truncated.gguf")

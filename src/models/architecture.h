@@ -21,12 +21,28 @@ class Model;
 struct ModelOptions;
 class GgufFile;
 
-// How a GGUF file of one general.architecture value maps onto this family.
+// A role whose llama.cpp tensor name in this architecture differs from the role table's
+// (models/tensor_spec.cc kRoleNames): BERT's post-norms are attn_output_norm / layer_output_norm.
+struct GgufRoleName {
+  Role role;
+  std::string_view gguf;  // blk.N.<gguf>.weight
+};
+
+// How a GGUF file of one general.architecture value maps onto this family. Everything an
+// architecture's files do differently from the Hugging Face layout is said here, so the mapping
+// (models/gguf_model.cc) stays generic.
 struct GgufArchitecture {
   std::string_view name;      // general.architecture
   std::string_view model_type;  // the config.json model_type it stands for
   // llama.cpp's converter interleaves the rotary halves of each Q and K head for these.
   bool rotary_rows_interleaved = false;
+  // llama.cpp's converter stored norm weights with their TensorSpec::load_offset already added
+  // (Gemma: 1 + w): the mapping subtracts it again, so the store holds Hugging Face's w.
+  bool norms_hold_offset = false;
+  std::vector<GgufRoleName> role_names{};  // exceptions to the role table's names
+  // Tensors that hold configuration rather than weights (Phi-3's LongRoPE factors, Llama 3.1's
+  // rope_freqs): the family's gguf_config reads them, the weight store skips them.
+  std::vector<std::string_view> config_tensors{};
 };
 
 struct Architecture {

@@ -8,6 +8,7 @@
 #include <any>
 #include <cmath>
 
+#include "models/gguf_model.h"
 #include "models/model.h"
 
 namespace brisk {
@@ -214,6 +215,34 @@ Result<ModelConfig> parse_bert(const ConfigFields& f, ModelConfig c) {
   return c;
 }
 
+// llama.cpp's bert metadata as config.json fields (convert_hf_to_gguf.py, BertModel; llama-model.cpp).
+// The converter drops the pooler (pooler.dense) and keeps only BertForSequenceClassification's
+// classifier (as cls.output): transformers' classifier runs on tanh(pooler(x[CLS])), so such a
+// file cannot give its logits and is refused. Pooling (bert.pooling_type) is read by
+// runtime/embedding; the hidden activation is not recorded: BERT's exact (erf) GELU.
+Result<Json> bert_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
+  BRISK_ASSIGN(common, read_gguf_common(f, arch));
+  const std::string a = std::string(arch.name) + ".";
+  const std::string where = f.path().string();
+  if (f.find_tensor("cls.output.weight"))
+    return make_error(where + ": tensor 'cls.output.weight': a sequence classifier; llama.cpp's converter drops BERT's "
+                      "pooler, which transformers applies before it, so brisk loads only BertModel encoders from GGUF");
+  BRISK_ASSIGN(eps, f.number(a + "attention.layer_norm_epsilon"));
+  BRISK_ASSIGN(causal, f.optional_bool(a + "attention.causal"));
+  if (causal && *causal) return make_error(where + ": metadata '" + a + "attention.causal' = true: BERT encoders are bidirectional");
+  if (common.kv_heads != common.heads)
+    return make_error(where + ": metadata '" + a + "attention.head_count_kv' differs from head_count (BERT has none)");
+  const GgufTensorInfo* types = f.find_tensor("token_types.weight");
+  if (!types || types->ne.size() != 2)
+    return make_error(where + ": tensor 'token_types.weight' missing or not a matrix");
+  Json j = common.json;
+  j.update({{"architectures", {"BertModel"}}, {"hidden_size", common.hidden}, {"intermediate_size", common.ff},
+            {"num_hidden_layers", common.layers}, {"num_attention_heads", common.heads},
+            {"max_position_embeddings", common.context}, {"type_vocab_size", types->ne[1]},
+            {"layer_norm_eps", eps}, {"hidden_act", "gelu"}});
+  return j;
+}
+
 }  // namespace
 
 extern const Architecture kBertArchitecture{
@@ -222,8 +251,12 @@ extern const Architecture kBertArchitecture{
     .parse_config = parse_bert,
     .tensors = collect_tensor_specs<BertWeights>,
     .make = construct_model<Bert>,
-    .gguf = {},  // llama.cpp's bert GGUF files: not mapped yet
-    .gguf_config = nullptr,
+    // BERT's post-norms (after each residual add) have their own llama.cpp names; the rest follow
+    // the role table (token_types, position_embd, token_embd_norm, attn_q/k/v, attn_output,
+    // ffn_up, ffn_down).
+    .gguf = {{.name = "bert", .model_type = "bert",
+              .role_names = {{Role::AttnPostNorm, "attn_output_norm"}, {Role::MlpPostNorm, "layer_output_norm"}}}},
+    .gguf_config = bert_gguf_config,
 };
 
 }  // namespace brisk

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <optional>
 
+#include "models/gguf_model.h"
 #include "models/model.h"
 #include "models/rope_tables.h"
 
@@ -252,6 +253,110 @@ Result<ModelConfig> parse_gemma(const ConfigFields& f, ModelConfig c) {
   return c;
 }
 
+// Which layers attend through the window in a GGUF file. llama.cpp (llama-model.cpp, load_hparams
+// for GEMMA2 / GEMMA3) uses a period: layer l slides unless l % period == period - 1 (gemma2: 2,
+// gemma3: 6, or {arch}.attention.sliding_window_pattern as an integer); other architectures
+// write that key as one bool per layer, which is read too.
+Result<Json> gguf_layer_types(const GgufFile& f, const std::string& a, int64_t layers, int64_t default_period) {
+  int64_t period = default_period;
+  std::vector<bool> sliding(static_cast<size_t>(layers));
+  const std::string key = a + "attention.sliding_window_pattern";
+  const GgufValue* pattern = f.find(key);
+  if (pattern && pattern->type == GgufType::Array) {
+    if (int64_t(pattern->integers.size()) != layers || pattern->element_type != GgufType::Bool)
+      return make_error(f.path().string() + ": metadata '" + key + "' must be one bool per layer (" +
+                        std::to_string(layers) + ")");
+    for (int64_t l = 0; l < layers; ++l) sliding[size_t(l)] = pattern->integers[size_t(l)] != 0;
+  } else {
+    BRISK_ASSIGN(given, f.optional_integer(key));
+    period = given.value_or(default_period);
+    if (period < 1) return make_error(f.path().string() + ": metadata '" + key + "' must be at least 1");
+    for (int64_t l = 0; l < layers; ++l) sliding[size_t(l)] = l % period < period - 1;
+  }
+  Json types = Json::array();
+  for (bool s : sliding) types.push_back(s ? "sliding_attention" : "full_attention");
+  return types;
+}
+
+// llama.cpp's gemma2 / gemma3 metadata as config.json fields (convert_hf_to_gguf.py, Gemma2Model
+// and Gemma3Model; llama-model.cpp, load_hparams). Norms come as 1 + w (norms_hold_offset below).
+Result<Json> gemma_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
+  BRISK_ASSIGN(common, read_gguf_common(f, arch));
+  const std::string a = std::string(arch.name) + ".";
+  const std::string where = f.path().string();
+  const bool gemma3 = arch.model_type == "gemma3_text";
+  BRISK_ASSIGN(eps, f.number(a + "attention.layer_norm_rms_epsilon"));
+  BRISK_ASSIGN(key_length, f.optional_integer(a + "attention.key_length"));
+  BRISK_ASSIGN(value_length, f.optional_integer(a + "attention.value_length"));
+  const int64_t head_dim = key_length.value_or(common.heads > 0 ? common.hidden / common.heads : 0);
+  if (value_length && *value_length != head_dim)
+    return make_error(where + ": attention.key_length and value_length differ; brisk needs equal head sizes");
+  BRISK_ASSIGN(rope_dims, f.optional_integer(a + "rope.dimension_count"));
+  if (rope_dims && *rope_dims != head_dim)
+    return make_error(where + ": metadata '" + a + "rope.dimension_count' = " + std::to_string(*rope_dims) +
+                      " rotates part of each head; brisk supports full rotary only");
+  Json j = common.json;
+  j.update({{"hidden_size", common.hidden}, {"intermediate_size", common.ff}, {"num_hidden_layers", common.layers},
+            {"num_attention_heads", common.heads}, {"num_key_value_heads", common.kv_heads},
+            {"head_dim", head_dim}, {"max_position_embeddings", common.context}, {"rms_norm_eps", eps},
+            {"tie_word_embeddings", !f.find_tensor("output.weight")}});
+
+  // The query scale: llama.cpp derives it (no key): 1/sqrt(hidden / heads) for the 27B models
+  // (recognized by their layer count: Gemma-2 46, Gemma-3 62), 1/sqrt(head_dim) otherwise. A
+  // file may state it as {arch}.attention.scale (the key other llama.cpp architectures use).
+  BRISK_ASSIGN(scale, f.optional_number(a + "attention.scale"));
+  if (scale && !(*scale > 0)) return make_error(where + ": metadata '" + a + "attention.scale' must be positive");
+  const bool size_27b = common.layers == (gemma3 ? 62 : 46);
+  j["query_pre_attn_scalar"] = scale ? 1.0 / (*scale * *scale)
+                                     : double(size_27b && common.heads > 0 ? common.hidden / common.heads : head_dim);
+
+  // Soft-caps. Gemma-2: llama.cpp (and transformers) default to 50 / 30 when absent; brisk's
+  // writer stores 0 for a checkpoint without one (llama.cpp's converter cannot express that).
+  // Gemma-3 has no attention cap and a final one only when the file says so.
+  BRISK_ASSIGN(attn_cap, f.optional_number(a + "attn_logit_softcapping"));
+  BRISK_ASSIGN(final_cap, f.optional_number(a + "final_logit_softcapping"));
+  const auto cap = [](std::optional<double> v, double absent) -> Json {
+    const double x = v.value_or(absent);
+    return x > 0 ? Json(x) : Json(nullptr);
+  };
+  j["attn_logit_softcapping"] = gemma3 ? Json(nullptr) : cap(attn_cap, 50.0);
+  j["final_logit_softcapping"] = cap(final_cap, gemma3 ? 0.0 : 30.0);
+
+  // Windows: Gemma-2 defaults to 4096; a Gemma-3 file without a window has no sliding layers.
+  BRISK_ASSIGN(window, f.optional_integer(a + "attention.sliding_window"));
+  const bool windowed = window && *window > 0;
+  if (gemma3 && !windowed) {
+    j["layer_types"] = Json(std::vector<std::string>(size_t(common.layers), "full_attention"));
+  } else {
+    BRISK_ASSIGN(types, gguf_layer_types(f, a, common.layers, gemma3 ? 6 : 2));
+    j["layer_types"] = std::move(types);
+  }
+  j["sliding_window"] = windowed ? *window : 4096;
+
+  // Rope: rope.freq_base for global layers; Gemma-3's sliding layers use rope.freq_base_swa
+  // (written by newer converters from rope_parameters.sliding_attention), else 10000, the value
+  // llama.cpp fixed for them and every released Gemma-3 uses. Linear scaling applies to the
+  // global layers only, as in transformers.
+  BRISK_ASSIGN(theta, f.optional_number(a + "rope.freq_base"));
+  Json global = {{"rope_type", "default"}, {"rope_theta", theta.value_or(10000.0)}};
+  BRISK_ASSIGN(scaling, f.optional_string(a + "rope.scaling.type"));
+  BRISK_ASSIGN(factor, f.optional_number(a + "rope.scaling.factor"));
+  if (scaling == "linear") {
+    global = {{"rope_type", "linear"}, {"rope_theta", theta.value_or(10000.0)}, {"factor", factor.value_or(1.0)}};
+  } else if (scaling && *scaling != "none") {
+    return make_error(where + ": metadata '" + a + "rope.scaling.type' = '" + *scaling +
+                      "' is not supported (supported: none, linear)");
+  }
+  if (gemma3) {
+    BRISK_ASSIGN(local_theta, f.optional_number(a + "rope.freq_base_swa"));
+    j["rope_parameters"] = {{"full_attention", global},
+                            {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", local_theta.value_or(10000.0)}}}};
+  } else {
+    j["rope_parameters"] = global;
+  }
+  return j;
+}
+
 }  // namespace
 
 extern const Architecture kGemmaArchitecture{
@@ -260,9 +365,13 @@ extern const Architecture kGemmaArchitecture{
     .parse_config = parse_gemma,
     .tensors = collect_tensor_specs<GemmaWeights>,
     .make = construct_model<Gemma>,
-    // llama.cpp's converter stores Gemma's norms as 1 + w: not mapped yet.
-    .gguf = {},
-    .gguf_config = nullptr,
+    // llama.cpp's converter stores every *norm.weight as 1 + w (Gemma2Model / Gemma3Model
+    // modify_tensors) and keeps q/k rows in Hugging Face's order (NEOX rope); lm_head is dropped
+    // (tied). post_attention_layernorm is post_attention_norm, pre_feedforward_layernorm ffn_norm,
+    // post_feedforward_layernorm post_ffw_norm: the role table's names.
+    .gguf = {{.name = "gemma2", .model_type = "gemma2", .norms_hold_offset = true},
+             {.name = "gemma3", .model_type = "gemma3_text", .norms_hold_offset = true}},
+    .gguf_config = gemma_gguf_config,
 };
 
 }  // namespace brisk

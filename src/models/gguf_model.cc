@@ -10,25 +10,27 @@ namespace {
 // How a GGUF tensor becomes its Hugging Face counterpart.
 enum class Layout {
   AsIs,
-  UnpermuteQ,  // llama.cpp interleaved the rotary halves of each Q head: put them back
-  UnpermuteK,  // the same over the K heads
-  Transpose,   // Conv1D: GGUF holds [out, in], Hugging Face [in, out]
+  UnpermuteQ,      // llama.cpp interleaved the rotary halves of each Q head: put them back
+  UnpermuteK,      // the same over the K heads
+  Transpose,       // Conv1D: GGUF holds [out, in], Hugging Face [in, out]
+  SubtractOffset,  // the file holds w + load_offset (Gemma's 1 + w norms): store w
 };
 
 struct Mapping {
-  std::string hf_name;
+  const TensorSpec* spec = nullptr;
   Layout layout = Layout::AsIs;
 };
 
 // Every tensor the architecture declares, by its GGUF name.
-std::map<std::string, Mapping> gguf_names(const ModelConfig& config, const GgufArchitecture& arch) {
+std::map<std::string, Mapping> gguf_names(const std::vector<TensorSpec>& specs, const GgufArchitecture& arch) {
   std::map<std::string, Mapping> out;
-  for (const TensorSpec& spec : config.arch->tensors(config)) {
+  for (const TensorSpec& spec : specs) {
     Layout layout = Layout::AsIs;
     if (arch.rotary_rows_interleaved && spec.role == Role::AttnQ) layout = Layout::UnpermuteQ;
     if (arch.rotary_rows_interleaved && spec.role == Role::AttnK) layout = Layout::UnpermuteK;
     if (spec.kind == TensorKind::TransposedMatrix) layout = Layout::Transpose;
-    out[gguf_tensor_name(spec)] = Mapping{spec.name, layout};
+    if (arch.norms_hold_offset && spec.load_offset != 0.0f) layout = Layout::SubtractOffset;
+    out[gguf_tensor_name(spec, &arch)] = Mapping{&spec, layout};
   }
   return out;
 }
@@ -95,9 +97,12 @@ Result<GgufCommon> read_gguf_common(const GgufFile& f, const GgufArchitecture& a
   return c;
 }
 
-std::string gguf_tensor_name(const TensorSpec& spec) {
+std::string gguf_tensor_name(const TensorSpec& spec, const GgufArchitecture* arch) {
   const std::string part = spec.part == Part::Weight ? ".weight" : ".bias";
-  const std::string role = role_gguf_name(spec.role);
+  std::string role = role_gguf_name(spec.role);
+  if (arch)
+    for (const GgufRoleName& r : arch->role_names)
+      if (r.role == spec.role) role = r.gguf;
   return spec.layer == kNoLayer ? role + part : "blk." + std::to_string(spec.layer) + "." + role + part;
 }
 
@@ -118,19 +123,20 @@ Result<WeightStore> gguf_weight_store(std::shared_ptr<const GgufFile> file, cons
   BRISK_ASSIGN(arch_name, file->string("general.architecture"));
   const GgufArchitecture* arch = find_gguf_architecture(arch_name).second;
   if (!arch) return make_error(where + ": metadata 'general.architecture' = '" + arch_name + "' is not supported");
-  const std::map<std::string, Mapping> names = gguf_names(config, *arch);
+  const std::vector<TensorSpec> specs = config.arch->tensors(config);
+  const std::map<std::string, Mapping> names = gguf_names(specs, *arch);
+  for (const auto& [name, mapping] : names)
+    if (mapping.spec->presence == Presence::Required && !file->find_tensor(name))
+      return make_error(where + ": tensor '" + name + "' (" + mapping.spec->name + ") is missing");
   for (const GgufTensorInfo& t : file->tensors()) {
-    if (t.name == "rope_freqs.weight") {  // Llama 3.1's rope scaling as per-frequency divisors
-      std::vector<float> factors(size_t(t.numel()));
-      BRISK_TRY(file->dequantize(t, factors.data()));
-      for (float x : factors)
-        if (x != 1.0f)
-          return make_error(where + ": tensor 'rope_freqs.weight' scales rotary frequencies (Llama 3.1 style); not supported yet");
-      continue;
-    }
+    bool config_tensor = false;  // read by the family's gguf_config already
+    for (std::string_view c : arch->config_tensors) config_tensor = config_tensor || t.name == c;
+    if (config_tensor) continue;
     auto found = names.find(t.name);
-    const Mapping* mapping = found == names.end() ? nullptr : &found->second;
-    if (!mapping) return make_error(where + ": unexpected tensor '" + t.name + "' for architecture '" + config.model_type + "'");
+    if (found == names.end())
+      return make_error(where + ": unexpected tensor '" + t.name + "' for architecture '" + config.model_type + "'");
+    const Mapping* mapping = &found->second;
+    const std::string& hf_name = mapping->spec->name;
     if (t.ne.size() > 2) return make_error(where + ": tensor '" + t.name + "' has " + std::to_string(t.ne.size()) + " dimensions (weights have 1 or 2)");
 
     Tensor out;
@@ -139,7 +145,7 @@ Result<WeightStore> gguf_weight_store(std::shared_ptr<const GgufFile> file, cons
     if (dtype && mapping->layout == Layout::AsIs) {  // used in place from the mapping
       out.dtype = *dtype;
       out.data = const_cast<uint8_t*>(t.data);
-      tensors[mapping->hf_name] = StoredTensor{out, where};
+      tensors[hf_name] = StoredTensor{out, where};
       continue;
     }
     // Everything else is decoded (or copied) into memory the store owns.
@@ -158,6 +164,20 @@ Result<WeightStore> gguf_weight_store(std::shared_ptr<const GgufFile> file, cons
       std::shared_ptr<uint8_t[]> permuted(new uint8_t[n * es]);
       unpermute_rows(decoded.get(), permuted.get(), rows, row_bytes, heads);
       decoded = std::move(permuted);
+    } else if (mapping->layout == Layout::SubtractOffset) {
+      // In fp32: bind() adds the offset back, which gives the file's value exactly when it is
+      // at least 0.5 (g - 1 is then exact), otherwise within an ulp of 1.
+      if (out.dtype != DType::F32) {
+        std::shared_ptr<uint8_t[]> widened(new uint8_t[n * 4]);
+        for (size_t i = 0; i < n; ++i) {
+          const float x = load_as_f32(decoded.get(), out.dtype, i);
+          std::memcpy(widened.get() + 4 * i, &x, 4);
+        }
+        decoded = std::move(widened);
+        out.dtype = DType::F32;
+      }
+      float* values = reinterpret_cast<float*>(decoded.get());
+      for (size_t i = 0; i < n; ++i) values[i] -= mapping->spec->load_offset;
     } else if (mapping->layout == Layout::Transpose && out.rank() == 2) {  // biases stay as they are
       std::shared_ptr<uint8_t[]> transposed(new uint8_t[n * es]);
       for (int64_t r = 0; r < rows; ++r)
@@ -168,7 +188,7 @@ Result<WeightStore> gguf_weight_store(std::shared_ptr<const GgufFile> file, cons
     }
     out.data = decoded.get();
     owners.push_back(std::move(decoded));
-    tensors[mapping->hf_name] = StoredTensor{out, where};
+    tensors[hf_name] = StoredTensor{out, where};
   }
   return WeightStore::from_tensors(std::move(tensors), file->path().filename().string() + " (GGUF)", std::move(owners));
 }

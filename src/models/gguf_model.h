@@ -1,8 +1,8 @@
 // A llama.cpp model file (.gguf) seen as a Hugging Face checkpoint: the architecture keys become
 // a ModelConfig through the family's declaration, the tensors are renamed to the Hugging Face
 // names of the same roles and brought to the Hugging Face layout (rotary rows un-interleaved
-// where llama.cpp's converter interleaved them, Conv1D matrices back to [in, out]), and quantized
-// tensors are dequantized to fp32. The models then load them exactly as they load safetensors.
+// where llama.cpp's converter interleaved them, Conv1D matrices back to [in, out], norms stored as
+// 1 + w back to w), and quantized tensors are dequantized to fp32. The models then load them exactly as they load safetensors.
 #pragma once
 
 #include <filesystem>
@@ -28,8 +28,8 @@ struct GgufCommon {
 Result<GgufCommon> read_gguf_common(const GgufFile& file, const GgufArchitecture& arch);
 
 // llama.cpp's tensor name for a spec: blk.<layer>.<role name>.<weight|bias>, or the model-level
-// names (token_embd, output_norm, output, ...).
-std::string gguf_tensor_name(const TensorSpec& spec);
+// names (token_embd, output_norm, output, ...); `arch` may rename roles (GgufArchitecture::role_names).
+std::string gguf_tensor_name(const TensorSpec& spec, const GgufArchitecture* arch = nullptr);
 
 Result<ModelConfig> gguf_model_config(const GgufFile& file);
 Result<WeightStore> gguf_weight_store(std::shared_ptr<const GgufFile> file, const ModelConfig& config);

@@ -253,7 +253,39 @@ Result<ModelConfig> parse_llama(const ConfigFields& f, ModelConfig c) {
   return c;
 }
 
-// llama.cpp's llama / qwen2 metadata as config.json fields.
+// A 1-D tensor that holds configuration (rope factors), decoded to fp32.
+Result<std::vector<double>> config_vector(const GgufFile& f, const GgufTensorInfo& t) {
+  if (t.ne.size() != 1) return make_error(f.path().string() + ": tensor '" + t.name + "' must be a vector");
+  std::vector<float> values(size_t(t.numel()));
+  BRISK_TRY(f.dequantize(t, values.data()));
+  return std::vector<double>(values.begin(), values.end());
+}
+
+// Phi-3's LongRoPE (convert_hf_to_gguf.py, Phi3MiniModel): the short and long factors as the
+// tensors rope_factors_short/long.weight (written only for longrope checkpoints), the original
+// context as rope.scaling.original_context_length, the magnitude correction as
+// rope.scaling.attn_factor. llama.cpp picks the factors by context as brisk does.
+Status read_longrope(const GgufFile& f, const std::string& a, Json& j) {
+  const GgufTensorInfo* long_t = f.find_tensor("rope_factors_long.weight");
+  const GgufTensorInfo* short_t = f.find_tensor("rope_factors_short.weight");
+  if (!long_t && !short_t) return ok_status();
+  const std::string where = f.path().string();
+  if (!long_t || !short_t)
+    return make_error(where + ": tensor '" + std::string(long_t ? "rope_factors_short.weight" : "rope_factors_long.weight") +
+                      "' is missing (LongRoPE needs both factor tensors)");
+  BRISK_ASSIGN(long_factor, config_vector(f, *long_t));
+  BRISK_ASSIGN(short_factor, config_vector(f, *short_t));
+  BRISK_ASSIGN(original, f.integer(a + "rope.scaling.original_context_length"));
+  BRISK_ASSIGN(attn_factor, f.optional_number(a + "rope.scaling.attn_factor"));
+  Json rope = {{"rope_type", "longrope"}, {"long_factor", long_factor}, {"short_factor", short_factor},
+               {"original_max_position_embeddings", original}};
+  if (attn_factor) rope["attention_factor"] = *attn_factor;
+  j["rope_scaling"] = std::move(rope);
+  j["original_max_position_embeddings"] = original;
+  return ok_status();
+}
+
+// llama.cpp's llama / qwen2 / phi3 metadata as config.json fields.
 Result<Json> llama_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
   BRISK_ASSIGN(common, read_gguf_common(f, arch));
   const std::string a = std::string(arch.name) + ".";
@@ -278,6 +310,19 @@ Result<Json> llama_gguf_config(const GgufFile& f, const GgufArchitecture& arch) 
             {"attention_bias", arch.model_type == "llama" && f.find_tensor("blk.0.attn_q.bias")},
             {"mlp_bias", f.find_tensor("blk.0.ffn_up.bias") != nullptr}});
 
+  // rope_freqs.weight: Llama 3.1's rope scaling as per-frequency divisors.
+  if (const GgufTensorInfo* freqs = f.find_tensor("rope_freqs.weight")) {
+    BRISK_ASSIGN(factors, config_vector(f, *freqs));
+    for (double x : factors)
+      if (x != 1.0)
+        return make_error(where + ": tensor 'rope_freqs.weight' scales rotary frequencies (Llama 3.1 style); not supported yet");
+  }
+  // Phi-3 writes 0 for "no window"; transformers then attends to everything.
+  BRISK_ASSIGN(window, f.optional_integer(a + "attention.sliding_window"));
+  if (window && *window > 0) j["sliding_window"] = *window;
+  BRISK_TRY(read_longrope(f, a, j));
+  if (j.contains("rope_scaling")) return j;
+
   BRISK_ASSIGN(scaling, f.optional_string(a + "rope.scaling.type"));
   BRISK_ASSIGN(factor, f.optional_number(a + "rope.scaling.factor"));
   BRISK_ASSIGN(old_linear, f.optional_number(a + "rope.scale_linear"));  // pre-2024 files
@@ -298,9 +343,14 @@ extern const Architecture kLlamaArchitecture{
     .parse_config = parse_llama,
     .tensors = collect_tensor_specs<LlamaWeights>,
     .make = construct_model<Llama>,
-    // qwen2's converter keeps the Hugging Face row order; llama's (Mistral's too) interleaves.
-    // phi3 GGUF files (rope factors as tensors) are not mapped yet.
-    .gguf = {{"llama", "llama", true}, {"qwen2", "qwen2", false}},
+    // qwen2's and phi3's converters keep the Hugging Face row order (llama.cpp runs them with
+    // NEOX rope); llama's (Mistral's too) interleaves. phi3 keeps qkv_proj as attn_qkv and
+    // gate_up_proj ([gate | up], llama.cpp's LLM_FFN_SWIGLU splits it the same way) as ffn_up.
+    .gguf = {{.name = "llama", .model_type = "llama", .rotary_rows_interleaved = true,
+              .config_tensors = {"rope_freqs.weight"}},
+             {.name = "qwen2", .model_type = "qwen2", .config_tensors = {"rope_freqs.weight"}},
+             {.name = "phi3", .model_type = "phi3",
+              .config_tensors = {"rope_factors_long.weight", "rope_factors_short.weight"}}},
     .gguf_config = llama_gguf_config,
 };
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "formats/gguf.h"
 #include "formats/json_file.h"
 
 namespace brisk {
@@ -25,7 +26,30 @@ Result<Pooling> parse_pooling(const std::string& name) {
 
 Pooling default_pooling(const Model& model) { return model.is_encoder() ? Pooling::Mean : Pooling::Last; }
 
+namespace {
+
+// A GGUF file records the sentence-transformers pooling as {arch}.pooling_type (llama.cpp's
+// enum: 0 none, 1 mean, 2 cls, 3 last, 4 rank; convert_hf_to_gguf.py's _try_set_pooling_type) but
+// not the Normalize module: brisk then L2-normalizes, as llama.cpp's embedding tool and server do
+// by default (embd_normalize 2). None and rank keep the fallback.
+Result<PoolingConfig> gguf_pooling_config(const fs::path& path, Pooling fallback) {
+  PoolingConfig out{fallback, true};
+  BRISK_ASSIGN(file, GgufFile::open(path));
+  BRISK_ASSIGN(arch, file->string("general.architecture"));
+  BRISK_ASSIGN(type, file->optional_integer(arch + ".pooling_type"));
+  if (type == 1) out.pooling = Pooling::Mean;
+  if (type == 2) out.pooling = Pooling::Cls;
+  if (type == 3) out.pooling = Pooling::Last;
+  if (type && (*type < 0 || *type > 4))
+    return make_error(path.string() + ": metadata '" + arch + ".pooling_type' = " + std::to_string(*type) +
+                      " is not a llama.cpp pooling type (0..4)");
+  return out;
+}
+
+}  // namespace
+
 Result<PoolingConfig> read_pooling_config(const fs::path& dir, Pooling fallback) {
+  if (is_gguf_path(dir)) return gguf_pooling_config(dir, fallback);
   PoolingConfig out;
   out.pooling = fallback;
   const fs::path modules_path = dir / "modules.json";

@@ -25,6 +25,8 @@ struct PoolingConfig {
 // flags; a Normalize module in modules.json); without them mean for encoders and the last token
 // for decoders (`decoder`), unnormalized.
 // Pooling modes brisk does not implement (max, weighted mean, ...) are errors naming the file.
+// A .gguf file: its {arch}.pooling_type (mean, cls, last; else the fallback), normalized (GGUF does
+// not record Normalize; llama.cpp normalizes by default).
 Result<PoolingConfig> read_pooling_config(const std::filesystem::path& model_dir, Pooling fallback = Pooling::Mean);
 // The fallback for a model: mean for encoders, the last token for decoders.
 Pooling default_pooling(const Model& model);

@@ -49,9 +49,10 @@ Command add_embed(CLI::App& app) {
       "embed",
       "Sentence embeddings: an encoder's (BertModel) last hidden states, or a decoder's final norm\n"
       "output, pooled (mean, [CLS] or last token) and optionally L2-normalized. Defaults come from\n"
-      "the folder's sentence-transformers files (1_Pooling/config.json, modules.json), else mean\n"
-      "for encoders and the last token for decoders, unnormalized");
-  sub->add_option("-m,--model", f->model, "Model folder")->required();
+      "the folder's sentence-transformers files (1_Pooling/config.json, modules.json) or a GGUF's\n"
+      "pooling_type (normalized, as llama.cpp does), else mean for encoders and the last token for\n"
+      "decoders, unnormalized");
+  sub->add_option("-m,--model", f->model, "Model folder or .gguf file")->required();
   sub->add_option("-p,--prompt", f->prompts, "Text to embed (repeatable)");
   sub->add_option("-f,--file", f->file, "Text file: one text per line");
   sub->add_option("--pooling", f->pooling, "mean, cls or last (default: the model's sentence-transformers config)");
