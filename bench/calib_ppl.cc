@@ -25,7 +25,8 @@ using namespace brisk;
 struct Args {
   std::string model, calib_file, test_file, methods = "rtn,gptq,awq";
   int64_t ctx = 512, calib_tokens = 65536, windows = 0;
-  int bits = 4, threads = 0;
+  std::string scheme = "w4";
+  int threads = 0;
   int64_t group = 128;
   bool sym = false, act_order = false, one_pass = false;
 };
@@ -33,7 +34,7 @@ struct Args {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: calib_ppl MODEL_DIR --calib FILE --test FILE [--ctx N] [--calib-tokens N]\n"
-               "       [--windows N (0: all)] [--bits B] [--group G] [--sym] [--act-order] [--one-pass]\n"
+               "       [--windows N (0: all)] [--scheme w4|w8] [--group G] [--sym] [--act-order] [--one-pass]\n"
                "       [--methods rtn,gptq,awq,smoothquant] [--threads N]\n", why);
   std::exit(2);
 }
@@ -52,7 +53,7 @@ Args parse(int argc, char** argv) {
     else if (f == "--ctx") a.ctx = std::stoll(value());
     else if (f == "--calib-tokens") a.calib_tokens = std::stoll(value());
     else if (f == "--windows") a.windows = std::stoll(value());
-    else if (f == "--bits") a.bits = std::stoi(value());
+    else if (f == "--scheme") a.scheme = value();
     else if (f == "--group") a.group = std::stoll(value());
     else if (f == "--threads") a.threads = std::stoi(value());
     else if (f == "--sym") a.sym = true;
@@ -88,7 +89,7 @@ int run(const Args& a) {
   out["model"] = a.model;
   out["test"] = a.test_file;
   out["ctx"] = a.ctx;
-  out["scheme"] = {{"bits", a.bits}, {"group", a.group}, {"symmetric", a.sym}, {"act_order", a.act_order},
+  out["scheme"] = {{"name", a.scheme}, {"group", a.group}, {"symmetric", a.sym}, {"act_order", a.act_order},
                    {"gptq_sequential", !a.one_pass}};
   auto measure = [&](calib::FloatWeights& weights) -> nlohmann::json {
     weights.bind_to(e.model());
@@ -110,7 +111,9 @@ int run(const Args& a) {
     if (!method) return std::fprintf(stderr, "%s\n", method.error().message.c_str()), 1;
     calib::PipelineOptions o;
     o.method = method.value();
-    o.spec = {a.bits, a.group, a.sym ? calib::Symmetry::Symmetric : calib::Symmetry::Asymmetric};
+    auto scheme = parse_quant_scheme(a.scheme);
+    if (!scheme) return std::fprintf(stderr, "--scheme: %s\n", scheme.error().message.c_str()), 1;
+    o.spec = {scheme.value(), a.group, a.sym ? Symmetry::Symmetric : Symmetry::Asymmetric};
     o.gptq.act_order = a.act_order ? calib::ActOrder::On : calib::ActOrder::Off;
     o.sequential = a.one_pass ? calib::Sequential::Off : calib::Sequential::On;
     o.calibration.window = std::min<int64_t>(a.ctx, 512);

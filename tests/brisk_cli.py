@@ -13,8 +13,8 @@ def model_dir(name):
     return os.path.join(SHARED, "models", name)
 
 
-def brisk(*args, check=True):
-    proc = subprocess.run([BRISK, *args], capture_output=True, text=True, timeout=1800)
+def brisk(*args, check=True, input=None):
+    proc = subprocess.run([BRISK, *args], capture_output=True, text=True, timeout=1800, input=input)
     if check and proc.returncode != 0:
         raise AssertionError(f"brisk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
     return proc

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "backends/cpu/cpu_backend.h"
@@ -47,30 +48,65 @@ std::vector<double> gram(const std::vector<float>& x, int64_t n, int64_t k) {
   return h;
 }
 
-// Codes, scales and zeros reproduce the dequantized matrix exactly.
-void expect_layout_consistent(const QuantizedMatrix& q) {
+// Codes and params reproduce the dequantized matrix exactly, codes within the scheme's range.
+void expect_layout_consistent(const UnpackedMatrix& q) {
   const int64_t groups = q.groups();
+  const QuantTraits& t = scheme_traits(q.spec.scheme);
   for (int64_t r = 0; r < q.rows; ++r)
     for (int64_t c = 0; c < q.cols; ++c) {
-      const size_t g = size_t(r * groups + q.group_of(c));
-      const float v = (float(q.codes[size_t(r * q.cols + c)]) - q.zeros[g]) * q.scales[g];
-      ASSERT_EQ(v, q.dequantized[size_t(r * q.cols + c)]) << "row " << r << " col " << c;
-      ASSERT_LE(q.codes[size_t(r * q.cols + c)], q.spec.max_code());
+      const GroupParams& p = q.params[size_t(r * groups + q.group_of(c))];
+      const int code = q.codes[size_t(r * q.cols + c)];
+      ASSERT_EQ((float(code) - float(p.zero)) * p.scale, q.dequantized[size_t(r * q.cols + c)]) << "row " << r << " col " << c;
+      ASSERT_GE(code, t.bits == 4 ? 0 : -127);
+      ASSERT_LE(code, t.bits == 4 ? 15 : 127);
     }
 }
 
+float fp16_rounded(float scale) { return f16_to_f32(f32_to_f16(scale)); }
+
 TEST(Grid, AsymmetricKeepsZeroExactAndSymmetricIsCentred) {
-  const float w[4] = {0.1f, 0.5f, 0.9f, 0.3f};  // all positive: the range is widened to 0
-  const GridStep a = fit_grid(w, 4, 1, QuantSpec{4, 0, Symmetry::Asymmetric});
-  EXPECT_EQ(a.round_trip(0.0f, 15), 0.0f);
+  // all positive: the range is widened to 0
+  const QuantTraits& w4 = scheme_traits(QuantScheme::W4);
+  const GroupParams a = fit_grid(w4, Symmetry::Asymmetric, 0.1f, 0.9f);
+  EXPECT_EQ(round_trip(w4, 0.0f, a), 0.0f);
   // The extremes come back up to the fp16 rounding of the scale (what the runtime blocks store).
-  EXPECT_NEAR(a.round_trip(0.9f, 15), 0.9f, 1e-3);
-  EXPECT_EQ(stored_scale(a.scale), a.scale);
-  const GridStep s = fit_grid(w, 4, 1, QuantSpec{4, 0, Symmetry::Symmetric});
-  EXPECT_EQ(s.zero, 8.0f);
-  EXPECT_EQ(stored_scale(s.scale), s.scale);
-  EXPECT_NEAR(s.round_trip(0.9f, 15), 0.9f, 1e-3);
-  EXPECT_NEAR(s.round_trip(-0.9f, 15), -0.9f, 1e-3);
+  EXPECT_NEAR(round_trip(w4, 0.9f, a), 0.9f, 1e-3);
+  EXPECT_EQ(fp16_rounded(a.scale), a.scale);
+  const GroupParams s = fit_grid(w4, Symmetry::Symmetric, 0.1f, 0.9f);
+  EXPECT_EQ(s.zero, 8);
+  EXPECT_EQ(fp16_rounded(s.scale), s.scale);
+  EXPECT_NEAR(round_trip(w4, 0.9f, s), 0.9f, 1e-3);
+  EXPECT_NEAR(round_trip(w4, -0.9f, s), -0.9f, 1e-3);
+  // A shrunk range clips: the symmetric grid's absmax scales by shrink.hi.
+  const GroupParams clipped = fit_grid(w4, Symmetry::Symmetric, -0.1f, 0.9f, Shrink{1.0f, 0.5f});
+  EXPECT_NEAR(round_trip(w4, 0.9f, clipped), 0.45f, 1e-3);
+}
+
+// One RTN: the calibrated methods' baseline, packed, is byte for byte what `brisk quantize`
+// writes (quantize_matrix), for every scheme with an integer grid and both symmetries.
+TEST(Grid, CalibratedRtnPacksToTheRuntimeRtn) {
+  std::mt19937 rng(21);
+  const int64_t rows = 6, cols = 256;
+  const std::vector<float> w = normal(size_t(rows * cols), rng);
+  for (QuantSpec spec : {QuantSpec{QuantScheme::W4, 128, Symmetry::Asymmetric},
+                         QuantSpec{QuantScheme::W4, 128, Symmetry::Symmetric},
+                         QuantSpec{QuantScheme::W8, 128, Symmetry::Symmetric},
+                         QuantSpec{QuantScheme::W8A8, 128, Symmetry::Symmetric}}) {
+    const UnpackedMatrix unpacked = quantize_rtn(w.data(), rows, cols, spec);
+    expect_layout_consistent(unpacked);
+    const QuantizedMatrix packed = pack(unpacked);
+    auto direct = quantize_matrix(w.data(), rows, cols, spec, "w");
+    ASSERT_TRUE(direct.ok()) << direct.error().message;
+    ASSERT_EQ(packed.tensor.nbytes(), direct->tensor.nbytes());
+    EXPECT_EQ(std::memcmp(packed.bytes.get(), direct->bytes.get(), packed.tensor.nbytes()), 0)
+        << quant_scheme_name(spec.scheme) << (spec.symmetry == Symmetry::Symmetric ? " sym" : " asym");
+  }
+  // Codebook and fp8 schemes have no integer grid to search.
+  for (QuantScheme scheme : {QuantScheme::NF4, QuantScheme::LOG2, QuantScheme::FP8}) {
+    const Status bad = check_grid_spec(QuantSpec{scheme, 128, Symmetry::Symmetric}, cols, "gptq");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("no integer grid"), std::string::npos) << bad.error().message;
+  }
 }
 
 // The range search never does worse than the full range on its own objective, and clips what
@@ -81,17 +117,19 @@ TEST(GridSearch, NeverWorseThanFullRangeAndClipsAnUnimportantOutlier) {
   std::vector<float> w = normal(size_t(rows * n), rng), importance = normal(size_t(n), rng);
   for (float& v : importance) v = std::fabs(v);
   for (Symmetry symmetry : {Symmetry::Asymmetric, Symmetry::Symmetric}) {
-    const QuantSpec spec{4, n, symmetry};
-    const std::vector<GridStep> grids = search_grids(w.data(), rows, n, n, importance.data(), spec, {});
+    const QuantSpec spec{QuantScheme::W4, n, symmetry};
+    const QuantTraits& w4 = scheme_traits(spec.scheme);
+    const std::vector<GroupParams> grids = search_grids(w.data(), rows, n, n, importance.data(), spec, {});
     double searched = 0, full = 0;
     for (int64_t r = 0; r < rows; ++r) {
       const float* wr = w.data() + r * n;
-      const double e = weighted_grid_error(wr, n, importance.data(), grids[size_t(r)], spec.max_code());
-      const double e_full = weighted_grid_error(wr, n, importance.data(), fit_grid(wr, n, 1, spec), spec.max_code());
+      const auto [lo, hi] = value_range(wr, n, 1);
+      const double e = weighted_grid_error(wr, n, importance.data(), w4, grids[size_t(r)]);
+      const double e_full = weighted_grid_error(wr, n, importance.data(), w4, fit_grid(w4, symmetry, lo, hi));
       EXPECT_LE(e, e_full) << "row " << r;
       searched += e;
       full += e_full;
-      EXPECT_EQ(stored_scale(grids[size_t(r)].scale), grids[size_t(r)].scale);
+      EXPECT_EQ(fp16_rounded(grids[size_t(r)].scale), grids[size_t(r)].scale);
     }
     EXPECT_LT(searched, full) << (symmetry == Symmetry::Symmetric ? "sym" : "asym");
   }
@@ -100,9 +138,11 @@ TEST(GridSearch, NeverWorseThanFullRangeAndClipsAnUnimportantOutlier) {
   for (int64_t i = 0; i < n; ++i) v[size_t(i)] = -1.0f + 2.0f * float(i) / float(n - 1);
   v[7] = 1.6f;
   weight[7] = 0.01f;
-  const QuantSpec asym{4, n, Symmetry::Asymmetric};
+  const QuantSpec asym{QuantScheme::W4, n, Symmetry::Asymmetric};
+  const QuantTraits& w4 = scheme_traits(asym.scheme);
+  const auto [lo, hi] = value_range(v.data(), n, 1);
   const std::vector<Shrink> shrinks = search_shrinks(1, asym, {}, [&](const std::vector<Shrink>& s, std::vector<double>& e) {
-    e[0] = weighted_grid_error(v.data(), n, weight.data(), fit_grid(v.data(), n, 1, asym, s[0]), asym.max_code());
+    e[0] = weighted_grid_error(v.data(), n, weight.data(), w4, fit_grid(w4, Symmetry::Asymmetric, lo, hi, s[0]));
   });
   EXPECT_LE(shrinks[0].hi, 0.7f);  // about 1 / 1.6
   EXPECT_GT(shrinks[0].lo, 0.9f);
@@ -121,9 +161,9 @@ TEST(AwqClip, LowerOutputErrorThanRtn) {
   const std::vector<float> h = to_float(gram(x, n, cols));
   CpuBackend cpu(2);
   for (Symmetry symmetry : {Symmetry::Asymmetric, Symmetry::Symmetric}) {
-    const QuantSpec spec{4, 64, symmetry};
-    const QuantizedMatrix rtn = quantize_rtn(w.data(), rows, cols, spec);
-    const QuantizedMatrix clipped = awq_quantize_matrix(cpu, w.data(), rows, cols, h, spec, AwqOptions{});
+    const QuantSpec spec{QuantScheme::W4, 64, symmetry};
+    const UnpackedMatrix rtn = quantize_rtn(w.data(), rows, cols, spec);
+    const UnpackedMatrix clipped = awq_quantize_matrix(cpu, w.data(), rows, cols, h, spec, AwqOptions{});
     expect_layout_consistent(clipped);
     const double e_rtn = output_error(cpu, w.data(), rtn.dequantized.data(), rows, cols, h);
     const double e_clip = output_error(cpu, w.data(), clipped.dequantized.data(), rows, cols, h);
@@ -151,7 +191,7 @@ TEST_P(GptqVsRtn, LowerOutputErrorThanRoundToNearest) {
   const std::vector<float> w = normal(size_t(rows * cols), rng);
   const std::vector<float> x = correlated_inputs(n, cols, rng);
   const std::vector<double> xtx = gram(x, n, cols);
-  const QuantSpec spec{4, 64, GetParam().symmetry};
+  const QuantSpec spec{QuantScheme::W4, 64, GetParam().symmetry};
   GptqOptions options;
   options.block = 48;  // blocks that do not line up with groups
   options.act_order = GetParam().act_order;
@@ -160,7 +200,7 @@ TEST_P(GptqVsRtn, LowerOutputErrorThanRoundToNearest) {
   ASSERT_TRUE(q.ok()) << q.error().message;
   expect_layout_consistent(q.value());
   EXPECT_EQ(q->group_index.empty(), !(options.act_order == ActOrder::On && options.group_order == GroupOrder::Activation));
-  const QuantizedMatrix rtn = quantize_rtn(w.data(), rows, cols, spec);
+  const UnpackedMatrix rtn = quantize_rtn(w.data(), rows, cols, spec);
   CpuBackend cpu(2);
   const std::vector<float> h = to_float(xtx);
   const double e_rtn = output_error(cpu, w.data(), rtn.dequantized.data(), rows, cols, h);
@@ -190,10 +230,10 @@ TEST(Gptq, DeadInputsAreZeroedAndGroupsMustDivide) {
   const std::vector<float> w = normal(size_t(rows * cols), rng);
   std::vector<float> x = normal(size_t(256 * cols), rng);
   for (int64_t r = 0; r < 256; ++r) x[size_t(r * cols + 5)] = 0;  // channel 5 never fires
-  auto q = gptq(w.data(), rows, cols, gram(x, 256, cols), QuantSpec{4, 32, Symmetry::Asymmetric});
+  auto q = gptq(w.data(), rows, cols, gram(x, 256, cols), QuantSpec{QuantScheme::W4, 32, Symmetry::Asymmetric});
   ASSERT_TRUE(q.ok());
   for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(q->dequantized[size_t(r * cols + 5)], 0.0f);
-  auto bad = gptq(w.data(), rows, cols, gram(x, 256, cols), QuantSpec{4, 48, Symmetry::Asymmetric});
+  auto bad = gptq(w.data(), rows, cols, gram(x, 256, cols), QuantSpec{QuantScheme::W4, 48, Symmetry::Asymmetric});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("does not divide"), std::string::npos) << bad.error().message;
 }
@@ -301,13 +341,13 @@ TEST(Gptq, LowerOutputErrorThanRtnOnSotuLlamaActivations) {
   ASSERT_EQ(stats->by_tensor.size(), 14u);
   FloatWeights weights = FloatWeights::copy_from(*model.value());
   for (Symmetry symmetry : {Symmetry::Asymmetric, Symmetry::Symmetric}) {
-    const QuantSpec spec{4, 128, symmetry};
+    const QuantSpec spec{QuantScheme::W4, 128, symmetry};
     for (const auto& [name, input] : stats->by_tensor) {
       const std::vector<float>& w = weights.at(name);
       const int64_t rows = weights.rows(name), cols = weights.cols(name);
       auto q = gptq(w.data(), rows, cols, input->xtx, spec);
       ASSERT_TRUE(q.ok()) << name << ": " << q.error().message;
-      const QuantizedMatrix rtn = quantize_rtn(w.data(), rows, cols, spec);
+      const UnpackedMatrix rtn = quantize_rtn(w.data(), rows, cols, spec);
       const std::vector<float> h = to_float(input->xtx);
       const double e_gptq = output_error(cpu, w.data(), q->dequantized.data(), rows, cols, h);
       const double e_rtn = output_error(cpu, w.data(), rtn.dequantized.data(), rows, cols, h);
@@ -336,8 +376,8 @@ TEST(SmoothQuant, MigratingOutliersLowersW8A8Error) {
       for (int64_t i = 0; i < k; ++i) xs[size_t(r * k + i)] /= s[size_t(i)];
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t i = 0; i < k; ++i) ws[size_t(r * k + i)] *= s[size_t(i)];
-    fake_quantize_rows(xs.data(), n, k, 8);
-    const QuantizedMatrix q = quantize_rtn(ws.data(), rows, k, QuantSpec{8, 0, Symmetry::Symmetric});
+    fake_quantize_rows(xs.data(), n, k);
+    const UnpackedMatrix q = quantize_rtn(ws.data(), rows, k, kSmoothQuantWeights);
     matmul_host(cpu, xs.data(), n, k, q.dequantized.data(), rows, y.data());
     double e = 0;
     for (size_t i = 0; i < y.size(); ++i) e += double(y[i] - reference[i]) * double(y[i] - reference[i]);
@@ -415,6 +455,7 @@ TEST(EndToEnd, GptqAndAwqBeatRtnOnSotuLlamaW4) {
   for (Method method : {Method::Rtn, Method::Gptq, Method::Awq}) {
     PipelineOptions o;
     o.method = method;
+    o.spec = {QuantScheme::W4, 128, Symmetry::Asymmetric};  // as GPTQ and AWQ ship
     o.threads = 2;
     o.sequential = Sequential::Off;
     auto out = quantize_with_calibration(kLlama, calib, o);

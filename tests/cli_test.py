@@ -186,5 +186,53 @@ class Tools(unittest.TestCase):
                 self.assertIn(needle, p.stderr)
 
 
+class DayOne(unittest.TestCase):
+    """What a first run needs: the bundled model without -m, llama.cpp's short flags, prompts from
+    files and stdin, usage errors with exit code 2, and brisk chat driven through stdin."""
+
+    def test_generate_without_a_model_flag_uses_the_bundled_model(self):
+        p = brisk("generate", "-p", "The State of the Union is", "-n", "8", "-s", "1", check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("generation_config.json", p.stderr)  # the sampling it used, and where from
+        out = brisk_json("generate", "-p", "The Congress", "-n", "8", "--temp", "0", "-c", "128")
+        self.assertEqual(out["new_tokens"], 8)
+
+    def test_prompt_from_file_and_stdin(self):
+        want = brisk_json("generate", "-p", "We the people", "-n", "6", "--temp", "0")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as f:
+            f.write("\ufeffWe the people")  # a byte-order mark is dropped
+            f.flush()
+            self.assertEqual(brisk_json("generate", "-f", f.name, "-n", "6", "--temp", "0")["ids"], want["ids"])
+        p = brisk("generate", "-f", "-", "-n", "6", "--temp", "0", "--json", input="We the people")
+        self.assertEqual(json.loads(p.stdout)["ids"], want["ids"])
+        p = brisk("generate", "-n", "6", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("-p TEXT or -f FILE", p.stderr)
+
+    def test_usage_errors_exit_2_and_suggest(self):
+        p = brisk("generate", "-p", "x", "--tmep", "0", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("did you mean --temp?", p.stderr)
+        for args, needle in ((["--temp", "nan"], "not a finite number"), (["--top-p", "1.5"], "in [0, 1]"),
+                             (["--temp", "-1"], ">= 0"), (["-n", "many"], "-n")):
+            p = brisk("generate", "-p", "x", *args, check=False)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(needle, p.stderr)
+            self.assertLess(len(p.stderr), 300, p.stderr)  # no 309-digit range limits
+
+    def test_chat_through_stdin(self):
+        turns = "Tell me about the budget.\nAnd the army?\n/reset\nHello \\\nthere\n/exit\nnever read\n"
+        p = brisk("chat", "-n", "12", "--temp", "0", "--system", "You are a president.", input=turns)
+        replies = [line for line in p.stdout.split("\n") if line.strip()]
+        self.assertEqual(len(replies), 3, p.stdout)  # three turns answered, nothing after /exit
+        self.assertIn("[conversation reset]", p.stderr)
+        # Greedy replies depend only on the conversation: the turn after /reset equals a fresh chat's.
+        fresh = brisk("chat", "-n", "12", "--temp", "0", "--system", "You are a president.", input="Hello \\\nthere\n")
+        self.assertEqual(fresh.stdout.strip(), replies[2].strip())
+        p = brisk("chat", "--chat-template", "/nonexistent.jinja", input="hi\n", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent.jinja", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

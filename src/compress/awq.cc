@@ -65,7 +65,7 @@ AwqScales awq_search_scales(Backend& backend, FloatWeights& weights, const Scale
       scaled.resize(w.size());
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t i = 0; i < k; ++i) scaled[size_t(r * k + i)] = w[size_t(r * k + i)] * full[size_t(i)];
-      QuantizedMatrix q = awq_quantize_matrix(backend, scaled.data(), rows, k, h_scaled, spec, options);
+      UnpackedMatrix q = awq_quantize_matrix(backend, scaled.data(), rows, k, h_scaled, spec, options);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t i = 0; i < k; ++i) q.dequantized[size_t(r * k + i)] /= full[size_t(i)];
       error += output_error(backend, w.data(), q.dequantized.data(), rows, k, h);
@@ -80,16 +80,19 @@ AwqScales awq_search_scales(Backend& backend, FloatWeights& weights, const Scale
   return best;
 }
 
-std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t rows, int64_t cols,
-                                      const std::vector<float>& h, const QuantSpec& spec,
-                                      const AwqOptions& options) {
-  const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
+std::vector<GroupParams> awq_search_clip(Backend& backend, const float* w, int64_t rows, int64_t cols,
+                                         const std::vector<float>& h, const QuantSpec& spec,
+                                         const AwqOptions& options) {
+  const QuantTraits& traits = scheme_traits(spec.scheme);
+  const int64_t width = group_width(spec, cols), groups = groups_per_row(spec, cols);
   // Start from RTN's grids; dq = w - q over the whole row, kept current as groups change.
-  std::vector<GridStep> grids = rtn_grids(w, rows, cols, spec);
+  std::vector<GroupParams> grids = rtn_grids(w, rows, cols, spec);
   std::vector<float> dq(size_t(rows * cols));
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      dq[size_t(r * cols + c)] = w[r * cols + c] - grids[size_t(r * groups + c / width)].round_trip(w[r * cols + c], spec.max_code());
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = w[r * cols + c];
+      dq[size_t(r * cols + c)] = v - round_trip(traits, v, grids[size_t(r * groups + c / width)]);
+    }
   std::vector<float> hg(size_t(width * width)), hrows(size_t(width * cols)), trial(size_t(rows * width));
   std::vector<float> y(size_t(rows * width)), cross(size_t(rows * width), 0.0f);
   // Cross-group terms for asymmetric grids only, see awq.h.
@@ -108,15 +111,13 @@ std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t 
       matmul_host(backend, trial.data(), rows, width, hg.data(), width, y.data());
       for (size_t i = 0; i < cross.size(); ++i) cross[i] -= y[i];
     }
-    const RowGroupRanges ranges(w + c0, rows, width, cols);
-    auto grid = [&](int64_t r, Shrink s) { return ranges.grid(r, spec, s); };
+    const RowGroupRanges ranges(w + c0, rows, width, cols, spec);
     const std::vector<Shrink> best =
         search_shrinks(rows, spec, options.clip(spec), [&](const std::vector<Shrink>& shrinks, std::vector<double>& error) {
           for (int64_t r = 0; r < rows; ++r) {
             const float* wr = w + r * cols + c0;
-            const GridStep step = grid(r, shrinks[size_t(r)]);
-            for (int64_t i = 0; i < width; ++i)
-              trial[size_t(r * width + i)] = wr[i] - step.round_trip(wr[i], spec.max_code());
+            const GroupParams p = ranges.grid(r, shrinks[size_t(r)]);
+            for (int64_t i = 0; i < width; ++i) trial[size_t(r * width + i)] = wr[i] - round_trip(traits, wr[i], p);
           }
           matmul_host(backend, trial.data(), rows, width, hg.data(), width, y.data());
           for (int64_t r = 0; r < rows; ++r) {
@@ -129,17 +130,19 @@ std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t 
           }
         });
     for (int64_t r = 0; r < rows; ++r) {
-      const GridStep step = grid(r, best[size_t(r)]);
-      grids[size_t(r * groups + g)] = step;
-      for (int64_t i = 0; i < width; ++i)
-        dq[size_t(r * cols + c0 + i)] = w[r * cols + c0 + i] - step.round_trip(w[r * cols + c0 + i], spec.max_code());
+      const GroupParams p = ranges.grid(r, best[size_t(r)]);
+      grids[size_t(r * groups + g)] = p;
+      for (int64_t i = 0; i < width; ++i) {
+        const float v = w[r * cols + c0 + i];
+        dq[size_t(r * cols + c0 + i)] = v - round_trip(traits, v, p);
+      }
     }
   }
   return grids;
 }
 
-QuantizedMatrix awq_quantize_matrix(Backend& backend, const float* w, int64_t rows, int64_t cols,
-                                    const std::vector<float>& h, const QuantSpec& spec, const AwqOptions& options) {
+UnpackedMatrix awq_quantize_matrix(Backend& backend, const float* w, int64_t rows, int64_t cols,
+                                   const std::vector<float>& h, const QuantSpec& spec, const AwqOptions& options) {
   if (options.clip_search == ClipSearch::Off) return quantize_rtn(w, rows, cols, spec);
   return quantize_on_grids(w, rows, cols, spec, awq_search_clip(backend, w, rows, cols, h, spec, options));
 }
@@ -149,7 +152,7 @@ Result<AwqResult> awq_quantize(Backend& backend, FloatWeights& weights, const Mo
                                const AwqOptions& options) {
   for (const auto& [name, input] : stats.by_tensor) {
     if (!weights.has(name)) return make_error("awq: calibrated tensor '" + name + "' is not a model weight");
-    BRISK_TRY(check_spec(spec, weights.cols(name), "awq: tensor '" + name + "'"));
+    BRISK_TRY(check_grid_spec(spec, weights.cols(name), "awq: tensor '" + name + "'"));
   }
   AwqResult result;
   // Scales of every group searched on the weights as they stand, then folded: a group only
@@ -170,7 +173,7 @@ Result<AwqResult> awq_quantize(Backend& backend, FloatWeights& weights, const Mo
     auto it = input_scale.find(name);
     const std::vector<float> s = it != input_scale.end() ? it->second : std::vector<float>(size_t(cols), 1.0f);
     std::vector<float>& w = weights.at(name);
-    QuantizedMatrix q =
+    UnpackedMatrix q =
         awq_quantize_matrix(backend, w.data(), rows, cols, scaled_hessian(input->xtx, s, cols), spec, options);
     std::copy(q.dequantized.begin(), q.dequantized.end(), w.begin());  // the model may point at w
     result.matrices[name] = std::move(q);

@@ -71,17 +71,17 @@ AwqScales awq_search_scales(Backend& backend, FloatWeights& weights, const Scale
 
 // The grids [rows, groups] for w [rows, cols] whose input has h = X^T X (fp32, [cols, cols]), each
 // group's range shrunk to minimise that group's output error (see grid_search.h).
-std::vector<GridStep> awq_search_clip(Backend& backend, const float* w, int64_t rows, int64_t cols,
-                                      const std::vector<float>& h, const QuantSpec& spec,
-                                      const AwqOptions& options);
+std::vector<GroupParams> awq_search_clip(Backend& backend, const float* w, int64_t rows, int64_t cols,
+                                         const std::vector<float>& h, const QuantSpec& spec,
+                                         const AwqOptions& options);
 
 // w [rows, cols] (input h = X^T X) quantized as AWQ stores it: clipped grids, or RTN's without
 // the clipping search.
-QuantizedMatrix awq_quantize_matrix(Backend& backend, const float* w, int64_t rows, int64_t cols,
-                                    const std::vector<float>& h, const QuantSpec& spec, const AwqOptions& options);
+UnpackedMatrix awq_quantize_matrix(Backend& backend, const float* w, int64_t rows, int64_t cols,
+                                   const std::vector<float>& h, const QuantSpec& spec, const AwqOptions& options);
 
 struct AwqResult {
-  std::map<std::string, QuantizedMatrix> matrices;  // every calibrated matrix, quantized
+  std::map<std::string, UnpackedMatrix> matrices;  // every calibrated matrix, quantized
   std::map<std::string, AwqScales> groups;          // by the group's first consumer
 };
 

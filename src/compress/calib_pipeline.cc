@@ -6,7 +6,7 @@ namespace brisk::calib {
 
 namespace {
 
-void keep_matrices(CalibratedModel& out, std::map<std::string, QuantizedMatrix>&& matrices) {
+void keep_matrices(CalibratedModel& out, std::map<std::string, UnpackedMatrix>&& matrices) {
   for (auto& [name, q] : matrices) out.matrices[name] = std::move(q);
 }
 

@@ -1,9 +1,9 @@
 // One call from a model folder and calibration tokens to quantized matrices: what
 // `brisk quantize --method rtn|gptq|awq|smoothquant` and bench/calib_ppl run.
 //
-//   PipelineOptions o;  o.method = Method::Gptq;  o.spec = {4, 128, Symmetry::Asymmetric};
+//   PipelineOptions o;  o.method = Method::Gptq;  o.spec = {QuantScheme::W4, 128, Symmetry::Asymmetric};
 //   BRISK_ASSIGN(out, quantize_with_calibration(dir, tokens, o));
-//   out.matrices   -> codes/scales/zeros per calibrated matrix (for the runtime format writer)
+//   out.matrices   -> codes and params per calibrated matrix (pack() gives the runtime blocks)
 //   out.weights    -> every fp32 weight after the method (folded norms, dequantized matrices);
 //                     out.weights.bind_to(model) runs a loaded model with them (fake quantization)
 //
@@ -30,7 +30,7 @@ enum class Sequential { Off, On };
 
 struct PipelineOptions {
   Method method = Method::Gptq;
-  QuantSpec spec;                  // weights (SmoothQuant: its own weight_bits, per channel)
+  QuantSpec spec;                  // weights (SmoothQuant: always kSmoothQuantWeights)
   GptqOptions gptq;
   AwqOptions awq;
   SmoothQuantOptions smoothquant;
@@ -43,7 +43,7 @@ struct PipelineOptions {
 
 struct CalibratedModel {
   FloatWeights weights;
-  std::map<std::string, QuantizedMatrix> matrices;
+  std::map<std::string, UnpackedMatrix> matrices;
   std::map<std::string, float> alphas;  // AWQ / SmoothQuant: per scale group (first consumer)
   int64_t calibration_tokens = 0;
 };

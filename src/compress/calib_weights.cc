@@ -139,17 +139,17 @@ void fold_scales(FloatWeights& weights, const ScaleGroup& group, const std::vect
   }
 }
 
-Result<std::map<std::string, QuantizedMatrix>> rtn_quantize(FloatWeights& weights,
-                                                           const std::vector<std::string>& names,
-                                                           const QuantSpec& spec) {
+Result<std::map<std::string, UnpackedMatrix>> rtn_quantize(FloatWeights& weights,
+                                                          const std::vector<std::string>& names,
+                                                          const QuantSpec& spec) {
   for (const std::string& name : names) {
     if (!weights.has(name)) return make_error("rtn: no matrix '" + name + "' in the model");
-    BRISK_TRY(check_spec(spec, weights.cols(name), "rtn: tensor '" + name + "'"));
+    BRISK_TRY(check_grid_spec(spec, weights.cols(name), "rtn: tensor '" + name + "'"));
   }
-  std::map<std::string, QuantizedMatrix> out;
+  std::map<std::string, UnpackedMatrix> out;
   for (const std::string& name : names) {
     std::vector<float>& w = weights.at(name);
-    QuantizedMatrix q = quantize_rtn(w.data(), weights.rows(name), weights.cols(name), spec);
+    UnpackedMatrix q = quantize_rtn(w.data(), weights.rows(name), weights.cols(name), spec);
     std::copy(q.dequantized.begin(), q.dequantized.end(), w.begin());  // the model may point at w
     out[name] = std::move(q);
   }

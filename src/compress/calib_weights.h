@@ -72,8 +72,8 @@ std::vector<float> expand_scales(const ScaleGroup& group, const std::vector<floa
 
 // Round-to-nearest of the named matrices, each replaced in `weights` by its dequantized values:
 // the baseline the calibrated methods are compared with.
-Result<std::map<std::string, QuantizedMatrix>> rtn_quantize(FloatWeights& weights,
-                                                           const std::vector<std::string>& names,
-                                                           const QuantSpec& spec);
+Result<std::map<std::string, UnpackedMatrix>> rtn_quantize(FloatWeights& weights,
+                                                          const std::vector<std::string>& names,
+                                                          const QuantSpec& spec);
 
 }  // namespace brisk::calib

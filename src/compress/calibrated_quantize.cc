@@ -6,6 +6,7 @@ namespace brisk {
 
 Result<MethodOverrides> calibrated_overrides(const CalibratedQuantizeOptions& o) {
   BRISK_ASSIGN(method, calib::parse_method(o.method));
+  BRISK_TRY(validate_quant_spec(o.spec));
   const bool four_bit_method = method == calib::Method::Gptq || method == calib::Method::Awq;
   if (four_bit_method && o.spec.scheme != QuantScheme::W4)
     return make_error("--method " + o.method + " quantizes with the w4 scheme (got --scheme " +
@@ -16,10 +17,7 @@ Result<MethodOverrides> calibrated_overrides(const CalibratedQuantizeOptions& o)
 
   calib::PipelineOptions p;
   p.method = method;
-  p.spec.bits = 4;
-  p.spec.group_size = o.spec.group;
-  p.spec.symmetry = o.spec.symmetry == Symmetry::Asymmetric ? calib::Symmetry::Asymmetric
-                                                             : calib::Symmetry::Symmetric;
+  p.spec = o.spec;
   p.calibration.max_tokens = o.max_tokens;
   p.threads = o.threads;
   BRISK_ASSIGN(result, calib::quantize_with_calibration(o.model_dir, o.calibration_tokens, p));
@@ -27,14 +25,7 @@ Result<MethodOverrides> calibrated_overrides(const CalibratedQuantizeOptions& o)
   MethodOverrides out;
   for (const std::string& name : result.weights.names()) out.values[name] = result.weights.at(name);
   if (!four_bit_method) return out;
-  for (const auto& [name, m] : result.matrices) {
-    // Groups in column order are what the runtime blocks hold (GPTQ act-order keeps static groups).
-    BRISK_CHECK(m.group_index.empty(), "calibrated_overrides: permuted groups are not stored");
-    const std::vector<int32_t> codes(m.codes.begin(), m.codes.end());
-    std::vector<GroupParams> params(m.scales.size());
-    for (size_t g = 0; g < params.size(); ++g) params[g] = {m.scales[g], int(m.zeros[g])};
-    out.matrices[name] = encode_matrix(codes.data(), params.data(), m.rows, m.cols, o.spec);
-  }
+  for (const auto& [name, m] : result.matrices) out.matrices[name] = calib::pack(m);
   return out;
 }
 

@@ -33,12 +33,12 @@ Result<std::vector<float>> inverse_hessian_factor(const std::vector<double>& h, 
 
 }  // namespace
 
-Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const std::vector<double>& xtx,
-                             const QuantSpec& spec, const GptqOptions& options) {
+Result<UnpackedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const std::vector<double>& xtx,
+                            const QuantSpec& spec, const GptqOptions& options) {
   BRISK_CHECK(int64_t(xtx.size()) == cols * cols, "gptq: Hessian size does not match the matrix");
-  BRISK_TRY(check_spec(spec, cols, "gptq"));
-  const int64_t width = spec.group_width(cols), groups = spec.groups(cols);
-  const int max_code = spec.max_code();
+  BRISK_TRY(check_grid_spec(spec, cols, "gptq"));
+  const QuantTraits& traits = scheme_traits(spec.scheme);
+  const int64_t width = group_width(spec, cols), groups = groups_per_row(spec, cols);
 
   // Dead inputs: the weights never mattered on the calibration text; zero them (exactly
   // representable) and give H a unit diagonal there so it stays invertible.
@@ -70,14 +70,13 @@ Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const s
   BRISK_ASSIGN(u, inverse_hessian_factor(hp, cols, options.damp));
   hp = {};
 
-  QuantizedMatrix q;
+  UnpackedMatrix q;
   q.rows = rows;
   q.cols = cols;
   q.spec = spec;
   q.codes.resize(size_t(rows * cols));
   q.dequantized.resize(size_t(rows * cols));
-  q.scales.resize(size_t(rows * groups));
-  q.zeros.resize(size_t(rows * groups));
+  q.params.resize(size_t(rows * groups));
   if (act_order && !static_grids) q.group_index.resize(size_t(cols));
   // What a column's rounding error costs once the columns after it have compensated: e^2 / U_jj^2
   // (the quantity GPTQ's own updates minimise), by original column. Grids are searched with it.
@@ -87,12 +86,8 @@ Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const s
     cost[size_t(order[size_t(j)])] = 1.0f / (d * d);
   }
   auto set_grids = [&](const float* w0, int64_t n, const float* importance, int64_t group) {
-    const std::vector<GridStep> found = search_grids(w0, rows, n, cols, importance, spec, options.grid);
-    for (int64_t r = 0; r < rows; ++r) {
-      const GridStep& step = found[size_t(r)];
-      q.scales[size_t(r * groups + group)] = step.scale;
-      q.zeros[size_t(r * groups + group)] = step.zero;
-    }
+    const std::vector<GroupParams> found = search_grids(w0, rows, n, cols, importance, spec, options.grid);
+    for (int64_t r = 0; r < rows; ++r) q.params[size_t(r * groups + group)] = found[size_t(r)];
   };
   // Static grids: fitted to the original weights in their contiguous groups, before any update.
   if (static_grids)
@@ -114,11 +109,11 @@ Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const s
       const float* u_row = u.data() + j * cols;
       const float d = u_row[j];
       for (int64_t r = 0; r < rows; ++r) {
-        const GridStep step{q.scales[size_t(r * groups + group)], q.zeros[size_t(r * groups + group)]};
+        const GroupParams& p = q.params[size_t(r * groups + group)];
         float* wr = work.data() + r * cols;
-        const int code = step.code(wr[j], max_code);
-        const float value = step.value(code);
-        q.codes[size_t(r * cols + col)] = uint8_t(code);
+        const int32_t code = nearest_code(traits, wr[j], p);
+        const float value = dequantize_code(traits, code, p);
+        q.codes[size_t(r * cols + col)] = int8_t(code);
         q.dequantized[size_t(r * cols + col)] = value;
         const float e = (wr[j] - value) / d;
         err[size_t(r * block + (j - b0))] = e;
@@ -138,15 +133,13 @@ Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const s
   return q;
 }
 
-Result<std::map<std::string, QuantizedMatrix>> gptq_quantize(FloatWeights& weights,
-                                                            const CalibrationStats& stats,
-                                                            const QuantSpec& spec,
-                                                            const GptqOptions& options) {
+Result<std::map<std::string, UnpackedMatrix>> gptq_quantize(FloatWeights& weights, const CalibrationStats& stats,
+                                                           const QuantSpec& spec, const GptqOptions& options) {
   for (const auto& [name, input] : stats.by_tensor) {
     if (!weights.has(name)) return make_error("gptq: calibrated tensor '" + name + "' is not a model weight");
-    BRISK_TRY(check_spec(spec, weights.cols(name), "gptq: tensor '" + name + "'"));
+    BRISK_TRY(check_grid_spec(spec, weights.cols(name), "gptq: tensor '" + name + "'"));
   }
-  std::map<std::string, QuantizedMatrix> out;
+  std::map<std::string, UnpackedMatrix> out;
   for (const auto& [name, input] : stats.by_tensor) {
     std::vector<float>& w = weights.at(name);
     auto q = gptq(w.data(), weights.rows(name), weights.cols(name), input->xtx, spec, options);

@@ -51,16 +51,14 @@ struct GptqOptions {
 
 // Quantizes w [rows, cols] given xtx = sum x^T x [cols, cols] (the Hessian up to a factor, which
 // GPTQ is invariant to). Fails only if H stays indefinite after repeated dampening.
-Result<QuantizedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const std::vector<double>& xtx,
-                             const QuantSpec& spec, const GptqOptions& options = {});
+Result<UnpackedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const std::vector<double>& xtx,
+                            const QuantSpec& spec, const GptqOptions& options = {});
 
 // Every matrix in `stats`: quantized with its input's Hessian and replaced in `weights` by its
 // dequantized values. All Hessians come from one pass of the unquantized model; for the paper's
 // sequential variant (later layers calibrated on earlier quantized ones) call this once per layer
 // with stats captured after binding the previous layers' results (CalibrationOptions::select).
-Result<std::map<std::string, QuantizedMatrix>> gptq_quantize(FloatWeights& weights,
-                                                            const CalibrationStats& stats,
-                                                            const QuantSpec& spec,
-                                                            const GptqOptions& options = {});
+Result<std::map<std::string, UnpackedMatrix>> gptq_quantize(FloatWeights& weights, const CalibrationStats& stats,
+                                                           const QuantSpec& spec, const GptqOptions& options = {});
 
 }  // namespace brisk::calib

@@ -32,28 +32,29 @@ std::vector<Shrink> search_shrinks(int64_t groups, const QuantSpec& spec, const 
   return best;
 }
 
-double weighted_grid_error(const float* w, int64_t n, const float* importance, const GridStep& g, int max_code) {
+double weighted_grid_error(const float* w, int64_t n, const float* importance, const QuantTraits& traits,
+                           const GroupParams& p) {
   double e = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const double d = double(w[i]) - double(g.round_trip(w[i], max_code));
+    const double d = double(w[i]) - double(round_trip(traits, w[i], p));
     e += (importance ? double(importance[i]) : 1.0) * d * d;
   }
   return e;
 }
 
-std::vector<GridStep> search_grids(const float* w, int64_t rows, int64_t n, int64_t row_stride,
-                                   const float* importance, const QuantSpec& spec,
-                                   const GridSearchOptions& options) {
-  const RowGroupRanges ranges(w, rows, n, row_stride);
-  auto grid = [&](int64_t r, Shrink s) { return ranges.grid(r, spec, s); };
+std::vector<GroupParams> search_grids(const float* w, int64_t rows, int64_t n, int64_t row_stride,
+                                      const float* importance, const QuantSpec& spec,
+                                      const GridSearchOptions& options) {
+  const RowGroupRanges ranges(w, rows, n, row_stride, spec);
+  const QuantTraits& traits = scheme_traits(spec.scheme);
   const std::vector<Shrink> best =
       search_shrinks(rows, spec, options, [&](const std::vector<Shrink>& shrinks, std::vector<double>& error) {
         for (int64_t r = 0; r < rows; ++r)
-          error[size_t(r)] = weighted_grid_error(w + r * row_stride, n, importance, grid(r, shrinks[size_t(r)]),
-                                                 spec.max_code());
+          error[size_t(r)] =
+              weighted_grid_error(w + r * row_stride, n, importance, traits, ranges.grid(r, shrinks[size_t(r)]));
       });
-  std::vector<GridStep> grids(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) grids[size_t(r)] = grid(r, best[size_t(r)]);
+  std::vector<GroupParams> grids(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) grids[size_t(r)] = ranges.grid(r, best[size_t(r)]);
   return grids;
 }
 

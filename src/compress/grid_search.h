@@ -26,17 +26,20 @@ struct GridSearchOptions {
 };
 
 // The extremes of one group per row (row r's n values at w + r * row_stride), found once, and the
-// grid each gives under a shrink.
+// params each gives under a shrink.
 class RowGroupRanges {
  public:
-  RowGroupRanges(const float* w, int64_t rows, int64_t n, int64_t row_stride) : range_(static_cast<size_t>(rows)) {
+  RowGroupRanges(const float* w, int64_t rows, int64_t n, int64_t row_stride, const QuantSpec& spec)
+      : traits_(scheme_traits(spec.scheme)), symmetry_(spec.symmetry), range_(static_cast<size_t>(rows)) {
     for (int64_t r = 0; r < rows; ++r) range_[size_t(r)] = value_range(w + r * row_stride, n, 1);
   }
-  GridStep grid(int64_t r, const QuantSpec& spec, Shrink shrink) const {
-    return fit_grid(range_[size_t(r)].first, range_[size_t(r)].second, spec, shrink);
+  GroupParams grid(int64_t r, Shrink shrink) const {
+    return fit_grid(traits_, symmetry_, range_[size_t(r)].first, range_[size_t(r)].second, shrink);
   }
 
  private:
+  const QuantTraits& traits_;
+  Symmetry symmetry_;
   std::vector<std::pair<float, float>> range_;
 };
 
@@ -47,13 +50,14 @@ using ShrinkErrors = std::function<void(const std::vector<Shrink>&, std::vector<
 std::vector<Shrink> search_shrinks(int64_t groups, const QuantSpec& spec, const GridSearchOptions& options,
                                    const ShrinkErrors& errors);
 
-// sum_i importance[i] (w[i] - q(w[i]))^2 for n values of one group on grid g (importance null: 1).
-double weighted_grid_error(const float* w, int64_t n, const float* importance, const GridStep& g, int max_code);
+// sum_i importance[i] (w[i] - q(w[i]))^2 for n values of one group with params p (importance null: 1).
+double weighted_grid_error(const float* w, int64_t n, const float* importance, const QuantTraits& traits,
+                           const GroupParams& p);
 
 // Grids for `rows` groups of n values (row r at w + r * row_stride) minimising
 // weighted_grid_error with per-column importance [n] (shared by the rows; null: plain MSE).
-std::vector<GridStep> search_grids(const float* w, int64_t rows, int64_t n, int64_t row_stride,
-                                   const float* importance, const QuantSpec& spec,
-                                   const GridSearchOptions& options);
+std::vector<GroupParams> search_grids(const float* w, int64_t rows, int64_t n, int64_t row_stride,
+                                      const float* importance, const QuantSpec& spec,
+                                      const GridSearchOptions& options);
 
 }  // namespace brisk::calib

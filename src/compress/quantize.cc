@@ -21,10 +21,6 @@ const SchemeRow& scheme_row(QuantScheme s) {
   BRISK_CHECK(false, "unknown quantization scheme");
 }
 
-int64_t effective_group(const QuantSpec& spec, int64_t cols) {
-  return quant_traits(runtime_dtype(spec.scheme))->per_channel ? std::max<int64_t>(cols, 1) : spec.group;
-}
-
 QuantizedMatrix allocate(DType dtype, int64_t rows, int64_t cols) {
   QuantizedMatrix q;
   q.tensor = Tensor{nullptr, dtype, {rows, cols}};
@@ -46,9 +42,18 @@ Result<QuantScheme> parse_quant_scheme(std::string_view name) {
 
 std::string_view quant_scheme_name(QuantScheme scheme) { return scheme_row(scheme).name; }
 DType runtime_dtype(QuantScheme scheme) { return scheme_row(scheme).dtype; }
+const QuantTraits& scheme_traits(QuantScheme scheme) { return *quant_traits(runtime_dtype(scheme)); }
+
+int64_t group_width(const QuantSpec& spec, int64_t cols) {
+  return scheme_traits(spec.scheme).per_channel ? std::max<int64_t>(cols, 1) : spec.group;
+}
+int64_t groups_per_row(const QuantSpec& spec, int64_t cols) {
+  const int64_t width = group_width(spec, cols);
+  return (cols + width - 1) / width;
+}
 
 Status validate_quant_spec(const QuantSpec& spec) {
-  const QuantTraits& t = *quant_traits(runtime_dtype(spec.scheme));
+  const QuantTraits& t = scheme_traits(spec.scheme);
   const std::string name(quant_scheme_name(spec.scheme));
   if (spec.symmetry == Symmetry::Asymmetric && !t.has_zero)
     return make_error("--asym: scheme " + name + " has no zero point (only w4 is asymmetric; " + name +
@@ -62,8 +67,8 @@ Status validate_quant_spec(const QuantSpec& spec) {
 Result<QuantizedMatrix> quantize_matrix(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
                                         const std::string& name, ThreadPool* pool) {
   BRISK_TRY(validate_quant_spec(spec));
-  const QuantTraits& t = *quant_traits(runtime_dtype(spec.scheme));
-  const int64_t group = effective_group(spec, cols);
+  const QuantTraits& t = scheme_traits(spec.scheme);
+  const int64_t group = group_width(spec, cols);
   if (!t.per_channel && cols % group != 0)
     return make_error("tensor '" + name + "': group size " + std::to_string(group) + " does not divide its " +
                       std::to_string(cols) + " input features");
@@ -82,8 +87,8 @@ Result<QuantizedMatrix> quantize_matrix(const float* w, int64_t rows, int64_t co
 
 QuantizedMatrix encode_matrix(const int32_t* codes, const GroupParams* params, int64_t rows, int64_t cols,
                               const QuantSpec& spec) {
-  const QuantTraits& t = *quant_traits(runtime_dtype(spec.scheme));
-  const int64_t group = effective_group(spec, cols), n_groups = (cols + group - 1) / group;
+  const QuantTraits& t = scheme_traits(spec.scheme);
+  const int64_t group = group_width(spec, cols), n_groups = groups_per_row(spec, cols);
   QuantizedMatrix q = allocate(t.dtype, rows, cols);
   const size_t rb = row_bytes(t.dtype, cols);
   for (int64_t r = 0; r < rows; ++r)

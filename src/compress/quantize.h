@@ -1,7 +1,8 @@
-// Quantization specs and the one entry point every method builds on: "quantize this fp32 matrix
-// with this spec" into a runtime block tensor (core/quant_blocks.h). RTN lives here; calibrated
-// methods (GPTQ, AWQ, SmoothQuant) choose codes with the same grid (choose_params/nearest_code)
-// and hand them to encode_matrix.
+// The quantization spec, the one every method reads (RTN here; GPTQ, AWQ and SmoothQuant in
+// compress/calib_*), and the one entry point they build on: "quantize this fp32 matrix with this
+// spec" into a runtime block tensor (core/quant_blocks.h). RTN lives here; the calibrated methods
+// choose codes on the same grid (choose_params / params_for_range / nearest_code, through
+// compress/calib_grid.h) and hand them to encode_matrix.
 #pragma once
 
 #include <memory>
@@ -17,18 +18,22 @@
 namespace brisk {
 
 enum class QuantScheme { W8, W4, W8A8, FP8, NF4, LOG2 };
-enum class QuantMethod { Rtn };
-
 struct QuantSpec {
   QuantScheme scheme = QuantScheme::W4;
-  QuantMethod method = QuantMethod::Rtn;
-  int64_t group = 128;  // values per scale for 4-bit schemes (multiple of 128); per-channel schemes ignore it
+  // Values per scale for grouped (4-bit) schemes; per-channel schemes (w8, w8a8, fp8) use one
+  // scale per output row and ignore it. The runtime blocks need a multiple of 128
+  // (validate_quant_spec); calibrated methods accept any divisor of the columns for study.
+  int64_t group = 128;
   Symmetry symmetry = Symmetry::Symmetric;
 };
 
 Result<QuantScheme> parse_quant_scheme(std::string_view name);  // "w8", "w4", "w8a8", "fp8", "nf4", "log2"
 std::string_view quant_scheme_name(QuantScheme scheme);
 DType runtime_dtype(QuantScheme scheme);
+const QuantTraits& scheme_traits(QuantScheme scheme);
+// Values per scale in a row of `cols` (the whole row for per-channel schemes), and groups per row.
+int64_t group_width(const QuantSpec& spec, int64_t cols);
+int64_t groups_per_row(const QuantSpec& spec, int64_t cols);
 // Checks the combination (asymmetric only with a zero point, group a multiple of 128).
 Status validate_quant_spec(const QuantSpec& spec);
 

@@ -9,10 +9,6 @@ namespace brisk::calib {
 
 namespace {
 
-QuantSpec weight_spec(const SmoothQuantOptions& options) {
-  return QuantSpec{options.weight_bits, 0, Symmetry::Symmetric};
-}
-
 // The consumers' W8A8 output error on the samples with smoothing s, against the fp32 products.
 double w8a8_error(Backend& backend, FloatWeights& weights, const ScaleGroup& group, const InputStats& input,
                   const std::vector<std::vector<float>>& reference, const std::vector<float>& s,
@@ -21,7 +17,7 @@ double w8a8_error(Backend& backend, FloatWeights& weights, const ScaleGroup& gro
   std::vector<float> x(input.samples);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t i = 0; i < k; ++i) x[size_t(r * k + i)] /= s[size_t(i)];
-  fake_quantize_rows(x.data(), n, k, options.activation_bits);
+  fake_quantize_rows(x.data(), n, k);
   double error = 0;
   std::vector<float> scaled, y;
   for (size_t c = 0; c < group.consumers.size(); ++c) {
@@ -30,7 +26,7 @@ double w8a8_error(Backend& backend, FloatWeights& weights, const ScaleGroup& gro
     scaled.resize(w.size());
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t i = 0; i < k; ++i) scaled[size_t(r * k + i)] = w[size_t(r * k + i)] * s[size_t(i)];
-    const QuantizedMatrix q = quantize_rtn(scaled.data(), rows, k, weight_spec(options));
+    const UnpackedMatrix q = quantize_rtn(scaled.data(), rows, k, kSmoothQuantWeights);
     y.resize(size_t(n * rows));
     matmul_host(backend, x.data(), n, k, q.dequantized.data(), rows, y.data());
     for (size_t i = 0; i < y.size(); ++i) {
@@ -54,15 +50,12 @@ std::vector<float> smoothing_scales(const std::vector<float>& act_max, const std
   return s;
 }
 
-void fake_quantize_rows(float* x, int64_t rows, int64_t k, int bits) {
-  const float qmax = float((1 << (bits - 1)) - 1);
+void fake_quantize_rows(float* x, int64_t rows, int64_t k) {
+  std::vector<uint8_t> codes(static_cast<size_t>(k));
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x + r * k;
-    float absmax = 0;
-    for (int64_t i = 0; i < k; ++i) absmax = std::max(absmax, std::fabs(row[i]));
-    if (absmax == 0) continue;
-    const float scale = absmax / qmax;
-    for (int64_t i = 0; i < k; ++i) row[i] = std::clamp(std::nearbyint(row[i] / scale), -qmax - 1, qmax) * scale;
+    const float scale = quantize_activation_row_u8(row, k, k, codes.data());
+    for (int64_t i = 0; i < k; ++i) row[i] = float(int(codes[size_t(i)]) - 128) * scale;
   }
 }
 
@@ -110,7 +103,7 @@ Result<SmoothQuantResult> smoothquant(Backend& backend, FloatWeights& weights, c
   }
   for (const auto& [name, input] : stats.by_tensor) {
     std::vector<float>& w = weights.at(name);
-    QuantizedMatrix q = quantize_rtn(w.data(), weights.rows(name), weights.cols(name), weight_spec(options));
+    UnpackedMatrix q = quantize_rtn(w.data(), weights.rows(name), weights.cols(name), kSmoothQuantWeights);
     std::copy(q.dequantized.begin(), q.dequantized.end(), w.begin());  // the model may point at w
     result.matrices[name] = std::move(q);
   }

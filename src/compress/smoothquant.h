@@ -27,12 +27,13 @@ namespace brisk::calib {
 
 struct SmoothQuantOptions {
   float alpha_min = 0.3f, alpha_max = 0.9f, alpha_step = 0.05f;
-  int weight_bits = 8;      // per output channel, symmetric
-  int activation_bits = 8;  // per token, symmetric
 };
 
+// The weights' quantization: the w8a8 scheme's (int8 per output channel, symmetric).
+inline const QuantSpec kSmoothQuantWeights{QuantScheme::W8A8, 0, Symmetry::Symmetric};
+
 struct SmoothQuantResult {
-  std::map<std::string, QuantizedMatrix> matrices;  // every calibrated matrix, int8 per channel
+  std::map<std::string, UnpackedMatrix> matrices;  // every calibrated matrix, int8 per channel
   std::map<std::string, float> alpha;               // per group, by its first consumer
   std::map<std::string, std::vector<float>> scales; // per group s, by its first consumer
 };
@@ -41,9 +42,9 @@ struct SmoothQuantResult {
 std::vector<float> smoothing_scales(const std::vector<float>& act_max, const std::vector<float>& weight_max,
                                     float alpha);
 
-// Rounds each row of x [rows, k] to a symmetric per-row grid of `bits` in place (what a W8A8
-// kernel does to activations at run time).
-void fake_quantize_rows(float* x, int64_t rows, int64_t k, int bits);
+// Rounds each row of x [rows, k] in place to what a W8A8 kernel multiplies: int8 per token,
+// symmetric (quantize_activation_row_u8, the runtime's own activation quantizer).
+void fake_quantize_rows(float* x, int64_t rows, int64_t k);
 
 // Searches, folds and quantizes the whole model. Needs activation samples
 // (CalibrationOptions::sample_rows > 0). `backend` computes the products (a CPU backend).

@@ -163,11 +163,17 @@ float code_level(const QuantTraits& traits, int32_t code) {
 }
 
 GroupParams choose_params(const QuantTraits& t, const float* v, int64_t n, Symmetry symmetry) {
-  float lo = 0.0f, hi = 0.0f;  // the range always includes 0, so 0 stays exactly representable
+  float lo = 0.0f, hi = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
     lo = std::min(lo, v[i]);
     hi = std::max(hi, v[i]);
   }
+  return params_for_range(t, lo, hi, symmetry);
+}
+
+GroupParams params_for_range(const QuantTraits& t, float lo, float hi, Symmetry symmetry) {
+  lo = std::min(lo, 0.0f);  // the range always includes 0, so 0 stays exactly representable
+  hi = std::max(hi, 0.0f);
   const float absmax = std::max(-lo, hi);
   GroupParams p;
   if (symmetry == Symmetry::Asymmetric) {

@@ -95,6 +95,9 @@ float code_level(const QuantTraits& traits, int32_t code);
 // params for a group of n values (absmax for symmetric, min/max with an integer zero point for
 // asymmetric), and the nearest code of a value under them.
 GroupParams choose_params(const QuantTraits& traits, const float* values, int64_t n, Symmetry symmetry);
+// The same params for a group whose values span lo..hi (widened to include 0). Calibrated methods
+// call it with a shrunk range to clip a group's extremes.
+GroupParams params_for_range(const QuantTraits& traits, float lo, float hi, Symmetry symmetry);
 int32_t nearest_code(const QuantTraits& traits, float value, const GroupParams& params);
 float dequantize_code(const QuantTraits& traits, int32_t code, const GroupParams& params);
 

@@ -1,5 +1,7 @@
 #include "formats/config_fields.h"
 
+#include <cstdint>
+
 namespace brisk {
 
 bool ConfigFields::has(const char* key) const {
@@ -71,6 +73,19 @@ Result<std::vector<std::string>> ConfigFields::strings_or_empty(const char* key)
     out.push_back(x.get<std::string>());
   }
   return out;
+}
+
+Result<std::vector<int32_t>> ConfigFields::token_ids(const char* key) const {
+  std::vector<int32_t> ids;
+  if (!has(key) || json_.at(key).is_null()) return ids;
+  const Json& v = json_.at(key);
+  const Json list = v.is_array() ? v : Json::array({v});
+  for (const Json& x : list) {
+    if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > INT32_MAX)
+      return error(key, "must be a token id or a list of token ids, got " + v.dump());
+    ids.push_back(int32_t(x.get<int64_t>()));
+  }
+  return ids;
 }
 
 }  // namespace brisk

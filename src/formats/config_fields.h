@@ -28,6 +28,8 @@ class ConfigFields {
   std::string string_or(const char* key, const std::string& fallback) const;
   Result<std::vector<double>> numbers(const char* key) const;  // a required array of numbers
   Result<std::vector<std::string>> strings_or_empty(const char* key) const;
+  // A token id or a list of them (bos/eos_token_id); absent or null: none.
+  Result<std::vector<int32_t>> token_ids(const char* key) const;
   // An error about this object's field `key`.
   Error error(const std::string& key, const std::string& what) const;
 

@@ -8,17 +8,6 @@ namespace brisk {
 
 namespace {
 
-std::vector<int32_t> token_ids(const Json& json, const char* key) {
-  std::vector<int32_t> ids;
-  auto it = json.find(key);
-  if (it == json.end()) return ids;
-  if (it->is_number_integer()) ids.push_back(it->get<int32_t>());
-  if (it->is_array())
-    for (const auto& v : *it)
-      if (v.is_number_integer()) ids.push_back(v.get<int32_t>());
-  return ids;
-}
-
 // LongRoPE: factors of head_dim / 2 entries each; original_max_position_embeddings in the
 // rope object or at the top level (Phi-3's config); attention_factor as transformers derives it
 // when absent: sqrt(1 + ln(max / original) / ln(original)) when the context is extended.
@@ -98,8 +87,11 @@ Result<ModelConfig> parse_model_config(const Json& json, const std::string& wher
   if (mt == json.end() || !mt->is_string()) return make_error(where + ": missing field 'model_type'");
   ModelConfig c;
   c.model_type = mt->get<std::string>();
-  c.bos_ids = token_ids(json, "bos_token_id");
-  c.eos_ids = token_ids(json, "eos_token_id");
+  const ConfigFields fields(json, where);
+  BRISK_ASSIGN(bos, fields.token_ids("bos_token_id"));
+  BRISK_ASSIGN(eos, fields.token_ids("eos_token_id"));
+  c.bos_ids = std::move(bos);
+  c.eos_ids = std::move(eos);
   if (auto q = json.find("quantization_config"); q != json.end() && !q->is_null()) c.quantization_config = *q;
   const Architecture* arch = find_architecture(c.model_type);
   if (!arch)

@@ -18,17 +18,19 @@ const char* stop_reason_name(StopReason r) {
     case StopReason::Eos: return "eos";
     case StopReason::StopString: return "stop";
     case StopReason::Context: return "context";
+    case StopReason::Cancelled: return "cancelled";
   }
   return "?";
 }
 
 Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
-               std::unique_ptr<Tokenizer> tokenizer, KvCache cache, DecodeGraphs graphs)
+               std::unique_ptr<Tokenizer> tokenizer, KvCache cache, DecodeGraphs graphs, GenerationConfig generation)
     : backend_(std::move(backend)), model_(std::move(model)), tokenizer_(std::move(tokenizer)),
       cache_(std::move(cache)),
       logits_(size_t(model_->config().vocab_size)),
       all_blocks_(size_t(cache_.n_blocks())),
-      runner_(*model_, *backend_, graphs) {
+      runner_(*model_, *backend_, graphs),
+      generation_(std::move(generation)) {
   for (size_t b = 0; b < all_blocks_.size(); ++b) all_blocks_[b] = int32_t(b);
 }
 
@@ -39,6 +41,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +
                       std::to_string(model->max_context()) + " tokens");
   BRISK_ASSIGN(tokenizer, Tokenizer::load(options.model_dir));
+  BRISK_ASSIGN(generation, read_generation_config(options.model_dir));
   // The cache holds at least one sequence of the full context, so every request fits alone.
   const ModelConfig& c = model->config();
   const size_t per_block = KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, options.kv_dtype);
@@ -57,7 +60,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
                                       options.kv_dtype));
   return std::unique_ptr<Engine>(
       new Engine(std::move(backend), std::move(model), std::move(tokenizer), std::move(cache),
-                 options.decode_graphs));
+                 options.decode_graphs, std::move(generation)));
 }
 
 Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {
@@ -72,12 +75,15 @@ Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {
 bool Engine::is_eos(int32_t token) const {
   const auto eos = tokenizer_->eos_id();
   const auto& config_eos = model_->config().eos_ids;
+  const auto& generation_eos = generation_.eos_ids;
   return (eos && token == *eos) ||
-         std::find(config_eos.begin(), config_eos.end(), token) != config_eos.end();
+         std::find(config_eos.begin(), config_eos.end(), token) != config_eos.end() ||
+         std::find(generation_eos.begin(), generation_eos.end(), token) != generation_eos.end();
 }
 
 const float* Engine::prefill(const std::vector<int32_t>& tokens) {
   BRISK_CHECK(!tokens.empty() && int64_t(tokens.size()) <= context(), "prefill: bad length");
+  cached_.clear();
   const int64_t n = int64_t(tokens.size()), chunk = model_->max_rows();
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t rows = std::min(chunk, n - start);
@@ -88,6 +94,7 @@ const float* Engine::prefill(const std::vector<int32_t>& tokens) {
 }
 
 const float* Engine::decode_step(int32_t token, int64_t pos) {
+  cached_.clear();
   model_->forward(&token, 1, pos, cache_, LogitRows::Last, logits_.data());
   return logits_.data();
 }
@@ -98,16 +105,19 @@ const float* Engine::forward(const std::vector<SequenceChunk>& chunks) {
     rows += c.logits == LogitRows::All ? size_t(c.n_tokens) : c.logits == LogitRows::Last ? 1 : 0;
   const size_t needed = rows * size_t(model_->config().vocab_size);
   if (logits_.size() < needed) logits_.resize(needed);
+  cached_.clear();
   model_->forward(chunks, cache_, logits_.data());
   return logits_.data();
 }
 
 const int32_t* Engine::forward_greedy(const std::vector<SequenceChunk>& chunks) {
+  cached_.clear();
   return runner_.run_greedy(chunks, cache_);
 }
 
 const int32_t* Engine::forward_sampled(const std::vector<SequenceChunk>& chunks,
                                        const std::vector<const Sampler*>& samplers) {
+  cached_.clear();
   return runner_.run_sampled(chunks, cache_, samplers);
 }
 
@@ -115,7 +125,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
                                         const std::function<void(const std::string&)>& on_text) {
   if (model_->output() != ModelOutput::Logits)
     return make_error("model_type '" + model_->config().model_type + "' does not generate text (use brisk embed / classify)");
-  const std::vector<int32_t> prompt = tokenizer_->encode(request.prompt, AddSpecial::Yes);
+  const std::vector<int32_t> prompt = tokenizer_->encode(request.prompt, request.add_special);
   if (prompt.empty()) return make_error("the prompt is empty (and the tokenizer adds no BOS token)");
   if (int64_t(prompt.size()) >= context())
     return make_error("the prompt has " + std::to_string(prompt.size()) +
@@ -125,6 +135,12 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
 
   GenerateResult result;
   result.prompt_tokens = int64_t(prompt.size());
+  // The previous call's keys and values that this prompt starts with; at least the last prompt
+  // token runs again, for its logits.
+  size_t reuse = 0;
+  while (reuse < cached_.size() && reuse + 1 < prompt.size() && cached_[reuse] == prompt[reuse]) ++reuse;
+  result.reused_tokens = int64_t(reuse);
+  cached_.assign(prompt.begin(), prompt.begin() + long(reuse));
   // Only token ids come back from each step: the backend picks them (argmax for plain greedy,
   // sample_rows otherwise), and CUDA replays recorded decode steps.
   const bool plain_greedy = request.sampling.plain_greedy();
@@ -139,10 +155,11 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
       const bool last = done + rows == n;
       const std::vector<SequenceChunk> chunk = {{tokens + done, rows, first_pos + done, all_blocks_.data(),
                                                  int64_t(all_blocks_.size()), last ? LogitRows::Last : LogitRows::None}};
-      const int32_t* ids = plain_greedy ? forward_greedy(chunk)
-                                        : forward_sampled(chunk, last ? last_row_sampler : no_rows);
+      const int32_t* ids = plain_greedy ? runner_.run_greedy(chunk, cache_)
+                                        : runner_.run_sampled(chunk, cache_, last ? last_row_sampler : no_rows);
       if (last) next = ids[0];
     }
+    cached_.insert(cached_.end(), tokens, tokens + n);
     sampler.accept(next);
     return next;
   };
@@ -155,7 +172,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   };
 
   double t0 = now_seconds();
-  int32_t token = advance(prompt.data(), int64_t(prompt.size()), 0);
+  int32_t token = advance(prompt.data() + reuse, int64_t(prompt.size() - reuse), int64_t(reuse));
   double t1 = now_seconds();
   result.prefill_seconds = t1 - t0;
 
@@ -165,6 +182,10 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
     emit(step.text);
     if (step.ended) {
       result.reason = *step.ended;
+      break;
+    }
+    if (request.cancel && request.cancel->load()) {
+      result.reason = StopReason::Cancelled;
       break;
     }
     token = advance(&token, 1, pos);

@@ -2,6 +2,7 @@
 // prefill/decode loop with sampling and stop conditions.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "runtime/sequence_output.h"
 #include "models/model.h"
 #include "runtime/device.h"
+#include "runtime/generation_config.h"
 #include "runtime/sampler.h"
 #include "runtime/token_runner.h"
 #include "tokenizer/tokenizer.h"
@@ -38,12 +40,18 @@ struct GenerateRequest {
   SamplingParams sampling;
   std::vector<std::string> stop;  // stop strings; the text ends before the first match
   bool stop_at_eos = true;
+  // No: the prompt already holds its special tokens (a rendered chat template).
+  AddSpecial add_special = AddSpecial::Yes;
+  // Set from another thread or a signal handler: generation ends before the next token
+  // (StopReason::Cancelled).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct GenerateResult {
   std::string text;             // new text only, stop string excluded
   std::vector<int32_t> ids;     // new tokens only
   int64_t prompt_tokens = 0;
+  int64_t reused_tokens = 0;    // prompt tokens whose keys and values the previous call left
   double prefill_seconds = 0;
   double decode_seconds = 0;    // from the first to the last sampled token
   StopReason reason = StopReason::Length;
@@ -57,14 +65,18 @@ class Engine {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
   int64_t context() const { return model_->context(); }
+  const GenerationConfig& generation_config() const { return generation_; }
   // All keys and values, in blocks. prefill/decode_step/generate and perplexity use it as one
   // sequence owning every block; the Scheduler hands blocks to many sequences instead (not both
-  // at once).
-  KvCache& cache() { return cache_; }
+  // at once). Whoever takes it may overwrite any position, so generate() forgets what it kept.
+  KvCache& cache() {
+    cached_.clear();
+    return cache_;
+  }
 
   // Every id must index the model's embedding table (a tokenizer from another model may not).
   Status check_token_ids(const std::vector<int32_t>& ids) const;
-  // The tokenizer's EOS or one of config.json's eos_token_id values.
+  // The tokenizer's EOS or one of config.json's or generation_config.json's eos_token_id values.
   bool is_eos(int32_t token) const;
 
   // Runs tokens through the model at positions 0.. in chunks of max_rows; returns the last
@@ -85,12 +97,15 @@ class Engine {
   TokenRunner& token_runner() { return runner_; }
 
   // Streams each piece of new text to on_text as soon as it is complete (UTF-8 and stop strings).
+  // Keys and values of the previous generate() stay in the cache: a prompt that starts with the
+  // previous prompt and reply (the next turn of a chat) only runs its new tokens.
+  // GenerateResult::reused_tokens counts the ones skipped.
   Result<GenerateResult> generate(const GenerateRequest& request,
                                   const std::function<void(const std::string&)>& on_text = {});
 
  private:
   Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
-         std::unique_ptr<Tokenizer> tokenizer, KvCache cache, DecodeGraphs graphs);
+         std::unique_ptr<Tokenizer> tokenizer, KvCache cache, DecodeGraphs graphs, GenerationConfig generation);
 
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Model> model_;
@@ -99,6 +114,8 @@ class Engine {
   std::vector<float> logits_;  // the logits rows of the latest forward call
   std::vector<int32_t> all_blocks_;  // 0..n_blocks-1: generate() owns the whole cache
   TokenRunner runner_;  // after cache_ and backend_: its recordings name both
+  GenerationConfig generation_;
+  std::vector<int32_t> cached_;  // tokens whose keys and values sit at positions 0.. (generate)
 };
 
 }  // namespace brisk

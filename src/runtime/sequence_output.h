@@ -14,7 +14,7 @@
 
 namespace brisk {
 
-enum class StopReason { Length, Eos, StopString, Context };
+enum class StopReason { Length, Eos, StopString, Context, Cancelled };
 const char* stop_reason_name(StopReason r);
 
 struct OutputLimits {

@@ -98,6 +98,15 @@ Result<ChatTemplate> ChatTemplate::from_tokenizer_config(const std::filesystem::
   return parsed;
 }
 
+Result<ChatTemplate> ChatTemplate::from_file(const std::filesystem::path& file,
+                                            const std::filesystem::path& model_dir) {
+  BRISK_ASSIGN(tokens, read_tokenizer_config(model_dir));
+  BRISK_ASSIGN(source, read_text(file));
+  auto parsed = parse(std::move(source), tokens.bos_token, tokens.eos_token);
+  if (!parsed.ok()) return make_error(file.string() + ": " + parsed.error().message);
+  return parsed;
+}
+
 Result<std::string> ChatTemplate::apply(const std::vector<ChatMessage>& messages,
                                         GenerationPrompt prompt) const {
   nlohmann::ordered_json json = nlohmann::ordered_json::array();

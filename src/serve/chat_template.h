@@ -41,6 +41,8 @@ class ChatTemplate {
   // tokenizer_config.json's "chat_template" (a string, or a list of {name, template} from which
   // "default" is taken). bos_token/eos_token come from tokenizer_config.json.
   static Result<ChatTemplate> from_tokenizer_config(const std::filesystem::path& model_dir);
+  // A template file (--chat-template) with the folder's bos_token/eos_token.
+  static Result<ChatTemplate> from_file(const std::filesystem::path& file, const std::filesystem::path& model_dir);
   // Syntax errors name the template line.
   static Result<ChatTemplate> parse(std::string source, std::optional<std::string> bos_token,
                                     std::optional<std::string> eos_token);

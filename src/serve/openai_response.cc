@@ -11,7 +11,8 @@ const char* finish_reason_name(StopReason reason) {
     case StopReason::Eos:
     case StopReason::StopString: return "stop";
     case StopReason::Length:
-    case StopReason::Context: return "length";
+    case StopReason::Context:
+    case StopReason::Cancelled: return "length";
   }
   return "stop";
 }

@@ -20,7 +20,7 @@ Command add_bench(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "bench", "Prefill and decode throughput (medians after a warm-up), weight bytes per token,\n"
                "peak RSS, and the machine's read bandwidth and multiply-add peaks for comparison");
-  sub->add_option("-m,--model", f->model, "Model folder or .gguf file")->required();
+  add_model_option(sub, f->model, "Model folder or .gguf file");
   sub->add_option("-p,--prompt-tokens", f->bench.prompt_tokens, "Prompt length for prefill")->capture_default_str();
   sub->add_option("-n,--new-tokens", f->bench.new_tokens, "Tokens decoded per repetition")->capture_default_str();
   sub->add_option("-r,--repetitions", f->bench.repetitions, "Timed repetitions (after one warm-up)")->capture_default_str();

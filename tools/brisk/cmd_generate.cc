@@ -3,6 +3,8 @@
 #include <memory>
 #include <random>
 
+#include <unistd.h>
+
 #include "common.h"
 #include "runtime/engine.h"
 
@@ -13,36 +15,45 @@ Command add_generate(CLI::App& app) {
     EngineOptions engine;
     GenerateRequest request;
     std::string model;
+    std::string prompt_file;
     bool json = false;
     bool ignore_eos = false;
+    bool no_echo = false;
     int64_t seed = -1;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("generate", "Continue a prompt, streaming the new text to stdout");
-  sub->add_option("-m,--model", f->model, "Model folder (Hugging Face layout) or .gguf file")->required();
-  sub->add_option("-p,--prompt", f->request.prompt, "Prompt text")->required();
-  sub->add_option("-n,--n-predict", f->request.max_new_tokens, "New tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--temp", f->request.sampling.temperature, "Sampling temperature; 0 = greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--top-k", f->request.sampling.top_k, "Keep the k most likely tokens; 0 = off")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--top-p", f->request.sampling.top_p, "Nucleus sampling mass; 1 = off")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--min-p", f->request.sampling.min_p, "Drop tokens below min-p x p(best); 0 = off")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--repeat-penalty", f->request.sampling.repetition_penalty, "Repetition penalty over prompt and output; 1 = off")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--presence-penalty", f->request.sampling.presence_penalty, "Subtract from tokens already generated")->capture_default_str();
-  sub->add_option("--frequency-penalty", f->request.sampling.frequency_penalty, "Subtract per occurrence in the output")->capture_default_str();
-  sub->add_option("--seed", f->seed, "Random seed; -1 = pick one (printed with --json)")->capture_default_str();
+  add_model_option(sub, f->model, "Model folder (Hugging Face layout) or .gguf file");
+  CLI::Option* prompt = sub->add_option("-p,--prompt", f->request.prompt, "Prompt text");
+  sub->add_option("-f,--file", f->prompt_file, "Read the prompt from a file ('-': standard input)")
+      ->excludes(prompt);
+  sub->add_option("-n,--n-predict", f->request.max_new_tokens, "New tokens to generate")->capture_default_str()->check(non_negative());
+  add_sampling_flags(sub, f->request.sampling, f->seed);
   sub->add_option("--stop", f->request.stop, "Stop before this string (repeatable)");
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
   add_engine_flags(sub, f->engine.backend);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
-  sub->add_option("--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("-c,--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
   sub->add_flag("--json", f->json, "Print one JSON object instead of streaming text");
+  sub->add_flag("--no-echo", f->no_echo, "Do not print the prompt before the continuation (printed on a terminal by default)");
+  sub->footer("Sampling flags not given take the model's generation_config.json values when it has them,\n"
+              "else the defaults above; the values used are printed on stderr.");
 
-  return {sub, [f]() {
+  return {sub, [f, sub]() {
+    if (sub->count("--prompt") == 0 && sub->count("--file") == 0) return fail("give a prompt: -p TEXT or -f FILE ('-f -': stdin)");
+    if (!f->prompt_file.empty()) {
+      auto text = read_prompt_file(f->prompt_file);
+      if (!text) return fail(text.error());
+      f->request.prompt = std::move(text).value();
+    }
     f->engine.model_dir = f->model;
     f->request.stop_at_eos = !f->ignore_eos;
-    f->request.sampling.seed = f->seed >= 0 ? uint64_t(f->seed) : std::random_device{}();
+    f->request.sampling.seed = resolve_seed(f->seed);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
+    const std::string sampling = apply_generation_defaults(*sub, engine.value()->generation_config(), f->request.sampling);
+    if (!f->json) std::fprintf(stderr, "[%s]\n", sampling.c_str());
+    if (!f->json && !f->no_echo && isatty(STDOUT_FILENO)) std::cout << f->request.prompt << std::flush;
     auto on_text = [&](const std::string& piece) {
       if (f->json) return;
       std::cout << piece << std::flush;

@@ -16,7 +16,7 @@ Command add_inspect(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("inspect", "List a model's tensors: name, shape, dtype, element count and\n"
                                                 "sparsity (fraction of exact zeros)");
-  sub->add_option("-m,--model", f->model, "Model folder or .gguf file")->required();
+  add_model_option(sub, f->model, "Model folder or .gguf file");
   sub->add_flag("--json", f->json, "Print {\"params\", \"tensors\": [...]}");
   return {sub, [f]() {
     // A .gguf file shows as the Hugging Face tensors it maps to (models/gguf_model.h).

@@ -20,9 +20,9 @@ Command add_perplexity(CLI::App& app) {
       "Perplexity of a text file: tokenized whole without special tokens, cut into consecutive\n"
       "windows of --ctx tokens (the last partial one dropped); in each window positions\n"
       "0..ctx-2 predict tokens 1..ctx-1; ppl = exp(mean NLL over all scored tokens)");
-  sub->add_option("-m,--model", f->model, "Model folder or .gguf file")->required();
+  add_model_option(sub, f->model, "Model folder or .gguf file");
   sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
-  sub->add_option("--ctx", f->ctx, "Window length in tokens")->capture_default_str()->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  sub->add_option("--ctx", f->ctx, "Window length in tokens")->capture_default_str()->check(in_range(2, 1 << 20));
   add_engine_flags(sub, f->engine.backend);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
   sub->add_flag("--json", f->json,

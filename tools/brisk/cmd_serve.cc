@@ -24,16 +24,16 @@ Command add_serve(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
-  sub->add_option("-m,--model", f->model, "Model folder (Hugging Face layout)")->required();
+  add_model_option(sub, f->model, "Model folder (Hugging Face layout)");
   sub->add_option("--host", f->server.http.host, "Address to listen on")->capture_default_str();
-  sub->add_option("--port", f->server.http.port, "Port; 0 = any free port (printed)")->capture_default_str()->check(CLI::Range(0, 65535));
+  sub->add_option("--port", f->server.http.port, "Port; 0 = any free port (printed)")->capture_default_str()->check(in_range(0, 65535));
   add_engine_flags(sub, f->engine);
-  sub->add_option("--ctx", f->engine.context, "Context length per sequence; 0 = min(model maximum, 4096)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--max-batch", f->scheduler.max_batch, "Sequences decoded together; 1 = one request at a time")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--ctx", f->engine.context, "Context length per sequence; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
+  sub->add_option("--max-batch", f->scheduler.max_batch, "Sequences decoded together; 1 = one request at a time")->capture_default_str()->check(positive());
+  sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429")->capture_default_str()->check(non_negative());
   sub->add_option("--api-key", f->server.api_key, "Require 'Authorization: Bearer KEY' on /v1 endpoints");
-  sub->add_option("--parallel-requests", f->server.http.threads, "HTTP connections served at once (each stream holds one)")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--shutdown-grace", f->shutdown_grace_s, "Seconds SIGTERM waits for in-flight requests before cancelling them")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--parallel-requests", f->server.http.threads, "HTTP connections served at once (each stream holds one)")->capture_default_str()->check(positive());
+  sub->add_option("--shutdown-grace", f->shutdown_grace_s, "Seconds SIGTERM waits for in-flight requests before cancelling them")->capture_default_str()->check(non_negative());
 
   return {sub, [f]() {
     // SIGTERM/SIGINT go to one waiting thread, not to whichever thread the kernel picks; blocked

@@ -14,7 +14,7 @@ Command add_tokenize(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids of a text");
-  sub->add_option("-m,--model", f->model, "Model folder with tokenizer.json or tokenizer.model, or a .gguf file")->required();
+  add_model_option(sub, f->model, "Model folder with tokenizer.json or tokenizer.model, or a .gguf file");
   sub->add_option("--text", f->text, "Text to tokenize")->required();
   sub->add_flag("--add-special", f->add_special, "Add BOS/EOS as the tokenizer's template says");
   sub->add_flag("--json", f->json, "Print {\"ids\": [...]}");

@@ -4,13 +4,165 @@
 
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
+#include <random>
+#include <vector>
 
 namespace brisk::cli {
 
 namespace {
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
+
+std::string default_model_dir() {
+  if (const char* env = std::getenv("BRISK_DEFAULT_MODEL"); env && *env) return env;
+  return std::string(BRISK_SOURCE_DIR) + "/models/sotu-tiny";
+}
+
+CLI::Option* add_model_option(CLI::App* sub, std::string& model, const std::string& what) {
+  model = default_model_dir();
+  return sub->add_option("-m,--model", model, what + "; default: the bundled sotu-tiny ($BRISK_DEFAULT_MODEL overrides)")
+      ->capture_default_str();
+}
+
+namespace {
+
+CLI::Validator number_check(std::function<bool(double)> ok, const std::string& what) {
+  return CLI::Validator(
+      [ok, what](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(v)) return "'" + text + "' is not a finite number";
+        return ok(v) ? std::string() : "must be " + what + ", got " + text;
+      },
+      what, what);
+}
+
+std::string format_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
+// Edit distance, for suggesting the flag a typo meant.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean --temp?)" for the closest long flag of the innermost parsed (sub)command.
+std::string suggestion(const CLI::App& app, const std::string& arg) {
+  const CLI::App* scope = &app;
+  for (const CLI::App* sub : app.get_subcommands()) scope = sub;
+  const std::string word = arg.substr(0, arg.find('='));
+  std::string best;
+  size_t best_distance = 3;  // at most two edits away
+  for (const CLI::Option* option : scope->get_options())
+    for (const std::string& name : option->get_lnames()) {
+      const size_t d = edit_distance(word, "--" + name);
+      if (d < best_distance) best_distance = d, best = "--" + name;
+    }
+  return best.empty() ? "" : " (did you mean " + best + "?)";
+}
+
+}  // namespace
+
+CLI::Validator non_negative() { return number_check([](double v) { return v >= 0; }, ">= 0"); }
+CLI::Validator positive() { return number_check([](double v) { return v > 0; }, "> 0"); }
+CLI::Validator in_range(double lo, double hi) {
+  return number_check([lo, hi](double v) { return v >= lo && v <= hi; },
+                      "in [" + format_number(lo) + ", " + format_number(hi) + "]");
+}
+
+int parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ExtrasError& e) {
+    std::string hint;
+    for (int i = 1; i < argc && hint.empty(); ++i)
+      if (std::string(argv[i]).rfind("--", 0) == 0 && std::string(e.what()).find(argv[i]) != std::string::npos)
+        hint = suggestion(app, argv[i]);
+    std::fprintf(stderr, "brisk: error: %s%s\nRun with --help for the options.\n", e.what(), hint.c_str());
+    return 2;
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "brisk: error: %s\nRun with --help for the options.\n", e.what());
+    return 2;
+  }
+  return -1;
+}
+
+void add_sampling_flags(CLI::App* sub, SamplingParams& sampling, int64_t& seed) {
+  sub->add_option("--temp", sampling.temperature, "Sampling temperature; 0 = greedy")->capture_default_str()->check(non_negative());
+  sub->add_option("--top-k", sampling.top_k, "Keep the k most likely tokens; 0 = off")->capture_default_str()->check(non_negative());
+  sub->add_option("--top-p", sampling.top_p, "Nucleus sampling mass; 1 = off")->capture_default_str()->check(in_range(0, 1));
+  sub->add_option("--min-p", sampling.min_p, "Drop tokens below min-p x p(best); 0 = off")->capture_default_str()->check(in_range(0, 1));
+  sub->add_option("--repeat-penalty", sampling.repetition_penalty, "Repetition penalty over prompt and output; 1 = off")->capture_default_str()->check(positive());
+  sub->add_option("--presence-penalty", sampling.presence_penalty, "Subtract from tokens already generated")->capture_default_str()->check(in_range(-2, 2));
+  sub->add_option("--frequency-penalty", sampling.frequency_penalty, "Subtract per occurrence in the output")->capture_default_str()->check(in_range(-2, 2));
+  sub->add_option("-s,--seed", seed, "Random seed; -1 = pick one (printed with --json)")->capture_default_str();
+}
+
+uint64_t resolve_seed(int64_t seed) { return seed >= 0 ? uint64_t(seed) : std::random_device{}(); }
+
+Result<std::string> read_prompt_file(const std::string& path) {
+  constexpr size_t kMaxPromptBytes = size_t(64) << 20;
+  std::FILE* in = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (!in) return make_error("cannot open prompt file '" + path + "': " + std::strerror(errno));
+  std::string text;
+  char chunk[1 << 16];
+  size_t got = 0;
+  while ((got = std::fread(chunk, 1, sizeof(chunk), in)) > 0) {
+    text.append(chunk, got);
+    if (text.size() > kMaxPromptBytes) {
+      if (in != stdin) std::fclose(in);
+      return make_error("prompt file '" + path + "' is larger than 64 MiB");
+    }
+  }
+  const bool failed = std::ferror(in);
+  if (in != stdin) std::fclose(in);
+  if (failed) return make_error("cannot read prompt file '" + path + "'");
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  return text;
+}
+
+std::string apply_generation_defaults(const CLI::App& sub, const GenerationConfig& config, SamplingParams& s) {
+  SamplingParams merged = config.apply(s);
+  if (sub.count("--temp")) merged.temperature = s.temperature;
+  if (sub.count("--top-k")) merged.top_k = s.top_k;
+  if (sub.count("--top-p")) merged.top_p = s.top_p;
+  if (sub.count("--min-p")) merged.min_p = s.min_p;
+  if (sub.count("--repeat-penalty")) merged.repetition_penalty = s.repetition_penalty;
+  s = merged;
+  char text[200];
+  if (s.temperature <= 0)
+    std::snprintf(text, sizeof(text), "sampling: greedy, repeat-penalty %.2f", s.repetition_penalty);
+  else
+    std::snprintf(text, sizeof(text), "sampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, repeat-penalty %.2f",
+                  s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty);
+  const std::string from_file = config.fields_set();
+  return std::string(text) + (from_file.empty() ? "" : " (generation_config.json: " + from_file + "; flags win)");
+}
 
 void add_engine_flags(CLI::App* sub, BackendOptions& options) {
   sub->add_option("-t,--threads", options.threads, "CPU threads; 0 = all cores")->capture_default_str();

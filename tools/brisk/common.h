@@ -26,6 +26,39 @@ Command add_quantize(CLI::App& app);
 Command add_serve(CLI::App& app);
 Command add_embed(CLI::App& app);
 Command add_classify(CLI::App& app);
+Command add_chat(CLI::App& app);
+
+// -m/--model, defaulting to the bundled model (default_model_dir) so that a fresh clone runs
+// without downloading anything. `what` names the accepted forms for --help.
+CLI::Option* add_model_option(CLI::App* sub, std::string& model, const std::string& what);
+// $BRISK_DEFAULT_MODEL if set, else the repository's models/sotu-tiny (a 4.2M-parameter Llama
+// trained on public-domain text by scripts/train_default_model.py).
+std::string default_model_dir();
+
+// Number checks for flags, with short messages (CLI11's own print the double range's 309 digits)
+// that also refuse nan and inf.
+CLI::Validator non_negative();
+CLI::Validator positive();
+CLI::Validator in_range(double lo, double hi);
+
+// Parses argv; a usage error prints "brisk: error: ..." (with the nearest flag for a mistyped one)
+// and gives exit code 2, as getopt-style tools do. Returns -1 when the command should run.
+int parse_command_line(CLI::App& app, int argc, char** argv);
+
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --presence-penalty, --frequency-penalty
+// and -s/--seed (-1: pick one; the caller resolves it).
+void add_sampling_flags(CLI::App* sub, SamplingParams& sampling, int64_t& seed);
+// The seed flag's value, or a random one for -1.
+uint64_t resolve_seed(int64_t seed);
+
+// A prompt from a file, or from standard input for "-": at most 64 MiB; a UTF-8 byte-order mark
+// at the start is dropped (as Python's utf-8-sig reads it).
+Result<std::string> read_prompt_file(const std::string& path);
+
+// The sampling of a run: for each sampling flag the user did not give (--temp, --top-k, --top-p,
+// --min-p, --repeat-penalty), the model's generation_config.json value when it has one. Returns a
+// one-line description of what will be used, for stderr.
+std::string apply_generation_defaults(const CLI::App& sub, const GenerationConfig& config, SamplingParams& sampling);
 
 // The flags every model-running command shares: --device, --threads, --bf16-fast, --mmap.
 void add_engine_flags(CLI::App* sub, BackendOptions& options);
