@@ -47,16 +47,18 @@ class GgufBuilder {
   std::string bytes() const {
     std::string out = "GGUF";
     auto append = [&](auto v) { out.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
-    append(uint32_t(3));         // version
-    append(uint64_t(0));         // tensors
-    append(uint64_t(n_keys_));   // key-value pairs
+    append(uint32_t(3));        // version
+    append(uint64_t(0));        // tensors
+    append(uint64_t(n_keys_));  // key-value pairs
     return out + body_;
   }
 
  private:
   static constexpr uint32_t kBool = 7, kString = 8, kArray = 9;
   template <class T>
-  void put(T v) { body_.append(reinterpret_cast<const char*>(&v), sizeof(v)); }
+  void put(T v) {
+    body_.append(reinterpret_cast<const char*>(&v), sizeof(v));
+  }
   void put_string(const std::string& s) {
     put(uint64_t(s.size()));
     body_ += s;
@@ -89,9 +91,20 @@ Vocab small_vocab() {
     byte_level::encode(raw, t);
     return t;
   };
-  for (auto [l, r] : std::vector<std::pair<std::string, std::string>>{
-           {"1", "2"}, {"12", "3"}, {"123", "4"}, {" ", "1"}, {" ", " "}, {"'", "s"}, {"l", "l"}, {"'", "ll"},
-           {"H", "e"}, {"He", "ll"}, {" ", "w"}, {"\n", "\n"}, {"e", "W"}, {"o", "r"}}) {
+  for (auto [l, r] : std::vector<std::pair<std::string, std::string>>{{"1", "2"},
+                                                                      {"12", "3"},
+                                                                      {"123", "4"},
+                                                                      {" ", "1"},
+                                                                      {" ", " "},
+                                                                      {"'", "s"},
+                                                                      {"l", "l"},
+                                                                      {"'", "ll"},
+                                                                      {"H", "e"},
+                                                                      {"He", "ll"},
+                                                                      {" ", "w"},
+                                                                      {"\n", "\n"},
+                                                                      {"e", "W"},
+                                                                      {"o", "r"}}) {
     v.merges.push_back(mapped(l) + " " + mapped(r));
     v.tokens.push_back(mapped(l + r));
   }
@@ -120,16 +133,11 @@ Result<std::unique_ptr<Tokenizer>> load_with(const Vocab& vocab, const std::stri
 
 const std::vector<std::string>& hard_strings() {
   static const std::vector<std::string> strings = {
-      "Hello world, 1234567 and 2024-12-06: 3.14159!",
-      "I'm sure you'RE right; they'll say it's DON'T.",
-      "  leading   and   trailing spaces   ",
-      "tabs\tand\t\tnewlines\n\nline\r\nend\n",
-      "日本語のテキスト 中文字符 한국어 文字abc",
-      "café naïve Ångström e\xcc\x81 ÉCOLE",
-      "emoji 👋🏽 🇫🇷 ❤️ done",
-      "HelloWorld camelCase XMLHttpRequest",
-      "<sentinel:12> IMGIMGABZ (a|b), [x]; {y}…",
-      "مرحبا، दुनिया। Привет",
+      "Hello world, 1234567 and 2024-12-06: 3.14159!", "I'm sure you'RE right; they'll say it's DON'T.",
+      "  leading   and   trailing spaces   ",          "tabs\tand\t\tnewlines\n\nline\r\nend\n",
+      "日本語のテキスト 中文字符 한국어 文字abc",      "café naïve Ångström e\xcc\x81 ÉCOLE",
+      "emoji 👋🏽 🇫🇷 ❤️ done",           "HelloWorld camelCase XMLHttpRequest",
+      "<sentinel:12> IMGIMGABZ (a|b), [x]; {y}…",      "مرحبا، दुनिया। Привет",
   };
   return strings;
 }
@@ -138,17 +146,92 @@ const std::vector<std::string>& hard_strings() {
 
 // The names llama.cpp's llama_vocab::impl::load() maps for byte-level BPE vocabularies
 // (src/llama-vocab.cpp), listed independently of the table.
-const char* const kLlamaCppNames[] = {
-    "default", "minicpm5", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
-    "jina-v5-nano", "deepseek-llm", "deepseek-coder", "deepseek-v3", "spark2_5", "youtu", "falcon", "mpt",
-    "starcoder", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
-    "modern-bert", "jais-2", "jina-v1-en", "jina-v2-code", "roberta-bpe", "refact", "command-r", "qwen2",
-    "deepseek-r1-qwen", "kormo", "f2llmv2", "qwen35", "stablelm2", "olmo", "dbrx", "smaug-bpe", "poro-chat", "glm4",
-    "chatglm-bpe", "viking", "jais", "tekken", "smollm", "codeshell", "bloom", "gpt3-finnish", "exaone", "exaone4",
-    "exaone-moe", "chameleon", "minerva-7b", "megrez", "gpt-4o", "llama4", "kanana2", "talkie",
-    "granite-embed-multi-97m", "tiny_aya", "cohere2moe", "superbpe", "trillion", "granite-docling", "bailingmoe",
-    "bailingmoe2", "llada-moe", "seed-coder", "hunyuan", "hunyuan-dense", "hy_v4", "joyai-llm", "kimi-k2",
-    "ufakzeka", "grok-2", "afmoe", "laguna", "minimax-m2", "solar-open", "mellum2"};
+const char* const kLlamaCppNames[] = {"default",
+                                      "minicpm5",
+                                      "llama3",
+                                      "llama-v3",
+                                      "llama-bpe",
+                                      "falcon3",
+                                      "falcon-h1",
+                                      "pixtral",
+                                      "midm-2.0",
+                                      "lfm2",
+                                      "jina-v5-nano",
+                                      "deepseek-llm",
+                                      "deepseek-coder",
+                                      "deepseek-v3",
+                                      "spark2_5",
+                                      "youtu",
+                                      "falcon",
+                                      "mpt",
+                                      "starcoder",
+                                      "gpt-2",
+                                      "phi-2",
+                                      "jina-es",
+                                      "jina-de",
+                                      "gigachat",
+                                      "jina-v2-es",
+                                      "jina-v2-de",
+                                      "a.x-4.0",
+                                      "mellum",
+                                      "modern-bert",
+                                      "jais-2",
+                                      "jina-v1-en",
+                                      "jina-v2-code",
+                                      "roberta-bpe",
+                                      "refact",
+                                      "command-r",
+                                      "qwen2",
+                                      "deepseek-r1-qwen",
+                                      "kormo",
+                                      "f2llmv2",
+                                      "qwen35",
+                                      "stablelm2",
+                                      "olmo",
+                                      "dbrx",
+                                      "smaug-bpe",
+                                      "poro-chat",
+                                      "glm4",
+                                      "chatglm-bpe",
+                                      "viking",
+                                      "jais",
+                                      "tekken",
+                                      "smollm",
+                                      "codeshell",
+                                      "bloom",
+                                      "gpt3-finnish",
+                                      "exaone",
+                                      "exaone4",
+                                      "exaone-moe",
+                                      "chameleon",
+                                      "minerva-7b",
+                                      "megrez",
+                                      "gpt-4o",
+                                      "llama4",
+                                      "kanana2",
+                                      "talkie",
+                                      "granite-embed-multi-97m",
+                                      "tiny_aya",
+                                      "cohere2moe",
+                                      "superbpe",
+                                      "trillion",
+                                      "granite-docling",
+                                      "bailingmoe",
+                                      "bailingmoe2",
+                                      "llada-moe",
+                                      "seed-coder",
+                                      "hunyuan",
+                                      "hunyuan-dense",
+                                      "hy_v4",
+                                      "joyai-llm",
+                                      "kimi-k2",
+                                      "ufakzeka",
+                                      "grok-2",
+                                      "afmoe",
+                                      "laguna",
+                                      "minimax-m2",
+                                      "solar-open",
+                                      "mellum2"};
 
 TEST(GgufPreTokenizers, TableCoversLlamaCppNames) {
   for (const char* name : kLlamaCppNames) EXPECT_NE(gguf_pre::find(name), nullptr) << name;
@@ -238,12 +321,12 @@ TEST(GgufPreTokenizers, IdsFollowTheSplits) {
     }
     return std::pair(tok.value()->encode(" 1234 Hello", AddSpecial::No), ids);
   };
-  for (auto [pre, pieces] : std::vector<std::pair<std::string, Words>>{
-           {"gpt-2", {" ", "1234", " ", "Hell", "o"}},
-           {"llama-bpe", {" ", "123", "4", " ", "Hell", "o"}},
-           {"qwen2", {" ", "1", "2", "3", "4", " ", "Hell", "o"}},
-           {"starcoder", {" ", "1", "2", "3", "4", " ", "Hell", "o"}},
-           {"default", {" ", "123", "4", " ", "Hell", "o"}}}) {
+  for (auto [pre, pieces] :
+       std::vector<std::pair<std::string, Words>>{{"gpt-2", {" ", "1234", " ", "Hell", "o"}},
+                                                  {"llama-bpe", {" ", "123", "4", " ", "Hell", "o"}},
+                                                  {"qwen2", {" ", "1", "2", "3", "4", " ", "Hell", "o"}},
+                                                  {"starcoder", {" ", "1", "2", "3", "4", " ", "Hell", "o"}},
+                                                  {"default", {" ", "123", "4", " ", "Hell", "o"}}}) {
     const auto [got, want] = ids_of(pre, pieces);
     EXPECT_EQ(got, want) << pre;
   }
@@ -275,7 +358,8 @@ TEST(GgufPreTokenizers, IdsMatchHuggingFace) {
     auto tok = load_with(vocab, name);
     ASSERT_TRUE(tok.ok()) << name << ": " << tok.error().message;
     for (size_t i = 0; i < strings.size(); ++i) {
-      EXPECT_EQ(tok.value()->encode(strings[i], AddSpecial::No), ids_per_string.at(i).get<std::vector<int32_t>>())
+      EXPECT_EQ(tok.value()->encode(strings[i], AddSpecial::No),
+                ids_per_string.at(i).get<std::vector<int32_t>>())
           << name << " on \"" << strings[i] << "\"";
     }
     ++checked;

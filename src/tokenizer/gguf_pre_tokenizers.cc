@@ -16,7 +16,8 @@ namespace {
 
 // GPT-2's word regex as llama.cpp lists it (without GPT-2's final `|\s+`; gaps left by the other
 // alternatives are whitespace runs and are kept as pieces anyway).
-constexpr std::string_view kGpt2 = R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))re";
+constexpr std::string_view kGpt2 =
+    R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))re";
 
 // LLAMA_VOCAB_PRE_TYPE_LLAMA3, original regex from tokenizer.json (llama.cpp's comment).
 constexpr std::string_view kLlama3 =
@@ -104,9 +105,9 @@ const std::vector<Row>& table() {
   using enum WholeWords;
   static const std::vector<Row> rows = {
       // GPT2, MPT, OLMO, JAIS, TRILLION, GRANITE_DOCLING: GPT-2's regex, i.e. ByteLevel's own.
-      {.names = {"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
-                 "modern-bert", "jina-v1-en", "jina-v2-code", "roberta-bpe", "exaone4", "mpt", "olmo", "jais",
-                 "trillion", "granite-docling"},
+      {.names = {"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0",
+                 "mellum", "modern-bert", "jina-v1-en", "jina-v2-code", "roberta-bpe", "exaone4", "mpt",
+                 "olmo", "jais", "trillion", "granite-docling"},
        .regexes = {}},
       // DEFAULT: also what llama.cpp uses when tokenizer.ggml.pre is missing.
       {.names = {"default"},
@@ -129,16 +130,18 @@ const std::vector<Row>& table() {
       {.names = {"deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"},
        .regexes = {R"re(\p{N}{1,3})re", kCjkKana, kDeepseek3Words}},
       {.names = {"spark2_5"},
-       .regexes = {R"re(\p{N}{1,3})re", kCjkKana,
-                   R"re([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+|[\r\n]|\s+(?!\S)|\s+)re",
-                   R"re(\p{N})re"}},
+       .regexes =
+           {R"re(\p{N}{1,3})re", kCjkKana,
+            R"re([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+|[\r\n]|\s+(?!\S)|\s+)re",
+            R"re(\p{N})re"}},
       {.names = {"youtu"}, .regexes = {kYoutuScripts, kYoutuWords}, .whole_words = TakeIfInVocab},
       {.names = {"falcon"}, .regexes = {R"re([\p{P}\$\+<=>\^~\|`]+)re", kGpt2, R"re([0-9][0-9][0-9])re"}},
       // STARCODER, REFACT, COMMAND_R, SMOLLM, CODESHELL, EXAONE, MINERVA, MELLUM2: digits one by one.
-      {.names = {"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b", "mellum2"},
+      {.names = {"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b",
+                 "mellum2"},
        .regexes = {R"re(\p{N})re", kGpt2}},
-      {.names = {"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open",
-                 "grok-2"},
+      {.names = {"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan",
+                 "solar-open", "grok-2"},
        .regexes = {kQwen2}},
       {.names = {"qwen35"}, .regexes = {kQwen35}},
       {.names = {"poro-chat", "bloom", "gpt3-finnish"}, .regexes = {kBloom}},
@@ -158,18 +161,23 @@ const std::vector<Row>& table() {
       // BAILINGMOE, original regex from tokenizer.json (llama.cpp drops the possessive
       // quantifiers, which std::regex lacks and PCRE2 has).
       {.names = {"bailingmoe", "bailingmoe2", "llada-moe"},
-       .regexes = {R"re('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)re"}},
+       .regexes =
+           {R"re('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)re"}},
       {.names = {"seed-coder"},
-       .regexes = {R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+)re"}},
+       .regexes =
+           {R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+)re"}},
       {.names = {"ufakzeka"},
-       .regexes = {R"re([^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"}},
+       .regexes =
+           {R"re([^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"}},
       {.names = {"afmoe"}, .regexes = {kAfmoeDigits, kAfmoeScripts, kDeepseek3Words}},
       {.names = {"laguna"}, .regexes = {R"re([^\n]+|[\n]+)re", kLagunaWords}},
       {.names = {"exaone-moe"},
-       .regexes = {R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+)re"}},
+       .regexes =
+           {R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+)re"}},
       {.names = {"minicpm5"},
-       .regexes = {R"re(\p{N}{1,3})re",
-                   R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"},
+       .regexes =
+           {R"re(\p{N}{1,3})re",
+            R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"},
        .whole_words = TakeIfInVocab},
   };
   return rows;
