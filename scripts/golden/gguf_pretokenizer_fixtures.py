@@ -287,10 +287,15 @@ def main():
     with open(os.path.join(args.out, "vocab.json"), "w", encoding="utf-8") as f:
         json.dump({"vocab": vocab, "merges": merges}, f, ensure_ascii=False)
         f.write("\n")
+    # One line per string and per row keeps the file small and its diffs readable.
+    def lines(obj):
+        return ",\n".join(f" {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
+                           for k, v in obj.items())
     with open(os.path.join(args.out, "expected.json"), "w", encoding="utf-8") as f:
-        json.dump({"tokenizers_version": tokenizers.__version__, "strings": STRINGS, "rows": rows,
-                   "regexes": regex_record}, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+        f.write(f'{{"tokenizers_version": {json.dumps(tokenizers.__version__)},\n"strings": [\n')
+        f.write(",\n".join(" " + json.dumps(s, ensure_ascii=False) for s in STRINGS))
+        f.write(f"],\n\"rows\": {{\n{lines(rows)}}},\n\"regexes\": {{\n{lines(regex_record)}}}}}\n")
+    json.load(open(os.path.join(args.out, "expected.json"), encoding="utf-8"))  # well-formed
     distinct = len({json.dumps(v) for v in rows.values()})
     print(f"wrote {args.out}: {len(vocab)} tokens, {len(merges)} merges, {len(rows)} rows "
           f"({distinct} distinct id lists) x {len(STRINGS)} strings")
