@@ -6,6 +6,7 @@
 
 #include "formats/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/gguf_pre_tokenizers.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer/wordpiece_tokenizer.h"
 
@@ -17,27 +18,17 @@ using nlohmann::json;
 // tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
 enum TokenType : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
-// The split regexes of the pre-tokenizers llama.cpp names in tokenizer.ggml.pre (its
-// llama-vocab.cpp pairs each name with the regex of the original tokenizer.json).
-constexpr const char* kLlama3Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr const char* kQwen2Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
-json split_then_byte_level(const char* regex) {
-  return {{"type", "Sequence"},
-          {"pretokenizers",
-           {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
-            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
-}
-
-Result<json> byte_level_pre_tokenizer(const std::string& pre, const std::string& where) {
-  if (pre == "gpt-2" || pre == "default")
-    return json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
-  if (pre == "llama-bpe" || pre == "llama3" || pre == "smaug-bpe") return split_then_byte_level(kLlama3Regex);
-  if (pre == "qwen2") return split_then_byte_level(kQwen2Regex);
-  return make_error(where + "tokenizer.ggml.pre: pre-tokenizer '" + pre +
-                    "' is not supported (supported: gpt-2, default, llama-bpe, llama3, smaug-bpe, qwen2)");
+// The pre-tokenizer named by tokenizer.ggml.pre; llama.cpp falls back to "default" without it.
+Result<const gguf_pre::Row*> pre_tokenizer_row(const GgufFile& f, const std::string& where) {
+  BRISK_ASSIGN(name, f.optional_string("tokenizer.ggml.pre"));
+  const std::string pre = name.value_or("default");
+  if (const gguf_pre::Row* row = gguf_pre::find(pre)) return row;
+  // llama.cpp's SentencePiece-style BPE types run merges on raw UTF-8 with spaces escaped as U+2581.
+  if (pre == "gemma4" || pre == "granite-embed-multi-311m" || pre == "sarvam-moe" || pre == "whitespace")
+    return make_error(where + "tokenizer.ggml.pre: pre-tokenizer '" + pre +
+                      "' (BPE on raw UTF-8, not byte-level) is not supported");
+  return make_error(where + "tokenizer.ggml.pre: pre-tokenizer '" + pre + "' is not supported (supported: " +
+                    gguf_pre::known_names() + ")");
 }
 
 // Control and user-defined tokens are matched whole before BPE, as tokenizer.json's added_tokens.
@@ -59,17 +50,14 @@ json vocab_object(const std::vector<std::string>& tokens) {
 }
 
 Result<json> gpt2_tokenizer_json(const GgufFile& f, const std::vector<std::string>& tokens,
-                                 const std::vector<int64_t>* types, const std::string& where) {
+                                 const std::vector<int64_t>* types, const gguf_pre::Row& pre) {
   BRISK_ASSIGN(merges, f.strings("tokenizer.ggml.merges"));
-  BRISK_ASSIGN(pre_name, f.optional_string("tokenizer.ggml.pre"));
-  BRISK_ASSIGN(pre, byte_level_pre_tokenizer(pre_name.value_or("default"), where));
   json merge_list = json::array();
   for (const std::string& m : *merges) merge_list.push_back(m);  // "left right", as older tokenizer.json
   json model = {{"type", "BPE"}, {"vocab", vocab_object(tokens)}, {"merges", std::move(merge_list)},
-                // llama.cpp encodes a Llama 3 word that is itself a token as that token.
-                {"ignore_merges", pre_name == "llama-bpe" || pre_name == "llama3"}};
+                {"ignore_merges", pre.whole_words == gguf_pre::WholeWords::TakeIfInVocab}};
   return json{{"model", std::move(model)},
-              {"pre_tokenizer", std::move(pre)},
+              {"pre_tokenizer", gguf_pre::pre_tokenizer_json(pre)},
               {"decoder", {{"type", "ByteLevel"}}},
               {"added_tokens", added_tokens(tokens, types)}};
 }
@@ -222,8 +210,11 @@ Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::pa
     return std::unique_ptr<Tokenizer>(std::move(tokenizer));
   }
   json root;
+  bool add_bos_by_default = kind == "llama";  // llama.cpp adds BOS by default for SentencePiece
   if (kind == "gpt2") {
-    BRISK_ASSIGN(j, gpt2_tokenizer_json(f, *tokens, types, where));
+    BRISK_ASSIGN(pre, pre_tokenizer_row(f, where));
+    BRISK_ASSIGN(j, gpt2_tokenizer_json(f, *tokens, types, *pre));
+    add_bos_by_default = pre->add_bos_by_default;
     root = std::move(j);
   } else if (kind == "llama") {
     BRISK_ASSIGN(j, llama_tokenizer_json(f, *tokens, types, where));
@@ -234,7 +225,7 @@ Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::pa
   }
   BRISK_ASSIGN(tokenizer, BpeTokenizer::from_json(root, path.string() + " (GGUF tokenizer): "));
 
-  // BOS/EOS by id; llama.cpp adds BOS by default for SentencePiece vocabularies only.
+  // BOS/EOS by id; whether BOS is added defaults as in llama.cpp.
   TokenizerConfig config;
   auto token_name = [&](const char* key) -> Result<std::optional<std::string>> {
     BRISK_ASSIGN(id, f.optional_integer(key));
@@ -250,7 +241,7 @@ Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::pa
   BRISK_ASSIGN(add_eos, f.optional_bool("tokenizer.ggml.add_eos_token"));
   config.bos_token = bos;
   config.eos_token = eos;
-  config.add_bos_token = add_bos.value_or(kind == "llama");
+  config.add_bos_token = add_bos.value_or(add_bos_by_default);
   config.add_eos_token = add_eos.value_or(false);
   BRISK_TRY(tokenizer->apply_config(config, where));
   return std::unique_ptr<Tokenizer>(std::move(tokenizer));
