@@ -110,6 +110,28 @@ class Errors(unittest.TestCase):
         self.assertIn("fewer than one window", p.stderr)
 
 
+    def test_serve_refuses_a_port_in_use(self):
+        import re
+        import subprocess
+        from brisk_cli import BRISK
+        first = subprocess.Popen([BRISK, "serve", "--port", "0", "--host", "127.0.0.1"], stderr=subprocess.PIPE,
+                                 stdout=subprocess.DEVNULL, text=True)
+        try:
+            port = None
+            for line in first.stderr:
+                found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+                if found:
+                    port = found.group(1)
+                    break
+            self.assertIsNotNone(port, "the first server did not start")
+            p = brisk("serve", "--port", port, "--host", "127.0.0.1", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("in use", p.stderr)
+        finally:
+            first.terminate()
+            first.wait(timeout=30)
+
+
 class Tools(unittest.TestCase):
     def test_inspect(self):
         out = brisk_json("inspect", "-m", model_dir("sotu-llama"))

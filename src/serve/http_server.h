@@ -32,6 +32,7 @@ class HttpServer {
  private:
   HttpOptions options_;
   httplib::Server server_;
+  int listen_fd_ = -1;  // the listening socket, seen by the socket-options hook
 };
 
 // Writes a JSON body with its content type.
