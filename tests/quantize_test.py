@@ -85,6 +85,23 @@ class QuantizeErrors(unittest.TestCase):
         self.fails_with(["-m", self.out("q"), "-o", self.out(), "--scheme", "w4"], "already quantized")
 
 
+    def test_output_appears_only_when_complete(self):
+        # A killed run leaves only its staging folder (.NAME.partial), which the retry replaces; a
+        # failed run leaves nothing; the finished folder appears in one rename.
+        staging = os.path.join(self.tmp.name, ".q.partial")
+        os.makedirs(staging)
+        with open(os.path.join(staging, "model.safetensors.tmp"), "w") as f:
+            f.write("left by a killed run")
+        brisk("quantize", "-m", model_dir("sotu-gpt2"), "-o", self.out("q") + "/", "--scheme", "w8")
+        self.assertFalse(os.path.exists(staging))
+        self.assertEqual(sorted(os.listdir(self.out("q"))), sorted(
+            ["config.json", "model.safetensors"] + [n for n in os.listdir(model_dir("sotu-gpt2"))
+                                                    if n not in ("config.json", "model.safetensors")]))
+        self.fails_with(["-m", model_dir("sotu-gpt2"), "-o", self.out("bad"), "--scheme", "w4", "--group", "100"],
+                        "--group")
+        self.assertEqual(sorted(os.listdir(self.tmp.name)), ["q"])
+
+
 class QuantizeRoundTrip(unittest.TestCase):
     def test_every_model_and_scheme_loads_and_generates(self):
         with tempfile.TemporaryDirectory() as tmp:

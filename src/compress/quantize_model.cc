@@ -168,11 +168,25 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
     if (progress) progress(++done, total);
   }
 
-  fs::create_directories(o.out, ec);
-  if (ec) return make_error(o.out.string() + ": cannot create: " + ec.message());
+  // Everything goes into a staging folder beside the output, renamed into place once complete: a
+  // killed or failed run (a full disk) leaves no folder that loads without its side files, and
+  // nothing that blocks the retry (a stale staging folder of the same name is replaced).
+  const fs::path target = o.out.has_filename() ? o.out : o.out.parent_path();  // "-o out/" too
+  const fs::path staging = target.parent_path() / ("." + target.filename().string() + ".partial");
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+  if (ec) return make_error(staging.string() + ": cannot create: " + ec.message());
+  struct RemoveUnlessDone {
+    const fs::path& dir;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code ignored;
+      if (!done) fs::remove_all(dir, ignored);
+    }
+  } cleanup{staging};
   std::vector<NamedTensor> tensors = passthrough;
   for (const auto& t : owned) tensors.push_back(t.view());
-  BRISK_TRY(write_safetensors(o.out / "model.safetensors", tensors, {{"format", "pt"}}));
+  BRISK_TRY(write_safetensors(staging / "model.safetensors", tensors, {{"format", "pt"}}));
   // The body's group targets every linear layer; a head stored otherwise gets its own group,
   // which names it (a name outranks the class).
   std::vector<QuantizedGroup> groups = {{{"Linear"}, layout}};
@@ -180,8 +194,12 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
     groups.push_back({{head_module}, layout_of(*head)});
   }
   config_json["quantization_config"] = quantization_config_json(groups, report.kept);
-  BRISK_TRY(write_text_file(o.out / "config.json", config_json.dump(2)));
-  BRISK_TRY(copy_side_files(o.in, o.out));
+  BRISK_TRY(write_text_file(staging / "config.json", config_json.dump(2)));
+  BRISK_TRY(copy_side_files(o.in, staging));
+  if (fs::exists(target)) fs::remove(target, ec);  // the empty folder checked above
+  fs::rename(staging, target, ec);
+  if (ec) return make_error(target.string() + ": cannot move the finished model into place from " + staging.string() + ": " + ec.message());
+  cleanup.done = true;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -37,7 +37,12 @@ Status write_safetensors(const std::filesystem::path& path, const std::vector<Na
     out.write(text.data(), std::streamsize(text.size()));
     for (const auto* t : sorted)
       out.write(static_cast<const char*>(t->tensor.data), std::streamsize(t->tensor.nbytes()));
-    if (!out) return make_error(tmp.string() + ": write failed (disk full?)");
+    if (!out) {
+      out.close();
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);  // a full disk must not leave a partial file behind
+      return make_error(tmp.string() + ": write failed (disk full?)");
+    }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
