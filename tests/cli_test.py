@@ -110,6 +110,28 @@ class Errors(unittest.TestCase):
         self.assertIn("fewer than one window", p.stderr)
 
 
+    def test_devices_fifos_and_directories_are_refused_not_read(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            fifo = os.path.join(tmp, "weights.gguf")
+            os.mkfifo(fifo)
+            for args, needle in ((["perplexity", "-f", "/dev/zero"], "/dev/zero: not a regular file"),
+                                 (["perplexity", "-f", tmp], "is a directory"),
+                                 (["inspect", "-m", fifo], "not a regular file"),
+                                 (["generate", "-f", tmp, "-n", "1"], "is a directory")):
+                p = brisk(*args, check=False)  # brisk() times out rather than hang forever
+                self.assertEqual(p.returncode, 1, args)
+                self.assertIn(needle, p.stderr)
+
+    def test_byte_order_mark_is_skipped(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            text = open(os.path.join(SHARED, "data", "text", "sotu-test.txt"), encoding="utf-8").read()[:6000]
+            plain, marked = os.path.join(tmp, "plain.txt"), os.path.join(tmp, "marked.txt")
+            open(plain, "w", encoding="utf-8").write(text)
+            open(marked, "w", encoding="utf-8-sig").write(text)
+            a = brisk_json("perplexity", "-f", plain, "--ctx", "128")
+            b = brisk_json("perplexity", "-f", marked, "--ctx", "128")
+            self.assertEqual((a["tokens"], a["ppl"]), (b["tokens"], b["ppl"]))
+
     def test_serve_refuses_a_port_in_use(self):
         import re
         import subprocess

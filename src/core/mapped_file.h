@@ -28,7 +28,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-Result<std::string> read_text_file(const std::filesystem::path& path);
+// A whole text file (a regular file of at most max_bytes), a leading UTF-8 byte-order mark
+// dropped (as Python's utf-8-sig reads it). Devices, FIFOs and directories are errors.
+inline constexpr size_t kMaxTextBytes = size_t(1) << 30;
+Result<std::string> read_text_file(const std::filesystem::path& path, size_t max_bytes = kMaxTextBytes);
+void strip_utf8_bom(std::string& text);
 
 // Drops this process's pages for [p, p + n) of a read-only file mapping once the data has been
 // copied elsewhere (the page cache keeps the file; a later read faults it back in). Keeps the

@@ -21,7 +21,7 @@ Command add_perplexity(CLI::App& app) {
       "windows of --ctx tokens (the last partial one dropped); in each window positions\n"
       "0..ctx-2 predict tokens 1..ctx-1; ppl = exp(mean NLL over all scored tokens)");
   add_model_option(sub, f->model, "Model folder or .gguf file");
-  sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
+  sub->add_option("-f,--file", f->file, "Text file (UTF-8; a leading byte-order mark is skipped; at most 1 GiB)")->required();
   sub->add_option("--ctx", f->ctx, "Window length in tokens")->capture_default_str()->check(in_range(2, 1 << 20));
   add_engine_flags(sub, f->engine.backend);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);

@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include "core/mapped_file.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -127,22 +129,16 @@ uint64_t resolve_seed(int64_t seed) { return seed >= 0 ? uint64_t(seed) : std::r
 
 Result<std::string> read_prompt_file(const std::string& path) {
   constexpr size_t kMaxPromptBytes = size_t(64) << 20;
-  std::FILE* in = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
-  if (!in) return make_error("cannot open prompt file '" + path + "': " + std::strerror(errno));
+  if (path != "-") return read_text_file(path, kMaxPromptBytes);
   std::string text;
   char chunk[1 << 16];
   size_t got = 0;
-  while ((got = std::fread(chunk, 1, sizeof(chunk), in)) > 0) {
+  while ((got = std::fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
     text.append(chunk, got);
-    if (text.size() > kMaxPromptBytes) {
-      if (in != stdin) std::fclose(in);
-      return make_error("prompt file '" + path + "' is larger than 64 MiB");
-    }
+    if (text.size() > kMaxPromptBytes) return make_error("the prompt on standard input is larger than 64 MiB");
   }
-  const bool failed = std::ferror(in);
-  if (in != stdin) std::fclose(in);
-  if (failed) return make_error("cannot read prompt file '" + path + "'");
-  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  if (std::ferror(stdin)) return make_error("cannot read the prompt from standard input");
+  strip_utf8_bom(text);
   return text;
 }
 
