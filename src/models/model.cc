@@ -24,9 +24,11 @@ bool is_float_weight(DType t) { return t == DType::F32 || t == DType::F16 || t =
 
 }  // namespace
 
-Status Model::bind(const WeightStore& store) {
+Status Model::bind(const WeightStore& store, const std::function<void(int64_t, int64_t)>& on_progress) {
   std::set<std::string> claimed;
   Status status = ok_status();
+  int64_t total_bytes = 0, done_bytes = 0;
+  for (const auto& [name, stored] : store.all()) total_bytes += int64_t(stored.tensor.nbytes());
   visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
     if (!status.ok()) return;
     const StoredTensor* stored = store.find(spec.name);
@@ -77,6 +79,8 @@ Status Model::bind(const WeightStore& store) {
       // The backend made its own copy: drop the mapped pages so memory holds the weights once.
       if (slot.data != t.data) release_mapped_pages(t.data, t.nbytes());
     }
+    done_bytes += int64_t(t.nbytes());
+    if (on_progress) on_progress(done_bytes, total_bytes);
   });
   BRISK_TRY(status);
   for (const auto& [name, stored] : store.all())
@@ -286,7 +290,7 @@ Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Back
   }
   std::unique_ptr<Model> model = make_model(config, backend, options);
   model->store_ = std::make_shared<const WeightStore>(std::move(store));
-  BRISK_TRY(model->bind(*model->store_));
+  BRISK_TRY(model->bind(*model->store_, options.on_load_progress));
   return model;
 }
 

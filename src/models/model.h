@@ -26,6 +26,8 @@ struct ModelOptions {
   // Decoders: HiddenStates writes the final norm's output rows instead of logits (embeddings
   // with last-token or mean pooling). Encoders output what they are regardless.
   ModelOutput decoder_output = ModelOutput::Logits;
+  // Called after each weight is placed, with the bytes placed so far and in all (a progress bar).
+  std::function<void(int64_t done_bytes, int64_t total_bytes)> on_load_progress;
 };
 // Long-context models (Llama 3.1: 131072) would otherwise allocate huge caches by default.
 constexpr int64_t kDefaultContext = 4096;
@@ -131,7 +133,7 @@ class Model {
   float* output_rows() { return logits_.data(); }
   // Binds every slot to the store's tensors; errors name the tensor and file; every tensor in the
   // store must be claimed.
-  Status bind(const WeightStore& store);
+  Status bind(const WeightStore& store, const std::function<void(int64_t, int64_t)>& on_progress = {});
   // Called by bind() once every slot holds its weight: an architecture asks the backend to place
   // matrices that share an input next to each other (Backend::place_adjacent).
   virtual void place_weights() {}

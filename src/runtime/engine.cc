@@ -36,7 +36,8 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   BRISK_ASSIGN(backend, make_backend(options.backend));
-  BRISK_ASSIGN(model, load_model(options.model_dir, *backend, {options.max_rows, options.context, options.decoder_output}));
+  BRISK_ASSIGN(model, load_model(options.model_dir, *backend,
+                                 {options.max_rows, options.context, options.decoder_output, options.on_load_progress}));
   if (options.context > model->max_context())
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +
                       std::to_string(model->max_context()) + " tokens");

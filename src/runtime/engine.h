@@ -31,6 +31,7 @@ struct EngineOptions {
   KvDtype kv_dtype = KvDtype::F32;
   DecodeGraphs decode_graphs = DecodeGraphs::Auto;  // --no-graphs: launch every op every step
   ModelOutput decoder_output = ModelOutput::Logits;  // HiddenStates: decoders as embedding models
+  std::function<void(int64_t done_bytes, int64_t total_bytes)> on_load_progress;  // see ModelOptions
 };
 
 

@@ -39,6 +39,7 @@ Command add_bench(CLI::App& app) {
     for (int64_t n : f->bench.batch_sizes) f->engine.max_rows = std::max(f->engine.max_rows, n);
     f->bench.measure_limits = !f->no_limits;
     f->bench.decode_graphs = f->engine.decode_graphs;
+    show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     auto result = run_bench(*engine.value(), f->bench);

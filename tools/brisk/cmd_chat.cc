@@ -74,6 +74,7 @@ Command add_chat(CLI::App& app) {
 
   return {sub, [f, sub]() {
     f->engine.model_dir = f->model;
+    show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     auto chat_template = f->template_file.empty() ? ChatTemplate::from_tokenizer_config(f->model)

@@ -66,6 +66,7 @@ Command add_embed(CLI::App& app) {
     if (!texts) return fail(texts.error());
     f->engine.model_dir = f->model;
     f->engine.decoder_output = ModelOutput::HiddenStates;  // decoders embed with their final norm's output
+    show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     auto pooling = read_pooling_config(f->model, default_pooling(engine.value()->model()));
@@ -118,6 +119,7 @@ Command add_classify(CLI::App& app) {
     auto texts = input_texts(f->prompts, f->file);
     if (!texts) return fail(texts.error());
     f->engine.model_dir = f->model;
+    show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     auto inputs = input_tokens(*engine.value(), *texts);

@@ -49,6 +49,7 @@ Command add_generate(CLI::App& app) {
     f->engine.model_dir = f->model;
     f->request.stop_at_eos = !f->ignore_eos;
     f->request.sampling.seed = resolve_seed(f->seed);
+    show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     const std::string sampling = apply_generation_defaults(*sub, engine.value()->generation_config(), f->request.sampling);

@@ -33,6 +33,7 @@ Command add_perplexity(CLI::App& app) {
     f->engine.max_rows = std::min<int64_t>(f->ctx, 512);
     auto text = read_text_file(f->file);
     if (!text) return fail(text.error());
+    show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     const auto tokens = engine.value()->tokenizer().encode(text.value(), AddSpecial::No);

@@ -48,6 +48,7 @@ Command add_serve(CLI::App& app) {
     // Without --kv-mem: room for a full batch of 1024-token sequences (at least one context).
     f->engine.kv_tokens = f->scheduler.max_batch * 1024;
     f->engine.model_dir = f->model;
+    show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     Scheduler scheduler(*engine.value(), f->scheduler);

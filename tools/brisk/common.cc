@@ -235,8 +235,17 @@ void print_json(const Json& json) { std::cout << json.dump(-1, ' ', false, Json:
 ProgressBar::ProgressBar(std::string label)
     : label_(std::move(label)), enabled_(isatty(STDERR_FILENO)), start_(now()) {}
 
+void show_load_progress(EngineOptions& options) {
+  auto bar = std::make_shared<ProgressBar>("loading");
+  options.on_load_progress = [bar](int64_t done, int64_t total) {
+    bar->update(double(done) / double(1 << 20), double(total) / double(1 << 20), "MiB of weights");
+    if (done >= total) bar->finish();
+  };
+}
+
 void ProgressBar::update(double done, double total, const std::string& detail) {
-  if (!enabled_ || total <= 0) return;
+  constexpr double kProgressDelaySeconds = 0.5;
+  if (!enabled_ || total <= 0 || (!drawn_ && now() - start_ < kProgressDelaySeconds)) return;
   const int width = 30;
   const double frac = std::min(1.0, done / total);
   const int filled = int(frac * width);

@@ -62,6 +62,8 @@ std::string apply_generation_defaults(const CLI::App& sub, const GenerationConfi
 
 // The flags every model-running command shares: --device, --threads, --bf16-fast, --mmap.
 void add_engine_flags(CLI::App* sub, BackendOptions& options);
+// A "loading" progress bar on a terminal while Engine::open places the weights.
+void show_load_progress(EngineOptions& options);
 // The same plus the engine's own: --kv-mem (KV cache bytes; K/M/G suffixes), --kv-dtype and
 // --no-graphs.
 void add_engine_flags(CLI::App* sub, EngineOptions& options);
@@ -78,6 +80,7 @@ int fail(const std::string& message);
 void print_json(const Json& json);
 
 // Redraws one line on stderr when stderr is a terminal; silent otherwise (logs stay clean).
+// Work that ends within kProgressDelaySeconds draws nothing.
 class ProgressBar {
  public:
   explicit ProgressBar(std::string label);
