@@ -12,7 +12,8 @@
 #   mkdir -p .debs && cd .debs && apt-get download libgtest-dev nlohmann-json3-dev libpcre2-dev \
 #     libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libsentencepiece-dev \
 #     libsentencepiece0 libcli11-dev pkgconf pkgconf-bin libpkgconf3 pkg-config libprotobuf-lite32 \
-#     libcpp-httplib-dev libcpp-httplib0.11 libbrotli-dev libbrotli1 libssl-dev zlib1g-dev
+#     libcpp-httplib-dev libcpp-httplib0.11 libbrotli-dev libbrotli1 libssl-dev zlib1g-dev \
+#     libutf8proc-dev libutf8proc2
 # (The GPU targets link none of PCRE2/SentencePiece; the top-level CMakeLists only requires that
 # they can be found.)
 set -uo pipefail

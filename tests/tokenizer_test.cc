@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tokenizer/normalizer.h"
 #include "tokenizer/stream_decoder.h"
 
 namespace brisk {
@@ -372,6 +373,43 @@ TEST(TokenizerErrors, BadTokenizerConfigAndBadSentencePieceModel) {
     const std::string message = load_error(dir.path());
     EXPECT_NE(message.find("tokenizer.model"), std::string::npos) << message;
   }
+}
+
+}  // namespace
+}  // namespace brisk
+
+namespace brisk {
+namespace {
+
+std::string normalized(const nlohmann::json& config, std::string text) {
+  auto n = Normalizer::from_json(config, "normalizer");
+  EXPECT_TRUE(n.ok()) << n.error().message;
+  if (n.ok()) n->apply(text);
+  return text;
+}
+
+// The Unicode normalization forms for real (utf8proc), on decomposed and compatibility input,
+// with the results Python's unicodedata.normalize and Hugging Face tokenizers give.
+TEST(Normalizer, UnicodeFormsLowercaseAndStripAccents) {
+  const std::string decomposed = "Cafe\u0301 e\u0301te\u0301";  // e + COMBINING ACUTE ACCENT
+  const std::string composed = "Caf\u00e9 \u00e9t\u00e9";
+  EXPECT_EQ(normalized({{"type", "NFC"}}, decomposed), composed);
+  EXPECT_EQ(normalized({{"type", "NFD"}}, composed), decomposed);
+  EXPECT_EQ(normalized({{"type", "NFKC"}}, "\ufb01ne \u2460 \uff21\u00b2"), "fine 1 A2");  // ligature, circled, fullwidth
+  EXPECT_EQ(normalized({{"type", "NFKD"}}, "\ufb01\u00e9"), "fie\u0301");
+  EXPECT_EQ(normalized({{"type", "NFC"}}, "\u1100\u1161\u11a8"), "\uac01");  // Hangul jamo compose
+  EXPECT_EQ(normalized({{"type", "NFD"}}, "\uac01"), "\u1100\u1161\u11a8");
+  // BERT-style: NFD, Lowercase, StripAccents in a Sequence.
+  const nlohmann::json bert = {{"type", "Sequence"},
+                               {"normalizers", {{{"type", "NFD"}}, {{"type", "Lowercase"}}, {{"type", "StripAccents"}}}}};
+  EXPECT_EQ(normalized(bert, "\u00c9COLE na\u00efve \u00c5ngstr\u00f6m \u0391\u0398\u0397\u039d\u0391"),
+            "ecole naive angstrom \u03b1\u03b8\u03b7\u03bd\u03b1");
+  // Invalid UTF-8 passes through untouched rather than being dropped or replaced.
+  EXPECT_EQ(normalized({{"type", "NFC"}}, std::string("a\xff" "b")), std::string("a\xff" "b"));
+  EXPECT_EQ(normalized({{"type", "Lowercase"}}, std::string("A\xff" "B")), std::string("a\xff" "b"));
+  auto bad = Normalizer::from_json({{"type", "NFX"}}, "normalizer");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("NFX"), std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
 #include "tokenizer/normalizer.h"
 
+#include <utf8proc.h>
+
+#include <cstdlib>
+
 #include "tokenizer/json_fields.h"
 #include "tokenizer/utf8.h"
 
@@ -28,6 +32,40 @@ void strip(std::string& text, bool left, bool right) {
     end = start;
   }
   text = text.substr(begin, end - begin);
+}
+
+// One utf8proc mapping of the whole text. Invalid UTF-8 (which Hugging Face's Rust strings cannot
+// hold) is left as it is.
+void unicode_map(std::string& text, int options) {
+  utf8proc_uint8_t* mapped = nullptr;
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                          utf8proc_ssize_t(text.size()), &mapped, utf8proc_option_t(options));
+  if (n >= 0) text.assign(reinterpret_cast<const char*>(mapped), size_t(n));
+  std::free(mapped);
+}
+
+// Each code point replaced by map(cp), or dropped for -1; invalid bytes are kept.
+template <class Map>
+void map_code_points(std::string& text, Map map) {
+  std::string out;
+  out.reserve(text.size());
+  const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+  utf8proc_ssize_t at = 0, size = utf8proc_ssize_t(text.size());
+  while (at < size) {
+    utf8proc_int32_t cp = 0;
+    const utf8proc_ssize_t len = utf8proc_iterate(bytes + at, size - at, &cp);
+    if (len <= 0) {
+      out += text[size_t(at++)];
+      continue;
+    }
+    const int32_t mapped = map(cp);
+    if (mapped >= 0) {
+      utf8proc_uint8_t buf[4];
+      out.append(reinterpret_cast<const char*>(buf), size_t(utf8proc_encode_char(mapped, buf)));
+    }
+    at += len;
+  }
+  text = std::move(out);
 }
 
 }  // namespace
@@ -64,10 +102,14 @@ Status Normalizer::append(const nlohmann::json& config, const std::string& where
   } else if (type == "BertNormalizer") {
     BRISK_ASSIGN(options, parse_bert_normalizer(config, where));
     steps_.push_back({.kind = Kind::Bert, .bert = options});
-  } else if (type == "NFC") {
-    // Text reaching an LLM is NFC already in practice (keyboards, the web and Python all produce
-    // composed forms), so NFC is accepted as the identity instead of pulling in ICU; decomposed
-    // input would tokenize differently from Hugging Face.
+  } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    int options = UTF8PROC_STABLE | (type[type.size() - 1] == 'C' ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE);
+    if (type.size() == 4) options |= UTF8PROC_COMPAT;
+    steps_.push_back({.kind = Kind::Unicode, .unicode_options = options});
+  } else if (type == "Lowercase") {
+    steps_.push_back({.kind = Kind::Lowercase});
+  } else if (type == "StripAccents") {
+    steps_.push_back({.kind = Kind::StripAccents});
   } else {
     return make_error(where + ".type: unsupported normalizer '" + type + "'");
   }
@@ -102,6 +144,15 @@ void Normalizer::apply(std::string& text) const {
         break;
       case Kind::Bert:
         apply_bert_normalizer(step.bert, text);
+        break;
+      case Kind::Unicode:
+        unicode_map(text, step.unicode_options);
+        break;
+      case Kind::Lowercase:
+        map_code_points(text, [](int32_t cp) { return utf8proc_tolower(cp); });
+        break;
+      case Kind::StripAccents:
+        map_code_points(text, [](int32_t cp) { return utf8proc_category(cp) == UTF8PROC_CATEGORY_MN ? -1 : cp; });
         break;
     }
   }

@@ -1,6 +1,7 @@
 // tokenizer.json "normalizer": rewrites each stretch of text between added tokens before it is
 // pre-tokenized (SentencePiece-style tokenizers prepend "▁" and turn spaces into "▁" here; BERT
-// lowercases and strips accents).
+// lowercases and strips accents). Unicode normalization forms, Lowercase and StripAccents go
+// through utf8proc (Debian's libutf8proc), as Hugging Face's go through Rust's unicode crates.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -22,7 +23,9 @@ class Normalizer {
   void apply(std::string& text) const;
 
  private:
-  enum class Kind { Prepend, Replace, Strip, Bert };
+  // Unicode: one utf8proc mapping (a normalization form, or case folding to lower case), or
+  // dropping nonspacing marks (StripAccents).
+  enum class Kind { Prepend, Replace, Strip, Bert, Unicode, StripAccents, Lowercase };
   struct Step {
     Kind kind{};
     std::string text{};  // Prepend: the prefix; Replace: the replacement
@@ -30,6 +33,7 @@ class Normalizer {
     bool strip_left = false;
     bool strip_right = false;
     BertNormalizerOptions bert{};
+    int unicode_options = 0;  // Unicode: utf8proc_option_t flags
   };
   Status append(const nlohmann::json& config, const std::string& where);
 
