@@ -122,6 +122,21 @@ TEST_F(LoaderErrors, WrongShape) {
   EXPECT_HAS(e, "tensor 'model.layers.0.self_attn.k_proj.weight' has shape [64, 32], expected [32, 64]");
 }
 
+// A config far larger than its weights (within the size limits) is refused by the shape check
+// before the model is built: building allocates activations by the config (here a [rows, 2^22]
+// logits buffer and [rows, 2^20] hidden states per layer).
+TEST_F(LoaderErrors, HugeConfigIsComparedWithTheWeightsBeforeAllocating) {
+  edit_config([](Json& j) {
+    j["hidden_size"] = int64_t(1) << 20;
+    j["intermediate_size"] = int64_t(1) << 20;
+    j["vocab_size"] = int64_t(1) << 22;
+    j["head_dim"] = 16;
+  });
+  auto e = load_error();
+  EXPECT_HAS(e, "model.safetensors: tensor 'model.embed_tokens.weight' has shape");
+  EXPECT_HAS(e, "from config.json");
+}
+
 TEST_F(LoaderErrors, WrongDtype) {
   edit_weights([](auto& tensors) {
     for (auto& t : tensors)
