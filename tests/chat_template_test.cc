@@ -338,6 +338,32 @@ TEST(ChatTemplateJinja, LimitsStopRunawayTemplates) {
   EXPECT_NE(render("{{ 'x' * 100000000000 }}").find("too large"), std::string::npos);
 }
 
+// Operator, attribute, filter and conditional chains are built in loops, not by recursion, but
+// render (and are freed) recursively: 20,000 links overflowed the stack. Every chain kind is
+// refused with the limit named; a chain of ordinary length still renders.
+TEST(ChatTemplateJinja, LongChainsAreRefusedNamingTheLimit) {
+  const auto chain = [](const std::string& first, const std::string& link, int links) {
+    std::string source = "{{ " + first;
+    for (int i = 0; i < links; ++i) source += link;
+    return source + " }}";
+  };
+  for (const auto& [first, link] :
+       std::vector<std::pair<std::string, std::string>>{{"1", " + 1"},
+                                                        {"'a'", " ~ 'a'"},
+                                                        {"true", " and true"},
+                                                        {"1", " * 1"},
+                                                        {"2", " ** 1"},
+                                                        {"x", ".a"},
+                                                        {"x", "[0]"},
+                                                        {"'a'", " | trim"},
+                                                        {"1", " if true else 1"}}) {
+    const std::string out = render(chain(first, link, 20'000));
+    EXPECT_NE(out.find("nested too deeply (the limit is 128 levels"), std::string::npos)
+        << link << ": " << out;
+  }
+  EXPECT_EQ(render(chain("1", " + 1", 100)), "101");
+}
+
 // Random edits of real templates must parse or fail cleanly and render within the limits.
 TEST(ChatTemplateFuzz, MutatedTemplatesNeverCrash) {
   std::vector<std::string> sources;

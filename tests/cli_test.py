@@ -109,6 +109,29 @@ class Errors(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("fewer than one window", p.stderr)
 
+    def test_serve_refuses_unusable_api_keys(self):
+        # An empty key silently disabled authentication; one with a trailing space locked every
+        # client out. Both are refused before the model loads, naming where the key came from.
+        with tempfile.NamedTemporaryFile("w", suffix=".key") as key_file:
+            key_file.write("sk-1 \n")
+            key_file.flush()
+            cases = [(["--api-key", ""], {}, "--api-key: the API key is empty"),
+                     (["--api-key", "sk-1 "], {}, "--api-key: the API key contains whitespace"),
+                     (["--api-key-file", key_file.name], {}, key_file.name),
+                     (["--api-key-file", "/nonexistent.key"], {}, "/nonexistent.key: cannot read"),
+                     ([], {"BRISK_API_KEY": ""}, "BRISK_API_KEY: the API key is empty")]
+            for flags, env, message in cases:
+                with self.subTest(flags=flags, env=env):
+                    saved = dict(os.environ)
+                    os.environ.update(env)
+                    try:
+                        p = brisk("serve", "-m", model_dir("sotu-llama"), "--port", "0", *flags, check=False)
+                    finally:
+                        os.environ.clear()
+                        os.environ.update(saved)
+                    self.assertEqual(p.returncode, 1)
+                    self.assertIn(message, p.stderr)
+
 
     def test_devices_fifos_and_directories_are_refused_not_read(self):
         with tempfile.TemporaryDirectory() as tmp:

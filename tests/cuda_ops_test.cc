@@ -570,6 +570,42 @@ TEST_F(CudaOps, ArgmaxRowsMatchesTheHostSampler) {
   }
 }
 
+// Rows with a NaN anywhere, an infinite maximum or only -inf answer kNonFiniteLogits from both
+// kernels, as ref::argmax_row and ref::sample_row do (NaN rows once came out as token 0).
+TEST_F(CudaOps, NonFiniteRowsAnswerTheSentinel) {
+  const int64_t vocab = 3000;
+  const int64_t rows = 5;
+  std::vector<float> logits = random_vector(size_t(rows * vocab), rng_, 4.0f);
+  logits[size_t(0 * vocab + 2999)] = kNaN;                             // one NaN, at the end
+  logits[size_t(1 * vocab + 17)] = INFINITY;                           // an infinite maximum
+  for (int64_t i = 0; i < vocab; ++i) logits[size_t(2 * vocab + i)] = -INFINITY;  // no finite value
+  logits[size_t(3 * vocab + 5)] = -INFINITY;                           // finite row with one -inf: fine
+  std::vector<int32_t> want(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) want[size_t(r)] = ref::argmax_row(logits.data() + r * vocab, vocab);
+  ASSERT_EQ(want[0], kNonFiniteLogits);
+  ASSERT_EQ(want[1], kNonFiniteLogits);
+  ASSERT_EQ(want[2], kNonFiniteLogits);
+  ASSERT_NE(want[3], kNonFiniteLogits);
+  for (const float temperature : {0.0f, 0.8f}) {
+    std::vector<SampleRowParams> params(static_cast<size_t>(rows));
+    for (SampleRowParams& p : params) p.temperature = temperature;
+    const std::vector<TokenCount> counts = {{0, 0}};
+    Buffer dl = device(logits), dparams = device_words(params), dcounts = device_words(counts),
+           dids = device(std::vector<float>(size_t(rows), 0.0f));
+    be().sample_rows(dl.data(), rows, vocab, reinterpret_cast<const SampleRowParams*>(dparams.data()),
+                     reinterpret_cast<const TokenCount*>(dcounts.data()), reinterpret_cast<int32_t*>(dids.data()));
+    std::vector<int32_t> got(static_cast<size_t>(rows));
+    be().copy_to_host(reinterpret_cast<float*>(got.data()), dids.data(), size_t(rows));
+    for (int64_t r = 0; r < 3; ++r) EXPECT_EQ(got[size_t(r)], kNonFiniteLogits) << "sample_rows row " << r;
+    if (temperature == 0.0f) EXPECT_EQ(got[3], want[3]);
+  }
+  Buffer dl = device(logits), dids = device(std::vector<float>(size_t(rows), 0.0f));
+  be().argmax_rows(dl.data(), rows, vocab, reinterpret_cast<int32_t*>(dids.data()));
+  std::vector<int32_t> got(static_cast<size_t>(rows));
+  be().copy_to_host(reinterpret_cast<float*>(got.data()), dids.data(), size_t(rows));
+  EXPECT_EQ(got, want);
+}
+
 // Random parameters for one row: every feature on or off, penalties on up to 40 distinct tokens.
 SampleRowParams random_sample_params(int64_t vocab, std::mt19937& rng, std::vector<TokenCount>& counts) {
   auto pick = [&](auto... options) {

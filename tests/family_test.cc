@@ -2,12 +2,13 @@
 // from, and members checked through the golden fixtures of another (Phi-3's fused projections
 // against transformers' Llama logits: Phi-3 is Llama with q/k/v and gate/up stored as one matrix).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <unistd.h>
+#include <tuple>
 
 #include "backends/cpu/cpu_backend.h"
 #include "formats/safetensors.h"
@@ -210,6 +211,37 @@ TEST(Registry, BadFamilyConfigsNameTheField) {
     auto r = parse_model_config(c, "config.json");
     ASSERT_FALSE(r.ok()) << patch.dump();
     EXPECT_NE(r.error().message.find(field), std::string::npos) << r.error().message;
+  }
+}
+
+// Values of the right type but out of range: a non-positive epsilon (rms_norm_eps: -1 was
+// accepted and gave NaN logits) and sizes so large that allocating the model aborted.
+TEST(Registry, OutOfRangeValuesNameTheField) {
+  const Json llama = {{"model_type", "llama"},  {"vocab_size", 32},       {"hidden_size", 16},
+                      {"intermediate_size", 8}, {"num_hidden_layers", 2}, {"num_attention_heads", 2}};
+  const Json gpt2 = {
+      {"model_type", "gpt2"}, {"vocab_size", 32}, {"n_embd", 16}, {"n_layer", 2}, {"n_head", 2}};
+  ASSERT_TRUE(parse_model_config(llama, "config.json").ok());
+  ASSERT_TRUE(parse_model_config(gpt2, "config.json").ok());
+  const std::vector<std::tuple<Json, Json, std::string>> cases = {
+      {llama, {{"rms_norm_eps", -1}}, "rms_norm_eps"},
+      {llama, {{"rms_norm_eps", 0}}, "rms_norm_eps"},
+      {gpt2, {{"layer_norm_epsilon", -1e-5}}, "layer_norm_epsilon"},
+      {llama, {{"hidden_size", int64_t(1) << 40}, {"num_attention_heads", 1}}, "hidden_size"},
+      {llama, {{"intermediate_size", int64_t(1) << 40}}, "intermediate_size"},
+      {llama, {{"num_hidden_layers", 1'000'000}}, "num_hidden_layers"},
+      {llama, {{"head_dim", int64_t(1) << 40}}, "head_dim"},
+      {llama, {{"vocab_size", int64_t(1) << 40}}, "vocab_size"},
+      {llama, {{"max_position_embeddings", int64_t(1) << 50}}, "max_position_embeddings"},
+      {gpt2, {{"n_layer", 1'000'000}}, "n_layer"},
+  };
+  for (const auto& [base, patch, field] : cases) {
+    Json c = base;
+    c.update(patch);
+    auto r = parse_model_config(c, "config.json");
+    ASSERT_FALSE(r.ok()) << patch.dump();
+    EXPECT_NE(r.error().message.find(field), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("config.json"), std::string::npos) << r.error().message;
   }
 }
 

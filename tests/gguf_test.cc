@@ -1,16 +1,18 @@
 // GGUF: block decoding against independent expectations, models converted by tests/gguf_writer.py
 // (an independent writer) against the original safetensors folders, and corrupt files.
+#include "formats/gguf.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <set>
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/dtype.h"
-#include "formats/gguf.h"
 #include "models/gguf_model.h"
 #include "models/model.h"
 #include "runtime/perplexity.h"
@@ -265,12 +267,21 @@ TEST(GgufTokenizer, SentencePieceVocabulary) {
 struct TinyGguf {
   uint32_t magic = 0x46554747, version = 3, type = 0;
   uint64_t offset = 0, elements = 8;
+  std::optional<int32_t> alignment;  // a general.alignment KV (int32) when set
   std::string bytes() const {
     std::string b;
     auto put = [&](const auto& v) { b.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
     auto put_string = [&](const std::string& s) { put(uint64_t(s.size())); b += s; };
-    put(magic); put(version); put(uint64_t(1)); put(uint64_t(1));
+    put(magic);
+    put(version);
+    put(uint64_t(1));
+    put(uint64_t(alignment ? 2 : 1));
     put_string("general.architecture"); put(uint32_t(8)); put_string("llama");
+    if (alignment) {
+      put_string("general.alignment");
+      put(uint32_t(5));
+      put(*alignment);
+    }
     put_string("weights"); put(uint32_t(1)); put(elements); put(type); put(offset);
     b.resize((b.size() + 31) / 32 * 32, '\0');
     b.append(32, '\1');
@@ -306,6 +317,18 @@ TEST(GgufErrors, NameTheFieldAtFault) {
   misaligned.offset = 4;
   EXPECT_HAS(open_error(misaligned.bytes()), "not a multiple of the alignment");
   EXPECT_HAS(open_error(misaligned.bytes()), "brisk-gguf-");  // the file is named
+  // general.alignment is checked before the file's mapping is kept: its error once read the
+  // path from the not yet set mapping (SIGSEGV).
+  for (const int32_t alignment : {0, -32, 48, 1 << 21}) {
+    TinyGguf bad_alignment;
+    bad_alignment.alignment = alignment;
+    const std::string error = open_error(bad_alignment.bytes());
+    EXPECT_HAS(error, "brisk-gguf-");
+    EXPECT_HAS(error, "general.alignment");
+  }
+  TinyGguf aligned;
+  aligned.alignment = 32;
+  EXPECT_EQ(open_error(aligned.bytes()), "");
 }
 
 TEST(GgufErrors, ModelErrorsNameKeyAndFile) {

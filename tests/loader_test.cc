@@ -122,6 +122,21 @@ TEST_F(LoaderErrors, WrongShape) {
   EXPECT_HAS(e, "tensor 'model.layers.0.self_attn.k_proj.weight' has shape [64, 32], expected [32, 64]");
 }
 
+// A config far larger than its weights (within the size limits) is refused by the shape check
+// before the model is built: building allocates activations by the config (here a [rows, 2^22]
+// logits buffer and [rows, 2^20] hidden states per layer).
+TEST_F(LoaderErrors, HugeConfigIsComparedWithTheWeightsBeforeAllocating) {
+  edit_config([](Json& j) {
+    j["hidden_size"] = int64_t(1) << 20;
+    j["intermediate_size"] = int64_t(1) << 20;
+    j["vocab_size"] = int64_t(1) << 22;
+    j["head_dim"] = 16;
+  });
+  auto e = load_error();
+  EXPECT_HAS(e, "model.safetensors: tensor 'model.embed_tokens.weight' has shape");
+  EXPECT_HAS(e, "from config.json");
+}
+
 TEST_F(LoaderErrors, WrongDtype) {
   edit_weights([](auto& tensors) {
     for (auto& t : tensors)
@@ -158,6 +173,49 @@ TEST_F(LoaderErrors, CorruptHeaderJson) {
   write("model.safetensors", bytes);
   auto e = load_error();
   EXPECT_HAS(e, "safetensors header");
+}
+
+// A safetensors file of the given header JSON text and data bytes; returns open()'s error or "".
+std::string safetensors_error(const fs::path& path, const std::string& header, size_t data_bytes,
+                              int64_t header_length_delta = 0) {
+  const uint64_t length = header.size() + header_length_delta;
+  std::string bytes(reinterpret_cast<const char*>(&length), 8);
+  bytes += header;
+  bytes.append(data_bytes, '\0');
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  auto file = SafetensorsFile::open(path);
+  return file.ok() ? "" : file.error().message;
+}
+
+std::string f32_entry(const std::string& name, int64_t elements, uint64_t begin) {
+  return "\"" + name + "\": {\"dtype\": \"F32\", \"shape\": [" + std::to_string(elements) +
+         "], \"data_offsets\": [" + std::to_string(begin) + ", " + std::to_string(begin + 4 * elements) +
+         "]}";
+}
+
+// What the reference implementation rejects: byte counts that overflow, ranges that overlap,
+// alias, leave gaps or stop before the file ends, names given twice, a header length off by one.
+TEST_F(LoaderErrors, SafetensorsRangesMustTileTheDataExactly) {
+  const fs::path p = dir_ / "x.safetensors";
+  const std::string a = f32_entry("a", 2, 0), b = f32_entry("b", 2, 8);
+  EXPECT_EQ(safetensors_error(p, "{" + a + ", " + b + "}", 16), "");
+  EXPECT_EQ(safetensors_error(p, "{}", 0), "");
+  // F32 [2^62] is 2^64 bytes, which wrapped to 0 and matched data_offsets [0, 0].
+  EXPECT_HAS(safetensors_error(
+                 p, R"({"a": {"dtype": "F32", "shape": [4611686018427387904], "data_offsets": [0, 0]}})", 0),
+             "overflows");
+  EXPECT_HAS(safetensors_error(
+                 p, R"({"a": {"dtype": "U8", "shape": [9223372036854775808], "data_offsets": [0, 0]}})", 0),
+             "overflows");
+  EXPECT_HAS(safetensors_error(p, "{" + a + ", " + f32_entry("b", 2, 4) + "}", 12), "claimed by two tensors");
+  EXPECT_HAS(safetensors_error(p, "{" + a + ", " + f32_entry("b", 2, 0) + "}", 8), "claimed by two tensors");
+  EXPECT_HAS(safetensors_error(p, "{" + a + ", " + f32_entry("b", 2, 12) + "}", 20), "belong to no tensor");
+  EXPECT_HAS(safetensors_error(p, "{" + a + "}", 12), "trailing bytes");
+  EXPECT_HAS(safetensors_error(p, "{" + a + ", " + f32_entry("a", 2, 8) + "}", 16), "names tensor 'a' twice");
+  EXPECT_HAS(safetensors_error(p, "{" + a + ", " + b + "}  ", 16, -1), "x.safetensors");
+  EXPECT_HAS(safetensors_error(p, "{" + a + ", " + b + "}", 16, +1), "x.safetensors");
+  // Every shipped file still opens.
+  EXPECT_TRUE(SafetensorsFile::open(kFixture / "model.safetensors").ok());
 }
 
 TEST_F(LoaderErrors, NoWeights) {

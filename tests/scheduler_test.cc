@@ -1,11 +1,19 @@
 // The scheduler on a real model (sotu-llama, CPU): batched greedy decoding gives every request
 // the tokens it gets alone, also when KV memory runs out and sequences are preempted; prefix
 // blocks are shared; cancellation and bad requests end cleanly.
-#include <gtest/gtest.h>
-
-#include "greedy_requests.h"
-#include "runtime/kv_blocks.h"
 #include "runtime/scheduler.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "formats/safetensors.h"
+#include "greedy_requests.h"
+#include "ops/reference.h"
+#include "runtime/kv_blocks.h"
+#include "runtime/perplexity.h"
 
 namespace brisk {
 namespace {
@@ -126,6 +134,90 @@ TEST(KvBlocks, PrefixCacheEvictsOnlyIdleBlocks) {
   blocks.release(a);
   EXPECT_EQ(*blocks.allocate(), a);  // evicted from the cache for reuse
   EXPECT_FALSE(blocks.lookup(h).has_value());
+}
+
+// The bundled tiny model with its final norm set to NaN, so that every logit is NaN. Such rows
+// once became token 0 (the argmax of a NaN row) with stop reason "eos", and perplexity printed
+// "ppl: null" as a success.
+class NanModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    namespace fs = std::filesystem;
+    const fs::path source = fs::path(BRISK_SOURCE_DIR) / "models" / "sotu-tiny";
+    dir_ = fs::temp_directory_path() / ("brisk-nan-model-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    for (const auto& entry : fs::directory_iterator(source))
+      if (entry.path().filename() != "model.safetensors")
+        fs::copy_file(entry.path(), dir_ / entry.path().filename());
+    auto weights = SafetensorsFile::open(source / "model.safetensors");
+    ASSERT_TRUE(weights.ok());
+    std::vector<NamedTensor> tensors = weights.value().tensors();
+    for (NamedTensor& t : tensors) {
+      if (t.name != "model.norm.weight") continue;
+      nan_norm_.assign(size_t(t.tensor.numel()), std::nanf(""));
+      t.tensor = Tensor{nan_norm_.data(), DType::F32, t.tensor.shape};
+    }
+    ASSERT_TRUE(write_safetensors(dir_ / "model.safetensors", tensors).ok());
+    EngineOptions options;
+    options.model_dir = dir_;
+    options.backend.threads = 2;
+    options.context = 128;
+    auto engine = Engine::open(options);
+    ASSERT_TRUE(engine.ok()) << engine.error().message;
+    engine_ = std::move(engine).value();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::filesystem::path dir_;
+  std::vector<float> nan_norm_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(NanModel, GenerateFails) {
+  for (const float temperature : {0.0f, 0.8f}) {  // argmax_rows and sample_rows
+    GenerateRequest r;
+    r.prompt = "The state of the union";
+    r.max_new_tokens = 4;
+    r.sampling.temperature = temperature;
+    auto result = engine_->generate(r);
+    ASSERT_FALSE(result.ok()) << "temperature " << temperature << " gave " << result.value().ids.size()
+                              << " tokens";
+    EXPECT_NE(result.error().message.find("non-finite logits"), std::string::npos) << result.error().message;
+  }
+}
+
+TEST_F(NanModel, SchedulerRequestsEndWithAnError) {
+  Scheduler scheduler(*engine_, SchedulerOptions{});
+  for (const int32_t top_logprobs : {-1, 2}) {  // tokens chosen on the device, and on the host
+    CompletionRequest request;
+    request.prompt = {1, 2, 3};
+    request.max_new_tokens = 4;
+    request.sampling = greedy();
+    request.top_logprobs = top_logprobs;
+    Collector c;
+    ASSERT_EQ(scheduler.submit(request, c.sink()).error, SubmitError::None);
+    c.wait();
+    EXPECT_TRUE(c.ids.empty());
+    EXPECT_NE(c.error.find("non-finite logits"), std::string::npos) << c.error;
+  }
+  scheduler.shutdown(Scheduler::Drain::Finish);
+}
+
+TEST_F(NanModel, PerplexityFails) {
+  const std::vector<int32_t> tokens(64, 5);
+  auto result = perplexity(*engine_, tokens, 32);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("non-finite logits"), std::string::npos) << result.error().message;
+}
+
+TEST(ArgmaxRow, NonFiniteRowsAnswerTheSentinel) {
+  const float inf = INFINITY, nan = std::nanf("");
+  EXPECT_EQ(ref::argmax_row(std::vector<float>{1, 3, 3, 2}.data(), 4), 1);  // the first maximum
+  EXPECT_EQ(ref::argmax_row(std::vector<float>{-inf, 0, -inf}.data(), 3), 1);
+  EXPECT_EQ(ref::argmax_row(std::vector<float>{1, nan, 2}.data(), 3), kNonFiniteLogits);
+  EXPECT_EQ(ref::argmax_row(std::vector<float>{1, inf, 2}.data(), 3), kNonFiniteLogits);
+  EXPECT_EQ(ref::argmax_row(std::vector<float>{-inf, -inf}.data(), 2), kNonFiniteLogits);
 }
 
 }  // namespace

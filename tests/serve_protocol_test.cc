@@ -1,7 +1,10 @@
 // The server's protocol layer without an engine: request parsing and validation, SSE framing,
 // Prometheus text, the API-key check, and a fuzz of the JSON paths (no input may crash them).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "serve/auth.h"
@@ -208,6 +211,40 @@ TEST(Auth, BearerKey) {
   EXPECT_FALSE(bearer_authorized("Bearer sk-1x", "sk-1"));
   EXPECT_FALSE(bearer_authorized("Bearer sk-", "sk-1"));
   EXPECT_FALSE(bearer_authorized("Basic sk-1", "sk-1"));
+}
+
+// `--api-key ""` turned authentication off without a word, and a key with a trailing space
+// locked every client out; a key may also come from a file or BRISK_API_KEY (out of `ps`).
+TEST(Auth, ApiKeySources) {
+  const auto error_of = [](const ApiKeySources& sources) {
+    auto key = resolve_api_key(sources);
+    return key.ok() ? "" : key.error().message;
+  };
+  EXPECT_EQ(resolve_api_key({}).value(), "");  // nothing given: no authentication
+  EXPECT_EQ(resolve_api_key({.flag = "sk-1"}).value(), "sk-1");
+  EXPECT_EQ(resolve_api_key({.environment = "sk-env"}).value(), "sk-env");
+  EXPECT_EQ(resolve_api_key({.flag = "sk-flag", .environment = "sk-env"}).value(), "sk-flag");
+  EXPECT_NE(error_of({.flag = ""}).find("--api-key: the API key is empty"), std::string::npos);
+  EXPECT_NE(error_of({.environment = ""}).find("BRISK_API_KEY"), std::string::npos);
+  for (const char* bad : {"sk-1 ", " sk-1", "sk 1", "sk-1\t", "sk-1\n", "sk-\x01"}) {
+    EXPECT_NE(error_of({.flag = bad}).find("whitespace or a control character"), std::string::npos) << bad;
+  }
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("brisk-api-key-" + std::to_string(::getpid()));
+  const auto from_file = [&](const std::string& text) {
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
+    return resolve_api_key({.file = file});
+  };
+  EXPECT_EQ(from_file("sk-file\n").value(), "sk-file");
+  EXPECT_EQ(from_file("sk-file\r\n").value(), "sk-file");
+  EXPECT_EQ(from_file("sk-file").value(), "sk-file");
+  EXPECT_FALSE(from_file("").ok());
+  EXPECT_FALSE(from_file("\n").ok());
+  EXPECT_FALSE(from_file("sk-file \n").ok());
+  EXPECT_NE(from_file("sk-file\n\n").error().message.find(file.string()), std::string::npos);
+  std::filesystem::remove(file);
+  EXPECT_NE(error_of({.file = file}).find("cannot read"), std::string::npos);
+  EXPECT_NE(error_of({.flag = "a", .file = file}).find("not both"), std::string::npos);
 }
 
 TEST(Metrics, PrometheusText) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -123,6 +124,29 @@ TEST(ByteLevelBpe, RoundTripsLongRealTextAndArbitraryBytes) {
     EXPECT_EQ(tok->decode(ids), text) << name;
     const std::string odd = "tab\tnul\x01 mixed \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 end  ";
     EXPECT_EQ(tok->decode(tok->encode(odd, AddSpecial::No)), odd) << name;
+  }
+}
+
+TEST(ByteLevelBpe, MultiMegabyteWhitespaceRunsNeitherAbortNorHang) {
+  // Llama-3's Split regex (sotu-llama, sotu-qwen2) backtracks once per character of a whitespace
+  // run in `\s*[\r\n]+`; past 10 million characters PCRE2's default match limit stopped it and
+  // the process aborted. Spaces, tabs and U+00A0 are each \s.
+  for (const std::string unit : {std::string(" "), std::string("\t"), std::string("\xC2\xA0")}) {
+    std::string text = "before";
+    const size_t run = 10'500'000;
+    text.reserve(run * unit.size() + 16);
+    for (size_t i = 0; i < run; ++i) text += unit;
+    text += "after";
+    for (const char* name : {"sotu-llama"}) {  // sotu-qwen2 has the same Split regex
+      auto tok = load_or_fail(kShared / "models" / name);
+      ASSERT_TRUE(tok);
+      const auto ids = tok->encode(text, AddSpecial::No);
+      EXPECT_EQ(tok->decode(ids), text) << name;
+      // As on short runs, the last whitespace character joins the next word.
+      const auto after = tok->encode(unit + "after", AddSpecial::No);
+      ASSERT_GE(ids.size(), after.size());
+      EXPECT_TRUE(std::equal(after.begin(), after.end(), ids.end() - after.size())) << name;
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 #include "formats/config_fields.h"
 
+#include <cmath>
 #include <cstdint>
 
 namespace brisk {
@@ -33,6 +34,13 @@ Result<double> ConfigFields::number_or(const char* key, double fallback) const {
   return v.get<double>();
 }
 
+Result<double> ConfigFields::positive_number_or(const char* key, double fallback) const {
+  BRISK_ASSIGN(v, number_or(key, fallback));
+  if (!(v > 0) || !std::isfinite(v))
+    return error(key, "must be a positive finite number, got " + json_.at(key).dump());
+  return v;
+}
+
 Result<std::optional<double>> ConfigFields::optional_number(const char* key) const {
   if (!has(key)) return std::optional<double>();
   BRISK_ASSIGN(v, number_or(key, 0.0));
@@ -46,9 +54,18 @@ Result<bool> ConfigFields::boolean_or(const char* key, bool fallback) const {
   return v.get<bool>();
 }
 
-std::string ConfigFields::string_or(const char* key, const std::string& fallback) const {
-  auto it = json_.find(key);
-  return it != json_.end() && it->is_string() ? it->get<std::string>() : fallback;
+Result<std::string> ConfigFields::string_or(const char* key, const std::string& fallback) const {
+  if (!has(key)) return fallback;
+  const Json& v = json_.at(key);
+  if (!v.is_string()) return error(key, "must be a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
+Result<const Json*> ConfigFields::object_or_null(const char* key) const {
+  if (!has(key)) return static_cast<const Json*>(nullptr);
+  const Json& v = json_.at(key);
+  if (!v.is_object()) return error(key, "must be an object, got " + v.dump());
+  return &v;
 }
 
 Result<std::vector<double>> ConfigFields::numbers(const char* key) const {

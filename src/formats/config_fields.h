@@ -22,10 +22,13 @@ class ConfigFields {
   Result<int64_t> integer(const char* key) const;  // required, positive
   Result<int64_t> integer_or(const char* key, int64_t fallback) const;
   Result<double> number_or(const char* key, double fallback) const;
+  Result<double> positive_number_or(const char* key, double fallback) const;  // finite and > 0 (epsilons)
   // A number, or null / absent (nullopt): soft-capping and similar optional settings.
   Result<std::optional<double>> optional_number(const char* key) const;
   Result<bool> boolean_or(const char* key, bool fallback) const;
-  std::string string_or(const char* key, const std::string& fallback) const;
+  Result<std::string> string_or(const char* key, const std::string& fallback) const;
+  // An object, or null / absent (nullptr).
+  Result<const Json*> object_or_null(const char* key) const;
   Result<std::vector<double>> numbers(const char* key) const;  // a required array of numbers
   Result<std::vector<std::string>> strings_or_empty(const char* key) const;
   // A token id or a list of them (bos/eos_token_id); absent or null: none.

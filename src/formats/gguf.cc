@@ -162,6 +162,7 @@ Result<std::shared_ptr<const GgufFile>> GgufFile::open(const std::filesystem::pa
   BRISK_ASSIGN(mapped, MappedFile::open(path));
   auto out = std::shared_ptr<GgufFile>(new GgufFile());
   GgufFile& g = *out;
+  g.file_ = mapped;  // held from the start: error messages name the file through path()
   Reader r(mapped->data(), mapped->size(), where);
 
   BRISK_ASSIGN(magic, r.read<uint32_t>("magic"));
@@ -238,7 +239,6 @@ Result<std::shared_ptr<const GgufFile>> GgufFile::open(const std::filesystem::pa
                         "-byte file (truncated?)");
     t.data = mapped->data() + data_start + t.offset;
   }
-  g.file_ = std::move(mapped);
   return std::shared_ptr<const GgufFile>(std::move(out));
 }
 

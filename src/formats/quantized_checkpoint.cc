@@ -3,6 +3,8 @@
 #include <cstring>
 #include <regex>
 
+#include "formats/config_fields.h"
+
 namespace brisk {
 
 namespace {
@@ -139,23 +141,34 @@ Json group_json(const QuantizedGroup& g, const std::string& top_format) {
   return group;
 }
 
-// One config group's layout; `format` is the group's own or the top-level one.
+// One config group's layout; `format` is the group's own or the top-level one. Every field is
+// type-checked (ConfigFields): a hostile config.json is an error naming the field, never a throw.
 Result<QuantizedLayout> parse_group(const Json& q, const Json& g, const std::string& format, const std::string& at) {
-  auto w = g.find("weights");
-  if (w == g.end() || !w->is_object()) return make_error(at + ": config group has no 'weights'");
-  const int bits = w->value("num_bits", 0);
-  const std::string type = w->value("type", "int"), strategy = w->value("strategy", "");
-  const bool symmetric = w->value("symmetric", true);
-  const Json acts = g.value("input_activations", Json(nullptr));
-  const bool dynamic_int8_acts = acts.is_object() && acts.value("num_bits", 0) == 8 && acts.value("type", "") == "int" &&
-                                 acts.value("dynamic", false);
+  const ConfigFields group(g, at);
+  BRISK_ASSIGN(weights, group.object_or_null("weights"));
+  if (!weights) return make_error(at + ": config group has no 'weights'");
+  const ConfigFields w(*weights, at + ": 'weights'");
+  BRISK_ASSIGN(bits, w.integer_or("num_bits", 0));
+  BRISK_ASSIGN(type, w.string_or("type", "int"));
+  BRISK_ASSIGN(strategy, w.string_or("strategy", ""));
+  BRISK_ASSIGN(symmetric, w.boolean_or("symmetric", true));
+  BRISK_ASSIGN(acts, group.object_or_null("input_activations"));
+  bool dynamic_int8_acts = false;
+  if (acts) {
+    const ConfigFields a(*acts, at + ": 'input_activations'");
+    BRISK_ASSIGN(act_bits, a.integer_or("num_bits", 0));
+    BRISK_ASSIGN(act_type, a.string_or("type", ""));
+    BRISK_ASSIGN(dynamic, a.boolean_or("dynamic", false));
+    dynamic_int8_acts = act_bits == 8 && act_type == "int" && dynamic;
+  }
 
   QuantizedLayout layout;
   layout.symmetry = symmetric ? Symmetry::Symmetric : Symmetry::Asymmetric;
   layout.group = 0;
   if (strategy == "group") {
-    if (!(*w)["group_size"].is_number_integer()) return make_error(at + ": strategy 'group' needs an integer group_size");
-    layout.group = (*w)["group_size"].get<int64_t>();
+    if (!w.has("group_size")) return make_error(at + ": strategy 'group' needs an integer group_size");
+    BRISK_ASSIGN(group_size, w.integer("group_size"));
+    layout.group = group_size;
   } else if (strategy != "channel" && !(strategy == "tensor" && bits == 8)) {
     return make_error(at + ": weight strategy '" + strategy + "' is not supported (group, channel)");
   }
@@ -169,7 +182,7 @@ Result<QuantizedLayout> parse_group(const Json& q, const Json& g, const std::str
   } else if (format == "float-quantized" && bits == 8 && type == "float" && layout.group == 0) {
     layout.runtime = DType::F8;
   } else if (format == kCodebookFormat && bits == 4) {
-    const std::string codebook = q.value("codebook", "");
+    BRISK_ASSIGN(codebook, ConfigFields(q, at).string_or("codebook", ""));
     if (codebook != "nf4" && codebook != "log2") return make_error(at + ": unknown codebook '" + codebook + "'");
     layout.runtime = codebook == "nf4" ? DType::NF4 : DType::LOG4;
   } else {
@@ -220,7 +233,7 @@ Json quantization_config_json(const std::vector<QuantizedGroup>& groups, const s
 Result<std::vector<QuantizedGroup>> parse_quantization_config(const Json& q, const std::string& where) {
   const std::string at = where + ": quantization_config";
   if (!q.is_object()) return make_error(at + " is not an object");
-  const std::string format = q.value("format", "");
+  BRISK_ASSIGN(format, ConfigFields(q, at).string_or("format", ""));
   auto groups = q.find("config_groups");
   if (groups == q.end() || !groups->is_object() || groups->empty())
     return make_error(at + ": 'config_groups' must be an object with at least one group");
@@ -229,7 +242,7 @@ Result<std::vector<QuantizedGroup>> parse_quantization_config(const Json& q, con
     const std::string group_at = at + ": config group '" + name + "'";
     if (!g.is_object()) return make_error(group_at + " is not an object");
     QuantizedGroup parsed;
-    const Json targets = g.value("targets", Json(nullptr));
+    const Json targets = g.contains("targets") ? g["targets"] : Json(nullptr);
     if (!targets.is_array() || targets.empty()) return make_error(group_at + ": 'targets' must be a non-empty list");
     for (const Json& t : targets) {
       if (!t.is_string()) return make_error(group_at + ": every target must be a string");
@@ -243,8 +256,8 @@ Result<std::vector<QuantizedGroup>> parse_quantization_config(const Json& q, con
       }
       parsed.targets.push_back(target);
     }
-    const Json own_format = g.value("format", Json(nullptr));
-    BRISK_ASSIGN(layout, parse_group(q, g, own_format.is_string() ? own_format.get<std::string>() : format, group_at));
+    BRISK_ASSIGN(own_format, ConfigFields(g, group_at).string_or("format", format));
+    BRISK_ASSIGN(layout, parse_group(q, g, own_format, group_at));
     parsed.layout = layout;
     out.push_back(std::move(parsed));
   }

@@ -166,14 +166,14 @@ Result<ModelConfig> parse_bert(const ConfigFields& f, ModelConfig c) {
   BRISK_ASSIGN(heads, f.integer("num_attention_heads"));
   BRISK_ASSIGN(max_pos, f.integer_or("max_position_embeddings", 512));
   BRISK_ASSIGN(types, f.integer_or("type_vocab_size", 2));
-  BRISK_ASSIGN(eps, f.number_or("layer_norm_eps", 1e-12));
+  BRISK_ASSIGN(eps, f.positive_number_or("layer_norm_eps", 1e-12));
   BRISK_ASSIGN(decoder, f.boolean_or("is_decoder", false));
   if (decoder) return f.error("is_decoder", "= true is not supported (BERT encoders only)");
-  const std::string position_type = f.string_or("position_embedding_type", "absolute");
+  BRISK_ASSIGN(position_type, f.string_or("position_embedding_type", "absolute"));
   if (position_type != "absolute")
     return f.error("position_embedding_type", "'" + position_type + "' is not supported (absolute)");
   if (hidden % heads != 0) return make_error(where + ": hidden_size is not divisible by num_attention_heads");
-  const std::string act = f.string_or("hidden_act", "gelu");
+  BRISK_ASSIGN(act, f.string_or("hidden_act", "gelu"));
   if (act != "gelu" && act != "gelu_new" && act != "gelu_pytorch_tanh")
     return f.error("hidden_act", "'" + act + "' is not supported (gelu, gelu_new)");
 

@@ -188,7 +188,7 @@ Result<ModelConfig> parse_gemma(const ConfigFields& f, ModelConfig c) {
   BRISK_ASSIGN(kv_heads, f.integer_or("num_key_value_heads", heads));
   BRISK_ASSIGN(head_dim, f.integer_or("head_dim", 256));
   BRISK_ASSIGN(max_pos, f.integer_or("max_position_embeddings", 8192));
-  BRISK_ASSIGN(eps, f.number_or("rms_norm_eps", 1e-6));
+  BRISK_ASSIGN(eps, f.positive_number_or("rms_norm_eps", 1e-6));
   BRISK_ASSIGN(tie, f.boolean_or("tie_word_embeddings", true));
   BRISK_ASSIGN(attn_bias, f.boolean_or("attention_bias", false));
   BRISK_ASSIGN(query_scalar, f.number_or("query_pre_attn_scalar", double(head_dim)));
@@ -200,7 +200,8 @@ Result<ModelConfig> parse_gemma(const ConfigFields& f, ModelConfig c) {
     return make_error(where + ": num_attention_heads " + std::to_string(heads) +
                       " is not a multiple of num_key_value_heads " + std::to_string(kv_heads));
   if (head_dim % 2 != 0) return make_error(where + ": head_dim must be even for rotary embeddings");
-  const std::string act = f.string_or("hidden_activation", f.string_or("hidden_act", "gelu_pytorch_tanh"));
+  BRISK_ASSIGN(old_act, f.string_or("hidden_act", "gelu_pytorch_tanh"));
+  BRISK_ASSIGN(act, f.string_or("hidden_activation", old_act));
   if (act != "gelu_pytorch_tanh" && act != "gelu_new")
     return make_error(where + ": unsupported hidden_activation '" + act + "' (gemma supports gelu_pytorch_tanh)");
   if (!(query_scalar > 0)) return f.error("query_pre_attn_scalar", "must be positive");

@@ -110,14 +110,14 @@ Result<ModelConfig> parse_gpt2(const ConfigFields& f, ModelConfig c) {
   BRISK_ASSIGN(heads, f.integer("n_head"));
   BRISK_ASSIGN(max_pos, f.integer_or("n_positions", 1024));
   BRISK_ASSIGN(inner, f.integer_or("n_inner", 4 * hidden));
-  BRISK_ASSIGN(eps, f.number_or("layer_norm_epsilon", 1e-5));
+  BRISK_ASSIGN(eps, f.positive_number_or("layer_norm_epsilon", 1e-5));
   BRISK_ASSIGN(tie, f.boolean_or("tie_word_embeddings", true));
   BRISK_ASSIGN(by_layer, f.boolean_or("scale_attn_by_inverse_layer_idx", false));
   BRISK_ASSIGN(scale_weights, f.boolean_or("scale_attn_weights", true));
   if (by_layer || !scale_weights)
     return make_error(where + ": GPT-2 attention scaling variants (scale_attn_by_inverse_layer_idx, scale_attn_weights=false) are not supported");
   if (hidden % heads != 0) return make_error(where + ": n_embd is not divisible by n_head");
-  std::string act = f.string_or("activation_function", "gelu_new");
+  BRISK_ASSIGN(act, f.string_or("activation_function", "gelu_new"));
   if (act != "gelu_new" && act != "gelu_pytorch_tanh")
     return make_error(where + ": unsupported activation_function '" + act + "' (supported: gelu_new)");
   if (!tie) return make_error(where + ": GPT-2 with untied lm_head is not supported");

@@ -205,7 +205,7 @@ Result<ModelConfig> parse_llama(const ConfigFields& f, ModelConfig c) {
   BRISK_ASSIGN(heads, f.integer("num_attention_heads"));
   BRISK_ASSIGN(kv_heads, f.integer_or("num_key_value_heads", heads));
   BRISK_ASSIGN(max_pos, f.integer_or("max_position_embeddings", 2048));
-  BRISK_ASSIGN(eps, f.number_or("rms_norm_eps", 1e-6));
+  BRISK_ASSIGN(eps, f.positive_number_or("rms_norm_eps", 1e-6));
   BRISK_ASSIGN(tie, f.boolean_or("tie_word_embeddings", false));
   BRISK_ASSIGN(attn_bias, f.boolean_or("attention_bias", false));
   BRISK_ASSIGN(mlp_bias, f.boolean_or("mlp_bias", false));
@@ -216,7 +216,7 @@ Result<ModelConfig> parse_llama(const ConfigFields& f, ModelConfig c) {
   if (heads % kv_heads != 0)
     return make_error(where + ": num_attention_heads " + std::to_string(heads) + " is not a multiple of num_key_value_heads " + std::to_string(kv_heads));
   if (head_dim % 2 != 0) return make_error(where + ": head_dim must be even for rotary embeddings");
-  std::string act = f.string_or("hidden_act", "silu");
+  BRISK_ASSIGN(act, f.string_or("hidden_act", "silu"));
   if (act != "silu" && act != "swish")
     return make_error(where + ": unsupported hidden_act '" + act + "' (llama family supports silu)");
   const bool phi3 = c.model_type == "phi3";

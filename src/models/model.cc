@@ -11,6 +11,38 @@ namespace brisk {
 
 namespace {
 
+bool is_float_weight(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// A checkpoint tensor against its declaration: shape (from config.json) and dtype.
+Status check_stored_tensor(const TensorSpec& spec, const StoredTensor& stored) {
+  const Tensor& t = stored.tensor;
+  const std::string at = stored.file + ": tensor '" + spec.name + "'";
+  // Quantized matrices (block dtypes, converted at load) are [out, in]: GPT-2's Conv1D
+  // matrices were transposed before quantization.
+  const bool quantized = is_block_dtype(t.dtype);
+  const bool matrix = spec.kind == TensorKind::Matrix || spec.kind == TensorKind::TransposedMatrix;
+  std::vector<int64_t> expected = spec.shape;
+  if (quantized && spec.kind == TensorKind::TransposedMatrix) std::swap(expected[0], expected[1]);
+  if (t.shape != expected)
+    return make_error(at + " has shape " + shape_string(t.shape) + ", expected " + shape_string(expected) +
+                      " from config.json");
+  if (!is_float_weight(t.dtype) && !(quantized && matrix))
+    return make_error(at + " has dtype " + std::string(dtype_name(t.dtype)) +
+                      (matrix ? "; weights must be F32, F16, BF16 or a quantized format"
+                              : "; embeddings and vectors must be F32, F16 or BF16"));
+  return ok_status();
+}
+
+// The checkpoint's shapes against the config before the model is built: building allocates
+// activations sized by the config, so a config that disagrees with its weights (a corrupt,
+// huge hidden_size) must fail here, not in an allocation.
+Status check_checkpoint(const ModelConfig& config, const WeightStore& store) {
+  for (const TensorSpec& spec : config.arch->tensors(config)) {
+    if (const StoredTensor* stored = store.find(spec.name)) BRISK_TRY(check_stored_tensor(spec, *stored));
+  }
+  return ok_status();
+}
+
 // Buffers the reference implementations register but that are not weights.
 bool is_ignorable_buffer(const std::string& name) {
   auto ends_with = [&](const char* suffix) {
@@ -19,8 +51,6 @@ bool is_ignorable_buffer(const std::string& name) {
   };
   return ends_with(".attn.bias") || ends_with(".attn.masked_bias") || ends_with("rotary_emb.inv_freq");
 }
-
-bool is_float_weight(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
 }  // namespace
 
@@ -38,25 +68,11 @@ Status Model::bind(const WeightStore& store, const std::function<void(int64_t, i
       return;
     }
     claimed.insert(spec.name);
+    status = check_stored_tensor(spec, *stored);
+    if (!status.ok()) return;
     const Tensor& t = stored->tensor;
-    const std::string at = stored->file + ": tensor '" + spec.name + "'";
-    // Quantized matrices (block dtypes, converted at load) are [out, in]: GPT-2's Conv1D
-    // matrices were transposed before quantization.
     const bool quantized = is_block_dtype(t.dtype);
-    const bool matrix = spec.kind == TensorKind::Matrix || spec.kind == TensorKind::TransposedMatrix;
-    std::vector<int64_t> expected = spec.shape;
-    if (quantized && spec.kind == TensorKind::TransposedMatrix) std::swap(expected[0], expected[1]);
-    if (t.shape != expected) {
-      status = make_error(at + " has shape " + shape_string(t.shape) + ", expected " +
-                          shape_string(expected) + " from config.json");
-      return;
-    }
-    if (!is_float_weight(t.dtype) && !(quantized && matrix)) {
-      status = make_error(at + " has dtype " + std::string(dtype_name(t.dtype)) +
-                          (matrix ? "; weights must be F32, F16, BF16 or a quantized format"
-                                  : "; embeddings and vectors must be F32, F16 or BF16"));
-      return;
-    }
+    const bool matrix = spec.is_matrix();
     const size_t n = size_t(t.numel());
     if (spec.kind == TensorKind::Vector) {
       auto buf = std::make_unique<uint8_t[]>(n * sizeof(float));
@@ -288,6 +304,7 @@ Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Back
     BRISK_ASSIGN(groups, parse_quantization_config(config.quantization_config, (dir / "config.json").string()));
     BRISK_TRY(convert_quantized_tensors(groups, store));
   }
+  BRISK_TRY(check_checkpoint(config, store));
   std::unique_ptr<Model> model = make_model(config, backend, options);
   model->store_ = std::make_shared<const WeightStore>(std::move(store));
   BRISK_TRY(model->bind(*model->store_, options.on_load_progress));

@@ -47,7 +47,8 @@ Result<RopeConfig> parse_rope(const Json& json, const std::string& where) {
     ConfigFields f(*it, at);
     BRISK_ASSIGN(theta, f.number_or("rope_theta", rope.theta));
     rope.theta = theta;
-    std::string type = f.string_or("rope_type", f.string_or("type", "default"));
+    BRISK_ASSIGN(old_type, f.string_or("type", "default"));
+    BRISK_ASSIGN(type, f.string_or("rope_type", old_type));
     if (type == "default") {
       rope.type = RopeType::Default;
     } else if (type == "linear") {
@@ -80,6 +81,39 @@ Result<RopeConfig> parse_rope(const Json& json, const std::string& where) {
   return rope;
 }
 
+namespace {
+
+// Sizes past these are corrupt, not large (the biggest released models stay an order of
+// magnitude below): larger ones would overflow size arithmetic or fail to allocate activations,
+// which happens before the checkpoint's shapes are compared with the config.
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxWidth = int64_t(1) << 20;  // hidden, intermediate, head_dim, heads
+constexpr int64_t kMaxVocab = int64_t(1) << 22;
+constexpr int64_t kMaxPositions = int64_t(1) << 24;
+
+Status check_size_limits(const ModelConfig& c, const std::string& where) {
+  const struct {
+    const char* what;
+    int64_t value, limit;
+  } sizes[] = {
+      {"the layer count (num_hidden_layers / n_layer)", c.n_layers, kMaxLayers},
+      {"hidden_size (n_embd)", c.hidden_size, kMaxWidth},
+      {"intermediate_size (n_inner)", c.intermediate_size, kMaxWidth},
+      {"num_attention_heads (n_head)", c.n_heads, kMaxWidth},
+      {"num_key_value_heads", c.n_kv_heads, kMaxWidth},
+      {"head_dim", c.head_dim, kMaxWidth},
+      {"vocab_size", c.vocab_size, kMaxVocab},
+      {"max_position_embeddings (n_positions)", c.max_position, kMaxPositions},
+  };
+  for (const auto& s : sizes) {
+    if (s.value > s.limit)
+      return make_error(where + ": " + s.what + " = " + std::to_string(s.value) +
+                        " exceeds brisk's limit of " + std::to_string(s.limit) + " (corrupt config?)");
+  }
+  return ok_status();
+}
+
+}  // namespace
 
 Result<ModelConfig> parse_model_config(const Json& json, const std::string& where) {
   if (!json.is_object()) return make_error(where + ": not a JSON object");
@@ -99,6 +133,7 @@ Result<ModelConfig> parse_model_config(const Json& json, const std::string& wher
   c.arch = arch;
   BRISK_ASSIGN(parsed, arch->parse_config(ConfigFields(json, where), std::move(c)));
   parsed.arch = arch;
+  BRISK_TRY(check_size_limits(parsed, where));
   return parsed;
 }
 

@@ -55,6 +55,9 @@ void gelu_erf(float* x, int64_t n);             // exact GELU: x/2 (1 + erf(x / 
 // GELU, tanh approximation (GPT-2's "gelu_new"), in place.
 void gelu_tanh(float* x, int64_t n);
 
+// Backend::argmax_rows for one row: the first largest logit, or kNonFiniteLogits for a row with a
+// NaN or a non-finite maximum.
+int32_t argmax_row(const float* logits, int64_t vocab);
 // Backend::sample_rows for one row (the steps of ops/sampling.h): applies the penalties listed at
 // counts[params.first_count, +params.n_counts) to logits in place and returns the chosen token.
 // scratch is working memory the caller keeps between calls (no allocation per token).

@@ -34,15 +34,25 @@ float top_p_cut(const float* logits, int64_t vocab, const SampleRowParams& p, fl
 
 }  // namespace
 
+int32_t argmax_row(const float* logits, int64_t vocab) {
+  int64_t best = 0;
+  bool nan = false;
+  for (int64_t i = 0; i < vocab; ++i) {
+    nan |= std::isnan(logits[i]);
+    if (logits[i] > logits[best]) best = i;
+  }
+  return nan || vocab == 0 || !std::isfinite(logits[best]) ? kNonFiniteLogits : int32_t(best);
+}
+
 int32_t sample_row(float* logits, int64_t vocab, const SampleRowParams& p, const TokenCount* counts,
                    std::vector<float>& scratch) {
   for (int32_t i = 0; i < p.n_counts; ++i) {
     const TokenCount& c = counts[p.first_count + i];
     logits[c.token] = sampling::penalized_logit(logits[c.token], c.generated, p);
   }
-  const int64_t best = std::max_element(logits, logits + vocab) - logits;
+  const int32_t best = argmax_row(logits, vocab);
+  if (best == kNonFiniteLogits || p.temperature <= 0.0f) return best;
   const float max_logit = logits[best];
-  if (p.temperature <= 0.0f || !std::isfinite(max_logit)) return int32_t(best);
 
   // Survivors have a logit of at least `cut` (top-k, then top-p) and pass min-p.
   float cut = -INFINITY;

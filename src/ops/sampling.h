@@ -7,6 +7,7 @@
 //   1. penalties on the listed tokens (TokenCount): repetition (transformers' rule: positive logits
 //      divided, negative multiplied) on every listed token, then presence + frequency * count
 //      subtracted from tokens the output already holds;
+//   0. a row with a NaN, or whose largest logit is +-inf, answers kNonFiniteLogits;
 //   2. temperature <= 0: the argmax (lowest index on a tie), as Backend::argmax_rows;
 //   3. otherwise z = (l - l_max) / temperature, and a token survives when all of:
 //      top-k  (0 < k < vocab): fewer than k tokens have a strictly larger logit (ties at the k-th
@@ -33,6 +34,10 @@
 #endif
 
 namespace brisk {
+
+// The id argmax_rows / sample_rows give a row holding a NaN or whose largest logit is not finite
+// (a broken model or checkpoint): callers fail the request instead of emitting a token.
+constexpr int32_t kNonFiniteLogits = -1;
 
 // A token the penalties act on: listed when it is in the prompt (repetition penalty on) or in the
 // output so far. `generated` counts its occurrences in the output (0: prompt only). A row's list

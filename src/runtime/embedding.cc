@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "formats/config_fields.h"
 #include "formats/gguf.h"
 #include "formats/json_file.h"
 
@@ -56,13 +57,18 @@ Result<PoolingConfig> read_pooling_config(const fs::path& dir, Pooling fallback)
   if (!fs::is_directory(dir) || !fs::exists(modules_path)) return out;
   BRISK_ASSIGN(modules, read_json_file(modules_path));
   if (!modules.is_array()) return make_error(modules_path.string() + ": not a list of modules");
-  for (const Json& m : modules) {
-    const std::string type = m.is_object() && m.contains("type") && m["type"].is_string() ? m["type"].get<std::string>() : "";
-    const std::string path = m.is_object() && m.contains("path") && m["path"].is_string() ? m["path"].get<std::string>() : "";
+  for (size_t i = 0; i < modules.size(); ++i) {
+    const std::string at = modules_path.string() + ": module " + std::to_string(i);
+    if (!modules[i].is_object()) return make_error(at + " is not an object");
+    const ConfigFields m(modules[i], at);
+    BRISK_ASSIGN(type, m.string_or("type", ""));
+    BRISK_ASSIGN(path, m.string_or("path", ""));
     if (type.ends_with("Normalize")) out.normalize = true;
     if (!type.ends_with("Pooling")) continue;
     const fs::path config_path = dir / path / "config.json";
-    BRISK_ASSIGN(config, read_json_file(config_path));
+    auto read = read_json_file(config_path);
+    if (!read.ok()) return make_error(at + " ('" + type + "', path '" + path + "'): " + read.error().message);
+    const Json config = std::move(read).value();
     // sentence-transformers 5 writes one "pooling_mode" name; earlier versions one boolean
     // "pooling_mode_*" flag per mode. Either way exactly one mode, and one brisk implements.
     std::vector<std::string> modes;
@@ -73,10 +79,13 @@ Result<PoolingConfig> read_pooling_config(const fs::path& dir, Pooling fallback)
         modes.push_back(m.get<std::string>());
       }
     }
+    const ConfigFields fields(config, config_path.string());
     for (const char* key : {"pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_tokens",
                             "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
-                            "pooling_mode_lasttoken"})
-      if (config.contains(key) && config[key].is_boolean() && config[key].get<bool>()) modes.push_back(key);
+                            "pooling_mode_lasttoken"}) {
+      BRISK_ASSIGN(on, fields.boolean_or(key, false));
+      if (on) modes.push_back(key);
+    }
     if (modes.size() != 1)
       return make_error(config_path.string() + ": expected exactly one pooling mode, found " + std::to_string(modes.size()));
     const std::string& mode = modes[0];

@@ -178,6 +178,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   result.prefill_seconds = t1 - t0;
 
   for (int64_t pos = int64_t(prompt.size()); request.max_new_tokens > 0; ++pos) {
+    if (token == kNonFiniteLogits) return make_error(non_finite_logits_message(pos));
     const SequenceOutput::Step step = output.push(token);
     if (step.accepted) result.ids.push_back(token);
     emit(step.text);

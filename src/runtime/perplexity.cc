@@ -40,7 +40,12 @@ Result<PerplexityResult> perplexity(Engine& engine, const std::vector<int32_t>& 
         for (int64_t v = 1; v < vocab; ++v) max_logit = std::max(max_logit, double(row[v]));
         double sum = 0;
         for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - max_logit);
-        r.nll_sum += max_logit + std::log(sum) - double(row[window[pos + 1]]);
+        const double nll = max_logit + std::log(sum) - double(row[window[pos + 1]]);
+        // A NaN or infinite logit would turn the whole result into nan/inf ("ppl: null").
+        if (!std::isfinite(nll))
+          return make_error("window " + std::to_string(w) + ", position " + std::to_string(pos) + ": " +
+                            non_finite_logits_message(pos + 1));
+        r.nll_sum += nll;
         ++r.scored;
       }
     }

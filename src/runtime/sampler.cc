@@ -5,6 +5,11 @@
 
 namespace brisk {
 
+std::string non_finite_logits_message(int64_t position) {
+  return "the model produced non-finite logits (NaN or infinity) predicting position " +
+         std::to_string(position) + ": the weights or the config (e.g. rms_norm_eps) are broken";
+}
+
 Sampler::Sampler(SamplingParams params, int64_t vocab_size) : params_(params), vocab_(vocab_size) {}
 
 void Sampler::count(int32_t token, int32_t generated) {
@@ -20,6 +25,7 @@ void Sampler::add_prompt(const std::vector<int32_t>& prompt) {
 }
 
 void Sampler::accept(int32_t token) {
+  if (token == kNonFiniteLogits) return;  // the request fails; nothing to count
   ++step_;
   if (params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
       params_.frequency_penalty != 0.0f)

@@ -5,12 +5,17 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "ops/sampling.h"
 
 namespace brisk {
+
+// The error of a request whose logits row (predicting the token at `position`) held a NaN or no
+// finite maximum: Backend::argmax_rows / sample_rows answered kNonFiniteLogits.
+std::string non_finite_logits_message(int64_t position);
 
 struct SamplingParams {
   float temperature = 0.8f;         // 0: greedy (argmax)

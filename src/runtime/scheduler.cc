@@ -367,6 +367,8 @@ void Scheduler::step() {
 // Streams the token chosen after the sequence's last one (logits_row, when given, for logprobs)
 // and ends the sequence on EOS, a stop string, max_tokens or the context.
 void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row) {
+  if (token == kNonFiniteLogits)
+    return finish(seq, StopReason::Length, non_finite_logits_message(seq.computed));
   const int64_t vocab = engine_.model().config().vocab_size;
   SequenceOutput::Step step = seq.output.push(token);
   StreamEvent event;

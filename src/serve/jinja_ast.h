@@ -40,6 +40,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> keywords;  // keyword arguments of calls/filters
   std::vector<std::string> ops;                           // comparison operators
   bool negated = false;                                   // `is not`
+  int height = 1;  // levels of this tree (set by the parser, which bounds it)
 };
 
 struct Node;

@@ -3,6 +3,8 @@
 // not in), + -, ~, * / // %, **, unary - +, then primaries with .attr, [index], [a:b:c],
 // calls, `| filter` and `is test`. A filter binds tighter than unary minus and than any binary
 // operator: `'a' + x | trim` trims x only.
+#include <algorithm>
+#include <string>
 #include <string_view>
 
 #include "serve/jinja_ast.h"
@@ -11,7 +13,11 @@
 namespace brisk::jinja {
 namespace {
 
-constexpr int kMaxNesting = 128;  // deeper templates are rejected, never overflow the stack
+// Deeper templates are rejected, so neither parsing nor rendering (both recursive) can overflow
+// the stack. It bounds the parser's recursion and the height of every expression tree: a
+// left-associative chain (`a + b + c ...`, `x.a.b`, `x | f | g`) is built in a loop, not by
+// recursion, yet renders (and is destroyed) recursively.
+constexpr int kMaxNesting = 128;
 
 class Parser {
  public:
@@ -75,7 +81,8 @@ class Parser {
 
   struct DepthGuard {
     explicit DepthGuard(Parser& p) : parser(p) {
-      if (++parser.depth_ > kMaxNesting) parser.fail("template nested too deeply");
+      if (++parser.depth_ > kMaxNesting)
+        parser.fail("template nested too deeply (the limit is " + std::to_string(kMaxNesting) + " levels)");
     }
     ~DepthGuard() { --parser.depth_; }
     Parser& parser;
@@ -284,12 +291,30 @@ class Parser {
     return e;
   }
 
+  // Sets e's height from its (already measured) children; a tree taller than kMaxNesting is an error.
+  ExprPtr measured(ExprPtr e) const {
+    int below = 0;
+    for (const ExprPtr& child : e->children) {
+      if (child) below = std::max(below, child->height);
+    }
+    for (const auto& [name, value] : e->keywords) {
+      if (value) below = std::max(below, value->height);
+    }
+    e->height = below + 1;
+    if (e->height > kMaxNesting) {
+      throw TemplateError("expression nested too deeply (the limit is " + std::to_string(kMaxNesting) +
+                              " levels, e.g. operators in one chain)",
+                          e->line);
+    }
+    return e;
+  }
+
   ExprPtr binary(std::string op, ExprPtr left, ExprPtr right, int line) const {
     auto e = make_expr(Expr::Kind::kBinary, line);
     e->name = std::move(op);
     e->children.push_back(std::move(left));
     e->children.push_back(std::move(right));
-    return e;
+    return measured(std::move(e));
   }
 
   // `a, b` without brackets (the right side of `set x, y = ...`) is a tuple.
@@ -303,7 +328,7 @@ class Parser {
       if (peek().type == TokenType::kBlockEnd) break;
       tuple->children.push_back(parse_expression());
     }
-    return tuple;
+    return measured(std::move(tuple));
   }
 
   ExprPtr parse_expression(bool allow_conditional = true) {
@@ -320,7 +345,7 @@ class Parser {
       } else {
         conditional->children.push_back(nullptr);
       }
-      expr = std::move(conditional);
+      expr = measured(std::move(conditional));
     }
     return expr;
   }
@@ -381,7 +406,7 @@ class Parser {
       compare->ops.push_back(op);
       compare->children.push_back(parse_math1());
     }
-    return compare ? std::move(compare) : std::move(first);
+    return compare ? measured(std::move(compare)) : std::move(first);
   }
 
   ExprPtr parse_math1() {
@@ -431,9 +456,9 @@ class Parser {
     } else {
       node = parse_primary();
     }
-    node = parse_postfix(std::move(node));
+    node = parse_postfix(measured(std::move(node)));
     if (with_filter) node = parse_filters_and_tests(std::move(node));
-    return node;
+    return measured(std::move(node));
   }
 
   ExprPtr parse_primary() {
@@ -538,17 +563,17 @@ class Parser {
           auto e = make_expr(Expr::Kind::kSubscript, line);
           e->children.push_back(std::move(node));
           e->children.push_back(std::move(index));
-          node = std::move(e);
+          node = measured(std::move(e));
           continue;
         }
         auto e = make_expr(Expr::Kind::kAttribute, line);
         e->name = expect_name("an attribute name");
         e->children.push_back(std::move(node));
-        node = std::move(e);
+        node = measured(std::move(e));
       } else if (at_op("[")) {
-        node = parse_subscript(std::move(node));
+        node = measured(parse_subscript(std::move(node)));
       } else if (at_op("(")) {
-        node = parse_call(std::move(node), Expr::Kind::kCall);
+        node = measured(parse_call(std::move(node), Expr::Kind::kCall));
       } else {
         return node;
       }
@@ -614,11 +639,11 @@ class Parser {
         filter->name = expect_name("a filter name");
         filter->children.push_back(std::move(node));
         if (at_op("(")) parse_call_args(*filter);
-        node = std::move(filter);
+        node = measured(std::move(filter));
       } else if (at_name("is")) {
-        node = parse_test(std::move(node));
+        node = measured(parse_test(std::move(node)));
       } else if (at_op("(")) {
-        node = parse_call(std::move(node), Expr::Kind::kCall);
+        node = measured(parse_call(std::move(node), Expr::Kind::kCall));
       } else {
         return node;
       }

@@ -2,6 +2,7 @@
 // the continuous-batching scheduler.
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include "common.h"
 #include "runtime/scheduler.h"
+#include "serve/auth.h"
 #include "serve/openai_server.h"
 
 namespace brisk::cli {
@@ -21,6 +23,8 @@ Command add_serve(CLI::App& app) {
     serve::ServerOptions server;
     std::string model;
     double shutdown_grace_s = 30;
+    std::string api_key;
+    std::string api_key_file;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
@@ -31,11 +35,25 @@ Command add_serve(CLI::App& app) {
   sub->add_option("--ctx", f->engine.context, "Context length per sequence; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
   sub->add_option("--max-batch", f->scheduler.max_batch, "Sequences decoded together; 1 = one request at a time")->capture_default_str()->check(positive());
   sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429")->capture_default_str()->check(non_negative());
-  sub->add_option("--api-key", f->server.api_key, "Require 'Authorization: Bearer KEY' on /v1 endpoints");
+  CLI::Option* key_flag = sub->add_option(
+      "--api-key", f->api_key,
+      "Require 'Authorization: Bearer KEY' on /v1 endpoints. Visible in `ps`: prefer --api-key-file or the "
+      "BRISK_API_KEY environment variable. Empty keys and keys with whitespace are refused");
+  CLI::Option* key_file = sub->add_option(
+      "--api-key-file", f->api_key_file,
+      "Read the API key from FILE (one trailing newline is ignored); else BRISK_API_KEY is used when set");
   sub->add_option("--parallel-requests", f->server.http.threads, "HTTP connections served at once (each stream holds one)")->capture_default_str()->check(positive());
   sub->add_option("--shutdown-grace", f->shutdown_grace_s, "Seconds SIGTERM waits for in-flight requests before cancelling them")->capture_default_str()->check(non_negative());
 
-  return {sub, [f]() {
+  return {sub, [f, key_flag, key_file]() {
+    serve::ApiKeySources key_sources;
+    if (key_flag->count() > 0) key_sources.flag = f->api_key;
+    if (key_file->count() > 0) key_sources.file = f->api_key_file;
+    if (const char* env = std::getenv(serve::kApiKeyEnvironment)) key_sources.environment = env;
+    auto api_key = serve::resolve_api_key(key_sources);
+    if (!api_key) return fail(api_key.error());
+    f->server.api_key = std::move(api_key).value();
+
     // SIGTERM/SIGINT go to one waiting thread, not to whichever thread the kernel picks; blocked
     // before any thread (the engine's pool, the HTTP pool) starts so all inherit the mask.
     sigset_t signals;

@@ -103,8 +103,7 @@ void CpuBackend::gather_rows(const Tensor& table, const int32_t* ids, int64_t n,
 
 void CpuBackend::argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = logits + r * vocab;
-    ids[r] = int32_t(std::max_element(row, row + vocab) - row);  // the host Sampler's greedy choice
+    ids[r] = ref::argmax_row(logits + r * vocab, vocab);  // the host Sampler's greedy choice
   }
 }
 

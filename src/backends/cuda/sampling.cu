@@ -26,7 +26,12 @@ __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restric
   const float* row = logits + int64_t(blockIdx.x) * vocab;
   float best = -FLT_MAX;
   int32_t best_index = INT32_MAX;
-  for (int64_t i = threadIdx.x; i < vocab; i += kThreads) keep_best(best, best_index, row[i], int32_t(i));
+  bool nan = false;
+  for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
+    nan |= isnan(row[i]);
+    keep_best(best, best_index, row[i], int32_t(i));
+  }
+  const bool any_nan = __syncthreads_or(nan) != 0;
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) {
     const float v = __shfl_xor_sync(0xffffffffu, best, off);
@@ -43,8 +48,8 @@ __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restric
   __syncthreads();
   if (threadIdx.x == 0) {
     for (int w = 1; w < kThreads / 32; ++w) keep_best(best, best_index, warp_best[w], warp_index[w]);
-    // A row of -inf/NaN only: index 0, as std::max_element would answer.
-    ids[blockIdx.x] = best_index == INT32_MAX ? 0 : best_index;
+    // A NaN anywhere, or no finite maximum: kNonFiniteLogits, as ref::argmax_row answers.
+    ids[blockIdx.x] = any_nan || best_index == INT32_MAX || !isfinite(best) ? kNonFiniteLogits : best_index;
   }
 }
 
@@ -182,11 +187,20 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(float* logits, i
 
   // 2. The argmax (greedy's answer, and the max the softmax is taken against).
   Best best = {-INFINITY, INT32_MAX};
-  for (int64_t i = threadIdx.x; i < vocab; i += kSampleThreads) keep_best(best.value, best.index, row[i], int32_t(i));
+  bool nan = false;
+  for (int64_t i = threadIdx.x; i < vocab; i += kSampleThreads) {
+    nan |= isnan(row[i]);
+    keep_best(best.value, best.index, row[i], int32_t(i));
+  }
+  const bool any_nan = __syncthreads_or(nan) != 0;
   best = block_best(best, best_scratch);
   const float max_logit = best.value;
-  const int32_t argmax = best.index == INT32_MAX ? 0 : best.index;
-  if (p.temperature <= 0.0f || !isfinite(max_logit)) {
+  const int32_t argmax = best.index;
+  if (any_nan || argmax == INT32_MAX || !isfinite(max_logit)) {  // as ref::argmax_row
+    if (threadIdx.x == 0) ids[blockIdx.x] = kNonFiniteLogits;
+    return;
+  }
+  if (p.temperature <= 0.0f) {
     if (threadIdx.x == 0) ids[blockIdx.x] = argmax;
     return;
   }
