@@ -178,7 +178,10 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   result.prefill_seconds = t1 - t0;
 
   for (int64_t pos = int64_t(prompt.size()); request.max_new_tokens > 0; ++pos) {
-    if (token == kNonFiniteLogits) return make_error(non_finite_logits_message(pos));
+    if (token == kNonFiniteLogits) {
+      cached_.clear();  // keys and values of a pass that went non-finite are not worth reusing
+      return make_error(non_finite_logits_message(pos));
+    }
     const SequenceOutput::Step step = output.push(token);
     if (step.accepted) result.ids.push_back(token);
     emit(step.text);
