@@ -286,6 +286,9 @@ class DayOne(unittest.TestCase):
             self.assertEqual(p.returncode, 2, args)
             self.assertIn(needle, p.stderr)
             self.assertLess(len(p.stderr), 300, p.stderr)  # no 309-digit range limits
+        p = brisk("serve", "--max-queue", "0", check=False)  # would answer 429 to every request
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--max-queue", p.stderr)
 
     def test_chat_through_stdin(self):
         turns = "Tell me about the budget.\nAnd the army?\n/reset\nHello \\\nthere\n/exit\nnever read\n"

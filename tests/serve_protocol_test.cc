@@ -56,6 +56,17 @@ TEST(Protocol, CompletionFieldsAreRead) {
   EXPECT_EQ(std::get<std::vector<int32_t>>(body.value().prompts[0]), (std::vector<int32_t>{1, 2, 3}));
 }
 
+// "seed": null means no seed: two requests draw different random seeds (it was a fixed seed).
+TEST(Protocol, NullSeedIsNoSeed) {
+  auto a = parse_completion_body(R"({"prompt": "x", "seed": null})");
+  auto b = parse_completion_body(R"({"prompt": "x", "seed": null})");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a.value().params.sampling.seed, b.value().params.sampling.seed);
+  auto fixed = parse_completion_body(R"({"prompt": "x", "seed": -1})");
+  ASSERT_TRUE(fixed.ok());
+  EXPECT_EQ(fixed.value().params.sampling.seed, uint64_t(-1));  // an explicit seed is kept as given
+}
+
 TEST(Protocol, StopMayBeOneString) {
   auto body = parse_completion_body(R"({"prompt": "x", "stop": "\n\n"})");
   ASSERT_TRUE(body.ok());

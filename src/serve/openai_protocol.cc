@@ -133,7 +133,8 @@ std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, Gener
   }
 #undef BRISK_FIELD
   p.sampling.top_k = int32_t(std::max<int64_t>(top_k, 0));
-  if (seed != -1 || body.contains("seed")) p.sampling.seed = uint64_t(seed);
+  // "seed": null is no seed (a fresh random one), as OpenAI reads it; it was a fixed seed of -1.
+  if (const auto it = body.find("seed"); it != body.end() && !it->is_null()) p.sampling.seed = uint64_t(seed);
   auto options = body.find("stream_options");
   if (options != body.end() && !options->is_null()) {
     if (!options->is_object()) return FieldError{"stream_options", "'stream_options' must be an object"};
