@@ -177,6 +177,40 @@ class Errors(unittest.TestCase):
             first.wait(timeout=30)
 
 
+    def test_second_sigterm_exits_at_once(self):
+        import re
+        import signal
+        import subprocess
+        import time
+        import urllib.request
+        from brisk_cli import BRISK
+        server = subprocess.Popen([BRISK, "serve", "--port", "0", "--host", "127.0.0.1", "--shutdown-grace", "60"],
+                                  stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        try:
+            port = None
+            for line in server.stderr:
+                found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+                if found:
+                    port = found.group(1)
+                    break
+            self.assertIsNotNone(port)
+            # A long streaming request keeps the graceful shutdown waiting for its 60 s grace.
+            body = json.dumps({"prompt": "The", "max_tokens": 1000, "stream": True, "ignore_eos": True}).encode()
+            stream = urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"}), timeout=30)
+            stream.readline()
+            server.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            self.assertIsNone(server.poll(), "the first SIGTERM waits for in-flight requests")
+            server.send_signal(signal.SIGTERM)
+            self.assertEqual(server.wait(timeout=10), 130)
+            self.assertIn("second SIGTERM, exiting now", server.stderr.read())
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+
+
 class Tools(unittest.TestCase):
     def test_inspect(self):
         out = brisk_json("inspect", "-m", model_dir("sotu-llama"))

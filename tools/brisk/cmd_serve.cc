@@ -78,19 +78,29 @@ Command add_serve(CLI::App& app) {
     auto port = server.bind();
     if (!port) return fail(port.error());
 
-    std::atomic<bool> signalled{false};
+    // The first SIGTERM/SIGINT starts a graceful shutdown (its own thread: it waits out the grace
+    // period); a second one exits at once, as people expect of a second Ctrl-C.
+    std::atomic<bool> finished{false};
+    std::thread shutdown_thread;
     std::thread signal_waiter([&] {
       int received = 0;
       sigwait(&signals, &received);
-      if (signalled.exchange(true)) return;  // woken by run() returning on its own
-      std::fprintf(stderr, "brisk serve: %s received, shutting down\n", received == SIGINT ? "SIGINT" : "SIGTERM");
-      server.shutdown(std::chrono::milliseconds(int64_t(f->shutdown_grace_s * 1000)));
+      if (finished.load()) return;  // woken by run() returning on its own
+      std::fprintf(stderr, "brisk serve: %s received, shutting down (again to exit at once)\n",
+                   received == SIGINT ? "SIGINT" : "SIGTERM");
+      shutdown_thread = std::thread([&] { server.shutdown(std::chrono::milliseconds(int64_t(f->shutdown_grace_s * 1000))); });
+      sigwait(&signals, &received);
+      if (finished.load()) return;
+      std::fprintf(stderr, "brisk serve: second %s, exiting now\n", received == SIGINT ? "SIGINT" : "SIGTERM");
+      std::_Exit(130);
     });
     std::fprintf(stderr, "listening on http://%s:%d\n", f->server.http.host.c_str(), port.value());
     std::fflush(stderr);
     server.run();
-    if (!signalled.exchange(true)) pthread_kill(signal_waiter.native_handle(), SIGTERM);
+    finished.store(true);
+    pthread_kill(signal_waiter.native_handle(), SIGTERM);  // wakes its sigwait, wherever it is
     signal_waiter.join();
+    if (shutdown_thread.joinable()) shutdown_thread.join();
     return 0;
   }};
 }
