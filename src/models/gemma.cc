@@ -12,6 +12,7 @@
 
 #include "models/gguf_model.h"
 #include "models/model.h"
+#include "models/decoder_activations.h"
 #include "models/rope_tables.h"
 
 namespace brisk {
@@ -77,16 +78,7 @@ struct GemmaWeights {
 class Gemma final : public Model {
  public:
   Gemma(const ModelConfig& c, Backend& backend, const ModelOptions& options)
-      : Model(c, backend, options), w_(c), s_(settings(c)) {
-    const int64_t q_dim = c.n_heads * c.head_dim;
-    x_ = activation(c.hidden_size);
-    h_ = activation(std::max(c.hidden_size, q_dim));
-    q_ = activation(q_dim);
-    k_ = activation(c.n_kv_heads * c.head_dim);
-    v_ = activation(c.n_kv_heads * c.head_dim);
-    attn_ = activation(q_dim);
-    gate_ = activation(c.intermediate_size);
-    up_ = activation(c.intermediate_size);
+      : Model(c, backend, options), w_(c), s_(settings(c)), a_(c, [this](int64_t width) { return activation(width); }) {
     global_rope_ = RopeTables(backend, c.rope, c.head_dim, context_);
     local_rope_ = RopeTables(backend, s_.local_rope, c.head_dim, context_);
   }
@@ -107,8 +99,8 @@ class Gemma final : public Model {
     const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
     const float eps = float(c.norm_eps);
     Backend& be = backend_;
-    float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
-    float *attn = attn_.data(), *gate = gate_.data(), *up = up_.data();
+    float *x = a_.x.data(), *h = a_.h.data(), *q = a_.q.data(), *k = a_.k.data(), *v = a_.v.data();
+    float *attn = a_.attn.data(), *gate = a_.gate.data(), *up = a_.up.data();
 
     be.gather_rows(w_.embed, batch.tokens_dev, n, x, Accumulate::No);
     // transformers multiplies by sqrt(hidden) rounded to the activations' dtype (fp32 here).
@@ -148,9 +140,8 @@ class Gemma final : public Model {
  private:
   GemmaWeights w_;
   GemmaSettings s_;
-  // Activations [max_rows, width], allocated once; rope tables of the global and sliding layers.
-  Buffer x_, h_, q_, k_, v_, attn_, gate_, up_;
-  RopeTables global_rope_, local_rope_;
+  DecoderActivations a_;
+  RopeTables global_rope_, local_rope_;  // of the global and the sliding layers
 };
 
 // Gemma-3 keeps a rope per layer type: {"full_attention": {...}, "sliding_attention": {...}} in

@@ -6,6 +6,7 @@
 
 #include "models/gguf_model.h"
 #include "models/model.h"
+#include "models/decoder_activations.h"
 #include "models/rope_tables.h"
 
 namespace brisk {
@@ -72,19 +73,9 @@ struct LlamaWeights {
 class Llama final : public Model {
  public:
   Llama(const ModelConfig& c, Backend& backend, const ModelOptions& options)
-      : Model(c, backend, options), w_(c), s_(settings(c)) {
-    const int64_t q_dim = c.n_heads * c.head_dim;
-    x_ = activation(c.hidden_size);
-    h_ = activation(std::max(c.hidden_size, q_dim));
-    q_ = activation(q_dim);
-    k_ = activation(c.n_kv_heads * c.head_dim);
-    v_ = activation(c.n_kv_heads * c.head_dim);
-    attn_ = activation(q_dim);
-    gate_ = activation(c.intermediate_size);
-    up_ = activation(c.intermediate_size);
-    if (s_.fused_projections) {
-      fused_ = activation(std::max(q_dim + 2 * c.n_kv_heads * c.head_dim, 2 * c.intermediate_size));
-    }
+      : Model(c, backend, options), w_(c), s_(settings(c)), a_(c, [this](int64_t width) { return activation(width); }) {
+    if (s_.fused_projections)
+      fused_ = activation(std::max((c.n_heads + 2 * c.n_kv_heads) * c.head_dim, 2 * c.intermediate_size));
     rope_ = RopeTables(backend, c, context_);
   }
 
@@ -105,12 +96,12 @@ class Llama final : public Model {
     const int64_t n = batch.rows, d = c.hidden_size;
     const float eps = float(c.norm_eps);
     Backend& be = backend_;
-    be.gather_rows(w_.embed, batch.tokens_dev, n, x_.data(), Accumulate::No);
+    be.gather_rows(w_.embed, batch.tokens_dev, n, a_.x.data(), Accumulate::No);
     run_layers(batch, cache, 0, c.n_layers);
     const int64_t n_logits = int64_t(batch.logit_rows.size());
     if (n_logits == 0) return;
-    be.rms_norm(logit_rows(batch, x_.data()), vec(w_.final_norm), n_logits, d, eps, h_.data());
-    project_to_logits(h_.data(), n_logits);
+    be.rms_norm(logit_rows(batch, a_.x.data()), vec(w_.final_norm), n_logits, d, eps, a_.h.data());
+    project_to_logits(a_.h.data(), n_logits);
   }
 
   // Layers [first, end) over the residual stream x: a self-contained stage (pipeline parallelism
@@ -121,8 +112,8 @@ class Llama final : public Model {
     const int64_t n = batch.rows, d = c.hidden_size;
     const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(c.head_dim));
     Backend& be = backend_;
-    float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
-    float *attn = attn_.data(), *gate = gate_.data(), *up = up_.data();
+    float *x = a_.x.data(), *h = a_.h.data(), *q = a_.q.data(), *k = a_.k.data(), *v = a_.v.data();
+    float *attn = a_.attn.data(), *gate = a_.gate.data(), *up = a_.up.data();
     be.rms_norm(x, vec(w_.layers[size_t(first)].attn_norm), n, d, eps, h);
     for (int64_t l = first; l < end; ++l) {
       const LlamaLayer& L = w_.layers[size_t(l)];
@@ -169,8 +160,8 @@ class Llama final : public Model {
 
   LlamaWeights w_;
   LlamaSettings s_;  // the family's settings, out of config_.family once
-  // Activations [max_rows, width], allocated once (fused_: the fused products, Phi-3 only).
-  Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, fused_;
+  DecoderActivations a_;
+  Buffer fused_;  // Phi-3's fused products [max_rows, q+k+v or gate+up]
   RopeTables rope_;
 };
 
