@@ -2,10 +2,15 @@
 (tests/fixtures/reference/shared-models.json, made by scripts/golden/make_fixtures.py)."""
 import json
 import os
+import re
+import signal
+import subprocess
 import tempfile
+import time
 import unittest
+import urllib.request
 
-from brisk_cli import MODELS, SHARED, brisk, brisk_json, model_dir
+from brisk_cli import BRISK, MODELS, SHARED, brisk, brisk_json, model_dir
 
 FIXTURES = os.environ["BRISK_FIXTURES_DIR"]
 with open(os.path.join(FIXTURES, "reference", "shared-models.json")) as f:
@@ -66,6 +71,18 @@ class Sampling(unittest.TestCase):
         args = ["generate", "-m", model_dir("sotu-qwen2"), "-p", "Tonight", "-n", "40", "--temp", "0"]
         streamed = brisk(*args).stdout
         self.assertEqual(streamed.rstrip("\n"), brisk_json(*args)["text"])
+
+
+def start_server(*args):
+    """`brisk serve` on a free port of 127.0.0.1 (the bundled model): the process and its port."""
+    server = subprocess.Popen([BRISK, "serve", "--port", "0", "--host", "127.0.0.1", *args], stderr=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, text=True)
+    for line in server.stderr:
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            return server, found.group(1)
+    server.kill()
+    raise AssertionError("brisk serve did not start: " + server.stderr.read())
 
 
 class Errors(unittest.TestCase):
@@ -156,19 +173,8 @@ class Errors(unittest.TestCase):
             self.assertEqual((a["tokens"], a["ppl"]), (b["tokens"], b["ppl"]))
 
     def test_serve_refuses_a_port_in_use(self):
-        import re
-        import subprocess
-        from brisk_cli import BRISK
-        first = subprocess.Popen([BRISK, "serve", "--port", "0", "--host", "127.0.0.1"], stderr=subprocess.PIPE,
-                                 stdout=subprocess.DEVNULL, text=True)
+        first, port = start_server()
         try:
-            port = None
-            for line in first.stderr:
-                found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-                if found:
-                    port = found.group(1)
-                    break
-            self.assertIsNotNone(port, "the first server did not start")
             p = brisk("serve", "--port", port, "--host", "127.0.0.1", check=False)
             self.assertEqual(p.returncode, 1)
             self.assertIn("in use", p.stderr)
@@ -178,29 +184,17 @@ class Errors(unittest.TestCase):
 
 
     def test_second_sigterm_exits_at_once(self):
-        import re
-        import signal
-        import subprocess
-        import time
-        import urllib.request
-        from brisk_cli import BRISK
-        server = subprocess.Popen([BRISK, "serve", "--port", "0", "--host", "127.0.0.1", "--shutdown-grace", "60"],
-                                  stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        # sotu-llama and four long choices: seconds of work (the bundled model would finish it
+        # before the second signal), so the graceful shutdown is still waiting when it comes.
+        server, port = start_server("-m", model_dir("sotu-llama"), "--shutdown-grace", "60")
         try:
-            port = None
-            for line in server.stderr:
-                found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-                if found:
-                    port = found.group(1)
-                    break
-            self.assertIsNotNone(port)
-            # A long streaming request keeps the graceful shutdown waiting for its 60 s grace.
-            body = json.dumps({"prompt": "The", "max_tokens": 1000, "stream": True, "ignore_eos": True}).encode()
+            body = json.dumps({"prompt": "The", "max_tokens": 900, "n": 4, "stream": True,
+                               "ignore_eos": True}).encode()
             stream = urllib.request.urlopen(urllib.request.Request(
                 f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"}), timeout=30)
             stream.readline()
             server.send_signal(signal.SIGTERM)
-            time.sleep(0.5)
+            time.sleep(0.3)
             self.assertIsNone(server.poll(), "the first SIGTERM waits for in-flight requests")
             server.send_signal(signal.SIGTERM)
             self.assertEqual(server.wait(timeout=10), 130)
