@@ -30,7 +30,7 @@ run_one() {  # max-batch requests -> report JSON on stdout
   log=$(mktemp)
   # shellcheck disable=SC2086
   "$BRISK" serve -m "$MODEL" --device "$DEVICE" -t "$THREADS" --ctx "$CTX" --port 0 --max-batch "$1" \
-      --max-queue 100000 --parallel-requests $((CONCURRENCY + 16)) $EXTRA 2>"$log" &
+      --max-queue 100000 $EXTRA 2>"$log" &
   pid=$!
   for _ in $(seq 600); do
     port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$log")

@@ -2,7 +2,9 @@
 ctest sets, and a runner that fails with brisk's stderr (python3 standard library only)."""
 import json
 import os
+import re
 import subprocess
+import threading
 
 BRISK = os.environ["BRISK_BIN"]
 SHARED = os.environ["BRISK_SHARED_DIR"]
@@ -22,3 +24,56 @@ def brisk(*args, check=True, input=None):
 
 def brisk_json(*args):
     return json.loads(brisk(*args, "--json").stdout)
+
+
+class Server:
+    """`brisk serve ARGS` on a free port of 127.0.0.1 (the bundled model unless ARGS name one).
+    Its stderr is read as it comes (the request log would fill a pipe nobody reads and stall it)."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([BRISK, "serve", "--port", "0", "--host", "127.0.0.1", *args],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.lines = []
+        self.port = None
+        ready = threading.Event()
+
+        def read():
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+                if found and self.port is None:
+                    self.port = int(found.group(1))
+                    ready.set()
+            ready.set()
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        ready.wait(120)
+        if self.port is None:
+            self.proc.kill()
+            self.wait()
+            raise AssertionError("brisk serve did not start: " + self.log())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def log(self):
+        return "".join(self.lines)
+
+    def wait(self, timeout=60):
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return code
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

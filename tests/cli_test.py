@@ -2,7 +2,6 @@
 (tests/fixtures/reference/shared-models.json, made by scripts/golden/make_fixtures.py)."""
 import json
 import os
-import re
 import signal
 import subprocess
 import tempfile
@@ -10,7 +9,7 @@ import time
 import unittest
 import urllib.request
 
-from brisk_cli import BRISK, MODELS, SHARED, brisk, brisk_json, model_dir
+from brisk_cli import BRISK, MODELS, SHARED, Server, brisk, brisk_json, model_dir
 
 FIXTURES = os.environ["BRISK_FIXTURES_DIR"]
 with open(os.path.join(FIXTURES, "reference", "shared-models.json")) as f:
@@ -71,18 +70,6 @@ class Sampling(unittest.TestCase):
         args = ["generate", "-m", model_dir("sotu-qwen2"), "-p", "Tonight", "-n", "40", "--temp", "0"]
         streamed = brisk(*args).stdout
         self.assertEqual(streamed.rstrip("\n"), brisk_json(*args)["text"])
-
-
-def start_server(*args):
-    """`brisk serve` on a free port of 127.0.0.1 (the bundled model): the process and its port."""
-    server = subprocess.Popen([BRISK, "serve", "--port", "0", "--host", "127.0.0.1", *args], stderr=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, text=True)
-    for line in server.stderr:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if found:
-            return server, found.group(1)
-    server.kill()
-    raise AssertionError("brisk serve did not start: " + server.stderr.read())
 
 
 class Errors(unittest.TestCase):
@@ -173,36 +160,27 @@ class Errors(unittest.TestCase):
             self.assertEqual((a["tokens"], a["ppl"]), (b["tokens"], b["ppl"]))
 
     def test_serve_refuses_a_port_in_use(self):
-        first, port = start_server()
-        try:
-            p = brisk("serve", "--port", port, "--host", "127.0.0.1", check=False)
+        with Server() as first:
+            p = brisk("serve", "--port", str(first.port), "--host", "127.0.0.1", check=False)
             self.assertEqual(p.returncode, 1)
             self.assertIn("in use", p.stderr)
-        finally:
-            first.terminate()
-            first.wait(timeout=30)
 
 
     def test_second_sigterm_exits_at_once(self):
         # sotu-llama and four long choices: seconds of work (the bundled model would finish it
         # before the second signal), so the graceful shutdown is still waiting when it comes.
-        server, port = start_server("-m", model_dir("sotu-llama"), "--shutdown-grace", "60")
-        try:
+        with Server("-m", model_dir("sotu-llama"), "--shutdown-grace", "60") as server:
             body = json.dumps({"prompt": "The", "max_tokens": 900, "n": 4, "stream": True,
                                "ignore_eos": True}).encode()
             stream = urllib.request.urlopen(urllib.request.Request(
-                f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"}), timeout=30)
+                f"{server.url}/v1/completions", body, {"Content-Type": "application/json"}), timeout=30)
             stream.readline()
-            server.send_signal(signal.SIGTERM)
+            server.proc.send_signal(signal.SIGTERM)
             time.sleep(0.3)
-            self.assertIsNone(server.poll(), "the first SIGTERM waits for in-flight requests")
-            server.send_signal(signal.SIGTERM)
+            self.assertIsNone(server.proc.poll(), "the first SIGTERM waits for in-flight requests")
+            server.proc.send_signal(signal.SIGTERM)
             self.assertEqual(server.wait(timeout=10), 130)
-            self.assertIn("second SIGTERM, exiting now", server.stderr.read())
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
+            self.assertIn("second SIGTERM, exiting now", server.log())
 
 
 class Tools(unittest.TestCase):

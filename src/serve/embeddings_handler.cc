@@ -62,13 +62,13 @@ ApiResult<EmbeddingsRequest> OpenAiServer::parse_embeddings(const std::string& t
   return r;
 }
 
-void OpenAiServer::handle_embeddings(const httplib::Request& req, httplib::Response& res) {
+void OpenAiServer::handle_embeddings(const HttpRequest& req, HttpExchange& exchange) {
   const std::string label = "embeddings";
-  if (!accepting_) return reply_error(label, res, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
+  if (!accepting_) return reply_error(label, exchange, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
   if (!pooling_)
-    return reply_error(label, res, ApiError{400, embeddings_error_, "invalid_request_error", "model", "unsupported_model"});
+    return reply_error(label, exchange, ApiError{400, embeddings_error_, "invalid_request_error", "model", "unsupported_model"});
   auto request = parse_embeddings(req.body);
-  if (!request) return reply_error(label, res, request.error());
+  if (!request) return reply_error(label, exchange, request.error());
   Json data = Json::array();
   int64_t tokens = 0;
   std::string failure;
@@ -88,10 +88,11 @@ void OpenAiServer::handle_embeddings(const httplib::Request& req, httplib::Respo
       data.push_back(std::move(item));
     }
   });
-  if (!ran) return reply_error(label, res, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
-  if (!failure.empty()) return reply_error(label, res, ApiError{500, failure, "server_error", "", ""});
-  set_json(res, 200, dump_json({{"object", "list"}, {"data", data}, {"model", options_.model_name},
-                                {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}));
+  if (!ran) return reply_error(label, exchange, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
+  if (!failure.empty()) return reply_error(label, exchange, ApiError{500, failure, "server_error", "", ""});
+  exchange.note_tokens(tokens, 0, -1);
+  exchange.respond(json_response(200, dump_json({{"object", "list"}, {"data", data}, {"model", options_.model_name},
+                                                 {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}})));
   metrics_.count_request(label, 200);
 }
 

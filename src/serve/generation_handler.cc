@@ -98,110 +98,126 @@ ApiResult<std::vector<CompletionRequest>> OpenAiServer::build_requests(Endpoint 
   return requests;
 }
 
-void OpenAiServer::handle_generation(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
+// One generation request's answer, written as its events arrive: every drain runs on the
+// connection's strand (posted by the scheduler's listener), so a waiting request holds no thread.
+struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
+  GenerationReply(OpenAiServer& server, Endpoint endpoint, GenerationParams params,
+                  std::shared_ptr<GenerationSession> session, std::shared_ptr<HttpExchange> exchange)
+      : server(server),
+        endpoint(endpoint),
+        label(endpoint_label(endpoint)),
+        params(std::move(params)),
+        session(std::move(session)),
+        exchange(std::move(exchange)),
+        builder(endpoint, server.options_.model_name, server.tokenizer_, this->params.top_logprobs >= 0),
+        choices(this->session->choices()),
+        in_flight(std::in_place, server.in_flight_) {}
+
+  void start() {
+    std::weak_ptr<GenerationSession> weak = session;
+    // A client that hangs up while its request waits or runs frees its sequences at once.
+    exchange->on_abandon([weak] {
+      if (auto s = weak.lock()) s->cancel();
+    });
+    if (params.stream) {
+      // ": keep-alive" is an SSE comment: clients skip it; it probes a half-closed connection.
+      exchange->begin_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}},
+                             ": keep-alive\n\n");
+      if (endpoint == Endpoint::ChatCompletions)
+        for (size_t i = 0; i < choices.size(); ++i) send(builder.role_chunk(int64_t(i)));
+    }
+    session->set_listener([self = shared_from_this()] { self->schedule_drain(); });
+  }
+
+  void schedule_drain() {
+    if (drain_pending.exchange(true)) return;
+    exchange->post([self = shared_from_this()] {
+      self->drain_pending = false;
+      self->drain();
+    });
+  }
+
+  void send(const Json& json) { exchange->send(sse_event(dump_json(json))); }
+
+  void drain() {
+    if (completed) return;
+    const bool with_logprobs = params.top_logprobs >= 0;
+    GenerationSession::Event event;
+    while (session->poll(event)) {
+      ChoiceState& choice = choices[size_t(event.index)];
+      const StreamEvent& e = event.event;
+      if (!e.error.empty()) failed = true;
+      if (!params.stream || session->cancelled()) {
+        ResponseBuilder::append(choice, e);
+        continue;
+      }
+      if (!e.error.empty()) {
+        ResponseBuilder::append(choice, e);
+        send(error_json(ApiError{500, "generation failed: " + e.error, "server_error", "", ""}));
+        continue;
+      }
+      // Events that only advance held-back text carry nothing a client could see.
+      const bool visible = !e.text.empty() || e.finished || (with_logprobs && !e.ids.empty());
+      Json chunk = builder.event_chunk(event.index, e, choice);
+      ResponseBuilder::append(choice, e);
+      if (!visible) continue;
+      if (params.include_usage) chunk["usage"] = nullptr;
+      send(chunk);
+    }
+    if (session->done()) complete();
+  }
+
+  void complete() {
+    completed = true;
+    const Usage usage = usage_of(choices, params.n);
+    exchange->note_tokens(usage.prompt_tokens, usage.completion_tokens, session->time_to_first_token());
+    if (session->cancelled()) {
+      server.metrics_.count_request(label, kClientClosed);
+    } else if (params.stream) {
+      if (params.include_usage) send(builder.usage_chunk(usage));
+      exchange->send(sse_done());
+      exchange->end_stream();
+      server.metrics_.count_request(label, failed ? 500 : 200);
+    } else if (failed) {
+      for (const ChoiceState& c : choices)
+        if (!c.error.empty()) {
+          server.reply_error(label, *exchange, ApiError{500, "generation failed: " + c.error, "server_error", "", ""});
+          break;
+        }
+    } else {
+      exchange->respond(json_response(200, dump_json(builder.full_response(choices, usage))));
+      server.metrics_.count_request(label, 200);
+    }
+    // The session's listener holds this reply: let go of the session and the connection.
+    session.reset();
+    exchange.reset();
+    in_flight.reset();
+  }
+
+  OpenAiServer& server;
+  Endpoint endpoint;
+  std::string label;
+  GenerationParams params;
+  std::shared_ptr<GenerationSession> session;
+  std::shared_ptr<HttpExchange> exchange;
+  ResponseBuilder builder;
+  std::vector<ChoiceState> choices;
+  std::optional<InFlight> in_flight;  // counted until the last byte is queued
+  std::atomic<bool> drain_pending{false};
+  bool failed = false;
+  bool completed = false;
+};
+
+void OpenAiServer::handle_generation(Endpoint endpoint, const HttpRequest& req, const Exchange& exchange) {
   const std::string label = endpoint_label(endpoint);
-  if (!accepting_) return reply_error(label, res, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
+  if (!accepting_) return reply_error(label, *exchange, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
   GenerationParams params;
   auto requests = build_requests(endpoint, req.body, params);
-  if (!requests) return reply_error(label, res, requests.error());
-
-  auto in_flight = std::make_shared<InFlight>(in_flight_);
+  if (!requests) return reply_error(label, *exchange, requests.error());
   auto started_session = GenerationSession::start(scheduler_, std::move(requests.value()), metrics_);
-  if (!started_session) return reply_error(label, res, started_session.error());
-  std::shared_ptr<GenerationSession> session = std::move(started_session.value());
-  // A client that hangs up while its request waits or runs frees its sequence at once.
-  std::weak_ptr<GenerationSession> weak = session;
-  ConnectionWatch::Guard guard = watch_.watch(find_connection_socket(req.local_port, req.remote_addr, req.remote_port),
-                                              [weak] {
-                                                if (auto s = weak.lock()) s->cancel();
-                                              });
-  if (params.stream) {
-    // The stream's state holds the session, the hang-up guard and the in-flight count until the
-    // last byte is written.
-    return stream_response(endpoint, params, std::move(session), std::move(guard), res);
-  }
-
-  ResponseBuilder builder(endpoint, options_.model_name, tokenizer_, params.top_logprobs >= 0);
-  std::vector<ChoiceState> choices(session->choices());
-  GenerationSession::Event event;
-  while (session->next(event)) ResponseBuilder::append(choices[size_t(event.index)], event.event);
-  if (session->cancelled()) {
-    metrics_.count_request(label, kClientClosed);
-    res.status = kClientClosed;
-    return;
-  }
-  for (const ChoiceState& c : choices)
-    if (!c.error.empty())
-      return reply_error(label, res, ApiError{500, "generation failed: " + c.error, "server_error", "", ""});
-  set_json(res, 200, dump_json(builder.full_response(choices, usage_of(choices, params.n))));
-  metrics_.count_request(label, 200);
-}
-
-void OpenAiServer::stream_response(Endpoint endpoint, const GenerationParams& params,
-                                   std::shared_ptr<GenerationSession> session, ConnectionWatch::Guard guard,
-                                   httplib::Response& res) {
-  struct StreamState {
-    std::shared_ptr<GenerationSession> session;
-    ResponseBuilder builder;
-    GenerationParams params;
-    ConnectionWatch::Guard guard;
-    std::shared_ptr<InFlight> in_flight;
-    std::vector<ChoiceState> choices;
-  };
-  auto state = std::make_shared<StreamState>(StreamState{
-      session, ResponseBuilder(endpoint, options_.model_name, tokenizer_, params.top_logprobs >= 0), params,
-      std::move(guard), std::make_shared<InFlight>(in_flight_), std::vector<ChoiceState>(session->choices())});
-  const std::string label = endpoint_label(endpoint);
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");  // proxies: do not buffer the stream
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [this, state, endpoint, label](size_t, httplib::DataSink& sink) {
-        auto send = [&](const Json& json) {
-          const std::string frame = sse_event(dump_json(json));
-          return sink.write(frame.data(), frame.size());
-        };
-        auto abandon = [&] {
-          state->session->cancel();
-          metrics_.count_request(label, kClientClosed);
-          return false;
-        };
-        if (endpoint == Endpoint::ChatCompletions)
-          for (size_t i = 0; i < state->choices.size(); ++i)
-            if (!send(state->builder.role_chunk(int64_t(i)))) return abandon();
-        const bool with_logprobs = state->params.top_logprobs >= 0;
-        bool failed = false;
-        GenerationSession::Event event;
-        while (state->session->next(event)) {
-          ChoiceState& choice = state->choices[size_t(event.index)];
-          const StreamEvent& e = event.event;
-          if (!e.error.empty()) {
-            failed = true;
-            ResponseBuilder::append(choice, e);
-            if (!send(error_json(ApiError{500, "generation failed: " + e.error, "server_error", "", ""}))) return abandon();
-            continue;
-          }
-          // Events that only advance held-back text carry nothing a client could see.
-          const bool visible = !e.text.empty() || e.finished || (with_logprobs && !e.ids.empty());
-          Json chunk = state->builder.event_chunk(event.index, e, choice);
-          ResponseBuilder::append(choice, e);
-          if (!visible) continue;
-          if (state->params.include_usage) chunk["usage"] = nullptr;
-          if (!send(chunk)) return abandon();
-        }
-        if (state->session->cancelled()) return abandon();
-        if (state->params.include_usage && !send(state->builder.usage_chunk(usage_of(state->choices, state->params.n))))
-          return abandon();
-        const std::string done = sse_done();
-        if (!sink.write(done.data(), done.size())) return abandon();
-        sink.done();
-        metrics_.count_request(label, failed ? 500 : 200);
-        return true;
-      },
-      [state](bool success) {
-        if (!success) state->session->cancel();
-      });
+  if (!started_session) return reply_error(label, *exchange, started_session.error());
+  auto reply = std::make_shared<GenerationReply>(*this, endpoint, std::move(params), std::move(started_session.value()), exchange);
+  reply->start();
 }
 
 }  // namespace brisk::serve

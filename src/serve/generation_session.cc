@@ -1,7 +1,6 @@
 #include "serve/generation_session.h"
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <mutex>
 
@@ -15,25 +14,29 @@ double now_seconds() {
 
 struct GenerationSession::Channel {
   struct Timing {
-    double start = 0;       // submit time
-    double last_token = 0;  // 0: no token yet
+    double start = 0;        // submit time
+    double first_token = 0;  // 0: no token yet
+    double last_token = 0;
   };
   std::mutex mutex;
-  std::condition_variable ready;
+  std::function<void()> listener;
   std::deque<Event> events;
   std::vector<Timing> timing;  // per choice
   Metrics* metrics = nullptr;
 
   void push(int64_t index, const StreamEvent& event) {
     const double now = now_seconds();
+    std::function<void()> notify;
     {
       std::lock_guard lock(mutex);
       Timing& t = timing[size_t(index)];
       if (!event.ids.empty()) {
-        if (t.last_token == 0)
+        if (t.last_token == 0) {
           metrics->observe_time_to_first_token(now - t.start);
-        else
+          t.first_token = now;
+        } else {
           metrics->observe_inter_token(now - t.last_token, int64_t(event.ids.size()));
+        }
         t.last_token = now;
       }
       if (event.finished) {
@@ -41,8 +44,9 @@ struct GenerationSession::Channel {
         metrics->count_tokens(event.prompt_tokens, event.completion_tokens);
       }
       events.push_back(Event{index, event});
+      notify = listener;
     }
-    ready.notify_one();
+    if (notify) notify();
   }
 };
 
@@ -94,10 +98,27 @@ void GenerationSession::cancel() {
   for (uint64_t id : ids_) scheduler_.cancel(id);
 }
 
-bool GenerationSession::next(Event& out) {
-  if (finished_taken_ == ids_.size()) return false;
-  std::unique_lock lock(channel_->mutex);
-  channel_->ready.wait(lock, [&] { return !channel_->events.empty(); });
+void GenerationSession::set_listener(std::function<void()> on_events) {
+  bool waiting = false;
+  {
+    std::lock_guard lock(channel_->mutex);
+    channel_->listener = on_events;
+    waiting = !channel_->events.empty();
+  }
+  if (waiting) on_events();
+}
+
+double GenerationSession::time_to_first_token() const {
+  std::lock_guard lock(channel_->mutex);
+  double best = -1;
+  for (const Channel::Timing& t : channel_->timing)
+    if (t.first_token > 0 && (best < 0 || t.first_token - t.start < best)) best = t.first_token - t.start;
+  return best;
+}
+
+bool GenerationSession::poll(Event& out) {
+  std::lock_guard lock(channel_->mutex);
+  if (channel_->events.empty()) return false;
   out = std::move(channel_->events.front());
   channel_->events.pop_front();
   if (out.event.finished) ++finished_taken_;

@@ -1,10 +1,12 @@
 // The scheduler requests behind one HTTP request (n choices per prompt) and the one queue their
-// events land in. The scheduler's worker pushes (never blocks); the HTTP thread pops and writes.
-// Latency metrics are taken here, from the time each event reaches its sink.
+// events land in. The scheduler's worker pushes (never blocks) and calls the listener; the
+// listener arranges for the HTTP side to poll (no thread waits for events). Latency metrics are
+// taken here, from the time each event reaches its sink.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -29,8 +31,15 @@ class GenerationSession {
                                                              Metrics& metrics);
   ~GenerationSession();  // cancels the choices still running
 
-  // Blocks for the next event; false once every choice has finished and its events were taken.
-  bool next(Event& out);
+  // `on_events` runs (on the scheduler's thread, so it must be quick) after events arrive; at
+  // once if some are already waiting. Set once.
+  void set_listener(std::function<void()> on_events);
+  // The next event without waiting; false when none is waiting.
+  bool poll(Event& out);
+  // Every choice has finished and its last event was taken.
+  bool done() const { return finished_taken_ == ids_.size(); }
+  // Submit to first token of the quickest choice; -1 before any token.
+  double time_to_first_token() const;
   // Thread-safe and idempotent: every unfinished choice ends at the scheduler's next step.
   void cancel();
   bool cancelled() const { return cancelled_; }

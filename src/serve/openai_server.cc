@@ -36,59 +36,68 @@ OpenAiServer::OpenAiServer(Scheduler& scheduler, const std::filesystem::path& mo
   add_routes();
 }
 
-void OpenAiServer::reply_error(const std::string& endpoint, httplib::Response& res, const ApiError& error) {
-  set_json(res, error.status, dump_json(error_json(error)));
-  if (error.status == 429) res.set_header("Retry-After", "1");
+void OpenAiServer::reply_error(const std::string& endpoint, HttpExchange& exchange, const ApiError& error) {
+  HttpResponse response = json_response(error.status, dump_json(error_json(error)));
+  if (error.status == 429) response.headers.emplace_back("Retry-After", "1");
   if (!endpoint.empty()) metrics_.count_request(endpoint, error.status);
+  exchange.respond(std::move(response));
 }
 
 void OpenAiServer::add_routes() {
-  httplib::Server& routes = http_.routes();
-  // The key guards /v1 only: health checks and Prometheus scrapers carry no OpenAI key.
-  routes.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path.rfind("/v1/", 0) != 0 || bearer_authorized(req.get_header_value("Authorization"), options_.api_key))
-      return httplib::Server::HandlerResponse::Unhandled;
+  // The transport's own refusals (404, 413, 431, ...) are OpenAI-shaped too.
+  http_.set_error_page([](int status, const std::string& message) {
+    ApiError error{status, message, status >= 500 ? "server_error" : "invalid_request_error", "", ""};
+    if (status == 404) error.code = "not_found";
+    return json_response(status, dump_json(error_json(error)));
+  });
+  // The key guards /v1 only (health checks and Prometheus scrapers carry no OpenAI key), and is
+  // checked on the request head: an unauthenticated body is never read.
+  http_.set_gate([this](const HttpRequest& head) -> std::optional<HttpResponse> {
+    if (head.path.rfind("/v1/", 0) != 0 || bearer_authorized(head.header("Authorization"), options_.api_key))
+      return std::nullopt;
     ApiError error{401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "invalid_request_error", "",
                    "invalid_api_key"};
-    reply_error("", res, error);
-    res.set_header("WWW-Authenticate", "Bearer");
-    return httplib::Server::HandlerResponse::Handled;
+    HttpResponse response = json_response(401, dump_json(error_json(error)));
+    response.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return response;
   });
-  routes.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    if (accepting_)
-      set_json(res, 200, R"({"status":"ok"})");
-    else
-      set_json(res, 503, R"({"status":"shutting down"})");
+  http_.route("GET", "/health", RunOn::IoThread, [this](const HttpRequest&, const Exchange& exchange) {
+    exchange->respond(accepting_ ? json_response(200, R"({"status":"ok"})")
+                                 : json_response(503, R"({"status":"shutting down"})"));
   });
-  routes.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.render(scheduler_.stats()), "text/plain; version=0.0.4; charset=utf-8");
+  http_.route("GET", "/metrics", RunOn::IoThread, [this](const HttpRequest&, const Exchange& exchange) {
+    exchange->respond(HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                                   metrics_.render(scheduler_.stats()), {}});
   });
   auto model_json = [this] {
     return Json{{"id", options_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "brisk"}};
   };
-  routes.Get("/v1/models", [model_json](const httplib::Request&, httplib::Response& res) {
-    set_json(res, 200, dump_json({{"object", "list"}, {"data", Json::array({model_json()})}}));
+  http_.route("GET", "/v1/models", RunOn::IoThread, [model_json](const HttpRequest&, const Exchange& exchange) {
+    exchange->respond(json_response(200, dump_json({{"object", "list"}, {"data", Json::array({model_json()})}})));
   });
-  routes.Get(R"(/v1/models/(.+))", [this, model_json](const httplib::Request& req, httplib::Response& res) {
-    if (req.matches[1] == options_.model_name)
-      set_json(res, 200, dump_json(model_json()));
+  http_.route("GET", "/v1/models/", RunOn::IoThread, [this, model_json](const HttpRequest& req, const Exchange& exchange) {
+    const std::string name = req.path.substr(std::string("/v1/models/").size());
+    if (name == options_.model_name)
+      exchange->respond(json_response(200, dump_json(model_json())));
     else
-      reply_error("", res, ApiError{404, "the model '" + std::string(req.matches[1]) + "' does not exist",
-                                    "invalid_request_error", "model", "model_not_found"});
+      reply_error("", *exchange, ApiError{404, "the model '" + name + "' does not exist", "invalid_request_error", "model",
+                                          "model_not_found"});
   });
-  routes.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_generation(Endpoint::Completions, req, res);
+  http_.route("POST", "/v1/completions", RunOn::HandlerPool, [this](const HttpRequest& req, const Exchange& exchange) {
+    handle_generation(Endpoint::Completions, req, exchange);
   });
-  routes.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_generation(Endpoint::ChatCompletions, req, res);
+  http_.route("POST", "/v1/chat/completions", RunOn::HandlerPool, [this](const HttpRequest& req, const Exchange& exchange) {
+    handle_generation(Endpoint::ChatCompletions, req, exchange);
   });
-  routes.Post("/v1/embeddings", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_embeddings(req, res);
+  http_.route("POST", "/v1/embeddings", RunOn::HandlerPool, [this](const HttpRequest& req, const Exchange& exchange) {
+    handle_embeddings(req, *exchange);
   });
 }
 
 void OpenAiServer::shutdown(std::chrono::milliseconds grace) {
   accepting_ = false;
+  // Idle and half-sent connections close now (a slow client cannot hold the server open).
+  http_.stop_accepting();
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (in_flight_ > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

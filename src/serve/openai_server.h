@@ -12,7 +12,6 @@
 #include "runtime/embedding.h"
 #include "runtime/scheduler.h"
 #include "serve/chat_template.h"
-#include "serve/connection_watch.h"
 #include "serve/http_server.h"
 #include "serve/metrics.h"
 #include "serve/openai_protocol.h"
@@ -40,22 +39,24 @@ class OpenAiServer {
 
   Result<int> bind() { return http_.bind(); }
   void run() { http_.run(); }  // blocks until shutdown() has stopped the listener
+  HttpServer::Counts counts() const { return http_.counts(); }
 
   // Stops taking requests (503), lets in-flight ones finish for up to `grace`, cancels what is
   // left, then stops the listener. Thread-safe; a signal-waiting thread calls it.
   void shutdown(std::chrono::milliseconds grace);
 
  private:
+  friend struct GenerationReply;
+  using Exchange = std::shared_ptr<HttpExchange>;
+
   void add_routes();
-  void handle_generation(Endpoint endpoint, const httplib::Request& req, httplib::Response& res);
+  // generation_handler.cc: parses, submits and returns; the reply is written as events arrive.
+  void handle_generation(Endpoint endpoint, const HttpRequest& req, const Exchange& exchange);
   ApiResult<std::vector<CompletionRequest>> build_requests(Endpoint endpoint, const std::string& body,
                                                            GenerationParams& params);
   ApiResult<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages);
-  void stream_response(Endpoint endpoint, const GenerationParams& params,
-                       std::shared_ptr<GenerationSession> session, ConnectionWatch::Guard guard,
-                       httplib::Response& res);
-  void reply_error(const std::string& endpoint, httplib::Response& res, const ApiError& error);
-  void handle_embeddings(const httplib::Request& req, httplib::Response& res);  // embeddings_handler.cc
+  void reply_error(const std::string& endpoint, HttpExchange& exchange, const ApiError& error);
+  void handle_embeddings(const HttpRequest& req, HttpExchange& exchange);  // embeddings_handler.cc
   ApiResult<EmbeddingsRequest> parse_embeddings(const std::string& body);
 
   Scheduler& scheduler_;
@@ -69,7 +70,6 @@ class OpenAiServer {
   std::string embeddings_error_;          // why there is none
   int64_t embedding_width_ = 0, embedding_limit_ = 0;
   Metrics metrics_;
-  ConnectionWatch watch_;
   std::atomic<bool> accepting_{true};
   std::atomic<int64_t> in_flight_{0};  // generation requests between submit and last byte
   HttpServer http_;

@@ -21,12 +21,14 @@ function startServer(modelDir, extraArgs = []) {
   const proc = spawn(BRISK, ['serve', '-m', modelDir, '--port', '0', '-t', '2', ...extraArgs],
                      { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
+  let started = false;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60000);
     proc.stderr.on('data', (d) => {
       log += d;
       const m = log.match(/listening on (http:\/\/[^\s]+)/);
-      if (m && timer) {
+      if (m && !started) {
+        started = true;
         clearTimeout(timer);
         const exited = new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal })));
         resolve({

@@ -13,8 +13,25 @@
 #include "runtime/scheduler.h"
 #include "serve/auth.h"
 #include "serve/openai_server.h"
+#include "serve/server_log.h"
 
 namespace brisk::cli {
+
+namespace {
+
+// What was started, on which limits: the first lines of the server's log.
+void log_startup(Engine& engine, const SchedulerOptions& scheduler, const serve::ServerOptions& server, int port) {
+  const ModelConfig& config = engine.model().config();
+  spdlog::logger& log = serve::server_log();
+  log.info("model '{}' ({}, {} layers, hidden {}, vocab {}), context {} tokens per sequence", server.model_name,
+           config.model_type, config.n_layers, config.hidden_size, config.vocab_size, engine.context());
+  log.info("batch up to {} sequences, queue up to {} requests; connections up to {}, bodies up to {} bytes; API key {}",
+           scheduler.max_batch, scheduler.max_queue, server.http.max_connections, server.http.max_body_bytes,
+           server.api_key.empty() ? "off" : "required on /v1");
+  log.info("listening on http://{}:{}", server.http.host, port);
+}
+
+}  // namespace
 
 Command add_serve(CLI::App& app) {
   struct Flags {
@@ -23,6 +40,8 @@ Command add_serve(CLI::App& app) {
     serve::ServerOptions server;
     std::string model;
     double shutdown_grace_s = 30;
+    double idle_timeout_s = 60;
+    double head_timeout_s = 10;
     std::string api_key;
     std::string api_key_file;
   };
@@ -44,7 +63,16 @@ Command add_serve(CLI::App& app) {
   CLI::Option* key_file = sub->add_option(
       "--api-key-file", f->api_key_file,
       "Read the API key from FILE (one trailing newline is ignored); else BRISK_API_KEY is used when set");
-  sub->add_option("--parallel-requests", f->server.http.threads, "HTTP connections served at once (each stream holds one)")->capture_default_str()->check(positive());
+  sub->add_option("--max-connections", f->server.http.max_connections,
+                  "Open connections at once (idle ones cost no thread); more are answered 503. Capped by the "
+                  "descriptor limit")->capture_default_str()->check(positive());
+  sub->add_option("--max-body", f->server.http.max_body_bytes, "Largest request body in bytes, after inflating gzip")
+      ->capture_default_str()->check(positive());
+  sub->add_option("--idle-timeout", f->idle_timeout_s, "Seconds a keep-alive connection may wait for its next request")
+      ->capture_default_str()->check(in_range(0.01, 86400));
+  sub->add_option("--head-timeout", f->head_timeout_s,
+                  "Seconds from a request's first byte to the end of its headers (slow clients are closed)")
+      ->capture_default_str()->check(in_range(0.01, 3600));
   sub->add_option("--shutdown-grace", f->shutdown_grace_s, "Seconds SIGTERM waits for in-flight requests before cancelling them")->capture_default_str()->check(non_negative());
 
   return {sub, [f, key_flag, key_file]() {
@@ -55,6 +83,8 @@ Command add_serve(CLI::App& app) {
     auto api_key = serve::resolve_api_key(key_sources);
     if (!api_key) return fail(api_key.error());
     f->server.api_key = std::move(api_key).value();
+    f->server.http.idle_timeout = std::chrono::milliseconds(int64_t(f->idle_timeout_s * 1000));
+    f->server.http.head_timeout = std::chrono::milliseconds(int64_t(f->head_timeout_s * 1000));
 
     // SIGTERM/SIGINT go to one waiting thread, not to whichever thread the kernel picks; blocked
     // before any thread (the engine's pool, the HTTP pool) starts so all inherit the mask.
@@ -94,8 +124,7 @@ Command add_serve(CLI::App& app) {
       std::fprintf(stderr, "brisk serve: second %s, exiting now\n", received == SIGINT ? "SIGINT" : "SIGTERM");
       std::_Exit(130);
     });
-    std::fprintf(stderr, "listening on http://%s:%d\n", f->server.http.host.c_str(), port.value());
-    std::fflush(stderr);
+    log_startup(*engine.value(), f->scheduler, f->server, port.value());
     server.run();
     finished.store(true);
     pthread_kill(signal_waiter.native_handle(), SIGTERM);  // wakes its sigwait, wherever it is
