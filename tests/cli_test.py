@@ -159,6 +159,40 @@ class Errors(unittest.TestCase):
             b = brisk_json("perplexity", "-f", marked, "--ctx", "128")
             self.assertEqual((a["tokens"], a["ppl"]), (b["tokens"], b["ppl"]))
 
+    def test_invalid_utf8_is_refused_with_its_offset(self):
+        bad = "abc\udcffdef"  # surrogateescape: the raw byte 0xFF on the command line
+        for args in (["generate", "-m", model_dir("sotu-llama"), "-p", bad, "-n", "2"],
+                     ["tokenize", "-m", model_dir("sotu-llama"), "--text", bad]):
+            p = subprocess.run([BRISK, *args], capture_output=True, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(b"not valid UTF-8 (byte 0xFF at offset 3)", p.stderr)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "latin1.txt")
+            open(path, "wb").write("caf\u00e9 ".encode("latin-1") * 100)
+            p = brisk("perplexity", "-m", model_dir("sotu-llama"), "-f", path, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("latin1.txt is not valid UTF-8 (byte 0xE9 at offset 3)", p.stderr)
+
+    def test_impossible_sizes_and_paths_are_clear_errors(self):
+        p = brisk("bench", "-m", model_dir("sotu-llama"), "--batch", "100000000", "--no-limits", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--batch: must be in [1, 16384]", p.stderr)
+        p = brisk("serve", "-m", model_dir("sotu-llama"), "--max-batch", "1000000000", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--max-batch", p.stderr)
+        # Within the flag's range, but more KV cache (96 GiB) than the machine has.
+        if os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") < 64 << 30:
+            p = brisk("serve", "-m", model_dir("sotu-llama"), "--max-batch", "16384", "--port", "0", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("more than this machine's", p.stderr)
+        with tempfile.TemporaryDirectory() as tmp:
+            a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+            os.symlink(b, a)
+            os.symlink(a, b)
+            p = brisk("generate", "-m", a, "-p", "x", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("not a model folder", p.stderr)
+
     def test_serve_refuses_a_port_in_use(self):
         with Server() as first:
             p = brisk("serve", "--port", str(first.port), "--host", "127.0.0.1", check=False)

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backends/cpu/cpu_backend.h"
+#include "core/mapped_file.h"
 #include "formats/quantized_checkpoint.h"
 #include "formats/weight_store.h"
 #include "models/model.h"
@@ -94,13 +95,13 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
                                            const std::function<void(int64_t, int64_t)>& progress) {
   const auto start = std::chrono::steady_clock::now();
   BRISK_TRY(validate_quant_spec(o.spec));
-  if (!fs::is_directory(o.in)) return make_error(o.in.string() + ": not a model folder");
+  if (!is_directory_path(o.in)) return make_error(o.in.string() + ": not a model folder");
   BRISK_ASSIGN(config_json, read_json_file(o.in / "config.json"));
   BRISK_ASSIGN(config, parse_model_config(config_json, (o.in / "config.json").string()));
   BRISK_ASSIGN(store, WeightStore::open_dir(o.in));
   BRISK_TRY(check_not_quantized(config_json, store, o.in));
   std::error_code ec;
-  if (fs::exists(o.out) && !fs::is_empty(o.out, ec))
+  if (path_exists(o.out) && !fs::is_empty(o.out, ec))
     return make_error(o.out.string() + ": output folder exists and is not empty");
 
   // The architecture's own tensor list names every matrix, its kind and role (GUIDE rule 2).
@@ -196,7 +197,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   config_json["quantization_config"] = quantization_config_json(groups, report.kept);
   BRISK_TRY(write_text_file(staging / "config.json", config_json.dump(2)));
   BRISK_TRY(copy_side_files(o.in, staging));
-  if (fs::exists(target)) fs::remove(target, ec);  // the empty folder checked above
+  if (path_exists(target)) fs::remove(target, ec);  // the empty folder checked above
   fs::rename(staging, target, ec);
   if (ec) return make_error(target.string() + ": cannot move the finished model into place from " + staging.string() + ": " + ec.message());
   cleanup.done = true;

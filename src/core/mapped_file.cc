@@ -93,4 +93,14 @@ void release_mapped_pages(const void* p, size_t n) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+bool path_exists(const std::filesystem::path& path) noexcept {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec) && !ec;
+}
+
+bool is_directory_path(const std::filesystem::path& path) noexcept {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) && !ec;
+}
+
 }  // namespace brisk

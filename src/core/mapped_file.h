@@ -34,6 +34,12 @@ inline constexpr size_t kMaxTextBytes = size_t(1) << 30;
 Result<std::string> read_text_file(const std::filesystem::path& path, size_t max_bytes = kMaxTextBytes);
 void strip_utf8_bom(std::string& text);
 
+// Whether `path` exists / is a directory, false when it cannot be told (a symlink loop, no
+// permission): never throws, unlike std::filesystem's overloads without an error_code.
+bool path_exists(const std::filesystem::path& path) noexcept;
+bool is_directory_path(const std::filesystem::path& path) noexcept;
+
+
 // Drops this process's pages for [p, p + n) of a read-only file mapping once the data has been
 // copied elsewhere (the page cache keeps the file; a later read faults it back in). Keeps the
 // resident set at one copy of the weights while loading.

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/mapped_file.h"
+
 namespace brisk {
 
 namespace {
@@ -154,7 +156,7 @@ int64_t GgufTensorInfo::numel() const {
 std::vector<int64_t> GgufTensorInfo::shape() const { return {ne.rbegin(), ne.rend()}; }
 
 bool is_gguf_path(const std::filesystem::path& path) {
-  return path.extension() == ".gguf" && !std::filesystem::is_directory(path);
+  return path.extension() == ".gguf" && !is_directory_path(path);
 }
 
 Result<std::shared_ptr<const GgufFile>> GgufFile::open(const std::filesystem::path& path) {

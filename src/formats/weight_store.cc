@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "core/mapped_file.h"
 #include "formats/json_file.h"
 
 namespace brisk {
@@ -38,7 +39,7 @@ Result<WeightStore> WeightStore::open_dir(const fs::path& dir) {
 
   std::vector<std::string> shard_names;
   std::map<std::string, std::string> index_map;  // tensor -> shard, when sharded
-  if (fs::exists(index)) {
+  if (path_exists(index)) {
     BRISK_ASSIGN(json, read_json_file(index));
     auto wm = json.find("weight_map");
     if (!json.is_object() || wm == json.end() || !wm->is_object())
@@ -53,11 +54,11 @@ Result<WeightStore> WeightStore::open_dir(const fs::path& dir) {
       if (seen.insert(shard).second) shard_names.push_back(shard);
     }
     store.description_ = std::to_string(shard_names.size()) + " shards of " + index.filename().string();
-  } else if (fs::exists(single)) {
+  } else if (path_exists(single)) {
     shard_names.push_back(single.filename().string());
     store.description_ = single.filename().string();
   } else {
-    if (fs::exists(dir / "pytorch_model.bin"))
+    if (path_exists(dir / "pytorch_model.bin"))
       return make_error(dir.string() + ": only pytorch_model.bin found; brisk reads safetensors (convert with transformers' save_pretrained(safe_serialization=True))");
     return make_error(dir.string() + ": no model.safetensors or model.safetensors.index.json");
   }

@@ -1,8 +1,8 @@
 #include "models/model.h"
 
 #include "core/mapped_file.h"
-#include "models/gguf_model.h"
 #include "formats/quantized_checkpoint.h"
+#include "models/gguf_model.h"
 
 #include <cstring>
 #include <set>
@@ -293,7 +293,7 @@ Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Back
     config = std::move(gguf.config);
     store = std::move(gguf.weights);
   } else {
-    if (!std::filesystem::is_directory(dir))
+    if (!is_directory_path(dir))
       return make_error(dir.string() + ": not a model folder (expected a directory with config.json, or a .gguf file)");
     BRISK_ASSIGN(folder_config, load_model_config(dir / "config.json"));
     BRISK_ASSIGN(folder_store, WeightStore::open_dir(dir));

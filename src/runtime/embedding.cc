@@ -2,9 +2,11 @@
 
 #include <cmath>
 
+#include "core/mapped_file.h"
 #include "formats/config_fields.h"
 #include "formats/gguf.h"
 #include "formats/json_file.h"
+#include "tokenizer/utf8.h"
 
 namespace brisk {
 
@@ -54,7 +56,7 @@ Result<PoolingConfig> read_pooling_config(const fs::path& dir, Pooling fallback)
   PoolingConfig out;
   out.pooling = fallback;
   const fs::path modules_path = dir / "modules.json";
-  if (!fs::is_directory(dir) || !fs::exists(modules_path)) return out;
+  if (!is_directory_path(dir) || !path_exists(modules_path)) return out;
   BRISK_ASSIGN(modules, read_json_file(modules_path));
   if (!modules.is_array()) return make_error(modules_path.string() + ": not a list of modules");
   for (size_t i = 0; i < modules.size(); ++i) {
@@ -98,6 +100,7 @@ Result<PoolingConfig> read_pooling_config(const fs::path& dir, Pooling fallback)
 }
 
 Result<std::vector<int32_t>> encoder_tokens(Engine& engine, const std::string& text) {
+  BRISK_TRY(utf8::require_valid(text, "the text"));
   std::vector<int32_t> tokens = engine.tokenizer().encode(text, AddSpecial::Yes);
   if (tokens.empty()) return make_error("the text gives no tokens");
   const int64_t limit = std::min(engine.context(), engine.model().max_rows());

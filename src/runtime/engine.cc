@@ -1,8 +1,11 @@
 #include "runtime/engine.h"
 
+#include <unistd.h>
+
 #include <chrono>
 
 #include "runtime/device.h"
+#include "tokenizer/utf8.h"
 
 namespace brisk {
 
@@ -57,6 +60,16 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   const int64_t wanted_blocks = options.kv_bytes > 0 ? options.kv_bytes / int64_t(per_block)
                                                      : KvCache::blocks_for(options.kv_tokens);
   const int64_t kv_blocks = std::max(context_blocks, wanted_blocks);
+  // On the CPU an impossible cache is refused here, with the flags that sized it (the allocator
+  // would stop with an internal error); device memory is checked by the CUDA backend's allocator.
+  if (options.backend.device == "cpu") {
+    const double cache_bytes = double(kv_blocks) * double(per_block);
+    const double memory_bytes = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+    if (memory_bytes > 0 && cache_bytes > memory_bytes)
+      return make_error("the KV cache would take " + std::to_string(int64_t(cache_bytes / (1 << 20))) + " MiB (" +
+                        std::to_string(kv_blocks * KvCache::kBlockSize) + " positions, from --kv-mem or the batch size), more than this machine's " +
+                        std::to_string(int64_t(memory_bytes / (1 << 20))) + " MiB of memory: lower --max-batch/--batch or set --kv-mem");
+  }
   BRISK_ASSIGN(cache, KvCache::create(*backend, c.n_layers, kv_blocks, c.n_kv_heads, c.head_dim,
                                       options.kv_dtype));
   return std::unique_ptr<Engine>(
@@ -126,6 +139,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
                                         const std::function<void(const std::string&)>& on_text) {
   if (model_->output() != ModelOutput::Logits)
     return make_error("model_type '" + model_->config().model_type + "' does not generate text (use brisk embed / classify)");
+  BRISK_TRY(utf8::require_valid(request.prompt, "the prompt"));
   const std::vector<int32_t> prompt = tokenizer_->encode(request.prompt, request.add_special);
   if (prompt.empty()) return make_error("the prompt is empty (and the tokenizer adds no BOS token)");
   if (int64_t(prompt.size()) >= context())

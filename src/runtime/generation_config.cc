@@ -1,5 +1,6 @@
 #include "runtime/generation_config.h"
 
+#include "core/mapped_file.h"
 #include "formats/config_fields.h"
 
 #include <cstdint>
@@ -21,7 +22,7 @@ Result<std::optional<float>> ranged(const ConfigFields& f, const char* key, doub
 Result<GenerationConfig> read_generation_config(const std::filesystem::path& model_dir) {
   GenerationConfig g;
   const std::filesystem::path path = model_dir / "generation_config.json";
-  if (!std::filesystem::is_directory(model_dir) || !std::filesystem::exists(path)) return g;
+  if (!is_directory_path(model_dir) || !path_exists(path)) return g;
   BRISK_ASSIGN(json, read_json_file(path));
   if (!json.is_object()) return make_error(path.string() + ": not a JSON object");
   const ConfigFields f(json, path.string());

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/mapped_file.h"
 #include "formats/json_file.h"
 #include "serve/jinja_builtins.h"
 #include "tokenizer/tokenizer_config.h"
@@ -74,13 +75,13 @@ Result<ChatTemplate> ChatTemplate::from_tokenizer_config(const std::filesystem::
   BRISK_ASSIGN(tokens, read_tokenizer_config(model_dir));
   std::string source;
   std::string where;
-  if (std::filesystem::exists(model_dir / "chat_template.jinja")) {
+  if (path_exists(model_dir / "chat_template.jinja")) {
     where = (model_dir / "chat_template.jinja").string();
     BRISK_ASSIGN(text, read_text(model_dir / "chat_template.jinja"));
     source = std::move(text);
   } else {
     where = config_path.string();
-    if (!std::filesystem::exists(config_path)) {
+    if (!path_exists(config_path)) {
       return make_error(model_dir.string() +
                         ": the model has no chat_template in tokenizer_config.json (no such file)");
     }

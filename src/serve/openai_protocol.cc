@@ -5,6 +5,8 @@
 #include <optional>
 #include <random>
 
+#include "tokenizer/utf8.h"
+
 namespace brisk::serve {
 
 Json error_json(const ApiError& error) {
@@ -147,8 +149,23 @@ std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, Gener
 }
 
 ApiResult<Json> parse_object(std::string_view body) {
-  Json json = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return invalid_field("", "the request body is not valid JSON");
+  Json json;
+  try {
+    json = Json::parse(body.begin(), body.end());
+  } catch (const Json::parse_error& e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 9: syntax error while
+    // parsing value - invalid string: ill-formed UTF-8 byte; last read: ..." -> the reason only
+    // (the bytes last read may be invalid UTF-8 themselves).
+    std::string reason = e.what();
+    if (const size_t dash = reason.find(" - "); dash != std::string::npos) reason = reason.substr(dash + 3);
+    if (const size_t last = reason.find("; last read"); last != std::string::npos) reason.resize(last);
+    return invalid_field("", "the request body is not valid JSON (at byte " + std::to_string(e.byte) + ": " +
+                                 utf8::repair(reason) + ")");
+  } catch (const Json::exception& e) {  // out_of_range: a number beyond double ("1e999")
+    std::string reason = e.what();
+    if (const size_t bracket = reason.find("] "); bracket != std::string::npos) reason = reason.substr(bracket + 2);
+    return invalid_field("", "the request body is not valid JSON (" + utf8::repair(reason) + ")");
+  }
   if (!json.is_object()) return invalid_field("", "the request body must be a JSON object");
   return json;
 }

@@ -1,5 +1,6 @@
 #include "tokenizer/tokenizer.h"
 
+#include "core/mapped_file.h"
 #include "formats/gguf.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/gguf_tokenizer.h"
@@ -17,7 +18,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& 
   const std::string config_where = (model_dir / "tokenizer_config.json").string() + ": ";
   const std::filesystem::path json_file = model_dir / "tokenizer.json";
   const std::filesystem::path model_file = model_dir / "tokenizer.model";
-  if (std::filesystem::exists(json_file)) {
+  if (path_exists(json_file)) {
     BRISK_ASSIGN(root, json_fields::read_file(json_file));
     const std::string prefix = json_file.string() + ": ";
     if (is_wordpiece_json(root)) {
@@ -29,7 +30,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& 
     BRISK_TRY(tokenizer->apply_config(config, config_where));
     return std::unique_ptr<Tokenizer>(std::move(tokenizer));
   }
-  if (std::filesystem::exists(model_file)) {
+  if (path_exists(model_file)) {
     BRISK_ASSIGN(tokenizer, SentencePieceTokenizer::load(model_file));
     BRISK_TRY(tokenizer->apply_config(config, config_where));
     return std::unique_ptr<Tokenizer>(std::move(tokenizer));

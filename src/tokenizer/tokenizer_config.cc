@@ -1,5 +1,6 @@
 #include "tokenizer/tokenizer_config.h"
 
+#include "core/mapped_file.h"
 #include "tokenizer/json_fields.h"
 
 namespace brisk {
@@ -31,7 +32,7 @@ Result<std::optional<bool>> optional_flag(const nlohmann::json& config, const ch
 Result<TokenizerConfig> read_tokenizer_config(const std::filesystem::path& model_dir) {
   const std::filesystem::path path = model_dir / "tokenizer_config.json";
   TokenizerConfig config;
-  if (!std::filesystem::exists(path)) return config;
+  if (!path_exists(path)) return config;
   BRISK_ASSIGN(json, json_fields::read_file(path));
   const std::string where = path.string() + ": ";
   if (!json.is_object()) return make_error(where + "expected a JSON object");

@@ -1,5 +1,7 @@
 #include "tokenizer/utf8.h"
 
+#include <cstdio>
+
 namespace brisk::utf8 {
 namespace {
 
@@ -111,6 +113,21 @@ void append_char(std::string& out, uint32_t cp) {
     out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
     out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
+}
+
+Status require_valid(std::string_view s, std::string_view what) {
+  for (size_t pos = 0; pos < s.size();) {
+    const size_t length = valid_char_length(s, pos);
+    if (length > 0) {
+      pos += length;
+      continue;
+    }
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02X", unsigned(static_cast<unsigned char>(s[pos])));
+    return make_error(std::string(what) + " is not valid UTF-8 (byte " + byte + " at offset " + std::to_string(pos) +
+                      "); brisk reads text as UTF-8: convert it first, e.g. iconv -f latin1 -t utf-8");
+  }
+  return ok_status();
 }
 
 }  // namespace brisk::utf8

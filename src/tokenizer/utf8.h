@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/error.h"
+
 namespace brisk::utf8 {
 
 // Byte length of the UTF-8 sequence a lead byte announces (1 for ASCII and for stray bytes, so
@@ -33,6 +35,11 @@ std::string repair(std::string_view s);
 
 // True when s is entirely valid UTF-8.
 bool is_valid(std::string_view s);
+
+// An error naming `what`, the first invalid byte and its offset when s is not valid UTF-8. The
+// tokenizers would replace such bytes by U+FFFD (as Hugging Face does), which silently changes
+// the input, so text from users is checked first.
+Status require_valid(std::string_view s, std::string_view what);
 
 // Decodes the (valid) character at s[pos]; `length` receives its byte length.
 uint32_t decode_char(std::string_view s, size_t pos, size_t* length);

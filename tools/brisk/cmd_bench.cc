@@ -26,7 +26,8 @@ Command add_bench(CLI::App& app) {
   sub->add_option("-r,--repetitions", f->bench.repetitions, "Timed repetitions (after one warm-up)")->capture_default_str();
   sub->add_option("--batch", f->bench.batch_sizes,
                   "Also decode N sequences together for each N (comma-separated), e.g. 1,8,64")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(in_range(1, kMaxBatchSequences));
   add_engine_flags(sub, f->engine);
   sub->add_flag("--no-limits", f->no_limits, "Skip the bandwidth and peak microbenchmarks");
   sub->add_flag("--json", f->json, "Print one JSON object");

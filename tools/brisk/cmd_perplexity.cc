@@ -4,6 +4,7 @@
 #include "common.h"
 #include "core/mapped_file.h"
 #include "runtime/perplexity.h"
+#include "tokenizer/utf8.h"
 
 namespace brisk::cli {
 
@@ -33,6 +34,7 @@ Command add_perplexity(CLI::App& app) {
     f->engine.max_rows = std::min<int64_t>(f->ctx, 512);
     auto text = read_text_file(f->file);
     if (!text) return fail(text.error());
+    if (auto valid = utf8::require_valid(text.value(), f->file); !valid) return fail(valid.error());
     show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());

@@ -6,6 +6,7 @@
 #include "compress/calibrated_quantize.h"
 #include "compress/quantize_model.h"
 #include "core/mapped_file.h"
+#include "tokenizer/utf8.h"
 
 namespace brisk::cli {
 
@@ -63,6 +64,7 @@ Command add_quantize(CLI::App& app) {
       if (f->calib.empty()) return fail("--method " + f->method + " needs calibration text: --calib FILE");
       auto text = read_text_file(f->calib);
       if (!text) return fail(text.error());
+      if (auto valid = utf8::require_valid(text.value(), f->calib); !valid) return fail(valid.error());
       auto tokenizer = Tokenizer::load(f->in);
       if (!tokenizer) return fail(tokenizer.error());
       CalibratedQuantizeOptions c{f->in, o.spec, f->method,

@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace brisk::cli {
 
@@ -21,6 +22,7 @@ Command add_tokenize(CLI::App& app) {
   return {sub, [f]() {
     auto tokenizer = Tokenizer::load(f->model);
     if (!tokenizer) return fail(tokenizer.error());
+    if (auto valid = utf8::require_valid(f->text, "--text"); !valid) return fail(valid.error());
     auto ids = tokenizer.value()->encode(f->text, f->add_special ? AddSpecial::Yes : AddSpecial::No);
     if (f->json) {
       print_json({{"ids", ids}});

@@ -39,6 +39,9 @@ std::string default_model_dir();
 // that also refuse nan and inf.
 CLI::Validator non_negative();
 CLI::Validator positive();
+// Sequences decoded together (--batch, --max-batch): far beyond what any KV cache here holds, and
+// small enough that sizes derived from it (rows x vocabulary, positions x 1024) cannot overflow.
+inline constexpr int64_t kMaxBatchSequences = 16384;
 CLI::Validator in_range(double lo, double hi);
 
 // Parses argv; a usage error prints "brisk: error: ..." (with the nearest flag for a mistyped one)

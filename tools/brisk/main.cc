@@ -1,4 +1,7 @@
 // brisk: run, measure and compress large language models. One subcommand per file.
+#include <cstdio>
+#include <exception>
+
 #include "common.h"
 
 int main(int argc, char** argv) {
@@ -12,7 +15,14 @@ int main(int argc, char** argv) {
                               add_quantize(app), add_serve(app), add_embed(app), add_classify(app),
                               add_chat(app)};
   if (const int code = parse_command_line(app, argc, argv); code >= 0) return code;
-  for (const Command& c : commands)
-    if (c.app->parsed()) return c.run();
+  for (const Command& c : commands) {
+    if (!c.app->parsed()) continue;
+    try {
+      return c.run();
+    } catch (const std::exception& e) {  // a last resort: every expected failure is an error value
+      std::fprintf(stderr, "brisk: error: %s\n", e.what());
+      return 1;
+    }
+  }
   return 1;
 }
