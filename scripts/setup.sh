@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ pkg-config python3 nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
-          libcli11-dev libgtest-dev libboost-dev libspdlog-dev zlib1g-dev libutf8proc-dev)
+          libcli11-dev libgtest-dev libboost-dev libspdlog-dev zlib1g-dev libutf8proc-dev tmux)
 # Node.js and npm for the server's client tests: Debian's, unless the machine already has them
 # (a NodeSource nodejs conflicts with Debian's npm package).
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
