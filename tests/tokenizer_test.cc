@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "tokenizer/normalizer.h"
+#include "tokenizer/regex.h"
 #include "tokenizer/stream_decoder.h"
 
 namespace brisk {
@@ -148,6 +149,21 @@ TEST(ByteLevelBpe, MultiMegabyteWhitespaceRunsNeitherAbortNorHang) {
       EXPECT_TRUE(std::equal(after.begin(), after.end(), ids.end() - after.size())) << name;
     }
   }
+}
+
+TEST(Regex, CatastrophicBacktrackingIsAnErrorNotAWrongSplit) {
+  // A hostile tokenizer.json pattern: (a+)+$ tries 2^n ways to split a run of n a's before the
+  // final mismatch. Leaving the text unsplit would change the ids silently; it throws instead.
+  auto regex = Regex::compile("(a+)+$", "test");
+  ASSERT_TRUE(regex);
+  std::vector<Span> matches;
+  EXPECT_THROW(regex->find_all(std::string(40, 'a') + "b", matches), RegexLimitError);
+  // Linear patterns on long texts stay within the limit that grows with the text.
+  auto linear = Regex::compile("\\s+(?!\\S)|\\s+", "test");
+  ASSERT_TRUE(linear);
+  matches.clear();
+  linear->find_all(std::string(1 << 20, ' ') + "x", matches);
+  EXPECT_FALSE(matches.empty());
 }
 
 TEST(ByteLevelBpe, InvalidUtf8InputIsRepairedNotRejected) {

@@ -87,9 +87,11 @@ void Regex::find_all(std::string_view text, std::vector<Span>& matches) const {
                                                 PCRE2_NO_UTF_CHECK, s.data, s.context)
                               : pcre2_match(code_->code, subject, text.size(), search_from,
                                             PCRE2_NO_UTF_CHECK, s.data, s.context);
-    // A pattern that exhausts even the scaled limit leaves the rest of the text unmatched (one
-    // gap, split no further) rather than abort the process on a request's text.
-    if (rc < 0) break;
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0)
+      throw RegexLimitError("a tokenizer regex gave up on a text of " + std::to_string(text.size()) +
+                            " bytes (" + pcre2_message(rc) + "): the pattern backtracks catastrophically; "
+                            "fix the pre-tokenizer or normalizer regex in tokenizer.json");
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(s.data);
     const size_t begin = ovector[0];
     const size_t end = ovector[1];

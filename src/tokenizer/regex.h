@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,15 @@
 #include "core/error.h"
 
 namespace brisk {
+
+// Thrown by find_all when a pattern exhausts PCRE2's match limit even though the limit grows with
+// the text: only a catastrophically backtracking pattern (a hostile tokenizer.json) does. The one
+// exception that crosses layers: Tokenizer::encode has no error channel, and splitting the text
+// some other way would be a silent wrong answer. `brisk`'s main and the HTTP dispatcher report it.
+class RegexLimitError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct Span {
   size_t begin;
