@@ -129,8 +129,28 @@ class Transport(unittest.TestCase):
             times.append(time.monotonic() - started)
         times.sort()
         self.assertLess(times[len(times) // 2], 0.1, times)
+        self.assertGreaterEqual(metric(self.server, "brisk_http_connections"), 200)
         for s in idle:
             s.close()
+
+    def test_a_burst_of_500_connections_is_not_reset(self):
+        # The listen backlog (4096) holds a burst that arrives faster than accept() runs.
+        results = []
+
+        def one():
+            try:
+                with connect(self.server) as s:
+                    s.sendall(request_bytes("/health", headers={"Connection": "close"}))
+                    results.append(read_all(s).startswith(b"HTTP/1.1 200"))
+            except OSError as e:
+                results.append(repr(e))
+
+        threads = [threading.Thread(target=one) for _ in range(500)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(results.count(True), 500, [r for r in results if r is not True][:5])
 
     def test_unauthenticated_body_is_refused_unread(self):
         s = connect(self.server)

@@ -271,7 +271,7 @@ TEST(Metrics, PrometheusText) {
   stats.running = 5;
   stats.kv_blocks_used = 7;
   stats.kv_blocks_free = 9;
-  const std::string text = metrics.render(stats);
+  const std::string text = metrics.render(stats, {3, 1});
   auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
   EXPECT_TRUE(has("brisk_requests_total{endpoint=\"completions\",status=\"200\"} 2")) << text;
   EXPECT_TRUE(has("brisk_requests_total{endpoint=\"chat_completions\",status=\"400\"} 1"));
@@ -286,6 +286,8 @@ TEST(Metrics, PrometheusText) {
   EXPECT_TRUE(has("brisk_running_batch 5"));
   EXPECT_TRUE(has("brisk_kv_blocks_used 7"));
   EXPECT_TRUE(has("brisk_kv_blocks_free 9"));
+  EXPECT_TRUE(has("brisk_http_connections 3"));
+  EXPECT_TRUE(has("brisk_http_requests_in_progress 1"));
   // Every non-comment line is "name{labels} value" or "name value".
   size_t start = 0;
   while (start < text.size()) {

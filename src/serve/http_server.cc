@@ -226,7 +226,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Exchange> exchange_;
   std::deque<std::string> out_;
   bool writing_ = false;
-  std::array<char, 4096> discard_;
+  std::unique_ptr<char[]> discard_;  // allocated when closing: idle connections stay small
   std::array<char, 1> peek_;
 };
 
@@ -523,7 +523,9 @@ void Connection::linger_close() {
 }
 
 void Connection::drain_discard() {
-  socket_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](beast::error_code ec, size_t) {
+  constexpr size_t kDiscardBytes = 4096;
+  if (!discard_) discard_ = std::make_unique<char[]>(kDiscardBytes);
+  socket_.async_read_some(asio::buffer(discard_.get(), kDiscardBytes), [self = shared_from_this()](beast::error_code ec, size_t) {
     if (ec) return self->close();
     self->drain_discard();
   });
@@ -663,6 +665,8 @@ void HttpServer::stop() {
   s.for_each_connection([](const std::shared_ptr<Connection>& c) { asio::post(c->executor(), [c] { c->close(); }); });
   s.work.reset();  // run() returns once the last connection's handlers have run
 }
+
+int HttpServer::max_connections() const { return impl_->options.max_connections; }
 
 HttpServer::Counts HttpServer::counts() const {
   std::lock_guard lock(impl_->connections_mutex);

@@ -6,7 +6,8 @@
 // Limits that hold for every connection (slow or hostile clients): a request head must arrive
 // within head_timeout of its first byte, its body within body_timeout; headers and bodies are
 // bounded before they are read (compressed bodies after inflating, chunked ones as they arrive);
-// a write that makes no progress for write_timeout closes the connection; at most
+// a write (one response, or one streamed piece) unfinished after write_timeout closes the
+// connection; at most
 // max_connections are open (more get a 503 and are closed). A gate sees each request head before
 // its body is read (authentication refuses unauthenticated bodies unread).
 #pragma once
@@ -36,7 +37,7 @@ struct HttpOptions {
   std::chrono::milliseconds idle_timeout = 60s;  // keep-alive: waiting for the next request
   std::chrono::milliseconds head_timeout = 10s;  // first byte to end of headers
   std::chrono::milliseconds body_timeout = 60s;  // end of headers to end of body
-  std::chrono::milliseconds write_timeout = 30s; // one write without progress
+  std::chrono::milliseconds write_timeout = 30s; // one queued piece (a whole body, or a chunk)
   int handler_threads = 0;  // 0: the machine's hardware threads, at least 2
 };
 
@@ -124,6 +125,9 @@ class HttpServer {
     int64_t requests_in_progress;  // read and not yet fully answered
   };
   Counts counts() const;
+  // After bind(): the connection limit in force (options.max_connections, capped by the
+  // descriptor limit).
+  int max_connections() const;
 
   struct Impl;  // http_server.cc
 

@@ -63,7 +63,7 @@ void Metrics::observe_inter_token(double seconds, int64_t tokens) {
   if (tokens > 0) inter_token_.observe(seconds / double(tokens), tokens);
 }
 
-std::string Metrics::render(const SchedulerStats& stats) const {
+std::string Metrics::render(const SchedulerStats& stats, const HttpServer::Counts& http) const {
   std::string out;
   out += "# HELP brisk_requests_total HTTP requests to the /v1 endpoints by final status.\n"
          "# TYPE brisk_requests_total counter\n";
@@ -86,6 +86,8 @@ std::string Metrics::render(const SchedulerStats& stats) const {
   gauge(out, "brisk_running_batch", "Sequences in the running batch.", double(stats.running));
   gauge(out, "brisk_kv_blocks_used", "KV cache blocks in use.", double(stats.kv_blocks_used));
   gauge(out, "brisk_kv_blocks_free", "KV cache blocks free.", double(stats.kv_blocks_free));
+  gauge(out, "brisk_http_connections", "Open HTTP connections, idle keep-alive ones included.", double(http.open_connections));
+  gauge(out, "brisk_http_requests_in_progress", "Requests read and not yet fully answered.", double(http.requests_in_progress));
   out += "# HELP brisk_preemptions_total Sequences requeued because KV memory ran out.\n"
          "# TYPE brisk_preemptions_total counter\n"
          "brisk_preemptions_total " + std::to_string(stats.preemptions) + "\n";

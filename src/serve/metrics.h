@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/scheduler.h"
+#include "serve/http_server.h"
 
 namespace brisk::serve {
 
@@ -43,7 +44,7 @@ class Metrics {
   void observe_inter_token(double seconds, int64_t tokens);
   void observe_request_latency(double seconds) { e2e_.observe(seconds); }
 
-  std::string render(const SchedulerStats& stats) const;
+  std::string render(const SchedulerStats& stats, const HttpServer::Counts& http) const;
 
  private:
   mutable std::mutex mutex_;

@@ -67,7 +67,7 @@ void OpenAiServer::add_routes() {
   });
   http_.route("GET", "/metrics", RunOn::IoThread, [this](const HttpRequest&, const Exchange& exchange) {
     exchange->respond(HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
-                                   metrics_.render(scheduler_.stats()), {}});
+                                   metrics_.render(scheduler_.stats(), http_.counts()), {}});
   });
   auto model_json = [this] {
     return Json{{"id", options_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "brisk"}};

@@ -40,6 +40,7 @@ class OpenAiServer {
   Result<int> bind() { return http_.bind(); }
   void run() { http_.run(); }  // blocks until shutdown() has stopped the listener
   HttpServer::Counts counts() const { return http_.counts(); }
+  int max_connections() const { return http_.max_connections(); }
 
   // Stops taking requests (503), lets in-flight ones finish for up to `grace`, cancels what is
   // left, then stops the listener. Thread-safe; a signal-waiting thread calls it.

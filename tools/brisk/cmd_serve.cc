@@ -20,13 +20,14 @@ namespace brisk::cli {
 namespace {
 
 // What was started, on which limits: the first lines of the server's log.
-void log_startup(Engine& engine, const SchedulerOptions& scheduler, const serve::ServerOptions& server, int port) {
+void log_startup(Engine& engine, const SchedulerOptions& scheduler, const serve::ServerOptions& server,
+                 int max_connections, int port) {
   const ModelConfig& config = engine.model().config();
   spdlog::logger& log = serve::server_log();
   log.info("model '{}' ({}, {} layers, hidden {}, vocab {}), context {} tokens per sequence", server.model_name,
            config.model_type, config.n_layers, config.hidden_size, config.vocab_size, engine.context());
   log.info("batch up to {} sequences, queue up to {} requests; connections up to {}, bodies up to {} bytes; API key {}",
-           scheduler.max_batch, scheduler.max_queue, server.http.max_connections, server.http.max_body_bytes,
+           scheduler.max_batch, scheduler.max_queue, max_connections, server.http.max_body_bytes,
            server.api_key.empty() ? "off" : "required on /v1");
   log.info("listening on http://{}:{}", server.http.host, port);
 }
@@ -124,7 +125,7 @@ Command add_serve(CLI::App& app) {
       std::fprintf(stderr, "brisk serve: second %s, exiting now\n", received == SIGINT ? "SIGINT" : "SIGTERM");
       std::_Exit(130);
     });
-    log_startup(*engine.value(), f->scheduler, f->server, port.value());
+    log_startup(*engine.value(), f->scheduler, f->server, server.max_connections(), port.value());
     server.run();
     finished.store(true);
     pthread_kill(signal_waiter.native_handle(), SIGTERM);  // wakes its sigwait, wherever it is
