@@ -16,7 +16,7 @@ namespace brisk::serve {
 namespace {
 
 TEST(Protocol, CompletionDefaultsAreOpenAIs) {
-  auto body = parse_completion_body(R"({"model": "m", "prompt": "Hello", "unknown_field": {"x": [1, 2]}})");
+  auto body = parse_completion_body(R"({"model": "m", "prompt": "Hello", "user": "u-1"})");
   ASSERT_TRUE(body.ok()) << body.error().message;
   const GenerationParams& p = body.value().params;
   EXPECT_EQ(p.model, "m");
@@ -29,6 +29,57 @@ TEST(Protocol, CompletionDefaultsAreOpenAIs) {
   EXPECT_EQ(p.top_logprobs, -1);
   ASSERT_EQ(body.value().prompts.size(), 1u);
   EXPECT_EQ(std::get<std::string>(body.value().prompts[0]), "Hello");
+}
+
+// Every request field of OpenAI's API reference (completions, chat completions, embeddings): each
+// is honoured, has no effect by definition, or is refused with a 400 naming it unless its value
+// asks for nothing. A field outside the reference is refused too.
+TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
+  struct Case {
+    const char* field;
+    const char* asking;  // a value that asks for something brisk does not do ("" = none such)
+    const char* inert;   // a value that asks for nothing
+  };
+  const std::vector<Case> completions = {
+      {"echo", "true", "false"}, {"best_of", "3", "1"}, {"suffix", "\"x\"", "null"},
+      {"logit_bias", "{\"5\": 10}", "{}"}, {"user", "", "\"u\""}, {"frobnicate", "1", nullptr}};
+  const std::vector<Case> chat = {
+      {"response_format", "{\"type\": \"json_object\"}", "{\"type\": \"text\"}"},
+      {"tools", "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]", "[]"},
+      {"tool_choice", "\"required\"", "\"none\""}, {"parallel_tool_calls", nullptr, "true"},
+      {"functions", "[{\"name\": \"f\"}]", "[]"}, {"function_call", "{\"name\": \"f\"}", "\"none\""},
+      {"logit_bias", "{\"5\": 10}", "null"}, {"store", "true", "false"}, {"service_tier", "\"flex\"", "\"auto\""},
+      {"modalities", "[\"text\", \"audio\"]", "[\"text\"]"}, {"audio", "{\"voice\": \"x\"}", "null"},
+      {"prediction", "{\"type\": \"content\", \"content\": \"x\"}", "null"},
+      {"reasoning_effort", "\"low\"", "null"}, {"verbosity", "\"low\"", "null"},
+      {"web_search_options", "{}", "null"}, {"metadata", "", "{\"k\": \"v\"}"},
+      {"prompt_cache_key", "", "\"k\""}, {"safety_identifier", "", "\"s\""}, {"user", "", "\"u\""},
+      {"frobnicate", "1", nullptr}};
+  auto check = [](const std::vector<Case>& cases, const std::string& base, auto parse) {
+    for (const Case& c : cases) {
+      if (c.inert) {
+        auto ok = parse(base + ", \"" + c.field + "\": " + c.inert + "}");
+        EXPECT_TRUE(ok.ok()) << c.field << " = " << c.inert << ": " << ok.error().message;
+      }
+      if (c.asking && *c.asking) {
+        auto refused = parse(base + ", \"" + c.field + "\": " + c.asking + "}");
+        ASSERT_FALSE(refused.ok()) << c.field << " = " << c.asking << " was accepted";
+        EXPECT_EQ(refused.error().status, 400);
+        EXPECT_EQ(refused.error().param, c.field);
+      }
+    }
+  };
+  check(completions, R"({"prompt": "x")", [](const std::string& b) { return parse_completion_body(b); });
+  check(chat, R"({"messages": [{"role": "user", "content": "x"}])", [](const std::string& b) { return parse_chat_body(b); });
+  // best_of equal to n returns every choice: nothing to choose, so it is honoured.
+  EXPECT_TRUE(parse_completion_body(R"({"prompt": "x", "n": 3, "best_of": 3})").ok());
+  // Message fields beyond role and content are refused by name.
+  auto named = parse_chat_body(R"({"messages": [{"role": "user", "content": "x", "name": "bob"}]})");
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.error().param, "messages[0].name");
+  auto embeddings = parse_embeddings_body(R"({"input": "x", "user": "u", "truncate": true})");
+  ASSERT_FALSE(embeddings.ok());
+  EXPECT_EQ(embeddings.error().param, "truncate");
 }
 
 TEST(Protocol, CompletionFieldsAreRead) {

@@ -243,6 +243,7 @@ std::optional<FieldError> read_content(const Json& message, std::string& out) {
 ApiResult<CompletionBody> parse_completion_body(std::string_view text) {
   auto json = parse_object(text);
   if (!json) return json.error();
+  if (auto refused = check_request_fields(json.value(), Endpoint::Completions)) return *refused;
   CompletionBody body;
   if (auto bad = read_shared(json.value(), Endpoint::Completions, body.params)) return invalid_field(bad->param, bad->message);
   if (auto bad = read_prompts(json.value(), "prompt", body.prompts)) return invalid_field(bad->param, bad->message);
@@ -255,6 +256,7 @@ ApiResult<EmbeddingsBody> parse_embeddings_body(std::string_view text) {
   auto json = parse_object(text);
   if (!json) return json.error();
   const Json& j = json.value();
+  if (auto refused = check_request_fields(j, Endpoint::Embeddings)) return *refused;
   EmbeddingsBody body;
   if (auto m = j.find("model"); m != j.end() && !m->is_null()) {
     if (!m->is_string()) return invalid_field("model", "'model' must be a string");
@@ -279,6 +281,7 @@ ApiResult<EmbeddingsBody> parse_embeddings_body(std::string_view text) {
 ApiResult<ChatBody> parse_chat_body(std::string_view text) {
   auto json = parse_object(text);
   if (!json) return json.error();
+  if (auto refused = check_request_fields(json.value(), Endpoint::ChatCompletions)) return *refused;
   ChatBody body;
   if (auto bad = read_shared(json.value(), Endpoint::ChatCompletions, body.params)) return invalid_field(bad->param, bad->message);
   auto messages = json.value().find("messages");

@@ -1,6 +1,6 @@
 // OpenAI request bodies -> checked generation parameters -> scheduler requests. Parsing never
-// throws and never trusts the body: every field is type-checked, unknown fields are ignored, and a
-// bad one yields a 400 naming it (param).
+// throws and never trusts the body: every field is type-checked, a field brisk does not implement
+// is refused (request_fields.h), and a bad one yields a 400 naming it (param).
 #pragma once
 
 #include <cstdint>
@@ -12,10 +12,10 @@
 #include "runtime/scheduler.h"
 #include "serve/api_error.h"
 #include "serve/chat_template.h"
+#include "serve/request_fields.h"
 
 namespace brisk::serve {
 
-enum class Endpoint { Completions, ChatCompletions };
 
 // The fields both endpoints share, with OpenAI's defaults (temperature 1, top_p 1; our extras
 // top_k and min_p off).

@@ -207,9 +207,12 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
     assertOpenAIError(unknownModel, 404, 'model');
     assert.equal(unknownModel.json.error.code, 'model_not_found');
     assertOpenAIError(await post(server, '/v1/nothing', good), 404);
-    // Unknown fields are ignored.
-    const extra = await post(server, '/v1/completions', { ...good, best_of: 1, user: 'x', frobnicate: { a: [1] } });
+    // Fields without effect are accepted; unknown or unimplemented ones are refused by name.
+    const extra = await post(server, '/v1/completions', { ...good, best_of: 1, user: 'x' });
     assert.equal(extra.status, 200, extra.text);
+    assertOpenAIError(await post(server, '/v1/completions', { ...good, frobnicate: { a: [1] } }), 400, 'frobnicate');
+    assertOpenAIError(await post(server, '/v1/completions', { ...good, echo: true }), 400, 'echo');
+    assertOpenAIError(await post(server, '/v1/completions', { ...good, logit_bias: { 5: 10 } }), 400, 'logit_bias');
     // No key needed for health and metrics.
     assert.equal((await fetch(`${server.url}/health`)).status, 200);
   });
