@@ -34,9 +34,7 @@ std::string base64(const std::vector<float>& values) {
 ApiResult<EmbeddingsRequest> OpenAiServer::parse_embeddings(const std::string& text) {
   auto body = parse_embeddings_body(text);
   if (!body) return body.error();
-  if (!body->model.empty() && body->model != options_.model_name)
-    return ApiError{404, "the model '" + body->model + "' does not exist; this server serves '" + options_.model_name + "'",
-                    "invalid_request_error", "model", "model_not_found"};
+  if (auto unknown = check_model(body->model)) return *unknown;
   if (body->dimensions != 0 && body->dimensions != embedding_width_)
     return invalid_field("dimensions", "'dimensions' is not supported: this model's embeddings have " +
                                            std::to_string(embedding_width_) + " dimensions");
@@ -91,7 +89,7 @@ void OpenAiServer::handle_embeddings(const HttpRequest& req, HttpExchange& excha
   if (!ran) return reply_error(label, exchange, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
   if (!failure.empty()) return reply_error(label, exchange, ApiError{500, failure, "server_error", "", ""});
   exchange.note_tokens(tokens, 0, -1);
-  exchange.respond(json_response(200, dump_json({{"object", "list"}, {"data", data}, {"model", options_.model_name},
+  exchange.respond(json_response(200, dump_json({{"object", "list"}, {"data", data}, {"model", model_name()},
                                                  {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}})));
   metrics_.count_request(label, 200);
 }

@@ -41,12 +41,13 @@ Usage usage_of(const std::vector<ChoiceState>& choices, int64_t n) {
 
 }  // namespace
 
-ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const std::vector<ChatMessage>& messages) {
+ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const std::vector<ChatMessage>& messages,
+                                                          GenerationPrompt prompt) {
   if (!chat_template_)
     return invalid_field("messages",
                          "this model has no chat template, so /v1/chat/completions cannot turn messages into a prompt "
                          "(use /v1/completions with a plain prompt): " + chat_template_error_);
-  Result<std::string> text = chat_template_->apply(messages, GenerationPrompt::kAppend);
+  Result<std::string> text = chat_template_->apply(messages, prompt);
   if (!text) return invalid_field("messages", "the model's chat template failed on these messages: " + text.error().message);
   // The template writes the special tokens (BOS included) itself, as transformers does.
   return tokenizer_.encode(text.value(), AddSpecial::No);
@@ -67,9 +68,7 @@ ApiResult<std::vector<CompletionRequest>> OpenAiServer::build_requests(Endpoint 
     params = std::move(parsed.value().params);
     messages = std::move(parsed.value().messages);
   }
-  if (!params.model.empty() && params.model != options_.model_name)
-    return ApiError{404, "the model '" + params.model + "' does not exist; this server serves '" + options_.model_name + "'",
-                    "invalid_request_error", "model", "model_not_found"};
+  if (auto unknown = check_model(params.model)) return *unknown;
 
   std::vector<std::vector<int32_t>> prompts;
   if (endpoint == Endpoint::Completions) {
@@ -80,7 +79,7 @@ ApiResult<std::vector<CompletionRequest>> OpenAiServer::build_requests(Endpoint 
         prompts.push_back(std::move(std::get<std::vector<int32_t>>(input)));
     }
   } else {
-    auto ids = render_chat(messages);
+    auto ids = render_chat(messages, GenerationPrompt::kAppend);
     if (!ids) return ids.error();
     prompts.push_back(std::move(ids.value()));
   }
@@ -109,7 +108,7 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
         params(std::move(params)),
         session(std::move(session)),
         exchange(std::move(exchange)),
-        builder(endpoint, server.options_.model_name, server.tokenizer_, this->params.top_logprobs >= 0),
+        builder(endpoint, server.model_name(), server.tokenizer_, this->params.top_logprobs >= 0),
         choices(this->session->choices()),
         in_flight(std::in_place, server.in_flight_) {}
 

@@ -56,6 +56,14 @@ std::string read_integer(const Json& body, const char* key, int64_t lo, int64_t 
   return "";
 }
 
+std::string read_model(const Json& body, std::string& out) {
+  auto model = body.find("model");
+  if (model == body.end() || model->is_null()) return "";
+  if (!model->is_string()) return "'model' must be a string";
+  out = model->get<std::string>();
+  return "";
+}
+
 std::string read_bool(const Json& body, const char* key, bool& out) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return "";
@@ -94,17 +102,13 @@ std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, Gener
   p.sampling.repetition_penalty = 1.0f;
   p.sampling.seed = std::random_device{}();
 
-  auto model = body.find("model");
-  if (model != body.end() && !model->is_null()) {
-    if (!model->is_string()) return FieldError{"model", "'model' must be a string"};
-    p.model = model->get<std::string>();
-  }
   int64_t seed = -1;
   int64_t top_k = 0;
   std::string message;
   const int64_t int_max = std::numeric_limits<int64_t>::max();
 #define BRISK_FIELD(param, call) \
   if (!(message = (call)).empty()) return FieldError{param, message}
+  BRISK_FIELD("model", read_model(body, p.model));
   BRISK_FIELD("max_tokens", read_integer(body, "max_tokens", 1, int_max, p.max_tokens));
   if (endpoint == Endpoint::ChatCompletions)
     BRISK_FIELD("max_completion_tokens", read_integer(body, "max_completion_tokens", 1, int_max, p.max_tokens));
@@ -238,7 +242,58 @@ std::optional<FieldError> read_content(const Json& message, std::string& out) {
   return std::nullopt;
 }
 
+std::optional<FieldError> read_messages(const Json& body, std::vector<ChatMessage>& out) {
+  auto messages = body.find("messages");
+  if (messages == body.end() || !messages->is_array() || messages->empty())
+    return FieldError{"messages", "'messages' must be a non-empty list of {role, content} objects"};
+  for (const Json& m : *messages) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || m["role"].get_ref<const std::string&>().empty())
+      return FieldError{"messages", "each message must be an object with a string 'role'"};
+    ChatMessage message{m["role"].get<std::string>(), ""};
+    if (auto bad = read_content(m, message.content)) return bad;
+    out.push_back(std::move(message));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+ApiResult<TokenizeBody> parse_tokenize_body(std::string_view text) {
+  auto json = parse_object(text);
+  if (!json) return json.error();
+  const Json& j = json.value();
+  if (auto refused = check_request_fields(j, Endpoint::Tokenize)) return *refused;
+  TokenizeBody body;
+  std::string message;
+  if (!(message = read_model(j, body.model)).empty()) return invalid_field("model", message);
+  if (!(message = read_bool(j, "add_special_tokens", body.add_special_tokens)).empty())
+    return invalid_field("add_special_tokens", message);
+  if (!(message = read_bool(j, "add_generation_prompt", body.add_generation_prompt)).empty())
+    return invalid_field("add_generation_prompt", message);
+  const bool has_prompt = j.contains("prompt") && !j["prompt"].is_null();
+  if (has_prompt == (j.contains("messages") && !j["messages"].is_null()))
+    return invalid_field("prompt", "give either 'prompt' (a string) or 'messages'");
+  if (has_prompt) {
+    if (!j["prompt"].is_string()) return invalid_field("prompt", "'prompt' must be a string");
+    body.prompt = j["prompt"].get<std::string>();
+  } else if (auto bad = read_messages(j, body.messages)) {
+    return invalid_field(bad->param, bad->message);
+  }
+  return body;
+}
+
+ApiResult<DetokenizeBody> parse_detokenize_body(std::string_view text) {
+  auto json = parse_object(text);
+  if (!json) return json.error();
+  const Json& j = json.value();
+  if (auto refused = check_request_fields(j, Endpoint::Detokenize)) return *refused;
+  DetokenizeBody body;
+  if (std::string message = read_model(j, body.model); !message.empty()) return invalid_field("model", message);
+  auto tokens = j.find("tokens");
+  if (tokens == j.end() || !tokens->is_array() || !read_ids(*tokens, body.tokens))
+    return invalid_field("tokens", "'tokens' must be a list of token ids");
+  return body;
+}
 
 ApiResult<CompletionBody> parse_completion_body(std::string_view text) {
   auto json = parse_object(text);
@@ -258,10 +313,7 @@ ApiResult<EmbeddingsBody> parse_embeddings_body(std::string_view text) {
   const Json& j = json.value();
   if (auto refused = check_request_fields(j, Endpoint::Embeddings)) return *refused;
   EmbeddingsBody body;
-  if (auto m = j.find("model"); m != j.end() && !m->is_null()) {
-    if (!m->is_string()) return invalid_field("model", "'model' must be a string");
-    body.model = m->get<std::string>();
-  }
+  if (std::string message = read_model(j, body.model); !message.empty()) return invalid_field("model", message);
   if (auto f = j.find("encoding_format"); f != j.end() && !f->is_null()) {
     if (!f->is_string() || (*f != "float" && *f != "base64"))
       return invalid_field("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
@@ -284,16 +336,7 @@ ApiResult<ChatBody> parse_chat_body(std::string_view text) {
   if (auto refused = check_request_fields(json.value(), Endpoint::ChatCompletions)) return *refused;
   ChatBody body;
   if (auto bad = read_shared(json.value(), Endpoint::ChatCompletions, body.params)) return invalid_field(bad->param, bad->message);
-  auto messages = json.value().find("messages");
-  if (messages == json.value().end() || !messages->is_array() || messages->empty())
-    return invalid_field("messages", "'messages' must be a non-empty list of {role, content} objects");
-  for (const Json& m : *messages) {
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || m["role"].get_ref<const std::string&>().empty())
-      return invalid_field("messages", "each message must be an object with a string 'role'");
-    ChatMessage message{m["role"].get<std::string>(), ""};
-    if (auto bad = read_content(m, message.content)) return invalid_field(bad->param, bad->message);
-    body.messages.push_back(std::move(message));
-  }
+  if (auto bad = read_messages(json.value(), body.messages)) return invalid_field(bad->param, bad->message);
   return body;
 }
 

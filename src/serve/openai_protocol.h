@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -52,6 +53,21 @@ struct ChatBody {
   std::vector<ChatMessage> messages;
 };
 
+// POST /tokenize (vLLM's shape): a prompt, or chat messages rendered by the template.
+struct TokenizeBody {
+  std::string model;
+  std::optional<std::string> prompt;  // else messages
+  std::vector<ChatMessage> messages;
+  bool add_special_tokens = true;     // prompt: BOS/EOS as the tokenizer adds them
+  bool add_generation_prompt = true;  // messages: end with the assistant's turn opener
+};
+
+// POST /detokenize: token ids back to text.
+struct DetokenizeBody {
+  std::string model;
+  std::vector<int32_t> tokens;
+};
+
 // Limits that keep one request from taking the server down (n x prompts sequences).
 constexpr int64_t kMaxChoices = 128;
 constexpr int32_t kMaxTopLogprobs = 20;
@@ -59,6 +75,8 @@ constexpr int32_t kMaxTopLogprobs = 20;
 ApiResult<CompletionBody> parse_completion_body(std::string_view body);
 ApiResult<ChatBody> parse_chat_body(std::string_view body);
 ApiResult<EmbeddingsBody> parse_embeddings_body(std::string_view body);
+ApiResult<TokenizeBody> parse_tokenize_body(std::string_view body);
+ApiResult<DetokenizeBody> parse_detokenize_body(std::string_view body);
 
 // Checks a tokenized prompt against the context and builds the scheduler request.
 // vocab_size: every id must index the embedding table.

@@ -50,11 +50,11 @@ void OpenAiServer::add_routes() {
     if (status == 404) error.code = "not_found";
     return json_response(status, dump_json(error_json(error)));
   });
-  // The key guards /v1 only (health checks and Prometheus scrapers carry no OpenAI key), and is
-  // checked on the request head: an unauthenticated body is never read.
+  // The key guards /v1 and the tokenizer endpoints (health checks and Prometheus scrapers carry no
+  // OpenAI key), and is checked on the request head: an unauthenticated body is never read.
   http_.set_gate([this](const HttpRequest& head) -> std::optional<HttpResponse> {
-    if (head.path.rfind("/v1/", 0) != 0 || bearer_authorized(head.header("Authorization"), options_.api_key))
-      return std::nullopt;
+    const bool guarded = head.path.rfind("/v1/", 0) == 0 || head.path == "/tokenize" || head.path == "/detokenize";
+    if (!guarded || bearer_authorized(head.header("Authorization"), options_.api_key)) return std::nullopt;
     ApiError error{401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "invalid_request_error", "",
                    "invalid_api_key"};
     HttpResponse response = json_response(401, dump_json(error_json(error)));
@@ -69,19 +69,26 @@ void OpenAiServer::add_routes() {
     exchange->respond(HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
                                    metrics_.render(scheduler_.stats(), http_.counts()), {}});
   });
-  auto model_json = [this] {
-    return Json{{"id", options_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "brisk"}};
+  auto model_json = [](const std::string& name) {
+    return Json{{"id", name}, {"object", "model"}, {"created", 0}, {"owned_by", "brisk"}};
   };
-  http_.route("GET", "/v1/models", RunOn::IoThread, [model_json](const HttpRequest&, const Exchange& exchange) {
-    exchange->respond(json_response(200, dump_json({{"object", "list"}, {"data", Json::array({model_json()})}})));
+  http_.route("GET", "/v1/models", RunOn::IoThread, [this, model_json](const HttpRequest&, const Exchange& exchange) {
+    Json data = Json::array();
+    for (const std::string& name : options_.model_names) data.push_back(model_json(name));
+    exchange->respond(json_response(200, dump_json({{"object", "list"}, {"data", data}})));
   });
   http_.route("GET", "/v1/models/", RunOn::IoThread, [this, model_json](const HttpRequest& req, const Exchange& exchange) {
     const std::string name = req.path.substr(std::string("/v1/models/").size());
-    if (name == options_.model_name)
-      exchange->respond(json_response(200, dump_json(model_json())));
+    if (auto unknown = check_model(name))
+      reply_error("", *exchange, *unknown);
     else
-      reply_error("", *exchange, ApiError{404, "the model '" + name + "' does not exist", "invalid_request_error", "model",
-                                          "model_not_found"});
+      exchange->respond(json_response(200, dump_json(model_json(name))));
+  });
+  http_.route("POST", "/tokenize", RunOn::HandlerPool, [this](const HttpRequest& req, const Exchange& exchange) {
+    handle_tokenize(req, *exchange);
+  });
+  http_.route("POST", "/detokenize", RunOn::HandlerPool, [this](const HttpRequest& req, const Exchange& exchange) {
+    handle_detokenize(req, *exchange);
   });
   http_.route("POST", "/v1/completions", RunOn::HandlerPool, [this](const HttpRequest& req, const Exchange& exchange) {
     handle_generation(Endpoint::Completions, req, exchange);
@@ -92,6 +99,16 @@ void OpenAiServer::add_routes() {
   http_.route("POST", "/v1/embeddings", RunOn::HandlerPool, [this](const HttpRequest& req, const Exchange& exchange) {
     handle_embeddings(req, *exchange);
   });
+}
+
+std::optional<ApiError> OpenAiServer::check_model(const std::string& requested) const {
+  if (requested.empty()) return std::nullopt;
+  for (const std::string& name : options_.model_names)
+    if (name == requested) return std::nullopt;
+  std::string served;
+  for (const std::string& name : options_.model_names) served += (served.empty() ? "'" : ", '") + name + "'";
+  return ApiError{404, "the model '" + requested + "' does not exist; this server serves " + served,
+                  "invalid_request_error", "model", "model_not_found"};
 }
 
 void OpenAiServer::shutdown(std::chrono::milliseconds grace) {

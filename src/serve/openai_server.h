@@ -27,7 +27,8 @@ struct EmbeddingsRequest {
 
 struct ServerOptions {
   HttpOptions http;
-  std::string model_name;  // what /v1/models lists and requests may name
+  // What /v1/models lists and requests may name (aliases); the first names the responses.
+  std::vector<std::string> model_names;
   std::string api_key;     // empty: no authentication
 };
 
@@ -51,11 +52,16 @@ class OpenAiServer {
   using Exchange = std::shared_ptr<HttpExchange>;
 
   void add_routes();
+  const std::string& model_name() const { return options_.model_names.front(); }
+  // A 404 unless `requested` is empty (not given) or one of the served names.
+  std::optional<ApiError> check_model(const std::string& requested) const;
+  void handle_tokenize(const HttpRequest& req, HttpExchange& exchange);    // tokenize_handler.cc
+  void handle_detokenize(const HttpRequest& req, HttpExchange& exchange);  // tokenize_handler.cc
   // generation_handler.cc: parses, submits and returns; the reply is written as events arrive.
   void handle_generation(Endpoint endpoint, const HttpRequest& req, const Exchange& exchange);
   ApiResult<std::vector<CompletionRequest>> build_requests(Endpoint endpoint, const std::string& body,
                                                            GenerationParams& params);
-  ApiResult<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages);
+  ApiResult<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages, GenerationPrompt prompt);
   void reply_error(const std::string& endpoint, HttpExchange& exchange, const ApiError& error);
   void handle_embeddings(const HttpRequest& req, HttpExchange& exchange);  // embeddings_handler.cc
   ApiResult<EmbeddingsRequest> parse_embeddings(const std::string& body);

@@ -89,12 +89,21 @@ const std::vector<FieldRule>& field_rules(Endpoint endpoint) {
       {"encoding_format", FieldUse::Honoured}, {"dimensions", FieldUse::Honoured},
       {"user", FieldUse::NoEffect},
   };
+  // vLLM's /tokenize and /detokenize.
+  static const std::vector<FieldRule> tokenize = {
+      {"model", FieldUse::Honoured},              {"prompt", FieldUse::Honoured},
+      {"messages", FieldUse::Honoured},           {"add_special_tokens", FieldUse::Honoured},
+      {"add_generation_prompt", FieldUse::Honoured},
+  };
+  static const std::vector<FieldRule> detokenize = {{"model", FieldUse::Honoured}, {"tokens", FieldUse::Honoured}};
   switch (endpoint) {
     case Endpoint::Completions: return completions;
     case Endpoint::ChatCompletions: return chat;
-    case Endpoint::Embeddings: break;
+    case Endpoint::Embeddings: return embeddings;
+    case Endpoint::Tokenize: return tokenize;
+    case Endpoint::Detokenize: break;
   }
-  return embeddings;
+  return detokenize;
 }
 
 std::optional<ApiError> check_request_fields(const Json& body, Endpoint endpoint) {
@@ -107,7 +116,7 @@ std::optional<ApiError> check_request_fields(const Json& body, Endpoint endpoint
     if (rule->use == FieldUse::InertOnly && !rule->inert(value, body))
       return invalid_field(name, "'" + name + "' is not supported by brisk yet (it would be ignored, so it is refused)");
   }
-  if (endpoint != Endpoint::ChatCompletions) return std::nullopt;
+  if (endpoint != Endpoint::ChatCompletions && endpoint != Endpoint::Tokenize) return std::nullopt;
   const auto messages = body.find("messages");
   if (messages == body.end() || !messages->is_array()) return std::nullopt;  // the parser says why
   for (size_t i = 0; i < messages->size(); ++i) {

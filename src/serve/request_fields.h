@@ -11,7 +11,7 @@
 
 namespace brisk::serve {
 
-enum class Endpoint { Completions, ChatCompletions, Embeddings };
+enum class Endpoint { Completions, ChatCompletions, Embeddings, Tokenize, Detokenize };
 
 enum class FieldUse {
   Honoured,    // read and applied

@@ -438,3 +438,44 @@ describe('embeddings on an encoder', { timeout: 300000 }, () => {
     assert.equal(completion.status, 400, completion.text);
   });
 });
+
+describe('tokenize, detokenize and model aliases (the bundled model)', { timeout: 300000 }, () => {
+  const TINY = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'models', 'sotu-tiny');
+  let server;
+  before(async () => {
+    server = await startServer(TINY, ['--served-model-name', 'tiny', '--served-model-name', 'tiny-alias',
+                                      '--api-key', KEY]);
+  });
+  after(async () => { if (server) await server.stop(); });
+
+  test('/tokenize round-trips through /detokenize and counts what generation counts', async () => {
+    const text = 'The Congress shall have power: 12,345 caf\u00e9s.';
+    const tok = await post(server, '/tokenize', { prompt: text, add_special_tokens: false });
+    assert.equal(tok.status, 200, tok.text);
+    assert.equal(tok.json.count, tok.json.tokens.length);
+    assert.ok(tok.json.max_model_len > 0);
+    const detok = await post(server, '/detokenize', { tokens: tok.json.tokens });
+    assert.equal(detok.json.prompt, text);
+    // The prompt tokens generation reports equal /tokenize's count (with the same special tokens).
+    const withSpecial = await post(server, '/tokenize', { prompt: text });
+    const done = await client(server).completions.create({ model: 'tiny', prompt: text, max_tokens: 1 });
+    assert.equal(done.usage.prompt_tokens, withSpecial.json.count);
+    // Chat messages are rendered by the model's template, as /v1/chat/completions renders them.
+    const chat = await post(server, '/tokenize', { messages: [{ role: 'user', content: 'Hi' }] });
+    const reply = await client(server).chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1 });
+    assert.equal(reply.usage.prompt_tokens, chat.json.count);
+    assertOpenAIError(await post(server, '/detokenize', { tokens: [1, 99999999] }), 400, 'tokens');
+    assertOpenAIError(await post(server, '/tokenize', { prompt: 'x', messages: [] }), 400, 'prompt');
+    assert.equal((await post(server, '/tokenize', { prompt: 'x' }, {})).status, 401);
+  });
+
+  test('--served-model-name: every alias is listed and answers; responses carry the first', async () => {
+    const openai = client(server);
+    const ids = (await openai.models.list()).data.map((m) => m.id);
+    assert.deepEqual(ids, ['tiny', 'tiny-alias']);
+    const r = await openai.completions.create({ model: 'tiny-alias', prompt: 'Hello', max_tokens: 2 });
+    assert.equal(r.model, 'tiny');
+    await assert.rejects(openai.completions.create({ model: 'other', prompt: 'Hello', max_tokens: 2 }),
+      (err) => err.status === 404 && err.param === 'model');
+  });
+});

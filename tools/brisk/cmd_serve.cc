@@ -24,7 +24,9 @@ void log_startup(Engine& engine, const SchedulerOptions& scheduler, const serve:
                  int max_connections, int port) {
   const ModelConfig& config = engine.model().config();
   spdlog::logger& log = serve::server_log();
-  log.info("model '{}' ({}, {} layers, hidden {}, vocab {}), context {} tokens per sequence", server.model_name,
+  std::string names;
+  for (const std::string& name : server.model_names) names += (names.empty() ? "'" : ", '") + name + "'";
+  log.info("model {} ({}, {} layers, hidden {}, vocab {}), context {} tokens per sequence", names,
            config.model_type, config.n_layers, config.hidden_size, config.vocab_size, engine.context());
   log.info("batch up to {} sequences, queue up to {} requests; connections up to {}, bodies up to {} bytes; API key {}",
            scheduler.max_batch, scheduler.max_queue, max_connections, server.http.max_body_bytes,
@@ -56,6 +58,9 @@ Command add_serve(CLI::App& app) {
   sub->add_option("--max-batch", f->scheduler.max_batch, "Sequences decoded together; 1 = one request at a time")->capture_default_str()->check(in_range(1, kMaxBatchSequences));
   // At least 1: every request passes through the queue to the next scheduling step, so 0 would
   // answer 429 to all of them.
+  sub->add_option("--served-model-name", f->server.model_names,
+                  "Names requests may give as 'model' (aliases; the first names responses). Default: the model folder's name")
+      ->check([](const std::string& name) { return name.empty() ? std::string("a served model name cannot be empty") : std::string(); });
   sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429 (at least 1)")->capture_default_str()->check(positive());
   CLI::Option* key_flag = sub->add_option(
       "--api-key", f->api_key,
@@ -103,8 +108,11 @@ Command add_serve(CLI::App& app) {
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     Scheduler scheduler(*engine.value(), f->scheduler);
-    f->server.model_name = std::filesystem::path(f->model).lexically_normal().filename().string();
-    if (f->server.model_name.empty()) f->server.model_name = std::filesystem::path(f->model).parent_path().filename().string();
+    if (f->server.model_names.empty()) {  // the folder's name
+      std::string name = std::filesystem::path(f->model).lexically_normal().filename().string();
+      if (name.empty()) name = std::filesystem::path(f->model).parent_path().filename().string();
+      f->server.model_names.push_back(name);
+    }
     serve::OpenAiServer server(scheduler, f->model, f->server);
     auto port = server.bind();
     if (!port) return fail(port.error());
