@@ -627,7 +627,10 @@ SampleRowParams random_sample_params(int64_t vocab, std::mt19937& rng, std::vect
   for (int64_t t = 0; t < vocab; ++t) tokens[size_t(t)] = int32_t(t);
   std::shuffle(tokens.begin(), tokens.end(), rng);
   p.n_counts = int32_t(std::min<int64_t>(vocab, rng() % 41));
-  for (int32_t i = 0; i < p.n_counts; ++i) counts.push_back({tokens[size_t(i)], int32_t(rng() % 4)});
+  for (int32_t i = 0; i < p.n_counts; ++i) {  // penalized, biased (logit_bias), or both
+    const int32_t in_context = int32_t(rng() % 3 != 0);
+    counts.push_back({tokens[size_t(i)], in_context ? int32_t(rng() % 4) : 0, in_context, pick(0.0f, 0.0f, 2.5f, -100.0f)});
+  }
   return p;
 }
 

@@ -119,6 +119,38 @@ TEST(Sampler, PresenceAndFrequencyPenaltiesCountOutputTokens) {
   EXPECT_EQ(sampler.sample(l.data()), 1);  // 1 - 0.5 - 0.6 < 0
 }
 
+TEST(Sampler, LogitBiasShiftsGreedyAndSampledChoices) {
+  const std::vector<float> logits = {2.0f, 1.0f, 0.5f, -1.0f};
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  greedy.logit_bias = {{0, -100.0f}, {3, 2.5f}};  // ban the best; lift the worst to 1.5
+  EXPECT_FALSE(greedy.plain_greedy());
+  Sampler s(greedy, 4);
+  std::vector<float> row = logits;
+  EXPECT_EQ(s.sample(row.data()), 3);
+  // A biased token is not in the context: the repetition penalty leaves it alone.
+  SamplingParams repeat = greedy;
+  repeat.repetition_penalty = 10.0f;
+  repeat.logit_bias = {{1, 0.75f}};  // 1.75 beats 2.0 / 10 only if token 0 alone is penalized
+  Sampler r(repeat, 4);
+  r.add_prompt({0});
+  row = logits;
+  EXPECT_EQ(r.sample(row.data()), 1);
+  // Sampled: a +100 bias takes every draw.
+  SamplingParams hot;
+  hot.temperature = 1.0f;
+  hot.top_k = 0;
+  hot.top_p = 1.0f;
+  hot.min_p = 0.0f;
+  hot.logit_bias = {{2, 100.0f}};
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    hot.seed = seed;
+    Sampler h(hot, 4);
+    row = logits;
+    EXPECT_EQ(h.sample(row.data()), 2);
+  }
+}
+
 // Random123's known-answer vectors for Philox-4x32-10 (tests/kat_vectors there).
 TEST(Philox, MatchesTheKnownAnswers) {
   struct Case {
@@ -145,7 +177,7 @@ int32_t literal_sample(std::vector<float> l, const SampleRowParams& p, const std
   const int64_t vocab = int64_t(l.size());
   for (int32_t i = 0; i < p.n_counts; ++i) {
     const TokenCount& c = counts[size_t(p.first_count + i)];
-    l[size_t(c.token)] = sampling::penalized_logit(l[size_t(c.token)], c.generated, p);
+    l[size_t(c.token)] = sampling::penalized_logit(l[size_t(c.token)], c, p);
   }
   const int64_t best = std::max_element(l.begin(), l.end()) - l.begin();
   const float max_logit = l[size_t(best)];
@@ -200,7 +232,12 @@ TEST(SampleRow, ReferenceFollowsTheLiteralDefinition) {
     p.presence_penalty = rng() % 2 == 0 ? 0.0f : 0.4f;
     p.frequency_penalty = rng() % 2 == 0 ? 0.0f : 0.3f;
     p.first_count = 1;
-    for (int64_t t = 1; t < vocab; t += 1 + int64_t(rng() % 5)) counts.push_back({int32_t(t), int32_t(rng() % 3)});
+    // Penalized tokens, biased ones, and both (logit_bias entries sit in the same list).
+    const float biases[] = {0.0f, 0.0f, 1.5f, -100.0f, 100.0f};
+    for (int64_t t = 1; t < vocab; t += 1 + int64_t(rng() % 5)) {
+      const int32_t in_context = int32_t(rng() % 3 != 0);
+      counts.push_back({int32_t(t), in_context ? int32_t(rng() % 3) : 0, in_context, biases[rng() % 5]});
+    }
     p.n_counts = int32_t(counts.size()) - 1;
     std::vector<float> row = logits;
     EXPECT_EQ(ref::sample_row(row.data(), vocab, p, counts.data(), scratch), literal_sample(logits, p, counts))

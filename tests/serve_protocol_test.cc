@@ -42,13 +42,13 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
   };
   const std::vector<Case> completions = {
       {"echo", "true", "false"}, {"best_of", "3", "1"}, {"suffix", "\"x\"", "null"},
-      {"logit_bias", "{\"5\": 10}", "{}"}, {"user", "", "\"u\""}, {"frobnicate", "1", nullptr}};
+      {"logit_bias", "", "{\"5\": 10}"}, {"user", "", "\"u\""}, {"frobnicate", "1", nullptr}};
   const std::vector<Case> chat = {
       {"response_format", "{\"type\": \"json_object\"}", "{\"type\": \"text\"}"},
       {"tools", "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]", "[]"},
       {"tool_choice", "\"required\"", "\"none\""}, {"parallel_tool_calls", nullptr, "true"},
       {"functions", "[{\"name\": \"f\"}]", "[]"}, {"function_call", "{\"name\": \"f\"}", "\"none\""},
-      {"logit_bias", "{\"5\": 10}", "null"}, {"store", "true", "false"}, {"service_tier", "\"flex\"", "\"auto\""},
+      {"logit_bias", "", "{\"5\": -100, \"7\": 2.5}"}, {"store", "true", "false"}, {"service_tier", "\"flex\"", "\"auto\""},
       {"modalities", "[\"text\", \"audio\"]", "[\"text\"]"}, {"audio", "{\"voice\": \"x\"}", "null"},
       {"prediction", "{\"type\": \"content\", \"content\": \"x\"}", "null"},
       {"reasoning_effort", "\"low\"", "null"}, {"verbosity", "\"low\"", "null"},
@@ -71,6 +71,15 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
   };
   check(completions, R"({"prompt": "x")", [](const std::string& b) { return parse_completion_body(b); });
   check(chat, R"({"messages": [{"role": "user", "content": "x"}])", [](const std::string& b) { return parse_chat_body(b); });
+  // logit_bias: token ids as strings, biases within [-100, 100]; read into the sampling parameters.
+  auto biased = parse_completion_body(R"({"prompt": "x", "logit_bias": {"5": -100, "7": 2.5}})");
+  ASSERT_TRUE(biased.ok());
+  EXPECT_EQ(biased.value().params.sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{5, -100.0f}, {7, 2.5f}}));
+  for (const char* bad : {R"({"x": 1})", R"({"5": 101})", R"({"-1": 1})", R"({"5": "a"})", R"([1])"}) {
+    auto refused = parse_completion_body(std::string(R"({"prompt": "x", "logit_bias": )") + bad + "}");
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.error().param, "logit_bias");
+  }
   // best_of equal to n returns every choice: nothing to choose, so it is honoured.
   EXPECT_TRUE(parse_completion_body(R"({"prompt": "x", "n": 3, "best_of": 3})").ok());
   // Message fields beyond role and content are refused by name.

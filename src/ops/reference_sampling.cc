@@ -48,7 +48,7 @@ int32_t sample_row(float* logits, int64_t vocab, const SampleRowParams& p, const
                    std::vector<float>& scratch) {
   for (int32_t i = 0; i < p.n_counts; ++i) {
     const TokenCount& c = counts[p.first_count + i];
-    logits[c.token] = sampling::penalized_logit(logits[c.token], c.generated, p);
+    logits[c.token] = sampling::penalized_logit(logits[c.token], c, p);
   }
   const int32_t best = argmax_row(logits, vocab);
   if (best == kNonFiniteLogits || p.temperature <= 0.0f) return best;

@@ -4,9 +4,9 @@
 // so CPU and GPU pick the same token for the same seed (up to float ties).
 //
 // Per row, in order:
-//   1. penalties on the listed tokens (TokenCount): repetition (transformers' rule: positive logits
-//      divided, negative multiplied) on every listed token, then presence + frequency * count
-//      subtracted from tokens the output already holds;
+//   1. on the listed tokens (TokenCount): repetition penalty (transformers' rule: positive logits
+//      divided, negative multiplied) on tokens in the prompt or output, then presence + frequency *
+//      count subtracted from tokens the output already holds, then the token's logit_bias added;
 //   0. a row with a NaN, or whose largest logit is +-inf, answers kNonFiniteLogits;
 //   2. temperature <= 0: the argmax (lowest index on a tie), as Backend::argmax_rows;
 //   3. otherwise z = (l - l_max) / temperature, and a token survives when all of:
@@ -39,14 +39,16 @@ namespace brisk {
 // (a broken model or checkpoint): callers fail the request instead of emitting a token.
 constexpr int32_t kNonFiniteLogits = -1;
 
-// A token the penalties act on: listed when it is in the prompt (repetition penalty on) or in the
-// output so far. `generated` counts its occurrences in the output (0: prompt only). A row's list
-// holds each token at most once.
+// A token step 1 acts on: listed when it is in the prompt (repetition penalty on) or in the output
+// so far, or when the request biases it (logit_bias). `generated` counts its occurrences in the
+// output (0: prompt only). A row's list holds each token at most once.
 struct TokenCount {
   int32_t token;
   int32_t generated;
+  int32_t in_context;  // 1: in the prompt or output (the repetition penalty applies); 0: bias only
+  float bias;          // added after the penalties (OpenAI's logit_bias); 0: none
 };
-static_assert(sizeof(TokenCount) == 8, "TokenCount travels to the device as raw bytes");
+static_assert(sizeof(TokenCount) == 16, "TokenCount travels to the device as raw bytes");
 
 // One row's sampling parameters, as the host builds them each step (runtime/Sampler) and the
 // device reads them: plain old data, in backend memory for Backend::sample_rows.
@@ -104,11 +106,11 @@ BRISK_HOST_DEVICE inline float gumbel_noise(uint64_t seed, uint64_t step, int64_
 }
 
 // Step 1 for one listed token.
-BRISK_HOST_DEVICE inline float penalized_logit(float logit, int32_t generated, const SampleRowParams& p) {
-  if (p.repetition_penalty != 1.0f)
+BRISK_HOST_DEVICE inline float penalized_logit(float logit, const TokenCount& listed, const SampleRowParams& p) {
+  if (listed.in_context && p.repetition_penalty != 1.0f)
     logit = logit > 0 ? logit / p.repetition_penalty : logit * p.repetition_penalty;
-  if (generated > 0) logit -= p.presence_penalty + p.frequency_penalty * float(generated);
-  return logit;
+  if (listed.generated > 0) logit -= p.presence_penalty + p.frequency_penalty * float(listed.generated);
+  return logit + listed.bias;
 }
 
 // z of step 3; exactly rounded on both sides (IEEE subtraction and division).

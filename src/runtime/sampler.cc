@@ -10,26 +10,31 @@ std::string non_finite_logits_message(int64_t position) {
          std::to_string(position) + ": the weights or the config (e.g. rms_norm_eps) are broken";
 }
 
-Sampler::Sampler(SamplingParams params, int64_t vocab_size) : params_(params), vocab_(vocab_size) {}
+Sampler::Sampler(SamplingParams params, int64_t vocab_size) : params_(std::move(params)), vocab_(vocab_size) {
+  for (const auto& [token, bias] : params_.logit_bias) listed(token).bias += bias;
+}
 
-void Sampler::count(int32_t token, int32_t generated) {
+TokenCount& Sampler::listed(int32_t token) {
   BRISK_CHECK(token >= 0 && token < vocab_, "Sampler: token " + std::to_string(token) + " out of range");
   auto [it, added] = where_.try_emplace(token, counts_.size());
-  if (added) counts_.push_back({token, 0});
-  counts_[it->second].generated += generated;
+  if (added) counts_.push_back({token, 0, 0, 0.0f});
+  return counts_[it->second];
 }
 
 void Sampler::add_prompt(const std::vector<int32_t>& prompt) {
   if (params_.repetition_penalty == 1.0f) return;  // only repetition looks at the prompt
-  for (int32_t t : prompt) count(t, 0);
+  for (int32_t t : prompt) listed(t).in_context = 1;
 }
 
 void Sampler::accept(int32_t token) {
   if (token == kNonFiniteLogits) return;  // the request fails; nothing to count
   ++step_;
   if (params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
-      params_.frequency_penalty != 0.0f)
-    count(token, 1);
+      params_.frequency_penalty != 0.0f) {
+    TokenCount& entry = listed(token);
+    entry.in_context = 1;
+    ++entry.generated;
+  }
 }
 
 SampleRowParams Sampler::row_params(int32_t first_count) const {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ops/sampling.h"
@@ -26,12 +27,14 @@ struct SamplingParams {
   float presence_penalty = 0.0f;    // OpenAI semantics over the output so far
   float frequency_penalty = 0.0f;
   uint64_t seed = 0;
+  // OpenAI's logit_bias: added to these tokens' logits after the penalties (-100 all but bans).
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
-  // Greedy with no penalties: the token is the argmax of the raw logits, which a backend can
-  // pick on the device (Backend::argmax_rows) without the logits ever reaching the host.
+  // Greedy with no penalties or biases: the token is the argmax of the raw logits, which a backend
+  // can pick on the device (Backend::argmax_rows) without the logits ever reaching the host.
   bool plain_greedy() const {
     return temperature <= 0.0f && repetition_penalty == 1.0f && presence_penalty == 0.0f &&
-           frequency_penalty == 0.0f;
+           frequency_penalty == 0.0f && logit_bias.empty();
   }
 };
 
@@ -54,12 +57,12 @@ class Sampler {
   const std::vector<TokenCount>& counts() const { return counts_; }
 
  private:
-  void count(int32_t token, int32_t generated);
+  TokenCount& listed(int32_t token);
 
   SamplingParams params_;
   int64_t vocab_;
   uint64_t step_ = 0;                          // tokens drawn so far: the RNG counter
-  std::vector<TokenCount> counts_;             // only what an active penalty reads
+  std::vector<TokenCount> counts_;             // only what an active penalty or a bias reads
   std::unordered_map<int32_t, size_t> where_;  // token -> its entry in counts_
   std::vector<float> scratch_;                 // ref::sample_row's working memory
 };

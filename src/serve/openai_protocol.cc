@@ -1,5 +1,6 @@
 #include "serve/openai_protocol.h"
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -72,6 +73,26 @@ std::string read_bool(const Json& body, const char* key, bool& out) {
   return "";
 }
 
+// logit_bias: {"token id": bias in [-100, 100]} (OpenAI's form; ids are checked against the
+// vocabulary once the model is known).
+std::string read_logit_bias(const Json& body, std::vector<std::pair<int32_t, float>>& out) {
+  auto it = body.find("logit_bias");
+  if (it == body.end() || it->is_null()) return "";
+  const std::string shape = "'logit_bias' must map token ids (as strings) to numbers in [-100, 100]";
+  if (!it->is_object() || it->size() > kMaxLogitBias)
+    return shape + ", at most " + std::to_string(kMaxLogitBias) + " of them";
+  for (const auto& [key, value] : it->items()) {
+    int64_t id = -1;
+    const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (error != std::errc() || end != key.data() + key.size() || id < 0 || id > std::numeric_limits<int32_t>::max())
+      return shape + ": '" + key + "' is not a token id";
+    if (!value.is_number() || !std::isfinite(value.get<double>()) || std::fabs(value.get<double>()) > 100)
+      return shape + ": the bias of " + key + " is not";
+    out.emplace_back(int32_t(id), value.get<float>());
+  }
+  return "";
+}
+
 // stop: a string or a list of strings; empty strings would stop at once, so they are dropped.
 std::string read_stop(const Json& body, std::vector<std::string>& out) {
   auto it = body.find("stop");
@@ -123,6 +144,7 @@ std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, Gener
   BRISK_FIELD("repetition_penalty", read_number(body, "repetition_penalty", 0.01, 10, p.sampling.repetition_penalty));
   BRISK_FIELD("seed", read_integer(body, "seed", std::numeric_limits<int64_t>::min(), int_max, seed));
   BRISK_FIELD("stop", read_stop(body, p.stop));
+  BRISK_FIELD("logit_bias", read_logit_bias(body, p.sampling.logit_bias));
   BRISK_FIELD("ignore_eos", read_bool(body, "ignore_eos", p.ignore_eos));
   if (endpoint == Endpoint::Completions) {
     int64_t logprobs = -1;
@@ -348,6 +370,10 @@ ApiResult<CompletionRequest> make_completion_request(const GenerationParams& par
   for (int32_t id : prompt)
     if (id < 0 || id >= vocab_size)
       return invalid_field(prompt_field, "token id " + std::to_string(id) + " is outside the vocabulary (" +
+                                             std::to_string(vocab_size) + " tokens)");
+  for (const auto& [id, bias] : params.sampling.logit_bias)
+    if (id >= vocab_size)
+      return invalid_field("logit_bias", "token id " + std::to_string(id) + " is outside the vocabulary (" +
                                              std::to_string(vocab_size) + " tokens)");
   const int64_t prompt_tokens = int64_t(prompt.size());
   ApiError too_long = invalid_field(prompt_field, "");

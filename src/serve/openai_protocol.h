@@ -71,6 +71,9 @@ struct DetokenizeBody {
 // Limits that keep one request from taking the server down (n x prompts sequences).
 constexpr int64_t kMaxChoices = 128;
 constexpr int32_t kMaxTopLogprobs = 20;
+// logit_bias entries per request: each is read on every step (and copied to the device), and no
+// real use biases more than a few hundred tokens.
+constexpr size_t kMaxLogitBias = 4096;
 
 ApiResult<CompletionBody> parse_completion_body(std::string_view body);
 ApiResult<ChatBody> parse_chat_body(std::string_view body);

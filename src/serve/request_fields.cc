@@ -38,8 +38,7 @@ const FieldRule kSharedGeneration[] = {
     {"stop", FieldUse::Honoured},           {"logprobs", FieldUse::Honoured},
     {"top_k", FieldUse::Honoured},          {"min_p", FieldUse::Honoured},
     {"repetition_penalty", FieldUse::Honoured}, {"ignore_eos", FieldUse::Honoured},
-    {"user", FieldUse::NoEffect},
-    {"logit_bias", FieldUse::InertOnly, null_or_empty},
+    {"logit_bias", FieldUse::Honoured},     {"user", FieldUse::NoEffect},
 };
 
 std::vector<FieldRule> with_shared(std::initializer_list<FieldRule> own) {

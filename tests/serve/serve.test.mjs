@@ -104,6 +104,19 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
     assert.equal(code, 0, `graceful shutdown exits 0:\n${server.log()}`);
   });
 
+  test('logit_bias: -100 bans the greedy choice, +100 forces a token (greedy and sampled)', async () => {
+    const base = { prompt: 'The Congress', max_tokens: 6, temperature: 0 };
+    const plain = await openai.completions.create({ ...base, logprobs: 0 });
+    const first = plain.choices[0].logprobs.tokens[0];
+    const ids = (await post(server, '/tokenize', { prompt: first, add_special_tokens: false })).json.tokens;
+    const banned = await openai.completions.create({ ...base, logprobs: 0, logit_bias: { [ids[0]]: -100 } });
+    assert.notEqual(banned.choices[0].logprobs.tokens[0], first);
+    for (const temperature of [0, 1]) {
+      const forced = await openai.completions.create({ ...base, temperature, seed: 3, logit_bias: { [ids[0]]: 100 } });
+      assert.equal(forced.choices[0].text, first.repeat(6), `temperature ${temperature}`);
+    }
+  });
+
   test('lists the model', async () => {
     const models = await openai.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['sotu-llama']);
@@ -212,7 +225,7 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
     assert.equal(extra.status, 200, extra.text);
     assertOpenAIError(await post(server, '/v1/completions', { ...good, frobnicate: { a: [1] } }), 400, 'frobnicate');
     assertOpenAIError(await post(server, '/v1/completions', { ...good, echo: true }), 400, 'echo');
-    assertOpenAIError(await post(server, '/v1/completions', { ...good, logit_bias: { 5: 10 } }), 400, 'logit_bias');
+    assertOpenAIError(await post(server, '/v1/completions', { ...good, logit_bias: { 99999999: 10 } }), 400, 'logit_bias');
     // No key needed for health and metrics.
     assert.equal((await fetch(`${server.url}/health`)).status, 200);
   });

@@ -181,7 +181,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(float* logits, i
   // 1. Penalties: each listed token once, so no two threads touch one logit.
   for (int32_t e = int32_t(threadIdx.x); e < p.n_counts; e += kSampleThreads) {
     const TokenCount c = counts[p.first_count + e];
-    row[c.token] = sampling::penalized_logit(row[c.token], c.generated, p);
+    row[c.token] = sampling::penalized_logit(row[c.token], c, p);
   }
   __syncthreads();  // the edits are visible to the whole block from here
 
