@@ -330,6 +330,21 @@ class DayOne(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("--max-queue", p.stderr)
 
+    def test_serve_chat_template_override(self):
+        p = brisk("serve", "--chat-template", "/nonexistent.jinja", "--port", "0", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent.jinja", p.stderr)
+        with tempfile.TemporaryDirectory() as tmp:
+            template = os.path.join(tmp, "t.jinja")
+            open(template, "w").write("{{ 'Q: ' }}{% for m in messages %}{{ m['content'] }}{% endfor %}")
+            with Server("--chat-template", template) as server:
+                def tokenize(body):
+                    req = urllib.request.Request(f"{server.url}/tokenize", json.dumps(body).encode(),
+                                                 {"Content-Type": "application/json"})
+                    return json.loads(urllib.request.urlopen(req, timeout=30).read())["tokens"]
+                rendered = tokenize({"messages": [{"role": "user", "content": "Hello"}], "add_generation_prompt": False})
+                self.assertEqual(rendered, tokenize({"prompt": "Q: Hello", "add_special_tokens": False}))
+
     def test_chat_through_stdin(self):
         turns = "Tell me about the budget.\nAnd the army?\n/reset\nHello \\\nthere\n/exit\nnever read\n"
         p = brisk("chat", "-n", "12", "--temp", "0", "--system", "You are a president.", input=turns)

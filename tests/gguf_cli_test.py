@@ -74,6 +74,20 @@ class GgufCli(unittest.TestCase):
         self.assertEqual(len(got), len(expected))
         self.assertLess(max(abs(a - b) for a, b in zip(got, expected)), 1e-5)
 
+    def test_chat_uses_the_gguf_chat_template(self):
+        # The bundled model converted with its chat template (tokenizer.chat_template): brisk chat on
+        # the GGUF file answers exactly as on the folder.
+        folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "sotu-tiny")
+        gguf = os.path.join(WORK, "sotu-tiny-bf16.gguf")
+        subprocess.run([sys.executable, WRITER, "model", folder, gguf, "--type", "bf16"], check=True)
+        turns = "What is the budget?\nAnd the army?\n"
+        # The folder's generation_config.json sets a repetition penalty the GGUF file does not carry.
+        flags = ["-n", "16", "--temp", "0", "--repeat-penalty", "1"]
+        want = brisk("chat", "-m", folder, *flags, input=turns).stdout
+        got = brisk("chat", "-m", gguf, *flags, input=turns).stdout
+        self.assertEqual(got, want)
+        self.assertTrue(want.strip())
+
     def test_corrupt_file_fails_cleanly(self):
         bad = os.path.join(WORK, "truncated.gguf")
         with open(converted("sotu-gpt2"), "rb") as f, open(bad, "wb") as g:

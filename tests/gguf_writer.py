@@ -487,7 +487,20 @@ def tokenizer_metadata(folder, config):
     for key, field in (("bos", "bos_token_id"), ("eos", "eos_token_id")):
         if isinstance(config.get(field), int):
             meta.append((f"tokenizer.ggml.{key}_token_id", UINT32, config[field]))
+    template = chat_template(folder)
+    if template is not None:
+        meta.append(("tokenizer.chat_template", STRING, template))
     return meta
+
+
+def chat_template(folder):
+    """The folder's chat template, stored as tokenizer.chat_template as llama.cpp's converter does."""
+    jinja = os.path.join(folder, "chat_template.jinja")
+    if os.path.exists(jinja):
+        return open(jinja, encoding="utf-8").read()
+    config = os.path.join(folder, "tokenizer_config.json")
+    template = json.load(open(config)).get("chat_template") if os.path.exists(config) else None
+    return template if isinstance(template, str) else None
 
 
 def spm_metadata(model_path):

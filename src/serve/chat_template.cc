@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/mapped_file.h"
+#include "formats/gguf.h"
 #include "formats/json_file.h"
 #include "serve/jinja_builtins.h"
 #include "tokenizer/tokenizer_config.h"
@@ -70,7 +71,48 @@ Result<ChatTemplate> ChatTemplate::parse(std::string source, std::optional<std::
   return result;
 }
 
+namespace {
+
+struct SpecialTokenTexts {
+  std::optional<std::string> bos, eos;
+};
+
+// BOS/EOS texts for templates: a folder's tokenizer_config.json, or a GGUF file's token ids looked
+// up in tokenizer.ggml.tokens.
+Result<SpecialTokenTexts> special_token_texts(const std::filesystem::path& model) {
+  if (!is_gguf_path(model)) {
+    BRISK_ASSIGN(config, read_tokenizer_config(model));
+    return SpecialTokenTexts{config.bos_token, config.eos_token};
+  }
+  BRISK_ASSIGN(file, GgufFile::open(model));
+  SpecialTokenTexts texts;
+  auto tokens = file->strings("tokenizer.ggml.tokens");
+  if (!tokens) return texts;
+  auto token_text = [&](const char* key) -> std::optional<std::string> {
+    auto id = file->optional_integer(key);
+    if (!id || !id.value() || *id.value() < 0 || *id.value() >= int64_t(tokens.value()->size())) return std::nullopt;
+    return (*tokens.value())[size_t(*id.value())];
+  };
+  texts.bos = token_text("tokenizer.ggml.bos_token_id");
+  texts.eos = token_text("tokenizer.ggml.eos_token_id");
+  return texts;
+}
+
+// A GGUF file's template: tokenizer.chat_template, as llama.cpp's converter stores it.
+Result<ChatTemplate> from_gguf(const std::filesystem::path& path) {
+  BRISK_ASSIGN(file, GgufFile::open(path));
+  BRISK_ASSIGN(source, file->optional_string("tokenizer.chat_template"));
+  if (!source) return make_error(path.string() + ": the GGUF file has no tokenizer.chat_template");
+  BRISK_ASSIGN(texts, special_token_texts(path));
+  auto parsed = ChatTemplate::parse(std::move(*source), texts.bos, texts.eos);
+  if (!parsed.ok()) return make_error(path.string() + ": tokenizer.chat_template: " + parsed.error().message);
+  return parsed;
+}
+
+}  // namespace
+
 Result<ChatTemplate> ChatTemplate::from_tokenizer_config(const std::filesystem::path& model_dir) {
+  if (is_gguf_path(model_dir)) return from_gguf(model_dir);
   const std::filesystem::path config_path = model_dir / "tokenizer_config.json";
   BRISK_ASSIGN(tokens, read_tokenizer_config(model_dir));
   std::string source;
@@ -101,9 +143,9 @@ Result<ChatTemplate> ChatTemplate::from_tokenizer_config(const std::filesystem::
 
 Result<ChatTemplate> ChatTemplate::from_file(const std::filesystem::path& file,
                                             const std::filesystem::path& model_dir) {
-  BRISK_ASSIGN(tokens, read_tokenizer_config(model_dir));
+  BRISK_ASSIGN(texts, special_token_texts(model_dir));
   BRISK_ASSIGN(source, read_text(file));
-  auto parsed = parse(std::move(source), tokens.bos_token, tokens.eos_token);
+  auto parsed = parse(std::move(source), texts.bos, texts.eos);
   if (!parsed.ok()) return make_error(file.string() + ": " + parsed.error().message);
   return parsed;
 }

@@ -39,7 +39,8 @@ class ChatTemplate {
  public:
   // The template of a Hugging Face model folder: chat_template.jinja if present, else
   // tokenizer_config.json's "chat_template" (a string, or a list of {name, template} from which
-  // "default" is taken). bos_token/eos_token come from tokenizer_config.json.
+  // "default" is taken). bos_token/eos_token come from tokenizer_config.json. A .gguf file gives
+  // its tokenizer.chat_template metadata.
   static Result<ChatTemplate> from_tokenizer_config(const std::filesystem::path& model_dir);
   // A template file (--chat-template) with the folder's bos_token/eos_token.
   static Result<ChatTemplate> from_file(const std::filesystem::path& file, const std::filesystem::path& model_dir);

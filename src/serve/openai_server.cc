@@ -15,7 +15,8 @@ OpenAiServer::OpenAiServer(Scheduler& scheduler, const std::filesystem::path& mo
       vocab_size_(scheduler.engine().model().config().vocab_size),
       options_(std::move(options)),
       http_(options_.http) {
-  auto chat = ChatTemplate::from_tokenizer_config(model_dir);
+  auto chat = options_.chat_template_file.empty() ? ChatTemplate::from_tokenizer_config(model_dir)
+                                                  : ChatTemplate::from_file(options_.chat_template_file, model_dir);
   if (chat)
     chat_template_.emplace(std::move(chat.value()));
   else

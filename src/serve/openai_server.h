@@ -30,6 +30,7 @@ struct ServerOptions {
   // What /v1/models lists and requests may name (aliases); the first names the responses.
   std::vector<std::string> model_names;
   std::string api_key;     // empty: no authentication
+  std::filesystem::path chat_template_file;  // empty: the model's own template
 };
 
 class OpenAiServer {

@@ -61,6 +61,8 @@ Command add_serve(CLI::App& app) {
   sub->add_option("--served-model-name", f->server.model_names,
                   "Names requests may give as 'model' (aliases; the first names responses). Default: the model folder's name")
       ->check([](const std::string& name) { return name.empty() ? std::string("a served model name cannot be empty") : std::string(); });
+  sub->add_option("--chat-template", f->server.chat_template_file,
+                  "Jinja chat template file for /v1/chat/completions instead of the model's own");
   sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429 (at least 1)")->capture_default_str()->check(positive());
   CLI::Option* key_flag = sub->add_option(
       "--api-key", f->api_key,
@@ -112,6 +114,10 @@ Command add_serve(CLI::App& app) {
       std::string name = std::filesystem::path(f->model).lexically_normal().filename().string();
       if (name.empty()) name = std::filesystem::path(f->model).parent_path().filename().string();
       f->server.model_names.push_back(name);
+    }
+    if (!f->server.chat_template_file.empty()) {  // a broken override fails now, not on every request
+      auto chat_template = ChatTemplate::from_file(f->server.chat_template_file, f->model);
+      if (!chat_template) return fail(chat_template.error());
     }
     serve::OpenAiServer server(scheduler, f->model, f->server);
     auto port = server.bind();
