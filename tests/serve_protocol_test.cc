@@ -41,7 +41,7 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
     const char* inert;   // a value that asks for nothing
   };
   const std::vector<Case> completions = {
-      {"echo", "true", "false"}, {"best_of", "3", "1"}, {"suffix", "\"x\"", "null"},
+      {"echo", "", "true"}, {"best_of", "3", "1"}, {"suffix", "\"x\"", "null"},
       {"logit_bias", "", "{\"5\": 10}"}, {"user", "", "\"u\""}, {"frobnicate", "1", nullptr}};
   const std::vector<Case> chat = {
       {"response_format", "{\"type\": \"json_object\"}", "{\"type\": \"text\"}"},
@@ -80,6 +80,11 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
     ASSERT_FALSE(refused.ok()) << bad;
     EXPECT_EQ(refused.error().param, "logit_bias");
   }
+  // max_tokens 0 scores the prompt: only with echo, only on completions.
+  EXPECT_TRUE(parse_completion_body(R"({"prompt": "x", "echo": true, "max_tokens": 0, "logprobs": 1})").ok());
+  EXPECT_EQ(parse_completion_body(R"({"prompt": "x", "max_tokens": 0})").error().param, "max_tokens");
+  EXPECT_EQ(parse_chat_body(R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0})").error().param,
+            "max_tokens");
   // best_of equal to n returns every choice: nothing to choose, so it is honoured.
   EXPECT_TRUE(parse_completion_body(R"({"prompt": "x", "n": 3, "best_of": 3})").ok());
   // Message fields beyond role and content are refused by name.

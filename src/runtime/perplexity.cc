@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "runtime/logprobs.h"
+
 namespace brisk {
 
 Result<PerplexityResult> perplexity(Engine& engine, const std::vector<int32_t>& tokens, int64_t ctx,
@@ -36,11 +38,7 @@ Result<PerplexityResult> perplexity(Engine& engine, const std::vector<int32_t>& 
         const int64_t pos = start + i;
         if (pos + 1 >= ctx) break;  // the last position has nothing to predict in this window
         const float* row = logits.data() + i * vocab;
-        double max_logit = row[0];
-        for (int64_t v = 1; v < vocab; ++v) max_logit = std::max(max_logit, double(row[v]));
-        double sum = 0;
-        for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - max_logit);
-        const double nll = max_logit + std::log(sum) - double(row[window[pos + 1]]);
+        const double nll = log_normalizer(row, vocab) - double(row[window[pos + 1]]);
         // A NaN or infinite logit would turn the whole result into nan/inf ("ppl: null").
         if (!std::isfinite(nll))
           return make_error("window " + std::to_string(w) + ", position " + std::to_string(pos) + ": " +

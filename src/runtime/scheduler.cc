@@ -34,33 +34,16 @@ struct Scheduler::Sequence {
   SequenceOutput output;
   bool cancelled = false;
   bool preempted = false;  // blocks taken back this step; requeued at its end
+  // Prompt scoring (request.prompt_logprobs): the next prompt position to score, and the scores
+  // held for the first event.
+  int64_t prompt_scored = 1;
+  StreamEvent prompt_scores;
   bool done = false;
 
   int64_t generated() const { return output.generated(); }
 };
 
 namespace {
-
-// log-softmax of one logits row: the chosen token's logprob and the top n.
-void add_logprobs(const float* row, int64_t vocab, int32_t chosen, int32_t top_n, StreamEvent& event) {
-  double max_logit = row[0];
-  for (int64_t v = 1; v < vocab; ++v) max_logit = std::max(max_logit, double(row[v]));
-  double sum = 0;
-  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - max_logit);
-  const double log_norm = max_logit + std::log(sum);
-  event.logprobs.push_back(float(double(row[chosen]) - log_norm));
-  std::vector<TokenLogprob> top;
-  if (top_n > 0) {
-    std::vector<int32_t> ids(static_cast<size_t>(vocab));
-    for (int64_t v = 0; v < vocab; ++v) ids[size_t(v)] = int32_t(v);
-    const int64_t n = std::min<int64_t>(top_n, vocab);
-    std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
-                      [&](int32_t a, int32_t b) { return row[a] > row[b]; });
-    for (int64_t i = 0; i < n; ++i)
-      top.push_back({ids[size_t(i)], float(double(row[ids[size_t(i)]]) - log_norm)});
-  }
-  event.top_logprobs.push_back(std::move(top));
-}
 
 }  // namespace
 
@@ -91,11 +74,12 @@ SubmitResult Scheduler::submit(CompletionRequest request, EventSink sink) {
     return reject(SubmitError::PromptTooLong,
                   "prompt: " + std::to_string(request.prompt.size()) +
                       " tokens do not fit the context of " + std::to_string(context) + " tokens");
-  if (request.max_new_tokens <= 0)
-    return reject(SubmitError::BadRequest, "max_tokens: must be at least 1");
+  if (request.max_new_tokens < (request.prompt_logprobs >= 0 ? 0 : 1))
+    return reject(SubmitError::BadRequest, "max_tokens: must be at least 1 (0 only when scoring the prompt)");
   if (Status ids = engine_.check_token_ids(request.prompt); !ids.ok())
     return reject(SubmitError::BadRequest, "prompt: " + ids.error().message);
-  if (request.top_logprobs > 20) return reject(SubmitError::BadRequest, "top_logprobs: at most 20");
+  if (request.top_logprobs > 20 || request.prompt_logprobs > 20)
+    return reject(SubmitError::BadRequest, "top_logprobs: at most 20");
 
   std::lock_guard<std::mutex> lock(mutex_);
   if (!accepting_) return reject(SubmitError::ShuttingDown, "the server is shutting down");
@@ -220,7 +204,7 @@ void Scheduler::admit_locked() {
 void Scheduler::finish(Sequence& seq, StopReason reason, const std::string& error) {
   release_blocks(seq);
   seq.done = true;
-  StreamEvent event;
+  StreamEvent event = take_prompt_scores(seq);
   if (error.empty()) event.text = seq.output.flush();
   event.finished = true;
   event.reason = reason;
@@ -228,6 +212,14 @@ void Scheduler::finish(Sequence& seq, StopReason reason, const std::string& erro
   event.prompt_tokens = seq.prompt_tokens;
   event.completion_tokens = seq.generated();
   if (seq.sink) seq.sink(event);
+}
+
+// A new event carrying the prompt's scores if they have not gone out yet.
+StreamEvent Scheduler::take_prompt_scores(Sequence& seq) {
+  StreamEvent event;
+  std::swap(event.prompt_logprobs, seq.prompt_scores.prompt_logprobs);
+  std::swap(event.prompt_top_logprobs, seq.prompt_scores.prompt_top_logprobs);
+  return event;
 }
 
 // Takes cached blocks for the sequence's leading full blocks (never its last token: that one
@@ -298,7 +290,8 @@ void Scheduler::step() {
       if (seq.preempted) continue;
       const bool decoding = seq.computed > 0 && int64_t(seq.tokens.size()) - seq.computed == 1;
       if (decoding != decode_pass) continue;
-      if (seq.computed == 0 && seq.blocks.empty()) reuse_prefix(seq);
+      // A scored prompt needs every position's logits: nothing is taken from the prefix cache.
+      if (seq.computed == 0 && seq.blocks.empty() && seq.request.prompt_logprobs < 0) reuse_prefix(seq);
       int64_t n = int64_t(seq.tokens.size()) - seq.computed;
       if (!decoding) n = std::min(n, prefill_budget);
       n = std::min(n, max_rows - rows);
@@ -317,9 +310,10 @@ void Scheduler::step() {
     if (seq.preempted) continue;
     const int64_t n = planned_rows[i];
     const bool last = seq.computed + n == int64_t(seq.tokens.size());
+    const bool scoring = seq.request.prompt_logprobs >= 0 && seq.computed < seq.prompt_tokens;
     batch.push_back(&seq);
     chunks.push_back({seq.tokens.data() + seq.computed, n, seq.computed, seq.blocks.data(),
-                      int64_t(seq.blocks.size()), last ? LogitRows::Last : LogitRows::None});
+                      int64_t(seq.blocks.size()), scoring ? LogitRows::All : last ? LogitRows::Last : LogitRows::None});
   }
   requeue_preempted();
 
@@ -327,8 +321,9 @@ void Scheduler::step() {
     // Only token ids come back from the device, unless a sequence asked for logprobs: plain greedy
     // batches take the argmax, others are drawn by Backend::sample_rows. Logprobs need the logits
     // rows on the host, where the Sampler draws by the same definition.
-    const bool host_logits = std::any_of(batch.begin(), batch.end(),
-                                         [](const Sequence* seq) { return seq->request.top_logprobs >= 0; });
+    const bool host_logits =
+        std::any_of(batch.begin(), batch.end(), [](const Sequence* seq) { return seq->request.top_logprobs >= 0; }) ||
+        std::any_of(chunks.begin(), chunks.end(), [](const SequenceChunk& c) { return c.logits == LogitRows::All; });
     const bool plain_greedy = std::all_of(batch.begin(), batch.end(), [](const Sequence* seq) {
       return seq->request.sampling.plain_greedy();
     });
@@ -342,6 +337,7 @@ void Scheduler::step() {
     const int64_t vocab = engine_.model().config().vocab_size;
     for (size_t i = 0; i < batch.size(); ++i) {
       Sequence& seq = *batch[i];
+      const int64_t first_pos = seq.computed;
       seq.computed += chunks[i].n_tokens;
       // Offer newly completed blocks to the prefix cache.
       while (seq.published < seq.computed / bs) {
@@ -349,7 +345,20 @@ void Scheduler::step() {
         blocks_->publish(seq.blocks[size_t(seq.published)], seq.prefix_hash);
         ++seq.published;
       }
+      if (chunks[i].logits == LogitRows::All) {  // a scored prompt chunk: one row per position
+        score_prompt(seq, logits, first_pos, chunks[i].n_tokens);
+        logits += (chunks[i].n_tokens - 1) * vocab;  // the last row predicts the next token
+        if (seq.computed < int64_t(seq.tokens.size())) {
+          logits += vocab;
+          continue;
+        }
+      }
       if (chunks[i].logits == LogitRows::None) continue;
+      if (seq.request.max_new_tokens == 0) {  // score only
+        finish(seq, StopReason::Length);
+        logits += vocab;
+        continue;
+      }
       if (host_logits) {
         row_.assign(logits, logits + vocab);  // the sampler edits its row (penalties)
         emit_token(seq, seq.sampler.sample(row_.data()), logits);
@@ -364,6 +373,19 @@ void Scheduler::step() {
   update_stats();
 }
 
+// Scores the prompt positions a chunk's logits rows (from first_pos) predict, each once (a
+// preempted sequence recomputes its rows).
+void Scheduler::score_prompt(Sequence& seq, const float* rows, int64_t first_pos, int64_t n) {
+  const int64_t vocab = engine_.model().config().vocab_size;
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t predicted = first_pos + r + 1;
+    if (predicted >= seq.prompt_tokens || predicted < seq.prompt_scored) continue;
+    append_logprobs(rows + r * vocab, vocab, seq.tokens[size_t(predicted)], seq.request.prompt_logprobs,
+                    seq.prompt_scores.prompt_logprobs, seq.prompt_scores.prompt_top_logprobs);
+    seq.prompt_scored = predicted + 1;
+  }
+}
+
 // Streams the token chosen after the sequence's last one (logits_row, when given, for logprobs)
 // and ends the sequence on EOS, a stop string, max_tokens or the context.
 void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row) {
@@ -371,10 +393,11 @@ void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row
     return finish(seq, StopReason::Length, non_finite_logits_message(seq.computed));
   const int64_t vocab = engine_.model().config().vocab_size;
   SequenceOutput::Step step = seq.output.push(token);
-  StreamEvent event;
+  StreamEvent event = take_prompt_scores(seq);
   if (step.accepted) {  // not EOS, which ends the sequence without being part of its output
     event.ids.push_back(token);
-    if (logits_row && seq.request.top_logprobs >= 0) add_logprobs(logits_row, vocab, token, seq.request.top_logprobs, event);
+    if (logits_row && seq.request.top_logprobs >= 0)
+      append_logprobs(logits_row, vocab, token, seq.request.top_logprobs, event.logprobs, event.top_logprobs);
     seq.tokens.push_back(token);
   }
   event.text = std::move(step.text);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "runtime/logprobs.h"
 
 namespace brisk {
 
@@ -27,11 +28,10 @@ struct CompletionRequest {
   std::vector<std::string> stop;  // stop strings; the text ends before the first match
   bool stop_at_eos = true;
   int32_t top_logprobs = -1;      // -1: no logprobs; 0..20: the chosen token's plus that many
-};
-
-struct TokenLogprob {
-  int32_t id;
-  float logprob;
+  // -1: none; 0..20: also score the prompt (echo): each prompt token after the first gets its
+  // logprob and that many alternatives, on the request's first event. The prompt is then computed
+  // whole (no prefix-cache reuse), and max_new_tokens may be 0 (score only).
+  int32_t prompt_logprobs = -1;
 };
 
 // One step of one request: zero or more new tokens and the text they completed. The last event
@@ -41,6 +41,8 @@ struct StreamEvent {
   std::vector<int32_t> ids;          // new tokens
   std::vector<float> logprobs;       // per new token (when requested)
   std::vector<std::vector<TokenLogprob>> top_logprobs;  // per new token (when requested)
+  std::vector<float> prompt_logprobs;                          // prompt tokens 1.. (prompt_logprobs)
+  std::vector<std::vector<TokenLogprob>> prompt_top_logprobs;  // their alternatives
   bool finished = false;
   StopReason reason = StopReason::Length;  // valid when finished
   int64_t prompt_tokens = 0;
@@ -109,6 +111,8 @@ class Scheduler {
   void preempt(Sequence& seq);
   void requeue_preempted();
   void emit_token(Sequence& seq, int32_t token, const float* logits_row);
+  void score_prompt(Sequence& seq, const float* rows, int64_t first_pos, int64_t n);
+  static StreamEvent take_prompt_scores(Sequence& seq);
   void finish(Sequence& seq, StopReason reason, const std::string& error = "");
   void release_blocks(Sequence& seq);
   void update_stats();

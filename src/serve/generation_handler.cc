@@ -53,8 +53,8 @@ ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const std::vector<Chat
   return tokenizer_.encode(text.value(), AddSpecial::No);
 }
 
-ApiResult<std::vector<CompletionRequest>> OpenAiServer::build_requests(Endpoint endpoint, const std::string& body,
-                                                                       GenerationParams& params) {
+ApiResult<GenerationPlan> OpenAiServer::build_requests(Endpoint endpoint, const std::string& body,
+                                                       GenerationParams& params) {
   std::vector<PromptInput> inputs;
   std::vector<ChatMessage> messages;
   if (endpoint == Endpoint::Completions) {
@@ -71,36 +71,42 @@ ApiResult<std::vector<CompletionRequest>> OpenAiServer::build_requests(Endpoint 
   if (auto unknown = check_model(params.model)) return *unknown;
 
   std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::string> texts;
   if (endpoint == Endpoint::Completions) {
     for (PromptInput& input : inputs) {
-      if (auto* text = std::get_if<std::string>(&input))
+      if (auto* text = std::get_if<std::string>(&input)) {
         prompts.push_back(tokenizer_.encode(*text, AddSpecial::Yes));
-      else
+        texts.push_back(*text);
+      } else {
         prompts.push_back(std::move(std::get<std::vector<int32_t>>(input)));
+        texts.push_back(params.echo ? tokenizer_.decode(prompts.back()) : std::string());
+      }
     }
   } else {
     auto ids = render_chat(messages, GenerationPrompt::kAppend);
     if (!ids) return ids.error();
     prompts.push_back(std::move(ids.value()));
+    texts.emplace_back();
   }
 
-  std::vector<CompletionRequest> requests;
-  for (std::vector<int32_t>& prompt : prompts) {
-    auto request = make_completion_request(params, endpoint, std::move(prompt), context_, vocab_size_);
+  GenerationPlan plan;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    auto request = make_completion_request(params, endpoint, std::move(prompts[p]), context_, vocab_size_);
     if (!request) return request.error();
     // n choices of one prompt differ by seed (the same seed would give n identical samples).
     for (int64_t j = 0; j < params.n; ++j) {
-      requests.push_back(request.value());
-      requests.back().sampling.seed = params.sampling.seed + uint64_t(j);
+      plan.requests.push_back(request.value());
+      plan.requests.back().sampling.seed = params.sampling.seed + uint64_t(j);
+      plan.prompt_texts.push_back(texts[p]);
     }
   }
-  return requests;
+  return plan;
 }
 
 // One generation request's answer, written as its events arrive: every drain runs on the
 // connection's strand (posted by the scheduler's listener), so a waiting request holds no thread.
 struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
-  GenerationReply(OpenAiServer& server, Endpoint endpoint, GenerationParams params,
+  GenerationReply(OpenAiServer& server, Endpoint endpoint, GenerationParams params, std::vector<ChoiceState> choices,
                   std::shared_ptr<GenerationSession> session, std::shared_ptr<HttpExchange> exchange)
       : server(server),
         endpoint(endpoint),
@@ -108,8 +114,8 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
         params(std::move(params)),
         session(std::move(session)),
         exchange(std::move(exchange)),
-        builder(endpoint, server.model_name(), server.tokenizer_, this->params.top_logprobs >= 0),
-        choices(this->session->choices()),
+        builder(endpoint, server.model_name(), server.tokenizer_, this->params),
+        choices(std::move(choices)),
         in_flight(std::in_place, server.in_flight_) {}
 
   void start() {
@@ -146,6 +152,14 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
       ChoiceState& choice = choices[size_t(event.index)];
       const StreamEvent& e = event.event;
       if (!e.error.empty()) failed = true;
+      if (params.echo && params.stream && !choice.echoed && !session->cancelled()) {
+        // The prompt goes out first, with the scores its first event carries.
+        ChoiceState prompt = choice;
+        prompt.prompt_logprobs = e.prompt_logprobs;
+        prompt.prompt_top_logprobs = e.prompt_top_logprobs;
+        send(builder.echo_chunk(event.index, prompt));
+        choice.echoed = true;
+      }
       if (!params.stream || session->cancelled()) {
         ResponseBuilder::append(choice, e);
         continue;
@@ -211,11 +225,18 @@ void OpenAiServer::handle_generation(Endpoint endpoint, const HttpRequest& req, 
   const std::string label = endpoint_label(endpoint);
   if (!accepting_) return reply_error(label, *exchange, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
   GenerationParams params;
-  auto requests = build_requests(endpoint, req.body, params);
-  if (!requests) return reply_error(label, *exchange, requests.error());
-  auto started_session = GenerationSession::start(scheduler_, std::move(requests.value()), metrics_);
+  auto plan = build_requests(endpoint, req.body, params);
+  if (!plan) return reply_error(label, *exchange, plan.error());
+  std::vector<ChoiceState> choices(plan->requests.size());
+  if (params.echo)
+    for (size_t i = 0; i < choices.size(); ++i) {
+      choices[i].prompt_text = plan->prompt_texts[i];
+      choices[i].prompt_ids = plan->requests[i].prompt;
+    }
+  auto started_session = GenerationSession::start(scheduler_, std::move(plan->requests), metrics_);
   if (!started_session) return reply_error(label, *exchange, started_session.error());
-  auto reply = std::make_shared<GenerationReply>(*this, endpoint, std::move(params), std::move(started_session.value()), exchange);
+  auto reply = std::make_shared<GenerationReply>(*this, endpoint, std::move(params), std::move(choices),
+                                                 std::move(started_session.value()), exchange);
   reply->start();
 }
 

@@ -130,7 +130,7 @@ std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, Gener
 #define BRISK_FIELD(param, call) \
   if (!(message = (call)).empty()) return FieldError{param, message}
   BRISK_FIELD("model", read_model(body, p.model));
-  BRISK_FIELD("max_tokens", read_integer(body, "max_tokens", 1, int_max, p.max_tokens));
+  BRISK_FIELD("max_tokens", read_integer(body, "max_tokens", 0, int_max, p.max_tokens));
   if (endpoint == Endpoint::ChatCompletions)
     BRISK_FIELD("max_completion_tokens", read_integer(body, "max_completion_tokens", 1, int_max, p.max_tokens));
   BRISK_FIELD("n", read_integer(body, "n", 1, kMaxChoices, p.n));
@@ -147,10 +147,14 @@ std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, Gener
   BRISK_FIELD("logit_bias", read_logit_bias(body, p.sampling.logit_bias));
   BRISK_FIELD("ignore_eos", read_bool(body, "ignore_eos", p.ignore_eos));
   if (endpoint == Endpoint::Completions) {
+    BRISK_FIELD("echo", read_bool(body, "echo", p.echo));
+    if (p.max_tokens == 0 && !p.echo)
+      return FieldError{"max_tokens", "'max_tokens' must be at least 1 (0 only with echo, to score the prompt)"};
     int64_t logprobs = -1;
     BRISK_FIELD("logprobs", read_integer(body, "logprobs", 0, kMaxTopLogprobs, logprobs));
     p.top_logprobs = int32_t(logprobs);
   } else {
+    if (p.max_tokens == 0) return FieldError{"max_tokens", "'max_tokens' must be at least 1"};
     bool logprobs = false;
     int64_t top = 0;
     BRISK_FIELD("logprobs", read_bool(body, "logprobs", logprobs));
@@ -401,6 +405,9 @@ ApiResult<CompletionRequest> make_completion_request(const GenerationParams& par
   request.stop = params.stop;
   request.stop_at_eos = !params.ignore_eos;
   request.top_logprobs = params.top_logprobs;
+  // echo with logprobs scores the prompt; echo with max_tokens 0 and no logprobs still runs the
+  // prompt once (its text is all the answer holds).
+  if (params.echo && (params.top_logprobs >= 0 || max_tokens == 0)) request.prompt_logprobs = std::max(params.top_logprobs, 0);
   return request;
 }
 

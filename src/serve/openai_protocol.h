@@ -30,6 +30,7 @@ struct GenerationParams {
   std::vector<std::string> stop;
   bool ignore_eos = false;      // extra (as vLLM): keep going past EOS (load generators use it)
   int32_t top_logprobs = -1;    // -1: no logprobs; otherwise the chosen token's plus that many
+  bool echo = false;            // completions: the prompt (and its logprobs) before the completion
 };
 
 // A prompt as text or as token ids (the completions endpoint accepts both).

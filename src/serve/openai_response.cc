@@ -42,11 +42,13 @@ Json bytes_json(const std::string& s) {
 
 }  // namespace
 
-ResponseBuilder::ResponseBuilder(Endpoint endpoint, std::string model, const Tokenizer& tokenizer, bool logprobs)
+ResponseBuilder::ResponseBuilder(Endpoint endpoint, std::string model, const Tokenizer& tokenizer,
+                                 const GenerationParams& params)
     : endpoint_(endpoint),
       model_(std::move(model)),
       tokenizer_(tokenizer),
-      logprobs_(logprobs),
+      logprobs_(params.top_logprobs >= 0),
+      echo_(params.echo),
       id_(random_id(endpoint == Endpoint::Completions ? "cmpl-" : "chatcmpl-")),
       created_(std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch()).count()) {}
@@ -56,6 +58,9 @@ void ResponseBuilder::append(ChoiceState& choice, const StreamEvent& event) {
   choice.ids.insert(choice.ids.end(), event.ids.begin(), event.ids.end());
   choice.logprobs.insert(choice.logprobs.end(), event.logprobs.begin(), event.logprobs.end());
   choice.top_logprobs.insert(choice.top_logprobs.end(), event.top_logprobs.begin(), event.top_logprobs.end());
+  choice.prompt_logprobs.insert(choice.prompt_logprobs.end(), event.prompt_logprobs.begin(), event.prompt_logprobs.end());
+  choice.prompt_top_logprobs.insert(choice.prompt_top_logprobs.end(), event.prompt_top_logprobs.begin(),
+                                    event.prompt_top_logprobs.end());
   choice.prompt_tokens = event.prompt_tokens;
   choice.completion_tokens = event.completion_tokens;
   if (event.finished) {
@@ -102,6 +107,41 @@ Json ResponseBuilder::logprobs_json(const std::vector<int32_t>& ids, const std::
   return {{"content", content}};
 }
 
+Json ResponseBuilder::prompt_logprobs_json(const ChoiceState& c) const {
+  Json tokens = Json::array(), token_logprobs = Json::array(), tops = Json::array(), offsets = Json::array();
+  int32_t previous = -1;
+  size_t offset = 0;
+  for (size_t i = 0; i < c.prompt_ids.size(); ++i) {
+    const std::string piece = tokenizer_.token_bytes(c.prompt_ids[i], previous);
+    tokens.push_back(piece);
+    offsets.push_back(offset);
+    // Prompt token i (i >= 1) has the (i-1)-th score; the first token is predicted by nothing.
+    if (i == 0 || i - 1 >= c.prompt_logprobs.size()) {
+      token_logprobs.push_back(nullptr);
+      tops.push_back(nullptr);
+    } else {
+      token_logprobs.push_back(c.prompt_logprobs[i - 1]);
+      Json alternatives = Json::object();
+      if (i - 1 < c.prompt_top_logprobs.size())
+        for (const TokenLogprob& t : c.prompt_top_logprobs[i - 1])
+          alternatives[tokenizer_.token_bytes(t.id, previous)] = t.logprob;
+      tops.push_back(std::move(alternatives));
+    }
+    offset += piece.size();
+    previous = c.prompt_ids[i];
+  }
+  return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+Json ResponseBuilder::echo_chunk(int64_t index, const ChoiceState& choice) const {
+  Json chunk = chunk_envelope();
+  chunk["choices"] = Json::array({{{"index", index},
+                                   {"text", choice.prompt_text},
+                                   {"logprobs", logprobs_ ? prompt_logprobs_json(choice) : Json(nullptr)},
+                                   {"finish_reason", nullptr}}});
+  return chunk;
+}
+
 Json ResponseBuilder::chunk_envelope() const {
   return {{"id", id_},
           {"object", endpoint_ == Endpoint::Completions ? "text_completion" : "chat.completion.chunk"},
@@ -123,7 +163,8 @@ Json ResponseBuilder::event_chunk(int64_t index, const StreamEvent& event, const
   else
     choice["delta"] = event.text.empty() && event.finished ? Json::object() : Json{{"content", event.text}};
   const int32_t previous = before.ids.empty() ? -1 : before.ids.back();
-  choice["logprobs"] = logprobs_ ? logprobs_json(event.ids, event.logprobs, event.top_logprobs, previous, before.text.size())
+  const size_t offset = (echo_ ? before.prompt_text.size() : 0) + before.text.size();
+  choice["logprobs"] = logprobs_ ? logprobs_json(event.ids, event.logprobs, event.top_logprobs, previous, offset)
                                  : Json(nullptr);
   choice["finish_reason"] = event.finished ? Json(finish_reason_name(event.reason)) : Json(nullptr);
   Json chunk = chunk_envelope();
@@ -148,10 +189,21 @@ Json ResponseBuilder::full_response(const std::vector<ChoiceState>& choices, con
     const ChoiceState& c = choices[i];
     Json choice = {{"index", i}, {"finish_reason", finish_reason_name(c.reason)}};
     if (endpoint_ == Endpoint::Completions)
-      choice["text"] = c.text;
+      choice["text"] = echo_ ? c.prompt_text + c.text : c.text;
     else
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
-    choice["logprobs"] = logprobs_ ? logprobs_json(c.ids, c.logprobs, c.top_logprobs, -1, 0) : Json(nullptr);
+    if (!logprobs_) {
+      choice["logprobs"] = nullptr;
+    } else if (!echo_) {
+      choice["logprobs"] = logprobs_json(c.ids, c.logprobs, c.top_logprobs, -1, 0);
+    } else {  // the prompt's entries, then the completion's (offsets after the echoed text)
+      Json merged = prompt_logprobs_json(c);
+      const int32_t previous = c.prompt_ids.empty() ? -1 : c.prompt_ids.back();
+      const Json generated = logprobs_json(c.ids, c.logprobs, c.top_logprobs, previous, c.prompt_text.size());
+      for (const char* key : {"tokens", "token_logprobs", "top_logprobs", "text_offset"})
+        for (const Json& v : generated[key]) merged[key].push_back(v);
+      choice["logprobs"] = std::move(merged);
+    }
     list.push_back(std::move(choice));
   }
   out["choices"] = std::move(list);

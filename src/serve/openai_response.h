@@ -27,6 +27,13 @@ struct ChoiceState {
   std::string error;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  // echo: the prompt as echoed (the text given, or the ids' text) and its token scores (the first
+  // token has none); `echoed`: a stream has sent it.
+  std::string prompt_text;
+  std::vector<int32_t> prompt_ids;
+  std::vector<float> prompt_logprobs;
+  std::vector<std::vector<TokenLogprob>> prompt_top_logprobs;
+  bool echoed = false;
 };
 
 struct Usage {
@@ -36,8 +43,9 @@ struct Usage {
 
 class ResponseBuilder {
  public:
-  // logprobs: the request asked for them (top_logprobs >= 0).
-  ResponseBuilder(Endpoint endpoint, std::string model, const Tokenizer& tokenizer, bool logprobs);
+  // Logprobs when the request asked for them (top_logprobs >= 0); the prompt first when it asked
+  // for echo.
+  ResponseBuilder(Endpoint endpoint, std::string model, const Tokenizer& tokenizer, const GenerationParams& params);
 
   const std::string& id() const { return id_; }
 
@@ -45,6 +53,8 @@ class ResponseBuilder {
   Json role_chunk(int64_t index) const;
   Json event_chunk(int64_t index, const StreamEvent& event, const ChoiceState& before) const;
   Json usage_chunk(const Usage& usage) const;
+  // echo, streaming: the prompt (and its logprobs) as the choice's first text.
+  Json echo_chunk(int64_t index, const ChoiceState& choice) const;
 
   // stream: false. choices are in index order.
   Json full_response(const std::vector<ChoiceState>& choices, const Usage& usage) const;
@@ -58,10 +68,14 @@ class ResponseBuilder {
   Json logprobs_json(const std::vector<int32_t>& ids, const std::vector<float>& logprobs,
                      const std::vector<std::vector<TokenLogprob>>& top, int32_t previous, size_t offset) const;
 
+  // The prompt's logprobs (completions shape: its first token's entries null).
+  Json prompt_logprobs_json(const ChoiceState& choice) const;
+
   Endpoint endpoint_;
   std::string model_;
   const Tokenizer& tokenizer_;
   bool logprobs_;
+  bool echo_;
   std::string id_;
   int64_t created_;
 };

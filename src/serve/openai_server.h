@@ -25,6 +25,12 @@ struct EmbeddingsRequest {
   bool base64 = false;
 };
 
+// The scheduler requests behind one generation request, with each one's prompt as echo shows it.
+struct GenerationPlan {
+  std::vector<CompletionRequest> requests;
+  std::vector<std::string> prompt_texts;  // per request: the text given, or the ids' text
+};
+
 struct ServerOptions {
   HttpOptions http;
   // What /v1/models lists and requests may name (aliases); the first names the responses.
@@ -60,8 +66,7 @@ class OpenAiServer {
   void handle_detokenize(const HttpRequest& req, HttpExchange& exchange);  // tokenize_handler.cc
   // generation_handler.cc: parses, submits and returns; the reply is written as events arrive.
   void handle_generation(Endpoint endpoint, const HttpRequest& req, const Exchange& exchange);
-  ApiResult<std::vector<CompletionRequest>> build_requests(Endpoint endpoint, const std::string& body,
-                                                           GenerationParams& params);
+  ApiResult<GenerationPlan> build_requests(Endpoint endpoint, const std::string& body, GenerationParams& params);
   ApiResult<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages, GenerationPrompt prompt);
   void reply_error(const std::string& endpoint, HttpExchange& exchange, const ApiError& error);
   void handle_embeddings(const HttpRequest& req, HttpExchange& exchange);  // embeddings_handler.cc

@@ -55,7 +55,7 @@ constexpr std::string_view kMessageFields[] = {"role", "content"};
 const std::vector<FieldRule>& field_rules(Endpoint endpoint) {
   static const std::vector<FieldRule> completions = with_shared({
       {"prompt", FieldUse::Honoured},
-      {"echo", FieldUse::InertOnly, null_or_false},
+      {"echo", FieldUse::Honoured},
       {"best_of", FieldUse::InertOnly, best_of_is_n},
       {"suffix", FieldUse::InertOnly, null_or_empty_string},
   });

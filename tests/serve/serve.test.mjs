@@ -3,7 +3,7 @@
 //   BRISK_BIN=build/tools/brisk/brisk BRISK_SHARED_DIR=../shared node --test tests/serve/serve.test.mjs
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -117,6 +117,43 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
     }
   });
 
+  test('echo + logprobs scores a prompt exactly as brisk perplexity does (lm-evaluation-harness)', async () => {
+    const text = 'The Congress shall have the power to lay and collect taxes, and to provide for the common defence.';
+    const ids = (await post(server, '/tokenize', { prompt: text, add_special_tokens: false })).json.tokens;
+    // lm-eval's loglikelihood request: context + continuation as token ids, echo, no new tokens.
+    const scored = await openai.completions.create({ prompt: ids, echo: true, max_tokens: 0, logprobs: 1 });
+    const lp = scored.choices[0].logprobs;
+    assert.equal(scored.choices[0].text, text);
+    assert.equal(lp.tokens.length, ids.length);
+    assert.equal(lp.token_logprobs[0], null);
+    assert.equal(scored.usage.completion_tokens, 0);
+    const apiSum = lp.token_logprobs.slice(1).reduce((a, b) => a + b, 0);
+    // brisk perplexity over the same tokens: one window of exactly their length.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brisk-echo-'));
+    fs.writeFileSync(path.join(dir, 'text.txt'), text);
+    const ppl = spawnSync(BRISK, ['perplexity', '-m', LLAMA, '-f', path.join(dir, 'text.txt'), '--ctx', String(ids.length),
+                                  '-t', '2', '--json'], { encoding: 'utf8' });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(ppl.status, 0, ppl.stderr);
+    const report = JSON.parse(ppl.stdout);
+    assert.equal(report.scored, ids.length - 1);
+    assert.ok(Math.abs(apiSum + report.nll_sum) < 1e-4, `API ${apiSum} vs perplexity ${-report.nll_sum}`);
+    // A multiple-choice item scored the lm-eval way: each continuation's logprob sum after the context.
+    const context = (await post(server, '/tokenize', { prompt: 'The Congress shall', add_special_tokens: false })).json.tokens;
+    const score = async (continuation) => {
+      const cont = (await post(server, '/tokenize', { prompt: continuation, add_special_tokens: false })).json.tokens;
+      const r = await openai.completions.create({ prompt: [...context, ...cont], echo: true, max_tokens: 0, logprobs: 0 });
+      return r.choices[0].logprobs.token_logprobs.slice(context.length).reduce((a, b) => a + b, 0);
+    };
+    const [likely, unlikely] = [await score(' have'), await score(' zebra')];
+    assert.ok(likely > unlikely, `${likely} vs ${unlikely}`);
+    // Streamed echo: the prompt first, then the completion; together the non-streamed text.
+    const whole = await openai.completions.create({ prompt: 'The Congress', echo: true, max_tokens: 4, temperature: 0 });
+    const streamed = await streamText(openai, { prompt: 'The Congress', echo: true, max_tokens: 4, temperature: 0 });
+    assert.equal(streamed.text, whole.choices[0].text);
+    assert.ok(whole.choices[0].text.startsWith('The Congress'));
+  });
+
   test('lists the model', async () => {
     const models = await openai.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['sotu-llama']);
@@ -224,7 +261,7 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
     const extra = await post(server, '/v1/completions', { ...good, best_of: 1, user: 'x' });
     assert.equal(extra.status, 200, extra.text);
     assertOpenAIError(await post(server, '/v1/completions', { ...good, frobnicate: { a: [1] } }), 400, 'frobnicate');
-    assertOpenAIError(await post(server, '/v1/completions', { ...good, echo: true }), 400, 'echo');
+    assertOpenAIError(await post(server, '/v1/completions', { ...good, suffix: 'x' }), 400, 'suffix');
     assertOpenAIError(await post(server, '/v1/completions', { ...good, logit_bias: { 99999999: 10 } }), 400, 'logit_bias');
     // No key needed for health and metrics.
     assert.equal((await fetch(`${server.url}/health`)).status, 200);
