@@ -143,11 +143,15 @@ Result<ChatTemplate> ChatTemplate::from_tokenizer_config(const std::filesystem::
 
 Result<ChatTemplate> ChatTemplate::from_file(const std::filesystem::path& file,
                                             const std::filesystem::path& model_dir) {
-  BRISK_ASSIGN(texts, special_token_texts(model_dir));
   BRISK_ASSIGN(source, read_text(file));
-  auto parsed = parse(std::move(source), texts.bos, texts.eos);
+  auto parsed = from_source(std::move(source), model_dir);
   if (!parsed.ok()) return make_error(file.string() + ": " + parsed.error().message);
   return parsed;
+}
+
+Result<ChatTemplate> ChatTemplate::from_source(std::string source, const std::filesystem::path& model_dir) {
+  BRISK_ASSIGN(texts, special_token_texts(model_dir));
+  return parse(std::move(source), texts.bos, texts.eos);
 }
 
 Result<std::string> ChatTemplate::apply(const std::vector<ChatMessage>& messages,

@@ -44,6 +44,8 @@ class ChatTemplate {
   static Result<ChatTemplate> from_tokenizer_config(const std::filesystem::path& model_dir);
   // A template file (--chat-template) with the folder's bos_token/eos_token.
   static Result<ChatTemplate> from_file(const std::filesystem::path& file, const std::filesystem::path& model_dir);
+  // Template text (a per-request override) with the model's bos_token/eos_token.
+  static Result<ChatTemplate> from_source(std::string source, const std::filesystem::path& model_dir);
   // Syntax errors name the template line.
   static Result<ChatTemplate> parse(std::string source, std::optional<std::string> bos_token,
                                     std::optional<std::string> eos_token);

@@ -42,13 +42,27 @@ Usage usage_of(const std::vector<ChoiceState>& choices, int64_t n) {
 }  // namespace
 
 ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const std::vector<ChatMessage>& messages,
-                                                          GenerationPrompt prompt) {
-  if (!chat_template_)
+                                                          const ChatRenderOptions& options) {
+  std::optional<ChatTemplate> requested;
+  if (options.chat_template) {
+    auto parsed = ChatTemplate::from_source(*options.chat_template, model_dir_);
+    if (!parsed) return invalid_field("chat_template", parsed.error().message);
+    requested.emplace(std::move(parsed).value());
+  } else if (!chat_template_) {
     return invalid_field("messages",
                          "this model has no chat template, so /v1/chat/completions cannot turn messages into a prompt "
-                         "(use /v1/completions with a plain prompt): " + chat_template_error_);
-  Result<std::string> text = chat_template_->apply(messages, prompt);
-  if (!text) return invalid_field("messages", "the model's chat template failed on these messages: " + text.error().message);
+                         "(use /v1/completions with a plain prompt, or send a chat_template): " + chat_template_error_);
+  }
+  const ChatTemplate& chat_template = requested ? *requested : *chat_template_;
+  nlohmann::ordered_json json = nlohmann::ordered_json::array();
+  for (const ChatMessage& m : messages) json.push_back({{"role", m.role}, {"content", m.content}});
+  ChatTemplateInputs inputs;
+  for (const auto& [key, value] : options.chat_template_kwargs.items()) inputs.variables[key] = value;
+  Result<std::string> text = chat_template.apply_json(
+      json, options.add_generation_prompt ? GenerationPrompt::kAppend : GenerationPrompt::kOmit, inputs);
+  if (!text)
+    return invalid_field(requested ? "chat_template" : "messages",
+                         "the chat template failed on these messages: " + text.error().message);
   // The template writes the special tokens (BOS included) itself, as transformers does.
   return tokenizer_.encode(text.value(), AddSpecial::No);
 }
@@ -57,6 +71,7 @@ ApiResult<GenerationPlan> OpenAiServer::build_requests(Endpoint endpoint, const 
                                                        GenerationParams& params) {
   std::vector<PromptInput> inputs;
   std::vector<ChatMessage> messages;
+  ChatRenderOptions render;
   if (endpoint == Endpoint::Completions) {
     auto parsed = parse_completion_body(body);
     if (!parsed) return parsed.error();
@@ -67,6 +82,7 @@ ApiResult<GenerationPlan> OpenAiServer::build_requests(Endpoint endpoint, const 
     if (!parsed) return parsed.error();
     params = std::move(parsed.value().params);
     messages = std::move(parsed.value().messages);
+    render = std::move(parsed.value().render);
   }
   if (auto unknown = check_model(params.model)) return *unknown;
 
@@ -83,7 +99,7 @@ ApiResult<GenerationPlan> OpenAiServer::build_requests(Endpoint endpoint, const 
       }
     }
   } else {
-    auto ids = render_chat(messages, GenerationPrompt::kAppend);
+    auto ids = render_chat(messages, render);
     if (!ids) return ids.error();
     prompts.push_back(std::move(ids.value()));
     texts.emplace_back();

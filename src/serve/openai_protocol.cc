@@ -57,6 +57,9 @@ std::string read_integer(const Json& body, const char* key, int64_t lo, int64_t 
   return "";
 }
 
+// chat_template (a string), chat_template_kwargs (an object), add_generation_prompt (a bool).
+std::optional<std::pair<std::string, std::string>> read_render_options(const Json& body, ChatRenderOptions& out);
+
 std::string read_model(const Json& body, std::string& out) {
   auto model = body.find("model");
   if (model == body.end() || model->is_null()) return "";
@@ -282,6 +285,25 @@ std::optional<FieldError> read_messages(const Json& body, std::vector<ChatMessag
   return std::nullopt;
 }
 
+std::optional<std::pair<std::string, std::string>> read_render_options(const Json& body, ChatRenderOptions& out) {
+  if (auto t = body.find("chat_template"); t != body.end() && !t->is_null()) {
+    if (!t->is_string()) return std::pair<std::string, std::string>{"chat_template", "'chat_template' must be a string"};
+    out.chat_template = t->get<std::string>();
+  }
+  if (auto k = body.find("chat_template_kwargs"); k != body.end() && !k->is_null()) {
+    if (!k->is_object())
+      return std::pair<std::string, std::string>{"chat_template_kwargs", "'chat_template_kwargs' must be an object"};
+    for (const char* reserved : {"messages", "add_generation_prompt"})
+      if (k->contains(reserved))
+        return std::pair<std::string, std::string>{"chat_template_kwargs",
+                                                   std::string("'") + reserved + "' has its own field; it cannot be a template kwarg"};
+    out.chat_template_kwargs = *k;
+  }
+  if (std::string message = read_bool(body, "add_generation_prompt", out.add_generation_prompt); !message.empty())
+    return std::pair<std::string, std::string>{"add_generation_prompt", message};
+  return std::nullopt;
+}
+
 }  // namespace
 
 ApiResult<TokenizeBody> parse_tokenize_body(std::string_view text) {
@@ -294,8 +316,7 @@ ApiResult<TokenizeBody> parse_tokenize_body(std::string_view text) {
   if (!(message = read_model(j, body.model)).empty()) return invalid_field("model", message);
   if (!(message = read_bool(j, "add_special_tokens", body.add_special_tokens)).empty())
     return invalid_field("add_special_tokens", message);
-  if (!(message = read_bool(j, "add_generation_prompt", body.add_generation_prompt)).empty())
-    return invalid_field("add_generation_prompt", message);
+  if (auto bad = read_render_options(j, body.render)) return invalid_field(bad->first, bad->second);
   const bool has_prompt = j.contains("prompt") && !j["prompt"].is_null();
   if (has_prompt == (j.contains("messages") && !j["messages"].is_null()))
     return invalid_field("prompt", "give either 'prompt' (a string) or 'messages'");
@@ -363,6 +384,7 @@ ApiResult<ChatBody> parse_chat_body(std::string_view text) {
   ChatBody body;
   if (auto bad = read_shared(json.value(), Endpoint::ChatCompletions, body.params)) return invalid_field(bad->param, bad->message);
   if (auto bad = read_messages(json.value(), body.messages)) return invalid_field(bad->param, bad->message);
+  if (auto bad = read_render_options(json.value(), body.render)) return invalid_field(bad->first, bad->second);
   return body;
 }
 

@@ -49,9 +49,18 @@ struct EmbeddingsBody {
 };
 constexpr int64_t kMaxEmbeddingInputs = 2048;  // OpenAI's limit per request
 
+// How chat messages become a prompt (vLLM's extra fields, on chat and /tokenize): a template for
+// this request instead of the model's, variables for it, and whether the assistant's turn opens.
+struct ChatRenderOptions {
+  std::optional<std::string> chat_template;
+  Json chat_template_kwargs = Json::object();
+  bool add_generation_prompt = true;
+};
+
 struct ChatBody {
   GenerationParams params;
   std::vector<ChatMessage> messages;
+  ChatRenderOptions render;
 };
 
 // POST /tokenize (vLLM's shape): a prompt, or chat messages rendered by the template.
@@ -59,8 +68,8 @@ struct TokenizeBody {
   std::string model;
   std::optional<std::string> prompt;  // else messages
   std::vector<ChatMessage> messages;
-  bool add_special_tokens = true;     // prompt: BOS/EOS as the tokenizer adds them
-  bool add_generation_prompt = true;  // messages: end with the assistant's turn opener
+  bool add_special_tokens = true;  // prompt: BOS/EOS as the tokenizer adds them
+  ChatRenderOptions render;        // messages
 };
 
 // POST /detokenize: token ids back to text.

@@ -14,6 +14,7 @@ OpenAiServer::OpenAiServer(Scheduler& scheduler, const std::filesystem::path& mo
       context_(scheduler.engine().context()),
       vocab_size_(scheduler.engine().model().config().vocab_size),
       options_(std::move(options)),
+      model_dir_(model_dir),
       http_(options_.http) {
   auto chat = options_.chat_template_file.empty() ? ChatTemplate::from_tokenizer_config(model_dir)
                                                   : ChatTemplate::from_file(options_.chat_template_file, model_dir);

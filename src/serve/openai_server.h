@@ -67,7 +67,7 @@ class OpenAiServer {
   // generation_handler.cc: parses, submits and returns; the reply is written as events arrive.
   void handle_generation(Endpoint endpoint, const HttpRequest& req, const Exchange& exchange);
   ApiResult<GenerationPlan> build_requests(Endpoint endpoint, const std::string& body, GenerationParams& params);
-  ApiResult<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages, GenerationPrompt prompt);
+  ApiResult<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages, const ChatRenderOptions& options);
   void reply_error(const std::string& endpoint, HttpExchange& exchange, const ApiError& error);
   void handle_embeddings(const HttpRequest& req, HttpExchange& exchange);  // embeddings_handler.cc
   ApiResult<EmbeddingsRequest> parse_embeddings(const std::string& body);
@@ -79,6 +79,7 @@ class OpenAiServer {
   ServerOptions options_;
   std::optional<ChatTemplate> chat_template_;
   std::string chat_template_error_;  // why there is none
+  std::filesystem::path model_dir_;  // per-request templates read its BOS/EOS texts
   std::optional<PoolingConfig> pooling_;  // encoder models: how /v1/embeddings pools
   std::string embeddings_error_;          // why there is none
   int64_t embedding_width_ = 0, embedding_limit_ = 0;

@@ -63,6 +63,9 @@ const std::vector<FieldRule>& field_rules(Endpoint endpoint) {
       {"messages", FieldUse::Honoured},
       {"max_completion_tokens", FieldUse::Honoured},
       {"top_logprobs", FieldUse::Honoured},
+      {"chat_template", FieldUse::Honoured},          // vLLM's extras
+      {"chat_template_kwargs", FieldUse::Honoured},
+      {"add_generation_prompt", FieldUse::Honoured},
       {"prompt_cache_key", FieldUse::NoEffect},   // brisk caches prefixes by content anyway
       {"safety_identifier", FieldUse::NoEffect},
       {"metadata", FieldUse::NoEffect},
@@ -92,7 +95,8 @@ const std::vector<FieldRule>& field_rules(Endpoint endpoint) {
   static const std::vector<FieldRule> tokenize = {
       {"model", FieldUse::Honoured},              {"prompt", FieldUse::Honoured},
       {"messages", FieldUse::Honoured},           {"add_special_tokens", FieldUse::Honoured},
-      {"add_generation_prompt", FieldUse::Honoured},
+      {"add_generation_prompt", FieldUse::Honoured}, {"chat_template", FieldUse::Honoured},
+      {"chat_template_kwargs", FieldUse::Honoured},
   };
   static const std::vector<FieldRule> detokenize = {{"model", FieldUse::Honoured}, {"tokens", FieldUse::Honoured}};
   switch (endpoint) {

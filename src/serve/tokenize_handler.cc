@@ -16,8 +16,7 @@ void OpenAiServer::handle_tokenize(const HttpRequest& req, HttpExchange& exchang
       return reply_error("", exchange, invalid_field("prompt", valid.error().message));
     ids = tokenizer_.encode(*body->prompt, body->add_special_tokens ? AddSpecial::Yes : AddSpecial::No);
   } else {
-    auto rendered = render_chat(body->messages, body->add_generation_prompt ? GenerationPrompt::kAppend
-                                                                            : GenerationPrompt::kOmit);
+    auto rendered = render_chat(body->messages, body->render);
     if (!rendered) return reply_error("", exchange, rendered.error());
     ids = std::move(rendered.value());
   }

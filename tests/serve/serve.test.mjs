@@ -519,6 +519,22 @@ describe('tokenize, detokenize and model aliases (the bundled model)', { timeout
     assert.equal((await post(server, '/tokenize', { prompt: 'x' }, {})).status, 401);
   });
 
+  test('a chat template per request (chat_template, chat_template_kwargs, add_generation_prompt)', async () => {
+    const messages = [{ role: 'user', content: 'Hello' }];
+    const override = { chat_template: '{{ greeting }}{% for m in messages %}{{ m.content }}{% endfor %}',
+                       chat_template_kwargs: { greeting: 'Q: ' } };
+    const rendered = await post(server, '/tokenize', { messages, ...override, add_generation_prompt: false });
+    const plain = await post(server, '/tokenize', { prompt: 'Q: Hello', add_special_tokens: false });
+    assert.deepEqual(rendered.json.tokens, plain.json.tokens);
+    const reply = await post(server, '/v1/chat/completions', { messages, ...override, max_tokens: 1 });
+    assert.equal(reply.status, 200, reply.text);
+    assert.equal(reply.json.usage.prompt_tokens, plain.json.count);
+    assertOpenAIError(await post(server, '/v1/chat/completions', { messages, chat_template: '{% for %}' }), 400,
+                      'chat_template');
+    assertOpenAIError(await post(server, '/v1/chat/completions', { messages, chat_template_kwargs: { messages: [] } }),
+                      400, 'chat_template_kwargs');
+  });
+
   test('--served-model-name: every alias is listed and answers; responses carry the first', async () => {
     const openai = client(server);
     const ids = (await openai.models.list()).data.map((m) => m.id);
