@@ -41,7 +41,7 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
     const char* inert;   // a value that asks for nothing
   };
   const std::vector<Case> completions = {
-      {"echo", "", "true"}, {"best_of", "3", "1"}, {"suffix", "\"x\"", "null"},
+      {"echo", "", "true"}, {"best_of", "", "3"}, {"suffix", "\"x\"", "null"},
       {"logit_bias", "", "{\"5\": 10}"}, {"user", "", "\"u\""}, {"frobnicate", "1", nullptr}};
   const std::vector<Case> chat = {
       {"response_format", "{\"type\": \"json_object\"}", "{\"type\": \"text\"}"},
@@ -85,8 +85,10 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
   EXPECT_EQ(parse_completion_body(R"({"prompt": "x", "max_tokens": 0})").error().param, "max_tokens");
   EXPECT_EQ(parse_chat_body(R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0})").error().param,
             "max_tokens");
-  // best_of equal to n returns every choice: nothing to choose, so it is honoured.
-  EXPECT_TRUE(parse_completion_body(R"({"prompt": "x", "n": 3, "best_of": 3})").ok());
+  // best_of: at least n, not streamed when above n.
+  EXPECT_TRUE(parse_completion_body(R"({"prompt": "x", "n": 3, "best_of": 3, "stream": true})").ok());
+  EXPECT_EQ(parse_completion_body(R"({"prompt": "x", "n": 3, "best_of": 2})").error().param, "best_of");
+  EXPECT_EQ(parse_completion_body(R"({"prompt": "x", "best_of": 2, "stream": true})").error().param, "best_of");
   // Message fields beyond role and content are refused by name.
   auto named = parse_chat_body(R"({"messages": [{"role": "user", "content": "x", "name": "bob"}]})");
   ASSERT_FALSE(named.ok());

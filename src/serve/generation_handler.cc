@@ -1,5 +1,8 @@
 // POST /v1/completions and /v1/chat/completions: body -> scheduler requests -> one JSON response
 // or an SSE stream. Part of OpenAiServer (openai_server.h).
+#include <algorithm>
+#include <cmath>
+
 #include "serve/generation_session.h"
 #include "serve/openai_response.h"
 #include "serve/openai_server.h"
@@ -110,9 +113,12 @@ ApiResult<GenerationPlan> OpenAiServer::build_requests(Endpoint endpoint, const 
     auto request = make_completion_request(params, endpoint, std::move(prompts[p]), context_, vocab_size_);
     if (!request) return request.error();
     // n choices of one prompt differ by seed (the same seed would give n identical samples).
-    for (int64_t j = 0; j < params.n; ++j) {
+    for (int64_t j = 0; j < params.candidates(); ++j) {
       plan.requests.push_back(request.value());
       plan.requests.back().sampling.seed = params.sampling.seed + uint64_t(j);
+      // best_of ranks candidates by their mean token logprob, so every candidate reports them.
+      if (params.candidates() > params.n)
+        plan.requests.back().top_logprobs = std::max(plan.requests.back().top_logprobs, 0);
       plan.prompt_texts.push_back(texts[p]);
     }
   }
@@ -198,7 +204,7 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
 
   void complete() {
     completed = true;
-    const Usage usage = usage_of(choices, params.n);
+    const Usage usage = usage_of(choices, params.candidates());
     exchange->note_tokens(usage.prompt_tokens, usage.completion_tokens, session->time_to_first_token());
     if (session->cancelled()) {
       server.metrics_.count_request(label, kClientClosed);
@@ -214,13 +220,36 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
           break;
         }
     } else {
-      exchange->respond(json_response(200, dump_json(builder.full_response(choices, usage))));
+      exchange->respond(json_response(200, dump_json(builder.full_response(best_candidates(), usage))));
       server.metrics_.count_request(label, 200);
     }
     // The session's listener holds this reply: let go of the session and the connection.
     session.reset();
     exchange.reset();
     in_flight.reset();
+  }
+
+  // best_of: per prompt, the n candidates with the highest mean token logprob (OpenAI's "best"),
+  // in their original order; otherwise every choice.
+  std::vector<ChoiceState> best_candidates() const {
+    const int64_t group = params.candidates();
+    if (group == params.n) return choices;
+    auto mean_logprob = [](const ChoiceState& c) {
+      double sum = 0;
+      for (float lp : c.logprobs) sum += lp;
+      return c.logprobs.empty() ? -INFINITY : sum / double(c.logprobs.size());
+    };
+    std::vector<ChoiceState> best;
+    for (size_t first = 0; first < choices.size(); first += size_t(group)) {
+      std::vector<size_t> order(static_cast<size_t>(group));
+      for (size_t i = 0; i < order.size(); ++i) order[i] = first + i;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return mean_logprob(choices[a]) > mean_logprob(choices[b]); });
+      order.resize(size_t(params.n));
+      std::sort(order.begin(), order.end());
+      for (size_t i : order) best.push_back(choices[i]);
+    }
+    return best;
   }
 
   OpenAiServer& server;

@@ -151,6 +151,10 @@ std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, Gener
   BRISK_FIELD("ignore_eos", read_bool(body, "ignore_eos", p.ignore_eos));
   if (endpoint == Endpoint::Completions) {
     BRISK_FIELD("echo", read_bool(body, "echo", p.echo));
+    BRISK_FIELD("best_of", read_integer(body, "best_of", 1, kMaxChoices, p.best_of));
+    if (p.best_of != 0 && p.best_of < p.n) return FieldError{"best_of", "'best_of' must be at least n"};
+    if (p.best_of > p.n && p.stream)
+      return FieldError{"best_of", "'best_of' above n cannot be streamed (the best are known only at the end)"};
     if (p.max_tokens == 0 && !p.echo)
       return FieldError{"max_tokens", "'max_tokens' must be at least 1 (0 only with echo, to score the prompt)"};
     int64_t logprobs = -1;
@@ -349,8 +353,9 @@ ApiResult<CompletionBody> parse_completion_body(std::string_view text) {
   CompletionBody body;
   if (auto bad = read_shared(json.value(), Endpoint::Completions, body.params)) return invalid_field(bad->param, bad->message);
   if (auto bad = read_prompts(json.value(), "prompt", body.prompts)) return invalid_field(bad->param, bad->message);
-  if (int64_t(body.prompts.size()) * body.params.n > kMaxChoices)
-    return invalid_field("n", "prompts x n must be at most " + std::to_string(kMaxChoices));
+  if (int64_t(body.prompts.size()) * body.params.candidates() > kMaxChoices)
+    return invalid_field(body.params.best_of > body.params.n ? "best_of" : "n",
+                         "prompts x max(n, best_of) must be at most " + std::to_string(kMaxChoices));
   return body;
 }
 

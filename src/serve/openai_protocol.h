@@ -3,6 +3,7 @@
 // is refused (request_fields.h), and a bad one yields a 400 naming it (param).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +32,9 @@ struct GenerationParams {
   bool ignore_eos = false;      // extra (as vLLM): keep going past EOS (load generators use it)
   int32_t top_logprobs = -1;    // -1: no logprobs; otherwise the chosen token's plus that many
   bool echo = false;            // completions: the prompt (and its logprobs) before the completion
+  int64_t best_of = 0;          // completions: candidates per prompt, the n most likely returned; 0: n
+
+  int64_t candidates() const { return std::max(n, best_of); }
 };
 
 // A prompt as text or as token ids (the completions endpoint accepts both).

@@ -11,12 +11,6 @@ bool absent(const Json& v, const Json&) { return v.is_null(); }
 bool null_or_false(const Json& v, const Json&) { return v.is_null() || v == false; }
 bool null_or_empty(const Json& v, const Json&) { return v.is_null() || ((v.is_object() || v.is_array()) && v.empty()); }
 bool null_or_empty_string(const Json& v, const Json&) { return v.is_null() || v == ""; }
-// best_of = n (or 1 with n 1): every generated choice is returned, so nothing is chosen.
-bool best_of_is_n(const Json& v, const Json& body) {
-  if (v.is_null()) return true;
-  const Json n = body.value("n", Json(1));
-  return v.is_number_integer() && (v == n || (v == 1 && n.is_null()));
-}
 bool plain_text_format(const Json& v, const Json&) {
   return v.is_null() || (v.is_object() && v.size() == 1 && v.value("type", Json()) == "text");
 }
@@ -56,7 +50,7 @@ const std::vector<FieldRule>& field_rules(Endpoint endpoint) {
   static const std::vector<FieldRule> completions = with_shared({
       {"prompt", FieldUse::Honoured},
       {"echo", FieldUse::Honoured},
-      {"best_of", FieldUse::InertOnly, best_of_is_n},
+      {"best_of", FieldUse::Honoured},
       {"suffix", FieldUse::InertOnly, null_or_empty_string},
   });
   static const std::vector<FieldRule> chat = with_shared({

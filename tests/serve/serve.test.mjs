@@ -154,6 +154,20 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
     assert.ok(whole.choices[0].text.startsWith('The Congress'));
   });
 
+  test('best_of returns the n candidates with the highest mean logprob', async () => {
+    const body = { prompt: 'The economy', max_tokens: 8, temperature: 1.2, seed: 11, logprobs: 0 };
+    // The same seeds as best_of's candidates (seed + j), generated one by one.
+    const candidates = [];
+    for (let j = 0; j < 4; ++j) candidates.push((await openai.completions.create({ ...body, seed: 11 + j })).choices[0]);
+    const mean = (c) => c.logprobs.token_logprobs.reduce((a, b) => a + b, 0) / c.logprobs.token_logprobs.length;
+    const ranked = candidates.map((c, j) => [mean(c), j]).sort((a, b) => b[0] - a[0]);
+    const best = await openai.completions.create({ ...body, best_of: 4, n: 2 });
+    assert.equal(best.choices.length, 2);
+    const want = ranked.slice(0, 2).map(([, j]) => j).sort().map((j) => candidates[j].text);
+    assert.deepEqual(best.choices.map((c) => c.text), want);
+    assert.equal(best.usage.completion_tokens, 4 * 8);  // every candidate was generated
+  });
+
   test('lists the model', async () => {
     const models = await openai.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['sotu-llama']);
