@@ -326,6 +326,44 @@ TEST(ChatTemplateJinja, ErrorsNameTheLine) {
             "ERROR: chat template line 1: list.append() is not allowed: template values are immutable");
 }
 
+// Steps bound the nodes run, not the work in each: these run few steps, each building a
+// 100,000-item range or a 60 MB string, and rendered for minutes to hours (found by
+// fuzz/chat_template_fuzzer as a timeout). The time limit stops them.
+TEST(ChatTemplateJinja, CostlyStepsStopAtTheTimeLimit) {
+  for (const std::string source :
+       {"{% for i in range(100000) %}{% for j in range(100000) %}{% break %}{% endfor %}{% endfor %}",
+        "{% for i in range(100000) %}{% set x = 'a' * 60000000 %}{% endfor %}"}) {
+    auto chat = ChatTemplate::parse(source, std::nullopt, std::nullopt);
+    ASSERT_TRUE(chat.ok()) << chat.error().message;
+    jinja::RenderLimits limits;
+    limits.max_time = std::chrono::milliseconds(100);
+    chat->set_limits(limits);
+    auto out = chat->apply_json(OrderedJson::array(), GenerationPrompt::kOmit);
+    ASSERT_FALSE(out.ok()) << source;
+    EXPECT_NE(out.error().message.find("time limit of 100 ms"), std::string::npos) << out.error().message;
+  }
+}
+
+// A macro's closure holds the frames it was defined in, one of which holds the macro: a cycle of
+// shared_ptrs that kept every render's variables (a request's messages) alive after the render,
+// found by fuzz/chat_template_fuzzer (LeakSanitizer). A probe in the globals counts its owners.
+TEST(ChatTemplateJinja, MacrosReleaseTheRenderVariables) {
+  for (const std::string source : {"{% macro f(n) %}{{ probe() }}{{ n }}{% endmacro %}{{ f(1) }}",
+                                   "{% for i in [1] %}{% macro g() %}{{ g() }}{% endmacro %}{{ g() }}{% endfor %}"}) {
+    auto probe_owner = std::make_shared<int>(0);
+    jinja::ValueDict globals;
+    globals.set("probe", jinja::Value::function([probe_owner](const jinja::CallArgs&) { return jinja::Value(7); }));
+    const jinja::NodeList program = jinja::parse_template(source);
+    try {
+      EXPECT_EQ(jinja::render_template(program, globals, jinja::RenderLimits{}), "71") << source;
+    } catch (const jinja::TemplateError& e) {  // the recursive one: "nested too deeply"
+      EXPECT_NE(std::string(e.what()).find("nested too deeply"), std::string::npos) << e.what();
+    }
+    globals = {};
+    EXPECT_EQ(probe_owner.use_count(), 1) << source;
+  }
+}
+
 TEST(ChatTemplateJinja, LimitsStopRunawayTemplates) {
   EXPECT_NE(render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
                 .find("step budget"),

@@ -1,6 +1,7 @@
 // Every user-facing loader error: a clear message naming the file and the tensor/field, never a
 // crash. Each case copies a golden fixture folder to a temp dir and breaks one thing.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -75,6 +76,21 @@ TEST_F(LoaderErrors, MalformedConfigJson) {
   EXPECT_HAS(e, "malformed JSON");
 }
 
+// nlohmann reports a number beyond double (1e999) as out_of_range, not parse_error: it escaped
+// parse_json and aborted the loader (found by fuzz/model_config_fuzzer).
+TEST_F(LoaderErrors, NumberBeyondDoubleIsMalformedJson) {
+  write("config.json", R"({"model_type": "llama", "rms_norm_eps": 1e999})");
+  auto e = load_error();
+  EXPECT_HAS(e, "config.json");
+  EXPECT_HAS(e, "malformed JSON");
+  const std::string header = R"({"__metadata__": {"x": 1e999}})";
+  const uint64_t length = header.size();
+  write("model.safetensors", std::string(reinterpret_cast<const char*>(&length), 8) + header);
+  auto file = SafetensorsFile::open(dir_ / "model.safetensors");
+  ASSERT_FALSE(file.ok());
+  EXPECT_HAS(file.error().message, "malformed JSON");
+}
+
 TEST_F(LoaderErrors, MissingConfig) {
   fs::remove(dir_ / "config.json");
   EXPECT_HAS(load_error(), "config.json");
@@ -135,6 +151,48 @@ TEST_F(LoaderErrors, HugeConfigIsComparedWithTheWeightsBeforeAllocating) {
   auto e = load_error();
   EXPECT_HAS(e, "model.safetensors: tensor 'model.embed_tokens.weight' has shape");
   EXPECT_HAS(e, "from config.json");
+}
+
+// The families read their fields before parse_model_config checks the sizes, and some loop or
+// multiply over them while reading: a layer count of 2^52 allocated per-layer windows (or looped
+// for ever), and GPT-2's default n_inner = 4 * n_embd overflowed (found by
+// fuzz/model_config_fuzzer). Those sizes are bounded as they are read.
+TEST(ConfigSizeLimits, SizesAFamilyLoopsOrMultipliesOverAreBoundedAsRead) {
+  const fs::path golden = fs::path(BRISK_FIXTURES_DIR) / "golden";
+  const std::vector<std::tuple<std::string, std::string, int64_t>> cases = {
+      {"llama-gqa", "num_hidden_layers", int64_t(1) << 52}, {"mistral-window", "num_hidden_layers", int64_t(1) << 52},
+      {"gemma2", "num_hidden_layers", int64_t(1) << 52},    {"gemma3", "num_hidden_layers", int64_t(1) << 52},
+      {"bert", "num_hidden_layers", int64_t(1) << 52},      {"gpt2", "n_layer", int64_t(1) << 52},
+      {"gpt2", "n_embd", int64_t(1) << 62}};
+  for (const auto& [fixture, field, value] : cases) {
+    Json config = read_json_file(golden / fixture / "config.json").value();
+    config[field] = value;
+    auto parsed = parse_model_config(config, "config.json");
+    ASSERT_FALSE(parsed.ok()) << fixture << " " << field;
+    EXPECT_HAS(parsed.error().message, "field '" + field + "' = " + std::to_string(value) + " exceeds brisk's limit");
+  }
+}
+
+// Error messages quoted the offending JSON with dump(), which recurses once per nesting level: a
+// deeply nested array as a config field or a safetensors shape overflowed the stack.
+TEST(ConfigErrors, DeeplyNestedValuesAreDescribedNotDumped) {
+  constexpr int kDepth = 200000;  // ~400 KB of brackets: past any stack in release builds too
+  const std::string deep = std::string(kDepth, '[') + std::string(kDepth, ']');
+  auto config = parse_json(R"({"model_type": "llama", "vocab_size": )" + deep + "}", "config.json");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  auto parsed = parse_model_config(config.value(), "config.json");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_HAS(parsed.error().message, "field 'vocab_size' must be a positive integer, got an array of 1 elements");
+
+  const fs::path path = fs::temp_directory_path() / ("brisk-deep-" + std::to_string(::getpid()) + ".safetensors");
+  const std::string header =
+      R"({"a": {"dtype": "F32", "shape": [4611686018427387904, 4, )" + deep + R"(], "data_offsets": [0, 0]}})";
+  const uint64_t length = header.size();
+  std::ofstream(path, std::ios::binary) << std::string(reinterpret_cast<const char*>(&length), 8) << header;
+  auto file = SafetensorsFile::open(path);
+  fs::remove(path);
+  ASSERT_FALSE(file.ok());
+  EXPECT_HAS(file.error().message, "shape entry 1 (4) overflows");
 }
 
 TEST_F(LoaderErrors, WrongDtype) {

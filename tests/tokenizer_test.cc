@@ -399,6 +399,37 @@ TEST(TokenizerErrors, UnsupportedComponentsNameTheField) {
   }
 }
 
+// Ids size the id -> token tables: an added token with id 2^31-1 overflowed id + 1 (UBSan, found
+// by fuzz/tokenizer_fuzzer), a vocabulary id past int32 was silently truncated, and one of
+// 2^30 asked for gigabytes. Every id in a tokenizer.json is bounded and its field named.
+TEST(TokenizerErrors, TokenIdsOutOfRangeNameTheField) {
+  const std::string template_with_id_past_int32 = R"({"post_processor": {"type": "TemplateProcessing",
+      "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+      "special_tokens": {"<s>": {"id": "<s>", "ids": [2147483648], "tokens": ["<s>"]}}}})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {tiny_tokenizer_json("[]", R"([{"id": 2147483647, "content": "<big>", "special": true}])"), "added_tokens[0].id"},
+      {tiny_tokenizer_json("[]", R"([{"id": -1, "content": "<neg>", "special": true}])"), "added_tokens[0].id"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 4294967296}, "merges": []}})", "model.vocab: id of 'a'"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 1073741824}, "merges": []}})", "model.vocab: id of 'a'"},
+      {R"({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 2147483647}}})", "model.vocab: id of 'a'"},
+      {tiny_tokenizer_json("[]", "[]", template_with_id_past_int32), "post_processor.special_tokens.<s>.ids"},
+      {tiny_tokenizer_json("[]", "[]", R"({"post_processor": {"type": "BertProcessing", "cls": ["a", -5],
+         "sep": ["b", 1]}})"), "post_processor.cls[1]"},
+  };
+  for (const auto& [json, field] : cases) {
+    ScratchDir dir;
+    dir.write("tokenizer.json", json);
+    const std::string message = load_error(dir.path());
+    EXPECT_NE(message.find("tokenizer.json: " + field), std::string::npos) << "expected '" << field << "' in: " << message;
+    EXPECT_NE(message.find("expected a token id"), std::string::npos) << message;
+  }
+  ScratchDir dir;  // the largest id allowed still loads
+  dir.write("tokenizer.json", tiny_tokenizer_json("[]", R"([{"id": 4194303, "content": "<last>", "special": true}])"));
+  auto tok = Tokenizer::load(dir.path());
+  ASSERT_TRUE(tok.ok()) << tok.error().message;
+  EXPECT_EQ(tok.value()->vocab_size(), 4194304);
+}
+
 TEST(TokenizerErrors, BadTokenizerConfigAndBadSentencePieceModel) {
   {
     ScratchDir dir;

@@ -18,7 +18,7 @@ Result<int64_t> ConfigFields::integer(const char* key) const {
   auto it = json_.find(key);
   if (it == json_.end() || it->is_null()) return make_error(where_ + ": missing field '" + key + "'");
   if (!it->is_number_integer() || it->get<int64_t>() <= 0)
-    return error(key, "must be a positive integer, got " + it->dump());
+    return error(key, "must be a positive integer, got " + json_excerpt(*it));
   return it->get<int64_t>();
 }
 
@@ -30,14 +30,14 @@ Result<int64_t> ConfigFields::integer_or(const char* key, int64_t fallback) cons
 Result<double> ConfigFields::number_or(const char* key, double fallback) const {
   if (!has(key)) return fallback;
   const Json& v = json_.at(key);
-  if (!v.is_number()) return error(key, "must be a number, got " + v.dump());
+  if (!v.is_number()) return error(key, "must be a number, got " + json_excerpt(v));
   return v.get<double>();
 }
 
 Result<double> ConfigFields::positive_number_or(const char* key, double fallback) const {
   BRISK_ASSIGN(v, number_or(key, fallback));
   if (!(v > 0) || !std::isfinite(v))
-    return error(key, "must be a positive finite number, got " + json_.at(key).dump());
+    return error(key, "must be a positive finite number, got " + json_excerpt(json_.at(key)));
   return v;
 }
 
@@ -50,31 +50,31 @@ Result<std::optional<double>> ConfigFields::optional_number(const char* key) con
 Result<bool> ConfigFields::boolean_or(const char* key, bool fallback) const {
   if (!has(key)) return fallback;
   const Json& v = json_.at(key);
-  if (!v.is_boolean()) return error(key, "must be true or false, got " + v.dump());
+  if (!v.is_boolean()) return error(key, "must be true or false, got " + json_excerpt(v));
   return v.get<bool>();
 }
 
 Result<std::string> ConfigFields::string_or(const char* key, const std::string& fallback) const {
   if (!has(key)) return fallback;
   const Json& v = json_.at(key);
-  if (!v.is_string()) return error(key, "must be a string, got " + v.dump());
+  if (!v.is_string()) return error(key, "must be a string, got " + json_excerpt(v));
   return v.get<std::string>();
 }
 
 Result<const Json*> ConfigFields::object_or_null(const char* key) const {
   if (!has(key)) return static_cast<const Json*>(nullptr);
   const Json& v = json_.at(key);
-  if (!v.is_object()) return error(key, "must be an object, got " + v.dump());
+  if (!v.is_object()) return error(key, "must be an object, got " + json_excerpt(v));
   return &v;
 }
 
 Result<std::vector<double>> ConfigFields::numbers(const char* key) const {
   if (!has(key)) return make_error(where_ + ": missing field '" + key + "'");
   const Json& v = json_.at(key);
-  if (!v.is_array()) return error(key, "must be an array of numbers, got " + v.dump());
+  if (!v.is_array()) return error(key, "must be an array of numbers, got " + json_excerpt(v));
   std::vector<double> out;
   for (const Json& x : v) {
-    if (!x.is_number()) return error(key, "must be an array of numbers, got element " + x.dump());
+    if (!x.is_number()) return error(key, "must be an array of numbers, got element " + json_excerpt(x));
     out.push_back(x.get<double>());
   }
   return out;
@@ -84,9 +84,9 @@ Result<std::vector<std::string>> ConfigFields::strings_or_empty(const char* key)
   std::vector<std::string> out;
   if (!has(key)) return out;
   const Json& v = json_.at(key);
-  if (!v.is_array()) return error(key, "must be an array of strings, got " + v.dump());
+  if (!v.is_array()) return error(key, "must be an array of strings, got " + json_excerpt(v));
   for (const Json& x : v) {
-    if (!x.is_string()) return error(key, "must be an array of strings, got element " + x.dump());
+    if (!x.is_string()) return error(key, "must be an array of strings, got element " + json_excerpt(x));
     out.push_back(x.get<std::string>());
   }
   return out;
@@ -99,7 +99,7 @@ Result<std::vector<int32_t>> ConfigFields::token_ids(const char* key) const {
   const Json list = v.is_array() ? v : Json::array({v});
   for (const Json& x : list) {
     if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > INT32_MAX)
-      return error(key, "must be a token id or a list of token ids, got " + v.dump());
+      return error(key, "must be a token id or a list of token ids, got " + json_excerpt(v));
     ids.push_back(int32_t(x.get<int64_t>()));
   }
   return ids;

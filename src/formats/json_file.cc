@@ -11,7 +11,16 @@ Result<Json> parse_json(std::string_view text, const std::string& what) {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::parse_error& e) {
     return make_error(what + ": malformed JSON: " + e.what());
+  } catch (const Json::exception& e) {  // out_of_range: a number beyond double (1e999)
+    return make_error(what + ": malformed JSON: " + e.what());
   }
+}
+
+std::string json_excerpt(const Json& value) {
+  if (value.is_array()) return "an array of " + std::to_string(value.size()) + " elements";
+  if (value.is_object()) return "an object of " + std::to_string(value.size()) + " members";
+  // Strings built from binary files (GGUF metadata) may hold invalid UTF-8, which dump() rejects.
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 Result<Json> read_json_file(const std::filesystem::path& path) {

@@ -40,12 +40,13 @@ Result<NamedTensor> parse_entry(const std::string& where, const std::string& nam
     // The byte count must fit too (F32 [2^62] wrapped to 0 bytes and passed): checked below.
     if (v > uint64_t(std::numeric_limits<int64_t>::max()) ||
         (v != 0 && numel > std::numeric_limits<uint64_t>::max() / v))
-      return make_error(at + ": shape " + shape_it->dump() + " overflows");
+      return make_error(at + ": shape entry " + std::to_string(t.tensor.shape.size()) + " (" + std::to_string(v) +
+                        ") overflows the element count");
     numel *= v;
     t.tensor.shape.push_back(int64_t(v));
   }
   if (numel > std::numeric_limits<uint64_t>::max() / dtype_size(*dtype))
-    return make_error(at + ": shape " + shape_it->dump() + " of " + std::string(dtype_name(*dtype)) +
+    return make_error(at + ": shape " + shape_string(t.tensor.shape) + " of " + std::string(dtype_name(*dtype)) +
                       " overflows a 64-bit byte count");
   const auto& off = *offsets_it;
   if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())

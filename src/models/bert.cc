@@ -162,7 +162,7 @@ Result<ModelConfig> parse_bert(const ConfigFields& f, ModelConfig c) {
   BRISK_ASSIGN(vocab, f.integer("vocab_size"));
   BRISK_ASSIGN(hidden, f.integer("hidden_size"));
   BRISK_ASSIGN(inter, f.integer("intermediate_size"));
-  BRISK_ASSIGN(layers, f.integer("num_hidden_layers"));
+  BRISK_ASSIGN(layers, bounded_size(f, "num_hidden_layers", kMaxLayers));
   BRISK_ASSIGN(heads, f.integer("num_attention_heads"));
   BRISK_ASSIGN(max_pos, f.integer_or("max_position_embeddings", 512));
   BRISK_ASSIGN(types, f.integer_or("type_vocab_size", 2));

@@ -174,7 +174,7 @@ Result<ModelConfig> parse_gemma(const ConfigFields& f, ModelConfig c) {
   BRISK_ASSIGN(vocab, f.integer("vocab_size"));
   BRISK_ASSIGN(hidden, f.integer("hidden_size"));
   BRISK_ASSIGN(inter, f.integer("intermediate_size"));
-  BRISK_ASSIGN(layers, f.integer("num_hidden_layers"));
+  BRISK_ASSIGN(layers, bounded_size(f, "num_hidden_layers", kMaxLayers));
   BRISK_ASSIGN(heads, f.integer("num_attention_heads"));
   BRISK_ASSIGN(kv_heads, f.integer_or("num_key_value_heads", heads));
   BRISK_ASSIGN(head_dim, f.integer_or("head_dim", 256));

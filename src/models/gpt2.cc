@@ -105,8 +105,8 @@ class Gpt2 final : public Model {
 Result<ModelConfig> parse_gpt2(const ConfigFields& f, ModelConfig c) {
   const std::string& where = f.where();
   BRISK_ASSIGN(vocab, f.integer("vocab_size"));
-  BRISK_ASSIGN(hidden, f.integer("n_embd"));
-  BRISK_ASSIGN(layers, f.integer("n_layer"));
+  BRISK_ASSIGN(hidden, bounded_size(f, "n_embd", kMaxWidth));  // n_inner defaults to 4x
+  BRISK_ASSIGN(layers, bounded_size(f, "n_layer", kMaxLayers));
   BRISK_ASSIGN(heads, f.integer("n_head"));
   BRISK_ASSIGN(max_pos, f.integer_or("n_positions", 1024));
   BRISK_ASSIGN(inner, f.integer_or("n_inner", 4 * hidden));

@@ -81,15 +81,15 @@ Result<RopeConfig> parse_rope(const Json& json, const std::string& where) {
   return rope;
 }
 
-namespace {
+Result<int64_t> bounded_size(const ConfigFields& fields, const char* key, int64_t limit) {
+  BRISK_ASSIGN(value, fields.integer(key));
+  if (value > limit)
+    return fields.error(key, "= " + std::to_string(value) + " exceeds brisk's limit of " + std::to_string(limit) +
+                                 " (corrupt config?)");
+  return value;
+}
 
-// Sizes past these are corrupt, not large (the biggest released models stay an order of
-// magnitude below): larger ones would overflow size arithmetic or fail to allocate activations,
-// which happens before the checkpoint's shapes are compared with the config.
-constexpr int64_t kMaxLayers = 1024;
-constexpr int64_t kMaxWidth = int64_t(1) << 20;  // hidden, intermediate, head_dim, heads
-constexpr int64_t kMaxVocab = int64_t(1) << 22;
-constexpr int64_t kMaxPositions = int64_t(1) << 24;
+namespace {
 
 Status check_size_limits(const ModelConfig& c, const std::string& where) {
   const struct {

@@ -66,6 +66,19 @@ std::vector<float> rope_inv_freq(const RopeConfig& rope, int64_t head_dim, int64
 // "rope_parameters" (transformers >= 5).
 Result<RopeConfig> parse_rope(const Json& json, const std::string& where);
 
+// Sizes past these are corrupt, not large (the biggest released models stay an order of
+// magnitude below): larger ones would overflow size arithmetic or fail to allocate activations,
+// which happens before the checkpoint's shapes are compared with the config. parse_model_config
+// checks every size against them once the family has read its fields.
+inline constexpr int64_t kMaxLayers = 1024;
+inline constexpr int64_t kMaxWidth = int64_t(1) << 20;  // hidden, intermediate, head_dim, heads
+inline constexpr int64_t kMaxVocab = int64_t(1) << 22;
+inline constexpr int64_t kMaxPositions = int64_t(1) << 24;
+
+// A required positive size at most `limit`, for the sizes a family loops over or multiplies while
+// it reads the config (a layer count of 2^52 allocated per-layer settings before the check).
+Result<int64_t> bounded_size(const ConfigFields& fields, const char* key, int64_t limit);
+
 // Finds the declaration for config.json's model_type (an unknown one is an error listing the
 // known ones) and lets it read the rest.
 Result<ModelConfig> parse_model_config(const Json& json, const std::string& where);

@@ -41,7 +41,7 @@ Result<GenerationConfig> read_generation_config(const std::filesystem::path& mod
   if (f.has("top_k")) {
     const Json& top_k = json.at("top_k");
     if (!top_k.is_number_integer() || top_k.get<int64_t>() < 0 || top_k.get<int64_t>() > INT32_MAX)
-      return f.error("top_k", "must be a non-negative integer, got " + top_k.dump());
+      return f.error("top_k", "must be a non-negative integer, got " + json_excerpt(top_k));
     g.top_k = int32_t(top_k.get<int64_t>());
   }
   BRISK_ASSIGN(eos, f.token_ids("eos_token_id"));

@@ -1,6 +1,7 @@
 #include "serve/jinja_eval.h"
 
 #include <memory>
+#include <unordered_set>
 
 #include "serve/jinja_builtins.h"
 
@@ -8,6 +9,11 @@ namespace brisk::jinja {
 namespace {
 
 using Frame = std::shared_ptr<ValueDict>;
+using Clock = std::chrono::steady_clock;
+
+// The clock is read once per this many steps (a read costs about as much as a step); one step
+// does bounded work, so the render stops soon after its time is up.
+constexpr int64_t kStepsPerClockRead = 16;
 using Frames = std::vector<Frame>;
 
 enum class Flow { kNormal, kBreak, kContinue };
@@ -25,10 +31,20 @@ auto at_line(int line, F&& body) -> decltype(body()) {
 
 class Evaluator {
  public:
-  Evaluator(const ValueDict& globals, const RenderLimits& limits) : limits_(limits) {
+  Evaluator(const ValueDict& globals, const RenderLimits& limits)
+      : limits_(limits), deadline_(Clock::now() + limits.max_time) {
     frames_.push_back(std::make_shared<ValueDict>(globals));
     frames_.push_back(std::make_shared<ValueDict>());  // the template's own top-level variables
   }
+
+  // A macro's closure holds the frames it was defined in, and one of them holds the macro: a
+  // cycle of shared_ptrs that kept every render's frames (the request's messages among them)
+  // alive forever. Emptying the captured frames when the render ends breaks each such cycle.
+  ~Evaluator() {
+    for (const Frame& frame : macro_frames_) frame->items.clear();
+  }
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
 
   std::string run(const NodeList& nodes) {
     std::string out;
@@ -40,6 +56,8 @@ class Evaluator {
   void step() {
     if (++steps_ > limits_.max_steps)
       throw TemplateError("template exceeded its step budget (endless loop?)");
+    if (steps_ % kStepsPerClockRead == 0 && Clock::now() > deadline_)
+      throw TemplateError("template exceeded its time limit of " + std::to_string(limits_.max_time.count()) + " ms");
   }
 
   Value lookup(const std::string& name) const {
@@ -186,6 +204,7 @@ class Evaluator {
   // its parameters; calling it renders its body to a string.
   void define_macro(const Node& node) {
     const Frames closure = frames_;
+    macro_frames_.insert(closure.begin(), closure.end());
     const Node* macro = &node;
     frames_.back()->set(
         node.name, Value::function([this, closure, macro](const CallArgs& args) {
@@ -360,7 +379,9 @@ class Evaluator {
   }
 
   const RenderLimits& limits_;
+  const Clock::time_point deadline_;
   Frames frames_;
+  std::unordered_set<Frame> macro_frames_;  // every frame a macro closure holds
   int64_t steps_ = 0;
   int call_depth_ = 0;
 };

@@ -15,11 +15,10 @@ Result<std::vector<AddedToken>> AddedVocabulary::parse(const nlohmann::json& add
   for (size_t i = 0; i < added.size(); ++i) {
     const nlohmann::json& entry = added[i];
     const std::string at = where + "[" + std::to_string(i) + "]";
-    if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_number_integer()) {
-      return make_error(at + ".id: expected an integer");
-    }
+    if (!entry.is_object() || !entry.contains("id")) return make_error(at + ".id: expected an integer");
     AddedToken token;
-    token.id = entry["id"].get<int32_t>();
+    BRISK_ASSIGN(id, json_fields::token_id(entry["id"], at + ".id"));
+    token.id = id;
     BRISK_ASSIGN(content, json_fields::string(entry, "content", at));
     BRISK_ASSIGN(special, json_fields::boolean(entry, "special", false, at));
     BRISK_ASSIGN(lstrip, json_fields::boolean(entry, "lstrip", false, at));

@@ -46,10 +46,8 @@ Result<BpeModel> parse_model(const json& model, const std::string& where) {
   std::vector<std::pair<std::string, int32_t>> entries;
   entries.reserve(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer()) {
-      return make_error(where + ".vocab: id of '" + token + "' is not an integer");
-    }
-    entries.emplace_back(token, id.get<int32_t>());
+    BRISK_ASSIGN(checked, json_fields::token_id(id, where + ".vocab: id of '" + token + "'"));
+    entries.emplace_back(token, checked);
   }
   BRISK_ASSIGN(merges, parse_merges(member(model, "merges"), where + ".merges"));
 

@@ -75,6 +75,20 @@ inline Result<int64_t> count(const Json& object, const char* key, int64_t fallba
   return it->get<int64_t>();
 }
 
+// Token ids size tables (id -> token), so one stray id of 2^31-1 asked for gigabytes and its
+// id + 1 overflowed. Ids are bounded as config.json's vocab_size is (models/model_config.cc: 2^22,
+// ten times the largest vocabularies published).
+inline constexpr int64_t kMaxTokenId = (int64_t(1) << 22) - 1;
+
+// A token id: an integer in [0, kMaxTokenId]. `what` names the value in the error.
+inline Result<int32_t> token_id(const Json& value, const std::string& what) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > kMaxTokenId) {
+    return make_error(what + ": expected a token id (an integer from 0 to " + std::to_string(kMaxTokenId) +
+                      "), got " + (value.is_number() ? value.dump() : std::string(value.type_name())));
+  }
+  return static_cast<int32_t>(value.get<int64_t>());
+}
+
 // The "type" tag every tokenizers component carries.
 inline Result<std::string> type_tag(const Json& object, const std::string& where) {
   if (!object.is_object()) return make_error(where + ": expected an object");

@@ -21,10 +21,8 @@ Result<std::vector<int32_t>> special_token_ids(const nlohmann::json& config, con
   }
   std::vector<int32_t> out;
   for (const auto& id : *ids) {
-    if (!id.is_number_integer()) {
-      return make_error(where + ".special_tokens." + name + ".ids: expected integers");
-    }
-    out.push_back(id.get<int32_t>());
+    BRISK_ASSIGN(checked, json_fields::token_id(id, where + ".special_tokens." + name + ".ids"));
+    out.push_back(checked);
   }
   return out;
 }
@@ -55,10 +53,10 @@ Status parse_template(const nlohmann::json& config, const std::string& where, Sp
 // Roberta/Bert store {"cls": ["<s>", 0], "sep": ["</s>", 2]}.
 Result<int32_t> named_pair_id(const nlohmann::json& config, const char* key, const std::string& where) {
   const auto it = config.find(key);
-  if (it == config.end() || !it->is_array() || it->size() != 2 || !(*it)[1].is_number_integer()) {
+  if (it == config.end() || !it->is_array() || it->size() != 2) {
     return make_error(where + "." + key + ": expected [token, id]");
   }
-  return (*it)[1].get<int32_t>();
+  return json_fields::token_id((*it)[1], where + "." + key + "[1]");
 }
 
 Status append_processor(const nlohmann::json& config, const std::string& where,
