@@ -237,6 +237,16 @@ TEST(ChatTemplateJinja, SetBlocksAndMacros) {
             "Hi A!Hi B?");
 }
 
+TEST(ChatTemplateJinja, FilterBlocks) {
+  // As jinja2: the block's rendered text goes through the chain, left to right, with arguments.
+  EXPECT_EQ(render("{% filter upper %}hello {{ name }}{% endfilter %}!", {{"name", "bob"}}), "HELLO BOB!");
+  EXPECT_EQ(render("[{% filter trim | upper %}  x y  {% endfilter %}]"), "[X Y]");
+  EXPECT_EQ(render("{% filter replace('a', 'o') %}banana{% endfilter %}"), "bonono");
+  EXPECT_EQ(render("{% for i in [1, 2] %}{% filter upper %}a{{ i }}{% endfilter %}{% endfor %}"), "A1A2");
+  EXPECT_EQ(render("{% filter nosuch %}x{% endfilter %}").rfind("ERROR:", 0), 0u);
+  EXPECT_EQ(render("{% filter upper %}x").rfind("ERROR:", 0), 0u);  // never closed
+}
+
 TEST(ChatTemplateJinja, WhitespaceControl) {
   EXPECT_EQ(render("a  {{- 'b' -}}  \n c"), "abc");
   // trim_blocks drops the newline after a block tag, lstrip_blocks the indentation before one.

@@ -58,6 +58,8 @@ struct Node {
     kBreak,
     kContinue,
     kScope,  // body rendered in place ({% generation %} and other pass-through blocks)
+    kFilterBlock,  // {% filter f(args) | g %}body{% endfilter %}: expr is the filter chain whose
+                   // innermost input (a null child) is the rendered body
   };
   Kind kind;
   int line = 0;

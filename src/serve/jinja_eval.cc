@@ -113,8 +113,20 @@ class Evaluator {
         return Flow::kContinue;
       case Node::Kind::kScope:
         return exec_all(node.body, out);
+      case Node::Kind::kFilterBlock: {
+        std::string captured;
+        const Flow flow = exec_all(node.body, captured);
+        out += apply_filter_chain(*node.expr, Value(std::move(captured))).to_string();
+        return flow;
+      }
     }
     return Flow::kNormal;
+  }
+
+  // A {% filter %} block's chain applied to its rendered body (the chain's null innermost input).
+  Value apply_filter_chain(const Expr& filter, Value body) {
+    Value input = filter.children[0] ? apply_filter_chain(*filter.children[0], std::move(body)) : std::move(body);
+    return apply_filter(filter.name, input, eval_args(filter, 1));
   }
 
   static void bind_targets(ValueDict& frame, const std::vector<std::string>& targets, const Value& value) {

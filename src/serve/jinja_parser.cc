@@ -152,6 +152,8 @@ class Parser {
       node = parse_loop_control(tag);
     else if (tag == "generation")
       node = parse_scope(tag);
+    else if (tag == "filter")
+      node = parse_filter_block();
     else if (tag.rfind("end", 0) == 0 || tag == "else" || tag == "elif") {
       throw TemplateError("unexpected '{% " + tag + " %}' with no open block it could close", line);
     } else {
@@ -207,6 +209,26 @@ class Parser {
       expect_block_end();
       node->else_body = parse_body({"endfor"}, "for", line, &ended_by);
     }
+    expect_block_end();
+    return node;
+  }
+
+  std::unique_ptr<Node> parse_filter_block() {
+    auto node = make_node(Node::Kind::kFilterBlock);
+    const int line = peek().line;
+    ExprPtr chain;  // null: the block's rendered body
+    do {
+      if (chain) next();  // the '|' between filters
+      auto filter = make_expr(Expr::Kind::kFilter, line);
+      filter->name = expect_name("a filter name");
+      filter->children.push_back(std::move(chain));
+      if (at_op("(")) parse_call_args(*filter);
+      chain = std::move(filter);
+    } while (at_op("|"));
+    expect_block_end();
+    node->expr = std::move(chain);
+    std::string ended_by;
+    node->body = parse_body({"endfilter"}, "filter", line, &ended_by);
     expect_block_end();
     return node;
   }
