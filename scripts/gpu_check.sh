@@ -12,10 +12,14 @@
 #   mkdir -p .debs && cd .debs && apt-get download libgtest-dev nlohmann-json3-dev libpcre2-dev \
 #     libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libsentencepiece-dev \
 #     libsentencepiece0 libcli11-dev pkgconf pkgconf-bin libpkgconf3 pkg-config libprotobuf-lite32 \
-#     libcpp-httplib-dev libcpp-httplib0.11 libbrotli-dev libbrotli1 libssl-dev zlib1g-dev \
-#     libutf8proc-dev libutf8proc2
-# (The GPU targets link none of PCRE2/SentencePiece; the top-level CMakeLists only requires that
-# they can be found.)
+#     libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 zlib1g-dev libutf8proc-dev libutf8proc2
+# plus the Boost headers the server includes, as a tarball (libboost1.74-dev is 9.5 MB, too much
+# for the 64 MiB carry; only the headers http_server.cc pulls in are packed):
+#   g++ -std=c++20 -M -Isrc $(pkg-config --cflags spdlog) src/serve/http_server.cc | tr ' \\' '\n\n' |
+#     grep '^/usr/include/boost/' | sort -u >list && echo /usr/include/boost/version.hpp >>list &&
+#     tar czf .debs/boost-headers-1.74.tar.gz -P --transform 's|^/||' -T list
+# (The GPU targets link none of PCRE2/SentencePiece/Boost/spdlog; the top-level CMakeLists only
+# requires that they can be found.)
 set -uo pipefail
 
 ROOT=${SRC:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -51,6 +55,7 @@ if compgen -G "$DEBS/*.deb" >/dev/null; then
   SYSROOT=${SYSROOT:-/tmp/brisk-sysroot}  # SYSROOT=DIR when two builds run at once
   rm -rf "$SYSROOT" && mkdir -p "$SYSROOT"
   for deb in "$DEBS"/*.deb; do dpkg -x "$deb" "$SYSROOT"; done
+  for headers in "$DEBS"/*.tar.gz; do [ -e "$headers" ] && tar xzf "$headers" -C "$SYSROOT"; done
   LIBDIR="$SYSROOT/usr/lib/x86_64-linux-gnu"
   # pkgconf from the sysroot needs its library; a wrapper keeps LD_LIBRARY_PATH away from the rest.
   cat >"$SYSROOT/pkg-config" <<EOF
@@ -64,7 +69,8 @@ EOF
                -DPKG_CONFIG_EXECUTABLE="$SYSROOT/pkg-config"
                -DGTest_DIR="$LIBDIR/cmake/GTest"
                -Dnlohmann_json_DIR="$SYSROOT/usr/share/cmake/nlohmann_json"
-               -DCLI11_DIR="$SYSROOT/usr/share/cmake/CLI11")
+               -DCLI11_DIR="$SYSROOT/usr/share/cmake/CLI11"
+               -DBoost_NO_BOOST_CMAKE=ON -DBoost_INCLUDE_DIR="$SYSROOT/usr/include")
   say "== dev packages from .debs/ unpacked into $SYSROOT"
 fi
 
