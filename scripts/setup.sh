@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ pkg-config python3 nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
-          libcli11-dev libgtest-dev libboost-dev libspdlog-dev zlib1g-dev libutf8proc-dev tmux)
+          libcli11-dev libgtest-dev libboost-dev libspdlog-dev zlib1g-dev libutf8proc-dev tmux
+          clang libclang-rt-14-dev)  # clang + compiler-rt: libFuzzer, ASan, UBSan for fuzz/
 # Node.js and npm for the server's client tests: Debian's, unless the machine already has them
 # (a NodeSource nodejs conflicts with Debian's npm package).
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
@@ -24,3 +25,8 @@ fi
 if [ -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then export PATH=/usr/local/cuda/bin:$PATH; fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)"
+
+# The fuzzers (fuzz/; ctest runs them, label fuzz): clang with ASan and UBSan, only the libraries
+# the parsers need, no CUDA. Its own tree, so the main build keeps its compiler and flags.
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DBRISK_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build build-fuzz -j "$(nproc)"

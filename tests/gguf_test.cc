@@ -331,6 +331,36 @@ TEST(GgufErrors, NameTheFieldAtFault) {
   EXPECT_EQ(open_error(aligned.bytes()), "");
 }
 
+// general.alignment may be 1 (the spec asks only for a power of two), so an F16 tensor can start
+// at an odd address: its decode read it through uint16_t pointers (undefined behaviour, found by
+// fuzz/gguf_fuzzer under UBSan). Data offsets 1 and 2 put it at an odd and an even address.
+TEST(GgufErrors, TensorsAtAnyAddressDecode) {
+  const fs::path p = fs::temp_directory_path() / ("brisk-gguf-odd-" + std::to_string(::getpid()) + ".gguf");
+  for (const uint64_t offset : {1, 2}) {
+    TinyGguf tiny;
+    tiny.alignment = 1;
+    tiny.type = 1;  // F16
+    tiny.offset = offset;
+    std::string bytes = tiny.bytes();
+    // Varied bytes after the tensor info (name, n_dims, ne[0], type, offset): the data section.
+    const size_t data_start = bytes.find("weights") + 7 + 4 + 8 + 4 + 8;
+    for (size_t i = data_start; i < bytes.size(); ++i) bytes[i] = char(0x30 + i % 7);
+    write_bytes(p, bytes);
+    auto file = GgufFile::open(p);
+    ASSERT_TRUE(file.ok()) << file.error().message;
+    const GgufTensorInfo& t = file.value()->tensors().at(0);
+    std::vector<float> decoded(size_t(t.numel()));
+    ASSERT_TRUE(file.value()->dequantize(t, decoded.data()).ok());
+    for (size_t i = 0; i < decoded.size(); ++i) {
+      uint16_t half;
+      std::memcpy(&half, t.data + 2 * i, 2);
+      EXPECT_EQ(decoded[i], f16_to_f32(half)) << "offset " << offset << " element " << i;
+      EXPECT_NE(decoded[i], 0.0f);
+    }
+  }
+  fs::remove(p);
+}
+
 TEST(GgufErrors, ModelErrorsNameKeyAndFile) {
   const fs::path p = fs::temp_directory_path() / ("brisk-gguf-model-" + std::to_string(::getpid()) + ".gguf");
   write_bytes(p, TinyGguf{}.bytes());

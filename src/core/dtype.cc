@@ -126,14 +126,26 @@ uint8_t f32_to_e4m3(float f) {
   return sign | uint8_t(exp << 3 | mant);
 }
 
+namespace {
+
+// Element i of an array of T that may start at any address (memcpy compiles to one plain load).
+template <class T>
+T load_unaligned(const void* data, size_t i) {
+  T value;
+  std::memcpy(&value, static_cast<const uint8_t*>(data) + i * sizeof(T), sizeof(T));
+  return value;
+}
+
+}  // namespace
+
 float load_as_f32(const void* data, DType t, size_t i) {
   switch (t) {
-    case DType::F32: return static_cast<const float*>(data)[i];
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::F64: return float(static_cast<const double*>(data)[i]);
-    case DType::I32: return float(static_cast<const int32_t*>(data)[i]);
-    case DType::I64: return float(static_cast<const int64_t*>(data)[i]);
+    case DType::F32: return load_unaligned<float>(data, i);
+    case DType::F16: return f16_to_f32(load_unaligned<uint16_t>(data, i));
+    case DType::BF16: return bf16_to_f32(load_unaligned<uint16_t>(data, i));
+    case DType::F64: return float(load_unaligned<double>(data, i));
+    case DType::I32: return float(load_unaligned<int32_t>(data, i));
+    case DType::I64: return float(load_unaligned<int64_t>(data, i));
     case DType::F8_E4M3: return e4m3_to_f32(static_cast<const uint8_t*>(data)[i]);
     default: BRISK_CHECK(false, "load_as_f32: unsupported dtype " + std::string(dtype_name(t)));
   }

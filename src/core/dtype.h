@@ -56,7 +56,9 @@ uint16_t f32_to_f16(float f);
 float e4m3_to_f32(uint8_t b);
 uint8_t f32_to_e4m3(float f);
 
-// Reads element i of a buffer of type t as fp32 (scalar path; kernels use SIMD instead).
+// Reads element i of a buffer of type t as fp32 (scalar path; kernels use SIMD instead). `data`
+// need not be aligned to the element: it often points into a mapped file (a GGUF with
+// general.alignment 1, a safetensors header of odd length).
 float load_as_f32(const void* data, DType t, size_t i);
 
 }  // namespace brisk
