@@ -6,6 +6,7 @@
 
 #include <string_view>
 
+#include "tokenizer/regex.h"
 #include "tokenizer/stream_decoder.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,7 +20,12 @@ inline constexpr std::string_view kSampleText =
 
 inline void exercise_tokenizer(const Tokenizer& tokenizer, std::string_view text) {
   for (const AddSpecial special : {AddSpecial::No, AddSpecial::Yes}) {
-    const std::vector<int32_t> ids = tokenizer.encode(text, special);
+    std::vector<int32_t> ids;
+    try {
+      ids = tokenizer.encode(text, special);
+    } catch (const RegexLimitError&) {  // the documented error of a backtracking regex (regex.h)
+      return;
+    }
     (void)tokenizer.decode(ids, /*skip_special=*/true);
     StreamDecoder stream(tokenizer);
     for (const int32_t id : ids) (void)stream.push(id);

@@ -21,5 +21,6 @@ trap 'rm -rf "$scratch"' EXIT
 cp -r "$seeds"/. "$scratch"/
 mkdir -p "$artifacts"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
-"$fuzzer" "$scratch" -max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout_s" \
+# libFuzzer's own failure code is 77, ctest's "skipped": a finding must fail the test instead.
+"$fuzzer" "$scratch" -error_exitcode=1 -timeout_exitcode=1 -max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout_s" \
   -rss_limit_mb="$rss_limit_mb" -artifact_prefix="$artifacts/$(basename "$fuzzer")-" -print_final_stats=1

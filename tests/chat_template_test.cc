@@ -237,6 +237,10 @@ TEST(ChatTemplateJinja, SetBlocksAndMacros) {
             "Hi A!Hi B?");
 }
 
+TEST(ChatTemplateJinja, RepeatingAnEmptySequenceIsImmediate) {
+  EXPECT_EQ(render("[{{ 'x' * 0 * 10000000000 }}][{{ ([] * 10000000000) | length }}]"), "[][0]");
+}
+
 TEST(ChatTemplateJinja, FilterBlocks) {
   // As jinja2: the block's rendered text goes through the chain, left to right, with arguments.
   EXPECT_EQ(render("{% filter upper %}hello {{ name }}{% endfilter %}!", {{"name", "bob"}}), "HELLO BOB!");

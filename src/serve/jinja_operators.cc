@@ -34,9 +34,11 @@ int64_t floor_div(int64_t a, int64_t b) {
 }
 
 Value repeat(const Value& sequence, int64_t times) {
-  if (times <= 0) return sequence.is_string() ? Value("") : Value(ValueList{});
   const int64_t unit = sequence.is_string() ? static_cast<int64_t>(sequence.as_string().size())
                                             : static_cast<int64_t>(sequence.as_list().size());
+  // An empty sequence repeated stays empty: without this, '' * 10**10 looped 10^10 times (found by
+  // the chat template fuzzer; reachable through a request's chat_template).
+  if (times <= 0 || unit == 0) return sequence.is_string() ? Value("") : Value(ValueList{});
   if (unit > 0 && times > static_cast<int64_t>(kMaxStringBytes) / unit)
     throw TemplateError("repetition result too large");
   if (sequence.is_string()) {
