@@ -17,21 +17,13 @@ stream), health latencies, RSS.
 import argparse
 import asyncio
 import json
-import math
 import time
 import urllib.parse
 
+from serve_load import percentile  # bench/serve_load.py: the one percentile definition
+
 PROMPTS = ["The Congress", "Our economy", "The State of the Union", "Tonight", "We the people",
            "My fellow Americans", "The budget", "Our nation", "In the year ahead", "The world"]
-
-
-def percentile(values, p):
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def rss_bytes(pid):
