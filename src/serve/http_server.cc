@@ -45,6 +45,14 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// A read that ended because the client closed, reset or stopped mid-message, or because the
+// connection was closed here (a deadline): nothing to answer.
+bool client_went_away(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
+         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+         ec == asio::error::bad_descriptor;
+}
+
 std::string reason_phrase(int status) {
   if (status == 499) return "Client Closed Request";
   const beast::string_view reason = http::obsolete_reason(http::int_to_status(unsigned(status)));
@@ -326,9 +334,7 @@ void Connection::on_head(beast::error_code ec) {
       return refuse(431, "the request head is larger than " + std::to_string(server_.options.max_header_bytes) + " bytes", false);
     if (ec == http::error::body_limit)  // a Content-Length over the bound, seen with the head
       return refuse(413, "the request body is larger than " + std::to_string(server_.options.max_body_bytes) + " bytes", false);
-    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted ||
-        ec == asio::error::connection_reset || ec == asio::error::bad_descriptor)
-      return close();
+    if (client_went_away(ec)) return close();
     return refuse(400, "malformed HTTP request: " + ec.message(), false);
   }
   const auto& message = parser_->get();
@@ -365,9 +371,7 @@ void Connection::on_body(beast::error_code ec) {
   if (ec) {
     if (ec == http::error::body_limit)
       return refuse(413, "the request body is larger than " + std::to_string(server_.options.max_body_bytes) + " bytes", false);
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset)
-      return close();
+    if (client_went_away(ec)) return close();
     return refuse(400, "malformed HTTP request body: " + ec.message(), false);
   }
   read_deadline_.cancel();
