@@ -593,7 +593,7 @@ TEST_F(CudaOps, NonFiniteRowsAnswerTheSentinel) {
     Buffer dl = device(logits), dparams = device_words(params), dcounts = device_words(counts),
            dids = device(std::vector<float>(size_t(rows), 0.0f));
     be().sample_rows(dl.data(), rows, vocab, reinterpret_cast<const SampleRowParams*>(dparams.data()),
-                     reinterpret_cast<const TokenCount*>(dcounts.data()), reinterpret_cast<int32_t*>(dids.data()));
+                     reinterpret_cast<const TokenCount*>(dcounts.data()), nullptr, reinterpret_cast<int32_t*>(dids.data()));
     std::vector<int32_t> got(static_cast<size_t>(rows));
     be().copy_to_host(reinterpret_cast<float*>(got.data()), dids.data(), size_t(rows));
     for (int64_t r = 0; r < 3; ++r) EXPECT_EQ(got[size_t(r)], kNonFiniteLogits) << "sample_rows row " << r;
@@ -642,17 +642,31 @@ TEST_F(CudaOps, SampleRowsMatchTheReference) {
     std::vector<float> logits = random_vector(size_t(rows * vocab), rng_, 3.0f);
     std::vector<TokenCount> counts;
     std::vector<SampleRowParams> params;
-    for (int64_t r = 0; r < rows; ++r) params.push_back(random_sample_params(vocab, rng_, counts));
+    // Every third row constrained by a random allowed mask (grammar decoding): dense, sparse, or one token.
+    std::vector<uint32_t> words;
+    const int64_t row_words = (vocab + 31) / 32;
+    for (int64_t r = 0; r < rows; ++r) {
+      params.push_back(random_sample_params(vocab, rng_, counts));
+      if (r % 3 != 1) continue;
+      params.back().first_allowed_word = int32_t(words.size());
+      const uint32_t density = rng_() % 3;
+      for (int64_t w = 0; w < row_words; ++w)
+        words.push_back(density == 0 ? uint32_t(rng_()) : density == 1 ? uint32_t(rng_() & rng_() & rng_()) : 0u);
+      const int64_t keep = int64_t(rng_() % uint64_t(vocab));
+      words[size_t(params.back().first_allowed_word + keep / 32)] |= 1u << (keep % 32);
+    }
     counts.push_back({0, 0});  // never empty, so the device buffer exists
+    words.push_back(0);
     Buffer dl = device(logits), dparams = device_words(params), dcounts = device_words(counts),
-           dids = device(std::vector<float>(size_t(rows), kNaN));
+           dwords = device_words(words), dids = device(std::vector<float>(size_t(rows), kNaN));
     be().sample_rows(dl.data(), rows, vocab, reinterpret_cast<const SampleRowParams*>(dparams.data()),
-                     reinterpret_cast<const TokenCount*>(dcounts.data()), reinterpret_cast<int32_t*>(dids.data()));
+                     reinterpret_cast<const TokenCount*>(dcounts.data()),
+                     reinterpret_cast<const uint32_t*>(dwords.data()), reinterpret_cast<int32_t*>(dids.data()));
     std::vector<int32_t> got(static_cast<size_t>(rows)), want(static_cast<size_t>(rows));
     be().copy_to_host(reinterpret_cast<float*>(got.data()), dids.data(), size_t(rows));
     std::vector<float> scratch;
     for (int64_t r = 0; r < rows; ++r)
-      want[size_t(r)] = ref::sample_row(logits.data() + r * vocab, vocab, params[size_t(r)], counts.data(), scratch);
+      want[size_t(r)] = ref::sample_row(logits.data() + r * vocab, vocab, params[size_t(r)], counts.data(), words.data(), scratch);
     EXPECT_EQ(report("sample_rows penalized logits", host(dl.data(), logits.size()), logits), 0.0);
     for (int64_t r = 0; r < rows; ++r) {
       const SampleRowParams& p = params[size_t(r)];
@@ -686,7 +700,7 @@ TEST_F(CudaOps, SampleRowsFollowTheDistribution) {
     Buffer dl = device(logits), dparams = device_words(params), dcounts = device_words(counts),
            dids = device(std::vector<float>(size_t(rows), kNaN));
     be().sample_rows(dl.data(), rows, vocab, reinterpret_cast<const SampleRowParams*>(dparams.data()),
-                     reinterpret_cast<const TokenCount*>(dcounts.data()), reinterpret_cast<int32_t*>(dids.data()));
+                     reinterpret_cast<const TokenCount*>(dcounts.data()), nullptr, reinterpret_cast<int32_t*>(dids.data()));
     std::vector<int32_t> got(static_cast<size_t>(rows));
     be().copy_to_host(reinterpret_cast<float*>(got.data()), dids.data(), size_t(rows));
     std::vector<double> freq(probs.size());

@@ -240,7 +240,7 @@ TEST(SampleRow, ReferenceFollowsTheLiteralDefinition) {
     }
     p.n_counts = int32_t(counts.size()) - 1;
     std::vector<float> row = logits;
-    EXPECT_EQ(ref::sample_row(row.data(), vocab, p, counts.data(), scratch), literal_sample(logits, p, counts))
+    EXPECT_EQ(ref::sample_row(row.data(), vocab, p, counts.data(), nullptr, scratch), literal_sample(logits, p, counts))
         << "trial " << trial << ": vocab=" << vocab << " temperature=" << p.temperature << " top_k=" << p.top_k
         << " top_p=" << p.top_p << " min_p=" << p.min_p;
   }
@@ -271,7 +271,7 @@ TEST(SampleRow, SamplerAgreesWithTheBackendOp) {
     std::vector<float> row = logits;
     const SampleRowParams p = device.row_params(0);
     int32_t id = -1;
-    backend.sample_rows(row.data(), 1, vocab, &p, device.counts().data(), &id);
+    backend.sample_rows(row.data(), 1, vocab, &p, device.counts().data(), nullptr, &id);
     device.accept(id);
     EXPECT_EQ(host.sample(logits.data()), id) << "step " << step;
     EXPECT_EQ(logits, row) << "step " << step;  // the same penalties, in place
@@ -289,7 +289,7 @@ TEST(SampleRow, StepsAndSeedsGiveDifferentDraws) {
       p.seed = seed;
       p.step = step;
       row = flat;
-      ++seen[ref::sample_row(row.data(), 1000, p, nullptr, scratch)];
+      ++seen[ref::sample_row(row.data(), 1000, p, nullptr, nullptr, scratch)];
     }
   EXPECT_GT(seen.size(), 80u);  // 100 uniform draws from 1000 tokens rarely collide
 }

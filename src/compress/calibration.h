@@ -111,7 +111,9 @@ class CalibratingBackend final : public Backend {
   void gelu_erf(float* x, int64_t n) override { inner_.gelu_erf(x, n); }
   void argmax_rows(const float* l, int64_t rows, int64_t vocab, int32_t* ids) override { inner_.argmax_rows(l, rows, vocab, ids); }
   void sample_rows(float* l, int64_t rows, int64_t vocab, const SampleRowParams* params, const TokenCount* counts,
-                   int32_t* ids) override { inner_.sample_rows(l, rows, vocab, params, counts, ids); }
+                   const uint32_t* allowed, int32_t* ids) override {
+    inner_.sample_rows(l, rows, vocab, params, counts, allowed, ids);
+  }
 
  private:
   void record(const float* x, int64_t m, int64_t k, InputStats& stats);

@@ -229,11 +229,11 @@ class Backend {
   // tie, as std::max_element); ids in backend memory. Greedy sampling without moving the rows.
   virtual void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) = 0;
   // ids[r] = the token drawn from row r of logits [rows, vocab] as ops/sampling.h defines it
-  // (penalties, temperature, top-k, top-p, min-p, a Philox-seeded draw), with row r's parameters
-  // params[r] and the penalized tokens its params point to in counts; params, counts and ids in
-  // backend memory. Penalties are applied to logits in place.
+  // (allowed mask, penalties, temperature, top-k, top-p, min-p, a Philox-seeded draw), with row
+  // r's parameters params[r], the penalized tokens its params point to in counts and its mask in
+  // allowed (null when no row has one); all in backend memory. Logits are edited in place.
   virtual void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
-                           const TokenCount* counts, int32_t* ids) = 0;
+                           const TokenCount* counts, const uint32_t* allowed, int32_t* ids) = 0;
 
   // Recording a fixed sequence of ops once and replaying it (CUDA graphs), for callers that run
   // the same pass many times (runtime/decode_runner). Between begin_capture and end_capture the ops

@@ -58,10 +58,11 @@ void gelu_tanh(float* x, int64_t n);
 // Backend::argmax_rows for one row: the first largest logit, or kNonFiniteLogits for a row with a
 // NaN or a non-finite maximum.
 int32_t argmax_row(const float* logits, int64_t vocab);
-// Backend::sample_rows for one row (the steps of ops/sampling.h): applies the penalties listed at
+// Backend::sample_rows for one row (the steps of ops/sampling.h): applies the allowed mask at
+// allowed + params.first_allowed_word (when >= 0) and the penalties listed at
 // counts[params.first_count, +params.n_counts) to logits in place and returns the chosen token.
 // scratch is working memory the caller keeps between calls (no allocation per token).
 int32_t sample_row(float* logits, int64_t vocab, const SampleRowParams& params, const TokenCount* counts,
-                   std::vector<float>& scratch);
+                   const uint32_t* allowed, std::vector<float>& scratch);
 
 }  // namespace brisk::ref

@@ -45,7 +45,12 @@ int32_t argmax_row(const float* logits, int64_t vocab) {
 }
 
 int32_t sample_row(float* logits, int64_t vocab, const SampleRowParams& p, const TokenCount* counts,
-                   std::vector<float>& scratch) {
+                   const uint32_t* allowed, std::vector<float>& scratch) {
+  if (p.first_allowed_word >= 0) {
+    const uint32_t* mask = allowed + p.first_allowed_word;
+    for (int64_t i = 0; i < vocab; ++i)
+      if (!sampling::token_allowed(mask, i)) logits[i] = -INFINITY;
+  }
   for (int32_t i = 0; i < p.n_counts; ++i) {
     const TokenCount& c = counts[p.first_count + i];
     logits[c.token] = sampling::penalized_logit(logits[c.token], c, p);

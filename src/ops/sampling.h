@@ -4,6 +4,8 @@
 // so CPU and GPU pick the same token for the same seed (up to float ties).
 //
 // Per row, in order:
+//   0. constrained decoding: a token the row's allowed mask leaves out (bit t % 32 of word t / 32,
+//      from first_allowed_word; grammar/token_masks.h) gets the logit -inf, so it is never drawn;
 //   1. on the listed tokens (TokenCount): repetition penalty (transformers' rule: positive logits
 //      divided, negative multiplied) on tokens in the prompt or output, then presence + frequency *
 //      count subtracted from tokens the output already holds, then the token's logit_bias added;
@@ -64,7 +66,7 @@ struct SampleRowParams {
   float frequency_penalty = 0.0f;
   int32_t first_count = 0;           // this row's TokenCount entries: [first_count, +n_counts)
   int32_t n_counts = 0;
-  int32_t unused = 0;                // keeps the size a multiple of 8 (arrays of rows)
+  int32_t first_allowed_word = -1;   // this row's allowed mask in the batch's words; -1: no mask
 };
 static_assert(sizeof(SampleRowParams) == 56, "SampleRowParams travels to the device as raw bytes");
 
@@ -120,6 +122,11 @@ BRISK_HOST_DEVICE inline float scaled_logit(float logit, float max_logit, float 
 
 BRISK_HOST_DEVICE inline bool passes_min_p(float z, float min_p) {
   return min_p <= 0.0f || z >= 0.0f || expf(z) >= min_p;
+}
+
+// Step 0 for one token; `allowed` is the row's mask (null: unconstrained).
+BRISK_HOST_DEVICE inline bool token_allowed(const uint32_t* allowed, int64_t token) {
+  return allowed == nullptr || ((allowed[token >> 5] >> (token & 31)) & 1u) != 0;
 }
 
 BRISK_HOST_DEVICE inline bool top_k_active(int32_t top_k, int64_t vocab) { return top_k > 0 && top_k < vocab; }

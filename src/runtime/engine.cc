@@ -22,6 +22,7 @@ const char* stop_reason_name(StopReason r) {
     case StopReason::StopString: return "stop";
     case StopReason::Context: return "context";
     case StopReason::Cancelled: return "cancelled";
+    case StopReason::Grammar: return "grammar";
   }
   return "?";
 }
@@ -33,7 +34,9 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
       logits_(size_t(model_->config().vocab_size)),
       all_blocks_(size_t(cache_.n_blocks())),
       runner_(*model_, *backend_, graphs),
-      generation_(std::move(generation)) {
+      generation_(std::move(generation)),
+      grammars_(std::make_unique<GrammarCache>(*tokenizer_, model_->config().vocab_size,
+                                               [this](int32_t id) { return is_eos(id); })) {
   for (size_t b = 0; b < all_blocks_.size(); ++b) all_blocks_[b] = int32_t(b);
 }
 
@@ -194,9 +197,10 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   for (int64_t pos = int64_t(prompt.size()); request.max_new_tokens > 0; ++pos) {
     if (token == kNonFiniteLogits) {
       cached_.clear();  // keys and values of a pass that went non-finite are not worth reusing
-      return make_error(non_finite_logits_message(pos));
+      return make_error(sampler.failure_message(pos));
     }
-    const SequenceOutput::Step step = output.push(token);
+    const SequenceOutput::Step step =
+        output.push(token, sampler.grammar_complete() ? GrammarProgress::Complete : GrammarProgress::Open);
     if (step.accepted) result.ids.push_back(token);
     emit(step.text);
     if (step.ended) {

@@ -13,6 +13,7 @@
 #include "models/model.h"
 #include "runtime/device.h"
 #include "runtime/generation_config.h"
+#include "runtime/grammar_cache.h"
 #include "runtime/sampler.h"
 #include "runtime/token_runner.h"
 #include "tokenizer/tokenizer.h"
@@ -75,6 +76,9 @@ class Engine {
     return cache_;
   }
 
+  // Grammars (GBNF) bound to this model's vocabulary, for SamplingParams::grammar.
+  GrammarCache& grammars() { return *grammars_; }
+
   // Every id must index the model's embedding table (a tokenizer from another model may not).
   Status check_token_ids(const std::vector<int32_t>& ids) const;
   // The tokenizer's EOS or one of config.json's or generation_config.json's eos_token_id values.
@@ -117,6 +121,7 @@ class Engine {
   TokenRunner runner_;  // after cache_ and backend_: its recordings name both
   GenerationConfig generation_;
   std::vector<int32_t> cached_;  // tokens whose keys and values sit at positions 0.. (generate)
+  std::unique_ptr<GrammarCache> grammars_;
 };
 
 }  // namespace brisk

@@ -5,11 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "grammar/token_masks.h"
 #include "ops/sampling.h"
 
 namespace brisk {
@@ -29,12 +32,15 @@ struct SamplingParams {
   uint64_t seed = 0;
   // OpenAI's logit_bias: added to these tokens' logits after the penalties (-100 all but bans).
   std::vector<std::pair<int32_t, float>> logit_bias;
+  // Constrained decoding (response_format, grammar, forced tool calls): only tokens this grammar
+  // allows are drawn, and the output ends when it has matched a whole sentence.
+  std::shared_ptr<grammar::ConstrainedGrammar> grammar;
 
-  // Greedy with no penalties or biases: the token is the argmax of the raw logits, which a backend
-  // can pick on the device (Backend::argmax_rows) without the logits ever reaching the host.
+  // Greedy with no penalties, biases or grammar: the token is the argmax of the raw logits, which a
+  // backend can pick on the device (Backend::argmax_rows) without the logits reaching the host.
   bool plain_greedy() const {
     return temperature <= 0.0f && repetition_penalty == 1.0f && presence_penalty == 0.0f &&
-           frequency_penalty == 0.0f && logit_bias.empty();
+           frequency_penalty == 0.0f && logit_bias.empty() && !grammar;
   }
 };
 
@@ -50,11 +56,23 @@ class Sampler {
   // Records a token drawn elsewhere (Backend::sample_rows from row_params()) as sample() would.
   void accept(int32_t token);
 
-  // This step's parameters for Backend::sample_rows, its penalized tokens (counts()) placed at
-  // first_count of the batch's TokenCount array.
-  SampleRowParams row_params(int32_t first_count) const;
+  // This step's parameters for Backend::sample_rows: its penalized tokens (counts()) placed at
+  // first_count of the batch's TokenCount array, its allowed mask (write_allowed) at
+  // first_allowed_word of the batch's mask words (-1: unconstrained).
+  SampleRowParams row_params(int32_t first_count, int32_t first_allowed_word = -1) const;
   // The tokens the penalties act on, each once: what the device needs besides row_params().
   const std::vector<TokenCount>& counts() const { return counts_; }
+
+  // Constrained decoding: whether a grammar limits the next token, and its mask (allowed_words()
+  // words: bit t % 32 of word t / 32 set when token t may come next).
+  bool constrained() const { return matcher_.has_value(); }
+  int64_t allowed_words() const { return (vocab_ + 31) / 32; }
+  void write_allowed(uint32_t* words) const;
+  // The grammar has matched a whole sentence and nothing can follow: the output is complete.
+  bool grammar_complete() const { return matcher_ && matcher_->finished(); }
+  // Why no token could be drawn predicting `position` (Backend answered kNonFiniteLogits): the
+  // grammar dead-ended, or else the logits were not finite.
+  std::string failure_message(int64_t position) const;
 
  private:
   TokenCount& listed(int32_t token);
@@ -65,6 +83,8 @@ class Sampler {
   std::vector<TokenCount> counts_;             // only what an active penalty or a bias reads
   std::unordered_map<int32_t, size_t> where_;  // token -> its entry in counts_
   std::vector<float> scratch_;                 // ref::sample_row's working memory
+  std::optional<grammar::GrammarMatcher> matcher_;
+  std::vector<uint32_t> allowed_;              // sample()'s mask
 };
 
 }  // namespace brisk

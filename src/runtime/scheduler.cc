@@ -390,9 +390,10 @@ void Scheduler::score_prompt(Sequence& seq, const float* rows, int64_t first_pos
 // and ends the sequence on EOS, a stop string, max_tokens or the context.
 void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row) {
   if (token == kNonFiniteLogits)
-    return finish(seq, StopReason::Length, non_finite_logits_message(seq.computed));
+    return finish(seq, StopReason::Length, seq.sampler.failure_message(seq.computed));
   const int64_t vocab = engine_.model().config().vocab_size;
-  SequenceOutput::Step step = seq.output.push(token);
+  SequenceOutput::Step step =
+      seq.output.push(token, seq.sampler.grammar_complete() ? GrammarProgress::Complete : GrammarProgress::Open);
   StreamEvent event = take_prompt_scores(seq);
   if (step.accepted) {  // not EOS, which ends the sequence without being part of its output
     event.ids.push_back(token);

@@ -7,7 +7,7 @@ SequenceOutput::SequenceOutput(const Tokenizer& tokenizer, std::vector<std::stri
     : decoder_(tokenizer), stopper_(std::move(stops)), limits_(limits), length_(prompt_tokens),
       is_eos_(std::move(is_eos)) {}
 
-SequenceOutput::Step SequenceOutput::push(int32_t token) {
+SequenceOutput::Step SequenceOutput::push(int32_t token, GrammarProgress grammar) {
   Step step;
   if (limits_.stop_at_eos && is_eos_(token)) {
     step.accepted = false;
@@ -20,6 +20,8 @@ SequenceOutput::Step SequenceOutput::push(int32_t token) {
   step.text = stopper_.push(decoder_.push(token));
   if (stopper_.stopped()) {
     step.ended = StopReason::StopString;
+  } else if (grammar == GrammarProgress::Complete) {
+    step.ended = StopReason::Grammar;
   } else if (generated_ >= limits_.max_new_tokens) {
     step.ended = StopReason::Length;
   } else if (length_ >= limits_.context) {

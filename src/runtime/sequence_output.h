@@ -14,7 +14,8 @@
 
 namespace brisk {
 
-enum class StopReason { Length, Eos, StopString, Context, Cancelled };
+// Grammar: constrained decoding matched a whole sentence that nothing can extend.
+enum class StopReason { Length, Eos, StopString, Context, Cancelled, Grammar };
 const char* stop_reason_name(StopReason r);
 
 struct OutputLimits {
@@ -22,6 +23,9 @@ struct OutputLimits {
   int64_t context = 0;      // positions the sequence may fill
   bool stop_at_eos = true;
 };
+
+// Whether the sequence's grammar (when it has one) has matched a sentence nothing can extend.
+enum class GrammarProgress : bool { Open, Complete };
 
 class SequenceOutput {
  public:
@@ -33,8 +37,9 @@ class SequenceOutput {
     std::string text;                 // safe to stream now (on the last step: everything left)
     std::optional<StopReason> ended;  // set on the sequence's last step
   };
-  // The token sampled after the sequence's current last one.
-  Step push(int32_t token);
+  // The token sampled after the sequence's current last one (Complete: it ended the grammar's
+  // sentence, so the sequence ends with it).
+  Step push(int32_t token, GrammarProgress grammar = GrammarProgress::Open);
   // Text still held back (undecoded bytes, a possible stop-string prefix), for a sequence ended
   // from outside (cancelled). Empty once a stop string matched.
   std::string flush();

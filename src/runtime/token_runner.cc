@@ -62,35 +62,49 @@ const int32_t* TokenRunner::run_greedy(const std::vector<SequenceChunk>& chunks,
 
 void TokenRunner::upload_sampling(const std::vector<const Sampler*>& samplers) {
   static_assert(sizeof(SampleRowParams) % sizeof(float) == 0 && sizeof(TokenCount) % sizeof(float) == 0);
-  size_t n_counts = 0;
-  for (const Sampler* s : samplers) n_counts += s->counts().size();
-  const size_t params_bytes = samplers.size() * sizeof(SampleRowParams);
-  const size_t floats = (params_bytes + n_counts * sizeof(TokenCount)) / sizeof(float);
-  sample_args_host_.resize(floats);
-  auto* params = reinterpret_cast<SampleRowParams*>(sample_args_host_.data());
-  auto* counts = reinterpret_cast<TokenCount*>(reinterpret_cast<char*>(sample_args_host_.data()) + params_bytes);
-  size_t first = 0;
-  for (size_t i = 0; i < samplers.size(); ++i) {
-    BRISK_CHECK(first < size_t(INT32_MAX), "TokenRunner: too many penalized tokens in one step");
-    params[i] = samplers[i]->row_params(int32_t(first));
-    const std::vector<TokenCount>& c = samplers[i]->counts();
-    std::copy(c.begin(), c.end(), counts + first);
-    first += c.size();
+  // One upload: the rows' parameters, then their penalized tokens, then the constrained rows' masks.
+  size_t n_counts = 0, n_words = 0;
+  for (const Sampler* s : samplers) {
+    n_counts += s->counts().size();
+    if (s->constrained()) n_words += size_t(s->allowed_words());
   }
+  const size_t params_bytes = samplers.size() * sizeof(SampleRowParams);
+  const size_t counts_bytes = n_counts * sizeof(TokenCount);
+  const size_t floats = (params_bytes + counts_bytes + n_words * sizeof(uint32_t)) / sizeof(float);
+  sample_args_host_.resize(floats);
+  char* base = reinterpret_cast<char*>(sample_args_host_.data());
+  auto* params = reinterpret_cast<SampleRowParams*>(base);
+  auto* counts = reinterpret_cast<TokenCount*>(base + params_bytes);
+  auto* words = reinterpret_cast<uint32_t*>(base + params_bytes + counts_bytes);
+  size_t first = 0, first_word = 0;
+  for (size_t i = 0; i < samplers.size(); ++i) {
+    BRISK_CHECK(first < size_t(INT32_MAX) && first_word < size_t(INT32_MAX), "TokenRunner: too much sampling state in one step");
+    const Sampler& s = *samplers[i];
+    params[i] = s.row_params(int32_t(first), s.constrained() ? int32_t(first_word) : -1);
+    std::copy(s.counts().begin(), s.counts().end(), counts + first);
+    first += s.counts().size();
+    if (s.constrained()) {
+      s.write_allowed(words + first_word);
+      first_word += size_t(s.allowed_words());
+    }
+  }
+  sample_counts_ = n_counts;
   if (sample_args_.size() < floats) sample_args_ = backend_.allocate(std::max(floats, 2 * sample_args_.size()));
   backend_.copy_to_device(sample_args_.data(), sample_args_host_.data(), floats);
 }
 
 const int32_t* TokenRunner::run_sampled(const std::vector<SequenceChunk>& chunks, KvCache& cache,
                                         const std::vector<const Sampler*>& samplers) {
-  upload_sampling(samplers);
+  // The pass first: on a GPU it runs while the host computes the grammar masks.
   const auto [logits, rows] = forward(chunks, cache);
+  upload_sampling(samplers);
   BRISK_CHECK(rows == int64_t(samplers.size()), "TokenRunner::run_sampled: one sampler per logits row");
   if (rows > 0) {
     const auto* params = reinterpret_cast<const SampleRowParams*>(sample_args_.data());
     const auto* counts = reinterpret_cast<const TokenCount*>(params + rows);
-    // The pass's logits buffer is scratch until the next pass: the penalties may edit it in place.
-    backend_.sample_rows(const_cast<float*>(logits), rows, model_.config().vocab_size, params, counts,
+    const auto* allowed = reinterpret_cast<const uint32_t*>(counts + sample_counts_);
+    // The pass's logits buffer is scratch until the next pass: the mask and penalties edit it.
+    backend_.sample_rows(const_cast<float*>(logits), rows, model_.config().vocab_size, params, counts, allowed,
                          reinterpret_cast<int32_t*>(ids_dev_.data()));
   }
   return ids_to_host(rows);

@@ -52,7 +52,7 @@ class TokenRunner {
   };
   // Runs (or replays) the pass; returns its logits rows in backend memory and their count.
   std::pair<const float*, int64_t> forward(const std::vector<SequenceChunk>& chunks, KvCache& cache);
-  // Packs the samplers' rows and penalty counts and uploads them into sample_args_.
+  // Packs the samplers' rows, penalty counts and masks and uploads them into sample_args_.
   void upload_sampling(const std::vector<const Sampler*>& samplers);
   const int32_t* ids_to_host(int64_t rows);
 
@@ -61,8 +61,10 @@ class TokenRunner {
   DecodeGraphs graphs_;
   Buffer ids_dev_;               // [max_rows] int32 ids, bit for bit in a float buffer
   std::vector<int32_t> ids_;     // host copy
-  // Sampled steps: [rows] SampleRowParams then the TokenCount entries, bit for bit in floats.
+  // Sampled steps: [rows] SampleRowParams, then sample_counts_ TokenCount entries, then the
+  // constrained rows' allowed masks, bit for bit in floats.
   Buffer sample_args_;
+  size_t sample_counts_ = 0;
   std::vector<float> sample_args_host_;
   std::map<std::pair<int64_t, int64_t>, Recorded> recorded_;  // (sequences, key bucket)
   int64_t recordings_made_ = 0, replays_ = 0;

@@ -9,6 +9,7 @@ namespace brisk::serve {
 const char* finish_reason_name(StopReason reason) {
   switch (reason) {
     case StopReason::Eos:
+    case StopReason::Grammar:
     case StopReason::StopString: return "stop";
     case StopReason::Length:
     case StopReason::Context:

@@ -109,9 +109,9 @@ void CpuBackend::argmax_rows(const float* logits, int64_t rows, int64_t vocab, i
 
 // The reference itself: the host Sampler's definition, at the cost the host path always had.
 void CpuBackend::sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
-                             const TokenCount* counts, int32_t* ids) {
+                             const TokenCount* counts, const uint32_t* allowed, int32_t* ids) {
   for (int64_t r = 0; r < rows; ++r)
-    ids[r] = ref::sample_row(logits + r * vocab, vocab, params[r], counts, sample_scratch_);
+    ids[r] = ref::sample_row(logits + r * vocab, vocab, params[r], counts, allowed, sample_scratch_);
 }
 
 void CpuBackend::copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride,

@@ -67,7 +67,7 @@ class CpuBackend final : public Backend {
   void gelu_erf(float* x, int64_t n) override;
   void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override;
   void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
-                   const TokenCount* counts, int32_t* ids) override;
+                   const TokenCount* counts, const uint32_t* allowed, int32_t* ids) override;
 
  private:
   void* reserve(size_t n_bytes);  // 64-byte aligned room in the weight chunks

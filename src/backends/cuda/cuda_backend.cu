@@ -392,9 +392,9 @@ void CudaBackend::argmax_rows(const float* logits, int64_t rows, int64_t vocab, 
 }
 
 void CudaBackend::sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
-                              const TokenCount* counts, int32_t* ids) {
+                              const TokenCount* counts, const uint32_t* allowed, int32_t* ids) {
   activate();
-  cuda::sample_rows(logits, rows, vocab, params, counts, ids, stream_);
+  cuda::sample_rows(logits, rows, vocab, params, counts, allowed, ids, stream_);
 }
 
 // ---- recording (CUDA graphs) --------------------------------------------------------------------

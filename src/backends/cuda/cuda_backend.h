@@ -102,7 +102,7 @@ class CudaBackend final : public Backend {
   void gelu_erf(float* x, int64_t n) override;
   void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids) override;
   void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
-                   const TokenCount* counts, int32_t* ids) override;
+                   const TokenCount* counts, const uint32_t* allowed, int32_t* ids) override;
 
   bool can_record() const override { return true; }
   void begin_capture() override;

@@ -171,12 +171,21 @@ __device__ uint32_t find_cut(const float* row, int64_t vocab, uint32_t floor_key
 // Not __restrict__ and not const: the penalties write the row that the later passes read.
 __global__ void __launch_bounds__(kSampleThreads) sample_kernel(float* logits, int64_t vocab,
                                                                 const SampleRowParams* all_params,
-                                                                const TokenCount* counts, int32_t* ids) {
+                                                                const TokenCount* counts,
+                                                                const uint32_t* allowed, int32_t* ids) {
   __shared__ Best best_scratch[kSampleWarps];
   __shared__ float sum_scratch[kSampleWarps];
   __shared__ CutBins bins;
   float* row = logits + int64_t(blockIdx.x) * vocab;
   const SampleRowParams p = all_params[blockIdx.x];
+
+  // 0. The allowed mask (constrained decoding).
+  if (p.first_allowed_word >= 0) {
+    const uint32_t* mask = allowed + p.first_allowed_word;
+    for (int64_t i = threadIdx.x; i < vocab; i += kSampleThreads)
+      if (!sampling::token_allowed(mask, i)) row[i] = -INFINITY;
+    __syncthreads();
+  }
 
   // 1. Penalties: each listed token once, so no two threads touch one logit.
   for (int32_t e = int32_t(threadIdx.x); e < p.n_counts; e += kSampleThreads) {
@@ -245,11 +254,11 @@ void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids,
 }
 
 void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
-                 const TokenCount* counts, int32_t* ids, cudaStream_t stream) {
+                 const TokenCount* counts, const uint32_t* allowed, int32_t* ids, cudaStream_t stream) {
   if (rows <= 0) return;
   BRISK_CHECK(vocab > 0 && vocab < (int64_t(1) << 31) && rows < (int64_t(1) << 31),
               "sample_rows: sizes out of range");
-  sample_kernel<<<unsigned(rows), kSampleThreads, 0, stream>>>(logits, vocab, params, counts, ids);
+  sample_kernel<<<unsigned(rows), kSampleThreads, 0, stream>>>(logits, vocab, params, counts, allowed, ids);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 

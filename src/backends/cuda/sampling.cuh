@@ -14,8 +14,8 @@ namespace brisk::cuda {
 void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids, cudaStream_t stream);
 
 // ids[r] = the token drawn from logits row r as ops/sampling.h defines it (Backend::sample_rows):
-// params [rows], counts and ids in device memory; the penalties edit logits in place.
+// params [rows], counts, allowed (may be null) and ids in device memory; logits edited in place.
 void sample_rows(float* logits, int64_t rows, int64_t vocab, const SampleRowParams* params,
-                 const TokenCount* counts, int32_t* ids, cudaStream_t stream);
+                 const TokenCount* counts, const uint32_t* allowed, int32_t* ids, cudaStream_t stream);
 
 }  // namespace brisk::cuda

@@ -1,0 +1,33 @@
+// JSON Schema -> GBNF (grammar.h): the grammar of the JSON texts a schema accepts, for
+// response_format json_schema and for tool-call arguments.
+//
+// Supported: type (one or a list), enum, const, anyOf / oneOf (as alternatives), allOf of one
+// schema, $ref into #/$defs or #/definitions (recursion allowed), properties (in the schema's
+// order) with required and additionalProperties, items, prefixItems, minItems / maxItems,
+// minLength / maxLength, format date / time / date-time / uuid, and annotations (title,
+// description, default, examples, ...) which do not constrain. Any other keyword is refused with
+// an error naming it and where it sits: a schema brisk cannot enforce is never silently weakened.
+//
+// Choices that keep every output finite and valid: whitespace is at most one space or a newline
+// and up to 20 indent characters; integers have at most 16 digits, fractions 16, exponents 2;
+// \u escapes exclude surrogates, so each escape is exactly one character (lengths count right).
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace brisk::grammar {
+
+// The GBNF of the values `schema` accepts, its start rule `root`.
+Result<std::string> json_schema_gbnf(const nlohmann::ordered_json& schema);
+
+// The GBNF of any JSON object (response_format json_object).
+std::string json_object_gbnf();
+
+// A GBNF string literal spelling `text` exactly.
+std::string gbnf_literal(std::string_view text);
+
+}  // namespace brisk::grammar
