@@ -219,7 +219,8 @@ TEST(JsonSchema, ObjectsRequiredAndOptionalInOrder) {
       "additionalProperties":false})";
   EXPECT_TRUE(schema_matches(s, R"({"name":"x"})"));
   EXPECT_TRUE(schema_matches(s, R"({"name": "x", "age": -12, "tags": ["a", "b"]})"));
-  EXPECT_TRUE(schema_matches(s, "{\n  \"name\": \"\\u00e9\",\n  \"tags\": [\"a\"]\n}"));
+  EXPECT_TRUE(schema_matches(s, "{ \"name\": \"\\u00e9\", \"tags\": [\"a\"] }"));
+  EXPECT_FALSE(schema_matches(s, "{\n\"name\": \"x\"}"));  // at most one space between tokens
   EXPECT_FALSE(schema_matches(s, R"({"age":1})"));
   EXPECT_FALSE(schema_matches(s, R"({"name":"x","tags":[]})"));
   EXPECT_FALSE(schema_matches(s, R"({"name":"x","tags":["a","b","c"]})"));

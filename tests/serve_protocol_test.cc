@@ -42,11 +42,14 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
   };
   const std::vector<Case> completions = {
       {"echo", "", "true"}, {"best_of", "", "3"}, {"suffix", "\"x\"", "null"},
-      {"logit_bias", "", "{\"5\": 10}"}, {"user", "", "\"u\""}, {"frobnicate", "1", nullptr}};
+      {"logit_bias", "", "{\"5\": 10}"}, {"user", "", "\"u\""}, {"frobnicate", "1", nullptr},
+      {"response_format", "", "{\"type\": \"json_object\"}"}, {"grammar", "", "\"root ::= [a-z]+\""},
+      {"tools", "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]", nullptr}};
   const std::vector<Case> chat = {
-      {"response_format", "{\"type\": \"json_object\"}", "{\"type\": \"text\"}"},
-      {"tools", "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]", "[]"},
-      {"tool_choice", "\"required\"", "\"none\""}, {"parallel_tool_calls", nullptr, "true"},
+      {"response_format", "", "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"n\", \"schema\": {\"type\": \"integer\"}}}"},
+      {"grammar", "", "\"root ::= [a-z]+\""},
+      {"tools", "", "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]"},
+      {"tool_choice", "", "\"none\""}, {"parallel_tool_calls", nullptr, "true"},
       {"functions", "[{\"name\": \"f\"}]", "[]"}, {"function_call", "{\"name\": \"f\"}", "\"none\""},
       {"logit_bias", "", "{\"5\": -100, \"7\": 2.5}"}, {"store", "true", "false"}, {"service_tier", "\"flex\"", "\"auto\""},
       {"modalities", "[\"text\", \"audio\"]", "[\"text\"]"}, {"audio", "{\"voice\": \"x\"}", "null"},
@@ -89,10 +92,11 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
   EXPECT_TRUE(parse_completion_body(R"({"prompt": "x", "n": 3, "best_of": 3, "stream": true})").ok());
   EXPECT_EQ(parse_completion_body(R"({"prompt": "x", "n": 3, "best_of": 2})").error().param, "best_of");
   EXPECT_EQ(parse_completion_body(R"({"prompt": "x", "best_of": 2, "stream": true})").error().param, "best_of");
-  // Message fields beyond role and content are refused by name.
-  auto named = parse_chat_body(R"({"messages": [{"role": "user", "content": "x", "name": "bob"}]})");
-  ASSERT_FALSE(named.ok());
-  EXPECT_EQ(named.error().param, "messages[0].name");
+  // Message fields beyond role, content, name, tool_calls and tool_call_id are refused by name.
+  auto refusal = parse_chat_body(R"({"messages": [{"role": "assistant", "content": "x", "refusal": "no"}]})");
+  ASSERT_FALSE(refusal.ok());
+  EXPECT_EQ(refusal.error().param, "messages[0].refusal");
+  EXPECT_TRUE(parse_chat_body(R"({"messages": [{"role": "user", "content": "x", "name": "bob"}]})").ok());
   auto embeddings = parse_embeddings_body(R"({"input": "x", "user": "u", "truncate": true})");
   ASSERT_FALSE(embeddings.ok());
   EXPECT_EQ(embeddings.error().param, "truncate");
@@ -220,9 +224,9 @@ TEST(Protocol, ChatBodies) {
     {"role": "assistant", "content": null}], "logprobs": true, "top_logprobs": 2, "max_completion_tokens": 5})");
   ASSERT_TRUE(body.ok()) << body.error().message;
   ASSERT_EQ(body.value().messages.size(), 3u);
-  EXPECT_EQ(body.value().messages[1].role, "user");
-  EXPECT_EQ(body.value().messages[1].content, "Hi there");
-  EXPECT_EQ(body.value().messages[2].content, "");
+  EXPECT_EQ(body.value().messages[1]["role"], "user");
+  EXPECT_EQ(body.value().messages[1]["content"], "Hi there");
+  EXPECT_EQ(body.value().messages[2]["content"], "");
   EXPECT_EQ(body.value().params.top_logprobs, 2);
   EXPECT_EQ(body.value().params.max_tokens, 5);
 

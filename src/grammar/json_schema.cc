@@ -15,7 +15,7 @@ constexpr int64_t kMaxCount = 1024;
 
 // The JSON building blocks every schema grammar may use (unused rules cost nothing).
 constexpr const char* kPrimitives = R"GBNF(
-ws ::= ( " " | "\n" [ \t]{0,20} )?
+ws ::= " "?
 json-hex ::= [0-9a-fA-F]
 json-escape-scalar ::= [0-9a-cA-C] json-hex{3} | [dD] [0-7] json-hex{2} | [eEfF] json-hex{3}
 json-char ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" json-escape-scalar )
@@ -57,21 +57,22 @@ std::string rule_safe(const std::string& name) {
 
 class SchemaCompiler {
  public:
-  explicit SchemaCompiler(const Json& root) : root_(root) {}
+  SchemaCompiler(const Json& root, std::string prefix) : root_(root), prefix_(std::move(prefix)) {}
 
-  Result<std::string> compile() {
+  // `start ::= ...` and its helpers (named prefix-...).
+  Result<std::string> compile(const std::string& start) {
     BRISK_ASSIGN(expr, visit(root_, "schema", "#"));
-    std::string out = "root ::= " + expr + "\n";
+    std::string out = start + " ::= " + expr + "\n";
     for (const auto& [name, body] : rules_) out += name + " ::= " + body + "\n";
-    return out + kPrimitives;
+    return out;
   }
 
  private:
   Error fail(const std::string& where, const std::string& what) const { return make_error("schema at " + where + ": " + what); }
 
   std::string add_rule(const std::string& name, const std::string& body) {
-    std::string unique = "s-" + rule_safe(name);
-    for (int i = 2; rules_.count(unique); ++i) unique = "s-" + rule_safe(name) + "-" + std::to_string(i);
+    std::string unique = prefix_ + "-" + rule_safe(name);
+    for (int i = 2; rules_.count(unique); ++i) unique = prefix_ + "-" + rule_safe(name) + "-" + std::to_string(i);
     rules_[unique] = body;
     return unique;
   }
@@ -296,6 +297,7 @@ class SchemaCompiler {
   }
 
   const Json& root_;
+  std::string prefix_;
   std::map<std::string, std::string> rules_;
   std::map<std::string, std::string> refs_;
 };
@@ -323,7 +325,16 @@ std::string gbnf_literal(std::string_view text) {
   return out + "\"";
 }
 
-Result<std::string> json_schema_gbnf(const nlohmann::ordered_json& schema) { return SchemaCompiler(schema).compile(); }
+Result<std::string> json_schema_gbnf(const nlohmann::ordered_json& schema) {
+  BRISK_ASSIGN(rules, SchemaCompiler(schema, "s").compile("root"));
+  return rules + kPrimitives;
+}
+
+Result<std::string> json_schema_rules(const nlohmann::ordered_json& schema, const std::string& name) {
+  return SchemaCompiler(schema, name).compile(name);
+}
+
+std::string json_primitives_gbnf() { return kPrimitives; }
 
 std::string json_object_gbnf() { return std::string("root ::= json-object\n") + kPrimitives; }
 

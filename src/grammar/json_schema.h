@@ -8,8 +8,9 @@
 // description, default, examples, ...) which do not constrain. Any other keyword is refused with
 // an error naming it and where it sits: a schema brisk cannot enforce is never silently weakened.
 //
-// Choices that keep every output finite and valid: whitespace is at most one space or a newline
-// and up to 20 indent characters; integers have at most 16 digits, fractions 16, exponents 2;
+// Choices that keep every output finite and valid: whitespace between tokens is at most one space
+// (as Outlines' default: a small model given newlines and indents spends its tokens on them, and
+// max_tokens then cuts the JSON); integers have at most 16 digits, fractions 16, exponents 2;
 // \u escapes exclude surrogates, so each escape is exactly one character (lengths count right).
 #pragma once
 
@@ -23,6 +24,11 @@ namespace brisk::grammar {
 
 // The GBNF of the values `schema` accepts, its start rule `root`.
 Result<std::string> json_schema_gbnf(const nlohmann::ordered_json& schema);
+
+// Rules for the values `schema` accepts, starting at rule `name`, their helpers named `name-...`,
+// for embedding in a larger grammar (tool calls) that also includes json_primitives_gbnf() once.
+Result<std::string> json_schema_rules(const nlohmann::ordered_json& schema, const std::string& name);
+std::string json_primitives_gbnf();
 
 // The GBNF of any JSON object (response_format json_object).
 std::string json_object_gbnf();

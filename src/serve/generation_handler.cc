@@ -44,8 +44,14 @@ Usage usage_of(const std::vector<ChoiceState>& choices, int64_t n) {
 
 }  // namespace
 
-ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const std::vector<ChatMessage>& messages,
-                                                          const ChatRenderOptions& options) {
+ToolCallFormat OpenAiServer::tool_call_format(const ChatRenderOptions& options) const {
+  if (options_.tool_call_format) return *options_.tool_call_format;
+  if (options.chat_template) return detect_tool_call_format(*options.chat_template);
+  return detect_tool_call_format(chat_template_ ? chat_template_->source() : std::string());
+}
+
+ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const ChatMessages& messages, const ChatRenderOptions& options,
+                                                          const nlohmann::ordered_json& tools) {
   std::optional<ChatTemplate> requested;
   if (options.chat_template) {
     auto parsed = ChatTemplate::from_source(*options.chat_template, model_dir_);
@@ -57,12 +63,11 @@ ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const std::vector<Chat
                          "(use /v1/completions with a plain prompt, or send a chat_template): " + chat_template_error_);
   }
   const ChatTemplate& chat_template = requested ? *requested : *chat_template_;
-  nlohmann::ordered_json json = nlohmann::ordered_json::array();
-  for (const ChatMessage& m : messages) json.push_back({{"role", m.role}, {"content", m.content}});
   ChatTemplateInputs inputs;
+  inputs.tools = tools;
   for (const auto& [key, value] : options.chat_template_kwargs.items()) inputs.variables[key] = value;
   Result<std::string> text = chat_template.apply_json(
-      json, options.add_generation_prompt ? GenerationPrompt::kAppend : GenerationPrompt::kOmit, inputs);
+      messages, options.add_generation_prompt ? GenerationPrompt::kAppend : GenerationPrompt::kOmit, inputs);
   if (!text)
     return invalid_field(requested ? "chat_template" : "messages",
                          "the chat template failed on these messages: " + text.error().message);
@@ -73,7 +78,7 @@ ApiResult<std::vector<int32_t>> OpenAiServer::render_chat(const std::vector<Chat
 ApiResult<GenerationPlan> OpenAiServer::build_requests(Endpoint endpoint, const std::string& body,
                                                        GenerationParams& params) {
   std::vector<PromptInput> inputs;
-  std::vector<ChatMessage> messages;
+  ChatMessages messages;
   ChatRenderOptions render;
   if (endpoint == Endpoint::Completions) {
     auto parsed = parse_completion_body(body);
@@ -102,10 +107,21 @@ ApiResult<GenerationPlan> OpenAiServer::build_requests(Endpoint endpoint, const 
       }
     }
   } else {
-    auto ids = render_chat(messages, render);
+    params.tools.format = tool_call_format(render);
+    if (params.tools.forced()) {
+      auto forced = forced_tool_call_grammar(params.tools);
+      if (!forced) return forced.error();
+      params.grammar = std::move(forced).value();
+    }
+    auto ids = render_chat(messages, render, params.tools.tools);
     if (!ids) return ids.error();
     prompts.push_back(std::move(ids.value()));
     texts.emplace_back();
+  }
+  if (!params.grammar.empty()) {  // bound to the vocabulary once per distinct grammar (GrammarCache)
+    auto bound = scheduler_.engine().grammars().get(params.grammar);
+    if (!bound) return invalid_field("grammar", bound.error().message);
+    params.sampling.grammar = std::move(bound).value();
   }
 
   GenerationPlan plan;
@@ -191,6 +207,10 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
         send(error_json(ApiError{500, "generation failed: " + e.error, "server_error", "", ""}));
         continue;
       }
+      if (choice.tool_parser) {
+        send_with_tool_calls(event.index, e, choice);
+        continue;
+      }
       // Events that only advance held-back text carry nothing a client could see.
       const bool visible = !e.text.empty() || e.finished || (with_logprobs && !e.ids.empty());
       Json chunk = builder.event_chunk(event.index, e, choice);
@@ -200,6 +220,30 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
       send(chunk);
     }
     if (session->done()) complete();
+  }
+
+  // Chat with tools: the event's text split into content (sent as usual) and calls (their own
+  // chunks, before the one that finishes the choice).
+  void send_with_tool_calls(int64_t index, const StreamEvent& e, ChoiceState& choice) {
+    ToolCallParser::Delta split = choice.tool_parser->feed(e.text);
+    if (e.finished) {
+      ToolCallParser::Delta rest = choice.tool_parser->finish();
+      split.content += rest.content;
+      split.calls.insert(split.calls.end(), rest.calls.begin(), rest.calls.end());
+    }
+    StreamEvent shown = e;
+    shown.text = std::move(split.content);
+    const size_t first_call = choice.tool_calls.size();
+    choice.tool_calls.insert(choice.tool_calls.end(), split.calls.begin(), split.calls.end());
+    auto emit = [&](Json chunk) {
+      if (params.include_usage) chunk["usage"] = nullptr;
+      send(chunk);
+    };
+    const bool visible = !shown.text.empty() || (params.top_logprobs >= 0 && !e.ids.empty());
+    if (visible && !e.finished) emit(builder.event_chunk(index, shown, choice));
+    for (Json& chunk : builder.tool_call_chunks(index, split.calls, first_call)) emit(std::move(chunk));
+    if (e.finished) emit(builder.event_chunk(index, shown, choice));
+    ResponseBuilder::append(choice, e);
   }
 
   void complete() {
@@ -273,6 +317,8 @@ void OpenAiServer::handle_generation(Endpoint endpoint, const HttpRequest& req, 
   auto plan = build_requests(endpoint, req.body, params);
   if (!plan) return reply_error(label, *exchange, plan.error());
   std::vector<ChoiceState> choices(plan->requests.size());
+  if (endpoint == Endpoint::ChatCompletions && params.tools.active())
+    for (ChoiceState& choice : choices) choice.tool_parser.emplace(params.tools);
   if (params.echo)
     for (size_t i = 0; i < choices.size(); ++i) {
       choices[i].prompt_text = plan->prompt_texts[i];

@@ -1,5 +1,7 @@
 #include "serve/openai_protocol.h"
 
+#include "serve/structured_output.h"
+
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -275,17 +277,79 @@ std::optional<FieldError> read_content(const Json& message, std::string& out) {
   return std::nullopt;
 }
 
-std::optional<FieldError> read_messages(const Json& body, std::vector<ChatMessage>& out) {
+// An assistant message's tool_calls: arguments (OpenAI sends JSON text) become objects.
+std::optional<FieldError> read_tool_call_history(const Json& calls, const std::string& where, ChatMessages& out) {
+  if (!calls.is_array()) return FieldError{where, "'tool_calls' must be a list"};
+  out = ChatMessages::array();
+  for (size_t j = 0; j < calls.size(); ++j) {
+    const std::string at = where + "[" + std::to_string(j) + "]";
+    const Json& call = calls[j];
+    if (!call.is_object() || !call.contains("function") || !call["function"].is_object() ||
+        !call["function"].value("name", Json()).is_string())
+      return FieldError{at, "a tool call must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}"};
+    const Json& f = call["function"];
+    ChatMessages arguments = ChatMessages::object();
+    if (auto a = f.find("arguments"); a != f.end() && a->is_string()) {
+      arguments = ChatMessages::parse(a->get<std::string>(), nullptr, false);
+      if (!arguments.is_object()) return FieldError{at + ".function.arguments", "'arguments' must be a JSON object's text"};
+    } else if (a != f.end() && a->is_object()) {
+      arguments = ChatMessages::parse(a->dump());
+    } else if (a != f.end() && !a->is_null()) {
+      return FieldError{at + ".function.arguments", "'arguments' must be a JSON object's text"};
+    }
+    ChatMessages normalized = {{"type", "function"}, {"function", {{"name", f["name"]}, {"arguments", arguments}}}};
+    if (call.contains("id") && call["id"].is_string()) normalized["id"] = call["id"];
+    out.push_back(std::move(normalized));
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> read_messages(const Json& body, ChatMessages& out) {
   auto messages = body.find("messages");
   if (messages == body.end() || !messages->is_array() || messages->empty())
     return FieldError{"messages", "'messages' must be a non-empty list of {role, content} objects"};
-  for (const Json& m : *messages) {
+  out = ChatMessages::array();
+  for (size_t i = 0; i < messages->size(); ++i) {
+    const Json& m = (*messages)[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || m["role"].get_ref<const std::string&>().empty())
       return FieldError{"messages", "each message must be an object with a string 'role'"};
-    ChatMessage message{m["role"].get<std::string>(), ""};
-    if (auto bad = read_content(m, message.content)) return bad;
+    std::string content;
+    if (auto bad = read_content(m, content)) return bad;
+    ChatMessages message = {{"role", m["role"]}, {"content", content}};
+    for (const char* text_field : {"name", "tool_call_id"})
+      if (auto v = m.find(text_field); v != m.end() && !v->is_null()) {
+        if (!v->is_string()) return FieldError{where + "." + text_field, std::string("'") + text_field + "' must be a string"};
+        message[text_field] = *v;
+      }
+    if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
+      if (message["role"] != "assistant") return FieldError{where + ".tool_calls", "only assistant messages carry tool_calls"};
+      ChatMessages normalized;
+      if (auto bad = read_tool_call_history(*calls, where + ".tool_calls", normalized)) return bad;
+      message["tool_calls"] = std::move(normalized);
+    }
     out.push_back(std::move(message));
   }
+  return std::nullopt;
+}
+
+// The fields that need the body's key order (schemas compile properties in the order written).
+std::optional<ApiError> read_ordered_fields(std::string_view text, const Json& body, Endpoint endpoint,
+                                            GenerationParams& p) {
+  static const char* kOrdered[] = {"response_format", "grammar", "tools", "tool_choice", "parallel_tool_calls"};
+  bool any = false;
+  for (const char* key : kOrdered) any = any || (body.contains(key) && !body[key].is_null());
+  if (!any) return std::nullopt;
+  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(text, nullptr, false);  // parsed once already
+  if (auto bad = read_structured_output(ordered, p.grammar)) return bad;
+  if (endpoint == Endpoint::ChatCompletions) {
+    if (auto bad = read_tool_calling(ordered, p.tools)) return bad;
+    if (p.tools.forced() && !p.grammar.empty())
+      return invalid_field("tool_choice", "a required or named tool_choice constrains the output itself; it cannot be "
+                                          "combined with response_format or grammar");
+  }
+  if (p.ignore_eos && (!p.grammar.empty() || p.tools.forced()))
+    return invalid_field("ignore_eos", "'ignore_eos' cannot be combined with a constrained output (it ends where the grammar does)");
   return std::nullopt;
 }
 
@@ -353,6 +417,7 @@ ApiResult<CompletionBody> parse_completion_body(std::string_view text) {
   CompletionBody body;
   if (auto bad = read_shared(json.value(), Endpoint::Completions, body.params)) return invalid_field(bad->param, bad->message);
   if (auto bad = read_prompts(json.value(), "prompt", body.prompts)) return invalid_field(bad->param, bad->message);
+  if (auto bad = read_ordered_fields(text, json.value(), Endpoint::Completions, body.params)) return *bad;
   if (int64_t(body.prompts.size()) * body.params.candidates() > kMaxChoices)
     return invalid_field(body.params.best_of > body.params.n ? "best_of" : "n",
                          "prompts x max(n, best_of) must be at most " + std::to_string(kMaxChoices));
@@ -390,6 +455,7 @@ ApiResult<ChatBody> parse_chat_body(std::string_view text) {
   if (auto bad = read_shared(json.value(), Endpoint::ChatCompletions, body.params)) return invalid_field(bad->param, bad->message);
   if (auto bad = read_messages(json.value(), body.messages)) return invalid_field(bad->param, bad->message);
   if (auto bad = read_render_options(json.value(), body.render)) return invalid_field(bad->first, bad->second);
+  if (auto bad = read_ordered_fields(text, json.value(), Endpoint::ChatCompletions, body.params)) return *bad;
   return body;
 }
 

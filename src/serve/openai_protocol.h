@@ -15,6 +15,7 @@
 #include "serve/api_error.h"
 #include "serve/chat_template.h"
 #include "serve/request_fields.h"
+#include "serve/tool_calls.h"
 
 namespace brisk::serve {
 
@@ -33,6 +34,9 @@ struct GenerationParams {
   int32_t top_logprobs = -1;    // -1: no logprobs; otherwise the chosen token's plus that many
   bool echo = false;            // completions: the prompt (and its logprobs) before the completion
   int64_t best_of = 0;          // completions: candidates per prompt, the n most likely returned; 0: n
+  // GBNF the output must match (response_format, grammar, or a forced tool call); empty: free text.
+  std::string grammar;
+  ToolCalling tools;            // chat: tools for the template, and how calls are chosen and parsed
 
   int64_t candidates() const { return std::max(n, best_of); }
 };
@@ -61,9 +65,13 @@ struct ChatRenderOptions {
   bool add_generation_prompt = true;
 };
 
+// Chat messages as the template receives them: role, content (text), and where given name,
+// tool_calls (arguments as objects, as Hugging Face templates expect) and tool_call_id.
+using ChatMessages = nlohmann::ordered_json;
+
 struct ChatBody {
   GenerationParams params;
-  std::vector<ChatMessage> messages;
+  ChatMessages messages;
   ChatRenderOptions render;
 };
 
@@ -71,7 +79,7 @@ struct ChatBody {
 struct TokenizeBody {
   std::string model;
   std::optional<std::string> prompt;  // else messages
-  std::vector<ChatMessage> messages;
+  ChatMessages messages;
   bool add_special_tokens = true;  // prompt: BOS/EOS as the tokenizer adds them
   ChatRenderOptions render;        // messages
 };

@@ -6,11 +6,11 @@
 
 namespace brisk::serve {
 
-const char* finish_reason_name(StopReason reason) {
+const char* finish_reason_name(StopReason reason, bool called_tools) {
   switch (reason) {
     case StopReason::Eos:
     case StopReason::Grammar:
-    case StopReason::StopString: return "stop";
+    case StopReason::StopString: return called_tools ? "tool_calls" : "stop";
     case StopReason::Length:
     case StopReason::Context:
     case StopReason::Cancelled: return "length";
@@ -167,10 +167,31 @@ Json ResponseBuilder::event_chunk(int64_t index, const StreamEvent& event, const
   const size_t offset = (echo_ ? before.prompt_text.size() : 0) + before.text.size();
   choice["logprobs"] = logprobs_ ? logprobs_json(event.ids, event.logprobs, event.top_logprobs, previous, offset)
                                  : Json(nullptr);
-  choice["finish_reason"] = event.finished ? Json(finish_reason_name(event.reason)) : Json(nullptr);
+  choice["finish_reason"] =
+      event.finished ? Json(finish_reason_name(event.reason, !before.tool_calls.empty())) : Json(nullptr);
   Json chunk = chunk_envelope();
   chunk["choices"] = Json::array({std::move(choice)});
   return chunk;
+}
+
+std::vector<Json> ResponseBuilder::tool_call_chunks(int64_t index, const std::vector<ToolCall>& calls,
+                                                    size_t first_index) const {
+  std::vector<Json> chunks;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const size_t call_index = first_index + i;
+    const Json opening = {{"index", call_index}, {"id", calls[i].id}, {"type", "function"},
+                          {"function", {{"name", calls[i].name}, {"arguments", ""}}}};
+    const Json arguments = {{"index", call_index}, {"function", {{"arguments", calls[i].arguments}}}};
+    for (const Json& delta : {opening, arguments}) {
+      Json chunk = chunk_envelope();
+      chunk["choices"] = Json::array({{{"index", index},
+                                       {"delta", {{"tool_calls", Json::array({delta})}}},
+                                       {"logprobs", nullptr},
+                                       {"finish_reason", nullptr}}});
+      chunks.push_back(std::move(chunk));
+    }
+  }
+  return chunks;
 }
 
 Json ResponseBuilder::usage_chunk(const Usage& usage) const {
@@ -188,11 +209,29 @@ Json ResponseBuilder::full_response(const std::vector<ChoiceState>& choices, con
   Json list = Json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceState& c = choices[i];
-    Json choice = {{"index", i}, {"finish_reason", finish_reason_name(c.reason)}};
-    if (endpoint_ == Endpoint::Completions)
+    Json choice;
+    if (endpoint_ == Endpoint::Completions) {
       choice["text"] = echo_ ? c.prompt_text + c.text : c.text;
-    else
+    } else if (c.tool_parser) {  // split the whole output into content and calls
+      ToolCallParser parser = *c.tool_parser;
+      ToolCallParser::Delta split = parser.feed(c.text);
+      ToolCallParser::Delta rest = parser.finish();
+      split.content += rest.content;
+      split.calls.insert(split.calls.end(), rest.calls.begin(), rest.calls.end());
+      Json message = {{"role", "assistant"}, {"content", split.content.empty() && !split.calls.empty() ? Json(nullptr) : Json(split.content)}};
+      if (!split.calls.empty()) {
+        Json calls = Json::array();
+        for (const ToolCall& call : split.calls)
+          calls.push_back({{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+        message["tool_calls"] = std::move(calls);
+      }
+      choice["message"] = std::move(message);
+      choice["finish_reason"] = finish_reason_name(c.reason, !split.calls.empty());
+    } else {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+    }
+    choice["index"] = i;
+    if (!choice.contains("finish_reason")) choice["finish_reason"] = finish_reason_name(c.reason);
     if (!logprobs_) {
       choice["logprobs"] = nullptr;
     } else if (!echo_) {

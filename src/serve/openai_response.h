@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,8 @@
 
 namespace brisk::serve {
 
-const char* finish_reason_name(StopReason reason);
+// "tool_calls" instead of "stop" when the output held tool calls.
+const char* finish_reason_name(StopReason reason, bool called_tools = false);
 
 // One choice as its events arrive.
 struct ChoiceState {
@@ -34,6 +36,9 @@ struct ChoiceState {
   std::vector<float> prompt_logprobs;
   std::vector<std::vector<TokenLogprob>> prompt_top_logprobs;
   bool echoed = false;
+  // Chat with tools: the output is split into content and calls as it streams.
+  std::optional<ToolCallParser> tool_parser;
+  std::vector<ToolCall> tool_calls;  // sent so far
 };
 
 struct Usage {
@@ -55,6 +60,8 @@ class ResponseBuilder {
   Json usage_chunk(const Usage& usage) const;
   // echo, streaming: the prompt (and its logprobs) as the choice's first text.
   Json echo_chunk(int64_t index, const ChoiceState& choice) const;
+  // Tool calls, streamed: per call a chunk with its id and name, then one with its arguments.
+  std::vector<Json> tool_call_chunks(int64_t index, const std::vector<ToolCall>& calls, size_t first_index) const;
 
   // stream: false. choices are in index order.
   Json full_response(const std::vector<ChoiceState>& choices, const Usage& usage) const;

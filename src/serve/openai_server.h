@@ -37,6 +37,8 @@ struct ServerOptions {
   std::vector<std::string> model_names;
   std::string api_key;     // empty: no authentication
   std::filesystem::path chat_template_file;  // empty: the model's own template
+  // How tool calls are written (--tool-call-parser); nullopt: detected from the chat template.
+  std::optional<ToolCallFormat> tool_call_format;
 };
 
 class OpenAiServer {
@@ -67,7 +69,11 @@ class OpenAiServer {
   // generation_handler.cc: parses, submits and returns; the reply is written as events arrive.
   void handle_generation(Endpoint endpoint, const HttpRequest& req, const Exchange& exchange);
   ApiResult<GenerationPlan> build_requests(Endpoint endpoint, const std::string& body, GenerationParams& params);
-  ApiResult<std::vector<int32_t>> render_chat(const std::vector<ChatMessage>& messages, const ChatRenderOptions& options);
+  // tools: the request's tool list for the template (null: none).
+  ApiResult<std::vector<int32_t>> render_chat(const ChatMessages& messages, const ChatRenderOptions& options,
+                                              const nlohmann::ordered_json& tools = nullptr);
+  // The tool-call format of the template this request renders with.
+  ToolCallFormat tool_call_format(const ChatRenderOptions& options) const;
   void reply_error(const std::string& endpoint, HttpExchange& exchange, const ApiError& error);
   void handle_embeddings(const HttpRequest& req, HttpExchange& exchange);  // embeddings_handler.cc
   ApiResult<EmbeddingsRequest> parse_embeddings(const std::string& body);

@@ -11,13 +11,11 @@ bool absent(const Json& v, const Json&) { return v.is_null(); }
 bool null_or_false(const Json& v, const Json&) { return v.is_null() || v == false; }
 bool null_or_empty(const Json& v, const Json&) { return v.is_null() || ((v.is_object() || v.is_array()) && v.empty()); }
 bool null_or_empty_string(const Json& v, const Json&) { return v.is_null() || v == ""; }
-bool plain_text_format(const Json& v, const Json&) {
-  return v.is_null() || (v.is_object() && v.size() == 1 && v.value("type", Json()) == "text");
-}
-bool no_tools_chosen(const Json& v, const Json& body) {
-  const Json tools = body.value("tools", Json());
-  const bool has_tools = tools.is_array() && !tools.empty();
-  return v.is_null() || v == "none" || (v == "auto" && !has_tools);
+// The deprecated function_call is inert only while no (deprecated) functions are given.
+bool no_function_chosen(const Json& v, const Json& body) {
+  const Json functions = body.value("functions", Json());
+  const bool has_functions = functions.is_array() && !functions.empty();
+  return v.is_null() || v == "none" || (v == "auto" && !has_functions);
 }
 bool text_modality(const Json& v, const Json&) { return v.is_null() || v == Json::array({"text"}); }
 bool default_tier(const Json& v, const Json&) { return v.is_null() || v == "auto" || v == "default"; }
@@ -33,6 +31,7 @@ const FieldRule kSharedGeneration[] = {
     {"top_k", FieldUse::Honoured},          {"min_p", FieldUse::Honoured},
     {"repetition_penalty", FieldUse::Honoured}, {"ignore_eos", FieldUse::Honoured},
     {"logit_bias", FieldUse::Honoured},     {"user", FieldUse::NoEffect},
+    {"response_format", FieldUse::Honoured}, {"grammar", FieldUse::Honoured},  // grammar: llama-server's GBNF
 };
 
 std::vector<FieldRule> with_shared(std::initializer_list<FieldRule> own) {
@@ -41,8 +40,8 @@ std::vector<FieldRule> with_shared(std::initializer_list<FieldRule> own) {
   return rules;
 }
 
-// The fields of a chat message brisk renders; the others (tool calls, names, audio) are refused.
-constexpr std::string_view kMessageFields[] = {"role", "content"};
+// The fields of a chat message brisk renders; the others (audio, refusal, ...) are refused.
+constexpr std::string_view kMessageFields[] = {"role", "content", "name", "tool_calls", "tool_call_id"};
 
 }  // namespace
 
@@ -65,14 +64,11 @@ const std::vector<FieldRule>& field_rules(Endpoint endpoint) {
       {"metadata", FieldUse::NoEffect},
       {"store", FieldUse::InertOnly, null_or_false},
       {"service_tier", FieldUse::InertOnly, default_tier},
-      {"response_format", FieldUse::InertOnly, plain_text_format},
-      {"tools", FieldUse::InertOnly, null_or_empty},
-      {"tool_choice", FieldUse::InertOnly, no_tools_chosen},
-      {"parallel_tool_calls", FieldUse::InertOnly, [](const Json& v, const Json& body) {
-         return v.is_null() || null_or_empty(body.value("tools", Json()), body);
-       }},
+      {"tools", FieldUse::Honoured},
+      {"tool_choice", FieldUse::Honoured},
+      {"parallel_tool_calls", FieldUse::Honoured},
       {"functions", FieldUse::InertOnly, null_or_empty},
-      {"function_call", FieldUse::InertOnly, no_tools_chosen},
+      {"function_call", FieldUse::InertOnly, no_function_chosen},
       {"modalities", FieldUse::InertOnly, text_modality},
       {"audio", FieldUse::InertOnly, absent},
       {"prediction", FieldUse::InertOnly, absent},
@@ -122,11 +118,10 @@ std::optional<ApiError> check_request_fields(const Json& body, Endpoint endpoint
     for (const auto& [name, value] : message.items()) {
       bool known = false;
       for (std::string_view field : kMessageFields) known = known || field == name;
-      // "name" only labels a speaker; brisk's templates get role and content, so it is refused
-      // unless null (a template would render it otherwise).
       if (!known && !value.is_null())
         return invalid_field("messages[" + std::to_string(i) + "]." + name,
-                             "message field '" + name + "' is not supported by brisk yet (only role and content)");
+                             "message field '" + name + "' is not supported by brisk (role, content, name, tool_calls, "
+                             "tool_call_id are)");
     }
   }
   return std::nullopt;

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import Ajv from 'ajv';
 import OpenAI from 'openai';
 
 const BRISK = process.env.BRISK_BIN;
@@ -557,5 +558,183 @@ describe('tokenize, detokenize and model aliases (the bundled model)', { timeout
     assert.equal(r.model, 'tiny');
     await assert.rejects(openai.completions.create({ model: 'other', prompt: 'Hello', max_tokens: 2 }),
       (err) => err.status === 404 && err.param === 'model');
+  });
+});
+
+describe('structured output and tool calling (the bundled model)', { timeout: 300000 }, () => {
+  const TINY = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'models', 'sotu-tiny');
+  const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'chat');
+  const ajv = new Ajv({ strict: false });
+  let server;
+  let openai;
+  before(async () => {
+    server = await startServer(TINY, ['--api-key', KEY]);
+    openai = client(server);
+  });
+  after(async () => { if (server) await server.stop(); });
+
+  const schema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 24 },
+      year: { type: 'integer' },
+      tags: { type: 'array', items: { enum: ['war', 'peace', 'tax'] }, minItems: 1, maxItems: 3 },
+      address: { anyOf: [{ type: 'null' }, { $ref: '#/$defs/place' }] },
+    },
+    required: ['name', 'year', 'tags', 'address'],
+    additionalProperties: false,
+    $defs: { place: { type: 'object', properties: { city: { type: 'string', maxLength: 16 } }, required: ['city'] } },
+  };
+
+  test('response_format json_object and json_schema: every output parses and validates, streamed too', async () => {
+    const validate = ajv.compile(schema);
+    const format = { type: 'json_schema', json_schema: { name: 'speech', schema } };
+    for (let seed = 0; seed < 6; ++seed) {
+      const r = await openai.chat.completions.create({
+        messages: [{ role: 'user', content: 'Describe a speech as JSON.' }], response_format: format, seed, max_tokens: 300,
+      });
+      assert.equal(r.choices[0].finish_reason, 'stop');
+      const value = JSON.parse(r.choices[0].message.content);
+      assert.ok(validate(value), JSON.stringify(validate.errors) + r.choices[0].message.content);
+    }
+    const stream = await openai.chat.completions.create({
+      messages: [{ role: 'user', content: 'JSON please' }], response_format: format, seed: 9, max_tokens: 300, stream: true,
+    });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    assert.ok(validate(JSON.parse(text)), text);
+    // json_object has no length limits, and this small model writes speeches into its strings:
+    // a bias towards '"' and '}' (applied after the mask) lets objects close within max_tokens.
+    const quote = (await post(server, '/tokenize', { prompt: '"', add_special_tokens: false })).json.tokens;
+    const brace = (await post(server, '/tokenize', { prompt: '}', add_special_tokens: false })).json.tokens;
+    assert.equal(quote.length + brace.length, 2);
+    let closed = 0;
+    for (let seed = 1; seed <= 5; ++seed) {
+      const object = await openai.completions.create({
+        prompt: '{"', response_format: { type: 'json_object' }, max_tokens: 200, seed,
+        logit_bias: { [quote[0]]: 6, [brace[0]]: 8 },
+      });
+      const choice = object.choices[0];
+      assert.ok(choice.text.startsWith('{'), choice.text);
+      if (choice.finish_reason !== 'stop') continue;  // cut by max_tokens: incomplete by request
+      assert.equal(typeof JSON.parse(choice.text), 'object');
+      ++closed;
+    }
+    assert.ok(closed >= 1);
+  });
+
+  test('grammar (GBNF, as llama-server takes it) constrains a completion', async () => {
+    const r = await post(server, '/v1/completions', {
+      prompt: 'The answer is', max_tokens: 40, seed: 1, grammar: 'root ::= ("yes" | "no") ", " [0-9]{2,3} "%"',
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.choices[0].text, /^(yes|no), [0-9]{2,3}%$/);
+    assert.equal(r.json.choices[0].finish_reason, 'stop');
+  });
+
+  const weather = {
+    type: 'function',
+    function: {
+      name: 'get_weather', description: 'Current weather',
+      parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 20 }, unit: { enum: ['c', 'f'] } },
+                    required: ['city', 'unit'], additionalProperties: false },
+    },
+  };
+  const clock = { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } };
+  const mistralTemplate = '{{ bos_token }}{% if tools %}[AVAILABLE_TOOLS] {{ tools | tojson }}[/AVAILABLE_TOOLS]{% endif %}' +
+    '{% for m in messages %}{% if m.role == "user" %}[INST] {{ m.content }}[/INST]' +
+    '{% elif m.role == "assistant" and m.tool_calls %}[TOOL_CALLS] {{ m.tool_calls | map(attribute="function") | list | tojson }}' +
+    '{% elif m.role == "tool" %}[TOOL_RESULTS] {{ m.content }}[/TOOL_RESULTS]{% else %}{{ m.content }}{% endif %}{% endfor %}';
+  const formats = {
+    hermes: fs.readFileSync(path.join(FIXTURES, 'qwen2.5-instruct.jinja'), 'utf8'),
+    llama3_json: fs.readFileSync(path.join(FIXTURES, 'llama-3.1-instruct.jinja'), 'utf8'),
+    mistral: mistralTemplate,
+  };
+
+  for (const [format, chatTemplate] of Object.entries(formats)) {
+    test(`tools (${format}): required and named calls, streamed deltas assemble to valid arguments`, async () => {
+      const validate = ajv.compile(weather.function.parameters);
+      const messages = [{ role: 'user', content: 'Weather in Oslo?' }];
+      const base = { messages, tools: [weather, clock], chat_template: chatTemplate, max_tokens: 120, parallel_tool_calls: false };
+      const required = await openai.chat.completions.create({ ...base, tool_choice: 'required', seed: 1 });
+      const choice = required.choices[0];
+      assert.equal(choice.finish_reason, 'tool_calls', JSON.stringify(choice));
+      assert.equal(choice.message.tool_calls.length, 1);
+      const call = choice.message.tool_calls[0];
+      assert.ok(['get_weather', 'get_time'].includes(call.function.name));
+      assert.match(call.id, /^call_/);
+      JSON.parse(call.function.arguments);
+      const named = { ...base, tool_choice: { type: 'function', function: { name: 'get_weather' } } };
+      for (let seed = 0; seed < 3; ++seed) {
+        const r = await openai.chat.completions.create({ ...named, seed });
+        const c = r.choices[0].message.tool_calls[0];
+        assert.equal(c.function.name, 'get_weather');
+        assert.ok(validate(JSON.parse(c.function.arguments)), c.function.arguments);
+      }
+      // Streamed: OpenAI's delta shape, assembled as clients do.
+      const stream = await openai.chat.completions.create({ ...named, seed: 5, stream: true });
+      const calls = [];
+      let finish = null;
+      for await (const chunk of stream) {
+        const c = chunk.choices[0];
+        if (!c) continue;
+        if (c.finish_reason) finish = c.finish_reason;
+        for (const d of c.delta.tool_calls ?? []) {
+          calls[d.index] ??= { id: '', name: '', arguments: '' };
+          if (d.id) calls[d.index].id = d.id;
+          if (d.function?.name) calls[d.index].name += d.function.name;
+          if (d.function?.arguments) calls[d.index].arguments += d.function.arguments;
+        }
+      }
+      assert.equal(finish, 'tool_calls');
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0].name, 'get_weather');
+      assert.ok(validate(JSON.parse(calls[0].arguments)), calls[0].arguments);
+      // tool_choice auto: the model's own text is parsed; a grammar makes it write a call here.
+      const callText = {
+        hermes: '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>',
+        llama3_json: '{"name": "get_time", "parameters": {}}',
+        mistral: '[TOOL_CALLS] [{"name": "get_time", "arguments": {}}]',
+      }[format];
+      const auto = await post(server, '/v1/chat/completions', {
+        ...base, tool_choice: 'auto', max_tokens: 60, grammar: `root ::= ${JSON.stringify(callText)}`,
+      });
+      assert.equal(auto.status, 200, auto.text);
+      // ([TOOL_CALLS] is plain text for this tokenizer, so the grammar can spell it.)
+      assert.equal(auto.json.choices[0].message.tool_calls[0].function.name, 'get_time', auto.text);
+      assert.equal(auto.json.choices[0].message.content, null);
+      assert.equal(auto.json.choices[0].finish_reason, 'tool_calls');
+    });
+  }
+
+  test('tool results in the history are rendered by the template', async () => {
+    const messages = [
+      { role: 'user', content: 'Weather in Oslo?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function',
+        function: { name: 'get_weather', arguments: '{"city": "Oslo", "unit": "c"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'minus 4 degrees' },
+    ];
+    const chatTemplate = formats.hermes;
+    const rendered = await post(server, '/tokenize', { messages, chat_template: chatTemplate });
+    assert.equal(rendered.status, 200, rendered.text);
+    const text = (await post(server, '/detokenize', { tokens: rendered.json.tokens })).json.prompt;
+    assert.match(text, /<tool_call>\n\{"name": "get_weather", "arguments": \{"city": "Oslo", "unit": "c"\}\}\n<\/tool_call>/);
+    assert.match(text, /<tool_response>\nminus 4 degrees\n<\/tool_response>/);
+    const r = await openai.chat.completions.create({ messages, tools: [weather], chat_template: chatTemplate, max_tokens: 8 });
+    assert.ok(r.choices[0].message.role === 'assistant');
+  });
+
+  test('what cannot be enforced is refused by name', async () => {
+    const messages = [{ role: 'user', content: 'x' }];
+    const bad = async (body, param) => assertOpenAIError(await post(server, '/v1/chat/completions', { messages, ...body }), 400, param);
+    await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } } },
+              'response_format.json_schema.schema');
+    await bad({ response_format: { type: 'yaml' } }, 'response_format.type');
+    await bad({ grammar: 'root ::= undefined-rule' }, 'grammar');
+    await bad({ tools: [weather], tool_choice: { type: 'function', function: { name: 'nope' } } }, 'tool_choice');
+    await bad({ tools: [weather], tool_choice: 'required', response_format: { type: 'json_object' } }, 'tool_choice');
+    await bad({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', minProperties: 1 } } }],
+                tool_choice: 'required' }, 'tools[0].function.parameters');
+    await bad({ grammar: 'root ::= "a"', ignore_eos: true }, 'ignore_eos');
   });
 });

@@ -63,6 +63,12 @@ Command add_serve(CLI::App& app) {
       ->check([](const std::string& name) { return name.empty() ? std::string("a served model name cannot be empty") : std::string(); });
   sub->add_option("--chat-template", f->server.chat_template_file,
                   "Jinja chat template file for /v1/chat/completions instead of the model's own");
+  sub->add_option_function<std::string>(
+         "--tool-call-parser",
+         [f](const std::string& name) { f->server.tool_call_format = serve::tool_call_format_named(name); },
+         "How the model writes tool calls: hermes (<tool_call> JSON, Qwen), llama3_json (Llama 3.1+), mistral "
+         "([TOOL_CALLS]). Default: detected from the chat template")
+      ->check(CLI::IsMember({"hermes", "llama3_json", "mistral"}));
   sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429 (at least 1)")->capture_default_str()->check(positive());
   CLI::Option* key_flag = sub->add_option(
       "--api-key", f->api_key,
