@@ -98,7 +98,7 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<ConstrainedGrammar> grammar)
 
 bool GrammarMatcher::finished() const {
   std::lock_guard<std::mutex> lock(grammar_->mutex_);
-  return !ended_ && grammar_->stacks_.accepts(state_) && !grammar_->stacks_.can_continue(state_);
+  return ended_ || (grammar_->stacks_.accepts(state_) && !grammar_->stacks_.can_continue(state_));
 }
 
 void GrammarMatcher::allowed(uint32_t* words) const {

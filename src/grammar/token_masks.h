@@ -97,7 +97,7 @@ class GrammarMatcher {
   // it (a caller bug or a token drawn without the mask).
   bool accept(int32_t token);
 
-  // The output so far is a whole sentence, and nothing more can follow it.
+  // The output is complete: a whole sentence nothing can extend, or ended by an EOS token.
   bool finished() const;
   const ConstrainedGrammar& grammar() const { return *grammar_; }
 

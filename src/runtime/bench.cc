@@ -34,6 +34,40 @@ double seconds_since(bench_clock::time_point t) {
   return std::chrono::duration<double>(bench_clock::now() - t).count();
 }
 
+// The next token of each sequence of a step: the device's argmax, or with a grammar a greedy draw
+// within each sequence's mask (Backend::sample_rows), the way a constrained request decodes.
+class StepPicker {
+ public:
+  StepPicker(const BenchOptions& o, int64_t n_seqs, int64_t vocab) : grammar_(o.grammar), vocab_(vocab) {
+    for (int64_t s = 0; grammar_ && s < n_seqs; ++s) samplers_.push_back(fresh_sampler());
+  }
+
+  // chunks[i] belongs to sequence first_seq + i.
+  const int32_t* run(TokenRunner& runner, const std::vector<SequenceChunk>& chunks, int64_t first_seq, KvCache& cache) {
+    if (!grammar_) return runner.run_greedy(chunks, cache);
+    std::vector<const Sampler*> rows;
+    for (size_t i = 0; i < chunks.size(); ++i) rows.push_back(samplers_[size_t(first_seq) + i].get());
+    const int32_t* ids = runner.run_sampled(chunks, cache, rows);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      std::unique_ptr<Sampler>& sampler = samplers_[size_t(first_seq) + i];
+      sampler->accept(ids[i]);
+      if (sampler->grammar_complete()) sampler = fresh_sampler();
+    }
+    return ids;
+  }
+
+ private:
+  std::unique_ptr<Sampler> fresh_sampler() const {
+    SamplingParams p;
+    p.temperature = 0.0f;
+    p.grammar = grammar_;
+    return std::make_unique<Sampler>(p, vocab_);
+  }
+  std::shared_ptr<grammar::ConstrainedGrammar> grammar_;
+  int64_t vocab_;
+  std::vector<std::unique_ptr<Sampler>> samplers_;
+};
+
 // Median generated tokens/s of N sequences decoding together: each has its own random prompt and
 // its own block table in a cache sized for all N; prompts are prefilled (untimed) in as few
 // forward calls as max_rows allows, then every step feeds each sequence its last greedy token.
@@ -47,6 +81,7 @@ Result<double> batched_decode_tok_s(Engine& engine, const BenchOptions& o, int64
     for (int64_t b = 0; b < per_seq; ++b) tables[size_t(s)].push_back(int32_t(s * per_seq + b));
   std::vector<double> runs;
   std::vector<SequenceChunk> chunks;
+  StepPicker picker(o, n_seqs, model.config().vocab_size);
   for (int64_t rep = 0; rep <= o.repetitions; ++rep) {  // rep 0 warms up (and records graphs)
     for (auto& t : tokens) {
       t.resize(size_t(o.prompt_tokens));
@@ -58,7 +93,7 @@ Result<double> batched_decode_tok_s(Engine& engine, const BenchOptions& o, int64
       for (int64_t s = first; s < std::min(n_seqs, first + per_call); ++s)
         chunks.push_back({tokens[size_t(s)].data(), o.prompt_tokens, 0, tables[size_t(s)].data(), per_seq,
                           LogitRows::Last});
-      const int32_t* ids = runner.run_greedy(chunks, cache);
+      const int32_t* ids = picker.run(runner, chunks, first, cache);
       for (size_t i = 0; i < chunks.size(); ++i) tokens[size_t(first) + i].push_back(ids[i]);
     }
     const auto t0 = bench_clock::now();
@@ -68,7 +103,7 @@ Result<double> batched_decode_tok_s(Engine& engine, const BenchOptions& o, int64
         const auto& t = tokens[size_t(s)];
         chunks.push_back({&t.back(), 1, int64_t(t.size()) - 1, tables[size_t(s)].data(), per_seq, LogitRows::Last});
       }
-      const int32_t* ids = runner.run_greedy(chunks, cache);
+      const int32_t* ids = picker.run(runner, chunks, 0, cache);
       for (int64_t s = 0; s < n_seqs; ++s) tokens[size_t(s)].push_back(ids[s]);
     }
     if (rep > 0) runs.push_back(double(n_seqs * (o.new_tokens - 1)) / seconds_since(t0));
@@ -107,8 +142,9 @@ Result<BenchResult> run_bench(Engine& engine, const BenchOptions& o) {
   std::vector<int32_t> table(size_t(engine.cache().n_blocks()));
   for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(b);
   TokenRunner runner(model, engine.backend(), o.decode_graphs);
+  StepPicker picker(o, 1, vocab);
   auto step = [&](const int32_t* tokens, int64_t n, int64_t first_pos) {
-    return runner.run_greedy({{tokens, n, first_pos, table.data(), int64_t(table.size()), LogitRows::Last}},
+    return picker.run(runner, {{tokens, n, first_pos, table.data(), int64_t(table.size()), LogitRows::Last}}, 0,
                       engine.cache())[0];
   };
   // Repetition 0 is the warm-up (page faults on mapped weights, caches, thread start, graphs).

@@ -2,6 +2,7 @@
 // physical limits measured in the same run (memory read bandwidth, multiply-add peaks).
 #pragma once
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,9 @@ struct BenchOptions {
   // new_tokens steps together after their prefill; greedy ids chosen on the device.
   std::vector<int64_t> batch_sizes;
   DecodeGraphs decode_graphs = DecodeGraphs::Auto;
+  // Decode under this grammar (greedy within its mask; a sequence that completes a sentence starts
+  // the grammar over), to time constrained decoding; null: plain greedy ids from the device.
+  std::shared_ptr<grammar::ConstrainedGrammar> grammar;
 };
 
 struct BenchResult {

@@ -68,7 +68,7 @@ class Sampler {
   bool constrained() const { return matcher_.has_value(); }
   int64_t allowed_words() const { return (vocab_ + 31) / 32; }
   void write_allowed(uint32_t* words) const;
-  // The grammar has matched a whole sentence and nothing can follow: the output is complete.
+  // The grammar's output is complete: a sentence nothing can extend, or ended by EOS.
   bool grammar_complete() const { return matcher_ && matcher_->finished(); }
   // Why no token could be drawn predicting `position` (Backend answered kNonFiniteLogits): the
   // grammar dead-ended, or else the logits were not finite.

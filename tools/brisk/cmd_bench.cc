@@ -13,6 +13,7 @@ Command add_bench(CLI::App& app) {
   struct Flags {
     EngineOptions engine;
     BenchOptions bench;
+    GrammarFlags grammar;
     std::string model;
     bool json = false, no_limits = false;
   };
@@ -29,6 +30,7 @@ Command add_bench(CLI::App& app) {
       ->delimiter(',')
       ->check(in_range(1, kMaxBatchSequences));
   add_engine_flags(sub, f->engine);
+  add_grammar_flags(sub, f->grammar);
   sub->add_flag("--no-limits", f->no_limits, "Skip the bandwidth and peak microbenchmarks");
   sub->add_flag("--json", f->json, "Print one JSON object");
   return {sub, [f]() {
@@ -43,6 +45,9 @@ Command add_bench(CLI::App& app) {
     show_load_progress(f->engine);
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
+    auto grammar = load_grammar(f->grammar, *engine.value());
+    if (!grammar) return fail(grammar.error());
+    f->bench.grammar = std::move(grammar).value();
     auto result = run_bench(*engine.value(), f->bench);
     if (!result) return fail(result.error());
     const BenchResult& r = result.value();
@@ -70,6 +75,8 @@ Command add_bench(CLI::App& app) {
                 {"prefill_flops_per_token", prefill_flops_per_token},
                 {"prefill_gflops", prefill_gflops}};
     out["decode_graphs"] = f->engine.decode_graphs == DecodeGraphs::Auto;
+    if (f->bench.grammar)  // decode was greedy within this grammar's mask
+      out["constrained_by"] = f->grammar.grammar_file.empty() ? f->grammar.schema_file : f->grammar.grammar_file;
     if (!r.batch_tok_s.empty()) {
       Json batch = Json::object();
       for (auto [n, tok_s] : r.batch_tok_s) batch[std::to_string(n)] = tok_s;

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "grammar/json_schema.h"
 #include "runtime/engine.h"
 
 namespace brisk::cli {
@@ -17,7 +16,7 @@ Command add_generate(CLI::App& app) {
     GenerateRequest request;
     std::string model;
     std::string prompt_file;
-    std::string grammar_file, schema_file;
+    GrammarFlags grammar;
     bool json = false;
     bool ignore_eos = false;
     bool no_echo = false;
@@ -32,14 +31,8 @@ Command add_generate(CLI::App& app) {
   sub->add_option("-n,--n-predict", f->request.max_new_tokens, "New tokens to generate")->capture_default_str()->check(non_negative());
   add_sampling_flags(sub, f->request.sampling, f->seed);
   sub->add_option("--stop", f->request.stop, "Stop before this string (repeatable)");
-  CLI::Option* ignore_eos = sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
-  CLI::Option* grammar = sub->add_option("--grammar", f->grammar_file,
-                                         "Constrain the output to a GBNF grammar (a file; start rule 'root')")
-                             ->excludes(ignore_eos);
-  sub->add_option("--json-schema", f->schema_file,
-                  "Constrain the output to JSON valid under this JSON Schema (a file)")
-      ->excludes(grammar)
-      ->excludes(ignore_eos);
+  sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
+  add_grammar_flags(sub, f->grammar);
   add_engine_flags(sub, f->engine.backend);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
   sub->add_option("-c,--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
@@ -62,22 +55,11 @@ Command add_generate(CLI::App& app) {
     auto engine = Engine::open(f->engine);
     if (!engine) return fail(engine.error());
     const std::string sampling = apply_generation_defaults(*sub, engine.value()->generation_config(), f->request.sampling);
-    if (!f->grammar_file.empty() || !f->schema_file.empty()) {
-      const std::string& file = f->grammar_file.empty() ? f->schema_file : f->grammar_file;
-      auto text = read_text_file(file);
-      if (!text) return fail(file + ": " + text.error().message);
-      std::string gbnf = std::move(text).value();
-      if (!f->schema_file.empty()) {
-        nlohmann::ordered_json schema = nlohmann::ordered_json::parse(gbnf, nullptr, false);
-        if (schema.is_discarded()) return fail(file + ": not valid JSON");
-        auto compiled = grammar::json_schema_gbnf(schema);
-        if (!compiled) return fail(file + ": " + compiled.error().message);
-        gbnf = std::move(compiled).value();
-      }
-      auto bound = engine.value()->grammars().get(gbnf);
-      if (!bound) return fail(file + ": " + bound.error().message);
-      f->request.sampling.grammar = std::move(bound).value();
-    }
+    auto grammar = load_grammar(f->grammar, *engine.value());
+    if (!grammar) return fail(grammar.error());
+    f->request.sampling.grammar = std::move(grammar).value();
+    if (f->request.sampling.grammar && f->ignore_eos)
+      return fail("--ignore-eos cannot be combined with --grammar/--json-schema (the output ends where the grammar does)");
     if (!f->json) std::fprintf(stderr, "[%s]\n", sampling.c_str());
     if (!f->json && !f->no_echo && isatty(STDOUT_FILENO)) std::cout << f->request.prompt << std::flush;
     auto on_text = [&](const std::string& piece) {

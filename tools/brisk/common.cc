@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include "grammar/json_schema.h"
+
 #include "core/mapped_file.h"
 
 #include <unistd.h>
@@ -123,6 +125,31 @@ void add_sampling_flags(CLI::App* sub, SamplingParams& sampling, int64_t& seed) 
   sub->add_option("--presence-penalty", sampling.presence_penalty, "Subtract from tokens already generated")->capture_default_str()->check(in_range(-2, 2));
   sub->add_option("--frequency-penalty", sampling.frequency_penalty, "Subtract per occurrence in the output")->capture_default_str()->check(in_range(-2, 2));
   sub->add_option("-s,--seed", seed, "Random seed; -1 = pick one (printed with --json)")->capture_default_str();
+}
+
+void add_grammar_flags(CLI::App* sub, GrammarFlags& flags) {
+  CLI::Option* grammar = sub->add_option("--grammar", flags.grammar_file,
+                                         "Constrain the output to a GBNF grammar (a file; start rule 'root')");
+  sub->add_option("--json-schema", flags.schema_file, "Constrain the output to JSON valid under this JSON Schema (a file)")
+      ->excludes(grammar);
+}
+
+Result<std::shared_ptr<grammar::ConstrainedGrammar>> load_grammar(const GrammarFlags& flags, Engine& engine) {
+  if (flags.grammar_file.empty() && flags.schema_file.empty()) return std::shared_ptr<grammar::ConstrainedGrammar>();
+  const std::string& file = flags.grammar_file.empty() ? flags.schema_file : flags.grammar_file;
+  auto text = read_text_file(file);
+  if (!text) return make_error(file + ": " + text.error().message);
+  std::string gbnf = std::move(text).value();
+  if (!flags.schema_file.empty()) {
+    const nlohmann::ordered_json schema = nlohmann::ordered_json::parse(gbnf, nullptr, false);
+    if (schema.is_discarded()) return make_error(file + ": not valid JSON");
+    auto compiled = grammar::json_schema_gbnf(schema);
+    if (!compiled) return make_error(file + ": " + compiled.error().message);
+    gbnf = std::move(compiled).value();
+  }
+  auto bound = engine.grammars().get(gbnf);
+  if (!bound) return make_error(file + ": " + bound.error().message);
+  return std::move(bound).value();
 }
 
 uint64_t resolve_seed(int64_t seed) { return seed >= 0 ? uint64_t(seed) : std::random_device{}(); }

@@ -51,6 +51,14 @@ int parse_command_line(CLI::App& app, int argc, char** argv);
 // --temp, --top-k, --top-p, --min-p, --repeat-penalty, --presence-penalty, --frequency-penalty
 // and -s/--seed (-1: pick one; the caller resolves it).
 void add_sampling_flags(CLI::App* sub, SamplingParams& sampling, int64_t& seed);
+
+// --grammar FILE (GBNF) and --json-schema FILE: what constrains the output (generate, bench).
+struct GrammarFlags {
+  std::string grammar_file, schema_file;
+};
+void add_grammar_flags(CLI::App* sub, GrammarFlags& flags);
+// The grammar the flags name, bound to the engine's vocabulary; null when neither was given.
+Result<std::shared_ptr<grammar::ConstrainedGrammar>> load_grammar(const GrammarFlags& flags, Engine& engine);
 // The seed flag's value, or a random one for -1.
 uint64_t resolve_seed(int64_t seed);
 
