@@ -241,6 +241,16 @@ TEST(ChatTemplateJinja, RepeatingAnEmptySequenceIsImmediate) {
   EXPECT_EQ(render("[{{ 'x' * 0 * 10000000000 }}][{{ ([] * 10000000000) | length }}]"), "[][0]");
 }
 
+// Markup as jinja2 3.1 (autoescape off, transformers' environment) renders it: escape escapes once,
+// safe output passes escape untouched, + with Markup escapes the plain side, ~ does not.
+TEST(ChatTemplateJinja, SafeAndEscapeFollowMarkupsafe) {
+  EXPECT_EQ(render(R"({{ "<a>"|e|e }}|{{ "<a>"|safe|e }}|{{ "<a>"|safe|forceescape }})"), "&lt;a&gt;|<a>|&lt;a&gt;");
+  EXPECT_EQ(render(R"({{ ("<b>"|safe) + "<i>" }}|{{ "<i>" + ("<b>"|safe) }}|{{ ("<b>"|safe) ~ "<i>" }})"),
+            "<b>&lt;i&gt;|&lt;i&gt;<b>|<b><i>");
+  EXPECT_EQ(render(R"({{ ("<b>"|safe)|string + "&" }}|{{ none|e }}|{{ 5|e }}|{{ ("<b>"|safe) == "<b>" }})"),
+            "<b>&amp;|None|5|True");
+}
+
 TEST(ChatTemplateJinja, FilterBlocks) {
   // As jinja2: the block's rendered text goes through the chain, left to right, with arguments.
   EXPECT_EQ(render("{% filter upper %}hello {{ name }}{% endfilter %}!", {{"name", "bob"}}), "HELLO BOB!");

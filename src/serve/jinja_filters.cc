@@ -63,32 +63,6 @@ Value float_filter(const Value& input, const CallArgs& args) {
   return default_value;
 }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&#34;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // The arguments after the first `skip` positional ones (the test's own arguments).
 CallArgs rest_of(const CallArgs& args, size_t skip) {
   CallArgs rest;
@@ -184,9 +158,12 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
   if (name == "lower") return Value(ascii_lower(input.to_string()));
   if (name == "capitalize") return Value(python_capitalize(input.to_string()));
   if (name == "title") return Value(python_title(input.to_string()));
-  if (name == "string") return Value(input.to_string());
-  if (name == "safe") return input;
-  if (name == "e" || name == "escape") return Value(html_escape(input.to_string()));
+  // Markup (jinja2 with autoescape off, as transformers renders): safe marks a string as Markup,
+  // escape escapes once (Markup passes through), forceescape always; string keeps Markup.
+  if (name == "string") return input.is_markup() ? input : Value(input.to_string());
+  if (name == "safe") return input.is_markup() ? input : Value::markup(input.to_string());
+  if (name == "e" || name == "escape") return input.is_markup() ? input : Value::markup(html_escape(input.to_string()));
+  if (name == "forceescape") return Value::markup(html_escape(input.to_string()));
   if (name == "length" || name == "count") return Value(require_length(input, "length"));
   if (name == "int") return int_filter(input, args);
   if (name == "float") return float_filter(input, args);

@@ -101,6 +101,10 @@ Value binary_operation(const std::string& op, const Value& a, const Value& b) {
     if (a.is_string() && b.is_string()) {
       if (a.as_string().size() + b.as_string().size() > kMaxStringBytes)
         throw TemplateError("string too long");
+      // Markup + str (either side) escapes the plain string and stays Markup, as markupsafe does.
+      if (a.is_markup() || b.is_markup())
+        return Value::markup((a.is_markup() ? a.as_string() : html_escape(a.as_string())) +
+                             (b.is_markup() ? b.as_string() : html_escape(b.as_string())));
       return Value(a.as_string() + b.as_string());
     }
     if (a.is_list() && b.is_list()) {

@@ -26,6 +26,7 @@ std::vector<std::string> python_split(std::string_view s, const std::optional<st
 // str.replace(old, new, count); count < 0 means all.
 std::string python_replace(std::string_view s, std::string_view from, std::string_view to, int64_t count);
 
+std::string html_escape(const std::string& s);  // markupsafe.escape: & < > " '
 std::string ascii_upper(std::string_view s);
 std::string ascii_lower(std::string_view s);
 std::string python_capitalize(std::string_view s);  // first upper, rest lower

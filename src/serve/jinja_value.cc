@@ -52,6 +52,12 @@ Value::Value(std::string s) : kind_(Kind::kString), s_(std::move(s)) {}
 Value::Value(ValueList list) : kind_(Kind::kList), list_(std::make_shared<ValueList>(std::move(list))) {}
 Value::Value(ValueDict dict) : kind_(Kind::kDict), dict_(std::make_shared<ValueDict>(std::move(dict))) {}
 
+Value Value::markup(std::string s) {
+  Value v(std::move(s));
+  v.markup_ = true;
+  return v;
+}
+
 Value Value::tuple(ValueList items) {
   Value v(std::move(items));
   v.tuple_ = true;

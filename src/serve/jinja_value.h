@@ -61,6 +61,9 @@ class Value {
   Value(ValueList list);                            // NOLINT
   Value(ValueDict dict);                            // NOLINT
   static Value tuple(ValueList items);              // a list that prints as (a, b), as Python's tuples do
+  // markupsafe's Markup: a string already safe for HTML (the safe and escape filters make one);
+  // escape leaves it as is, and + escapes the plain string it is joined with.
+  static Value markup(std::string s);
   static Value make_namespace(ValueDict attributes);
   static Value function(NativeFunction fn);
 
@@ -68,6 +71,7 @@ class Value {
   bool is_undefined() const { return kind_ == Kind::kUndefined; }
   bool is_none() const { return kind_ == Kind::kNone; }
   bool is_string() const { return kind_ == Kind::kString; }
+  bool is_markup() const { return kind_ == Kind::kString && markup_; }
   bool is_number() const { return kind_ == Kind::kBool || kind_ == Kind::kInt || kind_ == Kind::kFloat; }
   bool is_integer() const { return kind_ == Kind::kBool || kind_ == Kind::kInt; }
   bool is_list() const { return kind_ == Kind::kList; }  // lists and tuples
@@ -99,6 +103,7 @@ class Value {
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
   bool tuple_ = false;
+  bool markup_ = false;
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;  // string contents, or the name of an undefined variable
