@@ -124,6 +124,9 @@ TEST(Grammar, ErrorsNameTheProblem) {
   EXPECT_NE(parse_error("root ::= \"\\q\"").find("unknown escape"), std::string::npos);
   EXPECT_NE(parse_error("root ::= \"a\"{5,2}").find("n < m"), std::string::npos);
   EXPECT_NE(parse_error("root ::= \"a\"{99999}").find("above"), std::string::npos);
+  std::string huge = "root ::=";
+  for (int i = 0; i < 300; ++i) huge += " \"a\"{4000}";
+  EXPECT_NE(parse_error(huge).find("more than"), std::string::npos);
   EXPECT_NE(parse_error("root ::= (\"a\"").find("never closed"), std::string::npos);
   EXPECT_NE(parse_error("root ::= \"a\"\nroot ::= \"b\"").find("defined twice"), std::string::npos);
   EXPECT_NE(parse_error("root ::= [z-a]").find("reversed"), std::string::npos);

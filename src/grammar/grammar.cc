@@ -11,6 +11,9 @@ namespace {
 
 // Repetition counts above this are refused: {m,n} unrolls into m + (n - m) elements.
 constexpr uint32_t kMaxRepeat = 4096;
+// Elements a whole grammar may unroll into (a request's grammar must not take the server's memory:
+// each element is ~40 bytes, so this is ~40 MB at most).
+constexpr int64_t kMaxElements = int64_t(1) << 20;
 constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 
 int utf8_length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
@@ -474,6 +477,9 @@ class Parser {
       take();
       if (max < min) return fail("repetition {m,n} has n < m");
     }
+    unrolled_ += int64_t(min) + 3 * int64_t(max == UINT32_MAX ? 1 : max - min);
+    if (unrolled_ > kMaxElements)
+      return fail("the grammar unrolls into more than " + std::to_string(kMaxElements) + " elements; use fewer or smaller repetitions");
     // One element to repeat: a multi-element literal gets a rule of its own.
     const Element item = term.size() == 1 ? term[0] : rule_element(builder_.helper_rule(rule, {term}));
     Sequence out(min, item);
@@ -496,6 +502,7 @@ class Parser {
   std::string_view text_;
   size_t pos_ = 0;
   int line_ = 1;
+  int64_t unrolled_ = 0;  // elements repetitions have added
   GrammarBuilder builder_;
 };
 
