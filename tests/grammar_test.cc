@@ -273,6 +273,82 @@ TEST(JsonSchema, RefusesWhatItCannotEnforce) {
   EXPECT_NE(schema_error(R"({"type":"strin"})").find("unknown type 'strin'"), std::string::npos);
 }
 
+// Found by tests/grammar_validation_test.py (Python's date parser rejected them): the date rule
+// let every month have 31 days and February 29 every year.
+TEST(JsonSchema, DatesExist) {
+  const std::string date = R"({"type":"string","format":"date"})";
+  for (const char* ok : {R"("2024-02-29")", R"("2000-02-29")", R"("0400-02-29")", R"("1999-12-31")", R"("0001-01-01")",
+                         R"("2023-04-30")", R"("2023-02-28")"})
+    EXPECT_TRUE(schema_matches(date, ok)) << ok;
+  for (const char* bad : {R"("2023-02-29")", R"("1900-02-29")", R"("2100-02-29")", R"("2024-02-30")",
+                          R"("2023-04-31")", R"("2023-09-31")", R"("2023-11-31")", R"("0000-01-01")", R"("0000-02-29")"})
+    EXPECT_FALSE(schema_matches(date, bad)) << bad;
+  EXPECT_FALSE(schema_matches(R"({"type":"string","format":"date-time"})", R"("2023-06-31T00:00:00Z")"));
+}
+
+// A parser keeps the last of two equal keys: an additional member under a declared name would be
+// judged by the additional schema, not the property's own.
+TEST(JsonSchema, AdditionalKeysAreNeverDeclaredNames) {
+  const std::string s = R"({"type":"object","properties":{"a":{"type":"integer"},"ab":{"type":"integer"}},
+      "additionalProperties":{"type":"string"}})";
+  EXPECT_TRUE(schema_matches(s, R"({"a":1,"x":"s"})"));
+  EXPECT_TRUE(schema_matches(s, R"({"b":"s","abc":"t","":"u","ac":"v"})"));
+  EXPECT_FALSE(schema_matches(s, R"({"a":"s"})"));
+  EXPECT_FALSE(schema_matches(s, R"({"a":1,"a":"s"})"));
+  EXPECT_FALSE(schema_matches(s, R"({"ab":"s"})"));
+  EXPECT_FALSE(schema_matches(s, R"({"\u0061":"s"})"));  // the same name by an escape
+  EXPECT_TRUE(schema_matches(s, R"({"x\u0061":"s"})"));   // escapes once the name has left the declared ones
+  // propertyNames: bounded and listed keys; declared names it refuses are never written.
+  const std::string bounded = R"({"properties":{"id":{"type":"integer"}},"propertyNames":{"maxLength":2},
+      "additionalProperties":{"type":"boolean"}})";
+  EXPECT_TRUE(schema_matches(bounded, R"({"id":1,"ok":true,"x":false})"));
+  EXPECT_FALSE(schema_matches(bounded, R"({"abc":true})"));
+  EXPECT_FALSE(schema_matches(bounded, R"({"id":true})"));
+  const std::string listed = R"({"properties":{"a":{"type":"integer"},"long":{"type":"integer"}},
+      "propertyNames":{"enum":["a","b",3]},"additionalProperties":{"type":"null"}})";
+  EXPECT_TRUE(schema_matches(listed, R"({"a":1,"b":null})"));
+  EXPECT_FALSE(schema_matches(listed, R"({"a":null})"));
+  EXPECT_FALSE(schema_matches(listed, R"({"long":1})"));
+  EXPECT_NE(schema_error(R"({"properties":{"abc":{}},"required":["abc"],"propertyNames":{"maxLength":2}})")
+                .find("'abc' fails 'propertyNames'"), std::string::npos);
+  EXPECT_NE(schema_error(R"({"propertyNames":{"pattern":"^a"}})").find("'pattern' is not supported"), std::string::npos);
+}
+
+// enum / const values the keywords beside them refuse are never written; keywords beside a
+// combinator are refused rather than ignored.
+TEST(JsonSchema, LiteralsObeyTheirSiblings) {
+  const std::string s = R"({"type":"string","enum":["a","bcd",null,1],"maxLength":2})";
+  EXPECT_TRUE(schema_matches(s, R"("a")"));
+  EXPECT_FALSE(schema_matches(s, R"("bcd")"));
+  EXPECT_FALSE(schema_matches(s, "null"));
+  EXPECT_FALSE(schema_matches(s, "1"));
+  EXPECT_TRUE(schema_matches(R"({"type":"integer","enum":[1.0,1.5]})", "1.0"));
+  EXPECT_FALSE(schema_matches(R"({"type":"integer","enum":[1.0,1.5]})", "1.5"));
+  EXPECT_NE(schema_error(R"({"type":"string","const":1})").find("accepts no value"), std::string::npos);
+  EXPECT_NE(schema_error(R"({"enum":[[1]],"items":{"type":"string"}})").find("beside 'enum' / 'const' ('items')"),
+            std::string::npos);
+  EXPECT_NE(schema_error(R"({"type":"string","anyOf":[{"maxLength":2},{"type":"integer"}]})")
+                .find("keywords beside 'anyOf' ('type')"), std::string::npos);
+}
+
+// oneOf is exactly one: alternatives are sound only for branches no value can satisfy twice.
+TEST(JsonSchema, OneOfOnlyWhenBranchesAreDisjoint) {
+  EXPECT_NE(schema_error(R"({"oneOf":[{"type":"integer"},{"type":"number"}]})").find("may match the same value"),
+            std::string::npos);
+  EXPECT_NE(schema_error(R"({"oneOf":[{"type":"object","properties":{"a":{"type":"string"}}},{"type":"object"}]})")
+                .find("branches 0 and 1"), std::string::npos);
+  EXPECT_NE(schema_error(R"({"oneOf":[{"enum":["a","b"]},{"enum":["b","c"]}]})").find("may match"), std::string::npos);
+  EXPECT_NE(schema_error(R"({"oneOf":[{"properties":{"n":{"type":"string"}}},{"type":"string"}]})").find("may match"),
+            std::string::npos);  // an object schema without 'type' accepts strings too
+  const std::string tagged = R"({"$defs":{"cat":{"type":"object","properties":{"kind":{"const":"cat"},"lives":{"type":"integer"}},
+      "required":["kind"]},"dog":{"type":"object","properties":{"kind":{"enum":["dog","wolf"]}},"required":["kind"]}},
+      "oneOf":[{"$ref":"#/$defs/cat"},{"$ref":"#/$defs/dog"},{"type":["string","null"]},{"enum":[1,2]},{"const":true}]})";
+  EXPECT_TRUE(schema_matches(tagged, R"({"kind":"cat","lives":9})"));
+  EXPECT_TRUE(schema_matches(tagged, R"({"kind":"wolf"})"));
+  EXPECT_TRUE(schema_matches(tagged, R"(2)"));
+  EXPECT_FALSE(schema_matches(tagged, R"(false)"));
+}
+
 TEST(JsonSchema, LiteralsEscape) {
   EXPECT_EQ(gbnf_literal("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\x01\"");
   EXPECT_TRUE(schema_matches(R"({"const":"quote \" and \\ and \u0001"})", R"("quote \" and \\ and \u0001")"));

@@ -1,12 +1,17 @@
 // JSON Schema -> GBNF (grammar.h): the grammar of the JSON texts a schema accepts, for
 // response_format json_schema and for tool-call arguments.
 //
-// Supported: type (one or a list), enum, const, anyOf / oneOf (as alternatives), allOf of one
+// Supported: type (one or a list), enum, const (with type and string lengths beside them),
+// anyOf (as alternatives), oneOf (as alternatives, only when no two branches can match one value:
+// told apart by type, by listed values, or by a required const/enum property), allOf of one
 // schema, $ref into #/$defs or #/definitions (recursion allowed), properties (in the schema's
-// order) with required and additionalProperties, items, prefixItems, minItems / maxItems,
-// minLength / maxLength, format date / time / date-time / uuid, and annotations (title,
-// description, default, examples, ...) which do not constrain. Any other keyword is refused with
-// an error naming it and where it sits: a schema brisk cannot enforce is never silently weakened.
+// order) with required, additionalProperties (never under a declared name) and propertyNames
+// (type string, enum, const, lengths), items, prefixItems, minItems / maxItems, minLength /
+// maxLength, format date / time / date-time / uuid (dates that exist: month lengths, leap years,
+// no year 0000), and annotations (title, description, default, examples, ...) which do not
+// constrain. Any other keyword, and any keyword beside $ref / anyOf / oneOf / allOf, is refused
+// with an error naming it and where it sits: a schema brisk cannot enforce is never silently
+// weakened.
 //
 // Choices that keep every output finite and valid: whitespace between tokens is at most one space
 // (as Outlines' default: a small model given newlines and indents spends its tokens on them, and

@@ -73,7 +73,8 @@ int32_t sample_row(float* logits, int64_t vocab, const SampleRowParams& p, const
   int32_t chosen = int32_t(best);
   float best_score = -INFINITY;
   for (int64_t i = 0; i < vocab; ++i) {
-    if (!(logits[i] >= cut)) continue;
+    // A -inf logit (masked by a grammar, or banned) scores -inf and is never drawn: skip its noise.
+    if (!(logits[i] >= cut) || logits[i] == -INFINITY) continue;
     const float z = sampling::scaled_logit(logits[i], max_logit, p.temperature);
     if (!sampling::passes_min_p(z, p.min_p)) continue;
     const float score = z + sampling::gumbel_noise(p.seed, p.step, i);
