@@ -108,8 +108,9 @@ TEST(Grammar, Utf8RangesAreExact) {
       if (cp >= 0xD800 && cp <= 0xDFFF) continue;
       ASSERT_EQ(spelled(runs, cp), cp >= lo && cp <= hi ? 1 : 0) << std::hex << cp << " in " << lo << ".." << hi;
     }
-    for (uint32_t cp : {lo, hi})
+    for (uint32_t cp : {lo, hi}) {
       if (cp < 0xD800 || cp > 0xDFFF) ASSERT_EQ(spelled(runs, cp), 1);
+    }
   }
 }
 
