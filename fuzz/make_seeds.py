@@ -252,6 +252,31 @@ def chat_template_seeds():
     return seeds
 
 
+# ---------------------------------------------------------------------------------- grammars
+def grammar_seeds():
+    """A first byte 0 (GBNF) or 1 (JSON Schema), then the text."""
+    gbnf = {
+        "json_like": 'root ::= "{" ws pair ("," ws pair)* "}"\npair ::= [a-z]+ ":" ws [0-9]{1,3}\nws ::= [ \\t\\n]*\n',
+        "classes": 'root ::= [^"\\\\]* "\\"" . [\\u4e00-\\u4e01] "\\x41"\n',
+        "ambiguous": 'root ::= x\nx ::= "a" x "b" | "a" x "c" | ""\n',
+        "left_recursive": 'root ::= root "a" | "b"\n',
+        "repeats": 'root ::= ("ab"){2,5} "c"? [0-9]+ (("x" | "y"){0,3})*\n',
+        "nested_groups": "root ::= " + "(" * 40 + '"a"' + ")" * 40 + "\n",
+    }
+    schemas = {
+        "object": {"type": "object", "properties": {"a": {"type": "string", "maxLength": 4},
+                   "b": {"type": "array", "items": {"type": "integer"}, "maxItems": 3}}, "required": ["a"]},
+        "refs": {"$defs": {"n": {"type": "object", "properties": {"k": {"$ref": "#/$defs/n"}}}},
+                 "anyOf": [{"$ref": "#/$defs/n"}, {"enum": ["x", 1, None]}]},
+        "formats": {"type": "array", "prefixItems": [{"format": "date-time"}, {"format": "uuid"}], "items": False},
+        "extra_keys": {"type": "object", "properties": {"id": {"type": "integer"}},
+                       "additionalProperties": {"type": "boolean"}},
+    }
+    seeds = {"gbnf_" + name: b"\0" + text.encode() for name, text in gbnf.items()}
+    seeds.update({"schema_" + name: b"\1" + dump(schema) for name, schema in schemas.items()})
+    return seeds
+
+
 # ---------------------------------------------------------------------------------- HTTP requests
 def http_request(path, body, headers=()):
     head = [f"POST {path} HTTP/1.1", "Host: localhost", "Content-Type: application/json", *headers]
@@ -295,6 +320,7 @@ def main():
     write_corpus("gguf", gguf_seeds(byte_level))
     write_corpus("model_config", model_config_seeds())
     write_corpus("chat_template", chat_template_seeds())
+    write_corpus("grammar", grammar_seeds())
     write_corpus("http_request", http_request_seeds())
     for harness in sorted(os.listdir(CORPUS)):
         folder = os.path.join(CORPUS, harness)

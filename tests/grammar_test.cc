@@ -125,6 +125,16 @@ TEST(Grammar, ErrorsNameTheProblem) {
   EXPECT_NE(parse_error("root ::= \"\\q\"").find("unknown escape"), std::string::npos);
   EXPECT_NE(parse_error("root ::= \"a\"{5,2}").find("n < m"), std::string::npos);
   EXPECT_NE(parse_error("root ::= \"a\"{99999}").find("above"), std::string::npos);
+  // Limits that keep parsing and matching off deep native stacks, checked in linear time.
+  EXPECT_NE(parse_error("root ::= " + std::string(300, '(') + "\"a\"" + std::string(300, ')')).find("nest more than"),
+            std::string::npos);
+  std::string chain = "root ::= r0\n";
+  for (int i = 0; i < 1500; ++i) chain += "r" + std::to_string(i) + " ::= r" + std::to_string(i + 1) + " \"x\"\n";
+  EXPECT_NE(parse_error(chain + "r1500 ::= \"y\"").find("rules deep"), std::string::npos);
+  // 100,000 rules each nullable only through the next: a pass-per-rule fixpoint would be quadratic.
+  std::string nullable = "root ::= n0 \"a\"\n";
+  for (int i = 0; i < 100000; ++i) nullable += "n" + std::to_string(i) + " ::= n" + std::to_string(i + 1) + "\n";
+  EXPECT_NE(parse_error(nullable + "n100000 ::= \"\"").find("rules deep"), std::string::npos);
   std::string huge = "root ::=";
   for (int i = 0; i < 300; ++i) huge += " \"a\"{4000}";
   EXPECT_NE(parse_error(huge).find("more than"), std::string::npos);
@@ -348,6 +358,12 @@ TEST(JsonSchema, OneOfOnlyWhenBranchesAreDisjoint) {
   EXPECT_TRUE(schema_matches(tagged, R"({"kind":"wolf"})"));
   EXPECT_TRUE(schema_matches(tagged, R"(2)"));
   EXPECT_FALSE(schema_matches(tagged, R"(false)"));
+}
+
+TEST(JsonSchema, DeepSchemasAreRefusedNotRecursedInto) {
+  std::string deep = "{}";
+  for (int i = 0; i < 10000; ++i) deep = "{\"items\":" + deep + "}";
+  EXPECT_NE(schema_error(deep).find("nests more than 64"), std::string::npos);
 }
 
 TEST(JsonSchema, LiteralsEscape) {

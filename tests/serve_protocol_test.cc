@@ -102,6 +102,17 @@ TEST(Protocol, EveryOpenAiFieldIsHonouredOrRefused) {
   EXPECT_EQ(embeddings.error().param, "truncate");
 }
 
+TEST(Protocol, DeepBodiesAreRefused) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  auto r = parse_completion_body(R"({"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "n",
+      "schema": {"const": )" + deep + "}}}}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_NE(r.error().message.find("nests deeper than"), std::string::npos);
+  EXPECT_TRUE(parse_completion_body(R"({"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "n",
+      "schema": {"const": [[[1]]]}}}})").ok());
+}
+
 TEST(Protocol, CompletionFieldsAreRead) {
   auto body = parse_completion_body(R"({"prompt": [[1, 2, 3], "text"], "max_tokens": 8.0, "temperature": 0,
     "top_p": 0.5, "top_k": 7, "min_p": 0.1, "stop": ["a", "", "b"], "seed": 42, "presence_penalty": 0.5,

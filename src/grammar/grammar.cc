@@ -1,7 +1,7 @@
 // GBNF text -> Grammar (grammar.h): a recursive-descent parser that emits byte-level rules.
 #include "grammar/grammar.h"
 
-#include <functional>
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -14,6 +14,10 @@ constexpr uint32_t kMaxRepeat = 4096;
 // Elements a whole grammar may unroll into (a request's grammar must not take the server's memory:
 // each element is ~40 bytes, so this is ~40 MB at most).
 constexpr int64_t kMaxElements = int64_t(1) << 20;
+// Rules entered before a byte is matched (the matcher expands them recursively), and groups
+// nested inside groups (the parser recurses into each).
+constexpr int32_t kMaxLeftDepth = 1000;
+constexpr int kMaxGroupDepth = 256;
 constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 
 int utf8_length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
@@ -138,24 +142,33 @@ class GrammarBuilder {
     int line;  // > 0: defined on it; < 0: first used on -line
   };
 
-  // A rule that can reach itself without consuming a byte would expand forever.
+  // A rule that can reach itself without consuming a byte would expand forever; one that reaches
+  // rules kMaxLeftDepth deep before its first byte would expand on a deep native stack. Both are
+  // found without recursion (a request's grammar may have a million rules) in linear time.
   Status refuse_left_recursion() {
     const size_t n = rules_.size();
+    // Nullable rules, by a worklist: an alternative of rules only is nullable once all of them are.
     std::vector<char> nullable(n, 0);
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (size_t r = 0; r < n; ++r) {
-        if (nullable[r]) continue;
-        for (const Sequence& alt : rules_[r].alternatives) {
-          bool all = true;
-          for (const Element& e : alt) all = all && e.kind == Element::Kind::Rule && nullable[size_t(e.rule)];
-          if (all) {
-            nullable[r] = 1;
-            changed = true;
-            break;
-          }
-        }
+    std::vector<std::pair<int32_t, int32_t>> alternatives;  // (owner rule, rule elements not yet nullable)
+    std::vector<std::vector<int32_t>> used_by(n);           // rule -> alternatives naming it (with repeats)
+    std::vector<int32_t> ready;
+    for (size_t r = 0; r < n; ++r)
+      for (const Sequence& alt : rules_[r].alternatives) {
+        bool bytes = false;
+        for (const Element& e : alt) bytes = bytes || e.kind == Element::Kind::Bytes;
+        if (bytes) continue;
+        const int32_t id = int32_t(alternatives.size());
+        alternatives.emplace_back(int32_t(r), int32_t(alt.size()));
+        for (const Element& e : alt) used_by[size_t(e.rule)].push_back(id);
+        if (alt.empty()) ready.push_back(int32_t(r));
       }
+    while (!ready.empty()) {
+      const int32_t r = ready.back();
+      ready.pop_back();
+      if (nullable[size_t(r)]) continue;
+      nullable[size_t(r)] = 1;
+      for (int32_t id : used_by[size_t(r)])
+        if (--alternatives[size_t(id)].second == 0) ready.push_back(alternatives[size_t(id)].first);
     }
     std::vector<std::vector<int32_t>> leftmost(n);  // rules reachable before any byte
     for (size_t r = 0; r < n; ++r)
@@ -165,23 +178,37 @@ class GrammarBuilder {
           leftmost[r].push_back(e.rule);
           if (!nullable[size_t(e.rule)]) break;
         }
+    // Depth-first with an explicit stack: a rule met again on the current path is a cycle; depth
+    // is the longest chain of rules entered before a byte.
     std::vector<int> mark(n, 0);  // 0 unvisited, 1 on the path, 2 done
-    std::optional<int32_t> cycle;
-    std::function<void(int32_t)> visit = [&](int32_t r) {
-      mark[size_t(r)] = 1;
-      for (int32_t next : leftmost[size_t(r)]) {
-        if (cycle) return;
-        if (mark[size_t(next)] == 1) cycle = next;
-        else if (mark[size_t(next)] == 0) visit(next);
+    std::vector<int32_t> depth(n, 1);
+    std::vector<std::pair<int32_t, size_t>> path;  // (rule, next leftmost child to look at)
+    for (size_t start = 0; start < n; ++start) {
+      if (mark[start] != 0) continue;
+      path.emplace_back(int32_t(start), 0);
+      mark[start] = 1;
+      while (!path.empty()) {
+        auto& [r, next] = path.back();
+        if (next < leftmost[size_t(r)].size()) {
+          const int32_t child = leftmost[size_t(r)][next++];
+          if (mark[size_t(child)] == 1)
+            return make_error("grammar: rule '" + display_name(child) +
+                              "' is left-recursive (it can reach itself before matching any character); rewrite it "
+                              "with repetition, e.g. list ::= item (\",\" item)*");
+          if (mark[size_t(child)] == 0) {
+            mark[size_t(child)] = 1;
+            path.emplace_back(child, 0);
+          }
+          continue;
+        }
+        for (int32_t child : leftmost[size_t(r)]) depth[size_t(r)] = std::max(depth[size_t(r)], depth[size_t(child)] + 1);
+        if (depth[size_t(r)] > kMaxLeftDepth)
+          return make_error("grammar: rule '" + display_name(r) + "' nests more than " + std::to_string(kMaxLeftDepth) +
+                            " rules deep before its first character");
+        mark[size_t(r)] = 2;
+        path.pop_back();
       }
-      mark[size_t(r)] = 2;
-    };
-    for (size_t r = 0; r < n && !cycle; ++r)
-      if (mark[r] == 0) visit(int32_t(r));
-    if (cycle)
-      return make_error("grammar: rule '" + display_name(*cycle) +
-                        "' is left-recursive (it can reach itself before matching any character); rewrite it "
-                        "with repetition, e.g. list ::= item (\",\" item)*");
+    }
     return ok_status();
   }
   std::string display_name(int32_t id) const {
@@ -298,10 +325,12 @@ class Parser {
       return code_point_class(rule, {{0, kMaxCodePoint}});
     }
     if (c == '(') {
+      if (++group_depth_ > kMaxGroupDepth) return fail("groups nest more than " + std::to_string(kMaxGroupDepth) + " deep");
       take();
       BRISK_ASSIGN(alternatives, parse_alternatives(rule, Nesting::InGroup));
       if (peek() != ')') return fail("expected ')' in rule '" + rule + "'");
       take();
+      --group_depth_;
       return Sequence{rule_element(builder_.helper_rule(rule, std::move(alternatives)))};
     }
     if (is_name_char(c)) {
@@ -503,6 +532,7 @@ class Parser {
   size_t pos_ = 0;
   int line_ = 1;
   int64_t unrolled_ = 0;  // elements repetitions have added
+  int group_depth_ = 0;
   GrammarBuilder builder_;
 };
 

@@ -17,6 +17,7 @@ using Json = nlohmann::ordered_json;
 
 // Larger counts would unroll into that many grammar rules; refused rather than loosened.
 constexpr int64_t kMaxCount = 1024;
+constexpr int kMaxSchemaDepth = 64;
 
 // The JSON building blocks every schema grammar may use (unused rules cost nothing).
 constexpr const char* kPrimitives = R"GBNF(
@@ -107,6 +108,13 @@ class SchemaCompiler {
   }
 
   Result<std::string> visit(const Json& s, const std::string& name, const std::string& where) {
+    // Compiling recurses per level (and const values are dumped recursively): bounded.
+    struct Level {
+      int& depth;
+      explicit Level(int& d) : depth(++d) {}
+      ~Level() { --depth; }
+    } level(depth_);
+    if (depth_ > kMaxSchemaDepth) return fail(where, "the schema nests more than " + std::to_string(kMaxSchemaDepth) + " levels deep");
     if (s.is_boolean()) {
       if (!s.get<bool>()) return fail(where, "the schema 'false' accepts no value");
       return std::string("json-value");
@@ -623,6 +631,7 @@ class SchemaCompiler {
     return add_rule(name, body + " \"]\"");
   }
 
+  int depth_ = 0;  // schemas being compiled, nested
   const Json& root_;
   std::string prefix_;
   std::map<std::string, std::string> rules_;

@@ -187,10 +187,20 @@ std::optional<FieldError> read_shared(const Json& body, Endpoint endpoint, Gener
   return std::nullopt;
 }
 
+// Request JSON nests at most this deep: values are walked recursively later (schemas compiled,
+// tool arguments dumped), and no OpenAI request needs more.
+constexpr int kMaxRequestDepth = 128;
+
 ApiResult<Json> parse_object(std::string_view body) {
   Json json;
+  struct TooDeep {};
   try {
-    json = Json::parse(body.begin(), body.end());
+    json = Json::parse(body.begin(), body.end(), [](int depth, Json::parse_event_t, Json&) {
+      if (depth > kMaxRequestDepth) throw TooDeep{};
+      return true;
+    });
+  } catch (const TooDeep&) {
+    return invalid_field("", "the request body nests deeper than " + std::to_string(kMaxRequestDepth) + " levels");
   } catch (const Json::parse_error& e) {
     // "[json.exception.parse_error.101] parse error at line 1, column 9: syntax error while
     // parsing value - invalid string: ill-formed UTF-8 byte; last read: ..." -> the reason only
