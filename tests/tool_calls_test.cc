@@ -28,6 +28,7 @@ ToolCalling calling(ToolCallFormat format, ToolChoice choice = ToolChoice::Auto)
 struct Parsed {
   std::string content;
   std::vector<ToolCall> calls;
+  size_t deltas = 0;  // call deltas the parser gave
 };
 
 // Whole, and fed one byte at a time: the same split either way.
@@ -38,7 +39,8 @@ Parsed parse(const ToolCalling& c, const std::string& text) {
     Parsed& out = pass == 0 ? whole : streamed;
     auto take = [&](ToolCallParser::Delta d) {
       out.content += d.content;
-      out.calls.insert(out.calls.end(), d.calls.begin(), d.calls.end());
+      ToolCallParser::assemble(d.calls, out.calls);
+      out.deltas += d.calls.size();
     };
     if (pass == 0) take(parser.feed(text));
     else
@@ -51,6 +53,7 @@ Parsed parse(const ToolCalling& c, const std::string& text) {
     EXPECT_EQ(whole.calls[i].name, streamed.calls[i].name);
     EXPECT_EQ(whole.calls[i].arguments, streamed.calls[i].arguments);
   }
+  whole.deltas = streamed.deltas;  // what a byte-by-byte stream sends
   return whole;
 }
 
@@ -61,22 +64,31 @@ TEST(ToolCalls, HermesSplitsContentAndCalls) {
   EXPECT_EQ(p.content, "Let me check.");  // whitespace before a call is dropped
   ASSERT_EQ(p.calls.size(), 2u);
   EXPECT_EQ(p.calls[0].name, "get_weather");
-  EXPECT_EQ(p.calls[0].arguments, R"({"city":"Oslo","unit":"c"})");
+  EXPECT_EQ(p.calls[0].arguments, R"({"city": "Oslo", "unit": "c"})");  // as written, streamed as it came
   EXPECT_EQ(p.calls[1].arguments, "{}");
+  EXPECT_GT(p.deltas, 20u);  // byte by byte: the name first, then the arguments piece by piece
   EXPECT_EQ(p.calls[0].id.rfind("call_", 0), 0u);
   EXPECT_NE(p.calls[0].id, p.calls[1].id);
   // Not a call: stays content exactly; a lone '<' is released at the end.
   EXPECT_EQ(parse(c, "a <tool_call>not json</tool_call> b <").content, "a <tool_call>not json</tool_call> b <");
   EXPECT_EQ(parse(c, "plain answer").content, "plain answer");
-  // Unterminated but complete JSON (max_tokens cut the closing tag) still counts.
-  EXPECT_EQ(parse(c, "<tool_call>{\"name\": \"now\", \"arguments\": \"{}\"}").calls.size(), 1u);
+  // Unterminated but complete JSON (max_tokens cut the closing tag) still counts; arguments given
+  // as a string of JSON are taken whole, as an object's text.
+  auto as_string = parse(c, "<tool_call>{\"name\": \"now\", \"arguments\": \"{\\\"a\\\": 1}\"}");
+  ASSERT_EQ(as_string.calls.size(), 1u);
+  EXPECT_EQ(as_string.calls[0].arguments, R"({"a":1})");
+  // Keys in another order: taken whole once the object closes.
+  auto reordered = parse(c, "<tool_call>{\"arguments\": {\"x\": [1, \"}\"]}, \"name\": \"now\"}</tool_call>");
+  ASSERT_EQ(reordered.calls.size(), 1u);
+  EXPECT_EQ(reordered.calls[0].arguments, R"({"x":[1,"}"]})");
+  EXPECT_EQ(reordered.content, "");
 }
 
 TEST(ToolCalls, Llama3JsonAndMistral) {
   auto l = parse(calling(ToolCallFormat::Llama3Json),
                  "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\", \"unit\": \"f\"}}");
   ASSERT_EQ(l.calls.size(), 1u);
-  EXPECT_EQ(l.calls[0].arguments, R"({"city":"Rome","unit":"f"})");
+  EXPECT_EQ(l.calls[0].arguments, R"({"city": "Rome", "unit": "f"})");
   EXPECT_EQ(l.content, "");
   EXPECT_EQ(parse(calling(ToolCallFormat::Llama3Json), "  {\"name\": \"now\", \"parameters\": {}}").calls.size(), 1u);
   EXPECT_EQ(parse(calling(ToolCallFormat::Llama3Json), "The {braces} stay").content, "The {braces} stay");

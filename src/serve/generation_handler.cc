@@ -233,15 +233,14 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
     }
     StreamEvent shown = e;
     shown.text = std::move(split.content);
-    const size_t first_call = choice.tool_calls.size();
-    choice.tool_calls.insert(choice.tool_calls.end(), split.calls.begin(), split.calls.end());
+    choice.tool_calls = choice.tool_parser->calls_so_far();
     auto emit = [&](Json chunk) {
       if (params.include_usage) chunk["usage"] = nullptr;
       send(chunk);
     };
     const bool visible = !shown.text.empty() || (params.top_logprobs >= 0 && !e.ids.empty());
     if (visible && !e.finished) emit(builder.event_chunk(index, shown, choice));
-    for (Json& chunk : builder.tool_call_chunks(index, split.calls, first_call)) emit(std::move(chunk));
+    for (Json& chunk : builder.tool_call_chunks(index, split.calls)) emit(std::move(chunk));
     if (e.finished) emit(builder.event_chunk(index, shown, choice));
     ResponseBuilder::append(choice, e);
   }

@@ -168,28 +168,28 @@ Json ResponseBuilder::event_chunk(int64_t index, const StreamEvent& event, const
   choice["logprobs"] = logprobs_ ? logprobs_json(event.ids, event.logprobs, event.top_logprobs, previous, offset)
                                  : Json(nullptr);
   choice["finish_reason"] =
-      event.finished ? Json(finish_reason_name(event.reason, !before.tool_calls.empty())) : Json(nullptr);
+      event.finished ? Json(finish_reason_name(event.reason, before.tool_calls > 0)) : Json(nullptr);
   Json chunk = chunk_envelope();
   chunk["choices"] = Json::array({std::move(choice)});
   return chunk;
 }
 
-std::vector<Json> ResponseBuilder::tool_call_chunks(int64_t index, const std::vector<ToolCall>& calls,
-                                                    size_t first_index) const {
+std::vector<Json> ResponseBuilder::tool_call_chunks(int64_t index,
+                                                    const std::vector<ToolCallParser::CallDelta>& deltas) const {
   std::vector<Json> chunks;
-  for (size_t i = 0; i < calls.size(); ++i) {
-    const size_t call_index = first_index + i;
-    const Json opening = {{"index", call_index}, {"id", calls[i].id}, {"type", "function"},
-                          {"function", {{"name", calls[i].name}, {"arguments", ""}}}};
-    const Json arguments = {{"index", call_index}, {"function", {{"arguments", calls[i].arguments}}}};
-    for (const Json& delta : {opening, arguments}) {
-      Json chunk = chunk_envelope();
-      chunk["choices"] = Json::array({{{"index", index},
-                                       {"delta", {{"tool_calls", Json::array({delta})}}},
-                                       {"logprobs", nullptr},
-                                       {"finish_reason", nullptr}}});
-      chunks.push_back(std::move(chunk));
+  for (const ToolCallParser::CallDelta& d : deltas) {
+    Json delta = {{"index", d.index}, {"function", {{"arguments", d.arguments}}}};
+    if (!d.id.empty()) {  // the call opens: OpenAI's first delta names it
+      delta["id"] = d.id;
+      delta["type"] = "function";
+      delta["function"]["name"] = d.name;
     }
+    Json chunk = chunk_envelope();
+    chunk["choices"] = Json::array({{{"index", index},
+                                     {"delta", {{"tool_calls", Json::array({std::move(delta)})}}},
+                                     {"logprobs", nullptr},
+                                     {"finish_reason", nullptr}}});
+    chunks.push_back(std::move(chunk));
   }
   return chunks;
 }
@@ -216,17 +216,19 @@ Json ResponseBuilder::full_response(const std::vector<ChoiceState>& choices, con
       ToolCallParser parser = *c.tool_parser;
       ToolCallParser::Delta split = parser.feed(c.text);
       ToolCallParser::Delta rest = parser.finish();
-      split.content += rest.content;
-      split.calls.insert(split.calls.end(), rest.calls.begin(), rest.calls.end());
-      Json message = {{"role", "assistant"}, {"content", split.content.empty() && !split.calls.empty() ? Json(nullptr) : Json(split.content)}};
-      if (!split.calls.empty()) {
+      std::vector<ToolCall> tool_calls;
+      ToolCallParser::assemble(split.calls, tool_calls);
+      ToolCallParser::assemble(rest.calls, tool_calls);
+      const std::string content = split.content + rest.content;
+      Json message = {{"role", "assistant"}, {"content", content.empty() && !tool_calls.empty() ? Json(nullptr) : Json(content)}};
+      if (!tool_calls.empty()) {
         Json calls = Json::array();
-        for (const ToolCall& call : split.calls)
+        for (const ToolCall& call : tool_calls)
           calls.push_back({{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
         message["tool_calls"] = std::move(calls);
       }
       choice["message"] = std::move(message);
-      choice["finish_reason"] = finish_reason_name(c.reason, !split.calls.empty());
+      choice["finish_reason"] = finish_reason_name(c.reason, !tool_calls.empty());
     } else {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
     }

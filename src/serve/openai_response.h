@@ -38,7 +38,7 @@ struct ChoiceState {
   bool echoed = false;
   // Chat with tools: the output is split into content and calls as it streams.
   std::optional<ToolCallParser> tool_parser;
-  std::vector<ToolCall> tool_calls;  // sent so far
+  size_t tool_calls = 0;  // calls opened so far
 };
 
 struct Usage {
@@ -60,8 +60,8 @@ class ResponseBuilder {
   Json usage_chunk(const Usage& usage) const;
   // echo, streaming: the prompt (and its logprobs) as the choice's first text.
   Json echo_chunk(int64_t index, const ChoiceState& choice) const;
-  // Tool calls, streamed: per call a chunk with its id and name, then one with its arguments.
-  std::vector<Json> tool_call_chunks(int64_t index, const std::vector<ToolCall>& calls, size_t first_index) const;
+  // Tool calls, streamed: one chunk per delta (a call's first carries its id and name).
+  std::vector<Json> tool_call_chunks(int64_t index, const std::vector<ToolCallParser::CallDelta>& deltas) const;
 
   // stream: false. choices are in index order.
   Json full_response(const std::vector<ChoiceState>& choices, const Usage& usage) const;

@@ -194,7 +194,91 @@ ApiResult<std::string> forced_tool_call_grammar(const ToolCalling& calling) {
 
 // ---- ToolCallParser ----------------------------------------------------------------------------
 
+namespace {
+
+enum class Match { Yes, NeedMore, No };
+
+// A call's head, {"name": "<name>", "arguments" (or "parameters"): with its object next; `used`:
+// the bytes before that object.
+Match match_call_head(std::string_view t, std::string& name, size_t& used) {
+  size_t i = 0;
+  auto space = [&] {
+    while (i < t.size() && is_space(t[i])) ++i;
+  };
+  auto literal = [&](std::string_view word) {
+    const size_t n = std::min(word.size(), t.size() - i);
+    if (t.substr(i, n) != word.substr(0, n)) return Match::No;
+    if (n < word.size()) return Match::NeedMore;
+    i += n;
+    return Match::Yes;
+  };
+  for (std::string_view word : {"{", "\"name\"", ":"}) {
+    space();
+    if (Match m = literal(word); m != Match::Yes) return m;
+  }
+  space();
+  if (i == t.size()) return Match::NeedMore;
+  if (t[i] != '"') return Match::No;
+  size_t end = i + 1;
+  for (bool escaped = false; end < t.size() && (escaped || t[end] != '"'); ++end) escaped = !escaped && t[end] == '\\';
+  if (end == t.size()) return Match::NeedMore;
+  const OJson parsed = OJson::parse(t.substr(i, end + 1 - i), nullptr, false);
+  if (!parsed.is_string()) return Match::No;
+  name = parsed.get<std::string>();
+  i = end + 1;
+  space();
+  if (Match m = literal(","); m != Match::Yes) return m;
+  space();
+  const size_t key = i;
+  Match m = literal("\"arguments\"");
+  if (m == Match::No) {
+    i = key;
+    m = literal("\"parameters\"");
+  }
+  if (m != Match::Yes) return m;
+  space();
+  if (Match colon = literal(":"); colon != Match::Yes) return colon;
+  space();
+  if (i == t.size()) return Match::NeedMore;
+  if (t[i] != '{') return Match::No;  // arguments as a string of JSON: taken whole instead
+  used = i;
+  return Match::Yes;
+}
+
+}  // namespace
+
+size_t ToolCallParser::JsonScan::until_closed(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '{' || c == '[') ++depth;
+    else if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+  }
+  return std::string_view::npos;
+}
+
+void ToolCallParser::assemble(const std::vector<CallDelta>& deltas, std::vector<ToolCall>& calls) {
+  for (const CallDelta& d : deltas) {
+    if (d.index >= calls.size()) calls.resize(d.index + 1);
+    if (!d.id.empty()) calls[d.index].id = d.id;
+    if (!d.name.empty()) calls[d.index].name = d.name;
+    calls[d.index].arguments += d.arguments;
+  }
+}
+
 ToolCallParser::ToolCallParser(const ToolCalling& calling) : format_(calling.format), forced_(calling.forced()) {}
+
+std::string ToolCallParser::opener() const {
+  return format_ == ToolCallFormat::Hermes    ? std::string(kHermesOpen)
+         : format_ == ToolCallFormat::Mistral ? std::string(kMistralMarker)
+                                              : std::string();
+}
 
 ToolCallParser::Delta ToolCallParser::feed(std::string_view text) {
   Delta out;
@@ -224,25 +308,98 @@ void ToolCallParser::release(Delta& out, std::string text) {
   whitespace_ = text.substr(keep);
 }
 
-bool ToolCallParser::take_call_text(const std::string& payload, Delta& out) {
-  const OJson j = OJson::parse(payload, nullptr, false);
-  std::vector<ToolCall> calls;
-  if (format_ == ToolCallFormat::Mistral) {
-    if (!j.is_array() || j.empty()) return false;
-    for (const OJson& item : j) {
-      auto call = call_from_json(item);
-      if (!call) return false;
-      calls.push_back(std::move(*call));
+bool ToolCallParser::step_call(Delta& out, bool at_end) {
+  auto fail_to_content = [&](size_t length) {  // not a call after all: the text, marker included
+    release(out, opener() + buffer_.substr(0, length));
+    buffer_.erase(0, length);
+    phase_ = Phase::Content;
+    part_ = Part::Open;
+    return true;
+  };
+  auto skip_space = [&] {
+    size_t n = 0;
+    while (n < buffer_.size() && is_space(buffer_[n])) ++n;
+    buffer_.erase(0, n);
+  };
+  switch (part_) {
+    case Part::Open:  // a mistral region is a list of calls
+      if (format_ != ToolCallFormat::Mistral) {
+        part_ = Part::Head;
+        return true;
+      }
+      skip_space();
+      if (buffer_.empty()) return at_end ? fail_to_content(0) : false;
+      if (buffer_[0] != '[') return fail_to_content(buffer_.size());
+      buffer_.erase(0, 1);
+      part_ = Part::Head;
+      return true;
+    case Part::Head: {
+      std::string name;
+      size_t used = 0;
+      const Match m = match_call_head(buffer_, name, used);
+      if (m == Match::NeedMore && !at_end) return false;
+      if (m != Match::Yes) {
+        part_ = Part::Whole;
+        return true;
+      }
+      whitespace_.clear();
+      out.calls.push_back({calls_++, call_id(), name, ""});
+      buffer_.erase(0, used);
+      scan_ = {};
+      part_ = Part::Arguments;
+      return true;
     }
-  } else {
-    auto call = call_from_json(j);
-    if (!call) return false;
-    calls.push_back(std::move(*call));
+    case Part::Arguments: {
+      const size_t end = scan_.until_closed(buffer_);
+      const size_t take = end == std::string::npos ? buffer_.size() : end;
+      if (take > 0) {
+        if (out.calls.empty() || out.calls.back().index != calls_ - 1) out.calls.push_back({calls_ - 1, "", "", ""});
+        out.calls.back().arguments += buffer_.substr(0, take);
+        buffer_.erase(0, take);
+      }
+      if (end == std::string::npos) return false;
+      scan_ = {1, false, false};  // still inside the call's object
+      part_ = Part::Tail;
+      return true;
+    }
+    case Part::Tail: {  // anything after the arguments, to the call's closing brace
+      const size_t end = scan_.until_closed(buffer_);
+      buffer_.erase(0, end == std::string::npos ? buffer_.size() : end);
+      if (end == std::string::npos) return false;
+      part_ = Part::Close;
+      return true;
+    }
+    case Part::Whole: {
+      const size_t end = json_value_end(buffer_);
+      if (end == std::string::npos) return at_end ? fail_to_content(buffer_.size()) : false;
+      auto call = call_from_json(OJson::parse(buffer_.substr(0, end), nullptr, false));
+      if (!call) return fail_to_content(end);
+      whitespace_.clear();
+      out.calls.push_back({calls_++, call->id, call->name, call->arguments});
+      buffer_.erase(0, end);
+      part_ = Part::Close;
+      return true;
+    }
+    case Part::Close:
+      if (format_ == ToolCallFormat::Hermes) {
+        const size_t close = buffer_.find(kHermesClose);
+        if (close == std::string::npos && !at_end) return false;
+        if (close != std::string::npos) buffer_.erase(0, close + kHermesClose.size());
+      } else if (format_ == ToolCallFormat::Mistral) {
+        skip_space();
+        if (buffer_.empty() && !at_end) return false;
+        if (!buffer_.empty() && buffer_[0] == ',') {
+          buffer_.erase(0, 1);
+          part_ = Part::Head;
+          return true;
+        }
+        if (!buffer_.empty() && buffer_[0] == ']') buffer_.erase(0, 1);
+      }
+      phase_ = Phase::Content;
+      part_ = Part::Open;
+      return true;
   }
-  calls_ += int64_t(calls.size());
-  whitespace_.clear();
-  out.calls.insert(out.calls.end(), calls.begin(), calls.end());
-  return true;
+  return false;
 }
 
 void ToolCallParser::step(Delta& out, bool at_end) {
@@ -254,12 +411,12 @@ void ToolCallParser::step(Delta& out, bool at_end) {
         while (first < buffer_.size() && is_space(buffer_[first])) ++first;
         std::string_view rest = std::string_view(buffer_).substr(first);
         if (rest.empty() && !at_end) return;
-        std::string_view opener = format_ == ToolCallFormat::Llama3Json ? kPythonTag
+        std::string_view marker = format_ == ToolCallFormat::Llama3Json ? kPythonTag
                                   : format_ == ToolCallFormat::Mistral   ? kMistralMarker
                                                                          : std::string_view();
-        if (!opener.empty() && rest.size() < opener.size() && opener.substr(0, rest.size()) == rest && !at_end) return;
-        const bool marked = !opener.empty() && rest.substr(0, opener.size()) == opener;
-        if (marked) rest.remove_prefix(opener.size());
+        if (!marker.empty() && rest.size() < marker.size() && marker.substr(0, rest.size()) == rest && !at_end) return;
+        const bool marked = !marker.empty() && rest.substr(0, marker.size()) == marker;
+        if (marked) rest.remove_prefix(marker.size());
         const bool json_call = (format_ == ToolCallFormat::Llama3Json && (rest.empty() || rest[0] == '{')) ||
                                (format_ == ToolCallFormat::Mistral && (marked || (forced_ && !rest.empty() && rest[0] == '[')));
         if (json_call && (marked || !rest.empty())) {
@@ -280,6 +437,7 @@ void ToolCallParser::step(Delta& out, bool at_end) {
           release(out, buffer_.substr(0, at));
           buffer_.erase(0, at + marker.size());
           phase_ = Phase::Call;
+          part_ = Part::Open;
           progress = true;
           break;
         }
@@ -288,35 +446,12 @@ void ToolCallParser::step(Delta& out, bool at_end) {
         buffer_.erase(0, buffer_.size() - hold);
         return;
       }
-      case Phase::Call: {
-        const std::string opener = format_ == ToolCallFormat::Hermes    ? std::string(kHermesOpen)
-                                   : format_ == ToolCallFormat::Mistral ? std::string(kMistralMarker)
-                                                                        : std::string();
-        size_t end = std::string::npos, resume = 0;
-        if (format_ == ToolCallFormat::Hermes) {
-          end = buffer_.find(kHermesClose);
-          resume = end == std::string::npos ? 0 : end + kHermesClose.size();
-        } else {
-          end = json_value_end(buffer_);
-          resume = end;
-        }
-        if (end == std::string::npos) {
-          if (!at_end) return;
-          if (!take_call_text(buffer_, out)) release(out, opener + buffer_);  // unterminated
-          buffer_.clear();
-          phase_ = Phase::Done;
-          return;
-        }
-        const std::string payload = buffer_.substr(0, end);
-        if (!take_call_text(payload, out))
-          release(out, opener + buffer_.substr(0, resume));
-        buffer_.erase(0, resume);
-        phase_ = Phase::Content;
-        progress = true;
+      case Phase::Call:
+        progress = step_call(out, at_end);
+        if (!progress && at_end) phase_ = Phase::Done;  // an unfinished call: what it streamed stands
+        progress = progress || at_end;
         break;
-      }
       case Phase::Done:
-        release(out, buffer_);
         buffer_.clear();
         return;
     }

@@ -53,36 +53,57 @@ ApiResult<std::string> forced_tool_call_grammar(const ToolCalling& calling);
 struct ToolCall {
   std::string id;         // call_<24 hex>
   std::string name;
-  std::string arguments;  // a JSON object's text
+  std::string arguments;  // a JSON object's text, as the model wrote it
 };
 
 // Splits output text into content and calls as it streams: content is released as soon as it
-// cannot be the start of a call marker, and each call once its JSON is complete. A call whose
-// JSON does not parse stays content, exactly as written.
+// cannot be the start of a call marker; a call opens (id, name) once its head
+// {"name": "...", "arguments": is complete, and its arguments stream as they are written, up to
+// the object's closing brace. A call whose JSON is not of that shape is taken whole once it closes
+// (arguments re-serialized), and text that is no call at all stays content, exactly as written.
 class ToolCallParser {
  public:
   explicit ToolCallParser(const ToolCalling& calling);
 
+  struct CallDelta {
+    size_t index = 0;       // the call's position among the output's calls
+    std::string id, name;   // set on a call's first delta only
+    std::string arguments;  // the next piece of its arguments' text
+  };
   struct Delta {
     std::string content;
-    std::vector<ToolCall> calls;
+    std::vector<CallDelta> calls;
   };
   Delta feed(std::string_view text);
   Delta finish();  // the output ended: whatever is held back
-  int64_t calls_so_far() const { return calls_; }
+  size_t calls_so_far() const { return calls_; }
+
+  // Applies deltas to the calls they build.
+  static void assemble(const std::vector<CallDelta>& deltas, std::vector<ToolCall>& calls);
 
  private:
   enum class Phase { Start, Content, Call, Done };
+  enum class Part { Open, Head, Arguments, Tail, Whole, Close };
+  // Depth of JSON brackets (strings and escapes respected) across pieces of text.
+  struct JsonScan {
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    // Consumes text up to where depth returns to zero (returns one past it), or npos.
+    size_t until_closed(std::string_view text);
+  };
   void step(Delta& out, bool at_end);
+  bool step_call(Delta& out, bool at_end);  // one part of the call region; false: wait for text
   void release(Delta& out, std::string text);
-  bool take_call_text(const std::string& payload, Delta& out);
+  std::string opener() const;
 
   ToolCallFormat format_;
   bool forced_;
   Phase phase_ = Phase::Start;
+  Part part_ = Part::Open;
+  JsonScan scan_;
   std::string buffer_;      // text not yet released
-  std::string whitespace_;  // content that is only whitespace so far (dropped if calls follow)
-  int64_t calls_ = 0;
+  std::string whitespace_;  // trailing whitespace held back (dropped before a call)
+  size_t calls_ = 0;
 };
 
 }  // namespace brisk::serve

@@ -675,6 +675,7 @@ describe('structured output and tool calling (the bundled model)', { timeout: 30
       const stream = await openai.chat.completions.create({ ...named, seed: 5, stream: true });
       const calls = [];
       let finish = null;
+      let argumentDeltas = 0;
       for await (const chunk of stream) {
         const c = chunk.choices[0];
         if (!c) continue;
@@ -683,13 +684,19 @@ describe('structured output and tool calling (the bundled model)', { timeout: 30
           calls[d.index] ??= { id: '', name: '', arguments: '' };
           if (d.id) calls[d.index].id = d.id;
           if (d.function?.name) calls[d.index].name += d.function.name;
-          if (d.function?.arguments) calls[d.index].arguments += d.function.arguments;
+          if (d.function?.arguments) {
+            calls[d.index].arguments += d.function.arguments;
+            ++argumentDeltas;
+          }
         }
       }
       assert.equal(finish, 'tool_calls');
       assert.equal(calls.length, 1);
       assert.equal(calls[0].name, 'get_weather');
       assert.ok(validate(JSON.parse(calls[0].arguments)), calls[0].arguments);
+      assert.ok(argumentDeltas >= 2, `arguments arrive as they are written (${argumentDeltas} deltas)`);
+      const whole = await openai.chat.completions.create({ ...named, seed: 5 });
+      assert.equal(whole.choices[0].message.tool_calls[0].function.arguments, calls[0].arguments);
       // tool_choice auto: the model's own text is parsed; a grammar makes it write a call here.
       const callText = {
         hermes: '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>',
