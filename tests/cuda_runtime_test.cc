@@ -25,15 +25,16 @@ std::string model_dir() {
   return (carried ? std::string(carried) : std::string(BRISK_SHARED_DIR) + "/models") + "/sotu-llama";
 }
 
-// The engine on the GPU, or why the test cannot run.
-std::unique_ptr<Engine> open_cuda_engine(int64_t context, DecodeGraphs graphs, std::string* why) {
+// The engine on `device` (the GPU by default), or why the test cannot run.
+std::unique_ptr<Engine> open_cuda_engine(int64_t context, DecodeGraphs graphs, std::string* why,
+                                         const std::string& device = "cuda") {
   if (!std::filesystem::exists(model_dir())) {
     *why = "no model at " + model_dir();
     return nullptr;
   }
   EngineOptions options;
   options.model_dir = model_dir();
-  options.backend.device = "cuda";
+  options.backend.device = device;
   options.context = context;
   options.decode_graphs = graphs;
   options.max_rows = 64;
@@ -116,12 +117,8 @@ TEST_F(CudaRuntime, SampledGenerateAgreesAcrossGraphsAndTheCpu) {
   std::string why;
   auto recorded = open_cuda_engine(256, DecodeGraphs::Auto, &why);
   ASSERT_TRUE(recorded) << why;
-  EngineOptions cpu_options;
-  cpu_options.model_dir = model_dir();
-  cpu_options.context = 256;
-  cpu_options.max_rows = 64;
-  auto cpu = Engine::open(cpu_options);
-  ASSERT_TRUE(cpu.ok()) << cpu.error().message;
+  auto cpu = open_cuda_engine(256, DecodeGraphs::Auto, &why, "cpu");  // the host reference
+  ASSERT_TRUE(cpu) << why;
   GenerateRequest r;
   r.prompt = kPrompts[0];
   r.max_new_tokens = kNew;
@@ -135,7 +132,7 @@ TEST_F(CudaRuntime, SampledGenerateAgreesAcrossGraphsAndTheCpu) {
   r.sampling.seed = 7;
   auto launched = solo_engine_->generate(r);
   auto replayed = recorded->generate(r);
-  auto host = (*cpu)->generate(r);
+  auto host = cpu->generate(r);
   ASSERT_TRUE(launched.ok() && replayed.ok() && host.ok());
   EXPECT_EQ(replayed->ids, launched->ids);
   EXPECT_GE(recorded->token_runner().replays(), 1);
@@ -154,18 +151,14 @@ TEST_F(CudaRuntime, GrammarConstrainedGenerateAgreesAcrossGraphsAndTheCpu) {
   std::string why;
   auto recorded = open_cuda_engine(256, DecodeGraphs::Auto, &why);
   ASSERT_TRUE(recorded) << why;
-  EngineOptions cpu_options;
-  cpu_options.model_dir = model_dir();
-  cpu_options.context = 256;
-  cpu_options.max_rows = 64;
-  auto cpu = Engine::open(cpu_options);
-  ASSERT_TRUE(cpu.ok()) << cpu.error().message;
+  auto cpu = open_cuda_engine(256, DecodeGraphs::Auto, &why, "cpu");  // the host reference
+  ASSERT_TRUE(cpu) << why;
   auto gbnf = grammar::json_schema_gbnf(nlohmann::ordered_json::parse(
       R"({"type":"object","properties":{"name":{"type":"string","maxLength":12},"n":{"type":"integer"},
           "ok":{"type":"boolean"}},"required":["name","n","ok"],"additionalProperties":false})"));
   ASSERT_TRUE(gbnf.ok()) << gbnf.error().message;
   std::vector<std::vector<int32_t>> ids;
-  for (Engine* engine : {solo_engine_.get(), recorded.get(), cpu->get()}) {
+  for (Engine* engine : {solo_engine_.get(), recorded.get(), cpu.get()}) {
     GenerateRequest r;
     r.prompt = kPrompts[0];
     r.max_new_tokens = 120;

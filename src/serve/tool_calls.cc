@@ -24,28 +24,13 @@ size_t marker_prefix_at_end(std::string_view text, std::string_view marker) {
 }
 
 // Where the JSON object or array starting at text's first non-space byte ends (one past it), or
-// npos while it is incomplete (strings and escapes respected).
+// npos while it is incomplete.
 size_t json_value_end(std::string_view text) {
-  int depth = 0;
-  bool in_string = false, escaped = false, started = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (!started) {
-      if (is_space(c)) continue;
-      if (c != '{' && c != '[') return std::string_view::npos;
-      started = true;
-    }
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') ++depth;
-    else if ((c == '}' || c == ']') && --depth == 0) return i + 1;
-  }
-  return std::string_view::npos;
+  size_t first = 0;
+  while (first < text.size() && is_space(text[first])) ++first;
+  if (first == text.size() || (text[first] != '{' && text[first] != '[')) return std::string_view::npos;
+  const size_t end = JsonBracketScan{}.until_closed(text.substr(first));
+  return end == std::string_view::npos ? end : first + end;
 }
 
 std::string call_id() {
@@ -247,7 +232,7 @@ Match match_call_head(std::string_view t, std::string& name, size_t& used) {
 
 }  // namespace
 
-size_t ToolCallParser::JsonScan::until_closed(std::string_view text) {
+size_t JsonBracketScan::until_closed(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {

@@ -50,6 +50,14 @@ std::optional<ApiError> read_tool_calling(const nlohmann::ordered_json& body, To
 // parameters schema, in `calling.format`. Errors name the tool's parameters field.
 ApiResult<std::string> forced_tool_call_grammar(const ToolCalling& calling);
 
+// Depth of JSON brackets across pieces of text (strings and escapes respected).
+struct JsonBracketScan {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  // Consumes text up to where depth returns to zero (returns one past it), or npos.
+  size_t until_closed(std::string_view text);
+};
+
 struct ToolCall {
   std::string id;         // call_<24 hex>
   std::string name;
@@ -84,13 +92,6 @@ class ToolCallParser {
  private:
   enum class Phase { Start, Content, Call, Done };
   enum class Part { Open, Head, Arguments, Tail, Whole, Close };
-  // Depth of JSON brackets (strings and escapes respected) across pieces of text.
-  struct JsonScan {
-    int depth = 0;
-    bool in_string = false, escaped = false;
-    // Consumes text up to where depth returns to zero (returns one past it), or npos.
-    size_t until_closed(std::string_view text);
-  };
   void step(Delta& out, bool at_end);
   bool step_call(Delta& out, bool at_end);  // one part of the call region; false: wait for text
   void release(Delta& out, std::string text);
@@ -100,7 +101,7 @@ class ToolCallParser {
   bool forced_;
   Phase phase_ = Phase::Start;
   Part part_ = Part::Open;
-  JsonScan scan_;
+  JsonBracketScan scan_;
   std::string buffer_;      // text not yet released
   std::string whitespace_;  // trailing whitespace held back (dropped before a call)
   size_t calls_ = 0;
