@@ -198,6 +198,20 @@ TEST(TokenMasks, EqualBruteForce) {
   }
 }
 
+// What a grammar holds grows with the parse contexts outputs visit (GrammarCache retires a large
+// one): an open-ended json_object meets new states with every nesting level.
+TEST(TokenMasks, FootprintCountsStatesAndMasks) {
+  auto g = compile(json_object_gbnf());
+  const size_t before = g->footprint_bytes();
+  GrammarMatcher m(g);
+  std::vector<uint32_t> words(size_t(g->vocabulary().mask_words()));
+  for (char c : std::string("{\"a\":") + std::string(200, '[')) {
+    m.allowed(words.data());
+    ASSERT_TRUE(m.accept(uint8_t(c)));
+  }
+  EXPECT_GT(g->footprint_bytes(), before + 200 * 256 * sizeof(StateId));
+}
+
 TEST(TokenMasks, FirstTokenUsesItsOwnSpelling) {
   // SentencePiece-style: " {" is written "{" when it starts the output.
   std::vector<std::string> later = {" {", "}", ""}, first = {"{", "}", ""};

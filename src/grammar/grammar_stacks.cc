@@ -14,7 +14,10 @@ GrammarStacks::GrammarStacks(Grammar grammar) : grammar_(std::move(grammar)) {
 StackId GrammarStacks::intern(int32_t position, StackId below) {
   const uint64_t key = (uint64_t(uint32_t(position)) << 32) | uint32_t(below);
   auto [it, added] = node_ids_.try_emplace(key, StackId(nodes_.size()));
-  if (added) nodes_.push_back({position, below});
+  if (added) {
+    nodes_.push_back({position, below});
+    footprint_ += sizeof(Node) + 32;  // the node and its hash entry
+  }
   return it->second;
 }
 
@@ -30,6 +33,7 @@ StateId GrammarStacks::intern(State state) {
   auto key = std::make_pair(state.stacks, flags);
   if (auto it = state_ids_.find(key); it != state_ids_.end()) return it->second;
   const StateId id = StateId(states_.size());
+  footprint_ += sizeof(State) + 2 * state.stacks.size() * sizeof(StackId) + 64;  // the state and its key
   states_.push_back(std::move(state));
   state_ids_.emplace(std::move(key), id);
   return id;
@@ -70,6 +74,7 @@ StateId GrammarStacks::next(StateId state, uint8_t byte) {
   State& s = states_[size_t(state)];
   if (!s.row) {
     s.row.reset(new StateId[256]);
+    footprint_ += 256 * sizeof(StateId);
     std::fill(s.row.get(), s.row.get() + 256, StateId(-1));
   }
   if (s.row[byte] >= 0) return s.row[byte];

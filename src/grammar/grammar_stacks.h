@@ -43,6 +43,8 @@ class GrammarStacks {
   bool can_continue(StateId state) const { return !states_[size_t(state)].stacks.empty(); }
   // A byte led to more than kMaxStacks alternatives: the state was cut off there (it is dead).
   bool overflowed(StateId state) const { return states_[size_t(state)].overflow; }
+  // Bytes held by interned stacks and states (grows with the parse contexts outputs visit).
+  size_t footprint_bytes() const { return footprint_; }
 
  private:
   struct Node {
@@ -67,6 +69,7 @@ class GrammarStacks {
   std::vector<State> states_;
   std::map<std::pair<std::vector<StackId>, int>, StateId> state_ids_;  // (stacks, flags) -> id
   StateId start_ = kDeadState;
+  size_t footprint_ = 0;
 };
 
 }  // namespace brisk::grammar

@@ -74,6 +74,11 @@ const ConstrainedGrammar::Mask& ConstrainedGrammar::state_mask(StateId state, To
   return masks_.emplace(key, std::move(mask)).first->second;
 }
 
+size_t ConstrainedGrammar::footprint_bytes() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stacks_.footprint_bytes() + masks_.size() * (size_t(vocabulary_->mask_words()) * sizeof(uint32_t) + 64);
+}
+
 // Depth-first over the trie: `state` is where the bytes of the path to `node` lead. A token is
 // allowed when its last byte leaves a live state (more may follow, or the sentence ends there).
 void ConstrainedGrammar::walk(int32_t node, StateId state, const TokenVocabulary::Trie& trie, Mask& mask) {

@@ -71,6 +71,8 @@ class ConstrainedGrammar {
 
   const TokenVocabulary& vocabulary() const { return *vocabulary_; }
   const Grammar& grammar() const { return stacks_.grammar(); }
+  // Memory its parse states and masks hold now (GrammarCache retires a grammar that grew large).
+  size_t footprint_bytes();
 
  private:
   friend class GrammarMatcher;

@@ -30,6 +30,10 @@ Result<std::shared_ptr<grammar::ConstrainedGrammar>> GrammarCache::get(const std
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = recent_.begin(); it != recent_.end(); ++it)
       if (it->first == gbnf) {
+        if (it->second->footprint_bytes() > kMaxGrammarBytes) {
+          recent_.erase(it);
+          break;
+        }
         recent_.splice(recent_.begin(), recent_, it);
         return recent_.front().second;
       }

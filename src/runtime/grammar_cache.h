@@ -28,8 +28,12 @@ class GrammarCache {
   std::shared_ptr<const grammar::TokenVocabulary> vocabulary();
 
  private:
-  // Distinct grammars kept; each holds its masks (vocab / 8 bytes per parse stack seen).
+  // Distinct grammars kept; each holds its masks (vocab / 8 bytes per parse state seen) and
+  // states. One that grows past kMaxGrammarBytes (an open-ended grammar such as json_object meets
+  // new states with every nesting) is replaced by a fresh compile for new requests; requests
+  // decoding with it keep it until they end.
   static constexpr size_t kKept = 32;
+  static constexpr size_t kMaxGrammarBytes = size_t(64) << 20;
 
   const Tokenizer& tokenizer_;
   int64_t vocab_size_;
