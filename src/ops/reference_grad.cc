@@ -1,0 +1,258 @@
+// The scalar reference backward passes of ops/reference_grad.h.
+#include "ops/reference_grad.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace brisk::ref {
+
+void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
+                     float* dw, float* db) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      double sum = 0;
+      for (int64_t o = 0; o < n; ++o) sum += double(dy[i * n + o]) * w[o * k + j];
+      dx[i * k + j] = float(sum);
+    }
+  for (int64_t o = 0; o < n; ++o) {
+    for (int64_t j = 0; j < k; ++j) {
+      double sum = 0;
+      for (int64_t i = 0; i < m; ++i) sum += double(dy[i * n + o]) * x[i * k + j];
+      dw[o * k + j] += float(sum);
+    }
+    if (db) {
+      double sum = 0;
+      for (int64_t i = 0; i < m; ++i) sum += dy[i * n + o];
+      db[o] += float(sum);
+    }
+  }
+}
+
+void rms_norm_backward(const float* x, const float* weight, int64_t rows, int64_t d, float eps, const float* dy,
+                       float* dx, float* dweight) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    const float* g = dy + r * d;
+    double squares = 0, dot = 0;  // dot: sum of (dy * weight) * x
+    for (int64_t j = 0; j < d; ++j) {
+      squares += double(xr[j]) * xr[j];
+      dot += double(g[j]) * weight[j] * xr[j];
+    }
+    const double inv = 1.0 / std::sqrt(squares / double(d) + eps);
+    for (int64_t j = 0; j < d; ++j) {
+      dx[r * d + j] = float(inv * g[j] * weight[j] - inv * inv * inv * xr[j] * dot / double(d));
+      dweight[j] += float(double(g[j]) * xr[j] * inv);
+    }
+  }
+}
+
+void layer_norm_backward(const float* x, const float* weight, int64_t rows, int64_t d, float eps, const float* dy,
+                         float* dx, float* dweight, float* dbias) {
+  std::vector<double> normalized(static_cast<size_t>(d));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    const float* g = dy + r * d;
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < d; ++j) mean += xr[j];
+    mean /= double(d);
+    for (int64_t j = 0; j < d; ++j) var += (xr[j] - mean) * (xr[j] - mean);
+    const double inv = 1.0 / std::sqrt(var / double(d) + eps);
+    double mean_g = 0, mean_g_norm = 0;  // of dy * weight, and of that times the normalized x
+    for (int64_t j = 0; j < d; ++j) {
+      normalized[size_t(j)] = (xr[j] - mean) * inv;
+      const double gw = double(g[j]) * weight[j];
+      mean_g += gw;
+      mean_g_norm += gw * normalized[size_t(j)];
+    }
+    mean_g /= double(d);
+    mean_g_norm /= double(d);
+    for (int64_t j = 0; j < d; ++j) {
+      const double gw = double(g[j]) * weight[j];
+      dx[r * d + j] = float(inv * (gw - mean_g - normalized[size_t(j)] * mean_g_norm));
+      dweight[j] += float(g[j] * normalized[size_t(j)]);
+      dbias[j] += g[j];
+    }
+  }
+}
+
+void rope_backward(float* dx, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
+                   const float* cos_table, const float* sin_table) {
+  const int64_t half = head_dim / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* c = cos_table + int64_t(positions[r]) * half;
+    const float* s = sin_table + int64_t(positions[r]) * half;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = dx + (r * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {  // the transpose of [[c, -s], [s, c]]
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c[i] + b * s[i];
+        v[i + half] = b * c[i] - a * s[i];
+      }
+    }
+  }
+}
+
+void silu_mul_backward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i], sigmoid = 1.0 / (1.0 + std::exp(-g));
+    dgate[i] = float(dout[i] * up[i] * sigmoid * (1.0 + g * (1.0 - sigmoid)));
+    dup[i] = float(dout[i] * g * sigmoid);
+  }
+}
+
+void gelu_erf_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  constexpr double kInvSqrt2 = 0.70710678118654752440, kInvSqrt2Pi = 0.39894228040143267794;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    const double cdf = 0.5 * (1.0 + std::erf(v * kInvSqrt2)), pdf = kInvSqrt2Pi * std::exp(-0.5 * v * v);
+    dx[i] = float(dy[i] * (cdf + v * pdf));
+  }
+}
+
+void gelu_tanh_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  constexpr double kSqrt2OverPi = 0.7978845608028654, kCubic = 0.044715;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    const double t = std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
+    const double slope = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * kCubic * v * v);
+    dx[i] = float(dy[i] * slope);
+  }
+}
+
+void embedding_backward(const int32_t* ids, int64_t tokens, int64_t d, const float* dy, float* dtable) {
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < d; ++j) dtable[int64_t(ids[t]) * d + j] += dy[t * d + j];
+}
+
+namespace {
+
+// Softmax over keys 0..i of query i, head h (kv head kvh): p[0..i].
+void attention_probabilities(const float* q, const float* k, int64_t i, int64_t h, int64_t kvh, int64_t n_heads,
+                             int64_t n_kv_heads, int64_t head_dim, float scale, std::vector<double>& p) {
+  const float* qi = q + (i * n_heads + h) * head_dim;
+  p.assign(size_t(i + 1), 0.0);
+  double max_score = -INFINITY;
+  for (int64_t j = 0; j <= i; ++j) {
+    const float* kj = k + (j * n_kv_heads + kvh) * head_dim;
+    double dot = 0;
+    for (int64_t e = 0; e < head_dim; ++e) dot += double(qi[e]) * kj[e];
+    p[size_t(j)] = dot * scale;
+    max_score = std::max(max_score, p[size_t(j)]);
+  }
+  double sum = 0;
+  for (double& s : p) sum += (s = std::exp(s - max_score));
+  for (double& s : p) s /= sum;
+}
+
+}  // namespace
+
+void causal_attention(const float* q, const float* k, const float* v, int64_t t, int64_t n_heads, int64_t n_kv_heads,
+                      int64_t head_dim, float scale, float* out) {
+  const int64_t group = n_heads / n_kv_heads;
+  std::vector<double> p;
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t h = 0; h < n_heads; ++h) {
+      const int64_t kvh = h / group;
+      attention_probabilities(q, k, i, h, kvh, n_heads, n_kv_heads, head_dim, scale, p);
+      for (int64_t e = 0; e < head_dim; ++e) {
+        double sum = 0;
+        for (int64_t j = 0; j <= i; ++j) sum += p[size_t(j)] * v[(j * n_kv_heads + kvh) * head_dim + e];
+        out[(i * n_heads + h) * head_dim + e] = float(sum);
+      }
+    }
+}
+
+void causal_attention_backward(const float* q, const float* k, const float* v, const float* dout, int64_t t,
+                               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale, float* dq,
+                               float* dk, float* dv) {
+  const int64_t group = n_heads / n_kv_heads;
+  const size_t kv_size = size_t(t * n_kv_heads * head_dim);
+  std::vector<double> dk_sum(kv_size, 0.0), dv_sum(kv_size, 0.0), p, dp;
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t h = 0; h < n_heads; ++h) {
+      const int64_t kvh = h / group;
+      attention_probabilities(q, k, i, h, kvh, n_heads, n_kv_heads, head_dim, scale, p);
+      const float* go = dout + (i * n_heads + h) * head_dim;
+      const float* qi = q + (i * n_heads + h) * head_dim;
+      dp.assign(size_t(i + 1), 0.0);
+      double weighted = 0;  // sum_j p_j dp_j
+      for (int64_t j = 0; j <= i; ++j) {
+        const int64_t row = (j * n_kv_heads + kvh) * head_dim;
+        for (int64_t e = 0; e < head_dim; ++e) {
+          dp[size_t(j)] += double(go[e]) * v[row + e];
+          dv_sum[size_t(row + e)] += p[size_t(j)] * go[e];
+        }
+        weighted += p[size_t(j)] * dp[size_t(j)];
+      }
+      std::vector<double> dqi(static_cast<size_t>(head_dim), 0.0);
+      for (int64_t j = 0; j <= i; ++j) {
+        const double ds = p[size_t(j)] * (dp[size_t(j)] - weighted) * scale;  // d score, scale folded in
+        const int64_t row = (j * n_kv_heads + kvh) * head_dim;
+        for (int64_t e = 0; e < head_dim; ++e) {
+          dqi[size_t(e)] += ds * k[row + e];
+          dk_sum[size_t(row + e)] += ds * qi[e];
+        }
+      }
+      for (int64_t e = 0; e < head_dim; ++e) dq[(i * n_heads + h) * head_dim + e] = float(dqi[size_t(e)]);
+    }
+  for (size_t i = 0; i < kv_size; ++i) {
+    dk[i] = float(dk_sum[i]);
+    dv[i] = float(dv_sum[i]);
+  }
+}
+
+double cross_entropy_head(const float* h, int64_t t, int64_t d, const float* w, int64_t vocab, const int32_t* targets,
+                          int64_t chunk, float* dh, float* dw) {
+  auto logit = [&](int64_t token, int64_t row) {
+    double dot = 0;
+    for (int64_t e = 0; e < d; ++e) dot += double(h[token * d + e]) * w[row * d + e];
+    return dot;
+  };
+  int64_t counted = 0;
+  for (int64_t i = 0; i < t; ++i) counted += targets[i] >= 0;
+  if (dh) std::fill(dh, dh + t * d, 0.0f);
+  if (counted == 0) return 0.0;
+  // Pass 1: log-sum-exp per token, a running max and sum carried from chunk to chunk.
+  std::vector<double> lse(static_cast<size_t>(t), 0.0);
+  double loss = 0;
+  for (int64_t i = 0; i < t; ++i) {
+    if (targets[i] < 0) continue;
+    double max_logit = -INFINITY, sum = 0, target_logit = 0;
+    for (int64_t first = 0; first < vocab; first += chunk) {
+      const int64_t last = std::min(vocab, first + chunk);
+      double chunk_max = -INFINITY;
+      std::vector<double> logits;
+      for (int64_t row = first; row < last; ++row) {
+        logits.push_back(logit(i, row));
+        chunk_max = std::max(chunk_max, logits.back());
+        if (row == targets[i]) target_logit = logits.back();
+      }
+      const double new_max = std::max(max_logit, chunk_max);
+      sum = sum * std::exp(max_logit - new_max);
+      for (double l : logits) sum += std::exp(l - new_max);
+      max_logit = new_max;
+    }
+    lse[size_t(i)] = max_logit + std::log(sum);
+    loss += lse[size_t(i)] - target_logit;
+  }
+  loss /= double(counted);
+  if (!dh && !dw) return loss;
+  // Pass 2: the gradient of each logit, softmax - one-hot, over the tokens counted.
+  for (int64_t first = 0; first < vocab; first += chunk) {
+    const int64_t last = std::min(vocab, first + chunk);
+    for (int64_t i = 0; i < t; ++i) {
+      if (targets[i] < 0) continue;
+      for (int64_t row = first; row < last; ++row) {
+        const double g = (std::exp(logit(i, row) - lse[size_t(i)]) - (row == targets[i] ? 1.0 : 0.0)) / double(counted);
+        for (int64_t e = 0; e < d; ++e) {
+          if (dh) dh[i * d + e] += float(g * w[row * d + e]);
+          if (dw) dw[row * d + e] += float(g * h[i * d + e]);
+        }
+      }
+    }
+  }
+  return loss;
+}
+
+}  // namespace brisk::ref
