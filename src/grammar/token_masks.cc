@@ -19,8 +19,8 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> later, std::vector<std
   if (!first_.empty()) first_trie_ = std::make_unique<Trie>(build_trie(first_));
 }
 
-const std::string& TokenVocabulary::bytes(int32_t token, bool first_token) const {
-  return first_token && !first_.empty() ? first_[size_t(token)] : later_[size_t(token)];
+const std::string& TokenVocabulary::bytes(int32_t token, TokenPosition position) const {
+  return position == TokenPosition::First && !first_.empty() ? first_[size_t(token)] : later_[size_t(token)];
 }
 
 // Tokens sorted by their bytes: a node's subtree is a contiguous run, built depth by depth.
@@ -70,7 +70,7 @@ const ConstrainedGrammar::Mask& ConstrainedGrammar::state_mask(StateId state, To
   const uint64_t key = (uint64_t(uint32_t(state)) << 1) | uint64_t(position == TokenPosition::First);
   if (auto it = masks_.find(key); it != masks_.end()) return it->second;
   Mask mask(size_t(vocabulary_->mask_words()), 0u);
-  if (stacks_.can_continue(state)) walk(0, state, vocabulary_->trie(position == TokenPosition::First), mask);
+  if (stacks_.can_continue(state)) walk(0, state, vocabulary_->trie(position), mask);
   return masks_.emplace(key, std::move(mask)).first->second;
 }
 
@@ -126,7 +126,7 @@ bool GrammarMatcher::accept(int32_t token) {
     ended_ = true;
     return true;
   }
-  const std::string& bytes = vocab.bytes(token, position_ == TokenPosition::First);
+  const std::string& bytes = vocab.bytes(token, position_);
   if (bytes.empty()) return false;
   StateId state = state_;
   for (char c : bytes) {

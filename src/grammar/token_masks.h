@@ -5,11 +5,12 @@
 // far is a whole sentence; special tokens with no text never are. The answer is a bitmask over the
 // vocabulary (bit t of word t / 32), which the sampler applies on the host or the device.
 //
-// Cost (what makes the mask cheap enough to run every step): the allowed set of a state is the
-// union over its stacks, and a stack's set is computed once per grammar by walking a trie of the
-// vocabulary's byte strings with the stack (pruned where no stack survives), then cached. A JSON
-// string's body, the most permissive state, is one walk of the whole trie; afterwards a step is a
-// handful of cached masks OR-ed together.
+// Cost (what makes the mask cheap enough to run every step): a state's mask is computed once per
+// grammar by walking a trie of the vocabulary's byte strings from that state (each edge one read
+// of a transition row, pruned where the state dies), then cached; a step copies a cached mask. A
+// JSON string's body, the most permissive state, is one walk of the whole trie. Measured: the
+// first implementation walked per stack with hash lookups per edge and cost 2.4x at bs1 on a cold
+// start; states with transition rows brought that to ~7% (bench/results/grammar-cpu-*.json).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,8 @@
 
 namespace brisk::grammar {
 
+enum class TokenPosition : uint8_t { First, Later };  // the output's first token, or any other
+
 // A vocabulary as byte strings, in a trie.
 class TokenVocabulary {
  public:
@@ -33,7 +36,7 @@ class TokenVocabulary {
 
   int32_t size() const { return int32_t(later_.size()); }
   int32_t mask_words() const { return (size() + 31) / 32; }
-  const std::string& bytes(int32_t token, bool first_token) const;
+  const std::string& bytes(int32_t token, TokenPosition position) const;
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
 
   struct Trie {
@@ -50,7 +53,9 @@ class TokenVocabulary {
     std::vector<int32_t> tokens;
     size_t depth = 0;  // the longest token's length
   };
-  const Trie& trie(bool first_token) const { return first_token && first_trie_ ? *first_trie_ : later_trie_; }
+  const Trie& trie(TokenPosition position) const {
+    return position == TokenPosition::First && first_trie_ ? *first_trie_ : later_trie_;
+  }
 
  private:
   static Trie build_trie(const std::vector<std::string>& bytes);
@@ -60,8 +65,6 @@ class TokenVocabulary {
   Trie later_trie_;
   std::unique_ptr<Trie> first_trie_;  // only when some token differs at the start
 };
-
-enum class TokenPosition : uint8_t { First, Later };  // the output's first token, or any other
 
 // A grammar bound to a vocabulary, with the masks of the parse states it has met. Shared by every
 // sequence decoding with the same grammar; thread-safe.
