@@ -1,0 +1,62 @@
+// The optimizer pieces of brisk train (src/train): AdamW's defining properties, gradient clipping
+// and the learning-rate schedule.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "train/adamw.h"
+#include "train/lr_schedule.h"
+
+namespace brisk::train {
+namespace {
+
+// From zero moments, bias correction makes the first update lr * g / (|g| + eps) after the decay.
+TEST(AdamW, FirstStepIsTheSignScaledByLr) {
+  AdamW opt({0.9, 0.999, 1e-8, 0.1});
+  std::vector<float> p = {1.0f, -2.0f, 0.5f}, g = {0.3f, -4.0f, 1e-3f};
+  AdamWState state;
+  opt.update(p.data(), g.data(), 3, state, 1, 0.01);
+  const std::vector<double> p0 = {1.0, -2.0, 0.5};
+  for (size_t i = 0; i < 3; ++i) {
+    const double want = p0[i] * (1 - 0.01 * 0.1) - 0.01 * g[i] / (std::abs(double(g[i])) + 1e-8);
+    EXPECT_NEAR(p[i], want, 1e-6) << i;
+  }
+}
+
+TEST(AdamW, DecayAloneShrinksGeometricallyAndAQuadraticConverges) {
+  AdamW decay_only({0.9, 0.999, 1e-8, 0.5});
+  std::vector<float> p = {2.0f}, zero = {0.0f};
+  AdamWState state;
+  for (int64_t step = 1; step <= 10; ++step) decay_only.update(p.data(), zero.data(), 1, state, step, 0.1);
+  EXPECT_NEAR(p[0], 2.0 * std::pow(1 - 0.1 * 0.5, 10), 1e-5);
+  AdamW opt({0.9, 0.999, 1e-8, 0.0});
+  std::vector<float> x = {0.0f};
+  AdamWState s;
+  for (int64_t step = 1; step <= 2000; ++step) {
+    std::vector<float> grad = {2.0f * (x[0] - 3.0f)};  // d/dx (x - 3)^2
+    opt.update(x.data(), grad.data(), 1, s, step, step < 1500 ? 0.05 : 0.005);
+  }
+  EXPECT_NEAR(x[0], 3.0, 0.02);
+}
+
+TEST(ClipGradNorm, ScalesOnlyAboveTheLimit) {
+  std::vector<float> a = {3.0f}, b = {4.0f};
+  EXPECT_NEAR(clip_grad_norm({{a.data(), 1}, {b.data(), 1}}, 1.0), 5.0, 1e-9);
+  EXPECT_NEAR(a[0], 0.6, 1e-6);
+  EXPECT_NEAR(b[0], 0.8, 1e-6);
+  EXPECT_NEAR(clip_grad_norm({{a.data(), 1}, {b.data(), 1}}, 2.0), 1.0, 1e-6);
+  EXPECT_NEAR(a[0], 0.6, 1e-6);  // under the limit: unchanged
+}
+
+TEST(LrSchedule, WarmupThenCosineToTheFloor) {
+  const LrSchedule s{1e-3, 1e-4, 10, 110};
+  EXPECT_NEAR(s.at(1), 1e-4, 1e-12);
+  EXPECT_NEAR(s.at(10), 1e-3, 1e-12);
+  EXPECT_NEAR(s.at(60), (1e-3 + 1e-4) / 2, 1e-12);
+  EXPECT_NEAR(s.at(110), 1e-4, 1e-12);
+  EXPECT_NEAR(s.at(500), 1e-4, 1e-12);
+  for (int64_t step = 11; step < 110; ++step) EXPECT_LE(s.at(step + 1), s.at(step));
+}
+
+}  // namespace
+}  // namespace brisk::train
