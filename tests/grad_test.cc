@@ -214,5 +214,34 @@ TEST(ReferenceGrad, ChunkedCrossEntropyEqualsWholeVocabulary) {
   expect_gradient(w, dw, f, "cross_entropy dw", 3, 1e-3, 1e-4);
 }
 
+TEST(ReferenceGrad, LogitsDistillationBothDirections) {
+  std::mt19937 rng(8);
+  const int64_t t = 3, d = 5, teacher_d = 7, vocab = 17;
+  auto h = random_values(size_t(t * d), rng), w = random_values(size_t(vocab * d), rng);
+  const auto th = random_values(size_t(t * teacher_d), rng), tw = random_values(size_t(vocab * teacher_d), rng);
+  const std::vector<int32_t> targets = {4, 16, -1};
+  for (auto direction : {ref::KlDirection::Forward, ref::KlDirection::Reverse}) {
+    const char* name = direction == ref::KlDirection::Forward ? "forward" : "reverse";
+    auto run = [&](float* dh, float* dw, double alpha) {
+      return ref::distillation_head(h.data(), w.data(), d, th.data(), tw.data(), teacher_d, t, vocab, targets.data(),
+                                    4, alpha, 2.0, direction, dh, dw);
+    };
+    std::vector<float> dh(h.size()), dw(w.size(), 0.0f);
+    const ref::DistillationLoss loss = run(dh.data(), dw.data(), 0.7);
+    EXPECT_GT(loss.kl, 0.0) << name;
+    EXPECT_NEAR(loss.total, 0.3 * loss.cross_entropy + 0.7 * 4.0 * loss.kl, 1e-12) << name;
+    auto f = [&] { return run(nullptr, nullptr, 0.7).total; };
+    expect_gradient(h, dh, f, direction == ref::KlDirection::Forward ? "kd forward dh" : "kd reverse dh", 1, 1e-3, 1e-4);
+    expect_gradient(w, dw, f, direction == ref::KlDirection::Forward ? "kd forward dw" : "kd reverse dw", 2, 1e-3, 1e-4);
+    // alpha 0 is plain cross-entropy over the same tokens.
+    EXPECT_NEAR(run(nullptr, nullptr, 0.0).total,
+                ref::cross_entropy_head(h.data(), t, d, w.data(), vocab, targets.data(), 5, nullptr, nullptr), 1e-9);
+  }
+  // A student equal to its teacher has zero KL in both directions.
+  const auto same = ref::distillation_head(h.data(), w.data(), d, h.data(), w.data(), d, t, vocab, targets.data(), 3,
+                                           1.0, 1.5, ref::KlDirection::Reverse, nullptr, nullptr);
+  EXPECT_NEAR(same.kl, 0.0, 1e-12);
+}
+
 }  // namespace
 }  // namespace brisk

@@ -255,4 +255,80 @@ double cross_entropy_head(const float* h, int64_t t, int64_t d, const float* w, 
   return loss;
 }
 
+namespace {
+
+double row_dot(const float* a, const float* b, int64_t d) {
+  double s = 0;
+  for (int64_t e = 0; e < d; ++e) s += double(a[e]) * b[e];
+  return s;
+}
+
+// log-sum-exp of logit(v) / temperature over the vocabulary, a running max and sum carried from
+// chunk to chunk.
+template <class Logit>
+double chunked_lse(const Logit& logit, int64_t vocab, int64_t chunk, double temperature) {
+  double max_value = -INFINITY, sum = 0;
+  std::vector<double> values;
+  for (int64_t first = 0; first < vocab; first += chunk) {
+    values.clear();
+    double chunk_max = -INFINITY;
+    for (int64_t v = first; v < std::min(vocab, first + chunk); ++v) {
+      values.push_back(logit(v) / temperature);
+      chunk_max = std::max(chunk_max, values.back());
+    }
+    const double new_max = std::max(max_value, chunk_max);
+    sum *= std::exp(max_value - new_max);
+    for (double x : values) sum += std::exp(x - new_max);
+    max_value = new_max;
+  }
+  return max_value + std::log(sum);
+}
+
+}  // namespace
+
+DistillationLoss distillation_head(const float* h, const float* w, int64_t d, const float* teacher_h,
+                                   const float* teacher_w, int64_t teacher_d, int64_t t, int64_t vocab,
+                                   const int32_t* targets, int64_t chunk, double alpha, double temperature,
+                                   KlDirection direction, float* dh, float* dw) {
+  DistillationLoss loss;
+  if (dh) std::fill(dh, dh + t * d, 0.0f);
+  int64_t counted = 0;
+  for (int64_t i = 0; i < t; ++i) counted += targets[i] >= 0;
+  if (counted == 0) return loss;
+  const double scale = 1.0 / double(counted);
+  for (int64_t i = 0; i < t; ++i) {
+    if (targets[i] < 0) continue;
+    auto student = [&](int64_t v) { return row_dot(h + i * d, w + v * d, d); };
+    auto teacher = [&](int64_t v) { return row_dot(teacher_h + i * teacher_d, teacher_w + v * teacher_d, teacher_d); };
+    // Pass 1: the three normalizers (student at 1 and at T, teacher at T).
+    const double lse = chunked_lse(student, vocab, chunk, 1.0);
+    const double lse_s = chunked_lse(student, vocab, chunk, temperature);
+    const double lse_t = chunked_lse(teacher, vocab, chunk, temperature);
+    // Pass 2: this token's KL (the reverse direction's gradient needs it).
+    double kl = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double log_q = student(v) / temperature - lse_s, log_p = teacher(v) / temperature - lse_t;
+      kl += direction == KlDirection::Forward ? std::exp(log_p) * (log_p - log_q) : std::exp(log_q) * (log_q - log_p);
+    }
+    loss.cross_entropy += (lse - student(targets[i])) * scale;
+    loss.kl += kl * scale;
+    if (!dh && !dw) continue;
+    // Pass 3: d loss / d student logit, then through the head.
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double z = student(v);
+      const double log_q = z / temperature - lse_s, log_p = teacher(v) / temperature - lse_t;
+      const double q = std::exp(log_q), p = std::exp(log_p);
+      const double ce = std::exp(z - lse) - (v == targets[i] ? 1.0 : 0.0);
+      const double kd = direction == KlDirection::Forward ? q - p : q * (log_q - log_p - kl);
+      const double g = scale * ((1.0 - alpha) * ce + alpha * temperature * kd);  // T^2 * (1/T) on the KD term
+      for (int64_t e = 0; e < d; ++e) {
+        if (dh) dh[i * d + e] += float(g * w[v * d + e]);
+        if (dw) dw[v * d + e] += float(g * h[i * d + e]);
+      }
+    }
+  }
+  loss.total = (1.0 - alpha) * loss.cross_entropy + alpha * temperature * temperature * loss.kl;
+  return loss;
+}
+
 }  // namespace brisk::ref

@@ -57,4 +57,19 @@ void causal_attention_backward(const float* q, const float* k, const float* v, c
 double cross_entropy_head(const float* h, int64_t t, int64_t d, const float* w, int64_t vocab, const int32_t* targets,
                           int64_t chunk, float* dh, float* dw);
 
+// Logits distillation through both output heads, chunk by chunk over the shared vocabulary:
+//   L = (1 - alpha) * CE(student) + alpha * T^2 * KL, averaged over the tokens with a target,
+// KL = KL(p_teacher^T || p_student^T) (Forward, Hinton et al. 2015) or KL(p_student^T ||
+// p_teacher^T) (Reverse, MiniLLM), p^T the softmax of logits / T. Student logits are h[t, d] w^T,
+// teacher logits teacher_h[t, teacher_d] teacher_w^T; neither [t, vocab] is ever held. dh is
+// written and dw added to (either may be null); the teacher gets no gradient.
+enum class KlDirection { Forward, Reverse };
+struct DistillationLoss {
+  double total = 0, cross_entropy = 0, kl = 0;  // kl: the mean KL, before alpha and T^2
+};
+DistillationLoss distillation_head(const float* h, const float* w, int64_t d, const float* teacher_h,
+                                   const float* teacher_w, int64_t teacher_d, int64_t t, int64_t vocab,
+                                   const int32_t* targets, int64_t chunk, double alpha, double temperature,
+                                   KlDirection direction, float* dh, float* dw);
+
 }  // namespace brisk::ref
