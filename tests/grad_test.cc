@@ -214,6 +214,24 @@ TEST(ReferenceGrad, ChunkedCrossEntropyEqualsWholeVocabulary) {
   expect_gradient(w, dw, f, "cross_entropy dw", 3, 1e-3, 1e-4);
 }
 
+TEST(ReferenceGrad, FeatureDistillationWithAProjection) {
+  std::mt19937 rng(9);
+  const int64_t t = 3, d = 4, teacher_d = 6;
+  auto hs = random_values(size_t(t * d), rng), proj = random_values(size_t(teacher_d * d), rng);
+  const auto ht = random_values(size_t(t * teacher_d), rng);
+  for (auto kind : {ref::FeatureLoss::Mse, ref::FeatureLoss::Cosine}) {
+    const bool mse = kind == ref::FeatureLoss::Mse;
+    std::vector<float> dhs(hs.size()), dproj(proj.size(), 0.0f);
+    ref::feature_distillation(hs.data(), d, proj.data(), ht.data(), teacher_d, t, kind, dhs.data(), dproj.data());
+    auto f = [&] { return ref::feature_distillation(hs.data(), d, proj.data(), ht.data(), teacher_d, t, kind, nullptr, nullptr); };
+    expect_gradient(hs, dhs, f, mse ? "feature mse dhs" : "feature cosine dhs", 1, 1e-3, 1e-4);
+    expect_gradient(proj, dproj, f, mse ? "feature mse dproj" : "feature cosine dproj", 1, 1e-3, 1e-4);
+  }
+  // Equal widths without a projection: identical states cost nothing.
+  EXPECT_NEAR(ref::feature_distillation(ht.data(), teacher_d, nullptr, ht.data(), teacher_d, t, ref::FeatureLoss::Cosine,
+                                        nullptr, nullptr), 0.0, 1e-12);
+}
+
 TEST(ReferenceGrad, LogitsDistillationBothDirections) {
   std::mt19937 rng(8);
   const int64_t t = 3, d = 5, teacher_d = 7, vocab = 17;

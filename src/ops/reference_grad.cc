@@ -331,4 +331,43 @@ DistillationLoss distillation_head(const float* h, const float* w, int64_t d, co
   return loss;
 }
 
+double feature_distillation(const float* hs, int64_t d, const float* proj, const float* ht, int64_t teacher_d,
+                            int64_t t, FeatureLoss kind, float* dhs, float* dproj) {
+  double loss = 0;
+  std::vector<double> y(static_cast<size_t>(teacher_d)), dy(static_cast<size_t>(teacher_d));
+  for (int64_t i = 0; i < t; ++i) {
+    const float* x = hs + i * d;
+    const float* target = ht + i * teacher_d;
+    for (int64_t j = 0; j < teacher_d; ++j) y[size_t(j)] = proj ? row_dot(proj + j * d, x, d) : x[j];
+    if (kind == FeatureLoss::Mse) {
+      const double norm = 1.0 / double(t * teacher_d);
+      for (int64_t j = 0; j < teacher_d; ++j) {
+        const double diff = y[size_t(j)] - target[j];
+        loss += diff * diff * norm;
+        dy[size_t(j)] = 2.0 * diff * norm;
+      }
+    } else {
+      double yy = 0, tt = 0, yt = 0;
+      for (int64_t j = 0; j < teacher_d; ++j) {
+        yy += y[size_t(j)] * y[size_t(j)];
+        tt += double(target[j]) * target[j];
+        yt += y[size_t(j)] * target[j];
+      }
+      const double ny = std::sqrt(yy), nt = std::sqrt(tt), norm = 1.0 / double(t);
+      loss += (1.0 - yt / (ny * nt)) * norm;
+      for (int64_t j = 0; j < teacher_d; ++j)
+        dy[size_t(j)] = -norm * (target[j] / (ny * nt) - yt * y[size_t(j)] / (ny * ny * ny * nt));
+    }
+    for (int64_t k = 0; k < d && dhs; ++k) {
+      double s = 0;
+      for (int64_t j = 0; j < teacher_d; ++j) s += dy[size_t(j)] * (proj ? proj[j * d + k] : (j == k ? 1.0 : 0.0));
+      dhs[i * d + k] = float(s);
+    }
+    if (dproj)
+      for (int64_t j = 0; j < teacher_d; ++j)
+        for (int64_t k = 0; k < d; ++k) dproj[j * d + k] += float(dy[size_t(j)] * x[k]);
+  }
+  return loss;
+}
+
 }  // namespace brisk::ref

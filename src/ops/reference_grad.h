@@ -72,4 +72,13 @@ DistillationLoss distillation_head(const float* h, const float* w, int64_t d, co
                                    const int32_t* targets, int64_t chunk, double alpha, double temperature,
                                    KlDirection direction, float* dh, float* dw);
 
+// Feature distillation between a student hidden state hs[t, d] and a teacher's ht[t, teacher_d]:
+// y = hs proj^T (proj [teacher_d, d], learned, when the widths differ; null: identity, d equal),
+//   Mse:    L = mean over tokens and features of (y - ht)^2
+//   Cosine: L = mean over tokens of 1 - cos(y, ht)
+// Returns L; dhs written, dproj added to (either may be null).
+enum class FeatureLoss { Mse, Cosine };
+double feature_distillation(const float* hs, int64_t d, const float* proj, const float* ht, int64_t teacher_d,
+                            int64_t t, FeatureLoss kind, float* dhs, float* dproj);
+
 }  // namespace brisk::ref
