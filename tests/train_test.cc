@@ -4,8 +4,13 @@
 
 #include <cmath>
 
+#include <filesystem>
+#include <fstream>
+#include <set>
+
 #include "train/adamw.h"
 #include "train/lr_schedule.h"
+#include "train/token_windows.h"
 
 namespace brisk::train {
 namespace {
@@ -56,6 +61,56 @@ TEST(LrSchedule, WarmupThenCosineToTheFloor) {
   EXPECT_NEAR(s.at(110), 1e-4, 1e-12);
   EXPECT_NEAR(s.at(500), 1e-4, 1e-12);
   for (int64_t step = 11; step < 110; ++step) EXPECT_LE(s.at(step + 1), s.at(step));
+}
+
+TEST(TokenWindows, PackFilesAndVisitEveryWindowOncePerEpoch) {
+  auto tokenizer = Tokenizer::load(std::string(BRISK_SHARED_DIR) + "/models/sotu-llama");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.error().message;
+  const auto dir = std::filesystem::temp_directory_path() / "brisk_token_windows_test";
+  std::filesystem::create_directories(dir);
+  const std::string first = "The State of the Union is strong. We will build roads and bridges.";
+  const std::string second = "Congress shall make no law; the people will decide.";
+  std::ofstream(dir / "a.txt") << first;
+  std::ofstream(dir / "b.txt") << second;
+  const Tokenizer& tok = *tokenizer.value();
+  auto windows = TokenWindows::from_files(tok, {dir / "a.txt", dir / "b.txt"}, 4);
+  ASSERT_TRUE(windows.ok()) << windows.error().message;
+  std::vector<int32_t> all = tok.encode(first, AddSpecial::No);
+  all.push_back(*tok.eos_id());  // documents joined by EOS
+  for (int32_t id : tok.encode(second, AddSpecial::No)) all.push_back(id);
+  EXPECT_EQ(windows->tokens(), int64_t(all.size()));
+  EXPECT_EQ(windows->size(), (int64_t(all.size()) - 1) / 4);
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    std::set<int64_t> starts;
+    for (int64_t i = 0; i < windows->size(); ++i) {
+      const auto w = windows->at(epoch, i, 7);
+      ASSERT_EQ(w.size(), 5u);
+      // Each window is 5 consecutive tokens of the packed text, starting at a multiple of 4.
+      bool found = false;
+      for (int64_t s = 0; s + 5 <= int64_t(all.size()) && !found; s += 4)
+        if (std::equal(w.begin(), w.end(), all.begin() + s)) {
+          found = true;
+          starts.insert(s);
+        }
+      EXPECT_TRUE(found) << "window " << i << " of epoch " << epoch;
+    }
+    EXPECT_EQ(int64_t(starts.size()), windows->size()) << "epoch " << epoch << " repeats a window";
+  }
+  std::vector<int32_t> epoch0, epoch1, again;
+  for (int64_t i = 0; i < windows->size(); ++i) {
+    epoch0.push_back(windows->at(0, i, 7)[0]);
+    epoch1.push_back(windows->at(1, i, 7)[0]);
+  }
+  for (int64_t i = 0; i < windows->size(); ++i) again.push_back(windows->at(0, i, 7)[0]);
+  EXPECT_EQ(epoch0, again);   // (seed, epoch) fixes the order
+  EXPECT_NE(epoch0, epoch1);  // epochs reshuffle
+  auto missing = TokenWindows::from_files(tok, {dir / "nope.txt"}, 4);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("nope.txt"), std::string::npos);
+  auto too_short = TokenWindows::from_files(tok, {dir / "a.txt"}, 1000);
+  ASSERT_FALSE(too_short.ok());
+  EXPECT_NE(too_short.error().message.find("fewer than one window"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
