@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 
+#include "core/splitmix64.h"
 #include "formats/json_file.h"
 #include "formats/safetensors.h"
 #include "models/model.h"
@@ -60,15 +61,10 @@ const std::map<std::string, Json>& shapes() {
   return table;
 }
 
-// splitmix64: a fast, seedable generator; one stream per tensor keeps output independent of order.
+// One SplitMix64 stream per tensor keeps the output independent of the order tensors are written.
 struct Rng {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
+  SplitMix64 bits;
+  uint64_t next() { return bits.next(); }
   // Approximately normal (sum of four uniforms), mean 0, std 1: plenty for benchmark weights.
   float normal() {
     uint64_t r = next();
@@ -85,7 +81,7 @@ uint64_t name_hash(const std::string& s, uint64_t seed) {
 }
 
 void fill(Tensor& t, const std::string& name, uint64_t seed, float mean, float std) {
-  Rng rng{name_hash(name, seed)};
+  Rng rng{{name_hash(name, seed)}};
   const size_t n = size_t(t.numel());
   for (size_t i = 0; i < n; ++i) {
     float v = mean + std * rng.normal();

@@ -3,21 +3,10 @@
 #include <numeric>
 
 #include "core/mapped_file.h"
+#include "core/splitmix64.h"
 #include "tokenizer/utf8.h"
 
 namespace brisk::train {
-
-namespace {
-
-// SplitMix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number generators", 2014).
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
 
 Result<TokenWindows> TokenWindows::from_files(const Tokenizer& tokenizer, const std::vector<std::filesystem::path>& files,
                                               int64_t window, std::optional<int32_t> separator) {
@@ -45,9 +34,9 @@ std::span<const int32_t> TokenWindows::at(int64_t epoch, int64_t index, uint64_t
   if (epoch != order_epoch_ || seed != order_seed_ || order_.empty()) {
     order_.resize(size_t(count_));
     std::iota(order_.begin(), order_.end(), int64_t(0));
-    uint64_t state = seed ^ (uint64_t(epoch) * 0xD1B54A32D192ED03ull);
+    SplitMix64 rng{seed ^ (uint64_t(epoch) * 0xD1B54A32D192ED03ull)};
     for (int64_t i = count_ - 1; i > 0; --i)  // Fisher-Yates
-      std::swap(order_[size_t(i)], order_[size_t(splitmix64(state) % uint64_t(i + 1))]);
+      std::swap(order_[size_t(i)], order_[size_t(rng.next() % uint64_t(i + 1))]);
     order_epoch_ = epoch;
     order_seed_ = seed;
   }
