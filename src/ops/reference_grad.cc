@@ -1,6 +1,8 @@
 // The scalar reference backward passes of ops/reference_grad.h.
 #include "ops/reference_grad.h"
 
+#include "ops/reference.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -78,19 +80,13 @@ void layer_norm_backward(const float* x, const float* weight, int64_t rows, int6
 
 void rope_backward(float* dx, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* positions,
                    const float* cos_table, const float* sin_table) {
+  // The transpose of a rotation by angle a is the rotation by -a: ref::rope with sin negated.
   const int64_t half = head_dim / 2;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* c = cos_table + int64_t(positions[r]) * half;
-    const float* s = sin_table + int64_t(positions[r]) * half;
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = dx + (r * n_heads + h) * head_dim;
-      for (int64_t i = 0; i < half; ++i) {  // the transpose of [[c, -s], [s, c]]
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c[i] + b * s[i];
-        v[i + half] = b * c[i] - a * s[i];
-      }
-    }
-  }
+  int64_t last = 0;
+  for (int64_t r = 0; r < rows; ++r) last = std::max<int64_t>(last, positions[r]);
+  std::vector<float> negated_sin(size_t((last + 1) * half));
+  for (size_t i = 0; i < negated_sin.size(); ++i) negated_sin[i] = -sin_table[i];
+  rope(dx, rows, n_heads, head_dim, positions, cos_table, negated_sin.data());
 }
 
 void silu_mul_backward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n) {
