@@ -9,6 +9,7 @@
 #include <set>
 
 #include "train/adamw.h"
+#include "train/checkpoint.h"
 #include "train/lr_schedule.h"
 #include "train/token_windows.h"
 
@@ -110,6 +111,52 @@ TEST(TokenWindows, PackFilesAndVisitEveryWindowOncePerEpoch) {
   auto too_short = TokenWindows::from_files(tok, {dir / "a.txt"}, 1000);
   ASSERT_FALSE(too_short.ok());
   EXPECT_NE(too_short.error().message.find("fewer than one window"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// Saving after step 2 and resuming gives step 3 bit for bit as the run that never stopped.
+TEST(Checkpoint, ResumeContinuesBitForBit) {
+  const auto dir = std::filesystem::temp_directory_path() / "brisk_checkpoint_test";
+  std::filesystem::create_directories(dir);
+  const AdamW opt({0.9, 0.95, 1e-8, 0.1});
+  auto gradient = [](int64_t step, size_t i) { return float(std::sin(double(step) * 1.7 + double(i))); };
+  TrainState state;
+  state.parameters.push_back({"model.layers.0.w", {2, 3}, {0.1f, -0.2f, 0.3f, 0.4f, -0.5f, 0.6f}, {}});
+  state.parameters.push_back({"model.norm.weight", {3}, {1.0f, 1.0f, 1.0f}, {}});  // never stepped
+  state.seed = 42;
+  auto step_first = [&](TrainState& s, int64_t step) {
+    TrainState::Parameter& p = s.parameters[0];
+    std::vector<float> g(p.value.size());
+    for (size_t i = 0; i < g.size(); ++i) g[i] = gradient(step, i);
+    opt.update(p.value.data(), g.data(), int64_t(g.size()), p.adam, step, 1e-2);
+    s.step = step;
+    s.window = step * 3;
+  };
+  TrainState straight = state;
+  for (int64_t step = 1; step <= 3; ++step) step_first(straight, step);
+  TrainState resumed = state;
+  for (int64_t step = 1; step <= 2; ++step) step_first(resumed, step);
+  const auto file = dir / "ckpt.safetensors";
+  ASSERT_TRUE(save_checkpoint(file, resumed).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir / "ckpt.safetensors.partial"));
+  auto loaded = load_checkpoint(file);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->step, 2);
+  EXPECT_EQ(loaded->window, 6);
+  EXPECT_EQ(loaded->seed, 42u);
+  ASSERT_EQ(loaded->parameters.size(), 2u);
+  EXPECT_TRUE(loaded->parameters[1].adam.m.empty());
+  step_first(*loaded, 3);
+  EXPECT_EQ(loaded->parameters[0].value, straight.parameters[0].value);
+  EXPECT_EQ(loaded->parameters[0].adam.m, straight.parameters[0].adam.m);
+  EXPECT_EQ(loaded->parameters[0].adam.v, straight.parameters[0].adam.v);
+  // Not a checkpoint, or cut short: errors naming the file.
+  std::ofstream(dir / "junk.safetensors") << "not safetensors";
+  auto junk = load_checkpoint(dir / "junk.safetensors");
+  ASSERT_FALSE(junk.ok());
+  EXPECT_NE(junk.error().message.find("junk.safetensors"), std::string::npos);
+  std::filesystem::resize_file(file, std::filesystem::file_size(file) - 8);
+  EXPECT_FALSE(load_checkpoint(file).ok());
   std::filesystem::remove_all(dir);
 }
 
