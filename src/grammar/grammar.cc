@@ -1,6 +1,8 @@
 // GBNF text -> Grammar (grammar.h): a recursive-descent parser that emits byte-level rules.
 #include "grammar/grammar.h"
 
+#include "tokenizer/utf8.h"
+
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -22,19 +24,6 @@ constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 
 int utf8_length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
 
-void encode_utf8(uint32_t cp, uint8_t* out) {
-  const int n = utf8_length(cp);
-  if (n == 1) {
-    out[0] = uint8_t(cp);
-    return;
-  }
-  for (int i = n - 1; i > 0; --i) {
-    out[i] = uint8_t(0x80 | (cp & 0x3F));
-    cp >>= 6;
-  }
-  out[0] = uint8_t((0xF00 >> n) | cp);  // 110xxxxx, 1110xxxx, 11110xxx
-}
-
 // Splits [lo, hi] (one encoded length, no surrogates) until each piece is a product of byte ranges.
 void split_same_length(uint32_t lo, uint32_t hi, std::vector<std::vector<std::pair<uint8_t, uint8_t>>>& out) {
   const int n = utf8_length(lo);
@@ -52,11 +41,11 @@ void split_same_length(uint32_t lo, uint32_t hi, std::vector<std::vector<std::pa
       return;
     }
   }
-  uint8_t a[4], b[4];
-  encode_utf8(lo, a);
-  encode_utf8(hi, b);
+  std::string a, b;
+  utf8::append_char(a, lo);
+  utf8::append_char(b, hi);
   std::vector<std::pair<uint8_t, uint8_t>> run;
-  for (int i = 0; i < n; ++i) run.emplace_back(a[i], b[i]);
+  for (int i = 0; i < n; ++i) run.emplace_back(uint8_t(a[size_t(i)]), uint8_t(b[size_t(i)]));
   out.push_back(std::move(run));
 }
 
@@ -376,13 +365,11 @@ class Parser {
       }
     }
     if (c < 0x80) return uint32_t(c);
-    const int n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-    if (n == 0) return fail("the grammar is not valid UTF-8");
-    uint32_t cp = c & (0x7F >> n);
-    for (int i = 1; i < n; ++i) {
-      if (at_end() || (uint8_t(peek()) & 0xC0) != 0x80) return fail("the grammar is not valid UTF-8");
-      cp = (cp << 6) | (uint8_t(take()) & 0x3F);
-    }
+    const size_t start = pos_ - 1;
+    size_t length = utf8::valid_char_length(text_, start);
+    if (length == 0) return fail("the grammar is not valid UTF-8");
+    const uint32_t cp = utf8::decode_char(text_, start, &length);
+    for (size_t i = 1; i < length; ++i) take();
     return cp;
   }
   Result<uint32_t> parse_hex(int digits) {
@@ -403,9 +390,9 @@ class Parser {
     Sequence seq;
     while (!at_end() && peek() != '"') {
       BRISK_ASSIGN(cp, parse_char());
-      uint8_t bytes[4];
-      encode_utf8(cp, bytes);
-      for (int i = 0; i < utf8_length(cp); ++i) seq.push_back(byte_element(bytes[i], bytes[i]));
+      std::string bytes;
+      utf8::append_char(bytes, cp);
+      for (char b : bytes) seq.push_back(byte_element(uint8_t(b), uint8_t(b)));
     }
     if (at_end()) return fail("a string literal is never closed");
     take();
