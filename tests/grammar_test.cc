@@ -378,6 +378,10 @@ TEST(JsonSchema, DeepSchemasAreRefusedNotRecursedInto) {
   std::string deep = "{}";
   for (int i = 0; i < 10000; ++i) deep = "{\"items\":" + deep + "}";
   EXPECT_NE(schema_error(deep).find("nests more than 64"), std::string::npos);
+  // A huge declared name beside additionalProperties: the key trie would recurse per character.
+  const std::string huge_key = std::string(100000, 'k');
+  EXPECT_NE(schema_error(R"({"properties":{")" + huge_key + R"(":{}},"additionalProperties":true})").find("longer than 256"),
+            std::string::npos);
 }
 
 TEST(JsonSchema, LiteralsEscape) {

@@ -9,6 +9,8 @@
 #include <set>
 #include <vector>
 
+#include "tokenizer/utf8.h"
+
 namespace brisk::grammar {
 
 namespace {
@@ -18,6 +20,8 @@ using Json = nlohmann::ordered_json;
 // Larger counts would unroll into that many grammar rules; refused rather than loosened.
 constexpr int64_t kMaxCount = 1024;
 constexpr int kMaxSchemaDepth = 64;
+// Declared property names an additional key is steered around, in characters.
+constexpr int64_t kMaxTrieKey = 256;
 
 // The JSON building blocks every schema grammar may use (unused rules cost nothing).
 constexpr const char* kPrimitives = R"GBNF(
@@ -246,11 +250,7 @@ class SchemaCompiler {
     static const std::set<std::string> k = {"enum", "const", "type", "minLength", "maxLength"};
     return k;
   }
-  static int64_t code_points(const std::string& utf8) {
-    int64_t n = 0;
-    for (char c : utf8) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    return n;
-  }
+  static int64_t code_points(const std::string& text) { return int64_t(decode_utf8(text).size()); }
 
   // Whether `value` has one of the types s["type"] names (any, without 'type').
   Result<bool> type_accepts(const Json& s, const Json& value, const std::string& where) const {
@@ -320,10 +320,11 @@ class SchemaCompiler {
     if (s.contains("enum") && s["enum"].is_array()) return std::vector<Json>(s["enum"].begin(), s["enum"].end());
     return std::nullopt;
   }
-  // The kinds of value a schema accepts (validation) or that its grammar writes (writes_only:
-  // where no 'type' is given, visit() infers one from the keywords present). Conservative: all
-  // kinds where unsure.
-  uint8_t kinds(const Json& schema, bool writes_only, int depth = 0) const {
+  // The kinds of value a schema accepts (Accepted) or that its grammar writes (Written: where no
+  // 'type' is given, visit() infers one from the keywords present). Conservative: all kinds where
+  // unsure.
+  enum class KindsOf { Accepted, Written };
+  uint8_t kinds(const Json& schema, KindsOf which, int depth = 0) const {
     const Json* s = resolve(schema);
     if (!s || !s->is_object() || depth > 8) return kAllKinds;
     if (auto values = listed_values(*s)) {
@@ -344,10 +345,10 @@ class SchemaCompiler {
     for (const char* key : {"anyOf", "oneOf", "allOf"})
       if (s->contains(key) && (*s)[key].is_array()) {
         uint8_t k = 0;
-        for (const Json& branch : (*s)[key]) k |= kinds(branch, writes_only, depth + 1);
+        for (const Json& branch : (*s)[key]) k |= kinds(branch, which, depth + 1);
         return k;
       }
-    if (!writes_only) return kAllKinds;
+    if (which == KindsOf::Accepted) return kAllKinds;
     for (const char* key : {"properties", "required", "additionalProperties", "propertyNames"})
       if (s->contains(key)) return bit(Kind::Object);
     for (const char* key : {"items", "prefixItems", "minItems", "maxItems"})
@@ -361,8 +362,9 @@ class SchemaCompiler {
     const Json* v = resolve(validator);
     const Json* w = resolve(written);
     if (!v || !w || !v->is_object() || !w->is_object()) return false;
-    const uint8_t accepted = kinds(*v, false);
-    if ((kinds(*w, true) & accepted) == 0) return true;
+    const uint8_t accepted = kinds(*v, KindsOf::Accepted);
+    const uint8_t writes = kinds(*w, KindsOf::Written);
+    if ((writes & accepted) == 0) return true;
     if (auto values = listed_values(*w)) {  // each listed value: of a kind v refuses, or not in v's list
       const auto allowed = listed_values(*v);
       return std::all_of(values->begin(), values->end(), [&](const Json& x) {
@@ -371,7 +373,7 @@ class SchemaCompiler {
       });
     }
     // Objects told apart: a property `written` always writes, from a list `validator` does not share.
-    if (kinds(*w, true) != bit(Kind::Object) || !w->contains("required") || !(*w)["required"].is_array() ||
+    if (writes != bit(Kind::Object) || !w->contains("required") || !(*w)["required"].is_array() ||
         !w->contains("properties") || !v->contains("properties") || !(*v)["properties"].is_object())
       return false;
     for (const Json& key : (*w)["required"]) {
@@ -455,7 +457,7 @@ class SchemaCompiler {
     std::string extra;  // the additional members' rule, or empty when none are written
     if (s.contains("additionalProperties") && !(s["additionalProperties"].is_boolean() && !s["additionalProperties"].get<bool>())) {
       BRISK_ASSIGN(value, visit(s["additionalProperties"], name + "-extra", where + "/additionalProperties"));
-      const std::string key = extra_key(names, declared, name);
+      BRISK_ASSIGN(key, extra_key(names, declared, name, where));
       if (!key.empty()) extra = add_rule(name + "-extra", key + " ws \":\" ws " + value + " ws");
     }
     const size_t n = members.size();
@@ -514,22 +516,26 @@ class SchemaCompiler {
   // An additional member's key: any name `keys` allows except the declared ones (a JSON parser
   // keeps the last of two equal keys, so a repeated or an unwritten optional name would be judged
   // by the additional schema, not its own). Empty: no name is left.
-  std::string extra_key(const KeySchema& keys, const std::vector<std::string>& declared, const std::string& name) {
+  Result<std::string> extra_key(const KeySchema& keys, const std::vector<std::string>& declared, const std::string& name,
+                                const std::string& where) {
     if (keys.names) {
       std::string alts;
       for (const std::string& n : *keys.names)
         if (std::find(declared.begin(), declared.end(), n) == declared.end())
           alts += (alts.empty() ? "" : " | ") + gbnf_literal(Json(n).dump());
-      return alts.empty() ? "" : add_rule(name + "-key", alts);
+      return alts.empty() ? std::string() : add_rule(name + "-key", alts);
     }
     if (declared.empty()) {
-      if (keys.min == 0 && keys.max < 0) return "json-string";
+      if (keys.min == 0 && keys.max < 0) return std::string("json-string");
       return add_rule(name + "-key", "\"\\\"\" " + repeat("json-char", keys.min, keys.max) + " \"\\\"\"");
     }
     // A trie of the declared names, by code point: the key follows it with literal characters
     // (an escape could spell a declared name another way) until it leaves it or stops short.
     std::vector<KeyNode> trie(1);
     for (const std::string& d : declared) {
+      if (code_points(d) > kMaxTrieKey)  // key_rest recurses once per character
+        return fail(where, "property names longer than " + std::to_string(kMaxTrieKey) +
+                               " characters beside 'additionalProperties' are not supported");
       int32_t node = 0;
       for (uint32_t cp : decode_utf8(d)) {
         auto it = trie[size_t(node)].children.find(cp);
@@ -542,7 +548,7 @@ class SchemaCompiler {
       trie[size_t(node)].terminal = true;
     }
     const std::string rest = key_rest(trie, 0, 0, keys, name);
-    return rest.empty() ? "" : add_rule(name + "-key", "\"\\\"\" " + rest);
+    return rest.empty() ? std::string() : add_rule(name + "-key", "\"\\\"\" " + rest);
   }
   struct KeyNode {
     bool terminal = false;
@@ -577,14 +583,7 @@ class SchemaCompiler {
   }
   static std::vector<uint32_t> decode_utf8(const std::string& s) {  // nlohmann checked it is UTF-8
     std::vector<uint32_t> out;
-    for (size_t i = 0; i < s.size();) {
-      const auto b = static_cast<unsigned char>(s[i]);
-      const int n = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
-      uint32_t cp = n == 1 ? b : b & (0x7Fu >> n);
-      for (int k = 1; k < n && i + size_t(k) < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + size_t(k)]) & 0x3F);
-      out.push_back(cp);
-      i += size_t(n);
-    }
+    for (size_t i = 0, length = 0; i < s.size(); i += length) out.push_back(utf8::decode_char(s, i, &length));
     return out;
   }
 
