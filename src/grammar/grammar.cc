@@ -111,13 +111,12 @@ class GrammarBuilder {
     Grammar g;
     g.root_ = root->second;
     for (const RuleDraft& rule : rules_) {
-      Grammar::Rule out{rule.name, {}};
+      std::vector<int32_t>& starts = g.starts_.emplace_back();
       for (const Sequence& alt : rule.alternatives) {
-        out.starts.push_back(int32_t(g.elements_.size()));
+        starts.push_back(int32_t(g.elements_.size()));
         g.elements_.insert(g.elements_.end(), alt.begin(), alt.end());
         g.elements_.push_back(Element{});
       }
-      g.rules_.push_back(std::move(out));
     }
     return g;
   }

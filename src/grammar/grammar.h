@@ -49,19 +49,13 @@ class Grammar {
   // position in it is all a parse stack needs.
   const std::vector<Element>& elements() const { return elements_; }
   // The positions where rule `rule`'s alternatives start.
-  const std::vector<int32_t>& alternatives(int32_t rule) const { return rules_[size_t(rule)].starts; }
+  const std::vector<int32_t>& alternatives(int32_t rule) const { return starts_[size_t(rule)]; }
   int32_t root() const { return root_; }
-  int32_t rule_count() const { return int32_t(rules_.size()); }
-  const std::string& rule_name(int32_t rule) const { return rules_[size_t(rule)].name; }
 
  private:
   friend class GrammarBuilder;
-  struct Rule {
-    std::string name;
-    std::vector<int32_t> starts;
-  };
   std::vector<Element> elements_;
-  std::vector<Rule> rules_;
+  std::vector<std::vector<int32_t>> starts_;  // per rule
   int32_t root_ = -1;
 };
 

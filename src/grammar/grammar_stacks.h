@@ -32,7 +32,6 @@ class GrammarStacks {
  public:
   explicit GrammarStacks(Grammar grammar);
 
-  const Grammar& grammar() const { return grammar_; }
   // The state before any byte.
   StateId start() const { return start_; }
   // The state after `byte` (kDeadState: not allowed here).

@@ -73,7 +73,6 @@ class ConstrainedGrammar {
   ConstrainedGrammar(Grammar grammar, std::shared_ptr<const TokenVocabulary> vocabulary);
 
   const TokenVocabulary& vocabulary() const { return *vocabulary_; }
-  const Grammar& grammar() const { return stacks_.grammar(); }
   // Memory its parse states and masks hold now (GrammarCache retires a grammar that grew large).
   size_t footprint_bytes();
 
@@ -104,7 +103,6 @@ class GrammarMatcher {
 
   // The output is complete: a whole sentence nothing can extend, or ended by an EOS token.
   bool finished() const;
-  const ConstrainedGrammar& grammar() const { return *grammar_; }
 
  private:
   std::shared_ptr<ConstrainedGrammar> grammar_;
