@@ -110,7 +110,7 @@ int run(const Args& args) {
       }
       text += tok->token_bytes(token, previous);
       previous = token;
-      if (sampler.grammar_complete()) {
+      if (sampler.grammar_progress() == brisk::GrammarProgress::Complete) {
         complete = true;
         break;
       }

@@ -51,7 +51,7 @@ class StepPicker {
     for (size_t i = 0; i < chunks.size(); ++i) {
       std::unique_ptr<Sampler>& sampler = samplers_[size_t(first_seq) + i];
       sampler->accept(ids[i]);
-      if (sampler->grammar_complete()) sampler = fresh_sampler();
+      if (sampler->grammar_progress() == GrammarProgress::Complete) sampler = fresh_sampler();
     }
     return ids;
   }

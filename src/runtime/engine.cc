@@ -200,7 +200,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
       return make_error(sampler.failure_message(pos));
     }
     const SequenceOutput::Step step =
-        output.push(token, sampler.grammar_complete() ? GrammarProgress::Complete : GrammarProgress::Open);
+        output.push(token, sampler.grammar_progress());
     if (step.accepted) result.ids.push_back(token);
     emit(step.text);
     if (step.ended) {

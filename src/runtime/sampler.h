@@ -17,6 +17,10 @@
 
 namespace brisk {
 
+// Whether a sequence's grammar (when it has one) has matched a sentence nothing can extend (or
+// taken EOS): its output is then complete.
+enum class GrammarProgress : bool { Open, Complete };
+
 // The error of a request whose logits row (predicting the token at `position`) held a NaN or no
 // finite maximum: Backend::argmax_rows / sample_rows answered kNonFiniteLogits.
 std::string non_finite_logits_message(int64_t position);
@@ -68,8 +72,9 @@ class Sampler {
   bool constrained() const { return matcher_.has_value(); }
   int64_t allowed_words() const { return (vocab_ + 31) / 32; }
   void write_allowed(uint32_t* words) const;
-  // The grammar's output is complete: a sentence nothing can extend, or ended by EOS.
-  bool grammar_complete() const { return matcher_ && matcher_->finished(); }
+  GrammarProgress grammar_progress() const {
+    return matcher_ && matcher_->finished() ? GrammarProgress::Complete : GrammarProgress::Open;
+  }
   // Why no token could be drawn predicting `position` (Backend answered kNonFiniteLogits): the
   // grammar dead-ended, or else the logits were not finite.
   std::string failure_message(int64_t position) const;

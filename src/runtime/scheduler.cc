@@ -393,7 +393,7 @@ void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row
     return finish(seq, StopReason::Length, seq.sampler.failure_message(seq.computed));
   const int64_t vocab = engine_.model().config().vocab_size;
   SequenceOutput::Step step =
-      seq.output.push(token, seq.sampler.grammar_complete() ? GrammarProgress::Complete : GrammarProgress::Open);
+      seq.output.push(token, seq.sampler.grammar_progress());
   StreamEvent event = take_prompt_scores(seq);
   if (step.accepted) {  // not EOS, which ends the sequence without being part of its output
     event.ids.push_back(token);

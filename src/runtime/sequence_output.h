@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/sampler.h"
 #include "runtime/stop_matcher.h"
 #include "tokenizer/stream_decoder.h"
 
@@ -23,9 +24,6 @@ struct OutputLimits {
   int64_t context = 0;      // positions the sequence may fill
   bool stop_at_eos = true;
 };
-
-// Whether the sequence's grammar (when it has one) has matched a sentence nothing can extend.
-enum class GrammarProgress : bool { Open, Complete };
 
 class SequenceOutput {
  public:
