@@ -1,8 +1,8 @@
 #include "serve/openai_response.h"
 
+#include "serve/random_id.h"
+
 #include <chrono>
-#include <cstdio>
-#include <random>
 
 namespace brisk::serve {
 
@@ -28,13 +28,6 @@ std::string dump_json(const Json& json) { return json.dump(-1, ' ', false, Json:
 
 namespace {
 
-std::string random_id(const char* prefix) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)rng());
-  return std::string(prefix) + hex;
-}
-
 Json bytes_json(const std::string& s) {
   Json out = Json::array();
   for (unsigned char c : s) out.push_back(int(c));
@@ -50,7 +43,7 @@ ResponseBuilder::ResponseBuilder(Endpoint endpoint, std::string model, const Tok
       tokenizer_(tokenizer),
       logprobs_(params.top_logprobs >= 0),
       echo_(params.echo),
-      id_(random_id(endpoint == Endpoint::Completions ? "cmpl-" : "chatcmpl-")),
+      id_(random_id(endpoint == Endpoint::Completions ? "cmpl-" : "chatcmpl-", 16)),
       created_(std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch()).count()) {}
 

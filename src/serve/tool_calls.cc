@@ -1,8 +1,7 @@
 #include "serve/tool_calls.h"
 
-#include <random>
-
 #include "grammar/json_schema.h"
+#include "serve/random_id.h"
 
 namespace brisk::serve {
 
@@ -33,13 +32,7 @@ size_t json_value_end(std::string_view text) {
   return end == std::string_view::npos ? end : first + end;
 }
 
-std::string call_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id += hex[rng() % 16];
-  return id;
-}
+std::string call_id() { return random_id("call_", 24); }
 
 // {"name": ..., "arguments" | "parameters": {...} or its JSON text} -> a call.
 std::optional<ToolCall> call_from_json(const OJson& j) {
