@@ -303,7 +303,7 @@ std::optional<FieldError> read_tool_call_history(const Json& calls, const std::s
       arguments = ChatMessages::parse(a->get<std::string>(), nullptr, false);
       if (!arguments.is_object()) return FieldError{at + ".function.arguments", "'arguments' must be a JSON object's text"};
     } else if (a != f.end() && a->is_object()) {
-      arguments = ChatMessages::parse(a->dump());
+      arguments = ChatMessages(*a);
     } else if (a != f.end() && !a->is_null()) {
       return FieldError{at + ".function.arguments", "'arguments' must be a JSON object's text"};
     }
@@ -350,7 +350,9 @@ std::optional<ApiError> read_ordered_fields(std::string_view text, const Json& b
   bool any = false;
   for (const char* key : kOrdered) any = any || (body.contains(key) && !body[key].is_null());
   if (!any) return std::nullopt;
-  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(text, nullptr, false);  // parsed once already
+  // A second parse, only for requests that have these fields: the first one sorted the keys. The
+  // text already parsed and passed the depth limit.
+  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(text, nullptr, false);
   if (auto bad = read_structured_output(ordered, p.grammar)) return bad;
   if (endpoint == Endpoint::ChatCompletions) {
     if (auto bad = read_tool_calling(ordered, p.tools)) return bad;

@@ -152,19 +152,19 @@ ApiResult<std::string> forced_tool_call_grammar(const ToolCalling& calling) {
     names += (names.empty() ? "" : " | ") + ("tool-" + std::to_string(i));
   }
   const std::string call = "\"{\\\"name\\\": \" ( " + names + " ) \"}\"";
+  const bool several = calling.parallel && calling.choice != ToolChoice::Named;  // a named tool is called once
   std::string root;
   switch (calling.format) {
     case ToolCallFormat::Hermes:
       root = "call ::= \"<tool_call>\\n\" " + call + " \"\\n</tool_call>\"\n" +
-             (calling.parallel && calling.choice != ToolChoice::Named ? "root ::= call ( \"\\n\" call )*\n" : "root ::= call\n");
+             (several ? "root ::= call ( \"\\n\" call )*\n" : "root ::= call\n");
       break;
     case ToolCallFormat::Llama3Json:
       root = "root ::= " + call + "\n";
       break;
     case ToolCallFormat::Mistral:  // the [TOOL_CALLS] marker is a special token: forced output starts at '['
       root = "call ::= " + call + "\n" +
-             (calling.parallel && calling.choice != ToolChoice::Named ? "root ::= \"[\" call ( \", \" call )* \"]\"\n"
-                                                                      : "root ::= \"[\" call \"]\"\n");
+             (several ? "root ::= \"[\" call ( \", \" call )* \"]\"\n" : "root ::= \"[\" call \"]\"\n");
       break;
   }
   return root + rules + grammar::json_primitives_gbnf();
