@@ -225,12 +225,8 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
   // Chat with tools: the event's text split into content (sent as usual) and calls (their own
   // chunks, before the one that finishes the choice).
   void send_with_tool_calls(int64_t index, const StreamEvent& e, ChoiceState& choice) {
-    ToolCallParser::Delta split = choice.tool_parser->feed(e.text);
-    if (e.finished) {
-      ToolCallParser::Delta rest = choice.tool_parser->finish();
-      split.content += rest.content;
-      split.calls.insert(split.calls.end(), rest.calls.begin(), rest.calls.end());
-    }
+    ToolCallParser::Delta split =
+        choice.tool_parser->feed(e.text, e.finished ? ToolCallParser::Piece::Last : ToolCallParser::Piece::More);
     StreamEvent shown = e;
     shown.text = std::move(split.content);
     choice.tool_calls = choice.tool_parser->calls_so_far();

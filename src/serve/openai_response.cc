@@ -202,18 +202,16 @@ Json ResponseBuilder::full_response(const std::vector<ChoiceState>& choices, con
   Json list = Json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceState& c = choices[i];
-    Json choice;
+    Json choice = {{"index", i}};
+    std::vector<ToolCall> tool_calls;
     if (endpoint_ == Endpoint::Completions) {
       choice["text"] = echo_ ? c.prompt_text + c.text : c.text;
-    } else if (c.tool_parser) {  // split the whole output into content and calls
+    } else if (c.tool_parser) {  // the whole output through the parser the stream uses
       ToolCallParser parser = *c.tool_parser;
-      ToolCallParser::Delta split = parser.feed(c.text);
-      ToolCallParser::Delta rest = parser.finish();
-      std::vector<ToolCall> tool_calls;
+      const ToolCallParser::Delta split = parser.feed(c.text, ToolCallParser::Piece::Last);
       ToolCallParser::assemble(split.calls, tool_calls);
-      ToolCallParser::assemble(rest.calls, tool_calls);
-      const std::string content = split.content + rest.content;
-      Json message = {{"role", "assistant"}, {"content", content.empty() && !tool_calls.empty() ? Json(nullptr) : Json(content)}};
+      Json message = {{"role", "assistant"},
+                      {"content", split.content.empty() && !tool_calls.empty() ? Json(nullptr) : Json(split.content)}};
       if (!tool_calls.empty()) {
         Json calls = Json::array();
         for (const ToolCall& call : tool_calls)
@@ -221,12 +219,10 @@ Json ResponseBuilder::full_response(const std::vector<ChoiceState>& choices, con
         message["tool_calls"] = std::move(calls);
       }
       choice["message"] = std::move(message);
-      choice["finish_reason"] = finish_reason_name(c.reason, !tool_calls.empty());
     } else {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
     }
-    choice["index"] = i;
-    if (!choice.contains("finish_reason")) choice["finish_reason"] = finish_reason_name(c.reason);
+    choice["finish_reason"] = finish_reason_name(c.reason, !tool_calls.empty());
     if (!logprobs_) {
       choice["logprobs"] = nullptr;
     } else if (!echo_) {

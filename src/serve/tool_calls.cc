@@ -258,10 +258,15 @@ std::string ToolCallParser::opener() const {
                                               : std::string();
 }
 
-ToolCallParser::Delta ToolCallParser::feed(std::string_view text) {
+ToolCallParser::Delta ToolCallParser::feed(std::string_view text, Piece piece) {
   Delta out;
   buffer_ += text;
   step(out, false);
+  if (piece == Piece::Last) {
+    Delta rest = finish();
+    out.content += rest.content;
+    out.calls.insert(out.calls.end(), rest.calls.begin(), rest.calls.end());
+  }
   return out;
 }
 

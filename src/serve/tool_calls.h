@@ -82,7 +82,9 @@ class ToolCallParser {
     std::string content;
     std::vector<CallDelta> calls;
   };
-  Delta feed(std::string_view text);
+  // More text of the output; Last: it is the end, so whatever was held back is released too.
+  enum class Piece : bool { More, Last };
+  Delta feed(std::string_view text, Piece piece = Piece::More);
   Delta finish();  // the output ended: whatever is held back
   size_t calls_so_far() const { return calls_; }
 
