@@ -150,6 +150,11 @@ TEST(Checkpoint, ResumeContinuesBitForBit) {
   EXPECT_EQ(loaded->parameters[0].value, straight.parameters[0].value);
   EXPECT_EQ(loaded->parameters[0].adam.m, straight.parameters[0].adam.m);
   EXPECT_EQ(loaded->parameters[0].adam.v, straight.parameters[0].adam.v);
+  // Any 64-bit seed round-trips (the CLI may take one above 2^63).
+  resumed.seed = UINT64_MAX;
+  ASSERT_TRUE(save_checkpoint(file, resumed).ok());
+  ASSERT_TRUE(load_checkpoint(file).ok());
+  EXPECT_EQ(load_checkpoint(file)->seed, UINT64_MAX);
   // Not a checkpoint, or cut short: errors naming the file.
   std::ofstream(dir / "junk.safetensors") << "not safetensors";
   auto junk = load_checkpoint(dir / "junk.safetensors");

@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <charconv>
 #include <map>
 
 #include "formats/safetensors.h"
@@ -19,18 +20,18 @@ NamedTensor view(const std::string& name, const std::vector<int64_t>& shape, con
   return {name, t};
 }
 
-Result<int64_t> metadata_int(const std::map<std::string, std::string>& metadata, const std::string& key,
-                             const std::string& file) {
+// A whole number from the metadata (the seed is unsigned 64-bit, the rest signed).
+template <class T>
+Result<T> metadata_number(const std::map<std::string, std::string>& metadata, const std::string& key,
+                          const std::string& file) {
   auto it = metadata.find(key);
   if (it == metadata.end()) return make_error(file + ": not a brisk training checkpoint (no '" + key + "' in its metadata)");
-  try {
-    size_t used = 0;
-    const long long value = std::stoll(it->second, &used);
-    if (used != it->second.size()) throw std::invalid_argument(key);
-    return int64_t(value);
-  } catch (const std::exception&) {
-    return make_error(file + ": metadata '" + key + "' is not an integer: '" + it->second + "'");
-  }
+  T value{};
+  const std::string& text = it->second;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size())
+    return make_error(file + ": metadata '" + key + "' is not a whole number: '" + text + "'");
+  return value;
 }
 
 }  // namespace
@@ -63,14 +64,14 @@ Result<TrainState> load_checkpoint(const std::filesystem::path& path) {
   if (auto f = metadata.find("format"); f == metadata.end() || f->second != "brisk-train")
     return make_error(where + ": not a brisk training checkpoint (metadata 'format' is not 'brisk-train')");
   TrainState state;
-  BRISK_ASSIGN(step, metadata_int(metadata, "step", where));
-  BRISK_ASSIGN(epoch, metadata_int(metadata, "epoch", where));
-  BRISK_ASSIGN(window, metadata_int(metadata, "window", where));
-  BRISK_ASSIGN(seed, metadata_int(metadata, "seed", where));
+  BRISK_ASSIGN(step, metadata_number<int64_t>(metadata, "step", where));
+  BRISK_ASSIGN(epoch, metadata_number<int64_t>(metadata, "epoch", where));
+  BRISK_ASSIGN(window, metadata_number<int64_t>(metadata, "window", where));
+  BRISK_ASSIGN(seed, metadata_number<uint64_t>(metadata, "seed", where));
   state.step = step;
   state.epoch = epoch;
   state.window = window;
-  state.seed = uint64_t(seed);
+  state.seed = seed;
   std::map<std::string, const NamedTensor*> by_name;
   for (const NamedTensor& t : file.tensors()) {
     if (t.tensor.dtype != DType::F32) return make_error(where + ": tensor '" + t.name + "' is not F32");
