@@ -123,6 +123,12 @@ void embedding_backward(const int32_t* ids, int64_t tokens, int64_t d, const flo
 
 namespace {
 
+double row_dot(const float* a, const float* b, int64_t d) {
+  double s = 0;
+  for (int64_t e = 0; e < d; ++e) s += double(a[e]) * b[e];
+  return s;
+}
+
 // Softmax over keys 0..i of query i, head h (kv head kvh): p[0..i].
 void attention_probabilities(const float* q, const float* k, int64_t i, int64_t h, int64_t kvh, int64_t n_heads,
                              int64_t n_kv_heads, int64_t head_dim, float scale, std::vector<double>& p) {
@@ -130,15 +136,33 @@ void attention_probabilities(const float* q, const float* k, int64_t i, int64_t 
   p.assign(size_t(i + 1), 0.0);
   double max_score = -INFINITY;
   for (int64_t j = 0; j <= i; ++j) {
-    const float* kj = k + (j * n_kv_heads + kvh) * head_dim;
-    double dot = 0;
-    for (int64_t e = 0; e < head_dim; ++e) dot += double(qi[e]) * kj[e];
-    p[size_t(j)] = dot * scale;
+    p[size_t(j)] = row_dot(qi, k + (j * n_kv_heads + kvh) * head_dim, head_dim) * scale;
     max_score = std::max(max_score, p[size_t(j)]);
   }
   double sum = 0;
   for (double& s : p) sum += (s = std::exp(s - max_score));
   for (double& s : p) s /= sum;
+}
+
+// log-sum-exp of logit(v) / temperature over the vocabulary, a running max and sum carried from
+// chunk to chunk.
+template <class Logit>
+double chunked_lse(const Logit& logit, int64_t vocab, int64_t chunk, double temperature) {
+  double max_value = -INFINITY, sum = 0;
+  std::vector<double> values;
+  for (int64_t first = 0; first < vocab; first += chunk) {
+    values.clear();
+    double chunk_max = -INFINITY;
+    for (int64_t v = first; v < std::min(vocab, first + chunk); ++v) {
+      values.push_back(logit(v) / temperature);
+      chunk_max = std::max(chunk_max, values.back());
+    }
+    const double new_max = std::max(max_value, chunk_max);
+    sum *= std::exp(max_value - new_max);
+    for (double x : values) sum += std::exp(x - new_max);
+    max_value = new_max;
+  }
+  return max_value + std::log(sum);
 }
 
 }  // namespace
@@ -200,37 +224,18 @@ void causal_attention_backward(const float* q, const float* k, const float* v, c
 
 double cross_entropy_head(const float* h, int64_t t, int64_t d, const float* w, int64_t vocab, const int32_t* targets,
                           int64_t chunk, float* dh, float* dw) {
-  auto logit = [&](int64_t token, int64_t row) {
-    double dot = 0;
-    for (int64_t e = 0; e < d; ++e) dot += double(h[token * d + e]) * w[row * d + e];
-    return dot;
-  };
+  auto logit = [&](int64_t token, int64_t row) { return row_dot(h + token * d, w + row * d, d); };
   int64_t counted = 0;
   for (int64_t i = 0; i < t; ++i) counted += targets[i] >= 0;
   if (dh) std::fill(dh, dh + t * d, 0.0f);
   if (counted == 0) return 0.0;
-  // Pass 1: log-sum-exp per token, a running max and sum carried from chunk to chunk.
+  // Pass 1: log-sum-exp per token over the chunks.
   std::vector<double> lse(static_cast<size_t>(t), 0.0);
   double loss = 0;
   for (int64_t i = 0; i < t; ++i) {
     if (targets[i] < 0) continue;
-    double max_logit = -INFINITY, sum = 0, target_logit = 0;
-    for (int64_t first = 0; first < vocab; first += chunk) {
-      const int64_t last = std::min(vocab, first + chunk);
-      double chunk_max = -INFINITY;
-      std::vector<double> logits;
-      for (int64_t row = first; row < last; ++row) {
-        logits.push_back(logit(i, row));
-        chunk_max = std::max(chunk_max, logits.back());
-        if (row == targets[i]) target_logit = logits.back();
-      }
-      const double new_max = std::max(max_logit, chunk_max);
-      sum = sum * std::exp(max_logit - new_max);
-      for (double l : logits) sum += std::exp(l - new_max);
-      max_logit = new_max;
-    }
-    lse[size_t(i)] = max_logit + std::log(sum);
-    loss += lse[size_t(i)] - target_logit;
+    lse[size_t(i)] = chunked_lse([&](int64_t row) { return logit(i, row); }, vocab, chunk, 1.0);
+    loss += lse[size_t(i)] - logit(i, targets[i]);
   }
   loss /= double(counted);
   if (!dh && !dw) return loss;
@@ -251,36 +256,6 @@ double cross_entropy_head(const float* h, int64_t t, int64_t d, const float* w, 
   return loss;
 }
 
-namespace {
-
-double row_dot(const float* a, const float* b, int64_t d) {
-  double s = 0;
-  for (int64_t e = 0; e < d; ++e) s += double(a[e]) * b[e];
-  return s;
-}
-
-// log-sum-exp of logit(v) / temperature over the vocabulary, a running max and sum carried from
-// chunk to chunk.
-template <class Logit>
-double chunked_lse(const Logit& logit, int64_t vocab, int64_t chunk, double temperature) {
-  double max_value = -INFINITY, sum = 0;
-  std::vector<double> values;
-  for (int64_t first = 0; first < vocab; first += chunk) {
-    values.clear();
-    double chunk_max = -INFINITY;
-    for (int64_t v = first; v < std::min(vocab, first + chunk); ++v) {
-      values.push_back(logit(v) / temperature);
-      chunk_max = std::max(chunk_max, values.back());
-    }
-    const double new_max = std::max(max_value, chunk_max);
-    sum *= std::exp(max_value - new_max);
-    for (double x : values) sum += std::exp(x - new_max);
-    max_value = new_max;
-  }
-  return max_value + std::log(sum);
-}
-
-}  // namespace
 
 DistillationLoss distillation_head(const float* h, const float* w, int64_t d, const float* teacher_h,
                                    const float* teacher_w, int64_t teacher_d, int64_t t, int64_t vocab,
