@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/quant_gemm_int8.cuh"
+#include "backends/cuda/quant_gemv_int8.cuh"
 #include "backends/cuda/quant_layout.h"
 #include "core/dtype.h"
 #include "core/quant_blocks.h"
@@ -190,6 +192,52 @@ int main(int argc, char** argv) {
         rows.push_back({kind, m, n, k, s * 1e6, gbps, gbps / copy_gbps});
       }
       be.synchronize();
+    }
+  }
+
+  // Batched decode (m = 16..256) on the q/o, gate/up and down shapes: the bf16 GEMM (x rounding +
+  // cuBLASLt) against weight-only Q4 / Q8 / NF4 (the mixed-input bf16 GEMM) and the int8-activation
+  // GEMM it replaces (called directly), all through the same rotation of weight copies so the L2
+  // never holds them. Rate: TFLOP/s; ratio: the bf16 GEMM's time over this one's (its speedup).
+  {
+    const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}};
+    const std::vector<int64_t> ms = {16, 32, 64, 128, 256};
+    for (auto [n, k] : shapes) {
+      std::vector<float> xh = random_f32(size_t(256 * k), 17);
+      Buffer x = be.allocate(size_t(256 * k)), y = be.allocate(size_t(256 * n));
+      be.copy_to_device(x.data(), xh.data(), xh.size());
+      std::vector<double> bf16_us(ms.size());
+      auto time_all = [&](const std::string& kind, const std::vector<Tensor>& weights, auto&& call) {
+        for (size_t i = 0; i < ms.size(); ++i) {
+          const int64_t m = ms[i];
+          const double s = median_seconds(stream, 15, 6, [&](int c) { call(m, weights[size_t(c) % weights.size()]); });
+          if (kind == "gemm_bf16") bf16_us[i] = s * 1e6;
+          const double tflops = 2.0 * double(m) * double(n) * double(k) / s / 1e12;
+          rows.push_back({kind + "_batch", m, n, k, s * 1e6, tflops, bf16_us[i] / (s * 1e6)});
+        }
+        be.synchronize();
+      };
+      {
+        std::vector<uint16_t> host = random_bf16(size_t(n * k), uint64_t(n + k + 1));
+        const size_t copies = std::max<size_t>(2, (size_t(200) << 20) / (host.size() * 2) + 1);
+        std::vector<Tensor> weights;
+        for (size_t c = 0; c < copies; ++c) weights.push_back(be.upload(Tensor{host.data(), DType::BF16, {n, k}}));
+        time_all("gemm_bf16", weights, [&](int64_t m, const Tensor& w) { be.matmul(x.data(), m, k, w, nullptr, y.data()); });
+      }
+      for (DType dtype : {DType::Q4, DType::Q8, DType::NF4}) {
+        std::vector<uint8_t> blocks = tiled_quant_blocks(dtype, n, k);
+        const size_t copies = std::max<size_t>(2, (size_t(200) << 20) / cuda::quant_device_layout(dtype, n, k).bytes + 1);
+        std::vector<Tensor> weights;
+        for (size_t c = 0; c < copies; ++c) weights.push_back(be.upload(Tensor{blocks.data(), dtype, {n, k}}));
+        const std::string name = dtype == DType::Q4 ? "q4g128" : dtype == DType::Q8 ? "q8" : "nf4g128";
+        time_all("gemm_mixed_" + name, weights,
+                 [&](int64_t m, const Tensor& w) { be.matmul(x.data(), m, k, w, nullptr, y.data()); });
+        if (dtype == DType::NF4) continue;
+        Buffer scratch = be.allocate(cuda::int8_activation_bytes(256, weights[0]) / 4 + 64);
+        time_all("gemm_int8_" + name, weights, [&](int64_t m, const Tensor& w) {
+          cuda::quant_gemm_int8(x.data(), int(m), int(k), w, nullptr, y.data(), scratch.data(), stream);
+        });
+      }
     }
   }
 

@@ -83,9 +83,9 @@ TEST_P(CudaQuantModel, MatchesTheCpu) {
   // rounding edge snaps to the neighbouring code. 3.9e-3..4.8e-3 measured on the H100 (its host has
   // AVX-512 VNNI, so the CPU ran the int8 path too), and greedy tokens may part at a near tie, so
   // these get a wider bound and the shared prefix is reported, not required.
-  // 64-row chunks: w8 / w4 keep the arithmetic above; nf4 / log2 round x and the dequantized
-  // weights to bf16 (the bf16 GEMM path), so the bf16 golden tolerance applies -- except fp8 (the GEMM rounds x to e4m3 per
-  // token, ~2.5% rms per value) and w8a8 (1.2e-2 measured).
+  // 64-row chunks: w8 / w4 / nf4 / log2 multiply x rounded to bf16 by the weights (the mixed-input
+  // GEMM; nf4's levels rounded to bf16), so the bf16 golden tolerance applies -- except fp8 (the
+  // GEMM rounds x to e4m3 per token, ~2.5% rms per value) and w8a8 (1.2e-2 measured).
   const bool fp32_activations = s.scheme == QuantScheme::FP8;
   for (int64_t chunk : {int64_t(1), int64_t(64)}) {
     const std::vector<float> got = golden::run(*on_gpu.value(), ids, chunk);

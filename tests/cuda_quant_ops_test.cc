@@ -1,7 +1,7 @@
 // Quantized weights on CUDA against the scalar references: the upload's repack, the GEMVs
 // (int8 activations per 32 values for Q8/Q4/NF4/LOG4; fp32 x for F8/Q8A8), the int8 / fp8
-// cuBLASLt GEMMs (Q8A8 / F8 at m > 8), the int8 tensor-core GEMM (Q8 / Q4 at m > 8) and the
-// dequantize-to-bf16 GEMM path (NF4 / LOG4).
+// cuBLASLt GEMMs (Q8A8 / F8 at m > 8), the mixed-input bf16 GEMM (Q8 / Q4 / NF4 / LOG4 at m > 8)
+// and the dequantize-to-bf16 GEMM path (Q8A8 / F8 shapes cuBLASLt does not take).
 #include "cuda_ops_fixture.h"
 
 namespace brisk {
@@ -199,16 +199,50 @@ TEST_F(CudaOps, QuantizedMatmulInt8AndFp8Gemm) {
       }
 }
 
-// The int8 tensor-core GEMM of Q8 and Q4 (m > 8) on random shapes: token counts that fill a
-// block's 16, 32 or 64 tokens exactly, partly, or spill into more blocks; row counts that are not
-// whole 64-row tiles; depths from one 4-bit group to many; 4-bit zero points. Within 1e-5 of the
-// scalar int8-activation reference, like the GEMV.
-TEST_F(CudaOps, QuantizedInt8GemmMatchesReference) {
-  for (int trial = 0; trial < 24; ++trial) {
-    const DType dtype = trial % 2 ? DType::Q4 : DType::Q8;
-    const Symmetry sym = dtype == DType::Q4 && trial % 4 == 3 ? Symmetry::Asymmetric : Symmetry::Symmetric;
+// What the mixed-input GEMM (Q8 / Q4 / NF4 / LOG4 at m > 8, quant_gemm_mixed.cuh) computes: x
+// rounded to bf16, times each weight's level (NF4 / LOG4: rounded to bf16) minus its zero point,
+// summed per group and scaled by the group's (Q8: the row's) scale; here in double.
+std::vector<float> mixed_gemm_reference(const std::vector<float>& x, int64_t m, int64_t k, const HostQuantWeight& q,
+                                        const float* bias) {
+  const QuantTraits& traits = *quant_traits(q.tensor.dtype);
+  const int64_t n = q.tensor.dim(0), group = traits.per_channel ? k : 128, groups = (k + group - 1) / group;
+  const std::vector<float> xb = round_to(DType::BF16, x);
+  std::vector<int32_t> codes(size_t(groups * group));
+  std::vector<GroupParams> params(static_cast<size_t>(groups));
+  std::vector<double> w(static_cast<size_t>(k));
+  std::vector<float> y(size_t(m * n));
+  for (int64_t r = 0; r < n; ++r) {
+    traits.decode_row(q.bytes.data() + size_t(r) * row_bytes(q.tensor.dtype, k), k, group, codes.data(), params.data());
+    for (int64_t c = 0; c < k; ++c) {
+      const int32_t code = codes[size_t(c)];
+      const float level = traits.levels ? bf16_to_f32(f32_to_bf16(traits.levels[code])) : float(code);
+      w[size_t(c)] = double(level) - params[size_t(c / group)].zero;
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      double sum = 0;
+      for (int64_t g = 0; g < groups; ++g) {
+        double part = 0;
+        for (int64_t c = g * group; c < std::min(k, (g + 1) * group); ++c)
+          part += double(xb[size_t(i * k + c)]) * w[size_t(c)];
+        sum += part * params[size_t(g)].scale;
+      }
+      y[size_t(i * n + r)] = float(sum) + (bias ? bias[r] : 0.0f);
+    }
+  }
+  return y;
+}
+
+// The mixed-input GEMM on random shapes: token counts that fill a block's 16, 32 or 64 tokens
+// exactly, partly, or spill into more blocks; row counts that are not whole 128-row tiles; depths
+// from one 4-bit group to many (split over blocks or not, wrapping the ring or not); 4-bit zero
+// points. Within 1e-5 of the reference (only the order of fp32 sums differs).
+TEST_F(CudaOps, QuantizedMixedGemmMatchesReference) {
+  const DType dtypes[] = {DType::Q8, DType::Q4, DType::NF4, DType::LOG4};
+  for (int trial = 0; trial < 32; ++trial) {
+    const DType dtype = dtypes[trial % 4];
+    const Symmetry sym = dtype == DType::Q4 && trial % 8 == 5 ? Symmetry::Asymmetric : Symmetry::Symmetric;
     const int64_t m = std::uniform_int_distribution<int64_t>(9, 150)(rng_);
-    const int64_t n = std::uniform_int_distribution<int64_t>(1, 200)(rng_);
+    const int64_t n = std::uniform_int_distribution<int64_t>(1, trial % 3 ? 200 : 700)(rng_);
     const int64_t k = 128 * std::uniform_int_distribution<int64_t>(1, 24)(rng_) - (trial % 3) * 37;
     const bool with_bias = trial % 5 == 0;
     HostQuantWeight q = make_quant_weight(dtype, n, k, sym, rng_);
@@ -217,9 +251,8 @@ TEST_F(CudaOps, QuantizedInt8GemmMatchesReference) {
     const std::vector<float> bias = random_vector(size_t(n), rng_);
     Buffer dx = device(x), db = device(bias), dy = poisoned(size_t(m * n));
     be().matmul(dx.data(), m, k, dw, with_bias ? db.data() : nullptr, dy.data());
-    std::vector<float> want(size_t(m * n));
-    ref::matmul_int8_activations(x.data(), m, k, q.tensor, with_bias ? bias.data() : nullptr, want.data());
-    const std::string name = "int8 gemm dtype=" + std::string(dtype_name(dtype)) +
+    const std::vector<float> want = mixed_gemm_reference(x, m, k, q, with_bias ? bias.data() : nullptr);
+    const std::string name = "mixed gemm dtype=" + std::string(dtype_name(dtype)) +
                              (sym == Symmetry::Asymmetric ? "-asym" : "") + " m=" + std::to_string(m) +
                              " n=" + std::to_string(n) + " k=" + std::to_string(k);
     EXPECT_LT(report(name, host(dy.data(), size_t(m * n)), want), 1e-5) << name;
@@ -291,15 +324,19 @@ TEST_F(CudaOps, QuantizedMatmul) {
           continue;
         }
         std::vector<float> want = exact;
-        // The GEMV of Q8, Q4, NF4, LOG4 and the GEMM of Q8, Q4 run on int8 activations (per 32
-        // values) with integer dot products, as the CPU does: only the order of fp32 sums of
-        // block products differs.
-        const bool int8_gemv = (m <= 8 && dtype != DType::Q8A8 && dtype != DType::F8) || dtype == DType::Q8 || dtype == DType::Q4;
+        // The GEMV of Q8, Q4, NF4, LOG4 runs on int8 activations (per 32 values) with integer dot
+        // products, as the CPU does: only the order of fp32 sums of block products differs. Their
+        // GEMM (m > 8) multiplies bf16 x by exact weights (mixed_gemm_reference).
+        const bool int8_gemv = m <= 8 && dtype != DType::Q8A8 && dtype != DType::F8;
+        const bool mixed_gemm = m > 8 && dtype != DType::Q8A8 && dtype != DType::F8;
         double bound = 1e-4;
         if (int8_gemv) {
           ref::matmul_int8_activations(x.data(), m, k, q.tensor, b, want.data());
           bound = 1e-5;
-        } else if (m > 8) {  // NF4 / LOG4's GEMM path: bf16 operands, fp32 sums
+        } else if (mixed_gemm) {
+          want = mixed_gemm_reference(x, m, k, q, b);
+          bound = 1e-5;
+        } else if (m > 8) {  // Q8A8 / F8 shapes the cuBLASLt kernels do not take: bf16 operands, fp32 sums
           const DenseReference d = gemm_operands(x, m, k, q);
           ref::matmul(d.x.data(), m, k, d.tensor, b, want.data());
         }

@@ -77,7 +77,7 @@ class MatmulEngine {
 
   explicit MatmulEngine(cudaStream_t stream)
       : stream_(stream), x_lowp_(stream), x_quant_(stream), x_int8_(stream), w_bf16_(stream),
-        gemm_acc_(stream) {}
+        gemm_acc_(stream), x_mixed_(stream) {}
   Plan& plan_for(DType wtype, int64_t m, int64_t n, int64_t k, bool bias, const void* a,
                  const void* b, const void* d);
   static void destroy(Plan& p);
@@ -92,6 +92,7 @@ class MatmulEngine {
   Scratch x_int8_;   // the int8 GEMV and GEMM activation codes (quant_gemv_int8, quant_gemm_int8)
   Scratch w_bf16_;   // NF4 / LOG4 dequantized for the GEMM path (the largest one seen)
   Scratch gemm_acc_;  // lt_quant_gemm's accumulators when y is not 16-byte aligned
+  Scratch x_mixed_;   // quant_gemm_mixed's bf16 activations and split-k partial sums
   std::map<PlanKey, Plan> plans_;
 };
 

@@ -1,0 +1,409 @@
+#include "backends/cuda/quant_gemm_mixed.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <string>
+
+#include "backends/cuda/cuda_common.cuh"
+#include "backends/cuda/quant_layout.h"
+#include "backends/cuda/tensor_core.cuh"
+#include "core/dtype.h"
+#include "core/quant_blocks.h"
+
+namespace brisk::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+// Each warp owns two m16 tiles of weight rows, so each B fragment (x, from shared memory) feeds
+// two mma: with one, ldmatrix traffic for x (256 bytes per mma) would bound the kernel.
+constexpr int kRowTiles = 2;
+constexpr int kRows = 16 * kRowTiles * kWarps;  // weight rows per block
+constexpr int kChunk = 128;         // values per ring stage: one 4-bit group
+constexpr int kStepValues = 16;     // one mma's depth
+constexpr int kStepsPerChunk = kChunk / kStepValues;
+constexpr int kStages = 4;
+constexpr int kMaxTiles = 8;           // token tiles (of 8) per block: 64 tokens
+constexpr int kMinChunksPerSplit = 4;  // a split-k share long enough to fill the ring
+static_assert(kChunk == kQ4GroupValues, "one 4-bit group per stage");
+
+// Within each 16 values, mma slot p multiplies value kSlotValue(p): a lane's register of four
+// consecutive codes (4t..4t+3, from ldmatrix) holds the pairs (4t, 4t + 2) and (4t + 1, 4t + 3)
+// one mask or byte permute apart, and those are slots (2t, 2t + 1) and (2t + 8, 2t + 9) of the
+// A fragment. x is stored in slot order so that ldmatrix gives B fragments in the same order.
+__host__ __device__ constexpr int slot_value(int p) { return p < 8 ? 2 * p : 2 * (p - 8) + 1; }
+
+template <DType D>
+__host__ __device__ constexpr int code_bits() {
+  return D == DType::Q8 ? 8 : 4;
+}
+
+// Shared-memory rows are 16 bytes longer than their data, so 8 consecutive rows start in 8
+// different 16-byte bank groups (ldmatrix reads 8 rows of 16 bytes per phase without conflicts).
+template <DType D>
+__host__ __device__ constexpr int weight_stride() {
+  return kChunk * code_bits<D>() / 8 + 16;
+}
+constexpr int kXStride = kChunk * 2 + 16;
+
+// One ring stage (byte offsets): the block's weight rows, its tokens' bf16 values and (4-bit)
+// the rows' group words.
+template <DType D, int Tokens>
+struct Stage {
+  static constexpr int weights = 0;
+  static constexpr int x = weights + kRows * weight_stride<D>();
+  static constexpr int groups = x + Tokens * kXStride;
+  static constexpr int bytes = groups + (code_bits<D>() == 4 ? kRows * int(sizeof(uint32_t)) : 0);
+  static_assert(x % 16 == 0 && groups % 16 == 0 && bytes % 16 == 0, "16-byte copies");
+};
+
+struct GemmArgs {
+  const uint8_t* codes;    // weight codes [n, code_row_bytes] (quant_layout.h)
+  const uint32_t* params;  // [n, groups]: Q8 row scales (fp32 bits) or 4-bit group words
+  int64_t code_row_bytes;
+  int groups, padded_k, n, m;
+  int chunks_per_split;
+  const uint16_t* x;  // bf16 [m, padded_k], slot order per 16 values
+  const float* bias;
+  float* y;         // [m, n]
+  float* partials;  // [splits, m, n] when k is split, else null
+  uint16_t levels[16];  // NF4 / LOG4: the codebook in bf16
+};
+
+// Rows past n and tokens past m repeat the last one: their results are computed, never stored.
+template <DType D, int Tokens>
+__device__ __forceinline__ void load_weights(const GemmArgs& a, int row0, int chunk, uint8_t* stage) {
+  using S = Stage<D, Tokens>;
+  constexpr int bytes = kChunk * code_bits<D>() / 8, pieces = bytes / 16;
+  const int64_t col = int64_t(chunk) * bytes;
+  for (int i = int(threadIdx.x); i < kRows * pieces; i += kThreads) {
+    const int r = i / pieces, piece = i - r * pieces, row = min(row0 + r, a.n - 1);
+    copy_async16(stage + S::weights + r * weight_stride<D>() + piece * 16,
+                 a.codes + row * a.code_row_bytes + col + piece * 16);
+  }
+  if constexpr (code_bits<D>() == 4) {
+    for (int r = int(threadIdx.x); r < kRows; r += kThreads)
+      copy_async4(stage + S::groups + r * 4, a.params + int64_t(min(row0 + r, a.n - 1)) * a.groups + chunk);
+  }
+}
+
+template <DType D, int Tokens>
+__device__ __forceinline__ void load_x(const GemmArgs& a, int tok0, int chunk, uint8_t* stage) {
+  using S = Stage<D, Tokens>;
+  constexpr int pieces = kChunk * 2 / 16;
+  for (int i = int(threadIdx.x); i < Tokens * pieces; i += kThreads) {
+    const int t = i / pieces, piece = i - t * pieces, tok = min(tok0 + t, a.m - 1);
+    copy_async16(stage + S::x + t * kXStride + piece * 16,
+                 a.x + int64_t(tok) * a.padded_k + int64_t(chunk) * kChunk + piece * 8);
+  }
+}
+
+// Two bf16 from two nibbles at bits 0-3 and 16-19 of v: 0x4300 | c is bf16(128 + c) exactly (the
+// unit in the last place at 128 is 1), and subtracting bf16(128 + zero) leaves c - zero exactly.
+__device__ __forceinline__ uint32_t q4_pair(uint32_t v, __nv_bfloat162 biased_zero) {
+  const uint32_t biased = (v & 0x000F000Fu) | 0x43004300u;
+  const __nv_bfloat162 d = __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&biased), biased_zero);
+  return *reinterpret_cast<const uint32_t*>(&d);
+}
+
+// The codebook's levels for the nibbles at bits 0-3 and 16-19 of v (a 32-byte table lies in 8
+// banks, one word each, so any pattern of lookups is conflict-free).
+__device__ __forceinline__ uint32_t codebook_pair(uint32_t v, const uint16_t* levels) {
+  return uint32_t(levels[v & 15u]) | (uint32_t(levels[(v >> 16) & 15u]) << 16);
+}
+
+// Bytes b and b + 2 of r (signed codes) as two bf16, exactly: 0x4B0000nn is 2^23 + nn as an fp32.
+__device__ __forceinline__ uint32_t q8_pair(uint32_t biased, int b) {
+  const float lo = __uint_as_float(__byte_perm(biased, 0x4B000000u, 0x7650 + b)) - 8388736.0f;
+  const float hi = __uint_as_float(__byte_perm(biased, 0x4B000000u, 0x7652 + b)) - 8388736.0f;
+  const __nv_bfloat162 d = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&d);
+}
+
+// The A fragment of step q of one 32-byte ldmatrix load (r: rows g, g + 8 of bytes 0-15, then of
+// bytes 16-31). 4-bit: a load is 64 values, byte j of each 16 holding value j (low nibble) and
+// 16 + j (high), so steps 0-3 are the low / high nibbles of the first 16 bytes, then the second.
+// 8-bit: a load is 32 values, steps 0-1 one 16-byte half each.
+template <DType D>
+__device__ __forceinline__ void a_fragment(const uint32_t (&r)[4], int q, const __nv_bfloat162 (&zero)[2],
+                                           const uint16_t* levels, uint32_t (&af)[4]) {
+  if constexpr (D == DType::Q8) {
+    const uint32_t g = r[2 * q] ^ 0x80808080u, g8 = r[2 * q + 1] ^ 0x80808080u;
+    af[0] = q8_pair(g, 0);
+    af[1] = q8_pair(g8, 0);
+    af[2] = q8_pair(g, 1);
+    af[3] = q8_pair(g8, 1);
+  } else {
+    const uint32_t g = r[(q / 2) * 2], g8 = r[(q / 2) * 2 + 1];
+    const int shift = (q % 2) * 4;
+    if constexpr (D == DType::Q4) {
+      af[0] = q4_pair(g >> shift, zero[0]);
+      af[1] = q4_pair(g8 >> shift, zero[1]);
+      af[2] = q4_pair(g >> (shift + 8), zero[0]);
+      af[3] = q4_pair(g8 >> (shift + 8), zero[1]);
+    } else {
+      af[0] = codebook_pair(g >> shift, levels);
+      af[1] = codebook_pair(g8 >> shift, levels);
+      af[2] = codebook_pair(g >> (shift + 8), levels);
+      af[3] = codebook_pair(g8 >> (shift + 8), levels);
+    }
+  }
+}
+
+// Block (x, y, z) computes tokens 8 Tiles x.. against weight rows kRows y.. over split z of k; warp
+// w owns rows 32w..32w+31 of the block's (two m16 tiles) and every token tile.
+template <DType D, int Tiles>
+__global__ void __launch_bounds__(kThreads, 1) mixed_gemm_kernel(const GemmArgs a) {
+  constexpr int Tokens = 8 * Tiles;
+  constexpr bool kFourBit = code_bits<D>() == 4;
+  constexpr int kStepsPerLoad = kFourBit ? 4 : 2;  // 32 bytes per row and ldmatrix load
+  static_assert(Tiles % 2 == 0, "token tiles load in pairs");
+  using S = Stage<D, Tokens>;
+  extern __shared__ __align__(16) uint8_t mixed_gemm_smem[];
+  __shared__ uint16_t levels[16];
+  let_dependents_launch();
+  if (threadIdx.x == 0)  // constant indices: a dynamic one would copy the parameters to local memory
+#pragma unroll
+    for (int i = 0; i < 16; ++i) levels[i] = a.levels[i];
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
+  const int tok0 = int(blockIdx.x) * Tokens, row0 = int(blockIdx.y) * kRows;
+  const int first = int(blockIdx.z) * a.chunks_per_split;
+  const int end = min(first + a.chunks_per_split, a.padded_k / kChunk);
+  auto stage = [&](int c) { return mixed_gemm_smem + ((c - first) % kStages) * S::bytes; };
+
+  // The weights do not depend on x: the ring's first stages are requested before the wait.
+  for (int c = first; c < first + kStages - 1 && c < end; ++c) load_weights<D, Tokens>(a, row0, c, stage(c));
+  wait_for_producer();
+  for (int c = first; c < first + kStages - 1; ++c) {
+    if (c < end) load_x<D, Tokens>(a, tok0, c, stage(c));
+    copy_async_commit();
+  }
+
+  float acc[kRowTiles][Tiles][4] = {};
+  for (int c = first; c < end; ++c) {
+    copy_async_wait<kStages - 2>();  // stage c has landed
+    __syncthreads();                 // ... for every thread, and stage c - 1 is no longer read
+    const int next = c + kStages - 1;
+    if (next < end) {
+      load_weights<D, Tokens>(a, row0, next, stage(next));
+      load_x<D, Tokens>(a, tok0, next, stage(next));
+    }
+    copy_async_commit();
+
+    const uint8_t* s = stage(c);
+    // ldmatrix rows: lanes 0-15 rows 0-15 of tile i, lanes 16-31 the same rows 16 bytes on.
+    const uint8_t* wtile = s + S::weights + (warp * 16 * kRowTiles + (lane & 15)) * weight_stride<D>() + (lane >> 4) * 16;
+    // B pairs: lanes 0-7 / 8-15 tokens 0-7 at bytes 0 / 16 (tile j), lanes 16-31 tokens 8-15 (tile j + 1).
+    const uint8_t* xtile = s + S::x + ((lane & 7) + ((lane >> 4) << 3)) * kXStride + ((lane >> 3) & 1) * 16;
+    float group_scale[kRowTiles][2];
+    __nv_bfloat162 zero[kRowTiles][2];
+#pragma unroll
+    for (int i = 0; i < kRowTiles; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {  // rows g and g + 8 of tile i
+        group_scale[i][h] = 1.0f;
+        if constexpr (kFourBit) {
+          const uint32_t word = reinterpret_cast<const uint32_t*>(s + S::groups)[(warp * kRowTiles + i) * 16 + g + 8 * h];
+          group_scale[i][h] = __half2float(__ushort_as_half(static_cast<unsigned short>(word & 0xffffu)));
+          // fp16(1024 + zero) = 0x6400 + zero; bf16(128 + zero) = 0x4300 + zero.
+          const uint32_t biased = 0x4300u + ((word >> 16) - 0x6400u);
+          const uint32_t pair = biased | (biased << 16);
+          zero[i][h] = *reinterpret_cast<const __nv_bfloat162*>(&pair);
+        }
+      }
+    float part[kRowTiles][Tiles][4];  // this chunk's sums (4-bit: one group, scaled once below)
+#pragma unroll
+    for (int i = 0; i < kRowTiles; ++i)
+#pragma unroll
+      for (int j = 0; j < Tiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) part[i][j][e] = kFourBit ? 0.0f : acc[i][j][e];
+#pragma unroll
+    for (int load = 0; load < kStepsPerChunk / kStepsPerLoad; ++load) {
+      uint32_t r[kRowTiles][4];
+#pragma unroll
+      for (int i = 0; i < kRowTiles; ++i) ldmatrix_x4(r[i], wtile + i * 16 * weight_stride<D>() + load * 32);
+#pragma unroll
+      for (int q = 0; q < kStepsPerLoad; ++q) {
+        uint32_t af[kRowTiles][4];
+#pragma unroll
+        for (int i = 0; i < kRowTiles; ++i) a_fragment<D>(r[i], q, zero[i], levels, af[i]);
+        const int step = load * kStepsPerLoad + q;
+#pragma unroll
+        for (int j = 0; j < Tiles; j += 2) {
+          uint32_t bf[4];
+          ldmatrix_x4(bf, xtile + j * 8 * kXStride + step * 32);
+#pragma unroll
+          for (int i = 0; i < kRowTiles; ++i) {
+            mma_bf16(part[i][j], af[i], bf[0], bf[1]);
+            mma_bf16(part[i][j + 1], af[i], bf[2], bf[3]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kRowTiles; ++i)
+#pragma unroll
+      for (int j = 0; j < Tiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          acc[i][j][e] = kFourBit ? fmaf(part[i][j][e], group_scale[i][e / 2], acc[i][j][e]) : part[i][j][e];
+  }
+  copy_async_wait_all();
+
+  const float* row_scales = D == DType::Q8 ? reinterpret_cast<const float*>(a.params) : nullptr;
+#pragma unroll
+  for (int i = 0; i < kRowTiles; ++i)
+#pragma unroll
+    for (int j = 0; j < Tiles; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = row0 + (warp * kRowTiles + i) * 16 + g + (e >= 2 ? 8 : 0), tok = tok0 + 8 * j + 2 * t + (e & 1);
+        if (row >= a.n || tok >= a.m) continue;
+        if (a.partials) {
+          a.partials[(int64_t(blockIdx.z) * a.m + tok) * a.n + row] = acc[i][j][e];
+          continue;
+        }
+        float v = acc[i][j][e];
+        if (row_scales) v *= __ldg(row_scales + row);
+        if (a.bias) v += a.bias[row];
+        a.y[int64_t(tok) * a.n + row] = v;
+      }
+}
+
+// y[i, j] = (sum over splits s, in order, of partials[s, i, j]) (* row scale) (+ bias).
+__global__ void add_splits_kernel(const float* partials, int splits, int m, int n, const float* row_scales,
+                                  const float* bias, float* y) {
+  let_dependents_launch();
+  wait_for_producer();
+  const int64_t total = int64_t(m) * n;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    float v = partials[i];
+    for (int s = 1; s < splits; ++s) v += partials[int64_t(s) * total + i];
+    const int row = int(i % n);
+    if (row_scales) v *= row_scales[row];
+    if (bias) v += bias[row];
+    y[i] = v;
+  }
+}
+
+// x [m, k] fp32 -> [m, padded_k] bf16, each 16 values in slot order, zeros past k. One thread per
+// 16 values.
+__global__ void x_to_slots_kernel(const float* x, int m, int k, int padded_k, uint16_t* out) {
+  let_dependents_launch();
+  wait_for_producer();
+  const int blocks_per_row = padded_k / kStepValues;
+  const int64_t total = int64_t(m) * blocks_per_row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / blocks_per_row;
+    const int col0 = int(i - row * blocks_per_row) * kStepValues;
+    const float* src = x + row * k + col0;
+    float v[kStepValues];
+    if (col0 + kStepValues <= k && (reinterpret_cast<uintptr_t>(src) & 15u) == 0) {
+#pragma unroll
+      for (int q = 0; q < kStepValues / 4; ++q) {
+        const float4 f = reinterpret_cast<const float4*>(src)[q];
+        v[4 * q] = f.x, v[4 * q + 1] = f.y, v[4 * q + 2] = f.z, v[4 * q + 3] = f.w;
+      }
+    } else {
+#pragma unroll
+      for (int q = 0; q < kStepValues; ++q) v[q] = col0 + q < k ? src[q] : 0.0f;
+    }
+    uint32_t words[kStepValues / 2];
+#pragma unroll
+    for (int p = 0; p < kStepValues; p += 2) {
+      const __nv_bfloat162 pair = __floats2bfloat162_rn(v[slot_value(p)], v[slot_value(p + 1)]);
+      words[p / 2] = *reinterpret_cast<const uint32_t*>(&pair);
+    }
+    auto* dst = reinterpret_cast<uint4*>(out + row * padded_k + col0);
+    dst[0] = make_uint4(words[0], words[1], words[2], words[3]);
+    dst[1] = make_uint4(words[4], words[5], words[6], words[7]);
+  }
+}
+
+// How a call is cut: token tiles per block, blocks, split-k.
+struct Plan {
+  int tiles, token_blocks, row_blocks, splits, chunks_per_split;
+};
+
+Plan plan_for(int m, int64_t n, int padded_k, int sm_count) {
+  Plan p{};
+  p.tiles = m <= 16 ? 2 : m <= 32 ? 4 : kMaxTiles;
+  p.token_blocks = int(ceil_div(m, 8 * p.tiles));
+  p.row_blocks = int(ceil_div(n, kRows));
+  const int chunks = padded_k / kChunk, blocks = p.token_blocks * p.row_blocks;
+  // Split k only while the blocks do not fill the SMs once, and each share keeps the ring busy.
+  const int splits = std::max(1, std::min(sm_count / std::max(blocks, 1), chunks / kMinChunksPerSplit));
+  p.chunks_per_split = int(ceil_div(chunks, splits));
+  p.splits = int(ceil_div(chunks, p.chunks_per_split));
+  return p;
+}
+
+size_t x_bytes(int m, int padded_k) { return (size_t(m) * size_t(padded_k) * 2 + 255) / 256 * 256; }
+
+template <DType D, int Tiles>
+void launch(const GemmArgs& a, const Plan& p, cudaStream_t stream) {
+  constexpr size_t smem = size_t(kStages) * Stage<D, 8 * Tiles>::bytes;
+  static const bool configured = [] {  // once: past 48 KB of dynamic shared memory needs opting in
+    BRISK_CUDA_CHECK(
+        cudaFuncSetAttribute(mixed_gemm_kernel<D, Tiles>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    return true;
+  }();
+  (void)configured;
+  const dim3 grid(unsigned(p.token_blocks), unsigned(p.row_blocks), unsigned(p.splits));
+  launch_overlapped(mixed_gemm_kernel<D, Tiles>, grid, dim3(kThreads), smem, stream, a);
+}
+
+template <DType D>
+void launch_for(const GemmArgs& a, const Plan& p, cudaStream_t stream) {
+  if (p.tiles == 2) return launch<D, 2>(a, p, stream);
+  if (p.tiles == 4) return launch<D, 4>(a, p, stream);
+  launch<D, kMaxTiles>(a, p, stream);
+}
+
+}  // namespace
+
+bool has_mixed_gemm(DType dtype) {
+  return dtype == DType::Q8 || dtype == DType::Q4 || dtype == DType::NF4 || dtype == DType::LOG4;
+}
+
+size_t mixed_gemm_scratch_bytes(int m, const Tensor& w, int sm_count) {
+  const QuantDeviceLayout l = quant_device_layout(w.dtype, w.dim(0), w.dim(1));
+  const Plan p = plan_for(m, w.dim(0), int(l.padded_k), sm_count);
+  return x_bytes(m, int(l.padded_k)) + (p.splits > 1 ? size_t(p.splits) * size_t(m) * size_t(w.dim(0)) * 4 : 0);
+}
+
+void quant_gemm_mixed(const float* x, int m, int k, const Tensor& w, const float* bias, float* y, void* scratch,
+                      int sm_count, cudaStream_t stream) {
+  BRISK_CHECK(has_mixed_gemm(w.dtype), "quant_gemm_mixed: " + std::string(dtype_name(w.dtype)) + " has no mixed GEMM");
+  BRISK_CHECK(m >= 1 && w.rank() == 2 && w.dim(1) == k, "quant_gemm_mixed: w must be [n, k] and m >= 1");
+  const QuantDeviceView v = quant_device_view(w);
+  if (v.n == 0) return;  // nothing to write (and an empty grid is a launch error)
+  const Plan p = plan_for(m, v.n, v.padded_k, sm_count);
+  BRISK_CHECK(p.row_blocks <= 65535, "quant_gemm_mixed: too many rows");
+  auto* xb = static_cast<uint16_t*>(scratch);
+  const int64_t x_blocks = int64_t(m) * (v.padded_k / kStepValues);
+  launch_overlapped(x_to_slots_kernel, dim3(grid_for(x_blocks, 256)), dim3(256), 0, stream, x, m, k, v.padded_k, xb);
+
+  GemmArgs a{v.codes, v.params, v.code_row_bytes, v.groups, v.padded_k, int(v.n), m, p.chunks_per_split, xb,
+             bias, y, nullptr, {}};
+  if (p.splits > 1)
+    a.partials = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) + x_bytes(m, v.padded_k));
+  if (const QuantTraits& traits = *quant_traits(w.dtype); traits.levels)
+    for (int i = 0; i < 16; ++i) a.levels[i] = f32_to_bf16(traits.levels[i]);
+  switch (w.dtype) {
+    case DType::Q8: launch_for<DType::Q8>(a, p, stream); break;
+    case DType::Q4: launch_for<DType::Q4>(a, p, stream); break;
+    case DType::NF4: launch_for<DType::NF4>(a, p, stream); break;
+    default: launch_for<DType::LOG4>(a, p, stream); break;
+  }
+  if (p.splits == 1) return;
+  const float* row_scales = w.dtype == DType::Q8 ? reinterpret_cast<const float*>(v.params) : nullptr;
+  launch_overlapped(add_splits_kernel, dim3(grid_for(int64_t(m) * v.n, 256)), dim3(256), 0, stream,
+                    static_cast<const float*>(a.partials), p.splits, m, int(v.n), row_scales, bias, y);
+}
+
+}  // namespace brisk::cuda
