@@ -1,0 +1,308 @@
+#include "train/decoder_trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "backends/cpu/matmul.h"
+#include "core/dtype.h"
+#include "models/architecture.h"
+#include "ops/reference.h"
+#include "ops/reference_grad.h"
+
+namespace brisk::train {
+
+namespace {
+
+// Vocabulary rows per chunk of the output head's loss: [rows, 2048] fp32 logits at a time, never
+// [rows, vocab].
+constexpr int64_t kHeadChunk = 2048;
+
+constexpr int kNone = -1;
+
+// Parameter indices of one Linear slot (bias kNone when it has none).
+struct LinearIds {
+  int weight = kNone, bias = kNone;
+};
+
+struct LayerIds {
+  int attn_norm = kNone, mlp_norm = kNone;
+  LinearIds q, k, v, o, gate, up, down;
+};
+
+// What one layer's backward pass needs from its forward, [rows, width] each.
+struct LayerTape {
+  std::vector<float> x, n1, q, k, v, att, h, n2, gate, up, act;
+};
+
+// The forward pass of `windows` windows: the tape of every layer, the last residual and the final
+// norm's output.
+struct Forward {
+  std::vector<int32_t> inputs, targets, positions;
+  std::vector<LayerTape> tape;
+  std::vector<float> last, normed;
+};
+
+// Whether a backward pass writes its input gradient or adds it to what is there (q/k/v and
+// gate/up share their input).
+enum class InputGrad { Write, Add };
+
+}  // namespace
+
+struct DecoderTrainer::Impl {
+  ModelConfig config;
+  ThreadPool pool;
+  std::vector<TrainState::Parameter> params;
+  std::vector<std::vector<float>> grads;
+  int embed = kNone, final_norm = kNone;
+  LinearIds head;  // weight kNone: tied to the embeddings
+  std::vector<LayerIds> layers;
+  // Rotary tables for positions 0..window-1, [window, head_dim / 2] (rebuilt for a longer window).
+  std::vector<float> cos, sin;
+  int64_t table_positions = 0;
+
+  explicit Impl(int threads) : pool(threads) {}
+
+  float* value(int id) { return params[size_t(id)].value.data(); }
+  float* grad(int id) { return grads[size_t(id)].data(); }
+  const float* bias_value(const LinearIds& l) { return l.bias == kNone ? nullptr : value(l.bias); }
+  int head_weight() const { return head.weight == kNone ? embed : head.weight; }
+
+  void ensure_tables(int64_t window) {
+    if (window <= table_positions) return;
+    const std::vector<float> inv_freq = config.rope_inv_freq(window);
+    const float factor = float(config.rope.attention_factor);
+    const int64_t half = int64_t(inv_freq.size());
+    cos.assign(size_t(window * half), 0.0f);
+    sin.assign(size_t(window * half), 0.0f);
+    for (int64_t p = 0; p < window; ++p)
+      for (int64_t i = 0; i < half; ++i) {
+        // As RopeTables forms them (the angle in fp32, then cos and sin exactly).
+        const float angle = float(p) * inv_freq[size_t(i)];
+        cos[size_t(p * half + i)] = float(std::cos(double(angle))) * factor;
+        sin[size_t(p * half + i)] = float(std::sin(double(angle))) * factor;
+      }
+    table_positions = window;
+  }
+
+  // y[rows, out] = x[rows, in] w^T (+ b), the engine's CPU matmul.
+  void linear(const float* x, int64_t rows, const LinearIds& l, float* y) {
+    const std::vector<int64_t>& shape = params[size_t(l.weight)].shape;
+    const Tensor w{value(l.weight), DType::F32, {shape[0], shape[1]}};
+    cpu::matmul(x, rows, shape[1], w, bias_value(l), y, pool);
+  }
+
+  // dx written or added (InputGrad), dw / db added.
+  void linear_backward(const float* x, int64_t rows, const LinearIds& l, const float* dy, float* dx,
+                       std::vector<float>& scratch, InputGrad mode) {
+    const std::vector<int64_t>& shape = params[size_t(l.weight)].shape;
+    const int64_t out = shape[0], in = shape[1];
+    float* target = dx;
+    if (mode == InputGrad::Add) {
+      scratch.resize(size_t(rows * in));
+      target = scratch.data();
+    }
+    ref::linear_backward(x, rows, in, value(l.weight), out, dy, target, grad(l.weight),
+                         l.bias == kNone ? nullptr : grad(l.bias));
+    if (mode == InputGrad::Add) ref::add(dx, target, rows * in);
+  }
+
+  Forward forward(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+};
+
+DecoderTrainer::DecoderTrainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DecoderTrainer::~DecoderTrainer() = default;
+
+Result<std::unique_ptr<DecoderTrainer>> DecoderTrainer::from_model(Model& model, int threads) {
+  const ModelConfig& c = model.config();
+  if (!c.arch || c.arch->family != "llama" || (c.model_type != "llama" && c.model_type != "qwen2"))
+    return make_error("training supports the llama and qwen2 model types; this model is '" + c.model_type + "'");
+  auto impl = std::make_unique<Impl>(threads);
+  impl->config = c;
+  impl->layers.resize(size_t(c.n_layers));
+  std::string problem;
+  model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    if (slot.empty() || !problem.empty()) return;
+    if (is_block_dtype(slot.dtype) || slot.block_order != BlockOrder::RowMajor) {
+      problem = "'" + spec.name + "' is " + std::string(dtype_name(slot.dtype)) +
+                (slot.block_order != BlockOrder::RowMajor ? " in a packed layout" : "") +
+                ": training needs a float checkpoint loaded row-major";
+      return;
+    }
+    const int id = int(impl->params.size());
+    TrainState::Parameter p;
+    p.name = spec.name;
+    p.shape = slot.shape;
+    p.value.resize(size_t(slot.numel()));
+    for (size_t i = 0; i < p.value.size(); ++i) p.value[i] = load_as_f32(slot.data, slot.dtype, i);
+    impl->params.push_back(std::move(p));
+    const bool bias = spec.part == Part::Bias;
+    auto set_linear = [&](LinearIds& l) { (bias ? l.bias : l.weight) = id; };
+    LayerIds* layer = spec.layer == kNoLayer ? nullptr : &impl->layers[size_t(spec.layer)];
+    switch (spec.role) {
+      case Role::TokenEmbed: impl->embed = id; break;
+      case Role::FinalNorm: impl->final_norm = id; break;
+      case Role::Head: set_linear(impl->head); break;
+      case Role::AttnNorm: layer->attn_norm = id; break;
+      case Role::MlpNorm: layer->mlp_norm = id; break;
+      case Role::AttnQ: set_linear(layer->q); break;
+      case Role::AttnK: set_linear(layer->k); break;
+      case Role::AttnV: set_linear(layer->v); break;
+      case Role::AttnO: set_linear(layer->o); break;
+      case Role::MlpGate: set_linear(layer->gate); break;
+      case Role::MlpUp: set_linear(layer->up); break;
+      case Role::MlpDown: set_linear(layer->down); break;
+      default: problem = "'" + spec.name + "' (" + role_name(spec.role) + ") has no training graph yet";
+    }
+  });
+  if (!problem.empty()) return make_error(problem);
+  if (impl->embed == kNone || impl->final_norm == kNone)
+    return make_error("training: the model has no token embeddings or final norm");
+  for (const LayerIds& l : impl->layers)
+    if (l.attn_norm == kNone || l.mlp_norm == kNone || l.q.weight == kNone || l.k.weight == kNone ||
+        l.v.weight == kNone || l.o.weight == kNone || l.gate.weight == kNone || l.up.weight == kNone ||
+        l.down.weight == kNone)
+      return make_error("training: a layer lacks one of its norms or projections (fused q/k/v or gate/up?)");
+  for (const TrainState::Parameter& p : impl->params) impl->grads.emplace_back(p.value.size(), 0.0f);
+  return std::unique_ptr<DecoderTrainer>(new DecoderTrainer(std::move(impl)));
+}
+
+const ModelConfig& DecoderTrainer::config() const { return impl_->config; }
+std::vector<TrainState::Parameter>& DecoderTrainer::parameters() { return impl_->params; }
+std::vector<std::vector<float>>& DecoderTrainer::gradients() { return impl_->grads; }
+
+void DecoderTrainer::zero_gradients() {
+  for (std::vector<float>& g : impl_->grads) std::fill(g.begin(), g.end(), 0.0f);
+}
+
+Forward DecoderTrainer::Impl::forward(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
+  Impl& s = *this;
+  const ModelConfig& c = s.config;
+  BRISK_CHECK(windows >= 1 && window >= 1 && int64_t(tokens.size()) == windows * (window + 1),
+              "DecoderTrainer: tokens must hold windows * (window + 1) ids");
+  const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
+  const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
+  const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(hd));
+  s.ensure_tables(window);
+  Forward f;
+  for (int64_t w = 0; w < windows; ++w)
+    for (int64_t i = 0; i < window; ++i) {
+      const int32_t id = tokens[size_t(w * (window + 1) + i)], next = tokens[size_t(w * (window + 1) + i + 1)];
+      BRISK_CHECK(id >= 0 && id < c.vocab_size && next >= 0 && next < c.vocab_size,
+                  "DecoderTrainer: token id outside the vocabulary");
+      f.inputs.push_back(id);
+      f.targets.push_back(next);
+      f.positions.push_back(int32_t(i));
+    }
+  std::vector<float> x(size_t(rows * d)), tmp(size_t(rows * d));
+  const float* table = s.value(s.embed);
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy_n(table + int64_t(f.inputs[size_t(r)]) * d, d, x.data() + r * d);
+  f.tape.resize(s.layers.size());
+  for (size_t li = 0; li < s.layers.size(); ++li) {
+    const LayerIds& L = s.layers[li];
+    LayerTape& t = f.tape[li];
+    t.x = x;
+    t.n1.resize(size_t(rows * d));
+    ref::rms_norm(x.data(), s.value(L.attn_norm), rows, d, eps, t.n1.data());
+    t.q.resize(size_t(rows * q_dim));
+    t.k.resize(size_t(rows * kv_dim));
+    t.v.resize(size_t(rows * kv_dim));
+    s.linear(t.n1.data(), rows, L.q, t.q.data());
+    s.linear(t.n1.data(), rows, L.k, t.k.data());
+    s.linear(t.n1.data(), rows, L.v, t.v.data());
+    ref::rope(t.q.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+    ref::rope(t.k.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+    t.att.resize(size_t(rows * q_dim));
+    for (int64_t w = 0; w < windows; ++w)
+      ref::causal_attention(t.q.data() + w * window * q_dim, t.k.data() + w * window * kv_dim,
+                            t.v.data() + w * window * kv_dim, window, c.n_heads, c.n_kv_heads, hd, scale,
+                            t.att.data() + w * window * q_dim);
+    s.linear(t.att.data(), rows, L.o, tmp.data());
+    ref::add(x.data(), tmp.data(), rows * d);
+    t.h = x;
+    t.n2.resize(size_t(rows * d));
+    ref::rms_norm(x.data(), s.value(L.mlp_norm), rows, d, eps, t.n2.data());
+    t.gate.resize(size_t(rows * ff));
+    t.up.resize(size_t(rows * ff));
+    t.act.resize(size_t(rows * ff));
+    s.linear(t.n2.data(), rows, L.gate, t.gate.data());
+    s.linear(t.n2.data(), rows, L.up, t.up.data());
+    ref::silu_mul(t.gate.data(), t.up.data(), t.act.data(), rows * ff);
+    s.linear(t.act.data(), rows, L.down, tmp.data());
+    ref::add(x.data(), tmp.data(), rows * d);
+  }
+  f.last = x;
+  f.normed.resize(size_t(rows * d));
+  ref::rms_norm(x.data(), s.value(s.final_norm), rows, d, eps, f.normed.data());
+  return f;
+}
+
+double DecoderTrainer::cross_entropy_step(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
+  Impl& s = *impl_;
+  const ModelConfig& c = s.config;
+  Forward f = s.forward(tokens, windows, window);
+  const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
+  const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
+  const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(hd));
+  BRISK_CHECK(s.head.bias == kNone, "DecoderTrainer: a biased output head has no training graph");
+
+  std::vector<float> dnormed(size_t(rows * d)), dx(size_t(rows * d)), dtmp(size_t(rows * d)), scratch;
+  const double loss = ref::cross_entropy_head(f.normed.data(), rows, d, s.value(s.head_weight()), c.vocab_size,
+                                              f.targets.data(), kHeadChunk, dnormed.data(), s.grad(s.head_weight()));
+  ref::rms_norm_backward(f.last.data(), s.value(s.final_norm), rows, d, eps, dnormed.data(), dx.data(),
+                         s.grad(s.final_norm));
+  std::vector<float> dact(size_t(rows * ff)), dgate(size_t(rows * ff)), dup(size_t(rows * ff));
+  std::vector<float> datt(size_t(rows * q_dim)), dq(size_t(rows * q_dim)), dk(size_t(rows * kv_dim)),
+      dv(size_t(rows * kv_dim));
+  for (size_t li = s.layers.size(); li-- > 0;) {
+    const LayerIds& L = s.layers[li];
+    const LayerTape& t = f.tape[li];
+    // MLP: dx is dL/d(output of the layer) = dL/dh through the residual, plus the MLP's path.
+    s.linear_backward(t.act.data(), rows, L.down, dx.data(), dact.data(), scratch, InputGrad::Write);
+    ref::silu_mul_backward(t.gate.data(), t.up.data(), dact.data(), dgate.data(), dup.data(), rows * ff);
+    s.linear_backward(t.n2.data(), rows, L.gate, dgate.data(), dtmp.data(), scratch, InputGrad::Write);
+    s.linear_backward(t.n2.data(), rows, L.up, dup.data(), dtmp.data(), scratch, InputGrad::Add);
+    std::vector<float>& dnorm = dnormed;  // reused: dL/d(residual) through the norm
+    ref::rms_norm_backward(t.h.data(), s.value(L.mlp_norm), rows, d, eps, dtmp.data(), dnorm.data(),
+                           s.grad(L.mlp_norm));
+    ref::add(dx.data(), dnorm.data(), rows * d);
+    // Attention.
+    s.linear_backward(t.att.data(), rows, L.o, dx.data(), datt.data(), scratch, InputGrad::Write);
+    for (int64_t w = 0; w < windows; ++w)
+      ref::causal_attention_backward(t.q.data() + w * window * q_dim, t.k.data() + w * window * kv_dim,
+                                     t.v.data() + w * window * kv_dim, datt.data() + w * window * q_dim, window,
+                                     c.n_heads, c.n_kv_heads, hd, scale, dq.data() + w * window * q_dim,
+                                     dk.data() + w * window * kv_dim, dv.data() + w * window * kv_dim);
+    ref::rope_backward(dq.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+    ref::rope_backward(dk.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+    s.linear_backward(t.n1.data(), rows, L.q, dq.data(), dtmp.data(), scratch, InputGrad::Write);
+    s.linear_backward(t.n1.data(), rows, L.k, dk.data(), dtmp.data(), scratch, InputGrad::Add);
+    s.linear_backward(t.n1.data(), rows, L.v, dv.data(), dtmp.data(), scratch, InputGrad::Add);
+    ref::rms_norm_backward(t.x.data(), s.value(L.attn_norm), rows, d, eps, dtmp.data(), dnorm.data(),
+                           s.grad(L.attn_norm));
+    ref::add(dx.data(), dnorm.data(), rows * d);
+  }
+  ref::embedding_backward(f.inputs.data(), rows, d, dx.data(), s.grad(s.embed));
+  return loss;
+}
+
+double DecoderTrainer::cross_entropy(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
+  Impl& s = *impl_;
+  const Forward f = s.forward(tokens, windows, window);
+  return ref::cross_entropy_head(f.normed.data(), windows * window, s.config.hidden_size, s.value(s.head_weight()),
+                                 s.config.vocab_size, f.targets.data(), kHeadChunk, nullptr, nullptr);
+}
+
+std::vector<float> DecoderTrainer::logits(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
+  Impl& s = *impl_;
+  const Forward f = s.forward(tokens, windows, window);
+  const int64_t rows = windows * window;
+  std::vector<float> out(size_t(rows * s.config.vocab_size));
+  LinearIds head = s.head;
+  head.weight = s.head_weight();
+  s.linear(f.normed.data(), rows, head, out.data());
+  return out;
+}
+
+}  // namespace brisk::train

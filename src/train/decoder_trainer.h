@@ -1,0 +1,52 @@
+// A decoder's fp32 training graph on the CPU (issue 21): the Llama family's pre-norm layer stack
+//   x += o(Attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = RMSNorm(x)
+//   x += down(silu(gate(n2)) * up(n2)),             n2 = RMSNorm(x)
+//   logits = head(RMSNorm(x))
+// (Llama, Qwen2's q/k/v biases, Mistral without a sliding window) over whole windows of tokens,
+// every activation kept for the backward pass. The forward is the inference model's arithmetic on
+// the same fp32 weights (the parameters come from a model the engine loaded, by role), and the
+// tests compare its logits with the engine's, so what training optimizes is what brisk runs.
+// Gradients are the reference backward passes (ops/reference_grad.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "models/model.h"
+#include "train/checkpoint.h"
+
+namespace brisk::train {
+
+class DecoderTrainer {
+ public:
+  // fp32 copies of `model`'s parameters (a Llama-family decoder loaded on a CPU backend with row-major
+  // weights), named and shaped as its checkpoint names them. Errors name what is not supported.
+  static Result<std::unique_ptr<DecoderTrainer>> from_model(Model& model, int threads);
+  ~DecoderTrainer();
+
+  const ModelConfig& config() const;
+  // Parameters in the checkpoint's order, and one gradient array per parameter (same sizes).
+  std::vector<TrainState::Parameter>& parameters();
+  std::vector<std::vector<float>>& gradients();
+  void zero_gradients();
+
+  // `windows` sequences of window + 1 tokens each, back to back in `tokens`: the inputs are each
+  // sequence's first `window` tokens at positions 0.., the targets the same shifted by one.
+  // Returns the mean next-token cross-entropy; adds its gradients to gradients().
+  double cross_entropy_step(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+  // The loss alone (no gradients, no activations kept).
+  double cross_entropy(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+  // The logits of the inputs, [windows * window, vocab] (for tests against the engine).
+  std::vector<float> logits(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+
+ private:
+  struct Impl;
+  explicit DecoderTrainer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace brisk::train
