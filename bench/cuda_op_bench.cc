@@ -27,7 +27,6 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/quant_gemm_int8.cuh"
-#include "backends/cuda/quant_gemv.cuh"
 #include "backends/cuda/quant_gemv_int8.cuh"
 #include "backends/cuda/quant_layout.h"
 #include "core/dtype.h"
@@ -189,16 +188,8 @@ int main(int argc, char** argv) {
           be.matmul(x.data(), m, k, weights[size_t(call) % copies], nullptr, y.data());
         });
         const double gbps = (double(bytes) + double(m * k + m * n) * 4) / s / 1e9;
-        const std::string name = dtype == DType::Q8 ? "q8" : "q4g128";
-        rows.push_back({(m <= 8 ? "gemv_" : "gemm_mixed_") + name, m, n, k, s * 1e6, gbps, gbps / copy_gbps});
-        if (m > 8) continue;
-        // The same GEMV shape on fp32 x (no activation quantizer), called directly.
-        const double s32 = median_seconds(stream, 25, 8, [&](int call) {
-          cuda::quant_gemv(x.data(), int(m), int(k), weights[size_t(call) % copies], nullptr, y.data(),
-                           prop.multiProcessorCount, stream);
-        });
-        const double gbps32 = (double(bytes) + double(m * k + m * n) * 4) / s32 / 1e9;
-        rows.push_back({"gemv_fp32x_" + name, m, n, k, s32 * 1e6, gbps32, gbps32 / copy_gbps});
+        const std::string kind = std::string(m <= 8 ? "gemv_" : "gemm_int8_") + (dtype == DType::Q8 ? "q8" : "q4g128");
+        rows.push_back({kind, m, n, k, s * 1e6, gbps, gbps / copy_gbps});
       }
       be.synchronize();
     }

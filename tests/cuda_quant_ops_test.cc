@@ -4,8 +4,6 @@
 // and the dequantize-to-bf16 GEMM path (Q8A8 / F8 shapes cuBLASLt does not take).
 #include "cuda_ops_fixture.h"
 
-#include "backends/cuda/quant_gemv.cuh"
-
 namespace brisk {
 namespace {
 
@@ -259,33 +257,6 @@ TEST_F(CudaOps, QuantizedMixedGemmMatchesReference) {
                              " n=" + std::to_string(n) + " k=" + std::to_string(k);
     EXPECT_LT(report(name, host(dy.data(), size_t(m * n)), want), 1e-5) << name;
   }
-}
-
-// The weight-only GEMV on fp32 x (quant_gemv.cuh) for every block dtype, called directly: codes
-// widened in registers, fp32 products and sums, so within 1e-5 of ref::matmul (double sums).
-TEST_F(CudaOps, QuantizedFp32GemvMatchesReference) {
-  int gpu = 0, sm_count = 0;
-  ASSERT_EQ(cudaGetDevice(&gpu), cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, gpu), cudaSuccess);
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{77, 300}, {130, 4100}, {40, 13000}, {3, 128}};
-  for (DType dtype : kBlockDtypes)
-    for (int64_t m : {int64_t(1), int64_t(2), int64_t(3), int64_t(8)})
-      for (size_t s = 0; s < shapes.size(); ++s) {
-        const auto [n, k] = shapes[s];
-        const Symmetry sym = dtype == DType::Q4 && (m + int64_t(s)) % 2 ? Symmetry::Asymmetric : Symmetry::Symmetric;
-        HostQuantWeight q = make_quant_weight(dtype, n, k, sym, rng_);
-        const Tensor dw = be().upload(q.tensor);
-        const std::vector<float> x = random_vector(size_t(m * k), rng_), bias = random_vector(size_t(n), rng_);
-        const float* b = s % 2 ? bias.data() : nullptr;
-        Buffer dx = device(x), db = device(bias), dy = poisoned(size_t(m * n));
-        cuda::quant_gemv(dx.data(), int(m), int(k), dw, b ? db.data() : nullptr, dy.data(), sm_count, be().stream());
-        std::vector<float> want(size_t(m * n));
-        ref::matmul(x.data(), m, k, q.tensor, b, want.data());
-        const std::string name = "fp32 gemv dtype=" + std::string(dtype_name(dtype)) +
-                                 (sym == Symmetry::Asymmetric ? "-asym" : "") + " m=" + std::to_string(m) +
-                                 " n=" + std::to_string(n) + " k=" + std::to_string(k);
-        EXPECT_LT(report(name, host(dy.data(), size_t(m * n)), want), 1e-5) << name;
-      }
 }
 
 // q/k/v-like quantized matrices through matmul_same_input (x quantized once for the int8 GEMV

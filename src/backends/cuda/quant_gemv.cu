@@ -153,65 +153,38 @@ __device__ __forceinline__ void fma4(const float (&w)[4], const float4& x, float
   acc = fmaf(w[3], x.w, acc);
 }
 
-// acc[mi][r] += (16-byte vector w[r], decoded) . x[mi] over the vector's values; xv is the
-// vector's first value in row 0 of the staged x. 8-bit: 16 values, the row scale is applied at the
-// end. 4-bit: 32 values of one group (value 4t + e in the low nibbles of word t, 16 + 4t + e in the
-// high), summed apart and scaled by the group's scale (params[r]: the group's word).
+// acc[mi][r] += (16-byte vector w[r] of an 8-bit format, decoded) . x[mi] over the vector's 16
+// values; xv is the vector's first value in row 0 of the staged x. The row scale is applied at the
+// end.
 template <Format F, int M, int R>
-__device__ __forceinline__ void accumulate_vector(const uint4 (&w)[R], const uint32_t (&params)[R],
-                                                  const float* levels, const float* xv, float (&acc)[M][R]) {
+__device__ __forceinline__ void accumulate_vector(const uint4 (&w)[R], const float* xv, float (&acc)[M][R]) {
   constexpr int CHP = QuantShape<M>::CHP;
-  if constexpr (bits_of(F) == 8) {
 #pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      float wv[R][4];
+  for (int t = 0; t < 4; ++t) {
+    float wv[R][4];
 #pragma unroll
-      for (int r = 0; r < R; ++r) decode_word8<F>(word_of(w[r], t), wv[r]);
+    for (int r = 0; r < R; ++r) decode_word8<F>(word_of(w[r], t), wv[r]);
 #pragma unroll
-      for (int mi = 0; mi < M; ++mi) {
-        const float4 xa = *reinterpret_cast<const float4*>(xv + mi * CHP + 4 * t);
+    for (int mi = 0; mi < M; ++mi) {
+      const float4 xa = *reinterpret_cast<const float4*>(xv + mi * CHP + 4 * t);
 #pragma unroll
-        for (int r = 0; r < R; ++r) fma4(wv[r], xa, acc[mi][r]);
-      }
+      for (int r = 0; r < R; ++r) fma4(wv[r], xa, acc[mi][r]);
     }
-  } else {
-    float part[M][R] = {};
-#pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      float lo[R][4], hi[R][4];
-#pragma unroll
-      for (int r = 0; r < R; ++r) decode_word4<F>(word_of(w[r], t), params[r], levels, lo[r], hi[r]);
-#pragma unroll
-      for (int mi = 0; mi < M; ++mi) {
-        const float4 xa = *reinterpret_cast<const float4*>(xv + mi * CHP + 4 * t);
-        const float4 xb = *reinterpret_cast<const float4*>(xv + mi * CHP + 16 + 4 * t);
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          fma4(lo[r], xa, part[mi][r]);
-          fma4(hi[r], xb, part[mi][r]);
-        }
-      }
-    }
-#pragma unroll
-    for (int mi = 0; mi < M; ++mi)
-#pragma unroll
-      for (int r = 0; r < R; ++r) acc[mi][r] = fmaf(part[mi][r], group_scale(params[r]), acc[mi][r]);
   }
 }
 
 template <Format F, int M>
 __global__ void __launch_bounds__(kGemvThreads)
     quant_gemv_kernel(const float* __restrict__ x, int m, int k, bool x_vec4, QuantDeviceView w,
-                      const float* __restrict__ bias, float* __restrict__ y, Levels levels) {
+                      const float* __restrict__ bias, float* __restrict__ y) {
+  // The 4-bit formats take quant_gemv_int8 (int8 activations); this kernel serves F8 and Q8A8.
+  static_assert(bits_of(F) == 8, "8-bit formats only");
   using S = QuantShape<M>;
   constexpr int R = S::R, U = S::U, CH = S::CH;
-  constexpr int kValues = bits_of(F) == 8 ? 16 : 32;  // values per 16-byte vector
-  constexpr int kVectorsPerGroup = int(kQ4GroupValues) / 32;
+  constexpr int kValues = 16;  // values per 16-byte vector
   extern __shared__ __align__(16) float quant_smem[];
   float* xs = quant_smem;                    // [M][CHP]
   float* acc_s = quant_smem + kGemvXFloats;  // [rows_here][M]
-  __shared__ float level_s[16];
-  if (threadIdx.x < 16) level_s[threadIdx.x] = levels.v[threadIdx.x];  // read after the first barrier
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int64_t grid = gridDim.x, b = blockIdx.x;
@@ -227,12 +200,10 @@ __global__ void __launch_bounds__(kGemvThreads)
 
     for (int64_t g = warp; g < row_groups; g += kGemvWarps) {
       const uint8_t* wrow[R];
-      const uint32_t* wparams[R];  // 4-bit: the chunk's first group word of each row
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         const int64_t j = g * R + r, row = b + (j < rows_here ? j : 0) * grid;
         wrow[r] = w.codes + row * w.code_row_bytes + int64_t(c0 / kValues) * 16;
-        wparams[r] = w.params + row * w.groups + c0 / int(kQ4GroupValues);
       }
       float acc[M][R];
 #pragma unroll
@@ -253,11 +224,7 @@ __global__ void __launch_bounds__(kGemvThreads)
         for (int u = 0; u < U; ++u) {
           const int v = v0 + u * 32 + lane;
           if (v >= nvec) break;
-          uint32_t params[R] = {};
-          if constexpr (bits_of(F) == 4)
-#pragma unroll
-            for (int r = 0; r < R; ++r) params[r] = __ldg(wparams[r] + v / kVectorsPerGroup);
-          accumulate_vector<F, M, R>(buf[u], params, level_s, xs + padded_index(v * kValues), acc);
+          accumulate_vector<F, M, R>(buf[u], xs + padded_index(v * kValues), acc);
         }
       }
 
@@ -268,7 +235,7 @@ __global__ void __launch_bounds__(kGemvThreads)
   __syncthreads();
   for (int64_t i = threadIdx.x; i < rows_here * m; i += kGemvThreads) {
     const int64_t j = i / m, mi = i - j * m, row = b + j * grid;
-    const float scale = bits_of(F) == 8 ? __uint_as_float(__ldg(w.params + row)) : 1.0f;
+    const float scale = __uint_as_float(__ldg(w.params + row));
     y[mi * w.n + row] = acc_s[j * M + mi] * scale + (bias ? bias[row] : 0.0f);
   }
 }
@@ -296,7 +263,7 @@ void launch_quant_gemv(const float* x, int m, int k, const Tensor& w, const floa
   grid = std::min(grid, ceil_div(qm.n, R));                   // at least R rows per block
   const bool x_vec4 = k % 4 == 0 && alignment_of(x) >= 16;
   quant_gemv_kernel<F, M><<<unsigned(grid), kGemvThreads, kGemvSmemBytes, stream>>>(
-      x, m, k, x_vec4, qm, bias, y, levels_of(w.dtype));
+      x, m, k, x_vec4, qm, bias, y);
   BRISK_CUDA_LAUNCH_CHECK();
 }
 
@@ -392,13 +359,11 @@ __global__ void __launch_bounds__(kRowThreads)
 void quant_gemv(const float* x, int m, int k, const Tensor& w, const float* bias, float* y, int sm_count,
                 cudaStream_t stream) {
   switch (w.dtype) {
+    // Q8 (on fp32 x) stays reachable for comparisons; the engine runs it through quant_gemv_int8.
     case DType::Q8:
     case DType::Q8A8: return dispatch_rows<Format::Int8>(x, m, k, w, bias, y, sm_count, stream);
     case DType::F8: return dispatch_rows<Format::E4m3>(x, m, k, w, bias, y, sm_count, stream);
-    case DType::Q4: return dispatch_rows<Format::Int4>(x, m, k, w, bias, y, sm_count, stream);
-    case DType::NF4:
-    case DType::LOG4: return dispatch_rows<Format::Codebook4>(x, m, k, w, bias, y, sm_count, stream);
-    default: BRISK_CHECK(false, "quant_gemv: " + std::string(dtype_name(w.dtype)) + " is not a block dtype");
+    default: BRISK_CHECK(false, "quant_gemv: " + std::string(dtype_name(w.dtype)) + " runs in quant_gemv_int8");
   }
 }
 
