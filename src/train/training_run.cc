@@ -1,0 +1,199 @@
+#include "train/training_run.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <string>
+
+#include "backends/cpu/cpu_backend.h"
+#include "core/mapped_file.h"
+#include "formats/safetensors.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
+#include "train/checkpoint.h"
+#include "train/decoder_trainer.h"
+#include "train/token_windows.h"
+
+namespace brisk::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kStateFile = "train_state.safetensors";
+
+Status check_options(const TrainOptions& o) {
+  if (o.steps < 1) return make_error("--steps must be at least 1");
+  if (o.window < 2) return make_error("--window must be at least 2 tokens");
+  if (o.batch_windows < 1 || o.accumulation < 1) return make_error("--batch and --accumulate must be at least 1");
+  if (o.eval_ctx < 2) return make_error("--eval-ctx must be at least 2 tokens");
+  if (o.data.empty()) return make_error("no training text given (--data)");
+  if (o.out.empty()) return make_error("no output folder given (-o)");
+  if (!o.resume && fs::exists(o.out) && !fs::is_empty(o.out))
+    return make_error(o.out.string() + " is not empty (pass --resume to continue the run saved there)");
+  if (o.resume && !fs::exists(checkpoint_path(o.out)))
+    return make_error("--resume: " + checkpoint_path(o.out).string() + " does not exist");
+  return ok_status();
+}
+
+// Perplexity of `tokens` by `brisk perplexity`'s protocol: consecutive windows of ctx tokens (the
+// last partial one dropped), positions 0..ctx-2 of each predicting tokens 1..ctx-1.
+Result<double> eval_perplexity(DecoderTrainer& trainer, const std::vector<int32_t>& tokens, int64_t ctx,
+                               int64_t max_windows) {
+  int64_t windows = int64_t(tokens.size()) / ctx;
+  if (max_windows > 0) windows = std::min(windows, max_windows);
+  if (windows == 0)
+    return make_error("the eval text has " + std::to_string(tokens.size()) + " tokens: fewer than one window of " +
+                      std::to_string(ctx));
+  double nll = 0;
+  for (int64_t w = 0; w < windows; ++w) {
+    const std::span<const int32_t> window(tokens.data() + w * ctx, size_t(ctx));
+    nll += trainer.cross_entropy(window, 1, ctx - 1) * double(ctx - 1);
+  }
+  return std::exp(nll / double(windows * (ctx - 1)));
+}
+
+// The saved parameters by name (the file keeps them sorted by name, the model in load order).
+Status restore(TrainState& saved, std::vector<TrainState::Parameter>& params, const fs::path& path) {
+  if (saved.parameters.size() != params.size())
+    return make_error(path.string() + ": " + std::to_string(saved.parameters.size()) + " parameters, the model has " +
+                      std::to_string(params.size()));
+  std::map<std::string, TrainState::Parameter*> by_name;
+  for (TrainState::Parameter& s : saved.parameters) by_name[s.name] = &s;
+  for (TrainState::Parameter& p : params) {
+    auto it = by_name.find(p.name);
+    if (it == by_name.end()) return make_error(path.string() + ": no parameter '" + p.name + "'");
+    if (it->second->shape != p.shape)
+      return make_error(path.string() + ": parameter '" + p.name + "' has another shape than the model's");
+    p = std::move(*it->second);
+  }
+  return ok_status();
+}
+
+// The trained model as a Hugging Face folder: fp32 weights, every other file of the source folder
+// (config, tokenizer, generation config) copied.
+Status write_model_folder(const fs::path& source, const fs::path& out, const std::vector<TrainState::Parameter>& params) {
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(source, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || name.ends_with(".safetensors") || name == "model.safetensors.index.json") continue;
+    fs::copy_file(e.path(), out / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) return make_error("copying " + e.path().string() + " to " + out.string() + ": " + ec.message());
+  }
+  if (ec) return make_error("reading " + source.string() + ": " + ec.message());
+  std::vector<NamedTensor> tensors;
+  for (const TrainState::Parameter& p : params) {
+    Tensor t;
+    t.data = const_cast<float*>(p.value.data());  // written, not modified
+    t.dtype = DType::F32;
+    t.shape = p.shape;
+    tensors.push_back({p.name, t});
+  }
+  const fs::path partial = out / "model.safetensors.partial";
+  if (Status st = write_safetensors(partial, tensors, {{"format", "pt"}}); !st.ok()) return st;
+  fs::rename(partial, out / "model.safetensors", ec);
+  if (ec) return make_error("renaming " + partial.string() + ": " + ec.message());
+  return ok_status();
+}
+
+}  // namespace
+
+fs::path checkpoint_path(const fs::path& out) { return out / kStateFile; }
+
+Result<TrainReport> run_training(const TrainOptions& o, const std::function<void(const StepReport&)>& on_step) {
+  if (Status st = check_options(o); !st.ok()) return st.error();
+  std::unique_ptr<DecoderTrainer> trainer;
+  {
+    CpuBackend backend(1);  // only to load: the trainer keeps fp32 copies and its own threads
+    ModelOptions load_options;
+    load_options.max_rows = 64;
+    BRISK_ASSIGN(model, load_model(o.model, backend, load_options));
+    BRISK_ASSIGN(made, DecoderTrainer::from_model(*model, o.threads));
+    trainer = std::move(made);
+  }
+  BRISK_ASSIGN(tokenizer, Tokenizer::load(o.model));
+  BRISK_ASSIGN(windows, TokenWindows::from_files(*tokenizer, o.data, o.window));
+  std::vector<int32_t> eval_tokens;
+  if (o.eval) {
+    BRISK_ASSIGN(text, read_text_file(*o.eval, size_t(1) << 30));
+    if (Status valid = utf8::require_valid(text, o.eval->string()); !valid.ok()) return valid.error();
+    eval_tokens = tokenizer->encode(text, AddSpecial::No);
+  }
+
+  std::vector<TrainState::Parameter>& params = trainer->parameters();
+  TrainState state;  // step and data position; the parameters live in the trainer
+  state.seed = o.seed;
+  if (o.resume) {
+    BRISK_ASSIGN(saved, load_checkpoint(checkpoint_path(o.out)));
+    if (Status st = restore(saved, params, checkpoint_path(o.out)); !st.ok()) return st.error();
+    state.step = saved.step, state.epoch = saved.epoch, state.window = saved.window, state.seed = saved.seed;
+    if (state.step >= o.steps)
+      return make_error("--resume: the run saved in " + o.out.string() + " has taken " + std::to_string(state.step) +
+                        " steps already (--steps " + std::to_string(o.steps) + ")");
+  }
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec) return make_error("creating " + o.out.string() + ": " + ec.message());
+  auto save_state = [&]() {
+    state.parameters = params;  // the values and moments as they are now
+    Status st = save_checkpoint(checkpoint_path(o.out), state);
+    state.parameters.clear();
+    return st;
+  };
+
+  const AdamW optimizer(o.adam);
+  std::vector<std::pair<float*, int64_t>> grads;
+  for (std::vector<float>& g : trainer->gradients()) grads.emplace_back(g.data(), int64_t(g.size()));
+  const int64_t tokens_per_step = o.batch_windows * o.accumulation * o.window;
+  TrainReport report;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<int32_t> batch;
+  trainer->zero_gradients();
+  for (int64_t step = state.step + 1; step <= o.steps; ++step) {
+    double loss = 0;
+    for (int64_t a = 0; a < o.accumulation; ++a) {
+      batch.clear();
+      for (int64_t b = 0; b < o.batch_windows; ++b) {
+        const std::span<const int32_t> w = windows.at(state.epoch, state.window, state.seed);
+        batch.insert(batch.end(), w.begin(), w.end());
+        if (++state.window == windows.size()) state.window = 0, ++state.epoch;
+      }
+      loss += trainer->cross_entropy_step(batch, o.batch_windows, o.window) / double(o.accumulation);
+    }
+    if (o.accumulation > 1)
+      for (auto [g, n] : grads)
+        for (int64_t i = 0; i < n; ++i) g[i] /= float(o.accumulation);
+    StepReport r;
+    r.step = step, r.steps = o.steps, r.loss = loss, r.lr = o.schedule.at(step);
+    r.grad_norm = clip_grad_norm(grads, o.clip > 0 ? o.clip : std::numeric_limits<double>::infinity());
+    for (size_t p = 0; p < params.size(); ++p)
+      optimizer.update(params[p].value.data(), grads[p].first, grads[p].second, params[p].adam, step, r.lr);
+    trainer->zero_gradients();
+    state.step = step;
+    report.tokens += tokens_per_step;
+    ++report.steps;
+    if (report.steps == 1) report.initial_loss = loss;
+    report.final_loss = loss;
+    if (o.eval && o.eval_every > 0 && step % o.eval_every == 0 && step != o.steps) {
+      BRISK_ASSIGN(ppl, eval_perplexity(*trainer, eval_tokens, o.eval_ctx, o.eval_windows));
+      r.eval_ppl = ppl;
+    }
+    if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0 && step != o.steps)
+      if (Status st = save_state(); !st.ok()) return st.error();
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    r.tokens_per_s = double(report.tokens) / std::max(r.seconds, 1e-9);
+    if (on_step) on_step(r);
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.tokens_per_s = double(report.tokens) / std::max(report.seconds, 1e-9);
+  if (Status st = save_state(); !st.ok()) return st.error();
+  if (o.eval) {
+    BRISK_ASSIGN(ppl, eval_perplexity(*trainer, eval_tokens, o.eval_ctx, o.eval_windows));
+    report.eval_ppl = ppl;
+  }
+  if (Status st = write_model_folder(o.model, o.out, params); !st.ok()) return st.error();
+  return report;
+}
+
+}  // namespace brisk::train

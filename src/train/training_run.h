@@ -1,0 +1,63 @@
+// One `brisk train` run (issue 21): a float Llama-family model folder fine-tuned on text files with
+// next-token cross-entropy on the CPU (DecoderTrainer), AdamW with warmup + cosine, global-norm
+// clipping and gradient accumulation; eval perplexity on a held-out file by `brisk perplexity`'s
+// protocol; a checkpoint of parameters, moments and data position every N steps from which a
+// resumed run continues bit for bit; the result written as a Hugging Face folder (fp32 weights, the
+// source's config and tokenizer files).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "core/error.h"
+#include "train/adamw.h"
+#include "train/lr_schedule.h"
+
+namespace brisk::train {
+
+struct TrainOptions {
+  std::filesystem::path model;  // a float llama / qwen2 Hugging Face folder
+  std::vector<std::filesystem::path> data;
+  std::optional<std::filesystem::path> eval;  // held-out text for perplexity
+  std::filesystem::path out;                  // the trained model folder (created)
+  int64_t steps = 100;
+  int64_t window = 256;           // tokens per training sequence
+  int64_t batch_windows = 4;      // sequences per micro-batch
+  int64_t accumulation = 1;       // micro-batches per optimizer step
+  LrSchedule schedule{3e-4, 3e-5, 10, 100};
+  AdamWOptions adam;
+  double clip = 1.0;              // global gradient-norm limit (0: none)
+  uint64_t seed = 0;              // the data order
+  int64_t eval_every = 0;         // steps between evaluations (0: only at the end)
+  int64_t eval_ctx = 512;         // perplexity window
+  int64_t eval_windows = 0;       // evaluate at most this many windows (0: all)
+  int64_t checkpoint_every = 0;   // steps between checkpoints (0: only at the end)
+  bool resume = false;            // continue from out/train_state.safetensors
+  int threads = 0;                // 0: all cores
+};
+
+// What the progress callback sees after each optimizer step.
+struct StepReport {
+  int64_t step = 0, steps = 0;
+  double loss = 0, lr = 0, grad_norm = 0;
+  double tokens_per_s = 0, seconds = 0;
+  std::optional<double> eval_ppl;  // set on the steps that evaluated
+};
+
+struct TrainReport {
+  double initial_loss = 0, final_loss = 0;  // the first and the last step's mean loss
+  std::optional<double> eval_ppl;           // at the end, when an eval file was given
+  int64_t steps = 0, tokens = 0;            // this run's steps and training tokens
+  double seconds = 0, tokens_per_s = 0;
+};
+
+// The checkpoint a run writes and `resume` reads: <out>/train_state.safetensors.
+std::filesystem::path checkpoint_path(const std::filesystem::path& out);
+
+Result<TrainReport> run_training(const TrainOptions& options,
+                                 const std::function<void(const StepReport&)>& on_step = {});
+
+}  // namespace brisk::train

@@ -1,0 +1,105 @@
+// `brisk train`'s run (train/training_run.h) on the shared Qwen2 model: a short run lowers the
+// loss and writes a folder the engine loads; a run stopped and resumed from its checkpoint ends
+// with exactly the weights of the same run made in one go; bad options are refused.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "backends/cpu/cpu_backend.h"
+#include "models/model.h"
+#include "train/training_run.h"
+
+namespace brisk::train {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kShared(BRISK_SHARED_DIR);
+
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TrainOptions small_run(const fs::path& out, int64_t steps) {
+  TrainOptions o;
+  o.model = kShared / "models" / "sotu-qwen2";
+  o.data = {kShared / "data" / "text" / "sotu-valid.txt"};
+  o.eval = kShared / "data" / "text" / "sotu-test.txt";
+  o.eval_ctx = 64;
+  o.eval_windows = 2;
+  o.out = out;
+  o.steps = steps;
+  o.window = 24;
+  o.batch_windows = 2;
+  o.accumulation = 2;
+  o.schedule = {1e-3, 1e-4, 1, 4};
+  o.seed = 5;
+  o.threads = 2;
+  return o;
+}
+
+class TrainingRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("brisk_training_run_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(TrainingRun, LowersTheLossAndWritesALoadableModel) {
+  const fs::path out = dir_ / "straight";
+  auto report = run_training(small_run(out, 4));
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(report.value().steps, 4);
+  EXPECT_EQ(report.value().tokens, 4 * 2 * 2 * 24);
+  EXPECT_LT(report.value().final_loss, report.value().initial_loss);
+  ASSERT_TRUE(report.value().eval_ppl.has_value());
+  EXPECT_GT(*report.value().eval_ppl, 1.0);
+  CpuBackend backend(1);
+  auto model = load_model(out, backend);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  EXPECT_TRUE(fs::exists(out / "tokenizer.json"));
+  EXPECT_TRUE(fs::exists(checkpoint_path(out)));
+}
+
+TEST_F(TrainingRun, ResumedRunEqualsTheStraightOneBitForBit) {
+  const fs::path straight = dir_ / "straight", resumed = dir_ / "resumed";
+  ASSERT_TRUE(run_training(small_run(straight, 4)).ok());
+  ASSERT_TRUE(run_training(small_run(resumed, 2)).ok());
+  TrainOptions more = small_run(resumed, 4);
+  more.resume = true;
+  auto report = run_training(more);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(report.value().steps, 2);  // steps 3 and 4
+  EXPECT_EQ(file_bytes(straight / "model.safetensors"), file_bytes(resumed / "model.safetensors"));
+  EXPECT_EQ(file_bytes(checkpoint_path(straight)), file_bytes(checkpoint_path(resumed)));
+}
+
+TEST_F(TrainingRun, RefusesWhatItCannotDo) {
+  TrainOptions o = small_run(dir_ / "x", 2);
+  fs::create_directories(o.out);
+  std::ofstream(o.out / "keep.txt") << "someone's file";
+  auto busy = run_training(o);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_NE(busy.error().message.find("not empty"), std::string::npos) << busy.error().message;
+  EXPECT_TRUE(fs::exists(o.out / "keep.txt"));
+
+  o.out = dir_ / "y";
+  o.resume = true;
+  auto nothing = run_training(o);
+  ASSERT_FALSE(nothing.ok());
+  EXPECT_NE(nothing.error().message.find("does not exist"), std::string::npos) << nothing.error().message;
+
+  o = small_run(dir_ / "z", 2);
+  o.model = kShared / "models" / "sotu-gpt2";
+  auto gpt2 = run_training(o);
+  ASSERT_FALSE(gpt2.ok());
+  EXPECT_NE(gpt2.error().message.find("gpt2"), std::string::npos) << gpt2.error().message;
+}
+
+}  // namespace
+}  // namespace brisk::train
