@@ -26,7 +26,6 @@
 #include <vector>
 
 #include "backends/cuda/cuda_backend.h"
-#include "backends/cuda/quant_gemm_int8.cuh"
 #include "backends/cuda/quant_gemv_int8.cuh"
 #include "backends/cuda/quant_layout.h"
 #include "core/dtype.h"
@@ -188,7 +187,7 @@ int main(int argc, char** argv) {
           be.matmul(x.data(), m, k, weights[size_t(call) % copies], nullptr, y.data());
         });
         const double gbps = (double(bytes) + double(m * k + m * n) * 4) / s / 1e9;
-        const std::string kind = std::string(m <= 8 ? "gemv_" : "gemm_int8_") + (dtype == DType::Q8 ? "q8" : "q4g128");
+        const std::string kind = std::string(m <= 8 ? "gemv_" : "gemm_mixed_") + (dtype == DType::Q8 ? "q8" : "q4g128");
         rows.push_back({kind, m, n, k, s * 1e6, gbps, gbps / copy_gbps});
       }
       be.synchronize();
@@ -196,9 +195,9 @@ int main(int argc, char** argv) {
   }
 
   // Batched decode (m = 16..256) on the q/o, gate/up and down shapes: the bf16 GEMM (x rounding +
-  // cuBLASLt) against weight-only Q4 / Q8 / NF4 (the mixed-input bf16 GEMM) and the int8-activation
-  // GEMM it replaces (called directly), all through the same rotation of weight copies so the L2
-  // never holds them. Rate: TFLOP/s; ratio: the bf16 GEMM's time over this one's (its speedup).
+  // cuBLASLt) against weight-only Q4 / Q8 / NF4 (the mixed-input bf16 GEMM), all through the same
+  // rotation of weight copies so the L2 never holds them (and Q4 once more with one copy, L2-resident).
+  // Rate: TFLOP/s; ratio: the bf16 GEMM's time over this one's (its speedup).
   {
     const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}};
     const std::vector<int64_t> ms = {16, 32, 64, 128, 256};
@@ -235,11 +234,6 @@ int main(int argc, char** argv) {
         if (dtype == DType::Q4)  // one copy: the weights stay in the L2 (what the kernel does without DRAM)
           time_all("gemm_mixed_l2_" + name, {weights[0]},
                    [&](int64_t m, const Tensor& w) { be.matmul(x.data(), m, k, w, nullptr, y.data()); });
-        if (dtype == DType::NF4) continue;
-        Buffer scratch = be.allocate(cuda::int8_activation_bytes(256, weights[0]) / 4 + 64);
-        time_all("gemm_int8_" + name, weights, [&](int64_t m, const Tensor& w) {
-          cuda::quant_gemm_int8(x.data(), int(m), int(k), w, nullptr, y.data(), scratch.data(), stream);
-        });
       }
     }
   }
@@ -269,7 +263,7 @@ int main(int argc, char** argv) {
     }
     // w8a8 and fp8 through CudaBackend::matmul: per-token quantization of x + cuBLASLt int8 / fp8
     // + the rescaling epilogue, all timed. Ratio vs the bf16 peak (Hopper's int8 / fp8 peak is ~2x).
-    // Q8 / Q4 at m = 2048: the int8 tensor-core GEMM with its per-32-value scaling (quant_gemm_int8).
+    // Q8 / Q4 at m = 2048: the mixed-input bf16 GEMM (quant_gemm_mixed).
     for (DType dtype : {DType::Q8A8, DType::F8, DType::Q8, DType::Q4}) {
       for (const G& g : std::vector<G>{{2048, 4096, 4096}, {2048, 14336, 4096}}) {
         std::vector<uint8_t> blocks = tiled_quant_blocks(dtype, g.n, g.k);
@@ -277,7 +271,7 @@ int main(int argc, char** argv) {
         const double s = gemm_seconds(g, w);
         const double tflops = 2.0 * double(g.m) * double(g.n) * double(g.k) / s / 1e12;
         std::string kind = dtype == DType::Q8A8 ? "gemm_q8a8" : dtype == DType::F8 ? "gemm_f8"
-                           : dtype == DType::Q8 ? "gemm_int8_q8" : "gemm_int8_q4g128";
+                           : dtype == DType::Q8 ? "gemm_mixed_q8" : "gemm_mixed_q4g128";
         if ((dtype == DType::Q8A8 || dtype == DType::F8) && !be.uses_low_precision_gemm(g.m, g.k, w))
           kind += "_bf16_fallback";
         rows.push_back({kind, g.m, g.n, g.k, s * 1e6, tflops, tflops / peak_tflops});

@@ -9,7 +9,6 @@
 #include "backends/cuda/elementwise.cuh"
 #include "backends/cuda/gemv_common.cuh"
 #include "backends/cuda/quant_gemm.cuh"
-#include "backends/cuda/quant_gemm_int8.cuh"
 #include "backends/cuda/quant_gemm_mixed.cuh"
 #include "backends/cuda/quant_gemv.cuh"
 #include "backends/cuda/quant_layout.h"
@@ -598,8 +597,6 @@ void MatmulEngine::run_quantized(const float* x, int64_t m, int64_t k, const Ten
   if (m > 8 && has_mixed_gemm(w.dtype))
     return quant_gemm_mixed(x, int(m), int(k), w, bias, y,
                             x_mixed_.get(mixed_gemm_scratch_bytes(int(m), w, sm_count_)), sm_count_, stream_);
-  if (m > 8 && has_int8_gemm(w.dtype))  // Q8 / Q4: int8 activations at every m, as the GEMV and the CPU
-    return quant_gemm_int8(x, int(m), int(k), w, bias, y, x_int8_.get(int8_activation_bytes(int(m), w)), stream_);
   if (w.dtype == DType::Q8A8) {
     auto* xq = static_cast<float*>(x_quant_.get(size_t(m) * size_t(k) * sizeof(float)));
     quantize_rows_per_token(x, m, k, xq, stream_);

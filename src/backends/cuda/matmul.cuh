@@ -6,11 +6,11 @@
 //    fp32 (CUBLAS_COMPUTE_32F, no TF32), so results match an fp32 reference.
 //  - Shapes cuBLASLt finds no algorithm for (odd leading dimensions): a simple tiled kernel.
 //  - Quantized weights (block dtypes): their own GEMV for m <= 8 (Q8, Q4, NF4, LOG4 on int8
-//    activations, quant_gemv_int8.cuh; F8, Q8A8 in fp32, quant_gemv.cuh). Larger m: Q8 and Q4
-//    run their own int8 tensor-core GEMM on the same int8 activations (quant_gemm_int8.cuh);
-//    Q8A8 and F8 run cuBLASLt's int8 / fp8 tensor-core GEMM on the uploaded codes with x
-//    quantized per token (quant_gemm.cuh); NF4 / LOG4, and Q8A8 / F8 shapes those kernels do not
-//    take, dequantize the matrix to bf16 in a scratch buffer and take the bf16 path above.
+//    activations, quant_gemv_int8.cuh; F8, Q8A8 in fp32, quant_gemv.cuh). Larger m: Q8, Q4,
+//    NF4 and LOG4 run the mixed-input GEMM (bf16 x, codes widened in registers,
+//    quant_gemm_mixed.cuh); Q8A8 and F8 run cuBLASLt's int8 / fp8 tensor-core GEMM on the
+//    uploaded codes with x quantized per token (quant_gemm.cuh), and shapes those kernels do not
+//    take dequantize the matrix to bf16 in a scratch buffer and take the bf16 path above.
 #pragma once
 
 #include <cublasLt.h>
@@ -89,7 +89,7 @@ class MatmulEngine {
   size_t workspace_bytes_ = 0;
   Scratch x_lowp_;  // x rounded to the weight dtype for cuBLASLt
   Scratch x_quant_;  // Q8A8 GEMV: x on its per-token int8 grid; lt_quant_gemm: x's codes + scales
-  Scratch x_int8_;   // the int8 GEMV and GEMM activation codes (quant_gemv_int8, quant_gemm_int8)
+  Scratch x_int8_;   // the int8 GEMV's activation codes (quant_gemv_int8)
   Scratch w_bf16_;   // NF4 / LOG4 dequantized for the GEMM path (the largest one seen)
   Scratch gemm_acc_;  // lt_quant_gemm's accumulators when y is not 16-byte aligned
   Scratch x_mixed_;   // quant_gemm_mixed's bf16 activations and split-k partial sums

@@ -73,33 +73,54 @@ struct GemmArgs {
   uint16_t levels[16];  // NF4 / LOG4: the codebook in bf16
 };
 
-// Rows past n and tokens past m repeat the last one: their results are computed, never stored.
+// Each thread's share of a stage's copies, addressed once: the same rows, tokens and 16-byte pieces
+// every chunk, only the chunk's offset changes (computing the addresses per chunk cost more
+// instructions than the chunk's math). Rows past n and tokens past m repeat the last one: their
+// results are computed, never stored.
 template <DType D, int Tokens>
-__device__ __forceinline__ void load_weights(const GemmArgs& a, int row0, int chunk, uint8_t* stage) {
+struct StageLoader {
+  static constexpr int kWeightBytes = kChunk * code_bits<D>() / 8;  // per row and chunk
+  static constexpr int kWeightPieces = kRows * (kWeightBytes / 16) / kThreads;
+  static constexpr int kXPieces = Tokens * (kChunk * 2 / 16) / kThreads;
+  static_assert(kRows * (kWeightBytes / 16) % kThreads == 0 && Tokens * (kChunk * 2 / 16) % kThreads == 0 &&
+                    kRows == kThreads,
+                "whole pieces per thread; one group word per thread");
   using S = Stage<D, Tokens>;
-  constexpr int bytes = kChunk * code_bits<D>() / 8, pieces = bytes / 16;
-  const int64_t col = int64_t(chunk) * bytes;
-  for (int i = int(threadIdx.x); i < kRows * pieces; i += kThreads) {
-    const int r = i / pieces, piece = i - r * pieces, row = min(row0 + r, a.n - 1);
-    copy_async16(stage + S::weights + r * weight_stride<D>() + piece * 16,
-                 a.codes + row * a.code_row_bytes + col + piece * 16);
-  }
-  if constexpr (code_bits<D>() == 4) {
-    for (int r = int(threadIdx.x); r < kRows; r += kThreads)
-      copy_async4(stage + S::groups + r * 4, a.params + int64_t(min(row0 + r, a.n - 1)) * a.groups + chunk);
-  }
-}
 
-template <DType D, int Tokens>
-__device__ __forceinline__ void load_x(const GemmArgs& a, int tok0, int chunk, uint8_t* stage) {
-  using S = Stage<D, Tokens>;
-  constexpr int pieces = kChunk * 2 / 16;
-  for (int i = int(threadIdx.x); i < Tokens * pieces; i += kThreads) {
-    const int t = i / pieces, piece = i - t * pieces, tok = min(tok0 + t, a.m - 1);
-    copy_async16(stage + S::x + t * kXStride + piece * 16,
-                 a.x + int64_t(tok) * a.padded_k + int64_t(chunk) * kChunk + piece * 8);
+  const uint8_t* codes;
+  const uint16_t* x;
+  const uint32_t* group;  // 4-bit: this thread's row's group words
+  uint32_t w_src[kWeightPieces], x_src[kXPieces];  // byte / element offsets of chunk 0
+  uint16_t w_dst[kWeightPieces], x_dst[kXPieces];  // byte offsets within a stage
+
+  __device__ __forceinline__ StageLoader(const GemmArgs& a, int row0, int tok0) : codes(a.codes), x(a.x) {
+    constexpr int w_pieces = kWeightBytes / 16, x_pieces = kChunk * 2 / 16;
+#pragma unroll
+    for (int u = 0; u < kWeightPieces; ++u) {
+      const int i = int(threadIdx.x) + u * kThreads, r = i / w_pieces, piece = i % w_pieces;
+      w_src[u] = uint32_t(min(row0 + r, a.n - 1)) * uint32_t(a.code_row_bytes) + uint32_t(piece * 16);
+      w_dst[u] = uint16_t(S::weights + r * weight_stride<D>() + piece * 16);
+    }
+#pragma unroll
+    for (int u = 0; u < kXPieces; ++u) {
+      const int i = int(threadIdx.x) + u * kThreads, t = i / x_pieces, piece = i % x_pieces;
+      x_src[u] = uint32_t(min(tok0 + t, a.m - 1)) * uint32_t(a.padded_k) + uint32_t(piece * 8);
+      x_dst[u] = uint16_t(S::x + t * kXStride + piece * 16);
+    }
+    group = a.params + int64_t(min(row0 + int(threadIdx.x), a.n - 1)) * a.groups;
   }
-}
+
+  __device__ __forceinline__ void weights(int chunk, uint8_t* stage) const {
+#pragma unroll
+    for (int u = 0; u < kWeightPieces; ++u)
+      copy_async16(stage + w_dst[u], codes + w_src[u] + uint32_t(chunk) * kWeightBytes);
+    if constexpr (code_bits<D>() == 4) copy_async4(stage + S::groups + threadIdx.x * 4, group + chunk);
+  }
+  __device__ __forceinline__ void activations(int chunk, uint8_t* stage) const {
+#pragma unroll
+    for (int u = 0; u < kXPieces; ++u) copy_async16(stage + x_dst[u], x + x_src[u] + uint32_t(chunk) * kChunk);
+  }
+};
 
 // Two bf16 from two nibbles at bits 0-3 and 16-19 of v: 0x4300 | c is bf16(128 + c) exactly (the
 // unit in the last place at 128 is 1), and subtracting bf16(128 + zero) leaves c - zero exactly.
@@ -175,10 +196,11 @@ __global__ void __launch_bounds__(kThreads, 1) mixed_gemm_kernel(const GemmArgs 
   auto stage = [&](int c) { return mixed_gemm_smem + ((c - first) % kStages) * S::bytes; };
 
   // The weights do not depend on x: the ring's first stages are requested before the wait.
-  for (int c = first; c < first + kStages - 1 && c < end; ++c) load_weights<D, Tokens>(a, row0, c, stage(c));
+  const StageLoader<D, Tokens> load(a, row0, tok0);
+  for (int c = first; c < first + kStages - 1 && c < end; ++c) load.weights(c, stage(c));
   wait_for_producer();
   for (int c = first; c < first + kStages - 1; ++c) {
-    if (c < end) load_x<D, Tokens>(a, tok0, c, stage(c));
+    if (c < end) load.activations(c, stage(c));
     copy_async_commit();
   }
 
@@ -188,8 +210,8 @@ __global__ void __launch_bounds__(kThreads, 1) mixed_gemm_kernel(const GemmArgs 
     __syncthreads();                 // ... for every thread, and stage c - 1 is no longer read
     const int next = c + kStages - 1;
     if (next < end) {
-      load_weights<D, Tokens>(a, row0, next, stage(next));
-      load_x<D, Tokens>(a, tok0, next, stage(next));
+      load.weights(next, stage(next));
+      load.activations(next, stage(next));
     }
     copy_async_commit();
 
@@ -383,7 +405,9 @@ void quant_gemm_mixed(const float* x, int m, int k, const Tensor& w, const float
   const QuantDeviceView v = quant_device_view(w);
   if (v.n == 0) return;  // nothing to write (and an empty grid is a launch error)
   const Plan p = plan_for(m, v.n, v.padded_k, sm_count);
-  BRISK_CHECK(p.row_blocks <= 65535, "quant_gemm_mixed: too many rows");
+  BRISK_CHECK(p.row_blocks <= 65535 && uint64_t(v.n) * uint64_t(v.code_row_bytes) < (uint64_t(1) << 32) &&
+                  uint64_t(m) * uint64_t(v.padded_k) < (uint64_t(1) << 32),
+              "quant_gemm_mixed: the matrix or the activations pass 2^32 bytes (32-bit offsets)");
   auto* xb = static_cast<uint16_t*>(scratch);
   const int64_t x_blocks = int64_t(m) * (v.padded_k / kStepValues);
   launch_overlapped(x_to_slots_kernel, dim3(grid_for(x_blocks, 256)), dim3(256), 0, stream, x, m, k, v.padded_k, xb);

@@ -25,7 +25,7 @@ namespace brisk::cuda {
 // True for the dtypes quant_gemv_int8 runs (Q8, Q4, NF4, LOG4).
 bool has_int8_activation_gemv(DType dtype);
 
-// Device scratch quant_gemv_int8 (and quant_gemm_int8) needs for m rows against w (the quantized x).
+// Device scratch quant_gemv_int8 needs for m rows against w (the quantized x).
 size_t int8_activation_bytes(int m, const Tensor& w);
 
 // Step 1 alone, codes in value order (no staging permutation): x[m, k] -> codes [m, ld] (zero
