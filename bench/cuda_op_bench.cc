@@ -3,9 +3,10 @@
 // - Device-to-device copy of 1 GiB: the bandwidth ceiling (bytes read + bytes written).
 // - bf16 GEMV (m = 1, also m = 4 and 8) on Llama-3-8B shapes through CudaBackend::matmul, weight
 //   copies rotated so the 50 MB L2 never holds them: GB/s of weights (+x, y) vs the copy.
-// - Quantized GEMV (Q8 per channel, Q4 groups of 128; m = 1 and 8) and int8 GEMM (m = 16, 64:
-//   batched decode) on the q/o, gate/up and down shapes: GB/s of the bytes the kernel reads
-//   (codes + scales as uploaded, + x, y) vs the copy; Q8 / Q4 GEMM at m = 2048 vs the bf16 peak.
+// - Quantized GEMV (Q8 per channel, Q4 groups of 128; m = 1 and 8) and the mixed-input GEMM
+//   (m = 16, 64: batched decode) on the q/o, gate/up and down shapes: GB/s of the bytes the kernel
+//   reads (codes + scales as uploaded, + x, y) vs the copy; Q8 / Q4 GEMM at m = 2048 vs the bf16
+//   peak; bf16 against Q4 / Q8 / NF4 at m = 16..256 (the *_batch rows, ratio = speedup over bf16).
 // - bf16 GEMM through CudaBackend::matmul (x rounding + cuBLASLt) at m = 2048, vs the same path
 //   at 8192^3, the library's own peak on this device; w8a8 (int8) and fp8 GEMMs (x quantized per
 //   token + cuBLASLt + rescale) on the q/o and gate/up shapes, vs the same bf16 peak.

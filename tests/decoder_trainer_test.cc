@@ -25,7 +25,9 @@ struct Loaded {
 
 std::unique_ptr<Loaded> load(const std::string& name) {
   auto l = std::make_unique<Loaded>();
-  auto model = load_model(kModels / name, l->backend, {64, 0});
+  ModelOptions options;
+  options.max_rows = 64;
+  auto model = load_model(kModels / name, l->backend, options);
   EXPECT_TRUE(model.ok()) << model.error().message;
   if (!model.ok()) return nullptr;
   l->model = std::move(model.value());

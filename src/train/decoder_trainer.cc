@@ -35,19 +35,20 @@ struct LayerTape {
   std::vector<float> x, n1, q, k, v, att, h, n2, gate, up, act;
 };
 
-// The forward pass of `windows` windows: the tape of every layer, the last residual and the final
-// norm's output.
-struct Forward {
-  std::vector<int32_t> inputs, targets, positions;
-  std::vector<LayerTape> tape;
-  std::vector<float> last, normed;
-};
-
 // Whether a backward pass writes its input gradient or adds it to what is there (q/k/v and
 // gate/up share their input).
 enum class InputGrad { Write, Add };
 
 }  // namespace
+
+// The forward pass of `windows` windows: the tape of every layer, the last residual and the final
+// norm's output.
+struct DecoderTrainer::Pass {
+  int64_t windows = 0, window = 0;
+  std::vector<int32_t> inputs, targets, positions;
+  std::vector<LayerTape> tape;
+  std::vector<float> last, normed;
+};
 
 struct DecoderTrainer::Impl {
   ModelConfig config;
@@ -107,7 +108,8 @@ struct DecoderTrainer::Impl {
     if (mode == InputGrad::Add) ref::add(dx, target, rows * in);
   }
 
-  Forward forward(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+  Pass forward(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+  void backward(Pass& f, const float* dnormed, std::span<const LayerGradient> layer_grads);
 };
 
 DecoderTrainer::DecoderTrainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -175,7 +177,7 @@ void DecoderTrainer::zero_gradients() {
   for (std::vector<float>& g : impl_->grads) std::fill(g.begin(), g.end(), 0.0f);
 }
 
-Forward DecoderTrainer::Impl::forward(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
+DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
   Impl& s = *this;
   const ModelConfig& c = s.config;
   BRISK_CHECK(windows >= 1 && window >= 1 && int64_t(tokens.size()) == windows * (window + 1),
@@ -184,7 +186,8 @@ Forward DecoderTrainer::Impl::forward(std::span<const int32_t> tokens, int64_t w
   const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
   const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(hd));
   s.ensure_tables(window);
-  Forward f;
+  Pass f;
+  f.windows = windows, f.window = window;
   for (int64_t w = 0; w < windows; ++w)
     for (int64_t i = 0; i < window; ++i) {
       const int32_t id = tokens[size_t(w * (window + 1) + i)], next = tokens[size_t(w * (window + 1) + i + 1)];
@@ -238,32 +241,29 @@ Forward DecoderTrainer::Impl::forward(std::span<const int32_t> tokens, int64_t w
   return f;
 }
 
-double DecoderTrainer::cross_entropy_step(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
-  Impl& s = *impl_;
+void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<const LayerGradient> layer_grads) {
+  Impl& s = *this;
   const ModelConfig& c = s.config;
-  Forward f = s.forward(tokens, windows, window);
+  const int64_t windows = f.windows, window = f.window;
   const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
   const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
   const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(hd));
-  BRISK_CHECK(s.head.bias == kNone, "DecoderTrainer: a biased output head has no training graph");
-
-  std::vector<float> dnormed(size_t(rows * d)), dx(size_t(rows * d)), dtmp(size_t(rows * d)), scratch;
-  const double loss = ref::cross_entropy_head(f.normed.data(), rows, d, s.value(s.head_weight()), c.vocab_size,
-                                              f.targets.data(), kHeadChunk, dnormed.data(), s.grad(s.head_weight()));
-  ref::rms_norm_backward(f.last.data(), s.value(s.final_norm), rows, d, eps, dnormed.data(), dx.data(),
-                         s.grad(s.final_norm));
+  std::vector<float> dx(size_t(rows * d)), dtmp(size_t(rows * d)), dnorm(size_t(rows * d)), scratch;
+  ref::rms_norm_backward(f.last.data(), s.value(s.final_norm), rows, d, eps, dnormed, dx.data(), s.grad(s.final_norm));
   std::vector<float> dact(size_t(rows * ff)), dgate(size_t(rows * ff)), dup(size_t(rows * ff));
   std::vector<float> datt(size_t(rows * q_dim)), dq(size_t(rows * q_dim)), dk(size_t(rows * kv_dim)),
       dv(size_t(rows * kv_dim));
   for (size_t li = s.layers.size(); li-- > 0;) {
+    // dx is dL/d(the layer's output): through the layers above, plus any loss on it directly.
+    for (const LayerGradient& g : layer_grads)
+      if (g.layer == int64_t(li)) ref::add(dx.data(), g.grad, rows * d);
     const LayerIds& L = s.layers[li];
     const LayerTape& t = f.tape[li];
-    // MLP: dx is dL/d(output of the layer) = dL/dh through the residual, plus the MLP's path.
+    // MLP: the residual passes dx on unchanged; the MLP's path adds through its norm.
     s.linear_backward(t.act.data(), rows, L.down, dx.data(), dact.data(), scratch, InputGrad::Write);
     ref::silu_mul_backward(t.gate.data(), t.up.data(), dact.data(), dgate.data(), dup.data(), rows * ff);
     s.linear_backward(t.n2.data(), rows, L.gate, dgate.data(), dtmp.data(), scratch, InputGrad::Write);
     s.linear_backward(t.n2.data(), rows, L.up, dup.data(), dtmp.data(), scratch, InputGrad::Add);
-    std::vector<float>& dnorm = dnormed;  // reused: dL/d(residual) through the norm
     ref::rms_norm_backward(t.h.data(), s.value(L.mlp_norm), rows, d, eps, dtmp.data(), dnorm.data(),
                            s.grad(L.mlp_norm));
     ref::add(dx.data(), dnorm.data(), rows * d);
@@ -284,19 +284,50 @@ double DecoderTrainer::cross_entropy_step(std::span<const int32_t> tokens, int64
     ref::add(dx.data(), dnorm.data(), rows * d);
   }
   ref::embedding_backward(f.inputs.data(), rows, d, dx.data(), s.grad(s.embed));
+}
+
+double DecoderTrainer::cross_entropy_step(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
+  Impl& s = *impl_;
+  BRISK_CHECK(s.head.bias == kNone, "DecoderTrainer: a biased output head has no training graph");
+  Pass f = s.forward(tokens, windows, window);
+  const int64_t rows = windows * window, d = s.config.hidden_size;
+  std::vector<float> dnormed(size_t(rows * d));
+  const double loss = ref::cross_entropy_head(f.normed.data(), rows, d, s.value(s.head_weight()), s.config.vocab_size,
+                                              f.targets.data(), kHeadChunk, dnormed.data(), s.grad(s.head_weight()));
+  s.backward(f, dnormed.data(), {});
   return loss;
+}
+
+void DecoderTrainer::PassDeleter::operator()(Pass* pass) const { delete pass; }
+
+DecoderTrainer::PassPtr DecoderTrainer::forward(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
+  return PassPtr(new Pass(impl_->forward(tokens, windows, window)));
+}
+int64_t DecoderTrainer::rows(const Pass& pass) const { return pass.windows * pass.window; }
+std::span<const int32_t> DecoderTrainer::targets(const Pass& pass) const { return pass.targets; }
+std::span<const float> DecoderTrainer::final_hidden(const Pass& pass) const { return pass.normed; }
+std::span<const float> DecoderTrainer::layer_output(const Pass& pass, int64_t layer) const {
+  BRISK_CHECK(layer >= 0 && layer < int64_t(pass.tape.size()), "DecoderTrainer: no layer " + std::to_string(layer));
+  return size_t(layer) + 1 < pass.tape.size() ? std::span<const float>(pass.tape[size_t(layer) + 1].x)
+                                              : std::span<const float>(pass.last);
+}
+const float* DecoderTrainer::head() const { return impl_->params[size_t(impl_->head_weight())].value.data(); }
+float* DecoderTrainer::head_gradient() { return impl_->grad(impl_->head_weight()); }
+void DecoderTrainer::backward(Pass& pass, const float* dfinal, std::span<const LayerGradient> layer_grads) {
+  BRISK_CHECK(impl_->head.bias == kNone, "DecoderTrainer: a biased output head has no training graph");
+  impl_->backward(pass, dfinal, layer_grads);
 }
 
 double DecoderTrainer::cross_entropy(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
   Impl& s = *impl_;
-  const Forward f = s.forward(tokens, windows, window);
+  const Pass f = s.forward(tokens, windows, window);
   return ref::cross_entropy_head(f.normed.data(), windows * window, s.config.hidden_size, s.value(s.head_weight()),
                                  s.config.vocab_size, f.targets.data(), kHeadChunk, nullptr, nullptr);
 }
 
 std::vector<float> DecoderTrainer::logits(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
   Impl& s = *impl_;
-  const Forward f = s.forward(tokens, windows, window);
+  const Pass f = s.forward(tokens, windows, window);
   const int64_t rows = windows * window;
   std::vector<float> out(size_t(rows * s.config.vocab_size));
   LinearIds head = s.head;

@@ -27,6 +27,8 @@ class DecoderTrainer {
   // weights), named and shaped as its checkpoint names them. Errors name what is not supported.
   static Result<std::unique_ptr<DecoderTrainer>> from_model(Model& model, int threads);
   ~DecoderTrainer();
+  DecoderTrainer(const DecoderTrainer&) = delete;
+  DecoderTrainer& operator=(const DecoderTrainer&) = delete;
 
   const ModelConfig& config() const;
   // Parameters in the checkpoint's order, and one gradient array per parameter (same sizes).
@@ -38,10 +40,33 @@ class DecoderTrainer {
   // sequence's first `window` tokens at positions 0.., the targets the same shifted by one.
   // Returns the mean next-token cross-entropy; adds its gradients to gradients().
   double cross_entropy_step(std::span<const int32_t> tokens, int64_t windows, int64_t window);
-  // The loss alone (no gradients, no activations kept).
+  // The loss alone (no gradients).
   double cross_entropy(std::span<const int32_t> tokens, int64_t windows, int64_t window);
   // The logits of the inputs, [windows * window, vocab] (for tests against the engine).
   std::vector<float> logits(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+
+  // The pieces other losses are built from (distillation): a forward pass that keeps what its
+  // backward pass needs, its activations, and the backward pass from gradients of them.
+  struct Pass;
+  struct PassDeleter {
+    void operator()(Pass* pass) const;
+  };
+  using PassPtr = std::unique_ptr<Pass, PassDeleter>;
+  PassPtr forward(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+  int64_t rows(const Pass& pass) const;                           // windows * window
+  std::span<const int32_t> targets(const Pass& pass) const;       // [rows]
+  std::span<const float> final_hidden(const Pass& pass) const;    // [rows, d]: the final norm's output
+  std::span<const float> layer_output(const Pass& pass, int64_t layer) const;  // [rows, d]: the residual after it
+  // The output head [vocab, d] (the embeddings when tied) and its gradient.
+  const float* head() const;
+  float* head_gradient();
+  // Adds to gradients() the gradients of a loss given dL/d(final_hidden) [rows, d] and, for the
+  // layers listed, dL/d(layer_output(layer)).
+  struct LayerGradient {
+    int64_t layer;
+    const float* grad;  // [rows, d]
+  };
+  void backward(Pass& pass, const float* dfinal, std::span<const LayerGradient> layer_grads = {});
 
  private:
   struct Impl;

@@ -54,21 +54,36 @@ Result<double> eval_perplexity(DecoderTrainer& trainer, const std::vector<int32_
   return std::exp(nll / double(windows * (ctx - 1)));
 }
 
-// The saved parameters by name (the file keeps them sorted by name, the model in load order).
-Status restore(TrainState& saved, std::vector<TrainState::Parameter>& params, const fs::path& path) {
+// The saved parameters by name (the file keeps them sorted by name, the run in its own order).
+Status restore(TrainState& saved, const std::vector<TrainState::Parameter*>& params, const fs::path& path) {
   if (saved.parameters.size() != params.size())
-    return make_error(path.string() + ": " + std::to_string(saved.parameters.size()) + " parameters, the model has " +
-                      std::to_string(params.size()));
+    return make_error(path.string() + ": " + std::to_string(saved.parameters.size()) + " parameters, this run has " +
+                      std::to_string(params.size()) + " (the same model and --feature-layers?)");
   std::map<std::string, TrainState::Parameter*> by_name;
   for (TrainState::Parameter& s : saved.parameters) by_name[s.name] = &s;
-  for (TrainState::Parameter& p : params) {
-    auto it = by_name.find(p.name);
-    if (it == by_name.end()) return make_error(path.string() + ": no parameter '" + p.name + "'");
-    if (it->second->shape != p.shape)
-      return make_error(path.string() + ": parameter '" + p.name + "' has another shape than the model's");
-    p = std::move(*it->second);
+  for (TrainState::Parameter* p : params) {
+    auto it = by_name.find(p->name);
+    if (it == by_name.end()) return make_error(path.string() + ": no parameter '" + p->name + "'");
+    if (it->second->shape != p->shape)
+      return make_error(path.string() + ": parameter '" + p->name + "' has another shape than this run's");
+    *p = std::move(*it->second);
   }
   return ok_status();
+}
+
+Result<std::unique_ptr<DecoderTrainer>> load_trainer(const fs::path& dir, int threads) {
+  CpuBackend backend(1);  // only to load: the trainer keeps fp32 copies and its own threads
+  ModelOptions load_options;
+  load_options.max_rows = 64;
+  BRISK_ASSIGN(model, load_model(dir, backend, load_options));
+  return DecoderTrainer::from_model(*model, threads);
+}
+
+// The bytes of a folder's tokenizer definition (tokenizer.json, else tokenizer.model).
+std::string tokenizer_bytes(const fs::path& dir) {
+  for (const char* name : {"tokenizer.json", "tokenizer.model"})
+    if (auto text = read_text_file(dir / name, size_t(1) << 30); text.ok()) return text.value();
+  return {};
 }
 
 // The trained model as a Hugging Face folder: fp32 weights, every other file of the source folder
@@ -100,17 +115,31 @@ Status write_model_folder(const fs::path& source, const fs::path& out, const std
 }  // namespace
 
 fs::path checkpoint_path(const fs::path& out) { return out / kStateFile; }
+fs::path initial_student_path(const fs::path& out) { return out / "initial_student"; }
 
-Result<TrainReport> run_training(const TrainOptions& o, const std::function<void(const StepReport&)>& on_step) {
-  if (Status st = check_options(o); !st.ok()) return st.error();
-  std::unique_ptr<DecoderTrainer> trainer;
-  {
-    CpuBackend backend(1);  // only to load: the trainer keeps fp32 copies and its own threads
-    ModelOptions load_options;
-    load_options.max_rows = 64;
-    BRISK_ASSIGN(model, load_model(o.model, backend, load_options));
-    BRISK_ASSIGN(made, DecoderTrainer::from_model(*model, o.threads));
-    trainer = std::move(made);
+Result<TrainReport> run_training(const TrainOptions& options, const std::function<void(const StepReport&)>& on_step) {
+  if (Status st = check_options(options); !st.ok()) return st.error();
+  TrainOptions o = options;
+  if (o.distill && o.distill->student) {
+    o.model = initial_student_path(o.out);
+    if (!o.resume) {
+      StudentOptions student = *o.distill->student;
+      student.teacher = o.distill->teacher;
+      student.out = o.model;
+      if (Status st = write_student(student); !st.ok()) return st.error();
+    }
+  }
+  BRISK_ASSIGN(trainer, load_trainer(o.model, o.threads));
+  std::unique_ptr<DecoderTrainer> teacher;
+  std::unique_ptr<Distiller> distiller;
+  if (o.distill) {
+    if (tokenizer_bytes(o.model) != tokenizer_bytes(o.distill->teacher))
+      return make_error("the student (" + o.model.string() + ") and the teacher (" + o.distill->teacher.string() +
+                        ") have different tokenizers: distillation needs one");
+    BRISK_ASSIGN(loaded, load_trainer(o.distill->teacher, o.threads));
+    teacher = std::move(loaded);
+    BRISK_ASSIGN(made, Distiller::create(*trainer, *teacher, o.distill->loss, o.seed));
+    distiller = std::move(made);
   }
   BRISK_ASSIGN(tokenizer, Tokenizer::load(o.model));
   BRISK_ASSIGN(windows, TokenWindows::from_files(*tokenizer, o.data, o.window));
@@ -121,7 +150,21 @@ Result<TrainReport> run_training(const TrainOptions& o, const std::function<void
     eval_tokens = tokenizer->encode(text, AddSpecial::No);
   }
 
-  std::vector<TrainState::Parameter>& params = trainer->parameters();
+  // What the optimizer steps: the model's parameters, then the distillation projections.
+  std::vector<TrainState::Parameter*> params;
+  std::vector<std::pair<float*, int64_t>> grads;
+  auto optimize = [&](std::vector<TrainState::Parameter>& values, std::vector<std::vector<float>>& gradients) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      params.push_back(&values[i]);
+      grads.emplace_back(gradients[i].data(), int64_t(gradients[i].size()));
+    }
+  };
+  optimize(trainer->parameters(), trainer->gradients());
+  if (distiller) optimize(distiller->projections(), distiller->projection_gradients());
+  auto zero_gradients = [&]() {
+    for (auto [g, n] : grads) std::fill(g, g + n, 0.0f);
+  };
+
   TrainState state;  // step and data position; the parameters live in the trainer
   state.seed = o.seed;
   if (o.resume) {
@@ -136,22 +179,21 @@ Result<TrainReport> run_training(const TrainOptions& o, const std::function<void
   fs::create_directories(o.out, ec);
   if (ec) return make_error("creating " + o.out.string() + ": " + ec.message());
   auto save_state = [&]() {
-    state.parameters = params;  // the values and moments as they are now
+    for (TrainState::Parameter* p : params) state.parameters.push_back(*p);  // values and moments as they are now
     Status st = save_checkpoint(checkpoint_path(o.out), state);
     state.parameters.clear();
     return st;
   };
 
   const AdamW optimizer(o.adam);
-  std::vector<std::pair<float*, int64_t>> grads;
-  for (std::vector<float>& g : trainer->gradients()) grads.emplace_back(g.data(), int64_t(g.size()));
   const int64_t tokens_per_step = o.batch_windows * o.accumulation * o.window;
   TrainReport report;
   const auto start = std::chrono::steady_clock::now();
   std::vector<int32_t> batch;
-  trainer->zero_gradients();
+  zero_gradients();
   for (int64_t step = state.step + 1; step <= o.steps; ++step) {
     double loss = 0;
+    DistillTerms terms;
     for (int64_t a = 0; a < o.accumulation; ++a) {
       batch.clear();
       for (int64_t b = 0; b < o.batch_windows; ++b) {
@@ -159,17 +201,25 @@ Result<TrainReport> run_training(const TrainOptions& o, const std::function<void
         batch.insert(batch.end(), w.begin(), w.end());
         if (++state.window == windows.size()) state.window = 0, ++state.epoch;
       }
-      loss += trainer->cross_entropy_step(batch, o.batch_windows, o.window) / double(o.accumulation);
+      const double share = 1.0 / double(o.accumulation);
+      if (distiller) {
+        const DistillTerms t = distiller->step(batch, o.batch_windows, o.window);
+        terms.total += t.total * share, terms.cross_entropy += t.cross_entropy * share;
+        terms.kl += t.kl * share, terms.feature += t.feature * share;
+        loss += t.total * share;
+      } else {
+        loss += trainer->cross_entropy_step(batch, o.batch_windows, o.window) * share;
+      }
     }
     if (o.accumulation > 1)
       for (auto [g, n] : grads)
         for (int64_t i = 0; i < n; ++i) g[i] /= float(o.accumulation);
     StepReport r;
-    r.step = step, r.steps = o.steps, r.loss = loss, r.lr = o.schedule.at(step);
+    r.step = step, r.steps = o.steps, r.loss = loss, r.terms = terms, r.lr = o.schedule.at(step);
     r.grad_norm = clip_grad_norm(grads, o.clip > 0 ? o.clip : std::numeric_limits<double>::infinity());
     for (size_t p = 0; p < params.size(); ++p)
-      optimizer.update(params[p].value.data(), grads[p].first, grads[p].second, params[p].adam, step, r.lr);
-    trainer->zero_gradients();
+      optimizer.update(params[p]->value.data(), grads[p].first, grads[p].second, params[p]->adam, step, r.lr);
+    zero_gradients();
     state.step = step;
     report.tokens += tokens_per_step;
     ++report.steps;
@@ -192,7 +242,7 @@ Result<TrainReport> run_training(const TrainOptions& o, const std::function<void
     BRISK_ASSIGN(ppl, eval_perplexity(*trainer, eval_tokens, o.eval_ctx, o.eval_windows));
     report.eval_ppl = ppl;
   }
-  if (Status st = write_model_folder(o.model, o.out, params); !st.ok()) return st.error();
+  if (Status st = write_model_folder(o.model, o.out, trainer->parameters()); !st.ok()) return st.error();
   return report;
 }
 

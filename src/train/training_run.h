@@ -1,5 +1,6 @@
-// One `brisk train` run (issue 21): a float Llama-family model folder fine-tuned on text files with
-// next-token cross-entropy on the CPU (DecoderTrainer), AdamW with warmup + cosine, global-norm
+// One `brisk train` / `brisk distill` run (issue 21): a float Llama-family model folder trained on
+// text files on the CPU (DecoderTrainer) with next-token cross-entropy, or with a teacher's logits
+// and hidden states (Distiller) -- AdamW with warmup + cosine, global-norm
 // clipping and gradient accumulation; eval perplexity on a held-out file by `brisk perplexity`'s
 // protocol; a checkpoint of parameters, moments and data position every N steps from which a
 // resumed run continues bit for bit; the result written as a Hugging Face folder (fp32 weights, the
@@ -14,12 +15,23 @@
 
 #include "core/error.h"
 #include "train/adamw.h"
+#include "train/distillation.h"
 #include "train/lr_schedule.h"
+#include "train/student_init.h"
 
 namespace brisk::train {
 
+// Distillation: the teacher and the loss. The student is TrainOptions::model, or, with `student`,
+// a new one written to <out>/initial_student first (StudentOptions::teacher and out are set there).
+struct DistillOptions {
+  std::filesystem::path teacher;  // a float llama / qwen2 folder with the student's tokenizer
+  DistillLoss loss;
+  std::optional<StudentOptions> student;
+};
+
 struct TrainOptions {
-  std::filesystem::path model;  // a float llama / qwen2 Hugging Face folder
+  std::filesystem::path model;  // a float llama / qwen2 Hugging Face folder (the student when distilling)
+  std::optional<DistillOptions> distill;
   std::vector<std::filesystem::path> data;
   std::optional<std::filesystem::path> eval;  // held-out text for perplexity
   std::filesystem::path out;                  // the trained model folder (created)
@@ -43,6 +55,7 @@ struct TrainOptions {
 struct StepReport {
   int64_t step = 0, steps = 0;
   double loss = 0, lr = 0, grad_norm = 0;
+  DistillTerms terms;  // distillation: the loss's parts (means over the step's micro-batches)
   double tokens_per_s = 0, seconds = 0;
   std::optional<double> eval_ppl;  // set on the steps that evaluated
 };
@@ -56,6 +69,8 @@ struct TrainReport {
 
 // The checkpoint a run writes and `resume` reads: <out>/train_state.safetensors.
 std::filesystem::path checkpoint_path(const std::filesystem::path& out);
+// Where a distillation run writes the student it creates: <out>/initial_student.
+std::filesystem::path initial_student_path(const std::filesystem::path& out);
 
 Result<TrainReport> run_training(const TrainOptions& options,
                                  const std::function<void(const StepReport&)>& on_step = {});

@@ -28,6 +28,7 @@ Command add_embed(CLI::App& app);
 Command add_classify(CLI::App& app);
 Command add_chat(CLI::App& app);
 Command add_train(CLI::App& app);
+Command add_distill(CLI::App& app);
 
 // -m/--model, defaulting to the bundled model (default_model_dir) so that a fresh clone runs
 // without downloading anything. `what` names the accepted forms for --help.

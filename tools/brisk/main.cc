@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   const Command commands[] = {add_generate(app), add_tokenize(app), add_perplexity(app),
                               add_bench(app),    add_synth(app),    add_inspect(app),
                               add_quantize(app), add_serve(app), add_embed(app), add_classify(app),
-                              add_chat(app), add_train(app)};
+                              add_chat(app), add_train(app), add_distill(app)};
   if (const int code = parse_command_line(app, argc, argv); code >= 0) return code;
   for (const Command& c : commands) {
     if (!c.app->parsed()) continue;

@@ -1,0 +1,28 @@
+// The flags `brisk train` and `brisk distill` share (the data, the schedule, evaluation,
+// checkpoints, output) and the run with its progress line and report.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "train/training_run.h"
+
+namespace brisk::cli {
+
+struct TrainFlags {
+  train::TrainOptions run;
+  std::string out, eval;
+  std::vector<std::string> data;
+  int64_t batch_tokens = 1024;
+  bool json = false;
+};
+
+void add_training_flags(CLI::App* sub, TrainFlags& f);
+
+// Completes f.run from the flags, runs it with a progress line on a terminal, prints the report
+// (JSON with --json). Returns the exit code.
+int run_and_report(TrainFlags& f);
+
+}  // namespace brisk::cli
