@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backends/cpu/matmul_kernels.h"
+#include "backends/cpu/scratch.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
 
@@ -64,27 +65,7 @@ const KernelSet* select_kernels(MatmulIsa isa, DType wtype, Bf16Math math) {
                                   : kernels::avx2_kernels(wtype);
 }
 
-// Activations rounded to bf16 (or copied into padded rows) and packed weight panels, kept per
-// thread and grown only when a call needs more, so steady-state inference allocates nothing.
-// 64-byte aligned rows keep vector loads on one cache line.
-class Scratch {
- public:
-  ~Scratch() { std::free(data_); }
-  void* get(size_t bytes) {
-    if (bytes > capacity_) {
-      std::free(data_);
-      capacity_ = size_t(round_up(int64_t(bytes), 64));
-      data_ = std::aligned_alloc(64, capacity_);
-      BRISK_CHECK(data_ != nullptr, "matmul: cannot allocate activation scratch");
-    }
-    return data_;
-  }
-
- private:
-  void* data_ = nullptr;
-  size_t capacity_ = 0;
-};
-
+// Activations rounded to bf16 (or copied into padded rows) and packed weight panels.
 thread_local Scratch t_activation_scratch;
 thread_local Scratch t_panel_scratch;  // packed weight panels, one per worker thread
 
