@@ -1,0 +1,79 @@
+// AVX-512 outer-product tiles for the training GEMMs (train_gemm_kernels.h). Compiled with
+// -mavx512f/bw/vl/dq (src/CMakeLists.txt); train_gemm.cc only calls in after cpu_features()
+// confirms the ISA.
+//
+// Each step loads V vectors of a packed B row once and multiplies them by R broadcast elements of
+// A: R * V FMAs for V loads + R broadcasts, no lane sums (every lane is its own output).
+#include <immintrin.h>
+
+#include <utility>
+
+#include "backends/cpu/train_gemm_kernels.h"
+
+// GCC 12's intrinsic headers build "undefined" vectors from themselves, which its own
+// -Wuninitialized then flags at inlined casts: a known false positive (see matmul_avx512.cc).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace brisk::cpu::kernels {
+
+namespace {
+
+constexpr int kLanes = 16;
+
+// Every loop over R or V carries `#pragma GCC unroll` so that GCC unrolls before scalar
+// replacement and keeps the accumulators in registers (bench/notes-cpu-matmul.md item 2).
+template <int R, int V>
+void outer_tile(const float* a, int64_t a_row, int64_t a_step, const float* b, int64_t ldb, int64_t depth,
+                float* c, int64_t ldc, int64_t cols, TileOutput out) {
+  const __mmask16 last = __mmask16((1u << (cols - kLanes * (V - 1))) - 1);
+  auto mask_of = [&](int v) { return v == V - 1 ? last : __mmask16(0xffff); };
+  __m512 acc[R][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v)
+      acc[r][v] = out == TileOutput::Accumulate ? _mm512_maskz_loadu_ps(mask_of(v), c + r * ldc + kLanes * v)
+                                                : _mm512_setzero_ps();
+  const float* ar[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) ar[r] = a + r * a_row;
+  for (int64_t p = 0; p < depth; ++p) {
+    __m512 bv[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_load_ps(b + p * ldb + kLanes * v);
+    const int64_t offset = p * a_step;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(ar[r][offset]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) _mm512_mask_storeu_ps(c + r * ldc + kLanes * v, mask_of(v), acc[r][v]);
+}
+
+template <int Rows, int Vectors, int... I>
+constexpr OuterTiles make_tiles(std::integer_sequence<int, I...>) {
+  OuterTiles tiles{Rows, Vectors, kLanes, {}};
+  auto fill = [&](auto index) {
+    constexpr int r = decltype(index)::value / kMaxOuterVectors + 1;
+    constexpr int v = decltype(index)::value % kMaxOuterVectors + 1;
+    if constexpr (r <= Rows && v <= Vectors) tiles.tile[r - 1][v - 1] = &outer_tile<r, v>;
+  };
+  (fill(std::integral_constant<int, I>{}), ...);
+  return tiles;
+}
+
+// 6 rows x 4 vectors (64 columns): 24 accumulators + 4 B vectors + 1 broadcast of the 32 zmm
+// registers; each step is 24 FMAs (12 cycles at two per cycle) for 4 loads and 6 broadcasts.
+constexpr OuterTiles kTiles = make_tiles<6, 4>(std::make_integer_sequence<int, kMaxOuterRows * kMaxOuterVectors>{});
+
+}  // namespace
+
+const OuterTiles* avx512_outer_tiles() { return &kTiles; }
+
+}  // namespace brisk::cpu::kernels
