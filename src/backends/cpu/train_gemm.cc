@@ -19,10 +19,14 @@ namespace {
 using kernels::OuterTiles;
 using kernels::TileOutput;
 
-// Cache budgets (per core: 48 KiB L1d, 1 MiB L2 on the Zen 5 this was tuned on). A B panel
-// (a depth chunk of one panel's columns) is re-read from L1 by every tile of a row block; the A
-// elements of a row block over that chunk are re-read from L2 by every panel.
-constexpr int64_t kPanelBytes = 32 * 1024;
+// Cache budgets (per core: 48 KiB L1d, 1 MiB L2 on the Zen 5 this was tuned on; 2 threads, the
+// bench's training shapes; bench/notes-cpu-matmul.md, training GEMMs). A B panel (a depth chunk
+// of one panel's columns) is re-read by every tile of a row block. 64 KiB (depth 256 at 64
+// columns) overflows L1, but its 256 bytes per 12-cycle step stream from L2 easily, and the
+// longer chunks halve the passes over C: 5-14% faster than an L1-resident 32 KiB panel (16 and
+// 24 KiB slower still), 96-128 KiB no better. The A elements of a row block over that chunk are
+// re-read from L2 by every panel: 256 KiB and 1 MiB blocks measured 3-15% slower than 512 KiB.
+constexpr int64_t kPanelBytes = 64 * 1024;
 constexpr int64_t kRowBlockBytes = 512 * 1024;
 // Below this many multiply-adds, waking the other threads costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 16;
@@ -74,8 +78,11 @@ void run_rows(const OuterTiles& tiles, const Product& pr, int64_t r0, int64_t r1
         pack_panel(pr, p0, len, j0, cols, width, panel);
         for (int64_t i = i0; i < i1; i += tiles.rows) {
           const int rows = int(std::min<int64_t>(tiles.rows, i1 - i));
+          float* c = pr.c + i * pr.cols + j0;
+          // Only a full next tile is announced: the kernel fetches R rows from next_c.
+          const float* next_c = i + rows + tiles.rows <= i1 ? c + rows * pr.cols : nullptr;
           tiles.tile[rows - 1][vectors - 1](pr.a + i * pr.a_row + p0 * pr.a_step, pr.a_row, pr.a_step, panel, width,
-                                            len, pr.c + i * pr.cols + j0, pr.cols, cols, out);
+                                            len, c, pr.cols, cols, out, next_c);
         }
       }
     }

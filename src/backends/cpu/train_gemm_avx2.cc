@@ -20,7 +20,7 @@ inline __m256i lane_mask(int64_t n) {
 
 template <int R, int V>
 void outer_tile(const float* a, int64_t a_row, int64_t a_step, const float* b, int64_t ldb, int64_t depth,
-                float* c, int64_t ldc, int64_t cols, TileOutput out) {
+                float* c, int64_t ldc, int64_t cols, TileOutput out, const float* next_c) {
   const __m256i last = lane_mask(cols - kLanes * (V - 1));
   const __m256i all = _mm256_set1_epi32(-1);
   __m256 acc[R][V];
@@ -31,6 +31,15 @@ void outer_tile(const float* a, int64_t a_row, int64_t a_step, const float* b, i
       acc[r][v] = out == TileOutput::Accumulate
                       ? _mm256_maskload_ps(c + r * ldc + kLanes * v, v == V - 1 ? last : all)
                       : _mm256_setzero_ps();
+  // The next tile's C rows, as in train_gemm_avx512.cc (a row of this tile is at most 64 bytes:
+  // its first and last float cover it).
+  if (next_c) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch((const char*)(next_c + r * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char*)(next_c + r * ldc + kLanes * V - 1), _MM_HINT_T0);
+    }
+  }
   const float* ar[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) ar[r] = a + r * a_row;

@@ -16,8 +16,11 @@ namespace brisk::cpu::kernels {
 // Every element of C is one fp32 FMA chain in ascending p, started from 0 (Store) or from C
 // (Accumulate): acc = fma(A(r, p), B(p, j), acc). Every kernel set honours this order exactly, so
 // results do not depend on the ISA, the tile shape, the cache blocking or the thread count.
+// next_c, when not null, is where the tile the driver runs next starts (R rows of ldc, the same
+// columns): a tile starts fetching those lines once its own C is loaded.
 using OuterTileFn = void (*)(const float* a, int64_t a_row, int64_t a_step, const float* b, int64_t ldb,
-                             int64_t depth, float* c, int64_t ldc, int64_t cols, TileOutput out);
+                             int64_t depth, float* c, int64_t ldc, int64_t cols, TileOutput out,
+                             const float* next_c);
 
 constexpr int kMaxOuterRows = 8;
 constexpr int kMaxOuterVectors = 4;
