@@ -5,18 +5,16 @@
 #include <string>
 
 #include "backends/cpu/matmul.h"
+#include "backends/cpu/train_gemm.h"
 #include "core/dtype.h"
 #include "models/architecture.h"
 #include "ops/reference.h"
 #include "ops/reference_grad.h"
+#include "train/head_losses.h"
 
 namespace brisk::train {
 
 namespace {
-
-// Vocabulary rows per chunk of the output head's loss: [rows, 2048] fp32 logits at a time, never
-// [rows, vocab].
-constexpr int64_t kHeadChunk = 2048;
 
 constexpr int kNone = -1;
 
@@ -93,7 +91,7 @@ struct DecoderTrainer::Impl {
     cpu::matmul(x, rows, shape[1], w, bias_value(l), y, pool);
   }
 
-  // dx written or added (InputGrad), dw / db added.
+  // dx written or added (InputGrad), dw / db added: the training GEMMs (cpu/train_gemm.h).
   void linear_backward(const float* x, int64_t rows, const LinearIds& l, const float* dy, float* dx,
                        std::vector<float>& scratch, InputGrad mode) {
     const std::vector<int64_t>& shape = params[size_t(l.weight)].shape;
@@ -103,8 +101,16 @@ struct DecoderTrainer::Impl {
       scratch.resize(size_t(rows * in));
       target = scratch.data();
     }
-    ref::linear_backward(x, rows, in, value(l.weight), out, dy, target, grad(l.weight),
-                         l.bias == kNone ? nullptr : grad(l.bias));
+    cpu::linear_input_grad(dy, rows, out, value(l.weight), in, target, pool);
+    cpu::linear_weight_grad(dy, rows, out, x, in, grad(l.weight), pool);
+    if (l.bias != kNone) {
+      float* db = grad(l.bias);
+      for (int64_t o = 0; o < out; ++o) {
+        double sum = 0;
+        for (int64_t r = 0; r < rows; ++r) sum += dy[r * out + o];
+        db[o] += float(sum);
+      }
+    }
     if (mode == InputGrad::Add) ref::add(dx, target, rows * in);
   }
 
@@ -170,6 +176,7 @@ Result<std::unique_ptr<DecoderTrainer>> DecoderTrainer::from_model(Model& model,
 }
 
 const ModelConfig& DecoderTrainer::config() const { return impl_->config; }
+ThreadPool& DecoderTrainer::pool() { return impl_->pool; }
 std::vector<TrainState::Parameter>& DecoderTrainer::parameters() { return impl_->params; }
 std::vector<std::vector<float>>& DecoderTrainer::gradients() { return impl_->grads; }
 
@@ -217,10 +224,12 @@ DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> toke
     ref::rope(t.q.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
     ref::rope(t.k.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
     t.att.resize(size_t(rows * q_dim));
-    for (int64_t w = 0; w < windows; ++w)
-      ref::causal_attention(t.q.data() + w * window * q_dim, t.k.data() + w * window * kv_dim,
-                            t.v.data() + w * window * kv_dim, window, c.n_heads, c.n_kv_heads, hd, scale,
-                            t.att.data() + w * window * q_dim);
+    s.pool.parallel_for(windows, [&](int64_t first, int64_t last) {  // windows are independent
+      for (int64_t w = first; w < last; ++w)
+        ref::causal_attention(t.q.data() + w * window * q_dim, t.k.data() + w * window * kv_dim,
+                              t.v.data() + w * window * kv_dim, window, c.n_heads, c.n_kv_heads, hd, scale,
+                              t.att.data() + w * window * q_dim);
+    });
     s.linear(t.att.data(), rows, L.o, tmp.data());
     ref::add(x.data(), tmp.data(), rows * d);
     t.h = x;
@@ -269,11 +278,13 @@ void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<con
     ref::add(dx.data(), dnorm.data(), rows * d);
     // Attention.
     s.linear_backward(t.att.data(), rows, L.o, dx.data(), datt.data(), scratch, InputGrad::Write);
-    for (int64_t w = 0; w < windows; ++w)
-      ref::causal_attention_backward(t.q.data() + w * window * q_dim, t.k.data() + w * window * kv_dim,
-                                     t.v.data() + w * window * kv_dim, datt.data() + w * window * q_dim, window,
-                                     c.n_heads, c.n_kv_heads, hd, scale, dq.data() + w * window * q_dim,
-                                     dk.data() + w * window * kv_dim, dv.data() + w * window * kv_dim);
+    s.pool.parallel_for(windows, [&](int64_t first, int64_t last) {
+      for (int64_t w = first; w < last; ++w)
+        ref::causal_attention_backward(t.q.data() + w * window * q_dim, t.k.data() + w * window * kv_dim,
+                                       t.v.data() + w * window * kv_dim, datt.data() + w * window * q_dim, window,
+                                       c.n_heads, c.n_kv_heads, hd, scale, dq.data() + w * window * q_dim,
+                                       dk.data() + w * window * kv_dim, dv.data() + w * window * kv_dim);
+    });
     ref::rope_backward(dq.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
     ref::rope_backward(dk.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
     s.linear_backward(t.n1.data(), rows, L.q, dq.data(), dtmp.data(), scratch, InputGrad::Write);
@@ -292,8 +303,9 @@ double DecoderTrainer::cross_entropy_step(std::span<const int32_t> tokens, int64
   Pass f = s.forward(tokens, windows, window);
   const int64_t rows = windows * window, d = s.config.hidden_size;
   std::vector<float> dnormed(size_t(rows * d));
-  const double loss = ref::cross_entropy_head(f.normed.data(), rows, d, s.value(s.head_weight()), s.config.vocab_size,
-                                              f.targets.data(), kHeadChunk, dnormed.data(), s.grad(s.head_weight()));
+  const double loss = head_loss({f.normed.data(), s.value(s.head_weight()), d}, nullptr, rows, s.config.vocab_size,
+                                f.targets.data(), {}, dnormed.data(), s.grad(s.head_weight()), s.pool)
+                          .total;
   s.backward(f, dnormed.data(), {});
   return loss;
 }
@@ -321,8 +333,9 @@ void DecoderTrainer::backward(Pass& pass, const float* dfinal, std::span<const L
 double DecoderTrainer::cross_entropy(std::span<const int32_t> tokens, int64_t windows, int64_t window) {
   Impl& s = *impl_;
   const Pass f = s.forward(tokens, windows, window);
-  return ref::cross_entropy_head(f.normed.data(), windows * window, s.config.hidden_size, s.value(s.head_weight()),
-                                 s.config.vocab_size, f.targets.data(), kHeadChunk, nullptr, nullptr);
+  return head_loss({f.normed.data(), s.value(s.head_weight()), s.config.hidden_size}, nullptr, windows * window,
+                   s.config.vocab_size, f.targets.data(), {}, nullptr, nullptr, s.pool)
+      .total;
 }
 
 std::vector<float> DecoderTrainer::logits(std::span<const int32_t> tokens, int64_t windows, int64_t window) {

@@ -6,7 +6,9 @@
 // every activation kept for the backward pass. The forward is the inference model's arithmetic on
 // the same fp32 weights (the parameters come from a model the engine loaded, by role), and the
 // tests compare its logits with the engine's, so what training optimizes is what brisk runs.
-// Gradients are the reference backward passes (ops/reference_grad.h).
+// Linear layers and the output head run the CPU's SIMD kernels (cpu::matmul, cpu/train_gemm.h,
+// train/head_losses.h); norms, RoPE, attention and SwiGLU their reference gradients
+// (ops/reference_grad.h). Deterministic: the same bits for any thread count.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,7 @@ class DecoderTrainer {
   DecoderTrainer& operator=(const DecoderTrainer&) = delete;
 
   const ModelConfig& config() const;
+  ThreadPool& pool();  // the trainer's threads, for the losses computed beside it
   // Parameters in the checkpoint's order, and one gradient array per parameter (same sizes).
   std::vector<TrainState::Parameter>& parameters();
   std::vector<std::vector<float>>& gradients();

@@ -4,15 +4,9 @@
 #include <string>
 
 #include "core/splitmix64.h"
+#include "train/head_losses.h"
 
 namespace brisk::train {
-
-namespace {
-
-// Vocabulary rows per chunk of the logits terms (as DecoderTrainer's cross-entropy).
-constexpr int64_t kHeadChunk = 2048;
-
-}  // namespace
 
 Result<std::unique_ptr<Distiller>> Distiller::create(DecoderTrainer& student, DecoderTrainer& teacher, DistillLoss loss,
                                                      uint64_t seed) {
@@ -54,10 +48,13 @@ DistillTerms Distiller::step(std::span<const int32_t> tokens, int64_t windows, i
   auto student_pass = student_.forward(tokens, windows, window);
   const int64_t rows = student_.rows(*student_pass);
   std::vector<float> dfinal(size_t(rows * ds));
-  const ref::DistillationLoss logits = ref::distillation_head(
-      student_.final_hidden(*student_pass).data(), student_.head(), ds, teacher_.final_hidden(*teacher_pass).data(),
-      teacher_.head(), dt, rows, sc.vocab_size, student_.targets(*student_pass).data(), kHeadChunk, loss_.alpha,
-      loss_.temperature, loss_.kl, dfinal.data(), student_.head_gradient());
+  const HeadSide student{student_.final_hidden(*student_pass).data(), student_.head(), ds};
+  const HeadSide teacher{teacher_.final_hidden(*teacher_pass).data(), teacher_.head(), dt};
+  HeadLossOptions head;
+  head.alpha = loss_.alpha, head.temperature = loss_.temperature, head.direction = loss_.kl;
+  const ref::DistillationLoss logits = head_loss(student, &teacher, rows, sc.vocab_size,
+                                                 student_.targets(*student_pass).data(), head, dfinal.data(),
+                                                 student_.head_gradient(), student_.pool());
   DistillTerms terms;
   terms.total = logits.total;
   terms.cross_entropy = logits.cross_entropy;
