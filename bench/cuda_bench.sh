@@ -4,26 +4,26 @@
 # synthetic llama3-8b (bf16): batch-1 decode (16-token prompt, 256 new) with and without recorded
 # CUDA graphs, batched decode at 1..256 sequences, time to first token at 128/512/2048, the
 # device's copy bandwidth and GEMM peak (bench/cuda_op_bench), and transformers on the same
-# weights (bench/peer_transformers.py); then the same llama3-8b quantized on the machine's CPUs
-# (`brisk quantize --scheme w8` and `w4`, RTN, -t 16) with bs1 (3 runs) and batch-64 decode each. Writes $OUT/cuda-decode.json (the shape of
+# weights (bench/peer_transformers.py). Quantized llama3-8b decode is bench/quant_bench.sh's. Writes
+# $OUT/cuda-decode.json (the shape of
 # bench/results/cuda-decode-h100.json) and $OUT/raw.tar.gz (every log and raw JSON); prints a
 # summary last. Models come from $MODELS (default .carry/models), text from .carry/text.
 #   PARTS picks what runs (default all): check (GPU tests; without it only the build), models
 #   (shared models' ppl and greedy ids), ops (cuda_op_bench), bf16 (llama3-8b bs1 with and without
-#   graphs), batch, ttft, qwen (qwen2.5-0.5b bs1), quant, peer, tiny (tinyllama-1.1b: bf16 and
+#   graphs), batch, ttft, qwen (qwen2.5-0.5b bs1), peer, tiny (tinyllama-1.1b: bf16 and
 #   TINY_SCHEMES="w8 w4 fp8 w8a8", bs1 and batch 64), grammar (a qwen2.5-0.5b shape with
 #   sotu-llama's 8,192-token tokenizer: bs1 and batch-64 decode with and without a JSON-schema
 #   mask, bench/grammar_bench.py -> $OUT/grammar-cuda.json). A full run does not fit one 10-minute
-#   call; two calls (e.g. "check models ops bf16 batch ttft qwen" and "bf16 quant peer") do, each
-#   with its own same-run comparisons. BATCHES=1,8,... picks the batched sizes; QUANT_SCHEMES="w8 w4"
-#   picks the quantized runs; PEER_TIMEOUT limits the torch.compile variant.
+#   call; two calls (e.g. "check models ops bf16 batch ttft qwen" and "bf16 peer tiny") do, each
+#   with its own same-run comparisons. BATCHES=1,8,... picks the batched sizes; PEER_TIMEOUT
+#   limits the torch.compile variant.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/build-gpu/out}
 MODELS=${MODELS:-$ROOT/.carry/models}
 TEXT=${TEXT:-$ROOT/.carry/text/sotu-test.txt}
 BATCHES=${BATCHES:-1,8,32,64,128,256}
-PARTS=" ${PARTS:-check models ops bf16 batch ttft qwen quant peer tiny} "
+PARTS=" ${PARTS:-check models ops bf16 batch ttft qwen peer tiny} "
 want() { [[ "$PARTS" == *" $1 "* ]]; }
 mkdir -p "$OUT"
 # Raw files stay outside $OUT (the device tool returns at most 8 files) and travel as one tarball.
@@ -62,7 +62,7 @@ if want grammar; then
     --pairs ${GRAMMAR_PAIRS:-4} --cold-runs 1 --new-tokens 128 --out "$OUT/grammar-cuda.json" 2>"$R/grammar.err" |
     tail -3
 fi
-if want bf16 || want batch || want ttft || want quant || want peer; then synth llama3-8b; fi
+if want bf16 || want batch || want ttft || want peer; then synth llama3-8b; fi
 if want bf16; then
   "$B" bench -m $L --device cuda -p 16 -n 256 -r 3 --json >"$R/bench-llama3-8b.json" 2>"$R/bench-llama3-8b.err"
   "$B" bench -m $L --device cuda -p 16 -n 256 -r 3 --no-graphs --json \
@@ -91,19 +91,6 @@ if want tiny; then
     [ $scheme = bf16 ] && q=$T
     [ -d $q ] || "$B" quantize -m $T -o $q --scheme $scheme -t 16 --json >/dev/null 2>"$R/tiny-$scheme.err"
     "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch 64 --json >"$R/tiny-$scheme.json" 2>>"$R/tiny-$scheme.err"
-  done
-fi
-# Quantizing 8B (7e9 values; RTN rows spread over 16 threads, then packed and written once) takes
-# about a minute per scheme; loading it for the bench converts and repacks on one core (~30 s).
-if want quant; then
-  for scheme in ${QUANT_SCHEMES-w8 w4}; do  # scheme:policy picks lm_head's (brisk quantize --head)
-    q=$L-$scheme
-    flags=(--scheme "${scheme%%:*}")
-    [ "$scheme" != "${scheme%%:*}" ] && flags+=(--head "${scheme#*:}")
-    [ -d $q ] || "$B" quantize -m $L -o $q "${flags[@]}" -t 16 --json \
-      >"$R/quantize-$scheme.json" 2>"$R/quantize-$scheme.err"
-    "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch 64 --json \
-      >"$R/bench-llama3-8b-$scheme.json" 2>"$R/bench-llama3-8b-$scheme.err"
   done
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$R/gpu.txt"
@@ -169,31 +156,6 @@ doc = {
                      "weight_bytes": load("bench-qwen2.5-0.5b.json").get("weight_bytes")},
     "shared_models_on_gpu": {},
 }
-# Quantized llama3-8b: the same bs1 / batch-64 decode as bf16, each against its own byte roofline
-# (the weight bytes one token reads, codes + scales, over the copy bandwidth).
-doc["quantized"] = {}
-for f in sorted(os.listdir(raw)):
-    scheme = f[len("bench-llama3-8b-"):-5]
-    if not (f.startswith("bench-llama3-8b-") and f.endswith(".json")) or scheme == "nographs":
-        continue
-    q = load(f)
-    q_bs1, q_gb = q.get("decode_tok_s", float("nan")), q.get("weight_bytes", 0) / 1e9
-    q_roof = copy / q_gb if q_gb else float("nan")
-    q_b64 = q.get("batch_tok_s", {}).get("64")
-    doc["quantized"][scheme] = {
-        "command": f"brisk quantize --scheme {scheme.split(':')[0]}"
-                   + (f" --head {scheme.split(':')[1]}" if ":" in scheme else "")
-                   + " -t 16 (RTN); brisk bench -p 16 -n 256 -r 3 --batch 64",
-        "quantize_seconds": load(f"quantize-{scheme}.json").get("seconds"),
-        "weight_GB": q_gb,
-        "bs1_decode_tok_s": q_bs1,
-        "bs1_decode_tok_s_runs": q.get("decode_tok_s_runs"),
-        "bs1_vs_bf16": q_bs1 / bs1 if bs1 == bs1 and bs1 else None,
-        "roofline_tok_s": q_roof,
-        "roofline_fraction": q_bs1 / q_roof,
-        "batch_64_tok_s": q_b64,
-        "batch_64_vs_bf16": q_b64 / batch_tok_s["64"] if q_b64 and batch_tok_s.get("64") else None,
-    }
 # tinyllama-1.1b: every scheme against bf16 in the same call.
 tiny = {f[5:-5]: load(f) for f in sorted(os.listdir(raw)) if f.startswith("tiny-") and f.endswith(".json")}
 if tiny:
@@ -220,10 +182,6 @@ print("batch tok/s:", batch_tok_s, "64/1:", doc["batch_64_over_1"], "gpu bytes:"
 print("ttft ms:", ttft, "prefill TFLOP/s @2048:", prefill_tflops, "of peak", gemm_peak)
 print("qwen2.5-0.5b:", doc["qwen2.5-0.5b"])
 print("peer:", doc["peer"])
-for scheme, q in doc["quantized"].items():
-    print(f"llama3-8b {scheme}: bs1 {q['bs1_decode_tok_s']} tok/s ({q['bs1_vs_bf16']}x bf16, roofline fraction "
-          f"{q['roofline_fraction']}), batch 64 {q['batch_64_tok_s']} ({q['batch_64_vs_bf16']}x bf16), "
-          f"quantized in {q['quantize_seconds']} s")
 for name, m in doc["shared_models_on_gpu"].items():
     print(name, "ppl", m["sotu_test_ppl"], "greedy", (m["greedy_ids"] or [])[:8])
 PY

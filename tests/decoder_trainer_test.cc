@@ -45,15 +45,6 @@ std::vector<int32_t> random_tokens(size_t n, int32_t vocab, uint32_t seed) {
   return ids;
 }
 
-double relative_l2(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
-
 // Two windows of 12 tokens: the second at positions 0.. again, as the engine sees a fresh sequence.
 TEST(DecoderTrainer, LogitsEqualTheEngines) {
   for (const char* name : {"sotu-llama", "sotu-qwen2"}) {
@@ -66,7 +57,7 @@ TEST(DecoderTrainer, LogitsEqualTheEngines) {
       const std::vector<int32_t> ids(tokens.begin() + w * (window + 1), tokens.begin() + w * (window + 1) + window);
       const std::vector<float> want = golden::run(*l->model, ids, window);
       const std::vector<float> part(got.begin() + w * window * vocab, got.begin() + (w + 1) * window * vocab);
-      EXPECT_LT(relative_l2(part, want), 1e-5) << name << " window " << w;
+      EXPECT_LT(golden::relative_l2(part, want), 1e-5) << name << " window " << w;
     }
   }
 }

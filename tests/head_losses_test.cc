@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "golden_fixture.h"
 #include "train/head_losses.h"
 
 namespace brisk::train {
@@ -16,15 +17,6 @@ std::vector<float> random_vector(size_t n, std::mt19937& rng, float scale) {
   std::vector<float> v(n);
   for (float& x : v) x = dist(rng);
   return v;
-}
-
-double relative_l2(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
 }
 
 TEST(HeadLosses, EqualTheReferences) {
@@ -58,8 +50,8 @@ TEST(HeadLosses, EqualTheReferences) {
     EXPECT_NEAR(got.total, want.total, 1e-6 * std::fabs(want.total)) << name;
     EXPECT_NEAR(got.cross_entropy, want.cross_entropy, 1e-6 * std::fabs(want.cross_entropy)) << name;
     EXPECT_NEAR(got.kl, want.kl, 1e-6 * std::fabs(want.kl) + 1e-12) << name;
-    EXPECT_LT(relative_l2(dh, want_dh), 1e-5) << name;
-    EXPECT_LT(relative_l2(dw, want_dw), 1e-5) << name;  // added to the 0.25 both started from
+    EXPECT_LT(golden::relative_l2(dh, want_dh), 1e-5) << name;
+    EXPECT_LT(golden::relative_l2(dw, want_dw), 1e-5) << name;  // added to the 0.25 both started from
     // The loss alone.
     const ref::DistillationLoss alone = head_loss(student, &teacher, tokens, vocab, targets.data(), o, nullptr, nullptr, pool);
     EXPECT_EQ(alone.total, got.total) << name;

@@ -79,6 +79,30 @@ TEST_F(TrainingRun, ResumedRunEqualsTheStraightOneBitForBit) {
   EXPECT_EQ(file_bytes(checkpoint_path(straight)), file_bytes(checkpoint_path(resumed)));
 }
 
+// --qat w8 (sotu-qwen2's 704-wide MLP takes no 128-value groups): the run computes with fake-quantized layers and writes the quantized model (which
+// loads, with a quantization_config) and the fp32 weights it came from in float/.
+TEST_F(TrainingRun, QatWritesAQuantizedModel) {
+  TrainOptions o = small_run(dir_ / "qat", 2);
+  o.accumulation = 1;
+  QuantSpec spec;
+  spec.scheme = QuantScheme::W8;
+  o.qat = spec;
+  auto report = run_training(o);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_TRUE(fs::exists(o.out / "float" / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(o.out / ".quantized.partial"));
+  const std::string config = file_bytes(o.out / "config.json");
+  EXPECT_NE(config.find("quantization_config"), std::string::npos);
+  CpuBackend backend(1);
+  auto model = load_model(o.out, backend);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  bool quantized = false;
+  model.value()->visit_tensors([&](const TensorSpec& t, Tensor& slot) {
+    if (t.role == Role::MlpDown && !slot.empty()) quantized = slot.dtype == DType::Q8;
+  });
+  EXPECT_TRUE(quantized);
+}
+
 TEST_F(TrainingRun, RefusesWhatItCannotDo) {
   TrainOptions o = small_run(dir_ / "x", 2);
   fs::create_directories(o.out);

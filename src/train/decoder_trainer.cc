@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/train_gemm.h"
+#include "compress/fake_quantize.h"
 #include "core/dtype.h"
 #include "models/architecture.h"
 #include "ops/reference.h"
@@ -56,6 +58,9 @@ struct DecoderTrainer::Impl {
   int embed = kNone, final_norm = kNone;
   LinearIds head;  // weight kNone: tied to the embeddings
   std::vector<LayerIds> layers;
+  // --qat: the spec, and per parameter its fake-quantized values (empty for those not quantized).
+  std::optional<QuantSpec> fake_spec;
+  std::vector<std::vector<float>> fake;
   // Rotary tables for positions 0..window-1, [window, head_dim / 2] (rebuilt for a longer window).
   std::vector<float> cos, sin;
   int64_t table_positions = 0;
@@ -63,6 +68,10 @@ struct DecoderTrainer::Impl {
   explicit Impl(int threads) : pool(threads) {}
 
   float* value(int id) { return params[size_t(id)].value.data(); }
+  // What a linear layer multiplies by: the fake-quantized values under --qat.
+  const float* matmul_value(int id) {
+    return fake.empty() || fake[size_t(id)].empty() ? value(id) : fake[size_t(id)].data();
+  }
   float* grad(int id) { return grads[size_t(id)].data(); }
   const float* bias_value(const LinearIds& l) { return l.bias == kNone ? nullptr : value(l.bias); }
   int head_weight() const { return head.weight == kNone ? embed : head.weight; }
@@ -87,7 +96,7 @@ struct DecoderTrainer::Impl {
   // y[rows, out] = x[rows, in] w^T (+ b), the engine's CPU matmul.
   void linear(const float* x, int64_t rows, const LinearIds& l, float* y) {
     const std::vector<int64_t>& shape = params[size_t(l.weight)].shape;
-    const Tensor w{value(l.weight), DType::F32, {shape[0], shape[1]}};
+    const Tensor w{const_cast<float*>(matmul_value(l.weight)), DType::F32, {shape[0], shape[1]}};
     cpu::matmul(x, rows, shape[1], w, bias_value(l), y, pool);
   }
 
@@ -101,7 +110,7 @@ struct DecoderTrainer::Impl {
       scratch.resize(size_t(rows * in));
       target = scratch.data();
     }
-    cpu::linear_input_grad(dy, rows, out, value(l.weight), in, target, pool);
+    cpu::linear_input_grad(dy, rows, out, matmul_value(l.weight), in, target, pool);
     cpu::linear_weight_grad(dy, rows, out, x, in, grad(l.weight), pool);
     if (l.bias != kNone) {
       float* db = grad(l.bias);
@@ -179,6 +188,25 @@ const ModelConfig& DecoderTrainer::config() const { return impl_->config; }
 ThreadPool& DecoderTrainer::pool() { return impl_->pool; }
 std::vector<TrainState::Parameter>& DecoderTrainer::parameters() { return impl_->params; }
 std::vector<std::vector<float>>& DecoderTrainer::gradients() { return impl_->grads; }
+
+Status DecoderTrainer::set_fake_quantization(const QuantSpec& spec) {
+  Impl& s = *impl_;
+  s.fake_spec = spec;
+  s.fake.assign(s.params.size(), {});
+  return refresh_fake_quantization();
+}
+
+Status DecoderTrainer::refresh_fake_quantization() {
+  Impl& s = *impl_;
+  if (!s.fake_spec) return ok_status();
+  for (const LayerIds& l : s.layers)
+    for (const LinearIds* linear : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      const TrainState::Parameter& p = s.params[size_t(linear->weight)];
+      BRISK_ASSIGN(values, fake_quantize(p.value.data(), p.shape[0], p.shape[1], *s.fake_spec, p.name));
+      s.fake[size_t(linear->weight)] = std::move(values);
+    }
+  return ok_status();
+}
 
 void DecoderTrainer::zero_gradients() {
   for (std::vector<float>& g : impl_->grads) std::fill(g.begin(), g.end(), 0.0f);

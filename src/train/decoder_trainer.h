@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "compress/quantize.h"
 #include "models/model.h"
 #include "train/checkpoint.h"
 
@@ -38,6 +39,13 @@ class DecoderTrainer {
   std::vector<TrainState::Parameter>& parameters();
   std::vector<std::vector<float>>& gradients();
   void zero_gradients();
+
+  // Quantization-aware training (--qat): the layers' linear weights compute, forward and in the
+  // input gradient, with their fake-quantized values (compress/fake_quantize.h) while their
+  // gradients go to the fp32 masters unchanged (the straight-through estimator). The embeddings,
+  // norms and output head stay fp32. Call refresh after every optimizer step.
+  Status set_fake_quantization(const QuantSpec& spec);
+  Status refresh_fake_quantization();
 
   // `windows` sequences of window + 1 tokens each, back to back in `tokens`: the inputs are each
   // sequence's first `window` tokens at positions 0.., the targets the same shifted by one.

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "backends/cpu/cpu_backend.h"
+#include "compress/quantize_model.h"
 #include "core/mapped_file.h"
 #include "formats/safetensors.h"
 #include "tokenizer/tokenizer.h"
@@ -130,6 +131,8 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
     }
   }
   BRISK_ASSIGN(trainer, load_trainer(o.model, o.threads));
+  if (o.qat)
+    if (Status st = trainer->set_fake_quantization(*o.qat); !st.ok()) return st.error();
   std::unique_ptr<DecoderTrainer> teacher;
   std::unique_ptr<Distiller> distiller;
   if (o.distill) {
@@ -170,6 +173,7 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
   if (o.resume) {
     BRISK_ASSIGN(saved, load_checkpoint(checkpoint_path(o.out)));
     if (Status st = restore(saved, params, checkpoint_path(o.out)); !st.ok()) return st.error();
+    if (Status st = trainer->refresh_fake_quantization(); !st.ok()) return st.error();
     state.step = saved.step, state.epoch = saved.epoch, state.window = saved.window, state.seed = saved.seed;
     if (state.step >= o.steps)
       return make_error("--resume: the run saved in " + o.out.string() + " has taken " + std::to_string(state.step) +
@@ -220,6 +224,7 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
     for (size_t p = 0; p < params.size(); ++p)
       optimizer.update(params[p]->value.data(), grads[p].first, grads[p].second, params[p]->adam, step, r.lr);
     zero_gradients();
+    if (Status st = trainer->refresh_fake_quantization(); !st.ok()) return st.error();
     state.step = step;
     report.tokens += tokens_per_step;
     ++report.steps;
@@ -242,7 +247,29 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
     BRISK_ASSIGN(ppl, eval_perplexity(*trainer, eval_tokens, o.eval_ctx, o.eval_windows));
     report.eval_ppl = ppl;
   }
-  if (Status st = write_model_folder(o.model, o.out, trainer->parameters()); !st.ok()) return st.error();
+  if (!o.qat) {
+    if (Status st = write_model_folder(o.model, o.out, trainer->parameters()); !st.ok()) return st.error();
+    return report;
+  }
+  // QAT: the fp32 result in <out>/float, quantized (by the spec it trained under) into <out>.
+  const fs::path float_dir = o.out / "float", staging = o.out / ".quantized.partial";
+  fs::remove_all(float_dir, ec);
+  fs::remove_all(staging, ec);
+  fs::create_directories(float_dir, ec);
+  if (ec) return make_error("creating " + float_dir.string() + ": " + ec.message());
+  if (Status st = write_model_folder(o.model, float_dir, trainer->parameters()); !st.ok()) return st.error();
+  QuantizeModelOptions q;
+  q.in = float_dir;
+  q.out = staging;
+  q.spec = *o.qat;
+  q.threads = o.threads;
+  BRISK_ASSIGN(quantized, quantize_model(q));
+  (void)quantized;
+  for (const fs::directory_entry& e : fs::directory_iterator(staging, ec)) {
+    fs::rename(e.path(), o.out / e.path().filename(), ec);
+    if (ec) return make_error("moving " + e.path().string() + " into " + o.out.string() + ": " + ec.message());
+  }
+  fs::remove_all(staging, ec);
   return report;
 }
 

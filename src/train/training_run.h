@@ -48,6 +48,10 @@ struct TrainOptions {
   int64_t eval_windows = 0;       // evaluate at most this many windows (0: all)
   int64_t checkpoint_every = 0;   // steps between checkpoints (0: only at the end)
   bool resume = false;            // continue from out/train_state.safetensors
+  // Quantization-aware training: the layers compute with fake-quantized weights; the output is the
+  // trained model quantized with this spec (brisk quantize's RTN, lm_head by its default policy),
+  // and the fp32 weights it came from go to <out>/float.
+  std::optional<QuantSpec> qat;
   int threads = 0;                // 0: all cores
 };
 

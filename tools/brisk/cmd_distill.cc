@@ -51,8 +51,9 @@ Command add_distill(CLI::App& app) {
   sub->add_option("--student-shape", f->student_shape,
                   "A new student: layers=L,hidden=H,heads=A,kv_heads=K,ffn=F (missing keys: the teacher's)");
   sub->add_option("--init-from-teacher", f->init_layers,
-                  "A new student whose layer j starts as teacher layer j-th of this list (e.g. 0,2,4), with the\n"
-                  "teacher's embeddings, final norm and head (the widths must equal the teacher's)");
+                  "A new student made of these teacher layers, in order (0,2,4: its layers 0, 1, 2 start as the\n"
+                  "teacher's 0, 2, 4), with the teacher's embeddings, final norm and head (so its widths are the\n"
+                  "teacher's)");
   sub->add_option("--alpha", loss.alpha, "Weight of the KL term against cross-entropy")->capture_default_str()->check(in_range(0, 1));
   sub->add_option("--temp", loss.temperature, "Softmax temperature of both models' logits")->capture_default_str()->check(positive());
   sub->add_option("--kl", f->kl, "forward: KL(teacher || student); reverse: KL(student || teacher)")

@@ -30,6 +30,12 @@ void add_training_flags(CLI::App* sub, TrainFlags& f) {
   sub->add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints (0: only at the end)")
       ->capture_default_str()->check(in_range(0, 1e9));
   sub->add_flag("--resume", o.resume, "Continue the run whose train_state.safetensors is in --out");
+  sub->add_option("--qat", f.qat,
+                  "Quantization-aware training for a scheme (w8, w4, fp8, nf4, ...): the layers compute with\n"
+                  "fake-quantized weights (straight-through gradients); the output is quantized with it\n"
+                  "(the fp32 weights go to OUT/float)");
+  sub->add_option("--qat-group", f.qat_group, "Values per scale for 4-bit --qat schemes (a multiple of 128)")
+      ->capture_default_str()->check(in_range(128, 1 << 20));
   sub->add_option("-t,--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str()->check(in_range(0, 4096));
   sub->add_flag("--json", f.json,
                 "Print {\"initial_loss\", \"final_loss\", \"eval_ppl\", \"tokens\", \"tokens_per_s\", \"seconds\", \"steps\"}");
@@ -44,6 +50,15 @@ int run_and_report(TrainFlags& f) {
   o.batch_windows = std::max<int64_t>(1, f.batch_tokens / o.window);
   o.schedule.total = o.steps;
   if (o.schedule.min_lr > o.schedule.peak) return fail("--min-lr is above --lr");
+  if (!f.qat.empty()) {
+    auto scheme = parse_quant_scheme(f.qat);
+    if (!scheme) return fail("--qat: " + scheme.error().message);
+    QuantSpec spec;
+    spec.scheme = scheme.value();
+    spec.group = f.qat_group;
+    if (Status valid = validate_quant_spec(spec); !valid.ok()) return fail("--qat: " + valid.error().message);
+    o.qat = spec;
+  }
   ProgressBar bar(o.distill ? "distill" : "train");
   auto report = train::run_training(o, [&](const train::StepReport& r) {
     char detail[200];

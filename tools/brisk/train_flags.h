@@ -16,6 +16,8 @@ struct TrainFlags {
   std::string out, eval;
   std::vector<std::string> data;
   int64_t batch_tokens = 1024;
+  std::string qat;  // scheme name; empty: none
+  int64_t qat_group = 128;
   bool json = false;
 };
 
