@@ -56,7 +56,7 @@ def params(folder):  # tensor elements in model.safetensors
     return total
 runs = {k: load(f"{k}.json") for k in ("ce", "kd", "kd_feature", "kd_init")}
 doc = {
-    "machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ") + f", {os.cpu_count()} threads",
+    "machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t") + f", {os.cpu_count()} threads",
     "command": "bench/distill_sotu.sh (STEPS=%s BATCH_TOKENS=%s)" % (os.environ.get("STEPS", "150"), os.environ.get("BATCH_TOKENS", "2048")),
     "teacher": "sotu-llama (6 layers, hidden 384)",
     "student": "4 layers, hidden 256, 4 heads, 2 kv heads, ffn 704 (kd_init: teacher layers 0,2,3,5 at hidden 384)",

@@ -27,7 +27,8 @@ constexpr const char* kStateFile = "train_state.safetensors";
 Status check_options(const TrainOptions& o) {
   if (o.steps < 1) return make_error("--steps must be at least 1");
   if (o.window < 2) return make_error("--window must be at least 2 tokens");
-  if (o.batch_windows < 1 || o.accumulation < 1) return make_error("--batch and --accumulate must be at least 1");
+  if (o.batch_windows < 1 || o.accumulation < 1)
+    return make_error("a micro-batch needs at least one window (--batch-tokens) and --accumulate at least 1");
   if (o.eval_ctx < 2) return make_error("--eval-ctx must be at least 2 tokens");
   if (o.data.empty()) return make_error("no training text given (--data)");
   if (o.out.empty()) return make_error("no output folder given (-o)");
