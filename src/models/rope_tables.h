@@ -9,6 +9,13 @@
 
 namespace brisk {
 
+// The tables' values on the host, [positions, head_dim / 2] each: the angle position * inv_freq
+// in fp32 (as transformers forms it), then cos and sin exactly, times LongRoPE's attention_factor.
+struct RopeTableValues {
+  std::vector<float> cos, sin;
+};
+RopeTableValues rope_table_values(const RopeConfig& rope, int64_t head_dim, int64_t positions);
+
 class RopeTables {
  public:
   RopeTables() = default;

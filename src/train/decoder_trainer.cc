@@ -10,6 +10,7 @@
 #include "compress/fake_quantize.h"
 #include "core/dtype.h"
 #include "models/architecture.h"
+#include "models/rope_tables.h"
 #include "ops/reference.h"
 #include "ops/reference_grad.h"
 #include "train/head_losses.h"
@@ -78,18 +79,11 @@ struct DecoderTrainer::Impl {
 
   void ensure_tables(int64_t window) {
     if (window <= table_positions) return;
-    const std::vector<float> inv_freq = config.rope_inv_freq(window);
-    const float factor = float(config.rope.attention_factor);
-    const int64_t half = int64_t(inv_freq.size());
-    cos.assign(size_t(window * half), 0.0f);
-    sin.assign(size_t(window * half), 0.0f);
-    for (int64_t p = 0; p < window; ++p)
-      for (int64_t i = 0; i < half; ++i) {
-        // As RopeTables forms them (the angle in fp32, then cos and sin exactly).
-        const float angle = float(p) * inv_freq[size_t(i)];
-        cos[size_t(p * half + i)] = float(std::cos(double(angle))) * factor;
-        sin[size_t(p * half + i)] = float(std::sin(double(angle))) * factor;
-      }
+    // The engine's tables for this many positions (LongRoPE picks its factors by the context, as
+    // the engine does for a model instance of this context).
+    RopeTableValues t = rope_table_values(config.rope, config.head_dim, window);
+    cos = std::move(t.cos);
+    sin = std::move(t.sin);
     table_positions = window;
   }
 
