@@ -167,8 +167,8 @@ TEST_P(TrainGemmTest, RandomShapes) {
   check_shape(293, 257, 251, rng);
 }
 
-// Many rows and a long summed axis: several depth chunks (partial sums through C) and several row
-// blocks per thread (dx over m, dw over n).
+// Many rows and a long summed axis: several depth chunks (partial sums carried through C) and
+// many tiles per panel (dx down m, dw down n).
 TEST_P(TrainGemmTest, BlockedShapes) {
   std::mt19937 rng(5);
   check_shape(1500, 300, 21, rng);
