@@ -51,12 +51,15 @@ ref::DistillationLoss head_loss(const HeadSide& student, const HeadSide* teacher
   std::vector<float> zs(size_t(tokens * chunk)), zt(kd ? size_t(tokens * chunk) : 0), g;
   std::vector<OnlineLse> lse(static_cast<size_t>(tokens)), lse_s(kd ? size_t(tokens) : 0), lse_t(kd ? size_t(tokens) : 0);
   std::vector<double> target_logit(size_t(tokens), 0.0), kl(size_t(tokens), 0.0);
+  auto logits = [&](int64_t first, int64_t n) {  // both models' logits of vocabulary rows first..first+n
+    chunk_logits(student, tokens, first, n, zs.data(), pool);
+    if (kd) chunk_logits(*teacher, tokens, first, n, zt.data(), pool);
+  };
 
   // Pass 1: the normalizers (student at 1 and at T, teacher at T) and each target's logit.
   for (int64_t first = 0; first < vocab; first += chunk) {
     const int64_t n = std::min(chunk, vocab - first);
-    chunk_logits(student, tokens, first, n, zs.data(), pool);
-    if (kd) chunk_logits(*teacher, tokens, first, n, zt.data(), pool);
+    logits(first, n);
     pool.parallel_for(tokens, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         if (targets[i] < 0) continue;
@@ -76,8 +79,7 @@ ref::DistillationLoss head_loss(const HeadSide& student, const HeadSide* teacher
   if (kd)
     for (int64_t first = 0; first < vocab; first += chunk) {
       const int64_t n = std::min(chunk, vocab - first);
-      chunk_logits(student, tokens, first, n, zs.data(), pool);
-      chunk_logits(*teacher, tokens, first, n, zt.data(), pool);
+      logits(first, n);
       pool.parallel_for(tokens, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           if (targets[i] < 0) continue;
@@ -103,8 +105,7 @@ ref::DistillationLoss head_loss(const HeadSide& student, const HeadSide* teacher
   std::vector<float> dh_part(dh ? size_t(tokens * student.d) : 0);
   for (int64_t first = 0; first < vocab; first += chunk) {
     const int64_t n = std::min(chunk, vocab - first);
-    chunk_logits(student, tokens, first, n, zs.data(), pool);
-    if (kd) chunk_logits(*teacher, tokens, first, n, zt.data(), pool);
+    logits(first, n);
     pool.parallel_for(tokens, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         float* gi = g.data() + i * n;
