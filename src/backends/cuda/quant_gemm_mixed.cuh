@@ -1,9 +1,9 @@
 // Weight-only quantized GEMM (m > 8) on bf16 activations: the mixed-input tensor-core kernel
 // (Marlin's idea) for Q8, Q4, NF4 and LOG4 weights.
 //  1. x is rounded to bf16 once per call, each 16 values stored in the order the weight codes
-//     unpack to (evens, then odds: see kSlotValue), rows padded with zeros to whole blocks.
+//     unpack to (evens, then odds: see slot_value), rows padded with zeros to whole blocks.
 //  2. Weight codes stream from the uploaded layout (quant_layout.h) through a 4-stage cp.async
-//     ring; each warp widens its 16 rows to bf16 in registers -- exact small integers c - zero
+//     ring; each warp widens its 32 rows to bf16 in registers -- exact small integers c - zero
 //     for Q8 / Q4, the codebook's levels rounded to bf16 for NF4 / LOG4 -- and runs
 //     mma.m16n8k16 (bf16 x bf16, fp32 sums). A 4-bit group's products are summed apart and
 //     scaled once per group (128 values) in fp32; Q8's row scale and the bias come last.
