@@ -140,10 +140,15 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
     if (tokenizer_bytes(o.model) != tokenizer_bytes(o.distill->teacher))
       return make_error("the student (" + o.model.string() + ") and the teacher (" + o.distill->teacher.string() +
                         ") have different tokenizers: distillation needs one");
-    BRISK_ASSIGN(loaded, load_trainer(o.distill->teacher, o.threads));
-    teacher = std::move(loaded);
-    BRISK_ASSIGN(made, Distiller::create(*trainer, *teacher, o.distill->loss, o.seed));
-    distiller = std::move(made);
+    // At alpha 0 with no feature terms the loss is the student's cross-entropy: the teacher would
+    // run for nothing (the CE baseline of bench/distill_sotu.sh).
+    const bool teacher_needed = o.distill->loss.alpha > 0 || !o.distill->loss.feature_layers.empty();
+    if (teacher_needed) {
+      BRISK_ASSIGN(loaded, load_trainer(o.distill->teacher, o.threads));
+      teacher = std::move(loaded);
+      BRISK_ASSIGN(made, Distiller::create(*trainer, *teacher, o.distill->loss, o.seed));
+      distiller = std::move(made);
+    }
   }
   BRISK_ASSIGN(tokenizer, Tokenizer::load(o.model));
   BRISK_ASSIGN(windows, TokenWindows::from_files(*tokenizer, o.data, o.window));
