@@ -1,8 +1,8 @@
 // The training GEMM driver: both backward products become one outer-product form
 //   C[rows, cols] (+)= A[rows, depth] B[depth, cols],  B row-major, A read in place by strides
 // (dx: C = dx, A = dy, B = w; dw: C = dw, A = dy^T, B = x). Threads split the rows of C; each
-// thread cuts depth into chunks, packs B one panel (chunk x 64 columns) at a time and runs the
-// register tiles of train_gemm_kernels.h down its rows over it.
+// thread cuts depth into chunks, packs B into panels (a chunk by one tile's width of columns) and
+// runs the register tiles of train_gemm_kernels.h down its rows over each.
 #include "backends/cpu/train_gemm.h"
 
 #include <algorithm>
@@ -19,12 +19,10 @@ namespace {
 using kernels::OuterTiles;
 using kernels::TileOutput;
 
-// A B panel (a depth chunk of one panel's columns) is re-read by every tile down the thread's
-// rows. 64 KiB (depth 256 at 64 columns) overflows the 48 KiB L1d of the Zen 5 this was tuned on,
-// but its 256 bytes per 12-cycle step stream from L2 easily, and the longer chunks halve the
-// passes over C: 5-14% faster than an L1-resident 32 KiB panel (16 and 24 KiB slower still),
-// 96-128 KiB no better (2 threads, the bench's training shapes; bench/notes-cpu-matmul.md).
-constexpr int64_t kPanelBytes = 64 * 1024;
+// The A elements of a row block over a depth chunk are re-read by every panel, so a block holds
+// what fits half of L2 (1 MiB per core on the Zen 5 this was tuned on); 256 KiB and 1 MiB
+// measured slower (bench/notes-cpu-matmul.md, training GEMMs).
+constexpr int64_t kRowBlockBytes = 512 * 1024;
 // Below this many multiply-adds, waking the other threads costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 16;
 
@@ -47,37 +45,53 @@ int64_t chunk_length(int64_t depth, int64_t max_len) {
   return (depth + chunks - 1) / chunks;
 }
 
-// B rows [p0, p0 + len), columns [j0, j0 + cols) into panel [len, width], zero past cols.
-void pack_panel(const Product& pr, int64_t p0, int64_t len, int64_t j0, int64_t cols, int64_t width, float* panel) {
+// B rows [p0, p0 + len), columns [j0, j0 + cols) into panels [ceil(cols / width)][len, width],
+// zero past cols. Row by row, so each source row is read in one ascending run.
+void pack_panels(const Product& pr, int64_t p0, int64_t len, int64_t j0, int64_t cols, int64_t width,
+                 float* panels) {
   for (int64_t p = 0; p < len; ++p) {
-    float* dst = panel + p * width;
-    std::memcpy(dst, pr.b + (p0 + p) * pr.ldb + j0, size_t(cols) * sizeof(float));
-    std::fill(dst + cols, dst + width, 0.0f);
+    const float* src = pr.b + (p0 + p) * pr.ldb + j0;
+    for (int64_t j = 0; j < cols; j += width) {
+      float* dst = panels + (j / width * len + p) * width;
+      const int64_t n = std::min(width, cols - j);
+      std::memcpy(dst, src + j, size_t(n) * sizeof(float));
+      std::fill(dst + n, dst + width, 0.0f);
+    }
   }
 }
 
 // C rows [r0, r1) over all columns and the whole depth. Loop order, outermost first: depth
-// chunks, panels (each packed once per thread), tiles down all the rows. Tiles inside row blocks
-// sized for L2 (A re-read from L2, but each panel packed once per block) measured 2-11% slower:
-// packing reads B from L3 in short strided runs, and repeating it cost more than A's re-reads.
+// chunks, row blocks (their A fits L2), panels, tiles. With one row block, each panel is packed
+// just before its tiles; with several, all panels of the chunk are packed once, ahead: packing
+// each again per block (B read from L3 in short strided runs) measured 2-11% slower, and no row
+// blocks (A re-read from L3 by every panel) 1-thread dw at m=2048 k=256 n=8192 151 -> 134 GFLOP/s.
 void run_rows(const OuterTiles& tiles, const Product& pr, int64_t r0, int64_t r1) {
   const int64_t width = int64_t(tiles.vectors) * tiles.lanes;
-  const int64_t kc = chunk_length(pr.depth, kPanelBytes / (width * int64_t(sizeof(float))));
-  auto* panel = static_cast<float*>(t_panel_scratch.get(size_t(kc * width) * sizeof(float)));
+  const int64_t kc = chunk_length(pr.depth, tiles.depth);
+  const int64_t mc = std::max<int64_t>(tiles.rows, kRowBlockBytes / (kc * int64_t(sizeof(float))) /
+                                                       tiles.rows * tiles.rows);
+  const bool ahead = r1 - r0 > mc;
+  const int64_t panel_count = ahead ? (pr.cols + width - 1) / width : 1;
+  auto* panels = static_cast<float*>(t_panel_scratch.get(size_t(panel_count * kc * width) * sizeof(float)));
   for (int64_t p0 = 0; p0 < pr.depth; p0 += kc) {
     const int64_t len = std::min(kc, pr.depth - p0);
     const TileOutput out = p0 == 0 ? pr.first : TileOutput::Accumulate;
-    for (int64_t j0 = 0; j0 < pr.cols; j0 += width) {
-      const int64_t cols = std::min(width, pr.cols - j0);
-      const int vectors = int((cols + tiles.lanes - 1) / tiles.lanes);
-      pack_panel(pr, p0, len, j0, cols, width, panel);
-      for (int64_t i = r0; i < r1; i += tiles.rows) {
-        const int rows = int(std::min<int64_t>(tiles.rows, r1 - i));
-        float* c = pr.c + i * pr.cols + j0;
-        // Only a full next tile is announced: the kernel fetches R rows from next_c.
-        const float* next_c = i + rows + tiles.rows <= r1 ? c + rows * pr.cols : nullptr;
-        tiles.tile[rows - 1][vectors - 1](pr.a + i * pr.a_row + p0 * pr.a_step, pr.a_row, pr.a_step, panel, width,
-                                          len, c, pr.cols, cols, out, next_c);
+    if (ahead) pack_panels(pr, p0, len, 0, pr.cols, width, panels);
+    for (int64_t i0 = r0; i0 < r1; i0 += mc) {
+      const int64_t i1 = std::min(r1, i0 + mc);
+      for (int64_t j0 = 0; j0 < pr.cols; j0 += width) {
+        const int64_t cols = std::min(width, pr.cols - j0);
+        const int vectors = int((cols + tiles.lanes - 1) / tiles.lanes);
+        if (!ahead) pack_panels(pr, p0, len, j0, cols, width, panels);
+        const float* panel = ahead ? panels + j0 / width * len * width : panels;
+        for (int64_t i = i0; i < i1; i += tiles.rows) {
+          const int rows = int(std::min<int64_t>(tiles.rows, i1 - i));
+          float* c = pr.c + i * pr.cols + j0;
+          // Only a full next tile is announced: the kernel fetches R rows from next_c.
+          const float* next_c = i + rows + tiles.rows <= i1 ? c + rows * pr.cols : nullptr;
+          tiles.tile[rows - 1][vectors - 1](pr.a + i * pr.a_row + p0 * pr.a_step, pr.a_row, pr.a_step, panel,
+                                            width, len, c, pr.cols, cols, out, next_c);
+        }
       }
     }
   }

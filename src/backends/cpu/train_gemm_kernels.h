@@ -29,6 +29,7 @@ struct OuterTiles {
   int rows;     // rows of C in the main tile
   int vectors;  // vectors of columns in the main tile
   int lanes;    // floats per vector; a panel is vectors * lanes columns wide
+  int depth;    // the longest depth chunk of a panel: C is read and written once per chunk
   OuterTileFn tile[kMaxOuterRows][kMaxOuterVectors];  // [R - 1][V - 1], R <= rows, V <= vectors
 };
 
