@@ -185,7 +185,8 @@ TEST_P(TrainGemmTest, EmptySums) {
   EXPECT_EQ(dw, (std::vector<float>{1, 2, 3}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, TrainGemmTest, testing::Values(MatmulIsa::Avx512, MatmulIsa::Avx2),
+// The prefix names the file, so `ctest -R train_gemm` selects these tests.
+INSTANTIATE_TEST_SUITE_P(train_gemm, TrainGemmTest, testing::Values(MatmulIsa::Avx512, MatmulIsa::Avx2),
                          [](const testing::TestParamInfo<MatmulIsa>& info) {
                            return std::string(info.param == MatmulIsa::Avx512 ? "Avx512" : "Avx2");
                          });
