@@ -72,9 +72,13 @@ ref::DistillationLoss head_loss(const HeadSide& student, const HeadSide* teacher
       }
     });
   }
+  // The normalizers' values, once per token (the passes below read them per logit).
+  std::vector<double> norm(lse.size()), norm_s(lse_s.size()), norm_t(lse_t.size());
+  for (size_t i = 0; i < norm.size(); ++i) norm[i] = lse[i].value();
+  for (size_t i = 0; i < norm_s.size(); ++i) norm_s[i] = lse_s[i].value(), norm_t[i] = lse_t[i].value();
   // log q (the student at T) and log p (the teacher at T) of logit j of row i.
-  auto log_q = [&](int64_t i, int64_t n, int64_t j) { return double(zs[size_t(i * n + j)]) * inv_t - lse_s[size_t(i)].value(); };
-  auto log_p = [&](int64_t i, int64_t n, int64_t j) { return double(zt[size_t(i * n + j)]) * inv_t - lse_t[size_t(i)].value(); };
+  auto log_q = [&](int64_t i, int64_t n, int64_t j) { return double(zs[size_t(i * n + j)]) * inv_t - norm_s[size_t(i)]; };
+  auto log_p = [&](int64_t i, int64_t n, int64_t j) { return double(zt[size_t(i * n + j)]) * inv_t - norm_t[size_t(i)]; };
   // Pass 2: each token's KL (the reverse direction's gradient needs it).
   if (kd)
     for (int64_t first = 0; first < vocab; first += chunk) {
@@ -94,7 +98,7 @@ ref::DistillationLoss head_loss(const HeadSide& student, const HeadSide* teacher
     }
   for (int64_t i = 0; i < tokens; ++i) {
     if (targets[i] < 0) continue;
-    loss.cross_entropy += (lse[size_t(i)].value() - target_logit[size_t(i)]) * scale;
+    loss.cross_entropy += (norm[size_t(i)] - target_logit[size_t(i)]) * scale;
     loss.kl += kl[size_t(i)] * scale;
   }
   loss.total = (1.0 - o.alpha) * loss.cross_entropy + o.alpha * o.temperature * o.temperature * loss.kl;
@@ -113,7 +117,7 @@ ref::DistillationLoss head_loss(const HeadSide& student, const HeadSide* teacher
           std::fill(gi, gi + n, 0.0f);
           continue;
         }
-        const double l1 = lse[size_t(i)].value();
+        const double l1 = norm[size_t(i)];
         for (int64_t j = 0; j < n; ++j) {
           const double ce = std::exp(double(zs[size_t(i * n + j)]) - l1) - (first + j == targets[i] ? 1.0 : 0.0);
           double kd_grad = 0;

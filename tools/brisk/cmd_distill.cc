@@ -64,12 +64,20 @@ Command add_distill(CLI::App& app) {
   sub->add_flag("--balance-features", f->balance,
                 "Scale each feature term to the logits terms' size every step (instead of --feature-weight)");
   add_training_flags(sub, f->train);
-  return {sub, [f]() {
+  auto sub_count = [sub](const char* flag) { return sub->count(flag) > 0; };
+  return {sub, [f, sub_count, sub]() {
+    if (const std::string unused = unused_training_flag(*sub, f->train); !unused.empty()) return fail(unused);
     train::DistillOptions& d = *f->train.run.distill;
     d.teacher = f->teacher;
     d.loss.kl = f->kl == "reverse" ? ref::KlDirection::Reverse : ref::KlDirection::Forward;
     d.loss.feature = f->feature == "cosine" ? ref::FeatureLoss::Cosine : ref::FeatureLoss::Mse;
     d.loss.weighting = f->balance ? train::FeatureWeighting::Balanced : train::FeatureWeighting::Fixed;
+    // Flags that would change nothing are refused rather than ignored.
+    if (f->feature_layers.empty())
+      for (const char* flag : {"--feature-loss", "--feature-weight", "--balance-features"})
+        if (sub_count(flag)) return fail(std::string(flag) + " needs --feature-layers");
+    if (f->balance && sub_count("--feature-weight"))
+      return fail("--feature-weight and --balance-features both set the feature terms' weight: give one");
     if (!f->feature_layers.empty()) {
       auto pairs = parse_feature_layers(f->feature_layers);
       if (!pairs) return fail(pairs.error());

@@ -20,7 +20,8 @@ Command add_train(CLI::App& app) {
       "from it bit for bit");
   add_model_option(sub, *model, "Model folder (llama or qwen2 model_type, F32/F16/BF16 weights)");
   add_training_flags(sub, *f);
-  return {sub, [f, model]() {
+  return {sub, [f, model, sub]() {
+    if (const std::string unused = unused_training_flag(*sub, *f); !unused.empty()) return fail(unused);
     f->run.model = *model;
     return run_and_report(*f);
   }};

@@ -41,6 +41,14 @@ void add_training_flags(CLI::App* sub, TrainFlags& f) {
                 "Print {\"initial_loss\", \"final_loss\", \"eval_ppl\", \"tokens\", \"tokens_per_s\", \"seconds\", \"steps\"}");
 }
 
+std::string unused_training_flag(const CLI::App& sub, const TrainFlags& f) {
+  if (f.qat.empty() && sub.count("--qat-group")) return "--qat-group needs --qat";
+  if (f.eval.empty())
+    for (const char* flag : {"--eval-every", "--eval-ctx", "--eval-windows"})
+      if (sub.count(flag)) return std::string(flag) + " needs --eval";
+  return {};
+}
+
 int run_and_report(TrainFlags& f) {
   train::TrainOptions& o = f.run;
   o.out = f.out;

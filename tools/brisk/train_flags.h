@@ -23,6 +23,10 @@ struct TrainFlags {
 
 void add_training_flags(CLI::App* sub, TrainFlags& f);
 
+// Refuses training flags that would change nothing (--qat-group without --qat, --eval-* without
+// --eval); an empty string when all take effect.
+std::string unused_training_flag(const CLI::App& sub, const TrainFlags& f);
+
 // Completes f.run from the flags, runs it with a progress line on a terminal, prints the report
 // (JSON with --json). Returns the exit code.
 int run_and_report(TrainFlags& f);
