@@ -1,7 +1,8 @@
 // CUDA op throughput next to limits measured in the same run (GUIDE rule 10).
-//   cuda_op_bench [--json PATH] [--device N]
+//   cuda_op_bench [--json PATH] [--device N] [--only gemv|quant_gemv|batch|gemm|attention]
 // - Device-to-device copy of 1 GiB: the bandwidth ceiling (bytes read + bytes written).
-// - bf16 GEMV (m = 1, also m = 4 and 8) on Llama-3-8B shapes through CudaBackend::matmul, weight
+// - bf16 GEMV (m = 1, also m = 4 and 8) on Llama-3-8B shapes through CudaBackend::matmul (GEMV and
+//   batch rows timed as replays of recorded CUDA graphs, as decode runs them), weight
 //   copies rotated so the 50 MB L2 never holds them: GB/s of weights (+x, y) vs the copy.
 // - Quantized GEMV (Q8 per channel, Q4 groups of 128; m = 1 and 8) and the mixed-input GEMM
 //   (m = 16, 64: batched decode) on the q/o, gate/up and down shapes: GB/s of the bytes the kernel
@@ -26,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/quant_gemm_mixed.cuh"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/quant_gemv_int8.cuh"
 #include "backends/cuda/quant_layout.h"
@@ -45,29 +47,57 @@ using namespace brisk;
     }                                                                                      \
   } while (0)
 
-// Median seconds per call of `fn(i)` (i counts calls), over `batches` batches of `per_batch`.
-template <class Fn>
-double median_seconds(cudaStream_t stream, int batches, int per_batch, Fn&& fn) {
+// Median over `batches` of the seconds `enqueue()` takes on the stream, divided by `calls`.
+template <class Enqueue>
+double median_of_batches(cudaStream_t stream, int batches, int calls, Enqueue&& enqueue) {
   cudaEvent_t start, stop;
   BENCH_CUDA_CHECK(cudaEventCreate(&start));
   BENCH_CUDA_CHECK(cudaEventCreate(&stop));
-  int call = 0;
-  for (int i = 0; i < 3; ++i) fn(call++);  // warm-up: module load, plans, clocks
-  BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<double> times;
   for (int b = 0; b < batches; ++b) {
     BENCH_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int i = 0; i < per_batch; ++i) fn(call++);
+    enqueue();
     BENCH_CUDA_CHECK(cudaEventRecord(stop, stream));
     BENCH_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
     BENCH_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    times.push_back(double(ms) * 1e-3 / per_batch);
+    times.push_back(double(ms) * 1e-3 / calls);
   }
   BENCH_CUDA_CHECK(cudaEventDestroy(start));
   BENCH_CUDA_CHECK(cudaEventDestroy(stop));
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+// Median seconds per call of `fn(i)` (i counts calls), over `batches` batches of `per_batch`.
+template <class Fn>
+double median_seconds(cudaStream_t stream, int batches, int per_batch, Fn&& fn) {
+  int call = 0;
+  for (int i = 0; i < 3; ++i) fn(call++);  // warm-up: module load, plans, clocks
+  BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return median_of_batches(stream, batches, per_batch, [&] {
+    for (int i = 0; i < per_batch; ++i) fn(call++);
+  });
+}
+
+// Median seconds per call of `fn(0) .. fn(calls - 1)` recorded once into a CUDA graph and replayed
+// `batches` times: the kernels' time without the host's launch cost, as decode runs them (its steps
+// are recorded graphs). Short calls timed by median_seconds are bound by that cost instead.
+template <class Fn>
+double graph_median_seconds(cudaStream_t stream, int batches, int calls, Fn&& fn) {
+  for (int i = 0; i < 3; ++i) fn(i);  // warm-up: module load, plans, scratch sizes
+  BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  BENCH_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+  for (int i = 0; i < calls; ++i) fn(i);
+  BENCH_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  BENCH_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  BENCH_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // warm-up replay
+  const double s = median_of_batches(stream, batches, calls, [&] { BENCH_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+  BENCH_CUDA_CHECK(cudaGraphExecDestroy(exec));
+  BENCH_CUDA_CHECK(cudaGraphDestroy(graph));
+  return s;
 }
 
 // Random, non-zero bf16 values (zeros can run faster than real data).
@@ -113,11 +143,12 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string json_path;
+  std::string json_path, only;
   int device = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
   }
   auto created = CudaBackend::create(device);
   if (!created.ok()) {
@@ -148,7 +179,9 @@ int main(int argc, char** argv) {
   // GEMV on Llama-3-8B shapes (n, k): k/v, q/o, gate/up, down, head.
   const std::vector<std::pair<int64_t, int64_t>> gemv_shapes = {
       {1024, 4096}, {4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
-  for (auto [n, k] : gemv_shapes) {
+  // --only SECTION: the copy and that section (gemv, quant_gemv, batch, gemm, attention).
+  auto want = [&](const char* section) { return only.empty() || only == section; };
+  for (auto [n, k] : want("gemv") ? gemv_shapes : decltype(gemv_shapes){}) {
     const size_t bytes = size_t(n * k) * 2;
     const size_t copies = std::max<size_t>(2, (size_t(200) << 20) / bytes + 1);
     std::vector<uint16_t> host = random_bf16(size_t(n * k), uint64_t(n + k));
@@ -161,7 +194,7 @@ int main(int argc, char** argv) {
     Buffer x = be.allocate(size_t(8 * k)), y = be.allocate(size_t(8 * n));
     be.copy_to_device(x.data(), xh.data(), xh.size());
     for (int64_t m : {1, 4, 8}) {
-      const double s = median_seconds(stream, 25, 8, [&](int call) {
+      const double s = graph_median_seconds(stream, 25, int(std::max<size_t>(8, copies)), [&](int call) {
         be.matmul(x.data(), m, k, weights[size_t(call) % copies], nullptr, y.data());
       });
       const double gbps = (double(bytes) + double(m * k + m * n) * 4) / s / 1e9;
@@ -174,6 +207,7 @@ int main(int argc, char** argv) {
 
   // Quantized GEMV.
   for (DType dtype : {DType::Q8, DType::Q4}) {
+    if (!want("quant_gemv")) break;
     for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
       std::vector<uint8_t> blocks = tiled_quant_blocks(dtype, n, k);
       const size_t bytes = cuda::quant_device_layout(dtype, n, k).bytes;
@@ -184,7 +218,7 @@ int main(int argc, char** argv) {
       Buffer x = be.allocate(size_t(64 * k)), y = be.allocate(size_t(64 * n));
       be.copy_to_device(x.data(), xh.data(), xh.size());
       for (int64_t m : {1, 8, 16, 64}) {
-        const double s = median_seconds(stream, 25, 8, [&](int call) {
+        const double s = graph_median_seconds(stream, 25, int(std::max<size_t>(8, copies)), [&](int call) {
           be.matmul(x.data(), m, k, weights[size_t(call) % copies], nullptr, y.data());
         });
         const double gbps = (double(bytes) + double(m * k + m * n) * 4) / s / 1e9;
@@ -198,8 +232,9 @@ int main(int argc, char** argv) {
   // Batched decode (m = 16..256) on the q/o, gate/up and down shapes: the bf16 GEMM (x rounding +
   // cuBLASLt) against weight-only Q4 / Q8 / NF4 (the mixed-input bf16 GEMM), all through the same
   // rotation of weight copies so the L2 never holds them (and Q4 once more with one copy, L2-resident).
-  // Rate: TFLOP/s; ratio: the bf16 GEMM's time over this one's (its speedup).
-  {
+  // Rate: TFLOP/s; ratio: the bf16 GEMM's time over this one's (its speedup). Timed as recorded
+  // CUDA graphs (graph_median_seconds): without them the host's launches bound these short calls.
+  if (want("batch")) {
     const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}};
     const std::vector<int64_t> ms = {16, 32, 64, 128, 256};
     for (auto [n, k] : shapes) {
@@ -210,7 +245,8 @@ int main(int argc, char** argv) {
       auto time_all = [&](const std::string& kind, const std::vector<Tensor>& weights, auto&& call) {
         for (size_t i = 0; i < ms.size(); ++i) {
           const int64_t m = ms[i];
-          const double s = median_seconds(stream, 15, 6, [&](int c) { call(m, weights[size_t(c) % weights.size()]); });
+          const double s = graph_median_seconds(stream, 15, int(std::max<size_t>(6, weights.size())),
+                                                [&](int c) { call(m, weights[size_t(c) % weights.size()]); });
           if (kind == "gemm_bf16") bf16_us[i] = s * 1e6;
           const double tflops = 2.0 * double(m) * double(n) * double(k) / s / 1e12;
           rows.push_back({kind + "_batch", m, n, k, s * 1e6, tflops, bf16_us[i] / (s * 1e6)});
@@ -232,6 +268,14 @@ int main(int argc, char** argv) {
         const std::string name = dtype == DType::Q4 ? "q4g128" : dtype == DType::Q8 ? "q8" : "nf4g128";
         time_all("gemm_mixed_" + name, weights,
                  [&](int64_t m, const Tensor& w) { be.matmul(x.data(), m, k, w, nullptr, y.data()); });
+        // Each of the two kernels pinned (the automatic choice above picks between them by m).
+        for (auto [path, pinned] : {std::pair{cuda::MixedGemmPath::Warp, "warp_"},
+                                    std::pair{cuda::MixedGemmPath::Warpgroup, "warpgroup_"}}) {
+          cuda::pin_mixed_gemm_path(path);
+          time_all("gemm_mixed_" + std::string(pinned) + name, weights,
+                   [&](int64_t m, const Tensor& w) { be.matmul(x.data(), m, k, w, nullptr, y.data()); });
+        }
+        cuda::pin_mixed_gemm_path(cuda::MixedGemmPath::Auto);
         if (dtype == DType::Q4)  // one copy: the weights stay in the L2 (what the kernel does without DRAM)
           time_all("gemm_mixed_l2_" + name, {weights[0]},
                    [&](int64_t m, const Tensor& w) { be.matmul(x.data(), m, k, w, nullptr, y.data()); });
@@ -241,7 +285,7 @@ int main(int argc, char** argv) {
 
   // GEMM: m = 2048 on the same shapes, and the 8192^3 peak through the same path.
   double peak_tflops = 0;
-  {
+  if (want("gemm")) {
     struct G { int64_t m, n, k; };
     const std::vector<G> gemms = {{8192, 8192, 8192}, {2048, 4096, 4096}, {2048, 14336, 4096},
                                   {2048, 4096, 14336}, {2048, 128256, 4096}};
@@ -307,6 +351,7 @@ int main(int argc, char** argv) {
   // Decode attention: one row at position 4095, 32 query heads over 8 KV heads of 128, for each
   // KV cache dtype (the cache is filled through store_kv, so int8/fp8 carry real scales).
   for (KvDtype dtype : {KvDtype::F32, KvDtype::BF16, KvDtype::I8, KvDtype::F8}) {
+    if (!want("attention")) break;
     const int64_t ctx = 4096, heads = 32, kv_heads = 8, hd = 128;
     const size_t cache = size_t(ctx * kv_heads * hd), head_rows = size_t(ctx * kv_heads);
     const size_t cache_floats = (cache * kv_element_bytes(dtype) + 3) / 4;
@@ -335,7 +380,7 @@ int main(int argc, char** argv) {
   // 0, a 512-row chunk after a 1536-token prefix, and head_dim 64. FLOPs count only the causal
   // part: QK^T and PV, 2 * 2 * heads * hd per (row, visible key), i.e. 4 * rows^2/2 * heads * hd
   // from position 0. The ratio is to the bf16 GEMM peak measured above.
-  {
+  if (want("attention")) {
     struct P { int64_t rows, ctx, hd; };
     const int64_t heads = 32, kv = 8;
     for (const P& c : {P{2048, 2048, 128}, P{512, 2048, 128}, P{2048, 2048, 64}}) {

@@ -3,6 +3,7 @@
 // cuBLASLt GEMMs (Q8A8 / F8 at m > 8), the mixed-input bf16 GEMM (Q8 / Q4 / NF4 / LOG4 at m > 8)
 // and the dequantize-to-bf16 GEMM path (Q8A8 / F8 shapes cuBLASLt does not take).
 #include "cuda_ops_fixture.h"
+#include "backends/cuda/quant_gemm_mixed.cuh"
 
 namespace brisk {
 namespace {
@@ -238,24 +239,32 @@ std::vector<float> mixed_gemm_reference(const std::vector<float>& x, int64_t m, 
 // points. Within 1e-5 of the reference (only the order of fp32 sums differs).
 TEST_F(CudaOps, QuantizedMixedGemmMatchesReference) {
   const DType dtypes[] = {DType::Q8, DType::Q4, DType::NF4, DType::LOG4};
-  for (int trial = 0; trial < 32; ++trial) {
-    const DType dtype = dtypes[trial % 4];
-    const Symmetry sym = dtype == DType::Q4 && trial % 8 == 5 ? Symmetry::Asymmetric : Symmetry::Symmetric;
-    const int64_t m = std::uniform_int_distribution<int64_t>(9, 150)(rng_);
-    const int64_t n = std::uniform_int_distribution<int64_t>(1, trial % 3 ? 200 : 700)(rng_);
-    const int64_t k = 128 * std::uniform_int_distribution<int64_t>(1, 24)(rng_) - (trial % 3) * 37;
-    const bool with_bias = trial % 5 == 0;
-    HostQuantWeight q = make_quant_weight(dtype, n, k, sym, rng_);
-    const Tensor dw = be().upload(q.tensor);
-    const std::vector<float> x = random_vector(size_t(m * k), rng_);
-    const std::vector<float> bias = random_vector(size_t(n), rng_);
-    Buffer dx = device(x), db = device(bias), dy = poisoned(size_t(m * n));
-    be().matmul(dx.data(), m, k, dw, with_bias ? db.data() : nullptr, dy.data());
-    const std::vector<float> want = mixed_gemm_reference(x, m, k, q, with_bias ? bias.data() : nullptr);
-    const std::string name = "mixed gemm dtype=" + std::string(dtype_name(dtype)) +
-                             (sym == Symmetry::Asymmetric ? "-asym" : "") + " m=" + std::to_string(m) +
-                             " n=" + std::to_string(n) + " k=" + std::to_string(k);
-    EXPECT_LT(report(name, host(dy.data(), size_t(m * n)), want), 1e-5) << name;
+  // Both kernels on every shape (the warpgroup one where the GPU has it; elsewhere the pin falls
+  // back to the warp kernel), then the automatic choice.
+  for (cuda::MixedGemmPath path : {cuda::MixedGemmPath::Warp, cuda::MixedGemmPath::Warpgroup, cuda::MixedGemmPath::Auto}) {
+    cuda::pin_mixed_gemm_path(path);
+    for (int trial = 0; trial < 32; ++trial) {
+      const DType dtype = dtypes[trial % 4];
+      const Symmetry sym = dtype == DType::Q4 && trial % 8 == 5 ? Symmetry::Asymmetric : Symmetry::Symmetric;
+      const int64_t m = std::uniform_int_distribution<int64_t>(9, 150)(rng_);
+      const int64_t n = std::uniform_int_distribution<int64_t>(1, trial % 3 ? 200 : 700)(rng_);
+      const int64_t k = 128 * std::uniform_int_distribution<int64_t>(1, 24)(rng_) - (trial % 3) * 37;
+      const bool with_bias = trial % 5 == 0;
+      HostQuantWeight q = make_quant_weight(dtype, n, k, sym, rng_);
+      const Tensor dw = be().upload(q.tensor);
+      const std::vector<float> x = random_vector(size_t(m * k), rng_);
+      const std::vector<float> bias = random_vector(size_t(n), rng_);
+      Buffer dx = device(x), db = device(bias), dy = poisoned(size_t(m * n));
+      be().matmul(dx.data(), m, k, dw, with_bias ? db.data() : nullptr, dy.data());
+      const std::vector<float> want = mixed_gemm_reference(x, m, k, q, with_bias ? bias.data() : nullptr);
+      const std::string name = std::string(path == cuda::MixedGemmPath::Warp        ? "warp"
+                                           : path == cuda::MixedGemmPath::Warpgroup ? "warpgroup"
+                                                                                    : "auto") +
+                               " mixed gemm dtype=" + std::string(dtype_name(dtype)) +
+                               (sym == Symmetry::Asymmetric ? "-asym" : "") + " m=" + std::to_string(m) +
+                               " n=" + std::to_string(n) + " k=" + std::to_string(k);
+      EXPECT_LT(report(name, host(dy.data(), size_t(m * n)), want), 1e-5) << name;
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "backends/cuda/cuda_common.cuh"
@@ -28,6 +29,8 @@ constexpr int kStepsPerChunk = kChunk / kStepValues;
 constexpr int kStages = 4;
 constexpr int kMaxTiles = 8;           // token tiles (of 8) per block: 64 tokens
 constexpr int kMinChunksPerSplit = 4;  // a split-k share long enough to fill the ring
+// From this many tokens the warpgroup kernel (Hopper) runs instead of the warp kernel.
+constexpr int kWarpgroupMinTokens = 64;
 static_assert(kChunk == kQ4GroupValues, "one 4-bit group per stage");
 
 // Within each 16 values, mma slot p multiplies value kSlotValue(p): a lane's register of four
@@ -73,11 +76,28 @@ struct GemmArgs {
   uint16_t levels[16];  // NF4 / LOG4: the codebook in bf16
 };
 
+// A 4-bit group word: the fp16 scale in bits 0-15, fp16(1024 + zero) in bits 16-31 (quant_layout.h);
+// the zero comes back as bf16(128 + zero) twice, what q4_pair subtracts.
+__device__ __forceinline__ void unpack_group(uint32_t word, float& scale, __nv_bfloat162& biased_zero) {
+  scale = __half2float(__ushort_as_half(static_cast<unsigned short>(word & 0xffffu)));
+  // fp16(1024 + zero) = 0x6400 + zero; bf16(128 + zero) = 0x4300 + zero.
+  const uint32_t biased = 0x4300u + ((word >> 16) - 0x6400u);
+  const uint32_t pair = biased | (biased << 16);
+  biased_zero = *reinterpret_cast<const __nv_bfloat162*>(&pair);
+}
+
+// How a stage holds its tokens' x: one padded row per token (ldmatrix, the warp kernel), or 8 x 8
+// core matrices (the warpgroup kernel's wgmma descriptor): 128 bytes per 8 tokens x 8 values,
+// kCoreK bytes apart along k and kCoreN apart per 8 tokens.
+enum class XLayout { Rows, CoreMatrices };
+constexpr int kCoreK = 128;
+constexpr int kCoreN = kChunk / 8 * kCoreK;
+
 // Each thread's share of a stage's copies, addressed once: the same rows, tokens and 16-byte pieces
 // every chunk, only the chunk's offset changes (computing the addresses per chunk cost more
 // instructions than the chunk's math). Rows past n and tokens past m repeat the last one: their
 // results are computed, never stored.
-template <DType D, int Tokens>
+template <DType D, int Tokens, XLayout Layout>
 struct StageLoader {
   static constexpr int kWeightBytes = kChunk * code_bits<D>() / 8;  // per row and chunk
   static constexpr int kWeightPieces = kRows * (kWeightBytes / 16) / kThreads;
@@ -85,6 +105,7 @@ struct StageLoader {
   static_assert(kRows * (kWeightBytes / 16) % kThreads == 0 && Tokens * (kChunk * 2 / 16) % kThreads == 0 &&
                     kRows == kThreads,
                 "whole pieces per thread; one group word per thread");
+  static_assert(Layout == XLayout::Rows || Tokens * kChunk * 2 <= Tokens * kXStride, "core matrices fit the x rows");
   using S = Stage<D, Tokens>;
 
   const uint8_t* codes;
@@ -105,7 +126,8 @@ struct StageLoader {
     for (int u = 0; u < kXPieces; ++u) {
       const int i = int(threadIdx.x) + u * kThreads, t = i / x_pieces, piece = i % x_pieces;
       x_src[u] = uint32_t(min(tok0 + t, a.m - 1)) * uint32_t(a.padded_k) + uint32_t(piece * 8);
-      x_dst[u] = uint16_t(S::x + t * kXStride + piece * 16);
+      x_dst[u] = uint16_t(S::x + (Layout == XLayout::Rows ? t * kXStride + piece * 16
+                                                           : (t / 8) * kCoreN + piece * kCoreK + (t % 8) * 16));
     }
     group = a.params + int64_t(min(row0 + int(threadIdx.x), a.n - 1)) * a.groups;
   }
@@ -120,7 +142,42 @@ struct StageLoader {
 #pragma unroll
     for (int u = 0; u < kXPieces; ++u) copy_async16(stage + x_dst[u], x + x_src[u] + uint32_t(chunk) * kChunk);
   }
+
+  // The ring's first kStages - 1 chunks of [first, end), one commit group each. The weights do not
+  // depend on x: they are requested before waiting for the kernel that writes it.
+  template <class StageOf>
+  __device__ __forceinline__ void start(int first, int end, StageOf stage) const {
+    for (int c = first; c < first + kStages - 1 && c < end; ++c) weights(c, stage(c));
+    wait_for_producer();
+    for (int c = first; c < first + kStages - 1; ++c) {
+      if (c < end) activations(c, stage(c));
+      copy_async_commit();
+    }
+  }
+  // Chunk `next` (when before end) into its stage: one commit group either way.
+  template <class StageOf>
+  __device__ __forceinline__ void refill(int next, int end, StageOf stage) const {
+    if (next < end) {
+      weights(next, stage(next));
+      activations(next, stage(next));
+    }
+    copy_async_commit();
+  }
 };
+
+// The 4-bit group scale and zero of rows g and g + 8 of 16-row tile `tile` in a stage (Q8: scale
+// 1, its row scales come at the end).
+template <DType D, int Tokens>
+__device__ __forceinline__ void tile_group_params(const uint8_t* stage, int tile, int g, float (&scale)[2],
+                                                  __nv_bfloat162 (&zero)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    scale[h] = 1.0f;
+    if constexpr (code_bits<D>() == 4)
+      unpack_group(reinterpret_cast<const uint32_t*>(stage + Stage<D, Tokens>::groups)[tile * 16 + g + 8 * h], scale[h],
+                   zero[h]);
+  }
+}
 
 // Two bf16 from two nibbles at bits 0-3 and 16-19 of v: 0x4300 | c is bf16(128 + c) exactly (the
 // unit in the last place at 128 is 1), and subtracting bf16(128 + zero) leaves c - zero exactly.
@@ -174,6 +231,20 @@ __device__ __forceinline__ void a_fragment(const uint32_t (&r)[4], int q, const 
   }
 }
 
+// One finished sum of weight row `row` and token `tok` (either may be past the end: padding): to
+// the split's partial sums, or (Q8's row scale and) the bias added, to y.
+template <DType D>
+__device__ __forceinline__ void store_sum(const GemmArgs& a, int row, int tok, float sum) {
+  if (row >= a.n || tok >= a.m) return;
+  if (a.partials) {
+    a.partials[(int64_t(blockIdx.z) * a.m + tok) * a.n + row] = sum;
+    return;
+  }
+  if constexpr (D == DType::Q8) sum *= __ldg(reinterpret_cast<const float*>(a.params) + row);
+  if (a.bias) sum += a.bias[row];
+  a.y[int64_t(tok) * a.n + row] = sum;
+}
+
 // Block (x, y, z) computes tokens 8 Tiles x.. against weight rows kRows y.. over split z of k; warp
 // w owns rows 32w..32w+31 of the block's (two m16 tiles) and every token tile.
 template <DType D, int Tiles>
@@ -196,24 +267,14 @@ __global__ void __launch_bounds__(kThreads, 1) mixed_gemm_kernel(const GemmArgs 
   auto stage = [&](int c) { return mixed_gemm_smem + ((c - first) % kStages) * S::bytes; };
 
   // The weights do not depend on x: the ring's first stages are requested before the wait.
-  const StageLoader<D, Tokens> load(a, row0, tok0);
-  for (int c = first; c < first + kStages - 1 && c < end; ++c) load.weights(c, stage(c));
-  wait_for_producer();
-  for (int c = first; c < first + kStages - 1; ++c) {
-    if (c < end) load.activations(c, stage(c));
-    copy_async_commit();
-  }
+  const StageLoader<D, Tokens, XLayout::Rows> load(a, row0, tok0);
+  load.start(first, end, stage);
 
   float acc[kRowTiles][Tiles][4] = {};
   for (int c = first; c < end; ++c) {
     copy_async_wait<kStages - 2>();  // stage c has landed
     __syncthreads();                 // ... for every thread, and stage c - 1 is no longer read
-    const int next = c + kStages - 1;
-    if (next < end) {
-      load.weights(next, stage(next));
-      load.activations(next, stage(next));
-    }
-    copy_async_commit();
+    load.refill(c + kStages - 1, end, stage);
 
     const uint8_t* s = stage(c);
     // ldmatrix rows: lanes 0-15 rows 0-15 of tile i, lanes 16-31 the same rows 16 bytes on.
@@ -224,18 +285,7 @@ __global__ void __launch_bounds__(kThreads, 1) mixed_gemm_kernel(const GemmArgs 
     __nv_bfloat162 zero[kRowTiles][2];
 #pragma unroll
     for (int i = 0; i < kRowTiles; ++i)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {  // rows g and g + 8 of tile i
-        group_scale[i][h] = 1.0f;
-        if constexpr (kFourBit) {
-          const uint32_t word = reinterpret_cast<const uint32_t*>(s + S::groups)[(warp * kRowTiles + i) * 16 + g + 8 * h];
-          group_scale[i][h] = __half2float(__ushort_as_half(static_cast<unsigned short>(word & 0xffffu)));
-          // fp16(1024 + zero) = 0x6400 + zero; bf16(128 + zero) = 0x4300 + zero.
-          const uint32_t biased = 0x4300u + ((word >> 16) - 0x6400u);
-          const uint32_t pair = biased | (biased << 16);
-          zero[i][h] = *reinterpret_cast<const __nv_bfloat162*>(&pair);
-        }
-      }
+      tile_group_params<D, Tokens>(s, warp * kRowTiles + i, g, group_scale[i], zero[i]);
     float part[kRowTiles][Tiles][4];  // this chunk's sums (4-bit: one group, scaled once below)
 #pragma unroll
     for (int i = 0; i < kRowTiles; ++i)
@@ -275,25 +325,108 @@ __global__ void __launch_bounds__(kThreads, 1) mixed_gemm_kernel(const GemmArgs 
           acc[i][j][e] = kFourBit ? fmaf(part[i][j][e], group_scale[i][e / 2], acc[i][j][e]) : part[i][j][e];
   }
   copy_async_wait_all();
-
-  const float* row_scales = D == DType::Q8 ? reinterpret_cast<const float*>(a.params) : nullptr;
 #pragma unroll
   for (int i = 0; i < kRowTiles; ++i)
 #pragma unroll
     for (int j = 0; j < Tiles; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int row = row0 + (warp * kRowTiles + i) * 16 + g + (e >= 2 ? 8 : 0), tok = tok0 + 8 * j + 2 * t + (e & 1);
-        if (row >= a.n || tok >= a.m) continue;
-        if (a.partials) {
-          a.partials[(int64_t(blockIdx.z) * a.m + tok) * a.n + row] = acc[i][j][e];
-          continue;
+      for (int e = 0; e < 4; ++e)
+        store_sum<D>(a, row0 + (warp * kRowTiles + i) * 16 + g + (e >= 2 ? 8 : 0), tok0 + 8 * j + 2 * t + (e & 1),
+                     acc[i][j][e]);
+}
+
+// The warpgroup kernel (Hopper, sm_90a): the same block, ring and widening, but each warpgroup (4
+// warps) multiplies with wgmma -- A, the weights, from the registers they were widened in; B, 64
+// tokens, straight from the stage -- so one instruction does the work of 16 mma.m16n8k16 and
+// the warps' issue slots go to widening. Warpgroup q owns 16-row tiles 8q..8q+7: its warp w the
+// tiles 8q + w and 8q + 4 + w, the rows of two m64 products. A step's A registers are refilled
+// only after the wgmma reading them has finished (one step in flight while the next widens).
+constexpr int kWgTokens = 64;  // N of each wgmma: tokens per block
+constexpr int kWgTiles = kWgTokens / 8;
+
+template <DType D>
+__global__ void __launch_bounds__(kThreads, 1) mixed_gemm_wgmma_kernel(const GemmArgs a) {
+#if defined(BRISK_HAS_WGMMA)
+  constexpr bool kFourBit = code_bits<D>() == 4;
+  constexpr int kStepsPerLoad = kFourBit ? 4 : 2;
+  using S = Stage<D, kWgTokens>;
+  extern __shared__ __align__(128) uint8_t mixed_wgmma_smem[];
+  __shared__ uint16_t levels[16];
+  let_dependents_launch();
+  if (threadIdx.x == 0)
+#pragma unroll
+    for (int i = 0; i < 16; ++i) levels[i] = a.levels[i];
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
+  const int tok0 = int(blockIdx.x) * kWgTokens, row0 = int(blockIdx.y) * kRows;
+  const int first = int(blockIdx.z) * a.chunks_per_split;
+  const int end = min(first + a.chunks_per_split, a.padded_k / kChunk);
+  auto stage = [&](int c) { return mixed_wgmma_smem + ((c - first) % kStages) * S::bytes; };
+  auto row_tile = [&](int i) { return (warp / 4) * 8 + i * 4 + warp % 4; };  // this warp's 16-row tiles
+
+  const StageLoader<D, kWgTokens, XLayout::CoreMatrices> load(a, row0, tok0);
+  load.start(first, end, stage);
+
+  float acc[kRowTiles][kWgTiles * 4] = {};
+  float part[kRowTiles][kWgTiles * 4] = {};  // 4-bit: one group's sums, scaled into acc after it
+  for (int c = first; c < end; ++c) {
+    copy_async_wait<kStages - 2>();
+    fence_shared_for_wgmma();
+    __syncthreads();
+    load.refill(c + kStages - 1, end, stage);
+
+    const uint8_t* s = stage(c);
+    float group_scale[kRowTiles][2];
+    __nv_bfloat162 zero[kRowTiles][2];
+#pragma unroll
+    for (int i = 0; i < kRowTiles; ++i) tile_group_params<D, kWgTokens>(s, row_tile(i), g, group_scale[i], zero[i]);
+    uint32_t af[2][kRowTiles][4];  // by step parity: one step's A in flight, the next's widening
+#pragma unroll
+    for (int load_index = 0; load_index < kStepsPerChunk / kStepsPerLoad; ++load_index) {
+      uint32_t r[kRowTiles][4];
+#pragma unroll
+      for (int i = 0; i < kRowTiles; ++i)
+        ldmatrix_x4(r[i], s + S::weights + (row_tile(i) * 16 + (lane & 15)) * weight_stride<D>() + (lane >> 4) * 16 +
+                              load_index * 32);
+#pragma unroll
+      for (int q = 0; q < kStepsPerLoad; ++q) {
+        const int step = load_index * kStepsPerLoad + q, p = step & 1;
+#pragma unroll
+        for (int i = 0; i < kRowTiles; ++i) a_fragment<D>(r[i], q, zero[i], levels, af[p][i]);
+        const uint64_t b = wgmma_descriptor(s + S::x + step * 2 * kCoreK, kCoreK, kCoreN);
+        wgmma_fence();
+#pragma unroll
+        for (int i = 0; i < kRowTiles; ++i) {
+          if constexpr (kFourBit) wgmma_m64n64k16_bf16(part[i], af[p][i], b, step > 0);
+          else wgmma_m64n64k16_bf16(acc[i], af[p][i], b, 1);
         }
-        float v = acc[i][j][e];
-        if (row_scales) v *= __ldg(row_scales + row);
-        if (a.bias) v += a.bias[row];
-        a.y[int64_t(tok) * a.n + row] = v;
+        wgmma_commit();
+        wgmma_wait<1>();  // the previous step's products are done: its A registers are free
+#pragma unroll
+        for (int i = 0; i < kRowTiles; ++i) wgmma_hold(af[p ^ 1][i]);
       }
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int i = 0; i < kRowTiles; ++i) {
+      wgmma_hold(af[(kStepsPerChunk - 1) & 1][i]);
+      wgmma_hold(part[i]);
+      wgmma_hold(acc[i]);
+    }
+    if constexpr (kFourBit)
+#pragma unroll
+      for (int i = 0; i < kRowTiles; ++i)
+#pragma unroll
+        for (int e = 0; e < kWgTiles * 4; ++e) acc[i][e] = fmaf(part[i][e], group_scale[i][(e / 2) % 2], acc[i][e]);
+  }
+  copy_async_wait_all();
+#pragma unroll
+  for (int i = 0; i < kRowTiles; ++i)
+#pragma unroll
+    for (int e = 0; e < kWgTiles * 4; ++e)
+      store_sum<D>(a, row0 + row_tile(i) * 16 + g + ((e / 2) % 2) * 8, tok0 + 8 * (e / 4) + 2 * t + (e & 1), acc[i][e]);
+#else
+  __trap();  // launched only on sm_90 devices, which run the sm_90a build
+#endif
 }
 
 // y[i, j] = (sum over splits s, in order, of partials[s, i, j]) (* row scale) (+ bias).
@@ -346,14 +479,35 @@ __global__ void x_to_slots_kernel(const float* x, int m, int k, int padded_k, ui
   }
 }
 
-// How a call is cut: token tiles per block, blocks, split-k.
+std::atomic<int> pinned_path{int(MixedGemmPath::Auto)};
+
+// Whether the current device runs the warpgroup kernel (compute capability 9.x: Hopper, which
+// runs the sm_90a build), asked once per device.
+bool device_has_wgmma() {
+  static std::atomic<int> known[64];  // 0 unknown, 1 no, 2 yes
+  int device = 0;
+  BRISK_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < 0 || device >= 64) return false;
+  if (const int k = known[device].load(std::memory_order_relaxed)) return k == 2;
+  int major = 0;
+  BRISK_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  known[device].store(major == 9 ? 2 : 1, std::memory_order_relaxed);
+  return major == 9;
+}
+
+// How a call is cut: which kernel, token tiles per block, blocks, split-k.
 struct Plan {
+  MixedGemmPath path;
   int tiles, token_blocks, row_blocks, splits, chunks_per_split;
 };
 
 Plan plan_for(int m, int64_t n, int padded_k, int sm_count) {
   Plan p{};
-  p.tiles = m <= 16 ? 2 : m <= 32 ? 4 : kMaxTiles;
+  const auto pinned = MixedGemmPath(pinned_path.load(std::memory_order_relaxed));
+  const bool wgmma = device_has_wgmma() && (pinned == MixedGemmPath::Auto ? m >= kWarpgroupMinTokens
+                                                                           : pinned == MixedGemmPath::Warpgroup);
+  p.path = wgmma ? MixedGemmPath::Warpgroup : MixedGemmPath::Warp;
+  p.tiles = wgmma ? kWgTiles : m <= 16 ? 2 : m <= 32 ? 4 : kMaxTiles;
   p.token_blocks = int(ceil_div(m, 8 * p.tiles));
   p.row_blocks = int(ceil_div(n, kRows));
   const int chunks = padded_k / kChunk, blocks = p.token_blocks * p.row_blocks;
@@ -366,27 +520,30 @@ Plan plan_for(int m, int64_t n, int padded_k, int sm_count) {
 
 size_t x_bytes(int m, int padded_k) { return (size_t(m) * size_t(padded_k) * 2 + 255) / 256 * 256; }
 
-template <DType D, int Tiles>
-void launch(const GemmArgs& a, const Plan& p, cudaStream_t stream) {
-  constexpr size_t smem = size_t(kStages) * Stage<D, 8 * Tiles>::bytes;
-  static const bool configured = [] {  // once: past 48 KB of dynamic shared memory needs opting in
-    BRISK_CUDA_CHECK(
-        cudaFuncSetAttribute(mixed_gemm_kernel<D, Tiles>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+// Past 48 KB of dynamic shared memory a kernel must opt in, once (per instantiation: once per kernel).
+template <auto Kernel, size_t Smem>
+void launch_with_smem(const GemmArgs& a, const Plan& p, cudaStream_t stream) {
+  static const bool configured = [] {
+    BRISK_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(Smem)));
     return true;
   }();
   (void)configured;
   const dim3 grid(unsigned(p.token_blocks), unsigned(p.row_blocks), unsigned(p.splits));
-  launch_overlapped(mixed_gemm_kernel<D, Tiles>, grid, dim3(kThreads), smem, stream, a);
+  launch_overlapped(Kernel, grid, dim3(kThreads), Smem, stream, a);
 }
 
 template <DType D>
 void launch_for(const GemmArgs& a, const Plan& p, cudaStream_t stream) {
-  if (p.tiles == 2) return launch<D, 2>(a, p, stream);
-  if (p.tiles == 4) return launch<D, 4>(a, p, stream);
-  launch<D, kMaxTiles>(a, p, stream);
+  if (p.path == MixedGemmPath::Warpgroup)
+    return launch_with_smem<mixed_gemm_wgmma_kernel<D>, kStages * Stage<D, kWgTokens>::bytes>(a, p, stream);
+  if (p.tiles == 2) return launch_with_smem<mixed_gemm_kernel<D, 2>, kStages * Stage<D, 16>::bytes>(a, p, stream);
+  if (p.tiles == 4) return launch_with_smem<mixed_gemm_kernel<D, 4>, kStages * Stage<D, 32>::bytes>(a, p, stream);
+  launch_with_smem<mixed_gemm_kernel<D, kMaxTiles>, kStages * Stage<D, 8 * kMaxTiles>::bytes>(a, p, stream);
 }
 
 }  // namespace
+
+void pin_mixed_gemm_path(MixedGemmPath path) { pinned_path.store(int(path), std::memory_order_relaxed); }
 
 bool has_mixed_gemm(DType dtype) {
   return dtype == DType::Q8 || dtype == DType::Q4 || dtype == DType::NF4 || dtype == DType::LOG4;

@@ -7,6 +7,8 @@
 //     for Q8 / Q4, the codebook's levels rounded to bf16 for NF4 / LOG4 -- and runs
 //     mma.m16n8k16 (bf16 x bf16, fp32 sums). A 4-bit group's products are summed apart and
 //     scaled once per group (128 values) in fp32; Q8's row scale and the bias come last.
+//     On Hopper, from 64 tokens, warpgroups of 4 warps run wgmma instead (A, the widened weights,
+//     from registers; B, x, from the ring), 64 tokens per block.
 //  3. Shapes with fewer blocks than the GPU has SMs split k across blocks; the partial sums go
 //     to scratch and one small kernel adds them in a fixed order (results are deterministic).
 // Numerics: y = sum over k of bf16(x) * w in fp32, with w exact except NF4's levels (bf16
@@ -20,6 +22,11 @@
 #include "core/tensor.h"
 
 namespace brisk::cuda {
+
+// Which kernel runs: the warp kernel (mma.m16n8k16, any GPU) or, on Hopper, the warpgroup kernel
+// (wgmma, 64 tokens per block). Auto picks by m; tests and benchmarks pin one (process-wide).
+enum class MixedGemmPath { Auto, Warp, Warpgroup };
+void pin_mixed_gemm_path(MixedGemmPath path);
 
 // True for the dtypes quant_gemm_mixed runs (Q8, Q4, NF4, LOG4).
 bool has_mixed_gemm(DType dtype);
