@@ -146,7 +146,9 @@ TEST_F(Distillation, RefusesWhatItCannotDo) {
   for (const std::string& bad : std::vector<std::string>{"", ",", "1,,2", "-1", "a", "1a", "99999999999999999999", "layers=", "=4",
                                  std::string(100000, ',')}) {
     EXPECT_FALSE(parse_student_shape(bad).ok()) << bad.substr(0, 20);
-    if (bad != "layers=" && bad != "=4") EXPECT_FALSE(parse_layer_list(bad).ok()) << bad.substr(0, 20);
+    if (bad != "layers=" && bad != "=4") {
+      EXPECT_FALSE(parse_layer_list(bad).ok()) << bad.substr(0, 20);
+    }
   }
   EXPECT_FALSE(parse_student_shape("layers=4,hidden=99999999").ok());  // past the width limit
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 
 #include "backends/cpu/cpu_backend.h"
 #include "models/model.h"
@@ -120,9 +121,37 @@ TEST_F(TrainingRun, RefusesWhatItCannotDo) {
 
   o = small_run(dir_ / "z", 2);
   o.model = kShared / "models" / "sotu-gpt2";
-  auto gpt2 = run_training(o);
-  ASSERT_FALSE(gpt2.ok());
-  EXPECT_NE(gpt2.error().message.find("gpt2"), std::string::npos) << gpt2.error().message;
+  o.window = 2000;  // past its 1024 learned positions
+  auto too_long = run_training(o);
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.error().message.find("learned positions"), std::string::npos) << too_long.error().message;
+  EXPECT_FALSE(fs::exists(o.out / "model.safetensors"));
+}
+
+// GPT-2 (Conv1D matrices stored [in, out]): the written folder loads, and its weights are the run's
+// final weights bit for bit (the transposes on the way in and out undo each other).
+TEST_F(TrainingRun, Gpt2RunWritesItsWeightsInTheCheckpointLayout) {
+  TrainOptions o = small_run(dir_ / "gpt2", 2);
+  o.model = kShared / "models" / "sotu-gpt2";
+  auto report = run_training(o);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  auto saved = load_checkpoint(checkpoint_path(o.out));
+  ASSERT_TRUE(saved.ok()) << saved.error().message;
+  CpuBackend backend(1);
+  auto model = load_model(o.out, backend);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto reloaded = DecoderTrainer::from_model(*model.value(), 1);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.error().message;
+  std::map<std::string, const TrainState::Parameter*> by_name;
+  for (const TrainState::Parameter& p : saved.value().parameters) by_name[p.name] = &p;
+  int transposed = 0;
+  for (const TrainState::Parameter& p : reloaded.value()->parameters()) {
+    ASSERT_TRUE(by_name.count(p.name)) << p.name;
+    EXPECT_EQ(p.shape, by_name[p.name]->shape) << p.name;
+    EXPECT_TRUE(p.value == by_name[p.name]->value) << p.name;
+    transposed += p.stored_transposed;
+  }
+  EXPECT_EQ(transposed, 4 * int(model.value()->config().n_layers));  // c_attn, c_proj, c_fc, mlp.c_proj
 }
 
 }  // namespace

@@ -19,6 +19,9 @@ struct TrainState {
     std::vector<int64_t> shape;
     std::vector<float> value;  // fp32 master weights
     AdamWState adam;           // empty moments: not stepped yet
+    // A matrix the checkpoint stores [in, out] (GPT-2's Conv1D): held [out, in] like every other
+    // matrix, transposed back when the model folder is written.
+    bool stored_transposed = false;
   };
   std::vector<Parameter> parameters;
   int64_t step = 0;    // optimizer steps taken

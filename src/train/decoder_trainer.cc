@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -26,15 +27,56 @@ struct LinearIds {
   int weight = kNone, bias = kNone;
 };
 
-struct LayerIds {
-  int attn_norm = kNone, mlp_norm = kNone;
-  LinearIds q, k, v, o, gate, up, down;
+// A norm's scale and (LayerNorm) shift.
+struct NormIds {
+  int weight = kNone, bias = kNone;
 };
 
-// What one layer's backward pass needs from its forward, [rows, width] each.
+// q/k/v are three matrices (Llama) or one fused [q | k | v] matrix (GPT-2's c_attn); the MLP is
+// SwiGLU (gate, up, down) or GELU (up = c_fc, down = c_proj).
+struct LayerIds {
+  NormIds attn_norm, mlp_norm;
+  LinearIds q, k, v, qkv, o, gate, up, down;
+};
+
+// What one layer's backward pass needs from its forward, [rows, width] each (gate only for SwiGLU;
+// act is the MLP's activation, up its input under GELU).
 struct LayerTape {
   std::vector<float> x, n1, q, k, v, att, h, n2, gate, up, act;
 };
+
+// The two block shapes the trainer knows, from the architecture's family.
+enum class Block {
+  Llama,  // RMSNorm, RoPE, separate q/k/v, SwiGLU
+  Gpt2,   // LayerNorm with shift, learned positions, fused q/k/v, GELU (tanh)
+};
+
+// Column blocks of a row-major matrix: a pointer to [rows, width] and the width.
+struct ColumnBlock {
+  float* data;
+  int64_t width;
+};
+
+// src [rows, sum of widths] -> each block its columns, in order.
+void split_columns(const float* src, int64_t rows, std::initializer_list<ColumnBlock> blocks) {
+  int64_t total = 0;
+  for (const ColumnBlock& b : blocks) total += b.width;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = src + r * total;
+    for (const ColumnBlock& b : blocks) {
+      std::copy_n(row, b.width, b.data + r * b.width);
+      row += b.width;
+    }
+  }
+}
+// The inverse: the blocks side by side into dst [rows, sum of widths].
+void join_columns(std::initializer_list<ColumnBlock> blocks, int64_t rows, float* dst) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (const ColumnBlock& b : blocks) {
+      std::copy_n(b.data + r * b.width, b.width, dst);
+      dst += b.width;
+    }
+}
 
 // Whether a backward pass writes its input gradient or adds it to what is there (q/k/v and
 // gate/up share their input).
@@ -56,7 +98,9 @@ struct DecoderTrainer::Impl {
   ThreadPool pool;
   std::vector<TrainState::Parameter> params;
   std::vector<std::vector<float>> grads;
-  int embed = kNone, final_norm = kNone;
+  Block block = Block::Llama;
+  int embed = kNone, positions = kNone;  // positions: GPT-2's learned position table
+  NormIds final_norm;
   LinearIds head;  // weight kNone: tied to the embeddings
   std::vector<LayerIds> layers;
   // --qat: the spec, and per parameter its fake-quantized values (empty for those not quantized).
@@ -76,6 +120,28 @@ struct DecoderTrainer::Impl {
   float* grad(int id) { return grads[size_t(id)].data(); }
   const float* bias_value(const LinearIds& l) { return l.bias == kNone ? nullptr : value(l.bias); }
   int head_weight() const { return head.weight == kNone ? embed : head.weight; }
+
+  void norm(const float* x, int64_t rows, const NormIds& n, float* y) {
+    const int64_t d = config.hidden_size;
+    if (block == Block::Gpt2) ref::layer_norm(x, value(n.weight), value(n.bias), rows, d, float(config.norm_eps), y);
+    else ref::rms_norm(x, value(n.weight), rows, d, float(config.norm_eps), y);
+  }
+  // dx written, the scale's (and shift's) gradients added.
+  void norm_backward(const float* x, int64_t rows, const NormIds& n, const float* dy, float* dx) {
+    const int64_t d = config.hidden_size;
+    const float eps = float(config.norm_eps);
+    if (block == Block::Gpt2)
+      ref::layer_norm_backward(x, value(n.weight), rows, d, eps, dy, dx, grad(n.weight), grad(n.bias));
+    else ref::rms_norm_backward(x, value(n.weight), rows, d, eps, dy, dx, grad(n.weight));
+  }
+  // Every linear layer of the blocks (the ones --qat fake-quantizes).
+  std::vector<const LinearIds*> block_linears() const {
+    std::vector<const LinearIds*> out;
+    for (const LayerIds& l : layers)
+      for (const LinearIds* linear : {&l.q, &l.k, &l.v, &l.qkv, &l.o, &l.gate, &l.up, &l.down})
+        if (linear->weight != kNone) out.push_back(linear);
+    return out;
+  }
 
   void ensure_tables(int64_t window) {
     if (window <= table_positions) return;
@@ -126,10 +192,13 @@ DecoderTrainer::~DecoderTrainer() = default;
 
 Result<std::unique_ptr<DecoderTrainer>> DecoderTrainer::from_model(Model& model, int threads) {
   const ModelConfig& c = model.config();
-  if (!c.arch || c.arch->family != "llama" || (c.model_type != "llama" && c.model_type != "qwen2"))
-    return make_error("training supports the llama and qwen2 model types; this model is '" + c.model_type + "'");
+  const bool llama = c.arch && c.arch->family == "llama" && (c.model_type == "llama" || c.model_type == "qwen2");
+  const bool gpt2 = c.arch && c.arch->family == "gpt2";
+  if (!llama && !gpt2)
+    return make_error("training supports the llama, qwen2 and gpt2 model types; this model is '" + c.model_type + "'");
   auto impl = std::make_unique<Impl>(threads);
   impl->config = c;
+  impl->block = gpt2 ? Block::Gpt2 : Block::Llama;
   impl->layers.resize(size_t(c.n_layers));
   std::string problem;
   model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
@@ -144,18 +213,22 @@ Result<std::unique_ptr<DecoderTrainer>> DecoderTrainer::from_model(Model& model,
     TrainState::Parameter p;
     p.name = spec.name;
     p.shape = slot.shape;
+    p.stored_transposed = spec.kind == TensorKind::TransposedMatrix;
     p.value.resize(size_t(slot.numel()));
     for (size_t i = 0; i < p.value.size(); ++i) p.value[i] = load_as_f32(slot.data, slot.dtype, i);
     impl->params.push_back(std::move(p));
     const bool bias = spec.part == Part::Bias;
     auto set_linear = [&](LinearIds& l) { (bias ? l.bias : l.weight) = id; };
+    auto set_norm = [&](NormIds& n) { (bias ? n.bias : n.weight) = id; };
     LayerIds* layer = spec.layer == kNoLayer ? nullptr : &impl->layers[size_t(spec.layer)];
     switch (spec.role) {
       case Role::TokenEmbed: impl->embed = id; break;
-      case Role::FinalNorm: impl->final_norm = id; break;
+      case Role::PositionEmbed: impl->positions = id; break;
+      case Role::FinalNorm: set_norm(impl->final_norm); break;
       case Role::Head: set_linear(impl->head); break;
-      case Role::AttnNorm: layer->attn_norm = id; break;
-      case Role::MlpNorm: layer->mlp_norm = id; break;
+      case Role::AttnNorm: set_norm(layer->attn_norm); break;
+      case Role::MlpNorm: set_norm(layer->mlp_norm); break;
+      case Role::AttnQkv: set_linear(layer->qkv); break;
       case Role::AttnQ: set_linear(layer->q); break;
       case Role::AttnK: set_linear(layer->k); break;
       case Role::AttnV: set_linear(layer->v); break;
@@ -167,18 +240,24 @@ Result<std::unique_ptr<DecoderTrainer>> DecoderTrainer::from_model(Model& model,
     }
   });
   if (!problem.empty()) return make_error(problem);
-  if (impl->embed == kNone || impl->final_norm == kNone)
-    return make_error("training: the model has no token embeddings or final norm");
-  for (const LayerIds& l : impl->layers)
-    if (l.attn_norm == kNone || l.mlp_norm == kNone || l.q.weight == kNone || l.k.weight == kNone ||
-        l.v.weight == kNone || l.o.weight == kNone || l.gate.weight == kNone || l.up.weight == kNone ||
-        l.down.weight == kNone)
-      return make_error("training: a layer lacks one of its norms or projections (fused q/k/v or gate/up?)");
+  const bool shifted_norms = gpt2;
+  auto norm_ok = [&](const NormIds& n) { return n.weight != kNone && (n.bias != kNone) == shifted_norms; };
+  if (impl->embed == kNone || !norm_ok(impl->final_norm) || (impl->positions != kNone) != gpt2)
+    return make_error("training: the model lacks its token embeddings, position table or final norm");
+  for (const LayerIds& l : impl->layers) {
+    const bool attention = gpt2 ? l.qkv.weight != kNone : l.q.weight != kNone && l.k.weight != kNone && l.v.weight != kNone;
+    const bool mlp = l.up.weight != kNone && l.down.weight != kNone && (l.gate.weight != kNone) == llama;
+    if (!norm_ok(l.attn_norm) || !norm_ok(l.mlp_norm) || !attention || l.o.weight == kNone || !mlp)
+      return make_error("training: a layer lacks one of its norms or projections (fused gate/up?)");
+  }
   for (const TrainState::Parameter& p : impl->params) impl->grads.emplace_back(p.value.size(), 0.0f);
   return std::unique_ptr<DecoderTrainer>(new DecoderTrainer(std::move(impl)));
 }
 
 const ModelConfig& DecoderTrainer::config() const { return impl_->config; }
+int64_t DecoderTrainer::max_window() const {
+  return impl_->positions == kNone ? std::numeric_limits<int64_t>::max() : impl_->config.max_position;
+}
 ThreadPool& DecoderTrainer::pool() { return impl_->pool; }
 std::vector<TrainState::Parameter>& DecoderTrainer::parameters() { return impl_->params; }
 std::vector<std::vector<float>>& DecoderTrainer::gradients() { return impl_->grads; }
@@ -193,12 +272,11 @@ Status DecoderTrainer::set_fake_quantization(const QuantSpec& spec) {
 Status DecoderTrainer::refresh_fake_quantization() {
   Impl& s = *impl_;
   if (!s.fake_spec) return ok_status();
-  for (const LayerIds& l : s.layers)
-    for (const LinearIds* linear : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
-      const TrainState::Parameter& p = s.params[size_t(linear->weight)];
-      BRISK_ASSIGN(values, fake_quantize(p.value.data(), p.shape[0], p.shape[1], *s.fake_spec, p.name));
-      s.fake[size_t(linear->weight)] = std::move(values);
-    }
+  for (const LinearIds* linear : s.block_linears()) {
+    const TrainState::Parameter& p = s.params[size_t(linear->weight)];
+    BRISK_ASSIGN(values, fake_quantize(p.value.data(), p.shape[0], p.shape[1], *s.fake_spec, p.name));
+    s.fake[size_t(linear->weight)] = std::move(values);
+  }
   return ok_status();
 }
 
@@ -213,8 +291,12 @@ DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> toke
               "DecoderTrainer: tokens must hold windows * (window + 1) ids");
   const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
   const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
-  const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(hd));
-  s.ensure_tables(window);
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const bool rope = s.block == Block::Llama;
+  if (rope) s.ensure_tables(window);
+  BRISK_CHECK(s.positions == kNone || window <= c.max_position,
+              "DecoderTrainer: a window of " + std::to_string(window) + " tokens passes the model's " +
+                  std::to_string(c.max_position) + " learned positions");
   Pass f;
   f.windows = windows, f.window = window;
   for (int64_t w = 0; w < windows; ++w)
@@ -230,21 +312,31 @@ DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> toke
   const float* table = s.value(s.embed);
   for (int64_t r = 0; r < rows; ++r)
     std::copy_n(table + int64_t(f.inputs[size_t(r)]) * d, d, x.data() + r * d);
+  if (s.positions != kNone)
+    for (int64_t r = 0; r < rows; ++r) ref::add(x.data() + r * d, s.value(s.positions) + f.positions[size_t(r)] * d, d);
   f.tape.resize(s.layers.size());
   for (size_t li = 0; li < s.layers.size(); ++li) {
     const LayerIds& L = s.layers[li];
     LayerTape& t = f.tape[li];
     t.x = x;
     t.n1.resize(size_t(rows * d));
-    ref::rms_norm(x.data(), s.value(L.attn_norm), rows, d, eps, t.n1.data());
+    s.norm(x.data(), rows, L.attn_norm, t.n1.data());
     t.q.resize(size_t(rows * q_dim));
     t.k.resize(size_t(rows * kv_dim));
     t.v.resize(size_t(rows * kv_dim));
-    s.linear(t.n1.data(), rows, L.q, t.q.data());
-    s.linear(t.n1.data(), rows, L.k, t.k.data());
-    s.linear(t.n1.data(), rows, L.v, t.v.data());
-    ref::rope(t.q.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
-    ref::rope(t.k.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+    if (L.qkv.weight != kNone) {  // one GEMM, its rows [q | k | v] split apart
+      std::vector<float> qkv(size_t(rows * (q_dim + 2 * kv_dim)));
+      s.linear(t.n1.data(), rows, L.qkv, qkv.data());
+      split_columns(qkv.data(), rows, {{t.q.data(), q_dim}, {t.k.data(), kv_dim}, {t.v.data(), kv_dim}});
+    } else {
+      s.linear(t.n1.data(), rows, L.q, t.q.data());
+      s.linear(t.n1.data(), rows, L.k, t.k.data());
+      s.linear(t.n1.data(), rows, L.v, t.v.data());
+    }
+    if (rope) {
+      ref::rope(t.q.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+      ref::rope(t.k.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+    }
     t.att.resize(size_t(rows * q_dim));
     s.pool.parallel_for(windows, [&](int64_t first, int64_t last) {  // windows are independent
       for (int64_t w = first; w < last; ++w)
@@ -256,19 +348,24 @@ DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> toke
     ref::add(x.data(), tmp.data(), rows * d);
     t.h = x;
     t.n2.resize(size_t(rows * d));
-    ref::rms_norm(x.data(), s.value(L.mlp_norm), rows, d, eps, t.n2.data());
-    t.gate.resize(size_t(rows * ff));
+    s.norm(x.data(), rows, L.mlp_norm, t.n2.data());
     t.up.resize(size_t(rows * ff));
-    t.act.resize(size_t(rows * ff));
-    s.linear(t.n2.data(), rows, L.gate, t.gate.data());
     s.linear(t.n2.data(), rows, L.up, t.up.data());
-    ref::silu_mul(t.gate.data(), t.up.data(), t.act.data(), rows * ff);
+    if (L.gate.weight != kNone) {
+      t.gate.resize(size_t(rows * ff));
+      t.act.resize(size_t(rows * ff));
+      s.linear(t.n2.data(), rows, L.gate, t.gate.data());
+      ref::silu_mul(t.gate.data(), t.up.data(), t.act.data(), rows * ff);
+    } else {
+      t.act = t.up;
+      ref::gelu_tanh(t.act.data(), rows * ff);
+    }
     s.linear(t.act.data(), rows, L.down, tmp.data());
     ref::add(x.data(), tmp.data(), rows * d);
   }
   f.last = x;
   f.normed.resize(size_t(rows * d));
-  ref::rms_norm(x.data(), s.value(s.final_norm), rows, d, eps, f.normed.data());
+  s.norm(x.data(), rows, s.final_norm, f.normed.data());
   return f;
 }
 
@@ -278,9 +375,9 @@ void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<con
   const int64_t windows = f.windows, window = f.window;
   const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
   const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
-  const float eps = float(c.norm_eps), scale = 1.0f / std::sqrt(float(hd));
+  const float scale = 1.0f / std::sqrt(float(hd));
   std::vector<float> dx(size_t(rows * d)), dtmp(size_t(rows * d)), dnorm(size_t(rows * d)), scratch;
-  ref::rms_norm_backward(f.last.data(), s.value(s.final_norm), rows, d, eps, dnormed, dx.data(), s.grad(s.final_norm));
+  s.norm_backward(f.last.data(), rows, s.final_norm, dnormed, dx.data());
   std::vector<float> dact(size_t(rows * ff)), dgate(size_t(rows * ff)), dup(size_t(rows * ff));
   std::vector<float> datt(size_t(rows * q_dim)), dq(size_t(rows * q_dim)), dk(size_t(rows * kv_dim)),
       dv(size_t(rows * kv_dim));
@@ -292,11 +389,15 @@ void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<con
     const LayerTape& t = f.tape[li];
     // MLP: the residual passes dx on unchanged; the MLP's path adds through its norm.
     s.linear_backward(t.act.data(), rows, L.down, dx.data(), dact.data(), scratch, InputGrad::Write);
-    ref::silu_mul_backward(t.gate.data(), t.up.data(), dact.data(), dgate.data(), dup.data(), rows * ff);
-    s.linear_backward(t.n2.data(), rows, L.gate, dgate.data(), dtmp.data(), scratch, InputGrad::Write);
-    s.linear_backward(t.n2.data(), rows, L.up, dup.data(), dtmp.data(), scratch, InputGrad::Add);
-    ref::rms_norm_backward(t.h.data(), s.value(L.mlp_norm), rows, d, eps, dtmp.data(), dnorm.data(),
-                           s.grad(L.mlp_norm));
+    if (L.gate.weight != kNone) {
+      ref::silu_mul_backward(t.gate.data(), t.up.data(), dact.data(), dgate.data(), dup.data(), rows * ff);
+      s.linear_backward(t.n2.data(), rows, L.gate, dgate.data(), dtmp.data(), scratch, InputGrad::Write);
+      s.linear_backward(t.n2.data(), rows, L.up, dup.data(), dtmp.data(), scratch, InputGrad::Add);
+    } else {
+      ref::gelu_tanh_backward(t.up.data(), dact.data(), dup.data(), rows * ff);
+      s.linear_backward(t.n2.data(), rows, L.up, dup.data(), dtmp.data(), scratch, InputGrad::Write);
+    }
+    s.norm_backward(t.h.data(), rows, L.mlp_norm, dtmp.data(), dnorm.data());
     ref::add(dx.data(), dnorm.data(), rows * d);
     // Attention.
     s.linear_backward(t.att.data(), rows, L.o, dx.data(), datt.data(), scratch, InputGrad::Write);
@@ -307,16 +408,24 @@ void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<con
                                        c.n_heads, c.n_kv_heads, hd, scale, dq.data() + w * window * q_dim,
                                        dk.data() + w * window * kv_dim, dv.data() + w * window * kv_dim);
     });
-    ref::rope_backward(dq.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
-    ref::rope_backward(dk.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
-    s.linear_backward(t.n1.data(), rows, L.q, dq.data(), dtmp.data(), scratch, InputGrad::Write);
-    s.linear_backward(t.n1.data(), rows, L.k, dk.data(), dtmp.data(), scratch, InputGrad::Add);
-    s.linear_backward(t.n1.data(), rows, L.v, dv.data(), dtmp.data(), scratch, InputGrad::Add);
-    ref::rms_norm_backward(t.x.data(), s.value(L.attn_norm), rows, d, eps, dtmp.data(), dnorm.data(),
-                           s.grad(L.attn_norm));
+    if (s.block == Block::Llama) {
+      ref::rope_backward(dq.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+      ref::rope_backward(dk.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+    }
+    if (L.qkv.weight != kNone) {
+      std::vector<float> dqkv(size_t(rows * (q_dim + 2 * kv_dim)));
+      join_columns({{dq.data(), q_dim}, {dk.data(), kv_dim}, {dv.data(), kv_dim}}, rows, dqkv.data());
+      s.linear_backward(t.n1.data(), rows, L.qkv, dqkv.data(), dtmp.data(), scratch, InputGrad::Write);
+    } else {
+      s.linear_backward(t.n1.data(), rows, L.q, dq.data(), dtmp.data(), scratch, InputGrad::Write);
+      s.linear_backward(t.n1.data(), rows, L.k, dk.data(), dtmp.data(), scratch, InputGrad::Add);
+      s.linear_backward(t.n1.data(), rows, L.v, dv.data(), dtmp.data(), scratch, InputGrad::Add);
+    }
+    s.norm_backward(t.x.data(), rows, L.attn_norm, dtmp.data(), dnorm.data());
     ref::add(dx.data(), dnorm.data(), rows * d);
   }
   ref::embedding_backward(f.inputs.data(), rows, d, dx.data(), s.grad(s.embed));
+  if (s.positions != kNone) ref::embedding_backward(f.positions.data(), rows, d, dx.data(), s.grad(s.positions));
 }
 
 double DecoderTrainer::cross_entropy_step(std::span<const int32_t> tokens, int64_t windows, int64_t window) {

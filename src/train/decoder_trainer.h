@@ -2,7 +2,8 @@
 //   x += o(Attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = RMSNorm(x)
 //   x += down(silu(gate(n2)) * up(n2)),             n2 = RMSNorm(x)
 //   logits = head(RMSNorm(x))
-// (Llama, Qwen2's q/k/v biases, Mistral without a sliding window) over whole windows of tokens,
+// (Llama, Qwen2's q/k/v biases, Mistral without a sliding window), and GPT-2's block (LayerNorm
+// with shift, learned positions, fused q/k/v, GELU-tanh MLP, biases) over whole windows of tokens,
 // every activation kept for the backward pass. The forward is the inference model's arithmetic on
 // the same fp32 weights (the parameters come from a model the engine loaded, by role), and the
 // tests compare its logits with the engine's, so what training optimizes is what brisk runs.
@@ -26,7 +27,7 @@ namespace brisk::train {
 
 class DecoderTrainer {
  public:
-  // fp32 copies of `model`'s parameters (a Llama-family decoder loaded on a CPU backend with row-major
+  // fp32 copies of `model`'s parameters (a Llama-family or GPT-2 decoder loaded on a CPU backend with row-major
   // weights), named and shaped as its checkpoint names them. Errors name what is not supported.
   static Result<std::unique_ptr<DecoderTrainer>> from_model(Model& model, int threads);
   ~DecoderTrainer();
@@ -34,6 +35,8 @@ class DecoderTrainer {
   DecoderTrainer& operator=(const DecoderTrainer&) = delete;
 
   const ModelConfig& config() const;
+  // The longest window it takes: the learned positions (GPT-2), else no limit.
+  int64_t max_window() const;
   ThreadPool& pool();  // the trainer's threads, for the losses computed beside it
   // Parameters in the checkpoint's order, and one gradient array per parameter (same sizes).
   std::vector<TrainState::Parameter>& parameters();

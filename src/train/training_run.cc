@@ -1,5 +1,6 @@
 #include "train/training_run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -73,12 +74,18 @@ Status restore(TrainState& saved, const std::vector<TrainState::Parameter*>& par
   return ok_status();
 }
 
-Result<std::unique_ptr<DecoderTrainer>> load_trainer(const fs::path& dir, int threads) {
+// The trainer of the model in `dir`, refused when `window` tokens (the training windows, the
+// evaluation's) pass what its positions reach.
+Result<std::unique_ptr<DecoderTrainer>> load_trainer(const fs::path& dir, int threads, int64_t window) {
   CpuBackend backend(1);  // only to load: the trainer keeps fp32 copies and its own threads
   ModelOptions load_options;
   load_options.max_rows = 64;
   BRISK_ASSIGN(model, load_model(dir, backend, load_options));
-  return DecoderTrainer::from_model(*model, threads);
+  BRISK_ASSIGN(trainer, DecoderTrainer::from_model(*model, threads));
+  if (window > trainer->max_window())
+    return make_error(dir.string() + ": windows of " + std::to_string(window) + " tokens (--window, --eval-ctx) pass its " +
+                      std::to_string(trainer->max_window()) + " learned positions");
+  return trainer;
 }
 
 // The bytes of a folder's tokenizer definition (tokenizer.json, else tokenizer.model).
@@ -100,11 +107,21 @@ Status write_model_folder(const fs::path& source, const fs::path& out, const std
   }
   if (ec) return make_error("reading " + source.string() + ": " + ec.message());
   std::vector<NamedTensor> tensors;
+  std::vector<std::vector<float>> transposed;  // keeps the transposed copies alive until written
+  transposed.reserve(params.size());
   for (const TrainState::Parameter& p : params) {
     Tensor t;
     t.data = const_cast<float*>(p.value.data());  // written, not modified
     t.dtype = DType::F32;
     t.shape = p.shape;
+    if (p.stored_transposed) {
+      const int64_t rows = p.shape[0], cols = p.shape[1];
+      std::vector<float>& copy = transposed.emplace_back(p.value.size());
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) copy[size_t(c * rows + r)] = p.value[size_t(r * cols + c)];
+      t.data = copy.data();
+      t.shape = {cols, rows};
+    }
     tensors.push_back({p.name, t});
   }
   const fs::path partial = out / "model.safetensors.partial";
@@ -131,7 +148,8 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
       if (Status st = write_student(student); !st.ok()) return st.error();
     }
   }
-  BRISK_ASSIGN(trainer, load_trainer(o.model, o.threads));
+  const int64_t longest_window = std::max(o.window, o.eval ? o.eval_ctx - 1 : 0);
+  BRISK_ASSIGN(trainer, load_trainer(o.model, o.threads, longest_window));
   if (o.qat)
     if (Status st = trainer->set_fake_quantization(*o.qat); !st.ok()) return st.error();
   std::unique_ptr<DecoderTrainer> teacher;
@@ -144,7 +162,7 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
     // run for nothing (the CE baseline of bench/distill_sotu.sh).
     const bool teacher_needed = o.distill->loss.alpha > 0 || !o.distill->loss.feature_layers.empty();
     if (teacher_needed) {
-      BRISK_ASSIGN(loaded, load_trainer(o.distill->teacher, o.threads));
+      BRISK_ASSIGN(loaded, load_trainer(o.distill->teacher, o.threads, o.window));
       teacher = std::move(loaded);
       BRISK_ASSIGN(made, Distiller::create(*trainer, *teacher, o.distill->loss, o.seed));
       distiller = std::move(made);

@@ -39,14 +39,14 @@ Command add_distill(CLI::App& app) {
   train::DistillLoss& loss = f->train.run.distill.emplace().loss;
   CLI::App* sub = app.add_subcommand(
       "distill",
-      "Train a student (llama or qwen2, the teacher's tokenizer) on a teacher's soft labels:\n"
+      "Train a student (llama, qwen2 or gpt2, the teacher's tokenizer) on a teacher's soft labels:\n"
       "  L = (1 - alpha) CE + alpha T^2 KL(p_teacher^T || p_student^T)   (--kl reverse: the other KL)\n"
       "    + feature terms: MSE or cosine between student and teacher hidden states (--feature-layers),\n"
       "      through a learned projection when the widths differ\n"
       "fp32 on the CPU, the logits terms chunked over the vocabulary. The student is a folder\n"
       "(--student) or new (--student-shape, random or --init-from-teacher layers). Otherwise as\n"
       "'brisk train' (schedule, evaluation, checkpoints, --resume, the output folder)");
-  sub->add_option("--teacher", f->teacher, "Teacher folder (llama or qwen2, float weights)")->required();
+  sub->add_option("--teacher", f->teacher, "Teacher folder (llama, qwen2 or gpt2, float weights)")->required();
   sub->add_option("--student", f->student, "Student folder to start from");
   sub->add_option("--student-shape", f->student_shape,
                   "A new student: layers=L,hidden=H,heads=A,kv_heads=K,ffn=F (missing keys: the teacher's)");

@@ -11,14 +11,14 @@ Command add_train(CLI::App& app) {
   std::shared_ptr<std::string> model = std::make_shared<std::string>();
   CLI::App* sub = app.add_subcommand(
       "train",
-      "Fine-tune a model (llama or qwen2, float weights) on text files with next-token\n"
+      "Fine-tune a model (llama, qwen2 or gpt2, float weights) on text files with next-token\n"
       "cross-entropy, fp32 on the CPU: AdamW (PyTorch's), linear warmup then cosine decay,\n"
       "global gradient-norm clipping, gradient accumulation. The files are tokenized with the\n"
       "model's tokenizer, joined by its EOS token and cut into windows visited in a seeded order.\n"
       "Writes a Hugging Face folder (fp32 weights, the source's config and tokenizer) and\n"
       "train_state.safetensors (weights, AdamW moments, step, data position): --resume continues\n"
       "from it bit for bit");
-  add_model_option(sub, *model, "Model folder (llama or qwen2 model_type, F32/F16/BF16 weights)");
+  add_model_option(sub, *model, "Model folder (llama, qwen2 or gpt2 model_type, F32/F16/BF16 weights)");
   add_training_flags(sub, *f);
   return {sub, [f, model, sub]() {
     if (const std::string unused = unused_training_flag(*sub, *f); !unused.empty()) return fail(unused);
