@@ -151,6 +151,15 @@ TEST_F(Distillation, RefusesWhatItCannotDo) {
     }
   }
   EXPECT_FALSE(parse_student_shape("layers=4,hidden=99999999").ok());  // past the width limit
+  EXPECT_FALSE(parse_student_shape("layers=4,arch=bert").ok());
+  EXPECT_FALSE(parse_student_shape("arch=gpt2,arch=gpt2").ok());
+  auto with_arch = parse_student_shape("layers=4,arch=gpt2", "--shape");
+  ASSERT_TRUE(with_arch.ok()) << with_arch.error().message;
+  EXPECT_EQ(with_arch.value().arch, "gpt2");
+  EXPECT_EQ(with_arch.value().layers, 4);
+  const auto named = parse_student_shape("depth=4", "--shape");
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.error().message.rfind("--shape:", 0), 0u) << named.error().message;
 
   // A student whose tokenizer is not the teacher's.
   s.out = dir_ / "other_tokenizer";

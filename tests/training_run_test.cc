@@ -128,6 +128,44 @@ TEST_F(TrainingRun, RefusesWhatItCannotDo) {
   EXPECT_FALSE(fs::exists(o.out / "model.safetensors"));
 }
 
+// `brisk train --shape`: a new model of the shape, the base's config and tokenizer otherwise, written
+// to <out>/initial_model and trained from there (GPT-2's keys: n_layer, n_embd, n_head, n_inner).
+TEST_F(TrainingRun, NewShapeTrainsAFreshModel) {
+  TrainOptions o = small_run(dir_ / "fresh", 3);
+  o.model = kShared / "models" / "sotu-gpt2";
+  StudentShape shape;
+  shape.layers = 2, shape.hidden = 96, shape.heads = 4, shape.ffn = 200, shape.arch = "gpt2";
+  o.new_shape = shape;
+  auto report = run_training(o);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  CpuBackend backend(1);
+  auto model = load_model(o.out, backend);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  const ModelConfig& c = model.value()->config();
+  EXPECT_EQ(c.model_type, "gpt2");
+  EXPECT_EQ(c.n_layers, 2);
+  EXPECT_EQ(c.hidden_size, 96);
+  EXPECT_EQ(c.n_heads, 4);
+  EXPECT_EQ(c.intermediate_size, 200);
+  EXPECT_TRUE(fs::exists(initial_model_path(o.out) / "tokenizer.json"));
+
+  // The family comes from the base; a gpt2 has no grouped kv heads.
+  TrainOptions wrong = small_run(dir_ / "wrong", 1);
+  shape.arch = "llama";
+  wrong.model = kShared / "models" / "sotu-gpt2";
+  wrong.new_shape = shape;
+  auto refused = run_training(wrong);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("arch=llama"), std::string::npos) << refused.error().message;
+  shape.arch = "";
+  shape.kv_heads = 2;
+  wrong.new_shape = shape;
+  refused = run_training(wrong);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("kv heads"), std::string::npos) << refused.error().message;
+  EXPECT_FALSE(fs::exists(initial_model_path(wrong.out) / "model.safetensors"));
+}
+
 // GPT-2 (Conv1D matrices stored [in, out]): the written folder loads, and its weights are the run's
 // final weights bit for bit (the transposes on the way in and out undo each other).
 TEST_F(TrainingRun, Gpt2RunWritesItsWeightsInTheCheckpointLayout) {

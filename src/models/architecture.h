@@ -45,9 +45,18 @@ struct GgufArchitecture {
   std::vector<std::string_view> config_tensors{};
 };
 
+// The config.json keys that give a model of the family its size: the parser reads them, and tools
+// that write a config of a new shape (distillation students, `brisk train --shape`) set them.
+// kv_heads "": the family has no grouped keys (kv heads = heads); head_dim "": always hidden / heads;
+// all "": no tool writes new shapes of the family.
+struct ShapeKeys {
+  const char *layers = "", *hidden = "", *heads = "", *kv_heads = "", *ffn = "", *head_dim = "";
+};
+
 struct Architecture {
   std::string_view family;                    // "llama"
   std::vector<std::string_view> model_types;  // config.json model_type values it accepts
+  ShapeKeys shape_keys;
   // Reads the family's fields into `base` (model_type, token ids, quantization already set).
   Result<ModelConfig> (*parse_config)(const ConfigFields& fields, ModelConfig base);
   // Every tensor of a model of this config, in load order (Model::visit_tensors walks the same

@@ -248,6 +248,7 @@ Result<Json> bert_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
 extern const Architecture kBertArchitecture{
     .family = "bert",
     .model_types = {"bert"},
+    .shape_keys = {},  // no tool writes new shapes of this family
     .parse_config = parse_bert,
     .tensors = collect_tensor_specs<BertWeights>,
     .make = construct_model<Bert>,

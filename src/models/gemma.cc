@@ -354,6 +354,7 @@ Result<Json> gemma_gguf_config(const GgufFile& f, const GgufArchitecture& arch) 
 extern const Architecture kGemmaArchitecture{
     .family = "gemma",
     .model_types = {"gemma2", "gemma3_text"},
+    .shape_keys = {},  // no tool writes new shapes of this family
     .parse_config = parse_gemma,
     .tensors = collect_tensor_specs<GemmaWeights>,
     .make = construct_model<Gemma>,

@@ -102,14 +102,17 @@ class Gpt2 final : public Model {
   Buffer x_, h_, qkv_, q_, attn_, ff_;  // activations [max_rows, width], allocated once
 };
 
+constexpr ShapeKeys kGpt2Shape{.layers = "n_layer", .hidden = "n_embd", .heads = "n_head", .ffn = "n_inner"};
+
 Result<ModelConfig> parse_gpt2(const ConfigFields& f, ModelConfig c) {
   const std::string& where = f.where();
+  const ShapeKeys& k = kGpt2Shape;
   BRISK_ASSIGN(vocab, f.integer("vocab_size"));
-  BRISK_ASSIGN(hidden, bounded_size(f, "n_embd", kMaxWidth));  // n_inner defaults to 4x
-  BRISK_ASSIGN(layers, bounded_size(f, "n_layer", kMaxLayers));
-  BRISK_ASSIGN(heads, f.integer("n_head"));
+  BRISK_ASSIGN(hidden, bounded_size(f, k.hidden, kMaxWidth));  // n_inner defaults to 4x
+  BRISK_ASSIGN(layers, bounded_size(f, k.layers, kMaxLayers));
+  BRISK_ASSIGN(heads, f.integer(k.heads));
   BRISK_ASSIGN(max_pos, f.integer_or("n_positions", 1024));
-  BRISK_ASSIGN(inner, f.integer_or("n_inner", 4 * hidden));
+  BRISK_ASSIGN(inner, f.integer_or(k.ffn, 4 * hidden));
   BRISK_ASSIGN(eps, f.positive_number_or("layer_norm_epsilon", 1e-5));
   BRISK_ASSIGN(tie, f.boolean_or("tie_word_embeddings", true));
   BRISK_ASSIGN(by_layer, f.boolean_or("scale_attn_by_inverse_layer_idx", false));
@@ -149,6 +152,7 @@ Result<Json> gpt2_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
 extern const Architecture kGpt2Architecture{
     .family = "gpt2",
     .model_types = {"gpt2"},
+    .shape_keys = kGpt2Shape,
     .parse_config = parse_gpt2,
     .tensors = collect_tensor_specs<Gpt2Weights>,
     .make = construct_model<Gpt2>,

@@ -187,23 +187,27 @@ Result<std::vector<int64_t>> sliding_windows(const ConfigFields& f, const std::s
   return out;
 }
 
+constexpr ShapeKeys kLlamaShape{.layers = "num_hidden_layers", .hidden = "hidden_size", .heads = "num_attention_heads",
+                                .kv_heads = "num_key_value_heads", .ffn = "intermediate_size", .head_dim = "head_dim"};
+
 Result<ModelConfig> parse_llama(const ConfigFields& f, ModelConfig c) {
   const std::string& where = f.where();
+  const ShapeKeys& k = kLlamaShape;
   BRISK_ASSIGN(vocab, f.integer("vocab_size"));
-  BRISK_ASSIGN(hidden, f.integer("hidden_size"));
-  BRISK_ASSIGN(inter, f.integer("intermediate_size"));
-  BRISK_ASSIGN(layers, bounded_size(f, "num_hidden_layers", kMaxLayers));
-  BRISK_ASSIGN(heads, f.integer("num_attention_heads"));
-  BRISK_ASSIGN(kv_heads, f.integer_or("num_key_value_heads", heads));
+  BRISK_ASSIGN(hidden, f.integer(k.hidden));
+  BRISK_ASSIGN(inter, f.integer(k.ffn));
+  BRISK_ASSIGN(layers, bounded_size(f, k.layers, kMaxLayers));
+  BRISK_ASSIGN(heads, f.integer(k.heads));
+  BRISK_ASSIGN(kv_heads, f.integer_or(k.kv_heads, heads));
   BRISK_ASSIGN(max_pos, f.integer_or("max_position_embeddings", 2048));
   BRISK_ASSIGN(eps, f.positive_number_or("rms_norm_eps", 1e-6));
   BRISK_ASSIGN(tie, f.boolean_or("tie_word_embeddings", false));
   BRISK_ASSIGN(attn_bias, f.boolean_or("attention_bias", false));
   BRISK_ASSIGN(mlp_bias, f.boolean_or("mlp_bias", false));
   BRISK_ASSIGN(rope, parse_rope(f.json(), where));
-  if (hidden % heads != 0 && !f.has("head_dim"))
+  if (hidden % heads != 0 && !f.has(k.head_dim))
     return make_error(where + ": hidden_size " + std::to_string(hidden) + " is not divisible by num_attention_heads " + std::to_string(heads) + " and no head_dim is given");
-  BRISK_ASSIGN(head_dim, f.integer_or("head_dim", hidden / heads));
+  BRISK_ASSIGN(head_dim, f.integer_or(k.head_dim, hidden / heads));
   if (heads % kv_heads != 0)
     return make_error(where + ": num_attention_heads " + std::to_string(heads) + " is not a multiple of num_key_value_heads " + std::to_string(kv_heads));
   if (head_dim % 2 != 0) return make_error(where + ": head_dim must be even for rotary embeddings");
@@ -331,6 +335,7 @@ Result<Json> llama_gguf_config(const GgufFile& f, const GgufArchitecture& arch) 
 extern const Architecture kLlamaArchitecture{
     .family = "llama",
     .model_types = {"llama", "mistral", "qwen2", "phi3"},
+    .shape_keys = kLlamaShape,
     .parse_config = parse_llama,
     .tensors = collect_tensor_specs<LlamaWeights>,
     .make = construct_model<Llama>,

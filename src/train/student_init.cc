@@ -55,7 +55,7 @@ using SpecKey = std::tuple<int64_t, Role, Part>;
 
 }  // namespace
 
-Result<StudentShape> parse_student_shape(const std::string& text) {
+Result<StudentShape> parse_student_shape(const std::string& text, const std::string& flag) {
   StudentShape s;
   std::map<std::string_view, int64_t*> fields = {{"layers", &s.layers},     {"hidden", &s.hidden}, {"heads", &s.heads},
                                                  {"kv_heads", &s.kv_heads}, {"ffn", &s.ffn}};
@@ -64,12 +64,17 @@ Result<StudentShape> parse_student_shape(const std::string& text) {
     const size_t eq = item.find('=');
     const std::string_view key = item.substr(0, eq);
     auto it = fields.find(key);
-    if (eq == std::string_view::npos || it == fields.end())
-      return make_error("--student-shape: '" + std::string(item) + "' is not one of layers=, hidden=, heads=, kv_heads=, ffn=");
-    if (seen[key]) return make_error("--student-shape: '" + std::string(key) + "' given twice");
+    if (eq == std::string_view::npos || (it == fields.end() && key != "arch"))
+      return make_error(flag + ": '" + std::string(item) + "' is not one of layers=, hidden=, heads=, kv_heads=, ffn=, arch=");
+    if (seen[key]) return make_error(flag + ": '" + std::string(key) + "' given twice");
     seen[key] = true;
-    BRISK_ASSIGN(v, whole_number(item.substr(eq + 1), "--student-shape " + std::string(key)));
-    if (v == 0 || v > (int64_t(1) << 20)) return make_error("--student-shape: " + std::string(key) + " out of range");
+    if (key == "arch") {
+      s.arch = std::string(item.substr(eq + 1));
+      if (s.arch != "llama" && s.arch != "gpt2") return make_error(flag + ": arch must be llama or gpt2, not '" + s.arch + "'");
+      continue;
+    }
+    BRISK_ASSIGN(v, whole_number(item.substr(eq + 1), flag + " " + std::string(key)));
+    if (v == 0 || v > (int64_t(1) << 20)) return make_error(flag + ": " + std::string(key) + " out of range");
     *it->second = v;
   }
   return s;
@@ -89,9 +94,13 @@ Status write_student(const StudentOptions& o) {
   if (fs::exists(o.out) && !fs::is_empty(o.out)) return make_error(o.out.string() + " is not empty");
   BRISK_ASSIGN(teacher_json, read_json_file(o.teacher / "config.json"));
   BRISK_ASSIGN(teacher, parse_model_config(teacher_json, (o.teacher / "config.json").string()));
-  if (teacher.model_type != "llama" && teacher.model_type != "qwen2")
-    return make_error("distillation students are llama / qwen2 models; the teacher is '" + teacher.model_type + "'");
+  const ShapeKeys& keys = teacher.arch->shape_keys;
+  if (!*keys.layers)
+    return make_error("new models are llama, qwen2 or gpt2 models; the base is '" + teacher.model_type + "'");
   StudentShape s = o.shape;
+  if (!s.arch.empty() && s.arch != teacher.arch->family)
+    return make_error("arch=" + s.arch + ": the base model (" + o.teacher.string() + ") is a " +
+                      std::string(teacher.arch->family) + " model; a new model takes the base's config and tokenizer, so its family too");
   if (!o.from_teacher_layers.empty()) {
     if (s.layers != 0 && s.layers != int64_t(o.from_teacher_layers.size()))
       return make_error("--init-from-teacher names " + std::to_string(o.from_teacher_layers.size()) +
@@ -107,16 +116,20 @@ Status write_student(const StudentOptions& o) {
   if (s.heads == 0) s.heads = teacher.n_heads;
   if (s.kv_heads == 0) s.kv_heads = teacher.n_kv_heads;
   if (s.ffn == 0) s.ffn = teacher.intermediate_size;
-  if (s.hidden % s.heads != 0 || s.heads % s.kv_heads != 0 || (s.hidden / s.heads) % 2 != 0)
-    return make_error("student shape: hidden must be a multiple of heads, heads of kv_heads, and the head size even");
+  if (!*keys.kv_heads && o.shape.kv_heads != 0 && o.shape.kv_heads != s.heads)
+    return make_error("a " + std::string(teacher.arch->family) + " model has no grouped kv heads: kv_heads must equal heads");
+  if (!*keys.kv_heads) s.kv_heads = s.heads;
+  if (s.hidden % s.heads != 0 || s.heads % s.kv_heads != 0)
+    return make_error("new shape: hidden must be a multiple of heads, and heads of kv_heads");
 
+  // The shape through the family's keys; parsing the result checks the rest (RoPE's even heads).
   Json config = teacher_json;
-  config["num_hidden_layers"] = s.layers;
-  config["hidden_size"] = s.hidden;
-  config["num_attention_heads"] = s.heads;
-  config["num_key_value_heads"] = s.kv_heads;
-  config["intermediate_size"] = s.ffn;
-  config["head_dim"] = s.hidden / s.heads;
+  config[keys.layers] = s.layers;
+  config[keys.hidden] = s.hidden;
+  config[keys.heads] = s.heads;
+  if (*keys.kv_heads) config[keys.kv_heads] = s.kv_heads;
+  config[keys.ffn] = s.ffn;
+  if (*keys.head_dim) config[keys.head_dim] = s.hidden / s.heads;
   for (const char* key : {"dtype", "torch_dtype"})
     if (config.contains(key)) config[key] = "float32";
   BRISK_ASSIGN(student, parse_model_config(config, (o.out / "config.json").string()));

@@ -33,6 +33,7 @@ Status check_options(const TrainOptions& o) {
   if (o.eval_ctx < 2) return make_error("--eval-ctx must be at least 2 tokens");
   if (o.data.empty()) return make_error("no training text given (--data)");
   if (o.out.empty()) return make_error("no output folder given (-o)");
+  if (o.new_shape && o.distill) return make_error("a new distillation student comes from its own shape options, not new_shape");
   if (!o.resume && fs::exists(o.out) && !fs::is_empty(o.out))
     return make_error(o.out.string() + " is not empty (pass --resume to continue the run saved there)");
   if (o.resume && !fs::exists(checkpoint_path(o.out)))
@@ -135,10 +136,20 @@ Status write_model_folder(const fs::path& source, const fs::path& out, const std
 
 fs::path checkpoint_path(const fs::path& out) { return out / kStateFile; }
 fs::path initial_student_path(const fs::path& out) { return out / "initial_student"; }
+fs::path initial_model_path(const fs::path& out) { return out / "initial_model"; }
 
 Result<TrainReport> run_training(const TrainOptions& options, const std::function<void(const StepReport&)>& on_step) {
   if (Status st = check_options(options); !st.ok()) return st.error();
   TrainOptions o = options;
+  if (o.new_shape) {
+    StudentOptions fresh;
+    fresh.teacher = o.model;  // the base: its config (but the shape) and tokenizer
+    fresh.shape = *o.new_shape;
+    fresh.seed = o.seed;
+    fresh.out = o.model = initial_model_path(o.out);
+    if (!o.resume)
+      if (Status st = write_student(fresh); !st.ok()) return st.error();
+  }
   if (o.distill && o.distill->student) {
     o.model = initial_student_path(o.out);
     if (!o.resume) {

@@ -24,13 +24,18 @@ namespace brisk::train {
 // Distillation: the teacher and the loss. The student is TrainOptions::model, or, with `student`,
 // a new one written to <out>/initial_student first (StudentOptions::teacher and out are set there).
 struct DistillOptions {
-  std::filesystem::path teacher;  // a float llama / qwen2 folder with the student's tokenizer
+  std::filesystem::path teacher;  // a float llama / qwen2 / gpt2 folder with the student's tokenizer
   DistillLoss loss;
   std::optional<StudentOptions> student;
 };
 
 struct TrainOptions {
-  std::filesystem::path model;  // a float llama / qwen2 Hugging Face folder (the student when distilling)
+  // A float llama / qwen2 / gpt2 Hugging Face folder (the student when distilling; with new_shape,
+  // the base whose config and tokenizer the new model takes).
+  std::filesystem::path model;
+  // `brisk train --shape`: train a new model of this shape, random weights seeded by `seed`, written
+  // to <out>/initial_model first.
+  std::optional<StudentShape> new_shape;
   std::optional<DistillOptions> distill;
   std::vector<std::filesystem::path> data;
   std::optional<std::filesystem::path> eval;  // held-out text for perplexity
@@ -75,6 +80,8 @@ struct TrainReport {
 std::filesystem::path checkpoint_path(const std::filesystem::path& out);
 // Where a distillation run writes the student it creates: <out>/initial_student.
 std::filesystem::path initial_student_path(const std::filesystem::path& out);
+// Where `brisk train --shape` writes the new model it trains: <out>/initial_model.
+std::filesystem::path initial_model_path(const std::filesystem::path& out);
 
 Result<TrainReport> run_training(const TrainOptions& options,
                                  const std::function<void(const StepReport&)>& on_step = {});
