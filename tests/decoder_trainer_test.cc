@@ -104,6 +104,25 @@ TEST(DecoderTrainer, GradientsMatchFiniteDifferences) {
   expect_gradients_match_finite_differences("sotu-gpt2");   // LayerNorm, learned positions, fused q/k/v, GELU
 }
 
+// Activation checkpointing changes memory, not arithmetic: the same gradients bit for bit.
+TEST(DecoderTrainer, RecomputedLayersGiveTheSameGradients) {
+  for (const char* name : {"sotu-llama", "sotu-gpt2"}) {
+    auto l = load(name);
+    ASSERT_TRUE(l);
+    DecoderTrainer& t = *l->trainer;
+    const int64_t window = 10, windows = 3;
+    const std::vector<int32_t> tokens = random_tokens(size_t(windows * (window + 1)), int32_t(t.config().vocab_size), 5);
+    t.zero_gradients();
+    const double kept = t.cross_entropy_step(tokens, windows, window);
+    const std::vector<std::vector<float>> want = t.gradients();
+    t.set_activation_memory(ActivationMemory::LayerInputs);
+    t.zero_gradients();
+    const double recomputed = t.cross_entropy_step(tokens, windows, window);
+    EXPECT_EQ(kept, recomputed) << name;
+    for (size_t p = 0; p < want.size(); ++p) EXPECT_TRUE(t.gradients()[p] == want[p]) << name << " " << t.parameters()[p].name;
+  }
+}
+
 // AdamW on one batch: the loss falls (the graph and the optimizer point the same way).
 TEST(DecoderTrainer, AdamWStepsLowerTheLoss) {
   for (const char* name : {"sotu-qwen2", "sotu-gpt2"}) {

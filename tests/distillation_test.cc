@@ -60,7 +60,7 @@ TEST_F(Distillation, GradientsMatchFiniteDifferences) {
   StudentOptions s;
   s.teacher = kQwen;
   s.out = dir_ / "student";
-  s.shape = {2, 64, 2, 1, 96};
+  s.shape = {2, 64, 2, 1, 96, ""};
   s.seed = 3;
   ASSERT_TRUE(write_student(s).ok());
   auto student = trainer(s.out);

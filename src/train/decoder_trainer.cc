@@ -43,6 +43,10 @@ struct LayerIds {
 // act is the MLP's activation, up its input under GELU).
 struct LayerTape {
   std::vector<float> x, n1, q, k, v, att, h, n2, gate, up, act;
+  bool recorded() const { return !n1.empty(); }
+  void keep_input_only() {  // everything but x freed (ActivationMemory::LayerInputs)
+    for (std::vector<float>* v : {&n1, &q, &k, &v, &att, &h, &n2, &gate, &up, &act}) std::vector<float>().swap(*v);
+  }
 };
 
 // The two block shapes the trainer knows, from the architecture's family.
@@ -183,7 +187,10 @@ struct DecoderTrainer::Impl {
     if (mode == InputGrad::Add) ref::add(dx, target, rows * in);
   }
 
+  ActivationMemory activations = ActivationMemory::All;
+
   Pass forward(std::span<const int32_t> tokens, int64_t windows, int64_t window);
+  void layer_forward(const Pass& f, size_t li, LayerTape& t, std::vector<float>& x);
   void backward(Pass& f, const float* dnormed, std::span<const LayerGradient> layer_grads);
 };
 
@@ -255,6 +262,7 @@ Result<std::unique_ptr<DecoderTrainer>> DecoderTrainer::from_model(Model& model,
 }
 
 const ModelConfig& DecoderTrainer::config() const { return impl_->config; }
+void DecoderTrainer::set_activation_memory(ActivationMemory memory) { impl_->activations = memory; }
 int64_t DecoderTrainer::max_window() const {
   return impl_->positions == kNone ? std::numeric_limits<int64_t>::max() : impl_->config.max_position;
 }
@@ -289,11 +297,8 @@ DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> toke
   const ModelConfig& c = s.config;
   BRISK_CHECK(windows >= 1 && window >= 1 && int64_t(tokens.size()) == windows * (window + 1),
               "DecoderTrainer: tokens must hold windows * (window + 1) ids");
-  const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
-  const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
-  const float scale = 1.0f / std::sqrt(float(hd));
-  const bool rope = s.block == Block::Llama;
-  if (rope) s.ensure_tables(window);
+  const int64_t rows = windows * window, d = c.hidden_size;
+  if (s.block == Block::Llama) s.ensure_tables(window);
   BRISK_CHECK(s.positions == kNone || window <= c.max_position,
               "DecoderTrainer: a window of " + std::to_string(window) + " tokens passes the model's " +
                   std::to_string(c.max_position) + " learned positions");
@@ -308,7 +313,7 @@ DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> toke
       f.targets.push_back(next);
       f.positions.push_back(int32_t(i));
     }
-  std::vector<float> x(size_t(rows * d)), tmp(size_t(rows * d));
+  std::vector<float> x(size_t(rows * d));
   const float* table = s.value(s.embed);
   for (int64_t r = 0; r < rows; ++r)
     std::copy_n(table + int64_t(f.inputs[size_t(r)]) * d, d, x.data() + r * d);
@@ -316,57 +321,72 @@ DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> toke
     for (int64_t r = 0; r < rows; ++r) ref::add(x.data() + r * d, s.value(s.positions) + f.positions[size_t(r)] * d, d);
   f.tape.resize(s.layers.size());
   for (size_t li = 0; li < s.layers.size(); ++li) {
-    const LayerIds& L = s.layers[li];
     LayerTape& t = f.tape[li];
     t.x = x;
-    t.n1.resize(size_t(rows * d));
-    s.norm(x.data(), rows, L.attn_norm, t.n1.data());
-    t.q.resize(size_t(rows * q_dim));
-    t.k.resize(size_t(rows * kv_dim));
-    t.v.resize(size_t(rows * kv_dim));
-    if (L.qkv.weight != kNone) {  // one GEMM, its rows [q | k | v] split apart
-      std::vector<float> qkv(size_t(rows * (q_dim + 2 * kv_dim)));
-      s.linear(t.n1.data(), rows, L.qkv, qkv.data());
-      split_columns(qkv.data(), rows, {{t.q.data(), q_dim}, {t.k.data(), kv_dim}, {t.v.data(), kv_dim}});
-    } else {
-      s.linear(t.n1.data(), rows, L.q, t.q.data());
-      s.linear(t.n1.data(), rows, L.k, t.k.data());
-      s.linear(t.n1.data(), rows, L.v, t.v.data());
-    }
-    if (rope) {
-      ref::rope(t.q.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
-      ref::rope(t.k.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
-    }
-    t.att.resize(size_t(rows * q_dim));
-    s.pool.parallel_for(windows, [&](int64_t first, int64_t last) {  // windows are independent
-      for (int64_t w = first; w < last; ++w)
-        ref::causal_attention(t.q.data() + w * window * q_dim, t.k.data() + w * window * kv_dim,
-                              t.v.data() + w * window * kv_dim, window, c.n_heads, c.n_kv_heads, hd, scale,
-                              t.att.data() + w * window * q_dim);
-    });
-    s.linear(t.att.data(), rows, L.o, tmp.data());
-    ref::add(x.data(), tmp.data(), rows * d);
-    t.h = x;
-    t.n2.resize(size_t(rows * d));
-    s.norm(x.data(), rows, L.mlp_norm, t.n2.data());
-    t.up.resize(size_t(rows * ff));
-    s.linear(t.n2.data(), rows, L.up, t.up.data());
-    if (L.gate.weight != kNone) {
-      t.gate.resize(size_t(rows * ff));
-      t.act.resize(size_t(rows * ff));
-      s.linear(t.n2.data(), rows, L.gate, t.gate.data());
-      ref::silu_mul(t.gate.data(), t.up.data(), t.act.data(), rows * ff);
-    } else {
-      t.act = t.up;
-      ref::gelu_tanh(t.act.data(), rows * ff);
-    }
-    s.linear(t.act.data(), rows, L.down, tmp.data());
-    ref::add(x.data(), tmp.data(), rows * d);
+    s.layer_forward(f, li, t, x);
+    if (s.activations == ActivationMemory::LayerInputs) t.keep_input_only();
   }
   f.last = x;
   f.normed.resize(size_t(rows * d));
   s.norm(x.data(), rows, s.final_norm, f.normed.data());
   return f;
+}
+
+// One layer of a pass: the tape of layer li from its input t.x; x becomes its output.
+void DecoderTrainer::Impl::layer_forward(const Pass& f, size_t li, LayerTape& t, std::vector<float>& x) {
+  Impl& s = *this;
+  const ModelConfig& c = s.config;
+  const int64_t windows = f.windows, window = f.window;
+  const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
+  const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const bool rope = s.block == Block::Llama;
+  x = t.x;
+  std::vector<float> tmp(size_t(rows * d));
+  const LayerIds& L = s.layers[li];
+  t.n1.resize(size_t(rows * d));
+  s.norm(x.data(), rows, L.attn_norm, t.n1.data());
+  t.q.resize(size_t(rows * q_dim));
+  t.k.resize(size_t(rows * kv_dim));
+  t.v.resize(size_t(rows * kv_dim));
+  if (L.qkv.weight != kNone) {  // one GEMM, its rows [q | k | v] split apart
+    std::vector<float> qkv(size_t(rows * (q_dim + 2 * kv_dim)));
+    s.linear(t.n1.data(), rows, L.qkv, qkv.data());
+    split_columns(qkv.data(), rows, {{t.q.data(), q_dim}, {t.k.data(), kv_dim}, {t.v.data(), kv_dim}});
+  } else {
+    s.linear(t.n1.data(), rows, L.q, t.q.data());
+    s.linear(t.n1.data(), rows, L.k, t.k.data());
+    s.linear(t.n1.data(), rows, L.v, t.v.data());
+  }
+  if (rope) {
+    ref::rope(t.q.data(), rows, c.n_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+    ref::rope(t.k.data(), rows, c.n_kv_heads, hd, f.positions.data(), s.cos.data(), s.sin.data());
+  }
+  t.att.resize(size_t(rows * q_dim));
+  s.pool.parallel_for(windows, [&](int64_t first, int64_t last) {  // windows are independent
+    for (int64_t w = first; w < last; ++w)
+      ref::causal_attention(t.q.data() + w * window * q_dim, t.k.data() + w * window * kv_dim,
+                            t.v.data() + w * window * kv_dim, window, c.n_heads, c.n_kv_heads, hd, scale,
+                            t.att.data() + w * window * q_dim);
+  });
+  s.linear(t.att.data(), rows, L.o, tmp.data());
+  ref::add(x.data(), tmp.data(), rows * d);
+  t.h = x;
+  t.n2.resize(size_t(rows * d));
+  s.norm(x.data(), rows, L.mlp_norm, t.n2.data());
+  t.up.resize(size_t(rows * ff));
+  s.linear(t.n2.data(), rows, L.up, t.up.data());
+  if (L.gate.weight != kNone) {
+    t.gate.resize(size_t(rows * ff));
+    t.act.resize(size_t(rows * ff));
+    s.linear(t.n2.data(), rows, L.gate, t.gate.data());
+    ref::silu_mul(t.gate.data(), t.up.data(), t.act.data(), rows * ff);
+  } else {
+    t.act = t.up;
+    ref::gelu_tanh(t.act.data(), rows * ff);
+  }
+  s.linear(t.act.data(), rows, L.down, tmp.data());
+  ref::add(x.data(), tmp.data(), rows * d);
 }
 
 void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<const LayerGradient> layer_grads) {
@@ -386,7 +406,11 @@ void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<con
     for (const LayerGradient& g : layer_grads)
       if (g.layer == int64_t(li)) ref::add(dx.data(), g.grad, rows * d);
     const LayerIds& L = s.layers[li];
-    const LayerTape& t = f.tape[li];
+    LayerTape& t = f.tape[li];
+    if (!t.recorded()) {  // kept only its input: run the layer again
+      std::vector<float> out;
+      s.layer_forward(f, li, t, out);
+    }
     // MLP: the residual passes dx on unchanged; the MLP's path adds through its norm.
     s.linear_backward(t.act.data(), rows, L.down, dx.data(), dact.data(), scratch, InputGrad::Write);
     if (L.gate.weight != kNone) {
@@ -423,6 +447,7 @@ void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<con
     }
     s.norm_backward(t.x.data(), rows, L.attn_norm, dtmp.data(), dnorm.data());
     ref::add(dx.data(), dnorm.data(), rows * d);
+    if (s.activations == ActivationMemory::LayerInputs) t.keep_input_only();
   }
   ref::embedding_backward(f.inputs.data(), rows, d, dx.data(), s.grad(s.embed));
   if (s.positions != kNone) ref::embedding_backward(f.positions.data(), rows, d, dx.data(), s.grad(s.positions));

@@ -25,6 +25,11 @@
 
 namespace brisk::train {
 
+// What a forward pass keeps for its backward pass: every activation, or each layer's input alone,
+// the rest computed again layer by layer during the backward pass (activation checkpointing: one
+// more forward's work for activations of one layer instead of all; gradients bit for bit the same).
+enum class ActivationMemory { All, LayerInputs };
+
 class DecoderTrainer {
  public:
   // fp32 copies of `model`'s parameters (a Llama-family or GPT-2 decoder loaded on a CPU backend with row-major
@@ -35,6 +40,7 @@ class DecoderTrainer {
   DecoderTrainer& operator=(const DecoderTrainer&) = delete;
 
   const ModelConfig& config() const;
+  void set_activation_memory(ActivationMemory memory);
   // The longest window it takes: the learned positions (GPT-2), else no limit.
   int64_t max_window() const;
   ThreadPool& pool();  // the trainer's threads, for the losses computed beside it

@@ -161,6 +161,7 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
   }
   const int64_t longest_window = std::max(o.window, o.eval ? o.eval_ctx - 1 : 0);
   BRISK_ASSIGN(trainer, load_trainer(o.model, o.threads, longest_window));
+  trainer->set_activation_memory(o.activations);
   if (o.qat)
     if (Status st = trainer->set_fake_quantization(*o.qat); !st.ok()) return st.error();
   std::unique_ptr<DecoderTrainer> teacher;
@@ -175,6 +176,8 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
     if (teacher_needed) {
       BRISK_ASSIGN(loaded, load_trainer(o.distill->teacher, o.threads, o.window));
       teacher = std::move(loaded);
+      // Its backward pass never runs: of its activations only the layer outputs (feature terms) are read.
+      teacher->set_activation_memory(ActivationMemory::LayerInputs);
       BRISK_ASSIGN(made, Distiller::create(*trainer, *teacher, o.distill->loss, o.seed));
       distiller = std::move(made);
     }

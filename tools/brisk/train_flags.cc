@@ -36,6 +36,10 @@ void add_training_flags(CLI::App* sub, TrainFlags& f) {
                   "(the fp32 weights go to OUT/float)");
   sub->add_option("--qat-group", f.qat_group, "Values per scale for 4-bit --qat schemes (a multiple of 128)")
       ->capture_default_str()->check(in_range(128, 1 << 20));
+  sub->add_flag("--recompute", f.recompute,
+                "Activation checkpointing: keep each layer's input only and run the layer again in the backward\n"
+                "pass (about one more forward of work; the activations of one layer in memory instead of all;\n"
+                "the same results bit for bit)");
   sub->add_option("-t,--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str()->check(in_range(0, 4096));
   sub->add_flag("--json", f.json,
                 "Print {\"initial_loss\", \"final_loss\", \"eval_ppl\", \"tokens\", \"tokens_per_s\", \"seconds\", \"steps\"}");
@@ -57,6 +61,7 @@ int run_and_report(TrainFlags& f) {
   if (!f.eval.empty()) o.eval = f.eval;
   o.batch_windows = std::max<int64_t>(1, f.batch_tokens / o.window);
   o.schedule.total = o.steps;
+  o.activations = f.recompute ? train::ActivationMemory::LayerInputs : train::ActivationMemory::All;
   if (o.schedule.min_lr > o.schedule.peak) return fail("--min-lr is above --lr");
   if (!f.qat.empty()) {
     auto scheme = parse_quant_scheme(f.qat);

@@ -18,6 +18,7 @@ struct TrainFlags {
   int64_t batch_tokens = 1024;
   std::string qat;  // scheme name; empty: none
   int64_t qat_group = 128;
+  bool recompute = false;
   bool json = false;
 };
 
