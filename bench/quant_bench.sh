@@ -7,7 +7,10 @@
 # $OUT/quant-gpu.json (the shape of bench/results/quant-h100.json) and $OUT/quant-raw.tar.gz.
 #   bench/quant_bench.sh                       # everything (more than one 10-minute device call)
 #   PARTS="ops models" SCHEMES="bf16 w4" bench/quant_bench.sh
-# PARTS: ops (cuda_op_bench), models (the schemes). Quantized folders are kept in /tmp between
+#   PARTS=serve SERVE_SCHEMES="bf16 fp8 w4" bench/quant_bench.sh
+# PARTS: ops (cuda_op_bench), models (the schemes), serve (bench/serve_bench.sh for each of
+# $SERVE_SCHEMES: 1,000 requests, prompts 128-512, outputs 128-256, all at once, --max-batch
+# $SERVE_BATCH, against a few requests one at a time). Quantized folders are kept in /tmp between
 # calls on a warm machine; raw logs accumulate in $RAW, so two calls with different SCHEMES give
 # one JSON. w4-awq calibrates on $CALIB ($CALIB_TOKENS tokens).
 set -uo pipefail
@@ -18,6 +21,8 @@ PREFILL_SCHEMES=" ${PREFILL_SCHEMES:-bf16 fp8 w8a8 w4} "
 BATCHES=${BATCHES:-1,8,16,32,64,128,256}
 CALIB=${CALIB:-$ROOT/.carry/text/sotu-train.txt}
 CALIB_TOKENS=${CALIB_TOKENS:-4096}
+SERVE_SCHEMES=${SERVE_SCHEMES:-bf16 fp8 w4}
+SERVE_BATCH=${SERVE_BATCH:-256}
 PARTS=" ${PARTS:-ops models} "
 want() { [[ "$PARTS" == *" $1 "* ]]; }
 R=${RAW:-/tmp/brisk-quant-raw}
@@ -32,20 +37,33 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"
 want ops && timeout 300 "$ROOT/build-gpu/bench/cuda_op_bench" --json "$R/ops.json" >"$R/ops.log" 2>&1
 
 L=/tmp/synth-llama3-8b
-if want models; then
+# The model folder of a scheme (made once: synth, then brisk quantize on the machine's CPUs).
+folder_for() {
+  local scheme=$1 q=$L-$1 flags
   [ -d $L ] || "$B" synth --shape llama3-8b --dtype bf16 -o $L >/dev/null 2>"$R/synth.err"
+  case $scheme in
+    bf16) q=$L ;;
+    w4-awq) flags=(--scheme w4 --method awq --calib "$CALIB" --calib-tokens "$CALIB_TOKENS") ;;
+    *) flags=(--scheme "$scheme") ;;
+  esac
+  [ -d $q ] || "$B" quantize -m $L -o $q "${flags[@]}" -t 16 --json >"$R/quantize-$scheme.json" 2>"$R/quantize-$scheme.err"
+  echo $q
+}
+if want models; then
   for scheme in $SCHEMES; do
-    q=$L-$scheme
-    case $scheme in
-      bf16) q=$L ;;
-      w4-awq) flags=(--scheme w4 --method awq --calib "$CALIB" --calib-tokens "$CALIB_TOKENS") ;;
-      *) flags=(--scheme "$scheme") ;;
-    esac
-    [ -d $q ] || "$B" quantize -m $L -o $q "${flags[@]}" -t 16 --json >"$R/quantize-$scheme.json" 2>"$R/quantize-$scheme.err"
+    q=$(folder_for $scheme)
     "$B" bench -m $q --device cuda -p 16 -n 256 -r 3 --batch "$BATCHES" --json >"$R/decode-$scheme.json" \
       2>"$R/decode-$scheme.err"
     [[ "$PREFILL_SCHEMES" == *" $scheme "* ]] &&
       "$B" bench -m $q --device cuda -p 2048 -n 1 -r 5 --json >"$R/prefill-$scheme.json" 2>>"$R/decode-$scheme.err"
+  done
+fi
+
+if want serve; then
+  for scheme in $SERVE_SCHEMES; do
+    BRISK="$B" MODEL=$(folder_for $scheme) DEVICE=cuda PROMPT="128 512" OUTPUT="128 256" VOCAB=128000 CTX=1024 \
+      CONCURRENCY=256 EXTRA="--kv-mem 40G" BATCH=$SERVE_BATCH REQUESTS=${SERVE_REQUESTS:-1000} SERIAL_REQUESTS=4 \
+      timeout 300 "$ROOT/bench/serve_bench.sh" "$R/serve-$scheme.json" >"$R/serve-$scheme.log" 2>&1
   done
 fi
 
@@ -61,6 +79,9 @@ ops = load("ops.json")
 copy, peak = ops.get("copy_GBps"), ops.get("gemm_peak_TFLOPs")
 decode = {f[7:-5]: load(f) for f in sorted(os.listdir(raw)) if f.startswith("decode-") and f.endswith(".json")}
 prefill = {f[8:-5]: load(f) for f in sorted(os.listdir(raw)) if f.startswith("prefill-") and f.endswith(".json")}
+serve = {f[6:-5]: load(f) for f in sorted(os.listdir(raw)) if f.startswith("serve-") and f.endswith(".json")}
+def batched(report):  # serve_bench.sh's continuous-batching result
+    return next((r for k, r in report.get("results", {}).items() if k != "max_batch_1"), {})
 base = decode.get("bf16", {})
 def ratio(a, b):
     return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
@@ -84,6 +105,11 @@ doc = {
     "batch_note": "N sequences, each its own random 16-token prompt, decode 256 steps together (recorded CUDA "
                   "graphs); generated tokens/s of all N",
     "gemm_batch_rows": [r for r in ops.get("rows", []) if r.get("op", "").endswith("_batch")],
+    "serve_out_tok_s": {s: batched(r).get("output_tok_per_s") for s, r in serve.items()},
+    "serve_ttft_p99_ms": {s: (batched(r).get("ttft_ms") or {}).get("p99") for s, r in serve.items()},
+    "serve_vs_one_at_a_time": {s: (r.get("ratio") or {}).get("output_tok_per_s") for s, r in serve.items()},
+    "serve_note": "bench/serve_bench.sh: 1,000 requests all at once (prompts 128-512, outputs 128-256 tokens), "
+                  "--max-batch $SERVE_BATCH, --kv-mem 40G, against 4 requests one at a time",
 }
 doc["bf16_roofline_fraction"] = doc["roofline_fraction"].get("bf16")
 doc["vs_bf16"] = {s: {"bs1": ratio(doc["bs1_tok_s"][s], doc["bs1_tok_s"].get("bf16")),
@@ -96,6 +122,7 @@ for s in decode:
     print(f"{s:7s} bs1 {doc['bs1_tok_s'][s]} roof {doc['roofline_fraction'][s]} batch {doc['batch_tok_s'][s]}")
 print("vs bf16:", json.dumps(doc["vs_bf16"]))
 print("prefill TFLOP/s:", doc["prefill_2048_tflops"], "peak", peak)
+print("serve out tok/s:", doc["serve_out_tok_s"], "p99 TTFT ms:", doc["serve_ttft_p99_ms"])
 PY
 for f in "$R"/*.err; do [ -s "$f" ] && { echo "--- $f"; head -c 400 "$f"; echo; }; done
 tar czf "$OUT/quant-raw.tar.gz" -C "$R" --exclude build .
