@@ -31,6 +31,10 @@ std::vector<float>& FloatWeights::at(const std::string& name) {
   return it->second.data;
 }
 
+const std::vector<float>& FloatWeights::at(const std::string& name) const {
+  return const_cast<FloatWeights*>(this)->at(name);
+}
+
 const std::vector<int64_t>& FloatWeights::shape(const std::string& name) const {
   auto it = tensors_.find(name);
   BRISK_CHECK(it != tensors_.end(), "FloatWeights: no tensor '" + name + "'");

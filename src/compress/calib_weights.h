@@ -22,6 +22,7 @@ class FloatWeights {
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
   std::vector<std::string> names() const;
   std::vector<float>& at(const std::string& name);  // BRISK_CHECKs that the name exists
+  const std::vector<float>& at(const std::string& name) const;
   const std::vector<int64_t>& shape(const std::string& name) const;
   int64_t rows(const std::string& name) const { return shape(name)[0]; }
   int64_t cols(const std::string& name) const { return shape(name).size() > 1 ? shape(name)[1] : 1; }

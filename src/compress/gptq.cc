@@ -5,33 +5,9 @@
 
 #include "compress/calib_linalg.h"
 #include "compress/grid_search.h"
+#include "compress/obs_sweep.h"
 
 namespace brisk::calib {
-
-namespace {
-
-// U: the upper Cholesky factor of (H + damp I)^-1, [n, n] fp32. Dampening grows tenfold until H
-// is positive definite (calibration that never excited some directions leaves it singular).
-Result<std::vector<float>> inverse_hessian_factor(const std::vector<double>& h, int64_t n, double damp) {
-  double mean_diag = 0;
-  for (int64_t i = 0; i < n; ++i) mean_diag += h[size_t(i * n + i)];
-  mean_diag /= double(n);
-  double added = damp * mean_diag;
-  for (int attempt = 0; attempt < 6; ++attempt, added *= 10) {
-    std::vector<double> l = h;
-    for (int64_t i = 0; i < n; ++i) l[size_t(i * n + i)] += added;
-    if (!cholesky_lower(l, n)) continue;
-    std::vector<double> inv = inverse_from_cholesky(l, n);
-    if (!cholesky_lower(inv, n)) continue;
-    std::vector<float> upper(size_t(n * n));
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) upper[size_t(i * n + j)] = float(inv[size_t(j * n + i)]);
-    return upper;
-  }
-  return make_error("the Hessian stays indefinite after dampening (non-finite calibration activations?)");
-}
-
-}  // namespace
 
 Result<UnpackedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const std::vector<double>& xtx,
                             const QuantSpec& spec, const GptqOptions& options) {
@@ -95,41 +71,25 @@ Result<UnpackedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const st
   std::vector<float> visiting_cost(static_cast<size_t>(cols));
   for (int64_t j = 0; j < cols; ++j) visiting_cost[size_t(j)] = cost[size_t(order[size_t(j)])];
 
-  const int64_t block = std::max<int64_t>(options.block, 1);
-  std::vector<float> err(size_t(rows * block));
-  for (int64_t b0 = 0; b0 < cols; b0 += block) {
-    const int64_t b1 = std::min(b0 + block, cols);
-    for (int64_t j = b0; j < b1; ++j) {
-      const int64_t col = order[size_t(j)];
-      // The group this column belongs to, and (when first reached) its grid from the current weights.
-      const int64_t group = static_grids ? col / width : j / width;
-      if (!static_grids && j % width == 0)
-        set_grids(work.data() + j, std::min(width, cols - j), visiting_cost.data() + j, group);
-      if (!q.group_index.empty()) q.group_index[size_t(col)] = int32_t(group);
-      const float* u_row = u.data() + j * cols;
-      const float d = u_row[j];
-      for (int64_t r = 0; r < rows; ++r) {
-        const GroupParams& p = q.params[size_t(r * groups + group)];
-        float* wr = work.data() + r * cols;
-        const int32_t code = nearest_code(traits, wr[j], p);
+  obs_sweep(
+      work, rows, cols, u, options.block,
+      [&](int64_t j) {
+        // The group this column belongs to, and (when first reached) its grid from the current weights.
+        const int64_t col = order[size_t(j)];
+        const int64_t group = static_grids ? col / width : j / width;
+        if (!static_grids && j % width == 0)
+          set_grids(work.data() + j, std::min(width, cols - j), visiting_cost.data() + j, group);
+        if (!q.group_index.empty()) q.group_index[size_t(col)] = int32_t(group);
+      },
+      [&](int64_t r, int64_t j, float w) {
+        const int64_t col = order[size_t(j)];
+        const GroupParams& p = q.params[size_t(r * groups + (static_grids ? col / width : j / width))];
+        const int32_t code = nearest_code(traits, w, p);
         const float value = dequantize_code(traits, code, p);
         q.codes[size_t(r * cols + col)] = int8_t(code);
         q.dequantized[size_t(r * cols + col)] = value;
-        const float e = (wr[j] - value) / d;
-        err[size_t(r * block + (j - b0))] = e;
-        for (int64_t k = j + 1; k < b1; ++k) wr[k] -= e * u_row[k];
-      }
-    }
-    // Lazy batch: the block's errors reach the remaining columns in one pass.
-    for (int64_t r = 0; r < rows; ++r) {
-      float* wr = work.data() + r * cols;
-      for (int64_t j = b0; j < b1; ++j) {
-        const float e = err[size_t(r * block + (j - b0))];
-        const float* u_row = u.data() + j * cols;
-        for (int64_t k = b1; k < cols; ++k) wr[k] -= e * u_row[k];
-      }
-    }
-  }
+        return value;
+      });
   return q;
 }
 

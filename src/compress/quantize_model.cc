@@ -5,6 +5,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/mapped_file.h"
+#include "formats/model_folder.h"
 #include "formats/quantized_checkpoint.h"
 #include "formats/weight_store.h"
 #include "models/model.h"
@@ -44,19 +45,6 @@ Status check_not_quantized(const Json& config, const WeightStore& store, const f
     if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
       return make_error(stored.file + ": tensor '" + name + "' is " + std::string(dtype_name(d)) +
                         "; the model looks already quantized");
-  }
-  return ok_status();
-}
-
-Status copy_side_files(const fs::path& in, const fs::path& out) {
-  for (const auto& entry : fs::directory_iterator(in)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file() || name == "config.json" || entry.path().extension() == ".safetensors" ||
-        name == "model.safetensors.index.json")
-      continue;
-    std::error_code ec;
-    fs::copy_file(entry.path(), out / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) return make_error((out / name).string() + ": cannot copy: " + ec.message());
   }
   return ok_status();
 }
@@ -196,7 +184,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   }
   config_json["quantization_config"] = quantization_config_json(groups, report.kept);
   BRISK_TRY(write_text_file(staging / "config.json", config_json.dump(2)));
-  BRISK_TRY(copy_side_files(o.in, staging));
+  BRISK_TRY(copy_model_side_files(o.in, staging, ConfigFile::Skip));
   if (path_exists(target)) fs::remove(target, ec);  // the empty folder checked above
   fs::rename(staging, target, ec);
   if (ec) return make_error(target.string() + ": cannot move the finished model into place from " + staging.string() + ": " + ec.message());

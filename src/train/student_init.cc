@@ -8,6 +8,7 @@
 #include "core/dtype.h"
 #include "core/splitmix64.h"
 #include "formats/json_file.h"
+#include "formats/model_folder.h"
 #include "formats/safetensors.h"
 #include "formats/weight_store.h"
 #include "models/architecture.h"
@@ -179,14 +180,7 @@ Status write_student(const StudentOptions& o) {
   fs::create_directories(o.out, ec);
   if (ec) return make_error("creating " + o.out.string() + ": " + ec.message());
   if (Status st = write_text_file(o.out / "config.json", config.dump(2) + "\n"); !st.ok()) return st;
-  for (const fs::directory_entry& e : fs::directory_iterator(o.teacher, ec)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || name == "config.json" || name.ends_with(".safetensors") ||
-        name == "model.safetensors.index.json")
-      continue;
-    fs::copy_file(e.path(), o.out / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) return make_error("copying " + e.path().string() + ": " + ec.message());
-  }
+  if (Status st = copy_model_side_files(o.teacher, o.out, ConfigFile::Skip); !st.ok()) return st;
   return write_safetensors(o.out / "model.safetensors", tensors, {{"format", "pt"}});
 }
 

@@ -10,6 +10,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "compress/quantize_model.h"
 #include "core/mapped_file.h"
+#include "formats/model_folder.h"
 #include "formats/safetensors.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -99,14 +100,7 @@ std::string tokenizer_bytes(const fs::path& dir) {
 // The trained model as a Hugging Face folder: fp32 weights, every other file of the source folder
 // (config, tokenizer, generation config) copied.
 Status write_model_folder(const fs::path& source, const fs::path& out, const std::vector<TrainState::Parameter>& params) {
-  std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(source, ec)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || name.ends_with(".safetensors") || name == "model.safetensors.index.json") continue;
-    fs::copy_file(e.path(), out / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) return make_error("copying " + e.path().string() + " to " + out.string() + ": " + ec.message());
-  }
-  if (ec) return make_error("reading " + source.string() + ": " + ec.message());
+  if (Status st = copy_model_side_files(source, out, ConfigFile::Copy); !st.ok()) return st;
   std::vector<NamedTensor> tensors;
   std::vector<std::vector<float>> transposed;  // keeps the transposed copies alive until written
   transposed.reserve(params.size());
@@ -127,6 +121,7 @@ Status write_model_folder(const fs::path& source, const fs::path& out, const std
   }
   const fs::path partial = out / "model.safetensors.partial";
   if (Status st = write_safetensors(partial, tensors, {{"format", "pt"}}); !st.ok()) return st;
+  std::error_code ec;
   fs::rename(partial, out / "model.safetensors", ec);
   if (ec) return make_error("renaming " + partial.string() + ": " + ec.message());
   return ok_status();

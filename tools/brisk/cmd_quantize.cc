@@ -6,7 +6,7 @@
 #include "compress/calibrated_quantize.h"
 #include "compress/quantize_model.h"
 #include "core/mapped_file.h"
-#include "tokenizer/utf8.h"
+
 
 namespace brisk::cli {
 
@@ -62,14 +62,9 @@ Command add_quantize(CLI::App& app) {
       auto method = calib::parse_method(f->method);
       if (!method) return fail(method.error());
       if (f->calib.empty()) return fail("--method " + f->method + " needs calibration text: --calib FILE");
-      auto text = read_text_file(f->calib);
-      if (!text) return fail(text.error());
-      if (auto valid = utf8::require_valid(text.value(), f->calib); !valid) return fail(valid.error());
-      auto tokenizer = Tokenizer::load(f->in);
-      if (!tokenizer) return fail(tokenizer.error());
-      CalibratedQuantizeOptions c{f->in, o.spec, f->method,
-                                  tokenizer.value()->encode(text.value(), AddSpecial::No), f->calib_tokens,
-                                  f->threads};
+      auto tokens = read_calibration_tokens(f->in, f->calib);
+      if (!tokens) return fail(tokens.error());
+      CalibratedQuantizeOptions c{f->in, o.spec, f->method, std::move(tokens.value()), f->calib_tokens, f->threads};
       std::fprintf(stderr, "calibrating (%s, %zu tokens of text)...\n", f->method.c_str(), c.calibration_tokens.size());
       auto result = calibrated_overrides(c);
       if (!result) return fail(result.error());

@@ -3,6 +3,8 @@
 #include "grammar/json_schema.h"
 
 #include "core/mapped_file.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 
 #include <unistd.h>
 
@@ -153,6 +155,13 @@ Result<std::shared_ptr<grammar::ConstrainedGrammar>> load_grammar(const GrammarF
 }
 
 uint64_t resolve_seed(int64_t seed) { return seed >= 0 ? uint64_t(seed) : std::random_device{}(); }
+
+Result<std::vector<int32_t>> read_calibration_tokens(const std::string& model_dir, const std::string& file) {
+  BRISK_ASSIGN(text, read_text_file(file));
+  BRISK_TRY(utf8::require_valid(text, file));
+  BRISK_ASSIGN(tokenizer, Tokenizer::load(model_dir));
+  return tokenizer->encode(text, AddSpecial::No);
+}
 
 Result<std::string> read_prompt_file(const std::string& path) {
   constexpr size_t kMaxPromptBytes = size_t(64) << 20;

@@ -1,0 +1,101 @@
+// brisk prune: model folder in, pruned model folder out -- unstructured or N:M zeros in every
+// decoder linear layer (library: src/compress/prune.h).
+#include <chrono>
+#include <memory>
+
+#include "common.h"
+#include "compress/prune.h"
+
+namespace brisk::cli {
+
+Command add_prune(CLI::App& app) {
+  struct Flags {
+    std::string in, out, method = "magnitude", pattern, scope = "layer", calib;
+    double sparsity = 0.5;
+    int64_t calib_tokens = 16384;
+    uint64_t seed = 0;
+    int threads = 0;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "prune",
+      "Set weights of every decoder linear layer to zero (embeddings, norms and lm_head stay) and write\n"
+      "a model folder in the input's dtype: magnitude (smallest |w|), random, wanda (|w| x input\n"
+      "norm, per output row) or sparsegpt (second-order, the kept weights updated to compensate);\n"
+      "--sparsity S unstructured, or --pattern N:M (at most N non-zeros in every M inputs: 2:4 for\n"
+      "sparse tensor cores). Prune the float model, then quantize the pruned one");
+  sub->add_option("-m,--model", f->in, "Input model folder (float weights)")->required();
+  sub->add_option("-o,--out", f->out, "Output folder (must not exist or be empty)")->required();
+  sub->add_option("--method", f->method, "magnitude, random, wanda or sparsegpt (the last two need --calib)")
+      ->capture_default_str();
+  sub->add_option("--sparsity", f->sparsity, "Fraction of each matrix's weights set to zero (unstructured)")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.999));
+  sub->add_option("--pattern", f->pattern, "N:M sparsity instead of --sparsity (e.g. 2:4, 4:8)");
+  sub->add_option("--scope", f->scope,
+                  "layer: the sparsity in every matrix (wanda: every output row); global: over all matrices\n"
+                  "together (magnitude, random)")
+      ->capture_default_str();
+  sub->add_option("--calib", f->calib, "Calibration text file (wanda, sparsegpt)");
+  sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens (whole 512-token windows spread over the file)")
+      ->capture_default_str()->check(CLI::Range(int64_t(1024), int64_t(1) << 30));
+  sub->add_option("--seed", f->seed, "Seed of --method random")->capture_default_str();
+  sub->add_option("-t,--threads", f->threads, "CPU threads (0: all cores)")->capture_default_str();
+  sub->add_flag("--json", f->json, "Print {\"method\", \"pattern\", \"sparsity\", \"matrices\", \"calibration_tokens\", \"seconds\", \"out\"}");
+  return {sub, [f, sub]() {
+    const auto start = std::chrono::steady_clock::now();
+    calib::PruneOptions o;
+    auto method = calib::parse_prune_method(f->method);
+    if (!method) return fail(method.error());
+    o.method = method.value();
+    if (!f->pattern.empty()) {
+      if (sub->count("--sparsity")) return fail(make_error("give --sparsity or --pattern, not both"));
+      auto pattern = calib::parse_sparsity_pattern(f->pattern);
+      if (!pattern) return fail(pattern.error());
+      o.pattern = pattern.value();
+    }
+    if (f->scope != "layer" && f->scope != "global") return fail(make_error("--scope must be layer or global"));
+    o.scope = f->scope == "global" ? calib::PruneScope::Global : calib::PruneScope::Layer;
+    o.sparsity = f->sparsity;
+    o.seed = f->seed;
+    o.threads = f->threads;
+    o.calibration.max_tokens = f->calib_tokens;
+    if (Status st = calib::check_prune_options(o); !st.ok()) return fail(st.error());
+    if (calib::needs_calibration(o.method) == f->calib.empty())
+      return fail(make_error(f->calib.empty() ? "--method " + f->method + " needs calibration text: --calib FILE"
+                                              : "--calib is only read by wanda and sparsegpt"));
+    if (std::filesystem::exists(f->out) && !std::filesystem::is_empty(f->out))
+      return fail(make_error(f->out + " is not empty"));
+    std::vector<int32_t> tokens;
+    if (!f->calib.empty()) {
+      auto read = read_calibration_tokens(f->in, f->calib);
+      if (!read) return fail(read.error());
+      tokens = std::move(read.value());
+      std::fprintf(stderr, "calibrating layer by layer (%s, %zu tokens of text)...\n", f->method.c_str(), tokens.size());
+    }
+    auto pruned = calib::prune_with_calibration(f->in, tokens, o);
+    if (!pruned) return fail(pruned.error());
+    if (Status st = calib::write_pruned_model(f->in, f->out, pruned.value()); !st.ok()) return fail(st.error());
+    double zeros = 0, total = 0;
+    Json matrices = Json::object();
+    for (const auto& [name, s] : pruned->sparsity) {
+      const double n = double(pruned->weights.at(name).size());
+      zeros += s * n, total += n;
+      matrices[name] = s;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string what = f->pattern.empty() ? std::to_string(f->sparsity) : f->pattern;
+    if (f->json) {
+      print_json({{"method", f->method}, {"pattern", f->pattern.empty() ? Json(nullptr) : Json(f->pattern)},
+                  {"sparsity", total > 0 ? zeros / total : 0.0}, {"matrices", matrices},
+                  {"calibration_tokens", pruned->calibration_tokens}, {"seconds", seconds}, {"out", f->out}});
+    } else {
+      std::printf("wrote %s: %zu matrices pruned (%s, %s), %.1f%% of their weights zero, in %.1f s\n", f->out.c_str(),
+                  pruned->sparsity.size(), f->method.c_str(), what.c_str(), total > 0 ? 100.0 * zeros / total : 0.0,
+                  seconds);
+    }
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli
