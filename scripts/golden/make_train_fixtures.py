@@ -52,7 +52,7 @@ def train_fixture(folder, out_dir):
     ids = load_file(os.path.join(folder, "logits.safetensors"))["input_ids"].long()
     assert ids.numel() == WINDOW + 1, ids.shape
     model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
-    model.train()  # no dropout in these configs; train() only matters for the graph
+    model.eval()  # gradients flow all the same; eval() turns dropout off (GPT-2's configs have 0.1)
     params = dict(model.named_parameters())
     before = {n: p.detach().clone() for n, p in params.items()}
     opt = torch.optim.AdamW(params.values(), **ADAMW)
