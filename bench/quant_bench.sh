@@ -23,6 +23,7 @@ CALIB=${CALIB:-$ROOT/.carry/text/sotu-train.txt}
 CALIB_TOKENS=${CALIB_TOKENS:-4096}
 SERVE_SCHEMES=${SERVE_SCHEMES:-bf16 fp8 w4}
 SERVE_BATCH=${SERVE_BATCH:-256}
+SERVE_REQUESTS=${SERVE_REQUESTS:-1000}
 PARTS=" ${PARTS:-ops models} "
 want() { [[ "$PARTS" == *" $1 "* ]]; }
 R=${RAW:-/tmp/brisk-quant-raw}
@@ -62,11 +63,12 @@ fi
 if want serve; then
   for scheme in $SERVE_SCHEMES; do
     BRISK="$B" MODEL=$(folder_for $scheme) DEVICE=cuda PROMPT="128 512" OUTPUT="128 256" VOCAB=128000 CTX=1024 \
-      CONCURRENCY=256 EXTRA="--kv-mem 40G" BATCH=$SERVE_BATCH REQUESTS=${SERVE_REQUESTS:-1000} SERIAL_REQUESTS=4 \
+      CONCURRENCY=256 EXTRA="--kv-mem 40G" BATCH=$SERVE_BATCH REQUESTS=$SERVE_REQUESTS SERIAL_REQUESTS=4 \
       timeout 300 "$ROOT/bench/serve_bench.sh" "$R/serve-$scheme.json" >"$R/serve-$scheme.log" 2>&1
   done
 fi
 
+export SERVE_REQUESTS=${SERVE_REQUESTS:-1000} SERVE_BATCH
 python3 - "$R" "$OUT/quant-gpu.json" <<'PY'
 import json, os, sys, time
 raw, out = sys.argv[1], sys.argv[2]
@@ -108,8 +110,9 @@ doc = {
     "serve_out_tok_s": {s: batched(r).get("output_tok_per_s") for s, r in serve.items()},
     "serve_ttft_p99_ms": {s: (batched(r).get("ttft_ms") or {}).get("p99") for s, r in serve.items()},
     "serve_vs_one_at_a_time": {s: (r.get("ratio") or {}).get("output_tok_per_s") for s, r in serve.items()},
-    "serve_note": "bench/serve_bench.sh: 1,000 requests all at once (prompts 128-512, outputs 128-256 tokens), "
-                  "--max-batch $SERVE_BATCH, --kv-mem 40G, against 4 requests one at a time",
+    "serve_note": "bench/serve_bench.sh: %s requests all at once (prompts 128-512, outputs 128-256 tokens), "
+                  "--max-batch %s, --kv-mem 40G, against 4 requests one at a time"
+                  % (os.environ.get("SERVE_REQUESTS", "1000"), os.environ.get("SERVE_BATCH", "256")),
 }
 doc["bf16_roofline_fraction"] = doc["roofline_fraction"].get("bf16")
 doc["vs_bf16"] = {s: {"bs1": ratio(doc["bs1_tok_s"][s], doc["bs1_tok_s"].get("bf16")),
