@@ -249,6 +249,30 @@ class Tools(unittest.TestCase):
         self.assertEqual(out["prefill_flops_per_token"], expect)
         self.assertAlmostEqual(out["prefill_gflops"], expect * out["prefill_tok_s"] / 1e9, delta=1e-6 * out["prefill_gflops"])
 
+    def test_prune_then_inspect_and_run(self):
+        with tempfile.TemporaryDirectory() as d:
+            out_dir = os.path.join(d, "pruned")
+            report = brisk_json("prune", "-m", model_dir("sotu-qwen2"), "-o", out_dir, "--pattern", "2:4")
+            self.assertAlmostEqual(report["sparsity"], 0.5)
+            info = brisk_json("inspect", "-m", out_dir)
+            layers = [t for t in info["tensors"] if ".layers." in t["name"] and t["name"].endswith("proj.weight")]
+            self.assertTrue(layers)
+            self.assertTrue(all(t["pattern"] == "2:4" for t in layers), layers[:2])
+            self.assertTrue(all(t["pattern"] is None for t in info["tensors"] if "embed" in t["name"]))
+            gen = brisk_json("generate", "-m", out_dir, "-p", "The State", "-n", "4", "--temp", "0", "--ignore-eos")
+            self.assertEqual(gen["new_tokens"], 4)
+            # What it cannot do fails before writing anything.
+            for args, message in ((["--method", "wanda"], "needs calibration text"),
+                                  (["--pattern", "2:4", "--sparsity", "0.3"], "not both"),
+                                  (["--pattern", "4:2"], "expected N:M"),
+                                  (["--scope", "global", "--pattern", "2:4"], "unstructured only"),
+                                  (["--method", "obs"], "unknown pruning method")):
+                bad = os.path.join(d, "bad")
+                p = brisk("prune", "-m", model_dir("sotu-qwen2"), "-o", bad, *args, check=False)
+                self.assertNotEqual(p.returncode, 0, args)
+                self.assertIn(message, p.stderr, args)
+                self.assertFalse(os.path.exists(bad), args)
+
     def test_synth_round_trip(self):
         with tempfile.TemporaryDirectory() as d:
             out_dir = os.path.join(d, "gpt2")
