@@ -19,6 +19,10 @@ Result<UnpackedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const st
   // Dead inputs: the weights never mattered on the calibration text; zero them (exactly
   // representable) and give H a unit diagonal there so it stays invertible.
   std::vector<float> original(w, w + rows * cols);
+  // A pruned matrix keeps its zeros (prune, then quantize): they are quantized to the code of 0,
+  // exactly 0 on every grid with an integer zero point, and their error spreads like any other.
+  std::vector<uint8_t> pruned(size_t(rows * cols));
+  for (size_t i = 0; i < pruned.size(); ++i) pruned[i] = original[i] == 0.0f;
   std::vector<double> h = xtx;
   for (int64_t i = 0; i < cols; ++i)
     if (h[size_t(i * cols + i)] == 0) {
@@ -84,7 +88,7 @@ Result<UnpackedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const st
       [&](int64_t r, int64_t j, float w) {
         const int64_t col = order[size_t(j)];
         const GroupParams& p = q.params[size_t(r * groups + (static_grids ? col / width : j / width))];
-        const int32_t code = nearest_code(traits, w, p);
+        const int32_t code = nearest_code(traits, pruned[size_t(r * cols + col)] ? 0.0f : w, p);
         const float value = dequantize_code(traits, code, p);
         q.codes[size_t(r * cols + col)] = int8_t(code);
         q.dequantized[size_t(r * cols + col)] = value;

@@ -15,6 +15,8 @@
 //    column's rounding error costs once the later columns have compensated for it (the original
 //    code's `mse` option weighs all columns alike; this weighting did better on sotu-llama).
 //  - act-order: columns are visited by descending H_ii. Two ways to group them, see GroupOrder.
+//  - zeros stay zeros: an exact 0 of the input (a pruned weight) is quantized to the code of 0,
+//    so prune-then-quantize keeps the sparsity pattern (the error still spreads to the others).
 #pragma once
 
 #include <map>
