@@ -9,6 +9,7 @@
 #include <map>
 
 #include "backends/cpu/cpu_backend.h"
+#include "compress/prune.h"
 #include "models/model.h"
 #include "train/training_run.h"
 
@@ -164,6 +165,51 @@ TEST_F(TrainingRun, NewShapeTrainsAFreshModel) {
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message.find("kv heads"), std::string::npos) << refused.error().message;
   EXPECT_FALSE(fs::exists(initial_model_path(wrong.out) / "model.safetensors"));
+}
+
+// --keep-sparsity: fine-tuning a 2:4-pruned model leaves every pruned weight at zero while the
+// others move; without it the zeros fill in. A dense model is refused.
+TEST_F(TrainingRun, KeepSparsityHoldsThePrunedZeros) {
+  calib::PruneOptions prune;
+  prune.pattern = calib::parse_sparsity_pattern("2:4").value();
+  auto pruned = calib::prune_with_calibration(kShared / "models" / "sotu-qwen2", {}, prune);
+  ASSERT_TRUE(pruned.ok()) << pruned.error().message;
+  const fs::path sparse = dir_ / "sparse";
+  ASSERT_TRUE(calib::write_pruned_model(kShared / "models" / "sotu-qwen2", sparse, pruned.value()).ok());
+  auto zeros_after = [&](bool keep) {
+    TrainOptions o = small_run(dir_ / (keep ? "kept" : "free"), 2);
+    o.model = sparse;
+    o.keep_sparsity = keep;
+    o.eval.reset();
+    auto report = run_training(o);
+    EXPECT_TRUE(report.ok()) << report.error().message;
+    CpuBackend backend(1);
+    auto model = load_model(o.out, backend);
+    EXPECT_TRUE(model.ok());
+    auto weights = calib::FloatWeights::copy_from(*model.value());
+    int64_t zeros = 0, changed = 0;
+    for (const auto& [name, s] : pruned->sparsity) {
+      const std::vector<float>& before = pruned->weights.at(name);
+      const std::vector<float>& after = weights.at(name);
+      for (size_t i = 0; i < before.size(); ++i) {
+        if (before[i] == 0.0f) zeros += after[i] == 0.0f;
+        else changed += after[i] != before[i];
+      }
+    }
+    return std::pair{zeros, changed};
+  };
+  int64_t pruned_zeros = 0;
+  for (const auto& [name, s] : pruned->sparsity) pruned_zeros += int64_t(s * double(pruned->weights.at(name).size()) + 0.5);
+  const auto [kept_zeros, kept_changed] = zeros_after(true);
+  EXPECT_EQ(kept_zeros, pruned_zeros);
+  EXPECT_GT(kept_changed, pruned_zeros / 2);  // the other weights did train
+  EXPECT_LT(zeros_after(false).first, pruned_zeros / 100);
+
+  TrainOptions dense = small_run(dir_ / "dense", 1);
+  dense.keep_sparsity = true;
+  auto refused = run_training(dense);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("prune it first"), std::string::npos) << refused.error().message;
 }
 
 // GPT-2 (Conv1D matrices stored [in, out]): the written folder loads, and its weights are the run's

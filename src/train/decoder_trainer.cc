@@ -110,6 +110,8 @@ struct DecoderTrainer::Impl {
   // --qat: the spec, and per parameter its fake-quantized values (empty for those not quantized).
   std::optional<QuantSpec> fake_spec;
   std::vector<std::vector<float>> fake;
+  // --keep-sparsity: per parameter the indices held at zero (empty for the others).
+  std::vector<std::vector<int64_t>> frozen;
   // Rotary tables for positions 0..window-1, [window, head_dim / 2] (rebuilt for a longer window).
   std::vector<float> cos, sin;
   int64_t table_positions = 0;
@@ -286,6 +288,33 @@ Status DecoderTrainer::refresh_fake_quantization() {
     s.fake[size_t(linear->weight)] = std::move(values);
   }
   return ok_status();
+}
+
+void DecoderTrainer::freeze_zeros() {
+  Impl& s = *impl_;
+  s.frozen.assign(s.params.size(), {});
+  for (const LinearIds* linear : s.block_linears()) {
+    const std::vector<float>& w = s.params[size_t(linear->weight)].value;
+    std::vector<int64_t>& zeros = s.frozen[size_t(linear->weight)];
+    for (size_t i = 0; i < w.size(); ++i)
+      if (w[i] == 0.0f) zeros.push_back(int64_t(i));
+  }
+}
+
+void DecoderTrainer::drop_frozen_gradients() {
+  for (size_t p = 0; p < impl_->frozen.size(); ++p)
+    for (int64_t i : impl_->frozen[p]) impl_->grads[p][size_t(i)] = 0.0f;
+}
+
+void DecoderTrainer::zero_frozen_weights() {
+  for (size_t p = 0; p < impl_->frozen.size(); ++p)
+    for (int64_t i : impl_->frozen[p]) impl_->params[p].value[size_t(i)] = 0.0f;
+}
+
+int64_t DecoderTrainer::frozen_zeros() const {
+  int64_t n = 0;
+  for (const std::vector<int64_t>& z : impl_->frozen) n += int64_t(z.size());
+  return n;
 }
 
 void DecoderTrainer::zero_gradients() {

@@ -56,6 +56,14 @@ class DecoderTrainer {
   Status set_fake_quantization(const QuantSpec& spec);
   Status refresh_fake_quantization();
 
+  // --keep-sparsity (recovery fine-tuning of a pruned model): the layers' linear weights that are
+  // exactly zero when this is called stay zero. Their gradients are dropped before the optimizer
+  // (clipping and moments see only the trained weights) and the weights set to zero after it.
+  void freeze_zeros();
+  void drop_frozen_gradients();
+  void zero_frozen_weights();
+  int64_t frozen_zeros() const;
+
   // `windows` sequences of window + 1 tokens each, back to back in `tokens`: the inputs are each
   // sequence's first `window` tokens at positions 0.., the targets the same shifted by one.
   // Returns the mean next-token cross-entropy; adds its gradients to gradients().

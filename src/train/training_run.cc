@@ -157,6 +157,11 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
   const int64_t longest_window = std::max(o.window, o.eval ? o.eval_ctx - 1 : 0);
   BRISK_ASSIGN(trainer, load_trainer(o.model, o.threads, longest_window));
   trainer->set_activation_memory(o.activations);
+  if (o.keep_sparsity) {  // from the model as given (a resumed run restores onto the same mask)
+    trainer->freeze_zeros();
+    if (trainer->frozen_zeros() == 0)
+      return make_error("--keep-sparsity: " + o.model.string() + " has no zero weights in its layers (prune it first)");
+  }
   if (o.qat)
     if (Status st = trainer->set_fake_quantization(*o.qat); !st.ok()) return st.error();
   std::unique_ptr<DecoderTrainer> teacher;
@@ -251,12 +256,14 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
     if (o.accumulation > 1)
       for (auto [g, n] : grads)
         for (int64_t i = 0; i < n; ++i) g[i] /= float(o.accumulation);
+    trainer->drop_frozen_gradients();
     StepReport r;
     r.step = step, r.steps = o.steps, r.loss = loss, r.terms = terms, r.lr = o.schedule.at(step);
     r.grad_norm = clip_grad_norm(grads, o.clip > 0 ? o.clip : std::numeric_limits<double>::infinity());
     for (size_t p = 0; p < params.size(); ++p)
       optimizer.update(params[p]->value.data(), grads[p].first, grads[p].second, params[p]->adam, step, r.lr);
     zero_gradients();
+    trainer->zero_frozen_weights();
     if (Status st = trainer->refresh_fake_quantization(); !st.ok()) return st.error();
     state.step = step;
     report.tokens += tokens_per_step;

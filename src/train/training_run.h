@@ -57,7 +57,9 @@ struct TrainOptions {
   // trained model quantized with this spec (brisk quantize's RTN, lm_head by its default policy),
   // and the fp32 weights it came from go to <out>/float.
   std::optional<QuantSpec> qat;
-  ActivationMemory activations = ActivationMemory::All;  // of the trained model (the teacher keeps layer inputs)
+  ActivationMemory activations = ActivationMemory::All;
+  // Recovery fine-tuning of a pruned model: the layers' weights that are zero in `model` stay zero.
+  bool keep_sparsity = false;  // of the trained model (the teacher keeps layer inputs)
   int threads = 0;                // 0: all cores
 };
 

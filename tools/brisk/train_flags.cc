@@ -36,6 +36,8 @@ void add_training_flags(CLI::App* sub, TrainFlags& f) {
                   "(the fp32 weights go to OUT/float)");
   sub->add_option("--qat-group", f.qat_group, "Values per scale for 4-bit --qat schemes (a multiple of 128)")
       ->capture_default_str()->check(in_range(128, 1 << 20));
+  sub->add_flag("--keep-sparsity", o.keep_sparsity,
+                "Recovery fine-tuning of a pruned model (brisk prune): the layers' weights that are zero stay zero");
   sub->add_flag("--recompute", f.recompute,
                 "Activation checkpointing: keep each layer's input only and run the layer again in the backward\n"
                 "pass (about one more forward of work; the activations of one layer in memory instead of all;\n"
