@@ -5,6 +5,8 @@
 # in the same run. Writes $OUT/prune-sotu-llama.json (the shape of bench/results/prune-sotu-llama.json).
 #   bench/prune_sotu.sh
 #   METHODS="magnitude sparsegpt" SETTINGS="0.5 2:4" bench/prune_sotu.sh
+# Then recovery: each of $RECOVER fine-tuned with `brisk train --keep-sparsity` on sotu-train
+# ($RECOVER_STEPS steps of 2048 tokens, lr 1e-4 -> 1e-5) and evaluated the same way.
 # Pruned folders are kept in $OUT: a second run only does what is missing.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +16,8 @@ OUT=${OUT:-/tmp/prune-sotu}
 METHODS=${METHODS:-random magnitude wanda sparsegpt}
 SETTINGS=${SETTINGS:-0.3 0.5 0.7 2:4 4:8}
 CALIB_TOKENS=${CALIB_TOKENS:-16384}
+RECOVER=${RECOVER:-sparsegpt-2of4 magnitude-2of4}
+RECOVER_STEPS=${RECOVER_STEPS:-60}
 M=$SHARED/models/sotu-llama
 TEXT=$SHARED/data/text
 mkdir -p "$OUT"
@@ -35,13 +39,24 @@ for method in $METHODS; do
     echo "$name $(python3 -c "import json; print(json.load(open('$OUT/$name.ppl.json'))['ppl'])")"
   done
 done
+export CALIB_TOKENS RECOVER_STEPS
+for name in $RECOVER; do
+  [ -d "$OUT/$name" ] || continue
+  [ -s "$OUT/$name.recovered.json" ] ||
+    "$B" train -m "$OUT/$name" --keep-sparsity --data "$TEXT/sotu-train.txt" --steps "$RECOVER_STEPS" --window 256 \
+      --batch-tokens 2048 --lr 1e-4 --min-lr 1e-5 --warmup 10 --seed 1 --json -o "$OUT/$name.recovered" \
+      >"$OUT/$name.recovered.json" || { echo "recovery of $name failed" >&2; continue; }
+  [ -s "$OUT/$name.recovered.ppl.json" ] ||
+    "$B" perplexity -m "$OUT/$name.recovered" -f "$TEXT/sotu-test.txt" --ctx 512 --json >"$OUT/$name.recovered.ppl.json"
+  echo "$name recovered $(python3 -c "import json; print(json.load(open('$OUT/$name.recovered.ppl.json'))['ppl'])")"
+done
 python3 - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]
 dense = json.load(open(os.path.join(out, "dense.ppl.json")))["ppl"]
 results = {}
 for f in sorted(os.listdir(out)):
-    if f.endswith(".ppl.json") and f != "dense.ppl.json":
+    if f.endswith(".ppl.json") and f != "dense.ppl.json" and ".recovered" not in f:
         name = f[:-len(".ppl.json")]
         method, setting = name.split("-", 1)
         prune = json.load(open(os.path.join(out, name + ".prune.json")))
@@ -54,6 +69,10 @@ doc = {
     "eval": "sotu-test, ctx 512, brisk perplexity", "calibration": "wanda, sparsegpt: %s sotu-train tokens, layer by layer"
     % os.environ.get("CALIB_TOKENS", "16384"),
     "dense_ppl": dense, "ppl": {m: {s: r["ppl"] for s, r in v.items()} for m, v in results.items()}, "runs": results,
+    "recovered_ppl": {f[:-len(".recovered.ppl.json")]: json.load(open(os.path.join(out, f)))["ppl"]
+                      for f in sorted(os.listdir(out)) if f.endswith(".recovered.ppl.json")},
+    "recovery": "brisk train --keep-sparsity, %s steps of 2048 sotu-train tokens, lr 1e-4 -> 1e-5"
+                % os.environ.get("RECOVER_STEPS", "60"),
 }
 json.dump(doc, open(os.path.join(out, "prune-sotu-llama.json"), "w"), indent=1)
 print(json.dumps({"dense": dense, **doc["ppl"]}))
