@@ -112,6 +112,7 @@ struct DecoderTrainer::Impl {
   std::vector<std::vector<float>> fake;
   // --keep-sparsity: per parameter the indices held at zero (empty for the others).
   std::vector<std::vector<int64_t>> frozen;
+  ActivationMemory activations = ActivationMemory::All;
   // Rotary tables for positions 0..window-1, [window, head_dim / 2] (rebuilt for a longer window).
   std::vector<float> cos, sin;
   int64_t table_positions = 0;
@@ -188,8 +189,6 @@ struct DecoderTrainer::Impl {
     }
     if (mode == InputGrad::Add) ref::add(dx, target, rows * in);
   }
-
-  ActivationMemory activations = ActivationMemory::All;
 
   Pass forward(std::span<const int32_t> tokens, int64_t windows, int64_t window);
   void layer_forward(const Pass& f, size_t li, LayerTape& t, std::vector<float>& x);
