@@ -12,6 +12,8 @@
 #include "compress/calib_linalg.h"
 #include "compress/gptq.h"
 #include "compress/prune.h"
+#include "compress/prune_neurons.h"
+#include "golden_fixture.h"
 #include "formats/weight_store.h"
 #include "models/model.h"
 
@@ -191,7 +193,9 @@ TEST(Prune, GptqOnAPrunedMatrixKeepsItsZeros) {
     auto q = gptq(w.data(), rows, cols, in.xtx, spec);
     ASSERT_TRUE(q.ok()) << q.error().message;
     for (size_t i = 0; i < w.size(); ++i)
-      if (w[i] == 0) ASSERT_EQ(q->dequantized[i], 0.0f) << i;
+      if (w[i] == 0) {
+        ASSERT_EQ(q->dequantized[i], 0.0f) << i;
+      }
     const std::vector<float> h = to_float(in.xtx);
     CpuBackend cpu(1);
     const UnpackedMatrix rtn = quantize_rtn(w.data(), rows, cols, spec);
@@ -274,6 +278,64 @@ TEST_F(PruneModel, GlobalScopeCountsOverAllMatrices) {
   }
   EXPECT_EQ(int64_t(zero + 0.5), int64_t(std::floor(0.6 * total)));
   EXPECT_LT(lowest, highest);  // matrices differ: the count is global, not per matrix
+}
+
+// Removing MLP channels must compute what the original computes with those channels' down
+// columns zeroed: the kept channels are found by matching the pruned up rows to the original's,
+// the original is run with the others silenced, and the logits agree. Llama by weight norms,
+// GPT-2 (Conv1D layouts, biases) by calibrated activations.
+TEST_F(PruneModel, NeuronsMakeASmallerModelComputingTheKeptChannels) {
+  struct Case { const char* model; double ratio; bool calibrated; };
+  for (const Case& c : {Case{"sotu-llama", 0.25, false}, Case{"sotu-gpt2", 0.5, true}}) {
+    const fs::path out = dir_ / (std::string(c.model) + "-neurons");
+    NeuronPruneOptions o;
+    o.ratio = c.ratio;
+    o.calibration.window = 128;
+    o.calibration.min_tokens = 256;
+    std::vector<int32_t> tokens;
+    for (int i = 0; c.calibrated && i < 2048; ++i) tokens.push_back(int32_t(100 + (i * 7919) % 4000));
+    auto report = prune_neurons(kModels / c.model, out, tokens, o);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    EXPECT_EQ(report->width_after, int64_t(double(report->width_before) * (1 - c.ratio)) / 8 * 8);
+    EXPECT_LT(report->params_after, report->params_before);
+
+    CpuBackend backend(1);
+    auto small = load_model(out, backend);
+    ASSERT_TRUE(small.ok()) << small.error().message;
+    auto original = load_model(kModels / c.model, backend);
+    ASSERT_TRUE(original.ok());
+    FloatWeights small_w = FloatWeights::copy_from(*small.value());
+    FloatWeights silenced = FloatWeights::copy_from(*original.value());
+    for (const TensorSpec& spec : original.value()->config().arch->tensors(original.value()->config())) {
+      if (spec.role != Role::MlpUp || spec.part != Part::Weight) continue;
+      std::string down;
+      for (const TensorSpec& d : original.value()->config().arch->tensors(original.value()->config()))
+        if (d.role == Role::MlpDown && d.part == Part::Weight && d.layer == spec.layer) down = d.name;
+      const std::vector<float>& kept_up = small_w.at(spec.name);
+      const std::vector<float>& up = silenced.at(spec.name);
+      const int64_t d = silenced.cols(spec.name), ff = silenced.rows(spec.name);
+      std::vector<bool> kept(size_t(ff), false);
+      int64_t next = 0;  // kept channels keep their order
+      for (int64_t r = 0; r < small_w.rows(spec.name); ++r) {
+        while (next < ff && !std::equal(up.begin() + next * d, up.begin() + (next + 1) * d, kept_up.begin() + r * d)) ++next;
+        ASSERT_LT(next, ff) << spec.name << " row " << r << " is no row of the original";
+        kept[size_t(next++)] = true;
+      }
+      std::vector<float>& wd = silenced.at(down);
+      for (int64_t row = 0; row < silenced.rows(down); ++row)
+        for (int64_t j = 0; j < ff; ++j)
+          if (!kept[size_t(j)]) wd[size_t(row * ff + j)] = 0.0f;
+    }
+    silenced.bind_to(*original.value());
+    const std::vector<int32_t> ids = {5, 300, 41, 1234, 77, 2048, 9, 610};
+    const std::vector<float> want = golden::run(*original.value(), ids, 8);
+    const std::vector<float> got = golden::run(*small.value(), ids, 8);
+    EXPECT_LT(golden::relative_l2(got, want), 1e-5) << c.model;
+  }
+  NeuronPruneOptions all;
+  all.ratio = 1.0;  // nothing would be left
+  EXPECT_FALSE(prune_neurons(kModels / "sotu-llama", dir_ / "x", {}, all).ok());
+  EXPECT_FALSE(fs::exists(dir_ / "x"));
 }
 
 }  // namespace

@@ -5,13 +5,14 @@
 
 #include "common.h"
 #include "compress/prune.h"
+#include "compress/prune_neurons.h"
 
 namespace brisk::cli {
 
 Command add_prune(CLI::App& app) {
   struct Flags {
-    std::string in, out, method = "magnitude", pattern, scope = "layer", calib;
-    double sparsity = 0.5;
+    std::string in, out, method = "magnitude", pattern, scope = "layer", calib, structured;
+    double sparsity = 0.5, ratio = 0.25;
     int64_t calib_tokens = 16384;
     uint64_t seed = 0;
     int threads = 0;
@@ -24,7 +25,9 @@ Command add_prune(CLI::App& app) {
       "a model folder in the input's dtype: magnitude (smallest |w|), random, wanda (|w| x input\n"
       "norm, per output row) or sparsegpt (second-order, the kept weights updated to compensate);\n"
       "--sparsity S unstructured, or --pattern N:M (at most N non-zeros in every M inputs: 2:4 for\n"
-      "sparse tensor cores). Prune the float model, then quantize the pruned one");
+      "sparse tensor cores). Prune the float model, then quantize the pruned one.\n"
+      "--structured neurons --ratio R instead removes that fraction of every layer's MLP channels\n"
+      "(scored by activation with --calib, else by weight norms) and writes a smaller model");
   sub->add_option("-m,--model", f->in, "Input model folder (float weights)")->required();
   sub->add_option("-o,--out", f->out, "Output folder (must not exist or be empty)")->required();
   sub->add_option("--method", f->method, "magnitude, random, wanda or sparsegpt (the last two need --calib)")
@@ -36,7 +39,10 @@ Command add_prune(CLI::App& app) {
                   "layer: the sparsity in every matrix (wanda: every output row); global: over all matrices\n"
                   "together (magnitude, random)")
       ->capture_default_str();
-  sub->add_option("--calib", f->calib, "Calibration text file (wanda, sparsegpt)");
+  sub->add_option("--structured", f->structured, "neurons: remove whole MLP channels (see --ratio)");
+  sub->add_option("--ratio", f->ratio, "--structured: the fraction of each layer's channels removed")
+      ->capture_default_str()->check(CLI::Range(0.01, 0.99));
+  sub->add_option("--calib", f->calib, "Calibration text file (wanda, sparsegpt; --structured: activation scores)");
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens (whole 512-token windows spread over the file)")
       ->capture_default_str()->check(CLI::Range(int64_t(1024), int64_t(1) << 30));
   sub->add_option("--seed", f->seed, "Seed of --method random")->capture_default_str();
@@ -44,6 +50,35 @@ Command add_prune(CLI::App& app) {
   sub->add_flag("--json", f->json, "Print {\"method\", \"pattern\", \"sparsity\", \"matrices\", \"calibration_tokens\", \"seconds\", \"out\"}");
   return {sub, [f, sub]() {
     const auto start = std::chrono::steady_clock::now();
+    if (!f->structured.empty()) {
+      if (f->structured != "neurons") return fail(make_error("--structured: only neurons (MLP channels) so far"));
+      for (const char* other : {"--method", "--sparsity", "--pattern", "--scope", "--seed"})
+        if (sub->count(other)) return fail(make_error(std::string(other) + " does not apply to --structured"));
+      std::vector<int32_t> tokens;
+      if (!f->calib.empty()) {
+        auto read = read_calibration_tokens(f->in, f->calib);
+        if (!read) return fail(read.error());
+        tokens = std::move(read.value());
+      }
+      calib::NeuronPruneOptions o;
+      o.ratio = f->ratio;
+      o.threads = f->threads;
+      o.calibration.max_tokens = f->calib_tokens;
+      auto report = calib::prune_neurons(f->in, f->out, tokens, o);
+      if (!report) return fail(report.error());
+      const calib::NeuronPruneReport& r = report.value();
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (f->json)
+        print_json({{"structured", "neurons"}, {"width_before", r.width_before}, {"width_after", r.width_after},
+                    {"layers", r.layers}, {"params_before", r.params_before}, {"params_after", r.params_after},
+                    {"calibration_tokens", r.calibration_tokens}, {"seconds", seconds}, {"out", f->out}});
+      else
+        std::printf("wrote %s: MLP width %lld -> %lld in %lld layers, %.2fM -> %.2fM parameters, in %.1f s\n",
+                    f->out.c_str(), (long long)r.width_before, (long long)r.width_after, (long long)r.layers,
+                    double(r.params_before) / 1e6, double(r.params_after) / 1e6, seconds);
+      return 0;
+    }
+    if (sub->count("--ratio")) return fail(make_error("--ratio is read only with --structured"));
     calib::PruneOptions o;
     auto method = calib::parse_prune_method(f->method);
     if (!method) return fail(method.error());
