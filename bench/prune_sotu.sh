@@ -5,7 +5,8 @@
 # in the same run. Writes $OUT/prune-sotu-llama.json (the shape of bench/results/prune-sotu-llama.json).
 #   bench/prune_sotu.sh
 #   METHODS="magnitude sparsegpt" SETTINGS="0.5 2:4" bench/prune_sotu.sh
-# Then recovery: each of $RECOVER fine-tuned with `brisk train --keep-sparsity` on sotu-train
+# Then --structured neurons at each of $STRUCTURED, and recovery: each of $RECOVER fine-tuned with
+# `brisk train` (--keep-sparsity for the sparse ones) on sotu-train
 # ($RECOVER_STEPS steps of 2048 tokens, lr 1e-4 -> 1e-5) and evaluated the same way.
 # Pruned folders are kept in $OUT: a second run only does what is missing.
 set -uo pipefail
@@ -16,7 +17,8 @@ OUT=${OUT:-/tmp/prune-sotu}
 METHODS=${METHODS:-random magnitude wanda sparsegpt}
 SETTINGS=${SETTINGS:-0.3 0.5 0.7 2:4 4:8}
 CALIB_TOKENS=${CALIB_TOKENS:-16384}
-RECOVER=${RECOVER:-sparsegpt-2of4 magnitude-2of4}
+STRUCTURED=${STRUCTURED:-0.25 0.5}
+RECOVER=${RECOVER:-sparsegpt-2of4 magnitude-2of4 neurons-0.5}
 RECOVER_STEPS=${RECOVER_STEPS:-60}
 M=$SHARED/models/sotu-llama
 TEXT=$SHARED/data/text
@@ -39,11 +41,23 @@ for method in $METHODS; do
     echo "$name $(python3 -c "import json; print(json.load(open('$OUT/$name.ppl.json'))['ppl'])")"
   done
 done
+# Structured: whole MLP channels removed (calibrated activation scores), a smaller model.
+for ratio in $STRUCTURED; do
+  name=neurons-$ratio
+  [ -s "$OUT/$name.prune.json" ] ||
+    "$B" prune -m "$M" -o "$OUT/$name" --structured neurons --ratio "$ratio" --calib "$TEXT/sotu-train.txt" \
+      --calib-tokens "$CALIB_TOKENS" --json >"$OUT/$name.prune.json" || { echo "prune $name failed" >&2; continue; }
+  [ -s "$OUT/$name.ppl.json" ] ||
+    "$B" perplexity -m "$OUT/$name" -f "$TEXT/sotu-test.txt" --ctx 512 --json >"$OUT/$name.ppl.json"
+  echo "$name $(python3 -c "import json; print(json.load(open('$OUT/$name.ppl.json'))['ppl'])")"
+done
 export CALIB_TOKENS RECOVER_STEPS
 for name in $RECOVER; do
+  keep=(--keep-sparsity)  # unstructured / N:M zeros stay; a structurally pruned model has none
+  [[ $name == neurons-* ]] && keep=()
   [ -d "$OUT/$name" ] || continue
   [ -s "$OUT/$name.recovered.json" ] ||
-    "$B" train -m "$OUT/$name" --keep-sparsity --data "$TEXT/sotu-train.txt" --steps "$RECOVER_STEPS" --window 256 \
+    "$B" train -m "$OUT/$name" "${keep[@]}" --data "$TEXT/sotu-train.txt" --steps "$RECOVER_STEPS" --window 256 \
       --batch-tokens 2048 --lr 1e-4 --min-lr 1e-5 --warmup 10 --seed 1 --json -o "$OUT/$name.recovered" \
       >"$OUT/$name.recovered.json" || { echo "recovery of $name failed" >&2; continue; }
   [ -s "$OUT/$name.recovered.ppl.json" ] ||
@@ -61,8 +75,9 @@ for f in sorted(os.listdir(out)):
         method, setting = name.split("-", 1)
         prune = json.load(open(os.path.join(out, name + ".prune.json")))
         results.setdefault(method, {})[setting.replace("of", ":")] = {
-            "ppl": json.load(open(os.path.join(out, f)))["ppl"], "sparsity": prune["sparsity"],
-            "prune_seconds": prune["seconds"]}
+            "ppl": json.load(open(os.path.join(out, f)))["ppl"], "prune_seconds": prune["seconds"],
+            **({"sparsity": prune["sparsity"]} if "sparsity" in prune else
+               {"mlp_width": prune["width_after"], "params": prune["params_after"]})}
 doc = {
     "machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t") + f", {os.cpu_count()} threads",
     "command": "bench/prune_sotu.sh", "model": "sotu-llama (6 layers, hidden 384; its 36 decoder matrices pruned)",
@@ -71,7 +86,7 @@ doc = {
     "dense_ppl": dense, "ppl": {m: {s: r["ppl"] for s, r in v.items()} for m, v in results.items()}, "runs": results,
     "recovered_ppl": {f[:-len(".recovered.ppl.json")]: json.load(open(os.path.join(out, f)))["ppl"]
                       for f in sorted(os.listdir(out)) if f.endswith(".recovered.ppl.json")},
-    "recovery": "brisk train --keep-sparsity, %s steps of 2048 sotu-train tokens, lr 1e-4 -> 1e-5"
+    "recovery": "brisk train (--keep-sparsity but for neurons-*), %s steps of 2048 sotu-train tokens, lr 1e-4 -> 1e-5"
                 % os.environ.get("RECOVER_STEPS", "60"),
 }
 json.dump(doc, open(os.path.join(out, "prune-sotu-llama.json"), "w"), indent=1)
