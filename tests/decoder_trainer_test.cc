@@ -123,6 +123,30 @@ TEST(DecoderTrainer, RecomputedLayersGiveTheSameGradients) {
   }
 }
 
+// --l1 adds lambda * sign(w) to the layers' linear weight gradients and nothing elsewhere.
+TEST(DecoderTrainer, L1AddsTheSubgradientToTheLayersMatrices) {
+  auto l = load("sotu-qwen2");
+  ASSERT_TRUE(l);
+  DecoderTrainer& t = *l->trainer;
+  const std::vector<int32_t> tokens = random_tokens(2 * 9, int32_t(t.config().vocab_size), 13);
+  t.zero_gradients();
+  t.cross_entropy_step(tokens, 2, 8);
+  const std::vector<std::vector<float>> before = t.gradients();
+  t.add_l1_gradient(0.25);
+  int matrices = 0;
+  for (size_t p = 0; p < before.size(); ++p) {
+    const TrainState::Parameter& param = t.parameters()[p];
+    const bool layer_matrix = param.shape.size() == 2 && param.name.find(".layers.") != std::string::npos;
+    matrices += layer_matrix;
+    for (size_t i = 0; i < before[p].size(); ++i) {
+      const float w = param.value[i];
+      const float want = before[p][i] + (layer_matrix ? (w > 0 ? 0.25f : w < 0 ? -0.25f : 0.0f) : 0.0f);
+      ASSERT_EQ(t.gradients()[p][i], want) << param.name << "[" << i << "]";
+    }
+  }
+  EXPECT_EQ(matrices, 7 * int(t.config().n_layers));
+}
+
 // AdamW on one batch: the loss falls (the graph and the optimizer point the same way).
 TEST(DecoderTrainer, AdamWStepsLowerTheLoss) {
   for (const char* name : {"sotu-qwen2", "sotu-gpt2"}) {

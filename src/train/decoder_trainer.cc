@@ -300,6 +300,16 @@ void DecoderTrainer::freeze_zeros() {
   }
 }
 
+void DecoderTrainer::add_l1_gradient(double lambda) {
+  Impl& s = *impl_;
+  const float l = float(lambda);
+  for (const LinearIds* linear : s.block_linears()) {
+    const std::vector<float>& w = s.params[size_t(linear->weight)].value;
+    std::vector<float>& g = s.grads[size_t(linear->weight)];
+    for (size_t i = 0; i < w.size(); ++i) g[i] += w[i] > 0 ? l : w[i] < 0 ? -l : 0.0f;
+  }
+}
+
 void DecoderTrainer::drop_frozen_gradients() {
   for (size_t p = 0; p < impl_->frozen.size(); ++p)
     for (int64_t i : impl_->frozen[p]) impl_->grads[p][size_t(i)] = 0.0f;

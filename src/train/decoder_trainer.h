@@ -60,6 +60,9 @@ class DecoderTrainer {
   // exactly zero when this is called stay zero. Their gradients are dropped before the optimizer
   // (clipping and moments see only the trained weights) and the weights set to zero after it.
   void freeze_zeros();
+  // --l1: adds lambda * sign(w) to the gradients of the layers' linear weights (the subgradient of
+  // lambda * sum |w|, which drives weights toward zero for pruning); zeros get none.
+  void add_l1_gradient(double lambda);
   void drop_frozen_gradients();
   void zero_frozen_weights();
   int64_t frozen_zeros() const;

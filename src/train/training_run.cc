@@ -32,6 +32,7 @@ Status check_options(const TrainOptions& o) {
   if (o.batch_windows < 1 || o.accumulation < 1)
     return make_error("a micro-batch needs at least one window (--batch-tokens) and --accumulate at least 1");
   if (o.eval_ctx < 2) return make_error("--eval-ctx must be at least 2 tokens");
+  if (!(o.l1 >= 0 && o.l1 < 1)) return make_error("--l1 must be in [0, 1)");
   if (o.data.empty()) return make_error("no training text given (--data)");
   if (o.out.empty()) return make_error("no output folder given (-o)");
   if (o.new_shape && o.distill) return make_error("a new distillation student comes from its own shape options, not new_shape");
@@ -256,6 +257,7 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
     if (o.accumulation > 1)
       for (auto [g, n] : grads)
         for (int64_t i = 0; i < n; ++i) g[i] /= float(o.accumulation);
+    if (o.l1 > 0) trainer->add_l1_gradient(o.l1);
     trainer->drop_frozen_gradients();
     StepReport r;
     r.step = step, r.steps = o.steps, r.loss = loss, r.terms = terms, r.lr = o.schedule.at(step);

@@ -59,7 +59,10 @@ struct TrainOptions {
   std::optional<QuantSpec> qat;
   ActivationMemory activations = ActivationMemory::All;
   // Recovery fine-tuning of a pruned model: the layers' weights that are zero in `model` stay zero.
-  bool keep_sparsity = false;  // of the trained model (the teacher keeps layer inputs)
+  bool keep_sparsity = false;
+  // L1-regularised (sparse) training: lambda * sum |w| over the layers' linear weights added to the
+  // loss through its subgradient (the reported loss excludes it). 0: off.
+  double l1 = 0;  // of the trained model (the teacher keeps layer inputs)
   int threads = 0;                // 0: all cores
 };
 

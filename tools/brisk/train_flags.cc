@@ -36,6 +36,10 @@ void add_training_flags(CLI::App* sub, TrainFlags& f) {
                   "(the fp32 weights go to OUT/float)");
   sub->add_option("--qat-group", f.qat_group, "Values per scale for 4-bit --qat schemes (a multiple of 128)")
       ->capture_default_str()->check(in_range(128, 1 << 20));
+  sub->add_option("--l1", o.l1,
+                  "L1-regularised sparse training: lambda * sum |w| of the layers' linear weights added to the loss\n"
+                  "(through its subgradient; the printed loss leaves it out)")
+      ->check(CLI::Range(0.0, 0.999));
   sub->add_flag("--keep-sparsity", o.keep_sparsity,
                 "Recovery fine-tuning of a pruned model (brisk prune): the layers' weights that are zero stay zero");
   sub->add_flag("--recompute", f.recompute,

@@ -341,6 +341,7 @@ __global__ void __launch_bounds__(kThreads, 1) mixed_gemm_kernel(const GemmArgs 
 // the warps' issue slots go to widening. Warpgroup q owns 16-row tiles 8q..8q+7: its warp w the
 // tiles 8q + w and 8q + 4 + w, the rows of two m64 products. A step's A registers are refilled
 // only after the wgmma reading them has finished (one step in flight while the next widens).
+// Measured no faster than the warp kernel (bench/notes-cuda.md item 30): the MMAs were not the bound.
 constexpr int kWgTokens = 64;  // N of each wgmma: tokens per block
 constexpr int kWgTiles = kWgTokens / 8;
 
