@@ -5,7 +5,7 @@
 # in the same run. Writes $OUT/prune-sotu-llama.json (the shape of bench/results/prune-sotu-llama.json).
 #   bench/prune_sotu.sh
 #   METHODS="magnitude sparsegpt" SETTINGS="0.5 2:4" bench/prune_sotu.sh
-# Then --structured neurons at each of $STRUCTURED, and recovery: each of $RECOVER fine-tuned with
+# Then --structured units at each of $STRUCTURED, and recovery: each of $RECOVER fine-tuned with
 # `brisk train` (--keep-sparsity for the sparse ones) on sotu-train
 # ($RECOVER_STEPS steps of 2048 tokens, lr 1e-4 -> 1e-5) and evaluated the same way.
 # Pruned folders are kept in $OUT: a second run only does what is missing.
@@ -17,7 +17,7 @@ OUT=${OUT:-/tmp/prune-sotu}
 METHODS=${METHODS:-random magnitude wanda sparsegpt}
 SETTINGS=${SETTINGS:-0.3 0.5 0.7 2:4 4:8}
 CALIB_TOKENS=${CALIB_TOKENS:-16384}
-STRUCTURED=${STRUCTURED:-0.25 0.5}
+STRUCTURED=${STRUCTURED:-neurons:0.25 neurons:0.5 heads:0.5}
 RECOVER=${RECOVER:-sparsegpt-2of4 magnitude-2of4 neurons-0.5}
 RECOVER_STEPS=${RECOVER_STEPS:-60}
 M=$SHARED/models/sotu-llama
@@ -41,11 +41,13 @@ for method in $METHODS; do
     echo "$name $(python3 -c "import json; print(json.load(open('$OUT/$name.ppl.json'))['ppl'])")"
   done
 done
-# Structured: whole MLP channels removed (calibrated activation scores), a smaller model.
-for ratio in $STRUCTURED; do
-  name=neurons-$ratio
+# Structured: whole MLP channels or kv-head groups removed (calibrated activation scores), a
+# smaller model. STRUCTURED lists unit:ratio.
+for unit_ratio in $STRUCTURED; do
+  unit=${unit_ratio%%:*} ratio=${unit_ratio##*:}
+  name=$unit-$ratio
   [ -s "$OUT/$name.prune.json" ] ||
-    "$B" prune -m "$M" -o "$OUT/$name" --structured neurons --ratio "$ratio" --calib "$TEXT/sotu-train.txt" \
+    "$B" prune -m "$M" -o "$OUT/$name" --structured "$unit" --ratio "$ratio" --calib "$TEXT/sotu-train.txt" \
       --calib-tokens "$CALIB_TOKENS" --json >"$OUT/$name.prune.json" || { echo "prune $name failed" >&2; continue; }
   [ -s "$OUT/$name.ppl.json" ] ||
     "$B" perplexity -m "$OUT/$name" -f "$TEXT/sotu-test.txt" --ctx 512 --json >"$OUT/$name.ppl.json"
@@ -54,7 +56,7 @@ done
 export CALIB_TOKENS RECOVER_STEPS
 for name in $RECOVER; do
   keep=(--keep-sparsity)  # unstructured / N:M zeros stay; a structurally pruned model has none
-  [[ $name == neurons-* ]] && keep=()
+  [[ $name == neurons-* || $name == heads-* ]] && keep=()
   [ -d "$OUT/$name" ] || continue
   [ -s "$OUT/$name.recovered.json" ] ||
     "$B" train -m "$OUT/$name" "${keep[@]}" --data "$TEXT/sotu-train.txt" --steps "$RECOVER_STEPS" --window 256 \
@@ -77,7 +79,7 @@ for f in sorted(os.listdir(out)):
         results.setdefault(method, {})[setting.replace("of", ":")] = {
             "ppl": json.load(open(os.path.join(out, f)))["ppl"], "prune_seconds": prune["seconds"],
             **({"sparsity": prune["sparsity"]} if "sparsity" in prune else
-               {"mlp_width": prune["width_after"], "params": prune["params_after"]})}
+               {"units_kept": prune["units_after"], "params": prune["params_after"]})}
 doc = {
     "machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t") + f", {os.cpu_count()} threads",
     "command": "bench/prune_sotu.sh", "model": "sotu-llama (6 layers, hidden 384; its 36 decoder matrices pruned)",
@@ -86,7 +88,7 @@ doc = {
     "dense_ppl": dense, "ppl": {m: {s: r["ppl"] for s, r in v.items()} for m, v in results.items()}, "runs": results,
     "recovered_ppl": {f[:-len(".recovered.ppl.json")]: json.load(open(os.path.join(out, f)))["ppl"]
                       for f in sorted(os.listdir(out)) if f.endswith(".recovered.ppl.json")},
-    "recovery": "brisk train (--keep-sparsity but for neurons-*), %s steps of 2048 sotu-train tokens, lr 1e-4 -> 1e-5"
+    "recovery": "brisk train (--keep-sparsity but for the structured ones), %s steps of 2048 sotu-train tokens, lr 1e-4 -> 1e-5"
                 % os.environ.get("RECOVER_STEPS", "60"),
 }
 json.dump(doc, open(os.path.join(out, "prune-sotu-llama.json"), "w"), indent=1)

@@ -12,7 +12,7 @@
 #include "compress/calib_linalg.h"
 #include "compress/gptq.h"
 #include "compress/prune.h"
-#include "compress/prune_neurons.h"
+#include "compress/prune_structured.h"
 #include "golden_fixture.h"
 #include "formats/weight_store.h"
 #include "models/model.h"
@@ -280,61 +280,76 @@ TEST_F(PruneModel, GlobalScopeCountsOverAllMatrices) {
   EXPECT_LT(lowest, highest);  // matrices differ: the count is global, not per matrix
 }
 
-// Removing MLP channels must compute what the original computes with those channels' down
-// columns zeroed: the kept channels are found by matching the pruned up rows to the original's,
-// the original is run with the others silenced, and the logits agree. Llama by weight norms,
-// GPT-2 (Conv1D layouts, biases) by calibrated activations.
-TEST_F(PruneModel, NeuronsMakeASmallerModelComputingTheKeptChannels) {
-  struct Case { const char* model; double ratio; bool calibrated; };
-  for (const Case& c : {Case{"sotu-llama", 0.25, false}, Case{"sotu-gpt2", 0.5, true}}) {
-    const fs::path out = dir_ / (std::string(c.model) + "-neurons");
-    NeuronPruneOptions o;
+// Removing units must compute what the original computes with those units silenced: the kept
+// ones are found by matching the pruned producer rows (up; q) to the original's, the original is
+// run with the others' consumer columns (down; o) zeroed, and the logits agree. Neurons on Llama
+// by weight norms and on GPT-2 (Conv1D layouts, biases) by calibrated activations; kv-head groups
+// on Llama (6 heads over 2 kv heads) and Qwen2 (q/k/v biases).
+TEST_F(PruneModel, StructuredPruningComputesTheKeptUnits) {
+  struct Case { const char* model; StructuredUnit unit; double ratio; bool calibrated; };
+  for (const Case& c : {Case{"sotu-llama", StructuredUnit::Neurons, 0.25, false},
+                        Case{"sotu-gpt2", StructuredUnit::Neurons, 0.5, true},
+                        Case{"sotu-llama", StructuredUnit::Heads, 0.5, true},
+                        Case{"sotu-qwen2", StructuredUnit::Heads, 0.5, false}}) {
+    const bool heads = c.unit == StructuredUnit::Heads;
+    const std::string what = std::string(c.model) + (heads ? " heads" : " neurons");
+    const fs::path out = dir_ / (std::string(c.model) + (heads ? "-heads" : "-neurons"));
+    StructuredPruneOptions o;
+    o.unit = c.unit;
     o.ratio = c.ratio;
     o.calibration.window = 128;
     o.calibration.min_tokens = 256;
     std::vector<int32_t> tokens;
     for (int i = 0; c.calibrated && i < 2048; ++i) tokens.push_back(int32_t(100 + (i * 7919) % 4000));
-    auto report = prune_neurons(kModels / c.model, out, tokens, o);
-    ASSERT_TRUE(report.ok()) << report.error().message;
-    EXPECT_EQ(report->width_after, int64_t(double(report->width_before) * (1 - c.ratio)) / 8 * 8);
-    EXPECT_LT(report->params_after, report->params_before);
+    auto report = prune_structured(kModels / c.model, out, tokens, o);
+    ASSERT_TRUE(report.ok()) << what << ": " << report.error().message;
+    EXPECT_LT(report->params_after, report->params_before) << what;
 
     CpuBackend backend(1);
     auto small = load_model(out, backend);
     ASSERT_TRUE(small.ok()) << small.error().message;
     auto original = load_model(kModels / c.model, backend);
     ASSERT_TRUE(original.ok());
+    const ModelConfig& config = original.value()->config();
+    if (heads) EXPECT_EQ(small.value()->config().n_kv_heads, report->units_after) << what;
+    else EXPECT_EQ(small.value()->config().intermediate_size, report->units_after) << what;
     FloatWeights small_w = FloatWeights::copy_from(*small.value());
     FloatWeights silenced = FloatWeights::copy_from(*original.value());
-    for (const TensorSpec& spec : original.value()->config().arch->tensors(original.value()->config())) {
-      if (spec.role != Role::MlpUp || spec.part != Part::Weight) continue;
-      std::string down;
-      for (const TensorSpec& d : original.value()->config().arch->tensors(original.value()->config()))
-        if (d.role == Role::MlpDown && d.part == Part::Weight && d.layer == spec.layer) down = d.name;
-      const std::vector<float>& kept_up = small_w.at(spec.name);
-      const std::vector<float>& up = silenced.at(spec.name);
-      const int64_t d = silenced.cols(spec.name), ff = silenced.rows(spec.name);
-      std::vector<bool> kept(size_t(ff), false);
-      int64_t next = 0;  // kept channels keep their order
+    const Role producer = heads ? Role::AttnQ : Role::MlpUp, consumer = heads ? Role::AttnO : Role::MlpDown;
+    for (const TensorSpec& spec : config.arch->tensors(config)) {
+      if (spec.role != producer || spec.part != Part::Weight) continue;
+      std::string into;
+      for (const TensorSpec& d : config.arch->tensors(config))
+        if (d.role == consumer && d.part == Part::Weight && d.layer == spec.layer) into = d.name;
+      const std::vector<float>& kept_rows = small_w.at(spec.name);
+      const std::vector<float>& rows = silenced.at(spec.name);
+      const int64_t d = silenced.cols(spec.name), width = silenced.rows(spec.name);
+      std::vector<bool> kept(size_t(width), false);
+      int64_t next = 0;  // kept rows keep their order
       for (int64_t r = 0; r < small_w.rows(spec.name); ++r) {
-        while (next < ff && !std::equal(up.begin() + next * d, up.begin() + (next + 1) * d, kept_up.begin() + r * d)) ++next;
-        ASSERT_LT(next, ff) << spec.name << " row " << r << " is no row of the original";
+        while (next < width && !std::equal(rows.begin() + next * d, rows.begin() + (next + 1) * d, kept_rows.begin() + r * d))
+          ++next;
+        ASSERT_LT(next, width) << what << ": " << spec.name << " row " << r << " is no row of the original";
         kept[size_t(next++)] = true;
       }
-      std::vector<float>& wd = silenced.at(down);
-      for (int64_t row = 0; row < silenced.rows(down); ++row)
-        for (int64_t j = 0; j < ff; ++j)
-          if (!kept[size_t(j)]) wd[size_t(row * ff + j)] = 0.0f;
+      std::vector<float>& wc = silenced.at(into);
+      for (int64_t row = 0; row < silenced.rows(into); ++row)
+        for (int64_t j = 0; j < width; ++j)
+          if (!kept[size_t(j)]) wc[size_t(row * width + j)] = 0.0f;
     }
     silenced.bind_to(*original.value());
     const std::vector<int32_t> ids = {5, 300, 41, 1234, 77, 2048, 9, 610};
     const std::vector<float> want = golden::run(*original.value(), ids, 8);
     const std::vector<float> got = golden::run(*small.value(), ids, 8);
-    EXPECT_LT(golden::relative_l2(got, want), 1e-5) << c.model;
+    EXPECT_LT(golden::relative_l2(got, want), 1e-5) << what;
   }
-  NeuronPruneOptions all;
+  StructuredPruneOptions all;
   all.ratio = 1.0;  // nothing would be left
-  EXPECT_FALSE(prune_neurons(kModels / "sotu-llama", dir_ / "x", {}, all).ok());
+  EXPECT_FALSE(prune_structured(kModels / "sotu-llama", dir_ / "x", {}, all).ok());
+  all.unit = StructuredUnit::Heads;
+  all.ratio = 0.5;
+  const auto fused = prune_structured(kModels / "sotu-gpt2", dir_ / "x", {}, all);  // c_attn is fused
+  ASSERT_FALSE(fused.ok());
   EXPECT_FALSE(fs::exists(dir_ / "x"));
 }
 

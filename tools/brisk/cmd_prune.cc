@@ -5,7 +5,7 @@
 
 #include "common.h"
 #include "compress/prune.h"
-#include "compress/prune_neurons.h"
+#include "compress/prune_structured.h"
 
 namespace brisk::cli {
 
@@ -26,8 +26,9 @@ Command add_prune(CLI::App& app) {
       "norm, per output row) or sparsegpt (second-order, the kept weights updated to compensate);\n"
       "--sparsity S unstructured, or --pattern N:M (at most N non-zeros in every M inputs: 2:4 for\n"
       "sparse tensor cores). Prune the float model, then quantize the pruned one.\n"
-      "--structured neurons --ratio R instead removes that fraction of every layer's MLP channels\n"
-      "(scored by activation with --calib, else by weight norms) and writes a smaller model");
+      "--structured neurons|heads --ratio R instead removes that fraction of every layer's MLP\n"
+      "channels or key-value head groups (scored by activation with --calib, else by weight norms)\n"
+      "and writes a smaller model");
   sub->add_option("-m,--model", f->in, "Input model folder (float weights)")->required();
   sub->add_option("-o,--out", f->out, "Output folder (must not exist or be empty)")->required();
   sub->add_option("--method", f->method, "magnitude, random, wanda or sparsegpt (the last two need --calib)")
@@ -39,7 +40,8 @@ Command add_prune(CLI::App& app) {
                   "layer: the sparsity in every matrix (wanda: every output row); global: over all matrices\n"
                   "together (magnitude, random)")
       ->capture_default_str();
-  sub->add_option("--structured", f->structured, "neurons: remove whole MLP channels (see --ratio)");
+  sub->add_option("--structured", f->structured,
+                  "neurons (MLP channels) or heads (kv heads with their query heads): remove whole units (--ratio)");
   sub->add_option("--ratio", f->ratio, "--structured: the fraction of each layer's channels removed")
       ->capture_default_str()->check(CLI::Range(0.01, 0.99));
   sub->add_option("--calib", f->calib, "Calibration text file (wanda, sparsegpt; --structured: activation scores)");
@@ -51,7 +53,8 @@ Command add_prune(CLI::App& app) {
   return {sub, [f, sub]() {
     const auto start = std::chrono::steady_clock::now();
     if (!f->structured.empty()) {
-      if (f->structured != "neurons") return fail(make_error("--structured: only neurons (MLP channels) so far"));
+      auto unit = calib::parse_structured_unit(f->structured);
+      if (!unit) return fail(unit.error());
       for (const char* other : {"--method", "--sparsity", "--pattern", "--scope", "--seed"})
         if (sub->count(other)) return fail(make_error(std::string(other) + " does not apply to --structured"));
       std::vector<int32_t> tokens;
@@ -60,21 +63,23 @@ Command add_prune(CLI::App& app) {
         if (!read) return fail(read.error());
         tokens = std::move(read.value());
       }
-      calib::NeuronPruneOptions o;
+      calib::StructuredPruneOptions o;
+      o.unit = unit.value();
       o.ratio = f->ratio;
       o.threads = f->threads;
       o.calibration.max_tokens = f->calib_tokens;
-      auto report = calib::prune_neurons(f->in, f->out, tokens, o);
+      auto report = calib::prune_structured(f->in, f->out, tokens, o);
       if (!report) return fail(report.error());
-      const calib::NeuronPruneReport& r = report.value();
+      const calib::StructuredPruneReport& r = report.value();
+      const char* what = o.unit == calib::StructuredUnit::Heads ? "kv heads" : "MLP width";
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (f->json)
-        print_json({{"structured", "neurons"}, {"width_before", r.width_before}, {"width_after", r.width_after},
+        print_json({{"structured", f->structured}, {"units_before", r.units_before}, {"units_after", r.units_after},
                     {"layers", r.layers}, {"params_before", r.params_before}, {"params_after", r.params_after},
                     {"calibration_tokens", r.calibration_tokens}, {"seconds", seconds}, {"out", f->out}});
       else
-        std::printf("wrote %s: MLP width %lld -> %lld in %lld layers, %.2fM -> %.2fM parameters, in %.1f s\n",
-                    f->out.c_str(), (long long)r.width_before, (long long)r.width_after, (long long)r.layers,
+        std::printf("wrote %s: %s %lld -> %lld in %lld layers, %.2fM -> %.2fM parameters, in %.1f s\n",
+                    f->out.c_str(), what, (long long)r.units_before, (long long)r.units_after, (long long)r.layers,
                     double(r.params_before) / 1e6, double(r.params_after) / 1e6, seconds);
       return 0;
     }
