@@ -18,7 +18,7 @@ METHODS=${METHODS:-random magnitude wanda sparsegpt}
 SETTINGS=${SETTINGS:-0.3 0.5 0.7 2:4 4:8}
 CALIB_TOKENS=${CALIB_TOKENS:-16384}
 STRUCTURED=${STRUCTURED:-neurons:0.25 neurons:0.5 heads:0.5}
-RECOVER=${RECOVER:-sparsegpt-2of4 magnitude-2of4 neurons-0.5}
+RECOVER=${RECOVER:-sparsegpt-2of4 magnitude-2of4 neurons-0.5 heads-0.5}
 RECOVER_STEPS=${RECOVER_STEPS:-60}
 M=$SHARED/models/sotu-llama
 TEXT=$SHARED/data/text
@@ -79,7 +79,7 @@ for f in sorted(os.listdir(out)):
         results.setdefault(method, {})[setting.replace("of", ":")] = {
             "ppl": json.load(open(os.path.join(out, f)))["ppl"], "prune_seconds": prune["seconds"],
             **({"sparsity": prune["sparsity"]} if "sparsity" in prune else
-               {"units_kept": prune["units_after"], "params": prune["params_after"]})}
+               {"units_kept": prune.get("units_after", prune.get("width_after")), "params": prune["params_after"]})}
 doc = {
     "machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t") + f", {os.cpu_count()} threads",
     "command": "bench/prune_sotu.sh", "model": "sotu-llama (6 layers, hidden 384; its 36 decoder matrices pruned)",
