@@ -226,7 +226,8 @@ Status prune_matrix(float* w, int64_t rows, int64_t cols, const InputStats* inpu
 }
 
 Result<PrunedModel> prune_with_calibration(const fs::path& model_dir, const std::vector<int32_t>& calibration_tokens,
-                                           const PruneOptions& options) {
+                                           const PruneOptions& options,
+                                           const std::function<void(int64_t, int64_t)>& progress) {
   BRISK_TRY(check_prune_options(options));
   CpuBackend cpu(options.threads);
   CalibratingBackend capture(cpu);
@@ -243,18 +244,21 @@ Result<PrunedModel> prune_with_calibration(const fs::path& model_dir, const std:
     std::vector<float>& w = out.weights.at(name);
     return prune_matrix(w.data(), out.weights.rows(name), out.weights.cols(name), input, options, name);
   };
+  const int64_t layers = model->config().n_layers;
   if (options.scope == PruneScope::Global) {
     prune_globally(out.weights, names, options);
   } else if (!needs_calibration(options.method)) {
     for (const std::string& name : names) BRISK_TRY(prune_one(name, nullptr));
   } else {
-    for (int64_t l = 0; l < model->config().n_layers; ++l) {
+    for (int64_t l = 0; l < layers; ++l) {
       calibration.select = [l](const TensorSpec& spec) { return spec.layer == l; };
       BRISK_ASSIGN(stats, calibrate(*model, capture, calibration_tokens, calibration));
       out.calibration_tokens = stats.tokens;
       for (const auto& [name, input] : stats.by_tensor) BRISK_TRY(prune_one(name, input.get()));
+      if (progress) progress(l + 1, layers);
     }
   }
+  if (progress) progress(layers, layers);
   for (const std::string& name : names) out.sparsity[name] = zero_fraction(out.weights.at(name));
   return out;
 }

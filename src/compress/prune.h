@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -67,9 +68,10 @@ struct PrunedModel {
 
 // Loads the model, calibrates when the method needs it (layer by layer: layer l's inputs come
 // from the model with layers < l already pruned, as SparseGPT and Wanda do) and prunes every
-// decoder linear layer.
+// decoder linear layer. progress(layers done, layers).
 Result<PrunedModel> prune_with_calibration(const std::filesystem::path& model_dir,
-                                           const std::vector<int32_t>& calibration_tokens, const PruneOptions& options);
+                                           const std::vector<int32_t>& calibration_tokens, const PruneOptions& options,
+                                           const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The pruned model as a Hugging Face folder: the source's tensors with the pruned matrices'
 // values in their stored dtype and layout (zeros exact), the other files copied.

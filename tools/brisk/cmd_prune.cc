@@ -113,7 +113,11 @@ Command add_prune(CLI::App& app) {
       tokens = std::move(read.value());
       std::fprintf(stderr, "calibrating layer by layer (%s, %zu tokens of text)...\n", f->method.c_str(), tokens.size());
     }
-    auto pruned = calib::prune_with_calibration(f->in, tokens, o);
+    ProgressBar bar("prune " + f->method);
+    auto pruned = calib::prune_with_calibration(f->in, tokens, o, [&](int64_t done, int64_t total) {
+      bar.update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total) + " layers");
+    });
+    bar.finish();
     if (!pruned) return fail(pruned.error());
     if (Status st = calib::write_pruned_model(f->in, f->out, pruned.value()); !st.ok()) return fail(st.error());
     double zeros = 0, total = 0;
