@@ -190,6 +190,17 @@ struct DecoderTrainer::Impl {
     if (mode == InputGrad::Add) ref::add(dx, target, rows * in);
   }
 
+  // A pass's sizes: its windows and rows, the model's widths and the attention scale.
+  struct Sizes {
+    int64_t windows, window, rows, d, hd, q_dim, kv_dim, ff;
+    float scale;
+  };
+  Sizes sizes(const Pass& f) const {
+    const int64_t hd = config.head_dim;
+    return {f.windows, f.window, f.windows * f.window, config.hidden_size, hd, config.n_heads * hd,
+            config.n_kv_heads * hd, config.intermediate_size, 1.0f / std::sqrt(float(hd))};
+  }
+
   Pass forward(std::span<const int32_t> tokens, int64_t windows, int64_t window);
   void layer_forward(const Pass& f, size_t li, LayerTape& t, std::vector<float>& x);
   void backward(Pass& f, const float* dnormed, std::span<const LayerGradient> layer_grads);
@@ -374,10 +385,7 @@ DecoderTrainer::Pass DecoderTrainer::Impl::forward(std::span<const int32_t> toke
 void DecoderTrainer::Impl::layer_forward(const Pass& f, size_t li, LayerTape& t, std::vector<float>& x) {
   Impl& s = *this;
   const ModelConfig& c = s.config;
-  const int64_t windows = f.windows, window = f.window;
-  const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
-  const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  [[maybe_unused]] const auto [windows, window, rows, d, hd, q_dim, kv_dim, ff, scale] = s.sizes(f);
   const bool rope = s.block == Block::Llama;
   x = t.x;
   std::vector<float> tmp(size_t(rows * d));
@@ -430,10 +438,7 @@ void DecoderTrainer::Impl::layer_forward(const Pass& f, size_t li, LayerTape& t,
 void DecoderTrainer::Impl::backward(Pass& f, const float* dnormed, std::span<const LayerGradient> layer_grads) {
   Impl& s = *this;
   const ModelConfig& c = s.config;
-  const int64_t windows = f.windows, window = f.window;
-  const int64_t rows = windows * window, d = c.hidden_size, hd = c.head_dim;
-  const int64_t q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd, ff = c.intermediate_size;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  [[maybe_unused]] const auto [windows, window, rows, d, hd, q_dim, kv_dim, ff, scale] = s.sizes(f);
   std::vector<float> dx(size_t(rows * d)), dtmp(size_t(rows * d)), dnorm(size_t(rows * d)), scratch;
   s.norm_backward(f.last.data(), rows, s.final_norm, dnormed, dx.data());
   std::vector<float> dact(size_t(rows * ff)), dgate(size_t(rows * ff)), dup(size_t(rows * ff));
