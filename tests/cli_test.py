@@ -272,6 +272,12 @@ class Tools(unittest.TestCase):
                 self.assertNotEqual(p.returncode, 0, args)
                 self.assertIn(message, p.stderr, args)
                 self.assertFalse(os.path.exists(bad), args)
+            quantized = os.path.join(d, "w8")  # prune the float model, then quantize
+            brisk("quantize", "-m", model_dir("sotu-qwen2"), "-o", quantized, "--scheme", "w8")
+            p = brisk("prune", "-m", quantized, "-o", os.path.join(d, "bad"), "--pattern", "2:4", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("already quantized", p.stderr)
+            self.assertFalse(os.path.exists(os.path.join(d, "bad")))
 
     def test_synth_round_trip(self):
         with tempfile.TemporaryDirectory() as d:

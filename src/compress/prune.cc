@@ -229,6 +229,7 @@ Result<PrunedModel> prune_with_calibration(const fs::path& model_dir, const std:
                                            const PruneOptions& options,
                                            const std::function<void(int64_t, int64_t)>& progress) {
   BRISK_TRY(check_prune_options(options));
+  BRISK_TRY(require_float_model(model_dir, "prune"));
   CpuBackend cpu(options.threads);
   CalibratingBackend capture(cpu);
   CalibrationOptions calibration = options.calibration;

@@ -36,19 +36,6 @@ OwnedTensor owned_f32(const std::string& name, const std::vector<float>& values,
   return t;
 }
 
-Status check_not_quantized(const Json& config, const WeightStore& store, const fs::path& in) {
-  if (config.contains("quantization_config"))
-    return make_error((in / "config.json").string() + ": model is already quantized (has quantization_config); "
-                      "quantize the original model instead");
-  for (const auto& [name, stored] : store.all()) {
-    const DType d = stored.tensor.dtype;
-    if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
-      return make_error(stored.file + ": tensor '" + name + "' is " + std::string(dtype_name(d)) +
-                        "; the model looks already quantized");
-  }
-  return ok_status();
-}
-
 QuantizedLayout layout_of(const QuantSpec& spec) {
   QuantizedLayout layout{runtime_dtype(spec.scheme), spec.group, spec.symmetry};
   if (quant_traits(layout.runtime)->per_channel) layout.group = 0;
@@ -87,7 +74,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   BRISK_ASSIGN(config_json, read_json_file(o.in / "config.json"));
   BRISK_ASSIGN(config, parse_model_config(config_json, (o.in / "config.json").string()));
   BRISK_ASSIGN(store, WeightStore::open_dir(o.in));
-  BRISK_TRY(check_not_quantized(config_json, store, o.in));
+  BRISK_TRY(require_float_model(config_json, store, o.in, "quantize"));
   std::error_code ec;
   if (path_exists(o.out) && !fs::is_empty(o.out, ec))
     return make_error(o.out.string() + ": output folder exists and is not empty");

@@ -18,4 +18,23 @@ Status copy_model_side_files(const fs::path& in, const fs::path& out, ConfigFile
   return ok_status();
 }
 
+Status require_float_model(const Json& config, const WeightStore& store, const fs::path& in, const std::string& tool) {
+  if (config.contains("quantization_config"))
+    return make_error((in / "config.json").string() + ": model is already quantized (has quantization_config); " + tool +
+                      " the original model instead");
+  for (const auto& [name, stored] : store.all()) {
+    const DType d = stored.tensor.dtype;
+    if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
+      return make_error(stored.file + ": tensor '" + name + "' is " + std::string(dtype_name(d)) +
+                        "; the model looks already quantized (" + tool + " the original model instead)");
+  }
+  return ok_status();
+}
+
+Status require_float_model(const fs::path& in, const std::string& tool) {
+  BRISK_ASSIGN(config, read_json_file(in / "config.json"));
+  BRISK_ASSIGN(store, WeightStore::open_dir(in));
+  return require_float_model(config, store, in, tool);
+}
+
 }  // namespace brisk

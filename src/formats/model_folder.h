@@ -6,6 +6,8 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "formats/json_file.h"
+#include "formats/weight_store.h"
 
 namespace brisk {
 
@@ -15,5 +17,11 @@ enum class ConfigFile { Copy, Skip };
 // Copies every regular file of `in` into `out` except the weights (*.safetensors and their index)
 // and, with ConfigFile::Skip, config.json. Errors name the file.
 Status copy_model_side_files(const std::filesystem::path& in, const std::filesystem::path& out, ConfigFile config);
+
+// Refuses a folder whose weights are already quantized (a quantization_config in config.json, or
+// a tensor that is not F32/F16/BF16): `tool` ("quantize", "prune") works on the float model.
+Status require_float_model(const Json& config, const WeightStore& store, const std::filesystem::path& in,
+                           const std::string& tool);
+Status require_float_model(const std::filesystem::path& in, const std::string& tool);
 
 }  // namespace brisk
