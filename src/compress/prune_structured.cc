@@ -81,7 +81,8 @@ Result<StructuredUnit> parse_structured_unit(const std::string& name) {
 Result<StructuredPruneReport> prune_structured(const fs::path& in, const fs::path& out, const std::vector<int32_t>& tokens,
                                                const StructuredPruneOptions& o) {
   if (!(o.ratio > 0 && o.ratio < 1)) return make_error("--ratio must be between 0 and 1");
-  if (fs::exists(out) && !fs::is_empty(out)) return make_error(out.string() + " is not empty");
+  if (fs::exists(out) && (!fs::is_directory(out) || !fs::is_empty(out)))
+    return make_error(out.string() + " exists and is not an empty folder");
   BRISK_TRY(require_float_model(in, "prune"));
   BRISK_ASSIGN(config_json, read_json_file(in / "config.json"));
   BRISK_ASSIGN(config, parse_model_config(config_json, (in / "config.json").string()));

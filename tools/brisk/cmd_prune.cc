@@ -104,8 +104,8 @@ Command add_prune(CLI::App& app) {
     if (calib::needs_calibration(o.method) == f->calib.empty())
       return fail(make_error(f->calib.empty() ? "--method " + f->method + " needs calibration text: --calib FILE"
                                               : "--calib is only read by wanda and sparsegpt"));
-    if (std::filesystem::exists(f->out) && !std::filesystem::is_empty(f->out))
-      return fail(make_error(f->out + " is not empty"));
+    if (std::filesystem::exists(f->out) && (!std::filesystem::is_directory(f->out) || !std::filesystem::is_empty(f->out)))
+      return fail(make_error(f->out + " exists and is not an empty folder"));
     std::vector<int32_t> tokens;
     if (!f->calib.empty()) {
       auto read = read_calibration_tokens(f->in, f->calib);
