@@ -266,7 +266,12 @@ class Tools(unittest.TestCase):
                                   (["--pattern", "2:4", "--sparsity", "0.3"], "not both"),
                                   (["--pattern", "4:2"], "expected N:M"),
                                   (["--scope", "global", "--pattern", "2:4"], "unstructured only"),
-                                  (["--method", "obs"], "unknown pruning method")):
+                                  (["--method", "obs"], "unknown pruning method"),
+                                  (["--seed", "3"], "read only by --method random"),
+                                  (["--calib-tokens", "4096"], "read only with --calib"),
+                                  (["--structured", "neurons", "--pattern", "2:4"], "does not apply"),
+                                  (["--ratio", "0.5"], "only with --structured"),
+                                  (["--structured", "layers"], "not neurons or heads")):
                 bad = os.path.join(d, "bad")
                 p = brisk("prune", "-m", model_dir("sotu-qwen2"), "-o", bad, *args, check=False)
                 self.assertNotEqual(p.returncode, 0, args)

@@ -103,8 +103,11 @@ TEST(Prune, PatternsKeepAtMostNOfEveryM) {
   const Status odd = prune_matrix(w.data(), 4, 30, nullptr, o, "layers.0.q");
   ASSERT_FALSE(odd.ok());
   EXPECT_NE(odd.error().message.find("layers.0.q"), std::string::npos) << odd.error().message;
-  for (const char* bad : {"", "2", "4:2", "0:4", "2:2", "2:4:8", "a:4", "2:99999", "-1:4", "2:65"})
-    EXPECT_FALSE(parse_sparsity_pattern(bad).ok()) << bad;
+  for (const std::string& bad : std::vector<std::string>{"", "2", "4:2", "0:4", "2:2", "2:4:8", "a:4", "2:99999", "-1:4", "2:65", ":", " 2:4",
+                                 std::string(100000, '9') + ":4", "2:" + std::string(100000, '4')})
+    EXPECT_FALSE(parse_sparsity_pattern(bad).ok()) << bad.substr(0, 20);
+  EXPECT_FALSE(parse_structured_unit("").ok());
+  EXPECT_FALSE(parse_structured_unit(std::string(100000, 'x')).ok());
 }
 
 TEST(Prune, WandaWeighsByInputNormPerRow) {

@@ -34,10 +34,7 @@ Result<CalibratedModel> quantize_with_calibration(const std::filesystem::path& m
   CpuBackend cpu(options.threads);
   CalibratingBackend capture(cpu);
   CalibrationOptions calibration = options.calibration;
-  ModelOptions model_options;
-  model_options.max_rows = std::min<int64_t>(calibration.window, 512);
-  model_options.context = calibration.window;
-  BRISK_ASSIGN(model, load_model(model_dir, capture, model_options));
+  BRISK_ASSIGN(model, load_for_calibration(model_dir, capture, calibration));
   CalibratedModel out;
   out.weights = FloatWeights::copy_from(*model);
   out.weights.bind_to(*model);  // calibration sees the weights the methods rewrite

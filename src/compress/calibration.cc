@@ -95,6 +95,14 @@ std::vector<std::string> calibrated_matrices(Model& model,
   return names;
 }
 
+Result<std::unique_ptr<Model>> load_for_calibration(const std::filesystem::path& dir, CalibratingBackend& backend,
+                                                    const CalibrationOptions& options) {
+  ModelOptions model_options;
+  model_options.max_rows = std::min<int64_t>(options.window, 512);
+  model_options.context = options.window;
+  return load_model(dir, backend, model_options);
+}
+
 Result<CalibrationStats> calibrate(Model& model, CalibratingBackend& backend,
                                    const std::vector<int32_t>& tokens,
                                    const CalibrationOptions& options) {

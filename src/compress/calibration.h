@@ -17,6 +17,7 @@
 // some tensors (e.g. one layer at a time) for models where that matters.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -134,6 +135,11 @@ class CalibratingBackend final : public Backend {
 // the embedding tables (select, if given, narrows them further).
 std::vector<std::string> calibrated_matrices(Model& model,
                                              const std::function<bool(const TensorSpec&)>& select = {});
+
+// The model in `dir` loaded on `backend` for calibration windows of options.window tokens (rows
+// per forward capped at 512, the context at the window).
+Result<std::unique_ptr<Model>> load_for_calibration(const std::filesystem::path& dir, CalibratingBackend& backend,
+                                                    const CalibrationOptions& options);
 
 // Runs tokens through `model` (which must have been loaded on `backend`) in windows and returns
 // the statistics of every selected matrix. Errors: too little calibration text, a window longer

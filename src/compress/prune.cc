@@ -124,8 +124,8 @@ double zero_fraction(const std::vector<float>& w) {
 }
 
 // Global scope: the lowest-scoring `sparsity` of all matrices' entries together. The threshold is
-// found by bisecting the scores' bit patterns (non-negative floats order as their bits), counting,
-// not sorting: no copy of every score at once.
+// found by bisecting the scores' bit patterns (non-negative floats order as their bits) and
+// counting, without sorting or indexing every entry of the model.
 void prune_globally(FloatWeights& weights, const std::vector<std::string>& names, const PruneOptions& o) {
   std::map<std::string, std::vector<float>> scores;
   int64_t total = 0;
@@ -156,7 +156,7 @@ void prune_globally(FloatWeights& weights, const std::vector<std::string>& names
     std::vector<float>& w = weights.at(name);
     const std::vector<float>& s = scores.at(name);
     for (size_t i = 0; i < w.size(); ++i)
-      if (bits(s[i]) < lo || (bits(s[i]) == lo && ties > 0 && target > 0 && ties--)) w[i] = 0.0f;
+      if (bits(s[i]) < lo || (bits(s[i]) == lo && ties > 0 && ties--)) w[i] = 0.0f;
   }
 }
 
@@ -233,10 +233,7 @@ Result<PrunedModel> prune_with_calibration(const fs::path& model_dir, const std:
   CpuBackend cpu(options.threads);
   CalibratingBackend capture(cpu);
   CalibrationOptions calibration = options.calibration;
-  ModelOptions model_options;
-  model_options.max_rows = std::min<int64_t>(calibration.window, 512);
-  model_options.context = calibration.window;
-  BRISK_ASSIGN(model, load_model(model_dir, capture, model_options));
+  BRISK_ASSIGN(model, load_for_calibration(model_dir, capture, calibration));
   PrunedModel out;
   out.weights = FloatWeights::copy_from(*model);
   out.weights.bind_to(*model);  // later layers calibrate on the earlier ones pruned

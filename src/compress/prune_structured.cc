@@ -81,8 +81,7 @@ Result<StructuredUnit> parse_structured_unit(const std::string& name) {
 Result<StructuredPruneReport> prune_structured(const fs::path& in, const fs::path& out, const std::vector<int32_t>& tokens,
                                                const StructuredPruneOptions& o) {
   if (!(o.ratio > 0 && o.ratio < 1)) return make_error("--ratio must be between 0 and 1");
-  if (fs::exists(out) && (!fs::is_directory(out) || !fs::is_empty(out)))
-    return make_error(out.string() + " exists and is not an empty folder");
+  BRISK_TRY(require_empty_output(out));
   BRISK_TRY(require_float_model(in, "prune"));
   BRISK_ASSIGN(config_json, read_json_file(in / "config.json"));
   BRISK_ASSIGN(config, parse_model_config(config_json, (in / "config.json").string()));
@@ -101,10 +100,7 @@ Result<StructuredPruneReport> prune_structured(const fs::path& in, const fs::pat
 
   CpuBackend cpu(o.threads);
   CalibratingBackend capture(cpu);
-  ModelOptions model_options;
-  model_options.max_rows = std::min<int64_t>(o.calibration.window, 512);
-  model_options.context = o.calibration.window;
-  BRISK_ASSIGN(model, load_model(in, capture, model_options));
+  BRISK_ASSIGN(model, load_for_calibration(in, capture, o.calibration));
   FloatWeights weights = FloatWeights::copy_from(*model);
   // The matrix whose input the score reads (down / o), and the one scored without text (up / v).
   const Role consumer = heads ? Role::AttnO : Role::MlpDown, producer = heads ? Role::AttnV : Role::MlpUp;

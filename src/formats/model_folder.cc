@@ -18,6 +18,13 @@ Status copy_model_side_files(const fs::path& in, const fs::path& out, ConfigFile
   return ok_status();
 }
 
+Status require_empty_output(const fs::path& out) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && (!fs::is_directory(out, ec) || !fs::is_empty(out, ec)))
+    return make_error(out.string() + " exists and is not an empty folder");
+  return ok_status();
+}
+
 Status require_float_model(const Json& config, const WeightStore& store, const fs::path& in, const std::string& tool) {
   if (config.contains("quantization_config"))
     return make_error((in / "config.json").string() + ": model is already quantized (has quantization_config); " + tool +

@@ -18,6 +18,9 @@ enum class ConfigFile { Copy, Skip };
 // and, with ConfigFile::Skip, config.json. Errors name the file.
 Status copy_model_side_files(const std::filesystem::path& in, const std::filesystem::path& out, ConfigFile config);
 
+// Refuses an output path that exists and is not an empty folder (before any long work).
+Status require_empty_output(const std::filesystem::path& out);
+
 // Refuses a folder whose weights are already quantized (a quantization_config in config.json, or
 // a tensor that is not F32/F16/BF16): `tool` ("quantize", "prune") works on the float model.
 Status require_float_model(const Json& config, const WeightStore& store, const std::filesystem::path& in,

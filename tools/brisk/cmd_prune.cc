@@ -6,6 +6,7 @@
 #include "common.h"
 #include "compress/prune.h"
 #include "compress/prune_structured.h"
+#include "formats/model_folder.h"
 
 namespace brisk::cli {
 
@@ -49,9 +50,14 @@ Command add_prune(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(int64_t(1024), int64_t(1) << 30));
   sub->add_option("--seed", f->seed, "Seed of --method random")->capture_default_str();
   sub->add_option("-t,--threads", f->threads, "CPU threads (0: all cores)")->capture_default_str();
-  sub->add_flag("--json", f->json, "Print {\"method\", \"pattern\", \"sparsity\", \"matrices\", \"calibration_tokens\", \"seconds\", \"out\"}");
+  sub->add_flag("--json", f->json,
+                "Print {\"method\", \"pattern\", \"sparsity\", \"matrices\", \"calibration_tokens\", \"seconds\", \"out\"}\n"
+                "(--structured: {\"structured\", \"units_before\", \"units_after\", \"layers\", \"params_before\",\n"
+                "\"params_after\", \"calibration_tokens\", \"seconds\", \"out\"})");
   return {sub, [f, sub]() {
     const auto start = std::chrono::steady_clock::now();
+    if (sub->count("--calib-tokens") && f->calib.empty())
+      return fail(make_error("--calib-tokens is read only with --calib"));
     if (!f->structured.empty()) {
       auto unit = calib::parse_structured_unit(f->structured);
       if (!unit) return fail(unit.error());
@@ -104,8 +110,9 @@ Command add_prune(CLI::App& app) {
     if (calib::needs_calibration(o.method) == f->calib.empty())
       return fail(make_error(f->calib.empty() ? "--method " + f->method + " needs calibration text: --calib FILE"
                                               : "--calib is only read by wanda and sparsegpt"));
-    if (std::filesystem::exists(f->out) && (!std::filesystem::is_directory(f->out) || !std::filesystem::is_empty(f->out)))
-      return fail(make_error(f->out + " exists and is not an empty folder"));
+    if (Status st = require_empty_output(f->out); !st.ok()) return fail(st.error());
+    if (sub->count("--seed") && o.method != calib::PruneMethod::Random)
+      return fail(make_error("--seed is read only by --method random"));
     std::vector<int32_t> tokens;
     if (!f->calib.empty()) {
       auto read = read_calibration_tokens(f->in, f->calib);
