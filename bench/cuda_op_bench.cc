@@ -149,6 +149,15 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else {
+      std::fprintf(stderr, "cuda_op_bench: unknown argument '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  const char* sections[] = {"", "gemv", "quant_gemv", "batch", "gemm", "attention"};
+  if (std::none_of(std::begin(sections), std::end(sections), [&](const char* n) { return only == n; })) {
+    std::fprintf(stderr, "cuda_op_bench: --only '%s' is not gemv, quant_gemv, batch, gemm or attention\n", only.c_str());
+    return 2;
   }
   auto created = CudaBackend::create(device);
   if (!created.ok()) {
