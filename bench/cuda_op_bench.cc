@@ -1,5 +1,6 @@
 // CUDA op throughput next to limits measured in the same run (GUIDE rule 10).
 //   cuda_op_bench [--json PATH] [--device N] [--only gemv|quant_gemv|batch|gemm|attention]
+//   cuda_op_bench --profile-mixed N,K,M[,warp|warpgroup]   # 3 plain Q4 mixed-GEMM calls, for ncu
 // - Device-to-device copy of 1 GiB: the bandwidth ceiling (bytes read + bytes written).
 // - bf16 GEMV (m = 1, also m = 4 and 8) on Llama-3-8B shapes through CudaBackend::matmul (GEMV and
 //   batch rows timed as replays of recorded CUDA graphs, as decode runs them), weight
@@ -143,10 +144,11 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string json_path, only;
+  std::string json_path, only, profile;
   int device = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--profile-mixed") && i + 1 < argc) profile = argv[++i];
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else {
@@ -169,6 +171,27 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   BENCH_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   std::vector<Row> rows;
+
+  // --profile-mixed: three Q4 mixed-GEMM calls of one shape outside any graph (for ncu --launch-skip 1).
+  if (!profile.empty()) {
+    long long n = 0, k = 0, m = 0;
+    char path[16] = "";
+    const int got = std::sscanf(profile.c_str(), "%lld,%lld,%lld,%15s", &n, &k, &m, path);
+    const std::string p = path;
+    if (got < 3 || n < 1 || k < 1 || m < 1 || m > 4096 || !(p.empty() || p == "warp" || p == "warpgroup")) {
+      std::fprintf(stderr, "cuda_op_bench: --profile-mixed '%s' is not N,K,M[,warp|warpgroup]\n", profile.c_str());
+      return 2;
+    }
+    if (!p.empty()) cuda::pin_mixed_gemm_path(p == "warp" ? cuda::MixedGemmPath::Warp : cuda::MixedGemmPath::Warpgroup);
+    std::vector<uint8_t> blocks = tiled_quant_blocks(DType::Q4, n, k);
+    const Tensor w = be.upload(Tensor{blocks.data(), DType::Q4, {n, k}});
+    std::vector<float> xh = random_f32(size_t(m * k), 17);
+    Buffer x = be.allocate(size_t(m * k)), y = be.allocate(size_t(m * n));
+    be.copy_to_device(x.data(), xh.data(), xh.size());
+    for (int r = 0; r < 3; ++r) be.matmul(x.data(), m, k, w, nullptr, y.data());
+    be.synchronize();
+    return 0;
+  }
 
   // Copy ceiling: 1 GiB each way.
   const size_t copy_floats = size_t(1) << 28;
