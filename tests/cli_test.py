@@ -261,8 +261,18 @@ class Tools(unittest.TestCase):
             self.assertTrue(all(t["pattern"] is None for t in info["tensors"] if "embed" in t["name"]))
             gen = brisk_json("generate", "-m", out_dir, "-p", "The State", "-n", "4", "--temp", "0", "--ignore-eos")
             self.assertEqual(gen["new_tokens"], 4)
+            # Stored as compressed-tensors sparse-24-bitmask: smaller, the same text.
+            sparse_dir = os.path.join(d, "sparse24")
+            brisk("prune", "-m", model_dir("sotu-qwen2"), "-o", sparse_dir, "--pattern", "2:4", "--storage",
+                  "sparse-24-bitmask")
+            self.assertLess(os.path.getsize(os.path.join(sparse_dir, "model.safetensors")),
+                            os.path.getsize(os.path.join(out_dir, "model.safetensors")))
+            again = brisk_json("generate", "-m", sparse_dir, "-p", "The State", "-n", "4", "--temp", "0", "--ignore-eos")
+            self.assertEqual(again["text"], gen["text"])
             # What it cannot do fails before writing anything.
             for args, message in ((["--method", "wanda"], "needs calibration text"),
+                                  (["--sparsity", "0.5", "--storage", "sparse-24-bitmask"], "stores --pattern 2:4"),
+                                  (["--pattern", "2:4", "--storage", "csr"], "--storage must be"),
                                   (["--pattern", "2:4", "--sparsity", "0.3"], "not both"),
                                   (["--pattern", "4:2"], "expected N:M"),
                                   (["--scope", "global", "--pattern", "2:4"], "unstructured only"),
@@ -283,6 +293,49 @@ class Tools(unittest.TestCase):
             self.assertEqual(p.returncode, 1)
             self.assertIn("already quantized", p.stderr)
             self.assertFalse(os.path.exists(os.path.join(d, "bad")))
+
+    def test_lowrank_then_run(self):
+        with tempfile.TemporaryDirectory() as d:
+            out_dir = os.path.join(d, "svd30")
+            report = brisk_json("lowrank", "-m", model_dir("sotu-qwen2"), "-o", out_dir, "--method", "svd",
+                                "--compression", "0.3")
+            self.assertGreaterEqual(report["compression"], 0.3 - 1e-9)  # at least what was asked, about that
+            self.assertLess(report["compression"], 0.32)
+            ranks = {name: m["rank"] for name, m in report["matrices"].items()}
+            self.assertTrue(all(0 <= r < 256 for r in ranks.values()), ranks)
+            with open(os.path.join(out_dir, "config.json")) as f:
+                written = json.load(f)["brisk_low_rank"]
+            self.assertEqual(written["method"], "svd")
+            self.assertEqual(len(written["ranks"]), sum(1 for r in ranks.values() if r > 0))
+            names = {t["name"] for t in brisk_json("inspect", "-m", out_dir)["tensors"]}
+            self.assertIn("model.layers.0.mlp.down_proj.0.weight", names)
+            gen = brisk_json("generate", "-m", out_dir, "-p", "The State", "-n", "4", "--temp", "0", "--ignore-eos")
+            self.assertEqual(gen["new_tokens"], 4)
+            llm = brisk_json("lowrank", "-m", model_dir("sotu-qwen2"), "-o", os.path.join(d, "llm"), "--method",
+                             "svd-llm", "--rank-ratio", "0.25", "--calib", os.path.join(SHARED, "data/text/sotu-valid.txt"),
+                             "--calib-tokens", "2048")
+            self.assertEqual(llm["calibration_tokens"], 2048)
+            self.assertTrue(all(m["rank"] == m["full_rank"] // 4 for m in llm["matrices"].values()), llm["matrices"])
+            # What it cannot do fails before writing anything; passes that need whole matrices refuse it.
+            for args, message in ((["--method", "svd"], "one of --rank-ratio and --compression"),
+                                  (["--rank-ratio", "0.5", "--compression", "0.2"], "one of --rank-ratio"),
+                                  (["--compression", "0.2", "--method", "svd-llm"], "needs calibration text"),
+                                  (["--compression", "0.2", "--method", "svd", "--calib", "x.txt"], "only read by asvd and svd-llm"),
+                                  (["--compression", "0.2", "--method", "tucker"], "unknown low-rank method"),
+                                  (["--compression", "0.2", "--method", "svd", "--calib-tokens", "4096"], "read only with --calib"),
+                                  (["--compression", "0.9999", "--method", "svd"], "out of reach")):
+                bad = os.path.join(d, "bad")
+                p = brisk("lowrank", "-m", model_dir("sotu-qwen2"), "-o", bad, *args, check=False)
+                self.assertNotEqual(p.returncode, 0, args)
+                self.assertIn(message, p.stderr, args)
+                self.assertFalse(os.path.exists(bad), args)
+            for args in (["quantize", "-m", out_dir, "-o", os.path.join(d, "bad"), "--scheme", "w8"],
+                         ["prune", "-m", out_dir, "-o", os.path.join(d, "bad"), "--pattern", "2:4"],
+                         ["lowrank", "-m", out_dir, "-o", os.path.join(d, "bad"), "--method", "svd", "--compression", "0.2"]):
+                p = brisk(*args, check=False)
+                self.assertEqual(p.returncode, 1, args)
+                self.assertIn("low-rank factored", p.stderr, args)
+                self.assertFalse(os.path.exists(os.path.join(d, "bad")), args)
 
     def test_synth_round_trip(self):
         with tempfile.TemporaryDirectory() as d:

@@ -13,7 +13,10 @@
 #include "compress/gptq.h"
 #include "compress/prune.h"
 #include "compress/prune_structured.h"
+#include "calib_inputs.h"
 #include "golden_fixture.h"
+#include "formats/json_file.h"
+#include "formats/safetensors.h"
 #include "formats/weight_store.h"
 #include "models/model.h"
 
@@ -23,34 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kModels = fs::path(BRISK_SHARED_DIR) / "models";
 
-std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> w(size_t(rows * cols));
-  for (float& v : w) v = dist(rng);
-  return w;
-}
-
-// X^T X of `n` rows of correlated inputs (a shared factor plus noise, channel scales 0.1..10):
-// what makes Wanda's and SparseGPT's choices differ from magnitude's.
-InputStats correlated_inputs(int64_t cols, int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> dist(0.0, 1.0);
-  std::vector<double> scale(static_cast<size_t>(cols));
-  for (int64_t j = 0; j < cols; ++j) scale[size_t(j)] = std::pow(10.0, 2.0 * double(j % 7) / 6.0 - 1.0);
-  InputStats s;
-  s.width = cols;
-  s.rows = n;
-  s.xtx.assign(size_t(cols * cols), 0.0);
-  std::vector<double> x(static_cast<size_t>(cols));
-  for (int64_t r = 0; r < n; ++r) {
-    const double shared = dist(rng);
-    for (int64_t j = 0; j < cols; ++j) x[size_t(j)] = scale[size_t(j)] * (0.7 * shared + dist(rng));
-    for (int64_t i = 0; i < cols; ++i)
-      for (int64_t j = 0; j < cols; ++j) s.xtx[size_t(i * cols + j)] += x[size_t(i)] * x[size_t(j)];
-  }
-  return s;
-}
 
 int64_t zeros(const std::vector<float>& w) { return std::count(w.begin(), w.end(), 0.0f); }
 
@@ -354,6 +329,66 @@ TEST_F(PruneModel, StructuredPruningComputesTheKeptUnits) {
   const auto fused = prune_structured(kModels / "sotu-gpt2", dir_ / "x", {}, all);  // c_attn is fused
   ASSERT_FALSE(fused.ok());
   EXPECT_FALSE(fs::exists(dir_ / "x"));
+}
+
+// compressed-tensors sparse storage: the non-zeros and a bitmask (any pattern) or exactly two of
+// every four (2:4), decompressed at load into the same weights as the dense folder, smaller on
+// disk. GPT-2's Conv1D matrices are stored as they lie ([in, out]): sparse-bitmask works, 2:4
+// (along the inputs, across the stored rows) is refused by name. Damaged parts are errors that
+// name the tensor.
+TEST_F(PruneModel, SparseStorageLoadsAsTheDenseWeights) {
+  for (const char* name : {"sotu-llama", "sotu-gpt2"}) {
+    PruneOptions o = options(PruneMethod::Magnitude, 0);
+    o.pattern = parse_sparsity_pattern("2:4").value();
+    auto pruned = prune_with_calibration(kModels / name, {}, o);
+    ASSERT_TRUE(pruned.ok()) << pruned.error().message;
+    const fs::path dense = dir_ / (std::string(name) + "-dense");
+    ASSERT_TRUE(write_pruned_model(kModels / name, dense, pruned.value()).ok());
+    CpuBackend backend(1);
+    auto want = load_model(dense, backend);
+    ASSERT_TRUE(want.ok());
+    const FloatWeights expected = FloatWeights::copy_from(*want.value());
+    for (SparseFormat format : {SparseFormat::Bitmask, SparseFormat::Bitmask24}) {
+      const fs::path out = dir_ / (std::string(name) + "-" + sparse_format_name(format));
+      const Status written = write_pruned_model(kModels / name, out, pruned.value(), format);
+      if (std::string(name) == "sotu-gpt2" && format == SparseFormat::Bitmask24) {
+        ASSERT_FALSE(written.ok());
+        EXPECT_NE(written.error().message.find("not 2:4 sparse"), std::string::npos) << written.error().message;
+        continue;
+      }
+      ASSERT_TRUE(written.ok()) << written.error().message;
+      auto config = read_json_file(out / "config.json");
+      ASSERT_TRUE(config.ok());
+      EXPECT_EQ(config.value()["quantization_config"]["sparsity_config"]["format"], sparse_format_name(format));
+      EXPECT_LT(fs::file_size(out / "model.safetensors"), fs::file_size(dense / "model.safetensors")) << out;
+      auto loaded = load_model(out, backend);
+      ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+      const FloatWeights got = FloatWeights::copy_from(*loaded.value());
+      for (const std::string& tensor : expected.names()) EXPECT_EQ(got.at(tensor), expected.at(tensor)) << tensor;
+      auto refused = prune_with_calibration(out, {}, o);  // passes read the dense folder
+      ASSERT_FALSE(refused.ok());
+      EXPECT_NE(refused.error().message.find("stored sparse"), std::string::npos);
+    }
+  }
+  // A row offset that disagrees with the bitmask, and a bitmask that marks more values than stored.
+  const fs::path out = dir_ / "sotu-llama-sparse-bitmask";
+  auto store = WeightStore::open_dir(out);
+  ASSERT_TRUE(store.ok());
+  const std::string weight = "model.layers.1.mlp.up_proj.weight";
+  std::vector<NamedTensor> tensors;
+  std::vector<std::vector<uint8_t>> copies;
+  for (const auto& [tensor, stored] : store->all()) {
+    std::vector<uint8_t>& bytes = copies.emplace_back(static_cast<const uint8_t*>(stored.tensor.data),
+                                                      static_cast<const uint8_t*>(stored.tensor.data) + stored.tensor.nbytes());
+    if (tensor == weight + ".row_offsets") bytes[8] ^= 1;  // row 1's offset
+    tensors.push_back({tensor, Tensor{bytes.data(), stored.tensor.dtype, stored.tensor.shape}});
+  }
+  ASSERT_TRUE(write_safetensors(out / "model.safetensors", tensors, {}).ok());
+  CpuBackend backend(1);
+  auto broken = load_model(out, backend);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message.find(weight), std::string::npos) << broken.error().message;
+  EXPECT_NE(broken.error().message.find("row_offsets[1] is 193"), std::string::npos) << broken.error().message;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "compress/calib_linalg.h"
 
+#include <algorithm>
+
 #include <cmath>
 
 namespace brisk::calib {
@@ -21,6 +23,53 @@ bool cholesky_lower(std::vector<double>& a, int64_t n) {
     for (int64_t p = j + 1; p < n; ++p) row_j[p] = 0;
   }
   return true;
+}
+
+void symmetric_eigen(std::vector<double>& a, int64_t n, std::vector<double>& values, std::vector<double>& vectors) {
+  std::vector<double> v(size_t(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) v[size_t(i * n + i)] = 1.0;
+  auto at = [&](int64_t i, int64_t j) -> double& { return a[size_t(i * n + j)]; };
+  double total = 0;
+  for (double x : a) total += x * x;
+  for (int sweep = 0; sweep < 60; ++sweep) {
+    double off = 0;
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t q = p + 1; q < n; ++q) off += at(p, q) * at(p, q);
+    if (off <= 1e-30 * total) break;  // the off-diagonal at rounding level of the whole
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t q = p + 1; q < n; ++q) {
+        const double apq = at(p, q);
+        if (apq == 0) continue;
+        // The rotation that zeroes a[p, q]: t = tan(angle), the smaller root of t^2 + 2 theta t - 1.
+        const double theta = (at(q, q) - at(p, p)) / (2 * apq);
+        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(t * t + 1), s = t * c;
+        at(p, p) -= t * apq;
+        at(q, q) += t * apq;
+        at(p, q) = at(q, p) = 0;
+        for (int64_t k = 0; k < n; ++k) {
+          if (k != p && k != q) {
+            const double g = at(k, p), h = at(k, q);
+            at(k, p) = at(p, k) = c * g - s * h;
+            at(k, q) = at(q, k) = s * g + c * h;
+          }
+          double* row = v.data() + k * n;
+          const double g = row[p], h = row[q];
+          row[p] = c * g - s * h;
+          row[q] = s * g + c * h;
+        }
+      }
+  }
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return at(x, x) > at(y, y); });
+  values.resize(size_t(n));
+  vectors.assign(size_t(n * n), 0.0);
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t from = order[size_t(j)];
+    values[size_t(j)] = at(from, from);
+    for (int64_t i = 0; i < n; ++i) vectors[size_t(i * n + j)] = v[size_t(i * n + from)];
+  }
 }
 
 std::vector<double> inverse_from_cholesky(const std::vector<double>& l, int64_t n) {

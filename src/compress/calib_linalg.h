@@ -17,6 +17,12 @@ bool cholesky_lower(std::vector<double>& a, int64_t n);
 // The inverse of a = L L^T from its lower factor L: L^-T L^-1.
 std::vector<double> inverse_from_cholesky(const std::vector<double>& l, int64_t n);
 
+// The eigenvalues of a symmetric a [n, n] in decreasing order, and their unit eigenvectors as the
+// columns of vectors [n, n] (vectors[i * n + j]: component i of vector j), by cyclic Jacobi
+// rotations until the off-diagonal mass is at rounding level. a is overwritten. O(n^3) per sweep,
+// ~6-10 sweeps: seconds at n = 1024, too slow for n in the thousands.
+void symmetric_eigen(std::vector<double>& a, int64_t n, std::vector<double>& values, std::vector<double>& vectors);
+
 // y[m, n] = x[m, k] · w[n, k]^T for fp32 host arrays, on a backend that computes in host memory.
 void matmul_host(Backend& backend, const float* x, int64_t m, int64_t k, const float* w, int64_t n,
                  float* y);

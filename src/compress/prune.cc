@@ -261,14 +261,19 @@ Result<PrunedModel> prune_with_calibration(const fs::path& model_dir, const std:
   return out;
 }
 
-Status write_pruned_model(const fs::path& in, const fs::path& out, const PrunedModel& model) {
+Status write_pruned_model(const fs::path& in, const fs::path& out, const PrunedModel& model,
+                          std::optional<SparseFormat> sparse_storage) {
   BRISK_ASSIGN(config_json, read_json_file(in / "config.json"));
   BRISK_ASSIGN(config, parse_model_config(config_json, (in / "config.json").string()));
-  std::map<std::string, TensorKind> kinds;
-  for (const TensorSpec& spec : config.arch->tensors(config)) kinds[spec.name] = spec.kind;
+  std::map<std::string, const TensorSpec*> spec_of;
+  const std::vector<TensorSpec> specs = config.arch->tensors(config);
+  for (const TensorSpec& spec : specs) spec_of[spec.name] = &spec;
   BRISK_ASSIGN(store, WeightStore::open_dir(in));
   std::vector<NamedTensor> tensors;
   std::vector<std::vector<uint8_t>> owned;  // converted pruned matrices, alive until written
+  std::vector<OwnedTensor> sparse_parts;
+  std::vector<std::string> sparse_modules;
+  double zeros = 0, total = 0;
   const FloatWeights& weights = model.weights;
   for (const auto& [name, stored] : store.all()) {
     Tensor t = stored.tensor;
@@ -278,27 +283,37 @@ Status write_pruned_model(const fs::path& in, const fs::path& out, const PrunedM
                           ": prune the float model, then quantize it");
       const std::vector<float>& w = weights.at(name);
       const int64_t rows = weights.rows(name), cols = weights.cols(name);
-      const bool transposed = kinds[name] == TensorKind::TransposedMatrix;  // stored [in, out]
-      const size_t es = dtype_size(t.dtype);
-      std::vector<uint8_t>& bytes = owned.emplace_back(w.size() * es);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) {
-          const size_t at = size_t(transposed ? c * rows + r : r * cols + c);
-          const float v = w[size_t(r * cols + c)];
-          if (t.dtype == DType::F32) std::memcpy(bytes.data() + at * 4, &v, 4);
-          else {
-            const uint16_t h = t.dtype == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
-            std::memcpy(bytes.data() + at * 2, &h, 2);
-          }
-        }
-      t.data = bytes.data();
+      std::vector<float> stored_order;  // GPT-2's Conv1D matrices are stored [in, out]
+      const float* values = w.data();
+      if (spec_of.at(name)->kind == TensorKind::TransposedMatrix) {
+        stored_order.resize(w.size());
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < cols; ++c) stored_order[size_t(c * rows + r)] = w[size_t(r * cols + c)];
+        values = stored_order.data();
+      }
+      t.data = owned.emplace_back(encode_floats(values, w.size(), t.dtype)).data();
+      if (sparse_storage) {
+        BRISK_ASSIGN(parts, sparse_disk_tensors(name, t, *sparse_storage));
+        for (OwnedTensor& p : parts) sparse_parts.push_back(std::move(p));
+        sparse_modules.push_back(spec_of.at(name)->module);
+        zeros += model.sparsity.at(name) * double(w.size()), total += double(w.size());
+        continue;
+      }
     }
     tensors.push_back({name, t});
   }
+  for (const OwnedTensor& p : sparse_parts) tensors.push_back(p.view());
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) return make_error("creating " + out.string() + ": " + ec.message());
-  BRISK_TRY(copy_model_side_files(in, out, ConfigFile::Copy));
+  if (sparse_storage) {
+    config_json["quantization_config"] =
+        sparsity_quantization_config(*sparse_storage, total > 0 ? zeros / total : 0.0, sparse_modules);
+    BRISK_TRY(copy_model_side_files(in, out, ConfigFile::Skip));
+    BRISK_TRY(write_text_file(out / "config.json", config_json.dump(2) + "\n"));
+  } else {
+    BRISK_TRY(copy_model_side_files(in, out, ConfigFile::Copy));
+  }
   return write_safetensors(out / "model.safetensors", tensors, {{"format", "pt"}});
 }
 

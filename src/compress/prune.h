@@ -15,11 +15,13 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "compress/calib_weights.h"
 #include "compress/calibration.h"
+#include "formats/sparse_checkpoint.h"
 
 namespace brisk::calib {
 
@@ -74,7 +76,10 @@ Result<PrunedModel> prune_with_calibration(const std::filesystem::path& model_di
                                            const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The pruned model as a Hugging Face folder: the source's tensors with the pruned matrices'
-// values in their stored dtype and layout (zeros exact), the other files copied.
-Status write_pruned_model(const std::filesystem::path& in, const std::filesystem::path& out, const PrunedModel& model);
+// values in their stored dtype and layout (zeros exact), the other files copied. With a sparse
+// format the pruned matrices are stored compressed (formats/sparse_checkpoint.h) and config.json
+// gets the quantization_config.sparsity_config that names them.
+Status write_pruned_model(const std::filesystem::path& in, const std::filesystem::path& out, const PrunedModel& model,
+                          std::optional<SparseFormat> sparse_storage = std::nullopt);
 
 }  // namespace brisk::calib

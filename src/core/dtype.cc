@@ -151,4 +151,19 @@ float load_as_f32(const void* data, DType t, size_t i) {
   }
 }
 
+std::vector<uint8_t> encode_floats(const float* values, size_t n, DType t) {
+  BRISK_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16,
+              "encode_floats: " + std::string(dtype_name(t)) + " is not F32, F16 or BF16");
+  std::vector<uint8_t> bytes(n * dtype_size(t));
+  if (t == DType::F32) {
+    if (n) std::memcpy(bytes.data(), values, n * 4);
+    return bytes;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = t == DType::BF16 ? f32_to_bf16(values[i]) : f32_to_f16(values[i]);
+    std::memcpy(bytes.data() + 2 * i, &h, 2);
+  }
+  return bytes;
+}
+
 }  // namespace brisk

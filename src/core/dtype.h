@@ -10,6 +10,7 @@
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace brisk {
 
@@ -60,5 +61,9 @@ uint8_t f32_to_e4m3(float f);
 // need not be aligned to the element: it often points into a mapped file (a GGUF with
 // general.alignment 1, a safetensors header of odd length).
 float load_as_f32(const void* data, DType t, size_t i);
+
+// values[0, n) written as n elements of t (F32, F16 or BF16; round to nearest even), the bytes
+// a writer stores: what passes that rewrite float weights keep their source's dtype with.
+std::vector<uint8_t> encode_floats(const float* values, size_t n, DType t);
 
 }  // namespace brisk

@@ -26,9 +26,16 @@ Status require_empty_output(const fs::path& out) {
 }
 
 Status require_float_model(const Json& config, const WeightStore& store, const fs::path& in, const std::string& tool) {
+  if (const auto q = config.find("quantization_config");
+      q != config.end() && q->is_object() && q->contains("sparsity_config") && !q->contains("config_groups"))
+    return make_error((in / "config.json").string() + ": model is stored sparse (quantization_config.sparsity_config); " +
+                      tool + " the dense folder (brisk prune without --storage) instead");
   if (config.contains("quantization_config"))
     return make_error((in / "config.json").string() + ": model is already quantized (has quantization_config); " + tool +
                       " the original model instead");
+  if (config.contains("brisk_low_rank"))
+    return make_error((in / "config.json").string() + ": model is low-rank factored (has brisk_low_rank); " + tool +
+                      " the model it was factored from instead");
   for (const auto& [name, stored] : store.all()) {
     const DType d = stored.tensor.dtype;
     if (d != DType::F32 && d != DType::F16 && d != DType::BF16)

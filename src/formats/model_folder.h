@@ -22,7 +22,8 @@ Status copy_model_side_files(const std::filesystem::path& in, const std::filesys
 Status require_empty_output(const std::filesystem::path& out);
 
 // Refuses a folder whose weights are already quantized (a quantization_config in config.json, or
-// a tensor that is not F32/F16/BF16): `tool` ("quantize", "prune") works on the float model.
+// a tensor that is not F32/F16/BF16) or factored (brisk_low_rank): `tool` ("quantize", "prune")
+// works on the float model with whole matrices.
 Status require_float_model(const Json& config, const WeightStore& store, const std::filesystem::path& in,
                            const std::string& tool);
 Status require_float_model(const std::filesystem::path& in, const std::string& tool);

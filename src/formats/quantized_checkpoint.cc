@@ -235,9 +235,11 @@ Result<std::vector<QuantizedGroup>> parse_quantization_config(const Json& q, con
   if (!q.is_object()) return make_error(at + " is not an object");
   BRISK_ASSIGN(format, ConfigFields(q, at).string_or("format", ""));
   auto groups = q.find("config_groups");
+  std::vector<QuantizedGroup> out;
+  if ((groups == q.end() || groups->is_null()) && q.contains("sparsity_config"))
+    return out;  // stored sparse, not quantized (sparse_checkpoint.h)
   if (groups == q.end() || !groups->is_object() || groups->empty())
     return make_error(at + ": 'config_groups' must be an object with at least one group");
-  std::vector<QuantizedGroup> out;
   for (const auto& [name, g] : groups->items()) {
     const std::string group_at = at + ": config group '" + name + "'";
     if (!g.is_object()) return make_error(group_at + " is not an object");

@@ -43,14 +43,14 @@ struct BertWeights {
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
     // A classifier checkpoint keeps the encoder under "bert."; a plain BertModel has no prefix.
     const std::string base = s.classifier ? "bert." : "";
-    const TensorDeclarer emb(visit, base + "embeddings.");
+    const TensorDeclarer emb(visit, c.low_rank, base + "embeddings.");
     emb.embedding("word_embeddings", Role::TokenEmbed, c.vocab_size, d, word);
     emb.embedding("position_embeddings", Role::PositionEmbed, c.max_position, d, position);
     emb.embedding("token_type_embeddings", Role::TokenTypeEmbed, s.type_vocab, d, token_type);
     emb.norm("LayerNorm", Role::EmbedNorm, d, emb_ln_w, &emb_ln_b);
     for (int64_t i = 0; i < c.n_layers; ++i) {
       BertLayer& L = layers[size_t(i)];
-      const TensorDeclarer layer(visit, base + "encoder.layer." + std::to_string(i) + ".", i);
+      const TensorDeclarer layer(visit, c.low_rank, base + "encoder.layer." + std::to_string(i) + ".", i);
       layer.linear("attention.self.query", Role::AttnQ, d, d, L.q, HasBias::Yes);
       layer.linear("attention.self.key", Role::AttnK, d, d, L.k, HasBias::Yes);
       layer.linear("attention.self.value", Role::AttnV, d, d, L.v, HasBias::Yes);
@@ -61,10 +61,10 @@ struct BertWeights {
       layer.norm("output.LayerNorm", Role::MlpPostNorm, d, L.out_ln_w, &L.out_ln_b);
     }
     const Presence pooler_presence = s.classifier ? Presence::Required : Presence::Optional;
-    TensorDeclarer(visit, base).linear("pooler.dense", Role::Pooler, d, d, pooler, HasBias::Yes, TensorKind::Matrix,
+    TensorDeclarer(visit, c.low_rank, base).linear("pooler.dense", Role::Pooler, d, d, pooler, HasBias::Yes, TensorKind::Matrix,
                                        pooler_presence);
     if (s.classifier)
-      TensorDeclarer(visit, "").linear("classifier", Role::Classifier, int64_t(s.labels.size()), d, classifier,
+      TensorDeclarer(visit, c.low_rank, "").linear("classifier", Role::Classifier, int64_t(s.labels.size()), d, classifier,
                                        HasBias::Yes);
   }
 };

@@ -48,11 +48,11 @@ struct GemmaWeights {
     const int64_t d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
     const int64_t q_dim = c.n_heads * dh, kv_dim = c.n_kv_heads * dh;
     const HasBias bias{c.qkv_bias};
-    const TensorDeclarer model(visit, "model.");
+    const TensorDeclarer model(visit, c.low_rank, "model.");
     model.embedding("embed_tokens", Role::TokenEmbed, c.vocab_size, d, embed);
     for (int64_t i = 0; i < c.n_layers; ++i) {
       GemmaLayer& L = layers[size_t(i)];
-      const TensorDeclarer layer(visit, "model.layers." + std::to_string(i) + ".", i);
+      const TensorDeclarer layer(visit, c.low_rank, "model.layers." + std::to_string(i) + ".", i);
       layer.norm_plus_one("input_layernorm", Role::AttnNorm, d, L.attn_norm);
       layer.linear("self_attn.q_proj", Role::AttnQ, q_dim, d, L.q, bias);
       layer.linear("self_attn.k_proj", Role::AttnK, kv_dim, d, L.k, bias);
@@ -70,7 +70,7 @@ struct GemmaWeights {
       layer.norm_plus_one("post_feedforward_layernorm", Role::MlpPostNorm, d, L.mlp_post_norm);
     }
     model.norm_plus_one("norm", Role::FinalNorm, d, final_norm);
-    TensorDeclarer(visit, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
+    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
                                      Presence::Optional);
   }
 };

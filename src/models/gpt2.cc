@@ -27,12 +27,12 @@ struct Gpt2Weights {
   void visit(const ModelConfig& c, const TensorVisitor& visit) {
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
     constexpr TensorKind conv1d = TensorKind::TransposedMatrix;
-    const TensorDeclarer model(visit, "transformer.");
+    const TensorDeclarer model(visit, c.low_rank, "transformer.");
     model.embedding("wte", Role::TokenEmbed, c.vocab_size, d, wte);
     model.embedding("wpe", Role::PositionEmbed, c.max_position, d, wpe);
     for (int64_t i = 0; i < c.n_layers; ++i) {
       Gpt2Layer& L = layers[size_t(i)];
-      const TensorDeclarer layer(visit, "transformer.h." + std::to_string(i) + ".", i);
+      const TensorDeclarer layer(visit, c.low_rank, "transformer.h." + std::to_string(i) + ".", i);
       layer.norm("ln_1", Role::AttnNorm, d, L.ln1_w, &L.ln1_b);
       layer.linear("attn.c_attn", Role::AttnQkv, 3 * d, d, L.qkv, HasBias::Yes, conv1d);
       layer.linear("attn.c_proj", Role::AttnO, d, d, L.proj, HasBias::Yes, conv1d);
@@ -41,7 +41,7 @@ struct Gpt2Weights {
       layer.linear("mlp.c_proj", Role::MlpDown, d, ff, L.out, HasBias::Yes, conv1d);
     }
     model.norm("ln_f", Role::FinalNorm, d, lnf_w, &lnf_b);
-    TensorDeclarer(visit, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
+    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
                                      Presence::Optional);
   }
 };

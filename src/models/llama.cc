@@ -40,11 +40,11 @@ struct LlamaWeights {
     const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
     const HasBias qkv_bias{c.qkv_bias}, o_bias{c.o_bias}, mlp_bias{c.mlp_bias};
     const bool fused = settings(c).fused_projections;
-    const TensorDeclarer model(visit, "model.");
+    const TensorDeclarer model(visit, c.low_rank, "model.");
     model.embedding("embed_tokens", Role::TokenEmbed, c.vocab_size, d, embed);
     for (int64_t i = 0; i < c.n_layers; ++i) {
       LlamaLayer& L = layers[size_t(i)];
-      const TensorDeclarer layer(visit, "model.layers." + std::to_string(i) + ".", i);
+      const TensorDeclarer layer(visit, c.low_rank, "model.layers." + std::to_string(i) + ".", i);
       layer.norm("input_layernorm", Role::AttnNorm, d, L.attn_norm);
       if (fused) {
         layer.linear("self_attn.qkv_proj", Role::AttnQkv, q_dim + 2 * kv_dim, d, L.qkv, qkv_bias);
@@ -65,7 +65,7 @@ struct LlamaWeights {
     }
     model.norm("norm", Role::FinalNorm, d, final_norm);
     // Tied checkpoints usually omit lm_head; some save a copy, which is then used as it is.
-    TensorDeclarer(visit, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
+    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
                                      c.tie_word_embeddings ? Presence::Optional : Presence::Required);
   }
 };

@@ -2,6 +2,7 @@
 
 #include "core/mapped_file.h"
 #include "formats/quantized_checkpoint.h"
+#include "formats/sparse_checkpoint.h"
 #include "models/gguf_model.h"
 
 #include <cstring>
@@ -300,8 +301,10 @@ Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Back
     config = std::move(folder_config);
     store = std::move(folder_store);
   }
-  if (!config.quantization_config.is_null()) {
-    BRISK_ASSIGN(groups, parse_quantization_config(config.quantization_config, (dir / "config.json").string()));
+  if (!config.quantization_config.is_null()) {  // sparse storage first: quantized parts may be sparse too
+    const std::string where = (dir / "config.json").string();
+    BRISK_TRY(decompress_sparse_tensors(config.quantization_config, store, where));
+    BRISK_ASSIGN(groups, parse_quantization_config(config.quantization_config, where));
     BRISK_TRY(convert_quantized_tensors(groups, store));
   }
   BRISK_TRY(check_checkpoint(config, store));

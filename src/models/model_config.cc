@@ -1,5 +1,7 @@
 #include "models/model_config.h"
 
+#include <set>
+
 #include "models/architecture.h"
 
 #include <cmath>
@@ -115,6 +117,42 @@ Status check_size_limits(const ModelConfig& c, const std::string& where) {
 
 }  // namespace
 
+namespace {
+
+// "brisk_low_rank": {"method": "svd-llm", "ranks": {"<module>": rank, ...}}, as brisk lowrank
+// writes it: which linear layers are stored as two factors (tensor_spec.h, Factor).
+Result<LowRankRanks> parse_low_rank(const Json& json, const std::string& where) {
+  LowRankRanks ranks;
+  const auto section = json.find("brisk_low_rank");
+  if (section == json.end() || section->is_null()) return ranks;
+  const auto r = section->is_object() ? section->find("ranks") : section->end();
+  if (r == section->end() || !r->is_object() || r->empty())
+    return make_error(where + ": 'brisk_low_rank' must be an object with a non-empty object 'ranks' (module -> rank)");
+  for (auto it = r->begin(); it != r->end(); ++it) {
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 1 || it.value().get<int64_t>() > kMaxWidth)
+      return make_error(where + ": brisk_low_rank.ranks['" + it.key() + "'] must be an integer in [1, " +
+                        std::to_string(kMaxWidth) + "]");
+    ranks[it.key()] = it.value().get<int64_t>();
+  }
+  return ranks;
+}
+
+// Every module the ranks name is a linear layer of the model (a stale or misspelled one would
+// otherwise be ignored and its factors reported as unexpected tensors).
+Status check_low_rank_modules(const ModelConfig& c, const std::string& where) {
+  if (c.low_rank.empty()) return ok_status();
+  std::set<std::string> factored;
+  for (const TensorSpec& spec : c.arch->tensors(c))
+    if (spec.factor == Factor::Output && spec.part == Part::Weight) factored.insert(spec.module);
+  for (const auto& [module, rank] : c.low_rank)
+    if (!factored.count(module + ".1"))
+      return make_error(where + ": brisk_low_rank.ranks names '" + module + "', which is not a linear layer of this " +
+                        c.model_type + " model");
+  return ok_status();
+}
+
+}  // namespace
+
 Result<ModelConfig> parse_model_config(const Json& json, const std::string& where) {
   if (!json.is_object()) return make_error(where + ": not a JSON object");
   auto mt = json.find("model_type");
@@ -127,6 +165,8 @@ Result<ModelConfig> parse_model_config(const Json& json, const std::string& wher
   c.bos_ids = std::move(bos);
   c.eos_ids = std::move(eos);
   if (auto q = json.find("quantization_config"); q != json.end() && !q->is_null()) c.quantization_config = *q;
+  BRISK_ASSIGN(low_rank, parse_low_rank(json, where));
+  c.low_rank = std::move(low_rank);
   const Architecture* arch = find_architecture(c.model_type);
   if (!arch)
     return make_error(where + ": unknown model_type '" + c.model_type + "' (supported: " + known_model_types() + ")");
@@ -134,6 +174,7 @@ Result<ModelConfig> parse_model_config(const Json& json, const std::string& wher
   BRISK_ASSIGN(parsed, arch->parse_config(ConfigFields(json, where), std::move(c)));
   parsed.arch = arch;
   BRISK_TRY(check_size_limits(parsed, where));
+  BRISK_TRY(check_low_rank_modules(parsed, where));
   return parsed;
 }
 

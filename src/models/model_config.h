@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "formats/config_fields.h"
 #include "formats/json_file.h"
+#include "models/tensor_spec.h"
 
 namespace brisk {
 
@@ -50,6 +51,7 @@ struct ModelConfig {
   bool mlp_bias = false;
   std::vector<int32_t> bos_ids, eos_ids;
   Json quantization_config;   // as written (null: not quantized); formats/quantized_checkpoint.h reads it
+  LowRankRanks low_rank;      // factored linear layers (config.json's "brisk_low_rank"; brisk lowrank)
   std::any family;            // the family's own settings (its declaration parses and reads them)
 
   // Rotary inverse frequencies (head_dim/2 entries) with the configured scaling applied, for a

@@ -76,14 +76,25 @@ namespace brisk {
 
 void TensorDeclarer::declare(const std::string& module, const std::string& suffix, Role role, Part part,
                              std::vector<int64_t> shape, TensorKind kind, Presence presence, Tensor& slot,
-                             float load_offset) const {
+                             float load_offset, Factor factor) const {
   TensorSpec spec{prefix_ + module + suffix, prefix_ + module, std::move(shape), kind, presence, layer_, role, part,
-                  load_offset};
+                  load_offset, factor};
   visit_(spec, slot);
 }
 
 void TensorDeclarer::linear(const std::string& name, Role role, int64_t out, int64_t in, Linear& slot,
                             HasBias bias, TensorKind kind, Presence presence) const {
+  if (const auto it = low_rank_.find(prefix_ + name); it != low_rank_.end()) {
+    const int64_t rank = it->second;
+    declare(name + ".0", ".weight", role, Part::Weight, {rank, in}, TensorKind::Matrix, presence, slot.input_factor,
+            0.0f, Factor::Input);
+    declare(name + ".1", ".weight", role, Part::Weight, {out, rank}, TensorKind::Matrix, presence, slot.weight, 0.0f,
+            Factor::Output);
+    if (bias == HasBias::Yes)
+      declare(name + ".1", ".bias", role, Part::Bias, {out}, TensorKind::Vector, presence, slot.bias, 0.0f,
+              Factor::Output);
+    return;
+  }
   const std::vector<int64_t> shape = kind == TensorKind::TransposedMatrix ? std::vector<int64_t>{in, out}
                                                                           : std::vector<int64_t>{out, in};
   declare(name, ".weight", role, Part::Weight, shape, kind, presence, slot.weight);

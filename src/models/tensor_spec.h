@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,14 @@ enum class Role : uint8_t {
 };
 enum class Part : uint8_t { Weight, Bias };
 
+// A linear layer stored as two factors (brisk lowrank): "<module>.0.weight" [rank, in] and
+// "<module>.1.weight" [out, rank] (+ "<module>.1.bias"), as a torch.nn.Sequential of two
+// nn.Linear would store it. Whole: the usual single matrix.
+enum class Factor : uint8_t { Whole, Input, Output };
+
+// The factored linear layers of a model (config.json's "brisk_low_rank"): module -> rank.
+using LowRankRanks = std::map<std::string, int64_t>;
+
 // The axis a Megatron-style tensor-parallel split cuts: Columns splits the output features
 // (q/k/v, gate/up: each rank computes its heads or its slice of the MLP), Rows the input
 // features (o, down: partial sums, then an all-reduce). Norms and embeddings are replicated.
@@ -75,6 +84,7 @@ struct TensorSpec {
   // their runtime weight is stored + 1 (in fp32, as transformers forms it); passes that write a
   // vector back subtract it again.
   float load_offset = 0.0f;
+  Factor factor = Factor::Whole;  // which factor of a low-rank linear layer, if it is one
 
   bool is_matrix() const { return kind == TensorKind::Matrix || kind == TensorKind::TransposedMatrix; }
   SplitAxis split() const { return split_axis(role, part); }
@@ -86,14 +96,16 @@ using TensorVisitor = std::function<void(const TensorSpec& spec, Tensor& slot)>;
 enum class HasBias : bool { No, Yes };
 
 // What a family's weights struct calls in its visit(): declares tensors named <prefix><name>
-// with their layer and role, and hands each slot to the visitor.
+// with their layer and role, and hands each slot to the visitor. low_rank: the config's factored
+// layers (their linear() declares the two factors instead).
 class TensorDeclarer {
  public:
-  TensorDeclarer(const TensorVisitor& visit, std::string prefix, int64_t layer = kNoLayer)
-      : visit_(visit), prefix_(std::move(prefix)), layer_(layer) {}
+  TensorDeclarer(const TensorVisitor& visit, const LowRankRanks& low_rank, std::string prefix,
+                 int64_t layer = kNoLayer)
+      : visit_(visit), low_rank_(low_rank), prefix_(std::move(prefix)), layer_(layer) {}
 
   // "<name>.weight" [out, in] (stored [in, out] for TransposedMatrix) and, with a bias,
-  // "<name>.bias" [out].
+  // "<name>.bias" [out]. A factored layer: its two factors (see Factor), always [out, in]-style.
   void linear(const std::string& name, Role role, int64_t out, int64_t in, Linear& slot, HasBias bias,
               TensorKind kind = TensorKind::Matrix, Presence presence = Presence::Required) const;
   // "<name>" [n], converted to fp32 at load.
@@ -108,9 +120,10 @@ class TensorDeclarer {
  private:
   void declare(const std::string& module, const std::string& suffix, Role role, Part part,
                std::vector<int64_t> shape, TensorKind kind, Presence presence, Tensor& slot,
-               float load_offset = 0.0f) const;
+               float load_offset = 0.0f, Factor factor = Factor::Whole) const;
 
   const TensorVisitor& visit_;
+  const LowRankRanks& low_rank_;
   std::string prefix_;
   int64_t layer_;
 };

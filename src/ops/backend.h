@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <vector>
 
 #include "core/error.h"
 #include "core/kv_dtype.h"
@@ -152,22 +153,47 @@ class Backend {
     float* y;
   };
   static MatmulOutput as_matmul(const LinearOutput& o) { return {&o.layer->weight, o.layer->bias_data(), o.y}; }
+  static bool any_factored(std::initializer_list<LinearOutput> outs) {
+    for (const LinearOutput& o : outs)
+      if (o.layer->factored()) return true;
+    return false;
+  }
+  // Working memory for a factored Linear's rank-wide middle: n_floats in this backend's memory,
+  // valid until the next call. It only grows, and a call that needs no more returns the same
+  // pointer (so a recorded pass that used it replays on it). The default serves host memory.
+  virtual float* linear_scratch(size_t n_floats);
   void linear(const float* x, int64_t m, const Linear& layer, float* y) {
+    if (layer.factored()) {  // two products through the rank-wide middle
+      float* middle = linear_scratch(size_t(m * layer.rank()));
+      matmul(x, m, layer.in_features(), layer.input_factor, nullptr, middle);
+      return matmul(middle, m, layer.rank(), layer.weight, layer.bias_data(), y);
+    }
     matmul(x, m, layer.in_features(), layer.weight, layer.bias_data(), y);
   }
   // Two or three layers of one input (gate/up, q/k/v).
   void linear_same_input(const float* x, int64_t m, std::initializer_list<LinearOutput> outs) {
     const LinearOutput* o = outs.begin();
+    if (any_factored(outs)) {
+      for (const LinearOutput& out : outs) linear(x, m, *out.layer, out.y);
+      return;
+    }
     const int64_t k = o[0].layer->in_features();
     if (outs.size() == 2) return matmul_same_input(x, m, k, {as_matmul(o[0]), as_matmul(o[1])});
     BRISK_CHECK(outs.size() == 3, "linear_same_input: two or three layers");
     matmul_same_input(x, m, k, {as_matmul(o[0]), as_matmul(o[1]), as_matmul(o[2])});
   }
   void linear_swiglu(const float* x, int64_t m, const LinearOutput& gate, const LinearOutput& up) {
+    if (any_factored({gate, up})) {
+      linear(x, m, *gate.layer, gate.y);
+      linear(x, m, *up.layer, up.y);
+      return silu_mul(gate.y, up.y, gate.y, m * gate.layer->out_features());
+    }
     matmul_swiglu(x, m, gate.layer->in_features(), as_matmul(gate), as_matmul(up));
   }
   void place_adjacent(std::initializer_list<Linear*> layers) {
     Linear* const* l = layers.begin();
+    for (const Linear* layer : layers)
+      if (layer->factored()) return;  // two products each: nothing to run as one pass
     if (layers.size() == 2) return place_adjacent({&l[0]->weight, &l[1]->weight});
     BRISK_CHECK(layers.size() == 3, "place_adjacent: two or three layers");
     place_adjacent({&l[0]->weight, &l[1]->weight, &l[2]->weight});
@@ -247,6 +273,9 @@ class Backend {
   virtual bool can_record() const { return false; }
   virtual void begin_capture() {}
   virtual std::unique_ptr<Recording> end_capture() { return nullptr; }
+
+ private:
+  std::vector<float> host_linear_scratch_;
 };
 
 }  // namespace brisk

@@ -215,6 +215,9 @@ Result<std::unique_ptr<DecoderTrainer>> DecoderTrainer::from_model(Model& model,
   const bool gpt2 = c.arch && c.arch->family == "gpt2";
   if (!llama && !gpt2)
     return make_error("training supports the llama, qwen2 and gpt2 model types; this model is '" + c.model_type + "'");
+  if (!c.low_rank.empty())
+    return make_error("training a low-rank factored model (brisk_low_rank in config.json) is not supported; train "
+                      "the model it was factored from");
   auto impl = std::make_unique<Impl>(threads);
   impl->config = c;
   impl->block = gpt2 ? Block::Gpt2 : Block::Llama;

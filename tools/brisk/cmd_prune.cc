@@ -12,7 +12,7 @@ namespace brisk::cli {
 
 Command add_prune(CLI::App& app) {
   struct Flags {
-    std::string in, out, method = "magnitude", pattern, scope = "layer", calib, structured;
+    std::string in, out, method = "magnitude", pattern, scope = "layer", calib, structured, storage = "dense";
     double sparsity = 0.5, ratio = 0.25;
     int64_t calib_tokens = 16384;
     uint64_t seed = 0;
@@ -49,6 +49,10 @@ Command add_prune(CLI::App& app) {
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens (whole 512-token windows spread over the file)")
       ->capture_default_str()->check(CLI::Range(int64_t(1024), int64_t(1) << 30));
   sub->add_option("--seed", f->seed, "Seed of --method random")->capture_default_str();
+  sub->add_option("--storage", f->storage,
+                  "dense (zeros stored), sparse-bitmask (compressed-tensors: non-zeros + a bitmask) or\n"
+                  "sparse-24-bitmask (2:4 patterns); brisk and vLLM read all three")
+      ->capture_default_str();
   sub->add_option("-t,--threads", f->threads, "CPU threads (0: all cores)")->capture_default_str();
   sub->add_flag("--json", f->json,
                 "Print {\"method\", \"pattern\", \"sparsity\", \"matrices\", \"calibration_tokens\", \"seconds\", \"out\"}\n"
@@ -61,20 +65,16 @@ Command add_prune(CLI::App& app) {
     if (!f->structured.empty()) {
       auto unit = calib::parse_structured_unit(f->structured);
       if (!unit) return fail(unit.error());
-      for (const char* other : {"--method", "--sparsity", "--pattern", "--scope", "--seed"})
+      for (const char* other : {"--method", "--sparsity", "--pattern", "--scope", "--seed", "--storage"})
         if (sub->count(other)) return fail(make_error(std::string(other) + " does not apply to --structured"));
-      std::vector<int32_t> tokens;
-      if (!f->calib.empty()) {
-        auto read = read_calibration_tokens(f->in, f->calib);
-        if (!read) return fail(read.error());
-        tokens = std::move(read.value());
-      }
+      auto tokens = read_calibration_tokens(f->in, f->calib);
+      if (!tokens) return fail(tokens.error());
       calib::StructuredPruneOptions o;
       o.unit = unit.value();
       o.ratio = f->ratio;
       o.threads = f->threads;
       o.calibration.max_tokens = f->calib_tokens;
-      auto report = calib::prune_structured(f->in, f->out, tokens, o);
+      auto report = calib::prune_structured(f->in, f->out, tokens.value(), o);
       if (!report) return fail(report.error());
       const calib::StructuredPruneReport& r = report.value();
       const char* what = o.unit == calib::StructuredUnit::Heads ? "kv heads" : "MLP width";
@@ -90,6 +90,13 @@ Command add_prune(CLI::App& app) {
       return 0;
     }
     if (sub->count("--ratio")) return fail(make_error("--ratio is read only with --structured"));
+    std::optional<SparseFormat> storage;
+    for (SparseFormat format : {SparseFormat::Bitmask, SparseFormat::Bitmask24})
+      if (f->storage == sparse_format_name(format)) storage = format;
+    if (!storage && f->storage != "dense")
+      return fail(make_error("--storage must be dense, sparse-bitmask or sparse-24-bitmask"));
+    if (storage == SparseFormat::Bitmask24 && f->pattern != "2:4")
+      return fail(make_error("--storage sparse-24-bitmask stores --pattern 2:4 models"));
     calib::PruneOptions o;
     auto method = calib::parse_prune_method(f->method);
     if (!method) return fail(method.error());
@@ -113,20 +120,15 @@ Command add_prune(CLI::App& app) {
     if (Status st = require_empty_output(f->out); !st.ok()) return fail(st.error());
     if (sub->count("--seed") && o.method != calib::PruneMethod::Random)
       return fail(make_error("--seed is read only by --method random"));
-    std::vector<int32_t> tokens;
-    if (!f->calib.empty()) {
-      auto read = read_calibration_tokens(f->in, f->calib);
-      if (!read) return fail(read.error());
-      tokens = std::move(read.value());
-      std::fprintf(stderr, "calibrating layer by layer (%s, %zu tokens of text)...\n", f->method.c_str(), tokens.size());
-    }
+    auto tokens = read_calibration_tokens(f->in, f->calib, f->method);
+    if (!tokens) return fail(tokens.error());
     ProgressBar bar("prune " + f->method);
-    auto pruned = calib::prune_with_calibration(f->in, tokens, o, [&](int64_t done, int64_t total) {
+    auto pruned = calib::prune_with_calibration(f->in, tokens.value(), o, [&](int64_t done, int64_t total) {
       bar.update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total) + " layers");
     });
     bar.finish();
     if (!pruned) return fail(pruned.error());
-    if (Status st = calib::write_pruned_model(f->in, f->out, pruned.value()); !st.ok()) return fail(st.error());
+    if (Status st = calib::write_pruned_model(f->in, f->out, pruned.value(), storage); !st.ok()) return fail(st.error());
     double zeros = 0, total = 0;
     Json matrices = Json::object();
     for (const auto& [name, s] : pruned->sparsity) {

@@ -156,11 +156,16 @@ Result<std::shared_ptr<grammar::ConstrainedGrammar>> load_grammar(const GrammarF
 
 uint64_t resolve_seed(int64_t seed) { return seed >= 0 ? uint64_t(seed) : std::random_device{}(); }
 
-Result<std::vector<int32_t>> read_calibration_tokens(const std::string& model_dir, const std::string& file) {
+Result<std::vector<int32_t>> read_calibration_tokens(const std::string& model_dir, const std::string& file,
+                                                     const std::string& method) {
+  if (file.empty()) return std::vector<int32_t>{};
   BRISK_ASSIGN(text, read_text_file(file));
   BRISK_TRY(utf8::require_valid(text, file));
   BRISK_ASSIGN(tokenizer, Tokenizer::load(model_dir));
-  return tokenizer->encode(text, AddSpecial::No);
+  std::vector<int32_t> tokens = tokenizer->encode(text, AddSpecial::No);
+  if (!method.empty())
+    std::fprintf(stderr, "calibrating layer by layer (%s, %zu tokens of text)...\n", method.c_str(), tokens.size());
+  return tokens;
 }
 
 Result<std::string> read_prompt_file(const std::string& path) {

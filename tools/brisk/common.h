@@ -30,6 +30,7 @@ Command add_chat(CLI::App& app);
 Command add_train(CLI::App& app);
 Command add_distill(CLI::App& app);
 Command add_prune(CLI::App& app);
+Command add_lowrank(CLI::App& app);
 
 // -m/--model, defaulting to the bundled model (default_model_dir) so that a fresh clone runs
 // without downloading anything. `what` names the accepted forms for --help.
@@ -69,8 +70,10 @@ uint64_t resolve_seed(int64_t seed);
 // at the start is dropped (as Python's utf-8-sig reads it).
 Result<std::string> read_prompt_file(const std::string& path);
 
-// Calibration text (--calib FILE) as token ids of the model's tokenizer, without special tokens.
-Result<std::vector<int32_t>> read_calibration_tokens(const std::string& model_dir, const std::string& file);
+// Calibration text (--calib FILE) as token ids of the model's tokenizer, without special tokens;
+// none when file is empty (no --calib). With `method`, announces the layer-by-layer pass on stderr.
+Result<std::vector<int32_t>> read_calibration_tokens(const std::string& model_dir, const std::string& file,
+                                                     const std::string& method = "");
 
 // The sampling of a run: for each sampling flag the user did not give (--temp, --top-k, --top-p,
 // --min-p, --repeat-penalty), the model's generation_config.json value when it has one. Returns a

@@ -104,6 +104,7 @@ Status CudaBackend::init() {
   matmul_ = std::move(engine).value();
   attention_scratch_ = std::make_unique<cuda::Scratch>(stream);
   attention_arrivals_ = std::make_unique<cuda::Scratch>(stream, /*zeroed=*/true);
+  linear_middle_ = std::make_unique<cuda::Scratch>(stream);
   return ok_status();
 }
 
@@ -115,11 +116,17 @@ CudaBackend::~CudaBackend() {
   matmul_.reset();
   attention_scratch_.reset();
   attention_arrivals_.reset();
+  linear_middle_.reset();
   for (void* p : uploads_) cudaFree(p);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
 void CudaBackend::activate() const { BRISK_CUDA_CHECK(cudaSetDevice(device_)); }
+
+float* CudaBackend::linear_scratch(size_t n_floats) {
+  activate();
+  return static_cast<float*>(linear_middle_->get(n_floats * sizeof(float)));
+}
 
 void CudaBackend::synchronize() {
   activate();

@@ -56,6 +56,7 @@ class CudaBackend final : public Backend {
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
+  float* linear_scratch(size_t n_floats) override;
   // One GEMV pass when m <= 8 and the matrices were placed adjacently (or are int8-activation
   // GEMV formats, which need no adjacency); else one matmul each.
   void matmul_same_input(const float* x, int64_t m, int64_t k,
@@ -119,6 +120,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::MatmulEngine> matmul_;
   std::unique_ptr<cuda::Scratch> attention_scratch_;   // split-K partial outputs
   std::unique_ptr<cuda::Scratch> attention_arrivals_;  // split-K arrival counters (kept at zero)
+  std::unique_ptr<cuda::Scratch> linear_middle_;       // factored Linears' rank-wide middle
   std::vector<void*> uploads_;                        // weights owned by this backend
   bool capturing_ = false;
 };
