@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/cpu/matmul_quant.h"
+#include "backends/cpu/sparse_q8.h"
 #include "core/quant_blocks.h"
 #include "ops/reference.h"
 
@@ -266,6 +267,46 @@ TEST(QuantMatmulInterleaved, EqualsRowMajorBitForBit) {
   }
   QuantMatrix odd = quantize(random_values(size_t(12 * 128), 5), 12, 128, DType::Q4, Symmetry::Symmetric);
   EXPECT_FALSE(cpu::interleaves_for_decode(odd.tensor));
+}
+
+// The sparse layout (backends/cpu/sparse_q8.h) of a Q8 matrix with many exact zeros computes the
+// dense layout's results bit for bit, at every tile shape (odd n, k not a multiple of the block,
+// rows of very different density), alone and beside dense weights in one same-input call, and
+// holds about the non-zeros only.
+TEST(QuantMatmulSparse, EqualsDenseBitForBit) {
+  if (!cpu::sparse_q8_supported()) GTEST_SKIP() << "no AVX-512 VBMI2";
+  ThreadPool pool(3);
+  std::mt19937 rng(53);
+  for (double zeros : {0.5, 0.7, 0.95})
+    for (int64_t m : {1, 2, 5, 9})
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{8, 64}, {13, 300}, {48, 1000}, {136, 257}}) {
+        std::vector<float> values = random_values(size_t(n * k), uint32_t(rng()));
+        std::uniform_real_distribution<double> u(0, 1);
+        for (int64_t r = 0; r < n; ++r)  // row r keeps about (1 - zeros) of its values, the first row all
+          for (int64_t j = 0; j < k; ++j)
+            if (r > 0 && u(rng) < zeros * (r % 3 == 1 ? 1.0 : 0.8)) values[size_t(r * k + j)] = 0;
+        QuantMatrix w = quantize(values, n, k, DType::Q8, Symmetry::Symmetric);
+        if (zeros >= 0.95) EXPECT_TRUE(cpu::stores_sparse(w.tensor)) << zeros;
+        std::vector<uint8_t> bytes(cpu::sparse_q8_bytes(w.tensor) + 64);
+        uint8_t* aligned = bytes.data() + (64 - reinterpret_cast<uintptr_t>(bytes.data()) % 64) % 64;
+        cpu::pack_sparse_q8(w.tensor, aligned);
+        Tensor sparse = w.tensor;
+        sparse.data = aligned;
+        sparse.block_order = BlockOrder::SparseRows;
+        EXPECT_EQ(sparse.nbytes(), cpu::sparse_q8_bytes(w.tensor));
+        EXPECT_LE(int64_t(cpu::sparse_q8_header(sparse).nonzeros), int64_t(double(n * k) * (1.1 - 0.8 * zeros)) + k);
+        const auto x = random_values(size_t(m * k), uint32_t(rng()));
+        const auto bias = random_values(size_t(n), uint32_t(rng()));
+        std::vector<float> dense_y(size_t(m * n), NAN), sparse_y(size_t(m * n), NAN), again(size_t(m * n), NAN),
+            beside(size_t(m * n), NAN);
+        cpu::matmul_quant(x.data(), m, k, w.tensor, bias.data(), dense_y.data(), pool);
+        cpu::matmul_quant(x.data(), m, k, sparse, bias.data(), sparse_y.data(), pool);
+        EXPECT_EQ(dense_y, sparse_y) << "zeros=" << zeros << " m=" << m << " n=" << n << " k=" << k;
+        const cpu::MatmulTarget both[] = {{&w.tensor, bias.data(), beside.data()}, {&sparse, bias.data(), again.data()}};
+        cpu::matmul_quant_same_input(x.data(), m, k, both, 2, pool);
+        EXPECT_EQ(dense_y, again);
+        EXPECT_EQ(dense_y, beside);
+      }
 }
 
 std::vector<KernelCase> all_cases() {

@@ -22,6 +22,7 @@ CpuFeatures detect() {
   f.avx512f = zmm_ok && (b & bit_AVX512F);
   f.avx512bw = zmm_ok && (b & bit_AVX512BW);
   f.avx512vnni = zmm_ok && (c & bit_AVX512VNNI);
+  f.avx512vbmi2 = zmm_ok && (c & (1u << 6));  // CPUID.7.0:ECX.AVX512_VBMI2
   __cpuid_count(7, 1, a, b, c, d);
   f.avx512bf16 = zmm_ok && (a & bit_AVX512BF16);
   return f;
@@ -47,6 +48,7 @@ std::string cpu_features_string() {
   add(f.avx512f, "avx512f");
   add(f.avx512bw, "avx512bw");
   add(f.avx512vnni, "avx512vnni");
+  add(f.avx512vbmi2, "avx512vbmi2");
   add(f.avx512bf16, "avx512bf16");
   return s;
 }

@@ -12,6 +12,7 @@ struct CpuFeatures {
   bool avx512f = false;
   bool avx512bw = false;
   bool avx512vnni = false;
+  bool avx512vbmi2 = false;  // byte expand / compress (sparse int8 weights)
   bool avx512bf16 = false;
 };
 

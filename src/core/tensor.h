@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -22,7 +23,12 @@ enum class Device : uint8_t { CPU, CUDA };
 // 16 or 32), each panel k / 2 rows of 32-bit words, word j of row i = elements 2i and 2i + 1 of
 // the panel's row j. The CPU backend's upload makes it under --bf16-fast, for its outer-product
 // tiles (backends/cpu/matmul.h).
-enum class BlockOrder : uint8_t { RowMajor, Interleaved8, Bf16Pairs };
+// SparseRows (Q8 matrices with many exact zeros): the CPU backend's bitmask layout of
+// backends/cpu/sparse_q8.h -- per row a mask per 64 inputs and only the non-zero codes. Its data
+// starts with a 64-byte header whose first uint64 is the layout's size in bytes (what nbytes()
+// returns, not the dense size).
+enum class BlockOrder : uint8_t { RowMajor, Interleaved8, Bf16Pairs, SparseRows };
+constexpr size_t kSparseRowsHeaderBytes = 64;
 
 struct Tensor {
   void* data = nullptr;
@@ -39,6 +45,11 @@ struct Tensor {
   // Block dtypes pad each row to whole blocks (see core/dtype.h).
   size_t nbytes() const {
     if (shape.empty()) return dtype_size(dtype);
+    if (block_order == BlockOrder::SparseRows) {
+      uint64_t total = 0;
+      std::memcpy(&total, data, sizeof(total));
+      return size_t(total);
+    }
     int64_t rows = 1;
     for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
     return size_t(rows) * row_bytes(dtype, shape.back());

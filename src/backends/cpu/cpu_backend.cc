@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include "backends/cpu/sparse_q8.h"
+
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -51,6 +53,12 @@ void* CpuBackend::reserve(size_t n_bytes) {
 Tensor CpuBackend::upload(const Tensor& host_tensor) {
   if (placement_ == WeightPlacement::Mapped || host_tensor.nbytes() < (64u << 10)) return host_tensor;
   Tensor copy = host_tensor;
+  if (cpu::stores_sparse(host_tensor)) {  // only the non-zero codes: decode reads fewer bytes
+    copy.data = reserve(cpu::sparse_q8_bytes(host_tensor));
+    cpu::pack_sparse_q8(host_tensor, copy.data);
+    copy.block_order = BlockOrder::SparseRows;
+    return copy;
+  }
   copy.data = reserve(host_tensor.nbytes());
   if (cpu::interleaves_for_decode(host_tensor)) {
     cpu::interleave_rows(host_tensor, copy.data);

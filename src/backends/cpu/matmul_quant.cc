@@ -3,6 +3,8 @@
 // blocks activation rows for L2.
 #include "backends/cpu/matmul_quant.h"
 
+#include "backends/cpu/sparse_q8.h"
+
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -154,23 +156,30 @@ Int8Rows prepare_int8_activations(const float* x, int64_t m, int64_t k, int64_t 
   return {codes, lane_scales, lane_sums, row_sums, padded_k};
 }
 
-// Where row r starts, and the strides a tile walks, in either BlockOrder.
+// Where row r starts, and the strides a tile walks, in each BlockOrder. SparseRows: the start of
+// r's group of 8 rows, and in place of the row stride the tile's first row in that group.
 struct BlockAddressing {
   const uint8_t* base;
   size_t row_bytes, block_bytes;
   bool interleaved;
+  const Tensor* sparse = nullptr;
 
   BlockAddressing(const Tensor& w, int64_t k)
       : base(static_cast<const uint8_t*>(w.data)),
         row_bytes(brisk::row_bytes(w.dtype, k)),
         block_bytes(dtype_size(w.dtype)),
-        interleaved(w.block_order == BlockOrder::Interleaved8) {}
+        interleaved(w.block_order == BlockOrder::Interleaved8),
+        sparse(w.block_order == BlockOrder::SparseRows ? &w : nullptr) {}
   const uint8_t* row(int64_t r) const {
+    if (sparse) return sparse_q8_row_group(*sparse, r);
     if (!interleaved) return base + size_t(r) * row_bytes;
     return base + size_t(r / kInterleaveRows) * kInterleaveRows * row_bytes +
            size_t(r % kInterleaveRows) * block_bytes;
   }
-  size_t ldw() const { return interleaved ? block_bytes : row_bytes; }
+  size_t ldw(int64_t r0) const {
+    if (sparse) return size_t(r0 % kSparseRowGroup);
+    return interleaved ? block_bytes : row_bytes;
+  }
   size_t block_stride() const { return interleaved ? kInterleaveRows * block_bytes : block_bytes; }
 };
 
@@ -184,7 +193,7 @@ void int8_tiled_rows(const Int8KernelSet& ks, const Int8Rows& px, int64_t m, int
   const int64_t n_blocks = px.ld / dtype_block(w.dtype);
   const int64_t lanes = px.ld / ks.group * kLanesPerGroup;
   const BlockAddressing at(w, k);
-  const size_t ldw = at.ldw(), block_stride = at.block_stride();
+  const size_t block_stride = at.block_stride();
   auto xc = [&](int64_t c0) {
     return Int8Rows{px.codes + c0 * px.ld, px.lane_scales + c0 * lanes, px.lane_sums + c0 * lanes, px.row_sums + c0,
                     px.ld};
@@ -193,15 +202,15 @@ void int8_tiled_rows(const Int8KernelSet& ks, const Int8Rows& px, int64_t m, int
     // Decode: the widest tile streams the most weight rows at once for the one activation row.
     int64_t r0 = n0;
     for (; r0 + quant_kernels::kDecodeRows <= n1; r0 += quant_kernels::kDecodeRows)
-      ks.decode_tile(xc(0), at.row(r0), ldw, block_stride, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
+      ks.decode_tile(xc(0), at.row(r0), at.ldw(r0), block_stride, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
     for (; r0 < n1; r0 += kTileRows) {
       const int64_t rows = std::min<int64_t>(kTileRows, n1 - r0);
-      ks.tile[rows - 1][0](xc(0), at.row(r0), ldw, block_stride, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
+      ks.tile[rows - 1][0](xc(0), at.row(r0), at.ldw(r0), block_stride, n_blocks, y + r0, n, bias ? bias + r0 : nullptr);
     }
     return;
   }
   for_each_tile(m, px.ld + lanes * 8, n0, n1, [&](int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
-    ks.tile[rows - 1][cols - 1](xc(c0), at.row(r0), ldw, block_stride, n_blocks, y + c0 * n + r0, n,
+    ks.tile[rows - 1][cols - 1](xc(c0), at.row(r0), at.ldw(r0), block_stride, n_blocks, y + c0 * n + r0, n,
                                 bias ? bias + r0 : nullptr);
   });
 }
@@ -271,7 +280,7 @@ void matmul_quant_same_input(const float* x, int64_t m, int64_t k, const MatmulT
   }
   for (int i = 0; i < n_targets; ++i)
     BRISK_CHECK(targets[i].w->block_order == BlockOrder::RowMajor || which == QuantKernels::Avx512Int8,
-                "matmul_quant: interleaved weights need the integer tiles");
+                "matmul_quant: interleaved and sparse weights need the integer tiles");
 
   const int64_t block = dtype_block(wtype);
   const int64_t padded_k = (k + block - 1) / block * block;
@@ -288,7 +297,9 @@ void matmul_quant_same_input(const float* x, int64_t m, int64_t k, const MatmulT
 
   auto run = [&](const MatmulTarget& t, int64_t n0, int64_t n1) {
     const int64_t n = t.w->dim(0);
-    if (int8_set)
+    if (int8_set && t.w->block_order == BlockOrder::SparseRows)  // the same activations: the dense Q8 tiles' form
+      int8_tiled_rows(*quant_kernels::avx512_sparse_q8_kernels(), qx, m, k, *t.w, t.bias, t.y, n, n0, n1);
+    else if (int8_set)
       int8_tiled_rows(*int8_set, qx, m, k, *t.w, t.bias, t.y, n, n0, n1);
     else if (which == QuantKernels::Scalar)
       scalar_rows(px, m, k, *t.w, t.bias, t.y, n, n0, n1);

@@ -51,7 +51,8 @@ struct Int8Rows {
 
 // w: the tile's first row; its rows are ldw bytes apart and each row's blocks block_stride bytes
 // apart (row-major: ldw = the row's bytes, block_stride = one block; BlockOrder::Interleaved8:
-// ldw = one block, block_stride = 8 blocks).
+// ldw = one block, block_stride = 8 blocks; BlockOrder::SparseRows: w = the tile's group of 8
+// rows, ldw = the tile's first row in it, block_stride unused -- backends/cpu/sparse_q8.h).
 using Int8TileFn = void (*)(const Int8Rows& x, const void* w, size_t ldw, size_t block_stride, int64_t n_blocks,
                             float* y, int64_t ldy, const float* bias);
 
