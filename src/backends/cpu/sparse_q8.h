@@ -35,9 +35,9 @@ static_assert(sizeof(SparseQ8Header) == kSparseRowsHeaderBytes && offsetof(Spars
 constexpr int64_t kSparseRowGroup = 8;  // rows per stream (= quant_kernels::kDecodeRows)
 
 // From this fraction of zero codes a Q8 matrix is stored sparse (where the CPU can read it).
-// Measured (bench/sparse_cpu.sh, tinyllama-1.1b w8, 2 threads): at 50% zeros the sparse layout
-// decoded at 0.79x the dense one (one byte expand per 64 inputs and row costs about what the
-// saved bytes do), at 70% 1.19x, at 90% 2.16x.
+// Measured (bench/sparse_cpu.sh, tinyllama-1.1b w8, 2 threads, a noisy VM): at 50% zeros the
+// sparse layout decoded at 0.79x the dense one (one byte expand per 64 inputs and row costs about
+// what the saved bytes do); at 70% 1.2-1.6x and at 90% 2.0-2.4x over three runs.
 constexpr double kSparseMinZeroFraction = 0.6;
 
 // Whether this CPU runs the sparse tiles (AVX-512 VNNI and VBMI2).
