@@ -286,14 +286,15 @@ TEST(QuantMatmulSparse, EqualsDenseBitForBit) {
           for (int64_t j = 0; j < k; ++j)
             if (r > 0 && u(rng) < zeros * (r % 3 == 1 ? 1.0 : 0.8)) values[size_t(r * k + j)] = 0;
         QuantMatrix w = quantize(values, n, k, DType::Q8, Symmetry::Symmetric);
-        if (zeros >= 0.95) EXPECT_TRUE(cpu::stores_sparse(w.tensor)) << zeros;
-        std::vector<uint8_t> bytes(cpu::sparse_q8_bytes(w.tensor) + 64);
+        const cpu::SparseQ8Plan plan = cpu::plan_sparse_q8(w.tensor);
+        if (zeros >= 0.95) EXPECT_TRUE(plan.worthwhile) << zeros;
+        std::vector<uint8_t> bytes(plan.bytes + 64);
         uint8_t* aligned = bytes.data() + (64 - reinterpret_cast<uintptr_t>(bytes.data()) % 64) % 64;
-        cpu::pack_sparse_q8(w.tensor, aligned);
+        cpu::pack_sparse_q8(w.tensor, plan, aligned);
         Tensor sparse = w.tensor;
         sparse.data = aligned;
         sparse.block_order = BlockOrder::SparseRows;
-        EXPECT_EQ(sparse.nbytes(), cpu::sparse_q8_bytes(w.tensor));
+        EXPECT_EQ(sparse.nbytes(), plan.bytes);
         EXPECT_LE(int64_t(cpu::sparse_q8_header(sparse).nonzeros), int64_t(double(n * k) * (1.1 - 0.8 * zeros)) + k);
         const auto x = random_values(size_t(m * k), uint32_t(rng()));
         const auto bias = random_values(size_t(n), uint32_t(rng()));

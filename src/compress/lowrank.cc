@@ -315,7 +315,7 @@ Status write_low_rank_model(const fs::path& in, const fs::path& out, const LowRa
       return make_error(stored.file + ": '" + name + "' is " + std::string(dtype_name(dtype)) +
                         ": factor the float model");
     if (spec->second->part == Part::Bias) {  // the second factor's bias, as nn.Sequential names it
-      tensors.push_back({module + ".1.bias", stored.tensor});
+      tensors.push_back({factor_module(module, Factor::Output) + ".bias", stored.tensor});
       continue;
     }
     const FactoredMatrix& f = *factored.at(name);
@@ -324,8 +324,8 @@ Status write_low_rank_model(const fs::path& in, const fs::path& out, const LowRa
       t.data = owned.emplace_back(encode_floats(values.data(), values.size(), dtype)).data();
       tensors.push_back({factor_name, t});
     };
-    add(module + ".0.weight", f.input_factor, {f.rank, f.in});
-    add(module + ".1.weight", f.output_factor, {f.out, f.rank});
+    add(factor_module(module, Factor::Input) + ".weight", f.input_factor, {f.rank, f.in});
+    add(factor_module(module, Factor::Output) + ".weight", f.output_factor, {f.out, f.rank});
   }
   config_json["brisk_low_rank"] = Json{{"method", low_rank_method_name(method)}, {"ranks", ranks}};
   std::error_code ec;

@@ -1,5 +1,7 @@
 #include "formats/model_folder.h"
 
+#include "formats/sparse_checkpoint.h"
+
 namespace brisk {
 
 namespace fs = std::filesystem;
@@ -26,8 +28,7 @@ Status require_empty_output(const fs::path& out) {
 }
 
 Status require_float_model(const Json& config, const WeightStore& store, const fs::path& in, const std::string& tool) {
-  if (const auto q = config.find("quantization_config");
-      q != config.end() && q->is_object() && q->contains("sparsity_config") && !q->contains("config_groups"))
+  if (const auto q = config.find("quantization_config"); q != config.end() && is_sparse_only(*q))
     return make_error((in / "config.json").string() + ": model is stored sparse (quantization_config.sparsity_config); " +
                       tool + " the dense folder (brisk prune without --storage) instead");
   if (config.contains("quantization_config"))

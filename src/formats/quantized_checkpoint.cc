@@ -1,5 +1,7 @@
 #include "formats/quantized_checkpoint.h"
 
+#include "formats/sparse_checkpoint.h"
+
 #include <cstring>
 #include <regex>
 
@@ -236,8 +238,7 @@ Result<std::vector<QuantizedGroup>> parse_quantization_config(const Json& q, con
   BRISK_ASSIGN(format, ConfigFields(q, at).string_or("format", ""));
   auto groups = q.find("config_groups");
   std::vector<QuantizedGroup> out;
-  if ((groups == q.end() || groups->is_null()) && q.contains("sparsity_config"))
-    return out;  // stored sparse, not quantized (sparse_checkpoint.h)
+  if (is_sparse_only(q)) return out;  // stored sparse, not quantized
   if (groups == q.end() || !groups->is_object() || groups->empty())
     return make_error(at + ": 'config_groups' must be an object with at least one group");
   for (const auto& [name, g] : groups->items()) {

@@ -90,6 +90,11 @@ Json sparsity_quantization_config(SparseFormat format, double global_sparsity, c
             {"ignore", Json::array()}}}};
 }
 
+bool is_sparse_only(const Json& q) {
+  const auto groups = q.is_object() ? q.find("config_groups") : q.end();
+  return q.is_object() && q.contains("sparsity_config") && (groups == q.end() || groups->is_null());
+}
+
 Result<bool> has_sparsity_config(const Json& q, const std::string& where) {
   if (!q.is_object()) return false;
   const auto s = q.find("sparsity_config");

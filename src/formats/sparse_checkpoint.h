@@ -32,6 +32,10 @@ Result<std::vector<OwnedTensor>> sparse_disk_tensors(const std::string& weight_n
 // config.json's quantization_config for a model whose `targets` modules are stored in `format`.
 Json sparsity_quantization_config(SparseFormat format, double global_sparsity, const std::vector<std::string>& targets);
 
+// Whether quantization_config records sparse storage alone (a sparsity_config, no config_groups):
+// weights that are float once decompressed.
+bool is_sparse_only(const Json& quantization_config);
+
 // Whether quantization_config names a sparsity_config, and its format (an error for formats
 // brisk does not read, naming them). `where`: config.json's path, for errors.
 Result<bool> has_sparsity_config(const Json& quantization_config, const std::string& where);

@@ -1,10 +1,9 @@
 #include "models/model_config.h"
 
+#include <cmath>
 #include <set>
 
 #include "models/architecture.h"
-
-#include <cmath>
 
 namespace brisk {
 
@@ -115,10 +114,6 @@ Status check_size_limits(const ModelConfig& c, const std::string& where) {
   return ok_status();
 }
 
-}  // namespace
-
-namespace {
-
 // "brisk_low_rank": {"method": "svd-llm", "ranks": {"<module>": rank, ...}}, as brisk lowrank
 // writes it: which linear layers are stored as two factors (tensor_spec.h, Factor).
 Result<LowRankRanks> parse_low_rank(const Json& json, const std::string& where) {
@@ -145,7 +140,7 @@ Status check_low_rank_modules(const ModelConfig& c, const std::string& where) {
   for (const TensorSpec& spec : c.arch->tensors(c))
     if (spec.factor == Factor::Output && spec.part == Part::Weight) factored.insert(spec.module);
   for (const auto& [module, rank] : c.low_rank)
-    if (!factored.count(module + ".1"))
+    if (!factored.count(factor_module(module, Factor::Output)))
       return make_error(where + ": brisk_low_rank.ranks names '" + module + "', which is not a linear layer of this " +
                         c.model_type + " model");
   return ok_status();

@@ -74,6 +74,11 @@ const char* role_gguf_name(Role role) { return names_of(role).gguf; }
 
 namespace brisk {
 
+std::string factor_module(const std::string& module, Factor f) {
+  BRISK_CHECK(f != Factor::Whole, "factor_module: a whole layer has no factor modules");
+  return module + (f == Factor::Input ? ".0" : ".1");
+}
+
 void TensorDeclarer::declare(const std::string& module, const std::string& suffix, Role role, Part part,
                              std::vector<int64_t> shape, TensorKind kind, Presence presence, Tensor& slot,
                              float load_offset, Factor factor) const {
@@ -86,13 +91,13 @@ void TensorDeclarer::linear(const std::string& name, Role role, int64_t out, int
                             HasBias bias, TensorKind kind, Presence presence) const {
   if (const auto it = low_rank_.find(prefix_ + name); it != low_rank_.end()) {
     const int64_t rank = it->second;
-    declare(name + ".0", ".weight", role, Part::Weight, {rank, in}, TensorKind::Matrix, presence, slot.input_factor,
-            0.0f, Factor::Input);
-    declare(name + ".1", ".weight", role, Part::Weight, {out, rank}, TensorKind::Matrix, presence, slot.weight, 0.0f,
+    const std::string first = factor_module(name, Factor::Input), second = factor_module(name, Factor::Output);
+    declare(first, ".weight", role, Part::Weight, {rank, in}, TensorKind::Matrix, presence, slot.input_factor, 0.0f,
+            Factor::Input);
+    declare(second, ".weight", role, Part::Weight, {out, rank}, TensorKind::Matrix, presence, slot.weight, 0.0f,
             Factor::Output);
     if (bias == HasBias::Yes)
-      declare(name + ".1", ".bias", role, Part::Bias, {out}, TensorKind::Vector, presence, slot.bias, 0.0f,
-              Factor::Output);
+      declare(second, ".bias", role, Part::Bias, {out}, TensorKind::Vector, presence, slot.bias, 0.0f, Factor::Output);
     return;
   }
   const std::vector<int64_t> shape = kind == TensorKind::TransposedMatrix ? std::vector<int64_t>{in, out}

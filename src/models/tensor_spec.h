@@ -61,6 +61,10 @@ enum class Factor : uint8_t { Whole, Input, Output };
 // The factored linear layers of a model (config.json's "brisk_low_rank"): module -> rank.
 using LowRankRanks = std::map<std::string, int64_t>;
 
+// The module that holds factor f (Input or Output) of factored module `module`: "<module>.0" /
+// "<module>.1". Declaring, checking and writing factored layers all name them through this.
+std::string factor_module(const std::string& module, Factor f);
+
 // The axis a Megatron-style tensor-parallel split cuts: Columns splits the output features
 // (q/k/v, gate/up: each rank computes its heads or its slice of the MLP), Rows the input
 // features (o, down: partial sums, then an all-reduce). Norms and embeddings are replicated.

@@ -21,10 +21,6 @@ Buffer::~Buffer() {
   if (data_) owner_->release(data_);
 }
 
-}  // namespace brisk
-
-namespace brisk {
-
 float* Backend::linear_scratch(size_t n_floats) {
   BRISK_CHECK(device() == Device::CPU, std::string(name()) + ": factored (low-rank) layers need this backend's own linear_scratch");
   if (host_linear_scratch_.size() < n_floats) host_linear_scratch_.resize(n_floats);

@@ -53,9 +53,9 @@ void* CpuBackend::reserve(size_t n_bytes) {
 Tensor CpuBackend::upload(const Tensor& host_tensor) {
   if (placement_ == WeightPlacement::Mapped || host_tensor.nbytes() < (64u << 10)) return host_tensor;
   Tensor copy = host_tensor;
-  if (cpu::stores_sparse(host_tensor)) {  // only the non-zero codes: decode reads fewer bytes
-    copy.data = reserve(cpu::sparse_q8_bytes(host_tensor));
-    cpu::pack_sparse_q8(host_tensor, copy.data);
+  if (const cpu::SparseQ8Plan plan = cpu::plan_sparse_q8(host_tensor); plan.worthwhile) {
+    copy.data = reserve(plan.bytes);  // only the non-zero codes: decode reads fewer bytes
+    cpu::pack_sparse_q8(host_tensor, plan, copy.data);
     copy.block_order = BlockOrder::SparseRows;
     return copy;
   }

@@ -60,23 +60,24 @@ bool sparse_q8_supported() {
   return f.avx512f && f.avx512bw && f.avx512vnni && f.avx512vbmi2;
 }
 
-bool stores_sparse(const Tensor& w) {
+SparseQ8Plan plan_sparse_q8(const Tensor& w) {
+  SparseQ8Plan plan;
   if (w.dtype != DType::Q8 || w.rank() != 2 || w.block_order != BlockOrder::RowMajor || !sparse_q8_supported())
-    return false;
-  return double(count_nonzeros(w)) <= (1 - kSparseMinZeroFraction) * double(w.dim(0) * w.dim(1));
+    return plan;
+  plan.nonzeros = count_nonzeros(w);
+  plan.bytes = layout_bytes(w, plan.nonzeros);
+  plan.worthwhile = double(plan.nonzeros) <= (1 - kSparseMinZeroFraction) * double(w.dim(0) * w.dim(1));
+  return plan;
 }
 
-size_t sparse_q8_bytes(const Tensor& w) { return layout_bytes(w, count_nonzeros(w)); }
-
-void pack_sparse_q8(const Tensor& w, void* out) {
+void pack_sparse_q8(const Tensor& w, const SparseQ8Plan& plan, void* out) {
   BRISK_CHECK(w.dtype == DType::Q8 && w.rank() == 2 && w.block_order == BlockOrder::RowMajor,
               "pack_sparse_q8: a row-major Q8 matrix");
   const int64_t n = w.dim(0), groups = groups_of(w), rg = row_groups_of(w);
-  const int64_t nonzeros = count_nonzeros(w);
   SparseQ8Header h{};
-  h.total_bytes = layout_bytes(w, nonzeros);
+  h.total_bytes = plan.bytes;
   h.groups = uint64_t(groups);
-  h.nonzeros = uint64_t(nonzeros);
+  h.nonzeros = uint64_t(plan.nonzeros);
   h.row_groups = uint64_t(rg);
   auto* base = static_cast<uint8_t*>(out);
   std::memset(base, 0, h.total_bytes);

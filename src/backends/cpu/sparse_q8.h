@@ -42,11 +42,17 @@ constexpr double kSparseMinZeroFraction = 0.6;
 
 // Whether this CPU runs the sparse tiles (AVX-512 VNNI and VBMI2).
 bool sparse_q8_supported();
-// Whether w (row-major Q8 [n, k]) goes in the sparse layout here, and its size in that layout.
-bool stores_sparse(const Tensor& w);
-size_t sparse_q8_bytes(const Tensor& w);
-// Writes the layout (sparse_q8_bytes(w) bytes, 64-byte aligned) of row-major Q8 w.
-void pack_sparse_q8(const Tensor& w, void* out);
+// One pass over a row-major Q8 matrix's codes: its non-zeros, its size in the sparse layout, and
+// whether it goes there (at least kSparseMinZeroFraction zeros). Other tensors, and CPUs without
+// the tiles: not worthwhile, nothing counted.
+struct SparseQ8Plan {
+  int64_t nonzeros = 0;
+  size_t bytes = 0;
+  bool worthwhile = false;
+};
+SparseQ8Plan plan_sparse_q8(const Tensor& w);
+// Writes the layout (plan.bytes bytes, 64-byte aligned) of row-major Q8 w, planned for it.
+void pack_sparse_q8(const Tensor& w, const SparseQ8Plan& plan, void* out);
 const SparseQ8Header& sparse_q8_header(const Tensor& w);
 // Where the group of 8 rows holding row r starts.
 const uint8_t* sparse_q8_row_group(const Tensor& w, int64_t r);
