@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <unistd.h>
 
@@ -370,25 +371,68 @@ TEST_F(PruneModel, SparseStorageLoadsAsTheDenseWeights) {
       EXPECT_NE(refused.error().message.find("stored sparse"), std::string::npos);
     }
   }
-  // A row offset that disagrees with the bitmask, and a bitmask that marks more values than stored.
+  // Damaged parts of one matrix, each an error that names the matrix and what is wrong: a row
+  // offset that disagrees with the bitmask, fewer values than the bitmask marks, a bitmask of the
+  // wrong dtype, a huge shape, a missing bitmask; and a sparsity format brisk does not read.
   const fs::path out = dir_ / "sotu-llama-sparse-bitmask";
-  auto store = WeightStore::open_dir(out);
-  ASSERT_TRUE(store.ok());
   const std::string weight = "model.layers.1.mlp.up_proj.weight";
-  std::vector<NamedTensor> tensors;
+  std::vector<std::pair<std::string, Tensor>> original;
   std::vector<std::vector<uint8_t>> copies;
-  for (const auto& [tensor, stored] : store->all()) {
-    std::vector<uint8_t>& bytes = copies.emplace_back(static_cast<const uint8_t*>(stored.tensor.data),
-                                                      static_cast<const uint8_t*>(stored.tensor.data) + stored.tensor.nbytes());
-    if (tensor == weight + ".row_offsets") bytes[8] ^= 1;  // row 1's offset
-    tensors.push_back({tensor, Tensor{bytes.data(), stored.tensor.dtype, stored.tensor.shape}});
+  {
+    auto store = WeightStore::open_dir(out);
+    ASSERT_TRUE(store.ok());
+    for (const auto& [tensor, stored] : store->all()) {
+      const auto* data = static_cast<const uint8_t*>(stored.tensor.data);
+      Tensor t = stored.tensor;
+      t.data = copies.emplace_back(data, data + stored.tensor.nbytes()).data();
+      original.push_back({tensor, t});
+    }
   }
-  ASSERT_TRUE(write_safetensors(out / "model.safetensors", tensors, {}).ok());
-  CpuBackend backend(1);
-  auto broken = load_model(out, backend);
-  ASSERT_FALSE(broken.ok());
-  EXPECT_NE(broken.error().message.find(weight), std::string::npos) << broken.error().message;
-  EXPECT_NE(broken.error().message.find("row_offsets[1] is 193"), std::string::npos) << broken.error().message;
+  const Json config = read_json_file(out / "config.json").value();
+  using Damage = std::function<void(const std::string& name, Tensor& t, std::vector<uint8_t>& bytes, bool& keep)>;
+  auto load_damaged = [&](const Damage& damage, const Json& cfg) {
+    std::vector<NamedTensor> tensors;
+    std::vector<std::vector<uint8_t>> edited;
+    for (const auto& [name, t0] : original) {
+      Tensor t = t0;
+      std::vector<uint8_t>& bytes = edited.emplace_back(static_cast<const uint8_t*>(t0.data),
+                                                        static_cast<const uint8_t*>(t0.data) + t0.nbytes());
+      bool keep = true;
+      damage(name, t, bytes, keep);
+      t.data = bytes.data();
+      if (keep) tensors.push_back({name, t});
+    }
+    EXPECT_TRUE(write_safetensors(out / "model.safetensors", tensors, {}).ok());
+    EXPECT_TRUE(write_text_file(out / "config.json", cfg.dump()).ok());
+    CpuBackend backend(1);
+    auto loaded = load_model(out, backend);
+    return loaded.ok() ? std::string("loaded") : loaded.error().message;
+  };
+  const std::vector<std::pair<Damage, std::string>> damages = {
+      {[&](const std::string& n, Tensor&, std::vector<uint8_t>& b, bool&) { if (n == weight + ".row_offsets") b[8] ^= 1; },
+       "row_offsets[1] is 193"},
+      {[&](const std::string& n, Tensor& t, std::vector<uint8_t>& b, bool&) {
+         if (n != weight + ".compressed") return;
+         t.shape[0] -= 1;
+         b.resize(b.size() - dtype_size(t.dtype));
+       }, "the bitmask marks more values"},
+      {[&](const std::string& n, Tensor& t, std::vector<uint8_t>&, bool&) {
+         if (n == weight + ".bitmask") t.dtype = DType::F32, t.shape[1] /= 4;
+       }, ".bitmask is F32"},
+      {[&](const std::string& n, Tensor&, std::vector<uint8_t>& b, bool&) {
+         if (n == weight + ".shape") b[5] = 1;  // rows 2^40 + 1024
+       }, ".shape holds"},
+      {[&](const std::string& n, Tensor&, std::vector<uint8_t>&, bool& keep) { keep = n != weight + ".bitmask"; },
+       "lacks its .shape or .bitmask"}};
+  for (const auto& [damage, needle] : damages) {
+    const std::string message = load_damaged(damage, config);
+    EXPECT_NE(message.find(weight), std::string::npos) << message;
+    EXPECT_NE(message.find(needle), std::string::npos) << message;
+  }
+  Json other = config;
+  other["quantization_config"]["sparsity_config"]["format"] = "sparse-csr";
+  const std::string message = load_damaged([](const std::string&, Tensor&, std::vector<uint8_t>&, bool&) {}, other);
+  EXPECT_NE(message.find("'sparse-csr' is not read by brisk"), std::string::npos) << message;
 }
 
 }  // namespace
