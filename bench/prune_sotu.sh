@@ -17,8 +17,8 @@ OUT=${OUT:-/tmp/prune-sotu}
 METHODS=${METHODS:-random magnitude wanda sparsegpt}
 SETTINGS=${SETTINGS:-0.3 0.5 0.7 2:4 4:8}
 CALIB_TOKENS=${CALIB_TOKENS:-16384}
-STRUCTURED=${STRUCTURED:-neurons:0.25 neurons:0.5 heads:0.5}
-RECOVER=${RECOVER:-sparsegpt-2of4 magnitude-2of4 neurons-0.5 heads-0.5}
+STRUCTURED=${STRUCTURED:-neurons:0.25 neurons:0.5 heads:0.5 layers:0.33 layers:0.5 hidden:0.25 hidden:0.5}
+RECOVER=${RECOVER:-sparsegpt-2of4 magnitude-2of4 neurons-0.5 heads-0.5 layers-0.5 hidden-0.5}
 RECOVER_STEPS=${RECOVER_STEPS:-60}
 M=$SHARED/models/sotu-llama
 TEXT=$SHARED/data/text
@@ -56,7 +56,7 @@ done
 export CALIB_TOKENS RECOVER_STEPS
 for name in $RECOVER; do
   keep=(--keep-sparsity)  # unstructured / N:M zeros stay; a structurally pruned model has none
-  [[ $name == neurons-* || $name == heads-* ]] && keep=()
+  [[ $name == neurons-* || $name == heads-* || $name == layers-* || $name == hidden-* ]] && keep=()
   [ -d "$OUT/$name" ] || continue
   [ -s "$OUT/$name.recovered.json" ] ||
     "$B" train -m "$OUT/$name" "${keep[@]}" --data "$TEXT/sotu-train.txt" --steps "$RECOVER_STEPS" --window 256 \

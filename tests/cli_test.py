@@ -281,12 +281,22 @@ class Tools(unittest.TestCase):
                                   (["--calib-tokens", "4096"], "read only with --calib"),
                                   (["--structured", "neurons", "--pattern", "2:4"], "does not apply"),
                                   (["--ratio", "0.5"], "only with --structured"),
-                                  (["--structured", "layers"], "not neurons or heads")):
+                                  (["--structured", "rows"], "not neurons, heads, layers or hidden"),
+                                  (["--structured", "layers"], "give --calib text")):
                 bad = os.path.join(d, "bad")
                 p = brisk("prune", "-m", model_dir("sotu-qwen2"), "-o", bad, *args, check=False)
                 self.assertNotEqual(p.returncode, 0, args)
                 self.assertIn(message, p.stderr, args)
                 self.assertFalse(os.path.exists(bad), args)
+            # Depth pruning: half the layers go, by block influence; the smaller model generates.
+            shallow = os.path.join(d, "layers")
+            report = brisk_json("prune", "-m", model_dir("sotu-qwen2"), "-o", shallow, "--structured", "layers",
+                                "--ratio", "0.5", "--calib", os.path.join(SHARED, "data/text/sotu-valid.txt"),
+                                "--calib-tokens", "2048")
+            self.assertEqual((report["units_before"], report["units_after"], len(report["removed_layers"])), (4, 2, 2))
+            self.assertEqual(len(report["layer_scores"]), 4)
+            gen = brisk_json("generate", "-m", shallow, "-p", "The State", "-n", "4", "--temp", "0", "--ignore-eos")
+            self.assertEqual(gen["new_tokens"], 4)
             quantized = os.path.join(d, "w8")  # prune the float model, then quantize
             brisk("quantize", "-m", model_dir("sotu-qwen2"), "-o", quantized, "--scheme", "w8")
             p = brisk("prune", "-m", quantized, "-o", os.path.join(d, "bad"), "--pattern", "2:4", check=False)

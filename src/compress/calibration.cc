@@ -12,8 +12,9 @@ const InputStats* CalibrationStats::find(const std::string& tensor_name) const {
 }
 
 void CalibratingBackend::start_capture(std::unordered_map<const void*, std::string> weights,
-                                       int64_t sample_stride, int64_t sample_cap) {
+                                       int64_t sample_stride, int64_t sample_cap, InputStatistics statistics) {
   names_ = std::move(weights);
+  statistics_ = statistics;
   stats_.clear();
   last_stats_.reset();
   last_input_.clear();
@@ -46,7 +47,7 @@ void CalibratingBackend::matmul(const float* x, int64_t m, int64_t k, const Tens
       if (!slot) {
         slot = std::make_shared<InputStats>();
         slot->width = k;
-        slot->xtx.assign(size_t(k * k), 0.0);
+        if (statistics_ == InputStatistics::Full) slot->xtx.assign(size_t(k * k), 0.0);
         slot->abs_sum.assign(size_t(k), 0.0);
         slot->abs_max.assign(size_t(k), 0.0f);
       }
@@ -74,6 +75,7 @@ void CalibratingBackend::record(const float* x, int64_t m, int64_t k, InputStats
       s.samples.insert(s.samples.end(), row, row + k);
   }
   s.rows += m;
+  if (s.xtx.empty()) return;  // InputStatistics::PerChannel
   // x^T x through the inner backend's matmul: (x^T)[k, m] times its own transpose. fp32 sums over
   // one call's rows (at most a window), then double across calls.
   transposed_.resize(size_t(k * m));
@@ -100,6 +102,7 @@ Result<std::unique_ptr<Model>> load_for_calibration(const std::filesystem::path&
   ModelOptions model_options;
   model_options.max_rows = std::min<int64_t>(options.window, 512);
   model_options.context = options.window;
+  if (options.final_norm_rows != LogitRows::None) model_options.decoder_output = ModelOutput::HiddenStates;
   return load_model(dir, backend, model_options);
 }
 
@@ -137,14 +140,17 @@ Result<CalibrationStats> calibrate(Model& model, CalibratingBackend& backend,
     if (std::find(wanted.begin(), wanted.end(), spec.name) != wanted.end()) names[slot.data] = spec.name;
   });
   const int64_t stride = options.sample_rows > 0 ? std::max<int64_t>(result.tokens / options.sample_rows, 1) : 1;
-  backend.start_capture(std::move(names), stride, options.sample_rows);
+  backend.start_capture(std::move(names), stride, options.sample_rows, options.statistics);
 
   KvCache cache = model.make_cache(window);
   const int64_t chunk = model.max_rows();
+  std::vector<float> outputs;
+  if (options.final_norm_rows != LogitRows::None) outputs.resize(size_t(chunk * model.output_width()));
   for (int64_t start_token : starts) {
     const int32_t* ids = tokens.data() + start_token;
     for (int64_t start = 0; start < window; start += chunk)
-      model.forward(ids + start, std::min(chunk, window - start), start, cache, LogitRows::None, nullptr);
+      model.forward(ids + start, std::min(chunk, window - start), start, cache, options.final_norm_rows,
+                    outputs.empty() ? nullptr : outputs.data());
   }
   result.by_tensor = backend.finish_capture();
   return result;

@@ -34,7 +34,8 @@ namespace brisk::calib {
 struct InputStats {
   int64_t width = 0;            // k: input features
   int64_t rows = 0;             // activation rows (tokens) seen
-  std::vector<double> xtx;      // [k, k] sum over rows of x^T x (GPTQ's Hessian is 2 xtx / rows)
+  std::vector<double> xtx;      // [k, k] sum over rows of x^T x (GPTQ's Hessian is 2 xtx / rows);
+                                // empty when captured with InputStatistics::PerChannel
   std::vector<double> abs_sum;  // [k] sum of |x| per input channel (AWQ: mean |x|)
   std::vector<float> abs_max;   // [k] max |x| per input channel (SmoothQuant)
   std::vector<float> samples;   // [n, k] an evenly strided subsample of the rows (SmoothQuant's search)
@@ -51,6 +52,10 @@ struct CalibrationStats {
   const InputStats* find(const std::string& tensor_name) const;
 };
 
+// What a capture gathers per input: everything, or the per-channel sums alone (no k x k Gram
+// matrix: 8 k^2 bytes and a matmul per call saved, for scores that read only mean |x|).
+enum class InputStatistics { Full, PerChannel };
+
 struct CalibrationOptions {
   int64_t window = 512;         // tokens per sequence (positions 0..window-1); <= model context
   int64_t max_tokens = 65536;   // calibration tokens used (whole windows spread evenly over the
@@ -59,6 +64,10 @@ struct CalibrationOptions {
   int64_t sample_rows = 0;      // raw activation rows kept per input (0: none)
   // Which weights to capture (e.g. one layer); empty: every matrix except the output head.
   std::function<bool(const TensorSpec&)> select;
+  InputStatistics statistics = InputStatistics::Full;
+  // Rows that run the final norm: None (matmul statistics need no output), or All when a norm
+  // observer reads the last layer's output there. The model then outputs hidden states (no head).
+  LogitRows final_norm_rows = LogitRows::None;
 };
 
 // A Backend that forwards every op to `inner` and, while capturing, records matmul inputs.
@@ -70,9 +79,14 @@ class CalibratingBackend final : public Backend {
 
   // Starts recording for exactly these weight pointers; sample_stride keeps every n-th row.
   void start_capture(std::unordered_map<const void*, std::string> weights, int64_t sample_stride,
-                     int64_t sample_cap);
+                     int64_t sample_cap, InputStatistics statistics = InputStatistics::Full);
   // Stops recording and hands back the statistics by weight name.
   std::map<std::string, std::shared_ptr<InputStats>> finish_capture();
+  // Called with every rms_norm / layer_norm input (the residual stream, in a pre-norm decoder)
+  // and the norm's weight pointer, before the norm runs; null: none. Layer pruning scores layers
+  // by how much they change the stream.
+  using NormInputObserver = std::function<void(const float* weight, const float* x, int64_t rows, int64_t d)>;
+  void observe_norm_inputs(NormInputObserver observer) { norm_observer_ = std::move(observer); }
 
   const char* name() const override { return inner_.name(); }
   Device device() const override { return inner_.device(); }
@@ -95,10 +109,15 @@ class CalibratingBackend final : public Backend {
                    Accumulate acc) override { inner_.gather_rows(table, ids, n, out, acc); }
   void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
                int64_t cols) override { inner_.copy_2d(src, src_stride, dst, dst_stride, rows, cols); }
-  void rms_norm(const float* x, const float* w, int64_t rows, int64_t d, float eps,
-                float* y) override { inner_.rms_norm(x, w, rows, d, eps, y); }
+  void rms_norm(const float* x, const float* w, int64_t rows, int64_t d, float eps, float* y) override {
+    if (norm_observer_) norm_observer_(w, x, rows, d);
+    inner_.rms_norm(x, w, rows, d, eps, y);
+  }
   void layer_norm(const float* x, const float* w, const float* b, int64_t rows, int64_t d, float eps,
-                  float* y) override { inner_.layer_norm(x, w, b, rows, d, eps, y); }
+                  float* y) override {
+    if (norm_observer_) norm_observer_(w, x, rows, d);
+    inner_.layer_norm(x, w, b, rows, d, eps, y);
+  }
   void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
             const int32_t* positions, const float* cos_table, const float* sin_table) override {
     inner_.rope(q, k, rows, n_heads, n_kv_heads, head_dim, positions, cos_table, sin_table);
@@ -122,6 +141,7 @@ class CalibratingBackend final : public Backend {
   Backend& inner_;
   bool capturing_ = false;
   int64_t sample_stride_ = 1, sample_cap_ = 0;
+  InputStatistics statistics_ = InputStatistics::Full;
   std::unordered_map<const void*, std::string> names_;                   // weight pointer -> name
   std::unordered_map<const void*, std::shared_ptr<InputStats>> stats_;  // weight pointer -> input
   // The previous matmul's input, to recognise q/k/v (gate/up) reading the same activations.
@@ -129,6 +149,7 @@ class CalibratingBackend final : public Backend {
   int64_t last_m_ = 0;
   std::shared_ptr<InputStats> last_stats_;
   std::vector<float> transposed_, gram_;  // scratch: x^T [k, m] and x^T x [k, k] in fp32
+  NormInputObserver norm_observer_;
 };
 
 // Names of the matrices calibration captures by default: every matrix but the output head and
@@ -137,7 +158,8 @@ std::vector<std::string> calibrated_matrices(Model& model,
                                              const std::function<bool(const TensorSpec&)>& select = {});
 
 // The model in `dir` loaded on `backend` for calibration windows of options.window tokens (rows
-// per forward capped at 512, the context at the window).
+// per forward capped at 512, the context at the window; hidden states out when
+// options.final_norm_rows asks for rows).
 Result<std::unique_ptr<Model>> load_for_calibration(const std::filesystem::path& dir, CalibratingBackend& backend,
                                                     const CalibrationOptions& options);
 

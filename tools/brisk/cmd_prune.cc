@@ -27,9 +27,10 @@ Command add_prune(CLI::App& app) {
       "norm, per output row) or sparsegpt (second-order, the kept weights updated to compensate);\n"
       "--sparsity S unstructured, or --pattern N:M (at most N non-zeros in every M inputs: 2:4 for\n"
       "sparse tensor cores). Prune the float model, then quantize the pruned one.\n"
-      "--structured neurons|heads --ratio R instead removes that fraction of every layer's MLP\n"
-      "channels or key-value head groups (scored by activation with --calib, else by weight norms)\n"
-      "and writes a smaller model");
+      "--structured neurons|heads|layers|hidden --ratio R instead removes that fraction of every\n"
+      "layer's MLP channels or key-value head groups, of the layers (by block influence: needs\n"
+      "--calib), or of the model width (scored by activation with --calib, else by weight norms),\n"
+      "and writes a smaller model; fine-tune it after (brisk train --teacher)");
   sub->add_option("-m,--model", f->in, "Input model folder (float weights)")->required();
   sub->add_option("-o,--out", f->out, "Output folder (must not exist or be empty)")->required();
   sub->add_option("--method", f->method, "magnitude, random, wanda or sparsegpt (the last two need --calib)")
@@ -42,8 +43,9 @@ Command add_prune(CLI::App& app) {
                   "together (magnitude, random)")
       ->capture_default_str();
   sub->add_option("--structured", f->structured,
-                  "neurons (MLP channels) or heads (kv heads with their query heads): remove whole units (--ratio)");
-  sub->add_option("--ratio", f->ratio, "--structured: the fraction of each layer's channels removed")
+                  "neurons (MLP channels), heads (kv heads with their query heads), layers (whole decoder\n"
+                  "layers) or hidden (model-width channels): remove whole units (--ratio)");
+  sub->add_option("--ratio", f->ratio, "--structured: the fraction of the units removed (neurons, heads: of each layer's)")
       ->capture_default_str()->check(CLI::Range(0.01, 0.99));
   sub->add_option("--calib", f->calib, "Calibration text file (wanda, sparsegpt; --structured: activation scores)");
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens (whole 512-token windows spread over the file)")
@@ -57,7 +59,8 @@ Command add_prune(CLI::App& app) {
   sub->add_flag("--json", f->json,
                 "Print {\"method\", \"pattern\", \"sparsity\", \"matrices\", \"calibration_tokens\", \"seconds\", \"out\"}\n"
                 "(--structured: {\"structured\", \"units_before\", \"units_after\", \"layers\", \"params_before\",\n"
-                "\"params_after\", \"calibration_tokens\", \"seconds\", \"out\"})");
+                "\"params_after\", \"calibration_tokens\", \"seconds\", \"out\"}, and for layers \"removed_layers\" and\n"
+                "\"layer_scores\" (each input layer's block influence))");
   return {sub, [f, sub]() {
     const auto start = std::chrono::steady_clock::now();
     if (sub->count("--calib-tokens") && f->calib.empty())
@@ -77,16 +80,30 @@ Command add_prune(CLI::App& app) {
       auto report = calib::prune_structured(f->in, f->out, tokens.value(), o);
       if (!report) return fail(report.error());
       const calib::StructuredPruneReport& r = report.value();
-      const char* what = o.unit == calib::StructuredUnit::Heads ? "kv heads" : "MLP width";
+      const char* what = o.unit == calib::StructuredUnit::Heads    ? "kv heads"
+                         : o.unit == calib::StructuredUnit::Layers ? "layers"
+                         : o.unit == calib::StructuredUnit::Hidden ? "model width"
+                                                                   : "MLP width";
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (f->json)
-        print_json({{"structured", f->structured}, {"units_before", r.units_before}, {"units_after", r.units_after},
-                    {"layers", r.layers}, {"params_before", r.params_before}, {"params_after", r.params_after},
-                    {"calibration_tokens", r.calibration_tokens}, {"seconds", seconds}, {"out", f->out}});
-      else
+      if (f->json) {
+        Json j = {{"structured", f->structured}, {"units_before", r.units_before}, {"units_after", r.units_after},
+                  {"layers", r.layers}, {"params_before", r.params_before}, {"params_after", r.params_after},
+                  {"calibration_tokens", r.calibration_tokens}, {"seconds", seconds}, {"out", f->out}};
+        if (o.unit == calib::StructuredUnit::Layers) {
+          j["removed_layers"] = r.removed_layers;
+          j["layer_scores"] = r.layer_scores;
+        }
+        print_json(j);
+      } else {
         std::printf("wrote %s: %s %lld -> %lld in %lld layers, %.2fM -> %.2fM parameters, in %.1f s\n",
                     f->out.c_str(), what, (long long)r.units_before, (long long)r.units_after, (long long)r.layers,
                     double(r.params_before) / 1e6, double(r.params_after) / 1e6, seconds);
+        if (!r.removed_layers.empty()) {
+          std::printf("removed layers");
+          for (int64_t l : r.removed_layers) std::printf(" %lld", (long long)l);
+          std::printf("\n");
+        }
+      }
       return 0;
     }
     if (sub->count("--ratio")) return fail(make_error("--ratio is read only with --structured"));
