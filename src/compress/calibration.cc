@@ -60,7 +60,7 @@ void CalibratingBackend::matmul(const float* x, int64_t m, int64_t k, const Tens
       slot = last_stats_;
     }
   }
-  inner_.matmul(x, m, k, w, bias, y);
+  inner().matmul(x, m, k, w, bias, y);
 }
 
 void CalibratingBackend::record(const float* x, int64_t m, int64_t k, InputStats& s) {
@@ -83,7 +83,7 @@ void CalibratingBackend::record(const float* x, int64_t m, int64_t k, InputStats
     for (int64_t i = 0; i < k; ++i) transposed_[size_t(i * m + r)] = x[r * k + i];
   gram_.resize(size_t(k * k));
   const Tensor xt{transposed_.data(), DType::F32, {k, m}};
-  inner_.matmul(transposed_.data(), k, m, xt, nullptr, gram_.data());
+  inner().matmul(transposed_.data(), k, m, xt, nullptr, gram_.data());
   for (size_t i = 0; i < gram_.size(); ++i) s.xtx[i] += double(gram_[i]);
 }
 

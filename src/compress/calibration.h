@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "models/model.h"
-#include "ops/backend.h"
+#include "ops/forwarding_backend.h"
 
 namespace brisk::calib {
 
@@ -71,12 +71,13 @@ struct CalibrationOptions {
 };
 
 // A Backend that forwards every op to `inner` and, while capturing, records matmul inputs.
-// inner must run on host memory (the CPU backend): statistics are read from x directly.
-class CalibratingBackend final : public Backend {
+// inner must run on host memory (the CPU backend): statistics are read from x directly. Fused
+// products and the fused residual norm run unfused here, so every weight's matmul and every norm
+// passes through this wrapper; matrices stay in row-major storage (no backend layouts) for
+// FloatWeights.
+class CalibratingBackend final : public ForwardingBackend {
  public:
-  explicit CalibratingBackend(Backend& inner) : inner_(inner) {}
-  Backend& inner() { return inner_; }
-
+  explicit CalibratingBackend(Backend& inner) : ForwardingBackend(inner) {}
   // Starts recording for exactly these weight pointers; sample_stride keeps every n-th row.
   void start_capture(std::unordered_map<const void*, std::string> weights, int64_t sample_stride,
                      int64_t sample_cap, InputStatistics statistics = InputStatistics::Full);
@@ -88,57 +89,32 @@ class CalibratingBackend final : public Backend {
   using NormInputObserver = std::function<void(const float* weight, const float* x, int64_t rows, int64_t d)>;
   void observe_norm_inputs(NormInputObserver observer) { norm_observer_ = std::move(observer); }
 
-  const char* name() const override { return inner_.name(); }
-  Device device() const override { return inner_.device(); }
-  Buffer allocate(size_t n) override { return inner_.allocate(n); }
-  void release(float* data) override { inner_.release(data); }
-  Tensor upload(const Tensor& t) override { return inner_.upload(t); }
-  void copy_to_device(float* dst, const float* src, size_t n) override { inner_.copy_to_device(dst, src, n); }
-  void copy_to_host(float* dst, const float* src, size_t n) override { inner_.copy_to_host(dst, src, n); }
+  Tensor upload_matrix(const Tensor& t) override { return upload(t); }
+  void place_adjacent(std::initializer_list<Tensor*>) override {}
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
-  void attention(const float* q, const KvPools& kv, float* out, const AttentionBatch& batch,
-                 int64_t n_heads, const AttentionParams& params) override {
-    inner_.attention(q, kv, out, batch, n_heads, params);
+  void matmul_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<MatmulOutput> outs) override {
+    Backend::matmul_same_input(x, m, k, outs);
   }
-  void store_kv(const float* k, const float* v, int64_t rows, int64_t src_stride, const int32_t* slots,
-                const KvPools& kv) override {
-    inner_.store_kv(k, v, rows, src_stride, slots, kv);
+  void matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate, const MatmulOutput& up) override {
+    Backend::matmul_swiglu(x, m, k, gate, up);
   }
-  void gather_rows(const Tensor& table, const int32_t* ids, int64_t n, float* out,
-                   Accumulate acc) override { inner_.gather_rows(table, ids, n, out, acc); }
-  void copy_2d(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
-               int64_t cols) override { inner_.copy_2d(src, src_stride, dst, dst_stride, rows, cols); }
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t d, float eps, float* y) override {
     if (norm_observer_) norm_observer_(w, x, rows, d);
-    inner_.rms_norm(x, w, rows, d, eps, y);
+    inner().rms_norm(x, w, rows, d, eps, y);
+  }
+  void add_rms_norm(float* x, const float* h, const float* w, int64_t rows, int64_t d, float eps, float* y) override {
+    Backend::add_rms_norm(x, h, w, rows, d, eps, y);
   }
   void layer_norm(const float* x, const float* w, const float* b, int64_t rows, int64_t d, float eps,
                   float* y) override {
     if (norm_observer_) norm_observer_(w, x, rows, d);
-    inner_.layer_norm(x, w, b, rows, d, eps, y);
-  }
-  void rope(float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-            const int32_t* positions, const float* cos_table, const float* sin_table) override {
-    inner_.rope(q, k, rows, n_heads, n_kv_heads, head_dim, positions, cos_table, sin_table);
-  }
-  void silu_mul(const float* g, const float* u, float* out, int64_t n) override { inner_.silu_mul(g, u, out, n); }
-  void gelu_tanh(float* x, int64_t n) override { inner_.gelu_tanh(x, n); }
-  void add(float* x, const float* y, int64_t n) override { inner_.add(x, y, n); }
-  void mul(float* x, const float* y, int64_t n) override { inner_.mul(x, y, n); }
-  void scale(float* x, int64_t n, float s) override { inner_.scale(x, n, s); }
-  void soft_cap(float* x, int64_t n, float cap) override { inner_.soft_cap(x, n, cap); }
-  void gelu_erf(float* x, int64_t n) override { inner_.gelu_erf(x, n); }
-  void argmax_rows(const float* l, int64_t rows, int64_t vocab, int32_t* ids) override { inner_.argmax_rows(l, rows, vocab, ids); }
-  void sample_rows(float* l, int64_t rows, int64_t vocab, const SampleRowParams* params, const TokenCount* counts,
-                   const uint32_t* allowed, int32_t* ids) override {
-    inner_.sample_rows(l, rows, vocab, params, counts, allowed, ids);
+    inner().layer_norm(x, w, b, rows, d, eps, y);
   }
 
  private:
   void record(const float* x, int64_t m, int64_t k, InputStats& stats);
 
-  Backend& inner_;
   bool capturing_ = false;
   int64_t sample_stride_ = 1, sample_cap_ = 0;
   InputStatistics statistics_ = InputStatistics::Full;

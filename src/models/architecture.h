@@ -66,6 +66,10 @@ struct Architecture {
   std::vector<GgufArchitecture> gguf;         // empty: no GGUF mapping
   // GGUF metadata -> config.json fields for parse_config (null when gguf is empty).
   Result<Json> (*gguf_config)(const GgufFile& file, const GgufArchitecture& arch);
+  // Its forward reads every width from the config (q/k/v from heads x head_dim, the MLP from
+  // intermediate_size), so a rank's share of heads and channels runs as a smaller model
+  // (models/tensor_parallel.h).
+  bool tensor_parallel = false;
 };
 
 // Every registered family (models/registry.cc).

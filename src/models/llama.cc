@@ -348,6 +348,7 @@ extern const Architecture kLlamaArchitecture{
              {.name = "phi3", .model_type = "phi3",
               .config_tensors = {"rope_factors_long.weight", "rope_factors_short.weight"}}},
     .gguf_config = llama_gguf_config,
+    .tensor_parallel = true,
 };
 
 }  // namespace brisk

@@ -307,6 +307,7 @@ Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Back
     BRISK_ASSIGN(groups, parse_quantization_config(config.quantization_config, where));
     BRISK_TRY(convert_quantized_tensors(groups, store));
   }
+  BRISK_TRY(shard_for_tensor_parallel(config, store, options.tensor_parallel));
   BRISK_TRY(check_checkpoint(config, store));
   std::unique_ptr<Model> model = make_model(config, backend, options);
   model->store_ = std::make_shared<const WeightStore>(std::move(store));

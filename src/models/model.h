@@ -12,6 +12,7 @@
 #include "models/architecture.h"
 #include "models/kv_cache.h"
 #include "models/model_config.h"
+#include "models/tensor_parallel.h"
 #include "models/tensor_spec.h"
 #include "ops/backend.h"
 
@@ -28,6 +29,9 @@ struct ModelOptions {
   ModelOutput decoder_output = ModelOutput::Logits;
   // Called after each weight is placed, with the bytes placed so far and in all (a progress bar).
   std::function<void(int64_t done_bytes, int64_t total_bytes)> on_load_progress;
+  // This process's share of a tensor-parallel model (models/tensor_parallel.h): the model is
+  // built from that rank's smaller config and weight slices.
+  TensorParallelRank tensor_parallel;
 };
 // Long-context models (Llama 3.1: 131072) would otherwise allocate huge caches by default.
 constexpr int64_t kDefaultContext = 4096;

@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "parallel/mpi_communicator.h"
+#include "parallel/tensor_parallel_backend.h"
 #include "runtime/device.h"
 #include "tokenizer/utf8.h"
 
@@ -42,8 +44,28 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   BRISK_ASSIGN(backend, make_backend(options.backend));
-  BRISK_ASSIGN(model, load_model(options.model_dir, *backend,
-                                 {options.max_rows, options.context, options.decoder_output, options.on_load_progress}));
+  TensorParallelRank tp;
+  TensorParallelBackend* tp_backend = nullptr;
+  std::shared_ptr<Communicator> group;
+  if (options.tensor_parallel > 1) {
+    if (options.backend.device != "cpu")
+      return make_error("--tp runs on the CPU for now (GPU ranks need the NCCL communicator)");
+    BRISK_ASSIGN(world, join_mpi_world());
+    if (world->size() != options.tensor_parallel)
+      return make_error("--tp " + std::to_string(options.tensor_parallel) + " needs that many ranks; this job has " +
+                        std::to_string(world->size()) + ": run it as mpirun -np " +
+                        std::to_string(options.tensor_parallel) + " brisk ...");
+    tp = {world->rank(), world->size()};
+    group = world;
+    auto wrapper = std::make_unique<TensorParallelBackend>(std::move(backend), world);
+    tp_backend = wrapper.get();
+    backend = std::move(wrapper);
+  }
+  const ModelOptions model_options{.max_rows = options.max_rows, .context = options.context,
+                                   .decoder_output = options.decoder_output,
+                                   .on_load_progress = options.on_load_progress, .tensor_parallel = tp};
+  BRISK_ASSIGN(model, load_model(options.model_dir, *backend, model_options));
+  if (tp_backend) tp_backend->reduce_row_parallel_outputs(*model);
   if (options.context > model->max_context())
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +
                       std::to_string(model->max_context()) + " tokens");
@@ -75,9 +97,10 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   }
   BRISK_ASSIGN(cache, KvCache::create(*backend, c.n_layers, kv_blocks, c.n_kv_heads, c.head_dim,
                                       options.kv_dtype));
-  return std::unique_ptr<Engine>(
-      new Engine(std::move(backend), std::move(model), std::move(tokenizer), std::move(cache),
-                 options.decode_graphs, std::move(generation)));
+  auto engine = std::unique_ptr<Engine>(new Engine(std::move(backend), std::move(model), std::move(tokenizer),
+                                                   std::move(cache), options.decode_graphs, std::move(generation)));
+  engine->tensor_parallel_group_ = std::move(group);
+  return engine;
 }
 
 Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {

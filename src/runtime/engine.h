@@ -11,6 +11,7 @@
 
 #include "runtime/sequence_output.h"
 #include "models/model.h"
+#include "ops/communicator.h"
 #include "runtime/device.h"
 #include "runtime/generation_config.h"
 #include "runtime/grammar_cache.h"
@@ -33,6 +34,9 @@ struct EngineOptions {
   DecodeGraphs decode_graphs = DecodeGraphs::Auto;  // --no-graphs: launch every op every step
   ModelOutput decoder_output = ModelOutput::Logits;  // HiddenStates: decoders as embedding models
   std::function<void(int64_t done_bytes, int64_t total_bytes)> on_load_progress;  // see ModelOptions
+  // --tp: the ranks of the MPI job that share the model (models/tensor_parallel.h), each process
+  // one rank running the same command in lockstep; 1: this process alone. CPU only for now.
+  int64_t tensor_parallel = 1;
 };
 
 
@@ -66,6 +70,10 @@ class Engine {
   Model& model() { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
+  // The ranks sharing the model in a tensor-parallel job (null alone): rank 0 speaks for the job,
+  // and what a rank decides alone (a random seed) must come from it.
+  Communicator* tensor_parallel_group() const { return tensor_parallel_group_.get(); }
+  int64_t tensor_parallel_rank() const { return tensor_parallel_group_ ? tensor_parallel_group_->rank() : 0; }
   int64_t context() const { return model_->context(); }
   const GenerationConfig& generation_config() const { return generation_; }
   // All keys and values, in blocks. prefill/decode_step/generate and perplexity use it as one
@@ -113,6 +121,7 @@ class Engine {
          std::unique_ptr<Tokenizer> tokenizer, KvCache cache, DecodeGraphs graphs, GenerationConfig generation);
 
   std::unique_ptr<Backend> backend_;
+  std::shared_ptr<Communicator> tensor_parallel_group_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   KvCache cache_;

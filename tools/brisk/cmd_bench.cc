@@ -30,6 +30,7 @@ Command add_bench(CLI::App& app) {
       ->delimiter(',')
       ->check(in_range(1, kMaxBatchSequences));
   add_engine_flags(sub, f->engine);
+  add_tensor_parallel_flag(sub, f->engine);
   add_grammar_flags(sub, f->grammar);
   sub->add_flag("--no-limits", f->no_limits, "Skip the bandwidth and peak microbenchmarks");
   sub->add_flag("--json", f->json, "Print one JSON object");
@@ -43,7 +44,7 @@ Command add_bench(CLI::App& app) {
     f->bench.measure_limits = !f->no_limits;
     f->bench.decode_graphs = f->engine.decode_graphs;
     show_load_progress(f->engine);
-    auto engine = Engine::open(f->engine);
+    auto engine = open_engine(f->engine);
     if (!engine) return fail(engine.error());
     auto grammar = load_grammar(f->grammar, *engine.value());
     if (!grammar) return fail(grammar.error());

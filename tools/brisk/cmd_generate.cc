@@ -34,6 +34,7 @@ Command add_generate(CLI::App& app) {
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
   add_grammar_flags(sub, f->grammar);
   add_engine_flags(sub, f->engine.backend);
+  add_tensor_parallel_flag(sub, f->engine);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
   sub->add_option("-c,--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
   sub->add_flag("--json", f->json, "Print one JSON object instead of streaming text");
@@ -52,8 +53,10 @@ Command add_generate(CLI::App& app) {
     f->request.stop_at_eos = !f->ignore_eos;
     f->request.sampling.seed = resolve_seed(f->seed);
     show_load_progress(f->engine);
-    auto engine = Engine::open(f->engine);
+    auto engine = open_engine(f->engine);
     if (!engine) return fail(engine.error());
+    if (Communicator* group = engine.value()->tensor_parallel_group())  // every rank draws the same
+      group->broadcast(&f->request.sampling.seed, sizeof(f->request.sampling.seed), 0);
     const std::string sampling = apply_generation_defaults(*sub, engine.value()->generation_config(), f->request.sampling);
     auto grammar = load_grammar(f->grammar, *engine.value());
     if (!grammar) return fail(grammar.error());

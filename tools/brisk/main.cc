@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "common.h"
+#include "parallel/mpi_communicator.h"
 
 int main(int argc, char** argv) {
   using namespace brisk::cli;
@@ -17,12 +18,15 @@ int main(int argc, char** argv) {
   if (const int code = parse_command_line(app, argc, argv); code >= 0) return code;
   for (const Command& c : commands) {
     if (!c.app->parsed()) continue;
+    int code = 1;
     try {
-      return c.run();
+      code = c.run();
     } catch (const std::exception& e) {  // a last resort: every expected failure is an error value
       std::fprintf(stderr, "brisk: error: %s\n", e.what());
-      return 1;
     }
+    // A failed rank of an MPI job ends the others, which may be waiting for it in a collective.
+    if (code != 0) brisk::abort_mpi_job(code);
+    return code;
   }
   return 1;
 }

@@ -1,0 +1,92 @@
+"""Tensor parallelism across processes: `mpirun -np N brisk ... --tp N` (OpenMPI, oversubscribed
+on this machine's cores) against Hugging Face's greedy ids (tests/fixtures/reference) and the
+one-process run, plus the failures: a job of the wrong size, and a rank that fails while the
+others wait for it in a collective (the job must end, not hang)."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from brisk_cli import BRISK, SHARED, brisk_json, model_dir
+
+FIXTURES = os.environ["BRISK_FIXTURES_DIR"]
+with open(os.path.join(FIXTURES, "reference", "shared-models.json")) as f:
+    REFERENCE = json.load(f)
+# Root in CI containers, and more ranks than cores.
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def mpirun(ranks, *args, timeout=600):
+    return subprocess.run(["mpirun", "-np", str(ranks), BRISK, *args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+def mpirun_json(ranks, *args):
+    proc = mpirun(ranks, *args, "--tp", str(ranks), "-t", "1", "--json")
+    if proc.returncode != 0:
+        raise AssertionError(f"mpirun -np {ranks} brisk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    lines = proc.stdout.strip().splitlines()
+    if len(lines) != 1:  # rank 0 alone prints
+        raise AssertionError(f"expected one JSON line from rank 0, got: {proc.stdout}")
+    return json.loads(lines[0])
+
+
+class TensorParallel(unittest.TestCase):
+    CASES = (("sotu-llama", 2), ("sotu-qwen2", 2), ("sotu-qwen2", 4))  # qwen2 x4: kv heads replicated
+
+    def test_greedy_ids_match_transformers(self):
+        for model, ranks in self.CASES:
+            for case in REFERENCE[model]["greedy"]:
+                with self.subTest(model=model, ranks=ranks, prompt=case["prompt"]):
+                    out = mpirun_json(ranks, "generate", "-m", model_dir(model), "-p", case["prompt"], "-n", "64",
+                                      "--temp", "0", "--ignore-eos")
+                    self.assertEqual(out["ids"], case["new_ids"])
+
+    def test_sampling_follows_rank_zeros_seed(self):
+        # No --seed: rank 0 draws one and the others take it; the one-process run with that seed
+        # gives the same tokens.
+        for model, ranks in self.CASES:
+            with self.subTest(model=model, ranks=ranks):
+                args = ["generate", "-m", model_dir(model), "-p", "The President", "-n", "24", "--temp", "0.9",
+                        "--ignore-eos"]
+                out = mpirun_json(ranks, *args)
+                alone = brisk_json(*args, "--seed", str(out["seed"]))
+                self.assertEqual(out["ids"], alone["ids"])
+
+    def test_perplexity_matches_one_process(self):
+        text = os.path.join(tempfile.mkdtemp(), "head.txt")
+        with open(os.path.join(SHARED, "data", "text", "sotu-valid.txt"), encoding="utf-8") as f:
+            open(text, "w", encoding="utf-8").write(f.read(20000))
+        for model, ranks in self.CASES:
+            with self.subTest(model=model, ranks=ranks):
+                out = mpirun_json(ranks, "perplexity", "-m", model_dir(model), "-f", text, "--ctx", "256")
+                alone = brisk_json("perplexity", "-m", model_dir(model), "-f", text, "--ctx", "256")
+                self.assertEqual(out["scored"], alone["scored"])
+                self.assertLess(abs(out["nll_sum"] - alone["nll_sum"]) / alone["nll_sum"], 1e-6)
+
+    def test_bench_runs_split(self):
+        out = mpirun_json(2, "bench", "-m", model_dir("sotu-qwen2"), "-p", "32", "-n", "16", "-r", "1")
+        self.assertGreater(out["decode_tok_s"], 0)
+
+    def test_failures_end_the_job(self):
+        # A job of the wrong size, and a model that does not split: every rank says why.
+        proc = mpirun(2, "generate", "-m", model_dir("sotu-qwen2"), "-p", "x", "--tp", "4", timeout=120)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("--tp 4 needs that many ranks; this job has 2", proc.stderr)
+        proc = mpirun(2, "generate", "-m", model_dir("sotu-gpt2"), "-p", "x", "--tp", "2", timeout=120)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("'gpt2' does not run tensor-parallel", proc.stderr)
+        # Rank 1 cannot load its model while rank 0 loads and waits in its first all-reduce: rank
+        # 1's failure aborts the job (no hang; the timeout would fail the test).
+        bad = os.path.join(tempfile.mkdtemp(), "missing")
+        proc = subprocess.run(["mpirun", "-np", "1", BRISK, "generate", "-m", model_dir("sotu-qwen2"), "-p", "x",
+                               "--tp", "2", "-n", "8", ":", "-np", "1", BRISK, "generate", "-m", bad, "-p", "x",
+                               "--tp", "2"], capture_output=True, text=True, timeout=120, env=ENV)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("not a model folder", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
