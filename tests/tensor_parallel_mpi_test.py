@@ -34,7 +34,8 @@ def mpirun_json(ranks, *args):
 
 
 class TensorParallel(unittest.TestCase):
-    CASES = (("sotu-llama", 2), ("sotu-qwen2", 2), ("sotu-qwen2", 4))  # qwen2 x4: kv heads replicated
+    # qwen2 x4: kv heads replicated; gpt2: fused Conv1D c_attn
+    CASES = (("sotu-llama", 2), ("sotu-qwen2", 2), ("sotu-qwen2", 4), ("sotu-gpt2", 2))
 
     def test_greedy_ids_match_transformers(self):
         for model, ranks in self.CASES:
@@ -71,13 +72,14 @@ class TensorParallel(unittest.TestCase):
         self.assertGreater(out["decode_tok_s"], 0)
 
     def test_failures_end_the_job(self):
-        # A job of the wrong size, and a model that does not split: every rank says why.
+        # A job of the wrong size, and a model that does not split (6 heads over 4): every rank
+        # says why.
         proc = mpirun(2, "generate", "-m", model_dir("sotu-qwen2"), "-p", "x", "--tp", "4", timeout=120)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("--tp 4 needs that many ranks; this job has 2", proc.stderr)
-        proc = mpirun(2, "generate", "-m", model_dir("sotu-gpt2"), "-p", "x", "--tp", "2", timeout=120)
+        proc = mpirun(4, "generate", "-m", model_dir("sotu-llama"), "-p", "x", "--tp", "4", timeout=120)
         self.assertNotEqual(proc.returncode, 0)
-        self.assertIn("'gpt2' does not run tensor-parallel", proc.stderr)
+        self.assertIn("the 6 attention heads do not divide over 4 ranks", proc.stderr)
         # Rank 1 cannot load its model while rank 0 loads and waits in its first all-reduce: rank
         # 1's failure aborts the job (no hang; the timeout would fail the test).
         bad = os.path.join(tempfile.mkdtemp(), "missing")

@@ -83,25 +83,34 @@ Result<std::vector<float>> run_tensor_parallel(const fs::path& dir, int64_t size
   return logits[0];
 }
 
-// Llama (6 heads over 2 kv heads) on 2 ranks; Qwen2 (4 heads, 2 kv heads, q/k/v biases, tied
-// embeddings) on 2 and on 4, where each rank keeps a copy of the one kv head its query heads read.
-// Prefill in chunks of 3 then decode: the cache of each rank's heads carries over.
+// The shared models: Llama (6 heads over 2 kv heads) on 2 ranks; Qwen2 (4 heads, 2 kv heads, q/k/v
+// biases, tied embeddings) on 2 and on 4, where each rank keeps a copy of the one kv head its
+// query heads read; GPT-2 (fused Conv1D c_attn, biases everywhere) on 2 and 4. The golden
+// variants: Phi-3's fused qkv_proj and gate_up_proj, a single kv head with o_proj bias (kept on
+// rank 0 alone) on 2 and 4, Mistral's sliding window. Prefill in chunks of 3, then the rest: each
+// rank's cache of its heads carries over.
 TEST(TensorParallel, RanksComputeTheOneProcessLogits) {
-  struct Case { const char* model; int64_t ranks; };
+  struct Case { std::string dir; int64_t ranks; };
   const std::vector<int32_t> ids = {5, 300, 41, 1234, 77, 2048, 9, 610, 12, 260};
-  for (const Case& c : {Case{"sotu-llama", 2}, Case{"sotu-qwen2", 2}, Case{"sotu-qwen2", 4}}) {
+  const std::vector<int32_t> small_vocab_ids = {5, 30, 41, 12, 77, 20, 9, 61, 12, 26};
+  const std::string shared = (kModels / "").string(), golden_dir = golden::kDir;
+  for (const Case& c : {Case{shared + "sotu-llama", 2}, Case{shared + "sotu-qwen2", 2}, Case{shared + "sotu-qwen2", 4},
+                        Case{shared + "sotu-gpt2", 2}, Case{shared + "sotu-gpt2", 4}, Case{golden_dir + "phi3", 2},
+                        Case{golden_dir + "llama-mqa-bias", 2}, Case{golden_dir + "llama-mqa-bias", 4},
+                        Case{golden_dir + "mistral-window", 2}}) {
     CpuBackend backend(1);
-    auto whole = load_model(kModels / c.model, backend);
+    auto whole = load_model(c.dir, backend);
     ASSERT_TRUE(whole.ok()) << whole.error().message;
-    const std::vector<float> want = golden::run(*whole.value(), ids, 3);
-    auto got = run_tensor_parallel(kModels / c.model, c.ranks, ids);
-    ASSERT_TRUE(got.ok()) << c.model << " x" << c.ranks << ": " << got.error().message;
-    EXPECT_LT(golden::relative_l2(got.value(), want), 1e-5) << c.model << " x" << c.ranks;
+    const std::vector<int32_t>& tokens = whole.value()->config().vocab_size > 4096 ? ids : small_vocab_ids;
+    const std::vector<float> want = golden::run(*whole.value(), tokens, 3);
+    auto got = run_tensor_parallel(c.dir, c.ranks, tokens);
+    ASSERT_TRUE(got.ok()) << c.dir << " x" << c.ranks << ": " << got.error().message;
+    EXPECT_LT(golden::relative_l2(got.value(), want), 1e-5) << c.dir << " x" << c.ranks;
   }
 }
 
-// What cannot be split says so before anything runs: heads that do not divide, a family whose
-// forward derives widths from the model width (GPT-2), a rank outside the job.
+// What cannot be split says so before anything runs: heads that do not divide, a family not
+// declared splittable (Gemma), a rank outside the job.
 TEST(TensorParallel, UnsplittableModelsAreRefused) {
   CpuBackend backend(1);
   ModelOptions options;
@@ -110,9 +119,9 @@ TEST(TensorParallel, UnsplittableModelsAreRefused) {
   ASSERT_FALSE(heads.ok());
   EXPECT_NE(heads.error().message.find("6 attention heads do not divide over 4"), std::string::npos) << heads.error().message;
   options.tensor_parallel = {0, 2};
-  auto gpt2 = load_model(kModels / "sotu-gpt2", backend, options);
-  ASSERT_FALSE(gpt2.ok());
-  EXPECT_NE(gpt2.error().message.find("'gpt2' does not run tensor-parallel"), std::string::npos) << gpt2.error().message;
+  auto gemma = load_model(golden::kDir + "gemma2", backend, options);
+  ASSERT_FALSE(gemma.ok());
+  EXPECT_NE(gemma.error().message.find("'gemma2' does not run tensor-parallel"), std::string::npos) << gemma.error().message;
   options.tensor_parallel = {2, 2};
   EXPECT_FALSE(load_model(kModels / "sotu-qwen2", backend, options).ok());
 }

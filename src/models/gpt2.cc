@@ -25,7 +25,8 @@ struct Gpt2Weights {
   explicit Gpt2Weights(const ModelConfig& c) : layers(size_t(c.n_layers)) {}
 
   void visit(const ModelConfig& c, const TensorVisitor& visit) {
-    const int64_t d = c.hidden_size, ff = c.intermediate_size;
+    // a: the attention width, n_embd in a whole model (a tensor-parallel rank's share is smaller).
+    const int64_t d = c.hidden_size, ff = c.intermediate_size, a = c.n_heads * c.head_dim;
     constexpr TensorKind conv1d = TensorKind::TransposedMatrix;
     const TensorDeclarer model(visit, c.low_rank, "transformer.");
     model.embedding("wte", Role::TokenEmbed, c.vocab_size, d, wte);
@@ -34,8 +35,8 @@ struct Gpt2Weights {
       Gpt2Layer& L = layers[size_t(i)];
       const TensorDeclarer layer(visit, c.low_rank, "transformer.h." + std::to_string(i) + ".", i);
       layer.norm("ln_1", Role::AttnNorm, d, L.ln1_w, &L.ln1_b);
-      layer.linear("attn.c_attn", Role::AttnQkv, 3 * d, d, L.qkv, HasBias::Yes, conv1d);
-      layer.linear("attn.c_proj", Role::AttnO, d, d, L.proj, HasBias::Yes, conv1d);
+      layer.linear("attn.c_attn", Role::AttnQkv, 3 * a, d, L.qkv, HasBias::Yes, conv1d);
+      layer.linear("attn.c_proj", Role::AttnO, d, a, L.proj, HasBias::Yes, conv1d);
       layer.norm("ln_2", Role::MlpNorm, d, L.ln2_w, &L.ln2_b);
       layer.linear("mlp.c_fc", Role::MlpUp, ff, d, L.fc, HasBias::Yes, conv1d);
       layer.linear("mlp.c_proj", Role::MlpDown, d, ff, L.out, HasBias::Yes, conv1d);
@@ -49,12 +50,12 @@ struct Gpt2Weights {
 class Gpt2 final : public Model {
  public:
   Gpt2(const ModelConfig& c, Backend& backend, const ModelOptions& options) : Model(c, backend, options), w_(c) {
-    const int64_t d = c.hidden_size;
+    const int64_t d = c.hidden_size, a = c.n_heads * c.head_dim;
     x_ = activation(d);
     h_ = activation(d);
-    qkv_ = activation(3 * d);
-    q_ = activation(d);
-    attn_ = activation(d);
+    qkv_ = activation(3 * a);
+    q_ = activation(a);
+    attn_ = activation(a);
     ff_ = activation(c.intermediate_size);
   }
 
@@ -64,7 +65,7 @@ class Gpt2 final : public Model {
 
   void run(const Batch& batch, KvCache& cache) override {
     const auto& c = config_;
-    const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim;
+    const int64_t n = batch.rows, d = c.hidden_size, ff = c.intermediate_size, dh = c.head_dim, a = c.n_heads * dh;
     const float eps = float(c.norm_eps);
     const float scale = 1.0f / std::sqrt(float(dh));
     Backend& be = backend_;
@@ -78,9 +79,9 @@ class Gpt2 final : public Model {
       be.layer_norm(x, vec(L.ln1_w), vec(L.ln1_b), n, d, eps, h);
       be.linear(h, n, L.qkv, qkv);
       // The fused projection yields [q | k | v] per row; k and v go to the cache.
-      be.copy_2d(qkv, 3 * d, q, d, n, d);
+      be.copy_2d(qkv, 3 * a, q, a, n, a);
       const KvPools kv = cache.layer(l);
-      be.store_kv(qkv + d, qkv + 2 * d, n, 3 * d, batch.slots_dev, kv);
+      be.store_kv(qkv + a, qkv + 2 * a, n, 3 * a, batch.slots_dev, kv);
       be.attention(q, kv, attn, batch.attention, c.n_heads, scale);
       be.linear(attn, n, L.proj, h);
       be.add(x, h, n * d);
@@ -158,6 +159,7 @@ extern const Architecture kGpt2Architecture{
     .make = construct_model<Gpt2>,
     .gguf = {{"gpt2", "gpt2", false}},
     .gguf_config = gpt2_gguf_config,
+    .tensor_parallel = true,
 };
 
 }  // namespace brisk
