@@ -28,11 +28,12 @@ def brisk_json(*args):
 
 class Server:
     """`brisk serve ARGS` on a free port of 127.0.0.1 (the bundled model unless ARGS name one).
-    Its stderr is read as it comes (the request log would fill a pipe nobody reads and stall it)."""
+    Its stderr is read as it comes (the request log would fill a pipe nobody reads and stall it).
+    launcher: a command that starts brisk (e.g. ["mpirun", "-np", "2"]), with its environment."""
 
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([BRISK, "serve", "--port", "0", "--host", "127.0.0.1", *args],
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    def __init__(self, *args, launcher=(), env=None):
+        self.proc = subprocess.Popen([*launcher, BRISK, "serve", "--port", "0", "--host", "127.0.0.1", *args],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
         self.lines = []
         self.port = None
         ready = threading.Event()

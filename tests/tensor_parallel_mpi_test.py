@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import unittest
+import urllib.request
 
-from brisk_cli import BRISK, SHARED, brisk_json, model_dir
+from brisk_cli import BRISK, SHARED, Server, brisk_json, model_dir
 
 FIXTURES = os.environ["BRISK_FIXTURES_DIR"]
 with open(os.path.join(FIXTURES, "reference", "shared-models.json")) as f:
@@ -45,9 +47,9 @@ class TensorParallel(unittest.TestCase):
                                       "--temp", "0", "--ignore-eos")
                     self.assertEqual(out["ids"], case["new_ids"])
 
-    def test_sampling_follows_rank_zeros_seed(self):
-        # No --seed: rank 0 draws one and the others take it; the one-process run with that seed
-        # gives the same tokens.
+    def test_sampling_matches_one_process(self):
+        # No --seed: rank 0 draws one and samples alone; the one-process run with that seed gives
+        # the same tokens.
         for model, ranks in self.CASES:
             with self.subTest(model=model, ranks=ranks):
                 args = ["generate", "-m", model_dir(model), "-p", "The President", "-n", "24", "--temp", "0.9",
@@ -70,6 +72,31 @@ class TensorParallel(unittest.TestCase):
     def test_bench_runs_split(self):
         out = mpirun_json(2, "bench", "-m", model_dir("sotu-qwen2"), "-p", "32", "-n", "16", "-r", "1")
         self.assertGreater(out["decode_tok_s"], 0)
+
+    def test_serve_split_answers_as_one_process(self):
+        # Rank 0 serves HTTP and schedules; rank 1 follows its batches. Four greedy requests at
+        # once (batched together) each get the one-process continuation; SIGTERM ends the job.
+        prompts = ["The President", "Congress shall", "Our economy", "In the year"]
+        want = [brisk_json("generate", "-m", model_dir("sotu-qwen2"), "-p", p, "-n", "16", "--temp", "0",
+                           "--ignore-eos")["text"] for p in prompts]
+        got = [None] * len(prompts)
+        with Server("-m", model_dir("sotu-qwen2"), "--tp", "2", "-t", "1", launcher=["mpirun", "-np", "2"],
+                    env=ENV) as server:
+            def ask(i):
+                body = json.dumps({"prompt": prompts[i], "max_tokens": 16, "temperature": 0,
+                                   "ignore_eos": True}).encode()
+                request = urllib.request.Request(server.url + "/v1/completions", body,
+                                                 {"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=120) as response:
+                    got[i] = json.load(response)["choices"][0]["text"]
+            threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(got, want, server.log())
+            server.proc.terminate()
+            server.wait(timeout=60)  # raises if the job does not end
 
     def test_failures_end_the_job(self):
         # A job of the wrong size, and a model that does not split (6 heads over 4): every rank

@@ -145,6 +145,7 @@ void Model::ensure(Buffer& buffer, size_t n_floats) {
 }
 
 void Model::prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cache, int64_t key_bound) {
+  if (batch_observer_) batch_observer_(chunks, key_bound);
   Batch& b = batch_;
   b.tokens.clear();
   b.positions.clear();

@@ -65,6 +65,10 @@ class Model {
   // sizes the attention launch for up to that many keys per sequence (instead of the batch's own
   // most), so that a recording made now serves later, longer steps.
   void prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cache, int64_t key_bound = 0);
+  // Called at the start of every prepare() with its arguments (null: none): tensor parallelism's
+  // rank 0 sends each batch to the other ranks, which run the same passes (parallel/lockstep.h).
+  using BatchObserver = std::function<void(const std::vector<SequenceChunk>& chunks, int64_t key_bound)>;
+  void observe_batches(BatchObserver observer) { batch_observer_ = std::move(observer); }
   const float* run_prepared(KvCache& cache);
   int64_t prepared_logit_rows() const { return int64_t(batch_.logit_rows.size()); }
   // Changes whenever a buffer that run_prepared() touches is reallocated: a recording made before
@@ -168,6 +172,7 @@ class Model {
   // Grows a backend buffer to at least n floats (counting the reallocation in buffers_epoch_).
   void ensure(Buffer& buffer, size_t n_floats);
   std::shared_ptr<const WeightStore> store_;
+  BatchObserver batch_observer_;
   friend Result<std::unique_ptr<Model>> load_model(const std::filesystem::path&, Backend&,
                                                    const ModelOptions&);
 };

@@ -55,9 +55,11 @@ Result<std::shared_ptr<Communicator>> join_mpi_world() {
   static std::shared_ptr<Communicator> world;
   if (world) return world;
   if (!mpi_initialized()) {
+    // Serialized: the server's engine thread, not main, makes the calls on rank 0.
     int provided = 0;
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
       return make_error("MPI_Init failed: start brisk under mpirun");
+    if (provided < MPI_THREAD_SERIALIZED) return make_error("this MPI library cannot be called from more than one thread");
     // Errors in a collective end the whole job rather than returning to one rank.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
     std::atexit([] {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "parallel/lockstep.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/tensor_parallel_backend.h"
 #include "runtime/device.h"
@@ -65,7 +66,10 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
                                    .decoder_output = options.decoder_output,
                                    .on_load_progress = options.on_load_progress, .tensor_parallel = tp};
   BRISK_ASSIGN(model, load_model(options.model_dir, *backend, model_options));
-  if (tp_backend) tp_backend->reduce_row_parallel_outputs(*model);
+  if (tp_backend) {
+    tp_backend->reduce_row_parallel_outputs(*model);
+    if (tp.rank == 0) lead_followers(*model, group);
+  }
   if (options.context > model->max_context())
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +
                       std::to_string(model->max_context()) + " tokens");
@@ -101,6 +105,15 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
                                                    std::move(cache), options.decode_graphs, std::move(generation)));
   engine->tensor_parallel_group_ = std::move(group);
   return engine;
+}
+
+Engine::~Engine() {
+  if (tensor_parallel_group_ && tensor_parallel_group_->rank() == 0) release_followers(*tensor_parallel_group_);
+}
+
+void Engine::follow() {
+  BRISK_CHECK(tensor_parallel_rank() != 0, "Engine::follow: rank 0 leads");
+  follow_leader(*model_, cache_, *tensor_parallel_group_);
 }
 
 Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {

@@ -35,7 +35,7 @@ struct EngineOptions {
   ModelOutput decoder_output = ModelOutput::Logits;  // HiddenStates: decoders as embedding models
   std::function<void(int64_t done_bytes, int64_t total_bytes)> on_load_progress;  // see ModelOptions
   // --tp: the ranks of the MPI job that share the model (models/tensor_parallel.h), each process
-  // one rank running the same command in lockstep; 1: this process alone. CPU only for now.
+  // one rank (rank 0 drives, the others follow its batches); 1: this process alone. CPU only for now.
   int64_t tensor_parallel = 1;
 };
 
@@ -66,14 +66,17 @@ struct GenerateResult {
 class Engine {
  public:
   static Result<std::unique_ptr<Engine>> open(const EngineOptions& options);
+  ~Engine();  // rank 0 of a tensor-parallel job releases the other ranks
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   Model& model() { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
-  // The ranks sharing the model in a tensor-parallel job (null alone): rank 0 speaks for the job,
-  // and what a rank decides alone (a random seed) must come from it.
-  Communicator* tensor_parallel_group() const { return tensor_parallel_group_.get(); }
+  // This process's rank in a tensor-parallel job (0 alone). Rank 0 is used as if alone; on the
+  // others call follow(), which runs rank 0's passes (parallel/lockstep.h) until it is done.
   int64_t tensor_parallel_rank() const { return tensor_parallel_group_ ? tensor_parallel_group_->rank() : 0; }
+  void follow();
   int64_t context() const { return model_->context(); }
   const GenerationConfig& generation_config() const { return generation_; }
   // All keys and values, in blocks. prefill/decode_step/generate and perplexity use it as one

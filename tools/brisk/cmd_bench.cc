@@ -46,6 +46,7 @@ Command add_bench(CLI::App& app) {
     show_load_progress(f->engine);
     auto engine = open_engine(f->engine);
     if (!engine) return fail(engine.error());
+    if (!engine.value()) return 0;  // a follower rank
     auto grammar = load_grammar(f->grammar, *engine.value());
     if (!grammar) return fail(grammar.error());
     f->bench.grammar = std::move(grammar).value();

@@ -66,6 +66,7 @@ Command add_chat(CLI::App& app) {
   sub->add_option("-n,--n-predict", f->max_new_tokens, "Most new tokens per reply")->capture_default_str()->check(positive());
   add_sampling_flags(sub, f->sampling, f->seed);
   add_engine_flags(sub, f->engine.backend);
+  add_tensor_parallel_flag(sub, f->engine);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
   sub->add_option("-c,--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
   sub->footer("Type a message and Enter; end a line with '\\' to continue it. /reset forgets the conversation,\n"
@@ -75,8 +76,9 @@ Command add_chat(CLI::App& app) {
   return {sub, [f, sub]() {
     f->engine.model_dir = f->model;
     show_load_progress(f->engine);
-    auto engine = Engine::open(f->engine);
+    auto engine = open_engine(f->engine);
     if (!engine) return fail(engine.error());
+    if (!engine.value()) return 0;  // a follower rank
     auto chat_template = f->template_file.empty() ? ChatTemplate::from_tokenizer_config(f->model)
                                                   : ChatTemplate::from_file(f->template_file, f->model);
     if (!chat_template) return fail(chat_template.error());

@@ -55,8 +55,7 @@ Command add_generate(CLI::App& app) {
     show_load_progress(f->engine);
     auto engine = open_engine(f->engine);
     if (!engine) return fail(engine.error());
-    if (Communicator* group = engine.value()->tensor_parallel_group())  // every rank draws the same
-      group->broadcast(&f->request.sampling.seed, sizeof(f->request.sampling.seed), 0);
+    if (!engine.value()) return 0;  // a follower rank
     const std::string sampling = apply_generation_defaults(*sub, engine.value()->generation_config(), f->request.sampling);
     auto grammar = load_grammar(f->grammar, *engine.value());
     if (!grammar) return fail(grammar.error());

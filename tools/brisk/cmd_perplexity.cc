@@ -39,6 +39,7 @@ Command add_perplexity(CLI::App& app) {
     show_load_progress(f->engine);
     auto engine = open_engine(f->engine);
     if (!engine) return fail(engine.error());
+    if (!engine.value()) return 0;  // a follower rank
     const auto tokens = engine.value()->tokenizer().encode(text.value(), AddSpecial::No);
     ProgressBar bar("perplexity");
     auto result = perplexity(*engine.value(), tokens, f->ctx, [&](int64_t done, int64_t total) {

@@ -253,16 +253,16 @@ void add_engine_flags(CLI::App* sub, EngineOptions& options) {
 void add_tensor_parallel_flag(CLI::App* sub, EngineOptions& options) {
   sub->add_option("--tp", options.tensor_parallel,
                   "Tensor parallel: split the model's heads and MLP over N ranks of an MPI job, started as\n"
-                  "'mpirun -np N brisk ... --tp N' (CPU; rank 0 prints)")
+                  "'mpirun -np N brisk ... --tp N' (CPU; rank 0 reads, prints and serves)")
       ->check(CLI::Range(int64_t(1), int64_t(1024)))
       ->capture_default_str();
 }
 
 Result<std::unique_ptr<Engine>> open_engine(const EngineOptions& options) {
   BRISK_ASSIGN(engine, Engine::open(options));
-  if (engine->tensor_parallel_rank() != 0 && !std::freopen("/dev/null", "w", stdout))
-    return make_error("rank " + std::to_string(engine->tensor_parallel_rank()) + ": cannot silence stdout");
-  return engine;
+  if (engine->tensor_parallel_rank() == 0) return engine;
+  engine->follow();
+  return std::unique_ptr<Engine>();
 }
 
 void add_kv_dtype_flag(CLI::App* sub, KvDtype& dtype) {

@@ -87,11 +87,10 @@ void show_load_progress(EngineOptions& options);
 // The same plus the engine's own: --kv-mem (KV cache bytes; K/M/G suffixes), --kv-dtype and
 // --no-graphs.
 void add_engine_flags(CLI::App* sub, EngineOptions& options);
-// --tp N for the commands whose every rank can run the same steps in lockstep (generate,
-// perplexity, bench).
+// --tp N: the model split over the N ranks of an MPI job (generate, perplexity, bench, chat, serve).
 void add_tensor_parallel_flag(CLI::App* sub, EngineOptions& options);
-// Engine::open, then, on ranks other than 0 of a tensor-parallel job, stdout silenced (rank 0
-// prints for the job; errors still reach stderr from any rank).
+// Engine::open. On a rank other than 0 of a tensor-parallel job it then follows rank 0's passes
+// until rank 0 is done and returns null: the command ends there (rank 0 speaks for the job).
 Result<std::unique_ptr<Engine>> open_engine(const EngineOptions& options);
 // --kv-dtype f32|bf16|int8|fp8 alone (commands that take no other engine flag).
 void add_kv_dtype_flag(CLI::App* sub, KvDtype& dtype);
