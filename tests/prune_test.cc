@@ -355,8 +355,9 @@ TEST_F(PruneModel, LayerPruningRemovesWholeLayers) {
     EXPECT_EQ(report->units_after, report->units_before / 2) << name;
     for (int64_t l : report->removed_layers)  // the lowest block influences went
       for (int64_t k = 0; k < report->units_before; ++k)
-        if (std::find(report->removed_layers.begin(), report->removed_layers.end(), k) == report->removed_layers.end())
+        if (std::find(report->removed_layers.begin(), report->removed_layers.end(), k) == report->removed_layers.end()) {
           EXPECT_LE(report->layer_scores[size_t(l)], report->layer_scores[size_t(k)]) << name << " layer " << l;
+        }
 
     CpuBackend backend(1);
     auto small = load_model(out, backend);
@@ -374,7 +375,9 @@ TEST_F(PruneModel, LayerPruningRemovesWholeLayers) {
     const std::vector<int32_t> ids = {5, 300, 41, 1234, 77, 2048, 9, 610};
     EXPECT_LT(golden::relative_l2(golden::run(*small.value(), ids, 8), golden::run(*original.value(), ids, 8)), 1e-5) << name;
     const Json written = read_json_file(out / "config.json").value();
-    if (written.contains("layer_types")) EXPECT_EQ(int64_t(written["layer_types"].size()), report->units_after) << name;
+    if (written.contains("layer_types")) {
+      EXPECT_EQ(int64_t(written["layer_types"].size()), report->units_after) << name;
+    }
   }
   EXPECT_FALSE(prune_structured(kModels / "sotu-llama", dir_ / "x", {}, structured(StructuredUnit::Layers, 0.5)).ok());
   EXPECT_FALSE(fs::exists(dir_ / "x"));

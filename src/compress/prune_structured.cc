@@ -24,12 +24,13 @@ namespace {
 
 struct UnitName {
   StructuredUnit unit;
-  const char* name;
+  const char* name;     // as --structured takes it
+  const char* counted;  // what its count measures
 };
-constexpr UnitName kUnitNames[] = {{StructuredUnit::Neurons, "neurons"},
-                                   {StructuredUnit::Heads, "heads"},
-                                   {StructuredUnit::Layers, "layers"},
-                                   {StructuredUnit::Hidden, "hidden"}};
+constexpr UnitName kUnitNames[] = {{StructuredUnit::Neurons, "neurons", "MLP width"},
+                                   {StructuredUnit::Heads, "heads", "kv heads"},
+                                   {StructuredUnit::Layers, "layers", "layers"},
+                                   {StructuredUnit::Hidden, "hidden", "model width"}};
 
 // Neurons and heads: the roles a layer's unit spans.
 bool cut_by(StructuredUnit unit, Role r) {
@@ -274,6 +275,119 @@ const char* count_key(const ShapeKeys& keys, StructuredUnit unit) {
   return "";
 }
 
+// The folder being pruned: its config (as JSON, edited into the output's) and its tensors.
+struct Source {
+  Json config_json;
+  ModelConfig config;
+  std::vector<TensorSpec> specs;
+  std::map<std::string, const TensorSpec*> by_name;
+  WeightStore store;
+  std::string where;  // the output config's path, for errors
+
+  const TensorSpec* spec_of(const std::string& name) const {
+    auto it = by_name.find(name);
+    return it == by_name.end() ? nullptr : it->second;
+  }
+};
+
+// Layers: the `kept` layers of highest block influence, renumbered in order; their tensors take the
+// names the smaller config declares at their new index.
+Status drop_layers(Source& src, Model& model, CalibratingBackend& capture, const std::vector<int32_t>& tokens,
+                   const CalibrationOptions& calibration, int64_t kept, StructuredPruneReport& report,
+                   PrunedTensors& pruned) {
+  const ShapeKeys& keys = src.config.arch->shape_keys;
+  Json& config_json = src.config_json;
+  const int64_t units = src.config.n_layers;
+  BRISK_ASSIGN(influence, block_influence(model, capture, tokens, calibration, report.calibration_tokens));
+  report.layer_scores = influence;
+  const std::vector<int64_t> keep = top_indices(influence, kept);
+  std::vector<int64_t> renumbered(size_t(units), -1);
+  for (size_t i = 0; i < keep.size(); ++i) renumbered[size_t(keep[i])] = int64_t(i);
+  for (int64_t l = 0; l < units; ++l)
+    if (renumbered[size_t(l)] < 0) report.removed_layers.push_back(l);
+  config_json[keys.layers] = kept;
+  if (config_json.contains("layer_types") && config_json["layer_types"].is_array() &&
+      int64_t(config_json["layer_types"].size()) == units) {
+    Json types = Json::array();
+    for (int64_t l : keep) types.push_back(config_json["layer_types"][size_t(l)]);
+    config_json["layer_types"] = types;
+  }
+  BRISK_ASSIGN(smaller, parse_model_config(config_json, src.where));
+  std::map<std::tuple<int64_t, Role, Part, Factor>, std::string> renamed;
+  for (const TensorSpec& s : smaller.arch->tensors(smaller))
+    if (s.layer != kNoLayer) renamed[{s.layer, s.role, s.part, s.factor}] = s.name;
+  for (const auto& [name, stored] : src.store.all()) {
+    report.params_before += uint64_t(stored.tensor.numel());
+    const TensorSpec* s = src.spec_of(name);
+    if (!s || s->layer == kNoLayer) {
+      pruned.add(name, stored.tensor);
+      continue;
+    }
+    const int64_t to = renumbered[size_t(s->layer)];
+    if (to < 0) continue;
+    auto target = renamed.find({to, s->role, s->part, s->factor});
+    if (target == renamed.end()) return make_error("'" + name + "' has no place in the smaller model");
+    pruned.add(target->second, stored.tensor);
+  }
+  return ok_status();
+}
+
+// Neurons, heads, hidden: every tensor cut along the axis the unit spans.
+Status cut_widths(Source& src, StructuredUnit unit, Model& model, CalibratingBackend& capture,
+                  const std::vector<int32_t>& tokens, CalibrationOptions calibration, int64_t kept,
+                  StructuredPruneReport& report, PrunedTensors& pruned) {
+  const ModelConfig& config = src.config;
+  const ShapeKeys& keys = config.arch->shape_keys;
+  const std::vector<TensorSpec>& specs = src.specs;
+  Json& config_json = src.config_json;
+  const int64_t units = report.units_before;
+  std::map<int64_t, std::vector<int64_t>> keep;  // neurons / heads: per layer
+  std::vector<int64_t> channels;                 // hidden
+  {  // the fp32 copy of the weights lives only while scoring
+    FloatWeights weights = FloatWeights::copy_from(model);
+    CalibrationStats stats;
+    if (!tokens.empty()) {
+      const Role consumer = unit == StructuredUnit::Heads ? Role::AttnO : Role::MlpDown;
+      if (unit == StructuredUnit::Hidden)
+        calibration.select = [](const TensorSpec& s) {
+          return s.part == Part::Weight && (s.role == Role::AttnQ || s.role == Role::AttnQkv || s.role == Role::MlpGate ||
+                                            s.role == Role::MlpUp || s.role == Role::MlpGateUp);
+        };
+      else
+        calibration.select = [consumer](const TensorSpec& s) { return s.role == consumer && s.part == Part::Weight; };
+      BRISK_ASSIGN(found, calibrate(model, capture, tokens, calibration));
+      stats = std::move(found);
+    }
+    report.calibration_tokens = stats.tokens;
+    if (unit == StructuredUnit::Hidden) channels = top_indices(hidden_channel_scores(config, specs, weights, stats), kept);
+    else {
+      BRISK_ASSIGN(chosen, choose_layer_units(unit, config, specs, weights, stats, units, kept));
+      keep = std::move(chosen);
+    }
+  }
+  for (const auto& [name, stored] : src.store.all()) {
+    report.params_before += uint64_t(stored.tensor.numel());
+    const TensorSpec* s = src.spec_of(name);
+    if (s && unit == StructuredUnit::Hidden && hidden_axis(*s) >= 0) {
+      BRISK_TRY(pruned.add_cut(name, stored.tensor, stored_axis(*s, hidden_axis(*s)), channels));
+    } else if (s && unit != StructuredUnit::Hidden && cut_by(unit, s->role) && s->split() != SplitAxis::None) {
+      // Columns: output features (rows of [out, in]); Rows: input features (its columns).
+      const int axis = stored_axis(*s, s->split() == SplitAxis::Columns ? 0 : 1);
+      BRISK_TRY(pruned.add_cut(name, stored.tensor, axis, owned_indices(unit, s->role, keep[s->layer], config)));
+    } else {
+      pruned.add(name, stored.tensor);
+    }
+  }
+  if (unit == StructuredUnit::Heads) {
+    config_json[keys.heads] = kept * (config.n_heads / config.n_kv_heads);
+    config_json[keys.kv_heads] = kept;
+  } else {
+    config_json[count_key(keys, unit)] = kept;
+  }
+  if (unit == StructuredUnit::Heads || unit == StructuredUnit::Hidden) config_json[keys.head_dim] = config.head_dim;
+  return ok_status();
+}
+
 }  // namespace
 
 Result<StructuredUnit> parse_structured_unit(const std::string& name) {
@@ -285,6 +399,12 @@ Result<StructuredUnit> parse_structured_unit(const std::string& name) {
 const char* structured_unit_name(StructuredUnit unit) {
   for (const UnitName& u : kUnitNames)
     if (u.unit == unit) return u.name;
+  return "?";
+}
+
+const char* structured_unit_counted(StructuredUnit unit) {
+  for (const UnitName& u : kUnitNames)
+    if (u.unit == unit) return u.counted;
   return "?";
 }
 
@@ -335,98 +455,21 @@ Result<StructuredPruneReport> prune_structured(const fs::path& in, const fs::pat
   if (unit == StructuredUnit::Layers) calibration.final_norm_rows = LogitRows::All;
   BRISK_ASSIGN(model, load_for_calibration(in, capture, calibration));
   BRISK_ASSIGN(store, WeightStore::open_dir(in));
-  std::map<std::string, const TensorSpec*> by_name;
-  for (const TensorSpec& s : specs) by_name[s.name] = &s;
+  Source src{std::move(config_json), config, specs, {}, std::move(store), (out / "config.json").string()};
+  for (const TensorSpec& s : src.specs) src.by_name[s.name] = &s;
   PrunedTensors pruned;
+  if (unit == StructuredUnit::Layers)
+    BRISK_TRY(drop_layers(src, *model, capture, tokens, calibration, kept, report, pruned));
+  else
+    BRISK_TRY(cut_widths(src, unit, *model, capture, tokens, calibration, kept, report, pruned));
 
-  if (unit == StructuredUnit::Layers) {
-    BRISK_ASSIGN(influence, block_influence(*model, capture, tokens, calibration, report.calibration_tokens));
-    report.layer_scores = influence;
-    const std::vector<int64_t> keep = top_indices(influence, kept);
-    std::vector<int64_t> renumbered(size_t(units), -1);
-    for (size_t i = 0; i < keep.size(); ++i) renumbered[size_t(keep[i])] = int64_t(i);
-    for (int64_t l = 0; l < units; ++l)
-      if (renumbered[size_t(l)] < 0) report.removed_layers.push_back(l);
-    config_json[keys.layers] = kept;
-    if (config_json.contains("layer_types") && config_json["layer_types"].is_array() &&
-        int64_t(config_json["layer_types"].size()) == units) {
-      Json types = Json::array();
-      for (int64_t l : keep) types.push_back(config_json["layer_types"][size_t(l)]);
-      config_json["layer_types"] = types;
-    }
-    BRISK_ASSIGN(smaller, parse_model_config(config_json, (out / "config.json").string()));
-    // A kept layer's tensors take the names the smaller model declares at its new index.
-    std::map<std::tuple<int64_t, Role, Part, Factor>, std::string> renamed;
-    for (const TensorSpec& s : smaller.arch->tensors(smaller))
-      if (s.layer != kNoLayer) renamed[{s.layer, s.role, s.part, s.factor}] = s.name;
-    for (const auto& [name, stored] : store.all()) {
-      report.params_before += uint64_t(stored.tensor.numel());
-      auto it = by_name.find(name);
-      const TensorSpec* s = it == by_name.end() ? nullptr : it->second;
-      if (!s || s->layer == kNoLayer) {
-        pruned.add(name, stored.tensor);
-        continue;
-      }
-      const int64_t to = renumbered[size_t(s->layer)];
-      if (to < 0) continue;
-      auto target = renamed.find({to, s->role, s->part, s->factor});
-      if (target == renamed.end()) return make_error("'" + name + "' has no place in the smaller model");
-      pruned.add(target->second, stored.tensor);
-    }
-  } else {
-    std::map<int64_t, std::vector<int64_t>> keep;  // neurons / heads: per layer
-    std::vector<int64_t> channels;                 // hidden
-    {
-      FloatWeights weights = FloatWeights::copy_from(*model);
-      CalibrationStats stats;
-      if (!tokens.empty()) {
-        const Role consumer = unit == StructuredUnit::Heads ? Role::AttnO : Role::MlpDown;
-        if (unit == StructuredUnit::Hidden)
-          calibration.select = [](const TensorSpec& s) {
-            return s.part == Part::Weight && (s.role == Role::AttnQ || s.role == Role::AttnQkv || s.role == Role::MlpGate ||
-                                              s.role == Role::MlpUp || s.role == Role::MlpGateUp);
-          };
-        else
-          calibration.select = [consumer](const TensorSpec& s) { return s.role == consumer && s.part == Part::Weight; };
-        BRISK_ASSIGN(found, calibrate(*model, capture, tokens, calibration));
-        stats = std::move(found);
-      }
-      report.calibration_tokens = stats.tokens;
-      if (unit == StructuredUnit::Hidden) channels = top_indices(hidden_channel_scores(config, specs, weights, stats), kept);
-      else {
-        BRISK_ASSIGN(chosen, choose_layer_units(unit, config, specs, weights, stats, units, kept));
-        keep = std::move(chosen);
-      }
-    }
-    for (const auto& [name, stored] : store.all()) {
-      report.params_before += uint64_t(stored.tensor.numel());
-      auto it = by_name.find(name);
-      const TensorSpec* s = it == by_name.end() ? nullptr : it->second;
-      if (s && unit == StructuredUnit::Hidden && hidden_axis(*s) >= 0) {
-        BRISK_TRY(pruned.add_cut(name, stored.tensor, stored_axis(*s, hidden_axis(*s)), channels));
-      } else if (s && unit != StructuredUnit::Hidden && cut_by(unit, s->role) && s->split() != SplitAxis::None) {
-        // Columns: output features (rows of [out, in]); Rows: input features (its columns).
-        const int axis = stored_axis(*s, s->split() == SplitAxis::Columns ? 0 : 1);
-        BRISK_TRY(pruned.add_cut(name, stored.tensor, axis, owned_indices(unit, s->role, keep[s->layer], config)));
-      } else {
-        pruned.add(name, stored.tensor);
-      }
-    }
-    if (unit == StructuredUnit::Heads) {
-      config_json[keys.heads] = kept * (config.n_heads / config.n_kv_heads);
-      config_json[keys.kv_heads] = kept;
-    } else {
-      config_json[count_key(keys, unit)] = kept;
-    }
-    if (unit == StructuredUnit::Heads || unit == StructuredUnit::Hidden) config_json[keys.head_dim] = config.head_dim;
-  }
   report.params_after = pruned.params;
 
-  if (auto check = parse_model_config(config_json, (out / "config.json").string()); !check) return check.error();
+  if (auto check = parse_model_config(src.config_json, src.where); !check) return check.error();
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) return make_error("creating " + out.string() + ": " + ec.message());
-  BRISK_TRY(write_text_file(out / "config.json", config_json.dump(2) + "\n"));
+  BRISK_TRY(write_text_file(out / "config.json", src.config_json.dump(2) + "\n"));
   BRISK_TRY(copy_model_side_files(in, out, ConfigFile::Skip));
   BRISK_TRY(write_safetensors(out / "model.safetensors", pruned.tensors, {{"format", "pt"}}));
   return report;

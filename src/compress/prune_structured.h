@@ -38,6 +38,7 @@ enum class StructuredUnit { Neurons, Heads, Layers, Hidden };
 // "neurons", "heads", "layers", "hidden"
 Result<StructuredUnit> parse_structured_unit(const std::string& name);
 const char* structured_unit_name(StructuredUnit unit);
+const char* structured_unit_counted(StructuredUnit unit);  // what its count measures: "MLP width", ...
 
 struct StructuredPruneOptions {
   StructuredUnit unit = StructuredUnit::Neurons;

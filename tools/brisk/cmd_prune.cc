@@ -80,10 +80,7 @@ Command add_prune(CLI::App& app) {
       auto report = calib::prune_structured(f->in, f->out, tokens.value(), o);
       if (!report) return fail(report.error());
       const calib::StructuredPruneReport& r = report.value();
-      const char* what = o.unit == calib::StructuredUnit::Heads    ? "kv heads"
-                         : o.unit == calib::StructuredUnit::Layers ? "layers"
-                         : o.unit == calib::StructuredUnit::Hidden ? "model width"
-                                                                   : "MLP width";
+      const char* what = calib::structured_unit_counted(o.unit);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (f->json) {
         Json j = {{"structured", f->structured}, {"units_before", r.units_before}, {"units_after", r.units_after},
