@@ -116,6 +116,21 @@ class TensorParallel(unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("not a model folder", proc.stderr)
 
+    def test_a_stopped_rank_times_out(self):
+        # Rank 1 is stopped (SIGSTOP) two seconds into a perplexity run of ~15 s (past loading and
+        # tokenizing, inside its passes): rank 0's next all-reduce (or the sending of its next
+        # batch) waits past BRISK_COLLECTIVE_TIMEOUT (3 s), its watchdog says so, the job ends.
+        brisk_args = ["perplexity", "-m", model_dir("sotu-qwen2"), "-f",
+                      os.path.join(SHARED, "data", "text", "sotu-valid.txt"), "--ctx", "256", "--tp", "2", "-t", "1"]
+        # (mpirun ends the shell it started; the trap takes the stopped brisk down with it.)
+        stop_later = (f"{BRISK} {' '.join(brisk_args)} & p=$!; trap 'kill -KILL $p' TERM INT; sleep 2; "
+                      "kill -STOP $p; wait $p")
+        env = dict(ENV, BRISK_COLLECTIVE_TIMEOUT="3")
+        proc = subprocess.run(["mpirun", "-np", "1", BRISK, *brisk_args, ":", "-np", "1", "sh", "-c", stop_later],
+                              capture_output=True, text=True, timeout=120, env=env)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertRegex(proc.stderr, r"rank 0: (an all-reduce|a broadcast) waited more than 3 s")
+
 
 if __name__ == "__main__":
     unittest.main()

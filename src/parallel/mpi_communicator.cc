@@ -1,7 +1,11 @@
 #include "parallel/mpi_communicator.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <string>
 
 #ifdef BRISK_HAVE_MPI
@@ -23,6 +27,57 @@ bool mpi_initialized() {
 
 constexpr int64_t kMaxCount = int64_t(1) << 30;  // MPI counts are int: long messages go in pieces
 
+// How long a collective inside a pass (an all-reduce, rank 0 sending a batch) may wait for the
+// other ranks before this rank ends the job: BRISK_COLLECTIVE_TIMEOUT seconds (default 300; a step
+// takes milliseconds). Followers wait for their next batch without one (a server may idle for hours).
+double collective_timeout_seconds() {
+  const char* text = std::getenv("BRISK_COLLECTIVE_TIMEOUT");
+  const double seconds = text ? std::atof(text) : 0.0;
+  return seconds > 0 ? seconds : 300.0;
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A thread that watches the collective in progress (the blocking call itself stays MPI's fastest
+// path): past the deadline it says so and exits the process, and mpirun then ends every rank.
+class CollectiveWatchdog {
+ public:
+  // One per process, never destroyed (its thread outlives static destruction at exit).
+  static CollectiveWatchdog& instance() {
+    static CollectiveWatchdog* watchdog = new CollectiveWatchdog();
+    return *watchdog;
+  }
+  void enter(int64_t rank, const char* what) {
+    rank_ = rank;
+    what_ = what;
+    started_ = now_seconds();
+  }
+  void leave() { started_ = 0.0; }
+
+ private:
+  CollectiveWatchdog() : timeout_(collective_timeout_seconds()) {
+    std::thread([this] {
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        const double since = started_.load();
+        if (since > 0 && now_seconds() - since > timeout_) {
+          std::fprintf(stderr,
+                       "brisk: error: rank %lld: %s waited more than %.0f s for the other ranks (one is stuck or "
+                       "gone; BRISK_COLLECTIVE_TIMEOUT sets the limit): ending the job\n",
+                       (long long)rank_, what_.load(), timeout_);
+          std::_Exit(1);
+        }
+      }
+    }).detach();
+  }
+  const double timeout_;
+  std::atomic<double> started_{0.0};
+  std::atomic<const char*> what_{""};
+  std::atomic<int64_t> rank_{0};
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator() {
@@ -35,18 +90,26 @@ class MpiCommunicator final : public Communicator {
   int64_t rank() const override { return rank_; }
   int64_t size() const override { return size_; }
   void all_reduce_sum(float* x, int64_t n) override {
-    // Errors abort the job (MPI_ERRORS_ARE_FATAL), so no rank waits on one that failed.
+    // Errors abort the job (MPI_ERRORS_ARE_FATAL); a rank that stops answering (stuck, stopped,
+    // its host gone) is caught by the watchdog.
+    watchdog_.enter(rank_, "an all-reduce");
     for (int64_t done = 0; done < n; done += kMaxCount)
       MPI_Allreduce(MPI_IN_PLACE, x + done, int(std::min(kMaxCount, n - done)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    watchdog_.leave();
   }
   void broadcast(void* data, int64_t bytes, int64_t root) override {
+    // Watched on the sender only: a follower waits for rank 0's next batch as long as it takes.
+    const bool sending = rank_ == root;
+    if (sending) watchdog_.enter(rank_, "a broadcast");
     auto* p = static_cast<char*>(data);
     for (int64_t done = 0; done < bytes; done += kMaxCount)
       MPI_Bcast(p + done, int(std::min(kMaxCount, bytes - done)), MPI_BYTE, int(root), MPI_COMM_WORLD);
+    if (sending) watchdog_.leave();
   }
 
  private:
   int64_t rank_ = 0, size_ = 1;
+  CollectiveWatchdog& watchdog_ = CollectiveWatchdog::instance();
 };
 
 }  // namespace
