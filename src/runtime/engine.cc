@@ -13,6 +13,32 @@
 namespace brisk {
 
 namespace {
+
+// --tp N: this process's place in the MPI job, and its backend wrapped so that row-parallel
+// products are summed over the job (nothing when N is 1).
+struct TensorParallelJoin {
+  TensorParallelRank rank;
+  TensorParallelBackend* backend = nullptr;  // the wrapper, owned by the engine's backend pointer
+  std::shared_ptr<Communicator> group;
+};
+
+Result<TensorParallelJoin> join_tensor_parallel(int64_t ranks, const std::string& device,
+                                                std::unique_ptr<Backend>& backend) {
+  TensorParallelJoin join;
+  if (ranks <= 1) return join;
+  if (device != "cpu") return make_error("--tp runs on the CPU for now (GPU ranks need the NCCL communicator)");
+  BRISK_ASSIGN(world, join_mpi_world());
+  if (world->size() != ranks)
+    return make_error("--tp " + std::to_string(ranks) + " needs that many ranks; this job has " +
+                      std::to_string(world->size()) + ": run it as mpirun -np " + std::to_string(ranks) + " brisk ...");
+  join.rank = {world->rank(), world->size()};
+  join.group = world;
+  auto wrapper = std::make_unique<TensorParallelBackend>(std::move(backend), world);
+  join.backend = wrapper.get();
+  backend = std::move(wrapper);
+  return join;
+}
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -45,30 +71,14 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   BRISK_ASSIGN(backend, make_backend(options.backend));
-  TensorParallelRank tp;
-  TensorParallelBackend* tp_backend = nullptr;
-  std::shared_ptr<Communicator> group;
-  if (options.tensor_parallel > 1) {
-    if (options.backend.device != "cpu")
-      return make_error("--tp runs on the CPU for now (GPU ranks need the NCCL communicator)");
-    BRISK_ASSIGN(world, join_mpi_world());
-    if (world->size() != options.tensor_parallel)
-      return make_error("--tp " + std::to_string(options.tensor_parallel) + " needs that many ranks; this job has " +
-                        std::to_string(world->size()) + ": run it as mpirun -np " +
-                        std::to_string(options.tensor_parallel) + " brisk ...");
-    tp = {world->rank(), world->size()};
-    group = world;
-    auto wrapper = std::make_unique<TensorParallelBackend>(std::move(backend), world);
-    tp_backend = wrapper.get();
-    backend = std::move(wrapper);
-  }
+  BRISK_ASSIGN(tp, join_tensor_parallel(options.tensor_parallel, options.backend.device, backend));
   const ModelOptions model_options{.max_rows = options.max_rows, .context = options.context,
                                    .decoder_output = options.decoder_output,
-                                   .on_load_progress = options.on_load_progress, .tensor_parallel = tp};
+                                   .on_load_progress = options.on_load_progress, .tensor_parallel = tp.rank};
   BRISK_ASSIGN(model, load_model(options.model_dir, *backend, model_options));
-  if (tp_backend) {
-    tp_backend->reduce_row_parallel_outputs(*model);
-    if (tp.rank == 0) lead_followers(*model, group);
+  if (tp.backend) {
+    tp.backend->reduce_row_parallel_outputs(*model);
+    if (tp.rank.rank == 0) lead_followers(*model, tp.group);
   }
   if (options.context > model->max_context())
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +
@@ -103,7 +113,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
                                       options.kv_dtype));
   auto engine = std::unique_ptr<Engine>(new Engine(std::move(backend), std::move(model), std::move(tokenizer),
                                                    std::move(cache), options.decode_graphs, std::move(generation)));
-  engine->tensor_parallel_group_ = std::move(group);
+  engine->tensor_parallel_group_ = std::move(tp.group);
   return engine;
 }
 
