@@ -107,6 +107,12 @@ class TensorParallel(unittest.TestCase):
         proc = mpirun(4, "generate", "-m", model_dir("sotu-llama"), "-p", "x", "--tp", "4", timeout=120)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("the 6 attention heads do not divide over 4 ranks", proc.stderr)
+        # A collective timeout that is no number of seconds is refused by name.
+        proc = subprocess.run(["mpirun", "-np", "2", BRISK, "generate", "-m", model_dir("sotu-qwen2"), "-p", "x",
+                               "--tp", "2"], capture_output=True, text=True, timeout=120,
+                              env=dict(ENV, BRISK_COLLECTIVE_TIMEOUT="soon"))
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("BRISK_COLLECTIVE_TIMEOUT='soon' is not a positive number of seconds", proc.stderr)
         # Rank 1 cannot load its model while rank 0 loads and waits in its first all-reduce: rank
         # 1's failure aborts the job (no hang; the timeout would fail the test).
         bad = os.path.join(tempfile.mkdtemp(), "missing")

@@ -1,6 +1,5 @@
 #include "models/tensor_parallel.h"
 
-#include <cstring>
 #include <memory>
 
 #include "models/architecture.h"

@@ -30,10 +30,15 @@ constexpr int64_t kMaxCount = int64_t(1) << 30;  // MPI counts are int: long mes
 // How long a collective inside a pass (an all-reduce, rank 0 sending a batch) may wait for the
 // other ranks before this rank ends the job: BRISK_COLLECTIVE_TIMEOUT seconds (default 300; a step
 // takes milliseconds). Followers wait for their next batch without one (a server may idle for hours).
-double collective_timeout_seconds() {
+// A value that is not a positive number of seconds is an error naming the variable.
+Result<double> collective_timeout_seconds() {
   const char* text = std::getenv("BRISK_COLLECTIVE_TIMEOUT");
-  const double seconds = text ? std::atof(text) : 0.0;
-  return seconds > 0 ? seconds : 300.0;
+  if (!text) return 300.0;
+  char* end = nullptr;
+  const double seconds = std::strtod(text, &end);
+  if (end == text || *end != '\0' || !(seconds > 0) || seconds > 1e9)
+    return make_error(std::string("BRISK_COLLECTIVE_TIMEOUT='") + text + "' is not a positive number of seconds");
+  return seconds;
 }
 
 double now_seconds() {
@@ -44,20 +49,8 @@ double now_seconds() {
 // path): past the deadline it says so and exits the process, and mpirun then ends every rank.
 class CollectiveWatchdog {
  public:
-  // One per process, never destroyed (its thread outlives static destruction at exit).
-  static CollectiveWatchdog& instance() {
-    static CollectiveWatchdog* watchdog = new CollectiveWatchdog();
-    return *watchdog;
-  }
-  void enter(int64_t rank, const char* what) {
-    rank_ = rank;
-    what_ = what;
-    started_ = now_seconds();
-  }
-  void leave() { started_ = 0.0; }
-
- private:
-  CollectiveWatchdog() : timeout_(collective_timeout_seconds()) {
+  // Never destroyed (its thread outlives static destruction at exit): make one per process.
+  CollectiveWatchdog(int64_t rank, double timeout_seconds) : timeout_(timeout_seconds), rank_(rank) {
     std::thread([this] {
       for (;;) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -72,27 +65,29 @@ class CollectiveWatchdog {
       }
     }).detach();
   }
+  void enter(const char* what) {
+    what_ = what;
+    started_ = now_seconds();
+  }
+  void leave() { started_ = 0.0; }
+
+ private:
   const double timeout_;
+  const int64_t rank_;
   std::atomic<double> started_{0.0};
   std::atomic<const char*> what_{""};
-  std::atomic<int64_t> rank_{0};
 };
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator() {
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    rank_ = rank;
-    size_ = size;
-  }
+  MpiCommunicator(int64_t rank, int64_t size, CollectiveWatchdog& watchdog)
+      : rank_(rank), size_(size), watchdog_(watchdog) {}
   int64_t rank() const override { return rank_; }
   int64_t size() const override { return size_; }
   void all_reduce_sum(float* x, int64_t n) override {
     // Errors abort the job (MPI_ERRORS_ARE_FATAL); a rank that stops answering (stuck, stopped,
     // its host gone) is caught by the watchdog.
-    watchdog_.enter(rank_, "an all-reduce");
+    watchdog_.enter("an all-reduce");
     for (int64_t done = 0; done < n; done += kMaxCount)
       MPI_Allreduce(MPI_IN_PLACE, x + done, int(std::min(kMaxCount, n - done)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     watchdog_.leave();
@@ -100,7 +95,7 @@ class MpiCommunicator final : public Communicator {
   void broadcast(void* data, int64_t bytes, int64_t root) override {
     // Watched on the sender only: a follower waits for rank 0's next batch as long as it takes.
     const bool sending = rank_ == root;
-    if (sending) watchdog_.enter(rank_, "a broadcast");
+    if (sending) watchdog_.enter("a broadcast");
     auto* p = static_cast<char*>(data);
     for (int64_t done = 0; done < bytes; done += kMaxCount)
       MPI_Bcast(p + done, int(std::min(kMaxCount, bytes - done)), MPI_BYTE, int(root), MPI_COMM_WORLD);
@@ -108,8 +103,8 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  int64_t rank_ = 0, size_ = 1;
-  CollectiveWatchdog& watchdog_ = CollectiveWatchdog::instance();
+  int64_t rank_, size_;
+  CollectiveWatchdog& watchdog_;
 };
 
 }  // namespace
@@ -117,6 +112,7 @@ class MpiCommunicator final : public Communicator {
 Result<std::shared_ptr<Communicator>> join_mpi_world() {
   static std::shared_ptr<Communicator> world;
   if (world) return world;
+  BRISK_ASSIGN(timeout, collective_timeout_seconds());
   if (!mpi_initialized()) {
     // Serialized: the server's engine thread, not main, makes the calls on rank 0.
     int provided = 0;
@@ -129,7 +125,10 @@ Result<std::shared_ptr<Communicator>> join_mpi_world() {
       if (mpi_initialized()) MPI_Finalize();
     });
   }
-  world = std::make_shared<MpiCommunicator>();
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  world = std::make_shared<MpiCommunicator>(rank, size, *new CollectiveWatchdog(rank, timeout));
   return world;
 }
 

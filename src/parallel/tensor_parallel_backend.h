@@ -17,7 +17,6 @@ class TensorParallelBackend final : public ForwardingBackend {
  public:
   TensorParallelBackend(std::unique_ptr<Backend> inner, std::shared_ptr<Communicator> comm)
       : ForwardingBackend(*inner), owned_(std::move(inner)), comm_(std::move(comm)) {}
-  Communicator& communicator() { return *comm_; }
   // Marks the row-parallel matrices of `model` (loaded on this backend) whose products are summed.
   void reduce_row_parallel_outputs(Model& model);
 
