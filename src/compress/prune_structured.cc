@@ -5,7 +5,6 @@
 #include <cstring>
 #include <map>
 #include <numeric>
-#include <tuple>
 
 #include "backends/cpu/cpu_backend.h"
 #include "compress/calib_weights.h"
@@ -14,6 +13,7 @@
 #include "formats/model_folder.h"
 #include "formats/safetensors.h"
 #include "formats/weight_store.h"
+#include "models/layer_subset.h"
 #include "models/model_config.h"
 
 namespace brisk::calib {
@@ -313,9 +313,7 @@ Status drop_layers(Source& src, Model& model, CalibratingBackend& capture, const
     config_json["layer_types"] = types;
   }
   BRISK_ASSIGN(smaller, parse_model_config(config_json, src.where));
-  std::map<std::tuple<int64_t, Role, Part, Factor>, std::string> renamed;
-  for (const TensorSpec& s : smaller.arch->tensors(smaller))
-    if (s.layer != kNoLayer) renamed[{s.layer, s.role, s.part, s.factor}] = s.name;
+  BRISK_ASSIGN(renamed, renamed_layer_tensors(src.config, smaller, renumbered));
   for (const auto& [name, stored] : src.store.all()) {
     report.params_before += uint64_t(stored.tensor.numel());
     const TensorSpec* s = src.spec_of(name);
@@ -323,10 +321,8 @@ Status drop_layers(Source& src, Model& model, CalibratingBackend& capture, const
       pruned.add(name, stored.tensor);
       continue;
     }
-    const int64_t to = renumbered[size_t(s->layer)];
-    if (to < 0) continue;
-    auto target = renamed.find({to, s->role, s->part, s->factor});
-    if (target == renamed.end()) return make_error("'" + name + "' has no place in the smaller model");
+    auto target = renamed.find(name);
+    if (target == renamed.end()) continue;  // a removed layer's
     pruned.add(target->second, stored.tensor);
   }
   return ok_status();

@@ -32,6 +32,13 @@ void WeightStore::replace(const std::vector<std::string>& parts, const std::stri
   owners_.push_back(std::move(owner));
 }
 
+void WeightStore::select(const std::map<std::string, std::string>& kept) {
+  std::map<std::string, StoredTensor> selected;
+  for (const auto& [from, to] : kept)
+    if (auto it = tensors_.find(from); it != tensors_.end()) selected[to] = it->second;
+  tensors_ = std::move(selected);
+}
+
 Result<WeightStore> WeightStore::open_dir(const fs::path& dir) {
   WeightStore store;
   const fs::path single = dir / "model.safetensors";

@@ -35,6 +35,9 @@ class WeightStore {
   // `owner` (quantized checkpoints: packed parts converted once into a runtime block tensor).
   void replace(const std::vector<std::string>& parts, const std::string& name, StoredTensor tensor,
                std::shared_ptr<const void> owner);
+  // Keeps only the tensors named by `kept`'s keys, each under the name it maps to (a pipeline
+  // stage's layers, renumbered from 0). Dropped tensors' pages are never read.
+  void select(const std::map<std::string, std::string>& kept);
 
  private:
   std::vector<SafetensorsFile> files_;

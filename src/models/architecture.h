@@ -70,6 +70,10 @@ struct Architecture {
   // intermediate_size), so a rank's share of heads and channels runs as a smaller model
   // (models/tensor_parallel.h).
   bool tensor_parallel = false;
+  // Pipeline parallelism (models/pipeline_stage.h): narrows the family's per-layer settings of a
+  // config whose n_layers already counts layers [first, end) of the full model only. Null: the
+  // family's forward does not run as pipeline stages.
+  void (*select_layers)(ModelConfig& config, int64_t first, int64_t end) = nullptr;
 };
 
 // Every registered family (models/registry.cc).

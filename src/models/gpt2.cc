@@ -72,8 +72,10 @@ class Gpt2 final : public Model {
 
     float *x = x_.data(), *h = h_.data(), *qkv = qkv_.data(), *q = q_.data(), *attn = attn_.data();
     float* ff_act = ff_.data();
-    be.gather_rows(w_.wte, batch.tokens_dev, n, x, Accumulate::No);
-    be.gather_rows(w_.wpe, batch.positions_dev, n, x, Accumulate::Yes);
+    if (!receive_stage_input(batch, x)) {
+      be.gather_rows(w_.wte, batch.tokens_dev, n, x, Accumulate::No);
+      be.gather_rows(w_.wpe, batch.positions_dev, n, x, Accumulate::Yes);
+    }
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const Gpt2Layer& L = w_.layers[size_t(l)];
       be.layer_norm(x, vec(L.ln1_w), vec(L.ln1_b), n, d, eps, h);
@@ -92,6 +94,7 @@ class Gpt2 final : public Model {
       be.linear(ff_act, n, L.out, h);
       be.add(x, h, n * d);
     }
+    if (send_stage_output(batch, x)) return;
     const int64_t n_logits = int64_t(batch.logit_rows.size());
     if (n_logits == 0) return;
     be.layer_norm(logit_rows(batch, x), vec(w_.lnf_w), vec(w_.lnf_b), n_logits, d, eps, h);
@@ -160,6 +163,7 @@ extern const Architecture kGpt2Architecture{
     .gguf = {{"gpt2", "gpt2", false}},
     .gguf_config = gpt2_gguf_config,
     .tensor_parallel = true,
+    .select_layers = [](ModelConfig&, int64_t, int64_t) {},  // no per-layer settings
 };
 
 }  // namespace brisk

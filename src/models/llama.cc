@@ -96,16 +96,16 @@ class Llama final : public Model {
     const int64_t n = batch.rows, d = c.hidden_size;
     const float eps = float(c.norm_eps);
     Backend& be = backend_;
-    be.gather_rows(w_.embed, batch.tokens_dev, n, a_.x.data(), Accumulate::No);
+    if (!receive_stage_input(batch, a_.x.data())) be.gather_rows(w_.embed, batch.tokens_dev, n, a_.x.data(), Accumulate::No);
     run_layers(batch, cache, 0, c.n_layers);
+    if (send_stage_output(batch, a_.x.data())) return;
     const int64_t n_logits = int64_t(batch.logit_rows.size());
     if (n_logits == 0) return;
     be.rms_norm(logit_rows(batch, a_.x.data()), vec(w_.final_norm), n_logits, d, eps, a_.h.data());
     project_to_logits(a_.h.data(), n_logits);
   }
 
-  // Layers [first, end) over the residual stream x: a self-contained stage (pipeline parallelism
-  // cuts here). Inside it, each residual add is fused with the next layer's input norm; the
+  // Layers [first, end) over the residual stream x. Inside it, each residual add is fused with the next layer's input norm; the
   // stage's first layer norms its input itself and its last one only adds.
   void run_layers(const Batch& batch, KvCache& cache, int64_t first, int64_t end) {
     const auto& c = config_;
@@ -330,6 +330,11 @@ Result<Json> llama_gguf_config(const GgufFile& f, const GgufArchitecture& arch) 
   return j;
 }
 
+void select_llama_layers(ModelConfig& c, int64_t first, int64_t end) {
+  std::vector<int64_t>& windows = std::any_cast<LlamaSettings&>(c.family).layer_windows;
+  windows = std::vector<int64_t>(windows.begin() + first, windows.begin() + end);
+}
+
 }  // namespace
 
 extern const Architecture kLlamaArchitecture{
@@ -349,6 +354,7 @@ extern const Architecture kLlamaArchitecture{
               .config_tensors = {"rope_factors_long.weight", "rope_factors_short.weight"}}},
     .gguf_config = llama_gguf_config,
     .tensor_parallel = true,
+    .select_layers = select_llama_layers,
 };
 
 }  // namespace brisk

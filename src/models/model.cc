@@ -5,6 +5,7 @@
 #include "formats/sparse_checkpoint.h"
 #include "models/gguf_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -61,7 +62,7 @@ Status Model::bind(const WeightStore& store, const std::function<void(int64_t, i
   int64_t total_bytes = 0, done_bytes = 0;
   for (const auto& [name, stored] : store.all()) total_bytes += int64_t(stored.tensor.nbytes());
   visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
-    if (!status.ok()) return;
+    if (!status.ok() || !stage_holds(pipeline_, config_, spec)) return;
     const StoredTensor* stored = store.find(spec.name);
     if (!stored) {
       if (spec.presence == Presence::Optional) return;
@@ -110,7 +111,7 @@ Status Model::bind(const WeightStore& store, const std::function<void(int64_t, i
 
 Model::Model(ModelConfig config, Backend& backend, const ModelOptions& options)
     : config_(std::move(config)), backend_(backend), max_rows_(options.max_rows),
-      decoder_output_(options.decoder_output) {
+      decoder_output_(options.decoder_output), pipeline_(options.pipeline) {
   context_ = options.context > 0 ? std::min(options.context, max_context())
                                  : std::min(max_context(), kDefaultContext);
 }
@@ -133,8 +134,85 @@ void Model::forward(const std::vector<SequenceChunk>& chunks, KvCache& cache, fl
   if (n > 0) backend_.copy_to_host(logits, rows, n);
 }
 
+namespace {
+
+// Below this many rows a pass is bound by reading the weights, which every micro-batch reads
+// again: splitting it only repeats the reads. Decode steps of small batches run whole.
+constexpr int64_t kMinMicroBatchRows = 32;
+
+// The chunks in at most `parts` micro-batches of about equal rows, in order. A chunk may be cut
+// between tokens: its later part attends to the earlier part's keys, which every stage has stored
+// by then (each runs the micro-batches in order), and only the part holding its last token keeps
+// LogitRows::Last.
+std::vector<std::vector<SequenceChunk>> split_micro_batches(const std::vector<SequenceChunk>& chunks, int64_t parts) {
+  int64_t rows = 0;
+  for (const SequenceChunk& c : chunks) rows += c.n_tokens;
+  parts = std::max<int64_t>(1, std::min(parts, rows / kMinMicroBatchRows));
+  if (parts == 1) return {chunks};
+  const int64_t per = (rows + parts - 1) / parts;
+  std::vector<std::vector<SequenceChunk>> out(1);
+  int64_t filled = 0;
+  for (const SequenceChunk& c : chunks) {
+    for (int64_t done = 0; done < c.n_tokens;) {
+      if (filled == per) {
+        out.emplace_back();
+        filled = 0;
+      }
+      SequenceChunk piece = c;
+      piece.tokens = c.tokens + done;
+      piece.first_pos = c.first_pos + done;
+      piece.n_tokens = std::min(c.n_tokens - done, per - filled);
+      done += piece.n_tokens;
+      if (c.logits == LogitRows::Last && done < c.n_tokens) piece.logits = LogitRows::None;
+      filled += piece.n_tokens;
+      out.back().push_back(piece);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void Model::connect_pipeline(std::shared_ptr<Communicator> stages) {
+  BRISK_CHECK(stages->size() == pipeline_.stages && stages->rank() == pipeline_.stage,
+              "connect_pipeline: the group does not match the stage this model was built as");
+  stages_ = std::move(stages);
+}
+
+bool Model::receive_stage_input(const Batch& batch, float* x) {
+  if (pipeline_.first()) return false;
+  stages_->receive(x, batch.rows * config_.hidden_size * int64_t(sizeof(float)), pipeline_.stage - 1);
+  return true;
+}
+
+bool Model::send_stage_output(const Batch& batch, const float* x) {
+  if (pipeline_.last()) return false;
+  stages_->send(x, batch.rows * config_.hidden_size * int64_t(sizeof(float)), pipeline_.stage + 1);
+  return true;
+}
+
 const float* Model::run_prepared(KvCache& cache) {
-  run(batch_, cache);
+  if (pipeline_.stages == 1) {
+    run(prepared_[0].batch, cache);
+    return logits_.data();
+  }
+  // The first stage posts every micro-batch's logits receive before it sends anything, so the
+  // last stage's returns never wait on the first stage's sends (which wait on the second's).
+  const int64_t width = output_width();
+  const int64_t row_bytes = width * int64_t(sizeof(float));
+  int64_t at = 0;
+  for (size_t i = 0; i < n_prepared_; ++i) {
+    const int64_t rows = int64_t(prepared_[i].batch.logit_rows.size());
+    if (pipeline_.first() && rows > 0) stages_->post_receive(logits_.data() + at * width, rows * row_bytes, pipeline_.stages - 1);
+    at += rows;
+  }
+  for (size_t i = 0; i < n_prepared_; ++i) {
+    const Batch& b = prepared_[i].batch;
+    run(b, cache);
+    if (pipeline_.last() && !b.logit_rows.empty())
+      stages_->send(logits_.data(), int64_t(b.logit_rows.size()) * row_bytes, 0);
+  }
+  if (pipeline_.first()) stages_->wait_receives();
   return logits_.data();
 }
 
@@ -146,13 +224,32 @@ void Model::ensure(Buffer& buffer, size_t n_floats) {
 
 void Model::prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cache, int64_t key_bound) {
   if (batch_observer_) batch_observer_(chunks, key_bound);
-  Batch& b = batch_;
+  const std::vector<std::vector<SequenceChunk>> parts =
+      pipeline_.stages > 1 ? split_micro_batches(chunks, pipeline_.stages) : std::vector<std::vector<SequenceChunk>>{chunks};
+  if (prepared_.size() < parts.size()) prepared_.resize(parts.size());
+  n_prepared_ = parts.size();
+  prepared_logit_rows_ = 0;
+  int64_t most_logit_rows = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    lay_out(parts[i], cache, key_bound, prepared_[i]);
+    const Batch& b = prepared_[i].batch;
+    const int64_t n_logits = int64_t(b.logit_rows.size());
+    prepared_logit_rows_ += n_logits;
+    if (n_logits > 0 && n_logits != b.rows) most_logit_rows = std::max(most_logit_rows, n_logits);
+  }
+  // Output buffers sized here, never inside run(): a recorded pass must not allocate.
+  if (prepared_logit_rows_ > 0) ensure(logits_, size_t(prepared_logit_rows_ * output_width()));
+  if (most_logit_rows > 0) ensure(logit_inputs_, size_t(most_logit_rows * config_.hidden_size));
+}
+
+void Model::lay_out(const std::vector<SequenceChunk>& chunks, const KvCache& cache, int64_t key_bound, PreparedBatch& p) {
+  Batch& b = p.batch;
   b.tokens.clear();
   b.positions.clear();
   b.logit_rows.clear();
-  slots_host_.clear();
-  tables_host_.clear();
-  spans_host_.clear();
+  p.slots.clear();
+  p.tables.clear();
+  p.spans.clear();
   int64_t max_rows = 0, max_keys = 0;
   for (const SequenceChunk& c : chunks) {
     const int64_t end = c.first_pos + c.n_tokens;
@@ -160,19 +257,18 @@ void Model::prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cac
     BRISK_CHECK(end <= context_, "forward: past the context");
     BRISK_CHECK(c.n_blocks * KvCache::kBlockSize >= end, "forward: block table too short");
     const int64_t first_row = int64_t(b.tokens.size());
-    spans_host_.push_back({int32_t(first_row), int32_t(c.n_tokens), int32_t(c.first_pos),
-                           int32_t(tables_host_.size())});
+    p.spans.push_back({int32_t(first_row), int32_t(c.n_tokens), int32_t(c.first_pos), int32_t(p.tables.size())});
     const int64_t used_blocks = KvCache::blocks_for(end);
     for (int64_t i = 0; i < used_blocks; ++i) {
       BRISK_CHECK(c.block_table[i] >= 0 && c.block_table[i] < cache.n_blocks(), "forward: bad block id");
-      tables_host_.push_back(c.block_table[i]);
+      p.tables.push_back(c.block_table[i]);
     }
     for (int64_t i = 0; i < c.n_tokens; ++i) {
       const int64_t pos = c.first_pos + i;
       b.tokens.push_back(c.tokens[i]);
       b.positions.push_back(int32_t(pos));
-      slots_host_.push_back(int32_t(c.block_table[pos / KvCache::kBlockSize] * KvCache::kBlockSize +
-                                    pos % KvCache::kBlockSize));
+      p.slots.push_back(int32_t(c.block_table[pos / KvCache::kBlockSize] * KvCache::kBlockSize +
+                                pos % KvCache::kBlockSize));
       if (c.logits == LogitRows::All || (c.logits == LogitRows::Last && i + 1 == c.n_tokens))
         b.logit_rows.push_back(int32_t(first_row + i));
     }
@@ -185,23 +281,23 @@ void Model::prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cac
 
   // One staging vector, one upload: [tokens | positions | slots | logit rows | spans | tables].
   static_assert(sizeof(SequenceSpan) == 4 * sizeof(int32_t));
-  words_host_.clear();
-  auto append = [&](const int32_t* p, size_t n) {
-    const size_t at = words_host_.size();
-    words_host_.insert(words_host_.end(), p, p + n);
+  std::vector<int32_t>& words = p.words;
+  words.clear();
+  auto append = [&](const int32_t* from, size_t n) {
+    const size_t at = words.size();
+    words.insert(words.end(), from, from + n);
     return at;
   };
   const size_t tokens_at = append(b.tokens.data(), b.tokens.size());
   const size_t positions_at = append(b.positions.data(), b.positions.size());
-  const size_t slots_at = append(slots_host_.data(), slots_host_.size());
+  const size_t slots_at = append(p.slots.data(), p.slots.size());
   const size_t logit_rows_at = append(b.logit_rows.data(), b.logit_rows.size());
-  const size_t spans_at = append(reinterpret_cast<const int32_t*>(spans_host_.data()), 4 * spans_host_.size());
-  const size_t tables_at = append(tables_host_.data(), tables_host_.size());
+  const size_t spans_at = append(reinterpret_cast<const int32_t*>(p.spans.data()), 4 * p.spans.size());
+  const size_t tables_at = append(p.tables.data(), p.tables.size());
   // Sized for max_rows rows of one-block sequences at least, so decode steps never regrow it.
-  ensure(words_dev_, std::max(words_host_.size(), size_t(8 * max_rows_ + 64)));
-  backend_.copy_to_device(words_dev_.data(), reinterpret_cast<const float*>(words_host_.data()),
-                          words_host_.size());
-  const int32_t* dev = reinterpret_cast<const int32_t*>(words_dev_.data());
+  ensure(p.words_dev, std::max(words.size(), size_t(8 * max_rows_ + 64)));
+  backend_.copy_to_device(p.words_dev.data(), reinterpret_cast<const float*>(words.data()), words.size());
+  const int32_t* dev = reinterpret_cast<const int32_t*>(p.words_dev.data());
   b.tokens_dev = dev + tokens_at;
   b.positions_dev = dev + positions_at;
   b.slots_dev = dev + slots_at;
@@ -209,18 +305,13 @@ void Model::prepare(const std::vector<SequenceChunk>& chunks, const KvCache& cac
   AttentionBatch& a = b.attention;
   a.seqs = reinterpret_cast<const SequenceSpan*>(dev + spans_at);
   a.block_tables = dev + tables_at;
-  a.host_seqs = spans_host_.data();
-  a.host_block_tables = tables_host_.data();
-  a.n_seqs = int64_t(spans_host_.size());
+  a.host_seqs = p.spans.data();
+  a.host_block_tables = p.tables.data();
+  a.n_seqs = int64_t(p.spans.size());
   a.n_rows = b.rows;
   a.block_size = KvCache::kBlockSize;
   a.max_rows = max_rows;
   a.max_keys = key_bound > 0 ? key_bound : max_keys;
-
-  // Output buffers sized here, never inside run(): a recorded pass must not allocate.
-  const int64_t n_logits = int64_t(b.logit_rows.size());
-  if (n_logits > 0) ensure(logits_, size_t(n_logits * output_width()));
-  if (n_logits > 0 && n_logits != b.rows) ensure(logit_inputs_, size_t(n_logits * config_.hidden_size));
 }
 
 const float* Model::logit_rows(const Batch& batch, const float* x) {
@@ -308,6 +399,7 @@ Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Back
     BRISK_ASSIGN(groups, parse_quantization_config(config.quantization_config, where));
     BRISK_TRY(convert_quantized_tensors(groups, store));
   }
+  BRISK_TRY(cut_pipeline_stage(config, store, options.pipeline));
   BRISK_TRY(shard_for_tensor_parallel(config, store, options.tensor_parallel));
   BRISK_TRY(check_checkpoint(config, store));
   std::unique_ptr<Model> model = make_model(config, backend, options);

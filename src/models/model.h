@@ -12,9 +12,11 @@
 #include "models/architecture.h"
 #include "models/kv_cache.h"
 #include "models/model_config.h"
+#include "models/pipeline_stage.h"
 #include "models/tensor_parallel.h"
 #include "models/tensor_spec.h"
 #include "ops/backend.h"
+#include "ops/communicator.h"
 
 namespace brisk {
 
@@ -32,6 +34,9 @@ struct ModelOptions {
   // This process's share of a tensor-parallel model (models/tensor_parallel.h): the model is
   // built from that rank's smaller config and weight slices.
   TensorParallelRank tensor_parallel;
+  // This process's stage of a pipeline-parallel model (models/pipeline_stage.h): built from its
+  // layers only; Model::connect_pipeline then joins it to the other stages.
+  PipelineStage pipeline;
 };
 // Long-context models (Llama 3.1: 131072) would otherwise allocate huge caches by default.
 constexpr int64_t kDefaultContext = 4096;
@@ -70,7 +75,13 @@ class Model {
   using BatchObserver = std::function<void(const std::vector<SequenceChunk>& chunks, int64_t key_bound)>;
   void observe_batches(BatchObserver observer) { batch_observer_ = std::move(observer); }
   const float* run_prepared(KvCache& cache);
-  int64_t prepared_logit_rows() const { return int64_t(batch_.logit_rows.size()); }
+  int64_t prepared_logit_rows() const { return prepared_logit_rows_; }
+  // Pipeline parallelism: `stages` holds one rank per stage (numbered by stage) of this rank's
+  // tensor-parallel shard. Each pass then runs as micro-batches (prepare() splits large batches),
+  // the residual stream goes from stage to stage, and the last stage returns the logits to the
+  // first, whose run_prepared() returns them.
+  void connect_pipeline(std::shared_ptr<Communicator> stages);
+  const PipelineStage& pipeline_stage() const { return pipeline_; }
   // Changes whenever a buffer that run_prepared() touches is reallocated: a recording made before
   // then holds stale pointers.
   uint64_t buffers_epoch() const { return buffers_epoch_; }
@@ -130,6 +141,11 @@ class Model {
   // The architecture's pass over a prepared batch: enqueues ops only (no host copies), ending
   // with project_to_logits for the rows listed in batch.logit_rows (if any).
   virtual void run(const Batch& batch, KvCache& cache) = 0;
+  // Pipeline stages after the first: x [rows, hidden] is the residual stream the previous stage
+  // sent (true), instead of the architecture embedding the batch's tokens (false).
+  bool receive_stage_input(const Batch& batch, float* x);
+  // Stages before the last: x goes to the next stage and the pass ends here (true).
+  bool send_stage_output(const Batch& batch, const float* x);
   // The rows of x [rows, hidden] whose logits are wanted, gathered in order (x itself when every
   // row is wanted). The caller norms them and hands them to project_to_logits.
   const float* logit_rows(const Batch& batch, const float* x);
@@ -159,16 +175,25 @@ class Model {
   std::vector<std::unique_ptr<uint8_t[]>> owned_;  // converted vectors and transposed matrices
   Buffer logits_;                                   // [max_rows, vocab] in backend memory
   Buffer logit_inputs_;                             // rows gathered for the head
-  // Batch layout: host staging and backend copies, grown when a batch needs more.
-  Batch batch_;
-  std::vector<int32_t> slots_host_, tables_host_;
-  std::vector<SequenceSpan> spans_host_;
+  // One micro-batch as prepare() laid it out (a single one without a pipeline): the batch the
+  // architecture runs, its host staging and its backend copies, grown when a batch needs more.
+  struct PreparedBatch {
+    Batch batch;
+    std::vector<int32_t> slots, tables;
+    std::vector<SequenceSpan> spans;
+    // Every per-call array (tokens, positions, slots, logit rows, spans, block tables) packed into
+    // one staging vector and one backend buffer: one upload per micro-batch.
+    std::vector<int32_t> words;
+    Buffer words_dev;
+  };
+  std::vector<PreparedBatch> prepared_;  // [0, n_prepared_) hold this pass; never shrunk
+  size_t n_prepared_ = 0;
+  int64_t prepared_logit_rows_ = 0;
+  void lay_out(const std::vector<SequenceChunk>& chunks, const KvCache& cache, int64_t key_bound, PreparedBatch& p);
   std::vector<int32_t> identity_table_;  // blocks 0.. for one-sequence callers
-  // Every per-call array (tokens, positions, slots, logit rows, spans, block tables) packed into
-  // one staging vector and one backend buffer: one upload per forward call.
-  std::vector<int32_t> words_host_;
-  Buffer words_dev_;
   uint64_t buffers_epoch_ = 0;
+  PipelineStage pipeline_;
+  std::shared_ptr<Communicator> stages_;
   // Grows a backend buffer to at least n floats (counting the reallocation in buffers_epoch_).
   void ensure(Buffer& buffer, size_t n_floats);
   std::shared_ptr<const WeightStore> store_;

@@ -1,4 +1,4 @@
-// How the ranks of a tensor-parallel job stay in step (issue 23): rank 0 owns the tokenizer, the
+// How the ranks of a split model (tensor or pipeline parallel) stay in step (issue 23): rank 0 owns the tokenizer, the
 // sampler, the scheduler and any HTTP, and runs as if alone; every batch its model prepares is
 // first broadcast to the other ranks (the followers), which run the same pass over their share of
 // the weights, taking part in its all-reduces, and nothing else. So any command works split (serve

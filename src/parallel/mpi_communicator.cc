@@ -5,8 +5,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 #include <string>
+#include <thread>
+#include <vector>
 
 #ifdef BRISK_HAVE_MPI
 #include <mpi.h>
@@ -80,8 +81,13 @@ class CollectiveWatchdog {
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator(int64_t rank, int64_t size, CollectiveWatchdog& watchdog)
-      : rank_(rank), size_(size), watchdog_(watchdog) {}
+  MpiCommunicator(MPI_Comm comm, CollectiveWatchdog& watchdog) : comm_(comm), watchdog_(watchdog) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    rank_ = rank;
+    size_ = size;
+  }
   int64_t rank() const override { return rank_; }
   int64_t size() const override { return size_; }
   void all_reduce_sum(float* x, int64_t n) override {
@@ -89,7 +95,7 @@ class MpiCommunicator final : public Communicator {
     // its host gone) is caught by the watchdog.
     watchdog_.enter("an all-reduce");
     for (int64_t done = 0; done < n; done += kMaxCount)
-      MPI_Allreduce(MPI_IN_PLACE, x + done, int(std::min(kMaxCount, n - done)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      MPI_Allreduce(MPI_IN_PLACE, x + done, int(std::min(kMaxCount, n - done)), MPI_FLOAT, MPI_SUM, comm_);
     watchdog_.leave();
   }
   void broadcast(void* data, int64_t bytes, int64_t root) override {
@@ -98,14 +104,41 @@ class MpiCommunicator final : public Communicator {
     if (sending) watchdog_.enter("a broadcast");
     auto* p = static_cast<char*>(data);
     for (int64_t done = 0; done < bytes; done += kMaxCount)
-      MPI_Bcast(p + done, int(std::min(kMaxCount, bytes - done)), MPI_BYTE, int(root), MPI_COMM_WORLD);
+      MPI_Bcast(p + done, int(std::min(kMaxCount, bytes - done)), MPI_BYTE, int(root), comm_);
     if (sending) watchdog_.leave();
+  }
+  void send(const void* data, int64_t bytes, int64_t to) override {
+    watchdog_.enter("a send to the next pipeline stage");
+    const auto* p = static_cast<const char*>(data);
+    for (int64_t done = 0; done < bytes; done += kMaxCount)
+      MPI_Send(p + done, int(std::min(kMaxCount, bytes - done)), MPI_BYTE, int(to), kPointToPointTag, comm_);
+    watchdog_.leave();
+  }
+  void post_receive(void* data, int64_t bytes, int64_t from) override {
+    auto* p = static_cast<char*>(data);
+    for (int64_t done = 0; done < bytes; done += kMaxCount) {
+      pending_.emplace_back();
+      MPI_Irecv(p + done, int(std::min(kMaxCount, bytes - done)), MPI_BYTE, int(from), kPointToPointTag, comm_,
+                &pending_.back());
+    }
+  }
+  void wait_receives() override {
+    if (pending_.empty()) return;
+    watchdog_.enter("a receive from another pipeline stage");
+    MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
+    watchdog_.leave();
+    pending_.clear();
   }
 
  private:
-  int64_t rank_, size_;
+  static constexpr int kPointToPointTag = 7;
+  MPI_Comm comm_;
+  int64_t rank_ = 0, size_ = 1;
   CollectiveWatchdog& watchdog_;
+  std::vector<MPI_Request> pending_;  // posted receives, in order
 };
+
+CollectiveWatchdog* watchdog = nullptr;  // one per process, made by join_mpi_world
 
 }  // namespace
 
@@ -125,11 +158,19 @@ Result<std::shared_ptr<Communicator>> join_mpi_world() {
       if (mpi_initialized()) MPI_Finalize();
     });
   }
-  int rank = 0, size = 1;
+  int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  world = std::make_shared<MpiCommunicator>(rank, size, *new CollectiveWatchdog(rank, timeout));
+  watchdog = new CollectiveWatchdog(rank, timeout);
+  world = std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, *watchdog);
   return world;
+}
+
+std::shared_ptr<Communicator> split_mpi_world(int64_t color, int64_t key) {
+  BRISK_CHECK(watchdog, "split_mpi_world: join_mpi_world first");
+  MPI_Comm part = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, int(color), int(key), &part);
+  MPI_Comm_set_errhandler(part, MPI_ERRORS_ARE_FATAL);
+  return std::make_shared<MpiCommunicator>(part, *watchdog);
 }
 
 void abort_mpi_job(int exit_code) {
@@ -142,6 +183,11 @@ void abort_mpi_job(int exit_code) {
 
 Result<std::shared_ptr<Communicator>> join_mpi_world() {
   return make_error("this brisk was built without MPI: install libopenmpi-dev (and openmpi-bin for mpirun) and rebuild");
+}
+
+std::shared_ptr<Communicator> split_mpi_world(int64_t, int64_t) {
+  BRISK_CHECK(false, "split_mpi_world: built without MPI");
+  return nullptr;
 }
 
 void abort_mpi_job(int) {}

@@ -14,28 +14,37 @@ namespace brisk {
 
 namespace {
 
-// --tp N: this process's place in the MPI job, and its backend wrapped so that row-parallel
-// products are summed over the job (nothing when N is 1).
-struct TensorParallelJoin {
-  TensorParallelRank rank;
+// --tp N --pp M: this process's place in the MPI job of N x M ranks (rank r: stage r / N, shard
+// r % N), its backend wrapped so that row-parallel products are summed over its stage's shards,
+// and the ranks of its shard's other stages (nothing when N = M = 1).
+struct ParallelJoin {
+  TensorParallelRank shard;
+  PipelineStage stage;
   TensorParallelBackend* backend = nullptr;  // the wrapper, owned by the engine's backend pointer
-  std::shared_ptr<Communicator> group;
+  std::shared_ptr<Communicator> world, stages;
 };
 
-Result<TensorParallelJoin> join_tensor_parallel(int64_t ranks, const std::string& device,
-                                                std::unique_ptr<Backend>& backend) {
-  TensorParallelJoin join;
-  if (ranks <= 1) return join;
-  if (device != "cpu") return make_error("--tp runs on the CPU for now (GPU ranks need the NCCL communicator)");
+Result<ParallelJoin> join_parallel(int64_t tp, int64_t pp, const std::string& device, std::unique_ptr<Backend>& backend) {
+  ParallelJoin join;
+  if (tp <= 1 && pp <= 1) return join;
+  const std::string flags = "--tp " + std::to_string(tp) + " --pp " + std::to_string(pp);
+  if (device != "cpu") return make_error(flags + " runs on the CPU for now (GPU ranks need the NCCL communicator)");
   BRISK_ASSIGN(world, join_mpi_world());
-  if (world->size() != ranks)
-    return make_error("--tp " + std::to_string(ranks) + " needs that many ranks; this job has " +
-                      std::to_string(world->size()) + ": run it as mpirun -np " + std::to_string(ranks) + " brisk ...");
-  join.rank = {world->rank(), world->size()};
-  join.group = world;
-  auto wrapper = std::make_unique<TensorParallelBackend>(std::move(backend), world);
-  join.backend = wrapper.get();
-  backend = std::move(wrapper);
+  if (world->size() != tp * pp)
+    return make_error(flags + " needs " + std::to_string(tp * pp) + " ranks; this job has " +
+                      std::to_string(world->size()) + ": run it as mpirun -np " + std::to_string(tp * pp) + " brisk ...");
+  const int64_t rank = world->rank();
+  join.shard = {rank % tp, tp};
+  join.stage = {rank / tp, pp};
+  join.world = world;
+  // Every rank splits the world the same way, in the same order (MPI_Comm_split is collective).
+  std::shared_ptr<Communicator> shards = tp > 1 ? split_mpi_world(join.stage.stage, join.shard.rank) : nullptr;
+  if (pp > 1) join.stages = split_mpi_world(join.shard.rank, join.stage.stage);
+  if (tp > 1) {
+    auto wrapper = std::make_unique<TensorParallelBackend>(std::move(backend), shards);
+    join.backend = wrapper.get();
+    backend = std::move(wrapper);
+  }
   return join;
 }
 
@@ -71,15 +80,15 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model,
 
 Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   BRISK_ASSIGN(backend, make_backend(options.backend));
-  BRISK_ASSIGN(tp, join_tensor_parallel(options.tensor_parallel, options.backend.device, backend));
+  BRISK_ASSIGN(job, join_parallel(options.tensor_parallel, options.pipeline_parallel, options.backend.device, backend));
   const ModelOptions model_options{.max_rows = options.max_rows, .context = options.context,
                                    .decoder_output = options.decoder_output,
-                                   .on_load_progress = options.on_load_progress, .tensor_parallel = tp.rank};
+                                   .on_load_progress = options.on_load_progress, .tensor_parallel = job.shard,
+                                   .pipeline = job.stage};
   BRISK_ASSIGN(model, load_model(options.model_dir, *backend, model_options));
-  if (tp.backend) {
-    tp.backend->reduce_row_parallel_outputs(*model);
-    if (tp.rank.rank == 0) lead_followers(*model, tp.group);
-  }
+  if (job.backend) job.backend->reduce_row_parallel_outputs(*model);
+  if (job.stages) model->connect_pipeline(job.stages);
+  if (job.world && job.world->rank() == 0) lead_followers(*model, job.world);
   if (options.context > model->max_context())
     return make_error("--ctx " + std::to_string(options.context) + " exceeds the model's context of " +
                       std::to_string(model->max_context()) + " tokens");
@@ -113,17 +122,17 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
                                       options.kv_dtype));
   auto engine = std::unique_ptr<Engine>(new Engine(std::move(backend), std::move(model), std::move(tokenizer),
                                                    std::move(cache), options.decode_graphs, std::move(generation)));
-  engine->tensor_parallel_group_ = std::move(tp.group);
+  engine->job_ = std::move(job.world);
   return engine;
 }
 
 Engine::~Engine() {
-  if (tensor_parallel_group_ && tensor_parallel_group_->rank() == 0) release_followers(*tensor_parallel_group_);
+  if (job_ && job_->rank() == 0) release_followers(*job_);
 }
 
 void Engine::follow() {
-  BRISK_CHECK(tensor_parallel_rank() != 0, "Engine::follow: rank 0 leads");
-  follow_leader(*model_, cache_, *tensor_parallel_group_);
+  BRISK_CHECK(job_rank() != 0, "Engine::follow: rank 0 leads");
+  follow_leader(*model_, cache_, *job_);
 }
 
 Status Engine::check_token_ids(const std::vector<int32_t>& ids) const {

@@ -34,9 +34,12 @@ struct EngineOptions {
   DecodeGraphs decode_graphs = DecodeGraphs::Auto;  // --no-graphs: launch every op every step
   ModelOutput decoder_output = ModelOutput::Logits;  // HiddenStates: decoders as embedding models
   std::function<void(int64_t done_bytes, int64_t total_bytes)> on_load_progress;  // see ModelOptions
-  // --tp: the ranks of the MPI job that share the model (models/tensor_parallel.h), each process
-  // one rank (rank 0 drives, the others follow its batches); 1: this process alone. CPU only for now.
+  // --tp and --pp: the model split over tensor_parallel x pipeline_parallel ranks of an MPI job,
+  // each process one rank (rank 0 drives, the others follow its batches): heads and MLP channels
+  // over tensor_parallel ranks (models/tensor_parallel.h), layers over pipeline_parallel stages
+  // (models/pipeline_stage.h). 1 x 1: this process alone. CPU only for now.
   int64_t tensor_parallel = 1;
+  int64_t pipeline_parallel = 1;
 };
 
 
@@ -66,16 +69,16 @@ struct GenerateResult {
 class Engine {
  public:
   static Result<std::unique_ptr<Engine>> open(const EngineOptions& options);
-  ~Engine();  // rank 0 of a tensor-parallel job releases the other ranks
+  ~Engine();  // rank 0 of a split model's job releases the other ranks
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
   Model& model() { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
-  // This process's rank in a tensor-parallel job (0 alone). Rank 0 is used as if alone; on the
+  // This process's rank in a split model's job (--tp/--pp; 0 alone). Rank 0 is used as if alone; on the
   // others call follow(), which runs rank 0's passes (parallel/lockstep.h) until it is done.
-  int64_t tensor_parallel_rank() const { return tensor_parallel_group_ ? tensor_parallel_group_->rank() : 0; }
+  int64_t job_rank() const { return job_ ? job_->rank() : 0; }
   void follow();
   int64_t context() const { return model_->context(); }
   const GenerationConfig& generation_config() const { return generation_; }
@@ -124,7 +127,7 @@ class Engine {
          std::unique_ptr<Tokenizer> tokenizer, KvCache cache, DecodeGraphs graphs, GenerationConfig generation);
 
   std::unique_ptr<Backend> backend_;
-  std::shared_ptr<Communicator> tensor_parallel_group_;
+  std::shared_ptr<Communicator> job_;  // every rank of a split model's MPI job (null: alone)
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   KvCache cache_;

@@ -30,7 +30,7 @@ Command add_bench(CLI::App& app) {
       ->delimiter(',')
       ->check(in_range(1, kMaxBatchSequences));
   add_engine_flags(sub, f->engine);
-  add_tensor_parallel_flag(sub, f->engine);
+  add_parallel_flags(sub, f->engine);
   add_grammar_flags(sub, f->grammar);
   sub->add_flag("--no-limits", f->no_limits, "Skip the bandwidth and peak microbenchmarks");
   sub->add_flag("--json", f->json, "Print one JSON object");

@@ -66,7 +66,7 @@ Command add_chat(CLI::App& app) {
   sub->add_option("-n,--n-predict", f->max_new_tokens, "Most new tokens per reply")->capture_default_str()->check(positive());
   add_sampling_flags(sub, f->sampling, f->seed);
   add_engine_flags(sub, f->engine.backend);
-  add_tensor_parallel_flag(sub, f->engine);
+  add_parallel_flags(sub, f->engine);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
   sub->add_option("-c,--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
   sub->footer("Type a message and Enter; end a line with '\\' to continue it. /reset forgets the conversation,\n"

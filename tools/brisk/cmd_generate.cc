@@ -34,7 +34,7 @@ Command add_generate(CLI::App& app) {
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
   add_grammar_flags(sub, f->grammar);
   add_engine_flags(sub, f->engine.backend);
-  add_tensor_parallel_flag(sub, f->engine);
+  add_parallel_flags(sub, f->engine);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
   sub->add_option("-c,--ctx", f->engine.context, "Context length; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
   sub->add_flag("--json", f->json, "Print one JSON object instead of streaming text");

@@ -25,7 +25,7 @@ Command add_perplexity(CLI::App& app) {
   sub->add_option("-f,--file", f->file, "Text file (UTF-8; a leading byte-order mark is skipped; at most 1 GiB)")->required();
   sub->add_option("--ctx", f->ctx, "Window length in tokens")->capture_default_str()->check(in_range(2, 1 << 20));
   add_engine_flags(sub, f->engine.backend);
-  add_tensor_parallel_flag(sub, f->engine);
+  add_parallel_flags(sub, f->engine);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
   sub->add_flag("--json", f->json,
                 "Print {\"ppl\", \"tokens\", \"windows\", \"scored\", \"seconds\", \"nll_sum\", \"kv_dtype\"}");

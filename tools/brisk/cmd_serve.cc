@@ -54,7 +54,7 @@ Command add_serve(CLI::App& app) {
   sub->add_option("--host", f->server.http.host, "Address to listen on")->capture_default_str();
   sub->add_option("--port", f->server.http.port, "Port; 0 = any free port (printed)")->capture_default_str()->check(in_range(0, 65535));
   add_engine_flags(sub, f->engine);
-  add_tensor_parallel_flag(sub, f->engine);
+  add_parallel_flags(sub, f->engine);
   sub->add_option("--ctx", f->engine.context, "Context length per sequence; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
   sub->add_option("--max-batch", f->scheduler.max_batch, "Sequences decoded together; 1 = one request at a time")->capture_default_str()->check(in_range(1, kMaxBatchSequences));
   // At least 1: every request passes through the queue to the next scheduling step, so 0 would

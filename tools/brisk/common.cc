@@ -250,17 +250,23 @@ void add_engine_flags(CLI::App* sub, EngineOptions& options) {
       "CUDA: launch every kernel of every decode step instead of replaying recorded graphs");
 }
 
-void add_tensor_parallel_flag(CLI::App* sub, EngineOptions& options) {
+void add_parallel_flags(CLI::App* sub, EngineOptions& options) {
   sub->add_option("--tp", options.tensor_parallel,
                   "Tensor parallel: split the model's heads and MLP over N ranks of an MPI job, started as\n"
                   "'mpirun -np N brisk ... --tp N' (CPU; rank 0 reads, prints and serves)")
+      ->check(CLI::Range(int64_t(1), int64_t(1024)))
+      ->capture_default_str();
+  sub->add_option("--pp", options.pipeline_parallel,
+                  "Pipeline parallel: split the model's layers into M stages, each holding its layers'\n"
+                  "weights and KV cache; large batches run as micro-batches that overlap across stages.\n"
+                  "With --tp N: mpirun -np N*M (rank r is stage r / N, shard r % N)")
       ->check(CLI::Range(int64_t(1), int64_t(1024)))
       ->capture_default_str();
 }
 
 Result<std::unique_ptr<Engine>> open_engine(const EngineOptions& options) {
   BRISK_ASSIGN(engine, Engine::open(options));
-  if (engine->tensor_parallel_rank() == 0) return engine;
+  if (engine->job_rank() == 0) return engine;
   engine->follow();
   return std::unique_ptr<Engine>();
 }

@@ -87,9 +87,10 @@ void show_load_progress(EngineOptions& options);
 // The same plus the engine's own: --kv-mem (KV cache bytes; K/M/G suffixes), --kv-dtype and
 // --no-graphs.
 void add_engine_flags(CLI::App* sub, EngineOptions& options);
-// --tp N: the model split over the N ranks of an MPI job (generate, perplexity, bench, chat, serve).
-void add_tensor_parallel_flag(CLI::App* sub, EngineOptions& options);
-// Engine::open. On a rank other than 0 of a tensor-parallel job it then follows rank 0's passes
+// --tp N --pp M: the model split over the N x M ranks of an MPI job (generate, perplexity, bench,
+// chat, serve).
+void add_parallel_flags(CLI::App* sub, EngineOptions& options);
+// Engine::open. On a rank other than 0 of a split model's job it then follows rank 0's passes
 // until rank 0 is done and returns null: the command ends there (rank 0 speaks for the job).
 Result<std::unique_ptr<Engine>> open_engine(const EngineOptions& options);
 // --kv-dtype f32|bf16|int8|fp8 alone (commands that take no other engine flag).

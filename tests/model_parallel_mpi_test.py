@@ -1,7 +1,7 @@
-"""Tensor parallelism across processes: `mpirun -np N brisk ... --tp N` (OpenMPI, oversubscribed
-on this machine's cores) against Hugging Face's greedy ids (tests/fixtures/reference) and the
-one-process run, plus the failures: a job of the wrong size, and a rank that fails while the
-others wait for it in a collective (the job must end, not hang)."""
+"""Tensor and pipeline parallelism across processes: `mpirun -np N*M brisk ... --tp N --pp M`
+(OpenMPI, oversubscribed on this machine's cores) against Hugging Face's greedy ids
+(tests/fixtures/reference) and the one-process run, plus the failures: a job of the wrong size, and
+a rank that fails while the others wait for it in a collective (the job must end, not hang)."""
 import json
 import os
 import subprocess
@@ -25,36 +25,40 @@ def mpirun(ranks, *args, timeout=600):
                           timeout=timeout, env=ENV)
 
 
-def mpirun_json(ranks, *args):
-    proc = mpirun(ranks, *args, "--tp", str(ranks), "-t", "1", "--json")
+def mpirun_json(tp, pp, *args):
+    ranks = tp * pp
+    proc = mpirun(ranks, *args, "--tp", str(tp), "--pp", str(pp), "-t", "1", "--json")
     if proc.returncode != 0:
-        raise AssertionError(f"mpirun -np {ranks} brisk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+        raise AssertionError(f"mpirun -np {ranks} brisk {' '.join(args)} --tp {tp} --pp {pp} exited "
+                             f"{proc.returncode}: {proc.stderr}")
     lines = proc.stdout.strip().splitlines()
     if len(lines) != 1:  # rank 0 alone prints
         raise AssertionError(f"expected one JSON line from rank 0, got: {proc.stdout}")
     return json.loads(lines[0])
 
 
-class TensorParallel(unittest.TestCase):
-    # qwen2 x4: kv heads replicated; gpt2: fused Conv1D c_attn
-    CASES = (("sotu-llama", 2), ("sotu-qwen2", 2), ("sotu-qwen2", 4), ("sotu-gpt2", 2))
+class ModelParallel(unittest.TestCase):
+    # (model, tp, pp). qwen2 tp 4: kv heads replicated; gpt2: fused Conv1D c_attn; pipelines of
+    # 2 stages (llama untied, gpt2 tied: its embedding table on both ends), and 2 shards x 2 stages.
+    CASES = (("sotu-llama", 2, 1), ("sotu-qwen2", 2, 1), ("sotu-qwen2", 4, 1), ("sotu-gpt2", 2, 1),
+             ("sotu-llama", 1, 2), ("sotu-gpt2", 1, 2), ("sotu-qwen2", 2, 2))
 
     def test_greedy_ids_match_transformers(self):
-        for model, ranks in self.CASES:
+        for model, tp, pp in self.CASES:
             for case in REFERENCE[model]["greedy"]:
-                with self.subTest(model=model, ranks=ranks, prompt=case["prompt"]):
-                    out = mpirun_json(ranks, "generate", "-m", model_dir(model), "-p", case["prompt"], "-n", "64",
+                with self.subTest(model=model, tp=tp, pp=pp, prompt=case["prompt"]):
+                    out = mpirun_json(tp, pp, "generate", "-m", model_dir(model), "-p", case["prompt"], "-n", "64",
                                       "--temp", "0", "--ignore-eos")
                     self.assertEqual(out["ids"], case["new_ids"])
 
     def test_sampling_matches_one_process(self):
         # No --seed: rank 0 draws one and samples alone; the one-process run with that seed gives
         # the same tokens.
-        for model, ranks in self.CASES:
-            with self.subTest(model=model, ranks=ranks):
+        for model, tp, pp in self.CASES:
+            with self.subTest(model=model, tp=tp, pp=pp):
                 args = ["generate", "-m", model_dir(model), "-p", "The President", "-n", "24", "--temp", "0.9",
                         "--ignore-eos"]
-                out = mpirun_json(ranks, *args)
+                out = mpirun_json(tp, pp, *args)
                 alone = brisk_json(*args, "--seed", str(out["seed"]))
                 self.assertEqual(out["ids"], alone["ids"])
 
@@ -62,15 +66,16 @@ class TensorParallel(unittest.TestCase):
         text = os.path.join(tempfile.mkdtemp(), "head.txt")
         with open(os.path.join(SHARED, "data", "text", "sotu-valid.txt"), encoding="utf-8") as f:
             open(text, "w", encoding="utf-8").write(f.read(20000))
-        for model, ranks in self.CASES:
-            with self.subTest(model=model, ranks=ranks):
-                out = mpirun_json(ranks, "perplexity", "-m", model_dir(model), "-f", text, "--ctx", "256")
+        # 256-token windows: the pipelines run each as two micro-batches.
+        for model, tp, pp in self.CASES:
+            with self.subTest(model=model, tp=tp, pp=pp):
+                out = mpirun_json(tp, pp, "perplexity", "-m", model_dir(model), "-f", text, "--ctx", "256")
                 alone = brisk_json("perplexity", "-m", model_dir(model), "-f", text, "--ctx", "256")
                 self.assertEqual(out["scored"], alone["scored"])
                 self.assertLess(abs(out["nll_sum"] - alone["nll_sum"]) / alone["nll_sum"], 1e-6)
 
     def test_bench_runs_split(self):
-        out = mpirun_json(2, "bench", "-m", model_dir("sotu-qwen2"), "-p", "32", "-n", "16", "-r", "1")
+        out = mpirun_json(2, 1, "bench", "-m", model_dir("sotu-qwen2"), "-p", "32", "-n", "16", "-r", "1")
         self.assertGreater(out["decode_tok_s"], 0)
 
     def test_serve_split_answers_as_one_process(self):
@@ -79,8 +84,13 @@ class TensorParallel(unittest.TestCase):
         prompts = ["The President", "Congress shall", "Our economy", "In the year"]
         want = [brisk_json("generate", "-m", model_dir("sotu-qwen2"), "-p", p, "-n", "16", "--temp", "0",
                            "--ignore-eos")["text"] for p in prompts]
+        for split in (["--tp", "2"], ["--pp", "2"]):
+            with self.subTest(split=split):
+                self.serve_split(split, prompts, want)
+
+    def serve_split(self, split, prompts, want):
         got = [None] * len(prompts)
-        with Server("-m", model_dir("sotu-qwen2"), "--tp", "2", "-t", "1", launcher=["mpirun", "-np", "2"],
+        with Server("-m", model_dir("sotu-qwen2"), *split, "-t", "1", launcher=["mpirun", "-np", "2"],
                     env=ENV) as server:
             def ask(i):
                 body = json.dumps({"prompt": prompts[i], "max_tokens": 16, "temperature": 0,
@@ -103,7 +113,7 @@ class TensorParallel(unittest.TestCase):
         # says why.
         proc = mpirun(2, "generate", "-m", model_dir("sotu-qwen2"), "-p", "x", "--tp", "4", timeout=120)
         self.assertNotEqual(proc.returncode, 0)
-        self.assertIn("--tp 4 needs that many ranks; this job has 2", proc.stderr)
+        self.assertIn("--tp 4 --pp 1 needs 4 ranks; this job has 2", proc.stderr)
         proc = mpirun(4, "generate", "-m", model_dir("sotu-llama"), "-p", "x", "--tp", "4", timeout=120)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("the 6 attention heads do not divide over 4 ranks", proc.stderr)
