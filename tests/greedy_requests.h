@@ -1,5 +1,5 @@
 // Test helper: greedy requests on a real model, the tokens each prompt gets alone, and a check
-// that a Scheduler gives every request those same tokens (tests/scheduler_test.cc on the CPU,
+// that a RequestScheduler gives every request those same tokens (tests/scheduler_test.cc on the CPU,
 // tests/cuda_runtime_test.cc on the GPU).
 #pragma once
 
@@ -72,24 +72,35 @@ inline std::vector<std::vector<int32_t>> solo_results(Engine& engine, int64_t n_
   return out;
 }
 
-inline void expect_batched_equals_solo(Engine& engine, const SchedulerOptions& options, int64_t n_new,
-                                       int64_t* preemptions = nullptr) {
-  const auto want = solo_results(engine, n_new);
-  Scheduler scheduler(engine, options);
+// Every prompt submitted at once to `scheduler` gets `want` (solo_results); returns the ids.
+inline std::vector<uint64_t> expect_scheduled_equals_solo(RequestScheduler& scheduler, const std::vector<std::vector<int32_t>>& want,
+                                                          int64_t n_new) {
+  Engine& engine = scheduler.engine();
   std::vector<Collector> got(kPrompts.size());
+  std::vector<uint64_t> ids;
   for (size_t i = 0; i < kPrompts.size(); ++i) {
     CompletionRequest r;
     r.prompt = engine.tokenizer().encode(kPrompts[i], AddSpecial::Yes);
     r.max_new_tokens = n_new;
     r.sampling = greedy();
     r.stop_at_eos = false;
-    ASSERT_EQ(scheduler.submit(r, got[i].sink()).error, SubmitError::None);
+    const SubmitResult submitted = scheduler.submit(r, got[i].sink());
+    EXPECT_EQ(submitted.error, SubmitError::None) << submitted.message;
+    ids.push_back(submitted.id);
   }
   for (size_t i = 0; i < kPrompts.size(); ++i) {
     got[i].wait();
     EXPECT_EQ(got[i].error, "");
     EXPECT_EQ(got[i].ids, want[i]) << "request " << i << ": " << kPrompts[i];
   }
+  return ids;
+}
+
+inline void expect_batched_equals_solo(Engine& engine, const SchedulerOptions& options, int64_t n_new,
+                                       int64_t* preemptions = nullptr) {
+  const auto want = solo_results(engine, n_new);
+  Scheduler scheduler(engine, options);
+  expect_scheduled_equals_solo(scheduler, want, n_new);
   if (preemptions) *preemptions = scheduler.stats().preemptions;
 }
 

@@ -15,61 +15,11 @@
 #include <vector>
 
 #include "runtime/engine.h"
-#include "runtime/logprobs.h"
+#include "runtime/request_scheduler.h"
 
 namespace brisk {
 
 class KvBlocks;
-
-struct CompletionRequest {
-  std::vector<int32_t> prompt;  // token ids (the caller tokenizes and applies chat templates)
-  int64_t max_new_tokens = 16;
-  SamplingParams sampling;
-  std::vector<std::string> stop;  // stop strings; the text ends before the first match
-  bool stop_at_eos = true;
-  int32_t top_logprobs = -1;      // -1: no logprobs; 0..20: the chosen token's plus that many
-  // -1: none; 0..20: also score the prompt (echo): each prompt token after the first gets its
-  // logprob and that many alternatives, on the request's first event. The prompt is then computed
-  // whole (no prefix-cache reuse), and max_new_tokens may be 0 (score only).
-  int32_t prompt_logprobs = -1;
-};
-
-// One step of one request: zero or more new tokens and the text they completed. The last event
-// of a request has finished = true (and may carry tokens of its own).
-struct StreamEvent {
-  std::string text;                  // new text: whole UTF-8 characters, stop strings held back
-  std::vector<int32_t> ids;          // new tokens
-  std::vector<float> logprobs;       // per new token (when requested)
-  std::vector<std::vector<TokenLogprob>> top_logprobs;  // per new token (when requested)
-  std::vector<float> prompt_logprobs;                          // prompt tokens 1.. (prompt_logprobs)
-  std::vector<std::vector<TokenLogprob>> prompt_top_logprobs;  // their alternatives
-  bool finished = false;
-  StopReason reason = StopReason::Length;  // valid when finished
-  int64_t prompt_tokens = 0;
-  int64_t completion_tokens = 0;     // so far
-  std::string error;                 // non-empty: the request failed (finished is true)
-};
-
-// Called on the scheduler's worker thread; must return quickly (queue the event, never block on
-// a socket).
-using EventSink = std::function<void(const StreamEvent&)>;
-
-enum class SubmitError { None, QueueFull, PromptTooLong, BadRequest, ShuttingDown };
-
-struct SubmitResult {
-  uint64_t id = 0;  // valid when error == None
-  SubmitError error = SubmitError::None;
-  std::string message;  // why, naming the field at fault
-};
-
-struct SchedulerStats {
-  int64_t queued = 0;       // waiting for a slot
-  int64_t running = 0;      // sequences in the running batch
-  int64_t kv_blocks_used = 0;
-  int64_t kv_blocks_free = 0;
-  int64_t preemptions = 0;  // sequences requeued because KV memory ran out
-  int64_t prefix_blocks_reused = 0;  // blocks taken from the prefix cache instead of computed
-};
 
 struct SchedulerOptions {
   int64_t max_batch = 64;        // sequences decoded together; 1 = one request at a time
@@ -77,28 +27,21 @@ struct SchedulerOptions {
   int64_t prefill_chunk = 256;   // prompt tokens per step, so decodes keep flowing
 };
 
-class Scheduler {
+// The RequestScheduler of one engine (its contract: runtime/request_scheduler.h).
+class Scheduler final : public RequestScheduler {
  public:
   Scheduler(Engine& engine, SchedulerOptions options);
-  ~Scheduler();  // cancels what is left and joins the worker
+  ~Scheduler() override;  // cancels what is left and joins the worker
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Thread-safe. On success the sink receives events until one has finished = true.
-  SubmitResult submit(CompletionRequest request, EventSink sink);
-  // Thread-safe. The request ends at the next step (its sink gets a finished event) and frees its
-  // KV blocks; cancelling an unknown or finished id does nothing.
-  void cancel(uint64_t id);
-  SchedulerStats stats() const;
-  // Stops taking requests; waits for running and queued ones to finish, or cancels them.
-  enum class Drain { Finish, Cancel };
-  void shutdown(Drain how);
-
-  Engine& engine() { return engine_; }
-
-  // Runs `job` on the worker thread, which owns the engine, between two steps, and waits for it
-  // (encoder passes for /v1/embeddings). Thread-safe; false, without running it, once shutting down.
-  bool run_on_worker(const std::function<void(Engine&)>& job);
+  SubmitResult submit(CompletionRequest request, EventSink sink) override;
+  void cancel(uint64_t id) override;
+  SchedulerStats stats() const override;
+  void shutdown(Drain how) override;
+  Engine& engine() override { return engine_; }
+  // On the worker thread, which owns the engine.
+  bool run_on_worker(const std::function<void(Engine&)>& job) override;
 
  private:
   struct Sequence;

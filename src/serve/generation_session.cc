@@ -50,10 +50,10 @@ struct GenerationSession::Channel {
   }
 };
 
-GenerationSession::GenerationSession(Scheduler& scheduler, std::shared_ptr<Channel> channel)
+GenerationSession::GenerationSession(RequestScheduler& scheduler, std::shared_ptr<Channel> channel)
     : scheduler_(scheduler), channel_(std::move(channel)) {}
 
-ApiResult<std::shared_ptr<GenerationSession>> GenerationSession::start(Scheduler& scheduler,
+ApiResult<std::shared_ptr<GenerationSession>> GenerationSession::start(RequestScheduler& scheduler,
                                                                        std::vector<CompletionRequest> requests,
                                                                        Metrics& metrics) {
   auto channel = std::make_shared<Channel>();

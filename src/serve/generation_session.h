@@ -10,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "runtime/scheduler.h"
+#include "runtime/request_scheduler.h"
 #include "serve/api_error.h"
 #include "serve/metrics.h"
 
@@ -26,7 +26,7 @@ class GenerationSession {
   // Submits every request; if the scheduler refuses one, cancels those already submitted and
   // returns the refusal as an ApiError (429 with Retry-After for a full queue). Shared: a hang-up
   // callback on another thread may hold it while it cancels.
-  static ApiResult<std::shared_ptr<GenerationSession>> start(Scheduler& scheduler,
+  static ApiResult<std::shared_ptr<GenerationSession>> start(RequestScheduler& scheduler,
                                                              std::vector<CompletionRequest> requests,
                                                              Metrics& metrics);
   ~GenerationSession();  // cancels the choices still running
@@ -47,9 +47,9 @@ class GenerationSession {
 
  private:
   struct Channel;
-  GenerationSession(Scheduler& scheduler, std::shared_ptr<Channel> channel);
+  GenerationSession(RequestScheduler& scheduler, std::shared_ptr<Channel> channel);
 
-  Scheduler& scheduler_;
+  RequestScheduler& scheduler_;
   std::shared_ptr<Channel> channel_;  // shared with the sinks, which may outlive this session
   std::vector<uint64_t> ids_;
   size_t finished_taken_ = 0;

@@ -94,6 +94,13 @@ std::string Metrics::render(const SchedulerStats& stats, const HttpServer::Count
   out += "# HELP brisk_prefix_cache_blocks_reused_total KV blocks taken from the prefix cache instead of computed.\n"
          "# TYPE brisk_prefix_cache_blocks_reused_total counter\n"
          "brisk_prefix_cache_blocks_reused_total " + std::to_string(stats.prefix_blocks_reused) + "\n";
+  if (!stats.replica_requests.empty()) {
+    out += "# HELP brisk_replica_requests_total Requests each replica took (serve --dp).\n"
+           "# TYPE brisk_replica_requests_total counter\n";
+    for (size_t r = 0; r < stats.replica_requests.size(); ++r)
+      out += "brisk_replica_requests_total{replica=\"" + std::to_string(r) + "\"} " +
+             std::to_string(stats.replica_requests[r]) + "\n";
+  }
   return out;
 }
 

@@ -8,7 +8,7 @@
 
 namespace brisk::serve {
 
-OpenAiServer::OpenAiServer(Scheduler& scheduler, const std::filesystem::path& model_dir, ServerOptions options)
+OpenAiServer::OpenAiServer(RequestScheduler& scheduler, const std::filesystem::path& model_dir, ServerOptions options)
     : scheduler_(scheduler),
       tokenizer_(scheduler.engine().tokenizer()),
       context_(scheduler.engine().context()),
@@ -122,7 +122,7 @@ void OpenAiServer::shutdown(std::chrono::milliseconds grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   // Everything finished within the grace period, or what is left is cancelled (its clients get
   // a finished event, then the connection closes).
-  scheduler_.shutdown(in_flight_ == 0 ? Scheduler::Drain::Finish : Scheduler::Drain::Cancel);
+  scheduler_.shutdown(in_flight_ == 0 ? RequestScheduler::Drain::Finish : RequestScheduler::Drain::Cancel);
   const auto flush_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (in_flight_ > 0 && std::chrono::steady_clock::now() < flush_deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -1,5 +1,6 @@
 // The OpenAI-compatible server: routes (/v1/completions, /v1/chat/completions, /v1/models,
-// /health, /metrics), API-key check, and graceful shutdown, on top of one Scheduler. Knows HTTP
+// /health, /metrics), API-key check, and graceful shutdown, on top of a RequestScheduler (one
+// engine's Scheduler, or a ReplicaRouter over replicas: --dp). Knows HTTP
 // and JSON; the scheduler below knows neither.
 #pragma once
 
@@ -10,7 +11,7 @@
 #include <string>
 
 #include "runtime/embedding.h"
-#include "runtime/scheduler.h"
+#include "runtime/request_scheduler.h"
 #include "serve/chat_template.h"
 #include "serve/http_server.h"
 #include "serve/metrics.h"
@@ -45,7 +46,7 @@ class OpenAiServer {
  public:
   // The scheduler and the engine's tokenizer must outlive the server. The chat template is loaded
   // from model_dir; without one the chat endpoint answers 400 saying why.
-  OpenAiServer(Scheduler& scheduler, const std::filesystem::path& model_dir, ServerOptions options);
+  OpenAiServer(RequestScheduler& scheduler, const std::filesystem::path& model_dir, ServerOptions options);
 
   Result<int> bind() { return http_.bind(); }
   void run() { http_.run(); }  // blocks until shutdown() has stopped the listener
@@ -78,7 +79,7 @@ class OpenAiServer {
   void handle_embeddings(const HttpRequest& req, HttpExchange& exchange);  // embeddings_handler.cc
   ApiResult<EmbeddingsRequest> parse_embeddings(const std::string& body);
 
-  Scheduler& scheduler_;
+  RequestScheduler& scheduler_;
   const Tokenizer& tokenizer_;
   int64_t context_;
   int64_t vocab_size_;

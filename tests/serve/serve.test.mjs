@@ -353,6 +353,44 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
   });
 });
 
+describe('data parallel: serve --dp 2', { timeout: 300000 }, () => {
+  let server;
+  let openai;
+  before(async () => {
+    server = await startServer(LLAMA, ['--api-key', KEY, '--ctx', '256', '--dp', '2']);
+    openai = client(server);
+  });
+  after(async () => {
+    const { code } = await server.stop();
+    assert.equal(code, 0, `graceful shutdown exits 0:\n${server.log()}`);
+  });
+
+  test('16 concurrent clients over two replicas each get the one-replica greedy text', async () => {
+    const prompts = Array.from({ length: 16 }, (_, i) => `In ${1950 + i} the President said that`);
+    const params = (prompt) => ({ prompt, max_tokens: 16, temperature: 0 });
+    const alone = await startServer(LLAMA, ['--ctx', '256']);
+    const expected = [];
+    try {
+      const one = client(alone);
+      for (const prompt of prompts) expected.push((await one.completions.create(params(prompt))).choices[0].text);
+    } finally {
+      await alone.stop();
+    }
+    const streamed = await Promise.all(prompts.map((prompt) => streamText(openai, params(prompt))));
+    for (let i = 0; i < prompts.length; ++i) assert.equal(streamed[i].text, expected[i], `client ${i}`);
+    const m = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+    const taken = [0, 1].map((r) => m[`brisk_replica_requests_total{replica="${r}"}`]);
+    assert.equal(taken[0] + taken[1], 16, JSON.stringify(taken));
+    assert.ok(taken[0] >= 4 && taken[1] >= 4, `both replicas serve: ${JSON.stringify(taken)}`);
+  });
+
+  test('--dp that cannot be placed is refused by name', () => {
+    const r = spawnSync(BRISK, ['serve', '-m', LLAMA, '--dp', '4', '-t', '2'], { encoding: 'utf8', timeout: 60000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /--dp 4 needs at least one CPU thread per replica; -t gives 2/);
+  });
+});
+
 describe('queue limits', { timeout: 300000 }, () => {
   test('a full queue answers 429 with Retry-After', async () => {
     const server = await startServer(LLAMA, ['--max-batch', '1', '--max-queue', '1']);

@@ -1,5 +1,6 @@
 // brisk serve: an OpenAI-compatible HTTP server (completions, chat, models, health, metrics) over
 // the continuous-batching scheduler.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -8,8 +9,10 @@
 #include <memory>
 #include <pthread.h>
 #include <thread>
+#include <vector>
 
 #include "common.h"
+#include "runtime/replica_router.h"
 #include "runtime/scheduler.h"
 #include "serve/auth.h"
 #include "serve/openai_server.h"
@@ -19,8 +22,30 @@ namespace brisk::cli {
 
 namespace {
 
+// --dp N: the engine options of replica i. On the CPU each takes its share of the threads (all
+// cores by default); with --device cuda replica i runs on cuda:i.
+Result<EngineOptions> replica_options(EngineOptions options, int64_t replicas, int64_t i) {
+  if (replicas == 1) return options;
+  if (options.tensor_parallel > 1 || options.pipeline_parallel > 1)
+    return make_error("--dp with --tp or --pp is not supported yet: replicas of a split model need one MPI job each");
+  BackendOptions& b = options.backend;
+  if (b.device == "cpu") {
+    const int64_t cores = b.threads > 0 ? b.threads : int64_t(std::max(1u, std::thread::hardware_concurrency()));
+    if (cores < replicas)
+      return make_error("--dp " + std::to_string(replicas) + " needs at least one CPU thread per replica; -t gives " +
+                        std::to_string(cores));
+    b.threads = int(cores / replicas);
+  } else if (b.device == "cuda") {
+    b.device = "cuda:" + std::to_string(i);
+  } else {
+    return make_error("--dp " + std::to_string(replicas) + " places replica i on cuda:i: give --device cuda, not '" +
+                      b.device + "'");
+  }
+  return options;
+}
+
 // What was started, on which limits: the first lines of the server's log.
-void log_startup(Engine& engine, const SchedulerOptions& scheduler, const serve::ServerOptions& server,
+void log_startup(Engine& engine, int64_t replicas, const SchedulerOptions& scheduler, const serve::ServerOptions& server,
                  int max_connections, int port) {
   const ModelConfig& config = engine.model().config();
   spdlog::logger& log = serve::server_log();
@@ -28,8 +53,9 @@ void log_startup(Engine& engine, const SchedulerOptions& scheduler, const serve:
   for (const std::string& name : server.model_names) names += (names.empty() ? "'" : ", '") + name + "'";
   log.info("model {} ({}, {} layers, hidden {}, vocab {}), context {} tokens per sequence", names,
            config.model_type, config.n_layers, config.hidden_size, config.vocab_size, engine.context());
-  log.info("batch up to {} sequences, queue up to {} requests; connections up to {}, bodies up to {} bytes; API key {}",
-           scheduler.max_batch, scheduler.max_queue, max_connections, server.http.max_body_bytes,
+  if (replicas > 1) log.info("{} replicas, each request routed to the least busy (prefix affinity)", replicas);
+  log.info("batch up to {} sequences, queue up to {} requests{}; connections up to {}, bodies up to {} bytes; API key {}",
+           scheduler.max_batch, scheduler.max_queue, replicas > 1 ? " per replica" : "", max_connections, server.http.max_body_bytes,
            server.api_key.empty() ? "off" : "required on /v1");
   log.info("listening on http://{}:{}", server.http.host, port);
 }
@@ -47,6 +73,7 @@ Command add_serve(CLI::App& app) {
     double head_timeout_s = 10;
     std::string api_key;
     std::string api_key_file;
+    int64_t replicas = 1;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
@@ -55,6 +82,13 @@ Command add_serve(CLI::App& app) {
   sub->add_option("--port", f->server.http.port, "Port; 0 = any free port (printed)")->capture_default_str()->check(in_range(0, 65535));
   add_engine_flags(sub, f->engine);
   add_parallel_flags(sub, f->engine);
+  sub->add_option("--dp", f->replicas,
+                  "Data parallel: N replicas of the model behind this one endpoint, each request routed to the\n"
+                  "replica with the fewest in flight (a prompt sharing its first 64 tokens with an earlier one\n"
+                  "stays with it while that replica is not much busier). CPU: the threads are divided among\n"
+                  "them; --device cuda: replica i on cuda:i")
+      ->check(CLI::Range(int64_t(1), int64_t(64)))
+      ->capture_default_str();
   sub->add_option("--ctx", f->engine.context, "Context length per sequence; 0 = min(model maximum, 4096)")->capture_default_str()->check(non_negative());
   sub->add_option("--max-batch", f->scheduler.max_batch, "Sequences decoded together; 1 = one request at a time")->capture_default_str()->check(in_range(1, kMaxBatchSequences));
   // At least 1: every request passes through the queue to the next scheduling step, so 0 would
@@ -114,10 +148,23 @@ Command add_serve(CLI::App& app) {
     f->engine.kv_tokens = f->scheduler.max_batch * 1024;
     f->engine.model_dir = f->model;
     show_load_progress(f->engine);
-    auto engine = open_engine(f->engine);
-    if (!engine) return fail(engine.error());
-    if (!engine.value()) return 0;  // a follower rank
-    Scheduler scheduler(*engine.value(), f->scheduler);
+    std::vector<std::unique_ptr<Engine>> engines;
+    for (int64_t i = 0; i < f->replicas; ++i) {
+      auto options = replica_options(f->engine, f->replicas, i);
+      if (!options) return fail(options.error());
+      auto engine = open_engine(options.value());
+      if (!engine) return fail(engine.error());
+      if (!engine.value()) return 0;  // a follower rank
+      engines.push_back(std::move(engine).value());
+    }
+    std::unique_ptr<RequestScheduler> scheduler;
+    if (f->replicas == 1) {
+      scheduler = std::make_unique<Scheduler>(*engines.front(), f->scheduler);
+    } else {
+      std::vector<Engine*> replicas;
+      for (auto& engine : engines) replicas.push_back(engine.get());
+      scheduler = std::make_unique<ReplicaRouter>(replicas, f->scheduler);
+    }
     if (f->server.model_names.empty()) {  // the folder's name
       std::string name = std::filesystem::path(f->model).lexically_normal().filename().string();
       if (name.empty()) name = std::filesystem::path(f->model).parent_path().filename().string();
@@ -127,7 +174,7 @@ Command add_serve(CLI::App& app) {
       auto chat_template = ChatTemplate::from_file(f->server.chat_template_file, f->model);
       if (!chat_template) return fail(chat_template.error());
     }
-    serve::OpenAiServer server(scheduler, f->model, f->server);
+    serve::OpenAiServer server(*scheduler, f->model, f->server);
     auto port = server.bind();
     if (!port) return fail(port.error());
 
@@ -147,7 +194,7 @@ Command add_serve(CLI::App& app) {
       std::fprintf(stderr, "brisk serve: second %s, exiting now\n", received == SIGINT ? "SIGINT" : "SIGTERM");
       std::_Exit(130);
     });
-    log_startup(*engine.value(), f->scheduler, f->server, server.max_connections(), port.value());
+    log_startup(*engines.front(), f->replicas, f->scheduler, f->server, server.max_connections(), port.value());
     server.run();
     finished.store(true);
     pthread_kill(signal_waiter.native_handle(), SIGTERM);  // wakes its sigwait, wherever it is
