@@ -66,6 +66,24 @@ class Sampling(unittest.TestCase):
         self.assertEqual(out["stop_reason"], "stop")
         self.assertEqual(out["text"], " the only part of the Union of the ")
 
+    def test_speculation_keeps_the_output(self):
+        # --draft (sotu-qwen2 shares sotu-llama's tokenizer) and --lookup give the text plain
+        # decoding gives for the same seed; --json says how much was accepted.
+        args = ["generate", "-m", model_dir("sotu-llama"), "-p", "We the people of the United States", "-n", "48",
+                "--temp", "0.8", "--seed", "5", "--ignore-eos"]
+        plain = brisk_json(*args)
+        for source in (["--draft", model_dir("sotu-qwen2")], ["--lookup", "3", "--draft-max", "6"]):
+            out = brisk_json(*args, *source)
+            self.assertEqual(out["ids"], plain["ids"], source)
+            spec = out["speculation"]
+            self.assertEqual(spec["steps"] + spec["accepted"], len(out["ids"]) - 1, spec)
+        bad = brisk(*args, "--draft", model_dir("sotu-gpt2"), check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("a draft must share the model's tokenizer", bad.stderr)
+        both = brisk(*args, "--draft", model_dir("sotu-qwen2"), "--lookup", "2", check=False)
+        self.assertNotEqual(both.returncode, 0)
+        self.assertIn("excludes", both.stderr)
+
     def test_streaming_text_equals_json_text(self):
         args = ["generate", "-m", model_dir("sotu-qwen2"), "-p", "Tonight", "-n", "40", "--temp", "0"]
         streamed = brisk(*args).stdout

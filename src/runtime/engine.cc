@@ -153,21 +153,14 @@ bool Engine::is_eos(int32_t token) const {
          std::find(generation_eos.begin(), generation_eos.end(), token) != generation_eos.end();
 }
 
-const float* Engine::prefill(const std::vector<int32_t>& tokens) {
-  BRISK_CHECK(!tokens.empty() && int64_t(tokens.size()) <= context(), "prefill: bad length");
+const float* Engine::extend(const int32_t* tokens, int64_t n, int64_t first_pos) {
+  BRISK_CHECK(n > 0 && first_pos >= 0 && first_pos + n <= context(), "extend: bad length");
   cached_.clear();
-  const int64_t n = int64_t(tokens.size()), chunk = model_->max_rows();
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t rows = std::min(chunk, n - start);
-    model_->forward(tokens.data() + start, rows, start, cache_,
-                    start + rows == n ? LogitRows::Last : LogitRows::None, logits_.data());
+  for (int64_t done = 0; done < n; done += model_->max_rows()) {
+    const int64_t rows = std::min(model_->max_rows(), n - done);
+    model_->forward(tokens + done, rows, first_pos + done, cache_, done + rows == n ? LogitRows::Last : LogitRows::None,
+                    logits_.data());
   }
-  return logits_.data();
-}
-
-const float* Engine::decode_step(int32_t token, int64_t pos) {
-  cached_.clear();
-  model_->forward(&token, 1, pos, cache_, LogitRows::Last, logits_.data());
   return logits_.data();
 }
 
@@ -220,6 +213,11 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   Sampler sampler(request.sampling, model_->config().vocab_size);
   sampler.add_prompt(prompt);
   const std::vector<const Sampler*> last_row_sampler = {&sampler}, no_rows;
+  // A drawn token, with the grammar's state once the sampler took it (SequenceOutput::push).
+  struct Drawn {
+    int32_t token;
+    GrammarProgress grammar;
+  };
   // Runs tokens at positions first_pos.. (in chunks of max_rows) and returns the next token.
   auto advance = [&](const int32_t* tokens, int64_t n, int64_t first_pos) {
     int32_t next = 0;
@@ -234,7 +232,46 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
     }
     cached_.insert(cached_.end(), tokens, tokens + n);
     sampler.accept(next);
-    return next;
+    return std::vector<Drawn>{{next, sampler.grammar_progress()}};
+  };
+  // Speculation: `token` at `pos` followed by the draft's proposals, checked in one pass. Returns
+  // the tokens the model itself draws after `token`: the proposals it agrees with, then its own.
+  DraftLength draft_length(request.max_draft);
+  std::vector<int32_t> sequence;
+  auto speculate = [&](int32_t token, int64_t pos, int64_t budget) {
+    sequence.assign(cached_.begin(), cached_.end());
+    sequence.push_back(token);
+    const int64_t room = std::min({draft_length.next(), budget - 1, context() - pos - 1});
+    std::vector<int32_t> check = {token};
+    if (room > 0) {
+      const std::vector<int32_t> drafts = request.draft->propose(sequence, room, sampler);
+      check.insert(check.end(), drafts.begin(), drafts.end());
+    }
+    const int64_t proposed = int64_t(check.size()) - 1;
+    const std::vector<SequenceChunk> chunk = {{check.data(), int64_t(check.size()), pos, all_blocks_.data(),
+                                               int64_t(all_blocks_.size()), LogitRows::All}};
+    std::vector<Drawn> drawn;
+    const int64_t vocab = model_->config().vocab_size;
+    const int32_t* ids = nullptr;
+    if (plain_greedy) {
+      ids = runner_.run_greedy(chunk, cache_);
+    } else {  // the draws plain decoding makes: row i at the sampler's step, in order
+      logits_.resize(size_t((proposed + 1) * vocab));
+      model_->forward(chunk, cache_, logits_.data());
+    }
+    for (int64_t i = 0; i <= proposed; ++i) {
+      const int32_t id = plain_greedy ? ids[i] : sampler.sample(logits_.data() + i * vocab);
+      if (plain_greedy) sampler.accept(id);
+      drawn.push_back({id, sampler.grammar_progress()});
+      if (i == proposed || id != check[size_t(i + 1)]) break;
+    }
+    const int64_t kept = int64_t(drawn.size()) - 1;
+    cached_.insert(cached_.end(), check.begin(), check.begin() + kept + 1);
+    result.speculation.steps += 1;
+    result.speculation.proposed += proposed;
+    result.speculation.accepted += kept;
+    draft_length.observe(proposed, kept);
+    return drawn;
   };
   SequenceOutput output(*tokenizer_, request.stop, {request.max_new_tokens, context(), request.stop_at_eos},
                         result.prompt_tokens, [this](int32_t id) { return is_eos(id); });
@@ -245,28 +282,36 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   };
 
   double t0 = now_seconds();
-  int32_t token = advance(prompt.data() + reuse, int64_t(prompt.size() - reuse), int64_t(reuse));
+  std::vector<Drawn> drawn = advance(prompt.data() + reuse, int64_t(prompt.size() - reuse), int64_t(reuse));
   double t1 = now_seconds();
   result.prefill_seconds = t1 - t0;
 
-  for (int64_t pos = int64_t(prompt.size()); request.max_new_tokens > 0; ++pos) {
-    if (token == kNonFiniteLogits) {
-      cached_.clear();  // keys and values of a pass that went non-finite are not worth reusing
-      return make_error(sampler.failure_message(pos));
+  // Each round outputs the tokens drawn for positions pos.., then runs the last of them.
+  bool finished = request.max_new_tokens == 0;
+  for (int64_t pos = int64_t(prompt.size()); !finished;) {
+    for (const Drawn& d : drawn) {
+      if (d.token == kNonFiniteLogits) {
+        cached_.clear();  // keys and values of a pass that went non-finite are not worth reusing
+        return make_error(sampler.failure_message(pos));
+      }
+      const SequenceOutput::Step step = output.push(d.token, d.grammar);
+      if (step.accepted) result.ids.push_back(d.token);
+      emit(step.text);
+      if (step.ended) {
+        result.reason = *step.ended;
+        finished = true;
+        break;
+      }
+      ++pos;
     }
-    const SequenceOutput::Step step =
-        output.push(token, sampler.grammar_progress());
-    if (step.accepted) result.ids.push_back(token);
-    emit(step.text);
-    if (step.ended) {
-      result.reason = *step.ended;
-      break;
-    }
+    if (finished) break;
     if (request.cancel && request.cancel->load()) {
       result.reason = StopReason::Cancelled;
       break;
     }
-    token = advance(&token, 1, pos);
+    const int32_t last = drawn.back().token;
+    drawn = request.draft ? speculate(last, pos - 1, request.max_new_tokens - output.generated())
+                          : advance(&last, 1, pos - 1);
   }
   result.decode_seconds = now_seconds() - t1;
   return result;

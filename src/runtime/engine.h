@@ -16,6 +16,7 @@
 #include "runtime/generation_config.h"
 #include "runtime/grammar_cache.h"
 #include "runtime/sampler.h"
+#include "runtime/speculation.h"
 #include "runtime/token_runner.h"
 #include "tokenizer/tokenizer.h"
 
@@ -54,6 +55,10 @@ struct GenerateRequest {
   // Set from another thread or a signal handler: generation ends before the next token
   // (StopReason::Cancelled).
   const std::atomic<bool>* cancel = nullptr;
+  // Speculative decoding (runtime/speculation.h): proposes up to max_draft tokens before each
+  // step, which the model checks in one pass. The output is the same with or without it.
+  DraftSource* draft = nullptr;
+  int64_t max_draft = 8;
 };
 
 struct GenerateResult {
@@ -64,6 +69,7 @@ struct GenerateResult {
   double prefill_seconds = 0;
   double decode_seconds = 0;    // from the first to the last sampled token
   StopReason reason = StopReason::Length;
+  SpeculationStats speculation;  // with a draft source
 };
 
 class Engine {
@@ -98,11 +104,13 @@ class Engine {
   // The tokenizer's EOS or one of config.json's or generation_config.json's eos_token_id values.
   bool is_eos(int32_t token) const;
 
-  // Runs tokens through the model at positions 0.. in chunks of max_rows; returns the last
-  // row's logits (vocab floats, valid until the next call).
-  const float* prefill(const std::vector<int32_t>& tokens);
+  // Runs tokens at positions first_pos.. of the one sequence that owns the cache (in chunks of
+  // max_rows) and returns the last row's logits (vocab floats, valid until the next call).
+  const float* extend(const int32_t* tokens, int64_t n, int64_t first_pos);
+  // extend() from position 0.
+  const float* prefill(const std::vector<int32_t>& tokens) { return extend(tokens.data(), int64_t(tokens.size()), 0); }
   // Feeds one token at position `pos` and returns its logits.
-  const float* decode_step(int32_t token, int64_t pos);
+  const float* decode_step(int32_t token, int64_t pos) { return extend(&token, 1, pos); }
   // One pass over several sequences' chunks (see Model::forward); returns the logits rows the
   // chunks asked for, in order ([rows, vocab], valid until the next call).
   const float* forward(const std::vector<SequenceChunk>& chunks);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "speculation_flags.h"
 #include "runtime/engine.h"
 
 namespace brisk::cli {
@@ -17,6 +18,7 @@ Command add_generate(CLI::App& app) {
     std::string model;
     std::string prompt_file;
     GrammarFlags grammar;
+    SpeculationFlags speculation;
     bool json = false;
     bool ignore_eos = false;
     bool no_echo = false;
@@ -33,6 +35,7 @@ Command add_generate(CLI::App& app) {
   sub->add_option("--stop", f->request.stop, "Stop before this string (repeatable)");
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
   add_grammar_flags(sub, f->grammar);
+  add_speculation_flags(sub, f->speculation);
   add_engine_flags(sub, f->engine.backend);
   add_parallel_flags(sub, f->engine);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);
@@ -62,6 +65,10 @@ Command add_generate(CLI::App& app) {
     f->request.sampling.grammar = std::move(grammar).value();
     if (f->request.sampling.grammar && f->ignore_eos)
       return fail("--ignore-eos cannot be combined with --grammar/--json-schema (the output ends where the grammar does)");
+    auto draft = open_draft_source(f->speculation, *engine.value(), f->engine);
+    if (!draft) return fail(draft.error());
+    f->request.draft = draft.value().source.get();
+    f->request.max_draft = f->speculation.max_draft;
     if (!f->json) std::fprintf(stderr, "[%s]\n", sampling.c_str());
     if (!f->json && !f->no_echo && isatty(STDOUT_FILENO)) std::cout << f->request.prompt << std::flush;
     auto on_text = [&](const std::string& piece) {
@@ -73,20 +80,26 @@ Command add_generate(CLI::App& app) {
     const GenerateResult& r = result.value();
     const double new_tokens = double(r.ids.size());
     if (f->json) {
-      print_json({{"text", r.text},
+      Json out = {{"text", r.text},
                   {"ids", r.ids},
                   {"prompt_tokens", r.prompt_tokens},
                   {"new_tokens", r.ids.size()},
                   {"prefill_tok_s", r.prefill_seconds > 0 ? double(r.prompt_tokens) / r.prefill_seconds : 0.0},
                   {"decode_tok_s", r.decode_seconds > 0 ? new_tokens / r.decode_seconds : 0.0},
                   {"stop_reason", stop_reason_name(r.reason)},
-                  {"seed", f->request.sampling.seed}});
+                  {"seed", f->request.sampling.seed}};
+      if (f->request.draft) out["speculation"] = speculation_json(r.speculation);
+      print_json(out);
     } else {
       std::cout << std::endl;
       std::fprintf(stderr, "[%lld prompt tokens, %.1f tok/s prefill; %lld new tokens, %.1f tok/s decode; stop: %s]\n",
                    (long long)r.prompt_tokens, r.prefill_seconds > 0 ? double(r.prompt_tokens) / r.prefill_seconds : 0.0,
                    (long long)r.ids.size(), r.decode_seconds > 0 ? new_tokens / r.decode_seconds : 0.0,
                    stop_reason_name(r.reason));
+      if (f->request.draft)
+        std::fprintf(stderr, "[speculation: %.0f%% of %lld proposed tokens accepted, %.2f tokens per pass]\n",
+                     100 * r.speculation.acceptance_rate(), (long long)r.speculation.proposed,
+                     r.speculation.tokens_per_step());
     }
     return 0;
   }};
