@@ -54,6 +54,58 @@ TEST(Scheduler, PreemptionKeepsResults) {
   EXPECT_GT(preemptions, 0);
 }
 
+// Prompt lookup in the batch (SchedulerOptions::lookup): speculating sequences beside prefilling
+// ones, through preemption, give every request its solo tokens; sampled requests get the tokens
+// they get without speculation (the same draws).
+TEST(Scheduler, SpeculationKeepsEveryRequestsTokens) {
+  auto engine = open_engine(256);
+  SchedulerOptions options;
+  options.max_batch = 4;
+  options.prefill_chunk = 3;
+  options.lookup = 2;
+  options.max_draft = 4;
+  options.speculation_max_batch = 64;
+  expect_batched_equals_solo(*engine, options, 40);
+  const ModelConfig& c = engine->model().config();
+  const int64_t kv_bytes = int64_t(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, KvDtype::F32)) * 4;
+  auto small = open_engine(64, kv_bytes);
+  options.max_batch = 6;
+  options.prefill_chunk = 256;
+  int64_t preemptions = 0;
+  expect_batched_equals_solo(*small, options, 40, &preemptions);
+  EXPECT_GT(preemptions, 0);
+
+  auto sampled = [&](int64_t lookup, SchedulerStats* stats) {
+    SchedulerOptions o;
+    o.lookup = lookup;
+    o.speculation_max_batch = 64;
+    Scheduler scheduler(*engine, o);
+    std::vector<Collector> got(kPrompts.size());
+    for (size_t i = 0; i < kPrompts.size(); ++i) {
+      CompletionRequest r;
+      r.prompt = engine->tokenizer().encode(kPrompts[i], AddSpecial::Yes);
+      r.max_new_tokens = 40;
+      r.sampling.temperature = 0.7f;
+      r.sampling.repetition_penalty = 1.1f;
+      r.sampling.seed = 100 + i;
+      r.stop_at_eos = false;
+      EXPECT_EQ(scheduler.submit(r, got[i].sink()).error, SubmitError::None);
+    }
+    std::vector<std::vector<int32_t>> ids;
+    for (Collector& c : got) {
+      c.wait();
+      ids.push_back(c.ids);
+    }
+    *stats = scheduler.stats();
+    return ids;
+  };
+  SchedulerStats plain, speculative;
+  EXPECT_EQ(sampled(3, &speculative), sampled(0, &plain));
+  EXPECT_GT(speculative.speculated_tokens, 0);
+  EXPECT_GT(speculative.accepted_tokens, 0);
+  EXPECT_EQ(plain.speculated_tokens, 0);
+}
+
 TEST(Scheduler, SharedPrefixReusesBlocks) {
   auto engine = open_engine(256);
   const std::string prefix(200, 'a');  // many tokens shared by both prompts

@@ -88,6 +88,8 @@ SchedulerStats ReplicaRouter::stats() const {
     sum.kv_blocks_free += s.kv_blocks_free;
     sum.preemptions += s.preemptions;
     sum.prefix_blocks_reused += s.prefix_blocks_reused;
+    sum.speculated_tokens += s.speculated_tokens;
+    sum.accepted_tokens += s.accepted_tokens;
   }
   return sum;
 }

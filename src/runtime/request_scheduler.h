@@ -61,6 +61,8 @@ struct SchedulerStats {
   int64_t kv_blocks_free = 0;
   int64_t preemptions = 0;  // sequences requeued because KV memory ran out
   int64_t prefix_blocks_reused = 0;  // blocks taken from the prefix cache instead of computed
+  int64_t speculated_tokens = 0;  // proposed by speculation (SchedulerOptions::lookup)
+  int64_t accepted_tokens = 0;    // of those, the ones the model drew itself
   std::vector<int64_t> replica_requests;  // data parallel: requests each replica took (else empty)
 };
 

@@ -12,12 +12,13 @@ namespace brisk {
 // of them have keys and values in the sequence's blocks. A decode step computes the last sampled
 // token; a prefill step computes a chunk of the prompt (or, after preemption, of everything).
 struct Scheduler::Sequence {
-  Sequence(uint64_t id, CompletionRequest r, EventSink s, Engine& engine)
+  Sequence(uint64_t id, CompletionRequest r, EventSink s, Engine& engine, int64_t max_draft)
       : id(id), request(std::move(r)), sink(std::move(s)), tokens(request.prompt),
         prompt_tokens(int64_t(request.prompt.size())),
         sampler(request.sampling, engine.model().config().vocab_size),
         output(engine.tokenizer(), request.stop, {request.max_new_tokens, engine.context(), request.stop_at_eos},
-               prompt_tokens, [&engine](int32_t token) { return engine.is_eos(token); }) {
+               prompt_tokens, [&engine](int32_t token) { return engine.is_eos(token); }),
+        draft_length(max_draft) {
     sampler.add_prompt(request.prompt);
   }
 
@@ -39,6 +40,10 @@ struct Scheduler::Sequence {
   int64_t prompt_scored = 1;
   StreamEvent prompt_scores;
   bool done = false;
+  // Speculation: this step's checked tokens (the last sampled one, then the proposals) and the
+  // draft length its acceptance so far allows.
+  std::vector<int32_t> checked;
+  DraftLength draft_length;
 
   int64_t generated() const { return output.generated(); }
 };
@@ -87,7 +92,8 @@ SubmitResult Scheduler::submit(CompletionRequest request, EventSink sink) {
     return reject(SubmitError::QueueFull, "the request queue is full (" +
                                               std::to_string(options_.max_queue) + " waiting)");
   result.id = next_id_++;
-  waiting_.push_back(std::make_unique<Sequence>(result.id, std::move(request), std::move(sink), engine_));
+  waiting_.push_back(std::make_unique<Sequence>(result.id, std::move(request), std::move(sink), engine_,
+                                                      options_.max_draft));
   stats_.queued = int64_t(waiting_.size());
   wake_.notify_all();
   return result;
@@ -273,17 +279,22 @@ void Scheduler::preempt(Sequence& seq) {
 }
 
 void Scheduler::step() {
-  const int64_t bs = KvCache::kBlockSize;
   // Cancelled sequences end before any work is spent on them.
   for (auto& seq : running_)
     if (seq->cancelled) finish(*seq, StopReason::Length, "cancelled");
   std::erase_if(running_, [](const auto& seq) { return seq->cancelled; });
 
-  // Plan: every decode row first (one token each), then prompt chunks within the budget.
+  // Plan: every decode row first (one token each, and its proposals when speculating), then
+  // prompt chunks within the budget.
   std::vector<Sequence*> planned;
   std::vector<int64_t> planned_rows;
   int64_t rows = 0, prefill_budget = options_.prefill_chunk;
   const int64_t max_rows = engine_.model().max_rows();
+  const int64_t decoding_now = std::count_if(running_.begin(), running_.end(), [](const auto& seq) {
+    return seq->computed > 0 && int64_t(seq->tokens.size()) - seq->computed == 1;
+  });
+  const bool speculate = options_.lookup > 0 && decoding_now <= options_.speculation_max_batch;
+  PromptLookup lookup(options_.lookup);
   for (bool decode_pass : {true, false})
     for (auto& owned : running_) {
       Sequence& seq = *owned;
@@ -294,6 +305,17 @@ void Scheduler::step() {
       if (seq.computed == 0 && seq.blocks.empty() && seq.request.prompt_logprobs < 0) reuse_prefix(seq);
       int64_t n = int64_t(seq.tokens.size()) - seq.computed;
       if (!decoding) n = std::min(n, prefill_budget);
+      seq.checked.clear();
+      if (decoding && speculate) {
+        const int64_t room = std::min({seq.draft_length.next(), seq.request.max_new_tokens - seq.generated() - 1,
+                                       engine_.context() - int64_t(seq.tokens.size()), max_rows - rows - 1});
+        seq.checked = {seq.tokens.back()};
+        if (room > 0) {
+          const std::vector<int32_t> drafts = lookup.propose(seq.tokens, room, seq.sampler);
+          seq.checked.insert(seq.checked.end(), drafts.begin(), drafts.end());
+        }
+        n = int64_t(seq.checked.size());
+      }
       n = std::min(n, max_rows - rows);
       if (n <= 0) continue;
       if (!reserve(seq, seq.computed + n)) continue;  // waits for blocks to free up
@@ -312,8 +334,10 @@ void Scheduler::step() {
     const bool last = seq.computed + n == int64_t(seq.tokens.size());
     const bool scoring = seq.request.prompt_logprobs >= 0 && seq.computed < seq.prompt_tokens;
     batch.push_back(&seq);
-    chunks.push_back({seq.tokens.data() + seq.computed, n, seq.computed, seq.blocks.data(),
-                      int64_t(seq.blocks.size()), scoring ? LogitRows::All : last ? LogitRows::Last : LogitRows::None});
+    const bool checking = !seq.checked.empty();
+    chunks.push_back({checking ? seq.checked.data() : seq.tokens.data() + seq.computed, n, seq.computed, seq.blocks.data(),
+                      int64_t(seq.blocks.size()),
+                      scoring || checking ? LogitRows::All : last ? LogitRows::Last : LogitRows::None});
   }
   requeue_preempted();
 
@@ -321,12 +345,17 @@ void Scheduler::step() {
     // Only token ids come back from the device, unless a sequence asked for logprobs: plain greedy
     // batches take the argmax, others are drawn by Backend::sample_rows. Logprobs need the logits
     // rows on the host, where the Sampler draws by the same definition.
-    const bool host_logits =
-        std::any_of(batch.begin(), batch.end(), [](const Sequence* seq) { return seq->request.top_logprobs >= 0; }) ||
-        std::any_of(chunks.begin(), chunks.end(), [](const SequenceChunk& c) { return c.logits == LogitRows::All; });
     const bool plain_greedy = std::all_of(batch.begin(), batch.end(), [](const Sequence* seq) {
       return seq->request.sampling.plain_greedy();
     });
+    // Checked proposals of plain greedy batches are argmaxes on the device; sampled ones are
+    // drawn in order by their sampler, one step per row, on the host.
+    bool host_logits = false;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const bool checking = !batch[i]->checked.empty();
+      host_logits |= batch[i]->request.top_logprobs >= 0 || (chunks[i].logits == LogitRows::All && !checking) ||
+                     (checking && !plain_greedy);
+    }
     std::vector<const Sampler*> samplers;
     for (size_t i = 0; i < batch.size(); ++i)
       if (chunks[i].logits != LogitRows::None) samplers.push_back(&batch[i]->sampler);
@@ -337,14 +366,15 @@ void Scheduler::step() {
     const int64_t vocab = engine_.model().config().vocab_size;
     for (size_t i = 0; i < batch.size(); ++i) {
       Sequence& seq = *batch[i];
+      if (!seq.checked.empty()) {
+        check_proposals(seq, host_logits ? logits : nullptr, ids);
+        if (host_logits) logits += chunks[i].n_tokens * vocab;
+        else ids += chunks[i].n_tokens;
+        continue;
+      }
       const int64_t first_pos = seq.computed;
       seq.computed += chunks[i].n_tokens;
-      // Offer newly completed blocks to the prefix cache.
-      while (seq.published < seq.computed / bs) {
-        seq.prefix_hash = KvBlocks::chain_hash(seq.prefix_hash, seq.tokens.data() + seq.published * bs, bs);
-        blocks_->publish(seq.blocks[size_t(seq.published)], seq.prefix_hash);
-        ++seq.published;
-      }
+      publish_computed_blocks(seq);
       if (chunks[i].logits == LogitRows::All) {  // a scored prompt chunk: one row per position
         score_prompt(seq, logits, first_pos, chunks[i].n_tokens);
         logits += (chunks[i].n_tokens - 1) * vocab;  // the last row predicts the next token
@@ -371,6 +401,43 @@ void Scheduler::step() {
     std::erase_if(running_, [](const auto& seq) { return seq->done; });
   }
   update_stats();
+}
+
+// Offers the sequence's newly computed whole blocks to the prefix cache.
+void Scheduler::publish_computed_blocks(Sequence& seq) {
+  const int64_t bs = KvCache::kBlockSize;
+  while (seq.published < seq.computed / bs) {
+    seq.prefix_hash = KvBlocks::chain_hash(seq.prefix_hash, seq.tokens.data() + seq.published * bs, bs);
+    blocks_->publish(seq.blocks[size_t(seq.published)], seq.prefix_hash);
+    ++seq.published;
+  }
+}
+
+// A speculating sequence's checked rows (host logits, or device argmaxes): the model's own draw
+// at each row, in order, kept while it equals the proposal the row follows. The keys and values of
+// the last sampled token and of the kept proposals stay; the rest are overwritten later.
+void Scheduler::check_proposals(Sequence& seq, const float* logits, const int32_t* ids) {
+  const int64_t vocab = engine_.model().config().vocab_size, rows = int64_t(seq.checked.size());
+  const int64_t start = seq.computed;
+  int64_t kept = 0;
+  for (int64_t r = 0; r < rows && !seq.done; ++r) {
+    int32_t token;
+    if (logits) {
+      row_.assign(logits + r * vocab, logits + (r + 1) * vocab);
+      token = seq.sampler.sample(row_.data());
+    } else {
+      token = ids[r];
+      seq.sampler.accept(token);
+    }
+    emit_token(seq, token, logits ? logits + r * vocab : nullptr);
+    if (r + 1 == rows || token != seq.checked[size_t(r + 1)]) break;
+    ++kept;
+  }
+  seq.computed = start + 1 + kept;
+  if (!seq.done) publish_computed_blocks(seq);  // a finished sequence gave its blocks back
+  speculated_tokens_ += rows - 1;
+  accepted_tokens_ += kept;
+  seq.draft_length.observe(rows - 1, kept);
 }
 
 // Scores the prompt positions a chunk's logits rows (from first_pos) predict, each once (a
@@ -440,6 +507,8 @@ void Scheduler::update_stats() {
   stats_.kv_blocks_free = blocks_->available();
   stats_.preemptions = preemptions_;
   stats_.prefix_blocks_reused = prefix_blocks_reused_;
+  stats_.speculated_tokens = speculated_tokens_;
+  stats_.accepted_tokens = accepted_tokens_;
 }
 
 }  // namespace brisk

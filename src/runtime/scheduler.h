@@ -16,6 +16,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/request_scheduler.h"
+#include "runtime/speculation.h"
 
 namespace brisk {
 
@@ -25,6 +26,13 @@ struct SchedulerOptions {
   int64_t max_batch = 64;        // sequences decoded together; 1 = one request at a time
   int64_t max_queue = 1024;      // waiting requests before submit says QueueFull
   int64_t prefill_chunk = 256;   // prompt tokens per step, so decodes keep flowing
+  // Speculative decoding by prompt lookup (runtime/speculation.h; 0: off): each decoding sequence
+  // proposes up to max_draft tokens (adapted to its acceptance) checked in the same batched pass,
+  // while at most speculation_max_batch sequences decode: in larger batches the pass is no longer
+  // bound by reading the weights, and the checked rows cost what they save.
+  int64_t lookup = 0;
+  int64_t max_draft = 8;
+  int64_t speculation_max_batch = 8;
 };
 
 // The RequestScheduler of one engine (its contract: runtime/request_scheduler.h).
@@ -54,6 +62,8 @@ class Scheduler final : public RequestScheduler {
   void preempt(Sequence& seq);
   void requeue_preempted();
   void emit_token(Sequence& seq, int32_t token, const float* logits_row);
+  void check_proposals(Sequence& seq, const float* logits, const int32_t* ids);
+  void publish_computed_blocks(Sequence& seq);
   void score_prompt(Sequence& seq, const float* rows, int64_t first_pos, int64_t n);
   static StreamEvent take_prompt_scores(Sequence& seq);
   void finish(Sequence& seq, StopReason reason, const std::string& error = "");
@@ -78,6 +88,7 @@ class Scheduler final : public RequestScheduler {
   std::unique_ptr<KvBlocks> blocks_;
   int64_t preemptions_ = 0;
   int64_t prefix_blocks_reused_ = 0;
+  int64_t speculated_tokens_ = 0, accepted_tokens_ = 0;
   std::vector<float> row_;  // one logits row for the sampler
   std::thread worker_;
 };

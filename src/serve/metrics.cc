@@ -16,6 +16,11 @@ void gauge(std::string& out, const char* name, const char* help, double value) {
   out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " + number(value) + "\n";
 }
 
+void counter(std::string& out, const char* name, const char* help, int64_t value) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
+         std::to_string(value) + "\n";
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> upper_bounds)
@@ -73,12 +78,8 @@ std::string Metrics::render(const SchedulerStats& stats, const HttpServer::Count
       out += "brisk_requests_total{endpoint=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
              std::to_string(count) + "\n";
   }
-  out += "# HELP brisk_prompt_tokens_total Prompt tokens of accepted requests.\n"
-         "# TYPE brisk_prompt_tokens_total counter\n"
-         "brisk_prompt_tokens_total " + std::to_string(prompt_tokens_.load()) + "\n";
-  out += "# HELP brisk_generation_tokens_total Tokens generated.\n"
-         "# TYPE brisk_generation_tokens_total counter\n"
-         "brisk_generation_tokens_total " + std::to_string(completion_tokens_.load()) + "\n";
+  counter(out, "brisk_prompt_tokens_total", "Prompt tokens of accepted requests.", prompt_tokens_.load());
+  counter(out, "brisk_generation_tokens_total", "Tokens generated.", completion_tokens_.load());
   ttft_.render(out, "brisk_time_to_first_token_seconds", "From request arrival to its first generated token.");
   inter_token_.render(out, "brisk_inter_token_latency_seconds", "Gap between successive generated tokens of a request.");
   e2e_.render(out, "brisk_request_latency_seconds", "From request arrival to its last token.");
@@ -88,12 +89,12 @@ std::string Metrics::render(const SchedulerStats& stats, const HttpServer::Count
   gauge(out, "brisk_kv_blocks_free", "KV cache blocks free.", double(stats.kv_blocks_free));
   gauge(out, "brisk_http_connections", "Open HTTP connections, idle keep-alive ones included.", double(http.open_connections));
   gauge(out, "brisk_http_requests_in_progress", "Requests read and not yet fully answered.", double(http.requests_in_progress));
-  out += "# HELP brisk_preemptions_total Sequences requeued because KV memory ran out.\n"
-         "# TYPE brisk_preemptions_total counter\n"
-         "brisk_preemptions_total " + std::to_string(stats.preemptions) + "\n";
-  out += "# HELP brisk_prefix_cache_blocks_reused_total KV blocks taken from the prefix cache instead of computed.\n"
-         "# TYPE brisk_prefix_cache_blocks_reused_total counter\n"
-         "brisk_prefix_cache_blocks_reused_total " + std::to_string(stats.prefix_blocks_reused) + "\n";
+  counter(out, "brisk_preemptions_total", "Sequences requeued because KV memory ran out.", stats.preemptions);
+  counter(out, "brisk_prefix_cache_blocks_reused_total", "KV blocks taken from the prefix cache instead of computed.",
+          stats.prefix_blocks_reused);
+  counter(out, "brisk_speculated_tokens_total", "Tokens proposed by speculative decoding (--lookup).",
+          stats.speculated_tokens);
+  counter(out, "brisk_speculated_tokens_accepted_total", "Proposed tokens the model drew itself.", stats.accepted_tokens);
   if (!stats.replica_requests.empty()) {
     out += "# HELP brisk_replica_requests_total Requests each replica took (serve --dp).\n"
            "# TYPE brisk_replica_requests_total counter\n";

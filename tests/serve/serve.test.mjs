@@ -353,11 +353,12 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
   });
 });
 
-describe('data parallel: serve --dp 2', { timeout: 300000 }, () => {
+// Two replicas, each speculating by prompt lookup: the texts are those of one plain server.
+describe('data parallel and speculation: serve --dp 2 --lookup 3', { timeout: 300000 }, () => {
   let server;
   let openai;
   before(async () => {
-    server = await startServer(LLAMA, ['--api-key', KEY, '--ctx', '256', '--dp', '2']);
+    server = await startServer(LLAMA, ['--api-key', KEY, '--ctx', '256', '--dp', '2', '--lookup', '3']);
     openai = client(server);
   });
   after(async () => {
@@ -365,23 +366,25 @@ describe('data parallel: serve --dp 2', { timeout: 300000 }, () => {
     assert.equal(code, 0, `graceful shutdown exits 0:\n${server.log()}`);
   });
 
-  test('16 concurrent clients over two replicas each get the one-replica greedy text', async () => {
+  test('16 concurrent clients (greedy and seeded) over two replicas each get the plain server\'s text', async () => {
     const prompts = Array.from({ length: 16 }, (_, i) => `In ${1950 + i} the President said that`);
-    const params = (prompt) => ({ prompt, max_tokens: 16, temperature: 0 });
+    const params = (prompt, i) => ({ prompt, max_tokens: 32, ...(i % 2 ? { temperature: 0.8, seed: i } : { temperature: 0 }) });
     const alone = await startServer(LLAMA, ['--ctx', '256']);
     const expected = [];
     try {
       const one = client(alone);
-      for (const prompt of prompts) expected.push((await one.completions.create(params(prompt))).choices[0].text);
+      for (let i = 0; i < prompts.length; ++i) expected.push((await one.completions.create(params(prompts[i], i))).choices[0].text);
     } finally {
       await alone.stop();
     }
-    const streamed = await Promise.all(prompts.map((prompt) => streamText(openai, params(prompt))));
+    const streamed = await Promise.all(prompts.map((prompt, i) => streamText(openai, params(prompt, i))));
     for (let i = 0; i < prompts.length; ++i) assert.equal(streamed[i].text, expected[i], `client ${i}`);
     const m = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
     const taken = [0, 1].map((r) => m[`brisk_replica_requests_total{replica="${r}"}`]);
     assert.equal(taken[0] + taken[1], 16, JSON.stringify(taken));
     assert.ok(taken[0] >= 4 && taken[1] >= 4, `both replicas serve: ${JSON.stringify(taken)}`);
+    assert.ok(m['brisk_speculated_tokens_total'] > 0, 'tokens were proposed');
+    assert.ok(m['brisk_speculated_tokens_accepted_total'] > 0, 'some were accepted');
   });
 
   test('--dp that cannot be placed is refused by name', () => {

@@ -104,6 +104,17 @@ Command add_serve(CLI::App& app) {
          "How the model writes tool calls: hermes (<tool_call> JSON, Qwen), llama3_json (Llama 3.1+), mistral "
          "([TOOL_CALLS]). Default: detected from the chat template")
       ->check(CLI::IsMember({"hermes", "llama3_json", "mistral"}));
+  sub->add_option("--lookup", f->scheduler.lookup,
+                  "Speculative decoding by prompt lookup: each decoding sequence proposes the tokens that followed\n"
+                  "the latest earlier occurrence of its last N tokens, checked in the same batched pass (the\n"
+                  "output is the same as without it); 0 = off")
+      ->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(64)));
+  sub->add_option("--draft-max", f->scheduler.max_draft, "Most tokens a sequence proposes per step (adapted to its acceptance)")
+      ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(64)));
+  sub->add_option("--spec-max-batch", f->scheduler.speculation_max_batch,
+                  "Speculate only while at most this many sequences decode (larger batches are no longer bound by\n"
+                  "reading the weights, and checked tokens cost what they save)")
+      ->capture_default_str()->check(positive());
   sub->add_option("--max-queue", f->scheduler.max_queue, "Waiting requests before answering 429 (at least 1)")->capture_default_str()->check(positive());
   CLI::Option* key_flag = sub->add_option(
       "--api-key", f->api_key,
