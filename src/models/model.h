@@ -81,7 +81,6 @@ class Model {
   // the residual stream goes from stage to stage, and the last stage returns the logits to the
   // first, whose run_prepared() returns them.
   void connect_pipeline(std::shared_ptr<Communicator> stages);
-  const PipelineStage& pipeline_stage() const { return pipeline_; }
   // Changes whenever a buffer that run_prepared() touches is reallocated: a recording made before
   // then holds stale pointers.
   uint64_t buffers_epoch() const { return buffers_epoch_; }

@@ -248,6 +248,11 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
       check.insert(check.end(), drafts.begin(), drafts.end());
     }
     const int64_t proposed = int64_t(check.size()) - 1;
+    if (proposed == 0) {  // nothing to check (paused, or nothing proposed): a plain step
+      draft_length.observe(0, 0);
+      result.speculation.steps += 1;
+      return advance(&token, 1, pos);
+    }
     const std::vector<SequenceChunk> chunk = {{check.data(), int64_t(check.size()), pos, all_blocks_.data(),
                                                int64_t(all_blocks_.size()), LogitRows::All}};
     std::vector<Drawn> drawn;

@@ -309,12 +309,14 @@ void Scheduler::step() {
       if (decoding && speculate) {
         const int64_t room = std::min({seq.draft_length.next(), seq.request.max_new_tokens - seq.generated() - 1,
                                        engine_.context() - int64_t(seq.tokens.size()), max_rows - rows - 1});
-        seq.checked = {seq.tokens.back()};
-        if (room > 0) {
-          const std::vector<int32_t> drafts = lookup.propose(seq.tokens, room, seq.sampler);
+        const std::vector<int32_t> drafts = room > 0 ? lookup.propose(seq.tokens, room, seq.sampler) : std::vector<int32_t>{};
+        if (drafts.empty()) {
+          seq.draft_length.observe(0, 0);  // a plain decode row this step
+        } else {
+          seq.checked = {seq.tokens.back()};
           seq.checked.insert(seq.checked.end(), drafts.begin(), drafts.end());
+          n = int64_t(seq.checked.size());
         }
-        n = int64_t(seq.checked.size());
       }
       n = std::min(n, max_rows - rows);
       if (n <= 0) continue;
