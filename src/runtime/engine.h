@@ -58,7 +58,7 @@ struct GenerateRequest {
   // Speculative decoding (runtime/speculation.h): proposes up to max_draft tokens before each
   // step, which the model checks in one pass. The output is the same with or without it.
   DraftSource* draft = nullptr;
-  int64_t max_draft = 8;
+  int64_t max_draft = kDefaultMaxDraft;
 };
 
 struct GenerateResult {

@@ -31,7 +31,7 @@ struct SchedulerOptions {
   // while at most speculation_max_batch sequences decode: in larger batches the pass is no longer
   // bound by reading the weights, and the checked rows cost what they save.
   int64_t lookup = 0;
-  int64_t max_draft = 8;
+  int64_t max_draft = kDefaultMaxDraft;
   int64_t speculation_max_batch = 8;
 };
 

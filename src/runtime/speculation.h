@@ -21,6 +21,10 @@ namespace brisk {
 
 class Engine;
 
+// Tokens proposed per step at most, unless the caller says otherwise (--draft-max): the adaptive
+// length (DraftLength) starts here and falls to what is being accepted.
+constexpr int64_t kDefaultMaxDraft = 8;
+
 class DraftSource {
  public:
   virtual ~DraftSource() = default;

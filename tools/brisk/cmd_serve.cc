@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common.h"
+#include "speculation_flags.h"
 #include "runtime/replica_router.h"
 #include "runtime/scheduler.h"
 #include "serve/auth.h"
@@ -74,6 +75,7 @@ Command add_serve(CLI::App& app) {
     std::string api_key;
     std::string api_key_file;
     int64_t replicas = 1;
+    SpeculationFlags speculation;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
@@ -104,13 +106,7 @@ Command add_serve(CLI::App& app) {
          "How the model writes tool calls: hermes (<tool_call> JSON, Qwen), llama3_json (Llama 3.1+), mistral "
          "([TOOL_CALLS]). Default: detected from the chat template")
       ->check(CLI::IsMember({"hermes", "llama3_json", "mistral"}));
-  sub->add_option("--lookup", f->scheduler.lookup,
-                  "Speculative decoding by prompt lookup: each decoding sequence proposes the tokens that followed\n"
-                  "the latest earlier occurrence of its last N tokens, checked in the same batched pass (the\n"
-                  "output is the same as without it); 0 = off")
-      ->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(64)));
-  sub->add_option("--draft-max", f->scheduler.max_draft, "Most tokens a sequence proposes per step (adapted to its acceptance)")
-      ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(64)));
+  add_speculation_flags(sub, f->speculation);
   sub->add_option("--spec-max-batch", f->scheduler.speculation_max_batch,
                   "Speculate only while at most this many sequences decode (larger batches are no longer bound by\n"
                   "reading the weights, and checked tokens cost what they save)")
@@ -143,6 +139,10 @@ Command add_serve(CLI::App& app) {
     auto api_key = serve::resolve_api_key(key_sources);
     if (!api_key) return fail(api_key.error());
     f->server.api_key = std::move(api_key).value();
+    if (!f->speculation.draft.empty())
+      return fail("--draft: serve speculates by prompt lookup (--lookup N) only for now; draft models run in generate");
+    f->scheduler.lookup = f->speculation.lookup;
+    f->scheduler.max_draft = f->speculation.max_draft;
     f->server.http.idle_timeout = std::chrono::milliseconds(int64_t(f->idle_timeout_s * 1000));
     f->server.http.head_timeout = std::chrono::milliseconds(int64_t(f->head_timeout_s * 1000));
 

@@ -1,5 +1,5 @@
 // --draft DIR, --lookup N, --draft-max K: speculative decoding (runtime/speculation.h) for
-// generate and bench.
+// generate and serve (serve: --lookup only, for now).
 #pragma once
 
 #include <memory>
@@ -15,7 +15,7 @@ namespace brisk::cli {
 struct SpeculationFlags {
   std::string draft;      // a draft model folder
   int64_t lookup = 0;     // n-gram size of prompt lookup; 0: off
-  int64_t max_draft = 8;  // tokens proposed per step at most
+  int64_t max_draft = kDefaultMaxDraft;
 };
 void add_speculation_flags(CLI::App* sub, SpeculationFlags& flags);
 
