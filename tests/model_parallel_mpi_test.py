@@ -61,6 +61,10 @@ class ModelParallel(unittest.TestCase):
                 out = mpirun_json(tp, pp, *args)
                 alone = brisk_json(*args, "--seed", str(out["seed"]))
                 self.assertEqual(out["ids"], alone["ids"])
+                # Speculation's checking passes are batches like any other for the followers.
+                if pp > 1 or model == "sotu-llama":
+                    speculative = mpirun_json(tp, pp, *args, "--seed", str(out["seed"]), "--lookup", "2")
+                    self.assertEqual(speculative["ids"], alone["ids"])
 
     def test_perplexity_matches_one_process(self):
         text = os.path.join(tempfile.mkdtemp(), "head.txt")
