@@ -39,6 +39,8 @@ struct StreamEvent {
   StopReason reason = StopReason::Length;  // valid when finished
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;     // so far
+  int64_t speculated_tokens = 0;     // so far: proposed by speculation (SchedulerOptions::lookup)
+  int64_t accepted_tokens = 0;       // so far: of those, the ones the model drew itself
   std::string error;                 // non-empty: the request failed (finished is true)
 };
 

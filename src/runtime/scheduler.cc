@@ -44,6 +44,7 @@ struct Scheduler::Sequence {
   // draft length its acceptance so far allows.
   std::vector<int32_t> checked;
   DraftLength draft_length;
+  int64_t speculated = 0, accepted = 0;  // this request's proposals and the kept ones
 
   int64_t generated() const { return output.generated(); }
 };
@@ -217,6 +218,8 @@ void Scheduler::finish(Sequence& seq, StopReason reason, const std::string& erro
   event.error = error;
   event.prompt_tokens = seq.prompt_tokens;
   event.completion_tokens = seq.generated();
+  event.speculated_tokens = seq.speculated;
+  event.accepted_tokens = seq.accepted;
   if (seq.sink) seq.sink(event);
 }
 
@@ -439,6 +442,8 @@ void Scheduler::check_proposals(Sequence& seq, const float* logits, const int32_
   if (!seq.done) publish_computed_blocks(seq);  // a finished sequence gave its blocks back
   speculated_tokens_ += rows - 1;
   accepted_tokens_ += kept;
+  seq.speculated += rows - 1;
+  seq.accepted += kept;
   seq.draft_length.observe(rows - 1, kept);
 }
 
@@ -473,6 +478,8 @@ void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row
   event.text = std::move(step.text);
   event.prompt_tokens = seq.prompt_tokens;
   event.completion_tokens = seq.generated();
+  event.speculated_tokens = seq.speculated;
+  event.accepted_tokens = seq.accepted;
   if (step.ended) {
     event.finished = true;
     event.reason = *step.ended;

@@ -245,6 +245,12 @@ struct GenerationReply : std::enable_shared_from_this<GenerationReply> {
     completed = true;
     const Usage usage = usage_of(choices, params.candidates());
     exchange->note_tokens(usage.prompt_tokens, usage.completion_tokens, session->time_to_first_token());
+    int64_t speculated = 0, accepted = 0;
+    for (const ChoiceState& choice : choices) {
+      speculated += choice.speculated_tokens;
+      accepted += choice.accepted_tokens;
+    }
+    exchange->note_speculation(speculated, accepted);
     if (session->cancelled()) {
       server.metrics_.count_request(label, kClientClosed);
     } else if (params.stream) {

@@ -155,6 +155,10 @@ class Exchange final : public HttpExchange, public std::enable_shared_from_this<
     completion_tokens_ = completion_tokens;
     ttft_ = ttft_seconds;
   }
+  void note_speculation(int64_t speculated_tokens, int64_t accepted_tokens) override {
+    speculated_tokens_ = speculated_tokens;
+    accepted_tokens_ = accepted_tokens;
+  }
 
   std::shared_ptr<Connection> connection_;
   uint64_t id_;
@@ -171,6 +175,7 @@ class Exchange final : public HttpExchange, public std::enable_shared_from_this<
   std::function<void()> on_abandon_;
   std::atomic<int64_t> prompt_tokens_{-1}, completion_tokens_{-1};
   std::atomic<double> ttft_{-1};
+  std::atomic<int64_t> speculated_tokens_{0}, accepted_tokens_{0};
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -462,6 +467,11 @@ void Connection::log(const Exchange& e) const {
   if (e.prompt_tokens_ >= 0) {
     std::snprintf(figures, sizeof(figures), " prompt=%lld completion=%lld ttft=%.3f s", (long long)e.prompt_tokens_.load(),
                   (long long)e.completion_tokens_.load(), e.ttft_.load());
+    line += figures;
+  }
+  if (e.speculated_tokens_ > 0) {
+    std::snprintf(figures, sizeof(figures), " speculated=%lld accepted=%lld", (long long)e.speculated_tokens_.load(),
+                  (long long)e.accepted_tokens_.load());
     line += figures;
   }
   if (e.status_ >= 500)

@@ -81,8 +81,10 @@ class HttpExchange {
   // `callback` runs once if the client goes away (or the server closes the connection) before
   // the response is complete; at once if it already has.
   virtual void on_abandon(std::function<void()> callback) = 0;
-  // Figures for the request log line.
+  // Figures for the request log line: tokens and time to the first, and (when it speculated) the
+  // tokens proposed and accepted.
   virtual void note_tokens(int64_t prompt_tokens, int64_t completion_tokens, double ttft_seconds) = 0;
+  virtual void note_speculation(int64_t speculated_tokens, int64_t accepted_tokens) = 0;
 };
 
 using HttpHandler = std::function<void(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange)>;

@@ -57,6 +57,8 @@ void ResponseBuilder::append(ChoiceState& choice, const StreamEvent& event) {
                                     event.prompt_top_logprobs.end());
   choice.prompt_tokens = event.prompt_tokens;
   choice.completion_tokens = event.completion_tokens;
+  choice.speculated_tokens = event.speculated_tokens;
+  choice.accepted_tokens = event.accepted_tokens;
   if (event.finished) {
     choice.finished = true;
     choice.reason = event.reason;

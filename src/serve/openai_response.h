@@ -29,6 +29,7 @@ struct ChoiceState {
   std::string error;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  int64_t speculated_tokens = 0, accepted_tokens = 0;  // speculation (serve --lookup)
   // echo: the prompt as echoed (the text given, or the ids' text) and its token scores (the first
   // token has none); `echoed`: a stream has sent it.
   std::string prompt_text;

@@ -385,6 +385,7 @@ describe('data parallel and speculation: serve --dp 2 --lookup 3', { timeout: 30
     assert.ok(taken[0] >= 4 && taken[1] >= 4, `both replicas serve: ${JSON.stringify(taken)}`);
     assert.ok(m['brisk_speculated_tokens_total'] > 0, 'tokens were proposed');
     assert.ok(m['brisk_speculated_tokens_accepted_total'] > 0, 'some were accepted');
+    assert.match(server.log(), /\/v1\/completions 200 .* speculated=\d+ accepted=\d+/, 'the request log says what was speculated');
   });
 
   test('--dp that cannot be placed is refused by name', () => {
