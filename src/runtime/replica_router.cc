@@ -2,18 +2,19 @@
 
 #include <algorithm>
 
+#include "runtime/kv_blocks.h"
+
 namespace brisk {
 
 namespace {
 
-// FNV-1a over the first kAffinityTokens prompt tokens; 0 (no affinity) for shorter prompts.
+// The prefix cache's own chain hash (KvBlocks::chain_hash) of the first kAffinityTokens prompt
+// tokens; 0 (no affinity) for shorter prompts.
 uint64_t prefix_hash(const std::vector<int32_t>& prompt) {
   if (int64_t(prompt.size()) < ReplicaRouter::kAffinityTokens) return 0;
-  uint64_t h = 1469598103934665603ull;
-  for (int64_t i = 0; i < ReplicaRouter::kAffinityTokens; ++i) {
-    h ^= uint64_t(uint32_t(prompt[size_t(i)]));
-    h *= 1099511628211ull;
-  }
+  uint64_t h = 0;
+  for (int64_t at = 0; at < ReplicaRouter::kAffinityTokens; at += KvCache::kBlockSize)
+    h = KvBlocks::chain_hash(h, prompt.data() + at, KvCache::kBlockSize);
   return h == 0 ? 1 : h;
 }
 

@@ -47,6 +47,8 @@ struct Scheduler::Sequence {
   int64_t speculated = 0, accepted = 0;  // this request's proposals and the kept ones
 
   int64_t generated() const { return output.generated(); }
+  // Only its last sampled token lacks keys and values: the next step decodes it.
+  bool decoding() const { return computed > 0 && int64_t(tokens.size()) - computed == 1; }
 };
 
 namespace {
@@ -293,16 +295,15 @@ void Scheduler::step() {
   std::vector<int64_t> planned_rows;
   int64_t rows = 0, prefill_budget = options_.prefill_chunk;
   const int64_t max_rows = engine_.model().max_rows();
-  const int64_t decoding_now = std::count_if(running_.begin(), running_.end(), [](const auto& seq) {
-    return seq->computed > 0 && int64_t(seq->tokens.size()) - seq->computed == 1;
-  });
+  const int64_t decoding_now =
+      std::count_if(running_.begin(), running_.end(), [](const auto& seq) { return seq->decoding(); });
   const bool speculate = options_.lookup > 0 && decoding_now <= options_.speculation_max_batch;
   PromptLookup lookup(options_.lookup);
   for (bool decode_pass : {true, false})
     for (auto& owned : running_) {
       Sequence& seq = *owned;
       if (seq.preempted) continue;
-      const bool decoding = seq.computed > 0 && int64_t(seq.tokens.size()) - seq.computed == 1;
+      const bool decoding = seq.decoding();
       if (decoding != decode_pass) continue;
       // A scored prompt needs every position's logits: nothing is taken from the prefix cache.
       if (seq.computed == 0 && seq.blocks.empty() && seq.request.prompt_logprobs < 0) reuse_prefix(seq);
