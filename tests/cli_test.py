@@ -83,6 +83,9 @@ class Sampling(unittest.TestCase):
         both = brisk(*args, "--draft", model_dir("sotu-qwen2"), "--lookup", "2", check=False)
         self.assertNotEqual(both.returncode, 0)
         self.assertIn("excludes", both.stderr)
+        alone = brisk(*args, "--draft-max", "3", check=False)  # a tuning flag with nothing to tune
+        self.assertNotEqual(alone.returncode, 0)
+        self.assertIn("--draft-max tunes speculative decoding", alone.stderr)
 
     def test_streaming_text_equals_json_text(self):
         args = ["generate", "-m", model_dir("sotu-qwen2"), "-p", "Tonight", "-n", "40", "--temp", "0"]

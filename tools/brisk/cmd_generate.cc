@@ -52,6 +52,7 @@ Command add_generate(CLI::App& app) {
       if (!text) return fail(text.error());
       f->request.prompt = std::move(text).value();
     }
+    if (Status spec = check_speculation_flags(*sub, f->speculation); !spec.ok()) return fail(spec.error());
     f->engine.model_dir = f->model;
     f->request.stop_at_eos = !f->ignore_eos;
     f->request.sampling.seed = resolve_seed(f->seed);

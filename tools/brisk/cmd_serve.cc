@@ -131,7 +131,7 @@ Command add_serve(CLI::App& app) {
       ->capture_default_str()->check(in_range(0.01, 3600));
   sub->add_option("--shutdown-grace", f->shutdown_grace_s, "Seconds SIGTERM waits for in-flight requests before cancelling them")->capture_default_str()->check(non_negative());
 
-  return {sub, [f, key_flag, key_file]() {
+  return {sub, [f, sub, key_flag, key_file]() {
     serve::ApiKeySources key_sources;
     if (key_flag->count() > 0) key_sources.flag = f->api_key;
     if (key_file->count() > 0) key_sources.file = f->api_key_file;
@@ -139,6 +139,7 @@ Command add_serve(CLI::App& app) {
     auto api_key = serve::resolve_api_key(key_sources);
     if (!api_key) return fail(api_key.error());
     f->server.api_key = std::move(api_key).value();
+    if (Status spec = check_speculation_flags(*sub, f->speculation); !spec.ok()) return fail(spec.error());
     if (!f->speculation.draft.empty())
       return fail("--draft: serve speculates by prompt lookup (--lookup N) only for now; draft models run in generate");
     f->scheduler.lookup = f->speculation.lookup;

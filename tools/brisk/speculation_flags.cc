@@ -19,6 +19,14 @@ void add_speculation_flags(CLI::App* sub, SpeculationFlags& flags) {
       ->check(CLI::Range(int64_t(1), int64_t(64)));
 }
 
+Status check_speculation_flags(const CLI::App& sub, const SpeculationFlags& flags) {
+  if (flags.lookup > 0 || !flags.draft.empty()) return ok_status();
+  for (const char* tuning : {"--draft-max", "--spec-max-batch"})
+    if (sub.get_option_no_throw(tuning) && sub.count(tuning) > 0)
+      return make_error(std::string(tuning) + " tunes speculative decoding: give --draft DIR or --lookup N too");
+  return ok_status();
+}
+
 Result<DraftSetup> open_draft_source(const SpeculationFlags& flags, Engine& target, EngineOptions target_options) {
   DraftSetup setup;
   if (flags.lookup > 0) {
