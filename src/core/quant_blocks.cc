@@ -156,12 +156,6 @@ const QuantTraits* quant_traits(DType t) {
   return nullptr;
 }
 
-float code_level(const QuantTraits& traits, int32_t code) {
-  if (traits.levels) return traits.levels[code];
-  if (traits.dtype == DType::F8) return e4m3_to_f32(uint8_t(code));
-  return float(code);
-}
-
 GroupParams choose_params(const QuantTraits& t, const float* v, int64_t n, Symmetry symmetry) {
   float lo = 0.0f, hi = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
@@ -197,21 +191,15 @@ GroupParams params_for_range(const QuantTraits& t, float lo, float hi, Symmetry 
   return p;
 }
 
-int32_t nearest_code(const QuantTraits& t, float value, const GroupParams& p) {
-  if (p.scale == 0.0f) return t.levels ? 7 : p.zero;
-  const float x = value / p.scale;
-  if (t.dtype == DType::F8) return f32_to_e4m3(x);
-  if (t.levels) {  // nearest of 16 ascending levels: first level above the midpoint
-    int c = 0;
-    while (c < 15 && x > 0.5f * (t.levels[c] + t.levels[c + 1])) ++c;
-    return c;
+void decode_rows(const void* data, DType t, int64_t rows, int64_t cols, float* out) {
+  const QuantTraits* traits = quant_traits(t);
+  if (!traits) {
+    for (size_t i = 0, n = size_t(rows * cols); i < n; ++i) out[i] = load_as_f32(data, t, i);
+    return;
   }
-  if (t.bits == 4) return std::clamp(int(std::nearbyint(x)) + p.zero, 0, 15);
-  return std::clamp(int(std::nearbyint(x)), -127, 127);
-}
-
-float dequantize_code(const QuantTraits& t, int32_t code, const GroupParams& p) {
-  return (code_level(t, code) - float(p.zero)) * p.scale;
+  const size_t stride = row_bytes(t, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    traits->dequantize_row(static_cast<const uint8_t*>(data) + size_t(r) * stride, cols, out + r * cols);
 }
 
 void quantize_row(const QuantTraits& t, const float* x, int64_t n, int64_t group, Symmetry symmetry,

@@ -11,6 +11,8 @@
 // they dequantize to exactly 0 and contribute nothing to dot products).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -89,8 +91,13 @@ struct QuantTraits {
 // Null for plain dtypes.
 const QuantTraits* quant_traits(DType t);
 
-// The level a code stands for (before zero and scale).
-float code_level(const QuantTraits& traits, int32_t code);
+// The level a code stands for (before zero and scale). Inline, with nearest_code and
+// dequantize_code: the calibrated methods' grid searches call them per weight per candidate.
+inline float code_level(const QuantTraits& traits, int32_t code) {
+  if (traits.levels) return traits.levels[code];
+  if (traits.dtype == DType::F8) return e4m3_to_f32(uint8_t(code));
+  return float(code);
+}
 // Round-to-nearest quantization grid, shared by RTN and by calibrated methods (GPTQ, AWQ):
 // params for a group of n values (absmax for symmetric, min/max with an integer zero point for
 // asymmetric), and the nearest code of a value under them.
@@ -98,8 +105,25 @@ GroupParams choose_params(const QuantTraits& traits, const float* values, int64_
 // The same params for a group whose values span lo..hi (widened to include 0). Calibrated methods
 // call it with a shrunk range to clip a group's extremes.
 GroupParams params_for_range(const QuantTraits& traits, float lo, float hi, Symmetry symmetry);
-int32_t nearest_code(const QuantTraits& traits, float value, const GroupParams& params);
-float dequantize_code(const QuantTraits& traits, int32_t code, const GroupParams& params);
+inline int32_t nearest_code(const QuantTraits& t, float value, const GroupParams& p) {
+  if (p.scale == 0.0f) return t.levels ? 7 : p.zero;
+  const float x = value / p.scale;
+  if (t.dtype == DType::F8) return f32_to_e4m3(x);
+  if (t.levels) {  // nearest of 16 ascending levels: first level above the midpoint
+    int c = 0;
+    while (c < 15 && x > 0.5f * (t.levels[c] + t.levels[c + 1])) ++c;
+    return c;
+  }
+  if (t.bits == 4) return std::clamp(int(std::nearbyint(x)) + p.zero, 0, 15);
+  return std::clamp(int(std::nearbyint(x)), -127, 127);
+}
+inline float dequantize_code(const QuantTraits& t, int32_t code, const GroupParams& p) {
+  return (code_level(t, code) - float(p.zero)) * p.scale;
+}
+
+// Decodes `rows` rows of `cols` values stored row-major in dtype t (plain or block-quantized,
+// rows padded to whole blocks as row_bytes says) to fp32 [rows, cols].
+void decode_rows(const void* data, DType t, int64_t rows, int64_t cols, float* out);
 
 // RTN of one row (`group` values per group; ignored for per-channel formats, where the whole
 // row is one group). The row is then encoded into blocks.

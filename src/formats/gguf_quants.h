@@ -1,7 +1,9 @@
 // ggml's tensor element types as GGUF files store them: plain floats and block-quantized
 // formats. Each block format is a packed struct whose size is checked against the ggml layout
 // (ggml-common.h), plus one row of the traits table (GUIDE rule 3). Dequantization here is the
-// scalar reference; native quantized kernels build on the same structs.
+// scalar reference; native quantized kernels build on the same structs. Quantization (brisk
+// export) is brisk's own: round-to-nearest for Q8_0/Q4_0 (ggml's reference formulas), a small
+// scale search with a least-squares refit for the K-quants (gguf_quantize.cc).
 #pragma once
 
 #include <cstddef>
@@ -77,6 +79,8 @@ static_assert(sizeof(BlockQ6_K) == 210);
 
 // Converts `blocks` consecutive blocks (blocks * block_elems elements) to fp32.
 using DequantizeFn = void (*)(const void* src, int64_t blocks, float* dst);
+// The inverse: blocks * block_elems fp32 values to `blocks` blocks (brisk export's writer).
+using QuantizeFn = void (*)(const float* src, int64_t blocks, void* dst);
 
 struct GgmlTypeTraits {
   GgmlType type;
@@ -84,6 +88,7 @@ struct GgmlTypeTraits {
   int64_t block_elems;      // 1 for plain types
   int64_t block_bytes;
   DequantizeFn dequantize;  // nullptr: the layout is known (sizes check) but brisk cannot decode it
+  QuantizeFn quantize;      // nullptr: brisk does not write it
 };
 
 // nullptr for a type value brisk does not know.
@@ -92,5 +97,16 @@ const GgmlTypeTraits& ggml_type_traits(GgmlType type);
 
 // The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block.
 void k_quant_scale_min(const uint8_t* scales, int j, uint8_t* scale, uint8_t* min);
+
+// The writers (gguf_quantize.cc), one per row of the traits table that has `quantize`.
+namespace gguf_encode {
+void f32(const float* src, int64_t n, void* dst);
+void f16(const float* src, int64_t n, void* dst);
+void bf16(const float* src, int64_t n, void* dst);
+void q8_0(const float* src, int64_t blocks, void* dst);
+void q4_0(const float* src, int64_t blocks, void* dst);
+void q4_k(const float* src, int64_t blocks, void* dst);
+void q6_k(const float* src, int64_t blocks, void* dst);
+}  // namespace gguf_encode
 
 }  // namespace brisk

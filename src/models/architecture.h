@@ -20,6 +20,7 @@ class Backend;
 class Model;
 struct ModelOptions;
 class GgufFile;
+class GgufWriter;
 
 // A role whose llama.cpp tensor name in this architecture differs from the role table's
 // (models/tensor_spec.cc kRoleNames): BERT's post-norms are attn_output_norm / layer_output_norm.
@@ -66,6 +67,9 @@ struct Architecture {
   std::vector<GgufArchitecture> gguf;         // empty: no GGUF mapping
   // GGUF metadata -> config.json fields for parse_config (null when gguf is empty).
   Result<Json> (*gguf_config)(const GgufFile& file, const GgufArchitecture& arch);
+  // The inverse, for brisk export: the "<arch>.*" keys of a config of `arch` (an error naming
+  // what GGUF cannot say). Null: the family is not exported to GGUF.
+  Status (*gguf_metadata)(const ModelConfig& config, const GgufArchitecture& arch, GgufWriter& out) = nullptr;
   // Its forward reads every width from the config (q/k/v from heads x head_dim, the MLP from
   // intermediate_size), so a rank's share of heads and channels runs as a smaller model
   // (models/tensor_parallel.h).

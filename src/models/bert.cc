@@ -22,7 +22,7 @@ struct BertSettings {
   int64_t type_vocab = 2;           // type_vocab_size: segment embeddings (all inputs use segment 0)
 };
 
-const BertSettings& settings(const ModelConfig& c) { return std::any_cast<const BertSettings&>(c.family); }
+const BertSettings& bert_settings(const ModelConfig& c) { return std::any_cast<const BertSettings&>(c.family); }
 
 struct BertLayer {
   Linear q, k, v, o;                   // [d, d] + [d] each
@@ -39,7 +39,7 @@ struct BertWeights {
   explicit BertWeights(const ModelConfig& c) : layers(size_t(c.n_layers)) {}
 
   void visit(const ModelConfig& c, const TensorVisitor& visit) {
-    const BertSettings& s = settings(c);
+    const BertSettings& s = bert_settings(c);
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
     // A classifier checkpoint keeps the encoder under "bert."; a plain BertModel has no prefix.
     const std::string base = s.classifier ? "bert." : "";
@@ -72,7 +72,7 @@ struct BertWeights {
 class Bert final : public Model {
  public:
   Bert(const ModelConfig& c, Backend& backend, const ModelOptions& options)
-      : Model(c, backend, options), w_(c), s_(settings(c)) {
+      : Model(c, backend, options), w_(c), s_(bert_settings(c)) {
     x_ = activation(c.hidden_size);
     h_ = activation(c.hidden_size);
     q_ = activation(c.hidden_size);

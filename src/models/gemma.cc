@@ -28,7 +28,7 @@ struct GemmaSettings {
   RopeConfig local_rope;                // sliding layers' rope (Gemma-3: rope_local_base_freq)
 };
 
-const GemmaSettings& settings(const ModelConfig& c) { return std::any_cast<const GemmaSettings&>(c.family); }
+const GemmaSettings& gemma_settings(const ModelConfig& c) { return std::any_cast<const GemmaSettings&>(c.family); }
 
 struct GemmaLayer {
   Tensor attn_norm, attn_post_norm, mlp_norm, mlp_post_norm;  // [d], stored as w - 1
@@ -57,7 +57,7 @@ struct GemmaWeights {
       layer.linear("self_attn.q_proj", Role::AttnQ, q_dim, d, L.q, bias);
       layer.linear("self_attn.k_proj", Role::AttnK, kv_dim, d, L.k, bias);
       layer.linear("self_attn.v_proj", Role::AttnV, kv_dim, d, L.v, bias);
-      if (settings(c).qk_norm) {
+      if (gemma_settings(c).qk_norm) {
         layer.norm_plus_one("self_attn.q_norm", Role::AttnQNorm, dh, L.q_norm);
         layer.norm_plus_one("self_attn.k_norm", Role::AttnKNorm, dh, L.k_norm);
       }
@@ -78,7 +78,7 @@ struct GemmaWeights {
 class Gemma final : public Model {
  public:
   Gemma(const ModelConfig& c, Backend& backend, const ModelOptions& options)
-      : Model(c, backend, options), w_(c), s_(settings(c)), a_(c, [this](int64_t width) { return activation(width); }) {
+      : Model(c, backend, options), w_(c), s_(gemma_settings(c)), a_(c, [this](int64_t width) { return activation(width); }) {
     global_rope_ = RopeTables(backend, c.rope, c.head_dim, context_);
     local_rope_ = RopeTables(backend, s_.local_rope, c.head_dim, context_);
   }

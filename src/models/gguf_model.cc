@@ -3,6 +3,8 @@
 #include <cstring>
 #include <map>
 
+#include "formats/gguf_writer.h"
+
 namespace brisk {
 
 namespace {
@@ -70,6 +72,16 @@ std::optional<DType> plain_dtype(GgmlType t) {
 
 }  // namespace
 
+namespace {
+// The keys of GgufCommon, after "<arch>.": read and written through these names only.
+constexpr const char* kEmbeddingLength = "embedding_length";
+constexpr const char* kFeedForwardLength = "feed_forward_length";
+constexpr const char* kBlockCount = "block_count";
+constexpr const char* kHeadCount = "attention.head_count";
+constexpr const char* kHeadCountKv = "attention.head_count_kv";
+constexpr const char* kContextLength = "context_length";
+}  // namespace
+
 Result<GgufCommon> read_gguf_common(const GgufFile& f, const GgufArchitecture& arch) {
   const std::string a = std::string(arch.name) + ".";
   GgufCommon c;
@@ -78,12 +90,12 @@ Result<GgufCommon> read_gguf_common(const GgufFile& f, const GgufArchitecture& a
   if (!embd || embd->ne.size() != 2)
     return make_error(f.path().string() + ": tensor 'token_embd.weight' missing or not a matrix");
   c.json["vocab_size"] = embd->ne[1];  // the model's rows; the token list may be shorter or padded
-  BRISK_ASSIGN(hidden, f.integer(a + "embedding_length"));
-  BRISK_ASSIGN(ff, f.integer(a + "feed_forward_length"));
-  BRISK_ASSIGN(layers, f.integer(a + "block_count"));
-  BRISK_ASSIGN(heads, f.integer(a + "attention.head_count"));
-  BRISK_ASSIGN(kv_heads, f.optional_integer(a + "attention.head_count_kv"));
-  BRISK_ASSIGN(context, f.integer(a + "context_length"));
+  BRISK_ASSIGN(hidden, f.integer(a + kEmbeddingLength));
+  BRISK_ASSIGN(ff, f.integer(a + kFeedForwardLength));
+  BRISK_ASSIGN(layers, f.integer(a + kBlockCount));
+  BRISK_ASSIGN(heads, f.integer(a + kHeadCount));
+  BRISK_ASSIGN(kv_heads, f.optional_integer(a + kHeadCountKv));
+  BRISK_ASSIGN(context, f.integer(a + kContextLength));
   BRISK_ASSIGN(bos, f.optional_integer("tokenizer.ggml.bos_token_id"));
   BRISK_ASSIGN(eos, f.optional_integer("tokenizer.ggml.eos_token_id"));
   if (bos) c.json["bos_token_id"] = *bos;
@@ -95,6 +107,16 @@ Result<GgufCommon> read_gguf_common(const GgufFile& f, const GgufArchitecture& a
   c.kv_heads = kv_heads.value_or(heads);
   c.context = context;
   return c;
+}
+
+void write_gguf_common(const ModelConfig& c, const GgufArchitecture& arch, GgufWriter& out) {
+  const std::string a = std::string(arch.name) + ".";
+  out.set_u32(a + kContextLength, uint32_t(c.max_position));
+  out.set_u32(a + kEmbeddingLength, uint32_t(c.hidden_size));
+  out.set_u32(a + kFeedForwardLength, uint32_t(c.intermediate_size));
+  out.set_u32(a + kBlockCount, uint32_t(c.n_layers));
+  out.set_u32(a + kHeadCount, uint32_t(c.n_heads));
+  if (*c.arch->shape_keys.kv_heads) out.set_u32(a + kHeadCountKv, uint32_t(c.n_kv_heads));  // families with grouped keys
 }
 
 std::string gguf_tensor_name(const TensorSpec& spec, const GgufArchitecture* arch) {

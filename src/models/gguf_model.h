@@ -26,6 +26,9 @@ struct GgufCommon {
   int64_t hidden = 0, ff = 0, layers = 0, heads = 0, kv_heads = 0, context = 0;
 };
 Result<GgufCommon> read_gguf_common(const GgufFile& file, const GgufArchitecture& arch);
+// The inverse, for brisk export: the same keys from a config (head_count_kv for families with
+// grouped keys).
+void write_gguf_common(const ModelConfig& config, const GgufArchitecture& arch, GgufWriter& out);
 
 // llama.cpp's tensor name for a spec: blk.<layer>.<role name>.<weight|bias>, or the model-level
 // names (token_embd, output_norm, output, ...); `arch` may rename roles (GgufArchitecture::role_names).

@@ -2,6 +2,7 @@
 // x += Attn(LN1(x)); x += MLP(LN2(x)); logits = LN_f(x) · wte^T.
 #include <cmath>
 
+#include "formats/gguf_writer.h"
 #include "models/gguf_model.h"
 #include "models/model.h"
 
@@ -142,13 +143,21 @@ Result<ModelConfig> parse_gpt2(const ConfigFields& f, ModelConfig c) {
   return c;
 }
 
+constexpr const char* kLayerNormEpsilon = "attention.layer_norm_epsilon";  // after "gpt2."
+
 Result<Json> gpt2_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
   BRISK_ASSIGN(common, read_gguf_common(f, arch));
-  BRISK_ASSIGN(eps, f.number(std::string(arch.name) + ".attention.layer_norm_epsilon"));
+  BRISK_ASSIGN(eps, f.number(std::string(arch.name) + "." + kLayerNormEpsilon));
   Json j = common.json;
   j.update({{"n_embd", common.hidden}, {"n_inner", common.ff}, {"n_layer", common.layers}, {"n_head", common.heads},
             {"n_positions", common.context}, {"layer_norm_epsilon", eps}, {"tie_word_embeddings", true}});
   return j;
+}
+
+Status gpt2_gguf_metadata(const ModelConfig& c, const GgufArchitecture& arch, GgufWriter& out) {
+  write_gguf_common(c, arch, out);
+  out.set_f32(std::string(arch.name) + "." + kLayerNormEpsilon, float(c.norm_eps));
+  return ok_status();
 }
 
 }  // namespace
@@ -162,6 +171,7 @@ extern const Architecture kGpt2Architecture{
     .make = construct_model<Gpt2>,
     .gguf = {{"gpt2", "gpt2", false}},
     .gguf_config = gpt2_gguf_config,
+    .gguf_metadata = gpt2_gguf_metadata,
     .tensor_parallel = true,
     .select_layers = [](ModelConfig&, int64_t, int64_t) {},  // no per-layer settings
 };

@@ -4,6 +4,7 @@
 #include <any>
 #include <cmath>
 
+#include "formats/gguf_writer.h"
 #include "models/gguf_model.h"
 #include "models/model.h"
 #include "models/decoder_activations.h"
@@ -19,7 +20,7 @@ struct LlamaSettings {
   std::vector<int64_t> layer_windows;  // per layer: > 0 a sliding window of that many keys, 0 full
 };
 
-const LlamaSettings& settings(const ModelConfig& c) { return std::any_cast<const LlamaSettings&>(c.family); }
+const LlamaSettings& llama_settings(const ModelConfig& c) { return std::any_cast<const LlamaSettings&>(c.family); }
 
 struct LlamaLayer {
   Tensor attn_norm, mlp_norm;  // [d]
@@ -39,7 +40,7 @@ struct LlamaWeights {
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
     const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
     const HasBias qkv_bias{c.qkv_bias}, o_bias{c.o_bias}, mlp_bias{c.mlp_bias};
-    const bool fused = settings(c).fused_projections;
+    const bool fused = llama_settings(c).fused_projections;
     const TensorDeclarer model(visit, c.low_rank, "model.");
     model.embedding("embed_tokens", Role::TokenEmbed, c.vocab_size, d, embed);
     for (int64_t i = 0; i < c.n_layers; ++i) {
@@ -73,7 +74,7 @@ struct LlamaWeights {
 class Llama final : public Model {
  public:
   Llama(const ModelConfig& c, Backend& backend, const ModelOptions& options)
-      : Model(c, backend, options), w_(c), s_(settings(c)), a_(c, [this](int64_t width) { return activation(width); }) {
+      : Model(c, backend, options), w_(c), s_(llama_settings(c)), a_(c, [this](int64_t width) { return activation(width); }) {
     if (s_.fused_projections)
       fused_ = activation(std::max((c.n_heads + 2 * c.n_kv_heads) * c.head_dim, 2 * c.intermediate_size));
     rope_ = RopeTables(backend, c, context_);
@@ -280,22 +281,32 @@ Status read_longrope(const GgufFile& f, const std::string& a, Json& j) {
   return ok_status();
 }
 
+// The family's keys after "<arch>.", read by llama_gguf_config and written by llama_gguf_metadata.
+constexpr const char* kRmsEpsilon = "attention.layer_norm_rms_epsilon";
+constexpr const char* kRopeFreqBase = "rope.freq_base";
+constexpr const char* kKeyLength = "attention.key_length";
+constexpr const char* kValueLength = "attention.value_length";
+constexpr const char* kRopeDimensions = "rope.dimension_count";
+constexpr const char* kSlidingWindow = "attention.sliding_window";
+constexpr const char* kRopeScalingType = "rope.scaling.type";
+constexpr const char* kRopeScalingFactor = "rope.scaling.factor";
+
 // llama.cpp's llama / qwen2 / phi3 metadata as config.json fields.
 Result<Json> llama_gguf_config(const GgufFile& f, const GgufArchitecture& arch) {
   BRISK_ASSIGN(common, read_gguf_common(f, arch));
   const std::string a = std::string(arch.name) + ".";
   const std::string where = f.path().string();
-  BRISK_ASSIGN(eps, f.number(a + "attention.layer_norm_rms_epsilon"));
-  BRISK_ASSIGN(theta, f.optional_number(a + "rope.freq_base"));
-  BRISK_ASSIGN(key_length, f.optional_integer(a + "attention.key_length"));
-  BRISK_ASSIGN(value_length, f.optional_integer(a + "attention.value_length"));
-  BRISK_ASSIGN(rope_dims, f.optional_integer(a + "rope.dimension_count"));
+  BRISK_ASSIGN(eps, f.number(a + kRmsEpsilon));
+  BRISK_ASSIGN(theta, f.optional_number(a + kRopeFreqBase));
+  BRISK_ASSIGN(key_length, f.optional_integer(a + kKeyLength));
+  BRISK_ASSIGN(value_length, f.optional_integer(a + kValueLength));
+  BRISK_ASSIGN(rope_dims, f.optional_integer(a + kRopeDimensions));
   const int64_t heads = common.heads;
   const int64_t head_dim = key_length.value_or(heads > 0 ? common.hidden / heads : 0);
   if (value_length && *value_length != head_dim)
     return make_error(where + ": attention.key_length and value_length differ; brisk needs equal head sizes");
   if (rope_dims && *rope_dims != head_dim)
-    return make_error(where + ": metadata '" + a + "rope.dimension_count' = " + std::to_string(*rope_dims) +
+    return make_error(where + ": metadata '" + a + kRopeDimensions + "' = " + std::to_string(*rope_dims) +
                       " rotates part of each head; brisk supports full rotary only (head size " + std::to_string(head_dim) + ")");
   Json j = common.json;
   j.update({{"hidden_size", common.hidden}, {"intermediate_size", common.ff}, {"num_hidden_layers", common.layers},
@@ -313,21 +324,51 @@ Result<Json> llama_gguf_config(const GgufFile& f, const GgufArchitecture& arch) 
         return make_error(where + ": tensor 'rope_freqs.weight' scales rotary frequencies (Llama 3.1 style); not supported yet");
   }
   // Phi-3 writes 0 for "no window"; transformers then attends to everything.
-  BRISK_ASSIGN(window, f.optional_integer(a + "attention.sliding_window"));
+  BRISK_ASSIGN(window, f.optional_integer(a + kSlidingWindow));
   if (window && *window > 0) j["sliding_window"] = *window;
   BRISK_TRY(read_longrope(f, a, j));
   if (j.contains("rope_scaling")) return j;
 
-  BRISK_ASSIGN(scaling, f.optional_string(a + "rope.scaling.type"));
-  BRISK_ASSIGN(factor, f.optional_number(a + "rope.scaling.factor"));
+  BRISK_ASSIGN(scaling, f.optional_string(a + kRopeScalingType));
+  BRISK_ASSIGN(factor, f.optional_number(a + kRopeScalingFactor));
   BRISK_ASSIGN(old_linear, f.optional_number(a + "rope.scale_linear"));  // pre-2024 files
   if (scaling == "linear" || (!scaling && old_linear && *old_linear != 1.0)) {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", factor.value_or(old_linear.value_or(1.0))}};
   } else if (scaling && *scaling != "none") {
-    return make_error(where + ": metadata '" + a + "rope.scaling.type' = '" + *scaling +
+    return make_error(where + ": metadata '" + a + kRopeScalingType + "' = '" + *scaling +
                       "' is not supported (supported: none, linear)");
   }
   return j;
+}
+
+// The inverse for llama and qwen2 (what llama_gguf_config reads back to the same config).
+Status llama_gguf_metadata(const ModelConfig& c, const GgufArchitecture& arch, GgufWriter& out) {
+  const std::string a = std::string(arch.name) + ".";
+  if (llama_settings(c).fused_projections)
+    return make_error("GGUF export of '" + c.model_type + "' (fused qkv / gate_up projections) is not supported yet");
+  if (c.rope.type != RopeType::Default && c.rope.type != RopeType::Linear)
+    return make_error("GGUF export: rope scaling '" + std::string(c.rope.type == RopeType::Llama3 ? "llama3" : "longrope") +
+                      "' is not supported yet (llama.cpp stores it as a rope_freqs tensor brisk does not write)");
+  if (arch.model_type == "llama" && c.qkv_bias != c.o_bias)
+    return make_error("GGUF export: biases on q/k/v but not o cannot be said in llama GGUF metadata");
+  const std::vector<int64_t>& windows = llama_settings(c).layer_windows;
+  const int64_t window = windows.empty() ? 0 : windows.front();
+  for (int64_t w : windows)
+    if (w != window)
+      return make_error("GGUF export: sliding windows on some layers only (max_window_layers) cannot be said in "
+                        "GGUF metadata");
+  write_gguf_common(c, arch, out);
+  out.set_u32(a + kKeyLength, uint32_t(c.head_dim));
+  out.set_u32(a + kValueLength, uint32_t(c.head_dim));
+  out.set_u32(a + kRopeDimensions, uint32_t(c.head_dim));
+  out.set_f32(a + kRopeFreqBase, float(c.rope.theta));
+  out.set_f32(a + kRmsEpsilon, float(c.norm_eps));
+  if (window > 0) out.set_u32(a + kSlidingWindow, uint32_t(window));
+  if (c.rope.type == RopeType::Linear) {
+    out.set_string(a + kRopeScalingType, "linear");
+    out.set_f32(a + kRopeScalingFactor, float(c.rope.factor));
+  }
+  return ok_status();
 }
 
 void select_llama_layers(ModelConfig& c, int64_t first, int64_t end) {
@@ -353,6 +394,7 @@ extern const Architecture kLlamaArchitecture{
              {.name = "phi3", .model_type = "phi3",
               .config_tensors = {"rope_factors_long.weight", "rope_factors_short.weight"}}},
     .gguf_config = llama_gguf_config,
+    .gguf_metadata = llama_gguf_metadata,
     .tensor_parallel = true,
     .select_layers = select_llama_layers,
 };

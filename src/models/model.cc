@@ -381,28 +381,34 @@ std::unique_ptr<Model> make_model(const ModelConfig& config, Backend& backend,
   return config.arch->make(config, backend, options);
 }
 
-Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Backend& backend,
-                                          const ModelOptions& options) {
-  ModelConfig config;
-  WeightStore store;
+Result<Checkpoint> open_checkpoint(const std::filesystem::path& dir) {
+  Checkpoint c;
   if (is_gguf_path(dir)) {  // llama.cpp's single-file format
     BRISK_ASSIGN(gguf, open_gguf_model(dir));
-    config = std::move(gguf.config);
-    store = std::move(gguf.weights);
+    c.config = std::move(gguf.config);
+    c.store = std::move(gguf.weights);
   } else {
     if (!is_directory_path(dir))
       return make_error(dir.string() + ": not a model folder (expected a directory with config.json, or a .gguf file)");
     BRISK_ASSIGN(folder_config, load_model_config(dir / "config.json"));
     BRISK_ASSIGN(folder_store, WeightStore::open_dir(dir));
-    config = std::move(folder_config);
-    store = std::move(folder_store);
+    c.config = std::move(folder_config);
+    c.store = std::move(folder_store);
   }
-  if (!config.quantization_config.is_null()) {  // sparse storage first: quantized parts may be sparse too
+  if (!c.config.quantization_config.is_null()) {  // sparse storage first: quantized parts may be sparse too
     const std::string where = (dir / "config.json").string();
-    BRISK_TRY(decompress_sparse_tensors(config.quantization_config, store, where));
-    BRISK_ASSIGN(groups, parse_quantization_config(config.quantization_config, where));
-    BRISK_TRY(convert_quantized_tensors(groups, store));
+    BRISK_TRY(decompress_sparse_tensors(c.config.quantization_config, c.store, where));
+    BRISK_ASSIGN(groups, parse_quantization_config(c.config.quantization_config, where));
+    BRISK_TRY(convert_quantized_tensors(groups, c.store));
   }
+  return c;
+}
+
+Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Backend& backend,
+                                          const ModelOptions& options) {
+  BRISK_ASSIGN(checkpoint, open_checkpoint(dir));
+  ModelConfig config = std::move(checkpoint.config);
+  WeightStore store = std::move(checkpoint.store);
   BRISK_TRY(cut_pipeline_stage(config, store, options.pipeline));
   BRISK_TRY(shard_for_tensor_parallel(config, store, options.tensor_parallel));
   BRISK_TRY(check_checkpoint(config, store));

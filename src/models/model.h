@@ -201,6 +201,15 @@ class Model {
                                                    const ModelOptions&);
 };
 
+// A model folder's (or .gguf file's) config and weights as stored, a quantized checkpoint's
+// matrices converted to runtime block tensors, sparse storage expanded: what load_model binds,
+// and what exporters read.
+struct Checkpoint {
+  ModelConfig config;
+  WeightStore store;
+};
+Result<Checkpoint> open_checkpoint(const std::filesystem::path& dir);
+
 // Opens config.json and the safetensors weights of a Hugging Face model folder.
 Result<std::unique_ptr<Model>> load_model(const std::filesystem::path& dir, Backend& backend,
                                           const ModelOptions& options = {});

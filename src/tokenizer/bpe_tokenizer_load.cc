@@ -35,7 +35,7 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_merges(const json
   return out;
 }
 
-Result<BpeModel> parse_model(const json& model, const std::string& where) {
+Result<BpeModel> parse_bpe_model(const json& model, const std::string& where) {
   if (!model.is_object()) return make_error(where + ": expected an object");
   BRISK_ASSIGN(type, json_fields::optional_string(model, "type", where));
   if (type.value_or("BPE") != "BPE") {
@@ -91,7 +91,7 @@ Result<std::unique_ptr<BpeTokenizer>> BpeTokenizer::from_json(const nlohmann::js
   // Component parsers check the fields they read; this catch is a backstop so that no nlohmann
   // exception escapes the library whatever the file contains.
   try {
-    BRISK_ASSIGN(model, parse_model(root["model"], prefix + "model"));
+    BRISK_ASSIGN(model, parse_bpe_model(root["model"], prefix + "model"));
     BRISK_ASSIGN(parts, parse_tokenizer_pipeline(root, prefix));
     return std::unique_ptr<BpeTokenizer>(new BpeTokenizer(std::move(model), std::move(parts)));
   } catch (const nlohmann::json::exception& e) {

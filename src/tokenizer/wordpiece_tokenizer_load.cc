@@ -12,7 +12,7 @@ namespace {
 using json_fields::member;
 using nlohmann::json;
 
-Result<WordPieceModel> parse_model(const json& model, const std::string& where) {
+Result<WordPieceModel> parse_wordpiece_model(const json& model, const std::string& where) {
   if (!model.is_object()) return make_error(where + ": expected an object");
   const json& vocab = member(model, "vocab");
   if (!vocab.is_object()) return make_error(where + ".vocab: expected an object of token: id");
@@ -50,7 +50,7 @@ Result<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::from_json(const 
   // Component parsers check the fields they read; the catch is a backstop so that no nlohmann
   // exception escapes the library whatever the file contains.
   try {
-    BRISK_ASSIGN(model, parse_model(root["model"], prefix + "model"));
+    BRISK_ASSIGN(model, parse_wordpiece_model(root["model"], prefix + "model"));
     BRISK_ASSIGN(parts, parse_tokenizer_pipeline(root, prefix));
     if (parts.pre_tokenizer.byte_level())
       return make_error(prefix + "pre_tokenizer: ByteLevel with a WordPiece model is not supported");

@@ -31,6 +31,7 @@ Command add_train(CLI::App& app);
 Command add_distill(CLI::App& app);
 Command add_prune(CLI::App& app);
 Command add_lowrank(CLI::App& app);
+Command add_export(CLI::App& app);
 
 // -m/--model, defaulting to the bundled model (default_model_dir) so that a fresh clone runs
 // without downloading anything. `what` names the accepted forms for --help.

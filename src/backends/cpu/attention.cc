@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/cpu/cpu_budgets.h"
 #include "backends/cpu/attention_bf16.h"
 #include "backends/cpu/vector_math.h"
 #include "core/cpu_features.h"
@@ -108,7 +109,6 @@ struct Scratch {
   uint32_t* bf16_pairs;  // attend_many with bf16 dot products: attention_bf16::scratch_words
 };
 
-constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 // Whether a unit reads converted copies of its rows: unless the pool is fp32 and head_dim a
 // multiple of 16 (whole vectors), the kernels read padded fp32 rows.

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "backends/cpu/cpu_budgets.h"
 #include "backends/cpu/matmul_kernels.h"
 #include "backends/cpu/scratch.h"
 #include "core/cpu_features.h"
@@ -22,14 +23,12 @@ namespace {
 using kernels::KernelSet;
 using kernels::TileOutput;
 
-// Cache budgets (per core: 48 KiB L1d, 1 MiB L2 on the Zen 5 this was tuned on). A panel (the
-// weight rows of one tile over a k-chunk) is re-read from L1 by every tile of activation rows, so
-// it takes half of L1 and leaves the rest to the activation stream: 24 KiB lets k = 2048 bf16 run
-// unchunked (16 KiB measured ~10% slower). An activation block is re-read from L2 by every panel,
-// and weights stream from memory once per block, so the block takes half of L2 (256 KiB and
-// 1 MiB both measured slower). See bench/notes-cpu-matmul.md.
+// Cache budgets (per core: 48 KiB L1d, 1 MiB L2 on the Zen 5 this was tuned on; the activation
+// block's in cpu_budgets.h). A panel (the weight rows of one tile over a k-chunk) is re-read from
+// L1 by every tile of activation rows, so it takes half of L1 and leaves the rest to the
+// activation stream: 24 KiB lets k = 2048 bf16 run unchunked (16 KiB measured ~10% slower). See
+// bench/notes-cpu-matmul.md.
 constexpr int64_t kPanelBytes = 24 * 1024;
-constexpr int64_t kActivationBlockBytes = 512 * 1024;
 // A packed panel (outer-product tiles) is re-read by every activation tile, from L1/L2; the
 // activation rows of a k-chunk are re-read by every panel, from L2.
 constexpr int64_t kPackedPanelBytes = 48 * 1024;
@@ -41,10 +40,6 @@ constexpr int64_t kMinPackedRows = 64;
 // output rows, where split features pass every activation row between the cores (~5% of a
 // sotu-llama prefill; notes item 35). Per-call packing would be repeated by every thread.
 constexpr int64_t kMinRowSplit = 64;
-// Below this many multiply-adds, waking the other threads costs more than it saves.
-constexpr int64_t kMinParallelMacs = 1 << 16;
-
-int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 // Splits k into equal chunks of at most max_len (multiples of 64, so every chunk but the last
 // holds whole vector steps): equal chunks avoid a short last chunk paying a full reduction.

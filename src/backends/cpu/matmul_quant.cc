@@ -3,6 +3,7 @@
 // blocks activation rows for L2.
 #include "backends/cpu/matmul_quant.h"
 
+#include "backends/cpu/cpu_budgets.h"
 #include "backends/cpu/sparse_q8.h"
 
 #include <algorithm>
@@ -28,10 +29,6 @@ using quant_kernels::kTileCols;
 using quant_kernels::kTileRows;
 using quant_kernels::QuantKernelSet;
 
-// An activation block is re-read by every weight tile of a thread, so it should stay in L2
-// (half of a 1 MiB L2, as matmul.cc); weights are then streamed once per block.
-constexpr int64_t kActivationBlockBytes = 512 * 1024;
-constexpr int64_t kMinParallelMacs = 1 << 16;
 
 // Per calling thread, grown on demand: steady-state inference allocates nothing.
 thread_local std::vector<uint8_t> t_x_scratch;

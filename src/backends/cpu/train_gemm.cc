@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backends/cpu/cpu_budgets.h"
 #include "backends/cpu/scratch.h"
 #include "backends/cpu/train_gemm_kernels.h"
 #include "core/error.h"
@@ -23,8 +24,6 @@ using kernels::TileOutput;
 // what fits half of L2 (1 MiB per core on the Zen 5 this was tuned on); 256 KiB and 1 MiB
 // measured slower (bench/notes-cpu-matmul.md, training GEMMs).
 constexpr int64_t kRowBlockBytes = 512 * 1024;
-// Below this many multiply-adds, waking the other threads costs more than it saves.
-constexpr int64_t kMinParallelMacs = 1 << 16;
 
 struct Product {
   const float* a;  // A(r, p) = a[r * a_row + p * a_step]
@@ -36,11 +35,11 @@ struct Product {
   TileOutput first;  // the first depth chunk writes C (Store) or adds to it (Accumulate)
 };
 
-thread_local Scratch t_panel_scratch;
+thread_local Scratch t_train_panel_scratch;
 
 // Splits depth into equal chunks of at most max_len, so no short last chunk pays a whole pass
 // over C.
-int64_t chunk_length(int64_t depth, int64_t max_len) {
+int64_t depth_chunk_length(int64_t depth, int64_t max_len) {
   const int64_t chunks = (depth + max_len - 1) / max_len;
   return (depth + chunks - 1) / chunks;
 }
@@ -67,12 +66,12 @@ void pack_panels(const Product& pr, int64_t p0, int64_t len, int64_t j0, int64_t
 // blocks (A re-read from L3 by every panel) 1-thread dw at m=2048 k=256 n=8192 151 -> 134 GFLOP/s.
 void run_rows(const OuterTiles& tiles, const Product& pr, int64_t r0, int64_t r1) {
   const int64_t width = int64_t(tiles.vectors) * tiles.lanes;
-  const int64_t kc = chunk_length(pr.depth, tiles.depth);
+  const int64_t kc = depth_chunk_length(pr.depth, tiles.depth);
   const int64_t mc = std::max<int64_t>(tiles.rows, kRowBlockBytes / (kc * int64_t(sizeof(float))) /
                                                        tiles.rows * tiles.rows);
   const bool ahead = r1 - r0 > mc;
   const int64_t panel_count = ahead ? (pr.cols + width - 1) / width : 1;
-  auto* panels = static_cast<float*>(t_panel_scratch.get(size_t(panel_count * kc * width) * sizeof(float)));
+  auto* panels = static_cast<float*>(t_train_panel_scratch.get(size_t(panel_count * kc * width) * sizeof(float)));
   for (int64_t p0 = 0; p0 < pr.depth; p0 += kc) {
     const int64_t len = std::min(kc, pr.depth - p0);
     const TileOutput out = p0 == 0 ? pr.first : TileOutput::Accumulate;

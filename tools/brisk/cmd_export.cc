@@ -1,0 +1,80 @@
+// brisk export: a model brisk loads written in another runtime's format -- GGUF for llama.cpp
+// (library: src/export/gguf_export.h).
+#include <chrono>
+#include <memory>
+
+#include "common.h"
+#include "export/gguf_export.h"
+#include "serve/chat_template.h"
+
+namespace brisk::cli {
+
+Command add_export(CLI::App& app) {
+  struct Flags {
+    std::string in, out, format = "gguf", dtype = "auto";
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "export",
+      "Write a model (a Hugging Face folder -- quantized or pruned ones included -- or a .gguf) as a\n"
+      "llama.cpp GGUF file: tensor names and layouts as llama.cpp's converter writes them, the\n"
+      "architecture's metadata, the tokenizer (tokenizer.ggml.*) and the chat template. Matrices take\n"
+      "--dtype; norms and biases stay f32. Supported: llama, qwen2 and gpt2 models");
+  add_model_option(sub, f->in, "model folder or .gguf file");
+  sub->add_option("-o,--out", f->out, "Output file (.gguf; must not exist)")->required();
+  sub->add_option("--format", f->format, "Output format: gguf")->capture_default_str();
+  sub->add_option("--dtype", f->dtype,
+                  "Matrix type: " + gguf_export_type_names() +
+                      ", or auto (each matrix the nearest to what it is stored as: bf16 stays bf16, brisk's\n"
+                      "w8/w8a8/fp8 become q8_0, w4/nf4/log2 q4_k). Rows that do not hold whole blocks fall back: q4_k to q4_0, q6_k to q8_0,\n"
+                      "then f16")
+      ->capture_default_str();
+  sub->add_flag("--json", f->json,
+                "Print {\"out\", \"format\", \"architecture\", \"tokenizer\", \"pre_tokenizer\", \"source\",\n"
+                "\"dtype\", \"tensors_by_type\", \"fallbacks\", \"parameters\", \"bytes\", \"seconds\"}");
+  return {sub, [f]() {
+    const auto start = std::chrono::steady_clock::now();
+    if (f->format != "gguf")
+      return fail("unknown --format '" + f->format + "' (brisk export writes: gguf)");
+    GgufExportOptions options;
+    if (f->dtype != "auto") {
+      auto type = parse_gguf_export_type(f->dtype);
+      if (!type) return fail(make_error("--dtype: " + type.error().message));
+      options.matrix_type = type.value();
+    }
+    // The folder's chat template travels as tokenizer.chat_template; a model without one has none.
+    if (auto chat = ChatTemplate::from_tokenizer_config(f->in); chat.ok())
+      options.chat_template = chat->source();
+    else if (chat.error().message.find("has no chat_template") == std::string::npos &&
+             chat.error().message.find("has no tokenizer.chat_template") == std::string::npos)
+      std::fprintf(stderr, "note: the chat template is not exported: %s\n", chat.error().message.c_str());
+    ProgressBar bar("export gguf");
+    auto report = export_gguf(f->in, f->out, options, [&](int64_t done, int64_t total) {
+      bar.update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total) + " tensors");
+    });
+    bar.finish();
+    if (!report) return fail(report.error());
+    const GgufExportReport& r = report.value();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (f->json) {
+      print_json({{"out", f->out}, {"format", "gguf"}, {"architecture", r.architecture}, {"tokenizer", r.tokenizer},
+                  {"pre_tokenizer", r.pre_tokenizer}, {"source", r.source_format}, {"dtype", r.matrix_type},
+                  {"tensors_by_type", r.tensors_by_type}, {"fallbacks", r.fallbacks}, {"parameters", r.parameters},
+                  {"bytes", r.bytes}, {"seconds", seconds}});
+      return 0;
+    }
+    for (const auto& [type, names] : r.fallbacks)
+      std::fprintf(stderr, "note: %zu matrices stored as %s, their rows not whole blocks of the type asked for (first: %s)\n",
+                   names.size(), type.c_str(), names.front().c_str());
+    if (r.tokenizer.empty())
+      std::fprintf(stderr, "note: %s has no tokenizer: the file has no vocabulary (llama.cpp needs one to run it)\n",
+                   f->in.c_str());
+    std::printf("wrote %s: %s, %.2fM parameters as %s (source: %s), %.1f MB, in %.1f s\n", f->out.c_str(),
+                r.architecture.c_str(), double(r.parameters) / 1e6, r.matrix_type.c_str(), r.source_format.c_str(),
+                double(r.bytes) / 1e6, seconds);
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli
