@@ -22,6 +22,9 @@ fi
 
 # The server's end-to-end tests use OpenAI's Node client, pinned by tests/serve/package-lock.json.
 (cd tests/serve && npm ci --no-audit --no-fund >/dev/null)
+# brisk export's ONNX tests run onnxruntime-node (tests/export/package-lock.json): its CPU runtime is
+# in the package, and ONNXRUNTIME_NODE_INSTALL=skip stops its install script fetching CUDA files.
+(cd tests/export && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund >/dev/null)
 
 # nvcc lives outside PATH on the CUDA images; CMake compiles the CUDA sources when it finds it.
 if [ -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then export PATH=/usr/local/cuda/bin:$PATH; fi

@@ -1,5 +1,6 @@
 #include "export/gguf_export.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/mapped_file.h"
@@ -54,11 +55,13 @@ struct PlannedTensor {
 
 // The GGUF entry of the family for config.model_type.
 Result<const GgufArchitecture*> gguf_architecture(const ModelConfig& c) {
-  for (const GgufArchitecture& g : c.arch->gguf)
-    if (g.model_type == c.model_type) {
+  for (const GgufArchitecture& g : c.arch->gguf) {
+    const bool alias = std::find(g.also_exports.begin(), g.also_exports.end(), c.model_type) != g.also_exports.end();
+    if (g.model_type == c.model_type || alias) {
       if (!c.arch->gguf_metadata) break;
       return &g;
     }
+  }
   return make_error("GGUF export of model_type '" + c.model_type + "' (family " + std::string(c.arch->family) +
                     ") is not supported yet");
 }

@@ -44,6 +44,9 @@ struct GgufArchitecture {
   // Tensors that hold configuration rather than weights (Phi-3's LongRoPE factors, Llama 3.1's
   // rope_freqs): the family's gguf_config reads them, the weight store skips them.
   std::vector<std::string_view> config_tensors{};
+  // Other config.json model_types brisk export writes as this architecture (llama.cpp's
+  // converter writes Mistral checkpoints as llama).
+  std::vector<std::string_view> also_exports{};
 };
 
 // The config.json keys that give a model of the family its size: the parser reads them, and tools
@@ -78,6 +81,8 @@ struct Architecture {
   // config whose n_layers already counts layers [first, end) of the full model only. Null: the
   // family's forward does not run as pipeline stages.
   void (*select_layers)(ModelConfig& config, int64_t first, int64_t end) = nullptr;
+  // Per layer: the sliding window of keys it attends to (0: all). Null or empty: no windows.
+  std::vector<int64_t> (*attention_windows)(const ModelConfig& config) = nullptr;
 };
 
 // Every registered family (models/registry.cc).

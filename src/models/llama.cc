@@ -351,19 +351,18 @@ Status llama_gguf_metadata(const ModelConfig& c, const GgufArchitecture& arch, G
                       "' is not supported yet (llama.cpp stores it as a rope_freqs tensor brisk does not write)");
   if (arch.model_type == "llama" && c.qkv_bias != c.o_bias)
     return make_error("GGUF export: biases on q/k/v but not o cannot be said in llama GGUF metadata");
-  const std::vector<int64_t>& windows = llama_settings(c).layer_windows;
-  const int64_t window = windows.empty() ? 0 : windows.front();
-  for (int64_t w : windows)
-    if (w != window)
-      return make_error("GGUF export: sliding windows on some layers only (max_window_layers) cannot be said in "
-                        "GGUF metadata");
+  // llama.cpp's llama and qwen2 graphs attend to every earlier position: a windowed model would
+  // load there and compute something else past its window.
+  for (int64_t w : llama_settings(c).layer_windows)
+    if (w > 0)
+      return make_error("GGUF export: sliding-window attention (window " + std::to_string(w) +
+                        ") is not computed by llama.cpp's '" + std::string(arch.name) + "' architecture");
   write_gguf_common(c, arch, out);
   out.set_u32(a + kKeyLength, uint32_t(c.head_dim));
   out.set_u32(a + kValueLength, uint32_t(c.head_dim));
   out.set_u32(a + kRopeDimensions, uint32_t(c.head_dim));
   out.set_f32(a + kRopeFreqBase, float(c.rope.theta));
   out.set_f32(a + kRmsEpsilon, float(c.norm_eps));
-  if (window > 0) out.set_u32(a + kSlidingWindow, uint32_t(window));
   if (c.rope.type == RopeType::Linear) {
     out.set_string(a + kRopeScalingType, "linear");
     out.set_f32(a + kRopeScalingFactor, float(c.rope.factor));
@@ -389,7 +388,7 @@ extern const Architecture kLlamaArchitecture{
     // NEOX rope); llama's (Mistral's too) interleaves. phi3 keeps qkv_proj as attn_qkv and
     // gate_up_proj ([gate | up], llama.cpp's LLM_FFN_SWIGLU splits it the same way) as ffn_up.
     .gguf = {{.name = "llama", .model_type = "llama", .rotary_rows_interleaved = true,
-              .config_tensors = {"rope_freqs.weight"}},
+              .config_tensors = {"rope_freqs.weight"}, .also_exports = {"mistral"}},
              {.name = "qwen2", .model_type = "qwen2", .config_tensors = {"rope_freqs.weight"}},
              {.name = "phi3", .model_type = "phi3",
               .config_tensors = {"rope_factors_long.weight", "rope_factors_short.weight"}}},
@@ -397,6 +396,7 @@ extern const Architecture kLlamaArchitecture{
     .gguf_metadata = llama_gguf_metadata,
     .tensor_parallel = true,
     .select_layers = select_llama_layers,
+    .attention_windows = [](const ModelConfig& c) { return llama_settings(c).layer_windows; },
 };
 
 }  // namespace brisk

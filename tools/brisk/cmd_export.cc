@@ -5,25 +5,55 @@
 
 #include "common.h"
 #include "export/gguf_export.h"
+#include "export/onnx_export.h"
 #include "serve/chat_template.h"
 
 namespace brisk::cli {
 
+namespace {
+
+struct ExportFlags {
+  std::string in, out, format = "gguf", dtype = "auto";
+  bool json = false;
+};
+
+int export_onnx_folder(const ExportFlags& f, std::chrono::steady_clock::time_point start) {
+  if (f.dtype != "auto" && f.dtype != "fp32" && f.dtype != "f32")
+    return fail("--dtype " + f.dtype + ": ONNX export writes fp32 only so far");
+  auto report = export_onnx(f.in, f.out, {});
+  if (!report) return fail(report.error());
+  const OnnxExportReport& r = report.value();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (f.json) {
+    print_json({{"out", f.out}, {"format", "onnx"}, {"model_type", r.model_type}, {"dtype", "fp32"}, {"layers", r.layers},
+                {"parameters", r.parameters}, {"external_data", r.external_data}, {"bytes", r.bytes}, {"seconds", seconds}});
+    return 0;
+  }
+  std::printf("wrote %s/model.onnx%s: %s, %lld layers, %.2fM parameters as fp32, %.1f MB, in %.1f s\n", f.out.c_str(),
+              r.external_data ? " (+ model.onnx_data)" : "", r.model_type.c_str(), (long long)r.layers,
+              double(r.parameters) / 1e6, double(r.bytes) / 1e6, seconds);
+  return 0;
+}
+
+}  // namespace
+
 Command add_export(CLI::App& app) {
-  struct Flags {
-    std::string in, out, format = "gguf", dtype = "auto";
-    bool json = false;
-  };
+  using Flags = ExportFlags;
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
       "export",
-      "Write a model (a Hugging Face folder -- quantized or pruned ones included -- or a .gguf) as a\n"
-      "llama.cpp GGUF file: tensor names and layouts as llama.cpp's converter writes them, the\n"
-      "architecture's metadata, the tokenizer (tokenizer.ggml.*) and the chat template. Matrices take\n"
-      "--dtype; norms and biases stay f32. Supported: llama, qwen2 and gpt2 models");
+      "Write a model (a Hugging Face folder -- quantized or pruned ones included -- or a .gguf) in\n"
+      "another runtime's format. gguf: a llama.cpp file with its tensor names and layouts, the\n"
+      "architecture's metadata, the tokenizer (tokenizer.ggml.*) and the chat template; matrices take\n"
+      "--dtype, norms and biases stay f32 (llama, qwen2, mistral and gpt2 models). onnx: a folder with\n"
+      "model.onnx (fp32; Optimum's decoder layout: input_ids, attention_mask, position_ids,\n"
+      "past_key_values.N.key/value in, logits and present.N.key/value out) beside config.json and the\n"
+      "tokenizer files, for onnxruntime and transformers.js (llama, qwen2 and mistral models)");
   add_model_option(sub, f->in, "model folder or .gguf file");
-  sub->add_option("-o,--out", f->out, "Output file (.gguf; must not exist)")->required();
-  sub->add_option("--format", f->format, "Output format: gguf")->capture_default_str();
+  sub->add_option("-o,--out", f->out, "Output: a .gguf file (must not exist), or for onnx a folder (must not exist or\n"
+                                      "be empty)")->required();
+  sub->add_option("--format", f->format, "gguf, or onnx (model.onnx + config and tokenizer files: fp32, Llama family)")
+      ->capture_default_str();
   sub->add_option("--dtype", f->dtype,
                   "Matrix type: " + gguf_export_type_names() +
                       ", or auto (each matrix the nearest to what it is stored as: bf16 stays bf16, brisk's\n"
@@ -35,8 +65,9 @@ Command add_export(CLI::App& app) {
                 "\"dtype\", \"tensors_by_type\", \"fallbacks\", \"parameters\", \"bytes\", \"seconds\"}");
   return {sub, [f]() {
     const auto start = std::chrono::steady_clock::now();
+    if (f->format == "onnx") return export_onnx_folder(*f, start);
     if (f->format != "gguf")
-      return fail("unknown --format '" + f->format + "' (brisk export writes: gguf)");
+      return fail("unknown --format '" + f->format + "' (brisk export writes: gguf, onnx)");
     GgufExportOptions options;
     if (f->dtype != "auto") {
       auto type = parse_gguf_export_type(f->dtype);

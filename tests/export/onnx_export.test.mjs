@@ -1,0 +1,146 @@
+// `brisk export --format onnx` run by onnxruntime (the onnxruntime-node package, CPU): the golden
+// fixtures' graphs must give transformers' logits (tests/fixtures/golden, relative L2 < 1e-4) for
+// the whole prompt and then token by token through past_key_values; sotu-llama's greedy
+// continuation through onnxruntime must equal brisk's; what cannot be exported is refused by name.
+// Run by ctest (label cli):
+//   BRISK_BIN=build/tools/brisk/brisk BRISK_SHARED_DIR=../shared BRISK_FIXTURES_DIR=tests/fixtures \
+//     node --test tests/export/onnx_export.test.mjs
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+
+const BRISK = process.env.BRISK_BIN;
+const SHARED = process.env.BRISK_SHARED_DIR;
+const GOLDEN = path.join(process.env.BRISK_FIXTURES_DIR ?? '', 'golden');
+assert.ok(BRISK && SHARED && process.env.BRISK_FIXTURES_DIR, 'set BRISK_BIN, BRISK_SHARED_DIR and BRISK_FIXTURES_DIR');
+const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'brisk-onnx-'));
+after(() => fs.rmSync(WORK, { recursive: true, force: true }));
+
+function brisk(...args) {
+  return spawnSync(BRISK, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+}
+
+function exportOnnx(model, name) {
+  const out = path.join(WORK, name);
+  const p = brisk('export', '-m', model, '-o', out, '--format', 'onnx', '--json');
+  assert.equal(p.status, 0, p.stderr);
+  const report = JSON.parse(p.stdout);
+  assert.equal(report.format, 'onnx');
+  return out;
+}
+
+// The F32 / I64 tensors of a safetensors file (the golden fixtures' logits and ids).
+function readSafetensors(file) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString());
+  const out = {};
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [a, b] = info.data_offsets;
+    const copy = new Uint8Array(buf.subarray(8 + n + a, 8 + n + b)).buffer;
+    out[name] = { shape: info.shape, data: info.dtype === 'F32' ? new Float32Array(copy) : new BigInt64Array(copy) };
+  }
+  return out;
+}
+
+// One decoder session with Optimum's input and output names.
+async function decoder(dir) {
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json')));
+  const session = await ort.InferenceSession.create(path.join(dir, 'model.onnx'));
+  const layers = config.num_hidden_layers;
+  const kvHeads = config.num_key_value_heads ?? config.num_attention_heads;
+  const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  // Runs `tokens` at positions start.. after the cache `past` (a previous run's outputs, or null).
+  return async (tokens, start, past) => {
+    const total = start + tokens.length;
+    const feeds = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, (_, i) => BigInt(start + i)), [1, tokens.length]),
+    };
+    for (let l = 0; l < layers; ++l)
+      for (const kv of ['key', 'value'])
+        feeds[`past_key_values.${l}.${kv}`] = past
+          ? past[`present.${l}.${kv}`]
+          : new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]);
+    return session.run(feeds);
+  };
+}
+
+function relativeL2(got, want) {
+  let num = 0, den = 0;
+  for (let i = 0; i < want.length; ++i) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+for (const variant of ['llama-gqa', 'llama-mha-tied-headdim', 'llama-mqa-bias', 'llama3-rope', 'qwen2', 'mistral',
+                       'qwen2-bf16']) {
+  test(`${variant}: onnxruntime gives transformers' logits, whole and token by token`, async () => {
+    const dir = exportOnnx(path.join(GOLDEN, variant), variant);
+    const golden = readSafetensors(path.join(GOLDEN, variant, 'logits.safetensors'));
+    const ids = Array.from(golden.input_ids.data, Number);
+    const run = await decoder(dir);
+    const whole = await run(ids, 0, null);
+    assert.deepEqual(whole.logits.dims, [1, ids.length, golden.logits.shape.at(-1)]);
+    assert.ok(relativeL2(whole.logits.data, golden.logits.data) < 1e-4);
+    const split = 30;
+    let out = await run(ids.slice(0, split), 0, null);
+    const stepped = Array.from(out.logits.data);
+    for (let t = split; t < ids.length; ++t) {
+      out = await run([ids[t]], t, out);
+      assert.deepEqual(out[`present.0.key`].dims.slice(2, 3), [t + 1]);
+      stepped.push(...out.logits.data);
+    }
+    assert.ok(relativeL2(stepped, golden.logits.data) < 1e-4);
+  });
+}
+
+test('sotu-llama: onnxruntime greedy continuation equals brisk generate', async () => {
+  const model = path.join(SHARED, 'models', 'sotu-llama');
+  const dir = exportOnnx(model, 'sotu-llama');
+  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'])
+    assert.ok(fs.existsSync(path.join(dir, f)), f);
+  const prompt = 'The state of the union is';
+  const tok = JSON.parse(brisk('tokenize', '-m', model, '--text', prompt, '--json').stdout).ids;
+  const gen = brisk('generate', '-m', model, '-p', prompt, '-n', '32', '--temp', '0', '--ignore-eos', '--json');
+  assert.equal(gen.status, 0, gen.stderr);
+  const want = JSON.parse(gen.stdout).ids;
+  const run = await decoder(dir);
+  const argmaxLast = (logits) => {
+    const vocab = logits.dims.at(-1), row = logits.data.subarray(logits.data.length - vocab);
+    let best = 0;
+    for (let i = 1; i < vocab; ++i) if (row[i] > row[best]) best = i;
+    return best;
+  };
+  let out = await run(tok, 0, null);
+  const got = [argmaxLast(out.logits)];
+  while (got.length < want.length) {
+    out = await run([got.at(-1)], tok.length + got.length - 1, out);
+    got.push(argmaxLast(out.logits));
+  }
+  assert.deepEqual(got, want);
+});
+
+test('what the ONNX export cannot write is refused by name, leaving no folder', () => {
+  for (const [variant, needle] of [['phi3', 'fused projections'], ['mistral-window', 'sliding-window'],
+                                   ['gemma2', "model_type 'gemma2'"], ['gpt2', "model_type 'gpt2'"],
+                                   ['bert', "model_type 'bert'"]]) {
+    const out = path.join(WORK, `refused-${variant}`);
+    const p = brisk('export', '-m', path.join(GOLDEN, variant), '-o', out, '--format', 'onnx');
+    assert.equal(p.status, 1, `${variant}: ${p.stderr}`);
+    assert.ok(p.stderr.includes(needle), `${variant}: ${p.stderr}`);
+    assert.ok(!fs.existsSync(out), variant);
+  }
+  const p = brisk('export', '-m', path.join(GOLDEN, 'qwen2'), '-o', path.join(WORK, 'q8'), '--format', 'onnx',
+                  '--dtype', 'int8');
+  assert.equal(p.status, 1);
+  assert.ok(p.stderr.includes('fp32 only'), p.stderr);
+});
