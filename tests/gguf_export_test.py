@@ -174,7 +174,7 @@ class ExportGguf(unittest.TestCase):
         exists = os.path.join(self.tmp.name, "exists.gguf")
         open(exists, "w").close()
         for args, message in ((["-m", model_dir("sotu-gpt2"), "--dtype", "q5_k"], "unknown GGUF type 'q5_k'"),
-                              (["-m", model_dir("sotu-gpt2"), "--format", "onnx"], "unknown --format 'onnx'"),
+                              (["-m", model_dir("sotu-gpt2"), "--format", "tflite"], "unknown --format 'tflite'"),
                               (["-m", bert], "model_type 'bert'"),
                               (["-m", factored], "low-rank factored"),
                               (["-m", os.path.join(self.tmp.name, "missing")], "not a model folder")):
