@@ -1,5 +1,6 @@
-// A model brisk loads written as an ONNX decoder for onnxruntime, in the layout Hugging Face
-// Optimum and transformers.js load ("merged" decoder with past): inputs input_ids, attention_mask,
+// A model brisk loads written as an ONNX decoder for onnxruntime, with the input and output names
+// Hugging Face Optimum's decoders use (a "merged" decoder with past; transformers.js also wants the
+// file under onnx/, which this does not do yet): inputs input_ids, attention_mask,
 // position_ids, past_key_values.{i}.key/value [batch, kv_heads, past, head_dim]; outputs logits
 // and present.{i}.key/value. Beside model.onnx: config.json, generation_config.json and the
 // tokenizer files of the source folder.

@@ -48,7 +48,7 @@ Command add_export(CLI::App& app) {
       "--dtype, norms and biases stay f32 (llama, qwen2, mistral and gpt2 models). onnx: a folder with\n"
       "model.onnx (fp32; Optimum's decoder layout: input_ids, attention_mask, position_ids,\n"
       "past_key_values.N.key/value in, logits and present.N.key/value out) beside config.json and the\n"
-      "tokenizer files, for onnxruntime and transformers.js (llama, qwen2 and mistral models)");
+      "tokenizer files, for onnxruntime (llama, qwen2 and mistral models)");
   add_model_option(sub, f->in, "model folder or .gguf file");
   sub->add_option("-o,--out", f->out, "Output: a .gguf file (must not exist), or for onnx a folder (must not exist or\n"
                                       "be empty)")->required();
