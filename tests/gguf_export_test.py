@@ -6,6 +6,7 @@ transformers generated, and keep the perplexity each type should keep."""
 import json
 import math
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -165,6 +166,33 @@ class ExportGguf(unittest.TestCase):
         self.assertEqual(b.metadata["general.name"], "llama-again-bf16")
         gen = brisk_json("generate", "-m", second, "-p", "We the people", "-n", "4", "--temp", "0", "--ignore-eos")
         self.assertEqual(gen["new_tokens"], 4)
+
+    def test_hostile_tokenizer_files_are_refused_naming_the_file(self):
+        fixture = os.path.join(FIXTURES, "golden", "qwen2")
+        folder = os.path.join(self.tmp.name, "hostile")
+        os.makedirs(folder)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy(os.path.join(fixture, name), folder)
+        good = read_json(os.path.join(model_dir("sotu-qwen2"), "tokenizer.json"))
+        cases = {
+            "truncated": json.dumps(good)[:5000],
+            "deeply nested": "[" * 100000 + "]" * 100000,
+            "model not an object": json.dumps({**good, "model": [1, 2]}),
+            "id of the wrong type": json.dumps({**good, "model": {**good["model"], "vocab": {"a": "zero"}}}),
+            "negative id": json.dumps({**good, "model": {**good["model"], "vocab": {"a": -1}}}),
+            "huge id": json.dumps({**good, "model": {**good["model"], "vocab": {"a": 10 ** 12}}}),
+            "ids with a gap": json.dumps({**good, "model": {**good["model"], "vocab": {"a": 0, "b": 2}}}),
+            "merge of the wrong type": json.dumps({**good, "model": {**good["model"], "merges": [7]}}),
+        }
+        for case, text in cases.items():
+            with self.subTest(case=case):
+                with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+                    f.write(text)
+                out = os.path.join(self.tmp.name, "hostile.gguf")
+                p = brisk("export", "-m", folder, "-o", out, check=False)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("tokenizer.json", p.stderr)
+                self.assertFalse(os.path.exists(out))
 
     def test_what_cannot_be_exported_is_refused_by_name(self):
         bert = os.path.join(self.tmp.name, "bert")

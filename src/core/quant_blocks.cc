@@ -202,6 +202,13 @@ void decode_rows(const void* data, DType t, int64_t rows, int64_t cols, float* o
     traits->dequantize_row(static_cast<const uint8_t*>(data) + size_t(r) * stride, cols, out + r * cols);
 }
 
+std::vector<float> decode_tensor(const Tensor& t) {
+  const int64_t cols = t.rank() == 2 ? t.shape[1] : t.numel(), rows = t.rank() == 2 ? t.shape[0] : 1;
+  std::vector<float> values(size_t(rows * cols));
+  decode_rows(t.data, t.dtype, rows, cols, values.data());
+  return values;
+}
+
 void quantize_row(const QuantTraits& t, const float* x, int64_t n, int64_t group, Symmetry symmetry,
                   void* blocks) {
   if (t.per_channel) group = std::max<int64_t>(n, 1);

@@ -15,8 +15,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
+#include "core/tensor.h"
 
 namespace brisk {
 
@@ -124,6 +126,8 @@ inline float dequantize_code(const QuantTraits& t, int32_t code, const GroupPara
 // Decodes `rows` rows of `cols` values stored row-major in dtype t (plain or block-quantized,
 // rows padded to whole blocks as row_bytes says) to fp32 [rows, cols].
 void decode_rows(const void* data, DType t, int64_t rows, int64_t cols, float* out);
+// A row-major tensor (a matrix, or a vector as one row) decoded to fp32.
+std::vector<float> decode_tensor(const Tensor& t);
 
 // RTN of one row (`group` values per group; ignored for per-channel formats, where the whole
 // row is one group). The row is then encoded into blocks.

@@ -82,8 +82,7 @@ std::vector<float> gguf_values(const PlannedTensor& t, const ModelConfig& c) {
   const Tensor& stored = t.stored->tensor;
   const int64_t cols = stored.rank() == 2 ? stored.shape[1] : stored.numel();
   const int64_t rows = stored.rank() == 2 ? stored.shape[0] : 1;
-  std::vector<float> values(size_t(rows * cols));
-  decode_rows(stored.data, stored.dtype, rows, cols, values.data());
+  std::vector<float> values = decode_tensor(stored);
   switch (t.layout) {
     case Layout::AsIs: break;
     case Layout::InterleaveQ:

@@ -7,6 +7,7 @@
 #include "formats/gguf.h"
 #include "formats/json_file.h"
 #include "tokenizer/gguf_pre_tokenizers.h"
+#include "tokenizer/gguf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace brisk {
@@ -15,8 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-// tokenizer.ggml.token_type values (llama.cpp's llama_token_type), as gguf_tokenizer.cc reads them.
-constexpr int32_t kNormal = 1, kControl = 3, kUserDefined = 4;
 
 // The split regexes of a byte-level pre-tokenizer as gguf_pre's rows list them: a lone ByteLevel
 // with its own (GPT-2) regex gives none; a Sequence of isolating Splits ending in a ByteLevel
@@ -84,10 +83,10 @@ Status write_byte_level_bpe(const json& tokenizer, const std::string& where, Ggu
     types[size_t(id)] = type;
     return ok_status();
   };
-  for (const auto& [text, id] : model.at("vocab").items()) BRISK_TRY(place(text, id.get<int64_t>(), kNormal));
+  for (const auto& [text, id] : model.at("vocab").items()) BRISK_TRY(place(text, id.get<int64_t>(), gguf_token::kNormal));
   for (const json& added : tokenizer.value("added_tokens", json::array()))
     BRISK_TRY(place(added.at("content").get<std::string>(), added.at("id").get<int64_t>(),
-                    added.value("special", false) ? kControl : kUserDefined));
+                    added.value("special", false) ? gguf_token::kControl : gguf_token::kUserDefined));
   for (size_t id = 0; id < types.size(); ++id)
     if (types[id] == 0)
       return make_error(where + ": no token has id " + std::to_string(id) + " (GGUF lists tokens by id without gaps)");

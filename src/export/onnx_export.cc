@@ -34,10 +34,7 @@ class RoleWeights {
   // fp32 values and shape.
   std::pair<std::vector<float>, std::vector<int64_t>> get(int64_t layer, Role role, Part part = Part::Weight) const {
     const Tensor& t = stored_.at({layer, role, part})->tensor;
-    const int64_t cols = t.rank() == 2 ? t.shape[1] : t.numel(), rows = t.rank() == 2 ? t.shape[0] : 1;
-    std::vector<float> values(size_t(rows * cols));
-    decode_rows(t.data, t.dtype, rows, cols, values.data());
-    return {std::move(values), t.shape};
+    return {decode_tensor(t), t.shape};
   }
 
  private:

@@ -15,8 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
-enum TokenType : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
 // The pre-tokenizer named by tokenizer.ggml.pre; llama.cpp falls back to "default" without it.
 Result<const gguf_pre::Row*> pre_tokenizer_row(const GgufFile& f, const std::string& where) {
@@ -37,8 +35,8 @@ json added_tokens(const std::vector<std::string>& tokens, const std::vector<int6
   if (!types) return added;
   for (size_t id = 0; id < tokens.size(); ++id) {
     const int64_t t = (*types)[id];
-    if (t != kControl && t != kUserDefined && t != kUnknown) continue;
-    added.push_back({{"id", id}, {"content", tokens[id]}, {"special", t != kUserDefined}, {"normalized", false}});
+    if (t != gguf_token::kControl && t != gguf_token::kUserDefined && t != gguf_token::kUnknown) continue;
+    added.push_back({{"id", id}, {"content", tokens[id]}, {"special", t != gguf_token::kUserDefined}, {"normalized", false}});
   }
   return added;
 }
@@ -76,7 +74,7 @@ std::vector<std::string> merges_from_scores(const std::vector<std::string>& toke
   };
   std::vector<Candidate> candidates;
   for (size_t id = 0; id < tokens.size(); ++id) {
-    if (types && (*types)[id] != kNormal) continue;
+    if (types && (*types)[id] != gguf_token::kNormal) continue;
     const std::string& t = tokens[id];
     for (size_t cut = 1; cut < t.size(); ++cut) {
       if ((static_cast<unsigned char>(t[cut]) & 0xC0) == 0x80) continue;  // inside a UTF-8 character
@@ -132,7 +130,7 @@ Result<json> llama_tokenizer_json(const GgufFile& f, const std::vector<std::stri
 // that gives back the tokenizer.json spellings, so the WordPiece model runs unchanged.
 std::string wordpiece_spelling(const std::string& token, int64_t type) {
   static constexpr std::string_view kWordStart = "\xe2\x96\x81";
-  if (type == kControl) return token;
+  if (type == gguf_token::kControl) return token;
   if (token.starts_with(kWordStart)) return token.substr(kWordStart.size());
   if (token.size() >= 2 && token.front() == '[' && token.back() == ']') return token;
   return "##" + token;
@@ -148,7 +146,7 @@ Result<std::unique_ptr<WordPieceTokenizer>> bert_tokenizer(const GgufFile& f,
                                                            const std::string& where) {
   std::vector<std::string> spelled(tokens.size());
   for (size_t id = 0; id < tokens.size(); ++id) {
-    spelled[id] = wordpiece_spelling(tokens[id], types ? (*types)[id] : int64_t{kNormal});
+    spelled[id] = wordpiece_spelling(tokens[id], types ? (*types)[id] : int64_t{gguf_token::kNormal});
   }
   // Special tokens by id key, else by their usual spelling.
   auto special = [&](std::initializer_list<const char*> keys, const char* spelling) -> Result<int64_t> {

@@ -12,6 +12,12 @@
 
 namespace brisk {
 
+// tokenizer.ggml.token_type values (llama.cpp's llama_token_type): read here, written by brisk
+// export (export/gguf_vocabulary).
+namespace gguf_token {
+enum Type : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+}  // namespace gguf_token
+
 Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const std::filesystem::path& gguf_file);
 
 }  // namespace brisk
