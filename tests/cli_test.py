@@ -179,6 +179,14 @@ class Errors(unittest.TestCase):
             a = brisk_json("perplexity", "-f", plain, "--ctx", "128")
             b = brisk_json("perplexity", "-f", marked, "--ctx", "128")
             self.assertEqual((a["tokens"], a["ppl"]), (b["tokens"], b["ppl"]))
+            # brisk tokenize --file reads a file as perplexity does: the same ids with or without the mark.
+            ids = brisk_json("tokenize", "-f", marked)["ids"]
+            self.assertEqual(ids, brisk_json("tokenize", "--text", text)["ids"])
+            self.assertEqual(len(ids), a["tokens"])
+            for args, needle in ((["tokenize"], "give the text"), (["tokenize", "--text", "a", "-f", plain], "excludes")):
+                p = brisk(*args, check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(needle, p.stderr)
 
     def test_invalid_utf8_is_refused_with_its_offset(self):
         bad = "abc\udcffdef"  # surrogateescape: the raw byte 0xFF on the command line
@@ -190,9 +198,10 @@ class Errors(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "latin1.txt")
             open(path, "wb").write("caf\u00e9 ".encode("latin-1") * 100)
-            p = brisk("perplexity", "-m", model_dir("sotu-llama"), "-f", path, check=False)
-            self.assertEqual(p.returncode, 1)
-            self.assertIn("latin1.txt is not valid UTF-8 (byte 0xE9 at offset 3)", p.stderr)
+            for command in ("perplexity", "tokenize"):
+                p = brisk(command, "-m", model_dir("sotu-llama"), "-f", path, check=False)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("latin1.txt is not valid UTF-8 (byte 0xE9 at offset 3)", p.stderr)
 
     def test_impossible_sizes_and_paths_are_clear_errors(self):
         p = brisk("bench", "-m", model_dir("sotu-llama"), "--batch", "100000000", "--no-limits", check=False)

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "core/quant_blocks.h"
+#include "export/onnx_matrices.h"
 #include "formats/gguf.h"
 #include "formats/json_file.h"
 #include "formats/model_folder.h"
@@ -21,24 +22,24 @@ using onnx::Attribute;
 using onnx::ElementType;
 using onnx::GraphBuilder;
 
-// Weights of a checkpoint by (layer, role, part), decoded to fp32 in their stored layout.
+// The tensors of a checkpoint by (layer, role, part).
 class RoleWeights {
  public:
   RoleWeights(const ModelConfig& c, const WeightStore& store) {
     for (const TensorSpec& spec : c.arch->tensors(c))
-      if (const StoredTensor* s = store.find(spec.name)) stored_[{spec.layer, spec.role, spec.part}] = s;
+      if (const StoredTensor* s = store.find(spec.name)) stored_[{spec.layer, spec.role, spec.part}] = {spec.name, s};
   }
   bool has(int64_t layer, Role role, Part part = Part::Weight) const {
     return stored_.count({layer, role, part}) != 0;
   }
-  // fp32 values and shape.
-  std::pair<std::vector<float>, std::vector<int64_t>> get(int64_t layer, Role role, Part part = Part::Weight) const {
-    const Tensor& t = stored_.at({layer, role, part})->tensor;
-    return {decode_tensor(t), t.shape};
+  const Tensor& tensor(int64_t layer, Role role, Part part = Part::Weight) const {
+    return stored_.at({layer, role, part}).second->tensor;
   }
+  // Its name in the checkpoint ("model.layers.0.self_attn.q_proj.weight").
+  const std::string& name(int64_t layer, Role role) const { return stored_.at({layer, role, Part::Weight}).first; }
 
  private:
-  std::map<std::tuple<int64_t, Role, Part>, const StoredTensor*> stored_;
+  std::map<std::tuple<int64_t, Role, Part>, std::pair<std::string, const StoredTensor*>> stored_;
 };
 
 // What this version writes; everything else is named in the error.
@@ -59,8 +60,8 @@ Status check_exportable(const ModelConfig& c) {
 
 class LlamaGraph {
  public:
-  LlamaGraph(const ModelConfig& c, const RoleWeights& w, GraphBuilder& g, int64_t positions)
-      : c_(c), w_(w), g_(g), positions_(positions) {}
+  LlamaGraph(const ModelConfig& c, const RoleWeights& w, GraphBuilder& g, OnnxMatrixWriter& matrices, int64_t positions)
+      : c_(c), w_(w), g_(g), matrices_(matrices), positions_(positions) {}
 
   Status build() {
     const int64_t L = c_.n_layers;
@@ -74,6 +75,9 @@ class LlamaGraph {
         if (!w_.has(l, role))
           return make_error("ONNX export: layer " + std::to_string(l) + " of '" + c_.model_type + "' has no separate " +
                             role_name(role) + " weight (fused projections are not supported yet)");
+    for (int64_t l = 0; l < L; ++l)
+      for (Role role : kLinearRoles) BRISK_TRY(matrices_.form_of(w_.tensor(l, role), w_.name(l, role)));
+    if (w_.has(kNoLayer, Role::Head)) BRISK_TRY(matrices_.form_of(w_.tensor(kNoLayer, Role::Head), w_.name(kNoLayer, Role::Head)));
     const std::vector<onnx::Dim> ids_dims = {"batch_size", "sequence_length"};
     g_.add_input("input_ids", ElementType::Int64, ids_dims);
     g_.add_input("attention_mask", ElementType::Int64, {"batch_size", "total_sequence_length"});
@@ -88,39 +92,42 @@ class LlamaGraph {
         g_.add_output("present." + std::to_string(l) + "." + kv, ElementType::Float,
                       {"batch_size", c_.n_kv_heads, "total_sequence_length", c_.head_dim});
     constants();
-    auto [embed, embed_shape] = w_.get(kNoLayer, Role::TokenEmbed);
-    g_.add_floats("embed_tokens", embed_shape, embed);
-    std::string h = g_.op("Gather", {"embed_tokens", "input_ids"}, {{"axis", int64_t(0)}});
+    const std::string embed = matrices_.float_table("embed_tokens", w_.tensor(kNoLayer, Role::TokenEmbed));
+    std::string h = g_.op("Gather", {embed, "input_ids"}, {{"axis", int64_t(0)}});
     rotary_tables();
     attention_mask();
     for (int64_t l = 0; l < L; ++l) h = layer(l, h);
-    const std::string normed = rms_norm(h, matrix_name(kNoLayer, Role::FinalNorm, false));
-    const std::string head = w_.has(kNoLayer, Role::Head) ? matrix_name(kNoLayer, Role::Head, true)
-                                                           : g_.op("Transpose", {"embed_tokens"}, {{"perm", std::vector<int64_t>{1, 0}}});
-    g_.node("MatMul", {normed, head}, {"logits"});
+    const std::string normed = rms_norm(h, vector(kNoLayer, Role::FinalNorm));
+    std::string logits;
+    if (w_.has(kNoLayer, Role::Head)) {
+      logits = linear(normed, kNoLayer, Role::Head);
+    } else {  // tied: the embedding table, transposed
+      const std::string head = g_.op("Transpose", {embed}, {{"perm", std::vector<int64_t>{1, 0}}});
+      logits = g_.op("MatMul", {normed, head});
+    }
+    g_.node("Identity", {logits}, {"logits"});
     return ok_status();
   }
 
  private:
-  // A weight as an initializer: matrices [in, out] (transposed for MatMul), vectors as stored.
-  std::string matrix_name(int64_t layer, Role role, bool is_matrix, Part part = Part::Weight) {
-    const std::string name = "w" + std::to_string(layer) + "_" + role_name(role) + (part == Part::Bias ? "_bias" : "");
-    auto [values, shape] = w_.get(layer, role, part);
-    if (is_matrix) {
-      const int64_t rows = shape[0], cols = shape[1];
-      std::vector<float> t(values.size());
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t k = 0; k < cols; ++k) t[size_t(k * rows + r)] = values[size_t(r * cols + k)];
-      g_.add_floats(name, {cols, rows}, t);
-    } else {
-      g_.add_floats(name, shape, values);
-    }
+  static constexpr Role kLinearRoles[] = {Role::AttnQ, Role::AttnK,    Role::AttnV, Role::AttnO,
+                                          Role::MlpGate, Role::MlpUp, Role::MlpDown};
+
+  static std::string weight_name(int64_t layer, Role role, Part part = Part::Weight) {
+    return "w" + std::to_string(layer) + "_" + role_name(role) + (part == Part::Bias ? "_bias" : "");
+  }
+
+  // A vector (a norm's weight, a bias) as a float initializer.
+  std::string vector(int64_t layer, Role role, Part part = Part::Weight) {
+    const std::string name = weight_name(layer, role, part);
+    const Tensor& t = w_.tensor(layer, role, part);
+    g_.add_floats(name, t.shape, decode_tensor(t));
     return name;
   }
 
   std::string linear(const std::string& x, int64_t layer, Role role) {
-    std::string y = g_.op("MatMul", {x, matrix_name(layer, role, true)});
-    if (w_.has(layer, role, Part::Bias)) y = g_.op("Add", {y, matrix_name(layer, role, false, Part::Bias)});
+    std::string y = matrices_.multiply(x, w_.tensor(layer, role), w_.name(layer, role), weight_name(layer, role));
+    if (w_.has(layer, role, Part::Bias)) y = g_.op("Add", {y, vector(layer, role, Part::Bias)});
     return y;
   }
 
@@ -202,7 +209,7 @@ class LlamaGraph {
   }
 
   std::string layer(int64_t l, const std::string& h) {
-    const std::string n1 = rms_norm(h, matrix_name(l, Role::AttnNorm, false));
+    const std::string n1 = rms_norm(h, vector(l, Role::AttnNorm));
     const std::string q = rotate(heads_first(linear(n1, l, Role::AttnQ), "shape_q"));
     const std::string k = rotate(heads_first(linear(n1, l, Role::AttnK), "shape_kv"));
     const std::string v = heads_first(linear(n1, l, Role::AttnV), "shape_kv");
@@ -222,7 +229,7 @@ class LlamaGraph {
         "Reshape", {g_.op("Transpose", {g_.op("Reshape", {mixed, "shape_heads"})}, {{"perm", std::vector<int64_t>{0, 2, 1, 3}}}),
                     "shape_merged"});
     const std::string h1 = g_.op("Add", {h, linear(merged, l, Role::AttnO)});
-    const std::string n2 = rms_norm(h1, matrix_name(l, Role::MlpNorm, false));
+    const std::string n2 = rms_norm(h1, vector(l, Role::MlpNorm));
     const std::string gate = linear(n2, l, Role::MlpGate), up = linear(n2, l, Role::MlpUp);
     const std::string act = g_.op("Mul", {g_.op("Mul", {gate, g_.op("Sigmoid", {gate})}), up});
     return g_.op("Add", {h1, linear(act, l, Role::MlpDown)});
@@ -231,6 +238,7 @@ class LlamaGraph {
   const ModelConfig& c_;
   const RoleWeights& w_;
   GraphBuilder& g_;
+  OnnxMatrixWriter& matrices_;
   int64_t positions_;
   std::string cos_, sin_, allowed_;
 };
@@ -249,28 +257,34 @@ Result<OnnxExportReport> export_onnx(const std::filesystem::path& model, const s
   const RoleWeights weights(c, checkpoint.store);
   GraphBuilder graph;
   const int64_t positions = options.max_positions > 0 ? options.max_positions : c.max_position;
-  LlamaGraph builder(c, weights, graph, positions);
+  OnnxMatrixWriter matrices(graph, options.matrix_type, options.int4_group);
+  LlamaGraph builder(c, weights, graph, matrices, positions);
   BRISK_TRY(builder.build());
 
+  // transformers.js reads onnx/model<suffix>.onnx, the suffix naming the weights' form; Optimum's
+  // ORTModelForCausalLM takes the same file through subfolder="onnx" and file_name.
+  const std::filesystem::path file = std::filesystem::path("onnx") / onnx_file_name(matrices.matrices_by_type());
   std::error_code ec;
-  std::filesystem::create_directories(out, ec);
+  std::filesystem::create_directories(out / "onnx", ec);
   if (ec) return make_error(out.string() + ": cannot create: " + ec.message());
   BRISK_TRY(copy_model_side_files(model, out, ConfigFile::Skip));
-  // config.json as the source's, less what no longer applies: the graph holds fp32 weights.
+  // config.json as the source's, less what no longer applies: the graph holds its own weight forms.
   BRISK_ASSIGN(config, read_json_file(model / "config.json"));
   config.erase("quantization_config");
   config.erase("brisk_low_rank");
   BRISK_TRY(write_text_file(out / "config.json", config.dump(2) + "\n"));
   const bool external = graph.initializer_bytes() >= (uint64_t(1) << 31) - (uint64_t(64) << 20);
-  BRISK_TRY(graph.write(out / "model.onnx", "brisk_" + c.model_type, options.opset,
+  BRISK_TRY(graph.write(out / file, "brisk_" + c.model_type, options.opset,
                         external ? options.external_threshold : std::numeric_limits<uint64_t>::max()));
   OnnxExportReport report;
   report.model_type = c.model_type;
+  report.file = file.string();
   report.layers = c.n_layers;
   report.external_data = external;
+  report.matrices_by_type = matrices.matrices_by_type();
   for (const auto& [name, t] : checkpoint.store.all()) report.parameters += t.tensor.numel();
-  for (const char* f : {"model.onnx", "model.onnx_data"})
-    if (std::filesystem::exists(out / f)) report.bytes += std::filesystem::file_size(out / f);
+  for (const std::filesystem::path& f : {out / file, out / (file.string() + "_data")})
+    if (std::filesystem::exists(f)) report.bytes += std::filesystem::file_size(f);
   return report;
 }
 

@@ -1,25 +1,31 @@
 // A model brisk loads written as an ONNX decoder for onnxruntime, with the input and output names
 // Hugging Face Optimum's decoders use (a "merged" decoder with past; transformers.js also wants the
-// file under onnx/, which this does not do yet): inputs input_ids, attention_mask,
-// position_ids, past_key_values.{i}.key/value [batch, kv_heads, past, head_dim]; outputs logits
-// and present.{i}.key/value. Beside model.onnx: config.json, generation_config.json and the
-// tokenizer files of the source folder.
+// file under onnx/): inputs input_ids, attention_mask, position_ids,
+// past_key_values.{i}.key/value [batch, kv_heads, past, head_dim]; outputs logits and
+// present.{i}.key/value. The folder: onnx/model<suffix>.onnx (suffix by the weights' form, as
+// transformers.js names its files: none for fp32, _fp16, _quantized for int8, _q4 for int4),
+// config.json, generation_config.json and the tokenizer files of the source folder.
 //
-// This first version writes fp32 graphs of the Llama family without sliding windows (llama,
-// qwen2, mistral, Llama 3 rope scaling included: the rotary tables are precomputed); other
-// families, windows and the int8 / int4 forms are refused by name.
+// This version writes graphs of the Llama family without sliding windows (llama, qwen2, mistral,
+// Llama 3 rope scaling included: the rotary tables are precomputed), matrices as fp32, fp16, int8
+// (QDQ) or int4 (MatMulNBits) -- export/onnx_matrices.h; other families and windows are refused
+// by name.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "core/error.h"
+#include "export/onnx_matrices.h"
 
 namespace brisk {
 
 struct OnnxExportOptions {
   int64_t opset = 17;
+  OnnxMatrixType matrix_type = OnnxMatrixType::Auto;
+  int64_t int4_group = 128;  // for float matrices exported as int4
   // Positions the rotary tables cover (default: the model's max_position_embeddings).
   int64_t max_positions = 0;
   // Initializers of this many bytes or more go to model.onnx_data when the weights pass 2 GB.
@@ -28,9 +34,11 @@ struct OnnxExportOptions {
 
 struct OnnxExportReport {
   std::string model_type;
+  std::string file;  // the graph, relative to the folder: "onnx/model_q4.onnx"
   int64_t layers = 0, parameters = 0, nodes = 0;
   bool external_data = false;
   uint64_t bytes = 0;  // model.onnx (+ model.onnx_data)
+  std::map<std::string, int64_t> matrices_by_type;  // {"int4": 28, "fp32": 1}
 };
 
 // Writes the folder `out` (which must not exist or be empty).

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <unistd.h>
 
 namespace brisk::onnx {
@@ -52,7 +53,7 @@ constexpr int kModelIrVersion = 1, kModelProducerName = 2, kModelProducerVersion
               kModelOpset = 8;
 constexpr int kOpsetDomain = 1, kOpsetVersion = 2;
 constexpr int kGraphNode = 1, kGraphName = 2, kGraphInitializer = 5, kGraphInput = 11, kGraphOutput = 12;
-constexpr int kNodeInput = 1, kNodeOutput = 2, kNodeName = 3, kNodeOpType = 4, kNodeAttribute = 5;
+constexpr int kNodeInput = 1, kNodeOutput = 2, kNodeName = 3, kNodeOpType = 4, kNodeAttribute = 5, kNodeDomain = 7;
 constexpr int kAttrName = 1, kAttrF = 2, kAttrI = 3, kAttrS = 4, kAttrInts = 8, kAttrType = 20;
 constexpr int kTensorDims = 1, kTensorDataType = 2, kTensorName = 8, kTensorRawData = 9, kTensorExternalData = 13,
               kTensorDataLocation = 14;
@@ -95,8 +96,15 @@ void GraphBuilder::add_int64s(const std::string& name, const std::vector<int64_t
 
 std::string GraphBuilder::node(const std::string& op, const std::vector<std::string>& inputs,
                                const std::vector<std::string>& outputs, const std::vector<Attribute>& attributes) {
-  nodes_.push_back({op, inputs, outputs, attributes});
+  nodes_.push_back({"", op, inputs, outputs, attributes});
   return outputs.front();
+}
+
+std::string GraphBuilder::domain_op(const std::string& domain, const std::string& op,
+                                    const std::vector<std::string>& inputs, const std::vector<Attribute>& attributes) {
+  const std::string output = op + "_" + std::to_string(next_name_++);
+  nodes_.push_back({domain, op, inputs, {output}, attributes});
+  return output;
 }
 
 std::string GraphBuilder::op(const std::string& op, const std::vector<std::string>& inputs,
@@ -146,6 +154,7 @@ Status GraphBuilder::write(const std::filesystem::path& path, const std::string&
     for (const std::string& i : node.inputs) m.string(field::kNodeInput, i);
     for (const std::string& o : node.outputs) m.string(field::kNodeOutput, o);
     m.string(field::kNodeName, node.op + "_node_" + std::to_string(n)).string(field::kNodeOpType, node.op);
+    if (!node.domain.empty()) m.string(field::kNodeDomain, node.domain);
     for (const Attribute& a : node.attributes) {
       Message attr;
       attr.string(field::kAttrName, a.name);
@@ -193,14 +202,18 @@ Status GraphBuilder::write(const std::filesystem::path& path, const std::string&
   for (const ValueInfo& v : inputs_) graph.message(field::kGraphInput, value_info(v));
   for (const ValueInfo& v : outputs_) graph.message(field::kGraphOutput, value_info(v));
 
-  Message opset_id;
-  opset_id.string(field::kOpsetDomain, "").varint(field::kOpsetVersion, uint64_t(opset));
   Message model;
   model.varint(field::kModelIrVersion, kIrVersion)
       .string(field::kModelProducerName, "brisk")
       .string(field::kModelProducerVersion, "export")
-      .message(field::kModelGraph, graph)
-      .message(field::kModelOpset, opset_id);
+      .message(field::kModelGraph, graph);
+  std::set<std::string> domains = {""};
+  for (const Node& node : nodes_) domains.insert(node.domain);
+  for (const std::string& domain : domains) {
+    Message opset_id;
+    opset_id.string(field::kOpsetDomain, domain).varint(field::kOpsetVersion, domain.empty() ? uint64_t(opset) : 1);
+    model.message(field::kModelOpset, opset_id);
+  }
   if (model.str().size() >= (uint64_t(1) << 31))
     return fail(path.string() + ": the graph is over protobuf's 2 GB limit even with its weights outside it");
   {

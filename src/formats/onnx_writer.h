@@ -1,6 +1,6 @@
 // Writes ONNX models: brisk's own encoder of the messages of the published onnx.proto (IR version
 // 8) that a decoder graph needs -- ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto
-// (raw data, or external data in a side file), ValueInfoProto with symbolic dimensions -- in
+// (raw data, or external data in a side file), ValueInfoProto with symbolic dimensions, nodes of other domains -- in
 // protobuf's wire format (varints, fixed32, length-delimited fields). No protobuf library: the
 // subset is small, its field numbers are a published, frozen schema, and onnxruntime reads it back
 // in the tests (docs/DESIGN.md, Export).
@@ -42,6 +42,10 @@ class GraphBuilder {
   // A node with one output named by the builder ("<op>_<n>").
   std::string op(const std::string& op, const std::vector<std::string>& inputs,
                  const std::vector<Attribute>& attributes = {});
+  // A node of an operator set other than ONNX's own (onnxruntime's "com.microsoft" contrib ops);
+  // the model then imports that domain at version 1.
+  std::string domain_op(const std::string& domain, const std::string& op, const std::vector<std::string>& inputs,
+                        const std::vector<Attribute>& attributes);
 
   uint64_t initializer_bytes() const;
 
@@ -64,7 +68,7 @@ class GraphBuilder {
     std::vector<uint8_t> bytes;
   };
   struct Node {
-    std::string op;
+    std::string domain, op;
     std::vector<std::string> inputs, outputs;
     std::vector<Attribute> attributes;
   };

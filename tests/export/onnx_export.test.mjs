@@ -1,7 +1,8 @@
 // `brisk export --format onnx` run by onnxruntime (the onnxruntime-node package, CPU): the golden
 // fixtures' graphs must give transformers' logits (tests/fixtures/golden, relative L2 < 1e-4) for
 // the whole prompt and then token by token through past_key_values; sotu-llama's greedy
-// continuation through onnxruntime must equal brisk's; what cannot be exported is refused by name.
+// continuation through onnxruntime must equal brisk's, fp32 and quantized (int8 QDQ, int4
+// MatMulNBits); what cannot be exported is refused by name.
 // Run by ctest (label cli):
 //   BRISK_BIN=build/tools/brisk/brisk BRISK_SHARED_DIR=../shared BRISK_FIXTURES_DIR=tests/fixtures \
 //     node --test tests/export/onnx_export.test.mjs
@@ -24,12 +25,24 @@ function brisk(...args) {
   return spawnSync(BRISK, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
 }
 
-function exportOnnx(model, name) {
+// Exports `model` to WORK/name; returns the folder and the JSON report.
+function exportWithReport(model, name, ...flags) {
   const out = path.join(WORK, name);
-  const p = brisk('export', '-m', model, '-o', out, '--format', 'onnx', '--json');
+  const p = brisk('export', '-m', model, '-o', out, '--format', 'onnx', '--json', ...flags);
   assert.equal(p.status, 0, p.stderr);
   const report = JSON.parse(p.stdout);
   assert.equal(report.format, 'onnx');
+  return [out, report];
+}
+
+function exportOnnx(model, name, ...flags) {
+  return exportWithReport(model, name, ...flags)[0];
+}
+
+function quantize(model, name, ...flags) {
+  const out = path.join(WORK, name);
+  const p = brisk('quantize', '-m', model, '-o', out, ...flags);
+  assert.equal(p.status, 0, p.stderr);
   return out;
 }
 
@@ -48,10 +61,17 @@ function readSafetensors(file) {
   return out;
 }
 
+// The folder's graph: onnx/model<suffix>.onnx, the one .onnx file there.
+function graphFile(dir) {
+  const files = fs.readdirSync(path.join(dir, 'onnx')).filter((f) => f.endsWith('.onnx'));
+  assert.equal(files.length, 1, files.join(' '));
+  return path.join(dir, 'onnx', files[0]);
+}
+
 // One decoder session with Optimum's input and output names.
-async function decoder(dir) {
+async function decoder(dir, sessionOptions = {}) {
   const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json')));
-  const session = await ort.InferenceSession.create(path.join(dir, 'model.onnx'));
+  const session = await ort.InferenceSession.create(graphFile(dir), sessionOptions);
   const layers = config.num_hidden_layers;
   const kvHeads = config.num_key_value_heads ?? config.num_attention_heads;
   const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
@@ -103,23 +123,23 @@ for (const variant of ['llama-gqa', 'llama-mha-tied-headdim', 'llama-mqa-bias', 
   });
 }
 
-test('sotu-llama: onnxruntime greedy continuation equals brisk generate', async () => {
-  const model = path.join(SHARED, 'models', 'sotu-llama');
-  const dir = exportOnnx(model, 'sotu-llama');
-  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'])
-    assert.ok(fs.existsSync(path.join(dir, f)), f);
-  const prompt = 'The state of the union is';
-  const tok = JSON.parse(brisk('tokenize', '-m', model, '--text', prompt, '--json').stdout).ids;
-  const gen = brisk('generate', '-m', model, '-p', prompt, '-n', '32', '--temp', '0', '--ignore-eos', '--json');
+const SOTU_LLAMA = path.join(SHARED, 'models', 'sotu-llama');
+const PROMPT = 'The state of the union is';
+
+function argmaxLast(logits) {
+  const vocab = logits.dims.at(-1), row = logits.data.subarray(logits.data.length - vocab);
+  let best = 0;
+  for (let i = 1; i < vocab; ++i) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+// onnxruntime's greedy continuation of PROMPT through the export `dir` against brisk's of `model`.
+async function assertSameGreedy(model, dir, sessionOptions = {}) {
+  const tok = JSON.parse(brisk('tokenize', '-m', model, '--text', PROMPT, '--json').stdout).ids;
+  const gen = brisk('generate', '-m', model, '-p', PROMPT, '-n', '32', '--temp', '0', '--ignore-eos', '--json');
   assert.equal(gen.status, 0, gen.stderr);
   const want = JSON.parse(gen.stdout).ids;
-  const run = await decoder(dir);
-  const argmaxLast = (logits) => {
-    const vocab = logits.dims.at(-1), row = logits.data.subarray(logits.data.length - vocab);
-    let best = 0;
-    for (let i = 1; i < vocab; ++i) if (row[i] > row[best]) best = i;
-    return best;
-  };
+  const run = await decoder(dir, sessionOptions);
   let out = await run(tok, 0, null);
   const got = [argmaxLast(out.logits)];
   while (got.length < want.length) {
@@ -127,6 +147,59 @@ test('sotu-llama: onnxruntime greedy continuation equals brisk generate', async 
     got.push(argmaxLast(out.logits));
   }
   assert.deepEqual(got, want);
+}
+
+// Logits of the whole PROMPT through an export.
+async function promptLogits(dir, sessionOptions = {}) {
+  const tok = JSON.parse(brisk('tokenize', '-m', SOTU_LLAMA, '--text', PROMPT, '--json').stdout).ids;
+  return (await (await decoder(dir, sessionOptions))(tok, 0, null)).logits.data;
+}
+
+test('sotu-llama: onnxruntime greedy continuation equals brisk generate', async () => {
+  const dir = exportOnnx(SOTU_LLAMA, 'sotu-llama');
+  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'])
+    assert.ok(fs.existsSync(path.join(dir, f)), f);
+  await assertSameGreedy(SOTU_LLAMA, dir);
+});
+
+// brisk's quantized models keep their own codes: the int4 (MatMulNBits) and int8 (QDQ) graphs
+// compute exactly the weights that the fp32 export of the same model decodes to, and their greedy
+// continuations equal brisk's (whose kernels also quantize activations to int8).
+for (const [name, flags, forms] of [['w4-asym', ['--scheme', 'w4', '--asym'], { int4: 42, int8: 1 }],
+                                    ['w8', ['--scheme', 'w8'], { int8: 43 }]]) {
+  test(`sotu-llama ${name}: the quantized graph computes brisk's quantized weights`, async () => {
+    const model = quantize(SOTU_LLAMA, `sotu-llama-${name}`, ...flags);
+    const [dir, report] = exportWithReport(model, `sotu-llama-${name}-onnx`);
+    assert.deepEqual(report.matrices_by_type, forms);
+    assert.equal(report.file, forms.int4 ? 'onnx/model_q4.onnx' : 'onnx/model_quantized.onnx');
+    const decoded = exportOnnx(model, `sotu-llama-${name}-fp32`, '--dtype', 'fp32');
+    assert.ok(fs.statSync(graphFile(dir)).size < 0.45 * fs.statSync(graphFile(decoded)).size);
+    // At 'basic' optimization onnxruntime computes each graph as written; at its default level it
+    // rewrites DequantizeLinear -> MatMul to quantize the activations to int8 (measured 7e-3
+    // relative on w8), so the int8 comparison is made at 'basic'.
+    const basic = { graphOptimizationLevel: 'basic' };
+    const want = await promptLogits(decoded, basic);
+    assert.ok(relativeL2(await promptLogits(dir, basic), want) < 1e-5);
+    if (!forms.int8) assert.ok(relativeL2(await promptLogits(dir), want) < 1e-5);
+    await assertSameGreedy(model, dir, forms.int8 === 43 ? basic : {});
+  });
+}
+
+test('sotu-llama: --dtype int4 / int8 quantize like brisk quantize (the same graph), fp16 keeps the logits', async () => {
+  for (const [dtype, scheme] of [['int4', 'w4'], ['int8', 'w8']]) {
+    const own = exportOnnx(SOTU_LLAMA, `sotu-llama-${dtype}`, '--dtype', dtype);
+    const viaQuantize = exportOnnx(quantize(SOTU_LLAMA, `sotu-llama-${scheme}-same`, '--scheme', scheme, '--head', 'same'),
+                                   `sotu-llama-${scheme}-same-onnx`);
+    assert.ok(fs.readFileSync(graphFile(own)).equals(fs.readFileSync(graphFile(viaQuantize))), dtype);
+  }
+  const fp32 = await promptLogits(exportOnnx(SOTU_LLAMA, 'sotu-llama-fp32', '--dtype', 'fp32'));
+  const [fp16, report] = exportWithReport(SOTU_LLAMA, 'sotu-llama-fp16', '--dtype', 'fp16');
+  assert.deepEqual(report.matrices_by_type, { fp16: 43 });
+  assert.equal(report.file, 'onnx/model_fp16.onnx');
+  assert.ok(relativeL2(await promptLogits(fp16), fp32) < 1e-5);
+  const [g32] = exportWithReport(SOTU_LLAMA, 'sotu-llama-int4-g32', '--dtype', 'int4', '--group', '32');
+  const int4 = await promptLogits(g32);
+  assert.ok(relativeL2(int4, fp32) < 0.1, `${relativeL2(int4, fp32)}`);
 });
 
 test('what the ONNX export cannot write is refused by name, leaving no folder', () => {
@@ -139,8 +212,16 @@ test('what the ONNX export cannot write is refused by name, leaving no folder', 
     assert.ok(p.stderr.includes(needle), `${variant}: ${p.stderr}`);
     assert.ok(!fs.existsSync(out), variant);
   }
-  const p = brisk('export', '-m', path.join(GOLDEN, 'qwen2'), '-o', path.join(WORK, 'q8'), '--format', 'onnx',
-                  '--dtype', 'int8');
-  assert.equal(p.status, 1);
-  assert.ok(p.stderr.includes('fp32 only'), p.stderr);
+  const nf4 = quantize(SOTU_LLAMA, 'sotu-llama-nf4', '--scheme', 'nf4');
+  for (const [flags, needle] of [[['-m', nf4, '--dtype', 'int4'], 'model.layers.0.self_attn.q_proj.weight is stored as NF4'],
+                                 [['-m', nf4, '--dtype', 'int8'], 'stored as NF4'],
+                                 [['-m', path.join(GOLDEN, 'qwen2'), '--dtype', 'int3'], "--dtype 'int3'"],
+                                 [['-m', path.join(GOLDEN, 'qwen2'), '--dtype', 'int4', '--group', '48'], '--group 48'],
+                                 [['-m', path.join(GOLDEN, 'qwen2'), '--group', '64'], 'int4 only']]) {
+    const out = path.join(WORK, 'refused-flags');
+    const p = brisk('export', '-o', out, '--format', 'onnx', ...flags);
+    assert.equal(p.status, 1, p.stderr);
+    assert.ok(p.stderr.includes(needle), p.stderr);
+    assert.ok(!fs.existsSync(out));
+  }
 });
