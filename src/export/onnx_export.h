@@ -6,10 +6,10 @@
 // transformers.js names its files: none for fp32, _fp16, _quantized for int8, _q4 for int4),
 // config.json, generation_config.json and the tokenizer files of the source folder.
 //
-// This version writes graphs of the Llama family without sliding windows (llama, qwen2, mistral,
-// Llama 3 rope scaling included: the rotary tables are precomputed), matrices as fp32, fp16, int8
-// (QDQ) or int4 (MatMulNBits) -- export/onnx_matrices.h; other families and windows are refused
-// by name.
+// This version writes decoders of the Llama family without sliding windows (llama, qwen2,
+// mistral, Llama 3 rope scaling included: the rotary tables are precomputed) and GPT-2, and BERT
+// encoders (export/onnx_encoder.h), matrices as fp32, fp16, int8 (QDQ) or int4 (MatMulNBits) --
+// export/onnx_matrices.h; other families and windows are refused by name.
 #pragma once
 
 #include <cstdint>

@@ -17,7 +17,6 @@ namespace {
 
 struct BertSettings {
   bool classifier = false;        // BertForSequenceClassification: pooler + classifier
-  bool exact_gelu = true;         // "gelu" (erf); "gelu_new" / "gelu_pytorch_tanh": tanh form
   std::vector<std::string> labels;  // id2label, by id (classifier)
   int64_t type_vocab = 2;           // type_vocab_size: segment embeddings (all inputs use segment 0)
 };
@@ -126,7 +125,7 @@ class Bert final : public Model {
       be.add(h, x, n * d);
       be.layer_norm(h, vec(L.attn_ln_w), vec(L.attn_ln_b), n, d, eps, x);
       be.linear(x, n, L.up, ffa);
-      if (s_.exact_gelu)
+      if (c.activation == Activation::GeluErf)
         be.gelu_erf(ffa, n * ff);
       else
         be.gelu_tanh(ffa, n * ff);
@@ -179,7 +178,7 @@ Result<ModelConfig> parse_bert(const ConfigFields& f, ModelConfig c) {
 
   BertSettings s;
   s.classifier = arch == "BertForSequenceClassification";
-  s.exact_gelu = act == "gelu";
+  c.activation = act == "gelu" ? Activation::GeluErf : Activation::GeluTanh;
   s.type_vocab = types;
   if (s.classifier) {
     // id2label {"0": "negative", ...}: ids 0..n-1, each named.

@@ -239,6 +239,7 @@ Result<ModelConfig> parse_gemma(const ConfigFields& f, ModelConfig c) {
   c.head_dim = head_dim;
   c.max_position = max_pos;
   c.norm_eps = eps;
+  c.activation = Activation::GeluTanh;
   c.tie_word_embeddings = tie;
   c.qkv_bias = c.o_bias = attn_bias;
   c.family = std::move(s);

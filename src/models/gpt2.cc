@@ -138,6 +138,7 @@ Result<ModelConfig> parse_gpt2(const ConfigFields& f, ModelConfig c) {
   c.head_dim = hidden / heads;
   c.max_position = max_pos;
   c.norm_eps = eps;
+  c.activation = Activation::GeluTanh;
   c.tie_word_embeddings = true;
   c.qkv_bias = c.o_bias = c.mlp_bias = true;
   return c;

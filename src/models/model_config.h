@@ -32,6 +32,10 @@ struct RopeConfig {
   double attention_factor = 1.0;
 };
 
+// The MLP's activation: SwiGLU's silu, or GELU in its exact (erf) or tanh form ("gelu_new",
+// "gelu_pytorch_tanh"). Each family's config parser sets it; kernels and exporters read it.
+enum class Activation : uint8_t { Silu, GeluErf, GeluTanh };
+
 struct ModelConfig {
   std::string model_type;             // as written in config.json
   const Architecture* arch = nullptr; // the declaration that accepted model_type
@@ -44,6 +48,7 @@ struct ModelConfig {
   int64_t head_dim = 0;
   int64_t max_position = 0;
   double norm_eps = 1e-5;
+  Activation activation = Activation::Silu;  // the MLP's, from hidden_act / activation_function
   RopeConfig rope;            // rotary families
   bool tie_word_embeddings = false;
   bool qkv_bias = false;      // Qwen2 always; Llama with attention_bias

@@ -1,6 +1,8 @@
 // `brisk export --format onnx` run by onnxruntime (the onnxruntime-node package, CPU): the golden
-// fixtures' graphs must give transformers' logits (tests/fixtures/golden, relative L2 < 1e-4) for
-// the whole prompt and then token by token through past_key_values; sotu-llama's greedy
+// fixtures' decoder graphs (Llama family, GPT-2) must give transformers' logits
+// (tests/fixtures/golden, relative L2 < 1e-4) for the whole prompt and then token by token through
+// past_key_values, the encoders (BERT, a BERT classifier) its hidden states / logits for a padded
+// batch; sotu-llama's greedy
 // continuation through onnxruntime must equal brisk's, fp32 and quantized (int8 QDQ, int4
 // MatMulNBits); what cannot be exported is refused by name.
 // Run by ctest (label cli):
@@ -72,9 +74,10 @@ function graphFile(dir) {
 async function decoder(dir, sessionOptions = {}) {
   const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json')));
   const session = await ort.InferenceSession.create(graphFile(dir), sessionOptions);
-  const layers = config.num_hidden_layers;
-  const kvHeads = config.num_key_value_heads ?? config.num_attention_heads;
-  const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  const layers = config.num_hidden_layers ?? config.n_layer;  // GPT-2's config names its own
+  const heads = config.num_attention_heads ?? config.n_head;
+  const kvHeads = config.num_key_value_heads ?? heads;
+  const headDim = config.head_dim ?? (config.hidden_size ?? config.n_embd) / heads;
   // Runs `tokens` at positions start.. after the cache `past` (a previous run's outputs, or null).
   return async (tokens, start, past) => {
     const total = start + tokens.length;
@@ -102,7 +105,7 @@ function relativeL2(got, want) {
 }
 
 for (const variant of ['llama-gqa', 'llama-mha-tied-headdim', 'llama-mqa-bias', 'llama3-rope', 'qwen2', 'mistral',
-                       'qwen2-bf16']) {
+                       'qwen2-bf16', 'gpt2', 'gpt2-bf16']) {
   test(`${variant}: onnxruntime gives transformers' logits, whole and token by token`, async () => {
     const dir = exportOnnx(path.join(GOLDEN, variant), variant);
     const golden = readSafetensors(path.join(GOLDEN, variant, 'logits.safetensors'));
@@ -123,6 +126,43 @@ for (const variant of ['llama-gqa', 'llama-mha-tied-headdim', 'llama-mqa-bias', 
   });
 }
 
+// The golden encoder inputs (4 sequences of different lengths) as one padded batch.
+function paddedBatch(golden) {
+  const seqs = [0, 1, 2, 3].map((i) => Array.from(golden[`input_ids.${i}`].data, Number));
+  const width = Math.max(...seqs.map((q) => q.length));
+  const ids = new BigInt64Array(4 * width), mask = new BigInt64Array(4 * width);
+  seqs.forEach((q, b) => q.forEach((id, t) => { ids[b * width + t] = BigInt(id); mask[b * width + t] = 1n; }));
+  const feeds = {
+    input_ids: new ort.Tensor('int64', ids, [4, width]),
+    attention_mask: new ort.Tensor('int64', mask, [4, width]),
+    token_type_ids: new ort.Tensor('int64', new BigInt64Array(4 * width), [4, width]),
+  };
+  return { seqs, width, feeds };
+}
+
+test('bert: onnxruntime gives transformers\' hidden states for a padded batch', async () => {
+  const dir = exportOnnx(path.join(GOLDEN, 'bert'), 'bert');
+  const golden = readSafetensors(path.join(GOLDEN, 'bert', 'embeddings.safetensors'));
+  const { seqs, width, feeds } = paddedBatch(golden);
+  const session = await ort.InferenceSession.create(graphFile(dir));
+  const out = (await session.run(feeds)).last_hidden_state;
+  const d = out.dims[2];
+  seqs.forEach((q, b) => {
+    const got = out.data.subarray(b * width * d, (b * width + q.length) * d);
+    assert.ok(relativeL2(got, golden[`hidden.${b}`].data) < 1e-4, `sequence ${b}`);
+  });
+});
+
+test('bert-cls: onnxruntime gives transformers\' classifier logits for a padded batch', async () => {
+  const dir = exportOnnx(path.join(GOLDEN, 'bert-cls'), 'bert-cls');
+  const golden = readSafetensors(path.join(GOLDEN, 'bert-cls', 'classification.safetensors'));
+  const { seqs, feeds } = paddedBatch(golden);
+  const session = await ort.InferenceSession.create(graphFile(dir));
+  const logits = (await session.run(feeds)).logits;
+  assert.deepEqual(logits.dims, [4, 3]);
+  seqs.forEach((_, b) => assert.ok(relativeL2(logits.data.subarray(3 * b, 3 * b + 3), golden[`logits.${b}`].data) < 1e-4));
+});
+
 const SOTU_LLAMA = path.join(SHARED, 'models', 'sotu-llama');
 const PROMPT = 'The state of the union is';
 
@@ -135,7 +175,7 @@ function argmaxLast(logits) {
 
 // onnxruntime's greedy continuation of PROMPT through the export `dir` against brisk's of `model`.
 async function assertSameGreedy(model, dir, sessionOptions = {}) {
-  const tok = JSON.parse(brisk('tokenize', '-m', model, '--text', PROMPT, '--json').stdout).ids;
+  const tok = JSON.parse(brisk('tokenize', '-m', model, '--text', PROMPT, '--json', '--add-special').stdout).ids;
   const gen = brisk('generate', '-m', model, '-p', PROMPT, '-n', '32', '--temp', '0', '--ignore-eos', '--json');
   assert.equal(gen.status, 0, gen.stderr);
   const want = JSON.parse(gen.stdout).ids;
@@ -155,12 +195,15 @@ async function promptLogits(dir, sessionOptions = {}) {
   return (await (await decoder(dir, sessionOptions))(tok, 0, null)).logits.data;
 }
 
-test('sotu-llama: onnxruntime greedy continuation equals brisk generate', async () => {
-  const dir = exportOnnx(SOTU_LLAMA, 'sotu-llama');
-  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'])
-    assert.ok(fs.existsSync(path.join(dir, f)), f);
-  await assertSameGreedy(SOTU_LLAMA, dir);
-});
+for (const name of ['sotu-llama', 'sotu-gpt2']) {
+  test(`${name}: onnxruntime greedy continuation equals brisk generate`, async () => {
+    const model = path.join(SHARED, 'models', name);
+    const dir = exportOnnx(model, name);
+    for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'])
+      assert.ok(fs.existsSync(path.join(dir, f)), f);
+    await assertSameGreedy(model, dir);
+  });
+}
 
 // brisk's quantized models keep their own codes: the int4 (MatMulNBits) and int8 (QDQ) graphs
 // compute exactly the weights that the fp32 export of the same model decodes to, and their greedy
@@ -204,8 +247,8 @@ test('sotu-llama: --dtype int4 / int8 quantize like brisk quantize (the same gra
 
 test('what the ONNX export cannot write is refused by name, leaving no folder', () => {
   for (const [variant, needle] of [['phi3', 'fused projections'], ['mistral-window', 'sliding-window'],
-                                   ['gemma2', "model_type 'gemma2'"], ['gpt2', "model_type 'gpt2'"],
-                                   ['bert', "model_type 'bert'"]]) {
+                                   ['gemma2', "model_type 'gemma2'"], ['gemma3', 'family gemma'],
+                                   ['phi3-longrope', 'LongRoPE']]) {
     const out = path.join(WORK, `refused-${variant}`);
     const p = brisk('export', '-m', path.join(GOLDEN, variant), '-o', out, '--format', 'onnx');
     assert.equal(p.status, 1, `${variant}: ${p.stderr}`);

@@ -39,11 +39,11 @@ def model_file(folder):
 
 class OnnxDecoder:
     def __init__(self, folder):
-        with open(os.path.join(folder, "config.json")) as f:
-            c = json.load(f)
-        self.layers = c["num_hidden_layers"]
-        self.kv_heads = c.get("num_key_value_heads", c["num_attention_heads"])
-        self.head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+        from transformers import AutoConfig
+        c = AutoConfig.from_pretrained(folder)  # maps GPT-2's n_layer / n_head / n_embd too
+        self.layers = c.num_hidden_layers
+        self.kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+        self.head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         self.session = ort.InferenceSession(model_file(folder), providers=["CPUExecutionProvider"])
 
     def run(self, tokens, start, past):
@@ -111,11 +111,43 @@ def prompt_ids(folder, vocab):
     return [int(i) for i in rng.integers(0, vocab, 40)], False
 
 
+def check_encoder(name, folder, reference, config):
+    """BERT: a padded batch of 4 sequences; last_hidden_state (or a classifier's logits) vs transformers."""
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+    path = model_file(folder)
+    rng = np.random.default_rng(11)
+    lengths = [14, 9, 12, 5]
+    ids = np.zeros((4, max(lengths)), np.int64)
+    mask = np.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        ids[b, :n] = rng.integers(5, config.vocab_size, n)
+        mask[b, :n] = 1
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    out_name = session.get_outputs()[0].name
+    got = session.run([out_name], {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+    cls = AutoModelForSequenceClassification if out_name == "logits" else AutoModel
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = cls.from_pretrained(reference.split(":", 1)[1], dtype=torch.float32).to(device).eval()
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor(ids, device=device), attention_mask=torch.tensor(mask, device=device))
+    want = (out.logits if out_name == "logits" else out.last_hidden_state).float().cpu().numpy()
+    if out_name == "last_hidden_state":  # padding rows are not compared
+        got = np.concatenate([got[b, :n] for b, n in enumerate(lengths)])
+        want = np.concatenate([want[b, :n] for b, n in enumerate(lengths)])
+    result = {"export": folder, "reference": reference, "onnx_bytes": os.path.getsize(path), "output": out_name,
+              "model_type": config.model_type, "batch": lengths, "rel_l2": rel_l2(got, want)}
+    print(name, json.dumps(result), flush=True)
+    return result
+
+
 def check(name, folder, reference):
     from transformers import AutoConfig
     path = model_file(folder)
     onnx.checker.check_model(path, full_check=True)
     config = AutoConfig.from_pretrained(folder)
+    if config.model_type == "bert":
+        return check_encoder(name, folder, reference, config)
     ids, tokenized = prompt_ids(folder, config.vocab_size)
     kind, ref_dir = reference.split(":", 1)
     ref = HfModel(ref_dir) if kind == "hf" else OnnxDecoder(ref_dir)

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 mode=${1:?prepare DIR | check DIR OUT.json}
 dir=${2:?DIR}
 golden=tests/fixtures/golden
-fixtures=(llama-gqa llama-mqa-bias llama3-rope qwen2 mistral)
+fixtures=(llama-gqa llama-mqa-bias llama3-rope qwen2 mistral gpt2 bert bert-cls)
 
 if [[ $mode == prepare ]]; then
   brisk=${BRISK_BIN:-build/tools/brisk/brisk}

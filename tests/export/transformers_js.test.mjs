@@ -1,8 +1,8 @@
 // `brisk export --format onnx` loaded by a real client, transformers.js (@huggingface/transformers,
 // on onnxruntime-node, CPU): its text-generation pipeline finds the folder's onnx/model<suffix>.onnx
 // by dtype, the tokenizer and config beside it, and its greedy continuation must equal brisk's
-// generate on the same model -- fp32 (sotu-llama, bf16 weights) and brisk's own w4 model as int4
-// MatMulNBits ('q4'). Run by ctest (label cli):
+// generate on the same model -- fp32 (sotu-llama, bf16 weights), brisk's own w4 model as int4
+// MatMulNBits ('q4') and a w8 GPT-2 as int8 QDQ ('q8'). Run by ctest (label cli):
 //   BRISK_BIN=build/tools/brisk/brisk BRISK_SHARED_DIR=../shared node --test tests/export/transformers_js.test.mjs
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,14 +27,15 @@ function brisk(...args) {
 }
 
 const PROMPT = 'The state of the union is';
-const SOTU_LLAMA = path.join(SHARED, 'models', 'sotu-llama');
 
-for (const [name, quantizeFlags, dtype] of [['sotu-llama', null, 'fp32'], ['sotu-llama-w4', ['--scheme', 'w4', '--asym'], 'q4']]) {
+for (const [name, source, quantizeFlags, dtype] of [['sotu-llama', 'sotu-llama', null, 'fp32'],
+                                                    ['sotu-llama-w4', 'sotu-llama', ['--scheme', 'w4', '--asym'], 'q4'],
+                                                    ['sotu-gpt2-w8', 'sotu-gpt2', ['--scheme', 'w8'], 'q8']]) {
   test(`${name}: transformers.js (dtype ${dtype}) continues the prompt as brisk generate does`, async () => {
-    let model = SOTU_LLAMA;
+    let model = path.join(SHARED, 'models', source);
     if (quantizeFlags) {
+      brisk('quantize', '-m', model, '-o', path.join(WORK, `${name}-brisk`), ...quantizeFlags);
       model = path.join(WORK, `${name}-brisk`);
-      brisk('quantize', '-m', SOTU_LLAMA, '-o', model, ...quantizeFlags);
     }
     brisk('export', '-m', model, '-o', path.join(WORK, name), '--format', 'onnx');
     const want = JSON.parse(brisk('generate', '-m', model, '-p', PROMPT, '-n', '32', '--temp', '0', '--ignore-eos',

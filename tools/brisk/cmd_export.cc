@@ -61,12 +61,14 @@ Command add_export(CLI::App& app) {
       "--dtype, norms and biases stay f32 (llama, qwen2, mistral and gpt2 models). onnx: a folder with\n"
       "onnx/model*.onnx (Optimum's decoder layout: input_ids, attention_mask, position_ids,\n"
       "past_key_values.N.key/value in, logits and present.N.key/value out) beside config.json and the\n"
-      "tokenizer files, for onnxruntime, Optimum and transformers.js (llama, qwen2 and mistral\n"
-      "models); matrices as fp32, fp16, int8 (QDQ) or int4 (onnxruntime's MatMulNBits)");
+      "tokenizer files, for onnxruntime, Optimum and transformers.js (llama, qwen2, mistral and gpt2\n"
+      "decoders; BERT encoders and classifiers: input_ids, attention_mask, token_type_ids in,\n"
+      "last_hidden_state or logits out); matrices as fp32, fp16, int8 (QDQ) or int4 (onnxruntime's\n"
+      "MatMulNBits)");
   add_model_option(sub, f->in, "model folder or .gguf file");
   sub->add_option("-o,--out", f->out, "Output: a .gguf file (must not exist), or for onnx a folder (must not exist or\n"
                                       "be empty)")->required();
-  sub->add_option("--format", f->format, "gguf, or onnx (onnx/model*.onnx + config and tokenizer files, Llama family)")
+  sub->add_option("--format", f->format, "gguf, or onnx (onnx/model*.onnx + config and tokenizer files)")
       ->capture_default_str();
   sub->add_option("--dtype", f->dtype,
                   "Matrix type: " + gguf_export_type_names() +
