@@ -1,5 +1,6 @@
 #include "compress/quantize_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -36,17 +37,17 @@ OwnedTensor owned_f32(const std::string& name, const std::vector<float>& values,
   return t;
 }
 
-QuantizedLayout layout_of(const QuantSpec& spec) {
-  QuantizedLayout layout{runtime_dtype(spec.scheme), spec.group, spec.symmetry};
-  if (quant_traits(layout.runtime)->per_channel) layout.group = 0;
-  return layout;
-}
-
 bool same_layout(const QuantizedLayout& a, const QuantizedLayout& b) {
   return a.runtime == b.runtime && a.group == b.group && a.symmetry == b.symmetry;
 }
 
 }  // namespace
+
+QuantizedLayout layout_of(const QuantSpec& spec) {
+  QuantizedLayout layout{runtime_dtype(spec.scheme), spec.group, spec.symmetry};
+  if (quant_traits(layout.runtime)->per_channel) layout.group = 0;
+  return layout;
+}
 
 Result<HeadPolicy> parse_head_policy(std::string_view name) {
   if (name == "auto") return HeadPolicy::Auto;
@@ -94,14 +95,19 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   std::vector<OwnedTensor> owned;
   std::vector<NamedTensor> passthrough;
   int64_t total = 0, done = 0;
-  std::string head_module;  // the head's module ("lm_head"), when quantized
+  // Quantized modules stored unlike the body (the head under Auto, a recipe's choices).
+  std::vector<std::pair<std::string, QuantizedLayout>> other_layouts;
   for (const Item& it : items) total += is_quantizable(it.spec.kind);
   for (const Item& it : items) {
     const StoredTensor* stored = store.find(it.spec.name);
     if (!stored) continue;  // optional tensors; load checks the rest
     report.bytes_in += stored->tensor.nbytes();
-    const bool quantize = is_quantizable(it.spec.kind) && (!it.head || head);
-    const QuantSpec& spec = it.head && head ? *head : o.spec;
+    std::optional<QuantSpec> chosen_spec = it.head ? head : std::optional<QuantSpec>(o.spec);
+    if (o.recipe)
+      if (auto r = o.recipe->find(it.spec.module); r != o.recipe->end()) chosen_spec = r->second;
+    if (chosen_spec) BRISK_TRY(validate_quant_spec(*chosen_spec));
+    const bool quantize = is_quantizable(it.spec.kind) && chosen_spec.has_value();
+    const QuantSpec spec = chosen_spec.value_or(o.spec);
     const std::vector<float>* changed = nullptr;
     if (o.overrides) {
       auto v = o.overrides->values.find(it.spec.name);
@@ -132,10 +138,8 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
     BRISK_ASSIGN(q, chosen ? Result<QuantizedMatrix>(*chosen)
                            : quantize_matrix(changed ? changed->data() : w.data(), rows, cols, spec, it.spec.name,
                                              &pool));
-    if (it.head) {
-      report.head_scheme = std::string(quant_scheme_name(spec.scheme));
-      head_module = it.spec.module;
-    }
+    if (it.head) report.head_scheme = std::string(quant_scheme_name(spec.scheme));
+    if (!same_layout(layout_of(spec), layout)) other_layouts.emplace_back(it.spec.module, layout_of(spec));
     for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout_of(spec))) {
       report.bytes_out += t.bytes.size();
       owned.push_back(std::move(t));
@@ -163,11 +167,13 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   std::vector<NamedTensor> tensors = passthrough;
   for (const auto& t : owned) tensors.push_back(t.view());
   BRISK_TRY(write_safetensors(staging / "model.safetensors", tensors, {{"format", "pt"}}));
-  // The body's group targets every linear layer; a head stored otherwise gets its own group,
-  // which names it (a name outranks the class).
+  // The body's group targets every linear layer; modules stored otherwise get groups that name
+  // them, one per layout (a name outranks the class).
   std::vector<QuantizedGroup> groups = {{{"Linear"}, layout}};
-  if (!report.head_scheme.empty() && !same_layout(layout_of(*head), layout)) {
-    groups.push_back({{head_module}, layout_of(*head)});
+  for (const auto& [module, other] : other_layouts) {
+    auto g = std::find_if(groups.begin() + 1, groups.end(), [&](const QuantizedGroup& q) { return same_layout(q.layout, other); });
+    if (g == groups.end()) groups.push_back({{module}, other});
+    else g->targets.push_back(module);
   }
   config_json["quantization_config"] = quantization_config_json(groups, report.kept);
   BRISK_TRY(write_text_file(staging / "config.json", config_json.dump(2)));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "compress/quantize.h"
+#include "formats/quantized_checkpoint.h"
 
 namespace brisk {
 
@@ -31,10 +32,19 @@ struct MethodOverrides {
   std::map<std::string, QuantizedMatrix> matrices;
 };
 
+// How a spec's matrices are stored on disk (formats/quantized_checkpoint.h).
+QuantizedLayout layout_of(const QuantSpec& spec);
+
+// A format per module (brisk optimize's mixed recipes): module ("model.layers.0.mlp.up_proj") ->
+// its spec, or nullopt to keep the module in its stored dtype.
+using ModuleRecipe = std::map<std::string, std::optional<QuantSpec>>;
+
 struct QuantizeModelOptions {
   std::filesystem::path in, out;
   QuantSpec spec;
   HeadPolicy head = HeadPolicy::Auto;
+  // Modules the recipe names take its choice; the others `spec` (the head: `head`).
+  const ModuleRecipe* recipe = nullptr;
   const MethodOverrides* overrides = nullptr;
   int threads = 0;  // CPU threads for RTN (0: all cores)
 };

@@ -24,6 +24,40 @@ SplitAxis split_axis(Role role, Part part) {
   }
 }
 
+LinearGroup linear_group(Role role) {
+  switch (role) {
+    case Role::AttnQ:
+    case Role::AttnK:
+    case Role::AttnV:
+    case Role::AttnQkv:
+      return LinearGroup::AttnIn;
+    case Role::AttnO:
+      return LinearGroup::AttnOut;
+    case Role::MlpGate:
+    case Role::MlpUp:
+    case Role::MlpGateUp:
+      return LinearGroup::MlpIn;
+    case Role::MlpDown:
+      return LinearGroup::MlpOut;
+    case Role::Head:
+      return LinearGroup::Head;
+    default:
+      return LinearGroup::None;
+  }
+}
+
+const char* linear_group_name(LinearGroup group) {
+  switch (group) {
+    case LinearGroup::AttnIn: return "attn_in";
+    case LinearGroup::AttnOut: return "attn_out";
+    case LinearGroup::MlpIn: return "mlp_in";
+    case LinearGroup::MlpOut: return "mlp_out";
+    case LinearGroup::Head: return "head";
+    case LinearGroup::None: break;
+  }
+  return "none";
+}
+
 namespace {
 
 // Each role's name in brisk's messages and in llama.cpp's GGUF files (its constants.py

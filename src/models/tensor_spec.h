@@ -71,6 +71,13 @@ std::string factor_module(const std::string& module, Factor f);
 enum class SplitAxis : uint8_t { None, Columns, Rows };
 
 SplitAxis split_axis(Role role, Part part);
+// The linear layers of a block that read one input (q/k/v; gate/up) run as one fused product and
+// so share a weight format; a per-layer recipe (brisk optimize) chooses one format per group.
+// None: not a decoder's linear layer (embeddings, norms, pooler, classifier).
+enum class LinearGroup : uint8_t { None, AttnIn, AttnOut, MlpIn, MlpOut, Head };
+LinearGroup linear_group(Role role);
+const char* linear_group_name(LinearGroup group);  // "attn_in", "attn_out", "mlp_in", "mlp_out", "head"
+
 const char* role_name(Role role);
 const char* role_gguf_name(Role role);  // llama.cpp's name: blk.N.<this>.weight
 constexpr int64_t kNoLayer = -1;  // model-level tensors (embeddings, final norm, head)

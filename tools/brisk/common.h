@@ -32,6 +32,7 @@ Command add_distill(CLI::App& app);
 Command add_prune(CLI::App& app);
 Command add_lowrank(CLI::App& app);
 Command add_export(CLI::App& app);
+Command add_optimize(CLI::App& app);
 
 // -m/--model, defaulting to the bundled model (default_model_dir) so that a fresh clone runs
 // without downloading anything. `what` names the accepted forms for --help.

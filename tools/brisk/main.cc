@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "brisk 0.1.0");
   const Command commands[] = {add_generate(app), add_tokenize(app), add_perplexity(app),
                               add_bench(app),    add_synth(app),    add_inspect(app),
-                              add_quantize(app), add_prune(app), add_lowrank(app), add_export(app), add_serve(app), add_embed(app), add_classify(app),
+                              add_quantize(app), add_prune(app), add_lowrank(app), add_export(app), add_optimize(app), add_serve(app), add_embed(app), add_classify(app),
                               add_chat(app), add_train(app), add_distill(app)};
   if (const int code = parse_command_line(app, argc, argv); code >= 0) return code;
   for (const Command& c : commands) {

@@ -1,0 +1,197 @@
+#include "compress/sensitivity.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <unordered_map>
+
+#include "backends/cpu/cpu_backend.h"
+#include "compress/quantize_model.h"
+#include "core/thread_pool.h"
+#include "models/model.h"
+#include "ops/forwarding_backend.h"
+
+namespace brisk::recipe {
+
+namespace {
+
+// Runs every matmul of the wrapped backend, except that a weight registered with substitute()
+// (found by the data pointer the model passes) is replaced by another tensor: the same matrix in
+// a candidate format, on that backend's own kernels. Matrices stay row-major as loaded (upload
+// instead of upload_matrix) so their pointers are the model's, and fused products run unfused so
+// each matrix passes here on its own.
+class SubstitutingBackend final : public ForwardingBackend {
+ public:
+  explicit SubstitutingBackend(Backend& inner) : ForwardingBackend(inner) {}
+  void substitute(const void* original, Tensor replacement) { swaps_[original] = replacement; }
+  void clear() { swaps_.clear(); }
+
+  Tensor upload_matrix(const Tensor& t) override { return upload(t); }
+  void place_adjacent(std::initializer_list<Tensor*>) override {}
+  void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y) override {
+    auto it = swaps_.find(w.data);
+    inner().matmul(x, m, k, it == swaps_.end() ? w : it->second, bias, y);
+  }
+  void matmul_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<MatmulOutput> outs) override {
+    Backend::matmul_same_input(x, m, k, outs);
+  }
+  void matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate, const MatmulOutput& up) override {
+    Backend::matmul_swiglu(x, m, k, gate, up);
+  }
+
+ private:
+  std::unordered_map<const void*, Tensor> swaps_;
+};
+
+// log-softmax of each row of [rows, vocab], in place.
+void log_softmax_rows(float* x, int64_t rows, int64_t vocab) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * vocab;
+    const float max = *std::max_element(row, row + vocab);
+    double sum = 0;
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v] - max));
+    const float log_z = max + float(std::log(sum));
+    for (int64_t v = 0; v < vocab; ++v) row[v] -= log_z;
+  }
+}
+
+}  // namespace
+
+std::vector<Candidate> quant_candidates() {
+  auto spec = [](QuantScheme scheme) {
+    QuantSpec s;
+    s.scheme = scheme;
+    return std::optional<QuantSpec>(s);
+  };
+  return {{"keep", std::nullopt},
+          {"w8", spec(QuantScheme::W8)},
+          {"fp8", spec(QuantScheme::FP8)},
+          {"w4", spec(QuantScheme::W4)},
+          {"nf4", spec(QuantScheme::NF4)}};
+}
+
+int64_t SearchGroup::params() const {
+  int64_t n = 0;
+  for (const MatrixShape& m : matrices) n += m.rows * m.cols;
+  return n;
+}
+
+std::string SearchGroup::label() const {
+  return layer == kNoLayer ? linear_group_name(kind) : std::to_string(layer) + "." + linear_group_name(kind);
+}
+
+bool holds(const SearchGroup& group, const Candidate& candidate) {
+  for (const MatrixShape& m : group.matrices)
+    if (candidate.spec && !scheme_traits(candidate.spec->scheme).per_channel && m.cols % candidate.spec->group != 0)
+      return false;
+  return true;
+}
+
+Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, const std::vector<int32_t>& tokens,
+                                        const std::vector<Candidate>& candidates, const SensitivityOptions& options,
+                                        const std::function<void(int64_t, int64_t)>& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  CpuBackend cpu(options.threads);
+  SubstitutingBackend backend(cpu);
+  ModelOptions model_options;
+  model_options.max_rows = std::min<int64_t>(options.window, 512);
+  model_options.context = options.window;
+  BRISK_ASSIGN(model, load_model(model_dir, backend, model_options));
+  const ModelConfig& c = model->config();
+  if (options.window < 2 || options.window > model->context())
+    return make_error("optimize: calibration window of " + std::to_string(options.window) +
+                      " tokens does not fit the model's context of " + std::to_string(model->context()));
+  if (!c.low_rank.empty()) return make_error("optimize: the model is low-rank factored; optimize starts from a whole model");
+
+  // The groups, from the roles; the loaded slots give each matrix's pointer and row-major form.
+  Sensitivity result;
+  std::map<std::pair<int64_t, LinearGroup>, size_t> index;
+  std::map<std::string, Tensor> slots;
+  model->visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    const LinearGroup kind = linear_group(spec.role);
+    if (!spec.is_matrix() || kind == LinearGroup::None || spec.part != Part::Weight || !slot.data) return;
+    auto [it, added] = index.try_emplace({spec.layer, kind}, result.groups.size());
+    if (added) result.groups.push_back({spec.layer, kind, {}});
+    result.groups[it->second].matrices.push_back({spec.name, spec.module, slot.dim(0), slot.dim(1), slot.dtype});
+    slots[spec.name] = slot;
+  });
+  if (result.groups.empty()) return make_error("optimize: '" + c.model_type + "' has no linear layers to search");
+  for (const SearchGroup& g : result.groups)
+    for (const MatrixShape& m : g.matrices)
+      if (is_block_dtype(m.stored))
+        return make_error("optimize: " + m.tensor + " is already quantized (" + std::string(dtype_name(m.stored)) +
+                          "); optimize starts from a float model");
+
+  // Calibration windows spread evenly over the text; the base model's log-probabilities kept.
+  const int64_t window = options.window, vocab = c.vocab_size;
+  const int64_t available = int64_t(tokens.size()) / window;
+  const int64_t windows = std::min(available, std::max<int64_t>(options.tokens / window, 1));
+  if (windows < 1)
+    return make_error("optimize: the calibration text has " + std::to_string(tokens.size()) +
+                      " tokens, fewer than one window of " + std::to_string(window));
+  for (int32_t id : tokens)
+    if (id < 0 || id >= vocab) return make_error("optimize: calibration token id " + std::to_string(id) + " is outside the vocabulary");
+  std::vector<const int32_t*> starts;
+  for (int64_t w = 0; w < windows; ++w) starts.push_back(tokens.data() + (w * available / windows) * window);
+  result.tokens = windows * window;
+  KvCache cache = model->make_cache(window);
+  auto log_probs = [&](std::vector<float>& out) {
+    out.resize(size_t(result.tokens * vocab));
+    for (int64_t w = 0; w < windows; ++w) {
+      float* rows = out.data() + w * window * vocab;
+      for (int64_t s = 0; s < window; s += model->max_rows()) {
+        const int64_t n = std::min(model->max_rows(), window - s);
+        model->forward(starts[size_t(w)] + s, n, s, cache, LogitRows::All, rows + s * vocab);
+      }
+      log_softmax_rows(rows, window, vocab);
+    }
+  };
+  std::vector<float> base, probe;
+  log_probs(base);
+
+  ThreadPool& pool = cpu.pool();
+  const int64_t total = int64_t(result.groups.size() * candidates.size());
+  int64_t done = 0;
+  result.kl.assign(result.groups.size(), std::vector<std::optional<double>>(candidates.size()));
+  result.bytes.assign(result.groups.size(), std::vector<std::optional<uint64_t>>(candidates.size()));
+  for (size_t g = 0; g < result.groups.size(); ++g) {
+    for (size_t ci = 0; ci < candidates.size(); ++ci) {
+      const Candidate& cand = candidates[ci];
+      if (progress) progress(++done, total);
+      if (!cand.spec) {
+        result.kl[g][ci] = 0.0;
+        uint64_t stored = 0;
+        for (const MatrixShape& m : result.groups[g].matrices) stored += uint64_t(m.rows * m.cols) * dtype_size(m.stored);
+        result.bytes[g][ci] = stored;
+        continue;
+      }
+      if (!holds(result.groups[g], cand)) continue;  // the format cannot hold these rows
+      std::vector<QuantizedMatrix> quantized;  // alive while substituted
+      uint64_t disk = 0;
+      for (const MatrixShape& m : result.groups[g].matrices) {
+        const Tensor& slot = slots.at(m.tensor);
+        std::vector<float> w(size_t(m.rows * m.cols));
+        for (size_t i = 0; i < w.size(); ++i) w[i] = load_as_f32(slot.data, slot.dtype, i);
+        BRISK_ASSIGN(q, quantize_matrix(w.data(), m.rows, m.cols, *cand.spec, m.tensor, &pool));
+        for (const OwnedTensor& t : quantized_disk_tensors(m.tensor, q.tensor, layout_of(*cand.spec))) disk += t.bytes.size();
+        backend.substitute(slot.data, cpu.upload_matrix(q.tensor));
+        quantized.push_back(std::move(q));
+      }
+      result.bytes[g][ci] = disk;
+      log_probs(probe);
+      backend.clear();
+      double kl = 0;
+      for (int64_t r = 0; r < result.tokens; ++r) {
+        const float* p = base.data() + r * vocab;
+        const float* q = probe.data() + r * vocab;
+        for (int64_t v = 0; v < vocab; ++v) kl += std::exp(double(p[v])) * double(p[v] - q[v]);
+      }
+      result.kl[g][ci] = std::max(0.0, kl / double(result.tokens));
+    }
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace brisk::recipe

@@ -1,0 +1,70 @@
+// brisk optimize's scoring pass (issue 27): how much the model's output moves when one group of
+// linear layers (the matrices of a block that read one input -- models/tensor_spec.h
+// LinearGroup) is stored in one candidate format while everything else stays as stored. The
+// proxy is the mean KL divergence KL(p_base || p_candidate) of the next-token distributions over
+// calibration tokens, in nats per token, computed once per group x candidate with the real
+// quantized matrices on brisk's own CPU kernels (a ForwardingBackend swaps them in by pointer).
+// Summed over groups it estimates ln(ppl_recipe / ppl_base), the quantity the solver trades
+// against bytes or time (optimize/recipe_frontier.h).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compress/quantize.h"
+#include "models/tensor_spec.h"
+
+namespace brisk::recipe {
+
+// One choice for a group: a quantization spec, or keep (the stored dtype).
+struct Candidate {
+  std::string name;               // "keep", "w8", "fp8", "w4", "nf4"
+  std::optional<QuantSpec> spec;  // nullopt: keep
+};
+// The candidates of --space quant, in order: keep, w8, fp8, w4 (g128, RTN), nf4.
+std::vector<Candidate> quant_candidates();
+
+struct MatrixShape {
+  std::string tensor, module;  // "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.up_proj"
+  int64_t rows = 0, cols = 0;  // [out, in]
+  DType stored = DType::BF16;
+};
+
+// The matrices of one layer's group (or the untied head), which take one format together.
+struct SearchGroup {
+  int64_t layer = kNoLayer;
+  LinearGroup kind = LinearGroup::None;
+  std::vector<MatrixShape> matrices;
+  int64_t params() const;
+  std::string label() const;  // "3.mlp_in", "head"
+};
+
+// Whether the candidate can hold every matrix of the group (a 4-bit group of 128 must divide a row).
+bool holds(const SearchGroup& group, const Candidate& candidate);
+
+struct SensitivityOptions {
+  int64_t window = 256;  // tokens per forward (positions 0..window-1)
+  int64_t tokens = 512;  // calibration tokens scored (whole windows spread over the text)
+  int threads = 0;
+};
+
+struct Sensitivity {
+  std::vector<SearchGroup> groups;
+  // [group][candidate]: mean KL in nats per token, and the bytes the group's matrices take in a
+  // model folder (as brisk quantize writes them); nullopt where the candidate cannot hold the group.
+  std::vector<std::vector<std::optional<double>>> kl;
+  std::vector<std::vector<std::optional<uint64_t>>> bytes;
+  int64_t tokens = 0;
+  double seconds = 0;
+};
+
+// progress(done, total) after each group x candidate.
+Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model, const std::vector<int32_t>& tokens,
+                                        const std::vector<Candidate>& candidates, const SensitivityOptions& options,
+                                        const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace brisk::recipe

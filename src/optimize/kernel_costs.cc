@@ -1,0 +1,127 @@
+#include "optimize/kernel_costs.h"
+
+#include <chrono>
+#include <map>
+#include <tuple>
+
+#include "backends/cpu/cpu_backend.h"
+#include "core/splitmix64.h"
+#include "runtime/bench.h"
+
+namespace brisk::recipe {
+
+namespace {
+
+// Calls per timing: enough that a ~10 us product's median is stable, few enough for big shapes.
+constexpr int kWarmup = 3;
+constexpr int kDecodeReps = 64;
+constexpr int kPrefillReps = 5;
+
+std::vector<float> random_values(size_t n, uint64_t seed) {
+  SplitMix64 rng{seed};
+  std::vector<float> v(n);
+  for (float& x : v) x = (float(rng.next() >> 40) / float(1 << 24) * 2.0f - 1.0f) * 0.05f;
+  return v;
+}
+
+// The median seconds of one call of `run` (after a warm-up).
+template <class Run>
+double median_seconds(int reps, Run run) {
+  for (int i = 0; i < kWarmup; ++i) run();
+  std::vector<double> seconds;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return median(seconds);
+}
+
+// A matrix of the shape in the candidate's format (keep: the stored dtype), on the host.
+struct HostMatrix {
+  std::vector<float> values;
+  std::vector<uint16_t> half;
+  QuantizedMatrix quantized;
+  Tensor tensor;
+};
+
+void make_host(const MatrixShape& m, const Candidate& cand, HostMatrix& out) {
+  out.values = random_values(size_t(m.rows * m.cols), uint64_t(m.rows * 31 + m.cols));
+  out.tensor = Tensor{out.values.data(), DType::F32, {m.rows, m.cols}};
+  if (cand.spec) {
+    out.quantized = quantize_matrix(out.values.data(), m.rows, m.cols, *cand.spec, m.tensor).value();
+    out.tensor = out.quantized.tensor;
+  } else if (m.stored == DType::BF16 || m.stored == DType::F16) {
+    out.half.resize(out.values.size());
+    for (size_t i = 0; i < out.values.size(); ++i)
+      out.half[i] = m.stored == DType::BF16 ? f32_to_bf16(out.values[i]) : f32_to_f16(out.values[i]);
+    out.tensor = Tensor{out.half.data(), m.stored, {m.rows, m.cols}};
+  }
+}
+
+// Bytes the timed copies of a group may take at most.
+constexpr uint64_t kMaxCopyBytes = uint64_t(1) << 30;
+
+// One forward's products of the group at m rows, as the models issue them: the matrices that read
+// one input in one call (q/k/v, gate/up: fused where the backend fuses them). A decode step reads
+// every weight of the model once, so a group's matrices are never in cache when its turn comes;
+// timing one copy over and over would measure them cache-hot (a 0.8 MB matrix sits in L2). Each
+// call therefore reads the next of `copies` copies, together about the model's working set.
+double time_group(int threads, const SearchGroup& g, const Candidate& cand, int64_t m, int reps, uint64_t working_set) {
+  CpuBackend cpu(threads);  // its copies are freed with it
+  std::vector<HostMatrix> host(g.matrices.size());
+  for (size_t i = 0; i < host.size(); ++i) make_host(g.matrices[i], cand, host[i]);
+  std::vector<std::vector<Tensor>> copies;  // each upload is the backend's own copy
+  uint64_t bytes = 0;
+  do {
+    std::vector<Tensor>& w = copies.emplace_back();
+    for (const HostMatrix& h : host) {
+      w.push_back(cpu.upload_matrix(h.tensor));
+      bytes += w.back().nbytes();
+    }
+  } while (bytes < working_set && bytes * (copies.size() + 1) / copies.size() <= kMaxCopyBytes);
+  const int64_t k = g.matrices.front().cols;
+  const std::vector<float> x = random_values(size_t(m * k), 7);
+  std::vector<std::vector<float>> y(g.matrices.size());
+  for (size_t i = 0; i < y.size(); ++i) y[i].resize(size_t(m * g.matrices[i].rows));
+  using Out = Backend::MatmulOutput;
+  size_t next = 0;
+  return median_seconds(reps, [&] {
+    const std::vector<Tensor>& w = copies[next++ % copies.size()];
+    switch (w.size()) {
+      case 1: cpu.matmul(x.data(), m, k, w[0], nullptr, y[0].data()); break;
+      case 2: cpu.matmul_same_input(x.data(), m, k, {Out{&w[0], nullptr, y[0].data()}, Out{&w[1], nullptr, y[1].data()}}); break;
+      default:
+        cpu.matmul_same_input(x.data(), m, k, {Out{&w[0], nullptr, y[0].data()}, Out{&w[1], nullptr, y[1].data()},
+                                               Out{&w[2], nullptr, y[2].data()}});
+        for (size_t i = 3; i < w.size(); ++i) cpu.matmul(x.data(), m, k, w[i], nullptr, y[i].data());
+    }
+  });
+}
+
+}  // namespace
+
+GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector<Candidate>& candidates, int threads,
+                       uint64_t working_set, int64_t prefill_rows) {
+  // Groups of one shape list in one format take the same time: each is timed once.
+  std::map<std::pair<std::vector<std::pair<int64_t, int64_t>>, DType>, std::pair<double, double>> timed;
+  GroupTimes t;
+  t.decode.assign(groups.size(), std::vector<std::optional<double>>(candidates.size()));
+  t.prefill_per_token = t.decode;
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      if (!holds(groups[g], candidates[c])) continue;
+      std::vector<std::pair<int64_t, int64_t>> shapes;
+      for (const MatrixShape& m : groups[g].matrices) shapes.emplace_back(m.rows, m.cols);
+      const DType dtype = candidates[c].spec ? runtime_dtype(candidates[c].spec->scheme) : groups[g].matrices.front().stored;
+      auto [it, added] = timed.try_emplace({shapes, dtype});
+      if (added)
+        it->second = {time_group(threads, groups[g], candidates[c], 1, kDecodeReps, working_set),
+                      time_group(threads, groups[g], candidates[c], prefill_rows, kPrefillReps, working_set) / double(prefill_rows)};
+      t.decode[g][c] = it->second.first;
+      t.prefill_per_token[g][c] = it->second.second;
+    }
+  return t;
+}
+
+}  // namespace brisk::recipe

@@ -1,0 +1,400 @@
+#include "optimize/optimize.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "compress/quantize_model.h"
+#include "core/mapped_file.h"
+#include "optimize/kernel_costs.h"
+#include "optimize/recipe_frontier.h"
+#include "runtime/bench.h"
+#include "runtime/engine.h"
+#include "runtime/perplexity.h"
+
+namespace brisk::recipe {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Decode timing of a measured recipe: a short prompt, then enough steps for a stable median.
+constexpr int64_t kBenchPrompt = 32, kBenchTokens = 32, kBenchRepetitions = 3;
+
+uint64_t folder_weight_bytes(const fs::path& dir) {
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".safetensors") bytes += e.file_size(ec);
+  return bytes;
+}
+
+struct Measured {
+  double ppl = 0, decode_tok_s = 0, prefill_tok_s = 0;
+  uint64_t bytes = 0;
+};
+
+// Perplexity on the eval tokens and decode rate of a model folder, on the CPU.
+class Evaluator {
+ public:
+  Evaluator(const OptimizeOptions& o, std::vector<int32_t> tokens) : o_(o), tokens_(std::move(tokens)) {}
+
+  Result<Measured> measure(const fs::path& dir) const {
+    EngineOptions e;
+    e.model_dir = dir;
+    e.backend.threads = o_.threads;
+    e.context = o_.eval_ctx;
+    e.max_rows = std::min<int64_t>(o_.eval_ctx, 512);
+    BRISK_ASSIGN(engine, Engine::open(e));
+    BRISK_ASSIGN(ppl, perplexity(*engine, tokens_, o_.eval_ctx));
+    BenchOptions b;
+    b.prompt_tokens = kBenchPrompt;
+    b.new_tokens = kBenchTokens;
+    b.repetitions = kBenchRepetitions;
+    b.measure_limits = false;
+    BRISK_ASSIGN(bench, run_bench(*engine, b));
+    return Measured{ppl.ppl, bench.decode_tok_s_median, bench.prefill_tok_s_median, folder_weight_bytes(dir)};
+  }
+
+ private:
+  const OptimizeOptions& o_;
+  std::vector<int32_t> tokens_;
+};
+
+Json measured_json(const Measured& m) {
+  return {{"ppl", m.ppl}, {"decode_tok_s", m.decode_tok_s}, {"prefill_tok_s", m.prefill_tok_s}, {"bytes", m.bytes}};
+}
+
+}  // namespace
+
+Result<BudgetKind> parse_budget(const std::string& flag) {
+  for (BudgetKind k : {BudgetKind::Ppl, BudgetKind::Bits, BudgetKind::Bytes, BudgetKind::TokS})
+    if (flag == budget_name(k)) return k;
+  return make_error("unknown budget '" + flag + "' (ppl, bits, bytes, tok-s)");
+}
+
+const char* budget_name(BudgetKind budget) {
+  switch (budget) {
+    case BudgetKind::Ppl: return "ppl";
+    case BudgetKind::Bits: return "bits";
+    case BudgetKind::Bytes: return "bytes";
+    case BudgetKind::TokS: return "tok-s";
+  }
+  return "?";
+}
+
+Result<Objective> parse_objective(const std::string& name) {
+  for (Objective o : {Objective::Decode, Objective::Prefill, Objective::Size})
+    if (name == objective_name(o)) return o;
+  return make_error("unknown objective '" + name + "' (decode, prefill, size)");
+}
+
+const char* objective_name(Objective objective) {
+  switch (objective) {
+    case Objective::Decode: return "decode";
+    case Objective::Prefill: return "prefill";
+    case Objective::Size: return "size";
+  }
+  return "?";
+}
+
+Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto report = [&](const char* stage, int64_t done, int64_t total) {
+    if (progress) progress(stage, done, total);
+  };
+  std::error_code ec;
+  if (fs::exists(o.out, ec) && !fs::is_empty(o.out, ec))
+    return make_error(o.out.string() + ": output folder exists and is not empty");
+  if (o.candidates.empty() || o.candidates.front().spec)
+    return make_error("optimize: the candidates must start with keep");
+
+  // Tokens: the calibration text scores, the eval text measures (the base model's tokenizer).
+  EngineOptions base_options;
+  base_options.model_dir = o.model;
+  base_options.backend.threads = o.threads;
+  base_options.context = std::max(o.eval_ctx, o.sensitivity.window);
+  BRISK_ASSIGN(base_engine, Engine::open(base_options));
+  auto tokens_of = [&](const fs::path& file) -> Result<std::vector<int32_t>> {
+    BRISK_ASSIGN(text, read_text_file(file));
+    return base_engine->tokenizer().encode(text, AddSpecial::No);
+  };
+  BRISK_ASSIGN(calib_tokens, tokens_of(o.calib));
+  BRISK_ASSIGN(eval_tokens, tokens_of(o.eval));
+  if (int64_t(eval_tokens.size()) < o.eval_ctx)
+    return make_error(o.eval.string() + ": " + std::to_string(eval_tokens.size()) + " tokens, fewer than one --eval-ctx window of " +
+                      std::to_string(o.eval_ctx));
+  if (o.eval_tokens > 0 && int64_t(eval_tokens.size()) > o.eval_tokens) eval_tokens.resize(size_t(o.eval_tokens));
+  base_engine.reset();
+  const Evaluator evaluator(o, eval_tokens);
+
+  // 1. Scores and 2. costs.
+  BRISK_ASSIGN(sens, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity,
+                                         [&](int64_t d, int64_t t) { report("score", d, t); }));
+  report("time", 0, 1);
+  const GroupTimes times = time_groups(sens.groups, o.candidates, o.threads, folder_weight_bytes(o.model));
+  report("time", 1, 1);
+  const size_t G = sens.groups.size(), C = o.candidates.size();
+  std::vector<std::vector<std::optional<double>>> bytes(G, std::vector<std::optional<double>>(C));
+  double params = 0, keep_bytes = 0;
+  for (size_t g = 0; g < G; ++g) {
+    params += double(sens.groups[g].params());
+    for (size_t c = 0; c < C; ++c)
+      if (sens.bytes[g][c] && sens.kl[g][c]) bytes[g][c] = double(*sens.bytes[g][c]);
+    keep_bytes += *bytes[g][0];
+  }
+
+  // The base model and the single-technique recipes, measured.
+  report("verify", 0, 1);
+  BRISK_ASSIGN(base, evaluator.measure(o.model));
+  const double fixed_bytes = double(base.bytes) - keep_bytes;
+  const fs::path target = o.out.has_filename() ? o.out : o.out.parent_path();
+  const fs::path scratch = target.parent_path() / ("." + target.filename().string() + ".optimize");
+  fs::remove_all(scratch, ec);
+  struct ScratchCleanup {
+    const fs::path& dir;
+    ~ScratchCleanup() {
+      std::error_code ignored;
+      fs::remove_all(dir, ignored);
+    }
+  } cleanup{scratch};
+  int written = 0;
+  // Writes the recipe (a candidate index per group) and measures it; returns its folder too.
+  auto build = [&](const std::vector<int>& choice) -> Result<std::pair<fs::path, Measured>> {
+    ModuleRecipe modules;
+    for (size_t g = 0; g < G; ++g)
+      for (const MatrixShape& m : sens.groups[g].matrices) modules[m.module] = o.candidates[size_t(choice[g])].spec;
+    QuantizeModelOptions q;
+    q.in = o.model;
+    q.out = scratch / std::to_string(written++);
+    q.spec = o.candidates.back().spec.value_or(QuantSpec{});
+    q.recipe = &modules;
+    q.threads = o.threads;
+    BRISK_ASSIGN(written_report, quantize_model(q));
+    (void)written_report;
+    BRISK_ASSIGN(m, evaluator.measure(q.out));
+    return std::make_pair(q.out, m);
+  };
+  auto damage_of = [&](const std::vector<int>& choice) {
+    double d = 0;
+    for (size_t g = 0; g < G; ++g) d += *sens.kl[g][size_t(choice[g])];
+    return d;
+  };
+  Json singles = Json::array();
+  std::vector<double> fit_x, fit_y;
+  std::vector<std::pair<std::vector<int>, Measured>> single_results;
+  std::vector<fs::path> single_dirs;
+  for (size_t c = 1; c < C; ++c) {
+    std::vector<int> choice(G, 0);
+    for (size_t g = 0; g < G; ++g)
+      if (bytes[g][c]) choice[g] = int(c);
+    BRISK_ASSIGN(built, build(choice));
+    const double damage = damage_of(choice);
+    fit_x.push_back(damage);
+    fit_y.push_back(std::log(built.second.ppl / base.ppl));
+    single_results.emplace_back(choice, built.second);
+    single_dirs.push_back(built.first);
+    report("verify", int64_t(c), int64_t(C));
+  }
+  // ln(ppl / base) ~ scale * summed KL, the scale fitted through the origin on the singles.
+  double sxy = 0, sxx = 0;
+  for (size_t i = 0; i < fit_x.size(); ++i) {
+    sxy += fit_x[i] * fit_y[i];
+    sxx += fit_x[i] * fit_x[i];
+  }
+  const double scale = sxx > 0 && sxy > 0 ? sxy / sxx : 1.0;
+  auto predicted_ppl = [&](double damage) { return base.ppl * std::exp(scale * damage); };
+  // A decode step ~ rest + slope * (the groups' timed matmul seconds), fitted by least squares on
+  // the base model and the singles' measured steps: the timed kernels rank the choices, the whole
+  // steps put them on the clock (attention, norms and the head's sampling are the rest).
+  auto kernel_seconds = [&](const std::vector<int>& choice) {
+    double t = 0;
+    for (size_t g = 0; g < G; ++g) t += *times.decode[g][size_t(choice[g])];
+    return t;
+  };
+  std::vector<double> step_x = {kernel_seconds(std::vector<int>(G, 0))}, step_y = {1.0 / base.decode_tok_s};
+  for (const auto& [choice, m] : single_results) {
+    step_x.push_back(kernel_seconds(choice));
+    step_y.push_back(1.0 / m.decode_tok_s);
+  }
+  double mx = 0, my = 0, cxy = 0, cxx = 0;
+  for (size_t i = 0; i < step_x.size(); ++i) mx += step_x[i] / double(step_x.size()), my += step_y[i] / double(step_x.size());
+  for (size_t i = 0; i < step_x.size(); ++i) {
+    cxy += (step_x[i] - mx) * (step_y[i] - my);
+    cxx += (step_x[i] - mx) * (step_x[i] - mx);
+  }
+  const double slope = cxx > 0 && cxy > 0 ? cxy / cxx : 1.0;
+  const double rest = std::max(0.0, my - slope * mx);
+
+  // 3. The frontier on the axis the budget or the objective names.
+  enum class Axis { Bytes, Decode, Prefill };
+  Axis axis = Axis::Bytes;
+  if (o.budget == BudgetKind::TokS || (o.budget == BudgetKind::Ppl && o.objective == Objective::Decode)) axis = Axis::Decode;
+  if (o.budget == BudgetKind::Ppl && o.objective == Objective::Prefill) axis = Axis::Prefill;
+  std::vector<std::vector<std::optional<Option>>> options(G, std::vector<std::optional<Option>>(C));
+  for (size_t g = 0; g < G; ++g)
+    for (size_t c = 0; c < C; ++c) {
+      if (!bytes[g][c]) continue;
+      const double cost = axis == Axis::Bytes ? *bytes[g][c] : axis == Axis::Decode ? *times.decode[g][c] : *times.prefill_per_token[g][c];
+      options[g][c] = Option{cost, *sens.kl[g][c]};
+    }
+  const std::vector<FrontierPoint> frontier = pareto_frontier(options);
+  const FrontierPoint* chosen = nullptr;
+  double ppl_limit = 0;
+  switch (o.budget) {
+    case BudgetKind::Ppl:
+      ppl_limit = base.ppl * (1 + o.budget_value);
+      chosen = least_cost_within_damage(frontier, std::log1p(o.budget_value) / scale);
+      break;
+    case BudgetKind::Bits: chosen = least_damage_within(frontier, o.budget_value / 8 * params); break;
+    case BudgetKind::Bytes: chosen = least_damage_within(frontier, o.budget_value - fixed_bytes); break;
+    case BudgetKind::TokS: chosen = least_damage_within(frontier, (1.0 / o.budget_value - rest) / slope); break;
+  }
+  if (!chosen)
+    return make_error(std::string("optimize: no recipe in the search space meets --budget-") + budget_name(o.budget) + " " +
+                      std::to_string(o.budget_value) + " (the frontier spans " + std::to_string(frontier.size()) + " recipes)");
+
+  // 4. Measured: the chosen point, its neighbours and points spread over the frontier (the
+  // prediction's rank check). Under a perplexity budget a chosen point that measures over it
+  // gives way to the next point with less predicted damage.
+  auto recipe_bytes = [&](const std::vector<int>& choice) {
+    double b = fixed_bytes;
+    for (size_t g = 0; g < G; ++g) b += *bytes[g][size_t(choice[g])];
+    return b;
+  };
+  auto recipe_decode_tok_s = [&](const std::vector<int>& choice) { return 1.0 / (rest + slope * kernel_seconds(choice)); };
+  size_t index = size_t(chosen - frontier.data());
+  const size_t n = frontier.size(), spread = size_t(std::max(o.verify_points, 0));
+  std::set<size_t> to_verify = {index};
+  if (index > 0) to_verify.insert(index - 1);
+  if (index + 1 < n) to_verify.insert(index + 1);
+  for (size_t k = 0; k < spread && n > 1; ++k) to_verify.insert(k * (n - 1) / std::max<size_t>(spread - 1, 1));
+  std::map<size_t, std::pair<fs::path, Measured>> verified;
+  auto verify = [&](size_t i) -> Status {
+    if (verified.count(i)) return ok_status();
+    BRISK_ASSIGN(built, build(frontier[i].choice));
+    verified[i] = built;
+    report("verify", int64_t(verified.size()), int64_t(to_verify.size()));
+    return ok_status();
+  };
+  for (size_t i : to_verify) BRISK_TRY(verify(i));
+  if (o.budget == BudgetKind::Ppl)
+    while (verified.at(index).second.ppl > ppl_limit && index + 1 < n && verified.size() < to_verify.size() + 4)
+      BRISK_TRY(verify(++index));
+
+  // The answer is the best measured recipe that meets the budget as measured: the verified
+  // frontier points and the single-technique recipes all compete (a prediction off by a little
+  // must not hand back a recipe that a plain one beats).
+  const double bits_cap = o.budget_value / 8 * params;
+  auto meets = [&](const std::vector<int>& choice, const Measured& m) {
+    switch (o.budget) {
+      case BudgetKind::Ppl: return m.ppl <= ppl_limit;
+      case BudgetKind::Bits: return recipe_bytes(choice) - fixed_bytes <= bits_cap;
+      case BudgetKind::Bytes: return double(m.bytes) <= o.budget_value;
+      case BudgetKind::TokS: return m.decode_tok_s >= o.budget_value;
+    }
+    return false;
+  };
+  // Lower is better.
+  auto objective_value = [&](const Measured& m) {
+    if (o.budget != BudgetKind::Ppl) return m.ppl;
+    switch (o.objective) {
+      case Objective::Decode: return -m.decode_tok_s;
+      case Objective::Prefill: return -m.prefill_tok_s;
+      case Objective::Size: return double(m.bytes);
+    }
+    return 0.0;
+  };
+  struct Pick {
+    std::string source;
+    const std::vector<int>* choice;
+    const Measured* measured;
+    fs::path dir;
+  };
+  std::optional<Pick> best;
+  auto consider = [&](Pick p) {
+    if (meets(*p.choice, *p.measured) && (!best || objective_value(*p.measured) < objective_value(*best->measured)))
+      best = p;
+  };
+  for (const auto& [i, v] : verified) consider({"frontier " + std::to_string(i), &frontier[i].choice, &v.second, v.first});
+  for (size_t i = 0; i < single_results.size(); ++i)
+    consider({"all " + o.candidates[i + 1].name, &single_results[i].first, &single_results[i].second, single_dirs[i]});
+  if (!best)
+    return make_error(std::string("optimize: no measured recipe meets --budget-") + budget_name(o.budget) + " " +
+                      std::to_string(o.budget_value) + " (the predictions did; the measurements did not)");
+
+  // The record.
+  Json groups = Json::array();
+  for (size_t g = 0; g < G; ++g) {
+    Json kl = Json::object(), b = Json::object(), dec = Json::object(), pre = Json::object();
+    for (size_t c = 0; c < C; ++c) {
+      if (!bytes[g][c]) continue;
+      const std::string& name = o.candidates[c].name;
+      kl[name] = *sens.kl[g][c];
+      b[name] = uint64_t(*bytes[g][c]);
+      dec[name] = *times.decode[g][c] * 1e6;
+      pre[name] = *times.prefill_per_token[g][c] * 1e6;
+    }
+    groups.push_back({{"label", sens.groups[g].label()}, {"layer", sens.groups[g].layer},
+                      {"kind", linear_group_name(sens.groups[g].kind)}, {"params", sens.groups[g].params()},
+                      {"kl", kl}, {"bytes", b}, {"decode_us", dec}, {"prefill_us_per_token", pre}});
+  }
+  auto recipe_json = [&](const std::vector<int>& choice) {
+    Json r = Json::array();
+    for (size_t g = 0; g < G; ++g) r.push_back(o.candidates[size_t(choice[g])].name);
+    return r;
+  };
+  auto point_json = [&](const std::vector<int>& choice) {
+    const double damage = damage_of(choice);
+    return Json{{"recipe", recipe_json(choice)}, {"kl_sum", damage}, {"predicted_ppl", predicted_ppl(damage)},
+                {"predicted_bytes", uint64_t(recipe_bytes(choice))}, {"predicted_decode_tok_s", recipe_decode_tok_s(choice)}};
+  };
+  Json frontier_json = Json::array();
+  for (size_t i = 0; i < frontier.size(); ++i) {
+    Json p = point_json(frontier[i].choice);
+    p["cost"] = frontier[i].cost;
+    if (auto v = verified.find(i); v != verified.end()) p["measured"] = measured_json(v->second.second);
+    frontier_json.push_back(p);
+  }
+  for (size_t i = 0; i < single_results.size(); ++i) {
+    Json p = point_json(single_results[i].first);
+    p["name"] = o.candidates[i + 1].name;
+    p["measured"] = measured_json(single_results[i].second);
+    singles.push_back(p);
+  }
+  std::vector<double> predicted, measured;
+  for (const auto& [i, v] : verified) {
+    predicted.push_back(predicted_ppl(frontier[i].damage));
+    measured.push_back(v.second.ppl);
+  }
+  for (size_t i = 0; i < single_results.size(); ++i) {
+    predicted.push_back(predicted_ppl(fit_x[i]));
+    measured.push_back(single_results[i].second.ppl);
+  }
+  const std::optional<double> rank = spearman(predicted, measured);
+  Json chosen_json = point_json(*best->choice);
+  chosen_json["source"] = best->source;
+  chosen_json["predicted_frontier_index"] = index;
+  chosen_json["measured"] = measured_json(*best->measured);
+  chosen_json["within_budget"] = true;
+  Json candidates = Json::array();
+  for (const Candidate& c : o.candidates) candidates.push_back(c.name);
+
+  // The chosen folder becomes the output.
+  if (fs::exists(target, ec)) fs::remove(target, ec);  // the empty folder checked above
+  fs::rename(best->dir, target, ec);
+  if (ec) return make_error(target.string() + ": cannot move the chosen model into place: " + ec.message());
+
+  return Json{{"model", o.model.string()}, {"out", target.string()},
+              {"budget", {{"kind", budget_name(o.budget)}, {"value", o.budget_value}}},
+              {"objective", objective_name(o.objective)}, {"frontier_axis", axis == Axis::Bytes ? "bytes" : axis == Axis::Decode ? "decode_s" : "prefill_s_per_token"},
+              {"candidates", candidates}, {"calibration_tokens", sens.tokens}, {"eval_tokens", eval_tokens.size()},
+              {"eval_ctx", o.eval_ctx}, {"kl_to_log_ppl_scale", scale},
+              {"decode_step_fit", {{"rest_s", rest}, {"slope", slope}}}, {"base", measured_json(base)},
+              {"groups", groups}, {"frontier", frontier_json}, {"single_technique", singles}, {"chosen", chosen_json},
+              {"rank_correlation", rank ? Json(*rank) : Json(nullptr)}, {"seconds", elapsed()}};
+}
+
+}  // namespace brisk::recipe

@@ -1,0 +1,106 @@
+"""brisk optimize end to end on sotu-llama (small token counts so it runs in CI): the recipe it
+writes loads and meets the budget as measured, beats every single-technique recipe that also meets
+it on the objective, the frontier is a Pareto front, the predictions rank the measured points, and
+bad requests are refused by name."""
+import json
+import os
+import tempfile
+import unittest
+
+from brisk_cli import SHARED, brisk, model_dir
+
+TEXT = os.path.join(SHARED, "data", "text")
+SMALL = ["--calib", os.path.join(TEXT, "sotu-valid.txt"), "--eval", os.path.join(TEXT, "sotu-test.txt"),
+         "--calib-tokens", "256", "--window", "128", "--eval-tokens", "4096", "--eval-ctx", "256"]
+
+
+def optimize(out, *args):
+    p = brisk("optimize", "-m", model_dir("sotu-llama"), "-o", out, *SMALL, *args, "--json")
+    return json.loads(p.stdout)
+
+
+class Optimize(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = os.path.join(cls.tmp.name, "ppl")
+        cls.r = optimize(cls.out, "--budget-ppl", "+2%", "--objective", "decode", "--verify", "3")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_the_chosen_recipe_meets_the_budget_and_beats_the_single_techniques(self):
+        r, chosen = self.r, self.r["chosen"]
+        limit = r["base"]["ppl"] * 1.02
+        self.assertLessEqual(chosen["measured"]["ppl"], limit)
+        for s in r["single_technique"]:
+            if s["measured"]["ppl"] <= limit:  # a plain recipe within the budget is never faster
+                self.assertLessEqual(s["measured"]["decode_tok_s"], chosen["measured"]["decode_tok_s"], s["name"])
+        self.assertEqual(len(chosen["recipe"]), len(r["groups"]))
+        self.assertEqual(len(r["groups"]), 6 * 4 + 1)  # q/k/v, o, gate/up, down per layer; the head
+        self.assertLess(chosen["measured"]["bytes"], r["base"]["bytes"])
+
+    def test_the_output_folder_is_the_recipe(self):
+        cfg = json.load(open(os.path.join(self.out, "config.json")))
+        groups = cfg["quantization_config"]["config_groups"]
+        formats = {c for c in self.r["chosen"]["recipe"] if c != "keep"}
+        self.assertGreaterEqual(len(groups), len(formats))  # one group per stored format
+        with tempfile.TemporaryDirectory() as tmp:  # another slice of text than the eval tokens
+            text = os.path.join(tmp, "text.txt")
+            open(text, "w").write(open(os.path.join(TEXT, "sotu-test.txt")).read()[-40000:])
+            ppl = {m: json.loads(brisk("perplexity", "-m", m, "-f", text, "--ctx", "256", "--json").stdout)["ppl"]
+                   for m in (self.out, model_dir("sotu-llama"))}
+        self.assertLess(ppl[self.out], ppl[model_dir("sotu-llama")] * 1.05)
+        gen = brisk("generate", "-m", self.out, "-p", "The state of the union", "-n", "8", "--temp", "0")
+        self.assertTrue(gen.stdout.strip())
+
+    def test_frontier_and_predictions(self):
+        f = self.r["frontier"]
+        self.assertGreater(len(f), 25)
+        for a, b in zip(f, f[1:]):
+            self.assertLessEqual(a["cost"], b["cost"])
+            self.assertGreater(a["kl_sum"], b["kl_sum"])
+        self.assertEqual(f[-1]["recipe"], ["keep"] * len(self.r["groups"]))  # the cheapest damage: none
+        measured = [p for p in f if "measured" in p]
+        self.assertGreaterEqual(len(measured), 3)
+        self.assertGreaterEqual(self.r["rank_correlation"], 0.8)
+        for g in self.r["groups"]:
+            self.assertEqual(g["kl"]["keep"], 0)
+            self.assertLess(g["bytes"]["w4"], g["bytes"]["w8"])
+            self.assertLess(g["bytes"]["w8"], g["bytes"]["keep"])
+        for p in measured + self.r["single_technique"]:  # bytes are predicted exactly (config.json aside)
+            self.assertAlmostEqual(p["predicted_bytes"], p["measured"]["bytes"], delta=32768)
+
+    def test_a_bits_budget(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = optimize(os.path.join(tmp, "bits"), "--budget-bits", "6", "--verify", "0")
+            params = sum(g["params"] for g in r["groups"])
+            recipe_bytes = sum(g["bytes"][c] for g, c in zip(r["groups"], r["chosen"]["recipe"]))
+            self.assertLessEqual(recipe_bytes * 8 / params, 6.0)
+            self.assertIn("w8", r["chosen"]["recipe"])
+
+
+class OptimizeErrors(unittest.TestCase):
+    def test_bad_requests_are_refused_by_name(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "o")
+            base = ["optimize", "-m", model_dir("sotu-llama"), "-o", out, *SMALL]
+            for args, needle in (([], "give a budget"),
+                                 (["--budget-ppl", "2%", "--budget-bits", "4"], "excludes"),
+                                 (["--budget-ppl", "lots"], "--budget-ppl 'lots'"),
+                                 (["--budget-bits", "4", "--space", "prune"], "--space prune"),
+                                 (["--budget-bits", "4", "--objective", "fast"], "unknown objective 'fast'"),
+                                 (["--budget-bits", "1"], "no recipe in the search space meets --budget-bits")):
+                p = brisk(*base, *args, check=False)
+                self.assertNotEqual(p.returncode, 0, args)
+                self.assertIn(needle, p.stderr, args)
+                self.assertFalse(os.path.exists(out) and os.listdir(out), args)
+            os.makedirs(out)
+            open(os.path.join(out, "x"), "w").write("x")
+            p = brisk(*base, "--budget-bits", "8", check=False)
+            self.assertIn("output folder exists and is not empty", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,151 @@
+// brisk optimize: a per-layer compression recipe chosen under a budget (library: src/optimize).
+#include <fstream>
+#include <memory>
+
+#include "common.h"
+#include "optimize/optimize.h"
+
+namespace brisk::cli {
+
+namespace {
+
+// "+2%", "2%", "0.02" -> 0.02 (a relative perplexity increase).
+Result<double> parse_relative(const std::string& text) {
+  std::string t = text;
+  if (!t.empty() && t.front() == '+') t.erase(0, 1);
+  const bool percent = !t.empty() && t.back() == '%';
+  if (percent) t.pop_back();
+  char* end = nullptr;
+  const double v = std::strtod(t.c_str(), &end);
+  if (t.empty() || *end != '\0' || !(v >= 0) || !std::isfinite(v))
+    return make_error("--budget-ppl '" + text + "': give the allowed perplexity increase, e.g. +2% or 0.02");
+  return percent ? v / 100 : v;
+}
+
+}  // namespace
+
+Command add_optimize(CLI::App& app) {
+  struct Flags {
+    std::string in, out, calib, eval, budget_ppl, budget_bytes, objective = "decode", space = "quant", report;
+    double budget_bits = 0, target_tok_s = 0;
+    int64_t calib_tokens = 512, window = 256, eval_tokens = 16384, eval_ctx = 512;
+    int verify = 4, threads = 0;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "optimize",
+      "Choose a compression recipe per layer under a budget. Each group of linear layers that share\n"
+      "an input (q/k/v, o, gate/up, down, the head) is scored once per candidate format (keep, w8,\n"
+      "fp8, w4, nf4) by the KL divergence it causes on --calib text, and costed in bytes and in\n"
+      "matmul time measured on this machine; an exact solver builds the Pareto frontier, the\n"
+      "single-technique recipes and the frontier points around the choice are measured for real\n"
+      "(perplexity on --eval, decode tok/s, bytes), and the chosen model is written to -o");
+  sub->add_option("-m,--model", f->in, "Input model folder (unquantized)")->required();
+  sub->add_option("-o,--out", f->out, "Output model folder (must not exist or be empty)")->required();
+  sub->add_option("--calib", f->calib, "Text the scores come from (tokenized without special tokens)")->required();
+  sub->add_option("--eval", f->eval, "Text the perplexities are measured on")->required();
+  auto* ppl = sub->add_option("--budget-ppl", f->budget_ppl,
+                              "Allowed perplexity increase on --eval over the input model (+2%, 0.02); the\n"
+                              "recipe then minimises --objective");
+  auto* bits = sub->add_option("--budget-bits", f->budget_bits, "Bits per weight of the searched matrices, at most");
+  auto* bytes = sub->add_option("--budget-bytes", f->budget_bytes, "Model weight bytes, at most (K/M/G suffixes)");
+  auto* toks = sub->add_option("--target-tok-s", f->target_tok_s, "Decode tokens/s, at least (as predicted from the timings)");
+  for (CLI::Option* a : {ppl, bits, bytes, toks})
+    for (CLI::Option* b : {ppl, bits, bytes, toks})
+      if (a != b) a->excludes(b);
+  sub->add_option("--objective", f->objective, "Under --budget-ppl: minimise decode time, prefill time or size")
+      ->capture_default_str();
+  sub->add_option("--space", f->space, "Techniques searched: quant (pruning, low-rank and KV types are not searched yet)")
+      ->capture_default_str();
+  sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens scored per candidate")->capture_default_str();
+  sub->add_option("--window", f->window, "Tokens per calibration forward")->capture_default_str();
+  sub->add_option("--eval-tokens", f->eval_tokens, "Eval tokens scored per measured recipe (0: all)")->capture_default_str();
+  sub->add_option("--eval-ctx", f->eval_ctx, "Perplexity window (as brisk perplexity --ctx)")->capture_default_str();
+  sub->add_option("--verify", f->verify, "Frontier points measured around the chosen one")->capture_default_str();
+  sub->add_option("-t,--threads", f->threads, "CPU threads (default: all cores)");
+  sub->add_option("--report", f->report, "Also write the whole record as JSON to this file");
+  sub->add_flag("--json", f->json,
+                "Print the whole record: {\"base\", \"groups\", \"frontier\", \"single_technique\", \"chosen\",\n"
+                "\"rank_correlation\", ...}");
+  return {sub, [f, ppl, bits, bytes, toks]() {
+    recipe::OptimizeOptions o;
+    o.model = f->in;
+    o.out = f->out;
+    o.calib = f->calib;
+    o.eval = f->eval;
+    if (f->space != "quant") return fail("--space " + f->space + ": only quant is searched so far");
+    if (ppl->count()) {
+      auto v = parse_relative(f->budget_ppl);
+      if (!v) return fail(v.error());
+      o.budget = recipe::BudgetKind::Ppl;
+      o.budget_value = v.value();
+    } else if (bits->count()) {
+      if (!(f->budget_bits > 0)) return fail("--budget-bits must be positive");
+      o.budget = recipe::BudgetKind::Bits;
+      o.budget_value = f->budget_bits;
+    } else if (bytes->count()) {
+      auto v = parse_byte_size(f->budget_bytes);
+      if (!v) return fail(v.error());
+      o.budget = recipe::BudgetKind::Bytes;
+      o.budget_value = double(v.value());
+    } else if (toks->count()) {
+      if (!(f->target_tok_s > 0)) return fail("--target-tok-s must be positive");
+      o.budget = recipe::BudgetKind::TokS;
+      o.budget_value = f->target_tok_s;
+    } else {
+      return fail("give a budget: --budget-ppl, --budget-bits, --budget-bytes or --target-tok-s");
+    }
+    auto objective = recipe::parse_objective(f->objective);
+    if (!objective) return fail(objective.error());
+    o.objective = objective.value();
+    if (f->calib_tokens < 2 || f->window < 2) return fail("--calib-tokens and --window must be at least 2");
+    o.sensitivity.tokens = f->calib_tokens;
+    o.sensitivity.window = f->window;
+    o.sensitivity.threads = f->threads;
+    o.eval_tokens = f->eval_tokens;
+    o.eval_ctx = f->eval_ctx;
+    o.verify_points = f->verify;
+    o.threads = f->threads;
+    std::unique_ptr<ProgressBar> bar;
+    std::string stage;
+    auto record = recipe::optimize(o, [&](const std::string& s, int64_t done, int64_t total) {
+      if (s != stage) {
+        if (bar) bar->finish();
+        bar = std::make_unique<ProgressBar>("optimize: " + s);
+        stage = s;
+      }
+      bar->update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total));
+    });
+    if (bar) bar->finish();
+    if (!record) return fail(record.error());
+    const Json& r = record.value();
+    if (!f->report.empty()) {
+      std::ofstream out(f->report);
+      out << r.dump(1) << "\n";
+      if (!out) return fail(f->report + ": cannot write");
+    }
+    if (f->json) {
+      print_json(r);
+      return 0;
+    }
+    const Json& c = r["chosen"];
+    std::printf("base: ppl %.4f, %.1f MB, %.1f tok/s\n", r["base"]["ppl"].get<double>(),
+                r["base"]["bytes"].get<double>() / 1e6, r["base"]["decode_tok_s"].get<double>());
+    for (const Json& s : r["single_technique"])
+      std::printf("all %-5s ppl %.4f (predicted %.4f), %.1f MB, %.1f tok/s\n", s["name"].get<std::string>().c_str(),
+                  s["measured"]["ppl"].get<double>(), s["predicted_ppl"].get<double>(),
+                  s["measured"]["bytes"].get<double>() / 1e6, s["measured"]["decode_tok_s"].get<double>());
+    std::printf("chosen: ppl %.4f (predicted %.4f), %.1f MB, %.1f tok/s; %zu frontier points, rank correlation %s\n",
+                c["measured"]["ppl"].get<double>(), c["predicted_ppl"].get<double>(),
+                c["measured"]["bytes"].get<double>() / 1e6, c["measured"]["decode_tok_s"].get<double>(),
+                r["frontier"].size(), r["rank_correlation"].is_null() ? "n/a" : std::to_string(r["rank_correlation"].get<double>()).c_str());
+    std::printf("recipe:");
+    for (size_t g = 0; g < r["groups"].size(); ++g)
+      std::printf(" %s=%s", r["groups"][g]["label"].get<std::string>().c_str(), c["recipe"][g].get<std::string>().c_str());
+    std::printf("\nwrote %s\n", r["out"].get<std::string>().c_str());
+    return 0;
+  }};
+}
+
+}  // namespace brisk::cli
