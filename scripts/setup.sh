@@ -8,7 +8,8 @@ packages=(cmake ninja-build g++ pkg-config python3 nlohmann-json3-dev libpcre2-d
           libcli11-dev libgtest-dev libboost-dev libspdlog-dev zlib1g-dev libutf8proc-dev tmux
           clang libclang-rt-14-dev  # clang + compiler-rt: libFuzzer, ASan, UBSan for fuzz/
           python3-jsonschema  # the outside validator of tests/grammar_validation_test.py
-          libopenmpi-dev openmpi-bin)  # MPI: --tp over CPU processes, and its mpirun tests
+          libopenmpi-dev openmpi-bin  # MPI: --tp over CPU processes, and its mpirun tests
+          chromium)  # headless: the report pages' tests (brisk optimize --html, bench/report)
 # Node.js and npm for the server's client tests: Debian's, unless the machine already has them
 # (a NodeSource nodejs conflicts with Debian's npm package).
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

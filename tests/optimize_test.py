@@ -3,10 +3,12 @@ writes loads and meets the budget as measured, beats every single-technique reci
 it on the objective, the frontier is a Pareto front, the predictions rank the measured points, and
 bad requests are refused by name."""
 import json
+import math
 import os
 import tempfile
 import unittest
 
+import report_page
 from brisk_cli import SHARED, brisk, model_dir
 
 TEXT = os.path.join(SHARED, "data", "text")
@@ -19,12 +21,34 @@ def optimize(out, *args):
     return json.loads(p.stdout)
 
 
-class Optimize(unittest.TestCase):
+class ReportPageChecks:
+    """Optimize's --html page in headless Chromium (Debian's chromium): it renders without a console
+    message, a screenshot is taken, and every number it shows equals the record's."""
+
+    def test_the_page_renders_the_record(self):
+        if not report_page.CHROMIUM:
+            self.skipTest("chromium is not installed (scripts/setup.sh installs it)")
+        dom = report_page.chromium(self.html, "--dump-dom")
+        self.assertEqual(dom.returncode, 0, dom.stderr)
+        self.assertNotIn(":CONSOLE", dom.stderr)  # no console output at all, errors included
+        shown = report_page.shown_numbers(dom.stdout)
+        self.assertIn(["chosen", "measured", "ppl"], [k for k, _ in shown])
+        self.assertGreater(len(shown), 5 * len(self.r["groups"]))  # the tables, charts, heat map
+        for keys, value in shown:
+            want = report_page.json_at(self.r, keys)
+            if keys[-1] == "bytes":
+                want /= 1e6  # the tables show MB
+            self.assertTrue(math.isclose(value, want, rel_tol=1e-12), f"{keys}: page {value}, record {want}")
+        report_page.screenshot_ok(self, self.html)
+
+
+class Optimize(ReportPageChecks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.out = os.path.join(cls.tmp.name, "ppl")
-        cls.r = optimize(cls.out, "--budget-ppl", "+2%", "--objective", "decode", "--verify", "3")
+        cls.html = os.path.join(cls.tmp.name, "report.html")
+        cls.r = optimize(cls.out, "--budget-ppl", "+2%", "--objective", "decode", "--verify", "3", "--html", cls.html)
 
     @classmethod
     def tearDownClass(cls):
@@ -74,11 +98,14 @@ class Optimize(unittest.TestCase):
 
     def test_a_bits_budget(self):
         with tempfile.TemporaryDirectory() as tmp:
-            r = optimize(os.path.join(tmp, "bits"), "--budget-bits", "6", "--verify", "0")
+            r = optimize(os.path.join(tmp, "bits"), "--budget-bits", "6", "--verify", "0",
+                         "--eval-cmd", "test -f {model}/config.json && echo accuracy: 0.75")
             params = sum(g["params"] for g in r["groups"])
             recipe_bytes = sum(g["bytes"][c] for g, c in zip(r["groups"], r["chosen"]["recipe"]))
             self.assertLessEqual(recipe_bytes * 8 / params, 6.0)
             self.assertIn("w8", r["chosen"]["recipe"])
+            for s in r["single_technique"] + [r["chosen"]]:  # the user's metric, per measured recipe
+                self.assertEqual(s["measured"]["eval_cmd_score"], 0.75)
 
 
 class OptimizeErrors(unittest.TestCase):
@@ -91,7 +118,8 @@ class OptimizeErrors(unittest.TestCase):
                                  (["--budget-ppl", "lots"], "--budget-ppl 'lots'"),
                                  (["--budget-bits", "4", "--space", "prune"], "--space prune"),
                                  (["--budget-bits", "4", "--objective", "fast"], "unknown objective 'fast'"),
-                                 (["--budget-bits", "1"], "no recipe in the search space meets --budget-bits")):
+                                 (["--budget-bits", "1"], "no recipe in the search space meets --budget-bits"),
+                                 (["--budget-bits", "8", "--eval-cmd", "exit 3"], "--eval-cmd 'exit 3' exited")):
                 p = brisk(*base, *args, check=False)
                 self.assertNotEqual(p.returncode, 0, args)
                 self.assertIn(needle, p.stderr, args)

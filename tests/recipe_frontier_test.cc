@@ -87,5 +87,16 @@ TEST(RecipeFrontier, SpearmanRanks) {
   EXPECT_FALSE(spearman({1, 1, 1}, {1, 2, 3}));
 }
 
+TEST(RecipeFrontier, Fits) {
+  EXPECT_NEAR(*slope_through_origin({1, 2, 3}, {2, 4, 6}), 2.0, 1e-12);
+  EXPECT_FALSE(slope_through_origin({1, 2}, {-1, -2}));  // a negative scale is no prediction
+  EXPECT_FALSE(slope_through_origin({0, 0}, {1, 2}));
+  const auto line = least_squares_line({0, 1, 2, 3}, {1, 3, 5, 7});
+  ASSERT_TRUE(line);
+  EXPECT_NEAR(line->intercept, 1.0, 1e-12);
+  EXPECT_NEAR(line->slope, 2.0, 1e-12);
+  EXPECT_FALSE(least_squares_line({2, 2, 2}, {1, 2, 3}));
+}
+
 }  // namespace
 }  // namespace brisk::recipe

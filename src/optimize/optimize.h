@@ -39,6 +39,9 @@ struct OptimizeOptions {
   int64_t eval_ctx = 512;
   int64_t eval_tokens = 16384;  // eval text tokens scored (whole windows from the start); 0: all
   int verify_points = 4;        // frontier points measured around the chosen one
+  // A user's task metric: a shell command, {model} replaced by each measured folder, whose last
+  // printed number is recorded with that recipe's measurements (reported, not optimised).
+  std::string eval_cmd;
   int threads = 0;
 };
 

@@ -41,6 +41,30 @@ const FrontierPoint* least_cost_within_damage(const std::vector<FrontierPoint>& 
   return nullptr;
 }
 
+std::optional<double> slope_through_origin(const std::vector<double>& x, const std::vector<double>& y) {
+  double sxy = 0, sxx = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    sxy += x[i] * y[i];
+    sxx += x[i] * x[i];
+  }
+  if (!(sxx > 0 && sxy > 0)) return std::nullopt;
+  return sxy / sxx;
+}
+
+std::optional<Line> least_squares_line(const std::vector<double>& x, const std::vector<double>& y) {
+  const size_t n = std::min(x.size(), y.size());
+  if (n < 2) return std::nullopt;
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < n; ++i) mx += x[i] / double(n), my += y[i] / double(n);
+  double cxy = 0, cxx = 0;
+  for (size_t i = 0; i < n; ++i) {
+    cxy += (x[i] - mx) * (y[i] - my);
+    cxx += (x[i] - mx) * (x[i] - mx);
+  }
+  if (!(cxx > 0)) return std::nullopt;
+  return Line{my - cxy / cxx * mx, cxy / cxx};
+}
+
 namespace {
 
 std::vector<double> ranks(const std::vector<double>& x) {

@@ -31,6 +31,15 @@ const FrontierPoint* least_damage_within(const std::vector<FrontierPoint>& front
 // The least-cost point damaging at most `cap`, or null.
 const FrontierPoint* least_cost_within_damage(const std::vector<FrontierPoint>& frontier, double cap);
 
+// Least squares of y ~ slope * x through the origin; nullopt unless the slope is positive.
+std::optional<double> slope_through_origin(const std::vector<double>& x, const std::vector<double>& y);
+
+struct Line {
+  double intercept = 0, slope = 0;
+};
+// Least squares of y ~ intercept + slope * x; nullopt when x does not vary.
+std::optional<Line> least_squares_line(const std::vector<double>& x, const std::vector<double>& y);
+
 // Spearman's rank correlation of two equally long series (average ranks for ties); nullopt with
 // fewer than 3 points or a constant series.
 std::optional<double> spearman(const std::vector<double>& a, const std::vector<double>& b);

@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "optimize/optimize.h"
+#include "optimize/report_html.h"
 
 namespace brisk::cli {
 
@@ -26,7 +27,7 @@ Result<double> parse_relative(const std::string& text) {
 
 Command add_optimize(CLI::App& app) {
   struct Flags {
-    std::string in, out, calib, eval, budget_ppl, budget_bytes, objective = "decode", space = "quant", report;
+    std::string in, out, calib, eval, budget_ppl, budget_bytes, objective = "decode", space = "quant", report, html, eval_cmd;
     double budget_bits = 0, target_tok_s = 0;
     int64_t calib_tokens = 512, window = 256, eval_tokens = 16384, eval_ctx = 512;
     int verify = 4, threads = 0;
@@ -63,8 +64,15 @@ Command add_optimize(CLI::App& app) {
   sub->add_option("--eval-tokens", f->eval_tokens, "Eval tokens scored per measured recipe (0: all)")->capture_default_str();
   sub->add_option("--eval-ctx", f->eval_ctx, "Perplexity window (as brisk perplexity --ctx)")->capture_default_str();
   sub->add_option("--verify", f->verify, "Frontier points measured around the chosen one")->capture_default_str();
+  sub->add_option("--eval-cmd", f->eval_cmd,
+                  "A task metric: a shell command run for every measured recipe with {model} replaced by its\n"
+                  "folder; the last number it prints is recorded as eval_cmd_score (reported beside the\n"
+                  "perplexity, not optimised)");
   sub->add_option("-t,--threads", f->threads, "CPU threads (default: all cores)");
   sub->add_option("--report", f->report, "Also write the whole record as JSON to this file");
+  sub->add_option("--html", f->html,
+                  "Also write the record as one self-contained HTML page (frontier charts, sensitivity heat map,\n"
+                  "the chosen format per layer; no network needed to view it)");
   sub->add_flag("--json", f->json,
                 "Print the whole record: {\"base\", \"groups\", \"frontier\", \"single_technique\", \"chosen\",\n"
                 "\"rank_correlation\", ...}");
@@ -106,6 +114,7 @@ Command add_optimize(CLI::App& app) {
     o.eval_tokens = f->eval_tokens;
     o.eval_ctx = f->eval_ctx;
     o.verify_points = f->verify;
+    o.eval_cmd = f->eval_cmd;
     o.threads = f->threads;
     std::unique_ptr<ProgressBar> bar;
     std::string stage;
@@ -124,6 +133,11 @@ Command add_optimize(CLI::App& app) {
       std::ofstream out(f->report);
       out << r.dump(1) << "\n";
       if (!out) return fail(f->report + ": cannot write");
+    }
+    if (!f->html.empty()) {
+      std::ofstream out(f->html);
+      out << recipe::optimize_report_html(r);
+      if (!out) return fail(f->html + ": cannot write");
     }
     if (f->json) {
       print_json(r);
