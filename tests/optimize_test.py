@@ -72,7 +72,8 @@ class Optimize(ReportPageChecks, unittest.TestCase):
         self.assertGreaterEqual(len(groups), len(formats))  # one group per stored format
         with tempfile.TemporaryDirectory() as tmp:  # another slice of text than the eval tokens
             text = os.path.join(tmp, "text.txt")
-            open(text, "w").write(open(os.path.join(TEXT, "sotu-test.txt")).read()[-40000:])
+            with open(text, "w") as f, open(os.path.join(TEXT, "sotu-test.txt")) as source:
+                f.write(source.read()[-40000:])
             ppl = {m: json.loads(brisk("perplexity", "-m", m, "-f", text, "--ctx", "256", "--json").stdout)["ppl"]
                    for m in (self.out, model_dir("sotu-llama"))}
         self.assertLess(ppl[self.out], ppl[model_dir("sotu-llama")] * 1.05)
@@ -119,13 +120,19 @@ class OptimizeErrors(unittest.TestCase):
                                  (["--budget-bits", "4", "--space", "prune"], "--space prune"),
                                  (["--budget-bits", "4", "--objective", "fast"], "unknown objective 'fast'"),
                                  (["--budget-bits", "1"], "no recipe in the search space meets --budget-bits"),
-                                 (["--budget-bits", "8", "--eval-cmd", "exit 3"], "--eval-cmd 'exit 3' exited")):
+                                 (["--budget-bits", "8", "--eval-cmd", "exit 3"], "--eval-cmd 'exit 3' exited"),
+                                 (["--budget-bits", "8", "--html", "/nonexistent/dir/page.html"], "page.html: cannot write")):
                 p = brisk(*base, *args, check=False)
                 self.assertNotEqual(p.returncode, 0, args)
                 self.assertIn(needle, p.stderr, args)
                 self.assertFalse(os.path.exists(out) and os.listdir(out), args)
+            bert = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "golden", "bert")
+            p = brisk("optimize", "-m", bert, "-o", out, *SMALL[:4], "--window", "64", "--eval-ctx", "64",
+                      "--budget-bits", "8", check=False)
+            self.assertIn("'bert' is an encoder", p.stderr)
             os.makedirs(out)
-            open(os.path.join(out, "x"), "w").write("x")
+            with open(os.path.join(out, "x"), "w") as f:
+                f.write("x")
             p = brisk(*base, "--budget-bits", "8", check=False)
             self.assertIn("output folder exists and is not empty", p.stderr)
 

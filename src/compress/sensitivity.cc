@@ -103,6 +103,9 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
     return make_error("optimize: calibration window of " + std::to_string(options.window) +
                       " tokens does not fit the model's context of " + std::to_string(model->context()));
   if (!c.low_rank.empty()) return make_error("optimize: the model is low-rank factored; optimize starts from a whole model");
+  if (model->is_encoder() || model->output_width() != c.vocab_size)
+    return make_error("optimize: '" + c.model_type + "' is an encoder; optimize scores decoders by their next-token "
+                      "distributions");
 
   // The groups, from the roles; the loaded slots give each matrix's pointer and row-major form.
   Sensitivity result;

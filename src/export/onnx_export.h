@@ -1,6 +1,6 @@
-// A model brisk loads written as an ONNX decoder for onnxruntime, with the input and output names
-// Hugging Face Optimum's decoders use (a "merged" decoder with past; transformers.js also wants the
-// file under onnx/): inputs input_ids, attention_mask, position_ids,
+// A model brisk loads written as an ONNX graph for onnxruntime. Decoders take the input and output
+// names Hugging Face Optimum's decoders use (a "merged" decoder with past, as transformers.js
+// loads it too): inputs input_ids, attention_mask, position_ids,
 // past_key_values.{i}.key/value [batch, kv_heads, past, head_dim]; outputs logits and
 // present.{i}.key/value. The folder: onnx/model<suffix>.onnx (suffix by the weights' form, as
 // transformers.js names its files: none for fp32, _fp16, _quantized for int8, _q4 for int4),
@@ -28,16 +28,16 @@ struct OnnxExportOptions {
   int64_t int4_group = 128;  // for float matrices exported as int4
   // Positions the rotary tables cover (default: the model's max_position_embeddings).
   int64_t max_positions = 0;
-  // Initializers of this many bytes or more go to model.onnx_data when the weights pass 2 GB.
+  // Initializers of this many bytes or more go to <file>_data when the weights pass 2 GB.
   uint64_t external_threshold = uint64_t(1) << 10;
 };
 
 struct OnnxExportReport {
   std::string model_type;
   std::string file;  // the graph, relative to the folder: "onnx/model_q4.onnx"
-  int64_t layers = 0, parameters = 0, nodes = 0;
+  int64_t layers = 0, parameters = 0;
   bool external_data = false;
-  uint64_t bytes = 0;  // model.onnx (+ model.onnx_data)
+  uint64_t bytes = 0;  // the graph file (+ its _data file)
   std::map<std::string, int64_t> matrices_by_type;  // {"int4": 28, "fp32": 1}
 };
 

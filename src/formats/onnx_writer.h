@@ -1,7 +1,7 @@
 // Writes ONNX models: brisk's own encoder of the messages of the published onnx.proto (IR version
 // 8) that a decoder graph needs -- ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto
-// (raw data, or external data in a side file), ValueInfoProto with symbolic dimensions, nodes of other domains -- in
-// protobuf's wire format (varints, fixed32, length-delimited fields). No protobuf library: the
+// (raw data, or external data in a side file), ValueInfoProto with symbolic dimensions, nodes of
+// other operator domains -- in protobuf's wire format (varints, fixed32, length-delimited fields). No protobuf library: the
 // subset is small, its field numbers are a published, frozen schema, and onnxruntime reads it back
 // in the tests (docs/DESIGN.md, Export).
 #pragma once

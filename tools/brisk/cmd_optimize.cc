@@ -77,6 +77,9 @@ Command add_optimize(CLI::App& app) {
                 "Print the whole record: {\"base\", \"groups\", \"frontier\", \"single_technique\", \"chosen\",\n"
                 "\"rank_correlation\", ...}");
   return {sub, [f, ppl, bits, bytes, toks]() {
+    // The side files are opened (and emptied) now: an unwritable path fails before the long run.
+    for (const std::string* path : {&f->report, &f->html})
+      if (!path->empty() && !std::ofstream(*path)) return fail(*path + ": cannot write");
     recipe::OptimizeOptions o;
     o.model = f->in;
     o.out = f->out;
