@@ -144,6 +144,67 @@ Status retime_in_rounds(const Evaluator& evaluator, std::vector<std::pair<fs::pa
   return ok_status();
 }
 
+// The scored search space: per group x candidate its KL, bytes and timed kernel seconds, and the
+// fits that turn a recipe's sums into predictions (a recipe: a candidate index per group).
+struct ScoredSpace {
+  const Sensitivity& sens;
+  const GroupTimes& times;
+  const std::vector<Candidate>& candidates;
+  std::vector<std::vector<std::optional<double>>> bytes;  // set where the candidate holds the group
+  double fixed_bytes = 0;  // the model's bytes outside the searched matrices
+  double base_ppl = 0, scale = 1;  // ppl = base_ppl * exp(scale * damage)
+  double rest = 0, slope = 1;      // decode step seconds = rest + slope * kernel seconds
+
+  size_t groups() const { return sens.groups.size(); }
+  bool available(size_t g, size_t c) const { return bytes[g][c].has_value(); }
+  double damage(const std::vector<int>& choice) const { return sum(choice, [&](size_t g, size_t c) { return *sens.kl[g][c]; }); }
+  double kernel_seconds(const std::vector<int>& choice) const {
+    return sum(choice, [&](size_t g, size_t c) { return *times.decode[g][c]; });
+  }
+  double predicted_bytes(const std::vector<int>& choice) const {
+    return fixed_bytes + sum(choice, [&](size_t g, size_t c) { return *bytes[g][c]; });
+  }
+  double predicted_ppl(double damage_sum) const { return base_ppl * std::exp(scale * damage_sum); }
+  double predicted_decode_tok_s(const std::vector<int>& choice) const { return 1.0 / (rest + slope * kernel_seconds(choice)); }
+
+  Json point_json(const std::vector<int>& choice) const {
+    Json recipe = Json::array();
+    for (size_t g = 0; g < groups(); ++g) recipe.push_back(candidates[size_t(choice[g])].name);
+    const double d = damage(choice);
+    return Json{{"recipe", recipe}, {"kl_sum", d}, {"predicted_ppl", predicted_ppl(d)},
+                {"predicted_bytes", uint64_t(predicted_bytes(choice))},
+                {"predicted_decode_tok_s", predicted_decode_tok_s(choice)}};
+  }
+  // Each group with its per-candidate scores and costs.
+  Json groups_json() const {
+    Json out = Json::array();
+    for (size_t g = 0; g < groups(); ++g) {
+      Json kl = Json::object(), b = Json::object(), dec = Json::object(), pre = Json::object();
+      for (size_t c = 0; c < candidates.size(); ++c) {
+        if (!available(g, c)) continue;
+        const std::string& name = candidates[c].name;
+        kl[name] = *sens.kl[g][c];
+        b[name] = uint64_t(*bytes[g][c]);
+        dec[name] = *times.decode[g][c] * 1e6;
+        pre[name] = *times.prefill_per_token[g][c] * 1e6;
+      }
+      const SearchGroup& group = sens.groups[g];
+      out.push_back({{"label", group.label()}, {"layer", group.layer}, {"kind", linear_group_name(group.kind)},
+                     {"params", group.params()}, {"kl", kl}, {"bytes", b}, {"decode_us", dec},
+                     {"prefill_us_per_token", pre}});
+    }
+    return out;
+  }
+
+ private:
+  template <class Value>
+  double sum(const std::vector<int>& choice, Value value) const {
+    double total = 0;
+    for (size_t g = 0; g < groups(); ++g) total += value(g, size_t(choice[g]));
+    return total;
+  }
+};
+
 Json measured_json(const Measured& m) {
   Json j = {{"ppl", m.ppl}, {"decode_tok_s", m.decode_tok_s}, {"prefill_tok_s", m.prefill_tok_s}, {"bytes", m.bytes}};
   if (m.eval_cmd_score) j["eval_cmd_score"] = *m.eval_cmd_score;
@@ -221,19 +282,20 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   const GroupTimes times = time_groups(sens.groups, o.candidates, o.threads, folder_weight_bytes(o.model));
   report("time", 1, 1);
   const size_t G = sens.groups.size(), C = o.candidates.size();
-  std::vector<std::vector<std::optional<double>>> bytes(G, std::vector<std::optional<double>>(C));
+  ScoredSpace space{sens, times, o.candidates, std::vector<std::vector<std::optional<double>>>(G, std::vector<std::optional<double>>(C))};
   double params = 0, keep_bytes = 0;
   for (size_t g = 0; g < G; ++g) {
     params += double(sens.groups[g].params());
     for (size_t c = 0; c < C; ++c)
-      if (sens.bytes[g][c] && sens.kl[g][c]) bytes[g][c] = double(*sens.bytes[g][c]);
-    keep_bytes += *bytes[g][0];
+      if (sens.bytes[g][c] && sens.kl[g][c]) space.bytes[g][c] = double(*sens.bytes[g][c]);
+    keep_bytes += *space.bytes[g][0];
   }
 
   // The base model and the single-technique recipes, measured.
   report("verify", 0, 1);
   BRISK_ASSIGN(base, evaluator.measure(o.model));
-  const double fixed_bytes = double(base.bytes) - keep_bytes;
+  space.fixed_bytes = double(base.bytes) - keep_bytes;
+  space.base_ppl = base.ppl;
   const fs::path target = o.out.has_filename() ? o.out : o.out.parent_path();
   const fs::path scratch = target.parent_path() / ("." + target.filename().string() + ".optimize");
   fs::remove_all(scratch, ec);
@@ -261,46 +323,34 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     BRISK_ASSIGN(m, evaluator.measure(q.out));
     return std::make_pair(q.out, m);
   };
-  auto damage_of = [&](const std::vector<int>& choice) {
-    double d = 0;
-    for (size_t g = 0; g < G; ++g) d += *sens.kl[g][size_t(choice[g])];
-    return d;
-  };
-  Json singles = Json::array();
   std::vector<double> fit_x, fit_y;
   std::vector<std::pair<std::vector<int>, Measured>> single_results;
   std::vector<fs::path> single_dirs;
   for (size_t c = 1; c < C; ++c) {
     std::vector<int> choice(G, 0);
     for (size_t g = 0; g < G; ++g)
-      if (bytes[g][c]) choice[g] = int(c);
+      if (space.available(g, c)) choice[g] = int(c);
     BRISK_ASSIGN(built, build(choice));
-    const double damage = damage_of(choice);
-    fit_x.push_back(damage);
+    fit_x.push_back(space.damage(choice));
     fit_y.push_back(std::log(built.second.ppl / base.ppl));
     single_results.emplace_back(choice, built.second);
     single_dirs.push_back(built.first);
     report("verify", int64_t(c), int64_t(C));
   }
   // ln(ppl / base) ~ scale * summed KL, the scale fitted through the origin on the singles.
-  const double scale = slope_through_origin(fit_x, fit_y).value_or(1.0);
-  auto predicted_ppl = [&](double damage) { return base.ppl * std::exp(scale * damage); };
+  space.scale = slope_through_origin(fit_x, fit_y).value_or(1.0);
   // A decode step ~ rest + slope * (the groups' timed matmul seconds), fitted by least squares on
   // the base model and the singles' measured steps: the timed kernels rank the choices, the whole
   // steps put them on the clock (attention, norms and the head's sampling are the rest).
-  auto kernel_seconds = [&](const std::vector<int>& choice) {
-    double t = 0;
-    for (size_t g = 0; g < G; ++g) t += *times.decode[g][size_t(choice[g])];
-    return t;
-  };
-  std::vector<double> step_x = {kernel_seconds(std::vector<int>(G, 0))}, step_y = {1.0 / base.decode_tok_s};
+  std::vector<double> step_x = {space.kernel_seconds(std::vector<int>(G, 0))}, step_y = {1.0 / base.decode_tok_s};
   for (const auto& [choice, m] : single_results) {
-    step_x.push_back(kernel_seconds(choice));
+    step_x.push_back(space.kernel_seconds(choice));
     step_y.push_back(1.0 / m.decode_tok_s);
   }
   Line step{step_y[0] - step_x[0], 1.0};  // without a usable fit: the base step's rest, slope 1
   if (auto fit = least_squares_line(step_x, step_y); fit && fit->slope > 0) step = *fit;
-  const double slope = step.slope, rest = std::max(0.0, step.intercept);
+  space.slope = step.slope;
+  space.rest = std::max(0.0, step.intercept);
 
   // 3. The frontier on the axis the budget or the objective names.
   enum class Axis { Bytes, Decode, Prefill };
@@ -310,8 +360,10 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   std::vector<std::vector<std::optional<Option>>> options(G, std::vector<std::optional<Option>>(C));
   for (size_t g = 0; g < G; ++g)
     for (size_t c = 0; c < C; ++c) {
-      if (!bytes[g][c]) continue;
-      const double cost = axis == Axis::Bytes ? *bytes[g][c] : axis == Axis::Decode ? *times.decode[g][c] : *times.prefill_per_token[g][c];
+      if (!space.available(g, c)) continue;
+      const double cost = axis == Axis::Bytes     ? *space.bytes[g][c]
+                          : axis == Axis::Decode ? *times.decode[g][c]
+                                                 : *times.prefill_per_token[g][c];
       options[g][c] = Option{cost, *sens.kl[g][c]};
     }
   const std::vector<FrontierPoint> frontier = pareto_frontier(options);
@@ -320,11 +372,11 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   switch (o.budget) {
     case BudgetKind::Ppl:
       ppl_limit = base.ppl * (1 + o.budget_value);
-      chosen = least_cost_within_damage(frontier, std::log1p(o.budget_value) / scale);
+      chosen = least_cost_within_damage(frontier, std::log1p(o.budget_value) / space.scale);
       break;
     case BudgetKind::Bits: chosen = least_damage_within(frontier, o.budget_value / 8 * params); break;
-    case BudgetKind::Bytes: chosen = least_damage_within(frontier, o.budget_value - fixed_bytes); break;
-    case BudgetKind::TokS: chosen = least_damage_within(frontier, (1.0 / o.budget_value - rest) / slope); break;
+    case BudgetKind::Bytes: chosen = least_damage_within(frontier, o.budget_value - space.fixed_bytes); break;
+    case BudgetKind::TokS: chosen = least_damage_within(frontier, (1.0 / o.budget_value - space.rest) / space.slope); break;
   }
   if (!chosen)
     return make_error(std::string("optimize: no recipe in the search space meets --budget-") + budget_name(o.budget) + " " +
@@ -333,12 +385,6 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   // 4. Measured: the chosen point, its neighbours and points spread over the frontier (the
   // prediction's rank check). Under a perplexity budget a chosen point that measures over it
   // gives way to the next point with less predicted damage.
-  auto recipe_bytes = [&](const std::vector<int>& choice) {
-    double b = fixed_bytes;
-    for (size_t g = 0; g < G; ++g) b += *bytes[g][size_t(choice[g])];
-    return b;
-  };
-  auto recipe_decode_tok_s = [&](const std::vector<int>& choice) { return 1.0 / (rest + slope * kernel_seconds(choice)); };
   size_t index = size_t(chosen - frontier.data());
   const size_t n = frontier.size(), spread = size_t(std::max(o.verify_points, 0));
   std::set<size_t> to_verify = {index};
@@ -375,7 +421,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   auto meets = [&](const std::vector<int>& choice, const Measured& m) {
     switch (o.budget) {
       case BudgetKind::Ppl: return m.ppl <= ppl_limit;
-      case BudgetKind::Bits: return recipe_bytes(choice) - fixed_bytes <= bits_cap;
+      case BudgetKind::Bits: return space.predicted_bytes(choice) - space.fixed_bytes <= bits_cap;
       case BudgetKind::Bytes: return double(m.bytes) <= o.budget_value;
       case BudgetKind::TokS: return m.decode_tok_s >= o.budget_value;
     }
@@ -410,55 +456,31 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
                       std::to_string(o.budget_value) + " (the predictions did; the measurements did not)");
 
   // The record.
-  Json groups = Json::array();
-  for (size_t g = 0; g < G; ++g) {
-    Json kl = Json::object(), b = Json::object(), dec = Json::object(), pre = Json::object();
-    for (size_t c = 0; c < C; ++c) {
-      if (!bytes[g][c]) continue;
-      const std::string& name = o.candidates[c].name;
-      kl[name] = *sens.kl[g][c];
-      b[name] = uint64_t(*bytes[g][c]);
-      dec[name] = *times.decode[g][c] * 1e6;
-      pre[name] = *times.prefill_per_token[g][c] * 1e6;
-    }
-    groups.push_back({{"label", sens.groups[g].label()}, {"layer", sens.groups[g].layer},
-                      {"kind", linear_group_name(sens.groups[g].kind)}, {"params", sens.groups[g].params()},
-                      {"kl", kl}, {"bytes", b}, {"decode_us", dec}, {"prefill_us_per_token", pre}});
-  }
-  auto recipe_json = [&](const std::vector<int>& choice) {
-    Json r = Json::array();
-    for (size_t g = 0; g < G; ++g) r.push_back(o.candidates[size_t(choice[g])].name);
-    return r;
-  };
-  auto point_json = [&](const std::vector<int>& choice) {
-    const double damage = damage_of(choice);
-    return Json{{"recipe", recipe_json(choice)}, {"kl_sum", damage}, {"predicted_ppl", predicted_ppl(damage)},
-                {"predicted_bytes", uint64_t(recipe_bytes(choice))}, {"predicted_decode_tok_s", recipe_decode_tok_s(choice)}};
-  };
   Json frontier_json = Json::array();
   for (size_t i = 0; i < frontier.size(); ++i) {
-    Json p = point_json(frontier[i].choice);
+    Json p = space.point_json(frontier[i].choice);
     p["cost"] = frontier[i].cost;
     if (auto v = verified.find(i); v != verified.end()) p["measured"] = measured_json(v->second.second);
     frontier_json.push_back(p);
   }
+  Json singles = Json::array();
   for (size_t i = 0; i < single_results.size(); ++i) {
-    Json p = point_json(single_results[i].first);
+    Json p = space.point_json(single_results[i].first);
     p["name"] = o.candidates[i + 1].name;
     p["measured"] = measured_json(single_results[i].second);
     singles.push_back(p);
   }
   std::vector<double> predicted, measured;
   for (const auto& [i, v] : verified) {
-    predicted.push_back(predicted_ppl(frontier[i].damage));
+    predicted.push_back(space.predicted_ppl(frontier[i].damage));
     measured.push_back(v.second.ppl);
   }
   for (size_t i = 0; i < single_results.size(); ++i) {
-    predicted.push_back(predicted_ppl(fit_x[i]));
+    predicted.push_back(space.predicted_ppl(fit_x[i]));
     measured.push_back(single_results[i].second.ppl);
   }
   const std::optional<double> rank = spearman(predicted, measured);
-  Json chosen_json = point_json(*best->choice);
+  Json chosen_json = space.point_json(*best->choice);
   chosen_json["source"] = best->source;
   chosen_json["predicted_frontier_index"] = index;
   chosen_json["measured"] = measured_json(*best->measured);
@@ -475,9 +497,9 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
               {"budget", {{"kind", budget_name(o.budget)}, {"value", o.budget_value}}},
               {"objective", objective_name(o.objective)}, {"frontier_axis", axis == Axis::Bytes ? "bytes" : axis == Axis::Decode ? "decode_s" : "prefill_s_per_token"},
               {"candidates", candidates}, {"calibration_tokens", sens.tokens}, {"eval_tokens", eval_tokens.size()},
-              {"eval_ctx", o.eval_ctx}, {"kl_to_log_ppl_scale", scale},
-              {"decode_step_fit", {{"rest_s", rest}, {"slope", slope}}}, {"base", measured_json(base)},
-              {"groups", groups}, {"frontier", frontier_json}, {"single_technique", singles}, {"chosen", chosen_json},
+              {"eval_ctx", o.eval_ctx}, {"kl_to_log_ppl_scale", space.scale},
+              {"decode_step_fit", {{"rest_s", space.rest}, {"slope", space.slope}}}, {"base", measured_json(base)},
+              {"groups", space.groups_json()}, {"frontier", frontier_json}, {"single_technique", singles}, {"chosen", chosen_json},
               {"rank_correlation", rank ? Json(*rank) : Json(nullptr)}, {"seconds", elapsed()}};
 }
 
