@@ -108,6 +108,10 @@ class Optimize(ReportPageChecks, unittest.TestCase):
             self.assertLessEqual(recipe_bytes * 8 / params, 6.0)
             self.assertIn("w8", r["chosen"]["recipe"])
             self.assertGreaterEqual(r["rank_correlation"], 0.85)  # measured here: 0.878
+            # Measured folders go as soon as measured here (no rates decide): the answer is written
+            # again, and no scratch folder is left.
+            self.assertIn("quantization_config", json.load(open(os.path.join(tmp, "bits", "config.json"))))
+            self.assertEqual(sorted(os.listdir(tmp)), ["bits"])
             for s in r["single_technique"] + [r["chosen"]]:  # the user's metric, per measured recipe
                 self.assertEqual(s["measured"]["eval_cmd_score"], 0.75)
 

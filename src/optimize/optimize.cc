@@ -308,20 +308,31 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   } cleanup{scratch};
   int written = 0;
   // Writes the recipe (a candidate index per group) and measures it; returns its folder too.
-  auto build = [&](const std::vector<int>& choice) -> Result<std::pair<fs::path, Measured>> {
+  // Rates decide the answer: every measured recipe is timed again later, so its folder stays.
+  // Otherwise each folder goes once measured (an 8B model's would take 4-16 GB each) and the
+  // answer is written again at the end.
+  const bool rates_decide = o.budget == BudgetKind::TokS || (o.budget == BudgetKind::Ppl && o.objective != Objective::Size);
+  auto write = [&](const std::vector<int>& choice, const fs::path& out) -> Status {
     ModuleRecipe modules;
     for (size_t g = 0; g < G; ++g)
       for (const MatrixShape& m : sens.groups[g].matrices) modules[m.module] = o.candidates[size_t(choice[g])].spec;
     QuantizeModelOptions q;
     q.in = o.model;
-    q.out = scratch / std::to_string(written++);
+    q.out = out;
     q.spec = o.candidates.back().spec.value_or(QuantSpec{});
     q.recipe = &modules;
     q.threads = o.threads;
     BRISK_ASSIGN(written_report, quantize_model(q));
     (void)written_report;
-    BRISK_ASSIGN(m, evaluator.measure(q.out));
-    return std::make_pair(q.out, m);
+    return ok_status();
+  };
+  // Writes the recipe and measures it; returns its folder too (removed already unless rates decide).
+  auto build = [&](const std::vector<int>& choice) -> Result<std::pair<fs::path, Measured>> {
+    const fs::path dir = scratch / std::to_string(written++);
+    BRISK_TRY(write(choice, dir));
+    BRISK_ASSIGN(m, evaluator.measure(dir));
+    if (!rates_decide) fs::remove_all(dir, ec);
+    return std::make_pair(dir, m);
   };
   std::vector<double> fit_x, fit_y;
   std::vector<std::pair<std::vector<int>, Measured>> single_results;
@@ -407,7 +418,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   // Rates compared across recipes are noisy on a shared machine (one sotu-llama folder's decode
   // rate measured 2,368 and 3,625 tok/s minutes apart): when a rate decides, every measured recipe
   // is timed again in alternating rounds, and its rate is the median of its rounds.
-  if (o.budget == BudgetKind::TokS || (o.budget == BudgetKind::Ppl && o.objective != Objective::Size)) {
+  if (rates_decide) {
     std::vector<std::pair<fs::path, Measured*>> all;
     for (auto& [i, v] : verified) all.emplace_back(v.first, &v.second);
     for (size_t i = 0; i < single_results.size(); ++i) all.emplace_back(single_dirs[i], &single_results[i].second);
@@ -488,10 +499,14 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   Json candidates = Json::array();
   for (const Candidate& c : o.candidates) candidates.push_back(c.name);
 
-  // The chosen folder becomes the output.
+  // The chosen folder becomes the output (written again where it was removed after measuring).
   if (fs::exists(target, ec)) fs::remove(target, ec);  // the empty folder checked above
-  fs::rename(best->dir, target, ec);
-  if (ec) return make_error(target.string() + ": cannot move the chosen model into place: " + ec.message());
+  if (fs::exists(best->dir, ec)) {
+    fs::rename(best->dir, target, ec);
+    if (ec) return make_error(target.string() + ": cannot move the chosen model into place: " + ec.message());
+  } else {
+    BRISK_TRY(write(*best->choice, target));
+  }
 
   return Json{{"model", o.model.string()}, {"out", target.string()},
               {"budget", {{"kind", budget_name(o.budget)}, {"value", o.budget_value}}},
