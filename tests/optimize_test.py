@@ -126,6 +126,8 @@ class OptimizeErrors(unittest.TestCase):
                                  (["--budget-ppl", "lots"], "--budget-ppl 'lots'"),
                                  (["--budget-bits", "4", "--space", "prune"], "--space prune"),
                                  (["--budget-bits", "4", "--objective", "fast"], "unknown objective 'fast'"),
+                                 (["--budget-bits", "4", "--objective", "size"], "--objective applies under --budget-ppl"),
+                                 (["--budget-bits", "4", "--verify", "-1"], "--verify >= 0"),
                                  (["--budget-bits", "1"], "no recipe in the search space meets --budget-bits"),
                                  (["--budget-bits", "8", "--eval-cmd", "exit 3"], "--eval-cmd 'exit 3' exited"),
                                  (["--budget-bits", "8", "--html", "/nonexistent/dir/page.html"], "page.html: cannot write")):

@@ -75,9 +75,9 @@ struct CalibrationOptions {
 // products and the fused residual norm run unfused here, so every weight's matmul and every norm
 // passes through this wrapper; matrices stay in row-major storage (no backend layouts) for
 // FloatWeights.
-class CalibratingBackend final : public ForwardingBackend {
+class CalibratingBackend final : public PerMatrixForwardingBackend {
  public:
-  explicit CalibratingBackend(Backend& inner) : ForwardingBackend(inner) {}
+  explicit CalibratingBackend(Backend& inner) : PerMatrixForwardingBackend(inner) {}
   // Starts recording for exactly these weight pointers; sample_stride keeps every n-th row.
   void start_capture(std::unordered_map<const void*, std::string> weights, int64_t sample_stride,
                      int64_t sample_cap, InputStatistics statistics = InputStatistics::Full);
@@ -89,16 +89,8 @@ class CalibratingBackend final : public ForwardingBackend {
   using NormInputObserver = std::function<void(const float* weight, const float* x, int64_t rows, int64_t d)>;
   void observe_norm_inputs(NormInputObserver observer) { norm_observer_ = std::move(observer); }
 
-  Tensor upload_matrix(const Tensor& t) override { return upload(t); }
-  void place_adjacent(std::initializer_list<Tensor*>) override {}
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias,
               float* y) override;
-  void matmul_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<MatmulOutput> outs) override {
-    Backend::matmul_same_input(x, m, k, outs);
-  }
-  void matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate, const MatmulOutput& up) override {
-    Backend::matmul_swiglu(x, m, k, gate, up);
-  }
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t d, float eps, float* y) override {
     if (norm_observer_) norm_observer_(w, x, rows, d);
     inner().rms_norm(x, w, rows, d, eps, y);

@@ -8,6 +8,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "compress/quantize_model.h"
+#include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 #include "models/model.h"
 #include "ops/forwarding_backend.h"
@@ -18,26 +19,16 @@ namespace {
 
 // Runs every matmul of the wrapped backend, except that a weight registered with substitute()
 // (found by the data pointer the model passes) is replaced by another tensor: the same matrix in
-// a candidate format, on that backend's own kernels. Matrices stay row-major as loaded (upload
-// instead of upload_matrix) so their pointers are the model's, and fused products run unfused so
-// each matrix passes here on its own.
-class SubstitutingBackend final : public ForwardingBackend {
+// a candidate format, on that backend's own kernels.
+class SubstitutingBackend final : public PerMatrixForwardingBackend {
  public:
-  explicit SubstitutingBackend(Backend& inner) : ForwardingBackend(inner) {}
+  explicit SubstitutingBackend(Backend& inner) : PerMatrixForwardingBackend(inner) {}
   void substitute(const void* original, Tensor replacement) { swaps_[original] = replacement; }
   void clear() { swaps_.clear(); }
 
-  Tensor upload_matrix(const Tensor& t) override { return upload(t); }
-  void place_adjacent(std::initializer_list<Tensor*>) override {}
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y) override {
     auto it = swaps_.find(w.data);
     inner().matmul(x, m, k, it == swaps_.end() ? w : it->second, bias, y);
-  }
-  void matmul_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<MatmulOutput> outs) override {
-    Backend::matmul_same_input(x, m, k, outs);
-  }
-  void matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate, const MatmulOutput& up) override {
-    Backend::matmul_swiglu(x, m, k, gate, up);
   }
 
  private:
@@ -174,8 +165,7 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
       uint64_t disk = 0;
       for (const MatrixShape& m : result.groups[g].matrices) {
         const Tensor& slot = slots.at(m.tensor);
-        std::vector<float> w(size_t(m.rows * m.cols));
-        for (size_t i = 0; i < w.size(); ++i) w[i] = load_as_f32(slot.data, slot.dtype, i);
+        const std::vector<float> w = decode_tensor(slot);
         BRISK_ASSIGN(q, quantize_matrix(w.data(), m.rows, m.cols, *cand.spec, m.tensor, &pool));
         for (const OwnedTensor& t : quantized_disk_tensors(m.tensor, q.tensor, layout_of(*cand.spec))) disk += t.bytes.size();
         backend.substitute(slot.data, cpu.upload_matrix(q.tensor));

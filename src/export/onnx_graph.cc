@@ -18,10 +18,7 @@ RoleWeights::RoleWeights(const ModelConfig& c, const WeightStore& store) {
     const Tensor* t = &s->tensor;
     if (spec.kind == TensorKind::TransposedMatrix && !is_block_dtype(t->dtype) && t->rank() == 2) {
       const int64_t rows = t->dim(0), cols = t->dim(1);  // stored [in, out]
-      const std::vector<float> values = decode_tensor(*t);
-      std::vector<float>& out = transposed_.emplace_back(values.size());
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t k = 0; k < cols; ++k) out[size_t(k * rows + r)] = values[size_t(r * cols + k)];
+      std::vector<float>& out = transposed_.emplace_back(transposed(decode_tensor(*t), rows, cols));
       t = &transposed_tensors_.emplace_back(Tensor{out.data(), DType::F32, {cols, rows}});
     }
     stored_[{spec.layer, spec.role, spec.part}] = {spec.name, t};

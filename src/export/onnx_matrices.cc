@@ -55,13 +55,6 @@ MatrixCodes matrix_codes(const Tensor& w, DType target, int64_t group) {
 
 bool is_float(DType t) { return !is_block_dtype(t) && t != DType::F8_E4M3; }
 
-std::vector<float> transposed(const std::vector<float>& v, int64_t rows, int64_t cols) {
-  std::vector<float> t(v.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = v[size_t(r * cols + c)];
-  return t;
-}
-
 std::vector<uint8_t> as_f16_bytes(const std::vector<float>& v) {
   std::vector<uint8_t> bytes(v.size() * 2);
   for (size_t i = 0; i < v.size(); ++i) {
@@ -72,6 +65,13 @@ std::vector<uint8_t> as_f16_bytes(const std::vector<float>& v) {
 }
 
 }  // namespace
+
+std::vector<float> transposed(const std::vector<float>& v, int64_t rows, int64_t cols) {
+  std::vector<float> t(v.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = v[size_t(r * cols + c)];
+  return t;
+}
 
 Result<OnnxMatrixType> parse_onnx_matrix_type(std::string_view name) {
   for (OnnxMatrixType t : {OnnxMatrixType::Auto, OnnxMatrixType::F32, OnnxMatrixType::F16, OnnxMatrixType::Int8,

@@ -16,6 +16,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -35,6 +36,9 @@ constexpr int64_t kOnnxInt4Groups[] = {32, 64, 128};
 // The graph's file name as transformers.js picks it by dtype: model.onnx (fp32), model_fp16.onnx,
 // model_quantized.onnx (int8, its "q8"), model_q4.onnx (any int4 matrix).
 std::string onnx_file_name(const std::map<std::string, int64_t>& matrices_by_type);
+
+// v [rows, cols] row-major -> [cols, rows].
+std::vector<float> transposed(const std::vector<float>& v, int64_t rows, int64_t cols);
 
 class OnnxMatrixWriter {
  public:

@@ -88,4 +88,22 @@ class ForwardingBackend : public Backend {
   Backend& inner_;
 };
 
+// A ForwardingBackend that sees every weight matrix on its own, as the model loaded it: matrices
+// stay row-major (upload, not upload_matrix: their pointers are the model's and their values
+// readable), and fused products run as Backend's unfused steps, so each matrix passes through
+// matmul(). The base of wrappers that key on a weight's pointer (calibration's capture, brisk
+// optimize's format swaps).
+class PerMatrixForwardingBackend : public ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  Tensor upload_matrix(const Tensor& t) override { return upload(t); }
+  void place_adjacent(std::initializer_list<Tensor*>) override {}
+  void matmul_same_input(const float* x, int64_t m, int64_t k, std::initializer_list<MatmulOutput> outs) override {
+    Backend::matmul_same_input(x, m, k, outs);
+  }
+  void matmul_swiglu(const float* x, int64_t m, int64_t k, const MatmulOutput& gate, const MatmulOutput& up) override {
+    Backend::matmul_swiglu(x, m, k, gate, up);
+  }
+};
+
 }  // namespace brisk

@@ -213,12 +213,6 @@ Json measured_json(const Measured& m) {
 
 }  // namespace
 
-Result<BudgetKind> parse_budget(const std::string& flag) {
-  for (BudgetKind k : {BudgetKind::Ppl, BudgetKind::Bits, BudgetKind::Bytes, BudgetKind::TokS})
-    if (flag == budget_name(k)) return k;
-  return make_error("unknown budget '" + flag + "' (ppl, bits, bytes, tok-s)");
-}
-
 const char* budget_name(BudgetKind budget) {
   switch (budget) {
     case BudgetKind::Ppl: return "ppl";

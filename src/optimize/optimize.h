@@ -52,9 +52,8 @@ using OptimizeProgress = std::function<void(const std::string& stage, int64_t do
 // and costs, the frontier, every measured recipe, the choice (docs/DESIGN.md, brisk optimize).
 Result<Json> optimize(const OptimizeOptions& options, const OptimizeProgress& progress = {});
 
-Result<BudgetKind> parse_budget(const std::string& flag);  // "ppl", "bits", "bytes", "tok-s"
 Result<Objective> parse_objective(const std::string& name);  // "decode", "prefill", "size"
 const char* objective_name(Objective objective);
-const char* budget_name(BudgetKind budget);
+const char* budget_name(BudgetKind budget);  // "ppl", "bits", "bytes", "tok-s" (as the flags say)
 
 }  // namespace brisk::recipe

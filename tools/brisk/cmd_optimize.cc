@@ -55,8 +55,9 @@ Command add_optimize(CLI::App& app) {
   for (CLI::Option* a : {ppl, bits, bytes, toks})
     for (CLI::Option* b : {ppl, bits, bytes, toks})
       if (a != b) a->excludes(b);
-  sub->add_option("--objective", f->objective, "Under --budget-ppl: minimise decode time, prefill time or size")
-      ->capture_default_str();
+  auto* objective_flag =
+      sub->add_option("--objective", f->objective, "Under --budget-ppl: minimise decode time, prefill time or size")
+          ->capture_default_str();
   sub->add_option("--space", f->space, "Techniques searched: quant (pruning, low-rank and KV types are not searched yet)")
       ->capture_default_str();
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens scored per candidate")->capture_default_str();
@@ -76,7 +77,7 @@ Command add_optimize(CLI::App& app) {
   sub->add_flag("--json", f->json,
                 "Print the whole record: {\"base\", \"groups\", \"frontier\", \"single_technique\", \"chosen\",\n"
                 "\"rank_correlation\", ...}");
-  return {sub, [f, ppl, bits, bytes, toks]() {
+  return {sub, [f, ppl, bits, bytes, toks, objective_flag]() {
     // The side files are opened (and emptied) now: an unwritable path fails before the long run.
     for (const std::string* path : {&f->report, &f->html})
       if (!path->empty() && !std::ofstream(*path)) return fail(*path + ": cannot write");
@@ -110,7 +111,12 @@ Command add_optimize(CLI::App& app) {
     auto objective = recipe::parse_objective(f->objective);
     if (!objective) return fail(objective.error());
     o.objective = objective.value();
+    // The other budgets minimise the predicted perplexity: an objective there would be ignored.
+    if (objective_flag->count() && o.budget != recipe::BudgetKind::Ppl)
+      return fail("--objective applies under --budget-ppl only (the other budgets minimise perplexity)");
     if (f->calib_tokens < 2 || f->window < 2) return fail("--calib-tokens and --window must be at least 2");
+    if (f->eval_tokens < 0 || f->eval_ctx < 2 || f->verify < 0)
+      return fail("--eval-tokens must be >= 0, --eval-ctx >= 2 and --verify >= 0");
     o.sensitivity.tokens = f->calib_tokens;
     o.sensitivity.window = f->window;
     o.sensitivity.threads = f->threads;
