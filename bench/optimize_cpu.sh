@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 27: brisk optimize on the CPU -- sotu-llama under a perplexity budget (+1%, objective decode)
-# and a bits budget (5 bits per weight), sotu-qwen2 under the +1% budget. Each run measures the
+# Issue 27: brisk optimize on the CPU -- sotu-llama under a perplexity budget (+1%, objective decode,
+# quantization and pruning candidates) and a bits budget (5 bits per weight), sotu-qwen2 under the +1% budget. Each run measures the
 # base model, every single-technique recipe and the frontier points itself (same machine, same run).
 # Writes $OUT/optimize-<model>.json (the whole records), the summary
 # bench/results/optimize-sotu-llama-<LABEL>.json-style file as $OUT/optimize-summary.json, and the
@@ -14,7 +14,7 @@ TEXT=$SHARED/data/text
 rm -rf "$OUT" && mkdir -p "$OUT"
 common=(--calib "$TEXT/sotu-valid.txt" --eval "$TEXT/sotu-test.txt" --calib-tokens 512 --window 256
         --eval-tokens 16384 --eval-ctx 512 --verify 4)
-"$B" optimize -m "$SHARED/models/sotu-llama" -o "$OUT/llama-ppl" "${common[@]}" --budget-ppl +1% --objective decode \
+"$B" optimize -m "$SHARED/models/sotu-llama" -o "$OUT/llama-ppl" "${common[@]}" --budget-ppl +1% --objective decode --space quant,prune \
   --report "$OUT/optimize-sotu-llama-ppl.json" --html "$OUT/optimize-sotu-llama.html" | tail -3
 "$B" optimize -m "$SHARED/models/sotu-llama" -o "$OUT/llama-bits" "${common[@]}" --budget-bits 5 \
   --report "$OUT/optimize-sotu-llama-bits.json" | tail -3

@@ -30,12 +30,14 @@ inline InputStats correlated_inputs(int64_t cols, int64_t n, uint32_t seed) {
   s.rows = n;
   s.xtx.assign(size_t(cols * cols), 0.0);
   s.abs_sum.assign(size_t(cols), 0.0);
+  s.sq_sum.assign(size_t(cols), 0.0);
   std::vector<double> x(static_cast<size_t>(cols));
   for (int64_t r = 0; r < n; ++r) {
     const double shared = dist(rng);
     for (int64_t j = 0; j < cols; ++j) x[size_t(j)] = scale[size_t(j)] * (0.7 * shared + dist(rng));
     for (int64_t i = 0; i < cols; ++i) {
       s.abs_sum[size_t(i)] += std::fabs(x[size_t(i)]);
+      s.sq_sum[size_t(i)] += x[size_t(i)] * x[size_t(i)];
       for (int64_t j = 0; j < cols; ++j) s.xtx[size_t(i * cols + j)] += x[size_t(i)] * x[size_t(j)];
     }
   }

@@ -5,6 +5,7 @@ bad requests are refused by name."""
 import json
 import math
 import os
+import struct
 import tempfile
 import unittest
 
@@ -116,6 +117,48 @@ class Optimize(ReportPageChecks, unittest.TestCase):
                 self.assertEqual(s["measured"]["eval_cmd_score"], 0.75)
 
 
+def safetensors_bytes(path, name):
+    """The raw bytes of one tensor of a .safetensors file."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        begin, end = header[name]["data_offsets"]
+        f.seek(8 + n + begin)
+        return f.read(end - begin)
+
+
+class OptimizePrune(unittest.TestCase):
+    """--space prune: w8 after Wanda pruning (2:4, 50%, 70%) scored, costed and written as scored."""
+
+    def test_pruned_groups_are_written_as_scored(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "pruned")
+            r = optimize(out, "--space", "prune", "--budget-bits", "12", "--verify", "2")
+            self.assertEqual(r["candidates"], ["keep", "w8+2:4", "w8+s50", "w8+s70"])
+            head = [g for g in r["groups"] if g["kind"] == "head"]
+            self.assertEqual([list(g["kl"]) for g in head], [["keep"]])  # the head is never pruned
+            body = [g for g in r["groups"] if g["kind"] != "head"]
+            self.assertGreater(sum(g["kl"]["w8+s70"] for g in body), sum(g["kl"]["w8+s50"] for g in body))
+            self.assertLessEqual(r["chosen"]["measured"]["ppl"], r["base"]["ppl"] * 1.5)
+            # The written codes carry the scored pattern: int8 codes offset by 128, four to an int32.
+            checked = set()
+            for g, c in zip(r["groups"], r["chosen"]["recipe"]):
+                if not c.startswith("w8+") or c in checked:
+                    continue
+                checked.add(c)
+                layer, kind = g["label"].split(".")
+                module = {"attn_out": "self_attn.o_proj", "mlp_out": "mlp.down_proj", "mlp_in": "mlp.up_proj",
+                          "attn_in": "self_attn.q_proj"}[kind]
+                codes = safetensors_bytes(os.path.join(out, "model.safetensors"),
+                                          f"model.layers.{layer}.{module}.weight_packed")
+                zeros = codes.count(128) / len(codes)
+                if c == "w8+2:4":
+                    self.assertTrue(all(sum(b != 128 for b in codes[i:i + 4]) <= 2 for i in range(0, len(codes), 4)))
+                else:
+                    self.assertGreaterEqual(zeros, int(c[4:]) / 100, c)
+            self.assertTrue(checked, r["chosen"]["recipe"])
+
+
 class OptimizeErrors(unittest.TestCase):
     def test_bad_requests_are_refused_by_name(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +167,7 @@ class OptimizeErrors(unittest.TestCase):
             for args, needle in (([], "give a budget"),
                                  (["--budget-ppl", "2%", "--budget-bits", "4"], "excludes"),
                                  (["--budget-ppl", "lots"], "--budget-ppl 'lots'"),
-                                 (["--budget-bits", "4", "--space", "prune"], "--space prune"),
+                                 (["--budget-bits", "4", "--space", "lowrank"], "--space 'lowrank'"),
                                  (["--budget-bits", "4", "--objective", "fast"], "unknown objective 'fast'"),
                                  (["--budget-bits", "4", "--objective", "size"], "--objective applies under --budget-ppl"),
                                  (["--budget-bits", "4", "--verify", "-1"], "--verify >= 0"),

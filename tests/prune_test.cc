@@ -96,7 +96,7 @@ TEST(Prune, WandaWeighsByInputNormPerRow) {
     int64_t row_zeros = 0;
     double largest_pruned = 0, smallest_kept = INFINITY;
     for (int64_t j = 0; j < cols; ++j) {
-      const double score = std::fabs(before[size_t(r * cols + j)]) * std::sqrt(in.xtx[size_t(j * cols + j)]);
+      const double score = std::fabs(before[size_t(r * cols + j)]) * std::sqrt(in.sq_sum[size_t(j)]);
       if (w[size_t(r * cols + j)] == 0) ++row_zeros, largest_pruned = std::max(largest_pruned, score);
       else smallest_kept = std::min(smallest_kept, score);
     }

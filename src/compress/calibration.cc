@@ -49,6 +49,7 @@ void CalibratingBackend::matmul(const float* x, int64_t m, int64_t k, const Tens
         slot->width = k;
         if (statistics_ == InputStatistics::Full) slot->xtx.assign(size_t(k * k), 0.0);
         slot->abs_sum.assign(size_t(k), 0.0);
+        slot->sq_sum.assign(size_t(k), 0.0);
         slot->abs_max.assign(size_t(k), 0.0f);
       }
       BRISK_CHECK(slot->width == k, "calibration: a weight was fed inputs of two widths");
@@ -69,6 +70,7 @@ void CalibratingBackend::record(const float* x, int64_t m, int64_t k, InputStats
     for (int64_t i = 0; i < k; ++i) {
       const float a = std::fabs(row[i]);
       s.abs_sum[size_t(i)] += a;
+      s.sq_sum[size_t(i)] += double(a) * a;
       s.abs_max[size_t(i)] = std::max(s.abs_max[size_t(i)], a);
     }
     if ((s.rows + r) % sample_stride_ == 0 && s.sample_rows() < sample_cap_)

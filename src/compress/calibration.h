@@ -37,6 +37,7 @@ struct InputStats {
   std::vector<double> xtx;      // [k, k] sum over rows of x^T x (GPTQ's Hessian is 2 xtx / rows);
                                 // empty when captured with InputStatistics::PerChannel
   std::vector<double> abs_sum;  // [k] sum of |x| per input channel (AWQ: mean |x|)
+  std::vector<double> sq_sum;   // [k] sum of x^2 per input channel (Wanda: ||X_j||_2 squared)
   std::vector<float> abs_max;   // [k] max |x| per input channel (SmoothQuant)
   std::vector<float> samples;   // [n, k] an evenly strided subsample of the rows (SmoothQuant's search)
 

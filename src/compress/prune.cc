@@ -40,7 +40,7 @@ std::vector<float> keep_scores(PruneMethod method, const float* w, int64_t rows,
   }
   std::vector<float> column(size_t(cols), 1.0f);
   if (method == PruneMethod::Wanda)
-    for (int64_t j = 0; j < cols; ++j) column[size_t(j)] = float(std::sqrt(input->xtx[size_t(j * cols + j)]));
+    for (int64_t j = 0; j < cols; ++j) column[size_t(j)] = float(std::sqrt(input->sq_sum[size_t(j)]));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j) s[size_t(r * cols + j)] = std::fabs(w[r * cols + j]) * column[size_t(j)];
   return s;
@@ -211,7 +211,11 @@ Status prune_matrix(float* w, int64_t rows, int64_t cols, const InputStats* inpu
     return make_error("'" + name + "' has " + std::to_string(cols) + " inputs: not whole groups of " +
                       std::to_string(o.pattern.group) + " for the " + std::to_string(o.pattern.keep) + ":" +
                       std::to_string(o.pattern.group) + " pattern");
-  if (needs_calibration(o.method) && (!input || input->width != cols || int64_t(input->xtx.size()) != cols * cols))
+  // Wanda reads the per-channel sums, SparseGPT the Gram matrix (captured only with full statistics).
+  const bool has_inputs = input && input->width == cols &&
+                          (o.method == PruneMethod::Wanda ? int64_t(input->sq_sum.size()) == cols
+                                                          : int64_t(input->xtx.size()) == cols * cols);
+  if (needs_calibration(o.method) && !has_inputs)
     return make_error("'" + name + "': " + prune_method_name(o.method) + " needs the matrix's calibration inputs");
   if (o.method == PruneMethod::SparseGpt) {
     Status st = sparsegpt(w, rows, cols, input->xtx, o);
@@ -233,6 +237,7 @@ Result<PrunedModel> prune_with_calibration(const fs::path& model_dir, const std:
   CpuBackend cpu(options.threads);
   CalibratingBackend capture(cpu);
   CalibrationOptions calibration = options.calibration;
+  if (options.method == PruneMethod::Wanda) calibration.statistics = InputStatistics::PerChannel;  // no k x k Gram
   BRISK_ASSIGN(model, load_for_calibration(model_dir, capture, calibration));
   PrunedModel out;
   out.weights = FloatWeights::copy_from(*model);

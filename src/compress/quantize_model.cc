@@ -134,7 +134,8 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
       auto m = o.overrides->matrices.find(it.spec.name);
       if (m != o.overrides->matrices.end()) chosen = &m->second;
     }
-    const std::vector<float> w = chosen || changed ? std::vector<float>() : matrix_as_f32(stored->tensor, it.spec.kind);
+    std::vector<float> w = chosen || changed ? std::vector<float>() : matrix_as_f32(stored->tensor, it.spec.kind);
+    if (!w.empty() && o.before_quantize) BRISK_TRY(o.before_quantize(it.spec.name, w, rows, cols));
     BRISK_ASSIGN(q, chosen ? Result<QuantizedMatrix>(*chosen)
                            : quantize_matrix(changed ? changed->data() : w.data(), rows, cols, spec, it.spec.name,
                                              &pool));

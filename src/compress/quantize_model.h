@@ -46,6 +46,9 @@ struct QuantizeModelOptions {
   // Modules the recipe names take its choice; the others `spec` (the head: `head`).
   const ModuleRecipe* recipe = nullptr;
   const MethodOverrides* overrides = nullptr;
+  // Rewrites a matrix's fp32 values [out, in] before RTN (brisk optimize prunes the modules its
+  // recipe prunes here, one matrix at a time); not called for matrices the overrides give.
+  std::function<Status(const std::string& tensor, std::vector<float>& w, int64_t rows, int64_t cols)> before_quantize;
   int threads = 0;  // CPU threads for RTN (0: all cores)
 };
 

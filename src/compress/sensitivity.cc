@@ -7,6 +7,9 @@
 #include <unordered_map>
 
 #include "backends/cpu/cpu_backend.h"
+#include "compress/calib_grid.h"
+#include "compress/calibration.h"
+#include "compress/gptq.h"
 #include "compress/quantize_model.h"
 #include "core/quant_blocks.h"
 #include "core/thread_pool.h"
@@ -49,17 +52,72 @@ void log_softmax_rows(float* x, int64_t rows, int64_t vocab) {
 
 }  // namespace
 
-std::vector<Candidate> quant_candidates() {
+Result<std::vector<Candidate>> search_candidates(const std::string& space) {
   auto spec = [](QuantScheme scheme) {
     QuantSpec s;
     s.scheme = scheme;
     return std::optional<QuantSpec>(s);
   };
-  return {{"keep", std::nullopt},
-          {"w8", spec(QuantScheme::W8)},
-          {"fp8", spec(QuantScheme::FP8)},
-          {"w4", spec(QuantScheme::W4)},
-          {"nf4", spec(QuantScheme::NF4)}};
+  auto pruned = [&](const std::string& name, double sparsity, calib::SparsityPattern pattern) {
+    calib::PruneOptions p;
+    p.method = calib::PruneMethod::Wanda;
+    p.sparsity = sparsity;
+    p.pattern = pattern;
+    return Candidate{name, spec(QuantScheme::W8), p};
+  };
+  const std::map<std::string, std::vector<Candidate>> techniques = {
+      {"quant",
+       {{"w8", spec(QuantScheme::W8), std::nullopt},
+        {"fp8", spec(QuantScheme::FP8), std::nullopt},
+        {"w4", spec(QuantScheme::W4), std::nullopt},
+        {"nf4", spec(QuantScheme::NF4), std::nullopt},
+        {"w4-gptq", spec(QuantScheme::W4), std::nullopt, calib::Method::Gptq}}},
+      {"prune", {pruned("w8+2:4", 0, {2, 4}), pruned("w8+s50", 0.5, {}), pruned("w8+s70", 0.7, {})}}};
+  std::vector<Candidate> out = {{"keep", std::nullopt, std::nullopt}};
+  auto add = [&](const Candidate& c) {
+    if (std::none_of(out.begin(), out.end(), [&](const Candidate& o) { return o.name == c.name; })) out.push_back(c);
+  };
+  std::string names;
+  for (const auto& [technique, candidates] : techniques)
+    for (const Candidate& c : candidates) names += (names.empty() ? "" : ", ") + c.name;
+  size_t at = 0;
+  while (at <= space.size()) {
+    const size_t comma = std::min(space.find(',', at), space.size());
+    const std::string item = space.substr(at, comma - at);
+    at = comma + 1;
+    if (auto t = techniques.find(item); t != techniques.end()) {
+      for (const Candidate& c : t->second) add(c);
+      continue;
+    }
+    bool found = false;
+    for (const auto& [technique, candidates] : techniques)
+      for (const Candidate& c : candidates)
+        if (c.name == item) add(c), found = true;
+    if (!found)
+      return make_error("--space '" + space + "': unknown technique or candidate '" + item.substr(0, 64) +
+                        "' (techniques: quant, prune; candidates: " + names + ")");
+  }
+  return out;
+}
+
+Status apply_pruning(const Candidate& candidate, std::vector<float>& w, int64_t rows, int64_t cols,
+                     const calib::InputStats* input, const std::string& name) {
+  if (!candidate.prune) return ok_status();
+  calib::PruneOptions p = *candidate.prune;
+  if (!input) p.method = calib::PruneMethod::Magnitude;
+  return calib::prune_matrix(w.data(), rows, cols, input, p, name);
+}
+
+Result<QuantizedMatrix> candidate_matrix(const Candidate& candidate, std::vector<float> w, int64_t rows, int64_t cols,
+                                         const calib::InputStats* input, const std::string& name, ThreadPool* pool) {
+  if (!candidate.spec) return make_error("candidate '" + candidate.name + "' keeps the matrix: nothing to quantize");
+  BRISK_TRY(apply_pruning(candidate, w, rows, cols, input, name));
+  if (candidate.method == calib::Method::Gptq && input) {
+    auto unpacked = calib::gptq(w.data(), rows, cols, input->xtx, *candidate.spec);
+    if (!unpacked) return make_error("'" + name + "': " + unpacked.error().message);
+    return calib::pack(*unpacked);
+  }
+  return quantize_matrix(w.data(), rows, cols, *candidate.spec, name, pool);
 }
 
 int64_t SearchGroup::params() const {
@@ -72,10 +130,18 @@ std::string SearchGroup::label() const {
   return layer == kNoLayer ? linear_group_name(kind) : std::to_string(layer) + "." + linear_group_name(kind);
 }
 
+bool reads_inputs(const Candidate& candidate) { return candidate.prune || candidate.method == calib::Method::Gptq; }
+
 bool holds(const SearchGroup& group, const Candidate& candidate) {
-  for (const MatrixShape& m : group.matrices)
+  // Candidates that read calibration inputs are for the layers' matrices: the head stays dense (as
+  // brisk prune leaves it) and RTN (as the calibrated quantizers leave it).
+  if (reads_inputs(candidate) && group.kind == LinearGroup::Head) return false;
+  for (const MatrixShape& m : group.matrices) {
     if (candidate.spec && !scheme_traits(candidate.spec->scheme).per_channel && m.cols % candidate.spec->group != 0)
       return false;
+    if (candidate.prune && candidate.prune->pattern.structured() && m.cols % candidate.prune->pattern.group != 0)
+      return false;
+  }
   return true;
 }
 
@@ -84,7 +150,8 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
                                         const std::function<void(int64_t, int64_t)>& progress) {
   const auto start = std::chrono::steady_clock::now();
   CpuBackend cpu(options.threads);
-  SubstitutingBackend backend(cpu);
+  calib::CalibratingBackend capture(cpu);  // the base model's inputs, for candidates that read them
+  SubstitutingBackend backend(capture);
   ModelOptions model_options;
   model_options.max_rows = std::min<int64_t>(options.window, 512);
   model_options.context = options.window;
@@ -126,21 +193,28 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
                       " tokens, fewer than one window of " + std::to_string(window));
   for (int32_t id : tokens)
     if (id < 0 || id >= vocab) return make_error("optimize: calibration token id " + std::to_string(id) + " is outside the vocabulary");
-  std::vector<const int32_t*> starts;
-  for (int64_t w = 0; w < windows; ++w) starts.push_back(tokens.data() + (w * available / windows) * window);
+  // Candidates that fit to calibration inputs (GPTQ, Wanda) see other windows than the KL is
+  // scored on, midway between them: scored on their own fitting data GPTQ's damage looked smaller
+  // than it measured (sotu-llama, 256 tokens: rank correlation 0.77, 0.88 without GPTQ).
+  std::vector<const int32_t*> starts, fit_starts;
+  for (int64_t w = 0; w < windows; ++w) {
+    starts.push_back(tokens.data() + (w * available / windows) * window);
+    fit_starts.push_back(tokens.data() + ((w * available / windows + available / (2 * windows)) % available) * window);
+  }
   result.tokens = windows * window;
   KvCache cache = model->make_cache(window);
-  auto log_probs = [&](std::vector<float>& out) {
+  auto run_windows = [&](const std::vector<const int32_t*>& at, std::vector<float>& out) {
     out.resize(size_t(result.tokens * vocab));
     for (int64_t w = 0; w < windows; ++w) {
       float* rows = out.data() + w * window * vocab;
       for (int64_t s = 0; s < window; s += model->max_rows()) {
         const int64_t n = std::min(model->max_rows(), window - s);
-        model->forward(starts[size_t(w)] + s, n, s, cache, LogitRows::All, rows + s * vocab);
+        model->forward(at[size_t(w)] + s, n, s, cache, LogitRows::All, rows + s * vocab);
       }
       log_softmax_rows(rows, window, vocab);
     }
   };
+  auto log_probs = [&](std::vector<float>& out) { run_windows(starts, out); };
   std::vector<float> base, probe;
   log_probs(base);
 
@@ -150,6 +224,17 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
   result.kl.assign(result.groups.size(), std::vector<std::optional<double>>(candidates.size()));
   result.bytes.assign(result.groups.size(), std::vector<std::optional<uint64_t>>(candidates.size()));
   for (size_t g = 0; g < result.groups.size(); ++g) {
+    // The group's inputs in the base model, with x^T x, for candidates that read them: one more
+    // pass, a group at a time (a k x k Gram matrix per input; tinyllama's down_proj's is 254 MB).
+    // Only the per-channel sums are kept afterwards (writing pruned modules needs them again).
+    if (std::any_of(candidates.begin(), candidates.end(),
+                    [&](const Candidate& cand) { return reads_inputs(cand) && holds(result.groups[g], cand); })) {
+      std::unordered_map<const void*, std::string> weights;
+      for (const MatrixShape& m : result.groups[g].matrices) weights[slots.at(m.tensor).data] = m.tensor;
+      capture.start_capture(std::move(weights), 1, 0, calib::InputStatistics::Full);
+      run_windows(fit_starts, probe);
+      for (auto& [name, stats] : capture.finish_capture()) result.inputs[name] = stats;
+    }
     for (size_t ci = 0; ci < candidates.size(); ++ci) {
       const Candidate& cand = candidates[ci];
       if (progress) progress(++done, total);
@@ -165,8 +250,12 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
       uint64_t disk = 0;
       for (const MatrixShape& m : result.groups[g].matrices) {
         const Tensor& slot = slots.at(m.tensor);
-        const std::vector<float> w = decode_tensor(slot);
-        BRISK_ASSIGN(q, quantize_matrix(w.data(), m.rows, m.cols, *cand.spec, m.tensor, &pool));
+        auto input = result.inputs.find(m.tensor);
+        if (reads_inputs(cand) && input == result.inputs.end())
+          return make_error("optimize: no calibration inputs were seen for " + m.tensor + " (candidate " + cand.name + ")");
+        BRISK_ASSIGN(q, candidate_matrix(cand, decode_tensor(slot), m.rows, m.cols,
+                                         input == result.inputs.end() ? nullptr : input->second.get(), m.tensor, &pool));
+        if (cand.method == calib::Method::Gptq) result.calibrated[m.tensor][cand.name] = q;
         for (const OwnedTensor& t : quantized_disk_tensors(m.tensor, q.tensor, layout_of(*cand.spec))) disk += t.bytes.size();
         backend.substitute(slot.data, cpu.upload_matrix(q.tensor));
         quantized.push_back(std::move(q));
@@ -182,6 +271,8 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
       }
       result.kl[g][ci] = std::max(0.0, kl / double(result.tokens));
     }
+    for (const MatrixShape& m : result.groups[g].matrices)
+      if (auto input = result.inputs.find(m.tensor); input != result.inputs.end()) input->second->xtx = {};
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -11,22 +11,48 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "compress/calib_pipeline.h"
+#include "compress/prune.h"
 #include "compress/quantize.h"
 #include "models/tensor_spec.h"
 
 namespace brisk::recipe {
 
-// One choice for a group: a quantization spec, or keep (the stored dtype).
+// One choice for a group: a quantization spec, or keep (the stored dtype), optionally after
+// pruning (compress/prune.h): Wanda's score on the base model's calibration inputs, unstructured
+// or N:M within each output row, then RTN (zeros stay zero codes). Pruning pays where a kernel
+// reads fewer bytes for the zeros: the CPU's sparse int8 layout (backends/cpu/sparse_q8.h).
+// Rounding is RTN, or GPTQ (compress/gptq.h) with the base model's inputs of the matrix (one
+// pass, not layer by layer): the codes scored are the codes written.
 struct Candidate {
-  std::string name;               // "keep", "w8", "fp8", "w4", "nf4"
+  std::string name;               // "keep", "w8", "fp8", "w4", "nf4", "w4-gptq", "w8+s70", "w8+2:4"
   std::optional<QuantSpec> spec;  // nullopt: keep
+  std::optional<calib::PruneOptions> prune;
+  calib::Method method = calib::Method::Rtn;  // Rtn or Gptq
 };
-// The candidates of --space quant, in order: keep, w8, fp8, w4 (g128, RTN), nf4.
-std::vector<Candidate> quant_candidates();
+// The candidates of `space`, a comma-separated list of techniques and candidate names, keep
+// first: quant = w8, fp8, w4 (g128, RTN), nf4, w4-gptq; prune = w8 after 2:4, 50% and 70%
+// pruning ("quant,prune"; "w8,w4,nf4").
+Result<std::vector<Candidate>> search_candidates(const std::string& space);
+
+// Whether the candidate needs the matrix's calibration inputs (pruning, GPTQ): such candidates
+// are offered for the layers' matrices only, not the head.
+bool reads_inputs(const Candidate& candidate);
+
+// Prunes w [rows, cols] as the candidate says (nothing when it does not prune): Wanda with
+// `input`, magnitude without (timing copies: without inputs pruning is by magnitude and rounding
+// RTN, since the kernels' time depends on the density and the format alone).
+Status apply_pruning(const Candidate& candidate, std::vector<float>& w, int64_t rows, int64_t cols,
+                     const calib::InputStats* input, const std::string& name);
+// The candidate's form of one matrix w [rows, cols] (decoded to fp32): pruned, then quantized.
+Result<QuantizedMatrix> candidate_matrix(const Candidate& candidate, std::vector<float> w, int64_t rows, int64_t cols,
+                                         const calib::InputStats* input, const std::string& name, ThreadPool* pool = nullptr);
 
 struct MatrixShape {
   std::string tensor, module;  // "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.up_proj"
@@ -58,6 +84,10 @@ struct Sensitivity {
   // model folder (as brisk quantize writes them); nullopt where the candidate cannot hold the group.
   std::vector<std::vector<std::optional<double>>> kl;
   std::vector<std::vector<std::optional<uint64_t>>> bytes;
+  // The base model's per-channel input statistics by weight name (captured when a candidate reads them).
+  std::map<std::string, std::shared_ptr<calib::InputStats>> inputs;
+  // The codes of calibrated candidates (GPTQ), by weight name and candidate name: written as scored.
+  std::map<std::string, std::map<std::string, QuantizedMatrix>> calibrated;
   int64_t tokens = 0;
   double seconds = 0;
 };

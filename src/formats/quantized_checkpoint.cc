@@ -122,6 +122,8 @@ std::vector<OwnedTensor> quantized_disk_tensors(const std::string& weight_name, 
 
 namespace {
 
+const char* codebook_name(DType runtime) { return runtime == DType::NF4 ? "nf4" : "log2"; }
+
 Json group_json(const QuantizedGroup& g, const std::string& top_format) {
   const QuantizedLayout& layout = g.layout;
   const QuantTraits& t = *quant_traits(layout.runtime);
@@ -140,6 +142,7 @@ Json group_json(const QuantizedGroup& g, const std::string& top_format) {
   Json group = {{"targets", g.targets}, {"weights", weights}, {"input_activations", activations},
                 {"output_activations", nullptr}};
   if (disk_format(layout.runtime) != top_format) group["format"] = disk_format(layout.runtime);
+  if (t.levels) group["codebook"] = codebook_name(layout.runtime);  // a mixed model's codebook groups name their own
   return group;
 }
 
@@ -184,7 +187,9 @@ Result<QuantizedLayout> parse_group(const Json& q, const Json& g, const std::str
   } else if (format == "float-quantized" && bits == 8 && type == "float" && layout.group == 0) {
     layout.runtime = DType::F8;
   } else if (format == kCodebookFormat && bits == 4) {
-    BRISK_ASSIGN(codebook, ConfigFields(q, at).string_or("codebook", ""));
+    // The group's own codebook, else the top level's (a model of one codebook format).
+    BRISK_ASSIGN(top_codebook, ConfigFields(q, at).string_or("codebook", ""));
+    BRISK_ASSIGN(codebook, ConfigFields(g, at).string_or("codebook", top_codebook));
     if (codebook != "nf4" && codebook != "log2") return make_error(at + ": unknown codebook '" + codebook + "'");
     layout.runtime = codebook == "nf4" ? DType::NF4 : DType::LOG4;
   } else {
@@ -220,7 +225,7 @@ Json quantization_config_json(const std::vector<QuantizedGroup>& groups, const s
   const QuantTraits& first = *quant_traits(groups[0].layout.runtime);
   if (first.levels) {
     return {{"quant_method", "brisk"}, {"format", kCodebookFormat},
-            {"codebook", groups[0].layout.runtime == DType::NF4 ? "nf4" : "log2"},
+            {"codebook", codebook_name(groups[0].layout.runtime)},
             {"levels", std::vector<float>(first.levels, first.levels + 16)},
             {"config_groups", config_groups}, {"ignore", ignore}};
   }

@@ -49,7 +49,7 @@ void make_host(const MatrixShape& m, const Candidate& cand, HostMatrix& out) {
   out.values = random_values(size_t(m.rows * m.cols), uint64_t(m.rows * 31 + m.cols));
   out.tensor = Tensor{out.values.data(), DType::F32, {m.rows, m.cols}};
   if (cand.spec) {
-    out.quantized = quantize_matrix(out.values.data(), m.rows, m.cols, *cand.spec, m.tensor).value();
+    out.quantized = candidate_matrix(cand, out.values, m.rows, m.cols, nullptr, m.tensor).value();
     out.tensor = out.quantized.tensor;
   } else if (m.stored == DType::BF16 || m.stored == DType::F16) {
     out.half.resize(out.values.size());
@@ -103,8 +103,8 @@ double time_group(int threads, const SearchGroup& g, const Candidate& cand, int6
 
 GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector<Candidate>& candidates, int threads,
                        uint64_t working_set, int64_t prefill_rows) {
-  // Groups of one shape list in one format take the same time: each is timed once.
-  std::map<std::pair<std::vector<std::pair<int64_t, int64_t>>, DType>, std::pair<double, double>> timed;
+  // Groups of one shape list in one candidate's form take the same time: each is timed once.
+  std::map<std::pair<std::vector<std::pair<int64_t, int64_t>>, size_t>, std::pair<double, double>> timed;
   GroupTimes t;
   t.decode.assign(groups.size(), std::vector<std::optional<double>>(candidates.size()));
   t.prefill_per_token = t.decode;
@@ -113,8 +113,7 @@ GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector
       if (!holds(groups[g], candidates[c])) continue;
       std::vector<std::pair<int64_t, int64_t>> shapes;
       for (const MatrixShape& m : groups[g].matrices) shapes.emplace_back(m.rows, m.cols);
-      const DType dtype = candidates[c].spec ? runtime_dtype(candidates[c].spec->scheme) : groups[g].matrices.front().stored;
-      auto [it, added] = timed.try_emplace({shapes, dtype});
+      auto [it, added] = timed.try_emplace({shapes, c});
       if (added)
         it->second = {time_group(threads, groups[g], candidates[c], 1, kDecodeReps, working_set),
                       time_group(threads, groups[g], candidates[c], prefill_rows, kPrefillReps, working_set) / double(prefill_rows)};

@@ -34,7 +34,7 @@ struct OptimizeOptions {
   BudgetKind budget = BudgetKind::Ppl;
   double budget_value = 0.02;  // Ppl: +2%; Bits: bits per weight; Bytes: bytes; TokS: tokens/s
   Objective objective = Objective::Decode;
-  std::vector<Candidate> candidates = quant_candidates();
+  std::vector<Candidate> candidates;  // search_candidates(--space): keep first
   SensitivityOptions sensitivity;
   int64_t eval_ctx = 512;
   int64_t eval_tokens = 16384;  // eval text tokens scored (whole windows from the start); 0: all

@@ -58,7 +58,9 @@ Command add_optimize(CLI::App& app) {
   auto* objective_flag =
       sub->add_option("--objective", f->objective, "Under --budget-ppl: minimise decode time, prefill time or size")
           ->capture_default_str();
-  sub->add_option("--space", f->space, "Techniques searched: quant (pruning, low-rank and KV types are not searched yet)")
+  sub->add_option("--space", f->space, "Techniques or candidates searched, comma-separated: quant (w8, fp8, w4, nf4, w4-gptq), prune "
+                  "(w8+2:4, w8+s50, w8+s70: w8 after Wanda pruning; sparse int8 kernels), or names (w8,w4,nf4). "
+                  "Low-rank and KV types are not searched")
       ->capture_default_str();
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens scored per candidate")->capture_default_str();
   sub->add_option("--window", f->window, "Tokens per calibration forward")->capture_default_str();
@@ -86,7 +88,9 @@ Command add_optimize(CLI::App& app) {
     o.out = f->out;
     o.calib = f->calib;
     o.eval = f->eval;
-    if (f->space != "quant") return fail("--space " + f->space + ": only quant is searched so far");
+    auto candidates = recipe::search_candidates(f->space);
+    if (!candidates) return fail(candidates.error());
+    o.candidates = std::move(candidates.value());
     if (ppl->count()) {
       auto v = parse_relative(f->budget_ppl);
       if (!v) return fail(v.error());

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Issue 27 on a trained tinyllama-shape model, in one call on the GPU machine (its GPU trains, its
+# CPU cores run brisk optimize on the CPU backend, as on any CPU host):
+#   1. build brisk (scripts/gpu_check.sh --build-only, then the brisk target) while
+#   2. scripts/train_reference_model.py trains tinyllama-1.1b's shape from scratch on sotu-train
+#      (the Llama-2 SentencePiece vocabulary) -- random weights score nothing (rank correlation
+#      -0.19 in bench/results/optimize-tinyllama-random-xeon-2vcpu.json);
+#   3. brisk optimize --budget-ppl +1% --objective decode on it, with the page and the record.
+# Needs DATA (default .carry/tiny) with sotu-train.txt, sotu-valid.txt, sotu-test.txt and the
+# Llama-2 tokenizer.model; carry .debs and DATA. Everything lands under $OUT.
+#   bench/optimize_tinyllama_gpu.sh        (knobs: STEPS, SPACE, CALIB_TOKENS, EVAL_TOKENS, VERIFY)
+# SPACE defaults to the RTN formats: GPTQ runs on one thread per matrix, its work growing as
+# rows x cols^2 (tinyllama's 22 down_proj of 2048 x 5632), too long for one 10-minute call.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/build-gpu/out}
+DATA=${DATA:-$ROOT/.carry/tiny}
+MODEL=${MODEL:-/tmp/tinyllama-sotu}
+mkdir -p "$OUT"
+export OUT
+T0=$(date +%s)
+( "$ROOT/scripts/gpu_check.sh" --build-only >"$OUT/gpu_check.txt" 2>&1 &&
+  ninja -C "$ROOT/build-gpu" -j15 brisk >"$OUT/build-brisk.log" 2>&1
+  echo $? >"$OUT/build.rc" ) &
+build=$!
+if [ ! -f "$MODEL/config.json" ]; then
+  PYTHONUNBUFFERED=1 LD_LIBRARY_PATH= python3 "$ROOT/scripts/train_reference_model.py" --shape tinyllama-1.1b \
+    --tokenizer "$DATA/tokenizer.model" --train "$DATA/sotu-train.txt" --eval "$DATA/sotu-test.txt" \
+    --steps "${STEPS:-500}" --out "$MODEL" >"$OUT/train.log" 2>&1 || { tail -20 "$OUT/train.log"; }
+fi
+tail -1 "$OUT/train.log"
+wait $build
+echo "build + train: $(( $(date +%s) - T0 )) s, build rc $(cat "$OUT/build.rc" 2>/dev/null)"
+[ "$(cat "$OUT/build.rc" 2>/dev/null)" = 0 ] || { tail -20 "$OUT/gpu_check.txt"; grep -E "error|FAILED" "$OUT/build-brisk.log" | head; exit 1; }
+[ -d /tmp/brisk-sysroot ] && export LD_LIBRARY_PATH=/tmp/brisk-sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+B="$ROOT/build-gpu/tools/brisk/brisk"
+rm -rf /tmp/tinyllama-optimized
+timeout "${OPT_TIMEOUT:-380}" "$B" optimize -m "$MODEL" -o /tmp/tinyllama-optimized --space "${SPACE:-w8,fp8,w4,nf4}" \
+  --calib "$DATA/sotu-valid.txt" --eval "$DATA/sotu-test.txt" --calib-tokens "${CALIB_TOKENS:-128}" --window 128 \
+  --eval-tokens "${EVAL_TOKENS:-4096}" --eval-ctx 512 --verify "${VERIFY:-2}" --budget-ppl +1% --objective decode \
+  --report "$OUT/optimize-tinyllama-sotu.json" --html "$OUT/optimize-tinyllama-sotu.html" 2>"$OUT/optimize.err" |
+  tail -6
+echo "optimize exit ${PIPESTATUS[0]} at $(( $(date +%s) - T0 )) s"; tail -3 "$OUT/optimize.err"
+{ lscpu | sed -n 's/^Model name: *//p'; nproc; nvidia-smi --query-gpu=name --format=csv,noheader; } >"$OUT/machine.txt" 2>&1
