@@ -159,6 +159,29 @@ class OptimizePrune(unittest.TestCase):
             self.assertTrue(checked, r["chosen"]["recipe"])
 
 
+class OptimizeRecover(unittest.TestCase):
+    """--recover: the answer after quantization-aware distillation from the base model, measured,
+    kept only when it measures lower; the folder holds the quantized model alone."""
+
+    def test_recovery_is_measured_and_leaves_only_the_model(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "recovered")
+            r = optimize(out, "--space", "w8,nf4", "--budget-bits", "6", "--verify", "1", "--recover", "4")
+            rec, chosen = r["recovery"], r["chosen"]
+            self.assertEqual(rec["steps"], 4)
+            self.assertEqual(rec["tokens"], 4 * 4 * 128)  # steps x 4 windows x --window
+            before = chosen.get("measured_before_recovery", chosen["measured"])
+            self.assertEqual(rec["measured"]["bytes"], before["bytes"])  # the same formats, the same bytes
+            self.assertEqual(rec["used"], rec["measured"]["ppl"] < before["ppl"])
+            self.assertEqual(chosen["measured"]["ppl"], min(rec["measured"]["ppl"], before["ppl"]))
+            self.assertEqual(sorted(os.listdir(tmp)), ["recovered"])  # no scratch left
+            self.assertNotIn("float", os.listdir(out))
+            self.assertNotIn("train_state.safetensors", os.listdir(out))
+            ppl = json.loads(brisk("perplexity", "-m", out, "-f", os.path.join(TEXT, "sotu-test.txt"), "--ctx", "256",
+                                   "--json").stdout)["ppl"]
+            self.assertLess(ppl, 200)
+
+
 class OptimizeErrors(unittest.TestCase):
     def test_bad_requests_are_refused_by_name(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -171,6 +194,7 @@ class OptimizeErrors(unittest.TestCase):
                                  (["--budget-bits", "4", "--objective", "fast"], "unknown objective 'fast'"),
                                  (["--budget-bits", "4", "--objective", "size"], "--objective applies under --budget-ppl"),
                                  (["--budget-bits", "4", "--verify", "-1"], "--verify >= 0"),
+                                 (["--budget-bits", "4", "--recover", "-2"], "--recover >= 0"),
                                  (["--budget-bits", "1"], "no recipe in the search space meets --budget-bits"),
                                  (["--budget-bits", "8", "--eval-cmd", "exit 3"], "--eval-cmd 'exit 3' exited"),
                                  (["--budget-bits", "8", "--html", "/nonexistent/dir/page.html"], "page.html: cannot write")):

@@ -88,7 +88,7 @@ TEST_F(TrainingRun, QatWritesAQuantizedModel) {
   o.accumulation = 1;
   QuantSpec spec;
   spec.scheme = QuantScheme::W8;
-  o.qat = spec;
+  o.qat = QatRecipe{spec, {}};
   auto report = run_training(o);
   ASSERT_TRUE(report.ok()) << report.error().message;
   EXPECT_TRUE(fs::exists(o.out / "float" / "model.safetensors"));
@@ -103,6 +103,29 @@ TEST_F(TrainingRun, QatWritesAQuantizedModel) {
     if (t.role == Role::MlpDown && !slot.empty()) quantized = slot.dtype == DType::Q8;
   });
   EXPECT_TRUE(quantized);
+}
+
+// A per-module QAT recipe (brisk optimize --recover): the module it keeps trains and is written in
+// float, the others by the recipe's spec.
+TEST_F(TrainingRun, QatRecipeKeepsTheModulesItNames) {
+  TrainOptions o = small_run(dir_ / "qat-recipe", 1);
+  QuantSpec w8;
+  w8.scheme = QuantScheme::W8;
+  o.qat = QatRecipe{w8, {{"model.layers.0.mlp.down_proj", std::nullopt}}};
+  EXPECT_EQ(o.qat->spec_of("model.layers.0.mlp.down_proj.weight"), std::nullopt);
+  EXPECT_EQ(o.qat->spec_of("model.layers.1.mlp.down_proj.weight")->scheme, QuantScheme::W8);
+  auto report = run_training(o);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  CpuBackend backend(1);
+  auto model = load_model(o.out, backend);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  std::map<int64_t, DType> down;
+  model.value()->visit_tensors([&](const TensorSpec& t, Tensor& slot) {
+    if (t.role == Role::MlpDown && !slot.empty()) down[t.layer] = slot.dtype;
+  });
+  ASSERT_GE(down.size(), 2u);
+  EXPECT_FALSE(is_block_dtype(down.at(0)));
+  EXPECT_EQ(down.at(1), DType::Q8);
 }
 
 TEST_F(TrainingRun, RefusesWhatItCannotDo) {

@@ -123,8 +123,16 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
     }
     if (!quantize) {
       if (is_quantizable(it.spec.kind)) report.kept.push_back(it.spec.module);
-      passthrough.push_back({it.spec.name, stored->tensor});
-      report.bytes_out += stored->tensor.nbytes();
+      const Tensor& t = stored->tensor;
+      if (o.kept_dtype && t.dtype == DType::F32 && *o.kept_dtype != DType::F32) {
+        OwnedTensor converted{it.spec.name, *o.kept_dtype, t.shape,
+                              encode_floats(static_cast<const float*>(t.data), size_t(t.numel()), *o.kept_dtype)};
+        report.bytes_out += converted.bytes.size();
+        owned.push_back(std::move(converted));
+        continue;
+      }
+      passthrough.push_back({it.spec.name, t});
+      report.bytes_out += t.nbytes();
       continue;
     }
     const bool transposed = it.spec.kind == TensorKind::TransposedMatrix;

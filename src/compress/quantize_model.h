@@ -49,6 +49,9 @@ struct QuantizeModelOptions {
   // Rewrites a matrix's fp32 values [out, in] before RTN (brisk optimize prunes the modules its
   // recipe prunes here, one matrix at a time); not called for matrices the overrides give.
   std::function<Status(const std::string& tensor, std::vector<float>& w, int64_t rows, int64_t cols)> before_quantize;
+  // fp32 tensors it does not quantize are stored in this float dtype (QAT writes its trained fp32
+  // copies back in the source model's dtype); nullopt: as stored.
+  std::optional<DType> kept_dtype;
   int threads = 0;  // CPU threads for RTN (0: all cores)
 };
 

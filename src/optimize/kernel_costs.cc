@@ -103,8 +103,10 @@ double time_group(int threads, const SearchGroup& g, const Candidate& cand, int6
 
 GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector<Candidate>& candidates, int threads,
                        uint64_t working_set, int64_t prefill_rows) {
-  // Groups of one shape list in one candidate's form take the same time: each is timed once.
-  std::map<std::pair<std::vector<std::pair<int64_t, int64_t>>, size_t>, std::pair<double, double>> timed;
+  // Groups of one shape list in one stored form (runtime dtype, pruned density and pattern) take
+  // the same time, whatever chose the codes (w4 and w4-gptq): each is timed once.
+  using Form = std::tuple<std::vector<std::pair<int64_t, int64_t>>, DType, double, int64_t, int64_t>;
+  std::map<Form, std::pair<double, double>> timed;
   GroupTimes t;
   t.decode.assign(groups.size(), std::vector<std::optional<double>>(candidates.size()));
   t.prefill_per_token = t.decode;
@@ -113,7 +115,11 @@ GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector
       if (!holds(groups[g], candidates[c])) continue;
       std::vector<std::pair<int64_t, int64_t>> shapes;
       for (const MatrixShape& m : groups[g].matrices) shapes.emplace_back(m.rows, m.cols);
-      auto [it, added] = timed.try_emplace({shapes, c});
+      const Candidate& cand = candidates[c];
+      const DType dtype = cand.spec ? runtime_dtype(cand.spec->scheme) : groups[g].matrices.front().stored;
+      const double sparsity = cand.prune ? cand.prune->sparsity : -1.0;  // -1: not pruned
+      const calib::SparsityPattern pattern = cand.prune ? cand.prune->pattern : calib::SparsityPattern{};
+      auto [it, added] = timed.try_emplace(Form{shapes, dtype, sparsity, pattern.keep, pattern.group});
       if (added)
         it->second = {time_group(threads, groups[g], candidates[c], 1, kDecodeReps, working_set),
                       time_group(threads, groups[g], candidates[c], prefill_rows, kPrefillReps, working_set) / double(prefill_rows)};

@@ -10,6 +10,7 @@
 #include "core/mapped_file.h"
 #include "optimize/kernel_costs.h"
 #include "optimize/recipe_frontier.h"
+#include "optimize/recipe_writer.h"
 #include "runtime/bench.h"
 #include "runtime/engine.h"
 #include "runtime/perplexity.h"
@@ -29,7 +30,7 @@ constexpr double kBenchRepetitionSeconds = 0.3;
 // Extra timing rounds when rates decide the answer (each recipe: its first rate and these).
 constexpr int kRateRounds = 2;
 // The KL-to-perplexity scale is fitted on single recipes up to this many times the budget's
-// ln(1 + P); a chosen point measured over the budget is replaced at most this many times.
+// ln(1 + P); the chosen point is re-aimed from its measurement at most this many times.
 constexpr double kFitRange = 4;
 constexpr int kBudgetRetries = 4;
 
@@ -317,33 +318,8 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   // Otherwise each folder goes once measured (an 8B model's would take 4-16 GB each) and the
   // answer is written again at the end.
   const bool rates_decide = o.budget == BudgetKind::TokS || (o.budget == BudgetKind::Ppl && o.objective != Objective::Size);
-  auto write = [&](const std::vector<int>& choice, const fs::path& out) -> Status {
-    ModuleRecipe modules;
-    std::map<std::string, const Candidate*> pruned;  // tensor -> the candidate that prunes it
-    MethodOverrides calibrated;                        // GPTQ's codes, as scored
-    for (size_t g = 0; g < G; ++g)
-      for (const MatrixShape& m : sens.groups[g].matrices) {
-        const Candidate& c = o.candidates[size_t(choice[g])];
-        modules[m.module] = c.spec;
-        if (c.prune) pruned[m.tensor] = &c;
-        if (c.method == calib::Method::Gptq) calibrated.matrices[m.tensor] = sens.calibrated.at(m.tensor).at(c.name);
-      }
-    QuantizeModelOptions q;
-    q.in = o.model;
-    q.out = out;
-    q.spec = o.candidates.back().spec.value_or(QuantSpec{});
-    q.recipe = &modules;
-    q.overrides = &calibrated;
-    q.threads = o.threads;
-    // Pruned as scored: Wanda on the base model's inputs (compress/sensitivity.h).
-    q.before_quantize = [&](const std::string& tensor, std::vector<float>& w, int64_t rows, int64_t cols) -> Status {
-      auto c = pruned.find(tensor);
-      if (c == pruned.end()) return ok_status();
-      return apply_pruning(*c->second, w, rows, cols, sens.inputs.at(tensor).get(), tensor);
-    };
-    BRISK_ASSIGN(written_report, quantize_model(q));
-    (void)written_report;
-    return ok_status();
+  auto write = [&](const std::vector<int>& choice, const fs::path& out) {
+    return write_recipe(o.model, out, sens, o.candidates, choice, o.threads);
   };
   // Writes the recipe and measures it; returns its folder too (removed already unless rates decide).
   auto build = [&](const std::vector<int>& choice) -> Result<std::pair<fs::path, Measured>> {
@@ -441,15 +417,21 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     return ok_status();
   };
   for (size_t i : to_verify) BRISK_TRY(verify(i));
-  // A chosen point over the perplexity budget as measured: the scale is re-fitted on that point
-  // alone (its measured ln(ppl / base) over its summed KL) and the point the budget allows under
-  // it is measured next, at least one step toward less damage (the frontier runs from most damage
-  // to none), up to kBudgetRetries times.
+  // The chosen point as measured re-aims the search (a secant step): the scale is re-fitted on that
+  // point alone (its measured ln(ppl / base) over its summed KL) and the point the budget allows
+  // under it is measured next -- toward less damage (at least one step) when it measured over the
+  // budget, toward more when it measured under and the re-fitted scale allows more. Up to
+  // kBudgetRetries times, until the point aimed at is one already measured.
   if (o.budget == BudgetKind::Ppl)
-    for (int retry = 0; retry < kBudgetRetries && verified.at(index).second.ppl > ppl_limit && index + 1 < n; ++retry) {
-      const double local = std::log(verified.at(index).second.ppl / base.ppl) / std::max(frontier[index].damage, 1e-12);
+    for (int retry = 0; retry < kBudgetRetries; ++retry) {
+      const double measured_ppl = verified.at(index).second.ppl;
+      if (measured_ppl <= base.ppl) break;  // no damage measured: nothing to re-fit the scale on
+      const double local = std::log(measured_ppl / base.ppl) / std::max(frontier[index].damage, 1e-12);
       const FrontierPoint* allowed = least_cost_within_damage(frontier, std::log1p(o.budget_value) / local);
-      index = std::max(allowed ? size_t(allowed - frontier.data()) : n - 1, index + 1);
+      size_t next = allowed ? size_t(allowed - frontier.data()) : n - 1;
+      if (measured_ppl > ppl_limit) next = std::max(next, index + 1);
+      if (next >= n || verified.count(next)) break;
+      index = next;
       BRISK_TRY(verify(index));
     }
 
@@ -504,6 +486,30 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     return make_error(std::string("optimize: no measured recipe meets --budget-") + budget_name(o.budget) + " " +
                       std::to_string(o.budget_value) + " (the predictions did; the measurements did not)");
 
+  // --recover: the answer trained toward the base model (quantization-aware distillation) and
+  // measured; it replaces the answer when its perplexity is lower (same formats, so the same bytes
+  // and, within the timing noise, the same rates).
+  Json recovery = nullptr;
+  std::optional<Measured> recovered;
+  const fs::path recovered_dir = scratch / "recovered";
+  if (o.recover_steps > 0) {
+    report("recover", 0, 1);
+    RecoveryOptions r;
+    r.steps = o.recover_steps;
+    r.data = o.calib;
+    r.window = o.sensitivity.window;
+    r.scratch = scratch;
+    r.threads = o.threads;
+    BRISK_ASSIGN(trained, write_recovered_recipe(o.model, recovered_dir, sens, o.candidates, *best->choice, r));
+    BRISK_ASSIGN(m, evaluator.measure(recovered_dir));
+    recovered = m;
+    recovery = {{"steps", trained.steps}, {"tokens", trained.tokens}, {"seconds", trained.seconds},
+                {"initial_loss", trained.initial_loss}, {"final_loss", trained.final_loss},
+                {"measured", measured_json(m)}, {"used", m.ppl < best->measured->ppl}};
+    report("recover", 1, 1);
+  }
+  const bool use_recovered = recovered && recovered->ppl < best->measured->ppl;
+
   // The record.
   Json frontier_json = Json::array();
   for (size_t i = 0; i < frontier.size(); ++i) {
@@ -532,15 +538,17 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   Json chosen_json = space.point_json(*best->choice);
   chosen_json["source"] = best->source;
   chosen_json["predicted_frontier_index"] = index;
-  chosen_json["measured"] = measured_json(*best->measured);
+  chosen_json["measured"] = measured_json(use_recovered ? *recovered : *best->measured);
+  if (use_recovered) chosen_json["measured_before_recovery"] = measured_json(*best->measured);
   chosen_json["within_budget"] = true;
   Json candidates = Json::array();
   for (const Candidate& c : o.candidates) candidates.push_back(c.name);
 
   // The chosen folder becomes the output (written again where it was removed after measuring).
   if (fs::exists(target, ec)) fs::remove(target, ec);  // the empty folder checked above
-  if (fs::exists(best->dir, ec)) {
-    fs::rename(best->dir, target, ec);
+  const fs::path& answer = use_recovered ? recovered_dir : best->dir;
+  if (fs::exists(answer, ec)) {
+    fs::rename(answer, target, ec);
     if (ec) return make_error(target.string() + ": cannot move the chosen model into place: " + ec.message());
   } else {
     BRISK_TRY(write(*best->choice, target));
@@ -553,7 +561,8 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
               {"eval_ctx", o.eval_ctx}, {"kl_to_log_ppl_scale", space.scale},
               {"decode_step_fit", {{"rest_s", space.rest}, {"slope", space.slope}}}, {"base", measured_json(base)},
               {"groups", space.groups_json()}, {"frontier", frontier_json}, {"single_technique", singles}, {"chosen", chosen_json},
-              {"rank_correlation", rank ? Json(*rank) : Json(nullptr)}, {"seconds", elapsed()}};
+              {"rank_correlation", rank ? Json(*rank) : Json(nullptr)}, {"recovery", recovery},
+              {"seconds", elapsed()}};
 }
 
 }  // namespace brisk::recipe

@@ -42,10 +42,14 @@ struct OptimizeOptions {
   // A user's task metric: a shell command, {model} replaced by each measured folder, whose last
   // printed number is recorded with that recipe's measurements (reported, not optimised).
   std::string eval_cmd;
+  // Recovery: steps of quantization-aware distillation from the base model on the calibration
+  // text applied to the answer (optimize/recipe_writer.h); the trained model replaces the answer
+  // when it measures a lower perplexity. 0: none.
+  int64_t recover_steps = 0;
   int threads = 0;
 };
 
-// progress(stage, done, total): "score", "time", "verify".
+// progress(stage, done, total): "score", "time", "verify", "rates", "recover".
 using OptimizeProgress = std::function<void(const std::string& stage, int64_t done, int64_t total)>;
 
 // Writes options.out (the chosen model) and returns the whole record: groups with their scores

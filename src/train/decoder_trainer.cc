@@ -107,8 +107,8 @@ struct DecoderTrainer::Impl {
   NormIds final_norm;
   LinearIds head;  // weight kNone: tied to the embeddings
   std::vector<LayerIds> layers;
-  // --qat: the spec, and per parameter its fake-quantized values (empty for those not quantized).
-  std::optional<QuantSpec> fake_spec;
+  // --qat: per parameter its format and fake-quantized values (empty for those not quantized).
+  std::vector<std::optional<QuantSpec>> fake_specs;
   std::vector<std::vector<float>> fake;
   // --keep-sparsity: per parameter the indices held at zero (empty for the others).
   std::vector<std::vector<int64_t>> frozen;
@@ -285,20 +285,30 @@ ThreadPool& DecoderTrainer::pool() { return impl_->pool; }
 std::vector<TrainState::Parameter>& DecoderTrainer::parameters() { return impl_->params; }
 std::vector<std::vector<float>>& DecoderTrainer::gradients() { return impl_->grads; }
 
-Status DecoderTrainer::set_fake_quantization(const QuantSpec& spec) {
+std::optional<QuantSpec> QatRecipe::spec_of(const std::string& tensor) const {
+  constexpr std::string_view kSuffix = ".weight";
+  const std::string module =
+      tensor.ends_with(kSuffix) ? tensor.substr(0, tensor.size() - kSuffix.size()) : tensor;
+  if (auto m = modules.find(module); m != modules.end()) return m->second;
+  return spec;
+}
+
+Status DecoderTrainer::set_fake_quantization(const QatRecipe& recipe) {
   Impl& s = *impl_;
-  s.fake_spec = spec;
+  s.fake_specs.assign(s.params.size(), std::nullopt);
   s.fake.assign(s.params.size(), {});
+  for (const LinearIds* linear : s.block_linears())
+    s.fake_specs[size_t(linear->weight)] = recipe.spec_of(s.params[size_t(linear->weight)].name);
   return refresh_fake_quantization();
 }
 
 Status DecoderTrainer::refresh_fake_quantization() {
   Impl& s = *impl_;
-  if (!s.fake_spec) return ok_status();
-  for (const LinearIds* linear : s.block_linears()) {
-    const TrainState::Parameter& p = s.params[size_t(linear->weight)];
-    BRISK_ASSIGN(values, fake_quantize(p.value.data(), p.shape[0], p.shape[1], *s.fake_spec, p.name));
-    s.fake[size_t(linear->weight)] = std::move(values);
+  for (size_t id = 0; id < s.fake_specs.size(); ++id) {
+    if (!s.fake_specs[id]) continue;
+    const TrainState::Parameter& p = s.params[id];
+    BRISK_ASSIGN(values, fake_quantize(p.value.data(), p.shape[0], p.shape[1], *s.fake_specs[id], p.name));
+    s.fake[id] = std::move(values);
   }
   return ok_status();
 }

@@ -14,16 +14,29 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <span>
 #include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "compress/quantize.h"
+#include "compress/quantize_model.h"
 #include "models/model.h"
 #include "train/checkpoint.h"
 
 namespace brisk::train {
+
+// Quantization-aware training's formats: every block linear layer by `spec`, except the modules
+// `modules` names, which take their own choice (nullopt: they compute in fp32) -- brisk optimize
+// --recover trains its mixed recipe so. The trained model is written quantized the same way.
+struct QatRecipe {
+  QuantSpec spec;
+  ModuleRecipe modules;
+  // The format of the weight `tensor` ("<module>.weight"), or nullopt where it stays fp32.
+  std::optional<QuantSpec> spec_of(const std::string& tensor) const;
+};
 
 // What a forward pass keeps for its backward pass: every activation, or each layer's input alone,
 // the rest computed again layer by layer during the backward pass (activation checkpointing: one
@@ -53,7 +66,7 @@ class DecoderTrainer {
   // input gradient, with their fake-quantized values (compress/fake_quantize.h) while their
   // gradients go to the fp32 masters unchanged (the straight-through estimator). The embeddings,
   // norms and output head stay fp32. Call refresh after every optimizer step.
-  Status set_fake_quantization(const QuantSpec& spec);
+  Status set_fake_quantization(const QatRecipe& recipe);
   Status refresh_fake_quantization();
 
   // --keep-sparsity (recovery fine-tuning of a pruned model): the layers' linear weights that are

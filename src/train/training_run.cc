@@ -12,6 +12,7 @@
 #include "core/mapped_file.h"
 #include "formats/model_folder.h"
 #include "formats/safetensors.h"
+#include "formats/weight_store.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 #include "train/checkpoint.h"
@@ -126,6 +127,14 @@ Status write_model_folder(const fs::path& source, const fs::path& out, const std
   fs::rename(partial, out / "model.safetensors", ec);
   if (ec) return make_error("renaming " + partial.string() + ": " + ec.message());
   return ok_status();
+}
+
+// The float dtype the model folder stores its weights in (the first F16/BF16 tensor's, else F32).
+Result<DType> stored_float_dtype(const fs::path& dir) {
+  BRISK_ASSIGN(store, WeightStore::open_dir(dir));
+  for (const auto& [name, stored] : store.all())
+    if (stored.tensor.dtype == DType::BF16 || stored.tensor.dtype == DType::F16) return stored.tensor.dtype;
+  return DType::F32;
 }
 
 }  // namespace
@@ -303,7 +312,10 @@ Result<TrainReport> run_training(const TrainOptions& options, const std::functio
   QuantizeModelOptions q;
   q.in = float_dir;
   q.out = staging;
-  q.spec = *o.qat;
+  q.spec = o.qat->spec;
+  q.recipe = &o.qat->modules;
+  BRISK_ASSIGN(source_dtype, stored_float_dtype(o.model));
+  q.kept_dtype = source_dtype;  // what stays float is stored as the source stored it
   q.threads = o.threads;
   BRISK_ASSIGN(quantized, quantize_model(q));
   (void)quantized;

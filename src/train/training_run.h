@@ -54,9 +54,9 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;   // steps between checkpoints (0: only at the end)
   bool resume = false;            // continue from out/train_state.safetensors
   // Quantization-aware training: the layers compute with fake-quantized weights; the output is the
-  // trained model quantized with this spec (brisk quantize's RTN, lm_head by its default policy),
-  // and the fp32 weights it came from go to <out>/float.
-  std::optional<QuantSpec> qat;
+  // trained model quantized by the same recipe (brisk quantize's RTN; lm_head by the recipe where
+  // it names it, else by the default policy), and the fp32 weights it came from go to <out>/float.
+  std::optional<QatRecipe> qat;
   ActivationMemory activations = ActivationMemory::All;
   // Recovery fine-tuning of a pruned model: the layers' weights that are zero in `model` stay zero.
   bool keep_sparsity = false;

@@ -29,7 +29,7 @@ Command add_optimize(CLI::App& app) {
   struct Flags {
     std::string in, out, calib, eval, budget_ppl, budget_bytes, objective = "decode", space = "quant", report, html, eval_cmd;
     double budget_bits = 0, target_tok_s = 0;
-    int64_t calib_tokens = 512, window = 256, eval_tokens = 16384, eval_ctx = 512;
+    int64_t calib_tokens = 512, window = 256, eval_tokens = 16384, eval_ctx = 512, recover = 0;
     int verify = 4, threads = 0;
     bool json = false;
   };
@@ -71,6 +71,11 @@ Command add_optimize(CLI::App& app) {
                   "A task metric: a shell command run for every measured recipe with {model} replaced by its\n"
                   "folder; the last number it prints is recorded as eval_cmd_score (reported beside the\n"
                   "perplexity, not optimised)");
+  sub->add_option("--recover", f->recover,
+                  "Recovery: this many steps of quantization-aware distillation of the answer from the input\n"
+                  "model on --calib text (the answer's formats fake-quantized, pruned zeros held); the trained\n"
+                  "model replaces the answer when its measured perplexity is lower (0: none)")
+      ->capture_default_str();
   sub->add_option("-t,--threads", f->threads, "CPU threads (default: all cores)");
   sub->add_option("--report", f->report, "Also write the whole record as JSON to this file");
   sub->add_option("--html", f->html,
@@ -119,8 +124,8 @@ Command add_optimize(CLI::App& app) {
     if (objective_flag->count() && o.budget != recipe::BudgetKind::Ppl)
       return fail("--objective applies under --budget-ppl only (the other budgets minimise perplexity)");
     if (f->calib_tokens < 2 || f->window < 2) return fail("--calib-tokens and --window must be at least 2");
-    if (f->eval_tokens < 0 || f->eval_ctx < 2 || f->verify < 0)
-      return fail("--eval-tokens must be >= 0, --eval-ctx >= 2 and --verify >= 0");
+    if (f->eval_tokens < 0 || f->eval_ctx < 2 || f->verify < 0 || f->recover < 0)
+      return fail("--eval-tokens must be >= 0, --eval-ctx >= 2, --verify >= 0 and --recover >= 0");
     o.sensitivity.tokens = f->calib_tokens;
     o.sensitivity.window = f->window;
     o.sensitivity.threads = f->threads;
@@ -128,6 +133,7 @@ Command add_optimize(CLI::App& app) {
     o.eval_ctx = f->eval_ctx;
     o.verify_points = f->verify;
     o.eval_cmd = f->eval_cmd;
+    o.recover_steps = f->recover;
     o.threads = f->threads;
     std::unique_ptr<ProgressBar> bar;
     std::string stage;
@@ -167,6 +173,10 @@ Command add_optimize(CLI::App& app) {
                 c["measured"]["ppl"].get<double>(), c["predicted_ppl"].get<double>(),
                 c["measured"]["bytes"].get<double>() / 1e6, c["measured"]["decode_tok_s"].get<double>(),
                 r["frontier"].size(), r["rank_correlation"].is_null() ? "n/a" : std::to_string(r["rank_correlation"].get<double>()).c_str());
+    if (const Json& rec = r["recovery"]; !rec.is_null())
+      std::printf("recovery: %lld steps, loss %.4f -> %.4f, ppl %.4f (%s)\n", (long long)rec["steps"].get<int64_t>(),
+                  rec["initial_loss"].get<double>(), rec["final_loss"].get<double>(),
+                  rec["measured"]["ppl"].get<double>(), rec["used"].get<bool>() ? "used" : "not used: no lower");
     std::printf("recipe:");
     for (size_t g = 0; g < r["groups"].size(); ++g)
       std::printf(" %s=%s", r["groups"][g]["label"].get<std::string>().c_str(), c["recipe"][g].get<std::string>().c_str());

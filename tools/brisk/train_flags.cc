@@ -76,7 +76,7 @@ int run_and_report(TrainFlags& f) {
     spec.scheme = scheme.value();
     spec.group = f.qat_group;
     if (Status valid = validate_quant_spec(spec); !valid.ok()) return fail("--qat: " + valid.error().message);
-    o.qat = spec;
+    o.qat = train::QatRecipe{spec, {}};
   }
   ProgressBar bar(o.distill ? "distill" : "train");
   auto report = train::run_training(o, [&](const train::StepReport& r) {
