@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 27: brisk optimize on the CPU -- sotu-llama under a perplexity budget (+1%, objective decode,
-# quantization and pruning candidates) and a bits budget (5 bits per weight), sotu-qwen2 under the +1% budget. Each run measures the
+# quantization and pruning candidates) and a bits budget (5 bits per weight), sotu-qwen2 under the +1% budget,
+# and sotu-llama under 4.5 bits with 40 steps of recovery distillation (--recover). Each run measures the
 # base model, every single-technique recipe and the frontier points itself (same machine, same run).
 # Writes $OUT/optimize-<model>.json (the whole records), the summary
 # bench/results/optimize-sotu-llama-<LABEL>.json-style file as $OUT/optimize-summary.json, and the
@@ -20,12 +21,14 @@ common=(--calib "$TEXT/sotu-valid.txt" --eval "$TEXT/sotu-test.txt" --calib-toke
   --report "$OUT/optimize-sotu-llama-bits.json" | tail -3
 "$B" optimize -m "$SHARED/models/sotu-qwen2" -o "$OUT/qwen2-ppl" "${common[@]}" --budget-ppl +1% --objective decode \
   --report "$OUT/optimize-sotu-qwen2-ppl.json" | tail -3
+"$B" optimize -m "$SHARED/models/sotu-llama" -o "$OUT/llama-recover" "${common[@]}" --budget-bits 4.5 --space w8,w4,nf4 \
+  --recover 40 --report "$OUT/optimize-sotu-llama-recover.json" | tail -4
 python3 - "$OUT" <<'PY'
 import json, os, platform, subprocess, sys
 out = sys.argv[1]
 cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
 summary = {"machine": f"{cpu}, {os.cpu_count()} vCPU", "command": "bench/optimize_cpu.sh", "runs": {}}
-for run in ("sotu-llama-ppl", "sotu-llama-bits", "sotu-qwen2-ppl"):
+for run in ("sotu-llama-ppl", "sotu-llama-bits", "sotu-qwen2-ppl", "sotu-llama-recover"):
     r = json.load(open(os.path.join(out, f"optimize-{run}.json")))
     c = r["chosen"]
     summary["runs"][run] = {
@@ -39,6 +42,9 @@ for run in ("sotu-llama-ppl", "sotu-llama-bits", "sotu-qwen2-ppl"):
         "rank_correlation": r["rank_correlation"], "seconds": r["seconds"],
         "speedup_vs_base": c["measured"]["decode_tok_s"] / r["base"]["decode_tok_s"],
         "size_vs_base": c["measured"]["bytes"] / r["base"]["bytes"]}
+    if r.get("recovery"):
+        summary["runs"][run]["recovery"] = r["recovery"]
+        summary["runs"][run]["chosen"]["measured_before_recovery"] = c.get("measured_before_recovery")
 summary["speedup_vs_base"] = summary["runs"]["sotu-llama-ppl"]["speedup_vs_base"]
 json.dump(summary, open(os.path.join(out, "optimize-summary.json"), "w"), indent=1)
 for k, v in summary["runs"].items():

@@ -28,7 +28,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 SHAPES = {
     "tinyllama-1.1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
                            num_key_value_heads=4, vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-5,
-                           rope_theta=10000.0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
+                           bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),  # rope_theta: the default 10000
 }
 
 

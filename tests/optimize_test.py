@@ -34,7 +34,10 @@ class ReportPageChecks:
         self.assertNotIn(":CONSOLE", dom.stderr)  # no console output at all, errors included
         shown = report_page.shown_numbers(dom.stdout)
         self.assertIn(["chosen", "measured", "ppl"], [k for k, _ in shown])
-        self.assertGreater(len(shown), 5 * len(self.r["groups"]))  # the tables, charts, heat map
+        if self.r.get("recovery"):
+            self.assertIn(["recovery", "measured", "ppl"], [k for k, _ in shown])
+        # The tables, charts and heat maps: the sensitivity map alone has a cell per group and candidate.
+        self.assertGreater(len(shown), len(self.r["groups"]) * len(self.r["candidates"]))
         for keys, value in shown:
             want = report_page.json_at(self.r, keys)
             if keys[-1] == "bytes":
@@ -159,27 +162,37 @@ class OptimizePrune(unittest.TestCase):
             self.assertTrue(checked, r["chosen"]["recipe"])
 
 
-class OptimizeRecover(unittest.TestCase):
+class OptimizeRecover(ReportPageChecks, unittest.TestCase):
     """--recover: the answer after quantization-aware distillation from the base model, measured,
-    kept only when it measures lower; the folder holds the quantized model alone."""
+    kept only when it measures lower; the folder holds the quantized model alone; the page shows it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = os.path.join(cls.tmp.name, "recovered")
+        cls.html = os.path.join(cls.tmp.name + "-page.html")
+        cls.r = optimize(cls.out, "--space", "w8,nf4", "--budget-bits", "6", "--verify", "1", "--recover", "4",
+                         "--html", cls.html)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+        os.remove(cls.html)
 
     def test_recovery_is_measured_and_leaves_only_the_model(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "recovered")
-            r = optimize(out, "--space", "w8,nf4", "--budget-bits", "6", "--verify", "1", "--recover", "4")
-            rec, chosen = r["recovery"], r["chosen"]
-            self.assertEqual(rec["steps"], 4)
-            self.assertEqual(rec["tokens"], 4 * 4 * 128)  # steps x 4 windows x --window
-            before = chosen.get("measured_before_recovery", chosen["measured"])
-            self.assertEqual(rec["measured"]["bytes"], before["bytes"])  # the same formats, the same bytes
-            self.assertEqual(rec["used"], rec["measured"]["ppl"] < before["ppl"])
-            self.assertEqual(chosen["measured"]["ppl"], min(rec["measured"]["ppl"], before["ppl"]))
-            self.assertEqual(sorted(os.listdir(tmp)), ["recovered"])  # no scratch left
-            self.assertNotIn("float", os.listdir(out))
-            self.assertNotIn("train_state.safetensors", os.listdir(out))
-            ppl = json.loads(brisk("perplexity", "-m", out, "-f", os.path.join(TEXT, "sotu-test.txt"), "--ctx", "256",
-                                   "--json").stdout)["ppl"]
-            self.assertLess(ppl, 200)
+        rec, chosen, out = self.r["recovery"], self.r["chosen"], self.out
+        self.assertEqual(rec["steps"], 4)
+        self.assertEqual(rec["tokens"], 4 * 4 * 128)  # steps x 4 windows x --window
+        before = chosen.get("measured_before_recovery", chosen["measured"])
+        self.assertEqual(rec["measured"]["bytes"], before["bytes"])  # the same formats, the same bytes
+        self.assertEqual(rec["used"], rec["measured"]["ppl"] < before["ppl"])
+        self.assertEqual(chosen["measured"]["ppl"], min(rec["measured"]["ppl"], before["ppl"]))
+        self.assertEqual(sorted(os.listdir(self.tmp.name)), ["recovered"])  # no scratch left
+        self.assertNotIn("float", os.listdir(out))
+        self.assertNotIn("train_state.safetensors", os.listdir(out))
+        ppl = json.loads(brisk("perplexity", "-m", out, "-f", os.path.join(TEXT, "sotu-test.txt"), "--ctx", "256",
+                               "--json").stdout)["ppl"]
+        self.assertLess(ppl, 200)
 
 
 class OptimizeErrors(unittest.TestCase):

@@ -194,8 +194,9 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
   for (int32_t id : tokens)
     if (id < 0 || id >= vocab) return make_error("optimize: calibration token id " + std::to_string(id) + " is outside the vocabulary");
   // Candidates that fit to calibration inputs (GPTQ, Wanda) see other windows than the KL is
-  // scored on, midway between them: scored on their own fitting data GPTQ's damage looked smaller
-  // than it measured (sotu-llama, 256 tokens: rank correlation 0.77, 0.88 without GPTQ).
+  // scored on, midway between them (the same ones when the text holds no others): scored on their
+  // own fitting data GPTQ's damage looked smaller than it measured (sotu-llama, 256 tokens: rank
+  // correlation 0.77, 0.88 without GPTQ).
   std::vector<const int32_t*> starts, fit_starts;
   for (int64_t w = 0; w < windows; ++w) {
     starts.push_back(tokens.data() + (w * available / windows) * window);

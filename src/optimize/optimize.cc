@@ -417,6 +417,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     return ok_status();
   };
   for (size_t i : to_verify) BRISK_TRY(verify(i));
+  const size_t predicted_index = index;
   // The chosen point as measured re-aims the search (a secant step): the scale is re-fitted on that
   // point alone (its measured ln(ppl / base) over its summed KL) and the point the budget allows
   // under it is measured next -- toward less damage (at least one step) when it measured over the
@@ -491,6 +492,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   // and, within the timing noise, the same rates).
   Json recovery = nullptr;
   std::optional<Measured> recovered;
+  train::TrainReport trained;
   const fs::path recovered_dir = scratch / "recovered";
   if (o.recover_steps > 0) {
     report("recover", 0, 1);
@@ -500,15 +502,17 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     r.window = o.sensitivity.window;
     r.scratch = scratch;
     r.threads = o.threads;
-    BRISK_ASSIGN(trained, write_recovered_recipe(o.model, recovered_dir, sens, o.candidates, *best->choice, r));
+    BRISK_ASSIGN(report_of_training, write_recovered_recipe(o.model, recovered_dir, sens, o.candidates, *best->choice, r));
+    trained = report_of_training;
     BRISK_ASSIGN(m, evaluator.measure(recovered_dir));
     recovered = m;
-    recovery = {{"steps", trained.steps}, {"tokens", trained.tokens}, {"seconds", trained.seconds},
-                {"initial_loss", trained.initial_loss}, {"final_loss", trained.final_loss},
-                {"measured", measured_json(m)}, {"used", m.ppl < best->measured->ppl}};
     report("recover", 1, 1);
   }
   const bool use_recovered = recovered && recovered->ppl < best->measured->ppl;
+  if (recovered)
+    recovery = {{"steps", trained.steps}, {"tokens", trained.tokens}, {"seconds", trained.seconds},
+                {"initial_loss", trained.initial_loss}, {"final_loss", trained.final_loss},
+                {"measured", measured_json(*recovered)}, {"used", use_recovered}};
 
   // The record.
   Json frontier_json = Json::array();
@@ -537,7 +541,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   const std::optional<double> rank = spearman(predicted, measured);
   Json chosen_json = space.point_json(*best->choice);
   chosen_json["source"] = best->source;
-  chosen_json["predicted_frontier_index"] = index;
+  chosen_json["predicted_frontier_index"] = predicted_index;
   chosen_json["measured"] = measured_json(use_recovered ? *recovered : *best->measured);
   if (use_recovered) chosen_json["measured_before_recovery"] = measured_json(*best->measured);
   chosen_json["within_budget"] = true;

@@ -24,6 +24,7 @@ function renderOptimize(root, r) {
   r.frontier.forEach((p, i) => {
     if (p.measured) row(`frontier #${i}`, p.measured, `frontier.${i}.measured`, { value: p.predicted_ppl, json: `frontier.${i}.predicted_ppl` });
   });
+  if (r.recovery) row(`recovered (${r.recovery.steps} steps${r.recovery.used ? '' : ', not used'})`, r.recovery.measured, 'recovery.measured');
   row(`chosen (${r.chosen.source})`, r.chosen.measured, 'chosen.measured', { value: r.chosen.predicted_ppl, json: 'chosen.predicted_ppl' });
   table(root, { title: 'Measured recipes', columns: ['recipe', 'ppl', 'predicted ppl', 'MB (bytes/1e6)', 'decode tok/s'], rows });
   el('p', {}, root, `Rank correlation of predicted and measured perplexity: ` +
