@@ -46,10 +46,12 @@ Result<CalibratedModel> quantize_with_calibration(const std::filesystem::path& m
       return out;
     }
     case Method::Gptq: {
+      GptqOptions gptq = options.gptq;
+      gptq.threads = options.threads;
       if (options.sequential == Sequential::Off) {
         BRISK_ASSIGN(stats, calibrate(*model, capture, calibration_tokens, calibration));
         out.calibration_tokens = stats.tokens;
-        BRISK_ASSIGN(q, gptq_quantize(out.weights, stats, options.spec, options.gptq));
+        BRISK_ASSIGN(q, gptq_quantize(out.weights, stats, options.spec, gptq));
         keep_matrices(out, std::move(q));
         return out;
       }
@@ -59,7 +61,7 @@ Result<CalibratedModel> quantize_with_calibration(const std::filesystem::path& m
         calibration.select = [l](const TensorSpec& spec) { return spec.layer == l; };
         BRISK_ASSIGN(stats, calibrate(*model, capture, calibration_tokens, calibration));
         out.calibration_tokens = stats.tokens;
-        BRISK_ASSIGN(q, gptq_quantize(out.weights, stats, options.spec, options.gptq));
+        BRISK_ASSIGN(q, gptq_quantize(out.weights, stats, options.spec, gptq));
         keep_matrices(out, std::move(q));
       }
       return out;

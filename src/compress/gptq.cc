@@ -6,6 +6,7 @@
 #include "compress/calib_linalg.h"
 #include "compress/grid_search.h"
 #include "compress/obs_sweep.h"
+#include "core/thread_pool.h"
 
 namespace brisk::calib {
 
@@ -65,35 +66,44 @@ Result<UnpackedMatrix> gptq(const float* w, int64_t rows, int64_t cols, const st
     const float d = u[size_t(j * cols + j)];
     cost[size_t(order[size_t(j)])] = 1.0f / (d * d);
   }
-  auto set_grids = [&](const float* w0, int64_t n, const float* importance, int64_t group) {
-    const std::vector<GroupParams> found = search_grids(w0, rows, n, cols, importance, spec, options.grid);
-    for (int64_t r = 0; r < rows; ++r) q.params[size_t(r * groups + group)] = found[size_t(r)];
+  // Grids of rows [r0, r0 + n_rows) for one group: each row's own search (grid_search.h), so rows
+  // searched apart get the grids they get together.
+  auto set_grids = [&](const float* w0, int64_t r0, int64_t n_rows, int64_t n, const float* importance, int64_t group) {
+    const std::vector<GroupParams> found = search_grids(w0, n_rows, n, cols, importance, spec, options.grid);
+    for (int64_t r = 0; r < n_rows; ++r) q.params[size_t((r0 + r) * groups + group)] = found[size_t(r)];
   };
+  // The group of the column visited j-th: contiguous by original column (static), else by visit.
+  auto group_of_visit = [&](int64_t j) { return static_grids ? order[size_t(j)] / width : j / width; };
   // Static grids: fitted to the original weights in their contiguous groups, before any update.
   if (static_grids)
-    for (int64_t g = 0; g < groups; ++g) set_grids(original.data() + g * width, width, cost.data() + g * width, g);
+    for (int64_t g = 0; g < groups; ++g) set_grids(original.data() + g * width, 0, rows, width, cost.data() + g * width, g);
   std::vector<float> visiting_cost(static_cast<size_t>(cols));
   for (int64_t j = 0; j < cols; ++j) visiting_cost[size_t(j)] = cost[size_t(order[size_t(j)])];
+  if (!q.group_index.empty())
+    for (int64_t j = 0; j < cols; ++j) q.group_index[size_t(order[size_t(j)])] = int32_t(group_of_visit(j));
 
-  obs_sweep(
-      work, rows, cols, u, options.block,
-      [&](int64_t j) {
-        // The group this column belongs to, and (when first reached) its grid from the current weights.
-        const int64_t col = order[size_t(j)];
-        const int64_t group = static_grids ? col / width : j / width;
-        if (!static_grids && j % width == 0)
-          set_grids(work.data() + j, std::min(width, cols - j), visiting_cost.data() + j, group);
-        if (!q.group_index.empty()) q.group_index[size_t(col)] = int32_t(group);
-      },
-      [&](int64_t r, int64_t j, float w) {
-        const int64_t col = order[size_t(j)];
-        const GroupParams& p = q.params[size_t(r * groups + (static_grids ? col / width : j / width))];
-        const int32_t code = nearest_code(traits, pruned[size_t(r * cols + col)] ? 0.0f : w, p);
-        const float value = dequantize_code(traits, code, p);
-        q.codes[size_t(r * cols + col)] = int8_t(code);
-        q.dequantized[size_t(r * cols + col)] = value;
-        return value;
-      });
+  // Rows sweep apart, a block of rows per thread: every choice is per row (grids, codes), so the
+  // result is bit for bit the one-thread sweep's (sotu-llama w4 GPTQ: the same file).
+  ThreadPool pool(options.threads);
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    float* block_rows = work.data() + r0 * cols;
+    obs_sweep(
+        block_rows, r1 - r0, cols, u, options.block,
+        [&](int64_t j) {  // a group's grid, when its first column is reached, from the current weights
+          if (!static_grids && j % width == 0)
+            set_grids(block_rows + j, r0, r1 - r0, std::min(width, cols - j), visiting_cost.data() + j, j / width);
+        },
+        [&](int64_t r, int64_t j, float w) {
+          r += r0;
+          const int64_t col = order[size_t(j)];
+          const GroupParams& p = q.params[size_t(r * groups + group_of_visit(j))];
+          const int32_t code = nearest_code(traits, pruned[size_t(r * cols + col)] ? 0.0f : w, p);
+          const float value = dequantize_code(traits, code, p);
+          q.codes[size_t(r * cols + col)] = int8_t(code);
+          q.dequantized[size_t(r * cols + col)] = value;
+          return value;
+        });
+  });
   return q;
 }
 

@@ -49,6 +49,7 @@ struct GptqOptions {
   ActOrder act_order = ActOrder::Off;
   GroupOrder group_order = GroupOrder::Static;
   GridSearchOptions grid;  // each group's range, searched when its grid is fixed
+  int threads = 0;         // rows swept in parallel on this many threads (0: all cores)
 };
 
 // Quantizes w [rows, cols] given xtx = sum x^T x [cols, cols] (the Hessian up to a factor, which

@@ -19,12 +19,13 @@ namespace brisk::calib {
 // singular).
 Result<std::vector<float>> inverse_hessian_factor(const std::vector<double>& h, int64_t n, double damp);
 
-// Visits columns 0..cols-1 of `work` (updated in place) in blocks of `block`: before each column j,
-// before_column(j) (a method fixes its grid or mask from the current, already-updated weights);
-// then for each row r, replace(r, j, w) returns what w = work[r, j] becomes, and the error spreads.
-// `work` ends as the replaced matrix.
+// Visits columns 0..cols-1 of `work` [rows, cols] (updated in place) in blocks of `block`: before
+// each column j, before_column(j) (a method fixes its grid or mask from the current, already-updated
+// weights); then for each row r, replace(r, j, w) returns what w = work[r, j] becomes, and the error
+// spreads. `work` ends as the replaced matrix. Each row's arithmetic reads only that row and U, so
+// a method whose choices are per row may sweep blocks of rows apart (GPTQ does, in parallel).
 template <class BeforeColumn, class Replace>
-void obs_sweep(std::vector<float>& work, int64_t rows, int64_t cols, const std::vector<float>& u, int64_t block,
+void obs_sweep(float* work, int64_t rows, int64_t cols, const std::vector<float>& u, int64_t block,
                BeforeColumn&& before_column, Replace&& replace) {
   block = std::max<int64_t>(block, 1);
   std::vector<float> err(size_t(rows * block));
@@ -35,7 +36,7 @@ void obs_sweep(std::vector<float>& work, int64_t rows, int64_t cols, const std::
       const float* u_row = u.data() + j * cols;
       const float d = u_row[j];
       for (int64_t r = 0; r < rows; ++r) {
-        float* wr = work.data() + r * cols;
+        float* wr = work + r * cols;
         const float value = replace(r, j, wr[j]);
         const float e = (wr[j] - value) / d;
         wr[j] = value;
@@ -45,7 +46,7 @@ void obs_sweep(std::vector<float>& work, int64_t rows, int64_t cols, const std::
     }
     // Lazy batch: the block's errors reach the remaining columns in one pass.
     for (int64_t r = 0; r < rows; ++r) {
-      float* wr = work.data() + r * cols;
+      float* wr = work + r * cols;
       for (int64_t j = b0; j < b1; ++j) {
         const float e = err[size_t(r * block + (j - b0))];
         const float* u_row = u.data() + j * cols;

@@ -104,7 +104,7 @@ Status sparsegpt(float* w, int64_t rows, int64_t cols, const std::vector<double>
   };
   const int64_t block = std::max<int64_t>(o.block, 1);
   obs_sweep(
-      work, rows, cols, u, block,
+      work.data(), rows, cols, u, block,
       [&](int64_t j) {
         if (o.pattern.structured()) {
           if (j % o.pattern.group == 0)

@@ -113,7 +113,9 @@ Result<QuantizedMatrix> candidate_matrix(const Candidate& candidate, std::vector
   if (!candidate.spec) return make_error("candidate '" + candidate.name + "' keeps the matrix: nothing to quantize");
   BRISK_TRY(apply_pruning(candidate, w, rows, cols, input, name));
   if (candidate.method == calib::Method::Gptq && input) {
-    auto unpacked = calib::gptq(w.data(), rows, cols, input->xtx, *candidate.spec);
+    calib::GptqOptions gptq;
+    gptq.threads = pool ? pool->size() : 0;
+    auto unpacked = calib::gptq(w.data(), rows, cols, input->xtx, *candidate.spec, gptq);
     if (!unpacked) return make_error("'" + name + "': " + unpacked.error().message);
     return calib::pack(*unpacked);
   }
