@@ -9,8 +9,8 @@
 # Needs DATA (default .carry/tiny) with sotu-train.txt, sotu-valid.txt, sotu-test.txt and the
 # Llama-2 tokenizer.model; carry .debs and DATA. Everything lands under $OUT.
 #   bench/optimize_tinyllama_gpu.sh        (knobs: STEPS, SPACE, CALIB_TOKENS, EVAL_TOKENS, VERIFY)
-# SPACE defaults to the RTN formats: GPTQ runs on one thread per matrix, its work growing as
-# rows x cols^2 (tinyllama's 22 down_proj of 2048 x 5632), too long for one 10-minute call.
+# SPACE defaults to the RTN formats: GPTQ inverts each input's Hessian on one thread, O(cols^3)
+# (tinyllama's 22 down_proj read 5632 inputs), too long for one 10-minute call.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/build-gpu/out}
