@@ -19,9 +19,13 @@ MODEL=${MODEL:-/tmp/tinyllama-sotu}
 mkdir -p "$OUT"
 export OUT
 T0=$(date +%s)
-( "$ROOT/scripts/gpu_check.sh" --build-only >"$OUT/gpu_check.txt" 2>&1 &&
-  ninja -C "$ROOT/build-gpu" -j15 brisk >"$OUT/build-brisk.log" 2>&1
-  echo $? >"$OUT/build.rc" ) &
+# Build logs stay outside $OUT: the device tool returns at most 8 files, and the record, the page,
+# the training log and optimize's log must be among them (session 23's first run lost them).
+LOGS=/tmp/brisk-build-logs
+mkdir -p "$LOGS"
+( OUT="$LOGS" "$ROOT/scripts/gpu_check.sh" --build-only >"$LOGS/gpu_check.txt" 2>&1 &&
+  ninja -C "$ROOT/build-gpu" -j15 brisk >"$LOGS/build-brisk.log" 2>&1
+  echo $? >"$LOGS/build.rc" ) &
 build=$!
 if [ ! -f "$MODEL/config.json" ]; then
   PYTHONUNBUFFERED=1 LD_LIBRARY_PATH= python3 "$ROOT/scripts/train_reference_model.py" --shape tinyllama-1.1b \
@@ -30,15 +34,16 @@ if [ ! -f "$MODEL/config.json" ]; then
 fi
 tail -1 "$OUT/train.log"
 wait $build
-echo "build + train: $(( $(date +%s) - T0 )) s, build rc $(cat "$OUT/build.rc" 2>/dev/null)"
-[ "$(cat "$OUT/build.rc" 2>/dev/null)" = 0 ] || { tail -20 "$OUT/gpu_check.txt"; grep -E "error|FAILED" "$OUT/build-brisk.log" | head; exit 1; }
+echo "build + train: $(( $(date +%s) - T0 )) s, build rc $(cat "$LOGS/build.rc" 2>/dev/null)"
+[ "$(cat "$LOGS/build.rc" 2>/dev/null)" = 0 ] || { tail -20 "$LOGS/gpu_check.txt"; grep -E "error|FAILED" "$LOGS/build-brisk.log" | head; exit 1; }
 [ -d /tmp/brisk-sysroot ] && export LD_LIBRARY_PATH=/tmp/brisk-sysroot/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 B="$ROOT/build-gpu/tools/brisk/brisk"
 rm -rf /tmp/tinyllama-optimized
-timeout "${OPT_TIMEOUT:-380}" "$B" optimize -m "$MODEL" -o /tmp/tinyllama-optimized --space "${SPACE:-w8,fp8,w4,nf4}" \
+timeout "${OPT_TIMEOUT:-440}" "$B" optimize -m "$MODEL" -o /tmp/tinyllama-optimized --space "${SPACE:-w8,fp8,w4,nf4}" \
   --calib "$DATA/sotu-valid.txt" --eval "$DATA/sotu-test.txt" --calib-tokens "${CALIB_TOKENS:-128}" --window 128 \
   --eval-tokens "${EVAL_TOKENS:-4096}" --eval-ctx 512 --verify "${VERIFY:-2}" --budget-ppl +1% --objective decode \
   --report "$OUT/optimize-tinyllama-sotu.json" --html "$OUT/optimize-tinyllama-sotu.html" 2>"$OUT/optimize.err" |
   tail -6
-echo "optimize exit ${PIPESTATUS[0]} at $(( $(date +%s) - T0 )) s"; tail -3 "$OUT/optimize.err"
+echo "optimize exit ${PIPESTATUS[0]} at $(( $(date +%s) - T0 )) s"
+tr '\r' '\n' <"$OUT/optimize.err" | grep -v '^ *$' | awk '{ last[$1 " " $2] = $0 } END { for (k in last) print last[k] }' | tail -12
 { lscpu | sed -n 's/^Model name: *//p'; nproc; nvidia-smi --query-gpu=name --format=csv,noheader; } >"$OUT/machine.txt" 2>&1
