@@ -5,10 +5,11 @@
 #   2. scripts/train_reference_model.py trains tinyllama-1.1b's shape from scratch on sotu-train
 #      (the Llama-2 SentencePiece vocabulary) -- random weights score nothing (rank correlation
 #      -0.19 in bench/results/optimize-tinyllama-random-xeon-2vcpu.json);
-#   3. brisk optimize --budget-ppl +1% --objective decode on it, with the page and the record.
+#   3. brisk optimize on it (BUDGET, default --budget-bits 5: no timing rounds, which a decode
+#      objective adds and one 10-minute call cannot hold), with the page and the record.
 # Needs DATA (default .carry/tiny) with sotu-train.txt, sotu-valid.txt, sotu-test.txt and the
 # Llama-2 tokenizer.model; carry .debs and DATA. Everything lands under $OUT.
-#   bench/optimize_tinyllama_gpu.sh        (knobs: STEPS, SPACE, CALIB_TOKENS, EVAL_TOKENS, VERIFY)
+#   bench/optimize_tinyllama_gpu.sh        (knobs: STEPS, SPACE, BUDGET, CALIB_TOKENS, EVAL_TOKENS, VERIFY)
 # SPACE defaults to the RTN formats: GPTQ inverts each input's Hessian on one thread, O(cols^3)
 # (tinyllama's 22 down_proj read 5632 inputs), too long for one 10-minute call.
 set -uo pipefail
@@ -41,7 +42,7 @@ B="$ROOT/build-gpu/tools/brisk/brisk"
 rm -rf /tmp/tinyllama-optimized
 timeout "${OPT_TIMEOUT:-440}" "$B" optimize -m "$MODEL" -o /tmp/tinyllama-optimized --space "${SPACE:-w8,fp8,w4,nf4}" \
   --calib "$DATA/sotu-valid.txt" --eval "$DATA/sotu-test.txt" --calib-tokens "${CALIB_TOKENS:-128}" --window 128 \
-  --eval-tokens "${EVAL_TOKENS:-4096}" --eval-ctx 512 --verify "${VERIFY:-2}" --budget-ppl +1% --objective decode \
+  --eval-tokens "${EVAL_TOKENS:-4096}" --eval-ctx 512 --verify "${VERIFY:-2}" ${BUDGET:---budget-bits 5} \
   --report "$OUT/optimize-tinyllama-sotu.json" --html "$OUT/optimize-tinyllama-sotu.html" 2>"$OUT/optimize.err" |
   tail -6
 echo "optimize exit ${PIPESTATUS[0]} at $(( $(date +%s) - T0 )) s"

@@ -37,11 +37,12 @@ Command add_optimize(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "optimize",
       "Choose a compression recipe per layer under a budget. Each group of linear layers that share\n"
-      "an input (q/k/v, o, gate/up, down, the head) is scored once per candidate format (keep, w8,\n"
-      "fp8, w4, nf4) by the KL divergence it causes on --calib text, and costed in bytes and in\n"
-      "matmul time measured on this machine; an exact solver builds the Pareto frontier, the\n"
-      "single-technique recipes and the frontier points around the choice are measured for real\n"
-      "(perplexity on --eval, decode tok/s, bytes), and the chosen model is written to -o");
+      "an input (q/k/v, o, gate/up, down, the head) is scored once per candidate (keep, w8, fp8,\n"
+      "w4, nf4, w4-gptq; pruned w8 with --space prune) by the KL divergence it causes on --calib\n"
+      "text, and costed in bytes and in matmul time measured on this machine; an exact solver\n"
+      "builds the Pareto frontier, the single-technique recipes and the frontier points around the\n"
+      "choice are measured for real (perplexity on --eval, decode tok/s, bytes), and the chosen\n"
+      "model is written to -o");
   sub->add_option("-m,--model", f->in, "Input model folder (unquantized)")->required();
   sub->add_option("-o,--out", f->out, "Output model folder (must not exist or be empty)")->required();
   sub->add_option("--calib", f->calib, "Text the scores come from (tokenized without special tokens)")->required();
