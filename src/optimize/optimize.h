@@ -6,9 +6,11 @@
 //   3. solve: the exact Pareto frontier of (cost, summed KL) (optimize/recipe_frontier.h); the
 //      summed KL predicts ln(ppl / ppl_base), scaled by a factor fitted to the single-technique
 //      recipes' measured perplexities;
-//   4. verify: the chosen point and its frontier neighbours written with brisk quantize's writer
+//   4. verify: the chosen point and its frontier neighbours written (optimize/recipe_writer.h)
 //      and measured (perplexity on the eval text, decode tok/s, bytes), against every
-//      single-technique recipe measured the same way; the output folder is the chosen recipe.
+//      single-technique recipe measured the same way; under a perplexity budget the chosen
+//      point's measurement re-aims the choice; the output folder is the best measured recipe;
+//   5. recover (--recover): that recipe trained toward the base model, kept when it measures lower.
 #pragma once
 
 #include <cstdint>
