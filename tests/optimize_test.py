@@ -204,6 +204,10 @@ class OptimizeErrors(unittest.TestCase):
                                  (["--budget-ppl", "2%", "--budget-bits", "4"], "excludes"),
                                  (["--budget-ppl", "lots"], "--budget-ppl 'lots'"),
                                  (["--budget-bits", "4", "--space", "lowrank"], "--space 'lowrank'"),
+                                 (["--budget-bits", "4", "--space", ""], "unknown technique or candidate ''"),
+                                 (["--budget-bits", "4", "--space", "quant,"], "unknown technique or candidate ''"),
+                                 (["--budget-bits", "4", "--space", ",,prune"], "unknown technique or candidate ''"),
+                                 (["--budget-bits", "4", "--space", "w8+s" + "9" * 100000], "unknown technique or candidate"),
                                  (["--budget-bits", "4", "--objective", "fast"], "unknown objective 'fast'"),
                                  (["--budget-bits", "4", "--objective", "size"], "--objective applies under --budget-ppl"),
                                  (["--budget-bits", "4", "--verify", "-1"], "--verify >= 0"),
@@ -213,6 +217,7 @@ class OptimizeErrors(unittest.TestCase):
                                  (["--budget-bits", "8", "--html", "/nonexistent/dir/page.html"], "page.html: cannot write")):
                 p = brisk(*base, *args, check=False)
                 self.assertNotEqual(p.returncode, 0, args)
+                self.assertLess(len(p.stderr), 2000, args)  # a hostile value is not echoed whole
                 self.assertIn(needle, p.stderr, args)
                 self.assertFalse(os.path.exists(out) and os.listdir(out), args)
             bert = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "golden", "bert")

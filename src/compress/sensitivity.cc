@@ -94,7 +94,8 @@ Result<std::vector<Candidate>> search_candidates(const std::string& space) {
       for (const Candidate& c : candidates)
         if (c.name == item) add(c), found = true;
     if (!found)
-      return make_error("--space '" + space + "': unknown technique or candidate '" + item.substr(0, 64) +
+      return make_error("--space '" + space.substr(0, 64) + (space.size() > 64 ? "...'" : "'") +
+                        ": unknown technique or candidate '" + item.substr(0, 64) +
                         "' (techniques: quant, prune; candidates: " + names + ")");
   }
   return out;
@@ -206,20 +207,22 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
   }
   result.tokens = windows * window;
   KvCache cache = model->make_cache(window);
-  auto run_windows = [&](const std::vector<const int32_t*>& at, std::vector<float>& out) {
-    out.resize(size_t(result.tokens * vocab));
+  // Runs the windows starting at `at`; with `out`, their next-token log-probabilities go there,
+  // without, no logits are formed (a pass that only feeds the capture).
+  auto run_windows = [&](const std::vector<const int32_t*>& at, std::vector<float>* out) {
+    if (out) out->resize(size_t(result.tokens * vocab));
     for (int64_t w = 0; w < windows; ++w) {
-      float* rows = out.data() + w * window * vocab;
+      float* rows = out ? out->data() + w * window * vocab : nullptr;
       for (int64_t s = 0; s < window; s += model->max_rows()) {
         const int64_t n = std::min(model->max_rows(), window - s);
-        model->forward(at[size_t(w)] + s, n, s, cache, LogitRows::All, rows + s * vocab);
+        model->forward(at[size_t(w)] + s, n, s, cache, out ? LogitRows::All : LogitRows::None,
+                       rows ? rows + s * vocab : nullptr);
       }
-      log_softmax_rows(rows, window, vocab);
+      if (rows) log_softmax_rows(rows, window, vocab);
     }
   };
-  auto log_probs = [&](std::vector<float>& out) { run_windows(starts, out); };
   std::vector<float> base, probe;
-  log_probs(base);
+  run_windows(starts, &base);
 
   ThreadPool& pool = cpu.pool();
   const int64_t total = int64_t(result.groups.size() * candidates.size());
@@ -235,7 +238,7 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
       std::unordered_map<const void*, std::string> weights;
       for (const MatrixShape& m : result.groups[g].matrices) weights[slots.at(m.tensor).data] = m.tensor;
       capture.start_capture(std::move(weights), 1, 0, calib::InputStatistics::Full);
-      run_windows(fit_starts, probe);
+      run_windows(fit_starts, nullptr);
       for (auto& [name, stats] : capture.finish_capture()) result.inputs[name] = stats;
     }
     for (size_t ci = 0; ci < candidates.size(); ++ci) {
@@ -264,7 +267,7 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
         quantized.push_back(std::move(q));
       }
       result.bytes[g][ci] = disk;
-      log_probs(probe);
+      run_windows(starts, &probe);
       backend.clear();
       double kl = 0;
       for (int64_t r = 0; r < result.tokens; ++r) {

@@ -400,8 +400,8 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
                       std::to_string(o.budget_value) + " (the frontier spans " + std::to_string(frontier.size()) + " recipes)");
 
   // 4. Measured: the chosen point, its neighbours and points spread over the frontier (the
-  // prediction's rank check). Under a perplexity budget a chosen point that measures over it
-  // gives way to the next point with less predicted damage.
+  // prediction's rank check); under a perplexity budget the chosen point's measurement then
+  // re-aims the choice (below).
   size_t index = size_t(chosen - frontier.data());
   const size_t n = frontier.size(), spread = size_t(std::max(o.verify_points, 0));
   std::set<size_t> to_verify = {index};
@@ -492,7 +492,6 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   // and, within the timing noise, the same rates).
   Json recovery = nullptr;
   std::optional<Measured> recovered;
-  train::TrainReport trained;
   const fs::path recovered_dir = scratch / "recovered";
   if (o.recover_steps > 0) {
     report("recover", 0, 1);
@@ -502,17 +501,15 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     r.window = o.sensitivity.window;
     r.scratch = scratch;
     r.threads = o.threads;
-    BRISK_ASSIGN(report_of_training, write_recovered_recipe(o.model, recovered_dir, sens, o.candidates, *best->choice, r));
-    trained = report_of_training;
+    BRISK_ASSIGN(trained, write_recovered_recipe(o.model, recovered_dir, sens, o.candidates, *best->choice, r));
     BRISK_ASSIGN(m, evaluator.measure(recovered_dir));
     recovered = m;
+    recovery = {{"steps", trained.steps}, {"tokens", trained.tokens}, {"seconds", trained.seconds},
+                {"initial_loss", trained.initial_loss}, {"final_loss", trained.final_loss}, {"measured", measured_json(m)}};
     report("recover", 1, 1);
   }
   const bool use_recovered = recovered && recovered->ppl < best->measured->ppl;
-  if (recovered)
-    recovery = {{"steps", trained.steps}, {"tokens", trained.tokens}, {"seconds", trained.seconds},
-                {"initial_loss", trained.initial_loss}, {"final_loss", trained.final_loss},
-                {"measured", measured_json(*recovered)}, {"used", use_recovered}};
+  if (recovered) recovery["used"] = use_recovered;
 
   // The record.
   Json frontier_json = Json::array();
