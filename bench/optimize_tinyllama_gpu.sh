@@ -48,3 +48,6 @@ timeout "${OPT_TIMEOUT:-440}" "$B" optimize -m "$MODEL" -o /tmp/tinyllama-optimi
 echo "optimize exit ${PIPESTATUS[0]} at $(( $(date +%s) - T0 )) s"
 tr '\r' '\n' <"$OUT/optimize.err" | grep -v '^ *$' | awk '{ last[$1 " " $2] = $0 } END { for (k in last) print last[k] }' | tail -12
 { lscpu | sed -n 's/^Model name: *//p'; nproc; nvidia-smi --query-gpu=name --format=csv,noheader; } >"$OUT/machine.txt" 2>&1
+python3 "$ROOT/bench/optimize_summary.py" "$OUT/optimize-summary.json" --command "bench/optimize_tinyllama_gpu.sh" \
+  --machine "$(head -1 "$OUT/machine.txt") (the GPU machine's host), $(nproc) vCPU; model trained on its $(tail -1 "$OUT/machine.txt")" \
+  --attach training="$OUT/train.log" tinyllama-sotu="$OUT/optimize-tinyllama-sotu.json"
