@@ -5,6 +5,7 @@ bad requests are refused by name."""
 import json
 import math
 import os
+import shutil
 import struct
 import tempfile
 import unittest
@@ -72,8 +73,9 @@ class Optimize(ReportPageChecks, unittest.TestCase):
     def test_the_output_folder_is_the_recipe(self):
         cfg = json.load(open(os.path.join(self.out, "config.json")))
         groups = cfg["quantization_config"]["config_groups"]
-        formats = {c for c in self.r["chosen"]["recipe"] if c != "keep"}
-        self.assertGreaterEqual(len(groups), len(formats))  # one group per stored format
+        # One group per stored format: GPTQ's codes and pruned matrices are stored as their RTN twin.
+        formats = {c.split("+")[0].removesuffix("-gptq") for c in self.r["chosen"]["recipe"] if c != "keep"}
+        self.assertGreaterEqual(len(groups), len(formats))
         with tempfile.TemporaryDirectory() as tmp:  # another slice of text than the eval tokens
             text = os.path.join(tmp, "text.txt")
             with open(text, "w") as f, open(os.path.join(TEXT, "sotu-test.txt")) as source:
@@ -212,6 +214,7 @@ class OptimizeErrors(unittest.TestCase):
                                  (["--budget-bits", "4", "--objective", "size"], "--objective applies under --budget-ppl"),
                                  (["--budget-bits", "4", "--verify", "-1"], "--verify >= 0"),
                                  (["--budget-bits", "4", "--recover", "-2"], "--recover >= 0"),
+                                 (["--budget-bits", "4", "--device", "tpu"], "--device 'tpu': expected cpu, cuda or cuda:N"),
                                  (["--budget-bits", "1"], "no recipe in the search space meets --budget-bits"),
                                  (["--budget-bits", "8", "--eval-cmd", "exit 3"], "--eval-cmd 'exit 3' exited"),
                                  (["--budget-bits", "8", "--html", "/nonexistent/dir/page.html"], "page.html: cannot write")):
@@ -220,6 +223,16 @@ class OptimizeErrors(unittest.TestCase):
                 self.assertLess(len(p.stderr), 2000, args)  # a hostile value is not echoed whole
                 self.assertIn(needle, p.stderr, args)
                 self.assertFalse(os.path.exists(out) and os.listdir(out), args)
+            long_ctx = list(SMALL)
+            long_ctx[long_ctx.index("--eval-ctx") + 1] = "100000"
+            p = brisk("optimize", "-m", model_dir("sotu-llama"), "-o", out, *long_ctx, "--budget-bits", "4", check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("--eval-ctx 100000 exceeds the model's context", p.stderr)
+            if not shutil.which("nvidia-smi"):  # no GPU here: --device cuda is refused, nothing written
+                p = brisk(*base, "--budget-bits", "4", "--device", "cuda", check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertRegex(p.stderr, "no CUDA device|built without CUDA")
+                self.assertFalse(os.path.exists(out) and os.listdir(out))
             bert = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "golden", "bert")
             p = brisk("optimize", "-m", bert, "-o", out, *SMALL[:4], "--window", "64", "--eval-ctx", "64",
                       "--budget-bits", "8", check=False)

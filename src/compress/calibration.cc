@@ -40,9 +40,15 @@ void CalibratingBackend::matmul(const float* x, int64_t m, int64_t k, const Tens
   if (capturing_ && names_.count(w.data)) {
     std::shared_ptr<InputStats>& slot = stats_[w.data];
     const size_t n = size_t(m * k);
+    const float* host_x = x;  // the statistics are summed on the host
+    if (inner().device() != Device::CPU) {
+      host_input_.resize(n);
+      inner().copy_to_host(host_input_.data(), x, n);
+      host_x = host_input_.data();
+    }
     // q/k/v (and gate/up) read the same activations back to back: record them once, share them.
     const bool same_input = last_stats_ && last_m_ == m && last_input_.size() == n &&
-                            std::memcmp(last_input_.data(), x, n * sizeof(float)) == 0;
+                            std::memcmp(last_input_.data(), host_x, n * sizeof(float)) == 0;
     if (!same_input || (slot && slot != last_stats_)) {
       if (!slot) {
         slot = std::make_shared<InputStats>();
@@ -53,8 +59,8 @@ void CalibratingBackend::matmul(const float* x, int64_t m, int64_t k, const Tens
         slot->abs_max.assign(size_t(k), 0.0f);
       }
       BRISK_CHECK(slot->width == k, "calibration: a weight was fed inputs of two widths");
-      record(x, m, k, *slot);
-      last_input_.assign(x, x + n);
+      record(host_x, m, k, *slot);
+      last_input_.assign(host_x, host_x + n);
       last_m_ = m;
       last_stats_ = slot;
     } else if (!slot) {

@@ -118,6 +118,7 @@ class CalibratingBackend final : public PerMatrixForwardingBackend {
   int64_t last_m_ = 0;
   std::shared_ptr<InputStats> last_stats_;
   std::vector<float> transposed_, gram_;  // scratch: x^T [k, m] and x^T x [k, k] in fp32
+  std::vector<float> host_input_;         // a device backend's input, copied for the statistics
   NormInputObserver norm_observer_;
 };
 

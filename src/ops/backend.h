@@ -119,6 +119,11 @@ class Backend {
   // run them as one pass; updates the tensors' data. Called once after loading; by default (and
   // where the backend cannot) they stay where they are.
   virtual void place_adjacent(std::initializer_list<Tensor*> matrices) { (void)matrices; }
+  // Gives back the memory of a weight that upload()/upload_matrix() returned, before the backend
+  // goes (a matrix swapped in for a while: brisk optimize's candidates). Nothing to give where the
+  // weight is the host's own (the CPU backend's mapped placement); the CPU backend's resident
+  // copies sit in chunks that live as long as it does.
+  virtual void release_weight(const Tensor& uploaded) { (void)uploaded; }
   virtual void copy_to_device(float* dst, const float* host_src, size_t n) = 0;
   virtual void copy_to_host(float* host_dst, const float* src, size_t n) = 0;
 

@@ -21,6 +21,7 @@ class ForwardingBackend : public Backend {
   Tensor upload(const Tensor& t) override { return inner_.upload(t); }
   Tensor upload_matrix(const Tensor& t) override { return inner_.upload_matrix(t); }
   void place_adjacent(std::initializer_list<Tensor*> matrices) override { inner_.place_adjacent(matrices); }
+  void release_weight(const Tensor& uploaded) override { inner_.release_weight(uploaded); }
   void copy_to_device(float* dst, const float* src, size_t n) override { inner_.copy_to_device(dst, src, n); }
   void copy_to_host(float* dst, const float* src, size_t n) override { inner_.copy_to_host(dst, src, n); }
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y) override {

@@ -4,8 +4,8 @@
 #include <map>
 #include <tuple>
 
-#include "backends/cpu/cpu_backend.h"
 #include "core/splitmix64.h"
+#include "core/thread_pool.h"
 #include "runtime/bench.h"
 
 namespace brisk::recipe {
@@ -16,6 +16,10 @@ namespace {
 constexpr int kWarmup = 3;
 constexpr int kDecodeReps = 64;
 constexpr int kPrefillReps = 5;
+// A device backend runs calls asynchronously: each sample times this many calls back to back
+// and one wait for the last (so the wait's ~10 us is spread over them, as a step's many kernels
+// spread theirs); on the CPU a call returns when done, and each sample is one call.
+constexpr int kDeviceCallsPerSample = 8;
 
 std::vector<float> random_values(size_t n, uint64_t seed) {
   SplitMix64 rng{seed};
@@ -24,15 +28,18 @@ std::vector<float> random_values(size_t n, uint64_t seed) {
   return v;
 }
 
-// The median seconds of one call of `run` (after a warm-up).
-template <class Run>
-double median_seconds(int reps, Run run) {
+// The median seconds of one call of `run` (after a warm-up): samples of `calls` calls each,
+// ended by `wait` (which returns once the backend has finished them).
+template <class Run, class Wait>
+double median_seconds(int reps, int calls, Run run, Wait wait) {
   for (int i = 0; i < kWarmup; ++i) run();
+  wait();
   std::vector<double> seconds;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    run();
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (int c = 0; c < calls; ++c) run();
+    wait();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / calls);
   }
   return median(seconds);
 }
@@ -45,11 +52,11 @@ struct HostMatrix {
   Tensor tensor;
 };
 
-void make_host(const MatrixShape& m, const Candidate& cand, HostMatrix& out) {
+void make_host(const MatrixShape& m, const Candidate& cand, HostMatrix& out, ThreadPool& pool) {
   out.values = random_values(size_t(m.rows * m.cols), uint64_t(m.rows * 31 + m.cols));
   out.tensor = Tensor{out.values.data(), DType::F32, {m.rows, m.cols}};
   if (cand.spec) {
-    out.quantized = candidate_matrix(cand, out.values, m.rows, m.cols, nullptr, m.tensor).value();
+    out.quantized = candidate_matrix(cand, out.values, m.rows, m.cols, nullptr, m.tensor, &pool).value();
     out.tensor = out.quantized.tensor;
   } else if (m.stored == DType::BF16 || m.stored == DType::F16) {
     out.half.resize(out.values.size());
@@ -62,47 +69,64 @@ void make_host(const MatrixShape& m, const Candidate& cand, HostMatrix& out) {
 // Bytes the timed copies of a group may take at most.
 constexpr uint64_t kMaxCopyBytes = uint64_t(1) << 30;
 
-// One forward's products of the group at m rows, as the models issue them: the matrices that read
-// one input in one call (q/k/v, gate/up: fused where the backend fuses them). A decode step reads
-// every weight of the model once, so a group's matrices are never in cache when its turn comes;
-// timing one copy over and over would measure them cache-hot (a 0.8 MB matrix sits in L2). Each
-// call therefore reads the next of `copies` copies, together about the model's working set.
-double time_group(int threads, const SearchGroup& g, const Candidate& cand, int64_t m, int reps, uint64_t working_set) {
-  CpuBackend cpu(threads);  // its copies are freed with it
+// The group's products as one forward issues them: the matrices that read one input in one call
+// (q/k/v, gate/up: fused where the backend fuses them), at one row (decode) and at prefill_rows
+// rows (seconds per call). A decode step reads every weight of the model once, so a group's
+// matrices are never in cache when its turn comes; timing one copy over and over would measure
+// them cache-hot (a 0.8 MB matrix sits in L2). Each call therefore reads the next of several
+// copies, together about the model's working set.
+std::pair<double, double> time_group(const BackendOptions& where, const SearchGroup& g, const Candidate& cand,
+                                     int64_t prefill_rows, uint64_t working_set) {
+  std::unique_ptr<Backend> made = make_backend(where).value();  // the caller made one already: it can be made
+  Backend& backend = *made;  // its copies are freed with it
   std::vector<HostMatrix> host(g.matrices.size());
-  for (size_t i = 0; i < host.size(); ++i) make_host(g.matrices[i], cand, host[i]);
+  {
+    ThreadPool pool(where.threads);  // gone (its threads joined) before anything is timed
+    for (size_t i = 0; i < host.size(); ++i) make_host(g.matrices[i], cand, host[i], pool);
+  }
   std::vector<std::vector<Tensor>> copies;  // each upload is the backend's own copy
   uint64_t bytes = 0;
   do {
     std::vector<Tensor>& w = copies.emplace_back();
     for (const HostMatrix& h : host) {
-      w.push_back(cpu.upload_matrix(h.tensor));
+      w.push_back(backend.upload_matrix(h.tensor));
       bytes += w.back().nbytes();
     }
   } while (bytes < working_set && bytes * (copies.size() + 1) / copies.size() <= kMaxCopyBytes);
   const int64_t k = g.matrices.front().cols;
-  const std::vector<float> x = random_values(size_t(m * k), 7);
-  std::vector<std::vector<float>> y(g.matrices.size());
-  for (size_t i = 0; i < y.size(); ++i) y[i].resize(size_t(m * g.matrices[i].rows));
+  const std::vector<float> host_x = random_values(size_t(prefill_rows * k), 7);
+  Buffer x = backend.allocate(host_x.size());
+  backend.copy_to_device(x.data(), host_x.data(), host_x.size());
+  std::vector<Buffer> y;
+  for (const MatrixShape& shape : g.matrices) y.push_back(backend.allocate(size_t(prefill_rows * shape.rows)));
   using Out = Backend::MatmulOutput;
   size_t next = 0;
-  return median_seconds(reps, [&] {
-    const std::vector<Tensor>& w = copies[next++ % copies.size()];
-    switch (w.size()) {
-      case 1: cpu.matmul(x.data(), m, k, w[0], nullptr, y[0].data()); break;
-      case 2: cpu.matmul_same_input(x.data(), m, k, {Out{&w[0], nullptr, y[0].data()}, Out{&w[1], nullptr, y[1].data()}}); break;
-      default:
-        cpu.matmul_same_input(x.data(), m, k, {Out{&w[0], nullptr, y[0].data()}, Out{&w[1], nullptr, y[1].data()},
-                                               Out{&w[2], nullptr, y[2].data()}});
-        for (size_t i = 3; i < w.size(); ++i) cpu.matmul(x.data(), m, k, w[i], nullptr, y[i].data());
-    }
-  });
+  float last = 0;
+  auto seconds_at = [&](int64_t m, int reps) {
+    return median_seconds(
+        reps, backend.device() == Device::CPU ? 1 : kDeviceCallsPerSample,
+        [&] {
+          const std::vector<Tensor>& w = copies[next++ % copies.size()];
+          switch (w.size()) {
+            case 1: backend.matmul(x.data(), m, k, w[0], nullptr, y[0].data()); break;
+            case 2:
+              backend.matmul_same_input(x.data(), m, k, {Out{&w[0], nullptr, y[0].data()}, Out{&w[1], nullptr, y[1].data()}});
+              break;
+            default:
+              backend.matmul_same_input(x.data(), m, k, {Out{&w[0], nullptr, y[0].data()}, Out{&w[1], nullptr, y[1].data()},
+                                                         Out{&w[2], nullptr, y[2].data()}});
+              for (size_t i = 3; i < w.size(); ++i) backend.matmul(x.data(), m, k, w[i], nullptr, y[i].data());
+          }
+        },
+        [&] { backend.copy_to_host(&last, y.back().data(), 1); });
+  };
+  return {seconds_at(1, kDecodeReps), seconds_at(prefill_rows, kPrefillReps)};
 }
 
 }  // namespace
 
-GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector<Candidate>& candidates, int threads,
-                       uint64_t working_set, int64_t prefill_rows) {
+GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector<Candidate>& candidates,
+                       const BackendOptions& where, uint64_t working_set, int64_t prefill_rows) {
   // Groups of one shape list in one stored form (runtime dtype, pruned density and pattern) take
   // the same time, whatever chose the codes (w4 and w4-gptq): each is timed once.
   using Form = std::tuple<std::vector<std::pair<int64_t, int64_t>>, DType, double, int64_t, int64_t>;
@@ -120,9 +144,10 @@ GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector
       const double sparsity = cand.prune ? cand.prune->sparsity : -1.0;  // -1: not pruned
       const calib::SparsityPattern pattern = cand.prune ? cand.prune->pattern : calib::SparsityPattern{};
       auto [it, added] = timed.try_emplace(Form{shapes, dtype, sparsity, pattern.keep, pattern.group});
-      if (added)
-        it->second = {time_group(threads, groups[g], candidates[c], 1, kDecodeReps, working_set),
-                      time_group(threads, groups[g], candidates[c], prefill_rows, kPrefillReps, working_set) / double(prefill_rows)};
+      if (added) {
+        const auto [decode, prefill] = time_group(where, groups[g], candidates[c], prefill_rows, working_set);
+        it->second = {decode, prefill / double(prefill_rows)};
+      }
       t.decode[g][c] = it->second.first;
       t.prefill_per_token[g][c] = it->second.second;
     }

@@ -8,6 +8,7 @@
 
 #include "compress/quantize_model.h"
 #include "core/mapped_file.h"
+#include "models/model_config.h"
 #include "optimize/kernel_costs.h"
 #include "optimize/recipe_frontier.h"
 #include "optimize/recipe_writer.h"
@@ -79,7 +80,10 @@ Result<double> run_eval_cmd(const std::string& command, const fs::path& dir) {
 // Perplexity on the eval tokens and decode rate of a model folder, on the CPU.
 class Evaluator {
  public:
-  Evaluator(const OptimizeOptions& o, std::vector<int32_t> tokens) : o_(o), tokens_(std::move(tokens)) {}
+  // context: the positions an engine holds, the eval windows' and the decode timing's (the
+  // timing's steps shrink to fit a model of fewer positions).
+  Evaluator(const OptimizeOptions& o, std::vector<int32_t> tokens, int64_t context)
+      : o_(o), tokens_(std::move(tokens)), context_(context) {}
 
   Result<Measured> measure(const fs::path& dir) const {
     BRISK_ASSIGN(engine, open(dir));
@@ -104,21 +108,22 @@ class Evaluator {
   Result<std::unique_ptr<Engine>> open(const fs::path& dir) const {
     EngineOptions e;
     e.model_dir = dir;
-    e.backend.threads = o_.threads;
-    e.context = o_.eval_ctx;
+    e.backend = o_.backend;
+    e.context = context_;
     e.max_rows = std::min<int64_t>(o_.eval_ctx, 512);
     return Engine::open(e);
   }
 
-  static Status time(Engine& engine, Measured& m) {
+  Status time(Engine& engine, Measured& m) const {
+    const int64_t most_steps = context_ - kBenchPrompt;
     BenchOptions b;
     b.prompt_tokens = kBenchPrompt;
-    b.new_tokens = kBenchProbeTokens;
+    b.new_tokens = std::min(kBenchProbeTokens, most_steps);
     b.repetitions = 1;
     b.measure_limits = false;
     BRISK_ASSIGN(probe, run_bench(engine, b));
-    b.new_tokens = std::clamp<int64_t>(int64_t(kBenchRepetitionSeconds * probe.decode_tok_s_median), kBenchProbeTokens,
-                                       kBenchTokens);
+    b.new_tokens = std::min(most_steps, std::clamp<int64_t>(int64_t(kBenchRepetitionSeconds * probe.decode_tok_s_median),
+                                                            kBenchProbeTokens, kBenchTokens));
     b.repetitions = kBenchRepetitions;
     BRISK_ASSIGN(bench, run_bench(engine, b));
     m.decode_tok_s = bench.decode_tok_s_median;
@@ -128,6 +133,7 @@ class Evaluator {
 
   const OptimizeOptions& o_;
   std::vector<int32_t> tokens_;
+  int64_t context_;
 };
 
 // Times every recipe kRateRounds more times, in a different order each round, and keeps the
@@ -262,15 +268,16 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   if (o.candidates.empty() || o.candidates.front().spec)
     return make_error("optimize: the candidates must start with keep");
 
+  // Checked before the long passes: every measured recipe runs --eval-ctx positions.
+  BRISK_ASSIGN(config, load_model_config(o.model / "config.json"));
+  if (config.max_position > 0 && o.eval_ctx > config.max_position)
+    return make_error("--eval-ctx " + std::to_string(o.eval_ctx) + " exceeds the model's context of " +
+                      std::to_string(config.max_position) + " tokens");
   // Tokens: the calibration text scores, the eval text measures (the base model's tokenizer).
-  EngineOptions base_options;
-  base_options.model_dir = o.model;
-  base_options.backend.threads = o.threads;
-  base_options.context = std::max(o.eval_ctx, o.sensitivity.window);
-  BRISK_ASSIGN(base_engine, Engine::open(base_options));
+  BRISK_ASSIGN(tokenizer, Tokenizer::load(o.model));
   auto tokens_of = [&](const fs::path& file) -> Result<std::vector<int32_t>> {
     BRISK_ASSIGN(text, read_text_file(file));
-    return base_engine->tokenizer().encode(text, AddSpecial::No);
+    return tokenizer->encode(text, AddSpecial::No);
   };
   BRISK_ASSIGN(calib_tokens, tokens_of(o.calib));
   BRISK_ASSIGN(eval_tokens, tokens_of(o.eval));
@@ -278,14 +285,18 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     return make_error(o.eval.string() + ": " + std::to_string(eval_tokens.size()) + " tokens, fewer than one --eval-ctx window of " +
                       std::to_string(o.eval_ctx));
   if (o.eval_tokens > 0 && int64_t(eval_tokens.size()) > o.eval_tokens) eval_tokens.resize(size_t(o.eval_tokens));
-  base_engine.reset();
-  const Evaluator evaluator(o, eval_tokens);
+  int64_t context = std::max(o.eval_ctx, kBenchPrompt + kBenchTokens);
+  if (config.max_position > 0) context = std::min(context, config.max_position);
+  if (context <= kBenchPrompt + 1)
+    return make_error("optimize: the model's context of " + std::to_string(context) + " positions cannot hold the " +
+                      std::to_string(kBenchPrompt) + "-token prompt of the decode timing");
+  const Evaluator evaluator(o, eval_tokens, context);
 
   // 1. Scores and 2. costs.
-  BRISK_ASSIGN(sens, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity,
+  BRISK_ASSIGN(sens, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,
                                          [&](int64_t d, int64_t t) { report("score", d, t); }));
   report("time", 0, 1);
-  const GroupTimes times = time_groups(sens.groups, o.candidates, o.threads, folder_weight_bytes(o.model));
+  const GroupTimes times = time_groups(sens.groups, o.candidates, o.backend, folder_weight_bytes(o.model));
   report("time", 1, 1);
   const size_t G = sens.groups.size(), C = o.candidates.size();
   ScoredSpace space{sens, times, o.candidates, std::vector<std::vector<std::optional<double>>>(G, std::vector<std::optional<double>>(C))};
@@ -319,7 +330,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   // answer is written again at the end.
   const bool rates_decide = o.budget == BudgetKind::TokS || (o.budget == BudgetKind::Ppl && o.objective != Objective::Size);
   auto write = [&](const std::vector<int>& choice, const fs::path& out) {
-    return write_recipe(o.model, out, sens, o.candidates, choice, o.threads);
+    return write_recipe(o.model, out, sens, o.candidates, choice, o.backend.threads);
   };
   // Writes the recipe and measures it; returns its folder too (removed already unless rates decide).
   auto build = [&](const std::vector<int>& choice) -> Result<std::pair<fs::path, Measured>> {
@@ -500,7 +511,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     r.data = o.calib;
     r.window = o.sensitivity.window;
     r.scratch = scratch;
-    r.threads = o.threads;
+    r.threads = o.backend.threads;
     BRISK_ASSIGN(trained, write_recovered_recipe(o.model, recovered_dir, sens, o.candidates, *best->choice, r));
     BRISK_ASSIGN(m, evaluator.measure(recovered_dir));
     recovered = m;

@@ -1,6 +1,6 @@
 // brisk optimize (issue 27): chooses a per-layer compression recipe under a budget.
 //   1. score: each group of linear layers x each candidate format -> KL of the output on
-//      calibration text (compress/sensitivity.h), once;
+//      calibration text (optimize/sensitivity.h), once;
 //   2. cost: bytes of each choice, and its matmul seconds timed on this machine
 //      (optimize/kernel_costs.h);
 //   3. solve: the exact Pareto frontier of (cost, summed KL) (optimize/recipe_frontier.h); the
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "compress/sensitivity.h"
+#include "optimize/sensitivity.h"
 #include "formats/json_file.h"
 
 namespace brisk::recipe {
@@ -48,7 +48,10 @@ struct OptimizeOptions {
   // text applied to the answer (optimize/recipe_writer.h); the trained model replaces the answer
   // when it measures a lower perplexity. 0: none.
   int64_t recover_steps = 0;
-  int threads = 0;
+  // Where recipes are scored, their kernels timed and they are measured (--device); its CPU
+  // threads also make the candidates, write the folders and run the recovery training, which
+  // stay on the CPU.
+  BackendOptions backend;
 };
 
 // progress(stage, done, total): "score", "time", "verify", "rates", "recover".

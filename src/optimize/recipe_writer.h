@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "compress/quantize_model.h"
-#include "compress/sensitivity.h"
+#include "optimize/sensitivity.h"
 #include "train/training_run.h"
 
 namespace brisk::recipe {

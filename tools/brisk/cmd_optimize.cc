@@ -1,4 +1,7 @@
 // brisk optimize: a per-layer compression recipe chosen under a budget (library: src/optimize).
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
 #include <memory>
 
@@ -30,7 +33,8 @@ Command add_optimize(CLI::App& app) {
     std::string in, out, calib, eval, budget_ppl, budget_bytes, objective = "decode", space = "quant", report, html, eval_cmd;
     double budget_bits = 0, target_tok_s = 0;
     int64_t calib_tokens = 512, window = 256, eval_tokens = 16384, eval_ctx = 512, recover = 0;
-    int verify = 4, threads = 0;
+    int verify = 4;
+    BackendOptions backend;
     bool json = false;
   };
   auto f = std::make_shared<Flags>();
@@ -42,7 +46,8 @@ Command add_optimize(CLI::App& app) {
       "text, and costed in bytes and in matmul time measured on this machine; an exact solver\n"
       "builds the Pareto frontier, the single-technique recipes and the frontier points around the\n"
       "choice are measured for real (perplexity on --eval, decode tok/s, bytes), and the chosen\n"
-      "model is written to -o");
+      "model is written to -o. --device cuda scores, times and measures on the GPU (candidates\n"
+      "are made, folders written and --recover trained on the CPU threads)");
   sub->add_option("-m,--model", f->in, "Input model folder (unquantized)")->required();
   sub->add_option("-o,--out", f->out, "Output model folder (must not exist or be empty)")->required();
   sub->add_option("--calib", f->calib, "Text the scores come from (tokenized without special tokens)")->required();
@@ -77,7 +82,9 @@ Command add_optimize(CLI::App& app) {
                   "model on --calib text (the answer's formats fake-quantized, pruned zeros held); the trained\n"
                   "model replaces the answer when its measured perplexity is lower (0: none)")
       ->capture_default_str();
-  sub->add_option("-t,--threads", f->threads, "CPU threads (default: all cores)");
+  // --device runs the scoring, the kernel timing and the measured recipes there; making
+  // candidates, writing folders and --recover's training stay on the CPU threads.
+  add_engine_flags(sub, f->backend);
   sub->add_option("--report", f->report, "Also write the whole record as JSON to this file");
   sub->add_option("--html", f->html,
                   "Also write the record as one self-contained HTML page (frontier charts, sensitivity heat map,\n"
@@ -129,22 +136,33 @@ Command add_optimize(CLI::App& app) {
       return fail("--eval-tokens must be >= 0, --eval-ctx >= 2, --verify >= 0 and --recover >= 0");
     o.sensitivity.tokens = f->calib_tokens;
     o.sensitivity.window = f->window;
-    o.sensitivity.threads = f->threads;
     o.eval_tokens = f->eval_tokens;
     o.eval_ctx = f->eval_ctx;
     o.verify_points = f->verify;
     o.eval_cmd = f->eval_cmd;
     o.recover_steps = f->recover;
-    o.threads = f->threads;
+    o.backend = f->backend;
     std::unique_ptr<ProgressBar> bar;
     std::string stage;
+    // Without a terminal (a batch job's log) each stage still says when it starts and each tenth
+    // of it when done: a run of an 8B model takes many minutes per stage.
+    const bool log_lines = !isatty(STDERR_FILENO);
+    const auto start = std::chrono::steady_clock::now();
+    int64_t logged_tenths = 0;
     auto record = recipe::optimize(o, [&](const std::string& s, int64_t done, int64_t total) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (s != stage) {
         if (bar) bar->finish();
         bar = std::make_unique<ProgressBar>("optimize: " + s);
         stage = s;
+        logged_tenths = 0;
+        if (log_lines) std::fprintf(stderr, "optimize: %s (at %.0f s)\n", s.c_str(), seconds);
       }
       bar->update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total));
+      if (log_lines && total > 0 && done * 10 / total > logged_tenths) {
+        logged_tenths = done * 10 / total;
+        std::fprintf(stderr, "optimize: %s %lld/%lld (at %.0f s)\n", s.c_str(), (long long)done, (long long)total, seconds);
+      }
     });
     if (bar) bar->finish();
     if (!record) return fail(record.error());

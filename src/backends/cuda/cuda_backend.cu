@@ -166,6 +166,15 @@ void CudaBackend::release(float* data) {
   BRISK_CUDA_CHECK(cudaFree(data));
 }
 
+void CudaBackend::release_weight(const Tensor& uploaded) {
+  const auto it = std::find(uploads_.begin(), uploads_.end(), uploaded.data);
+  if (it == uploads_.end()) return;  // not this backend's own allocation (or given back already)
+  uploads_.erase(it);
+  activate();
+  BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued kernels may still read it
+  BRISK_CUDA_CHECK(cudaFree(uploaded.data));
+}
+
 Result<Tensor> CudaBackend::try_upload(const Tensor& host_tensor) {
   if (host_tensor.device == Device::CUDA) return host_tensor;
   const DType t = host_tensor.dtype;

@@ -48,6 +48,7 @@ class CudaBackend final : public Backend {
   Buffer allocate(size_t n_floats) override;
   void release(float* data) override;
   Tensor upload(const Tensor& host_tensor) override;
+  void release_weight(const Tensor& uploaded) override;
   // F32/F16/BF16 matrices only (block dtypes keep their own repacked layout); a group that does
   // not fit in free memory stays where it is.
   void place_adjacent(std::initializer_list<Tensor*> matrices) override;

@@ -1,4 +1,4 @@
-#include "compress/sensitivity.h"
+#include "optimize/sensitivity.h"
 
 #include <algorithm>
 #include <chrono>
@@ -39,15 +39,34 @@ class SubstitutingBackend final : public PerMatrixForwardingBackend {
 };
 
 // log-softmax of each row of [rows, vocab], in place.
-void log_softmax_rows(float* x, int64_t rows, int64_t vocab) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = x + r * vocab;
-    const float max = *std::max_element(row, row + vocab);
-    double sum = 0;
-    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v] - max));
-    const float log_z = max + float(std::log(sum));
-    for (int64_t v = 0; v < vocab; ++v) row[v] -= log_z;
-  }
+void log_softmax_rows(float* x, int64_t rows, int64_t vocab, ThreadPool& pool) {
+  pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      float* row = x + r * vocab;
+      const float max = *std::max_element(row, row + vocab);
+      double sum = 0;
+      for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v] - max));
+      const float log_z = max + float(std::log(sum));
+      for (int64_t v = 0; v < vocab; ++v) row[v] -= log_z;
+    }
+  });
+}
+
+// Mean over rows of KL(p || q), rows of log-probabilities [rows, vocab].
+double mean_kl(const float* p, const float* q, int64_t rows, int64_t vocab, ThreadPool& pool) {
+  std::vector<double> per_row(size_t(rows), 0.0);
+  pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* pr = p + r * vocab;
+      const float* qr = q + r * vocab;
+      double kl = 0;
+      for (int64_t v = 0; v < vocab; ++v) kl += std::exp(double(pr[v])) * double(pr[v] - qr[v]);
+      per_row[size_t(r)] = kl;
+    }
+  });
+  double total = 0;
+  for (double kl : per_row) total += kl;  // in row order: the same sum on any thread count
+  return total / double(rows);
 }
 
 }  // namespace
@@ -150,15 +169,31 @@ bool holds(const SearchGroup& group, const Candidate& candidate) {
 
 Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, const std::vector<int32_t>& tokens,
                                         const std::vector<Candidate>& candidates, const SensitivityOptions& options,
-                                        const std::function<void(int64_t, int64_t)>& progress) {
+                                        const BackendOptions& where, const std::function<void(int64_t, int64_t)>& progress) {
   const auto start = std::chrono::steady_clock::now();
-  CpuBackend cpu(options.threads);
-  calib::CalibratingBackend capture(cpu);  // the base model's inputs, for candidates that read them
+  // Candidates are made from the stored values, read on the host from the model mapped in place.
+  // On the CPU that model is also the one scored (a swapped-in candidate is then the host's own
+  // matrix, nothing copied); elsewhere the scored model is a second one on that device.
+  CpuBackend host(where.threads, where.bf16 == Bf16Precision::Fast ? cpu::Bf16Math::Dot : cpu::Bf16Math::Exact,
+                  WeightPlacement::Mapped);
+  std::unique_ptr<Backend> device_backend;
+  if (where.device != "cpu") {
+    BRISK_ASSIGN(made, make_backend(where));
+    device_backend = std::move(made);
+  }
+  Backend& device = device_backend ? *device_backend : host;
+  calib::CalibratingBackend capture(device);  // the base model's inputs, for candidates that read them
   SubstitutingBackend backend(capture);
   ModelOptions model_options;
   model_options.max_rows = std::min<int64_t>(options.window, 512);
   model_options.context = options.window;
   BRISK_ASSIGN(model, load_model(model_dir, backend, model_options));
+  std::unique_ptr<Model> host_copy;
+  if (device_backend) {
+    BRISK_ASSIGN(loaded, load_model(model_dir, host, model_options));
+    host_copy = std::move(loaded);
+  }
+  Model& host_model = host_copy ? *host_copy : *model;
   const ModelConfig& c = model->config();
   if (options.window < 2 || options.window > model->context())
     return make_error("optimize: calibration window of " + std::to_string(options.window) +
@@ -168,10 +203,11 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
     return make_error("optimize: '" + c.model_type + "' is an encoder; optimize scores decoders by their next-token "
                       "distributions");
 
-  // The groups, from the roles; the loaded slots give each matrix's pointer and row-major form.
+  // The groups, from the roles; the scored model's slots give each matrix's pointer (the key of
+  // a swap), the host model's its row-major values.
   Sensitivity result;
   std::map<std::pair<int64_t, LinearGroup>, size_t> index;
-  std::map<std::string, Tensor> slots;
+  std::map<std::string, Tensor> slots, host_slots;
   model->visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
     const LinearGroup kind = linear_group(spec.role);
     if (!spec.is_matrix() || kind == LinearGroup::None || spec.part != Part::Weight || !slot.data) return;
@@ -179,6 +215,9 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
     if (added) result.groups.push_back({spec.layer, kind, {}});
     result.groups[it->second].matrices.push_back({spec.name, spec.module, slot.dim(0), slot.dim(1), slot.dtype});
     slots[spec.name] = slot;
+  });
+  host_model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    if (slots.count(spec.name)) host_slots[spec.name] = slot;
   });
   if (result.groups.empty()) return make_error("optimize: '" + c.model_type + "' has no linear layers to search");
   for (const SearchGroup& g : result.groups)
@@ -218,13 +257,13 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
         model->forward(at[size_t(w)] + s, n, s, cache, out ? LogitRows::All : LogitRows::None,
                        rows ? rows + s * vocab : nullptr);
       }
-      if (rows) log_softmax_rows(rows, window, vocab);
+      if (rows) log_softmax_rows(rows, window, vocab, host.pool());
     }
   };
   std::vector<float> base, probe;
   run_windows(starts, &base);
 
-  ThreadPool& pool = cpu.pool();
+  ThreadPool& pool = host.pool();
   const int64_t total = int64_t(result.groups.size() * candidates.size());
   int64_t done = 0;
   result.kl.assign(result.groups.size(), std::vector<std::optional<double>>(candidates.size()));
@@ -253,29 +292,25 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
       }
       if (!holds(result.groups[g], cand)) continue;  // the format cannot hold these rows
       std::vector<QuantizedMatrix> quantized;  // alive while substituted
+      std::vector<Tensor> swapped_in;           // the device's copies of them
       uint64_t disk = 0;
       for (const MatrixShape& m : result.groups[g].matrices) {
-        const Tensor& slot = slots.at(m.tensor);
         auto input = result.inputs.find(m.tensor);
         if (reads_inputs(cand) && input == result.inputs.end())
           return make_error("optimize: no calibration inputs were seen for " + m.tensor + " (candidate " + cand.name + ")");
-        BRISK_ASSIGN(q, candidate_matrix(cand, decode_tensor(slot), m.rows, m.cols,
+        BRISK_ASSIGN(q, candidate_matrix(cand, decode_tensor(host_slots.at(m.tensor)), m.rows, m.cols,
                                          input == result.inputs.end() ? nullptr : input->second.get(), m.tensor, &pool));
         if (cand.method == calib::Method::Gptq) result.calibrated[m.tensor][cand.name] = q;
         for (const OwnedTensor& t : quantized_disk_tensors(m.tensor, q.tensor, layout_of(*cand.spec))) disk += t.bytes.size();
-        backend.substitute(slot.data, cpu.upload_matrix(q.tensor));
+        swapped_in.push_back(device.upload(q.tensor));
+        backend.substitute(slots.at(m.tensor).data, swapped_in.back());
         quantized.push_back(std::move(q));
       }
       result.bytes[g][ci] = disk;
       run_windows(starts, &probe);
       backend.clear();
-      double kl = 0;
-      for (int64_t r = 0; r < result.tokens; ++r) {
-        const float* p = base.data() + r * vocab;
-        const float* q = probe.data() + r * vocab;
-        for (int64_t v = 0; v < vocab; ++v) kl += std::exp(double(p[v])) * double(p[v] - q[v]);
-      }
-      result.kl[g][ci] = std::max(0.0, kl / double(result.tokens));
+      for (const Tensor& t : swapped_in) device.release_weight(t);
+      result.kl[g][ci] = std::max(0.0, mean_kl(base.data(), probe.data(), result.tokens, vocab, pool));
     }
     for (const MatrixShape& m : result.groups[g].matrices)
       if (auto input = result.inputs.find(m.tensor); input != result.inputs.end()) input->second->xtx = {};

@@ -3,7 +3,8 @@
 // LinearGroup) is stored in one candidate format while everything else stays as stored. The
 // proxy is the mean KL divergence KL(p_base || p_candidate) of the next-token distributions over
 // calibration tokens, in nats per token, computed once per group x candidate with the real
-// quantized matrices on brisk's own CPU kernels (a ForwardingBackend swaps them in by pointer).
+// quantized matrices on brisk's own kernels of the chosen device (a ForwardingBackend swaps them in
+// by pointer; the candidates are made on the host from the stored values).
 // Summed over groups it estimates ln(ppl_recipe / ppl_base), the quantity the solver trades
 // against bytes or time (optimize/recipe_frontier.h).
 #pragma once
@@ -21,6 +22,7 @@
 #include "compress/prune.h"
 #include "compress/quantize.h"
 #include "models/tensor_spec.h"
+#include "runtime/device.h"
 
 namespace brisk::recipe {
 
@@ -75,7 +77,6 @@ bool holds(const SearchGroup& group, const Candidate& candidate);
 struct SensitivityOptions {
   int64_t window = 256;  // tokens per forward (positions 0..window-1)
   int64_t tokens = 512;  // calibration tokens scored (whole windows spread over the text)
-  int threads = 0;
 };
 
 struct Sensitivity {
@@ -92,9 +93,12 @@ struct Sensitivity {
   double seconds = 0;
 };
 
+// Scores on `where` (device and CPU threads; the host work -- making candidates, the
+// log-softmax and KL over the vocabulary -- runs on where.threads CPU threads).
 // progress(done, total) after each group x candidate.
 Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model, const std::vector<int32_t>& tokens,
                                         const std::vector<Candidate>& candidates, const SensitivityOptions& options,
+                                        const BackendOptions& where,
                                         const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace brisk::recipe
