@@ -5,7 +5,9 @@
 #   PARTS="tiny-cpu"     train the model (below) and run optimize on the host's CPU cores
 #   PARTS="tiny-cuda"    the same model, optimize --device cuda under +1% ppl, objective decode
 #   PARTS="synth-8b"     brisk synth --shape llama3-8b (random bf16 weights, 16 GB) into /tmp
-#   PARTS="llama3-cuda"  optimize --device cuda on it under --budget-bits 5
+#   PARTS="llama3-cuda"  optimize --device cuda on it under --budget-bits 5, its scores kept in
+#                        /tmp/llama3-scores.json (--scores): a call that stops after scoring leaves
+#                        them, and the next call's run starts from them
 # Training: scripts/train_reference_model.py trains tinyllama-1.1b's shape from scratch on
 # sotu-train (the Llama-2 SentencePiece vocabulary) on the GPU while brisk builds -- random weights
 # score nothing (rank correlation -0.19 in bench/results/optimize-tinyllama-random-xeon-2vcpu.json).
@@ -13,7 +15,9 @@
 # Llama-2 tokenizer.model; carry .debs and DATA. Records, pages, logs and the summary
 # (bench/optimize_summary.py) land under $OUT (at most 8 files come back).
 #   PARTS="tiny-cuda synth-8b" bench/optimize_gpu.sh
-# Knobs: STEPS (training), SPACE, CALIB_TOKENS, EVAL_TOKENS, VERIFY, OPT_TIMEOUT (per optimize run).
+# Knobs: STEPS (training), SPACE, CALIB_TOKENS, EVAL_TOKENS, VERIFY, OPT_TIMEOUT (per optimize run,
+# default 440 s), DEADLINE (seconds from the start by which every run has stopped, default 575: the
+# device tool's call limit, with time left to bring the files back).
 # SPACE defaults to the RTN formats: GPTQ inverts each input's Hessian on the host, O(cols^3)
 # (tinyllama's 22 down_proj read 5632 inputs), too long for one call.
 set -uo pipefail
@@ -54,7 +58,11 @@ optimize() {
   local name=$1 model=$2
   shift 2
   rm -rf "/tmp/$name-optimized"
-  timeout "${OPT_TIMEOUT:-440}" "$B" optimize -m "$model" -o "/tmp/$name-optimized" --space "${SPACE:-w8,fp8,w4,nf4}" \
+  local left=$(( ${DEADLINE:-575} - ($(date +%s) - T0) ))
+  local limit=${OPT_TIMEOUT:-440}
+  (( left < limit )) && limit=$left
+  (( limit > 0 )) || { echo "optimize $name: no time left before DEADLINE"; return; }
+  timeout "$limit" "$B" optimize -m "$model" -o "/tmp/$name-optimized" --space "${SPACE:-w8,fp8,w4,nf4}" \
     --calib "$DATA/sotu-valid.txt" --eval "$DATA/sotu-test.txt" --calib-tokens "${CALIB_TOKENS:-128}" --window 128 \
     --eval-tokens "${EVAL_TOKENS:-2048}" --eval-ctx 512 --verify "${VERIFY:-1}" "$@" \
     --report "$OUT/optimize-$name.json" 2>"$OUT/optimize-$name.err" | tail -6
@@ -77,7 +85,9 @@ if has synth-8b && [ ! -f "$LLAMA3/config.json" ]; then
   "$B" synth --shape llama3-8b --dtype bf16 -o "$LLAMA3" >/dev/null && echo "synth llama3-8b at $(( $(date +%s) - T0 )) s"
 fi
 if has llama3-cuda; then
-  SPACE=${SPACE:-w8,w4,nf4} optimize llama3-cuda "$LLAMA3" --device cuda --budget-bits 5
-  summary llama3-cuda "PARTS=llama3-cuda bench/optimize_gpu.sh" "$GPU (--device cuda), host $HOST"
+  SPACE=${SPACE:-w8,w4,nf4} optimize llama3-cuda "$LLAMA3" --device cuda --budget-bits 5 --scores /tmp/llama3-scores.json
+  cp /tmp/llama3-scores.json "$OUT/" 2>/dev/null
+  [ -s "$OUT/optimize-llama3-cuda.json" ] &&
+    summary llama3-cuda "PARTS=llama3-cuda bench/optimize_gpu.sh" "$GPU (--device cuda), host $HOST"
 fi
 echo "total $(( $(date +%s) - T0 )) s"

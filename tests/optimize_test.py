@@ -197,6 +197,47 @@ class OptimizeRecover(ReportPageChecks, unittest.TestCase):
         self.assertLess(ppl, 200)
 
 
+class OptimizeScores(unittest.TestCase):
+    """--scores: the first run writes its scores and timings, the next reads them (the same groups,
+    the same answer); another input, a damaged file or a candidate needing calibration inputs is
+    refused by name and writes nothing."""
+
+    def test_scores_are_kept_and_reused_only_for_the_same_inputs(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            scores = os.path.join(tmp, "scores.json")
+            args = ("--space", "w8,w4", "--budget-bits", "6", "--verify", "0", "--scores", scores)
+            first = optimize(os.path.join(tmp, "a"), *args)
+            self.assertEqual(first["scores"], {"file": scores, "reused": False})
+            with open(scores) as f:
+                saved = json.load(f)
+            self.assertEqual(len(saved["groups"]), len(first["groups"]))
+            second = optimize(os.path.join(tmp, "b"), *args)
+            self.assertEqual(second["scores"], {"file": scores, "reused": True})
+            self.assertEqual(second["groups"], first["groups"])  # scores and timings as computed
+            self.assertEqual(second["chosen"]["recipe"], first["chosen"]["recipe"])
+
+            out = os.path.join(tmp, "c")
+            other_window = list(SMALL)
+            other_window[other_window.index("--window") + 1] = "64"
+            base = ["optimize", "-m", model_dir("sotu-llama"), "-o", out]
+            p = brisk(*base, *other_window, *args, check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("scored with window 128, this run has 64", p.stderr)
+            p = brisk(*base, *SMALL, "--budget-bits", "6", "--space", "w8,w4-gptq", "--scores", scores, check=False)
+            self.assertIn("--scores keeps no calibration inputs, which candidate w4-gptq needs", p.stderr)
+            with open(scores, "w") as f:
+                f.write(json.dumps(saved)[:500])  # cut short
+            p = brisk(*base, *SMALL, *args, check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(scores, p.stderr)
+            saved["groups"][3]["kl"][1] = -1
+            with open(scores, "w") as f:
+                json.dump(saved, f)
+            p = brisk(*base, *SMALL, *args, check=False)
+            self.assertIn("group 3: 'kl' holds -1, not a number >= 0", p.stderr)
+            self.assertFalse(os.path.exists(out) and os.listdir(out))
+
+
 class OptimizeErrors(unittest.TestCase):
     def test_bad_requests_are_refused_by_name(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -12,6 +12,7 @@
 #include "optimize/kernel_costs.h"
 #include "optimize/recipe_frontier.h"
 #include "optimize/recipe_writer.h"
+#include "optimize/score_cache.h"
 #include "runtime/bench.h"
 #include "runtime/engine.h"
 #include "runtime/perplexity.h"
@@ -267,6 +268,11 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     return make_error(o.out.string() + ": output folder exists and is not empty");
   if (o.candidates.empty() || o.candidates.front().spec)
     return make_error("optimize: the candidates must start with keep");
+  if (!o.scores_file.empty())
+    for (const Candidate& c : o.candidates)
+      if (reads_inputs(c))
+        return make_error("--scores keeps no calibration inputs, which candidate " + c.name +
+                          " needs when written: leave it out of --space, or drop --scores");
 
   // Checked before the long passes: every measured recipe runs --eval-ctx positions.
   BRISK_ASSIGN(config, load_model_config(o.model / "config.json"));
@@ -292,12 +298,33 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
                       std::to_string(kBenchPrompt) + "-token prompt of the decode timing");
   const Evaluator evaluator(o, eval_tokens, context);
 
-  // 1. Scores and 2. costs.
-  BRISK_ASSIGN(sens, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,
-                                         [&](int64_t d, int64_t t) { report("score", d, t); }));
-  report("time", 0, 1);
-  const GroupTimes times = time_groups(sens.groups, o.candidates, o.backend, folder_weight_bytes(o.model));
-  report("time", 1, 1);
+  // 1. Scores and 2. costs (from --scores when it holds them).
+  ScoreKey key;
+  key.model = fs::weakly_canonical(o.model, ec).string();
+  key.model_bytes = folder_weight_bytes(o.model);
+  key.calib = fs::weakly_canonical(o.calib, ec).string();
+  key.calib_bytes = fs::file_size(o.calib, ec);
+  key.device = o.backend.device;
+  for (const Candidate& c : o.candidates) key.candidates.push_back(c.name);
+  key.window = o.sensitivity.window;
+  key.tokens = o.sensitivity.tokens;
+  std::optional<Scores> cached;
+  if (!o.scores_file.empty()) {
+    BRISK_ASSIGN(loaded, load_scores(o.scores_file, key, o.candidates));
+    cached = std::move(loaded);
+  }
+  const bool scores_reused = cached.has_value();
+  if (!cached) {
+    BRISK_ASSIGN(measured, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,
+                                               [&](int64_t d, int64_t t) { report("score", d, t); }));
+    report("time", 0, 1);
+    GroupTimes timed = time_groups(measured.groups, o.candidates, o.backend, key.model_bytes);
+    report("time", 1, 1);
+    cached = Scores{std::move(measured), std::move(timed)};
+    if (!o.scores_file.empty()) BRISK_TRY(save_scores(o.scores_file, key, *cached, o.candidates));
+  }
+  const Sensitivity& sens = cached->sensitivity;
+  const GroupTimes& times = cached->times;
   const size_t G = sens.groups.size(), C = o.candidates.size();
   ScoredSpace space{sens, times, o.candidates, std::vector<std::vector<std::optional<double>>>(G, std::vector<std::optional<double>>(C))};
   double params = 0, keep_bytes = 0;
@@ -570,6 +597,8 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
               {"budget", {{"kind", budget_name(o.budget)}, {"value", o.budget_value}}},
               {"objective", objective_name(o.objective)}, {"frontier_axis", axis == Axis::Bytes ? "bytes" : axis == Axis::Decode ? "decode_s" : "prefill_s_per_token"},
               {"candidates", candidates}, {"calibration_tokens", sens.tokens}, {"eval_tokens", eval_tokens.size()},
+              {"device", o.backend.device},
+              {"scores", o.scores_file.empty() ? Json(nullptr) : Json{{"file", o.scores_file.string()}, {"reused", scores_reused}}},
               {"eval_ctx", o.eval_ctx}, {"kl_to_log_ppl_scale", space.scale},
               {"decode_step_fit", {{"rest_s", space.rest}, {"slope", space.slope}}}, {"base", measured_json(base)},
               {"groups", space.groups_json()}, {"frontier", frontier_json}, {"single_technique", singles}, {"chosen", chosen_json},

@@ -2,7 +2,7 @@
 //   1. score: each group of linear layers x each candidate format -> KL of the output on
 //      calibration text (optimize/sensitivity.h), once;
 //   2. cost: bytes of each choice, and its matmul seconds timed on this machine
-//      (optimize/kernel_costs.h);
+//      (optimize/kernel_costs.h); 1 and 2 kept in --scores when given (optimize/score_cache.h);
 //   3. solve: the exact Pareto frontier of (cost, summed KL) (optimize/recipe_frontier.h); the
 //      summed KL predicts ln(ppl / ppl_base), scaled by a factor fitted to the single-technique
 //      recipes' measured perplexities;
@@ -48,6 +48,9 @@ struct OptimizeOptions {
   // text applied to the answer (optimize/recipe_writer.h); the trained model replaces the answer
   // when it measures a lower perplexity. 0: none.
   int64_t recover_steps = 0;
+  // Scores and kernel timings kept in this file (optimize/score_cache.h): read when it exists,
+  // written once computed. Empty: none.
+  std::filesystem::path scores_file;
   // Where recipes are scored, their kernels timed and they are measured (--device); its CPU
   // threads also make the candidates, write the folders and run the recovery training, which
   // stay on the CPU.

@@ -71,10 +71,14 @@ double mean_kl(const float* p, const float* q, int64_t rows, int64_t vocab, Thre
 
 }  // namespace
 
-Result<std::vector<Candidate>> search_candidates(const std::string& space) {
-  auto spec = [](QuantScheme scheme) {
+namespace {
+
+// The search space, declared once: each technique's candidates.
+const std::map<std::string, std::vector<Candidate>>& techniques() {
+  auto spec = [](QuantScheme scheme, Symmetry symmetry = Symmetry::Symmetric) {
     QuantSpec s;
     s.scheme = scheme;
+    s.symmetry = symmetry;
     return std::optional<QuantSpec>(s);
   };
   auto pruned = [&](const std::string& name, double sparsity, calib::SparsityPattern pattern) {
@@ -84,38 +88,52 @@ Result<std::vector<Candidate>> search_candidates(const std::string& space) {
     p.pattern = pattern;
     return Candidate{name, spec(QuantScheme::W8), p};
   };
-  const std::map<std::string, std::vector<Candidate>> techniques = {
+  static const std::map<std::string, std::vector<Candidate>> table = {
       {"quant",
        {{"w8", spec(QuantScheme::W8), std::nullopt},
         {"fp8", spec(QuantScheme::FP8), std::nullopt},
         {"w4", spec(QuantScheme::W4), std::nullopt},
+        {"w4-asym", spec(QuantScheme::W4, Symmetry::Asymmetric), std::nullopt},
         {"nf4", spec(QuantScheme::NF4), std::nullopt},
         {"w4-gptq", spec(QuantScheme::W4), std::nullopt, calib::Method::Gptq}}},
       {"prune", {pruned("w8+2:4", 0, {2, 4}), pruned("w8+s50", 0.5, {}), pruned("w8+s70", 0.7, {})}}};
+  return table;
+}
+
+}  // namespace
+
+std::string search_space_names() {
+  std::string out;
+  for (const auto& [technique, candidates] : techniques()) {
+    out += (out.empty() ? "" : ", ") + technique + " (";
+    for (size_t i = 0; i < candidates.size(); ++i) out += (i ? ", " : "") + candidates[i].name;
+    out += ")";
+  }
+  return out;
+}
+
+Result<std::vector<Candidate>> search_candidates(const std::string& space) {
   std::vector<Candidate> out = {{"keep", std::nullopt, std::nullopt}};
   auto add = [&](const Candidate& c) {
     if (std::none_of(out.begin(), out.end(), [&](const Candidate& o) { return o.name == c.name; })) out.push_back(c);
   };
-  std::string names;
-  for (const auto& [technique, candidates] : techniques)
-    for (const Candidate& c : candidates) names += (names.empty() ? "" : ", ") + c.name;
   size_t at = 0;
   while (at <= space.size()) {
     const size_t comma = std::min(space.find(',', at), space.size());
     const std::string item = space.substr(at, comma - at);
     at = comma + 1;
-    if (auto t = techniques.find(item); t != techniques.end()) {
+    if (auto t = techniques().find(item); t != techniques().end()) {
       for (const Candidate& c : t->second) add(c);
       continue;
     }
     bool found = false;
-    for (const auto& [technique, candidates] : techniques)
+    for (const auto& [technique, candidates] : techniques())
       for (const Candidate& c : candidates)
         if (c.name == item) add(c), found = true;
     if (!found)
       return make_error("--space '" + space.substr(0, 64) + (space.size() > 64 ? "...'" : "'") +
                         ": unknown technique or candidate '" + item.substr(0, 64) +
-                        "' (techniques: quant, prune; candidates: " + names + ")");
+                        "' (" + search_space_names() + ")");
   }
   return out;
 }
@@ -167,6 +185,31 @@ bool holds(const SearchGroup& group, const Candidate& candidate) {
   return true;
 }
 
+Result<std::vector<SearchGroup>> search_groups(Model& model, std::map<std::string, Tensor>* slots) {
+  const ModelConfig& c = model.config();
+  if (!c.low_rank.empty()) return make_error("optimize: the model is low-rank factored; optimize starts from a whole model");
+  if (model.is_encoder() || model.output_width() != c.vocab_size)
+    return make_error("optimize: '" + c.model_type + "' is an encoder; optimize scores decoders by their next-token "
+                      "distributions");
+  std::vector<SearchGroup> groups;
+  std::map<std::pair<int64_t, LinearGroup>, size_t> index;
+  model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    const LinearGroup kind = linear_group(spec.role);
+    if (!spec.is_matrix() || kind == LinearGroup::None || spec.part != Part::Weight || !slot.data) return;
+    auto [it, added] = index.try_emplace({spec.layer, kind}, groups.size());
+    if (added) groups.push_back({spec.layer, kind, {}});
+    groups[it->second].matrices.push_back({spec.name, spec.module, slot.dim(0), slot.dim(1), slot.dtype});
+    if (slots) (*slots)[spec.name] = slot;
+  });
+  if (groups.empty()) return make_error("optimize: '" + c.model_type + "' has no linear layers to search");
+  for (const SearchGroup& g : groups)
+    for (const MatrixShape& m : g.matrices)
+      if (is_block_dtype(m.stored))
+        return make_error("optimize: " + m.tensor + " is already quantized (" + std::string(dtype_name(m.stored)) +
+                          "); optimize starts from a float model");
+  return groups;
+}
+
 Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, const std::vector<int32_t>& tokens,
                                         const std::vector<Candidate>& candidates, const SensitivityOptions& options,
                                         const BackendOptions& where, const std::function<void(int64_t, int64_t)>& progress) {
@@ -198,33 +241,16 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
   if (options.window < 2 || options.window > model->context())
     return make_error("optimize: calibration window of " + std::to_string(options.window) +
                       " tokens does not fit the model's context of " + std::to_string(model->context()));
-  if (!c.low_rank.empty()) return make_error("optimize: the model is low-rank factored; optimize starts from a whole model");
-  if (model->is_encoder() || model->output_width() != c.vocab_size)
-    return make_error("optimize: '" + c.model_type + "' is an encoder; optimize scores decoders by their next-token "
-                      "distributions");
 
-  // The groups, from the roles; the scored model's slots give each matrix's pointer (the key of
-  // a swap), the host model's its row-major values.
+  // The scored model's slots give each matrix's pointer (the key of a swap), the host model's its
+  // row-major values.
   Sensitivity result;
-  std::map<std::pair<int64_t, LinearGroup>, size_t> index;
   std::map<std::string, Tensor> slots, host_slots;
-  model->visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
-    const LinearGroup kind = linear_group(spec.role);
-    if (!spec.is_matrix() || kind == LinearGroup::None || spec.part != Part::Weight || !slot.data) return;
-    auto [it, added] = index.try_emplace({spec.layer, kind}, result.groups.size());
-    if (added) result.groups.push_back({spec.layer, kind, {}});
-    result.groups[it->second].matrices.push_back({spec.name, spec.module, slot.dim(0), slot.dim(1), slot.dtype});
-    slots[spec.name] = slot;
-  });
+  BRISK_ASSIGN(groups, search_groups(*model, &slots));
+  result.groups = std::move(groups);
   host_model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
     if (slots.count(spec.name)) host_slots[spec.name] = slot;
   });
-  if (result.groups.empty()) return make_error("optimize: '" + c.model_type + "' has no linear layers to search");
-  for (const SearchGroup& g : result.groups)
-    for (const MatrixShape& m : g.matrices)
-      if (is_block_dtype(m.stored))
-        return make_error("optimize: " + m.tensor + " is already quantized (" + std::string(dtype_name(m.stored)) +
-                          "); optimize starts from a float model");
 
   // Calibration windows spread evenly over the text; the base model's log-probabilities kept.
   const int64_t window = options.window, vocab = c.vocab_size;

@@ -21,6 +21,7 @@
 #include "compress/calib_pipeline.h"
 #include "compress/prune.h"
 #include "compress/quantize.h"
+#include "models/model.h"
 #include "models/tensor_spec.h"
 #include "runtime/device.h"
 
@@ -33,15 +34,17 @@ namespace brisk::recipe {
 // Rounding is RTN, or GPTQ (compress/gptq.h) with the base model's inputs of the matrix (one
 // pass, not layer by layer): the codes scored are the codes written.
 struct Candidate {
-  std::string name;               // "keep", "w8", "fp8", "w4", "nf4", "w4-gptq", "w8+s70", "w8+2:4"
+  std::string name;               // "keep", "w8", "w4-asym", "w4-gptq", "w8+s70", ... (search_space_names)
   std::optional<QuantSpec> spec;  // nullopt: keep
   std::optional<calib::PruneOptions> prune;
   calib::Method method = calib::Method::Rtn;  // Rtn or Gptq
 };
 // The candidates of `space`, a comma-separated list of techniques and candidate names, keep
-// first: quant = w8, fp8, w4 (g128, RTN), nf4, w4-gptq; prune = w8 after 2:4, 50% and 70%
-// pruning ("quant,prune"; "w8,w4,nf4").
+// first: quant = w8, fp8, w4 (g128 RTN, symmetric), w4-asym (with zero points), nf4, w4-gptq;
+// prune = w8 after 2:4, 50% and 70% Wanda pruning ("quant,prune"; "w8,w4,nf4").
 Result<std::vector<Candidate>> search_candidates(const std::string& space);
+// Each technique with its candidates' names: "quant (w8, fp8, ...), prune (w8+2:4, ...)".
+std::string search_space_names();
 
 // Whether the candidate needs the matrix's calibration inputs (pruning, GPTQ): such candidates
 // are offered for the layers' matrices only, not the head.
@@ -73,6 +76,11 @@ struct SearchGroup {
 
 // Whether the candidate can hold every matrix of the group (a 4-bit group of 128 must divide a row).
 bool holds(const SearchGroup& group, const Candidate& candidate);
+
+// The groups of a loaded decoder, from the roles (q/k/v, o, gate/up, down per layer; an untied
+// head), each matrix's slot by weight name into `slots` when given. Encoders, low-rank factored
+// and already quantized models are refused by name.
+Result<std::vector<SearchGroup>> search_groups(Model& model, std::map<std::string, Tensor>* slots = nullptr);
 
 struct SensitivityOptions {
   int64_t window = 256;  // tokens per forward (positions 0..window-1)

@@ -30,7 +30,8 @@ Result<double> parse_relative(const std::string& text) {
 
 Command add_optimize(CLI::App& app) {
   struct Flags {
-    std::string in, out, calib, eval, budget_ppl, budget_bytes, objective = "decode", space = "quant", report, html, eval_cmd;
+    std::string in, out, calib, eval, budget_ppl, budget_bytes, objective = "decode", space = "quant", report, html, eval_cmd,
+        scores;
     double budget_bits = 0, target_tok_s = 0;
     int64_t calib_tokens = 512, window = 256, eval_tokens = 16384, eval_ctx = 512, recover = 0;
     int verify = 4;
@@ -41,8 +42,8 @@ Command add_optimize(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "optimize",
       "Choose a compression recipe per layer under a budget. Each group of linear layers that share\n"
-      "an input (q/k/v, o, gate/up, down, the head) is scored once per candidate (keep, w8, fp8,\n"
-      "w4, nf4, w4-gptq; pruned w8 with --space prune) by the KL divergence it causes on --calib\n"
+      "an input (q/k/v, o, gate/up, down, the head) is scored once per candidate (keep and the\n"
+      "--space formats) by the KL divergence it causes on --calib\n"
       "text, and costed in bytes and in matmul time measured on this machine; an exact solver\n"
       "builds the Pareto frontier, the single-technique recipes and the frontier points around the\n"
       "choice are measured for real (perplexity on --eval, decode tok/s, bytes), and the chosen\n"
@@ -64,9 +65,10 @@ Command add_optimize(CLI::App& app) {
   auto* objective_flag =
       sub->add_option("--objective", f->objective, "Under --budget-ppl: minimise decode time, prefill time or size")
           ->capture_default_str();
-  sub->add_option("--space", f->space, "Techniques or candidates searched, comma-separated: quant (w8, fp8, w4, nf4, w4-gptq), prune "
-                  "(w8+2:4, w8+s50, w8+s70: w8 after Wanda pruning; sparse int8 kernels), or names (w8,w4,nf4). "
-                  "Low-rank and KV types are not searched")
+  sub->add_option("--space", f->space,
+                  "Techniques or candidates searched, comma-separated: " + recipe::search_space_names() +
+                      ",\nor names (w8,w4,nf4). w4 is RTN per group of 128; w8+... is w8 after Wanda pruning (sparse\n"
+                      "int8 kernels). Low-rank, AWQ and KV types are not searched")
       ->capture_default_str();
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens scored per candidate")->capture_default_str();
   sub->add_option("--window", f->window, "Tokens per calibration forward")->capture_default_str();
@@ -85,6 +87,11 @@ Command add_optimize(CLI::App& app) {
   // --device runs the scoring, the kernel timing and the measured recipes there; making
   // candidates, writing folders and --recover's training stay on the CPU threads.
   add_engine_flags(sub, f->backend);
+  sub->add_option("--scores", f->scores,
+                  "Keep the scores and kernel timings in this file: written as soon as they are computed, read\n"
+                  "instead of computing them when it exists (a stopped run resumes, other budgets reuse one\n"
+                  "scoring pass). Reused only for the same model, --calib, --space, --calib-tokens, --window and\n"
+                  "--device (an error otherwise); not with GPTQ or pruned candidates (their inputs are not kept)");
   sub->add_option("--report", f->report, "Also write the whole record as JSON to this file");
   sub->add_option("--html", f->html,
                   "Also write the record as one self-contained HTML page (frontier charts, sensitivity heat map,\n"
@@ -142,6 +149,7 @@ Command add_optimize(CLI::App& app) {
     o.eval_cmd = f->eval_cmd;
     o.recover_steps = f->recover;
     o.backend = f->backend;
+    o.scores_file = f->scores;
     std::unique_ptr<ProgressBar> bar;
     std::string stage;
     // Without a terminal (a batch job's log) each stage still says when it starts and each tenth

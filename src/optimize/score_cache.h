@@ -1,0 +1,44 @@
+// brisk optimize --scores FILE: the scoring pass and the kernel timings (steps 1 and 2 of
+// optimize.h, most of a large model's run: llama3-8b's 516 group x candidate scores took 228 s on
+// an H100) kept in a JSON file. A run writes them there as soon as they are computed and, when
+// the file exists, reads them instead of computing them again: a run stopped during verification
+// (a time limit) resumes from its scores, and other budgets are tried on one scoring pass.
+// The file is reused only for the same inputs (the key below); anything else is an error naming
+// the field, never a silent mix of two runs.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "optimize/kernel_costs.h"
+#include "optimize/sensitivity.h"
+
+namespace brisk::recipe {
+
+// What the scores depend on. The model and calibration text are identified by path and size.
+struct ScoreKey {
+  std::string model, calib, device;
+  uint64_t model_bytes = 0, calib_bytes = 0;
+  std::vector<std::string> candidates;
+  int64_t window = 0, tokens = 0;  // SensitivityOptions
+};
+
+struct Scores {
+  Sensitivity sensitivity;
+  GroupTimes times;
+};
+
+// Writes the scores (atomically: a temporary file renamed into place).
+Status save_scores(const std::filesystem::path& file, const ScoreKey& key, const Scores& scores,
+                   const std::vector<Candidate>& candidates);
+
+// The scores in `file` when it exists (nullopt when it does not), checked against the key and
+// against the groups of the model in key.model (mapped on the CPU, nothing copied), whose matrices
+// they take. The file keeps no calibration inputs: optimize refuses --scores with candidates that
+// read them (GPTQ's codes, pruning's norms).
+Result<std::optional<Scores>> load_scores(const std::filesystem::path& file, const ScoreKey& key,
+                                          const std::vector<Candidate>& candidates);
+
+}  // namespace brisk::recipe
