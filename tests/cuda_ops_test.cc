@@ -2,6 +2,8 @@
 // and misaligned pointers. Outputs are poisoned with NaN first, so an unwritten element fails.
 // Without a GPU every test skips (CI), except the check that the factory says why.
 // Each comparison prints "[cuda-err] <op> ... rel=<relative L2 error>" for scripts/gpu_check.sh.
+#include <cuda_runtime.h>
+
 #include "cuda_ops_fixture.h"
 
 namespace brisk {
@@ -55,6 +57,26 @@ TEST_F(CudaOps, OutOfMemoryIsAnErrorAndTheBackendStillWorks) {
   Buffer dx = device(x), dy = device(y);
   be().add(dx.data(), dy.data(), 3);
   EXPECT_EQ(host(dx.data(), 3), (std::vector<float>{11, 22, 33}));
+}
+
+// brisk optimize swaps candidate matrices in and gives them back: the memory returns at once, a
+// second release is a no-op, and the backend's teardown does not free it again.
+TEST_F(CudaOps, ReleasedWeightsGiveTheirMemoryBack) {
+  std::vector<float> values(size_t(4096) * 4096, 0.5f);
+  const Tensor host_matrix{values.data(), DType::F32, {4096, 4096}};
+  size_t free_before = 0, free_uploaded = 0, free_after = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
+  const Tensor uploaded = be().upload(host_matrix);
+  ASSERT_EQ(cudaMemGetInfo(&free_uploaded, &total), cudaSuccess);
+  be().release_weight(uploaded);
+  be().release_weight(uploaded);
+  ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+  EXPECT_GE(free_before - free_uploaded, host_matrix.nbytes());
+  EXPECT_GE(free_after, free_uploaded + host_matrix.nbytes());
+  std::vector<float> x = {1, 2}, y = {3, 4};  // the backend still works
+  Buffer dx = device(x), dy = device(y);
+  be().add(dx.data(), dy.data(), 2);
+  EXPECT_EQ(host(dx.data(), 2), (std::vector<float>{4, 6}));
 }
 
 TEST_F(CudaOps, AllocateZeroFills) {

@@ -17,8 +17,9 @@ constexpr int kWarmup = 3;
 constexpr int kDecodeReps = 64;
 constexpr int kPrefillReps = 5;
 // A device backend runs calls asynchronously: each sample times this many calls back to back
-// and one wait for the last (so the wait's ~10 us is spread over them, as a step's many kernels
-// spread theirs); on the CPU a call returns when done, and each sample is one call.
+// and one wait for the last (a device-to-host copy, whose latency is then spread over them as a
+// step spreads its one wait over many kernels); on the CPU a call returns when done, and each
+// sample is one call.
 constexpr int kDeviceCallsPerSample = 8;
 
 std::vector<float> random_values(size_t n, uint64_t seed) {

@@ -78,7 +78,7 @@ Result<double> run_eval_cmd(const std::string& command, const fs::path& dir) {
   return *last;
 }
 
-// Perplexity on the eval tokens and decode rate of a model folder, on the CPU.
+// Perplexity on the eval tokens and decode rate of a model folder, on --device.
 class Evaluator {
  public:
   // context: the positions an engine holds, the eval windows' and the decode timing's (the
@@ -224,6 +224,38 @@ struct ScoredSpace {
   }
 };
 
+// Steps 1 and 2: the scores and kernel timings, from --scores when it holds them for these
+// inputs, else measured (and then kept there).
+struct ScoredGroups {
+  Scores scores;
+  bool reused = false;  // read from --scores
+};
+Result<ScoredGroups> score_and_time(const OptimizeOptions& o, const std::vector<int32_t>& calib_tokens,
+                                    const std::function<void(const char*, int64_t, int64_t)>& report) {
+  std::error_code ec;
+  ScoreKey key;
+  key.model = fs::weakly_canonical(o.model, ec).string();
+  key.model_bytes = folder_weight_bytes(o.model);
+  key.calib = fs::weakly_canonical(o.calib, ec).string();
+  key.calib_bytes = fs::file_size(o.calib, ec);
+  key.device = o.backend.device;
+  for (const Candidate& c : o.candidates) key.candidates.push_back(c.name);
+  key.window = o.sensitivity.window;
+  key.tokens = o.sensitivity.tokens;
+  if (!o.scores_file.empty()) {
+    BRISK_ASSIGN(kept, load_scores(o.scores_file, key, o.candidates));
+    if (kept) return ScoredGroups{std::move(*kept), true};
+  }
+  BRISK_ASSIGN(measured, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,
+                                             [&](int64_t d, int64_t t) { report("score", d, t); }));
+  report("time", 0, 1);
+  GroupTimes timed = time_groups(measured.groups, o.candidates, o.backend, key.model_bytes);
+  report("time", 1, 1);
+  ScoredGroups out{Scores{std::move(measured), std::move(timed)}, false};
+  if (!o.scores_file.empty()) BRISK_TRY(save_scores(o.scores_file, key, out.scores, o.candidates));
+  return out;
+}
+
 Json measured_json(const Measured& m) {
   Json j = {{"ppl", m.ppl}, {"decode_tok_s", m.decode_tok_s}, {"prefill_tok_s", m.prefill_tok_s}, {"bytes", m.bytes}};
   if (m.eval_cmd_score) j["eval_cmd_score"] = *m.eval_cmd_score;
@@ -298,33 +330,10 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
                       std::to_string(kBenchPrompt) + "-token prompt of the decode timing");
   const Evaluator evaluator(o, eval_tokens, context);
 
-  // 1. Scores and 2. costs (from --scores when it holds them).
-  ScoreKey key;
-  key.model = fs::weakly_canonical(o.model, ec).string();
-  key.model_bytes = folder_weight_bytes(o.model);
-  key.calib = fs::weakly_canonical(o.calib, ec).string();
-  key.calib_bytes = fs::file_size(o.calib, ec);
-  key.device = o.backend.device;
-  for (const Candidate& c : o.candidates) key.candidates.push_back(c.name);
-  key.window = o.sensitivity.window;
-  key.tokens = o.sensitivity.tokens;
-  std::optional<Scores> cached;
-  if (!o.scores_file.empty()) {
-    BRISK_ASSIGN(loaded, load_scores(o.scores_file, key, o.candidates));
-    cached = std::move(loaded);
-  }
-  const bool scores_reused = cached.has_value();
-  if (!cached) {
-    BRISK_ASSIGN(measured, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,
-                                               [&](int64_t d, int64_t t) { report("score", d, t); }));
-    report("time", 0, 1);
-    GroupTimes timed = time_groups(measured.groups, o.candidates, o.backend, key.model_bytes);
-    report("time", 1, 1);
-    cached = Scores{std::move(measured), std::move(timed)};
-    if (!o.scores_file.empty()) BRISK_TRY(save_scores(o.scores_file, key, *cached, o.candidates));
-  }
-  const Sensitivity& sens = cached->sensitivity;
-  const GroupTimes& times = cached->times;
+  // 1. Scores and 2. costs.
+  BRISK_ASSIGN(scored, score_and_time(o, calib_tokens, report));
+  const Sensitivity& sens = scored.scores.sensitivity;
+  const GroupTimes& times = scored.scores.times;
   const size_t G = sens.groups.size(), C = o.candidates.size();
   ScoredSpace space{sens, times, o.candidates, std::vector<std::vector<std::optional<double>>>(G, std::vector<std::optional<double>>(C))};
   double params = 0, keep_bytes = 0;
@@ -598,7 +607,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
               {"objective", objective_name(o.objective)}, {"frontier_axis", axis == Axis::Bytes ? "bytes" : axis == Axis::Decode ? "decode_s" : "prefill_s_per_token"},
               {"candidates", candidates}, {"calibration_tokens", sens.tokens}, {"eval_tokens", eval_tokens.size()},
               {"device", o.backend.device},
-              {"scores", o.scores_file.empty() ? Json(nullptr) : Json{{"file", o.scores_file.string()}, {"reused", scores_reused}}},
+              {"scores", o.scores_file.empty() ? Json(nullptr) : Json{{"file", o.scores_file.string()}, {"reused", scored.reused}}},
               {"eval_ctx", o.eval_ctx}, {"kl_to_log_ppl_scale", space.scale},
               {"decode_step_fit", {{"rest_s", space.rest}, {"slope", space.slope}}}, {"base", measured_json(base)},
               {"groups", space.groups_json()}, {"frontier", frontier_json}, {"single_technique", singles}, {"chosen", chosen_json},

@@ -69,10 +69,6 @@ double mean_kl(const float* p, const float* q, int64_t rows, int64_t vocab, Thre
   return total / double(rows);
 }
 
-}  // namespace
-
-namespace {
-
 // The search space, declared once: each technique's candidates.
 const std::map<std::string, std::vector<Candidate>>& techniques() {
   auto spec = [](QuantScheme scheme, Symmetry symmetry = Symmetry::Symmetric) {
