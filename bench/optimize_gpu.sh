@@ -4,6 +4,9 @@
 # between calls, so a later part reuses the build and the models):
 #   PARTS="tiny-cpu"     train the model (below) and run optimize on the host's CPU cores
 #   PARTS="tiny-cuda"    the same model, optimize --device cuda under +1% ppl, objective decode
+#   PARTS="test"         tests/optimize_test.py OptimizeCuda (--device cuda against the CPU on
+#                        sotu-llama; SHARED, default .carry/shared, holds models/sotu-llama and
+#                        data/text/sotu-valid.txt, sotu-test.txt: carry it too)
 #   PARTS="synth-8b"     brisk synth --shape llama3-8b (random bf16 weights, 16 GB) into /tmp
 #   PARTS="llama3-cuda"  optimize --device cuda on it under --budget-bits 5, its scores kept in
 #                        /tmp/llama3-scores.json (--scores): a call that stops after scoring leaves
@@ -80,6 +83,11 @@ fi
 if has tiny-cuda; then
   optimize tiny-cuda "$TINY" --device cuda --budget-ppl +1% --objective decode --html "$OUT/optimize-tiny-cuda.html"
   summary tiny-cuda "PARTS=tiny-cuda bench/optimize_gpu.sh" "$GPU (--device cuda), host $HOST"
+fi
+if has test; then
+  BRISK_BIN="$B" BRISK_SHARED_DIR="${SHARED:-$ROOT/.carry/shared}" timeout 300 python3 "$ROOT/tests/optimize_test.py" -v \
+    OptimizeCuda >"$OUT/test-optimize-cuda.log" 2>&1
+  echo "OptimizeCuda exit $? at $(( $(date +%s) - T0 )) s"; tail -4 "$OUT/test-optimize-cuda.log"
 fi
 if has synth-8b && [ ! -f "$LLAMA3/config.json" ]; then
   "$B" synth --shape llama3-8b --dtype bf16 -o "$LLAMA3" >/dev/null && echo "synth llama3-8b at $(( $(date +%s) - T0 )) s"

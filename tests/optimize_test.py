@@ -197,6 +197,48 @@ class OptimizeRecover(ReportPageChecks, unittest.TestCase):
         self.assertLess(ppl, 200)
 
 
+def ranks(values):
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    r = [0.0] * len(values)
+    for rank, i in enumerate(order):
+        r[i] = float(rank)
+    return r
+
+
+def spearman(a, b):
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    return cov / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+
+
+@unittest.skipUnless(shutil.which("nvidia-smi"), "no GPU (runs on the GPU machine: bench/optimize_gpu.sh PARTS=test)")
+class OptimizeCuda(unittest.TestCase):
+    """--device cuda: the GPU scores the groups as the CPU does (the same order of damage; bf16
+    tensor-core products against exact fp32 ones), times its own kernels, and its answer, measured
+    again on the CPU, meets the budget."""
+
+    def test_the_gpu_scores_and_answers_as_the_cpu_does(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            args = ("--space", "w8,w4,nf4", "--budget-bits", "6", "--verify", "1")
+            gpu = optimize(os.path.join(tmp, "gpu"), "--device", "cuda", *args)
+            cpu = optimize(os.path.join(tmp, "cpu"), *args)
+            self.assertEqual(gpu["device"], "cuda")
+            self.assertEqual([g["label"] for g in gpu["groups"]], [g["label"] for g in cpu["groups"]])
+            pairs = [(g["kl"][c], h["kl"][c]) for g, h in zip(gpu["groups"], cpu["groups"]) for c in ("w8", "w4", "nf4")]
+            self.assertGreater(spearman([p[0] for p in pairs], [p[1] for p in pairs]), 0.9)
+            for g in gpu["groups"]:  # timed on the GPU: 4-bit codes are a quarter of bf16's bytes
+                self.assertLess(g["decode_us"]["w4"], g["decode_us"]["keep"])
+            self.assertGreater(gpu["rank_correlation"], 0.8)
+            params = sum(g["params"] for g in gpu["groups"])
+            recipe_bytes = sum(g["bytes"][c] for g, c in zip(gpu["groups"], gpu["chosen"]["recipe"]))
+            self.assertLessEqual(recipe_bytes * 8 / params, 6.0)
+            text = os.path.join(TEXT, "sotu-test.txt")
+            ppl = {d: json.loads(brisk("perplexity", "-m", os.path.join(tmp, "gpu"), "-f", text, "--ctx", "256",
+                                       "--device", d, "--json").stdout)["ppl"] for d in ("cpu", "cuda")}
+            self.assertLess(abs(ppl["cuda"] / ppl["cpu"] - 1), 0.01)
+
+
 class OptimizeScores(unittest.TestCase):
     """--scores: the first run writes its scores and timings, the next reads them (the same groups,
     the same answer); another input, a damaged file or a candidate needing calibration inputs is
