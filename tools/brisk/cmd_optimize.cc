@@ -1,7 +1,4 @@
 // brisk optimize: a per-layer compression recipe chosen under a budget (library: src/optimize).
-#include <unistd.h>
-
-#include <chrono>
 #include <fstream>
 #include <memory>
 
@@ -152,25 +149,13 @@ Command add_optimize(CLI::App& app) {
     o.scores_file = f->scores;
     std::unique_ptr<ProgressBar> bar;
     std::string stage;
-    // Without a terminal (a batch job's log) each stage still says when it starts and each tenth
-    // of it when done: a run of an 8B model takes many minutes per stage.
-    const bool log_lines = !isatty(STDERR_FILENO);
-    const auto start = std::chrono::steady_clock::now();
-    int64_t logged_tenths = 0;
     auto record = recipe::optimize(o, [&](const std::string& s, int64_t done, int64_t total) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (s != stage) {
         if (bar) bar->finish();
         bar = std::make_unique<ProgressBar>("optimize: " + s);
         stage = s;
-        logged_tenths = 0;
-        if (log_lines) std::fprintf(stderr, "optimize: %s (at %.0f s)\n", s.c_str(), seconds);
       }
       bar->update(double(done), double(total), std::to_string(done) + "/" + std::to_string(total));
-      if (log_lines && total > 0 && done * 10 / total > logged_tenths) {
-        logged_tenths = done * 10 / total;
-        std::fprintf(stderr, "optimize: %s %lld/%lld (at %.0f s)\n", s.c_str(), (long long)done, (long long)total, seconds);
-      }
     });
     if (bar) bar->finish();
     if (!record) return fail(record.error());

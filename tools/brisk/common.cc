@@ -295,7 +295,7 @@ int fail(const std::string& message) {
 void print_json(const Json& json) { std::cout << json.dump(-1, ' ', false, Json::error_handler_t::replace) << std::endl; }
 
 ProgressBar::ProgressBar(std::string label)
-    : label_(std::move(label)), enabled_(isatty(STDERR_FILENO)), start_(now()) {}
+    : label_(std::move(label)), terminal_(isatty(STDERR_FILENO)), start_(now()) {}
 
 void show_load_progress(EngineOptions& options) {
   auto bar = std::make_shared<ProgressBar>("loading");
@@ -306,10 +306,20 @@ void show_load_progress(EngineOptions& options) {
 }
 
 void ProgressBar::update(double done, double total, const std::string& detail) {
-  constexpr double kProgressDelaySeconds = 0.5;
-  if (!enabled_ || total <= 0 || (!drawn_ && now() - start_ < kProgressDelaySeconds)) return;
-  const int width = 30;
+  constexpr double kProgressDelaySeconds = 0.5, kLogDelaySeconds = 10;
+  if (total <= 0) return;
   const double frac = std::min(1.0, done / total);
+  if (!terminal_) {
+    const int tenths = int(frac * 10);
+    if (tenths > logged_tenths_ && now() - start_ >= kLogDelaySeconds) {
+      std::fprintf(stderr, "%s: %.0f%% (%.0fs)  %s\n", label_.c_str(), 100 * frac, now() - start_, detail.c_str());
+      std::fflush(stderr);
+    }
+    logged_tenths_ = std::max(logged_tenths_, tenths);
+    return;
+  }
+  if (!drawn_ && now() - start_ < kProgressDelaySeconds) return;
+  const int width = 30;
   const int filled = int(frac * width);
   const double elapsed = now() - start_;
   const double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;

@@ -107,8 +107,10 @@ int fail(const std::string& message);
 // Prints a JSON document on stdout (one line; scripts parse it).
 void print_json(const Json& json);
 
-// Redraws one line on stderr when stderr is a terminal; silent otherwise (logs stay clean).
-// Work that ends within kProgressDelaySeconds draws nothing.
+// Redraws one line on stderr when stderr is a terminal. Otherwise (a batch job's log) work that
+// runs longer than kLogDelaySeconds writes one line per tenth done, and shorter work nothing, so
+// logs stay clean but an 8B model's minutes-long stages still say where they are. Work that ends
+// within kProgressDelaySeconds draws nothing either way.
 class ProgressBar {
  public:
   explicit ProgressBar(std::string label);
@@ -117,8 +119,9 @@ class ProgressBar {
 
  private:
   std::string label_;
-  bool enabled_;
+  bool terminal_;
   bool drawn_ = false;
+  int logged_tenths_ = 0;
   double start_;
 };
 
