@@ -9,8 +9,8 @@
 #                        data/text/sotu-valid.txt, sotu-test.txt: carry it too)
 #   PARTS="synth-8b"     brisk synth --shape llama3-8b (random bf16 weights, 16 GB) into /tmp
 #   PARTS="llama3-cuda"  optimize --device cuda on it under --budget-bits 5, its scores kept in
-#                        /tmp/llama3-scores.json (--scores): a call that stops after scoring leaves
-#                        them, and the next call's run starts from them
+#                        /tmp/llama3-scores.json (--scores): a call that stops after scoring (or
+#                        timing) leaves them, and the next call's run starts from them
 # Training: scripts/train_reference_model.py trains tinyllama-1.1b's shape from scratch on
 # sotu-train (the Llama-2 SentencePiece vocabulary) on the GPU while brisk builds -- random weights
 # score nothing (rank correlation -0.19 in bench/results/optimize-tinyllama-random-xeon-2vcpu.json).

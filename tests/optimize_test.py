@@ -257,6 +257,16 @@ class OptimizeScores(unittest.TestCase):
             self.assertEqual(second["scores"], {"file": scores, "reused": True})
             self.assertEqual(second["groups"], first["groups"])  # scores and timings as computed
             self.assertEqual(second["chosen"]["recipe"], first["chosen"]["recipe"])
+            untimed = json.loads(json.dumps(saved))  # a run stopped between scoring and timing
+            for g in untimed["groups"]:
+                del g["decode_s"], g["prefill_s_per_token"]
+            with open(scores, "w") as f:
+                json.dump(untimed, f)
+            third = optimize(os.path.join(tmp, "t"), *args)
+            self.assertEqual(third["scores"], {"file": scores, "reused": True})
+            self.assertEqual([g["kl"] for g in third["groups"]], [g["kl"] for g in first["groups"]])
+            with open(scores) as f:
+                self.assertIn("decode_s", json.load(f)["groups"][0])  # timed now, and kept
 
             out = os.path.join(tmp, "c")
             other_window = list(SMALL)

@@ -228,7 +228,7 @@ struct ScoredSpace {
 // inputs, else measured (and then kept there).
 struct ScoredGroups {
   Scores scores;
-  bool reused = false;  // read from --scores
+  bool reused = false;  // the scores read from --scores (the timings too, unless it had none)
 };
 Result<ScoredGroups> score_and_time(const OptimizeOptions& o, const std::vector<int32_t>& calib_tokens,
                                     const std::function<void(const char*, int64_t, int64_t)>& report) {
@@ -242,17 +242,23 @@ Result<ScoredGroups> score_and_time(const OptimizeOptions& o, const std::vector<
   for (const Candidate& c : o.candidates) key.candidates.push_back(c.name);
   key.window = o.sensitivity.window;
   key.tokens = o.sensitivity.tokens;
+  ScoredGroups out;
   if (!o.scores_file.empty()) {
     BRISK_ASSIGN(kept, load_scores(o.scores_file, key, o.candidates));
-    if (kept) return ScoredGroups{std::move(*kept), true};
+    if (kept) out = ScoredGroups{std::move(*kept), true};
   }
-  BRISK_ASSIGN(measured, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,
-                                             [&](int64_t d, int64_t t) { report("score", d, t); }));
-  report("time", 0, 1);
-  GroupTimes timed = time_groups(measured.groups, o.candidates, o.backend, key.model_bytes);
-  report("time", 1, 1);
-  ScoredGroups out{Scores{std::move(measured), std::move(timed)}, false};
-  if (!o.scores_file.empty()) BRISK_TRY(save_scores(o.scores_file, key, out.scores, o.candidates));
+  if (!out.reused) {
+    BRISK_ASSIGN(measured, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,
+                                               [&](int64_t d, int64_t t) { report("score", d, t); }));
+    out.scores.sensitivity = std::move(measured);
+    if (!o.scores_file.empty()) BRISK_TRY(save_scores(o.scores_file, key, out.scores, o.candidates));
+  }
+  if (!out.scores.times) {
+    report("time", 0, 1);
+    out.scores.times = time_groups(out.scores.sensitivity.groups, o.candidates, o.backend, key.model_bytes);
+    report("time", 1, 1);
+    if (!o.scores_file.empty()) BRISK_TRY(save_scores(o.scores_file, key, out.scores, o.candidates));
+  }
   return out;
 }
 
@@ -333,7 +339,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   // 1. Scores and 2. costs.
   BRISK_ASSIGN(scored, score_and_time(o, calib_tokens, report));
   const Sensitivity& sens = scored.scores.sensitivity;
-  const GroupTimes& times = scored.scores.times;
+  const GroupTimes& times = *scored.scores.times;
   const size_t G = sens.groups.size(), C = o.candidates.size();
   ScoredSpace space{sens, times, o.candidates, std::vector<std::vector<std::optional<double>>>(G, std::vector<std::optional<double>>(C))};
   double params = 0, keep_bytes = 0;

@@ -56,11 +56,16 @@ Status save_scores(const fs::path& file, const ScoreKey& key, const Scores& scor
     for (size_t c = 0; c < candidates.size(); ++c) {
       kl.push_back(optional_json(s.kl[g][c]));
       bytes.push_back(optional_json(s.bytes[g][c]));
-      decode.push_back(optional_json(scores.times.decode[g][c]));
-      prefill.push_back(optional_json(scores.times.prefill_per_token[g][c]));
+      if (!scores.times) continue;
+      decode.push_back(optional_json(scores.times->decode[g][c]));
+      prefill.push_back(optional_json(scores.times->prefill_per_token[g][c]));
     }
-    groups.push_back({{"label", s.groups[g].label()}, {"params", s.groups[g].params()}, {"kl", kl}, {"bytes", bytes},
-                      {"decode_s", decode}, {"prefill_s_per_token", prefill}});
+    Json group = {{"label", s.groups[g].label()}, {"params", s.groups[g].params()}, {"kl", kl}, {"bytes", bytes}};
+    if (scores.times) {
+      group["decode_s"] = decode;
+      group["prefill_s_per_token"] = prefill;
+    }
+    groups.push_back(group);
   }
   const Json doc = {{"brisk_optimize_scores", kFormatVersion}, {"key", key_json(key)}, {"tokens", s.tokens},
                     {"seconds", s.seconds}, {"groups", groups}};
@@ -103,6 +108,9 @@ Result<std::optional<Scores>> load_scores(const fs::path& file, const ScoreKey& 
   const size_t C = candidates.size();
   Scores scores;
   Sensitivity& s = scores.sensitivity;
+  // Timings are in every group or in none (a run stopped between scoring and timing).
+  const bool timed = !saved.empty() && saved[0].is_object() && saved[0].contains("decode_s");
+  if (timed) scores.times = GroupTimes{};
   for (size_t g = 0; g < groups.size(); ++g) {
     const Json& j = saved[g];
     const std::string at = where + ", group " + std::to_string(g);
@@ -110,17 +118,24 @@ Result<std::optional<Scores>> load_scores(const fs::path& file, const ScoreKey& 
       return make_error(at + ": not the model's " + groups[g].label());
     BRISK_ASSIGN(kl, read_row<double>(j, "kl", C, at));
     BRISK_ASSIGN(bytes, read_row<uint64_t>(j, "bytes", C, at));
-    BRISK_ASSIGN(decode, read_row<double>(j, "decode_s", C, at));
-    BRISK_ASSIGN(prefill, read_row<double>(j, "prefill_s_per_token", C, at));
+    auto scored = [&](size_t c) { return kl[c].has_value(); };
     for (size_t c = 0; c < C; ++c)
-      if (kl[c].has_value() != holds(groups[g], candidates[c]) || bytes[c].has_value() != kl[c].has_value() ||
-          decode[c].has_value() != kl[c].has_value() || prefill[c].has_value() != kl[c].has_value())
+      if (scored(c) != holds(groups[g], candidates[c]) || bytes[c].has_value() != scored(c))
         return make_error(at + ": candidate " + candidates[c].name + " is scored where it cannot hold the group, or the "
                           "other way round");
+    if (timed) {
+      BRISK_ASSIGN(decode, read_row<double>(j, "decode_s", C, at));
+      BRISK_ASSIGN(prefill, read_row<double>(j, "prefill_s_per_token", C, at));
+      for (size_t c = 0; c < C; ++c)
+        if (decode[c].has_value() != scored(c) || prefill[c].has_value() != scored(c))
+          return make_error(at + ": candidate " + candidates[c].name + " is timed where it is not scored, or the other way round");
+      scores.times->decode.push_back(std::move(decode));
+      scores.times->prefill_per_token.push_back(std::move(prefill));
+    } else if (j.contains("decode_s") || j.contains("prefill_s_per_token")) {
+      return make_error(at + ": timings here but not in group 0");
+    }
     s.kl.push_back(std::move(kl));
     s.bytes.push_back(std::move(bytes));
-    scores.times.decode.push_back(std::move(decode));
-    scores.times.prefill_per_token.push_back(std::move(prefill));
   }
   s.groups = std::move(groups);
   s.tokens = doc.value("tokens", int64_t(0));

@@ -1,8 +1,9 @@
 // brisk optimize --scores FILE: the scoring pass and the kernel timings (steps 1 and 2 of
 // optimize.h, most of a large model's run: llama3-8b's 516 group x candidate scores took 228 s on
-// an H100) kept in a JSON file. A run writes them there as soon as they are computed and, when
-// the file exists, reads them instead of computing them again: a run stopped during verification
-// (a time limit) resumes from its scores, and other budgets are tried on one scoring pass.
+// an H100) kept in a JSON file. A run writes the scores there as soon as they are computed, and
+// again with the timings once those are; when the file exists it reads them instead of computing
+// them again: a run stopped during timing or verification (a time limit) resumes from what it
+// kept, and other budgets are tried on one scoring pass.
 // The file is reused only for the same inputs (the key below); anything else is an error naming
 // the field, never a silent mix of two runs.
 #pragma once
@@ -27,10 +28,11 @@ struct ScoreKey {
 
 struct Scores {
   Sensitivity sensitivity;
-  GroupTimes times;
+  std::optional<GroupTimes> times;  // nullopt: not timed yet
 };
 
-// Writes the scores (atomically: a temporary file renamed into place).
+// Writes the scores, and the timings when there are some (atomically: a temporary file renamed
+// into place).
 Status save_scores(const std::filesystem::path& file, const ScoreKey& key, const Scores& scores,
                    const std::vector<Candidate>& candidates);
 
