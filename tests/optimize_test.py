@@ -282,6 +282,21 @@ class OptimizeScores(unittest.TestCase):
             p = brisk(*base, *SMALL, *args, check=False)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn(scores, p.stderr)
+            for hostile, needle in (("[" * 100000 + "]" * 100000, "not a brisk optimize scores file"),
+                                    ('{"brisk_optimize_scores": 1, "key": "x"}', "scored with calib (none)"),
+                                    ("\x00\xff" * 1000, "malformed JSON")):
+                with open(scores, "w", encoding="latin-1") as f:
+                    f.write(hostile)
+                p = brisk(*base, *SMALL, *args, check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(needle, p.stderr)
+                self.assertLess(len(p.stderr), 2000)
+            wrong_type = json.loads(json.dumps(saved))
+            wrong_type["groups"][2]["bytes"] = {"w8": 1}
+            with open(scores, "w") as f:
+                json.dump(wrong_type, f)
+            p = brisk(*base, *SMALL, *args, check=False)
+            self.assertIn("group 2: 'bytes' must be an array of 3 values", p.stderr)
             saved["groups"][3]["kl"][1] = -1
             with open(scores, "w") as f:
                 json.dump(saved, f)

@@ -1,6 +1,7 @@
 #include "optimize/kernel_costs.h"
 
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <tuple>
 
@@ -86,11 +87,22 @@ std::pair<double, double> time_group(const BackendOptions& where, const SearchGr
     for (size_t i = 0; i < host.size(); ++i) make_host(g.matrices[i], cand, host[i], pool);
   }
   std::vector<std::vector<Tensor>> copies;  // each upload is the backend's own copy
+  // A backend that reads host weights in place (the CPU with --mmap) would hand back the same
+  // memory every time: it gets a host copy of its own to read for each copy after the first.
+  std::vector<std::unique_ptr<uint8_t[]>> in_place;
   uint64_t bytes = 0;
   do {
     std::vector<Tensor>& w = copies.emplace_back();
     for (const HostMatrix& h : host) {
-      w.push_back(backend.upload_matrix(h.tensor));
+      Tensor uploaded = backend.upload_matrix(h.tensor);
+      if (uploaded.data == h.tensor.data && copies.size() > 1) {
+        in_place.push_back(std::make_unique<uint8_t[]>(h.tensor.nbytes()));
+        std::memcpy(in_place.back().get(), h.tensor.data, h.tensor.nbytes());
+        Tensor clone = h.tensor;
+        clone.data = in_place.back().get();
+        uploaded = backend.upload_matrix(clone);
+      }
+      w.push_back(uploaded);
       bytes += w.back().nbytes();
     }
   } while (bytes < working_set && bytes * (copies.size() + 1) / copies.size() <= kMaxCopyBytes);
