@@ -164,6 +164,35 @@ class OptimizePrune(unittest.TestCase):
             self.assertTrue(checked, r["chosen"]["recipe"])
 
 
+class OptimizeLowRank(unittest.TestCase):
+    """--space lowrank: each layer group as two factors (SVD-LLM on the calibration inputs) removing
+    20% and 40% of its parameters, scored, costed and written as scored (tests/recipe_writer_test.cc
+    checks a group's written KL against its score)."""
+
+    def test_low_rank_groups_are_scored_and_written(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "factored")
+            r = optimize(out, "--space", "w8,lowrank", "--budget-bits", "12", "--verify", "2")
+            self.assertEqual(r["candidates"], ["keep", "w8", "lr20", "lr40"])
+            head = [g for g in r["groups"] if g["kind"] == "head"]
+            self.assertEqual([sorted(g["kl"]) for g in head], [["keep", "w8"]])  # the head is never factored
+            body = [g for g in r["groups"] if g["kind"] != "head"]
+            for g in body:  # bf16 factors: 80% and 60% of the bf16 bytes, 40% removed moves the output more
+                self.assertAlmostEqual(g["bytes"]["lr20"] / g["bytes"]["keep"], 0.8, delta=0.01)
+                self.assertAlmostEqual(g["bytes"]["lr40"] / g["bytes"]["keep"], 0.6, delta=0.01)
+                self.assertGreater(g["kl"]["lr40"], g["kl"]["lr20"], g["label"])
+            singles = {s["name"]: s for s in r["single_technique"]}
+            for name in ("lr20", "lr40"):  # written, loaded, measured: as predicted from the scores
+                s = singles[name]
+                self.assertGreater(s["measured"]["ppl"], r["base"]["ppl"])
+                self.assertAlmostEqual(s["measured"]["ppl"] / s["predicted_ppl"], 1, delta=0.1)
+                self.assertAlmostEqual(s["measured"]["bytes"], s["predicted_bytes"], delta=0.001 * s["predicted_bytes"])
+            self.assertGreater(singles["lr40"]["measured"]["ppl"], singles["lr20"]["measured"]["ppl"])
+            self.assertLessEqual(r["chosen"]["measured"]["bytes"], r["base"]["bytes"])
+            self.assertTrue(os.path.exists(os.path.join(out, "config.json")))
+            self.assertEqual([f for f in os.listdir(tmp) if f != "factored"], [])  # no scratch left beside it
+
+
 class OptimizeRecover(ReportPageChecks, unittest.TestCase):
     """--recover: the answer after quantization-aware distillation from the base model, measured,
     kept only when it measures lower; the folder holds the quantized model alone; the page shows it."""
@@ -313,7 +342,9 @@ class OptimizeErrors(unittest.TestCase):
             for args, needle in (([], "give a budget"),
                                  (["--budget-ppl", "2%", "--budget-bits", "4"], "excludes"),
                                  (["--budget-ppl", "lots"], "--budget-ppl 'lots'"),
-                                 (["--budget-bits", "4", "--space", "lowrank"], "--space 'lowrank'"),
+                                 (["--budget-bits", "4", "--space", "kv"], "--space 'kv'"),
+                                 (["--budget-bits", "4", "--space", "lowrank", "--recover", "10"],
+                                  "--recover trains whole matrices, not low-rank factors (candidate lr20)"),
                                  (["--budget-bits", "4", "--space", ""], "unknown technique or candidate ''"),
                                  (["--budget-bits", "4", "--space", "quant,"], "unknown technique or candidate ''"),
                                  (["--budget-bits", "4", "--space", ",,prune"], "unknown technique or candidate ''"),

@@ -140,6 +140,29 @@ class QuantizeRoundTrip(unittest.TestCase):
                                            "--temp", "0", "--ignore-eos", "--json").stdout)
                     self.assertEqual(gen["new_tokens"], 8)
 
+    def test_a_low_rank_model_quantizes_to_nearest_only(self):
+        # brisk lowrank's factors are float matrices too: RTN quantizes them (low rank + quantization),
+        # while the calibrated methods, which calibrate whole matrices, refuse the folder by name.
+        with tempfile.TemporaryDirectory() as tmp:
+            factored, quantized = os.path.join(tmp, "lr"), os.path.join(tmp, "lr-w8")
+            brisk("lowrank", "-m", model_dir("sotu-llama"), "-o", factored, "--method", "svd", "--rank-ratio", "0.5")
+            rep = json.loads(brisk("quantize", "-m", factored, "-o", quantized, "--scheme", "w8", "--json").stdout)
+            self.assertGreater(rep["quantized"], 0)
+            self.assertLess(rep["bytes_out"], 0.7 * rep["bytes_in"])  # the embeddings stay bf16
+            with open(os.path.join(quantized, "config.json")) as f:
+                self.assertIn("brisk_low_rank", json.load(f))
+            text = os.path.join(tmp, "text.txt")  # a part of the test set: the comparison needs no more
+            with open(os.path.join(SHARED, "data", "text", "sotu-test.txt")) as f, open(text, "w") as part:
+                part.write(f.read(40000))
+            ppl = [json.loads(brisk("perplexity", "-m", m, "-f", text, "--ctx", "256", "--json").stdout)["ppl"]
+                   for m in (factored, quantized)]
+            self.assertLess(abs(ppl[1] / ppl[0] - 1), 0.01, ppl)  # w8 costs well under 1% on its own
+            p = brisk("quantize", "-m", factored, "-o", os.path.join(tmp, "gptq"), "--scheme", "w4", "--method", "gptq",
+                      "--calib", CALIB, check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("low-rank factored (has brisk_low_rank); quantize --method gptq", p.stderr)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "gptq")))
+
     def test_head_policies(self):
         # sotu-llama's lm_head is not tied: auto gives it 8 bits under a 4-bit scheme (a second
         # config group naming it), keep leaves it in bf16, same gives it the scheme.

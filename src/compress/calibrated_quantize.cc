@@ -1,6 +1,7 @@
 #include "compress/calibrated_quantize.h"
 
 #include "compress/calib_pipeline.h"
+#include "formats/model_folder.h"
 
 namespace brisk {
 
@@ -14,6 +15,7 @@ Result<MethodOverrides> calibrated_overrides(const CalibratedQuantizeOptions& o)
   if (method == calib::Method::SmoothQuant && o.spec.scheme != QuantScheme::W8A8)
     return make_error("--method smoothquant needs --scheme w8a8 (int8 weights and activations)");
   if (method == calib::Method::Rtn) return MethodOverrides{};
+  BRISK_TRY(require_float_model(o.model_dir, "quantize --method " + o.method));  // calibrates whole matrices
 
   calib::PipelineOptions p;
   p.method = method;

@@ -75,7 +75,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   BRISK_ASSIGN(config_json, read_json_file(o.in / "config.json"));
   BRISK_ASSIGN(config, parse_model_config(config_json, (o.in / "config.json").string()));
   BRISK_ASSIGN(store, WeightStore::open_dir(o.in));
-  BRISK_TRY(require_float_model(config_json, store, o.in, "quantize"));
+  BRISK_TRY(require_float_weights(config_json, store, o.in, "quantize"));  // a low-rank model's factors too
   std::error_code ec;
   if (path_exists(o.out) && !fs::is_empty(o.out, ec))
     return make_error(o.out.string() + ": output folder exists and is not empty");
@@ -161,18 +161,11 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   // killed or failed run (a full disk) leaves no folder that loads without its side files, and
   // nothing that blocks the retry (a stale staging folder of the same name is replaced).
   const fs::path target = o.out.has_filename() ? o.out : o.out.parent_path();  // "-o out/" too
-  const fs::path staging = target.parent_path() / ("." + target.filename().string() + ".partial");
+  const fs::path staging = folder_beside(o.out, ".partial");
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);
   if (ec) return make_error(staging.string() + ": cannot create: " + ec.message());
-  struct RemoveUnlessDone {
-    const fs::path& dir;
-    bool done = false;
-    ~RemoveUnlessDone() {
-      std::error_code ignored;
-      if (!done) fs::remove_all(dir, ignored);
-    }
-  } cleanup{staging};
+  RemovedOnExit cleanup(staging);
   std::vector<NamedTensor> tensors = passthrough;
   for (const auto& t : owned) tensors.push_back(t.view());
   BRISK_TRY(write_safetensors(staging / "model.safetensors", tensors, {{"format", "pt"}}));
@@ -190,7 +183,7 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
   if (path_exists(target)) fs::remove(target, ec);  // the empty folder checked above
   fs::rename(staging, target, ec);
   if (ec) return make_error(target.string() + ": cannot move the finished model into place from " + staging.string() + ": " + ec.message());
-  cleanup.done = true;
+  cleanup.release();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -27,16 +27,13 @@ Status require_empty_output(const fs::path& out) {
   return ok_status();
 }
 
-Status require_float_model(const Json& config, const WeightStore& store, const fs::path& in, const std::string& tool) {
+Status require_float_weights(const Json& config, const WeightStore& store, const fs::path& in, const std::string& tool) {
   if (const auto q = config.find("quantization_config"); q != config.end() && is_sparse_only(*q))
     return make_error((in / "config.json").string() + ": model is stored sparse (quantization_config.sparsity_config); " +
                       tool + " the dense folder (brisk prune without --storage) instead");
   if (config.contains("quantization_config"))
     return make_error((in / "config.json").string() + ": model is already quantized (has quantization_config); " + tool +
                       " the original model instead");
-  if (config.contains("brisk_low_rank"))
-    return make_error((in / "config.json").string() + ": model is low-rank factored (has brisk_low_rank); " + tool +
-                      " the model it was factored from instead");
   for (const auto& [name, stored] : store.all()) {
     const DType d = stored.tensor.dtype;
     if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
@@ -46,10 +43,27 @@ Status require_float_model(const Json& config, const WeightStore& store, const f
   return ok_status();
 }
 
+Status require_float_model(const Json& config, const WeightStore& store, const fs::path& in, const std::string& tool) {
+  if (config.contains("brisk_low_rank"))
+    return make_error((in / "config.json").string() + ": model is low-rank factored (has brisk_low_rank); " + tool +
+                      " the model it was factored from instead");
+  return require_float_weights(config, store, in, tool);
+}
+
 Status require_float_model(const fs::path& in, const std::string& tool) {
   BRISK_ASSIGN(config, read_json_file(in / "config.json"));
   BRISK_ASSIGN(store, WeightStore::open_dir(in));
   return require_float_model(config, store, in, tool);
+}
+
+fs::path folder_beside(const fs::path& out, const std::string& suffix) {
+  const fs::path target = out.has_filename() ? out : out.parent_path();
+  return target.parent_path() / ("." + target.filename().string() + suffix);
+}
+
+RemovedOnExit::~RemovedOnExit() {
+  std::error_code ignored;
+  if (!dir_.empty()) fs::remove_all(dir_, ignored);
 }
 
 }  // namespace brisk

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 
 #include "core/error.h"
 #include "formats/json_file.h"
@@ -22,10 +23,32 @@ Status copy_model_side_files(const std::filesystem::path& in, const std::filesys
 Status require_empty_output(const std::filesystem::path& out);
 
 // Refuses a folder whose weights are already quantized (a quantization_config in config.json, or
-// a tensor that is not F32/F16/BF16) or factored (brisk_low_rank): `tool` ("quantize", "prune")
-// works on the float model with whole matrices.
+// a tensor that is not F32/F16/BF16): `tool` ("quantize") works on float weights, whole matrices
+// or low-rank factors (brisk lowrank's).
+Status require_float_weights(const Json& config, const WeightStore& store, const std::filesystem::path& in,
+                             const std::string& tool);
+// Refuses, besides, a factored folder (brisk_low_rank): `tool` ("prune", "lowrank", calibrated
+// quantization) works on the float model with whole matrices.
 Status require_float_model(const Json& config, const WeightStore& store, const std::filesystem::path& in,
                            const std::string& tool);
 Status require_float_model(const std::filesystem::path& in, const std::string& tool);
+
+// The hidden folder beside `out` that a tool stages or scratches in: "<parent>/.<name><suffix>"
+// (for "-o out/" too).
+std::filesystem::path folder_beside(const std::filesystem::path& out, const std::string& suffix);
+
+// Removes a folder with everything in it when it goes out of scope (a failed or finished run
+// leaves no scratch), unless release() said it is kept.
+class RemovedOnExit {
+ public:
+  explicit RemovedOnExit(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  ~RemovedOnExit();
+  RemovedOnExit(const RemovedOnExit&) = delete;
+  RemovedOnExit& operator=(const RemovedOnExit&) = delete;
+  void release() { dir_.clear(); }
+
+ private:
+  std::filesystem::path dir_;
+};
 
 }  // namespace brisk

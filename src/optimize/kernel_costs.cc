@@ -46,25 +46,31 @@ double median_seconds(int reps, int calls, Run run, Wait wait) {
   return median(seconds);
 }
 
-// A matrix of the shape in the candidate's format (keep: the stored dtype), on the host.
+// A matrix of the shape in the candidate's format (keep: the stored dtype; low-rank: two factors
+// in it), on the host.
 struct HostMatrix {
-  std::vector<float> values;
-  std::vector<uint16_t> half;
+  std::vector<std::vector<uint8_t>> encoded;
   QuantizedMatrix quantized;
-  Tensor tensor;
+  std::vector<Tensor> tensors;  // the weight, or the input factor then the output factor
 };
 
 void make_host(const MatrixShape& m, const Candidate& cand, HostMatrix& out, ThreadPool& pool) {
-  out.values = random_values(size_t(m.rows * m.cols), uint64_t(m.rows * 31 + m.cols));
-  out.tensor = Tensor{out.values.data(), DType::F32, {m.rows, m.cols}};
-  if (cand.spec) {
-    out.quantized = candidate_matrix(cand, out.values, m.rows, m.cols, nullptr, m.tensor, &pool).value();
-    out.tensor = out.quantized.tensor;
-  } else if (m.stored == DType::BF16 || m.stored == DType::F16) {
-    out.half.resize(out.values.size());
-    for (size_t i = 0; i < out.values.size(); ++i)
-      out.half[i] = m.stored == DType::BF16 ? f32_to_bf16(out.values[i]) : f32_to_f16(out.values[i]);
-    out.tensor = Tensor{out.half.data(), m.stored, {m.rows, m.cols}};
+  const uint64_t seed = uint64_t(m.rows * 31 + m.cols);
+  auto stored = [&](int64_t rows, int64_t cols) {  // random values in the stored (float) dtype
+    const std::vector<float> v = random_values(size_t(rows * cols), seed + out.tensors.size());
+    out.encoded.push_back(encode_floats(v.data(), v.size(), m.stored));
+    return Tensor{out.encoded.back().data(), m.stored, {rows, cols}};
+  };
+  if (cand.low_rank) {
+    const int64_t rank = factor_rank(cand, m.rows, m.cols);
+    out.tensors.push_back(stored(rank, m.cols));
+    out.tensors.push_back(stored(m.rows, rank));
+  } else if (cand.spec) {
+    out.quantized =
+        candidate_matrix(cand, random_values(size_t(m.rows * m.cols), seed), m.rows, m.cols, nullptr, m.tensor, &pool).value();
+    out.tensors.push_back(out.quantized.tensor);
+  } else {
+    out.tensors.push_back(stored(m.rows, m.cols));
   }
 }
 
@@ -86,24 +92,29 @@ std::pair<double, double> time_group(const BackendOptions& where, const SearchGr
     ThreadPool pool(where.threads);  // gone (its threads joined) before anything is timed
     for (size_t i = 0; i < host.size(); ++i) make_host(g.matrices[i], cand, host[i], pool);
   }
-  std::vector<std::vector<Tensor>> copies;  // each upload is the backend's own copy
+  std::vector<std::vector<Linear>> copies;  // each upload is the backend's own copy
   // A backend that reads host weights in place (the CPU with --mmap) would hand back the same
   // memory every time: it gets a host copy of its own to read for each copy after the first.
   std::vector<std::unique_ptr<uint8_t[]>> in_place;
   uint64_t bytes = 0;
+  auto upload = [&](const Tensor& t) {
+    Tensor uploaded = backend.upload_matrix(t);
+    if (uploaded.data == t.data && copies.size() > 1) {
+      in_place.push_back(std::make_unique<uint8_t[]>(t.nbytes()));
+      std::memcpy(in_place.back().get(), t.data, t.nbytes());
+      Tensor clone = t;
+      clone.data = in_place.back().get();
+      uploaded = backend.upload_matrix(clone);
+    }
+    bytes += uploaded.nbytes();
+    return uploaded;
+  };
   do {
-    std::vector<Tensor>& w = copies.emplace_back();
+    std::vector<Linear>& w = copies.emplace_back();
     for (const HostMatrix& h : host) {
-      Tensor uploaded = backend.upload_matrix(h.tensor);
-      if (uploaded.data == h.tensor.data && copies.size() > 1) {
-        in_place.push_back(std::make_unique<uint8_t[]>(h.tensor.nbytes()));
-        std::memcpy(in_place.back().get(), h.tensor.data, h.tensor.nbytes());
-        Tensor clone = h.tensor;
-        clone.data = in_place.back().get();
-        uploaded = backend.upload_matrix(clone);
-      }
-      w.push_back(uploaded);
-      bytes += w.back().nbytes();
+      Linear& l = w.emplace_back();
+      if (h.tensors.size() == 2) l.input_factor = upload(h.tensors[0]);
+      l.weight = upload(h.tensors.back());
     }
   } while (bytes < working_set && bytes * (copies.size() + 1) / copies.size() <= kMaxCopyBytes);
   const int64_t k = g.matrices.front().cols;
@@ -112,23 +123,20 @@ std::pair<double, double> time_group(const BackendOptions& where, const SearchGr
   backend.copy_to_device(x.data(), host_x.data(), host_x.size());
   std::vector<Buffer> y;
   for (const MatrixShape& shape : g.matrices) y.push_back(backend.allocate(size_t(prefill_rows * shape.rows)));
-  using Out = Backend::MatmulOutput;
+  using Out = Backend::LinearOutput;
   size_t next = 0;
   float last = 0;
   auto seconds_at = [&](int64_t m, int reps) {
     return median_seconds(
         reps, backend.device() == Device::CPU ? 1 : kDeviceCallsPerSample,
         [&] {
-          const std::vector<Tensor>& w = copies[next++ % copies.size()];
+          const std::vector<Linear>& w = copies[next++ % copies.size()];
           switch (w.size()) {
-            case 1: backend.matmul(x.data(), m, k, w[0], nullptr, y[0].data()); break;
-            case 2:
-              backend.matmul_same_input(x.data(), m, k, {Out{&w[0], nullptr, y[0].data()}, Out{&w[1], nullptr, y[1].data()}});
-              break;
+            case 1: backend.linear(x.data(), m, w[0], y[0].data()); break;
+            case 2: backend.linear_same_input(x.data(), m, {Out{&w[0], y[0].data()}, Out{&w[1], y[1].data()}}); break;
             default:
-              backend.matmul_same_input(x.data(), m, k, {Out{&w[0], nullptr, y[0].data()}, Out{&w[1], nullptr, y[1].data()},
-                                                         Out{&w[2], nullptr, y[2].data()}});
-              for (size_t i = 3; i < w.size(); ++i) backend.matmul(x.data(), m, k, w[i], nullptr, y[i].data());
+              backend.linear_same_input(x.data(), m, {Out{&w[0], y[0].data()}, Out{&w[1], y[1].data()}, Out{&w[2], y[2].data()}});
+              for (size_t i = 3; i < w.size(); ++i) backend.linear(x.data(), m, w[i], y[i].data());
           }
         },
         [&] { backend.copy_to_host(&last, y.back().data(), 1); });
@@ -140,9 +148,9 @@ std::pair<double, double> time_group(const BackendOptions& where, const SearchGr
 
 GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector<Candidate>& candidates,
                        const BackendOptions& where, uint64_t working_set, int64_t prefill_rows) {
-  // Groups of one shape list in one stored form (runtime dtype, pruned density and pattern) take
+  // Groups of one shape list in one stored form (runtime dtype, pruned density and pattern, rank) take
   // the same time, whatever chose the codes (w4 and w4-gptq): each is timed once.
-  using Form = std::tuple<std::vector<std::pair<int64_t, int64_t>>, DType, double, int64_t, int64_t>;
+  using Form = std::tuple<std::vector<std::pair<int64_t, int64_t>>, DType, double, int64_t, int64_t, double>;
   std::map<Form, std::pair<double, double>> timed;
   GroupTimes t;
   t.decode.assign(groups.size(), std::vector<std::optional<double>>(candidates.size()));
@@ -156,7 +164,8 @@ GroupTimes time_groups(const std::vector<SearchGroup>& groups, const std::vector
       const DType dtype = cand.spec ? runtime_dtype(cand.spec->scheme) : groups[g].matrices.front().stored;
       const double sparsity = cand.prune ? cand.prune->sparsity : -1.0;  // -1: not pruned
       const calib::SparsityPattern pattern = cand.prune ? cand.prune->pattern : calib::SparsityPattern{};
-      auto [it, added] = timed.try_emplace(Form{shapes, dtype, sparsity, pattern.keep, pattern.group});
+      auto [it, added] = timed.try_emplace(Form{shapes, dtype, sparsity, pattern.keep, pattern.group,
+                                                cand.low_rank.value_or(0)});
       if (added) {
         const auto [decode, prefill] = time_group(where, groups[g], candidates[c], prefill_rows, working_set);
         it->second = {decode, prefill / double(prefill_rows)};

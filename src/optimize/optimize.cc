@@ -8,6 +8,7 @@
 
 #include "compress/quantize_model.h"
 #include "core/mapped_file.h"
+#include "formats/model_folder.h"
 #include "models/model_config.h"
 #include "optimize/kernel_costs.h"
 #include "optimize/recipe_frontier.h"
@@ -304,8 +305,13 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   std::error_code ec;
   if (fs::exists(o.out, ec) && !fs::is_empty(o.out, ec))
     return make_error(o.out.string() + ": output folder exists and is not empty");
-  if (o.candidates.empty() || o.candidates.front().spec)
+  if (o.candidates.empty() || !keeps(o.candidates.front()))
     return make_error("optimize: the candidates must start with keep");
+  if (o.recover_steps > 0)
+    for (const Candidate& c : o.candidates)
+      if (c.low_rank)
+        return make_error("--recover trains whole matrices, not low-rank factors (candidate " + c.name +
+                          "): leave lowrank out of --space, or drop --recover");
   if (!o.scores_file.empty())
     for (const Candidate& c : o.candidates)
       if (reads_inputs(c))
@@ -355,16 +361,10 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   BRISK_ASSIGN(base, evaluator.measure(o.model));
   space.fixed_bytes = double(base.bytes) - keep_bytes;
   space.base_ppl = base.ppl;
-  const fs::path target = o.out.has_filename() ? o.out : o.out.parent_path();
-  const fs::path scratch = target.parent_path() / ("." + target.filename().string() + ".optimize");
+  const fs::path target = o.out.has_filename() ? o.out : o.out.parent_path();  // "-o out/" too
+  const fs::path scratch = folder_beside(o.out, ".optimize");
   fs::remove_all(scratch, ec);
-  struct ScratchCleanup {
-    const fs::path& dir;
-    ~ScratchCleanup() {
-      std::error_code ignored;
-      fs::remove_all(dir, ignored);
-    }
-  } cleanup{scratch};
+  const RemovedOnExit cleanup(scratch);
   int written = 0;
   // Writes the recipe (a candidate index per group) and measures it; returns its folder too.
   // Rates decide the answer: every measured recipe is timed again later, so its folder stays.

@@ -4,6 +4,7 @@
 #include "compress/calib_weights.h"
 #include "compress/calibration.h"
 #include "compress/prune.h"
+#include "formats/model_folder.h"
 
 namespace brisk::recipe {
 
@@ -15,6 +16,11 @@ RecipeModules recipe_modules(const Sensitivity& sens, const std::vector<Candidat
   for (size_t g = 0; g < sens.groups.size(); ++g)
     for (const MatrixShape& m : sens.groups[g].matrices) {
       const Candidate& c = candidates[size_t(choice[g])];
+      if (c.low_rank) {  // the module becomes two, both kept in the stored dtype
+        r.factored.push_back(factors_for(sens, m.tensor, c));
+        for (Factor f : {Factor::Input, Factor::Output}) r.specs[factor_module(m.module, f)] = std::nullopt;
+        continue;
+      }
       r.specs[m.module] = c.spec;
       if (c.prune) r.pruned[m.tensor] = &c;
       if (c.method == calib::Method::Gptq) r.calibrated.matrices[m.tensor] = sens.calibrated.at(m.tensor).at(c.name);
@@ -40,8 +46,18 @@ Status prune_as_scored(const Sensitivity& sens, const std::string& tensor, const
 Status write_recipe(const fs::path& model, const fs::path& out, const Sensitivity& sens,
                     const std::vector<Candidate>& candidates, const std::vector<int>& choice, int threads) {
   const RecipeModules r = recipe_modules(sens, candidates, choice);
+  // Low-rank modules: the model factored first, into a folder beside `out`, then quantized from it.
+  const fs::path factored = folder_beside(out, ".factored");
+  const RemovedOnExit cleanup(factored);
+  if (!r.factored.empty()) {
+    std::error_code ec;
+    fs::remove_all(factored, ec);
+    calib::LowRankModel low_rank;
+    low_rank.matrices = r.factored;
+    BRISK_TRY(calib::write_low_rank_model(model, factored, low_rank, calib::LowRankMethod::SvdLlm));
+  }
   QuantizeModelOptions q;
-  q.in = model;
+  q.in = r.factored.empty() ? model : factored;
   q.out = out;
   q.spec = unnamed_module_spec(candidates);
   q.recipe = &r.specs;
@@ -60,6 +76,7 @@ Result<train::TrainReport> write_recovered_recipe(const fs::path& model, const f
                                                   const std::vector<Candidate>& candidates,
                                                   const std::vector<int>& choice, const RecoveryOptions& o) {
   const RecipeModules r = recipe_modules(sens, candidates, choice);
+  if (!r.factored.empty()) return make_error("--recover trains whole matrices; this recipe factors " + r.factored.front().name);
   std::error_code ec;
   fs::path student = model;
   if (!r.pruned.empty()) {  // the base weights with the recipe's zeros, in the source's dtype
@@ -79,14 +96,8 @@ Result<train::TrainReport> write_recovered_recipe(const fs::path& model, const f
     fs::remove_all(student, ec);
     BRISK_TRY(calib::write_pruned_model(model, student, pruned));
   }
-  struct RemoveStudent {
-    const fs::path& dir;
-    bool owned;
-    ~RemoveStudent() {
-      std::error_code ignored;
-      if (owned) fs::remove_all(dir, ignored);
-    }
-  } cleanup{student, student != model};
+  RemovedOnExit cleanup(student);
+  if (student == model) cleanup.release();  // not ours
 
   train::TrainOptions t;
   t.model = student;

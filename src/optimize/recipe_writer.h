@@ -1,8 +1,9 @@
 // brisk optimize's recipes as model folders: a recipe (a candidate index per searched group) is
 // written by brisk quantize's writer with a format per module, the pruned modules pruned as they
 // were scored (Wanda on the base model's inputs) and GPTQ's modules with the codes that were
-// scored; and, with --recover, trained back toward the base model first (quantization-aware
-// distillation, train/training_run.h).
+// scored; the low-rank modules factored first as scored (brisk lowrank's writer, their factors
+// then kept in the stored dtype); and, with --recover, trained back toward the base model first
+// (quantization-aware distillation, train/training_run.h).
 #pragma once
 
 #include <filesystem>
@@ -21,6 +22,7 @@ struct RecipeModules {
   ModuleRecipe specs;                              // module -> its format (nullopt: keep)
   std::map<std::string, const Candidate*> pruned;  // weight tensor -> the candidate that prunes it
   MethodOverrides calibrated;                      // GPTQ's codes by weight tensor, as scored
+  std::vector<calib::FactoredMatrix> factored;     // the low-rank modules' factors, as scored
 };
 RecipeModules recipe_modules(const Sensitivity& sens, const std::vector<Candidate>& candidates,
                              const std::vector<int>& choice);

@@ -21,21 +21,26 @@ namespace brisk::recipe {
 namespace {
 
 // Runs every matmul of the wrapped backend, except that a weight registered with substitute()
-// (found by the data pointer the model passes) is replaced by another tensor: the same matrix in
-// a candidate format, on that backend's own kernels.
+// (found by the data pointer the model passes) is replaced by another Linear: the same matrix in
+// a candidate format, or two low-rank factors, on that backend's own kernels.
 class SubstitutingBackend final : public PerMatrixForwardingBackend {
  public:
   explicit SubstitutingBackend(Backend& inner) : PerMatrixForwardingBackend(inner) {}
-  void substitute(const void* original, Tensor replacement) { swaps_[original] = replacement; }
+  void substitute(const void* original, const Linear& replacement) { swaps_[original] = replacement; }
   void clear() { swaps_.clear(); }
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y) override {
     auto it = swaps_.find(w.data);
-    inner().matmul(x, m, k, it == swaps_.end() ? w : it->second, bias, y);
+    if (it == swaps_.end()) return inner().matmul(x, m, k, w, bias, y);
+    const Linear& l = it->second;
+    if (!l.factored()) return inner().matmul(x, m, k, l.weight, bias, y);
+    float* middle = inner().linear_scratch(size_t(m * l.rank()));  // as Backend::linear runs a factored layer
+    inner().matmul(x, m, k, l.input_factor, nullptr, middle);
+    inner().matmul(middle, m, l.rank(), l.weight, bias, y);
   }
 
  private:
-  std::unordered_map<const void*, Tensor> swaps_;
+  std::unordered_map<const void*, Linear> swaps_;
 };
 
 // log-softmax of each row of [rows, vocab], in place.
@@ -82,18 +87,42 @@ const std::map<std::string, std::vector<Candidate>>& techniques() {
     p.method = calib::PruneMethod::Wanda;
     p.sparsity = sparsity;
     p.pattern = pattern;
-    return Candidate{name, spec(QuantScheme::W8), p};
+    return Candidate{name, spec(QuantScheme::W8), p, calib::Method::Rtn, std::nullopt};
+  };
+  auto quantized = [](const std::string& name, std::optional<QuantSpec> s, calib::Method method = calib::Method::Rtn) {
+    return Candidate{name, s, std::nullopt, method, std::nullopt};
+  };
+  auto factored = [](const std::string& name, double removed) {
+    return Candidate{name, std::nullopt, std::nullopt, calib::Method::Rtn, removed};
   };
   static const std::map<std::string, std::vector<Candidate>> table = {
       {"quant",
-       {{"w8", spec(QuantScheme::W8), std::nullopt},
-        {"fp8", spec(QuantScheme::FP8), std::nullopt},
-        {"w4", spec(QuantScheme::W4), std::nullopt},
-        {"w4-asym", spec(QuantScheme::W4, Symmetry::Asymmetric), std::nullopt},
-        {"nf4", spec(QuantScheme::NF4), std::nullopt},
-        {"w4-gptq", spec(QuantScheme::W4), std::nullopt, calib::Method::Gptq}}},
-      {"prune", {pruned("w8+2:4", 0, {2, 4}), pruned("w8+s50", 0.5, {}), pruned("w8+s70", 0.7, {})}}};
+       {quantized("w8", spec(QuantScheme::W8)), quantized("fp8", spec(QuantScheme::FP8)),
+        quantized("w4", spec(QuantScheme::W4)), quantized("w4-asym", spec(QuantScheme::W4, Symmetry::Asymmetric)),
+        quantized("nf4", spec(QuantScheme::NF4)), quantized("w4-gptq", spec(QuantScheme::W4), calib::Method::Gptq)}},
+      {"prune", {pruned("w8+2:4", 0, {2, 4}), pruned("w8+s50", 0.5, {}), pruned("w8+s70", 0.7, {})}},
+      {"lowrank", {factored("lr20", 0.2), factored("lr40", 0.4)}}};
   return table;
+}
+
+// The decomposition low-rank candidates truncate: SVD-LLM's, whitened by the inputs' X^T X.
+Result<calib::Decomposition> whitened_decomposition(const std::vector<float>& w, int64_t rows, int64_t cols,
+                                                    const calib::InputStats& input, const std::string& name) {
+  const calib::LowRankOptions o;  // brisk lowrank's defaults (svd-llm, its damping)
+  BRISK_ASSIGN(t, calib::input_transform(o.method, &input, cols, o, name));
+  return calib::decompose(w.data(), rows, cols, t);
+}
+
+// The leading `rank` components of a decomposition or of wider factors.
+calib::FactoredMatrix leading(const std::string& name, int64_t out, int64_t in, int64_t rank, const float* left,
+                              int64_t left_width, const float* right) {
+  calib::FactoredMatrix f;
+  f.name = name;
+  f.out = out, f.in = in, f.rank = rank;
+  f.output_factor.resize(size_t(out * rank));
+  for (int64_t r = 0; r < out; ++r) std::copy_n(left + r * left_width, rank, f.output_factor.data() + r * rank);
+  f.input_factor.assign(right, right + rank * in);
+  return f;
 }
 
 }  // namespace
@@ -109,7 +138,7 @@ std::string search_space_names() {
 }
 
 Result<std::vector<Candidate>> search_candidates(const std::string& space) {
-  std::vector<Candidate> out = {{"keep", std::nullopt, std::nullopt}};
+  std::vector<Candidate> out = {{"keep", std::nullopt, std::nullopt, calib::Method::Rtn, std::nullopt}};
   auto add = [&](const Candidate& c) {
     if (std::none_of(out.begin(), out.end(), [&](const Candidate& o) { return o.name == c.name; })) out.push_back(c);
   };
@@ -166,7 +195,22 @@ std::string SearchGroup::label() const {
   return layer == kNoLayer ? linear_group_name(kind) : std::to_string(layer) + "." + linear_group_name(kind);
 }
 
-bool reads_inputs(const Candidate& candidate) { return candidate.prune || candidate.method == calib::Method::Gptq; }
+bool reads_inputs(const Candidate& candidate) {
+  return candidate.prune || candidate.method == calib::Method::Gptq || candidate.low_rank;
+}
+
+bool keeps(const Candidate& candidate) { return !candidate.spec && !candidate.low_rank; }
+
+int64_t factor_rank(const Candidate& candidate, int64_t rows, int64_t cols) {
+  if (!candidate.low_rank) return 0;
+  return int64_t((1 - *candidate.low_rank) * double(rows) * double(cols) / double(rows + cols));
+}
+
+calib::FactoredMatrix factors_for(const Sensitivity& sens, const std::string& tensor, const Candidate& candidate) {
+  const calib::FactoredMatrix& widest = sens.factors.at(tensor);
+  const int64_t rank = factor_rank(candidate, widest.out, widest.in);
+  return leading(tensor, widest.out, widest.in, rank, widest.output_factor.data(), widest.rank, widest.input_factor.data());
+}
 
 bool holds(const SearchGroup& group, const Candidate& candidate) {
   // Candidates that read calibration inputs are for the layers' matrices: the head stays dense (as
@@ -177,6 +221,7 @@ bool holds(const SearchGroup& group, const Candidate& candidate) {
       return false;
     if (candidate.prune && candidate.prune->pattern.structured() && m.cols % candidate.prune->pattern.group != 0)
       return false;
+    if (candidate.low_rank && factor_rank(candidate, m.rows, m.cols) < 1) return false;
   }
   return true;
 }
@@ -316,10 +361,24 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
                     v.data() + begin * m.cols);
       });
     }
+    // Low-rank candidates truncate one decomposition of each matrix, kept at the widest rank any takes.
+    if (std::any_of(candidates.begin(), candidates.end(),
+                    [&](const Candidate& cand) { return cand.low_rank && holds(result.groups[g], cand); })) {
+      for (const MatrixShape& m : result.groups[g].matrices) {
+        auto input = result.inputs.find(m.tensor);
+        if (input == result.inputs.end())
+          return make_error("optimize: no calibration inputs were seen for " + m.tensor + " (low-rank candidates)");
+        BRISK_ASSIGN(d, whitened_decomposition(values.at(m.tensor), m.rows, m.cols, *input->second, m.tensor));
+        int64_t rank = 0;
+        for (const Candidate& cand : candidates)
+          if (cand.low_rank) rank = std::max(rank, std::min(factor_rank(cand, m.rows, m.cols), d.k));
+        result.factors[m.tensor] = leading(m.tensor, m.rows, m.cols, rank, d.left.data(), d.k, d.right.data());
+      }
+    }
     for (size_t ci = 0; ci < candidates.size(); ++ci) {
       const Candidate& cand = candidates[ci];
       if (progress) progress(++done, total);
-      if (!cand.spec) {
+      if (keeps(cand)) {
         result.kl[g][ci] = 0.0;
         uint64_t stored = 0;
         for (const MatrixShape& m : result.groups[g].matrices) stored += uint64_t(m.rows * m.cols) * dtype_size(m.stored);
@@ -327,10 +386,25 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
         continue;
       }
       if (!holds(result.groups[g], cand)) continue;  // the format cannot hold these rows
-      std::vector<QuantizedMatrix> quantized;  // alive while substituted
-      std::vector<Tensor> swapped_in;           // the device's copies of them
+      std::vector<QuantizedMatrix> quantized;      // alive while substituted
+      std::vector<std::vector<uint8_t>> encoded;  // low-rank factors in the stored dtype, likewise
+      std::vector<Tensor> swapped_in;              // the device's copies of them
       uint64_t disk = 0;
       for (const MatrixShape& m : result.groups[g].matrices) {
+        if (cand.low_rank) {
+          const calib::FactoredMatrix f = factors_for(result, m.tensor, cand);
+          auto on_device = [&](const std::vector<float>& v, std::vector<int64_t> shape) {
+            encoded.push_back(encode_floats(v.data(), v.size(), m.stored));
+            disk += encoded.back().size();
+            swapped_in.push_back(device.upload(Tensor{encoded.back().data(), m.stored, std::move(shape)}));
+            return swapped_in.back();
+          };
+          Linear factored;
+          factored.input_factor = on_device(f.input_factor, {f.rank, f.in});
+          factored.weight = on_device(f.output_factor, {f.out, f.rank});
+          backend.substitute(slots.at(m.tensor).data, factored);
+          continue;
+        }
         auto input = result.inputs.find(m.tensor);
         if (reads_inputs(cand) && input == result.inputs.end())
           return make_error("optimize: no calibration inputs were seen for " + m.tensor + " (candidate " + cand.name + ")");
@@ -339,7 +413,9 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
         if (cand.method == calib::Method::Gptq) result.calibrated[m.tensor][cand.name] = q;
         for (const OwnedTensor& t : quantized_disk_tensors(m.tensor, q.tensor, layout_of(*cand.spec))) disk += t.bytes.size();
         swapped_in.push_back(device.upload(q.tensor));
-        backend.substitute(slots.at(m.tensor).data, swapped_in.back());
+        Linear replacement;
+        replacement.weight = swapped_in.back();
+        backend.substitute(slots.at(m.tensor).data, replacement);
         quantized.push_back(std::move(q));
       }
       result.bytes[g][ci] = disk;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "compress/calib_pipeline.h"
+#include "compress/lowrank.h"
 #include "compress/prune.h"
 #include "compress/quantize.h"
 #include "models/model.h"
@@ -32,21 +33,31 @@ namespace brisk::recipe {
 // or N:M within each output row, then RTN (zeros stay zero codes). Pruning pays where a kernel
 // reads fewer bytes for the zeros: the CPU's sparse int8 layout (backends/cpu/sparse_q8.h).
 // Rounding is RTN, or GPTQ (compress/gptq.h) with the base model's inputs of the matrix (one
-// pass, not layer by layer): the codes scored are the codes written.
+// pass, not layer by layer): the codes scored are the codes written. Or low-rank
+// (compress/lowrank.h): each matrix as two factors of the rank that removes the candidate's
+// fraction of its parameters, from SVD-LLM's whitened decomposition on the base model's inputs,
+// stored in the matrix's own dtype.
 struct Candidate {
-  std::string name;               // "keep", "w8", "w4-asym", "w4-gptq", "w8+s70", ... (search_space_names)
-  std::optional<QuantSpec> spec;  // nullopt: keep
+  std::string name;               // "keep", "w8", "w4-asym", "w4-gptq", "w8+s70", "lr40" ... (search_space_names)
+  std::optional<QuantSpec> spec;  // nullopt: the stored dtype (keep, or low-rank factors)
   std::optional<calib::PruneOptions> prune;
   calib::Method method = calib::Method::Rtn;  // Rtn or Gptq
+  std::optional<double> low_rank;             // the fraction of each matrix's parameters removed
 };
+// Whether the candidate leaves the matrices as stored.
+bool keeps(const Candidate& candidate);
+// The rank of a low-rank candidate's factors for a matrix [rows, cols]: the largest whose two
+// factors hold at most (1 - low_rank) of its parameters (0: none does).
+int64_t factor_rank(const Candidate& candidate, int64_t rows, int64_t cols);
 // The candidates of `space`, a comma-separated list of techniques and candidate names, keep
 // first: quant = w8, fp8, w4 (g128 RTN, symmetric), w4-asym (with zero points), nf4, w4-gptq;
-// prune = w8 after 2:4, 50% and 70% Wanda pruning ("quant,prune"; "w8,w4,nf4").
+// prune = w8 after 2:4, 50% and 70% Wanda pruning; lowrank = 20% and 40% of the parameters
+// removed ("quant,prune"; "w8,w4,nf4").
 Result<std::vector<Candidate>> search_candidates(const std::string& space);
 // Each technique with its candidates' names: "quant (w8, fp8, ...), prune (w8+2:4, ...)".
 std::string search_space_names();
 
-// Whether the candidate needs the matrix's calibration inputs (pruning, GPTQ): such candidates
+// Whether the candidate needs the matrix's calibration inputs (pruning, GPTQ, low-rank): such candidates
 // are offered for the layers' matrices only, not the head.
 bool reads_inputs(const Candidate& candidate);
 
@@ -97,9 +108,16 @@ struct Sensitivity {
   std::map<std::string, std::shared_ptr<calib::InputStats>> inputs;
   // The codes of calibrated candidates (GPTQ), by weight name and candidate name: written as scored.
   std::map<std::string, std::map<std::string, QuantizedMatrix>> calibrated;
+  // Low-rank candidates' factors by weight name, at the largest rank any of them takes (the
+  // others' are its leading components: factors_for): written as scored. fp32, so 0.8 of the
+  // searched parameters at 4 bytes each with lr20 in the space.
+  std::map<std::string, calib::FactoredMatrix> factors;
   int64_t tokens = 0;
   double seconds = 0;
 };
+
+// The factors that low-rank `candidate` scored for weight `tensor` (its leading components).
+calib::FactoredMatrix factors_for(const Sensitivity& sens, const std::string& tensor, const Candidate& candidate);
 
 // Scores on `where` (device and CPU threads; the host work -- making candidates, the
 // log-softmax and KL over the vocabulary -- runs on where.threads CPU threads).
