@@ -5,8 +5,8 @@
 #   PARTS="tiny-cpu"     train the model (below) and run optimize on the host's CPU cores
 #   PARTS="tiny-cuda"    the same model, optimize --device cuda under +1% ppl, objective decode
 #   PARTS="test"         tests/optimize_test.py OptimizeCuda (--device cuda against the CPU on
-#                        sotu-llama; SHARED, default .carry/shared, holds models/sotu-llama and
-#                        data/text/sotu-valid.txt, sotu-test.txt: carry it too)
+#                        models/sotu-tiny; SHARED, default .carry/text, holds data/text/sotu-valid.txt
+#                        and sotu-test.txt: carry it too)
 #   PARTS="synth-8b"     brisk synth --shape llama3-8b (random bf16 weights, 16 GB) into /tmp
 #   PARTS="llama3-cuda"  optimize --device cuda on it under --budget-bits 5, its scores kept in
 #                        /tmp/llama3-scores.json (--scores): a call that stops after scoring (or
@@ -37,7 +37,8 @@ has() { [[ " $PARTS " == *" $1 "* ]]; }
 # Build logs stay outside $OUT: the device tool returns at most 8 files.
 LOGS=/tmp/brisk-build-logs
 mkdir -p "$LOGS"
-( OUT="$LOGS" "$ROOT/scripts/gpu_check.sh" --build-only >"$LOGS/gpu_check.txt" 2>&1 &&
+# brisk only (the CUDA test programs take minutes of a 10-minute call and nothing here runs them).
+( TARGETS=brisk OUT="$LOGS" "$ROOT/scripts/gpu_check.sh" --build-only >"$LOGS/gpu_check.txt" 2>&1 &&
   ninja -C "$ROOT/build-gpu" -j15 brisk >"$LOGS/build-brisk.log" 2>&1
   echo $? >"$LOGS/build.rc" ) &
 build=$!
@@ -85,7 +86,7 @@ if has tiny-cuda; then
   summary tiny-cuda "PARTS=tiny-cuda bench/optimize_gpu.sh" "$GPU (--device cuda), host $HOST"
 fi
 if has test; then
-  BRISK_BIN="$B" BRISK_SHARED_DIR="${SHARED:-$ROOT/.carry/shared}" timeout 300 python3 "$ROOT/tests/optimize_test.py" -v \
+  BRISK_BIN="$B" BRISK_SHARED_DIR="${SHARED:-$ROOT/.carry/text}" timeout 300 python3 "$ROOT/tests/optimize_test.py" -v \
     OptimizeCuda >"$OUT/test-optimize-cuda.log" 2>&1
   echo "OptimizeCuda exit $? at $(( $(date +%s) - T0 )) s"; tail -4 "$OUT/test-optimize-cuda.log"
 fi

@@ -14,12 +14,13 @@ import report_page
 from brisk_cli import SHARED, brisk, model_dir
 
 TEXT = os.path.join(SHARED, "data", "text")
+TINY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "sotu-tiny")
 SMALL = ["--calib", os.path.join(TEXT, "sotu-valid.txt"), "--eval", os.path.join(TEXT, "sotu-test.txt"),
          "--calib-tokens", "256", "--window", "128", "--eval-tokens", "4096", "--eval-ctx", "256"]
 
 
-def optimize(out, *args):
-    p = brisk("optimize", "-m", model_dir("sotu-llama"), "-o", out, *SMALL, *args, "--json")
+def optimize(out, *args, model=model_dir("sotu-llama")):
+    p = brisk("optimize", "-m", model, "-o", out, *SMALL, *args, "--json")
     return json.loads(p.stdout)
 
 
@@ -244,18 +245,22 @@ def spearman(a, b):
 @unittest.skipUnless(shutil.which("nvidia-smi"), "no GPU (runs on the GPU machine: bench/optimize_gpu.sh PARTS=test)")
 class OptimizeCuda(unittest.TestCase):
     """--device cuda: the GPU scores the groups as the CPU does (the same order of damage; bf16
-    tensor-core products against exact fp32 ones), times its own kernels, and its answer, measured
-    again on the CPU, meets the budget."""
+    tensor-core products against exact fp32 ones; low-rank factors through the device's
+    linear_scratch), times its own kernels, and its answer, measured again on the CPU, meets the
+    budget. On the repository's sotu-tiny (only the texts need carrying to the GPU machine)."""
 
     def test_the_gpu_scores_and_answers_as_the_cpu_does(self):
         with tempfile.TemporaryDirectory() as tmp:
-            args = ("--space", "w8,w4,nf4", "--budget-bits", "6", "--verify", "1")
-            gpu = optimize(os.path.join(tmp, "gpu"), "--device", "cuda", *args)
-            cpu = optimize(os.path.join(tmp, "cpu"), *args)
+            args = ("--space", "w8,w4,nf4,lowrank", "--budget-bits", "6", "--verify", "1")
+            gpu = optimize(os.path.join(tmp, "gpu"), "--device", "cuda", *args, model=TINY)
+            cpu = optimize(os.path.join(tmp, "cpu"), *args, model=TINY)
             self.assertEqual(gpu["device"], "cuda")
             self.assertEqual([g["label"] for g in gpu["groups"]], [g["label"] for g in cpu["groups"]])
-            pairs = [(g["kl"][c], h["kl"][c]) for g, h in zip(gpu["groups"], cpu["groups"]) for c in ("w8", "w4", "nf4")]
+            names = ("w8", "w4", "nf4", "lr20", "lr40")
+            pairs = [(g["kl"][c], h["kl"][c]) for g, h in zip(gpu["groups"], cpu["groups"]) for c in names]
             self.assertGreater(spearman([p[0] for p in pairs], [p[1] for p in pairs]), 0.9)
+            for g, h in zip(gpu["groups"], cpu["groups"]):  # the same factors, bf16 on both
+                self.assertAlmostEqual(g["kl"]["lr40"] / h["kl"]["lr40"], 1, delta=0.1, msg=g["label"])
             for g in gpu["groups"]:  # timed on the GPU: 4-bit codes are a quarter of bf16's bytes
                 self.assertLess(g["decode_us"]["w4"], g["decode_us"]["keep"])
             self.assertGreater(gpu["rank_correlation"], 0.8)
