@@ -35,28 +35,62 @@ std::vector<double> product(const Decomposition& d, int64_t r) {
   return w;
 }
 
-TEST(LowRank, SymmetricEigenDiagonalizes) {
-  const int64_t n = 41;
-  std::vector<float> b = random_matrix(n, n, 3);
-  std::vector<double> a(size_t(n * n));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) a[size_t(i * n + j)] = double(b[size_t(i * n + j)]) + b[size_t(j * n + i)];
-  const std::vector<double> original = a;
-  std::vector<double> values, v;
+// A v = V diag(values) with V orthonormal and values decreasing, to `tol` relative to A's scale.
+void expect_eigen(const std::vector<double>& original, int64_t n, const std::string& what) {
+  std::vector<double> a = original, values, v;
   symmetric_eigen(a, n, values, v);
-  for (int64_t j = 0; j + 1 < n; ++j) EXPECT_GE(values[size_t(j)], values[size_t(j + 1)]);
+  ASSERT_EQ(int64_t(values.size()), n) << what;
+  double scale = 1e-300;
+  for (double x : original) scale = std::max(scale, std::fabs(x));
+  const double tol = 1e-11 * scale * double(n);
+  for (int64_t j = 0; j + 1 < n; ++j) EXPECT_GE(values[size_t(j)], values[size_t(j + 1)]) << what;
+  double worst_residual = 0, worst_orthogonality = 0;
   for (int64_t j = 0; j < n; ++j) {
     for (int64_t i = 0; i < n; ++i) {  // (A v_j)_i = lambda_j v_ij
       double av = 0;
       for (int64_t p = 0; p < n; ++p) av += original[size_t(i * n + p)] * v[size_t(p * n + j)];
-      EXPECT_NEAR(av, values[size_t(j)] * v[size_t(i * n + j)], 1e-9);
+      worst_residual = std::max(worst_residual, std::fabs(av - values[size_t(j)] * v[size_t(i * n + j)]));
     }
     for (int64_t q = 0; q < n; ++q) {  // orthonormal
       double dot = 0;
       for (int64_t p = 0; p < n; ++p) dot += v[size_t(p * n + j)] * v[size_t(p * n + q)];
-      EXPECT_NEAR(dot, j == q ? 1.0 : 0.0, 1e-10);
+      worst_orthogonality = std::max(worst_orthogonality, std::fabs(dot - (j == q ? 1.0 : 0.0)));
     }
   }
+  EXPECT_LT(worst_residual, tol) << what;
+  EXPECT_LT(worst_orthogonality, 1e-12 * double(n)) << what;
+}
+
+// Random symmetric matrices of odd and even sizes, and the hard cases of the QR iteration:
+// repeated eigenvalues, an already diagonal or tridiagonal matrix, zeros, n = 1 and 2, and a
+// rank-deficient Gram matrix (most of a whitened layer's spectrum is tiny) with a wide range.
+TEST(LowRank, SymmetricEigenDiagonalizes) {
+  for (int64_t n : {1, 2, 3, 41, 128, 201}) {
+    const std::vector<float> b = random_matrix(n, n, uint32_t(n) + 3);
+    std::vector<double> a(size_t(n * n));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) a[size_t(i * n + j)] = double(b[size_t(i * n + j)]) + b[size_t(j * n + i)];
+    expect_eigen(a, n, "random " + std::to_string(n));
+  }
+  const int64_t n = 64;
+  std::vector<double> a(size_t(n * n), 0.0);
+  expect_eigen(a, n, "zero");
+  for (int64_t i = 0; i < n; ++i) a[size_t(i * n + i)] = double(i % 3);  // three values, each ~21 times
+  expect_eigen(a, n, "diagonal, repeated");
+  for (int64_t i = 0; i + 1 < n; ++i) a[size_t(i * n + i + 1)] = a[size_t((i + 1) * n + i)] = 0.5;
+  expect_eigen(a, n, "tridiagonal");
+  std::vector<double> identity(size_t(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) identity[size_t(i * n + i)] = 2.5;
+  expect_eigen(identity, n, "a multiple of the identity");
+  // G = X^T X for X [16, n] with columns scaled over six decades: rank 16, then zeros.
+  const std::vector<float> x = random_matrix(16, n, 5);
+  std::vector<double> gram(size_t(n * n), 0.0);
+  for (int64_t r = 0; r < 16; ++r)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        gram[size_t(i * n + j)] += double(x[size_t(r * n + i)]) * std::pow(10.0, -6.0 * double(i) / double(n)) *
+                                   double(x[size_t(r * n + j)]) * std::pow(10.0, -6.0 * double(j) / double(n));
+  expect_eigen(gram, n, "rank-deficient Gram");
 }
 
 // Full rank gives W back, for tall and wide matrices and every transform; truncated, the error

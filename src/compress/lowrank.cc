@@ -79,91 +79,98 @@ namespace {
 void undo_transform(const InputTransform& t, int64_t in, double* z) {
   if (!t.scales.empty()) {
     for (int64_t j = 0; j < in; ++j) z[j] /= t.scales[size_t(j)];
-  } else if (!t.lower.empty()) {  // y L = z: L^T y^T = z^T, upper triangular, from the last entry
-    for (int64_t c = in - 1; c >= 0; --c) {
-      double s = z[c];
-      for (int64_t i = c + 1; i < in; ++i) s -= z[i] * t.lower[size_t(i * in + c)];
-      z[c] = s / t.lower[size_t(c * in + c)];
+  } else if (!t.lower.empty()) {
+    // y L = z, L lower: from the last entry, y_i = z_i / L[i, i], then z_c -= y_i L[i, c] for
+    // c < i -- row i of L, contiguous (the column-at-a-time order strode by `in` per entry).
+    for (int64_t i = in - 1; i >= 0; --i) {
+      const double* li = t.lower.data() + i * in;
+      const double yi = z[i] /= li[i];
+      for (int64_t c = 0; c < i; ++c) z[c] -= yi * li[c];
     }
   }
 }
 
+// gram[i, j] = x_i . x_j for the rows of x [rows, len] (symmetric, both halves filled); the
+// upper triangle's rows dealt round-robin to the pool's tasks so each gets a like share.
+std::vector<double> row_gram(const std::vector<double>& x, int64_t rows, int64_t len, ThreadPool* pool) {
+  std::vector<double> gram(size_t(rows * rows), 0.0);
+  const int64_t tasks = pool ? 4 * int64_t(pool->size()) : 1;
+  parallel_for(pool, tasks, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task)
+      for (int64_t i = task; i < rows; i += tasks)
+        for (int64_t j = i; j < rows; ++j)
+          gram[size_t(i * rows + j)] = dot(x.data() + i * len, x.data() + j * len, len);
+  });
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < i; ++j) gram[size_t(i * rows + j)] = gram[size_t(j * rows + i)];
+  return gram;
+}
+
 }  // namespace
 
-Decomposition decompose(const float* w, int64_t out, int64_t in, const InputTransform& t) {
+Decomposition decompose(const float* w, int64_t out, int64_t in, const InputTransform& t, ThreadPool* pool) {
   Decomposition d;
   d.out = out, d.in = in, d.k = std::min(out, in);
   const int64_t k = d.k;
   // m = W T in double.
   std::vector<double> m(size_t(out * in));
-  for (int64_t r = 0; r < out; ++r) {
-    const float* wr = w + r * in;
-    double* mr = m.data() + r * in;
-    if (!t.lower.empty()) {  // (W L)[r, c] = sum_{i >= c} W[r, i] L[i, c]
-      for (int64_t i = 0; i < in; ++i) {
-        const double wi = wr[i];
-        const double* li = t.lower.data() + i * in;
-        for (int64_t c = 0; c <= i; ++c) mr[c] += wi * li[c];
+  parallel_for(pool, out, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* wr = w + r * in;
+      double* mr = m.data() + r * in;
+      if (!t.lower.empty()) {  // (W L)[r, c] = sum_{i >= c} W[r, i] L[i, c]
+        for (int64_t i = 0; i < in; ++i) {
+          const double wi = wr[i];
+          const double* li = t.lower.data() + i * in;
+          for (int64_t c = 0; c <= i; ++c) mr[c] += wi * li[c];
+        }
+      } else {
+        for (int64_t c = 0; c < in; ++c) mr[c] = double(wr[c]) * (t.scales.empty() ? 1.0 : t.scales[size_t(c)]);
       }
-    } else {
-      for (int64_t c = 0; c < in; ++c) mr[c] = double(wr[c]) * (t.scales.empty() ? 1.0 : t.scales[size_t(c)]);
     }
-  }
-  // The smaller Gram matrix: m^T m [in, in] when out >= in (right singular vectors), else m m^T.
+  });
+  // The smaller Gram matrix: m^T m [in, in] when out >= in (right singular vectors), else m m^T;
+  // both as the Gram matrix of rows (m^T's rows: m's columns).
   const bool tall = out >= in;
-  std::vector<double> gram(size_t(k * k), 0.0);
+  std::vector<double> gram;
   if (tall) {
-    for (int64_t r = 0; r < out; ++r) {
-      const double* mr = m.data() + r * in;
-      for (int64_t i = 0; i < in; ++i) {
-        const double mi = mr[i];
-        double* gi = gram.data() + i * k;
-        for (int64_t j = i; j < in; ++j) gi[j] += mi * mr[j];
-      }
-    }
+    std::vector<double> columns(size_t(in * out));
+    for (int64_t r = 0; r < out; ++r)
+      for (int64_t c = 0; c < in; ++c) columns[size_t(c * out + r)] = m[size_t(r * in + c)];
+    gram = row_gram(columns, in, out, pool);
   } else {
-    for (int64_t i = 0; i < out; ++i)
-      for (int64_t j = i; j < out; ++j) {
-        double s = 0;
-        const double *a = m.data() + i * in, *b = m.data() + j * in;
-        for (int64_t c = 0; c < in; ++c) s += a[c] * b[c];
-        gram[size_t(i * k + j)] = s;
-      }
+    gram = row_gram(m, out, in, pool);
   }
-  for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = 0; j < i; ++j) gram[size_t(i * k + j)] = gram[size_t(j * k + i)];
   std::vector<double> vecs;
-  symmetric_eigen(gram, k, d.sigma2, vecs);
+  symmetric_eigen(gram, k, d.sigma2, vecs, pool);
   double largest = 0;
   for (double& s : d.sigma2) largest = std::max(largest, s = std::max(s, 0.0));
   d.left.assign(size_t(out * k), 0.0f);
   d.right.assign(size_t(k * in), 0.0f);
-  std::vector<double> z(static_cast<size_t>(in));
-  for (int64_t j = 0; j < k; ++j) {
-    const double sigma = std::sqrt(d.sigma2[size_t(j)]);
-    // A direction at rounding level of the largest carries nothing: both factors stay zero.
-    if (!(d.sigma2[size_t(j)] > largest * 1e-24) || sigma == 0) continue;
-    const double root = std::sqrt(sigma);
-    if (tall) {  // v_j = vecs[:, j]; left_j = m v_j / sqrt(sigma), right_j = sqrt(sigma) v_j^T T^-1
-      for (int64_t r = 0; r < out; ++r) {
-        double s = 0;
-        const double* mr = m.data() + r * in;
-        for (int64_t c = 0; c < in; ++c) s += mr[c] * vecs[size_t(c * k + j)];
-        d.left[size_t(r * k + j)] = float(s / root);
+  parallel_for(pool, k, [&](int64_t begin, int64_t end) {
+    std::vector<double> z(static_cast<size_t>(in)), vec(static_cast<size_t>(k));
+    for (int64_t j = begin; j < end; ++j) {
+      const double sigma = std::sqrt(d.sigma2[size_t(j)]);
+      // A direction at rounding level of the largest carries nothing: both factors stay zero.
+      if (!(d.sigma2[size_t(j)] > largest * 1e-24) || sigma == 0) continue;
+      const double root = std::sqrt(sigma);
+      for (int64_t i = 0; i < k; ++i) vec[size_t(i)] = vecs[size_t(i * k + j)];
+      if (tall) {  // v_j = vecs[:, j]; left_j = m v_j / sqrt(sigma), right_j = sqrt(sigma) v_j^T T^-1
+        for (int64_t r = 0; r < out; ++r) d.left[size_t(r * k + j)] = float(dot(m.data() + r * in, vec.data(), in) / root);
+        for (int64_t c = 0; c < in; ++c) z[size_t(c)] = root * vec[size_t(c)];
+      } else {  // u_j = vecs[:, j]; left_j = sqrt(sigma) u_j, right_j = u_j^T m / sqrt(sigma) T^-1
+        for (int64_t r = 0; r < out; ++r) d.left[size_t(r * k + j)] = float(root * vec[size_t(r)]);
+        std::fill(z.begin(), z.end(), 0.0);
+        for (int64_t r = 0; r < out; ++r) {
+          const double u = vec[size_t(r)] / root;
+          const double* mr = m.data() + r * in;
+          for (int64_t c = 0; c < in; ++c) z[size_t(c)] += u * mr[c];
+        }
       }
-      for (int64_t c = 0; c < in; ++c) z[size_t(c)] = root * vecs[size_t(c * k + j)];
-    } else {  // u_j = vecs[:, j]; left_j = sqrt(sigma) u_j, right_j = u_j^T m / sqrt(sigma) T^-1
-      for (int64_t r = 0; r < out; ++r) d.left[size_t(r * k + j)] = float(root * vecs[size_t(r * k + j)]);
-      std::fill(z.begin(), z.end(), 0.0);
-      for (int64_t r = 0; r < out; ++r) {
-        const double u = vecs[size_t(r * k + j)] / root;
-        const double* mr = m.data() + r * in;
-        for (int64_t c = 0; c < in; ++c) z[size_t(c)] += u * mr[c];
-      }
+      undo_transform(t, in, z.data());
+      for (int64_t c = 0; c < in; ++c) d.right[size_t(j * in + c)] = float(z[size_t(c)]);
     }
-    undo_transform(t, in, z.data());
-    for (int64_t c = 0; c < in; ++c) d.right[size_t(j * in + c)] = float(z[size_t(c)]);
-  }
+  });
   return d;
 }
 
@@ -248,7 +255,7 @@ Result<LowRankModel> factor_with_calibration(const fs::path& model_dir, const st
   auto decompose_one = [&](size_t i, const InputStats* input) -> Status {
     const std::string& name = names[i];
     BRISK_ASSIGN(t, input_transform(options.method, input, weights.cols(name), options, name));
-    decompositions[i] = decompose(weights.at(name).data(), weights.rows(name), weights.cols(name), t);
+    decompositions[i] = decompose(weights.at(name).data(), weights.rows(name), weights.cols(name), t, &cpu.pool());
     if (progress) progress(++done, int64_t(names.size()));
     return ok_status();
   };

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "compress/calibration.h"
+#include "core/thread_pool.h"
 
 namespace brisk::calib {
 
@@ -57,7 +58,8 @@ struct InputTransform {
 };
 Result<InputTransform> input_transform(LowRankMethod method, const InputStats* input, int64_t in,
                                        const LowRankOptions& options, const std::string& name);
-Decomposition decompose(const float* w, int64_t out, int64_t in, const InputTransform& t);
+// Its products and the eigensolver's updates run on `pool` when given.
+Decomposition decompose(const float* w, int64_t out, int64_t in, const InputTransform& t, ThreadPool* pool = nullptr);
 
 struct FactoredMatrix {
   std::string name;            // the matrix's tensor name

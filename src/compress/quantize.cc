@@ -78,10 +78,7 @@ Result<QuantizedMatrix> quantize_matrix(const float* w, int64_t rows, int64_t co
     for (int64_t r = begin; r < end; ++r)
       quantize_row(t, w + r * cols, cols, group, spec.symmetry, q.bytes.get() + size_t(r) * rb);
   };
-  if (pool)
-    pool->parallel_for(rows, quantize_rows);
-  else
-    quantize_rows(0, rows);
+  parallel_for(pool, rows, quantize_rows);
   return q;
 }
 

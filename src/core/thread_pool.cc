@@ -90,4 +90,11 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   });
 }
 
+void parallel_for(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (pool)
+    pool->parallel_for(n, fn);
+  else
+    fn(0, n);
+}
+
 }  // namespace brisk

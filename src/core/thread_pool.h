@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -41,5 +42,8 @@ class ThreadPool {
 };
 
 int hardware_threads();
+
+// pool->parallel_for(n, fn), or fn(0, n) on the calling thread without a pool.
+void parallel_for(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace brisk

@@ -107,10 +107,11 @@ const std::map<std::string, std::vector<Candidate>>& techniques() {
 
 // The decomposition low-rank candidates truncate: SVD-LLM's, whitened by the inputs' X^T X.
 Result<calib::Decomposition> whitened_decomposition(const std::vector<float>& w, int64_t rows, int64_t cols,
-                                                    const calib::InputStats& input, const std::string& name) {
+                                                    const calib::InputStats& input, const std::string& name,
+                                                    ThreadPool& pool) {
   const calib::LowRankOptions o;  // brisk lowrank's defaults (svd-llm, its damping)
   BRISK_ASSIGN(t, calib::input_transform(o.method, &input, cols, o, name));
-  return calib::decompose(w.data(), rows, cols, t);
+  return calib::decompose(w.data(), rows, cols, t, &pool);
 }
 
 // The leading `rank` components of a decomposition or of wider factors.
@@ -368,7 +369,7 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
         auto input = result.inputs.find(m.tensor);
         if (input == result.inputs.end())
           return make_error("optimize: no calibration inputs were seen for " + m.tensor + " (low-rank candidates)");
-        BRISK_ASSIGN(d, whitened_decomposition(values.at(m.tensor), m.rows, m.cols, *input->second, m.tensor));
+        BRISK_ASSIGN(d, whitened_decomposition(values.at(m.tensor), m.rows, m.cols, *input->second, m.tensor, pool));
         int64_t rank = 0;
         for (const Candidate& cand : candidates)
           if (cand.low_rank) rank = std::max(rank, std::min(factor_rank(cand, m.rows, m.cols), d.k));
