@@ -194,6 +194,44 @@ class OptimizeLowRank(unittest.TestCase):
             self.assertEqual([f for f in os.listdir(tmp) if f != "factored"], [])  # no scratch left beside it
 
 
+class OptimizeKv(unittest.TestCase):
+    """--space kv: the answer measured with fp8, int8 and bf16 KV caches; the narrowest within the
+    perplexity budget is written into its config.json (brisk_kv_dtype), which runs then default to
+    and --kv-dtype overrides; a bad value there is refused by name."""
+
+    def test_the_kv_cache_is_chosen_within_the_budget_and_written(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "kv")
+            r = optimize(out, "--space", "w8,kv", "--budget-ppl", "+3%", "--verify", "1")
+            self.assertEqual(r["candidates"], ["keep", "w8"])
+            kv = r["kv_cache"]
+            self.assertEqual([m["dtype"] for m in kv["measured"]], ["f32", "fp8", "int8", "bf16"])
+            by = {m["dtype"]: m for m in kv["measured"]}
+            self.assertEqual(by["f32"]["ppl"], r["chosen"]["measured"]["ppl"])
+            self.assertEqual(by["f32"]["bytes_per_token"], 2 * by["bf16"]["bytes_per_token"])
+            self.assertEqual(by["int8"]["bytes_per_token"], by["fp8"]["bytes_per_token"])  # codes + a scale per row
+            self.assertLess(by["int8"]["bytes_per_token"], by["bf16"]["bytes_per_token"])
+            limit = r["base"]["ppl"] * 1.03
+            within = [m for m in kv["measured"] if m["ppl"] <= limit]
+            narrowest = min(m["bytes_per_token"] for m in within)
+            self.assertEqual(by[kv["chosen"]]["bytes_per_token"], narrowest)
+            with open(os.path.join(out, "config.json")) as f:
+                config = json.load(f)
+            self.assertEqual(config.get("brisk_kv_dtype", "f32"), kv["chosen"])
+            text = os.path.join(TEXT, "sotu-valid.txt")
+            ran = json.loads(brisk("perplexity", "-m", out, "-f", text, "--ctx", "128", "--json").stdout)
+            self.assertEqual(ran["kv_dtype"], kv["chosen"])  # the folder's default
+            ran = json.loads(brisk("perplexity", "-m", out, "-f", text, "--ctx", "128", "--kv-dtype", "f32", "--json").stdout)
+            self.assertEqual(ran["kv_dtype"], "f32")  # the flag wins
+            for bad in ("int4", 8):
+                config["brisk_kv_dtype"] = bad
+                with open(os.path.join(out, "config.json"), "w") as f:
+                    json.dump(config, f)
+                p = brisk("perplexity", "-m", out, "-f", text, "--ctx", "128", check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("'brisk_kv_dtype' must be one of", p.stderr)
+
+
 class OptimizeRecover(ReportPageChecks, unittest.TestCase):
     """--recover: the answer after quantization-aware distillation from the base model, measured,
     kept only when it measures lower; the folder holds the quantized model alone; the page shows it."""
@@ -347,7 +385,8 @@ class OptimizeErrors(unittest.TestCase):
             for args, needle in (([], "give a budget"),
                                  (["--budget-ppl", "2%", "--budget-bits", "4"], "excludes"),
                                  (["--budget-ppl", "lots"], "--budget-ppl 'lots'"),
-                                 (["--budget-bits", "4", "--space", "kv"], "--space 'kv'"),
+                                 (["--budget-bits", "4", "--space", "kv"], "--space kv chooses the KV cache under --budget-ppl only"),
+                                 (["--budget-bits", "4", "--space", "kv8"], "--space 'kv8'"),
                                  (["--budget-bits", "4", "--space", "lowrank", "--recover", "10"],
                                   "--recover trains whole matrices, not low-rank factors (candidate lr20)"),
                                  (["--budget-bits", "4", "--space", ""], "unknown technique or candidate ''"),

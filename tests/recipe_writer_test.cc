@@ -74,8 +74,9 @@ class RecipeWriterTest : public ::testing::Test {
 };
 
 TEST_F(RecipeWriterTest, GroupsAreWrittenAsScored) {
-  auto candidates = search_candidates("w8,lr40");
-  ASSERT_TRUE(candidates.ok()) << candidates.error().message;
+  auto space = search_space("w8,lr40");
+  ASSERT_TRUE(space.ok()) << space.error().message;
+  const std::vector<Candidate>* candidates = &space->candidates;
   ASSERT_EQ(candidates->size(), 3u);  // keep, w8, lr40
   SensitivityOptions so;
   so.window = kWindow;

@@ -162,6 +162,13 @@ Result<ModelConfig> parse_model_config(const Json& json, const std::string& wher
   if (auto q = json.find("quantization_config"); q != json.end() && !q->is_null()) c.quantization_config = *q;
   BRISK_ASSIGN(low_rank, parse_low_rank(json, where));
   c.low_rank = std::move(low_rank);
+  if (auto kv = json.find("brisk_kv_dtype"); kv != json.end()) {
+    const std::optional<KvDtype> parsed = kv->is_string() ? kv_dtype_from_name(kv->get<std::string>()) : std::nullopt;
+    if (!parsed)
+      return make_error(where + ": 'brisk_kv_dtype' must be one of \"f32\", \"bf16\", \"int8\", \"fp8\" (got " +
+                        kv->dump().substr(0, 40) + ")");
+    c.kv_dtype = parsed;
+  }
   const Architecture* arch = find_architecture(c.model_type);
   if (!arch)
     return make_error(where + ": unknown model_type '" + c.model_type + "' (supported: " + known_model_types() + ")");

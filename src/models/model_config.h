@@ -5,10 +5,12 @@
 
 #include <any>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "core/kv_dtype.h"
 #include "formats/config_fields.h"
 #include "formats/json_file.h"
 #include "models/tensor_spec.h"
@@ -57,6 +59,9 @@ struct ModelConfig {
   std::vector<int32_t> bos_ids, eos_ids;
   Json quantization_config;   // as written (null: not quantized); formats/quantized_checkpoint.h reads it
   LowRankRanks low_rank;      // factored linear layers (config.json's "brisk_low_rank"; brisk lowrank)
+  // The KV cache type the model runs with unless a run asks for another (config.json's
+  // "brisk_kv_dtype", written by brisk optimize --space kv); nullopt: f32.
+  std::optional<KvDtype> kv_dtype;
   std::any family;            // the family's own settings (its declaration parses and reads them)
 
   // Rotary inverse frequencies (head_dim/2 entries) with the configured scaling applied, for a

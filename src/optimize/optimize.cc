@@ -9,6 +9,7 @@
 #include "compress/quantize_model.h"
 #include "core/mapped_file.h"
 #include "formats/model_folder.h"
+#include "models/kv_cache.h"
 #include "models/model_config.h"
 #include "optimize/kernel_costs.h"
 #include "optimize/recipe_frontier.h"
@@ -106,13 +107,21 @@ class Evaluator {
     return time(*engine, m);
   }
 
+  // The perplexity alone, with the KV cache in `kv`.
+  Result<double> ppl_with_cache(const fs::path& dir, KvDtype kv) const {
+    BRISK_ASSIGN(engine, open(dir, kv));
+    BRISK_ASSIGN(ppl, perplexity(*engine, tokens_, o_.eval_ctx));
+    return ppl.ppl;
+  }
+
  private:
-  Result<std::unique_ptr<Engine>> open(const fs::path& dir) const {
+  Result<std::unique_ptr<Engine>> open(const fs::path& dir, std::optional<KvDtype> kv = std::nullopt) const {
     EngineOptions e;
     e.model_dir = dir;
     e.backend = o_.backend;
     e.context = context_;
     e.max_rows = std::min<int64_t>(o_.eval_ctx, 512);
+    e.kv_dtype = kv;
     return Engine::open(e);
   }
 
@@ -296,6 +305,34 @@ const char* objective_name(Objective objective) {
   return "?";
 }
 
+// --space kv: the answer measured with each KV cache type; the narrowest whose perplexity stays
+// within the limit is chosen (of two as narrow, the lower perplexity), f32 when none does. The
+// weights were chosen first, so the cache gets what budget they leave: a narrower cache holds
+// more positions (--kv-mem) and reads fewer bytes a step at long context, not at the
+// 32-token decode timing, so it is judged by its bytes, not by a rate.
+struct KvChoice {
+  KvDtype chosen = KvDtype::F32;
+  Json json;
+};
+Result<KvChoice> choose_kv_cache(const ModelConfig& c, const std::vector<KvDtype>& tried, double f32_ppl,
+                                 double ppl_limit, const std::function<Result<double>(KvDtype)>& ppl_with) {
+  auto bytes_per_token = [&](KvDtype t) {
+    return double(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, t)) / double(KvCache::kBlockSize);
+  };
+  KvChoice out;
+  double chosen_ppl = f32_ppl;
+  Json measured = Json::array({{{"dtype", "f32"}, {"ppl", f32_ppl}, {"bytes_per_token", bytes_per_token(KvDtype::F32)}}});
+  for (KvDtype t : tried) {
+    BRISK_ASSIGN(ppl, ppl_with(t));
+    measured.push_back({{"dtype", kv_dtype_name(t)}, {"ppl", ppl}, {"bytes_per_token", bytes_per_token(t)}});
+    const bool narrower = kv_element_bytes(t) < kv_element_bytes(out.chosen);
+    const bool as_narrow_better = kv_element_bytes(t) == kv_element_bytes(out.chosen) && ppl < chosen_ppl;
+    if (ppl <= ppl_limit && (narrower || as_narrow_better)) out.chosen = t, chosen_ppl = ppl;
+  }
+  out.json = {{"measured", measured}, {"chosen", kv_dtype_name(out.chosen)}};
+  return out;
+}
+
 Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
@@ -312,6 +349,9 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
       if (c.low_rank)
         return make_error("--recover trains whole matrices, not low-rank factors (candidate " + c.name +
                           "): leave lowrank out of --space, or drop --recover");
+  if (!o.kv_candidates.empty() && o.budget != BudgetKind::Ppl)
+    return make_error("--space kv chooses the KV cache under --budget-ppl only (the other budgets minimise the "
+                      "perplexity, which a narrower cache can only raise)");
   if (!o.scores_file.empty())
     for (const Candidate& c : o.candidates)
       if (reads_inputs(c))
@@ -598,15 +638,34 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   Json candidates = Json::array();
   for (const Candidate& c : o.candidates) candidates.push_back(c.name);
 
-  // The chosen folder becomes the output (written again where it was removed after measuring).
-  if (fs::exists(target, ec)) fs::remove(target, ec);  // the empty folder checked above
-  const fs::path& answer = use_recovered ? recovered_dir : best->dir;
-  if (fs::exists(answer, ec)) {
-    fs::rename(answer, target, ec);
-    if (ec) return make_error(target.string() + ": cannot move the chosen model into place: " + ec.message());
-  } else {
-    BRISK_TRY(write(*best->choice, target));
+  // The chosen folder (written again where it was removed after measuring), its KV cache chosen
+  // with --space kv, becomes the output.
+  fs::path answer = use_recovered ? recovered_dir : best->dir;
+  if (!fs::exists(answer, ec)) {
+    answer = scratch / "answer";
+    BRISK_TRY(write(*best->choice, answer));
   }
+  Json kv_json = nullptr;
+  if (!o.kv_candidates.empty()) {
+    const int64_t total = int64_t(o.kv_candidates.size());
+    int64_t done = 0;
+    report("kv", done, total);
+    const double answer_ppl = use_recovered ? recovered->ppl : best->measured->ppl;
+    BRISK_ASSIGN(kv, choose_kv_cache(config, o.kv_candidates, answer_ppl, ppl_limit, [&](KvDtype t) {
+      auto ppl = evaluator.ppl_with_cache(answer, t);
+      report("kv", ++done, total);
+      return ppl;
+    }));
+    if (kv.chosen != KvDtype::F32) {
+      BRISK_ASSIGN(answer_config, read_json_file(answer / "config.json"));
+      answer_config["brisk_kv_dtype"] = kv_dtype_name(kv.chosen);
+      BRISK_TRY(write_text_file(answer / "config.json", answer_config.dump(2) + "\n"));
+    }
+    kv_json = kv.json;
+  }
+  if (fs::exists(target, ec)) fs::remove(target, ec);  // the empty folder checked above
+  fs::rename(answer, target, ec);
+  if (ec) return make_error(target.string() + ": cannot move the chosen model into place: " + ec.message());
 
   return Json{{"model", o.model.string()}, {"out", target.string()},
               {"budget", {{"kind", budget_name(o.budget)}, {"value", o.budget_value}}},
@@ -617,7 +676,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
               {"eval_ctx", o.eval_ctx}, {"kl_to_log_ppl_scale", space.scale},
               {"decode_step_fit", {{"rest_s", space.rest}, {"slope", space.slope}}}, {"base", measured_json(base)},
               {"groups", space.groups_json()}, {"frontier", frontier_json}, {"single_technique", singles}, {"chosen", chosen_json},
-              {"rank_correlation", rank ? Json(*rank) : Json(nullptr)}, {"recovery", recovery},
+              {"rank_correlation", rank ? Json(*rank) : Json(nullptr)}, {"recovery", recovery}, {"kv_cache", kv_json},
               {"seconds", elapsed()}};
 }
 

@@ -36,7 +36,8 @@ struct OptimizeOptions {
   BudgetKind budget = BudgetKind::Ppl;
   double budget_value = 0.02;  // Ppl: +2%; Bits: bits per weight; Bytes: bytes; TokS: tokens/s
   Objective objective = Objective::Decode;
-  std::vector<Candidate> candidates;  // search_candidates(--space): keep first
+  std::vector<Candidate> candidates;  // search_space(--space): keep first
+  std::vector<KvDtype> kv_candidates;  // search_space(--space)'s kv: tried on the answer, narrowest first
   SensitivityOptions sensitivity;
   int64_t eval_ctx = 512;
   int64_t eval_tokens = 16384;  // eval text tokens scored (whole windows from the start); 0: all
@@ -57,7 +58,7 @@ struct OptimizeOptions {
   BackendOptions backend;
 };
 
-// progress(stage, done, total): "score", "time", "verify", "rates", "recover".
+// progress(stage, done, total): "score", "time", "verify", "rates", "recover", "kv".
 using OptimizeProgress = std::function<void(const std::string& stage, int64_t done, int64_t total)>;
 
 // Writes options.out (the chosen model) and returns the whole record: groups with their scores

@@ -128,6 +128,10 @@ calib::FactoredMatrix leading(const std::string& name, int64_t out, int64_t in, 
 
 }  // namespace
 
+// The KV cache types `kv` tries, narrowest first (int8 and fp8 hold a byte a value, bf16 two).
+constexpr KvDtype kKvSearched[] = {KvDtype::F8, KvDtype::I8, KvDtype::BF16};
+constexpr const char* kKvTechnique = "kv";
+
 std::string search_space_names() {
   std::string out;
   for (const auto& [technique, candidates] : techniques()) {
@@ -135,11 +139,15 @@ std::string search_space_names() {
     for (size_t i = 0; i < candidates.size(); ++i) out += (i ? ", " : "") + candidates[i].name;
     out += ")";
   }
-  return out;
+  out += std::string(", ") + kKvTechnique + " (";
+  for (KvDtype t : kKvSearched) (out += t == kKvSearched[0] ? "" : ", ") += kv_dtype_name(t);
+  return out + " KV caches)";
 }
 
-Result<std::vector<Candidate>> search_candidates(const std::string& space) {
-  std::vector<Candidate> out = {{"keep", std::nullopt, std::nullopt, calib::Method::Rtn, std::nullopt}};
+Result<SearchSpace> search_space(const std::string& space) {
+  SearchSpace result;
+  std::vector<Candidate>& out = result.candidates;
+  out.push_back({"keep", std::nullopt, std::nullopt, calib::Method::Rtn, std::nullopt});
   auto add = [&](const Candidate& c) {
     if (std::none_of(out.begin(), out.end(), [&](const Candidate& o) { return o.name == c.name; })) out.push_back(c);
   };
@@ -148,6 +156,10 @@ Result<std::vector<Candidate>> search_candidates(const std::string& space) {
     const size_t comma = std::min(space.find(',', at), space.size());
     const std::string item = space.substr(at, comma - at);
     at = comma + 1;
+    if (item == kKvTechnique) {
+      result.kv.assign(std::begin(kKvSearched), std::end(kKvSearched));
+      continue;
+    }
     if (auto t = techniques().find(item); t != techniques().end()) {
       for (const Candidate& c : t->second) add(c);
       continue;
@@ -161,7 +173,7 @@ Result<std::vector<Candidate>> search_candidates(const std::string& space) {
                         ": unknown technique or candidate '" + item.substr(0, 64) +
                         "' (" + search_space_names() + ")");
   }
-  return out;
+  return result;
 }
 
 Status apply_pruning(const Candidate& candidate, std::vector<float>& w, int64_t rows, int64_t cols,

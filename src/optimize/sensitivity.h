@@ -22,6 +22,7 @@
 #include "compress/lowrank.h"
 #include "compress/prune.h"
 #include "compress/quantize.h"
+#include "core/kv_dtype.h"
 #include "models/model.h"
 #include "models/tensor_spec.h"
 #include "runtime/device.h"
@@ -49,12 +50,18 @@ bool keeps(const Candidate& candidate);
 // The rank of a low-rank candidate's factors for a matrix [rows, cols]: the largest whose two
 // factors hold at most (1 - low_rank) of its parameters (0: none does).
 int64_t factor_rank(const Candidate& candidate, int64_t rows, int64_t cols);
-// The candidates of `space`, a comma-separated list of techniques and candidate names, keep
-// first: quant = w8, fp8, w4 (g128 RTN, symmetric), w4-asym (with zero points), nf4, w4-gptq;
-// prune = w8 after 2:4, 50% and 70% Wanda pruning; lowrank = 20% and 40% of the parameters
-// removed ("quant,prune"; "w8,w4,nf4").
-Result<std::vector<Candidate>> search_candidates(const std::string& space);
-// Each technique with its candidates' names: "quant (w8, fp8, ...), prune (w8+2:4, ...)".
+// What --space searches: the groups' candidates, keep first, and the KV cache types tried on
+// the answer (kv: one choice for the whole model, not a group's).
+struct SearchSpace {
+  std::vector<Candidate> candidates;
+  std::vector<KvDtype> kv;  // narrowest first; empty: the cache stays as the runs default it
+};
+// `space`: a comma-separated list of techniques and candidate names: quant = w8, fp8, w4 (g128
+// RTN, symmetric), w4-asym (with zero points), nf4, w4-gptq; prune = w8 after 2:4, 50% and 70%
+// Wanda pruning; lowrank = 20% and 40% of the parameters removed; kv = fp8, int8, bf16 caches
+// ("quant,prune"; "w8,w4,nf4"; "quant,kv").
+Result<SearchSpace> search_space(const std::string& space);
+// Each technique with its candidates' names: "quant (w8, fp8, ...), prune (w8+2:4, ...), kv (...)".
 std::string search_space_names();
 
 // Whether the candidate needs the matrix's calibration inputs (pruning, GPTQ, low-rank): such candidates

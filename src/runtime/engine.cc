@@ -96,13 +96,14 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   BRISK_ASSIGN(generation, read_generation_config(options.model_dir));
   // The cache holds at least one sequence of the full context, so every request fits alone.
   const ModelConfig& c = model->config();
-  const size_t per_block = KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, options.kv_dtype);
+  const KvDtype kv_dtype = options.kv_dtype.value_or(c.kv_dtype.value_or(KvDtype::F32));
+  const size_t per_block = KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, kv_dtype);
   const int64_t context_blocks = KvCache::blocks_for(model->context());
   if (options.kv_bytes < 0) return make_error("--kv-mem must be positive");
   if (options.kv_bytes > 0 && options.kv_bytes / int64_t(per_block) < context_blocks)
     return make_error("--kv-mem " + std::to_string(options.kv_bytes) + " bytes holds " +
                       std::to_string(options.kv_bytes / int64_t(per_block) * KvCache::kBlockSize) +
-                      " tokens (" + std::string(kv_dtype_name(options.kv_dtype)) + "), fewer than the context of " + std::to_string(model->context()) +
+                      " tokens (" + std::string(kv_dtype_name(kv_dtype)) + "), fewer than the context of " + std::to_string(model->context()) +
                       " (" + std::to_string(context_blocks * int64_t(per_block)) +
                       " bytes); raise --kv-mem or lower --ctx");
   const int64_t wanted_blocks = options.kv_bytes > 0 ? options.kv_bytes / int64_t(per_block)
@@ -118,8 +119,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
                         std::to_string(kv_blocks * KvCache::kBlockSize) + " positions, from --kv-mem or the batch size), more than this machine's " +
                         std::to_string(int64_t(memory_bytes / (1 << 20))) + " MiB of memory: lower --max-batch/--batch or set --kv-mem");
   }
-  BRISK_ASSIGN(cache, KvCache::create(*backend, c.n_layers, kv_blocks, c.n_kv_heads, c.head_dim,
-                                      options.kv_dtype));
+  BRISK_ASSIGN(cache, KvCache::create(*backend, c.n_layers, kv_blocks, c.n_kv_heads, c.head_dim, kv_dtype));
   auto engine = std::unique_ptr<Engine>(new Engine(std::move(backend), std::move(model), std::move(tokenizer),
                                                    std::move(cache), options.decode_graphs, std::move(generation)));
   engine->job_ = std::move(job.world);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,7 @@ struct EngineOptions {
   int64_t kv_tokens = 0;    // used when kv_bytes is 0; at least one sequence of the full context
   // The cache's element type (--kv-dtype). fp32 on every device: logits then equal an fp32
   // reference; bf16/int8/fp8 trade a little accuracy for 2-4x the positions in the same bytes.
-  KvDtype kv_dtype = KvDtype::F32;
+  std::optional<KvDtype> kv_dtype;  // nullopt: the model's (config.json brisk_kv_dtype), else f32
   DecodeGraphs decode_graphs = DecodeGraphs::Auto;  // --no-graphs: launch every op every step
   ModelOutput decoder_output = ModelOutput::Logits;  // HiddenStates: decoders as embedding models
   std::function<void(int64_t done_bytes, int64_t total_bytes)> on_load_progress;  // see ModelOptions
@@ -87,6 +88,7 @@ class Engine {
   int64_t job_rank() const { return job_ ? job_->rank() : 0; }
   void follow();
   int64_t context() const { return model_->context(); }
+  KvDtype kv_dtype() const { return cache_.dtype(); }  // as resolved from the options and the model
   const GenerationConfig& generation_config() const { return generation_; }
   // All keys and values, in blocks. prefill/decode_step/generate and perplexity use it as one
   // sequence owning every block; the Scheduler hands blocks to many sequences instead (not both

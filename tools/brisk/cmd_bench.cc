@@ -71,7 +71,7 @@ Command add_bench(CLI::App& app) {
                 {"threads", f->engine.backend.threads > 0 ? f->engine.backend.threads : hardware_threads()},
                 {"device", f->engine.backend.device},
                 {"bf16_math", f->engine.backend.bf16 == Bf16Precision::Fast ? "bf16_dot" : "exact_fp32"},
-                {"kv_dtype", kv_dtype_name(f->engine.kv_dtype)},
+                {"kv_dtype", kv_dtype_name(engine.value()->kv_dtype())},
                 {"cpu_features", cpu_features_string()},
                 {"decode_GBps", decode_gbps},
                 {"prefill_flops_per_token", prefill_flops_per_token},

@@ -65,7 +65,9 @@ Command add_optimize(CLI::App& app) {
   sub->add_option("--space", f->space,
                   "Techniques or candidates searched, comma-separated: " + recipe::search_space_names() +
                       ",\nor names (w8,w4,nf4). w4 is RTN per group of 128; w8+... is w8 after Wanda pruning (sparse\n"
-                      "int8 kernels). Low-rank, AWQ and KV types are not searched")
+                      "int8 kernels); lr20/lr40 are SVD-LLM factors holding 80%/60% of the parameters; kv tries\n"
+                      "the narrowest KV cache whose perplexity stays within --budget-ppl on the answer (written as\n"
+                      "its default). AWQ and groups of 32 are not searched")
       ->capture_default_str();
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens scored per candidate")->capture_default_str();
   sub->add_option("--window", f->window, "Tokens per calibration forward")->capture_default_str();
@@ -105,9 +107,10 @@ Command add_optimize(CLI::App& app) {
     o.out = f->out;
     o.calib = f->calib;
     o.eval = f->eval;
-    auto candidates = recipe::search_candidates(f->space);
-    if (!candidates) return fail(candidates.error());
-    o.candidates = std::move(candidates.value());
+    auto space = recipe::search_space(f->space);
+    if (!space) return fail(space.error());
+    o.candidates = std::move(space->candidates);
+    o.kv_candidates = std::move(space->kv);
     if (ppl->count()) {
       auto v = parse_relative(f->budget_ppl);
       if (!v) return fail(v.error());

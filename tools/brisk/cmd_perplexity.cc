@@ -51,7 +51,7 @@ Command add_perplexity(CLI::App& app) {
     if (f->json) {
       print_json({{"ppl", r.ppl}, {"tokens", r.tokens}, {"windows", r.windows}, {"scored", r.scored},
                   {"seconds", r.seconds}, {"nll_sum", r.nll_sum},
-                  {"kv_dtype", kv_dtype_name(f->engine.kv_dtype)}});
+                  {"kv_dtype", kv_dtype_name(engine.value()->kv_dtype())}});
     } else {
       std::printf("ppl %.4f over %lld scored tokens (%lld windows of %lld; %lld tokens in file) in %.1f s\n", r.ppl,
                   (long long)r.scored, (long long)r.windows, (long long)f->ctx, (long long)r.tokens, r.seconds);

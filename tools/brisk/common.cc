@@ -271,7 +271,7 @@ Result<std::unique_ptr<Engine>> open_engine(const EngineOptions& options) {
   return std::unique_ptr<Engine>();
 }
 
-void add_kv_dtype_flag(CLI::App* sub, KvDtype& dtype) {
+void add_kv_dtype_flag(CLI::App* sub, std::optional<KvDtype>& dtype) {
   sub->add_option_function<std::string>(
          "--kv-dtype",
          [&dtype](const std::string& text) {
@@ -280,8 +280,9 @@ void add_kv_dtype_flag(CLI::App* sub, KvDtype& dtype) {
              throw CLI::ValidationError("--kv-dtype", "'" + text + "' is not a KV cache type (f32, bf16, int8, fp8)");
            dtype = *parsed;
          },
-         "KV cache element type: f32 (default, exact), bf16, int8 or fp8 (e4m3); int8/fp8 keep one\n"
-         "scale per position and KV head. Narrower types hold 2-4x the positions in --kv-mem")
+         "KV cache element type: f32 (exact), bf16, int8 or fp8 (e4m3); int8/fp8 keep one scale per\n"
+         "position and KV head. Narrower types hold 2-4x the positions in --kv-mem. Default: the\n"
+         "model folder's brisk_kv_dtype (brisk optimize --space kv writes it), else f32")
       ->type_name("TYPE");
 }
 

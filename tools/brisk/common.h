@@ -96,7 +96,7 @@ void add_parallel_flags(CLI::App* sub, EngineOptions& options);
 // until rank 0 is done and returns null: the command ends there (rank 0 speaks for the job).
 Result<std::unique_ptr<Engine>> open_engine(const EngineOptions& options);
 // --kv-dtype f32|bf16|int8|fp8 alone (commands that take no other engine flag).
-void add_kv_dtype_flag(CLI::App* sub, KvDtype& dtype);
+void add_kv_dtype_flag(CLI::App* sub, std::optional<KvDtype>& dtype);
 
 // "4096", "512K", "8M", "2G" (powers of 1024) -> bytes.
 Result<int64_t> parse_byte_size(const std::string& text);
