@@ -306,7 +306,8 @@ const char* objective_name(Objective objective) {
 }
 
 // --space kv: the answer measured with each KV cache type; the narrowest whose perplexity stays
-// within the limit is chosen (of two as narrow, the lower perplexity), f32 when none does. The
+// within the limit is chosen (of two as narrow, the lower perplexity), the cache the answer was
+// measured with (the model's own default, f32 unless its config names one) when none does. The
 // weights were chosen first, so the cache gets what budget they leave: a narrower cache holds
 // more positions (--kv-mem) and reads fewer bytes a step at long context, not at the
 // 32-token decode timing, so it is judged by its bytes, not by a rate.
@@ -314,15 +315,19 @@ struct KvChoice {
   KvDtype chosen = KvDtype::F32;
   Json json;
 };
-Result<KvChoice> choose_kv_cache(const ModelConfig& c, const std::vector<KvDtype>& tried, double f32_ppl,
+Result<KvChoice> choose_kv_cache(const ModelConfig& c, const std::vector<KvDtype>& tried, double measured_ppl,
                                  double ppl_limit, const std::function<Result<double>(KvDtype)>& ppl_with) {
   auto bytes_per_token = [&](KvDtype t) {
     return double(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, t)) / double(KvCache::kBlockSize);
   };
   KvChoice out;
-  double chosen_ppl = f32_ppl;
-  Json measured = Json::array({{{"dtype", "f32"}, {"ppl", f32_ppl}, {"bytes_per_token", bytes_per_token(KvDtype::F32)}}});
+  out.chosen = c.kv_dtype.value_or(KvDtype::F32);
+  double chosen_ppl = measured_ppl;
+  Json measured = Json::array(
+      {{{"dtype", kv_dtype_name(out.chosen)}, {"ppl", measured_ppl}, {"bytes_per_token", bytes_per_token(out.chosen)}}});
+  const KvDtype as_measured = out.chosen;
   for (KvDtype t : tried) {
+    if (t == as_measured) continue;
     BRISK_ASSIGN(ppl, ppl_with(t));
     measured.push_back({{"dtype", kv_dtype_name(t)}, {"ppl", ppl}, {"bytes_per_token", bytes_per_token(t)}});
     const bool narrower = kv_element_bytes(t) < kv_element_bytes(out.chosen);
@@ -656,7 +661,7 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
       report("kv", ++done, total);
       return ppl;
     }));
-    if (kv.chosen != KvDtype::F32) {
+    if (kv.chosen != config.kv_dtype.value_or(KvDtype::F32)) {
       BRISK_ASSIGN(answer_config, read_json_file(answer / "config.json"));
       answer_config["brisk_kv_dtype"] = kv_dtype_name(kv.chosen);
       BRISK_TRY(write_text_file(answer / "config.json", answer_config.dump(2) + "\n"));
