@@ -202,7 +202,27 @@ double retained_fraction(const Decomposition& d, int64_t rank) {
   return total > 0 ? kept / total : 1;
 }
 
+// The leading `rank` components of factors `left` [out, left_width] and `right` [>= rank, in].
+FactoredMatrix leading(const std::string& name, int64_t out, int64_t in, int64_t rank, const float* left,
+                       int64_t left_width, const float* right) {
+  FactoredMatrix f;
+  f.name = name;
+  f.out = out, f.in = in, f.rank = rank;
+  f.output_factor.resize(size_t(out * rank));
+  for (int64_t r = 0; r < out; ++r) std::copy_n(left + r * left_width, rank, f.output_factor.data() + r * rank);
+  f.input_factor.assign(right, right + rank * in);
+  return f;
+}
+
 }  // namespace
+
+FactoredMatrix leading_factors(const Decomposition& d, int64_t rank, const std::string& name) {
+  return leading(name, d.out, d.in, rank, d.left.data(), d.k, d.right.data());
+}
+
+FactoredMatrix leading_factors(const FactoredMatrix& f, int64_t rank) {
+  return leading(f.name, f.out, f.in, rank, f.output_factor.data(), f.rank, f.input_factor.data());
+}
 
 Result<std::vector<int64_t>> choose_ranks(const std::vector<Decomposition>& d, const LowRankOptions& o) {
   BRISK_TRY(check_low_rank_options(o));
@@ -273,16 +293,8 @@ Result<LowRankModel> factor_with_calibration(const fs::path& model_dir, const st
   BRISK_ASSIGN(ranks, choose_ranks(decompositions, options));
   for (size_t i = 0; i < names.size(); ++i) {
     const Decomposition& d = decompositions[i];
-    FactoredMatrix f;
-    f.name = names[i];
-    f.out = d.out, f.in = d.in, f.rank = ranks[i];
+    FactoredMatrix f = leading_factors(d, ranks[i], names[i]);  // rank 0: the whole matrix stays as stored
     f.retained = retained_fraction(d, f.rank);
-    if (f.rank > 0) {  // (a whole matrix stays as the checkpoint stores it)
-      f.output_factor.resize(size_t(d.out * f.rank));
-      for (int64_t r = 0; r < d.out; ++r)
-        std::copy_n(d.left.data() + r * d.k, f.rank, f.output_factor.data() + r * f.rank);
-      f.input_factor.assign(d.right.begin(), d.right.begin() + f.rank * d.in);
-    }
     out.params_before += d.out * d.in;
     out.params_after += f.params();
     out.matrices.push_back(std::move(f));

@@ -76,6 +76,11 @@ struct LowRankModel {
   int64_t calibration_tokens = 0;
 };
 
+// The leading `rank` (<= the available) components as factors: of a decomposition, or of wider
+// factors (a matrix's truncations share their components).
+FactoredMatrix leading_factors(const Decomposition& d, int64_t rank, const std::string& name);
+FactoredMatrix leading_factors(const FactoredMatrix& f, int64_t rank);
+
 // The ranks (0: whole) that options ask for, given each matrix's decomposition.
 Result<std::vector<int64_t>> choose_ranks(const std::vector<Decomposition>& d, const LowRankOptions& options);
 

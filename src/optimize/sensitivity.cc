@@ -32,11 +32,10 @@ class SubstitutingBackend final : public PerMatrixForwardingBackend {
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y) override {
     auto it = swaps_.find(w.data);
     if (it == swaps_.end()) return inner().matmul(x, m, k, w, bias, y);
-    const Linear& l = it->second;
-    if (!l.factored()) return inner().matmul(x, m, k, l.weight, bias, y);
-    float* middle = inner().linear_scratch(size_t(m * l.rank()));  // as Backend::linear runs a factored layer
-    inner().matmul(x, m, k, l.input_factor, nullptr, middle);
-    inner().matmul(middle, m, l.rank(), l.weight, bias, y);
+    Linear replacement = it->second;  // with the bias the model passed
+    if (bias)
+      replacement.bias = Tensor{const_cast<float*>(bias), DType::F32, {replacement.out_features()}, replacement.weight.device};
+    inner().linear(x, m, replacement, y);
   }
 
  private:
@@ -112,18 +111,6 @@ Result<calib::Decomposition> whitened_decomposition(const std::vector<float>& w,
   const calib::LowRankOptions o;  // brisk lowrank's defaults (svd-llm, its damping)
   BRISK_ASSIGN(t, calib::input_transform(o.method, &input, cols, o, name));
   return calib::decompose(w.data(), rows, cols, t, &pool);
-}
-
-// The leading `rank` components of a decomposition or of wider factors.
-calib::FactoredMatrix leading(const std::string& name, int64_t out, int64_t in, int64_t rank, const float* left,
-                              int64_t left_width, const float* right) {
-  calib::FactoredMatrix f;
-  f.name = name;
-  f.out = out, f.in = in, f.rank = rank;
-  f.output_factor.resize(size_t(out * rank));
-  for (int64_t r = 0; r < out; ++r) std::copy_n(left + r * left_width, rank, f.output_factor.data() + r * rank);
-  f.input_factor.assign(right, right + rank * in);
-  return f;
 }
 
 }  // namespace
@@ -221,8 +208,7 @@ int64_t factor_rank(const Candidate& candidate, int64_t rows, int64_t cols) {
 
 calib::FactoredMatrix factors_for(const Sensitivity& sens, const std::string& tensor, const Candidate& candidate) {
   const calib::FactoredMatrix& widest = sens.factors.at(tensor);
-  const int64_t rank = factor_rank(candidate, widest.out, widest.in);
-  return leading(tensor, widest.out, widest.in, rank, widest.output_factor.data(), widest.rank, widest.input_factor.data());
+  return calib::leading_factors(widest, factor_rank(candidate, widest.out, widest.in));
 }
 
 bool holds(const SearchGroup& group, const Candidate& candidate) {
@@ -385,7 +371,7 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
         int64_t rank = 0;
         for (const Candidate& cand : candidates)
           if (cand.low_rank) rank = std::max(rank, std::min(factor_rank(cand, m.rows, m.cols), d.k));
-        result.factors[m.tensor] = leading(m.tensor, m.rows, m.cols, rank, d.left.data(), d.k, d.right.data());
+        result.factors[m.tensor] = calib::leading_factors(d, rank, m.tensor);
       }
     }
     for (size_t ci = 0; ci < candidates.size(); ++ci) {
