@@ -223,13 +223,14 @@ class OptimizeKv(unittest.TestCase):
             self.assertEqual(ran["kv_dtype"], kv["chosen"])  # the folder's default
             ran = json.loads(brisk("perplexity", "-m", out, "-f", text, "--ctx", "128", "--kv-dtype", "f32", "--json").stdout)
             self.assertEqual(ran["kv_dtype"], "f32")  # the flag wins
-            for bad in ("int4", 8):
+            for bad in ("int4", 8, None, "f" * 100000, {"nested": [[["int8"]]]}):
                 config["brisk_kv_dtype"] = bad
                 with open(os.path.join(out, "config.json"), "w") as f:
                     json.dump(config, f)
                 p = brisk("perplexity", "-m", out, "-f", text, "--ctx", "128", check=False)
                 self.assertNotEqual(p.returncode, 0)
                 self.assertIn("'brisk_kv_dtype' must be one of", p.stderr)
+                self.assertLess(len(p.stderr), 2000)  # a hostile value is not echoed whole
 
 
 class OptimizeRecover(ReportPageChecks, unittest.TestCase):
