@@ -19,6 +19,14 @@ FloatWeights FloatWeights::copy_from(Model& model) {
   return out;
 }
 
+void FloatWeights::set(const std::string& name, std::vector<float> values, std::vector<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  BRISK_CHECK(n == int64_t(values.size()), "FloatWeights: '" + name + "' has " + std::to_string(values.size()) +
+                                               " values for its shape");
+  tensors_[name] = Entry{std::move(values), std::move(shape)};
+}
+
 std::vector<std::string> FloatWeights::names() const {
   std::vector<std::string> out;
   for (const auto& [name, entry] : tensors_) out.push_back(name);

@@ -18,6 +18,8 @@ namespace brisk::calib {
 class FloatWeights {
  public:
   static FloatWeights copy_from(Model& model);
+  // Adds (or replaces) one tensor: brisk optimize builds a group's working copy this way.
+  void set(const std::string& name, std::vector<float> values, std::vector<int64_t> shape);
 
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
   std::vector<std::string> names() const;

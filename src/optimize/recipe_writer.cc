@@ -13,9 +13,10 @@ namespace fs = std::filesystem;
 RecipeModules recipe_modules(const Sensitivity& sens, const std::vector<Candidate>& candidates,
                              const std::vector<int>& choice) {
   RecipeModules r;
-  for (size_t g = 0; g < sens.groups.size(); ++g)
-    for (const MatrixShape& m : sens.groups[g].matrices) {
-      const Candidate& c = candidates[size_t(choice[g])];
+  for (size_t g = 0; g < sens.groups.size(); ++g) {
+    const SearchGroup& group = sens.groups[g];
+    const Candidate& c = candidates[size_t(choice[g])];
+    for (const MatrixShape& m : group.matrices) {
       if (c.low_rank) {  // the module becomes two, both kept in the stored dtype
         r.factored.push_back(factors_for(sens, m.tensor, c));
         for (Factor f : {Factor::Input, Factor::Output}) r.specs[factor_module(m.module, f)] = std::nullopt;
@@ -23,8 +24,12 @@ RecipeModules recipe_modules(const Sensitivity& sens, const std::vector<Candidat
       }
       r.specs[m.module] = c.spec;
       if (c.prune) r.pruned[m.tensor] = &c;
-      if (c.method == calib::Method::Gptq) r.calibrated.matrices[m.tensor] = sens.calibrated.at(m.tensor).at(c.name);
+      if (c.method != calib::Method::Rtn) r.calibrated.matrices[m.tensor] = sens.calibrated.at(m.tensor).at(c.name);
     }
+    if (c.method == calib::Method::Awq)  // its scales live in the norm before the group
+      for (const std::string& name : {group.norm_fold->fold_weight, group.norm_fold->fold_bias})
+        if (!name.empty()) r.calibrated.values[name] = sens.folded.at(name).at(c.name);
+  }
   return r;
 }
 

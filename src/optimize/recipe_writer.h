@@ -21,7 +21,7 @@ namespace brisk::recipe {
 struct RecipeModules {
   ModuleRecipe specs;                              // module -> its format (nullopt: keep)
   std::map<std::string, const Candidate*> pruned;  // weight tensor -> the candidate that prunes it
-  MethodOverrides calibrated;                      // GPTQ's codes by weight tensor, as scored
+  MethodOverrides calibrated;                      // GPTQ/AWQ codes and AWQ's folded norms, as scored
   std::vector<calib::FactoredMatrix> factored;     // the low-rank modules' factors, as scored
 };
 RecipeModules recipe_modules(const Sensitivity& sens, const std::vector<Candidate>& candidates,

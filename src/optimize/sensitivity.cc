@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "backends/cpu/cpu_backend.h"
+#include "compress/awq.h"
 #include "compress/calib_grid.h"
 #include "compress/calibration.h"
 #include "compress/gptq.h"
@@ -20,14 +21,30 @@ namespace brisk::recipe {
 
 namespace {
 
-// Runs every matmul of the wrapped backend, except that a weight registered with substitute()
+// Runs every op of the wrapped backend, except that a weight registered with substitute()
 // (found by the data pointer the model passes) is replaced by another Linear: the same matrix in
-// a candidate format, or two low-rank factors, on that backend's own kernels.
+// a candidate format, or two low-rank factors, on that backend's own kernels; and a norm's weight
+// or bias registered with substitute_vector() by another vector (AWQ's folded scales).
 class SubstitutingBackend final : public PerMatrixForwardingBackend {
  public:
   explicit SubstitutingBackend(Backend& inner) : PerMatrixForwardingBackend(inner) {}
   void substitute(const void* original, const Linear& replacement) { swaps_[original] = replacement; }
-  void clear() { swaps_.clear(); }
+  void substitute_vector(const float* original, const float* replacement) { vectors_[original] = replacement; }
+  void clear() {
+    swaps_.clear();
+    vectors_.clear();
+  }
+
+  void rms_norm(const float* x, const float* w, int64_t rows, int64_t d, float eps, float* y) override {
+    inner().rms_norm(x, vector(w), rows, d, eps, y);
+  }
+  void add_rms_norm(float* x, const float* h, const float* w, int64_t rows, int64_t d, float eps, float* y) override {
+    inner().add_rms_norm(x, h, vector(w), rows, d, eps, y);
+  }
+  void layer_norm(const float* x, const float* w, const float* b, int64_t rows, int64_t d, float eps,
+                  float* y) override {
+    inner().layer_norm(x, vector(w), vector(b), rows, d, eps, y);
+  }
 
   void matmul(const float* x, int64_t m, int64_t k, const Tensor& w, const float* bias, float* y) override {
     auto it = swaps_.find(w.data);
@@ -39,7 +56,12 @@ class SubstitutingBackend final : public PerMatrixForwardingBackend {
   }
 
  private:
+  const float* vector(const float* v) const {
+    auto it = vectors_.find(v);
+    return it == vectors_.end() ? v : it->second;
+  }
   std::unordered_map<const void*, Linear> swaps_;
+  std::unordered_map<const float*, const float*> vectors_;
 };
 
 // log-softmax of each row of [rows, vocab], in place.
@@ -98,7 +120,8 @@ const std::map<std::string, std::vector<Candidate>>& techniques() {
       {"quant",
        {quantized("w8", spec(QuantScheme::W8)), quantized("fp8", spec(QuantScheme::FP8)),
         quantized("w4", spec(QuantScheme::W4)), quantized("w4-asym", spec(QuantScheme::W4, Symmetry::Asymmetric)),
-        quantized("nf4", spec(QuantScheme::NF4)), quantized("w4-gptq", spec(QuantScheme::W4), calib::Method::Gptq)}},
+        quantized("nf4", spec(QuantScheme::NF4)), quantized("w4-gptq", spec(QuantScheme::W4), calib::Method::Gptq),
+        quantized("w4-awq", spec(QuantScheme::W4), calib::Method::Awq)}},
       {"prune", {pruned("w8+2:4", 0, {2, 4}), pruned("w8+s50", 0.5, {}), pruned("w8+s70", 0.7, {})}},
       {"lowrank", {factored("lr20", 0.2), factored("lr40", 0.4)}}};
   return table;
@@ -111,6 +134,48 @@ Result<calib::Decomposition> whitened_decomposition(const std::vector<float>& w,
   const calib::LowRankOptions o;  // brisk lowrank's defaults (svd-llm, its damping)
   BRISK_ASSIGN(t, calib::input_transform(o.method, &input, cols, o, name));
   return calib::decompose(w.data(), rows, cols, t, &pool);
+}
+
+// An AWQ candidate of one group: the scales searched on the group's inputs (alpha grid, then the
+// clipping search per matrix) with brisk quantize --method awq's defaults, folded into the norm
+// that produces the input.
+struct AwqGroup {
+  std::map<std::string, QuantizedMatrix> codes;      // by matrix
+  std::map<std::string, std::vector<float>> folded;  // the norm's weight (and bias) divided by the scales
+};
+
+Result<AwqGroup> awq_group(CpuBackend& host, const SearchGroup& group, const QuantSpec& spec,
+                           const std::map<std::string, std::vector<float>>& values, const calib::InputStats& input,
+                           const std::map<std::string, Tensor>& norm_slots) {
+  const calib::ScaleGroup& fold = *group.norm_fold;
+  const int64_t k = input.width;
+  calib::FloatWeights weights;
+  for (const MatrixShape& m : group.matrices) {
+    if (m.cols != k) return make_error("optimize: " + m.tensor + " does not read the width its calibration inputs have");
+    weights.set(m.tensor, values.at(m.tensor), {m.rows, m.cols});
+  }
+  const calib::AwqOptions options;
+  const calib::AwqScales found = calib::awq_search_scales(host, weights, fold, input, spec, options);
+  const std::vector<float> s = calib::expand_scales(fold, found.scales, k);
+  const std::vector<float> h = calib::scaled_hessian(input.xtx, s, k);
+  AwqGroup out;
+  for (const MatrixShape& m : group.matrices) {
+    std::vector<float>& w = weights.at(m.tensor);
+    for (int64_t r = 0; r < m.rows; ++r)
+      for (int64_t i = 0; i < k; ++i) w[size_t(r * k + i)] *= s[size_t(i)];
+    out.codes[m.tensor] = calib::pack(calib::awq_quantize_matrix(host, w.data(), m.rows, k, h, spec, options));
+  }
+  for (const std::string& name : {fold.fold_weight, fold.fold_bias}) {
+    if (name.empty()) continue;
+    const Tensor& stored = norm_slots.at(name);
+    if (stored.numel() != int64_t(found.scales.size()))
+      return make_error("optimize: " + name + " has " + std::to_string(stored.numel()) + " channels, its group reads " +
+                        std::to_string(found.scales.size()));
+    std::vector<float>& v = out.folded[name];
+    v.resize(found.scales.size());
+    for (size_t c = 0; c < v.size(); ++c) v[c] = load_as_f32(stored.data, stored.dtype, c) / found.scales[c];
+  }
+  return out;
 }
 
 }  // namespace
@@ -174,6 +239,8 @@ Status apply_pruning(const Candidate& candidate, std::vector<float>& w, int64_t 
 Result<QuantizedMatrix> candidate_matrix(const Candidate& candidate, std::vector<float> w, int64_t rows, int64_t cols,
                                          const calib::InputStats* input, const std::string& name, ThreadPool* pool) {
   if (!candidate.spec) return make_error("candidate '" + candidate.name + "' keeps the matrix: nothing to quantize");
+  if (candidate.method == calib::Method::Awq && input)
+    return make_error("candidate '" + candidate.name + "': AWQ quantizes a whole group with the norm it folds into");
   BRISK_TRY(apply_pruning(candidate, w, rows, cols, input, name));
   if (candidate.method == calib::Method::Gptq && input) {
     calib::GptqOptions gptq;
@@ -196,7 +263,7 @@ std::string SearchGroup::label() const {
 }
 
 bool reads_inputs(const Candidate& candidate) {
-  return candidate.prune || candidate.method == calib::Method::Gptq || candidate.low_rank;
+  return candidate.prune || candidate.method != calib::Method::Rtn || candidate.low_rank;
 }
 
 bool keeps(const Candidate& candidate) { return !candidate.spec && !candidate.low_rank; }
@@ -215,6 +282,7 @@ bool holds(const SearchGroup& group, const Candidate& candidate) {
   // Candidates that read calibration inputs are for the layers' matrices: the head stays dense (as
   // brisk prune leaves it) and RTN (as the calibrated quantizers leave it).
   if (reads_inputs(candidate) && group.kind == LinearGroup::Head) return false;
+  if (candidate.method == calib::Method::Awq && !group.norm_fold) return false;
   for (const MatrixShape& m : group.matrices) {
     if (candidate.spec && !scheme_traits(candidate.spec->scheme).per_channel && m.cols % candidate.spec->group != 0)
       return false;
@@ -237,11 +305,20 @@ Result<std::vector<SearchGroup>> search_groups(Model& model, std::map<std::strin
     const LinearGroup kind = linear_group(spec.role);
     if (!spec.is_matrix() || kind == LinearGroup::None || spec.part != Part::Weight || !slot.data) return;
     auto [it, added] = index.try_emplace({spec.layer, kind}, groups.size());
-    if (added) groups.push_back({spec.layer, kind, {}});
+    if (added) groups.push_back({spec.layer, kind, {}, std::nullopt});
     groups[it->second].matrices.push_back({spec.name, spec.module, slot.dim(0), slot.dim(1), slot.dtype});
     if (slots) (*slots)[spec.name] = slot;
   });
   if (groups.empty()) return make_error("optimize: '" + c.model_type + "' has no linear layers to search");
+  // Groups fed by a norm, where AWQ's scales fold (none for blocks without both pre-norms).
+  if (auto folds = calib::scale_groups(c, calib::Folds::NormOnly); folds.ok())
+    for (const calib::ScaleGroup& fold : *folds)
+      for (SearchGroup& g : groups)
+        if (g.matrices.size() == fold.consumers.size() &&
+            std::all_of(g.matrices.begin(), g.matrices.end(), [&](const MatrixShape& m) {
+              return std::count(fold.consumers.begin(), fold.consumers.end(), m.tensor) == 1;
+            }))
+          g.norm_fold = fold;
   for (const SearchGroup& g : groups)
     for (const MatrixShape& m : g.matrices)
       if (is_block_dtype(m.stored))
@@ -283,11 +360,18 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
                       " tokens does not fit the model's context of " + std::to_string(model->context()));
 
   // The scored model's slots give each matrix's pointer (the key of a swap), the host model's its
-  // row-major values.
+  // row-major values; likewise for the norms AWQ folds into.
   Sensitivity result;
   std::map<std::string, Tensor> slots, host_slots;
   BRISK_ASSIGN(groups, search_groups(*model, &slots));
   result.groups = std::move(groups);
+  for (const SearchGroup& g : result.groups)
+    if (g.norm_fold)
+      for (const std::string& name : {g.norm_fold->fold_weight, g.norm_fold->fold_bias})
+        if (!name.empty()) slots[name] = Tensor{};
+  model->visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
+    if (auto it = slots.find(spec.name); it != slots.end() && !it->second.data) it->second = slot;
+  });
   host_model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
     if (slots.count(spec.name)) host_slots[spec.name] = slot;
   });
@@ -389,6 +473,21 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
       std::vector<std::vector<uint8_t>> encoded;  // low-rank factors in the stored dtype, likewise
       std::vector<Tensor> swapped_in;              // the device's copies of them
       uint64_t disk = 0;
+      std::optional<AwqGroup> awq;  // the group's codes and its norm's folded vectors
+      if (cand.method == calib::Method::Awq) {
+        const std::string& first = result.groups[g].matrices.front().tensor;
+        auto input = result.inputs.find(first);
+        if (input == result.inputs.end())
+          return make_error("optimize: no calibration inputs were seen for " + first + " (candidate " + cand.name + ")");
+        BRISK_ASSIGN(made, awq_group(host, result.groups[g], *cand.spec, values, *input->second, host_slots));
+        awq = std::move(made);
+        for (auto& [name, v] : awq->folded) {
+          result.folded[name][cand.name] = v;
+          swapped_in.push_back(device.upload(Tensor{v.data(), DType::F32, {int64_t(v.size())}}));
+          backend.substitute_vector(static_cast<const float*>(slots.at(name).data),
+                                    static_cast<const float*>(swapped_in.back().data));
+        }
+      }
       for (const MatrixShape& m : result.groups[g].matrices) {
         if (cand.low_rank) {
           const calib::FactoredMatrix f = factors_for(result, m.tensor, cand);
@@ -407,9 +506,15 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
         auto input = result.inputs.find(m.tensor);
         if (reads_inputs(cand) && input == result.inputs.end())
           return make_error("optimize: no calibration inputs were seen for " + m.tensor + " (candidate " + cand.name + ")");
-        BRISK_ASSIGN(q, candidate_matrix(cand, values.at(m.tensor), m.rows, m.cols,
-                                         input == result.inputs.end() ? nullptr : input->second.get(), m.tensor, &pool));
-        if (cand.method == calib::Method::Gptq) result.calibrated[m.tensor][cand.name] = q;
+        QuantizedMatrix q;
+        if (awq) {
+          q = awq->codes.at(m.tensor);
+        } else {
+          BRISK_ASSIGN(made, candidate_matrix(cand, values.at(m.tensor), m.rows, m.cols,
+                                              input == result.inputs.end() ? nullptr : input->second.get(), m.tensor, &pool));
+          q = std::move(made);
+        }
+        if (cand.method != calib::Method::Rtn) result.calibrated[m.tensor][cand.name] = q;
         for (const OwnedTensor& t : quantized_disk_tensors(m.tensor, q.tensor, layout_of(*cand.spec))) disk += t.bytes.size();
         swapped_in.push_back(device.upload(q.tensor));
         Linear replacement;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "compress/calib_pipeline.h"
+#include "compress/calib_weights.h"
 #include "compress/lowrank.h"
 #include "compress/prune.h"
 #include "compress/quantize.h"
@@ -34,7 +35,10 @@ namespace brisk::recipe {
 // or N:M within each output row, then RTN (zeros stay zero codes). Pruning pays where a kernel
 // reads fewer bytes for the zeros: the CPU's sparse int8 layout (backends/cpu/sparse_q8.h).
 // Rounding is RTN, or GPTQ (compress/gptq.h) with the base model's inputs of the matrix (one
-// pass, not layer by layer): the codes scored are the codes written. Or low-rank
+// pass, not layer by layer), or AWQ (compress/awq.h) for a group whose input comes from a norm:
+// its per-channel scales fold into that norm's weight (and bias), which therefore changes with the
+// group, and the group's matrices are clipped and rounded as brisk quantize --method awq does.
+// Either way the codes scored are the codes written. Or low-rank
 // (compress/lowrank.h): each matrix as two factors of the rank that removes the candidate's
 // fraction of its parameters, from SVD-LLM's whitened decomposition on the base model's inputs,
 // stored in the matrix's own dtype.
@@ -42,7 +46,7 @@ struct Candidate {
   std::string name;               // "keep", "w8", "w4-asym", "w4-gptq", "w8+s70", "lr40" ... (search_space_names)
   std::optional<QuantSpec> spec;  // nullopt: the stored dtype (keep, or low-rank factors)
   std::optional<calib::PruneOptions> prune;
-  calib::Method method = calib::Method::Rtn;  // Rtn or Gptq
+  calib::Method method = calib::Method::Rtn;  // Rtn, Gptq or Awq
   std::optional<double> low_rank;             // the fraction of each matrix's parameters removed
 };
 // Whether the candidate leaves the matrices as stored.
@@ -57,14 +61,14 @@ struct SearchSpace {
   std::vector<KvDtype> kv;  // narrowest first; empty: the cache stays as the runs default it
 };
 // `space`: a comma-separated list of techniques and candidate names: quant = w8, fp8, w4 (g128
-// RTN, symmetric), w4-asym (with zero points), nf4, w4-gptq; prune = w8 after 2:4, 50% and 70%
+// RTN, symmetric), w4-asym (with zero points), nf4, w4-gptq, w4-awq; prune = w8 after 2:4, 50% and 70%
 // Wanda pruning; lowrank = 20% and 40% of the parameters removed; kv = fp8, int8, bf16 caches
 // ("quant,prune"; "w8,w4,nf4"; "quant,kv").
 Result<SearchSpace> search_space(const std::string& space);
 // Each technique with its candidates' names: "quant (w8, fp8, ...), prune (w8+2:4, ...), kv (...)".
 std::string search_space_names();
 
-// Whether the candidate needs the matrix's calibration inputs (pruning, GPTQ, low-rank): such candidates
+// Whether the candidate needs the matrix's calibration inputs (pruning, GPTQ, AWQ, low-rank): such candidates
 // are offered for the layers' matrices only, not the head.
 bool reads_inputs(const Candidate& candidate);
 
@@ -74,6 +78,9 @@ bool reads_inputs(const Candidate& candidate);
 Status apply_pruning(const Candidate& candidate, std::vector<float>& w, int64_t rows, int64_t cols,
                      const calib::InputStats* input, const std::string& name);
 // The candidate's form of one matrix w [rows, cols] (decoded to fp32): pruned, then quantized.
+// Without `input` (the timing copies) calibrated methods round RTN, which stores the same format.
+// AWQ's codes depend on the whole group's scales (measure_sensitivity makes them): refused with
+// `input`.
 Result<QuantizedMatrix> candidate_matrix(const Candidate& candidate, std::vector<float> w, int64_t rows, int64_t cols,
                                          const calib::InputStats* input, const std::string& name, ThreadPool* pool = nullptr);
 
@@ -88,11 +95,15 @@ struct SearchGroup {
   int64_t layer = kNoLayer;
   LinearGroup kind = LinearGroup::None;
   std::vector<MatrixShape> matrices;
+  // The norm that produces the group's input, where AWQ's scales fold (q/k/v and gate/up of a
+  // pre-norm block); nullopt for groups whose input comes from another group's matrix.
+  std::optional<calib::ScaleGroup> norm_fold;
   int64_t params() const;
   std::string label() const;  // "3.mlp_in", "head"
 };
 
-// Whether the candidate can hold every matrix of the group (a 4-bit group of 128 must divide a row).
+// Whether the candidate can hold every matrix of the group (a 4-bit group of 128 must divide a row;
+// AWQ needs a norm to fold into).
 bool holds(const SearchGroup& group, const Candidate& candidate);
 
 // The groups of a loaded decoder, from the roles (q/k/v, o, gate/up, down per layer; an untied
@@ -115,6 +126,9 @@ struct Sensitivity {
   std::map<std::string, std::shared_ptr<calib::InputStats>> inputs;
   // The codes of calibrated candidates (GPTQ), by weight name and candidate name: written as scored.
   std::map<std::string, std::map<std::string, QuantizedMatrix>> calibrated;
+  // The vectors a calibrated candidate changed (AWQ's folded norm weights and biases, as the model
+  // computes with them), by tensor name and candidate name: written with its codes.
+  std::map<std::string, std::map<std::string, std::vector<float>>> folded;
   // Low-rank candidates' factors by weight name, at the largest rank any of them takes (the
   // others' are its leading components: factors_for): written as scored. fp32, so 0.8 of the
   // searched parameters at 4 bytes each with lr20 in the space.

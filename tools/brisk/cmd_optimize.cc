@@ -64,10 +64,11 @@ Command add_optimize(CLI::App& app) {
           ->capture_default_str();
   sub->add_option("--space", f->space,
                   "Techniques or candidates searched, comma-separated: " + recipe::search_space_names() +
-                      ",\nor names (w8,w4,nf4). w4 is RTN per group of 128; w8+... is w8 after Wanda pruning (sparse\n"
-                      "int8 kernels); lr20/lr40 are SVD-LLM factors holding 80%/60% of the parameters; kv tries\n"
-                      "the narrowest KV cache whose perplexity stays within --budget-ppl on the answer (written as\n"
-                      "its default). AWQ and groups of 32 are not searched")
+                      ",\nor names (w8,w4,nf4). w4 is RTN per group of 128; w4-gptq/w4-awq its GPTQ/AWQ codes (AWQ\n"
+                      "for q/k/v and gate/up, whose scales fold into the norm before them); w8+... is w8 after Wanda\n"
+                      "pruning (sparse int8 kernels); lr20/lr40 are SVD-LLM factors holding 80%/60% of the\n"
+                      "parameters; kv tries the narrowest KV cache whose perplexity stays within --budget-ppl on the\n"
+                      "answer (written as its default). Groups of 32 are not searched (the kernels read 128 a scale)")
       ->capture_default_str();
   sub->add_option("--calib-tokens", f->calib_tokens, "Calibration tokens scored per candidate")->capture_default_str();
   sub->add_option("--window", f->window, "Tokens per calibration forward")->capture_default_str();
