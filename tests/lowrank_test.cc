@@ -163,7 +163,9 @@ TEST(LowRank, RanksMeetTheBudget) {
     double kept = 0;
     for (size_t i = 0; i < d.size(); ++i) {
       const int64_t r = ranks.value()[i];
-      if (r) EXPECT_LT(r * (d[i].out + d[i].in), d[i].out * d[i].in);  // factored only where smaller
+      if (r) {  // factored only where smaller
+        EXPECT_LT(r * (d[i].out + d[i].in), d[i].out * d[i].in);
+      }
       kept += double(r ? r * (d[i].out + d[i].in) : d[i].out * d[i].in);
     }
     EXPECT_LE(kept, (1 - c) * dense) << c;

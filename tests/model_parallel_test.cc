@@ -14,6 +14,9 @@
 #include <thread>
 
 #include "backends/cpu/cpu_backend.h"
+#include "core/splitmix64.h"
+#include "formats/json_file.h"
+#include "formats/safetensors.h"
 #include "golden_fixture.h"
 #include "models/model.h"
 #include "parallel/tensor_parallel_backend.h"
@@ -44,6 +47,13 @@ class ThreadGroup {
         for (int64_t i = 0; i < n; ++i) sum[size_t(i)] += static_cast<const float*>(b)[i];
       group_.sync_.arrive_and_wait();  // every rank has read every buffer
       std::memcpy(x, sum.data(), size_t(n) * sizeof(float));
+    }
+    void all_gather(const float* mine, int64_t n, float* all) override {
+      group_.buffers_[size_t(rank_)] = const_cast<float*>(mine);
+      group_.sync_.arrive_and_wait();
+      for (size_t q = 0; q < group_.buffers_.size(); ++q)
+        std::memcpy(all + int64_t(q) * n, group_.buffers_[q], size_t(n) * sizeof(float));
+      group_.sync_.arrive_and_wait();
     }
     void broadcast(void* data, int64_t bytes, int64_t root) override {
       group_.buffers_[size_t(rank_)] = data;
@@ -113,7 +123,7 @@ Result<std::vector<float>> run_split(const fs::path& dir, int64_t tp, int64_t pp
     options.tensor_parallel = {shard, tp};
     options.pipeline = {stage, pp};
     BRISK_ASSIGN(model, load_model(dir, *backend, options));
-    if (wrapper) wrapper->reduce_row_parallel_outputs(*model);
+    if (wrapper) wrapper->connect(*model);
     if (pp > 1) model->connect_pipeline(std::make_shared<ThreadGroup::Member>(*stage_groups[size_t(shard)], stage));
     backends.push_back(std::move(backend));
     models.push_back(std::move(model));
@@ -132,7 +142,8 @@ Result<std::vector<float>> run_split(const fs::path& dir, int64_t tp, int64_t pp
 // biases, tied embeddings) on 2 and on 4, where each rank keeps a copy of the one kv head its
 // query heads read; GPT-2 (fused Conv1D c_attn, biases everywhere) on 2 and 4. The golden
 // variants: Phi-3's fused qkv_proj and gate_up_proj, a single kv head with o_proj bias (kept on
-// rank 0 alone) on 2 and 4, Mistral's sliding window. Prefill in chunks of 3, then the rest: each
+// rank 0 alone) on 2 and 4, Mistral's sliding window, Gemma-2 (post-norms, soft caps, a tied head)
+// on 2 and 4, Gemma-3 (per-head q/k norms) on 2. Prefill in chunks of 3, then the rest: each
 // rank's cache of its heads carries over.
 TEST(TensorParallel, RanksComputeTheOneProcessLogits) {
   struct Case { std::string dir; int64_t ranks; };
@@ -142,7 +153,8 @@ TEST(TensorParallel, RanksComputeTheOneProcessLogits) {
   for (const Case& c : {Case{shared + "sotu-llama", 2}, Case{shared + "sotu-qwen2", 2}, Case{shared + "sotu-qwen2", 4},
                         Case{shared + "sotu-gpt2", 2}, Case{shared + "sotu-gpt2", 4}, Case{golden_dir + "phi3", 2},
                         Case{golden_dir + "llama-mqa-bias", 2}, Case{golden_dir + "llama-mqa-bias", 4},
-                        Case{golden_dir + "mistral-window", 2}}) {
+                        Case{golden_dir + "mistral-window", 2}, Case{golden_dir + "gemma2", 2},
+                        Case{golden_dir + "gemma2", 4}, Case{golden_dir + "gemma3", 2}}) {
     CpuBackend backend(1);
     auto whole = load_model(c.dir, backend);
     ASSERT_TRUE(whole.ok()) << whole.error().message;
@@ -154,8 +166,60 @@ TEST(TensorParallel, RanksComputeTheOneProcessLogits) {
   }
 }
 
+// A vocabulary that does not divide over the ranks: the llama-gqa fixture with one more token (a
+// random row of the embedding and of the head), 321 ids over 2 ranks (161 + 160) and 4 (81 x 3 +
+// 78); the ids include the last one.
+TEST(TensorParallel, UnevenVocabularySharesComputeTheOneProcessLogits) {
+  const fs::path source = golden::kDir + "llama-gqa", dir = fs::temp_directory_path() / "brisk_tp_vocab321";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto config = read_json_file(source / "config.json");
+  ASSERT_TRUE(config.ok());
+  (*config)["vocab_size"] = 321;
+  ASSERT_TRUE(write_text_file(dir / "config.json", config->dump()).ok());
+  auto weights = SafetensorsFile::open(source / "model.safetensors");
+  ASSERT_TRUE(weights.ok()) << weights.error().message;
+  std::vector<NamedTensor> tensors = weights->tensors();
+  std::vector<std::vector<uint8_t>> grown;
+  grown.reserve(2);
+  SplitMix64 rng{5};
+  for (NamedTensor& t : tensors) {
+    if (t.name != "model.embed_tokens.weight" && t.name != "lm_head.weight") continue;
+    const size_t row = t.tensor.nbytes() / size_t(t.tensor.dim(0));
+    grown.emplace_back(static_cast<const uint8_t*>(t.tensor.data),
+                       static_cast<const uint8_t*>(t.tensor.data) + t.tensor.nbytes());
+    for (size_t i = 0; i < row / sizeof(float); ++i) {  // f32 values of magnitude ~0.03
+      const float v = float(int64_t(rng.next() % 2001) - 1000) * 3e-5f;
+      const auto* bytes = reinterpret_cast<const uint8_t*>(&v);
+      grown.back().insert(grown.back().end(), bytes, bytes + sizeof(float));
+    }
+    t.tensor.data = grown.back().data();
+    t.tensor.shape[0] += 1;
+  }
+  ASSERT_EQ(grown.size(), 2u);
+  for (const NamedTensor& t : tensors) ASSERT_EQ(t.tensor.dtype, DType::F32) << t.name;
+  ASSERT_TRUE(write_safetensors(dir / "model.safetensors", tensors).ok());
+  const std::vector<int32_t> ids = {320, 5, 160, 161, 41, 319, 80, 81, 240, 243, 320, 0};
+  CpuBackend backend(1);
+  auto whole = load_model(dir, backend);
+  ASSERT_TRUE(whole.ok()) << whole.error().message;
+  const std::vector<float> want = golden::run(*whole.value(), ids, 3);
+  for (int64_t ranks : {2, 4}) {
+    auto got = run_split(dir, ranks, 1, ids, 3);
+    ASSERT_TRUE(got.ok()) << ranks << ": " << got.error().message;
+    EXPECT_LT(golden::relative_l2(got.value(), want), 1e-6) << ranks;
+  }
+  ModelOptions options;
+  options.tensor_parallel = {3, 4};
+  auto last = load_model(dir, backend, options);
+  ASSERT_TRUE(last.ok()) << last.error().message;
+  EXPECT_EQ(last.value()->config().vocab_begin, 243);
+  EXPECT_EQ(last.value()->config().vocab_rows(), 78);
+  fs::remove_all(dir);
+}
+
 // What cannot be split says so before anything runs: heads that do not divide, a family not
-// declared splittable (Gemma), a rank outside the job.
+// declared splittable (BERT), a rank outside the job.
 TEST(TensorParallel, UnsplittableModelsAreRefused) {
   CpuBackend backend(1);
   ModelOptions options;
@@ -164,9 +228,9 @@ TEST(TensorParallel, UnsplittableModelsAreRefused) {
   ASSERT_FALSE(heads.ok());
   EXPECT_NE(heads.error().message.find("6 attention heads do not divide over 4"), std::string::npos) << heads.error().message;
   options.tensor_parallel = {0, 2};
-  auto gemma = load_model(golden::kDir + "gemma2", backend, options);
-  ASSERT_FALSE(gemma.ok());
-  EXPECT_NE(gemma.error().message.find("'gemma2' does not run tensor-parallel"), std::string::npos) << gemma.error().message;
+  auto bert = load_model(golden::kDir + "bert", backend, options);
+  ASSERT_FALSE(bert.ok());
+  EXPECT_NE(bert.error().message.find("'bert' does not run tensor-parallel"), std::string::npos) << bert.error().message;
   options.tensor_parallel = {2, 2};
   EXPECT_FALSE(load_model(kModels / "sotu-qwen2", backend, options).ok());
 }

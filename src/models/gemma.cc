@@ -49,7 +49,7 @@ struct GemmaWeights {
     const int64_t q_dim = c.n_heads * dh, kv_dim = c.n_kv_heads * dh;
     const HasBias bias{c.qkv_bias};
     const TensorDeclarer model(visit, c.low_rank, "model.");
-    model.embedding("embed_tokens", Role::TokenEmbed, c.vocab_size, d, embed);
+    model.embedding("embed_tokens", Role::TokenEmbed, c.vocab_rows(), d, embed);
     for (int64_t i = 0; i < c.n_layers; ++i) {
       GemmaLayer& L = layers[size_t(i)];
       const TensorDeclarer layer(visit, c.low_rank, "model.layers." + std::to_string(i) + ".", i);
@@ -70,7 +70,7 @@ struct GemmaWeights {
       layer.norm_plus_one("post_feedforward_layernorm", Role::MlpPostNorm, d, L.mlp_post_norm);
     }
     model.norm_plus_one("norm", Role::FinalNorm, d, final_norm);
-    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
+    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_rows(), d, head, HasBias::No, TensorKind::Matrix,
                                      Presence::Optional);
   }
 };
@@ -366,6 +366,10 @@ extern const Architecture kGemmaArchitecture{
     .gguf = {{.name = "gemma2", .model_type = "gemma2", .norms_hold_offset = true},
              {.name = "gemma3", .model_type = "gemma3_text", .norms_hold_offset = true}},
     .gguf_config = gemma_gguf_config,
+    // Every width comes from the config (q/k/v from heads x head_dim); the post-norms of o and
+    // down see the whole products (all-reduced inside the product), the embedding scale and the
+    // logits' soft cap the whole rows.
+    .tensor_parallel = true,
 };
 
 }  // namespace brisk

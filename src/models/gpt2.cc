@@ -30,7 +30,7 @@ struct Gpt2Weights {
     const int64_t d = c.hidden_size, ff = c.intermediate_size, a = c.n_heads * c.head_dim;
     constexpr TensorKind conv1d = TensorKind::TransposedMatrix;
     const TensorDeclarer model(visit, c.low_rank, "transformer.");
-    model.embedding("wte", Role::TokenEmbed, c.vocab_size, d, wte);
+    model.embedding("wte", Role::TokenEmbed, c.vocab_rows(), d, wte);
     model.embedding("wpe", Role::PositionEmbed, c.max_position, d, wpe);
     for (int64_t i = 0; i < c.n_layers; ++i) {
       Gpt2Layer& L = layers[size_t(i)];
@@ -43,7 +43,7 @@ struct Gpt2Weights {
       layer.linear("mlp.c_proj", Role::MlpDown, d, ff, L.out, HasBias::Yes, conv1d);
     }
     model.norm("ln_f", Role::FinalNorm, d, lnf_w, &lnf_b);
-    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
+    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_rows(), d, head, HasBias::No, TensorKind::Matrix,
                                      Presence::Optional);
   }
 };

@@ -42,7 +42,7 @@ struct LlamaWeights {
     const HasBias qkv_bias{c.qkv_bias}, o_bias{c.o_bias}, mlp_bias{c.mlp_bias};
     const bool fused = llama_settings(c).fused_projections;
     const TensorDeclarer model(visit, c.low_rank, "model.");
-    model.embedding("embed_tokens", Role::TokenEmbed, c.vocab_size, d, embed);
+    model.embedding("embed_tokens", Role::TokenEmbed, c.vocab_rows(), d, embed);
     for (int64_t i = 0; i < c.n_layers; ++i) {
       LlamaLayer& L = layers[size_t(i)];
       const TensorDeclarer layer(visit, c.low_rank, "model.layers." + std::to_string(i) + ".", i);
@@ -66,7 +66,7 @@ struct LlamaWeights {
     }
     model.norm("norm", Role::FinalNorm, d, final_norm);
     // Tied checkpoints usually omit lm_head; some save a copy, which is then used as it is.
-    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_size, d, head, HasBias::No, TensorKind::Matrix,
+    TensorDeclarer(visit, c.low_rank, "").linear("lm_head", Role::Head, c.vocab_rows(), d, head, HasBias::No, TensorKind::Matrix,
                                      c.tie_word_embeddings ? Presence::Optional : Presence::Required);
   }
 };

@@ -42,6 +42,12 @@ struct ModelConfig {
   std::string model_type;             // as written in config.json
   const Architecture* arch = nullptr; // the declaration that accepted model_type
   int64_t vocab_size = 0;
+  // The rows of the token embedding and head this instance holds: [vocab_begin, vocab_begin +
+  // vocab_rows()) of the vocabulary. All of it, except on a tensor-parallel rank
+  // (models/tensor_parallel.h), whose logits the ranks then assemble to vocab_size columns.
+  int64_t vocab_begin = 0;
+  int64_t vocab_shard = 0;  // 0: the whole vocabulary
+  int64_t vocab_rows() const { return vocab_shard > 0 ? vocab_shard : vocab_size; }
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
   int64_t n_layers = 0;

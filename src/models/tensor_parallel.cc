@@ -1,5 +1,6 @@
 #include "models/tensor_parallel.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "models/architecture.h"
@@ -82,6 +83,11 @@ Result<std::vector<uint8_t>> take(const Tensor& t, int axis, const std::vector<R
 
 }  // namespace
 
+VocabularyShard vocabulary_shard(int64_t vocab, TensorParallelRank tp) {
+  const int64_t per = (vocab + tp.size - 1) / tp.size;
+  return {std::min(vocab, tp.rank * per), std::min(vocab, (tp.rank + 1) * per)};
+}
+
 Status shard_for_tensor_parallel(ModelConfig& config, WeightStore& store, TensorParallelRank tp) {
   if (tp.size <= 1) return ok_status();
   const std::string what = "--tp " + std::to_string(tp.size) + ": ";
@@ -98,18 +104,25 @@ Status shard_for_tensor_parallel(ModelConfig& config, WeightStore& store, Tensor
   if (config.intermediate_size % tp.size)
     return make_error(what + "the MLP width " + std::to_string(config.intermediate_size) + " does not divide over " +
                       std::to_string(tp.size) + " ranks");
+  const VocabularyShard vocabulary = vocabulary_shard(config.vocab_size, tp);
+  if (vocabulary_shard(config.vocab_size, {tp.size - 1, tp.size}).rows() < 1)
+    return make_error(what + "the vocabulary of " + std::to_string(config.vocab_size) + " tokens leaves a rank none");
 
   for (const TensorSpec& spec : config.arch->tensors(config)) {
     const StoredTensor* stored = store.find(spec.name);
-    if (!stored || spec.role == Role::Head) continue;  // the head is replicated
+    if (!stored) continue;
     const SplitAxis split = spec.split();
     const bool row_bias = (spec.role == Role::AttnO || spec.role == Role::MlpDown) && spec.part == Part::Bias;
-    if (split == SplitAxis::None && !row_bias) continue;
+    const bool vocabulary_rows = spec.role == Role::TokenEmbed || spec.role == Role::Head;  // [vocab, hidden]
+    if (split == SplitAxis::None && !row_bias && !vocabulary_rows) continue;
     // The stored axis of outputs: rows of [out, in], columns of a Conv1D [in, out].
     const int outputs_axis = spec.kind == TensorKind::TransposedMatrix ? 1 : 0;
     std::vector<int64_t> shape;
     std::vector<uint8_t> bytes;
-    if (row_bias) {
+    if (vocabulary_rows) {
+      BRISK_ASSIGN(sliced, take(stored->tensor, 0, {{vocabulary.begin, vocabulary.end}}, spec.name, shape));
+      bytes = std::move(sliced);
+    } else if (row_bias) {
       if (tp.rank == 0) continue;
       bytes.assign(stored->tensor.nbytes(), 0);  // zero in every float dtype
       shape = stored->tensor.shape;
@@ -130,6 +143,8 @@ Status shard_for_tensor_parallel(ModelConfig& config, WeightStore& store, Tensor
   config.n_kv_heads = replicated_kv ? 1 : config.n_kv_heads / tp.size;
   config.n_heads /= tp.size;
   config.intermediate_size /= tp.size;
+  config.vocab_begin = vocabulary.begin;
+  config.vocab_shard = vocabulary.rows();
   return ok_status();
 }
 

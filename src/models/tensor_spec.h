@@ -67,7 +67,8 @@ std::string factor_module(const std::string& module, Factor f);
 
 // The axis a Megatron-style tensor-parallel split cuts: Columns splits the output features
 // (q/k/v, gate/up: each rank computes its heads or its slice of the MLP), Rows the input
-// features (o, down: partial sums, then an all-reduce). Norms and embeddings are replicated.
+// features (o, down: partial sums, then an all-reduce). Norms are replicated; the token
+// embedding and the head split along the vocabulary (models/tensor_parallel.h).
 enum class SplitAxis : uint8_t { None, Columns, Rows };
 
 SplitAxis split_axis(Role role, Part part);

@@ -15,6 +15,9 @@ class Communicator {
   // x[0, n) summed over the ranks, in place, in the memory of the backend the ranks run on; every
   // rank gets the same bits (so ranks that compute from the sum stay in lockstep).
   virtual void all_reduce_sum(float* x, int64_t n) = 0;
+  // all[q * n, (q + 1) * n) = rank q's mine[0, n), on every rank (a vocabulary-parallel head's
+  // logits); memory as all_reduce_sum's.
+  virtual void all_gather(const float* mine, int64_t n, float* all) = 0;
   // bytes of host memory at data copied from rank `root` to every rank (a seed, a request).
   virtual void broadcast(void* data, int64_t bytes, int64_t root) = 0;
 

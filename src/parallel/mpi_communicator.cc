@@ -98,6 +98,13 @@ class MpiCommunicator final : public Communicator {
       MPI_Allreduce(MPI_IN_PLACE, x + done, int(std::min(kMaxCount, n - done)), MPI_FLOAT, MPI_SUM, comm_);
     watchdog_.leave();
   }
+  void all_gather(const float* mine, int64_t n, float* all) override {
+    // One call: the gathered logits of a batch are far below MPI's int count limit.
+    BRISK_CHECK(n * size_ <= kMaxCount, "all_gather: " + std::to_string(n * size_) + " floats in one call");
+    watchdog_.enter("an all-gather");
+    MPI_Allgather(mine, int(n), MPI_FLOAT, all, int(n), MPI_FLOAT, comm_);
+    watchdog_.leave();
+  }
   void broadcast(void* data, int64_t bytes, int64_t root) override {
     // Watched on the sender only: a follower waits for rank 0's next batch as long as it takes.
     const bool sending = rank_ == root;

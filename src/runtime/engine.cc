@@ -86,7 +86,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
                                    .on_load_progress = options.on_load_progress, .tensor_parallel = job.shard,
                                    .pipeline = job.stage};
   BRISK_ASSIGN(model, load_model(options.model_dir, *backend, model_options));
-  if (job.backend) job.backend->reduce_row_parallel_outputs(*model);
+  if (job.backend) job.backend->connect(*model);
   if (job.stages) model->connect_pipeline(job.stages);
   if (job.world && job.world->rank() == 0) lead_followers(*model, job.world);
   if (options.context > model->max_context())
