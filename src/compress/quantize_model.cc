@@ -6,6 +6,8 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/mapped_file.h"
+#include "core/quant_blocks.h"
+#include "core/thread_pool.h"
 #include "formats/model_folder.h"
 #include "formats/quantized_checkpoint.h"
 #include "formats/weight_store.h"
@@ -20,14 +22,20 @@ namespace {
 bool is_quantizable(TensorKind kind) { return kind == TensorKind::Matrix || kind == TensorKind::TransposedMatrix; }
 
 // A stored matrix as fp32 [out, in] (GPT-2's Conv1D [in, out] transposed).
-std::vector<float> matrix_as_f32(const Tensor& t, TensorKind kind) {
+std::vector<float> matrix_as_f32(const Tensor& t, TensorKind kind, ThreadPool& pool) {
   const int64_t rows = t.dim(0), cols = t.dim(1);
   std::vector<float> out(static_cast<size_t>(rows * cols));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const size_t dst = kind == TensorKind::TransposedMatrix ? size_t(c * rows + r) : size_t(r * cols + c);
-      out[dst] = load_as_f32(t.data, t.dtype, size_t(r * cols + c));
-    }
+  if (kind == TensorKind::TransposedMatrix) {  // stored [in, out]: output row c is stored column c
+    pool.parallel_for(cols, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c)
+        for (int64_t r = 0; r < rows; ++r) out[size_t(c * rows + r)] = load_as_f32(t.data, t.dtype, size_t(r * cols + c));
+    });
+    return out;
+  }
+  const size_t row = t.nbytes() / size_t(rows);
+  pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+    decode_rows(static_cast<const uint8_t*>(t.data) + size_t(begin) * row, t.dtype, end - begin, cols, out.data() + begin * cols);
+  });
   return out;
 }
 
@@ -142,14 +150,14 @@ Result<QuantizeModelReport> quantize_model(const QuantizeModelOptions& o,
       auto m = o.overrides->matrices.find(it.spec.name);
       if (m != o.overrides->matrices.end()) chosen = &m->second;
     }
-    std::vector<float> w = chosen || changed ? std::vector<float>() : matrix_as_f32(stored->tensor, it.spec.kind);
+    std::vector<float> w = chosen || changed ? std::vector<float>() : matrix_as_f32(stored->tensor, it.spec.kind, pool);
     if (!w.empty() && o.before_quantize) BRISK_TRY(o.before_quantize(it.spec.name, w, rows, cols));
     BRISK_ASSIGN(q, chosen ? Result<QuantizedMatrix>(*chosen)
                            : quantize_matrix(changed ? changed->data() : w.data(), rows, cols, spec, it.spec.name,
                                              &pool));
     if (it.head) report.head_scheme = std::string(quant_scheme_name(spec.scheme));
     if (!same_layout(layout_of(spec), layout)) other_layouts.emplace_back(it.spec.module, layout_of(spec));
-    for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout_of(spec))) {
+    for (auto& t : quantized_disk_tensors(it.spec.name, q.tensor, layout_of(spec), &pool)) {
       report.bytes_out += t.bytes.size();
       owned.push_back(std::move(t));
     }

@@ -2,6 +2,7 @@
 
 #include "formats/sparse_checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <regex>
 
@@ -66,7 +67,7 @@ OwnedTensor make_tensor(std::string name, DType dtype, std::vector<int64_t> shap
 }  // namespace
 
 std::vector<OwnedTensor> quantized_disk_tensors(const std::string& weight_name, const Tensor& weight,
-                                                const QuantizedLayout& layout) {
+                                                const QuantizedLayout& layout, ThreadPool* pool) {
   const QuantTraits& t = *quant_traits(weight.dtype);
   const int64_t rows = weight.dim(0), cols = weight.dim(1);
   const int64_t group = runtime_group(layout, cols), n_groups = groups_per_row(layout, cols);
@@ -84,29 +85,33 @@ std::vector<OwnedTensor> quantized_disk_tensors(const std::string& weight_name, 
   OwnedTensor zero = make_tensor(p + "zero_point", DType::I32, {(rows + 7) / 8, n_groups});
   std::memset(zero.bytes.data(), 0, zero.bytes.size());
 
-  std::vector<int32_t> codes(static_cast<size_t>(cols));
-  std::vector<GroupParams> params(static_cast<size_t>(n_groups));
   const size_t rb = row_bytes(weight.dtype, cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    t.decode_row(static_cast<const uint8_t*>(weight.data) + size_t(r) * rb, cols, group, codes.data(), params.data());
-    if (packed_ints) {
-      const size_t row_out = values.bytes.size() / size_t(rows);
-      pack_codes(codes.data(), cols, t.bits, four_bit ? 0 : 128, values.bytes.data() + size_t(r) * row_out);
-    } else {
-      for (int64_t i = 0; i < cols; ++i) values.bytes[size_t(r * cols + i)] = uint8_t(codes[size_t(i)]);
-    }
-    for (int64_t g = 0; g < n_groups; ++g) {
-      if (four_bit) {
-        const uint16_t h = f32_to_f16(params[size_t(g)].scale);
-        std::memcpy(scale.bytes.data() + size_t(r * n_groups + g) * 2, &h, 2);
+  // In blocks of 8 rows: the zero points of 8 rows share an int32, so a block is one thread's.
+  auto convert = [&](int64_t begin_block, int64_t end_block) {
+    std::vector<int32_t> codes(static_cast<size_t>(cols));
+    std::vector<GroupParams> params(static_cast<size_t>(n_groups));
+    for (int64_t r = begin_block * 8; r < std::min(rows, end_block * 8); ++r) {
+      t.decode_row(static_cast<const uint8_t*>(weight.data) + size_t(r) * rb, cols, group, codes.data(), params.data());
+      if (packed_ints) {
+        const size_t row_out = values.bytes.size() / size_t(rows);
+        pack_codes(codes.data(), cols, t.bits, four_bit ? 0 : 128, values.bytes.data() + size_t(r) * row_out);
       } else {
-        std::memcpy(scale.bytes.data() + size_t(r * n_groups + g) * 4, &params[size_t(g)].scale, 4);
+        for (int64_t i = 0; i < cols; ++i) values.bytes[size_t(r * cols + i)] = uint8_t(codes[size_t(i)]);
       }
-      // Zero points packed along the output dimension (8 rows per int32), offset-coded.
-      if (with_zero) zero.bytes[size_t(((r / 8) * n_groups + g) * 4 + (r % 8) / 2)] |=
-                         uint8_t((params[size_t(g)].zero & 0xf) << (4 * (r % 2)));
+      for (int64_t g = 0; g < n_groups; ++g) {
+        if (four_bit) {
+          const uint16_t h = f32_to_f16(params[size_t(g)].scale);
+          std::memcpy(scale.bytes.data() + size_t(r * n_groups + g) * 2, &h, 2);
+        } else {
+          std::memcpy(scale.bytes.data() + size_t(r * n_groups + g) * 4, &params[size_t(g)].scale, 4);
+        }
+        // Zero points packed along the output dimension (8 rows per int32), offset-coded.
+        if (with_zero) zero.bytes[size_t(((r / 8) * n_groups + g) * 4 + (r % 8) / 2)] |=
+                           uint8_t((params[size_t(g)].zero & 0xf) << (4 * (r % 2)));
+      }
     }
-  }
+  };
+  parallel_for(pool, (rows + 7) / 8, convert);
   std::vector<OwnedTensor> out;
   out.push_back(std::move(values));
   out.push_back(std::move(scale));

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/quant_blocks.h"
+#include "core/thread_pool.h"
 #include "formats/json_file.h"
 #include "formats/safetensors.h"
 #include "formats/weight_store.h"
@@ -43,9 +44,9 @@ struct OwnedTensor {
 
 // The disk tensors for one runtime matrix `weight` ([out, in] of a block dtype) stored under
 // `weight_name` ("....weight"): e.g. weight_packed / weight_scale / weight_zero_point /
-// weight_shape for pack-quantized.
+// weight_shape for pack-quantized. Rows are converted on `pool`'s threads when given.
 std::vector<OwnedTensor> quantized_disk_tensors(const std::string& weight_name, const Tensor& weight,
-                                                const QuantizedLayout& layout);
+                                                const QuantizedLayout& layout, ThreadPool* pool = nullptr);
 
 // config.json's "quantization_config" for the groups (the first sets the top-level format; a
 // group stored in another format names its own); `ignore` names the modules left unquantized.
