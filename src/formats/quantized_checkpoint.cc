@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <regex>
 
 #include "formats/config_fields.h"
@@ -300,6 +301,10 @@ Status convert_quantized_tensors(const std::vector<QuantizedGroup>& groups, Weig
   for (const auto& [name, stored] : store.all())
     if (name.size() > 13 && name.compare(name.size() - 13, 13, ".weight_scale") == 0)
       weights.push_back(name.substr(0, name.size() - 6));
+  // Rows convert on every core: on one thread this was 40% of loading a 4-bit tinyllama-1.1b
+  // (about 3 s of 7 on 2 vCPUs), and it grows with the model, not the batch.
+  std::optional<ThreadPool> pool;
+  if (!weights.empty()) pool.emplace(0);
   for (const std::string& wname : weights) {
     const std::string p = weight_prefix(wname);
     const StoredTensor* scale = store.find(p + "scale");
@@ -342,31 +347,33 @@ Status convert_quantized_tensors(const std::vector<QuantizedGroup>& groups, Weig
 
     const size_t rb = row_bytes(layout.runtime, cols);
     auto buffer = std::shared_ptr<uint8_t[]>(new uint8_t[rb * size_t(rows)]);
-    std::vector<int32_t> codes(static_cast<size_t>(cols));
-    std::vector<GroupParams> params(static_cast<size_t>(n_groups));
     const auto* src = static_cast<const uint8_t*>(values->tensor.data);
     const size_t src_row = values->tensor.nbytes() / size_t(std::max<int64_t>(rows, 1));
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t i = 0; i < cols; ++i) {
-        if (packed)
-          codes[size_t(i)] = unpacked_code(src + size_t(r) * src_row, i, t.bits, four_bit ? 0 : 128);
-        else
-          codes[size_t(i)] = layout.runtime == DType::F8 ? int32_t(src[r * cols + i]) : int32_t(int8_t(src[r * cols + i]));
-      }
-      for (int64_t g = 0; g < n_groups; ++g) {
-        GroupParams& gp = params[size_t(g)];
-        gp.scale = load_as_f32(scale->tensor.data, scale->tensor.dtype, size_t(scale_n == 1 ? 0 : r * n_groups + g));
-        gp.zero = 0;
-        if (layout.runtime == DType::Q4) {
-          gp.zero = 8;
-          if (layout.symmetry == Symmetry::Asymmetric) {
-            const auto* z = static_cast<const uint8_t*>(zero->tensor.data);
-            gp.zero = (z[size_t(((r / 8) * n_groups + g) * 4 + (r % 8) / 2)] >> (4 * (r % 2))) & 0xf;
+    pool->parallel_for(rows, [&](int64_t begin, int64_t end) {
+      std::vector<int32_t> codes(static_cast<size_t>(cols));
+      std::vector<GroupParams> params(static_cast<size_t>(n_groups));
+      for (int64_t r = begin; r < end; ++r) {
+        for (int64_t i = 0; i < cols; ++i) {
+          if (packed)
+            codes[size_t(i)] = unpacked_code(src + size_t(r) * src_row, i, t.bits, four_bit ? 0 : 128);
+          else
+            codes[size_t(i)] = layout.runtime == DType::F8 ? int32_t(src[r * cols + i]) : int32_t(int8_t(src[r * cols + i]));
+        }
+        for (int64_t g = 0; g < n_groups; ++g) {
+          GroupParams& gp = params[size_t(g)];
+          gp.scale = load_as_f32(scale->tensor.data, scale->tensor.dtype, size_t(scale_n == 1 ? 0 : r * n_groups + g));
+          gp.zero = 0;
+          if (layout.runtime == DType::Q4) {
+            gp.zero = 8;
+            if (layout.symmetry == Symmetry::Asymmetric) {
+              const auto* z = static_cast<const uint8_t*>(zero->tensor.data);
+              gp.zero = (z[size_t(((r / 8) * n_groups + g) * 4 + (r % 8) / 2)] >> (4 * (r % 2))) & 0xf;
+            }
           }
         }
+        t.encode_row(codes.data(), params.data(), cols, group, buffer.get() + size_t(r) * rb);
       }
-      t.encode_row(codes.data(), params.data(), cols, group, buffer.get() + size_t(r) * rb);
-    }
+    });
     std::vector<std::string> parts = {p + "scale", p + "packed", p + "zero_point", p + "shape", wname};
     store.replace(parts, wname, StoredTensor{Tensor{buffer.get(), layout.runtime, {rows, cols}}, scale->file}, buffer);
   }
