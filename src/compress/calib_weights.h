@@ -56,6 +56,10 @@ struct ScaleGroup {
   // Channels mapped together must share one scale.
   std::vector<int64_t> channel_of;
   int64_t channels(int64_t k) const;  // distinct scales (producer channels) for k consumer columns
+  // The producer's tensors the scales divide: fold_weight, and fold_bias when there is one.
+  std::vector<std::string> folded_tensors() const {
+    return fold_bias.empty() ? std::vector<std::string>{fold_weight} : std::vector<std::string>{fold_weight, fold_bias};
+  }
 };
 
 // The scale groups of every layer, from the roles of a pre-norm block: attention norm -> q/k/v (or

@@ -88,6 +88,8 @@ VocabularyShard vocabulary_shard(int64_t vocab, TensorParallelRank tp) {
   return {std::min(vocab, tp.rank * per), std::min(vocab, (tp.rank + 1) * per)};
 }
 
+bool splits_vocabulary(Role role) { return role == Role::TokenEmbed || role == Role::Head; }
+
 Status shard_for_tensor_parallel(ModelConfig& config, WeightStore& store, TensorParallelRank tp) {
   if (tp.size <= 1) return ok_status();
   const std::string what = "--tp " + std::to_string(tp.size) + ": ";
@@ -113,7 +115,7 @@ Status shard_for_tensor_parallel(ModelConfig& config, WeightStore& store, Tensor
     if (!stored) continue;
     const SplitAxis split = spec.split();
     const bool row_bias = (spec.role == Role::AttnO || spec.role == Role::MlpDown) && spec.part == Part::Bias;
-    const bool vocabulary_rows = spec.role == Role::TokenEmbed || spec.role == Role::Head;  // [vocab, hidden]
+    const bool vocabulary_rows = splits_vocabulary(spec.role);
     if (split == SplitAxis::None && !row_bias && !vocabulary_rows) continue;
     // The stored axis of outputs: rows of [out, in], columns of a Conv1D [in, out].
     const int outputs_axis = spec.kind == TensorKind::TransposedMatrix ? 1 : 0;

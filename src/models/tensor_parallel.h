@@ -20,6 +20,7 @@
 
 #include "formats/weight_store.h"
 #include "models/model_config.h"
+#include "models/tensor_spec.h"
 
 namespace brisk {
 
@@ -35,6 +36,9 @@ struct VocabularyShard {
   int64_t rows() const { return end - begin; }
 };
 VocabularyShard vocabulary_shard(int64_t vocab, TensorParallelRank tp);
+// Whether a tensor of this role is [vocab, hidden] rows split by vocabulary_shard (the token
+// embedding and the head).
+bool splits_vocabulary(Role role);
 
 // Turns `config` into rank tp.rank's share and replaces every split tensor of `store` by that
 // rank's slice (copied into memory the store owns). Errors name what does not divide or cannot be

@@ -27,8 +27,8 @@ RecipeModules recipe_modules(const Sensitivity& sens, const std::vector<Candidat
       if (c.method != calib::Method::Rtn) r.calibrated.matrices[m.tensor] = sens.calibrated.at(m.tensor).at(c.name);
     }
     if (c.method == calib::Method::Awq)  // its scales live in the norm before the group
-      for (const std::string& name : {group.norm_fold->fold_weight, group.norm_fold->fold_bias})
-        if (!name.empty()) r.calibrated.values[name] = sens.folded.at(name).at(c.name);
+      for (const std::string& name : group.norm_fold->folded_tensors())
+        r.calibrated.values[name] = sens.folded.at(name).at(c.name);
   }
   return r;
 }

@@ -165,8 +165,7 @@ Result<AwqGroup> awq_group(CpuBackend& host, const SearchGroup& group, const Qua
       for (int64_t i = 0; i < k; ++i) w[size_t(r * k + i)] *= s[size_t(i)];
     out.codes[m.tensor] = calib::pack(calib::awq_quantize_matrix(host, w.data(), m.rows, k, h, spec, options));
   }
-  for (const std::string& name : {fold.fold_weight, fold.fold_bias}) {
-    if (name.empty()) continue;
+  for (const std::string& name : fold.folded_tensors()) {
     const Tensor& stored = norm_slots.at(name);
     if (stored.numel() != int64_t(found.scales.size()))
       return make_error("optimize: " + name + " has " + std::to_string(stored.numel()) + " channels, its group reads " +
@@ -367,8 +366,7 @@ Result<Sensitivity> measure_sensitivity(const std::filesystem::path& model_dir, 
   result.groups = std::move(groups);
   for (const SearchGroup& g : result.groups)
     if (g.norm_fold)
-      for (const std::string& name : {g.norm_fold->fold_weight, g.norm_fold->fold_bias})
-        if (!name.empty()) slots[name] = Tensor{};
+      for (const std::string& name : g.norm_fold->folded_tensors()) slots[name] = Tensor{};
   model->visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
     if (auto it = slots.find(spec.name); it != slots.end() && !it->second.data) it->second = slot;
   });

@@ -1,6 +1,5 @@
 #include "parallel/tensor_parallel_backend.h"
 
-#include <algorithm>
 #include <cstring>
 
 #include "models/tensor_parallel.h"
@@ -15,7 +14,7 @@ void TensorParallelBackend::connect(Model& model) {
   model.visit_tensors([&](const TensorSpec& spec, Tensor& slot) {
     if (slot.empty()) return;
     if (spec.split() == SplitAxis::Rows) reduced_.insert(slot.data);
-    if (vocab_rows_ < vocab_ && (spec.role == Role::TokenEmbed || spec.role == Role::Head))
+    if (vocab_rows_ < vocab_ && splits_vocabulary(spec.role))
       vocabulary_.insert(slot.data);
   });
 }
