@@ -10,7 +10,12 @@
 #   PARTS="synth-8b"     brisk synth --shape llama3-8b (random bf16 weights, 16 GB) into /tmp
 #   PARTS="llama3-cuda"  optimize --device cuda on it under --budget-bits 5, its scores kept in
 #                        /tmp/llama3-scores.json (--scores): a call that stops after scoring (or
-#                        timing) leaves them, and the next call's run starts from them
+#                        timing) leaves them, and the next call's run starts from them. Session 26:
+#                        synth 105 s, scoring 184 s, timing 23 s, then 104-126 s per measured 8B
+#                        recipe (before writing and loading quantized folders went multi-threaded);
+#                        the measured recipes are not kept across calls, so the measuring must fit
+#                        one call (base, 3 singles and the frontier points: SPACE=w8,w4 VERIFY=1
+#                        measures 5)
 # Training: scripts/train_reference_model.py trains tinyllama-1.1b's shape from scratch on
 # sotu-train (the Llama-2 SentencePiece vocabulary) on the GPU while brisk builds -- random weights
 # score nothing (rank correlation -0.19 in bench/results/optimize-tinyllama-random-xeon-2vcpu.json).
