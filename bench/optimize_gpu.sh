@@ -13,9 +13,8 @@
 #                        timing) leaves them, and the next call's run starts from them. Session 26:
 #                        synth 105 s, scoring 184 s, timing 23 s, then 104-126 s per measured 8B
 #                        recipe (before writing and loading quantized folders went multi-threaded);
-#                        the measured recipes are not kept across calls, so the measuring must fit
-#                        one call (base, 3 singles and the frontier points: SPACE=w8,w4 VERIFY=1
-#                        measures 5)
+#                        the recipes measured are kept in the scores file too (--budget-bits: rates
+#                        do not decide), so each further call resumes after the last one measured
 # Training: scripts/train_reference_model.py trains tinyllama-1.1b's shape from scratch on
 # sotu-train (the Llama-2 SentencePiece vocabulary) on the GPU while brisk builds -- random weights
 # score nothing (rank correlation -0.19 in bench/results/optimize-tinyllama-random-xeon-2vcpu.json).

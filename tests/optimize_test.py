@@ -341,30 +341,46 @@ class OptimizeCuda(unittest.TestCase):
 
 
 class OptimizeScores(unittest.TestCase):
-    """--scores: the first run writes its scores and timings, the next reads them (the same groups,
-    the same answer); another input, a damaged file or a candidate needing calibration inputs is
-    refused by name and writes nothing."""
+    """--scores: the first run writes its scores and timings, and each recipe it writes and
+    measures, the next reads them (the same groups, the same measurements, the same answer, written
+    again); another input, a damaged file or a candidate needing calibration inputs is refused by
+    name and writes nothing; another evaluation measures again."""
 
     def test_scores_are_kept_and_reused_only_for_the_same_inputs(self):
         with tempfile.TemporaryDirectory() as tmp:
             scores = os.path.join(tmp, "scores.json")
             args = ("--space", "w8,w4", "--budget-bits", "6", "--verify", "0", "--scores", scores)
             first = optimize(os.path.join(tmp, "a"), *args)
-            self.assertEqual(first["scores"], {"file": scores, "reused": False})
+            self.assertEqual((first["scores"]["file"], first["scores"]["reused"]), (scores, False))
             with open(scores) as f:
                 saved = json.load(f)
             self.assertEqual(len(saved["groups"]), len(first["groups"]))
+            kept = saved["measured"]["recipes"]
+            self.assertIn("base", kept)
+            self.assertEqual(kept["base"]["ppl"], first["base"]["ppl"])
             second = optimize(os.path.join(tmp, "b"), *args)
-            self.assertEqual(second["scores"], {"file": scores, "reused": True})
+            self.assertEqual((second["scores"]["file"], second["scores"]["reused"]), (scores, True))
+            self.assertGreaterEqual(second["scores"]["measured_reused"], 1 + len(first["single_technique"]) + 1)
             self.assertEqual(second["groups"], first["groups"])  # scores and timings as computed
-            self.assertEqual(second["chosen"]["recipe"], first["chosen"]["recipe"])
+            self.assertEqual(second["chosen"], first["chosen"])  # measured once, taken from the file
+            self.assertEqual(second["single_technique"], first["single_technique"])
+            with open(os.path.join(tmp, "a", "model.safetensors"), "rb") as a, \
+                    open(os.path.join(tmp, "b", "model.safetensors"), "rb") as b:
+                self.assertEqual(a.read(), b.read())  # the answer written again
+            other_eval = list(SMALL)
+            other_eval[other_eval.index("--eval-tokens") + 1] = "2048"
+            p = brisk("optimize", "-m", model_dir("sotu-llama"), "-o", os.path.join(tmp, "e"), *other_eval, *args, "--json")
+            self.assertEqual(json.loads(p.stdout)["scores"]["reused"], True)
+            self.assertNotEqual(json.loads(p.stdout)["base"]["ppl"], first["base"]["ppl"])  # measured again
+            with open(scores) as f:
+                saved = json.load(f)  # now holds the 2,048-token measurements
             untimed = json.loads(json.dumps(saved))  # a run stopped between scoring and timing
             for g in untimed["groups"]:
                 del g["decode_s"], g["prefill_s_per_token"]
             with open(scores, "w") as f:
                 json.dump(untimed, f)
             third = optimize(os.path.join(tmp, "t"), *args)
-            self.assertEqual(third["scores"], {"file": scores, "reused": True})
+            self.assertEqual(third["scores"]["reused"], True)
             self.assertEqual([g["kl"] for g in third["groups"]], [g["kl"] for g in first["groups"]])
             with open(scores) as f:
                 self.assertIn("decode_s", json.load(f)["groups"][0])  # timed now, and kept
@@ -398,11 +414,24 @@ class OptimizeScores(unittest.TestCase):
                 json.dump(wrong_type, f)
             p = brisk(*base, *SMALL, *args, check=False)
             self.assertIn("group 2: 'bytes' must be an array of 3 values", p.stderr)
-            saved["groups"][3]["kl"][1] = -1
-            with open(scores, "w") as f:
-                json.dump(saved, f)
-            p = brisk(*base, *SMALL, *args, check=False)
-            self.assertIn("group 3: 'kl' holds -1, not a number >= 0", p.stderr)
+            for damage, needle in ((lambda d: d["measured"]["recipes"]["base"].update(ppl=-1),
+                                    "measured recipe 'base': 'ppl' holds -1, not a number > 0"),
+                                   (lambda d: d["measured"]["recipes"]["base"].update(bytes="many"),
+                                    "measured recipe 'base': 'bytes' holds \"many\", not a number >= 0"),
+                                   (lambda d: d["measured"].update(recipes=[]),
+                                    "'measured' must be an object with 'under' and an object of 'recipes'"),
+                                   (lambda d: d["measured"]["recipes"].update({"w" * 100000: {"ppl": "x"}}),
+                                    "measured recipe 'wwww"),
+                                   (lambda d: d["groups"][3]["kl"].__setitem__(1, -1),
+                                    "group 3: 'kl' holds -1, not a number >= 0")):
+                damaged = json.loads(json.dumps(saved))
+                damage(damaged)
+                with open(scores, "w") as f:
+                    json.dump(damaged, f)
+                p = brisk(*base, *SMALL, *args, check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(needle, p.stderr)
+                self.assertLess(len(p.stderr), 2000)
             self.assertFalse(os.path.exists(out) and os.listdir(out))
 
 

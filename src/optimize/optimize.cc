@@ -46,12 +46,6 @@ uint64_t folder_weight_bytes(const fs::path& dir) {
   return bytes;
 }
 
-struct Measured {
-  double ppl = 0, decode_tok_s = 0, prefill_tok_s = 0;
-  uint64_t bytes = 0;
-  std::optional<double> eval_cmd_score;  // the last number --eval-cmd printed
-};
-
 // Runs the user's command with {model} replaced by the folder; its score is the last number it
 // printed on standard output.
 Result<double> run_eval_cmd(const std::string& command, const fs::path& dir) {
@@ -237,6 +231,7 @@ struct ScoredSpace {
 // Steps 1 and 2: the scores and kernel timings, from --scores when it holds them for these
 // inputs, else measured (and then kept there).
 struct ScoredGroups {
+  ScoreKey key;
   Scores scores;
   bool reused = false;  // the scores read from --scores (the timings too, unless it had none)
 };
@@ -253,9 +248,10 @@ Result<ScoredGroups> score_and_time(const OptimizeOptions& o, const std::vector<
   key.window = o.sensitivity.window;
   key.tokens = o.sensitivity.tokens;
   ScoredGroups out;
+  out.key = key;
   if (!o.scores_file.empty()) {
     BRISK_ASSIGN(kept, load_scores(o.scores_file, key, o.candidates));
-    if (kept) out = ScoredGroups{std::move(*kept), true};
+    if (kept) out = ScoredGroups{key, std::move(*kept), true};
   }
   if (!out.reused) {
     BRISK_ASSIGN(measured, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,
@@ -270,12 +266,6 @@ Result<ScoredGroups> score_and_time(const OptimizeOptions& o, const std::vector<
     if (!o.scores_file.empty()) BRISK_TRY(save_scores(o.scores_file, key, out.scores, o.candidates));
   }
   return out;
-}
-
-Json measured_json(const Measured& m) {
-  Json j = {{"ppl", m.ppl}, {"decode_tok_s", m.decode_tok_s}, {"prefill_tok_s", m.prefill_tok_s}, {"bytes", m.bytes}};
-  if (m.eval_cmd_score) j["eval_cmd_score"] = *m.eval_cmd_score;
-  return j;
 }
 
 }  // namespace
@@ -401,9 +391,41 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
     keep_bytes += *space.bytes[g][0];
   }
 
+  // Written and measured recipes are kept in --scores (and taken from it) when their folders are
+  // not needed again: not when rates decide, which time every measured recipe again in rounds.
+  const bool rates_decide = o.budget == BudgetKind::TokS || (o.budget == BudgetKind::Ppl && o.objective != Objective::Size);
+  const bool keep_measured = !o.scores_file.empty() && !rates_decide;
+  const Json under = {{"eval", fs::weakly_canonical(o.eval, ec).string()}, {"eval_bytes", fs::file_size(o.eval, ec)},
+                      {"eval_tokens", int64_t(eval_tokens.size())}, {"eval_ctx", o.eval_ctx},
+                      {"eval_cmd", o.eval_cmd}, {"threads", o.backend.threads},
+                      {"bf16_fast", o.backend.bf16 == Bf16Precision::Fast}};
+  if (keep_measured && scored.scores.measured_under != under) {  // another evaluation: measure again
+    scored.scores.measured.clear();
+    scored.scores.measured_under = under;
+  }
+  int64_t measured_reused = 0;
+  auto measured_once = [&](const std::string& recipe, const std::function<Result<Measured>()>& measure) -> Result<Measured> {
+    if (keep_measured)
+      if (auto kept = scored.scores.measured.find(recipe); kept != scored.scores.measured.end()) {
+        ++measured_reused;
+        return kept->second;
+      }
+    BRISK_ASSIGN(m, measure());
+    if (keep_measured) {
+      scored.scores.measured[recipe] = m;
+      BRISK_TRY(save_scores(o.scores_file, scored.key, scored.scores, o.candidates));
+    }
+    return m;
+  };
+  auto recipe_name = [&](const std::vector<int>& choice) {
+    std::string name;
+    for (int c : choice) (name += name.empty() ? "" : ",") += o.candidates[size_t(c)].name;
+    return name;
+  };
+
   // The base model and the single-technique recipes, measured.
   report("verify", 0, 1);
-  BRISK_ASSIGN(base, evaluator.measure(o.model));
+  BRISK_ASSIGN(base, measured_once("base", [&] { return evaluator.measure(o.model); }));
   space.fixed_bytes = double(base.bytes) - keep_bytes;
   space.base_ppl = base.ppl;
   const fs::path target = o.out.has_filename() ? o.out : o.out.parent_path();  // "-o out/" too
@@ -415,16 +437,18 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
   // Rates decide the answer: every measured recipe is timed again later, so its folder stays.
   // Otherwise each folder goes once measured (an 8B model's would take 4-16 GB each) and the
   // answer is written again at the end.
-  const bool rates_decide = o.budget == BudgetKind::TokS || (o.budget == BudgetKind::Ppl && o.objective != Objective::Size);
   auto write = [&](const std::vector<int>& choice, const fs::path& out) {
     return write_recipe(o.model, out, sens, o.candidates, choice, o.backend.threads);
   };
   // Writes the recipe and measures it; returns its folder too (removed already unless rates decide).
   auto build = [&](const std::vector<int>& choice) -> Result<std::pair<fs::path, Measured>> {
     const fs::path dir = scratch / std::to_string(written++);
-    BRISK_TRY(write(choice, dir));
-    BRISK_ASSIGN(m, evaluator.measure(dir));
-    if (!rates_decide) fs::remove_all(dir, ec);
+    BRISK_ASSIGN(m, measured_once(recipe_name(choice), [&]() -> Result<Measured> {
+      BRISK_TRY(write(choice, dir));
+      BRISK_ASSIGN(measured, evaluator.measure(dir));
+      if (!rates_decide) fs::remove_all(dir, ec);
+      return measured;
+    }));
     return std::make_pair(dir, m);
   };
   std::vector<double> fit_x, fit_y;
@@ -677,7 +701,9 @@ Result<Json> optimize(const OptimizeOptions& o, const OptimizeProgress& progress
               {"objective", objective_name(o.objective)}, {"frontier_axis", axis == Axis::Bytes ? "bytes" : axis == Axis::Decode ? "decode_s" : "prefill_s_per_token"},
               {"candidates", candidates}, {"calibration_tokens", sens.tokens}, {"eval_tokens", eval_tokens.size()},
               {"device", o.backend.device},
-              {"scores", o.scores_file.empty() ? Json(nullptr) : Json{{"file", o.scores_file.string()}, {"reused", scored.reused}}},
+              {"scores", o.scores_file.empty() ? Json(nullptr)
+                                               : Json{{"file", o.scores_file.string()}, {"reused", scored.reused},
+                                                      {"measured_reused", measured_reused}}},
               {"eval_ctx", o.eval_ctx}, {"kl_to_log_ppl_scale", space.scale},
               {"decode_step_fit", {{"rest_s", space.rest}, {"slope", space.slope}}}, {"base", measured_json(base)},
               {"groups", space.groups_json()}, {"frontier", frontier_json}, {"single_technique", singles}, {"chosen", chosen_json},

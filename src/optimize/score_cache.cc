@@ -46,7 +46,42 @@ Result<std::vector<std::optional<T>>> read_row(const Json& group, const char* na
   return out;
 }
 
+// A kept measurement, every field checked (the file is the user's to edit).
+Result<Measured> read_measured(const Json& j, const std::string& at) {
+  if (!j.is_object()) return make_error(at + " must be an object");
+  Measured m;
+  auto number = [&](const char* field, bool positive) -> Result<double> {
+    const Json* v = j.contains(field) ? &j[field] : nullptr;
+    if (!v || !v->is_number() || !std::isfinite(v->get<double>()) || v->get<double>() < 0 ||
+        (positive && v->get<double>() == 0))
+      return make_error(at + ": '" + field + "' holds " + (v ? json_excerpt(*v) : std::string("nothing")) + ", not a number " +
+                        (positive ? "> 0" : ">= 0"));
+    return v->get<double>();
+  };
+  BRISK_ASSIGN(ppl, number("ppl", true));
+  BRISK_ASSIGN(decode, number("decode_tok_s", false));
+  BRISK_ASSIGN(prefill, number("prefill_tok_s", false));
+  BRISK_ASSIGN(bytes, number("bytes", false));
+  m.ppl = ppl;
+  m.decode_tok_s = decode;
+  m.prefill_tok_s = prefill;
+  m.bytes = uint64_t(bytes);
+  if (j.contains("eval_cmd_score")) {
+    const Json& v = j["eval_cmd_score"];
+    if (!v.is_number() || !std::isfinite(v.get<double>()))
+      return make_error(at + ": 'eval_cmd_score' holds " + json_excerpt(v) + ", not a number");
+    m.eval_cmd_score = v.get<double>();
+  }
+  return m;
+}
+
 }  // namespace
+
+Json measured_json(const Measured& m) {
+  Json j = {{"ppl", m.ppl}, {"decode_tok_s", m.decode_tok_s}, {"prefill_tok_s", m.prefill_tok_s}, {"bytes", m.bytes}};
+  if (m.eval_cmd_score) j["eval_cmd_score"] = *m.eval_cmd_score;
+  return j;
+}
 
 Status save_scores(const fs::path& file, const ScoreKey& key, const Scores& scores, const std::vector<Candidate>& candidates) {
   const Sensitivity& s = scores.sensitivity;
@@ -67,8 +102,13 @@ Status save_scores(const fs::path& file, const ScoreKey& key, const Scores& scor
     }
     groups.push_back(group);
   }
-  const Json doc = {{"brisk_optimize_scores", kFormatVersion}, {"key", key_json(key)}, {"tokens", s.tokens},
-                    {"seconds", s.seconds}, {"groups", groups}};
+  Json doc = {{"brisk_optimize_scores", kFormatVersion}, {"key", key_json(key)}, {"tokens", s.tokens},
+              {"seconds", s.seconds}, {"groups", groups}};
+  if (!scores.measured.empty()) {
+    Json recipes = Json::object();
+    for (const auto& [recipe, m] : scores.measured) recipes[recipe] = measured_json(m);
+    doc["measured"] = {{"under", scores.measured_under}, {"recipes", recipes}};
+  }
   fs::path partial = file;
   partial += ".partial";
   {
@@ -136,6 +176,17 @@ Result<std::optional<Scores>> load_scores(const fs::path& file, const ScoreKey& 
     }
     s.kl.push_back(std::move(kl));
     s.bytes.push_back(std::move(bytes));
+  }
+  if (doc.contains("measured")) {
+    const Json& kept = doc["measured"];
+    if (!kept.is_object() || !kept.contains("under") || !kept.contains("recipes") || !kept["recipes"].is_object())
+      return make_error(where + ": 'measured' must be an object with 'under' and an object of 'recipes'");
+    scores.measured_under = kept["under"];
+    for (const auto& [recipe, m] : kept["recipes"].items()) {
+      const std::string name = recipe.size() > 64 ? recipe.substr(0, 64) + "..." : recipe;
+      BRISK_ASSIGN(read, read_measured(m, where + ", measured recipe '" + name + "'"));
+      scores.measured[recipe] = read;
+    }
   }
   s.groups = std::move(groups);
   s.tokens = doc.value("tokens", int64_t(0));
