@@ -91,7 +91,9 @@ Command add_optimize(CLI::App& app) {
                   "Keep the scores and kernel timings in this file: written as soon as they are computed, read\n"
                   "instead of computing them when it exists (a stopped run resumes, other budgets reuse one\n"
                   "scoring pass). Reused only for the same model, --calib, --space, --calib-tokens, --window and\n"
-                  "--device (an error otherwise); not with GPTQ, pruned or low-rank candidates (their inputs are not kept)");
+                  "--device (an error otherwise); not with GPTQ, AWQ, pruned or low-rank candidates (their inputs are\n"
+                  "not kept). Under --budget-bits/--budget-bytes or --objective size the recipes measured are kept\n"
+                  "too, and taken by a later run with the same --eval, --eval-tokens, --eval-ctx, --eval-cmd and threads");
   sub->add_option("--report", f->report, "Also write the whole record as JSON to this file");
   sub->add_option("--html", f->html,
                   "Also write the record as one self-contained HTML page (frontier charts, sensitivity heat map,\n"
