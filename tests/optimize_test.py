@@ -416,6 +416,8 @@ class OptimizeScores(unittest.TestCase):
             self.assertIn("group 2: 'bytes' must be an array of 3 values", p.stderr)
             for damage, needle in ((lambda d: d["measured"]["recipes"]["base"].update(ppl=-1),
                                     "measured recipe 'base': 'ppl' holds -1, not a number > 0"),
+                                   (lambda d: d["measured"]["recipes"]["base"].update(ppl="9" * 100000),
+                                    "measured recipe 'base': 'ppl' holds \"99999"),
                                    (lambda d: d["measured"]["recipes"]["base"].update(bytes="many"),
                                     "measured recipe 'base': 'bytes' holds \"many\", not a number >= 0"),
                                    (lambda d: d["measured"].update(recipes=[]),

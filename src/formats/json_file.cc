@@ -20,7 +20,11 @@ std::string json_excerpt(const Json& value) {
   if (value.is_array()) return "an array of " + std::to_string(value.size()) + " elements";
   if (value.is_object()) return "an object of " + std::to_string(value.size()) + " members";
   // Strings built from binary files (GGUF metadata) may hold invalid UTF-8, which dump() rejects.
-  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  // A hostile value (a 100,000-character string) is quoted by its start only.
+  constexpr size_t kQuoted = 64;
+  std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (text.size() > kQuoted) text = text.substr(0, kQuoted) + "... (" + std::to_string(text.size()) + " characters)";
+  return text;
 }
 
 Result<Json> read_json_file(const std::filesystem::path& path) {

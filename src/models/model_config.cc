@@ -166,7 +166,7 @@ Result<ModelConfig> parse_model_config(const Json& json, const std::string& wher
     const std::optional<KvDtype> parsed = kv->is_string() ? kv_dtype_from_name(kv->get<std::string>()) : std::nullopt;
     if (!parsed)
       return make_error(where + ": 'brisk_kv_dtype' must be one of \"f32\", \"bf16\", \"int8\", \"fp8\" (got " +
-                        kv->dump().substr(0, 40) + ")");
+                        json_excerpt(*kv) + ")");
     c.kv_dtype = parsed;
   }
   const Architecture* arch = find_architecture(c.model_type);

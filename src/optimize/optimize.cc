@@ -251,7 +251,10 @@ Result<ScoredGroups> score_and_time(const OptimizeOptions& o, const std::vector<
   out.key = key;
   if (!o.scores_file.empty()) {
     BRISK_ASSIGN(kept, load_scores(o.scores_file, key, o.candidates));
-    if (kept) out = ScoredGroups{key, std::move(*kept), true};
+    if (kept) {
+      out.scores = std::move(*kept);
+      out.reused = true;
+    }
   }
   if (!out.reused) {
     BRISK_ASSIGN(measured, measure_sensitivity(o.model, calib_tokens, o.candidates, o.sensitivity, o.backend,

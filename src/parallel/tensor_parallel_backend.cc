@@ -25,10 +25,11 @@ void TensorParallelBackend::matmul(const float* x, int64_t m, int64_t k, const T
     if (reduced_.count(w.data)) comm_->all_reduce_sum(y, m * w.dim(0));
     return;
   }
-  // This rank's [m, rows] logits, padded to the largest share so every rank sends as much; rank
-  // q's block of the gathered buffer is its [m, rows_q], placed at its columns of y [m, vocab].
+  // This rank's [m, rows] logits, padded to the largest share so every rank sends as much (the
+  // padding is never read); rank q's block of the gathered buffer is its [m, rows_q], placed at
+  // its columns of y [m, vocab].
   const int64_t ranks = comm_->size(), most = vocabulary_shard(vocab_, {0, ranks}).rows();
-  partial_.assign(size_t(m * most), 0.0f);
+  partial_.resize(size_t(m * most));
   inner().matmul(x, m, k, w, bias, partial_.data());
   gathered_.resize(size_t(ranks * m * most));
   comm_->all_gather(partial_.data(), m * most, gathered_.data());
