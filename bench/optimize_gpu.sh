@@ -14,7 +14,8 @@
 #                        synth 105 s, scoring 184 s, timing 23 s, then 104-126 s per measured 8B
 #                        recipe (before writing and loading quantized folders went multi-threaded);
 #                        the recipes measured are kept in the scores file too (--budget-bits: rates
-#                        do not decide), so each further call resumes after the last one measured
+#                        do not decide), so each further call resumes after the last one measured;
+#                        SCORES_SEED=FILE (carried) starts a fresh machine from a file brought back
 # Training: scripts/train_reference_model.py trains tinyllama-1.1b's shape from scratch on
 # sotu-train (the Llama-2 SentencePiece vocabulary) on the GPU while brisk builds -- random weights
 # score nothing (rank correlation -0.19 in bench/results/optimize-tinyllama-random-xeon-2vcpu.json).
@@ -98,6 +99,8 @@ if has synth-8b && [ ! -f "$LLAMA3/config.json" ]; then
   "$B" synth --shape llama3-8b --dtype bf16 -o "$LLAMA3" >/dev/null && echo "synth llama3-8b at $(( $(date +%s) - T0 )) s"
 fi
 if has llama3-cuda; then
+  # SCORES_SEED: a scores file an earlier call brought back (a fresh machine resumes from it).
+  [ -n "${SCORES_SEED:-}" ] && [ ! -f /tmp/llama3-scores.json ] && cp "$SCORES_SEED" /tmp/llama3-scores.json
   SPACE=${SPACE:-w8,w4,nf4} optimize llama3-cuda "$LLAMA3" --device cuda --budget-bits 5 --scores /tmp/llama3-scores.json
   cp /tmp/llama3-scores.json "$OUT/" 2>/dev/null
   [ -s "$OUT/optimize-llama3-cuda.json" ] &&
