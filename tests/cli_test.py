@@ -83,6 +83,11 @@ class Sampling(unittest.TestCase):
         both = brisk(*args, "--draft", model_dir("sotu-qwen2"), "--lookup", "2", check=False)
         self.assertNotEqual(both.returncode, 0)
         self.assertIn("excludes", both.stderr)
+        # A checking pass stays within the 16 rows computed exactly as decode steps (kDecodeOrderRows).
+        long = brisk(*args, "--lookup", "3", "--draft-max", "16", check=False)
+        self.assertNotEqual(long.returncode, 0)
+        self.assertIn("--draft-max", long.stderr)
+        self.assertIn("not in range 1 to 15", long.stderr)
         alone = brisk(*args, "--draft-max", "3", check=False)  # a tuning flag with nothing to tune
         self.assertNotEqual(alone.returncode, 0)
         self.assertIn("--draft-max tunes speculative decoding", alone.stderr)

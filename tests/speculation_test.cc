@@ -3,12 +3,16 @@
 // (the two share a tokenizer), the output is token for token the output without speculation,
 // greedy and sampled (temperature, top-k, top-p, min-p, repetition penalty), through stop strings
 // and the end of the context; a draft that drafts with the model's own logits is always accepted.
+// Underneath: each row of a checking pass is bit for bit its one-row decode step.
 #include "runtime/speculation.h"
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
+#include <unistd.h>
 
+#include "compress/quantize_model.h"
 #include "runtime/engine.h"
 
 namespace brisk {
@@ -16,10 +20,13 @@ namespace {
 
 const std::filesystem::path kModels = std::filesystem::path(BRISK_SHARED_DIR) / "models";
 
-std::unique_ptr<Engine> open(const std::string& name, int64_t context = 512) {
+// A shared model by name, or a folder.
+std::unique_ptr<Engine> open(const std::filesystem::path& model, int64_t context = 512,
+                             Bf16Precision bf16 = Bf16Precision::Exact) {
   EngineOptions options;
-  options.model_dir = kModels / name;
+  options.model_dir = kModels / model;
   options.backend.threads = 2;
+  options.backend.bf16 = bf16;
   options.context = context;
   auto engine = Engine::open(options);
   EXPECT_TRUE(engine.ok()) << engine.error().message;
@@ -77,6 +84,64 @@ void expect_same_output(Engine& target, DraftSource& source, const std::string& 
     EXPECT_EQ(got->text, want->text) << what << ", " << s.name;
     EXPECT_GT(got->speculation.steps, 0) << what;
     EXPECT_GE(got->speculation.acceptance_rate(), min_acceptance) << what << ", " << s.name;
+  }
+}
+
+// A quantized copy of sotu-llama in a temporary folder (the caller removes it).
+std::filesystem::path quantized_llama(QuantScheme scheme, const std::string& name) {
+  const std::filesystem::path out =
+      std::filesystem::temp_directory_path() / ("brisk-spec-" + name + "-" + std::to_string(getpid()));
+  std::filesystem::remove_all(out);
+  QuantizeModelOptions options;
+  options.in = kModels / "sotu-llama";
+  options.out = out;
+  options.spec.scheme = scheme;
+  auto report = quantize_model(options);
+  EXPECT_TRUE(report.ok()) << report.error().message;
+  return out;
+}
+
+// The identity above rests on this: a checking pass of a few rows computes each row's logits bit
+// for bit as the one-row decode step at that position would (the same sums in the same order in
+// every matmul, attention and norm; ops/backend.h's kDecodeOrderRows), for every row count a
+// draft can ask for, with bf16 weights (exact and --bf16-fast) and quantized ones.
+TEST(Speculation, EachRowOfACheckingPassIsItsDecodeStep) {
+  const std::vector<int32_t> prompt = {1, 400, 23, 977, 5, 61, 2048, 7, 300, 12, 90, 4000};
+  const std::vector<int32_t> next = {15, 2600, 8, 111, 93, 700, 3, 1200, 44, 5, 6000, 31, 250, 9, 77, 1000};
+  ASSERT_EQ(int64_t(next.size()), kMaxDraft + 1);
+  std::vector<std::pair<std::filesystem::path, Bf16Precision>> models;
+  for (const char* name : {"sotu-llama", "sotu-qwen2", "sotu-gpt2"})
+    for (Bf16Precision bf16 : {Bf16Precision::Exact, Bf16Precision::Fast}) models.push_back({kModels / name, bf16});
+  models.push_back({quantized_llama(QuantScheme::W8, "w8"), Bf16Precision::Exact});
+  models.push_back({quantized_llama(QuantScheme::W4, "w4"), Bf16Precision::Exact});
+  models.push_back({quantized_llama(QuantScheme::FP8, "fp8"), Bf16Precision::Exact});
+  models.push_back({quantized_llama(QuantScheme::W8A8, "w8a8"), Bf16Precision::Exact});
+  struct RemoveQuantized {
+    const std::vector<std::pair<std::filesystem::path, Bf16Precision>>& models;
+    ~RemoveQuantized() {
+      for (const auto& m : models)
+        if (m.first.parent_path() != kModels) std::filesystem::remove_all(m.first);
+    }
+  } remove_quantized{models};
+  for (const auto& [dir, bf16] : models) {
+    const std::string what = dir.filename().string() + (bf16 == Bf16Precision::Fast ? " bf16-fast" : "");
+    auto engine = open(dir, 128, bf16);
+    const int64_t vocab = engine->model().config().vocab_size, start = int64_t(prompt.size());
+    engine->prefill(prompt);
+    std::vector<float> steps;
+    for (size_t i = 0; i < next.size(); ++i) {
+      const float* row = engine->decode_step(next[i], start + int64_t(i));
+      steps.insert(steps.end(), row, row + vocab);
+    }
+    std::vector<int32_t> table(size_t(engine->cache().n_blocks()));
+    for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(b);
+    for (int64_t rows = 2; rows <= kMaxDraft + 1; ++rows) {
+      const float* pass =
+          engine->forward({{next.data(), rows, start, table.data(), int64_t(table.size()), LogitRows::All}});
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(0, std::memcmp(pass + r * vocab, steps.data() + r * vocab, size_t(vocab) * sizeof(float)))
+            << what << ": row " << r << " of " << rows;
+    }
   }
 }
 

@@ -41,6 +41,14 @@ class Buffer {
 
 enum class Accumulate : bool { No, Yes };
 
+// Row invariance of short passes: a forward pass of at most this many rows computes each row bit
+// for bit as a pass of that row alone would (every matmul sums a row in the one-row order,
+// attention takes each query alone), on the CPU backend with float weights. Speculative decoding
+// checks a draft's proposals in one such pass, so it draws exactly what plain decoding draws; a
+// small batch of sequences decodes each exactly as alone. Longer passes (prefill) may sum in other
+// orders: their rows agree with one-row passes to rounding only.
+constexpr int64_t kDecodeOrderRows = 16;
+
 // Where the sequences of one forward batch sit in the rows and in the paged KV cache. The arrays
 // live in the backend's memory (filled once per forward call); the counts are host values so a
 // backend can size its launches. Row r of the batch holds sequence s's position

@@ -197,6 +197,9 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
     return make_error("the prompt has " + std::to_string(prompt.size()) +
                       " tokens, which fills the context of " + std::to_string(context()));
   if (request.max_new_tokens < 0) return make_error("the number of new tokens must be >= 0");
+  if (request.draft && (request.max_draft < 1 || request.max_draft > kMaxDraft))
+    return make_error("the draft length must be 1 to " + std::to_string(kMaxDraft) + ", not " +
+                      std::to_string(request.max_draft));
   BRISK_TRY(check_token_ids(prompt));
 
   GenerateResult result;

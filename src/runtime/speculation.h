@@ -1,8 +1,9 @@
 // Speculative decoding (issue 25): a cheap source proposes the next few tokens, the target checks
 // them all in one pass, and every proposed token equal to what the target draws there itself is
 // kept. The target draws each position exactly as plain decoding does (the same Sampler, seed and
-// step; ops/sampling.h's noise depends only on (seed, step, token)), so the output is token for
-// token the output without speculation, greedy or sampled: the target's distribution is kept
+// step, on logits bit for bit a decode step's: ops/backend.h's kDecodeOrderRows; ops/sampling.h's
+// noise depends only on (seed, step, token)), so the output is token for token the output without
+// speculation, greedy or sampled: the target's distribution is kept
 // because its draws are. A draft model proposes with the same noise on its own logits (a coupled
 // draw), so where its distribution is close to the target's it proposes the token the target will
 // draw. The one generation loop (Engine::generate) asks a DraftSource before each step.
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/backend.h"
 #include "runtime/sampler.h"
 
 namespace brisk {
@@ -24,6 +26,9 @@ class Engine;
 // Tokens proposed per step at most, unless the caller says otherwise (--draft-max): the adaptive
 // length (DraftLength) starts here and falls to what is being accepted.
 constexpr int64_t kDefaultMaxDraft = 8;
+// The most a caller may ask for: a step's checking pass (its last token and the proposals) stays
+// within kDecodeOrderRows rows, which the CPU backend computes exactly as one-row decode steps.
+constexpr int64_t kMaxDraft = kDecodeOrderRows - 1;
 
 class DraftSource {
  public:

@@ -14,9 +14,10 @@ void add_speculation_flags(CLI::App* sub, SpeculationFlags& flags) {
       ->check(CLI::Range(int64_t(1), int64_t(64)))
       ->excludes(draft);
   sub->add_option("--draft-max", flags.max_draft,
-                  "Most tokens proposed per step (the length adapts to what the model accepts)")
+                  "Most tokens proposed per step (the length adapts to what the model accepts; at most 15:\n"
+                  "a checking pass of up to 16 rows computes each row exactly as a decode step)")
       ->capture_default_str()
-      ->check(CLI::Range(int64_t(1), int64_t(64)));
+      ->check(CLI::Range(int64_t(1), kMaxDraft));
 }
 
 Status check_speculation_flags(const CLI::App& sub, const SpeculationFlags& flags) {

@@ -442,10 +442,13 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_many(
 
 namespace {
 
-// A unit takes attend_few unless it has more queries than that handles or head_dim is not whole
-// vectors.
-bool takes_attend_few(int64_t n_queries, int64_t head_dim) {
-  return n_queries <= kDirectScoreQueries && head_dim % kLanes == 0;
+// A unit takes attend_few when head_dim is whole vectors and it has few queries, or belongs to a
+// sequence of at most kDecodeOrderRows rows in this call: attend_few treats each query alone
+// (its sums do not depend on the unit's other queries or on how many keys the unit spans), so
+// such rows attend exactly as one-row decode steps do (ops/backend.h). attend_many's blocked sums
+// would not.
+bool takes_attend_few(int64_t sequence_rows, int64_t n_queries, int64_t head_dim) {
+  return head_dim % kLanes == 0 && (n_queries <= kDirectScoreQueries || sequence_rows <= kDecodeOrderRows);
 }
 
 // With bf16 dot products, attend_many reads keys and values as bf16 pairs. Each sequence's are
@@ -462,7 +465,8 @@ void pair_keys_and_values(const Pools<T>& pools, const AttentionBatch& batch, in
   int64_t words = 0;
   for (int64_t s = 0; s < batch.n_seqs; ++s) {
     const SequenceSpan& span = batch.host_seqs[s];
-    if (span.n_rows == 0 || takes_attend_few(std::min<int64_t>(span.n_rows, unit_rows) * group, head_dim)) continue;
+    if (span.n_rows == 0 || takes_attend_few(span.n_rows, std::min<int64_t>(span.n_rows, unit_rows) * group, head_dim))
+      continue;
     const int64_t n_keys = span.first_pos + span.n_rows;
     for (int64_t kvh = 0; kvh < n_kv_heads; ++kvh) {
       pair_at[size_t(s * n_kv_heads + kvh)] = words;
@@ -568,7 +572,7 @@ void attention_over(const float* q, const Pools<T>& pools, float* out, const Att
         }
       const KeyRows key_row{batch.host_block_tables + span.table_offset, batch.block_size, kv_stride,
                             kvh * head_dim};
-      const bool few = takes_attend_few(n_queries, head_dim);
+      const bool few = takes_attend_few(span.n_rows, n_queries, head_dim);
       const int64_t width = round_up(n_queries, kLanes);
       const int64_t padded_keys = round_up(n_keys_max, kLanes) + kKeyBlock;
       q_transposed.resize(few ? 0 : size_t(head_dim * width));

@@ -15,6 +15,7 @@
 #include "backends/cpu/scratch.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "ops/backend.h"
 
 namespace brisk::cpu {
 
@@ -138,15 +139,30 @@ void run_rows_packed(const Operands& op, int64_t m_begin, int64_t m_end, int64_t
   }
 }
 
+// The three regimes of KernelSet (matmul_kernels.h), by activation rows.
+enum class Rows { One, Few, Many };
+Rows rows_regime(int64_t m) { return m == 1 ? Rows::One : m <= kDecodeOrderRows ? Rows::Few : Rows::Many; }
+
+// Weight rows and activation rows of the regime's main tile.
+int64_t tile_rows(const KernelSet& ks, Rows regime) {
+  return regime == Rows::One ? ks.decode_rows : regime == Rows::Few ? ks.few_rows : ks.rows;
+}
+int64_t tile_cols(const KernelSet& ks, Rows regime) {
+  return regime == Rows::One ? 1 : regime == Rows::Few ? ks.few_cols : ks.cols;
+}
+
 // One weight panel (rows r from n0, k-chunk k0..k0+k_len) against activation rows m0..m1.
 void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, int64_t k0, int64_t k_len,
                int64_t m0, int64_t m1, int64_t cols) {
   const char* w = op.w + (n0 * op.k + k0) * int64_t(op.w_size);
   const float* bias = op.bias ? op.bias + n0 : nullptr;
   const TileOutput out = k0 == 0 ? TileOutput::Store : TileOutput::Accumulate;
+  const Rows regime = rows_regime(op.m);
   for (int64_t i = m0; i < m1; i += cols) {
     const int64_t c = std::min(cols, m1 - i);
-    kernels::TileFn fn = op.m == 1 ? ks.decode_tile[r - 1] : ks.tile[r - 1][c - 1];
+    kernels::TileFn fn = regime == Rows::One   ? ks.decode_tile[r - 1]
+                         : regime == Rows::Few ? ks.few_tile[r - 1][c - 1]
+                                               : ks.tile[r - 1][c - 1];
     BRISK_CHECK(fn != nullptr, "matmul: missing tile kernel");
     fn(op.x + (i * op.ldx + k0) * int64_t(op.x_size), op.ldx, w, op.k, k_len, op.y + i * op.n + n0, op.n,
        bias, out);
@@ -158,11 +174,11 @@ void run_panel(const KernelSet& ks, const Operands& op, int64_t n0, int64_t r, i
 // activation tiles (the panel is reused from L1).
 void run_rows(const KernelSet& ks, const Operands& op, int64_t n_begin, int64_t n_end) {
   if (op.packed) return run_rows_packed(op, 0, op.m, n_begin, n_end);
-  const bool decode = op.m == 1;
-  const int64_t rows = decode ? ks.decode_rows : ks.rows;
-  const int64_t cols = decode ? 1 : ks.cols;
-  // A single activation row reuses nothing, so decode skips k-chunking and its extra passes.
-  const int64_t kb = decode ? op.k : chunk_length(op.k, kPanelBytes / (rows * int64_t(op.w_size)));
+  const Rows regime = rows_regime(op.m);
+  const int64_t rows = tile_rows(ks, regime), cols = tile_cols(ks, regime);
+  // Decode order sums whole rows (a k-chunk would add its sums into y in another order); a single
+  // activation row reuses nothing anyway, so it skips k-chunking and its extra passes.
+  const int64_t kb = regime != Rows::Many ? op.k : chunk_length(op.k, kPanelBytes / (rows * int64_t(op.w_size)));
   const int64_t mb = std::max(cols, kActivationBlockBytes / (kb * int64_t(op.x_size)) / cols * cols);
   for (int64_t k0 = 0; k0 < op.k; k0 += kb) {
     const int64_t k_len = std::min(kb, op.k - k0);
@@ -180,8 +196,7 @@ void run_share(const KernelSet& ks, const Operands& op, int t, int parts) {
   // Stored panels are whole: a share starts on one.
   const int64_t rows = op.pre_packed ? 16 * op.packed->vectors
                        : op.packed   ? 16
-                       : op.m == 1   ? ks.decode_rows
-                                     : ks.rows;
+                                     : tile_rows(ks, rows_regime(op.m));
   const int64_t groups = (op.n + rows - 1) / rows;
   parts = int(std::min<int64_t>(groups, parts));
   if (t >= parts) return;
@@ -198,7 +213,7 @@ void run_share(const KernelSet& ks, const Operands& op, int t, int parts) {
 // With round_now false, bf16 rows are only laid out (op.x, op.ldx): the caller rounds them.
 void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t k, bool parallel,
                          bool round_now, ThreadPool& pool, Operands& op) {
-  const kernels::XForm form = m == 1 ? ks.decode_x_form : ks.x_form;
+  const kernels::XForm form = rows_regime(m) == Rows::Many ? ks.x_form : ks.decode_x_form;
   if (form == kernels::XForm::Bf16) {
     int64_t ldx = round_up(k, 32);
     if (ldx * int64_t(sizeof(uint16_t)) % 4096 == 0) ldx += 32;
@@ -214,11 +229,12 @@ void prepare_activations(const KernelSet& ks, const float* x, int64_t m, int64_t
     op.ldx = ldx;
     op.x_size = sizeof(uint16_t);
   } else if (form == kernels::XForm::F32EvenOdd) {
-    BRISK_CHECK(m == 1, "matmul: even/odd activations are for single rows");
-    auto* xs = static_cast<float*>(t_activation_scratch.get(size_t(round_up(k, 32)) * sizeof(float)));
-    kernels::split_even_odd_avx512(x, k, xs);
+    int64_t ldx = round_up(k, 32);
+    if (m > 1 && ldx * int64_t(sizeof(float)) % 4096 == 0) ldx += 16;
+    auto* xs = static_cast<float*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(float)));
+    for (int64_t r = 0; r < m; ++r) kernels::split_even_odd_avx512(x + r * k, k, xs + r * ldx);
     op.x = reinterpret_cast<const char*>(xs);
-    op.ldx = round_up(k, 32);
+    op.ldx = ldx;
   } else if (m > 1 && k * int64_t(sizeof(float)) % 4096 == 0) {
     const int64_t ldx = k + 16;
     auto* xf = static_cast<float*>(t_activation_scratch.get(size_t(m * ldx) * sizeof(float)));
@@ -331,7 +347,7 @@ void matmul_with_isa(MatmulIsa isa, const float* x, int64_t m, int64_t k, const 
               select_packed(isa, w, math, m),
               w.block_order == BlockOrder::Bf16Pairs};
   // A single tile of rows cannot be split: waking the other threads would buy nothing.
-  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1 && n > (m == 1 ? ks.decode_rows : ks.rows);
+  const bool parallel = m * n * k >= kMinParallelMacs && pool.size() > 1 && n > tile_rows(ks, rows_regime(m));
   run_job(ks, x, &op, 1, parallel, pool);
 }
 

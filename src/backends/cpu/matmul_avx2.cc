@@ -126,11 +126,12 @@ constexpr KernelSet make_set(int decode_rows, std::integer_sequence<int, I...>) 
   // stay within the 16 ymm registers. Decode tiles (one activation row) keep no weight vector,
   // so they can take up to 8 rows; 6 measured best (bf16 decode 48 -> 56 GB/s over 4 rows, 8 rows
   // in between).
-  KernelSet set{XForm::F32, XForm::F32, 4, 2, decode_rows, {}, {}};
+  // A tile sums each row in the same order whatever its activation rows: decode order as it is.
+  KernelSet set{XForm::F32, XForm::F32, 4, 2, decode_rows, 4, 2, {}, {}, {}};
   auto fill = [&](auto index) {
     constexpr int r = decltype(index)::value / kMaxTileCols + 1;
     constexpr int c = decltype(index)::value % kMaxTileCols + 1;
-    if constexpr ((r <= 4 && c <= 2) || c == 1) set.tile[r - 1][c - 1] = &tile<T, r, c>;
+    if constexpr ((r <= 4 && c <= 2) || c == 1) set.tile[r - 1][c - 1] = set.few_tile[r - 1][c - 1] = &tile<T, r, c>;
     if constexpr (c == 1) set.decode_tile[r - 1] = &tile<T, r, 1>;
   };
   (fill(std::integral_constant<int, I>{}), ...);

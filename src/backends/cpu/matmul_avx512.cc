@@ -264,17 +264,71 @@ void decode_tile_even_odd(const void* xp, int64_t /*ldx*/, const void* wp, int64
   write_sums<R>(sums, y, bias, out);
 }
 
+// Exact bf16 for a few activation rows in decode order: C rows of XForm::F32EvenOdd activations
+// (ldx apart) share each widened weight vector, and every row's even and odd sums are
+// decode_tile_even_odd's, step for step. Against C one-row passes the weights are read and widened
+// once instead of C times.
+template <int R, int C, class... Mask>
+__attribute__((always_inline)) inline void few_even_odd_step(__m512 (&even)[C][R], __m512 (&odd)[C][R],
+                                                             const float* x, int64_t ldx,
+                                                             const uint16_t* const (&w)[R], int64_t i,
+                                                             __m512i high, Mask... mask) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) _mm_prefetch((const char*)(w[r] + i) + kDecodePrefetchBytes, _MM_HINT_T0);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512i raw = Bf16Weights::load_w(w[r] + i, mask...);
+    const __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16));
+    const __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(raw, high));
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) {
+      even[c][r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + c * ldx + i), we, even[c][r]);
+      odd[c][r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + c * ldx + i + 16), wo, odd[c][r]);
+    }
+  }
+}
+
+template <int R, int C>
+void few_tile_even_odd(const void* xp, int64_t ldx, const void* wp, int64_t ldw, int64_t k_len, float* y,
+                       int64_t ldy, const float* bias, TileOutput out) {
+  const float* x = static_cast<const float*>(xp);
+  const uint16_t* w[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) w[r] = static_cast<const uint16_t*>(wp) + r * ldw;
+  __m512 even[C][R], odd[C][R];
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) even[c][r] = odd[c][r] = _mm512_setzero_ps();
+  const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
+  int64_t i = 0;
+  for (; i + 32 <= k_len; i += 32) few_even_odd_step<R, C>(even, odd, x, ldx, w, i, high);
+  if (i < k_len) few_even_odd_step<R, C>(even, odd, x, ldx, w, i, high, Bf16Weights::tail_mask(k_len - i));
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) {
+    __m512 sums[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) sums[r] = _mm512_add_ps(even[c][r], odd[c][r]);
+    write_sums<R>(sums, y + c * ldy, bias, out);
+  }
+}
+
+// 4 weight rows x 3 activation rows: 24 accumulators, the widened pair and the raw weights.
+constexpr int kFewEvenOddRows = 4;
+constexpr int kFewEvenOddCols = 3;
+
 // Tiles beyond 24 accumulators would spill registers; the driver never asks for them.
 constexpr bool tile_needed(int rows, int cols) { return rows * cols <= 24 || cols == 1; }
 
 template <class T, int... I>
 constexpr KernelSet make_set(int rows, int cols, int decode_rows, std::integer_sequence<int, I...>) {
   constexpr XForm form = std::is_same_v<typename T::X, uint16_t> ? XForm::Bf16 : XForm::F32;
-  KernelSet set{form, form, rows, cols, decode_rows, {}, {}};
+  // tile<T, R, C> sums each row in the same order whatever C: decode order as it is.
+  KernelSet set{form, form, rows, cols, decode_rows, rows, cols, {}, {}, {}};
   auto fill = [&](auto index) {
     constexpr int r = decltype(index)::value / kMaxTileCols + 1;
     constexpr int c = decltype(index)::value % kMaxTileCols + 1;
-    if constexpr (tile_needed(r, c)) set.tile[r - 1][c - 1] = &tile<T, r, c>;
+    if constexpr (tile_needed(r, c)) set.tile[r - 1][c - 1] = set.few_tile[r - 1][c - 1] = &tile<T, r, c>;
     if constexpr (c == 1) set.decode_tile[r - 1] = &tile<T, r, 1>;
   };
   (fill(std::integral_constant<int, I>{}), ...);
@@ -298,6 +352,16 @@ constexpr KernelSet kBf16WidenSet = [] {
     ((set.decode_tile[I] = &decode_tile_even_odd<I + 1>), ...);
   };
   fill(std::make_integer_sequence<int, kMaxTileRows>{});
+  for (auto& row : set.few_tile)
+    for (TileFn& fn : row) fn = nullptr;  // the widening tiles sum in another order
+  set.few_rows = kFewEvenOddRows;
+  set.few_cols = kFewEvenOddCols;
+  auto fill_few = [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((set.few_tile[I / kFewEvenOddCols][I % kFewEvenOddCols] =
+          &few_tile_even_odd<I / kFewEvenOddCols + 1, I % kFewEvenOddCols + 1>),
+     ...);
+  };
+  fill_few(std::make_integer_sequence<int, kFewEvenOddRows * kFewEvenOddCols>{});
   return set;
 }();
 

@@ -30,16 +30,25 @@ enum class XForm : uint8_t {
   F32EvenOdd,
 };
 
+// Products of m activation rows run in one of three regimes. Up to kDecodeOrderRows rows
+// (ops/backend.h) every row is summed in the order of the one-row tile, whole k at once, so a
+// row's result does not depend on the rows beside it; beyond that the tiles and k-chunks are
+// free to reorder the sums.
 struct KernelSet {
-  XForm x_form;         // activations of prefill tiles (m > 1)
-  XForm decode_x_form;  // activations of decode tiles (m == 1)
-  int rows;             // weight rows of the main tile when m > 1
+  XForm x_form;         // activations of prefill tiles (m > kDecodeOrderRows)
+  XForm decode_x_form;  // activations of decode-order tiles (m <= kDecodeOrderRows)
+  int rows;             // weight rows of the main tile when m > kDecodeOrderRows
   int cols;             // activation rows of the main tile
   int decode_rows;      // weight rows of the tile when m == 1 (memory-bound: more rows in flight)
+  int few_rows;         // weight rows of the main decode-order tile when 1 < m <= kDecodeOrderRows
+  int few_cols;         // its activation rows
   // tile[r - 1][c - 1] handles r weight rows by c activation rows; null where never needed.
   TileFn tile[kMaxTileRows][kMaxTileCols];
   // decode_tile[r - 1]: r weight rows by the single activation row, in decode_x_form.
   TileFn decode_tile[kMaxTileRows];
+  // few_tile[r - 1][c - 1]: r weight rows by c activation rows in decode_x_form, each row's sums
+  // exactly decode_tile's. The same functions as `tile` where those already sum in that order.
+  TileFn few_tile[kMaxTileRows][kMaxTileCols];
 };
 
 // Null when the ISA file has no kernels for this weight dtype. bf16_dot: BF16 weights use
