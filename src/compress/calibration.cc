@@ -91,7 +91,16 @@ void CalibratingBackend::record(const float* x, int64_t m, int64_t k, InputStats
     for (int64_t i = 0; i < k; ++i) transposed_[size_t(i * m + r)] = x[r * k + i];
   gram_.resize(size_t(k * k));
   const Tensor xt{transposed_.data(), DType::F32, {k, m}};
-  inner().matmul(transposed_.data(), k, m, xt, nullptr, gram_.data());
+  if (inner().device() == Device::CPU) {
+    inner().matmul(transposed_.data(), k, m, xt, nullptr, gram_.data());
+  } else {  // the device's product on its own copies (a device matmul reads only device memory)
+    const Tensor weight = inner().upload(xt);
+    Buffer rows = inner().allocate(transposed_.size()), gram = inner().allocate(gram_.size());
+    inner().copy_to_device(rows.data(), transposed_.data(), transposed_.size());
+    inner().matmul(rows.data(), k, m, weight, nullptr, gram.data());
+    inner().copy_to_host(gram_.data(), gram.data(), gram_.size());
+    inner().release_weight(weight);
+  }
   for (size_t i = 0; i < gram_.size(); ++i) s.xtx[i] += double(gram_[i]);
 }
 

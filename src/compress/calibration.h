@@ -72,7 +72,8 @@ struct CalibrationOptions {
 };
 
 // A Backend that forwards every op to `inner` and, while capturing, records matmul inputs.
-// inner must run on host memory (the CPU backend): statistics are read from x directly. Fused
+// Statistics are summed on the host (a device's x is copied there first; x^T x is the inner
+// backend's own product, on its copies of x^T when it is a device). Fused
 // products and the fused residual norm run unfused here, so every weight's matmul and every norm
 // passes through this wrapper; matrices stay in row-major storage (no backend layouts) for
 // FloatWeights.
