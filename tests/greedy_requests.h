@@ -97,11 +97,12 @@ inline std::vector<uint64_t> expect_scheduled_equals_solo(RequestScheduler& sche
 }
 
 inline void expect_batched_equals_solo(Engine& engine, const SchedulerOptions& options, int64_t n_new,
-                                       int64_t* preemptions = nullptr) {
+                                       int64_t* preemptions = nullptr, SchedulerStats* stats = nullptr) {
   const auto want = solo_results(engine, n_new);
   Scheduler scheduler(engine, options);
   expect_scheduled_equals_solo(scheduler, want, n_new);
   if (preemptions) *preemptions = scheduler.stats().preemptions;
+  if (stats) *stats = scheduler.stats();
 }
 
 }  // namespace brisk::greedy_requests

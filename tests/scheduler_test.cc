@@ -106,6 +106,66 @@ TEST(Scheduler, SpeculationKeepsEveryRequestsTokens) {
   EXPECT_EQ(plain.speculated_tokens, 0);
 }
 
+// A draft model in the batch (SchedulerOptions::draft; serve --draft): sotu-qwen2 drafting for
+// sotu-llama gives every request its solo tokens, greedy and sampled, beside prefills and through
+// preemption; with the model as its own draft every proposal is kept; a draft cache too small for
+// the batch leaves sequences without proposals, not without their tokens.
+TEST(Scheduler, ADraftModelKeepsEveryRequestsTokens) {
+  auto engine = open_engine(256);
+  auto open_draft = [&](const std::string& model, int64_t kv_tokens, int64_t context = 256) {
+    EngineOptions options;
+    options.model_dir = std::string(BRISK_SHARED_DIR) + "/models/" + model;
+    options.backend.threads = 2;
+    options.context = context;
+    options.kv_tokens = kv_tokens;
+    auto draft_engine = Engine::open(options);
+    EXPECT_TRUE(draft_engine.ok()) << draft_engine.error().message;
+    return std::move(draft_engine).value();
+  };
+  auto qwen2 = open_draft("sotu-qwen2", 4 * 256);
+  auto draft = DraftModel::attach(*qwen2, *engine);
+  ASSERT_TRUE(draft.ok()) << draft.error().message;
+  SchedulerOptions options;
+  options.max_batch = 4;
+  options.prefill_chunk = 3;
+  options.draft = draft.value().get();
+  options.max_draft = 4;
+  options.speculation_max_batch = 64;
+  SchedulerStats stats;
+  expect_batched_equals_solo(*engine, options, 40, nullptr, &stats);
+  EXPECT_GT(stats.speculated_tokens, 0);
+  EXPECT_GT(stats.accepted_tokens, 0);
+
+  // Through preemption (four blocks of target memory for six sequences).
+  const ModelConfig& c = engine->model().config();
+  const int64_t kv_bytes = int64_t(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, KvDtype::F32)) * 4;
+  auto small = open_engine(64, kv_bytes);
+  options.max_batch = 6;
+  options.prefill_chunk = 256;
+  int64_t preemptions = 0;
+  expect_batched_equals_solo(*small, options, 40, &preemptions);
+  EXPECT_GT(preemptions, 0);
+
+  // The model drafting for itself: every proposal kept, in a batch.
+  auto copy = open_draft("sotu-llama", 4 * 256);
+  auto self = DraftModel::attach(*copy, *engine);
+  ASSERT_TRUE(self.ok());
+  options.max_batch = 4;
+  options.draft = self.value().get();
+  expect_batched_equals_solo(*engine, options, 40, nullptr, &stats);
+  EXPECT_GT(stats.speculated_tokens, 0);
+  EXPECT_EQ(stats.accepted_tokens, stats.speculated_tokens);
+
+  // A draft cache of one 64-token context for four sequences of ~48: some draft, the rest decode
+  // plainly.
+  auto cramped = open_draft("sotu-qwen2", 64, 64);
+  auto tight = DraftModel::attach(*cramped, *engine);
+  ASSERT_TRUE(tight.ok());
+  options.draft = tight.value().get();
+  expect_batched_equals_solo(*engine, options, 40, nullptr, &stats);
+  EXPECT_GT(stats.speculated_tokens, 0);
+}
+
 TEST(Scheduler, SharedPrefixReusesBlocks) {
   auto engine = open_engine(256);
   const std::string prefix(200, 'a');  // many tokens shared by both prompts

@@ -20,10 +20,14 @@ uint64_t prefix_hash(const std::vector<int32_t>& prompt) {
 
 }  // namespace
 
-ReplicaRouter::ReplicaRouter(const std::vector<Engine*>& engines, SchedulerOptions options) {
+ReplicaRouter::ReplicaRouter(const std::vector<Engine*>& engines, SchedulerOptions options,
+                             const std::vector<DraftModel*>& drafts) {
   BRISK_CHECK(!engines.empty(), "ReplicaRouter: no replicas");
-  for (Engine* engine : engines) {
-    replicas_.push_back(std::make_unique<Scheduler>(*engine, options));
+  BRISK_CHECK(!options.draft && (drafts.empty() || drafts.size() == engines.size()),
+              "ReplicaRouter: one draft model per replica");
+  for (size_t i = 0; i < engines.size(); ++i) {
+    options.draft = drafts.empty() ? nullptr : drafts[i];
+    replicas_.push_back(std::make_unique<Scheduler>(*engines[i], options));
     in_flight_.push_back(std::make_unique<std::atomic<int64_t>>(0));
     taken_.push_back(std::make_unique<std::atomic<int64_t>>(0));
   }

@@ -25,7 +25,9 @@ class ReplicaRouter final : public RequestScheduler {
   static constexpr size_t kAffinityEntries = 4096;  // prefixes remembered, oldest forgotten first
 
   // The replicas' engines must outlive the router; schedulers are made here, one per engine.
-  ReplicaRouter(const std::vector<Engine*>& engines, SchedulerOptions options);
+  // drafts: each replica's own draft model (options.draft then stays null: a draft model's cache
+  // serves one scheduler), or empty.
+  ReplicaRouter(const std::vector<Engine*>& engines, SchedulerOptions options, const std::vector<DraftModel*>& drafts = {});
   ~ReplicaRouter() override;
 
   // Ids are the replica's own id x replicas + the replica index.

@@ -44,6 +44,7 @@ struct Scheduler::Sequence {
   // draft length its acceptance so far allows.
   std::vector<int32_t> checked;
   DraftLength draft_length;
+  DraftCache draft_cache;  // its keys and values in a draft model's cache
   int64_t speculated = 0, accepted = 0;  // this request's proposals and the kept ones
 
   int64_t generated() const { return output.generated(); }
@@ -297,8 +298,8 @@ void Scheduler::step() {
   const int64_t max_rows = engine_.model().max_rows();
   const int64_t decoding_now =
       std::count_if(running_.begin(), running_.end(), [](const auto& seq) { return seq->decoding(); });
-  const bool speculate = options_.lookup > 0 && decoding_now <= options_.speculation_max_batch;
-  PromptLookup lookup(options_.lookup);
+  for (auto& seq : running_) seq->checked.clear();
+  if ((options_.lookup > 0 || options_.draft) && decoding_now <= options_.speculation_max_batch) propose(max_rows);
   for (bool decode_pass : {true, false})
     for (auto& owned : running_) {
       Sequence& seq = *owned;
@@ -309,19 +310,7 @@ void Scheduler::step() {
       if (seq.computed == 0 && seq.blocks.empty() && seq.request.prompt_logprobs < 0) reuse_prefix(seq);
       int64_t n = int64_t(seq.tokens.size()) - seq.computed;
       if (!decoding) n = std::min(n, prefill_budget);
-      seq.checked.clear();
-      if (decoding && speculate) {
-        const int64_t room = std::min({seq.draft_length.next(), seq.request.max_new_tokens - seq.generated() - 1,
-                                       engine_.context() - int64_t(seq.tokens.size()), max_rows - rows - 1});
-        const std::vector<int32_t> drafts = room > 0 ? lookup.propose(seq.tokens, room, seq.sampler) : std::vector<int32_t>{};
-        if (drafts.empty()) {
-          seq.draft_length.observe(0, 0);  // a plain decode row this step
-        } else {
-          seq.checked = {seq.tokens.back()};
-          seq.checked.insert(seq.checked.end(), drafts.begin(), drafts.end());
-          n = int64_t(seq.checked.size());
-        }
-      }
+      if (!seq.checked.empty()) n = int64_t(seq.checked.size());  // propose() left room for them
       n = std::min(n, max_rows - rows);
       if (n <= 0) continue;
       if (!reserve(seq, seq.computed + n)) continue;  // waits for blocks to free up
@@ -407,6 +396,43 @@ void Scheduler::step() {
     std::erase_if(running_, [](const auto& seq) { return seq->done; });
   }
   update_stats();
+}
+
+// Each decoding sequence's proposals for this step, into its `checked` after its last token: by
+// prompt lookup one at a time, by the draft model all in batched passes. Rows are counted as
+// planned (decode rows first, in order), so that every proposal fits the step's max_rows.
+void Scheduler::propose(int64_t max_rows) {
+  std::vector<Sequence*> asking;
+  std::vector<DraftModel::Request> requests;
+  int64_t rows = 0;
+  for (auto& owned : running_) {
+    Sequence& seq = *owned;
+    if (seq.preempted || !seq.decoding()) continue;
+    const int64_t room = std::min({seq.draft_length.next(), seq.request.max_new_tokens - seq.generated() - 1,
+                                   engine_.context() - int64_t(seq.tokens.size()), max_rows - rows - 1});
+    rows += 1 + std::max<int64_t>(room, 0);
+    if (room <= 0) {
+      seq.draft_length.observe(0, 0);  // a plain decode row this step
+      continue;
+    }
+    asking.push_back(&seq);
+    requests.push_back({&seq.tokens, room, &seq.sampler, &seq.draft_cache, {}});
+  }
+  if (options_.draft) {
+    options_.draft->propose_all(requests);
+  } else {
+    PromptLookup lookup(options_.lookup);
+    for (DraftModel::Request& r : requests) r.proposals = lookup.propose(*r.sequence, r.n, *r.sampler);
+  }
+  for (size_t i = 0; i < asking.size(); ++i) {
+    Sequence& seq = *asking[i];
+    if (requests[i].proposals.empty()) {
+      seq.draft_length.observe(0, 0);
+      continue;
+    }
+    seq.checked = {seq.tokens.back()};
+    seq.checked.insert(seq.checked.end(), requests[i].proposals.begin(), requests[i].proposals.end());
+  }
 }
 
 // Offers the sequence's newly computed whole blocks to the prefix cache.
@@ -495,6 +521,7 @@ void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row
 void Scheduler::release_blocks(Sequence& seq) {
   for (int32_t b : seq.blocks) blocks_->release(b);
   seq.blocks.clear();
+  if (options_.draft) options_.draft->release(seq.draft_cache);
   update_stats();
 }
 

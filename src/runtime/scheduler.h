@@ -26,11 +26,13 @@ struct SchedulerOptions {
   int64_t max_batch = 64;        // sequences decoded together; 1 = one request at a time
   int64_t max_queue = 1024;      // waiting requests before submit says QueueFull
   int64_t prefill_chunk = 256;   // prompt tokens per step, so decodes keep flowing
-  // Speculative decoding by prompt lookup (runtime/speculation.h; 0: off): each decoding sequence
-  // proposes up to max_draft tokens (adapted to its acceptance) checked in the same batched pass,
-  // while at most speculation_max_batch sequences decode: in larger batches the pass is no longer
-  // bound by reading the weights, and the checked rows cost what they save.
+  // Speculative decoding (runtime/speculation.h) by prompt lookup (lookup > 0: its n-gram) or by a
+  // draft model (draft, the caller's; one scheduler's alone): each decoding sequence proposes up
+  // to max_draft tokens (adapted to its acceptance) checked in the same batched pass, while at
+  // most speculation_max_batch sequences decode: in larger batches the pass is no longer bound by
+  // reading the weights, and the checked rows cost what they save.
   int64_t lookup = 0;
+  DraftModel* draft = nullptr;
   int64_t max_draft = kDefaultMaxDraft;
   int64_t speculation_max_batch = 8;
 };
@@ -62,6 +64,7 @@ class Scheduler final : public RequestScheduler {
   void preempt(Sequence& seq);
   void requeue_preempted();
   void emit_token(Sequence& seq, int32_t token, const float* logits_row);
+  void propose(int64_t max_rows);
   void check_proposals(Sequence& seq, const float* logits, const int32_t* ids);
   void publish_computed_blocks(Sequence& seq);
   void score_prompt(Sequence& seq, const float* rows, int64_t first_pos, int64_t n);

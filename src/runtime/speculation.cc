@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "runtime/engine.h"
+#include "runtime/kv_blocks.h"
 
 namespace brisk {
 
@@ -36,29 +37,85 @@ Result<std::unique_ptr<DraftModel>> DraftModel::attach(Engine& draft, Engine& ta
   return std::unique_ptr<DraftModel>(new DraftModel(draft));
 }
 
+DraftModel::DraftModel(Engine& draft)
+    : engine_(draft), blocks_(std::make_unique<KvBlocks>(draft.cache().n_blocks())) {}
+
+DraftModel::~DraftModel() = default;
+
 std::vector<int32_t> DraftModel::propose(const std::vector<int32_t>& sequence, int64_t n, const Sampler& sampler) {
-  const int64_t len = int64_t(sequence.size());
-  n = std::min(n, engine_.context() - len);
-  if (n <= 0) return {};
-  // Run what the cache lacks (at least the last token, for its logits).
-  int64_t keep = 0;
-  while (keep < int64_t(cached_.size()) && keep + 1 < len && cached_[size_t(keep)] == sequence[size_t(keep)]) ++keep;
-  const float* logits = engine_.extend(sequence.data() + keep, len - keep, keep);
-  cached_ = sequence;
-  Sampler coupled = sampler;  // the target's noise, penalties and grammar state
-  const int64_t vocab = engine_.model().config().vocab_size;
-  std::vector<float> row(logits, logits + vocab);
-  std::vector<int32_t> out;
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t token = coupled.sample(row.data());
-    if (token == kNonFiniteLogits) break;
-    out.push_back(token);
-    if (i + 1 == n) break;
-    logits = engine_.extend(&token, 1, len + i);
-    cached_.push_back(token);
-    row.assign(logits, logits + vocab);
+  std::vector<Request> one = {{&sequence, n, &sampler, &own_, {}}};
+  propose_all(one);
+  return std::move(one[0].proposals);
+}
+
+void DraftModel::release(DraftCache& cache) {
+  for (int32_t b : cache.blocks) blocks_->release(b);
+  cache.blocks.clear();
+  cache.tokens.clear();
+}
+
+bool DraftModel::reserve(DraftCache& cache, int64_t positions) {
+  while (int64_t(cache.blocks.size()) < KvCache::blocks_for(positions)) {
+    const std::optional<int32_t> block = blocks_->allocate();
+    if (!block) return false;
+    cache.blocks.push_back(*block);
   }
-  return out;
+  return true;
+}
+
+void DraftModel::propose_all(std::vector<Request>& requests) {
+  const int64_t vocab = engine_.model().config().vocab_size;
+  // The requests still drafting, each with a copy of its sampler (the target's noise, penalties and
+  // grammar state), and the chunk of its next pass.
+  struct Drafting {
+    Request* request;
+    Sampler coupled;
+    std::vector<int32_t> row;  // the token of a one-row pass
+  };
+  std::vector<Drafting> drafting;
+  std::vector<SequenceChunk> chunks;
+  for (Request& r : requests) {
+    r.proposals.clear();
+    const std::vector<int32_t>& sequence = *r.sequence;
+    const int64_t len = int64_t(sequence.size());
+    r.n = std::min(r.n, engine_.context() - len);
+    if (r.n <= 0 || len == 0) continue;
+    // Run what the cache lacks (at least the last token, for its logits).
+    DraftCache& cache = *r.cache;
+    int64_t keep = 0;
+    while (keep < int64_t(cache.tokens.size()) && keep + 1 < len && cache.tokens[size_t(keep)] == sequence[size_t(keep)])
+      ++keep;
+    if (!reserve(cache, len + r.n - 1)) {
+      release(cache);
+      continue;
+    }
+    cache.tokens = sequence;
+    drafting.push_back({&r, *r.sampler, {}});
+    chunks.push_back({sequence.data() + keep, len - keep, keep, cache.blocks.data(), int64_t(cache.blocks.size()),
+                      LogitRows::Last});
+  }
+  while (!chunks.empty()) {
+    const float* logits = engine_.forward(chunks);
+    std::vector<Drafting> next;
+    chunks.clear();
+    for (size_t i = 0; i < drafting.size(); ++i) {
+      Drafting& d = drafting[i];
+      Request& r = *d.request;
+      std::vector<float> row(logits + int64_t(i) * vocab, logits + int64_t(i + 1) * vocab);
+      const int32_t token = d.coupled.sample(row.data());
+      if (token == kNonFiniteLogits) continue;
+      r.proposals.push_back(token);
+      if (int64_t(r.proposals.size()) == r.n) continue;
+      next.push_back({&r, std::move(d.coupled), {token}});
+    }
+    drafting = std::move(next);
+    for (Drafting& d : drafting) {  // rows pushed after the vector stopped moving
+      DraftCache& cache = *d.request->cache;
+      chunks.push_back({d.row.data(), 1, int64_t(cache.tokens.size()), cache.blocks.data(),
+                        int64_t(cache.blocks.size()), LogitRows::Last});
+      cache.tokens.push_back(d.row[0]);
+    }
+  }
 }
 
 }  // namespace brisk

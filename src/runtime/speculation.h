@@ -22,6 +22,7 @@
 namespace brisk {
 
 class Engine;
+class KvBlocks;
 
 // Tokens proposed per step at most, unless the caller says otherwise (--draft-max): the adaptive
 // length (DraftLength) starts here and falls to what is being accepted.
@@ -49,18 +50,45 @@ class PromptLookup final : public DraftSource {
   int64_t ngram_;
 };
 
-// --draft DIR: a smaller model with the same tokenizer, its own engine and cache. Between calls it
-// keeps the keys and values of what it has run; the next call runs only what changed.
+// One sequence's keys and values in a draft model's cache: its blocks there and the tokens they
+// hold, kept between calls so that a call runs only what changed.
+struct DraftCache {
+  std::vector<int32_t> blocks;
+  std::vector<int32_t> tokens;
+};
+
+// --draft DIR: a smaller model with the same tokenizer, its own engine and paged cache, drafting
+// for one sequence (generate) or for many at once (the scheduler).
 class DraftModel final : public DraftSource {
  public:
   // Errors when the two tokenizers differ (any token's bytes) or the vocabulary sizes do.
   static Result<std::unique_ptr<DraftModel>> attach(Engine& draft, Engine& target);
+  ~DraftModel() override;
   std::vector<int32_t> propose(const std::vector<int32_t>& sequence, int64_t n, const Sampler& sampler) override;
 
+  // One sequence's part of propose_all: up to n tokens to follow *sequence, drawn with a copy of
+  // *sampler, through *cache.
+  struct Request {
+    const std::vector<int32_t>* sequence;
+    int64_t n;
+    const Sampler* sampler;
+    DraftCache* cache;
+    std::vector<int32_t> proposals;  // the answer
+  };
+  // Every request's proposals in batched passes: one over what each cache lacks (at least the
+  // sequence's last token, for its logits), then one row per sequence for each further proposal.
+  // A sequence whose cache cannot grow (the draft's cache is full) gets none, and its blocks go
+  // back for the others.
+  void propose_all(std::vector<Request>& requests);
+  // Gives the cache's blocks back (its sequence ended).
+  void release(DraftCache& cache);
+
  private:
-  explicit DraftModel(Engine& draft) : engine_(draft) {}
+  explicit DraftModel(Engine& draft);
+  bool reserve(DraftCache& cache, int64_t positions);
   Engine& engine_;
-  std::vector<int32_t> cached_;  // tokens whose keys and values sit at positions 0.. of its cache
+  std::unique_ptr<KvBlocks> blocks_;
+  DraftCache own_;  // propose()'s one sequence
 };
 
 // How speculation went: passes of the model (with proposals to check or without), tokens proposed

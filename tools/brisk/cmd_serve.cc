@@ -140,8 +140,6 @@ Command add_serve(CLI::App& app) {
     if (!api_key) return fail(api_key.error());
     f->server.api_key = std::move(api_key).value();
     if (Status spec = check_speculation_flags(*sub, f->speculation); !spec.ok()) return fail(spec.error());
-    if (!f->speculation.draft.empty())
-      return fail("--draft: serve speculates by prompt lookup (--lookup N) only for now; draft models run in generate");
     f->scheduler.lookup = f->speculation.lookup;
     f->scheduler.max_draft = f->speculation.max_draft;
     f->server.http.idle_timeout = std::chrono::milliseconds(int64_t(f->idle_timeout_s * 1000));
@@ -161,6 +159,8 @@ Command add_serve(CLI::App& app) {
     f->engine.model_dir = f->model;
     show_load_progress(f->engine);
     std::vector<std::unique_ptr<Engine>> engines;
+    std::vector<DraftSetup> drafts;  // --draft: each replica's own draft model, on its device and threads
+    std::vector<DraftModel*> draft_models;
     for (int64_t i = 0; i < f->replicas; ++i) {
       auto options = replica_options(f->engine, f->replicas, i);
       if (!options) return fail(options.error());
@@ -168,14 +168,21 @@ Command add_serve(CLI::App& app) {
       if (!engine) return fail(engine.error());
       if (!engine.value()) return 0;  // a follower rank
       engines.push_back(std::move(engine).value());
+      if (!f->speculation.draft.empty()) {
+        auto draft = open_draft_source(f->speculation, *engines.back(), options.value());
+        if (!draft) return fail(draft.error());
+        draft_models.push_back(draft->draft_model);
+        drafts.push_back(std::move(draft).value());
+      }
     }
     std::unique_ptr<RequestScheduler> scheduler;
     if (f->replicas == 1) {
+      f->scheduler.draft = draft_models.empty() ? nullptr : draft_models.front();
       scheduler = std::make_unique<Scheduler>(*engines.front(), f->scheduler);
     } else {
       std::vector<Engine*> replicas;
       for (auto& engine : engines) replicas.push_back(engine.get());
-      scheduler = std::make_unique<ReplicaRouter>(replicas, f->scheduler);
+      scheduler = std::make_unique<ReplicaRouter>(replicas, f->scheduler, draft_models);
     }
     if (f->server.model_names.empty()) {  // the folder's name
       std::string name = std::filesystem::path(f->model).lexically_normal().filename().string();

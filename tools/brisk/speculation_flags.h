@@ -1,5 +1,5 @@
 // --draft DIR, --lookup N, --draft-max K: speculative decoding (runtime/speculation.h) for
-// generate and serve (serve: --lookup only, for now).
+// generate and serve.
 #pragma once
 
 #include <memory>
@@ -27,6 +27,7 @@ Status check_speculation_flags(const CLI::App& sub, const SpeculationFlags& flag
 struct DraftSetup {
   std::unique_ptr<Engine> draft_engine;
   std::unique_ptr<DraftSource> source;
+  DraftModel* draft_model = nullptr;  // source, when it is a draft model
 };
 Result<DraftSetup> open_draft_source(const SpeculationFlags& flags, Engine& target, EngineOptions target_options);
 
