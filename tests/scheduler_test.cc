@@ -33,6 +33,20 @@ std::unique_ptr<Engine> open_engine(int64_t context, int64_t kv_bytes = 0) {
   return std::move(engine).value();
 }
 
+// Six sequences of ~8 + 40 tokens, at most `max_batch` at once, on exactly one context of KV
+// memory (64 tokens, four blocks): every request gets its solo tokens although sequences are
+// preempted.
+void expect_preemption_keeps_results(SchedulerOptions options) {
+  auto sized = open_engine(64);
+  const ModelConfig& c = sized->model().config();
+  auto engine = open_engine(64, int64_t(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, KvDtype::F32)) * 4);
+  options.max_batch = 6;
+  options.prefill_chunk = 256;
+  int64_t preemptions = 0;
+  expect_batched_equals_solo(*engine, options, 40, &preemptions);
+  EXPECT_GT(preemptions, 0);
+}
+
 TEST(Scheduler, BatchedGreedyEqualsSolo) {
   auto engine = open_engine(256);
   SchedulerOptions options;
@@ -42,16 +56,7 @@ TEST(Scheduler, BatchedGreedyEqualsSolo) {
 }
 
 TEST(Scheduler, PreemptionKeepsResults) {
-  // Exactly one context of KV memory (64 tokens) for six sequences of ~8 + 40 tokens.
-  auto engine = open_engine(64);
-  const ModelConfig& c = engine->model().config();
-  const int64_t kv_bytes = int64_t(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, KvDtype::F32)) * 4;
-  engine = open_engine(64, kv_bytes);
-  SchedulerOptions options;
-  options.max_batch = 6;
-  int64_t preemptions = 0;
-  expect_batched_equals_solo(*engine, options, 40, &preemptions);
-  EXPECT_GT(preemptions, 0);
+  expect_preemption_keeps_results(SchedulerOptions{});
 }
 
 // Prompt lookup in the batch (SchedulerOptions::lookup): speculating sequences beside prefilling
@@ -66,14 +71,7 @@ TEST(Scheduler, SpeculationKeepsEveryRequestsTokens) {
   options.max_draft = 4;
   options.speculation_max_batch = 64;
   expect_batched_equals_solo(*engine, options, 40);
-  const ModelConfig& c = engine->model().config();
-  const int64_t kv_bytes = int64_t(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, KvDtype::F32)) * 4;
-  auto small = open_engine(64, kv_bytes);
-  options.max_batch = 6;
-  options.prefill_chunk = 256;
-  int64_t preemptions = 0;
-  expect_batched_equals_solo(*small, options, 40, &preemptions);
-  EXPECT_GT(preemptions, 0);
+  expect_preemption_keeps_results(options);
 
   auto sampled = [&](int64_t lookup, SchedulerStats* stats) {
     SchedulerOptions o;
@@ -136,15 +134,7 @@ TEST(Scheduler, ADraftModelKeepsEveryRequestsTokens) {
   EXPECT_GT(stats.speculated_tokens, 0);
   EXPECT_GT(stats.accepted_tokens, 0);
 
-  // Through preemption (four blocks of target memory for six sequences).
-  const ModelConfig& c = engine->model().config();
-  const int64_t kv_bytes = int64_t(KvCache::bytes_per_block(c.n_layers, c.n_kv_heads, c.head_dim, KvDtype::F32)) * 4;
-  auto small = open_engine(64, kv_bytes);
-  options.max_batch = 6;
-  options.prefill_chunk = 256;
-  int64_t preemptions = 0;
-  expect_batched_equals_solo(*small, options, 40, &preemptions);
-  EXPECT_GT(preemptions, 0);
+  expect_preemption_keeps_results(options);
 
   // The model drafting for itself: every proposal kept, in a batch.
   auto copy = open_draft("sotu-llama", 4 * 256);
