@@ -171,6 +171,21 @@ TEST(Speculation, ASmallerModelDraftsForALargerOne) {
   expect_same_output(*target, *draft.value(), "qwen2 drafting for llama", 0.2);
 }
 
+TEST(Speculation, ADraftRunsWhatItLacksInPassesOfItsRows) {
+  // The prompt (~20 tokens) is longer than the draft's passes: its first call runs it in pieces.
+  auto target = open("sotu-llama");
+  EngineOptions options;
+  options.model_dir = kModels / "sotu-qwen2";
+  options.backend.threads = 2;
+  options.context = 512;
+  options.max_rows = 6;
+  auto small = Engine::open(options);
+  ASSERT_TRUE(small.ok()) << small.error().message;
+  auto draft = DraftModel::attach(*small.value(), *target);
+  ASSERT_TRUE(draft.ok()) << draft.error().message;
+  expect_same_output(*target, *draft.value(), "qwen2 in passes of 6 rows", 0.2);
+}
+
 TEST(Speculation, StopStringsAndTheContextEndAsWithout) {
   auto target = open("sotu-llama", 80), copy = open("sotu-llama", 80);
   auto draft = DraftModel::attach(*copy, *target);

@@ -21,7 +21,7 @@ uint64_t prefix_hash(const std::vector<int32_t>& prompt) {
 }  // namespace
 
 ReplicaRouter::ReplicaRouter(const std::vector<Engine*>& engines, SchedulerOptions options,
-                             const std::vector<DraftModel*>& drafts) {
+                             const std::vector<DraftSource*>& drafts) {
   BRISK_CHECK(!engines.empty(), "ReplicaRouter: no replicas");
   BRISK_CHECK(!options.draft && (drafts.empty() || drafts.size() == engines.size()),
               "ReplicaRouter: one draft model per replica");

@@ -27,7 +27,7 @@ class ReplicaRouter final : public RequestScheduler {
   // The replicas' engines must outlive the router; schedulers are made here, one per engine.
   // drafts: each replica's own draft model (options.draft then stays null: a draft model's cache
   // serves one scheduler), or empty.
-  ReplicaRouter(const std::vector<Engine*>& engines, SchedulerOptions options, const std::vector<DraftModel*>& drafts = {});
+  ReplicaRouter(const std::vector<Engine*>& engines, SchedulerOptions options, const std::vector<DraftSource*>& drafts = {});
   ~ReplicaRouter() override;
 
   // Ids are the replica's own id x replicas + the replica index.

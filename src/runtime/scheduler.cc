@@ -44,7 +44,7 @@ struct Scheduler::Sequence {
   // draft length its acceptance so far allows.
   std::vector<int32_t> checked;
   DraftLength draft_length;
-  DraftCache draft_cache;  // its keys and values in a draft model's cache
+  DraftCache draft_cache;  // its state with the draft source (a draft model's keys and values)
   int64_t speculated = 0, accepted = 0;  // this request's proposals and the kept ones
 
   int64_t generated() const { return output.generated(); }
@@ -61,6 +61,9 @@ Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
       blocks_(std::make_unique<KvBlocks>(engine.cache().n_blocks())) {
   BRISK_CHECK(options_.max_batch >= 1 && options_.prefill_chunk >= 1, "Scheduler: bad options");
   options_.max_batch = std::min(options_.max_batch, engine.model().max_rows());
+  BRISK_CHECK(!(options_.draft && options_.lookup > 0), "Scheduler: one draft source");
+  if (options_.lookup > 0) lookup_ = std::make_unique<PromptLookup>(options_.lookup);
+  draft_ = options_.draft ? options_.draft : lookup_.get();
   worker_ = std::thread([this] { worker_loop(); });
 }
 
@@ -299,7 +302,7 @@ void Scheduler::step() {
   const int64_t decoding_now =
       std::count_if(running_.begin(), running_.end(), [](const auto& seq) { return seq->decoding(); });
   for (auto& seq : running_) seq->checked.clear();
-  if ((options_.lookup > 0 || options_.draft) && decoding_now <= options_.speculation_max_batch) propose(max_rows);
+  if (draft_ && decoding_now <= options_.speculation_max_batch) propose(max_rows);
   for (bool decode_pass : {true, false})
     for (auto& owned : running_) {
       Sequence& seq = *owned;
@@ -398,12 +401,12 @@ void Scheduler::step() {
   update_stats();
 }
 
-// Each decoding sequence's proposals for this step, into its `checked` after its last token: by
-// prompt lookup one at a time, by the draft model all in batched passes. Rows are counted as
-// planned (decode rows first, in order), so that every proposal fits the step's max_rows.
+// Each decoding sequence's proposals for this step, into its `checked` after its last token, all
+// asked of the draft source at once (a draft model drafts for them in batched passes). Rows are
+// counted as planned (decode rows first, in order), so that every proposal fits max_rows.
 void Scheduler::propose(int64_t max_rows) {
   std::vector<Sequence*> asking;
-  std::vector<DraftModel::Request> requests;
+  std::vector<DraftRequest> requests;
   int64_t rows = 0;
   for (auto& owned : running_) {
     Sequence& seq = *owned;
@@ -418,12 +421,7 @@ void Scheduler::propose(int64_t max_rows) {
     asking.push_back(&seq);
     requests.push_back({&seq.tokens, room, &seq.sampler, &seq.draft_cache, {}});
   }
-  if (options_.draft) {
-    options_.draft->propose_all(requests);
-  } else {
-    PromptLookup lookup(options_.lookup);
-    for (DraftModel::Request& r : requests) r.proposals = lookup.propose(*r.sequence, r.n, *r.sampler);
-  }
+  draft_->propose_all(requests);
   for (size_t i = 0; i < asking.size(); ++i) {
     Sequence& seq = *asking[i];
     if (requests[i].proposals.empty()) {
@@ -521,7 +519,7 @@ void Scheduler::emit_token(Sequence& seq, int32_t token, const float* logits_row
 void Scheduler::release_blocks(Sequence& seq) {
   for (int32_t b : seq.blocks) blocks_->release(b);
   seq.blocks.clear();
-  if (options_.draft) options_.draft->release(seq.draft_cache);
+  if (draft_) draft_->release(seq.draft_cache);
   update_stats();
 }
 

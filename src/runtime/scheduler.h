@@ -26,13 +26,13 @@ struct SchedulerOptions {
   int64_t max_batch = 64;        // sequences decoded together; 1 = one request at a time
   int64_t max_queue = 1024;      // waiting requests before submit says QueueFull
   int64_t prefill_chunk = 256;   // prompt tokens per step, so decodes keep flowing
-  // Speculative decoding (runtime/speculation.h) by prompt lookup (lookup > 0: its n-gram) or by a
-  // draft model (draft, the caller's; one scheduler's alone): each decoding sequence proposes up
-  // to max_draft tokens (adapted to its acceptance) checked in the same batched pass, while at
+  // Speculative decoding (runtime/speculation.h) by prompt lookup (lookup > 0: its n-gram) or from
+  // `draft` (a draft model, the caller's; one scheduler's alone): each decoding sequence proposes
+  // up to max_draft tokens (adapted to its acceptance) checked in the same batched pass, while at
   // most speculation_max_batch sequences decode: in larger batches the pass is no longer bound by
   // reading the weights, and the checked rows cost what they save.
   int64_t lookup = 0;
-  DraftModel* draft = nullptr;
+  DraftSource* draft = nullptr;
   int64_t max_draft = kDefaultMaxDraft;
   int64_t speculation_max_batch = 8;
 };
@@ -89,6 +89,8 @@ class Scheduler final : public RequestScheduler {
   SchedulerStats stats_;
   // Worker-thread state.
   std::unique_ptr<KvBlocks> blocks_;
+  std::unique_ptr<DraftSource> lookup_;  // options_.lookup's
+  DraftSource* draft_ = nullptr;         // what proposes: lookup_, options_.draft or nothing
   int64_t preemptions_ = 0;
   int64_t prefix_blocks_reused_ = 0;
   int64_t speculated_tokens_ = 0, accepted_tokens_ = 0;

@@ -43,7 +43,7 @@ DraftModel::DraftModel(Engine& draft)
 DraftModel::~DraftModel() = default;
 
 std::vector<int32_t> DraftModel::propose(const std::vector<int32_t>& sequence, int64_t n, const Sampler& sampler) {
-  std::vector<Request> one = {{&sequence, n, &sampler, &own_, {}}};
+  std::vector<DraftRequest> one = {{&sequence, n, &sampler, &own_, {}}};
   propose_all(one);
   return std::move(one[0].proposals);
 }
@@ -63,18 +63,52 @@ bool DraftModel::reserve(DraftCache& cache, int64_t positions) {
   return true;
 }
 
-void DraftModel::propose_all(std::vector<Request>& requests) {
+std::vector<float> DraftModel::run(const std::vector<SequenceChunk>& chunks) {
+  const int64_t max_rows = engine_.model().max_rows(), vocab = engine_.model().config().vocab_size;
+  std::vector<float> rows(chunks.size() * size_t(vocab));
+  std::vector<SequenceChunk> pass;
+  std::vector<size_t> row_owner;  // the chunk of each logits row of the pass
+  int64_t used = 0;
+  auto flush = [&] {
+    if (pass.empty()) return;
+    const float* logits = engine_.forward(pass);
+    for (size_t j = 0; j < row_owner.size(); ++j)
+      std::copy(logits + int64_t(j) * vocab, logits + int64_t(j + 1) * vocab, rows.data() + int64_t(row_owner[j]) * vocab);
+    pass.clear();
+    row_owner.clear();
+    used = 0;
+  };
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    SequenceChunk rest = chunks[i];
+    while (rest.n_tokens > 0) {  // a piece that fills the pass runs before the rest of its chunk
+      if (used == max_rows) flush();
+      SequenceChunk piece = rest;
+      piece.n_tokens = std::min(rest.n_tokens, max_rows - used);
+      piece.logits = piece.n_tokens == rest.n_tokens ? LogitRows::Last : LogitRows::None;
+      if (piece.logits == LogitRows::Last) row_owner.push_back(i);
+      pass.push_back(piece);
+      used += piece.n_tokens;
+      rest.tokens += piece.n_tokens;
+      rest.first_pos += piece.n_tokens;
+      rest.n_tokens -= piece.n_tokens;
+    }
+  }
+  flush();
+  return rows;
+}
+
+void DraftModel::propose_all(std::vector<DraftRequest>& requests) {
   const int64_t vocab = engine_.model().config().vocab_size;
   // The requests still drafting, each with a copy of its sampler (the target's noise, penalties and
   // grammar state), and the chunk of its next pass.
   struct Drafting {
-    Request* request;
+    DraftRequest* request;
     Sampler coupled;
     std::vector<int32_t> row;  // the token of a one-row pass
   };
   std::vector<Drafting> drafting;
   std::vector<SequenceChunk> chunks;
-  for (Request& r : requests) {
+  for (DraftRequest& r : requests) {
     r.proposals.clear();
     const std::vector<int32_t>& sequence = *r.sequence;
     const int64_t len = int64_t(sequence.size());
@@ -95,14 +129,13 @@ void DraftModel::propose_all(std::vector<Request>& requests) {
                       LogitRows::Last});
   }
   while (!chunks.empty()) {
-    const float* logits = engine_.forward(chunks);
+    std::vector<float> logits = run(chunks);
     std::vector<Drafting> next;
     chunks.clear();
     for (size_t i = 0; i < drafting.size(); ++i) {
       Drafting& d = drafting[i];
-      Request& r = *d.request;
-      std::vector<float> row(logits + int64_t(i) * vocab, logits + int64_t(i + 1) * vocab);
-      const int32_t token = d.coupled.sample(row.data());
+      DraftRequest& r = *d.request;
+      const int32_t token = d.coupled.sample(logits.data() + int64_t(i) * vocab);
       if (token == kNonFiniteLogits) continue;
       r.proposals.push_back(token);
       if (int64_t(r.proposals.size()) == r.n) continue;

@@ -23,6 +23,7 @@ namespace brisk {
 
 class Engine;
 class KvBlocks;
+struct SequenceChunk;
 
 // Tokens proposed per step at most, unless the caller says otherwise (--draft-max): the adaptive
 // length (DraftLength) starts here and falls to what is being accepted.
@@ -31,12 +32,34 @@ constexpr int64_t kDefaultMaxDraft = 8;
 // within kDecodeOrderRows rows, which the CPU backend computes exactly as one-row decode steps.
 constexpr int64_t kMaxDraft = kDecodeOrderRows - 1;
 
+// One sequence's keys and values in a draft model's cache: its blocks there and the tokens they
+// hold, kept between calls so that a call runs only what changed.
+struct DraftCache {
+  std::vector<int32_t> blocks;
+  std::vector<int32_t> tokens;
+};
+
+// One sequence's part of DraftSource::propose_all.
+struct DraftRequest {
+  const std::vector<int32_t>* sequence;
+  int64_t n;
+  const Sampler* sampler;
+  DraftCache* cache;               // the sequence's own (a draft model's state; lookup keeps none)
+  std::vector<int32_t> proposals;  // the answer
+};
+
 class DraftSource {
  public:
   virtual ~DraftSource() = default;
   // Up to n tokens to follow `sequence` (prompt and output so far; the target has not run its last
   // token yet). `sampler` is the target's at the next position: a draft model draws with a copy.
   virtual std::vector<int32_t> propose(const std::vector<int32_t>& sequence, int64_t n, const Sampler& sampler) = 0;
+  // Every request's proposals (the scheduler's decoding sequences); by default one at a time.
+  virtual void propose_all(std::vector<DraftRequest>& requests) {
+    for (DraftRequest& r : requests) r.proposals = propose(*r.sequence, r.n, *r.sampler);
+  }
+  // Gives back what a sequence's cache holds (the sequence ended).
+  virtual void release(DraftCache& cache) { (void)cache; }
 };
 
 // --lookup N: the tokens that followed the latest earlier occurrence of the sequence's last N
@@ -50,13 +73,6 @@ class PromptLookup final : public DraftSource {
   int64_t ngram_;
 };
 
-// One sequence's keys and values in a draft model's cache: its blocks there and the tokens they
-// hold, kept between calls so that a call runs only what changed.
-struct DraftCache {
-  std::vector<int32_t> blocks;
-  std::vector<int32_t> tokens;
-};
-
 // --draft DIR: a smaller model with the same tokenizer, its own engine and paged cache, drafting
 // for one sequence (generate) or for many at once (the scheduler).
 class DraftModel final : public DraftSource {
@@ -66,26 +82,19 @@ class DraftModel final : public DraftSource {
   ~DraftModel() override;
   std::vector<int32_t> propose(const std::vector<int32_t>& sequence, int64_t n, const Sampler& sampler) override;
 
-  // One sequence's part of propose_all: up to n tokens to follow *sequence, drawn with a copy of
-  // *sampler, through *cache.
-  struct Request {
-    const std::vector<int32_t>* sequence;
-    int64_t n;
-    const Sampler* sampler;
-    DraftCache* cache;
-    std::vector<int32_t> proposals;  // the answer
-  };
-  // Every request's proposals in batched passes: one over what each cache lacks (at least the
-  // sequence's last token, for its logits), then one row per sequence for each further proposal.
-  // A sequence whose cache cannot grow (the draft's cache is full) gets none, and its blocks go
-  // back for the others.
-  void propose_all(std::vector<Request>& requests);
-  // Gives the cache's blocks back (its sequence ended).
-  void release(DraftCache& cache);
+  // Every request's proposals in batched passes, each through its own cache: one pass over what
+  // each cache lacks (at least the sequence's last token, for its logits), then one row per
+  // sequence for each further proposal. A sequence whose cache cannot grow (the draft's cache is
+  // full) gets none, and its blocks go back for the others.
+  void propose_all(std::vector<DraftRequest>& requests) override;
+  void release(DraftCache& cache) override;
 
  private:
   explicit DraftModel(Engine& draft);
   bool reserve(DraftCache& cache, int64_t positions);
+  // Runs chunks (each asking for its last row's logits) in passes of at most max_rows rows, a chunk
+  // split where it overflows one (its leading rows then give no logits); the rows, one per chunk.
+  std::vector<float> run(const std::vector<SequenceChunk>& chunks);
   Engine& engine_;
   std::unique_ptr<KvBlocks> blocks_;
   DraftCache own_;  // propose()'s one sequence

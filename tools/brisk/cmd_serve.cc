@@ -160,7 +160,7 @@ Command add_serve(CLI::App& app) {
     show_load_progress(f->engine);
     std::vector<std::unique_ptr<Engine>> engines;
     std::vector<DraftSetup> drafts;  // --draft: each replica's own draft model, on its device and threads
-    std::vector<DraftModel*> draft_models;
+    std::vector<DraftSource*> draft_models;
     for (int64_t i = 0; i < f->replicas; ++i) {
       auto options = replica_options(f->engine, f->replicas, i);
       if (!options) return fail(options.error());
@@ -171,7 +171,7 @@ Command add_serve(CLI::App& app) {
       if (!f->speculation.draft.empty()) {
         auto draft = open_draft_source(f->speculation, *engines.back(), options.value());
         if (!draft) return fail(draft.error());
-        draft_models.push_back(draft->draft_model);
+        draft_models.push_back(draft->source.get());
         drafts.push_back(std::move(draft).value());
       }
     }

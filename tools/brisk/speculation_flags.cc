@@ -41,7 +41,6 @@ Result<DraftSetup> open_draft_source(const SpeculationFlags& flags, Engine& targ
     if (!engine) return make_error("--draft " + flags.draft + ": " + engine.error().message);
     setup.draft_engine = std::move(engine).value();
     BRISK_ASSIGN(source, DraftModel::attach(*setup.draft_engine, target));
-    setup.draft_model = source.get();
     setup.source = std::move(source);
   }
   return setup;

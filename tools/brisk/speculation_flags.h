@@ -27,7 +27,6 @@ Status check_speculation_flags(const CLI::App& sub, const SpeculationFlags& flag
 struct DraftSetup {
   std::unique_ptr<Engine> draft_engine;
   std::unique_ptr<DraftSource> source;
-  DraftModel* draft_model = nullptr;  // source, when it is a draft model
 };
 Result<DraftSetup> open_draft_source(const SpeculationFlags& flags, Engine& target, EngineOptions target_options);
 
