@@ -64,6 +64,7 @@ GenerateRequest request(const std::string& prompt, const SamplingParams& samplin
   r.sampling = sampling;
   r.stop_at_eos = false;
   r.max_draft = 4;
+  r.speculation_off = SpeculationOff::Never;  // every step speculates: acceptance is then the draft's
   return r;
 }
 
@@ -214,6 +215,37 @@ TEST(Speculation, ADraftWithAnotherTokenizerIsRefused) {
   ASSERT_FALSE(draft.ok());
   EXPECT_NE(draft.error().message.find("a draft must share the model's tokenizer"), std::string::npos)
       << draft.error().message;
+}
+
+// The off switch on given timings: plain steps first (the rate to beat), then speculation while
+// it yields tokens faster (with a few plain probes after each window), and growing plain pauses
+// while it measures slower.
+TEST(Speculation, ThePaceSwitchesSpeculationOffWhereItIsSlower) {
+  auto run = [](double seconds_per_speculative_token, int64_t steps) {
+    SpeculationPace pace;
+    int64_t speculated = 0;
+    for (int64_t i = 0; i < steps; ++i) {
+      const bool speculating = pace.speculate();
+      speculated += speculating;
+      // A plain step: 1 ms for one token; a speculative one: 2 tokens.
+      pace.observe(speculating ? 2 * seconds_per_speculative_token : 1e-3, speculating ? 2 : 1, speculating);
+    }
+    return speculated;
+  };
+  const int64_t steps = 2000;
+  using P = SpeculationPace;
+  // Twice as fast: speculating but for the first plain steps and the probes (4 after each 1 + 48).
+  const int64_t fast = run(0.5e-3, steps);
+  EXPECT_GT(fast, steps * 0.9);
+  EXPECT_LT(fast, steps - P::kSamples);
+  // Much slower: judged after 1 + 4 steps each time, between pauses of 32, 64, ... 512 steps.
+  const int64_t slow = run(2e-3, steps);
+  EXPECT_GT(slow, 0);
+  EXPECT_LE(slow, 8 * (1 + P::kEarlySteps));
+  // A little slower (within the margin): judged after whole windows, then paused.
+  const int64_t near = run(0.995e-3, steps);
+  EXPECT_GT(near, P::kWindow);
+  EXPECT_LE(near, 8 * (1 + P::kWindow));
 }
 
 TEST(Speculation, PromptLookupProposesWhatFollowedTheLatestMatch) {

@@ -240,6 +240,7 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
   // Speculation: `token` at `pos` followed by the draft's proposals, checked in one pass. Returns
   // the tokens the model itself draws after `token`: the proposals it agrees with, then its own.
   DraftLength draft_length(request.max_draft);
+  SpeculationPace pace;  // plain steps where speculating measured slower
   std::vector<int32_t> sequence;
   auto speculate = [&](int32_t token, int64_t pos, int64_t budget) {
     sequence.assign(cached_.begin(), cached_.end());
@@ -318,8 +319,15 @@ Result<GenerateResult> Engine::generate(const GenerateRequest& request,
       break;
     }
     const int32_t last = drawn.back().token;
-    drawn = request.draft ? speculate(last, pos - 1, request.max_new_tokens - output.generated())
-                          : advance(&last, 1, pos - 1);
+    const bool speculating =
+        request.draft && (request.speculation_off == SpeculationOff::Never || pace.speculate());
+    const double step_start = now_seconds();
+    drawn = speculating ? speculate(last, pos - 1, request.max_new_tokens - output.generated())
+                        : advance(&last, 1, pos - 1);
+    if (request.draft) {
+      pace.observe(now_seconds() - step_start, int64_t(drawn.size()), speculating);
+      if (!speculating) result.speculation.steps += 1;  // a pass of the model all the same
+    }
   }
   result.decode_seconds = now_seconds() - t1;
   return result;

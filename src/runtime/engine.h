@@ -60,6 +60,7 @@ struct GenerateRequest {
   // step, which the model checks in one pass. The output is the same with or without it.
   DraftSource* draft = nullptr;
   int64_t max_draft = kDefaultMaxDraft;
+  SpeculationOff speculation_off = SpeculationOff::WhenSlower;
 };
 
 struct GenerateResult {

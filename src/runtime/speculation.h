@@ -143,4 +143,68 @@ class DraftLength {
   int64_t paused_ = 0;
 };
 
+// Whether generate's speculation switches itself off where it measures slower (SpeculationPace).
+enum class SpeculationOff { WhenSlower, Never };
+
+// The off switch of one sequence's speculation, by measurement: the seconds per generated token of
+// its speculative steps (drafting included, summed over a window of them) against its plain ones
+// (a moving average). A window that measures slower (by kMargin; already after kEarlySteps when
+// slower by kEarlyMargin) pauses speculation for some plain steps, doubling (kMinPause to kMaxPause)
+// while it stays slower; a window that measures faster is followed by kProbeSteps plain steps,
+// which keep the plain rate current (it drifts as the context grows). sotu-llama on a 2-vCPU EPYC
+// with sotu-qwen2 drafting: 0.41x plain decoding without this (the draft costs a third of a step
+// per token, the exact checking rows are FMA-bound), which acceptance alone cannot tell; prompt
+// lookup's bursts (nothing proposed for a while, then long runs kept) need the whole window.
+class SpeculationPace {
+ public:
+  static constexpr int64_t kSamples = 8;      // plain steps first: the rate to beat
+  static constexpr int64_t kWindow = 48;      // speculative steps judged together
+  static constexpr int64_t kEarlySteps = 4;
+  static constexpr double kEarlyMargin = 1.5;
+  static constexpr double kMargin = 1.02;     // speculation must beat plain by this much
+  static constexpr int64_t kMinPause = 32;    // plain steps after a slow window
+  static constexpr int64_t kMaxPause = 512;
+  static constexpr int64_t kProbeSteps = 4;   // plain steps after a fast window
+
+  // Whether the next step may speculate.
+  bool speculate() const { return plain_wanted_ == 0; }
+  // A step took `seconds` and yielded `tokens` tokens. The first speculative step after plain ones
+  // is not counted: a draft model then catches up on what it missed (the whole prompt at first).
+  void observe(double seconds, int64_t tokens, bool speculated) {
+    const bool catching_up = speculated && !last_speculated_;
+    last_speculated_ = speculated;
+    if (!speculated) {
+      const double per_token = seconds / double(std::max<int64_t>(tokens, 1));
+      plain_ = plain_samples_++ == 0 ? per_token : 0.8 * plain_ + 0.2 * per_token;
+      plain_wanted_ = std::max<int64_t>(0, plain_wanted_ - 1);
+      return;
+    }
+    if (catching_up) return;
+    window_seconds_ += seconds;
+    window_tokens_ += tokens;
+    ++window_steps_;
+    const double rate = window_seconds_ / double(std::max<int64_t>(window_tokens_, 1));
+    if ((window_steps_ == kEarlySteps && rate > kEarlyMargin * plain_) || (window_steps_ == kWindow && rate * kMargin > plain_)) {
+      plain_wanted_ = pause_;
+      pause_ = std::min(kMaxPause, 2 * pause_);
+    } else if (window_steps_ == kWindow) {
+      plain_wanted_ = kProbeSteps;
+      pause_ = kMinPause;
+    } else {
+      return;
+    }
+    window_seconds_ = 0;
+    window_tokens_ = window_steps_ = 0;
+  }
+
+ private:
+  double plain_ = 0;  // seconds per token of plain steps (moving average)
+  int64_t plain_samples_ = 0;
+  double window_seconds_ = 0;
+  int64_t window_tokens_ = 0, window_steps_ = 0;
+  int64_t plain_wanted_ = kSamples;
+  int64_t pause_ = kMinPause;
+  bool last_speculated_ = false;
+};
+
 }  // namespace brisk

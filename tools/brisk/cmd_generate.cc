@@ -1,5 +1,6 @@
 // brisk generate: stream a continuation of a prompt.
 #include <iostream>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -36,6 +37,13 @@ Command add_generate(CLI::App& app) {
   sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
   add_grammar_flags(sub, f->grammar);
   add_speculation_flags(sub, f->speculation);
+  sub->add_option("--spec-off", f->request.speculation_off,
+                  "when-slower: steps where speculating measures slower than plain decoding (seconds per\n"
+                  "token, the draft's time included) switch it off for a while, then it is measured again;\n"
+                  "never: speculate at every step (to measure speculation itself)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, SpeculationOff>{{"when-slower", SpeculationOff::WhenSlower}, {"never", SpeculationOff::Never}}))
+      ->default_str("when-slower");
   add_engine_flags(sub, f->engine.backend);
   add_parallel_flags(sub, f->engine);
   add_kv_dtype_flag(sub, f->engine.kv_dtype);

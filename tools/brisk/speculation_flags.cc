@@ -22,7 +22,7 @@ void add_speculation_flags(CLI::App* sub, SpeculationFlags& flags) {
 
 Status check_speculation_flags(const CLI::App& sub, const SpeculationFlags& flags) {
   if (flags.lookup > 0 || !flags.draft.empty()) return ok_status();
-  for (const char* tuning : {"--draft-max", "--spec-max-batch"})
+  for (const char* tuning : {"--draft-max", "--spec-max-batch", "--spec-off"})
     if (sub.get_option_no_throw(tuning) && sub.count(tuning) > 0)
       return make_error(std::string(tuning) + " tunes speculative decoding: give --draft DIR or --lookup N too");
   return ok_status();

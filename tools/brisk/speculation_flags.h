@@ -18,8 +18,8 @@ struct SpeculationFlags {
   int64_t max_draft = kDefaultMaxDraft;
 };
 void add_speculation_flags(CLI::App* sub, SpeculationFlags& flags);
-// Refuses a tuning flag given without a source to tune (--draft-max, and serve's --spec-max-batch,
-// without --draft or --lookup), naming it.
+// Refuses a tuning flag given without a source to tune (--draft-max, serve's --spec-max-batch,
+// generate's --spec-off, without --draft or --lookup), naming it.
 Status check_speculation_flags(const CLI::App& sub, const SpeculationFlags& flags);
 
 // What the flags ask for (null: no speculation). A draft model is opened like the target
