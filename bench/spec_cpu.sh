@@ -33,7 +33,9 @@ workloads = {
     "continue": [" ".join(words[i * 3000:i * 3000 + 150]) for i in range(5)],
     "summarize": [" ".join(words[i * 3000:i * 3000 + 400]) + "\n\nTo summarize the above:" for i in range(5)],
 }
-sources = {"plain": [], "lookup": ["--lookup", "3"], "draft": ["--draft", Q, "--draft-max", "4"]}
+# --spec-off never: speculation itself at every step (generate's default would pause it where slower).
+sources = {"plain": [], "lookup": ["--lookup", "3", "--spec-off", "never"],
+           "draft": ["--draft", Q, "--draft-max", "4", "--spec-off", "never"]}
 
 def generate(prompt, extra):
     out = subprocess.run([B, "generate", "-m", M, "-p", prompt, "-n", "128", "--temp", "0", "--ignore-eos",
