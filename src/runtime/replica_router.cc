@@ -24,7 +24,7 @@ ReplicaRouter::ReplicaRouter(const std::vector<Engine*>& engines, SchedulerOptio
                              const std::vector<DraftSource*>& drafts) {
   BRISK_CHECK(!engines.empty(), "ReplicaRouter: no replicas");
   BRISK_CHECK(!options.draft && (drafts.empty() || drafts.size() == engines.size()),
-              "ReplicaRouter: one draft model per replica");
+              "ReplicaRouter: one draft source per replica");
   for (size_t i = 0; i < engines.size(); ++i) {
     options.draft = drafts.empty() ? nullptr : drafts[i];
     replicas_.push_back(std::make_unique<Scheduler>(*engines[i], options));

@@ -173,8 +173,13 @@ function argmaxLast(logits) {
   return best;
 }
 
-// onnxruntime's greedy continuation of PROMPT through the export `dir` against brisk's of `model`.
-async function assertSameGreedy(model, dir, sessionOptions = {}) {
+// onnxruntime's greedy continuation of PROMPT through the export `dir` against brisk's of `model`,
+// token for token. With `tie` (the quantized graphs: brisk's kernels quantize activations to int8,
+// onnxruntime at 'basic' does not) the two may part at a near tie: where they first differ,
+// brisk's token must score within `tie` of onnxruntime's best there, after at least 16 equal
+// tokens (the w8 export parted at token 25 once the prompt's attention was summed per query: logits
+// 11.528 against 11.497, a gap of 0.031 where int8 activations move logits by ~7e-3 relative).
+async function assertSameGreedy(model, dir, sessionOptions = {}, tie = 0) {
   const tok = JSON.parse(brisk('tokenize', '-m', model, '--text', PROMPT, '--json', '--add-special').stdout).ids;
   const gen = brisk('generate', '-m', model, '-p', PROMPT, '-n', '32', '--temp', '0', '--ignore-eos', '--json');
   assert.equal(gen.status, 0, gen.stderr);
@@ -182,11 +187,16 @@ async function assertSameGreedy(model, dir, sessionOptions = {}) {
   const run = await decoder(dir, sessionOptions);
   let out = await run(tok, 0, null);
   const got = [argmaxLast(out.logits)];
-  while (got.length < want.length) {
+  while (got.length < want.length && got.at(-1) === want[got.length - 1]) {
     out = await run([got.at(-1)], tok.length + got.length - 1, out);
     got.push(argmaxLast(out.logits));
   }
-  assert.deepEqual(got, want);
+  const parted = got.findIndex((id, i) => id !== want[i]);
+  if (parted < 0 || tie === 0) return assert.deepEqual(got, want);
+  const vocab = out.logits.dims.at(-1), row = out.logits.data.subarray(out.logits.data.length - vocab);
+  assert.ok(parted >= 16, `parted at token ${parted}: ${got} vs ${want}`);
+  assert.ok(row[got[parted]] - row[want[parted]] <= tie,
+            `token ${parted}: onnxruntime ${got[parted]} (${row[got[parted]]}) vs brisk ${want[parted]} (${row[want[parted]]})`);
 }
 
 // Logits of the whole PROMPT through an export.
@@ -224,7 +234,7 @@ for (const [name, flags, forms] of [['w4-asym', ['--scheme', 'w4', '--asym'], { 
     const want = await promptLogits(decoded, basic);
     assert.ok(relativeL2(await promptLogits(dir, basic), want) < 1e-5);
     if (!forms.int8) assert.ok(relativeL2(await promptLogits(dir), want) < 1e-5);
-    await assertSameGreedy(model, dir, forms.int8 === 43 ? basic : {});
+    await assertSameGreedy(model, dir, forms.int8 === 43 ? basic : {}, 0.05);
   });
 }
 

@@ -160,7 +160,7 @@ Command add_serve(CLI::App& app) {
     show_load_progress(f->engine);
     std::vector<std::unique_ptr<Engine>> engines;
     std::vector<DraftSetup> drafts;  // --draft: each replica's own draft model, on its device and threads
-    std::vector<DraftSource*> draft_models;
+    std::vector<DraftSource*> draft_sources;
     for (int64_t i = 0; i < f->replicas; ++i) {
       auto options = replica_options(f->engine, f->replicas, i);
       if (!options) return fail(options.error());
@@ -171,18 +171,18 @@ Command add_serve(CLI::App& app) {
       if (!f->speculation.draft.empty()) {
         auto draft = open_draft_source(f->speculation, *engines.back(), options.value());
         if (!draft) return fail(draft.error());
-        draft_models.push_back(draft->source.get());
+        draft_sources.push_back(draft->source.get());
         drafts.push_back(std::move(draft).value());
       }
     }
     std::unique_ptr<RequestScheduler> scheduler;
     if (f->replicas == 1) {
-      f->scheduler.draft = draft_models.empty() ? nullptr : draft_models.front();
+      f->scheduler.draft = draft_sources.empty() ? nullptr : draft_sources.front();
       scheduler = std::make_unique<Scheduler>(*engines.front(), f->scheduler);
     } else {
       std::vector<Engine*> replicas;
       for (auto& engine : engines) replicas.push_back(engine.get());
-      scheduler = std::make_unique<ReplicaRouter>(replicas, f->scheduler, draft_models);
+      scheduler = std::make_unique<ReplicaRouter>(replicas, f->scheduler, draft_sources);
     }
     if (f->server.model_names.empty()) {  // the folder's name
       std::string name = std::filesystem::path(f->model).lexically_normal().filename().string();
