@@ -105,7 +105,8 @@ std::filesystem::path quantized_llama(QuantScheme scheme, const std::string& nam
 // The identity above rests on this: a checking pass of a few rows computes each row's logits bit
 // for bit as the one-row decode step at that position would (the same sums in the same order in
 // every matmul, attention and norm; ops/backend.h's kDecodeOrderRows), for every row count a
-// draft can ask for, with bf16 weights (exact and --bf16-fast) and quantized ones.
+// draft can ask for, with bf16 weights (exact and --bf16-fast) and quantized ones (w8, w4, fp8,
+// w8a8, nf4, log2).
 TEST(Speculation, EachRowOfACheckingPassIsItsDecodeStep) {
   const std::vector<int32_t> prompt = {1, 400, 23, 977, 5, 61, 2048, 7, 300, 12, 90, 4000};
   const std::vector<int32_t> next = {15, 2600, 8, 111, 93, 700, 3, 1200, 44, 5, 6000, 31, 250, 9, 77, 1000};
@@ -117,6 +118,8 @@ TEST(Speculation, EachRowOfACheckingPassIsItsDecodeStep) {
   models.push_back({quantized_llama(QuantScheme::W4, "w4"), Bf16Precision::Exact});
   models.push_back({quantized_llama(QuantScheme::FP8, "fp8"), Bf16Precision::Exact});
   models.push_back({quantized_llama(QuantScheme::W8A8, "w8a8"), Bf16Precision::Exact});
+  models.push_back({quantized_llama(QuantScheme::NF4, "nf4"), Bf16Precision::Exact});
+  models.push_back({quantized_llama(QuantScheme::LOG2, "log2"), Bf16Precision::Exact});
   struct RemoveQuantized {
     const std::vector<std::pair<std::filesystem::path, Bf16Precision>>& models;
     ~RemoveQuantized() {
