@@ -20,17 +20,24 @@ namespace {
 
 using namespace greedy_requests;
 
-const std::string kModel = std::string(BRISK_SHARED_DIR) + "/models/sotu-llama";
+const std::string kModels = std::string(BRISK_SHARED_DIR) + "/models/";
 
-std::unique_ptr<Engine> open_engine(int64_t context, int64_t kv_bytes = 0) {
+// A shared model with this context and KV memory (kv_bytes, else kv_tokens positions).
+std::unique_ptr<Engine> open_model(const std::string& name, int64_t context, int64_t kv_bytes = 0,
+                                   int64_t kv_tokens = 0) {
   EngineOptions options;
-  options.model_dir = kModel;
+  options.model_dir = kModels + name;
   options.backend.threads = 2;
   options.context = context;
   options.kv_bytes = kv_bytes;
+  options.kv_tokens = kv_tokens;
   auto engine = Engine::open(options);
   EXPECT_TRUE(engine.ok()) << engine.error().message;
   return std::move(engine).value();
+}
+
+std::unique_ptr<Engine> open_engine(int64_t context, int64_t kv_bytes = 0) {
+  return open_model("sotu-llama", context, kv_bytes);
 }
 
 // Six sequences of ~8 + 40 tokens, at most `max_batch` at once, on exactly one context of KV
@@ -105,22 +112,12 @@ TEST(Scheduler, SpeculationKeepsEveryRequestsTokens) {
 }
 
 // A draft model in the batch (SchedulerOptions::draft; serve --draft): sotu-qwen2 drafting for
-// sotu-llama gives every request its solo tokens, greedy and sampled, beside prefills and through
+// sotu-llama gives every (greedy) request its solo tokens, beside prefills and through
 // preemption; with the model as its own draft every proposal is kept; a draft cache too small for
 // the batch leaves sequences without proposals, not without their tokens.
 TEST(Scheduler, ADraftModelKeepsEveryRequestsTokens) {
   auto engine = open_engine(256);
-  auto open_draft = [&](const std::string& model, int64_t kv_tokens, int64_t context = 256) {
-    EngineOptions options;
-    options.model_dir = std::string(BRISK_SHARED_DIR) + "/models/" + model;
-    options.backend.threads = 2;
-    options.context = context;
-    options.kv_tokens = kv_tokens;
-    auto draft_engine = Engine::open(options);
-    EXPECT_TRUE(draft_engine.ok()) << draft_engine.error().message;
-    return std::move(draft_engine).value();
-  };
-  auto qwen2 = open_draft("sotu-qwen2", 4 * 256);
+  auto qwen2 = open_model("sotu-qwen2", 256, 0, 4 * 256);
   auto draft = DraftModel::attach(*qwen2, *engine);
   ASSERT_TRUE(draft.ok()) << draft.error().message;
   SchedulerOptions options;
@@ -137,7 +134,7 @@ TEST(Scheduler, ADraftModelKeepsEveryRequestsTokens) {
   expect_preemption_keeps_results(options);
 
   // The model drafting for itself: every proposal kept, in a batch.
-  auto copy = open_draft("sotu-llama", 4 * 256);
+  auto copy = open_model("sotu-llama", 256, 0, 4 * 256);
   auto self = DraftModel::attach(*copy, *engine);
   ASSERT_TRUE(self.ok());
   options.max_batch = 4;
@@ -148,7 +145,7 @@ TEST(Scheduler, ADraftModelKeepsEveryRequestsTokens) {
 
   // A draft cache of one 64-token context for four sequences of ~48: some draft, the rest decode
   // plainly.
-  auto cramped = open_draft("sotu-qwen2", 64, 64);
+  auto cramped = open_model("sotu-qwen2", 64, 0, 64);
   auto tight = DraftModel::attach(*cramped, *engine);
   ASSERT_TRUE(tight.ok());
   options.draft = tight.value().get();

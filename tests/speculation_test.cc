@@ -20,14 +20,15 @@ namespace {
 
 const std::filesystem::path kModels = std::filesystem::path(BRISK_SHARED_DIR) / "models";
 
-// A shared model by name, or a folder.
+// A shared model by name, or a folder; max_rows: rows of one forward pass (0: the default).
 std::unique_ptr<Engine> open(const std::filesystem::path& model, int64_t context = 512,
-                             Bf16Precision bf16 = Bf16Precision::Exact) {
+                             Bf16Precision bf16 = Bf16Precision::Exact, int64_t max_rows = 0) {
   EngineOptions options;
   options.model_dir = kModels / model;
   options.backend.threads = 2;
   options.backend.bf16 = bf16;
   options.context = context;
+  if (max_rows > 0) options.max_rows = max_rows;
   auto engine = Engine::open(options);
   EXPECT_TRUE(engine.ok()) << engine.error().message;
   return std::move(engine).value();
@@ -177,15 +178,8 @@ TEST(Speculation, ASmallerModelDraftsForALargerOne) {
 
 TEST(Speculation, ADraftRunsWhatItLacksInPassesOfItsRows) {
   // The prompt (~20 tokens) is longer than the draft's passes: its first call runs it in pieces.
-  auto target = open("sotu-llama");
-  EngineOptions options;
-  options.model_dir = kModels / "sotu-qwen2";
-  options.backend.threads = 2;
-  options.context = 512;
-  options.max_rows = 6;
-  auto small = Engine::open(options);
-  ASSERT_TRUE(small.ok()) << small.error().message;
-  auto draft = DraftModel::attach(*small.value(), *target);
+  auto target = open("sotu-llama"), small = open("sotu-qwen2", 512, Bf16Precision::Exact, 6);
+  auto draft = DraftModel::attach(*small, *target);
   ASSERT_TRUE(draft.ok()) << draft.error().message;
   expect_same_output(*target, *draft.value(), "qwen2 in passes of 6 rows", 0.2);
 }

@@ -100,11 +100,11 @@ std::vector<float> DraftModel::run(const std::vector<SequenceChunk>& chunks) {
 void DraftModel::propose_all(std::vector<DraftRequest>& requests) {
   const int64_t vocab = engine_.model().config().vocab_size;
   // The requests still drafting, each with a copy of its sampler (the target's noise, penalties and
-  // grammar state), and the chunk of its next pass.
+  // grammar state) and its latest proposal, which its next one-row pass runs.
   struct Drafting {
     DraftRequest* request;
     Sampler coupled;
-    std::vector<int32_t> row;  // the token of a one-row pass
+    int32_t token = 0;
   };
   std::vector<Drafting> drafting;
   std::vector<SequenceChunk> chunks;
@@ -124,7 +124,7 @@ void DraftModel::propose_all(std::vector<DraftRequest>& requests) {
       continue;
     }
     cache.tokens = sequence;
-    drafting.push_back({&r, *r.sampler, {}});
+    drafting.push_back({&r, *r.sampler});
     chunks.push_back({sequence.data() + keep, len - keep, keep, cache.blocks.data(), int64_t(cache.blocks.size()),
                       LogitRows::Last});
   }
@@ -139,14 +139,14 @@ void DraftModel::propose_all(std::vector<DraftRequest>& requests) {
       if (token == kNonFiniteLogits) continue;
       r.proposals.push_back(token);
       if (int64_t(r.proposals.size()) == r.n) continue;
-      next.push_back({&r, std::move(d.coupled), {token}});
+      next.push_back({&r, std::move(d.coupled), token});
     }
     drafting = std::move(next);
-    for (Drafting& d : drafting) {  // rows pushed after the vector stopped moving
+    for (Drafting& d : drafting) {  // chunks point at the tokens once the vector stopped moving
       DraftCache& cache = *d.request->cache;
-      chunks.push_back({d.row.data(), 1, int64_t(cache.tokens.size()), cache.blocks.data(),
-                        int64_t(cache.blocks.size()), LogitRows::Last});
-      cache.tokens.push_back(d.row[0]);
+      chunks.push_back({&d.token, 1, int64_t(cache.tokens.size()), cache.blocks.data(), int64_t(cache.blocks.size()),
+                        LogitRows::Last});
+      cache.tokens.push_back(d.token);
     }
   }
 }

@@ -3,10 +3,9 @@
 // kept. The target draws each position exactly as plain decoding does (the same Sampler, seed and
 // step, on logits bit for bit a decode step's: ops/backend.h's kDecodeOrderRows; ops/sampling.h's
 // noise depends only on (seed, step, token)), so the output is token for token the output without
-// speculation, greedy or sampled: the target's distribution is kept
-// because its draws are. A draft model proposes with the same noise on its own logits (a coupled
-// draw), so where its distribution is close to the target's it proposes the token the target will
-// draw. The one generation loop (Engine::generate) asks a DraftSource before each step.
+// speculation, greedy or sampled: the target's distribution is kept because its draws are. A draft
+// model proposes with the same noise on its own logits (a coupled draw), so where its distribution
+// is close to the target's it proposes the token the target will draw. The one generation loop (Engine::generate) asks a DraftSource before each step.
 #pragma once
 
 #include <algorithm>

@@ -354,7 +354,23 @@ describe('brisk serve on sotu-llama', { timeout: 600000 }, () => {
 });
 
 // Two replicas, each speculating by prompt lookup or with its own draft model (sotu-qwen2 shares
-// sotu-llama's tokenizer): the texts are those of one plain server.
+// sotu-llama's tokenizer): the texts are those of one plain server (asked once, for both).
+const dpPrompts = Array.from({ length: 16 }, (_, i) => `In ${1950 + i} the President said that`);
+const dpParams = (prompt, i) => ({ prompt, max_tokens: 32, ...(i % 2 ? { temperature: 0.8, seed: i } : { temperature: 0 }) });
+let dpPlainTexts;
+async function plainServerTexts() {
+  if (dpPlainTexts) return dpPlainTexts;
+  const alone = await startServer(LLAMA, ['--ctx', '256']);
+  try {
+    const one = client(alone);
+    const texts = [];
+    for (let i = 0; i < dpPrompts.length; ++i) texts.push((await one.completions.create(dpParams(dpPrompts[i], i))).choices[0].text);
+    dpPlainTexts = texts;
+  } finally {
+    await alone.stop();
+  }
+  return dpPlainTexts;
+}
 for (const source of [['--lookup', '3'], ['--draft', path.join(SHARED, 'models', 'sotu-qwen2')]]) {
   describe(`data parallel and speculation: serve --dp 2 ${source[0]}`, { timeout: 300000 }, () => {
     let server;
@@ -369,18 +385,9 @@ for (const source of [['--lookup', '3'], ['--draft', path.join(SHARED, 'models',
     });
 
     test('16 concurrent clients (greedy and seeded) over two replicas each get the plain server\'s text', async () => {
-      const prompts = Array.from({ length: 16 }, (_, i) => `In ${1950 + i} the President said that`);
-      const params = (prompt, i) => ({ prompt, max_tokens: 32, ...(i % 2 ? { temperature: 0.8, seed: i } : { temperature: 0 }) });
-      const alone = await startServer(LLAMA, ['--ctx', '256']);
-      const expected = [];
-      try {
-        const one = client(alone);
-        for (let i = 0; i < prompts.length; ++i) expected.push((await one.completions.create(params(prompts[i], i))).choices[0].text);
-      } finally {
-        await alone.stop();
-      }
-      const streamed = await Promise.all(prompts.map((prompt, i) => streamText(openai, params(prompt, i))));
-      for (let i = 0; i < prompts.length; ++i) assert.equal(streamed[i].text, expected[i], `client ${i}`);
+      const expected = await plainServerTexts();
+      const streamed = await Promise.all(dpPrompts.map((prompt, i) => streamText(openai, dpParams(prompt, i))));
+      for (let i = 0; i < dpPrompts.length; ++i) assert.equal(streamed[i].text, expected[i], `client ${i}`);
       const m = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
       const taken = [0, 1].map((r) => m[`brisk_replica_requests_total{replica="${r}"}`]);
       assert.equal(taken[0] + taken[1], 16, JSON.stringify(taken));
@@ -389,14 +396,14 @@ for (const source of [['--lookup', '3'], ['--draft', path.join(SHARED, 'models',
       assert.ok(m['brisk_speculated_tokens_accepted_total'] > 0, 'some were accepted');
       assert.match(server.log(), /\/v1\/completions 200 .* speculated=\d+ accepted=\d+/, 'the request log says what was speculated');
     });
-
-    test('--dp that cannot be placed is refused by name', () => {
-      const r = spawnSync(BRISK, ['serve', '-m', LLAMA, '--dp', '4', '-t', '2'], { encoding: 'utf8', timeout: 60000 });
-      assert.notEqual(r.status, 0);
-      assert.match(r.stderr, /--dp 4 needs at least one CPU thread per replica; -t gives 2/);
-    });
   });
 }
+
+test('--dp that cannot be placed is refused by name', () => {
+  const r = spawnSync(BRISK, ['serve', '-m', LLAMA, '--dp', '4', '-t', '2'], { encoding: 'utf8', timeout: 60000 });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--dp 4 needs at least one CPU thread per replica; -t gives 2/);
+});
 
 describe('queue limits', { timeout: 300000 }, () => {
   test('a full queue answers 429 with Retry-After', async () => {
